@@ -1,0 +1,224 @@
+"""Exact model math: parameter counts (total, active, by component), FLOPs per token, and the
+matrix shapes of one layer.
+
+Counts follow the Hugging Face modeling code of each family (checked against `numel()` of the
+instantiated models, `shared/reference/ecosystem.md` section 5.3). MLA formulas: ecosystem.md 5.1.
+
+FLOPs convention: a matmul of (m x k) by (k x n) costs 2mkn. Per token, the forward pass costs
+2 x (active matmul parameters, including the output projection and excluding the embedding
+lookup) plus attention scores and context: 2 * s * heads * (d_qk + d_v) for full attention. With
+`causal=True` (our default: it is the work flash-attention really does) that attention term is
+halved. Training = 3 x forward (backward = 2 x forward, Kaplan et al. 2020; Narayanan et al. 2021).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from planner.spec.model import ModelSpec
+
+
+@dataclass(frozen=True)
+class Matmul:
+    """One weight matmul of a layer: tokens x k @ k x n, applied `per_token` times per token
+    (top_k for routed experts). `tp` says whether tensor parallelism splits it."""
+
+    name: str
+    k: int
+    n: int
+    per_token: float = 1.0
+    tp: bool = True
+
+
+@dataclass(frozen=True)
+class ModelStats:
+    """Parameter counts by component (all exact integers) and FLOPs per token."""
+
+    name: str
+    embedding: int
+    lm_head: int
+    final_norm: int
+    attention_per_layer: int
+    norms_per_layer: int
+    dense_mlp_per_layer: int
+    router_per_moe_layer: int
+    routed_experts_per_moe_layer: int
+    shared_experts_per_moe_layer: int
+    dense_layers: int
+    moe_layers: int
+    top_k: int = 0
+    experts: int = 0
+    components: dict = field(default_factory=dict)
+
+    @property
+    def params_total(self) -> int:
+        return sum(self.components.values())
+
+    @property
+    def routed_total(self) -> int:
+        return self.routed_experts_per_moe_layer * self.moe_layers
+
+    @property
+    def params_active(self) -> int:
+        """Total minus the routed experts a token does not use: total - routed + routed * k / E."""
+        if not self.experts:
+            return self.params_total
+        return self.params_total - self.routed_total + self.routed_total * self.top_k // self.experts
+
+    @property
+    def params_non_expert(self) -> int:
+        return self.params_total - self.routed_total
+
+
+def attention_params(m: ModelSpec) -> int:
+    h, H = m.hidden, m.heads
+    if m.mla:
+        a = m.mla
+        qk = a.qk_nope_head_dim + a.qk_rope_head_dim
+        if a.q_lora_rank:
+            q = h * a.q_lora_rank + a.q_lora_rank + a.q_lora_rank * H * qk  # q_a_proj, q_a_layernorm, q_b_proj
+        else:
+            q = h * H * qk
+        kv = h * (a.kv_lora_rank + a.qk_rope_head_dim) + a.kv_lora_rank \
+            + a.kv_lora_rank * H * (a.qk_nope_head_dim + a.v_head_dim)
+        return q + kv + H * a.v_head_dim * h
+    d, kv_h = m.d_head, m.n_kv_heads
+    qkv_out = H * d + 2 * kv_h * d
+    params = h * qkv_out + H * d * h
+    if m.qkv_bias or m.linear_bias:
+        params += qkv_out
+    if m.linear_bias:
+        params += h
+    if m.qk_norm:
+        params += 2 * d
+    return params
+
+
+def norm_params(m: ModelSpec) -> int:
+    return m.hidden * (2 if m.norm == "layernorm" else 1)
+
+
+def mlp_params(m: ModelSpec, ffn: int, bias: bool | None = None) -> int:
+    mats = 3 if m.ffn_act == "swiglu" else 2
+    p = mats * m.hidden * ffn
+    if m.linear_bias if bias is None else bias:
+        p += (2 * ffn if m.ffn_act == "swiglu" else ffn) + m.hidden
+    return p
+
+
+def model_stats(m: ModelSpec) -> ModelStats:
+    h = m.hidden
+    emb = m.vocab * h + (m.max_seq_len * h if m.position == "learned" else 0)
+    head = 0 if m.tie_embeddings else m.vocab * h
+    attn = attention_params(m)
+    norms = 2 * norm_params(m)
+    dense_mlp = mlp_params(m, m.ffn_hidden)
+    router = routed = shared = 0
+    dense_layers, moe_layers = m.layers, 0
+    if m.moe:
+        mo = m.moe
+        dense_layers, moe_layers = mo.dense_layers, m.layers - mo.dense_layers
+        router = mo.experts * h  # DeepSeek-V3's e_score_correction_bias is a buffer, not a parameter
+        routed = mo.experts * mlp_params(m, mo.expert_ffn_hidden, bias=False)
+        shared = (mlp_params(m, mo.shared_ffn, bias=False) if mo.shared_ffn else 0) \
+            + (h if mo.shared_expert_gate else 0)
+    components = {
+        "embedding": emb,
+        "attention": attn * m.layers,
+        "norms": norms * m.layers + norm_params(m),
+        "dense_mlp": dense_mlp * dense_layers,
+        "router": router * moe_layers,
+        "routed_experts": routed * moe_layers,
+        "shared_experts": shared * moe_layers,
+        "lm_head": head,
+    }
+    return ModelStats(
+        name=m.name, embedding=emb, lm_head=head, final_norm=norm_params(m), attention_per_layer=attn,
+        norms_per_layer=norms, dense_mlp_per_layer=dense_mlp, router_per_moe_layer=router,
+        routed_experts_per_moe_layer=routed, shared_experts_per_moe_layer=shared,
+        dense_layers=dense_layers, moe_layers=moe_layers,
+        top_k=m.moe.top_k if m.moe else 0, experts=m.moe.experts if m.moe else 0, components=components,
+    )
+
+
+def layer_matmuls(m: ModelSpec, moe_layer: bool) -> list[Matmul]:
+    """The weight matmuls of one layer with their shapes (before any parallel split)."""
+    h, H = m.hidden, m.heads
+    mats: list[Matmul] = []
+    if m.mla:
+        a = m.mla
+        qk = a.qk_nope_head_dim + a.qk_rope_head_dim
+        if a.q_lora_rank:
+            mats += [Matmul("q_down", h, a.q_lora_rank, tp=False), Matmul("q_up", a.q_lora_rank, H * qk)]
+        else:
+            mats.append(Matmul("q_proj", h, H * qk))
+        mats += [Matmul("kv_down", h, a.kv_lora_rank + a.qk_rope_head_dim, tp=False),
+                 Matmul("kv_up", a.kv_lora_rank, H * (a.qk_nope_head_dim + a.v_head_dim)),
+                 Matmul("o_proj", H * a.v_head_dim, h)]
+    else:
+        d = m.d_head
+        mats += [Matmul("qkv_proj", h, H * d + 2 * m.n_kv_heads * d), Matmul("o_proj", H * d, h)]
+    up = 2 if m.ffn_act == "swiglu" else 1
+    if moe_layer and m.moe:
+        mo = m.moe
+        mats.append(Matmul("router", h, mo.experts, tp=False))
+        mats += [Matmul("expert_up", h, up * mo.expert_ffn_hidden, per_token=mo.top_k),
+                 Matmul("expert_down", mo.expert_ffn_hidden, h, per_token=mo.top_k)]
+        if mo.shared_ffn:
+            mats += [Matmul("shared_up", h, up * mo.shared_ffn), Matmul("shared_down", mo.shared_ffn, h)]
+    else:
+        mats += [Matmul("mlp_up", h, up * m.ffn_hidden), Matmul("mlp_down", m.ffn_hidden, h)]
+    return mats
+
+
+def attention_dims(m: ModelSpec) -> tuple[int, int]:
+    """(d_qk, d_v) per head."""
+    if m.mla:
+        return m.mla.qk_nope_head_dim + m.mla.qk_rope_head_dim, m.mla.v_head_dim
+    return m.d_head, m.d_head
+
+
+def attention_flops_per_token(m: ModelSpec, seq_len: int, causal: bool = True) -> float:
+    """Forward FLOPs of scores (QK^T) and context (AV) per token, summed over layers:
+    2 * s * H * (d_qk + d_v) per layer, halved under a causal mask."""
+    d_qk, d_v = attention_dims(m)
+    full = 2.0 * seq_len * m.heads * (d_qk + d_v) * m.layers
+    return full / 2 if causal else full
+
+
+def matmul_flops_per_token(m: ModelSpec) -> float:
+    """Forward FLOPs of the weight matmuls per token (2 per active weight, LM head included)."""
+    total = 0.0
+    for moe_layer, count in ((False, model_stats(m).dense_layers), (True, model_stats(m).moe_layers)):
+        if count:
+            total += count * sum(2.0 * x.k * x.n * x.per_token for x in layer_matmuls(m, moe_layer))
+    return total + 2.0 * m.vocab * m.hidden
+
+
+def flops_per_token(m: ModelSpec, seq_len: int, causal: bool = True) -> dict:
+    fwd = matmul_flops_per_token(m) + attention_flops_per_token(m, seq_len, causal)
+    return {"forward": fwd, "training": 3 * fwd,
+            "attention_forward": attention_flops_per_token(m, seq_len, causal), "causal": causal}
+
+
+def summary(m: ModelSpec, seq_len: int = 4096) -> dict:
+    """Everything `planner model` reports."""
+    st = model_stats(m)
+    fl = flops_per_token(m, seq_len)
+    return {
+        "name": m.name,
+        "params_total": st.params_total,
+        "params_active": st.params_active,
+        "params_non_expert": st.params_non_expert,
+        "params_by_component": dict(st.components),
+        "flops_per_token": {"seq_len": seq_len, "forward": fl["forward"], "training": fl["training"],
+                            "attention_forward": fl["attention_forward"],
+                            "convention": "2 FLOPs per multiply-add; causal attention counted as half of "
+                                          "2*s*H*(d_qk+d_v) per layer; training = 3 x forward"},
+        "layer_shapes": {
+            kind: [{"name": x.name, "k": x.k, "n": x.n, "per_token": x.per_token, "tp_split": x.tp}
+                   for x in layer_matmuls(m, kind == "moe")]
+            for kind in (["dense"] if st.dense_layers else []) + (["moe"] if st.moe_layers else [])
+        },
+        "architecture": m.model_dump(exclude_none=True, exclude={"source", "notes"}),
+    }

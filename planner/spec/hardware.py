@@ -1,0 +1,107 @@
+"""Accelerators, nodes and clusters. Bandwidths are GB/s decimal, one direction, per GPU."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from planner.spec.base import NonNegFloat, PosFloat, PosInt, Strict
+
+Precision = Literal["fp32", "tf32", "fp16", "bf16", "fp8", "fp4"]
+
+
+class Peaks(Strict):
+    """Dense (no 2:4 sparsity) peak TFLOP/s per precision; None = not supported."""
+
+    fp32: PosFloat | None = None
+    tf32: PosFloat | None = None
+    fp16: PosFloat | None = None
+    bf16: PosFloat | None = None
+    fp8: PosFloat | None = None
+    fp4: PosFloat | None = None
+
+
+class MatmulEfficiency(Strict):
+    """Measured maximum achievable matmul throughput / dense peak (ml-engineering MAMF)."""
+
+    bf16: PosFloat | None = Field(None, le=1.0)
+    fp8: PosFloat | None = Field(None, le=1.0)
+
+
+class GPUPrice(Strict):
+    cloud_usd_per_gpu_hour: NonNegFloat | None = None
+    purchase_usd: NonNegFloat | None = None
+    date: str | None = None
+    source: str | None = None
+
+
+class GPU(Strict):
+    name: str
+    vendor: str | None = None
+    memory_gib: PosFloat
+    hbm_tb_s: PosFloat
+    tflops: Peaks
+    matmul_efficiency: MatmulEfficiency = MatmulEfficiency()
+    power_w: PosFloat | None = None
+    host_link: str | None = None
+    price: GPUPrice = GPUPrice()
+    source: str | None = None
+    notes: str | None = None
+
+    def peak_tflops(self, precision: str) -> float | None:
+        return getattr(self.tflops, precision, None)
+
+
+class NodePrice(Strict):
+    purchase_usd: NonNegFloat | None = None
+    cloud_usd_per_node_hour: NonNegFloat | None = None
+    date: str | None = None
+    source: str | None = None
+
+
+class Node(Strict):
+    name: str = "custom-node"
+    gpu: GPU
+    gpus_per_node: PosInt
+    scaleup_domain: PosInt | None = Field(None, description="GPUs in one NVLink/xGMI domain; default gpus_per_node")
+    scaleup_gb_s: PosFloat
+    scaleup_efficiency: PosFloat | None = Field(None, le=1.0)
+    scaleout_gb_s: PosFloat
+    scaleout_efficiency: PosFloat | None = Field(None, le=1.0)
+    nics_per_node: PosInt | None = None
+    host_memory_gib: PosFloat
+    host_link_gb_s: PosFloat | None = None
+    cpu_cores: PosInt | None = None
+    nvme_tb: NonNegFloat | None = None
+    power_kw: PosFloat | None = None
+    price: NodePrice = NodePrice()
+    source: str | None = None
+    notes: str | None = None
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.scaleup_domain is not None and self.scaleup_domain < self.gpus_per_node \
+                and self.gpus_per_node % self.scaleup_domain:
+            raise ValueError(f"gpus_per_node ({self.gpus_per_node}) is not a multiple of "
+                             f"scaleup_domain ({self.scaleup_domain})")
+        return self
+
+    @property
+    def domain(self) -> int:
+        return self.scaleup_domain or self.gpus_per_node
+
+    def usd_per_gpu_hour(self) -> float | None:
+        """Rental price per GPU-hour: the node's cloud price if given, else the GPU's."""
+        if self.price.cloud_usd_per_node_hour is not None:
+            return self.price.cloud_usd_per_node_hour / self.gpus_per_node
+        return self.gpu.price.cloud_usd_per_gpu_hour
+
+
+class Cluster(Strict):
+    node: Node
+    nodes: PosInt = 1
+
+    @property
+    def gpus(self) -> int:
+        return self.node.gpus_per_node * self.nodes

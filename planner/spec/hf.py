@@ -1,0 +1,110 @@
+"""Hugging Face `config.json` -> inline model mapping (ModelSpec keys).
+
+Families: Llama, Mistral, Qwen2/2.5, Qwen3, Mixtral, Qwen2-MoE, Qwen3-MoE, DeepSeek-V2/V3, GPT-2,
+GPT-NeoX. Field names per family follow `shared/reference/ecosystem.md` section 5.1; both the
+transformers v4 and v5 spellings are read. DeepSeek-V3's multi-token-prediction layer
+(`num_nextn_predict_layers`) is not part of the model Hugging Face instantiates and is not counted.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from planner.errors import InputError
+
+DENSE = {"llama", "mistral", "qwen2", "qwen3", "gemma", "olmo", "granite", "phi3"}
+SUPPORTED = DENSE | {"mixtral", "qwen2_moe", "qwen3_moe", "deepseek_v2", "deepseek_v3", "gpt2", "gpt_neox"}
+
+
+def _get(cfg: dict, *names: str, default: Any = ..., key: str | None = None):
+    for n in names:
+        if n in cfg and cfg[n] is not None:
+            return cfg[n]
+    if default is ...:
+        raise InputError(f"missing '{names[0]}' (needed for model_type '{cfg.get('model_type')}')", key=key or names[0])
+    return default
+
+
+def _act(cfg: dict) -> str:
+    act = str(_get(cfg, "hidden_act", "activation_function", default="silu")).lower()
+    if act in ("silu", "swish", "swiglu"):
+        return "swiglu"
+    if act.startswith("gelu"):
+        return "gelu"
+    if act == "relu":
+        return "relu"
+    raise InputError(f"unsupported activation '{act}' (expected silu, gelu or relu)", key="hidden_act")
+
+
+def model_from_hf(cfg: dict, name: str = "hf-model") -> dict:
+    """Map a config.json dict to ModelSpec keys (validated later by the ModelSpec model)."""
+    if not isinstance(cfg, dict):
+        raise InputError("config.json must hold a JSON object")
+    mt = cfg.get("model_type")
+    if mt not in SUPPORTED:
+        raise InputError(f"unsupported model_type {mt!r} (supported: {', '.join(sorted(SUPPORTED))})",
+                         key="model_type")
+    if mt == "gpt2":
+        h = _get(cfg, "n_embd", "hidden_size")
+        return {
+            "name": name, "layers": _get(cfg, "n_layer", "num_hidden_layers"), "hidden": h,
+            "heads": _get(cfg, "n_head", "num_attention_heads"), "ffn_hidden": _get(cfg, "n_inner", default=4 * h),
+            "ffn_act": "gelu", "vocab": _get(cfg, "vocab_size"), "tie_embeddings": True, "position": "learned",
+            "max_seq_len": _get(cfg, "n_positions", "max_position_embeddings"), "norm": "layernorm",
+            "linear_bias": True, "dropout": float(cfg.get("resid_pdrop", 0) or 0) > 0,
+        }
+    out: dict[str, Any] = {
+        "name": name,
+        "layers": _get(cfg, "num_hidden_layers"),
+        "hidden": _get(cfg, "hidden_size"),
+        "heads": _get(cfg, "num_attention_heads"),
+        "kv_heads": _get(cfg, "num_key_value_heads", default=None),
+        "ffn_hidden": _get(cfg, "intermediate_size"),
+        "ffn_act": _act(cfg),
+        "vocab": _get(cfg, "vocab_size"),
+        "tie_embeddings": bool(cfg.get("tie_word_embeddings", False)),  # every family here defaults to untied
+        "position": "rope",
+        "norm": "rmsnorm",
+    }
+    if cfg.get("head_dim"):
+        out["head_dim"] = cfg["head_dim"]
+    if mt == "gpt_neox":
+        out.update(norm="layernorm", linear_bias=True, ffn_act=_act(cfg), kv_heads=None)
+    if mt in ("qwen2", "qwen2_moe"):
+        out["qkv_bias"] = bool(cfg.get("qkv_bias", True))  # hard-coded in Qwen2 modeling code
+    if mt in ("llama", "mistral", "qwen3", "qwen3_moe", "olmo", "granite") and cfg.get("attention_bias"):
+        out["qkv_bias"] = True
+    if mt in ("qwen3", "qwen3_moe"):
+        out["qk_norm"] = True
+    if mt == "mixtral":
+        out["moe"] = {"experts": _get(cfg, "num_local_experts"), "top_k": _get(cfg, "num_experts_per_tok"),
+                      "expert_ffn_hidden": out["ffn_hidden"]}
+    if mt in ("qwen2_moe", "qwen3_moe"):
+        step = cfg.get("decoder_sparse_step", 1) or 1
+        only = cfg.get("mlp_only_layers") or []
+        if step != 1 or only:
+            raise InputError("decoder_sparse_step != 1 and mlp_only_layers are not supported yet",
+                             key="decoder_sparse_step" if step != 1 else "mlp_only_layers")
+        moe = {"experts": _get(cfg, "num_experts", "num_local_experts"), "top_k": _get(cfg, "num_experts_per_tok"),
+               "expert_ffn_hidden": _get(cfg, "moe_intermediate_size")}
+        shared = cfg.get("shared_expert_intermediate_size") or 0
+        if mt == "qwen2_moe" and shared:
+            moe.update(shared_experts=1, shared_expert_ffn_hidden=shared, shared_expert_gate=True)
+        out["moe"] = moe
+    if mt in ("deepseek_v2", "deepseek_v3"):
+        freq = cfg.get("moe_layer_freq", 1) or 1
+        if freq != 1:
+            raise InputError("moe_layer_freq != 1 is not supported yet", key="moe_layer_freq")
+        out["kv_heads"] = None
+        out["moe"] = {
+            "experts": _get(cfg, "n_routed_experts"), "top_k": _get(cfg, "num_experts_per_tok"),
+            "expert_ffn_hidden": _get(cfg, "moe_intermediate_size"),
+            "shared_experts": cfg.get("n_shared_experts") or 0,
+            "dense_layers": cfg.get("first_k_dense_replace") or 0,
+            "router_bias": cfg.get("topk_method") == "noaux_tc",
+        }
+        out["mla"] = {"q_lora_rank": cfg.get("q_lora_rank"), "kv_lora_rank": _get(cfg, "kv_lora_rank"),
+                      "qk_nope_head_dim": _get(cfg, "qk_nope_head_dim"),
+                      "qk_rope_head_dim": _get(cfg, "qk_rope_head_dim"), "v_head_dim": _get(cfg, "v_head_dim")}
+        out.pop("head_dim", None)
+    return out

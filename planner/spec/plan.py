@@ -1,0 +1,101 @@
+"""One deployment plan: every parallel degree and memory trick, like torchtitan's ParallelDims.
+
+`Plan.check(scenario)` validates the whole layout in one place and its messages print the numbers
+that do not multiply out.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+from planner.errors import InputError
+from typing import Annotated
+
+from pydantic import BeforeValidator
+
+from planner.spec.base import PosInt, Strict, _to_int
+
+if TYPE_CHECKING:
+    from planner.spec.scenario import Scenario
+
+FIELDS = ("framework", "precision", "dp", "tp", "pp", "cp", "ep", "vpp", "sp", "zero",
+          "offload", "offload_params", "recompute", "mbs", "ga")
+
+
+class Plan(Strict):
+    framework: Literal["deepspeed", "megatron", "torchtitan"] = "megatron"
+    precision: Literal["fp32", "fp16", "bf16", "fp8"] = "bf16"
+    dp: PosInt | None = None
+    tp: PosInt = 1
+    pp: PosInt = 1
+    cp: PosInt = 1
+    ep: PosInt = 1
+    vpp: PosInt = 1
+    sp: bool | None = None
+    zero: Annotated[Literal[0, 1, 2, 3], BeforeValidator(_to_int)] = 1
+    offload: Literal["none", "cpu", "nvme"] = "none"
+    offload_params: Literal["none", "cpu", "nvme"] = "none"
+    recompute: Literal["none", "selective", "full"] = "selective"
+    mbs: PosInt = 1
+    ga: PosInt | None = None
+
+    def resolved(self, scenario: "Scenario") -> "Plan":
+        """Fill dp, ga and sp from the scenario, then check the layout; raises InputError."""
+        gpus = scenario.cluster.gpus
+        model_par = self.tp * self.pp * self.cp
+        dp = self.dp if self.dp is not None else max(1, gpus // model_par)
+        gb = scenario.training.global_batch
+        ga = self.ga if self.ga is not None else max(1, gb // (self.mbs * dp))
+        sp = self.sp if self.sp is not None else (self.tp > 1 and self.framework != "deepspeed")
+        plan = self.model_copy(update={"dp": dp, "ga": ga, "sp": sp})
+        problems = plan.problems(scenario)
+        if problems:
+            raise InputError("; ".join(problems), key="plan")
+        return plan
+
+    @property
+    def gpus(self) -> int:
+        return (self.dp or 1) * self.tp * self.pp * self.cp
+
+    @property
+    def global_batch(self) -> int:
+        return (self.dp or 1) * self.mbs * (self.ga or 1)
+
+    def problems(self, scenario: "Scenario") -> list[str]:
+        """Structural problems of this (resolved) plan for the scenario; empty when it is valid."""
+        from planner.frameworks.rules import framework_problems
+        from planner.search.space import structural_problems
+
+        return structural_problems(self, scenario) + framework_problems(self, scenario)
+
+    def as_dict(self) -> dict:
+        out = {k: getattr(self, k) for k in FIELDS}
+        out["global_batch"] = self.global_batch
+        return out
+
+
+def parse_plan(text: str) -> Plan:
+    """Parse `"tp=8,pp=2,zero=1,recompute=selective"` into a Plan (omitted keys take defaults)."""
+    import difflib
+
+    values: dict[str, object] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        if "=" not in part:
+            raise InputError(f"'{part}' is not key=value (e.g. tp=8)", key="--plan")
+        key, _, raw = (s.strip() for s in part.partition("="))
+        if key not in FIELDS:
+            near = difflib.get_close_matches(key, FIELDS, n=1)
+            hint = f"; did you mean '{near[0]}'?" if near else ""
+            raise InputError(f"unknown plan key '{key}' (expected one of {', '.join(FIELDS)}){hint}",
+                             key="--plan")
+        if key == "sp":
+            low = raw.lower()
+            if low not in ("true", "false", "1", "0", "yes", "no"):
+                raise InputError(f"sp must be true or false, got '{raw}'", key="--plan.sp")
+            values[key] = low in ("true", "1", "yes")
+        elif key in ("framework", "precision", "offload", "offload_params", "recompute"):
+            values[key] = raw
+        else:
+            values[key] = raw
+    from planner.spec.load import validate_model
+    return validate_model(Plan, values, file="--plan")
