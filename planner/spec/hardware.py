@@ -67,10 +67,10 @@ class Node(Strict):
     scaleup_domain: PosInt | None = Field(None, description="GPUs in one NVLink/xGMI domain; default gpus_per_node")
     scaleup_gb_s: PosFloat
     scaleup_efficiency: PosFloat | None = Field(None, le=1.0)
-    scaleout_gb_s: PosFloat
+    scaleout_gb_s: PosFloat | None = Field(None, description="None = not in the sources: single-node only")
     scaleout_efficiency: PosFloat | None = Field(None, le=1.0)
     nics_per_node: PosInt | None = None
-    host_memory_gib: PosFloat
+    host_memory_gib: PosFloat | None = Field(None, description="None = unknown: no offload plans")
     host_link_gb_s: PosFloat | None = None
     cpu_cores: PosInt | None = None
     nvme_tb: NonNegFloat | None = None
@@ -101,6 +101,13 @@ class Node(Strict):
 class Cluster(Strict):
     node: Node
     nodes: PosInt = 1
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.nodes > 1 and self.node.scaleout_gb_s is None and self.gpus > self.node.domain:
+            raise ValueError(f"node '{self.node.name}' has no scale-out bandwidth in the catalog (no source); "
+                             f"use one node, or an inline node with scaleout_gb_s")
+        return self
 
     @property
     def gpus(self) -> int:

@@ -1,0 +1,122 @@
+"""Communication time of each collective on the link it crosses (vectorised over a plan table).
+
+Ranks are placed TP innermost, then CP, then DP (EP is carved from DP x CP, consecutive), then PP
+(Megatron-LM's default order). A group whose span (size x stride) fits in the scale-up domain runs
+on NVLink/xGMI; otherwise its bottleneck is the scale-out NIC of each GPU.
+
+Cost model (Thakur et al. 2005; NCCL's bus-bandwidth convention, nccl-tests PERFORMANCE.md):
+ring all-reduce moves 2(n-1)/n x bytes per GPU, all-gather / reduce-scatter (n-1)/n x bytes,
+all-to-all (n-1)/n x bytes; time = alpha + moved / achievable bus bandwidth.
+Achievable fractions of the spec bandwidth come from the node catalog (`scaleup_efficiency`,
+`scaleout_efficiency`; e.g. NVLink ring collectives reach about 80-82% of the unidirectional spec,
+NDR 400G about 46-48 GB/s per NIC through NCCL: shared/reference/hardware_facts.yaml).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+DEFAULT_SCALEUP_EFF = 0.80
+DEFAULT_SCALEOUT_EFF = 0.85
+# Per-collective latency, assumed: NCCL small-message latency is about 10 us inside a node and
+# a few tens of us across nodes (nccl-tests, 8-byte all-reduce).
+ALPHA_IN_S = 10e-6
+ALPHA_OUT_S = 30e-6
+
+
+def link(node, size, stride):
+    """(bus bandwidth bytes/s, latency s) of a group of `size` ranks `stride` apart."""
+    inside = size * stride <= node.domain
+    up = node.scaleup_gb_s * 1e9 * (node.scaleup_efficiency or DEFAULT_SCALEUP_EFF)
+    out = (node.scaleout_gb_s or 0.0) * 1e9 * (node.scaleout_efficiency or DEFAULT_SCALEOUT_EFF)
+    out = out if out > 0 else 1e-9  # no scale-out link: only single-domain clusters are valid
+    return np.where(inside, up, out), np.where(inside, ALPHA_IN_S, ALPHA_OUT_S)
+
+
+def all_reduce_s(nbytes, size, bw, alpha):
+    return np.where(size > 1, alpha + 2 * (size - 1) / size * nbytes / bw, 0.0)
+
+
+def gather_s(nbytes, size, bw, alpha):
+    """All-gather or reduce-scatter of a buffer of `nbytes` (the full, gathered size)."""
+    return np.where(size > 1, alpha + (size - 1) / size * nbytes / bw, 0.0)
+
+
+def microbatch_comm(ctx, t, stage_dense, stage_moe, attn_fwd_s) -> dict:
+    """Per micro-batch, per stage: TP, CP, EP and PP communication seconds (exposed)."""
+    m, node = ctx.model, ctx.node
+    tp, cp, ep, dp, pp = t["tp"], t["cp"], t["ep"], t["dp"], t["pp"]
+    tokens = t["mbs"] * ctx.seq_len / cp
+    layers = stage_dense + stage_moe
+    full_rc = t["recompute"] == 2
+
+    # Tensor parallel (Megatron, Shoeybi et al. 2019 Sec. 3; with SP, Korthikanti et al. 2022
+    # Sec. 4.2.2: all-gather + reduce-scatter, the same volume): 2 per layer forward, 2 backward,
+    # 2 more when the forward is recomputed. Not overlapped (assumed).
+    bw, a = link(node, tp, 1)
+    act_bytes = 2.0 * tokens * m.hidden
+    per_layer = all_reduce_s(act_bytes, tp, bw, a)
+    tp_s = layers * per_layer * np.where(full_rc, 6, 4)
+
+    # Context parallel ring attention: K and V of the other cp-1 chunks pass around the ring in
+    # forward; K, V and their gradients in backward. Overlapped with attention compute.
+    from planner.arch import attention_dims
+
+    d_qk, d_v = attention_dims(m)
+    kv = m.heads if m.mla else m.n_kv_heads
+    kv_bytes = 2.0 * tokens * np.maximum(kv / tp, 1) * (d_qk + d_v)
+    bw, a = link(node, cp, tp)
+    ring = np.where(cp > 1, (cp - 1) * (a + kv_bytes / bw), 0.0)
+    attn_per_layer = attn_fwd_s / np.maximum(layers, 1)
+    cp_s = layers * (np.maximum(0, ring - attn_per_layer) + np.maximum(0, 2 * ring - 2.5 * attn_per_layer))
+
+    # Expert parallel all-to-all: dispatch and combine, forward and backward (4 per MoE layer).
+    ep_s = 0.0
+    if m.moe:
+        bw, a = link(node, ep, tp)
+        a2a_bytes = 2.0 * tokens * m.moe.top_k * m.hidden / tp
+        one = np.where(ep > 1, a + (ep - 1) / ep * a2a_bytes / bw, 0.0)
+        ep_s = stage_moe * one * np.where(full_rc, 6, 4)
+
+    # Pipeline send/recv of the boundary activation, forward and backward.
+    bw, a = link(node, pp, tp * cp * dp)
+    p2p_bytes = 2.0 * tokens * m.hidden / np.where(t["sp"], tp, 1)
+    pp_s = np.where(pp > 1, 2 * (a + p2p_bytes / bw), 0.0)
+    return {"tp_comm": tp_s, "cp_comm": cp_s, "ep_comm": ep_s, "pp_comm": pp_s}
+
+
+def dp_comm(ctx, t, mem, fwd_mb_s, bwd_mb_s) -> dict:
+    """Data-parallel gradient synchronisation per step and what of it is exposed.
+
+    ZeRO-0: all-reduce of the gradients once per step (after accumulation); ZeRO-1/2: reduce-scatter
+    of gradients plus all-gather of the updated bf16 parameters (the same volume as all-reduce,
+    Rajbhandari et al. 2020 Sec. 7); ZeRO-2 reduce-scatters every micro-batch; ZeRO-3 / FSDP also
+    all-gathers parameters in forward and again in backward for every micro-batch (1.5x volume).
+    Gradient reduction overlaps the backward pass of the last micro-batch (Megatron
+    --overlap-grad-reduce, DeepSpeed overlap_comm); ZeRO-3 gathers overlap compute by prefetching;
+    the post-step parameter all-gather of ZeRO-1/2 is exposed (assumed: no --overlap-param-gather).
+    """
+    st, node = ctx.stats, ctx.node
+    tp, cp, dp, ep, zero, ga = t["tp"], t["cp"], t["dp"], t["ep"], t["zero"], t["ga"]
+    local = mem["local_params"]
+    # Split the local parameters into non-expert and expert parts by the model's proportions.
+    expert_frac = st.routed_total / st.params_total if st.experts else 0.0
+    grad_bytes = np.where((t["framework"] >= 1) & (t["precision"] != 0), 4.0, 2.0)  # fp32 reduce
+    param_bytes = np.where(t["precision"] == 0, 4.0, 2.0)
+    total = 0.0
+    exposed = 0.0
+    for frac, size, stride in ((1 - expert_frac, dp * cp, tp), (expert_frac, np.maximum(1, dp * cp // ep), tp * ep)):
+        if frac == 0:
+            continue
+        bw, a = link(node, size, stride)
+        g = gather_s(local * frac * grad_bytes, size, bw, a)
+        p = gather_s(local * frac * param_bytes, size, bw, a)
+        sync = np.where(zero == 0, 2 * g, np.where(zero == 1, g, ga * g))
+        per_mb_gather = np.where(zero >= 3, 2 * p, 0.0)
+        post_gather = np.where((zero >= 1) & (zero <= 2), p, 0.0)
+        hidden_sync = np.where(zero <= 1, np.maximum(0, sync - bwd_mb_s),
+                               ga * np.maximum(0, g - bwd_mb_s))
+        hidden_gather = ga * np.maximum(0, per_mb_gather - (fwd_mb_s + bwd_mb_s))
+        total = total + sync + ga * per_mb_gather + post_gather
+        exposed = exposed + hidden_sync + hidden_gather + post_gather
+    return {"dp_total": total, "dp_comm": exposed}

@@ -1,0 +1,123 @@
+"""Compute time of one micro-batch on one pipeline stage (vectorised over a plan table).
+
+* Weight matmuls: a roofline per GEMM after the tensor-parallel split,
+  max(2MKN / (peak x achievable fraction), bytes moved / HBM bandwidth). The achievable fraction is
+  the GPU's measured maximum achievable matmul throughput (MAMF, ml-engineering, see
+  catalogs/gpus.yaml `matmul_efficiency`); small per-GPU matrices fall onto the memory roof.
+* Attention core (flash attention): FLOPs 2*s*H*(d_qk+d_v) per token and layer, halved for the
+  causal mask, at a fraction of peak: FlashAttention-2 reaches 50-73% of A100 peak in forward and
+  up to 63% in backward (Dao 2023, arXiv:2307.08691, Sec. 4.1); we take 0.70 and 0.60 of the GPU's
+  MAMF fraction (A100: 0.61 / 0.52 of peak).
+* Memory-bound operators (norms, residual adds, activation functions, rotary, dropout, MoE
+  permutation, loss): bytes read and written per token / (HBM bandwidth x 0.8).
+* Backward = 2 x forward for matmuls (input and weight gradients).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from planner.arch import attention_dims, layer_matmuls
+from planner.estimate.memory import stage_layers
+
+DEFAULT_MAMF = 0.70      # when a GPU has no measured MAMF (assumed)
+HBM_EFFICIENCY = 0.80    # streaming kernels reach about 80-90% of HBM peak (assumed lower end)
+ATTN_FWD_OF_MAMF = 0.70  # Dao 2023 (FlashAttention-2), see module docstring
+ATTN_BWD_OF_MAMF = 0.60
+PRECISION_NAMES = ("fp32", "fp16", "bf16", "fp8")
+
+
+def peaks(gpu, t):
+    """(matmul FLOP/s achievable for linear layers, FLOP/s for attention/bf16 work, HBM bytes/s)."""
+    def peak(p):
+        v = gpu.peak_tflops(p)
+        return (v or 0.0) * 1e12
+
+    eff16 = gpu.matmul_efficiency.bf16 or DEFAULT_MAMF
+    eff8 = gpu.matmul_efficiency.fp8 or eff16
+    linear = np.array([peak("fp32") * eff16, peak("fp16") * eff16, peak("bf16") * eff16, peak("fp8") * eff8])
+    half = np.array([peak("fp32"), peak("fp16"), peak("bf16"), peak("bf16")]) * eff16
+    prec = t["precision"]
+    return linear[prec], half[prec], gpu.hbm_tb_s * 1e12 * HBM_EFFICIENCY, eff16
+
+
+def gemm_s(m_rows, k, n, flops_per_s, hbm_bytes_s, elem_bytes=2.0):
+    """Roofline time of an (m x k) @ (k x n) matmul."""
+    flops = 2.0 * m_rows * k * n
+    moved = elem_bytes * (m_rows * k + k * n + m_rows * n)
+    return np.maximum(flops / np.maximum(flops_per_s, 1.0), moved / hbm_bytes_s)
+
+
+def layer_matmul_fwd_s(ctx, t, tokens, moe_layer: bool, linear_fps, hbm):
+    """Forward time of the weight matmuls of one layer for `tokens` tokens on one GPU."""
+    tp = t["tp"]
+    total = 0.0
+    for mm in layer_matmuls(ctx.model, moe_layer):
+        k, n = mm.k, mm.n
+        split = tp if mm.tp else 1
+        if mm.name.endswith("down") or mm.name == "o_proj":
+            k = k / split
+        else:
+            n = n / split
+        if mm.name.startswith("expert"):
+            # Each GPU runs experts/ep local experts on tokens * top_k / ep routed rows each (balanced).
+            experts_local = ctx.model.moe.experts / t["ep"]
+            rows = tokens * mm.per_token / experts_local
+            total = total + experts_local * gemm_s(rows, k, n, linear_fps, hbm)
+        else:
+            total = total + gemm_s(tokens * mm.per_token, k, n, linear_fps, hbm)
+    return total
+
+
+def attention_fwd_flops(ctx, t, tokens):
+    """Causal flash-attention FLOPs on one GPU for `tokens` query tokens of full-length context."""
+    d_qk, d_v = attention_dims(ctx.model)
+    heads_local = ctx.model.heads / t["tp"]
+    return tokens * 2.0 * ctx.seq_len * heads_local * (d_qk + d_v) / 2
+
+
+def elementwise_bytes_per_token(ctx, t, moe_layer: bool):
+    """HBM bytes read + written per token by one layer's memory-bound operators (forward)."""
+    m = ctx.model
+    h, tp = m.hidden, t["tp"]
+    sp_div = np.where(t["sp"], tp, 1)
+    residual = (2 * (2 + 2) + 2 * (4 + 2)) * h / sp_div  # 2 norms (r+w), 2 residual adds (2r+w)
+    if m.dropout:
+        residual = residual + 2 * 5 * h / sp_div
+    d_qk, _ = attention_dims(m)
+    kv = m.heads if m.mla else m.n_kv_heads
+    rope = 2 * 2 * (m.heads + kv) * d_qk / tp
+    ffn = m.moe.expert_ffn_hidden if (moe_layer and m.moe) else m.ffn_hidden
+    act = (6 if m.ffn_act == "swiglu" else 4) * ffn / tp
+    if moe_layer and m.moe:
+        act = act * m.moe.top_k + 8 * h * m.moe.top_k + (6 * m.moe.shared_ffn / tp)
+    return residual + rope + act
+
+
+def microbatch_compute(ctx, t, stage: str) -> dict:
+    """Forward, backward and recompute seconds of one micro-batch on the 'first' or 'last' stage."""
+    linear_fps, half_fps, hbm, _ = peaks(ctx.gpu, t)
+    tokens = t["mbs"] * ctx.seq_len / t["cp"]
+    _, dense, moe = stage_layers(ctx, t, stage)
+    fwd = 0.0
+    attn_fwd = 0.0
+    for moe_layer, count in ((False, dense), (True, moe)):
+        if moe_layer and not ctx.model.moe:
+            continue
+        mm = layer_matmul_fwd_s(ctx, t, tokens, moe_layer, linear_fps, hbm)
+        ew = tokens * elementwise_bytes_per_token(ctx, t, moe_layer) / hbm
+        fwd = fwd + count * (mm + ew)
+    lps = ctx.model.layers / t["pp"]
+    # half_fps = peak x MAMF fraction; flash-attention backward does 2.5x the forward FLOPs.
+    attn_fwd = lps * attention_fwd_flops(ctx, t, tokens) / (half_fps * ATTN_FWD_OF_MAMF)
+    attn_bwd = lps * 2.5 * attention_fwd_flops(ctx, t, tokens) / (half_fps * ATTN_BWD_OF_MAMF)
+    # LM head and loss on the last stage (bf16 even in FP8 recipes), embedding lookup negligible.
+    head = gemm_s(tokens, ctx.model.hidden, ctx.model.vocab / t["tp"], half_fps, hbm) \
+        + tokens * 10.0 * ctx.model.vocab / t["tp"] / hbm
+    on_this_stage = (t["pp"] == 1) | (stage == "last")
+    head = np.where(on_this_stage, head, 0.0)
+    fwd_total = fwd + attn_fwd + head
+    bwd_total = 2 * (fwd + head) + attn_bwd
+    rc = t["recompute"]
+    recompute = np.where(rc == 2, fwd + attn_fwd, np.where(rc == 1, attn_fwd, 0.0))
+    return {"forward": fwd_total, "backward": bwd_total, "recompute": recompute, "attention_fwd": attn_fwd}

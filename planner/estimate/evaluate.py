@@ -1,0 +1,166 @@
+"""Memory, time, throughput and cost of plans: vectorised over a plan table, and for one plan.
+
+Verdict thresholds, against the memory the driver reports (catalog `memory_gib`; the CUDA context
+and library workspaces are counted inside the estimate as `other`):
+  fits  - estimate <= 90% of capacity: room for allocator spikes the model does not see;
+  tight - 90% to 100%: may run, may fail on a fragmentation spike; try it before a long run;
+  oom   - above capacity, or the host (RAM for CPU offload, NVMe) cannot hold the offloaded states.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from planner.arch import ModelStats, attention_flops_per_token, matmul_flops_per_token, model_stats
+from planner.estimate import comm, compute, cost, memory, offload, pipeline, table
+from planner.estimate.memory import GIB
+
+TIGHT_FRACTION = 0.90
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every term needs from the scenario, computed once."""
+
+    scenario: object
+
+    @property
+    def model(self):
+        return self.scenario.model
+
+    @property
+    def node(self):
+        return self.scenario.cluster.node
+
+    @property
+    def gpu(self):
+        return self.scenario.cluster.node.gpu
+
+    @property
+    def seq_len(self) -> int:
+        return self.scenario.training.seq_len
+
+    @property
+    def optimizer(self) -> str:
+        return self.scenario.training.optimizer
+
+    @cached_property
+    def stats(self) -> ModelStats:
+        return model_stats(self.model)
+
+    @cached_property
+    def model_flops_per_token(self) -> float:
+        """Training FLOPs per token counted as model FLOPs: 3 x (matmuls + causal attention)."""
+        return 3.0 * (matmul_flops_per_token(self.model) + attention_flops_per_token(self.model, self.seq_len))
+
+    @cached_property
+    def attention_fwd_flops_per_token(self) -> float:
+        return attention_flops_per_token(self.model, self.seq_len)
+
+    @cached_property
+    def forward_flops_per_token(self) -> float:
+        return matmul_flops_per_token(self.model) + self.attention_fwd_flops_per_token
+
+
+def evaluate_table(ctx: Context, t: dict) -> dict:
+    """Every estimate for every row of the plan table, as arrays."""
+    mem = memory.memory(ctx, t)
+    stages = {}
+    for stage in ("first", "last"):
+        c = compute.microbatch_compute(ctx, t, stage)
+        _, dense, moe = memory.stage_layers(ctx, t, stage)
+        cm = comm.microbatch_comm(ctx, t, dense, moe, c["attention_fwd"])
+        cm["pp_comm"] = cm["pp_comm"] * pipeline.interleave_p2p_factor(t)
+        busy = c["forward"] + c["backward"] + c["recompute"]
+        stage_s = busy + cm["tp_comm"] + cm["cp_comm"] + cm["ep_comm"] + cm["pp_comm"]
+        stages[stage] = (stage_s, c, cm)
+    slow_last = stages["last"][0] > stages["first"][0]
+    pick = lambda a, b: np.where(slow_last, b, a)  # noqa: E731
+    stage_s = pick(stages["first"][0], stages["last"][0])
+    c = {k: pick(stages["first"][1][k], stages["last"][1][k]) for k in stages["first"][1]}
+    cm = {k: pick(stages["first"][2][k], stages["last"][2][k]) for k in stages["first"][2]}
+
+    ga = t["ga"]
+    dp = comm.dp_comm(ctx, t, mem, c["forward"], c["backward"])
+    opt = offload.optimizer_s(ctx, t, mem)
+    bubble = pipeline.bubble_s(t, stage_s)
+    step = pipeline.pipeline_step_s(t, stage_s) + dp["dp_comm"] + opt["optimizer"] + opt["offload"]
+    breakdown = {
+        "compute": ga * (c["forward"] + c["backward"]),
+        "recompute": ga * c["recompute"],
+        "tp_comm": ga * cm["tp_comm"],
+        "cp_comm": ga * cm["cp_comm"],
+        "ep_comm": ga * cm["ep_comm"],
+        "pp_comm": ga * cm["pp_comm"],
+        "pp_bubble": bubble,
+        "dp_comm": dp["dp_comm"],
+        "optimizer": opt["optimizer"],
+        "offload": opt["offload"],
+    }
+    gpus = t["dp"] * t["tp"] * t["pp"] * t["cp"]
+    tokens_step = t["dp"] * t["mbs"] * ga * ctx.seq_len
+    tps = tokens_step / step
+    model_tflops = tps * ctx.model_flops_per_token / gpus / 1e12
+    recompute_flops = np.where(t["recompute"] == 2, ctx.forward_flops_per_token,
+                               np.where(t["recompute"] == 1, ctx.attention_fwd_flops_per_token, 0.0))
+    hw_tflops = tps * (ctx.model_flops_per_token + recompute_flops) / gpus / 1e12
+    peak = np.array([ctx.gpu.peak_tflops(p) or np.nan for p in table.PRECISIONS])[t["precision"]]
+
+    capacity = ctx.gpu.memory_gib * GIB
+    nvme_cap = (ctx.node.nvme_tb or 0.0) * 1e12
+    if ctx.node.host_memory_gib is None:  # unknown host: no offload plan can be shown to fit
+        host_ok = (t["offload"] == 0) & (t["offload_params"] == 0)
+    else:
+        host_ok = (mem["host_per_node"] <= ctx.node.host_memory_gib * GIB) & (mem["nvme_per_node"] <= nvme_cap)
+    verdict = np.where((mem["total"] > capacity) | ~host_ok, 2, np.where(mem["total"] > TIGHT_FRACTION * capacity, 1, 0))
+    run = cost.run_cost(ctx.scenario.training.tokens, tps, gpus, ctx.node.usd_per_gpu_hour())
+    return {"memory": mem, "verdict": verdict, "capacity_bytes": capacity, "host_ok": host_ok,
+            "step_s": step, "breakdown_s": breakdown, "tokens_per_s": tps, "gpus": gpus,
+            "model_tflops": model_tflops, "hardware_tflops": hw_tflops, "mfu": model_tflops / peak, **run}
+
+
+VERDICTS = ("fits", "tight", "oom")
+
+
+def result_row(ctx: Context, t: dict, ev: dict, i: int) -> dict:
+    """The contract's JSON object for row i."""
+    mem = ev["memory"]
+    g = lambda a: float(np.asarray(a)[i] if np.ndim(a) else a)  # noqa: E731
+    gib = lambda a: round(g(a) / GIB, 3)  # noqa: E731
+    cost_usd = g(ev["cost_usd"])
+    return {
+        "plan": table.row(t, i),
+        "memory": {
+            "capacity_gib": round(ctx.gpu.memory_gib, 3),
+            "per_gpu_gib": gib(mem["total"]),
+            "headroom_gib": round(ctx.gpu.memory_gib - g(mem["total"]) / GIB, 3),
+            "verdict": VERDICTS[int(g(ev["verdict"]))],
+            "breakdown_gib": {k: gib(mem[k]) for k in ("weights", "gradients", "optimizer", "activations", "other")},
+            "host_per_node_gib": gib(mem["host_per_node"]),
+            "host_capacity_gib": ctx.node.host_memory_gib,
+            "nvme_per_node_gb": round(g(mem["nvme_per_node"]) / 1e9, 3),
+        },
+        "time": {"step_s": round(g(ev["step_s"]), 6),
+                 "breakdown_s": {k: round(g(v), 6) for k, v in ev["breakdown_s"].items()}},
+        "throughput": {
+            "tokens_per_s": round(g(ev["tokens_per_s"]), 3),
+            "tokens_per_s_per_gpu": round(g(ev["tokens_per_s"]) / g(ev["gpus"]), 3),
+            "model_tflops_per_gpu": round(g(ev["model_tflops"]), 3),
+            "hardware_tflops_per_gpu": round(g(ev["hardware_tflops"]), 3),
+            "mfu": round(g(ev["mfu"]), 5),
+        },
+        "run": {"days": round(g(ev["days"]), 4), "gpu_hours": round(g(ev["gpu_hours"]), 1),
+                "cost_usd": None if np.isnan(cost_usd) else round(cost_usd, 2)},
+    }
+
+
+def estimate(scenario, plan) -> dict:
+    """Evaluate one plan (a Plan, resolved against the scenario) and return the contract's object."""
+    plan = plan.resolved(scenario) if plan.dp is None or plan.ga is None or plan.sp is None else plan
+    ctx = Context(scenario)
+    t = table.from_plans([plan])
+    ev = evaluate_table(ctx, t)
+    return result_row(ctx, t, ev, 0)

@@ -1,0 +1,53 @@
+"""Plans as columns of numpy arrays, so that memory and time are evaluated for many plans at once.
+
+Categorical fields are stored as small integer codes (the index in the tuples below).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+FRAMEWORKS = ("deepspeed", "megatron", "torchtitan")
+PRECISIONS = ("fp32", "fp16", "bf16", "fp8")
+OFFLOADS = ("none", "cpu", "nvme")
+RECOMPUTES = ("none", "selective", "full")
+CATEGORICAL = {"framework": FRAMEWORKS, "precision": PRECISIONS, "offload": OFFLOADS,
+               "offload_params": OFFLOADS, "recompute": RECOMPUTES}
+INTEGER = ("dp", "tp", "pp", "cp", "ep", "vpp", "zero", "mbs", "ga")
+COLUMNS = tuple(CATEGORICAL) + INTEGER + ("sp",)
+
+
+def from_plans(plans) -> dict[str, np.ndarray]:
+    """Columns from resolved Plan objects (or dicts with every field)."""
+    rows = [p if isinstance(p, dict) else p.as_dict() for p in plans]
+    table = {}
+    for col, values in CATEGORICAL.items():
+        table[col] = np.array([values.index(r[col]) for r in rows], dtype=np.int64)
+    for col in INTEGER:
+        table[col] = np.array([int(r[col]) for r in rows], dtype=np.int64)
+    table["sp"] = np.array([bool(r["sp"]) for r in rows], dtype=bool)
+    return table
+
+
+def size(table: dict[str, np.ndarray]) -> int:
+    return len(table["tp"])
+
+
+def row(table: dict[str, np.ndarray], i: int) -> dict:
+    """Plan fields of row i, decoded (the contract's plan object)."""
+    out: dict = {}
+    for col in ("framework", "precision", "dp", "tp", "pp", "cp", "ep", "vpp", "sp", "zero",
+                "offload", "offload_params", "recompute", "mbs", "ga"):
+        v = table[col][i]
+        if col in CATEGORICAL:
+            out[col] = CATEGORICAL[col][int(v)]
+        elif col == "sp":
+            out[col] = bool(v)
+        else:
+            out[col] = int(v)
+    out["global_batch"] = out["dp"] * out["mbs"] * out["ga"]
+    return out
+
+
+def take(table: dict[str, np.ndarray], index) -> dict[str, np.ndarray]:
+    return {k: v[index] for k, v in table.items()}

@@ -1,0 +1,72 @@
+"""What each training framework can run. One list of rules serves both the search (as a vectorised
+mask over a plan table) and `planner estimate` (as messages for a plan the user typed).
+
+Sources: shared/reference/ecosystem.md (DeepSpeed 0.19.8 sections 1.6 and 1.9; Megatron-LM 4.1;
+torchtitan 4.2). Each rule says what is NOT allowed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from planner.estimate import table as T
+
+DS, MEG, TT = (T.FRAMEWORKS.index(n) for n in ("deepspeed", "megatron", "torchtitan"))
+FP8 = T.PRECISIONS.index("fp8")
+
+# (framework or None for all, message, predicate over a plan table -> True where violated)
+RULES = [
+    (None, "parameter offload (offload_params) needs ZeRO-3",
+     lambda t: (t["offload_params"] > 0) & (t["zero"] < 3)),
+    (None, "optimizer offload needs ZeRO >= 1 (the offloaded states are the sharded ones)",
+     lambda t: (t["offload"] > 0) & (t["zero"] == 0)),
+    (None, "sequence parallelism (sp) needs tp > 1",
+     lambda t: t["sp"] & (t["tp"] == 1)),
+    (None, "virtual pipeline stages (vpp > 1) need pp > 1",
+     lambda t: (t["vpp"] > 1) & (t["pp"] == 1)),
+    (DS, "DeepSpeed: pipeline parallelism needs ZeRO <= 1 (PipelineEngine asserts stage < 2)",
+     lambda t: (t["pp"] > 1) & (t["zero"] >= 2)),
+    (DS, "DeepSpeed: no FP8 section in the config (use megatron or torchtitan for fp8)",
+     lambda t: t["precision"] == FP8),
+    (DS, "DeepSpeed: no interleaved pipeline schedule (vpp must be 1)",
+     lambda t: t["vpp"] > 1),
+    (DS, "DeepSpeed: context parallelism is not planned for DeepSpeed (Ulysses is not modelled yet)",
+     lambda t: t["cp"] > 1),
+    (DS, "DeepSpeed: Megatron-style sequence parallelism (sp) is not available",
+     lambda t: t["sp"]),
+    (DS, "DeepSpeed: AutoTP tensor parallelism is documented with ZeRO 0-2 and without pipeline",
+     lambda t: (t["tp"] > 1) & ((t["zero"] == 3) | (t["pp"] > 1))),
+    (MEG, "Megatron-LM: ZeRO stages offered are 0 and 1 (distributed optimizer); ZeRO-2/3 not planned yet",
+     lambda t: t["zero"] >= 2),
+    (MEG, "Megatron-LM: no NVMe or parameter offload; CPU optimizer offload needs the distributed optimizer",
+     lambda t: (t["offload"] == 2) | (t["offload_params"] > 0) | ((t["offload"] == 1) & (t["zero"] != 1))),
+    (MEG, "Megatron-LM: sequence parallelism is used whenever tp > 1",
+     lambda t: (t["tp"] > 1) & ~t["sp"]),
+    (TT, "torchtitan: FSDP2 shards parameters, gradients and optimizer states (ZeRO-3) whenever dp*cp > 1",
+     lambda t: (t["zero"] != 3) & (t["dp"] * t["cp"] > 1) | ((t["zero"] != 0) & (t["dp"] * t["cp"] == 1))),
+    (TT, "torchtitan: CPU offload moves parameters and optimizer states together (CPUOffloadPolicy); no NVMe",
+     lambda t: (t["offload"] != t["offload_params"]) | (t["offload"] == 2)),
+    (TT, "torchtitan: tensor parallelism always uses sequence parallelism",
+     lambda t: (t["tp"] > 1) & ~t["sp"]),
+]
+
+
+def framework_mask(t: dict) -> np.ndarray:
+    """True where a plan can be run by its framework."""
+    ok = np.ones(T.size(t), dtype=bool)
+    for fw, _, bad in RULES:
+        hit = bad(t)
+        if fw is not None:
+            hit = hit & (t["framework"] == fw)
+        ok &= ~hit
+    return ok
+
+
+def framework_problems(plan, scenario=None) -> list[str]:
+    """Messages of the rules a single (resolved) plan breaks."""
+    t = T.from_plans([plan])
+    out = []
+    for fw, msg, bad in RULES:
+        if (fw is None or t["framework"][0] == fw) and bool(bad(t)[0]):
+            out.append(msg)
+    return out

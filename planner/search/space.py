@@ -1,0 +1,73 @@
+"""The plan space: domains of every field and the structural constraints.
+
+Structural constraints (the same ones Megatron-LM's argument checks enforce, ecosystem.md 4.1):
+  dp * tp * pp * cp = GPUs;  heads % tp = 0 and kv_heads % tp = 0 (MLA: heads only);
+  tp <= GPUs in the scale-up domain;  layers % (pp * vpp) = 0 (even split; uneven splits come later);
+  seq_len % (2 * cp) = 0 (load-balanced causal chunks) and seq_len % tp = 0 with sp;
+  experts % ep = 0 and ep divides dp * cp (EP is carved from the data-parallel ranks);
+  mbs * ga * dp = global batch;  the precision must be supported by the GPU.
+"""
+
+from __future__ import annotations
+
+
+def divisors(n: int) -> list[int]:
+    small = [d for d in range(1, int(n ** 0.5) + 1) if n % d == 0]
+    return sorted(set(small + [n // d for d in small]))
+
+
+def structural_problems(plan, scenario) -> list[str]:
+    m, cl, tr = scenario.model, scenario.cluster, scenario.training
+    dp, tp, pp, cp, ep, vpp = plan.dp or 1, plan.tp, plan.pp, plan.cp, plan.ep, plan.vpp
+    out = []
+    if dp * tp * pp * cp != cl.gpus:
+        out.append(f"dp*tp*pp*cp = {dp}*{tp}*{pp}*{cp} = {dp * tp * pp * cp}, but the cluster has {cl.gpus} GPUs")
+    if m.heads % tp:
+        out.append(f"heads ({m.heads}) not divisible by tp ({tp})")
+    if not m.mla and m.n_kv_heads % tp:
+        out.append(f"kv_heads ({m.n_kv_heads}) not divisible by tp ({tp})")
+    if tp > cl.node.domain:
+        out.append(f"tp ({tp}) exceeds the scale-up domain ({cl.node.domain} GPUs)")
+    if m.layers % (pp * vpp):
+        out.append(f"layers ({m.layers}) not divisible by pp*vpp = {pp}*{vpp} = {pp * vpp}")
+    if cp > 1 and tr.seq_len % (2 * cp):
+        out.append(f"seq_len ({tr.seq_len}) not divisible by 2*cp = {2 * cp}")
+    if plan.sp and tr.seq_len % tp:
+        out.append(f"seq_len ({tr.seq_len}) not divisible by tp ({tp}) for sequence parallelism")
+    if ep > 1 and not m.moe:
+        out.append(f"ep = {ep} but {m.name} has no experts")
+    if m.moe and m.moe.experts % ep:
+        out.append(f"experts ({m.moe.experts}) not divisible by ep ({ep})")
+    if (dp * cp) % ep:
+        out.append(f"ep ({ep}) must divide dp*cp = {dp * cp}")
+    gb = plan.mbs * (plan.ga or 1) * dp
+    if gb != tr.global_batch:
+        out.append(f"mbs*ga*dp = {plan.mbs}*{plan.ga}*{dp} = {gb}, but global_batch is {tr.global_batch}")
+    if cl.node.gpu.peak_tflops(plan.precision) is None:
+        out.append(f"{cl.node.gpu.name} has no {plan.precision} support in the catalog")
+    return out
+
+
+def domains(scenario) -> dict[str, list[int]]:
+    """Allowed values of each integer field before the joint constraints."""
+    m, cl, tr, so = scenario.model, scenario.cluster, scenario.training, scenario.search
+    n = cl.gpus
+    kv = m.heads if m.mla else m.n_kv_heads
+    dom = {
+        "tp": [d for d in divisors(n) if m.heads % d == 0 and kv % d == 0 and d <= cl.node.domain],
+        "pp": [d for d in divisors(n) if m.layers % d == 0],
+        "cp": [d for d in divisors(n) if d == 1 or tr.seq_len % (2 * d) == 0],
+        "ep": [d for d in divisors(n) if (m.moe and m.moe.experts % d == 0) or d == 1],
+        "vpp": [d for d in divisors(m.layers)],
+        "dp": divisors(n),
+        "mbs": [b for b in so.micro_batch if tr.global_batch % b == 0],
+        "ga": divisors(tr.global_batch),
+    }
+    for key in ("tp", "pp", "cp", "ep", "vpp"):
+        allowed = getattr(so, key)
+        if allowed is not None:
+            dom[key] = [v for v in dom[key] if v in allowed]
+    for key, value in so.fixed.items():
+        if key in dom:
+            dom[key] = [v for v in dom[key] if v == int(value)]
+    return dom
