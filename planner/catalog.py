@@ -63,6 +63,11 @@ def _thaw(value):
     return value
 
 
+def entry(kind: str, name: str, key: str | None = None, file: str | None = None) -> dict:
+    """One raw catalog entry (a fresh, mutable copy); unknown names raise with suggestions."""
+    return _entry(kind, name, key or kind, file)
+
+
 def gpu_entry(name: str, key: str = "gpu", file: str | None = None) -> dict:
     return _entry("gpus", name, key, file)
 

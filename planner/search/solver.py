@@ -136,10 +136,17 @@ OBJECTIVE_KEYS = {"throughput": "tokens_per_s", "time": "days", "cost": "cost_us
 def order(ev: dict, objective: str) -> np.ndarray:
     """Indices sorted best first: throughput descending; time and cost ascending (ties: throughput)."""
     tps = ev["tokens_per_s"]
+    # Ties (within 0.1%) go to the plan with fewer moving parts, then to the one with more headroom.
+    simpler = ev["cp"] * ev["vpp"] * ev["ep"] * (1 + ev["offload"] + ev["offload_params"])
+    # A 'tight' plan must be 3% faster than a 'fits' one to rank above it.
+    tps = tps * np.where(ev["verdict"] == 1, 0.97, 1.0)
     if objective == "throughput":
-        return np.lexsort((ev["verdict"], -tps))
-    key = ev["days"] if objective == "time" else np.nan_to_num(ev["cost_usd"], nan=np.inf)
-    return np.lexsort((-tps, key))
+        key = -np.round(np.log(tps) / np.log(1.001))
+    elif objective == "time":
+        key = np.round(np.log(ev["days"]) / np.log(1.001))
+    else:
+        key = np.round(np.log(np.nan_to_num(ev["cost_usd"], nan=np.inf)) / np.log(1.001))
+    return np.lexsort((ev["memory_total"], simpler, ev["verdict"], key))
 
 
 def solve(scenario, objective: str | None = None, top: int | None = None) -> dict:
@@ -165,13 +172,41 @@ def solve(scenario, objective: str | None = None, top: int | None = None) -> dic
     if b.max_gpus is not None:
         within &= ev["gpus"] <= b.max_gpus
     feasible = np.flatnonzero(ok & within)
-    ranked = feasible[order({k: v[feasible] for k, v in ev.items() if isinstance(v, np.ndarray) and v.shape == ok.shape}, objective)]
+    keys = {k: v[feasible] for k, v in ev.items() if isinstance(v, np.ndarray) and v.shape == ok.shape}
+    keys.update({k: t[k][feasible] for k in ("cp", "vpp", "ep", "offload", "offload_params")},
+                memory_total=ev["memory"]["total"][feasible])
+    ranked = feasible[order(keys, objective)]
     plans = [result_row(ctx, t, ev, int(i)) for i in ranked[:top]]
-    closest = None
+    closest, explanation = None, []
     if not plans:
-        # The plan that needs the least memory relative to capacity explains why nothing fits.
-        i = int(np.argmin(ev["memory"]["total"] / ev["capacity_bytes"]))
-        closest = result_row(ctx, t, ev, i)
+        if ok.any():  # plans fit in memory, the budget rules them out
+            i = int(np.flatnonzero(ok)[np.argmax(ev["tokens_per_s"][ok])])
+            closest = result_row(ctx, t, ev, i)
+            explanation = [f"{int(ok.sum()):,} plans fit in memory but none is within the budget; the fastest "
+                           f"takes {closest['run']['days']:.1f} days and costs {closest['run']['cost_usd']}"]
+        else:  # the plan that needs the least memory relative to capacity explains why nothing fits
+            i = int(np.argmin(ev["memory"]["total"] / ev["capacity_bytes"]))
+            closest = result_row(ctx, t, ev, i)
+            explanation = explain_memory(closest)
     result.update(feasible=int(len(feasible)), fits_memory=int(ok.sum()), plans=plans, closest=closest,
-                  seconds=time.perf_counter() - t0)
+                  explanation=explanation, seconds=time.perf_counter() - t0)
     return result
+
+
+def explain_memory(row: dict) -> list[str]:
+    """Why the closest plan does not fit: the overflow and the largest memory terms."""
+    m = row["memory"]
+    over = m["per_gpu_gib"] - m["capacity_gib"]
+    terms = sorted(m["breakdown_gib"].items(), key=lambda kv: -kv[1])
+    lines = []
+    if over > 0:
+        lines.append(f"the closest plan needs {m['per_gpu_gib']:.1f} GiB per GPU of {m['capacity_gib']:.1f}: "
+                     f"over by {over:.1f} GiB; largest terms: "
+                     + ", ".join(f"{k} {v:.1f} GiB" for k, v in terms[:3]))
+    else:
+        lines.append(f"GPU memory fits ({m['per_gpu_gib']:.1f} GiB) but the host does not: "
+                     f"{m['host_per_node_gib']:.1f} GiB per node of {m['host_capacity_gib']} "
+                     f"(NVMe {m['nvme_per_node_gb']:.0f} GB)")
+    lines.append("try: more GPUs or a GPU with more memory, ZeRO-3, CPU offload, full recomputation, "
+                 "a smaller micro-batch or sequence")
+    return lines

@@ -1,0 +1,140 @@
+"""Terminal rendering with rich: plan tables, breakdowns, catalogs, model summaries."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+
+def _layout(p: dict) -> str:
+    parts = [f"dp{p['dp']}", f"tp{p['tp']}", f"pp{p['pp']}"]
+    if p["vpp"] > 1:
+        parts[-1] += f"x{p['vpp']}"
+    if p["cp"] > 1:
+        parts.append(f"cp{p['cp']}")
+    if p["ep"] > 1:
+        parts.append(f"ep{p['ep']}")
+    return " ".join(parts) + (" sp" if p["sp"] else "")
+
+
+def _offload(p: dict) -> str:
+    if p["offload"] == "none" and p["offload_params"] == "none":
+        return "-"
+    if p["offload_params"] != "none":
+        return f"opt:{p['offload']} par:{p['offload_params']}"
+    return p["offload"]
+
+
+def _money(x) -> str:
+    return "n/a" if x is None else f"${x:,.0f}"
+
+
+VERDICT_STYLE = {"fits": "green", "tight": "yellow", "oom": "red"}
+
+
+def plans_table(plans: list[dict], title: str) -> Table:
+    t = Table(title=title, title_justify="left", header_style="bold")
+    for col, just in (("#", "right"), ("framework", "left"), ("prec", "left"), ("layout", "left"),
+                      ("zero", "right"), ("offload", "left"), ("recompute", "left"), ("mbs x ga", "right"),
+                      ("GiB/GPU", "right"), ("step s", "right"), ("tok/s/GPU", "right"), ("MFU", "right"),
+                      ("days", "right"), ("cost", "right")):
+        t.add_column(col, justify=just)
+    for i, r in enumerate(plans, 1):
+        p, m = r["plan"], r["memory"]
+        style = VERDICT_STYLE[m["verdict"]]
+        t.add_row(str(i), p["framework"], p["precision"], _layout(p), str(p["zero"]), _offload(p), p["recompute"],
+                  f"{p['mbs']} x {p['ga']}", f"[{style}]{m['per_gpu_gib']:.1f} {m['verdict']}[/]",
+                  f"{r['time']['step_s']:.2f}", f"{r['throughput']['tokens_per_s_per_gpu']:,.0f}",
+                  f"{100 * r['throughput']['mfu']:.1f}%", f"{r['run']['days']:.1f}", _money(r["run"]["cost_usd"]))
+    return t
+
+
+def breakdown_lines(r: dict) -> list[str]:
+    m, tm = r["memory"], r["time"]
+    mem = ", ".join(f"{k} {v:.1f}" for k, v in m["breakdown_gib"].items())
+    lines = [f"memory/GPU: {m['per_gpu_gib']:.1f} of {m['capacity_gib']:.1f} GiB ({m['verdict']}, "
+             f"headroom {m['headroom_gib']:.1f}): {mem}"]
+    if m.get("host_per_node_gib"):
+        cap = m.get("host_capacity_gib")
+        lines.append(f"host/node: {m['host_per_node_gib']:.1f} GiB of {cap if cap is not None else 'unknown'}")
+    step = tm["step_s"]
+    parts = sorted(((v, k) for k, v in tm["breakdown_s"].items() if v > 0), reverse=True)
+    lines.append(f"step {step:.3f} s: " + ", ".join(f"{k} {v:.3f} ({100 * v / step:.0f}%)" for v, k in parts))
+    return lines
+
+
+def render_solve(result: dict, console: Console) -> None:
+    plans = result["plans"]
+    title = (f"{result['scenario']}: top {len(plans)} of {result['feasible']:,} feasible plans "
+             f"({result['considered']:,} considered, {result['valid']:,} runnable by their framework) "
+             f"by {result['objective']}, {result['seconds']:.2f} s")
+    console.print(plans_table(plans, title))
+    if plans:
+        console.print("[bold]best plan[/]")
+        for line in breakdown_lines(plans[0]):
+            console.print("  " + line)
+
+
+def render_estimate(r: dict, console: Console) -> None:
+    console.print(plans_table([r], "plan estimate"))
+    for line in breakdown_lines(r):
+        console.print("  " + line)
+    tp = r["throughput"]
+    console.print(f"  model {tp['model_tflops_per_gpu']:.1f} TFLOP/s/GPU, hardware {tp['hardware_tflops_per_gpu']:.1f}, "
+                  f"MFU {100 * tp['mfu']:.1f}%; {r['run']['days']:.2f} days, {r['run']['gpu_hours']:,.0f} GPU-hours, "
+                  f"{_money(r['run']['cost_usd'])}")
+
+
+def render_infeasible(result: dict, console: Console) -> None:
+    c = result.get("closest")
+    console.print(f"[red]No plan fits[/] ({result['considered']:,} considered, "
+                  f"{result.get('fits_memory', 0):,} fit in memory, {result['feasible']} within the budget).")
+    if c:
+        console.print(plans_table([c], "closest plan (least memory relative to capacity)"))
+        for line in breakdown_lines(c):
+            console.print("  " + line)
+    for line in result.get("explanation", []):
+        console.print("  " + line)
+
+
+def render_model(s: dict, console: Console) -> None:
+    console.print(f"[bold]{s['name']}[/]: {s['params_total']:,} parameters total, {s['params_active']:,} active")
+    t = Table(header_style="bold")
+    t.add_column("component")
+    t.add_column("parameters", justify="right")
+    for k, v in s["params_by_component"].items():
+        if v:
+            t.add_row(k, f"{v:,}")
+    console.print(t)
+    f = s["flops_per_token"]
+    console.print(f"FLOPs/token at seq {f['seq_len']}: forward {f['forward']:.4g}, training {f['training']:.4g} "
+                  f"({f['convention']})")
+
+
+CATALOG_COLUMNS = {
+    "gpus": [("name", "name"), ("memory GiB", "memory_gib"), ("bf16 TF", "tflops.bf16"), ("fp8 TF", "tflops.fp8"),
+             ("HBM TB/s", "hbm_tb_s"), ("W", "power_w"), ("$/GPU-h", "price.cloud_usd_per_gpu_hour")],
+    "nodes": [("name", "name"), ("gpu", "gpu"), ("GPUs", "gpus_per_node"), ("domain", "scaleup_domain"),
+              ("scale-up GB/s", "scaleup_gb_s"), ("scale-out GB/s", "scaleout_gb_s"), ("host GiB", "host_memory_gib")],
+    "models": [("name", "name"), ("layers", "layers"), ("hidden", "hidden"), ("heads", "heads"),
+               ("kv", "kv_heads"), ("ffn", "ffn_hidden"), ("vocab", "vocab"), ("experts", "moe.experts")],
+}
+
+
+def _dig(entry: dict, path: str):
+    cur = entry
+    for part in path.split("."):
+        if not isinstance(cur, dict):
+            return None
+        cur = cur.get(part)
+    return cur
+
+
+def render_catalog(kind: str, entries: list[dict], console: Console) -> None:
+    t = Table(title=f"{kind} ({len(entries)})", title_justify="left", header_style="bold")
+    cols = CATALOG_COLUMNS[kind]
+    for head, _ in cols:
+        t.add_column(head)
+    for e in entries:
+        t.add_row(*("-" if _dig(e, p) is None else str(_dig(e, p)) for _, p in cols))
+    console.print(t)
