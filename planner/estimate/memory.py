@@ -110,7 +110,8 @@ def layer_activation_bytes(ctx, t, flash: bool = True) -> dict:
       combine buffer, plus fp32 router logits.
     Without flash attention, the softmax output (2 x heads x s) and, with dropout, its mask and
     output (3 x heads x s) are stored per token. Selective recompute drops the core-attention
-    tensors; full recompute stores only each layer's input (Korthikanti Sec. 4.1)."""
+    tensors except their output (s x s scores, softmax statistics); full recompute stores only each
+    layer's input (Korthikanti Sec. 4.1 and 5)."""
     m = ctx.model
     h, H, s = m.hidden, m.heads, ctx.seq_len
     tp = t["tp"].astype(float)
@@ -127,9 +128,10 @@ def layer_activation_bytes(ctx, t, flash: bool = True) -> dict:
     if m.mla:
         replicated = replicated + 2 * ((m.mla.q_lora_rank or 0) + m.mla.kv_lora_rank)
     qkv = 2 * (heads_local * d_qk + kv_local * d_qk + kv_local * d_v)
-    core = 2 * heads_local * d_v + 4 * heads_local  # attention output + log-sum-exp
-    if not flash:
-        core = core + heads_local * s / t["cp"] * (2 + 3 * drop)
+    if flash:
+        core = 2 * heads_local * d_v + 4 * heads_local  # attention output + fp32 log-sum-exp
+    else:  # attention output + softmax (+ dropout mask and output): s x s per head
+        core = 2 * heads_local * d_v + heads_local * s / t["cp"] * (2 + 3 * drop)
     up = 2 if m.ffn_act == "swiglu" else 1
     dense_mlp = (2 * up + 2) * m.ffn_hidden / tp
     moe_mlp = 0.0
@@ -140,8 +142,9 @@ def layer_activation_bytes(ctx, t, flash: bool = True) -> dict:
         shared = (2 * up + 2) * mo.shared_ffn / tp
         moe_mlp = routed + shared + 4 * mo.experts
     base = replicated / sp_div + qkv
-    per_token_dense = {"none": base + core + dense_mlp, "selective": base + dense_mlp}
-    per_token_moe = {"none": base + core + moe_mlp, "selective": base + moe_mlp}
+    kept = 2 * heads_local * d_v  # core-attention output: the out-projection needs it either way
+    per_token_dense = {"none": base + core + dense_mlp, "selective": base + kept + dense_mlp}
+    per_token_moe = {"none": base + core + moe_mlp, "selective": base + kept + moe_mlp}
     out = {}
     for kind, table in (("dense", per_token_dense), ("moe", per_token_moe)):
         out[kind] = {k: v * tokens for k, v in table.items()}

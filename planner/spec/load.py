@@ -70,6 +70,7 @@ def format_errors(exc: ValidationError, cls: type[BaseModel], prefix: tuple = ()
                                                                           ("function-after", "int", "float", "str", "bool", "literal", "lax-or-strict"))))
         path = ".".join(str(p) for p in prefix + loc) or "(top level)"
         kind = err["type"]
+        near = []
         if kind == "extra_forbidden":
             valid = _fields_at(cls, loc)
             near = difflib.get_close_matches(str(loc[-1]), valid, n=1, cutoff=0.5)
@@ -81,8 +82,12 @@ def format_errors(exc: ValidationError, cls: type[BaseModel], prefix: tuple = ()
             msg = err["msg"]
             if "input" in err and kind not in ("value_error",) and not isinstance(err["input"], (dict, list)):
                 msg += f" (got {err['input']!r})"
-        out.append((path, msg))
-    return out
+        out.append((path, msg, kind, near[0] if kind == "extra_forbidden" and near else None))
+    # A misspelt key also makes its intended key "missing": report the misspelling first, once.
+    suggested = {".".join(p.split(".")[:-1] + [n]) for p, _, k, n in out if n}
+    out = [o for o in out if not (o[2] == "missing" and o[0] in suggested)]
+    out.sort(key=lambda o: o[2] != "extra_forbidden")
+    return [(p, m) for p, m, _, _ in out]
 
 
 def validate_model(cls: type[BaseModel], data: Any, file: str | None = None, prefix: tuple = ()):

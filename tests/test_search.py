@@ -1,0 +1,100 @@
+"""Search: CP-SAT enumerates exactly the structurally valid layouts; results obey every rule."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+from planner import solve
+from planner.estimate import table
+from planner.frameworks.rules import framework_problems
+from planner.search.solver import INT_FIELDS, candidate_table, layouts
+from planner.search.space import domains, structural_problems
+from planner.spec import Plan
+
+from test_memory import scenario
+
+
+def brute_force_layouts(sc):
+    dom = domains(sc)
+    found = set()
+    for combo in itertools.product(*(dom[k] for k in INT_FIELDS)):
+        v = dict(zip(INT_FIELDS, combo))
+        plan = Plan(framework="megatron", dp=v["dp"], tp=v["tp"], pp=v["pp"], cp=v["cp"], ep=v["ep"],
+                    vpp=v["vpp"], mbs=v["mbs"], ga=v["ga"], sp=False)
+        problems = structural_problems(plan, sc)
+        if v["vpp"] > 1 and (v["pp"] == 1 or v["ga"] % v["pp"]):
+            problems.append("interleaving")
+        if not problems:
+            found.add(combo)
+    return found
+
+
+@pytest.mark.parametrize("kw", [
+    dict(model="llama-3.1-8b", nodes=2, gb=64),
+    dict(model="mixtral-8x7b", node="hgx-h100", nodes=2, gb=32),
+    dict(model="qwen2.5-32b", nodes=3, gb=48),   # 24 GPUs: prime factor 3
+])
+def test_cp_sat_layouts_equal_brute_force(kw):
+    sc = scenario(**kw)
+    lay = layouts(sc)
+    got = set(zip(*(lay[k].tolist() for k in INT_FIELDS)))
+    assert got == brute_force_layouts(sc)
+    assert len(got) > 0
+
+
+def test_solve_32b_returns_valid_ranked_plans(scenario_32b):
+    r = solve(scenario_32b, top=20)
+    assert len(r["plans"]) >= 5 and r["feasible"] >= len(r["plans"])
+    tps = [p["throughput"]["tokens_per_s"] for p in r["plans"]]
+    assert tps[0] == max(tps)
+    for p in r["plans"]:
+        plan = Plan.model_validate({k: v for k, v in p["plan"].items() if k != "global_batch"})
+        assert plan.dp * plan.tp * plan.pp * plan.cp == 16
+        assert plan.problems(scenario_32b) == []
+        assert p["memory"]["verdict"] != "oom"
+        assert p["memory"]["per_gpu_gib"] <= p["memory"]["capacity_gib"]
+        assert p["plan"]["global_batch"] == 512
+
+
+def test_every_candidate_obeys_the_framework_rules(scenario_32b):
+    t, considered = candidate_table(scenario_32b)
+    assert considered > table.size(t) > 0
+    rng = np.random.default_rng(0)
+    for i in rng.choice(table.size(t), size=300, replace=False):
+        row = table.row(t, int(i))
+        assert framework_problems(row) == [], row
+
+
+def test_fixed_fields_and_search_lists_restrict_the_space(tmp_path):
+    sc = scenario(nodes=2, gb=64, search={"fixed": {"tp": 4, "framework": "megatron"}, "precision": ["bf16"]})
+    r = solve(sc, top=50)
+    assert r["plans"]
+    assert all(p["plan"]["tp"] == 4 and p["plan"]["framework"] == "megatron" and p["plan"]["precision"] == "bf16"
+               for p in r["plans"])
+
+
+def test_objectives_rank_by_their_key(scenario_32b):
+    by_cost = solve(scenario_32b, objective="cost", top=10)["plans"]
+    costs = [p["run"]["cost_usd"] for p in by_cost]
+    assert costs[0] <= min(costs) * 1.001
+
+
+def test_budget_excludes_plans_and_nothing_fits_explains():
+    sc = scenario(model="llama-3.1-70b", nodes=1, gb=64, budget={"max_days": 0.001})
+    r = solve(sc)
+    assert r["plans"] == [] and r["explanation"] and r["closest"] is not None
+    too_big = scenario(model="llama-3.1-405b", node="hgx-a100-40gb", nodes=1, gb=8)
+    r = solve(too_big)
+    assert r["plans"] == [] and r["fits_memory"] == 0
+    assert "over by" in r["explanation"][0] or "host" in r["explanation"][0]
+
+
+def test_offload_scenario_only_fits_with_zero3_and_offload():
+    from planner import load_scenario
+
+    from conftest import ROOT
+
+    r = solve(load_scenario(ROOT / "scenarios" / "70b_offload_1node.yaml"), top=1000)
+    assert r["plans"]
+    assert all(p["plan"]["zero"] == 3 and p["plan"]["offload"] != "none" for p in r["plans"])
