@@ -94,23 +94,48 @@ def elementwise_bytes_per_token(ctx, t, moe_layer: bool):
     return residual + rope + act
 
 
+def unfused_attention_s(ctx, t, half_fps, hbm):
+    """Forward and backward seconds of one layer's attention without a fused kernel (Megatron before
+    FlashAttention): QK^T and AV as batched GEMMs over the full s x s scores (no causal skipping),
+    plus the memory-bound scale-mask-softmax (read + write, 2 bytes each) and, with dropout, its
+    mask and output (5 bytes) per score; backward: 4 GEMMs and softmax/dropout gradients (6 + 5
+    bytes per score)."""
+    m = ctx.model
+    d_qk, d_v = attention_dims(m)
+    s_q = ctx.seq_len / t["cp"]
+    s_kv = ctx.seq_len
+    batches = t["mbs"] * m.heads / t["tp"]  # independent (sequence, head) pairs on this GPU
+    qk = gemm_s(s_q, d_qk, s_kv, half_fps, hbm)
+    av = gemm_s(s_q, s_kv, d_v, half_fps, hbm)
+    scores = batches * s_q * s_kv
+    drop = 5.0 if m.dropout else 0.0
+    fwd = batches * (qk + av) + scores * (4.0 + drop) / hbm
+    bwd = 2 * batches * (qk + av) + scores * (6.0 + drop) / hbm
+    return fwd, bwd
+
+
 def microbatch_compute(ctx, t, stage: str) -> dict:
     """Forward, backward and recompute seconds of one micro-batch on the 'first' or 'last' stage."""
     linear_fps, half_fps, hbm, _ = peaks(ctx.gpu, t)
     tokens = t["mbs"] * ctx.seq_len / t["cp"]
     _, dense, moe = stage_layers(ctx, t, stage)
     fwd = 0.0
-    attn_fwd = 0.0
+    matmul = 0.0
     for moe_layer, count in ((False, dense), (True, moe)):
         if moe_layer and not ctx.model.moe:
             continue
         mm = layer_matmul_fwd_s(ctx, t, tokens, moe_layer, linear_fps, hbm)
         ew = tokens * elementwise_bytes_per_token(ctx, t, moe_layer) / hbm
         fwd = fwd + count * (mm + ew)
+        matmul = matmul + count * mm
     lps = ctx.model.layers / t["pp"]
-    # half_fps = peak x MAMF fraction; flash-attention backward does 2.5x the forward FLOPs.
-    attn_fwd = lps * attention_fwd_flops(ctx, t, tokens) / (half_fps * ATTN_FWD_OF_MAMF)
-    attn_bwd = lps * 2.5 * attention_fwd_flops(ctx, t, tokens) / (half_fps * ATTN_BWD_OF_MAMF)
+    if ctx.scenario.runtime.flash_attention:
+        # half_fps = peak x MAMF fraction; flash-attention backward does 2.5x the forward FLOPs.
+        attn_fwd = lps * attention_fwd_flops(ctx, t, tokens) / (half_fps * ATTN_FWD_OF_MAMF)
+        attn_bwd = lps * 2.5 * attention_fwd_flops(ctx, t, tokens) / (half_fps * ATTN_BWD_OF_MAMF)
+    else:
+        one_fwd, one_bwd = unfused_attention_s(ctx, t, half_fps, hbm)
+        attn_fwd, attn_bwd = lps * one_fwd, lps * one_bwd
     # LM head and loss on the last stage (bf16 even in FP8 recipes), embedding lookup negligible.
     head = gemm_s(tokens, ctx.model.hidden, ctx.model.vocab / t["tp"], half_fps, hbm) \
         + tokens * 10.0 * ctx.model.vocab / t["tp"] / hbm
@@ -120,4 +145,5 @@ def microbatch_compute(ctx, t, stage: str) -> dict:
     bwd_total = 2 * (fwd + head) + attn_bwd
     rc = t["recompute"]
     recompute = np.where(rc == 2, fwd + attn_fwd, np.where(rc == 1, attn_fwd, 0.0))
-    return {"forward": fwd_total, "backward": bwd_total, "recompute": recompute, "attention_fwd": attn_fwd}
+    return {"forward": fwd_total, "backward": bwd_total, "recompute": recompute, "attention_fwd": attn_fwd,
+            "layer_matmul_fwd": matmul}

@@ -74,6 +74,7 @@ def evaluate_table(ctx: Context, t: dict) -> dict:
         _, dense, moe = memory.stage_layers(ctx, t, stage)
         cm = comm.microbatch_comm(ctx, t, dense, moe, c["attention_fwd"])
         cm["pp_comm"] = cm["pp_comm"] * pipeline.interleave_p2p_factor(t)
+        cm["tp_comm"] = comm.tp_exposed_s(ctx, t, cm["tp_comm"], c["layer_matmul_fwd"])
         busy = c["forward"] + c["backward"] + c["recompute"]
         stage_s = busy + cm["tp_comm"] + cm["cp_comm"] + cm["ep_comm"] + cm["pp_comm"]
         stages[stage] = (stage_s, c, cm)

@@ -40,8 +40,6 @@ RULES = [
      lambda t: t["zero"] >= 2),
     (MEG, "Megatron-LM: no NVMe or parameter offload; CPU optimizer offload needs the distributed optimizer",
      lambda t: (t["offload"] == 2) | (t["offload_params"] > 0) | ((t["offload"] == 1) & (t["zero"] != 1))),
-    (MEG, "Megatron-LM: sequence parallelism is used whenever tp > 1",
-     lambda t: (t["tp"] > 1) & ~t["sp"]),
     (TT, "torchtitan: FSDP2 shards parameters, gradients and optimizer states (ZeRO-3) whenever dp*cp > 1",
      lambda t: (t["zero"] != 3) & (t["dp"] * t["cp"] > 1) | ((t["zero"] != 0) & (t["dp"] * t["cp"] == 1))),
     (TT, "torchtitan: CPU offload moves parameters and optimizer states together (CPUOffloadPolicy); no NVMe",

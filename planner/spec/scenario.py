@@ -63,6 +63,18 @@ class SearchOptions(Strict):
         return self
 
 
+class Runtime(Strict):
+    """What the software stack does, where it changes time (not memory layout). Defaults describe a
+    current, tuned stack; set them to reproduce older runs."""
+
+    flash_attention: bool = Field(True, description="fused attention (FlashAttention / cuDNN): no s x s tensors")
+    tp_comm_overlap: bool = Field(True, description="TP collectives overlapped with GEMMs (Megatron "
+                                  "--tp-comm-overlap, torchtitan async TP); DeepSpeed AutoTP never overlaps here")
+    dp_comm_overlap: bool = Field(True, description="gradient reduction overlapped with the last micro-batch's "
+                                  "backward and the parameter all-gather with the first forward (Megatron "
+                                  "--overlap-grad-reduce --overlap-param-gather, DeepSpeed overlap_comm, FSDP)")
+
+
 class Scenario(Strict):
     name: str = "scenario"
     model: ModelSpec
@@ -70,5 +82,6 @@ class Scenario(Strict):
     training: Training
     budget: Budget = Budget()
     search: SearchOptions = SearchOptions()
+    runtime: Runtime = Runtime()
     objective: Objective = "throughput"
     top: PosInt = Field(10, le=10000)
