@@ -46,6 +46,17 @@ def main():
     """Hardware-aware deployment planner for large-model training."""
 
 
+def _with_progress(work, steps: int):
+    """Run work(progress) with a rich progress bar on stderr when there are several steps."""
+    if steps <= 1 or not sys.stderr.isatty():
+        return work(None)
+    from rich.progress import Progress
+
+    with Progress(console=err, transient=True) as bar:
+        task = bar.add_task("searching node counts", total=steps)
+        return work(lambda done, total: bar.update(task, completed=done))
+
+
 def _scenario(path: str):
     from planner.spec import load_scenario
 
@@ -56,13 +67,15 @@ def _scenario(path: str):
 @click.argument("scenario", type=click.Path(dir_okay=False))
 @click.option("--top", type=click.IntRange(1, 10000), help="number of plans to show (default: the scenario's top)")
 @click.option("--objective", type=click.Choice(["throughput", "time", "cost"]), help="ranking objective")
+@click.option("--exhaustive", is_flag=True, help="enumerate layouts by brute force instead of CP-SAT (a cross-check)")
 @click.option("--json", "as_json", is_flag=True, help="print the JSON result")
-def solve(scenario, top, objective, as_json):
+def solve(scenario, top, objective, exhaustive, as_json):
     """Search every plan of SCENARIO and rank those that fit."""
     from planner.search.solver import solve as run_solve
 
     sc = _scenario(scenario)
-    result = run_solve(sc, objective=objective, top=top)
+    result = _with_progress(lambda progress: run_solve(sc, objective=objective, top=top, exhaustive=exhaustive,
+                                                       progress=progress), len(sc.cluster.node_counts))
     if as_json:
         _emit_json(result)
     elif result["plans"]:

@@ -98,3 +98,48 @@ def test_offload_scenario_only_fits_with_zero3_and_offload():
     r = solve(load_scenario(ROOT / "scenarios" / "70b_offload_1node.yaml"), top=1000)
     assert r["plans"]
     assert all(p["plan"]["zero"] == 3 and p["plan"]["offload"] != "none" for p in r["plans"])
+
+
+@pytest.mark.parametrize("kw", [
+    dict(model="llama-3.1-8b", nodes=2, gb=64),
+    dict(model="mixtral-8x7b", node="hgx-h100", nodes=2, gb=32),
+    dict(model="qwen2.5-32b", nodes=3, gb=48),
+])
+@pytest.mark.parametrize("objective", ["throughput", "cost"])
+def test_solver_top_k_equals_exhaustive(kw, objective):
+    sc = scenario(**kw)
+    fast = solve(sc, objective=objective, top=15)
+    slow = solve(sc, objective=objective, top=15, exhaustive=True)
+    assert fast["considered"] == slow["considered"] and fast["feasible"] == slow["feasible"]
+    assert [p["plan"] for p in fast["plans"]] == [p["plan"] for p in slow["plans"]]
+
+
+def test_node_count_range_gives_a_pareto_front():
+    from planner.search.rank import pareto_mask
+
+    sc = scenario(model="llama-3.1-8b", nodes=[1, 2, 4], gb=64)
+    r = solve(sc, top=5)
+    assert r["gpus"] == [8, 16, 32] and r["pareto"]
+    front = r["pareto"]
+    # Along the front, more days always means less cost; nothing on it is dominated.
+    for a, b in zip(front, front[1:]):
+        assert a["days"] <= b["days"] and a["cost_usd"] > b["cost_usd"]
+    days = np.array([1.0, 2.0, 3.0, 2.0, 1.0])
+    cost = np.array([5.0, 4.0, 1.0, 4.5, 6.0])
+    assert pareto_mask(days, cost).tolist() == [True, True, True, False, False]
+
+
+def test_infeasible_explains_with_nearest_fixes():
+    sc = scenario(model="qwen2.5-32b", node="dgx-h100", nodes=1, gb=64, search={"zero": [0], "tp": [1], "pp": [1]})
+    r = solve(sc)
+    assert r["plans"] == []
+    assert "over by" in r["explanation"][0] and "largest term" in r["explanation"][0]
+    changes = [f["change"] for f in r["closest"]["fixes"]]
+    assert any(c.startswith("allow zero") for c in changes)
+    assert all(f["per_gpu_gib"] <= 80 for f in r["closest"]["fixes"])
+
+
+def test_best_plan_says_what_bounds_it(scenario_32b):
+    b = solve(scenario_32b, top=1)["plans"][0]["bound_by"]
+    assert b["term"] in ("compute", "tp_comm", "dp_comm", "pp_bubble", "ep_comm", "cp_comm", "offload", "optimizer")
+    assert 0 < b["share"] <= 1

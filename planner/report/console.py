@@ -65,14 +65,29 @@ def breakdown_lines(r: dict) -> list[str]:
 
 def render_solve(result: dict, console: Console) -> None:
     plans = result["plans"]
-    title = (f"{result['scenario']}: top {len(plans)} of {result['feasible']:,} feasible plans "
-             f"({result['considered']:,} considered, {result['valid']:,} runnable by their framework) "
-             f"by {result['objective']}, {result['seconds']:.2f} s")
+    gpus = result["gpus"]
+    where = f"{gpus:,} GPUs" if isinstance(gpus, int) else f"{gpus[0]:,}-{gpus[-1]:,} GPUs ({len(gpus)} counts)"
+    title = (f"{result['scenario']} on {where}: top {len(plans)} of {result['feasible']:,} feasible plans "
+             f"({result['considered']:,} considered, {result['valid']:,} runnable by their framework, "
+             f"{result['fits_memory']:,} fit in memory) by {result['objective']}, {result['seconds']:.2f} s"
+             + (" [exhaustive]" if result.get("exhaustive") else ""))
     console.print(plans_table(plans, title))
     if plans:
-        console.print("[bold]best plan[/]")
+        b = plans[0].get("bound_by")
+        bound = f": bound by {b['term']} ({100 * b['share']:.0f}% of the step)" if b else ""
+        if b and "largest_overhead" in b:
+            bound += f", largest overhead {b['largest_overhead']} ({100 * b['overhead_share']:.0f}%)"
+        console.print(f"[bold]best plan[/]{bound}")
         for line in breakdown_lines(plans[0]):
             console.print("  " + line)
+    if result.get("pareto"):
+        t = Table(title="Pareto front of days and cost across node counts", title_justify="left", header_style="bold")
+        for col in ("GPUs", "days", "cost", "tok/s", "plan"):
+            t.add_column(col, justify="left" if col == "plan" else "right")
+        for p in result["pareto"]:
+            t.add_row(f"{p['gpus']:,}", f"{p['days']:.1f}", _money(p["cost_usd"]), f"{p['tokens_per_s']:,.0f}",
+                      f"{p['plan']['framework']} {_layout(p['plan'])} zero{p['plan']['zero']}")
+        console.print(t)
 
 
 def render_estimate(r: dict, console: Console) -> None:

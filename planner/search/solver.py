@@ -17,7 +17,8 @@ from ortools.sat.python import cp_model
 from planner.estimate import table as T
 from planner.estimate.evaluate import Context, evaluate_table, result_row
 from planner.frameworks.rules import framework_mask
-from planner.search.space import domains
+from planner.search.rank import order, pareto_mask
+from planner.search.space import all_layouts, domains
 
 INT_FIELDS = ("tp", "pp", "cp", "ep", "vpp", "dp", "mbs", "ga")
 
@@ -95,11 +96,12 @@ def layouts(scenario) -> dict[str, np.ndarray]:
     return {k: rows[:, i] for i, k in enumerate(INT_FIELDS)}
 
 
-def candidate_table(scenario) -> tuple[dict, int]:
+def candidate_table(scenario, exhaustive: bool = False) -> tuple[dict, int]:
     """Layouts x categorical choices, with sp set as each framework runs it; framework rules and
-    fixed fields applied. Returns (table, size of the space before the framework rules)."""
+    fixed fields applied. Returns (table, size of the space before the framework rules).
+    `exhaustive` enumerates the layouts by brute force instead of CP-SAT (same result, slower)."""
     so = scenario.search
-    lay = layouts(scenario)
+    lay = all_layouts(scenario, INT_FIELDS) if exhaustive else layouts(scenario)
     fixed = so.fixed
     cats = {
         "framework": [T.FRAMEWORKS.index(f) for f in so.frameworks],
@@ -130,83 +132,84 @@ def candidate_table(scenario) -> tuple[dict, int]:
     return T.take(t, keep), considered
 
 
-OBJECTIVE_KEYS = {"throughput": "tokens_per_s", "time": "days", "cost": "cost_usd"}
-
-
-def order(ev: dict, objective: str) -> np.ndarray:
-    """Indices sorted best first: throughput descending; time and cost ascending (ties: throughput)."""
-    tps = ev["tokens_per_s"]
-    # Ties (within 0.1%) go to the plan with fewer moving parts, then to the one with more headroom.
-    simpler = ev["cp"] * ev["vpp"] * ev["ep"] * (1 + ev["offload"] + ev["offload_params"])
-    # A 'tight' plan must be 3% faster than a 'fits' one to rank above it.
-    tps = tps * np.where(ev["verdict"] == 1, 0.97, 1.0)
-    if objective == "throughput":
-        key = -np.round(np.log(tps) / np.log(1.001))
-    elif objective == "time":
-        key = np.round(np.log(ev["days"]) / np.log(1.001))
-    else:
-        key = np.round(np.log(np.nan_to_num(ev["cost_usd"], nan=np.inf)) / np.log(1.001))
-    return np.lexsort((ev["memory_total"], simpler, ev["verdict"], key))
-
-
-def solve(scenario, objective: str | None = None, top: int | None = None) -> dict:
-    """Search the scenario's plan space; return the ranked feasible plans and search statistics."""
-    t0 = time.perf_counter()
-    objective = objective or scenario.objective
-    top = top or scenario.top
+def _search_one(scenario, objective: str, exhaustive: bool) -> dict:
+    """Evaluate every valid plan of a single-count scenario; rank the feasible ones."""
     ctx = Context(scenario)
-    t, considered = candidate_table(scenario)
-    ev = evaluate_table(ctx, t) if T.size(t) else None
-    result = {"scenario": scenario.name, "objective": objective, "gpus": scenario.cluster.gpus,
-              "considered": considered, "valid": T.size(t)}
-    if ev is None:
-        result.update(feasible=0, plans=[], seconds=time.perf_counter() - t0, closest=None)
-        return result
+    t, considered = candidate_table(scenario, exhaustive)
+    out = {"ctx": ctx, "t": t, "considered": considered, "valid": T.size(t), "ev": None,
+           "ranked": np.array([], dtype=np.int64), "fits_memory": 0}
+    if not T.size(t):
+        return out
+    ev = evaluate_table(ctx, t)
     b = scenario.budget
     ok = ev["verdict"] < 2
-    within = np.ones_like(ok)
+    within = ok.copy()
     if b.max_days is not None:
         within &= ev["days"] <= b.max_days
     if b.max_usd is not None:
         within &= np.nan_to_num(ev["cost_usd"], nan=np.inf) <= b.max_usd
     if b.max_gpus is not None:
         within &= ev["gpus"] <= b.max_gpus
-    feasible = np.flatnonzero(ok & within)
-    keys = {k: v[feasible] for k, v in ev.items() if isinstance(v, np.ndarray) and v.shape == ok.shape}
-    keys.update({k: t[k][feasible] for k in ("cp", "vpp", "ep", "offload", "offload_params")},
-                memory_total=ev["memory"]["total"][feasible])
-    ranked = feasible[order(keys, objective)]
-    plans = [result_row(ctx, t, ev, int(i)) for i in ranked[:top]]
-    closest, explanation = None, []
+    feasible = np.flatnonzero(within)
+    out.update(ev=ev, ok=ok, feasible=feasible, fits_memory=int(ok.sum()))
+    return out
+
+
+def _keys(run: dict, rows: np.ndarray) -> dict:
+    ev, t = run["ev"], run["t"]
+    keys = {k: ev[k][rows] for k in ("tokens_per_s", "days", "cost_usd", "verdict")}
+    keys.update({k: t[k][rows] for k in ("cp", "vpp", "ep", "offload", "offload_params")})
+    keys["memory_total"] = ev["memory"]["total"][rows]
+    return keys
+
+
+def solve(scenario, objective: str | None = None, top: int | None = None, exhaustive: bool = False,
+          progress=None) -> dict:
+    """Search the scenario's plan space (every node count of the cluster) and return the ranked
+    feasible plans, the Pareto front of (days, cost) across node counts, and search statistics.
+    When nothing is feasible, `closest` and `explanation` say why (planner.search.explain)."""
+    from planner.search.explain import bound_by, explain_infeasible
+
+    t0 = time.perf_counter()
+    objective = objective or scenario.objective
+    top = top or scenario.top
+    counts = scenario.cluster.node_counts
+    runs = []
+    for n in counts:
+        sc = scenario.model_copy(update={"cluster": scenario.cluster.with_nodes(n)})
+        runs.append((sc, _search_one(sc, objective, exhaustive)))
+        if progress:
+            progress(len(runs), len(counts))
+    # Merge the feasible plans of every count and rank them together.
+    pool = [(i, int(r)) for i, (_, run) in enumerate(runs) if run["ev"] is not None for r in run["feasible"]]
+    merged = {}
+    for k in ("tokens_per_s", "days", "cost_usd", "verdict", "cp", "vpp", "ep", "offload", "offload_params",
+              "memory_total"):
+        parts = [_keys(run, run["feasible"])[k] for _, run in runs if run["ev"] is not None]
+        merged[k] = np.concatenate(parts) if parts else np.array([])
+    ranked = order(merged, objective) if len(pool) else np.array([], dtype=np.int64)
+    rows = lambda idx: [result_row(runs[pool[j][0]][1]["ctx"], runs[pool[j][0]][1]["t"],  # noqa: E731
+                                   runs[pool[j][0]][1]["ev"], pool[j][1]) for j in idx]
+    plans = rows(ranked[:top])
+    for p, j in zip(plans, ranked[:top]):
+        p["gpus"] = runs[pool[j][0]][0].cluster.gpus
+        p["bound_by"] = bound_by(p)
+    result = {"scenario": scenario.name, "objective": objective,
+              "gpus": counts[0] * scenario.cluster.node.gpus_per_node if len(counts) == 1 else
+              [n * scenario.cluster.node.gpus_per_node for n in counts],
+              "node_counts": counts, "exhaustive": exhaustive,
+              "considered": sum(run["considered"] for _, run in runs),
+              "valid": sum(run["valid"] for _, run in runs),
+              "fits_memory": sum(run["fits_memory"] for _, run in runs),
+              "feasible": len(pool), "plans": plans, "closest": None, "explanation": []}
+    if len(counts) > 1 and len(pool):
+        front = np.flatnonzero(pareto_mask(merged["days"], merged["cost_usd"]))
+        front = front[np.argsort(merged["days"][front])]
+        result["pareto"] = [{"gpus": runs[pool[j][0]][0].cluster.gpus, "days": float(merged["days"][j]),
+                             "cost_usd": None if np.isnan(merged["cost_usd"][j]) else float(merged["cost_usd"][j]),
+                             "plan": r["plan"], "tokens_per_s": r["throughput"]["tokens_per_s"]}
+                            for j, r in zip(front, rows(front))]
     if not plans:
-        if ok.any():  # plans fit in memory, the budget rules them out
-            i = int(np.flatnonzero(ok)[np.argmax(ev["tokens_per_s"][ok])])
-            closest = result_row(ctx, t, ev, i)
-            explanation = [f"{int(ok.sum()):,} plans fit in memory but none is within the budget; the fastest "
-                           f"takes {closest['run']['days']:.1f} days and costs {closest['run']['cost_usd']}"]
-        else:  # the plan that needs the least memory relative to capacity explains why nothing fits
-            i = int(np.argmin(ev["memory"]["total"] / ev["capacity_bytes"]))
-            closest = result_row(ctx, t, ev, i)
-            explanation = explain_memory(closest)
-    result.update(feasible=int(len(feasible)), fits_memory=int(ok.sum()), plans=plans, closest=closest,
-                  explanation=explanation, seconds=time.perf_counter() - t0)
+        result["closest"], result["explanation"] = explain_infeasible(scenario, runs, objective)
+    result["seconds"] = time.perf_counter() - t0
     return result
-
-
-def explain_memory(row: dict) -> list[str]:
-    """Why the closest plan does not fit: the overflow and the largest memory terms."""
-    m = row["memory"]
-    over = m["per_gpu_gib"] - m["capacity_gib"]
-    terms = sorted(m["breakdown_gib"].items(), key=lambda kv: -kv[1])
-    lines = []
-    if over > 0:
-        lines.append(f"the closest plan needs {m['per_gpu_gib']:.1f} GiB per GPU of {m['capacity_gib']:.1f}: "
-                     f"over by {over:.1f} GiB; largest terms: "
-                     + ", ".join(f"{k} {v:.1f} GiB" for k, v in terms[:3]))
-    else:
-        lines.append(f"GPU memory fits ({m['per_gpu_gib']:.1f} GiB) but the host does not: "
-                     f"{m['host_per_node_gib']:.1f} GiB per node of {m['host_capacity_gib']} "
-                     f"(NVMe {m['nvme_per_node_gb']:.0f} GB)")
-    lines.append("try: more GPUs or a GPU with more memory, ZeRO-3, CPU offload, full recomputation, "
-                 "a smaller micro-batch or sequence")
-    return lines

@@ -71,3 +71,22 @@ def domains(scenario) -> dict[str, list[int]]:
         if key in dom:
             dom[key] = [v for v in dom[key] if v == int(value)]
     return dom
+
+
+def all_layouts(scenario, fields: tuple[str, ...]) -> dict:
+    """Every point of the product of the domains, filtered by the structural constraints with numpy:
+    the brute-force counterpart of the CP-SAT enumeration (used by `solve --exhaustive`)."""
+    import numpy as np
+
+    dom = domains(scenario)
+    if any(not dom[k] for k in fields):
+        return {k: np.array([], dtype=np.int64) for k in fields}
+    grids = np.meshgrid(*(np.array(dom[k], dtype=np.int64) for k in fields), indexing="ij")
+    v = {k: g.ravel() for k, g in zip(fields, grids)}
+    n = scenario.cluster.gpus
+    ok = (v["dp"] * v["tp"] * v["pp"] * v["cp"] == n)
+    ok &= v["mbs"] * v["ga"] * v["dp"] == scenario.training.global_batch
+    ok &= scenario.model.layers % (v["pp"] * v["vpp"]) == 0
+    ok &= (v["dp"] * v["cp"]) % v["ep"] == 0
+    ok &= (v["vpp"] == 1) | ((v["pp"] > 1) & (v["ga"] % v["pp"] == 0))
+    return {k: a[ok] for k, a in v.items()}

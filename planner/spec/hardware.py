@@ -98,17 +98,49 @@ class Node(Strict):
         return self.gpu.price.cloud_usd_per_gpu_hour
 
 
-class Cluster(Strict):
-    node: Node
-    nodes: PosInt = 1
+class NodeRange(Strict):
+    """`nodes: {min: 2, max: 16, step: 2}`: every count from min to max in steps."""
+
+    min: PosInt
+    max: PosInt
+    step: PosInt = 1
 
     @model_validator(mode="after")
     def _check(self):
-        if self.nodes > 1 and self.node.scaleout_gb_s is None and self.gpus > self.node.domain:
+        if self.max < self.min:
+            raise ValueError(f"max ({self.max}) is below min ({self.min})")
+        if (self.max - self.min) // self.step >= 256:
+            raise ValueError("a node range may hold at most 256 counts")
+        return self
+
+
+class Cluster(Strict):
+    node: Node
+    nodes: PosInt | list[PosInt] | NodeRange = Field(1, description="a count, a list of counts or a range")
+
+    @model_validator(mode="after")
+    def _check(self):
+        if isinstance(self.nodes, list) and not self.nodes:
+            raise ValueError("nodes: the list of node counts is empty")
+        if max(self.node_counts) > 1 and self.node.scaleout_gb_s is None \
+                and max(self.node_counts) * self.node.gpus_per_node > self.node.domain:
             raise ValueError(f"node '{self.node.name}' has no scale-out bandwidth in the catalog (no source); "
                              f"use one node, or an inline node with scaleout_gb_s")
         return self
 
     @property
+    def node_counts(self) -> list[int]:
+        if isinstance(self.nodes, int):
+            return [self.nodes]
+        if isinstance(self.nodes, list):
+            return sorted(set(self.nodes))
+        return list(range(self.nodes.min, self.nodes.max + 1, self.nodes.step))
+
+    @property
     def gpus(self) -> int:
+        if not isinstance(self.nodes, int):
+            raise ValueError("this cluster has several node counts; take one with with_nodes(n)")
         return self.node.gpus_per_node * self.nodes
+
+    def with_nodes(self, n: int) -> "Cluster":
+        return self.model_copy(update={"nodes": n})

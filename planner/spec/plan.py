@@ -41,6 +41,9 @@ class Plan(Strict):
 
     def resolved(self, scenario: "Scenario") -> "Plan":
         """Fill dp, ga and sp from the scenario, then check the layout; raises InputError."""
+        if len(scenario.cluster.node_counts) > 1:
+            raise InputError("the scenario lists several node counts; a plan needs one (set cluster.nodes to a "
+                             "single count)", key="cluster.nodes")
         gpus = scenario.cluster.gpus
         model_par = self.tp * self.pp * self.cp
         dp = self.dp if self.dp is not None else max(1, gpus // model_par)

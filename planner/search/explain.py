@@ -1,0 +1,144 @@
+"""Explanations: what bounds a plan's step time, and why nothing fits with the nearest changes that
+would make it fit (each with its resulting estimate)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from planner.estimate.evaluate import result_row
+
+
+def bound_by(row: dict) -> dict:
+    """The term that bounds the step time and the largest overhead, with their shares."""
+    parts = {k: v for k, v in row["time"]["breakdown_s"].items() if v > 0}
+    step = row["time"]["step_s"]
+    top = sorted(parts.items(), key=lambda kv: -kv[1])
+    out = {"term": top[0][0], "share": round(top[0][1] / step, 4)}
+    overheads = [(k, v) for k, v in top if k not in ("compute", "recompute")]
+    if overheads:
+        out["largest_overhead"] = overheads[0][0]
+        out["overhead_share"] = round(overheads[0][1] / step, 4)
+    return out
+
+
+def _summary(result_best: dict) -> str:
+    p, tp, run = result_best["plan"], result_best["throughput"], result_best["run"]
+    cost = "n/a" if run["cost_usd"] is None else f"${run['cost_usd']:,.0f}"
+    return (f"{p['framework']} {p['precision']} dp{p['dp']} tp{p['tp']} pp{p['pp']} cp{p['cp']} ep{p['ep']} "
+            f"zero{p['zero']} offload={p['offload']} recompute={p['recompute']} mbs{p['mbs']}: "
+            f"{result_best['memory']['per_gpu_gib']:.1f} GiB, {tp['tokens_per_s_per_gpu']:,.0f} tok/s/GPU, "
+            f"{run['days']:.1f} days, {cost}")
+
+
+def _best_of(scenario, objective) -> dict | None:
+    from planner.search.solver import _keys, _search_one
+    from planner.search.rank import order
+
+    run = _search_one(scenario, objective, exhaustive=False)
+    if run["ev"] is None or not len(run["feasible"]):
+        return None
+    i = run["feasible"][order(_keys(run, run["feasible"]), objective)[0]]
+    return result_row(run["ctx"], run["t"], run["ev"], int(i))
+
+
+def nearest_fixes(scenario, objective: str, limit: int = 6) -> list[dict]:
+    """Changes that make the scenario feasible, nearest first, each with the best plan's estimate."""
+    from planner import catalog
+
+    fixes: list[dict] = []
+    cl, so = scenario.cluster, scenario.search
+    n = max(cl.node_counts)
+
+    def attempt(label: str, sc) -> bool:
+        try:
+            best = _best_of(sc, objective)
+        except Exception:  # noqa: BLE001 - a candidate change that is itself invalid is skipped
+            return False
+        if best is not None:
+            fixes.append({"change": label, "best_plan": best, "summary": _summary(best)})
+            return True
+        return False
+
+    one = scenario.model_copy(update={"cluster": cl.with_nodes(n)})
+    relaxed = {"zero": [0, 1, 2, 3], "offload": ["none", "cpu", "nvme"], "offload_params": ["none", "cpu", "nvme"],
+               "recompute": ["none", "selective", "full"], "micro_batch": sorted(set(so.micro_batch) | {1})}
+    for key, values in relaxed.items():
+        if set(getattr(so, key)) != set(values):
+            attempt(f"allow {key} {values}", one.model_copy(update={"search": so.model_copy(update={key: values})}))
+    for factor in (2, 4, 8):
+        if attempt(f"{n * factor} nodes ({n * factor * cl.node.gpus_per_node} GPUs) of {cl.node.name}",
+                   one.model_copy(update={"cluster": cl.with_nodes(n * factor)})):
+            break
+    bigger = sorted((catalog.node(name) for name in catalog.names("nodes")),
+                    key=lambda nd: nd.gpu.memory_gib)
+    tried = 0
+    for nd in bigger:
+        if nd.gpu.memory_gib <= cl.node.gpu.memory_gib or nd.gpus_per_node != cl.node.gpus_per_node:
+            continue
+        if nd.scaleout_gb_s is None and n > 1:
+            continue
+        tried += 1
+        attempt(f"{n} nodes of {nd.name} ({nd.gpu.name}, {nd.gpu.memory_gib:.0f} GiB)",
+                one.model_copy(update={"cluster": one.cluster.model_copy(update={"node": nd})}))
+        if tried >= 3:
+            break
+    tr = scenario.training
+    if tr.seq_len >= 256 and tr.seq_len % 2 == 0:
+        attempt(f"sequence {tr.seq_len // 2} with global batch {tr.global_batch * 2} (same tokens per step)",
+                one.model_copy(update={"training": tr.model_copy(update={"seq_len": tr.seq_len // 2,
+                                                                         "global_batch": tr.global_batch * 2})}))
+    return fixes[:limit]
+
+
+def explain_infeasible(scenario, runs, objective: str):
+    """(closest plan, explanation lines) when no plan is feasible."""
+    with_fit = [(sc, run) for sc, run in runs if run["ev"] is not None and run["fits_memory"]]
+    if with_fit:  # plans fit in memory, the budget rules them out: show the fastest
+        sc, run = max(with_fit, key=lambda x: x[1]["ev"]["tokens_per_s"][x[1]["ok"]].max())
+        i = int(np.flatnonzero(run["ok"])[np.argmax(run["ev"]["tokens_per_s"][run["ok"]])])
+        row = result_row(run["ctx"], run["t"], run["ev"], i)
+        b = scenario.budget
+        lines = [f"{sum(r['fits_memory'] for _, r in runs):,} plans fit in memory but none is within the budget"]
+        if b.max_days is not None and row["run"]["days"] > b.max_days:
+            lines.append(f"the fastest takes {row['run']['days']:.1f} days > max_days {b.max_days:g}")
+        if b.max_usd is not None and (row["run"]["cost_usd"] or 0) > b.max_usd:
+            lines.append(f"it costs ${row['run']['cost_usd']:,.0f} > max_usd {b.max_usd:,.0f}")
+        if b.max_gpus is not None and sc.cluster.gpus > b.max_gpus:
+            lines.append(f"it uses {sc.cluster.gpus} GPUs > max_gpus {b.max_gpus}")
+        return row, lines
+    evaluated = [(sc, run) for sc, run in runs if run["ev"] is not None]
+    if not evaluated:
+        return None, ["no plan satisfies the structural constraints (divisibility of heads, layers, experts, "
+                      "sequence and batch by the parallel degrees, TP inside the scale-up domain) and the "
+                      "search restrictions; widen the search lists or change the GPU count"]
+    sc, run = min(evaluated, key=lambda x: (x[1]["ev"]["memory"]["total"] / x[1]["ev"]["capacity_bytes"]).min())
+    ev = run["ev"]
+    i = int(np.argmin(ev["memory"]["total"] / ev["capacity_bytes"]))
+    row = result_row(run["ctx"], run["t"], ev, i)
+    lines = explain_memory(row)
+    fixes = nearest_fixes(scenario, objective)
+    if fixes:
+        lines.append("nearest changes that fit:")
+        lines += [f"  - {f['change']}: {f['summary']}" for f in fixes]
+    else:
+        lines.append("no single change tried (more GPUs, a GPU with more memory, ZeRO-3, offload, full "
+                     "recompute, micro-batch 1, half the sequence) makes it fit")
+    row["fixes"] = [{"change": f["change"], "plan": f["best_plan"]["plan"],
+                     "per_gpu_gib": f["best_plan"]["memory"]["per_gpu_gib"],
+                     "tokens_per_s": f["best_plan"]["throughput"]["tokens_per_s"],
+                     "days": f["best_plan"]["run"]["days"], "cost_usd": f["best_plan"]["run"]["cost_usd"]}
+                    for f in fixes]
+    return row, lines
+
+
+def explain_memory(row: dict) -> list[str]:
+    """Why the closest plan does not fit: the overflowing term and by how much."""
+    m = row["memory"]
+    over = m["per_gpu_gib"] - m["capacity_gib"]
+    terms = sorted(m["breakdown_gib"].items(), key=lambda kv: -kv[1])
+    if over > 0:
+        return [f"the closest plan needs {m['per_gpu_gib']:.1f} GiB per GPU of {m['capacity_gib']:.1f}: over by "
+                f"{over:.1f} GiB; the largest term is {terms[0][0]} ({terms[0][1]:.1f} GiB), then "
+                + ", ".join(f"{k} {v:.1f}" for k, v in terms[1:4])]
+    return [f"GPU memory fits ({m['per_gpu_gib']:.1f} GiB) but the host does not: {m['host_per_node_gib']:.1f} GiB "
+            f"per node of {m['host_capacity_gib']} (NVMe {m['nvme_per_node_gb']:.0f} GB)"]
