@@ -21,6 +21,12 @@ from planner.arch import attention_dims, layer_matmuls
 from planner.estimate.memory import stage_layers
 
 DEFAULT_MAMF = 0.70      # when a GPU has no measured MAMF (assumed)
+# End-to-end training does not sustain the best-shape MAMF: clocks drop under long power-limited
+# runs, transformer GEMM shapes tile less well than MAMF's best shape, kernels start and stop.
+# FITTED, not measured: the one parameter calibrated on shared/calibration/published_runs.yaml (27
+# Megatron runs on A100 and H100; benchmarks/accuracy.py). Mean error vs this fraction: 1.00 ->
+# 10.6%, 0.96 -> 8.8%, 0.94 -> 8.1%, 0.92 -> 7.4%, 0.90 -> 6.7%, 0.88 -> 6.2% (worst 23% -> 15%).
+SUSTAINED_FRACTION = 0.90
 HBM_EFFICIENCY = 0.80    # streaming kernels reach about 80-90% of HBM peak (assumed lower end)
 ATTN_FWD_OF_MAMF = 0.70  # Dao 2023 (FlashAttention-2), see module docstring
 ATTN_BWD_OF_MAMF = 0.60
@@ -33,8 +39,8 @@ def peaks(gpu, t):
         v = gpu.peak_tflops(p)
         return (v or 0.0) * 1e12
 
-    eff16 = gpu.matmul_efficiency.bf16 or DEFAULT_MAMF
-    eff8 = gpu.matmul_efficiency.fp8 or eff16
+    eff16 = (gpu.matmul_efficiency.bf16 or DEFAULT_MAMF) * SUSTAINED_FRACTION
+    eff8 = (gpu.matmul_efficiency.fp8 or gpu.matmul_efficiency.bf16 or DEFAULT_MAMF) * SUSTAINED_FRACTION
     linear = np.array([peak("fp32") * eff16, peak("fp16") * eff16, peak("bf16") * eff16, peak("fp8") * eff8])
     half = np.array([peak("fp32"), peak("fp16"), peak("bf16"), peak("bf16")]) * eff16
     prec = t["precision"]
