@@ -100,6 +100,23 @@ def elementwise_bytes_per_token(ctx, t, moe_layer: bool):
     return residual + rope + act
 
 
+def fp8_cast_bytes_per_token(ctx, t, moe_layer: bool):
+    """FP8 (Transformer Engine) quantisation traffic per token and layer in forward: every linear
+    layer's input is read in bf16 and written in FP8 (3 bytes per element): QKV and MLP inputs (h each),
+    the attention output (heads x d_v / tp) and the down-projection input (ffn / tp, per routed
+    copy for experts). Backward casts the output gradients and transposes: counted by the 2x
+    backward factor. Zero for other precisions."""
+    m = ctx.model
+    _, d_v = attention_dims(m)
+    tp = t["tp"]
+    ffn = m.ffn_hidden
+    copies = 1
+    if moe_layer and m.moe:
+        ffn, copies = m.moe.expert_ffn_hidden, m.moe.top_k
+    elems = 2 * m.hidden * (1 + (copies - 1) * 0.5 if moe_layer else 1) + m.heads * d_v / tp + copies * ffn / tp
+    return np.where(t["precision"] == 3, 3.0 * elems, 0.0)
+
+
 def unfused_attention_s(ctx, t, half_fps, hbm):
     """Forward and backward seconds of one layer's attention without a fused kernel (Megatron before
     FlashAttention): QK^T and AV as batched GEMMs over the full s x s scores (no causal skipping),
@@ -131,7 +148,7 @@ def microbatch_compute(ctx, t, stage: str) -> dict:
         if moe_layer and not ctx.model.moe:
             continue
         mm = layer_matmul_fwd_s(ctx, t, tokens, moe_layer, linear_fps, hbm)
-        ew = tokens * elementwise_bytes_per_token(ctx, t, moe_layer) / hbm
+        ew = tokens * (elementwise_bytes_per_token(ctx, t, moe_layer) + fp8_cast_bytes_per_token(ctx, t, moe_layer)) / hbm
         fwd = fwd + count * (mm + ew)
         matmul = matmul + count * mm
     lps = ctx.model.layers / t["pp"]
