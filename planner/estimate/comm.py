@@ -2,7 +2,9 @@
 
 Ranks are placed TP innermost, then CP, then DP (EP is carved from DP x CP, consecutive), then PP
 (Megatron-LM's default order). A group whose span (size x stride) fits in the scale-up domain runs
-on NVLink/xGMI; otherwise its bottleneck is the scale-out NIC of each GPU.
+on NVLink/xGMI; a larger one is bounded by the per-GPU scale-out NIC (rings: all-gather,
+reduce-scatter, send/recv), except all-reduce, which runs hierarchically (inside each domain on
+NVLink, across domains on the NICs with the bytes divided among the domain's members).
 
 Cost model (Thakur et al. 2005; NCCL's bus-bandwidth convention, nccl-tests PERFORMANCE.md):
 ring all-reduce moves 2(n-1)/n x bytes per GPU, all-gather / reduce-scatter (n-1)/n x bytes,
@@ -24,22 +26,57 @@ ALPHA_IN_S = 10e-6
 ALPHA_OUT_S = 30e-6
 
 
-def link(node, size, stride):
-    """(bus bandwidth bytes/s, latency s) of a group of `size` ranks `stride` apart."""
-    inside = size * stride <= node.domain
+def _rates(node):
     up = node.scaleup_gb_s * 1e9 * (node.scaleup_efficiency or DEFAULT_SCALEUP_EFF)
     out = (node.scaleout_gb_s or 0.0) * 1e9 * (node.scaleout_efficiency or DEFAULT_SCALEOUT_EFF)
-    out = out if out > 0 else 1e-9  # no scale-out link: only single-domain clusters are valid
+    return up, (out if out > 0 else 1e-9)  # no scale-out link: only single-domain clusters are valid
+
+
+def link(node, size, stride):
+    """(bandwidth bytes/s, latency s) of the slowest hop of a ring of `size` ranks `stride` apart:
+    NVLink/xGMI when the whole group sits in one scale-up domain, else the per-GPU NIC."""
+    inside = size * stride <= node.domain
+    up, out = _rates(node)
     return np.where(inside, up, out), np.where(inside, ALPHA_IN_S, ALPHA_OUT_S)
 
 
-def all_reduce_s(nbytes, size, bw, alpha):
-    return np.where(size > 1, alpha + 2 * (size - 1) / size * nbytes / bw, 0.0)
+def members_per_domain(node, size, stride):
+    """How many ranks of a group share one scale-up domain (ranks placed `stride` apart)."""
+    return np.where(stride < node.domain, np.minimum(size, np.maximum(1, node.domain // stride)), 1)
 
 
-def gather_s(nbytes, size, bw, alpha):
-    """All-gather or reduce-scatter of a buffer of `nbytes` (the full, gathered size)."""
+def gather_s(node, nbytes, size, stride):
+    """All-gather or reduce-scatter of a buffer of `nbytes` (the full, gathered size): NCCL runs these
+    as rings, whose bus bandwidth across nodes is the per-GPU NIC rate (nccl-tests multi-node
+    all_gather / reduce_scatter busbw stays near the NIC line rate): (n-1)/n x bytes on the slowest hop."""
+    bw, alpha = link(node, size, stride)
     return np.where(size > 1, alpha + (size - 1) / size * nbytes / bw, 0.0)
+
+
+def all_reduce_s(node, nbytes, size, stride):
+    """All-reduce, 2(n-1)/n x bytes, hierarchical across scale-up domains (NCCL tree / NVLS-tree
+    algorithms): with k ranks per domain and m domains, the intra-domain part moves 2(k-1)/k of the
+    buffer on NVLink and the inter-domain part 2(m-1)/m of a 1/k shard on the NICs, which is why
+    multi-node all-reduce bus bandwidth exceeds the NIC rate by about (n-1)/(m-1) (ml-engineering
+    network notes: 4 x 8 B200, 381.8 GB/s busbw = 37 GB/s per NIC)."""
+    up, out = _rates(node)
+    k = members_per_domain(node, size, stride)
+    m = size / k
+    intra = 2 * (k - 1) / k * nbytes / up
+    inter = 2 * (m - 1) / m * nbytes / k / out
+    alpha = np.where(m > 1, ALPHA_IN_S + ALPHA_OUT_S, ALPHA_IN_S)
+    return np.where(size > 1, alpha + intra + inter, 0.0)
+
+
+def all_to_all_s(node, nbytes, size, stride):
+    """All-to-all of `nbytes` per rank: (k-1)/n of it to peers in the same domain on NVLink and
+    (n-k)/n to the others on the NICs, both at once."""
+    up, out = _rates(node)
+    k = members_per_domain(node, size, stride)
+    intra = (k - 1) / size * nbytes / up
+    inter = (size - k) / size * nbytes / out
+    alpha = np.where(size > k, ALPHA_OUT_S, ALPHA_IN_S)
+    return np.where(size > 1, alpha + np.maximum(intra, inter), 0.0)
 
 
 def microbatch_comm(ctx, t, stage_dense, stage_moe, attn_fwd_s) -> dict:
@@ -53,13 +90,12 @@ def microbatch_comm(ctx, t, stage_dense, stage_moe, attn_fwd_s) -> dict:
     # Tensor parallel (Megatron, Shoeybi et al. 2019 Sec. 3; with SP, Korthikanti et al. 2022
     # Sec. 4.2.2: all-gather + reduce-scatter, the same volume): 2 per layer forward, 2 backward,
     # 2 more when the forward is recomputed. Not overlapped (assumed).
-    bw, a = link(node, tp, 1)
     act_bytes = 2.0 * tokens * m.hidden
-    per_layer = all_reduce_s(act_bytes, tp, bw, a)
+    per_layer = all_reduce_s(node, act_bytes, tp, 1)
     # With SP the backward all-gathers each column-parallel input again for the weight gradient,
     # since only the sequence-sharded input was stored (Korthikanti et al. 2022 Sec. 4.2.2): two more
     # all-gathers (half an all-reduce each) per layer.
-    regather = np.where(t["sp"], 2 * gather_s(act_bytes, tp, bw, a), 0.0)
+    regather = np.where(t["sp"], 2 * gather_s(node, act_bytes, tp, 1), 0.0)
     tp_s = layers * (per_layer * np.where(full_rc, 6, 4) + regather)
 
     # Context parallel ring attention: K and V of the other cp-1 chunks pass around the ring in
@@ -77,9 +113,8 @@ def microbatch_comm(ctx, t, stage_dense, stage_moe, attn_fwd_s) -> dict:
     # Expert parallel all-to-all: dispatch and combine, forward and backward (4 per MoE layer).
     ep_s = 0.0
     if m.moe:
-        bw, a = link(node, ep, tp)
         a2a_bytes = 2.0 * tokens * m.moe.top_k * m.hidden / tp
-        one = np.where(ep > 1, a + (ep - 1) / ep * a2a_bytes / bw, 0.0)
+        one = all_to_all_s(node, a2a_bytes, ep, tp)
         ep_s = stage_moe * one * np.where(full_rc, 6, 4)
 
     # Pipeline send/recv of the boundary activation, forward and backward.
@@ -130,10 +165,10 @@ def dp_comm(ctx, t, mem, fwd_mb_s, bwd_mb_s) -> dict:
     for frac, size, stride in ((1 - expert_frac, dp * cp, tp), (expert_frac, np.maximum(1, dp * cp // ep), tp * ep)):
         if frac == 0:
             continue
-        bw, a = link(node, size, stride)
-        g = gather_s(local * frac * grad_bytes, size, bw, a)
-        p = gather_s(local * frac * param_bytes, size, bw, a)
-        sync = np.where(zero == 0, 2 * g, np.where(zero == 1, g, ga * g))
+        g = gather_s(node, local * frac * grad_bytes, size, stride)
+        p = gather_s(node, local * frac * param_bytes, size, stride)
+        allreduce = all_reduce_s(node, local * frac * grad_bytes, size, stride)
+        sync = np.where(zero == 0, allreduce, np.where(zero == 1, g, ga * g))
         per_mb_gather = np.where(zero >= 3, 2 * p, 0.0)
         post_gather = np.where((zero >= 1) & (zero <= 2), p, 0.0)
         total = total + sync + ga * per_mb_gather + post_gather
