@@ -9,7 +9,7 @@ Everything the command line does is callable from Python:
 """
 
 from planner.arch import model_stats, summary as model_summary
-from planner.estimate.evaluate import estimate
+from planner import estimate  # a callable package: estimate(scenario, plan)
 from planner.search.solver import solve
 from planner.spec import load_scenario, parse_plan
 
