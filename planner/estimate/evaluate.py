@@ -86,7 +86,7 @@ def evaluate_table(ctx: Context, t: dict) -> dict:
 
     ga = t["ga"]
     dp = comm.dp_comm(ctx, t, mem, c["forward"], c["backward"])
-    opt = offload.optimizer_s(ctx, t, mem)
+    opt = offload.optimizer_s(ctx, t, mem, c["forward"], c["backward"])
     bubble = pipeline.bubble_s(t, stage_s)
     step = pipeline.pipeline_step_s(t, stage_s) + dp["dp_comm"] + opt["optimizer"] + opt["offload"]
     breakdown = {

@@ -19,21 +19,35 @@ CPU_ADAM_PARAMS_PER_S_PER_NODE = 2e9
 NVME_BYTES_PER_S_PER_NODE = 12e9
 
 
-def optimizer_s(ctx, t, mem):
-    """Seconds of the optimizer step, and of the host transfers when offloading (exposed)."""
-    zero = t["zero"]
+def optimizer_s(ctx, t, mem, fwd_mb_s=0.0, bwd_mb_s=0.0):
+    """Seconds of the optimizer step, and the exposed host traffic when offloading.
+
+    * On the GPU: a memory-bound Adam over this GPU's shard (ADAM_BYTES_PER_PARAM).
+    * Optimizer offload (ZeRO-Offload): gradients go to the host as backward produces them
+      (bf16, 2 bytes; every micro-batch with ZeRO >= 2, once with ZeRO-1) and hide behind the
+      backward of that micro-batch; the CPU Adam step is exposed; the updated bf16 parameters come
+      back before the next forward (exposed). NVMe (ZeRO-Infinity) reads and writes the fp32
+      states (12 bytes) each step, pipelined with the CPU step: the slower of the two shows.
+    * Parameter offload (ZeRO-3): each micro-batch fetches the parameter shard for forward and
+      again for backward; prefetching hides it behind that micro-batch's compute.
+    """
+    zero, ga = t["zero"], t["ga"]
     shard = np.where(zero >= 1, t["dp"] * t["cp"], 1)
     params = mem["local_params"] / shard  # parameters this GPU updates
     gpu_s = params * ADAM_BYTES_PER_PARAM / (ctx.gpu.hbm_tb_s * 1e12 * HBM_EFFICIENCY)
     gpn = ctx.node.gpus_per_node
     cpu_s = params * gpn / CPU_ADAM_PARAMS_PER_S_PER_NODE
+    nvme_s = params * gpn * 2 * 12.0 / NVME_BYTES_PER_S_PER_NODE
     host_link = (ctx.node.host_link_gb_s or 25.0) * 1e9
-    pcie_s = params * (2.0 + 2.0) / host_link  # bf16 gradients down, bf16 parameters up
-    nvme_s = params * gpn * 2 * 12.0 / NVME_BYTES_PER_S_PER_NODE  # states read and written
+    grads_down = params * 2.0 / host_link
+    grads_shown = np.where(zero >= 2, ga * np.maximum(0.0, grads_down - bwd_mb_s),
+                           np.maximum(0.0, grads_down - bwd_mb_s))
+    params_up = params * 2.0 / host_link
     off = t["offload"]
-    opt = np.where(off == 0, gpu_s, cpu_s)
-    offload = np.where(off == 0, 0.0, pcie_s) + np.where(off == 2, nvme_s, 0.0)
-    # Parameter offload (ZeRO-3): parameters stream over PCIe in forward and backward each micro-batch.
-    par_bytes = mem["local_params"] / (t["dp"] * t["cp"]) * 2.0  # this GPU's bf16 shard
-    offload = offload + np.where(t["offload_params"] > 0, t["ga"] * 2 * par_bytes / host_link, 0.0)
+    step_cpu = np.where(off == 2, np.maximum(cpu_s, nvme_s), cpu_s)
+    opt = np.where(off == 0, gpu_s, step_cpu)
+    offload = np.where(off == 0, 0.0, grads_shown + params_up)
+    par_fetch = mem["local_params"] / (t["dp"] * t["cp"]) * 2.0 / host_link  # this GPU's bf16 shard
+    par_shown = ga * (np.maximum(0.0, par_fetch - fwd_mb_s) + np.maximum(0.0, par_fetch - bwd_mb_s))
+    offload = offload + np.where(t["offload_params"] > 0, par_shown, 0.0)
     return {"optimizer": opt, "offload": offload}
