@@ -43,8 +43,8 @@ def main() -> None:
     args = ap.parse_args()
     rows = []
     for path in SCENARIOS:
-        sc = load_scenario(path)
         try:
+            sc = load_scenario(path)
             solve(sc)  # warm-up: imports, catalog loading
         except Exception as exc:  # noqa: BLE001 - e.g. a purchase file in scenarios/
             print(f"{path.name}: skipped ({exc.__class__.__name__})")

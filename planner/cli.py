@@ -69,10 +69,18 @@ def _scenario(path: str):
 @click.option("--objective", type=click.Choice(["throughput", "time", "cost"]), help="ranking objective")
 @click.option("--exhaustive", is_flag=True, help="enumerate layouts by brute force instead of CP-SAT (a cross-check)")
 @click.option("--json", "as_json", is_flag=True, help="print the JSON result")
-def solve(scenario, top, objective, exhaustive, as_json):
+@click.option("--emit", "emit_dir", type=click.Path(file_okay=False),
+              help="also write the files that run the top plans to DIR/rank1, DIR/rank2, ...")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False), help="also write a self-contained HTML report")
+@click.option("--force", is_flag=True, help="write into a non-empty --emit directory, replace an existing --report file")
+def solve(scenario, top, objective, exhaustive, as_json, emit_dir, report_path, force):
     """Search every plan of SCENARIO and rank those that fit."""
+    from planner.export import check_target, export_ranked
     from planner.search.solver import solve as run_solve
 
+    if emit_dir:
+        check_target(Path(emit_dir), force)  # refuse before searching
+    _check_new_file(report_path, force)
     sc = _scenario(scenario)
     result = _with_progress(lambda progress: run_solve(sc, objective=objective, top=top, exhaustive=exhaustive,
                                                        progress=progress), len(sc.cluster.node_counts))
@@ -82,8 +90,62 @@ def solve(scenario, top, objective, exhaustive, as_json):
         render.render_solve(result, out)
     else:
         render.render_infeasible(result, out)
+    if report_path:
+        from planner.report.html import write_report
+
+        (err if as_json else out).print(f"wrote {write_report(result, sc, report_path, force=force)}", soft_wrap=True)
     if not result["plans"]:
         sys.exit(1)
+    if emit_dir:
+        paths, skipped = export_ranked(sc, result["plans"], emit_dir, force=force)
+        _report_export(emit_dir, paths, skipped, err if as_json else out)
+
+
+def _check_new_file(path, force: bool) -> None:
+    """Fail before the work when an output file exists and --force is not given."""
+    if path and Path(path).exists() and not force:
+        raise InputError("file exists; use --force to overwrite it", file=path)
+
+
+def _report_export(out_dir, paths, skipped, console) -> None:
+    console.print(f"wrote {len(paths)} files to {out_dir}", soft_wrap=True)
+    for msg in skipped:
+        console.print(f"[yellow]skipped[/] {msg}", soft_wrap=True)
+
+
+@main.command()
+@click.argument("scenario", type=click.Path(dir_okay=False))
+@click.option("--plan", "plan_text", help='the plan to export, e.g. "framework=deepspeed,zero=3,mbs=1"')
+@click.option("--rank", type=click.IntRange(1, 10000), help="export the K-th ranked plan of the search instead")
+@click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False), help="output directory")
+@click.option("--force", is_flag=True, help="write into a non-empty output directory")
+@click.option("--nvme-path", default=None, help="local NVMe directory for DeepSpeed NVMe offload")
+def export(scenario, plan_text, rank, out_dir, force, nvme_path):
+    """Write the files that run one plan of SCENARIO (config, launch script, Slurm script, README)."""
+    from planner.export import export_plan
+    from planner.frameworks.deepspeed import DEFAULT_NVME_PATH
+
+    if (plan_text is None) == (rank is None):
+        raise click.UsageError("give exactly one of --plan and --rank")
+    sc = _scenario(scenario)
+    if plan_text is not None:
+        from planner.estimate.evaluate import estimate as run_estimate
+        from planner.spec import parse_plan
+
+        chosen = run_estimate(sc, parse_plan(plan_text).resolved(sc))
+        if chosen["memory"]["verdict"] == "oom":
+            err.print("[yellow]warning:[/] this plan does not fit in memory (README.txt gives the estimate)",
+                      soft_wrap=True)
+    else:
+        from planner.search.solver import solve as run_solve
+
+        plans = run_solve(sc, top=rank)["plans"]
+        if len(plans) < rank:
+            err.print(f"[red]error:[/] only {len(plans)} plans fit; --rank {rank} does not exist", soft_wrap=True)
+            sys.exit(1)
+        chosen = plans[rank - 1]
+    paths = export_plan(sc, chosen, out_dir, force=force, nvme_path=nvme_path or DEFAULT_NVME_PATH)
+    _report_export(out_dir, paths, [], out)
 
 
 @main.command()
@@ -158,9 +220,42 @@ def catalog_cmd(kind, name, as_json):
 
 
 @main.command()
+@click.argument("purchases", type=click.Path(dir_okay=False))
+@click.option("--budget", type=click.FloatRange(min=0, min_open=True), help="USD: the best mix to buy within it")
+@click.option("--vary", multiple=True, help='sensitivity, repeatable: "price=±20%", "power=+-10%", "utilisation=-15%"')
+@click.option("--json", "as_json", is_flag=True, help="print the JSON result")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="also write one CSV line per option x workload")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False), help="also write a self-contained HTML report")
+@click.option("--force", is_flag=True, help="overwrite the --csv and --report files if they exist")
+@click.option("--workers", type=click.IntRange(1, 256), help="parallel searches (default: one per CPU)")
+def compare(purchases, budget, vary, as_json, csv_path, report_path, force, workers):
+    """Evaluate every cluster option x workload of PURCHASES: days, dollars, Pareto front, best mix."""
+    from planner.purchase import compare as run_compare, plan_tasks
+    from planner.report import purchase as show
+    from planner.spec.purchase import load_purchases
+
+    pf = load_purchases(purchases)
+    _check_new_file(csv_path, force)
+    _check_new_file(report_path, force)
+    result = _with_progress(lambda progress: run_compare(pf, budget, vary, workers, progress), len(plan_tasks(pf)))
+    if csv_path:
+        show.write_atomic(csv_path, show.csv_text(result), force=force)
+    if as_json:
+        _emit_json(result)
+    else:
+        show.render_compare(result, out)
+    if report_path:
+        from planner.report.compare_html import write_compare_report
+
+        (err if as_json else out).print(f"wrote {write_compare_report(result, report_path, force=force)}", soft_wrap=True)
+    if not any(r["plan"] for r in result["options"]) or result.get("best_mix", {}).get("status") == "infeasible":
+        sys.exit(1)
+
+
+@main.command()
 @click.argument("file", type=click.Path(dir_okay=False))
 def validate(file):
-    """Check a scenario FILE; exit 2 with the key at fault if it is invalid."""
+    """Check a scenario or purchase FILE; exit 2 with the key at fault if it is invalid."""
     from planner.spec import validate as run_validate
 
     click.echo(run_validate(file))

@@ -73,9 +73,10 @@ def test_validate(tmp_path):
 
 def test_nothing_fits_exits_1(tmp_path):
     p = write(tmp_path, "big.yaml", "model: llama-3.1-405b\ncluster: {node: hgx-a100-40gb, nodes: 1}\n"
-                                    "training: {seq_len: 4096, global_batch: 8, tokens: 1e9}\n")
+                                    "training: {seq_len: 8192, global_batch: 8, tokens: 1e9}\n")
     r = run("solve", p)
-    assert r.exit_code == 1 and "No plan fits" in r.stdout and "over by" in r.stdout
+    assert r.exit_code == 1 and "No plan fits" in r.stdout
+    assert "over by" in r.stdout or "the host does not" in r.stdout
 
 
 @pytest.mark.parametrize("text,key", [

@@ -84,7 +84,7 @@ def test_budget_excludes_plans_and_nothing_fits_explains():
     sc = scenario(model="llama-3.1-70b", nodes=1, gb=64, budget={"max_days": 0.001})
     r = solve(sc)
     assert r["plans"] == [] and r["explanation"] and r["closest"] is not None
-    too_big = scenario(model="llama-3.1-405b", node="hgx-a100-40gb", nodes=1, gb=8)
+    too_big = scenario(model="llama-3.1-405b", node="hgx-a100-40gb", nodes=1, seq=8192, gb=8)
     r = solve(too_big)
     assert r["plans"] == [] and r["fits_memory"] == 0
     assert "over by" in r["explanation"][0] or "host" in r["explanation"][0]

@@ -49,14 +49,39 @@ def plans_table(plans: list[dict], title: str) -> Table:
     return t
 
 
-def breakdown_lines(r: dict) -> list[str]:
-    m, tm = r["memory"], r["time"]
-    mem = ", ".join(f"{k} {v:.1f}" for k, v in m["breakdown_gib"].items())
+def _named_parts(parts: dict) -> str:
+    """'name value, ...' of the parts worth showing (>= 0.05 GiB), largest first."""
+    shown = sorted(((v, k) for k, v in parts.items() if v >= 0.05), reverse=True)
+    return ", ".join(f"{k} {v:.1f}" for v, k in shown)
+
+
+def memory_lines(m: dict) -> list[str]:
+    """The memory object as lines: total and verdict, each group with its named parts, host and NVMe."""
+    where = ""
+    if "most_loaded_stage" in m:
+        phase = "optimizer step" if m["peak_phase"] == "optimizer_step" else "forward/backward"
+        where = f", {m['most_loaded_stage']} stage, peak in {phase}"
+    limit = f"; fits below {m['fits_below_gib']:.1f}" if "fits_below_gib" in m else ""
     lines = [f"memory/GPU: {m['per_gpu_gib']:.1f} of {m['capacity_gib']:.1f} GiB ({m['verdict']}, "
-             f"headroom {m['headroom_gib']:.1f}): {mem}"]
+             f"headroom {m['headroom_gib']:.1f}{limit}){where}"]
+    parts = m.get("parts_gib", {})
+    for group, total in m["breakdown_gib"].items():
+        named = _named_parts(parts.get(group, {}))
+        lines.append(f"  {group} {total:.1f}" + (f": {named}" if named else ""))
     if m.get("host_per_node_gib"):
         cap = m.get("host_capacity_gib")
-        lines.append(f"host/node: {m['host_per_node_gib']:.1f} GiB of {cap if cap is not None else 'unknown'}")
+        named = _named_parts(m.get("host_parts_gib", {}))
+        lines.append(f"host/node: {m['host_per_node_gib']:.1f} GiB of {cap if cap is not None else 'unknown'}"
+                     + (f": {named}" if named else ""))
+    if m.get("nvme_per_node_gb"):
+        cap = m.get("nvme_capacity_gb")
+        lines.append(f"NVMe/node: {m['nvme_per_node_gb']:,.0f} GB of {f'{cap:,.0f}' if cap is not None else 'unknown'}")
+    return lines
+
+
+def breakdown_lines(r: dict) -> list[str]:
+    m, tm = r["memory"], r["time"]
+    lines = memory_lines(m)
     step = tm["step_s"]
     parts = sorted(((v, k) for k, v in tm["breakdown_s"].items() if v > 0), reverse=True)
     lines.append(f"step {step:.3f} s: " + ", ".join(f"{k} {v:.3f} ({100 * v / step:.0f}%)" for v, k in parts))

@@ -111,9 +111,9 @@ def explain_infeasible(scenario, runs, objective: str):
         return None, ["no plan satisfies the structural constraints (divisibility of heads, layers, experts, "
                       "sequence and batch by the parallel degrees, TP inside the scale-up domain) and the "
                       "search restrictions; widen the search lists or change the GPU count"]
-    sc, run = min(evaluated, key=lambda x: (x[1]["ev"]["memory"]["total"] / x[1]["ev"]["capacity_bytes"]).min())
+    sc, run = min(evaluated, key=lambda x: _overflow_ratio(x[0], x[1]["ev"]).min())
     ev = run["ev"]
-    i = int(np.argmin(ev["memory"]["total"] / ev["capacity_bytes"]))
+    i = int(np.argmin(_overflow_ratio(sc, ev)))
     row = result_row(run["ctx"], run["t"], ev, i)
     lines = explain_memory(row)
     fixes = nearest_fixes(scenario, objective)
@@ -129,6 +129,21 @@ def explain_infeasible(scenario, runs, objective: str):
                      "days": f["best_plan"]["run"]["days"], "cost_usd": f["best_plan"]["run"]["cost_usd"]}
                     for f in fixes]
     return row, lines
+
+
+def _overflow_ratio(scenario, ev):
+    """How far each plan is from fitting: the worst of GPU memory / capacity, host RAM / host
+    memory and NVMe / NVMe capacity (1.0 = exactly full)."""
+    from planner.estimate.memory import GIB
+
+    node = scenario.cluster.node
+    ratio = ev["memory"]["total"] / ev["capacity_bytes"]
+    if node.host_memory_gib:
+        ratio = np.maximum(ratio, ev["memory"]["host_per_node"] / (node.host_memory_gib * GIB))
+    nvme = (node.nvme_tb or 0.0) * 1e12
+    ratio = np.maximum(ratio, np.where(ev["memory"]["nvme_per_node"] > 0,
+                                       ev["memory"]["nvme_per_node"] / max(nvme, 1.0), 0.0))
+    return ratio
 
 
 def explain_memory(row: dict) -> list[str]:

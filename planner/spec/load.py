@@ -165,7 +165,11 @@ def load_scenario(path: str | Path):
 
 
 def validate(path: str | Path) -> str:
-    """Validate a scenario file; returns a one-line summary or raises InputError."""
+    """Validate a scenario or purchase file; returns a one-line summary or raises InputError."""
+    from planner.spec.purchase import is_purchase, validate_purchases
+
+    if is_purchase(load_yaml(path)):
+        return validate_purchases(path)
     sc = load_scenario(path)
     return (f"{path}: valid scenario '{sc.name}': model {sc.model.name}, "
             f"{sc.cluster.nodes} x {sc.cluster.node.name} ({sc.cluster.gpus} GPUs)")

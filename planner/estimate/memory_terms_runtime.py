@@ -1,0 +1,170 @@
+"""Everything else on the GPU: CUDA context and library workspaces, NCCL communicator buffers, the
+frameworks' gradient buckets and gathered parameters, transient communication buffers and allocator
+fragmentation. Vectorised over a plan table. Constants say where they come from, or "assumed".
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from planner.arch import attention_dims
+from planner.estimate.memory_terms_states import COMPUTE_BYTES, DS, TT
+
+MIB, GIB = 2**20, 2**30
+# CUDA context with lazy module loading (CUDA >= 11.7, PyTorch's default): "around 400MB" (PyTorch
+# maintainers in pytorch/pytorch#109888 and #107667); rounded up to 0.5 GiB for the kernels a training
+# stack loads on top (NCCL, Transformer Engine, flash-attention): the rounding is assumed.
+CUDA_CONTEXT_BYTES = 0.5 * GIB
+# cuBLAS/cuBLASLt workspace: 32 MiB recommended on Hopper (cuBLAS docs, cublasSetWorkspace; 4 MiB
+# before); PyTorch allocates one per (handle, stream). Streams assumed: compute, TP-overlap,
+# gradient-reduction and pipeline p2p.
+CUBLAS_WORKSPACE_BYTES = 32 * MIB
+WORKSPACE_STREAMS = 4
+# NCCL buffers per communicator that runs collectives: +544 MB for a 2-rank and +688 MB for a larger
+# communicator after a 4 MB all-reduce on 4 NVLink A100s (NVIDIA/nccl#964); they grow with channels,
+# not with ranks beyond two nodes (sjeaugey, NVIDIA/nccl#864/#986). Point-to-point connections add
+# buffers per peer: an 8-GPU H100 all_to_all grew NCCL memory from 1.06 to 4.34 GB, 0.47 GB per peer
+# (NVIDIA/nccl#1685). Capping the peers at one node's seven is assumed.
+NCCL_PAIR_COMM_BYTES = 544e6
+NCCL_COMM_BYTES = 688e6
+NCCL_P2P_PEER_BYTES = (4.34e9 - 1.06e9) / 7
+NCCL_P2P_MAX_PEERS = 7
+# DeepSpeed buckets. The planner's exporter sets reduce_bucket_size = allgather_bucket_size = 2e8
+# elements (DeepSpeed's default is 5e8). "overlap_comm uses 4.5x the allgather_bucket_size and
+# reduce_bucket_size values ... 5e8 ... requires a 9GB footprint (5e8 x 2Bytes x 2 x 4.5)"
+# (transformers DeepSpeed integration docs, ZeRO-2 config). ZeRO-0 all-reduces gradients in flat
+# buckets of MEMORY_OPT_ALLREDUCE_SIZE = 5e8 elements (deepspeed/runtime/engine.py).
+DS_BUCKET_ELEMENTS = 2e8
+DS_OVERLAP_BUCKET_FACTOR = 4.5
+DS_ALLREDUCE_BUCKET_ELEMENTS = 5e8
+# ZeRO-3 parameter gathering, DeepSpeed defaults (zero_optimization, ecosystem.md 1.3):
+# stage3_prefetch_bucket_size, stage3_max_live_parameters, stage3_param_persistence_threshold.
+DS_PREFETCH_BUCKET_ELEMENTS = 5e7
+DS_MAX_LIVE_PARAMETERS = 1e9
+DS_PARAM_PERSISTENCE_THRESHOLD = 1e5
+# torchtitan FSDP2 reduce-scatters gradients in fp32 (`mixed_precision_reduce = "float32"`).
+FSDP_REDUCE_BYTES = 4.0
+# PyTorch caching allocator: reserved beyond allocated. GMLake (Guo et al., ASPLOS 2024) measured 15%
+# fragmentation on average (up to 33%) for eight LLMs on A100-80GB with recomputation, offload and
+# LoRA; applied to the memory allocated and freed during the step (activations and transient
+# buffers), not to model states, which frameworks allocate once in large flat buffers.
+FRAGMENTATION = 0.15
+
+
+def _comm_bytes(size):
+    """NCCL buffers of one communicator of `size` ranks that runs collectives (none for one rank)."""
+    return np.where(size > 2, NCCL_COMM_BYTES, np.where(size == 2, NCCL_PAIR_COMM_BYTES, 0.0))
+
+
+def _p2p_bytes(peers):
+    return np.minimum(peers, NCCL_P2P_MAX_PEERS) * NCCL_P2P_PEER_BYTES
+
+
+def nccl_buffer_bytes(ctx, t):
+    """NCCL buffers of the communicators this GPU uses: tensor parallel, data parallel x cp, the
+    default group where it differs from the data-parallel one (loss, gradient norm, barriers), the
+    expert data-parallel group, all-to-all peers of expert parallelism, ring peers of context
+    parallelism, pipeline neighbours (one at the ends, two when interleaved: the last rank feeds the
+    first), and the first/last-stage group that all-reduces tied embedding gradients."""
+    tp, pp, cp, dp, ep, vpp = t["tp"], t["pp"], t["cp"], t["dp"], t["ep"], t["vpp"]
+    dpcp = dp * cp
+    world = dpcp * tp * pp
+    tied = ctx.model.tie_embeddings
+    return (_comm_bytes(tp) + _comm_bytes(dpcp) + np.where(world > dpcp, _comm_bytes(world), 0.0)
+            + np.where(ep > 1, _comm_bytes(np.maximum(1, dpcp // ep)) + _p2p_bytes(ep - 1), 0.0)
+            + _p2p_bytes(np.minimum(cp - 1, 2))
+            + _p2p_bytes(np.minimum(pp - 1, np.where(vpp > 1, 2, 1)))
+            + np.where((pp > 1) & tied, NCCL_PAIR_COMM_BYTES, 0.0))
+
+
+def ds_bucket_bytes(ctx, t, local):
+    """DeepSpeed's gradient buckets (persistent once allocated). ZeRO-1/2: reduce + all-gather buckets
+    of DS_BUCKET_ELEMENTS each, 4.5 times with overlap_comm (runtime.dp_comm_overlap); ZeRO-3: its
+    contiguous reduce bucket; ZeRO-0: the all-reduce bucket. No bucket exceeds the GPU's parameters."""
+    wb = COMPUTE_BYTES[t["precision"]]
+    zero = t["zero"]
+    overlap = bool(getattr(getattr(ctx.scenario, "runtime", None), "dp_comm_overlap", True))
+    bucket = np.minimum(DS_BUCKET_ELEMENTS, local) * wb
+    zero12 = 2 * bucket * (DS_OVERLAP_BUCKET_FACTOR if overlap else 1.0)
+    zero0 = np.minimum(DS_ALLREDUCE_BUCKET_ELEMENTS, local) * wb
+    by_stage = np.where(zero == 0, zero0, np.where(zero >= 3, bucket, zero12))
+    return np.where(t["framework"] == DS, by_stage, 0.0)
+
+
+def largest_module_params(ctx, t):
+    """Parameters of the largest module ZeRO-3 gathers at once (DeepSpeed gathers per leaf module, as
+    its estimator's `largest_layer_params`): the embedding or output layer [vocab, h], a projection
+    of attention or of the MLP (Hugging Face modules: q, k, v, o, gate, up and down apart), or a whole
+    sparse-MoE block (DeepSpeed's default `leaf_module` classes: Mixtral, Qwen2-MoE, Qwen3-MoE)."""
+    m, st = ctx.model, ctx.stats
+    d_qk, d_v = attention_dims(m)
+    candidates = [m.vocab * m.hidden, m.hidden * m.heads * d_qk, m.heads * d_v * m.hidden]
+    if st.dense_layers:
+        candidates.append(m.hidden * m.ffn_hidden)
+    if m.mla:
+        a = m.mla
+        candidates.append(a.kv_lora_rank * m.heads * (a.qk_nope_head_dim + a.v_head_dim))
+    largest = float(max(candidates))
+    if st.moe_layers:
+        return np.maximum(largest, st.routed_experts_per_moe_layer / t["ep"]) / t["tp"]
+    return largest / t["tp"]
+
+
+def zero3_live_bytes(ctx, t, sp):
+    """DeepSpeed ZeRO-3 gathered parameters: the largest module L plus the prefetch bucket, within
+    max_live_parameters (never below L), its full gradient before the reduce-scatter (L), and the
+    persistent small parameters (norm weights, below the persistence threshold). DeepSpeed's
+    estimator counts 4L bytes for the first two (ecosystem.md section 3)."""
+    wb = COMPUTE_BYTES[t["precision"]]
+    big = largest_module_params(ctx, t)
+    live = np.maximum(big, np.minimum(DS_MAX_LIVE_PARAMETERS, big + DS_PREFETCH_BUCKET_ELEMENTS))
+    small = sp["norms"] if ctx.model.hidden < DS_PARAM_PERSISTENCE_THRESHOLD else 0.0
+    on = (t["framework"] == DS) & (t["zero"] >= 3)
+    return np.where(on, wb * (live + big + small), 0.0)
+
+
+def fsdp_prefetch_bytes(ctx, t):
+    """torchtitan FSDP2 without pipeline parallelism (one FSDP unit per transformer block, plus the
+    embedding and the output layer): the unit in use and the next one prefetched, unsharded in the
+    compute dtype, the unit's unsharded gradient, and its fp32 reduce-scatter input. Units taken at
+    the largest. With pipeline parallelism the stage stays unsharded (weights.fsdp_unsharded_params)."""
+    st, m = ctx.stats, ctx.model
+    wb = COMPUTE_BYTES[t["precision"]]
+    block = st.attention_per_layer + st.norms_per_layer + max(
+        st.dense_mlp_per_layer if st.dense_layers else 0,
+        st.router_per_moe_layer + st.shared_experts_per_moe_layer if st.moe_layers else 0)
+    block = block + (st.routed_experts_per_moe_layer / t["ep"] if st.moe_layers else 0.0)
+    unit = np.maximum(block, m.vocab * m.hidden) / t["tp"]
+    on = (t["framework"] == TT) & (t["zero"] >= 3) & (t["pp"] == 1)
+    return np.where(on, unit * (3 * wb + FSDP_REDUCE_BYTES), 0.0)
+
+
+def transient_comm_bytes(ctx, t, sp):
+    """Buffers of one micro-batch and layer that live only around a collective: the sequence-parallel
+    all-gather of a layer input (2h per token of the full sequence; Megatron's global memory buffer,
+    torchtitan's DTensor redistribute), and the permuted tokens the MoE dispatch all-to-all sends
+    (2h per routed copy)."""
+    m = ctx.model
+    tokens = t["mbs"] * ctx.seq_len / t["cp"]
+    gather = np.where(t["sp"] & (t["tp"] > 1), 2.0 * m.hidden * tokens, 0.0)
+    permute = 0.0
+    if m.moe:
+        permute = np.where(sp["moe"] > 0, 2.0 * m.hidden * tokens * m.moe.top_k * (m.moe.capacity_factor or 1.0), 0.0)
+    return gather, permute
+
+
+def fixed_runtime_parts(ctx, t, local) -> dict:
+    """Parts that are allocated once and stay for the whole run."""
+    return {"other.cuda_context": np.full(len(t["tp"]), CUDA_CONTEXT_BYTES),
+            "other.library_workspaces": np.full(len(t["tp"]), CUBLAS_WORKSPACE_BYTES * WORKSPACE_STREAMS),
+            "other.nccl_buffers": nccl_buffer_bytes(ctx, t),
+            "other.ds_buckets": ds_bucket_bytes(ctx, t, local)}
+
+
+def transient_runtime_parts(ctx, t, sp) -> dict:
+    """Parts that exist during forward and backward only."""
+    gather, permute = transient_comm_bytes(ctx, t, sp)
+    return {"other.zero3_live_params": zero3_live_bytes(ctx, t, sp),
+            "other.fsdp_prefetch": fsdp_prefetch_bytes(ctx, t),
+            "other.sp_allgather_buffer": gather + np.zeros(len(t["tp"])),
+            "other.moe_permute_buffer": permute + np.zeros(len(t["tp"]))}

@@ -1,0 +1,194 @@
+"""Write the files that run a plan: the framework's config or arguments, launch script, Slurm script,
+hostfile, and a README.txt naming the plan and its estimates.
+
+Files are written atomically (a temporary file in the same directory, then os.replace), and an
+existing non-empty output directory is only written into with force=True.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from planner.errors import InputError
+from planner.frameworks import accelerate, common, launch, megatron, torchtitan
+from planner.frameworks import deepspeed as ds
+
+# Every file name an export may write; with force, names of this set that the new export does not
+# write are removed so a directory never mixes two plans. Other files are left alone.
+EXPORT_NAMES = frozenset({"ds_config.json", "hostfile", "accelerate.yaml", "megatron_args.txt", "torchtitan.toml",
+                          "launch.sh", "slurm.sbatch", "README.txt", ".deepspeed_env"})
+EXECUTABLE = frozenset({"launch.sh", "slurm.sbatch"})
+DS_PROGRAM = '"${TRAIN_SCRIPT:-train.py}" --deepspeed --deepspeed_config ds_config.json ${TRAIN_ARGS:-}'
+MEGATRON_SETUP = ["set -f; ARGS=($(cat megatron_args.txt)); set +f  # one flag per line, no globbing"]
+MEGATRON_PROGRAM = ('"${MEGATRON_LM:?set MEGATRON_LM to a Megatron-LM checkout}/pretrain_gpt.py" "${ARGS[@]}" '
+                    '${DATA_ARGS:---mock-data --tokenizer-type NullTokenizer}')
+TITAN_PROGRAM = "-m torchtitan.train --job.config_file torchtitan.toml"
+
+
+def plan_result(scenario, plan) -> dict:
+    """The contract's result object for a plan: as given when it has estimates (a solve or estimate
+    result), else estimated here from the plan (a Plan or plan dict)."""
+    if isinstance(plan, dict) and "plan" in plan and "memory" in plan:
+        return plan
+    from planner.estimate.evaluate import estimate
+    from planner.spec.plan import FIELDS, Plan
+
+    fields = common.plan_fields(plan)
+    return estimate(scenario, Plan(**{k: fields[k] for k in FIELDS}))
+
+
+def _deepspeed_files(scenario, f: dict, nodes: int, per_node: int, head: list[str], nvme_path: str) -> dict:
+    cfg = ds.ds_config(scenario, f, nvme_path=nvme_path)
+    env = launch.environment(f)
+    acc = accelerate.accelerate_config(f, nodes, per_node)
+    return {
+        "ds_config.json": json.dumps(cfg, indent=2) + "\n",
+        "hostfile": launch.hostfile(nodes, per_node),
+        "launch.sh": launch.launch_script(head + ["Run on the first hostfile node; TRAIN_SCRIPT calls "
+                                                  "deepspeed.initialize (default train.py)."], env,
+                                          launch.deepspeed_command(nodes, per_node, DS_PROGRAM),
+                                          launch.deepspeed_setup(env)),
+        "slurm.sbatch": launch.slurm_script(_job_name(scenario), nodes, per_node, env, DS_PROGRAM, head,
+                                            write_hostfile=True),
+        "accelerate.yaml": accelerate.to_yaml(acc, head + ["accelerate launch --config_file accelerate.yaml "
+                                                           "train.py (add --machine_rank on each node)"]),
+    }
+
+
+def _torchrun_files(scenario, f: dict, nodes: int, per_node: int, head: list[str], program: str,
+                    setup: list[str] | None = None) -> dict:
+    env = launch.environment(f)
+    where = "Run on this node." if nodes == 1 else "Run on every node with MASTER_ADDR = the first node."
+    return {"launch.sh": launch.launch_script(head + [where], env, launch.torchrun_command(nodes, per_node, program),
+                                              setup),
+            "slurm.sbatch": launch.slurm_script(_job_name(scenario), nodes, per_node, env, program, head, setup)}
+
+
+def build_files(scenario, result: dict, nvme_path: str = ds.DEFAULT_NVME_PATH) -> dict[str, str]:
+    """{file name: text} for the plan of `result` (a contract result object). Raises InputError
+    when the plan's framework cannot run it; nothing is written."""
+    f = common.plan_fields(result["plan"])
+    nodes, per_node = common.node_layout(scenario, f)
+    head = [f"planner plan: {common.plan_text(f)}", f"{nodes} node(s) x {per_node} GPUs ({scenario.name})"]
+    if f["framework"] == "deepspeed":
+        files = _deepspeed_files(scenario, f, nodes, per_node, head, nvme_path)
+    elif f["framework"] == "megatron":
+        files = {"megatron_args.txt": "\n".join(megatron.megatron_args(scenario, f)) + "\n",
+                 **_torchrun_files(scenario, f, nodes, per_node, head, MEGATRON_PROGRAM, MEGATRON_SETUP)}
+    else:
+        cfg, notes = torchtitan.torchtitan_config(scenario, f)
+        files = {"torchtitan.toml": torchtitan.to_toml(cfg, head + [f"torchtitan {torchtitan.TORCHTITAN_VERSION}"]
+                                                       + notes),
+                 **_torchrun_files(scenario, f, nodes, per_node, head, TITAN_PROGRAM)}
+    files["README.txt"] = readme(scenario, result, f, nodes, per_node, sorted(files))
+    return files
+
+
+def _job_name(scenario) -> str:
+    safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in scenario.name)
+    return f"planner-{safe}"[:64]
+
+
+FILE_NOTES = {
+    "ds_config.json": f"DeepSpeed {ds.DS_VERSION} config (batch, precision, ZeRO, offload, optimizer, schedule)",
+    "hostfile": "DeepSpeed hostfile: replace node-N by your host names (slurm.sbatch writes its own)",
+    "launch.sh": "launch command with the environment the plan needs",
+    "slurm.sbatch": "Slurm batch script: sbatch slurm.sbatch from this directory",
+    "accelerate.yaml": "Hugging Face Accelerate config pointing at ds_config.json",
+    "megatron_args.txt": "Megatron-LM pretrain_gpt.py arguments, one per line (add data arguments via DATA_ARGS)",
+    "torchtitan.toml": f"torchtitan {torchtitan.TORCHTITAN_VERSION} job config (set dataset and tokenizer)",
+}
+
+
+def readme(scenario, result: dict, f: dict, nodes: int, per_node: int, names: list[str]) -> str:
+    """README.txt: which plan the files implement and the planner's estimates for it."""
+    m, t, th, run = result["memory"], result["time"], result["throughput"], result["run"]
+    node = scenario.cluster.node
+    parts = ", ".join(f"{k} {v:.1f}" for k, v in m["breakdown_gib"].items())
+    cost = "unknown (no price in the catalog)" if run["cost_usd"] is None else f"${run['cost_usd']:,.0f}"
+    lines = [
+        f"Files written by planner for scenario: {scenario.name}",
+        "",
+        "Plan (paste into: planner estimate SCENARIO --plan \"...\"):",
+        f"  {common.plan_text(f)}",
+        f"Cluster: {nodes} x {node.name} ({per_node} x {node.gpu.name} used per node), {common.gpus(f)} GPUs",
+        "",
+        "Estimates (planner's model):",
+        f"  memory per GPU  {m['per_gpu_gib']:.1f} GiB of {m['capacity_gib']:.1f} GiB ({m['verdict']}); {parts} GiB",
+        f"  host per node   {m['host_per_node_gib']:.1f} GiB",
+        f"  step time       {t['step_s']:.3f} s",
+        f"  throughput      {th['tokens_per_s']:,.0f} tokens/s ({th['tokens_per_s_per_gpu']:,.0f} per GPU), "
+        f"MFU {th['mfu']:.1%}",
+        f"  training        {run['days']:.2f} days, {run['gpu_hours']:,.0f} GPU-hours, cost {cost}",
+        "",
+        "Files:",
+        *(f"  {n:<18} {FILE_NOTES[n]}" for n in names if n in FILE_NOTES),
+    ]
+    if f["framework"] == "deepspeed" and "nvme" in (f["offload"], f["offload_params"]):
+        lines.append("  NVMe offload: nvme_path in ds_config.json must be a directory on a local NVMe drive")
+    return "\n".join(lines) + "\n"
+
+
+def check_target(out_dir: Path, force: bool) -> None:
+    """Refuse a file in the way, and a non-empty directory unless force."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError("exists and is not a directory", file=str(out_dir))
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not force:
+        raise InputError("output directory is not empty; pass --force to overwrite it", file=str(out_dir))
+
+
+def write_atomic(path: Path, text: str, executable: bool = False) -> None:
+    """Write `text` to a temporary file next to `path`, flush it to disk, then rename it over `path`."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o755 if executable else 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _write(out_dir: Path, files: dict[str, str]) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in EXPORT_NAMES - set(files):
+        (out_dir / stale).unlink(missing_ok=True)
+    paths = []
+    for name, text in files.items():
+        write_atomic(out_dir / name, text, executable=name in EXECUTABLE)
+        paths.append(out_dir / name)
+    return paths
+
+
+def export_plan(scenario, plan_result_or_plan, out_dir, force: bool = False,
+                nvme_path: str = ds.DEFAULT_NVME_PATH) -> list[Path]:
+    """Write the files of one plan (a solve/estimate result, a Plan or a plan dict) into out_dir."""
+    out_dir = Path(out_dir)
+    check_target(out_dir, force)
+    files = build_files(scenario, plan_result(scenario, plan_result_or_plan), nvme_path)
+    return _write(out_dir, files)
+
+
+def export_ranked(scenario, results: list[dict], out_dir, force: bool = False,
+                  nvme_path: str = ds.DEFAULT_NVME_PATH) -> tuple[list[Path], list[str]]:
+    """Write each ranked plan into out_dir/rank1, rank2, ... Returns (paths written, messages for
+    the plans that their framework cannot run, which are skipped)."""
+    out_dir = Path(out_dir)
+    check_target(out_dir, force)
+    built, skipped = [], []
+    for rank, result in enumerate(results, start=1):
+        try:
+            built.append((rank, build_files(scenario, result, nvme_path)))
+        except InputError as exc:
+            skipped.append(f"rank {rank}: {exc}")
+    paths = []
+    for rank, files in built:
+        paths += _write(out_dir / f"rank{rank}", files)
+    return paths, skipped

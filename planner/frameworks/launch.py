@@ -1,0 +1,98 @@
+"""Launch files: a DeepSpeed hostfile, `deepspeed` and `torchrun` commands, a launch script and a
+Slurm batch script, for N nodes x G GPUs per node.
+
+Launcher flags are those of shared/reference/ecosystem.md section 4.4 (torch 2.13 `torchrun --help`,
+DeepSpeed 0.19.8 `deepspeed --help`); hostfile lines are `host slots=G` (same section). Host names are
+not known when planning: the hostfile lists `node-0 ... node-(N-1)` (one node: `localhost`) and the
+Slurm script writes the real one from the allocation.
+"""
+
+from __future__ import annotations
+
+import shlex
+
+from planner.frameworks.common import MASTER_PORT
+
+SHEBANG = "#!/usr/bin/env bash"
+
+
+def hostfile(nodes: int, per_node: int) -> str:
+    """DeepSpeed hostfile (§4.4): one `host slots=G` line per node."""
+    hosts = ["localhost"] if nodes == 1 else [f"node-{i}" for i in range(nodes)]
+    return "".join(f"{h} slots={per_node}\n" for h in hosts)
+
+
+def environment(fields: dict) -> dict[str, str]:
+    """Environment variables the plan needs on every rank.
+    PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True: fewer allocator fragments (the memory model
+    allows 5%, planner/estimate/memory.py). Megatron-LM with tensor/context parallelism needs
+    CUDA_DEVICE_MAX_CONNECTIONS=1 so communication kernels are issued in order with the GEMMs they
+    overlap (Megatron-LM README; ecosystem.md 2.3 runs its parser with it). torchtitan with TP:
+    TORCH_NCCL_AVOID_RECORD_STREAMS=1 (torchtitan troubleshooting notes)."""
+    env = {"PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True"}
+    if fields["framework"] == "megatron" and (fields["tp"] > 1 or fields["cp"] > 1):
+        env["CUDA_DEVICE_MAX_CONNECTIONS"] = "1"
+    if fields["framework"] == "torchtitan" and fields["tp"] > 1:
+        env["TORCH_NCCL_AVOID_RECORD_STREAMS"] = "1"
+    return env
+
+
+def deepspeed_command(nodes: int, per_node: int, program: str) -> str:
+    """`deepspeed` launcher (§4.4): starts per_node processes on each hostfile node (PDSH)."""
+    return (f"deepspeed --hostfile hostfile --num_nodes {nodes} --num_gpus {per_node} "
+            f"--master_port {MASTER_PORT} {program}")
+
+
+def torchrun_command(nodes: int, per_node: int, program: str,
+                     head: str = '"${MASTER_ADDR:?set MASTER_ADDR to the first node}"') -> str:
+    """`torchrun` (§4.4): standalone on one node, else c10d rendezvous at the head node."""
+    if nodes == 1:
+        return f"torchrun --standalone --nnodes 1 --nproc-per-node {per_node} {program}"
+    return (f"torchrun --nnodes {nodes} --nproc-per-node {per_node} --rdzv-backend c10d "
+            f"--rdzv-endpoint {head}:{MASTER_PORT} --rdzv-id \"${{RDZV_ID:-planner}}\" {program}")
+
+
+def _exports(env: dict[str, str]) -> list[str]:
+    return [f"export {k}={shlex.quote(v)}" for k, v in env.items()]
+
+
+def launch_script(comment: list[str], env: dict[str, str], command: str, setup: list[str] | None = None) -> str:
+    """A bash launch script: runs from its own directory, sets the environment, then `command`."""
+    lines = [SHEBANG, *(f"# {c}" if c else "#" for c in comment), "set -euo pipefail",
+             'cd "$(dirname "$0")"', *_exports(env), *(setup or []), f"exec {command}", ""]
+    return "\n".join(lines)
+
+
+def deepspeed_setup(env: dict[str, str]) -> list[str]:
+    """The deepspeed launcher forwards to the other nodes only the variables listed in
+    .deepspeed_env in the working directory (DeepSpeed 0.19.8 launcher/runner.py)."""
+    entries = " ".join(shlex.quote(f"{k}={v}") for k, v in env.items())
+    return [f"printf '%s\\n' {entries} > .deepspeed_env"]
+
+
+def slurm_script(job_name: str, nodes: int, per_node: int, env: dict[str, str], program: str,
+                 comment: list[str], setup: list[str] | None = None, write_hostfile: bool = False) -> str:
+    """Slurm batch script: one task per node, each running torchrun for the node's GPUs, with the
+    rendezvous at the first node of the allocation; with write_hostfile it also writes the
+    allocation's DeepSpeed hostfile. Submit it from the export directory (`sbatch slurm.sbatch`)."""
+    head = '"${head}"'
+    lines = [
+        "#!/bin/bash",
+        f"#SBATCH --job-name={job_name}",
+        f"#SBATCH --nodes={nodes}",
+        "#SBATCH --ntasks-per-node=1",
+        f"#SBATCH --gpus-per-node={per_node}",
+        "#SBATCH --exclusive",
+        *(f"# {c}" if c else "#" for c in comment),
+        "set -euo pipefail",
+        'cd "${SLURM_SUBMIT_DIR:-.}"',
+        *_exports(env),
+        'head="$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)"',
+        *([f'scontrol show hostnames "$SLURM_JOB_NODELIST" | sed "s/$/ slots={per_node}/" > hostfile']
+          if write_hostfile else []),
+        'export RDZV_ID="${SLURM_JOB_ID}"',
+        *(setup or []),
+        f"srun --nodes={nodes} --ntasks-per-node=1 {torchrun_command(nodes, per_node, program, head)}",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,184 @@
+"""Megatron-LM arguments for a plan (`pretrain_gpt.py`), and the project's check of Megatron's
+consistency rules on the emitted arguments.
+
+Flag names and rules: shared/reference/ecosystem.md section 4.1 (Megatron-LM main @ d98e8a6, its
+argument parser built and run). Flags outside that table are cited where they are used.
+"""
+
+from __future__ import annotations
+
+from planner.errors import InputError
+from planner.frameworks import common
+
+# Megatron's optimizers (`--optimizer`): its Adam applies decoupled weight decay (AdamW).
+OPTIMIZERS = {"adamw": "adam", "adam": "adam", "sgd": "sgd"}
+
+
+def _model_args(scenario) -> list[str]:
+    """Model shape (§4.1 "model shape" and "MoE / MLA" rows). Also Megatron's
+    --position-embedding-type, --normalization, --disable-bias-linear, --add-qkv-bias and
+    --qk-layernorm (megatron/training/arguments.py) so the built model matches the planned one."""
+    m, seq = scenario.model, scenario.training.seq_len
+    out = [f"--num-layers {m.layers}", f"--hidden-size {m.hidden}", f"--ffn-hidden-size {m.ffn_hidden}",
+           f"--num-attention-heads {m.heads}", f"--seq-length {seq}",
+           f"--max-position-embeddings {max(seq, m.max_seq_len or 0)}", f"--vocab-size {m.vocab}",
+           "--position-embedding-type " + ("rope" if m.position == "rope" else "learned_absolute"),
+           "--normalization " + ("RMSNorm" if m.norm == "rmsnorm" else "LayerNorm")]
+    if m.mla:
+        out += ["--multi-latent-attention", f"--kv-lora-rank {m.mla.kv_lora_rank}",
+                f"--qk-head-dim {m.mla.qk_nope_head_dim}", f"--qk-pos-emb-head-dim {m.mla.qk_rope_head_dim}",
+                f"--v-head-dim {m.mla.v_head_dim}"]
+        out += [f"--q-lora-rank {m.mla.q_lora_rank}"] if m.mla.q_lora_rank else []
+    else:
+        out.append(f"--kv-channels {m.d_head}")
+        if m.n_kv_heads < m.heads:
+            out += ["--group-query-attention", f"--num-query-groups {m.n_kv_heads}"]
+    out += ["--swiglu"] if m.ffn_act == "swiglu" else []
+    out += [] if m.tie_embeddings else ["--untie-embeddings-and-output-weights"]
+    out += [] if m.linear_bias else ["--disable-bias-linear"]
+    out += ["--add-qkv-bias"] if m.qkv_bias and not m.linear_bias else []
+    out += ["--qk-layernorm"] if m.qk_norm else []
+    if m.moe:
+        out += [f"--num-experts {m.moe.experts}", f"--moe-router-topk {m.moe.top_k}",
+                f"--moe-ffn-hidden-size {m.moe.expert_ffn_hidden}", "--moe-grouped-gemm"]
+        if m.moe.shared_ffn:
+            out.append(f"--moe-shared-expert-intermediate-size {m.moe.shared_ffn}")
+        if m.moe.dense_layers:
+            k = m.moe.dense_layers
+            out.append(f"--moe-layer-freq ([0]*{k}+[1]*{m.layers - k})")
+    return out
+
+
+def _parallel_args(scenario, f: dict) -> list[str]:
+    """Parallel sizes, sequence parallelism, distributed optimizer (ZeRO-1) with its CPU offload, and
+    the overlaps the time model assumes (§4.1; --tp-comm-overlap needs --sequence-parallel)."""
+    rt = scenario.runtime
+    out = [f"--tensor-model-parallel-size {f['tp']}", f"--pipeline-model-parallel-size {f['pp']}",
+           f"--context-parallel-size {f['cp']}", f"--expert-model-parallel-size {f['ep']}"]
+    if f["vpp"] > 1:
+        out.append(f"--num-layers-per-virtual-pipeline-stage {common.layers_per_stage(scenario, f)}")
+    if f["sp"]:
+        out.append("--sequence-parallel")
+        out += ["--tp-comm-overlap"] if rt.tp_comm_overlap else []
+    if f["zero"] == 1:
+        out.append("--use-distributed-optimizer")
+    if rt.dp_comm_overlap:
+        out.append("--overlap-grad-reduce")
+        out += ["--overlap-param-gather"] if f["zero"] == 1 else []
+    if f["offload"] == "cpu":  # arguments.py asserts the precision-aware optimizer with CPU offload
+        out += ["--optimizer-cpu-offload", "--optimizer-offload-fraction 1.0", "--use-precision-aware-optimizer"]
+    return out
+
+
+def _training_args(scenario, f: dict) -> list[str]:
+    """Batch (§4.1: global batch = micro x DP x number of micro-batches), precision (--bf16 / --fp16;
+    FP8 through Transformer Engine on a bf16 model: --fp8-format hybrid with the default delayed
+    recipe), recomputation (full: uniform, one layer per checkpoint), and the optimizer and schedule
+    of planner/frameworks/common.py (Megatron's --lr, --min-lr, --lr-decay-style, --train-iters ...)."""
+    opt = OPTIMIZERS.get(scenario.training.optimizer)
+    if opt is None:
+        raise InputError(f"Megatron-LM has no {scenario.training.optimizer} optimizer (it offers adam and sgd)",
+                         key="training.optimizer")
+    out = [f"--micro-batch-size {f['mbs']}", f"--global-batch-size {f['global_batch']}"]
+    out += {"bf16": ["--bf16"], "fp16": ["--fp16"], "fp32": [],
+            "fp8": ["--bf16", "--fp8-format hybrid", "--fp8-recipe delayed"]}[f["precision"]]
+    if f["recompute"] == "selective":
+        out.append("--recompute-granularity selective")
+    elif f["recompute"] == "full":
+        out += ["--recompute-granularity full", "--recompute-method uniform", "--recompute-num-layers 1"]
+    steps = common.train_steps(scenario, f)
+    out += [f"--optimizer {opt}", f"--lr {common.LR}", f"--min-lr {common.LR * common.MIN_LR_RATIO:g}",
+            "--lr-decay-style cosine", f"--lr-warmup-iters {common.warmup_steps(steps)}", f"--train-iters {steps}",
+            f"--weight-decay {common.WEIGHT_DECAY}", f"--clip-grad {common.GRAD_CLIP}"]
+    if opt == "adam":
+        out += [f"--adam-beta1 {common.BETAS[0]}", f"--adam-beta2 {common.BETAS[1]}", f"--adam-eps {common.EPS}"]
+    if not scenario.model.dropout:
+        out += ["--attention-dropout 0.0", "--hidden-dropout 0.0"]
+    return out
+
+
+def megatron_args(scenario, plan) -> list[str]:
+    """Megatron-LM arguments for a megatron plan, one flag (with its value) per entry. Raises
+    InputError for a plan of another framework or arguments that break Megatron's rules."""
+    f = common.plan_fields(plan)
+    if f["framework"] != "megatron":
+        raise InputError(f"the plan runs on {f['framework']}, not megatron", key="plan.framework")
+    args = _model_args(scenario) + _parallel_args(scenario, f) + _training_args(scenario, f)
+    problems = args_problems(parse_args(args), common.gpus(f))
+    if problems:
+        raise InputError("Megatron-LM cannot run this plan: " + "; ".join(problems), key="plan")
+    return args
+
+
+def parse_args(lines: list[str]) -> dict:
+    """`--flag value` entries back to {dest: value}: ints where they parse, True for switches."""
+    out: dict = {}
+    for line in lines:
+        flag, _, value = line.strip().partition(" ")
+        dest = flag.lstrip("-").replace("-", "_")
+        value = value.strip()
+        if not value:
+            out[dest] = True
+        else:
+            try:
+                out[dest] = int(value)
+            except ValueError:
+                out[dest] = value
+    return out
+
+
+def args_problems(a: dict, world: int) -> list[str]:
+    """Megatron's consistency rules (§4.1, from validate_args, parallel_state.py and
+    num_microbatches_calculator.py) on parsed arguments. Empty when they all hold."""
+    tp, pp = a.get("tensor_model_parallel_size", 1), a.get("pipeline_model_parallel_size", 1)
+    cp, ep = a.get("context_parallel_size", 1), a.get("expert_model_parallel_size", 1)
+    etp, layers, heads = a.get("expert_tensor_parallel_size", tp), a["num_layers"], a["num_attention_heads"]
+    groups = a.get("num_query_groups", heads) if a.get("group_query_attention") else heads
+    out = []
+    if world % (tp * pp * cp):
+        return [f"world size {world} is not divisible by tp*pp*cp = {tp}*{pp}*{cp}"]
+    dp = world // (tp * pp * cp)
+    if world % (etp * ep * pp):
+        out.append(f"world size {world} is not divisible by etp*ep*pp = {etp}*{ep}*{pp}")
+    if ep > 1 and a.get("num_experts", 0) % ep:
+        out.append(f"num_experts ({a.get('num_experts', 0)}) is not divisible by ep ({ep})")
+    if layers % pp:
+        out.append(f"num_layers ({layers}) is not divisible by pp ({pp})")
+    lpv = a.get("num_layers_per_virtual_pipeline_stage")
+    if lpv is not None and (pp == 1 or (layers // pp) % lpv):
+        out.append(f"virtual stages need pp > 1 and layers per stage ({layers // pp}) divisible by {lpv}")
+    if a["global_batch_size"] % (a["micro_batch_size"] * dp):
+        out.append(f"global batch {a['global_batch_size']} is not divisible by micro batch "
+                   f"{a['micro_batch_size']} x DP {dp}")
+    if cp > 1 and a["seq_length"] % (2 * cp):
+        out.append(f"seq_length ({a['seq_length']}) is not divisible by 2*cp = {2 * cp}")
+    if heads % tp:
+        out.append(f"num_attention_heads ({heads}) is not a multiple of tp ({tp})")
+    if not a.get("multi_latent_attention") and groups % tp and tp % groups:
+        out.append(f"num_query_groups ({groups}) and tp ({tp}) do not divide one another")
+    out += _switch_problems(a, tp)
+    return out
+
+
+def _switch_problems(a: dict, tp: int) -> list[str]:
+    """Rules between switches (§4.1): recompute method and layers go with `full` only; sequence
+    parallelism needs tp > 1 (Megatron turns it off with a warning); FP8 on a bf16/fp16 model;
+    --overlap-param-gather needs the distributed optimizer and --overlap-grad-reduce; CPU optimizer
+    offload needs the precision-aware optimizer; --tp-comm-overlap needs sequence parallelism."""
+    out = []
+    full = a.get("recompute_granularity") == "full"
+    if full and not (a.get("recompute_method") and a.get("recompute_num_layers")):
+        out.append("--recompute-granularity full needs --recompute-method and --recompute-num-layers")
+    if not full and ("recompute_method" in a or "recompute_num_layers" in a):
+        out.append("--recompute-method/--recompute-num-layers go with --recompute-granularity full only")
+    if a.get("sequence_parallel") and tp == 1:
+        out.append("--sequence-parallel needs tp > 1")
+    if a.get("fp8_format") and not (a.get("bf16") or a.get("fp16")):
+        out.append("--fp8-format needs --bf16 or --fp16")
+    if a.get("overlap_param_gather") and not (a.get("use_distributed_optimizer") and a.get("overlap_grad_reduce")):
+        out.append("--overlap-param-gather needs --use-distributed-optimizer and --overlap-grad-reduce")
+    if a.get("optimizer_cpu_offload") and not a.get("use_precision_aware_optimizer"):
+        out.append("--optimizer-cpu-offload needs --use-precision-aware-optimizer")
+    if a.get("tp_comm_overlap") and not a.get("sequence_parallel"):
+        out.append("--tp-comm-overlap needs --sequence-parallel")
+    return out

@@ -1,0 +1,185 @@
+"""torchtitan v0.2.2 job config (TOML) for a plan, and the project's check of its parallel layout.
+
+Target: torchtitan tag v0.2.2 (2026-02-20), the last release configured by TOML files; `main`
+moved to Python config registries (shared/reference/ecosystem.md section 4.2, recommendation 5).
+Keys are those of ecosystem.md 4.2 (torchtitan/config/job_config.py at v0.2.2). FP8 uses the
+`quantize.linear.float8` model converter and its `[quantize.linear.float8]` section, the v0.2
+naming (v0.1 had a top-level `[float8]` section).
+"""
+
+from __future__ import annotations
+
+from planner.errors import InputError
+from planner.frameworks import common
+
+TORCHTITAN_VERSION = "v0.2.2"
+# Planner catalog model -> (torchtitan model name, flavor) shipped in torchtitan/models/*/__init__.py.
+FLAVORS = {"llama-3.1-8b": ("llama3", "8B"), "llama-3.1-70b": ("llama3", "70B"),
+           "llama-3.1-405b": ("llama3", "405B"), "qwen3-8b": ("qwen3", "8B"),
+           "qwen3-30b-a3b": ("qwen3", "30B-A3B"), "qwen3-235b-a22b": ("qwen3", "235B-A22B"),
+           "deepseek-v3": ("deepseek_v3", "671B")}
+OPTIMIZERS = {"adamw": "AdamW", "adam": "Adam"}
+
+
+def model_section(scenario, f: dict) -> tuple[dict, list[str]]:
+    """[model] name and flavor; for a model torchtitan does not ship, the nearest family with the
+    planner's model name as flavor, and comment lines giving the dimensions to register."""
+    m = scenario.model
+    name, flavor = FLAVORS.get(m.name, (None, None))
+    notes = []
+    if name is None:
+        name = "deepseek_v3" if m.mla else "qwen3" if m.moe else "llama3"
+        flavor = m.name
+        notes = [f"torchtitan {TORCHTITAN_VERSION} ships no flavor for {m.name}: register '{flavor}' in "
+                 f"torchtitan/models/{name}/__init__.py with", f"  layers={m.layers} dim={m.hidden} "
+                 f"heads={m.heads} kv_heads={m.n_kv_heads} head_dim={m.d_head} ffn={m.ffn_hidden} vocab={m.vocab}"]
+    section = {"name": name, "flavor": flavor}
+    if f["precision"] == "fp8":
+        section["converters"] = ["quantize.linear.float8"]
+    return section, notes
+
+
+def _pipeline(scenario, f: dict) -> dict:
+    """Schedule 1F1B, or Interleaved1F1B for vpp > 1, and the modules of each of the pp x vpp
+    stages (`module_fqns_per_model_part`, which replaced split points): layers split evenly as the
+    planner assumes, embedding on the first stage, final norm and output on the last."""
+    out = {"pipeline_parallel_degree": f["pp"]}
+    if f["pp"] == 1:
+        return out
+    stages, lps = f["pp"] * f["vpp"], common.layers_per_stage(scenario, f)
+    parts = [[f"layers.{i}" for i in range(s * lps, (s + 1) * lps)] for s in range(stages)]
+    parts[0].insert(0, "tok_embeddings")
+    parts[-1] += ["norm", "output"]
+    out.update(pipeline_parallel_schedule="Interleaved1F1B" if f["vpp"] > 1 else "1F1B",
+               pipeline_parallel_microbatch_size=f["mbs"], module_fqns_per_model_part=parts)
+    return out
+
+
+def _parallelism(scenario, f: dict) -> dict:
+    """[parallelism] (§4.2): FSDP2 over dp (x cp inside torchtitan), TP (async with the overlap the
+    time model assumes), PP, CP, EP with expert TP = tp (experts split over tp like the memory model)."""
+    out = {"data_parallel_replicate_degree": 1, "data_parallel_shard_degree": f["dp"],
+           "tensor_parallel_degree": f["tp"],
+           "enable_async_tensor_parallel": f["tp"] > 1 and bool(scenario.runtime.tp_comm_overlap),
+           **_pipeline(scenario, f), "context_parallel_degree": f["cp"], "expert_parallel_degree": f["ep"]}
+    if f["ep"] > 1:
+        out["expert_tensor_parallel_degree"] = f["tp"]
+    return out
+
+
+def _training(scenario, f: dict) -> dict:
+    """[training] (§4.2): local batch per DP rank (with PP the whole step's micro-batches, split into
+    pipeline micro-batches of mbs; otherwise mbs, and torchtitan accumulates global / (local x dp)),
+    mixed precision (FSDP2 param dtype), CPU offload (parameters and optimizer states together)."""
+    if f["precision"] == "fp16":
+        raise InputError("torchtitan trains in bf16 or fp32 (training.mixed_precision_param), not fp16",
+                         key="plan.precision")
+    local = f["mbs"] * f["ga"] if f["pp"] > 1 else f["mbs"]
+    return {"local_batch_size": local, "global_batch_size": f["global_batch"],
+            "seq_len": scenario.training.seq_len, "max_norm": common.GRAD_CLIP,
+            "steps": common.train_steps(scenario, f),
+            "mixed_precision_param": "float32" if f["precision"] == "fp32" else "bfloat16",
+            "mixed_precision_reduce": "float32", "enable_cpu_offload": f["offload"] == "cpu"}
+
+
+def torchtitan_config(scenario, plan) -> tuple[dict, list[str]]:
+    """(nested sections of the TOML job config, comment lines) for a torchtitan plan."""
+    f = common.plan_fields(plan)
+    if f["framework"] != "torchtitan":
+        raise InputError(f"the plan runs on {f['framework']}, not torchtitan", key="plan.framework")
+    opt = OPTIMIZERS.get(scenario.training.optimizer)
+    if opt is None:
+        raise InputError(f"torchtitan has no {scenario.training.optimizer} optimizer (Adam, AdamW)",
+                         key="training.optimizer")
+    model, notes = model_section(scenario, f)
+    steps = common.train_steps(scenario, f)
+    cfg = {"job": {"description": f"planner: {scenario.name}", "dump_folder": "./outputs"},
+           "model": model,
+           "optimizer": {"name": opt, "lr": common.LR, "beta1": common.BETAS[0], "beta2": common.BETAS[1],
+                         "eps": common.EPS, "weight_decay": common.WEIGHT_DECAY},
+           "lr_scheduler": {"warmup_steps": common.warmup_steps(steps), "decay_type": "cosine"},
+           "training": _training(scenario, f), "parallelism": _parallelism(scenario, f),
+           "activation_checkpoint": {"mode": f["recompute"]}}
+    if f["recompute"] == "selective":  # op-level: Korthikanti's selective recomputation
+        cfg["activation_checkpoint"]["selective_ac_option"] = "op"
+    if f["precision"] == "fp8" or cfg["parallelism"]["enable_async_tensor_parallel"]:
+        cfg["compile"] = {"enable": True, "components": ["model", "loss"]}  # float8 and async TP need it
+    if f["precision"] == "fp8":
+        fsdp = f["dp"] * f["cp"] > 1
+        cfg["quantize"] = {"linear": {"float8": {
+            "enable_fsdp_float8_all_gather": fsdp, "precompute_float8_dynamic_scale_for_fsdp": fsdp,
+            "recipe_name": "tensorwise", "filter_fqns": ["output"]}}}
+    problems = config_problems(cfg, common.gpus(f))
+    if problems:
+        raise InputError("torchtitan cannot run this plan: " + "; ".join(problems), key="plan")
+    return cfg, notes
+
+
+def config_problems(cfg: dict, world: int) -> list[str]:
+    """torchtitan's ParallelDims rule (§4.2): dp_replicate x dp_shard x cp x tp x pp = world, expert
+    TP equal to tp or 1, EP inside dp_shard x cp (x tp when etp = 1); the local batch splits into
+    pipeline micro-batches; the global batch is a multiple of local batch x data-parallel degree."""
+    p, t = cfg["parallelism"], cfg["training"]
+    rep, shard, cp, tp, pp = (p["data_parallel_replicate_degree"], p["data_parallel_shard_degree"],
+                              p["context_parallel_degree"], p["tensor_parallel_degree"], p["pipeline_parallel_degree"])
+    out = []
+    if rep * shard * cp * tp * pp != world:
+        out.append(f"dp_replicate*dp_shard*cp*tp*pp = {rep}*{shard}*{cp}*{tp}*{pp} != world size {world}")
+    ep, etp = p["expert_parallel_degree"], p.get("expert_tensor_parallel_degree", 1)
+    if etp not in (1, tp):
+        out.append(f"expert_tensor_parallel_degree {etp} must be 1 or tp ({tp})")
+    if (shard * cp * (tp if etp == 1 else 1)) % ep:
+        out.append(f"expert_parallel_degree {ep} must divide the ranks it borrows from")
+    if pp > 1:
+        out += _pipeline_problems(p, t)
+    if t["global_batch_size"] % (t["local_batch_size"] * rep * shard):
+        out.append(f"global_batch_size {t['global_batch_size']} is not a multiple of local batch x dp")
+    if cfg["activation_checkpoint"]["mode"] not in ("none", "selective", "full"):
+        out.append("activation_checkpoint.mode must be none, selective or full")
+    if "quantize.linear.float8" in cfg["model"].get("converters", []) and "quantize" not in cfg:
+        out.append("the float8 converter needs its [quantize.linear.float8] section")
+    return out
+
+
+def _pipeline_problems(p: dict, t: dict) -> list[str]:
+    """The local batch splits into pipeline micro-batches; the stages are a multiple of pp, one per
+    rank for 1F1B and at least two per rank for interleaving; every layer is on exactly one stage."""
+    out, pp, parts = [], p["pipeline_parallel_degree"], p.get("module_fqns_per_model_part", [])
+    if t["local_batch_size"] % p["pipeline_parallel_microbatch_size"]:
+        out.append("local_batch_size is not a multiple of pipeline_parallel_microbatch_size")
+    per_rank = len(parts) // pp
+    if len(parts) % pp or per_rank != 1 and p["pipeline_parallel_schedule"] == "1F1B" or \
+            per_rank < 2 and p["pipeline_parallel_schedule"] != "1F1B":
+        out.append(f"{len(parts)} stages do not fit schedule {p['pipeline_parallel_schedule']} on {pp} ranks")
+    layers = [m for part in parts for m in part if m.startswith("layers.")]
+    if sorted(layers, key=lambda m: int(m.split(".")[1])) != [f"layers.{i}" for i in range(len(layers))]:
+        out.append("module_fqns_per_model_part must hold every layer once, in order")
+    return out
+
+
+def _toml_value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+
+
+def to_toml(cfg: dict, comments: list[str] | None = None) -> str:
+    """TOML text of nested sections (tables of scalars and lists; nested tables become dotted
+    headers such as [quantize.linear.float8])."""
+    lines = [f"# {c}" for c in comments or []]
+
+    def table(prefix: str, d: dict):
+        scalars = {k: v for k, v in d.items() if not isinstance(v, dict)}
+        if scalars:
+            lines.extend(["", f"[{prefix}]", *(f"{k} = {_toml_value(v)}" for k, v in scalars.items())])
+        for k, v in d.items():
+            if isinstance(v, dict):
+                table(f"{prefix}.{k}", v)
+
+    for name, section in cfg.items():
+        table(name, section)
+    return "\n".join(lines).lstrip("\n") + "\n"

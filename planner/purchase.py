@@ -1,0 +1,326 @@
+"""Cluster purchases: every cluster option x node count x workload searched for its fastest plan, then
+priced, compared on a Pareto front and stress-tested (the budgeted best mix is planner/purchase_mix.py).
+
+Dollars of one run that takes `days` on `n` nodes of `g` GPUs (a year is 365 days):
+
+    cloud:  n * g * 24 * days * usd_per_gpu_hour
+    owned:  n * ( days / 365 * (capex_usd_per_node / amortisation_years + overhead_usd_per_node_year)
+                  + power_kw * pue * 24 * days * usd_per_kwh )
+
+The owned cost is the run's share of the total cost of ownership: straight-line depreciation and the
+yearly overhead for the days the nodes are busy, plus the facility energy (IT draw x PUE) over those
+days. Tokens per dollar = tokens / cost; utilisation is the plan's MFU.
+
+A cluster option is one (cluster, node count); its label is "NAME xCOUNT". The plan searches are
+shared between options whose nodes have the same hardware (only price and power differ) and run in
+parallel processes: each search is CPU-bound Python + CP-SAT, so threads do not help (measured in
+benchmarks/purchase_speed.py).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import re
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from planner.errors import InputError
+from planner.search.rank import pareto_mask
+from planner.search.solver import solve
+from planner.spec.hardware import Cluster
+from planner.spec.purchase import ClusterOption, PurchaseFile, Workload
+from planner.spec.scenario import Scenario
+
+HOURS_PER_DAY = 24.0
+DAYS_PER_YEAR = 365.0
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class Option:
+    """One cluster option at one node count."""
+
+    cluster: ClusterOption
+    nodes: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.cluster.name} x{self.nodes}"
+
+    @property
+    def gpus(self) -> int:
+        return self.nodes * self.cluster.node.gpus_per_node
+
+
+def options(pf: PurchaseFile) -> list[Option]:
+    return [Option(c, n) for c in pf.clusters for n in c.node_counts]
+
+
+def hardware_key(option: Option) -> str:
+    """What the plan search sees of an option: node hardware and count, not names, price or power."""
+    drop = {"name": True, "price": True, "power_kw": True, "source": True, "notes": True,
+            "gpu": {"price": True, "source": True, "notes": True}}
+    return f"{option.nodes}:{option.cluster.node.model_dump_json(exclude=drop)}"
+
+
+def scenario(option: Option, workload: Workload) -> Scenario:
+    """The scenario that places `workload` on `option`, searched by time."""
+    return Scenario(name=f"{workload.name} on {option.label}", model=workload.model,
+                    cluster=Cluster(node=option.cluster.node, nodes=option.nodes),
+                    training=workload.training(), search=workload.search, objective="time", top=1)
+
+
+def best_plan(sc: Scenario) -> dict:
+    """The fastest plan of the full search, or plan None with the reason nothing fits."""
+    r = solve(sc, objective="time", top=1)
+    if r["plans"]:
+        return {"plan": r["plans"][0], "reason": None}
+    lines = r.get("explanation") or [
+        f"none of the {r['considered']:,} plans considered is valid for {sc.model.name} on {r['gpus']} GPUs "
+        "(divisibility of heads, layers, experts and batch; framework rules)"]
+    return {"plan": None, "reason": "; ".join(lines)}
+
+
+def _pool_context():
+    """forkserver where available (a fork of a process that runs threads, such as rich's refresher, is
+    unsafe), with planner imported once in the server; else spawn. As with any multiprocessing code, a
+    script that calls evaluate() with workers > 1 must guard its entry point (if __name__ == "__main__")."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["planner.purchase"])
+    return ctx
+
+
+def search_all(tasks: dict, workers: int | None = None, progress: Progress | None = None) -> tuple[dict, int]:
+    """best_plan of every scenario in `tasks` (key -> Scenario), in parallel processes when it pays.
+
+    Returns (key -> result, number of worker processes used; 1 = in this process)."""
+    keys = sorted(tasks, key=lambda k: -tasks[k].cluster.gpus)  # largest first: better load balance
+    workers = min(workers or os.cpu_count() or 1, len(keys))
+    out: dict = {}
+    if workers <= 1 or len(keys) < 4:  # a pool's start-up (~0.5 s) outweighs a few searches
+        for i, k in enumerate(keys, 1):
+            out[k] = best_plan(tasks[k])
+            if progress:
+                progress(i, len(keys))
+        return out, 1
+    with ProcessPoolExecutor(workers, mp_context=_pool_context()) as ex:
+        futures = {ex.submit(best_plan, tasks[k]): k for k in keys}
+        for i, f in enumerate(as_completed(futures), 1):
+            out[futures[f]] = f.result()
+            if progress:
+                progress(i, len(keys))
+    return out, workers
+
+
+def run_cost(option: Option, days: float, price: float = 1.0, power: float = 1.0) -> dict[str, float]:
+    """Dollars of one run by term (module docstring); `price` scales the rental price or the capex,
+    `power` the energy bill (both 1 except in the sensitivity analysis)."""
+    c, n, hours = option.cluster, option.nodes, HOURS_PER_DAY * days
+    if c.cloud is not None:
+        return {"rental": n * c.node.gpus_per_node * hours * c.usd_per_gpu_hour * price}
+    o = c.owned
+    return {"capex": n * days / DAYS_PER_YEAR * c.capex_usd_per_node * price / o.amortisation_years,
+            "overhead": n * days / DAYS_PER_YEAR * o.overhead_usd_per_node_year,
+            "energy": n * c.power_kw * o.pue * hours * o.usd_per_kwh * power}
+
+
+def describe(plan: dict) -> str:
+    """One-line plan: framework, precision, layout, ZeRO, offload, recompute, batch split."""
+    p = plan["plan"]
+    layout = " ".join(f"{k}{p[k]}" for k in ("dp", "tp", "pp", "vpp", "cp", "ep") if k in ("dp", "tp", "pp") or p[k] > 1)
+    off = "" if p["offload"] == "none" else f" offload={p['offload']}"
+    off += "" if p["offload_params"] == "none" else f" params={p['offload_params']}"
+    return (f"{p['framework']} {p['precision']} {layout} zero{p['zero']}{off} "
+            f"recompute={p['recompute']} mbs{p['mbs']} ga{p['ga']}")
+
+
+def row(option: Option, workload: Workload, found: dict) -> dict:
+    """The contract's entry for one option x workload (pareto flags filled in later)."""
+    base = {"cluster": option.label, "option": option.cluster.name, "node": option.cluster.node.name,
+            "nodes": option.nodes, "gpus": option.gpus, "pricing": option.cluster.pricing,
+            "workload": workload.name, "weight": workload.weight}
+    plan = found["plan"]
+    if plan is None:
+        return {**base, "plan": None, "reason": found["reason"], "days": None, "cost_usd": None,
+                "cost_breakdown_usd": None, "tokens_per_usd": None, "mfu": None, "tokens_per_s": None,
+                "meets_deadline": None, "pareto": False, "pareto_overall": False}
+    days = plan["run"]["days"]
+    terms = run_cost(option, days)
+    cost = round(sum(terms.values()), 2)
+    return {**base, "plan": {**plan, "run": {**plan["run"], "cost_usd": cost}}, "reason": None, "days": days,
+            "cost_usd": cost, "cost_breakdown_usd": {k: round(v, 2) for k, v in terms.items()},
+            "tokens_per_usd": round(workload.tokens / cost, 3) if cost > 0 else None,
+            "mfu": plan["throughput"]["mfu"], "tokens_per_s": plan["throughput"]["tokens_per_s"],
+            "meets_deadline": None if workload.deadline_days is None else days <= workload.deadline_days,
+            "pareto": False, "pareto_overall": False}
+
+
+def pareto_flags(points: list[tuple[float, float] | None]) -> list[bool]:
+    """True where no other point is as fast and as cheap and strictly better in one (not dominated);
+    None (no plan) is never on the front. Equal points share their flag."""
+    idx = [i for i, q in enumerate(points) if q is not None]
+    flags = [False] * len(points)
+    if not idx:
+        return flags
+    days, cost = np.array([points[i][0] for i in idx]), np.array([points[i][1] for i in idx])
+    front = {(d, c) for d, c, on in zip(days, cost, pareto_mask(days, cost)) if on}
+    for j, i in enumerate(idx):
+        flags[i] = (days[j], cost[j]) in front
+    return flags
+
+
+def flag_pareto(rows: list[dict], workloads: list[Workload]) -> list[dict]:
+    """Set each row's `pareto` (within its workload); return the weighted totals of every option
+    that runs all workloads (sum of weight x days, sum of weight x dollars), with their own flags."""
+    for w in workloads:
+        mine = [r for r in rows if r["workload"] == w.name]
+        for r, flag in zip(mine, pareto_flags([(r["days"], r["cost_usd"]) if r["plan"] else None for r in mine])):
+            r["pareto"] = flag
+    totals = {}
+    for r in rows:
+        t = totals.setdefault(r["cluster"], {"cluster": r["cluster"], "weighted_days": 0.0, "weighted_cost_usd": 0.0,
+                                             "runs_all": True})
+        if r["plan"] is None:
+            t["runs_all"] = False
+        else:
+            t["weighted_days"] += r["weight"] * r["days"]
+            t["weighted_cost_usd"] += r["weight"] * r["cost_usd"]
+    overall = [{**t, "weighted_days": round(t["weighted_days"], 4), "weighted_cost_usd": round(t["weighted_cost_usd"], 2)}
+               if t["runs_all"] else {**t, "weighted_days": None, "weighted_cost_usd": None} for t in totals.values()]
+    flags = pareto_flags([(t["weighted_days"], t["weighted_cost_usd"]) if t["runs_all"] else None for t in overall])
+    for t, flag in zip(overall, flags):
+        t["pareto"] = flag
+    by_cluster = {t["cluster"]: t["pareto"] for t in overall}
+    for r in rows:
+        r["pareto_overall"] = by_cluster[r["cluster"]]
+    return overall
+
+
+def plan_tasks(pf: PurchaseFile) -> dict:
+    """The distinct searches: one per (node hardware and count, workload), whatever the pricing."""
+    tasks = {}
+    for o in options(pf):
+        for w in pf.workloads:
+            tasks.setdefault((hardware_key(o), w.name), scenario(o, w))
+    return tasks
+
+
+def evaluate(pf: PurchaseFile, workers: int | None = None, progress: Progress | None = None) -> dict:
+    """Every option x workload: best plan, days, dollars, tokens per dollar, MFU, Pareto flags."""
+    t0 = time.perf_counter()
+    tasks = plan_tasks(pf)
+    found, used = search_all(tasks, workers, progress)
+    rows = [row(o, w, found[(hardware_key(o), w.name)]) for o in options(pf) for w in pf.workloads]
+    overall = flag_pareto(rows, pf.workloads)
+    return {"name": pf.name, "options": rows, "overall": overall, "searches": len(tasks), "workers": used,
+            "seconds": round(time.perf_counter() - t0, 3)}
+
+
+VARIABLES = {"price": "price", "power": "power", "utilisation": "utilisation", "utilization": "utilisation",
+             "mfu": "utilisation"}
+_VARY = re.compile(r"^\s*([a-z]+)\s*=\s*(±|\+/-|\+-|\+|-)?\s*(\d+(?:\.\d*)?)\s*%\s*$")
+
+
+def parse_vary(texts) -> list[tuple[str, tuple[float, ...]]]:
+    """'price=±20%' -> ('price', (-0.2, 0.2)); '+20%' or '-20%' vary one way; no sign means both."""
+    out = []
+    for text in texts:
+        m = _VARY.match(text.lower())
+        if not m or m.group(1) not in VARIABLES:
+            raise InputError(f"expected NAME=±PCT% with NAME one of price, power, utilisation (got {text!r})",
+                             key="--vary")
+        name, pct = VARIABLES[m.group(1)], float(m.group(3)) / 100
+        deltas = {"+": (pct,), "-": (-pct,)}.get(m.group(2) or "±", (-pct, pct))
+        if pct == 0 or (name == "utilisation" and min(deltas) <= -1) or max(deltas) > 10:
+            raise InputError(f"{text!r}: the change must be above 0% and below 1000% (utilisation above -100%)",
+                             key="--vary")
+        out.append((name, deltas))
+    return out
+
+
+def _vary_rows(rows: list[dict], by_label: dict, cluster: str, name: str, delta: float) -> list[dict]:
+    """Rows with days and dollars recomputed for one cluster option's price, power or utilisation x (1 + delta)
+    (utilisation scales throughput, so days / (1 + delta); the formula is run_cost's)."""
+    out = []
+    for r in rows:
+        if r["option"] != cluster or r["plan"] is None:
+            out.append(r)
+            continue
+        days = r["days"] / (1 + delta) if name == "utilisation" else r["days"]
+        factors = {"price": 1 + delta if name == "price" else 1.0, "power": 1 + delta if name == "power" else 1.0}
+        out.append({**r, "days": days, "cost_usd": sum(run_cost(by_label[r["cluster"]], days, **factors).values())})
+    return out
+
+
+def _rankings(rows: list[dict], workloads: list[Workload]) -> dict[str, tuple[list[str], set[str]]]:
+    """For each workload and for the weighted set: options cheapest first, and the Pareto front."""
+    out = {}
+    groups = {w.name: [r for r in rows if r["workload"] == w.name and r["plan"]] for w in workloads}
+    totals: dict[str, list[float]] = {}
+    for r in rows:
+        t = totals.setdefault(r["cluster"], [0.0, 0.0, 0])
+        if r["plan"]:
+            t[0] += r["weight"] * r["days"]
+            t[1] += r["weight"] * r["cost_usd"]
+            t[2] += 1
+    weighted = [{"cluster": k, "days": v[0], "cost_usd": v[1]} for k, v in totals.items() if v[2] == len(workloads)]
+    for key, group in [*groups.items(), ("(all, weighted)", weighted)]:
+        order = [g["cluster"] for g in sorted(group, key=lambda g: (g["cost_usd"], g["days"], g["cluster"]))]
+        flags = pareto_flags([(g["days"], g["cost_usd"]) for g in group])
+        out[key] = (order, {g["cluster"] for g, f in zip(group, flags) if f})
+    return out
+
+
+def _differences(before: dict, after: dict, varied: set[str]) -> list[dict]:
+    """What moved between two rankings: the cheapest option, the varied options' ranks, the Pareto front."""
+    out = []
+    for key, (order, front) in before.items():
+        order2, front2 = after[key]
+        if order == order2 and front == front2:
+            continue
+        moves = [{"cluster": c, "from": i + 1, "to": order2.index(c) + 1} for i, c in enumerate(order)
+                 if c in varied and order2.index(c) != i]
+        out.append({"workload": key, "cheapest": [order[0] if order else None, order2[0] if order2 else None],
+                    "moves": moves, "pareto_added": sorted(front2 - front), "pareto_removed": sorted(front - front2)})
+    return out
+
+
+def sensitivity(pf: PurchaseFile, rows: list[dict], varies: list[tuple[str, tuple[float, ...]]]) -> list[dict]:
+    """One at a time, each cluster option's price, power or utilisation moved by each delta: does the cost
+    ranking of the options (per workload and weighted) or the Pareto front change? Power applies to owned
+    options only (a cloud price includes power)."""
+    by_label = {o.label: o for o in options(pf)}
+    base = _rankings(rows, pf.workloads)
+    out = []
+    for name, deltas in varies:
+        for delta in deltas:
+            for c in pf.clusters:
+                if name == "power" and c.cloud is not None:
+                    continue
+                varied = _rankings(_vary_rows(rows, by_label, c.name, name, delta), pf.workloads)
+                mine = {label for label, o in by_label.items() if o.cluster is c}
+                out.append({"vary": name, "change": delta, "cluster": c.name,
+                            "changes": _differences(base, varied, mine)})
+    return out
+
+
+def compare(pf: PurchaseFile, budget_usd: float | None = None, vary: list[str] | tuple = (),
+            workers: int | None = None, progress: Progress | None = None) -> dict:
+    """`planner compare`: evaluate, then the best mix (with a budget) and the sensitivity (with `vary`)."""
+    from planner.purchase_mix import best_mix
+
+    varies = parse_vary(vary)  # a bad --vary fails before the searches
+    result = evaluate(pf, workers, progress)
+    budget = budget_usd if budget_usd is not None else pf.budget_usd
+    if budget is not None:
+        result["best_mix"] = best_mix(pf, result["options"], budget)
+    if varies:
+        result["sensitivity"] = sensitivity(pf, result["options"], varies)
+    return result

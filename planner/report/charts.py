@@ -1,0 +1,342 @@
+"""Charts of the report, drawn with matplotlib (no pyplot, no global state) and returned as inline SVG.
+
+One palette for every chart: a term (weights, tp_comm, pp_bubble, ...) has the same colour in the
+memory bar, the step-time bar and the pipeline timeline. Text is drawn as paths, so an SVG looks
+the same in every browser without fonts; element ids are prefixed per chart so that several SVGs can
+live in one HTML page.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+PALETTE = {
+    # per-GPU memory terms (GiB)
+    "weights": "#4e79a7", "gradients": "#a0cbe8", "optimizer": "#f28e2b", "activations": "#59a14f",
+    "other": "#bab0ac",
+    # host RAM per node (planner.estimate.memory.HOST_PARTS); "host" when the parts are not given
+    "offloaded_states": "#9c755f", "pinned_buffers": "#d4a6a0", "process_base": "#d9d2cc", "host": "#9c755f",
+    # step time terms (s); "optimizer" above is also the optimizer step
+    "compute": "#6a51a3", "recompute": "#d4b9da", "tp_comm": "#e15759", "cp_comm": "#ff9d9a",
+    "ep_comm": "#b6992d", "pp_comm": "#d37295", "pp_bubble": "#edc948", "dp_comm": "#499894",
+    "offload": "#9c755f",
+    # pipeline timeline: shades of compute
+    "forward": "#9e9ac8", "backward": "#54278f",
+    # limits and trade-offs
+    "capacity": "#222222", "overflow": "#d62728", "plans": "#7f9fbf", "pareto": "#d62728",
+    "top": "#222222",
+}
+LABELS = {"offloaded_states": "offloaded states", "pinned_buffers": "pinned buffers",
+          "process_base": "OS and processes", "tp_comm": "TP comm", "cp_comm": "CP comm", "ep_comm": "EP comm",
+          "pp_comm": "PP comm", "pp_bubble": "pipeline bubble", "dp_comm": "DP comm"}
+
+
+def label(term: str) -> str:
+    return LABELS.get(term, term)
+
+
+def to_svg(fig: Figure) -> str:
+    """The figure as an <svg> element: no XML header or DOCTYPE; ids prefixed with a hash of the SVG,
+    so two charts of a page never share an id unless they are the same chart."""
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg",
+                metadata={"Date": None, "Creator": None, "Format": None, "Type": None})
+    text = buf.getvalue()
+    text = text[text.index("<svg"):]
+    p = "s" + hashlib.sha1(text.encode()).hexdigest()[:10]
+    text = re.sub(r'\bid="([^"]+)"', rf'id="{p}-\1"', text)
+    text = re.sub(r'href="#([^"]+)"', rf'href="#{p}-\1"', text)
+    return re.sub(r"url\(#([^)]+)\)", rf"url(#{p}-\1)", text)
+
+
+def _fig(width: float, height: float) -> Figure:
+    fig = Figure(figsize=(width, height), dpi=100)
+    fig.set_layout_engine("constrained")
+    return fig
+
+
+def _stacked_bar(ax, parts: dict, y: float, unit: str, total_for_labels: float) -> None:
+    """One horizontal stacked bar of the non-zero parts, values written inside wide enough segments."""
+    left = 0.0
+    for term, value in parts.items():
+        if value <= 0:
+            continue
+        ax.barh(y, value, left=left, color=PALETTE.get(term, "#999999"), edgecolor="white", linewidth=0.6,
+                label=f"{label(term)} {value:,.2f} {unit}")
+        if value >= 0.07 * total_for_labels:
+            ax.text(left + value / 2, y, f"{value:,.1f}", ha="center", va="center", fontsize=8,
+                    color="white" if term in ("weights", "compute", "backward", "dp_comm", "tp_comm") else "black")
+        left += value
+
+
+def _legend_below(fig: Figure, ncol: int = 4) -> None:
+    """One legend for the whole figure, under it (the layout engine makes room for it)."""
+    seen: dict = {}
+    for ax in fig.axes:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            seen.setdefault(lab, h)
+    fig.legend(seen.values(), seen.keys(), loc="outside lower center", ncol=ncol, fontsize=8.5, frameon=False)
+
+
+def _limit(ax, capacity: float, total: float, unit: str, name: str, fits_below: float | None = None) -> None:
+    """Capacity line, the 'fits' threshold, and the overflow beyond the capacity hatched in red."""
+    ax.axvline(capacity, color=PALETTE["capacity"], linewidth=1.6, label=f"{name} {capacity:,.1f} {unit}", zorder=3)
+    if fits_below is not None:
+        ax.axvline(fits_below, color=PALETTE["capacity"], linewidth=1.1, linestyle="--", zorder=3,
+                   label=f"'fits' below {fits_below:,.1f} {unit} ({100 * fits_below / capacity:.0f}%)")
+    if total > capacity:
+        ax.barh(0, total - capacity, left=capacity, height=0.95, color="none", edgecolor=PALETTE["overflow"],
+                hatch="///", linewidth=1.2, label=f"over capacity by {total - capacity:,.1f} {unit}")
+    ax.set_xlim(0, max(total, capacity) * 1.06)
+
+
+def memory_chart(row: dict, title: str) -> str:
+    """Per-GPU memory by term against the GPU's capacity; host RAM per node by part when the plan
+    offloads (or when the host is what overflows)."""
+    m, p = row["memory"], row["plan"]
+    host_cap = m.get("host_capacity_gib")
+    offloads = p["offload"] != "none" or p["offload_params"] != "none"
+    show_host = offloads or (host_cap is not None and m["host_per_node_gib"] > host_cap)
+    fig = _fig(11, 3.9 if show_host else 2.4)
+    axes = fig.subplots(2 if show_host else 1, 1, squeeze=False)[:, 0]
+    ax = axes[0]
+    total = m["per_gpu_gib"]
+    _stacked_bar(ax, m["breakdown_gib"], 0, "GiB", max(total, m["capacity_gib"]))
+    _limit(ax, m["capacity_gib"], total, "GiB", "GPU memory", m.get("fits_below_gib"))
+    ax.set_yticks([0], [f"per GPU\n{total:,.1f} GiB"])
+    ax.set_xlabel("GiB per GPU")
+    ax.set_title(title, fontsize=10, loc="left")
+    if show_host:
+        hx = axes[1]
+        host = m["host_per_node_gib"]
+        _stacked_bar(hx, m.get("host_parts_gib") or {"host": host}, 0, "GiB", max(host, host_cap or host))
+        _limit(hx, host_cap if host_cap is not None else host, host, "GiB", "host RAM")
+        nvme = m.get("nvme_per_node_gb") or 0
+        hx.set_yticks([0], [f"host RAM\n{host:,.0f} GiB"])
+        hx.set_xlabel("GiB of host RAM per node" + (f"  (and {nvme:,.0f} GB on NVMe per node)" if nvme else ""))
+    _legend_below(fig)
+    return to_svg(fig)
+
+
+def time_chart(row: dict, title: str) -> str:
+    """Step time by term (compute, exposed communication per dimension, bubble, optimizer, offload)."""
+    tm = row["time"]
+    step = tm["step_s"]
+    fig = _fig(11, 2.4)
+    ax = fig.add_subplot()
+    parts = {k: v for k, v in tm["breakdown_s"].items() if v > 0}
+    left = 0.0
+    for term, value in parts.items():
+        ax.barh(0, value, left=left, color=PALETTE.get(term, "#999999"), edgecolor="white", linewidth=0.6,
+                label=f"{label(term)} {value:,.3f} s ({100 * value / step:.1f}%)")
+        if value >= 0.07 * step:
+            ax.text(left + value / 2, 0, f"{value:,.2f} s", ha="center", va="center", fontsize=8,
+                    color="white" if term in ("compute", "tp_comm", "dp_comm") else "black")
+        left += value
+    ax.set_xlim(0, step * 1.02)
+    ax.set_yticks([0], [f"step\n{step:,.2f} s"])
+    ax.set_xlabel("seconds per optimizer step")
+    ax.set_title(title, fontsize=10, loc="left")
+    _legend_below(fig, ncol=3)
+    return to_svg(fig)
+
+
+def _idle_segments(tl: dict) -> list[list[tuple[float, float]]]:
+    """Per stage, the (start, length) of every gap in [0, makespan] where the stage runs no task."""
+    out = []
+    for s in range(tl["pp"]):
+        spans = sorted((a, b) for n, a, b in tl["tasks"] if n.stage == s)
+        gaps, cursor = [], 0.0
+        for a, b in spans + [(tl["makespan_s"], tl["makespan_s"])]:
+            if a - cursor > 1e-12 * tl["makespan_s"]:
+                gaps.append((cursor, a - cursor))
+            cursor = max(cursor, b)
+        out.append(gaps)
+    return out
+
+
+def _busy_spans(tl: dict, stage: int) -> list[tuple[float, float]]:
+    """(start, length) of the stretches in which `stage` runs tasks back to back."""
+    spans: list[list[float]] = []
+    for a, b in sorted((a, b) for n, a, b in tl["tasks"] if n.stage == stage):
+        if spans and a - spans[-1][1] <= 1e-12 * tl["makespan_s"]:
+            spans[-1][1] = max(spans[-1][1], b)
+        else:
+            spans.append([a, b])
+    return [(a, b - a) for a, b in spans]
+
+
+def _draw_tasks(ax, tl: dict, window: tuple[float, float], detail: bool, width_pt: float) -> None:
+    """Tasks inside `window` on one axis, idle gaps in the bubble colour. With `detail`, forward and
+    backward bars numbered by micro-batch where the number fits in the bar (`width_pt`: the axis
+    width in points); without, busy stretches merged into one colour."""
+    lo, hi = window
+    inside = lambda a, d: a < hi and a + d > lo  # noqa: E731
+    for s, gaps in enumerate(_idle_segments(tl)):
+        ax.broken_barh([g for g in gaps if inside(*g)], (s - 0.4, 0.8), facecolors=PALETTE["pp_bubble"])
+        if not detail:
+            ax.broken_barh([b for b in _busy_spans(tl, s) if inside(*b)], (s - 0.4, 0.8),
+                           facecolors=PALETTE["compute"])
+    if detail:
+        groups: dict = {}
+        for n, a, b in tl["tasks"]:
+            if inside(a, b - a):
+                groups.setdefault((n.stage, n.phase), []).append((a, b - a, n))
+        for (s, phase), bars in groups.items():
+            ax.broken_barh([(a, d) for a, d, _ in bars], (s - 0.4, 0.8), edgecolor="white", linewidth=0.4,
+                           facecolors=PALETTE["forward" if phase == "F" else "backward"])
+            for a, d, n in bars:
+                text = str(n.microbatch + 1)
+                if d / (hi - lo) * width_pt >= 4.2 * len(text) + 2 and lo <= a + d / 2 <= hi:
+                    ax.text(a + d / 2, s, text, ha="center", va="center", fontsize=7,
+                            color="black" if phase == "F" else "white")
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(tl["pp"] - 0.5, -0.5)
+    ax.set_yticks(range(tl["pp"]), [f"stage {s}" for s in range(tl["pp"])], fontsize=8)
+    ax.set_xlabel("time within the step (s)", fontsize=9)
+
+
+def _timeline_legend(fig: Figure, tl: dict, zoomed: bool) -> None:
+    from matplotlib.patches import Patch
+
+    each = " per chunk" if tl["vpp"] > 1 else ""
+    handles = [Patch(color=PALETTE["forward"], label=f"forward{each} {tl['forward_s'] / tl['vpp']:.4g} s"),
+               Patch(color=PALETTE["backward"],
+                     label=f"backward{each} (incl. recompute) {tl['backward_s'] / tl['vpp']:.4g} s"),
+               Patch(color=PALETTE["pp_bubble"], label="idle (pipeline bubble)")]
+    if zoomed:
+        handles.append(Patch(color=PALETTE["compute"], label="busy (whole-step view)"))
+    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize=8.5, frameon=False)
+
+
+def timeline_chart(tl: dict, title: str) -> str:
+    """Gantt chart of one step's pipeline (planner.report.timeline). With many micro-batches the
+    whole step is one busy block per stage, so the warm-up and the cool-down, where the bubble is,
+    are drawn again enlarged."""
+    span = tl["makespan_s"]
+    per_mb = (tl["forward_s"] + tl["backward_s"]) / tl["vpp"]
+    zoom = tl["microbatches"] * tl["vpp"] > 12
+    width_in, row_in = 11.0, 0.3 * tl["pp"] + 0.9
+    fig = _fig(width_in, row_in * (3.2 if zoom else 1) + 1.1)
+    width_pt = 0.85 * width_in * 72
+    if not zoom:
+        ax = fig.add_subplot()
+        _draw_tasks(ax, tl, (0.0, span), True, width_pt)
+        ax.set_title(title, fontsize=10, loc="left")
+    else:
+        full, first, last = fig.subplots(3, 1, height_ratios=[0.8, 1.2, 1.2])
+        _draw_tasks(full, tl, (0.0, span), False, width_pt)
+        full.set_title(title, fontsize=10, loc="left")
+        window = min(span / 2, (2 * tl["pp"] + 2) * per_mb)
+        _draw_tasks(first, tl, (0.0, window), True, width_pt)
+        _draw_tasks(last, tl, (span - window, span), True, width_pt)
+        first.set_title("warm-up: the start of the step, enlarged", fontsize=9, loc="left")
+        last.set_title("cool-down: the end of the step, enlarged", fontsize=9, loc="left")
+    _timeline_legend(fig, tl, zoom)
+    return to_svg(fig)
+
+
+def _money(x: float) -> str:
+    for div, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if abs(x) >= div:
+            return f"${x / div:g}{suffix}"
+    return f"${x:g}"
+
+
+def _auto_log(ax, axis: str, values) -> None:
+    """A log scale on `axis` ("x" or "y"), ticks at 1-2-5, when the values span more than 20x."""
+    v = np.asarray([x for x in values if x and x > 0], dtype=float)
+    if len(v) and v.max() > 20 * v.min():
+        getattr(ax, f"set_{axis}scale")("log")
+        getattr(ax, f"{axis}axis").set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        getattr(ax, f"{axis}axis").set_minor_formatter(NullFormatter())
+
+
+def _money_axis(axis) -> None:
+    axis.set_major_formatter(FuncFormatter(lambda x, _: _money(x)))
+
+
+def _front(x: np.ndarray, y_min: np.ndarray) -> np.ndarray:
+    """Indices of the points not dominated when minimising both x and y_min, sorted by x."""
+    from planner.search.rank import pareto_mask
+
+    idx = np.flatnonzero(pareto_mask(x, y_min))
+    return idx[np.argsort(x[idx])]
+
+
+def _mark_top(ax, top: list[tuple[float, float]]) -> None:
+    """Circle the top plans and label them #1, #2, ... with leader lines fanned out to the right."""
+    for i, (tx, ty) in enumerate(top, 1):
+        ax.scatter([tx], [ty], s=70, facecolors="none", edgecolors=PALETTE["top"], linewidths=1.3, zorder=4,
+                   label="top plans of the table" if i == 1 else None)
+        ax.annotate(f"#{i}", (tx, ty), textcoords="offset points", xytext=(28, 14 - 16 * (i - 1)), fontsize=9,
+                    va="center", arrowprops={"arrowstyle": "-", "color": "#555555", "linewidth": 0.7})
+
+
+def tradeoff_chart(points: dict, top: list[tuple[float, float]], x_label: str, title: str,
+                   money: bool = False) -> str:
+    """Throughput (y) of every feasible plan against a cost (x: dollars, GPU-hours, GiB), the Pareto
+    front (no other plan has more throughput for less cost) and the top plans marked.
+
+    `points`: x, tokens_per_s and gpus (arrays); plans of different GPU counts get different colours."""
+    x, y, gpus = (np.asarray(points[k], dtype=float) for k in ("x", "tokens_per_s", "gpus"))
+    fig = _fig(11, 5)
+    ax = fig.add_subplot()
+    counts = sorted(set(gpus.astype(int)))
+    many = len(x) > 2000
+    groups = [(gpus == c, f"C{i % 10}", f"{c:,} GPUs ({int((gpus == c).sum()):,} plans)")
+              for i, c in enumerate(counts)]
+    if len(counts) == 1:
+        groups = [(gpus == counts[0], PALETTE["plans"], f"feasible plans ({len(x):,})")]
+    for sel, colour, name in groups:
+        ax.scatter(x[sel], y[sel], s=9, alpha=0.45, color=colour, linewidths=0, rasterized=many, label=name)
+    f = _front(x, -y)
+    ax.plot(x[f], y[f], "-o", color=PALETTE["pareto"], markersize=4, linewidth=1.4, zorder=3,
+            label=f"Pareto front ({len(f)} plan{'s' if len(f) != 1 else ''})")
+    _mark_top(ax, top)
+    _auto_log(ax, "x", x)
+    if money:
+        _money_axis(ax.xaxis)
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    ax.set_xlabel(x_label)
+    ax.set_ylabel("throughput (tokens/s)")
+    ax.set_title(title, fontsize=10, loc="left")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    return to_svg(fig)
+
+
+def days_cost_chart(points: list[dict], title: str) -> str:
+    """Days against dollars: one point per entry (`days`, `cost_usd`, `pareto`, `label` written next to
+    it, `group` for the colour and the legend), the Pareto front joined and ringed. Used for the node
+    counts of one scenario and for purchase options per workload."""
+    pts = [p for p in points if p.get("days") is not None and p.get("cost_usd") is not None]
+    fig = _fig(11, 5.2)
+    ax = fig.add_subplot()
+    groups = list(dict.fromkeys(p["group"] for p in pts))
+    for i, g in enumerate(groups):
+        mine = [p for p in pts if p["group"] == g]
+        ax.scatter([p["days"] for p in mine], [p["cost_usd"] for p in mine], s=40, color=f"C{i % 10}", label=g,
+                   zorder=3)
+    on = sorted((p for p in pts if p["pareto"]), key=lambda p: p["days"])
+    ax.plot([p["days"] for p in on], [p["cost_usd"] for p in on], "-o", color=PALETTE["pareto"], markersize=11,
+            markerfacecolor="none", linewidth=1.2, zorder=2, label="Pareto front (nothing faster and cheaper)")
+    for p in pts:
+        ax.annotate(p["label"], (p["days"], p["cost_usd"]), textcoords="offset points", xytext=(7, 3), fontsize=8)
+    _auto_log(ax, "x", [p["days"] for p in pts])
+    _auto_log(ax, "y", [p["cost_usd"] for p in pts])
+    _money_axis(ax.yaxis)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.set_xlabel("days to train")
+    ax.set_ylabel("cost to train (USD)")
+    ax.set_title(title, fontsize=10, loc="left")
+    ax.grid(True, alpha=0.3)
+    ax.margins(0.08)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    return to_svg(fig)

@@ -1,0 +1,119 @@
+"""The self-contained HTML report of `planner compare` (planner.purchase.compare): per workload, days
+against dollars of every cluster option with the Pareto front; the weighted totals; the best mix
+within the budget and the sensitivity of the ranking, when the result has them."""
+
+from __future__ import annotations
+
+from html import escape
+from pathlib import Path
+
+from planner.report import charts
+from planner.report.console import _money
+from planner.report.html import days, figure, kv_table, page, section, table
+from planner.report.purchase import write_atomic
+
+
+def _describe(row: dict) -> str:
+    from planner.purchase import describe
+
+    return describe(row["plan"]) if row["plan"] else f"no plan: {row['reason']}"
+
+
+def _points(rows: list[dict], label_key: str, group_key: str) -> list[dict]:
+    """Chart points: the option's count as the label, its cluster option as the colour group."""
+    return [{"days": r["days"], "cost_usd": r["cost_usd"], "pareto": r["pareto"],
+             "label": r[label_key], "group": r[group_key]} for r in rows if r["days"] is not None]
+
+
+def summary_section(result: dict) -> str:
+    rows = result["options"]
+    workloads = list(dict.fromkeys(r["workload"] for r in rows))
+    clusters = list(dict.fromkeys(r["cluster"] for r in rows))
+    pairs = [("cluster options", f"{len(clusters)}: " + ", ".join(clusters)),
+             ("workloads", ", ".join(f"{w} (weight {next(r['weight'] for r in rows if r['workload'] == w):g})"
+                                     for w in workloads)),
+             ("runs", f"{sum(1 for r in rows if r['plan'])} of {len(rows)} option x workload pairs have a plan "
+                      "that fits"),
+             ("searches", f"{result['searches']} plan searches in {result['seconds']:.1f} s "
+                          f"({result['workers']} worker process{'es' if result['workers'] != 1 else ''})")]
+    return section("summary", "Comparison", [kv_table(pairs)])
+
+
+def workload_section(name: str, rows: list[dict], index: int) -> str:
+    """Days against dollars of every option for one workload, and the table behind the chart."""
+    mine = [r for r in rows if r["workload"] == name]
+    points = _points(mine, "cluster", "option")
+    for p, r in zip(points, (r for r in mine if r["days"] is not None)):
+        p["label"] = f"x{r['nodes']}"
+    parts = [figure(charts.days_cost_chart(points, f"{name}: days against cost of every cluster option"),
+                    "purchase", "Colour: cluster option; label: node count. Ringed points are on the Pareto "
+                                "front: no other option is both faster and cheaper.")]
+    body = [[r["cluster"], f"{r['gpus']:,}", r["pricing"], days(r["days"]), _money(r["cost_usd"]),
+             "" if r["tokens_per_usd"] is None else f"{r['tokens_per_usd']:,.0f}",
+             "" if r["mfu"] is None else f"{100 * r['mfu']:.1f}%",
+             {True: "yes", False: "no", None: ""}[r["meets_deadline"]], "yes" if r["pareto"] else "",
+             _describe(r)] for r in sorted(mine, key=lambda r: (r["days"] is None, r["days"] or 0))]
+    parts.append('<div class="wide">' + table(["option", "GPUs", "pricing", "days", "cost", "tokens/$", "MFU",
+                                               "deadline", "Pareto", "plan"], body, numeric={1, 3, 4, 5, 6},
+                                              cls="plans") + "</div>")
+    return section(f"workload-{index}", f"Workload {name}", parts)
+
+
+def overall_section(result: dict) -> str:
+    """Weighted days against weighted dollars of the options that run every workload."""
+    overall = [t for t in result["overall"] if t["runs_all"]]
+    by_label = {r["cluster"]: r for r in result["options"]}
+    points = [{"days": t["weighted_days"], "cost_usd": t["weighted_cost_usd"], "pareto": t["pareto"],
+               "label": f"x{by_label[t['cluster']]['nodes']}", "group": by_label[t["cluster"]]["option"]}
+              for t in overall]
+    parts = [figure(charts.days_cost_chart(points, "All workloads: weighted days against weighted cost"),
+                    "purchase", "Sum over the workloads of weight x days and weight x dollars, for the options "
+                                "that run every workload.")]
+    missing = [t["cluster"] for t in result["overall"] if not t["runs_all"]]
+    if missing:
+        parts.append(f"<p>Not every workload fits on: {escape(', '.join(missing))}.</p>")
+    return section("overall", "All workloads, weighted", parts)
+
+
+def best_mix_section(mix: dict) -> str:
+    """What to buy within the budget, in words and as a table."""
+    parts = ["<ul>" + "".join(f"<li>{escape(line)}</li>" for line in mix.get("explanation", [])) + "</ul>"]
+    if mix.get("bought"):
+        parts.append(table(["buy or rent", "GPUs", "pricing", "capex", "running", "workloads", "busy days"],
+                           [[b["cluster"], f"{b['gpus']:,}", b["pricing"], _money(b["capex_usd"]),
+                             _money(b["running_usd"]), ", ".join(b["workloads"]), days(b["busy_days"])]
+                            for b in mix["bought"]], numeric={1, 3, 4, 6}))
+    return section("best-mix", f"Best mix within {_money(mix['budget_usd'])} ({mix['status']})", parts)
+
+
+def sensitivity_section(entries: list[dict]) -> str:
+    """Which price, power or utilisation changes move the ranking or the front."""
+    body = [[e["vary"], f"{100 * e['change']:+.0f}%", e["cluster"],
+             "; ".join(f"{c['workload']}: " + (f"cheapest {c['cheapest'][0]} -> {c['cheapest'][1]}"
+                                               if c["cheapest"][0] != c["cheapest"][1] else
+                                               f"{len(c['moves'])} rank moves")
+                       + (f", front +{', '.join(c['pareto_added'])}" if c["pareto_added"] else "")
+                       + (f", front -{', '.join(c['pareto_removed'])}" if c["pareto_removed"] else "")
+                       for c in e["changes"]) or "no change"] for e in entries]
+    return section("sensitivity", "Sensitivity", [table(["vary", "by", "option", "what changes"], body)])
+
+
+def compare_report(result: dict) -> str:
+    """The report of a purchase comparison as one HTML document."""
+    workloads = list(dict.fromkeys(r["workload"] for r in result["options"]))
+    body = [summary_section(result)]
+    body += [workload_section(w, result["options"], i) for i, w in enumerate(workloads, 1)]
+    if len(workloads) > 1 and any(t["runs_all"] for t in result["overall"]):
+        body.append(overall_section(result))
+    if result.get("best_mix"):
+        body.append(best_mix_section(result["best_mix"]))
+    if result.get("sensitivity"):
+        body.append(sensitivity_section(result["sensitivity"]))
+    return page(f"Cluster purchase comparison: {result['name']}",
+                f"{len(workloads)} workloads on {len({r['cluster'] for r in result['options']})} cluster options", body)
+
+
+def write_compare_report(result: dict, path, force: bool = False) -> Path:
+    """Write the report of `result` (planner.purchase.compare) to `path`."""
+    write_atomic(path, compare_report(result), force=force)
+    return Path(path)

@@ -1,0 +1,120 @@
+"""`planner compare` output: rich tables (options per workload, weighted totals, best mix, sensitivity)
+and the CSV file, written atomically."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from planner.errors import InputError
+from planner.purchase import describe
+
+
+def _money(x) -> str:
+    return "-" if x is None else f"${x:,.0f}"
+
+
+def options_table(result: dict) -> Table:
+    t = Table(title=f"{result['name']}: {len(result['options'])} options x workloads "
+                    f"({result['searches']} searches, {result['seconds']:.1f} s, {result['workers']} processes)",
+              title_justify="left", header_style="bold")
+    for col, just in (("workload", "left"), ("cluster", "left"), ("GPUs", "right"), ("pays", "left"),
+                      ("days", "right"), ("cost", "right"), ("tokens/$", "right"), ("MFU", "right"),
+                      ("Pareto", "center"), ("best plan / why none fits", "left")):
+        t.add_column(col, justify=just, overflow="fold", no_wrap=col != "best plan / why none fits")
+    last = None
+    order = list(dict.fromkeys(r["workload"] for r in result["options"]))
+    for r in sorted(result["options"], key=lambda r: (order.index(r["workload"]), r["days"] is None, r["days"] or 0)):
+        if last is not None and r["workload"] != last:
+            t.add_section()
+        last = r["workload"]
+        if r["plan"] is None:
+            t.add_row(r["workload"], r["cluster"], str(r["gpus"]), r["pricing"], "-", "-", "-", "-", "",
+                      f"[red]{r['reason']}[/]")
+            continue
+        late = r["meets_deadline"] is False
+        t.add_row(r["workload"], r["cluster"], str(r["gpus"]), r["pricing"],
+                  f"[red]{r['days']:.1f}[/]" if late else f"{r['days']:.1f}", _money(r["cost_usd"]),
+                  "-" if r["tokens_per_usd"] is None else f"{r['tokens_per_usd']:,.0f}", f"{100 * r['mfu']:.1f}%",
+                  "[green]*[/]" if r["pareto"] else "", describe(r["plan"]))
+    return t
+
+
+def overall_table(result: dict) -> Table:
+    t = Table(title="all workloads, weighted (sum of weight x days, weight x dollars)", title_justify="left",
+              header_style="bold")
+    for col, just in (("cluster", "left"), ("weighted days", "right"), ("weighted cost", "right"), ("Pareto", "center")):
+        t.add_column(col, justify=just)
+    for o in sorted(result["overall"], key=lambda o: (o["weighted_cost_usd"] is None, o["weighted_cost_usd"] or 0)):
+        if o["runs_all"]:
+            t.add_row(o["cluster"], f"{o['weighted_days']:.1f}", _money(o["weighted_cost_usd"]),
+                      "[green]*[/]" if o["pareto"] else "")
+        else:
+            t.add_row(o["cluster"], "-", "-", "[dim]not every workload fits[/]")
+    return t
+
+
+def _change_text(changes: list[dict]) -> str:
+    if not changes:
+        return "[green]ranking holds[/]"
+    parts = []
+    for c in changes:
+        what = [f"cheapest {c['cheapest'][0]} -> {c['cheapest'][1]}"] if c["cheapest"][0] != c["cheapest"][1] else []
+        what += [f"{m['cluster']} #{m['from']}->#{m['to']}" for m in c["moves"][:3]]
+        what += [f"Pareto +{x}" for x in c["pareto_added"]] + [f"Pareto -{x}" for x in c["pareto_removed"]]
+        parts.append(f"{c['workload']}: " + ", ".join(what))
+    return "[yellow]" + "; ".join(parts) + "[/]"
+
+
+def sensitivity_table(entries: list[dict]) -> Table:
+    t = Table(title="sensitivity: one cluster option varied at a time; cost ranking and Pareto front",
+              title_justify="left", header_style="bold")
+    for col in ("vary", "cluster", "effect"):
+        t.add_column(col, overflow="fold")
+    for e in entries:
+        t.add_row(f"{e['vary']} {100 * e['change']:+.0f}%", e["cluster"], _change_text(e["changes"]))
+    return t
+
+
+def render_compare(result: dict, console: Console) -> None:
+    console.print(options_table(result))
+    console.print(overall_table(result))
+    mix = result.get("best_mix")
+    if mix:
+        head = "[bold]best mix[/]" if mix["status"] != "infeasible" else "[red]no mix fits the budget[/]"
+        console.print(f"{head} (budget ${mix['budget_usd']:,.0f}, {mix['status']})")
+        for line in mix["explanation"]:
+            console.print("  " + line)
+    if result.get("sensitivity"):
+        console.print(sensitivity_table(result["sensitivity"]))
+
+
+CSV_COLUMNS = ("cluster", "option", "node", "nodes", "gpus", "pricing", "workload", "weight", "days", "cost_usd",
+               "tokens_per_usd", "mfu", "tokens_per_s", "meets_deadline", "pareto", "pareto_overall", "plan", "reason")
+
+
+def csv_text(result: dict) -> str:
+    """One CSV line per option x workload; `plan` is the one-line description."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(CSV_COLUMNS)
+    for r in result["options"]:
+        w.writerow(["" if r[c] is None else (describe(r["plan"]) if c == "plan" else r[c]) for c in CSV_COLUMNS])
+    return buf.getvalue()
+
+
+def write_atomic(path: str | Path, text: str, force: bool = False) -> None:
+    """Write `text` to `path` atomically (planner.export.write_atomic); an existing file is replaced only
+    with `force`."""
+    from planner.export import write_atomic as replace_atomically
+
+    p = Path(path)
+    if p.exists() and not force:
+        raise InputError("file exists; use --force to overwrite it", file=str(p))
+    if not p.parent.is_dir():
+        raise InputError("the folder does not exist", file=str(p))
+    replace_atomically(p, text)
