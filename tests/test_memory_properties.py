@@ -51,6 +51,10 @@ def mem_of(kind, rows, optimizer="adamw"):
     return memory.memory(ctx(kind, optimizer), table.from_plans(rows))
 
 
+def stage_activations(kind, rows, stage):
+    return memory.activation_bytes(ctx(kind, "adamw"), table.from_plans(rows), stage)
+
+
 def states(m):
     return m["weights"] + m["gradients"] + m["optimizer"]
 
@@ -95,11 +99,14 @@ def test_recomputation_never_adds_activations(kind, p):
 @SETTINGS
 @given(KINDS, plans())
 def test_tensor_and_context_parallel_never_add_activations(kind, p):
+    # Compared stage by stage: the reported (most loaded) stage can switch from the first to the
+    # last when tp grows, e.g. the logits then outweigh the shrunken in-flight activations.
     for dim, cap in (("tp", 8), ("cp", 2)):
         if p[dim] < cap:
             q = {**p, dim: p[dim] * 2}
-            acts = mem_of(kind, [p, q])["activations"]
-            assert acts[1] <= acts[0] * (1 + 1e-12)
+            for stage in ("first", "last"):
+                acts = stage_activations(kind, [p, q], stage)
+                assert acts[1] <= acts[0] * (1 + 1e-12)
 
 
 @SETTINGS

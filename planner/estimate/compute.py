@@ -151,7 +151,7 @@ def microbatch_compute(ctx, t, stage: str) -> dict:
         ew = tokens * (elementwise_bytes_per_token(ctx, t, moe_layer) + fp8_cast_bytes_per_token(ctx, t, moe_layer)) / hbm
         fwd = fwd + count * (mm + ew)
         matmul = matmul + count * mm
-    lps = ctx.model.layers / t["pp"]
+    lps = dense + moe  # this stage's layers (uneven splits give the first stages one more)
     if ctx.scenario.runtime.flash_attention:
         # half_fps = peak x MAMF fraction; flash-attention backward does 2.5x the forward FLOPs.
         attn_fwd = lps * attention_fwd_flops(ctx, t, tokens) / (half_fps * ATTN_FWD_OF_MAMF)

@@ -45,55 +45,93 @@ def _prime_exponents(n: int) -> dict[int, int]:
     return out
 
 
-def layouts(scenario) -> dict[str, np.ndarray]:
-    """All (tp, pp, cp, ep, vpp, dp, mbs, ga) satisfying the structural constraints, via CP-SAT.
+def _layout_key(scenario) -> tuple:
+    """Everything the layouts depend on: two scenarios with the same key have the same layouts."""
+    m, so = scenario.model, scenario.search
+    return (scenario.cluster.gpus, scenario.cluster.node.domain, m.layers, m.heads,
+            m.heads if m.mla else m.n_kv_heads, m.moe.experts if m.moe else 0,
+            scenario.training.seq_len, scenario.training.global_batch,
+            tuple(so.micro_batch), *(tuple(getattr(so, k) or ()) for k in ("tp", "pp", "cp", "ep", "vpp")),
+            tuple(sorted((k, str(v)) for k, v in so.fixed.items())), so.uneven_pipeline)
 
-    Every variable takes a value from its domain through one-hot booleans, and the products and
-    divisibility constraints are written on prime exponents, which keeps the model linear:
-    x * y = n  <=>  e_p(x) + e_p(y) = e_p(n) for every prime p;  x | y  <=>  e_p(x) <= e_p(y).
-    """
+
+_LAYOUT_CACHE: dict[tuple, dict] = {}
+
+
+def layouts(scenario) -> dict[str, np.ndarray]:
+    """All (tp, pp, cp, ep, vpp, dp, mbs, ga) satisfying the structural constraints (cached by
+    everything they depend on, so purchase comparisons reuse them across node types)."""
+    key = _layout_key(scenario)
+    if key not in _LAYOUT_CACHE:
+        if len(_LAYOUT_CACHE) > 256:
+            _LAYOUT_CACHE.clear()
+        found = _enumerate_layouts(scenario)
+        for a in found.values():
+            a.setflags(write=False)
+        _LAYOUT_CACHE[key] = found
+    return _LAYOUT_CACHE[key]
+
+
+GRID_FIELDS = ("tp", "pp", "cp", "ep", "dp")  # enumerated by CP-SAT; mbs, ga, vpp follow by arithmetic
+
+
+def _enumerate_layouts(scenario) -> dict[str, np.ndarray]:
+    """All (tp, pp, cp, ep, vpp, dp, mbs, ga) satisfying the structural constraints.
+
+    CP-SAT enumerates the device grid (tp, pp, cp, ep, dp): every degree takes a value of its domain
+    through one-hot booleans, and the products and divisibility constraints are written on prime
+    exponents, which keeps the model linear: x * y = n  <=>  e_p(x) + e_p(y) = e_p(n) for every prime p;
+    x | y  <=>  e_p(x) <= e_p(y). Given a grid, the batch split and the interleaving depth follow by
+    arithmetic (numpy): mbs from its domain with mbs * dp | global batch, ga = global / (mbs * dp),
+    vpp = 1 or (pp > 1, ga % pp == 0 for Megatron's interleaved schedule, and pp * vpp <= layers, or
+    layers % (pp * vpp) == 0 without uneven splits)."""
     dom = domains(scenario)
+    empty = {k: np.array([], dtype=np.int64) for k in INT_FIELDS}
     if any(not v for v in dom.values()):
-        return {k: np.array([], dtype=np.int64) for k in INT_FIELDS}
+        return empty
     n = scenario.cluster.gpus
     layers = scenario.model.layers
     gb = scenario.training.global_batch
-    primes = sorted({p for k in dom for v in dom[k] for p in _prime_exponents(v)}
-                    | set(_prime_exponents(n)) | set(_prime_exponents(gb)) | set(_prime_exponents(layers)))
+    primes = sorted({p for k in GRID_FIELDS for v in dom[k] for p in _prime_exponents(v)}
+                    | set(_prime_exponents(n)) | set(_prime_exponents(gb)))
     model = cp_model.CpModel()
-    pick = {k: {v: model.NewBoolVar(f"{k}={v}") for v in dom[k]} for k in INT_FIELDS}
-    for k in INT_FIELDS:
+    pick = {k: {v: model.NewBoolVar(f"{k}={v}") for v in dom[k]} for k in GRID_FIELDS}
+    for k in GRID_FIELDS:
         model.AddExactlyOne(pick[k].values())
 
     def e(k, p):
         return sum(b * _prime_exponents(v).get(p, 0) for v, b in pick[k].items())
 
-    def value_is(k, pred):
-        return sum(b for v, b in pick[k].items() if pred(v))
-
-    inter = model.NewBoolVar("interleaved")  # vpp > 1
-    model.Add(value_is("vpp", lambda v: v > 1) == 1).OnlyEnforceIf(inter)
-    model.Add(value_is("vpp", lambda v: v > 1) == 0).OnlyEnforceIf(inter.Not())
-    model.Add(value_is("pp", lambda v: v > 1) == 1).OnlyEnforceIf(inter)  # vpp > 1 needs pp > 1
     for p in primes:
         model.Add(e("dp", p) + e("tp", p) + e("pp", p) + e("cp", p) == _prime_exponents(n).get(p, 0))
-        model.Add(e("mbs", p) + e("ga", p) + e("dp", p) == _prime_exponents(gb).get(p, 0))
-        model.Add(e("pp", p) + e("vpp", p) <= _prime_exponents(layers).get(p, 0))  # layers % (pp*vpp)
+        model.Add(e("dp", p) <= _prime_exponents(gb).get(p, 0))  # dp divides the global batch
         model.Add(e("ep", p) <= e("dp", p) + e("cp", p))  # EP carved from dp * cp
-        # Megatron's interleaved schedule needs the number of micro-batches divisible by pp.
-        model.Add(e("pp", p) <= e("ga", p)).OnlyEnforceIf(inter)
     solver = cp_model.CpSolver()
     solver.parameters.enumerate_all_solutions = True
     solver.parameters.num_workers = 1
-    values = [(k, v, b) for k in INT_FIELDS for v, b in pick[k].items()]
+    values = [(k, v, b) for k in GRID_FIELDS for v, b in pick[k].items()]
     cb = _Collector([b for _, _, b in values])
     solver.Solve(model, cb)
-    rows = []
-    for bits in cb.rows:
-        chosen = {k: v for (k, v, _), bit in zip(values, bits) if bit}
-        rows.append(tuple(chosen[k] for k in INT_FIELDS))
-    rows = np.array(sorted(set(rows)), dtype=np.int64).reshape(-1, len(INT_FIELDS))
-    return {k: rows[:, i] for i, k in enumerate(INT_FIELDS)}
+    grid = np.array(sorted({tuple(v for (k, v, _), bit in zip(values, bits) if bit) for bits in cb.rows}),
+                    dtype=np.int64).reshape(-1, len(GRID_FIELDS))
+    if not len(grid):
+        return empty
+    g = {k: grid[:, i] for i, k in enumerate(GRID_FIELDS)}
+    # Expand every grid point by micro-batch and interleaving depth (vectorised).
+    mbs = np.array(dom["mbs"], dtype=np.int64)
+    vpp = np.array(dom["vpp"], dtype=np.int64)
+    gi, mi, vi = (a.ravel() for a in np.meshgrid(np.arange(len(grid)), np.arange(len(mbs)),
+                                                 np.arange(len(vpp)), indexing="ij"))
+    out = {k: g[k][gi] for k in GRID_FIELDS}
+    out["mbs"], out["vpp"] = mbs[mi], vpp[vi]
+    ok = gb % (out["dp"] * out["mbs"]) == 0
+    out["ga"] = np.where(ok, gb // np.maximum(out["dp"] * out["mbs"], 1), 0)
+    ok &= np.isin(out["ga"], dom["ga"])
+    pv = out["pp"] * out["vpp"]
+    fits_layers = pv <= layers if scenario.search.uneven_pipeline else layers % pv == 0
+    ok &= (out["vpp"] == 1) | ((out["pp"] > 1) & (out["ga"] % out["pp"] == 0) & fits_layers)
+    ok &= fits_layers
+    return {k: out[k][ok] for k in INT_FIELDS}
 
 
 def candidate_table(scenario, exhaustive: bool = False) -> tuple[dict, int]:

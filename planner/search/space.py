@@ -2,7 +2,8 @@
 
 Structural constraints (the same ones Megatron-LM's argument checks enforce, ecosystem.md 4.1):
   dp * tp * pp * cp = GPUs;  heads % tp = 0 and kv_heads % tp = 0 (MLA: heads only);
-  tp <= GPUs in the scale-up domain;  layers % (pp * vpp) = 0 (even split; uneven splits come later);
+  tp <= GPUs in the scale-up domain;  layers % (pp * vpp) = 0, or with `search.uneven_pipeline`
+  (default) pp * vpp <= layers, the first layers % (pp * vpp) chunks taking one more layer;
   seq_len % (2 * cp) = 0 (load-balanced causal chunks) and seq_len % tp = 0 with sp;
   experts % ep = 0 and ep divides dp * cp (EP is carved from the data-parallel ranks);
   mbs * ga * dp = global batch;  the precision must be supported by the GPU.
@@ -28,8 +29,12 @@ def structural_problems(plan, scenario) -> list[str]:
         out.append(f"kv_heads ({m.n_kv_heads}) not divisible by tp ({tp})")
     if tp > cl.node.domain:
         out.append(f"tp ({tp}) exceeds the scale-up domain ({cl.node.domain} GPUs)")
-    if m.layers % (pp * vpp):
-        out.append(f"layers ({m.layers}) not divisible by pp*vpp = {pp}*{vpp} = {pp * vpp}")
+    if scenario.search.uneven_pipeline:
+        if pp * vpp > m.layers:
+            out.append(f"pp*vpp = {pp}*{vpp} = {pp * vpp} exceeds the {m.layers} layers")
+    elif m.layers % (pp * vpp):
+        out.append(f"layers ({m.layers}) not divisible by pp*vpp = {pp}*{vpp} = {pp * vpp} "
+                   f"(search.uneven_pipeline is off)")
     if cp > 1 and tr.seq_len % (2 * cp):
         out.append(f"seq_len ({tr.seq_len}) not divisible by 2*cp = {2 * cp}")
     if plan.sp and tr.seq_len % tp:
@@ -55,10 +60,12 @@ def domains(scenario) -> dict[str, list[int]]:
     kv = m.heads if m.mla else m.n_kv_heads
     dom = {
         "tp": [d for d in divisors(n) if m.heads % d == 0 and kv % d == 0 and d <= cl.node.domain],
-        "pp": [d for d in divisors(n) if m.layers % d == 0],
+        "pp": [d for d in divisors(n) if (m.layers % d == 0 or (so.uneven_pipeline and d <= m.layers))],
         "cp": [d for d in divisors(n) if d == 1 or tr.seq_len % (2 * d) == 0],
         "ep": [d for d in divisors(n) if (m.moe and m.moe.experts % d == 0) or d == 1],
-        "vpp": [d for d in divisors(m.layers)],
+        # Interleaving depth: any divisor of the layers, plus small depths for uneven splits.
+        "vpp": sorted({d for d in divisors(m.layers) if d <= 32}
+                      | ({v for v in (2, 3, 4, 5, 6, 8) if v <= m.layers} if so.uneven_pipeline else set())),
         "dp": divisors(n),
         "mbs": [b for b in so.micro_batch if tr.global_batch % b == 0],
         "ga": divisors(tr.global_batch),
@@ -86,7 +93,10 @@ def all_layouts(scenario, fields: tuple[str, ...]) -> dict:
     n = scenario.cluster.gpus
     ok = (v["dp"] * v["tp"] * v["pp"] * v["cp"] == n)
     ok &= v["mbs"] * v["ga"] * v["dp"] == scenario.training.global_batch
-    ok &= scenario.model.layers % (v["pp"] * v["vpp"]) == 0
+    if scenario.search.uneven_pipeline:
+        ok &= v["pp"] * v["vpp"] <= scenario.model.layers
+    else:
+        ok &= scenario.model.layers % (v["pp"] * v["vpp"]) == 0
     ok &= (v["dp"] * v["cp"]) % v["ep"] == 0
     ok &= (v["vpp"] == 1) | ((v["pp"] > 1) & (v["ga"] % v["pp"] == 0))
     return {k: a[ok] for k, a in v.items()}
