@@ -15,6 +15,7 @@ from types import MappingProxyType
 import yaml
 
 from planner.errors import InputError
+from planner.spec.load import SAFE_LOADER
 
 KINDS = ("gpus", "nodes", "models")
 
@@ -34,7 +35,7 @@ def raw(kind: str) -> tuple[MappingProxyType, ...]:
     if kind not in KINDS:
         raise InputError(f"unknown catalog '{kind}' (expected one of {', '.join(KINDS)})")
     text, where = _catalog_text(kind)
-    entries = yaml.safe_load(text) or []
+    entries = yaml.load(text, Loader=SAFE_LOADER) or []  # noqa: S506 - a safe loader
     names = [e["name"] for e in entries]
     dupes = {n for n in names if names.count(n) > 1}
     if dupes:

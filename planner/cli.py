@@ -75,10 +75,11 @@ def _scenario(path: str):
 @click.option("--force", is_flag=True, help="write into a non-empty --emit directory, replace an existing --report file")
 def solve(scenario, top, objective, exhaustive, as_json, emit_dir, report_path, force):
     """Search every plan of SCENARIO and rank those that fit."""
-    from planner.export import check_target, export_ranked
     from planner.search.solver import solve as run_solve
 
     if emit_dir:
+        from planner.export import check_target
+
         check_target(Path(emit_dir), force)  # refuse before searching
     _check_new_file(report_path, force)
     sc = _scenario(scenario)
@@ -97,6 +98,8 @@ def solve(scenario, top, objective, exhaustive, as_json, emit_dir, report_path, 
     if not result["plans"]:
         sys.exit(1)
     if emit_dir:
+        from planner.export import export_ranked
+
         paths, skipped = export_ranked(sc, result["plans"], emit_dir, force=force)
         _report_export(emit_dir, paths, skipped, err if as_json else out)
 

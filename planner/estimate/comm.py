@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from planner.estimate import topology
+
 DEFAULT_SCALEUP_EFF = 0.80
 DEFAULT_SCALEOUT_EFF = 0.85
 # Per-collective latency, assumed: NCCL small-message latency is about 10 us inside a node and
@@ -34,15 +36,17 @@ def _rates(node):
 
 def link(node, size, stride):
     """(bandwidth bytes/s, latency s) of the slowest hop of a ring of `size` ranks `stride` apart:
-    NVLink/xGMI when the whole group sits in one scale-up domain, else the per-GPU NIC."""
-    inside = size * stride <= node.domain
+    NVLink/xGMI when the whole group sits in one scale-up domain, else the per-GPU NIC (the
+    cluster graph of planner.estimate.topology decides)."""
+    _, crosses = topology.profile(node, size, stride)
     up, out = _rates(node)
-    return np.where(inside, up, out), np.where(inside, ALPHA_IN_S, ALPHA_OUT_S)
+    return np.where(crosses, out, up), np.where(crosses, ALPHA_OUT_S, ALPHA_IN_S)
 
 
 def members_per_domain(node, size, stride):
-    """How many ranks of a group share one scale-up domain (ranks placed `stride` apart)."""
-    return np.where(stride < node.domain, np.minimum(size, np.maximum(1, node.domain // stride)), 1)
+    """How many ranks of a group share one scale-up domain (from the cluster graph)."""
+    k, _ = topology.profile(node, size, stride)
+    return k
 
 
 def gather_s(node, nbytes, size, stride):

@@ -1,0 +1,82 @@
+"""The cluster as a graph (networkx): which links a communication group crosses.
+
+GPUs of one scale-up domain hang off one NVLink/xGMI switch (an NVL72 domain spans 18 four-GPU
+trays: `scaleup_domain`, not `gpus_per_node`, decides); every GPU also has its own scale-out NIC
+(rail-optimised fabrics, one NIC per GPU), and the NICs meet in the fabric. Edge attribute `gb_s`
+is the spec bandwidth per GPU, one direction.
+
+For a group of `size` ranks placed `stride` apart (rank order TP, CP, DP, PP as in comm.py), the
+graph answers how many members share a scale-up domain and which link is the bottleneck of a ring
+through them: the slowest edge on the paths between consecutive members. Groups are profiled on
+a representative slice of the cluster (the ranks of one group starting at rank 0), so the graph
+stays small even at 16,384 GPUs.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+
+def _graph(domain: int, members: list[int], up_gb_s: float, out_gb_s: float):
+    """The GPUs of one group, their scale-up switches, their NICs and the fabric."""
+    import networkx as nx  # imported on first irregular group only: it costs ~0.13 s of start-up
+
+    g = nx.Graph()
+    for rank in members:
+        g.add_edge(("gpu", rank), ("switch", rank // domain), gb_s=up_gb_s, kind="scaleup")
+        g.add_edge(("gpu", rank), ("nic", rank), gb_s=out_gb_s, kind="scaleout")
+        g.add_edge(("nic", rank), "fabric", gb_s=float("inf"), kind="fabric")
+    return g
+
+
+@lru_cache(maxsize=4096)
+def group_profile(domain: int, up_gb_s: float, out_gb_s: float, size: int, stride: int) -> tuple[int, str]:
+    """(members per scale-up domain, kind of the ring's bottleneck link: 'scaleup' or 'scaleout').
+
+    The scale-up domains are the connected components of the graph without its scale-out edges;
+    consecutive ring members in different components can only meet through their NICs and the
+    fabric, so the ring's slowest hop is then a scale-out link."""
+    if size <= 1:
+        return 1, "scaleup"
+    # Placement repeats every domain: the first domains' worth of members show the whole pattern.
+    members = [i * stride for i in range(min(size, 2 * (domain // max(1, min(stride, domain)) + 1)))]
+    g = _graph(domain, members, up_gb_s, out_gb_s)
+    import networkx as nx
+
+    up = g.edge_subgraph([(u, v) for u, v, k in g.edges(data="kind") if k == "scaleup"])
+    comp = {n: i for i, c in enumerate(nx.connected_components(up)) for n in c}
+    counts = np.bincount([comp[("gpu", r)] for r in members])
+    per_domain = int(counts.max())
+    crosses = int((counts > 0).sum()) > 1
+    return per_domain, ("scaleout" if crosses else "scaleup")
+
+
+def regular_profile(domain: int, size: int, stride: int) -> tuple[int, str] | None:
+    """The same answer in closed form when the stride and the domain divide one another (every
+    layout on nodes of 8 with power-of-two degrees); None for irregular placements."""
+    if size <= 1:
+        return 1, "scaleup"
+    if stride >= domain and stride % domain == 0:
+        return 1, "scaleout"
+    if stride < domain and domain % stride == 0:
+        k = min(size, domain // stride)
+        return k, ("scaleout" if size * stride > domain else "scaleup")
+    return None
+
+
+def profile(node, size, stride):
+    """Vectorised over plan-table arrays: (members per domain, True where the ring leaves its domain)."""
+    size, stride = np.broadcast_arrays(np.asarray(size), np.asarray(stride))
+    k = np.ones(size.shape, dtype=np.int64)
+    out = np.zeros(size.shape, dtype=bool)
+    pairs = np.stack([size.ravel(), stride.ravel()], axis=1) if size.size else np.empty((0, 2), dtype=np.int64)
+    uniq, inverse = np.unique(pairs, axis=0, return_inverse=True)
+    up, sc = float(node.scaleup_gb_s), float(node.scaleout_gb_s or 1e-9)
+    res = [regular_profile(node.domain, int(s), int(st)) or group_profile(node.domain, up, sc, int(s), int(st))
+           for s, st in uniq]
+    if res:
+        k.ravel()[:] = np.array([r[0] for r in res])[inverse.ravel()]
+        out.ravel()[:] = np.array([r[1] == "scaleout" for r in res])[inverse.ravel()]
+    return k, out
