@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 from planner.errors import InputError
-from planner.frameworks import accelerate, common, launch, megatron, torchtitan
+from planner.frameworks import accelerate, common, launch, megatron, megatron_layout, torchtitan
 from planner.frameworks import deepspeed as ds
 
 # Every file name an export may write; with force, names of this set that the new export does not
@@ -74,6 +74,8 @@ def build_files(scenario, result: dict, nvme_path: str = ds.DEFAULT_NVME_PATH) -
     nodes, per_node = common.node_layout(scenario, f)
     head = [f"planner plan: {common.plan_text(f)}", f"{nodes} node(s) x {per_node} GPUs ({scenario.name})"]
     if f["framework"] == "deepspeed":
+        if common.uneven_split(scenario, f):  # the split lives in the training script: say it in every file
+            head = head + ds.launch_note(scenario, f)
         files = _deepspeed_files(scenario, f, nodes, per_node, head, nvme_path)
     elif f["framework"] == "megatron":
         files = {"megatron_args.txt": "\n".join(megatron.megatron_args(scenario, f)) + "\n",
@@ -129,7 +131,20 @@ def readme(scenario, result: dict, f: dict, nodes: int, per_node: int, names: li
     ]
     if f["framework"] == "deepspeed" and "nvme" in (f["offload"], f["offload_params"]):
         lines.append("  NVMe offload: nvme_path in ds_config.json must be a directory on a local NVMe drive")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + split_notes(scenario, f)) + "\n"
+
+
+SPLIT_NOTES = {"megatron": megatron_layout.readme_notes, "torchtitan": torchtitan.split_notes,
+               "deepspeed": ds.partition_notes}
+
+
+def split_notes(scenario, f: dict) -> list[str]:
+    """README lines for an uneven pipeline split (layers % (pp x vpp) != 0): the layers of every
+    stage (common.split_lines) and how the framework's files carry them. None for an even split."""
+    if not common.uneven_split(scenario, f):
+        return []
+    lines = common.split_lines(scenario.model.layers, f["pp"], f["vpp"])
+    return ["", *lines, *SPLIT_NOTES[f["framework"]](scenario, f)]
 
 
 def check_target(out_dir: Path, force: bool) -> None:

@@ -17,7 +17,7 @@ from planner import load_scenario, solve
 from planner.cli import main
 from planner.errors import InputError
 from planner.export import build_files, export_plan, export_ranked, plan_result
-from planner.frameworks import accelerate, common, megatron, torchtitan
+from planner.frameworks import accelerate, common, megatron, megatron_layout, torchtitan
 from planner.frameworks import deepspeed as ds
 from planner.spec import parse_plan
 
@@ -289,9 +289,15 @@ def test_megatron_divisibility(path):
         dp = world // (tp * pp * cp)
         assert a["global_batch_size"] == f["global_batch"]
         assert a["global_batch_size"] % (a["micro_batch_size"] * dp) == 0
-        assert a["num_layers"] % pp == 0 and a["num_attention_heads"] % tp == 0
+        assert a["num_attention_heads"] % tp == 0
         groups = a.get("num_query_groups", a["num_attention_heads"])
         assert groups % tp == 0 or tp % groups == 0
+        if "pipeline_model_parallel_layout" in a:  # uneven split: the layout holds the planner's chunks
+            layers, counts = a["num_layers"], megatron_layout.layout_counts(a["pipeline_model_parallel_layout"])
+            assert layers % (pp * f["vpp"]) and counts == common.chunk_layer_counts(layers, pp, f["vpp"])
+            assert "num_layers_per_virtual_pipeline_stage" not in a
+        else:
+            assert a["num_layers"] % pp == 0
         if "num_layers_per_virtual_pipeline_stage" in a:
             assert pp > 1 and (a["num_layers"] // pp) % a["num_layers_per_virtual_pipeline_stage"] == 0
         if cp > 1:

@@ -74,7 +74,79 @@ def warmup_steps(total_steps: int) -> int:
     return max(1, min(WARMUP_STEPS, int(total_steps * WARMUP_MAX_FRACTION)))
 
 
+def chunk_layer_counts(layers: int, pp: int, vpp: int = 1) -> list[int]:
+    """Transformer layers of each of the pp x vpp model chunks, in model order: chunk c holds
+    base + (1 if c < extra else 0) layers, base = layers // (pp*vpp), extra = layers % (pp*vpp) (the
+    first chunks take the remainder). This is the split the memory model evaluates
+    (planner/estimate/memory_terms_stage.py `_chunk_layers`, `stage_layers`) and every exporter writes."""
+    if pp < 1 or vpp < 1:
+        raise ValueError(f"pp ({pp}) and vpp ({vpp}) must be at least 1")
+    base, extra = divmod(layers, pp * vpp)
+    return [base + (1 if c < extra else 0) for c in range(pp * vpp)]
+
+
+def rank_chunks(rank: int, pp: int, vpp: int) -> list[int]:
+    """Chunks of pipeline rank `rank`: rank, rank+pp, ..., rank+(vpp-1)*pp (Megatron's interleaved
+    assignment, Narayanan et al. 2021 Sec. 2.2.2; torchtitan's "loop" stage order)."""
+    return [rank + v * pp for v in range(vpp)]
+
+
+def rank_layer_counts(layers: int, pp: int, vpp: int = 1) -> list[int]:
+    """Transformer layers held by each pipeline rank (the sum of its chunks), length pp."""
+    counts = chunk_layer_counts(layers, pp, vpp)
+    return [sum(counts[c] for c in rank_chunks(r, pp, vpp)) for r in range(pp)]
+
+
+def uneven_split(scenario, fields: dict) -> bool:
+    """True when the model's layers do not divide into pp x vpp equal chunks."""
+    return scenario.model.layers % (fields["pp"] * fields["vpp"]) != 0
+
+
 def layers_per_stage(scenario, fields: dict) -> int:
-    """Transformer layers on one (virtual) pipeline stage: layers / (pp x vpp); the search only
-    offers even splits (planner/search/space.py)."""
+    """Transformer layers on every (virtual) pipeline stage of an even split: layers / (pp x vpp).
+    An uneven split has no single count: this raises, and callers use chunk_layer_counts."""
+    if uneven_split(scenario, fields):
+        raise InputError(f"{scenario.model.layers} layers do not split evenly over pp x vpp = "
+                         f"{fields['pp']} x {fields['vpp']} chunks (use chunk_layer_counts)", key="plan")
     return scenario.model.layers // (fields["pp"] * fields["vpp"])
+
+
+def _runs(values: list[int]) -> list[tuple[int, int, int]]:
+    """(first index, last index, value) of each run of equal consecutive values."""
+    out: list[tuple[int, int, int]] = []
+    for i, v in enumerate(values):
+        if out and out[-1][2] == v:
+            out[-1] = (out[-1][0], i, v)
+        else:
+            out.append((i, i, v))
+    return out
+
+
+def _span(noun: str, first: int, last: int) -> str:
+    """'stage 3' or 'stages 0-13'."""
+    return f"{noun} {first}" if first == last else f"{noun}s {first}-{last}"
+
+
+def split_lines(layers: int, pp: int, vpp: int = 1) -> list[str]:
+    """README lines stating an uneven split: the layers of every chunk (with the model layers it
+    holds) and, with interleaving, of every pipeline rank."""
+    counts = chunk_layer_counts(layers, pp, vpp)
+    chunks, extra = pp * vpp, layers % (pp * vpp)
+    unit = "stage" if vpp == 1 else "chunk"
+    lines = [f"Pipeline split (uneven): {layers} layers over {chunks} {unit}s (pp {pp} x vpp {vpp}); "
+             f"the first {extra} {unit}s hold one layer more"]
+    start = 0
+    for first, last, n in _runs(counts):
+        size = n * (last - first + 1)
+        held = f"layers {start}-{start + size - 1}" if size else "no layers"
+        lines.append(f"  {_span(unit, first, last):<14} {n} layers each ({held})")
+        start += size
+    if vpp > 1:
+        terms = ["r"] + [f"r+{v * pp}" for v in range(1, vpp)]
+        terms = terms if vpp <= 3 else [terms[0], terms[1], "...", terms[-1]]
+        lines.append(f"  pipeline rank r runs chunks {', '.join(terms)}:")
+        per_rank = [[counts[c] for c in rank_chunks(r, pp, vpp)] for r in range(pp)]
+        for first, last, _ in _runs([tuple(p) for p in per_rank]):
+            parts = per_rank[first]
+            lines.append(f"  {_span('rank', first, last):<14} {' + '.join(map(str, parts))} = {sum(parts)} layers")
+    return lines

@@ -118,15 +118,44 @@ def _optimizer(scenario, fields: dict) -> dict:
 
 def _checkpointing(scenario, fields: dict) -> dict:
     """§1.5: activation checkpointing. DeepSpeed checkpoints whole modules; the planner writes
-    `number_checkpoints` = layers per stage for full recomputation (one checkpoint per layer) and
+    `number_checkpoints` = layers of the largest stage for full recomputation (one checkpoint per layer) and
     leaves it unset for selective recomputation (only the attention core of each layer is
     recomputed; the training script chooses what it checkpoints). None: no section."""
     if fields["recompute"] == "none":
         return {}
     ac = {"partition_activations": False, "contiguous_memory_optimization": False, "cpu_checkpointing": False}
-    if fields["recompute"] == "full":
-        ac["number_checkpoints"] = common.layers_per_stage(scenario, fields)
+    if fields["recompute"] == "full":  # the largest stage's layers (the first stages take any remainder)
+        ac["number_checkpoints"] = max(common.rank_layer_counts(scenario.model.layers, fields["pp"], fields["vpp"]))
     return {"activation_checkpointing": ac}
+
+
+def partition_notes(scenario, fields: dict) -> list[str]:
+    """README lines for a pipeline plan whose layers do not divide by pp: the split cannot be written
+    into ds_config.json (its `pipeline` section has the stage count only); the training script's
+    deepspeed.pipe.PipelineModule chooses it with `partition_method` (default "parameters";
+    deepspeed/runtime/pipe/module.py `_partition_layers`). "uniform" calls partition_uniform
+    (deepspeed/runtime/utils.py), which gives the remainder to the first stages as the planner does,
+    but over the PipelineModule's whole layer list: with the embedding, final norm and head in that
+    list (126 layers + 3 entries on 16 stages) the last stage gets 6 transformer layers instead of 7.
+    DeepSpeed 0.19.8 takes no explicit partition, so the lines give the counts and how to impose them."""
+    counts = common.chunk_layer_counts(scenario.model.layers, fields["pp"], 1)
+    bounds = [sum(counts[:s]) for s in range(len(counts) + 1)]
+    return ["  DeepSpeed: ds_config.json cannot carry this split; the training script's PipelineModule chooses",
+            "  it (partition_method, default \"parameters\"). partition_method=\"uniform\" also gives the first",
+            "  stages the extra layers, but counts every entry of the layer list (embedding, final norm, head), so",
+            "  it gives this split only when the list holds the transformer layers alone. Pass this custom partition:",
+            f"    transformer layers per stage: {','.join(map(str, counts))}",
+            f"    stage s runs layers b[s] .. b[s+1]-1, b = {bounds}",
+            "  (subclass deepspeed.pipe.PipelineModule, override _partition_layers to set self.parts to these bounds",
+            "  as indices into the layer list, +1 for an embedding entry before the layers and the list's length as",
+            "  the last, then call self._set_bounds(start=self.parts[stage_id], stop=self.parts[stage_id + 1]))."]
+
+
+def launch_note(scenario, fields: dict) -> list[str]:
+    """One comment line for the launch files of an uneven pipeline split (README.txt has the rest)."""
+    counts = common.chunk_layer_counts(scenario.model.layers, fields["pp"], 1)
+    return [f"Uneven pipeline split, transformer layers per stage {','.join(map(str, counts))}: the "
+            "PipelineModule needs this custom partition (README.txt)."]
 
 
 def _parallel(fields: dict) -> dict:

@@ -2,13 +2,15 @@
 consistency rules on the emitted arguments.
 
 Flag names and rules: shared/reference/ecosystem.md section 4.1 (Megatron-LM main @ d98e8a6, its
-argument parser built and run). Flags outside that table are cited where they are used.
+argument parser built and run). Flags outside that table are cited where they are used. Uneven
+pipeline splits use --pipeline-model-parallel-layout (Megatron-Core >= 0.13.0): megatron_layout.py.
 """
 
 from __future__ import annotations
 
 from planner.errors import InputError
 from planner.frameworks import common
+from planner.frameworks.megatron_layout import layout_problems, pipeline_layout
 
 # Megatron's optimizers (`--optimizer`): its Adam applies decoupled weight decay (AdamW).
 OPTIMIZERS = {"adamw": "adam", "adam": "adam", "sgd": "sgd"}
@@ -50,12 +52,17 @@ def _model_args(scenario) -> list[str]:
 
 
 def _parallel_args(scenario, f: dict) -> list[str]:
-    """Parallel sizes, sequence parallelism, distributed optimizer (ZeRO-1) with its CPU offload, and
-    the overlaps the time model assumes (§4.1; --tp-comm-overlap needs --sequence-parallel)."""
+    """Parallel sizes, the pipeline split, sequence parallelism, distributed optimizer (ZeRO-1) with
+    its CPU offload, and the overlaps the time model assumes (§4.1; --tp-comm-overlap needs
+    --sequence-parallel). An even split with interleaving gives --num-layers-per-virtual-pipeline-stage;
+    an uneven one (layers % (pp x vpp) != 0) gives the planner's chunks as --pipeline-model-parallel-layout,
+    which also sets the interleaving depth (megatron_layout.py)."""
     rt = scenario.runtime
     out = [f"--tensor-model-parallel-size {f['tp']}", f"--pipeline-model-parallel-size {f['pp']}",
            f"--context-parallel-size {f['cp']}", f"--expert-model-parallel-size {f['ep']}"]
-    if f["vpp"] > 1:
+    if common.uneven_split(scenario, f):
+        out.append(f"--pipeline-model-parallel-layout {pipeline_layout(scenario.model.layers, f['pp'], f['vpp'])}")
+    elif f["vpp"] > 1:
         out.append(f"--num-layers-per-virtual-pipeline-stage {common.layers_per_stage(scenario, f)}")
     if f["sp"]:
         out.append("--sequence-parallel")
@@ -129,7 +136,9 @@ def parse_args(lines: list[str]) -> dict:
 
 def args_problems(a: dict, world: int) -> list[str]:
     """Megatron's consistency rules (§4.1, from validate_args, parallel_state.py and
-    num_microbatches_calculator.py) on parsed arguments. Empty when they all hold."""
+    num_microbatches_calculator.py) on parsed arguments. Empty when they all hold. With
+    --pipeline-model-parallel-layout the layers need not divide by pp; the layout must hold each of
+    them exactly once instead (megatron_layout.layout_problems)."""
     tp, pp = a.get("tensor_model_parallel_size", 1), a.get("pipeline_model_parallel_size", 1)
     cp, ep = a.get("context_parallel_size", 1), a.get("expert_model_parallel_size", 1)
     etp, layers, heads = a.get("expert_tensor_parallel_size", tp), a["num_layers"], a["num_attention_heads"]
@@ -142,11 +151,14 @@ def args_problems(a: dict, world: int) -> list[str]:
         out.append(f"world size {world} is not divisible by etp*ep*pp = {etp}*{ep}*{pp}")
     if ep > 1 and a.get("num_experts", 0) % ep:
         out.append(f"num_experts ({a.get('num_experts', 0)}) is not divisible by ep ({ep})")
-    if layers % pp:
-        out.append(f"num_layers ({layers}) is not divisible by pp ({pp})")
-    lpv = a.get("num_layers_per_virtual_pipeline_stage")
-    if lpv is not None and (pp == 1 or (layers // pp) % lpv):
-        out.append(f"virtual stages need pp > 1 and layers per stage ({layers // pp}) divisible by {lpv}")
+    if a.get("pipeline_model_parallel_layout") is not None:
+        out += layout_problems(a, layers, pp)
+    else:
+        if layers % pp:
+            out.append(f"num_layers ({layers}) is not divisible by pp ({pp})")
+        lpv = a.get("num_layers_per_virtual_pipeline_stage")
+        if lpv is not None and (pp == 1 or (layers // pp) % lpv):
+            out.append(f"virtual stages need pp > 1 and layers per stage ({layers // pp}) divisible by {lpv}")
     if a["global_batch_size"] % (a["micro_batch_size"] * dp):
         out.append(f"global batch {a['global_batch_size']} is not divisible by micro batch "
                    f"{a['micro_batch_size']} x DP {dp}")

@@ -41,18 +41,29 @@ def model_section(scenario, f: dict) -> tuple[dict, list[str]]:
 
 def _pipeline(scenario, f: dict) -> dict:
     """Schedule 1F1B, or Interleaved1F1B for vpp > 1, and the modules of each of the pp x vpp
-    stages (`module_fqns_per_model_part`, which replaced split points): layers split evenly as the
-    planner assumes, embedding on the first stage, final norm and output on the last."""
+    stages (`module_fqns_per_model_part`, which replaced split points): the planner's split
+    (common.chunk_layer_counts; uneven ones give the first stages one layer more), embedding on the
+    first stage, final norm and output on the last. torchtitan runs stage i on rank i mod pp for
+    both schedules (torchtitan/distributed/pipeline_parallel.py `pipeline_module_split`, "loop"
+    style), the rank-to-chunk assignment the planner models."""
     out = {"pipeline_parallel_degree": f["pp"]}
     if f["pp"] == 1:
         return out
-    stages, lps = f["pp"] * f["vpp"], common.layers_per_stage(scenario, f)
-    parts = [[f"layers.{i}" for i in range(s * lps, (s + 1) * lps)] for s in range(stages)]
+    parts, start = [], 0
+    for n in common.chunk_layer_counts(scenario.model.layers, f["pp"], f["vpp"]):
+        parts.append([f"layers.{i}" for i in range(start, start + n)])
+        start += n
     parts[0].insert(0, "tok_embeddings")
     parts[-1] += ["norm", "output"]
     out.update(pipeline_parallel_schedule="Interleaved1F1B" if f["vpp"] > 1 else "1F1B",
                pipeline_parallel_microbatch_size=f["mbs"], module_fqns_per_model_part=parts)
     return out
+
+
+def split_notes(scenario, f: dict) -> list[str]:
+    """README line for an uneven split: where torchtitan.toml carries it."""
+    return ["  torchtitan.toml lists these layers per stage in parallelism.module_fqns_per_model_part",
+            "  (stage i runs on pipeline rank i mod pp)."]
 
 
 def _parallelism(scenario, f: dict) -> dict:
@@ -143,7 +154,8 @@ def config_problems(cfg: dict, world: int) -> list[str]:
 
 def _pipeline_problems(p: dict, t: dict) -> list[str]:
     """The local batch splits into pipeline micro-batches; the stages are a multiple of pp, one per
-    rank for 1F1B and at least two per rank for interleaving; every layer is on exactly one stage."""
+    rank for 1F1B and at least two per rank for interleaving; every layer is on exactly one stage and
+    the stages, read in order, hold layers 0, 1, 2, ... (a stage may hold more layers than another)."""
     out, pp, parts = [], p["pipeline_parallel_degree"], p.get("module_fqns_per_model_part", [])
     if t["local_batch_size"] % p["pipeline_parallel_microbatch_size"]:
         out.append("local_batch_size is not a multiple of pipeline_parallel_microbatch_size")
@@ -152,7 +164,7 @@ def _pipeline_problems(p: dict, t: dict) -> list[str]:
             per_rank < 2 and p["pipeline_parallel_schedule"] != "1F1B":
         out.append(f"{len(parts)} stages do not fit schedule {p['pipeline_parallel_schedule']} on {pp} ranks")
     layers = [m for part in parts for m in part if m.startswith("layers.")]
-    if sorted(layers, key=lambda m: int(m.split(".")[1])) != [f"layers.{i}" for i in range(len(layers))]:
+    if layers != [f"layers.{i}" for i in range(len(layers))]:  # stage by stage, so unsorted
         out.append("module_fqns_per_model_part must hold every layer once, in order")
     return out
 

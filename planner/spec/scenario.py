@@ -47,7 +47,7 @@ class SearchOptions(Strict):
     cp: list[PosInt] | None = None
     ep: list[PosInt] | None = None
     vpp: list[PosInt] | None = None
-    uneven_pipeline: bool = Field(False, description="allow layers not divisible by pp*vpp (the first stages "
+    uneven_pipeline: bool = Field(True, description="allow layers not divisible by pp*vpp (the first stages "
                                   "take one more layer), as real runs do (Llama-3.1-405B: 126 layers on pp 16)")
     fixed: dict[str, object] = Field(default_factory=dict, description="pin any plan field")
 

@@ -1,0 +1,119 @@
+"""Megatron-Core's `--pipeline-model-parallel-layout` for uneven pipeline splits: writing the layout
+string of the planner's split, reading one back, and Megatron's rules on it.
+
+Source: Megatron-LM megatron/core/transformer/pipeline_parallel_layer_layout.py
+(`PipelineParallelLayerLayout.parse_str_to_list`, `__init__`, `validate_layer_layout`), the argument
+check in megatron/training/arguments.py `validate_args` ("Uneven virtual pipeline parallelism") and
+docs/api-guide/pipeline_parallel_layout.md. The flag first shipped in Megatron-Core 0.13.0
+(CHANGELOG.md: "Flexible Asymmetric Virtual Pipeline Parallelism with Custom Pipeline Layout
+(--pipeline-model-parallel-layout)"); 0.13.0's parser already reads the string syntax below.
+
+Syntax: the pp x vpp virtual stages, separated by '|', in chunk order (stage i = vpp_rank * pp +
+pp_rank, so pipeline rank r runs stages r, r+pp, ...); in each, 'E' the embedding, 't' a transformer
+(decoder) layer, 'm' a multi-token-prediction layer, 'L' the loss (final norm, output layer and loss).
+'x*n' repeats one symbol, '(...)*n' a group; commas are cosmetic. Megatron requires exactly one E,
+first, and one L, last, and as many t as --num-layers; with the layout, validate_args skips the
+num_layers % pp check, and the layout excludes --num-layers-per-virtual-pipeline-stage,
+--num-virtual-stages-per-pipeline-rank, --decoder-first/last-pipeline-num-layers and
+--account-for-embedding/loss-in-pipeline-split (the vpp size is the stage count / pp).
+"""
+
+from __future__ import annotations
+
+import re
+
+from planner.frameworks import common
+
+MIN_MCORE_VERSION = "0.13.0"
+SYMBOLS = {"E": "embedding", "t": "decoder", "m": "mtp", "L": "loss"}
+# Megatron's two unrolling patterns, applied in this order (parse_str_to_list).
+_GROUP = re.compile(r"\(([^)]+)\)\*(\d+)")
+_REPEAT = re.compile(r"(.)\*(\d+)")
+# Arguments Megatron refuses together with a layout (arguments.py and TransformerConfig.__post_init__).
+CLASHES = ("num_layers_per_virtual_pipeline_stage", "num_virtual_stages_per_pipeline_rank",
+           "decoder_first_pipeline_num_layers", "decoder_last_pipeline_num_layers",
+           "account_for_embedding_in_pipeline_split", "account_for_loss_in_pipeline_split")
+
+
+def _decoders(n: int) -> str:
+    return "" if n == 0 else "t" if n == 1 else f"t*{n}"
+
+
+def pipeline_layout(layers: int, pp: int, vpp: int = 1) -> str:
+    """The layout string of the planner's split (common.chunk_layer_counts): the embedding on the
+    first virtual stage, the loss on the last, runs of equal stages written as '(...|)*n'.
+    Example: 126 layers on pp 16 -> 'Et*8|(t*8|)*13t*7|t*7L'."""
+    tokens = [_decoders(n) for n in common.chunk_layer_counts(layers, pp, vpp)]
+    tokens[0] = "E" + tokens[0]
+    tokens[-1] += "L"
+    out, i = [], 0
+    while i < len(tokens):
+        j = i
+        while j + 1 < len(tokens) and tokens[j + 1] == tokens[i]:
+            j += 1
+        repeats = j - i + 1 - (j == len(tokens) - 1)  # the last stage has no '|' after it
+        if repeats >= 2:
+            out.append(f"({tokens[i]}|)*{repeats}")
+        else:
+            out.append(f"{tokens[i]}|" * repeats)
+        if j == len(tokens) - 1:
+            out.append(tokens[j])
+        i = j + 1
+    return "".join(out)
+
+
+def parse_layout(text: str) -> list[str]:
+    """The virtual stages of a layout string, each as its symbols ('Ettt', 'tt', 'ttL', ...), the way
+    Megatron's parse_str_to_list unrolls it. Raises ValueError for a symbol Megatron does not know."""
+    s = text.replace(",", "")
+    for pattern in (_GROUP, _REPEAT):
+        s = pattern.sub(lambda m: m.group(1) * int(m.group(2)), s)
+    stages = s.split("|")
+    unknown = sorted(set("".join(stages)) - set(SYMBOLS))
+    if unknown:
+        raise ValueError(f"pipeline layout {text!r} has symbols {', '.join(unknown)} "
+                         f"(Megatron knows {', '.join(SYMBOLS)})")
+    return stages
+
+
+def layout_counts(text: str) -> list[int]:
+    """Transformer layers of each virtual stage of a layout string, in chunk order."""
+    return [stage.count("t") for stage in parse_layout(text)]
+
+
+def layout_problems(a: dict, layers: int, pp: int) -> list[str]:
+    """Megatron's rules on parsed arguments that carry pipeline_model_parallel_layout: the stages are
+    a multiple of pp (interleaving, more than one per rank, needs pp > 1), one embedding first, one
+    loss last, every one of the num_layers transformer layers exactly once, MTP layers as
+    --mtp-num-layers says, and none of the pipeline-split arguments the layout replaces."""
+    text = str(a["pipeline_model_parallel_layout"])
+    out = [f"--{name.replace('_', '-')} cannot be combined with --pipeline-model-parallel-layout"
+           for name in CLASHES if a.get(name) not in (None, False)]
+    try:
+        stages = parse_layout(text)
+    except ValueError as exc:
+        return out + [str(exc)]
+    if len(stages) % pp:
+        out.append(f"the layout's {len(stages)} virtual stages are not a multiple of pp ({pp})")
+    elif pp == 1 and len(stages) > 1:
+        out.append("a layout of several virtual stages (interleaving) needs pp > 1")
+    flat = "".join(stages)
+    if flat.count("E") != 1 or not flat.startswith("E"):
+        out.append("the layout must start with the embedding (E) and hold it once")
+    if flat.count("L") != 1 or not flat.endswith("L"):
+        out.append("the layout must end with the loss (L) and hold it once")
+    if flat.count("t") != layers:
+        out.append(f"the layout places {flat.count('t')} transformer layers, num_layers is {layers}")
+    if flat.count("m") != (a.get("mtp_num_layers") or 0):
+        out.append(f"the layout places {flat.count('m')} MTP layers, --mtp-num-layers is "
+                   f"{a.get('mtp_num_layers') or 0}")
+    return out
+
+
+def readme_notes(scenario, fields: dict) -> list[str]:
+    """README lines for a Megatron plan with an uneven split: the flag, its syntax and the version."""
+    layout = pipeline_layout(scenario.model.layers, fields["pp"], fields["vpp"])
+    return [f"  megatron_args.txt sets this split as --pipeline-model-parallel-layout {layout}",
+            "  (virtual stages in chunk order separated by '|'; E embedding, t transformer layer, L loss;",
+            "  (...)*n repeats). It needs Megatron-Core >= " + MIN_MCORE_VERSION + " (Megatron-LM with",
+            "  megatron/core/transformer/pipeline_parallel_layer_layout.py); older releases reject the flag."]
