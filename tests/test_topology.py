@@ -23,3 +23,19 @@ def test_irregular_placement_uses_the_graph():
     assert regular_profile(8, 6, 3) is None
     assert group_profile(8, 450.0, 50.0, 6, 3) == (3, "scaleout")
     assert group_profile(72, 900.0, 100.0, 18, 4) == (18, "scaleup")  # NVL72: 18 trays, one domain
+
+
+def test_vectorised_profile_matches_the_graph():
+    import numpy as np
+
+    from planner import catalog
+    from planner.estimate.topology import profile
+
+    node = catalog.node("dgx-h100")
+    sizes = np.array([1, 2, 3, 4, 6, 8, 16, 64])
+    strides = np.array([1, 2, 3, 4, 8, 12, 16, 24])
+    s, st = (a.ravel() for a in np.meshgrid(sizes, strides))
+    k, crosses = profile(node, s, st)
+    for i in range(len(s)):
+        gk, kind = group_profile(8, 450.0, 50.0, int(s[i]), int(st[i]))
+        assert (k[i], crosses[i]) == (gk, kind == "scaleout"), (s[i], st[i])

@@ -67,16 +67,20 @@ def regular_profile(domain: int, size: int, stride: int) -> tuple[int, str] | No
 
 
 def profile(node, size, stride):
-    """Vectorised over plan-table arrays: (members per domain, True where the ring leaves its domain)."""
-    size, stride = np.broadcast_arrays(np.asarray(size), np.asarray(stride))
-    k = np.ones(size.shape, dtype=np.int64)
-    out = np.zeros(size.shape, dtype=bool)
-    pairs = np.stack([size.ravel(), stride.ravel()], axis=1) if size.size else np.empty((0, 2), dtype=np.int64)
-    uniq, inverse = np.unique(pairs, axis=0, return_inverse=True)
-    up, sc = float(node.scaleup_gb_s), float(node.scaleout_gb_s or 1e-9)
-    res = [regular_profile(node.domain, int(s), int(st)) or group_profile(node.domain, up, sc, int(s), int(st))
-           for s, st in uniq]
-    if res:
-        k.ravel()[:] = np.array([r[0] for r in res])[inverse.ravel()]
-        out.ravel()[:] = np.array([r[1] == "scaleout" for r in res])[inverse.ravel()]
-    return k, out
+    """Vectorised over plan-table arrays: (members per domain, True where the ring leaves its domain).
+    The closed form (regular_profile, in numpy) covers regular placements; the graph the rest."""
+    size, stride = np.broadcast_arrays(np.asarray(size, dtype=np.int64), np.asarray(stride, dtype=np.int64))
+    d = node.domain
+    k = np.where(stride >= d, 1, np.minimum(size, d // np.maximum(stride, 1)))
+    k = np.where(size <= 1, 1, k)
+    crosses = (size > 1) & ((stride >= d) | (size * stride > d))
+    irregular = (size > 1) & ~(((stride >= d) & (stride % d == 0)) | ((stride < d) & (d % np.maximum(stride, 1) == 0)))
+    if irregular.any():
+        k, crosses = k.copy(), crosses.copy()
+        keys = size[irregular] * (1 << 32) + stride[irregular]
+        uniq, inverse = np.unique(keys, return_inverse=True)
+        up, sc = float(node.scaleup_gb_s), float(node.scaleout_gb_s or 1e-9)
+        res = [group_profile(d, up, sc, int(u >> 32), int(u & 0xFFFFFFFF)) for u in uniq]
+        k[irregular] = np.array([r[0] for r in res])[inverse]
+        crosses[irregular] = np.array([r[1] == "scaleout" for r in res])[inverse]
+    return k, crosses
