@@ -48,8 +48,11 @@ def main():
 
 def _with_progress(work, steps: int):
     """Run work(progress) with a rich progress bar on stderr when there are several steps."""
-    if steps <= 1 or not sys.stderr.isatty():
+    if not sys.stderr.isatty():
         return work(None)
+    if steps <= 1:
+        with err.status("searching the plan space...", spinner="dots"):
+            return work(None)
     from rich.progress import Progress
 
     with Progress(console=err, transient=True) as bar:
