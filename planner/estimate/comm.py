@@ -145,6 +145,16 @@ def tp_exposed_s(ctx, t, tp_s, matmul_fwd_s):
     return tp_s - hidden + TP_OVERLAP_CONTENTION * hidden
 
 
+def ep_exposed_s(ctx, t, ep_s, busy_s):
+    """Exposed expert-parallel all-to-all of a micro-batch: all of it, or with
+    `runtime.ep_comm_overlap` what exceeds the compute of the micro-batch it overlaps with (the
+    schedules pair one micro-batch's forward with another's backward), plus contention."""
+    if not ctx.scenario.runtime.ep_comm_overlap:
+        return ep_s
+    hidden = np.minimum(ep_s, busy_s)
+    return ep_s - hidden + TP_OVERLAP_CONTENTION * hidden
+
+
 def dp_comm(ctx, t, mem, fwd_mb_s, bwd_mb_s) -> dict:
     """Data-parallel gradient synchronisation per step and what of it is exposed.
 

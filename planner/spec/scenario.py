@@ -72,6 +72,9 @@ class Runtime(Strict):
     flash_attention: bool = Field(True, description="fused attention (FlashAttention / cuDNN): no s x s tensors")
     tp_comm_overlap: bool = Field(True, description="TP collectives overlapped with GEMMs (Megatron "
                                   "--tp-comm-overlap, torchtitan async TP); DeepSpeed AutoTP never overlaps here")
+    ep_comm_overlap: bool = Field(False, description="expert-parallel all-to-all of one micro-batch overlapped "
+                                  "with another's compute (DeepSeek DualPipe, Megatron-Core "
+                                  "--overlap-moe-expert-parallel-comm); off by default: not every stack does it")
     dp_comm_overlap: bool = Field(True, description="gradient reduction overlapped with the last micro-batch's "
                                   "backward and the parameter all-gather with the first forward (Megatron "
                                   "--overlap-grad-reduce --overlap-param-gather, DeepSpeed overlap_comm, FSDP)")
