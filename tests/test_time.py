@@ -1,0 +1,57 @@
+"""Time model: the pipeline bubble formula, and what each runtime option may and may not change."""
+
+import pytest
+
+from planner import estimate, parse_plan
+
+from test_memory import scenario
+
+
+def est(sc, text):
+    return estimate(sc, parse_plan(text).resolved(sc))
+
+
+@pytest.mark.parametrize("pp,vpp,ga", [(2, 1, 8), (4, 1, 16), (4, 2, 16), (8, 4, 32)])
+def test_bubble_is_narayanan_fraction(pp, vpp, ga):
+    """Narayanan et al. 2021 Sec. 2.2: bubble time / ideal time = (pp - 1) / (m * vpp)."""
+    sc = scenario(model="llama-3.1-70b", nodes=8, gb=ga * 64 // (pp * 8))
+    r = est(sc, f"framework=megatron,tp=8,pp={pp},vpp={vpp},mbs=1,ga={ga},zero=1,recompute=full")
+    b = r["time"]["breakdown_s"]
+    per_mb = sum(b[k] for k in ("compute", "recompute", "tp_comm", "cp_comm", "ep_comm", "pp_comm")) / ga
+    assert b["pp_bubble"] == pytest.approx((pp - 1) / vpp * per_mb, rel=1e-4)
+
+
+def _with_runtime(sc, **kw):
+    return sc.model_copy(update={"runtime": sc.runtime.model_copy(update=kw)})
+
+
+def test_overlap_options_only_remove_exposed_time():
+    sc = scenario(model="mixtral-8x7b", node="hgx-h100", nodes=4, gb=256)
+    plan = "framework=megatron,tp=2,pp=2,ep=4,mbs=1,zero=1,recompute=selective"
+    base = est(_with_runtime(sc, tp_comm_overlap=False, dp_comm_overlap=False, ep_comm_overlap=False), plan)
+    for key, term in (("tp_comm_overlap", "tp_comm"), ("dp_comm_overlap", "dp_comm"), ("ep_comm_overlap", "ep_comm")):
+        off = {"tp_comm_overlap": False, "dp_comm_overlap": False, "ep_comm_overlap": False}
+        r = est(_with_runtime(sc, **{**off, key: True}), plan)
+        assert r["time"]["breakdown_s"][term] < base["time"]["breakdown_s"][term]
+        assert r["time"]["breakdown_s"]["compute"] == base["time"]["breakdown_s"]["compute"]
+        assert r["time"]["step_s"] < base["time"]["step_s"]
+
+
+def test_unfused_attention_is_slower_and_grows_with_sequence():
+    slow = []
+    for seq in (2048, 8192):
+        sc = scenario(model="llama-3.1-8b", nodes=1, seq=seq, gb=64)
+        plan = "framework=megatron,tp=8,mbs=1,zero=1,recompute=full"
+        fused = est(sc, plan)["time"]["step_s"]
+        unfused = est(_with_runtime(sc, flash_attention=False), plan)["time"]["step_s"]
+        assert unfused > fused
+        slow.append(unfused / fused)
+    assert slow[1] > slow[0]
+
+
+def test_more_gpus_never_slow_a_step_of_the_same_layout_down_per_token():
+    """Doubling data parallelism at a fixed global batch halves the per-GPU work of a step; tokens
+    per second must grow (communication may eat part of the gain, never all of it here)."""
+    a = est(scenario(model="llama-3.1-8b", nodes=1, gb=64), "framework=megatron,tp=2,mbs=1,zero=1")
+    b = est(scenario(model="llama-3.1-8b", nodes=2, gb=64), "framework=megatron,tp=2,mbs=1,zero=1")
+    assert b["throughput"]["tokens_per_s"] > a["throughput"]["tokens_per_s"]
