@@ -167,30 +167,28 @@ def dp_comm(ctx, t, mem, fwd_mb_s, bwd_mb_s) -> dict:
     overlap compute by prefetching, and the post-step parameter all-gather of ZeRO-1/2 overlaps the
     first forward (--overlap-param-gather); without it everything is exposed.
     """
-    st, node = ctx.stats, ctx.node
+    from planner.estimate.memory_terms_stage import stage_params
+
+    node = ctx.node
     tp, cp, dp, ep, zero, ga = t["tp"], t["cp"], t["dp"], t["ep"], t["zero"], t["ga"]
-    local = mem["local_params"]
-    # Split the local parameters into non-expert and expert parts by the model's proportions.
-    expert_frac = st.routed_total / st.params_total if st.experts else 0.0
+    sp_first = stage_params(ctx, t, "first")
+    # This GPU's parameters: non-expert ones sharded over dp x cp, experts over their own group.
+    groups = ((sp_first["non_expert"] / tp, dp * cp, tp),
+              (sp_first["expert"] / (ep * tp), np.maximum(1, dp * cp // ep), tp * ep))
     grad_bytes = np.where((t["framework"] >= 1) & (t["precision"] != 0), 4.0, 2.0)  # fp32 reduce
     param_bytes = np.where(t["precision"] == 0, 4.0, 2.0)
-    total = 0.0
-    exposed = 0.0
-    for frac, size, stride in ((1 - expert_frac, dp * cp, tp), (expert_frac, np.maximum(1, dp * cp // ep), tp * ep)):
-        if frac == 0:
-            continue
-        g = gather_s(node, local * frac * grad_bytes, size, stride)
-        p = gather_s(node, local * frac * param_bytes, size, stride)
-        allreduce = all_reduce_s(node, local * frac * grad_bytes, size, stride)
-        sync = np.where(zero == 0, allreduce, np.where(zero == 1, g, ga * g))
-        per_mb_gather = np.where(zero >= 3, 2 * p, 0.0)
-        post_gather = np.where((zero >= 1) & (zero <= 2), p, 0.0)
-        total = total + sync + ga * per_mb_gather + post_gather
-        if not ctx.scenario.runtime.dp_comm_overlap:
-            exposed = exposed + sync + ga * per_mb_gather + post_gather
-            continue
-        shown_sync = np.where(zero <= 1, np.maximum(0, sync - bwd_mb_s), ga * np.maximum(0, g - bwd_mb_s))
-        shown_gather = ga * np.maximum(0, per_mb_gather - (fwd_mb_s + bwd_mb_s))
-        shown_post = np.maximum(0, post_gather - fwd_mb_s)  # gathered during the next first forward
-        exposed = exposed + shown_sync + shown_gather + shown_post
+    step_sync = post = per_mb = 0.0  # both groups share the NICs: their times add up
+    for params, size, stride in groups:
+        g = gather_s(node, params * grad_bytes, size, stride)
+        p = gather_s(node, params * param_bytes, size, stride)
+        step_sync = step_sync + np.where(zero == 0, all_reduce_s(node, params * grad_bytes, size, stride),
+                                         np.where(zero == 1, g, 0.0))
+        post = post + np.where((zero >= 1) & (zero <= 2), p, 0.0)
+        per_mb = per_mb + np.where(zero == 2, g, np.where(zero >= 3, 2 * p + g, 0.0))
+    total = step_sync + post + ga * per_mb
+    if not ctx.scenario.runtime.dp_comm_overlap:
+        return {"dp_total": total, "dp_comm": total}
+    window = np.where(zero >= 3, fwd_mb_s + bwd_mb_s, bwd_mb_s)  # what one micro-batch's comm hides behind
+    exposed = np.maximum(0, step_sync - bwd_mb_s) + np.maximum(0, post - fwd_mb_s) \
+        + ga * np.maximum(0, per_mb - window)
     return {"dp_total": total, "dp_comm": exposed}
