@@ -77,7 +77,7 @@ def test_fixed_fields_and_search_lists_restrict_the_space(tmp_path):
 def test_objectives_rank_by_their_key(scenario_32b):
     by_cost = solve(scenario_32b, objective="cost", top=10)["plans"]
     costs = [p["run"]["cost_usd"] for p in by_cost]
-    assert costs[0] <= min(costs) * 1.001
+    assert costs[0] <= min(costs) * 1.01  # ties within 1% go to the simpler plan
 
 
 def test_budget_excludes_plans_and_nothing_fits_explains():

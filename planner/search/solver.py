@@ -196,7 +196,7 @@ def _search_one(scenario, objective: str, exhaustive: bool) -> dict:
 def _keys(run: dict, rows: np.ndarray) -> dict:
     ev, t = run["ev"], run["t"]
     keys = {k: ev[k][rows] for k in ("tokens_per_s", "days", "cost_usd", "verdict")}
-    keys.update({k: t[k][rows] for k in ("cp", "vpp", "ep", "offload", "offload_params")})
+    keys.update({k: t[k][rows] for k in ("pp", "cp", "vpp", "ep", "offload", "offload_params")})
     keys["memory_total"] = ev["memory"]["total"][rows]
     return keys
 
@@ -221,7 +221,7 @@ def solve(scenario, objective: str | None = None, top: int | None = None, exhaus
     # Merge the feasible plans of every count and rank them together.
     pool = [(i, int(r)) for i, (_, run) in enumerate(runs) if run["ev"] is not None for r in run["feasible"]]
     merged = {}
-    for k in ("tokens_per_s", "days", "cost_usd", "verdict", "cp", "vpp", "ep", "offload", "offload_params",
+    for k in ("tokens_per_s", "days", "cost_usd", "verdict", "pp", "cp", "vpp", "ep", "offload", "offload_params",
               "memory_total"):
         parts = [_keys(run, run["feasible"])[k] for _, run in runs if run["ev"] is not None]
         merged[k] = np.concatenate(parts) if parts else np.array([])
