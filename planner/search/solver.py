@@ -219,18 +219,18 @@ def solve(scenario, objective: str | None = None, top: int | None = None, exhaus
         if progress:
             progress(len(runs), len(counts))
     # Merge the feasible plans of every count and rank them together.
-    pool = [(i, int(r)) for i, (_, run) in enumerate(runs) if run["ev"] is not None for r in run["feasible"]]
-    merged = {}
-    for k in ("tokens_per_s", "days", "cost_usd", "verdict", "pp", "cp", "vpp", "ep", "offload", "offload_params",
-              "memory_total"):
-        parts = [_keys(run, run["feasible"])[k] for _, run in runs if run["ev"] is not None]
-        merged[k] = np.concatenate(parts) if parts else np.array([])
-    ranked = order(merged, objective) if len(pool) else np.array([], dtype=np.int64)
-    rows = lambda idx: [result_row(runs[pool[j][0]][1]["ctx"], runs[pool[j][0]][1]["t"],  # noqa: E731
-                                   runs[pool[j][0]][1]["ev"], pool[j][1]) for j in idx]
+    # Every feasible plan of every count, as (run index, row) pairs in two arrays.
+    live = [i for i, (_, run) in enumerate(runs) if run["ev"] is not None]
+    pool_run = np.concatenate([np.full(len(runs[i][1]["feasible"]), i) for i in live]) if live else np.array([], int)
+    pool_row = np.concatenate([runs[i][1]["feasible"] for i in live]) if live else np.array([], int)
+    per_run = [_keys(run, run["feasible"]) for _, run in runs if run["ev"] is not None]
+    merged = {k: np.concatenate([keys[k] for keys in per_run]) for k in per_run[0]} if per_run else {}
+    ranked = order(merged, objective) if len(pool_row) else np.array([], dtype=np.int64)
+    rows = lambda idx: [result_row(runs[pool_run[j]][1]["ctx"], runs[pool_run[j]][1]["t"],  # noqa: E731
+                                   runs[pool_run[j]][1]["ev"], int(pool_row[j])) for j in idx]
     plans = rows(ranked[:top])
     for p, j in zip(plans, ranked[:top]):
-        p["gpus"] = runs[pool[j][0]][0].cluster.gpus
+        p["gpus"] = runs[pool_run[j]][0].cluster.gpus
         p["bound_by"] = bound_by(p)
     result = {"scenario": scenario.name, "objective": objective,
               "gpus": counts[0] * scenario.cluster.node.gpus_per_node if len(counts) == 1 else
@@ -239,11 +239,11 @@ def solve(scenario, objective: str | None = None, top: int | None = None, exhaus
               "considered": sum(run["considered"] for _, run in runs),
               "valid": sum(run["valid"] for _, run in runs),
               "fits_memory": sum(run["fits_memory"] for _, run in runs),
-              "feasible": len(pool), "plans": plans, "closest": None, "explanation": []}
-    if len(counts) > 1 and len(pool):
+              "feasible": int(len(pool_row)), "plans": plans, "closest": None, "explanation": []}
+    if len(counts) > 1 and len(pool_row):
         front = np.flatnonzero(pareto_mask(merged["days"], merged["cost_usd"]))
         front = front[np.argsort(merged["days"][front])]
-        result["pareto"] = [{"gpus": runs[pool[j][0]][0].cluster.gpus, "days": float(merged["days"][j]),
+        result["pareto"] = [{"gpus": runs[pool_run[j]][0].cluster.gpus, "days": float(merged["days"][j]),
                              "cost_usd": None if np.isnan(merged["cost_usd"][j]) else float(merged["cost_usd"][j]),
                              "plan": r["plan"], "tokens_per_s": r["throughput"]["tokens_per_s"]}
                             for j, r in zip(front, rows(front))]
