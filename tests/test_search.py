@@ -47,7 +47,9 @@ def test_solve_32b_returns_valid_ranked_plans(scenario_32b):
     r = solve(scenario_32b, top=20)
     assert len(r["plans"]) >= 5 and r["feasible"] >= len(r["plans"])
     tps = [p["throughput"]["tokens_per_s"] for p in r["plans"]]
-    assert tps[0] == max(tps)
+    from planner.search.rank import TIE, TIGHT_PENALTY
+
+    assert tps[0] >= max(tps) / (TIE / TIGHT_PENALTY)  # ties within 1% go to the simpler plan
     for p in r["plans"]:
         plan = Plan.model_validate({k: v for k, v in p["plan"].items() if k != "global_batch"})
         assert plan.dp * plan.tp * plan.pp * plan.cp == 16

@@ -18,10 +18,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from planner.estimate import table as T
 from planner.estimate import topology
 
+DS = T.FRAMEWORKS.index("deepspeed")
+
 DEFAULT_SCALEUP_EFF = 0.80
-DEFAULT_SCALEOUT_EFF = 0.85
+DEFAULT_SCALEOUT_EFF = 0.85  # assumed where the node has none: lower end of 85-94% measured (NDR, HDR)
 # Per-collective latency, assumed: NCCL small-message latency is about 10 us inside a node and
 # a few tens of us across nodes (nccl-tests, 8-byte all-reduce).
 ALPHA_IN_S = 10e-6
@@ -93,7 +96,7 @@ def microbatch_comm(ctx, t, stage_dense, stage_moe, attn_fwd_s) -> dict:
 
     # Tensor parallel (Megatron, Shoeybi et al. 2019 Sec. 3; with SP, Korthikanti et al. 2022
     # Sec. 4.2.2: all-gather + reduce-scatter, the same volume): 2 per layer forward, 2 backward,
-    # 2 more when the forward is recomputed. Not overlapped (assumed).
+    # 2 more when the forward is recomputed. Overlap with GEMMs: tp_exposed_s.
     act_bytes = 2.0 * tokens * m.hidden
     per_layer = all_reduce_s(node, act_bytes, tp, 1)
     # With SP the backward all-gathers each column-parallel input again for the weight gradient,
@@ -140,7 +143,7 @@ def tp_exposed_s(ctx, t, tp_s, matmul_fwd_s):
     the forward + backward GEMM time it overlaps with (3x the forward GEMMs), plus contention."""
     if not ctx.scenario.runtime.tp_comm_overlap:
         return tp_s
-    overlap = np.where(t["framework"] == 0, 0.0, 3.0 * matmul_fwd_s)
+    overlap = np.where(t["framework"] == DS, 0.0, 3.0 * matmul_fwd_s)
     hidden = np.minimum(tp_s, overlap)
     return tp_s - hidden + TP_OVERLAP_CONTENTION * hidden
 
@@ -175,7 +178,9 @@ def dp_comm(ctx, t, mem, fwd_mb_s, bwd_mb_s) -> dict:
     # This GPU's parameters: non-expert ones sharded over dp x cp, experts over their own group.
     groups = ((sp_first["non_expert"] / tp, dp * cp, tp),
               (sp_first["expert"] / (ep * tp), np.maximum(1, dp * cp // ep), tp * ep))
-    grad_bytes = np.where((t["framework"] >= 1) & (t["precision"] != 0), 4.0, 2.0)  # fp32 reduce
+    # Gradients are reduced in fp32 by Megatron and torchtitan (bf16 params: main_grad / reduce_dtype)
+    # and by everyone training in fp32; DeepSpeed reduces 16-bit gradients.
+    grad_bytes = np.where((t["precision"] == T.PRECISIONS.index("fp32")) | (t["framework"] != DS), 4.0, 2.0)
     param_bytes = np.where(t["precision"] == 0, 4.0, 2.0)
     step_sync = post = per_mb = 0.0  # both groups share the NICs: their times add up
     for params, size, stride in groups:

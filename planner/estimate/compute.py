@@ -30,7 +30,6 @@ SUSTAINED_FRACTION = 0.90
 HBM_EFFICIENCY = 0.80    # streaming kernels reach about 80-90% of HBM peak (assumed lower end)
 ATTN_FWD_OF_MAMF = 0.70  # Dao 2023 (FlashAttention-2), see module docstring
 ATTN_BWD_OF_MAMF = 0.60
-PRECISION_NAMES = ("fp32", "fp16", "bf16", "fp8")
 
 
 def peaks(gpu, t):
@@ -161,7 +160,7 @@ def microbatch_compute(ctx, t, stage: str) -> dict:
         attn_fwd, attn_bwd = lps * one_fwd, lps * one_bwd
     # LM head and loss on the last stage (bf16 even in FP8 recipes), embedding lookup negligible.
     head = gemm_s(tokens, ctx.model.hidden, ctx.model.vocab / t["tp"], half_fps, hbm) \
-        + tokens * 10.0 * ctx.model.vocab / t["tp"] / hbm
+        + tokens * 10.0 * ctx.model.vocab / t["tp"] / hbm  # loss: bf16 logits read, fp32 written and read (2+4+4 B)
     on_this_stage = (t["pp"] == 1) | (stage == "last")
     head = np.where(on_this_stage, head, 0.0)
     fwd_total = fwd + attn_fwd + head

@@ -32,13 +32,13 @@ def optimizer_s(ctx, t, mem, fwd_mb_s=0.0, bwd_mb_s=0.0):
       again for backward; prefetching hides it behind that micro-batch's compute.
     """
     zero, ga = t["zero"], t["ga"]
-    shard = np.where(zero >= 1, t["dp"] * t["cp"], 1)
-    params = mem["local_params"] / shard  # parameters this GPU updates
+    # Parameters this GPU updates: its ZeRO partition (experts sharded over their own group).
+    params = np.where(zero >= 1, mem["partition_params"], mem["local_params"])
     gpu_s = params * ADAM_BYTES_PER_PARAM / (ctx.gpu.hbm_tb_s * 1e12 * HBM_EFFICIENCY)
     gpn = ctx.node.gpus_per_node
     cpu_s = params * gpn / CPU_ADAM_PARAMS_PER_S_PER_NODE
     nvme_s = params * gpn * 2 * 12.0 / NVME_BYTES_PER_S_PER_NODE
-    host_link = (ctx.node.host_link_gb_s or 25.0) * 1e9
+    host_link = (ctx.node.host_link_gb_s or 25.0) * 1e9  # unknown link: assumed PCIe Gen4 x16 at ~80%
     grads_down = params * 2.0 / host_link
     grads_shown = np.where(zero >= 2, ga * np.maximum(0.0, grads_down - bwd_mb_s),
                            np.maximum(0.0, grads_down - bwd_mb_s))
@@ -47,7 +47,7 @@ def optimizer_s(ctx, t, mem, fwd_mb_s=0.0, bwd_mb_s=0.0):
     step_cpu = np.where(off == 2, np.maximum(cpu_s, nvme_s), cpu_s)
     opt = np.where(off == 0, gpu_s, step_cpu)
     offload = np.where(off == 0, 0.0, grads_shown + params_up)
-    par_fetch = mem["local_params"] / (t["dp"] * t["cp"]) * 2.0 / host_link  # this GPU's bf16 shard
+    par_fetch = mem["partition_params"] * 2.0 / host_link  # this GPU's bf16 shard
     par_shown = ga * (np.maximum(0.0, par_fetch - fwd_mb_s) + np.maximum(0.0, par_fetch - bwd_mb_s))
     offload = offload + np.where(t["offload_params"] > 0, par_shown, 0.0)
     return {"optimizer": opt, "offload": offload}

@@ -53,22 +53,11 @@ def group_profile(domain: int, up_gb_s: float, out_gb_s: float, size: int, strid
     return per_domain, ("scaleout" if crosses else "scaleup")
 
 
-def regular_profile(domain: int, size: int, stride: int) -> tuple[int, str] | None:
-    """The same answer in closed form when the stride and the domain divide one another (every
-    layout on nodes of 8 with power-of-two degrees); None for irregular placements."""
-    if size <= 1:
-        return 1, "scaleup"
-    if stride >= domain and stride % domain == 0:
-        return 1, "scaleout"
-    if stride < domain and domain % stride == 0:
-        k = min(size, domain // stride)
-        return k, ("scaleout" if size * stride > domain else "scaleup")
-    return None
-
-
 def profile(node, size, stride):
     """Vectorised over plan-table arrays: (members per domain, True where the ring leaves its domain).
-    The closed form (regular_profile, in numpy) covers regular placements; the graph the rest."""
+    A closed form covers regular placements (stride and domain dividing one another: every layout on
+    nodes of 8 with power-of-two degrees); the graph (group_profile) the rest. tests/test_topology.py
+    checks that both agree."""
     size, stride = np.broadcast_arrays(np.asarray(size, dtype=np.int64), np.asarray(stride, dtype=np.int64))
     d = node.domain
     k = np.where(stride >= d, 1, np.minimum(size, d // np.maximum(stride, 1)))

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 OBJECTIVES = ("throughput", "time", "cost")
-# A 'tight' plan must be this much better than a 'fits' one to rank above it.
+# A 'tight' plan must be this much better than a 'fits' one to rank above it (a policy, not a
+# measurement: 3% is about half the model's mean error, benchmarks/accuracy_results.md).
 TIGHT_PENALTY = 0.97
 # Plans within 1% of each other are ties (the model is not more accurate than that: see
 # benchmarks/accuracy_results.md): the simpler one (fewer pipeline chunks, context and expert

@@ -129,7 +129,7 @@ def _enumerate_layouts(scenario) -> dict[str, np.ndarray]:
     ok &= np.isin(out["ga"], dom["ga"])
     pv = out["pp"] * out["vpp"]
     fits_layers = pv <= layers if scenario.search.uneven_pipeline else layers % pv == 0
-    ok &= (out["vpp"] == 1) | ((out["pp"] > 1) & (out["ga"] % out["pp"] == 0) & fits_layers)
+    ok &= (out["vpp"] == 1) | ((out["pp"] > 1) & (out["ga"] % out["pp"] == 0))
     ok &= fits_layers
     return {k: out[k][ok] for k in INT_FIELDS}
 
@@ -166,7 +166,7 @@ def candidate_table(scenario, exhaustive: bool = False) -> tuple[dict, int]:
     if "sp" in fixed:
         t["sp"] = np.full_like(t["sp"], bool(fixed["sp"]))
     considered = T.size(t)
-    keep = framework_mask(t)
+    keep = framework_mask(t) & (~t["sp"] | (scenario.training.seq_len % t["tp"] == 0))  # SP splits the sequence
     return T.take(t, keep), considered
 
 
