@@ -242,7 +242,7 @@ def timeline_chart(tl: dict, title: str) -> str:
     return to_svg(fig)
 
 
-def _money(x: float) -> str:
+def _money_tick(x: float) -> str:
     for div, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
         if abs(x) >= div:
             return f"${x / div:g}{suffix}"
@@ -259,7 +259,7 @@ def _auto_log(ax, axis: str, values) -> None:
 
 
 def _money_axis(axis) -> None:
-    axis.set_major_formatter(FuncFormatter(lambda x, _: _money(x)))
+    axis.set_major_formatter(FuncFormatter(lambda x, _: _money_tick(x)))
 
 
 def _front(x: np.ndarray, y_min: np.ndarray) -> np.ndarray:

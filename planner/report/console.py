@@ -25,8 +25,8 @@ def _offload(p: dict) -> str:
     return p["offload"]
 
 
-def _money(x) -> str:
-    return "n/a" if x is None else f"${x:,.0f}"
+def _money(x, missing: str = "n/a") -> str:
+    return missing if x is None else f"${x:,.0f}"
 
 
 VERDICT_STYLE = {"fits": "green", "tight": "yellow", "oom": "red"}

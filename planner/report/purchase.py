@@ -12,10 +12,11 @@ from rich.table import Table
 
 from planner.errors import InputError
 from planner.purchase import describe
+from planner.report.console import _money as money
 
 
 def _money(x) -> str:
-    return "-" if x is None else f"${x:,.0f}"
+    return money(x, missing="-")
 
 
 def options_table(result: dict) -> Table:
