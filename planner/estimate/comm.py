@@ -86,12 +86,12 @@ def all_to_all_s(node, nbytes, size, stride):
     return np.where(size > 1, alpha + np.maximum(intra, inter), 0.0)
 
 
-def microbatch_comm(ctx, t, stage_dense, stage_moe, attn_fwd_s) -> dict:
-    """Per micro-batch, per stage: TP, CP, EP and PP communication seconds (exposed)."""
+def layer_comm(ctx, t, attn_layer_fwd_s) -> dict:
+    """Exposed communication seconds of one micro-batch, per layer (TP, CP), per MoE layer (EP) and
+    per stage boundary (PP): stage-independent, scaled by each stage's layer counts in evaluate."""
     m, node = ctx.model, ctx.node
     tp, cp, ep, dp, pp = t["tp"], t["cp"], t["ep"], t["dp"], t["pp"]
     tokens = t["mbs"] * ctx.seq_len / cp
-    layers = stage_dense + stage_moe
     full_rc = t["recompute"] == 2
 
     # Tensor parallel (Megatron, Shoeybi et al. 2019 Sec. 3; with SP, Korthikanti et al. 2022
@@ -103,7 +103,7 @@ def microbatch_comm(ctx, t, stage_dense, stage_moe, attn_fwd_s) -> dict:
     # since only the sequence-sharded input was stored (Korthikanti et al. 2022 Sec. 4.2.2): two more
     # all-gathers (half an all-reduce each) per layer.
     regather = np.where(t["sp"], 2 * gather_s(node, act_bytes, tp, 1), 0.0)
-    tp_s = layers * (per_layer * np.where(full_rc, 6, 4) + regather)
+    tp_layer = per_layer * np.where(full_rc, 6, 4) + regather
 
     # Context parallel ring attention: K and V of the other cp-1 chunks pass around the ring in
     # forward; K, V and their gradients in backward. Overlapped with attention compute.
@@ -114,21 +114,26 @@ def microbatch_comm(ctx, t, stage_dense, stage_moe, attn_fwd_s) -> dict:
     kv_bytes = 2.0 * tokens * np.maximum(kv / tp, 1) * (d_qk + d_v)
     bw, a = link(node, cp, tp)
     ring = np.where(cp > 1, (cp - 1) * (a + kv_bytes / bw), 0.0)
-    attn_per_layer = attn_fwd_s / np.maximum(layers, 1)
-    cp_s = layers * (np.maximum(0, ring - attn_per_layer) + np.maximum(0, 2 * ring - 2.5 * attn_per_layer))
+    cp_layer = np.maximum(0, ring - attn_layer_fwd_s) + np.maximum(0, 2 * ring - 2.5 * attn_layer_fwd_s)
 
     # Expert parallel all-to-all: dispatch and combine, forward and backward (4 per MoE layer).
-    ep_s = 0.0
+    ep_layer = 0.0
     if m.moe:
         a2a_bytes = 2.0 * tokens * m.moe.top_k * m.hidden / tp
-        one = all_to_all_s(node, a2a_bytes, ep, tp)
-        ep_s = stage_moe * one * np.where(full_rc, 6, 4)
+        ep_layer = all_to_all_s(node, a2a_bytes, ep, tp) * np.where(full_rc, 6, 4)
 
     # Pipeline send/recv of the boundary activation, forward and backward.
     bw, a = link(node, pp, tp * cp * dp)
     p2p_bytes = 2.0 * tokens * m.hidden / np.where(t["sp"], tp, 1)
     pp_s = np.where(pp > 1, 2 * (a + p2p_bytes / bw), 0.0)
-    return {"tp_comm": tp_s, "cp_comm": cp_s, "ep_comm": ep_s, "pp_comm": pp_s}
+    return {"tp_layer": tp_layer, "cp_layer": cp_layer, "ep_moe_layer": ep_layer, "pp_comm": pp_s}
+
+
+def stage_comm(unit: dict, dense, moe) -> dict:
+    """Per micro-batch communication of a stage holding `dense` and `moe` layers."""
+    layers = dense + moe
+    return {"tp_comm": layers * unit["tp_layer"], "cp_comm": layers * unit["cp_layer"],
+            "ep_comm": moe * unit["ep_moe_layer"], "pp_comm": unit["pp_comm"]}
 
 
 # With TP communication overlap the collectives run on few SMs / copy engines next to the GEMMs

@@ -136,36 +136,49 @@ def unfused_attention_s(ctx, t, half_fps, hbm):
     return fwd, bwd
 
 
-def microbatch_compute(ctx, t, stage: str) -> dict:
-    """Forward, backward and recompute seconds of one micro-batch on the 'first' or 'last' stage."""
+def layer_costs(ctx, t) -> dict:
+    """Seconds of one micro-batch through one layer of each kind (and through the output layer),
+    which do not depend on the pipeline stage: computed once, then scaled by each stage's layer
+    counts in `stage_compute`."""
     linear_fps, half_fps, hbm, _ = peaks(ctx.gpu, t)
     tokens = t["mbs"] * ctx.seq_len / t["cp"]
-    _, dense, moe = stage_layers(ctx, t, stage)
-    fwd = 0.0
-    matmul = 0.0
-    for moe_layer, count in ((False, dense), (True, moe)):
+    out = {}
+    for kind, moe_layer in (("dense", False), ("moe", True)):
         if moe_layer and not ctx.model.moe:
+            out[f"{kind}_fwd"] = out[f"{kind}_matmul"] = 0.0
             continue
         mm = layer_matmul_fwd_s(ctx, t, tokens, moe_layer, linear_fps, hbm)
-        ew = tokens * (elementwise_bytes_per_token(ctx, t, moe_layer) + fp8_cast_bytes_per_token(ctx, t, moe_layer)) / hbm
-        fwd = fwd + count * (mm + ew)
-        matmul = matmul + count * mm
-    lps = dense + moe  # this stage's layers (uneven splits give the first stages one more)
+        ew = tokens * (elementwise_bytes_per_token(ctx, t, moe_layer)
+                       + fp8_cast_bytes_per_token(ctx, t, moe_layer)) / hbm
+        out[f"{kind}_fwd"], out[f"{kind}_matmul"] = mm + ew, mm
     if ctx.scenario.runtime.flash_attention:
         # half_fps = peak x MAMF fraction; flash-attention backward does 2.5x the forward FLOPs.
-        attn_fwd = lps * attention_fwd_flops(ctx, t, tokens) / (half_fps * ATTN_FWD_OF_MAMF)
-        attn_bwd = lps * 2.5 * attention_fwd_flops(ctx, t, tokens) / (half_fps * ATTN_BWD_OF_MAMF)
+        flops = attention_fwd_flops(ctx, t, tokens)
+        out["attn_fwd"] = flops / (half_fps * ATTN_FWD_OF_MAMF)
+        out["attn_bwd"] = 2.5 * flops / (half_fps * ATTN_BWD_OF_MAMF)
     else:
-        one_fwd, one_bwd = unfused_attention_s(ctx, t, half_fps, hbm)
-        attn_fwd, attn_bwd = lps * one_fwd, lps * one_bwd
-    # LM head and loss on the last stage (bf16 even in FP8 recipes), embedding lookup negligible.
-    head = gemm_s(tokens, ctx.model.hidden, ctx.model.vocab / t["tp"], half_fps, hbm) \
+        out["attn_fwd"], out["attn_bwd"] = unfused_attention_s(ctx, t, half_fps, hbm)
+    # LM head and loss (bf16 even in FP8 recipes); the embedding lookup is negligible.
+    out["head"] = gemm_s(tokens, ctx.model.hidden, ctx.model.vocab / t["tp"], half_fps, hbm) \
         + tokens * 10.0 * ctx.model.vocab / t["tp"] / hbm  # loss: bf16 logits read, fp32 written and read (2+4+4 B)
-    on_this_stage = (t["pp"] == 1) | (stage == "last")
-    head = np.where(on_this_stage, head, 0.0)
-    fwd_total = fwd + attn_fwd + head
-    bwd_total = 2 * (fwd + head) + attn_bwd
+    return out
+
+
+def stage_compute(t, unit: dict, dense, moe, stage: str) -> dict:
+    """Forward, backward and recompute seconds of one micro-batch on a stage holding `dense` and
+    `moe` layers (the output layer on the last stage, or on the only one)."""
+    fwd = dense * unit["dense_fwd"] + moe * unit["moe_fwd"]
+    lps = dense + moe
+    attn_fwd, attn_bwd = lps * unit["attn_fwd"], lps * unit["attn_bwd"]
+    head = np.where((t["pp"] == 1) | (stage == "last"), unit["head"], 0.0)
     rc = t["recompute"]
-    recompute = np.where(rc == 2, fwd + attn_fwd, np.where(rc == 1, attn_fwd, 0.0))
-    return {"forward": fwd_total, "backward": bwd_total, "recompute": recompute, "attention_fwd": attn_fwd,
-            "layer_matmul_fwd": matmul}
+    return {"forward": fwd + attn_fwd + head, "backward": 2 * (fwd + head) + attn_bwd,
+            "recompute": np.where(rc == 2, fwd + attn_fwd, np.where(rc == 1, attn_fwd, 0.0)),
+            "attention_fwd": attn_fwd,
+            "layer_matmul_fwd": dense * unit["dense_matmul"] + moe * unit["moe_matmul"]}
+
+
+def microbatch_compute(ctx, t, stage: str) -> dict:
+    """Forward, backward and recompute seconds of one micro-batch on the 'first' or 'last' stage."""
+    _, dense, moe = stage_layers(ctx, t, stage)
+    return stage_compute(t, layer_costs(ctx, t), dense, moe, stage)

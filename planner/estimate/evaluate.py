@@ -74,11 +74,13 @@ class Context:
 def evaluate_table(ctx: Context, t: dict) -> dict:
     """Every estimate for every row of the plan table, as arrays."""
     mem = memory.memory(ctx, t)
+    unit = compute.layer_costs(ctx, t)  # per layer: the same on every stage
+    unit_comm = comm.layer_comm(ctx, t, unit["attn_fwd"])
     stages = {}
     for stage in ("first", "last"):
-        c = compute.microbatch_compute(ctx, t, stage)
         _, dense, moe = memory.stage_layers(ctx, t, stage)
-        cm = comm.microbatch_comm(ctx, t, dense, moe, c["attention_fwd"])
+        c = compute.stage_compute(t, unit, dense, moe, stage)
+        cm = comm.stage_comm(unit_comm, dense, moe)
         cm["pp_comm"] = cm["pp_comm"] * pipeline.interleave_p2p_factor(t)
         cm["tp_comm"] = comm.tp_exposed_s(ctx, t, cm["tp_comm"], c["layer_matmul_fwd"])
         busy = c["forward"] + c["backward"] + c["recompute"]
