@@ -119,7 +119,7 @@ def search_all(tasks: dict, workers: int | None = None, progress: Progress | Non
     return out, workers
 
 
-def run_cost(option: Option, days: float, price: float = 1.0, power: float = 1.0) -> dict[str, float]:
+def cost_terms(option: Option, days: float, price: float = 1.0, power: float = 1.0) -> dict[str, float]:
     """Dollars of one run by term (module docstring); `price` scales the rental price or the capex,
     `power` the energy bill (both 1 except in the sensitivity analysis)."""
     c, n, hours = option.cluster, option.nodes, HOURS_PER_DAY * days
@@ -152,7 +152,7 @@ def row(option: Option, workload: Workload, found: dict) -> dict:
                 "cost_breakdown_usd": None, "tokens_per_usd": None, "mfu": None, "tokens_per_s": None,
                 "meets_deadline": None, "pareto": False, "pareto_overall": False}
     days = plan["run"]["days"]
-    terms = run_cost(option, days)
+    terms = cost_terms(option, days)
     cost = round(sum(terms.values()), 2)
     return {**base, "plan": {**plan, "run": {**plan["run"], "cost_usd": cost}}, "reason": None, "days": days,
             "cost_usd": cost, "cost_breakdown_usd": {k: round(v, 2) for k, v in terms.items()},
@@ -247,7 +247,7 @@ def parse_vary(texts) -> list[tuple[str, tuple[float, ...]]]:
 
 def _vary_rows(rows: list[dict], by_label: dict, cluster: str, name: str, delta: float) -> list[dict]:
     """Rows with days and dollars recomputed for one cluster option's price, power or utilisation x (1 + delta)
-    (utilisation scales throughput, so days / (1 + delta); the formula is run_cost's)."""
+    (utilisation scales throughput, so days / (1 + delta); the formula is cost_terms's)."""
     out = []
     for r in rows:
         if r["option"] != cluster or r["plan"] is None:
@@ -255,7 +255,7 @@ def _vary_rows(rows: list[dict], by_label: dict, cluster: str, name: str, delta:
             continue
         days = r["days"] / (1 + delta) if name == "utilisation" else r["days"]
         factors = {"price": 1 + delta if name == "price" else 1.0, "power": 1 + delta if name == "power" else 1.0}
-        out.append({**r, "days": days, "cost_usd": sum(run_cost(by_label[r["cluster"]], days, **factors).values())})
+        out.append({**r, "days": days, "cost_usd": sum(cost_terms(by_label[r["cluster"]], days, **factors).values())})
     return out
 
 

@@ -6,7 +6,7 @@ Days and plans come from `planner.purchase.evaluate`. Money is what the purchase
 not the per-run TCO share of the compare rows:
 
     owned option bought at n nodes:  n * capex_usd_per_node   (paid in full, once)
-                                     + energy + overhead of each run it hosts (planner.purchase.run_cost)
+                                     + energy + overhead of each run it hosts (planner.purchase.cost_terms)
     cloud option:                    rental of each run it hosts (GPU-hours x price)
 
 Constraints: total money <= budget; at most one count per cluster option; an option is bought only
@@ -21,7 +21,7 @@ import math
 
 from ortools.sat.python import cp_model
 
-from planner.purchase import Option, describe, options, run_cost
+from planner.purchase import Option, describe, options, cost_terms
 from planner.spec.purchase import PurchaseFile
 
 DAY_SCALE = 10_000  # weighted days are optimised in units of 1e-4 day (8.6 s)
@@ -42,7 +42,7 @@ def candidates(pf: PurchaseFile, rows: list[dict]) -> tuple[dict, dict]:
     for r in rows:
         if r["plan"] is None or r["meets_deadline"] is False:
             continue
-        terms = run_cost(by_label[r["cluster"]], r["days"])
+        terms = cost_terms(by_label[r["cluster"]], r["days"])
         runs[(r["workload"], r["cluster"])] = (r["days"], sum(v for k, v in terms.items() if k != "capex"), r)
     return fixed, runs
 

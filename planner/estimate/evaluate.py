@@ -120,7 +120,7 @@ def evaluate_table(ctx: Context, t: dict) -> dict:
     peak = np.array([ctx.gpu.peak_tflops(p) or np.nan for p in table.PRECISIONS])[t["precision"]]
 
     verdict, capacity, host_ok = memory_verdict(ctx, t, mem)
-    run = cost.run_cost(ctx.scenario.training.tokens, tps, gpus, ctx.node.usd_per_gpu_hour())
+    run = cost.run_cost(ctx.scenario.training.tokens, tps, gpus, ctx.node.usd_per_gpu_hour)
     return {"memory": mem, "verdict": verdict, "capacity_bytes": capacity, "host_ok": host_ok,
             "step_s": step, "breakdown_s": breakdown, "tokens_per_s": tps, "gpus": gpus,
             "model_tflops": model_tflops, "hardware_tflops": hw_tflops, "mfu": model_tflops / peak, **run}

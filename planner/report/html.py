@@ -110,7 +110,7 @@ def summary_section(result: dict, scenario) -> str:
     fl = s["flops_per_token"]
     gpus = result["gpus"]
     gpus_text = f"{gpus:,}" if isinstance(gpus, int) else ", ".join(f"{g:,}" for g in gpus)
-    price = node.usd_per_gpu_hour()
+    price = node.usd_per_gpu_hour
     pairs = [
         ("model", f"{s['name']}: {s['params_total']:,} parameters total, {s['params_active']:,} active"),
         ("FLOPs per token", f"forward {fl['forward']:.4g}, training {fl['training']:.4g} (sequence {fl['seq_len']:,})"),

@@ -91,6 +91,7 @@ class Node(Strict):
     def domain(self) -> int:
         return self.scaleup_domain or self.gpus_per_node
 
+    @property
     def usd_per_gpu_hour(self) -> float | None:
         """Rental price per GPU-hour: the node's cloud price if given, else the GPU's."""
         if self.price.cloud_usd_per_node_hour is not None:

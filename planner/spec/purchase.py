@@ -92,7 +92,7 @@ class ClusterOption(Cluster):
         if self.cloud is None:
             return None
         given = self.cloud.usd_per_gpu_hour
-        return given if given is not None else self.node.usd_per_gpu_hour()
+        return given if given is not None else self.node.usd_per_gpu_hour
 
     @property
     def capex_usd_per_node(self) -> float | None:
