@@ -1,4 +1,5 @@
-"""Errors the user can fix. The CLI prints them without a traceback and exits with code 2."""
+"""Errors the user can fix. The CLI prints them without a traceback and exits with code 2 (a valid
+scenario where nothing fits is not an error: solve() returns no plans and an explanation, exit 1)."""
 
 from __future__ import annotations
 
@@ -12,11 +13,3 @@ class InputError(Exception):
         self.message = message
         where = ": ".join(p for p in (file, key) if p)
         super().__init__(f"{where}: {message}" if where else message)
-
-
-class NoFeasiblePlan(Exception):
-    """The scenario is valid but no plan fits (CLI exit code 1). Carries the explanation."""
-
-    def __init__(self, message: str, result=None):
-        self.result = result
-        super().__init__(message)

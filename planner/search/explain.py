@@ -34,7 +34,7 @@ def _best_of(scenario, objective) -> dict | None:
     from planner.search.solver import _keys, _search_one
     from planner.search.rank import order
 
-    run = _search_one(scenario, objective, exhaustive=False)
+    run = _search_one(scenario, exhaustive=False)
     if run["ev"] is None or not len(run["feasible"]):
         return None
     i = run["feasible"][order(_keys(run, run["feasible"]), objective)[0]]

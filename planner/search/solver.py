@@ -170,7 +170,7 @@ def candidate_table(scenario, exhaustive: bool = False) -> tuple[dict, int]:
     return T.take(t, keep), considered
 
 
-def _search_one(scenario, objective: str, exhaustive: bool) -> dict:
+def _search_one(scenario, exhaustive: bool) -> dict:
     """Evaluate every valid plan of a single-count scenario; rank the feasible ones."""
     ctx = Context(scenario)
     t, considered = candidate_table(scenario, exhaustive)
@@ -215,7 +215,7 @@ def solve(scenario, objective: str | None = None, top: int | None = None, exhaus
     runs = []
     for n in counts:
         sc = scenario.model_copy(update={"cluster": scenario.cluster.with_nodes(n)})
-        runs.append((sc, _search_one(sc, objective, exhaustive)))
+        runs.append((sc, _search_one(sc, exhaustive)))
         if progress:
             progress(len(runs), len(counts))
     # Merge the feasible plans of every count and rank them together.
