@@ -179,10 +179,13 @@ def dp_comm(ctx, t, mem, fwd_mb_s, bwd_mb_s) -> dict:
 
     node = ctx.node
     tp, cp, dp, ep, zero, ga = t["tp"], t["cp"], t["dp"], t["ep"], t["zero"], t["ga"]
-    sp_first = stage_params(ctx, t, "first")
+    # Every stage synchronises its own gradients at the same time; the step waits for the stage with
+    # the most (the first holds the embedding and any extra layer, the last the output layer).
+    first, last = stage_params(ctx, t, "first"), stage_params(ctx, t, "last")
+    non_expert = np.maximum(first["non_expert"], last["non_expert"])
+    expert = np.maximum(first["expert"], last["expert"])
     # This GPU's parameters: non-expert ones sharded over dp x cp, experts over their own group.
-    groups = ((sp_first["non_expert"] / tp, dp * cp, tp),
-              (sp_first["expert"] / (ep * tp), np.maximum(1, dp * cp // ep), tp * ep))
+    groups = ((non_expert / tp, dp * cp, tp), (expert / (ep * tp), np.maximum(1, dp * cp // ep), tp * ep))
     # Gradients are reduced in fp32 by Megatron and torchtitan (bf16 params: main_grad / reduce_dtype)
     # and by everyone training in fp32; DeepSpeed reduces 16-bit gradients.
     grad_bytes = np.where((t["precision"] == T.PRECISIONS.index("fp32")) | (t["framework"] != DS), 4.0, 2.0)
