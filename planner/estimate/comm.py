@@ -114,7 +114,10 @@ def layer_comm(ctx, t, attn_layer_fwd_s) -> dict:
     kv_bytes = 2.0 * tokens * np.maximum(kv / tp, 1) * (d_qk + d_v)
     bw, a = link(node, cp, tp)
     ring = np.where(cp > 1, (cp - 1) * (a + kv_bytes / bw), 0.0)
-    cp_layer = np.maximum(0, ring - attn_layer_fwd_s) + np.maximum(0, 2 * ring - 2.5 * attn_layer_fwd_s)
+    from planner.estimate.compute import FLASH_BWD_FLOPS_RATIO
+
+    cp_layer = np.maximum(0, ring - attn_layer_fwd_s) \
+        + np.maximum(0, 2 * ring - FLASH_BWD_FLOPS_RATIO * attn_layer_fwd_s)
 
     # Expert parallel all-to-all: dispatch and combine, forward and backward (4 per MoE layer).
     ep_layer = 0.0

@@ -30,6 +30,7 @@ SUSTAINED_FRACTION = 0.90
 HBM_EFFICIENCY = 0.80    # streaming kernels reach about 80-90% of HBM peak (assumed lower end)
 ATTN_FWD_OF_MAMF = 0.70  # Dao 2023 (FlashAttention-2), see module docstring
 ATTN_BWD_OF_MAMF = 0.60
+FLASH_BWD_FLOPS_RATIO = 2.5  # backward / forward FLOPs of flash attention (5 vs 2 matmuls; Dao 2023 Sec. 4.1)
 
 
 def peaks(gpu, t):
@@ -112,7 +113,7 @@ def fp8_cast_bytes_per_token(ctx, t, moe_layer: bool):
     copies = 1
     if moe_layer and m.moe:
         ffn, copies = m.moe.expert_ffn_hidden, m.moe.top_k
-    elems = 2 * m.hidden * (1 + (copies - 1) * 0.5 if moe_layer else 1) + m.heads * d_v / tp + copies * ffn / tp
+    elems = m.hidden + copies * m.hidden + m.heads * d_v / tp + copies * ffn / tp
     return np.where(t["precision"] == 3, 3.0 * elems, 0.0)
 
 
@@ -152,10 +153,10 @@ def layer_costs(ctx, t) -> dict:
                        + fp8_cast_bytes_per_token(ctx, t, moe_layer)) / hbm
         out[f"{kind}_fwd"], out[f"{kind}_matmul"] = mm + ew, mm
     if ctx.scenario.runtime.flash_attention:
-        # half_fps = peak x MAMF fraction; flash-attention backward does 2.5x the forward FLOPs.
+        # half_fps = peak x MAMF fraction.
         flops = attention_fwd_flops(ctx, t, tokens)
         out["attn_fwd"] = flops / (half_fps * ATTN_FWD_OF_MAMF)
-        out["attn_bwd"] = 2.5 * flops / (half_fps * ATTN_BWD_OF_MAMF)
+        out["attn_bwd"] = FLASH_BWD_FLOPS_RATIO * flops / (half_fps * ATTN_BWD_OF_MAMF)
     else:
         out["attn_fwd"], out["attn_bwd"] = unfused_attention_s(ctx, t, half_fps, hbm)
     # LM head and loss (bf16 even in FP8 recipes); the embedding lookup is negligible.
