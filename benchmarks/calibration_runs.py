@@ -150,9 +150,12 @@ def runtime_of(run: dict, framework: str) -> dict:
     tp_comm_overlap); MoE all-to-all overlap only where the run says so (moe_a2a_overlap)."""
     p, notes = run["parallel"], str(run.get("notes") or "").lower()
     tech = str(p.get("techniques") or "").lower()
-    rt = {"flash_attention": True, "dp_comm_overlap": True,
+    rt: dict = {"flash_attention": True, "dp_comm_overlap": True,
           "tp_comm_overlap": ("asynctp" in tech.replace(" ", "")) if framework == "torchtitan" else True,
           "ep_comm_overlap": "a2a_overlap=true" in notes.replace(" ", "")}
+    if framework != "megatron":
+        # torch.compile only where the run says so (torchtitan's and Composer's default is off)
+        rt["compile"] = "compile" in tech
     return rt
 
 

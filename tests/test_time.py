@@ -55,3 +55,39 @@ def test_more_gpus_never_slow_a_step_of_the_same_layout_down_per_token():
     a = est(scenario(model="llama-3.1-8b", nodes=1, gb=64), "framework=megatron,tp=2,mbs=1,zero=1")
     b = est(scenario(model="llama-3.1-8b", nodes=2, gb=64), "framework=megatron,tp=2,mbs=1,zero=1")
     assert b["throughput"]["tokens_per_s"] > a["throughput"]["tokens_per_s"]
+
+
+def test_torchtitan_selective_recomputes_every_second_mm_not_attention():
+    """torchtitan op-level SAC saves every compute op except every second aten.mm of a block (q, k,
+    v, o, w1, w3, w2: k, o and w3 are recomputed); attention (SDPA) is saved."""
+    from planner.catalog import model
+    from planner.estimate.compute import titan_sac_recomputed_share
+
+    m = model("llama-3.1-8b")
+    h, kv, f = 4096, 1024, 14336
+    assert titan_sac_recomputed_share(m, False) == pytest.approx((h * kv + h * h + h * f) / (2 * h * h + 2 * h * kv + 3 * h * f))
+    sc = scenario(model="llama-3.1-8b", nodes=1, gb=16)
+    titan = est(sc, "framework=torchtitan,mbs=2,zero=3,recompute=selective")["time"]["breakdown_s"]
+    meg = est(sc, "framework=megatron,mbs=2,zero=1,recompute=selective")["time"]["breakdown_s"]
+    assert titan["recompute"] > 2 * meg["recompute"]  # a third of the matmuls vs attention alone
+
+
+def test_eager_torchtitan_is_slower_and_megatron_ignores_compile():
+    sc = scenario(model="llama-3.1-8b", nodes=1, gb=16)
+    for plan, changes in (("framework=torchtitan,mbs=2,zero=3,recompute=none", True),
+                          ("framework=megatron,mbs=2,zero=1,recompute=none", False)):
+        fused = est(sc, plan)["time"]["step_s"]
+        eager = est(_with_runtime(sc, compile=False), plan)["time"]["step_s"]
+        assert (eager > fused * 1.05) if changes else eager == fused
+
+
+def test_torchtitan_pipeline_gathers_parameters_once_per_step():
+    """With PP, torchtitan keeps FSDP2 parameters gathered across micro-batches and reduce-scatters
+    once: data-parallel time does not grow with the number of micro-batches."""
+    def dp_total(ga, fw):
+        sc = scenario(model="llama-3.1-70b", nodes=4, gb=ga * 2)
+        r = est(_with_runtime(sc, dp_comm_overlap=False),
+                f"framework={fw},tp=8,pp=2,dp=2,mbs=1,ga={ga},zero=3,recompute=full")
+        return r["time"]["breakdown_s"]["dp_comm"]
+
+    assert dp_total(16, "torchtitan") == pytest.approx(dp_total(4, "torchtitan"), rel=1e-6)

@@ -193,14 +193,19 @@ def dp_comm(ctx, t, mem, fwd_mb_s, bwd_mb_s) -> dict:
     # and by everyone training in fp32; DeepSpeed reduces 16-bit gradients.
     grad_bytes = np.where((t["precision"] == T.PRECISIONS.index("fp32")) | (t["framework"] != DS), 4.0, 2.0)
     param_bytes = np.where(t["precision"] == 0, 4.0, 2.0)
+    # torchtitan with pipeline parallelism keeps FSDP2 parameters gathered across micro-batches
+    # (reshard_after_forward "default" policy: False when PP is on, torchtitan fsdp.py) and the
+    # pipeline stage reduce-scatters gradients only after the last micro-batch's backward
+    # (torch.distributed.pipelining: set_requires_gradient_sync on the last backward only).
+    titan_pp = (t["framework"] == T.FRAMEWORKS.index("torchtitan")) & (t["pp"] > 1) & (zero >= 3)
     step_sync = post = per_mb = 0.0  # both groups share the NICs: their times add up
     for params, size, stride in groups:
         g = gather_s(node, params * grad_bytes, size, stride)
         p = gather_s(node, params * param_bytes, size, stride)
         step_sync = step_sync + np.where(zero == 0, all_reduce_s(node, params * grad_bytes, size, stride),
-                                         np.where(zero == 1, g, 0.0))
-        post = post + np.where((zero >= 1) & (zero <= 2), p, 0.0)
-        per_mb = per_mb + np.where(zero == 2, g, np.where(zero >= 3, 2 * p + g, 0.0))
+                                         np.where((zero == 1) | titan_pp, g, 0.0))
+        post = post + np.where(((zero >= 1) & (zero <= 2)) | titan_pp, p, 0.0)
+        per_mb = per_mb + np.where(zero == 2, g, np.where((zero >= 3) & ~titan_pp, 2 * p + g, 0.0))
     total = step_sync + post + ga * per_mb
     if not ctx.scenario.runtime.dp_comm_overlap:
         return {"dp_total": total, "dp_comm": total}

@@ -18,7 +18,10 @@ from __future__ import annotations
 import numpy as np
 
 from planner.arch import attention_dims, layer_matmuls
+from planner.estimate import table as T
 from planner.estimate.memory import stage_layers
+
+TT = T.FRAMEWORKS.index("torchtitan")
 
 DEFAULT_MAMF = 0.70      # when a GPU has no measured MAMF (assumed)
 # End-to-end training does not sustain the best-shape MAMF: clocks drop under long power-limited
@@ -55,9 +58,10 @@ def gemm_s(m_rows, k, n, flops_per_s, hbm_bytes_s, elem_bytes=2.0):
 
 
 def layer_matmul_fwd_s(ctx, t, tokens, moe_layer: bool, linear_fps, hbm):
-    """Forward time of the weight matmuls of one layer for `tokens` tokens on one GPU."""
+    """Forward time of the weight matmuls of one layer for `tokens` tokens on one GPU, and the part
+    of it spent in expert GEMMs."""
     tp = t["tp"]
-    total = 0.0
+    total = experts = 0.0
     for mm in layer_matmuls(ctx.model, moe_layer):
         k, n = mm.k, mm.n
         split = tp if mm.tp else 1
@@ -69,10 +73,11 @@ def layer_matmul_fwd_s(ctx, t, tokens, moe_layer: bool, linear_fps, hbm):
             # Each GPU runs experts/ep local experts on tokens * top_k / ep routed rows each (balanced).
             experts_local = ctx.model.moe.experts / t["ep"]
             rows = tokens * mm.per_token / experts_local
-            total = total + experts_local * gemm_s(rows, k, n, linear_fps, hbm)
+            e = experts_local * gemm_s(rows, k, n, linear_fps, hbm)
+            total, experts = total + e, experts + e
         else:
             total = total + gemm_s(tokens * mm.per_token, k, n, linear_fps, hbm)
-    return total
+    return total, experts
 
 
 def attention_fwd_flops(ctx, t, tokens):
@@ -82,22 +87,74 @@ def attention_fwd_flops(ctx, t, tokens):
     return tokens * 2.0 * ctx.seq_len * heads_local * (d_qk + d_v) / 2
 
 
+# Eager PyTorch (torchtitan without torch.compile) runs each elementwise op as its own kernel, each
+# reading and writing the whole tensor. Bytes per element, from the op sequence in torchtitan's
+# Llama model (torchtitan/models/llama/model.py, norms.py at 9dec370):
+#   RMSNorm: x.float() 2+4, pow 4+4, mean 4, x*rsqrt 4+4, type_as 4+2, *weight 2+2 = 36 (fused: 2+2);
+#   rotary: float() 2+4, complex multiply 4+4, type_as 4+2 = 20 per q/k element (fused: 2+2);
+#   SwiGLU: silu 2+2, multiply 2+2+2 = 10 per FFN element (fused: 2+2+2 = 6).
+EAGER_RMSNORM_BYTES, FUSED_NORM_BYTES = 36.0, 4.0
+EAGER_ROPE_BYTES, FUSED_ROPE_BYTES = 20.0, 4.0
+EAGER_SWIGLU_BYTES, FUSED_SWIGLU_BYTES = 10.0, 6.0
+
+
+def eager_mask(ctx, t):
+    """True where elementwise ops run unfused: torchtitan without `runtime.compile` (Megatron runs
+    Transformer Engine's fused kernels; DeepSpeed is left as fused, not calibrated)."""
+    return (t["framework"] == TT) & (not ctx.scenario.runtime.compile)
+
+
 def elementwise_bytes_per_token(ctx, t, moe_layer: bool):
-    """HBM bytes read + written per token by one layer's memory-bound operators (forward)."""
+    """HBM bytes read + written per token by one layer's memory-bound operators (forward): 2 norms
+    and 2 residual adds on the (sequence-parallel) hidden state, rotary on q and k, the FFN
+    activation; per routed copy for experts plus their permutation (8 h bytes per copy). Unfused
+    (eager) kernels move more bytes: see the EAGER_* constants. A LayerNorm is one fused kernel in
+    PyTorch too (torch.nn.functional.layer_norm)."""
     m = ctx.model
     h, tp = m.hidden, t["tp"]
+    eager = eager_mask(ctx, t)
     sp_div = np.where(t["sp"], tp, 1)
-    residual = (2 * (2 + 2) + 2 * (4 + 2)) * h / sp_div  # 2 norms (r+w), 2 residual adds (2r+w)
+    norm = np.where(eager & (m.norm == "rmsnorm"), EAGER_RMSNORM_BYTES, FUSED_NORM_BYTES)
+    residual = (2 * norm + 2 * (4 + 2)) * h / sp_div  # 2 norms (r+w), 2 residual adds (2r+w)
     if m.dropout:
         residual = residual + 2 * 5 * h / sp_div
     d_qk, _ = attention_dims(m)
     kv = m.heads if m.mla else m.n_kv_heads
-    rope = 2 * 2 * (m.heads + kv) * d_qk / tp
+    rope_b = np.where(eager, EAGER_ROPE_BYTES, FUSED_ROPE_BYTES) if m.position == "rope" else 0.0
+    rope = rope_b * (m.heads + kv) * d_qk / tp
     ffn = m.moe.expert_ffn_hidden if (moe_layer and m.moe) else m.ffn_hidden
-    act = (6 if m.ffn_act == "swiglu" else 4) * ffn / tp
+    act_b = np.where(eager, EAGER_SWIGLU_BYTES, FUSED_SWIGLU_BYTES) if m.ffn_act == "swiglu" else 4.0
+    act = act_b * ffn / tp
     if moe_layer and m.moe:
-        act = act * m.moe.top_k + 8 * h * m.moe.top_k + (6 * m.moe.shared_ffn / tp)
+        act = act * m.moe.top_k + 8 * h * m.moe.top_k + (act_b * m.moe.shared_ffn / tp)
     return residual + rope + act
+
+
+def titan_sac_recomputed_share(m, moe_layer: bool) -> float:
+    """Share of a layer's non-expert weight-matmul FLOPs that torchtitan's op-level selective
+    checkpointing recomputes: it saves the output of every compute op 'except every second mm'
+    (torchtitan activation_checkpoint.py `_custom_policy`, mm counter per block), and saves SDPA, so
+    attention itself is not recomputed. The mm sequence is the model's forward order: q, k, v, o, then
+    w1, w3, w2 (gated) or up, down; MoE layers add the router and the shared expert (grouped expert
+    GEMMs are not aten.mm)."""
+    h, H = m.hidden, m.heads
+    if m.mla:
+        a = m.mla
+        qk = a.qk_nope_head_dim + a.qk_rope_head_dim
+        seq = ([h * a.q_lora_rank, a.q_lora_rank * H * qk] if a.q_lora_rank else [h * H * qk]) + \
+            [h * (a.kv_lora_rank + a.qk_rope_head_dim), a.kv_lora_rank * H * (a.qk_nope_head_dim + a.v_head_dim),
+             H * a.v_head_dim * h]
+    else:
+        d, kv = m.d_head, m.n_kv_heads
+        seq = [h * H * d, h * kv * d, h * kv * d, H * d * h]
+    if moe_layer and m.moe:
+        seq.append(h * m.moe.experts)
+        f = m.moe.shared_ffn
+    else:
+        f = m.ffn_hidden
+    if f:
+        seq += [h * f, h * f, f * h] if m.ffn_act == "swiglu" else [h * f, f * h]
+    return sum(seq[1::2]) / sum(seq)
 
 
 def fp8_cast_bytes_per_token(ctx, t, moe_layer: bool):
@@ -146,12 +203,15 @@ def layer_costs(ctx, t) -> dict:
     out = {}
     for kind, moe_layer in (("dense", False), ("moe", True)):
         if moe_layer and not ctx.model.moe:
-            out[f"{kind}_fwd"] = out[f"{kind}_matmul"] = 0.0
+            out[f"{kind}_fwd"] = out[f"{kind}_matmul"] = out[f"{kind}_sac"] = 0.0
             continue
-        mm = layer_matmul_fwd_s(ctx, t, tokens, moe_layer, linear_fps, hbm)
+        mm, expert_mm = layer_matmul_fwd_s(ctx, t, tokens, moe_layer, linear_fps, hbm)
         ew = tokens * (elementwise_bytes_per_token(ctx, t, moe_layer)
                        + fp8_cast_bytes_per_token(ctx, t, moe_layer)) / hbm
         out[f"{kind}_fwd"], out[f"{kind}_matmul"] = mm + ew, mm
+        # torchtitan op-level selective checkpointing: every second non-expert mm and every
+        # elementwise op run again in backward; attention is saved.
+        out[f"{kind}_sac"] = titan_sac_recomputed_share(ctx.model, moe_layer) * (mm - expert_mm) + ew
     if ctx.scenario.runtime.flash_attention:
         # half_fps = peak x MAMF fraction.
         flops = attention_fwd_flops(ctx, t, tokens)
@@ -173,8 +233,11 @@ def stage_compute(t, unit: dict, dense, moe, stage: str) -> dict:
     attn_fwd, attn_bwd = lps * unit["attn_fwd"], lps * unit["attn_bwd"]
     head = np.where((t["pp"] == 1) | (stage == "last"), unit["head"], 0.0)
     rc = t["recompute"]
+    # Selective: Megatron recomputes core attention (Korthikanti et al. 2022); torchtitan its op-level
+    # policy (titan_sac_recomputed_share).
+    selective = np.where(t["framework"] == TT, dense * unit["dense_sac"] + moe * unit["moe_sac"], attn_fwd)
     return {"forward": fwd + attn_fwd + head, "backward": 2 * (fwd + head) + attn_bwd,
-            "recompute": np.where(rc == 2, fwd + attn_fwd, np.where(rc == 1, attn_fwd, 0.0)),
+            "recompute": np.where(rc == 2, fwd + attn_fwd, np.where(rc == 1, selective, 0.0)),
             "attention_fwd": attn_fwd,
             "layer_matmul_fwd": dense * unit["dense_matmul"] + moe * unit["moe_matmul"]}
 

@@ -75,6 +75,10 @@ class Runtime(Strict):
     ep_comm_overlap: bool = Field(False, description="expert-parallel all-to-all of one micro-batch overlapped "
                                   "with another's compute (DeepSeek DualPipe, Megatron-Core "
                                   "--overlap-moe-expert-parallel-comm); off by default: not every stack does it")
+    compile: bool = Field(True, description="torch.compile on (torchtitan --compile / training.compile): "
+                          "norms, rotary and activations run as fused kernels. Off, torchtitan runs them eagerly, "
+                          "one kernel per op (torchtitan's own default is off). Megatron always uses fused "
+                          "Transformer Engine kernels")
     dp_comm_overlap: bool = Field(True, description="gradient reduction overlapped with the last micro-batch's "
                                   "backward and the parameter all-gather with the first forward (Megatron "
                                   "--overlap-grad-reduce --overlap-param-gather, DeepSpeed overlap_comm, FSDP)")
