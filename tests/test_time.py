@@ -91,3 +91,23 @@ def test_torchtitan_pipeline_gathers_parameters_once_per_step():
         return r["time"]["breakdown_s"]["dp_comm"]
 
     assert dp_total(16, "torchtitan") == pytest.approx(dp_total(4, "torchtitan"), rel=1e-6)
+
+
+def test_fp8_weight_quantisation_costs_time_per_micro_batch():
+    """FP8 recasts every local weight (plus a transposed copy) on each forward: more micro-batches of
+    the same tokens cost more quantisation time, and the cost scales with the local weights."""
+    from planner.estimate.compute import FP8_WEIGHT_CAST_BYTES, fp8_weight_cast_s
+    from planner.estimate.evaluate import Context
+    from planner.estimate.table import from_plans
+
+    sc = scenario(model="llama-3.1-8b", node="hgx-h100", nodes=1, gb=64)
+    ctx = Context(sc)
+    plans = [parse_plan(p).resolved(sc) for p in ("framework=megatron,precision=fp8,tp=1,mbs=1",
+                                                  "framework=megatron,precision=fp8,tp=2,mbs=1",
+                                                  "framework=megatron,precision=bf16,tp=1,mbs=1")]
+    s = fp8_weight_cast_s(ctx, from_plans(plans), False, 1e12)
+    m = ctx.model
+    weights = m.hidden * (m.heads * m.d_head + 2 * m.n_kv_heads * m.d_head) + m.heads * m.d_head * m.hidden \
+        + 3 * m.hidden * m.ffn_hidden
+    assert s[0] == pytest.approx(FP8_WEIGHT_CAST_BYTES * weights / 1e12)
+    assert s[1] == pytest.approx(s[0] / 2) and s[2] == 0.0

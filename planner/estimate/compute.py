@@ -174,6 +174,28 @@ def fp8_cast_bytes_per_token(ctx, t, moe_layer: bool):
     return np.where(t["precision"] == 3, 3.0 * elems, 0.0)
 
 
+# Transformer Engine casts each linear layer's bf16 weight to FP8 on every forward (no weight cache
+# across micro-batches in Megatron's default path) and, because Hopper's FP8 tensor-core GEMMs take
+# only the TN layout, writes a transposed FP8 copy for the backward GEMMs as well (TE docs, "FP8
+# primer": columnwise/transposed FP8 data): read 2 bytes, write 1 + 1 per weight element.
+FP8_WEIGHT_CAST_BYTES = 4.0
+
+
+def fp8_weight_cast_s(ctx, t, moe_layer: bool, hbm):
+    """Seconds per micro-batch and layer to quantise this GPU's weights of one layer to FP8 (zero
+    for other precisions): its local weight elements x FP8_WEIGHT_CAST_BYTES / HBM bandwidth."""
+    local = 0.0
+    for mm in layer_matmuls(ctx.model, moe_layer):
+        if mm.name == "router":
+            continue  # the router stays in higher precision
+        split = np.where(mm.tp, t["tp"], 1)
+        if mm.name.startswith("expert"):
+            local = local + ctx.model.moe.experts / t["ep"] * mm.k * mm.n / split
+        else:
+            local = local + mm.k * mm.n / split
+    return np.where(t["precision"] == 3, FP8_WEIGHT_CAST_BYTES * local / hbm, 0.0)
+
+
 def unfused_attention_s(ctx, t, half_fps, hbm):
     """Forward and backward seconds of one layer's attention without a fused kernel (Megatron before
     FlashAttention): QK^T and AV as batched GEMMs over the full s x s scores (no causal skipping),
@@ -208,6 +230,7 @@ def layer_costs(ctx, t) -> dict:
         mm, expert_mm = layer_matmul_fwd_s(ctx, t, tokens, moe_layer, linear_fps, hbm)
         ew = tokens * (elementwise_bytes_per_token(ctx, t, moe_layer)
                        + fp8_cast_bytes_per_token(ctx, t, moe_layer)) / hbm
+        ew = ew + fp8_weight_cast_s(ctx, t, moe_layer, hbm)
         out[f"{kind}_fwd"], out[f"{kind}_matmul"] = mm + ew, mm
         # torchtitan op-level selective checkpointing: every second non-expert mm and every
         # elementwise op run again in backward; attention is saved.
