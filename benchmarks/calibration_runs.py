@@ -153,6 +153,9 @@ def runtime_of(run: dict, framework: str) -> dict:
     rt: dict = {"flash_attention": True, "dp_comm_overlap": True,
           "tp_comm_overlap": ("asynctp" in tech.replace(" ", "")) if framework == "torchtitan" else True,
           "ep_comm_overlap": "a2a_overlap=true" in notes.replace(" ", "")}
+    prec = str(p.get("precision") or "").lower()
+    if "fp8-cs" in prec or "current scaling" in prec or (framework == "torchtitan" and "fp8" in prec):
+        rt["fp8_recipe"] = "current"  # FP8-CS recipes; torchao Float8 tensorwise dynamic scaling
     if framework != "megatron":
         # torch.compile only where the run says so (torchtitan's and Composer's default is off)
         rt["compile"] = "compile" in tech

@@ -111,3 +111,39 @@ def test_fp8_weight_quantisation_costs_time_per_micro_batch():
         + 3 * m.hidden * m.ffn_hidden
     assert s[0] == pytest.approx(FP8_WEIGHT_CAST_BYTES * weights / 1e12)
     assert s[1] == pytest.approx(s[0] / 2) and s[2] == 0.0
+
+
+def test_moe_imbalance_and_current_scaling_only_slow_down():
+    """A busier expert-parallel rank and FP8 current scaling (an extra amax read per cast) can only add
+    time; dense plans ignore the MoE knob and bf16 plans the FP8 recipe."""
+    moe = scenario(model="mixtral-8x7b", node="hgx-h100", nodes=4, gb=256)
+    plan = "framework=megatron,precision=fp8,tp=2,pp=2,ep=4,mbs=1,zero=1,recompute=selective"
+    base = est(moe, plan)
+    skew = est(_with_runtime(moe, moe_load_imbalance=1.5), plan)
+    assert skew["time"]["breakdown_s"]["ep_comm"] == pytest.approx(1.5 * base["time"]["breakdown_s"]["ep_comm"], rel=0.05)
+    assert skew["time"]["breakdown_s"]["compute"] > base["time"]["breakdown_s"]["compute"]
+    assert est(_with_runtime(moe, fp8_recipe="current"), plan)["time"]["step_s"] > base["time"]["step_s"]
+    dense = scenario(model="llama-3.1-8b", nodes=1, gb=64)
+    bf16 = "framework=megatron,precision=bf16,tp=2,mbs=1,zero=1"
+    assert est(_with_runtime(dense, moe_load_imbalance=2.0, fp8_recipe="current"), bf16)["time"]["step_s"] \
+        == est(dense, bf16)["time"]["step_s"]
+
+
+def test_small_expert_groups_pay_for_whole_tiles():
+    """Expert rows are padded to whole GEMM tiles: with fewer routed rows per expert than a tile the
+    expert GEMMs cost what a full tile costs."""
+    from planner.estimate import compute
+    from planner.estimate.evaluate import Context
+    from planner.estimate.table import from_plans
+
+    sc = scenario(model="qwen3-30b-a3b", node="hgx-h100", nodes=1, seq=256, gb=8)
+    ctx = Context(sc)
+    t = from_plans([parse_plan("framework=megatron,tp=1,ep=1,mbs=1,zero=1,recompute=none").resolved(sc)])
+    fps, _, hbm, _ = compute.peaks(ctx.gpu, t)
+    _, experts = compute.layer_matmul_fwd_s(ctx, t, 256, True, fps, hbm)
+    m = ctx.model.moe
+    assert 256 * m.top_k / m.experts < compute.GEMM_TILE_ROWS  # 16 rows per expert
+    tile = compute.GEMM_TILE_ROWS
+    want = m.experts * (compute.gemm_s(tile, ctx.model.hidden, 2 * m.expert_ffn_hidden, fps, hbm)
+                        + compute.gemm_s(tile, m.expert_ffn_hidden, ctx.model.hidden, fps, hbm))
+    assert experts[0] == pytest.approx(float(want[0]), rel=1e-9)

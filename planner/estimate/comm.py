@@ -122,7 +122,8 @@ def layer_comm(ctx, t, attn_layer_fwd_s) -> dict:
     # Expert parallel all-to-all: dispatch and combine, forward and backward (4 per MoE layer).
     ep_layer = 0.0
     if m.moe:
-        a2a_bytes = 2.0 * tokens * m.moe.top_k * m.hidden / tp
+        # the busiest rank sends and receives moe_load_imbalance times the balanced share
+        a2a_bytes = 2.0 * tokens * m.moe.top_k * m.hidden / tp * ctx.scenario.runtime.moe_load_imbalance
         ep_layer = all_to_all_s(node, a2a_bytes, ep, tp) * np.where(full_rc, 6, 4)
 
     # Pipeline send/recv of the boundary activation, forward and backward.

@@ -70,9 +70,12 @@ def layer_matmul_fwd_s(ctx, t, tokens, moe_layer: bool, linear_fps, hbm):
         else:
             n = n / split
         if mm.name.startswith("expert"):
-            # Each GPU runs experts/ep local experts on tokens * top_k / ep routed rows each (balanced).
+            # Each GPU runs experts/ep local experts on tokens * top_k routed rows in all (balanced;
+            # the busiest rank gets runtime.moe_load_imbalance times that), each expert's rows padded
+            # to whole GEMM tiles.
             experts_local = ctx.model.moe.experts / t["ep"]
-            rows = tokens * mm.per_token / experts_local
+            rows = tokens * mm.per_token * ctx.scenario.runtime.moe_load_imbalance / experts_local
+            rows = np.ceil(rows / GEMM_TILE_ROWS) * GEMM_TILE_ROWS
             e = experts_local * gemm_s(rows, k, n, linear_fps, hbm)
             total, experts = total + e, experts + e
         else:
@@ -107,7 +110,8 @@ def eager_mask(ctx, t):
 def elementwise_bytes_per_token(ctx, t, moe_layer: bool):
     """HBM bytes read + written per token by one layer's memory-bound operators (forward): 2 norms
     and 2 residual adds on the (sequence-parallel) hidden state, rotary on q and k, the FFN
-    activation; per routed copy for experts plus their permutation (8 h bytes per copy). Unfused
+    activation; per routed copy for experts plus their permutation (8 h bytes per copy: gathered
+    into expert order before the all-to-all and back after it, read and written), and the router. Unfused
     (eager) kernels move more bytes: see the EAGER_* constants. A LayerNorm is one fused kernel in
     PyTorch too (torch.nn.functional.layer_norm)."""
     m = ctx.model
@@ -126,7 +130,8 @@ def elementwise_bytes_per_token(ctx, t, moe_layer: bool):
     act_b = np.where(eager, EAGER_SWIGLU_BYTES, FUSED_SWIGLU_BYTES) if m.ffn_act == "swiglu" else 4.0
     act = act_b * ffn / tp
     if moe_layer and m.moe:
-        act = act * m.moe.top_k + 8 * h * m.moe.top_k + (act_b * m.moe.shared_ffn / tp)
+        act = act * m.moe.top_k + 8 * h * m.moe.top_k + (act_b * m.moe.shared_ffn / tp) \
+            + ROUTER_BYTES_PER_EXPERT * m.moe.experts
     return residual + rope + act
 
 
@@ -157,12 +162,20 @@ def titan_sac_recomputed_share(m, moe_layer: bool) -> float:
     return sum(seq[1::2]) / sum(seq)
 
 
+# FP8 quantisation of one activation element (Transformer Engine): read bf16 (2), write the FP8
+# row-wise copy (1) and the column-wise / transposed copy the weight-gradient GEMM needs (1; Hopper
+# FP8 tensor cores take only the TN layout: TE "FP8 primer"). Delayed scaling (TE's DelayedScaling,
+# Megatron --fp8-recipe delayed, the default) takes the scale from the amax history and fuses the
+# new amax into the cast; current (per-tensor) scaling (Float8CurrentScaling, NeMo/Megatron-Bridge
+# "FP8-CS", torchao tensorwise) must read the tensor once more for its amax first (2).
+FP8_CAST_BYTES = {"delayed": 4.0, "current": 6.0}
+
+
 def fp8_cast_bytes_per_token(ctx, t, moe_layer: bool):
-    """FP8 (Transformer Engine) quantisation traffic per token and layer in forward: every linear
-    layer's input is read in bf16 and written in FP8 (3 bytes per element): QKV and MLP inputs (h each),
-    the attention output (heads x d_v / tp) and the down-projection input (ffn / tp, per routed
-    copy for experts). Backward casts the output gradients and transposes: counted by the 2x
-    backward factor. Zero for other precisions."""
+    """FP8 quantisation traffic per token and layer in forward: every linear layer's input (QKV and
+    MLP inputs, h each; the attention output, heads x d_v / tp; the down-projection input, ffn / tp,
+    per routed copy for experts) x FP8_CAST_BYTES of the runtime's recipe. Backward quantises the
+    output gradients the same way: counted by the 2x backward factor. Zero for other precisions."""
     m = ctx.model
     _, d_v = attention_dims(m)
     tp = t["tp"]
@@ -171,7 +184,16 @@ def fp8_cast_bytes_per_token(ctx, t, moe_layer: bool):
     if moe_layer and m.moe:
         ffn, copies = m.moe.expert_ffn_hidden, m.moe.top_k
     elems = m.hidden + copies * m.hidden + m.heads * d_v / tp + copies * ffn / tp
-    return np.where(t["precision"] == 3, 3.0 * elems, 0.0)
+    return np.where(t["precision"] == 3, FP8_CAST_BYTES[ctx.scenario.runtime.fp8_recipe] * elems, 0.0)
+
+
+# Router (Megatron-Core TopKRouter): logits computed and normalised in fp32: logits written (4),
+# read by softmax / sigmoid which writes scores (4 + 4), read by top-k (4) per expert and token.
+ROUTER_BYTES_PER_EXPERT = 16.0
+# GEMM tile rows: cuBLAS / CUTLASS Hopper and Ampere kernels tile the output in 64-256 row blocks;
+# a grouped expert GEMM pads each expert's rows to whole tiles ("tile quantization", NVIDIA Deep
+# Learning Performance guide, Matrix Multiplication Background). 128 is the common tile height.
+GEMM_TILE_ROWS = 128
 
 
 # Transformer Engine casts each linear layer's bf16 weight to FP8 on every forward (no weight cache

@@ -75,6 +75,13 @@ class Runtime(Strict):
     ep_comm_overlap: bool = Field(False, description="expert-parallel all-to-all of one micro-batch overlapped "
                                   "with another's compute (DeepSeek DualPipe, Megatron-Core "
                                   "--overlap-moe-expert-parallel-comm); off by default: not every stack does it")
+    fp8_recipe: Literal["delayed", "current"] = Field(
+        "delayed", description="FP8 scaling: 'delayed' (Transformer Engine DelayedScaling, Megatron --fp8-recipe "
+        "delayed, its default) or 'current' per-tensor scaling (Float8CurrentScaling; NeMo/Megatron-Bridge "
+        "'FP8-CS' recipes, torchao tensorwise), which reads each tensor once more for its amax")
+    moe_load_imbalance: float = Field(1.0, ge=1.0, le=64.0, description="routed tokens on the busiest expert-parallel "
+                                      "rank / the balanced share; 1.0 = balanced (benchmarks with Megatron "
+                                      "--moe-router-force-load-balancing). Scales expert GEMMs and the all-to-all")
     compile: bool = Field(True, description="torch.compile on (torchtitan --compile / training.compile): "
                           "norms, rotary and activations run as fused kernels. Off, torchtitan runs them eagerly, "
                           "one kernel per op (torchtitan's own default is off). Megatron always uses fused "
