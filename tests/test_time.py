@@ -153,7 +153,8 @@ def test_fsdp_first_gather_and_last_reduce_stay_exposed():
     """Prefetching hides the next layer's all-gather behind the current layer, never the first one:
     even with full overlap a ZeRO-3 plan shows some data-parallel time on every micro-batch, and
     torchtitan adds FSDP2's copy-in/copy-out kernels on top."""
-    sc = scenario(model="llama-3.1-8b", nodes=2, gb=32)
-    ds = est(sc, "framework=deepspeed,mbs=2,zero=3,recompute=none")["time"]["breakdown_s"]["dp_comm"]
-    titan = est(sc, "framework=torchtitan,mbs=2,zero=3,recompute=none")["time"]["breakdown_s"]["dp_comm"]
-    assert ds > 0 and titan > ds
+    sc = scenario(model="llama-3.1-8b", nodes=1, gb=16)  # NVLink: the gathers fit well inside the compute
+    ds = est(sc, "framework=deepspeed,mbs=2,zero=3,recompute=none")["time"]["breakdown_s"]
+    titan = est(sc, "framework=torchtitan,mbs=2,zero=3,recompute=none")["time"]["breakdown_s"]
+    assert ds["dp_comm"] > 0 and titan["dp_comm"] > 2 * ds["dp_comm"]
+    assert ds["dp_comm"] < 0.02 * ds["compute"]
