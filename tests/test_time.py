@@ -158,3 +158,11 @@ def test_fsdp_first_gather_and_last_reduce_stay_exposed():
     titan = est(sc, "framework=torchtitan,mbs=2,zero=3,recompute=none")["time"]["breakdown_s"]
     assert ds["dp_comm"] > 0 and titan["dp_comm"] > 2 * ds["dp_comm"]
     assert ds["dp_comm"] < 0.02 * ds["compute"]
+
+
+def test_hardware_flops_count_what_each_framework_recomputes():
+    sc = scenario(model="llama-3.1-8b", nodes=1, gb=16)
+    titan = est(sc, "framework=torchtitan,mbs=2,zero=3,recompute=selective")["throughput"]
+    meg = est(sc, "framework=megatron,mbs=2,zero=1,recompute=selective")["throughput"]
+    ratio = lambda r: r["hardware_tflops_per_gpu"] / r["model_tflops_per_gpu"]  # noqa: E731
+    assert ratio(titan) > ratio(meg) > 1.0  # a third of the matmuls vs the attention core

@@ -67,6 +67,20 @@ class Context:
         return attention_flops_per_token(self.model, self.seq_len)
 
     @cached_property
+    def titan_sac_flops_per_token(self) -> float:
+        """Matmul FLOPs per token that torchtitan's op-level selective checkpointing recomputes
+        (every second non-expert mm of each block; compute.titan_sac_recomputed_share)."""
+        from planner.arch import layer_matmuls
+
+        total = 0.0
+        for moe_layer, count in ((False, self.stats.dense_layers), (True, self.stats.moe_layers)):
+            if count:
+                flops = sum(2.0 * x.k * x.n * x.per_token for x in layer_matmuls(self.model, moe_layer)
+                            if not x.name.startswith("expert"))
+                total += count * compute.titan_sac_recomputed_share(self.model, moe_layer) * flops
+        return total
+
+    @cached_property
     def forward_flops_per_token(self) -> float:
         return matmul_flops_per_token(self.model) + self.attention_fwd_flops_per_token
 
@@ -114,8 +128,10 @@ def evaluate_table(ctx: Context, t: dict) -> dict:
     tokens_step = t["dp"] * t["mbs"] * ga * ctx.seq_len
     tps = tokens_step / step
     model_tflops = tps * ctx.model_flops_per_token / gpus / 1e12
+    selective_flops = np.where(t["framework"] == table.FRAMEWORKS.index("torchtitan"),
+                               ctx.titan_sac_flops_per_token, ctx.attention_fwd_flops_per_token)
     recompute_flops = np.where(t["recompute"] == 2, ctx.forward_flops_per_token,
-                               np.where(t["recompute"] == 1, ctx.attention_fwd_flops_per_token, 0.0))
+                               np.where(t["recompute"] == 1, selective_flops, 0.0))
     hw_tflops = tps * (ctx.model_flops_per_token + recompute_flops) / gpus / 1e12
     peak = np.array([ctx.gpu.peak_tflops(p) or np.nan for p in table.PRECISIONS])[t["precision"]]
 
