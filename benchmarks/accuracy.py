@@ -141,7 +141,7 @@ def family_of(run: dict, legacy: bool) -> dict:
 def source_of(run: dict) -> str:
     src = run.get("source")
     title = src.get("title") if isinstance(src, dict) else src
-    return str(title or "unknown").split(" (")[0].strip()[:90]
+    return str(title or "unknown").split(" (")[0].strip()
 
 
 def evaluate(run: dict, file: str) -> dict:
@@ -209,11 +209,12 @@ def group_table(rows: list[dict], key, title: str) -> list[str]:
         g = groups[name]
         te = [r["error"] for r in g if r["error"] is not None]
         me = [r["mem_error"] for r in g if r["mem_error"] is not None]
+        pct = lambda v, fmt=".1f": f"{100 * v:{fmt}}%" if te else "-"  # noqa: E731
         mean, worst = _stats(te)
-        signed = statistics.mean(te) if te else float("nan")
+        signed = statistics.mean(te) if te else 0.0
         mm = f"{100 * _stats(me)[0]:.1f}%" if me else "-"
-        lines.append(f"| {name} | {len(te)} of {len(g)} | {100 * mean:.1f}% | {100 * worst:.1f}% | "
-                     f"{100 * signed:+.1f}% | {len(me)} | {mm} |")
+        lines.append(f"| {name} | {len(te)} of {len(g)} | {pct(mean)} | {pct(worst)} | "
+                     f"{pct(signed, '+.1f')} | {len(me)} | {mm} |")
     return lines
 
 
