@@ -14,7 +14,7 @@ from planner.catalog import model as catalog_model
 from planner.catalog import node as catalog_node
 from planner.spec import Plan
 from planner.spec.model import ModelSpec
-from planner.spec.scenario import Scenario
+from planner.spec.scenario import Runtime, Scenario
 
 
 def framework_of(run: dict) -> str:
@@ -156,6 +156,9 @@ def runtime_of(run: dict, framework: str) -> dict:
     prec = str(p.get("precision") or "").lower()
     if "fp8-cs" in prec or "current scaling" in prec or (framework == "torchtitan" and "fp8" in prec):
         rt["fp8_recipe"] = "current"  # FP8-CS recipes; torchao Float8 tensorwise dynamic scaling
+    fw_text = str(p.get("framework") or "").lower()
+    if ("nemo" in fw_text or "bridge" in fw_text) and "grad_reduce_dtype" in Runtime.model_fields:
+        rt["grad_reduce_dtype"] = "bf16"  # NeMo / Megatron-Bridge recipes: grad_reduce_in_fp32 = False
     if framework != "megatron":
         # torch.compile only where the run says so (torchtitan's and Composer's default is off)
         rt["compile"] = "compile" in tech

@@ -195,6 +195,10 @@ def dp_comm(ctx, t, mem, fwd_mb_s, bwd_mb_s) -> dict:
     # Gradients are reduced in fp32 by Megatron and torchtitan (bf16 params: main_grad / reduce_dtype)
     # and by everyone training in fp32; DeepSpeed reduces 16-bit gradients.
     grad_bytes = np.where((t["precision"] == T.PRECISIONS.index("fp32")) | (t["framework"] != DS), 4.0, 2.0)
+    # runtime.grad_reduce_dtype (the memory model's gradient buffer) overrides the framework default
+    reduce = getattr(ctx.scenario.runtime, "grad_reduce_dtype", "auto")
+    if reduce != "auto":
+        grad_bytes = np.where(t["precision"] == T.PRECISIONS.index("fp32"), 4.0, {"fp32": 4.0, "bf16": 2.0}[reduce])
     param_bytes = np.where(t["precision"] == 0, 4.0, 2.0)
     # torchtitan with pipeline parallelism keeps FSDP2 parameters gathered across micro-batches
     # (reshard_after_forward "default" policy: False when PP is on, torchtitan fsdp.py) and the
