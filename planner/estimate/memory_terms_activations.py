@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from planner.arch import attention_dims
-from planner.estimate.memory_terms_stage import in_flight_microbatches
+from planner.estimate.memory_terms_stage import in_flight_microbatches, pipeline_rank
 
 # Output layer and loss, bytes per token and vocabulary entry (vocab-parallel over tp), for the one
 # micro-batch the last stage holds. Megatron: bf16 logits plus the fp32 copy that its vocab-parallel
@@ -94,7 +94,7 @@ def layer_activation_bytes(ctx, t, flash: bool = True) -> dict:
     return out
 
 
-def activation_parts(ctx, t, stage: str, per_layer: dict, sp: dict) -> dict:
+def activation_parts(ctx, t, stage, per_layer: dict, sp: dict) -> dict:
     """Activation bytes of the stage, by part:
       layers: stored per-layer activations x the stage's layers x micro-batches in flight
         (in_flight_microbatches), MoE dispatch/combine buffers excepted;
@@ -119,8 +119,8 @@ def activation_parts(ctx, t, stage: str, per_layer: dict, sp: dict) -> dict:
     dispatch = np.where(rc == 2, 0.0, sp["moe"] * moe_dispatch_bytes_per_token(ctx) * tokens * in_flight)
     biggest = np.maximum(np.where(sp["dense"] > 0, per_layer["dense"]["none"], 0.0),
                          np.where(sp["moe"] > 0, per_layer["moe"]["none"], 0.0))
-    holds_first = (pp == 1) | (stage == "first")
-    holds_last = (pp == 1) | (stage == "last")
+    rank = pipeline_rank(t, stage)
+    holds_first, holds_last = rank == 0, rank == pp - 1
     embedding = (1.0 if m.dropout else 0.0) * m.hidden / sp_div * tokens * in_flight
     logits = tokens * (LOGIT_BYTES[t["framework"]] * m.vocab / tp + 4 * m.hidden / sp_div)
     return {

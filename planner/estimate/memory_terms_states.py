@@ -30,6 +30,7 @@ from __future__ import annotations
 import numpy as np
 
 from planner.arch import layer_matmuls
+from planner.estimate.memory_terms_stage import pipeline_rank
 
 DS, MEG, TT = 0, 1, 2               # planner.estimate.table.FRAMEWORKS
 FP32, FP16, BF16, FP8 = 0, 1, 2, 3  # planner.estimate.table.PRECISIONS
@@ -87,7 +88,7 @@ def _matrix_dims(m, moe_layer: bool) -> np.ndarray:
     return dims
 
 
-def adafactor_state_elements(ctx, t, sp, stage: str, row_shard, row_shard_expert):
+def adafactor_state_elements(ctx, t, sp, stage, row_shard, row_shard_expert):
     """Second-moment elements of Adafactor on this GPU (Shazeer & Stern 2018, Alg. 4): an r x c matrix
     keeps r row and c column statistics, a vector its full second moment; beta1 = None, so no first
     moment (the default of transformers.Adafactor and torch.optim.Adafactor). Matrices are this GPU's
@@ -106,14 +107,14 @@ def adafactor_state_elements(ctx, t, sp, stage: str, row_shard, row_shard_expert
     emb = vocab + ((m.max_seq_len or 0) / row_shard + m.hidden if m.position == "learned" else 0.0)
     head = 0.0 if m.tie_embeddings else vocab
     final_norm = m.hidden / row_shard
-    if stage == "first":
-        ends = np.where(t["pp"] == 1, emb + head + final_norm, emb)
-    else:
-        ends = np.where(t["pp"] == 1, emb + head, vocab) + final_norm
+    rank = pipeline_rank(t, stage)
+    first, last, pp = rank == 0, rank == t["pp"] - 1, t["pp"]
+    ends = np.where(pp == 1, emb + head + final_norm,
+                    np.where(first, emb, 0.0) + np.where(last, vocab + final_norm, 0.0))
     return total + ends
 
 
-def optimizer_state_bytes(ctx, t, sp, stage: str, held):
+def optimizer_state_bytes(ctx, t, sp, stage, held):
     """Optimizer states for the `held` parameters this GPU updates (STATE_BYTES). Adafactor factors
     only where the optimizer sees the parameters' shapes: Megatron without the distributed optimizer
     and torchtitan (DTensor shards). DeepSpeed (every stage flattens into fp32 partition groups) and
@@ -142,7 +143,7 @@ def fp8_gemms(ctx, sp, ep):
     return count
 
 
-def model_state_parts(ctx, t, sp, stage: str) -> dict:
+def model_state_parts(ctx, t, sp, stage) -> dict:
     """Per-GPU bytes of each model-state part ('group.part'), plus the optimizer-step temporary, what
     offload moves ('offloaded_opt', 'offloaded_params') and the parameter counts used elsewhere."""
     tp, ep, zero, fw, prec = t["tp"], t["ep"], t["zero"], t["framework"], t["precision"]
