@@ -294,3 +294,17 @@ def test_memory_never_negative_and_grows_with_micro_batch(scenario_32b):
     assert np.all(np.diff(mem["activations"]) > 0)
     for k, v in mem.items():
         assert np.all(np.asarray(v) >= 0), k
+
+
+def test_gradient_buffer_dtype_by_framework_and_runtime_key():
+    """runtime.grad_reduce_dtype: auto keeps Megatron's fp32 main_grad (4 bytes per parameter) and
+    DeepSpeed's model-dtype gradients (2); bf16 (NeMo / Megatron-Bridge performance recipes) halves
+    Megatron's buffer; torchtitan's sharded gradients stay fp32 (its sharded parameters' dtype)."""
+    local = None
+    for fw, key, per_param in (("megatron", "auto", 4), ("megatron", "bf16", 2), ("megatron", "fp32", 4),
+                               ("deepspeed", "auto", 2), ("deepspeed", "fp32", 4),
+                               ("torchtitan", "auto", 4), ("torchtitan", "bf16", 4)):
+        ctx = Context(scenario(nodes=1, runtime={"grad_reduce_dtype": key}))
+        mem = memory.memory(ctx, raw_table(framework=fw, dp=8, zero=1))
+        local = float(mem["local_params"][0])
+        assert float(mem["gradients.grads"][0]) == pytest.approx(per_param * local), (fw, key)

@@ -55,6 +55,23 @@ DS_SUB_GROUP_SIZE = 1e9  # DeepSpeed zero_optimization.sub_group_size default (e
 ROW_PARALLEL = ("o_proj", "mlp_down", "expert_down", "shared_down")  # Megatron RowParallelLinear
 
 
+def grad_buffer_bytes(ctx, t):
+    """Bytes per element of the gradient buffer that accumulates micro-batches and is reduced
+    (scenario `runtime.grad_reduce_dtype`; 'auto' takes each framework's default): Megatron fp32 for
+    bf16/fp8 (Megatron-LM arguments.py sets --accumulate-allreduce-grads-in-fp32 unless
+    --grad-reduce-in-bf16; Megatron-Core DistributedDataParallelConfig.grad_reduce_in_fp32), bf16
+    when set (NeMo / Megatron-Bridge performance recipes: grad_reduce_in_fp32 = False); torchtitan the
+    FSDP2 reduce dtype, fp32 by default (mixed_precision_reduce); DeepSpeed the model dtype unless
+    data_types.grad_accum_dtype says fp32. fp32 plans keep fp32 gradients whatever is set."""
+    name = getattr(getattr(ctx.scenario, "runtime", None), "grad_reduce_dtype", "auto")
+    wb = COMPUTE_BYTES[t["precision"]]
+    if name == "fp32":
+        return np.full(len(wb), 4.0)
+    if name == "bf16":
+        return wb
+    return np.where(t["framework"] == DS, wb, np.maximum(wb, 4.0))
+
+
 def shard_groups(t):
     """(dense, expert) sharding group sizes: dp*cp and dp*cp/ep."""
     dense = t["dp"] * t["cp"]
@@ -155,14 +172,16 @@ def model_state_parts(ctx, t, sp, stage) -> dict:
     o_held = np.where(zero >= 1, shard, local)
     fp16 = prec == FP16
 
+    gb = grad_buffer_bytes(ctx, t)
     params = np.where(tt, w_held * 4.0, w_held * wb)
-    grads = np.where(tt, g_held * 4.0, g_held * np.where(meg & ~fp16, 4.0, wb))
+    # torchtitan's sharded gradients take the dtype of its fp32 sharded parameters
+    grads = np.where(tt, g_held * 4.0, g_held * np.where(meg & fp16, wb, gb))
     fp32_grad_copy = np.where(meg & fp16, o_held * 4.0, 0.0)
     master = np.where(tt | (prec == FP32), 0.0, o_held * 4.0)
     states = optimizer_state_bytes(ctx, t, sp, stage, o_held)
     pipelined = t["pp"] > 1
     unsharded = np.where(tt & pipelined, local * wb, 0.0)
-    grad_accum = np.where(tt & pipelined & (t["ga"] > 1), local * 4.0, 0.0)
+    grad_accum = np.where(tt & pipelined & (t["ga"] > 1), local * gb, 0.0)
     te_fp8 = meg & (prec == FP8)
     gemm_local = sp["gemm"] / tp + sp["expert"] / (ep * tp)
     fp8_copies = np.where(te_fp8, gemm_local * FP8_COPY_BYTES, 0.0)
