@@ -158,7 +158,12 @@ def memory_verdict(ctx: Context, t: dict, mem: dict):
     return verdict, capacity, host_ok
 
 
-def memory_json(ctx: Context, mem: dict, verdict, i: int) -> dict:
+def stage_name(rank: int, pp: int) -> str:
+    """'first' (rank 0, also when pp = 1), 'last' (rank pp - 1) or 'middle'."""
+    return "first" if rank == 0 else "last" if rank == pp - 1 else "middle"
+
+
+def memory_json(ctx: Context, t: dict, mem: dict, verdict, i: int) -> dict:
     """The `memory` object of row i: totals and verdict, the contract's five groups (breakdown_gib),
     every named part by group (parts_gib), the most loaded stage and phase, host RAM and NVMe."""
     g = lambda a: float(np.asarray(a)[i] if np.ndim(a) else a)  # noqa: E731
@@ -173,7 +178,8 @@ def memory_json(ctx: Context, mem: dict, verdict, i: int) -> dict:
         "verdict": VERDICTS[int(g(verdict))],
         "breakdown_gib": {k: gib(mem[k]) for k in memory.GROUPS},
         "parts_gib": {grp: {p: gib(mem[f"{grp}.{p}"]) for p in names} for grp, names in memory.GROUPS.items()},
-        "most_loaded_stage": ("first", "last")[int(g(mem["stage"]))],
+        "most_loaded_stage": stage_name(int(g(mem["stage"])), int(g(t["pp"]))),
+        "most_loaded_rank": int(g(mem["stage"])),
         "peak_phase": ("forward_backward", "optimizer_step")[int(g(mem["peak_phase"]))],
         "host_per_node_gib": gib(mem["host_per_node"]),
         "host_capacity_gib": host_cap,
@@ -190,7 +196,7 @@ def result_row(ctx: Context, t: dict, ev: dict, i: int) -> dict:
     cost_usd = g(ev["cost_usd"])
     return {
         "plan": table.row(t, i),
-        "memory": memory_json(ctx, ev["memory"], ev["verdict"], i),
+        "memory": memory_json(ctx, t, ev["memory"], ev["verdict"], i),
         "time": {"step_s": round(g(ev["step_s"]), 6),
                  "breakdown_s": {k: round(g(v), 6) for k, v in ev["breakdown_s"].items()}},
         "throughput": {

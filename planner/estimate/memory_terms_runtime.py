@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from planner.arch import attention_dims
-from planner.estimate.memory_terms_states import COMPUTE_BYTES, DS, TT
+from planner.estimate.memory_terms_states import COMPUTE_BYTES, DS, TT, grad_buffer_bytes
 
 MIB, GIB = 2**20, 2**30
 # CUDA context with lazy module loading (CUDA >= 11.7, PyTorch's default): "around 400MB" (PyTorch
@@ -42,8 +42,6 @@ DS_ALLREDUCE_BUCKET_ELEMENTS = 5e8
 DS_PREFETCH_BUCKET_ELEMENTS = 5e7
 DS_MAX_LIVE_PARAMETERS = 1e9
 DS_PARAM_PERSISTENCE_THRESHOLD = 1e5
-# torchtitan FSDP2 reduce-scatters gradients in fp32 (`mixed_precision_reduce = "float32"`).
-FSDP_REDUCE_BYTES = 4.0
 # PyTorch caching allocator: reserved beyond allocated. GMLake (Guo et al., ASPLOS 2024) measured 15%
 # fragmentation on average (up to 33%) for eight LLMs on A100-80GB with recomputation, offload and
 # LoRA; applied to the memory allocated and freed during the step (activations and transient
@@ -126,7 +124,8 @@ def zero3_live_bytes(ctx, t, sp):
 def fsdp_prefetch_bytes(ctx, t):
     """torchtitan FSDP2 without pipeline parallelism (one FSDP unit per transformer block, plus the
     embedding and the output layer): the unit in use and the next one prefetched, unsharded in the
-    compute dtype, the unit's unsharded gradient, and its fp32 reduce-scatter input. Units taken at
+    compute dtype, the unit's unsharded gradient, and its reduce-scatter input in the reduce dtype
+    (fp32 by default, memory_terms_states.grad_buffer_bytes). Units taken at
     the largest. With pipeline parallelism the stage stays unsharded (weights.fsdp_unsharded_params)."""
     st, m = ctx.stats, ctx.model
     wb = COMPUTE_BYTES[t["precision"]]
@@ -136,7 +135,7 @@ def fsdp_prefetch_bytes(ctx, t):
     block = block + (st.routed_experts_per_moe_layer / t["ep"] if st.moe_layers else 0.0)
     unit = np.maximum(block, m.vocab * m.hidden) / t["tp"]
     on = (t["framework"] == TT) & (t["zero"] >= 3) & (t["pp"] == 1)
-    return np.where(on, unit * (3 * wb + FSDP_REDUCE_BYTES), 0.0)
+    return np.where(on, unit * (3 * wb + grad_buffer_bytes(ctx, t)), 0.0)
 
 
 def transient_comm_bytes(ctx, t, sp):

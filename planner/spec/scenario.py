@@ -66,8 +66,8 @@ class SearchOptions(Strict):
 
 
 class Runtime(Strict):
-    """What the software stack does, where it changes time (not memory layout). Defaults describe a
-    current, tuned stack; set them to reproduce older runs."""
+    """What the software stack does, where it changes time or memory. Defaults describe a current,
+    tuned stack or each framework's own default ('auto'); set them to reproduce a given run."""
 
     flash_attention: bool = Field(True, description="fused attention (FlashAttention / cuDNN): no s x s tensors")
     tp_comm_overlap: bool = Field(True, description="TP collectives overlapped with GEMMs (Megatron "
@@ -89,6 +89,13 @@ class Runtime(Strict):
     dp_comm_overlap: bool = Field(True, description="gradient reduction overlapped with the last micro-batch's "
                                   "backward and the parameter all-gather with the first forward (Megatron "
                                   "--overlap-grad-reduce --overlap-param-gather, DeepSpeed overlap_comm, FSDP)")
+    grad_reduce_dtype: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="dtype of the gradient buffer that accumulates micro-batches and is reduced. auto: "
+        "each framework's default: Megatron-LM fp32 for bf16/fp8 (megatron/training/arguments.py turns on "
+        "--accumulate-allreduce-grads-in-fp32 unless --grad-reduce-in-bf16), torchtitan fp32 (FSDP2 "
+        "MixedPrecisionPolicy.reduce_dtype = mixed_precision_reduce 'float32'), DeepSpeed the model dtype "
+        "(data_types.grad_accum_dtype). NeMo / Megatron-Bridge performance recipes set "
+        "grad_reduce_in_fp32 = False: bf16")
 
 
 class Scenario(Strict):
