@@ -74,3 +74,32 @@ def test_bad_run_file_is_a_clear_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "runs.yaml" in err and "'x'" in err and "hidden_size" in err
     assert not (tmp_path / "o.md").exists()
+
+
+def _modern(run_id):
+    import yaml
+
+    runs = yaml.safe_load((CALIBRATION / "modern_runs.yaml").read_text())
+    return next(r for r in runs if r["id"] == run_id)
+
+
+def test_scenarios_are_built_as_published():
+    """The builder keeps the published plan and says what the stack did, from the run's own text."""
+    _accuracy()
+    import calibration_runs as cr
+
+    run = _modern("dgxc-h100-bf16-llama31-70b-64gpu")
+    sc, plan, node, assumed = cr.build(run)
+    p = run["parallel"]
+    assert (plan.tp, plan.pp, plan.cp, plan.dp, plan.vpp, plan.mbs) == (p["tp"], p["pp"], p["cp"], p["dp"],
+                                                                       p["virtual_pipeline_stages"], 1)
+    assert plan.mbs * plan.ga * plan.dp == p["global_batch_size"] and node == "dgx-h100"
+    assert sc.model.layers == run["model"]["layers"] and sc.model.n_kv_heads == run["model"]["kv_heads"]
+    assert "recompute=none" in assumed  # the source does not say: Megatron-Core's default
+    eager = cr.build(_modern("torchtitan-h100-llama31-8b-8gpu-fsdp"))[0].runtime
+    compiled = cr.build(_modern("torchtitan-h100-llama31-70b-256gpu-2d"))[0].runtime
+    assert not eager.compile and compiled.compile and not compiled.tp_comm_overlap
+    assert cr.build(_modern("torchtitan-h100-llama31-405b-512gpu-3d-interleaved"))[0].runtime.tp_comm_overlap
+    qwen = cr.build(_modern("mbridge25.11-h100-qwen3-30b-a3b"))[0]
+    assert qwen.runtime.ep_comm_overlap and qwen.runtime.fp8_recipe == "current"
+    assert qwen.model.moe.experts == 128 and qwen.model.moe.top_k == 8
