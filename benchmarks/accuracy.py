@@ -43,7 +43,7 @@ from planner.errors import InputError
 from planner.estimate.evaluate import estimate
 from planner.spec import Plan
 from planner.spec.model import ModelSpec
-from planner.spec.scenario import Scenario
+from planner.spec.scenario import Runtime, Scenario
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_DIR = HERE.parent.parent / "shared" / "calibration"
@@ -157,7 +157,9 @@ def evaluate(run: dict, file: str) -> dict:
         except (InputError, ValueError, TypeError) as exc:
             raise RunFileError(f"{file}: run '{run.get('id')}': cannot build its scenario: {exc}")
         published, kind = calibration_runs.published_tokens(run, sc.model)
-    row = {"id": run["id"], "file": file, "source": source_of(run), "family": family_of(run, legacy),
+    default = Runtime()
+    runtime = ", ".join(f"{k}={v}" for k, v in sc.runtime.model_dump().items() if getattr(default, k) != v) or "-"
+    row = {"id": run["id"], "file": file, "source": source_of(run), "family": family_of(run, legacy), "runtime": runtime,
            "published": published, "kind": kind, "assumed": ", ".join(assumed) or "-", "node": node,
            "confidence": run.get("confidence")}
     peak = (run.get("measured") or {}).get("peak_memory_gib")
@@ -249,9 +251,9 @@ def report(rows: list[dict], files: list[Path]) -> str:
     lines += ["## Per family (framework x dense/MoE x precision)", ""] + group_table(rows, family_name, "family")
     lines += ["", "## Per source", ""] + group_table(rows, lambda r: r["source"], "source")
     lines += ["", "## Per run", "",
-              "| run | node | published tok/s/GPU | predicted | error | published as | assumed | memory GiB "
-              "| measured peak GiB | bound by |",
-              "|---|---|---:|---:|---:|---|---|---:|---:|---|"]
+              "| run | node | published tok/s/GPU | predicted | error | published as | assumed | runtime (non-default) "
+              "| memory GiB | measured peak GiB | bound by |",
+              "|---|---|---:|---:|---:|---|---|---|---:|---:|---|"]
     for r in rows:
         pred = "-" if r["predicted"] is None else f"{r['predicted']:,.1f}"
         err = "-" if r["error"] is None else f"{100 * r['error']:+.1f}%"
@@ -259,7 +261,7 @@ def report(rows: list[dict], files: list[Path]) -> str:
         peak = "-" if r["peak_gib"] is None else f"{r['peak_gib']:.1f} ({100 * r['mem_error']:+.1f}%)" \
             if r["mem_error"] is not None else f"{r['peak_gib']:.1f}"
         lines.append(f"| {r['id']} | {r['node']} | {r['published']:,.1f} | {pred} | {err} | {r['kind']} "
-                     f"| {r['assumed']} | {gib} | {peak} | {r['bound']} |")
+                     f"| {r['assumed']} | {r['runtime']} | {gib} | {peak} | {r['bound']} |")
     return "\n".join(lines) + "\n"
 
 

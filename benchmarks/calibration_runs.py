@@ -118,6 +118,7 @@ def plan_of(run: dict, assumed: list[str]) -> dict:
     dp = p.get("dp") or n // (tp * pp * cp)
     gbs = p["global_batch_size"]
     fsdp = str(p.get("fsdp") or "").lower()
+    vpp_assumed = None
     if fw == "megatron":
         # Megatron-FSDP (--use-megatron-fsdp) shards parameters, gradients and optimizer: ZeRO-3;
         # otherwise NeMo / Megatron-Bridge recipes use the distributed optimizer (ZeRO-1).
@@ -128,14 +129,21 @@ def plan_of(run: dict, assumed: list[str]) -> dict:
         zero = 3 if dp * cp > 1 else 0  # FSDP2 / FSDP1 FULL_SHARD
         local = p.get("local_batch_size") or p.get("micro_batch_size") or gbs // dp
         if pp > 1:
-            mbs = 1  # torchtitan pipeline_parallel_microbatch_size default 1: local batch = micro-batches
-            ga = local
+            # torchtitan (2024): the local batch is split into `pipeline_parallel_microbatches`
+            # micro-batches, by default the PP degree (parallelize: `... or parallel_dims.pp`); an
+            # interleaved schedule holds at least 2 stages per rank.
+            if "interleaved" in str(p.get("techniques") or "").lower() and not p.get("virtual_pipeline_stages"):
+                vpp_assumed = 2
+                assumed.append("vpp=2 (interleaved, stages per rank not stated)")
+            ga = p.get("grad_accum_steps") or pp
+            mbs = max(1, local // ga)
+            assumed.append(f"micro-batches={ga} (torchtitan default: the PP degree)")
         else:
             mbs = p.get("micro_batch_size") or local
             ga = gbs // (mbs * dp)
     plan = {"framework": "megatron" if fw == "megatron" else "torchtitan", "precision": precision_of(run),
             "dp": dp, "tp": tp, "pp": pp, "cp": cp, "ep": p.get("ep") or 1,
-            "vpp": p.get("virtual_pipeline_stages") or 1, "zero": zero,
+            "vpp": p.get("virtual_pipeline_stages") or vpp_assumed or 1, "zero": zero,
             "recompute": _recompute(run, fw, assumed), "mbs": mbs, "ga": ga}
     if p.get("etp") and "etp" in Plan.model_fields:
         plan["etp"] = p["etp"]
