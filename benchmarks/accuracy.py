@@ -248,7 +248,8 @@ def report(rows: list[dict], files: list[Path]) -> str:
     if rejected:
         lines += ["Not estimated (the plan cannot be expressed yet):", ""]
         lines += [f"- {r['id']}: {r['verdict']}" for r in rejected] + [""]
-    lines += ["## Per family (framework x dense/MoE x precision)", ""] + group_table(rows, family_name, "family")
+    lines += ["## Per file", ""] + group_table(rows, lambda r: r["file"], "file")
+    lines += ["", "## Per family (framework x dense/MoE x precision)", ""] + group_table(rows, family_name, "family")
     lines += ["", "## Per source", ""] + group_table(rows, lambda r: r["source"], "source")
     lines += ["", "## Per run", "",
               "| run | node | published tok/s/GPU | predicted | error | published as | assumed | runtime (non-default) "
