@@ -22,6 +22,7 @@ from planner.estimate import table as T
 from planner.estimate.memory import stage_layers
 
 TT = T.FRAMEWORKS.index("torchtitan")
+MEG = T.FRAMEWORKS.index("megatron")
 
 DEFAULT_MAMF = 0.70      # when a GPU has no measured MAMF (assumed)
 # End-to-end training does not sustain the best-shape MAMF: clocks drop under long power-limited
@@ -218,6 +219,36 @@ def fp8_weight_cast_s(ctx, t, moe_layer: bool, hbm):
     return np.where(t["precision"] == 3, FP8_WEIGHT_CAST_BYTES * local / hbm, 0.0)
 
 
+# FlashAttention-2 is written for Ampere's mma.sync tensor-core instructions; on Hopper it reaches
+# about 35% of the dense peak, where kernels built on Hopper's warpgroup MMA and TMA (FlashAttention-3,
+# cuDNN fused attention) reach 75% forward and are 1.5-1.75x faster backward (Shah et al. 2024,
+# FlashAttention-3, arXiv:2407.08608, abstract and Sec. 4.1). Backward keeps Dao 2023's ratio to forward.
+FA2_HOPPER_FWD_OF_PEAK = 0.35
+FA2_HOPPER_BWD_OF_PEAK = FA2_HOPPER_FWD_OF_PEAK * ATTN_BWD_OF_MAMF / ATTN_FWD_OF_MAMF
+
+
+def warpgroup_tensor_cores(gpu) -> bool:
+    """True for NVIDIA Hopper and Blackwell data-centre GPUs (FP8 tensor cores with HBM of at least
+    2 TB/s; Ada parts have FP8 but GDDR), whose tensor cores FlashAttention-2 under-uses."""
+    return gpu.vendor == "nvidia" and gpu.peak_tflops("fp8") is not None and gpu.hbm_tb_s >= 2.0
+
+
+def attention_rates(ctx, t, half_fps):
+    """(forward, backward) FLOP/s of fused attention. The kernel follows `runtime.attention_kernel`;
+    'auto' is each framework's default: Megatron runs Transformer Engine's fused attention (cuDNN,
+    Hopper-native), torchtitan and DeepSpeed PyTorch SDPA, whose flash backend is FlashAttention-2.
+    Hopper-native kernels get Dao 2023's fractions of the matmul rate; FlashAttention-2 on a Hopper or
+    Blackwell GPU is capped at FA2_HOPPER_*_OF_PEAK of the dense bf16 peak."""
+    fwd, bwd = half_fps * ATTN_FWD_OF_MAMF, half_fps * ATTN_BWD_OF_MAMF
+    if not warpgroup_tensor_cores(ctx.gpu):
+        return fwd, bwd
+    kernel = ctx.scenario.runtime.attention_kernel
+    fa2 = (t["framework"] != MEG) if kernel == "auto" else np.full(T.size(t), kernel == "fa2")
+    peak = (ctx.gpu.peak_tflops("bf16") or 0.0) * 1e12
+    return (np.where(fa2, np.minimum(fwd, FA2_HOPPER_FWD_OF_PEAK * peak), fwd),
+            np.where(fa2, np.minimum(bwd, FA2_HOPPER_BWD_OF_PEAK * peak), bwd))
+
+
 def unfused_attention_s(ctx, t, half_fps, hbm):
     """Forward and backward seconds of one layer's attention without a fused kernel (Megatron before
     FlashAttention): QK^T and AV as batched GEMMs over the full s x s scores (no causal skipping),
@@ -260,8 +291,9 @@ def layer_costs(ctx, t) -> dict:
     if ctx.scenario.runtime.flash_attention:
         # half_fps = peak x MAMF fraction.
         flops = attention_fwd_flops(ctx, t, tokens)
-        out["attn_fwd"] = flops / (half_fps * ATTN_FWD_OF_MAMF)
-        out["attn_bwd"] = FLASH_BWD_FLOPS_RATIO * flops / (half_fps * ATTN_BWD_OF_MAMF)
+        fwd_fps, bwd_fps = attention_rates(ctx, t, half_fps)
+        out["attn_fwd"] = flops / fwd_fps
+        out["attn_bwd"] = FLASH_BWD_FLOPS_RATIO * flops / bwd_fps
     else:
         out["attn_fwd"], out["attn_bwd"] = unfused_attention_s(ctx, t, half_fps, hbm)
     # LM head and loss (bf16 even in FP8 recipes); the embedding lookup is negligible.

@@ -82,6 +82,10 @@ class Runtime(Strict):
     moe_load_imbalance: float = Field(1.0, ge=1.0, le=64.0, description="routed tokens on the busiest expert-parallel "
                                       "rank / the balanced share; 1.0 = balanced (benchmarks with Megatron "
                                       "--moe-router-force-load-balancing). Scales expert GEMMs and the all-to-all")
+    attention_kernel: Literal["auto", "fa2", "fa3"] = Field(
+        "auto", description="fused attention kernel: 'fa3' Hopper-native (FlashAttention-3, cuDNN / Transformer "
+        "Engine fused attention), 'fa2' FlashAttention-2 (PyTorch SDPA's flash backend), slower on Hopper and "
+        "Blackwell; 'auto' = the framework's default (Megatron fa3, torchtitan and DeepSpeed fa2)")
     compile: bool = Field(True, description="torch.compile on (torchtitan --compile / training.compile): "
                           "norms, rotary and activations run as fused kernels. Off, torchtitan runs them eagerly, "
                           "one kernel per op (torchtitan's own default is off). Megatron always uses fused "
