@@ -30,6 +30,11 @@ DEFAULT_MAMF = 0.70      # when a GPU has no measured MAMF (assumed)
 # FITTED, not measured: the one parameter calibrated on shared/calibration/published_runs.yaml (27
 # Megatron runs on A100 and H100; benchmarks/accuracy.py). Mean error vs this fraction: 1.00 ->
 # 10.6%, 0.96 -> 8.8%, 0.94 -> 8.1%, 0.92 -> 7.4%, 0.90 -> 6.7%, 0.88 -> 6.2% (worst 23% -> 15%).
+# Shape terms meant to replace it were tried against every calibration file and left out because
+# they fitted worse: wave quantisation over the GPU's SMs (128x256 tiles: the older A100 runs turned
+# 9.5% too slow at 0.90, and no fraction brought all files below today's 13.2%), and a GEMM epilogue
+# that stores the output after the K loop (K_half = the GPU's ridge point: small-hidden H100 runs
+# 7-17% too slow while large ones stayed 12-19% too fast).
 SUSTAINED_FRACTION = 0.90
 HBM_EFFICIENCY = 0.80    # streaming kernels reach about 80-90% of HBM peak (assumed lower end)
 ATTN_FWD_OF_MAMF = 0.70  # Dao 2023 (FlashAttention-2), see module docstring
