@@ -181,3 +181,31 @@ def test_flash_attention_2_is_slower_only_on_hopper_class_gpus():
     a100 = scenario(model="llama-3.1-8b", node="dgx-a100-80gb", nodes=1, seq=8192, gb=64)
     assert est(_with_runtime(a100, attention_kernel="fa2"), plan)["time"]["step_s"] \
         == est(_with_runtime(a100, attention_kernel="fa3"), plan)["time"]["step_s"]
+
+
+def test_gemm_time_matches_measured_h200_transformer_shapes():
+    """gemm_s against the H200 timings of benchmarks/gemm_device/h200.json: transformer-sized GEMMs
+    (>= 4096 rows, below MAMF's best shape) within 12%, where max(compute, traffic) is off by up to 62%."""
+    import json
+
+    from conftest import ROOT
+    from planner.catalog import gpu
+    from planner.estimate import compute
+
+    measured = json.loads((ROOT / "benchmarks" / "gemm_device" / "h200.json").read_text())
+    g = gpu("h200-sxm-141gb")
+    fps = g.peak_tflops("bf16") * 1e12 * g.matmul_efficiency.bf16
+    hbm = g.hbm_tb_s * 1e12 * compute.HBM_EFFICIENCY
+    errors, plain = [], []
+    for key, tflops in measured.items():
+        if not key.startswith("mm"):
+            continue
+        m, k, n = (int(v) for v in key[2:].split("x"))
+        if m < 4096 or (m, k, n) == (8192, 8192, 8192):
+            continue
+        flops = 2.0 * m * k * n
+        errors.append(flops / float(compute.gemm_s(m, k, n, fps, hbm)) / 1e12 / tflops - 1)
+        plain.append(flops / max(flops / fps, 2.0 * (m * k + k * n + m * n) / hbm) / 1e12 / tflops - 1)
+    assert len(errors) >= 10
+    assert max(abs(e) for e in errors) < 0.12
+    assert sum(abs(e) for e in errors) < 0.3 * sum(abs(e) for e in plain)
