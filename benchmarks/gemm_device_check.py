@@ -7,6 +7,9 @@ tensor-parallel split, Qwen3-30B-A3B attention and expert shapes) and MAMF's bes
 scaled_dot_product_attention TFLOP/s (1 x 32 heads x 128, forward and backward) with PyTorch's
 FlashAttention-2 and cuDNN backends; bytes per element that an eager (torchtitan-style) RMSNorm, a
 fused one, a compiled one, SiLU x mul and a copy take at the GPU's peak HBM rate (`HBM_TB_S`).
+FP8 (e4m3) GEMMs through torch._scaled_mm with bf16 output on the same shapes ("f8mm..."), and per-tensor
+current-scaling quantisation (amax, scale, cast) eager and compiled ("q_..."): a second, equally
+step of main() (run in the same session as a second script; keys merged into one JSON).
 Each timing: 3 warm-up calls, then the mean of 20 between CUDA events.
 """
 
@@ -50,7 +53,20 @@ def main():
                 t_fwd = timed(f)
                 t_bwd = timed(lambda: torch.autograd.grad(f(), (q, kk, v), g)) - t_fwd
                 out[f"{name}{s}_fwd"], out[f"{name}{s}_bwd"] = flops / t_fwd / 1e12, 2.5 * flops / t_bwd / 1e12
+    f8, one = torch.float8_e4m3fn, torch.ones((), device=dev)
+    for m, k, n in SHAPES[:12]:
+        x, w = torch.randn(m, k, device=dev).to(f8), torch.randn(n, k, device=dev).to(f8)
+        out[f"f8mm{m}x{k}x{n}"] = 2 * m * k * n / timed(
+            lambda: torch._scaled_mm(x, w.t(), one, one, out_dtype=bf)) / 1e12
     x = torch.randn(16384, 4096, device=dev, dtype=bf)
+
+    def quantise(x):
+        scale = 448 / x.abs().max().float()
+        return (x.float() * scale).to(f8), scale
+
+    quantise_c = torch.compile(quantise)
+    for name, f in (("q_eager", lambda: quantise(x)), ("q_compiled", lambda: quantise_c(x))):
+        out[name + "_B_per_elem_at_hbm_peak"] = timed(f) * HBM_TB_S * 1e12 / x.numel()
     wt = torch.ones(4096, device=dev, dtype=bf)
 
     def rmsnorm(x):

@@ -185,7 +185,9 @@ def test_flash_attention_2_is_slower_only_on_hopper_class_gpus():
 
 def test_gemm_time_matches_measured_h200_transformer_shapes():
     """gemm_s against the H200 timings of benchmarks/gemm_device/h200.json: transformer-sized GEMMs
-    (>= 4096 rows, below MAMF's best shape) within 12%, where max(compute, traffic) is off by up to 62%."""
+    (>= 4096 rows, below MAMF's best shape) within 12% in bf16 and 27% in FP8 (16% but for the
+    smallest expert shape, 4096 x 768 x 2048), where
+    max(compute, traffic) is off by up to 62% and 163%."""
     import json
 
     from conftest import ROOT
@@ -194,18 +196,19 @@ def test_gemm_time_matches_measured_h200_transformer_shapes():
 
     measured = json.loads((ROOT / "benchmarks" / "gemm_device" / "h200.json").read_text())
     g = gpu("h200-sxm-141gb")
-    fps = g.peak_tflops("bf16") * 1e12 * g.matmul_efficiency.bf16
     hbm = g.hbm_tb_s * 1e12 * compute.HBM_EFFICIENCY
-    errors, plain = [], []
-    for key, tflops in measured.items():
-        if not key.startswith("mm"):
-            continue
-        m, k, n = (int(v) for v in key[2:].split("x"))
-        if m < 4096 or (m, k, n) == (8192, 8192, 8192):
-            continue
-        flops = 2.0 * m * k * n
-        errors.append(flops / float(compute.gemm_s(m, k, n, fps, hbm)) / 1e12 / tflops - 1)
-        plain.append(flops / max(flops / fps, 2.0 * (m * k + k * n + m * n) / hbm) / 1e12 / tflops - 1)
-    assert len(errors) >= 10
-    assert max(abs(e) for e in errors) < 0.12
-    assert sum(abs(e) for e in errors) < 0.3 * sum(abs(e) for e in plain)
+    for prefix, prec, elem, bound in (("mm", "bf16", 2.0, 0.12), ("f8mm", "fp8", 1.0, 0.27)):
+        fps = g.peak_tflops(prec) * 1e12 * getattr(g.matmul_efficiency, prec)
+        errors, plain = [], []
+        for key, tflops in measured.items():
+            if not key.startswith(prefix) or (prefix == "mm" and key.startswith("f8")):
+                continue
+            m, k, n = (int(v) for v in key[len(prefix):].split("x"))
+            if m < 4096 or (m, k, n) == (8192, 8192, 8192):
+                continue
+            flops = 2.0 * m * k * n
+            errors.append(flops / float(compute.gemm_s(m, k, n, fps, hbm, elem)) / 1e12 / tflops - 1)
+            plain.append(flops / max(flops / fps, (elem * (m * k + k * n) + 2.0 * m * n) / hbm) / 1e12 / tflops - 1)
+        assert len(errors) >= 9
+        assert max(abs(e) for e in errors) < bound
+        assert sum(abs(e) for e in errors) < 0.5 * sum(abs(e) for e in plain)
