@@ -119,11 +119,13 @@ def layer_comm(ctx, t, attn_layer_fwd_s) -> dict:
     cp_layer = np.maximum(0, ring - attn_layer_fwd_s) \
         + np.maximum(0, 2 * ring - FLASH_BWD_FLOPS_RATIO * attn_layer_fwd_s)
 
-    # Expert parallel all-to-all: dispatch and combine, forward and backward (4 per MoE layer).
+    # Expert parallel all-to-all: dispatch and combine, forward and backward (4 per MoE layer), over
+    # the EP group of Megatron-Core's expert grid (order etp-ep-edp-pp: ep ranks etp apart, so with
+    # etp = 1 the group runs over consecutive ranks of tp x cp x dp).
     ep_layer = 0.0
     if m.moe:
         a2a_bytes = 2.0 * tokens * m.moe.top_k * m.hidden / tp
-        ep_layer = all_to_all_s(node, a2a_bytes, ep, tp) * np.where(full_rc, 6, 4)
+        ep_layer = all_to_all_s(node, a2a_bytes, ep, t["etp"]) * np.where(full_rc, 6, 4)
 
     # Pipeline send/recv of the boundary activation, forward and backward.
     bw, a = link(node, pp, tp * cp * dp)
@@ -188,10 +190,17 @@ def dp_comm(ctx, t, mem, fwd_mb_s, bwd_mb_s) -> dict:
     non_expert = np.maximum(first["non_expert"], last["non_expert"])
     expert = np.maximum(first["expert"], last["expert"])
     # This GPU's parameters: non-expert ones sharded over dp x cp, experts over their own group.
-    groups = ((non_expert / tp, dp * cp, tp), (expert / (ep * tp), np.maximum(1, dp * cp // ep), tp * ep))
+    # Experts: split over etp, synchronised over the expert data-parallel group tp*cp*dp/(ep*etp),
+    # whose members are etp*ep ranks apart (Megatron-Core expert grid etp-ep-edp-pp).
+    etp = t["etp"]
+    groups = ((non_expert / tp, dp * cp, tp),
+              (expert / (ep * etp), np.maximum(1, dp * cp * tp // (ep * etp)), etp * ep))
     # Gradients are reduced in fp32 by Megatron and torchtitan (bf16 params: main_grad / reduce_dtype)
-    # and by everyone training in fp32; DeepSpeed reduces 16-bit gradients.
-    grad_bytes = np.where((t["precision"] == T.PRECISIONS.index("fp32")) | (t["framework"] != DS), 4.0, 2.0)
+    # and by everyone training in fp32; DeepSpeed and Megatron-FSDP (main grads in the compute dtype
+    # by default, --megatron-fsdp-grad-comm-dtype auto) reduce 16-bit gradients.
+    mfsdp = (t["framework"] == T.FRAMEWORKS.index("megatron")) & (zero >= 3)
+    grad_bytes = np.where((t["precision"] == T.PRECISIONS.index("fp32"))
+                          | ((t["framework"] != DS) & ~mfsdp), 4.0, 2.0)
     param_bytes = np.where(t["precision"] == 0, 4.0, 2.0)
     step_sync = post = per_mb = 0.0  # both groups share the NICs: their times add up
     for params, size, stride in groups:

@@ -60,15 +60,18 @@ def layer_matmul_fwd_s(ctx, t, tokens, moe_layer: bool, linear_fps, hbm):
     total = 0.0
     for mm in layer_matmuls(ctx.model, moe_layer):
         k, n = mm.k, mm.n
-        split = tp if mm.tp else 1
+        expert = mm.name.startswith("expert")
+        split = (t["etp"] if expert else tp) if mm.tp else 1
         if mm.name.endswith("down") or mm.name == "o_proj":
             k = k / split
         else:
             n = n / split
-        if mm.name.startswith("expert"):
-            # Each GPU runs experts/ep local experts on tokens * top_k / ep routed rows each (balanced).
+        if expert:
+            # Each GPU runs experts/ep local experts, split over etp ranks (expert tensor parallelism).
+            # Balanced routing: the tokens * top_k routed rows of the tp ranks' tokens spread over the
+            # ep x etp expert ranks, so every GPU sees tokens * top_k * etp / tp rows in all.
             experts_local = ctx.model.moe.experts / t["ep"]
-            rows = tokens * mm.per_token / experts_local
+            rows = tokens * mm.per_token * t["etp"] / tp / experts_local
             total = total + experts_local * gemm_s(rows, k, n, linear_fps, hbm)
         else:
             total = total + gemm_s(tokens * mm.per_token, k, n, linear_fps, hbm)

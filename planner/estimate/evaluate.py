@@ -117,13 +117,16 @@ def evaluate_table(ctx: Context, t: dict) -> dict:
     recompute_flops = np.where(t["recompute"] == 2, ctx.forward_flops_per_token,
                                np.where(t["recompute"] == 1, ctx.attention_fwd_flops_per_token, 0.0))
     hw_tflops = tps * (ctx.model_flops_per_token + recompute_flops) / gpus / 1e12
-    peak = np.array([ctx.gpu.peak_tflops(p) or np.nan for p in table.PRECISIONS])[t["precision"]]
+    precision_peak = np.array([ctx.gpu.peak_tflops(p) or np.nan for p in table.PRECISIONS])[t["precision"]]
+    # MFU basis: the dense BF16 peak (FP16 on GPUs without BF16, e.g. V100: their 16-bit tensor peak).
+    bf16_peak = ctx.gpu.peak_tflops("bf16") or ctx.gpu.peak_tflops("fp16") or np.nan
 
     verdict, capacity, host_ok = memory_verdict(ctx, t, mem)
     run = cost.run_cost(ctx.scenario.training.tokens, tps, gpus, ctx.node.usd_per_gpu_hour)
     return {"memory": mem, "verdict": verdict, "capacity_bytes": capacity, "host_ok": host_ok,
             "step_s": step, "breakdown_s": breakdown, "tokens_per_s": tps, "gpus": gpus,
-            "model_tflops": model_tflops, "hardware_tflops": hw_tflops, "mfu": model_tflops / peak, **run}
+            "model_tflops": model_tflops, "hardware_tflops": hw_tflops,
+            "mfu": model_tflops / bf16_peak, "mfu_precision_peak": model_tflops / precision_peak, **run}
 
 
 VERDICTS = ("fits", "tight", "oom")
@@ -168,6 +171,10 @@ def memory_json(ctx: Context, mem: dict, verdict, i: int) -> dict:
     }
 
 
+def _round_or_none(x: float, digits: int):
+    return None if np.isnan(x) else round(x, digits)
+
+
 def result_row(ctx: Context, t: dict, ev: dict, i: int) -> dict:
     """The contract's JSON object for row i."""
     g = lambda a: float(np.asarray(a)[i] if np.ndim(a) else a)  # noqa: E731
@@ -182,7 +189,10 @@ def result_row(ctx: Context, t: dict, ev: dict, i: int) -> dict:
             "tokens_per_s_per_gpu": round(g(ev["tokens_per_s"]) / g(ev["gpus"]), 3),
             "model_tflops_per_gpu": round(g(ev["model_tflops"]), 3),
             "hardware_tflops_per_gpu": round(g(ev["hardware_tflops"]), 3),
-            "mfu": round(g(ev["mfu"]), 5),
+            # PRODUCT.md: one basis for every precision (the dense BF16 peak), and the plan's own
+            # precision peak as a second figure (an FP8 plan at the same tokens/s has half of it).
+            "mfu": _round_or_none(g(ev["mfu"]), 5),
+            "mfu_precision_peak": _round_or_none(g(ev["mfu_precision_peak"]), 5),
         },
         "run": {"days": round(g(ev["days"]), 4), "gpu_hours": round(g(ev["gpu_hours"]), 1),
                 "cost_usd": None if np.isnan(cost_usd) else round(cost_usd, 2)},

@@ -14,6 +14,8 @@ def _layout(p: dict) -> str:
         parts.append(f"cp{p['cp']}")
     if p["ep"] > 1:
         parts.append(f"ep{p['ep']}")
+    if p.get("etp") is not None and p["etp"] != p["tp"]:
+        parts.append(f"etp{p['etp']}")  # experts split over etp ranks, not tp (MoE parallel folding)
     return " ".join(parts) + (" sp" if p["sp"] else "")
 
 
@@ -46,6 +48,7 @@ def plans_table(plans: list[dict], title: str) -> Table:
                   f"{p['mbs']} x {p['ga']}", f"[{style}]{m['per_gpu_gib']:.1f} {m['verdict']}[/]",
                   f"{r['time']['step_s']:.2f}", f"{r['throughput']['tokens_per_s_per_gpu']:,.0f}",
                   f"{100 * r['throughput']['mfu']:.1f}%", f"{r['run']['days']:.1f}", _money(r["run"]["cost_usd"]))
+    t.caption = "MFU: model TFLOP/s over the GPU's dense BF16 peak, for every precision"
     return t
 
 
@@ -121,8 +124,17 @@ def render_estimate(r: dict, console: Console) -> None:
         console.print("  " + line)
     tp = r["throughput"]
     console.print(f"  model {tp['model_tflops_per_gpu']:.1f} TFLOP/s/GPU, hardware {tp['hardware_tflops_per_gpu']:.1f}, "
-                  f"MFU {100 * tp['mfu']:.1f}%; {r['run']['days']:.2f} days, {r['run']['gpu_hours']:,.0f} GPU-hours, "
+                  f"{mfu_text(r)}; {r['run']['days']:.2f} days, {r['run']['gpu_hours']:,.0f} GPU-hours, "
                   f"{_money(r['run']['cost_usd'])}")
+
+
+def mfu_text(r: dict) -> str:
+    """MFU on its stated basis (dense BF16 peak) and, labelled, over the plan's own precision peak."""
+    tp = r["throughput"]
+    text = f"MFU {100 * tp['mfu']:.1f}% of the dense BF16 peak"
+    if tp.get("mfu_precision_peak") is not None and r["plan"]["precision"] != "bf16":
+        text += f" ({100 * tp['mfu_precision_peak']:.1f}% of the dense {r['plan']['precision'].upper()} peak)"
+    return text
 
 
 def render_infeasible(result: dict, console: Console) -> None:
