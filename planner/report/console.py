@@ -67,6 +67,9 @@ def memory_lines(m: dict) -> list[str]:
     limit = f"; fits below {m['fits_below_gib']:.1f}" if "fits_below_gib" in m else ""
     lines = [f"memory/GPU: {m['per_gpu_gib']:.1f} of {m['capacity_gib']:.1f} GiB ({m['verdict']}, "
              f"headroom {m['headroom_gib']:.1f}{limit}){where}"]
+    if m.get("error_band_pool", {}).get("runs"):
+        lo, hi = m["per_gpu_gib_range"]
+        lines.append(f"  {band_text(m)}: measured {lo:.1f}-{hi:.1f} GiB expected; oom above {m['oom_above_gib']:.1f}")
     parts = m.get("parts_gib", {})
     for group, total in m["breakdown_gib"].items():
         named = _named_parts(parts.get(group, {}))
@@ -82,12 +85,31 @@ def memory_lines(m: dict) -> list[str]:
     return lines
 
 
+def band_text(obj: dict) -> str:
+    """'error band -4%..+10% (megatron/dense/bf16, 3 calibration runs)' of a throughput or memory object."""
+    lo, hi = obj["error_band"]
+    src = obj.get("error_band_pool", {})
+    pool = "no calibration run" if src.get("runs", 0) == 0 else \
+        f"{src['pool']}, {src['runs']} calibration run{'s' if src['runs'] != 1 else ''}"
+    return f"error band {100 * lo:+.0f}%..{100 * hi:+.0f}% ({pool})"
+
+
+def throughput_line(r: dict) -> str:
+    th = r["throughput"]
+    line = f"tokens/s/GPU {th['tokens_per_s_per_gpu']:,.0f}"
+    if th.get("error_band_pool", {}).get("runs"):
+        lo, hi = th["tokens_per_s_per_gpu_range"]
+        line += f", {band_text(th)}: measured {lo:,.0f}-{hi:,.0f} expected"
+    return line
+
+
 def breakdown_lines(r: dict) -> list[str]:
     m, tm = r["memory"], r["time"]
     lines = memory_lines(m)
     step = tm["step_s"]
     parts = sorted(((v, k) for k, v in tm["breakdown_s"].items() if v > 0), reverse=True)
     lines.append(f"step {step:.3f} s: " + ", ".join(f"{k} {v:.3f} ({100 * v / step:.0f}%)" for v, k in parts))
+    lines.append(throughput_line(r))
     return lines
 
 
