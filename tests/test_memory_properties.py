@@ -59,6 +59,17 @@ def states(m):
     return m["weights"] + m["gradients"] + m["optimizer"]
 
 
+def largest_state_over_ranks(kind, rows):
+    """Per row, the largest model states (plus the optimizer-step temporary) of any pipeline rank."""
+    c, t = ctx(kind), table.from_plans(rows)
+    per_layer = memory.layer_activation_bytes(c, t)
+    out = np.zeros(len(rows))
+    for r in range(int(t["pp"].max())):
+        m = memory.stage_memory(c, t, np.full(len(rows), r), per_layer)
+        out = np.maximum(out, np.where(t["pp"] > r, states(m) + m["other.optimizer_step_temp"], 0.0))
+    return out
+
+
 KINDS = st.sampled_from(list(MODELS))
 SETTINGS = settings(max_examples=150, deadline=None)
 
@@ -83,8 +94,7 @@ def test_more_sharding_never_adds_model_state(kind, p, dim):
         q["tp"] = p["tp"] * 2
     else:
         q[dim] = p[dim] * 2
-    m = mem_of(kind, [p, q])
-    total = states(m) + m["other.optimizer_step_temp"]
+    total = largest_state_over_ranks(kind, [p, q])  # the most loaded rank by total may differ
     assert total[1] <= total[0] * (1 + 1e-12)
 
 

@@ -71,6 +71,20 @@ class Context:
         return attention_flops_per_token(self.model, self.seq_len)
 
     @cached_property
+    def titan_sac_flops_per_token(self) -> float:
+        """Matmul FLOPs per token that torchtitan's op-level selective checkpointing recomputes
+        (every second non-expert mm of each block; compute.titan_sac_recomputed_share)."""
+        from planner.arch import layer_matmuls
+
+        total = 0.0
+        for moe_layer, count in ((False, self.stats.dense_layers), (True, self.stats.moe_layers)):
+            if count:
+                flops = sum(2.0 * x.k * x.n * x.per_token for x in layer_matmuls(self.model, moe_layer)
+                            if not x.name.startswith("expert"))
+                total += count * compute.titan_sac_recomputed_share(self.model, moe_layer) * flops
+        return total
+
+    @cached_property
     def forward_flops_per_token(self) -> float:
         return matmul_flops_per_token(self.model) + self.attention_fwd_flops_per_token
 
@@ -118,8 +132,10 @@ def evaluate_table(ctx: Context, t: dict) -> dict:
     tokens_step = t["dp"] * t["mbs"] * ga * ctx.seq_len
     tps = tokens_step / step
     model_tflops = tps * ctx.model_flops_per_token / gpus / 1e12
+    selective_flops = np.where(t["framework"] == table.FRAMEWORKS.index("torchtitan"),
+                               ctx.titan_sac_flops_per_token, ctx.attention_fwd_flops_per_token)
     recompute_flops = np.where(t["recompute"] == 2, ctx.forward_flops_per_token,
-                               np.where(t["recompute"] == 1, ctx.attention_fwd_flops_per_token, 0.0))
+                               np.where(t["recompute"] == 1, selective_flops, 0.0))
     hw_tflops = tps * (ctx.model_flops_per_token + recompute_flops) / gpus / 1e12
     precision_peak = np.array([ctx.gpu.peak_tflops(p) or np.nan for p in table.PRECISIONS])[t["precision"]]
     # MFU basis: the dense BF16 peak (FP16 on GPUs without BF16, e.g. V100: their 16-bit tensor peak).
@@ -152,7 +168,12 @@ def memory_verdict(ctx: Context, t: dict, mem: dict):
     return verdict, capacity, host_ok
 
 
-def memory_json(ctx: Context, mem: dict, verdict, i: int) -> dict:
+def stage_name(rank: int, pp: int) -> str:
+    """'first' (rank 0, also when pp = 1), 'last' (rank pp - 1) or 'middle'."""
+    return "first" if rank == 0 else "last" if rank == pp - 1 else "middle"
+
+
+def memory_json(ctx: Context, t: dict, mem: dict, verdict, i: int) -> dict:
     """The `memory` object of row i: totals and verdict, the contract's five groups (breakdown_gib),
     every named part by group (parts_gib), the most loaded stage and phase, host RAM and NVMe."""
     g = lambda a: float(np.asarray(a)[i] if np.ndim(a) else a)  # noqa: E731
@@ -167,7 +188,8 @@ def memory_json(ctx: Context, mem: dict, verdict, i: int) -> dict:
         "verdict": VERDICTS[int(g(verdict))],
         "breakdown_gib": {k: gib(mem[k]) for k in memory.GROUPS},
         "parts_gib": {grp: {p: gib(mem[f"{grp}.{p}"]) for p in names} for grp, names in memory.GROUPS.items()},
-        "most_loaded_stage": ("first", "last")[int(g(mem["stage"]))],
+        "most_loaded_stage": stage_name(int(g(mem["stage"])), int(g(t["pp"]))),
+        "most_loaded_rank": int(g(mem["stage"])),
         "peak_phase": ("forward_backward", "optimizer_step")[int(g(mem["peak_phase"]))],
         "host_per_node_gib": gib(mem["host_per_node"]),
         "host_capacity_gib": host_cap,
@@ -188,7 +210,7 @@ def result_row(ctx: Context, t: dict, ev: dict, i: int) -> dict:
     cost_usd = g(ev["cost_usd"])
     return with_error_bands(ctx, {
         "plan": table.row(t, i),
-        "memory": memory_json(ctx, ev["memory"], ev["verdict"], i),
+        "memory": memory_json(ctx, t, ev["memory"], ev["verdict"], i),
         "time": {"step_s": round(g(ev["step_s"]), 6),
                  "breakdown_s": {k: round(g(v), 6) for k, v in ev["breakdown_s"].items()}},
         "throughput": {

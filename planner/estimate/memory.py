@@ -18,7 +18,9 @@ gathered or in-flight communication buffers exist during forward and backward an
 the optimizer step, whose temporaries (DeepSpeed's fp32 gradient partition) take their place. So
     total = states + fixed + max(forward/backward transients, step temporary) x (1 + fragmentation)
 and `other.optimizer_step_temp` is the part of the step temporary above the forward/backward peak.
-Both the first and the last pipeline stage are evaluated (memory_terms_stage); the larger is kept.
+Every pipeline rank is evaluated (memory_terms_stage: its layers, dense or MoE, its ends and its
+micro-batches in flight) and the most loaded one is kept: with leading dense layers (DeepSeek-V3) a
+middle rank made only of MoE layers can exceed both ends.
 """
 
 from __future__ import annotations
@@ -46,10 +48,7 @@ GROUPS = {
               "fragmentation"),
 }
 HOST_PARTS = ("host.offloaded_states", "host.pinned_buffers", "host.process_base")
-STAGES = ("first", "last")
-
-
-def stage_memory(ctx, t, stage: str, per_layer: dict) -> dict:
+def stage_memory(ctx, t, stage, per_layer: dict) -> dict:
     """Every part ('group.part' keys), the five group sums and the total of one pipeline stage, plus
     the figures other terms need (local_params, offloaded_opt, offloaded_params, partition_params,
     host_grad_buffer)."""
@@ -72,18 +71,35 @@ def stage_memory(ctx, t, stage: str, per_layer: dict) -> dict:
     return out
 
 
+def _rows(d, rows):
+    """The rows `rows` of every array in a (nested) dict of per-plan arrays; scalars stay."""
+    return {k: _rows(v, rows) if isinstance(v, dict) else (v[rows] if np.ndim(v) else v) for k, v in d.items()}
+
+
+def most_loaded_stage(ctx, t, per_layer: dict) -> dict:
+    """stage_memory of the most loaded pipeline rank of each plan, with that rank in 'stage'.
+
+    Rank 0 is evaluated for every plan, then rank r for the plans with pp > r (numpy over those
+    rows): sum(pp) row evaluations in all. Ties keep the lower rank."""
+    n = len(t["pp"])
+    best = {k: np.array(np.broadcast_to(v, (n,))) for k, v in stage_memory(ctx, t, "first", per_layer).items()}
+    best["stage"] = np.zeros(n, dtype=np.int64)
+    for r in range(1, int(t["pp"].max()) if n else 1):
+        rows = np.nonzero(t["pp"] > r)[0]
+        sub = {k: v[rows] for k, v in t.items()}
+        cand = stage_memory(ctx, sub, np.full(len(rows), r), _rows(per_layer, rows))
+        pick = cand["total"] > best["total"][rows]
+        for k, v in cand.items():
+            best[k][rows] = np.where(pick, v, best[k][rows])
+        best["stage"][rows] = np.where(pick, r, best["stage"][rows])
+    return best
+
+
 def memory(ctx, t) -> dict:
-    """Per-GPU memory of the most loaded stage by part and group, its total, and host RAM / NVMe per
-    node (bytes; arrays over the plan table). 'stage' is 0 where the first stage is the most loaded,
-    1 where the last is."""
+    """Per-GPU memory of the most loaded pipeline rank by part and group, its total, and host RAM /
+    NVMe per node (bytes; arrays over the plan table). 'stage' is that rank (0 = first)."""
     per_layer = layer_activation_bytes(ctx, t, flash=flash_attention(ctx))
-    best = stage_memory(ctx, t, "first", per_layer)
-    best["stage"] = np.zeros(len(best["total"]), dtype=np.int64)
-    if np.any(t["pp"] > 1):
-        last = stage_memory(ctx, t, "last", per_layer)
-        pick = last["total"] > best["total"]
-        best = {k: np.where(pick, last[k], v) for k, v in best.items() if k != "stage"}
-        best["stage"] = pick.astype(np.int64)
+    best = most_loaded_stage(ctx, t, per_layer)
     host = host_parts(ctx, t, best)
     best.update(host)
     best["host_per_node"] = sum(host[k] for k in HOST_PARTS)
@@ -91,7 +107,7 @@ def memory(ctx, t) -> dict:
     return best
 
 
-def model_state_bytes(ctx, t, stage: str) -> dict:
+def model_state_bytes(ctx, t, stage) -> dict:
     """Weights, gradients and optimizer (master weights included) of one stage's GPU, the optimizer-step
     temporary, what offload moves, and the GPU's parameters before sharding (local_params)."""
     states = model_state_parts(ctx, t, stage_params(ctx, t, stage), stage)
@@ -100,7 +116,7 @@ def model_state_bytes(ctx, t, stage: str) -> dict:
     return out
 
 
-def activation_bytes(ctx, t, stage: str):
+def activation_bytes(ctx, t, stage):
     """Activations of one stage's GPU (the sum of its activation parts)."""
     per_layer = layer_activation_bytes(ctx, t, flash=flash_attention(ctx))
     return sum(activation_parts(ctx, t, stage, per_layer, stage_params(ctx, t, stage)).values())

@@ -8,16 +8,21 @@ from __future__ import annotations
 import numpy as np
 
 from planner.arch import attention_dims
-from planner.estimate.memory_terms_stage import in_flight_microbatches
+from planner.estimate.memory_terms_stage import in_flight_microbatches, pipeline_rank
+from planner.estimate.memory_terms_states import FP8, MEG, TT
 
-# Output layer and loss, bytes per token and vocabulary entry (vocab-parallel over tp), for the one
-# micro-batch the last stage holds. Megatron: bf16 logits plus the fp32 copy that its vocab-parallel
-# cross entropy works on in place and keeps for backward (Megatron-Core
-# `tensor_parallel/cross_entropy.py`; Korthikanti Sec. 4.3 counts the 4-byte part). DeepSpeed with
-# Hugging Face models and torchtitan: bf16 logits, their fp32 upcast and the fp32 log-softmax that
-# F.cross_entropy saves (transformers `ForCausalLMLoss`, torchtitan `cross_entropy_loss`).
-# Indexed by framework (deepspeed, megatron, torchtitan).
-LOGIT_BYTES = np.array([10.0, 6.0, 10.0])
+# Output layer and loss at their peak, bytes per token and vocabulary entry (vocab-parallel over
+# tp), for the one micro-batch the last stage holds. Megatron: bf16 logits plus the fp32 copy that
+# its vocab-parallel cross entropy turns into the softmax in place, keeps for backward and turns into
+# the gradient in place (Megatron-Core `tensor_parallel/cross_entropy.py`; Korthikanti Sec. 4.3
+# counts the 4-byte part). DeepSpeed with Hugging Face models and torchtitan: F.cross_entropy on the
+# fp32 upcast of the logits (transformers `ForCausalLMLoss`, torchtitan `cross_entropy_loss`): its
+# log-softmax backward holds the saved fp32 output, the incoming fp32 gradient and its fp32 result
+# at once, 12 bytes, above the forward's 2 + 4 + 4; measured on an H200 (torch 2.11, vocab 128,256,
+# 4,096 and 16,384 tokens: benchmarks/memory_device_results.md), the transient peak of a step was
+# the stored activations plus these 12 bytes to within 0.1%. Indexed by framework (deepspeed,
+# megatron, torchtitan).
+LOGIT_BYTES = np.array([12.0, 6.0, 12.0])
 
 
 def flash_attention(ctx) -> bool:
@@ -25,11 +30,40 @@ def flash_attention(ctx) -> bool:
     return bool(getattr(getattr(ctx.scenario, "runtime", None), "flash_attention", True))
 
 
-def _mlp_bytes(m, ffn, tp):
-    """Stored MLP intermediates per token: SwiGLU keeps its gate and up outputs and the down input
-    (2 x 2f + 2f); GeLU/ReLU keep the activation's input and output (2f + 2f)."""
-    up = 2 if m.ffn_act == "swiglu" else 1
-    return (2 * up + 2) * ffn / tp
+def _mlp_bytes(m, ffn, tp, fused=True):
+    """Stored MLP intermediates per token. GeLU/ReLU keep the activation's input and output (2f + 2f).
+    SwiGLU fused (Megatron-Core `bias_swiglu_impl`, default `--bias-swiglu-fusion`) keeps its gate
+    and up outputs and the down input (2 x 2f + 2f); in eager PyTorch (torchtitan without compile,
+    Hugging Face models) `silu(gate) * up` also keeps silu's output for the product: 2f more
+    (measured on an H200: benchmarks/memory_device_results.md)."""
+    if m.ffn_act != "swiglu":
+        return 4 * ffn / tp
+    return np.where(fused, 6.0, 8.0) * ffn / tp
+
+
+def fused_swiglu(t):
+    """Megatron fuses the SwiGLU activation; DeepSpeed (Hugging Face modules) and torchtitan run it in
+    eager PyTorch."""
+    return t["framework"] == MEG
+
+
+def torchtitan_sac_bytes(m, t, h, d_qk, d_v, heads_local, kv_local, tp, sp_div):
+    """Stored bytes per token of one dense layer under torchtitan's op-level selective activation
+    checkpointing (`SelectiveAC`, torchtitan/distributed/activation_checkpoint.py): each block is
+    checkpointed (its input kept, 2h, sequence-sharded under SP) and of the ops inside only the
+    outputs of the save list are kept: attention (output 2 x heads x d_v and the fp32 log-sum-exp 4 x
+    heads) and every other matmul/linear, counted in call order from 1 (the 2nd, 4th, ... are
+    recomputed). Llama's order is wq, wk, wv, wo, then w1, w3, w2 (SwiGLU) or w1, w2: kept are wq,
+    wv, w1 and w2 (SwiGLU) or wq, wv, w1 (GeLU). Row-parallel outputs (wo, w2) are kept whole, before
+    their reduction. Measured on an H200 (tp = 1, SwiGLU, 32 heads of 128, f = 14,336): 69.7 kB per
+    token and layer against 69.8 counted (benchmarks/memory_device_results.md).
+    Returns (attention part, dense MLP part); MoE layers keep the attention part and are counted as
+    without recompute for their experts (their grouped GEMMs are not in the 2024 save list)."""
+    outs = [heads_local * d_qk, kv_local * d_qk, kv_local * d_v, h]
+    outs += [m.ffn_hidden / tp, m.ffn_hidden / tp, h] if m.ffn_act == "swiglu" else [m.ffn_hidden / tp, h]
+    kept = [2.0 * x if i % 2 == 0 else 0.0 for i, x in enumerate(outs)]
+    attention = 2 * h / sp_div + sum(kept[:4]) + 2 * heads_local * d_v + 4 * heads_local
+    return attention, sum(kept[4:])
 
 
 def moe_dispatch_bytes_per_token(ctx):
@@ -42,6 +76,16 @@ def moe_dispatch_bytes_per_token(ctx):
     if mo is None:
         return 0.0
     return 4.0 * ctx.model.hidden * mo.top_k * (mo.capacity_factor or 1.0)
+
+
+def te_fp8_saved_delta(h, heads_local, d_v, ffn_local, sp_div):
+    """Bytes per token that Transformer Engine's FP8 linears change in what a layer stores (Megatron,
+    precision fp8): each FP8 GEMM saves its input for the weight gradient as the FP8 cast it computed
+    with (1 byte, TE `Linear`/`LayerNormLinear` forward), so the QKV and first-MLP inputs (the norm
+    outputs, 2h each) and the second-MLP input (2f) are halved, while the out-projection keeps an FP8
+    copy of the attention output beside the bf16 one that flash attention keeps for its backward
+    (+1 x heads x d_v). Returns (attention part, dense MLP part)."""
+    return heads_local * d_v - h / sp_div, -h / sp_div - ffn_local
 
 
 def layer_activation_bytes(ctx, t, flash: bool = True) -> dict:
@@ -57,7 +101,9 @@ def layer_activation_bytes(ctx, t, flash: bool = True) -> dict:
     Without flash attention, the softmax output (2 x heads x s) and, with dropout, its mask and
     output (3 x heads x s) are stored per token. Selective recompute drops the core-attention
     tensors except their output (s x s scores, softmax statistics); full recompute stores only each
-    layer's input (Korthikanti Sec. 4.1 and 5)."""
+    layer's input (Korthikanti Sec. 4.1 and 5). torchtitan's 'selective' is its op-level policy
+    (torchtitan_sac_bytes); Megatron fp8 saves FP8 linear inputs (te_fp8_saved_delta); eager SwiGLU
+    keeps one more tensor than Megatron's fused one (_mlp_bytes)."""
     m = ctx.model
     h, H, s = m.hidden, m.heads, ctx.seq_len
     tp = t["tp"].astype(float)
@@ -76,17 +122,25 @@ def layer_activation_bytes(ctx, t, flash: bool = True) -> dict:
         core = 2 * heads_local * d_v + 4 * heads_local  # attention output + fp32 log-sum-exp
     else:  # attention output + softmax (+ dropout mask and output): s x s per head
         core = 2 * heads_local * d_v + heads_local * s / t["cp"] * (2 + 3 * drop)
-    dense_mlp = _mlp_bytes(m, m.ffn_hidden, tp)
+    fused = fused_swiglu(t)
+    dense_mlp = _mlp_bytes(m, m.ffn_hidden, tp, fused)
     moe_mlp = 0.0
     if m.moe:
         mo = m.moe
         copies = mo.top_k * (mo.capacity_factor or 1.0)
-        moe_mlp = moe_dispatch_bytes_per_token(ctx) * t["etp"] / tp + copies * _mlp_bytes(m, mo.expert_ffn_hidden, tp) \
-            + 8 * mo.experts + _mlp_bytes(m, mo.shared_ffn, tp)
-    base = replicated / sp_div + qkv
+        moe_mlp = moe_dispatch_bytes_per_token(ctx) * t["etp"] / tp \
+            + copies * _mlp_bytes(m, mo.expert_ffn_hidden, tp, fused) + 8 * mo.experts + _mlp_bytes(m, mo.shared_ffn, tp, fused)
+    te_fp8 = (t["framework"] == MEG) & (t["precision"] == FP8)
+    fp8_attn, fp8_mlp = te_fp8_saved_delta(h, heads_local, d_v, m.ffn_hidden / tp, sp_div)
+    fp8_attn, fp8_mlp = np.where(te_fp8, fp8_attn, 0.0), np.where(te_fp8, fp8_mlp, 0.0)
+    base = replicated / sp_div + qkv + fp8_attn
     kept = 2 * heads_local * d_v  # core-attention output: the out-projection needs it either way
-    per_token_dense = {"none": base + core + dense_mlp, "selective": base + kept + dense_mlp}
-    per_token_moe = {"none": base + core + moe_mlp, "selective": base + kept + moe_mlp}
+    sac_attn, sac_mlp = torchtitan_sac_bytes(m, t, h, d_qk, d_v, heads_local, kv_local, tp, sp_div)
+    titan = t["framework"] == TT
+    per_token_dense = {"none": base + core + dense_mlp + fp8_mlp,
+                       "selective": np.where(titan, sac_attn + sac_mlp, base + kept + dense_mlp + fp8_mlp)}
+    per_token_moe = {"none": base + core + moe_mlp,
+                     "selective": np.where(titan, sac_attn + moe_mlp, base + kept + moe_mlp)}
     out = {}
     for kind, per_token in (("dense", per_token_dense), ("moe", per_token_moe)):
         out[kind] = {k: v * tokens for k, v in per_token.items()}
@@ -94,13 +148,16 @@ def layer_activation_bytes(ctx, t, flash: bool = True) -> dict:
     return out
 
 
-def activation_parts(ctx, t, stage: str, per_layer: dict, sp: dict) -> dict:
+def activation_parts(ctx, t, stage, per_layer: dict, sp: dict) -> dict:
     """Activation bytes of the stage, by part:
       layers: stored per-layer activations x the stage's layers x micro-batches in flight
         (in_flight_microbatches), MoE dispatch/combine buffers excepted;
       moe_dispatch_combine: those buffers of the stage's MoE layers (not stored under full recompute);
       recompute_layer: under full recompute, one layer's full activations while it is recomputed in
-        backward (Korthikanti Sec. 5: checkpoints plus one layer);
+        backward (Korthikanti Sec. 5: checkpoints plus one layer); under torchtitan's op-level
+        selective checkpointing, the part of one layer its policy did not keep. On the stage that holds the loss only the part above logits_loss counts: the loss's
+        tensors are freed before the first layer is recomputed (measured on an H200: the peak of a
+        fully recomputed step was the checkpoints plus the loss, benchmarks/memory_device_results.md);
       embedding: the embedding's dropout mask per micro-batch in flight (Korthikanti Sec. 4.3; its
         output is the first layer's stored input, counted there);
       logits_loss: last stage, one micro-batch: LOGIT_BYTES x vocab / tp per token plus the final
@@ -122,14 +179,18 @@ def activation_parts(ctx, t, stage: str, per_layer: dict, sp: dict) -> dict:
     dispatch = np.where(rc == 2, 0.0, sp["moe"] * moe_dispatch_bytes_per_token(ctx) * fold * tokens * in_flight)
     biggest = np.maximum(np.where(sp["dense"] > 0, per_layer["dense"]["none"], 0.0),
                          np.where(sp["moe"] > 0, per_layer["moe"]["none"], 0.0))
-    holds_first = (pp == 1) | (stage == "first")
-    holds_last = (pp == 1) | (stage == "last")
+    rank = pipeline_rank(t, stage)
+    holds_first, holds_last = rank == 0, rank == pp - 1
+    # torchtitan's op-level selective checkpointing recomputes what its policy did not keep
+    sac_extra = np.maximum(np.where(sp["dense"] > 0, per_layer["dense"]["none"] - per_layer["dense"]["selective"], 0.0),
+                           np.where(sp["moe"] > 0, per_layer["moe"]["none"] - per_layer["moe"]["selective"], 0.0))
+    recompute = np.where(rc == 2, biggest, np.where((rc == 1) & (t["framework"] == TT), sac_extra, 0.0))
     embedding = (1.0 if m.dropout else 0.0) * m.hidden / sp_div * tokens * in_flight
     logits = tokens * (LOGIT_BYTES[t["framework"]] * m.vocab / tp + 4 * m.hidden / sp_div)
     return {
         "activations.layers": stored - dispatch,
         "activations.moe_dispatch_combine": dispatch,
-        "activations.recompute_layer": np.where(rc == 2, biggest, 0.0),
+        "activations.recompute_layer": np.where(holds_last, np.maximum(0.0, recompute - logits), recompute),
         "activations.embedding": np.where(holds_first, embedding, 0.0),
         "activations.logits_loss": np.where(holds_last, logits, 0.0),
     }

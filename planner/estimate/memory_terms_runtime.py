@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from planner.arch import attention_dims
-from planner.estimate.memory_terms_states import COMPUTE_BYTES, DS, MEG, TT
+from planner.estimate.memory_terms_states import COMPUTE_BYTES, DS, MEG, TT, grad_buffer_bytes
 
 MIB, GIB = 2**20, 2**30
 # CUDA context with lazy module loading (CUDA >= 11.7, PyTorch's default): "around 400MB" (PyTorch
@@ -42,8 +42,6 @@ DS_ALLREDUCE_BUCKET_ELEMENTS = 5e8
 DS_PREFETCH_BUCKET_ELEMENTS = 5e7
 DS_MAX_LIVE_PARAMETERS = 1e9
 DS_PARAM_PERSISTENCE_THRESHOLD = 1e5
-# torchtitan FSDP2 reduce-scatters gradients in fp32 (`mixed_precision_reduce = "float32"`).
-FSDP_REDUCE_BYTES = 4.0
 # PyTorch caching allocator: reserved beyond allocated. GMLake (Guo et al., ASPLOS 2024) measured 15%
 # fragmentation on average (up to 33%) for eight LLMs on A100-80GB with recomputation, offload and
 # LoRA; applied to the memory allocated and freed during the step (activations and transient
@@ -127,12 +125,12 @@ def fsdp_prefetch_bytes(ctx, t):
     """Gathered FSDP units (one unit per transformer block, plus the embedding and the output layer;
     taken at the largest, after tensor and expert parallelism):
       torchtitan FSDP2 without pipeline parallelism: the unit in use and the next one prefetched,
-        unsharded in the compute dtype, the unit's unsharded gradient, and its fp32 reduce-scatter
-        input (3 x compute + 4 bytes). With pipeline parallelism the stage stays unsharded
-        (weights.fsdp_unsharded_params).
-      Megatron-FSDP (megatron, zero 3): double-buffered, at most two units' parameters and two units'
-        gradients allocated at once, both in the compute dtype (Megatron-LM
-        docs/user-guide/features/megatron_fsdp.md, "double-buffering"; main grads dtype `auto`)."""
+        unsharded in the compute dtype, the unit's unsharded gradient, and its reduce-scatter input in
+        the reduce dtype (fp32 by default, memory_terms_states.grad_buffer_bytes). With pipeline
+        parallelism the stage stays unsharded (weights.fsdp_unsharded_params).
+      Megatron-FSDP (megatron, zero 3): double-buffered, at most two units' parameters (compute
+        dtype) and two units' gradients (main grads dtype, the compute dtype by default) allocated at
+        once (Megatron-LM docs/user-guide/features/megatron_fsdp.md, "double-buffering")."""
     st, m = ctx.stats, ctx.model
     wb = COMPUTE_BYTES[t["precision"]]
     block = (st.attention_per_layer + st.norms_per_layer + max(
@@ -140,9 +138,10 @@ def fsdp_prefetch_bytes(ctx, t):
         st.router_per_moe_layer + st.shared_experts_per_moe_layer if st.moe_layers else 0)) / t["tp"]
     block = block + (st.routed_experts_per_moe_layer / (t["ep"] * t["etp"]) if st.moe_layers else 0.0)
     unit = np.maximum(block, m.vocab * m.hidden / t["tp"])
+    gb = grad_buffer_bytes(ctx, t)
     titan = (t["framework"] == TT) & (t["zero"] >= 3) & (t["pp"] == 1)
     mfsdp = (t["framework"] == MEG) & (t["zero"] >= 3)
-    return np.where(titan, unit * (3 * wb + FSDP_REDUCE_BYTES), np.where(mfsdp, unit * 4 * wb, 0.0))
+    return np.where(titan, unit * (3 * wb + gb), np.where(mfsdp, unit * 2 * (wb + gb), 0.0))
 
 
 def transient_comm_bytes(ctx, t, sp):

@@ -1,8 +1,9 @@
 """What one pipeline stage holds: its layers, its parameters, and its micro-batches in flight.
 
-The memory model evaluates the 'first' stage (the embedding, the most micro-batches in flight) and
-the 'last' stage (the final norm, the output layer, the loss) and keeps the larger; intermediate
-stages hold fewer micro-batches than the first and neither end, so they are never the peak.
+A stage is a pipeline rank: 'first' (rank 0: the embedding, the most micro-batches in flight),
+'last' (rank pp-1: the final norm, the output layer, the loss) or an integer array of ranks, one
+per plan. The memory model evaluates every rank (memory.memory): an intermediate rank can be the
+peak, e.g. one made only of MoE layers when the first holds DeepSeek's leading dense layers.
 """
 
 from __future__ import annotations
@@ -29,26 +30,35 @@ def _dense_on_rank(ctx, t, rank, base, extra):
     return dense
 
 
-def stage_layers(ctx, t, stage: str):
-    """(layers, dense layers, MoE layers) of the 'first' or 'last' pipeline rank.
+def pipeline_rank(t, stage):
+    """Rank per plan of a stage given as 'first' (0), 'last' (pp - 1) or an array of ranks."""
+    if isinstance(stage, str):
+        return np.zeros_like(t["pp"]) if stage == "first" else t["pp"] - 1
+    return np.minimum(np.asarray(stage), t["pp"] - 1)
+
+
+def stage_layers(ctx, t, stage):
+    """(layers, dense layers, MoE layers) of a pipeline rank ('first', 'last' or ranks).
 
     Rank r holds virtual chunks r, r+pp, ..., r+(vpp-1)pp (Narayanan et al. 2021, Sec. 2.2.2); with an
-    uneven split the first chunks take the extra layers, so the first rank holds vpp*base +
-    ceil(extra/pp) layers and the last rank vpp*base + floor(extra/pp). With pp = 1 the one stage
-    holds everything. Dense layers lead (DeepSeek `first_k_dense_replace`)."""
+    uneven split the first `extra` chunks take one more layer, so rank r holds vpp*base plus the
+    number of its chunks below `extra`, clip(ceil((extra - r)/pp), 0, vpp): ceil(extra/pp) on the
+    first rank, floor(extra/pp) on the last. With pp = 1 the one stage holds everything. Dense
+    layers lead (DeepSeek `first_k_dense_replace`)."""
     st, pp, vpp = ctx.stats, t["pp"], t["vpp"]
+    rank = pipeline_rank(t, stage)
     base, extra = _chunk_layers(ctx, t)
-    lps = (vpp * base + (-(-extra // pp) if stage == "first" else extra // pp)).astype(float)
+    lps = (vpp * base + np.clip(-((rank - extra) // pp), 0, vpp)).astype(float)
     if not st.moe_layers:
         dense = lps
     elif not st.dense_layers:
         dense = np.zeros_like(lps)
     else:
-        dense = _dense_on_rank(ctx, t, 0 if stage == "first" else pp - 1, base, extra)
+        dense = _dense_on_rank(ctx, t, rank, base, extra)
     return lps, dense, lps - dense
 
 
-def stage_params(ctx, t, stage: str) -> dict:
+def stage_params(ctx, t, stage) -> dict:
     """Parameters of the stage's model replica before tensor/expert sharding.
 
     non_expert: attention, norms, dense MLPs, routers and shared experts of its layers, plus the
@@ -65,29 +75,27 @@ def stage_params(ctx, t, stage: str) -> dict:
     layer = lps * (st.attention_per_layer + st.norms_per_layer) + dense * st.dense_mlp_per_layer \
         + moe * (st.router_per_moe_layer + st.shared_experts_per_moe_layer)
     tied_copy = m.vocab * m.hidden if m.tie_embeddings else 0
-    last_end = st.lm_head + st.final_norm + np.where(pp > 1, tied_copy, 0)
-    if stage == "first":
-        ends = np.where(pp == 1, st.embedding + st.lm_head + st.final_norm, st.embedding)
-    else:
-        ends = np.where(pp == 1, st.embedding + st.lm_head + st.final_norm, last_end)
+    rank = pipeline_rank(t, stage)
+    first, last = rank == 0, rank == pp - 1
+    ends = np.where(first, st.embedding, 0.0) + np.where(last, st.lm_head + st.final_norm, 0.0) \
+        + np.where(last & (pp > 1), tied_copy, 0.0)
     gemm = lps * st.attention_per_layer + dense * st.dense_mlp_per_layer + moe * st.shared_experts_per_moe_layer
     norms = lps * st.norms_per_layer
     return {"non_expert": layer + ends, "expert": moe * st.routed_experts_per_moe_layer,
             "gemm": gemm, "norms": norms, "layers": lps, "dense": dense, "moe": moe}
 
 
-def in_flight_microbatches(t, stage: str):
+def in_flight_microbatches(t, stage):
     """Micro-batches whose activations the stage stores at its peak, in units of its full layer set.
 
-    1F1B (Narayanan et al. 2021; Korthikanti et al. 2022, Sec. 4.2.3): the first rank runs
-    min(pp, ga) forwards before its first backward, the last rank one. Interleaved with vpp chunks
-    (Megatron-Core `forward_backward_pipelining_with_interleaving`): rank r warms up
-    2(pp-r-1) + (vpp-1)pp chunk-forwards and runs one more before its first backward, each chunk
-    being 1/vpp of its layers; capped by the ga*vpp chunk-forwards of the step. For the first rank
-    this is pp(1 + (pp-1)/(pp*vpp)) micro-batches, Korthikanti's interleaving factor."""
+    1F1B (Narayanan et al. 2021; Korthikanti et al. 2022, Sec. 4.2.3): rank r runs pp - r - 1
+    forwards and one more before its first backward: min(pp - r, ga). Interleaved with vpp chunks
+    (Megatron-Core `get_pp_rank_microbatches` in pipeline_parallel/schedules.py): rank r warms up
+    2(pp-r-1) + (vpp-1) x microbatch_group_size_per_vp_stage (default pp) chunk-forwards and runs
+    one more before its first backward, each chunk being 1/vpp of its layers; capped by the ga*vpp
+    chunk-forwards of the step. For the first rank this is pp(1 + (pp-1)/(pp*vpp)) micro-batches,
+    Korthikanti's interleaving factor."""
     pp, vpp, ga = t["pp"], t["vpp"], t["ga"]
-    if stage == "first":
-        chunks = np.where(vpp > 1, 2 * (pp - 1) + (vpp - 1) * pp + 1, pp)
-    else:
-        chunks = np.where(vpp > 1, (vpp - 1) * pp + 1, 1)
+    rank = pipeline_rank(t, stage)
+    chunks = np.where(vpp > 1, 2 * (pp - rank - 1) + (vpp - 1) * pp + 1, pp - rank)
     return np.minimum(chunks, ga * vpp) / vpp

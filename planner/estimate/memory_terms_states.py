@@ -37,6 +37,7 @@ from __future__ import annotations
 import numpy as np
 
 from planner.arch import layer_matmuls
+from planner.estimate.memory_terms_stage import pipeline_rank
 
 DS, MEG, TT = 0, 1, 2               # planner.estimate.table.FRAMEWORKS
 FP32, FP16, BF16, FP8 = 0, 1, 2, 3  # planner.estimate.table.PRECISIONS
@@ -59,6 +60,26 @@ FP8_AMAX_HISTORY = 1
 FP8_SCALING_BYTES_PER_GEMM = 5 * (FP8_AMAX_HISTORY + 2) * 4.0
 DS_SUB_GROUP_SIZE = 1e9  # DeepSpeed zero_optimization.sub_group_size default (ecosystem.md 1.3)
 ROW_PARALLEL = ("o_proj", "mlp_down", "expert_down", "shared_down")  # Megatron RowParallelLinear
+
+
+def grad_buffer_bytes(ctx, t):
+    """Bytes per element of the gradient buffer that accumulates micro-batches and is reduced
+    (scenario `runtime.grad_reduce_dtype`; 'auto' takes each framework's default): Megatron fp32 for
+    bf16/fp8 (Megatron-LM arguments.py sets --accumulate-allreduce-grads-in-fp32 unless
+    --grad-reduce-in-bf16; Megatron-Core DistributedDataParallelConfig.grad_reduce_in_fp32), bf16
+    when set (NeMo / Megatron-Bridge performance recipes: grad_reduce_in_fp32 = False); torchtitan the
+    FSDP2 reduce dtype, fp32 by default (mixed_precision_reduce); DeepSpeed the model dtype unless
+    data_types.grad_accum_dtype says fp32; Megatron-FSDP the compute dtype. fp32 plans keep fp32 gradients whatever is set."""
+    name = getattr(getattr(ctx.scenario, "runtime", None), "grad_reduce_dtype", "auto")
+    wb = COMPUTE_BYTES[t["precision"]]
+    if name == "fp32":
+        return np.full(len(wb), 4.0)
+    if name == "bf16":
+        return wb
+    # Megatron-FSDP (megatron, zero 3): --megatron-fsdp-main-grads-dtype auto, the compute dtype
+    # (megatron/training/arguments.py, mcore_fsdp_adapter.py MixedPrecisionPolicy)
+    mfsdp = (t["framework"] == MEG) & (t["zero"] >= 3)
+    return np.where((t["framework"] == DS) | mfsdp, wb, np.maximum(wb, 4.0))
 
 
 def shard_groups(t):
@@ -95,7 +116,7 @@ def _matrix_dims(m, moe_layer: bool) -> np.ndarray:
     return dims
 
 
-def adafactor_state_elements(ctx, t, sp, stage: str, row_shard, row_shard_expert):
+def adafactor_state_elements(ctx, t, sp, stage, row_shard, row_shard_expert):
     """Second-moment elements of Adafactor on this GPU (Shazeer & Stern 2018, Alg. 4): an r x c matrix
     keeps r row and c column statistics, a vector its full second moment; beta1 = None, so no first
     moment (the default of transformers.Adafactor and torch.optim.Adafactor). Matrices are this GPU's
@@ -115,14 +136,14 @@ def adafactor_state_elements(ctx, t, sp, stage: str, row_shard, row_shard_expert
     emb = vocab + ((m.max_seq_len or 0) / row_shard + m.hidden if m.position == "learned" else 0.0)
     head = 0.0 if m.tie_embeddings else vocab
     final_norm = m.hidden / row_shard
-    if stage == "first":
-        ends = np.where(t["pp"] == 1, emb + head + final_norm, emb)
-    else:
-        ends = np.where(t["pp"] == 1, emb + head, vocab) + final_norm
+    rank = pipeline_rank(t, stage)
+    first, last, pp = rank == 0, rank == t["pp"] - 1, t["pp"]
+    ends = np.where(pp == 1, emb + head + final_norm,
+                    np.where(first, emb, 0.0) + np.where(last, vocab + final_norm, 0.0))
     return total + ends
 
 
-def optimizer_state_bytes(ctx, t, sp, stage: str, held):
+def optimizer_state_bytes(ctx, t, sp, stage, held):
     """Optimizer states for the `held` parameters this GPU updates (STATE_BYTES). Adafactor factors
     only where the optimizer sees the parameters' shapes: Megatron without the distributed optimizer
     and torchtitan (DTensor shards). DeepSpeed (every stage flattens into fp32 partition groups) and
@@ -151,7 +172,7 @@ def fp8_gemms(ctx, sp, ep):
     return count
 
 
-def model_state_parts(ctx, t, sp, stage: str) -> dict:
+def model_state_parts(ctx, t, sp, stage) -> dict:
     """Per-GPU bytes of each model-state part ('group.part'), plus the optimizer-step temporary, what
     offload moves ('offloaded_opt', 'offloaded_params') and the parameter counts used elsewhere."""
     tp, ep, zero, fw, prec = t["tp"], t["ep"], t["zero"], t["framework"], t["precision"]
@@ -163,15 +184,17 @@ def model_state_parts(ctx, t, sp, stage: str) -> dict:
     o_held = np.where(zero >= 1, shard, local)
     fp16 = prec == FP16
 
+    gb = grad_buffer_bytes(ctx, t)
     params = np.where(tt, w_held * 4.0, w_held * wb)
-    mfsdp = meg & (zero >= 3)  # Megatron-FSDP: main gradients in the compute dtype
-    grads = np.where(tt, g_held * 4.0, g_held * np.where(meg & ~fp16 & ~mfsdp, 4.0, wb))
+    # torchtitan's sharded gradients take the dtype of its fp32 sharded parameters; Megatron-FSDP's
+    # main gradients the compute dtype by default (grad_buffer_bytes)
+    grads = np.where(tt, g_held * 4.0, g_held * np.where(meg & fp16, wb, gb))
     fp32_grad_copy = np.where(meg & fp16, o_held * 4.0, 0.0)
     master = np.where(tt | (prec == FP32), 0.0, o_held * 4.0)
     states = optimizer_state_bytes(ctx, t, sp, stage, o_held)
     pipelined = t["pp"] > 1
     unsharded = np.where(tt & pipelined, local * wb, 0.0)
-    grad_accum = np.where(tt & pipelined & (t["ga"] > 1), local * 4.0, 0.0)
+    grad_accum = np.where(tt & pipelined & (t["ga"] > 1), local * gb, 0.0)
     te_fp8 = meg & (prec == FP8)
     gemm_local = sp["gemm"] / tp + sp["expert"] / (ep * t["etp"])
     fp8_copies = np.where(te_fp8, gemm_local * FP8_COPY_BYTES, 0.0)

@@ -66,8 +66,8 @@ class SearchOptions(Strict):
 
 
 class Runtime(Strict):
-    """What the software stack does, where it changes time (not memory layout). Defaults describe a
-    current, tuned stack; set them to reproduce older runs."""
+    """What the software stack does, where it changes time or memory. Defaults describe a current,
+    tuned stack or each framework's own default ('auto'); set them to reproduce a given run."""
 
     flash_attention: bool = Field(True, description="fused attention (FlashAttention / cuDNN): no s x s tensors")
     tp_comm_overlap: bool = Field(True, description="TP collectives overlapped with GEMMs (Megatron "
@@ -75,9 +75,31 @@ class Runtime(Strict):
     ep_comm_overlap: bool = Field(False, description="expert-parallel all-to-all of one micro-batch overlapped "
                                   "with another's compute (DeepSeek DualPipe, Megatron-Core "
                                   "--overlap-moe-expert-parallel-comm); off by default: not every stack does it")
+    fp8_recipe: Literal["delayed", "current"] = Field(
+        "delayed", description="FP8 scaling: 'delayed' (Transformer Engine DelayedScaling, Megatron --fp8-recipe "
+        "delayed, its default) or 'current' per-tensor scaling (Float8CurrentScaling; NeMo/Megatron-Bridge "
+        "'FP8-CS' recipes, torchao tensorwise), which reads each tensor once more for its amax")
+    moe_load_imbalance: float = Field(1.0, ge=1.0, le=64.0, description="routed tokens on the busiest expert-parallel "
+                                      "rank / the balanced share; 1.0 = balanced (benchmarks with Megatron "
+                                      "--moe-router-force-load-balancing). Scales expert GEMMs and the all-to-all")
+    attention_kernel: Literal["auto", "fa2", "fa3"] = Field(
+        "auto", description="fused attention kernel: 'fa3' Hopper-native (FlashAttention-3, cuDNN / Transformer "
+        "Engine fused attention), 'fa2' FlashAttention-2 (PyTorch SDPA's flash backend), slower on Hopper and "
+        "Blackwell; 'auto' = the framework's default (Megatron fa3, torchtitan and DeepSpeed fa2)")
+    compile: bool = Field(True, description="torch.compile on (torchtitan --compile / training.compile): "
+                          "norms, rotary and activations run as fused kernels. Off, torchtitan runs them eagerly, "
+                          "one kernel per op (torchtitan's own default is off). Megatron always uses fused "
+                          "Transformer Engine kernels")
     dp_comm_overlap: bool = Field(True, description="gradient reduction overlapped with the last micro-batch's "
                                   "backward and the parameter all-gather with the first forward (Megatron "
                                   "--overlap-grad-reduce --overlap-param-gather, DeepSpeed overlap_comm, FSDP)")
+    grad_reduce_dtype: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="dtype of the gradient buffer that accumulates micro-batches and is reduced. auto: "
+        "each framework's default: Megatron-LM fp32 for bf16/fp8 (megatron/training/arguments.py turns on "
+        "--accumulate-allreduce-grads-in-fp32 unless --grad-reduce-in-bf16), torchtitan fp32 (FSDP2 "
+        "MixedPrecisionPolicy.reduce_dtype = mixed_precision_reduce 'float32'), DeepSpeed the model dtype "
+        "(data_types.grad_accum_dtype). NeMo / Megatron-Bridge performance recipes set "
+        "grad_reduce_in_fp32 = False: bf16")
 
 
 class Scenario(Strict):

@@ -1,0 +1,99 @@
+"""The planner's memory terms against real PyTorch steps measured on one GPU.
+
+    python benchmarks/memory_device_compare.py [--out benchmarks/memory_device_results.md]
+
+Reads the measurements of benchmarks/memory_device_check.py (benchmarks/memory_device/*.json, one
+file per allocator setting) and evaluates the same model, micro-batch, sequence and recompute mode
+with `planner.estimate` on a one-GPU node. The measured step keeps Megatron's model-state layout
+(bf16 weights, fp32 gradient buffer, fp32 master weights and Adam moments: the planner's megatron
+plan, zero 0) and computes like torchtitan (eager SwiGLU, F.cross_entropy on fp32 logits, torchtitan's
+op-level selective checkpointing: the planner's torchtitan activations), so each measured quantity
+is compared with the part that models it:
+  states       memory_allocated after a step      vs weights + gradients + optimizer (megatron plan)
+  transient    max_memory_allocated - states      vs activations (torchtitan plan, same recompute)
+  reserved     max_memory_reserved - max_allocated vs other.fragmentation
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from planner.catalog import node as catalog_node  # noqa: E402
+from planner.estimate.evaluate import estimate  # noqa: E402
+from planner.spec import Plan  # noqa: E402
+from planner.spec.model import ModelSpec  # noqa: E402
+from planner.spec.scenario import Scenario  # noqa: E402
+
+GIB = 2**30
+RECOMPUTE = {"none": "none", "full": "full", "tt_sac": "selective"}
+
+
+def predicted(model: dict, ffn: dict, run: dict) -> dict:
+    """The planner's states, activations and fragmentation (GiB) for one measured configuration."""
+    spec = ModelSpec(name="device-check", layers=model["layers"], hidden=model["hidden"], heads=model["heads"],
+                     kv_heads=model["heads"], head_dim=model["head_dim"], ffn_hidden=ffn[run["act"]],
+                     ffn_act=run["act"], vocab=model["vocab"], norm="layernorm")
+    node = catalog_node("hgx-h200").model_copy(update={"gpus_per_node": 1})
+    sc = Scenario(name="device-check", model=spec, cluster={"node": node, "nodes": 1},
+                  training={"seq_len": run["seq"], "global_batch": run["mbs"], "tokens": 1e9})
+    rc = RECOMPUTE[run["recompute"]]
+    meg = estimate(sc, Plan(framework="megatron", precision="bf16", zero=0, recompute=rc, mbs=run["mbs"]))["memory"]
+    tt = estimate(sc, Plan(framework="torchtitan", precision="bf16", zero=0, recompute=rc, mbs=run["mbs"]))["memory"]
+    b = meg["breakdown_gib"]
+    return {"states": b["weights"] + b["gradients"] + b["optimizer"], "transient": tt["breakdown_gib"]["activations"],
+            "fragmentation": tt["parts_gib"]["other"]["fragmentation"]}
+
+
+def rows(path: Path) -> list[dict]:
+    data = json.loads(path.read_text())
+    out = []
+    for run in data["runs"]:
+        if "error" in run:
+            continue
+        p = predicted(data["model"], data["ffn"], run)
+        m = {"states": run["states"] / GIB, "transient": (run["peak_allocated"] - run["states"]) / GIB,
+             "fragmentation": (run["peak_reserved"] - run["peak_allocated"]) / GIB}
+        out.append({"file": path.name, "name": run["name"], "alloc": data["alloc_conf"] or "default",
+                    "measured": m, "predicted": p, "torch": data["torch"], "gpu": data["gpu"]})
+    return out
+
+
+def report(all_rows: list[dict]) -> str:
+    r0 = all_rows[0]
+    lines = ["# Memory terms against real PyTorch steps", "",
+             f"Measured with `benchmarks/memory_device_check.py` on one {r0['gpu']} (torch {r0['torch']}); "
+             "predicted with `benchmarks/memory_device_compare.py` (see its docstring for what is compared "
+             "with what). GiB; error = predicted / measured - 1.", "",
+             "| allocator | configuration | states meas | pred | err | transient meas | pred | err | "
+             "reserved-allocated meas | fragmentation pred |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in all_rows:
+        m, p = r["measured"], r["predicted"]
+        e = lambda k: f"{p[k] / m[k] - 1:+.1%}"  # noqa: E731
+        lines.append(f"| {r['alloc']} | {r['name']} | {m['states']:.2f} | {p['states']:.2f} | {e('states')} | "
+                     f"{m['transient']:.2f} | {p['transient']:.2f} | {e('transient')} | {m['fragmentation']:.2f} | "
+                     f"{p['fragmentation']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out")
+    args = ap.parse_args(argv)
+    all_rows = [r for f in sorted((HERE / "memory_device").glob("*.json")) for r in rows(f)]
+    text = report(all_rows)
+    if args.out:
+        Path(args.out).write_text(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,27 @@
+"""The memory model against real PyTorch training steps measured on an H200 (benchmarks/memory_device/,
+produced by benchmarks/memory_device_check.py; compared part by part as benchmarks/memory_device_compare.py
+describes): model states within 1%, the forward/backward transient peak (stored activations plus the
+loss at its backward peak, or the checkpoints plus the loss under full recompute, or torchtitan's
+op-level selective checkpointing) within 3%."""
+
+import sys
+
+import pytest
+
+from conftest import ROOT
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import memory_device_compare as cmp  # noqa: E402
+
+ROWS = [r for f in sorted((ROOT / "benchmarks" / "memory_device").glob("*.json")) for r in cmp.rows(f)]
+
+
+def test_measurements_are_there():
+    assert len(ROWS) >= 10
+
+
+@pytest.mark.parametrize("row", ROWS, ids=[f"{r['alloc']}-{r['name']}" for r in ROWS])
+def test_states_and_transient_peak_match_the_measured_step(row):
+    m, p = row["measured"], row["predicted"]
+    assert p["states"] == pytest.approx(m["states"], rel=0.01)
+    assert p["transient"] == pytest.approx(m["transient"], rel=0.03)
