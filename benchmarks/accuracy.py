@@ -36,6 +36,7 @@ import yaml
 
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parent.parent)]
 import calibration_runs  # noqa: E402
+import error_bands  # noqa: E402
 
 from planner.arch import flops_per_token
 from planner.catalog import node as catalog_node
@@ -287,6 +288,9 @@ def main(argv=None) -> int:
                     help="a training-run file (repeatable); default: every training file of the shared calibration set")
     ap.add_argument("--out", type=Path, default=HERE / "accuracy_results.md")
     ap.add_argument("--json", type=Path, default=None, help="default: --out with .json")
+    ap.add_argument("--bands", type=Path, default=None,
+                    help="error bands derived from the report (benchmarks/error_bands.py); default: "
+                         "catalogs/error_bands.yaml for the default --out, else error_bands.yaml next to --out")
     args = ap.parse_args(argv)
     files = args.runs or default_files(DEFAULT_DIR)
     try:
@@ -296,8 +300,13 @@ def main(argv=None) -> int:
         return 2
     text = report(rows, files)
     write_atomic(args.out, text)
-    write_atomic(args.json or args.out.with_suffix(".json"), json.dumps(as_json(rows), indent=1) + "\n")
+    json_path = args.json or args.out.with_suffix(".json")
+    write_atomic(json_path, json.dumps(as_json(rows), indent=1) + "\n")
+    default_out = args.out.resolve() == (HERE / "accuracy_results.md").resolve()
+    bands = args.bands or (error_bands.DEFAULT_OUT if default_out else args.out.with_name("error_bands.yaml"))
+    error_bands.write_bands(json_path, bands)
     print(text)
+    print(f"error bands: {bands}")
     return 0
 
 

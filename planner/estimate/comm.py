@@ -121,12 +121,14 @@ def layer_comm(ctx, t, attn_layer_fwd_s) -> dict:
     cp_layer = np.maximum(0, ring - attn_layer_fwd_s) \
         + np.maximum(0, 2 * ring - FLASH_BWD_FLOPS_RATIO * attn_layer_fwd_s)
 
-    # Expert parallel all-to-all: dispatch and combine, forward and backward (4 per MoE layer).
+    # Expert parallel all-to-all: dispatch and combine, forward and backward (4 per MoE layer), over
+    # the EP group of Megatron-Core's expert grid (order etp-ep-edp-pp: ep ranks etp apart, so with
+    # etp = 1 the group runs over consecutive ranks of tp x cp x dp).
     ep_layer = 0.0
     if m.moe:
         # the busiest rank sends and receives moe_load_imbalance times the balanced share
         a2a_bytes = 2.0 * tokens * m.moe.top_k * m.hidden / tp * ctx.scenario.runtime.moe_load_imbalance
-        ep_layer = all_to_all_s(node, a2a_bytes, ep, tp) * np.where(full_rc, 6, 4)
+        ep_layer = all_to_all_s(node, a2a_bytes, ep, t["etp"]) * np.where(full_rc, 6, 4)
 
     # Pipeline send/recv of the boundary activation, forward and backward.
     bw, a = link(node, pp, tp * cp * dp)
@@ -191,10 +193,17 @@ def dp_comm(ctx, t, mem, fwd_mb_s, bwd_mb_s) -> dict:
     non_expert = np.maximum(first["non_expert"], last["non_expert"])
     expert = np.maximum(first["expert"], last["expert"])
     # This GPU's parameters: non-expert ones sharded over dp x cp, experts over their own group.
-    groups = ((non_expert / tp, dp * cp, tp), (expert / (ep * tp), np.maximum(1, dp * cp // ep), tp * ep))
+    # Experts: split over etp, synchronised over the expert data-parallel group tp*cp*dp/(ep*etp),
+    # whose members are etp*ep ranks apart (Megatron-Core expert grid etp-ep-edp-pp).
+    etp = t["etp"]
+    groups = ((non_expert / tp, dp * cp, tp),
+              (expert / (ep * etp), np.maximum(1, dp * cp * tp // (ep * etp)), etp * ep))
     # Gradients are reduced in fp32 by Megatron and torchtitan (bf16 params: main_grad / reduce_dtype)
-    # and by everyone training in fp32; DeepSpeed reduces 16-bit gradients.
-    grad_bytes = np.where((t["precision"] == T.PRECISIONS.index("fp32")) | (t["framework"] != DS), 4.0, 2.0)
+    # and by everyone training in fp32; DeepSpeed and Megatron-FSDP (main grads in the compute dtype
+    # by default, --megatron-fsdp-grad-comm-dtype auto) reduce 16-bit gradients.
+    mfsdp = (t["framework"] == T.FRAMEWORKS.index("megatron")) & (zero >= 3)
+    grad_bytes = np.where((t["precision"] == T.PRECISIONS.index("fp32"))
+                          | ((t["framework"] != DS) & ~mfsdp), 4.0, 2.0)
     # runtime.grad_reduce_dtype (the memory model's gradient buffer) overrides the framework default
     reduce = getattr(ctx.scenario.runtime, "grad_reduce_dtype", "auto")
     if reduce != "auto":

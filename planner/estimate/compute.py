@@ -69,17 +69,20 @@ def layer_matmul_fwd_s(ctx, t, tokens, moe_layer: bool, linear_fps, hbm):
     total = experts = 0.0
     for mm in layer_matmuls(ctx.model, moe_layer):
         k, n = mm.k, mm.n
-        split = tp if mm.tp else 1
+        expert = mm.name.startswith("expert")
+        split = (t["etp"] if expert else tp) if mm.tp else 1
         if mm.name.endswith("down") or mm.name == "o_proj":
             k = k / split
         else:
             n = n / split
-        if mm.name.startswith("expert"):
-            # Each GPU runs experts/ep local experts on tokens * top_k routed rows in all (balanced;
-            # the busiest rank gets runtime.moe_load_imbalance times that), each expert's rows padded
-            # to whole GEMM tiles.
+        if expert:
+            # Each GPU runs experts/ep local experts, split over etp ranks (expert tensor parallelism).
+            # Balanced routing: the tokens * top_k routed rows of the tp ranks' tokens spread over the
+            # ep x etp expert ranks, so every GPU sees tokens * top_k * etp / tp rows in all (the
+            # busiest rank runtime.moe_load_imbalance times that), each expert's rows padded to whole
+            # GEMM tiles.
             experts_local = ctx.model.moe.experts / t["ep"]
-            rows = tokens * mm.per_token * ctx.scenario.runtime.moe_load_imbalance / experts_local
+            rows = tokens * mm.per_token * t["etp"] / tp * ctx.scenario.runtime.moe_load_imbalance / experts_local
             rows = np.ceil(rows / GEMM_TILE_ROWS) * GEMM_TILE_ROWS
             e = experts_local * gemm_s(rows, k, n, linear_fps, hbm, elem)
             total, experts = total + e, experts + e
@@ -217,11 +220,10 @@ def fp8_weight_cast_s(ctx, t, moe_layer: bool, hbm):
     for mm in layer_matmuls(ctx.model, moe_layer):
         if mm.name == "router":
             continue  # the router stays in higher precision
-        split = np.where(mm.tp, t["tp"], 1)
-        if mm.name.startswith("expert"):
-            local = local + ctx.model.moe.experts / t["ep"] * mm.k * mm.n / split
+        if mm.name.startswith("expert"):  # experts are split over etp (expert tensor parallelism)
+            local = local + ctx.model.moe.experts / t["ep"] * mm.k * mm.n / np.where(mm.tp, t["etp"], 1)
         else:
-            local = local + mm.k * mm.n / split
+            local = local + mm.k * mm.n / np.where(mm.tp, t["tp"], 1)
     return np.where(t["precision"] == 3, FP8_WEIGHT_CAST_BYTES * local / hbm, 0.0)
 
 

@@ -17,7 +17,7 @@ Recompute = Literal["none", "selective", "full"]
 Optimizer = Literal["adamw", "adam", "adam8bit", "sgd", "adafactor"]
 Objective = Literal["throughput", "time", "cost"]
 
-PLAN_FIELDS = ("framework", "precision", "dp", "tp", "pp", "cp", "ep", "vpp", "sp", "zero",
+PLAN_FIELDS = ("framework", "precision", "dp", "tp", "pp", "cp", "ep", "etp", "vpp", "sp", "zero",
                "offload", "offload_params", "recompute", "mbs", "ga")
 
 
