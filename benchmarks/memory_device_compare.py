@@ -11,7 +11,7 @@ op-level selective checkpointing: the planner's torchtitan activations), so each
 is compared with the part that models it:
   states       memory_allocated after a step      vs weights + gradients + optimizer (megatron plan)
   transient    max_memory_allocated - states      vs activations (torchtitan plan, same recompute)
-  reserved     max_memory_reserved - max_allocated vs other.fragmentation
+  reserved     max_memory_reserved - max_allocated vs other.fragmentation (allocator setting as measured)
 """
 
 from __future__ import annotations
@@ -34,14 +34,15 @@ GIB = 2**30
 RECOMPUTE = {"none": "none", "full": "full", "tt_sac": "selective"}
 
 
-def predicted(model: dict, ffn: dict, run: dict) -> dict:
+def predicted(model: dict, ffn: dict, run: dict, expandable: bool) -> dict:
     """The planner's states, activations and fragmentation (GiB) for one measured configuration."""
     spec = ModelSpec(name="device-check", layers=model["layers"], hidden=model["hidden"], heads=model["heads"],
                      kv_heads=model["heads"], head_dim=model["head_dim"], ffn_hidden=ffn[run["act"]],
                      ffn_act=run["act"], vocab=model["vocab"], norm="layernorm")
     node = catalog_node("hgx-h200").model_copy(update={"gpus_per_node": 1})
     sc = Scenario(name="device-check", model=spec, cluster={"node": node, "nodes": 1},
-                  training={"seq_len": run["seq"], "global_batch": run["mbs"], "tokens": 1e9})
+                  training={"seq_len": run["seq"], "global_batch": run["mbs"], "tokens": 1e9},
+                  runtime={"expandable_segments": expandable})
     rc = RECOMPUTE[run["recompute"]]
     meg = estimate(sc, Plan(framework="megatron", precision="bf16", zero=0, recompute=rc, mbs=run["mbs"]))["memory"]
     tt = estimate(sc, Plan(framework="torchtitan", precision="bf16", zero=0, recompute=rc, mbs=run["mbs"]))["memory"]
@@ -56,7 +57,7 @@ def rows(path: Path) -> list[dict]:
     for run in data["runs"]:
         if "error" in run:
             continue
-        p = predicted(data["model"], data["ffn"], run)
+        p = predicted(data["model"], data["ffn"], run, "expandable_segments:True" in data["alloc_conf"])
         m = {"states": run["states"] / GIB, "transient": (run["peak_allocated"] - run["states"]) / GIB,
              "fragmentation": (run["peak_reserved"] - run["peak_allocated"]) / GIB}
         out.append({"file": path.name, "name": run["name"], "alloc": data["alloc_conf"] or "default",

@@ -16,8 +16,10 @@ Host RAM per node: offloaded_states, pinned_buffers, process_base; NVMe per node
 The peak of a GPU: model states, context, NCCL and buckets stay for the whole run; activations and
 gathered or in-flight communication buffers exist during forward and backward and are freed before
 the optimizer step, whose temporaries (DeepSpeed's fp32 gradient partition) take their place. So
-    total = states + fixed + max(forward/backward transients, step temporary) x (1 + fragmentation)
-and `other.optimizer_step_temp` is the part of the step temporary above the forward/backward peak.
+    total = states + fixed + max(forward/backward transients, step temporary) + fragmentation
+and `other.optimizer_step_temp` is the part of the step temporary above the forward/backward peak;
+fragmentation is the caching allocator's slack times the largest tensor of the peak's phase
+(memory_terms_runtime.fragmentation_bytes, measured on an H200).
 Every pipeline rank is evaluated (memory_terms_stage: its layers, dense or MoE, its ends and its
 micro-batches in flight) and the most loaded one is kept: with leading dense layers (DeepSeek-V3) a
 middle rank made only of MoE layers can exceed both ends.
@@ -27,9 +29,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from planner.estimate.memory_terms_activations import activation_parts, flash_attention, layer_activation_bytes
+from planner.estimate.memory_terms_activations import (activation_parts, flash_attention, largest_tensor_bytes,
+                                                       layer_activation_bytes)
 from planner.estimate.memory_terms_host import host_parts
-from planner.estimate.memory_terms_runtime import (DS_BUCKET_ELEMENTS, FRAGMENTATION, fixed_runtime_parts,
+from planner.estimate.memory_terms_runtime import (DS_BUCKET_ELEMENTS, fixed_runtime_parts, fragmentation_bytes,
                                                    transient_runtime_parts)
 from planner.estimate.memory_terms_stage import stage_layers, stage_params
 from planner.estimate.memory_terms_states import model_state_parts
@@ -60,7 +63,8 @@ def stage_memory(ctx, t, stage, per_layer: dict) -> dict:
     forward_backward = sum(transient.values())
     step_extra = np.maximum(0.0, states["step_temp"] - forward_backward)
     parts["other.optimizer_step_temp"] = step_extra
-    parts["other.fragmentation"] = FRAGMENTATION * (forward_backward + step_extra)
+    largest = np.where(step_extra > 0, states["step_temp"], largest_tensor_bytes(ctx, t, stage))
+    parts["other.fragmentation"] = fragmentation_bytes(ctx, t, largest)
     out = {f"{g}.{p}": parts[f"{g}.{p}"] for g, names in GROUPS.items() for p in names}
     for g, names in GROUPS.items():
         out[g] = sum(parts[f"{g}.{p}"] for p in names)

@@ -42,11 +42,31 @@ DS_ALLREDUCE_BUCKET_ELEMENTS = 5e8
 DS_PREFETCH_BUCKET_ELEMENTS = 5e7
 DS_MAX_LIVE_PARAMETERS = 1e9
 DS_PARAM_PERSISTENCE_THRESHOLD = 1e5
-# PyTorch caching allocator: reserved beyond allocated. GMLake (Guo et al., ASPLOS 2024) measured 15%
-# fragmentation on average (up to 33%) for eight LLMs on A100-80GB with recomputation, offload and
-# LoRA; applied to the memory allocated and freed during the step (activations and transient
-# buffers), not to model states, which frameworks allocate once in large flat buffers.
-FRAGMENTATION = 0.15
+# PyTorch caching allocator: memory it holds beyond what is allocated at the peak, as a fraction of
+# the largest tensor allocated in that phase. A freed block is split to serve smaller requests but
+# cannot serve a larger one, so the allocator maps a new segment for the largest request while
+# smaller cached pieces stay reserved; expandable segments (PYTORCH_CUDA_ALLOC_CONF=
+# expandable_segments:True) grow one segment by pages instead. Measured on an H200 (torch 2.11,
+# benchmarks/memory_device_results.md, 7 configurations of a 3B-parameter decoder): max_memory_reserved
+# - max_memory_allocated was 0.54 to 0.98 of the largest tensor (the fp32 logits) with the default
+# allocator, 0.52 to 0.64 with expandable segments; taken at the measured maxima, rounded up.
+ALLOCATOR_SLACK_DEFAULT = 1.0
+ALLOCATOR_SLACK_EXPANDABLE = 0.65
+
+
+def expandable_segments(ctx, t):
+    """Whether the run uses expandable segments (scenario `runtime.expandable_segments`; 'auto':
+    torchtitan's run_train.sh sets PYTORCH_ALLOC_CONF=expandable_segments:True, the PyTorch default
+    that DeepSpeed and Megatron-LM keep is off)."""
+    name = getattr(getattr(ctx.scenario, "runtime", None), "expandable_segments", "auto")
+    if name == "auto":
+        return t["framework"] == TT
+    return np.full(len(t["tp"]), bool(name))
+
+
+def fragmentation_bytes(ctx, t, largest):
+    """Reserved beyond allocated at the peak: the allocator slack times the phase's largest tensor."""
+    return np.where(expandable_segments(ctx, t), ALLOCATOR_SLACK_EXPANDABLE, ALLOCATOR_SLACK_DEFAULT) * largest
 
 
 def _comm_bytes(size):

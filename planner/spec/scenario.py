@@ -85,6 +85,10 @@ class Runtime(Strict):
         "MixedPrecisionPolicy.reduce_dtype = mixed_precision_reduce 'float32'), DeepSpeed the model dtype "
         "(data_types.grad_accum_dtype). NeMo / Megatron-Bridge performance recipes set "
         "grad_reduce_in_fp32 = False: bf16")
+    expandable_segments: Literal["auto"] | bool = Field(
+        "auto", description="PyTorch caching allocator with PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True "
+        "(less memory held beyond what is allocated). auto: on for torchtitan (its run_train.sh sets it), "
+        "off for DeepSpeed and Megatron-LM (PyTorch's default)")
 
 
 class Scenario(Strict):
