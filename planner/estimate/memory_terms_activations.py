@@ -93,7 +93,8 @@ def te_fp8_saved_delta(h, heads_local, d_v, ffn_local, sp_div):
     with (1 byte, TE `Linear`/`LayerNormLinear` forward), so the QKV and first-MLP inputs (the norm
     outputs, 2h each) and the second-MLP input (2f) are halved, while the out-projection keeps an FP8
     copy of the attention output beside the bf16 one that flash attention keeps for its backward
-    (+1 x heads x d_v). Returns (attention part, dense MLP part)."""
+    (+1 x heads x d_v). MoE layers: each routed copy's expert input (the tokens received, h) and
+    second-GEMM input (f_expert/tp) likewise. Returns (attention part, dense MLP part)."""
     return heads_local * d_v - h / sp_div, -h / sp_div - ffn_local
 
 
@@ -148,8 +149,11 @@ def layer_activation_bytes(ctx, t, flash: bool = True) -> dict:
     titan = t["framework"] == TT
     per_token_dense = {"none": base + core + dense_mlp + fp8_mlp,
                        "selective": np.where(titan, sac_attn + sac_mlp, base + kept + dense_mlp + fp8_mlp)}
-    per_token_moe = {"none": base + core + moe_mlp,
-                     "selective": np.where(titan, sac_attn + moe_mlp, base + kept + moe_mlp)}
+    fp8_moe = 0.0
+    if m.moe:  # the experts' FP8 GEMMs save their inputs in FP8 too: received tokens (h) and fc2 inputs
+        fp8_moe = np.where(te_fp8, -copies * (h + m.moe.expert_ffn_hidden / tp) - m.moe.shared_ffn / tp, 0.0)
+    per_token_moe = {"none": base + core + moe_mlp + fp8_moe,
+                     "selective": np.where(titan, sac_attn + moe_mlp, base + kept + moe_mlp + fp8_moe)}
     out = {}
     for kind, per_token in (("dense", per_token_dense), ("moe", per_token_moe)):
         out[kind] = {k: v * tokens for k, v in per_token.items()}
