@@ -308,3 +308,16 @@ def test_gradient_buffer_dtype_by_framework_and_runtime_key():
         mem = memory.memory(ctx, raw_table(framework=fw, dp=8, zero=1))
         local = float(mem["local_params"][0])
         assert float(mem["gradients.grads"][0]) == pytest.approx(per_param * local), (fw, key)
+
+
+def test_fp8_param_gather_keeps_gemm_weights_in_fp8_only():
+    """Megatron fp8: bf16 weights plus an FP8 copy and its transpose (2 + 2 bytes per GEMM weight);
+    with runtime.fp8_param_gather the weights are FP8 and only the transpose is cached (1 + 1)."""
+    plain = Context(scenario(nodes=1))
+    gather = Context(scenario(nodes=1, runtime={"fp8_param_gather": True}))
+    t = raw_table(precision="fp8", dp=8, zero=1)
+    a, b = memory.memory(plain, t), memory.memory(gather, t)
+    gemm = float(memory.stage_params(plain, t, "first")["gemm"][0])
+    assert float(a["weights.fp8_weight_copies"][0]) == pytest.approx(2 * gemm)
+    assert float(b["weights.fp8_weight_copies"][0]) == pytest.approx(gemm)
+    assert float(a["weights.params"][0] - b["weights.params"][0]) == pytest.approx(gemm)
