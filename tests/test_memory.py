@@ -321,3 +321,18 @@ def test_fp8_param_gather_keeps_gemm_weights_in_fp8_only():
     assert float(a["weights.fp8_weight_copies"][0]) == pytest.approx(2 * gemm)
     assert float(b["weights.fp8_weight_copies"][0]) == pytest.approx(gemm)
     assert float(a["weights.params"][0] - b["weights.params"][0]) == pytest.approx(gemm)
+
+
+def test_torchtitan_pipeline_receive_buffers_per_micro_batch():
+    """torch.distributed.pipelining allocates a receive buffer per micro-batch: on a middle rank each of
+    its vpp stages one for activations and one for gradients, 2h/tp (SP) bytes per token each."""
+    ctx = Context(scenario(nodes=4))
+    t = raw_table(framework="torchtitan", tp=8, sp=True, pp=4, vpp=2, dp=1, zero=3, ga=16)
+    per_layer = memory.layer_activation_bytes(ctx, t)
+    middle = memory.stage_memory(ctx, t, np.array([1]), per_layer)
+    first = memory.stage_memory(ctx, t, np.array([0]), per_layer)
+    boundary = 2 * 4096 / 8 * 4096
+    assert float(middle["other.pp_recv_buffers"][0]) == pytest.approx(4 * 16 * boundary)
+    assert float(first["other.pp_recv_buffers"][0]) == pytest.approx(3 * 16 * boundary)
+    megatron = memory.stage_memory(ctx, raw_table(tp=8, sp=True, pp=4, vpp=2, ga=16), np.array([1]), per_layer)
+    assert float(megatron["other.pp_recv_buffers"][0]) == 0.0

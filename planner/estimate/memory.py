@@ -8,7 +8,8 @@ source in memory_terms_*.py):
   activations  layers, moe_dispatch_combine, recompute_layer, embedding,
                logits_loss                                            (memory_terms_activations)
   other        cuda_context, library_workspaces, nccl_buffers, ds_buckets, zero3_live_params,
-               fsdp_prefetch, sp_allgather_buffer, moe_permute_buffer      (memory_terms_runtime)
+               fsdp_prefetch, sp_allgather_buffer, moe_permute_buffer,
+               pp_recv_buffers                                               (memory_terms_runtime)
                optimizer_step_temp, fragmentation                                    (below)
 Host RAM per node: offloaded_states, pinned_buffers, process_base; NVMe per node: offloaded_states
 (memory_terms_host).
@@ -33,7 +34,7 @@ from planner.estimate.memory_terms_activations import (activation_parts, flash_a
                                                        layer_activation_bytes)
 from planner.estimate.memory_terms_host import host_parts
 from planner.estimate.memory_terms_runtime import (DS_BUCKET_ELEMENTS, fixed_runtime_parts, fragmentation_bytes,
-                                                   transient_runtime_parts)
+                                                   pipelining_recv_bytes, transient_runtime_parts)
 from planner.estimate.memory_terms_stage import stage_layers, stage_params
 from planner.estimate.memory_terms_states import model_state_parts
 
@@ -47,7 +48,7 @@ GROUPS = {
     "optimizer": ("master_weights", "states"),
     "activations": ("layers", "moe_dispatch_combine", "recompute_layer", "embedding", "logits_loss"),
     "other": ("cuda_context", "library_workspaces", "nccl_buffers", "ds_buckets", "zero3_live_params",
-              "fsdp_prefetch", "sp_allgather_buffer", "moe_permute_buffer", "optimizer_step_temp",
+              "fsdp_prefetch", "sp_allgather_buffer", "moe_permute_buffer", "pp_recv_buffers", "optimizer_step_temp",
               "fragmentation"),
 }
 HOST_PARTS = ("host.offloaded_states", "host.pinned_buffers", "host.process_base")
@@ -60,6 +61,7 @@ def stage_memory(ctx, t, stage, per_layer: dict) -> dict:
     transient = activation_parts(ctx, t, stage, per_layer, sp) | transient_runtime_parts(ctx, t, sp)
     parts = {k: v for k, v in states.items() if "." in k}
     parts |= fixed_runtime_parts(ctx, t, states["local_params"]) | transient
+    parts["other.pp_recv_buffers"] = pipelining_recv_bytes(ctx, t, stage)
     forward_backward = sum(transient.values())
     step_extra = np.maximum(0.0, states["step_temp"] - forward_backward)
     parts["other.optimizer_step_temp"] = step_extra

@@ -172,6 +172,23 @@ def transient_comm_bytes(ctx, t, sp):
     return gather, permute
 
 
+def pipelining_recv_bytes(ctx, t, stage):
+    """torchtitan's pipeline (torch.distributed.pipelining) allocates its receive buffers when the
+    schedule is set up, one per micro-batch: each of the rank's vpp stages an activation buffer
+    (stages with a predecessor) and a gradient buffer (stages with a successor)
+    (`_PipelineStageBase._prepare_forward_infra` / `_prepare_backward_infra`: "should be deleted once
+    lazy buffer allocation is implemented"). Each holds the stage boundary tensor, a block output:
+    2h bytes per token of the micro-batch, sequence-sharded under SP. Megatron receives into one
+    buffer at a time and frees it with the micro-batch's backward: nothing persistent."""
+    from planner.estimate.memory_terms_stage import pipeline_rank
+
+    rank, pp, vpp = pipeline_rank(t, stage), t["pp"], t["vpp"]
+    tokens = t["mbs"] * ctx.seq_len / t["cp"]
+    boundary = 2.0 * ctx.model.hidden / np.where(t["sp"], t["tp"], 1) * tokens
+    buffers = (vpp - (rank == 0)) + (vpp - (rank == pp - 1))
+    return np.where((t["framework"] == TT) & (pp > 1), buffers * t["ga"] * boundary, 0.0)
+
+
 def fixed_runtime_parts(ctx, t, local) -> dict:
     """Parts that are allocated once and stay for the whole run."""
     return {"other.cuda_context": np.full(len(t["tp"]), CUDA_CONTEXT_BYTES),
