@@ -15,7 +15,8 @@ is compared with the part that models it:
   total        max_memory_reserved                vs states + transient + fragmentation
 The FSDP2 measurements (benchmarks/memory_device_fsdp.py, layout 'fsdp2') are compared with a
 torchtitan ZeRO-3 plan throughout: its states (fp32 sharded parameters, gradients, Adam) and its
-transient = activations + other.fsdp_prefetch (the gathered units). The framework rules are not
+transient = activations + other.fsdp_prefetch (the gathered units, and the reduce-scatter input
+that FSDP2's own stream keeps reserved: not allocated at the peak, so compare the totals). The framework rules are not
 applied: the measurement is a one-rank FSDP2 group, which the rules would not call ZeRO-3.
 """
 

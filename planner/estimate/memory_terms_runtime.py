@@ -142,20 +142,26 @@ def zero3_live_bytes(ctx, t, sp):
 
 
 def fsdp_prefetch_bytes(ctx, t):
-    """torchtitan FSDP2 without pipeline parallelism (one FSDP unit per transformer block, plus the
-    embedding and the output layer): the unit in use and the next one prefetched, unsharded in the
-    compute dtype, the unit's unsharded gradient, and its reduce-scatter input in the reduce dtype
-    (fp32 by default, memory_terms_states.grad_buffer_bytes). Units taken at
-    the largest. With pipeline parallelism the stage stays unsharded (weights.fsdp_unsharded_params)."""
-    st, m = ctx.stats, ctx.model
+    """torchtitan FSDP2 without pipeline parallelism. torchtitan wraps every transformer block, then
+    the whole model, so the root unit holds the embedding, the final norm and the output layer
+    (`apply_fsdp`); the last block and the root are not resharded after forward. At the step's
+    forward/backward peak (the loss's backward) both are unsharded in the compute dtype. The
+    reduce-scatter input of the largest unit, in the reduce dtype (fp32 by default,
+    memory_terms_states.grad_buffer_bytes), is allocated on FSDP2's reduce-scatter stream, whose
+    cached blocks the compute stream cannot reuse. Measured on an H200 (one-rank FSDP2, 3B decoder,
+    benchmarks/memory_device_results.md): the allocated peak above the activations was the root and
+    last block unsharded (2.41 GiB), and expandable segments reserved the root's fp32 reduce-scatter
+    input (3.9 GiB) beyond the non-FSDP run's slack. With pipeline parallelism the stage stays
+    unsharded (weights.fsdp_unsharded_params)."""
+    st = ctx.stats
     wb = COMPUTE_BYTES[t["precision"]]
     block = st.attention_per_layer + st.norms_per_layer + max(
         st.dense_mlp_per_layer if st.dense_layers else 0,
         st.router_per_moe_layer + st.shared_experts_per_moe_layer if st.moe_layers else 0)
-    block = block + (st.routed_experts_per_moe_layer / t["ep"] if st.moe_layers else 0.0)
-    unit = np.maximum(block, m.vocab * m.hidden) / t["tp"]
+    block = (block + (st.routed_experts_per_moe_layer / t["ep"] if st.moe_layers else 0.0)) / t["tp"]
+    root = (st.embedding + st.lm_head + st.final_norm) / t["tp"]
     on = (t["framework"] == TT) & (t["zero"] >= 3) & (t["pp"] == 1)
-    return np.where(on, unit * (3 * wb + grad_buffer_bytes(ctx, t)), 0.0)
+    return np.where(on, (root + block) * wb + np.maximum(root, block) * grad_buffer_bytes(ctx, t), 0.0)
 
 
 def transient_comm_bytes(ctx, t, sp):
