@@ -274,7 +274,8 @@ def test_launch_files_carry_the_layout(path):
                 acc = yaml.safe_load(files["accelerate.yaml"])
                 assert (acc["num_machines"], acc["num_processes"]) == (nodes, nodes * per_node)
             if framework == "megatron" and (f["tp"] > 1 or f["cp"] > 1):
-                assert "CUDA_DEVICE_MAX_CONNECTIONS=1" in files["launch.sh"]
+                # Megatron-FSDP (zero 3) asserts CUDA_DEVICE_MAX_CONNECTIONS != 1
+                assert ("CUDA_DEVICE_MAX_CONNECTIONS=1" in files["launch.sh"]) == (f["zero"] != 3)
 
 
 @pytest.mark.parametrize("path", PATHS, ids=lambda p: p.stem)
@@ -285,7 +286,8 @@ def test_megatron_divisibility(path):
         tp, pp, cp, ep = (a["tensor_model_parallel_size"], a["pipeline_model_parallel_size"],
                           a["context_parallel_size"], a["expert_model_parallel_size"])
         world = common.gpus(f)
-        assert world % (tp * pp * cp) == 0 and world % (tp * ep * pp) == 0
+        etp = a.get("expert_tensor_parallel_size", tp)
+        assert world % (tp * pp * cp) == 0 and world % (etp * ep * pp) == 0 and etp == f["etp"]
         dp = world // (tp * pp * cp)
         assert a["global_batch_size"] == f["global_batch"]
         assert a["global_batch_size"] % (a["micro_batch_size"] * dp) == 0
@@ -304,7 +306,8 @@ def test_megatron_divisibility(path):
             assert a["seq_length"] % (2 * cp) == 0
         if ep > 1:
             assert a["num_experts"] % ep == 0
-        assert ("sequence_parallel" in a) == f["sp"] and ("use_distributed_optimizer" in a) == (f["zero"] == 1)
+        assert ("sequence_parallel" in a) == f["sp"] and ("use_distributed_optimizer" in a) == (f["zero"] in (1, 3))
+        assert ("use_megatron_fsdp" in a) == (f["zero"] == 3)
     bad = megatron.parse_args(["--num-layers 30", "--num-attention-heads 40", "--tensor-model-parallel-size 3",
                                "--micro-batch-size 1", "--global-batch-size 7", "--seq-length 4096",
                                "--recompute-granularity full"])

@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from planner.estimate import memory
 from planner.estimate import table as T
 from planner.estimate import topology
+from planner.estimate.compute import HBM_EFFICIENCY
 
 DS = T.FRAMEWORKS.index("deepspeed")
 
@@ -119,11 +121,14 @@ def layer_comm(ctx, t, attn_layer_fwd_s) -> dict:
     cp_layer = np.maximum(0, ring - attn_layer_fwd_s) \
         + np.maximum(0, 2 * ring - FLASH_BWD_FLOPS_RATIO * attn_layer_fwd_s)
 
-    # Expert parallel all-to-all: dispatch and combine, forward and backward (4 per MoE layer).
+    # Expert parallel all-to-all: dispatch and combine, forward and backward (4 per MoE layer), over
+    # the EP group of Megatron-Core's expert grid (order etp-ep-edp-pp: ep ranks etp apart, so with
+    # etp = 1 the group runs over consecutive ranks of tp x cp x dp).
     ep_layer = 0.0
     if m.moe:
-        a2a_bytes = 2.0 * tokens * m.moe.top_k * m.hidden / tp
-        ep_layer = all_to_all_s(node, a2a_bytes, ep, tp) * np.where(full_rc, 6, 4)
+        # the busiest rank sends and receives moe_load_imbalance times the balanced share
+        a2a_bytes = 2.0 * tokens * m.moe.top_k * m.hidden / tp * ctx.scenario.runtime.moe_load_imbalance
+        ep_layer = all_to_all_s(node, a2a_bytes, ep, t["etp"]) * np.where(full_rc, 6, 4)
 
     # Pipeline send/recv of the boundary activation, forward and backward.
     bw, a = link(node, pp, tp * cp * dp)
@@ -188,23 +193,61 @@ def dp_comm(ctx, t, mem, fwd_mb_s, bwd_mb_s) -> dict:
     non_expert = np.maximum(first["non_expert"], last["non_expert"])
     expert = np.maximum(first["expert"], last["expert"])
     # This GPU's parameters: non-expert ones sharded over dp x cp, experts over their own group.
-    groups = ((non_expert / tp, dp * cp, tp), (expert / (ep * tp), np.maximum(1, dp * cp // ep), tp * ep))
+    # Experts: split over etp, synchronised over the expert data-parallel group tp*cp*dp/(ep*etp),
+    # whose members are etp*ep ranks apart (Megatron-Core expert grid etp-ep-edp-pp).
+    etp = t["etp"]
+    groups = ((non_expert / tp, dp * cp, tp),
+              (expert / (ep * etp), np.maximum(1, dp * cp * tp // (ep * etp)), etp * ep))
     # Gradients are reduced in fp32 by Megatron and torchtitan (bf16 params: main_grad / reduce_dtype)
-    # and by everyone training in fp32; DeepSpeed reduces 16-bit gradients.
-    grad_bytes = np.where((t["precision"] == T.PRECISIONS.index("fp32")) | (t["framework"] != DS), 4.0, 2.0)
+    # and by everyone training in fp32; DeepSpeed and Megatron-FSDP (main grads in the compute dtype
+    # by default, --megatron-fsdp-grad-comm-dtype auto) reduce 16-bit gradients.
+    mfsdp = (t["framework"] == T.FRAMEWORKS.index("megatron")) & (zero >= 3)
+    grad_bytes = np.where((t["precision"] == T.PRECISIONS.index("fp32"))
+                          | ((t["framework"] != DS) & ~mfsdp), 4.0, 2.0)
+    # runtime.grad_reduce_dtype (the memory model's gradient buffer) overrides the framework default
+    reduce = getattr(ctx.scenario.runtime, "grad_reduce_dtype", "auto")
+    if reduce != "auto":
+        grad_bytes = np.where(t["precision"] == T.PRECISIONS.index("fp32"), 4.0, {"fp32": 4.0, "bf16": 2.0}[reduce])
     param_bytes = np.where(t["precision"] == 0, 4.0, 2.0)
+    # torchtitan with pipeline parallelism keeps FSDP2 parameters gathered across micro-batches
+    # (reshard_after_forward "default" policy: False when PP is on, torchtitan fsdp.py) and the
+    # pipeline stage reduce-scatters gradients only after the last micro-batch's backward
+    # (torch.distributed.pipelining: set_requires_gradient_sync on the last backward only).
+    titan_pp = (t["framework"] == T.FRAMEWORKS.index("torchtitan")) & (t["pp"] > 1) & (zero >= 3)
     step_sync = post = per_mb = 0.0  # both groups share the NICs: their times add up
     for params, size, stride in groups:
         g = gather_s(node, params * grad_bytes, size, stride)
         p = gather_s(node, params * param_bytes, size, stride)
         step_sync = step_sync + np.where(zero == 0, all_reduce_s(node, params * grad_bytes, size, stride),
-                                         np.where(zero == 1, g, 0.0))
-        post = post + np.where((zero >= 1) & (zero <= 2), p, 0.0)
-        per_mb = per_mb + np.where(zero == 2, g, np.where(zero >= 3, 2 * p + g, 0.0))
+                                         np.where((zero == 1) | titan_pp, g, 0.0))
+        post = post + np.where(((zero >= 1) & (zero <= 2)) | titan_pp, p, 0.0)
+        per_mb = per_mb + np.where(zero == 2, g, np.where((zero >= 3) & ~titan_pp, 2 * p + g, 0.0))
     total = step_sync + post + ga * per_mb
+    copies = ga * fsdp2_copy_s(ctx, t, np.maximum(first["non_expert"] + first["expert"] / ep,
+                                                  last["non_expert"] + last["expert"] / ep) / tp)
     if not ctx.scenario.runtime.dp_comm_overlap:
-        return {"dp_total": total, "dp_comm": total}
+        return {"dp_total": total, "dp_comm": total + copies}
     window = np.where(zero >= 3, fwd_mb_s + bwd_mb_s, bwd_mb_s)  # what one micro-batch's comm hides behind
+    # ZeRO-3 / FSDP prefetch the next layer's parameters behind the current layer's compute; nothing
+    # runs before the first layer's all-gather of the forward and of the backward, nor after the last
+    # layer's reduce-scatter: one layer's share of those stays exposed per micro-batch.
+    layers = np.maximum(memory.stage_layers(ctx, t, "first")[0], memory.stage_layers(ctx, t, "last")[0])
+    edge = np.where(per_mb > 0, per_mb / np.maximum(layers, 1), 0.0)
     exposed = np.maximum(0, step_sync - bwd_mb_s) + np.maximum(0, post - fwd_mb_s) \
-        + ga * np.maximum(0, per_mb - window)
+        + ga * (np.maximum(0, per_mb - window) + np.minimum(edge, per_mb)) + copies
     return {"dp_total": total, "dp_comm": exposed}
+
+
+# FSDP2 (torchtitan) gathers each layer into one flat buffer and copies it out into the parameters'
+# own tensors (foreach_all_gather_copy_out: read 2 + write 2 bytes per bf16 element), and copies the
+# bf16 gradients into a flat reduce_dtype (fp32) buffer before reduce-scatter (foreach_reduce:
+# read 2 + write 4): torch/distributed/fsdp/_fully_shard/_fsdp_collectives.py.
+FSDP2_COPY_BYTES_PER_PARAM = 2 * (2 + 2) + (2 + 4)  # forward and backward all-gathers, one reduce-scatter
+
+
+def fsdp2_copy_s(ctx, t, params_local):
+    """Seconds per micro-batch of FSDP2's copy-in / copy-out kernels on the GPU (torchtitan, ZeRO-3,
+    parameters resharded after forward), over the stage's tensor-parallel-local parameters."""
+    titan = (t["framework"] == T.FRAMEWORKS.index("torchtitan")) & (t["zero"] >= 3) & (t["pp"] == 1)
+    hbm = ctx.gpu.hbm_tb_s * 1e12 * HBM_EFFICIENCY
+    return np.where(titan, FSDP2_COPY_BYTES_PER_PARAM * params_local / hbm, 0.0)

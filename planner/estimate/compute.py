@@ -18,7 +18,11 @@ from __future__ import annotations
 import numpy as np
 
 from planner.arch import attention_dims, layer_matmuls
+from planner.estimate import table as T
 from planner.estimate.memory import stage_layers
+
+TT = T.FRAMEWORKS.index("torchtitan")
+MEG = T.FRAMEWORKS.index("megatron")
 
 DEFAULT_MAMF = 0.70      # when a GPU has no measured MAMF (assumed)
 # End-to-end training does not sustain the best-shape MAMF: clocks drop under long power-limited
@@ -26,6 +30,11 @@ DEFAULT_MAMF = 0.70      # when a GPU has no measured MAMF (assumed)
 # FITTED, not measured: the one parameter calibrated on shared/calibration/published_runs.yaml (27
 # Megatron runs on A100 and H100; benchmarks/accuracy.py). Mean error vs this fraction: 1.00 ->
 # 10.6%, 0.96 -> 8.8%, 0.94 -> 8.1%, 0.92 -> 7.4%, 0.90 -> 6.7%, 0.88 -> 6.2% (worst 23% -> 15%).
+# Shape terms meant to replace it were tried against every calibration file and left out because
+# they fitted worse: wave quantisation over the GPU's SMs (128x256 tiles: the older A100 runs turned
+# 9.5% too slow at 0.90, and no fraction brought all files below today's 13.2%), and a GEMM epilogue
+# that stores the output after the K loop (K_half = the GPU's ridge point: small-hidden H100 runs
+# 7-17% too slow while large ones stayed 12-19% too fast).
 SUSTAINED_FRACTION = 0.90
 HBM_EFFICIENCY = 0.80    # streaming kernels reach about 80-90% of HBM peak (assumed lower end)
 ATTN_FWD_OF_MAMF = 0.70  # Dao 2023 (FlashAttention-2), see module docstring
@@ -55,24 +64,32 @@ def gemm_s(m_rows, k, n, flops_per_s, hbm_bytes_s, elem_bytes=2.0):
 
 
 def layer_matmul_fwd_s(ctx, t, tokens, moe_layer: bool, linear_fps, hbm):
-    """Forward time of the weight matmuls of one layer for `tokens` tokens on one GPU."""
+    """Forward time of the weight matmuls of one layer for `tokens` tokens on one GPU, and the part
+    of it spent in expert GEMMs."""
     tp = t["tp"]
-    total = 0.0
+    total = experts = 0.0
     for mm in layer_matmuls(ctx.model, moe_layer):
         k, n = mm.k, mm.n
-        split = tp if mm.tp else 1
+        expert = mm.name.startswith("expert")
+        split = (t["etp"] if expert else tp) if mm.tp else 1
         if mm.name.endswith("down") or mm.name == "o_proj":
             k = k / split
         else:
             n = n / split
-        if mm.name.startswith("expert"):
-            # Each GPU runs experts/ep local experts on tokens * top_k / ep routed rows each (balanced).
+        if expert:
+            # Each GPU runs experts/ep local experts, split over etp ranks (expert tensor parallelism).
+            # Balanced routing: the tokens * top_k routed rows of the tp ranks' tokens spread over the
+            # ep x etp expert ranks, so every GPU sees tokens * top_k * etp / tp rows in all (the
+            # busiest rank runtime.moe_load_imbalance times that), each expert's rows padded to whole
+            # GEMM tiles.
             experts_local = ctx.model.moe.experts / t["ep"]
-            rows = tokens * mm.per_token / experts_local
-            total = total + experts_local * gemm_s(rows, k, n, linear_fps, hbm)
+            rows = tokens * mm.per_token * t["etp"] / tp * ctx.scenario.runtime.moe_load_imbalance / experts_local
+            rows = np.ceil(rows / GEMM_TILE_ROWS) * GEMM_TILE_ROWS
+            e = experts_local * gemm_s(rows, k, n, linear_fps, hbm)
+            total, experts = total + e, experts + e
         else:
             total = total + gemm_s(tokens * mm.per_token, k, n, linear_fps, hbm)
-    return total
+    return total, experts
 
 
 def attention_fwd_flops(ctx, t, tokens):
@@ -82,30 +99,92 @@ def attention_fwd_flops(ctx, t, tokens):
     return tokens * 2.0 * ctx.seq_len * heads_local * (d_qk + d_v) / 2
 
 
+# Eager PyTorch (torchtitan without torch.compile) runs each elementwise op as its own kernel, each
+# reading and writing the whole tensor. Bytes per element, from the op sequence in torchtitan's
+# Llama model (torchtitan/models/llama/model.py, norms.py at 9dec370):
+#   RMSNorm: x.float() 2+4, pow 4+4, mean 4, x*rsqrt 4+4, type_as 4+2, *weight 2+2 = 36 (fused: 2+2);
+#   rotary: float() 2+4, complex multiply 4+4, type_as 4+2 = 20 per q/k element (fused: 2+2);
+#   SwiGLU: silu 2+2, multiply 2+2+2 = 10 per FFN element (fused: 2+2+2 = 6).
+EAGER_RMSNORM_BYTES, FUSED_NORM_BYTES = 36.0, 4.0
+EAGER_ROPE_BYTES, FUSED_ROPE_BYTES = 20.0, 4.0
+EAGER_SWIGLU_BYTES, FUSED_SWIGLU_BYTES = 10.0, 6.0
+
+
+def eager_mask(ctx, t):
+    """True where elementwise ops run unfused: torchtitan without `runtime.compile` (Megatron runs
+    Transformer Engine's fused kernels; DeepSpeed is left as fused, not calibrated)."""
+    return (t["framework"] == TT) & (not ctx.scenario.runtime.compile)
+
+
 def elementwise_bytes_per_token(ctx, t, moe_layer: bool):
-    """HBM bytes read + written per token by one layer's memory-bound operators (forward)."""
+    """HBM bytes read + written per token by one layer's memory-bound operators (forward): 2 norms
+    and 2 residual adds on the (sequence-parallel) hidden state, rotary on q and k, the FFN
+    activation; per routed copy for experts plus their permutation (8 h bytes per copy: gathered
+    into expert order before the all-to-all and back after it, read and written), and the router. Unfused
+    (eager) kernels move more bytes: see the EAGER_* constants. A LayerNorm is one fused kernel in
+    PyTorch too (torch.nn.functional.layer_norm)."""
     m = ctx.model
     h, tp = m.hidden, t["tp"]
+    eager = eager_mask(ctx, t)
     sp_div = np.where(t["sp"], tp, 1)
-    residual = (2 * (2 + 2) + 2 * (4 + 2)) * h / sp_div  # 2 norms (r+w), 2 residual adds (2r+w)
+    norm = np.where(eager & (m.norm == "rmsnorm"), EAGER_RMSNORM_BYTES, FUSED_NORM_BYTES)
+    residual = (2 * norm + 2 * (4 + 2)) * h / sp_div  # 2 norms (r+w), 2 residual adds (2r+w)
     if m.dropout:
         residual = residual + 2 * 5 * h / sp_div
     d_qk, _ = attention_dims(m)
     kv = m.heads if m.mla else m.n_kv_heads
-    rope = 2 * 2 * (m.heads + kv) * d_qk / tp
+    rope_b = np.where(eager, EAGER_ROPE_BYTES, FUSED_ROPE_BYTES) if m.position == "rope" else 0.0
+    rope = rope_b * (m.heads + kv) * d_qk / tp
     ffn = m.moe.expert_ffn_hidden if (moe_layer and m.moe) else m.ffn_hidden
-    act = (6 if m.ffn_act == "swiglu" else 4) * ffn / tp
+    act_b = np.where(eager, EAGER_SWIGLU_BYTES, FUSED_SWIGLU_BYTES) if m.ffn_act == "swiglu" else 4.0
+    act = act_b * ffn / tp
     if moe_layer and m.moe:
-        act = act * m.moe.top_k + 8 * h * m.moe.top_k + (6 * m.moe.shared_ffn / tp)
+        act = act * m.moe.top_k + 8 * h * m.moe.top_k + (act_b * m.moe.shared_ffn / tp) \
+            + ROUTER_BYTES_PER_EXPERT * m.moe.experts
     return residual + rope + act
 
 
+def titan_sac_recomputed_share(m, moe_layer: bool) -> float:
+    """Share of a layer's non-expert weight-matmul FLOPs that torchtitan's op-level selective
+    checkpointing recomputes: it saves the output of every compute op 'except every second mm'
+    (torchtitan activation_checkpoint.py `_custom_policy`, mm counter per block), and saves SDPA, so
+    attention itself is not recomputed. The mm sequence is the model's forward order: q, k, v, o, then
+    w1, w3, w2 (gated) or up, down; MoE layers add the router and the shared expert (grouped expert
+    GEMMs are not aten.mm)."""
+    h, H = m.hidden, m.heads
+    if m.mla:
+        a = m.mla
+        qk = a.qk_nope_head_dim + a.qk_rope_head_dim
+        seq = ([h * a.q_lora_rank, a.q_lora_rank * H * qk] if a.q_lora_rank else [h * H * qk]) + \
+            [h * (a.kv_lora_rank + a.qk_rope_head_dim), a.kv_lora_rank * H * (a.qk_nope_head_dim + a.v_head_dim),
+             H * a.v_head_dim * h]
+    else:
+        d, kv = m.d_head, m.n_kv_heads
+        seq = [h * H * d, h * kv * d, h * kv * d, H * d * h]
+    if moe_layer and m.moe:
+        seq.append(h * m.moe.experts)
+        f = m.moe.shared_ffn
+    else:
+        f = m.ffn_hidden
+    if f:
+        seq += [h * f, h * f, f * h] if m.ffn_act == "swiglu" else [h * f, f * h]
+    return sum(seq[1::2]) / sum(seq)
+
+
+# FP8 quantisation of one activation element (Transformer Engine): read bf16 (2), write the FP8
+# row-wise copy (1) and the column-wise / transposed copy the weight-gradient GEMM needs (1; Hopper
+# FP8 tensor cores take only the TN layout: TE "FP8 primer"). Delayed scaling (TE's DelayedScaling,
+# Megatron --fp8-recipe delayed, the default) takes the scale from the amax history and fuses the
+# new amax into the cast; current (per-tensor) scaling (Float8CurrentScaling, NeMo/Megatron-Bridge
+# "FP8-CS", torchao tensorwise) must read the tensor once more for its amax first (2).
+FP8_CAST_BYTES = {"delayed": 4.0, "current": 6.0}
+
+
 def fp8_cast_bytes_per_token(ctx, t, moe_layer: bool):
-    """FP8 (Transformer Engine) quantisation traffic per token and layer in forward: every linear
-    layer's input is read in bf16 and written in FP8 (3 bytes per element): QKV and MLP inputs (h each),
-    the attention output (heads x d_v / tp) and the down-projection input (ffn / tp, per routed
-    copy for experts). Backward casts the output gradients and transposes: counted by the 2x
-    backward factor. Zero for other precisions."""
+    """FP8 quantisation traffic per token and layer in forward: every linear layer's input (QKV and
+    MLP inputs, h each; the attention output, heads x d_v / tp; the down-projection input, ffn / tp,
+    per routed copy for experts) x FP8_CAST_BYTES of the runtime's recipe. Backward quantises the
+    output gradients the same way: counted by the 2x backward factor. Zero for other precisions."""
     m = ctx.model
     _, d_v = attention_dims(m)
     tp = t["tp"]
@@ -114,7 +193,67 @@ def fp8_cast_bytes_per_token(ctx, t, moe_layer: bool):
     if moe_layer and m.moe:
         ffn, copies = m.moe.expert_ffn_hidden, m.moe.top_k
     elems = m.hidden + copies * m.hidden + m.heads * d_v / tp + copies * ffn / tp
-    return np.where(t["precision"] == 3, 3.0 * elems, 0.0)
+    return np.where(t["precision"] == 3, FP8_CAST_BYTES[ctx.scenario.runtime.fp8_recipe] * elems, 0.0)
+
+
+# Router (Megatron-Core TopKRouter): logits computed and normalised in fp32: logits written (4),
+# read by softmax / sigmoid which writes scores (4 + 4), read by top-k (4) per expert and token.
+ROUTER_BYTES_PER_EXPERT = 16.0
+# GEMM tile rows: cuBLAS / CUTLASS Hopper and Ampere kernels tile the output in 64-256 row blocks;
+# a grouped expert GEMM pads each expert's rows to whole tiles ("tile quantization", NVIDIA Deep
+# Learning Performance guide, Matrix Multiplication Background). 128 is the common tile height.
+GEMM_TILE_ROWS = 128
+
+
+# Transformer Engine casts each linear layer's bf16 weight to FP8 on every forward (no weight cache
+# across micro-batches in Megatron's default path) and, because Hopper's FP8 tensor-core GEMMs take
+# only the TN layout, writes a transposed FP8 copy for the backward GEMMs as well (TE docs, "FP8
+# primer": columnwise/transposed FP8 data): read 2 bytes, write 1 + 1 per weight element.
+FP8_WEIGHT_CAST_BYTES = 4.0
+
+
+def fp8_weight_cast_s(ctx, t, moe_layer: bool, hbm):
+    """Seconds per micro-batch and layer to quantise this GPU's weights of one layer to FP8 (zero
+    for other precisions): its local weight elements x FP8_WEIGHT_CAST_BYTES / HBM bandwidth."""
+    local = 0.0
+    for mm in layer_matmuls(ctx.model, moe_layer):
+        if mm.name == "router":
+            continue  # the router stays in higher precision
+        if mm.name.startswith("expert"):  # experts are split over etp (expert tensor parallelism)
+            local = local + ctx.model.moe.experts / t["ep"] * mm.k * mm.n / np.where(mm.tp, t["etp"], 1)
+        else:
+            local = local + mm.k * mm.n / np.where(mm.tp, t["tp"], 1)
+    return np.where(t["precision"] == 3, FP8_WEIGHT_CAST_BYTES * local / hbm, 0.0)
+
+
+# FlashAttention-2 is written for Ampere's mma.sync tensor-core instructions; on Hopper it reaches
+# about 35% of the dense peak, where kernels built on Hopper's warpgroup MMA and TMA (FlashAttention-3,
+# cuDNN fused attention) reach 75% forward and are 1.5-1.75x faster backward (Shah et al. 2024,
+# FlashAttention-3, arXiv:2407.08608, abstract and Sec. 4.1). Backward keeps Dao 2023's ratio to forward.
+FA2_HOPPER_FWD_OF_PEAK = 0.35
+FA2_HOPPER_BWD_OF_PEAK = FA2_HOPPER_FWD_OF_PEAK * ATTN_BWD_OF_MAMF / ATTN_FWD_OF_MAMF
+
+
+def warpgroup_tensor_cores(gpu) -> bool:
+    """True for NVIDIA Hopper and Blackwell data-centre GPUs (FP8 tensor cores with HBM of at least
+    2 TB/s; Ada parts have FP8 but GDDR), whose tensor cores FlashAttention-2 under-uses."""
+    return gpu.vendor == "nvidia" and gpu.peak_tflops("fp8") is not None and gpu.hbm_tb_s >= 2.0
+
+
+def attention_rates(ctx, t, half_fps):
+    """(forward, backward) FLOP/s of fused attention. The kernel follows `runtime.attention_kernel`;
+    'auto' is each framework's default: Megatron runs Transformer Engine's fused attention (cuDNN,
+    Hopper-native), torchtitan and DeepSpeed PyTorch SDPA, whose flash backend is FlashAttention-2.
+    Hopper-native kernels get Dao 2023's fractions of the matmul rate; FlashAttention-2 on a Hopper or
+    Blackwell GPU is capped at FA2_HOPPER_*_OF_PEAK of the dense bf16 peak."""
+    fwd, bwd = half_fps * ATTN_FWD_OF_MAMF, half_fps * ATTN_BWD_OF_MAMF
+    if not warpgroup_tensor_cores(ctx.gpu):
+        return fwd, bwd
+    kernel = ctx.scenario.runtime.attention_kernel
+    fa2 = (t["framework"] != MEG) if kernel == "auto" else np.full(T.size(t), kernel == "fa2")
+    peak = (ctx.gpu.peak_tflops("bf16") or 0.0) * 1e12
+    return (np.where(fa2, np.minimum(fwd, FA2_HOPPER_FWD_OF_PEAK * peak), fwd),
+            np.where(fa2, np.minimum(bwd, FA2_HOPPER_BWD_OF_PEAK * peak), bwd))
 
 
 def unfused_attention_s(ctx, t, half_fps, hbm):
@@ -146,17 +285,22 @@ def layer_costs(ctx, t) -> dict:
     out = {}
     for kind, moe_layer in (("dense", False), ("moe", True)):
         if moe_layer and not ctx.model.moe:
-            out[f"{kind}_fwd"] = out[f"{kind}_matmul"] = 0.0
+            out[f"{kind}_fwd"] = out[f"{kind}_matmul"] = out[f"{kind}_sac"] = 0.0
             continue
-        mm = layer_matmul_fwd_s(ctx, t, tokens, moe_layer, linear_fps, hbm)
+        mm, expert_mm = layer_matmul_fwd_s(ctx, t, tokens, moe_layer, linear_fps, hbm)
         ew = tokens * (elementwise_bytes_per_token(ctx, t, moe_layer)
                        + fp8_cast_bytes_per_token(ctx, t, moe_layer)) / hbm
+        ew = ew + fp8_weight_cast_s(ctx, t, moe_layer, hbm)
         out[f"{kind}_fwd"], out[f"{kind}_matmul"] = mm + ew, mm
+        # torchtitan op-level selective checkpointing: every second non-expert mm and every
+        # elementwise op run again in backward; attention is saved.
+        out[f"{kind}_sac"] = titan_sac_recomputed_share(ctx.model, moe_layer) * (mm - expert_mm) + ew
     if ctx.scenario.runtime.flash_attention:
         # half_fps = peak x MAMF fraction.
         flops = attention_fwd_flops(ctx, t, tokens)
-        out["attn_fwd"] = flops / (half_fps * ATTN_FWD_OF_MAMF)
-        out["attn_bwd"] = FLASH_BWD_FLOPS_RATIO * flops / (half_fps * ATTN_BWD_OF_MAMF)
+        fwd_fps, bwd_fps = attention_rates(ctx, t, half_fps)
+        out["attn_fwd"] = flops / fwd_fps
+        out["attn_bwd"] = FLASH_BWD_FLOPS_RATIO * flops / bwd_fps
     else:
         out["attn_fwd"], out["attn_bwd"] = unfused_attention_s(ctx, t, half_fps, hbm)
     # LM head and loss (bf16 even in FP8 recipes); the embedding lookup is negligible.
@@ -173,8 +317,11 @@ def stage_compute(t, unit: dict, dense, moe, stage: str) -> dict:
     attn_fwd, attn_bwd = lps * unit["attn_fwd"], lps * unit["attn_bwd"]
     head = np.where((t["pp"] == 1) | (stage == "last"), unit["head"], 0.0)
     rc = t["recompute"]
+    # Selective: Megatron recomputes core attention (Korthikanti et al. 2022); torchtitan its op-level
+    # policy (titan_sac_recomputed_share).
+    selective = np.where(t["framework"] == TT, dense * unit["dense_sac"] + moe * unit["moe_sac"], attn_fwd)
     return {"forward": fwd + attn_fwd + head, "backward": 2 * (fwd + head) + attn_bwd,
-            "recompute": np.where(rc == 2, fwd + attn_fwd, np.where(rc == 1, attn_fwd, 0.0)),
+            "recompute": np.where(rc == 2, fwd + attn_fwd, np.where(rc == 1, selective, 0.0)),
             "attention_fwd": attn_fwd,
             "layer_matmul_fwd": dense * unit["dense_matmul"] + moe * unit["moe_matmul"]}
 

@@ -2,15 +2,19 @@
 
 Memory verdict, against the usable device memory: the total the driver reports (catalog `memory_gib`,
 e.g. 79.65 GiB for an "80 GB" H100), with the CUDA context, library workspaces, NCCL buffers and
-allocator fragmentation counted inside the estimate (`other`), so nothing is subtracted twice:
-  fits  - estimate <= 80% of usable memory. Fujii et al. 2024 (arXiv:2411.06465) ran 454
+allocator fragmentation counted inside the estimate (`other`), so nothing is subtracted twice. The
+estimate x carries the memory error band [lo, hi] of its family (planner.estimate.bands: the spread
+of predicted / measured - 1 over the calibration runs), so the measured peak is expected between
+the optimistic edge x / (1 + hi) and the pessimistic edge x / (1 + lo):
+  fits  - the pessimistic edge <= 80% of usable memory. Fujii et al. 2024 (arXiv:2411.06465) ran 454
           configurations on A100 and H100: none whose estimated memory was below 80% of the GPU's
-          memory ran out of memory. Their estimate counts parameters, gradients, optimizer states and
-          activations; ours also counts context, NCCL, buckets, temporaries and fragmentation, so it
-          is the larger of the two and the same bound holds a fortiori;
-  tight - 80% to 100%: the band where their runs sometimes failed (allocator spikes, routing
-          imbalance, framework buffers not modelled); may run, try it before a long run;
-  oom   - above usable memory, or the node's host RAM or NVMe cannot hold what the plan puts there.
+          memory ran out of memory; the 20% left is for what no estimate sees (allocator spikes,
+          routing imbalance, framework buffers). Applied to the pessimistic edge, it holds even if
+          the plan needs as much more than estimated as the worst calibration run of its family;
+  tight - between: the band reaches above 80%, or the estimate is above capacity while the
+          optimistic edge is not; may run, try it before a long run;
+  oom   - even the optimistic edge is above usable memory, or the node's host RAM or NVMe cannot hold
+          what the plan puts there.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from functools import cached_property
 import numpy as np
 
 from planner.arch import ModelStats, attention_flops_per_token, matmul_flops_per_token, model_stats
-from planner.estimate import comm, compute, cost, memory, offload, pipeline, table
+from planner.estimate import bands, comm, compute, cost, memory, offload, pipeline, table
 from planner.estimate.memory import GIB
 
 FITS_FRACTION = 0.80  # Fujii et al. 2024: estimates below 80% of GPU memory never ran out of memory
@@ -65,6 +69,20 @@ class Context:
     @cached_property
     def attention_fwd_flops_per_token(self) -> float:
         return attention_flops_per_token(self.model, self.seq_len)
+
+    @cached_property
+    def titan_sac_flops_per_token(self) -> float:
+        """Matmul FLOPs per token that torchtitan's op-level selective checkpointing recomputes
+        (every second non-expert mm of each block; compute.titan_sac_recomputed_share)."""
+        from planner.arch import layer_matmuls
+
+        total = 0.0
+        for moe_layer, count in ((False, self.stats.dense_layers), (True, self.stats.moe_layers)):
+            if count:
+                flops = sum(2.0 * x.k * x.n * x.per_token for x in layer_matmuls(self.model, moe_layer)
+                            if not x.name.startswith("expert"))
+                total += count * compute.titan_sac_recomputed_share(self.model, moe_layer) * flops
+        return total
 
     @cached_property
     def forward_flops_per_token(self) -> float:
@@ -114,31 +132,39 @@ def evaluate_table(ctx: Context, t: dict) -> dict:
     tokens_step = t["dp"] * t["mbs"] * ga * ctx.seq_len
     tps = tokens_step / step
     model_tflops = tps * ctx.model_flops_per_token / gpus / 1e12
+    selective_flops = np.where(t["framework"] == table.FRAMEWORKS.index("torchtitan"),
+                               ctx.titan_sac_flops_per_token, ctx.attention_fwd_flops_per_token)
     recompute_flops = np.where(t["recompute"] == 2, ctx.forward_flops_per_token,
-                               np.where(t["recompute"] == 1, ctx.attention_fwd_flops_per_token, 0.0))
+                               np.where(t["recompute"] == 1, selective_flops, 0.0))
     hw_tflops = tps * (ctx.model_flops_per_token + recompute_flops) / gpus / 1e12
-    peak = np.array([ctx.gpu.peak_tflops(p) or np.nan for p in table.PRECISIONS])[t["precision"]]
+    precision_peak = np.array([ctx.gpu.peak_tflops(p) or np.nan for p in table.PRECISIONS])[t["precision"]]
+    # MFU basis: the dense BF16 peak (FP16 on GPUs without BF16, e.g. V100: their 16-bit tensor peak).
+    bf16_peak = ctx.gpu.peak_tflops("bf16") or ctx.gpu.peak_tflops("fp16") or np.nan
 
     verdict, capacity, host_ok = memory_verdict(ctx, t, mem)
     run = cost.run_cost(ctx.scenario.training.tokens, tps, gpus, ctx.node.usd_per_gpu_hour)
     return {"memory": mem, "verdict": verdict, "capacity_bytes": capacity, "host_ok": host_ok,
             "step_s": step, "breakdown_s": breakdown, "tokens_per_s": tps, "gpus": gpus,
-            "model_tflops": model_tflops, "hardware_tflops": hw_tflops, "mfu": model_tflops / peak, **run}
+            "model_tflops": model_tflops, "hardware_tflops": hw_tflops,
+            "mfu": model_tflops / bf16_peak, "mfu_precision_peak": model_tflops / precision_peak, **run}
 
 
 VERDICTS = ("fits", "tight", "oom")
 
 
 def memory_verdict(ctx: Context, t: dict, mem: dict):
-    """(verdict codes 0 fits / 1 tight / 2 oom, usable device bytes, host_ok) per plan. A plan whose
-    offload the node cannot hold (host RAM, NVMe; unknown host memory: no offload) is oom."""
+    """(verdict codes 0 fits / 1 tight / 2 oom, usable device bytes, host_ok) per plan, with the
+    family's memory error band (module docstring). A plan whose offload the node cannot hold (host
+    RAM, NVMe; unknown host memory: no offload) is oom."""
     capacity = ctx.gpu.memory_gib * GIB
+    lo, hi = bands.band_arrays("memory", ctx.model.moe is not None, t)
+    optimistic, pessimistic = mem["total"] / (1 + hi), mem["total"] / (1 + lo)
     nvme_cap = (ctx.node.nvme_tb or 0.0) * 1e12
     if ctx.node.host_memory_gib is None:  # unknown host: no offload plan can be shown to fit
         host_ok = (t["offload"] == 0) & (t["offload_params"] == 0)
     else:
         host_ok = (mem["host_per_node"] <= ctx.node.host_memory_gib * GIB) & (mem["nvme_per_node"] <= nvme_cap)
-    verdict = np.where((mem["total"] > capacity) | ~host_ok, 2, np.where(mem["total"] > FITS_FRACTION * capacity, 1, 0))
+    verdict = np.where((optimistic > capacity) | ~host_ok, 2, np.where(pessimistic > FITS_FRACTION * capacity, 1, 0))
     return verdict, capacity, host_ok
 
 
@@ -174,11 +200,15 @@ def memory_json(ctx: Context, t: dict, mem: dict, verdict, i: int) -> dict:
     }
 
 
+def _round_or_none(x: float, digits: int):
+    return None if np.isnan(x) else round(x, digits)
+
+
 def result_row(ctx: Context, t: dict, ev: dict, i: int) -> dict:
     """The contract's JSON object for row i."""
     g = lambda a: float(np.asarray(a)[i] if np.ndim(a) else a)  # noqa: E731
     cost_usd = g(ev["cost_usd"])
-    return {
+    return with_error_bands(ctx, {
         "plan": table.row(t, i),
         "memory": memory_json(ctx, t, ev["memory"], ev["verdict"], i),
         "time": {"step_s": round(g(ev["step_s"]), 6),
@@ -188,11 +218,33 @@ def result_row(ctx: Context, t: dict, ev: dict, i: int) -> dict:
             "tokens_per_s_per_gpu": round(g(ev["tokens_per_s"]) / g(ev["gpus"]), 3),
             "model_tflops_per_gpu": round(g(ev["model_tflops"]), 3),
             "hardware_tflops_per_gpu": round(g(ev["hardware_tflops"]), 3),
-            "mfu": round(g(ev["mfu"]), 5),
+            # PRODUCT.md: one basis for every precision (the dense BF16 peak), and the plan's own
+            # precision peak as a second figure (an FP8 plan at the same tokens/s has half of it).
+            "mfu": _round_or_none(g(ev["mfu"]), 5),
+            "mfu_precision_peak": _round_or_none(g(ev["mfu_precision_peak"]), 5),
         },
         "run": {"days": round(g(ev["days"]), 4), "gpu_hours": round(g(ev["gpu_hours"]), 1),
                 "cost_usd": None if np.isnan(cost_usd) else round(cost_usd, 2)},
-    }
+    })
+
+
+def with_error_bands(ctx: Context, r: dict) -> dict:
+    """Add the family's calibration error bands (planner.estimate.bands) to a result: `error_band`
+    [lo, hi] and where it comes from (`error_band_pool`: pool and number of runs) in `throughput` and
+    `memory`, the measured values they imply (`..._range`: x / (1 + hi) to x / (1 + lo)), and the
+    estimates at which the memory verdict changes (fits below, oom above)."""
+    p, moe = r["plan"], ctx.model.moe is not None
+    m, th = r["memory"], r["throughput"]
+    for obj, metric, key in ((th, "throughput", "tokens_per_s_per_gpu"), (m, "memory", "per_gpu_gib")):
+        b = bands.band(metric, p["framework"], moe, p["precision"])
+        lo, hi = b["band"]
+        obj["error_band"] = [lo, hi]
+        obj["error_band_pool"] = {"pool": b["pool"], "runs": b["runs"]}
+        obj[f"{key}_range"] = [round(obj[key] / (1 + hi), 3), round(obj[key] / (1 + lo), 3)]
+    lo, hi = m["error_band"]
+    m["fits_below_gib"] = round(FITS_FRACTION * m["capacity_gib"] * (1 + lo), 3)
+    m["oom_above_gib"] = round(m["capacity_gib"] * (1 + hi), 3)
+    return r
 
 
 def estimate(scenario, plan) -> dict:

@@ -138,8 +138,8 @@ def layer_activation_bytes(ctx, t, flash: bool = True) -> dict:
     if m.moe:
         mo = m.moe
         copies = mo.top_k * (mo.capacity_factor or 1.0)
-        moe_mlp = moe_dispatch_bytes_per_token(ctx) + copies * _mlp_bytes(m, mo.expert_ffn_hidden, tp, fused) \
-            + 8 * mo.experts + _mlp_bytes(m, mo.shared_ffn, tp, fused)
+        moe_mlp = moe_dispatch_bytes_per_token(ctx) * t["etp"] / tp \
+            + copies * _mlp_bytes(m, mo.expert_ffn_hidden, tp, fused) + 8 * mo.experts + _mlp_bytes(m, mo.shared_ffn, tp, fused)
     te_fp8 = (t["framework"] == MEG) & (t["precision"] == FP8)
     fp8_attn, fp8_mlp = te_fp8_saved_delta(h, heads_local, d_v, m.ffn_hidden / tp, sp_div)
     fp8_attn, fp8_mlp = np.where(te_fp8, fp8_attn, 0.0), np.where(te_fp8, fp8_mlp, 0.0)
@@ -186,7 +186,10 @@ def activation_parts(ctx, t, stage, per_layer: dict, sp: dict) -> dict:
         return np.where(rc == 0, d["none"], np.where(rc == 1, d["selective"], d["full"]))
 
     stored = (sp["dense"] * pick("dense") + sp["moe"] * pick("moe")) * in_flight
-    dispatch = np.where(rc == 2, 0.0, sp["moe"] * moe_dispatch_bytes_per_token(ctx) * tokens * in_flight)
+    # Expert ranks receive tokens * top_k * etp / tp routed copies (the tp ranks' sequence shards,
+    # gathered over etp): 1 with the default etp = tp, 1/tp with experts folded over tp (etp = 1).
+    fold = t["etp"] / tp
+    dispatch = np.where(rc == 2, 0.0, sp["moe"] * moe_dispatch_bytes_per_token(ctx) * fold * tokens * in_flight)
     biggest = np.maximum(np.where(sp["dense"] > 0, per_layer["dense"]["none"], 0.0),
                          np.where(sp["moe"] > 0, per_layer["moe"]["none"], 0.0))
     rank = pipeline_rank(t, stage)

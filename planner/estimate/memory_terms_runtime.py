@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from planner.arch import attention_dims
-from planner.estimate.memory_terms_states import COMPUTE_BYTES, DS, TT, grad_buffer_bytes
+from planner.estimate.memory_terms_states import COMPUTE_BYTES, DS, MEG, TT, grad_buffer_bytes
 
 MIB, GIB = 2**20, 2**30
 # CUDA context with lazy module loading (CUDA >= 11.7, PyTorch's default): "around 400MB" (PyTorch
@@ -89,7 +89,7 @@ def nccl_buffer_bytes(ctx, t):
     world = dpcp * tp * pp
     tied = ctx.model.tie_embeddings
     return (_comm_bytes(tp) + _comm_bytes(dpcp) + np.where(world > dpcp, _comm_bytes(world), 0.0)
-            + np.where(ep > 1, _comm_bytes(np.maximum(1, dpcp // ep)) + _p2p_bytes(ep - 1), 0.0)
+            + np.where(ep > 1, _comm_bytes(np.maximum(1, dpcp * tp // (ep * t["etp"]))) + _p2p_bytes(ep - 1), 0.0)
             + _p2p_bytes(np.minimum(cp - 1, 2))
             + _p2p_bytes(np.minimum(pp - 1, np.where(vpp > 1, 2, 1)))
             + np.where((pp > 1) & tied, NCCL_PAIR_COMM_BYTES, 0.0))
@@ -142,7 +142,8 @@ def zero3_live_bytes(ctx, t, sp):
 
 
 def fsdp_prefetch_bytes(ctx, t):
-    """torchtitan FSDP2 without pipeline parallelism. torchtitan wraps every transformer block, then
+    """Gathered FSDP units.
+      torchtitan FSDP2 without pipeline parallelism. torchtitan wraps every transformer block, then
     the whole model, so the root unit holds the embedding, the final norm and the output layer
     (`apply_fsdp`); the last block and the root are not resharded after forward. At the step's
     forward/backward peak (the loss's backward) both are unsharded in the compute dtype. The
@@ -152,16 +153,24 @@ def fsdp_prefetch_bytes(ctx, t):
     benchmarks/memory_device_results.md): the allocated peak above the activations was the root and
     last block unsharded (2.41 GiB), and expandable segments reserved the root's fp32 reduce-scatter
     input (3.9 GiB) beyond the non-FSDP run's slack. With pipeline parallelism the stage stays
-    unsharded (weights.fsdp_unsharded_params)."""
-    st = ctx.stats
+    unsharded (weights.fsdp_unsharded_params).
+      Megatron-FSDP (megatron, zero 3): double-buffered, at most two units' parameters (compute
+    dtype) and two units' gradients (main grads dtype, the compute dtype by default) allocated at
+    once (Megatron-LM docs/user-guide/features/megatron_fsdp.md, "double-buffering"); a unit is a
+    transformer block or the embedding/output layer, the larger after tensor and expert parallelism."""
+    st, m = ctx.stats, ctx.model
     wb = COMPUTE_BYTES[t["precision"]]
-    block = st.attention_per_layer + st.norms_per_layer + max(
+    block = (st.attention_per_layer + st.norms_per_layer + max(
         st.dense_mlp_per_layer if st.dense_layers else 0,
-        st.router_per_moe_layer + st.shared_experts_per_moe_layer if st.moe_layers else 0)
-    block = (block + (st.routed_experts_per_moe_layer / t["ep"] if st.moe_layers else 0.0)) / t["tp"]
+        st.router_per_moe_layer + st.shared_experts_per_moe_layer if st.moe_layers else 0)) / t["tp"]
+    block = block + (st.routed_experts_per_moe_layer / (t["ep"] * t["etp"]) if st.moe_layers else 0.0)
     root = (st.embedding + st.lm_head + st.final_norm) / t["tp"]
-    on = (t["framework"] == TT) & (t["zero"] >= 3) & (t["pp"] == 1)
-    return np.where(on, (root + block) * wb + np.maximum(root, block) * grad_buffer_bytes(ctx, t), 0.0)
+    gb = grad_buffer_bytes(ctx, t)
+    titan = (t["framework"] == TT) & (t["zero"] >= 3) & (t["pp"] == 1)
+    mfsdp = (t["framework"] == MEG) & (t["zero"] >= 3)
+    unit = np.maximum(block, m.vocab * m.hidden / t["tp"])
+    return np.where(titan, (root + block) * wb + np.maximum(root, block) * gb,
+                    np.where(mfsdp, unit * 2 * (wb + gb), 0.0))
 
 
 def transient_comm_bytes(ctx, t, sp):
@@ -174,7 +183,9 @@ def transient_comm_bytes(ctx, t, sp):
     gather = np.where(t["sp"] & (t["tp"] > 1), 2.0 * m.hidden * tokens, 0.0)
     permute = 0.0
     if m.moe:
-        permute = np.where(sp["moe"] > 0, 2.0 * m.hidden * tokens * m.moe.top_k * (m.moe.capacity_factor or 1.0), 0.0)
+        fold = t["etp"] / t["tp"]  # routed copies an expert rank receives (memory_terms_activations)
+        permute = np.where(sp["moe"] > 0, 2.0 * m.hidden * tokens * m.moe.top_k * (m.moe.capacity_factor or 1.0)
+                           * fold, 0.0)
     return gather, permute
 
 

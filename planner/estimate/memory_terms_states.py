@@ -21,8 +21,15 @@ weights. Each framework's own choices:
     default `reshard_after_forward_policy` keeps the stage's bf16 parameters unsharded, and
     torch.distributed.pipelining disables gradient sync until the last micro-batch, so gradients
     accumulate unsharded in the reduce dtype (FSDP2 `to_accumulated_grad_if_needed`).
+  * Megatron-FSDP (`--use-megatron-fsdp`, `--data-parallel-sharding-strategy optim_grads_params`,
+    our zero = 3): compute weights, main gradients, fp32 main weights and Adam moments all sharded
+    over the data-parallel group; the main gradients take the compute dtype by default
+    (`--megatron-fsdp-main-grads-dtype auto`, Megatron-LM arguments.py / mcore_fsdp_adapter.py), the
+    main weights fp32 (`--megatron-fsdp-main-params-dtype fp32`).
 Shard groups: dp x cp for the dense part (Megatron-Core `with_context_parallel=True`; torchtitan
-shards over dp_shard x cp), dp x cp / ep for experts (expert data parallelism; expert TP = TP).
+shards over dp_shard x cp); for experts the expert data-parallel group tp x cp x dp / (ep x etp)
+(Megatron-Core parallel_state.py: the expert grid etp x ep x edp x pp spans the same ranks), and
+experts are split over etp ranks (expert tensor parallelism) rather than tp.
 """
 
 from __future__ import annotations
@@ -62,28 +69,32 @@ def grad_buffer_bytes(ctx, t):
     --grad-reduce-in-bf16; Megatron-Core DistributedDataParallelConfig.grad_reduce_in_fp32), bf16
     when set (NeMo / Megatron-Bridge performance recipes: grad_reduce_in_fp32 = False); torchtitan the
     FSDP2 reduce dtype, fp32 by default (mixed_precision_reduce); DeepSpeed the model dtype unless
-    data_types.grad_accum_dtype says fp32. fp32 plans keep fp32 gradients whatever is set."""
+    data_types.grad_accum_dtype says fp32; Megatron-FSDP the compute dtype. fp32 plans keep fp32 gradients whatever is set."""
     name = getattr(getattr(ctx.scenario, "runtime", None), "grad_reduce_dtype", "auto")
     wb = COMPUTE_BYTES[t["precision"]]
     if name == "fp32":
         return np.full(len(wb), 4.0)
     if name == "bf16":
         return wb
-    return np.where(t["framework"] == DS, wb, np.maximum(wb, 4.0))
+    # Megatron-FSDP (megatron, zero 3): --megatron-fsdp-main-grads-dtype auto, the compute dtype
+    # (megatron/training/arguments.py, mcore_fsdp_adapter.py MixedPrecisionPolicy)
+    mfsdp = (t["framework"] == MEG) & (t["zero"] >= 3)
+    return np.where((t["framework"] == DS) | mfsdp, wb, np.maximum(wb, 4.0))
 
 
 def shard_groups(t):
-    """(dense, expert) sharding group sizes: dp*cp and dp*cp/ep."""
+    """(dense, expert) sharding group sizes: dp*cp and the expert data-parallel size
+    tp*cp*dp/(ep*etp)."""
     dense = t["dp"] * t["cp"]
-    return dense, np.maximum(1, dense // t["ep"])
+    return dense, np.maximum(1, dense * t["tp"] // (t["ep"] * t["etp"]))
 
 
 def local_and_shard(t, sp):
     """Parameters on this GPU after tensor/expert parallelism (local) and after sharding (shard)."""
     tp, ep = t["tp"], t["ep"]
     s, se = shard_groups(t)
-    local = sp["non_expert"] / tp + sp["expert"] / (ep * tp)
-    shard = sp["non_expert"] / tp / s + sp["expert"] / (ep * tp) / se
+    local = sp["non_expert"] / tp + sp["expert"] / (ep * t["etp"])
+    shard = sp["non_expert"] / tp / s + sp["expert"] / (ep * t["etp"]) / se
     return local, shard
 
 
@@ -118,7 +129,8 @@ def adafactor_state_elements(ctx, t, sp, stage, row_shard, row_shard_expert):
         d = _matrix_dims(m, moe_layer)
         total = total + count * ((d[0, 0] / tp + d[0, 1]) / row_shard + d[0, 2] / tp + d[0, 3])
         if moe_layer and m.moe:
-            one = (d[1, 0] / tp + d[1, 1]) / row_shard_expert + d[1, 2] / tp + d[1, 3]
+            etp = t["etp"]
+            one = (d[1, 0] / etp + d[1, 1]) / row_shard_expert + d[1, 2] / etp + d[1, 3]
             total = total + count * m.moe.experts / ep * one
     vocab = (m.vocab / tp) / row_shard + m.hidden
     emb = vocab + ((m.max_seq_len or 0) / row_shard + m.hidden if m.position == "learned" else 0.0)
@@ -151,7 +163,7 @@ def gemm_local_held(t, sp):
     """GEMM weights this GPU holds: its tensor/expert-parallel share, sharded with ZeRO-3."""
     s, se = shard_groups(t)
     tp, ep = t["tp"], t["ep"]
-    dense, expert = sp["gemm"] / tp, sp["expert"] / (ep * tp)
+    dense, expert = sp["gemm"] / tp, sp["expert"] / (ep * t["etp"])
     return np.where(t["zero"] >= 3, dense / s + expert / se, dense + expert)
 
 
@@ -182,7 +194,8 @@ def model_state_parts(ctx, t, sp, stage) -> dict:
 
     gb = grad_buffer_bytes(ctx, t)
     params = np.where(tt, w_held * 4.0, w_held * wb)
-    # torchtitan's sharded gradients take the dtype of its fp32 sharded parameters
+    # torchtitan's sharded gradients take the dtype of its fp32 sharded parameters; Megatron-FSDP's
+    # main gradients the compute dtype by default (grad_buffer_bytes)
     grads = np.where(tt, g_held * 4.0, g_held * np.where(meg & fp16, wb, gb))
     fp32_grad_copy = np.where(meg & fp16, o_held * 4.0, 0.0)
     master = np.where(tt | (prec == FP32), 0.0, o_held * 4.0)
@@ -191,7 +204,7 @@ def model_state_parts(ctx, t, sp, stage) -> dict:
     unsharded = np.where(tt & pipelined, local * wb, 0.0)
     grad_accum = np.where(tt & pipelined & (t["ga"] > 1), local * gb, 0.0)
     te_fp8 = meg & (prec == FP8)
-    gemm_local = sp["gemm"] / tp + sp["expert"] / (ep * tp)
+    gemm_local = sp["gemm"] / tp + sp["expert"] / (ep * t["etp"])
     fp8_params = te_fp8 & bool(getattr(getattr(ctx.scenario, "runtime", None), "fp8_param_gather", False))
     # --fp8-param-gather: the GEMM weights themselves are FP8 (1 byte; their fp32 master copy stays in
     # the optimizer), and only the transposed FP8 copy is cached beside them

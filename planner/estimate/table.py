@@ -13,7 +13,7 @@ OFFLOADS = ("none", "cpu", "nvme")
 RECOMPUTES = ("none", "selective", "full")
 CATEGORICAL = {"framework": FRAMEWORKS, "precision": PRECISIONS, "offload": OFFLOADS,
                "offload_params": OFFLOADS, "recompute": RECOMPUTES}
-INTEGER = ("dp", "tp", "pp", "cp", "ep", "vpp", "zero", "mbs", "ga")
+INTEGER = ("dp", "tp", "pp", "cp", "ep", "etp", "vpp", "zero", "mbs", "ga")
 COLUMNS = tuple(CATEGORICAL) + INTEGER + ("sp",)
 
 
@@ -24,7 +24,9 @@ def from_plans(plans) -> dict[str, np.ndarray]:
     for col, values in CATEGORICAL.items():
         table[col] = np.array([values.index(r[col]) for r in rows], dtype=np.int64)
     for col in INTEGER:
-        table[col] = np.array([int(r[col]) for r in rows], dtype=np.int64)
+        # A plan written before etp existed (or a framework config read back) has experts split like tp.
+        table[col] = np.array([int(r["tp"] if col == "etp" and r.get("etp") is None else r[col]) for r in rows],
+                              dtype=np.int64)
     table["sp"] = np.array([bool(r["sp"]) for r in rows], dtype=bool)
     return table
 
@@ -36,7 +38,7 @@ def size(table: dict[str, np.ndarray]) -> int:
 def row(table: dict[str, np.ndarray], i: int) -> dict:
     """Plan fields of row i, decoded (the contract's plan object)."""
     out: dict = {}
-    for col in ("framework", "precision", "dp", "tp", "pp", "cp", "ep", "vpp", "sp", "zero",
+    for col in ("framework", "precision", "dp", "tp", "pp", "cp", "ep", "etp", "vpp", "sp", "zero",
                 "offload", "offload_params", "recompute", "mbs", "ga"):
         v = table[col][i]
         if col in CATEGORICAL:

@@ -32,6 +32,8 @@ def plan_fields(plan) -> dict:
     """The plan's fields as a plain dict (every key of planner.spec.plan.FIELDS and global_batch).
     Accepts a resolved Plan or the contract's plan dict; dp, ga and sp must be known."""
     fields = plan.as_dict() if hasattr(plan, "as_dict") else dict(plan)
+    if fields.get("etp") is None and fields.get("tp") is not None:
+        fields["etp"] = fields["tp"]  # a plan object without etp: experts split like tp (Megatron's default)
     missing = [k for k in FIELDS if fields.get(k) is None]
     if missing:
         raise InputError(f"the plan lacks {', '.join(missing)} (resolve it against the scenario first)",

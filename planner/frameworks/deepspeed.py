@@ -218,7 +218,7 @@ def plan_from_ds_config(cfg: dict, gpus: int | None = None) -> dict:
     ac = cfg.get("activation_checkpointing")
     recompute = "none" if ac is None else "full" if ac.get("number_checkpoints") else "selective"
     fields = {"framework": "deepspeed", "precision": precision, "dp": dp, "tp": tp, "pp": pp, "cp": 1, "ep": ep,
-              "vpp": 1, "sp": False, "zero": zero_stage(cfg),
+              "etp": tp, "vpp": 1, "sp": False, "zero": zero_stage(cfg),
               "offload": section(z, "offload_optimizer").get("device", "none"),
               "offload_params": section(z, "offload_param").get("device", "none"),
               "recompute": recompute, "mbs": mbs, "ga": ga}

@@ -27,11 +27,12 @@ def environment(fields: dict) -> dict[str, str]:
     PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True: fewer allocator fragments (the memory model
     allows 5%, planner/estimate/memory.py). Megatron-LM with tensor/context parallelism needs
     CUDA_DEVICE_MAX_CONNECTIONS=1 so communication kernels are issued in order with the GEMMs they
-    overlap (Megatron-LM README; ecosystem.md 2.3 runs its parser with it). torchtitan with TP:
+    overlap (Megatron-LM README; ecosystem.md 2.3 runs its parser with it), except under Megatron-FSDP,
+    whose validate_args asserts CUDA_DEVICE_MAX_CONNECTIONS != 1 (it only warns about TP/CP). torchtitan with TP:
     TORCH_NCCL_AVOID_RECORD_STREAMS=1 (torchtitan troubleshooting notes)."""
     env = {"PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True"}
-    if fields["framework"] == "megatron" and (fields["tp"] > 1 or fields["cp"] > 1):
-        env["CUDA_DEVICE_MAX_CONNECTIONS"] = "1"
+    if fields["framework"] == "megatron" and (fields["tp"] > 1 or fields["cp"] > 1) and fields["zero"] != 3:
+        env["CUDA_DEVICE_MAX_CONNECTIONS"] = "1"  # Megatron-FSDP (zero 3) asserts it is not 1
     if fields["framework"] == "torchtitan" and fields["tp"] > 1:
         env["TORCH_NCCL_AVOID_RECORD_STREAMS"] = "1"
     return env

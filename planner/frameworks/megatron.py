@@ -60,6 +60,8 @@ def _parallel_args(scenario, f: dict) -> list[str]:
     rt = scenario.runtime
     out = [f"--tensor-model-parallel-size {f['tp']}", f"--pipeline-model-parallel-size {f['pp']}",
            f"--context-parallel-size {f['cp']}", f"--expert-model-parallel-size {f['ep']}"]
+    if scenario.model.moe:  # Megatron's default is tp; written out so a folded layout (etp = 1) is explicit
+        out.append(f"--expert-tensor-parallel-size {f['etp']}")
     if common.uneven_split(scenario, f):
         out.append(f"--pipeline-model-parallel-layout {pipeline_layout(scenario.model.layers, f['pp'], f['vpp'])}")
     elif f["vpp"] > 1:
@@ -69,12 +71,24 @@ def _parallel_args(scenario, f: dict) -> list[str]:
         out += ["--tp-comm-overlap"] if rt.tp_comm_overlap else []
     if f["zero"] == 1:
         out.append("--use-distributed-optimizer")
+    if f["zero"] == 3:
+        out += megatron_fsdp_args()
     if rt.dp_comm_overlap:
         out.append("--overlap-grad-reduce")
-        out += ["--overlap-param-gather"] if f["zero"] == 1 else []
+        out += ["--overlap-param-gather"] if f["zero"] in (1, 3) else []
     if f["offload"] == "cpu":  # arguments.py asserts the precision-aware optimizer with CPU offload
         out += ["--optimizer-cpu-offload", "--optimizer-offload-fraction 1.0", "--use-precision-aware-optimizer"]
     return out
+
+
+def megatron_fsdp_args() -> list[str]:
+    """Megatron-FSDP, the planner's zero = 3 on Megatron-LM (megatron/training/arguments.py at
+    d98e8a6 and docs/user-guide/features/megatron_fsdp.md): --use-megatron-fsdp with the sharding
+    strategy optim_grads_params (optimizer states, gradients and parameters sharded; the flag's
+    default, written out); Megatron-FSDP v1 needs the distributed optimizer (validate_args turns it
+    on) and the `fsdp_dtensor` checkpoint format (asserted)."""
+    return ["--use-megatron-fsdp", "--data-parallel-sharding-strategy optim_grads_params",
+            "--use-distributed-optimizer", "--ckpt-format fsdp_dtensor"]
 
 
 def _training_args(scenario, f: dict) -> list[str]:
@@ -187,8 +201,14 @@ def _switch_problems(a: dict, tp: int) -> list[str]:
         out.append("--sequence-parallel needs tp > 1")
     if a.get("fp8_format") and not (a.get("bf16") or a.get("fp16")):
         out.append("--fp8-format needs --bf16 or --fp16")
-    if a.get("overlap_param_gather") and not (a.get("use_distributed_optimizer") and a.get("overlap_grad_reduce")):
-        out.append("--overlap-param-gather needs --use-distributed-optimizer and --overlap-grad-reduce")
+    if a.get("overlap_param_gather") and not ((a.get("use_distributed_optimizer") or a.get("use_megatron_fsdp"))
+                                              and a.get("overlap_grad_reduce")):
+        out.append("--overlap-param-gather needs --use-distributed-optimizer (or --use-megatron-fsdp) "
+                   "and --overlap-grad-reduce")
+    if a.get("use_megatron_fsdp") and a.get("ckpt_format") != "fsdp_dtensor":
+        out.append("--use-megatron-fsdp needs --ckpt-format fsdp_dtensor")
+    if a.get("use_megatron_fsdp") and a.get("optimizer_cpu_offload"):
+        out.append("--use-megatron-fsdp is not planned with --optimizer-cpu-offload")
     if a.get("optimizer_cpu_offload") and not a.get("use_precision_aware_optimizer"):
         out.append("--optimizer-cpu-offload needs --use-precision-aware-optimizer")
     if a.get("tp_comm_overlap") and not a.get("sequence_parallel"):

@@ -68,13 +68,13 @@ def split_notes(scenario, f: dict) -> list[str]:
 
 def _parallelism(scenario, f: dict) -> dict:
     """[parallelism] (§4.2): FSDP2 over dp (x cp inside torchtitan), TP (async with the overlap the
-    time model assumes), PP, CP, EP with expert TP = tp (experts split over tp like the memory model)."""
+    time model assumes), PP, CP, EP with the plan's expert TP (etp: tp, or 1 with EP folded over tp)."""
     out = {"data_parallel_replicate_degree": 1, "data_parallel_shard_degree": f["dp"],
            "tensor_parallel_degree": f["tp"],
            "enable_async_tensor_parallel": f["tp"] > 1 and bool(scenario.runtime.tp_comm_overlap),
            **_pipeline(scenario, f), "context_parallel_degree": f["cp"], "expert_parallel_degree": f["ep"]}
     if f["ep"] > 1:
-        out["expert_tensor_parallel_degree"] = f["tp"]
+        out["expert_tensor_parallel_degree"] = f["etp"]
     return out
 
 

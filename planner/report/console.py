@@ -14,6 +14,8 @@ def _layout(p: dict) -> str:
         parts.append(f"cp{p['cp']}")
     if p["ep"] > 1:
         parts.append(f"ep{p['ep']}")
+    if p.get("etp") is not None and p["etp"] != p["tp"]:
+        parts.append(f"etp{p['etp']}")  # experts split over etp ranks, not tp (MoE parallel folding)
     return " ".join(parts) + (" sp" if p["sp"] else "")
 
 
@@ -46,6 +48,7 @@ def plans_table(plans: list[dict], title: str) -> Table:
                   f"{p['mbs']} x {p['ga']}", f"[{style}]{m['per_gpu_gib']:.1f} {m['verdict']}[/]",
                   f"{r['time']['step_s']:.2f}", f"{r['throughput']['tokens_per_s_per_gpu']:,.0f}",
                   f"{100 * r['throughput']['mfu']:.1f}%", f"{r['run']['days']:.1f}", _money(r["run"]["cost_usd"]))
+    t.caption = "MFU: model TFLOP/s over the GPU's dense BF16 peak, for every precision"
     return t
 
 
@@ -64,6 +67,9 @@ def memory_lines(m: dict) -> list[str]:
     limit = f"; fits below {m['fits_below_gib']:.1f}" if "fits_below_gib" in m else ""
     lines = [f"memory/GPU: {m['per_gpu_gib']:.1f} of {m['capacity_gib']:.1f} GiB ({m['verdict']}, "
              f"headroom {m['headroom_gib']:.1f}{limit}){where}"]
+    if m.get("error_band_pool", {}).get("runs"):
+        lo, hi = m["per_gpu_gib_range"]
+        lines.append(f"  {band_text(m)}: measured {lo:.1f}-{hi:.1f} GiB expected; oom above {m['oom_above_gib']:.1f}")
     parts = m.get("parts_gib", {})
     for group, total in m["breakdown_gib"].items():
         named = _named_parts(parts.get(group, {}))
@@ -79,12 +85,31 @@ def memory_lines(m: dict) -> list[str]:
     return lines
 
 
+def band_text(obj: dict) -> str:
+    """'error band -4%..+10% (megatron/dense/bf16, 3 calibration runs)' of a throughput or memory object."""
+    lo, hi = obj["error_band"]
+    src = obj.get("error_band_pool", {})
+    pool = "no calibration run" if src.get("runs", 0) == 0 else \
+        f"{src['pool']}, {src['runs']} calibration run{'s' if src['runs'] != 1 else ''}"
+    return f"error band {100 * lo:+.0f}%..{100 * hi:+.0f}% ({pool})"
+
+
+def throughput_line(r: dict) -> str:
+    th = r["throughput"]
+    line = f"tokens/s/GPU {th['tokens_per_s_per_gpu']:,.0f}"
+    if th.get("error_band_pool", {}).get("runs"):
+        lo, hi = th["tokens_per_s_per_gpu_range"]
+        line += f", {band_text(th)}: measured {lo:,.0f}-{hi:,.0f} expected"
+    return line
+
+
 def breakdown_lines(r: dict) -> list[str]:
     m, tm = r["memory"], r["time"]
     lines = memory_lines(m)
     step = tm["step_s"]
     parts = sorted(((v, k) for k, v in tm["breakdown_s"].items() if v > 0), reverse=True)
     lines.append(f"step {step:.3f} s: " + ", ".join(f"{k} {v:.3f} ({100 * v / step:.0f}%)" for v, k in parts))
+    lines.append(throughput_line(r))
     return lines
 
 
@@ -121,8 +146,17 @@ def render_estimate(r: dict, console: Console) -> None:
         console.print("  " + line)
     tp = r["throughput"]
     console.print(f"  model {tp['model_tflops_per_gpu']:.1f} TFLOP/s/GPU, hardware {tp['hardware_tflops_per_gpu']:.1f}, "
-                  f"MFU {100 * tp['mfu']:.1f}%; {r['run']['days']:.2f} days, {r['run']['gpu_hours']:,.0f} GPU-hours, "
+                  f"{mfu_text(r)}; {r['run']['days']:.2f} days, {r['run']['gpu_hours']:,.0f} GPU-hours, "
                   f"{_money(r['run']['cost_usd'])}")
+
+
+def mfu_text(r: dict) -> str:
+    """MFU on its stated basis (dense BF16 peak) and, labelled, over the plan's own precision peak."""
+    tp = r["throughput"]
+    text = f"MFU {100 * tp['mfu']:.1f}% of the dense BF16 peak"
+    if tp.get("mfu_precision_peak") is not None and r["plan"]["precision"] != "bf16":
+        text += f" ({100 * tp['mfu_precision_peak']:.1f}% of the dense {r['plan']['precision'].upper()} peak)"
+    return text
 
 
 def render_infeasible(result: dict, console: Console) -> None:

@@ -149,10 +149,12 @@ def _overflow_ratio(scenario, ev):
 def explain_memory(row: dict) -> list[str]:
     """Why the closest plan does not fit: the overflowing term and by how much."""
     m = row["memory"]
-    over = m["per_gpu_gib"] - m["capacity_gib"]
+    limit = m.get("oom_above_gib", m["capacity_gib"])  # capacity widened by the memory error band
+    over = m["per_gpu_gib"] - limit
     terms = sorted(m["breakdown_gib"].items(), key=lambda kv: -kv[1])
     if over > 0:
-        return [f"the closest plan needs {m['per_gpu_gib']:.1f} GiB per GPU of {m['capacity_gib']:.1f}: over by "
+        return [f"the closest plan needs {m['per_gpu_gib']:.1f} GiB per GPU, oom above {limit:.1f} "
+                f"(capacity {m['capacity_gib']:.1f} and the memory error band): over by "
                 f"{over:.1f} GiB; the largest term is {terms[0][0]} ({terms[0][1]:.1f} GiB), then "
                 + ", ".join(f"{k} {v:.1f}" for k, v in terms[1:4])]
     return [f"GPU memory fits ({m['per_gpu_gib']:.1f} GiB) but the host does not: {m['host_per_node_gib']:.1f} GiB "

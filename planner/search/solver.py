@@ -18,7 +18,7 @@ from planner.estimate import table as T
 from planner.estimate.evaluate import Context, evaluate_table, result_row
 from planner.frameworks.rules import framework_mask
 from planner.search.rank import order, pareto_mask
-from planner.search.space import all_layouts, domains
+from planner.search.space import all_layouts, domains, with_etp
 
 INT_FIELDS = ("tp", "pp", "cp", "ep", "vpp", "dp", "mbs", "ga")
 
@@ -105,7 +105,8 @@ def _enumerate_layouts(scenario) -> dict[str, np.ndarray]:
     for p in primes:
         model.Add(e("dp", p) + e("tp", p) + e("pp", p) + e("cp", p) == _prime_exponents(n).get(p, 0))
         model.Add(e("dp", p) <= _prime_exponents(gb).get(p, 0))  # dp divides the global batch
-        model.Add(e("ep", p) <= e("dp", p) + e("cp", p))  # EP carved from dp * cp
+        # ep * etp | tp * cp * dp, with etp = 1 at least (parallel folding); etp follows in space.with_etp
+        model.Add(e("ep", p) <= e("dp", p) + e("cp", p) + e("tp", p))
     solver = cp_model.CpSolver()
     solver.parameters.enumerate_all_solutions = True
     solver.parameters.num_workers = 1
@@ -139,7 +140,7 @@ def candidate_table(scenario, exhaustive: bool = False) -> tuple[dict, int]:
     fixed fields applied. Returns (table, size of the space before the framework rules).
     `exhaustive` enumerates the layouts by brute force instead of CP-SAT (same result, slower)."""
     so = scenario.search
-    lay = all_layouts(scenario, INT_FIELDS) if exhaustive else layouts(scenario)
+    lay = with_etp(scenario, all_layouts(scenario, INT_FIELDS) if exhaustive else layouts(scenario))
     fixed = so.fixed
     cats = {
         "framework": [T.FRAMEWORKS.index(f) for f in so.frameworks],
@@ -159,7 +160,7 @@ def candidate_table(scenario, exhaustive: bool = False) -> tuple[dict, int]:
     n_lay, n_cat = len(lay["tp"]), len(combos)
     li = np.repeat(np.arange(n_lay), n_cat)
     ci = np.tile(np.arange(n_cat), n_lay)
-    t = {k: lay[k][li] for k in INT_FIELDS}
+    t = {k: lay[k][li] for k in INT_FIELDS + ("etp",)}
     for j, key in enumerate(cats):
         t[key] = combos[ci, j]
     t["sp"] = (t["tp"] > 1) & (t["framework"] != T.FRAMEWORKS.index("deepspeed"))

@@ -5,7 +5,9 @@ Structural constraints (the same ones Megatron-LM's argument checks enforce, eco
   tp <= GPUs in the scale-up domain;  layers % (pp * vpp) = 0, or with `search.uneven_pipeline`
   (default) pp * vpp <= layers, the first layers % (pp * vpp) chunks taking one more layer;
   seq_len % (2 * cp) = 0 (load-balanced causal chunks) and seq_len % tp = 0 with sp;
-  experts % ep = 0 and ep divides dp * cp (EP is carved from the data-parallel ranks);
+  experts % ep = 0 and ep * etp divides tp * cp * dp (Megatron-Core parallel_state.py builds the expert
+  grid etp x ep x expert-dp x pp over the same ranks as tp x cp x dp x pp, order tp-cp-ep-dp-pp: with
+  etp = tp, EP is carved from dp x cp; with etp = 1 it may span tp x cp x dp, "parallel folding");
   mbs * ga * dp = global batch;  the precision must be supported by the GPU.
 """
 
@@ -43,8 +45,9 @@ def structural_problems(plan, scenario) -> list[str]:
         out.append(f"ep = {ep} but {m.name} has no experts")
     if m.moe and m.moe.experts % ep:
         out.append(f"experts ({m.moe.experts}) not divisible by ep ({ep})")
-    if (dp * cp) % ep:
-        out.append(f"ep ({ep}) must divide dp*cp = {dp * cp}")
+    etp = plan.etp or tp
+    if (tp * cp * dp) % (ep * etp):
+        out.append(f"ep*etp = {ep}*{etp} = {ep * etp} must divide tp*cp*dp = {tp}*{cp}*{dp} = {tp * cp * dp}")
     gb = plan.mbs * (plan.ga or 1) * dp
     if gb != tr.global_batch:
         out.append(f"mbs*ga*dp = {plan.mbs}*{plan.ga}*{dp} = {gb}, but global_batch is {tr.global_batch}")
@@ -97,6 +100,26 @@ def all_layouts(scenario, fields: tuple[str, ...]) -> dict:
         ok &= v["pp"] * v["vpp"] <= scenario.model.layers
     else:
         ok &= scenario.model.layers % (v["pp"] * v["vpp"]) == 0
-    ok &= (v["dp"] * v["cp"]) % v["ep"] == 0
+    ok &= (v["tp"] * v["dp"] * v["cp"]) % v["ep"] == 0  # ep * etp | tp * cp * dp with etp = 1 at least
     ok &= (v["vpp"] == 1) | ((v["pp"] > 1) & (v["ga"] % v["pp"] == 0))
     return {k: a[ok] for k, a in v.items()}
+
+
+def with_etp(scenario, lay: dict) -> dict:
+    """Each layout with its expert tensor-parallel sizes, vectorised: etp = tp (Megatron's default,
+    experts split like the dense layers) and, for MoE models with tp > 1, etp = 1 (experts whole,
+    EP folded over tp x cp x dp), where ep * etp divides tp * cp * dp. The search offers these two,
+    the ones torchtitan supports (expert_tensor_parallel_degree 1 or tp); a plan string may give any
+    etp Megatron accepts. `search.fixed.etp` pins it."""
+    import numpy as np
+
+    tp = lay["tp"]
+    options = [tp] + ([np.ones_like(tp)] if scenario.model.moe else [])
+    out = {k: np.concatenate([v] * len(options)) for k, v in lay.items()}
+    out["etp"] = np.concatenate(options)
+    ok = (out["tp"] * out["cp"] * out["dp"]) % (out["ep"] * out["etp"]) == 0
+    if len(options) > 1:  # drop the duplicate etp = 1 rows of tp = 1 layouts
+        ok &= ~((np.arange(len(ok)) >= len(tp)) & (out["tp"] == 1))
+    if "etp" in scenario.search.fixed:
+        ok &= out["etp"] == int(scenario.search.fixed["etp"])
+    return {k: v[ok] for k, v in out.items()}

@@ -18,7 +18,7 @@ from planner.spec.base import PosInt, Strict, _to_int
 if TYPE_CHECKING:
     from planner.spec.scenario import Scenario
 
-FIELDS = ("framework", "precision", "dp", "tp", "pp", "cp", "ep", "vpp", "sp", "zero",
+FIELDS = ("framework", "precision", "dp", "tp", "pp", "cp", "ep", "etp", "vpp", "sp", "zero",
           "offload", "offload_params", "recompute", "mbs", "ga")
 
 
@@ -30,6 +30,12 @@ class Plan(Strict):
     pp: PosInt = 1
     cp: PosInt = 1
     ep: PosInt = 1
+    # Expert tensor-parallel size (Megatron-Core `--expert-tensor-parallel-size`, torchtitan
+    # `expert_tensor_parallel_degree`): routed experts are split over etp ranks instead of tp, and the
+    # expert-parallel group may then span tp x cp x dp ("MoE parallel folding"): ep * etp must divide
+    # tp * cp * dp. Omitted: tp (Megatron's default), or 1 when ep * tp does not divide tp * cp * dp
+    # (the folded layout, e.g. EP64 with tp2 on 64 ranks of tp x cp x dp, needs etp = 1).
+    etp: PosInt | None = None
     vpp: PosInt = 1
     sp: bool | None = None
     zero: Annotated[Literal[0, 1, 2, 3], BeforeValidator(_to_int)] = 1
@@ -50,7 +56,8 @@ class Plan(Strict):
         gb = scenario.training.global_batch
         ga = self.ga if self.ga is not None else max(1, gb // (self.mbs * dp))
         sp = self.sp if self.sp is not None else (self.tp > 1 and self.framework != "deepspeed")
-        plan = self.model_copy(update={"dp": dp, "ga": ga, "sp": sp})
+        etp = self.etp if self.etp is not None else default_etp(self.tp, self.cp, dp, self.ep)
+        plan = self.model_copy(update={"dp": dp, "ga": ga, "sp": sp, "etp": etp})
         problems = plan.problems(scenario)
         if problems:
             raise InputError("; ".join(problems), key="plan")
@@ -75,6 +82,12 @@ class Plan(Strict):
         out = {k: getattr(self, k) for k in FIELDS}
         out["global_batch"] = self.global_batch
         return out
+
+
+def default_etp(tp: int, cp: int, dp: int, ep: int) -> int:
+    """Megatron's default expert tensor-parallel size (tp; megatron/training/arguments.py), or 1 when
+    that layout is impossible (ep * tp does not divide tp * cp * dp) but the folded one is."""
+    return tp if (tp * cp * dp) % (ep * tp) == 0 else 1
 
 
 def parse_plan(text: str) -> Plan:

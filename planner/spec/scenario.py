@@ -17,7 +17,7 @@ Recompute = Literal["none", "selective", "full"]
 Optimizer = Literal["adamw", "adam", "adam8bit", "sgd", "adafactor"]
 Objective = Literal["throughput", "time", "cost"]
 
-PLAN_FIELDS = ("framework", "precision", "dp", "tp", "pp", "cp", "ep", "vpp", "sp", "zero",
+PLAN_FIELDS = ("framework", "precision", "dp", "tp", "pp", "cp", "ep", "etp", "vpp", "sp", "zero",
                "offload", "offload_params", "recompute", "mbs", "ga")
 
 
@@ -75,6 +75,21 @@ class Runtime(Strict):
     ep_comm_overlap: bool = Field(False, description="expert-parallel all-to-all of one micro-batch overlapped "
                                   "with another's compute (DeepSeek DualPipe, Megatron-Core "
                                   "--overlap-moe-expert-parallel-comm); off by default: not every stack does it")
+    fp8_recipe: Literal["delayed", "current"] = Field(
+        "delayed", description="FP8 scaling: 'delayed' (Transformer Engine DelayedScaling, Megatron --fp8-recipe "
+        "delayed, its default) or 'current' per-tensor scaling (Float8CurrentScaling; NeMo/Megatron-Bridge "
+        "'FP8-CS' recipes, torchao tensorwise), which reads each tensor once more for its amax")
+    moe_load_imbalance: float = Field(1.0, ge=1.0, le=64.0, description="routed tokens on the busiest expert-parallel "
+                                      "rank / the balanced share; 1.0 = balanced (benchmarks with Megatron "
+                                      "--moe-router-force-load-balancing). Scales expert GEMMs and the all-to-all")
+    attention_kernel: Literal["auto", "fa2", "fa3"] = Field(
+        "auto", description="fused attention kernel: 'fa3' Hopper-native (FlashAttention-3, cuDNN / Transformer "
+        "Engine fused attention), 'fa2' FlashAttention-2 (PyTorch SDPA's flash backend), slower on Hopper and "
+        "Blackwell; 'auto' = the framework's default (Megatron fa3, torchtitan and DeepSpeed fa2)")
+    compile: bool = Field(True, description="torch.compile on (torchtitan --compile / training.compile): "
+                          "norms, rotary and activations run as fused kernels. Off, torchtitan runs them eagerly, "
+                          "one kernel per op (torchtitan's own default is off). Megatron always uses fused "
+                          "Transformer Engine kernels")
     dp_comm_overlap: bool = Field(True, description="gradient reduction overlapped with the last micro-batch's "
                                   "backward and the parameter all-gather with the first forward (Megatron "
                                   "--overlap-grad-reduce --overlap-param-gather, DeepSpeed overlap_comm, FSDP)")

@@ -1,0 +1,203 @@
+"""Scenarios of the calibration runs on today's stacks (`modern_runs.yaml` and any later training-run
+file of the same schema), built as a new user would: the run's own model shape, a catalog node,
+the published plan and a `runtime:` block saying what the stack did.
+
+Every knob the source leaves open is filled with the framework's default and listed in `assumed`,
+so that the report shows what the planner was told. The older Megatron runs of
+`published_runs.yaml` keep their own builder in accuracy.py (their FLOP conventions differ).
+"""
+
+from __future__ import annotations
+
+from planner.arch import flops_per_token
+from planner.catalog import model as catalog_model
+from planner.catalog import node as catalog_node
+from planner.spec import Plan
+from planner.spec.model import ModelSpec
+from planner.spec.scenario import Runtime, Scenario
+
+
+def framework_of(run: dict) -> str:
+    """Family name of the stack: megatron (Megatron-LM / Megatron-Core / NeMo / Megatron-Bridge),
+    torchtitan, or llm-foundry (Composer + PyTorch FSDP1)."""
+    text = str(run["parallel"].get("framework") or "").lower()
+    if "torchtitan" in text:
+        return "torchtitan"
+    if "composer" in text or "foundry" in text:
+        return "llm-foundry"
+    return "megatron"
+
+
+def precision_of(run: dict) -> str:
+    text = str(run["parallel"].get("precision") or "").lower()
+    if "fp8" in text:
+        return "fp8"
+    if "fp16" in text and "bf16" not in text:
+        return "fp16"
+    return "bf16"
+
+
+def _ffn_act(text: str) -> str:
+    """swiglu for any gated FFN (3 matmuls), gelu / relu for the non-gated two-matmul FFN."""
+    t = text.lower()
+    if "swiglu" in t or "gated" in t and "non-gated" not in t:
+        return "swiglu"
+    return "relu" if "relu" in t else "gelu"
+
+
+def node_of(run: dict):
+    """(catalog node, note). Torchtitan's H100s are the 96 GB HBM2e, 500 W part (run notes: peak
+    between SXM and NVL); the catalog's nearest entry with that memory and power class is h100-nvl,
+    placed in a DGX-H100 node (NVLink4 8-GPU, 400 Gb/s per GPU: the run's stated fabric)."""
+    gpu = run["hardware"]["gpu"]
+    if "GB200" in gpu:
+        return catalog_node("gb200-nvl72"), "gb200-nvl72"
+    if "A100" in gpu:
+        return catalog_node("dgx-a100-80gb"), "dgx-a100-80gb"
+    if "H100" in gpu and "96GB" in gpu.replace(" ", ""):
+        nd = catalog_node("dgx-h100")
+        from planner.catalog import gpu as catalog_gpu
+        return nd.model_copy(update={"gpu": catalog_gpu("h100-nvl"), "name": "dgx-h100+h100-nvl"}), \
+            "dgx-h100 with h100-nvl (96 GB 500 W part)"
+    return catalog_node("dgx-h100"), "dgx-h100"
+
+
+def model_of(run: dict, assumed: list[str]) -> ModelSpec:
+    """The run's own shape. Llama-style (RMSNorm, RoPE, untied) unless the name says GPT-3 / MPT /
+    Nemotron (LayerNorm); a missing vocabulary comes from the catalog model of the same name."""
+    m = run["model"]
+    name = m["name"]
+    low = name.lower()
+    gpt_like = any(k in low for k in ("gpt-3", "gpt3", "mpt", "nemotron"))
+    vocab = m.get("vocab_size")
+    if vocab is None:
+        vocab = catalog_model("gpt3-175b").vocab if "gpt" in low else 32000
+        assumed.append(f"vocab={vocab}")
+    kw = dict(name=name, layers=m["layers"], hidden=m["hidden_size"], heads=m["attention_heads"],
+              kv_heads=m.get("kv_heads"), head_dim=m.get("head_dim"), ffn_hidden=m["ffn_hidden_size"],
+              ffn_act=_ffn_act(str(m.get("ffn_activation") or "swiglu")), vocab=vocab,
+              norm="layernorm" if gpt_like else "rmsnorm", tie_embeddings="mpt" in low,
+              linear_bias="gpt-3" in low or "gpt3" in low)
+    moe = m.get("moe")
+    if moe:
+        kw["moe"] = {"experts": moe["num_experts"], "top_k": moe["top_k"],
+                     "expert_ffn_hidden": moe["expert_ffn_hidden_size"],
+                     "shared_experts": moe.get("shared_experts") or 0,
+                     "dense_layers": moe.get("dense_layers") or 0,
+                     "router_bias": moe.get("router_score") == "sigmoid"}
+    if m.get("mla"):
+        kw["mla"] = dict(m["mla"])
+        kw["kv_heads"] = kw["head_dim"] = None
+    if "qwen3" in low:
+        kw["qk_norm"] = True
+    return ModelSpec.model_validate(kw)
+
+
+def _recompute(run: dict, framework: str, assumed: list[str]) -> str:
+    text = str(run["parallel"].get("recompute") or "").lower()
+    if "recompute_num_layers" in text:
+        assumed.append("recompute=none (partial full recompute of some layers not expressible)")
+        return "none"
+    if "full" in text:
+        return "full"
+    if "selective" in text:
+        return "selective"
+    if text in ("none", "no"):
+        return "none"
+    # Megatron-Core: recompute_granularity defaults to None (no recompute); NeMo/Bridge recipes that
+    # leave it unset train without recompute.
+    assumed.append("recompute=none")
+    return "none"
+
+
+def plan_of(run: dict, assumed: list[str]) -> dict:
+    """Plan fields exactly as published; dp from GPUs / (tp pp cp) when the source leaves it out."""
+    p, n = run["parallel"], run["hardware"]["num_gpus"]
+    fw = framework_of(run)
+    tp, pp, cp = p.get("tp") or 1, p.get("pp") or 1, p.get("cp") or 1
+    dp = p.get("dp") or n // (tp * pp * cp)
+    gbs = p["global_batch_size"]
+    fsdp = str(p.get("fsdp") or "").lower()
+    vpp_assumed = None
+    if fw == "megatron":
+        # Megatron-FSDP (--use-megatron-fsdp) shards parameters, gradients and optimizer: ZeRO-3;
+        # otherwise NeMo / Megatron-Bridge recipes use the distributed optimizer (ZeRO-1).
+        zero = 3 if "megatron-fsdp" in fsdp else 1
+        mbs = p.get("micro_batch_size") or 1
+        ga = gbs // (mbs * dp)
+    else:
+        zero = 3 if dp * cp > 1 else 0  # FSDP2 / FSDP1 FULL_SHARD
+        local = p.get("local_batch_size") or p.get("micro_batch_size") or gbs // dp
+        if pp > 1:
+            # torchtitan (2024): the local batch is split into `pipeline_parallel_microbatches`
+            # micro-batches, by default the PP degree (parallelize: `... or parallel_dims.pp`); an
+            # interleaved schedule holds at least 2 stages per rank.
+            if "interleaved" in str(p.get("techniques") or "").lower() and not p.get("virtual_pipeline_stages"):
+                vpp_assumed = 2
+                assumed.append("vpp=2 (interleaved, stages per rank not stated)")
+            ga = p.get("grad_accum_steps") or pp
+            mbs = max(1, local // ga)
+            assumed.append(f"micro-batches={ga} (torchtitan default: the PP degree)")
+        else:
+            mbs = p.get("micro_batch_size") or local
+            ga = gbs // (mbs * dp)
+    plan = {"framework": "megatron" if fw == "megatron" else "torchtitan", "precision": precision_of(run),
+            "dp": dp, "tp": tp, "pp": pp, "cp": cp, "ep": p.get("ep") or 1,
+            "vpp": p.get("virtual_pipeline_stages") or vpp_assumed or 1, "zero": zero,
+            "recompute": _recompute(run, fw, assumed), "mbs": mbs, "ga": ga}
+    if p.get("etp") and "etp" in Plan.model_fields:
+        plan["etp"] = p["etp"]
+    if p.get("sequence_parallel") is not None:
+        plan["sp"] = bool(p["sequence_parallel"]) and tp > 1
+    return plan
+
+
+def runtime_of(run: dict, framework: str) -> dict:
+    """What the stack did, from the run's own text. torchtitan overlaps TP only with async TP
+    (`techniques` says AsyncTP); Megatron recipes overlap TP and DP (NeMo/Bridge H100 recipes set
+    tp_comm_overlap); MoE all-to-all overlap only where the run says so (moe_a2a_overlap)."""
+    p, notes = run["parallel"], str(run.get("notes") or "").lower()
+    tech = str(p.get("techniques") or "").lower()
+    rt: dict = {"flash_attention": True, "dp_comm_overlap": True,
+          "tp_comm_overlap": ("asynctp" in tech.replace(" ", "")) if framework == "torchtitan" else True,
+          "ep_comm_overlap": "a2a_overlap=true" in notes.replace(" ", "")}
+    prec = str(p.get("precision") or "").lower()
+    if "fp8-cs" in prec or "current scaling" in prec or (framework == "torchtitan" and "fp8" in prec):
+        rt["fp8_recipe"] = "current"  # FP8-CS recipes; torchao Float8 tensorwise dynamic scaling
+    fw_text = str(p.get("framework") or "").lower()
+    if ("nemo" in fw_text or "bridge" in fw_text) and "grad_reduce_dtype" in Runtime.model_fields:
+        rt["grad_reduce_dtype"] = "bf16"  # NeMo / Megatron-Bridge recipes: grad_reduce_in_fp32 = False
+    if framework != "megatron":
+        # torch.compile only where the run says so (torchtitan's and Composer's default is off)
+        rt["compile"] = "compile" in tech
+    return rt
+
+
+def published_tokens(run: dict, spec: ModelSpec) -> tuple[float, str]:
+    """Published tokens/s per GPU: as printed, or total / GPUs, or GBS x seq / step time, or from
+    TFLOP/s with the source's FLOP convention (non-causal model FLOPs, Megatron before 2025-03)."""
+    me, n, p = run["measured"], run["hardware"]["num_gpus"], run["parallel"]
+    s = run["model"]["seq_length"]
+    if me.get("tokens_per_sec_per_gpu"):
+        return float(me["tokens_per_sec_per_gpu"]), "tok/s/GPU"
+    if me.get("iteration_time_s"):
+        return p["global_batch_size"] * s / me["iteration_time_s"] / n, "s/iter"
+    if me.get("tokens_per_sec_total"):
+        return me["tokens_per_sec_total"] / n, "tok/s total"
+    per_token = flops_per_token(spec, s, causal=False)["training"]
+    return me["tflops_per_gpu"] * 1e12 / per_token, "model TFLOP/s (non-causal)"
+
+
+def build(run: dict):
+    """(Scenario, plan dict, node label, assumed list) of one run."""
+    assumed: list[str] = []
+    spec = model_of(run, assumed)
+    node, label = node_of(run)
+    plan = plan_of(run, assumed)
+    n = run["hardware"]["num_gpus"]
+    sc = Scenario.model_validate({
+        "name": run["id"], "model": spec, "runtime": runtime_of(run, framework_of(run)),
+        "cluster": {"node": node, "nodes": max(1, n // node.gpus_per_node)},
+        "training": {"seq_len": run["model"]["seq_length"], "global_batch": run["parallel"]["global_batch_size"],
+                     "tokens": 1e9}})
+    return sc, Plan.model_validate(plan), label, assumed
