@@ -11,7 +11,13 @@ op-level selective checkpointing: the planner's torchtitan activations), so each
 is compared with the part that models it:
   states       memory_allocated after a step      vs weights + gradients + optimizer (megatron plan)
   transient    max_memory_allocated - states      vs activations (torchtitan plan, same recompute)
-  reserved     max_memory_reserved - max_allocated vs other.fragmentation
+  reserved     max_memory_reserved - max_allocated vs other.fragmentation (allocator setting as measured)
+  total        max_memory_reserved                vs states + transient + fragmentation
+The FSDP2 measurements (benchmarks/memory_device_fsdp.py, layout 'fsdp2') are compared with a
+torchtitan ZeRO-3 plan throughout: its states (fp32 sharded parameters, gradients, Adam) and its
+transient = activations + other.fsdp_prefetch (the gathered units, and the reduce-scatter input
+that FSDP2's own stream keeps reserved: not allocated at the peak, so compare the totals). The framework rules are not
+applied: the measurement is a one-rank FSDP2 group, which the rules would not call ZeRO-3.
 """
 
 from __future__ import annotations
@@ -24,9 +30,11 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+import numpy as np  # noqa: E402
+
 from planner.catalog import node as catalog_node  # noqa: E402
-from planner.estimate.evaluate import estimate  # noqa: E402
-from planner.spec import Plan  # noqa: E402
+from planner.estimate import memory, table  # noqa: E402
+from planner.estimate.evaluate import Context  # noqa: E402
 from planner.spec.model import ModelSpec  # noqa: E402
 from planner.spec.scenario import Scenario  # noqa: E402
 
@@ -34,20 +42,29 @@ GIB = 2**30
 RECOMPUTE = {"none": "none", "full": "full", "tt_sac": "selective"}
 
 
-def predicted(model: dict, ffn: dict, run: dict) -> dict:
-    """The planner's states, activations and fragmentation (GiB) for one measured configuration."""
+def predicted(model: dict, ffn: dict, run: dict, expandable: bool, fsdp: bool = False) -> dict:
+    """The planner's states, transient and fragmentation (GiB) for one measured configuration."""
     spec = ModelSpec(name="device-check", layers=model["layers"], hidden=model["hidden"], heads=model["heads"],
                      kv_heads=model["heads"], head_dim=model["head_dim"], ffn_hidden=ffn[run["act"]],
                      ffn_act=run["act"], vocab=model["vocab"], norm="layernorm")
     node = catalog_node("hgx-h200").model_copy(update={"gpus_per_node": 1})
     sc = Scenario(name="device-check", model=spec, cluster={"node": node, "nodes": 1},
-                  training={"seq_len": run["seq"], "global_batch": run["mbs"], "tokens": 1e9})
-    rc = RECOMPUTE[run["recompute"]]
-    meg = estimate(sc, Plan(framework="megatron", precision="bf16", zero=0, recompute=rc, mbs=run["mbs"]))["memory"]
-    tt = estimate(sc, Plan(framework="torchtitan", precision="bf16", zero=0, recompute=rc, mbs=run["mbs"]))["memory"]
-    b = meg["breakdown_gib"]
-    return {"states": b["weights"] + b["gradients"] + b["optimizer"], "transient": tt["breakdown_gib"]["activations"],
-            "fragmentation": tt["parts_gib"]["other"]["fragmentation"]}
+                  training={"seq_len": run["seq"], "global_batch": run["mbs"], "tokens": 1e9},
+                  runtime={"expandable_segments": expandable})
+    ctx = Context(sc)
+
+    def mem(framework, zero):
+        t = table.from_plans([dict(framework=framework, precision="bf16", dp=1, tp=1, pp=1, cp=1, ep=1, vpp=1,
+                                   sp=False, zero=zero, offload="none", offload_params="none",
+                                   recompute=RECOMPUTE[run["recompute"]], mbs=run["mbs"], ga=1)])
+        return {k: float(v[0]) / GIB for k, v in memory.memory(ctx, t).items() if np.ndim(v)}
+
+    states_of = lambda m: m["weights"] + m["gradients"] + m["optimizer"]  # noqa: E731
+    tt = mem("torchtitan", 3 if fsdp else 0)
+    states = states_of(tt) if fsdp else states_of(mem("megatron", 0))
+    transient = tt["activations"] + (tt["other.fsdp_prefetch"] if fsdp else 0.0)
+    return {"states": states, "transient": transient, "fragmentation": tt["other.fragmentation"],
+            "total": states + transient + tt["other.fragmentation"]}
 
 
 def rows(path: Path) -> list[dict]:
@@ -56,10 +73,11 @@ def rows(path: Path) -> list[dict]:
     for run in data["runs"]:
         if "error" in run:
             continue
-        p = predicted(data["model"], data["ffn"], run)
+        fsdp = data.get("layout") == "fsdp2"
+        p = predicted(data["model"], data["ffn"], run, "expandable_segments:True" in data["alloc_conf"], fsdp)
         m = {"states": run["states"] / GIB, "transient": (run["peak_allocated"] - run["states"]) / GIB,
-             "fragmentation": (run["peak_reserved"] - run["peak_allocated"]) / GIB}
-        out.append({"file": path.name, "name": run["name"], "alloc": data["alloc_conf"] or "default",
+             "fragmentation": (run["peak_reserved"] - run["peak_allocated"]) / GIB, "total": run["peak_reserved"] / GIB}
+        out.append({"file": path.name, "name": run["name"], "alloc": data["alloc_conf"] or "default", "fsdp": fsdp,
                     "measured": m, "predicted": p, "torch": data["torch"], "gpu": data["gpu"]})
     return out
 
@@ -71,14 +89,14 @@ def report(all_rows: list[dict]) -> str:
              "predicted with `benchmarks/memory_device_compare.py` (see its docstring for what is compared "
              "with what). GiB; error = predicted / measured - 1.", "",
              "| allocator | configuration | states meas | pred | err | transient meas | pred | err | "
-             "reserved-allocated meas | fragmentation pred |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "reserved-allocated meas | fragmentation pred | reserved meas | pred | err |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in all_rows:
         m, p = r["measured"], r["predicted"]
         e = lambda k: f"{p[k] / m[k] - 1:+.1%}"  # noqa: E731
         lines.append(f"| {r['alloc']} | {r['name']} | {m['states']:.2f} | {p['states']:.2f} | {e('states')} | "
                      f"{m['transient']:.2f} | {p['transient']:.2f} | {e('transient')} | {m['fragmentation']:.2f} | "
-                     f"{p['fragmentation']:.2f} |")
+                     f"{p['fragmentation']:.2f} | {m['total']:.2f} | {p['total']:.2f} | {e('total')} |")
     return "\n".join(lines) + "\n"
 
 

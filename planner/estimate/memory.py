@@ -8,7 +8,8 @@ source in memory_terms_*.py):
   activations  layers, moe_dispatch_combine, recompute_layer, embedding,
                logits_loss                                            (memory_terms_activations)
   other        cuda_context, library_workspaces, nccl_buffers, ds_buckets, zero3_live_params,
-               fsdp_prefetch, sp_allgather_buffer, moe_permute_buffer      (memory_terms_runtime)
+               fsdp_prefetch, sp_allgather_buffer, moe_permute_buffer,
+               pp_recv_buffers                                               (memory_terms_runtime)
                optimizer_step_temp, fragmentation                                    (below)
 Host RAM per node: offloaded_states, pinned_buffers, process_base; NVMe per node: offloaded_states
 (memory_terms_host).
@@ -16,8 +17,10 @@ Host RAM per node: offloaded_states, pinned_buffers, process_base; NVMe per node
 The peak of a GPU: model states, context, NCCL and buckets stay for the whole run; activations and
 gathered or in-flight communication buffers exist during forward and backward and are freed before
 the optimizer step, whose temporaries (DeepSpeed's fp32 gradient partition) take their place. So
-    total = states + fixed + max(forward/backward transients, step temporary) x (1 + fragmentation)
-and `other.optimizer_step_temp` is the part of the step temporary above the forward/backward peak.
+    total = states + fixed + max(forward/backward transients, step temporary) + fragmentation
+and `other.optimizer_step_temp` is the part of the step temporary above the forward/backward peak;
+fragmentation is the caching allocator's slack times the largest tensor of the peak's phase
+(memory_terms_runtime.fragmentation_bytes, measured on an H200).
 Every pipeline rank is evaluated (memory_terms_stage: its layers, dense or MoE, its ends and its
 micro-batches in flight) and the most loaded one is kept: with leading dense layers (DeepSeek-V3) a
 middle rank made only of MoE layers can exceed both ends.
@@ -27,10 +30,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from planner.estimate.memory_terms_activations import activation_parts, flash_attention, layer_activation_bytes
+from planner.estimate.memory_terms_activations import (activation_parts, flash_attention, largest_tensor_bytes,
+                                                       layer_activation_bytes)
 from planner.estimate.memory_terms_host import host_parts
-from planner.estimate.memory_terms_runtime import (DS_BUCKET_ELEMENTS, FRAGMENTATION, fixed_runtime_parts,
-                                                   transient_runtime_parts)
+from planner.estimate.memory_terms_runtime import (DS_BUCKET_ELEMENTS, fixed_runtime_parts, fragmentation_bytes,
+                                                   pipelining_recv_bytes, transient_runtime_parts)
 from planner.estimate.memory_terms_stage import stage_layers, stage_params
 from planner.estimate.memory_terms_states import model_state_parts
 
@@ -44,7 +48,7 @@ GROUPS = {
     "optimizer": ("master_weights", "states"),
     "activations": ("layers", "moe_dispatch_combine", "recompute_layer", "embedding", "logits_loss"),
     "other": ("cuda_context", "library_workspaces", "nccl_buffers", "ds_buckets", "zero3_live_params",
-              "fsdp_prefetch", "sp_allgather_buffer", "moe_permute_buffer", "optimizer_step_temp",
+              "fsdp_prefetch", "sp_allgather_buffer", "moe_permute_buffer", "pp_recv_buffers", "optimizer_step_temp",
               "fragmentation"),
 }
 HOST_PARTS = ("host.offloaded_states", "host.pinned_buffers", "host.process_base")
@@ -57,10 +61,12 @@ def stage_memory(ctx, t, stage, per_layer: dict) -> dict:
     transient = activation_parts(ctx, t, stage, per_layer, sp) | transient_runtime_parts(ctx, t, sp)
     parts = {k: v for k, v in states.items() if "." in k}
     parts |= fixed_runtime_parts(ctx, t, states["local_params"]) | transient
+    parts["other.pp_recv_buffers"] = pipelining_recv_bytes(ctx, t, stage)
     forward_backward = sum(transient.values())
     step_extra = np.maximum(0.0, states["step_temp"] - forward_backward)
     parts["other.optimizer_step_temp"] = step_extra
-    parts["other.fragmentation"] = FRAGMENTATION * (forward_backward + step_extra)
+    largest = np.where(step_extra > 0, states["step_temp"], largest_tensor_bytes(ctx, t, stage))
+    parts["other.fragmentation"] = fragmentation_bytes(ctx, t, largest)
     out = {f"{g}.{p}": parts[f"{g}.{p}"] for g, names in GROUPS.items() for p in names}
     for g, names in GROUPS.items():
         out[g] = sum(parts[f"{g}.{p}"] for p in names)

@@ -21,8 +21,17 @@ from planner.estimate.memory_terms_states import FP8, MEG, TT
 # at once, 12 bytes, above the forward's 2 + 4 + 4; measured on an H200 (torch 2.11, vocab 128,256,
 # 4,096 and 16,384 tokens: benchmarks/memory_device_results.md), the transient peak of a step was
 # the stored activations plus these 12 bytes to within 0.1%. Indexed by framework (deepspeed,
-# megatron, torchtitan).
+# megatron, torchtitan). torchtitan with tp > 1 runs loss parallel (DTensor `loss_parallel`, on unless
+# disable_loss_parallel), whose log-softmax backward is decomposed into separate fp32 ops
+# (torch/distributed/tensor/parallel/loss.py: grad_output - exp(output) * sum): the saved output,
+# the incoming gradient, exp(output) and the product exist at once: LOSS_PARALLEL_BYTES.
 LOGIT_BYTES = np.array([12.0, 6.0, 12.0])
+LOSS_PARALLEL_BYTES = 16.0
+
+
+def logit_bytes(t):
+    """Bytes per token and local vocabulary entry of the output layer and loss at their peak."""
+    return np.where((t["framework"] == TT) & (t["tp"] > 1), LOSS_PARALLEL_BYTES, LOGIT_BYTES[t["framework"]])
 
 
 def flash_attention(ctx) -> bool:
@@ -84,7 +93,8 @@ def te_fp8_saved_delta(h, heads_local, d_v, ffn_local, sp_div):
     with (1 byte, TE `Linear`/`LayerNormLinear` forward), so the QKV and first-MLP inputs (the norm
     outputs, 2h each) and the second-MLP input (2f) are halved, while the out-projection keeps an FP8
     copy of the attention output beside the bf16 one that flash attention keeps for its backward
-    (+1 x heads x d_v). Returns (attention part, dense MLP part)."""
+    (+1 x heads x d_v). MoE layers: each routed copy's expert input (the tokens received, h) and
+    second-GEMM input (f_expert/tp) likewise. Returns (attention part, dense MLP part)."""
     return heads_local * d_v - h / sp_div, -h / sp_div - ffn_local
 
 
@@ -139,8 +149,11 @@ def layer_activation_bytes(ctx, t, flash: bool = True) -> dict:
     titan = t["framework"] == TT
     per_token_dense = {"none": base + core + dense_mlp + fp8_mlp,
                        "selective": np.where(titan, sac_attn + sac_mlp, base + kept + dense_mlp + fp8_mlp)}
-    per_token_moe = {"none": base + core + moe_mlp,
-                     "selective": np.where(titan, sac_attn + moe_mlp, base + kept + moe_mlp)}
+    fp8_moe = 0.0
+    if m.moe:  # the experts' FP8 GEMMs save their inputs in FP8 too: received tokens (h) and fc2 inputs
+        fp8_moe = np.where(te_fp8, -copies * (h + m.moe.expert_ffn_hidden / tp) - m.moe.shared_ffn / tp, 0.0)
+    per_token_moe = {"none": base + core + moe_mlp + fp8_moe,
+                     "selective": np.where(titan, sac_attn + moe_mlp, base + kept + moe_mlp + fp8_moe)}
     out = {}
     for kind, per_token in (("dense", per_token_dense), ("moe", per_token_moe)):
         out[kind] = {k: v * tokens for k, v in per_token.items()}
@@ -160,7 +173,7 @@ def activation_parts(ctx, t, stage, per_layer: dict, sp: dict) -> dict:
         fully recomputed step was the checkpoints plus the loss, benchmarks/memory_device_results.md);
       embedding: the embedding's dropout mask per micro-batch in flight (Korthikanti Sec. 4.3; its
         output is the first layer's stored input, counted there);
-      logits_loss: last stage, one micro-batch: LOGIT_BYTES x vocab / tp per token plus the final
+      logits_loss: last stage, one micro-batch: logit_bytes x vocab / tp per token plus the final
         norm's input and the output layer's input (2h + 2h, split by SP)."""
     m, rc, pp = ctx.model, t["recompute"], t["pp"]
     tp = t["tp"].astype(float)
@@ -186,7 +199,7 @@ def activation_parts(ctx, t, stage, per_layer: dict, sp: dict) -> dict:
                            np.where(sp["moe"] > 0, per_layer["moe"]["none"] - per_layer["moe"]["selective"], 0.0))
     recompute = np.where(rc == 2, biggest, np.where((rc == 1) & (t["framework"] == TT), sac_extra, 0.0))
     embedding = (1.0 if m.dropout else 0.0) * m.hidden / sp_div * tokens * in_flight
-    logits = tokens * (LOGIT_BYTES[t["framework"]] * m.vocab / tp + 4 * m.hidden / sp_div)
+    logits = tokens * (logit_bytes(t) * m.vocab / tp + 4 * m.hidden / sp_div)
     return {
         "activations.layers": stored - dispatch,
         "activations.moe_dispatch_combine": dispatch,
@@ -194,3 +207,27 @@ def activation_parts(ctx, t, stage, per_layer: dict, sp: dict) -> dict:
         "activations.embedding": np.where(holds_first, embedding, 0.0),
         "activations.logits_loss": np.where(holds_last, logits, 0.0),
     }
+
+
+def largest_tensor_bytes(ctx, t, stage) -> np.ndarray:
+    """The largest single tensor a forward/backward pass of one micro-batch allocates on the stage:
+    the fp32 logits [tokens, vocab/tp] on the stage that holds the loss; per layer the MLP's first
+    output [tokens, up x f/tp] (up = 2 for SwiGLU), the QKV output, the sequence-parallel all-gather
+    [tokens, h], the MoE tokens received and their expert outputs [tokens x top_k x capacity, h and
+    up x f_expert/tp], and without flash attention the scores [heads/tp, s/cp, s] (2 bytes each)."""
+    m = ctx.model
+    tp = t["tp"].astype(float)
+    tokens = t["mbs"] * ctx.seq_len / t["cp"]
+    d_qk, d_v = attention_dims(m)
+    kv = m.heads if m.mla else m.n_kv_heads
+    up = 2 if m.ffn_act == "swiglu" else 1
+    per_token = np.maximum(2.0 * up * m.ffn_hidden / tp, 2.0 * (m.heads * d_qk + kv * (d_qk + d_v)) / tp)
+    per_token = np.maximum(per_token, np.where(t["sp"] & (t["tp"] > 1), 2.0 * m.hidden, 0.0))
+    if m.moe:
+        copies = m.moe.top_k * (m.moe.capacity_factor or 1.0)
+        per_token = np.maximum(per_token, copies * 2.0 * np.maximum(m.hidden, up * m.moe.expert_ffn_hidden / tp))
+    largest = per_token * tokens
+    if not flash_attention(ctx):
+        largest = np.maximum(largest, 2.0 * t["mbs"] * m.heads / tp * ctx.seq_len / t["cp"] * ctx.seq_len)
+    rank = pipeline_rank(t, stage)
+    return np.where(rank == t["pp"] - 1, np.maximum(largest, 4.0 * tokens * m.vocab / tp), largest)

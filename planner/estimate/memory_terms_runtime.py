@@ -42,11 +42,31 @@ DS_ALLREDUCE_BUCKET_ELEMENTS = 5e8
 DS_PREFETCH_BUCKET_ELEMENTS = 5e7
 DS_MAX_LIVE_PARAMETERS = 1e9
 DS_PARAM_PERSISTENCE_THRESHOLD = 1e5
-# PyTorch caching allocator: reserved beyond allocated. GMLake (Guo et al., ASPLOS 2024) measured 15%
-# fragmentation on average (up to 33%) for eight LLMs on A100-80GB with recomputation, offload and
-# LoRA; applied to the memory allocated and freed during the step (activations and transient
-# buffers), not to model states, which frameworks allocate once in large flat buffers.
-FRAGMENTATION = 0.15
+# PyTorch caching allocator: memory it holds beyond what is allocated at the peak, as a fraction of
+# the largest tensor allocated in that phase. A freed block is split to serve smaller requests but
+# cannot serve a larger one, so the allocator maps a new segment for the largest request while
+# smaller cached pieces stay reserved; expandable segments (PYTORCH_CUDA_ALLOC_CONF=
+# expandable_segments:True) grow one segment by pages instead. Measured on an H200 (torch 2.11,
+# benchmarks/memory_device_results.md, 7 configurations of a 3B-parameter decoder): max_memory_reserved
+# - max_memory_allocated was 0.54 to 0.98 of the largest tensor (the fp32 logits) with the default
+# allocator, 0.52 to 0.64 with expandable segments; taken at the measured maxima, rounded up.
+ALLOCATOR_SLACK_DEFAULT = 1.0
+ALLOCATOR_SLACK_EXPANDABLE = 0.65
+
+
+def expandable_segments(ctx, t):
+    """Whether the run uses expandable segments (scenario `runtime.expandable_segments`; 'auto':
+    torchtitan's run_train.sh sets PYTORCH_ALLOC_CONF=expandable_segments:True, the PyTorch default
+    that DeepSpeed and Megatron-LM keep is off)."""
+    name = getattr(getattr(ctx.scenario, "runtime", None), "expandable_segments", "auto")
+    if name == "auto":
+        return t["framework"] == TT
+    return np.full(len(t["tp"]), bool(name))
+
+
+def fragmentation_bytes(ctx, t, largest):
+    """Reserved beyond allocated at the peak: the allocator slack times the phase's largest tensor."""
+    return np.where(expandable_segments(ctx, t), ALLOCATOR_SLACK_EXPANDABLE, ALLOCATOR_SLACK_DEFAULT) * largest
 
 
 def _comm_bytes(size):
@@ -122,26 +142,35 @@ def zero3_live_bytes(ctx, t, sp):
 
 
 def fsdp_prefetch_bytes(ctx, t):
-    """Gathered FSDP units (one unit per transformer block, plus the embedding and the output layer;
-    taken at the largest, after tensor and expert parallelism):
-      torchtitan FSDP2 without pipeline parallelism: the unit in use and the next one prefetched,
-        unsharded in the compute dtype, the unit's unsharded gradient, and its reduce-scatter input in
-        the reduce dtype (fp32 by default, memory_terms_states.grad_buffer_bytes). With pipeline
-        parallelism the stage stays unsharded (weights.fsdp_unsharded_params).
+    """Gathered FSDP units.
+      torchtitan FSDP2 without pipeline parallelism. torchtitan wraps every transformer block, then
+    the whole model, so the root unit holds the embedding, the final norm and the output layer
+    (`apply_fsdp`); the last block and the root are not resharded after forward. At the step's
+    forward/backward peak (the loss's backward) both are unsharded in the compute dtype. The
+    reduce-scatter input of the largest unit, in the reduce dtype (fp32 by default,
+    memory_terms_states.grad_buffer_bytes), is allocated on FSDP2's reduce-scatter stream, whose
+    cached blocks the compute stream cannot reuse. Measured on an H200 (one-rank FSDP2, 3B decoder,
+    benchmarks/memory_device_results.md): the allocated peak above the activations was the root and
+    last block unsharded (2.41 GiB), and expandable segments reserved the root's fp32 reduce-scatter
+    input (3.9 GiB) beyond the non-FSDP run's slack. With pipeline parallelism the stage stays
+    unsharded (weights.fsdp_unsharded_params).
       Megatron-FSDP (megatron, zero 3): double-buffered, at most two units' parameters (compute
-        dtype) and two units' gradients (main grads dtype, the compute dtype by default) allocated at
-        once (Megatron-LM docs/user-guide/features/megatron_fsdp.md, "double-buffering")."""
+    dtype) and two units' gradients (main grads dtype, the compute dtype by default) allocated at
+    once (Megatron-LM docs/user-guide/features/megatron_fsdp.md, "double-buffering"); a unit is a
+    transformer block or the embedding/output layer, the larger after tensor and expert parallelism."""
     st, m = ctx.stats, ctx.model
     wb = COMPUTE_BYTES[t["precision"]]
     block = (st.attention_per_layer + st.norms_per_layer + max(
         st.dense_mlp_per_layer if st.dense_layers else 0,
         st.router_per_moe_layer + st.shared_experts_per_moe_layer if st.moe_layers else 0)) / t["tp"]
     block = block + (st.routed_experts_per_moe_layer / (t["ep"] * t["etp"]) if st.moe_layers else 0.0)
-    unit = np.maximum(block, m.vocab * m.hidden / t["tp"])
+    root = (st.embedding + st.lm_head + st.final_norm) / t["tp"]
     gb = grad_buffer_bytes(ctx, t)
     titan = (t["framework"] == TT) & (t["zero"] >= 3) & (t["pp"] == 1)
     mfsdp = (t["framework"] == MEG) & (t["zero"] >= 3)
-    return np.where(titan, unit * (3 * wb + gb), np.where(mfsdp, unit * 2 * (wb + gb), 0.0))
+    unit = np.maximum(block, m.vocab * m.hidden / t["tp"])
+    return np.where(titan, (root + block) * wb + np.maximum(root, block) * gb,
+                    np.where(mfsdp, unit * 2 * (wb + gb), 0.0))
 
 
 def transient_comm_bytes(ctx, t, sp):
@@ -158,6 +187,23 @@ def transient_comm_bytes(ctx, t, sp):
         permute = np.where(sp["moe"] > 0, 2.0 * m.hidden * tokens * m.moe.top_k * (m.moe.capacity_factor or 1.0)
                            * fold, 0.0)
     return gather, permute
+
+
+def pipelining_recv_bytes(ctx, t, stage):
+    """torchtitan's pipeline (torch.distributed.pipelining) allocates its receive buffers when the
+    schedule is set up, one per micro-batch: each of the rank's vpp stages an activation buffer
+    (stages with a predecessor) and a gradient buffer (stages with a successor)
+    (`_PipelineStageBase._prepare_forward_infra` / `_prepare_backward_infra`: "should be deleted once
+    lazy buffer allocation is implemented"). Each holds the stage boundary tensor, a block output:
+    2h bytes per token of the micro-batch, sequence-sharded under SP. Megatron receives into one
+    buffer at a time and frees it with the micro-batch's backward: nothing persistent."""
+    from planner.estimate.memory_terms_stage import pipeline_rank
+
+    rank, pp, vpp = pipeline_rank(t, stage), t["pp"], t["vpp"]
+    tokens = t["mbs"] * ctx.seq_len / t["cp"]
+    boundary = 2.0 * ctx.model.hidden / np.where(t["sp"], t["tp"], 1) * tokens
+    buffers = (vpp - (rank == 0)) + (vpp - (rank == pp - 1))
+    return np.where((t["framework"] == TT) & (pp > 1), buffers * t["ga"] * boundary, 0.0)
 
 
 def fixed_runtime_parts(ctx, t, local) -> dict:

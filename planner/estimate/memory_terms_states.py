@@ -159,6 +159,14 @@ def optimizer_state_bytes(ctx, t, sp, stage, held):
     return np.where(shaped, 4.0 * factored, 4.0 * held)
 
 
+def gemm_local_held(t, sp):
+    """GEMM weights this GPU holds: its tensor/expert-parallel share, sharded with ZeRO-3."""
+    s, se = shard_groups(t)
+    tp, ep = t["tp"], t["ep"]
+    dense, expert = sp["gemm"] / tp, sp["expert"] / (ep * t["etp"])
+    return np.where(t["zero"] >= 3, dense / s + expert / se, dense + expert)
+
+
 def fp8_gemms(ctx, sp, ep):
     """Number of GEMM weights (Transformer Engine modules, one scaling state each) in the stage; each
     local routed expert has its own."""
@@ -197,7 +205,11 @@ def model_state_parts(ctx, t, sp, stage) -> dict:
     grad_accum = np.where(tt & pipelined & (t["ga"] > 1), local * gb, 0.0)
     te_fp8 = meg & (prec == FP8)
     gemm_local = sp["gemm"] / tp + sp["expert"] / (ep * t["etp"])
-    fp8_copies = np.where(te_fp8, gemm_local * FP8_COPY_BYTES, 0.0)
+    fp8_params = te_fp8 & bool(getattr(getattr(ctx.scenario, "runtime", None), "fp8_param_gather", False))
+    # --fp8-param-gather: the GEMM weights themselves are FP8 (1 byte; their fp32 master copy stays in
+    # the optimizer), and only the transposed FP8 copy is cached beside them
+    params = params - np.where(fp8_params, gemm_local_held(t, sp) * (wb - 1.0), 0.0)
+    fp8_copies = np.where(te_fp8, gemm_local * np.where(fp8_params, FP8_COPY_BYTES - 1.0, FP8_COPY_BYTES), 0.0)
     fp8_scaling = np.where(te_fp8, fp8_gemms(ctx, sp, ep) * FP8_SCALING_BYTES_PER_GEMM, 0.0)
 
     # Offload. DeepSpeed: master, moments and the fp32 gradient partition live in pinned host memory

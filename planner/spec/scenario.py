@@ -100,6 +100,14 @@ class Runtime(Strict):
         "MixedPrecisionPolicy.reduce_dtype = mixed_precision_reduce 'float32'), DeepSpeed the model dtype "
         "(data_types.grad_accum_dtype). NeMo / Megatron-Bridge performance recipes set "
         "grad_reduce_in_fp32 = False: bf16")
+    expandable_segments: Literal["auto"] | bool = Field(
+        "auto", description="PyTorch caching allocator with PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True "
+        "(less memory held beyond what is allocated). auto: on for torchtitan (its run_train.sh sets it), "
+        "off for DeepSpeed and Megatron-LM (PyTorch's default)")
+    fp8_param_gather: bool = Field(
+        False, description="Megatron fp8 only: keep the GEMM weights in FP8 (--fp8-param-gather, Megatron-Bridge "
+        "fp8_param_gather; off by default, set by NeMo / Megatron-Bridge FP8 performance recipes): no 16-bit "
+        "copy of them, and FP8 parameter all-gathers")
 
 
 class Scenario(Strict):
