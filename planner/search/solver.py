@@ -8,29 +8,20 @@ constraint or evaluated, so the ranking is exact under the model.
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import time
 
 import numpy as np
-from ortools.sat.python import cp_model
 
 from planner.estimate import table as T
-from planner.estimate.evaluate import Context, evaluate_table, result_row
-from planner.frameworks.rules import framework_mask
-from planner.search.rank import order, pareto_mask
+from planner.estimate import compute, memory
+from planner.estimate.evaluate import Context, evaluate_table, memory_verdict, result_row
+from planner.frameworks.rules import RULES, framework_mask
+from planner.search.rank import TIGHT_PENALTY, order, pareto_mask
 from planner.search.space import all_layouts, domains
 
 INT_FIELDS = ("tp", "pp", "cp", "ep", "vpp", "dp", "mbs", "ga")
-
-
-class _Collector(cp_model.CpSolverSolutionCallback):
-    def __init__(self, variables):
-        super().__init__()
-        self._vars = variables
-        self.rows: list[tuple[int, ...]] = []
-
-    def on_solution_callback(self):
-        self.rows.append(tuple(self.Value(v) for v in self._vars))
 
 
 def _prime_exponents(n: int) -> dict[int, int]:
@@ -50,7 +41,7 @@ def _layout_key(scenario) -> tuple:
     m, so = scenario.model, scenario.search
     return (scenario.cluster.gpus, scenario.cluster.node.domain, m.layers, m.heads,
             m.heads if m.mla else m.n_kv_heads, m.moe.experts if m.moe else 0,
-            scenario.training.seq_len, scenario.training.global_batch,
+            scenario.training.seq_len, scenario.training.batches,
             tuple(so.micro_batch), *(tuple(getattr(so, k) or ()) for k in ("tp", "pp", "cp", "ep", "vpp")),
             tuple(sorted((k, str(v)) for k, v in so.fixed.items())), so.uneven_pipeline)
 
@@ -72,72 +63,111 @@ def layouts(scenario) -> dict[str, np.ndarray]:
     return _LAYOUT_CACHE[key]
 
 
-GRID_FIELDS = ("tp", "pp", "cp", "ep", "dp")  # enumerated by CP-SAT; mbs, ga, vpp follow by arithmetic
+GRID_FIELDS = ("tp", "pp", "cp", "dp")  # the device grid; ep, mbs, ga, vpp follow by arithmetic
+MODEL_FIELDS = ("tp", "pp", "cp")  # enumerated by CP-SAT; dp = GPUs / (tp * pp * cp)
+
+
+def _device_grid(dom: dict, n: int, batches: tuple[int, ...]) -> np.ndarray:
+    """Every (tp, pp, cp, dp) of the domains with tp * pp * cp * dp = n; CP-SAT enumerates (tp, pp, cp).
+
+    Every degree takes a value of its domain through one-hot booleans; products are written on prime
+    exponents, which keeps the model linear: x * y | n  <=>  e_p(x) + e_p(y) <= e_p(n) for every prime
+    p. dp = n / (tp * pp * cp) must divide some allowed batch, so e_p(n) - e_p(tp * pp * cp) <= the
+    largest e_p of the batches (a necessary condition; the exact divisibility and the dp domain are
+    checked by arithmetic afterwards)."""
+    from ortools.sat.python import cp_model  # imported when a search needs it (start-up time)
+
+    ne = _prime_exponents(n)
+    batch_exp = [_prime_exponents(b) for b in batches]
+    model = cp_model.CpModel()
+    pick = {k: {v: model.NewBoolVar(f"{k}={v}") for v in dom[k]} for k in MODEL_FIELDS}
+    for k in MODEL_FIELDS:
+        model.AddExactlyOne(pick[k].values())
+    primes = sorted({p for k in MODEL_FIELDS for v in dom[k] for p in _prime_exponents(v)} | set(ne))
+    for p in primes:
+        used = sum(b * _prime_exponents(v).get(p, 0) for k in MODEL_FIELDS for v, b in pick[k].items())
+        model.Add(used <= ne.get(p, 0))
+        model.Add(used >= ne.get(p, 0) - max(be.get(p, 0) for be in batch_exp))
+    solver = cp_model.CpSolver()
+    solver.parameters.enumerate_all_solutions = True
+    solver.parameters.num_workers = 1
+    bits = [b for k in MODEL_FIELDS for b in pick[k].values()]
+    values = np.array([v for k in MODEL_FIELDS for v in pick[k]], dtype=np.int64)
+    rows: list[list[bool]] = []
+
+    class Collector(cp_model.CpSolverSolutionCallback):
+        def on_solution_callback(self):
+            rows.append([self.BooleanValue(b) for b in bits])
+
+    solver.Solve(model, Collector())
+    if not rows:
+        return np.zeros((0, len(GRID_FIELDS)), dtype=np.int64)
+    chosen = np.array(rows, dtype=bool)  # one true bit per field in every row, fields in order
+    grid = np.broadcast_to(values, chosen.shape)[chosen].reshape(len(rows), len(MODEL_FIELDS))
+    dp = n // grid.prod(axis=1)
+    grid = np.column_stack([grid, dp])[np.isin(dp, dom["dp"])]
+    return np.unique(grid, axis=0)
 
 
 def _enumerate_layouts(scenario) -> dict[str, np.ndarray]:
     """All (tp, pp, cp, ep, vpp, dp, mbs, ga) satisfying the structural constraints.
 
-    CP-SAT enumerates the device grid (tp, pp, cp, ep, dp): every degree takes a value of its domain
-    through one-hot booleans, and the products and divisibility constraints are written on prime
-    exponents, which keeps the model linear: x * y = n  <=>  e_p(x) + e_p(y) = e_p(n) for every prime p;
-    x | y  <=>  e_p(x) <= e_p(y). Given a grid, the batch split and the interleaving depth follow by
-    arithmetic (numpy): mbs from its domain with mbs * dp | global batch, ga = global / (mbs * dp),
-    vpp = 1 or (pp > 1, ga % pp == 0 for Megatron's interleaved schedule, and pp * vpp <= layers, or
+    CP-SAT enumerates the device grid (tp, pp, cp, dp) (_device_grid). Given a grid, the rest follows
+    by arithmetic (numpy): ep from its domain with ep | dp * cp (EP is carved from dp x cp); for every
+    allowed global batch B, mbs from its domain with mbs * dp | B and ga = B / (mbs * dp); vpp = 1 or
+    (pp > 1, ga % pp == 0 for Megatron's interleaved schedule, and pp * vpp <= layers, or
     layers % (pp * vpp) == 0 without uneven splits)."""
-    dom = domains(scenario)
+    dom = domains(scenario, ga=False)
     empty = {k: np.array([], dtype=np.int64) for k in INT_FIELDS}
     if any(not v for v in dom.values()):
         return empty
-    n = scenario.cluster.gpus
     layers = scenario.model.layers
-    gb = scenario.training.global_batch
-    primes = sorted({p for k in GRID_FIELDS for v in dom[k] for p in _prime_exponents(v)}
-                    | set(_prime_exponents(n)) | set(_prime_exponents(gb)))
-    model = cp_model.CpModel()
-    pick = {k: {v: model.NewBoolVar(f"{k}={v}") for v in dom[k]} for k in GRID_FIELDS}
-    for k in GRID_FIELDS:
-        model.AddExactlyOne(pick[k].values())
-
-    def e(k, p):
-        return sum(b * _prime_exponents(v).get(p, 0) for v, b in pick[k].items())
-
-    for p in primes:
-        model.Add(e("dp", p) + e("tp", p) + e("pp", p) + e("cp", p) == _prime_exponents(n).get(p, 0))
-        model.Add(e("dp", p) <= _prime_exponents(gb).get(p, 0))  # dp divides the global batch
-        model.Add(e("ep", p) <= e("dp", p) + e("cp", p))  # EP carved from dp * cp
-    solver = cp_model.CpSolver()
-    solver.parameters.enumerate_all_solutions = True
-    solver.parameters.num_workers = 1
-    values = [(k, v, b) for k in GRID_FIELDS for v, b in pick[k].items()]
-    cb = _Collector([b for _, _, b in values])
-    solver.Solve(model, cb)
-    grid = np.array(sorted({tuple(v for (k, v, _), bit in zip(values, bits) if bit) for bits in cb.rows}),
-                    dtype=np.int64).reshape(-1, len(GRID_FIELDS))
+    batches = np.array(scenario.training.batches, dtype=np.int64)
+    grid = _device_grid(dom, scenario.cluster.gpus, scenario.training.batches)
     if not len(grid):
         return empty
     g = {k: grid[:, i] for i, k in enumerate(GRID_FIELDS)}
-    # Expand every grid point by micro-batch and interleaving depth (vectorised).
-    mbs = np.array(dom["mbs"], dtype=np.int64)
-    vpp = np.array(dom["vpp"], dtype=np.int64)
-    gi, mi, vi = (a.ravel() for a in np.meshgrid(np.arange(len(grid)), np.arange(len(mbs)),
-                                                 np.arange(len(vpp)), indexing="ij"))
+    # Expand every grid point by expert degree, micro-batch, interleaving depth and batch (vectorised).
+    axes = [np.arange(len(grid))] + [np.array(dom[k], dtype=np.int64) for k in ("ep", "mbs", "vpp")] + [batches]
+    gi, ep, mbs, vpp, gb = (a.ravel() for a in np.meshgrid(*axes, indexing="ij"))
     out = {k: g[k][gi] for k in GRID_FIELDS}
-    out["mbs"], out["vpp"] = mbs[mi], vpp[vi]
-    ok = gb % (out["dp"] * out["mbs"]) == 0
-    out["ga"] = np.where(ok, gb // np.maximum(out["dp"] * out["mbs"], 1), 0)
-    ok &= np.isin(out["ga"], dom["ga"])
-    pv = out["pp"] * out["vpp"]
+    out["ep"], out["mbs"], out["vpp"] = ep, mbs, vpp
+    ok = ((out["dp"] * out["cp"]) % ep == 0) & (gb % (out["dp"] * mbs) == 0)
+    out["ga"] = np.where(ok, gb // np.maximum(out["dp"] * mbs, 1), 0)
+    if "ga" in scenario.search.fixed:
+        ok &= out["ga"] == int(scenario.search.fixed["ga"])
+    pv = out["pp"] * vpp
     fits_layers = pv <= layers if scenario.search.uneven_pipeline else layers % pv == 0
-    ok &= (out["vpp"] == 1) | ((out["pp"] > 1) & (out["ga"] % out["pp"] == 0))
+    ok &= (vpp == 1) | ((out["pp"] > 1) & (out["ga"] % out["pp"] == 0))
     ok &= fits_layers
-    return {k: out[k][ok] for k in INT_FIELDS}
+    out = {k: out[k][ok] for k in INT_FIELDS}
+    # Rows in the order (tp, pp, cp, ep, dp, mbs, vpp, batch): ties in the ranking keep that order.
+    rank = np.lexsort(tuple(out[k] for k in ("ga", "vpp", "mbs", "dp", "ep", "cp", "pp", "tp")))
+    return {k: v[rank] for k, v in out.items()}
+
+
+def _rule_columns() -> tuple[str, ...]:
+    """The integer layout columns the framework rules read (found by running them on a recording table)."""
+    seen: set[str] = set()
+
+    class Recorder(dict):
+        def __getitem__(self, key):
+            seen.add(key)
+            return super().__getitem__(key)
+
+    framework_mask(Recorder({k: np.zeros(1, dtype=np.int64) for k in (*INT_FIELDS, *T.CATEGORICAL, "zero")}
+                            | {"sp": np.zeros(1, dtype=bool)}))
+    return tuple(k for k in INT_FIELDS if k in seen or k == "tp")  # tp: sp and its sequence check
 
 
 def candidate_table(scenario, exhaustive: bool = False) -> tuple[dict, int]:
     """Layouts x categorical choices, with sp set as each framework runs it; framework rules and
     fixed fields applied. Returns (table, size of the space before the framework rules).
-    `exhaustive` enumerates the layouts by brute force instead of CP-SAT (same result, slower)."""
+    `exhaustive` enumerates the layouts by brute force instead of CP-SAT (same result, slower).
+
+    The rules read only a few layout columns, so they are applied once per distinct projection of
+    the layouts on those columns x categorical choice, then expanded to the layouts (same rows, same
+    order as applying them to the full product)."""
     so = scenario.search
     lay = all_layouts(scenario, INT_FIELDS) if exhaustive else layouts(scenario)
     fixed = so.fixed
@@ -157,29 +187,149 @@ def candidate_table(scenario, exhaustive: bool = False) -> tuple[dict, int]:
             cats[key] = [c for c in values if c == code] or ([code] if key != "precision" else [])
     combos = np.array(list(itertools.product(*cats.values())), dtype=np.int64).reshape(-1, len(cats))
     n_lay, n_cat = len(lay["tp"]), len(combos)
-    li = np.repeat(np.arange(n_lay), n_cat)
-    ci = np.tile(np.arange(n_cat), n_lay)
+    considered = n_lay * n_cat
+    cols = _rule_columns()
+    first, inverse = _groups(lay, cols)
+    uniq = np.stack([lay[k][first] for k in cols], axis=1)
+    # The rules on (distinct projection) x (categorical choice), by broadcasting a column of
+    # projections against a row of choices.
+    grid = {k: uniq[:, j:j + 1] for j, k in enumerate(cols)}
+    grid.update({k: np.ones((1, 1), dtype=np.int64) for k in INT_FIELDS if k not in cols})
+    for j, key in enumerate(cats):
+        grid[key] = combos[None, :, j]
+    grid["sp"] = _sp(grid, fixed)
+    keep = ~grid["sp"] | (scenario.training.seq_len % grid["tp"] == 0)
+    for fw, _, bad in RULES:  # framework_mask, broadcast
+        keep = keep & ~(bad(grid) & ((grid["framework"] == fw) if fw is not None else True))
+    keep = np.broadcast_to(keep, (len(uniq), n_cat))
+    li, ci = np.nonzero(keep[inverse])  # layout-major, as the full product
     t = {k: lay[k][li] for k in INT_FIELDS}
     for j, key in enumerate(cats):
         t[key] = combos[ci, j]
-    t["sp"] = (t["tp"] > 1) & (t["framework"] != T.FRAMEWORKS.index("deepspeed"))
-    if "sp" in fixed:
-        t["sp"] = np.full_like(t["sp"], bool(fixed["sp"]))
-    considered = T.size(t)
-    keep = framework_mask(t) & (~t["sp"] | (scenario.training.seq_len % t["tp"] == 0))  # SP splits the sequence
-    return T.take(t, keep), considered
+    t["sp"] = _sp(t, fixed)
+    return t, considered
 
 
-def _search_one(scenario, exhaustive: bool) -> dict:
-    """Evaluate every valid plan of a single-count scenario; rank the feasible ones."""
+def _sp(t: dict, fixed: dict) -> np.ndarray:
+    """Sequence parallelism as each framework runs it: with tp > 1, except DeepSpeed (or as fixed)."""
+    sp = (t["tp"] > 1) & (t["framework"] != T.FRAMEWORKS.index("deepspeed"))
+    return np.full_like(sp, bool(fixed["sp"])) if "sp" in fixed else sp
+
+
+MEMORY_CHUNK = 262_144  # rows per memory pass: bounds the peak memory of the largest searches
+FIRST_BATCH = 2_048  # plans evaluated first, by best bound, to set the pruning threshold
+
+
+def _fits_memory(ctx, t: dict) -> np.ndarray:
+    """True where the plan's memory verdict is fits or tight (GPU, host RAM and NVMe), in chunks."""
+    n = T.size(t)
+    out = np.zeros(n, dtype=bool)
+    for lo in range(0, n, MEMORY_CHUNK):
+        part = {k: v[lo:lo + MEMORY_CHUNK] for k, v in t.items()}
+        out[lo:lo + MEMORY_CHUNK] = memory_verdict(ctx, part, memory.memory(ctx, part))[0] < 2
+    return out
+
+
+def _read_columns(fn, ctx) -> tuple[str, ...]:
+    """The plan columns `fn(ctx, table)` reads (found by running it on a one-row recording table)."""
+    seen: set[str] = set()
+
+    class Recorder(dict):
+        def __getitem__(self, key):
+            seen.add(key)
+            return super().__getitem__(key)
+
+    one = {k: np.ones(1, dtype=np.int64) for k in (*INT_FIELDS, *T.CATEGORICAL, "zero")}
+    fn(ctx, Recorder({**one, "sp": np.zeros(1, dtype=bool)}))
+    return tuple(sorted(seen))
+
+
+def _busy_s(ctx, t: dict) -> np.ndarray:
+    """Compute seconds of one micro-batch on the busier of the first and last stage (forward,
+    backward, recompute): the step time is at least ga x this, since every other term (communication,
+    bubble, DP sync, optimizer, offload) adds to it (planner.estimate.evaluate)."""
+    out = 0.0
+    for stage in ("first", "last"):
+        c = compute.microbatch_compute(ctx, t, stage)
+        out = np.maximum(out, c["forward"] + c["backward"] + c["recompute"])
+    return out
+
+
+def step_lower_bound(ctx, t: dict) -> np.ndarray:
+    """A lower bound of every plan's step time: ga x the busier stage's compute of one micro-batch,
+    computed once per distinct value of the columns that compute reads (not per plan)."""
+    first, inverse = _groups(t, _read_columns(_busy_s, ctx))
+    return t["ga"] * _busy_s(ctx, T.take(t, first))[inverse]
+
+
+def _groups(t: dict, cols: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of `t` that differ in `cols`: (one row index per distinct value, group of every row).
+    The columns are packed into one integer key (mixed radix of each column's codes)."""
+    key = np.zeros(T.size(t), dtype=np.int64)
+    for k in cols:
+        values, codes = np.unique(t[k], return_inverse=True)
+        key = key * len(values) + codes.reshape(-1)
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    return first, inverse.reshape(-1)
+
+
+def _prunable(scenario, objective: str) -> bool:
+    """The bound prunes when every objective's score is a positive multiple of (tight penalty x
+    tokens/s) within one node count and the feasible count needs no time: no days or dollar budget,
+    and a price when ranking by cost."""
+    b = scenario.budget
+    return (b.max_days is None and b.max_usd is None
+            and not (objective == "cost" and scenario.cluster.node.usd_per_gpu_hour is None))
+
+
+def _evaluate_best(ctx, t: dict, keep: int) -> tuple[np.ndarray, dict] | None:
+    """(rows, estimates) of every plan of `t` that can be among the `keep` best by tight penalty x
+    tokens/s: the plans with the highest bound are evaluated first; the keep-th best score found is
+    then a threshold, and every plan whose bound (tokens per step / step lower bound) reaches it is
+    evaluated too. A plan left out is beaten by `keep` evaluated plans under any objective. None when
+    an evaluated plan's step time is below its bound (a model change broke the bound)."""
+    lb = step_lower_bound(ctx, t)
+    ub = t["dp"] * t["mbs"] * t["ga"] * ctx.seq_len / lb
+    by_bound = np.argsort(-ub, kind="stable")
+    first = np.sort(by_bound[:max(FIRST_BATCH, 4 * keep)])
+    ev = evaluate_table(ctx, T.take(t, first))
+    score = ev["tokens_per_s"] * np.where(ev["verdict"] == 1, TIGHT_PENALTY, 1.0)
+    rows = first
+    if len(first) < len(ub):
+        threshold = np.sort(score)[-keep] if len(score) >= keep else 0.0
+        more = np.setdiff1d(np.flatnonzero(ub >= threshold * (1 - 1e-9)), first)
+        if len(more):
+            rows = np.sort(np.concatenate([first, more]))
+            ev = evaluate_table(ctx, T.take(t, rows))
+    if np.any(ev["step_s"] < lb[rows] * (1 - 1e-9)):
+        return None
+    return rows, ev
+
+
+def _search_one(scenario, exhaustive: bool, objective: str | None = None, keep: int | None = None) -> dict:
+    """Every valid plan of a single-count scenario: memory verdict of all of them; time of those that
+    fit and, with `keep`, only of those that can rank among the `keep` best (an exact bound,
+    _evaluate_best); rank the feasible ones. `feasible_count` counts every feasible plan."""
     ctx = Context(scenario)
     t, considered = candidate_table(scenario, exhaustive)
     out = {"ctx": ctx, "t": t, "considered": considered, "valid": T.size(t), "ev": None,
-           "ranked": np.array([], dtype=np.int64), "fits_memory": 0}
+           "ranked": np.array([], dtype=np.int64), "fits_memory": 0, "feasible_count": 0}
     if not T.size(t):
         return out
-    ev = evaluate_table(ctx, t)
+    objective = objective or scenario.objective
     b = scenario.budget
+    fits = _fits_memory(ctx, t)
+    n_fit = int(fits.sum())
+    best = None
+    if n_fit and keep is not None and _prunable(scenario, objective):
+        sub = T.take(t, fits)
+        best = _evaluate_best(ctx, sub, keep)
+    if best is not None:
+        rows, ev = best
+        t = T.take(sub, rows)
+    else:
+        t = T.take(t, fits) if n_fit else t  # nothing fits: every plan, for the explanation
+        ev = evaluate_table(ctx, t)
     ok = ev["verdict"] < 2
     within = ok.copy()
     if b.max_days is not None:
@@ -189,7 +339,43 @@ def _search_one(scenario, exhaustive: bool) -> dict:
     if b.max_gpus is not None:
         within &= ev["gpus"] <= b.max_gpus
     feasible = np.flatnonzero(within)
-    out.update(ev=ev, ok=ok, feasible=feasible, fits_memory=int(ok.sum()))
+    count = int(feasible.size) if best is None else (n_fit if b.max_gpus is None or scenario.cluster.gpus <= b.max_gpus
+                                                    else 0)
+    out.update(t=t, ev=ev, ok=ok, feasible=feasible, fits_memory=n_fit, feasible_count=count)
+    return out
+
+
+RANK_HEAD = inspect.signature(order).parameters["head"].default  # places the tie band can reorder
+
+
+def batch_choice(scenario, best: dict, merged: dict, ranked: np.ndarray, pool_row: np.ndarray) -> dict:
+    """The chosen global batch, the allowed ones, why (the best plan's pipeline bubble and DP sync
+    shares of the step; with several batches, how the best plan of the next larger and smaller batch
+    compare), and the best tokens/s found at each batch among the evaluated plans."""
+    tr = scenario.training
+    gb = best["plan"]["global_batch"]
+    step = best["time"]["step_s"]
+    parts = best["time"]["breakdown_s"]
+    why = (f"a batch of {gb:,} ({gb * tr.seq_len:,} tokens per step) leaves the pipeline bubble at "
+           f"{parts.get('pp_bubble', 0.0) / step:.0%} and the data-parallel sync at {parts.get('dp_comm', 0.0) / step:.0%} "
+           "of the step")
+    out = {"chosen": gb, "allowed": list(tr.batches) if len(tr.batches) <= 64 else tr.batch_text,
+           "why": why}
+    if len(tr.batches) > 1:
+        batch = merged["global_batch"]
+        best_at = {int(b): float(merged["tokens_per_s"][ranked][batch[ranked] == b][0]) for b in np.unique(batch)}
+        tps = best["throughput"]["tokens_per_s"]
+        notes = []
+        larger = [b for b in tr.batches if b > gb]
+        if larger:
+            fit = [b for b in larger if b in best_at]
+            notes.append(f"no plan fits a larger batch" if not fit else
+                         f"the best plan at {fit[0]:,} is {1 - best_at[fit[0]] / tps:.1%} slower" if best_at[fit[0]] < tps
+                         else f"the best plan at {fit[0]:,} ranks below it")
+        else:
+            notes.append("it is the largest batch allowed")
+        out["why"] = f"{why}; {', '.join(notes)} (allowed: {tr.batch_text})"
+        out["best_tokens_per_s_by_batch"] = {f"{b}": round(v, 3) for b, v in sorted(best_at.items())}
     return out
 
 
@@ -198,6 +384,7 @@ def _keys(run: dict, rows: np.ndarray) -> dict:
     keys = {k: ev[k][rows] for k in ("tokens_per_s", "days", "cost_usd", "verdict")}
     keys.update({k: t[k][rows] for k in ("pp", "cp", "vpp", "ep", "offload", "offload_params")})
     keys["memory_total"] = ev["memory"]["total"][rows]
+    keys["global_batch"] = t["dp"][rows] * t["mbs"][rows] * t["ga"][rows]
     return keys
 
 
@@ -215,7 +402,7 @@ def solve(scenario, objective: str | None = None, top: int | None = None, exhaus
     runs = []
     for n in counts:
         sc = scenario.model_copy(update={"cluster": scenario.cluster.with_nodes(n)})
-        runs.append((sc, _search_one(sc, exhaustive)))
+        runs.append((sc, _search_one(sc, exhaustive, objective, None if exhaustive else max(top, RANK_HEAD + 1))))
         if progress:
             progress(len(runs), len(counts))
     # Merge the feasible plans of every count and rank them together.
@@ -239,7 +426,7 @@ def solve(scenario, objective: str | None = None, top: int | None = None, exhaus
               "considered": sum(run["considered"] for _, run in runs),
               "valid": sum(run["valid"] for _, run in runs),
               "fits_memory": sum(run["fits_memory"] for _, run in runs),
-              "feasible": int(len(pool_row)), "plans": plans, "closest": None, "explanation": []}
+              "feasible": sum(run["feasible_count"] for _, run in runs), "plans": plans, "closest": None, "explanation": []}
     if len(counts) > 1 and len(pool_row):
         front = np.flatnonzero(pareto_mask(merged["days"], merged["cost_usd"]))
         front = front[np.argsort(merged["days"][front])]
@@ -247,6 +434,8 @@ def solve(scenario, objective: str | None = None, top: int | None = None, exhaus
                              "cost_usd": None if np.isnan(merged["cost_usd"][j]) else float(merged["cost_usd"][j]),
                              "plan": r["plan"], "tokens_per_s": r["throughput"]["tokens_per_s"]}
                             for j, r in zip(front, rows(front))]
+    if plans:
+        result["batch"] = batch_choice(scenario, plans[0], merged, ranked, pool_row)
     if not plans:
         result["closest"], result["explanation"] = explain_infeasible(scenario, runs, objective)
     result["seconds"] = time.perf_counter() - t0
