@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 from planner.estimate import table as T
-from planner.estimate import compute, memory
+from planner.estimate import compute, memory, pipeline
 from planner.estimate.evaluate import Context, evaluate_table, memory_verdict, result_row
 from planner.frameworks.rules import RULES, framework_mask
 from planner.search.rank import TIGHT_PENALTY, order, pareto_mask
@@ -246,8 +246,9 @@ def _read_columns(fn, ctx) -> tuple[str, ...]:
 
 def _busy_s(ctx, t: dict) -> np.ndarray:
     """Compute seconds of one micro-batch on the busier of the first and last stage (forward,
-    backward, recompute): the step time is at least ga x this, since every other term (communication,
-    bubble, DP sync, optimizer, offload) adds to it (planner.estimate.evaluate)."""
+    backward, recompute): a stage's time is at least this, since communication adds to it, and the
+    step is the pipeline's step over the slowest stage's time plus DP sync, optimizer and offload
+    (planner.estimate.evaluate)."""
     out = 0.0
     for stage in ("first", "last"):
         c = compute.microbatch_compute(ctx, t, stage)
@@ -256,10 +257,11 @@ def _busy_s(ctx, t: dict) -> np.ndarray:
 
 
 def step_lower_bound(ctx, t: dict) -> np.ndarray:
-    """A lower bound of every plan's step time: ga x the busier stage's compute of one micro-batch,
-    computed once per distinct value of the columns that compute reads (not per plan)."""
+    """A lower bound of every plan's step time: the pipeline's step (ga micro-batches and the
+    bubble) with the stage time set to the busier stage's compute of one micro-batch; the compute is
+    evaluated once per distinct value of the columns it reads (not per plan)."""
     first, inverse = _groups(t, _read_columns(_busy_s, ctx))
-    return t["ga"] * _busy_s(ctx, T.take(t, first))[inverse]
+    return pipeline.pipeline_step_s(t, _busy_s(ctx, T.take(t, first))[inverse])
 
 
 def _groups(t: dict, cols: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
@@ -299,11 +301,26 @@ def _evaluate_best(ctx, t: dict, keep: int) -> tuple[np.ndarray, dict] | None:
         threshold = np.sort(score)[-keep] if len(score) >= keep else 0.0
         more = np.setdiff1d(np.flatnonzero(ub >= threshold * (1 - 1e-9)), first)
         if len(more):
-            rows = np.sort(np.concatenate([first, more]))
-            ev = evaluate_table(ctx, T.take(t, rows))
+            rows = np.concatenate([first, more])
+            ev = _concat(ev, evaluate_table(ctx, T.take(t, more)))
+            back = np.argsort(rows, kind="stable")  # table order: ties rank as in the full table
+            rows, ev = rows[back], _take_ev(ev, back)
     if np.any(ev["step_s"] < lb[rows] * (1 - 1e-9)):
         return None
     return rows, ev
+
+
+def _concat(a, b):
+    """Two evaluate_table results (nested dicts of per-plan arrays and scalars) as one."""
+    if isinstance(a, dict):
+        return {k: _concat(a[k], b[k]) for k in a}
+    return np.concatenate([a, b]) if np.ndim(a) else a
+
+
+def _take_ev(ev, rows):
+    if isinstance(ev, dict):
+        return {k: _take_ev(v, rows) for k, v in ev.items()}
+    return ev[rows] if np.ndim(ev) else ev
 
 
 def _search_one(scenario, exhaustive: bool, objective: str | None = None, keep: int | None = None) -> dict:
@@ -348,10 +365,11 @@ def _search_one(scenario, exhaustive: bool, objective: str | None = None, keep: 
 RANK_HEAD = inspect.signature(order).parameters["head"].default  # places the tie band can reorder
 
 
-def batch_choice(scenario, best: dict, merged: dict, ranked: np.ndarray, pool_row: np.ndarray) -> dict:
-    """The chosen global batch, the allowed ones, why (the best plan's pipeline bubble and DP sync
-    shares of the step; with several batches, how the best plan of the next larger and smaller batch
-    compare), and the best tokens/s found at each batch among the evaluated plans."""
+def batch_choice(scenario, best: dict, merged: dict, ranked: np.ndarray, known: int) -> dict:
+    """The chosen global batch, the allowed ones and why: the best plan's pipeline bubble and DP sync
+    shares of the step and, with several batches, how the best plan of the next larger batch compares.
+    Only the first `known` ranked plans are certain to be evaluated (the rest may be pruned), so
+    the best tokens/s by batch are those of the batches found among them."""
     tr = scenario.training
     gb = best["plan"]["global_batch"]
     step = best["time"]["step_s"]
@@ -359,22 +377,23 @@ def batch_choice(scenario, best: dict, merged: dict, ranked: np.ndarray, pool_ro
     why = (f"a batch of {gb:,} ({gb * tr.seq_len:,} tokens per step) leaves the pipeline bubble at "
            f"{parts.get('pp_bubble', 0.0) / step:.0%} and the data-parallel sync at {parts.get('dp_comm', 0.0) / step:.0%} "
            "of the step")
-    out = {"chosen": gb, "allowed": list(tr.batches) if len(tr.batches) <= 64 else tr.batch_text,
-           "why": why}
+    out = {"chosen": gb, "allowed": list(tr.batches) if len(tr.batches) <= 64 else tr.batch_text, "why": why}
     if len(tr.batches) > 1:
-        batch = merged["global_batch"]
-        best_at = {int(b): float(merged["tokens_per_s"][ranked][batch[ranked] == b][0]) for b in np.unique(batch)}
+        head = ranked[:known]
+        best_at: dict[int, float] = {}
+        for b, v in zip(merged["global_batch"][head].tolist(), merged["tokens_per_s"][head].tolist()):
+            best_at.setdefault(int(b), float(v))
         tps = best["throughput"]["tokens_per_s"]
-        notes = []
-        larger = [b for b in tr.batches if b > gb]
-        if larger:
-            fit = [b for b in larger if b in best_at]
-            notes.append(f"no plan fits a larger batch" if not fit else
-                         f"the best plan at {fit[0]:,} is {1 - best_at[fit[0]] / tps:.1%} slower" if best_at[fit[0]] < tps
-                         else f"the best plan at {fit[0]:,} ranks below it")
+        larger = [b for b in tr.batches if b > gb and b in best_at]
+        if not any(b > gb for b in tr.batches):
+            note = "it is the largest batch allowed"
+        elif not larger:
+            note = f"no plan with a larger batch ranks among the best {known:,}"
+        elif best_at[larger[0]] < tps:
+            note = f"the best plan at {larger[0]:,} is {1 - best_at[larger[0]] / tps:.1%} slower"
         else:
-            notes.append("it is the largest batch allowed")
-        out["why"] = f"{why}; {', '.join(notes)} (allowed: {tr.batch_text})"
+            note = f"the best plan at {larger[0]:,} ranks below it (memory verdict or the 1% tie rule)"
+        out["why"] = f"{why}; {note} (allowed: {tr.batch_text})"
         out["best_tokens_per_s_by_batch"] = {f"{b}": round(v, 3) for b, v in sorted(best_at.items())}
     return out
 
@@ -435,7 +454,7 @@ def solve(scenario, objective: str | None = None, top: int | None = None, exhaus
                              "plan": r["plan"], "tokens_per_s": r["throughput"]["tokens_per_s"]}
                             for j, r in zip(front, rows(front))]
     if plans:
-        result["batch"] = batch_choice(scenario, plans[0], merged, ranked, pool_row)
+        result["batch"] = batch_choice(scenario, plans[0], merged, ranked, max(top, RANK_HEAD + 1))
     if not plans:
         result["closest"], result["explanation"] = explain_infeasible(scenario, runs, objective)
     result["seconds"] = time.perf_counter() - t0

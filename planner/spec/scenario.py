@@ -45,12 +45,20 @@ class BatchRange(Strict):
 class Training(Strict):
     seq_len: PosInt = Field(le=2**24)
     global_batch: PosInt | list[PosInt] | BatchRange | None = Field(
-        None, description="sequences per optimizer step: one number, a list, or {min, max[, step]} to search it")
+        description="sequences per optimizer step: one number, a list, or {min, max[, step]} to search it")
     tokens_per_step: BatchRange | None = Field(
         None, description="instead of global_batch: tokens per optimizer step {min, max[, step]}, in tokens; "
                           "the batches searched are the multiples of step / seq_len in the range")
     tokens: PosFloat = Field(description="tokens to train, for days and cost", le=1e16)
     optimizer: Optimizer = "adamw"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _batch_from_tokens(cls, data):
+        """With tokens_per_step, global_batch may be left out (it is required otherwise)."""
+        if isinstance(data, dict) and "tokens_per_step" in data and "global_batch" not in data:
+            return {**data, "global_batch": None}
+        return data
 
     @model_validator(mode="after")
     def _check_batch(self):
