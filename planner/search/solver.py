@@ -8,7 +8,6 @@ constraint or evaluated, so the ranking is exact under the model.
 
 from __future__ import annotations
 
-import inspect
 import itertools
 import time
 
@@ -18,7 +17,7 @@ from planner.estimate import table as T
 from planner.estimate import compute, memory, pipeline
 from planner.estimate.evaluate import Context, evaluate_table, memory_verdict, result_row
 from planner.frameworks.rules import RULES, framework_mask
-from planner.search.rank import TIGHT_PENALTY, order, pareto_mask
+from planner.search.rank import TIE, TIGHT_PENALTY, order, pareto_mask
 from planner.search.space import all_layouts, domains
 
 INT_FIELDS = ("tp", "pp", "cp", "ep", "vpp", "dp", "mbs", "ga")
@@ -285,11 +284,14 @@ def _prunable(scenario, objective: str) -> bool:
 
 
 def _evaluate_best(ctx, t: dict, keep: int) -> tuple[np.ndarray, dict] | None:
-    """(rows, estimates) of every plan of `t` that can be among the `keep` best by tight penalty x
-    tokens/s: the plans with the highest bound are evaluated first; the keep-th best score found is
-    then a threshold, and every plan whose bound (tokens per step / step lower bound) reaches it is
-    evaluated too. A plan left out is beaten by `keep` evaluated plans under any objective. None when
-    an evaluated plan's step time is below its bound (a model change broke the bound)."""
+    """(rows, estimates) of every plan of `t` that can take one of the first `keep` places of the
+    ranking (planner.search.rank.order): the plans with the highest bound are evaluated first; the
+    keep-th best score found (tight penalty x tokens/s), divided by the tie band TIE, is then a
+    threshold, and every plan whose bound (tokens per step / step lower bound) reaches it is evaluated
+    too. A plan left out scores below every tie band of the first `keep` places, under any objective
+    (each is a positive multiple of that score within one node count), and below the fastest plan
+    (the Pareto front). None when an evaluated plan's step time is below its bound (a model change
+    broke the bound)."""
     lb = step_lower_bound(ctx, t)
     ub = t["dp"] * t["mbs"] * t["ga"] * ctx.seq_len / lb
     by_bound = np.argsort(-ub, kind="stable")
@@ -298,7 +300,7 @@ def _evaluate_best(ctx, t: dict, keep: int) -> tuple[np.ndarray, dict] | None:
     score = ev["tokens_per_s"] * np.where(ev["verdict"] == 1, TIGHT_PENALTY, 1.0)
     rows = first
     if len(first) < len(ub):
-        threshold = np.sort(score)[-keep] if len(score) >= keep else 0.0
+        threshold = np.sort(score)[-keep] / TIE if len(score) >= keep else 0.0
         more = np.setdiff1d(np.flatnonzero(ub >= threshold * (1 - 1e-9)), first)
         if len(more):
             rows = np.concatenate([first, more])
@@ -362,9 +364,6 @@ def _search_one(scenario, exhaustive: bool, objective: str | None = None, keep: 
     return out
 
 
-RANK_HEAD = inspect.signature(order).parameters["head"].default  # places the tie band can reorder
-
-
 def batch_choice(scenario, best: dict, merged: dict, ranked: np.ndarray, known: int) -> dict:
     """The chosen global batch, the allowed ones and why: the best plan's pipeline bubble and DP sync
     shares of the step and, with several batches, how the best plan of the next larger batch compares.
@@ -421,7 +420,7 @@ def solve(scenario, objective: str | None = None, top: int | None = None, exhaus
     runs = []
     for n in counts:
         sc = scenario.model_copy(update={"cluster": scenario.cluster.with_nodes(n)})
-        runs.append((sc, _search_one(sc, exhaustive, objective, None if exhaustive else max(top, RANK_HEAD + 1))))
+        runs.append((sc, _search_one(sc, exhaustive, objective, None if exhaustive else top)))
         if progress:
             progress(len(runs), len(counts))
     # Merge the feasible plans of every count and rank them together.
@@ -454,7 +453,7 @@ def solve(scenario, objective: str | None = None, top: int | None = None, exhaus
                              "plan": r["plan"], "tokens_per_s": r["throughput"]["tokens_per_s"]}
                             for j, r in zip(front, rows(front))]
     if plans:
-        result["batch"] = batch_choice(scenario, plans[0], merged, ranked, max(top, RANK_HEAD + 1))
+        result["batch"] = batch_choice(scenario, plans[0], merged, ranked, top)
     if not plans:
         result["closest"], result["explanation"] = explain_infeasible(scenario, runs, objective)
     result["seconds"] = time.perf_counter() - t0
