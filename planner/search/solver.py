@@ -8,6 +8,7 @@ constraint or evaluated, so the ranking is exact under the model.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import time
 
@@ -145,6 +146,7 @@ def _enumerate_layouts(scenario) -> dict[str, np.ndarray]:
     return {k: v[rank] for k, v in out.items()}
 
 
+@functools.cache
 def _rule_columns() -> tuple[str, ...]:
     """The integer layout columns the framework rules read (found by running them on a recording table)."""
     seen: set[str] = set()
@@ -266,10 +268,15 @@ def step_lower_bound(ctx, t: dict) -> np.ndarray:
 def _groups(t: dict, cols: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
     """Rows of `t` that differ in `cols`: (one row index per distinct value, group of every row).
     The columns are packed into one integer key (mixed radix of each column's codes)."""
-    key = np.zeros(T.size(t), dtype=np.int64)
+    key, span = np.zeros(T.size(t), dtype=np.int64), 1
     for k in cols:
-        values, codes = np.unique(t[k], return_inverse=True)
-        key = key * len(values) + codes.reshape(-1)
+        col = t[k].astype(np.int64)
+        lo, hi = (int(col.min()), int(col.max())) if len(col) else (0, 0)
+        if lo >= 0 and span * (hi + 1) < 2**62:  # the values themselves are the digits
+            key, span = key * (hi + 1) + col, span * (hi + 1)
+        else:
+            values, codes = np.unique(col, return_inverse=True)
+            key, span = key * len(values) + codes.reshape(-1), span * len(values)
     _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
     return first, inverse.reshape(-1)
 
@@ -285,31 +292,38 @@ def _prunable(scenario, objective: str) -> bool:
 
 def _evaluate_best(ctx, t: dict, keep: int) -> tuple[np.ndarray, dict] | None:
     """(rows, estimates) of every plan of `t` that can take one of the first `keep` places of the
-    ranking (planner.search.rank.order): the plans with the highest bound are evaluated first; the
-    keep-th best score found (tight penalty x tokens/s), divided by the tie band TIE, is then a
-    threshold, and every plan whose bound (tokens per step / step lower bound) reaches it is evaluated
-    too. A plan left out scores below every tie band of the first `keep` places, under any objective
-    (each is a positive multiple of that score within one node count), and below the fastest plan
-    (the Pareto front). None when an evaluated plan's step time is below its bound (a model change
-    broke the bound)."""
+    ranking (planner.search.rank.order), by branch and bound: plans are evaluated in chunks, highest
+    bound (tokens per step / step lower bound) first; after each chunk the keep-th best score found
+    among the plans that fit (tight penalty x tokens/s), divided by the tie band TIE, is the
+    threshold, and the search stops when no plan left has a bound that reaches it. A plan left out
+    scores below every tie band of the first `keep` places, under any objective (each is a positive
+    multiple of that score within one node count), and below the fastest plan (the Pareto front).
+    None when an evaluated plan's step time is below its bound (a model change broke the bound)."""
     lb = step_lower_bound(ctx, t)
     ub = t["dp"] * t["mbs"] * t["ga"] * ctx.seq_len / lb
     by_bound = np.argsort(-ub, kind="stable")
-    first = np.sort(by_bound[:max(FIRST_BATCH, 4 * keep)])
-    ev = evaluate_table(ctx, T.take(t, first))
-    score = ev["tokens_per_s"] * np.where(ev["verdict"] == 1, TIGHT_PENALTY, 1.0)
-    rows = first
-    if len(first) < len(ub):
-        threshold = np.sort(score)[-keep] / TIE if len(score) >= keep else 0.0
-        more = np.setdiff1d(np.flatnonzero(ub >= threshold * (1 - 1e-9)), first)
-        if len(more):
-            rows = np.concatenate([first, more])
-            ev = _concat(ev, evaluate_table(ctx, T.take(t, more)))
-            back = np.argsort(rows, kind="stable")  # table order: ties rank as in the full table
-            rows, ev = rows[back], _take_ev(ev, back)
-    if np.any(ev["step_s"] < lb[rows] * (1 - 1e-9)):
-        return None
-    return rows, ev
+    done, parts, scores = 0, [], np.array([])
+    chunk = max(FIRST_BATCH, 4 * keep)
+    threshold = 0.0
+    while done < len(by_bound) and ub[by_bound[done]] >= threshold * (1 - 1e-9):
+        rows = by_bound[done:done + chunk]
+        rows = rows[ub[rows] >= threshold * (1 - 1e-9)]
+        ev = evaluate_table(ctx, T.take(t, rows))
+        if np.any(ev["step_s"] < lb[rows] * (1 - 1e-9)):
+            return None
+        parts.append((rows, ev))
+        fit = ev["verdict"] < 2
+        scores = np.concatenate([scores, (ev["tokens_per_s"] * np.where(ev["verdict"] == 1, TIGHT_PENALTY, 1.0))[fit]])
+        if len(scores) >= keep:
+            threshold = np.partition(scores, len(scores) - keep)[len(scores) - keep] / TIE
+        done += chunk
+        chunk *= 4
+    rows = np.concatenate([r for r, _ in parts])
+    ev = parts[0][1]
+    for _, more in parts[1:]:
+        ev = _concat(ev, more)
+    back = np.argsort(rows, kind="stable")  # table order: ties rank as in the full table
+    return rows[back], _take_ev(ev, back)
 
 
 def _concat(a, b):
@@ -325,10 +339,13 @@ def _take_ev(ev, rows):
     return ev[rows] if np.ndim(ev) else ev
 
 
-def _search_one(scenario, exhaustive: bool, objective: str | None = None, keep: int | None = None) -> dict:
-    """Every valid plan of a single-count scenario: memory verdict of all of them; time of those that
-    fit and, with `keep`, only of those that can rank among the `keep` best (an exact bound,
-    _evaluate_best); rank the feasible ones. `feasible_count` counts every feasible plan."""
+def _search_one(scenario, exhaustive: bool, objective: str | None = None, keep: int | None = None,
+                counts: bool = True) -> dict:
+    """Every valid plan of a single-count scenario, ranked where feasible. With `keep`, only the
+    plans that can take one of the first `keep` places are timed (an exact bound, _evaluate_best);
+    with `counts`, every plan's memory verdict is evaluated first, for the exact numbers of plans that
+    fit (`fits_memory`) and are feasible (`feasible_count`); without, those are None and only the
+    timed plans' memory is evaluated."""
     ctx = Context(scenario)
     t, considered = candidate_table(scenario, exhaustive)
     out = {"ctx": ctx, "t": t, "considered": considered, "valid": T.size(t), "ev": None,
@@ -337,11 +354,13 @@ def _search_one(scenario, exhaustive: bool, objective: str | None = None, keep: 
         return out
     objective = objective or scenario.objective
     b = scenario.budget
-    fits = _fits_memory(ctx, t)
+    prune = keep is not None and _prunable(scenario, objective)
+    counts = counts or not prune or b.max_gpus is not None
+    fits = _fits_memory(ctx, t) if counts else np.ones(T.size(t), dtype=bool)
     n_fit = int(fits.sum())
     best = None
-    if n_fit and keep is not None and _prunable(scenario, objective):
-        sub = T.take(t, fits)
+    if n_fit and prune:
+        sub = T.take(t, fits) if counts else t
         best = _evaluate_best(ctx, sub, keep)
     if best is not None:
         rows, ev = best
@@ -358,10 +377,22 @@ def _search_one(scenario, exhaustive: bool, objective: str | None = None, keep: 
     if b.max_gpus is not None:
         within &= ev["gpus"] <= b.max_gpus
     feasible = np.flatnonzero(within)
-    count = int(feasible.size) if best is None else (n_fit if b.max_gpus is None or scenario.cluster.gpus <= b.max_gpus
-                                                    else 0)
+    if not counts:
+        n_fit, count = None, None
+    elif best is None:
+        count = int(feasible.size)
+    else:
+        count = n_fit if b.max_gpus is None or scenario.cluster.gpus <= b.max_gpus else 0
+    if not counts and not ok.any():  # nothing timed fits: then nothing fits (see _evaluate_best)
+        n_fit, count = 0, 0
     out.update(t=t, ev=ev, ok=ok, feasible=feasible, fits_memory=n_fit, feasible_count=count)
     return out
+
+
+def _total(values) -> int | None:
+    """Sum of per-count statistics, None when one is unknown (solve with counts=False)."""
+    values = list(values)
+    return None if any(v is None for v in values) else sum(values)
 
 
 def batch_choice(scenario, best: dict, merged: dict, ranked: np.ndarray, known: int) -> dict:
@@ -407,22 +438,24 @@ def _keys(run: dict, rows: np.ndarray) -> dict:
 
 
 def solve(scenario, objective: str | None = None, top: int | None = None, exhaustive: bool = False,
-          progress=None) -> dict:
+          progress=None, counts: bool = True) -> dict:
     """Search the scenario's plan space (every node count of the cluster) and return the ranked
     feasible plans, the Pareto front of (days, cost) across node counts, and search statistics.
-    When nothing is feasible, `closest` and `explanation` say why (planner.search.explain)."""
+    When nothing is feasible, `closest` and `explanation` say why (planner.search.explain).
+    `counts=False` skips the memory verdict of plans that cannot rank (`fits_memory` and `feasible`
+    are then None where not known): for callers that only want the best plans."""
     from planner.search.explain import bound_by, explain_infeasible
 
     t0 = time.perf_counter()
     objective = objective or scenario.objective
     top = top or scenario.top
-    counts = scenario.cluster.node_counts
+    node_counts = scenario.cluster.node_counts
     runs = []
-    for n in counts:
+    for n in node_counts:
         sc = scenario.model_copy(update={"cluster": scenario.cluster.with_nodes(n)})
-        runs.append((sc, _search_one(sc, exhaustive, objective, None if exhaustive else top)))
+        runs.append((sc, _search_one(sc, exhaustive, objective, None if exhaustive else top, counts)))
         if progress:
-            progress(len(runs), len(counts))
+            progress(len(runs), len(node_counts))
     # Merge the feasible plans of every count and rank them together.
     # Every feasible plan of every count, as (run index, row) pairs in two arrays.
     live = [i for i, (_, run) in enumerate(runs) if run["ev"] is not None]
@@ -430,7 +463,7 @@ def solve(scenario, objective: str | None = None, top: int | None = None, exhaus
     pool_row = np.concatenate([runs[i][1]["feasible"] for i in live]) if live else np.array([], int)
     per_run = [_keys(run, run["feasible"]) for _, run in runs if run["ev"] is not None]
     merged = {k: np.concatenate([keys[k] for keys in per_run]) for k in per_run[0]} if per_run else {}
-    ranked = order(merged, objective) if len(pool_row) else np.array([], dtype=np.int64)
+    ranked = order(merged, objective, places=top) if len(pool_row) else np.array([], dtype=np.int64)
     rows = lambda idx: [result_row(runs[pool_run[j]][1]["ctx"], runs[pool_run[j]][1]["t"],  # noqa: E731
                                    runs[pool_run[j]][1]["ev"], int(pool_row[j])) for j in idx]
     plans = rows(ranked[:top])
@@ -438,14 +471,14 @@ def solve(scenario, objective: str | None = None, top: int | None = None, exhaus
         p["gpus"] = runs[pool_run[j]][0].cluster.gpus
         p["bound_by"] = bound_by(p)
     result = {"scenario": scenario.name, "objective": objective,
-              "gpus": counts[0] * scenario.cluster.node.gpus_per_node if len(counts) == 1 else
-              [n * scenario.cluster.node.gpus_per_node for n in counts],
-              "node_counts": counts, "exhaustive": exhaustive,
+              "gpus": node_counts[0] * scenario.cluster.node.gpus_per_node if len(node_counts) == 1 else
+              [n * scenario.cluster.node.gpus_per_node for n in node_counts],
+              "node_counts": node_counts, "exhaustive": exhaustive,
               "considered": sum(run["considered"] for _, run in runs),
               "valid": sum(run["valid"] for _, run in runs),
-              "fits_memory": sum(run["fits_memory"] for _, run in runs),
-              "feasible": sum(run["feasible_count"] for _, run in runs), "plans": plans, "closest": None, "explanation": []}
-    if len(counts) > 1 and len(pool_row):
+              "fits_memory": _total(run["fits_memory"] for _, run in runs),
+              "feasible": _total(run["feasible_count"] for _, run in runs), "plans": plans, "closest": None, "explanation": []}
+    if len(node_counts) > 1 and len(pool_row):
         front = np.flatnonzero(pareto_mask(merged["days"], merged["cost_usd"]))
         front = front[np.argsort(merged["days"][front])]
         result["pareto"] = [{"gpus": runs[pool_run[j]][0].cluster.gpus, "days": float(merged["days"][j]),
