@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from planner.spec.base import PosFloat, PosInt, Strict
 from planner.spec.hardware import Cluster
@@ -51,6 +51,18 @@ class Training(Strict):
                           "the batches searched are the multiples of step / seq_len in the range")
     tokens: PosFloat = Field(description="tokens to train, for days and cost", le=1e16)
     optimizer: Optimizer = "adamw"
+
+    @field_validator("global_batch", "tokens_per_step", mode="before")
+    @classmethod
+    def _one_error_for_ranges(cls, value):
+        """A mapping is a range: check it as one, so that a bad range gets its own message only."""
+        if isinstance(value, dict):
+            try:
+                return BatchRange.model_validate(value)
+            except ValidationError as exc:
+                raise ValueError("expected {min, max[, step]} with positive integers, min <= max: " + "; ".join(
+                    f"{'.'.join(map(str, e['loc'])) or 'range'}: {e['msg']}" for e in exc.errors())) from None
+        return value
 
     @model_validator(mode="before")
     @classmethod
