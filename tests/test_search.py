@@ -232,3 +232,11 @@ def test_step_lower_bound_holds_for_every_plan(kw):
     lb = step_lower_bound(ctx, t)
     assert np.all(lb > 0) and np.all(ev["step_s"] >= lb * (1 - 1e-12))
     assert np.median(ev["step_s"] / lb) < 100  # and it is a useful bound, not zero
+
+
+def test_best_plan_without_counts_equals_the_counted_search():
+    """Purchase comparisons skip the memory verdict of plans that cannot rank: same best plans."""
+    sc = scenario(model="mixtral-8x7b", node="hgx-h100", nodes=2, gb=64)
+    fast = solve(sc, objective="time", top=3, counts=False)
+    full = solve(sc, objective="time", top=3, exhaustive=True)
+    assert fast["plans"] == full["plans"] and fast["feasible"] is None and full["feasible"] > 3
