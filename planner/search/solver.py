@@ -405,7 +405,7 @@ def batch_choice(scenario, best: dict, merged: dict, ranked: np.ndarray, known: 
     step = best["time"]["step_s"]
     parts = best["time"]["breakdown_s"]
     why = (f"a batch of {gb:,} ({gb * tr.seq_len:,} tokens per step) leaves the pipeline bubble at "
-           f"{parts.get('pp_bubble', 0.0) / step:.0%} and the data-parallel sync at {parts.get('dp_comm', 0.0) / step:.0%} "
+           f"{parts.get('pp_bubble', 0.0) / step:.1%} and the data-parallel sync at {parts.get('dp_comm', 0.0) / step:.1%} "
            "of the step")
     out = {"chosen": gb, "allowed": list(tr.batches) if len(tr.batches) <= 64 else tr.batch_text, "why": why}
     if len(tr.batches) > 1:
