@@ -73,6 +73,27 @@ def _layouts_cached(pf):
         solver.layouts = original
 
 
+def sweep_file(path: Path, clusters: int = 100, counts: int = 256) -> Path:
+    """A purchase file of `clusters` cluster options x node counts 1..`counts`: the six options of
+    scenarios/purchases.yaml repeated with their price scaled from 80% to 120%, one workload (dense-8b)."""
+    import yaml
+
+    base = yaml.safe_load((HERE.parent / "scenarios" / "purchases.yaml").read_text())
+    out = []
+    for i in range(clusters):
+        c = dict(base["clusters"][i % len(base["clusters"])])
+        scale = 0.8 + 0.4 * i / max(clusters - 1, 1)
+        if "cloud" in c:
+            c["cloud"] = {**c["cloud"], "usd_per_gpu_hour": round(c["cloud"]["usd_per_gpu_hour"] * scale, 4)}
+        else:
+            c["owned"] = {**c["owned"], "capex_usd_per_node": round(c["owned"]["capex_usd_per_node"] * scale)}
+        out.append({**c, "name": f"{c['name']}-{i}", "nodes": {"min": 1, "max": counts}})
+    data = {"name": f"sweep {clusters} x {counts}", "budget_usd": base["budget_usd"], "clusters": out,
+            "workloads": base["workloads"][:1]}
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--file", default=str(HERE.parent / "scenarios" / "purchases.yaml"))

@@ -92,6 +92,7 @@ def solve(scenario, top, objective, exhaustive, as_json, emit_dir, report_path, 
         _emit_json(result)
     elif result["plans"]:
         render.render_solve(result, out)
+        out.print(f"global batch {result['batch']['chosen']:,}: {result['batch']['why']}", soft_wrap=True, markup=False)
     else:
         render.render_infeasible(result, out)
     if report_path:

@@ -63,9 +63,20 @@ def options(pf: PurchaseFile) -> list[Option]:
 
 def hardware_key(option: Option) -> str:
     """What the plan search sees of an option: node hardware and count, not names, price or power."""
-    drop = {"name": True, "price": True, "power_kw": True, "source": True, "notes": True,
-            "gpu": {"price": True, "source": True, "notes": True}}
-    return f"{option.nodes}:{option.cluster.node.model_dump_json(exclude=drop)}"
+    return f"{option.nodes}:{_node_hardware(option.cluster.node)}"
+
+
+def _node_hardware(node) -> str:
+    """The node's hardware as JSON (names, prices, power and sources left out), once per node object."""
+    key = id(node)
+    if key not in _HARDWARE or _HARDWARE[key][0] is not node:
+        drop = {"name": True, "price": True, "power_kw": True, "source": True, "notes": True,
+                "gpu": {"price": True, "source": True, "notes": True}}
+        _HARDWARE[key] = (node, node.model_dump_json(exclude=drop))
+    return _HARDWARE[key][1]
+
+
+_HARDWARE: dict[int, tuple] = {}
 
 
 def scenario(option: Option, workload: Workload) -> Scenario:
@@ -77,7 +88,7 @@ def scenario(option: Option, workload: Workload) -> Scenario:
 
 def best_plan(sc: Scenario) -> dict:
     """The fastest plan of the full search, or plan None with the reason nothing fits."""
-    r = solve(sc, objective="time", top=1)
+    r = solve(sc, objective="time", top=1, counts=False)  # the best plan only: no counts of the rest
     if r["plans"]:
         return {"plan": r["plans"][0], "reason": None}
     lines = r.get("explanation") or [
@@ -207,8 +218,10 @@ def plan_tasks(pf: PurchaseFile) -> dict:
     """The distinct searches: one per (node hardware and count, workload), whatever the pricing."""
     tasks = {}
     for o in options(pf):
+        hw = hardware_key(o)
         for w in pf.workloads:
-            tasks.setdefault((hardware_key(o), w.name), scenario(o, w))
+            if (hw, w.name) not in tasks:
+                tasks[(hw, w.name)] = scenario(o, w)
     return tasks
 
 

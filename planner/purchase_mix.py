@@ -55,19 +55,25 @@ def _model(pf: PurchaseFile, fixed: dict, runs: dict, budget_usd: float | None):
     go = {k: m.NewBoolVar(f"go[{k}]") for k in runs}
     by_cluster: dict[str, list] = {}
     by_label = {o.label: o for o in options(pf)}
+    uses: dict[str, list] = {}
+    runs_of: dict[str, list] = {w.name: [] for w in pf.workloads}
+    for (w, lab), v in go.items():  # one pass: the runs of each option and of each workload
+        uses.setdefault(lab, []).append(v)
+        runs_of[w].append(v)
     for label in labels:
         by_cluster.setdefault(by_label[label].cluster.name, []).append(buy[label])
-        m.Add(buy[label] <= sum(v for (w, lab), v in go.items() if lab == label))  # bought only if used
+        m.Add(buy[label] <= sum(uses[label]))  # bought only if used
     for group in by_cluster.values():
         m.AddAtMostOne(group)
     for w in pf.workloads:
-        m.AddExactlyOne([v for (name, _), v in go.items() if name == w.name])
+        m.AddExactlyOne(runs_of[w.name])
     for (w, label), v in go.items():
         m.AddImplication(v, buy[label])
     weight = {w.name: w.weight for w in pf.workloads}
-    time_expr = sum(round(weight[w] * runs[(w, lab)][0] * DAY_SCALE) * v for (w, lab), v in go.items())
-    money = (sum(_cents(fixed[lab]) * b for lab, b in buy.items())
-             + sum(_cents(runs[k][1]) * v for k, v in go.items()))
+    time_expr = cp_model.LinearExpr.WeightedSum(list(go.values()),
+                                                [round(weight[w] * runs[(w, lab)][0] * DAY_SCALE) for w, lab in go])
+    money = cp_model.LinearExpr.WeightedSum([*buy.values(), *go.values()],
+                                            [_cents(fixed[lab]) for lab in buy] + [_cents(runs[k][1]) for k in go])
     if budget_usd is not None:
         m.Add(money <= math.floor(budget_usd * 100))
     return m, buy, go, time_expr, money

@@ -151,3 +151,98 @@ def test_best_plan_says_what_bounds_it(scenario_32b):
     b = solve(scenario_32b, top=1)["plans"][0]["bound_by"]
     assert b["term"] in ("compute", "tp_comm", "dp_comm", "pp_bubble", "ep_comm", "cp_comm", "offload", "optimizer")
     assert 0 < b["share"] <= 1
+
+
+# --- Global batch as a search dimension; exact pruning (issue 14) ---
+
+def _ranked(result):
+    return [(p["plan"], p["throughput"]["tokens_per_s"], p["memory"]["per_gpu_gib"]) for p in result["plans"]]
+
+
+@pytest.mark.parametrize("kw,batches", [
+    (dict(model="llama-3.1-8b", nodes=2, seq=4096), [64, 96, 128]),
+    (dict(model="mixtral-8x7b", node="hgx-h100", nodes=2, seq=4096), [32, 48, 64]),
+])
+def test_batch_list_ranks_as_each_batch_merged(kw, batches):
+    """Searching several batches at once ranks exactly as solving each batch alone, merging the
+    plans and ranking them with the same order (planner.search.rank.order)."""
+    from planner.search.rank import order
+
+    both = solve(scenario(**kw, gb=batches), top=30)
+    alone = [solve(scenario(**kw, gb=b), top=30) for b in batches]
+    plans = [p for r in alone for p in r["plans"]]
+    keys = {
+        "tokens_per_s": np.array([p["throughput"]["tokens_per_s"] for p in plans]),
+        "days": np.array([p["run"]["days"] for p in plans]),
+        "cost_usd": np.array([np.nan if p["run"]["cost_usd"] is None else p["run"]["cost_usd"] for p in plans]),
+        "verdict": np.array([("fits", "tight", "oom").index(p["memory"]["verdict"]) for p in plans]),
+        "memory_total": np.array([p["memory"]["per_gpu_gib"] for p in plans]),
+        **{k: np.array([p["plan"][k] if k not in ("offload", "offload_params") else
+                        ("none", "cpu", "nvme").index(p["plan"][k]) for p in plans])
+           for k in ("pp", "cp", "vpp", "ep", "offload", "offload_params")},
+    }
+    merged = [plans[i] for i in order(keys, "throughput")[:30]]
+    assert [p["plan"] for p in both["plans"]] == [p["plan"] for p in merged]
+    assert both["feasible"] == sum(r["feasible"] for r in alone)
+    assert both["considered"] == sum(r["considered"] for r in alone)
+    assert both["batch"]["chosen"] in batches and both["plans"][0]["plan"]["global_batch"] == both["batch"]["chosen"]
+    assert str(both["batch"]["chosen"]) in both["batch"]["why"].replace(",", "")
+
+
+def test_batch_range_picks_inside_the_range():
+    r = solve(scenario(nodes=2, gb={"min": 32, "max": 128}), top=50)
+    assert {p["plan"]["global_batch"] for p in r["plans"]} <= {32, 64, 96, 128}
+    assert r["batch"]["allowed"] == [32, 64, 96, 128]
+
+
+def test_tokens_per_step_means_batches_of_sequences():
+    from planner.spec.scenario import Training
+
+    tr = Training(seq_len=4096, tokens_per_step={"min": 2**21, "max": 2**23}, tokens=1e9)
+    assert tr.batches == (512, 1024, 1536, 2048)
+    assert Training(seq_len=8, global_batch={"min": 3, "max": 10, "step": 2}, tokens=1).batches == (3, 5, 7, 9)
+    with pytest.raises(ValueError):
+        Training(seq_len=8, global_batch=8, tokens_per_step={"min": 64, "max": 64}, tokens=1)
+    with pytest.raises(ValueError):
+        Training(seq_len=8, global_batch={"min": 10, "max": 3}, tokens=1)
+
+
+@pytest.mark.parametrize("kw", [
+    dict(model="llama-3.1-8b", nodes=4, gb=256),
+    dict(model="mixtral-8x7b", node="hgx-h100", nodes=4, gb=[128, 256]),
+    dict(model="qwen2.5-32b", nodes=2, gb=128, objective="cost"),
+])
+def test_pruned_search_ranks_as_evaluating_every_plan(kw):
+    """The step-time bound only skips plans that cannot rank: the top plans and counts equal those of
+    --exhaustive (brute-force layouts, every plan evaluated)."""
+    sc = scenario(**kw)
+    fast, full = solve(sc, top=40), solve(sc, top=40, exhaustive=True)
+    assert fast["plans"] and [p["plan"] for p in fast["plans"]] == [p["plan"] for p in full["plans"]]
+    for a, b in zip(fast["plans"], full["plans"]):
+        assert a["throughput"] == b["throughput"] and a["memory"] == b["memory"] and a["time"] == b["time"]
+    assert {k: fast[k] for k in ("considered", "valid", "fits_memory", "feasible")} == \
+        {k: full[k] for k in ("considered", "valid", "fits_memory", "feasible")}
+
+
+@pytest.mark.parametrize("kw", [dict(model="llama-3.1-70b", nodes=4, gb=256),
+                                dict(model="mixtral-8x7b", node="hgx-h100", nodes=4, gb=256)])
+def test_step_lower_bound_holds_for_every_plan(kw):
+    """The bound the search prunes with is below the estimated step time of every valid plan."""
+    from planner.estimate.evaluate import Context, evaluate_table
+    from planner.search.solver import step_lower_bound
+
+    sc = scenario(**kw)
+    t, _ = candidate_table(sc)
+    ctx = Context(sc)
+    ev = evaluate_table(ctx, t)
+    lb = step_lower_bound(ctx, t)
+    assert np.all(lb > 0) and np.all(ev["step_s"] >= lb * (1 - 1e-12))
+    assert np.median(ev["step_s"] / lb) < 100  # and it is a useful bound, not zero
+
+
+def test_best_plan_without_counts_equals_the_counted_search():
+    """Purchase comparisons skip the memory verdict of plans that cannot rank: same best plans."""
+    sc = scenario(model="mixtral-8x7b", node="hgx-h100", nodes=2, gb=64)
+    fast = solve(sc, objective="time", top=3, counts=False)
+    full = solve(sc, objective="time", top=3, exhaustive=True)
+    assert fast["plans"] == full["plans"] and fast["feasible"] is None and full["feasible"] > 3

@@ -117,8 +117,11 @@ def summary_section(result: dict, scenario) -> str:
         ("cluster", f"{node.name}: {node.gpus_per_node} x {node.gpu.name} ({node.gpu.memory_gib:g} GiB) per node; "
                     f"nodes {', '.join(str(n) for n in result['node_counts'])}; GPUs {gpus_text}"
                     + (f"; ${price:g} per GPU-hour" if price is not None else "; no price")),
-        ("workload", f"sequence {tr.seq_len:,} tokens, global batch {tr.global_batch:,} sequences "
-                     f"({tr.seq_len * tr.global_batch:,} tokens per step), {_count(tr.tokens)} tokens to train, "
+        ("workload", f"sequence {tr.seq_len:,} tokens, global batch {tr.batch_text} sequences "
+                     + (f"({tr.seq_len * tr.batches[0]:,} tokens per step), " if len(tr.batches) == 1 else
+                        f"(chosen: {result['batch']['chosen']:,}; {result['batch']['why']}), " if result.get("batch")
+                        else "")
+                     + f"{_count(tr.tokens)} tokens to train, "
                      f"optimizer {tr.optimizer}"),
         ("budget", _budget_text(scenario.budget)),
         ("objective", result["objective"]),

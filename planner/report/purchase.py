@@ -28,8 +28,12 @@ def options_table(result: dict) -> Table:
                       ("Pareto", "center"), ("best plan / why none fits", "left")):
         t.add_column(col, justify=just, overflow="fold", no_wrap=col != "best plan / why none fits")
     last = None
-    order = list(dict.fromkeys(r["workload"] for r in result["options"]))
-    for r in sorted(result["options"], key=lambda r: (order.index(r["workload"]), r["days"] is None, r["days"] or 0)):
+    order = {w: i for i, w in enumerate(dict.fromkeys(r["workload"] for r in result["options"]))}
+    shown = _shown_rows(result["options"], order)
+    for r in shown:
+        if isinstance(r, str):
+            t.add_row("", f"[dim]{r}[/]", "", "", "", "", "", "", "", "")
+            continue
         if last is not None and r["workload"] != last:
             t.add_section()
         last = r["workload"]
@@ -45,17 +49,43 @@ def options_table(result: dict) -> Table:
     return t
 
 
+ROWS_PER_WORKLOAD = 40  # a terminal shows this many options per workload; --json and --csv hold them all
+
+
+def _shown_rows(rows: list[dict], order: dict) -> list:
+    """Rows of the options table, fastest first within each workload: every Pareto-front option and
+    the fastest others up to ROWS_PER_WORKLOAD, then a line counting the rest (a table of thousands
+    of rows is neither readable nor fast to draw)."""
+    out: list = []
+    by_workload: dict[str, list] = {}
+    for r in sorted(rows, key=lambda r: (order[r["workload"]], r["days"] is None, r["days"] or 0)):
+        by_workload.setdefault(r["workload"], []).append(r)
+    for group in by_workload.values():
+        keep = [r for i, r in enumerate(group) if r["pareto"] or i < ROWS_PER_WORKLOAD]
+        keep = keep if len(keep) <= ROWS_PER_WORKLOAD else \
+            [r for r in group if r["pareto"]][:ROWS_PER_WORKLOAD] or group[:ROWS_PER_WORKLOAD]
+        keep_ids = {id(r) for r in keep}
+        out += [r for r in group if id(r) in keep_ids]
+        if len(group) > len(keep):
+            out.append(f"... {len(group) - len(keep):,} more options for {group[0]['workload']} (--json or --csv for all)")
+    return out
+
+
 def overall_table(result: dict) -> Table:
     t = Table(title="all workloads, weighted (sum of weight x days, weight x dollars)", title_justify="left",
               header_style="bold")
     for col, just in (("cluster", "left"), ("weighted days", "right"), ("weighted cost", "right"), ("Pareto", "center")):
         t.add_column(col, justify=just)
-    for o in sorted(result["overall"], key=lambda o: (o["weighted_cost_usd"] is None, o["weighted_cost_usd"] or 0)):
+    ranked = sorted(result["overall"], key=lambda o: (o["weighted_cost_usd"] is None, o["weighted_cost_usd"] or 0))
+    shown = [o for i, o in enumerate(ranked) if o["pareto"] or i < ROWS_PER_WORKLOAD]
+    for o in shown:
         if o["runs_all"]:
             t.add_row(o["cluster"], f"{o['weighted_days']:.1f}", _money(o["weighted_cost_usd"]),
                       "[green]*[/]" if o["pareto"] else "")
         else:
             t.add_row(o["cluster"], "-", "-", "[dim]not every workload fits[/]")
+    if len(ranked) > len(shown):
+        t.add_row(f"[dim]... {len(ranked) - len(shown):,} more (--json or --csv for all)[/]", "", "", "")
     return t
 
 

@@ -84,9 +84,12 @@ def nearest_fixes(scenario, objective: str, limit: int = 6) -> list[dict]:
             break
     tr = scenario.training
     if tr.seq_len >= 256 and tr.seq_len % 2 == 0:
-        attempt(f"sequence {tr.seq_len // 2} with global batch {tr.global_batch * 2} (same tokens per step)",
-                one.model_copy(update={"training": tr.model_copy(update={"seq_len": tr.seq_len // 2,
-                                                                         "global_batch": tr.global_batch * 2})}))
+        doubled = [2 * b for b in tr.batches]
+        attempt(f"sequence {tr.seq_len // 2} with global batch {', '.join(f'{b:,}' for b in doubled[:3])}"
+                f"{'...' if len(doubled) > 3 else ''} (same tokens per step)",
+                one.model_copy(update={"training": tr.model_copy(update={
+                    "seq_len": tr.seq_len // 2, "global_batch": doubled if len(doubled) > 1 else doubled[0],
+                    "tokens_per_step": None})}))
     return fixes[:limit]
 
 

@@ -14,14 +14,15 @@ TIGHT_PENALTY = 0.97
 TIE = 1.01
 
 
-def order(keys: dict, objective: str, head: int = 200) -> np.ndarray:
+def order(keys: dict, objective: str, head: int = 200, places: int | None = None) -> np.ndarray:
     """Indices of the rows of `keys` (arrays: tokens_per_s, days, cost_usd, verdict, pp, cp, vpp, ep,
     offload, offload_params, memory_total) sorted best first.
 
     Exact order by the objective (a 'tight' plan counts TIGHT_PENALTY worse), then, for the first
     `head` places, a tie band: among the plans within TIE of the best one not yet placed, the
     simplest (fewest pipeline chunks x context x expert ranks, no offload), then the one with the
-    most memory headroom, takes the next place."""
+    most memory headroom, takes the next place. `places` (<= head) stops the tie band after that many
+    places (the first `places` are the same; the rest then follow in exact order)."""
     penalty = np.where(keys["verdict"] == 1, TIGHT_PENALTY, 1.0)
     if objective == "throughput":
         score = keys["tokens_per_s"] * penalty  # higher is better
@@ -33,7 +34,7 @@ def order(keys: dict, objective: str, head: int = 200) -> np.ndarray:
     idx = np.lexsort((keys["memory_total"], simpler, -score))
     top = list(idx[:head + 1])
     placed = []
-    while top and len(placed) < head:
+    while top and len(placed) < min(head, places or head):
         best = score[top[0]]
         band = [i for i in top if score[i] * TIE >= best]
         pick = min(band, key=lambda i: (simpler[i], keys["memory_total"][i], -score[i]))

@@ -8,29 +8,21 @@ constraint or evaluated, so the ranking is exact under the model.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import time
 
 import numpy as np
-from ortools.sat.python import cp_model
 
 from planner.estimate import table as T
-from planner.estimate.evaluate import Context, evaluate_table, result_row
-from planner.frameworks.rules import framework_mask
-from planner.search.rank import order, pareto_mask
+from planner.estimate import compute, memory, pipeline
+from planner.estimate.evaluate import Context, evaluate_table, memory_verdict, result_row
+from planner.frameworks.rules import RULES, framework_mask
+from planner.search.rank import TIE, TIGHT_PENALTY, order, pareto_mask
 from planner.search.space import all_layouts, domains, with_etp
 
 INT_FIELDS = ("tp", "pp", "cp", "ep", "vpp", "dp", "mbs", "ga")
-
-
-class _Collector(cp_model.CpSolverSolutionCallback):
-    def __init__(self, variables):
-        super().__init__()
-        self._vars = variables
-        self.rows: list[tuple[int, ...]] = []
-
-    def on_solution_callback(self):
-        self.rows.append(tuple(self.Value(v) for v in self._vars))
+COLUMNS = INT_FIELDS + ("etp",)  # the layout columns once each layout has its expert tensor-parallel sizes
 
 
 def _prime_exponents(n: int) -> dict[int, int]:
@@ -50,7 +42,7 @@ def _layout_key(scenario) -> tuple:
     m, so = scenario.model, scenario.search
     return (scenario.cluster.gpus, scenario.cluster.node.domain, m.layers, m.heads,
             m.heads if m.mla else m.n_kv_heads, m.moe.experts if m.moe else 0,
-            scenario.training.seq_len, scenario.training.global_batch,
+            scenario.training.seq_len, scenario.training.batches,
             tuple(so.micro_batch), *(tuple(getattr(so, k) or ()) for k in ("tp", "pp", "cp", "ep", "vpp")),
             tuple(sorted((k, str(v)) for k, v in so.fixed.items())), so.uneven_pipeline)
 
@@ -72,73 +64,112 @@ def layouts(scenario) -> dict[str, np.ndarray]:
     return _LAYOUT_CACHE[key]
 
 
-GRID_FIELDS = ("tp", "pp", "cp", "ep", "dp")  # enumerated by CP-SAT; mbs, ga, vpp follow by arithmetic
+GRID_FIELDS = ("tp", "pp", "cp", "dp")  # the device grid; ep, mbs, ga, vpp follow by arithmetic
+MODEL_FIELDS = ("tp", "pp", "cp")  # enumerated by CP-SAT; dp = GPUs / (tp * pp * cp)
+
+
+def _device_grid(dom: dict, n: int, batches: tuple[int, ...]) -> np.ndarray:
+    """Every (tp, pp, cp, dp) of the domains with tp * pp * cp * dp = n; CP-SAT enumerates (tp, pp, cp).
+
+    Every degree takes a value of its domain through one-hot booleans; products are written on prime
+    exponents, which keeps the model linear: x * y | n  <=>  e_p(x) + e_p(y) <= e_p(n) for every prime
+    p. dp = n / (tp * pp * cp) must divide some allowed batch, so e_p(n) - e_p(tp * pp * cp) <= the
+    largest e_p of the batches (a necessary condition; the exact divisibility and the dp domain are
+    checked by arithmetic afterwards)."""
+    from ortools.sat.python import cp_model  # imported when a search needs it (start-up time)
+
+    ne = _prime_exponents(n)
+    batch_exp = [_prime_exponents(b) for b in batches]
+    model = cp_model.CpModel()
+    pick = {k: {v: model.NewBoolVar(f"{k}={v}") for v in dom[k]} for k in MODEL_FIELDS}
+    for k in MODEL_FIELDS:
+        model.AddExactlyOne(pick[k].values())
+    primes = sorted({p for k in MODEL_FIELDS for v in dom[k] for p in _prime_exponents(v)} | set(ne))
+    for p in primes:
+        used = sum(b * _prime_exponents(v).get(p, 0) for k in MODEL_FIELDS for v, b in pick[k].items())
+        model.Add(used <= ne.get(p, 0))
+        model.Add(used >= ne.get(p, 0) - max(be.get(p, 0) for be in batch_exp))
+    solver = cp_model.CpSolver()
+    solver.parameters.enumerate_all_solutions = True
+    solver.parameters.num_workers = 1
+    bits = [b for k in MODEL_FIELDS for b in pick[k].values()]
+    values = np.array([v for k in MODEL_FIELDS for v in pick[k]], dtype=np.int64)
+    rows: list[list[bool]] = []
+
+    class Collector(cp_model.CpSolverSolutionCallback):
+        def on_solution_callback(self):
+            rows.append([self.BooleanValue(b) for b in bits])
+
+    solver.Solve(model, Collector())
+    if not rows:
+        return np.zeros((0, len(GRID_FIELDS)), dtype=np.int64)
+    chosen = np.array(rows, dtype=bool)  # one true bit per field in every row, fields in order
+    grid = np.broadcast_to(values, chosen.shape)[chosen].reshape(len(rows), len(MODEL_FIELDS))
+    dp = n // grid.prod(axis=1)
+    grid = np.column_stack([grid, dp])[np.isin(dp, dom["dp"])]
+    return np.unique(grid, axis=0)
 
 
 def _enumerate_layouts(scenario) -> dict[str, np.ndarray]:
     """All (tp, pp, cp, ep, vpp, dp, mbs, ga) satisfying the structural constraints.
 
-    CP-SAT enumerates the device grid (tp, pp, cp, ep, dp): every degree takes a value of its domain
-    through one-hot booleans, and the products and divisibility constraints are written on prime
-    exponents, which keeps the model linear: x * y = n  <=>  e_p(x) + e_p(y) = e_p(n) for every prime p;
-    x | y  <=>  e_p(x) <= e_p(y). Given a grid, the batch split and the interleaving depth follow by
-    arithmetic (numpy): mbs from its domain with mbs * dp | global batch, ga = global / (mbs * dp),
-    vpp = 1 or (pp > 1, ga % pp == 0 for Megatron's interleaved schedule, and pp * vpp <= layers, or
+    CP-SAT enumerates the device grid (tp, pp, cp, dp) (_device_grid). Given a grid, the rest follows
+    by arithmetic (numpy): ep from its domain with ep | tp * cp * dp (EP may fold over tp x cp x dp; space.with_etp then keeps the etp with ep * etp | tp * cp * dp); for every
+    allowed global batch B, mbs from its domain with mbs * dp | B and ga = B / (mbs * dp); vpp = 1 or
+    (pp > 1, ga % pp == 0 for Megatron's interleaved schedule, and pp * vpp <= layers, or
     layers % (pp * vpp) == 0 without uneven splits)."""
-    dom = domains(scenario)
+    dom = domains(scenario, ga=False)
     empty = {k: np.array([], dtype=np.int64) for k in INT_FIELDS}
     if any(not v for v in dom.values()):
         return empty
-    n = scenario.cluster.gpus
     layers = scenario.model.layers
-    gb = scenario.training.global_batch
-    primes = sorted({p for k in GRID_FIELDS for v in dom[k] for p in _prime_exponents(v)}
-                    | set(_prime_exponents(n)) | set(_prime_exponents(gb)))
-    model = cp_model.CpModel()
-    pick = {k: {v: model.NewBoolVar(f"{k}={v}") for v in dom[k]} for k in GRID_FIELDS}
-    for k in GRID_FIELDS:
-        model.AddExactlyOne(pick[k].values())
-
-    def e(k, p):
-        return sum(b * _prime_exponents(v).get(p, 0) for v, b in pick[k].items())
-
-    for p in primes:
-        model.Add(e("dp", p) + e("tp", p) + e("pp", p) + e("cp", p) == _prime_exponents(n).get(p, 0))
-        model.Add(e("dp", p) <= _prime_exponents(gb).get(p, 0))  # dp divides the global batch
-        # ep * etp | tp * cp * dp, with etp = 1 at least (parallel folding); etp follows in space.with_etp
-        model.Add(e("ep", p) <= e("dp", p) + e("cp", p) + e("tp", p))
-    solver = cp_model.CpSolver()
-    solver.parameters.enumerate_all_solutions = True
-    solver.parameters.num_workers = 1
-    values = [(k, v, b) for k in GRID_FIELDS for v, b in pick[k].items()]
-    cb = _Collector([b for _, _, b in values])
-    solver.Solve(model, cb)
-    grid = np.array(sorted({tuple(v for (k, v, _), bit in zip(values, bits) if bit) for bits in cb.rows}),
-                    dtype=np.int64).reshape(-1, len(GRID_FIELDS))
+    batches = np.array(scenario.training.batches, dtype=np.int64)
+    grid = _device_grid(dom, scenario.cluster.gpus, scenario.training.batches)
     if not len(grid):
         return empty
     g = {k: grid[:, i] for i, k in enumerate(GRID_FIELDS)}
-    # Expand every grid point by micro-batch and interleaving depth (vectorised).
-    mbs = np.array(dom["mbs"], dtype=np.int64)
-    vpp = np.array(dom["vpp"], dtype=np.int64)
-    gi, mi, vi = (a.ravel() for a in np.meshgrid(np.arange(len(grid)), np.arange(len(mbs)),
-                                                 np.arange(len(vpp)), indexing="ij"))
+    # Expand every grid point by expert degree, micro-batch, interleaving depth and batch (vectorised).
+    axes = [np.arange(len(grid))] + [np.array(dom[k], dtype=np.int64) for k in ("ep", "mbs", "vpp")] + [batches]
+    gi, ep, mbs, vpp, gb = (a.ravel() for a in np.meshgrid(*axes, indexing="ij"))
     out = {k: g[k][gi] for k in GRID_FIELDS}
-    out["mbs"], out["vpp"] = mbs[mi], vpp[vi]
-    ok = gb % (out["dp"] * out["mbs"]) == 0
-    out["ga"] = np.where(ok, gb // np.maximum(out["dp"] * out["mbs"], 1), 0)
-    ok &= np.isin(out["ga"], dom["ga"])
-    pv = out["pp"] * out["vpp"]
+    out["ep"], out["mbs"], out["vpp"] = ep, mbs, vpp
+    ok = ((out["tp"] * out["dp"] * out["cp"]) % ep == 0) & (gb % (out["dp"] * mbs) == 0)
+    out["ga"] = np.where(ok, gb // np.maximum(out["dp"] * mbs, 1), 0)
+    if "ga" in scenario.search.fixed:
+        ok &= out["ga"] == int(scenario.search.fixed["ga"])
+    pv = out["pp"] * vpp
     fits_layers = pv <= layers if scenario.search.uneven_pipeline else layers % pv == 0
-    ok &= (out["vpp"] == 1) | ((out["pp"] > 1) & (out["ga"] % out["pp"] == 0))
+    ok &= (vpp == 1) | ((out["pp"] > 1) & (out["ga"] % out["pp"] == 0))
     ok &= fits_layers
-    return {k: out[k][ok] for k in INT_FIELDS}
+    out = {k: out[k][ok] for k in INT_FIELDS}
+    # Rows in the order (tp, pp, cp, ep, dp, mbs, vpp, batch): ties in the ranking keep that order.
+    rank = np.lexsort(tuple(out[k] for k in ("ga", "vpp", "mbs", "dp", "ep", "cp", "pp", "tp")))
+    return {k: v[rank] for k, v in out.items()}
+
+
+@functools.cache
+def _rule_columns() -> tuple[str, ...]:
+    """The integer layout columns the framework rules read (found by running them on a recording table)."""
+    seen: set[str] = set()
+
+    class Recorder(dict):
+        def __getitem__(self, key):
+            seen.add(key)
+            return super().__getitem__(key)
+
+    framework_mask(Recorder({k: np.zeros(1, dtype=np.int64) for k in (*COLUMNS, *T.CATEGORICAL, "zero")}
+                            | {"sp": np.zeros(1, dtype=bool)}))
+    return tuple(k for k in COLUMNS if k in seen or k == "tp")  # tp: sp and its sequence check
 
 
 def candidate_table(scenario, exhaustive: bool = False) -> tuple[dict, int]:
     """Layouts x categorical choices, with sp set as each framework runs it; framework rules and
     fixed fields applied. Returns (table, size of the space before the framework rules).
-    `exhaustive` enumerates the layouts by brute force instead of CP-SAT (same result, slower)."""
+    `exhaustive` enumerates the layouts by brute force instead of CP-SAT (same result, slower).
+
+    The rules read only a few layout columns, so they are applied once per distinct projection of
+    the layouts on those columns x categorical choice, then expanded to the layouts (same rows, same
+    order as applying them to the full product)."""
     so = scenario.search
     lay = with_etp(scenario, all_layouts(scenario, INT_FIELDS) if exhaustive else layouts(scenario))
     fixed = so.fixed
@@ -158,29 +189,186 @@ def candidate_table(scenario, exhaustive: bool = False) -> tuple[dict, int]:
             cats[key] = [c for c in values if c == code] or ([code] if key != "precision" else [])
     combos = np.array(list(itertools.product(*cats.values())), dtype=np.int64).reshape(-1, len(cats))
     n_lay, n_cat = len(lay["tp"]), len(combos)
-    li = np.repeat(np.arange(n_lay), n_cat)
-    ci = np.tile(np.arange(n_cat), n_lay)
-    t = {k: lay[k][li] for k in INT_FIELDS + ("etp",)}
+    considered = n_lay * n_cat
+    cols = _rule_columns()
+    first, inverse = _groups(lay, cols)
+    uniq = np.stack([lay[k][first] for k in cols], axis=1)
+    # The rules on (distinct projection) x (categorical choice), by broadcasting a column of
+    # projections against a row of choices.
+    grid = {k: uniq[:, j:j + 1] for j, k in enumerate(cols)}
+    grid.update({k: np.ones((1, 1), dtype=np.int64) for k in COLUMNS if k not in cols})
+    for j, key in enumerate(cats):
+        grid[key] = combos[None, :, j]
+    grid["sp"] = _sp(grid, fixed)
+    keep = ~grid["sp"] | (scenario.training.seq_len % grid["tp"] == 0)
+    for fw, _, bad in RULES:  # framework_mask, broadcast
+        keep = keep & ~(bad(grid) & ((grid["framework"] == fw) if fw is not None else True))
+    keep = np.broadcast_to(keep, (len(uniq), n_cat))
+    li, ci = np.nonzero(keep[inverse])  # layout-major, as the full product
+    t = {k: lay[k][li] for k in COLUMNS}
     for j, key in enumerate(cats):
         t[key] = combos[ci, j]
-    t["sp"] = (t["tp"] > 1) & (t["framework"] != T.FRAMEWORKS.index("deepspeed"))
-    if "sp" in fixed:
-        t["sp"] = np.full_like(t["sp"], bool(fixed["sp"]))
-    considered = T.size(t)
-    keep = framework_mask(t) & (~t["sp"] | (scenario.training.seq_len % t["tp"] == 0))  # SP splits the sequence
-    return T.take(t, keep), considered
+    t["sp"] = _sp(t, fixed)
+    return t, considered
 
 
-def _search_one(scenario, exhaustive: bool) -> dict:
-    """Evaluate every valid plan of a single-count scenario; rank the feasible ones."""
+def _sp(t: dict, fixed: dict) -> np.ndarray:
+    """Sequence parallelism as each framework runs it: with tp > 1, except DeepSpeed (or as fixed)."""
+    sp = (t["tp"] > 1) & (t["framework"] != T.FRAMEWORKS.index("deepspeed"))
+    return np.full_like(sp, bool(fixed["sp"])) if "sp" in fixed else sp
+
+
+MEMORY_CHUNK = 262_144  # rows per memory pass: bounds the peak memory of the largest searches
+FIRST_BATCH = 2_048  # plans evaluated first, by best bound, to set the pruning threshold
+
+
+def _fits_memory(ctx, t: dict) -> np.ndarray:
+    """True where the plan's memory verdict is fits or tight (GPU, host RAM and NVMe), in chunks."""
+    n = T.size(t)
+    out = np.zeros(n, dtype=bool)
+    for lo in range(0, n, MEMORY_CHUNK):
+        part = {k: v[lo:lo + MEMORY_CHUNK] for k, v in t.items()}
+        out[lo:lo + MEMORY_CHUNK] = memory_verdict(ctx, part, memory.memory(ctx, part))[0] < 2
+    return out
+
+
+def _read_columns(fn, ctx) -> tuple[str, ...]:
+    """The plan columns `fn(ctx, table)` reads (found by running it on a one-row recording table)."""
+    seen: set[str] = set()
+
+    class Recorder(dict):
+        def __getitem__(self, key):
+            seen.add(key)
+            return super().__getitem__(key)
+
+    one = {k: np.ones(1, dtype=np.int64) for k in (*COLUMNS, *T.CATEGORICAL, "zero")}
+    fn(ctx, Recorder({**one, "sp": np.zeros(1, dtype=bool)}))
+    return tuple(sorted(seen))
+
+
+def _busy_s(ctx, t: dict) -> np.ndarray:
+    """Compute seconds of one micro-batch on the busier of the first and last stage (forward,
+    backward, recompute): a stage's time is at least this, since communication adds to it, and the
+    step is the pipeline's step over the slowest stage's time plus DP sync, optimizer and offload
+    (planner.estimate.evaluate)."""
+    out = 0.0
+    for stage in ("first", "last"):
+        c = compute.microbatch_compute(ctx, t, stage)
+        out = np.maximum(out, c["forward"] + c["backward"] + c["recompute"])
+    return out
+
+
+def step_lower_bound(ctx, t: dict) -> np.ndarray:
+    """A lower bound of every plan's step time: the pipeline's step (ga micro-batches and the
+    bubble) with the stage time set to the busier stage's compute of one micro-batch; the compute is
+    evaluated once per distinct value of the columns it reads (not per plan)."""
+    first, inverse = _groups(t, _read_columns(_busy_s, ctx))
+    return pipeline.pipeline_step_s(t, _busy_s(ctx, T.take(t, first))[inverse])
+
+
+def _groups(t: dict, cols: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of `t` that differ in `cols`: (one row index per distinct value, group of every row).
+    The columns are packed into one integer key (mixed radix of each column's codes)."""
+    key, span = np.zeros(T.size(t), dtype=np.int64), 1
+    for k in cols:
+        col = t[k].astype(np.int64)
+        lo, hi = (int(col.min()), int(col.max())) if len(col) else (0, 0)
+        if lo >= 0 and span * (hi + 1) < 2**62:  # the values themselves are the digits
+            key, span = key * (hi + 1) + col, span * (hi + 1)
+        else:
+            values, codes = np.unique(col, return_inverse=True)
+            key, span = key * len(values) + codes.reshape(-1), span * len(values)
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    return first, inverse.reshape(-1)
+
+
+def _prunable(scenario, objective: str) -> bool:
+    """The bound prunes when every objective's score is a positive multiple of (tight penalty x
+    tokens/s) within one node count and the feasible count needs no time: no days or dollar budget,
+    and a price when ranking by cost."""
+    b = scenario.budget
+    return (b.max_days is None and b.max_usd is None
+            and not (objective == "cost" and scenario.cluster.node.usd_per_gpu_hour is None))
+
+
+def _evaluate_best(ctx, t: dict, keep: int) -> tuple[np.ndarray, dict] | None:
+    """(rows, estimates) of every plan of `t` that can take one of the first `keep` places of the
+    ranking (planner.search.rank.order), by branch and bound: plans are evaluated in chunks, highest
+    bound (tokens per step / step lower bound) first; after each chunk the keep-th best score found
+    among the plans that fit (tight penalty x tokens/s), divided by the tie band TIE, is the
+    threshold, and the search stops when no plan left has a bound that reaches it. A plan left out
+    scores below every tie band of the first `keep` places, under any objective (each is a positive
+    multiple of that score within one node count), and below the fastest plan (the Pareto front).
+    None when an evaluated plan's step time is below its bound (a model change broke the bound)."""
+    lb = step_lower_bound(ctx, t)
+    ub = t["dp"] * t["mbs"] * t["ga"] * ctx.seq_len / lb
+    by_bound = np.argsort(-ub, kind="stable")
+    done, parts, scores = 0, [], np.array([])
+    chunk = max(FIRST_BATCH, 4 * keep)
+    threshold = 0.0
+    while done < len(by_bound) and ub[by_bound[done]] >= threshold * (1 - 1e-9):
+        rows = by_bound[done:done + chunk]
+        rows = rows[ub[rows] >= threshold * (1 - 1e-9)]
+        ev = evaluate_table(ctx, T.take(t, rows))
+        if np.any(ev["step_s"] < lb[rows] * (1 - 1e-9)):
+            return None
+        parts.append((rows, ev))
+        fit = ev["verdict"] < 2
+        scores = np.concatenate([scores, (ev["tokens_per_s"] * np.where(ev["verdict"] == 1, TIGHT_PENALTY, 1.0))[fit]])
+        if len(scores) >= keep:
+            threshold = np.partition(scores, len(scores) - keep)[len(scores) - keep] / TIE
+        done += chunk
+        chunk *= 4
+    rows = np.concatenate([r for r, _ in parts])
+    ev = parts[0][1]
+    for _, more in parts[1:]:
+        ev = _concat(ev, more)
+    back = np.argsort(rows, kind="stable")  # table order: ties rank as in the full table
+    return rows[back], _take_ev(ev, back)
+
+
+def _concat(a, b):
+    """Two evaluate_table results (nested dicts of per-plan arrays and scalars) as one."""
+    if isinstance(a, dict):
+        return {k: _concat(a[k], b[k]) for k in a}
+    return np.concatenate([a, b]) if np.ndim(a) else a
+
+
+def _take_ev(ev, rows):
+    if isinstance(ev, dict):
+        return {k: _take_ev(v, rows) for k, v in ev.items()}
+    return ev[rows] if np.ndim(ev) else ev
+
+
+def _search_one(scenario, exhaustive: bool, objective: str | None = None, keep: int | None = None,
+                counts: bool = True) -> dict:
+    """Every valid plan of a single-count scenario, ranked where feasible. With `keep`, only the
+    plans that can take one of the first `keep` places are timed (an exact bound, _evaluate_best);
+    with `counts`, every plan's memory verdict is evaluated first, for the exact numbers of plans that
+    fit (`fits_memory`) and are feasible (`feasible_count`); without, those are None and only the
+    timed plans' memory is evaluated."""
     ctx = Context(scenario)
     t, considered = candidate_table(scenario, exhaustive)
     out = {"ctx": ctx, "t": t, "considered": considered, "valid": T.size(t), "ev": None,
-           "ranked": np.array([], dtype=np.int64), "fits_memory": 0}
+           "ranked": np.array([], dtype=np.int64), "fits_memory": 0, "feasible_count": 0}
     if not T.size(t):
         return out
-    ev = evaluate_table(ctx, t)
+    objective = objective or scenario.objective
     b = scenario.budget
+    prune = keep is not None and _prunable(scenario, objective)
+    counts = counts or not prune or b.max_gpus is not None
+    fits = _fits_memory(ctx, t) if counts else np.ones(T.size(t), dtype=bool)
+    n_fit = int(fits.sum())
+    best = None
+    if n_fit and prune:
+        sub = T.take(t, fits) if counts else t
+        best = _evaluate_best(ctx, sub, keep)
+    if best is not None:
+        rows, ev = best
+        t = T.take(sub, rows)
+    else:
+        t = T.take(t, fits) if n_fit else t  # nothing fits: every plan, for the explanation
+        ev = evaluate_table(ctx, t)
     ok = ev["verdict"] < 2
     within = ok.copy()
     if b.max_days is not None:
@@ -190,7 +378,54 @@ def _search_one(scenario, exhaustive: bool) -> dict:
     if b.max_gpus is not None:
         within &= ev["gpus"] <= b.max_gpus
     feasible = np.flatnonzero(within)
-    out.update(ev=ev, ok=ok, feasible=feasible, fits_memory=int(ok.sum()))
+    if not counts:
+        n_fit, count = None, None
+    elif best is None:
+        count = int(feasible.size)
+    else:
+        count = n_fit if b.max_gpus is None or scenario.cluster.gpus <= b.max_gpus else 0
+    if not counts and not ok.any():  # nothing timed fits: then nothing fits (see _evaluate_best)
+        n_fit, count = 0, 0
+    out.update(t=t, ev=ev, ok=ok, feasible=feasible, fits_memory=n_fit, feasible_count=count)
+    return out
+
+
+def _total(values) -> int | None:
+    """Sum of per-count statistics, None when one is unknown (solve with counts=False)."""
+    values = list(values)
+    return None if any(v is None for v in values) else sum(values)
+
+
+def batch_choice(scenario, best: dict, merged: dict, ranked: np.ndarray, known: int) -> dict:
+    """The chosen global batch, the allowed ones and why: the best plan's pipeline bubble and DP sync
+    shares of the step and, with several batches, how the best plan of the next larger batch compares.
+    Only the first `known` ranked plans are certain to be evaluated (the rest may be pruned), so
+    the best tokens/s by batch are those of the batches found among them."""
+    tr = scenario.training
+    gb = best["plan"]["global_batch"]
+    step = best["time"]["step_s"]
+    parts = best["time"]["breakdown_s"]
+    why = (f"a batch of {gb:,} ({gb * tr.seq_len:,} tokens per step) leaves the pipeline bubble at "
+           f"{parts.get('pp_bubble', 0.0) / step:.1%} and the data-parallel sync at {parts.get('dp_comm', 0.0) / step:.1%} "
+           "of the step")
+    out = {"chosen": gb, "allowed": list(tr.batches) if len(tr.batches) <= 64 else tr.batch_text, "why": why}
+    if len(tr.batches) > 1:
+        head = ranked[:known]
+        best_at: dict[int, float] = {}
+        for b, v in zip(merged["global_batch"][head].tolist(), merged["tokens_per_s"][head].tolist()):
+            best_at.setdefault(int(b), float(v))
+        tps = best["throughput"]["tokens_per_s"]
+        larger = [b for b in tr.batches if b > gb and b in best_at]
+        if not any(b > gb for b in tr.batches):
+            note = "it is the largest batch allowed"
+        elif not larger:
+            note = f"no plan with a larger batch ranks among the best {known:,}"
+        elif best_at[larger[0]] < tps:
+            note = f"the best plan at {larger[0]:,} is {1 - best_at[larger[0]] / tps:.1%} slower"
+        else:
+            note = f"the best plan at {larger[0]:,} ranks below it (memory verdict or the 1% tie rule)"
+        out["why"] = f"{why}; {note} (allowed: {tr.batch_text})"
+        out["best_tokens_per_s_by_batch"] = {f"{b}": round(v, 3) for b, v in sorted(best_at.items())}
     return out
 
 
@@ -199,26 +434,29 @@ def _keys(run: dict, rows: np.ndarray) -> dict:
     keys = {k: ev[k][rows] for k in ("tokens_per_s", "days", "cost_usd", "verdict")}
     keys.update({k: t[k][rows] for k in ("pp", "cp", "vpp", "ep", "offload", "offload_params")})
     keys["memory_total"] = ev["memory"]["total"][rows]
+    keys["global_batch"] = t["dp"][rows] * t["mbs"][rows] * t["ga"][rows]
     return keys
 
 
 def solve(scenario, objective: str | None = None, top: int | None = None, exhaustive: bool = False,
-          progress=None) -> dict:
+          progress=None, counts: bool = True) -> dict:
     """Search the scenario's plan space (every node count of the cluster) and return the ranked
     feasible plans, the Pareto front of (days, cost) across node counts, and search statistics.
-    When nothing is feasible, `closest` and `explanation` say why (planner.search.explain)."""
+    When nothing is feasible, `closest` and `explanation` say why (planner.search.explain).
+    `counts=False` skips the memory verdict of plans that cannot rank (`fits_memory` and `feasible`
+    are then None where not known): for callers that only want the best plans."""
     from planner.search.explain import bound_by, explain_infeasible
 
     t0 = time.perf_counter()
     objective = objective or scenario.objective
     top = top or scenario.top
-    counts = scenario.cluster.node_counts
+    node_counts = scenario.cluster.node_counts
     runs = []
-    for n in counts:
+    for n in node_counts:
         sc = scenario.model_copy(update={"cluster": scenario.cluster.with_nodes(n)})
-        runs.append((sc, _search_one(sc, exhaustive)))
+        runs.append((sc, _search_one(sc, exhaustive, objective, None if exhaustive else top, counts)))
         if progress:
-            progress(len(runs), len(counts))
+            progress(len(runs), len(node_counts))
     # Merge the feasible plans of every count and rank them together.
     # Every feasible plan of every count, as (run index, row) pairs in two arrays.
     live = [i for i, (_, run) in enumerate(runs) if run["ev"] is not None]
@@ -226,7 +464,7 @@ def solve(scenario, objective: str | None = None, top: int | None = None, exhaus
     pool_row = np.concatenate([runs[i][1]["feasible"] for i in live]) if live else np.array([], int)
     per_run = [_keys(run, run["feasible"]) for _, run in runs if run["ev"] is not None]
     merged = {k: np.concatenate([keys[k] for keys in per_run]) for k in per_run[0]} if per_run else {}
-    ranked = order(merged, objective) if len(pool_row) else np.array([], dtype=np.int64)
+    ranked = order(merged, objective, places=top) if len(pool_row) else np.array([], dtype=np.int64)
     rows = lambda idx: [result_row(runs[pool_run[j]][1]["ctx"], runs[pool_run[j]][1]["t"],  # noqa: E731
                                    runs[pool_run[j]][1]["ev"], int(pool_row[j])) for j in idx]
     plans = rows(ranked[:top])
@@ -234,20 +472,22 @@ def solve(scenario, objective: str | None = None, top: int | None = None, exhaus
         p["gpus"] = runs[pool_run[j]][0].cluster.gpus
         p["bound_by"] = bound_by(p)
     result = {"scenario": scenario.name, "objective": objective,
-              "gpus": counts[0] * scenario.cluster.node.gpus_per_node if len(counts) == 1 else
-              [n * scenario.cluster.node.gpus_per_node for n in counts],
-              "node_counts": counts, "exhaustive": exhaustive,
+              "gpus": node_counts[0] * scenario.cluster.node.gpus_per_node if len(node_counts) == 1 else
+              [n * scenario.cluster.node.gpus_per_node for n in node_counts],
+              "node_counts": node_counts, "exhaustive": exhaustive,
               "considered": sum(run["considered"] for _, run in runs),
               "valid": sum(run["valid"] for _, run in runs),
-              "fits_memory": sum(run["fits_memory"] for _, run in runs),
-              "feasible": int(len(pool_row)), "plans": plans, "closest": None, "explanation": []}
-    if len(counts) > 1 and len(pool_row):
+              "fits_memory": _total(run["fits_memory"] for _, run in runs),
+              "feasible": _total(run["feasible_count"] for _, run in runs), "plans": plans, "closest": None, "explanation": []}
+    if len(node_counts) > 1 and len(pool_row):
         front = np.flatnonzero(pareto_mask(merged["days"], merged["cost_usd"]))
         front = front[np.argsort(merged["days"][front])]
         result["pareto"] = [{"gpus": runs[pool_run[j]][0].cluster.gpus, "days": float(merged["days"][j]),
                              "cost_usd": None if np.isnan(merged["cost_usd"][j]) else float(merged["cost_usd"][j]),
                              "plan": r["plan"], "tokens_per_s": r["throughput"]["tokens_per_s"]}
                             for j, r in zip(front, rows(front))]
+    if plans:
+        result["batch"] = batch_choice(scenario, plans[0], merged, ranked, top)
     if not plans:
         result["closest"], result["explanation"] = explain_infeasible(scenario, runs, objective)
     result["seconds"] = time.perf_counter() - t0

@@ -8,7 +8,7 @@ Structural constraints (the same ones Megatron-LM's argument checks enforce, eco
   experts % ep = 0 and ep * etp divides tp * cp * dp (Megatron-Core parallel_state.py builds the expert
   grid etp x ep x expert-dp x pp over the same ranks as tp x cp x dp x pp, order tp-cp-ep-dp-pp: with
   etp = tp, EP is carved from dp x cp; with etp = 1 it may span tp x cp x dp, "parallel folding");
-  mbs * ga * dp = global batch;  the precision must be supported by the GPU.
+  mbs * ga * dp = a global batch the scenario allows;  the precision must be supported by the GPU.
 """
 
 from __future__ import annotations
@@ -49,15 +49,16 @@ def structural_problems(plan, scenario) -> list[str]:
     if (tp * cp * dp) % (ep * etp):
         out.append(f"ep*etp = {ep}*{etp} = {ep * etp} must divide tp*cp*dp = {tp}*{cp}*{dp} = {tp * cp * dp}")
     gb = plan.mbs * (plan.ga or 1) * dp
-    if gb != tr.global_batch:
-        out.append(f"mbs*ga*dp = {plan.mbs}*{plan.ga}*{dp} = {gb}, but global_batch is {tr.global_batch}")
+    if gb not in tr.batches:
+        out.append(f"mbs*ga*dp = {plan.mbs}*{plan.ga}*{dp} = {gb}, but global_batch is {tr.batch_text}")
     if cl.node.gpu.peak_tflops(plan.precision) is None:
         out.append(f"{cl.node.gpu.name} has no {plan.precision} support in the catalog")
     return out
 
 
-def domains(scenario) -> dict[str, list[int]]:
-    """Allowed values of each integer field before the joint constraints."""
+def domains(scenario, ga: bool = True) -> dict[str, list[int]]:
+    """Allowed values of each integer field before the joint constraints (`ga=False` leaves out the
+    accumulation steps, the divisors of every allowed batch, for callers that derive them)."""
     m, cl, tr, so = scenario.model, scenario.cluster, scenario.training, scenario.search
     n = cl.gpus
     kv = m.heads if m.mla else m.n_kv_heads
@@ -70,9 +71,10 @@ def domains(scenario) -> dict[str, list[int]]:
         "vpp": sorted({d for d in divisors(m.layers) if d <= 32}
                       | ({v for v in (2, 3, 4, 5, 6, 8) if v <= m.layers} if so.uneven_pipeline else set())),
         "dp": divisors(n),
-        "mbs": [b for b in so.micro_batch if tr.global_batch % b == 0],
-        "ga": divisors(tr.global_batch),
+        "mbs": [b for b in so.micro_batch if any(gb % b == 0 for gb in tr.batches)],
     }
+    if ga:
+        dom["ga"] = sorted(set().union(*(divisors(gb) for gb in tr.batches)))
     for key in ("tp", "pp", "cp", "ep", "vpp"):
         allowed = getattr(so, key)
         if allowed is not None:
@@ -95,7 +97,7 @@ def all_layouts(scenario, fields: tuple[str, ...]) -> dict:
     v = {k: g.ravel() for k, g in zip(fields, grids)}
     n = scenario.cluster.gpus
     ok = (v["dp"] * v["tp"] * v["pp"] * v["cp"] == n)
-    ok &= v["mbs"] * v["ga"] * v["dp"] == scenario.training.global_batch
+    ok &= np.isin(v["mbs"] * v["ga"] * v["dp"], scenario.training.batches)
     if scenario.search.uneven_pipeline:
         ok &= v["pp"] * v["vpp"] <= scenario.model.layers
     else:

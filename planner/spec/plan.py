@@ -53,7 +53,8 @@ class Plan(Strict):
         gpus = scenario.cluster.gpus
         model_par = self.tp * self.pp * self.cp
         dp = self.dp if self.dp is not None else max(1, gpus // model_par)
-        gb = scenario.training.global_batch
+        batches = scenario.training.batches  # with several, the largest that dp * mbs divides
+        gb = next((b for b in reversed(batches) if b % (self.mbs * dp) == 0), batches[-1])
         ga = self.ga if self.ga is not None else max(1, gb // (self.mbs * dp))
         sp = self.sp if self.sp is not None else (self.tp > 1 and self.framework != "deepspeed")
         etp = self.etp if self.etp is not None else default_etp(self.tp, self.cp, dp, self.ep)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from planner.spec.base import PosFloat, PosInt, Strict
 from planner.spec.hardware import Cluster
@@ -21,11 +21,93 @@ PLAN_FIELDS = ("framework", "precision", "dp", "tp", "pp", "cp", "ep", "etp", "v
                "offload", "offload_params", "recompute", "mbs", "ga")
 
 
+MAX_BATCHES = 4096  # batch sizes one search may try (each multiplies the plan table)
+
+
+class BatchRange(Strict):
+    """Every multiple of `step` from `min` to `max` (step defaults to min: {min: 512, max: 4096} tries
+    512, 1024, ..., 4096)."""
+
+    min: PosInt = Field(le=2**30)
+    max: PosInt = Field(le=2**30)
+    step: PosInt | None = Field(None, le=2**30)
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.max < self.min:
+            raise ValueError(f"max ({self.max}) is below min ({self.min})")
+        return self
+
+    def values(self) -> tuple[int, ...]:
+        return tuple(range(self.min, self.max + 1, self.step or self.min))
+
+
 class Training(Strict):
     seq_len: PosInt = Field(le=2**24)
-    global_batch: PosInt = Field(description="sequences per optimizer step", le=2**30)
+    global_batch: PosInt | list[PosInt] | BatchRange | None = Field(
+        description="sequences per optimizer step: one number, a list, or {min, max[, step]} to search it")
+    tokens_per_step: BatchRange | None = Field(
+        None, description="instead of global_batch: tokens per optimizer step {min, max[, step]}, in tokens; "
+                          "the batches searched are the multiples of step / seq_len in the range")
     tokens: PosFloat = Field(description="tokens to train, for days and cost", le=1e16)
     optimizer: Optimizer = "adamw"
+
+    @field_validator("global_batch", "tokens_per_step", mode="before")
+    @classmethod
+    def _one_error_for_ranges(cls, value):
+        """A mapping is a range: check it as one, so that a bad range gets its own message only."""
+        if isinstance(value, dict):
+            try:
+                return BatchRange.model_validate(value)
+            except ValidationError as exc:
+                raise ValueError("expected {min, max[, step]} with positive integers, min <= max: " + "; ".join(
+                    f"{'.'.join(map(str, e['loc'])) or 'range'}: {e['msg']}" for e in exc.errors())) from None
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _batch_from_tokens(cls, data):
+        """With tokens_per_step, global_batch may be left out (it is required otherwise)."""
+        if isinstance(data, dict) and "tokens_per_step" in data and "global_batch" not in data:
+            return {**data, "global_batch": None}
+        return data
+
+    @model_validator(mode="after")
+    def _check_batch(self):
+        if (self.global_batch is None) == (self.tokens_per_step is None):
+            raise ValueError("give exactly one of global_batch (sequences per step) and tokens_per_step")
+        if isinstance(self.global_batch, list) and (not self.global_batch or max(self.global_batch) > 2**30):
+            raise ValueError("global_batch: expected a non-empty list of batch sizes up to 2^30")
+        if self.batches and self.batches[-1] > 2**30:
+            raise ValueError("global_batch: at most 2^30 sequences per step")
+        if not self.batches:
+            raise ValueError(f"tokens_per_step: no whole number of {self.seq_len}-token sequences in the range")
+        if len(self.batches) > MAX_BATCHES:
+            raise ValueError(f"global_batch: {len(self.batches):,} batch sizes to search, at most {MAX_BATCHES:,} "
+                             "(give a larger step)")
+        return self
+
+    @property
+    def batches(self) -> tuple[int, ...]:
+        """Every global batch (sequences per step) the search may choose, ascending."""
+        gb, tps = self.global_batch, self.tokens_per_step
+        if tps is not None:
+            lo, hi = -(-tps.min // self.seq_len), tps.max // self.seq_len
+            step = max(1, (tps.step or tps.min) // self.seq_len)
+            return tuple(range(lo, hi + 1, step)) if lo <= hi else ()
+        if isinstance(gb, int):
+            return (gb,)
+        return tuple(sorted(set(gb))) if isinstance(gb, list) else gb.values()
+
+    @property
+    def batch_text(self) -> str:
+        """The allowed batches in words: '512', '512, 1,024' or '512 to 4,096 step 512'."""
+        b = self.batches
+        if len(b) <= 3:
+            return ", ".join(f"{x:,}" for x in b)
+        step = b[1] - b[0]
+        regular = all(y - x == step for x, y in zip(b, b[1:]))
+        return f"{b[0]:,} to {b[-1]:,}" + (f" step {step:,}" if regular else f" ({len(b)} sizes)")
 
 
 class Budget(Strict):
