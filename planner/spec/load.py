@@ -14,7 +14,34 @@ from pydantic import BaseModel, ValidationError
 from planner.errors import InputError
 
 # libyaml's parser when available (several times faster), with PyYAML's safe constructor either way.
-SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_BASE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+class UniqueKeyLoader(_BASE_LOADER):  # type: ignore[misc, valid-type]
+    """The safe loader, but a key repeated in one mapping (at any depth) is an error: PyYAML keeps the
+    last value silently, so a second `training:` replaced the first. Merge keys (`<<: *base`) may still
+    be overridden, as YAML intends."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: dict = {}
+            for key_node, _ in node.value:
+                if key_node.tag == MERGE_TAG:
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.setdefault(key, key_node.start_mark)
+                except TypeError:  # unhashable key: the base constructor reports it
+                    continue
+                if first is not key_node.start_mark:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key!r} (first given on line {first.line + 1})",
+                        key_node.start_mark)
+        return super().construct_mapping(node, deep)
+
+
+SAFE_LOADER = UniqueKeyLoader
 
 
 def load_yaml(path: str | Path) -> Any:
@@ -82,10 +109,14 @@ def format_errors(exc: ValidationError, cls: type[BaseModel], prefix: tuple = ()
         elif kind == "missing":
             msg = "required key is missing"
         else:
-            msg = err["msg"]
+            msg = err["msg"].removeprefix("Value error, ")
             if "input" in err and kind not in ("value_error",) and not isinstance(err["input"], (dict, list)):
                 msg += f" (got {err['input']!r})"
         out.append((path, msg, kind, near[0] if kind == "extra_forbidden" and near else None))
+    # A union (`nodes: 4 | [list] | {range}`) reports one error per member: when one member's own check
+    # explains the problem (a value_error), the others' "should be a valid list" add nothing.
+    explained = {p for p, _, k, _ in out if k == "value_error"}
+    out = [o for o in out if o[2] == "value_error" or o[0] not in explained]
     # A misspelt key also makes its intended key "missing": report the misspelling first, once.
     suggested = {".".join(p.split(".")[:-1] + [n]) for p, _, k, n in out if n}
     out = [o for o in out if not (o[2] == "missing" and o[0] in suggested)]
@@ -108,12 +139,18 @@ def validate_model(cls: type[BaseModel], data: Any, file: str | None = None, pre
 
 
 def read_hf_config(path: Path, file: str | None = None) -> dict:
+    """A Hugging Face config.json (or a model folder holding one) as an inline model mapping."""
+    if path.is_dir():
+        path = path / "config.json"
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise InputError(f"hf_config file not found: {path}", file=file, key="model.hf_config") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"malformed JSON in {path}: {exc}", file=file, key="model.hf_config") from None
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc.__class__.__name__}", file=file,
+                         key="model.hf_config") from None
     from planner.spec.hf import model_from_hf
 
     try:
@@ -158,13 +195,38 @@ def resolve_scenario_dict(data: Any, base_dir: Path, file: str | None = None) ->
     return data
 
 
+PRICE_KEYS = ("cluster.node.price.cloud_usd_per_node_hour", "cluster.node.gpu.price.cloud_usd_per_gpu_hour")
+
+
+def position_problem(model, seq_len: int) -> str | None:
+    """A learned position table shorter than the sequence cannot embed it (GPT-2: n_positions)."""
+    if model.position == "learned" and model.max_seq_len is not None and model.max_seq_len < seq_len:
+        return (f"seq_len ({seq_len}) exceeds the model's learned position table (max_seq_len "
+                f"{model.max_seq_len})")
+    return None
+
+
+def check_scenario(sc, file: str | None = None):
+    """Checks across sections that a lone section cannot make: sequence vs position table, and a
+    money budget on hardware without a price (every plan would be 'over budget' at any budget)."""
+    problem = position_problem(sc.model, sc.training.seq_len)
+    if problem:
+        raise InputError(problem, file=file, key="training.seq_len")
+    if sc.budget.max_usd is not None and sc.cluster.node.usd_per_gpu_hour is None:
+        raise InputError(f"the price of node '{sc.cluster.node.name}' is unknown, so no plan's cost can be "
+                         f"compared with the budget; give it in an inline node as {PRICE_KEYS[0]} or "
+                         f"{PRICE_KEYS[1]}, or remove budget.max_usd", file=file, key="budget.max_usd")
+    return sc
+
+
 def load_scenario(path: str | Path):
     """Read and validate a scenario file (catalog names and hf_config resolved)."""
     from planner.spec.scenario import Scenario
 
     p = Path(path)
     data = load_yaml(p)
-    return validate_model(Scenario, resolve_scenario_dict(data, p.parent, str(path)), file=str(path))
+    sc = validate_model(Scenario, resolve_scenario_dict(data, p.parent, str(path)), file=str(path))
+    return check_scenario(sc, str(path))
 
 
 def validate(path: str | Path) -> str:
@@ -174,5 +236,8 @@ def validate(path: str | Path) -> str:
     if is_purchase(load_yaml(path)):
         return validate_purchases(path)
     sc = load_scenario(path)
+    per_node = sc.cluster.node.gpus_per_node
+    gpus = ", ".join(str(n * per_node) for n in sc.cluster.node_counts[:6])
+    more = ", ..." if len(sc.cluster.node_counts) > 6 else ""
     return (f"{path}: valid scenario '{sc.name}': model {sc.model.name}, "
-            f"{sc.cluster.nodes} x {sc.cluster.node.name} ({sc.cluster.gpus} GPUs)")
+            f"{sc.cluster.nodes_text} x {sc.cluster.node.name} ({gpus}{more} GPUs)")

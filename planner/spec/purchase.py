@@ -34,7 +34,7 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from planner.errors import InputError
-from planner.spec.base import NonNegFloat, PosFloat, Strict
+from planner.spec.base import Name, NonNegFloat, PosFloat, Strict
 from planner.spec.hardware import Cluster
 from planner.spec.model import ModelSpec
 from planner.spec.scenario import SearchOptions, Training
@@ -66,7 +66,7 @@ class ClusterOption(Cluster):
     """One candidate: a node type, the node counts to try (a count, a list or a range, as a scenario's
     cluster) and how it is paid for (cloud or owned)."""
 
-    name: str = Field(min_length=1)
+    name: Name
     cloud: Cloud | None = None
     owned: Owned | None = None
 
@@ -111,18 +111,27 @@ class ClusterOption(Cluster):
 class Workload(Training):
     """A training job to place on every cluster option: a scenario without the cluster."""
 
-    name: str = Field(min_length=1)
+    name: Name
     model: ModelSpec
     weight: PosFloat = Field(1.0, le=1e6, description="importance in the weighted totals and the best mix")
     deadline_days: PosFloat | None = Field(None, description="options slower than this cannot run it in the mix")
     search: SearchOptions = SearchOptions()
+
+    @model_validator(mode="after")
+    def _check_positions(self):
+        from planner.spec.load import position_problem
+
+        problem = position_problem(self.model, self.seq_len)
+        if problem:
+            raise ValueError(problem)
+        return self
 
     def training(self) -> Training:
         return Training(**{k: getattr(self, k) for k in Training.model_fields})
 
 
 class PurchaseFile(Strict):
-    name: str = "purchases"
+    name: Name = "purchases"
     clusters: list[ClusterOption] = Field(min_length=1, max_length=100)
     workloads: list[Workload] = Field(min_length=1, max_length=100)
     budget_usd: PosFloat | None = Field(None, description="default for --budget")

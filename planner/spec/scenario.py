@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from planner.spec.base import PosFloat, PosInt, Strict
+from planner.spec.base import Name, PosFloat, PosInt, Strict
 from planner.spec.hardware import Cluster
 from planner.spec.model import ModelSpec
 
@@ -81,7 +81,7 @@ class Runtime(Strict):
 
 
 class Scenario(Strict):
-    name: str = "scenario"
+    name: Name = "scenario"
     model: ModelSpec
     cluster: Cluster
     training: Training

@@ -1,0 +1,125 @@
+"""Regressions of issue 13: bad inputs that crashed (traceback), hung, or were read silently wrong.
+Each test rebuilds the reproducer described in the issue and asserts a clean exit 2 that names the
+key (or the correct answer)."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from planner.cli import main
+
+from conftest import HF, write
+
+runner = CliRunner()
+BASE = "model: llama-3.1-8b\ntraining: {seq_len: 4096, global_batch: 64, tokens: 1.0e9}\n"
+
+
+def run(*args):
+    r = runner.invoke(main, [str(a) for a in args])
+    assert "Traceback" not in r.output and not (r.exception and not isinstance(r.exception, SystemExit)), \
+        f"{args}: {r.exception!r}\n{r.output}"
+    return r
+
+
+def scenario(tmp_path, nodes="1", extra="", base=BASE, name="s.yaml"):
+    return write(tmp_path, name, f"cluster: {{node: dgx-h100, nodes: {nodes}}}\n{base}{extra}")
+
+
+@pytest.mark.parametrize("nodes", ["[2, 4]", "{min: 1, max: 3}", "[2]", "[1, 1, 1]"])
+def test_validate_node_lists(tmp_path, nodes):
+    r = run("validate", scenario(tmp_path, nodes))
+    assert r.exit_code == 0 and "valid scenario" in r.output
+
+
+@pytest.mark.parametrize("nodes,gpus", [("[2]", 16), ("[1, 1, 1]", 8)])
+def test_estimate_and_export_single_count_list(tmp_path, nodes, gpus):
+    p = scenario(tmp_path, nodes)
+    r = run("estimate", p, "--plan", "tp=8", "--json")
+    assert r.exit_code == 0, r.output
+    q = json.loads(r.stdout)["plan"]
+    assert q["dp"] * q["tp"] * q["pp"] * q["cp"] == gpus
+    r = run("export", p, "--plan", "tp=8", "-o", tmp_path / "out")
+    assert r.exit_code == 0, r.output
+
+
+def test_estimate_several_counts_names_key(tmp_path):
+    r = run("estimate", scenario(tmp_path, "[2, 4]"), "--plan", "tp=8")
+    assert r.exit_code == 2 and "cluster.nodes" in r.output
+
+
+def test_node_count_list_capped(tmp_path):
+    r = run("validate", scenario(tmp_path, str(list(range(1, 300)))))
+    assert r.exit_code == 2 and "cluster.nodes" in r.output and "at most 256" in r.output
+
+
+@pytest.mark.parametrize("nodes,key", [("yes", "cluster.nodes"), ("[true]", "cluster.nodes.0"),
+                                       ("on", "cluster.nodes")])
+def test_yaml_booleans_are_not_counts(tmp_path, nodes, key):
+    r = run("validate", scenario(tmp_path, nodes))
+    assert r.exit_code == 2 and key in r.output and "boolean" in r.output
+
+
+def test_yaml_boolean_batch_and_search_degree(tmp_path):
+    r = run("validate", scenario(tmp_path, base=BASE.replace("global_batch: 64", "global_batch: on")))
+    assert r.exit_code == 2 and "training.global_batch" in r.output
+    r = run("validate", scenario(tmp_path, extra="search: {tp: [true]}\n"))
+    assert r.exit_code == 2 and "search.tp" in r.output
+
+
+@pytest.mark.parametrize("text,where", [
+    ("training: {seq_len: 8, global_batch: 1, tokens: 1.0e9}\n", "'training'"),
+    ("search: {tp: [1], tp: [2]}\n", "'tp'"),
+])
+def test_duplicate_yaml_keys(tmp_path, text, where):
+    r = run("validate", scenario(tmp_path, extra=text))
+    assert r.exit_code == 2 and "duplicate key" in r.output and where in r.output
+
+
+def test_yaml_merge_key_may_be_overridden(tmp_path):
+    p = write(tmp_path, "m.yaml", "cluster: {node: dgx-h100, nodes: 1}\nmodel: llama-3.1-8b\n"
+              "training:\n  <<: {seq_len: 4096, global_batch: 64, tokens: 1.0e9}\n  seq_len: 2048\n")
+    assert run("validate", p).exit_code == 0
+
+
+@pytest.mark.parametrize("plan,key", [("zero=3,zero=0", "zero"), ("", "--plan"), (" , ", "--plan")])
+def test_plan_string_duplicates_and_empty(tmp_path, plan, key):
+    r = run("estimate", scenario(tmp_path), "--plan", plan)
+    assert r.exit_code == 2 and key in r.output
+
+
+def test_hf_config_directory(tmp_path):
+    folder = tmp_path / "llama"
+    folder.mkdir()
+    (folder / "config.json").write_text((HF / "llama-3.1-8b.json").read_text())
+    p = scenario(tmp_path, base=BASE.replace("llama-3.1-8b", "{hf_config: llama}"))
+    r = run("validate", p)
+    assert r.exit_code == 0 and "model llama" in r.output
+    r = run("model", folder / "config.json")
+    assert r.exit_code == 0
+
+
+def hf_variant(tmp_path, **change):
+    cfg = {**json.loads((HF / "llama-3.1-8b.json").read_text()), **change}
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    return scenario(tmp_path, base=BASE.replace("llama-3.1-8b", "{hf_config: config.json}"))
+
+
+@pytest.mark.parametrize("change,key", [({"model_type": []}, "model_type"), ({"head_dim": 0}, "head_dim"),
+                                        ({"head_dim": False}, "head_dim")])
+def test_hf_config_bad_values(tmp_path, change, key):
+    r = run("validate", hf_variant(tmp_path, **change))
+    assert r.exit_code == 2 and key in r.output
+
+
+def test_learned_positions_shorter_than_sequence(tmp_path):
+    model = ("model: {name: g, layers: 2, hidden: 256, heads: 4, ffn_hidden: 1024, vocab: 1000, "
+             "position: learned, max_seq_len: 1024}")
+    r = run("validate", scenario(tmp_path, base=BASE.replace("model: llama-3.1-8b", model)))
+    assert r.exit_code == 2 and "training.seq_len" in r.output and "max_seq_len" in r.output
+
+
+def test_budget_without_price_names_price_keys(tmp_path):
+    p = write(tmp_path, "s.yaml", f"cluster: {{node: hgx-b300, nodes: 1}}\n{BASE}budget: {{max_usd: 1.0e30}}\n")
+    r = run("validate", p)
+    assert r.exit_code == 2 and "budget.max_usd" in r.output and "cloud_usd_per_gpu_hour" in r.output
