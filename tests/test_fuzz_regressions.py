@@ -123,3 +123,113 @@ def test_budget_without_price_names_price_keys(tmp_path):
     p = write(tmp_path, "s.yaml", f"cluster: {{node: hgx-b300, nodes: 1}}\n{BASE}budget: {{max_usd: 1.0e30}}\n")
     r = run("validate", p)
     assert r.exit_code == 2 and "budget.max_usd" in r.output and "cloud_usd_per_gpu_hour" in r.output
+
+
+def listing(folder):
+    return sorted((str(p.relative_to(folder)), p.read_bytes() if p.is_file() else None) for p in folder.rglob("*"))
+
+
+@pytest.mark.parametrize("args", [["-o", "{f}/sub"], ["-o", "{f}"]])
+def test_export_below_or_onto_a_file(tmp_path, args):
+    (tmp_path / "afile").write_text("x")
+    args = [a.format(f=tmp_path / "afile") for a in args]
+    r = run("export", scenario(tmp_path), "--plan", "tp=8", *args)
+    assert r.exit_code == 2 and "afile" in r.output
+    assert (tmp_path / "afile").read_text() == "x"
+
+
+@pytest.mark.parametrize("option", ["--report", "--emit"])
+def test_solve_outputs_below_a_file(tmp_path, option):
+    (tmp_path / "afile").write_text("x")
+    r = run("solve", scenario(tmp_path), option, tmp_path / "afile" / "sub")
+    assert r.exit_code == 2 and "afile" in r.output
+
+
+def test_export_name_taken_by_a_directory_changes_nothing(tmp_path):
+    out = tmp_path / "out"
+    assert run("export", scenario(tmp_path), "--plan", "tp=8", "-o", out).exit_code == 0
+    (out / "README.txt").unlink()
+    (out / "README.txt").mkdir()
+    (out / "README.txt" / "mine").write_text("keep")
+    before = listing(tmp_path)
+    r = run("export", scenario(tmp_path), "--plan", "tp=4", "-o", out, "--force")
+    assert r.exit_code == 2 and "README.txt" in r.output
+    assert listing(tmp_path) == before
+
+
+@pytest.mark.parametrize("existing", [False, True])
+def test_export_failing_midway_leaves_nothing(tmp_path, monkeypatch, existing):
+    """The third file fails to be written: a new folder is not created at all, an existing one keeps its
+    files unchanged, and no temporary folder is left next to it."""
+    import planner.export as ex
+
+    out, sc = tmp_path / "new" / "out", scenario(tmp_path)
+    if existing:
+        assert run("export", sc, "--plan", "tp=8", "-o", out).exit_code == 0
+        (out / "notes.md").write_text("mine")
+    before = listing(tmp_path)
+    real, calls = ex.os.replace, []
+
+    def failing(src, dst, *a, **k):
+        calls.append(dst)
+        if len(calls) == 3:
+            raise OSError(28, "No space left on device", str(dst))
+        return real(src, dst, *a, **k)
+
+    real_fsync, writes = ex.os.fsync, []
+
+    def failing_fsync(fd):
+        writes.append(fd)
+        if len(writes) == 3:
+            raise OSError(28, "No space left on device")
+        return real_fsync(fd)
+
+    monkeypatch.setattr(ex.os, "replace", failing)
+    monkeypatch.setattr(ex.os, "fsync", failing_fsync)
+    r = run("export", sc, "--plan", "framework=deepspeed,zero=1", "-o", out, "--force")
+    assert r.exit_code == 2 and "No space left" in r.output
+    assert listing(tmp_path) == before
+    monkeypatch.setattr(ex.os, "fsync", real_fsync)
+    writes.clear()
+    if existing:  # the staging succeeds, the third move into the folder fails: everything is put back
+        calls.clear()
+        r = run("export", sc, "--plan", "framework=deepspeed,zero=1", "-o", out, "--force")
+        assert r.exit_code == 2 and len(calls) >= 3
+        assert listing(tmp_path) == before
+
+
+def test_export_rank_beyond_the_plans_is_bad_input(tmp_path):
+    r = run("export", scenario(tmp_path), "--rank", "10000", "-o", tmp_path / "o")
+    assert r.exit_code == 2 and "--rank" in r.output and not (tmp_path / "o").exists()
+
+
+PURCHASE = """budget_usd: {budget}
+clusters:
+  - {{name: a, node: hgx-h100, nodes: [1, 2], cloud: {{usd_per_gpu_hour: {price}}}}}
+workloads:
+  - {{name: w, model: llama-3.1-8b, seq_len: 4096, global_batch: 64, tokens: 1.0e9}}
+"""
+
+
+@pytest.mark.parametrize("budget,price,key", [("1.0e17", "2.0", "budget_usd"),
+                                              ("1.0e6", "1e300", "clusters.0.cloud.usd_per_gpu_hour"),
+                                              ("1.0e6", ".inf", "clusters.0.cloud.usd_per_gpu_hour")])
+def test_money_out_of_range_is_bad_input(tmp_path, budget, price, key):
+    r = run("compare", write(tmp_path, "p.yaml", PURCHASE.format(budget=budget, price=price)))
+    assert r.exit_code == 2 and key in r.output
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "-1", "1e16"])
+def test_budget_option_out_of_range(tmp_path, value):
+    r = run("compare", write(tmp_path, "p.yaml", PURCHASE.format(budget="1.0e6", price="2.0")), "--budget", value)
+    assert r.exit_code == 2 and "--budget" in r.output
+
+
+def test_largest_money_values_solve(tmp_path):
+    """The largest accepted prices and budget reach the CP-SAT mix without overflow."""
+    r = run("compare", write(tmp_path, "p.yaml", PURCHASE.format(budget="1.0e15", price="1.0e12")), "--json")
+    assert r.exit_code in (0, 1), r.output
+    mix = json.loads(r.stdout)["best_mix"]
+    assert mix["status"] in ("optimal", "feasible (time limit)", "infeasible")
+    if mix["cost_usd"] is not None:
+        assert mix["cost_usd"] <= 1.0e15

@@ -55,7 +55,7 @@ def _check_name(value: Any) -> Any:
     return value
 
 
-Name = Annotated[str, AfterValidator(_check_name), Field(min_length=1, max_length=200)]
+Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_check_name)]
 
 
 class Strict(BaseModel):

@@ -75,7 +75,7 @@ class Node(Strict):
     host_link_gb_s: PosFloat | None = None
     cpu_cores: PosInt | None = None
     nvme_tb: NonNegFloat | None = None
-    power_kw: PosFloat | None = None
+    power_kw: PosFloat | None = Field(None, le=1e4)
     price: NodePrice = NodePrice()
     source: str | None = None
     notes: str | None = None

@@ -34,11 +34,13 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from planner.errors import InputError
-from planner.spec.base import Name, NonNegFloat, PosFloat, Strict
+from planner.spec.base import USD, Name, PosFloat, Strict
 from planner.spec.hardware import Cluster
 from planner.spec.model import ModelSpec
 from planner.spec.scenario import SearchOptions, Training
 
+# A purchase budget above a quadrillion dollars is a typo; the CP-SAT solver counts money in integers.
+MAX_BUDGET_USD = 1e15
 DEFAULT_PUE = 1.58
 DEFAULT_USD_PER_KWH = 0.0806
 DEFAULT_AMORTISATION_YEARS = 5.0
@@ -47,19 +49,19 @@ DEFAULT_AMORTISATION_YEARS = 5.0
 class Cloud(Strict):
     """Rented by the GPU-hour; the price covers power, hosting and network."""
 
-    usd_per_gpu_hour: NonNegFloat | None = Field(None, description="None: the catalog node's rental price")
+    usd_per_gpu_hour: USD | None = Field(None, description="None: the catalog node's rental price")
 
 
 class Owned(Strict):
     """Bought: capex amortised over the hardware's life, plus energy and a yearly overhead per node."""
 
-    capex_usd_per_node: NonNegFloat | None = Field(
+    capex_usd_per_node: USD | None = Field(
         None, description="None: the catalog node's purchase price (some are GPU baseboards without the host)")
-    power_kw: PosFloat | None = Field(None, description="draw per node under load; None: the catalog's power_kw")
+    power_kw: PosFloat | None = Field(None, le=1e4, description="draw per node under load; None: the catalog's power_kw")
     pue: PosFloat = Field(DEFAULT_PUE, ge=1.0, le=5.0)
-    usd_per_kwh: NonNegFloat = DEFAULT_USD_PER_KWH
+    usd_per_kwh: USD = DEFAULT_USD_PER_KWH
     amortisation_years: PosFloat = Field(DEFAULT_AMORTISATION_YEARS, le=50)
-    overhead_usd_per_node_year: NonNegFloat = Field(0.0, description="network, storage, hosting, support")
+    overhead_usd_per_node_year: USD = Field(0.0, description="network, storage, hosting, support")
 
 
 class ClusterOption(Cluster):
@@ -134,7 +136,7 @@ class PurchaseFile(Strict):
     name: Name = "purchases"
     clusters: list[ClusterOption] = Field(min_length=1, max_length=100)
     workloads: list[Workload] = Field(min_length=1, max_length=100)
-    budget_usd: PosFloat | None = Field(None, description="default for --budget")
+    budget_usd: PosFloat | None = Field(None, le=MAX_BUDGET_USD, description="default for --budget")
 
     @model_validator(mode="after")
     def _unique_names(self):
