@@ -87,6 +87,19 @@ def _scenario(path: str):
     return load_scenario(path)
 
 
+def _resolved_plan(sc, plan_text: str, scenario_path: str):
+    """The --plan text checked against the scenario; a scenario key at fault is named with its file."""
+    from planner.spec import parse_plan
+
+    plan = parse_plan(plan_text)
+    try:
+        return plan.resolved(sc)
+    except InputError as exc:
+        if exc.file is None and exc.key and not exc.key.startswith(("--", "plan")):
+            raise InputError(exc.message, file=scenario_path, key=exc.key) from None
+        raise
+
+
 @main.command()
 @click.argument("scenario", type=click.Path(dir_okay=False))
 @click.option("--top", type=click.IntRange(1, 10000), help="number of plans to show (default: the scenario's top)")
@@ -165,9 +178,8 @@ def export(scenario, plan_text, rank, out_dir, force, nvme_path):
     sc = _scenario(scenario)
     if plan_text is not None:
         from planner.estimate.evaluate import estimate as run_estimate
-        from planner.spec import parse_plan
 
-        chosen = run_estimate(sc, parse_plan(plan_text).resolved(sc))
+        chosen = run_estimate(sc, _resolved_plan(sc, plan_text, scenario))
         if chosen["memory"]["verdict"] == "oom":
             err.print("[yellow]warning:[/] this plan does not fit in memory (README.txt gives the estimate)",
                       soft_wrap=True)
@@ -194,10 +206,9 @@ def export(scenario, plan_text, rank, out_dir, force, nvme_path):
 def estimate(scenario, plan_text, as_json):
     """Evaluate one given plan of SCENARIO (memory, time, cost), whether it fits or not."""
     from planner.estimate.evaluate import estimate as run_estimate
-    from planner.spec import parse_plan
 
     sc = _scenario(scenario)
-    plan = parse_plan(plan_text).resolved(sc)
+    plan = _resolved_plan(sc, plan_text, scenario)
     r = run_estimate(sc, plan)
     if as_json:
         _emit_json(r)

@@ -92,6 +92,11 @@ def _model_in(annotation: Any, typing) -> Any:
     return None
 
 
+def _is_type_error(kind: str) -> bool:
+    """A pydantic error saying the value is of the wrong type (int_type, list_type, int_parsing, ...)."""
+    return kind.endswith(("_type", "_parsing"))
+
+
 def format_errors(exc: ValidationError, cls: type[BaseModel], prefix: tuple = ()) -> list[tuple[str, str]]:
     """(key path, message) for each pydantic error, with a 'did you mean' for unknown keys."""
     out = []
@@ -117,6 +122,9 @@ def format_errors(exc: ValidationError, cls: type[BaseModel], prefix: tuple = ()
     # explains the problem (a value_error), the others' "should be a valid list" add nothing.
     explained = {p for p, _, k, _ in out if k == "value_error"}
     out = [o for o in out if o[2] == "value_error" or o[0] not in explained]
+    # Likewise a member whose errors lie deeper (`nodes.max` of the range form) is the one meant.
+    deeper = {p for p, _, _, _ in out}
+    out = [o for o in out if not (_is_type_error(o[2]) and any(d.startswith(o[0] + ".") for d in deeper))]
     # A misspelt key also makes its intended key "missing": report the misspelling first, once.
     suggested = {".".join(p.split(".")[:-1] + [n]) for p, _, k, n in out if n}
     out = [o for o in out if not (o[2] == "missing" and o[0] in suggested)]
