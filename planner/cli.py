@@ -54,6 +54,15 @@ def _finite_budget(ctx, param, value):
     return value
 
 
+def _path(ctx, param, value):
+    """An output path must not be empty (an unset shell variable: `-o "$OUT"`)."""
+    if value is not None and not value.strip():
+        raise click.BadParameter("expected a path, got an empty string")
+    if value is not None and not value.isprintable():
+        raise click.BadParameter(f"expected a path of printable characters, got {value!r}")
+    return value
+
+
 def _nvme_path(ctx, param, value):
     """--nvme-path: a non-empty path of printable characters (it is written into ds_config.json)."""
     if value is not None and (not value.strip() or not value.isprintable()):
@@ -106,9 +115,9 @@ def _resolved_plan(sc, plan_text: str, scenario_path: str):
 @click.option("--objective", type=click.Choice(["throughput", "time", "cost"]), help="ranking objective")
 @click.option("--exhaustive", is_flag=True, help="enumerate layouts by brute force instead of CP-SAT (a cross-check)")
 @click.option("--json", "as_json", is_flag=True, help="print the JSON result")
-@click.option("--emit", "emit_dir", type=click.Path(file_okay=False),
+@click.option("--emit", "emit_dir", type=click.Path(file_okay=False), callback=_path,
               help="also write the files that run the top plans to DIR/rank1, DIR/rank2, ...")
-@click.option("--report", "report_path", type=click.Path(dir_okay=False), help="also write a self-contained HTML report")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False), callback=_path, help="also write a self-contained HTML report")
 @click.option("--force", is_flag=True, help="write into a non-empty --emit directory, replace an existing --report file")
 def solve(scenario, top, objective, exhaustive, as_json, emit_dir, report_path, force):
     """Search every plan of SCENARIO and rank those that fit."""
@@ -162,7 +171,7 @@ def _report_export(out_dir, paths, skipped, console) -> None:
 @click.argument("scenario", type=click.Path(dir_okay=False))
 @click.option("--plan", "plan_text", help='the plan to export, e.g. "framework=deepspeed,zero=3,mbs=1"')
 @click.option("--rank", type=click.IntRange(1, 10000), help="export the K-th ranked plan of the search instead")
-@click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False), help="output directory")
+@click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False), callback=_path, help="output directory")
 @click.option("--force", is_flag=True, help="write into a non-empty output directory")
 @click.option("--nvme-path", default=None, callback=_nvme_path, help="local NVMe directory for DeepSpeed NVMe offload")
 def export(scenario, plan_text, rank, out_dir, force, nvme_path):
@@ -228,7 +237,7 @@ def model(target, seq_len, as_json):
 
     p = Path(target)
     seq = seq_len or 4096
-    if p.suffix == ".json":
+    if p.suffix == ".json" or p.is_dir():  # a config.json, or a model folder holding one
         spec = validate_model(ModelSpec, read_hf_config(p, file=target), file=target)
     elif p.suffix in (".yaml", ".yml"):
         data = load_yaml(p)
@@ -273,8 +282,8 @@ def catalog_cmd(kind, name, as_json):
 @click.option("--budget", type=float, callback=_finite_budget, help="USD: the best mix to buy within it")
 @click.option("--vary", multiple=True, help='sensitivity, repeatable: "price=±20%", "power=+-10%", "utilisation=-15%"')
 @click.option("--json", "as_json", is_flag=True, help="print the JSON result")
-@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="also write one CSV line per option x workload")
-@click.option("--report", "report_path", type=click.Path(dir_okay=False), help="also write a self-contained HTML report")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), callback=_path, help="also write one CSV line per option x workload")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False), callback=_path, help="also write a self-contained HTML report")
 @click.option("--force", is_flag=True, help="overwrite the --csv and --report files if they exist")
 @click.option("--workers", type=click.IntRange(1, 256), help="parallel searches (default: one per CPU)")
 def compare(purchases, budget, vary, as_json, csv_path, report_path, force, workers):

@@ -95,8 +95,11 @@ def test_hf_config_directory(tmp_path):
     p = scenario(tmp_path, base=BASE.replace("llama-3.1-8b", "{hf_config: llama}"))
     r = run("validate", p)
     assert r.exit_code == 0 and "model llama" in r.output
-    r = run("model", folder / "config.json")
-    assert r.exit_code == 0
+    catalog = json.loads(run("model", "llama-3.1-8b", "--json").stdout)["params_total"]
+    for target in (folder / "config.json", folder):
+        r = run("model", target, "--json")
+        assert r.exit_code == 0, r.output
+        assert json.loads(r.stdout)["params_total"] == catalog
 
 
 def hf_variant(tmp_path, **change):
@@ -233,3 +236,18 @@ def test_largest_money_values_solve(tmp_path):
     assert mix["status"] in ("optimal", "feasible (time limit)", "infeasible")
     if mix["cost_usd"] is not None:
         assert mix["cost_usd"] <= 1.0e15
+
+
+@pytest.mark.parametrize("path", ["", " ", "a\nb"])
+def test_empty_or_control_output_paths(tmp_path, path):
+    r = run("export", scenario(tmp_path), "--plan", "tp=8", "-o", path, "--force")
+    assert r.exit_code == 2 and "--output" in r.output
+
+
+def test_purchase_searches_capped(tmp_path):
+    clusters = "".join(f"  - {{name: c{i}, node: hgx-h100, nodes: {{min: 1, max: 256}}, cloud: {{}}}}\n"
+                       for i in range(10))
+    p = write(tmp_path, "p.yaml", f"clusters:\n{clusters}workloads:\n"
+              "  - {name: w, model: llama-3.1-8b, seq_len: 4096, global_batch: 64, tokens: 1.0e9}\n")
+    r = run("validate", p)
+    assert r.exit_code == 2 and "plan searches" in r.output and "2560" in r.output

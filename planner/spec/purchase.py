@@ -41,6 +41,8 @@ from planner.spec.scenario import SearchOptions, Training
 
 # A purchase budget above a quadrillion dollars is a typo; the CP-SAT solver counts money in integers.
 MAX_BUDGET_USD = 1e15
+# Every node count of every cluster is a full plan search per workload (about 0.1-3 s each).
+MAX_SEARCHES = 2048
 DEFAULT_PUE = 1.58
 DEFAULT_USD_PER_KWH = 0.0806
 DEFAULT_AMORTISATION_YEARS = 5.0
@@ -137,6 +139,14 @@ class PurchaseFile(Strict):
     clusters: list[ClusterOption] = Field(min_length=1, max_length=100)
     workloads: list[Workload] = Field(min_length=1, max_length=100)
     budget_usd: PosFloat | None = Field(None, le=MAX_BUDGET_USD, description="default for --budget")
+
+    @model_validator(mode="after")
+    def _bounded(self):
+        searches = sum(len(c.node_counts) for c in self.clusters) * len(self.workloads)
+        if searches > MAX_SEARCHES:
+            raise ValueError(f"clusters x node counts x workloads make {searches} plan searches; at most "
+                             f"{MAX_SEARCHES} (list fewer node counts or workloads)")
+        return self
 
     @model_validator(mode="after")
     def _unique_names(self):
