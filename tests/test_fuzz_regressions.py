@@ -251,3 +251,20 @@ def test_purchase_searches_capped(tmp_path):
               "  - {name: w, model: llama-3.1-8b, seq_len: 4096, global_batch: 64, tokens: 1.0e9}\n")
     r = run("validate", p)
     assert r.exit_code == 2 and "plan searches" in r.output and "2560" in r.output
+
+
+@pytest.mark.skipif(not __import__("os").path.exists("/dev/zero"), reason="needs /dev/zero")
+def test_device_files_are_refused_not_read_forever(tmp_path):
+    r = run("validate", "/dev/zero")
+    assert r.exit_code == 2 and "not a regular file" in r.output
+    p = scenario(tmp_path, base=BASE.replace("llama-3.1-8b", "{hf_config: /dev/zero}"))
+    r = run("validate", p)
+    assert r.exit_code == 2 and "model.hf_config" in r.output and "not a regular file" in r.output
+
+
+def test_huge_input_is_refused(tmp_path):
+    p = tmp_path / "big.yaml"
+    with open(p, "wb") as fh:
+        fh.truncate(17 * 2 ** 20)  # sparse: no disk used
+    r = run("validate", p)
+    assert r.exit_code == 2 and "MiB" in r.output

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -44,15 +45,36 @@ class UniqueKeyLoader(_BASE_LOADER):  # type: ignore[misc, valid-type]
 SAFE_LOADER = UniqueKeyLoader
 
 
+# Inputs are small text files; a device (/dev/zero), a pipe or a huge file would never finish loading.
+MAX_INPUT_BYTES = 16 * 2 ** 20
+
+
+def read_input(p: Path, file: str | None = None, key: str | None = None) -> str:
+    """The text of an input file: a regular UTF-8 file of at most MAX_INPUT_BYTES."""
+    where = {"file": file or str(p), "key": key}
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        raise InputError(f"file not found: {p}" if file else "file not found", **where) from None
+    except OSError as exc:
+        raise InputError(f"cannot read {p}: {exc.strerror or exc.__class__.__name__}", **where) from None
+    if not stat.S_ISREG(st.st_mode):
+        raise InputError(f"{p} is {'a directory' if stat.S_ISDIR(st.st_mode) else 'not a regular file'}", **where)
+    if st.st_size > MAX_INPUT_BYTES:
+        raise InputError(f"{p} is {st.st_size / 2 ** 20:.0f} MiB; inputs are at most "
+                         f"{MAX_INPUT_BYTES // 2 ** 20} MiB", **where)
+    try:
+        return p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{p} is not UTF-8 text ({exc.reason} at byte {exc.start})", **where) from None
+    except OSError as exc:
+        raise InputError(f"cannot read {p}: {exc.strerror or exc.__class__.__name__}", **where) from None
+
+
 def load_yaml(path: str | Path) -> Any:
     """Load a YAML (or JSON) file with the safe loader; errors name the file and line."""
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError("file not found", file=str(path)) from None
-    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read: {exc.__class__.__name__}", file=str(path)) from None
+    text = read_input(p)
     try:
         return yaml.load(text, Loader=SAFE_LOADER)  # noqa: S506 - a safe loader
     except yaml.YAMLError as exc:
@@ -150,15 +172,11 @@ def read_hf_config(path: Path, file: str | None = None) -> dict:
     """A Hugging Face config.json (or a model folder holding one) as an inline model mapping."""
     if path.is_dir():
         path = path / "config.json"
+    text = read_input(path, file=file or str(path), key="model.hf_config")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"hf_config file not found: {path}", file=file, key="model.hf_config") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        data = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as exc:
         raise InputError(f"malformed JSON in {path}: {exc}", file=file, key="model.hf_config") from None
-    except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror or exc.__class__.__name__}", file=file,
-                         key="model.hf_config") from None
     from planner.spec.hf import model_from_hf
 
     try:

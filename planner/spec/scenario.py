@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, model_validator
 
 from planner.spec.base import Name, PosFloat, PosInt, Strict
 from planner.spec.hardware import Cluster
@@ -61,7 +61,11 @@ class SearchOptions(Strict):
                 near = difflib.get_close_matches(key, PLAN_FIELDS, n=1)
                 hint = f"; did you mean '{near[0]}'?" if near else ""
                 raise ValueError(f"unknown plan field '{key}' in fixed (expected one of {', '.join(PLAN_FIELDS)}){hint}")
-        Plan.model_validate({**self.fixed})  # type-check the pinned values
+        try:
+            Plan.model_validate({**self.fixed})  # type-check the pinned values
+        except ValidationError as exc:  # name the pinned key: search.fixed.tp, not search.tp
+            e = exc.errors()[0]
+            raise ValueError(f"fixed.{'.'.join(map(str, e['loc']))}: {e['msg']}") from None
         return self
 
 
