@@ -148,7 +148,12 @@ def solve(scenario, top, objective, exhaustive, as_json, emit_dir, report_path, 
     if emit_dir:
         from planner.export import export_ranked
 
-        paths, skipped = export_ranked(sc, result["plans"], emit_dir, force=force)
+        from planner.export import MAX_EMIT
+
+        plans = result["plans"]
+        paths, skipped = export_ranked(sc, plans[:MAX_EMIT], emit_dir, force=force)
+        if len(plans) > MAX_EMIT:
+            skipped.append(f"ranks {MAX_EMIT + 1}-{len(plans)}: --emit writes at most the top {MAX_EMIT} plans")
         _report_export(emit_dir, paths, skipped, err if as_json else out)
 
 

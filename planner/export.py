@@ -22,6 +22,8 @@ from planner.frameworks import deepspeed as ds
 EXPORT_NAMES = frozenset({"ds_config.json", "hostfile", "accelerate.yaml", "megatron_args.txt", "torchtitan.toml",
                           "launch.sh", "slurm.sbatch", "README.txt", ".deepspeed_env"})
 EXECUTABLE = frozenset({"launch.sh", "slurm.sbatch"})
+# `solve --emit` writes at most this many rank folders (six files each, every one flushed to disk).
+MAX_EMIT = 100
 DS_PROGRAM = '"${TRAIN_SCRIPT:-train.py}" --deepspeed --deepspeed_config ds_config.json ${TRAIN_ARGS:-}'
 MEGATRON_SETUP = ["set -f; ARGS=($(cat megatron_args.txt)); set +f  # one flag per line, no globbing"]
 MEGATRON_PROGRAM = ('"${MEGATRON_LM:?set MEGATRON_LM to a Megatron-LM checkout}/pretrain_gpt.py" "${ARGS[@]}" '

@@ -268,3 +268,23 @@ def test_huge_input_is_refused(tmp_path):
         fh.truncate(17 * 2 ** 20)  # sparse: no disk used
     r = run("validate", p)
     assert r.exit_code == 2 and "MiB" in r.output
+
+
+def test_vary_below_minus_100_percent_is_refused():
+    from planner.errors import InputError
+    from planner.purchase import parse_vary
+
+    assert parse_vary(["price=-100%"]) == [("price", (-1.0,))]
+    for text in ("price=-200%", "power=±150%"):
+        with pytest.raises(InputError, match="below zero"):
+            parse_vary([text])
+
+
+def test_emit_writes_at_most_the_top_100(tmp_path, monkeypatch):
+    import planner.export as ex
+
+    monkeypatch.setattr(ex, "MAX_EMIT", 2)
+    r = run("solve", scenario(tmp_path), "--top", "4", "--emit", tmp_path / "e")
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in (tmp_path / "e").iterdir()) == ["rank1", "rank2"]
+    assert "ranks 3-4" in r.output
