@@ -51,7 +51,7 @@ HF_FILES = sorted(p.name for p in HF.glob("*.json"))
 BAD = [True, False, "yes", "off", None, 0, -1, 1, 2, 3, 7, 1000, 2 ** 31, 10 ** 30, 0.5, 1.5, 1e300, -1e300,
        math.inf, -math.inf, math.nan, "", " ", "x", "1e6", "1_000", "nan", "inf", "0x10", [], [0], [1], [True],
        [2, 4], [1, 1, 1], [[1]], {}, {"a": 1}, {"min": 4, "max": 1}, {"min": 1, "max": 3}, "x\ny", "a\rb",
-       "$(touch canary)", "`touch canary`", "'; touch canary; '", "\x00", "é€", "a" * 300, list(range(300)),
+       "$(touch canary)", "$a_{$", "<b>&amp;", "`touch canary`", "'; touch canary; '", "\x00", "é€", "a" * 300, list(range(300)),
        "llama-3.1-8b", "dgx-h100", "megatron", "bf16", "fp4"]
 PLAN_KEYS = ["framework", "precision", "dp", "tp", "pp", "cp", "ep", "vpp", "sp", "zero", "offload",
              "offload_params", "recompute", "mbs", "ga"]

@@ -288,3 +288,13 @@ def test_emit_writes_at_most_the_top_100(tmp_path, monkeypatch):
     assert r.exit_code == 0, r.output
     assert sorted(p.name for p in (tmp_path / "e").iterdir()) == ["rank1", "rank2"]
     assert "ranks 3-4" in r.output
+
+
+def test_dollar_signs_in_names_are_text_in_report_charts(tmp_path):
+    """matplotlib read '$a_{$' in a cluster name as TeX and raised while drawing the report."""
+    p = write(tmp_path, "p.yaml", "clusters:\n  - {name: '$a_{$', node: hgx-h100, nodes: [1, 2], cloud: {}}\n"
+              "workloads:\n  - {name: '$w^{$', model: {name: t, layers: 2, hidden: 256, heads: 4, ffn_hidden: 512,"
+              " vocab: 1000}, seq_len: 1024, global_batch: 8, tokens: 1.0e8}\n")
+    r = run("compare", p, "--workers", "1", "--report", tmp_path / "r.html")
+    assert r.exit_code == 0, r.output
+    assert "$a_{$" in (tmp_path / "r.html").read_text()
