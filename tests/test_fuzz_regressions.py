@@ -298,3 +298,12 @@ def test_dollar_signs_in_names_are_text_in_report_charts(tmp_path):
     r = run("compare", p, "--workers", "1", "--report", tmp_path / "r.html")
     assert r.exit_code == 0, r.output
     assert "$a_{$" in (tmp_path / "r.html").read_text()
+
+
+def test_gpu_with_fp8_but_no_bf16_peak_is_refused(tmp_path):
+    """Attention of FP8 plans runs at the bf16 peak: without it every time was infinite (and --json raised)."""
+    node = ("{name: n, gpus_per_node: 8, scaleup_gb_s: 450, gpu: {name: g, memory_gib: 80, hbm_tb_s: 3.35, "
+            "tflops: {fp8: 1979}}}")
+    p = write(tmp_path, "s.yaml", f"cluster: {{node: {node}, nodes: 1}}\n{BASE}")
+    r = run("validate", p)
+    assert r.exit_code == 2 and "cluster.node.gpu" in r.output and "bf16" in r.output

@@ -50,6 +50,13 @@ class GPU(Strict):
     source: str | None = None
     notes: str | None = None
 
+    @model_validator(mode="after")
+    def _check_peaks(self):
+        if self.tflops.fp8 is not None and self.tflops.bf16 is None:
+            raise ValueError("tflops: fp8 is given without bf16; FP8 training runs attention and the other "
+                             "non-matmul work in bf16 (planner/estimate/compute.py), so give tflops.bf16")
+        return self
+
     def peak_tflops(self, precision: str) -> float | None:
         return getattr(self.tflops, precision, None)
 
