@@ -31,13 +31,43 @@ def _emit_json(obj) -> None:
 
 
 class _Group(click.Group):
-    """Turns InputError raised anywhere in a command into a clean message and exit code 2."""
+    """Turns InputError raised anywhere in a command into a clean message and exit code 2, and so an
+    OSError (a file that cannot be read or written: the path given is at fault)."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except InputError as exc:
             _fail_input(exc)
+        except OSError as exc:
+            where = exc.filename if exc.filename is not None else "a file"
+            _fail_input(InputError(f"cannot read or write: {exc.strerror or exc.__class__.__name__}",
+                                   file=str(where)))
+
+
+def _finite_budget(ctx, param, value):
+    """--budget: a positive, finite number of dollars no larger than the purchase solver takes."""
+    from planner.spec.purchase import MAX_BUDGET_USD
+
+    if value is not None and not (0 < value <= MAX_BUDGET_USD):  # also false for nan
+        raise click.BadParameter(f"expected dollars in (0, {MAX_BUDGET_USD:g}], got {value}")
+    return value
+
+
+def _path(ctx, param, value):
+    """An output path must not be empty (an unset shell variable: `-o "$OUT"`)."""
+    if value is not None and not value.strip():
+        raise click.BadParameter("expected a path, got an empty string")
+    if value is not None and not value.isprintable():
+        raise click.BadParameter(f"expected a path of printable characters, got {value!r}")
+    return value
+
+
+def _nvme_path(ctx, param, value):
+    """--nvme-path: a non-empty path of printable characters (it is written into ds_config.json)."""
+    if value is not None and (not value.strip() or not value.isprintable()):
+        raise click.BadParameter(f"expected a directory path of printable characters, got {value!r}")
+    return value
 
 
 @click.group(cls=_Group)
@@ -66,15 +96,28 @@ def _scenario(path: str):
     return load_scenario(path)
 
 
+def _resolved_plan(sc, plan_text: str, scenario_path: str):
+    """The --plan text checked against the scenario; a scenario key at fault is named with its file."""
+    from planner.spec import parse_plan
+
+    plan = parse_plan(plan_text)
+    try:
+        return plan.resolved(sc)
+    except InputError as exc:
+        if exc.file is None and exc.key and not exc.key.startswith(("--", "plan")):
+            raise InputError(exc.message, file=scenario_path, key=exc.key) from None
+        raise
+
+
 @main.command()
 @click.argument("scenario", type=click.Path(dir_okay=False))
 @click.option("--top", type=click.IntRange(1, 10000), help="number of plans to show (default: the scenario's top)")
 @click.option("--objective", type=click.Choice(["throughput", "time", "cost"]), help="ranking objective")
 @click.option("--exhaustive", is_flag=True, help="enumerate layouts by brute force instead of CP-SAT (a cross-check)")
 @click.option("--json", "as_json", is_flag=True, help="print the JSON result")
-@click.option("--emit", "emit_dir", type=click.Path(file_okay=False),
+@click.option("--emit", "emit_dir", type=click.Path(file_okay=False), callback=_path,
               help="also write the files that run the top plans to DIR/rank1, DIR/rank2, ...")
-@click.option("--report", "report_path", type=click.Path(dir_okay=False), help="also write a self-contained HTML report")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False), callback=_path, help="also write a self-contained HTML report")
 @click.option("--force", is_flag=True, help="write into a non-empty --emit directory, replace an existing --report file")
 def solve(scenario, top, objective, exhaustive, as_json, emit_dir, report_path, force):
     """Search every plan of SCENARIO and rank those that fit."""
@@ -85,6 +128,8 @@ def solve(scenario, top, objective, exhaustive, as_json, emit_dir, report_path, 
 
         check_target(Path(emit_dir), force)  # refuse before searching
     _check_new_file(report_path, force)
+    if emit_dir and report_path and Path(report_path).absolute() == Path(emit_dir).absolute():
+        raise InputError("--report and --emit name the same path", file=report_path)
     sc = _scenario(scenario)
     result = _with_progress(lambda progress: run_solve(sc, objective=objective, top=top, exhaustive=exhaustive,
                                                        progress=progress), len(sc.cluster.node_counts))
@@ -104,14 +149,22 @@ def solve(scenario, top, objective, exhaustive, as_json, emit_dir, report_path, 
     if emit_dir:
         from planner.export import export_ranked
 
-        paths, skipped = export_ranked(sc, result["plans"], emit_dir, force=force)
+        from planner.export import MAX_EMIT
+
+        plans = result["plans"]
+        paths, skipped = export_ranked(sc, plans[:MAX_EMIT], emit_dir, force=force)
+        if len(plans) > MAX_EMIT:
+            skipped.append(f"ranks {MAX_EMIT + 1}-{len(plans)}: --emit writes at most the top {MAX_EMIT} plans")
         _report_export(emit_dir, paths, skipped, err if as_json else out)
 
 
 def _check_new_file(path, force: bool) -> None:
-    """Fail before the work when an output file exists and --force is not given."""
-    if path and Path(path).exists() and not force:
-        raise InputError("file exists; use --force to overwrite it", file=path)
+    """Fail before the work when an output file cannot be written (below a file, a directory) or
+    exists and --force is not given."""
+    if path:
+        from planner.export import check_output_file
+
+        check_output_file(path, force)
 
 
 def _report_export(out_dir, paths, skipped, console) -> None:
@@ -124,9 +177,9 @@ def _report_export(out_dir, paths, skipped, console) -> None:
 @click.argument("scenario", type=click.Path(dir_okay=False))
 @click.option("--plan", "plan_text", help='the plan to export, e.g. "framework=deepspeed,zero=3,mbs=1"')
 @click.option("--rank", type=click.IntRange(1, 10000), help="export the K-th ranked plan of the search instead")
-@click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False), help="output directory")
+@click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False), callback=_path, help="output directory")
 @click.option("--force", is_flag=True, help="write into a non-empty output directory")
-@click.option("--nvme-path", default=None, help="local NVMe directory for DeepSpeed NVMe offload")
+@click.option("--nvme-path", default=None, callback=_nvme_path, help="local NVMe directory for DeepSpeed NVMe offload")
 def export(scenario, plan_text, rank, out_dir, force, nvme_path):
     """Write the files that run one plan of SCENARIO (config, launch script, Slurm script, README)."""
     from planner.export import export_plan
@@ -134,22 +187,27 @@ def export(scenario, plan_text, rank, out_dir, force, nvme_path):
 
     if (plan_text is None) == (rank is None):
         raise click.UsageError("give exactly one of --plan and --rank")
+    from planner.export import check_target
+
+    check_target(Path(out_dir), force)  # refuse before the work
     sc = _scenario(scenario)
     if plan_text is not None:
         from planner.estimate.evaluate import estimate as run_estimate
-        from planner.spec import parse_plan
 
-        chosen = run_estimate(sc, parse_plan(plan_text).resolved(sc))
+        chosen = run_estimate(sc, _resolved_plan(sc, plan_text, scenario))
         if chosen["memory"]["verdict"] == "oom":
             err.print("[yellow]warning:[/] this plan does not fit in memory (README.txt gives the estimate)",
                       soft_wrap=True)
     else:
         from planner.search.solver import solve as run_solve
 
-        plans = run_solve(sc, top=rank)["plans"]
-        if len(plans) < rank:
-            err.print(f"[red]error:[/] only {len(plans)} plans fit; --rank {rank} does not exist", soft_wrap=True)
+        result = run_solve(sc, top=rank)
+        plans = result["plans"]
+        if not plans:  # a valid scenario where nothing fits: exit 1, as solve
+            render.render_infeasible(result, err)
             sys.exit(1)
+        if len(plans) < rank:
+            raise InputError(f"only {len(plans)} plans fit; rank {rank} does not exist", key="--rank")
         chosen = plans[rank - 1]
     paths = export_plan(sc, chosen, out_dir, force=force, nvme_path=nvme_path or DEFAULT_NVME_PATH)
     _report_export(out_dir, paths, [], out)
@@ -163,10 +221,9 @@ def export(scenario, plan_text, rank, out_dir, force, nvme_path):
 def estimate(scenario, plan_text, as_json):
     """Evaluate one given plan of SCENARIO (memory, time, cost), whether it fits or not."""
     from planner.estimate.evaluate import estimate as run_estimate
-    from planner.spec import parse_plan
 
     sc = _scenario(scenario)
-    plan = parse_plan(plan_text).resolved(sc)
+    plan = _resolved_plan(sc, plan_text, scenario)
     r = run_estimate(sc, plan)
     if as_json:
         _emit_json(r)
@@ -186,7 +243,7 @@ def model(target, seq_len, as_json):
 
     p = Path(target)
     seq = seq_len or 4096
-    if p.suffix == ".json":
+    if p.suffix == ".json" or p.is_dir():  # a config.json, or a model folder holding one
         spec = validate_model(ModelSpec, read_hf_config(p, file=target), file=target)
     elif p.suffix in (".yaml", ".yml"):
         data = load_yaml(p)
@@ -228,11 +285,11 @@ def catalog_cmd(kind, name, as_json):
 
 @main.command()
 @click.argument("purchases", type=click.Path(dir_okay=False))
-@click.option("--budget", type=click.FloatRange(min=0, min_open=True), help="USD: the best mix to buy within it")
+@click.option("--budget", type=float, callback=_finite_budget, help="USD: the best mix to buy within it")
 @click.option("--vary", multiple=True, help='sensitivity, repeatable: "price=±20%", "power=+-10%", "utilisation=-15%"')
 @click.option("--json", "as_json", is_flag=True, help="print the JSON result")
-@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="also write one CSV line per option x workload")
-@click.option("--report", "report_path", type=click.Path(dir_okay=False), help="also write a self-contained HTML report")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), callback=_path, help="also write one CSV line per option x workload")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False), callback=_path, help="also write a self-contained HTML report")
 @click.option("--force", is_flag=True, help="overwrite the --csv and --report files if they exist")
 @click.option("--workers", type=click.IntRange(1, 256), help="parallel searches (default: one per CPU)")
 def compare(purchases, budget, vary, as_json, csv_path, report_path, force, workers):

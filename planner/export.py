@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -21,6 +22,8 @@ from planner.frameworks import deepspeed as ds
 EXPORT_NAMES = frozenset({"ds_config.json", "hostfile", "accelerate.yaml", "megatron_args.txt", "torchtitan.toml",
                           "launch.sh", "slurm.sbatch", "README.txt", ".deepspeed_env"})
 EXECUTABLE = frozenset({"launch.sh", "slurm.sbatch"})
+# `solve --emit` writes at most this many rank folders (six files each, every one flushed to disk).
+MAX_EMIT = 100
 DS_PROGRAM = '"${TRAIN_SCRIPT:-train.py}" --deepspeed --deepspeed_config ds_config.json ${TRAIN_ARGS:-}'
 MEGATRON_SETUP = ["set -f; ARGS=($(cat megatron_args.txt)); set +f  # one flag per line, no globbing"]
 MEGATRON_PROGRAM = ('"${MEGATRON_LM:?set MEGATRON_LM to a Megatron-LM checkout}/pretrain_gpt.py" "${ARGS[@]}" '
@@ -90,8 +93,7 @@ def build_files(scenario, result: dict, nvme_path: str = ds.DEFAULT_NVME_PATH) -
 
 
 def _job_name(scenario) -> str:
-    safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in scenario.name)
-    return f"planner-{safe}"[:64]
+    return launch.safe_name(f"planner-{scenario.name}")
 
 
 FILE_NOTES = {
@@ -112,11 +114,12 @@ def readme(scenario, result: dict, f: dict, nodes: int, per_node: int, names: li
     parts = ", ".join(f"{k} {v:.1f}" for k, v in m["breakdown_gib"].items())
     cost = "unknown (no price in the catalog)" if run["cost_usd"] is None else f"${run['cost_usd']:,.0f}"
     lines = [
-        f"Files written by planner for scenario: {scenario.name}",
+        f"Files written by planner for scenario: {launch.comment_text(scenario.name)}",
         "",
         "Plan (paste into: planner estimate SCENARIO --plan \"...\"):",
         f"  {common.plan_text(f)}",
-        f"Cluster: {nodes} x {node.name} ({per_node} x {node.gpu.name} used per node), {common.gpus(f)} GPUs",
+        f"Cluster: {nodes} x {launch.comment_text(node.name)} ({per_node} x {launch.comment_text(node.gpu.name)} "
+        f"used per node), {common.gpus(f)} GPUs",
         "",
         "Estimates (planner's model):",
         f"  memory per GPU  {m['per_gpu_gib']:.1f} GiB of {m['capacity_gib']:.1f} GiB ({m['verdict']}); {parts} GiB",
@@ -148,11 +151,32 @@ def split_notes(scenario, f: dict) -> list[str]:
 
 
 def check_target(out_dir: Path, force: bool) -> None:
-    """Refuse a file in the way, and a non-empty directory unless force."""
+    """Refuse a file in the way (the target or a folder above it), and a non-empty directory unless force."""
+    check_parents(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError("exists and is not a directory", file=str(out_dir))
     if out_dir.is_dir() and any(out_dir.iterdir()) and not force:
         raise InputError("output directory is not empty; pass --force to overwrite it", file=str(out_dir))
+
+
+def check_parents(path: Path) -> None:
+    """Refuse a path below a regular file (`-o afile/sub`): no folder can be made there."""
+    for parent in Path(path).absolute().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise InputError(f"'{parent}' is a file, not a folder", file=str(path))
+            return
+
+
+def check_output_file(path, force: bool) -> None:
+    """Fail before the work when an output file cannot be written: below a file, a directory, or an
+    existing file without force."""
+    p = Path(path)
+    check_parents(p)
+    if p.is_dir():
+        raise InputError("is a directory; give a file name", file=str(p))
+    if p.exists() and not force:
+        raise InputError("file exists; use --force to overwrite it", file=str(p))
 
 
 def write_atomic(path: Path, text: str, executable: bool = False) -> None:
@@ -171,15 +195,104 @@ def write_atomic(path: Path, text: str, executable: bool = False) -> None:
         raise
 
 
-def _write(out_dir: Path, files: dict[str, str]) -> list[Path]:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for stale in EXPORT_NAMES - set(files):
-        (out_dir / stale).unlink(missing_ok=True)
-    paths = []
-    for name, text in files.items():
-        write_atomic(out_dir / name, text, executable=name in EXECUTABLE)
-        paths.append(out_dir / name)
-    return paths
+def _check_replaceable(out_dir: Path, files: dict[str, str]) -> None:
+    """Every path the export writes or removes is absent or a regular file (a directory named
+    launch.sh cannot be replaced): checked before anything is written."""
+    for rel in sorted(files) + _stale(out_dir, files):
+        target = out_dir / rel
+        if target.is_symlink() or (target.exists() and not target.is_file()):
+            raise InputError("is in the way of the export (not a regular file); remove it", file=str(target))
+        for parent in list(Path(rel).parents)[:-1]:
+            if (out_dir / parent).exists() and not (out_dir / parent).is_dir():
+                raise InputError("is in the way of the export (not a folder); remove it", file=str(out_dir / parent))
+
+
+def _stale(out_dir: Path, files: dict[str, str]) -> list[str]:
+    """Export files of an earlier plan in the folders this export writes: removed so that a folder
+    never mixes two plans (other files are left alone)."""
+    folders: dict[Path, set[str]] = {}
+    for rel in files:
+        folders.setdefault(Path(rel).parent, set()).add(Path(rel).name)
+    return sorted(str(folder / name) for folder, names in folders.items() for name in EXPORT_NAMES - names
+                  if (out_dir / folder / name).exists() or (out_dir / folder / name).is_symlink())
+
+
+def _stage(stage: Path, files: dict[str, str]) -> None:
+    for rel, text in files.items():
+        target = stage / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(target, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(target, 0o755 if target.name in EXECUTABLE else 0o644)
+
+
+def _swap_in(stage: Path, out_dir: Path, files: dict[str, str]) -> None:
+    """Move the staged files into an existing out_dir, keeping what they replace (and the stale export
+    files) in stage/.old until every move succeeded; on a failure, put everything back."""
+    old, moved, made = stage / ".old", [], []
+    try:
+        for i, rel in enumerate(_stale(out_dir, files)):
+            keep = old / f"stale{i}"
+            keep.parent.mkdir(exist_ok=True)
+            os.replace(out_dir / rel, keep)
+            moved.append((out_dir / rel, keep))
+        for i, rel in enumerate(sorted(files)):
+            target = out_dir / rel
+            if not target.parent.is_dir():
+                target.parent.mkdir(parents=True)
+                made.append(target.parent)
+            keep = old / f"file{i}"
+            if target.exists():
+                keep.parent.mkdir(exist_ok=True)
+                os.replace(target, keep)
+                moved.append((target, keep))
+            os.replace(stage / rel, target)
+            moved.append((target, None))
+    except BaseException:
+        for target, keep in reversed(moved):
+            if keep is None:
+                target.unlink(missing_ok=True)
+            else:
+                os.replace(keep, target)
+        for folder in reversed(made):
+            folder.rmdir()
+        raise
+
+
+def write_tree(out_dir: Path, files: dict[str, str]) -> list[Path]:
+    """Write {relative path: text} under out_dir all or nothing: the files are staged in a temporary
+    folder next to out_dir, then the folder is renamed into place (a new out_dir) or its files are
+    moved in one by one with the replaced ones kept until all succeeded (an existing out_dir). On any
+    failure nothing of the export is left: no temporary folder, no partial set of files, no folder it
+    created."""
+    out_dir = Path(out_dir)
+    _check_replaceable(out_dir, files)
+    made = [p for p in [out_dir.parent, *out_dir.parent.parents] if not p.exists()]
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.", suffix=".tmp"))
+    try:
+        _stage(stage, files)
+        if out_dir.is_dir():
+            _swap_in(stage, out_dir, files)
+        else:
+            os.rename(stage, out_dir)
+            os.chmod(out_dir, 0o777 & ~_umask())
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        for folder in made:  # deepest first
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+        raise
+    shutil.rmtree(stage, ignore_errors=True)  # after a swap: the replaced files
+    return [out_dir / rel for rel in files]
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def export_plan(scenario, plan_result_or_plan, out_dir, force: bool = False,
@@ -188,7 +301,7 @@ def export_plan(scenario, plan_result_or_plan, out_dir, force: bool = False,
     out_dir = Path(out_dir)
     check_target(out_dir, force)
     files = build_files(scenario, plan_result(scenario, plan_result_or_plan), nvme_path)
-    return _write(out_dir, files)
+    return write_tree(out_dir, files)
 
 
 def export_ranked(scenario, results: list[dict], out_dir, force: bool = False,
@@ -203,7 +316,5 @@ def export_ranked(scenario, results: list[dict], out_dir, force: bool = False,
             built.append((rank, build_files(scenario, result, nvme_path)))
         except InputError as exc:
             skipped.append(f"rank {rank}: {exc}")
-    paths = []
-    for rank, files in built:
-        paths += _write(out_dir / f"rank{rank}", files)
-    return paths, skipped
+    tree = {f"rank{rank}/{name}": text for rank, files in built for name, text in files.items()}
+    return (write_tree(out_dir, tree) if tree else []), skipped

@@ -113,7 +113,8 @@ def search_all(tasks: dict, workers: int | None = None, progress: Progress | Non
 
     Returns (key -> result, number of worker processes used; 1 = in this process)."""
     keys = sorted(tasks, key=lambda k: -tasks[k].cluster.gpus)  # largest first: better load balance
-    workers = min(workers or os.cpu_count() or 1, len(keys))
+    cpus = os.cpu_count() or 1
+    workers = min(workers or cpus, cpus, len(keys))  # CPU-bound: more processes than CPUs only cost memory
     out: dict = {}
     if workers <= 1 or len(keys) < 4:  # a pool's start-up (~0.5 s) outweighs a few searches
         for i, k in enumerate(keys, 1):
@@ -251,8 +252,9 @@ def parse_vary(texts) -> list[tuple[str, tuple[float, ...]]]:
                              key="--vary")
         name, pct = VARIABLES[m.group(1)], float(m.group(3)) / 100
         deltas = {"+": (pct,), "-": (-pct,)}.get(m.group(2) or "±", (-pct, pct))
-        if pct == 0 or (name == "utilisation" and min(deltas) <= -1) or max(deltas) > 10:
-            raise InputError(f"{text!r}: the change must be above 0% and below 1000% (utilisation above -100%)",
+        if pct == 0 or min(deltas) < -1 or (name == "utilisation" and min(deltas) <= -1) or max(deltas) > 10:
+            raise InputError(f"{text!r}: the change must be above 0% and below 1000%, and a decrease at most "
+                             "-100% (utilisation above -100%): a price or power below zero means nothing",
                              key="--vary")
         out.append((name, deltas))
     return out

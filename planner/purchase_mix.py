@@ -28,8 +28,19 @@ DAY_SCALE = 10_000  # weighted days are optimised in units of 1e-4 day (8.6 s)
 SOLVE_SECONDS = 20.0
 
 
+# CP-SAT works in 64-bit integers and rejects a model whose sums may overflow; coefficients are kept so
+# that the sum of all of them stays below 2**53 (also exact in float64) by counting in coarser units.
+INT_LIMIT = 2 ** 53
+
+
 def _cents(usd: float) -> int:
     return math.ceil(round(usd * 100, 6))
+
+
+def _unit(total: float) -> int:
+    """Integer units per solver unit so that `total` (a sum of coefficients) stays below INT_LIMIT;
+    1 for every realistic input (cents, 1e-4 days)."""
+    return max(1, math.ceil(total / INT_LIMIT))
 
 
 def candidates(pf: PurchaseFile, rows: list[dict]) -> tuple[dict, dict]:
@@ -70,12 +81,16 @@ def _model(pf: PurchaseFile, fixed: dict, runs: dict, budget_usd: float | None):
     for (w, label), v in go.items():
         m.AddImplication(v, buy[label])
     weight = {w.name: w.weight for w in pf.workloads}
-    time_expr = cp_model.LinearExpr.WeightedSum(list(go.values()),
-                                                [round(weight[w] * runs[(w, lab)][0] * DAY_SCALE) for w, lab in go])
+    days = {k: round(weight[k[0]] * runs[k][0] * DAY_SCALE) for k in go}
+    t_unit = _unit(sum(days.values()))
+    time_expr = cp_model.LinearExpr.WeightedSum(list(go.values()), [-(-days[k] // t_unit) for k in go])
+    cents = {**{lab: _cents(fixed[lab]) for lab in buy}, **{k: _cents(runs[k][1]) for k in go}}
+    unit = _unit(sum(cents.values()))  # costs round up and the budget down: the mix never exceeds it
     money = cp_model.LinearExpr.WeightedSum([*buy.values(), *go.values()],
-                                            [_cents(fixed[lab]) for lab in buy] + [_cents(runs[k][1]) for k in go])
+                                            [-(-cents[lab] // unit) for lab in buy] + [-(-cents[k] // unit) for k in go])
     if budget_usd is not None:
-        m.Add(money <= math.floor(budget_usd * 100))
+        m.Add(money <= min(math.floor(budget_usd * 100) // unit, INT_LIMIT))
+    m.money_unit = unit  # cents per solver unit of `money`
     return m, buy, go, time_expr, money
 
 
@@ -91,7 +106,7 @@ def cheapest_cover(pf: PurchaseFile, fixed: dict, runs: dict) -> float | None:
     """Least money that runs every workload, whatever the budget (None: some workload fits nowhere)."""
     m, _, _, _, money = _model(pf, fixed, runs, None)
     solver, status = _solve(m, money)
-    return solver.ObjectiveValue() / 100 if status in (cp_model.OPTIMAL, cp_model.FEASIBLE) else None
+    return solver.ObjectiveValue() * m.money_unit / 100 if status in (cp_model.OPTIMAL, cp_model.FEASIBLE) else None
 
 
 def best_single(pf: PurchaseFile, fixed: dict, runs: dict, budget_usd: float) -> dict | None:

@@ -48,5 +48,7 @@ def config_problems(cfg: dict) -> list[str]:
 
 def to_yaml(cfg: dict, comments: list[str] | None = None) -> str:
     """YAML text with leading comment lines."""
-    head = "".join(f"# {c}\n" for c in comments or [])
+    from planner.frameworks.launch import comment_lines
+
+    head = "".join(f"{c}\n" for c in comment_lines(comments or []))
     return head + yaml.safe_dump(cfg, sort_keys=False)

@@ -14,6 +14,27 @@ import shlex
 from planner.frameworks.common import MASTER_PORT
 
 SHEBANG = "#!/usr/bin/env bash"
+# Slurm job names, host names: the characters every shell, scheduler and file system takes as they are.
+SAFE_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
+
+
+def comment_text(text: str) -> str:
+    """`text` made safe for one comment line of a shell, TOML or YAML file: every character that is
+    not printable (a newline would end the comment and start a command) is written as its Python
+    escape (`\\n`, `\\x1b`, `\\u2028`)."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+
+
+def comment_lines(comment: list[str], mark: str = "#") -> list[str]:
+    """Comment lines (`# text`, or a bare `#` for an empty line) with comment_text applied."""
+    return [f"{mark} {comment_text(c)}" if c else mark for c in comment]
+
+
+def safe_name(text: str, limit: int = 64) -> str:
+    """`text` restricted to SAFE_NAME_CHARS (others become '-'), at most `limit` characters, never
+    starting with '-' (it would read as an option)."""
+    out = "".join(c if c in SAFE_NAME_CHARS else "-" for c in str(text))[:limit]
+    return out if out and not out.startswith("-") else ("x" + out)[:limit]
 
 
 def hostfile(nodes: int, per_node: int) -> str:
@@ -59,7 +80,7 @@ def _exports(env: dict[str, str]) -> list[str]:
 
 def launch_script(comment: list[str], env: dict[str, str], command: str, setup: list[str] | None = None) -> str:
     """A bash launch script: runs from its own directory, sets the environment, then `command`."""
-    lines = [SHEBANG, *(f"# {c}" if c else "#" for c in comment), "set -euo pipefail",
+    lines = [SHEBANG, *comment_lines(comment), "set -euo pipefail",
              'cd "$(dirname "$0")"', *_exports(env), *(setup or []), f"exec {command}", ""]
     return "\n".join(lines)
 
@@ -79,12 +100,12 @@ def slurm_script(job_name: str, nodes: int, per_node: int, env: dict[str, str], 
     head = '"${head}"'
     lines = [
         "#!/bin/bash",
-        f"#SBATCH --job-name={job_name}",
+        f"#SBATCH --job-name={safe_name(job_name)}",
         f"#SBATCH --nodes={nodes}",
         "#SBATCH --ntasks-per-node=1",
         f"#SBATCH --gpus-per-node={per_node}",
         "#SBATCH --exclusive",
-        *(f"# {c}" if c else "#" for c in comment),
+        *comment_lines(comment),
         "set -euo pipefail",
         'cd "${SLURM_SUBMIT_DIR:-.}"',
         *_exports(env),

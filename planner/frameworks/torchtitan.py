@@ -10,7 +10,7 @@ naming (v0.1 had a top-level `[float8]` section).
 from __future__ import annotations
 
 from planner.errors import InputError
-from planner.frameworks import common
+from planner.frameworks import common, launch
 
 TORCHTITAN_VERSION = "v0.2.2"
 # Planner catalog model -> (torchtitan model name, flavor) shipped in torchtitan/models/*/__init__.py.
@@ -169,20 +169,28 @@ def _pipeline_problems(p: dict, t: dict) -> list[str]:
     return out
 
 
+def _toml_string(text: str) -> str:
+    """A TOML basic string (TOML 1.0, "String"): backslash, quote and every control character
+    escaped, so no value can end the string or the line."""
+    short = {"\\": "\\\\", '"': '\\"', "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
+    return '"' + "".join(short.get(c) or (f"\\u{ord(c):04X}" if ord(c) < 0x20 or ord(c) == 0x7F else c)
+                         for c in text) + '"'
+
+
 def _toml_value(v) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, (int, float)):
         return repr(v)
     if isinstance(v, str):
-        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return _toml_string(v)
     return "[" + ", ".join(_toml_value(x) for x in v) + "]"
 
 
 def to_toml(cfg: dict, comments: list[str] | None = None) -> str:
     """TOML text of nested sections (tables of scalars and lists; nested tables become dotted
     headers such as [quantize.linear.float8])."""
-    lines = [f"# {c}" for c in comments or []]
+    lines = launch.comment_lines(comments or [])
 
     def table(prefix: str, d: dict):
         scalars = {k: v for k, v in d.items() if not isinstance(v, dict)}

@@ -12,6 +12,8 @@ import hashlib
 import io
 import re
 
+import matplotlib
+import matplotlib.text
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
@@ -45,8 +47,12 @@ def to_svg(fig: Figure) -> str:
     """The figure as an <svg> element: no XML header or DOCTYPE; ids prefixed with a hash of the SVG,
     so two charts of a page never share an id unless they are the same chart."""
     buf = io.StringIO()
-    fig.savefig(buf, format="svg",
-                metadata={"Date": None, "Creator": None, "Format": None, "Type": None})
+    # Names are text, not TeX: a '$' in a node or workload name must not start mathtext (it raised).
+    for t in fig.findobj(matplotlib.text.Text):
+        t.set_parse_math(False)
+    with matplotlib.rc_context({"text.parse_math": False}):  # tick labels are made while drawing
+        fig.savefig(buf, format="svg",
+                    metadata={"Date": None, "Creator": None, "Format": None, "Type": None})
     text = buf.getvalue()
     text = text[text.index("<svg"):]
     p = "s" + hashlib.sha1(text.encode()).hexdigest()[:10]

@@ -1,17 +1,25 @@
 """Shared pydantic base and number types for every input model.
 
 YAML 1.1 loaders (PyYAML) read `1.0e11` or `1e6` as strings; the number types below accept such
-strings, and integers written as integral floats (`4096.0`), and reject everything else.
+strings, and integers written as integral floats (`4096.0`), and reject everything else. They also
+reject booleans: YAML 1.1 reads `yes`, `no`, `on`, `off`, `true` and `false` as booleans, which Python
+would otherwise take for 1 and 0 (`nodes: yes` silently became one node).
+
+`Name` is the type of every name: printable text without control characters (a newline in a name
+would end the comment line of an exported script and start a command).
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 
 def _to_number(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number, got the boolean {str(value).lower()} "
+                         "(YAML reads yes/no/on/off/true/false as booleans)")
     if isinstance(value, str):
         text = value.strip().replace("_", "")
         try:
@@ -34,6 +42,20 @@ NonNegInt = Annotated[int, BeforeValidator(_to_int), Field(ge=0, le=2**40)]
 Float = Annotated[float, BeforeValidator(_to_number), Field(allow_inf_nan=False)]
 PosFloat = Annotated[float, BeforeValidator(_to_number), Field(gt=0, allow_inf_nan=False)]
 NonNegFloat = Annotated[float, BeforeValidator(_to_number), Field(ge=0, allow_inf_nan=False)]
+# Money: every price, cost and budget term is at most 1e12 USD, so sums of them stay exact in float64
+# and within the int64 domain of the CP-SAT purchase solver (planner/purchase_mix.py scales to it).
+MAX_USD = 1e12
+USD = Annotated[float, BeforeValidator(_to_number), Field(ge=0, le=MAX_USD, allow_inf_nan=False)]
+
+
+def _check_name(value: Any) -> Any:
+    if isinstance(value, str) and not value.isprintable():
+        bad = next(c for c in value if not c.isprintable())
+        raise ValueError(f"names must be printable text without control characters (found {bad!r})")
+    return value
+
+
+Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_check_name)]
 
 
 class Strict(BaseModel):

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
-from planner.spec.base import NonNegFloat, PosFloat, PosInt, Strict
+from planner.errors import InputError
+from planner.spec.base import USD, _to_int, Name, NonNegFloat, PosFloat, PosInt, Strict
 
 Precision = Literal["fp32", "tf32", "fp16", "bf16", "fp8", "fp4"]
 
@@ -30,14 +31,14 @@ class MatmulEfficiency(Strict):
 
 
 class GPUPrice(Strict):
-    cloud_usd_per_gpu_hour: NonNegFloat | None = None
-    purchase_usd: NonNegFloat | None = None
+    cloud_usd_per_gpu_hour: USD | None = None
+    purchase_usd: USD | None = None
     date: str | None = None
     source: str | None = None
 
 
 class GPU(Strict):
-    name: str
+    name: Name
     vendor: str | None = None
     memory_gib: PosFloat
     hbm_tb_s: PosFloat
@@ -49,19 +50,26 @@ class GPU(Strict):
     source: str | None = None
     notes: str | None = None
 
+    @model_validator(mode="after")
+    def _check_peaks(self):
+        if self.tflops.fp8 is not None and self.tflops.bf16 is None:
+            raise ValueError("tflops: fp8 is given without bf16; FP8 training runs attention and the other "
+                             "non-matmul work in bf16 (planner/estimate/compute.py), so give tflops.bf16")
+        return self
+
     def peak_tflops(self, precision: str) -> float | None:
         return getattr(self.tflops, precision, None)
 
 
 class NodePrice(Strict):
-    purchase_usd: NonNegFloat | None = None
-    cloud_usd_per_node_hour: NonNegFloat | None = None
+    purchase_usd: USD | None = None
+    cloud_usd_per_node_hour: USD | None = None
     date: str | None = None
     source: str | None = None
 
 
 class Node(Strict):
-    name: str = "custom-node"
+    name: Name = "custom-node"
     gpu: GPU
     gpus_per_node: PosInt
     scaleup_domain: PosInt | None = Field(None, description="GPUs in one NVLink/xGMI domain; default gpus_per_node")
@@ -74,7 +82,7 @@ class Node(Strict):
     host_link_gb_s: PosFloat | None = None
     cpu_cores: PosInt | None = None
     nvme_tb: NonNegFloat | None = None
-    power_kw: PosFloat | None = None
+    power_kw: PosFloat | None = Field(None, le=1e4)
     price: NodePrice = NodePrice()
     source: str | None = None
     notes: str | None = None
@@ -99,30 +107,44 @@ class Node(Strict):
         return self.gpu.price.cloud_usd_per_gpu_hour
 
 
+# At most this many node counts in one cluster (a range or a list): each count is a full search.
+MAX_NODE_COUNTS = 256
+# At most this many nodes in one count (the largest training clusters hold ~100k GPUs).
+MAX_NODES = 100_000
+NodeCount = Annotated[int, BeforeValidator(_to_int), Field(ge=1, le=MAX_NODES)]
+
+
 class NodeRange(Strict):
     """`nodes: {min: 2, max: 16, step: 2}`: every count from min to max in steps."""
 
-    min: PosInt
-    max: PosInt
-    step: PosInt = 1
+    min: NodeCount
+    max: NodeCount
+    step: NodeCount = 1
 
     @model_validator(mode="after")
     def _check(self):
         if self.max < self.min:
             raise ValueError(f"max ({self.max}) is below min ({self.min})")
-        if (self.max - self.min) // self.step >= 256:
-            raise ValueError("a node range may hold at most 256 counts")
+        if (self.max - self.min) // self.step >= MAX_NODE_COUNTS:
+            raise ValueError(f"a node range may hold at most {MAX_NODE_COUNTS} counts")
         return self
 
 
 class Cluster(Strict):
     node: Node
-    nodes: PosInt | list[PosInt] | NodeRange = Field(1, description="a count, a list of counts or a range")
+    nodes: NodeCount | list[NodeCount] | NodeRange = Field(1, description="a count, a list of counts or a range")
+
+    @field_validator("nodes")
+    @classmethod
+    def _check_list(cls, nodes):
+        if isinstance(nodes, list) and not nodes:
+            raise ValueError("the list of node counts is empty")
+        if isinstance(nodes, list) and len(nodes) > MAX_NODE_COUNTS:
+            raise ValueError(f"a list may hold at most {MAX_NODE_COUNTS} node counts, as a range (got {len(nodes)})")
+        return nodes
 
     @model_validator(mode="after")
     def _check(self):
-        if isinstance(self.nodes, list) and not self.nodes:
-            raise ValueError("nodes: the list of node counts is empty")
         if max(self.node_counts) > 1 and self.node.scaleout_gb_s is None \
                 and max(self.node_counts) * self.node.gpus_per_node > self.node.domain:
             raise ValueError(f"node '{self.node.name}' has no scale-out bandwidth in the catalog (no source); "
@@ -139,9 +161,20 @@ class Cluster(Strict):
 
     @property
     def gpus(self) -> int:
-        if not isinstance(self.nodes, int):
-            raise ValueError("this cluster has several node counts; take one with with_nodes(n)")
-        return self.node.gpus_per_node * self.nodes
+        counts = self.node_counts
+        if len(counts) > 1:
+            raise InputError(f"the cluster lists several node counts ({_counts_text(counts)}); this command "
+                             "needs one (set cluster.nodes to a single count)", key="cluster.nodes")
+        return self.node.gpus_per_node * counts[0]
+
+    @property
+    def nodes_text(self) -> str:
+        """The node count(s) in words: `4`, `2, 4, 8` or `2-16 step 2`."""
+        return _counts_text(self.node_counts)
 
     def with_nodes(self, n: int) -> "Cluster":
         return self.model_copy(update={"nodes": n})
+
+
+def _counts_text(counts: list[int]) -> str:
+    return ", ".join(map(str, counts)) if len(counts) <= 6 else f"{len(counts)} counts from {counts[0]} to {counts[-1]}"

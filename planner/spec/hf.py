@@ -41,7 +41,7 @@ def model_from_hf(cfg: dict, name: str = "hf-model") -> dict:
     if not isinstance(cfg, dict):
         raise InputError("config.json must hold a JSON object")
     mt = cfg.get("model_type")
-    if mt not in SUPPORTED:
+    if not isinstance(mt, str) or mt not in SUPPORTED:
         raise InputError(f"unsupported model_type {mt!r} (supported: {', '.join(sorted(SUPPORTED))})",
                          key="model_type")
     if mt == "gpt2":
@@ -66,7 +66,7 @@ def model_from_hf(cfg: dict, name: str = "hf-model") -> dict:
         "position": "rope",
         "norm": "rmsnorm",
     }
-    if cfg.get("head_dim"):
+    if cfg.get("head_dim") is not None:  # 0 or false is an error of the config, not "absent"
         out["head_dim"] = cfg["head_dim"]
     if mt == "gpt_neox":
         out.update(norm="layernorm", linear_bias=True, ffn_act=_act(cfg), kv_heads=None)

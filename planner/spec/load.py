@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -14,18 +15,66 @@ from pydantic import BaseModel, ValidationError
 from planner.errors import InputError
 
 # libyaml's parser when available (several times faster), with PyYAML's safe constructor either way.
-SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_BASE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+class UniqueKeyLoader(_BASE_LOADER):  # type: ignore[misc, valid-type]
+    """The safe loader, but a key repeated in one mapping (at any depth) is an error: PyYAML keeps the
+    last value silently, so a second `training:` replaced the first. Merge keys (`<<: *base`) may still
+    be overridden, as YAML intends."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: dict = {}
+            for key_node, _ in node.value:
+                if key_node.tag == MERGE_TAG:
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.setdefault(key, key_node.start_mark)
+                except TypeError:  # unhashable key: the base constructor reports it
+                    continue
+                if first is not key_node.start_mark:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key!r} (first given on line {first.line + 1})",
+                        key_node.start_mark)
+        return super().construct_mapping(node, deep)
+
+
+SAFE_LOADER = UniqueKeyLoader
+
+
+# Inputs are small text files; a device (/dev/zero), a pipe or a huge file would never finish loading.
+MAX_INPUT_BYTES = 16 * 2 ** 20
+
+
+def read_input(p: Path, file: str | None = None, key: str | None = None) -> str:
+    """The text of an input file: a regular UTF-8 file of at most MAX_INPUT_BYTES."""
+    where = {"file": file or str(p), "key": key}
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        raise InputError(f"file not found: {p}" if file else "file not found", **where) from None
+    except OSError as exc:
+        raise InputError(f"cannot read {p}: {exc.strerror or exc.__class__.__name__}", **where) from None
+    if not stat.S_ISREG(st.st_mode):
+        raise InputError(f"{p} is {'a directory' if stat.S_ISDIR(st.st_mode) else 'not a regular file'}", **where)
+    if st.st_size > MAX_INPUT_BYTES:
+        raise InputError(f"{p} is {st.st_size / 2 ** 20:.0f} MiB; inputs are at most "
+                         f"{MAX_INPUT_BYTES // 2 ** 20} MiB", **where)
+    try:
+        return p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{p} is not UTF-8 text ({exc.reason} at byte {exc.start})", **where) from None
+    except OSError as exc:
+        raise InputError(f"cannot read {p}: {exc.strerror or exc.__class__.__name__}", **where) from None
 
 
 def load_yaml(path: str | Path) -> Any:
     """Load a YAML (or JSON) file with the safe loader; errors name the file and line."""
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError("file not found", file=str(path)) from None
-    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read: {exc.__class__.__name__}", file=str(path)) from None
+    text = read_input(p)
     try:
         return yaml.load(text, Loader=SAFE_LOADER)  # noqa: S506 - a safe loader
     except yaml.YAMLError as exc:
@@ -65,6 +114,11 @@ def _model_in(annotation: Any, typing) -> Any:
     return None
 
 
+def _is_type_error(kind: str) -> bool:
+    """A pydantic error saying the value is of the wrong type (int_type, list_type, int_parsing, ...)."""
+    return kind.endswith(("_type", "_parsing"))
+
+
 def format_errors(exc: ValidationError, cls: type[BaseModel], prefix: tuple = ()) -> list[tuple[str, str]]:
     """(key path, message) for each pydantic error, with a 'did you mean' for unknown keys."""
     out = []
@@ -82,10 +136,17 @@ def format_errors(exc: ValidationError, cls: type[BaseModel], prefix: tuple = ()
         elif kind == "missing":
             msg = "required key is missing"
         else:
-            msg = err["msg"]
+            msg = err["msg"].removeprefix("Value error, ")
             if "input" in err and kind not in ("value_error",) and not isinstance(err["input"], (dict, list)):
                 msg += f" (got {err['input']!r})"
         out.append((path, msg, kind, near[0] if kind == "extra_forbidden" and near else None))
+    # A union (`nodes: 4 | [list] | {range}`) reports one error per member: when one member's own check
+    # explains the problem (a value_error), the others' "should be a valid list" add nothing.
+    explained = {p for p, _, k, _ in out if k == "value_error"}
+    out = [o for o in out if o[2] == "value_error" or o[0] not in explained]
+    # Likewise a member whose errors lie deeper (`nodes.max` of the range form) is the one meant.
+    deeper = {p for p, _, _, _ in out}
+    out = [o for o in out if not (_is_type_error(o[2]) and any(d.startswith(o[0] + ".") for d in deeper))]
     # A misspelt key also makes its intended key "missing": report the misspelling first, once.
     suggested = {".".join(p.split(".")[:-1] + [n]) for p, _, k, n in out if n}
     out = [o for o in out if not (o[2] == "missing" and o[0] in suggested)]
@@ -108,11 +169,13 @@ def validate_model(cls: type[BaseModel], data: Any, file: str | None = None, pre
 
 
 def read_hf_config(path: Path, file: str | None = None) -> dict:
+    """A Hugging Face config.json (or a model folder holding one) as an inline model mapping."""
+    if path.is_dir():
+        path = path / "config.json"
+    text = read_input(path, file=file or str(path), key="model.hf_config")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"hf_config file not found: {path}", file=file, key="model.hf_config") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        data = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as exc:
         raise InputError(f"malformed JSON in {path}: {exc}", file=file, key="model.hf_config") from None
     from planner.spec.hf import model_from_hf
 
@@ -158,13 +221,38 @@ def resolve_scenario_dict(data: Any, base_dir: Path, file: str | None = None) ->
     return data
 
 
+PRICE_KEYS = ("cluster.node.price.cloud_usd_per_node_hour", "cluster.node.gpu.price.cloud_usd_per_gpu_hour")
+
+
+def position_problem(model, seq_len: int) -> str | None:
+    """A learned position table shorter than the sequence cannot embed it (GPT-2: n_positions)."""
+    if model.position == "learned" and model.max_seq_len is not None and model.max_seq_len < seq_len:
+        return (f"seq_len ({seq_len}) exceeds the model's learned position table (max_seq_len "
+                f"{model.max_seq_len})")
+    return None
+
+
+def check_scenario(sc, file: str | None = None):
+    """Checks across sections that a lone section cannot make: sequence vs position table, and a
+    money budget on hardware without a price (every plan would be 'over budget' at any budget)."""
+    problem = position_problem(sc.model, sc.training.seq_len)
+    if problem:
+        raise InputError(problem, file=file, key="training.seq_len")
+    if sc.budget.max_usd is not None and sc.cluster.node.usd_per_gpu_hour is None:
+        raise InputError(f"the price of node '{sc.cluster.node.name}' is unknown, so no plan's cost can be "
+                         f"compared with the budget; give it in an inline node as {PRICE_KEYS[0]} or "
+                         f"{PRICE_KEYS[1]}, or remove budget.max_usd", file=file, key="budget.max_usd")
+    return sc
+
+
 def load_scenario(path: str | Path):
     """Read and validate a scenario file (catalog names and hf_config resolved)."""
     from planner.spec.scenario import Scenario
 
     p = Path(path)
     data = load_yaml(p)
-    return validate_model(Scenario, resolve_scenario_dict(data, p.parent, str(path)), file=str(path))
+    sc = validate_model(Scenario, resolve_scenario_dict(data, p.parent, str(path)), file=str(path))
+    return check_scenario(sc, str(path))
 
 
 def validate(path: str | Path) -> str:
@@ -174,5 +262,8 @@ def validate(path: str | Path) -> str:
     if is_purchase(load_yaml(path)):
         return validate_purchases(path)
     sc = load_scenario(path)
+    per_node = sc.cluster.node.gpus_per_node
+    gpus = ", ".join(str(n * per_node) for n in sc.cluster.node_counts[:6])
+    more = ", ..." if len(sc.cluster.node_counts) > 6 else ""
     return (f"{path}: valid scenario '{sc.name}': model {sc.model.name}, "
-            f"{sc.cluster.nodes} x {sc.cluster.node.name} ({sc.cluster.gpus} GPUs)")
+            f"{sc.cluster.nodes_text} x {sc.cluster.node.name} ({gpus}{more} GPUs)")

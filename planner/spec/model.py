@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from planner.spec.base import NonNegInt, PosFloat, PosInt, Strict
+from planner.spec.base import Name, NonNegInt, PosFloat, PosInt, Strict
 
 
 class MoE(Strict):
@@ -53,7 +53,7 @@ class MLA(Strict):
 
 
 class ModelSpec(Strict):
-    name: str = "custom"
+    name: Name = "custom"
     layers: PosInt
     hidden: PosInt
     heads: PosInt

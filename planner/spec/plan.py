@@ -96,7 +96,10 @@ def parse_plan(text: str) -> Plan:
     import difflib
 
     values: dict[str, object] = {}
-    for part in filter(None, (p.strip() for p in text.split(","))):
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if not parts:
+        raise InputError("the plan is empty (give key=value pairs, e.g. tp=8,pp=2)", key="--plan")
+    for part in parts:
         if "=" not in part:
             raise InputError(f"'{part}' is not key=value (e.g. tp=8)", key="--plan")
         key, _, raw = (s.strip() for s in part.partition("="))
@@ -105,6 +108,8 @@ def parse_plan(text: str) -> Plan:
             hint = f"; did you mean '{near[0]}'?" if near else ""
             raise InputError(f"unknown plan key '{key}' (expected one of {', '.join(FIELDS)}){hint}",
                              key="--plan")
+        if key in values:
+            raise InputError(f"'{key}' is given twice", key=f"--plan.{key}")
         if key == "sp":
             low = raw.lower()
             if low not in ("true", "false", "1", "0", "yes", "no"):

@@ -34,11 +34,15 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from planner.errors import InputError
-from planner.spec.base import NonNegFloat, PosFloat, Strict
+from planner.spec.base import USD, Name, PosFloat, Strict
 from planner.spec.hardware import Cluster
 from planner.spec.model import ModelSpec
 from planner.spec.scenario import SearchOptions, Training
 
+# A purchase budget above a quadrillion dollars is a typo; the CP-SAT solver counts money in integers.
+MAX_BUDGET_USD = 1e15
+# Every node count of every cluster is a full plan search per workload (about 0.1-3 s each).
+MAX_SEARCHES = 2048
 DEFAULT_PUE = 1.58
 DEFAULT_USD_PER_KWH = 0.0806
 DEFAULT_AMORTISATION_YEARS = 5.0
@@ -47,26 +51,26 @@ DEFAULT_AMORTISATION_YEARS = 5.0
 class Cloud(Strict):
     """Rented by the GPU-hour; the price covers power, hosting and network."""
 
-    usd_per_gpu_hour: NonNegFloat | None = Field(None, description="None: the catalog node's rental price")
+    usd_per_gpu_hour: USD | None = Field(None, description="None: the catalog node's rental price")
 
 
 class Owned(Strict):
     """Bought: capex amortised over the hardware's life, plus energy and a yearly overhead per node."""
 
-    capex_usd_per_node: NonNegFloat | None = Field(
+    capex_usd_per_node: USD | None = Field(
         None, description="None: the catalog node's purchase price (some are GPU baseboards without the host)")
-    power_kw: PosFloat | None = Field(None, description="draw per node under load; None: the catalog's power_kw")
+    power_kw: PosFloat | None = Field(None, le=1e4, description="draw per node under load; None: the catalog's power_kw")
     pue: PosFloat = Field(DEFAULT_PUE, ge=1.0, le=5.0)
-    usd_per_kwh: NonNegFloat = DEFAULT_USD_PER_KWH
+    usd_per_kwh: USD = DEFAULT_USD_PER_KWH
     amortisation_years: PosFloat = Field(DEFAULT_AMORTISATION_YEARS, le=50)
-    overhead_usd_per_node_year: NonNegFloat = Field(0.0, description="network, storage, hosting, support")
+    overhead_usd_per_node_year: USD = Field(0.0, description="network, storage, hosting, support")
 
 
 class ClusterOption(Cluster):
     """One candidate: a node type, the node counts to try (a count, a list or a range, as a scenario's
     cluster) and how it is paid for (cloud or owned)."""
 
-    name: str = Field(min_length=1)
+    name: Name
     cloud: Cloud | None = None
     owned: Owned | None = None
 
@@ -111,21 +115,38 @@ class ClusterOption(Cluster):
 class Workload(Training):
     """A training job to place on every cluster option: a scenario without the cluster."""
 
-    name: str = Field(min_length=1)
+    name: Name
     model: ModelSpec
     weight: PosFloat = Field(1.0, le=1e6, description="importance in the weighted totals and the best mix")
     deadline_days: PosFloat | None = Field(None, description="options slower than this cannot run it in the mix")
     search: SearchOptions = SearchOptions()
+
+    @model_validator(mode="after")
+    def _check_positions(self):
+        from planner.spec.load import position_problem
+
+        problem = position_problem(self.model, self.seq_len)
+        if problem:
+            raise ValueError(problem)
+        return self
 
     def training(self) -> Training:
         return Training(**{k: getattr(self, k) for k in Training.model_fields})
 
 
 class PurchaseFile(Strict):
-    name: str = "purchases"
+    name: Name = "purchases"
     clusters: list[ClusterOption] = Field(min_length=1, max_length=100)
     workloads: list[Workload] = Field(min_length=1, max_length=100)
-    budget_usd: PosFloat | None = Field(None, description="default for --budget")
+    budget_usd: PosFloat | None = Field(None, le=MAX_BUDGET_USD, description="default for --budget")
+
+    @model_validator(mode="after")
+    def _bounded(self):
+        searches = sum(len(c.node_counts) for c in self.clusters) * len(self.workloads)
+        if searches > MAX_SEARCHES:
+            raise ValueError(f"clusters x node counts x workloads make {searches} plan searches; at most "
+                             f"{MAX_SEARCHES} (list fewer node counts or workloads)")
+        return self
 
     @model_validator(mode="after")
     def _unique_names(self):

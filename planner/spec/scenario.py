@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from planner.spec.base import PosFloat, PosInt, Strict
+from planner.spec.base import Name, PosFloat, PosInt, Strict
 from planner.spec.hardware import Cluster
 from planner.spec.model import ModelSpec
 
@@ -143,7 +143,11 @@ class SearchOptions(Strict):
                 near = difflib.get_close_matches(key, PLAN_FIELDS, n=1)
                 hint = f"; did you mean '{near[0]}'?" if near else ""
                 raise ValueError(f"unknown plan field '{key}' in fixed (expected one of {', '.join(PLAN_FIELDS)}){hint}")
-        Plan.model_validate({**self.fixed})  # type-check the pinned values
+        try:
+            Plan.model_validate({**self.fixed})  # type-check the pinned values
+        except ValidationError as exc:  # name the pinned key: search.fixed.tp, not search.tp
+            e = exc.errors()[0]
+            raise ValueError(f"fixed.{'.'.join(map(str, e['loc']))}: {e['msg']}") from None
         return self
 
 
@@ -193,7 +197,7 @@ class Runtime(Strict):
 
 
 class Scenario(Strict):
-    name: str = "scenario"
+    name: Name = "scenario"
     model: ModelSpec
     cluster: Cluster
     training: Training
