@@ -1,0 +1,102 @@
+"""Time of a serving engine step, throughput and latency, vectorised over a plan table.
+
+One engine iteration (continuous batching with chunked prefill) carries `n_dec` decoding sequences
+(one token each) and `n_pf` prefill tokens. Per GPU of a pipeline stage:
+* weight matmuls, a roofline: max(2 x tokens x active parameters / tp / achievable FLOP/s,
+  weight bytes read / achievable HBM bandwidth). MoE layers read only the experts some token of
+  the step routes to: with N tokens and top-k of E experts, 1 - (1 - k/E)^N of them in expectation.
+  Achievable FLOP/s = dense peak of the plan's tensor-core format x the GPU's measured MAMF
+  fraction (catalogs/gpus.yaml `matmul_efficiency`, ml-engineering); FP4 uses the FP8 fraction
+  (no FP4 MAMF measurement is published).
+* attention: decode reads each sequence's KV cache once per step (memory-bound, HBM) or is
+  bound by its FLOPs (MLA's absorbed form); prefill attention is compute-bound, 2 x context x
+  H x (d_qk + d_v) per token and layer under the causal mask, at the flash-attention fraction of
+  MAMF (planner.estimate.compute.ATTN_FWD_OF_MAMF, Dao 2023).
+* tensor parallelism: two all-reduces of tokens x hidden bf16 per layer on the real link
+  (planner.estimate.comm); attention data parallelism instead exchanges the routed tokens with an
+  all-to-all before and after each MoE layer; pipeline stages pass tokens x hidden with send/recv.
+* pipeline parallelism: the batch is cut into pp micro-batches that keep every stage busy, so one
+  iteration takes pp x (stage time of one micro-batch).
+* a fixed engine overhead per iteration (scheduling, sampling, launch) named below.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from planner.estimate import comm
+from planner.estimate.compute import ATTN_FWD_OF_MAMF, DEFAULT_MAMF, HBM_EFFICIENCY
+from planner.serve import engines as E
+from planner.serve.memory import ACT_BYTES, attn_tp, kv_bytes_per_token, seq_kv_bytes, stage_layers
+
+# Host-side work per engine iteration that the GPU waits for (scheduler, sampler, detokeniser
+# hand-off, kernel launches outside CUDA graphs). Assumed: vLLM's V1 blog (Jan 2025) and SGLang's
+# overlap scheduler both describe reducing it to about a millisecond or less by overlapping the CPU
+# with the previous GPU step; we take 1 ms for every engine.
+STEP_OVERHEAD_S = 1.0e-3
+
+
+def rates(gpu, wq_names: tuple) -> tuple[np.ndarray, float, float]:
+    """(achievable linear FLOP/s per weight scheme, attention FLOP/s, achievable HBM bytes/s)."""
+    eff = gpu.matmul_efficiency
+    e16 = eff.bf16 or DEFAULT_MAMF
+    e8 = eff.fp8 or e16
+    peak = {"bf16": (gpu.tflops.bf16 or gpu.tflops.fp16 or 0.0) * e16,
+            "fp16": (gpu.tflops.fp16 or 0.0) * e16,
+            "fp8": (gpu.tflops.fp8 or 0.0) * e8,
+            "fp4": (gpu.tflops.fp4 or 0.0) * e8,
+            "int8_ampere": 2.0 * (gpu.tflops.bf16 or 0.0) * e16}
+    lin = np.array([peak.get(E.compute_precision(n, gpu) or "bf16", 0.0) for n in wq_names]) * 1e12
+    attn = (gpu.tflops.bf16 or gpu.tflops.fp16 or 0.0) * e16 * ATTN_FWD_OF_MAMF * 1e12
+    return lin, attn, gpu.hbm_tb_s * 1e12 * HBM_EFFICIENCY
+
+
+def stage_s(f, t, node, hw, n_dec, n_pf, ctx_dec, ctx_pf):
+    """Seconds of one pipeline stage for a micro-batch of n_dec decode sequences (context ctx_dec)
+    and n_pf prefill tokens (mean attended context ctx_pf), on one GPU (module doc)."""
+    lin, attn_fps, bw = hw["lin"][t["wq"]], hw["attn"], hw["bw"]
+    bpe = hw["bpe"][t["wq"]]
+    ls = stage_layers(f, t["pp"])
+    tp, ta = t["tp"], attn_tp(t)
+    n = n_dec + n_pf
+    flops = 2.0 * n * ls * f.active_per_layer / tp + 2.0 * n_dec * f.vocab * f.hidden / ta
+    touched = 1.0 - (1.0 - f.top_k / f.experts) ** n if f.experts else 0.0
+    w_read = ls * ((f.attn + f.dense_mlp + f.shared) * bpe / ta + f.routed * touched * bpe / tp) \
+        + f.vocab * f.hidden * 2.0 / ta
+    gemm = np.maximum(flops / lin, w_read / bw)
+    full, sw = kv_bytes_per_token(f, t, hw["kvb"][t["kv"]])
+    group = np.where(t["attn_dp"], tp, 1)
+    kv_read = n_dec / group * seq_kv_bytes(f, full, sw, ctx_dec)
+    ctx_d = np.minimum(ctx_dec, f.window) * (1 - f.full_layers / f.layers) + ctx_dec * f.full_layers / f.layers \
+        if f.window else ctx_dec
+    dec_flops = 2.0 * n_dec * ctx_d * f.attn_dim_decode * ls / tp
+    pf_flops = 2.0 * n_pf * ctx_pf * f.attn_dim_prefill * ls / tp
+    attention = np.maximum(kv_read / bw, dec_flops / attn_fps) + pf_flops / attn_fps
+    act = n * f.hidden * ACT_BYTES
+    tp_comm = 2.0 * ls * comm.all_reduce_s(node, act, tp, 1)
+    moe_share = f.moe_layers / f.layers
+    a2a = 2.0 * ls * moe_share * comm.all_to_all_s(node, act * max(f.top_k, 1) / tp, tp, 1)
+    comm_s = np.where(t["attn_dp"], a2a, tp_comm)
+    p2p = np.where(t["pp"] > 1, comm.gather_s(node, act * 2.0, 2, tp), 0.0)  # send/recv to the next stage
+    return gemm + attention + comm_s + p2p
+
+
+def iteration_s(f, t, node, hw, n_dec, n_pf, ctx_dec, ctx_pf):
+    """One engine iteration: pp micro-batches through pp stages, plus the engine overhead."""
+    pp = t["pp"]
+    return pp * stage_s(f, t, node, hw, n_dec / pp, n_pf / pp, ctx_dec, ctx_pf) + STEP_OVERHEAD_S
+
+
+def mm1_wait_quantile(lam, mu, q: float):
+    """q-quantile of the waiting time in an M/M/1 queue: P(W > t) = rho exp(-mu (1 - rho) t)
+    (Kleinrock 1975, Vol. 1, Sec. 3.2); 0 when rho <= 1 - q; inf when unstable."""
+    rho = lam / np.maximum(mu, 1e-30)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.log(np.maximum(rho, 1e-30) / (1 - q)) / (mu * (1 - rho))
+    return np.where(rho >= 1, np.inf, np.where(rho <= 1 - q, 0.0, t))
+
+
+def mm1_within(lam, mu, t):
+    """P(W <= t) in M/M/1."""
+    rho = lam / np.maximum(mu, 1e-30)
+    return np.where(rho >= 1, 0.0, np.where(t < 0, 0.0, 1 - rho * np.exp(-mu * (1 - rho) * np.maximum(t, 0))))
