@@ -24,7 +24,8 @@ from planner import load_scenario, solve
 from planner.search.solver import _LAYOUT_CACHE
 
 HERE = Path(__file__).resolve().parent
-SCENARIOS = sorted((HERE.parent / "scenarios").glob("*.yaml")) + sorted((HERE / "scenarios").glob("*.yaml"))
+SCENARIOS = [p for p in sorted((HERE.parent / "scenarios").glob("*.yaml")) + sorted((HERE / "scenarios").glob("*.yaml"))
+             if not p.name.startswith("serve")]  # serving scenarios: planner serve
 WHOLE = ("32b_16gpu.yaml", "405b_16k.yaml", "calculon_530b_5128.yaml")
 
 

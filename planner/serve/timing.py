@@ -6,8 +6,9 @@ One engine iteration (continuous batching with chunked prefill) carries `n_dec` 
   weight bytes read / achievable HBM bandwidth). MoE layers read only the experts some token of
   the step routes to: with N tokens and top-k of E experts, 1 - (1 - k/E)^N of them in expectation.
   Achievable FLOP/s = dense peak of the plan's tensor-core format x the GPU's measured MAMF
-  fraction (catalogs/gpus.yaml `matmul_efficiency`, ml-engineering); FP4 uses the FP8 fraction
-  (no FP4 MAMF measurement is published).
+  fraction (catalogs/gpus.yaml `matmul_efficiency`, ml-engineering) x the sustained fraction the
+  training model uses (planner.estimate.compute.SUSTAINED_FRACTION, fitted there on training runs,
+  not refitted here); FP4 uses the FP8 fraction (no FP4 MAMF measurement is published).
 * attention: decode reads each sequence's KV cache once per step (memory-bound, HBM) or is
   bound by its FLOPs (MLA's absorbed form); prefill attention is compute-bound, 2 x context x
   H x (d_qk + d_v) per token and layer under the causal mask, at the flash-attention fraction of
@@ -25,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from planner.estimate import comm
-from planner.estimate.compute import ATTN_FWD_OF_MAMF, DEFAULT_MAMF, HBM_EFFICIENCY
+from planner.estimate.compute import ATTN_FWD_OF_MAMF, DEFAULT_MAMF, HBM_EFFICIENCY, SUSTAINED_FRACTION
 from planner.serve import engines as E
 from planner.serve.memory import ACT_BYTES, attn_tp, kv_bytes_per_token, seq_kv_bytes, stage_layers
 
@@ -39,8 +40,8 @@ STEP_OVERHEAD_S = 1.0e-3
 def rates(gpu, wq_names: tuple) -> tuple[np.ndarray, float, float]:
     """(achievable linear FLOP/s per weight scheme, attention FLOP/s, achievable HBM bytes/s)."""
     eff = gpu.matmul_efficiency
-    e16 = eff.bf16 or DEFAULT_MAMF
-    e8 = eff.fp8 or e16
+    e16 = (eff.bf16 or DEFAULT_MAMF) * SUSTAINED_FRACTION
+    e8 = (eff.fp8 or eff.bf16 or DEFAULT_MAMF) * SUSTAINED_FRACTION
     peak = {"bf16": (gpu.tflops.bf16 or gpu.tflops.fp16 or 0.0) * e16,
             "fp16": (gpu.tflops.fp16 or 0.0) * e16,
             "fp8": (gpu.tflops.fp8 or 0.0) * e8,

@@ -171,8 +171,15 @@ def validate(path: str | Path) -> str:
     """Validate a scenario or purchase file; returns a one-line summary or raises InputError."""
     from planner.spec.purchase import is_purchase, validate_purchases
 
-    if is_purchase(load_yaml(path)):
+    data = load_yaml(path)
+    if is_purchase(data):
         return validate_purchases(path)
+    if isinstance(data, dict) and "serving" in data:
+        from planner.spec.serving import load_serving_scenario
+
+        sc = load_serving_scenario(path)
+        return (f"{path}: valid serving scenario '{sc.name}': model {sc.model.name}, "
+                f"{sc.cluster.nodes} x {sc.cluster.node.name} ({sc.cluster.gpus} GPUs)")
     sc = load_scenario(path)
     return (f"{path}: valid scenario '{sc.name}': model {sc.model.name}, "
             f"{sc.cluster.nodes} x {sc.cluster.node.name} ({sc.cluster.gpus} GPUs)")
