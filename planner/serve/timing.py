@@ -2,13 +2,17 @@
 
 One engine iteration (continuous batching with chunked prefill) carries `n_dec` decoding sequences
 (one token each) and `n_pf` prefill tokens. Per GPU of a pipeline stage:
-* weight matmuls, a roofline: max(2 x tokens x active parameters / tp / achievable FLOP/s,
-  weight bytes read / achievable HBM bandwidth). MoE layers read only the experts some token of
-  the step routes to: with N tokens and top-k of E experts, 1 - (1 - k/E)^N of them in expectation.
-  Achievable FLOP/s = dense peak of the plan's tensor-core format x the GPU's measured MAMF
-  fraction (catalogs/gpus.yaml `matmul_efficiency`, ml-engineering) x the sustained fraction the
-  training model uses (planner.estimate.compute.SUSTAINED_FRACTION, fitted there on training runs,
-  not refitted here); FP4 uses the FP8 fraction (no FP4 MAMF measurement is published).
+* weight matmuls: dense parts (attention projections, dense / shared MLP, LM head) as one roofline,
+  max(2 x tokens x parameters / tp / achievable FLOP/s, weight bytes / achievable HBM bandwidth);
+  routed experts as one roofline per expert GEMM (expert_linear_s): only touched experts are read
+  (1 - (1 - k/E)^N of them with N tokens, top-k of E) and each computes its rows padded to whole
+  GEMM tiles. Achievable FLOP/s (rates(), the one place the serving efficiency is set) = dense peak
+  of the plan's tensor-core format x the GPU's measured MAMF fraction (catalogs/gpus.yaml
+  `matmul_efficiency`, ml-engineering) x the sustained fraction the training model uses
+  (planner.estimate.compute.SUSTAINED_FRACTION, fitted there on training runs, not refitted here);
+  FP4 uses the FP8 fraction (no FP4 MAMF measurement is published).
+* activations between kernels: every GEMM output written and read once in bf16, MoE dispatch /
+  combine copies, fused residual-add + RMSNorm (activation_bytes_per_token), at HBM bandwidth.
 * attention: decode reads each sequence's KV cache once per step (memory-bound, HBM) or is
   bound by its FLOPs (MLA's absorbed form); prefill attention is compute-bound, 2 x context x
   H x (d_qk + d_v) per token and layer under the causal mask, at the flash-attention fraction of
@@ -52,6 +56,46 @@ def rates(gpu, wq_names: tuple) -> tuple[np.ndarray, float, float]:
     return lin, attn, gpu.hbm_tb_s * 1e12 * HBM_EFFICIENCY
 
 
+# Grouped expert GEMMs pad each expert's rows to whole output tiles ("tile quantization", NVIDIA
+# Deep Learning Performance guide, Matrix Multiplication Background); CUTLASS / cuBLAS Hopper and
+# Blackwell kernels tile 64-256 rows, 128 the common height (the training model's GEMM_TILE_ROWS).
+GEMM_TILE_ROWS = 128
+
+
+def dense_linear_s(f, ls, n, n_dec, tp, ta, lin, bw, bpe):
+    """Attention projections, dense / shared MLPs and the LM head of n tokens on one GPU: one
+    roofline, max(2 x n x params / lin, weight bytes / bw); the LM head only for decode tokens."""
+    flops = 2.0 * n * ls * (f.attn + f.dense_mlp + f.shared) / tp + 2.0 * n_dec * f.vocab * f.hidden / ta
+    w_read = ls * (f.attn + f.dense_mlp + f.shared) * bpe / ta + f.vocab * f.hidden * 2.0 / ta
+    return np.maximum(flops / lin, w_read / bw)
+
+
+def expert_linear_s(f, ls, n, tp, lin, bw, bpe):
+    """Routed experts of n tokens on one GPU, one roofline per expert GEMM (not per layer): with
+    top-k of E experts, a share 1 - (1 - k/E)^n of them is touched (expected, uniform routing),
+    each by r = n k / (E x touched) rows padded to GEMM_TILE_ROWS; an expert is read once and
+    computed on its padded rows: touched x routed / tp x max(2 pad(r) / lin, bytes / bw)."""
+    if not f.experts:
+        return 0.0
+    touched = 1.0 - (1.0 - f.top_k / f.experts) ** n
+    rows = n * f.top_k / (f.experts * np.maximum(touched, 1e-12))
+    padded = np.ceil(rows / GEMM_TILE_ROWS) * GEMM_TILE_ROWS
+    return ls * touched * f.routed / tp * np.maximum(2.0 * padded / lin, bpe / bw)
+
+
+def activation_bytes_per_token(f, tp, ta):
+    """HBM bytes per token and layer of the tensors between kernels (bf16): every GEMM output is
+    written once and read once by the next kernel (q/k/v, attention output, o_proj, gate/up, the
+    SwiGLU product, the down projection of each routed copy), MoE dispatch and combine copy the
+    hidden vector per routed copy (read + write), and two fused residual-add + RMSNorm kernels read
+    the input and residual and write both (8 x hidden). TP ranks hold the whole residual stream."""
+    qkv = f.attn_dim_prefill / 2 + f.kv_elems
+    copies = max(f.top_k, 1)
+    gemm_out = qkv / ta + f.hidden + 3.0 * f.ffn_per_token / tp + (copies - 1) * f.hidden / tp
+    dispatch = 2.0 * copies * f.hidden / tp if f.experts else 0.0
+    return ACT_BYTES * (2.0 * gemm_out + dispatch + 8.0 * f.hidden / np.where(ta == 1, tp, 1))
+
+
 def stage_s(f, t, node, hw, n_dec, n_pf, ctx_dec, ctx_pf):
     """Seconds of one pipeline stage for a micro-batch of n_dec decode sequences (context ctx_dec)
     and n_pf prefill tokens (mean attended context ctx_pf), on one GPU (module doc)."""
@@ -60,11 +104,8 @@ def stage_s(f, t, node, hw, n_dec, n_pf, ctx_dec, ctx_pf):
     ls = stage_layers(f, t["pp"])
     tp, ta = t["tp"], attn_tp(t)
     n = n_dec + n_pf
-    flops = 2.0 * n * ls * f.active_per_layer / tp + 2.0 * n_dec * f.vocab * f.hidden / ta
-    touched = 1.0 - (1.0 - f.top_k / f.experts) ** n if f.experts else 0.0
-    w_read = ls * ((f.attn + f.dense_mlp + f.shared) * bpe / ta + f.routed * touched * bpe / tp) \
-        + f.vocab * f.hidden * 2.0 / ta
-    gemm = np.maximum(flops / lin, w_read / bw)
+    gemm = dense_linear_s(f, ls, n, n_dec, tp, ta, lin, bw, bpe) + expert_linear_s(f, ls, n, tp, lin, bw, bpe)
+    elementwise = n * ls * activation_bytes_per_token(f, tp, ta) / bw
     full, sw = kv_bytes_per_token(f, t, hw["kvb"][t["kv"]])
     group = np.where(t["attn_dp"], tp, 1)
     kv_read = n_dec / group * seq_kv_bytes(f, full, sw, ctx_dec)
@@ -79,7 +120,7 @@ def stage_s(f, t, node, hw, n_dec, n_pf, ctx_dec, ctx_pf):
     a2a = 2.0 * ls * moe_share * comm.all_to_all_s(node, act * max(f.top_k, 1) / tp, tp, 1)
     comm_s = np.where(t["attn_dp"], a2a, tp_comm)
     p2p = np.where(t["pp"] > 1, comm.gather_s(node, act * 2.0, 2, tp), 0.0)  # send/recv to the next stage
-    return gemm + attention + comm_s + p2p
+    return gemm + elementwise + attention + comm_s + p2p
 
 
 def iteration_s(f, t, node, hw, n_dec, n_pf, ctx_dec, ctx_pf):
