@@ -117,3 +117,25 @@ def test_bad_serving_input_exits_2(tmp_path, text, key):
 def test_bad_plan_key_exits_2():
     r = runner.invoke(main, ["serve", str(SERVE_70B), "--plan", "engin=vllm"])
     assert r.exit_code == 2 and "did you mean 'engine'" in r.output
+
+
+def test_solve_and_serve_point_to_each_other():
+    r = run("solve", SERVE_70B)
+    assert r.exit_code == 2 and "planner serve" in r.output
+    r = run("serve", ROOT / "scenarios" / "70b_64gpu.yaml")
+    assert r.exit_code == 2 and "planner solve" in r.output
+
+
+def test_expert_gemm_reads_only_touched_experts_and_pads_rows():
+    from planner.serve.timing import GEMM_TILE_ROWS, expert_linear_s
+
+    f = model_facts(catalog.model("qwen3-235b-a22b"))
+    bw, lin = 4e12, 1e15
+    # One token touches top_k of E experts: it reads k/E of the routed weights (memory roof).
+    one = expert_linear_s(f, 1, 1.0, 1, 10 * lin, bw, 1.0)
+    assert one == pytest.approx(f.routed * f.top_k / f.experts / bw, rel=1e-9)
+    # Many tokens: every expert is touched and each computes whole tiles of rows.
+    n = 100_000.0
+    rows = n * f.top_k / f.experts
+    padded = np.ceil(rows / GEMM_TILE_ROWS) * GEMM_TILE_ROWS
+    assert expert_linear_s(f, 1, n, 1, lin, bw, 1.0) == pytest.approx(f.routed * 2 * padded / lin, rel=1e-6)

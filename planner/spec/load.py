@@ -164,6 +164,9 @@ def load_scenario(path: str | Path):
 
     p = Path(path)
     data = load_yaml(p)
+    if isinstance(data, dict) and "serving" in data and "training" not in data:
+        raise InputError("this is a serving scenario (it has a serving: block, not training:); "
+                         f"plan it with `planner serve {path}`", file=str(path), key="serving")
     return validate_model(Scenario, resolve_scenario_dict(data, p.parent, str(path)), file=str(path))
 
 
