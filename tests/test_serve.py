@@ -139,3 +139,31 @@ def test_expert_gemm_reads_only_touched_experts_and_pads_rows():
     rows = n * f.top_k / f.experts
     padded = np.ceil(rows / GEMM_TILE_ROWS) * GEMM_TILE_ROWS
     assert expert_linear_s(f, 1, n, 1, lin, bw, 1.0) == pytest.approx(f.routed * 2 * padded / lin, rel=1e-6)
+
+
+def test_disaggregated_plan_separates_prefill_from_decode():
+    from planner.serve.plan import parse_serve_plan
+    from planner.serve.search import estimate_serving
+    from planner.spec.serving import load_serving_scenario
+
+    sc = load_serving_scenario(SERVE_70B)
+    base = "engine=vllm,weights=fp8,kv_cache=fp8,tp=2,replicas=4"
+    colo = estimate_serving(sc, parse_serve_plan(base, sc))
+    dis1 = estimate_serving(sc, parse_serve_plan(base + ",prefill_replicas=1", sc))
+    dis4 = estimate_serving(sc, parse_serve_plan(base + ",prefill_replicas=4", sc))
+    assert dis1["plan"]["disaggregated"] and not colo["plan"]["disaggregated"]
+    assert dis1["gpus"] == 2 * (4 + 1) and colo["gpus"] == 8
+    # decode instances carry no prefill chunks: a shorter step than the colocated one at 40 req/s
+    assert dis4["latency"]["tpot_ms"]["p50"] < colo["latency"]["tpot_ms"]["p50"]
+    # the prefill pool bounds what the decode pool can emit: more prefill instances, more capacity
+    assert dis4["throughput"]["capacity_output_tokens_per_s"] > dis1["throughput"]["capacity_output_tokens_per_s"]
+
+
+def test_search_offers_disaggregated_plans():
+    from planner.serve.search import candidate_table
+    from planner.spec.serving import load_serving_scenario
+
+    t = candidate_table(load_serving_scenario(SERVE_70B))
+    dis = t["prefill_replicas"] > 0
+    assert dis.any() and (~dis).any()
+    assert (t["tp"] * t["pp"] * (t["replicas"] + t["prefill_replicas"]) <= 64).all()

@@ -13,6 +13,15 @@ Operating point (steady state of continuous batching with chunked prefill):
   the prefill queue (M/M/1 with the replica's prefill rate; mm1_wait_quantile);
 * TPOT p50 = the mean iteration time; p90 at the batch's 90th percentile: under Poisson arrivals
   the number of requests in service is Poisson distributed (M/G/inf), B + 1.28 sqrt(B).
+
+Disaggregated prefill/decode (plan prefill_replicas > 0; DistServe, Zhong et al. OSDI 2024;
+vLLM / SGLang / Dynamo "P/D disaggregation"): `prefill_replicas` instances of the same layout only
+prefill (steps of max_batched_tokens tokens, no decode), `replicas` instances only decode (no
+prefill chunks in their steps, so TPOT is not stretched by prefill). Each request's KV cache moves
+from a prefill to a decode instance over the scale-out link (every GPU sends its own shard at once,
+planner.estimate.comm rates). TTFT = prefill on an idle prefill instance + the M/M/1 wait for one
++ the KV transfer; the output rate is the smaller of the decode pool's and what the prefill pool
+feeds (its requests/s x output tokens).
 """
 
 from __future__ import annotations
@@ -47,10 +56,16 @@ class Context:
         self.price = self.node.usd_per_gpu_hour
 
 
+def _disagg(t):
+    return t.get("prefill_replicas", np.zeros_like(t["tp"])) > 0
+
+
 def _iter(ctx, t, b):
-    """Mean iteration seconds at b decoding sequences per replica with the steady prefill share."""
+    """Mean iteration seconds at b decoding sequences per replica with the steady prefill share
+    (none on the decode instances of a disaggregated plan)."""
     i_eff = ctx.in_mean * (1 - ctx.hit)
     n_pf = np.minimum(b * i_eff / ctx.out_mean, np.maximum(t["max_batched_tokens"] - b, 0))
+    n_pf = np.where(_disagg(t), 0.0, n_pf)
     ctx_dec = ctx.in_mean + ctx.out_mean / 2
     ctx_pf = ctx.in_mean * ctx.hit + i_eff / 2
     return timing.iteration_s(ctx.facts, t, ctx.node, ctx.hw, b, n_pf, ctx_dec, ctx_pf)
@@ -66,6 +81,24 @@ def _ttft_service(ctx, t, b, in_tokens):
     return steps * per_step, chunk / per_step
 
 
+def _prefill_pool(ctx, t, in_tokens):
+    """Disaggregated prefill instance: (seconds to prefill in_tokens alone, prefill tokens/s at full
+    steps, seconds to move the request's KV cache to a decode instance)."""
+    from planner.estimate import comm
+    from planner.serve.memory import kv_bytes_per_token, seq_kv_bytes
+
+    mbt = t["max_batched_tokens"].astype(float)
+    i_eff = in_tokens * (1 - ctx.hit)
+    ctx_pf = ctx.in_mean * ctx.hit + i_eff / 2
+    full_step = timing.iteration_s(ctx.facts, t, ctx.node, ctx.hw, 0.0, mbt, 0.0, ctx_pf)
+    chunk = np.minimum(mbt, i_eff)
+    one = np.ceil(i_eff / mbt) * timing.iteration_s(ctx.facts, t, ctx.node, ctx.hw, 0.0, chunk, 0.0, ctx_pf)
+    full, sw = kv_bytes_per_token(ctx.facts, t, ctx.hw["kvb"][t["kv"]])
+    shard = seq_kv_bytes(ctx.facts, full, sw, in_tokens)  # bytes each GPU of the instance sends
+    _, out_bw = comm._rates(ctx.node)
+    return one, mbt / full_step, comm.ALPHA_OUT_S + shard / out_bw
+
+
 def evaluate(sc, t: dict) -> dict:
     """Arrays of every quantity for each plan of table t (keys: engine, wq, kv, tp, pp, ep, attn_dp,
     replicas, max_batch, max_batched_tokens)."""
@@ -74,11 +107,17 @@ def evaluate(sc, t: dict) -> dict:
     mem = memory_table(ctx.facts, t, ctx.cap_bytes, ctx.hw["bpe"][t["wq"]], E.KV_BYTES[t["kv"]],
                        ctx.in_mean, ctx.out_mean, ctx.in_p90, ctx.out_p90)
     i_eff = ctx.in_mean * (1 - ctx.hit)
-    token_cap = t["max_batched_tokens"] / (1 + i_eff / ctx.out_mean)
+    dis = _disagg(t)
+    pre = t.get("prefill_replicas", np.zeros_like(t["tp"]))
+    token_cap = np.where(dis, t["max_batched_tokens"], t["max_batched_tokens"] / (1 + i_eff / ctx.out_mean))
     b_cap = np.maximum(np.minimum(np.minimum(t["max_batch"], mem["seqs_running"]), np.floor(token_cap)), 0)
     reps = t["replicas"]
     t_cap = _iter(ctx, t, np.maximum(b_cap, 1))
     cap_tok_s = b_cap / t_cap                     # output tokens/s per replica at full batch
+    pf50, pf_tok_s, kv_move = _prefill_pool(ctx, t, ctx.in_mean)
+    pf90, _, kv_move90 = _prefill_pool(ctx, t, ctx.in_p90)
+    pool_req_s = pre * pf_tok_s / np.maximum(i_eff, 1.0)   # requests/s the prefill pool can feed
+    cap_tok_s = np.where(dis, np.minimum(cap_tok_s, pool_req_s * ctx.out_mean / np.maximum(reps, 1)), cap_tok_s)
     stable = b_cap >= 1
     wait50 = wait90 = np.zeros_like(t_cap)
     if s.mode == "offline":
@@ -95,8 +134,12 @@ def evaluate(sc, t: dict) -> dict:
     t_iter = _iter(ctx, t, b_eval)
     ttft50, pf_rate = _ttft_service(ctx, t, b_eval, ctx.in_mean)
     ttft90, _ = _ttft_service(ctx, t, b_eval, ctx.in_p90)
+    ttft50 = np.where(dis, pf50 + kv_move, ttft50)
+    ttft90 = np.where(dis, pf90 + kv_move90, ttft90)
+    queue_reps = np.where(dis, np.maximum(pre, 1), reps)   # who the prefill queue is shared by
+    pf_rate = np.where(dis, pf_tok_s, pf_rate)
     if s.mode == "rate":
-        lam = s.requests_per_s / reps
+        lam = s.requests_per_s / queue_reps
         mu = pf_rate / np.maximum(i_eff, 1.0)
         wait50 = timing.mm1_wait_quantile(lam, mu, 0.5)
         wait90 = timing.mm1_wait_quantile(lam, mu, 0.9)
@@ -109,11 +152,11 @@ def evaluate(sc, t: dict) -> dict:
         if s.mode == "concurrency":
             waiting = np.maximum(s.concurrency / reps - b, 0)
             wait50 = wait90 = waiting / np.maximum(b_eval / t_iter / ctx.out_mean, 1e-30)
-        out_tok_s = b / t_iter * reps
-    gpus = t["tp"] * t["pp"] * reps
+        out_tok_s = np.where(dis, np.minimum(b / t_iter * reps, pool_req_s * ctx.out_mean), b / t_iter * reps)
+    gpus = t["tp"] * t["pp"] * (reps + pre)
     ttft = {"p50": ttft50 + wait50, "p90": ttft90 + wait90}
     tpot = {"p50": t_iter, "p90": tpot90}
-    good = _goodput_fraction(ctx, s, ttft50, wait50, pf_rate, i_eff, reps, tpot)
+    good = _goodput_fraction(ctx, s, ttft50, wait50, pf_rate, i_eff, queue_reps, tpot)
     price = ctx.price
     usd_h = gpus * price if price is not None else np.full(gpus.shape, np.nan)
     usd_m = usd_h / 3600.0 / np.maximum(out_tok_s, 1e-30) * 1e6
@@ -153,7 +196,9 @@ def result_row(ev: dict, t: dict, i: int) -> dict:
     plan = {"engine": E.ENGINE_NAMES[int(t["engine"][i])], "weights": E.WEIGHT_NAMES[int(t["wq"][i])],
             "kv_cache": E.KV_NAMES[int(t["kv"][i])], "tp": int(t["tp"][i]), "pp": int(t["pp"][i]),
             "ep": int(t["ep"][i]), "attn_dp": bool(t["attn_dp"][i]), "replicas": int(t["replicas"][i]),
-            "max_batch": int(t["max_batch"][i]), "max_batched_tokens": int(t["max_batched_tokens"][i])}
+            "max_batch": int(t["max_batch"][i]), "max_batched_tokens": int(t["max_batched_tokens"][i]),
+            "prefill_replicas": int(t["prefill_replicas"][i]) if "prefill_replicas" in t else 0}
+    plan["disaggregated"] = plan["prefill_replicas"] > 0
     usd_m = ev["usd_per_m"][i]
     return {
         "plan": plan,

@@ -10,8 +10,8 @@ from planner.errors import InputError
 from planner.serve import engines as E
 from planner.spec.serving import SERVE_PLAN_FIELDS
 
-FIELDS = SERVE_PLAN_FIELDS + ("attn_dp",)
-INT_FIELDS = ("tp", "pp", "ep", "replicas", "max_batch", "max_batched_tokens")
+FIELDS = SERVE_PLAN_FIELDS + ("attn_dp", "prefill_replicas")
+INT_FIELDS = ("tp", "pp", "ep", "replicas", "max_batch", "max_batched_tokens", "prefill_replicas")
 
 
 def _choice(key: str, value: str, names: tuple) -> int:
@@ -44,8 +44,9 @@ def parse_serve_plan(text: str, sc) -> dict:
                 row[k] = int(given[k])
             except ValueError:
                 raise InputError(f"{k} must be a whole number, got '{given[k]}'", key=f"--plan {k}") from None
-            if row[k] < 1:
-                raise InputError(f"{k} must be at least 1, got {row[k]}", key=f"--plan {k}")
+            if row[k] < (0 if k == "prefill_replicas" else 1):
+                raise InputError(f"{k} must be at least {0 if k == 'prefill_replicas' else 1}, got {row[k]}",
+                                 key=f"--plan {k}")
     flag = given.get("attn_dp", "false").lower()
     if flag not in ("true", "false", "1", "0"):
         raise InputError(f"attn_dp must be true or false, got '{flag}'", key="--plan attn_dp")
@@ -56,6 +57,7 @@ def parse_serve_plan(text: str, sc) -> dict:
     row.setdefault("pp", 1)
     row.setdefault("ep", 1)
     row.setdefault("replicas", 1)
+    row.setdefault("prefill_replicas", 0)
     row.setdefault("max_batch", int(E.default_max_batch(eng, gib)[0]))
     row.setdefault("max_batched_tokens", int(E.default_max_batched_tokens(eng, gib, sc.serving.offline)[0]))
     check_plan(row, sc)
@@ -71,9 +73,9 @@ def check_plan(row: dict, sc) -> None:
                          key="--plan weights")
     if not E.engine_supported(row["engine"], gpu):
         raise InputError(f"{E.ENGINE_NAMES[row['engine']]} does not run on {gpu.name}", key="--plan engine")
-    gpus = row["tp"] * row["pp"] * row["replicas"]
+    gpus = row["tp"] * row["pp"] * (row["replicas"] + row.get("prefill_replicas", 0))
     if gpus > sc.cluster.gpus:
-        raise InputError(f"tp x pp x replicas = {gpus} GPUs, the cluster has {sc.cluster.gpus}", key="--plan")
+        raise InputError(f"tp x pp x (replicas + prefill_replicas) = {gpus} GPUs, the cluster has {sc.cluster.gpus}", key="--plan")
     if row["pp"] > m.layers:
         raise InputError(f"pp ({row['pp']}) exceeds the model's {m.layers} layers", key="--plan pp")
     if m.heads % row["tp"] and not row["attn_dp"]:

@@ -15,6 +15,8 @@ def _layout(p: dict) -> str:
         parts.append(f"ep{p['ep']}")
     if p.get("attn_dp"):
         parts.append("adp")
+    if p.get("prefill_replicas"):
+        return " ".join(parts) + f" x{p['replicas']} decode + x{p['prefill_replicas']} prefill"
     return " ".join(parts) + f" x{p['replicas']}"
 
 

@@ -98,7 +98,25 @@ def candidate_table(sc) -> dict[str, np.ndarray]:
     keep = ~t["attn_dp"] | ((t["tp"] > 1) & (t["ep"] == t["tp"]))
     t = {k: v[keep] for k, v in t.items()}
     t["max_batched_tokens"] = E.default_max_batched_tokens(t["engine"], gpu.memory_gib, sc.serving.offline)
-    return t
+    t["prefill_replicas"] = np.zeros_like(t["tp"])
+    return _with_disaggregated(t)
+
+
+def _with_disaggregated(t: dict) -> dict:
+    """Add, for every plan of r >= 2 instances, its disaggregated variants: p prefill instances
+    (p a power of two below r) and r - p decode instances of the same layout and GPU count."""
+    r = t["replicas"]
+    splits = [p for p in POW2 if p < r.max()] if len(r) else []
+    parts = [t]
+    for p in splits:
+        keep = r > p
+        if not keep.any():
+            continue
+        d = {k: v[keep].copy() for k, v in t.items()}
+        d["prefill_replicas"] = np.full(int(keep.sum()), p, dtype=np.int64)
+        d["replicas"] = d["replicas"] - p
+        parts.append(d)
+    return {k: np.concatenate([x[k] for x in parts]) for k in t}
 
 
 def _order(ev, out_mean: float, objective: str) -> np.ndarray:
