@@ -54,13 +54,14 @@ class Context:
         self.hw = {"lin": lin, "attn": attn, "bw": bw, "kvb": E.KV_BYTES,
                    "bpe": np.array([E.weight_bytes_per_element(n, k) for n in E.WEIGHT_NAMES])}
         self.price = self.node.usd_per_gpu_hour
+        self.links = None  # collective costs of the plan table (timing.comm_links), set by evaluate
 
 
 def _disagg(t):
     return t.get("prefill_replicas", np.zeros_like(t["tp"])) > 0
 
 
-def _iter(ctx, t, b):
+def _iter(ctx, t, b, lk=None):
     """Mean iteration seconds at b decoding sequences per replica with the steady prefill share
     (none on the decode instances of a disaggregated plan)."""
     i_eff = ctx.in_mean * (1 - ctx.hit)
@@ -68,7 +69,25 @@ def _iter(ctx, t, b):
     n_pf = np.where(_disagg(t), 0.0, n_pf)
     ctx_dec = ctx.in_mean + ctx.out_mean / 2
     ctx_pf = ctx.in_mean * ctx.hit + i_eff / 2
-    return timing.iteration_s(ctx.facts, t, ctx.node, ctx.hw, b, n_pf, ctx_dec, ctx_pf)
+    return timing.iteration_s(ctx.facts, t, ctx.links if lk is None else lk, ctx.hw, b, n_pf, ctx_dec, ctx_pf)
+
+
+def _littles_law_batch(ctx, t, tok_rate, b, b_cap, rounds: int = 200, tol: float = 1e-6):
+    """Running sequences per replica that solve B = token rate x TPOT(B), capped at b_cap: fixed-point
+    iteration (monotone), each round only on the plans not yet converged (near saturation the
+    iteration is slow, elsewhere it settles in a few rounds)."""
+    b = b.astype(float).copy()
+    idx = np.arange(len(b))
+    for _ in range(rounds):
+        sub = {k: v[idx] for k, v in t.items()}
+        lk = {k: (a0[idx] if np.ndim(a0) else a0, a1[idx] if np.ndim(a1) else a1) for k, (a0, a1) in ctx.links.items()}
+        nb = np.minimum(np.maximum(tok_rate[idx] * _iter(ctx, sub, b[idx], lk), 1e-3), b_cap[idx])
+        moving = np.abs(nb - b[idx]) > tol * np.maximum(b[idx], 1.0)
+        b[idx] = nb
+        idx = idx[moving]
+        if not len(idx):
+            break
+    return b
 
 
 def _ttft_service(ctx, t, b, in_tokens):
@@ -76,7 +95,7 @@ def _ttft_service(ctx, t, b, in_tokens):
     chunk = np.maximum(t["max_batched_tokens"] - b, 1.0)
     i_eff = in_tokens * (1 - ctx.hit)
     steps = np.ceil(i_eff / chunk)
-    per_step = timing.iteration_s(ctx.facts, t, ctx.node, ctx.hw, b, np.minimum(chunk, i_eff),
+    per_step = timing.iteration_s(ctx.facts, t, ctx.links, ctx.hw, b, np.minimum(chunk, i_eff),
                                   ctx.in_mean + ctx.out_mean / 2, ctx.in_mean * ctx.hit + i_eff / 2)
     return steps * per_step, chunk / per_step
 
@@ -90,9 +109,9 @@ def _prefill_pool(ctx, t, in_tokens):
     mbt = t["max_batched_tokens"].astype(float)
     i_eff = in_tokens * (1 - ctx.hit)
     ctx_pf = ctx.in_mean * ctx.hit + i_eff / 2
-    full_step = timing.iteration_s(ctx.facts, t, ctx.node, ctx.hw, 0.0, mbt, 0.0, ctx_pf)
+    full_step = timing.iteration_s(ctx.facts, t, ctx.links, ctx.hw, 0.0, mbt, 0.0, ctx_pf)
     chunk = np.minimum(mbt, i_eff)
-    one = np.ceil(i_eff / mbt) * timing.iteration_s(ctx.facts, t, ctx.node, ctx.hw, 0.0, chunk, 0.0, ctx_pf)
+    one = np.ceil(i_eff / mbt) * timing.iteration_s(ctx.facts, t, ctx.links, ctx.hw, 0.0, chunk, 0.0, ctx_pf)
     full, sw = kv_bytes_per_token(ctx.facts, t, ctx.hw["kvb"][t["kv"]])
     shard = seq_kv_bytes(ctx.facts, full, sw, in_tokens)  # bytes each GPU of the instance sends
     _, out_bw = comm._rates(ctx.node)
@@ -103,6 +122,7 @@ def evaluate(sc, t: dict) -> dict:
     """Arrays of every quantity for each plan of table t (keys: engine, wq, kv, tp, pp, ep, attn_dp,
     replicas, max_batch, max_batched_tokens)."""
     ctx = Context(sc)
+    ctx.links = timing.comm_links(ctx.node, t)
     s = sc.serving
     mem = memory_table(ctx.facts, t, ctx.cap_bytes, ctx.hw["bpe"][t["wq"]], E.KV_BYTES[t["kv"]],
                        ctx.in_mean, ctx.out_mean, ctx.in_p90, ctx.out_p90)
@@ -127,9 +147,8 @@ def evaluate(sc, t: dict) -> dict:
     else:
         lam = s.requests_per_s / reps
         stable = stable & (lam * ctx.out_mean < cap_tok_s)
-        b = np.minimum(np.maximum(lam * ctx.out_mean * t_cap, 1.0), b_cap)
-        for _ in range(40):  # Little's law fixed point (monotone; converges in a few steps)
-            b = np.minimum(np.maximum(lam * ctx.out_mean * _iter(ctx, t, b), 1e-3), b_cap)
+        b = _littles_law_batch(ctx, t, lam * ctx.out_mean, np.minimum(np.maximum(lam * ctx.out_mean * t_cap, 1.0), b_cap),
+                               b_cap)
     b_eval = np.maximum(b, 1e-3)
     t_iter = _iter(ctx, t, b_eval)
     ttft50, pf_rate = _ttft_service(ctx, t, b_eval, ctx.in_mean)

@@ -96,7 +96,26 @@ def activation_bytes_per_token(f, tp, ta):
     return ACT_BYTES * (2.0 * gemm_out + dispatch + 8.0 * f.hidden / np.where(ta == 1, tp, 1))
 
 
-def stage_s(f, t, node, hw, n_dec, n_pf, ctx_dec, ctx_pf):
+def comm_links(node, t) -> dict:
+    """(latency s, seconds per byte) of each collective a serving step uses, per plan: the
+    planner.estimate.comm costs are affine in the message size (latency + bytes / bandwidth on the
+    slowest hop), so they are evaluated once per plan table instead of once per step size."""
+    tp = t["tp"]
+    big = 1e9
+
+    def affine(fn, size, stride):
+        a0 = fn(node, 0.0, size, stride)
+        return a0, (fn(node, big, size, stride) - a0) / big
+
+    return {"all_reduce": affine(comm.all_reduce_s, tp, 1), "all_to_all": affine(comm.all_to_all_s, tp, 1),
+            "p2p": affine(comm.gather_s, 2, tp)}
+
+
+def _cost(link, nbytes):
+    return link[0] + nbytes * link[1]
+
+
+def stage_s(f, t, lk, hw, n_dec, n_pf, ctx_dec, ctx_pf):
     """Seconds of one pipeline stage for a micro-batch of n_dec decode sequences (context ctx_dec)
     and n_pf prefill tokens (mean attended context ctx_pf), on one GPU (module doc)."""
     lin, attn_fps, bw = hw["lin"][t["wq"]], hw["attn"], hw["bw"]
@@ -115,18 +134,19 @@ def stage_s(f, t, node, hw, n_dec, n_pf, ctx_dec, ctx_pf):
     pf_flops = 2.0 * n_pf * ctx_pf * f.attn_dim_prefill * ls / tp
     attention = np.maximum(kv_read / bw, dec_flops / attn_fps) + pf_flops / attn_fps
     act = n * f.hidden * ACT_BYTES
-    tp_comm = 2.0 * ls * comm.all_reduce_s(node, act, tp, 1)
+    tp_comm = 2.0 * ls * _cost(lk["all_reduce"], act)
     moe_share = f.moe_layers / f.layers
-    a2a = 2.0 * ls * moe_share * comm.all_to_all_s(node, act * max(f.top_k, 1) / tp, tp, 1)
+    a2a = 2.0 * ls * moe_share * _cost(lk["all_to_all"], act * max(f.top_k, 1) / tp)
     comm_s = np.where(t["attn_dp"], a2a, tp_comm)
-    p2p = np.where(t["pp"] > 1, comm.gather_s(node, act * 2.0, 2, tp), 0.0)  # send/recv to the next stage
+    p2p = np.where(t["pp"] > 1, _cost(lk["p2p"], act * 2.0), 0.0)  # send/recv to the next stage
     return gemm + elementwise + attention + comm_s + p2p
 
 
-def iteration_s(f, t, node, hw, n_dec, n_pf, ctx_dec, ctx_pf):
-    """One engine iteration: pp micro-batches through pp stages, plus the engine overhead."""
+def iteration_s(f, t, lk, hw, n_dec, n_pf, ctx_dec, ctx_pf):
+    """One engine iteration: pp micro-batches through pp stages, plus the engine overhead
+    (lk: comm_links of the table)."""
     pp = t["pp"]
-    return pp * stage_s(f, t, node, hw, n_dec / pp, n_pf / pp, ctx_dec, ctx_pf) + STEP_OVERHEAD_S
+    return pp * stage_s(f, t, lk, hw, n_dec / pp, n_pf / pp, ctx_dec, ctx_pf) + STEP_OVERHEAD_S
 
 
 def mm1_wait_quantile(lam, mu, q: float):
