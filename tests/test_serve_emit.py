@@ -6,6 +6,7 @@ import os
 import shlex
 import subprocess
 
+import numpy as np
 import pytest
 import yaml
 from click.testing import CliRunner
@@ -211,3 +212,29 @@ def test_unknown_plan_values_are_input_errors():
         broken = {**r, "plan": {**r["plan"], key: bad}}
         with pytest.raises(InputError, match=bad):
             L.serving_files(sc, broken)
+
+
+def test_serving_report_is_self_contained_small_and_quick(tmp_path):
+    import time
+
+    from planner.serve.report import batch_sweep, serving_report
+    from planner.serve.search import solve_serving
+
+    sc = load_serving_scenario(SERVE_70B)
+    res = solve_serving(sc)
+    t0 = time.perf_counter()
+    html = serving_report(res, sc)
+    assert time.perf_counter() - t0 < 5.0
+    assert len(html.encode()) < 1.5 * 2**20
+    assert "<script" not in html and "http://" not in html.replace("http://www.w3.org", "")
+    for kind in ("memory", "latency", "cost"):
+        assert f'data-chart="{kind}"' in html
+    # the sweep: more sequences per step give more tokens/s per GPU and a longer time per token
+    for c in batch_sweep(sc, res["plans"][:3]):
+        assert len(c["batch"]) >= 3
+        assert np.all(np.diff(c["tok_s_gpu"]) > 0) and np.all(np.diff(c["tpot_ms"]) >= 0)
+    out = tmp_path / "r.html"
+    assert runner.invoke(main, ["serve", str(SERVE_70B), "--report", str(out)]).exit_code == 0
+    assert out.read_text().startswith("<!DOCTYPE html>")
+    r = runner.invoke(main, ["serve", str(SERVE_70B), "--report", str(out)])
+    assert r.exit_code == 2 and "--force" in r.output
