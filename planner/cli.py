@@ -254,7 +254,8 @@ def compare(purchases, budget, vary, as_json, csv_path, report_path, force, work
         from planner.report.compare_html import write_compare_report
 
         (err if as_json else out).print(f"wrote {write_compare_report(result, report_path, force=force)}", soft_wrap=True)
-    if not any(r["plan"] for r in result["options"]) or result.get("best_mix", {}).get("status") == "infeasible":
+    if not any(r["plan"] for r in result["options"] + result.get("serving", [])) \
+            or result.get("best_mix", {}).get("status") == "infeasible":
         sys.exit(1)
 
 

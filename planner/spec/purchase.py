@@ -15,7 +15,14 @@ clusters:
 workloads:
   - {name: dense-8b, model: llama-3.1-8b, seq_len: 8192, global_batch: 512, tokens: 1.0e12,
      weight: 1, deadline_days: 30}
+serving_workloads:                 # optional: traffic to serve on the same options (planner serve)
+  - name: chat-70b
+    model: llama-3.1-70b
+    serving: {input_tokens: 2048, output_tokens: 512, requests_per_s: 40,
+              slo: {ttft_ms_p90: 800, tpot_ms_p90: 40}}
+    hours_per_year: 8760           # how long the traffic runs in a year (default: all year)
 ```
+A file holds `workloads` (training), `serving_workloads`, or both.
 
 Defaults of the owned-cluster terms, each from a public source:
   pue 1.58                 - Uptime Institute Global Data Center Survey 2023: industry-average annual PUE.
@@ -38,6 +45,7 @@ from planner.spec.base import NonNegFloat, PosFloat, Strict
 from planner.spec.hardware import Cluster
 from planner.spec.model import ModelSpec
 from planner.spec.scenario import SearchOptions, Training
+from planner.spec.serving import Serving, ServingSearch
 
 DEFAULT_PUE = 1.58
 DEFAULT_USD_PER_KWH = 0.0806
@@ -121,14 +129,37 @@ class Workload(Training):
         return Training(**{k: getattr(self, k) for k in Training.model_fields})
 
 
+HOURS_PER_YEAR = 8760.0  # 365 x 24
+
+
+class ServingWorkload(Strict):
+    """Traffic to serve on every cluster option (a serving scenario without the cluster): the
+    cheapest plan of `planner serve` on the option, priced for `hours_per_year`."""
+
+    name: str = Field(min_length=1)
+    model: ModelSpec
+    serving: Serving
+    search: ServingSearch = ServingSearch()
+    hours_per_year: PosFloat = Field(HOURS_PER_YEAR, le=HOURS_PER_YEAR)
+    weight: PosFloat = Field(1.0, le=1e6)
+
+
 class PurchaseFile(Strict):
     name: str = "purchases"
     clusters: list[ClusterOption] = Field(min_length=1, max_length=100)
-    workloads: list[Workload] = Field(min_length=1, max_length=100)
+    workloads: list[Workload] = Field(default_factory=list, max_length=100)
+    serving_workloads: list[ServingWorkload] = Field(default_factory=list, max_length=100)
     budget_usd: PosFloat | None = Field(None, description="default for --budget")
 
     @model_validator(mode="after")
     def _unique_names(self):
+        if not self.workloads and not self.serving_workloads:
+            raise ValueError("give at least one of workloads (training) or serving_workloads")
+        names = [w.name for w in self.workloads] + [w.name for w in self.serving_workloads]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"workload names must be unique across workloads and serving_workloads; "
+                             f"repeated: {', '.join(dupes)}")
         for kind in ("clusters", "workloads"):
             names = [x.name for x in getattr(self, kind)]
             dupes = sorted({n for n in names if names.count(n) > 1})
@@ -139,7 +170,7 @@ class PurchaseFile(Strict):
 
 def is_purchase(data: Any) -> bool:
     """A purchase file is told from a scenario by its top-level keys."""
-    return isinstance(data, dict) and ("clusters" in data or "workloads" in data)
+    return isinstance(data, dict) and ("clusters" in data or "workloads" in data or "serving_workloads" in data)
 
 
 def _resolved(data: Any, base_dir: Path, file: str) -> Any:
@@ -153,18 +184,20 @@ def _resolved(data: Any, base_dir: Path, file: str) -> Any:
         data["clusters"] = [
             {**c, "node": resolve_node(c["node"], file, key=f"clusters.{i}.node")}
             if isinstance(c, dict) and "node" in c else c for i, c in enumerate(data["clusters"])]
-    if isinstance(data.get("workloads"), list):
+    for kind in ("workloads", "serving_workloads"):
+        if not isinstance(data.get(kind), list):
+            continue
         out = []
-        for i, w in enumerate(data["workloads"]):
+        for i, w in enumerate(data[kind]):
             if isinstance(w, dict) and "model" in w:
                 try:
                     w = {**w, "model": resolve_model(w["model"], base_dir, file)}
                 except InputError as exc:
                     if exc.file != file:  # the error is inside a config.json: its own keys
                         raise
-                    raise InputError(exc.message, file=file, key=f"workloads.{i}.{exc.key}") from None
+                    raise InputError(exc.message, file=file, key=f"{kind}.{i}.{exc.key}") from None
             out.append(w)
-        data["workloads"] = out
+        data[kind] = out
     return data
 
 
@@ -182,4 +215,5 @@ def validate_purchases(path: str | Path) -> str:
     pf = load_purchases(path)
     options = sum(len(c.node_counts) for c in pf.clusters)
     return (f"{path}: valid purchase file '{pf.name}': {len(pf.clusters)} clusters ({options} node counts), "
-            f"{len(pf.workloads)} workloads")
+            f"{len(pf.workloads)} workloads" + (f", {len(pf.serving_workloads)} serving workloads"
+                                                   if pf.serving_workloads else ""))
