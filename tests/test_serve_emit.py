@@ -119,6 +119,11 @@ def test_plan_values_reach_the_engine_flags():
     assert flags["--tp-size"] == "4" and flags["--max-running-requests"] == "300"
     assert flags["--kv-cache-dtype"] == "fp8_e4m3"
     assert float(flags["--mem-fraction-static"]) == float(L.E.sglang_mem_fraction(4))
+    assert flags["--quantization"] == "fp8"
+    # a pre-quantised checkpoint's method is read by the engine: no flag that could contradict it
+    r = result(sc, "engine=vllm,weights=int4-awq,kv_cache=bf16,tp=4")
+    flags = dict(flag_values(exec_words(L.serving_files(sc, r)["serve.sh"])))
+    assert "--quantization" not in flags and "AWQ" in L.serving_files(sc, r)["README.txt"]
 
 
 def test_unknown_flag_or_value_is_refused(monkeypatch):

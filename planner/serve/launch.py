@@ -42,19 +42,21 @@ IMAGES = {"vllm": "vllm/vllm-openai:v0.33.0", "sglang": "lmsysorg/sglang:v0.5.23
           "trtllm": "nvcr.io/nvidia/tensorrt-llm/release:latest"}
 
 # Weight scheme -> (vLLM --quantization, SGLang --quantization, checkpoint the scheme needs).
-# None: no flag (bf16/fp16 run from the original checkpoint; int8 W8A8 is read from the
-# checkpoint's quantization_config by vLLM). fp8 in vLLM / SGLang also quantises a BF16 checkpoint
-# online; every other scheme needs a checkpoint already in that format (TensorRT-LLM reads the
-# format of every scheme from the checkpoint: ModelOpt hf_quant_config.json).
+# Only fp8 names a method: both engines quantise a BF16 checkpoint to FP8 when they load it. Every
+# other scheme needs a checkpoint already in that format, whose quantization_config the engines read
+# (vLLM 0.33 config/model.py refuses a --quantization that differs from the checkpoint's method, and
+# picks the Marlin kernels for AWQ / GPTQ by itself); TensorRT-LLM reads every scheme from the
+# checkpoint (ModelOpt hf_quant_config.json).
 QUANT = {
     "bf16": (None, None, "the original BF16 checkpoint"),
     "fp16": (None, None, "the original checkpoint (run in FP16)"),
-    "fp8": ("fp8", "fp8", "a BF16 checkpoint (quantised to FP8 on load) or an FP8 checkpoint"),
-    "int8": (None, "w8a8_int8", "a W8A8 INT8 checkpoint (e.g. llm-compressor / SmoothQuant)"),
-    "nvfp4": ("modelopt_fp4", "modelopt_fp4", "an NVFP4 checkpoint (NVIDIA TensorRT Model Optimizer)"),
-    "mxfp4": ("mxfp4", "mxfp4", "an MXFP4 checkpoint (e.g. gpt-oss)"),
-    "int4-awq": ("awq_marlin", "awq_marlin", "an AWQ 4-bit checkpoint (group size 128)"),
-    "int4-gptq": ("gptq_marlin", "gptq_marlin", "a GPTQ 4-bit checkpoint (group size 128)"),
+    "fp8": ("fp8", "fp8", "the BF16 checkpoint, quantised to FP8 when loaded (vLLM / SGLang; for an FP8 "
+                          "checkpoint drop --quantization: the engine reads the method from it)"),
+    "int8": (None, None, "a W8A8 INT8 checkpoint (e.g. llm-compressor / SmoothQuant)"),
+    "nvfp4": (None, None, "an NVFP4 checkpoint (NVIDIA TensorRT Model Optimizer)"),
+    "mxfp4": (None, None, "an MXFP4 checkpoint (e.g. gpt-oss)"),
+    "int4-awq": (None, None, "an AWQ 4-bit checkpoint (group size 128)"),
+    "int4-gptq": (None, None, "a GPTQ 4-bit checkpoint (group size 128)"),
 }
 DTYPE = {"bf16": "bfloat16", "fp16": "float16"}
 # KV-cache scheme -> value of each engine's KV dtype key (SGLang has no float16 choice: its "auto"

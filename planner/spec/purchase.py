@@ -38,7 +38,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from planner.errors import InputError
 from planner.spec.base import NonNegFloat, PosFloat, Strict
@@ -147,14 +147,19 @@ class ServingWorkload(Strict):
 class PurchaseFile(Strict):
     name: str = "purchases"
     clusters: list[ClusterOption] = Field(min_length=1, max_length=100)
-    workloads: list[Workload] = Field(default_factory=list, max_length=100)
     serving_workloads: list[ServingWorkload] = Field(default_factory=list, max_length=100)
+    workloads: list[Workload] = Field(default_factory=list, max_length=100, validate_default=True)
     budget_usd: PosFloat | None = Field(None, description="default for --budget")
+
+    @field_validator("workloads")
+    @classmethod
+    def _some_work(cls, value, info):
+        if not value and not info.data.get("serving_workloads"):
+            raise ValueError("give at least one workload (training), or serving_workloads")
+        return value
 
     @model_validator(mode="after")
     def _unique_names(self):
-        if not self.workloads and not self.serving_workloads:
-            raise ValueError("give at least one of workloads (training) or serving_workloads")
         names = [w.name for w in self.workloads] + [w.name for w in self.serving_workloads]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
