@@ -245,13 +245,25 @@ def k8s_words(args: list) -> list[str]:
     return out
 
 
-def server_args(scenario, result: dict, config_path: str) -> tuple[list, dict | None]:
-    """(server command words, TensorRT-LLM YAML or None) of one replica, checked against the flags."""
+NIXL_VLLM = json.dumps({"kv_connector": "NixlConnector", "kv_role": "kv_both"}, separators=(",", ":"))
+
+
+def role_args(engine: str, role: str | None) -> list:
+    """Flags of one pool of a disaggregated plan (prefill or decode instances), KV cache over NIXL:
+    vLLM `--kv-transfer-config` with its NixlConnector (vllm/config/kv_transfer.py, role kv_both on
+    both pools); SGLang `--disaggregation-mode prefill|decode` with `--disaggregation-transfer-backend
+    nixl`; TensorRT-LLM: `cache_transceiver_config` in the YAML (trtllm_config)."""
+    if role is None or engine == "trtllm":
+        return []
+    if engine == "vllm":
+        return ["--kv-transfer-config", NIXL_VLLM]
+    return ["--disaggregation-mode", role, "--disaggregation-transfer-backend", "nixl"]
+
+
+def server_args(scenario, result: dict, config_path: str, role: str | None = None) -> tuple[list, dict | None]:
+    """(server command words, TensorRT-LLM YAML or None) of one replica (of the prefill or decode
+    pool when `role` is given), checked against the pinned engine's flags."""
     plan = result["plan"]
-    if plan.get("prefill_replicas"):
-        raise InputError("disaggregated prefill/decode plans: launch files are not emitted yet (each engine "
-                         "needs its KV-transfer connector and a router in front); emit a plan with "
-                         "prefill_replicas=0", key="plan")
     for key, known in (("weights", QUANT), ("kv_cache", KV_DTYPE["vllm"])):
         if plan.get(key) not in known:
             raise InputError(f"'{plan.get(key)}' is not one of {', '.join(known)}", key=f"plan {key}")
@@ -264,20 +276,26 @@ def server_args(scenario, result: dict, config_path: str) -> tuple[list, dict | 
         args = sglang_args(scenario, plan, nodes)
     elif engine == "trtllm":
         cfg = trtllm_config(scenario, plan)
+        if plan.get("prefill_replicas"):
+            cfg["cache_transceiver_config"] = {"backend": "NIXL"}
         check_trtllm_config(cfg)
         args = trtllm_args(config_path)
     else:
         raise InputError(f"unknown engine '{engine}' (expected vllm, sglang or trtllm)", key="plan engine")
+    args = args + role_args(engine, role)
     check_args(engine, args)
     return args, cfg
 
 
-def serve_script(scenario, plan: dict, args: list, nodes: int) -> str:
+def serve_script(scenario, plan: dict, args: list, nodes: int, role: str | None = None) -> str:
     """serve.sh: starts this replica's server on this node (set NODE_RANK and HEAD_ADDR on every
     node of a multi-node replica)."""
+    count = plan["prefill_replicas"] if role == "prefill" else plan["replicas"]
+    what = f"{role} instance" if role else "replica"
     lines = ["#!/usr/bin/env bash", f"# {plan_text(plan)}",
-             f"# One {plan['engine']} server = one replica of {plan['tp'] * plan['pp']} GPU(s); "
-             f"start {plan['replicas']} of them behind a load balancer.",
+             f"# One {plan['engine']} server = one {what} of {plan['tp'] * plan['pp']} GPU(s); "
+             f"start {count} of them" + (" behind a load balancer." if not role else
+                                         " behind the disaggregation router (README.txt)."),
              "# MODEL: checkpoint path or Hugging Face id (see README.txt for the format it needs).",
              "set -euo pipefail", 'cd "$(dirname "$0")"']
     if plan["engine"] == "trtllm" and nodes > 1:
@@ -293,7 +311,8 @@ def slurm_script(scenario, plan: dict, nodes: int, per_node: int) -> str:
     """slurm.sbatch: a job array, one task per replica, each on `nodes` nodes."""
     name = safe_name(f"serve-{scenario.name}")
     per_task = per_node if plan["engine"] == "trtllm" and nodes > 1 else 1
-    lines = ["#!/bin/bash", f"#SBATCH --job-name={name}", f"#SBATCH --array=0-{plan['replicas'] - 1}",
+    prefill = plan.get("prefill_replicas", 0)
+    lines = ["#!/bin/bash", f"#SBATCH --job-name={name}", f"#SBATCH --array=0-{prefill + plan['replicas'] - 1}",
              f"#SBATCH --nodes={nodes}", f"#SBATCH --ntasks-per-node={per_task}",
              f"#SBATCH --gpus-per-node={per_node}",
              "# One array task per replica; put a load balancer in front of the tasks' port "
@@ -302,10 +321,15 @@ def slurm_script(scenario, plan: dict, nodes: int, per_node: int) -> str:
              'export HEAD_ADDR="$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)"']
     if plan["engine"] == "sglang" and nodes > 1:
         lines.append(f'export DIST_INIT="${{HEAD_ADDR}}:{MASTER_PORT}"')
+    script = "./serve.sh"
+    if prefill:  # array tasks 0 .. prefill-1 run prefill instances, the rest decode instances
+        lines.append(f'if [ "$SLURM_ARRAY_TASK_ID" -lt {prefill} ]; then SCRIPT=./serve-prefill.sh; '
+                     'else SCRIPT=./serve-decode.sh; fi')
+        script = '"$SCRIPT"'
     if per_task > 1:
-        lines.append("srun --mpi=pmix ./serve.sh")
+        lines.append(f"srun --mpi=pmix {script}")
     else:
-        lines.append("srun --ntasks-per-node=1 bash -c 'NODE_RANK=$SLURM_NODEID exec ./serve.sh'")
+        lines.append(f"srun --ntasks-per-node=1 bash -c 'NODE_RANK=$SLURM_NODEID exec \"$0\"' {script}")
     return "\n".join(lines + [""])
 
 
@@ -328,10 +352,13 @@ def _pod(plan: dict, name: str, args: list, per_node: int, trt: bool) -> dict:
             "spec": {"containers": [_container(plan, name, args, per_node, trt)], "volumes": vols}}
 
 
-def k8s_manifest(scenario, plan: dict, args: list, cfg: dict | None, nodes: int, per_node: int) -> str:
+def k8s_manifest(scenario, plan: dict, args: list, cfg: dict | None, nodes: int, per_node: int,
+                 role: str | None = None) -> str:
     """k8s.yaml: a Deployment (replica on one node) or a LeaderWorkerSet (replica over nodes), a
-    Service in front, and for TensorRT-LLM the YAML as a ConfigMap."""
-    name = safe_name(f"{plan['engine']}-{scenario.name}", 52)
+    Service in front, and for TensorRT-LLM the YAML as a ConfigMap; one set per pool of a
+    disaggregated plan."""
+    name = safe_name(f"{plan['engine']}-{scenario.name}", 44) + (f"-{role}" if role else "")
+    replicas = plan["prefill_replicas"] if role == "prefill" else plan["replicas"]
     trt = cfg is not None
     docs = []
     if trt:
@@ -339,7 +366,7 @@ def k8s_manifest(scenario, plan: dict, args: list, cfg: dict | None, nodes: int,
                      "data": {TRT_YAML: yaml.safe_dump(cfg, sort_keys=False)}})
     if nodes == 1:
         docs.append({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
-                     "spec": {"replicas": plan["replicas"], "selector": {"matchLabels": {"app": name}},
+                     "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
                               "template": _pod(plan, name, args, per_node, trt)}})
     else:
         leader = _pod(plan, name, args, per_node, trt)
@@ -347,21 +374,20 @@ def k8s_manifest(scenario, plan: dict, args: list, cfg: dict | None, nodes: int,
         worker = _pod(plan, name, worker_args, per_node, trt)
         docs.append({"apiVersion": "leaderworkerset.x-k8s.io/v1", "kind": "LeaderWorkerSet",
                      "metadata": {"name": name},
-                     "spec": {"replicas": plan["replicas"],
+                     "spec": {"replicas": replicas,
                               "leaderWorkerTemplate": {"size": nodes, "leaderTemplate": leader,
                                                        "workerTemplate": worker}}})
     docs.append({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
                  "spec": {"selector": {"app": name}, "ports": [{"port": PORT, "targetPort": PORT}]}})
-    head = (f"# {plan_text(plan)}\n# Set MODEL (env) to the checkpoint; images are the engines' public "
-            "repositories: check the tag.\n")
-    return head + yaml.safe_dump_all(docs, sort_keys=False)
+    return yaml.safe_dump_all(docs, sort_keys=False)
 
 
 def plan_text(plan: dict) -> str:
     """The plan as `planner serve --plan` text."""
     keys = ("engine", "weights", "kv_cache", "tp", "pp", "ep", "replicas", "max_batch", "max_batched_tokens")
     text = ",".join(f"{k}={plan[k]}" for k in keys if k in plan)
-    return text + (",attn_dp=true" if plan.get("attn_dp") else "")
+    text += ",attn_dp=true" if plan.get("attn_dp") else ""
+    return text + (f",prefill_replicas={plan['prefill_replicas']}" if plan.get("prefill_replicas") else "")
 
 
 def serving_files(scenario, result: dict) -> dict[str, str]:
@@ -371,14 +397,21 @@ def serving_files(scenario, result: dict) -> dict[str, str]:
 
     plan = result["plan"]
     _, nodes, per_node = layout(scenario, plan)
-    args, cfg = server_args(scenario, result, TRT_YAML)
-    files = {"serve.sh": serve_script(scenario, plan, args, nodes),
-             "slurm.sbatch": slurm_script(scenario, plan, nodes, per_node),
-             "plan.json": json.dumps(result, indent=2, allow_nan=False) + "\n"}
-    if not (cfg is not None and nodes > 1):  # multi-node TensorRT-LLM needs an MPI launcher (README)
-        k8s_args = trtllm_args(f"/config/{TRT_YAML}") if cfg is not None else args
-        files["k8s.yaml"] = k8s_manifest(scenario, plan, k8s_args, cfg, nodes, per_node)
+    roles = ["prefill", "decode"] if plan.get("prefill_replicas") else [None]
+    files, manifests, every_args = {}, [], []
+    for role in roles:
+        args, cfg = server_args(scenario, result, TRT_YAML, role)
+        every_args += args
+        files["serve.sh" if role is None else f"serve-{role}.sh"] = serve_script(scenario, plan, args, nodes, role)
+        if not (cfg is not None and nodes > 1):  # multi-node TensorRT-LLM needs an MPI launcher (README)
+            k8s_args = trtllm_args(f"/config/{TRT_YAML}") if cfg is not None else args
+            manifests.append(k8s_manifest(scenario, plan, k8s_args, cfg, nodes, per_node, role))
+    files["slurm.sbatch"] = slurm_script(scenario, plan, nodes, per_node)
+    files["plan.json"] = json.dumps(result, indent=2, allow_nan=False) + "\n"
+    if manifests:
+        files["k8s.yaml"] = (f"# {plan_text(plan)}\n# Set MODEL (env) to the checkpoint; images are the engines' "
+                             "public repositories: check the tag.\n" + "---\n".join(manifests))
     if cfg is not None:
         files[TRT_YAML] = f"# trtllm-serve --extra_llm_api_options {TRT_YAML}\n" + yaml.safe_dump(cfg, sort_keys=False)
-    files["README.txt"] = readme(scenario, result, args, cfg, nodes, per_node, sorted(files))
+    files["README.txt"] = readme(scenario, result, every_args, cfg, nodes, per_node, sorted(files))
     return files

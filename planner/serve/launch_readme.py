@@ -22,6 +22,7 @@ MEANING = {
     "--nnodes": "nodes one replica spans", "--node-rank": "this node's index within the replica",
     "--master-addr": "address of the replica's first node", "--master-port": "its rendezvous port",
     "--headless": "worker node without an API server (vLLM, node rank > 0)",
+    "--kv-transfer-config": "KV-cache transfer between prefill and decode instances (NixlConnector)",
     # SGLang 0.5.23 (`python -m sglang.launch_server --help`)
     "--model-path": "checkpoint (path or Hugging Face id)",
     "--tp-size": "tensor-parallel GPUs of one model copy", "--pp-size": "pipeline stages",
@@ -31,6 +32,8 @@ MEANING = {
     "--chunked-prefill-size": "most prefill tokens per step (chunked prefill)",
     "--context-length": "longest request (input + output tokens) accepted",
     "--dist-init-addr": "host:port of the replica's first node",
+    "--disaggregation-mode": "this instance only prefills or only decodes (disaggregated plan)",
+    "--disaggregation-transfer-backend": "library that moves the KV cache between instances",
     # TensorRT-LLM trtllm-serve and its LLM-API YAML
     "--backend": "TensorRT-LLM runtime (pytorch: no engine build step)",
     "--extra_llm_api_options": "YAML of LLM-API arguments; overrides the command line",
@@ -45,6 +48,8 @@ MEANING = {
                                                 "that the KV cache takes",
     "kv_cache_config.dtype": "number format of the KV cache",
     "kv_cache_config.enable_block_reuse": "reuse KV blocks of shared prompt prefixes",
+    "cache_transceiver_config.backend": "library that moves the KV cache between context and generation "
+                                        "instances (disaggregated plan)",
 }
 
 
@@ -57,6 +62,8 @@ def _keys(args: list, cfg: dict | None) -> list[str]:
 
 FILE_NOTES = {
     "serve.sh": "starts one replica's server on this node: MODEL=<checkpoint> ./serve.sh",
+    "serve-prefill.sh": "starts one prefill instance (disaggregated plan) on this node",
+    "serve-decode.sh": "starts one decode instance (disaggregated plan) on this node",
     "slurm.sbatch": "Slurm job array, one task per replica: MODEL=<checkpoint> sbatch slurm.sbatch",
     "k8s.yaml": "Kubernetes: Deployment (or LeaderWorkerSet for multi-node replicas) + Service",
     "plan.json": "the planner's estimate of this plan (planner serve --json object)",
@@ -93,6 +100,11 @@ def readme(scenario, result: dict, args: list, cfg: dict | None, nodes: int, per
     if "k8s.yaml" not in names:
         lines.append("  (no k8s.yaml: a TensorRT-LLM replica over several nodes needs an MPI launcher; "
                      "use slurm.sbatch)")
+    if plan.get("prefill_replicas"):
+        lines += ["", f"Disaggregated: {plan['prefill_replicas']} prefill and {plan['replicas']} decode instances; "
+                  "the router that sends each request to a prefill, then a decode instance is not emitted (vLLM: "
+                  "its disaggregated-serving proxy example; SGLang: sglang-router with --pd-disaggregation; "
+                  "TensorRT-LLM: trtllm-serve disaggregated -c <config naming the instances>)."]
     lines += ["", "Keys (the engine's own meaning):"]
     lines += [f"  {k:<42} {MEANING[k]}" for k in _keys(args, cfg)]
     lines += ["", "Every flag and value above exists in the pinned engine version (checked against the flag list "
