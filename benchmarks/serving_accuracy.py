@@ -103,6 +103,8 @@ def point_scenario(r: dict, rate: float | None = None) -> tuple[ServingScenario,
         lim = wl.get("latency_constraints") or {}
         serving["slo"] = {k: lim[src] for k, src in (("ttft_ms_p90", "ttft_ms"), ("tpot_ms_p90", "tpot_ms"))
                           if lim.get(src)}
+    elif wl.get("concurrency"):
+        serving["concurrency"] = wl["concurrency"]
     else:
         serving["offline"] = True
     data = {"name": r["id"], "model": model_dict(r["model"]),
@@ -118,6 +120,10 @@ def point_scenario(r: dict, rate: float | None = None) -> tuple[ServingScenario,
     ep = par.get("ep") or 1
     attn_dp = bool(par.get("dp") and par["dp"] > 1)
     plan = f"engine={engine},weights={w},kv_cache={kv},tp={tp},pp={pp},ep={ep},replicas={inst},attn_dp={attn_dp}"
+    ranks = tp if attn_dp else 1  # TensorRT-LLM limits are per attention-DP rank
+    for key, name in (("max_batch_size_per_rank", "max_batch"), ("max_num_tokens_per_rank", "max_batched_tokens")):
+        if par.get(key):
+            plan += f",{name}={par[key] * ranks}"
     measured = r["measured"].get("output_tokens_per_sec_total") or r["derived"]["output_tokens_per_sec_total"]
     return sc, plan, float(measured)
 
