@@ -180,3 +180,14 @@ def test_disaggregation_wins_for_long_prompts_under_a_tight_tpot(tmp_path):
     loose = json.loads(run("serve", write(tmp_path, "b.yaml", text.replace("TPOT", "60")), "--json").stdout)
     assert tight["plans"][0]["plan"]["disaggregated"]
     assert not loose["plans"][0]["plan"]["disaggregated"]
+
+
+def test_search_disaggregated_switch(tmp_path):
+    from planner.serve.search import candidate_table
+    from planner.spec.serving import load_serving_scenario
+
+    base = SERVE_70B.read_text()
+    only_colo = write(tmp_path, "a.yaml", base.replace("kv_cache: [bf16, fp8]", "kv_cache: [bf16, fp8]\n  disaggregated: [false]"))
+    only_dis = write(tmp_path, "b.yaml", base.replace("kv_cache: [bf16, fp8]", "kv_cache: [bf16, fp8]\n  disaggregated: [true]"))
+    assert (candidate_table(load_serving_scenario(only_colo))["prefill_replicas"] == 0).all()
+    assert (candidate_table(load_serving_scenario(only_dis))["prefill_replicas"] > 0).all()
