@@ -167,3 +167,27 @@ def test_search_offers_disaggregated_plans():
     dis = t["prefill_replicas"] > 0
     assert dis.any() and (~dis).any()
     assert (t["tp"] * t["pp"] * (t["replicas"] + t["prefill_replicas"]) <= 64).all()
+
+
+def test_disaggregation_wins_for_long_prompts_under_a_tight_tpot(tmp_path):
+    # 8,000-token prompts, 15 ms TPOT: colocated instances must keep prefill chunks out of the
+    # decode steps with small batches; separate prefill instances let decode batch more.
+    text = ("model: llama-3.1-70b\ncluster: {node: dgx-h100, nodes: 4}\n"
+            "serving: {input_tokens: 8000, output_tokens: 256, requests_per_s: 8, "
+            "slo: {ttft_ms_p90: 3000, tpot_ms_p90: TPOT}}\n"
+            "search: {engines: [vllm], weights: [fp8], kv_cache: [fp8]}\n")
+    tight = json.loads(run("serve", write(tmp_path, "a.yaml", text.replace("TPOT", "15")), "--json").stdout)
+    loose = json.loads(run("serve", write(tmp_path, "b.yaml", text.replace("TPOT", "60")), "--json").stdout)
+    assert tight["plans"][0]["plan"]["disaggregated"]
+    assert not loose["plans"][0]["plan"]["disaggregated"]
+
+
+def test_search_disaggregated_switch(tmp_path):
+    from planner.serve.search import candidate_table
+    from planner.spec.serving import load_serving_scenario
+
+    base = SERVE_70B.read_text()
+    only_colo = write(tmp_path, "a.yaml", base.replace("kv_cache: [bf16, fp8]", "kv_cache: [bf16, fp8]\n  disaggregated: [false]"))
+    only_dis = write(tmp_path, "b.yaml", base.replace("kv_cache: [bf16, fp8]", "kv_cache: [bf16, fp8]\n  disaggregated: [true]"))
+    assert (candidate_table(load_serving_scenario(only_colo))["prefill_replicas"] == 0).all()
+    assert (candidate_table(load_serving_scenario(only_dis))["prefill_replicas"] > 0).all()

@@ -120,7 +120,39 @@ def _prefill_pool(ctx, t, in_tokens):
 
 def evaluate(sc, t: dict) -> dict:
     """Arrays of every quantity for each plan of table t (keys: engine, wq, kv, tp, pp, ep, attn_dp,
-    replicas, max_batch, max_batched_tokens)."""
+    replicas, max_batch, max_batched_tokens, prefill_replicas). In a table of many plans, the time
+    model runs only on plans whose KV cache holds at least one sequence; the others keep their
+    memory figures and get no throughput (they cannot serve)."""
+    n = len(t["tp"])
+    if n <= 1:
+        return _evaluate(sc, t)
+    ctx = Context(sc)
+    mem = memory_table(ctx.facts, t, ctx.cap_bytes, ctx.hw["bpe"][t["wq"]], E.KV_BYTES[t["kv"]],
+                       ctx.in_mean, ctx.out_mean, ctx.in_p90, ctx.out_p90)
+    alive = (mem["verdict"] < 2) & (np.minimum(t["max_batch"], mem["seqs_running"]) >= 1)
+    if alive.all():
+        return _evaluate(sc, t)
+    sub = _evaluate(sc, {k: v[alive] for k, v in t.items()})
+
+    def full(x, fill):
+        out = np.full(n, fill, dtype=np.result_type(x, type(fill)))
+        out[alive] = x
+        return out
+
+    gpus = t["tp"] * t["pp"] * (t["replicas"] + t.get("prefill_replicas", 0))
+    price = ctx.price
+    ev = {"ctx": sub["ctx"], "mem": mem, "gpus": gpus,
+          "usd_per_hour": gpus * price if price is not None else np.full(n, np.nan)}
+    for k, fill in (("batch", 0.0), ("batch_cap", 0.0), ("iteration_s", np.inf), ("out_tok_s", 0.0),
+                    ("usd_per_m", np.inf), ("stable", False), ("meets_slo", False), ("goodput", 0.0),
+                    ("capacity_tok_s", 0.0)):
+        ev[k] = full(sub[k], fill)
+    for k in ("ttft", "tpot"):
+        ev[k] = {q: full(v, np.inf) for q, v in sub[k].items()}
+    return ev
+
+
+def _evaluate(sc, t: dict) -> dict:
     ctx = Context(sc)
     ctx.links = timing.comm_links(ctx.node, t)
     s = sc.serving

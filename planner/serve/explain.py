@@ -18,6 +18,12 @@ def explain_serving(sc, t: dict, ev: dict) -> dict:
     from planner.serve.search import max_gpus
 
     g = max_gpus(sc)
+    if not len(t["tp"]):
+        reasons.append(f"no layout to evaluate: search.disaggregated set to true only needs at least two instances "
+                       f"(one prefill, one decode) and {g} GPU(s) are available")
+        fixes.append({"change": "allow colocated plans (add false to search.disaggregated) or more GPUs",
+                      "why": "a single instance cannot be split into prefill and decode pools"})
+        return {"reasons": reasons, "fixes": fixes}
     if not fits.any():
         cap = gpu.memory_gib * E.GIB * E.VLLM_GPU_MEMORY_UTILIZATION
         need = {}

@@ -99,7 +99,10 @@ def candidate_table(sc) -> dict[str, np.ndarray]:
     t = {k: v[keep] for k, v in t.items()}
     t["max_batched_tokens"] = E.default_max_batched_tokens(t["engine"], gpu.memory_gib, sc.serving.offline)
     t["prefill_replicas"] = np.zeros_like(t["tp"])
-    return _with_disaggregated(t)
+    both = _with_disaggregated(t) if True in so.disaggregated else t
+    if False not in so.disaggregated:
+        both = {k: v[both["prefill_replicas"] > 0] for k, v in both.items()}
+    return both
 
 
 def _with_disaggregated(t: dict) -> dict:

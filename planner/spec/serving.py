@@ -105,6 +105,9 @@ class ServingSearch(Strict):
     ep: list[PosInt] | None = None
     max_batch: list[PosInt] | None = Field(None, description="max running sequences to try; default "
                                            "each engine's default and powers of two below it")
+    disaggregated: list[bool] = Field(default_factory=lambda: [False, True], min_length=1,
+                                      description="colocated (false) and/or separate prefill and decode "
+                                      "instances (true)")
 
 
 class ServingScenario(Strict):
