@@ -214,6 +214,10 @@ def test_cli_emit_is_atomic_and_refuses_to_overwrite(tmp_path):
     assert r.exit_code == 0 and yaml.safe_load((out / L.TRT_YAML).read_text().split("\n", 1)[1])[
         "tensor_parallel_size"] == 8
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+    # --force with another engine: the TensorRT-LLM YAML of the previous plan is removed
+    r = runner.invoke(main, ["serve", str(SERVE_70B), "--plan", "engine=vllm,weights=fp8,tp=4", "--emit", str(out),
+                             "--force"])
+    assert r.exit_code == 0 and not (out / L.TRT_YAML).exists() and "vllm serve" in (out / "serve.sh").read_text()
 
 
 def test_readme_names_every_emitted_key():

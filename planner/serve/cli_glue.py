@@ -40,6 +40,10 @@ def emit_plans(sc, plans: list[dict], out_dir: str, force: bool) -> list[Path]:
     for k, files in built:
         d = root / (f"rank{k}" if len(plans) > 1 else "")
         d.mkdir(parents=True, exist_ok=True)
+        from planner.serve.launch import LAUNCH_NAMES
+
+        for stale in LAUNCH_NAMES - set(files):  # with --force: never mix two plans' files
+            (d / stale).unlink(missing_ok=True)
         for name, text in files.items():
             write_atomic(d / name, text, executable=name.endswith(".sh") or name.endswith(".sbatch"))
             paths.append(d / name)

@@ -38,6 +38,9 @@ FLAGS_DIR = Path(__file__).resolve().parent / "engine_flags"
 PORT = 8000
 MASTER_PORT = 29500  # rendezvous port of multi-node replicas (vLLM master, SGLang dist-init)
 TRT_YAML = "trtllm_config.yaml"
+# Every file name an export may write (others in the directory are left alone).
+LAUNCH_NAMES = frozenset({"serve.sh", "serve-prefill.sh", "serve-decode.sh", "slurm.sbatch", "k8s.yaml",
+                          "plan.json", "README.txt", TRT_YAML})
 IMAGES = {"vllm": "vllm/vllm-openai:v0.33.0", "sglang": "lmsysorg/sglang:v0.5.23",
           "trtllm": "nvcr.io/nvidia/tensorrt-llm/release:latest"}
 
