@@ -172,6 +172,14 @@ def test_moe_attention_dp_and_expert_parallel(tmp_path):
     r = result(sc, "engine=vllm,weights=bf16,tp=8,ep=4")
     with pytest.raises(InputError, match="ep=4 with tp=8"):
         L.serving_files(sc, r)
+    r = result(sc, "engine=vllm,weights=bf16,tp=16,ep=16,attn_dp=true")
+    with pytest.raises(InputError, match="several nodes"):
+        L.serving_files(sc, r)
+    r = result(sc, "engine=sglang,weights=bf16,tp=16,ep=16,attn_dp=true")
+    pod = [d for d in yaml.safe_load_all(L.serving_files(sc, r)["k8s.yaml"]) if d["kind"] == "LeaderWorkerSet"]
+    command = pod[0]["spec"]["leaderWorkerTemplate"]["workerTemplate"]["spec"]["containers"][0]["command"]
+    assert command[command.index("--dist-init-addr") + 1] == f"$(LWS_LEADER_ADDRESS):{L.MASTER_PORT}"
+    assert command[command.index("--node-rank") + 1] == "$(LWS_WORKER_INDEX)"
 
 
 def test_names_are_sanitised_and_values_quoted(tmp_path):

@@ -135,6 +135,10 @@ def vllm_args(scenario, plan: dict, nodes: int) -> list:
     if plan["ep"] > 1 and not plan["attn_dp"] and plan["ep"] != plan["tp"]:
         raise InputError(f"vLLM's --enable-expert-parallel spreads experts over all tp x dp GPUs; "
                          f"ep={plan['ep']} with tp={plan['tp']} cannot be expressed", key="plan ep")
+    if plan["attn_dp"] and nodes > 1:
+        raise InputError("a vLLM attention-data-parallel replica over several nodes is not emitted (vLLM's "
+                         "multi-node data-parallel launch numbers each node's ranks); keep the replica within "
+                         "one node or use SGLang / TensorRT-LLM", key="plan attn_dp")
     tp, dp = (1, plan["tp"]) if plan["attn_dp"] else (plan["tp"], 1)
     a = ["vllm", "serve", MODEL, "--host", "0.0.0.0", "--port", str(PORT),
          "--tensor-parallel-size", str(tp), "--pipeline-parallel-size", str(plan["pp"])]
