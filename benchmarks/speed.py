@@ -26,7 +26,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 SCEN = ROOT / "scenarios"
 BENCH = HERE / "scenarios"
-SCENARIOS = sorted(SCEN.glob("*.yaml")) + sorted(BENCH.glob("*.yaml"))
+SCENARIOS = [p for p in sorted(SCEN.glob("*.yaml")) + sorted(BENCH.glob("*.yaml"))
+             if not p.name.startswith("serve")]  # serving scenarios: planner serve
 
 HEAVY = ("131,072", "100 clusters")  # questions run --heavy-runs times (each takes minutes on a busy machine)
 

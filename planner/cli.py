@@ -312,8 +312,28 @@ def compare(purchases, budget, vary, as_json, csv_path, report_path, force, work
         from planner.report.compare_html import write_compare_report
 
         (err if as_json else out).print(f"wrote {write_compare_report(result, report_path, force=force)}", soft_wrap=True)
-    if not any(r["plan"] for r in result["options"]) or result.get("best_mix", {}).get("status") == "infeasible":
+    if not any(r["plan"] for r in result["options"] + result.get("serving", [])) \
+            or result.get("best_mix", {}).get("status") == "infeasible":
         sys.exit(1)
+
+
+@main.command()
+@click.argument("scenario", type=click.Path(dir_okay=False))
+@click.option("--plan", "plan_text", help='one deployment, e.g. "engine=trtllm,weights=fp8,kv_cache=fp8,tp=2,max_batch=512"')
+@click.option("--json", "as_json", is_flag=True, help="print the JSON result")
+@click.option("--top", type=click.IntRange(1, 10000), help="number of plans to show (default: the scenario's top)")
+@click.option("--objective", type=click.Choice(["cost", "latency", "gpus", "throughput"]), help="ranking objective")
+@click.option("--emit", "emit_dir", type=click.Path(file_okay=False),
+              help="also write the engine launch files of the top plans to DIR/rank1, DIR/rank2, ...")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False), help="also write an HTML report")
+@click.option("--force", is_flag=True, help="write into a non-empty --emit directory, replace an existing --report")
+def serve(scenario, plan_text, as_json, top, objective, emit_dir, report_path, force):
+    """Rank inference deployments of a serving SCENARIO (or estimate one --plan)."""
+    from planner.serve.cli_glue import run_serve
+
+    code = run_serve(scenario, plan_text, as_json, top, objective, emit_dir, report_path, force, out, err)
+    if code:
+        sys.exit(code)
 
 
 @main.command()

@@ -338,4 +338,8 @@ def compare(pf: PurchaseFile, budget_usd: float | None = None, vary: list[str] |
         result["best_mix"] = best_mix(pf, result["options"], budget)
     if varies:
         result["sensitivity"] = sensitivity(pf, result["options"], varies)
+    if pf.serving_workloads:  # serving traffic on the same options: planner/serve/purchase.py
+        from planner.serve.purchase import serving_options
+
+        result["serving"] = serving_options(pf)
     return result

@@ -4,7 +4,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 # Purchase files (planner compare) are not scenarios; tests/test_purchase.py runs them.
-SCENARIOS = sorted(p for p in (ROOT / "scenarios").glob("*.yaml") if not p.name.startswith("purchases"))
+SCENARIOS = sorted(p for p in (ROOT / "scenarios").glob("*.yaml") if not p.name.startswith(("purchases", "serve")))
 HF = ROOT / "tests" / "fixtures" / "hf"
 
 

@@ -112,8 +112,9 @@ def sensitivity_table(entries: list[dict]) -> Table:
 
 
 def render_compare(result: dict, console: Console) -> None:
-    console.print(options_table(result))
-    console.print(overall_table(result))
+    if result["options"]:
+        console.print(options_table(result))
+        console.print(overall_table(result))
     mix = result.get("best_mix")
     if mix:
         head = "[bold]best mix[/]" if mix["status"] != "infeasible" else "[red]no mix fits the budget[/]"
@@ -122,6 +123,10 @@ def render_compare(result: dict, console: Console) -> None:
             console.print("  " + line)
     if result.get("sensitivity"):
         console.print(sensitivity_table(result["sensitivity"]))
+    if result.get("serving"):
+        from planner.serve.purchase import serving_table
+
+        console.print(serving_table(result["serving"]))
 
 
 CSV_COLUMNS = ("cluster", "option", "node", "nodes", "gpus", "pricing", "workload", "weight", "days", "cost_usd",

@@ -251,6 +251,9 @@ def load_scenario(path: str | Path):
 
     p = Path(path)
     data = load_yaml(p)
+    if isinstance(data, dict) and "serving" in data and "training" not in data:
+        raise InputError("this is a serving scenario (it has a serving: block, not training:); "
+                         f"plan it with `planner serve {path}`", file=str(path), key="serving")
     sc = validate_model(Scenario, resolve_scenario_dict(data, p.parent, str(path)), file=str(path))
     return check_scenario(sc, str(path))
 
@@ -259,8 +262,15 @@ def validate(path: str | Path) -> str:
     """Validate a scenario or purchase file; returns a one-line summary or raises InputError."""
     from planner.spec.purchase import is_purchase, validate_purchases
 
-    if is_purchase(load_yaml(path)):
+    data = load_yaml(path)
+    if is_purchase(data):
         return validate_purchases(path)
+    if isinstance(data, dict) and "serving" in data:
+        from planner.spec.serving import load_serving_scenario
+
+        sc = load_serving_scenario(path)
+        return (f"{path}: valid serving scenario '{sc.name}': model {sc.model.name}, "
+                f"{sc.cluster.nodes} x {sc.cluster.node.name} ({sc.cluster.gpus} GPUs)")
     sc = load_scenario(path)
     per_node = sc.cluster.node.gpus_per_node
     gpus = ", ".join(str(n * per_node) for n in sc.cluster.node_counts[:6])

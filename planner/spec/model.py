@@ -70,6 +70,10 @@ class ModelSpec(Strict):
     linear_bias: bool = Field(False, description="bias on every linear layer (GPT-2/3, NeoX)")
     qk_norm: bool = Field(False, description="per-head RMSNorm of q and k (Qwen3)")
     dropout: bool = Field(False, description="dropout layers present (GPT-3 era); adds their masks to activations")
+    sliding_window: PosInt | None = Field(None, description="tokens a sliding-window attention layer attends "
+                                          "to (and keeps in its KV cache); None = full attention")
+    sliding_window_layers: PosInt | None = Field(None, description="how many layers use the window (gpt-oss: "
+                                                 "every other layer); default all layers when a window is given")
     moe: MoE | None = None
     mla: MLA | None = None
     source: str | None = None
@@ -84,6 +88,8 @@ class ModelSpec(Strict):
             raise ValueError(f"hidden ({self.hidden}) is not divisible by heads ({self.heads}); give head_dim")
         if self.moe and self.moe.dense_layers > self.layers:
             raise ValueError(f"moe.dense_layers ({self.moe.dense_layers}) exceeds layers ({self.layers})")
+        if self.sliding_window_layers is not None and self.sliding_window_layers > self.layers:
+            raise ValueError(f"sliding_window_layers ({self.sliding_window_layers}) exceeds layers ({self.layers})")
         if self.position == "learned" and self.max_seq_len is None:
             raise ValueError("position: learned needs max_seq_len (size of the position table)")
         return self

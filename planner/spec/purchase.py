@@ -15,7 +15,14 @@ clusters:
 workloads:
   - {name: dense-8b, model: llama-3.1-8b, seq_len: 8192, global_batch: 512, tokens: 1.0e12,
      weight: 1, deadline_days: 30}
+serving_workloads:                 # optional: traffic to serve on the same options (planner serve)
+  - name: chat-70b
+    model: llama-3.1-70b
+    serving: {input_tokens: 2048, output_tokens: 512, requests_per_s: 40,
+              slo: {ttft_ms_p90: 800, tpot_ms_p90: 40}}
+    hours_per_year: 8760           # how long the traffic runs in a year (default: all year)
 ```
+A file holds `workloads` (training), `serving_workloads`, or both.
 
 Defaults of the owned-cluster terms, each from a public source:
   pue 1.58                 - Uptime Institute Global Data Center Survey 2023: industry-average annual PUE.
@@ -31,13 +38,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from planner.errors import InputError
 from planner.spec.base import USD, Name, PosFloat, Strict
 from planner.spec.hardware import Cluster
 from planner.spec.model import ModelSpec
 from planner.spec.scenario import SearchOptions, Training
+from planner.spec.serving import Serving, ServingSearch
 
 # A purchase budget above a quadrillion dollars is a typo; the CP-SAT solver counts money in integers.
 MAX_BUDGET_USD = 1e15
@@ -134,10 +142,26 @@ class Workload(Training):
         return Training(**{k: getattr(self, k) for k in Training.model_fields})
 
 
+HOURS_PER_YEAR = 8760.0  # 365 x 24
+
+
+class ServingWorkload(Strict):
+    """Traffic to serve on every cluster option (a serving scenario without the cluster): the
+    cheapest plan of `planner serve` on the option, priced for `hours_per_year`."""
+
+    name: Name
+    model: ModelSpec
+    serving: Serving
+    search: ServingSearch = ServingSearch()
+    hours_per_year: PosFloat = Field(HOURS_PER_YEAR, le=HOURS_PER_YEAR)
+    weight: PosFloat = Field(1.0, le=1e6)
+
+
 class PurchaseFile(Strict):
     name: Name = "purchases"
     clusters: list[ClusterOption] = Field(min_length=1, max_length=100)
-    workloads: list[Workload] = Field(min_length=1, max_length=100)
+    serving_workloads: list[ServingWorkload] = Field(default_factory=list, max_length=100)
+    workloads: list[Workload] = Field(default_factory=list, max_length=100, validate_default=True)
     budget_usd: PosFloat | None = Field(None, le=MAX_BUDGET_USD, description="default for --budget")
 
     @model_validator(mode="after")
@@ -148,8 +172,20 @@ class PurchaseFile(Strict):
                              f"{MAX_SEARCHES} (list fewer node counts or workloads)")
         return self
 
+    @field_validator("workloads")
+    @classmethod
+    def _some_work(cls, value, info):
+        if not value and not info.data.get("serving_workloads"):
+            raise ValueError("give at least one workload (training), or serving_workloads")
+        return value
+
     @model_validator(mode="after")
     def _unique_names(self):
+        names = [w.name for w in self.workloads] + [w.name for w in self.serving_workloads]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"workload names must be unique across workloads and serving_workloads; "
+                             f"repeated: {', '.join(dupes)}")
         for kind in ("clusters", "workloads"):
             names = [x.name for x in getattr(self, kind)]
             dupes = sorted({n for n in names if names.count(n) > 1})
@@ -160,7 +196,7 @@ class PurchaseFile(Strict):
 
 def is_purchase(data: Any) -> bool:
     """A purchase file is told from a scenario by its top-level keys."""
-    return isinstance(data, dict) and ("clusters" in data or "workloads" in data)
+    return isinstance(data, dict) and ("clusters" in data or "workloads" in data or "serving_workloads" in data)
 
 
 def _resolved(data: Any, base_dir: Path, file: str) -> Any:
@@ -174,18 +210,20 @@ def _resolved(data: Any, base_dir: Path, file: str) -> Any:
         data["clusters"] = [
             {**c, "node": resolve_node(c["node"], file, key=f"clusters.{i}.node")}
             if isinstance(c, dict) and "node" in c else c for i, c in enumerate(data["clusters"])]
-    if isinstance(data.get("workloads"), list):
+    for kind in ("workloads", "serving_workloads"):
+        if not isinstance(data.get(kind), list):
+            continue
         out = []
-        for i, w in enumerate(data["workloads"]):
+        for i, w in enumerate(data[kind]):
             if isinstance(w, dict) and "model" in w:
                 try:
                     w = {**w, "model": resolve_model(w["model"], base_dir, file)}
                 except InputError as exc:
                     if exc.file != file:  # the error is inside a config.json: its own keys
                         raise
-                    raise InputError(exc.message, file=file, key=f"workloads.{i}.{exc.key}") from None
+                    raise InputError(exc.message, file=file, key=f"{kind}.{i}.{exc.key}") from None
             out.append(w)
-        data["workloads"] = out
+        data[kind] = out
     return data
 
 
@@ -203,4 +241,5 @@ def validate_purchases(path: str | Path) -> str:
     pf = load_purchases(path)
     options = sum(len(c.node_counts) for c in pf.clusters)
     return (f"{path}: valid purchase file '{pf.name}': {len(pf.clusters)} clusters ({options} node counts), "
-            f"{len(pf.workloads)} workloads")
+            f"{len(pf.workloads)} workloads" + (f", {len(pf.serving_workloads)} serving workloads"
+                                                   if pf.serving_workloads else ""))

@@ -1,0 +1,225 @@
+"""Serving accuracy: `planner serve --plan` against published, externally measured output tokens/s.
+
+Reads the shared calibration points (../shared/calibration/serving_runs.yaml) and this project's
+own points (benchmarks/serving_runs.yaml), estimates each published deployment exactly as printed
+(engine, weights / KV format, tp / pp / ep, attention DP, instances, lengths), and writes the error
+per point and the mean absolute error to benchmarks/serving_accuracy.md.
+
+    python benchmarks/serving_accuracy.py            # print the table and rewrite the report
+    python benchmarks/serving_accuracy.py --check    # print only
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from planner import catalog  # noqa: E402
+from planner.serve.search import estimate_serving  # noqa: E402
+from planner.spec.load import validate_model  # noqa: E402
+from planner.spec.serving import ServingScenario, token_stats  # noqa: E402
+
+SOURCES = [ROOT.parent / "shared" / "calibration" / "serving_runs.yaml", ROOT / "benchmarks" / "serving_runs.yaml"]
+REPORT = ROOT / "benchmarks" / "serving_accuracy.md"
+
+# Catalog node of each GPU named by the sources (the node only adds the link rates).
+NODES = (("GB200", "gb200-nvl72"), ("B200", "dgx-b200"), ("H200", "hgx-h200"), ("H100", "dgx-h100"),
+         ("MI300X", "mi300x-8"))
+# MLPerf llama2-70b (OpenOrca, 24,576 samples): the result summaries print output tokens per
+# sample (derived.mean_output_tokens_per_sample) but not the input length. ASSUMED mean input
+# length (not in the sources read; the dataset caps inputs at 1,024 tokens): the report shows it.
+MLPERF_INPUT_MEAN_ASSUMED = 300
+
+
+def node_name(gpu_text: str) -> str:
+    for key, node in NODES:
+        if key in gpu_text.upper().replace(" ", ""):
+            return node
+    raise KeyError(gpu_text)
+
+
+def model_dict(m: dict) -> dict:
+    out = {"name": m["name"], "layers": m["layers"], "hidden": m["hidden_size"], "heads": m["attention_heads"],
+           "kv_heads": m["kv_heads"], "head_dim": m.get("head_dim"), "vocab": m["vocab_size"],
+           "ffn_hidden": m.get("ffn_hidden_size") or m["moe"]["expert_ffn_hidden_size"]}
+    if m.get("moe"):
+        mo = m["moe"]
+        out["moe"] = {"experts": mo["num_experts"], "top_k": mo["top_k"],
+                      "expert_ffn_hidden": mo["expert_ffn_hidden_size"], "shared_experts": mo.get("shared_experts") or 0,
+                      "dense_layers": mo.get("dense_layers") or 0}
+    if m.get("mla"):
+        a = m["mla"]
+        out["mla"] = {k: a[k] for k in ("q_lora_rank", "kv_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim",
+                                        "v_head_dim") if k in a}
+    if "sliding" in str(m.get("attention_type", "")):
+        out["sliding_window"] = int(str(m["attention_type"]).split("(")[1].split(")")[0])
+        out["sliding_window_layers"] = m["layers"] // 2  # "alternating sliding-window/full"
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def weights_scheme(p: dict, gpu_text: str) -> tuple[str, str]:
+    """(weights, kv_cache) from the printed precision. FP8 / FP4 checkpoints of NVIDIA (ModelOpt)
+    and MLPerf runs keep the KV cache in FP8 (ModelOpt kv_cache_quant_algo FP8; MLPerf NVIDIA
+    llama2-70b runs TensorRT FP8 with an FP8 KV cache); stated KV formats win."""
+    label = " ".join(str(p.get(k) or "") for k in ("label", "weights")).upper()
+    kv = str(p.get("kv_cache") or "").upper()
+    native = str(p.get("native_weight_format") or "")
+    if "MXFP4" in label or "MXFP4" in native.upper():
+        w = "mxfp4"
+    elif "FP4" in label:
+        w = "nvfp4"
+    elif "FP8" in label:
+        w = "fp8"
+    elif "B200" in gpu_text.upper() and not label.strip():
+        w = "nvfp4"  # MLPerf v4.1 B200 preview: NVIDIA's first FP4 submission (NVIDIA blog, Aug 2024)
+    else:
+        w = "bf16"
+    kv_name = "fp8" if ("FP8" in kv or (not kv and w in ("fp8", "nvfp4"))) else "bf16"
+    return w, kv_name
+
+
+def point_scenario(r: dict, rate: float | None = None) -> tuple[ServingScenario, str, float]:
+    """The published deployment as a scenario and a --plan string; server points get the stated
+    latency bounds as the SLO and `rate` (requests/s) as the traffic."""
+    hw, par, wl = r["hardware"], r["parallel"], r["workload"]
+    node = node_name(hw["gpu"])
+    inst = par.get("instances") or 1
+    tp, pp = par.get("tp") or 1, par.get("pp") or 1
+    gpus = hw["num_gpus"]
+    per_node = catalog.node(node).gpus_per_node
+    nodes = max(1, -(-gpus // per_node))
+    out_len = wl.get("output_len") or r.get("derived", {}).get("mean_output_tokens_per_sample")
+    in_len = wl.get("input_len") or MLPERF_INPUT_MEAN_ASSUMED
+    serving = {"input_tokens": int(round(in_len)), "output_tokens": int(round(out_len))}
+    server = "server" in wl["kind"]
+    if server and rate:
+        serving["requests_per_s"] = rate
+        lim = wl.get("latency_constraints") or {}
+        serving["slo"] = {k: lim[src] for k, src in (("ttft_ms_p90", "ttft_ms"), ("tpot_ms_p90", "tpot_ms"))
+                          if lim.get(src)}
+    elif wl.get("concurrency"):
+        serving["concurrency"] = wl["concurrency"]
+    else:
+        serving["offline"] = True
+    data = {"name": r["id"], "model": model_dict(r["model"]),
+            "cluster": {"node": catalog.node_entry(node), "nodes": nodes}, "serving": serving}
+    data["cluster"]["node"]["gpu"] = gpu = catalog.gpu_entry(data["cluster"]["node"]["gpu"])
+    if "rocm 6.1" in str(r.get("framework", "")).lower().replace("rocm6", "rocm 6"):
+        # The run's own stack: MI300X bf16 MAMF is ~450 TFLOP/s with ROCm 6.1 vs 668 with ROCm 6.3
+        # (hardware_facts.yaml, MI300X mamf_note), so the catalog's ROCm 6.3 fraction is replaced.
+        gpu["matmul_efficiency"] = {"bf16": round(450 / gpu["tflops"]["bf16"], 3), "fp8": None}
+    sc = validate_model(ServingScenario, data, file=r["id"])
+    engine = "vllm" if "vllm" in str(r.get("framework", "")).lower() else "trtllm"
+    w, kv = weights_scheme(r["precision"], hw["gpu"])
+    ep = par.get("ep") or 1
+    attn_dp = bool(par.get("dp") and par["dp"] > 1)
+    plan = f"engine={engine},weights={w},kv_cache={kv},tp={tp},pp={pp},ep={ep},replicas={inst},attn_dp={attn_dp}"
+    ranks = tp if attn_dp else 1  # TensorRT-LLM limits are per attention-DP rank
+    for key, name in (("max_batch_size_per_rank", "max_batch"), ("max_num_tokens_per_rank", "max_batched_tokens")):
+        if par.get(key):
+            plan += f",{name}={par[key] * ranks}"
+    measured = r["measured"].get("output_tokens_per_sec_total") or r["derived"]["output_tokens_per_sec_total"]
+    return sc, plan, float(measured)
+
+
+def server_capacity(r: dict) -> float:
+    """Output tokens/s at the highest request rate the plan serves stably within the source's
+    latency bounds (bisection on the rate; MLPerf states p99 bounds, the planner checks them at p90,
+    so this is the optimistic side). This, not the published rate itself, is what is compared: a
+    stable plan meets any feasible rate by construction."""
+    from planner.serve.plan import parse_serve_plan
+
+    def ok(rate):
+        sc, plan, _ = point_scenario(r, rate)
+        est = estimate_serving(sc, parse_serve_plan(plan, sc))
+        return est["latency"]["stable"] and est["latency"]["meets_slo"], sc
+
+    lo, hi = 0.0, r["workload"]["request_rate"]
+    while ok(hi)[0] and hi < 1e6:
+        lo, hi = hi, 2 * hi
+    for _ in range(30):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if ok(mid)[0] else (lo, mid)
+    sc = ok(lo)[1] if lo > 0 else point_scenario(r, r["workload"]["request_rate"])[0]
+    return lo * token_stats(sc.serving.output_tokens)[0]
+
+
+def run() -> list[dict]:
+    from planner.serve.plan import parse_serve_plan
+
+    rows = []
+    for src in SOURCES:
+        if not src.exists():
+            continue
+        for r in yaml.safe_load(src.read_text()) or []:
+            r["precision"]["native_weight_format"] = r["model"].get("native_weight_format")
+            sc, plan, measured = point_scenario(r)
+            est = estimate_serving(sc, parse_serve_plan(plan, sc))
+            pred = est["throughput"]["output_tokens_per_s"]
+            if "server" in r["workload"]["kind"]:
+                pred = server_capacity(r)
+            fits = est["memory"]["verdict"] != "oom"
+            rows.append({"id": r["id"], "kind": r["model"]["type"], "plan": plan, "measured": measured,
+                         "predicted": pred, "error": (pred - measured) / measured, "fits": fits,
+                         "source": src.parent.name})
+    return rows
+
+
+def family(r: dict) -> str:
+    """Error groups: MoE, dense at 4-bit (Blackwell FP4) and other dense points."""
+    if r["kind"] == "moe":
+        return "MoE"
+    return "dense FP4" if ("nvfp4" in r["plan"] or "mxfp4" in r["plan"]) else "dense FP8/BF16"
+
+
+def _mae(rows) -> str:
+    return f"{100 * np.mean([abs(r['error']) for r in rows]):.1f}% ({len(rows)})" if rows else "n/a"
+
+
+def report(rows: list[dict]) -> str:
+    errs = np.array([abs(r["error"]) for r in rows])
+    lines = ["# Serving accuracy (planner serve --plan vs published output tokens/s)", "",
+             "Rerun: `python benchmarks/serving_accuracy.py`. Points: ../shared/calibration/serving_runs.yaml "
+             "(calibration) and benchmarks/serving_runs.yaml (added here, TensorRT-LLM performance overview). "
+             "Output tokens/s of the whole published deployment. Offline points: the plan's throughput at the "
+             "batch that fits. Server points (MLPerf Server): the output rate at the highest request rate the plan "
+             "serves stably within the source's TTFT / TPOT bounds (checked at p90; MLPerf states p99), not the "
+             "published rate, which any stable plan meets by construction.", "",
+             f"MLPerf llama2-70b input length ASSUMED {MLPERF_INPUT_MEAN_ASSUMED} tokens (not printed by the sources).", "",
+             "| point | plan | measured | predicted | error | fits |", "|---|---|---:|---:|---:|---|"]
+    for r in rows:
+        lines.append(f"| {r['id']} | `{r['plan']}` | {r['measured']:,.0f} | {r['predicted']:,.0f} | "
+                     f"{100 * r['error']:+.1f}% | {'yes' if r['fits'] else 'NO'} |")
+    fams = ("dense FP8/BF16", "dense FP4", "MoE")
+    lines += ["", f"Mean absolute error: {100 * errs.mean():.1f}% over {len(rows)} points; worst "
+              f"{100 * errs.max():.1f}%; predicted not to fit: {sum(not r['fits'] for r in rows)}.", "",
+              "| group | mean abs error (points) |", "|---|---:|"]
+    lines += [f"| {f} | {_mae([r for r in rows if family(r) == f])} |" for f in fams]
+    lines += [f"| source {src} | {_mae([r for r in rows if r['source'] == src])} |"
+              for src in sorted({r["source"] for r in rows})]
+    bias = {f: np.mean([r["error"] for r in rows if family(r) == f]) for f in fams
+            if any(family(r) == f for r in rows)}
+    lines += ["", "Mean signed error by group (positive = predicted too fast): "
+              + ", ".join(f"{f} {100 * b:+.1f}%" for f, b in bias.items()) + ".", "",
+              "Known gap: MoE engine steps are slower than modelled across all their terms (expert GEMMs with "
+              "tile padding, KV reads, activation traffic, dispatch), not in one term; per-kernel MoE timings "
+              "(grouped GEMM at few rows per expert, routing, permutation, W4A16 on Hopper) are not modelled.", ""]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    rows = run()
+    text = report(rows)
+    print(text)
+    if "--check" not in sys.argv:
+        REPORT.write_text(text + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

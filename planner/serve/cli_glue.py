@@ -1,0 +1,96 @@
+"""`planner serve`: load the scenario, search or estimate, print, and write --emit / --report files.
+
+The launch files come from planner.serve.launch.serving_files(scenario, result) -> {name: text}
+and the report from planner.serve.report.write_serving_report(result, scenario, path, force); both
+are optional modules: without them the command says so and exits 2 before any work."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from planner.errors import InputError
+
+
+def _launch_builder():
+    try:
+        from planner.serve.launch import serving_files
+    except ImportError:
+        return None
+    return serving_files
+
+
+def _report_writer():
+    try:
+        from planner.serve.report import write_serving_report
+    except ImportError:
+        return None
+    return write_serving_report
+
+
+def emit_plans(sc, plans: list[dict], out_dir: str, force: bool) -> list[Path]:
+    """Write each plan's launch files to out_dir/rank<k> atomically (planner.export.write_atomic)."""
+    from planner.export import check_target, write_atomic
+
+    build = _launch_builder()
+    root = Path(out_dir)
+    check_target(root, force)
+    built = [(k, build(sc, r)) for k, r in enumerate(plans, 1)]  # build everything before writing
+    paths = []
+    for k, files in built:
+        d = root / (f"rank{k}" if len(plans) > 1 else "")
+        d.mkdir(parents=True, exist_ok=True)
+        from planner.serve.launch import LAUNCH_NAMES
+
+        for stale in LAUNCH_NAMES - set(files):  # with --force: never mix two plans' files
+            (d / stale).unlink(missing_ok=True)
+        for name, text in files.items():
+            write_atomic(d / name, text, executable=name.endswith(".sh") or name.endswith(".sbatch"))
+            paths.append(d / name)
+    return paths
+
+
+def run_serve(path, plan_text, as_json, top, objective, emit_dir, report_path, force, out, err) -> int:
+    from planner.serve import render
+    from planner.serve.search import estimate_serving, solve_serving
+    from planner.spec.serving import load_serving_scenario
+
+    if emit_dir:
+        if _launch_builder() is None:
+            raise InputError("--emit is not available in this build (planner.serve.launch is missing)")
+        from planner.export import check_target
+
+        check_target(Path(emit_dir), force)
+    if report_path:
+        if _report_writer() is None:
+            raise InputError("--report is not available for serving in this build (planner.serve.report is missing)")
+        if Path(report_path).exists() and not force:
+            raise InputError("file exists; use --force to overwrite it", file=report_path)
+    sc = load_serving_scenario(path)
+    console = err if as_json else out
+    if plan_text is not None:
+        from planner.serve.plan import parse_serve_plan
+
+        r = estimate_serving(sc, parse_serve_plan(plan_text, sc))
+        if as_json:
+            print(json.dumps(r, indent=2, allow_nan=False))
+        else:
+            render.render_one(r, out)
+        plans, result = [r], {"scenario": sc.name, "plans": [r]}
+    else:
+        result = solve_serving(sc, objective=objective, top=top)
+        if as_json:
+            print(json.dumps(result, indent=2, allow_nan=False))
+        elif result["plans"]:
+            render.render_serve(result, out)
+        else:
+            render.render_infeasible(result, out)
+        if not result["plans"]:
+            return 1
+        plans = result["plans"]
+    if report_path:
+        console.print(f"wrote {_report_writer()(result, sc, report_path, force=force)}", soft_wrap=True)
+    if emit_dir:
+        paths = emit_plans(sc, plans, emit_dir, force)
+        console.print(f"wrote {len(paths)} files to {emit_dir}", soft_wrap=True)
+    return 0

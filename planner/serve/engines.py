@@ -1,0 +1,102 @@
+"""Engine defaults and weight / KV-cache number formats, each named once with its source.
+
+Engines (defaults as the engines' own argument code sets them):
+* vLLM: `gpu_memory_utilization` 0.9 of the device memory holds everything (weights, activation
+  peak of the profile run, CUDA graphs, KV cache) (vllm/engine/arg_utils.py, EngineArgs).
+  Batch defaults from `EngineArgs.get_batch_defaults`: devices with >= 70 GiB that are not A100:
+  max_num_seqs 1024 and max_num_batched_tokens 8192 for `vllm serve` (16384 for the offline `LLM`
+  class); other devices 256 and 2048 (8192 offline). KV blocks are allocated on demand (paged).
+* SGLang: `mem_fraction_static` is the share of device memory for weights + KV pool; default by
+  tensor-parallel size: 0.88 (tp 1), 0.87 (tp >= 2), 0.85 (tp >= 4), 0.81 (tp >= 8), 0.79 (tp >= 16)
+  (python/sglang/srt/server_args.py, ServerArgs.__post_init__); `chunked_prefill_size` 8192;
+  max_running_requests follows from the KV pool (we cap it at the plan's max_batch).
+* TensorRT-LLM: `KvCacheConfig.free_gpu_memory_fraction` 0.9 of the memory left free after
+  weights and activations (tensorrt_llm/llmapi/llm_args.py); `max_batch_size` 2048 and
+  `max_num_tokens` 8192 (BuildConfig defaults); the default capacity scheduler policy
+  GUARANTEED_NO_EVICT reserves a sequence's whole length (input + output) when it is admitted.
+
+Number formats (bytes per weight element, scales included):
+* fp8 (ModelOpt / compressed-tensors per-tensor): 1 byte + one fp32 scale per matrix (negligible).
+* int8 (SmoothQuant W8A8, per-output-channel fp32 scale): 1 + 4 / k bytes (k = input width).
+* nvfp4: 4-bit E2M1 + one FP8 E4M3 scale per 16 elements + one fp32 per-tensor scale:
+  0.5 + 1/16 bytes (NVIDIA NVFP4, TensorRT Model Optimizer docs).
+* mxfp4 (OCP Microscaling v1.0): 4-bit E2M1 + one E8M0 scale per 32 elements: 0.5 + 1/32 bytes.
+* int4-awq / int4-gptq (group size 128): 4-bit weights + fp16 scale + 4-bit zero point per group
+  of 128: 0.5 + 2.5/128 bytes (AutoAWQ / GPTQ default group size 128).
+Quantised formats apply to the linear layers of the transformer blocks; the embedding, the LM
+head, the MoE router and the norms stay in bf16 (ModelOpt's default exclusions `*lm_head*`,
+`*router*`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+ENGINE_NAMES = ("vllm", "sglang", "trtllm")
+VLLM, SGLANG, TRTLLM = 0, 1, 2
+
+WEIGHT_NAMES = ("bf16", "fp16", "fp8", "int8", "nvfp4", "mxfp4", "int4-awq", "int4-gptq")
+KV_NAMES = ("bf16", "fp16", "fp8")
+KV_BYTES = np.array([2.0, 2.0, 1.0])
+
+GIB = 2.0 ** 30
+LARGE_DEVICE_GIB = 70.0  # vLLM's threshold for its large batch defaults (get_batch_defaults)
+
+
+def weight_bytes_per_element(scheme: str, k: int = 4096) -> float:
+    """Bytes per weight element of a linear layer in `scheme`, block scales included (module doc)."""
+    return {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0 + 4.0 / k,
+            "nvfp4": 0.5 + 1.0 / 16, "mxfp4": 0.5 + 1.0 / 32,
+            "int4-awq": 0.5 + 2.5 / 128, "int4-gptq": 0.5 + 2.5 / 128}[scheme]
+
+
+def compute_precision(scheme: str, gpu) -> str | None:
+    """Tensor-core format the linear layers run in, or None when the GPU cannot run the scheme.
+    W8A8 fp8 / int8 run on 8-bit tensor cores (INT8 dense TOPS = FP8 dense TFLOPS on Hopper,
+    Blackwell and MI300: hardware_facts.yaml int8_tops; 2 x BF16 on Ampere); nvfp4 needs FP4 tensor
+    cores (Blackwell); mxfp4 uses them when present, else runs weight-only (dequantised to bf16,
+    as vLLM's Marlin / Triton MoE kernels do for gpt-oss on Hopper); int4 AWQ/GPTQ are weight-only."""
+    peaks = gpu.tflops
+    if scheme in ("bf16", "fp16"):
+        return "bf16" if peaks.bf16 else ("fp16" if peaks.fp16 else None)
+    if scheme == "fp8":
+        return "fp8" if peaks.fp8 else ("bf16" if peaks.bf16 else None)  # fp8 weight-only (Marlin) on Ampere
+    if scheme == "int8":
+        return "fp8" if peaks.fp8 else ("int8_ampere" if peaks.bf16 else None)
+    if scheme == "nvfp4":
+        return "fp4" if peaks.fp4 else None
+    if scheme == "mxfp4":
+        return "fp4" if peaks.fp4 else ("bf16" if peaks.bf16 else None)
+    return "bf16" if peaks.bf16 else None  # int4 weight-only
+
+
+def engine_supported(engine: int, gpu) -> bool:
+    """TensorRT-LLM runs on NVIDIA GPUs only; vLLM and SGLang also on AMD ROCm."""
+    if engine == TRTLLM:
+        return (gpu.vendor or "nvidia").lower() == "nvidia"
+    return True
+
+
+def default_max_batch(engine: np.ndarray, gpu_gib: float) -> np.ndarray:
+    """Max running sequences by default (module doc): vLLM 1024 / 256, SGLang from the KV pool
+    (no cap: we use TensorRT-LLM's 2048 as the search ceiling), TensorRT-LLM 2048."""
+    vllm = 1024 if gpu_gib >= LARGE_DEVICE_GIB else 256
+    return np.where(engine == VLLM, vllm, 2048)
+
+
+def default_max_batched_tokens(engine: np.ndarray, gpu_gib: float, offline: bool) -> np.ndarray:
+    """Tokens per engine step by default (module doc)."""
+    if gpu_gib >= LARGE_DEVICE_GIB:
+        vllm = 16384 if offline else 8192
+    else:
+        vllm = 8192 if offline else 2048
+    return np.where(engine == VLLM, vllm, 8192)
+
+
+def sglang_mem_fraction(tp: np.ndarray) -> np.ndarray:
+    """SGLang's default mem_fraction_static by tensor-parallel size (module doc)."""
+    return np.select([tp >= 16, tp >= 8, tp >= 4, tp >= 2], [0.79, 0.81, 0.85, 0.87], 0.88)
+
+
+VLLM_GPU_MEMORY_UTILIZATION = 0.9
+TRTLLM_FREE_GPU_MEMORY_FRACTION = 0.9

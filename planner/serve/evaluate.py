@@ -1,0 +1,273 @@
+"""Evaluate a table of serving plans (numpy arrays, one entry per plan): memory, operating batch,
+throughput, TTFT / TPOT p50 and p90 under the traffic, goodput under the SLO, $ per million output
+tokens. One code path for `planner serve --plan` (a table of one) and the search.
+
+Operating point (steady state of continuous batching with chunked prefill):
+* every iteration carries B decoding sequences and, on average, B x input / output prefill tokens
+  (a request enters prefill each time one leaves decode), at most max_batched_tokens in all;
+* offline: B = the most sequences that fit (max_batch, KV pool, token budget); fixed concurrency
+  C: B = min(that, C / replicas), the rest wait; a request rate: B solves Little's law
+  B = (rate / replicas) x (TTFT + output x TPOT(B)) (fixed-point iteration), and a replica whose
+  capacity is below the rate is unstable;
+* TTFT = the prefill of the input in chunks of (max_batched_tokens - B) tokens, plus the wait in
+  the prefill queue (M/M/1 with the replica's prefill rate; mm1_wait_quantile);
+* TPOT p50 = the mean iteration time; p90 at the batch's 90th percentile: under Poisson arrivals
+  the number of requests in service is Poisson distributed (M/G/inf), B + 1.28 sqrt(B).
+
+Disaggregated prefill/decode (plan prefill_replicas > 0; DistServe, Zhong et al. OSDI 2024;
+vLLM / SGLang / Dynamo "P/D disaggregation"): `prefill_replicas` instances of the same layout only
+prefill (steps of max_batched_tokens tokens, no decode), `replicas` instances only decode (no
+prefill chunks in their steps, so TPOT is not stretched by prefill). Each request's KV cache moves
+from a prefill to a decode instance over the scale-out link (every GPU sends its own shard at once,
+planner.estimate.comm rates). TTFT = prefill on an idle prefill instance + the M/M/1 wait for one
++ the KV transfer; the output rate is the smaller of the decode pool's and what the prefill pool
+feeds (its requests/s x output tokens).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from planner.serve import engines as E
+from planner.serve import timing
+from planner.serve.memory import VERDICTS, memory_table, model_facts
+from planner.spec.serving import token_stats
+
+Z90 = 1.2816  # standard normal 90th percentile
+
+
+class Context:
+    """Everything about the scenario that does not depend on the plan."""
+
+    def __init__(self, sc):
+        self.sc = sc
+        self.node = sc.cluster.node
+        self.gpu = self.node.gpu
+        self.facts = model_facts(sc.model)
+        s = sc.serving
+        self.in_mean, self.in_p90 = token_stats(s.input_tokens)
+        self.out_mean, self.out_p90 = token_stats(s.output_tokens)
+        self.hit = s.prefix_cache_hit
+        self.cap_bytes = self.gpu.memory_gib * E.GIB
+        lin, attn, bw = timing.rates(self.gpu, E.WEIGHT_NAMES)
+        k = sc.model.hidden
+        self.hw = {"lin": lin, "attn": attn, "bw": bw, "kvb": E.KV_BYTES,
+                   "bpe": np.array([E.weight_bytes_per_element(n, k) for n in E.WEIGHT_NAMES])}
+        self.price = self.node.usd_per_gpu_hour
+        self.links = None  # collective costs of the plan table (timing.comm_links), set by evaluate
+
+
+def _disagg(t):
+    return t.get("prefill_replicas", np.zeros_like(t["tp"])) > 0
+
+
+def _iter(ctx, t, b, lk=None):
+    """Mean iteration seconds at b decoding sequences per replica with the steady prefill share
+    (none on the decode instances of a disaggregated plan)."""
+    i_eff = ctx.in_mean * (1 - ctx.hit)
+    n_pf = np.minimum(b * i_eff / ctx.out_mean, np.maximum(t["max_batched_tokens"] - b, 0))
+    n_pf = np.where(_disagg(t), 0.0, n_pf)
+    ctx_dec = ctx.in_mean + ctx.out_mean / 2
+    ctx_pf = ctx.in_mean * ctx.hit + i_eff / 2
+    return timing.iteration_s(ctx.facts, t, ctx.links if lk is None else lk, ctx.hw, b, n_pf, ctx_dec, ctx_pf)
+
+
+def _littles_law_batch(ctx, t, tok_rate, b, b_cap, rounds: int = 200, tol: float = 1e-6):
+    """Running sequences per replica that solve B = token rate x TPOT(B), capped at b_cap: fixed-point
+    iteration (monotone), each round only on the plans not yet converged (near saturation the
+    iteration is slow, elsewhere it settles in a few rounds)."""
+    b = b.astype(float).copy()
+    idx = np.arange(len(b))
+    for _ in range(rounds):
+        sub = {k: v[idx] for k, v in t.items()}
+        lk = {k: (a0[idx] if np.ndim(a0) else a0, a1[idx] if np.ndim(a1) else a1) for k, (a0, a1) in ctx.links.items()}
+        nb = np.minimum(np.maximum(tok_rate[idx] * _iter(ctx, sub, b[idx], lk), 1e-3), b_cap[idx])
+        moving = np.abs(nb - b[idx]) > tol * np.maximum(b[idx], 1.0)
+        b[idx] = nb
+        idx = idx[moving]
+        if not len(idx):
+            break
+    return b
+
+
+def _ttft_service(ctx, t, b, in_tokens):
+    """Seconds to prefill in_tokens (after the cached prefix) in chunks beside b decoding sequences."""
+    chunk = np.maximum(t["max_batched_tokens"] - b, 1.0)
+    i_eff = in_tokens * (1 - ctx.hit)
+    steps = np.ceil(i_eff / chunk)
+    per_step = timing.iteration_s(ctx.facts, t, ctx.links, ctx.hw, b, np.minimum(chunk, i_eff),
+                                  ctx.in_mean + ctx.out_mean / 2, ctx.in_mean * ctx.hit + i_eff / 2)
+    return steps * per_step, chunk / per_step
+
+
+def _prefill_pool(ctx, t, in_tokens):
+    """Disaggregated prefill instance: (seconds to prefill in_tokens alone, prefill tokens/s at full
+    steps, seconds to move the request's KV cache to a decode instance)."""
+    from planner.estimate import comm
+    from planner.serve.memory import kv_bytes_per_token, seq_kv_bytes
+
+    mbt = t["max_batched_tokens"].astype(float)
+    i_eff = in_tokens * (1 - ctx.hit)
+    ctx_pf = ctx.in_mean * ctx.hit + i_eff / 2
+    full_step = timing.iteration_s(ctx.facts, t, ctx.links, ctx.hw, 0.0, mbt, 0.0, ctx_pf)
+    chunk = np.minimum(mbt, i_eff)
+    one = np.ceil(i_eff / mbt) * timing.iteration_s(ctx.facts, t, ctx.links, ctx.hw, 0.0, chunk, 0.0, ctx_pf)
+    full, sw = kv_bytes_per_token(ctx.facts, t, ctx.hw["kvb"][t["kv"]])
+    shard = seq_kv_bytes(ctx.facts, full, sw, in_tokens)  # bytes each GPU of the instance sends
+    _, out_bw = comm._rates(ctx.node)
+    return one, mbt / full_step, comm.ALPHA_OUT_S + shard / out_bw
+
+
+def evaluate(sc, t: dict) -> dict:
+    """Arrays of every quantity for each plan of table t (keys: engine, wq, kv, tp, pp, ep, attn_dp,
+    replicas, max_batch, max_batched_tokens, prefill_replicas). In a table of many plans, the time
+    model runs only on plans whose KV cache holds at least one sequence; the others keep their
+    memory figures and get no throughput (they cannot serve)."""
+    n = len(t["tp"])
+    if n <= 1:
+        return _evaluate(sc, t)
+    ctx = Context(sc)
+    mem = memory_table(ctx.facts, t, ctx.cap_bytes, ctx.hw["bpe"][t["wq"]], E.KV_BYTES[t["kv"]],
+                       ctx.in_mean, ctx.out_mean, ctx.in_p90, ctx.out_p90)
+    alive = (mem["verdict"] < 2) & (np.minimum(t["max_batch"], mem["seqs_running"]) >= 1)
+    if alive.all():
+        return _evaluate(sc, t)
+    sub = _evaluate(sc, {k: v[alive] for k, v in t.items()})
+
+    def full(x, fill):
+        out = np.full(n, fill, dtype=np.result_type(x, type(fill)))
+        out[alive] = x
+        return out
+
+    gpus = t["tp"] * t["pp"] * (t["replicas"] + t.get("prefill_replicas", 0))
+    price = ctx.price
+    ev = {"ctx": sub["ctx"], "mem": mem, "gpus": gpus,
+          "usd_per_hour": gpus * price if price is not None else np.full(n, np.nan)}
+    for k, fill in (("batch", 0.0), ("batch_cap", 0.0), ("iteration_s", np.inf), ("out_tok_s", 0.0),
+                    ("usd_per_m", np.inf), ("stable", False), ("meets_slo", False), ("goodput", 0.0),
+                    ("capacity_tok_s", 0.0)):
+        ev[k] = full(sub[k], fill)
+    for k in ("ttft", "tpot"):
+        ev[k] = {q: full(v, np.inf) for q, v in sub[k].items()}
+    return ev
+
+
+def _evaluate(sc, t: dict) -> dict:
+    ctx = Context(sc)
+    ctx.links = timing.comm_links(ctx.node, t)
+    s = sc.serving
+    mem = memory_table(ctx.facts, t, ctx.cap_bytes, ctx.hw["bpe"][t["wq"]], E.KV_BYTES[t["kv"]],
+                       ctx.in_mean, ctx.out_mean, ctx.in_p90, ctx.out_p90)
+    i_eff = ctx.in_mean * (1 - ctx.hit)
+    dis = _disagg(t)
+    pre = t.get("prefill_replicas", np.zeros_like(t["tp"]))
+    token_cap = np.where(dis, t["max_batched_tokens"], t["max_batched_tokens"] / (1 + i_eff / ctx.out_mean))
+    b_cap = np.maximum(np.minimum(np.minimum(t["max_batch"], mem["seqs_running"]), np.floor(token_cap)), 0)
+    reps = t["replicas"]
+    t_cap = _iter(ctx, t, np.maximum(b_cap, 1))
+    cap_tok_s = b_cap / t_cap                     # output tokens/s per replica at full batch
+    pf50, pf_tok_s, kv_move = _prefill_pool(ctx, t, ctx.in_mean)
+    pf90, _, kv_move90 = _prefill_pool(ctx, t, ctx.in_p90)
+    pool_req_s = pre * pf_tok_s / np.maximum(i_eff, 1.0)   # requests/s the prefill pool can feed
+    cap_tok_s = np.where(dis, np.minimum(cap_tok_s, pool_req_s * ctx.out_mean / np.maximum(reps, 1)), cap_tok_s)
+    stable = b_cap >= 1
+    wait50 = wait90 = np.zeros_like(t_cap)
+    if s.mode == "offline":
+        b = b_cap
+    elif s.mode == "concurrency":
+        b = np.minimum(b_cap, s.concurrency / reps)
+    else:
+        lam = s.requests_per_s / reps
+        stable = stable & (lam * ctx.out_mean < cap_tok_s)
+        b = _littles_law_batch(ctx, t, lam * ctx.out_mean, np.minimum(np.maximum(lam * ctx.out_mean * t_cap, 1.0), b_cap),
+                               b_cap)
+    b_eval = np.maximum(b, 1e-3)
+    t_iter = _iter(ctx, t, b_eval)
+    ttft50, pf_rate = _ttft_service(ctx, t, b_eval, ctx.in_mean)
+    ttft90, _ = _ttft_service(ctx, t, b_eval, ctx.in_p90)
+    ttft50 = np.where(dis, pf50 + kv_move, ttft50)
+    ttft90 = np.where(dis, pf90 + kv_move90, ttft90)
+    queue_reps = np.where(dis, np.maximum(pre, 1), reps)   # who the prefill queue is shared by
+    pf_rate = np.where(dis, pf_tok_s, pf_rate)
+    if s.mode == "rate":
+        lam = s.requests_per_s / queue_reps
+        mu = pf_rate / np.maximum(i_eff, 1.0)
+        wait50 = timing.mm1_wait_quantile(lam, mu, 0.5)
+        wait90 = timing.mm1_wait_quantile(lam, mu, 0.9)
+        stable = stable & np.isfinite(wait90)
+        b90 = np.minimum(b_eval + Z90 * np.sqrt(b_eval), np.maximum(b_cap, 1))
+        tpot90 = _iter(ctx, t, b90)
+        out_tok_s = np.where(stable, s.requests_per_s * ctx.out_mean, cap_tok_s * reps)
+    else:
+        tpot90 = t_iter
+        if s.mode == "concurrency":
+            waiting = np.maximum(s.concurrency / reps - b, 0)
+            wait50 = wait90 = waiting / np.maximum(b_eval / t_iter / ctx.out_mean, 1e-30)
+        out_tok_s = np.where(dis, np.minimum(b / t_iter * reps, pool_req_s * ctx.out_mean), b / t_iter * reps)
+    gpus = t["tp"] * t["pp"] * (reps + pre)
+    ttft = {"p50": ttft50 + wait50, "p90": ttft90 + wait90}
+    tpot = {"p50": t_iter, "p90": tpot90}
+    good = _goodput_fraction(ctx, s, ttft50, wait50, pf_rate, i_eff, queue_reps, tpot)
+    price = ctx.price
+    usd_h = gpus * price if price is not None else np.full(gpus.shape, np.nan)
+    usd_m = usd_h / 3600.0 / np.maximum(out_tok_s, 1e-30) * 1e6
+    meets = _meets_slo(s, ttft, tpot)
+    return {"ctx": ctx, "mem": mem, "batch": b, "batch_cap": b_cap, "iteration_s": t_iter, "ttft": ttft,
+            "tpot": tpot, "out_tok_s": out_tok_s, "gpus": gpus, "usd_per_hour": usd_h, "usd_per_m": usd_m,
+            "stable": stable, "meets_slo": meets, "goodput": out_tok_s * good,
+            "capacity_tok_s": cap_tok_s * reps}
+
+
+def _meets_slo(s, ttft, tpot):
+    ok = np.ones_like(tpot["p50"], dtype=bool)
+    if s.slo.ttft_ms_p90 is not None and s.mode != "offline":
+        ok &= ttft["p90"] * 1e3 <= s.slo.ttft_ms_p90
+    if s.slo.tpot_ms_p90 is not None:
+        ok &= tpot["p90"] * 1e3 <= s.slo.tpot_ms_p90
+    return ok
+
+
+def _goodput_fraction(ctx, s, ttft_svc, wait50, pf_rate, i_eff, reps, tpot):
+    """Share of requests within the SLO: P(TTFT <= slo) from the M/M/1 waiting time, times 1 when
+    TPOT p90 meets its target, 0.5 when only p50 does, else 0 (a coarse two-point TPOT tail)."""
+    frac = np.ones_like(ttft_svc)
+    if s.slo.ttft_ms_p90 is not None and s.mode == "rate":
+        mu = pf_rate / np.maximum(i_eff, 1.0)
+        frac = timing.mm1_within(s.requests_per_s / reps, mu, s.slo.ttft_ms_p90 / 1e3 - ttft_svc)
+    if s.slo.tpot_ms_p90 is not None:
+        lim = s.slo.tpot_ms_p90 / 1e3
+        frac = frac * np.where(tpot["p90"] <= lim, 1.0, np.where(tpot["p50"] <= lim, 0.5, 0.0))
+    return frac
+
+
+def result_row(ev: dict, t: dict, i: int) -> dict:
+    """The JSON object of plan i (the PRODUCT.md serving contract)."""
+    mem, gib = ev["mem"], E.GIB
+    r = lambda x, n=2: None if x is None or not np.isfinite(x) else round(float(x), n)  # noqa: E731
+    plan = {"engine": E.ENGINE_NAMES[int(t["engine"][i])], "weights": E.WEIGHT_NAMES[int(t["wq"][i])],
+            "kv_cache": E.KV_NAMES[int(t["kv"][i])], "tp": int(t["tp"][i]), "pp": int(t["pp"][i]),
+            "ep": int(t["ep"][i]), "attn_dp": bool(t["attn_dp"][i]), "replicas": int(t["replicas"][i]),
+            "max_batch": int(t["max_batch"][i]), "max_batched_tokens": int(t["max_batched_tokens"][i]),
+            "prefill_replicas": int(t["prefill_replicas"][i]) if "prefill_replicas" in t else 0}
+    plan["disaggregated"] = plan["prefill_replicas"] > 0
+    usd_m = ev["usd_per_m"][i]
+    return {
+        "plan": plan,
+        "gpus": int(ev["gpus"][i]),
+        "memory": {"per_gpu_gib": r(mem["per_gpu"][i] / gib), "capacity_gib": r(ev["ctx"].cap_bytes / gib),
+                   "weights_gib": r(mem["weights"][i] / gib), "kv_cache_gib": r(mem["kv_pool"][i] / gib),
+                   "workspace_gib": r(mem["workspace"][i] / gib),
+                   "other_gib": r((mem["other"][i] - mem["workspace"][i]) / gib),
+                   "max_concurrent_sequences": int(mem["seqs_full"][i]),
+                   "verdict": VERDICTS[int(mem["verdict"][i])]},
+        "latency": {"ttft_ms": {"p50": r(ev["ttft"]["p50"][i] * 1e3, 1), "p90": r(ev["ttft"]["p90"][i] * 1e3, 1)},
+                    "tpot_ms": {"p50": r(ev["tpot"]["p50"][i] * 1e3, 2), "p90": r(ev["tpot"]["p90"][i] * 1e3, 2)},
+                    "meets_slo": bool(ev["meets_slo"][i]), "stable": bool(ev["stable"][i])},
+        "throughput": {"output_tokens_per_s": r(ev["out_tok_s"][i], 1),
+                       "output_tokens_per_s_per_gpu": r(ev["out_tok_s"][i] / ev["gpus"][i], 1),
+                       "goodput_output_tokens_per_s": r(ev["goodput"][i], 1),
+                       "capacity_output_tokens_per_s": r(ev["capacity_tok_s"][i], 1),
+                       "running_sequences_per_replica": r(ev["batch"][i], 1)},
+        "cost": {"usd_per_hour": r(ev["usd_per_hour"][i]),
+                 "usd_per_million_output_tokens": r(usd_m, 4)},
+    }

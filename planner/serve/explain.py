@@ -1,0 +1,81 @@
+"""Why no serving plan qualifies, and the nearest changes that would give one."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from planner.serve import engines as E
+
+
+def explain_serving(sc, t: dict, ev: dict) -> dict:
+    """Reasons (which limit fails, by how much) and nearest fixes, from the evaluated table."""
+    s, gpu = sc.serving, sc.cluster.node.gpu
+    mem = ev["mem"]
+    fits = mem["verdict"] < 2
+    reasons, fixes = [], []
+    from planner.serve.search import max_gpus
+
+    g = max_gpus(sc)
+    if not len(t["tp"]):
+        reasons.append(f"no layout to evaluate: search.disaggregated set to true only needs at least two instances "
+                       f"(one prefill, one decode) and {g} GPU(s) are available")
+        fixes.append({"change": "allow colocated plans (add false to search.disaggregated) or more GPUs",
+                      "why": "a single instance cannot be split into prefill and decode pools"})
+        return {"reasons": reasons, "fixes": fixes}
+    if not fits.any():
+        cap = gpu.memory_gib * E.GIB * E.VLLM_GPU_MEMORY_UTILIZATION
+        need = {}
+        for wname in sc.search.weights:
+            w = E.WEIGHT_NAMES.index(wname)
+            sel = (t["wq"] == w) & (t["pp"] == 1) & (t["tp"] == 1)
+            if sel.any():
+                need[wname] = float(mem["weights"][sel].max())
+        if need:
+            best = min(need, key=need.get)
+            n = max(1, math.ceil(need[best] / cap))
+            reasons.append(f"the weights alone need {n} GPU(s) of {gpu.memory_gib:.0f} GiB at {best} "
+                           f"({need[best] / E.GIB:.0f} GiB), and {g} GPU(s) are available"
+                           if n > g else f"no layout leaves room for the KV cache of one sequence "
+                           f"of {s.input_tokens} + {s.output_tokens} tokens")
+            fixes.append({"change": f"use at least {max(n * 2, 2)} GPUs (cluster.nodes or budget.max_gpus)",
+                          "why": "weights split over more GPUs leave room for the KV cache"})
+            lighter = [x for x in ("fp8", "nvfp4", "int4-awq") if x not in sc.search.weights
+                       and E.compute_precision(x, gpu)]
+            if lighter:
+                fixes.append({"change": f"allow search.weights {lighter[0]}",
+                              "why": "fewer bytes per weight"})
+        return {"reasons": reasons, "fixes": fixes}
+    ok_mem = fits & (ev["batch"] >= 1 - 1e-9)
+    stable = ok_mem & ev["stable"]
+    if s.mode == "rate" and not stable.any():
+        per_gpu = np.where(ok_mem, ev["capacity_tok_s"] / ev["gpus"], 0).max()
+        need = s.requests_per_s * ev["ctx"].out_mean / max(per_gpu, 1e-9)
+        reasons.append(f"{s.requests_per_s:g} requests/s need about {need:.0f} GPUs at the best "
+                       f"{per_gpu:,.0f} output tokens/s per GPU; {g} are available")
+        fixes.append({"change": f"use at least {math.ceil(need)} GPUs", "why": "more replicas"})
+        best_rate = s.requests_per_s * g / max(need, 1e-9)
+        fixes.append({"change": f"lower requests_per_s to {best_rate:.3g}", "why": "what the GPUs sustain"})
+        return {"reasons": reasons, "fixes": fixes}
+    pool = stable if s.mode == "rate" else ok_mem
+    if s.slo.tpot_ms_p90 is not None:
+        best = np.where(pool, ev["tpot"]["p90"], np.inf).min() * 1e3
+        if best > s.slo.tpot_ms_p90:
+            reasons.append(f"the lowest TPOT p90 of any plan is {best:.1f} ms, above the {s.slo.tpot_ms_p90:g} ms target")
+            fixes.append({"change": f"relax slo.tpot_ms_p90 to {math.ceil(best)}", "why": "nearest target met"})
+    if s.slo.ttft_ms_p90 is not None and s.mode != "offline":
+        best = np.where(pool, ev["ttft"]["p90"], np.inf).min() * 1e3
+        if best > s.slo.ttft_ms_p90:
+            reasons.append(f"the lowest TTFT p90 of any plan is {best:.0f} ms, above the {s.slo.ttft_ms_p90:g} ms target")
+            fixes.append({"change": f"relax slo.ttft_ms_p90 to {math.ceil(best)}", "why": "nearest target met"})
+    if sc.budget.max_usd_per_hour is not None:
+        cheapest = np.where(pool & ev["meets_slo"], ev["usd_per_hour"], np.inf).min()
+        if np.isfinite(cheapest) and cheapest > sc.budget.max_usd_per_hour:
+            reasons.append(f"the cheapest plan that meets the targets costs ${cheapest:,.2f}/h, above "
+                           f"budget.max_usd_per_hour {sc.budget.max_usd_per_hour:g}")
+            fixes.append({"change": f"raise budget.max_usd_per_hour to {cheapest:.2f}", "why": "cheapest plan"})
+    if not reasons:
+        reasons.append("no plan meets every target at once (each is met by some plan alone)")
+        fixes.append({"change": "relax the SLO or add GPUs", "why": "targets conflict"})
+    return {"reasons": reasons, "fixes": fixes}

@@ -1,0 +1,174 @@
+"""Memory of one serving GPU, exact per component and per engine, vectorised over a plan table.
+
+Per GPU of the most loaded pipeline stage (ceil(layers / pp) layers; the embedding and the LM head
+on the first and last stage, both counted, which is exact for pp = 1):
+* weights: linear layers at the plan's format (engines.weight_bytes_per_element, block scales
+  included), embedding / LM head / router / norms in bf16; attention and dense MLP split by the
+  attention tensor-parallel size (tp, or 1 under attention data parallelism), routed experts by tp
+  (expert parallel x expert tensor parallel = tp);
+* KV cache per token: MHA/GQA 2 x kv_heads x head_dim per layer (kv heads split by tp, replicated
+  once tp exceeds them); MLA the compressed latent kv_lora_rank + qk_rope_head_dim per layer (not
+  split by tp: every rank keeps it, DeepSeek-V2 paper Sec. 2.1); sliding-window layers hold at most
+  `window` tokens of a sequence;
+* workspace: activations of the largest step (max_batched_tokens tokens: residual, q/k/v and
+  output, MLP gate/up/activation in bf16) plus fp32 logits of max_batch sequences for sampling;
+* CUDA graphs and the CUDA context / NCCL / cuBLAS buffers (named below);
+* the KV pool is what the engine's reserve leaves (engines module doc).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from planner.arch import attention_params, mlp_params, model_stats, norm_params
+from planner.serve import engines as E
+
+# Memory the engines keep outside weights, activations and KV. Assumed, not measured here:
+# vLLM's start-up log reports CUDA-graph capture taking about 0.5-1.5 GiB ("Graph capturing
+# finished ... took X GiB") for 8B-70B models; the CUDA context with NCCL and cuBLAS workspaces
+# takes about 0.5-1 GiB per process (nvidia-smi of an idle torch process with NCCL initialised).
+CUDA_GRAPH_GIB = 1.0
+CUDA_CONTEXT_GIB = 0.75
+ACT_BYTES = 2.0  # bf16 activations
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """Per-layer parameter and KV counts the serving model needs (from planner.arch, exact)."""
+
+    layers: int
+    moe_layers: int
+    hidden: int
+    vocab: int
+    heads: int
+    attn: float           # linear attention parameters per layer
+    dense_mlp: float      # per layer, averaged over layers (dense layers only)
+    shared: float         # shared-expert parameters per layer, averaged
+    routed: float         # all routed-expert parameters per layer, averaged
+    router_norms: float   # bf16 router + norms per layer, averaged
+    embed: float
+    head: float           # LM head parameters (0 when tied to the embedding)
+    experts: int
+    top_k: int
+    kv_elems: int         # KV elements per token per layer (before the tp split)
+    kv_split_max: int     # the most ways tp can split the KV (kv heads; 1 for MLA)
+    full_layers: int      # layers attending to the whole sequence
+    window: int           # sliding window length (0 = none)
+    attn_dim_prefill: float  # H x (d_qk + d_v): attention FLOPs per token pair / 2
+    attn_dim_decode: float   # MLA decodes in the absorbed form: H x (2 kv_lora_rank + rope)
+    ffn_per_token: float  # MLP width one token passes through (top_k experts + shared, or dense)
+
+    @property
+    def active_per_layer(self) -> float:
+        frac = self.top_k / self.experts if self.experts else 0.0
+        return self.attn + self.dense_mlp + self.shared + self.routed * frac
+
+
+def model_facts(m) -> ModelFacts:
+    st = model_stats(m)
+    L = m.layers
+    attn = float(attention_params(m))
+    dense_mlp = st.dense_mlp_per_layer * st.dense_layers / L
+    routed = st.routed_experts_per_moe_layer * st.moe_layers / L
+    shared = st.shared_experts_per_moe_layer * st.moe_layers / L
+    router_norms = st.router_per_moe_layer * st.moe_layers / L + st.norms_per_layer
+    if m.mla:
+        kv_elems, kv_split = m.mla.kv_lora_rank + m.mla.qk_rope_head_dim, 1
+        dec = m.heads * (2 * m.mla.kv_lora_rank + m.mla.qk_rope_head_dim)
+        pre = m.heads * (m.mla.qk_nope_head_dim + m.mla.qk_rope_head_dim + m.mla.v_head_dim)
+    else:
+        kv_elems, kv_split = 2 * m.n_kv_heads * m.d_head, m.n_kv_heads
+        dec = pre = m.heads * 2 * m.d_head
+    window = getattr(m, "sliding_window", None) or 0
+    sw_layers = (getattr(m, "sliding_window_layers", None) or (L if window else 0)) if window else 0
+    if m.moe:
+        ffn_tok = m.moe.top_k * m.moe.expert_ffn_hidden + m.moe.shared_ffn
+        ffn_tok = max(ffn_tok, m.ffn_hidden if m.moe.dense_layers else 0)
+    else:
+        ffn_tok = m.ffn_hidden
+    return ModelFacts(
+        layers=L, moe_layers=st.moe_layers, hidden=m.hidden, vocab=m.vocab, heads=m.heads, attn=attn,
+        dense_mlp=dense_mlp, shared=shared, routed=routed, router_norms=router_norms,
+        embed=float(st.embedding), head=float(st.lm_head), experts=st.experts,
+        top_k=st.top_k, kv_elems=kv_elems, kv_split_max=kv_split, full_layers=L - sw_layers,
+        window=window, attn_dim_prefill=float(pre), attn_dim_decode=float(dec), ffn_per_token=float(ffn_tok))
+
+
+def stage_layers(f: ModelFacts, pp):
+    return np.ceil(f.layers / pp)
+
+
+def attn_tp(t):
+    """Tensor-parallel size of attention: 1 under attention data parallelism."""
+    return np.where(t["attn_dp"], 1, t["tp"])
+
+
+def weight_bytes(f: ModelFacts, t, bpe) -> np.ndarray:
+    """Weights on one GPU of the most loaded stage (module doc)."""
+    ls = stage_layers(f, t["pp"])
+    ta = attn_tp(t)
+    linear = ls * ((f.attn + f.dense_mlp + f.shared) * bpe / ta + f.routed * bpe / t["tp"])
+    bf16 = ls * f.router_norms * 2.0 + (f.embed + f.head) * 2.0 / ta
+    return linear + bf16
+
+
+def kv_bytes_per_token(f: ModelFacts, t, kv_bytes) -> tuple[np.ndarray, np.ndarray]:
+    """(full-attention, sliding-window) KV bytes per token on one GPU of a stage."""
+    ls = stage_layers(f, t["pp"])
+    split = np.minimum(attn_tp(t), f.kv_split_max)
+    per_layer = f.kv_elems * kv_bytes / split
+    share_full = f.full_layers / f.layers
+    return ls * share_full * per_layer, ls * (1 - share_full) * per_layer
+
+
+def seq_kv_bytes(f: ModelFacts, per_full, per_sw, tokens) -> np.ndarray:
+    """KV bytes of one sequence holding `tokens` tokens."""
+    sw = np.minimum(tokens, f.window) if f.window else 0.0
+    return per_full * tokens + per_sw * sw
+
+
+def workspace_bytes(f: ModelFacts, t) -> np.ndarray:
+    """Activation peak of the largest step plus sampling logits (module doc)."""
+    ta = attn_tp(t)
+    per_token = ACT_BYTES * (4 * f.hidden + 3 * f.ffn_per_token / ta)
+    logits = 4.0 * t["max_batch"] * f.vocab / ta
+    return t["max_batched_tokens"] * per_token + logits
+
+
+def kv_pool_bytes(t, cap_bytes: float, weights, work) -> np.ndarray:
+    """KV pool per GPU after the engine's reserve (engines module doc)."""
+    other = work + (CUDA_GRAPH_GIB + CUDA_CONTEXT_GIB) * E.GIB
+    vllm = E.VLLM_GPU_MEMORY_UTILIZATION * cap_bytes - weights - other
+    sgl = E.sglang_mem_fraction(t["tp"] * t["pp"]) * cap_bytes - weights
+    sgl = np.where(cap_bytes - E.sglang_mem_fraction(t["tp"] * t["pp"]) * cap_bytes >= other, sgl, -1.0)
+    trt = E.TRTLLM_FREE_GPU_MEMORY_FRACTION * (cap_bytes - weights - other)
+    pool = np.select([t["engine"] == E.VLLM, t["engine"] == E.SGLANG], [vllm, sgl], trt)
+    return np.maximum(pool, 0.0)
+
+
+def memory_table(f: ModelFacts, t, cap_bytes: float, bpe, kvb, in_mean, out_mean, in_p90, out_p90) -> dict:
+    """Everything memory says about each plan: bytes per component, KV pool, sequences that fit
+    (per replica), and the verdict."""
+    w = weight_bytes(f, t, bpe)
+    work = workspace_bytes(f, t)
+    pool = kv_pool_bytes(t, cap_bytes, w, work)
+    full, sw = kv_bytes_per_token(f, t, kvb)
+    full_len = seq_kv_bytes(f, full, sw, in_mean + out_mean)
+    p90_len = seq_kv_bytes(f, full, sw, in_p90 + out_p90)
+    # Running sequences hold on average input + output/2 tokens when blocks are allocated on demand
+    # (vLLM, SGLang); TensorRT-LLM's GUARANTEED_NO_EVICT reserves the whole length at admission.
+    occupied = np.where(t["engine"] == E.TRTLLM, full_len, seq_kv_bytes(f, full, sw, in_mean + out_mean / 2))
+    group = np.where(t["attn_dp"], t["tp"], 1)  # attention-DP ranks each hold their own sequences
+    seqs_full = np.floor(pool / full_len) * group
+    seqs_running = np.floor(pool / occupied) * group
+    other = work + (CUDA_GRAPH_GIB + CUDA_CONTEXT_GIB) * E.GIB
+    per_gpu = w + pool + other
+    oom = (pool < p90_len) | (w + other > cap_bytes)
+    verdict = np.where(oom, 2, np.where(seqs_full < t["max_batch"], 1, 0))
+    return {"weights": w, "workspace": work, "other": other, "kv_pool": pool, "per_gpu": per_gpu,
+            "seqs_full": seqs_full, "seqs_running": seqs_running, "verdict": verdict}
+
+
+VERDICTS = ("fits", "tight", "oom")

@@ -1,0 +1,91 @@
+"""A serving plan from text (`--plan "engine=trtllm,weights=fp8,tp=2,..."`) and plan tables."""
+
+from __future__ import annotations
+
+import difflib
+
+import numpy as np
+
+from planner.errors import InputError
+from planner.serve import engines as E
+from planner.spec.serving import SERVE_PLAN_FIELDS
+
+FIELDS = SERVE_PLAN_FIELDS + ("attn_dp", "prefill_replicas")
+INT_FIELDS = ("tp", "pp", "ep", "replicas", "max_batch", "max_batched_tokens", "prefill_replicas")
+
+
+def _choice(key: str, value: str, names: tuple) -> int:
+    if value not in names:
+        near = difflib.get_close_matches(value, names, n=1)
+        hint = f"; did you mean '{near[0]}'?" if near else ""
+        raise InputError(f"'{value}' is not one of {', '.join(names)}{hint}", key=f"--plan {key}")
+    return names.index(value)
+
+
+def parse_serve_plan(text: str, sc) -> dict:
+    """Plan table of one row from 'key=value,...'; keys left out take the engine's defaults."""
+    given: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        if "=" not in part:
+            raise InputError(f"expected key=value, got '{part}'", key="--plan")
+        k, v = (x.strip() for x in part.split("=", 1))
+        if k not in FIELDS:
+            near = difflib.get_close_matches(k, FIELDS, n=1)
+            hint = f"; did you mean '{near[0]}'?" if near else ""
+            raise InputError(f"unknown plan key '{k}' (expected one of {', '.join(FIELDS)}){hint}", key="--plan")
+        given[k] = v
+    row: dict = {}
+    row["engine"] = _choice("engine", given.get("engine", sc.search.engines[0]), E.ENGINE_NAMES)
+    row["wq"] = _choice("weights", given.get("weights", "bf16"), E.WEIGHT_NAMES)
+    row["kv"] = _choice("kv_cache", given.get("kv_cache", "bf16"), E.KV_NAMES)
+    for k in INT_FIELDS:
+        if k in given:
+            try:
+                row[k] = int(given[k])
+            except ValueError:
+                raise InputError(f"{k} must be a whole number, got '{given[k]}'", key=f"--plan {k}") from None
+            if row[k] < (0 if k == "prefill_replicas" else 1):
+                raise InputError(f"{k} must be at least {0 if k == 'prefill_replicas' else 1}, got {row[k]}",
+                                 key=f"--plan {k}")
+    flag = given.get("attn_dp", "false").lower()
+    if flag not in ("true", "false", "1", "0"):
+        raise InputError(f"attn_dp must be true or false, got '{flag}'", key="--plan attn_dp")
+    row["attn_dp"] = flag in ("true", "1")
+    gib = sc.cluster.node.gpu.memory_gib
+    eng = np.array([row["engine"]])
+    row.setdefault("tp", 1)
+    row.setdefault("pp", 1)
+    row.setdefault("ep", 1)
+    row.setdefault("replicas", 1)
+    row.setdefault("prefill_replicas", 0)
+    row.setdefault("max_batch", int(E.default_max_batch(eng, gib)[0]))
+    row.setdefault("max_batched_tokens", int(E.default_max_batched_tokens(eng, gib, sc.serving.offline)[0]))
+    check_plan(row, sc)
+    return {k: np.array([v]) for k, v in row.items()}
+
+
+def check_plan(row: dict, sc) -> None:
+    """Structural checks of one plan; InputError names the numbers that do not fit."""
+    m, gpu = sc.model, sc.cluster.node.gpu
+    name = E.WEIGHT_NAMES[row["wq"]]
+    if E.compute_precision(name, gpu) is None:
+        raise InputError(f"{gpu.name} cannot run weights={name} (no tensor-core support in the catalog)",
+                         key="--plan weights")
+    if not E.engine_supported(row["engine"], gpu):
+        raise InputError(f"{E.ENGINE_NAMES[row['engine']]} does not run on {gpu.name}", key="--plan engine")
+    gpus = row["tp"] * row["pp"] * (row["replicas"] + row.get("prefill_replicas", 0))
+    if gpus > sc.cluster.gpus:
+        raise InputError(f"tp x pp x (replicas + prefill_replicas) = {gpus} GPUs, the cluster has {sc.cluster.gpus}", key="--plan")
+    if row["pp"] > m.layers:
+        raise InputError(f"pp ({row['pp']}) exceeds the model's {m.layers} layers", key="--plan pp")
+    if m.heads % row["tp"] and not row["attn_dp"]:
+        raise InputError(f"tp ({row['tp']}) must divide the {m.heads} attention heads", key="--plan tp")
+    if row["ep"] > 1 and not m.moe:
+        raise InputError("ep > 1 needs a mixture-of-experts model", key="--plan ep")
+    if row["tp"] % row["ep"]:
+        raise InputError(f"ep ({row['ep']}) must divide tp ({row['tp']}): experts split ep ways, each "
+                         f"expert tp/ep ways", key="--plan ep")
+    if m.moe and m.moe.experts % row["ep"]:
+        raise InputError(f"ep ({row['ep']}) must divide the {m.moe.experts} experts", key="--plan ep")
+    if row["attn_dp"] and not m.moe:
+        raise InputError("attn_dp (attention data parallel) applies to mixture-of-experts models", key="--plan")

@@ -1,0 +1,73 @@
+"""Console rendering of serving plans (a rich table that fits 100 columns)."""
+
+from __future__ import annotations
+
+from rich.table import Table
+
+VERDICT_STYLE = {"fits": "green", "tight": "yellow", "oom": "red"}
+
+
+def _layout(p: dict) -> str:
+    parts = [f"tp{p['tp']}"]
+    if p["pp"] > 1:
+        parts.append(f"pp{p['pp']}")
+    if p["ep"] > 1:
+        parts.append(f"ep{p['ep']}")
+    if p.get("attn_dp"):
+        parts.append("adp")
+    if p.get("prefill_replicas"):
+        return " ".join(parts) + f" x{p['replicas']} decode + x{p['prefill_replicas']} prefill"
+    return " ".join(parts) + f" x{p['replicas']}"
+
+
+def _num(x, fmt: str, missing: str = "n/a") -> str:
+    return missing if x is None else format(x, fmt)
+
+
+def plans_table(plans: list[dict], title: str) -> Table:
+    t = Table(title=title, title_justify="left", header_style="bold", pad_edge=False)
+    for col, just in (("#", "right"), ("engine", "left"), ("w/kv", "left"), ("layout", "left"),
+                      ("batch", "right"), ("GiB/GPU", "right"), ("seqs", "right"), ("TTFT p90", "right"),
+                      ("TPOT p90", "right"), ("tok/s/GPU", "right"), ("$/M tok", "right")):
+        t.add_column(col, justify=just)
+    for i, r in enumerate(plans, 1):
+        p, m, lat = r["plan"], r["memory"], r["latency"]
+        style = VERDICT_STYLE[m["verdict"]]
+        t.add_row(str(i), p["engine"], f"{p['weights']}/{p['kv_cache']}", _layout(p), str(p["max_batch"]),
+                  f"[{style}]{m['per_gpu_gib']:.0f}[/]", str(m["max_concurrent_sequences"]),
+                  _num(lat["ttft_ms"]["p90"], ",.0f") + " ms", _num(lat["tpot_ms"]["p90"], ".1f") + " ms",
+                  _num(r["throughput"]["output_tokens_per_s_per_gpu"], ",.0f"),
+                  _num(r["cost"]["usd_per_million_output_tokens"], ".3f"))
+    return t
+
+
+def render_serve(result: dict, console) -> None:
+    title = (f"{result['scenario']}: {len(result['plans'])} of {result['feasible']} qualifying plans "
+             f"({result['evaluated']} evaluated) on up to {result['gpus_available']} x {result['gpu']}, "
+             f"ranked by {result['objective']}")
+    console.print(plans_table(result["plans"], title))
+    best = result["plans"][0]
+    console.print(f"best: {best['gpus']} GPUs, {best['throughput']['output_tokens_per_s']:,.0f} output tokens/s, "
+                  f"KV cache {best['memory']['kv_cache_gib']:.0f} GiB/GPU", soft_wrap=True)
+
+
+def render_infeasible(result: dict, console) -> None:
+    console.print(f"[red]no serving plan qualifies[/] for {result['scenario']} "
+                  f"({result['evaluated']} plans evaluated)", soft_wrap=True)
+    for r in result["infeasible"]["reasons"]:
+        console.print(f"  - {r}", soft_wrap=True)
+    if result["infeasible"]["fixes"]:
+        console.print("nearest fixes:")
+        for f in result["infeasible"]["fixes"]:
+            console.print(f"  - {f['change']} ({f['why']})", soft_wrap=True)
+
+
+def render_one(r: dict, console) -> None:
+    console.print(plans_table([r], "serving plan estimate"))
+    m, lat = r["memory"], r["latency"]
+    console.print(f"memory per GPU: weights {m['weights_gib']:.1f} GiB, KV cache {m['kv_cache_gib']:.1f} GiB, "
+                  f"workspace {m['workspace_gib']:.1f} GiB, graphs+context {m['other_gib']:.1f} GiB "
+                  f"of {m['capacity_gib']:.1f} GiB ({m['verdict']})", soft_wrap=True)
+    console.print(f"TTFT p50 {lat['ttft_ms']['p50']} ms, TPOT p50 {lat['tpot_ms']['p50']} ms; "
+                  f"output {r['throughput']['output_tokens_per_s']:,.0f} tokens/s; "
+                  f"{'meets' if r['feasible'] else 'does not meet'} the scenario's targets", soft_wrap=True)

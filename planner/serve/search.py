@@ -1,0 +1,189 @@
+"""Serving plan search: CP-SAT enumerates every integer layout (tp, pp, ep, replicas) that obeys the
+structural constraints and the GPU budget; numpy evaluates every layout x engine x weight format x
+KV format x max_batch at once (planner.serve.evaluate), drops plans that do not fit, are unstable
+under the rate, miss the SLO or break the budget, and ranks the rest by the objective.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+from ortools.sat.python import cp_model
+
+from planner.serve import engines as E
+from planner.serve.evaluate import evaluate, result_row
+
+POW2 = (1, 2, 4, 8, 16, 32, 64)
+
+
+class _Collector(cp_model.CpSolverSolutionCallback):
+    def __init__(self, variables):
+        super().__init__()
+        self._vars = variables
+        self.rows: list[tuple[int, ...]] = []
+
+    def on_solution_callback(self):
+        self.rows.append(tuple(self.Value(v) for v in self._vars))
+
+
+def _domains(sc) -> dict[str, list[int]]:
+    m, node, so = sc.model, sc.cluster.node, sc.search
+    gpus = max_gpus(sc)
+    tp = so.tp or [x for x in POW2 if x <= min(node.domain, gpus) and (m.heads % x == 0)]
+    pp = so.pp or [x for x in POW2 if x <= min(m.layers, 16, gpus)]
+    ep = so.ep or ([x for x in POW2 if m.moe and m.moe.experts % x == 0 and x <= max(tp)] if m.moe else [1])
+    return {"tp": sorted(set(tp)), "pp": sorted(set(pp)), "ep": sorted(set(ep) | ({1} if not m.moe else set()))}
+
+
+def max_gpus(sc) -> int:
+    g = sc.cluster.gpus
+    if sc.budget.max_gpus:
+        g = min(g, sc.budget.max_gpus)
+    return g
+
+
+def layouts(sc) -> np.ndarray:
+    """Every (tp, pp, ep, replicas) with tp, pp, ep from their domains, ep | tp, and
+    tp x pp x replicas <= the GPUs available (CP-SAT, all solutions)."""
+    d = _domains(sc)
+    g = max_gpus(sc)
+    model = cp_model.CpModel()
+    tp = model.NewIntVarFromDomain(cp_model.Domain.FromValues(d["tp"]), "tp")
+    pp = model.NewIntVarFromDomain(cp_model.Domain.FromValues(d["pp"]), "pp")
+    ep = model.NewIntVarFromDomain(cp_model.Domain.FromValues(d["ep"]), "ep")
+    reps = model.NewIntVar(1, g, "replicas")
+    tpp = model.NewIntVar(1, g, "tp_pp")
+    model.AddMultiplicationEquality(tpp, [tp, pp])
+    total = model.NewIntVar(1, g, "gpus")
+    model.AddMultiplicationEquality(total, [tpp, reps])
+    # ep divides tp: tp = ep x moe_tp
+    moe_tp = model.NewIntVar(1, max(d["tp"]), "moe_tp")
+    model.AddMultiplicationEquality(tp, [ep, moe_tp])
+    solver = cp_model.CpSolver()
+    solver.parameters.enumerate_all_solutions = True
+    solver.parameters.num_workers = 1
+    cb = _Collector([tp, pp, ep, reps])
+    solver.Solve(model, cb)
+    rows = np.array(sorted(set(cb.rows)), dtype=np.int64).reshape(-1, 4)
+    if sc.serving.mode != "rate":  # without a rate, only the largest replica count matters for cost
+        keep = rows[:, 3] == g // (rows[:, 0] * rows[:, 1])
+        rows = rows[keep]
+    return rows
+
+
+def candidate_table(sc) -> dict[str, np.ndarray]:
+    gpu, so = sc.cluster.node.gpu, sc.search
+    lay = layouts(sc)
+    cats = []
+    for eng, w, kv in itertools.product(so.engines, so.weights, so.kv_cache):
+        e = E.ENGINE_NAMES.index(eng)
+        if not E.engine_supported(e, gpu) or E.compute_precision(w, gpu) is None:
+            continue
+        dflt = int(E.default_max_batch(np.array([e]), gpu.memory_gib)[0])
+        batches = so.max_batch or sorted({b for b in (16, 32, 64, 128, 256, 512, 1024, 2048) if b <= dflt} | {dflt})
+        for b in batches:
+            cats.append((e, E.WEIGHT_NAMES.index(w), E.KV_NAMES.index(kv), b))
+    cats = np.array(cats, dtype=np.int64).reshape(-1, 4)
+    moe = sc.model.moe is not None
+    dp_opts = (0, 1) if moe else (0,)
+    n_l, n_c, n_d = len(lay), len(cats), len(dp_opts)
+    li = np.repeat(np.arange(n_l), n_c * n_d)
+    ci = np.tile(np.repeat(np.arange(n_c), n_d), n_l)
+    di = np.tile(np.array(dp_opts), n_l * n_c)
+    t = {"tp": lay[li, 0], "pp": lay[li, 1], "ep": lay[li, 2], "replicas": lay[li, 3],
+         "engine": cats[ci, 0], "wq": cats[ci, 1], "kv": cats[ci, 2], "max_batch": cats[ci, 3],
+         "attn_dp": di.astype(bool)}
+    # attention data parallel only with tp > 1 and ep = tp (each rank its own experts)
+    keep = ~t["attn_dp"] | ((t["tp"] > 1) & (t["ep"] == t["tp"]))
+    t = {k: v[keep] for k, v in t.items()}
+    t["max_batched_tokens"] = E.default_max_batched_tokens(t["engine"], gpu.memory_gib, sc.serving.offline)
+    t["prefill_replicas"] = np.zeros_like(t["tp"])
+    both = _with_disaggregated(t) if True in so.disaggregated else t
+    if False not in so.disaggregated:
+        both = {k: v[both["prefill_replicas"] > 0] for k, v in both.items()}
+    return both
+
+
+def _with_disaggregated(t: dict) -> dict:
+    """Add, for every plan of r >= 2 instances, its disaggregated variants: p prefill instances
+    (p a power of two below r) and r - p decode instances of the same layout and GPU count."""
+    r = t["replicas"]
+    splits = [p for p in POW2 if p < r.max()] if len(r) else []
+    parts = [t]
+    for p in splits:
+        keep = r > p
+        if not keep.any():
+            continue
+        d = {k: v[keep].copy() for k, v in t.items()}
+        d["prefill_replicas"] = np.full(int(keep.sum()), p, dtype=np.int64)
+        d["replicas"] = d["replicas"] - p
+        parts.append(d)
+    return {k: np.concatenate([x[k] for x in parts]) for k in t}
+
+
+def _order(ev, out_mean: float, objective: str) -> np.ndarray:
+    """Plan indices best first: cost ($ per million output tokens), latency (p90 TTFT + output x
+    p90 TPOT), gpus (fewest) or throughput (output tokens/s); ties broken by cost."""
+    cost = np.nan_to_num(ev["usd_per_m"], nan=np.inf)
+    if objective == "latency":
+        primary = ev["ttft"]["p90"] + out_mean * ev["tpot"]["p90"]
+    elif objective == "gpus":
+        primary = ev["gpus"].astype(float)
+    elif objective == "throughput":
+        primary = -ev["out_tok_s"]
+    else:
+        primary, cost = cost, -ev["out_tok_s"] / ev["gpus"]
+    return np.lexsort((cost, primary))
+
+
+def feasible_mask(sc, ev) -> np.ndarray:
+    ok = (ev["mem"]["verdict"] < 2) & ev["stable"] & ev["meets_slo"] & (ev["batch"] >= 1 - 1e-9)
+    if sc.budget.max_usd_per_hour is not None:
+        ok &= ~(ev["usd_per_hour"] > sc.budget.max_usd_per_hour)
+    return ok
+
+
+def solve_serving(sc, objective: str | None = None, top: int | None = None) -> dict:
+    """Ranked serving plans of the scenario (the JSON contract), or an explanation when none fits."""
+    objective = objective or sc.objective
+    top = top or sc.top
+    t = candidate_table(sc)
+    ev = evaluate(sc, t)
+    ok = feasible_mask(sc, ev)
+    idx = np.flatnonzero(ok)
+    from planner.spec.serving import token_stats
+
+    idx = idx[_order(_sub(ev, idx), token_stats(sc.serving.output_tokens)[0], objective)]
+    plans, seen = [], set()
+    for i in idx:
+        row = result_row(ev, t, int(i))
+        key = tuple(v for k, v in row["plan"].items() if k != "max_batch")
+        if key in seen:  # the same deployment with a smaller max_batch ranks lower: show it once
+            continue
+        seen.add(key)
+        plans.append(row)
+        if len(plans) >= top:
+            break
+    out = {"scenario": sc.name, "mode": sc.serving.mode, "objective": objective, "gpu": sc.cluster.node.gpu.name,
+           "gpus_available": max_gpus(sc), "evaluated": int(len(t["tp"])), "feasible": int(ok.sum()),
+           "plans": plans}
+    if not plans:
+        from planner.serve.explain import explain_serving
+
+        out["infeasible"] = explain_serving(sc, t, ev)
+    return out
+
+
+def _sub(ev, idx):
+    return {"usd_per_m": ev["usd_per_m"][idx], "ttft": {k: v[idx] for k, v in ev["ttft"].items()},
+            "tpot": {k: v[idx] for k, v in ev["tpot"].items()}, "gpus": ev["gpus"][idx],
+            "out_tok_s": ev["out_tok_s"][idx]}
+
+
+def estimate_serving(sc, t: dict) -> dict:
+    """The contract object of one given plan (a table of one row), whether it fits or not."""
+    ev = evaluate(sc, t)
+    row = result_row(ev, t, 0)
+    row["feasible"] = bool(feasible_mask(sc, ev)[0])
+    return row

@@ -1,0 +1,148 @@
+"""Serving scenario: model + cluster + traffic (`serving:`) + serving search keys (PRODUCT.md, Serving).
+
+A scenario file holds either a `training:` block (planner.spec.scenario) or a `serving:` block
+(this module), never both. Token counts are an integer, a `{mean, p90}` pair or a list of
+`[tokens, share]` points.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from planner.errors import InputError
+from planner.spec.base import Name, PosFloat, PosInt, Strict
+from planner.spec.hardware import Cluster
+from planner.spec.model import ModelSpec
+
+Engine = Literal["vllm", "sglang", "trtllm"]
+WeightScheme = Literal["bf16", "fp16", "fp8", "int8", "nvfp4", "mxfp4", "int4-awq", "int4-gptq"]
+KVScheme = Literal["bf16", "fp16", "fp8"]
+ServeObjective = Literal["cost", "latency", "gpus", "throughput"]
+ENGINES = ("vllm", "sglang", "trtllm")
+WEIGHTS = ("bf16", "fp16", "fp8", "int8", "nvfp4", "mxfp4", "int4-awq", "int4-gptq")
+KV = ("bf16", "fp16", "fp8")
+SERVE_PLAN_FIELDS = ("engine", "weights", "kv_cache", "tp", "pp", "ep", "replicas", "max_batch",
+                     "max_batched_tokens")
+
+
+class TokenMoments(Strict):
+    mean: PosFloat = Field(le=2**24)
+    p90: PosFloat = Field(le=2**24)
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.p90 < self.mean:
+            raise ValueError(f"p90 ({self.p90}) is below the mean ({self.mean})")
+        return self
+
+
+TokenCount = PosInt | TokenMoments | list[tuple[PosInt, PosFloat]]
+
+
+def token_stats(value) -> tuple[float, float]:
+    """(mean, p90) of a token count given as an int, {mean, p90} or a list of (tokens, share)."""
+    if isinstance(value, int):
+        return float(value), float(value)
+    if isinstance(value, TokenMoments):
+        return value.mean, value.p90
+    pts = sorted(value)
+    total = sum(s for _, s in pts)
+    mean = sum(t * s for t, s in pts) / total
+    acc = 0.0
+    for t, s in pts:
+        acc += s / total
+        if acc >= 0.9 - 1e-12:
+            return mean, float(t)
+    return mean, float(pts[-1][0])
+
+
+class SLO(Strict):
+    ttft_ms_p90: PosFloat | None = None
+    tpot_ms_p90: PosFloat | None = None
+
+
+class Serving(Strict):
+    input_tokens: TokenCount
+    output_tokens: TokenCount
+    requests_per_s: PosFloat | None = Field(None, le=1e7)
+    concurrency: PosInt | None = Field(None, le=10**7)
+    offline: bool = False
+    slo: SLO = SLO()
+    prefix_cache_hit: float = Field(0.0, ge=0.0, lt=1.0, description="share of input tokens already cached")
+
+    @model_validator(mode="after")
+    def _check(self):
+        given = [k for k in ("requests_per_s", "concurrency") if getattr(self, k) is not None] \
+            + (["offline"] if self.offline else [])
+        if len(given) != 1:
+            raise ValueError("give exactly one of requests_per_s, concurrency or offline: true"
+                             + (f" (got {', '.join(given)})" if given else ""))
+        for key in ("input_tokens", "output_tokens"):
+            v = getattr(self, key)
+            if isinstance(v, list) and not v:
+                raise ValueError(f"{key}: the list of [tokens, share] points is empty")
+        return self
+
+    @property
+    def mode(self) -> str:
+        return "offline" if self.offline else ("rate" if self.requests_per_s is not None else "concurrency")
+
+
+class ServingBudget(Strict):
+    max_gpus: PosInt | None = None
+    max_usd_per_hour: PosFloat | None = None
+
+
+class ServingSearch(Strict):
+    engines: list[Engine] = Field(default_factory=lambda: list(ENGINES), min_length=1)
+    weights: list[WeightScheme] = Field(default_factory=lambda: ["bf16", "fp8", "nvfp4", "int4-awq"], min_length=1)
+    kv_cache: list[KVScheme] = Field(default_factory=lambda: ["bf16", "fp8"], min_length=1)
+    tp: list[PosInt] | None = None
+    pp: list[PosInt] | None = None
+    ep: list[PosInt] | None = None
+    max_batch: list[PosInt] | None = Field(None, description="max running sequences to try; default "
+                                           "each engine's default and powers of two below it")
+    disaggregated: list[bool] = Field(default_factory=lambda: [False, True], min_length=1,
+                                      description="colocated (false) and/or separate prefill and decode "
+                                      "instances (true)")
+
+
+class ServingScenario(Strict):
+    name: Name = "serving scenario"
+    model: ModelSpec
+    cluster: Cluster
+    serving: Serving
+    budget: ServingBudget = ServingBudget()
+    search: ServingSearch = ServingSearch()
+    objective: ServeObjective = "cost"
+    top: PosInt = Field(10, le=10000)
+
+    @model_validator(mode="after")
+    def _check(self):
+        if not isinstance(self.cluster.nodes, int):
+            raise ValueError("cluster.nodes: a serving scenario takes one node count (the GPUs available)")
+        return self
+
+
+def is_serving(data) -> bool:
+    return isinstance(data, dict) and "serving" in data
+
+
+def load_serving_scenario(path: str | Path) -> ServingScenario:
+    """Read and validate a serving scenario (catalog names resolved); exactly one of serving/training."""
+    from planner.spec.load import load_yaml, resolve_scenario_dict, validate_model
+
+    p = Path(path)
+    data = load_yaml(p)
+    if isinstance(data, dict):
+        if "serving" in data and "training" in data:
+            raise InputError("a scenario has either a training: or a serving: block, not both",
+                             file=str(path), key="serving")
+        if "serving" not in data:
+            raise InputError("required key is missing (planner serve needs a serving: block"
+                             + ("; this file is a training scenario: use planner solve)" if "training" in data
+                                else ")"), file=str(path), key="serving")
+    return validate_model(ServingScenario, resolve_scenario_dict(data, p.parent, str(path)), file=str(path))

@@ -1,0 +1,193 @@
+"""planner serve: serving spec errors, exact KV / weight bytes, search contract, --plan, infeasible."""
+
+import json
+import time
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from planner import catalog
+from planner.cli import main
+from planner.serve import engines as E
+from planner.serve.memory import kv_bytes_per_token, model_facts, weight_bytes
+
+from conftest import ROOT, write
+
+runner = CliRunner()
+SERVE_70B = ROOT / "scenarios" / "serve_70b.yaml"
+
+
+def run(*args):
+    return runner.invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def _table(**kw):
+    base = {"engine": 0, "wq": 0, "kv": 0, "tp": 1, "pp": 1, "ep": 1, "attn_dp": False, "replicas": 1,
+            "max_batch": 256, "max_batched_tokens": 8192}
+    base.update(kw)
+    return {k: np.array([v]) for k, v in base.items()}
+
+
+def test_kv_bytes_per_token_gqa_and_mla():
+    # Llama-3.1-70B: 80 layers x (K+V) x 8 kv heads x 128 x 2 bytes = 327,680 B per token (bf16).
+    f = model_facts(catalog.model("llama-3.1-70b"))
+    full, sw = kv_bytes_per_token(f, _table(), 2.0)
+    assert full[0] == 80 * 2 * 8 * 128 * 2 and sw[0] == 0
+    # tp 16 cannot split 8 kv heads further: each rank keeps one head (same bytes as tp 8).
+    assert kv_bytes_per_token(f, _table(tp=16), 2.0)[0][0] == kv_bytes_per_token(f, _table(tp=8), 2.0)[0][0]
+    # DeepSeek-V3 MLA: 61 layers x (kv_lora_rank 512 + rope 64) x 2 bytes, not split by tp.
+    f = model_facts(catalog.model("deepseek-v3"))
+    assert kv_bytes_per_token(f, _table(tp=8), 2.0)[0][0] == 61 * (512 + 64) * 2
+
+
+def test_weight_formats_with_block_scales():
+    assert E.weight_bytes_per_element("nvfp4") == 0.5 + 1 / 16
+    assert E.weight_bytes_per_element("mxfp4") == 0.5 + 1 / 32
+    assert E.weight_bytes_per_element("int4-awq") == 0.5 + 2.5 / 128
+    f = model_facts(catalog.model("llama-3.1-70b"))
+    bf16 = weight_bytes(f, _table(), 2.0)[0]
+    fp8 = weight_bytes(f, _table(), 1.0)[0]
+    # 70.6B parameters; the 2 x 128256 x 8192 embedding + head stay bf16 under fp8.
+    assert 140e9 < bf16 < 142e9
+    assert fp8 - (bf16 / 2) == pytest.approx(128256 * 8192 * 2, rel=0.01)
+
+
+def test_search_contract_and_slo():
+    t0 = time.perf_counter()
+    r = run("serve", SERVE_70B, "--json")
+    took = time.perf_counter() - t0
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert out["plans"] and out["evaluated"] >= out["feasible"] > 0
+    for p in out["plans"]:
+        q = p["plan"]
+        assert set(q) >= {"engine", "weights", "kv_cache", "tp", "pp", "ep", "replicas", "max_batch"}
+        assert q["tp"] * q["pp"] * q["replicas"] == p["gpus"] <= 64
+        assert p["memory"]["verdict"] in ("fits", "tight") and p["memory"]["max_concurrent_sequences"] >= 1
+        assert p["memory"]["per_gpu_gib"] <= p["memory"]["capacity_gib"]
+        assert p["latency"]["ttft_ms"]["p90"] <= 800 and p["latency"]["tpot_ms"]["p90"] <= 40
+        assert p["latency"]["tpot_ms"]["p50"] <= p["latency"]["tpot_ms"]["p90"]
+        assert p["throughput"]["output_tokens_per_s"] == pytest.approx(40 * 512, rel=1e-6)
+    costs = [p["cost"]["usd_per_million_output_tokens"] for p in out["plans"]]
+    assert costs == sorted(costs)
+    assert took < 20  # generous on a loaded 2-core machine; benchmarks measure the real time
+
+
+def test_plan_estimate_and_fp8_kv_fits_more():
+    base = "engine=trtllm,weights=fp8,tp=2,replicas=1,max_batch=512"
+    a = json.loads(run("serve", SERVE_70B, "--plan", base + ",kv_cache=bf16", "--json").stdout)
+    b = json.loads(run("serve", SERVE_70B, "--plan", base + ",kv_cache=fp8", "--json").stdout)
+    assert a["plan"]["tp"] == 2 and a["plan"]["max_batched_tokens"] == 8192  # engine default
+    assert b["memory"]["max_concurrent_sequences"] >= 2 * a["memory"]["max_concurrent_sequences"] - 1
+    assert b["memory"]["kv_cache_gib"] == pytest.approx(a["memory"]["kv_cache_gib"], rel=0.01)
+
+
+def test_offline_throughput_grows_with_batch(tmp_path):
+    p = write(tmp_path, "s.yaml", "model: llama-3.1-8b\ncluster: {node: hgx-h200, nodes: 1}\n"
+              "serving: {input_tokens: 1000, output_tokens: 1000, offline: true}\n")
+    tok = [json.loads(run("serve", p, "--plan", f"engine=vllm,max_batch={b}", "--json").stdout)
+           ["throughput"]["output_tokens_per_s"] for b in (8, 64, 256)]
+    assert tok[0] < tok[1] < tok[2]
+
+
+def test_infeasible_names_the_weights(tmp_path):
+    p = write(tmp_path, "s.yaml", "model: llama-3.1-405b\ncluster: {node: dgx-h100, nodes: 1}\n"
+              "serving: {input_tokens: 1000, output_tokens: 200, offline: true}\n"
+              "search: {weights: [bf16]}\n")
+    r = run("serve", p)
+    assert r.exit_code == 1
+    assert "weights alone need" in r.stdout and "nearest fixes" in r.stdout
+
+
+@pytest.mark.parametrize("text,key", [
+    ("serving: {input_tokens: 10, output_tokens: 10}\n", "exactly one of"),
+    ("serving: {input_tokens: 10, output_tokens: 10, offline: true, concurrency: 4}\n", "exactly one of"),
+    ("training: {seq_len: 10, global_batch: 1, tokens: 1e6}\n", "serving"),
+    ("serving: {input_tokens: 10, output_tokens: 10, offline: true}\n"
+     "training: {seq_len: 10, global_batch: 1, tokens: 1e6}\n", "not both"),
+    ("serving: {input_tokens: {mean: 100, p90: 50}, output_tokens: 10, offline: true}\n", "p90"),
+])
+def test_bad_serving_input_exits_2(tmp_path, text, key):
+    p = write(tmp_path, "s.yaml", "model: llama-3.1-8b\ncluster: {node: hgx-h200, nodes: 1}\n" + text)
+    r = runner.invoke(main, ["serve", str(p)])
+    assert r.exit_code == 2 and key in r.output and "Traceback" not in r.output
+
+
+def test_bad_plan_key_exits_2():
+    r = runner.invoke(main, ["serve", str(SERVE_70B), "--plan", "engin=vllm"])
+    assert r.exit_code == 2 and "did you mean 'engine'" in r.output
+
+
+def test_solve_and_serve_point_to_each_other():
+    r = run("solve", SERVE_70B)
+    assert r.exit_code == 2 and "planner serve" in r.output
+    r = run("serve", ROOT / "scenarios" / "70b_64gpu.yaml")
+    assert r.exit_code == 2 and "planner solve" in r.output
+
+
+def test_expert_gemm_reads_only_touched_experts_and_pads_rows():
+    from planner.serve.timing import GEMM_TILE_ROWS, expert_linear_s
+
+    f = model_facts(catalog.model("qwen3-235b-a22b"))
+    bw, lin = 4e12, 1e15
+    # One token touches top_k of E experts: it reads k/E of the routed weights (memory roof).
+    one = expert_linear_s(f, 1, 1.0, 1, 10 * lin, bw, 1.0)
+    assert one == pytest.approx(f.routed * f.top_k / f.experts / bw, rel=1e-9)
+    # Many tokens: every expert is touched and each computes whole tiles of rows.
+    n = 100_000.0
+    rows = n * f.top_k / f.experts
+    padded = np.ceil(rows / GEMM_TILE_ROWS) * GEMM_TILE_ROWS
+    assert expert_linear_s(f, 1, n, 1, lin, bw, 1.0) == pytest.approx(f.routed * 2 * padded / lin, rel=1e-6)
+
+
+def test_disaggregated_plan_separates_prefill_from_decode():
+    from planner.serve.plan import parse_serve_plan
+    from planner.serve.search import estimate_serving
+    from planner.spec.serving import load_serving_scenario
+
+    sc = load_serving_scenario(SERVE_70B)
+    base = "engine=vllm,weights=fp8,kv_cache=fp8,tp=2,replicas=4"
+    colo = estimate_serving(sc, parse_serve_plan(base, sc))
+    dis1 = estimate_serving(sc, parse_serve_plan(base + ",prefill_replicas=1", sc))
+    dis4 = estimate_serving(sc, parse_serve_plan(base + ",prefill_replicas=4", sc))
+    assert dis1["plan"]["disaggregated"] and not colo["plan"]["disaggregated"]
+    assert dis1["gpus"] == 2 * (4 + 1) and colo["gpus"] == 8
+    # decode instances carry no prefill chunks: a shorter step than the colocated one at 40 req/s
+    assert dis4["latency"]["tpot_ms"]["p50"] < colo["latency"]["tpot_ms"]["p50"]
+    # the prefill pool bounds what the decode pool can emit: more prefill instances, more capacity
+    assert dis4["throughput"]["capacity_output_tokens_per_s"] > dis1["throughput"]["capacity_output_tokens_per_s"]
+
+
+def test_search_offers_disaggregated_plans():
+    from planner.serve.search import candidate_table
+    from planner.spec.serving import load_serving_scenario
+
+    t = candidate_table(load_serving_scenario(SERVE_70B))
+    dis = t["prefill_replicas"] > 0
+    assert dis.any() and (~dis).any()
+    assert (t["tp"] * t["pp"] * (t["replicas"] + t["prefill_replicas"]) <= 64).all()
+
+
+def test_disaggregation_wins_for_long_prompts_under_a_tight_tpot(tmp_path):
+    # 8,000-token prompts, 15 ms TPOT: colocated instances must keep prefill chunks out of the
+    # decode steps with small batches; separate prefill instances let decode batch more.
+    text = ("model: llama-3.1-70b\ncluster: {node: dgx-h100, nodes: 4}\n"
+            "serving: {input_tokens: 8000, output_tokens: 256, requests_per_s: 8, "
+            "slo: {ttft_ms_p90: 3000, tpot_ms_p90: TPOT}}\n"
+            "search: {engines: [vllm], weights: [fp8], kv_cache: [fp8]}\n")
+    tight = json.loads(run("serve", write(tmp_path, "a.yaml", text.replace("TPOT", "15")), "--json").stdout)
+    loose = json.loads(run("serve", write(tmp_path, "b.yaml", text.replace("TPOT", "60")), "--json").stdout)
+    assert tight["plans"][0]["plan"]["disaggregated"]
+    assert not loose["plans"][0]["plan"]["disaggregated"]
+
+
+def test_search_disaggregated_switch(tmp_path):
+    from planner.serve.search import candidate_table
+    from planner.spec.serving import load_serving_scenario
+
+    base = SERVE_70B.read_text()
+    only_colo = write(tmp_path, "a.yaml", base.replace("kv_cache: [bf16, fp8]", "kv_cache: [bf16, fp8]\n  disaggregated: [false]"))
+    only_dis = write(tmp_path, "b.yaml", base.replace("kv_cache: [bf16, fp8]", "kv_cache: [bf16, fp8]\n  disaggregated: [true]"))
+    assert (candidate_table(load_serving_scenario(only_colo))["prefill_replicas"] == 0).all()
+    assert (candidate_table(load_serving_scenario(only_dis))["prefill_replicas"] > 0).all()
