@@ -102,7 +102,7 @@ def main() -> None:
     pf = load_purchases(args.file)
     pairs = len(purchase.options(pf)) * len(pf.workloads)
     searches = len(purchase.plan_tasks(pf))
-    modes = [("serial", _serial), ("2 processes (default: forkserver, planner preloaded)", _default)]
+    modes = [("serial (default)", _serial), ("2 processes (forkserver, planner preloaded)", _default)]
     modes += [(f"2 processes/{m}", _processes(m)) for m in ("fork", "spawn") if m in multiprocessing.get_all_start_methods()]
     modes += [("threads", _threads), ("layouts cache (experiment)", _layouts_cached)]
     rows = []

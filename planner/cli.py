@@ -291,7 +291,7 @@ def catalog_cmd(kind, name, as_json):
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), callback=_path, help="also write one CSV line per option x workload")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False), callback=_path, help="also write a self-contained HTML report")
 @click.option("--force", is_flag=True, help="overwrite the --csv and --report files if they exist")
-@click.option("--workers", type=click.IntRange(1, 256), help="parallel searches (default: one per CPU)")
+@click.option("--workers", type=click.IntRange(1, 256), help="parallel search processes (default: 1, in this process)")
 def compare(purchases, budget, vary, as_json, csv_path, report_path, force, workers):
     """Evaluate every cluster option x workload of PURCHASES: days, dollars, Pareto front, best mix."""
     from planner.purchase import compare as run_compare, plan_tasks

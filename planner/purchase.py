@@ -13,14 +13,15 @@ days. Tokens per dollar = tokens / cost; utilisation is the plan's MFU.
 
 A cluster option is one (cluster, node count); its label is "NAME xCOUNT". The plan searches are
 shared between options whose nodes have the same hardware (only price and power differ) and run in
-parallel processes: each search is CPU-bound Python + CP-SAT, so threads do not help (measured in
+this process by default: each search now times only the plans that can rank first, so a pool's
+start-up (a process, imports, OR-Tools) costs more than it saves (`--workers N` still runs N worker
+processes; threads do not help: the search is CPU-bound Python + numpy; measured in
 benchmarks/purchase_speed.py).
 """
 
 from __future__ import annotations
 
 import multiprocessing
-import os
 import re
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -113,8 +114,7 @@ def search_all(tasks: dict, workers: int | None = None, progress: Progress | Non
 
     Returns (key -> result, number of worker processes used; 1 = in this process)."""
     keys = sorted(tasks, key=lambda k: -tasks[k].cluster.gpus)  # largest first: better load balance
-    cpus = os.cpu_count() or 1
-    workers = min(workers or cpus, cpus, len(keys))  # CPU-bound: more processes than CPUs only cost memory
+    workers = min(workers or 1, os.cpu_count() or 1, len(keys))  # in-process by default; never more processes than CPUs
     out: dict = {}
     if workers <= 1 or len(keys) < 4:  # a pool's start-up (~0.5 s) outweighs a few searches
         for i, k in enumerate(keys, 1):

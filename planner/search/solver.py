@@ -312,17 +312,26 @@ def _evaluate_best(ctx, t: dict, keep: int) -> tuple[np.ndarray, dict] | None:
         ev = evaluate_table(ctx, T.take(t, rows))
         if np.any(ev["step_s"] < lb[rows] * (1 - 1e-9)):
             return None
-        parts.append((rows, ev))
-        fit = ev["verdict"] < 2
-        scores = np.concatenate([scores, (ev["tokens_per_s"] * np.where(ev["verdict"] == 1, TIGHT_PENALTY, 1.0))[fit]])
+        score = np.where(ev["verdict"] < 2, ev["tokens_per_s"] * np.where(ev["verdict"] == 1, TIGHT_PENALTY, 1.0),
+                         -np.inf)
+        scores = np.concatenate([scores, score[score > -np.inf]])
         if len(scores) >= keep:
             threshold = np.partition(scores, len(scores) - keep)[len(scores) - keep] / TIE
+            scores = scores[scores >= threshold * (1 - 1e-9)]  # still holds the keep best
+        # Dropped: plans that do not fit, and those whose tokens/s (penalty or not) cannot reach the
+        # threshold: the fastest plan (the Pareto front) always stays.
+        fast = np.where(ev["verdict"] < 2, ev["tokens_per_s"], -np.inf)
+        mine = fast >= threshold * (1 - 1e-9)
+        parts.append((rows[mine], fast[mine], _take_ev(ev, mine)))
         done += chunk
-        chunk *= 4
-    rows = np.concatenate([r for r, _ in parts])
-    ev = parts[0][1]
-    for _, more in parts[1:]:
-        ev = _concat(ev, more)
+        chunk = min(4 * chunk, MEMORY_CHUNK)  # bounded: the memory of one evaluation
+    keepers = [(r[s >= threshold * (1 - 1e-9)], _take_ev(e, s >= threshold * (1 - 1e-9))) for r, s, e in parts]
+    keepers = [(r, e) for r, e in keepers if len(r)]
+    if not keepers:  # nothing fits: the caller evaluates every plan for the explanation
+        return None
+    rows, ev = keepers[0]
+    for more_rows, more in keepers[1:]:
+        rows, ev = np.concatenate([rows, more_rows]), _concat(ev, more)
     back = np.argsort(rows, kind="stable")  # table order: ties rank as in the full table
     return rows[back], _take_ev(ev, back)
 
@@ -359,15 +368,14 @@ def _search_one(scenario, exhaustive: bool, objective: str | None = None, keep: 
     counts = counts or not prune or b.max_gpus is not None
     fits = _fits_memory(ctx, t) if counts else np.ones(T.size(t), dtype=bool)
     n_fit = int(fits.sum())
-    best = None
-    if n_fit and prune:
-        sub = T.take(t, fits) if counts else t
-        best = _evaluate_best(ctx, sub, keep)
+    pool = T.take(t, fits) if counts and n_fit else t  # the plans to time (all when nothing fits)
+    out["t"] = t = None  # only the pool is kept: the largest searches hold one table, not two
+    best = _evaluate_best(ctx, pool, keep) if n_fit and prune else None
     if best is not None:
         rows, ev = best
-        t = T.take(sub, rows)
+        t = T.take(pool, rows)
     else:
-        t = T.take(t, fits) if n_fit else t  # nothing fits: every plan, for the explanation
+        t = pool
         ev = evaluate_table(ctx, t)
     ok = ev["verdict"] < 2
     within = ok.copy()
