@@ -166,7 +166,7 @@ def candidate_table(scenario, exhaustive: bool = False) -> tuple[dict, int]:
     if "sp" in fixed:
         t["sp"] = np.full_like(t["sp"], bool(fixed["sp"]))
     considered = T.size(t)
-    keep = framework_mask(t) & (~t["sp"] | (scenario.training.seq_len % t["tp"] == 0))  # SP splits the sequence
+    keep = framework_mask(t, scenario.model) & (~t["sp"] | (scenario.training.seq_len % t["tp"] == 0))  # SP splits the sequence
     return T.take(t, keep), considered
 
 
