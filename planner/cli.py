@@ -71,12 +71,13 @@ def _scenario(path: str):
 @click.option("--top", type=click.IntRange(1, 10000), help="number of plans to show (default: the scenario's top)")
 @click.option("--objective", type=click.Choice(["throughput", "time", "cost"]), help="ranking objective")
 @click.option("--exhaustive", is_flag=True, help="enumerate layouts by brute force instead of CP-SAT (a cross-check)")
+@click.option("--strict", is_flag=True, help="rank by the objective alone (no 1%% tie band, no 3%% penalty for tight plans)")
 @click.option("--json", "as_json", is_flag=True, help="print the JSON result")
 @click.option("--emit", "emit_dir", type=click.Path(file_okay=False),
               help="also write the files that run the top plans to DIR/rank1, DIR/rank2, ...")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False), help="also write a self-contained HTML report")
 @click.option("--force", is_flag=True, help="write into a non-empty --emit directory, replace an existing --report file")
-def solve(scenario, top, objective, exhaustive, as_json, emit_dir, report_path, force):
+def solve(scenario, top, objective, exhaustive, strict, as_json, emit_dir, report_path, force):
     """Search every plan of SCENARIO and rank those that fit."""
     from planner.search.solver import solve as run_solve
 
@@ -87,7 +88,7 @@ def solve(scenario, top, objective, exhaustive, as_json, emit_dir, report_path, 
     _check_new_file(report_path, force)
     sc = _scenario(scenario)
     result = _with_progress(lambda progress: run_solve(sc, objective=objective, top=top, exhaustive=exhaustive,
-                                                       progress=progress), len(sc.cluster.node_counts))
+                                                       progress=progress, strict=strict), len(sc.cluster.node_counts))
     if as_json:
         _emit_json(result)
     elif result["plans"]:
@@ -123,10 +124,11 @@ def _report_export(out_dir, paths, skipped, console) -> None:
 @click.argument("scenario", type=click.Path(dir_okay=False))
 @click.option("--plan", "plan_text", help='the plan to export, e.g. "framework=deepspeed,zero=3,mbs=1"')
 @click.option("--rank", type=click.IntRange(1, 10000), help="export the K-th ranked plan of the search instead")
+@click.option("--strict", is_flag=True, help="with --rank: rank by the objective alone (as solve --strict)")
 @click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False), help="output directory")
 @click.option("--force", is_flag=True, help="write into a non-empty output directory")
 @click.option("--nvme-path", default=None, help="local NVMe directory for DeepSpeed NVMe offload")
-def export(scenario, plan_text, rank, out_dir, force, nvme_path):
+def export(scenario, plan_text, rank, strict, out_dir, force, nvme_path):
     """Write the files that run one plan of SCENARIO (config, launch script, Slurm script, README)."""
     from planner.export import export_plan
     from planner.frameworks.deepspeed import DEFAULT_NVME_PATH
@@ -145,7 +147,7 @@ def export(scenario, plan_text, rank, out_dir, force, nvme_path):
     else:
         from planner.search.solver import solve as run_solve
 
-        plans = run_solve(sc, top=rank)["plans"]
+        plans = run_solve(sc, top=rank, strict=strict)["plans"]
         if len(plans) < rank:
             err.print(f"[red]error:[/] only {len(plans)} plans fit; --rank {rank} does not exist", soft_wrap=True)
             sys.exit(1)

@@ -17,7 +17,7 @@ from ortools.sat.python import cp_model
 from planner.estimate import table as T
 from planner.estimate.evaluate import Context, evaluate_table, result_row
 from planner.frameworks.rules import framework_mask
-from planner.search.rank import order, pareto_mask
+from planner.search.rank import order, pareto_mask, preferred, ranking_rule
 from planner.search.space import all_layouts, domains
 
 INT_FIELDS = ("tp", "pp", "cp", "ep", "vpp", "dp", "mbs", "ga")
@@ -202,10 +202,12 @@ def _keys(run: dict, rows: np.ndarray) -> dict:
 
 
 def solve(scenario, objective: str | None = None, top: int | None = None, exhaustive: bool = False,
-          progress=None) -> dict:
+          progress=None, strict: bool = False) -> dict:
     """Search the scenario's plan space (every node count of the cluster) and return the ranked
     feasible plans, the Pareto front of (days, cost) across node counts, and search statistics.
-    When nothing is feasible, `closest` and `explanation` say why (planner.search.explain)."""
+    When nothing is feasible, `closest` and `explanation` say why (planner.search.explain).
+    strict: rank by the objective alone (planner.search.rank); else each plan's `preferred` says
+    when the tie band or the tight penalty put it above a plan better by the objective."""
     from planner.search.explain import bound_by, explain_infeasible
 
     t0 = time.perf_counter()
@@ -225,14 +227,15 @@ def solve(scenario, objective: str | None = None, top: int | None = None, exhaus
     pool_row = np.concatenate([runs[i][1]["feasible"] for i in live]) if live else np.array([], int)
     per_run = [_keys(run, run["feasible"]) for _, run in runs if run["ev"] is not None]
     merged = {k: np.concatenate([keys[k] for keys in per_run]) for k in per_run[0]} if per_run else {}
-    ranked = order(merged, objective) if len(pool_row) else np.array([], dtype=np.int64)
+    ranked = order(merged, objective, strict=strict) if len(pool_row) else np.array([], dtype=np.int64)
     rows = lambda idx: [result_row(runs[pool_run[j]][1]["ctx"], runs[pool_run[j]][1]["t"],  # noqa: E731
                                    runs[pool_run[j]][1]["ev"], int(pool_row[j])) for j in idx]
     plans = rows(ranked[:top])
-    for p, j in zip(plans, ranked[:top]):
+    for p, j, why in zip(plans, ranked[:top], preferred(merged, objective, ranked, top) if len(pool_row) else []):
         p["gpus"] = runs[pool_run[j]][0].cluster.gpus
+        p["preferred"] = why
         p["bound_by"] = bound_by(p)
-    result = {"scenario": scenario.name, "objective": objective,
+    result = {"scenario": scenario.name, "objective": objective, "ranking": ranking_rule(strict),
               "gpus": counts[0] * scenario.cluster.node.gpus_per_node if len(counts) == 1 else
               [n * scenario.cluster.node.gpus_per_node for n in counts],
               "node_counts": counts, "exhaustive": exhaustive,
