@@ -168,3 +168,24 @@ def test_frameworks_that_cannot_build_the_model_are_not_searched():
     assert rules.unbuildable(catalog.model("llama-3.1-8b")) == {}
     odd = ModelSpec(layers=2, hidden=256, heads=4, ffn_hidden=512, vocab=1000, rope_theta=10000.5)
     assert "rope_theta" in rules.unbuildable(odd)[rules.MEG]
+
+
+def test_transformers_v5_rope_parameters_are_read():
+    """transformers v5 folds rope_theta and rope_scaling into rope_parameters (ecosystem.md 5.1)."""
+    cfg = card(HF / "llama-3.1-8b.json")
+    v5 = {k: v for k, v in cfg.items() if k not in ("rope_theta", "rope_scaling")}
+    v5["rope_parameters"] = {**cfg["rope_scaling"], "rope_theta": cfg["rope_theta"]}
+    read = ModelSpec.model_validate(model_from_hf(v5, name="v5"))
+    m = catalog.model("llama-3.1-8b")
+    assert (read.rope_theta, read.rope_scaling) == (m.rope_theta, m.rope_scaling)
+    plain = {**v5, "rope_parameters": {"rope_type": "default", "rope_theta": 1e6}}
+    read = ModelSpec.model_validate(model_from_hf(plain, name="v5"))
+    assert (read.rope_theta, read.rope_scaling) == (1e6, None)
+
+
+def test_estimate_says_why_a_framework_cannot_build_the_model():
+    from planner.spec import parse_plan
+
+    sc = load_scenario(ROOT / "scenarios" / "32b_16gpu.yaml")  # Qwen2.5: q/k/v biases
+    with pytest.raises(InputError, match="torchtitan v0.2.2 cannot build qwen2.5-32b: .*biases"):
+        parse_plan("framework=torchtitan,tp=8,zero=3,mbs=1").resolved(sc)
