@@ -88,7 +88,9 @@ def solve(scenario, top, objective, exhaustive, strict, as_json, emit_dir, repor
     _check_new_file(report_path, force)
     sc = _scenario(scenario)
     result = _with_progress(lambda progress: run_solve(sc, objective=objective, top=top, exhaustive=exhaustive,
-                                                       progress=progress, strict=strict), len(sc.cluster.node_counts))
+                                                       progress=progress, strict=strict, points=bool(report_path)),
+                            len(sc.cluster.node_counts))
+    points = result.pop("points", None)  # the report's point clouds (numpy), not part of the JSON
     if as_json:
         _emit_json(result)
     elif result["plans"]:
@@ -98,7 +100,8 @@ def solve(scenario, top, objective, exhaustive, strict, as_json, emit_dir, repor
     if report_path:
         from planner.report.html import write_report
 
-        (err if as_json else out).print(f"wrote {write_report(result, sc, report_path, force=force)}", soft_wrap=True)
+        written = write_report({**result, "points": points}, sc, report_path, force=force)
+        (err if as_json else out).print(f"wrote {written}", soft_wrap=True)
     if not result["plans"]:
         sys.exit(1)
     if emit_dir:

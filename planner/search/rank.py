@@ -114,10 +114,8 @@ def pareto_mask(days: np.ndarray, cost: np.ndarray) -> np.ndarray:
     days = np.asarray(days, dtype=float)
     cost = np.nan_to_num(np.asarray(cost, dtype=float), nan=np.inf)
     idx = np.lexsort((cost, days))
+    c = cost[idx]
+    earlier = np.minimum.accumulate(np.concatenate(([np.inf], c[:-1])))
     mask = np.zeros(len(days), dtype=bool)
-    best = np.inf
-    for i in idx:
-        if cost[i] < best:
-            mask[i] = True
-            best = cost[i]
+    mask[idx] = c < earlier
     return mask

@@ -201,13 +201,23 @@ def _keys(run: dict, rows: np.ndarray) -> dict:
     return keys
 
 
+def feasible_points(merged: dict, gpus: np.ndarray) -> dict:
+    """Numbers of every evaluated feasible plan for the report's charts (numpy arrays, not JSON):
+    tokens/s, days, cost (NaN without a price), GPU-hours = days x 24 x GPUs, memory per GPU (GiB)."""
+    from planner.estimate.memory import GIB
+
+    return {"tokens_per_s": merged["tokens_per_s"], "days": merged["days"], "cost_usd": merged["cost_usd"],
+            "gpu_hours": merged["days"] * 24.0 * gpus, "memory_gib": merged["memory_total"] / GIB, "gpus": gpus}
+
+
 def solve(scenario, objective: str | None = None, top: int | None = None, exhaustive: bool = False,
-          progress=None, strict: bool = False) -> dict:
+          progress=None, strict: bool = False, points: bool = False) -> dict:
     """Search the scenario's plan space (every node count of the cluster) and return the ranked
     feasible plans, the Pareto front of (days, cost) across node counts, and search statistics.
     When nothing is feasible, `closest` and `explanation` say why (planner.search.explain).
     strict: rank by the objective alone (planner.search.rank); else each plan's `preferred` says
-    when the tie band or the tight penalty put it above a plan better by the objective."""
+    when the tie band or the tight penalty put it above a plan better by the objective.
+    points: also return `points` (feasible_points), for the HTML report; remove it before JSON."""
     from planner.search.explain import bound_by, explain_infeasible
 
     t0 = time.perf_counter()
@@ -250,6 +260,8 @@ def solve(scenario, objective: str | None = None, top: int | None = None, exhaus
                              "cost_usd": None if np.isnan(merged["cost_usd"][j]) else float(merged["cost_usd"][j]),
                              "plan": r["plan"], "tokens_per_s": r["throughput"]["tokens_per_s"]}
                             for j, r in zip(front, rows(front))]
+    if points and len(pool_row):
+        result["points"] = feasible_points(merged, np.array([sc.cluster.gpus for sc, _ in runs])[pool_run])
     if not plans:
         result["closest"], result["explanation"] = explain_infeasible(scenario, runs, objective)
     result["seconds"] = time.perf_counter() - t0
