@@ -86,3 +86,20 @@ def test_typical_rows_take_one_line_at_100_columns():
         con.print(C.plans_table(result["plans"], "t"))
     lines = [line for line in cap.get().splitlines() if line.strip()]
     assert len(lines) == 3 + len(result["plans"])  # title, header, rule, one line per plan
+
+
+def test_cli_strict_flag_reaches_the_ranking(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from planner.cli import main
+
+    path = str(ROOT / "scenarios" / "32b_16gpu.yaml")
+    r = CliRunner().invoke(main, ["solve", path, "--objective", "cost", "--strict", "--json", "--top", "5"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    costs = [p["run"]["cost_usd"] for p in out["plans"]]
+    assert out["ranking"]["strict"] and costs == sorted(costs) and "points" not in out
+    r = CliRunner().invoke(main, ["export", path, "--rank", "1", "--strict", "-o", str(tmp_path / "x")])
+    assert r.exit_code == 0, r.output

@@ -385,7 +385,7 @@ def tradeoff_chart(points: dict, top: list[tuple[float, float]], x_label: str, t
     `points`: x, tokens_per_s and gpus (arrays); up to DENSITY_ABOVE plans one marker each (GPU
     counts in different colours), beyond that a density (_density)."""
     x, y, gpus = (np.asarray(points[k], dtype=float) for k in ("x", "tokens_per_s", "gpus"))
-    fig = _fig(11, 5)
+    fig = _fig(11, 5, fixed=True)
     ax = fig.add_subplot()
     extra = []
     if len(x) > DENSITY_ABOVE:
@@ -413,6 +413,7 @@ def tradeoff_chart(points: dict, top: list[tuple[float, float]], x_label: str, t
     handles, labels = ax.get_legend_handles_labels()
     ax.legend(extra + handles, [h.get_label() for h in extra] + labels, fontsize=8, loc="upper left",
               bbox_to_anchor=(1.01, 1.0), frameon=False)  # outside: "best" searches every cell
+    _margins(fig, 1.15, 0, right=3.5)
     return to_svg(fig)
 
 

@@ -17,7 +17,7 @@ import numpy as np
 from planner import __version__
 from planner.arch import summary as model_summary
 from planner.report import charts
-from planner.report.console import _layout, _money, _offload
+from planner.report.console import _layout, _money, _offload, preferred_lines
 from planner.report.purchase import write_atomic
 from planner.report.timeline import MAX_TASKS, drawn_microbatches, plan_timeline
 
@@ -138,7 +138,7 @@ def plans_table(rows: list[dict]) -> str:
         p, m, tp = r["plan"], r["memory"], r["throughput"]
         verdict = f'<span class="{m["verdict"]}">{m["per_gpu_gib"]:.1f} {m["verdict"]}</span>'
         b = r.get("bound_by")
-        body.append([i, r.get("gpus", ""), p["framework"], p["precision"], _layout(p), p["zero"], _offload(p),
+        body.append([f"{i}*" if r.get("preferred") else i, r.get("gpus", ""), p["framework"], p["precision"], _layout(p), p["zero"], _offload(p),
                      p["recompute"], f"{p['mbs']} x {p['ga']}", ("raw", verdict), f"{r['time']['step_s']:.2f}",
                      f"{tp['tokens_per_s_per_gpu']:,.0f}", f"{100 * tp['mfu']:.1f}%", days(r["run"]["days"]),
                      _money(r["run"]["cost_usd"]), f"{b['term']} {100 * b['share']:.0f}%" if b else ""])
@@ -280,8 +280,9 @@ def solve_report(result: dict, scenario) -> str:
     """The report of a solve result as one HTML document."""
     body = [summary_section(result, scenario)]
     if result["plans"]:
+        notes = "".join(f"<p class=\"sub\">{escape(line.strip())}</p>" for line in preferred_lines(result))
         body.append(section("plans", f"Top {len(result['plans'])} plans by {result['objective']}",
-                            [plans_table(result["plans"])]))
+                            [plans_table(result["plans"]) + notes]))
         body += [plan_section(r, scenario, i) for i, r in enumerate(result["plans"][:DETAILED], 1)]
         body.append(tradeoff_section(result, scenario))
     else:
