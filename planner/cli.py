@@ -114,12 +114,13 @@ def _resolved_plan(sc, plan_text: str, scenario_path: str):
 @click.option("--top", type=click.IntRange(1, 10000), help="number of plans to show (default: the scenario's top)")
 @click.option("--objective", type=click.Choice(["throughput", "time", "cost"]), help="ranking objective")
 @click.option("--exhaustive", is_flag=True, help="enumerate layouts by brute force instead of CP-SAT (a cross-check)")
+@click.option("--strict", is_flag=True, help="rank by the objective alone (no 1%% tie band, no 3%% penalty for tight plans)")
 @click.option("--json", "as_json", is_flag=True, help="print the JSON result")
 @click.option("--emit", "emit_dir", type=click.Path(file_okay=False), callback=_path,
               help="also write the files that run the top plans to DIR/rank1, DIR/rank2, ...")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False), callback=_path, help="also write a self-contained HTML report")
 @click.option("--force", is_flag=True, help="write into a non-empty --emit directory, replace an existing --report file")
-def solve(scenario, top, objective, exhaustive, as_json, emit_dir, report_path, force):
+def solve(scenario, top, objective, exhaustive, strict, as_json, emit_dir, report_path, force):
     """Search every plan of SCENARIO and rank those that fit."""
     from planner.search.solver import solve as run_solve
 
@@ -132,7 +133,9 @@ def solve(scenario, top, objective, exhaustive, as_json, emit_dir, report_path, 
         raise InputError("--report and --emit name the same path", file=report_path)
     sc = _scenario(scenario)
     result = _with_progress(lambda progress: run_solve(sc, objective=objective, top=top, exhaustive=exhaustive,
-                                                       progress=progress), len(sc.cluster.node_counts))
+                                                       progress=progress, strict=strict, points=bool(report_path)),
+                            len(sc.cluster.node_counts))
+    points = result.pop("points", None)  # the report's point clouds (numpy), not part of the JSON
     if as_json:
         _emit_json(result)
     elif result["plans"]:
@@ -143,7 +146,8 @@ def solve(scenario, top, objective, exhaustive, as_json, emit_dir, report_path, 
     if report_path:
         from planner.report.html import write_report
 
-        (err if as_json else out).print(f"wrote {write_report(result, sc, report_path, force=force)}", soft_wrap=True)
+        written = write_report({**result, "points": points}, sc, report_path, force=force)
+        (err if as_json else out).print(f"wrote {written}", soft_wrap=True)
     if not result["plans"]:
         sys.exit(1)
     if emit_dir:
@@ -177,10 +181,11 @@ def _report_export(out_dir, paths, skipped, console) -> None:
 @click.argument("scenario", type=click.Path(dir_okay=False))
 @click.option("--plan", "plan_text", help='the plan to export, e.g. "framework=deepspeed,zero=3,mbs=1"')
 @click.option("--rank", type=click.IntRange(1, 10000), help="export the K-th ranked plan of the search instead")
+@click.option("--strict", is_flag=True, help="with --rank: rank by the objective alone (as solve --strict)")
 @click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False), callback=_path, help="output directory")
 @click.option("--force", is_flag=True, help="write into a non-empty output directory")
 @click.option("--nvme-path", default=None, callback=_nvme_path, help="local NVMe directory for DeepSpeed NVMe offload")
-def export(scenario, plan_text, rank, out_dir, force, nvme_path):
+def export(scenario, plan_text, rank, strict, out_dir, force, nvme_path):
     """Write the files that run one plan of SCENARIO (config, launch script, Slurm script, README)."""
     from planner.export import export_plan
     from planner.frameworks.deepspeed import DEFAULT_NVME_PATH
@@ -201,7 +206,7 @@ def export(scenario, plan_text, rank, out_dir, force, nvme_path):
     else:
         from planner.search.solver import solve as run_solve
 
-        result = run_solve(sc, top=rank)
+        result = run_solve(sc, top=rank, strict=strict)
         plans = result["plans"]
         if not plans:  # a valid scenario where nothing fits: exit 1, as solve
             render.render_infeasible(result, err)

@@ -14,13 +14,15 @@ import tempfile
 from pathlib import Path
 
 from planner.errors import InputError
-from planner.frameworks import accelerate, common, launch, megatron, megatron_layout, torchtitan
+from planner.frameworks import accelerate, common, hf_config, launch, megatron, megatron_layout, torchtitan
+from planner.frameworks import torchtitan_model
 from planner.frameworks import deepspeed as ds
 
 # Every file name an export may write; with force, names of this set that the new export does not
 # write are removed so a directory never mixes two plans. Other files are left alone.
 EXPORT_NAMES = frozenset({"ds_config.json", "hostfile", "accelerate.yaml", "megatron_args.txt", "torchtitan.toml",
-                          "launch.sh", "slurm.sbatch", "README.txt", ".deepspeed_env"})
+                          "launch.sh", "slurm.sbatch", "README.txt", ".deepspeed_env", "config.json",
+                          "torchtitan_flavor.py"})
 EXECUTABLE = frozenset({"launch.sh", "slurm.sbatch"})
 # `solve --emit` writes at most this many rank folders (six files each, every one flushed to disk).
 MAX_EMIT = 100
@@ -47,7 +49,11 @@ def _deepspeed_files(scenario, f: dict, nodes: int, per_node: int, head: list[st
     cfg = ds.ds_config(scenario, f, nvme_path=nvme_path)
     env = launch.environment(f)
     acc = accelerate.accelerate_config(f, nodes, per_node)
-    return {
+    try:  # the model for a Hugging Face training script (DeepSpeed or Accelerate): AutoConfig.from_pretrained(".")
+        model = {"config.json": json.dumps(hf_config.hf_config(scenario.model), indent=2) + "\n"}
+    except InputError as e:
+        model, head = {}, head + [f"no config.json: {e.message}"]
+    return {**model,
         "ds_config.json": json.dumps(cfg, indent=2) + "\n",
         "hostfile": launch.hostfile(nodes, per_node),
         "launch.sh": launch.launch_script(head + ["Run on the first hostfile node; TRAIN_SCRIPT calls "
@@ -87,6 +93,7 @@ def build_files(scenario, result: dict, nvme_path: str = ds.DEFAULT_NVME_PATH) -
         cfg, notes = torchtitan.torchtitan_config(scenario, f)
         files = {"torchtitan.toml": torchtitan.to_toml(cfg, head + [f"torchtitan {torchtitan.TORCHTITAN_VERSION}"]
                                                        + notes),
+                 f"{torchtitan_model.MODULE}.py": torchtitan_model.flavor_module(scenario.model),
                  **_torchrun_files(scenario, f, nodes, per_node, head, TITAN_PROGRAM)}
     files["README.txt"] = readme(scenario, result, f, nodes, per_node, sorted(files))
     return files
@@ -104,6 +111,8 @@ FILE_NOTES = {
     "accelerate.yaml": "Hugging Face Accelerate config pointing at ds_config.json",
     "megatron_args.txt": "Megatron-LM pretrain_gpt.py arguments, one per line (add data arguments via DATA_ARGS)",
     "torchtitan.toml": f"torchtitan {torchtitan.TORCHTITAN_VERSION} job config (set dataset and tokenizer)",
+    "torchtitan_flavor.py": "torchtitan model flavor with the model's exact arguments (imported by torchtitan.toml)",
+    "config.json": "Hugging Face model config of the planned model (AutoConfig.from_pretrained on this directory)",
 }
 
 

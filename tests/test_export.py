@@ -322,16 +322,18 @@ def test_export_writes_atomically_and_refuses_to_overwrite(tmp_path):
     sc, best = scenario(path, "deepspeed"), top_plans(path, "deepspeed")[0]
     first = export_plan(sc, best, tmp_path / "out")
     assert {p.name for p in first} == {"ds_config.json", "hostfile", "launch.sh", "slurm.sbatch", "accelerate.yaml",
-                                       "README.txt"}
+                                       "README.txt", "config.json"}
     assert os.access(tmp_path / "out" / "launch.sh", os.X_OK)
     (tmp_path / "out" / "notes.md").write_text("mine")
     with pytest.raises(InputError, match="--force") as exc:
         export_plan(sc, best, tmp_path / "out")
     assert str(tmp_path / "out") in str(exc.value)
-    titan = top_plans(path, "torchtitan")[0]
-    export_plan(scenario(path, "torchtitan"), titan, tmp_path / "out", force=True)
+    titan_path = ROOT / "scenarios" / "70b_64gpu.yaml"  # torchtitan has no q/k/v biases: not Qwen2.5
+    titan = top_plans(titan_path, "torchtitan")[0]
+    export_plan(scenario(titan_path, "torchtitan"), titan, tmp_path / "out", force=True)
     names = {p.name for p in (tmp_path / "out").iterdir()}
-    assert names == {"torchtitan.toml", "launch.sh", "slurm.sbatch", "README.txt", "notes.md"}  # no .tmp left
+    assert names == {"torchtitan.toml", "torchtitan_flavor.py", "launch.sh", "slurm.sbatch", "README.txt",
+                     "notes.md"}  # no .tmp left
     (tmp_path / "file").write_text("x")
     with pytest.raises(InputError, match="not a directory"):
         export_plan(sc, titan, tmp_path / "file")

@@ -142,8 +142,31 @@ def test_plan_timeline_matches_the_estimate(pipelined, plan):
     assert tl["model_bubble_s"] == pytest.approx(row["time"]["breakdown_s"]["pp_bubble"], abs=2e-6)
     pipelined_s = sum(v for k, v in row["time"]["breakdown_s"].items()
                       if k not in ("dp_comm", "optimizer", "offload"))
-    assert tl["makespan_s"] == pytest.approx(pipelined_s, abs=1e-5)
+    assert tl["step_makespan_s"] == pytest.approx(pipelined_s, abs=1e-5)
     assert 0.2 < tl["forward_s"] / (tl["forward_s"] + tl["backward_s"]) < 0.5
+
+
+@pytest.mark.parametrize("pp,m,vpp", [(2, 8, 1), (4, 30, 1), (4, 17, 1), (8, 64, 1), (2, 16, 2), (4, 24, 2),
+                                      (4, 40, 3)])
+def test_shortened_timeline_has_the_steps_warm_up_cool_down_and_idle(pp, m, vpp):
+    """The chart draws drawn_microbatches(pp, m) of m micro-batches: the same idle per stage, the same
+    first and last tasks of every stage (relative to the start and the end), and the step's span
+    once the missing micro-batches' busy time is added."""
+    from planner.report.timeline import drawn_microbatches
+
+    f, b = 0.37, 0.91
+    k = drawn_microbatches(pp, m)
+    assert 2 * pp <= k <= m and k % pp == m % pp and (k == m or k < 3 * pp)
+    full, short = timeline(pp, m, vpp, f, b), timeline(pp, k, vpp, f, b)
+    assert short["idle_s"] == pytest.approx(full["idle_s"], rel=1e-9)
+    assert full["makespan_s"] == pytest.approx(short["makespan_s"] + (m - k) * (f + b), rel=1e-9)
+    for s in range(pp):
+        def ends(tl):
+            spans = sorted((a, e) for n, a, e in tl["tasks"] if n.stage == s)
+            head = [(round(a, 9), round(e, 9)) for a, e in spans[:2 * pp]]
+            tail = [(round(tl["makespan_s"] - a, 9), round(tl["makespan_s"] - e, 9)) for a, e in spans[-2 * pp:]]
+            return head, tail
+        assert ends(full) == ends(short)
 
 
 def test_infeasible_report_shows_the_overflow_and_the_fixes(tmp_path):
@@ -210,3 +233,22 @@ def test_offloading_plans_show_host_memory(tmp_path):
         m = p["memory"]
         assert f"host RAM {m['host_per_node_gib']:.1f} GiB per node of {m['host_capacity_gib']:,.0f} GiB" in text
     assert text.count("<svg") == len(charts_of(text)) and external_references(text) == []
+
+
+def test_point_clouds_and_deep_timelines_keep_the_page_small():
+    """The trade-off chart of 50,000 plans is a density (one image), not 50,000 markers; a 32-stage,
+    480-micro-batch timeline is drawn with 64 micro-batches, busy and idle as images."""
+    from planner.report import charts
+    from planner.report.timeline import drawn_microbatches
+
+    rng = np.random.default_rng(0)
+    n = 50_000
+    cloud = {"x": rng.lognormal(10, 1, n), "tokens_per_s": rng.uniform(1e5, 1e6, n), "gpus": np.full(n, 2048)}
+    svg = charts.tradeoff_chart(cloud, [(cloud["x"][0], cloud["tokens_per_s"][0])], "cost", "t", money=True)
+    assert len(svg) < 300_000 and svg.count("<image") == 1
+    few = {k: v[:500] for k, v in cloud.items()}
+    assert charts.tradeoff_chart(few, [], "cost", "t").count("<image") == 0  # below the threshold: markers
+    tl = timeline(32, drawn_microbatches(32, 480), 1, 0.37, 0.91)
+    assert tl["microbatches"] == 64
+    svg = charts.timeline_chart(tl, "deep")
+    assert len(svg) < 400_000 and svg.count("<image") == 3

@@ -24,7 +24,7 @@ def _model_args(scenario) -> list[str]:
     out = [f"--num-layers {m.layers}", f"--hidden-size {m.hidden}", f"--ffn-hidden-size {m.ffn_hidden}",
            f"--num-attention-heads {m.heads}", f"--seq-length {seq}",
            f"--max-position-embeddings {max(seq, m.max_seq_len or 0)}", f"--vocab-size {m.vocab}",
-           "--position-embedding-type " + ("rope" if m.position == "rope" else "learned_absolute"),
+           "--position-embedding-type " + _position_type(m),
            "--normalization " + ("RMSNorm" if m.norm == "rmsnorm" else "LayerNorm")]
     if m.mla:
         out += ["--multi-latent-attention", f"--kv-lora-rank {m.mla.kv_lora_rank}",
@@ -48,6 +48,106 @@ def _model_args(scenario) -> list[str]:
         if m.moe.dense_layers:
             k = m.moe.dense_layers
             out.append(f"--moe-layer-freq ([0]*{k}+[1]*{m.layers - k})")
+    return out + architecture_args(m)
+
+
+def _position_type(m) -> str:
+    """learned_absolute, rope, or yarn for YaRN outside MLA (MLA takes YaRN through --rope-type)."""
+    if m.position == "learned":
+        return "learned_absolute"
+    yarn = m.rope_scaling is not None and m.rope_scaling.type == "yarn"
+    return "yarn" if yarn and not m.mla else "rope"
+
+
+# Values Megatron-LM fixes in code (main @ d98e8a6): Llama 3.1 scaling in
+# megatron/core/models/common/embeddings/rotary_pos_embedding.py `_apply_scaling`, and the YaRN
+# fields of MLATransformerConfig that no argument sets (megatron/core/transformer/transformer_config.py).
+LLAMA3_FIXED = {"low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}
+MLA_YARN_FIXED = {"original_max_position_embeddings": 4096, "beta_fast": 32.0, "beta_slow": 1.0}
+
+
+def _fixed_problems(rs, fixed: dict, where: str) -> list[str]:
+    return [f"rope_scaling.{k} {getattr(rs, k)} (Megatron-LM fixes {v} in {where})"
+            for k, v in fixed.items() if getattr(rs, k) is not None and getattr(rs, k) != v]
+
+
+def _rope_args(m) -> tuple[list[str], list[str]]:
+    """(flags, problems) for the rotary base and scaling. --rotary-base is an int in Megatron;
+    Llama 3.1 scaling is --use-rope-scaling with --rope-scaling-factor; YaRN is --rotary-scaling-factor,
+    --mscale, --mscale-all-dim, with --rope-type yarn in MLA (its other YaRN fields are fixed) or
+    --yarn-original-max-position-embeddings / --yarn-beta-fast / --yarn-beta-slow otherwise; linear
+    interpolation is --rotary-seq-len-interpolation-factor (an int) (megatron/training/arguments.py)."""
+    if m.position != "rope":
+        return [], []
+    out, problems = [], []
+    if m.rope_theta.is_integer():
+        out.append(f"--rotary-base {int(m.rope_theta)}")
+    else:
+        problems.append(f"rope_theta {m.rope_theta} (Megatron's --rotary-base takes an integer)")
+    rs = m.rope_scaling
+    if rs is None:
+        return out + (["--rope-type rope"] if m.mla else []), problems
+    if rs.type == "llama3":
+        out += ["--use-rope-scaling", f"--rope-scaling-factor {rs.factor!r}"]
+        problems += _fixed_problems(rs, LLAMA3_FIXED, "rotary_pos_embedding.py")
+    elif rs.type == "linear":
+        if rs.factor.is_integer():
+            out.append(f"--rotary-seq-len-interpolation-factor {int(rs.factor)}")
+        else:
+            problems.append(f"rope_scaling.factor {rs.factor} (--rotary-seq-len-interpolation-factor is an int)")
+    else:
+        out += [f"--rotary-scaling-factor {rs.factor!r}", f"--mscale {rs.mscale or 1.0!r}",
+                f"--mscale-all-dim {rs.mscale_all_dim or 0.0!r}"]
+        if m.mla:
+            out.append("--rope-type yarn")
+            problems += _fixed_problems(rs, MLA_YARN_FIXED, "MLATransformerConfig")
+        else:
+            out.append(f"--yarn-original-max-position-embeddings {rs.original_max_position_embeddings}")
+            out += [f"--yarn-beta-{k} {getattr(rs, 'beta_' + k)!r}" for k in ("fast", "slow")
+                    if getattr(rs, "beta_" + k) is not None]
+    return out, problems
+
+
+def _router_args(e) -> tuple[list[str], list[str]]:
+    """(flags, problems) for the MoE router (megatron/core/transformer/moe/moe_utils.py
+    topk_routing_with_score_function): softmax after top-k renormalises the top-k weights (Mixtral,
+    Qwen3-MoE), --moe-router-pre-softmax gives the softmax over all experts (norm_topk false);
+    sigmoid scores are always renormalised for top-k > 1; --moe-router-topk-scaling-factor,
+    --moe-router-num-groups / --moe-router-group-topk, --moe-router-enable-expert-bias (aux-free
+    balancing, its update rate left at Megatron's 1e-3 as in DeepSeek-V3), --moe-aux-loss-coeff."""
+    out, problems = [f"--moe-router-score-function {e.scoring}"], []
+    if e.scoring == "softmax" and not e.norm_topk:
+        out.append("--moe-router-pre-softmax")
+    if e.scoring == "sigmoid" and not e.norm_topk and e.top_k > 1:
+        problems.append("moe.norm_topk false with sigmoid scores (Megatron renormalises them)")
+    if e.routed_scale != 1:
+        out.append(f"--moe-router-topk-scaling-factor {e.routed_scale!r}")
+    if e.groups:
+        out += [f"--moe-router-num-groups {e.groups}", f"--moe-router-group-topk {e.group_topk}"]
+    if e.router_bias:
+        out.append("--moe-router-enable-expert-bias")
+    if e.aux_loss_coef:
+        out.append(f"--moe-aux-loss-coeff {e.aux_loss_coef!r}")
+    return out, problems
+
+
+def architecture_args(m) -> list[str]:
+    """Arguments that change no shape but make Megatron build the same model as the spec: rotary
+    base and scaling, --norm-epsilon, --window-size (HF's sliding window of W tokens, the current
+    one included, is W-1 tokens to the left: "W-1,0"), the MoE router. Raises InputError naming the
+    value Megatron cannot take."""
+    out, problems = _rope_args(m)
+    out.append(f"--norm-epsilon {m.norm_eps!r}")
+    if m.sliding_window:
+        out.append(f"--window-size {m.sliding_window - 1},0")
+        if m.sliding_window_layers is not None and m.sliding_window_layers < m.layers:
+            problems.append(f"sliding_window_layers {m.sliding_window_layers} of {m.layers}: the export "
+                            "writes one --window-size for every layer")
+    if m.moe:
+        flags, more = _router_args(m.moe)
+        out, problems = out + flags, problems + more
+    if problems:
+        raise InputError(f"Megatron-LM cannot rebuild {m.name}: " + "; ".join(problems), key="model")
     return out
 
 

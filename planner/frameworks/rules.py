@@ -58,9 +58,27 @@ RULES = [
 ]
 
 
-def framework_mask(t: dict) -> np.ndarray:
-    """True where a plan can be run by its framework."""
+def unbuildable(model) -> dict[int, str]:
+    """{framework code: why} for the frameworks that cannot build `model` as specified (an architecture
+    value they cannot take: megatron.architecture_args, torchtitan_model.model_args). DeepSpeed runs
+    the user's training script, so any model."""
+    from planner.errors import InputError
+    from planner.frameworks import megatron, torchtitan_model
+
+    out = {}
+    for code, build in ((MEG, megatron.architecture_args), (TT, torchtitan_model.model_args)):
+        try:
+            build(model)
+        except InputError as e:
+            out[code] = e.message
+    return out
+
+
+def framework_mask(t: dict, model=None) -> np.ndarray:
+    """True where a plan can be run by its framework (and, given the model, the framework builds it)."""
     ok = np.ones(T.size(t), dtype=bool)
+    for code in unbuildable(model) if model is not None else {}:
+        ok &= t["framework"] != code
     for fw, _, bad in RULES:
         hit = bad(t)
         if fw is not None:
@@ -76,4 +94,7 @@ def framework_problems(plan, scenario=None) -> list[str]:
     for fw, msg, bad in RULES:
         if (fw is None or t["framework"][0] == fw) and bool(bad(t)[0]):
             out.append(msg)
+    if scenario is not None:
+        why = unbuildable(scenario.model).get(int(t["framework"][0]))
+        out += [why] if why else []
     return out

@@ -10,32 +10,21 @@ naming (v0.1 had a top-level `[float8]` section).
 from __future__ import annotations
 
 from planner.errors import InputError
-from planner.frameworks import common, launch
+from planner.frameworks import common, launch, torchtitan_model
 
 TORCHTITAN_VERSION = "v0.2.2"
-# Planner catalog model -> (torchtitan model name, flavor) shipped in torchtitan/models/*/__init__.py.
-FLAVORS = {"llama-3.1-8b": ("llama3", "8B"), "llama-3.1-70b": ("llama3", "70B"),
-           "llama-3.1-405b": ("llama3", "405B"), "qwen3-8b": ("qwen3", "8B"),
-           "qwen3-30b-a3b": ("qwen3", "30B-A3B"), "qwen3-235b-a22b": ("qwen3", "235B-A22B"),
-           "deepseek-v3": ("deepseek_v3", "671B")}
 OPTIMIZERS = {"adamw": "AdamW", "adam": "Adam"}
 
 
 def model_section(scenario, f: dict) -> tuple[dict, list[str]]:
-    """[model] name and flavor; for a model torchtitan does not ship, the nearest family with the
-    planner's model name as flavor, and comment lines giving the dimensions to register."""
-    m = scenario.model
-    name, flavor = FLAVORS.get(m.name, (None, None))
-    notes = []
-    if name is None:
-        name = "deepseek_v3" if m.mla else "qwen3" if m.moe else "llama3"
-        flavor = m.name
-        notes = [f"torchtitan {TORCHTITAN_VERSION} ships no flavor for {m.name}: register '{flavor}' in "
-                 f"torchtitan/models/{name}/__init__.py with", f"  layers={m.layers} dim={m.hidden} "
-                 f"heads={m.heads} kv_heads={m.n_kv_heads} head_dim={m.d_head} ffn={m.ffn_hidden} vocab={m.vocab}"]
-    section = {"name": name, "flavor": flavor}
+    """[model]: the family and the flavor that torchtitan_flavor.py registers with the model's exact
+    arguments (torchtitan_model.py), and comment lines saying so."""
+    fam, _ = torchtitan_model.model_args(scenario.model)
+    section = {"name": fam, "flavor": torchtitan_model.FLAVOR}
     if f["precision"] == "fp8":
         section["converters"] = ["quantize.linear.float8"]
+    notes = [f"model: flavor '{torchtitan_model.FLAVOR}' of {fam} is registered by {torchtitan_model.MODULE}.py "
+             "(imported through experimental.custom_import) with the planned model's exact arguments"]
     return section, notes
 
 
@@ -110,7 +99,8 @@ def torchtitan_config(scenario, plan) -> tuple[dict, list[str]]:
                          "eps": common.EPS, "weight_decay": common.WEIGHT_DECAY},
            "lr_scheduler": {"warmup_steps": common.warmup_steps(steps), "decay_type": "cosine"},
            "training": _training(scenario, f), "parallelism": _parallelism(scenario, f),
-           "activation_checkpoint": {"mode": f["recompute"]}}
+           "activation_checkpoint": {"mode": f["recompute"]},
+           "experimental": {"custom_import": torchtitan_model.MODULE}}
     if f["recompute"] == "selective":  # op-level: Korthikanti's selective recomputation
         cfg["activation_checkpoint"]["selective_ac_option"] = "op"
     if f["precision"] == "fp8" or cfg["parallelism"]["enable_async_tensor_parallel"]:

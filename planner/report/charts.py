@@ -61,10 +61,28 @@ def to_svg(fig: Figure) -> str:
     return re.sub(r"url\(#([^)]+)\)", rf"url(#{p}-\1)", text)
 
 
-def _fig(width: float, height: float) -> Figure:
+def _fig(width: float, height: float, fixed: bool = False) -> Figure:
+    """A figure laid out by matplotlib's constrained layout, or with `fixed` by _margins (constrained
+    layout measures every text twice: about half the drawing time of a bar chart)."""
     fig = Figure(figsize=(width, height), dpi=100)
-    fig.set_layout_engine("constrained")
+    if not fixed:
+        fig.set_layout_engine("constrained")
     return fig
+
+
+# Fixed layout, in inches: one legend row, the x label with its tick labels, a title.
+LEGEND_ROW_IN, XLABEL_IN, TITLE_IN = 0.2, 0.5, 0.3
+
+
+def _margins(fig: Figure, left: float, legend_rows: int, gap: float = 0.8, right: float = 0.25) -> None:
+    """Axes placed by margins in inches: `left` for the y tick labels, a title on top, below the x
+    label and `legend_rows` of legend, `gap` between stacked axes (a title and an x label)."""
+    w, h = fig.get_size_inches()
+    bottom = XLABEL_IN + LEGEND_ROW_IN * legend_rows + 0.1
+    rows = max(1, len(fig.axes))
+    inner = h - bottom - TITLE_IN - gap * (rows - 1)
+    fig.subplots_adjust(left=left / w, right=1 - right / w, bottom=bottom / h, top=1 - TITLE_IN / h,
+                        hspace=gap / (inner / rows) if rows > 1 else 0.2)
 
 
 def _stacked_bar(ax, parts: dict, y: float, unit: str, total_for_labels: float) -> None:
@@ -81,13 +99,18 @@ def _stacked_bar(ax, parts: dict, y: float, unit: str, total_for_labels: float) 
         left += value
 
 
-def _legend_below(fig: Figure, ncol: int = 4) -> None:
-    """One legend for the whole figure, under it (the layout engine makes room for it)."""
+def _legend_below(fig: Figure, ncol: int = 4) -> int:
+    """One legend for the whole figure, under it; returns its number of rows (for _margins)."""
     seen: dict = {}
     for ax in fig.axes:
         for h, lab in zip(*ax.get_legend_handles_labels()):
             seen.setdefault(lab, h)
-    fig.legend(seen.values(), seen.keys(), loc="outside lower center", ncol=ncol, fontsize=8.5, frameon=False)
+    if fig.get_layout_engine() is not None:
+        fig.legend(seen.values(), seen.keys(), loc="outside lower center", ncol=ncol, fontsize=8.5, frameon=False)
+    else:
+        fig.legend(seen.values(), seen.keys(), loc="lower center", bbox_to_anchor=(0.5, 0.0), ncol=ncol,
+                   fontsize=8.5, frameon=False)
+    return -(-len(seen) // ncol)
 
 
 def _limit(ax, capacity: float, total: float, unit: str, name: str, fits_below: float | None = None) -> None:
@@ -109,7 +132,7 @@ def memory_chart(row: dict, title: str) -> str:
     host_cap = m.get("host_capacity_gib")
     offloads = p["offload"] != "none" or p["offload_params"] != "none"
     show_host = offloads or (host_cap is not None and m["host_per_node_gib"] > host_cap)
-    fig = _fig(11, 3.9 if show_host else 2.4)
+    fig = _fig(11, 4.4 if show_host else 2.6, fixed=True)
     axes = fig.subplots(2 if show_host else 1, 1, squeeze=False)[:, 0]
     ax = axes[0]
     total = m["per_gpu_gib"]
@@ -126,7 +149,7 @@ def memory_chart(row: dict, title: str) -> str:
         nvme = m.get("nvme_per_node_gb") or 0
         hx.set_yticks([0], [f"host RAM\n{host:,.0f} GiB"])
         hx.set_xlabel("GiB of host RAM per node" + (f"  (and {nvme:,.0f} GB on NVMe per node)" if nvme else ""))
-    _legend_below(fig)
+    _margins(fig, 1.1, _legend_below(fig), gap=0.6)
     return to_svg(fig)
 
 
@@ -134,7 +157,7 @@ def time_chart(row: dict, title: str) -> str:
     """Step time by term (compute, exposed communication per dimension, bubble, optimizer, offload)."""
     tm = row["time"]
     step = tm["step_s"]
-    fig = _fig(11, 2.4)
+    fig = _fig(11, 2.6, fixed=True)
     ax = fig.add_subplot()
     parts = {k: v for k, v in tm["breakdown_s"].items() if v > 0}
     left = 0.0
@@ -149,15 +172,24 @@ def time_chart(row: dict, title: str) -> str:
     ax.set_yticks([0], [f"step\n{step:,.2f} s"])
     ax.set_xlabel("seconds per optimizer step")
     ax.set_title(title, fontsize=10, loc="left")
-    _legend_below(fig, ncol=3)
+    _margins(fig, 1.1, _legend_below(fig, ncol=3))
     return to_svg(fig)
+
+
+def _stage_spans(tl: dict) -> list[list[tuple[float, float]]]:
+    """Per stage, the sorted (start, end) of its tasks (computed once per timeline)."""
+    if "_stage_spans" not in tl:
+        spans: list[list[tuple[float, float]]] = [[] for _ in range(tl["pp"])]
+        for n, a, b in tl["tasks"]:
+            spans[n.stage].append((a, b))
+        tl["_stage_spans"] = [sorted(s) for s in spans]
+    return tl["_stage_spans"]
 
 
 def _idle_segments(tl: dict) -> list[list[tuple[float, float]]]:
     """Per stage, the (start, length) of every gap in [0, makespan] where the stage runs no task."""
     out = []
-    for s in range(tl["pp"]):
-        spans = sorted((a, b) for n, a, b in tl["tasks"] if n.stage == s)
+    for spans in _stage_spans(tl):
         gaps, cursor = [], 0.0
         for a, b in spans + [(tl["makespan_s"], tl["makespan_s"])]:
             if a - cursor > 1e-12 * tl["makespan_s"]:
@@ -170,7 +202,7 @@ def _idle_segments(tl: dict) -> list[list[tuple[float, float]]]:
 def _busy_spans(tl: dict, stage: int) -> list[tuple[float, float]]:
     """(start, length) of the stretches in which `stage` runs tasks back to back."""
     spans: list[list[float]] = []
-    for a, b in sorted((a, b) for n, a, b in tl["tasks"] if n.stage == stage):
+    for a, b in _stage_spans(tl)[stage]:
         if spans and a - spans[-1][1] <= 1e-12 * tl["makespan_s"]:
             spans[-1][1] = max(spans[-1][1], b)
         else:
@@ -178,18 +210,50 @@ def _busy_spans(tl: dict, stage: int) -> list[tuple[float, float]]:
     return [(a, b - a) for a, b in spans]
 
 
+# A window with more tasks than this is drawn as busy stretches and idle gaps, not task by task
+# (deep pipelines: 32 stages x 64 micro-batches would be thousands of bars and numbers).
+DETAIL_TASKS = 600
+
+
+# Merged views: an image of IMAGE_COLUMNS time columns, each stage SUBROWS rows of which the first
+# and last are blank (the gap between bars).
+IMAGE_COLUMNS, SUBROWS = 1100, 10
+# At most this many stage labels on the y axis.
+STAGE_LABELS = 16
+
+
+def _merged_image(ax, tl: dict, lo: float, hi: float) -> None:
+    """Busy (compute colour) and idle (bubble colour) of every stage in [lo, hi] as one image."""
+    from matplotlib.colors import ListedColormap
+
+    pp = tl["pp"]
+    grid = np.ones((pp, IMAGE_COLUMNS))
+    col = lambda t: int(np.clip(round((t - lo) / (hi - lo) * IMAGE_COLUMNS), 0, IMAGE_COLUMNS))  # noqa: E731
+    for s, gaps in enumerate(_idle_segments(tl)):
+        for a, d in gaps:
+            if a < hi and a + d > lo:
+                grid[s, col(a):max(col(a + d), col(a) + 1)] = 0.0
+    rows = np.repeat(grid, SUBROWS, axis=0)
+    blank = np.zeros(pp * SUBROWS, dtype=bool)
+    blank[0::SUBROWS] = blank[SUBROWS - 1::SUBROWS] = True
+    rows = np.ma.masked_array(rows, np.broadcast_to(blank[:, None], rows.shape))
+    ax.imshow(rows, cmap=ListedColormap([PALETTE["pp_bubble"], PALETTE["compute"]]), vmin=0, vmax=1,
+              aspect="auto", interpolation="none", extent=(lo, hi, pp - 0.5, -0.5))
+
+
 def _draw_tasks(ax, tl: dict, window: tuple[float, float], detail: bool, width_pt: float) -> None:
-    """Tasks inside `window` on one axis, idle gaps in the bubble colour. With `detail`, forward and
-    backward bars numbered by micro-batch where the number fits in the bar (`width_pt`: the axis
-    width in points); without, busy stretches merged into one colour."""
+    """Tasks inside `window` on one axis. With `detail` (and at most DETAIL_TASKS tasks in the
+    window), forward and backward bars numbered by micro-batch where the number fits in the bar
+    (`width_pt`: the axis width in points) and idle gaps in the bubble colour; else one image of
+    busy and idle stretches (_merged_image)."""
     lo, hi = window
     inside = lambda a, d: a < hi and a + d > lo  # noqa: E731
-    for s, gaps in enumerate(_idle_segments(tl)):
-        ax.broken_barh([g for g in gaps if inside(*g)], (s - 0.4, 0.8), facecolors=PALETTE["pp_bubble"])
-        if not detail:
-            ax.broken_barh([b for b in _busy_spans(tl, s) if inside(*b)], (s - 0.4, 0.8),
-                           facecolors=PALETTE["compute"])
-    if detail:
+    detail = detail and sum(1 for _, a, b in tl["tasks"] if inside(a, b - a)) <= DETAIL_TASKS
+    if not detail:
+        _merged_image(ax, tl, lo, hi)
+    else:
+        for s, gaps in enumerate(_idle_segments(tl)):
+            ax.broken_barh([g for g in gaps if inside(*g)], (s - 0.4, 0.8), facecolors=PALETTE["pp_bubble"])
         groups: dict = {}
         for n, a, b in tl["tasks"]:
             if inside(a, b - a):
@@ -204,7 +268,8 @@ def _draw_tasks(ax, tl: dict, window: tuple[float, float], detail: bool, width_p
                             color="black" if phase == "F" else "white")
     ax.set_xlim(lo, hi)
     ax.set_ylim(tl["pp"] - 0.5, -0.5)
-    ax.set_yticks(range(tl["pp"]), [f"stage {s}" for s in range(tl["pp"])], fontsize=8)
+    shown = range(0, tl["pp"], -(-tl["pp"] // STAGE_LABELS))
+    ax.set_yticks(shown, [f"stage {s}" for s in shown], fontsize=8)
     ax.set_xlabel("time within the step (s)", fontsize=9)
 
 
@@ -217,8 +282,9 @@ def _timeline_legend(fig: Figure, tl: dict, zoomed: bool) -> None:
                      label=f"backward{each} (incl. recompute) {tl['backward_s'] / tl['vpp']:.4g} s"),
                Patch(color=PALETTE["pp_bubble"], label="idle (pipeline bubble)")]
     if zoomed:
-        handles.append(Patch(color=PALETTE["compute"], label="busy (whole-step view)"))
-    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize=8.5, frameon=False)
+        handles.append(Patch(color=PALETTE["compute"], label="busy (merged where bars would not fit)"))
+    fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 0.0), ncol=len(handles), fontsize=8.5,
+               frameon=False)
 
 
 def timeline_chart(tl: dict, title: str) -> str:
@@ -228,9 +294,9 @@ def timeline_chart(tl: dict, title: str) -> str:
     span = tl["makespan_s"]
     per_mb = (tl["forward_s"] + tl["backward_s"]) / tl["vpp"]
     zoom = tl["microbatches"] * tl["vpp"] > 12
-    width_in, row_in = 11.0, 0.3 * tl["pp"] + 0.9
-    fig = _fig(width_in, row_in * (3.2 if zoom else 1) + 1.1)
-    width_pt = 0.85 * width_in * 72
+    width_in, row_in = 11.0, 0.3 * min(tl["pp"], STAGE_LABELS) + 0.9  # deeper pipelines: thinner rows
+    fig = _fig(width_in, row_in * (3.2 if zoom else 1) + 1.1 + (1.6 if zoom else 0), fixed=True)
+    width_pt = (width_in - 1.05) * 72
     if not zoom:
         ax = fig.add_subplot()
         _draw_tasks(ax, tl, (0.0, span), True, width_pt)
@@ -245,6 +311,7 @@ def timeline_chart(tl: dict, title: str) -> str:
         first.set_title("warm-up: the start of the step, enlarged", fontsize=9, loc="left")
         last.set_title("cool-down: the end of the step, enlarged", fontsize=9, loc="left")
     _timeline_legend(fig, tl, zoom)
+    _margins(fig, 0.8, 1)
     return to_svg(fig)
 
 
@@ -255,10 +322,16 @@ def _money_tick(x: float) -> str:
     return f"${x:g}"
 
 
+def _wants_log(values) -> bool:
+    """More than a 20x span of positive values."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v) & (v > 0)]
+    return bool(len(v) and v.max() > 20 * v.min())
+
+
 def _auto_log(ax, axis: str, values) -> None:
     """A log scale on `axis` ("x" or "y"), ticks at 1-2-5, when the values span more than 20x."""
-    v = np.asarray([x for x in values if x and x > 0], dtype=float)
-    if len(v) and v.max() > 20 * v.min():
+    if _wants_log(values):
         getattr(ax, f"set_{axis}scale")("log")
         getattr(ax, f"{axis}axis").set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
         getattr(ax, f"{axis}axis").set_minor_formatter(NullFormatter())
@@ -285,23 +358,52 @@ def _mark_top(ax, top: list[tuple[float, float]]) -> None:
                     va="center", arrowprops={"arrowstyle": "-", "color": "#555555", "linewidth": 0.7})
 
 
+# Above this many plans the cloud is drawn as a 2-D histogram (one raster image of DENSITY_BINS cells)
+# instead of one marker per plan: the page's size and drawing time no longer grow with the count.
+DENSITY_ABOVE = 2000
+DENSITY_BINS = (220, 110)
+
+
+def _edges(v: np.ndarray, n: int, log: bool) -> np.ndarray:
+    lo, hi = float(v.min()), float(v.max())
+    if not hi > lo:
+        lo, hi = (lo * 0.99, hi * 1.01) if lo > 0 else (lo - 1, hi + 1)
+    return np.geomspace(lo, hi, n + 1) if log else np.linspace(lo, hi, n + 1)
+
+
+def _density(ax, x: np.ndarray, y: np.ndarray, log_x: bool) -> list:
+    """Plans per cell of a DENSITY_BINS grid (log-spaced in x on a log axis), empty cells left blank,
+    colour on a log scale of the count, rasterised. Returns the legend entry."""
+    from matplotlib.colors import LogNorm
+    from matplotlib.patches import Patch
+
+    h, xe, ye = np.histogram2d(x, y, bins=(_edges(x, DENSITY_BINS[0], log_x), _edges(y, DENSITY_BINS[1], False)))
+    ax.pcolormesh(xe, ye, np.ma.masked_equal(h, 0).T, cmap="Blues", norm=LogNorm(vmin=0.5, vmax=max(h.max(), 1)),
+                  rasterized=True, shading="flat")
+    return [Patch(color=PALETTE["plans"], label=f"feasible plans ({len(x):,}; darker cells hold more)")]
+
+
 def tradeoff_chart(points: dict, top: list[tuple[float, float]], x_label: str, title: str,
                    money: bool = False) -> str:
     """Throughput (y) of every feasible plan against a cost (x: dollars, GPU-hours, GiB), the Pareto
     front (no other plan has more throughput for less cost) and the top plans marked.
 
-    `points`: x, tokens_per_s and gpus (arrays); plans of different GPU counts get different colours."""
+    `points`: x, tokens_per_s and gpus (arrays); up to DENSITY_ABOVE plans one marker each (GPU
+    counts in different colours), beyond that a density (_density)."""
     x, y, gpus = (np.asarray(points[k], dtype=float) for k in ("x", "tokens_per_s", "gpus"))
-    fig = _fig(11, 5)
+    fig = _fig(11, 5, fixed=True)
     ax = fig.add_subplot()
-    counts = sorted(set(gpus.astype(int)))
-    many = len(x) > 2000
-    groups = [(gpus == c, f"C{i % 10}", f"{c:,} GPUs ({int((gpus == c).sum()):,} plans)")
-              for i, c in enumerate(counts)]
-    if len(counts) == 1:
-        groups = [(gpus == counts[0], PALETTE["plans"], f"feasible plans ({len(x):,})")]
-    for sel, colour, name in groups:
-        ax.scatter(x[sel], y[sel], s=9, alpha=0.45, color=colour, linewidths=0, rasterized=many, label=name)
+    extra = []
+    if len(x) > DENSITY_ABOVE:
+        extra = _density(ax, x, y, _wants_log(x))
+    else:
+        counts = sorted(set(gpus.astype(int)))
+        groups = [(gpus == c, f"C{i % 10}", f"{c:,} GPUs ({int((gpus == c).sum()):,} plans)")
+                  for i, c in enumerate(counts)]
+        if len(counts) == 1:
+            groups = [(gpus == counts[0], PALETTE["plans"], f"feasible plans ({len(x):,})")]
+        for sel, colour, name in groups:
+            ax.scatter(x[sel], y[sel], s=9, alpha=0.45, color=colour, linewidths=0, label=name)
     f = _front(x, -y)
     ax.plot(x[f], y[f], "-o", color=PALETTE["pareto"], markersize=4, linewidth=1.4, zorder=3,
             label=f"Pareto front ({len(f)} plan{'s' if len(f) != 1 else ''})")
@@ -314,7 +416,10 @@ def tradeoff_chart(points: dict, top: list[tuple[float, float]], x_label: str, t
     ax.set_ylabel("throughput (tokens/s)")
     ax.set_title(title, fontsize=10, loc="left")
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8, loc="best")
+    handles, labels = ax.get_legend_handles_labels()
+    ax.legend(extra + handles, [h.get_label() for h in extra] + labels, fontsize=8, loc="upper left",
+              bbox_to_anchor=(1.01, 1.0), frameon=False)  # outside: "best" searches every cell
+    _margins(fig, 1.15, 0, right=3.5)
     return to_svg(fig)
 
 

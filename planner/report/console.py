@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -34,22 +35,76 @@ def _money(x, missing: str = "n/a") -> str:
 VERDICT_STYLE = {"fits": "green", "tight": "yellow", "oom": "red"}
 
 
+RECOMPUTE_SHORT = {"none": "none", "selective": "sel", "full": "full"}
+
+
+def _short_layout(p: dict) -> str:
+    """_layout without 'sp' where it is what the framework does anyway (Megatron and torchtitan with
+    tp > 1; DeepSpeed never); 'no-sp' where a plan turns it off."""
+    usual = p["tp"] > 1 and p["framework"] != "deepspeed"
+    text = _layout({**p, "sp": False})
+    return text if bool(p["sp"]) == usual else text + (" sp" if p["sp"] else " no-sp")
+
+
+def _short_offload(p: dict) -> str:
+    """Offload in a table cell: '-', the optimizer's target, or 'o:<opt> p:<params>'."""
+    if p["offload_params"] != "none":
+        return f"o:{p['offload']} p:{p['offload_params']}"
+    return "-" if p["offload"] == "none" else p["offload"]
+
+
+def _short_money(x) -> str:
+    """Cost in a table cell: dollars below $1M, else $1.2M."""
+    if x is None:
+        return "n/a"
+    return f"${x / 1e6:,.1f}M" if x >= 1e6 else f"${x:,.0f}"
+# Ranking notes under the table (planner/search/rank.py REASONS): a marker after the rank.
+PREFERRED_MARK = "*"
+
+
 def plans_table(plans: list[dict], title: str) -> Table:
-    t = Table(title=title, title_justify="left", header_style="bold")
+    """One row per plan, fitting a 100-column terminal (tests/test_console.py): no outer border,
+    one space between columns, sequence parallelism shown only where it departs from the
+    framework's habit, costs of $1M and more in millions; tokens/s per GPU is in the JSON (MFU and
+    days rank the same way for one model). A rank marked * was preferred over a plan that is better by
+    the objective alone (plan['preferred'], explained under the table by render_solve)."""
+    t = Table(title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False,
+              padding=(0, 0), show_edge=False)
     for col, just in (("#", "right"), ("framework", "left"), ("prec", "left"), ("layout", "left"),
-                      ("zero", "right"), ("offload", "left"), ("recompute", "left"), ("mbs x ga", "right"),
-                      ("GiB/GPU", "right"), ("step s", "right"), ("tok/s/GPU", "right"), ("MFU", "right"),
-                      ("days", "right"), ("cost", "right")):
-        t.add_column(col, justify=just)
+                      ("zero", "right"), ("offload", "left"), ("recomp", "left"), ("mbsxga", "right"),
+                      ("GiB/GPU", "right"), ("step s", "right"), ("MFU", "right"), ("days", "right"),
+                      ("cost", "right")):
+        wraps = col in ("layout", "offload")  # the only cells that may fold onto a second line, never cut
+        t.add_column(col, justify=just, no_wrap=not wraps, overflow="fold")
     for i, r in enumerate(plans, 1):
         p, m = r["plan"], r["memory"]
         style = VERDICT_STYLE[m["verdict"]]
-        t.add_row(str(i), p["framework"], p["precision"], _layout(p), str(p["zero"]), _offload(p), p["recompute"],
-                  f"{p['mbs']} x {p['ga']}", f"[{style}]{m['per_gpu_gib']:.1f} {m['verdict']}[/]",
-                  f"{r['time']['step_s']:.2f}", f"{r['throughput']['tokens_per_s_per_gpu']:,.0f}",
-                  f"{100 * r['throughput']['mfu']:.1f}%", f"{r['run']['days']:.1f}", _money(r["run"]["cost_usd"]))
+        mark = PREFERRED_MARK if r.get("preferred") else ""
+        t.add_row(f"{i}{mark}", p["framework"], p["precision"], _short_layout(p), str(p["zero"]), _short_offload(p),
+                  RECOMPUTE_SHORT.get(p["recompute"], p["recompute"]), f"{p['mbs']}x{p['ga']}",
+                  f"[{style}]{m['per_gpu_gib']:.1f} {m['verdict']}[/]", f"{r['time']['step_s']:.2f}",
+                  f"{100 * r['throughput']['mfu']:.1f}%", f"{r['run']['days']:.1f}", _short_money(r["run"]["cost_usd"]))
     t.caption = "MFU: model TFLOP/s over the GPU's dense BF16 peak, for every precision"
     return t
+
+
+def preferred_lines(result: dict) -> list[str]:
+    """Under the table: which plans were ranked above a plan better by the objective, and why
+    (result['ranking']['reasons']), or that the ranking is strict."""
+    rk = result.get("ranking") or {}
+    if rk.get("strict"):
+        return [f"ranked by {result['objective']} alone (--strict)"]
+    marked: dict[str, list[int]] = {}
+    for i, r in enumerate(result["plans"], 1):
+        for why in (r.get("preferred") or "").split("+"):
+            if why:
+                marked.setdefault(why, []).append(i)
+    lines = [f"{PREFERRED_MARK} ranked above a plan better by {result['objective']}: "
+             + ", ".join(f"#{', #'.join(map(str, ranks))} {why}" for why, ranks in marked.items())] if marked else []
+    lines += [f"  {why}: {rk['reasons'][why]}" for why in marked if why in rk.get("reasons", {})]
+    if marked:
+        lines.append(f"  --strict ranks by {result['objective']} alone")
+    return lines
 
 
 def _named_parts(parts: dict) -> str:
@@ -122,12 +177,15 @@ def render_solve(result: dict, console: Console) -> None:
              f"{result['fits_memory']:,} fit in memory) by {result['objective']}, {result['seconds']:.2f} s"
              + (" [exhaustive]" if result.get("exhaustive") else ""))
     console.print(plans_table(plans, title))
+    for line in preferred_lines(result):
+        console.print(line, soft_wrap=False)
     if plans:
         b = plans[0].get("bound_by")
         bound = f": bound by {b['term']} ({100 * b['share']:.0f}% of the step)" if b else ""
         if b and "largest_overhead" in b:
             bound += f", largest overhead {b['largest_overhead']} ({100 * b['overhead_share']:.0f}%)"
-        console.print(f"[bold]best plan[/]{bound}")
+        tps = plans[0]["throughput"]["tokens_per_s_per_gpu"]
+        console.print(f"[bold]best plan[/]: {tps:,.0f} tok/s/GPU{bound.replace(': bound', ', bound', 1)}")
         for line in breakdown_lines(plans[0]):
             console.print("  " + line)
     if result.get("pareto"):

@@ -12,12 +12,14 @@ from __future__ import annotations
 from html import escape
 from pathlib import Path
 
+import numpy as np
+
 from planner import __version__
 from planner.arch import summary as model_summary
 from planner.report import charts
-from planner.report.console import _layout, _money, _offload
+from planner.report.console import _layout, _money, _offload, preferred_lines
 from planner.report.purchase import write_atomic
-from planner.report.timeline import MAX_TASKS, plan_timeline
+from planner.report.timeline import MAX_TASKS, drawn_microbatches, plan_timeline
 
 DETAILED = 3  # plans that get their own charts
 
@@ -139,7 +141,7 @@ def plans_table(rows: list[dict]) -> str:
         p, m, tp = r["plan"], r["memory"], r["throughput"]
         verdict = f'<span class="{m["verdict"]}">{m["per_gpu_gib"]:.1f} {m["verdict"]}</span>'
         b = r.get("bound_by")
-        body.append([i, r.get("gpus", ""), p["framework"], p["precision"], _layout(p), p["zero"], _offload(p),
+        body.append([f"{i}*" if r.get("preferred") else i, r.get("gpus", ""), p["framework"], p["precision"], _layout(p), p["zero"], _offload(p),
                      p["recompute"], f"{p['mbs']} x {p['ga']}", ("raw", verdict), f"{r['time']['step_s']:.2f}",
                      f"{tp['tokens_per_s_per_gpu']:,.0f}", f"{100 * tp['mfu']:.1f}%", days(r["run"]["days"]),
                      _money(r["run"]["cost_usd"]), f"{b['term']} {100 * b['share']:.0f}%" if b else ""])
@@ -154,19 +156,24 @@ def plans_table(rows: list[dict]) -> str:
 
 
 def timeline_figure(row: dict, scenario, rank: int) -> str:
-    """The pipeline Gantt chart of a pipelined plan, with the idle time checked against the model."""
+    """The pipeline Gantt chart of a pipelined plan, with the idle time checked against the model.
+    A long step is drawn with fewer micro-batches (timeline.drawn_microbatches), which the title says."""
     p = row["plan"]
-    if p["ga"] * p["pp"] * p["vpp"] * 2 > MAX_TASKS:
-        return f'<p class="note">{p["ga"] * p["pp"] * p["vpp"] * 2:,} pipeline tasks: too many to draw.</p>'
+    drawn = drawn_microbatches(p["pp"], p["ga"])
+    if drawn * p["pp"] * p["vpp"] * 2 > MAX_TASKS:
+        return f'<p class="note">{drawn * p["pp"] * p["vpp"] * 2:,} pipeline tasks: too many to draw.</p>'
     tl = plan_timeline(scenario, row)
     kind = "1F1B" if p["vpp"] == 1 else f"interleaved 1F1B, {p['vpp']} chunks per stage"
-    title = (f"#{rank} pipeline timeline of one step: {kind}, {p['pp']} stages, {p['ga']} micro-batches")
+    title = (f"#{rank} pipeline timeline of one step: {kind}, {p['pp']} stages, {p['ga']} micro-batches"
+             + (f" (drawn with {drawn}: the steady phase repeats)" if drawn < p["ga"] else ""))
     caption = (f"Each stage runs forward {tl['forward_s']:.4g} s and backward {tl['backward_s']:.4g} s per "
                f"micro-batch (stage time {tl['stage_s']:.4g} s = pipelined share of the step / ga; forward and "
                f"backward split as in the compute model). Start times are the longest paths of the schedule's "
                f"dependency graph. Idle per stage {max(tl['idle_s']):.4g} s = the model's pipeline bubble "
                f"{tl['model_bubble_s']:.4g} s = (pp - 1) / vpp x stage time. Numbers are micro-batches; "
-               f"data-parallel communication, optimizer and offload follow the pipeline and are not drawn.")
+               f"data-parallel communication, optimizer and offload follow the pipeline and are not drawn."
+               + (f" The step's {p['ga']} micro-batches are drawn as {drawn}: warm-up, cool-down and idle time "
+                  f"do not depend on their number." if drawn < p["ga"] else ""))
     return figure(charts.timeline_chart(tl, title), "timeline", caption)
 
 
@@ -194,36 +201,41 @@ def plan_section(row: dict, scenario, rank: int) -> str:
     return section(f"plan-{rank}", f"Plan #{rank}", parts)
 
 
-def all_feasible(result: dict, scenario) -> list[dict]:
-    """Every feasible plan of the scenario: the result's own when it holds them all, else a second
-    search that keeps them all (solve ranks and returns only the top N)."""
+def feasible_points(result: dict, scenario) -> dict:
+    """The numbers of every feasible plan the search evaluated (planner.search.solver.feasible_points):
+    the result's own `points` when the search kept them (solve(..., points=True), as `planner solve
+    --report` does), else one more search that keeps them (still no per-plan result objects)."""
+    if result.get("points") is not None:
+        return result["points"]
     from planner.search.solver import solve
 
-    if result["feasible"] <= len(result["plans"]):
-        return result["plans"]
-    return solve(scenario, objective=result["objective"], top=result["feasible"])["plans"]
+    return solve(scenario, objective=result["objective"], top=1, points=True,
+                 strict=bool((result.get("ranking") or {}).get("strict"))).get("points") or {}
 
 
 def tradeoff_section(result: dict, scenario) -> str:
     """Throughput against cost and against memory of every feasible plan, each with its Pareto
-    front, and the days/cost front across node counts."""
-    rows = all_feasible(result, scenario)
+    front, and the days/cost front across node counts. Many plans are drawn as a density
+    (charts.tradeoff_chart): the page stays small whatever the count."""
+    pts = feasible_points(result, scenario)
     top = result["plans"][:DETAILED]
-    money = all(r["run"]["cost_usd"] is not None for r in rows)
+    money = not np.isnan(pts["cost_usd"]).any()
+    x = pts["cost_usd"] if money else pts["gpu_hours"]
     cost = (lambda r: r["run"]["cost_usd"]) if money else (lambda r: r["run"]["gpu_hours"])  # noqa: E731
-    tps = [r["throughput"]["tokens_per_s"] for r in rows]
-    gpus = [r.get("gpus", 0) for r in rows]
     x_label = "cost to train (USD)" if money else "GPU-hours to train (no price in the catalog)"
-    single = len(set(gpus)) == 1
-    parts = [figure(charts.tradeoff_chart({"x": [cost(r) for r in rows], "tokens_per_s": tps, "gpus": gpus},
+    single = len(np.unique(pts["gpus"])) == 1
+    n = len(x)
+    drawn = (f"All {n:,} feasible plans" + (" the search evaluated" if n < result["feasible"] else "")
+             + (f", drawn as a density above {charts.DENSITY_ABOVE:,}" if n > charts.DENSITY_ABOVE else ""))
+    parts = [figure(charts.tradeoff_chart({"x": x, "tokens_per_s": pts["tokens_per_s"], "gpus": pts["gpus"]},
                                           [(cost(r), r["throughput"]["tokens_per_s"]) for r in top], x_label,
                                           "Throughput against cost of every feasible plan (up and left is better)",
                                           money), "tradeoff",
-                    f"All {len(rows):,} feasible plans. The Pareto front holds the plans that no other plan beats "
+                    f"{drawn}. The Pareto front holds the plans that no other plan beats "
                     "on both throughput and cost" + ("; on one GPU count the cost is proportional to the time, "
                                                      "so the fastest plan is also the cheapest." if single else ".")),
-             figure(charts.tradeoff_chart({"x": [r["memory"]["per_gpu_gib"] for r in rows], "tokens_per_s": tps,
-                                           "gpus": gpus},
+             figure(charts.tradeoff_chart({"x": pts["memory_gib"], "tokens_per_s": pts["tokens_per_s"],
+                                           "gpus": pts["gpus"]},
                                           [(r["memory"]["per_gpu_gib"], r["throughput"]["tokens_per_s"]) for r in top],
                                           "memory per GPU (GiB)",
                                           "Throughput against memory per GPU (up and left: faster with more headroom)"),
@@ -271,8 +283,9 @@ def solve_report(result: dict, scenario) -> str:
     """The report of a solve result as one HTML document."""
     body = [summary_section(result, scenario)]
     if result["plans"]:
+        notes = "".join(f"<p class=\"sub\">{escape(line.strip())}</p>" for line in preferred_lines(result))
         body.append(section("plans", f"Top {len(result['plans'])} plans by {result['objective']}",
-                            [plans_table(result["plans"])]))
+                            [plans_table(result["plans"]) + notes]))
         body += [plan_section(r, scenario, i) for i, r in enumerate(result["plans"][:DETAILED], 1)]
         body.append(tradeoff_section(result, scenario))
     else:

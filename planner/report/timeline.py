@@ -27,8 +27,16 @@ from planner.estimate.evaluate import Context, evaluate_table
 # The terms of the time breakdown that one micro-batch spends on its pipeline stage (the rest of
 # the step, data-parallel communication, optimizer and offload, happens outside the pipeline).
 STAGE_TERMS = ("compute", "recompute", "tp_comm", "cp_comm", "ep_comm", "pp_comm")
-# Above this many tasks the graph is not built (the chart would be a solid block anyway).
-MAX_TASKS = 200_000
+# Above this many drawn tasks the graph is not built (pp x vpp too large to draw stage by stage).
+MAX_TASKS = 20_000
+
+
+def drawn_microbatches(pp: int, m: int) -> int:
+    """Micro-batches the chart draws: m up to 3 pp, else m' = m - k pp in [2 pp, 3 pp) (same m mod pp).
+    1F1B and interleaved 1F1B repeat one pattern in their steady phase, so the warm-up, the
+    cool-down and each stage's idle time, (pp - 1) / vpp x stage time whatever m is, are those of the
+    whole step (tests/test_report.py compares the two timelines)."""
+    return m if m <= 3 * pp else m - pp * ((m - 2 * pp) // pp)
 
 
 @dataclass(frozen=True)
@@ -121,7 +129,8 @@ def plan_timeline(scenario, row: dict) -> dict:
     The stage time of one micro-batch is the estimate's pipelined share of the step divided by the
     number of micro-batches, (compute + recompute + tp/cp/ep/pp communication) / ga, recomputed
     without the JSON's rounding; it is split into forward and backward in the ratio of the compute
-    model's forward to backward + recompute time, communication included pro rata."""
+    model's forward to backward + recompute time, communication included pro rata. With many
+    micro-batches it draws drawn_microbatches of them (`step_microbatches` keeps the plan's ga)."""
     plan = row["plan"]
     gpus = plan["dp"] * plan["tp"] * plan["pp"] * plan["cp"]
     nodes = max(1, gpus // scenario.cluster.node.gpus_per_node)
@@ -130,7 +139,11 @@ def plan_timeline(scenario, row: dict) -> dict:
     ev = evaluate_table(ctx, t)
     stage_s = sum(float(ev["breakdown_s"][k][0]) for k in STAGE_TERMS) / plan["ga"]
     share = _forward_share(ctx, t)
-    out = timeline(plan["pp"], plan["ga"], plan["vpp"], share * stage_s, (1 - share) * stage_s)
+    drawn = drawn_microbatches(plan["pp"], plan["ga"])
+    out = timeline(plan["pp"], drawn, plan["vpp"], share * stage_s, (1 - share) * stage_s)
+    out["step_microbatches"] = plan["ga"]
+    # every stage is busy m x stage time and idle for the bubble whatever m is: the whole step's span
+    out["step_makespan_s"] = out["makespan_s"] + (plan["ga"] - drawn) * stage_s
     out["model_bubble_s"] = float(ev["breakdown_s"]["pp_bubble"][0])
     out["stage_s"] = stage_s
     return out

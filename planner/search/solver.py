@@ -17,8 +17,8 @@ import numpy as np
 from planner.estimate import table as T
 from planner.estimate import compute, memory, pipeline
 from planner.estimate.evaluate import Context, evaluate_table, memory_verdict, result_row
-from planner.frameworks.rules import RULES, framework_mask
-from planner.search.rank import TIE, TIGHT_PENALTY, order, pareto_mask
+from planner.frameworks.rules import RULES, framework_mask, unbuildable
+from planner.search.rank import TIE, TIGHT_PENALTY, order, pareto_mask, preferred, ranking_rule
 from planner.search.space import all_layouts, domains, with_etp
 
 INT_FIELDS = ("tp", "pp", "cp", "ep", "vpp", "dp", "mbs", "ga")
@@ -203,6 +203,8 @@ def candidate_table(scenario, exhaustive: bool = False) -> tuple[dict, int]:
     keep = ~grid["sp"] | (scenario.training.seq_len % grid["tp"] == 0)
     for fw, _, bad in RULES:  # framework_mask, broadcast
         keep = keep & ~(bad(grid) & ((grid["framework"] == fw) if fw is not None else True))
+    for code in unbuildable(scenario.model):  # frameworks that cannot build this model
+        keep = keep & (grid["framework"] != code)
     keep = np.broadcast_to(keep, (len(uniq), n_cat))
     li, ci = np.nonzero(keep[inverse])  # layout-major, as the full product
     t = {k: lay[k][li] for k in COLUMNS}
@@ -446,13 +448,26 @@ def _keys(run: dict, rows: np.ndarray) -> dict:
     return keys
 
 
+def feasible_points(merged: dict, gpus: np.ndarray) -> dict:
+    """Numbers of every evaluated feasible plan for the report's charts (numpy arrays, not JSON):
+    tokens/s, days, cost (NaN without a price), GPU-hours = days x 24 x GPUs, memory per GPU (GiB)."""
+    from planner.estimate.memory import GIB
+
+    return {"tokens_per_s": merged["tokens_per_s"], "days": merged["days"], "cost_usd": merged["cost_usd"],
+            "gpu_hours": merged["days"] * 24.0 * gpus, "memory_gib": merged["memory_total"] / GIB, "gpus": gpus}
+
+
 def solve(scenario, objective: str | None = None, top: int | None = None, exhaustive: bool = False,
-          progress=None, counts: bool = True) -> dict:
+          progress=None, counts: bool = True, strict: bool = False, points: bool = False) -> dict:
     """Search the scenario's plan space (every node count of the cluster) and return the ranked
     feasible plans, the Pareto front of (days, cost) across node counts, and search statistics.
     When nothing is feasible, `closest` and `explanation` say why (planner.search.explain).
     `counts=False` skips the memory verdict of plans that cannot rank (`fits_memory` and `feasible`
-    are then None where not known): for callers that only want the best plans."""
+    are then None where not known): for callers that only want the best plans.
+    strict: rank by the objective alone (planner.search.rank); else each plan's `preferred` says
+    when the tie band or the tight penalty put it above a plan better by the objective.
+    points: also return `points` (feasible_points: the feasible plans the search timed), for the
+    HTML report; remove it before JSON."""
     from planner.search.explain import bound_by, explain_infeasible
 
     t0 = time.perf_counter()
@@ -472,14 +487,15 @@ def solve(scenario, objective: str | None = None, top: int | None = None, exhaus
     pool_row = np.concatenate([runs[i][1]["feasible"] for i in live]) if live else np.array([], int)
     per_run = [_keys(run, run["feasible"]) for _, run in runs if run["ev"] is not None]
     merged = {k: np.concatenate([keys[k] for keys in per_run]) for k in per_run[0]} if per_run else {}
-    ranked = order(merged, objective, places=top) if len(pool_row) else np.array([], dtype=np.int64)
+    ranked = order(merged, objective, places=top, strict=strict) if len(pool_row) else np.array([], dtype=np.int64)
     rows = lambda idx: [result_row(runs[pool_run[j]][1]["ctx"], runs[pool_run[j]][1]["t"],  # noqa: E731
                                    runs[pool_run[j]][1]["ev"], int(pool_row[j])) for j in idx]
     plans = rows(ranked[:top])
-    for p, j in zip(plans, ranked[:top]):
+    for p, j, why in zip(plans, ranked[:top], preferred(merged, objective, ranked, top) if len(pool_row) else []):
         p["gpus"] = runs[pool_run[j]][0].cluster.gpus
+        p["preferred"] = why
         p["bound_by"] = bound_by(p)
-    result = {"scenario": scenario.name, "objective": objective,
+    result = {"scenario": scenario.name, "objective": objective, "ranking": ranking_rule(strict),
               "gpus": node_counts[0] * scenario.cluster.node.gpus_per_node if len(node_counts) == 1 else
               [n * scenario.cluster.node.gpus_per_node for n in node_counts],
               "node_counts": node_counts, "exhaustive": exhaustive,
@@ -496,6 +512,8 @@ def solve(scenario, objective: str | None = None, top: int | None = None, exhaus
                             for j, r in zip(front, rows(front))]
     if plans:
         result["batch"] = batch_choice(scenario, plans[0], merged, ranked, top)
+    if points and len(pool_row):
+        result["points"] = feasible_points(merged, np.array([sc.cluster.gpus for sc, _ in runs])[pool_run])
     if not plans:
         result["closest"], result["explanation"] = explain_infeasible(scenario, runs, objective)
     result["seconds"] = time.perf_counter() - t0

@@ -12,6 +12,10 @@ from typing import Any
 
 from planner.errors import InputError
 
+# transformers' config-class defaults (configuration_<family>.py, v4.5x) for a file that omits a key.
+NORM_EPS_DEFAULT = {"mixtral": 1e-5, "gpt2": 1e-5, "gpt_neox": 1e-5}  # every other family: 1e-6
+ROPE_THETA_DEFAULT = {"mixtral": 1e6}  # every other family: 10,000
+
 DENSE = {"llama", "mistral", "qwen2", "qwen3", "gemma", "olmo", "granite", "phi3"}
 SUPPORTED = DENSE | {"mixtral", "qwen2_moe", "qwen3_moe", "deepseek_v2", "deepseek_v3", "gpt2", "gpt_neox"}
 
@@ -36,6 +40,55 @@ def _act(cfg: dict) -> str:
     raise InputError(f"unsupported activation '{act}' (expected silu, gelu or relu)", key="hidden_act")
 
 
+def _rope_scaling(cfg: dict) -> dict | None:
+    """`rope_scaling` (v4) or `rope_parameters` (v5) as RopeScaling keys; None for default RoPE."""
+    rs = cfg.get("rope_scaling") or cfg.get("rope_parameters")
+    if not rs:
+        return None
+    if not isinstance(rs, dict):
+        raise InputError(f"rope_scaling must be a mapping, not {type(rs).__name__}", key="rope_scaling")
+    kind = rs.get("rope_type", rs.get("type"))
+    if kind in (None, "default"):
+        return None
+    if kind not in ("llama3", "yarn", "linear"):
+        raise InputError(f"unsupported rope_scaling type {kind!r} (expected llama3, yarn or linear)",
+                         key="rope_scaling.rope_type")
+    keys = ("factor", "original_max_position_embeddings", "low_freq_factor", "high_freq_factor", "beta_fast",
+            "beta_slow", "mscale", "mscale_all_dim")
+    return {"type": kind, **{k: rs[k] for k in keys if rs.get(k) is not None}}
+
+
+def _context(cfg: dict, mt: str) -> dict:
+    """Rotary base and scaling, norm epsilon and sliding window (ecosystem.md 5.1 "context" row)."""
+    rs = cfg.get("rope_parameters") if isinstance(cfg.get("rope_parameters"), dict) else {}
+    out = {"rope_theta": _get(cfg, "rope_theta", "rotary_emb_base", default=rs.get("rope_theta", ROPE_THETA_DEFAULT.get(mt, 10000.0))),
+           "rope_scaling": _rope_scaling(cfg),
+           "norm_eps": _get(cfg, "rms_norm_eps", "layer_norm_eps", "layer_norm_epsilon",
+                            default=NORM_EPS_DEFAULT.get(mt, 1e-6))}
+    if mt in ("mistral", "mixtral") or cfg.get("use_sliding_window"):
+        if mt not in ("mistral", "mixtral"):
+            raise InputError("use_sliding_window with max_window_layers is not supported yet", key="use_sliding_window")
+        out["sliding_window"] = cfg.get("sliding_window")
+    return out
+
+
+def _router(cfg: dict, mt: str) -> dict:
+    """MoE router keys: score function, top-k renormalisation, routed scale, group-limited routing,
+    load-balancing coefficient (HF scoring_func, norm_topk_prob, routed_scaling_factor, n_group /
+    topk_group with topk_method group_limited_greedy or noaux_tc, router_aux_loss_coef / aux_loss_alpha).
+    Mixtral takes the softmax over its top-k logits: renormalised top-k weights."""
+    out = {"scoring": str(cfg.get("scoring_func") or "softmax"),
+           "norm_topk": True if mt == "mixtral" else bool(cfg.get("norm_topk_prob", False)),
+           "routed_scale": cfg.get("routed_scaling_factor") or 1.0}
+    coef = _get(cfg, "router_aux_loss_coef", "aux_loss_alpha", default=None)
+    if coef is not None:
+        out["aux_loss_coef"] = coef
+    groups = cfg.get("n_group") or 1
+    if cfg.get("topk_method") in ("group_limited_greedy", "noaux_tc") and groups > 1:
+        out.update(groups=groups, group_topk=_get(cfg, "topk_group"))
+    return out
+
+
 def model_from_hf(cfg: dict, name: str = "hf-model") -> dict:
     """Map a config.json dict to ModelSpec keys (validated later by the ModelSpec model)."""
     if not isinstance(cfg, dict):
@@ -52,6 +105,7 @@ def model_from_hf(cfg: dict, name: str = "hf-model") -> dict:
             "ffn_act": "gelu", "vocab": _get(cfg, "vocab_size"), "tie_embeddings": True, "position": "learned",
             "max_seq_len": _get(cfg, "n_positions", "max_position_embeddings"), "norm": "layernorm",
             "linear_bias": True, "dropout": float(cfg.get("resid_pdrop", 0) or 0) > 0,
+            "norm_eps": _get(cfg, "layer_norm_epsilon", "layer_norm_eps", default=NORM_EPS_DEFAULT[mt]),
         }
     out: dict[str, Any] = {
         "name": name,
@@ -65,6 +119,7 @@ def model_from_hf(cfg: dict, name: str = "hf-model") -> dict:
         "tie_embeddings": bool(cfg.get("tie_word_embeddings", False)),  # every family here defaults to untied
         "position": "rope",
         "norm": "rmsnorm",
+        **_context(cfg, mt),
     }
     if cfg.get("head_dim") is not None:  # 0 or false is an error of the config, not "absent"
         out["head_dim"] = cfg["head_dim"]
@@ -78,7 +133,7 @@ def model_from_hf(cfg: dict, name: str = "hf-model") -> dict:
         out["qk_norm"] = True
     if mt == "mixtral":
         out["moe"] = {"experts": _get(cfg, "num_local_experts"), "top_k": _get(cfg, "num_experts_per_tok"),
-                      "expert_ffn_hidden": out["ffn_hidden"]}
+                      "expert_ffn_hidden": out["ffn_hidden"], **_router(cfg, mt)}
     if mt in ("qwen2_moe", "qwen3_moe"):
         step = cfg.get("decoder_sparse_step", 1) or 1
         only = cfg.get("mlp_only_layers") or []
@@ -90,7 +145,7 @@ def model_from_hf(cfg: dict, name: str = "hf-model") -> dict:
         shared = cfg.get("shared_expert_intermediate_size") or 0
         if mt == "qwen2_moe" and shared:
             moe.update(shared_experts=1, shared_expert_ffn_hidden=shared, shared_expert_gate=True)
-        out["moe"] = moe
+        out["moe"] = {**moe, **_router(cfg, mt)}
     if mt in ("deepseek_v2", "deepseek_v3"):
         freq = cfg.get("moe_layer_freq", 1) or 1
         if freq != 1:
@@ -101,7 +156,7 @@ def model_from_hf(cfg: dict, name: str = "hf-model") -> dict:
             "expert_ffn_hidden": _get(cfg, "moe_intermediate_size"),
             "shared_experts": cfg.get("n_shared_experts") or 0,
             "dense_layers": cfg.get("first_k_dense_replace") or 0,
-            "router_bias": cfg.get("topk_method") == "noaux_tc",
+            "router_bias": cfg.get("topk_method") == "noaux_tc", **_router(cfg, mt),
         }
         out["mla"] = {"q_lora_rank": cfg.get("q_lora_rank"), "kv_lora_rank": _get(cfg, "kv_lora_rank"),
                       "qk_nope_head_dim": _get(cfg, "qk_nope_head_dim"),

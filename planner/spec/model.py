@@ -5,6 +5,14 @@ ffn_hidden, ffn_act, vocab, tie_embeddings, position, norm`, optional `moe`, `ml
 optional keys (`qkv_bias`, `linear_bias`, `qk_norm`, `max_seq_len`, `dropout`, ...) exist because
 exact parameter counts need them (Qwen2 has q/k/v biases, Qwen3 normalises q and k, GPT-2/3 have
 learned positions and biases on every linear layer).
+
+Architecture keys that change no count but that a framework needs to rebuild the same model
+(`rope_theta`, `rope_scaling`, `norm_eps`, `sliding_window`, the MoE router's `scoring`,
+`norm_topk`, `routed_scale`, `groups`, `group_topk`, `aux_loss_coef`) are carried to every export.
+Their defaults for inline models are the common convention: rope_theta 10,000 (RoFormer, Su et al.
+2021; Llama 1/2; Megatron --rotary-base and transformers LlamaConfig default), no rope scaling,
+norm_eps 1e-5 (Llama 2/3 model cards; Megatron --norm-epsilon default), full attention, and a
+Mixtral-style router: softmax over the experts, top-k weights renormalised, scale 1, no groups.
 """
 
 from __future__ import annotations
@@ -13,7 +21,36 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from planner.spec.base import Name, NonNegInt, PosFloat, PosInt, Strict
+from planner.spec.base import Name, NonNegFloat, NonNegInt, PosFloat, PosInt, Strict
+
+
+class RopeScaling(Strict):
+    """Rotary-embedding context extension, as in Hugging Face `rope_scaling`.
+
+    llama3: Llama 3.1 frequency-dependent scaling (factor, low_freq_factor, high_freq_factor,
+    original_max_position_embeddings; transformers `_compute_llama3_parameters`).
+    yarn: YaRN (Peng et al. 2023, arXiv:2309.00071) with DeepSeek's mscale / mscale_all_dim
+    (transformers `_compute_yarn_parameters`, DeepSeek-V2/V3 modeling code).
+    linear: position interpolation (Chen et al. 2023, arXiv:2306.15595)."""
+
+    type: Literal["llama3", "yarn", "linear"]
+    factor: PosFloat
+    original_max_position_embeddings: PosInt | None = None
+    low_freq_factor: PosFloat | None = None
+    high_freq_factor: PosFloat | None = None
+    beta_fast: PosFloat | None = None
+    beta_slow: PosFloat | None = None
+    mscale: PosFloat | None = None
+    mscale_all_dim: PosFloat | None = None
+
+    @model_validator(mode="after")
+    def _check(self):
+        need = {"llama3": ("low_freq_factor", "high_freq_factor", "original_max_position_embeddings"),
+                "yarn": ("original_max_position_embeddings",), "linear": ()}[self.type]
+        missing = [k for k in need if getattr(self, k) is None]
+        if missing:
+            raise ValueError(f"rope_scaling type {self.type} needs {', '.join(missing)}")
+        return self
 
 
 class MoE(Strict):
@@ -28,11 +65,24 @@ class MoE(Strict):
     router_bias: bool = Field(False, description=
         "DeepSeek-V3 e_score_correction_bias (one per expert; a buffer, not a trained parameter)")
     capacity_factor: PosFloat | None = Field(None, description="token capacity per expert; None = dropless")
+    scoring: Literal["softmax", "sigmoid"] = Field("softmax", description="router score function (HF scoring_func)")
+    norm_topk: bool = Field(True, description=
+        "top-k weights renormalised to sum to 1 (HF norm_topk_prob; Mixtral's softmax over the top-k is the same)")
+    routed_scale: PosFloat = Field(1.0, description="routed experts' output scale (HF routed_scaling_factor)")
+    groups: PosInt | None = Field(None, description="expert groups for group-limited routing (HF n_group)")
+    group_topk: PosInt | None = Field(None, description="groups a token may use (HF topk_group)")
+    aux_loss_coef: NonNegFloat | None = Field(None, description=
+        "load-balancing loss coefficient the model was trained with (HF router_aux_loss_coef / aux_loss_alpha)")
 
     @model_validator(mode="after")
     def _check(self):
         if self.top_k > self.experts:
             raise ValueError(f"top_k ({self.top_k}) cannot exceed experts ({self.experts})")
+        if (self.groups is None) != (self.group_topk is None):
+            raise ValueError("groups and group_topk go together (group-limited routing)")
+        if self.groups is not None and (self.experts % self.groups or self.group_topk > self.groups):
+            raise ValueError(f"groups ({self.groups}) must divide experts ({self.experts}) and be >= group_topk "
+                             f"({self.group_topk})")
         return self
 
     @property
@@ -69,6 +119,9 @@ class ModelSpec(Strict):
     qkv_bias: bool = False
     linear_bias: bool = Field(False, description="bias on every linear layer (GPT-2/3, NeoX)")
     qk_norm: bool = Field(False, description="per-head RMSNorm of q and k (Qwen3)")
+    rope_theta: PosFloat = Field(10000.0, description="rotary base (HF rope_theta); default 10,000 (RoFormer)")
+    rope_scaling: RopeScaling | None = Field(None, description="rotary context extension (HF rope_scaling)")
+    norm_eps: PosFloat = Field(1e-5, description="RMSNorm/LayerNorm epsilon (HF rms_norm_eps / layer_norm_eps)")
     dropout: bool = Field(False, description="dropout layers present (GPT-3 era); adds their masks to activations")
     sliding_window: PosInt | None = Field(None, description="tokens a sliding-window attention layer attends "
                                           "to (and keeps in its KV cache); None = full attention")
@@ -92,6 +145,8 @@ class ModelSpec(Strict):
             raise ValueError(f"sliding_window_layers ({self.sliding_window_layers}) exceeds layers ({self.layers})")
         if self.position == "learned" and self.max_seq_len is None:
             raise ValueError("position: learned needs max_seq_len (size of the position table)")
+        if self.position == "learned" and self.rope_scaling is not None:
+            raise ValueError("rope_scaling needs position: rope")
         return self
 
     @property

@@ -1,0 +1,131 @@
+"""Hugging Face `config.json` for a model spec: what a DeepSpeed or Accelerate training script
+(`AutoConfig.from_pretrained(dir)` then `AutoModelForCausalLM.from_config`) needs to build the
+planned model. The inverse of planner/spec/hf.py; key names per family follow
+shared/reference/ecosystem.md section 5.1 (transformers v4 spelling, which v5 still reads).
+
+The family is the one transformers class that has every feature of the model: DeepSeek-V3 (sigmoid
+router, aux-free bias) or V2 for MLA, Qwen2-MoE for a gated shared expert, Qwen3-MoE for experts
+with q/k norm, Mixtral for other experts, GPT-2 for learned positions, GPT-NeoX for LayerNorm with
+biases, Qwen3 for q/k norm, Qwen2 for q/k/v biases only, Mistral for a sliding window, else Llama.
+"""
+
+from __future__ import annotations
+
+from planner.errors import InputError
+
+ARCHITECTURES = {"llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM", "qwen2": "Qwen2ForCausalLM",
+                 "qwen3": "Qwen3ForCausalLM", "mixtral": "MixtralForCausalLM", "qwen2_moe": "Qwen2MoeForCausalLM",
+                 "qwen3_moe": "Qwen3MoeForCausalLM", "deepseek_v2": "DeepseekV2ForCausalLM",
+                 "deepseek_v3": "DeepseekV3ForCausalLM", "gpt2": "GPT2LMHeadModel", "gpt_neox": "GPTNeoXForCausalLM"}
+
+
+def family(m) -> str:
+    """The transformers model_type that builds this model (module docstring)."""
+    if m.mla:
+        return "deepseek_v3" if m.moe and (m.moe.router_bias or m.moe.scoring == "sigmoid") else "deepseek_v2"
+    if m.moe:
+        if m.moe.shared_expert_gate:
+            return "qwen2_moe"
+        return "qwen3_moe" if m.qk_norm else "mixtral"
+    if m.position == "learned":
+        return "gpt2"
+    if m.norm == "layernorm":
+        return "gpt_neox"
+    if m.qk_norm:
+        return "qwen3"
+    if m.qkv_bias and not m.linear_bias:
+        return "qwen2"
+    return "mistral" if m.sliding_window else "llama"
+
+
+def _problems(m, mt: str) -> list[str]:
+    """Features of the model that the chosen transformers class cannot express."""
+    out = []
+    if mt in ("gpt2", "gpt_neox"):
+        if m.ffn_act != "gelu":
+            out.append(f"{mt} uses a GELU MLP, not {m.ffn_act}")
+    elif m.ffn_act != "swiglu" or m.norm != "rmsnorm":
+        out.append(f"{mt} uses a SwiGLU MLP with RMSNorm, not {m.ffn_act} with {m.norm}")
+    if mt == "gpt2" and not (m.linear_bias and m.tie_embeddings and m.norm == "layernorm"):
+        out.append("gpt2 has biases on every linear layer, LayerNorm and tied embeddings")
+    if m.moe and mt == "mixtral" and (m.moe.shared_ffn or m.moe.dense_layers or not m.moe.norm_topk
+                                      or m.moe.scoring != "softmax" or m.moe.groups or m.moe.routed_scale != 1):
+        out.append("mixtral has no shared experts, dense layers or router options besides top-k")
+    if m.moe and mt in ("qwen2_moe", "qwen3_moe") and (m.moe.dense_layers or m.moe.scoring != "softmax"
+                                                       or m.moe.groups or m.moe.routed_scale != 1):
+        out.append(f"{mt} has a softmax router without groups or scale, and experts in every layer")
+    if m.qkv_bias and not m.linear_bias and mt not in ("qwen2", "qwen2_moe"):
+        out.append(f"{mt} cannot put biases on q/k/v alone")
+    if m.sliding_window and mt not in ("mistral", "mixtral"):
+        out.append(f"{mt} has no sliding_window here")
+    return out
+
+
+def _rope(m) -> dict:
+    out = {"rope_theta": m.rope_theta}
+    rs = m.rope_scaling
+    if rs is not None:
+        out["rope_scaling"] = {("type" if rs.type == "yarn" else "rope_type"): rs.type,
+                               **rs.model_dump(exclude={"type"}, exclude_none=True)}
+    return out
+
+
+def _moe(m, mt: str) -> dict:
+    e = m.moe
+    out = {"num_experts_per_tok": e.top_k, "norm_topk_prob": e.norm_topk}
+    if e.aux_loss_coef is not None:
+        out["aux_loss_alpha" if mt == "deepseek_v2" else "router_aux_loss_coef"] = e.aux_loss_coef
+    if mt == "mixtral":
+        out["num_local_experts"] = e.experts
+        del out["norm_topk_prob"]
+    elif mt in ("qwen2_moe", "qwen3_moe"):
+        out.update(num_experts=e.experts, moe_intermediate_size=e.expert_ffn_hidden, decoder_sparse_step=1,
+                   mlp_only_layers=[])
+        if mt == "qwen2_moe":
+            out["shared_expert_intermediate_size"] = e.shared_ffn
+    else:
+        grouped = e.groups is not None
+        out.update(n_routed_experts=e.experts, moe_intermediate_size=e.expert_ffn_hidden,
+                   n_shared_experts=e.shared_experts, first_k_dense_replace=e.dense_layers, moe_layer_freq=1,
+                   scoring_func=e.scoring, routed_scaling_factor=e.routed_scale, n_group=e.groups or 1,
+                   topk_group=e.group_topk or 1,
+                   topk_method="noaux_tc" if e.router_bias else "group_limited_greedy" if grouped else "greedy")
+    return out
+
+
+def hf_config(m) -> dict:
+    """config.json of model spec `m`. Raises InputError when no transformers class builds it."""
+    mt = family(m)
+    problems = _problems(m, mt)
+    if problems:
+        raise InputError(f"no Hugging Face model class builds {m.name}: " + "; ".join(problems), key="model")
+    if mt == "gpt2":
+        return {"architectures": [ARCHITECTURES[mt]], "model_type": mt, "n_layer": m.layers, "n_embd": m.hidden,
+                "n_head": m.heads, "n_inner": m.ffn_hidden, "n_positions": m.max_seq_len, "vocab_size": m.vocab,
+                "activation_function": "gelu_new", "layer_norm_epsilon": m.norm_eps,
+                "tie_word_embeddings": True,  # dropout: GPT2Config's 0.1, or none
+                **{k: 0.1 if m.dropout else 0.0 for k in ("resid_pdrop", "embd_pdrop", "attn_pdrop")}}
+    out = {"architectures": [ARCHITECTURES[mt]], "model_type": mt, "num_hidden_layers": m.layers,
+           "hidden_size": m.hidden, "num_attention_heads": m.heads, "num_key_value_heads": m.n_kv_heads,
+           "intermediate_size": m.ffn_hidden, "vocab_size": m.vocab, "tie_word_embeddings": m.tie_embeddings,
+           "hidden_act": "silu" if m.ffn_act == "swiglu" else "gelu", **_rope(m)}
+    if mt == "gpt_neox":
+        out.update(layer_norm_eps=m.norm_eps, rotary_emb_base=out.pop("rope_theta"), rotary_pct=1.0,
+                   use_parallel_residual=False)
+    else:
+        out["rms_norm_eps"] = m.norm_eps
+    if not m.mla:
+        out["head_dim"] = m.d_head
+    if mt in ("llama", "mistral", "qwen3", "qwen3_moe", "mixtral"):
+        out["attention_bias"] = m.linear_bias
+    if mt == "llama":
+        out["mlp_bias"] = m.linear_bias
+    if mt in ("mistral", "mixtral"):
+        out["sliding_window"] = m.sliding_window
+    if m.moe:
+        out.update(_moe(m, mt))
+    if m.mla:
+        out.update(q_lora_rank=m.mla.q_lora_rank, kv_lora_rank=m.mla.kv_lora_rank,
+                   qk_nope_head_dim=m.mla.qk_nope_head_dim, qk_rope_head_dim=m.mla.qk_rope_head_dim,
+                   v_head_dim=m.mla.v_head_dim, attention_bias=False)
+    return out
