@@ -84,8 +84,10 @@ def plans_table(plans: list[dict], title: str) -> Table:
                   RECOMPUTE_SHORT.get(p["recompute"], p["recompute"]), f"{p['mbs']}x{p['ga']}",
                   f"[{style}]{m['per_gpu_gib']:.1f} {m['verdict']}[/]", f"{r['time']['step_s']:.2f}",
                   f"{100 * r['throughput']['mfu']:.1f}%", f"{r['run']['days']:.1f}", _short_money(r["run"]["cost_usd"]))
-    t.caption = "MFU: model TFLOP/s over the GPU's dense BF16 peak, for every precision"
     return t
+
+
+MFU_BASIS = "MFU: model TFLOP/s over the GPU's dense BF16 peak, for every precision"
 
 
 def preferred_lines(result: dict) -> list[str]:
@@ -177,7 +179,7 @@ def render_solve(result: dict, console: Console) -> None:
              f"{result['fits_memory']:,} fit in memory) by {result['objective']}, {result['seconds']:.2f} s"
              + (" [exhaustive]" if result.get("exhaustive") else ""))
     console.print(plans_table(plans, title))
-    for line in preferred_lines(result):
+    for line in [MFU_BASIS, *preferred_lines(result)]:
         console.print(line, soft_wrap=False)
     if plans:
         b = plans[0].get("bound_by")
