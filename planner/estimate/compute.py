@@ -1,9 +1,11 @@
 """Compute time of one micro-batch on one pipeline stage (vectorised over a plan table).
 
-* Weight matmuls: a roofline per GEMM after the tensor-parallel split,
-  max(2MKN / (peak x achievable fraction), bytes moved / HBM bandwidth). The achievable fraction is
-  the GPU's measured maximum achievable matmul throughput (MAMF, ml-engineering, see
-  catalogs/gpus.yaml `matmul_efficiency`); small per-GPU matrices fall onto the memory roof.
+* Weight matmuls, per GEMM after the tensor-parallel split: 2MKN / (peak x MAMF) + bytes moved /
+  (HBM bandwidth x 0.8) + a launch latency (`gemm_s`). MAMF is the GPU's measured maximum achievable
+  matmul throughput at its best shape (ml-engineering, catalogs/gpus.yaml `matmul_efficiency`);
+  real transformer shapes lose to it by their operand and output traffic, which the kernels do not
+  fully hide, so small hidden sizes and small experts run well below the dense rate. Measured on an
+  H200 (benchmarks/gemm_device_results.md): within 10% on transformer-sized GEMMs.
 * Attention core (flash attention): FLOPs 2*s*H*(d_qk+d_v) per token and layer, halved for the
   causal mask, at a fraction of peak: FlashAttention-2 reaches 50-73% of A100 peak in forward and
   up to 63% in backward (Dao 2023, arXiv:2307.08691, Sec. 4.1); we take 0.70 and 0.60 of the GPU's
@@ -19,23 +21,16 @@ import numpy as np
 
 from planner.arch import attention_dims, layer_matmuls
 from planner.estimate import table as T
+from planner.estimate.host import host_floor, layer_host_s
 from planner.estimate.memory import stage_layers
 
 TT = T.FRAMEWORKS.index("torchtitan")
 MEG = T.FRAMEWORKS.index("megatron")
 
 DEFAULT_MAMF = 0.70      # when a GPU has no measured MAMF (assumed)
-# End-to-end training does not sustain the best-shape MAMF: clocks drop under long power-limited
-# runs, transformer GEMM shapes tile less well than MAMF's best shape, kernels start and stop.
-# FITTED, not measured: the one parameter calibrated on shared/calibration/published_runs.yaml (27
-# Megatron runs on A100 and H100; benchmarks/accuracy.py). Mean error vs this fraction: 1.00 ->
-# 10.6%, 0.96 -> 8.8%, 0.94 -> 8.1%, 0.92 -> 7.4%, 0.90 -> 6.7%, 0.88 -> 6.2% (worst 23% -> 15%).
-# Shape terms meant to replace it were tried against every calibration file and left out because
-# they fitted worse: wave quantisation over the GPU's SMs (128x256 tiles: the older A100 runs turned
-# 9.5% too slow at 0.90, and no fraction brought all files below today's 13.2%), and a GEMM epilogue
-# that stores the output after the K loop (K_half = the GPU's ridge point: small-hidden H100 runs
-# 7-17% too slow while large ones stayed 12-19% too fast).
-SUSTAINED_FRACTION = 0.90
+# Kernel launch and tail of one GEMM: 4 us fits the measured H200 timings of mid-size GEMMs best
+# (benchmarks/gemm_device_results.md); CUDA kernel launch latencies are a few microseconds.
+GEMM_LAUNCH_S = 4e-6
 HBM_EFFICIENCY = 0.80    # streaming kernels reach about 80-90% of HBM peak (assumed lower end)
 ATTN_FWD_OF_MAMF = 0.70  # Dao 2023 (FlashAttention-2), see module docstring
 ATTN_BWD_OF_MAMF = 0.60
@@ -48,8 +43,8 @@ def peaks(gpu, t):
         v = gpu.peak_tflops(p)
         return (v or 0.0) * 1e12
 
-    eff16 = (gpu.matmul_efficiency.bf16 or DEFAULT_MAMF) * SUSTAINED_FRACTION
-    eff8 = (gpu.matmul_efficiency.fp8 or gpu.matmul_efficiency.bf16 or DEFAULT_MAMF) * SUSTAINED_FRACTION
+    eff16 = gpu.matmul_efficiency.bf16 or DEFAULT_MAMF
+    eff8 = gpu.matmul_efficiency.fp8 or gpu.matmul_efficiency.bf16 or DEFAULT_MAMF
     linear = np.array([peak("fp32") * eff16, peak("fp16") * eff16, peak("bf16") * eff16, peak("fp8") * eff8])
     half = np.array([peak("fp32"), peak("fp16"), peak("bf16"), peak("bf16")]) * eff16
     prec = t["precision"]
@@ -57,16 +52,21 @@ def peaks(gpu, t):
 
 
 def gemm_s(m_rows, k, n, flops_per_s, hbm_bytes_s, elem_bytes=2.0):
-    """Roofline time of an (m x k) @ (k x n) matmul."""
+    """Time of an (m x k) @ (k x n) matmul: 2mkn / F + (elem_bytes (mk + kn) + 2 mn) / B + launch,
+    F the MAMF rate, B the streaming HBM rate, the output written in 16 bits. The traffic term adds
+    to, rather than hides behind, the arithmetic: on an H200 this reproduces the measured GEMM times
+    of transformer shapes within 10% where max(compute, traffic) is 5-62% too fast
+    (benchmarks/gemm_device_results.md)."""
     flops = 2.0 * m_rows * k * n
-    moved = elem_bytes * (m_rows * k + k * n + m_rows * n)
-    return np.maximum(flops / np.maximum(flops_per_s, 1.0), moved / hbm_bytes_s)
+    moved = elem_bytes * (m_rows * k + k * n) + 2.0 * m_rows * n
+    return flops / np.maximum(flops_per_s, 1.0) + moved / hbm_bytes_s + GEMM_LAUNCH_S
 
 
 def layer_matmul_fwd_s(ctx, t, tokens, moe_layer: bool, linear_fps, hbm):
     """Forward time of the weight matmuls of one layer for `tokens` tokens on one GPU, and the part
     of it spent in expert GEMMs."""
     tp = t["tp"]
+    elem = np.where(t["precision"] == 3, 1.0, np.where(t["precision"] == 0, 4.0, 2.0))  # FP8 operands: 1 byte
     total = experts = 0.0
     for mm in layer_matmuls(ctx.model, moe_layer):
         k, n = mm.k, mm.n
@@ -85,10 +85,10 @@ def layer_matmul_fwd_s(ctx, t, tokens, moe_layer: bool, linear_fps, hbm):
             experts_local = ctx.model.moe.experts / t["ep"]
             rows = tokens * mm.per_token * t["etp"] / tp * ctx.scenario.runtime.moe_load_imbalance / experts_local
             rows = np.ceil(rows / GEMM_TILE_ROWS) * GEMM_TILE_ROWS
-            e = experts_local * gemm_s(rows, k, n, linear_fps, hbm)
+            e = experts_local * gemm_s(rows, k, n, linear_fps, hbm, elem)
             total, experts = total + e, experts + e
         else:
-            total = total + gemm_s(tokens * mm.per_token, k, n, linear_fps, hbm)
+            total = total + gemm_s(tokens * mm.per_token, k, n, linear_fps, hbm, elem)
     return total, experts
 
 
@@ -103,9 +103,11 @@ def attention_fwd_flops(ctx, t, tokens):
 # reading and writing the whole tensor. Bytes per element, from the op sequence in torchtitan's
 # Llama model (torchtitan/models/llama/model.py, norms.py at 9dec370):
 #   RMSNorm: x.float() 2+4, pow 4+4, mean 4, x*rsqrt 4+4, type_as 4+2, *weight 2+2 = 36 (fused: 2+2);
+#     measured on an H200 it takes as long as 48 bytes at the model's HBM rate (its fp32 reduction
+#     kernel runs below streaming speed: benchmarks/gemm_device_results.md), the value used;
 #   rotary: float() 2+4, complex multiply 4+4, type_as 4+2 = 20 per q/k element (fused: 2+2);
-#   SwiGLU: silu 2+2, multiply 2+2+2 = 10 per FFN element (fused: 2+2+2 = 6).
-EAGER_RMSNORM_BYTES, FUSED_NORM_BYTES = 36.0, 4.0
+#   SwiGLU: silu 2+2, multiply 2+2+2 = 10 per FFN element (fused: 2+2+2 = 6; measured: 9.3).
+EAGER_RMSNORM_BYTES, FUSED_NORM_BYTES = 48.0, 4.0
 EAGER_ROPE_BYTES, FUSED_ROPE_BYTES = 20.0, 4.0
 EAGER_SWIGLU_BYTES, FUSED_SWIGLU_BYTES = 10.0, 6.0
 
@@ -285,7 +287,7 @@ def layer_costs(ctx, t) -> dict:
     out = {}
     for kind, moe_layer in (("dense", False), ("moe", True)):
         if moe_layer and not ctx.model.moe:
-            out[f"{kind}_fwd"] = out[f"{kind}_matmul"] = out[f"{kind}_sac"] = 0.0
+            out[f"{kind}_fwd"] = out[f"{kind}_matmul"] = out[f"{kind}_sac"] = out[f"{kind}_host"] = 0.0
             continue
         mm, expert_mm = layer_matmul_fwd_s(ctx, t, tokens, moe_layer, linear_fps, hbm)
         ew = tokens * (elementwise_bytes_per_token(ctx, t, moe_layer)
@@ -295,6 +297,7 @@ def layer_costs(ctx, t) -> dict:
         # torchtitan op-level selective checkpointing: every second non-expert mm and every
         # elementwise op run again in backward; attention is saved.
         out[f"{kind}_sac"] = titan_sac_recomputed_share(ctx.model, moe_layer) * (mm - expert_mm) + ew
+        out[f"{kind}_host"] = layer_host_s(ctx, t, moe_layer, eager_mask(ctx, t))
     if ctx.scenario.runtime.flash_attention:
         # half_fps = peak x MAMF fraction.
         flops = attention_fwd_flops(ctx, t, tokens)
@@ -320,7 +323,10 @@ def stage_compute(t, unit: dict, dense, moe, stage: str) -> dict:
     # Selective: Megatron recomputes core attention (Korthikanti et al. 2022); torchtitan its op-level
     # policy (titan_sac_recomputed_share).
     selective = np.where(t["framework"] == TT, dense * unit["dense_sac"] + moe * unit["moe_sac"], attn_fwd)
-    return {"forward": fwd + attn_fwd + head, "backward": 2 * (fwd + head) + attn_bwd,
+    # The host must issue every kernel: forward + backward is at least its launch time (host.py).
+    forward, backward = host_floor(fwd + attn_fwd + head, 2 * (fwd + head) + attn_bwd,
+                                   dense * unit["dense_host"] + moe * unit["moe_host"])
+    return {"forward": forward, "backward": backward,
             "recompute": np.where(rc == 2, fwd + attn_fwd, np.where(rc == 1, selective, 0.0)),
             "attention_fwd": attn_fwd,
             "layer_matmul_fwd": dense * unit["dense_matmul"] + moe * unit["moe_matmul"]}
