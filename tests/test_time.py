@@ -212,3 +212,18 @@ def test_gemm_time_matches_measured_h200_transformer_shapes():
         assert len(errors) >= 9
         assert max(abs(e) for e in errors) < bound
         assert sum(abs(e) for e in errors) < 0.5 * sum(abs(e) for e in plain)
+
+
+def test_host_launch_time_is_a_floor_under_small_micro_batches():
+    """A micro-batch of a few tokens cannot finish faster than the host issues its kernels
+    (planner/estimate/host.py): per layer 4 linear modules and 8 fused ops at the measured costs.
+    A long sequence is GPU-bound and keeps its GPU time."""
+    from planner.estimate.host import FUSED_LAYER_OPS, HOST_LINEAR_FWD_BWD_S, HOST_OP_FWD_BWD_S
+
+    plan = "framework=megatron,tp=8,pp=1,mbs=1,zero=1,recompute=none"
+    short = est(scenario(model="llama-3.1-8b", nodes=1, seq=128, gb=8), plan)
+    ga = short["plan"]["ga"]
+    host_per_mb = 32 * (4 * HOST_LINEAR_FWD_BWD_S + FUSED_LAYER_OPS * HOST_OP_FWD_BWD_S)
+    assert short["time"]["breakdown_s"]["compute"] / ga == pytest.approx(host_per_mb, rel=0.02)
+    long = est(scenario(model="llama-3.1-8b", nodes=1, seq=8192, gb=8), plan)
+    assert long["time"]["breakdown_s"]["compute"] / long["plan"]["ga"] > 2 * host_per_mb

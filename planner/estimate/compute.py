@@ -21,6 +21,7 @@ import numpy as np
 
 from planner.arch import attention_dims, layer_matmuls
 from planner.estimate import table as T
+from planner.estimate.host import host_floor, layer_host_s
 from planner.estimate.memory import stage_layers
 
 TT = T.FRAMEWORKS.index("torchtitan")
@@ -286,7 +287,7 @@ def layer_costs(ctx, t) -> dict:
     out = {}
     for kind, moe_layer in (("dense", False), ("moe", True)):
         if moe_layer and not ctx.model.moe:
-            out[f"{kind}_fwd"] = out[f"{kind}_matmul"] = out[f"{kind}_sac"] = 0.0
+            out[f"{kind}_fwd"] = out[f"{kind}_matmul"] = out[f"{kind}_sac"] = out[f"{kind}_host"] = 0.0
             continue
         mm, expert_mm = layer_matmul_fwd_s(ctx, t, tokens, moe_layer, linear_fps, hbm)
         ew = tokens * (elementwise_bytes_per_token(ctx, t, moe_layer)
@@ -296,6 +297,7 @@ def layer_costs(ctx, t) -> dict:
         # torchtitan op-level selective checkpointing: every second non-expert mm and every
         # elementwise op run again in backward; attention is saved.
         out[f"{kind}_sac"] = titan_sac_recomputed_share(ctx.model, moe_layer) * (mm - expert_mm) + ew
+        out[f"{kind}_host"] = layer_host_s(ctx, t, moe_layer, eager_mask(ctx, t))
     if ctx.scenario.runtime.flash_attention:
         # half_fps = peak x MAMF fraction.
         flops = attention_fwd_flops(ctx, t, tokens)
@@ -321,7 +323,10 @@ def stage_compute(t, unit: dict, dense, moe, stage: str) -> dict:
     # Selective: Megatron recomputes core attention (Korthikanti et al. 2022); torchtitan its op-level
     # policy (titan_sac_recomputed_share).
     selective = np.where(t["framework"] == TT, dense * unit["dense_sac"] + moe * unit["moe_sac"], attn_fwd)
-    return {"forward": fwd + attn_fwd + head, "backward": 2 * (fwd + head) + attn_bwd,
+    # The host must issue every kernel: forward + backward is at least its launch time (host.py).
+    forward, backward = host_floor(fwd + attn_fwd + head, 2 * (fwd + head) + attn_bwd,
+                                   dense * unit["dense_host"] + moe * unit["moe_host"])
+    return {"forward": forward, "backward": backward,
             "recompute": np.where(rc == 2, fwd + attn_fwd, np.where(rc == 1, selective, 0.0)),
             "attention_fwd": attn_fwd,
             "layer_matmul_fwd": dense * unit["dense_matmul"] + moe * unit["moe_matmul"]}

@@ -109,8 +109,8 @@ def all_layouts(scenario, fields: tuple[str, ...]) -> dict:
 
 def with_etp(scenario, lay: dict) -> dict:
     """Each layout with its expert tensor-parallel sizes, vectorised: etp = tp (Megatron's default,
-    experts split like the dense layers) and, for MoE models with tp > 1, etp = 1 (experts whole,
-    EP folded over tp x cp x dp), where ep * etp divides tp * cp * dp. The search offers these two,
+    experts split like the dense layers) and, for MoE models with tp > 1 and ep > 1, etp = 1 (experts
+    whole, EP folded over tp x cp x dp), where ep * etp divides tp * cp * dp. The search offers these two,
     the ones torchtitan supports (expert_tensor_parallel_degree 1 or tp); a plan string may give any
     etp Megatron accepts. `search.fixed.etp` pins it."""
     import numpy as np
@@ -120,8 +120,8 @@ def with_etp(scenario, lay: dict) -> dict:
     out = {k: np.concatenate([v] * len(options)) for k, v in lay.items()}
     out["etp"] = np.concatenate(options)
     ok = (out["tp"] * out["cp"] * out["dp"]) % (out["ep"] * out["etp"]) == 0
-    if len(options) > 1:  # drop the duplicate etp = 1 rows of tp = 1 layouts
-        ok &= ~((np.arange(len(ok)) >= len(tp)) & (out["tp"] == 1))
+    if len(options) > 1:  # etp = 1 rows only where they differ and place experts: tp > 1 and ep > 1
+        ok &= ~((np.arange(len(ok)) >= len(tp)) & ((out["tp"] == 1) | (out["ep"] == 1)))
     if "etp" in scenario.search.fixed:
         ok &= out["etp"] == int(scenario.search.fixed["etp"])
     return {k: v[ok] for k, v in out.items()}

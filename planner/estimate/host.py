@@ -1,0 +1,67 @@
+"""Host (CPU) time to launch one micro-batch through one layer: a floor under the GPU time.
+
+In eager PyTorch every kernel is issued by the host; when the GPU finishes a layer's kernels faster
+than the host can issue them, the GPU waits (Megatron-Core MoE README, "CPU Overhead Bottleneck":
+gaps between kernels; remedies CUDA graphs, larger micro-batches, smaller TP). The host seconds of a
+layer, forward and backward together, are
+
+    host = sum over forward kernels of the measured host cost of that kernel forward + backward,
+
+with the costs measured on the H200 machine's host (torch 2.11, benchmarks/host_device_results.md):
+  * an elementwise op with autograd, forward + backward: 28.6 us (HOST_OP_FWD_BWD_S);
+  * a linear layer through F.linear, forward + backward (input and weight gradient GEMMs): 126 us,
+    measured over a loop of 16 per-expert linears (HOST_LINEAR_FWD_BWD_S);
+  * a GEMM launched from C++ inside a grouped-expert kernel loop (Transformer Engine GroupedLinear
+    issues one cuBLAS call per local expert): the bare eager launch, 6.5 us, times 3 GEMMs
+    (forward, input and weight gradient) per expert (HOST_LAUNCH_S).
+Kernels per layer are counted from the op sequences the frameworks run (the same sequences as the
+EAGER_*/FUSED_* byte counts in compute.py): fused (Megatron/Transformer Engine, torch.compile):
+2 norms, rotary on q and k, the activation, 2 residual adds, attention = 8 ops; eager torchtitan:
+RMSNorm float/pow/mean/add/rsqrt/mul/type_as/mul = 8 ops x 2, rotary 4 ops x 2 (float, complex
+view, multiply, type_as), SwiGLU 2, residual 2, attention 1 = 29 ops. An MoE layer adds the router
+(softmax, top-k, 2 scatter/normalise ops), permutation and unpermutation (3 ops each) and the two
+all-to-alls: 10 ops. FP8 adds one quantisation kernel per linear input.
+
+This is a floor only: the measured costs are plain PyTorch; Megatron's backward runs in the C++
+autograd engine as well, so real host time is at or below this for the same kernel count.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from planner.arch import layer_matmuls
+
+HOST_OP_FWD_BWD_S = 28.6e-6      # measured (module docstring)
+HOST_LINEAR_FWD_BWD_S = 126e-6   # measured (module docstring)
+HOST_LAUNCH_S = 6.5e-6           # measured (module docstring)
+FUSED_LAYER_OPS, EAGER_LAYER_OPS, MOE_EXTRA_OPS = 8, 29, 10
+
+
+def layer_host_s(ctx, t, moe_layer: bool, eager):
+    """Host seconds (forward + backward) of one layer per micro-batch, per plan row: linear modules
+    at HOST_LINEAR_FWD_BWD_S, per-expert GEMMs of a grouped expert module at 3 x HOST_LAUNCH_S,
+    elementwise ops (and FP8 quantisations) at HOST_OP_FWD_BWD_S."""
+    if moe_layer and not ctx.model.moe:
+        return np.zeros_like(t["tp"], dtype=float)
+    linears = 0
+    expert_modules = 0
+    for mm in layer_matmuls(ctx.model, moe_layer):
+        if mm.name.startswith("expert"):
+            expert_modules += 1
+        else:
+            linears += 1
+    experts_local = ctx.model.moe.experts / t["ep"] if (moe_layer and ctx.model.moe) else 0.0
+    ops = np.where(eager, EAGER_LAYER_OPS, FUSED_LAYER_OPS) + (MOE_EXTRA_OPS if moe_layer else 0)
+    fp8_quant = np.where(t["precision"] == 3, linears + expert_modules, 0)
+    return (linears * HOST_LINEAR_FWD_BWD_S
+            + expert_modules * (HOST_LINEAR_FWD_BWD_S + experts_local * 3 * HOST_LAUNCH_S)
+            + (ops + fp8_quant) * HOST_OP_FWD_BWD_S)
+
+
+def host_floor(fwd, bwd, host):
+    """Scale forward and backward seconds up together so that their sum is at least the host
+    seconds: max(GPU, host) per micro-batch, split in the GPU time's proportions."""
+    gpu = fwd + bwd
+    f = np.maximum(1.0, host / np.maximum(gpu, 1e-30))
+    return fwd * f, bwd * f
