@@ -118,6 +118,25 @@ def _prefill_pool(ctx, t, in_tokens):
     return one, mbt / full_step, comm.ALPHA_OUT_S + shard / out_bw
 
 
+def _prefill_pools(ctx, t, dis):
+    """_prefill_pool at the mean and p90 input on the disaggregated plans only (zeros elsewhere)."""
+    n = len(t["tp"])
+    out = [np.zeros(n) for _ in range(5)]
+    if not dis.any():
+        return out
+    sub = {k: v[dis] for k, v in t.items()}
+    full_links = ctx.links
+    ctx.links = {k: (a0[dis] if np.ndim(a0) else a0, a1[dis] if np.ndim(a1) else a1)
+                 for k, (a0, a1) in full_links.items()}
+    try:
+        vals = _prefill_pool(ctx, sub, ctx.in_mean) + _prefill_pool(ctx, sub, ctx.in_p90)[::2]
+    finally:
+        ctx.links = full_links
+    for o, v in zip(out, vals):
+        o[dis] = v
+    return out
+
+
 def evaluate(sc, t: dict) -> dict:
     """Arrays of every quantity for each plan of table t (keys: engine, wq, kv, tp, pp, ep, attn_dp,
     replicas, max_batch, max_batched_tokens, prefill_replicas). In a table of many plans, the time
@@ -166,8 +185,7 @@ def _evaluate(sc, t: dict) -> dict:
     reps = t["replicas"]
     t_cap = _iter(ctx, t, np.maximum(b_cap, 1))
     cap_tok_s = b_cap / t_cap                     # output tokens/s per replica at full batch
-    pf50, pf_tok_s, kv_move = _prefill_pool(ctx, t, ctx.in_mean)
-    pf90, _, kv_move90 = _prefill_pool(ctx, t, ctx.in_p90)
+    pf50, pf_tok_s, kv_move, pf90, kv_move90 = _prefill_pools(ctx, t, dis)
     pool_req_s = pre * pf_tok_s / np.maximum(i_eff, 1.0)   # requests/s the prefill pool can feed
     cap_tok_s = np.where(dis, np.minimum(cap_tok_s, pool_req_s * ctx.out_mean / np.maximum(reps, 1)), cap_tok_s)
     stable = b_cap >= 1
