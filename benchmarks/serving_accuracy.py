@@ -36,6 +36,16 @@ NODES = (("GB200", "gb200-nvl72"), ("B200", "dgx-b200"), ("H200", "hgx-h200"), (
 # length (not in the sources read; the dataset caps inputs at 1,024 tokens): the report shows it.
 MLPERF_INPUT_MEAN_ASSUMED = 300
 
+# trtllm-bench throughput runs are finite: all requests are queued at once and, with fixed lengths
+# (token-norm-dist, stdev 0), admitted requests finish together, so the run is a sequence of
+# "waves" of at most the batch that fits, the last one partial. Requests per run: the point's own
+# workload.num_requests, else the TensorRT-LLM performance overview's dataset table
+# (docs/source/developer-guide/perf-overview.md, "Preparing a Dataset": ISL/OSL 1024/1024 -> 3000,
+# 8192/1024 and 1024/8192 -> 1500, 32768/1024 and 1024/32768 -> 1000). ASSUMED: the page's
+# 1000/1000 rows use the 1024/1024 count (the table lists no 1000/1000 row).
+PERF_OVERVIEW_REQUESTS = {(1024, 1024): 3000, (1000, 1000): 3000, (8192, 1024): 1500, (1024, 8192): 1500,
+                          (32768, 1024): 1000, (1024, 32768): 1000}
+
 
 def node_name(gpu_text: str) -> str:
     for key, node in NODES:
@@ -128,6 +138,37 @@ def point_scenario(r: dict, rate: float | None = None) -> tuple[ServingScenario,
     return sc, plan, float(measured)
 
 
+def run_requests(r: dict) -> int | None:
+    """Requests in the published finite run (PERF_OVERVIEW_REQUESTS), None when not stated."""
+    wl = r["workload"]
+    if wl.get("num_requests"):
+        return int(wl["num_requests"])
+    if "perf-overview" in str((r.get("source") or {}).get("path", "")) and "throughput" in wl["kind"]:
+        return PERF_OVERVIEW_REQUESTS.get((wl.get("input_len"), wl.get("output_len")))
+    return None
+
+
+def finite_run_throughput(r: dict, est: dict) -> float:
+    """Output tokens/s of a finite fixed-length run of run_requests(r) requests: waves of the plan's
+    running batch b per replica, the last one partial; each wave of w requests takes
+    w x output / (the plan's tokens/s per replica at concurrency w), from the same time model."""
+    from planner.serve.plan import parse_serve_plan
+
+    n, b = run_requests(r), est["throughput"]["running_sequences_per_replica"]
+    reps = est["plan"]["replicas"]
+    if not n or not b:
+        return est["throughput"]["output_tokens_per_s"]
+    per_rep, out = n / reps, est["_out_mean"]
+    full, rest = divmod(per_rep, b)
+    secs = full * b * out / (est["throughput"]["output_tokens_per_s"] / reps)
+    if rest >= 1:
+        r2 = dict(r, workload=dict(r["workload"], concurrency=rest * reps))
+        sc2, plan2, _ = point_scenario(r2)
+        part = estimate_serving(sc2, parse_serve_plan(plan2, sc2))["throughput"]["output_tokens_per_s"] / reps
+        secs += rest * out / part
+    return per_rep * out * reps / secs
+
+
 def server_capacity(r: dict) -> float:
     """Output tokens/s at the highest request rate the plan serves stably within the source's
     latency bounds (bisection on the rate; MLPerf states p99 bounds, the planner checks them at p90,
@@ -164,6 +205,9 @@ def run() -> list[dict]:
             pred = est["throughput"]["output_tokens_per_s"]
             if "server" in r["workload"]["kind"]:
                 pred = server_capacity(r)
+            elif not r["workload"].get("concurrency"):
+                est["_out_mean"] = token_stats(sc.serving.output_tokens)[0]
+                pred = finite_run_throughput(r, est)
             fits = est["memory"]["verdict"] != "oom"
             rows.append({"id": r["id"], "kind": r["model"]["type"], "plan": plan, "measured": measured,
                          "predicted": pred, "error": (pred - measured) / measured, "fits": fits,
@@ -188,7 +232,8 @@ def report(rows: list[dict]) -> str:
              "Rerun: `python benchmarks/serving_accuracy.py`. Points: ../shared/calibration/serving_runs.yaml "
              "(calibration) and benchmarks/serving_runs.yaml (added here, TensorRT-LLM performance overview). "
              "Output tokens/s of the whole published deployment. Offline points: the plan's throughput at the "
-             "batch that fits. Server points (MLPerf Server): the output rate at the highest request rate the plan "
+             "batch that fits, over the published finite run (trtllm-bench: waves of that batch, the last one partial; "
+             "requests per run from the point or the performance overview's dataset table, 1000/1000 taken as 3000). Server points (MLPerf Server): the output rate at the highest request rate the plan "
              "serves stably within the source's TTFT / TPOT bounds (checked at p90; MLPerf states p99), not the "
              "published rate, which any stable plan meets by construction.", "",
              f"MLPerf llama2-70b input length ASSUMED {MLPERF_INPUT_MEAN_ASSUMED} tokens (not printed by the sources).", "",
