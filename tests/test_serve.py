@@ -141,6 +141,25 @@ def test_expert_gemm_reads_only_touched_experts_and_pads_rows():
     assert expert_linear_s(f, 1, n, 1, lin, bw, 1.0) == pytest.approx(f.routed * 2 * padded / lin, rel=1e-6)
 
 
+def test_busiest_ep_rank_follows_binomial_order_statistics():
+    from planner.serve.timing import ep_load_imbalance, expected_max_std_normal, expert_linear_s
+
+    # Harter (1961) tables: expected max of 2 / 8 / 32 standard normals = 0.564 / 1.424 / 2.070.
+    assert expected_max_std_normal(np.array([1, 2, 8, 32])) == pytest.approx([0.0, 0.564, 1.424, 2.070], abs=0.03)
+    f = model_facts(catalog.model("qwen3-235b-a22b"))
+    # Monte Carlo of uniform top-k routing over 8 ranks (16 experts each): mean busiest / mean rank.
+    rng = np.random.default_rng(0)
+    n, ep = 64, 8
+    ranks = np.stack([np.argsort(rng.random((n, f.experts)), axis=1)[:, :f.top_k] // (f.experts // ep)
+                      for _ in range(300)])
+    loads = np.stack([np.bincount(r.ravel(), minlength=ep) for r in ranks])
+    assert ep_load_imbalance(f, n, ep) == pytest.approx(loads.max(1).mean() / loads.mean(), rel=0.05)
+    # Compute-bound expert GEMMs under EP wait for the busiest rank; without EP they do not.
+    lin, bw, big = 1e15, 4e12, 100_000.0
+    slow = expert_linear_s(f, 1, big, 8, lin, bw, 1.0, ep=8) / expert_linear_s(f, 1, big, 8, lin, bw, 1.0, ep=1)
+    assert 1.0 < slow == pytest.approx(ep_load_imbalance(f, big, 8))
+
+
 def test_disaggregated_plan_separates_prefill_from_decode():
     from planner.serve.plan import parse_serve_plan
     from planner.serve.search import estimate_serving
