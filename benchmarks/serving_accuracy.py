@@ -134,8 +134,72 @@ def point_scenario(r: dict, rate: float | None = None) -> tuple[ServingScenario,
     for key, name in (("max_batch_size_per_rank", "max_batch"), ("max_num_tokens_per_rank", "max_batched_tokens")):
         if par.get(key):
             plan += f",{name}={par[key] * ranks}"
+    if not any(par.get(k) for k in ("max_batch_size_per_rank", "max_num_tokens_per_rank")):
+        limits = trtllm_bench_limits(r, sc, plan, w, kv, tp, pp, attn_dp)
+        if limits:
+            plan += f",max_batch={limits[0] * ranks},max_batched_tokens={limits[1] * ranks}"
     measured = r["measured"].get("output_tokens_per_sec_total") or r["derived"]["output_tokens_per_sec_total"]
     return sc, plan, float(measured)
+
+
+# trtllm-bench throughput picks max_batch_size / max_num_tokens itself when the run does not set them
+# (the perf overview's llm_options set neither): tensorrt_llm/bench/tuning/heuristics.py
+# (calc_engine_setting, finetune_setting; NVIDIA/TensorRT-LLM @0b42ceaf) for the quantisations it
+# tunes (FP8, FP8 block scales, NVFP4, unquantised); others (MXFP4) keep the LLM API defaults
+# 2048 / 8192 (get_benchmark_engine_settings). KV fraction: the page's "--kv_cache_free_gpu_mem_fraction
+# 0.95" (perf-overview.md). Device memory = the catalog's driver-reported GiB; the engine size = the
+# planner's weights per GPU (the heuristic's checkpoint size / tp under attention DP).
+TRTLLM_BENCH_TUNED = ("fp8", "nvfp4", "bf16", "fp16")
+TRTLLM_BENCH_KV_FRACTION = 0.95
+
+
+def trtllm_bench_finetune(requests: float, isl: int, osl: int, pp: int) -> tuple[int, int]:
+    """finetune_setting: bs = min(requests, 4096) / pp rounded up to 32 (min 64) below 256, to 128
+    below 1024, else to 256; tokens = min(bs_raw x (1 + isl/osl), 32768) rounded up to 256 (min 2048)
+    below 4096, to 512 below 8192, else to 1024."""
+    import math
+
+    raw_bs = min(requests, 4096) / pp
+    raw_tok = min(raw_bs * (1 + isl / osl), 32768)
+    if raw_bs < 256:
+        bs = max(64, 32 * math.ceil(raw_bs / 32))
+    elif raw_bs < 1024:
+        bs = 128 * math.ceil(raw_bs / 128)
+    else:
+        bs = 256 * math.ceil(raw_bs / 256)
+    if raw_tok < 4096:
+        tok = max(2048, 256 * math.ceil(raw_tok / 256))
+    elif raw_tok < 8192:
+        tok = 512 * math.ceil(raw_tok / 512)
+    else:
+        tok = 1024 * math.ceil(raw_tok / 1024)
+    return bs, tok
+
+
+def trtllm_bench_limits(r, sc, plan, w, kv, tp, pp, attn_dp) -> tuple[int, int] | None:
+    """(max_batch_size, max_num_tokens) per rank that trtllm-bench throughput derives (see above):
+    KV requests = (memory x GPUs - engine) x 0.95 / (bytes per token x (isl + osl)), bytes per token
+    2 x layers x max(tp, kv_heads) x head_dim x KV bytes (MLA: layers x (kv_lora_rank + rope dim)
+    x KV bytes); attention DP: one rank's memory and engine / tp. None when not a trtllm-bench run."""
+    from planner.serve.plan import parse_serve_plan
+
+    if "trtllm-bench" not in str(r.get("framework", "")) or "concurrency" in str(r["workload"].get("kind")):
+        return None
+    if w not in TRTLLM_BENCH_TUNED:
+        return None
+    m, wl = r["model"], r["workload"]
+    isl, osl = int(wl["input_len"]), int(wl["output_len"])
+    kvb = 1.0 if kv == "fp8" else 2.0
+    if m.get("mla"):
+        per_tok = m["layers"] * (m["mla"]["kv_lora_rank"] + m["mla"]["qk_rope_head_dim"]) * kvb
+    else:
+        hd = m.get("head_dim") or m["hidden_size"] // m["attention_heads"]
+        per_tok = 2 * m["layers"] * max(tp, m["kv_heads"]) * hd * kvb
+    mem = sc.cluster.node.gpu.memory_gib
+    w_gpu = estimate_serving(sc, parse_serve_plan(plan, sc))["memory"]["weights_gib"]
+    gpus = pp if attn_dp else tp * pp
+    free = gpus * (mem - w_gpu) * TRTLLM_BENCH_KV_FRACTION
+    return trtllm_bench_finetune(free * 2 ** 30 / (per_tok * (isl + osl)), isl, osl, pp)
 
 
 def run_requests(r: dict) -> int | None:
