@@ -53,6 +53,19 @@ def test_weight_formats_with_block_scales():
     assert fp8 - (bf16 / 2) == pytest.approx(128256 * 8192 * 2, rel=0.01)
 
 
+def test_mxfp4_quantises_the_experts_only():
+    # vLLM Mxfp4Config / TensorRT-LLM gpt-oss README: attention and other non-expert linears stay bf16.
+    from planner.serve.search import estimate_serving
+    from planner.serve.plan import parse_serve_plan
+    from planner.spec.serving import load_serving_scenario
+
+    sc = load_serving_scenario(SERVE_70B)  # dense: MXFP4 leaves every linear in bf16
+    w = {q: estimate_serving(sc, parse_serve_plan(f"engine=vllm,weights={q},tp=2", sc))["memory"]["weights_gib"]
+         for q in ("bf16", "mxfp4", "int4-awq")}
+    assert w["mxfp4"] == w["bf16"] and w["int4-awq"] < w["bf16"] / 3
+    assert E.dense_scheme("mxfp4") == "bf16" and E.dense_scheme("nvfp4") == "nvfp4"
+
+
 def test_search_contract_and_slo():
     t0 = time.perf_counter()
     r = run("serve", SERVE_70B, "--json")

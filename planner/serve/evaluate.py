@@ -50,9 +50,12 @@ class Context:
         self.hit = s.prefix_cache_hit
         self.cap_bytes = self.gpu.memory_gib * E.GIB
         lin, attn, bw = timing.rates(self.gpu, E.WEIGHT_NAMES)
+        dense_names = tuple(E.dense_scheme(n) for n in E.WEIGHT_NAMES)
         k = sc.model.hidden
         self.hw = {"lin": lin, "attn": attn, "bw": bw, "kvb": E.KV_BYTES,
-                   "bpe": np.array([E.weight_bytes_per_element(n, k) for n in E.WEIGHT_NAMES])}
+                   "bpe": np.array([E.weight_bytes_per_element(n, k) for n in E.WEIGHT_NAMES]),
+                   "lin_dense": timing.rates(self.gpu, dense_names)[0],
+                   "bpe_dense": np.array([E.weight_bytes_per_element(n, k) for n in dense_names])}
         self.price = self.node.usd_per_gpu_hour
         self.links = None  # collective costs of the plan table (timing.comm_links), set by evaluate
 
@@ -147,7 +150,7 @@ def evaluate(sc, t: dict) -> dict:
         return _evaluate(sc, t)
     ctx = Context(sc)
     mem = memory_table(ctx.facts, t, ctx.cap_bytes, ctx.hw["bpe"][t["wq"]], E.KV_BYTES[t["kv"]],
-                       ctx.in_mean, ctx.out_mean, ctx.in_p90, ctx.out_p90)
+                       ctx.in_mean, ctx.out_mean, ctx.in_p90, ctx.out_p90, ctx.hw["bpe_dense"][t["wq"]])
     alive = (mem["verdict"] < 2) & (np.minimum(t["max_batch"], mem["seqs_running"]) >= 1)
     if alive.all():
         return _evaluate(sc, t)
@@ -176,7 +179,7 @@ def _evaluate(sc, t: dict) -> dict:
     ctx.links = timing.comm_links(ctx.node, t)
     s = sc.serving
     mem = memory_table(ctx.facts, t, ctx.cap_bytes, ctx.hw["bpe"][t["wq"]], E.KV_BYTES[t["kv"]],
-                       ctx.in_mean, ctx.out_mean, ctx.in_p90, ctx.out_p90)
+                       ctx.in_mean, ctx.out_mean, ctx.in_p90, ctx.out_p90, ctx.hw["bpe_dense"][t["wq"]])
     i_eff = ctx.in_mean * (1 - ctx.hit)
     dis = _disagg(t)
     pre = t.get("prefill_replicas", np.zeros_like(t["tp"]))

@@ -2,7 +2,8 @@
 
 One engine iteration (continuous batching with chunked prefill) carries `n_dec` decoding sequences
 (one token each) and `n_pf` prefill tokens. Per GPU of a pipeline stage:
-* weight matmuls: dense parts (attention projections, dense / shared MLP, LM head) as one roofline,
+* weight matmuls: dense parts (attention projections, dense / shared MLP, LM head) as one roofline
+  (in bf16 under an MoE-only scheme such as MXFP4: engines.dense_scheme),
   max(2 x tokens x parameters / tp / achievable FLOP/s, weight bytes / achievable HBM bandwidth);
   routed experts as one roofline per expert GEMM (expert_linear_s): only touched experts are read
   (1 - (1 - k/E)^N of them with N tokens, top-k of E) and each computes its rows padded to whole
@@ -158,7 +159,7 @@ def stage_s(f, t, lk, hw, n_dec, n_pf, ctx_dec, ctx_pf):
     ls = stage_layers(f, t["pp"])
     tp, ta = t["tp"], attn_tp(t)
     n = n_dec + n_pf
-    gemm = dense_linear_s(f, ls, n, n_dec, tp, ta, lin, bw, bpe) + expert_linear_s(f, ls, n, tp, lin, bw, bpe, t["ep"])
+    gemm = dense_linear_s(f, ls, n, n_dec, tp, ta, hw["lin_dense"][t["wq"]], bw, hw["bpe_dense"][t["wq"]]) + expert_linear_s(f, ls, n, tp, lin, bw, bpe, t["ep"])
     elementwise = n * ls * activation_bytes_per_token(f, tp, ta) / bw
     full, sw = kv_bytes_per_token(f, t, hw["kvb"][t["kv"]])
     group = np.where(t["attn_dp"], tp, 1)
