@@ -151,6 +151,7 @@ def point_scenario(r: dict, rate: float | None = None) -> tuple[ServingScenario,
 # planner's weights per GPU (the heuristic's checkpoint size / tp under attention DP).
 TRTLLM_BENCH_TUNED = ("fp8", "nvfp4", "bf16", "fp16")
 TRTLLM_BENCH_KV_FRACTION = 0.95
+TRTLLM_LLM_API_DEFAULTS = (2048, 8192)  # TorchLlmArgs max_batch_size / max_num_tokens defaults
 
 
 def trtllm_bench_finetune(requests: float, isl: int, osl: int, pp: int) -> tuple[int, int]:
@@ -186,7 +187,7 @@ def trtllm_bench_limits(r, sc, plan, w, kv, tp, pp, attn_dp) -> tuple[int, int] 
     if "trtllm-bench" not in str(r.get("framework", "")) or "concurrency" in str(r["workload"].get("kind")):
         return None
     if w not in TRTLLM_BENCH_TUNED:
-        return None
+        return TRTLLM_LLM_API_DEFAULTS  # per rank under attention DP, as the tuned values
     m, wl = r["model"], r["workload"]
     isl, osl = int(wl["input_len"]), int(wl["output_len"])
     kvb = 1.0 if kv == "fp8" else 2.0
