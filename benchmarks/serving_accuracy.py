@@ -328,7 +328,15 @@ def report(rows: list[dict]) -> str:
               "of the MoE gaps (estimated) and move the TP8 Qwen3 point (192-wide expert shards, now within 3%) to about "
               "-18%; MXFP4 on Hopper (TRITON MoE backend per the "
               "page) has no published kernel throughput, and Blackwell gpt-oss points are as far off. "
-              "Not modelled: skewed (trained) routing, per-kernel MoE timings.", ""]
+              "Also in the model: the batch limits trtllm-bench derives itself (bench/tuning/heuristics.py; "
+              "per attention-DP rank; MXFP4 untuned: 2048 / 8192) and MXFP4 as an experts-only scheme "
+              "(attention and other linears bf16; vLLM Mxfp4Config, TensorRT-LLM gpt_oss README; Blackwell gpt-oss "
+              "-10 to -18 points). Checked against the sources, no change: compute precision of MXFP4 (Hopper bf16 "
+              "activations, HGMMA; Blackwell MXFP8 activations, 8-bit-rate MMA: both already so), the MoE model "
+              "facts (active parameters, experts / top-k, shared experts, MLA absorbed decode dims, gpt-oss "
+              "sliding-window layers: all equal to config.json). "
+              "Not modelled: skewed (trained) routing, per-kernel MoE timings, attention-DP stragglers (ranks "
+              "admitting whole prompts unevenly; the DeepSeek runs enable attention_dp_config balance).", ""]
     return "\n".join(lines)
 
 
