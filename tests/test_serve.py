@@ -53,6 +53,19 @@ def test_weight_formats_with_block_scales():
     assert fp8 - (bf16 / 2) == pytest.approx(128256 * 8192 * 2, rel=0.01)
 
 
+def test_mxfp4_quantises_the_experts_only():
+    # vLLM Mxfp4Config / TensorRT-LLM gpt-oss README: attention and other non-expert linears stay bf16.
+    from planner.serve.search import estimate_serving
+    from planner.serve.plan import parse_serve_plan
+    from planner.spec.serving import load_serving_scenario
+
+    sc = load_serving_scenario(SERVE_70B)  # dense: MXFP4 leaves every linear in bf16
+    w = {q: estimate_serving(sc, parse_serve_plan(f"engine=vllm,weights={q},tp=2", sc))["memory"]["weights_gib"]
+         for q in ("bf16", "mxfp4", "int4-awq")}
+    assert w["mxfp4"] == w["bf16"] and w["int4-awq"] < w["bf16"] / 3
+    assert E.dense_scheme("mxfp4") == "bf16" and E.dense_scheme("nvfp4") == "nvfp4"
+
+
 def test_search_contract_and_slo():
     t0 = time.perf_counter()
     r = run("serve", SERVE_70B, "--json")
@@ -139,6 +152,25 @@ def test_expert_gemm_reads_only_touched_experts_and_pads_rows():
     rows = n * f.top_k / f.experts
     padded = np.ceil(rows / GEMM_TILE_ROWS) * GEMM_TILE_ROWS
     assert expert_linear_s(f, 1, n, 1, lin, bw, 1.0) == pytest.approx(f.routed * 2 * padded / lin, rel=1e-6)
+
+
+def test_busiest_ep_rank_follows_binomial_order_statistics():
+    from planner.serve.timing import ep_load_imbalance, expected_max_std_normal, expert_linear_s
+
+    # Harter (1961) tables: expected max of 2 / 8 / 32 standard normals = 0.564 / 1.424 / 2.070.
+    assert expected_max_std_normal(np.array([1, 2, 8, 32])) == pytest.approx([0.0, 0.564, 1.424, 2.070], abs=0.03)
+    f = model_facts(catalog.model("qwen3-235b-a22b"))
+    # Monte Carlo of uniform top-k routing over 8 ranks (16 experts each): mean busiest / mean rank.
+    rng = np.random.default_rng(0)
+    n, ep = 64, 8
+    ranks = np.stack([np.argsort(rng.random((n, f.experts)), axis=1)[:, :f.top_k] // (f.experts // ep)
+                      for _ in range(300)])
+    loads = np.stack([np.bincount(r.ravel(), minlength=ep) for r in ranks])
+    assert ep_load_imbalance(f, n, ep) == pytest.approx(loads.max(1).mean() / loads.mean(), rel=0.05)
+    # Compute-bound expert GEMMs under EP wait for the busiest rank; without EP they do not.
+    lin, bw, big = 1e15, 4e12, 100_000.0
+    slow = expert_linear_s(f, 1, big, 8, lin, bw, 1.0, ep=8) / expert_linear_s(f, 1, big, 8, lin, bw, 1.0, ep=1)
+    assert 1.0 < slow == pytest.approx(ep_load_imbalance(f, big, 8))
 
 
 def test_disaggregated_plan_separates_prefill_from_decode():

@@ -25,7 +25,11 @@ Number formats (bytes per weight element, scales included):
   of 128: 0.5 + 2.5/128 bytes (AutoAWQ / GPTQ default group size 128).
 Quantised formats apply to the linear layers of the transformer blocks; the embedding, the LM
 head, the MoE router and the norms stay in bf16 (ModelOpt's default exclusions `*lm_head*`,
-`*router*`).
+`*router*`). MXFP4 is an MoE-only scheme (MOE_ONLY_SCHEMES): only the routed experts are MXFP4, the
+attention, dense and shared-expert linears stay bf16 and run at the bf16 rate (vLLM
+model_executor/layers/quantization/mxfp4.py: Mxfp4Config returns UnquantizedLinearMethod for every
+LinearBase and the MXFP4 method for FusedMoE; TensorRT-LLM examples/models/core/gpt_oss/README.md:
+"MoE weights quantized with mxfp4. All the other weights are in bf16").
 """
 
 from __future__ import annotations
@@ -48,6 +52,15 @@ def weight_bytes_per_element(scheme: str, k: int = 4096) -> float:
     return {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0 + 4.0 / k,
             "nvfp4": 0.5 + 1.0 / 16, "mxfp4": 0.5 + 1.0 / 32,
             "int4-awq": 0.5 + 2.5 / 128, "int4-gptq": 0.5 + 2.5 / 128}[scheme]
+
+
+MOE_ONLY_SCHEMES = ("mxfp4",)
+
+
+def dense_scheme(scheme: str) -> str:
+    """Format of the non-expert linear layers (attention, dense / shared MLP) under `scheme`: bf16
+    for MoE-only schemes (module doc), else the scheme itself."""
+    return "bf16" if scheme in MOE_ONLY_SCHEMES else scheme
 
 
 def compute_precision(scheme: str, gpu) -> str | None:

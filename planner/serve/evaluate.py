@@ -50,9 +50,12 @@ class Context:
         self.hit = s.prefix_cache_hit
         self.cap_bytes = self.gpu.memory_gib * E.GIB
         lin, attn, bw = timing.rates(self.gpu, E.WEIGHT_NAMES)
+        dense_names = tuple(E.dense_scheme(n) for n in E.WEIGHT_NAMES)
         k = sc.model.hidden
         self.hw = {"lin": lin, "attn": attn, "bw": bw, "kvb": E.KV_BYTES,
-                   "bpe": np.array([E.weight_bytes_per_element(n, k) for n in E.WEIGHT_NAMES])}
+                   "bpe": np.array([E.weight_bytes_per_element(n, k) for n in E.WEIGHT_NAMES]),
+                   "lin_dense": timing.rates(self.gpu, dense_names)[0],
+                   "bpe_dense": np.array([E.weight_bytes_per_element(n, k) for n in dense_names])}
         self.price = self.node.usd_per_gpu_hour
         self.links = None  # collective costs of the plan table (timing.comm_links), set by evaluate
 
@@ -118,6 +121,25 @@ def _prefill_pool(ctx, t, in_tokens):
     return one, mbt / full_step, comm.ALPHA_OUT_S + shard / out_bw
 
 
+def _prefill_pools(ctx, t, dis):
+    """_prefill_pool at the mean and p90 input on the disaggregated plans only (zeros elsewhere)."""
+    n = len(t["tp"])
+    out = [np.zeros(n) for _ in range(5)]
+    if not dis.any():
+        return out
+    sub = {k: v[dis] for k, v in t.items()}
+    full_links = ctx.links
+    ctx.links = {k: (a0[dis] if np.ndim(a0) else a0, a1[dis] if np.ndim(a1) else a1)
+                 for k, (a0, a1) in full_links.items()}
+    try:
+        vals = _prefill_pool(ctx, sub, ctx.in_mean) + _prefill_pool(ctx, sub, ctx.in_p90)[::2]
+    finally:
+        ctx.links = full_links
+    for o, v in zip(out, vals):
+        o[dis] = v
+    return out
+
+
 def evaluate(sc, t: dict) -> dict:
     """Arrays of every quantity for each plan of table t (keys: engine, wq, kv, tp, pp, ep, attn_dp,
     replicas, max_batch, max_batched_tokens, prefill_replicas). In a table of many plans, the time
@@ -128,7 +150,7 @@ def evaluate(sc, t: dict) -> dict:
         return _evaluate(sc, t)
     ctx = Context(sc)
     mem = memory_table(ctx.facts, t, ctx.cap_bytes, ctx.hw["bpe"][t["wq"]], E.KV_BYTES[t["kv"]],
-                       ctx.in_mean, ctx.out_mean, ctx.in_p90, ctx.out_p90)
+                       ctx.in_mean, ctx.out_mean, ctx.in_p90, ctx.out_p90, ctx.hw["bpe_dense"][t["wq"]])
     alive = (mem["verdict"] < 2) & (np.minimum(t["max_batch"], mem["seqs_running"]) >= 1)
     if alive.all():
         return _evaluate(sc, t)
@@ -157,7 +179,7 @@ def _evaluate(sc, t: dict) -> dict:
     ctx.links = timing.comm_links(ctx.node, t)
     s = sc.serving
     mem = memory_table(ctx.facts, t, ctx.cap_bytes, ctx.hw["bpe"][t["wq"]], E.KV_BYTES[t["kv"]],
-                       ctx.in_mean, ctx.out_mean, ctx.in_p90, ctx.out_p90)
+                       ctx.in_mean, ctx.out_mean, ctx.in_p90, ctx.out_p90, ctx.hw["bpe_dense"][t["wq"]])
     i_eff = ctx.in_mean * (1 - ctx.hit)
     dis = _disagg(t)
     pre = t.get("prefill_replicas", np.zeros_like(t["tp"]))
@@ -166,8 +188,7 @@ def _evaluate(sc, t: dict) -> dict:
     reps = t["replicas"]
     t_cap = _iter(ctx, t, np.maximum(b_cap, 1))
     cap_tok_s = b_cap / t_cap                     # output tokens/s per replica at full batch
-    pf50, pf_tok_s, kv_move = _prefill_pool(ctx, t, ctx.in_mean)
-    pf90, _, kv_move90 = _prefill_pool(ctx, t, ctx.in_p90)
+    pf50, pf_tok_s, kv_move, pf90, kv_move90 = _prefill_pools(ctx, t, dis)
     pool_req_s = pre * pf_tok_s / np.maximum(i_eff, 1.0)   # requests/s the prefill pool can feed
     cap_tok_s = np.where(dis, np.minimum(cap_tok_s, pool_req_s * ctx.out_mean / np.maximum(reps, 1)), cap_tok_s)
     stable = b_cap >= 1

@@ -105,11 +105,13 @@ def attn_tp(t):
     return np.where(t["attn_dp"], 1, t["tp"])
 
 
-def weight_bytes(f: ModelFacts, t, bpe) -> np.ndarray:
-    """Weights on one GPU of the most loaded stage (module doc)."""
+def weight_bytes(f: ModelFacts, t, bpe, bpe_dense=None) -> np.ndarray:
+    """Weights on one GPU of the most loaded stage (module doc); bpe_dense: bytes per element of the
+    non-expert linears when the scheme quantises the experts only (engines.dense_scheme), else bpe."""
     ls = stage_layers(f, t["pp"])
     ta = attn_tp(t)
-    linear = ls * ((f.attn + f.dense_mlp + f.shared) * bpe / ta + f.routed * bpe / t["tp"])
+    bpe_dense = bpe if bpe_dense is None else bpe_dense
+    linear = ls * ((f.attn + f.dense_mlp + f.shared) * bpe_dense / ta + f.routed * bpe / t["tp"])
     bf16 = ls * f.router_norms * 2.0 + (f.embed + f.head) * 2.0 / ta
     return linear + bf16
 
@@ -148,10 +150,11 @@ def kv_pool_bytes(t, cap_bytes: float, weights, work) -> np.ndarray:
     return np.maximum(pool, 0.0)
 
 
-def memory_table(f: ModelFacts, t, cap_bytes: float, bpe, kvb, in_mean, out_mean, in_p90, out_p90) -> dict:
+def memory_table(f: ModelFacts, t, cap_bytes: float, bpe, kvb, in_mean, out_mean, in_p90, out_p90,
+                 bpe_dense=None) -> dict:
     """Everything memory says about each plan: bytes per component, KV pool, sequences that fit
     (per replica), and the verdict."""
-    w = weight_bytes(f, t, bpe)
+    w = weight_bytes(f, t, bpe, bpe_dense)
     work = workspace_bytes(f, t)
     pool = kv_pool_bytes(t, cap_bytes, w, work)
     full, sw = kv_bytes_per_token(f, t, kvb)

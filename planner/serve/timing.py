@@ -2,7 +2,8 @@
 
 One engine iteration (continuous batching with chunked prefill) carries `n_dec` decoding sequences
 (one token each) and `n_pf` prefill tokens. Per GPU of a pipeline stage:
-* weight matmuls: dense parts (attention projections, dense / shared MLP, LM head) as one roofline,
+* weight matmuls: dense parts (attention projections, dense / shared MLP, LM head) as one roofline
+  (in bf16 under an MoE-only scheme such as MXFP4: engines.dense_scheme),
   max(2 x tokens x parameters / tp / achievable FLOP/s, weight bytes / achievable HBM bandwidth);
   routed experts as one roofline per expert GEMM (expert_linear_s): only touched experts are read
   (1 - (1 - k/E)^N of them with N tokens, top-k of E) and each computes its rows padded to whole
@@ -88,17 +89,41 @@ def dense_linear_s(f, ls, n, n_dec, tp, ta, lin, bw, bpe):
     return np.maximum(flops / lin, w_read / bw)
 
 
-def expert_linear_s(f, ls, n, tp, lin, bw, bpe):
+def expected_max_std_normal(m):
+    """Expected largest of m independent standard normal variables, Blom's (1958) approximation
+    Phi^-1((m - 0.375) / (m + 0.25)) (within 0.03 of Harter's 1961 tables for m = 2..64); 0 for m = 1."""
+    from statistics import NormalDist
+
+    m = np.asarray(m, dtype=float)
+    uniq = np.unique(m)  # a handful of ep values per plan table: one inverse CDF each
+    vals = np.array([NormalDist().inv_cdf((v - 0.375) / (v + 0.25)) if v > 1 else 0.0 for v in uniq])
+    return vals[np.searchsorted(uniq, m)]
+
+
+def ep_load_imbalance(f, n, ep):
+    """Busiest expert-parallel rank's routed rows over the mean rank's: with n tokens each routed to
+    top-k of E experts uniformly, a rank holding E / ep experts receives X ~ Binomial(n k, 1 / ep)
+    copies; the layer waits for the busiest of ep ranks (grouped GEMM, then the combine), and
+    E[max] ~ mu + sigma x expected_max_std_normal(ep) with mu = n k / ep, sigma = sqrt(mu (1 - 1/ep))
+    (order statistics of the normal approximation). Uniform routing is the optimistic case: trained
+    routers are skewed (the reason for DeepSeek's EPLB), which this does not model."""
+    mu = np.maximum(n * max(f.top_k, 1) / ep, 1e-9)
+    return 1.0 + expected_max_std_normal(ep) * np.sqrt(mu * (1.0 - 1.0 / ep)) / mu
+
+
+def expert_linear_s(f, ls, n, tp, lin, bw, bpe, ep=1):
     """Routed experts of n tokens on one GPU, one roofline per expert GEMM (not per layer): with
     top-k of E experts, a share 1 - (1 - k/E)^n of them is touched (expected, uniform routing),
     each by r = n k / (E x touched) rows padded to GEMM_TILE_ROWS; an expert is read once and
-    computed on its padded rows: touched x routed / tp x max(2 pad(r) / lin, bytes / bw)."""
+    computed on its padded rows: touched x routed / tp x max(2 pad(r) x imbalance / lin, bytes / bw),
+    imbalance = ep_load_imbalance (the busiest of ep expert-parallel ranks sets the time)."""
     if not f.experts:
         return 0.0
     touched = 1.0 - (1.0 - f.top_k / f.experts) ** n
     rows = n * f.top_k / (f.experts * np.maximum(touched, 1e-12))
     padded = np.ceil(rows / GEMM_TILE_ROWS) * GEMM_TILE_ROWS
-    return ls * touched * f.routed / tp * np.maximum(2.0 * padded / lin, bpe / bw)
+    imb = np.where(np.asarray(ep) > 1, ep_load_imbalance(f, n, np.maximum(ep, 2)), 1.0)
+    return ls * touched * f.routed / tp * np.maximum(2.0 * padded * imb / lin, bpe / bw)
 
 
 def activation_bytes_per_token(f, tp, ta):
@@ -141,7 +166,7 @@ def stage_s(f, t, lk, hw, n_dec, n_pf, ctx_dec, ctx_pf):
     ls = stage_layers(f, t["pp"])
     tp, ta = t["tp"], attn_tp(t)
     n = n_dec + n_pf
-    gemm = dense_linear_s(f, ls, n, n_dec, tp, ta, lin, bw, bpe) + expert_linear_s(f, ls, n, tp, lin, bw, bpe)
+    gemm = dense_linear_s(f, ls, n, n_dec, tp, ta, hw["lin_dense"][t["wq"]], bw, hw["bpe_dense"][t["wq"]]) + expert_linear_s(f, ls, n, tp, lin, bw, bpe, t["ep"])
     elementwise = n * ls * activation_bytes_per_token(f, tp, ta) / bw
     full, sw = kv_bytes_per_token(f, t, hw["kvb"][t["kv"]])
     group = np.where(t["attn_dp"], tp, 1)
