@@ -167,6 +167,14 @@ def runtime_of(run: dict, framework: str) -> dict:
     fw_text = str(p.get("framework") or "").lower()
     if ("nemo" in fw_text or "bridge" in fw_text) and "grad_reduce_dtype" in Runtime.model_fields:
         rt["grad_reduce_dtype"] = "bf16"  # NeMo / Megatron-Bridge recipes: grad_reduce_in_fp32 = False
+        if "fp8" in prec and "fp8_param_gather" in Runtime.model_fields:
+            # NeMo 2 bf16_with_fp8_mixed (fp8_params=True) and every Megatron-Bridge FP8 mixed-precision
+            # recipe (training/mixed_precision.py: fp8_param_gather = True)
+            rt["fp8_param_gather"] = True
+    if "bridge" in fw_text and "cross_entropy_impl" in Runtime.model_fields:
+        # Megatron-Bridge performance scripts (scripts/performance/utils/overrides.py):
+        # cross_entropy_fusion_impl = "te"
+        rt["cross_entropy_impl"] = "te"
     if framework != "megatron":
         # torch.compile only where the run says so (torchtitan's and Composer's default is off)
         rt["compile"] = "compile" in tech

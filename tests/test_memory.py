@@ -106,18 +106,47 @@ def test_tied_embedding_copy_on_the_last_stage():
 
 
 def test_moe_dispatch_buffers_scale_with_capacity_factor():
-    """Each routed copy keeps its dispatched input and its combined output: 4h x top_k x capacity
-    factor bytes per token and MoE layer; the all-to-all's permuted send buffer is 2h per copy."""
+    """Each routed copy keeps its dispatched input (2h) and, where the probabilities weight the
+    combined output (Megatron-Core <= 0.12), that output too (2h), else its fp32 probability (4 B):
+    x top_k x capacity factor per token and MoE layer; the all-to-all's send buffer is 2h per copy,
+    once. Megatron's default is the probabilities inside the experts' activation."""
     tokens = 4096
-    for cf in (None, 1.25):
-        moe = dict(MOE["moe"], **({"capacity_factor": cf} if cf else {}))
-        ctx = Context(scenario(model=dict(MOE, moe=moe), nodes=1, seq=tokens, gb=8))
-        mem = memory.memory(ctx, raw_table(ep=1, ga=8))
-        expected = 8 * 4 * 1024 * 2 * (cf or 1.0) * tokens
-        assert float(mem["activations.moe_dispatch_combine"][0]) == pytest.approx(expected)
-        assert float(mem["other.moe_permute_buffer"][0]) == pytest.approx(2 * 1024 * 2 * (cf or 1.0) * tokens)
+    for probs, per_copy in ((None, 2 * 1024 + 4), ("combine", 4 * 1024), ("activation", 2 * 1024 + 4)):
+        for cf in (None, 1.25):
+            moe = dict(MOE["moe"], **({"capacity_factor": cf} if cf else {}))
+            extra = {"runtime": {"moe_router_probs": probs}} if probs else {}
+            ctx = Context(scenario(model=dict(MOE, moe=moe), nodes=1, seq=tokens, gb=8, **extra))
+            mem = memory.memory(ctx, raw_table(ep=1, ga=8))
+            assert float(mem["activations.moe_dispatch_combine"][0]) == pytest.approx(8 * 2 * per_copy * (cf or 1.0) * tokens)  # 8 layers, top 2
+            assert float(mem["other.moe_permute_buffer"][0]) == pytest.approx(2 * 1024 * 2 * (cf or 1.0) * tokens)
     full = memory.memory(ctx, raw_table(recompute="full", ga=8))
     assert float(full["activations.moe_dispatch_combine"][0]) == 0
+
+
+def test_megatron_recompute_modules():
+    """--recompute-modules (runtime.recompute_modules, Megatron selective): each listed module drops
+    what it would keep (moe_act: the second expert GEMM's input, 2 f_expert per routed copy; moe: the
+    whole MoE block with its dispatch buffers; mlp: the dense MLP's intermediates), and its forward
+    runs again: more recompute seconds and hardware FLOPs."""
+    from planner.estimate import compute
+    from planner.estimate.recompute import recomputed_flops_per_token
+
+    def ctx_of(mods):
+        return Context(scenario(model=MOE, nodes=1, seq=4096, gb=8, runtime={"recompute_modules": mods}))
+
+    t = raw_table(recompute="selective", ga=8)
+    base, act, moe = (memory.layer_activation_bytes(ctx_of(m), t)["moe"]["selective"]
+                      for m in (["core_attn"], ["core_attn", "moe_act"], ["core_attn", "moe"]))
+    mo = ctx_of(None).model.moe
+    assert float((base - act)[0]) == pytest.approx(mo.top_k * 2 * mo.expert_ffn_hidden * 4096)
+    assert float(moe[0]) < float(act[0])
+    assert float(memory.memory(ctx_of(["moe"]), t)["activations.moe_dispatch_combine"][0]) == 0
+    assert float(memory.memory(ctx_of(["core_attn"]), t)["activations.moe_dispatch_combine"][0]) > 0
+    assert recomputed_flops_per_token(ctx_of(None)) < recomputed_flops_per_token(ctx_of(["core_attn", "moe"]))
+    assert recomputed_flops_per_token(ctx_of([])) == 0
+    rc = [float(compute.microbatch_compute(ctx_of(m), t, "last")["recompute"][0])
+          for m in ([], ["core_attn"], ["core_attn", "moe"])]
+    assert rc[0] == 0 and 0 < rc[1] < rc[2]
 
 
 def test_mla_keeps_its_latents():

@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from planner.arch import attention_dims, layer_matmuls
+from planner.estimate import recompute
 from planner.estimate import table as T
 from planner.estimate.host import host_floor, layer_host_s
 from planner.estimate.memory import stage_layers
@@ -287,7 +288,7 @@ def layer_costs(ctx, t) -> dict:
     out = {}
     for kind, moe_layer in (("dense", False), ("moe", True)):
         if moe_layer and not ctx.model.moe:
-            out[f"{kind}_fwd"] = out[f"{kind}_matmul"] = out[f"{kind}_sac"] = out[f"{kind}_host"] = 0.0
+            out[f"{kind}_fwd"] = out[f"{kind}_matmul"] = out[f"{kind}_sac"] = out[f"{kind}_host"] = out[f"{kind}_mrc"] = 0.0
             continue
         mm, expert_mm = layer_matmul_fwd_s(ctx, t, tokens, moe_layer, linear_fps, hbm)
         ew = tokens * (elementwise_bytes_per_token(ctx, t, moe_layer)
@@ -298,6 +299,9 @@ def layer_costs(ctx, t) -> dict:
         # elementwise op run again in backward; attention is saved.
         out[f"{kind}_sac"] = titan_sac_recomputed_share(ctx.model, moe_layer) * (mm - expert_mm) + ew
         out[f"{kind}_host"] = layer_host_s(ctx, t, moe_layer, eager_mask(ctx, t))
+        # Megatron selective recompute by module (planner.estimate.recompute): the listed modules' matmuls
+        out[f"{kind}_mrc"] = recompute.recomputed_matmul_share(ctx, moe_layer, False) * (mm - expert_mm) \
+            + recompute.recomputed_matmul_share(ctx, moe_layer, True) * expert_mm
     if ctx.scenario.runtime.flash_attention:
         # half_fps = peak x MAMF fraction.
         flops = attention_fwd_flops(ctx, t, tokens)
@@ -306,6 +310,7 @@ def layer_costs(ctx, t) -> dict:
         out["attn_bwd"] = FLASH_BWD_FLOPS_RATIO * flops / bwd_fps
     else:
         out["attn_fwd"], out["attn_bwd"] = unfused_attention_s(ctx, t, half_fps, hbm)
+    out["core_attn_rc"] = 1.0 if "core_attn" in recompute.recompute_modules(ctx) else 0.0
     # LM head and loss (bf16 even in FP8 recipes); the embedding lookup is negligible.
     out["head"] = gemm_s(tokens, ctx.model.hidden, ctx.model.vocab / t["tp"], half_fps, hbm) \
         + tokens * 10.0 * ctx.model.vocab / t["tp"] / hbm  # loss: bf16 logits read, fp32 written and read (2+4+4 B)
@@ -320,9 +325,11 @@ def stage_compute(t, unit: dict, dense, moe, stage: str) -> dict:
     attn_fwd, attn_bwd = lps * unit["attn_fwd"], lps * unit["attn_bwd"]
     head = np.where((t["pp"] == 1) | (stage == "last"), unit["head"], 0.0)
     rc = t["recompute"]
-    # Selective: Megatron recomputes core attention (Korthikanti et al. 2022); torchtitan its op-level
-    # policy (titan_sac_recomputed_share).
-    selective = np.where(t["framework"] == TT, dense * unit["dense_sac"] + moe * unit["moe_sac"], attn_fwd)
+    # Selective: Megatron recomputes core attention (Korthikanti et al. 2022) and the other modules of
+    # runtime.recompute_modules (unit["core_attn_rc"], "*_mrc"); torchtitan its op-level policy
+    # (titan_sac_recomputed_share).
+    megatron = unit.get("core_attn_rc", 1.0) * attn_fwd + dense * unit.get("dense_mrc", 0.0) + moe * unit.get("moe_mrc", 0.0)
+    selective = np.where(t["framework"] == TT, dense * unit["dense_sac"] + moe * unit["moe_sac"], megatron)
     # The host must issue every kernel: forward + backward is at least its launch time (host.py).
     forward, backward = host_floor(fwd + attn_fwd + head, 2 * (fwd + head) + attn_bwd,
                                    dense * unit["dense_host"] + moe * unit["moe_host"])

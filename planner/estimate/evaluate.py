@@ -85,6 +85,14 @@ class Context:
         return total
 
     @cached_property
+    def megatron_selective_flops_per_token(self) -> float:
+        """Forward FLOPs per token that Megatron's selective recompute runs again (core attention and
+        the modules of runtime.recompute_modules; planner.estimate.recompute)."""
+        from planner.estimate.recompute import recomputed_flops_per_token
+
+        return recomputed_flops_per_token(self)
+
+    @cached_property
     def forward_flops_per_token(self) -> float:
         return matmul_flops_per_token(self.model) + self.attention_fwd_flops_per_token
 
@@ -133,7 +141,7 @@ def evaluate_table(ctx: Context, t: dict) -> dict:
     tps = tokens_step / step
     model_tflops = tps * ctx.model_flops_per_token / gpus / 1e12
     selective_flops = np.where(t["framework"] == table.FRAMEWORKS.index("torchtitan"),
-                               ctx.titan_sac_flops_per_token, ctx.attention_fwd_flops_per_token)
+                               ctx.titan_sac_flops_per_token, ctx.megatron_selective_flops_per_token)
     recompute_flops = np.where(t["recompute"] == 2, ctx.forward_flops_per_token,
                                np.where(t["recompute"] == 1, selective_flops, 0.0))
     hw_tflops = tps * (ctx.model_flops_per_token + recompute_flops) / gpus / 1e12

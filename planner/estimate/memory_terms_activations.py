@@ -25,13 +25,26 @@ from planner.estimate.memory_terms_states import FP8, MEG, TT
 # disable_loss_parallel), whose log-softmax backward is decomposed into separate fp32 ops
 # (torch/distributed/tensor/parallel/loss.py: grad_output - exp(output) * sum): the saved output,
 # the incoming gradient, exp(output) and the product exist at once: LOSS_PARALLEL_BYTES.
+# Megatron with Transformer Engine's cross entropy (runtime.cross_entropy_impl 'te',
+# transformer_engine/pytorch/cross_entropy.py over triton/cross_entropy.py): the forward kernel
+# computes the loss and writes the gradient into the bf16 logits in place, so only they are kept:
+# TE_LOGIT_BYTES.
 LOGIT_BYTES = np.array([12.0, 6.0, 12.0])
 LOSS_PARALLEL_BYTES = 16.0
+TE_LOGIT_BYTES = 2.0
 
 
-def logit_bytes(t):
+def te_cross_entropy(ctx, t):
+    """Whether Megatron runs Transformer Engine's cross entropy (scenario `runtime.cross_entropy_impl`
+    'te'; Megatron-Core's default cross_entropy_fusion_impl is 'native')."""
+    name = getattr(getattr(ctx.scenario, "runtime", None), "cross_entropy_impl", "auto")
+    return (t["framework"] == MEG) & (name == "te")
+
+
+def logit_bytes(ctx, t):
     """Bytes per token and local vocabulary entry of the output layer and loss at their peak."""
-    return np.where((t["framework"] == TT) & (t["tp"] > 1), LOSS_PARALLEL_BYTES, LOGIT_BYTES[t["framework"]])
+    return np.where(te_cross_entropy(ctx, t), TE_LOGIT_BYTES,
+                    np.where((t["framework"] == TT) & (t["tp"] > 1), LOSS_PARALLEL_BYTES, LOGIT_BYTES[t["framework"]]))
 
 
 def flash_attention(ctx) -> bool:
@@ -75,16 +88,33 @@ def torchtitan_sac_bytes(m, t, h, d_qk, d_v, heads_local, kv_local, tp, sp_div):
     return attention, sum(kept[4:])
 
 
-def moe_dispatch_bytes_per_token(ctx):
-    """Per token of one MoE layer: each of its top_k x capacity_factor routed copies keeps the expert
-    input received by the dispatch all-to-all (2h) and the expert output that the combine step
-    weights by the router probability (2h; its gradient needs both). With a capacity factor the
-    expert buffers are padded to capacity (drop-and-pad); dropless routing (no capacity factor) is
-    counted at the balanced average of top_k copies (routing imbalance raises the busiest rank)."""
+def moe_probs_in_activation(ctx, t):
+    """Whether the router probabilities are applied inside the experts' activation (scenario
+    `runtime.moe_router_probs`; 'auto': Megatron, whose Megatron-Core >= 0.13 passes the permuted
+    probabilities to the experts, experts.py `bias_act_func`, and un-permutes without them,
+    token_dispatcher.py `combine_postprocess`), rather than at the combine step."""
+    name = getattr(getattr(ctx.scenario, "runtime", None), "moe_router_probs", "auto")
+    if name == "auto":
+        return t["framework"] == MEG
+    return np.full(len(t["tp"]), name == "activation")
+
+
+def moe_dispatch_bytes_per_token(ctx, t):
+    """Per token of one MoE layer, what its top_k x capacity_factor routed copies keep for backward
+    besides the expert MLP intermediates: the expert input received by the dispatch all-to-all (2h,
+    saved by the first grouped GEMM for its weight gradient; permute, all-to-all and sort save only
+    index maps), plus either the probability of each copy (fp32, 4 bytes) when it is applied inside
+    the experts' activation, or the combined expert output (2h) when the un-permutation multiplies
+    by the probabilities (its gradient needs the tokens; Megatron-Core <= 0.12 moe_utils.unpermute,
+    TE moe_unpermute with merging_probs). With a capacity factor the expert buffers are padded to
+    capacity (drop-and-pad); dropless routing (no capacity factor) is counted at the balanced average
+    of top_k copies (runtime.moe_load_imbalance raises the busiest rank's time)."""
     mo = ctx.model.moe
     if mo is None:
         return 0.0
-    return 4.0 * ctx.model.hidden * mo.top_k * (mo.capacity_factor or 1.0)
+    h = ctx.model.hidden
+    per_copy = 2.0 * h + np.where(moe_probs_in_activation(ctx, t), 4.0, 2.0 * h)
+    return per_copy * mo.top_k * (mo.capacity_factor or 1.0)
 
 
 def te_fp8_saved_delta(h, heads_local, d_v, ffn_local, sp_div):
@@ -96,6 +126,43 @@ def te_fp8_saved_delta(h, heads_local, d_v, ffn_local, sp_div):
     (+1 x heads x d_v). MoE layers: each routed copy's expert input (the tokens received, h) and
     second-GEMM input (f_expert/tp) likewise. Returns (attention part, dense MLP part)."""
     return heads_local * d_v - h / sp_div, -h / sp_div - ffn_local
+
+
+def megatron_recompute_savings(ctx, t, x: dict):
+    """Bytes per token that Megatron's selective recompute does not keep, per dense and MoE layer, for
+    the modules of runtime.recompute_modules (planner.estimate.recompute; default core_attn):
+      core_attn: the core-attention tensors except its output (x["core"]; Korthikanti Sec. 4.1);
+      mla_up_proj (MLA): the up-projected query, key and value (x["qkv"]);
+      layernorm: the output of each norm that is a module of its own, not fused into the next
+        linear (Megatron-Core gpt_layer_specs: MLA's input norm, the MoE layers' pre-MLP norm, which
+        feeds the router): 2h each (1h for MLA's FP8-saved input);
+      mlp: the dense MLP's intermediates (x["dense_mlp"]); moe: the MoE block's (x["moe_mlp"], its
+        dispatch buffers included); moe_act: the experts' activation output, the second expert GEMM's
+        input (2 f_expert/tp per routed copy, 1 byte with FP8: experts.py set_save_original_input);
+      shared_experts: the shared experts' intermediates.
+    Each checkpointed module keeps its input, which the layer keeps anyway (the norm output)."""
+    from planner.estimate.recompute import recompute_modules
+
+    mods, m = recompute_modules(ctx), ctx.model
+    te_fp8, tp = x["te_fp8"], x["tp"]
+    attn = (x["core"] if "core_attn" in mods else 0.0) + (x["qkv"] if (m.mla and "mla_up_proj" in mods) else 0.0)
+    if m.mla and "layernorm" in mods:
+        attn = attn + x["norm_out"] * np.where(te_fp8, 0.5, 1.0)
+    dense = attn + (x["dense_mlp"] if "mlp" in mods else 0.0)
+    moe = attn
+    if m.moe:
+        mo = m.moe
+        copies = mo.top_k * (mo.capacity_factor or 1.0)
+        if "moe" in mods:
+            moe = moe + x["moe_mlp"]
+        else:
+            if "moe_act" in mods:
+                moe = moe + copies * mo.expert_ffn_hidden / tp * np.where(te_fp8, 1.0, 2.0)
+            if "shared_experts" in mods:
+                moe = moe + _mlp_bytes(m, mo.shared_ffn, tp, x["fused"]) - np.where(te_fp8, mo.shared_ffn / tp, 0.0)
+        if "layernorm" in mods:
+            moe = moe + x["norm_out"]
+    return dense, moe
 
 
 def layer_activation_bytes(ctx, t, flash: bool = True) -> dict:
@@ -138,7 +205,7 @@ def layer_activation_bytes(ctx, t, flash: bool = True) -> dict:
     if m.moe:
         mo = m.moe
         copies = mo.top_k * (mo.capacity_factor or 1.0)
-        moe_mlp = moe_dispatch_bytes_per_token(ctx) * t["etp"] / tp \
+        moe_mlp = moe_dispatch_bytes_per_token(ctx, t) * t["etp"] / tp \
             + copies * _mlp_bytes(m, mo.expert_ffn_hidden, tp, fused) + 8 * mo.experts + _mlp_bytes(m, mo.shared_ffn, tp, fused)
     te_fp8 = (t["framework"] == MEG) & (t["precision"] == FP8)
     fp8_attn, fp8_mlp = te_fp8_saved_delta(h, heads_local, d_v, m.ffn_hidden / tp, sp_div)
@@ -147,13 +214,17 @@ def layer_activation_bytes(ctx, t, flash: bool = True) -> dict:
     kept = 2 * heads_local * d_v  # core-attention output: the out-projection needs it either way
     sac_attn, sac_mlp = torchtitan_sac_bytes(m, t, h, d_qk, d_v, heads_local, kv_local, tp, sp_div)
     titan = t["framework"] == TT
-    per_token_dense = {"none": base + core + dense_mlp + fp8_mlp,
-                       "selective": np.where(titan, sac_attn + sac_mlp, base + kept + dense_mlp + fp8_mlp)}
     fp8_moe = 0.0
     if m.moe:  # the experts' FP8 GEMMs save their inputs in FP8 too: received tokens (h) and fc2 inputs
-        fp8_moe = np.where(te_fp8, -copies * (h + m.moe.expert_ffn_hidden / tp) - m.moe.shared_ffn / tp, 0.0)
-    per_token_moe = {"none": base + core + moe_mlp + fp8_moe,
-                     "selective": np.where(titan, sac_attn + moe_mlp, base + kept + moe_mlp + fp8_moe)}
+        fp8_moe = np.where(te_fp8, -copies * (h * t["etp"] / tp + m.moe.expert_ffn_hidden / tp) - m.moe.shared_ffn / tp, 0.0)
+    none_dense, none_moe = base + core + dense_mlp + fp8_mlp, base + core + moe_mlp + fp8_moe
+    save_dense, save_moe = megatron_recompute_savings(
+        ctx, t, {"core": core - kept, "qkv": qkv, "norm_out": 2 * h / sp_div, "dense_mlp": dense_mlp + fp8_mlp,
+                 "moe_mlp": moe_mlp + fp8_moe, "te_fp8": te_fp8, "tp": tp, "fused": fused})
+    per_token_dense = {"none": none_dense,
+                       "selective": np.where(titan, sac_attn + sac_mlp, none_dense - save_dense)}
+    per_token_moe = {"none": none_moe,
+                     "selective": np.where(titan, sac_attn + moe_mlp, none_moe - save_moe)}
     out = {}
     for kind, per_token in (("dense", per_token_dense), ("moe", per_token_moe)):
         out[kind] = {k: v * tokens for k, v in per_token.items()}
@@ -189,7 +260,12 @@ def activation_parts(ctx, t, stage, per_layer: dict, sp: dict) -> dict:
     # Expert ranks receive tokens * top_k * etp / tp routed copies (the tp ranks' sequence shards,
     # gathered over etp): 1 with the default etp = tp, 1/tp with experts folded over tp (etp = 1).
     fold = t["etp"] / tp
-    dispatch = np.where(rc == 2, 0.0, sp["moe"] * moe_dispatch_bytes_per_token(ctx) * fold * tokens * in_flight)
+    from planner.estimate.recompute import recompute_modules
+
+    # not kept under full recompute, nor when Megatron's selective recompute checkpoints the MoE block
+    moe_block = (rc == 1) & (t["framework"] == MEG) & ("moe" in recompute_modules(ctx))
+    dispatch = np.where((rc == 2) | moe_block, 0.0,
+                        sp["moe"] * moe_dispatch_bytes_per_token(ctx, t) * fold * tokens * in_flight)
     biggest = np.maximum(np.where(sp["dense"] > 0, per_layer["dense"]["none"], 0.0),
                          np.where(sp["moe"] > 0, per_layer["moe"]["none"], 0.0))
     rank = pipeline_rank(t, stage)
@@ -199,7 +275,7 @@ def activation_parts(ctx, t, stage, per_layer: dict, sp: dict) -> dict:
                            np.where(sp["moe"] > 0, per_layer["moe"]["none"] - per_layer["moe"]["selective"], 0.0))
     recompute = np.where(rc == 2, biggest, np.where((rc == 1) & (t["framework"] == TT), sac_extra, 0.0))
     embedding = (1.0 if m.dropout else 0.0) * m.hidden / sp_div * tokens * in_flight
-    logits = tokens * (logit_bytes(t) * m.vocab / tp + 4 * m.hidden / sp_div)
+    logits = tokens * (logit_bytes(ctx, t) * m.vocab / tp + 4 * m.hidden / sp_div)
     return {
         "activations.layers": stored - dispatch,
         "activations.moe_dispatch_combine": dispatch,
@@ -211,10 +287,11 @@ def activation_parts(ctx, t, stage, per_layer: dict, sp: dict) -> dict:
 
 def largest_tensor_bytes(ctx, t, stage) -> np.ndarray:
     """The largest single tensor a forward/backward pass of one micro-batch allocates on the stage:
-    the fp32 logits [tokens, vocab/tp] on the stage that holds the loss; per layer the MLP's first
-    output [tokens, up x f/tp] (up = 2 for SwiGLU), the QKV output, the sequence-parallel all-gather
-    [tokens, h], the MoE tokens received and their expert outputs [tokens x top_k x capacity, h and
-    up x f_expert/tp], and without flash attention the scores [heads/tp, s/cp, s] (2 bytes each)."""
+    the logits [tokens, vocab/tp] on the stage that holds the loss (fp32; bf16 with TE's cross
+    entropy); per layer the MLP's first output [tokens, up x f/tp] (up = 2 for SwiGLU), the QKV
+    output, the sequence-parallel all-gather [tokens, h], the MoE tokens received and their expert
+    outputs [tokens x top_k x capacity x etp/tp, h and up x f_expert/etp], and without flash attention
+    the scores [heads/tp, s/cp, s] (2 bytes each)."""
     m = ctx.model
     tp = t["tp"].astype(float)
     tokens = t["mbs"] * ctx.seq_len / t["cp"]
@@ -225,9 +302,11 @@ def largest_tensor_bytes(ctx, t, stage) -> np.ndarray:
     per_token = np.maximum(per_token, np.where(t["sp"] & (t["tp"] > 1), 2.0 * m.hidden, 0.0))
     if m.moe:
         copies = m.moe.top_k * (m.moe.capacity_factor or 1.0)
-        per_token = np.maximum(per_token, copies * 2.0 * np.maximum(m.hidden, up * m.moe.expert_ffn_hidden / tp))
+        per_token = np.maximum(per_token, copies * 2.0 * np.maximum(m.hidden * t["etp"] / tp,
+                                                                     up * m.moe.expert_ffn_hidden / tp))
     largest = per_token * tokens
     if not flash_attention(ctx):
         largest = np.maximum(largest, 2.0 * t["mbs"] * m.heads / tp * ctx.seq_len / t["cp"] * ctx.seq_len)
     rank = pipeline_rank(t, stage)
-    return np.where(rank == t["pp"] - 1, np.maximum(largest, 4.0 * tokens * m.vocab / tp), largest)
+    logits = np.where(te_cross_entropy(ctx, t), 2.0, 4.0) * tokens * m.vocab / tp  # bf16 / fp32 logits
+    return np.where(rank == t["pp"] - 1, np.maximum(largest, logits), largest)

@@ -177,7 +177,8 @@ def transient_comm_bytes(ctx, t, sp):
     """Buffers of one micro-batch and layer that live only around a collective: the sequence-parallel
     all-gather of a layer input (2h per token of the full sequence; Megatron's global memory buffer,
     torchtitan's DTensor redistribute), and the permuted tokens the MoE dispatch all-to-all sends
-    (2h per routed copy)."""
+    (2h per routed copy). Both are freed within the layer, so they count once per stage, not per
+    layer or per micro-batch in flight."""
     m = ctx.model
     tokens = t["mbs"] * ctx.seq_len / t["cp"]
     gather = np.where(t["sp"] & (t["tp"] > 1), 2.0 * m.hidden * tokens, 0.0)

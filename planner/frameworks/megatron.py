@@ -194,7 +194,8 @@ def megatron_fsdp_args() -> list[str]:
 def _training_args(scenario, f: dict) -> list[str]:
     """Batch (§4.1: global batch = micro x DP x number of micro-batches), precision (--bf16 / --fp16;
     FP8 through Transformer Engine on a bf16 model: --fp8-format hybrid with the default delayed
-    recipe), recomputation (full: uniform, one layer per checkpoint), and the optimizer and schedule
+    recipe), recomputation (full: uniform, one layer per checkpoint; selective with the scenario's
+    runtime.recompute_modules), and the optimizer and schedule
     of planner/frameworks/common.py (Megatron's --lr, --min-lr, --lr-decay-style, --train-iters ...)."""
     opt = OPTIMIZERS.get(scenario.training.optimizer)
     if opt is None:
@@ -205,6 +206,9 @@ def _training_args(scenario, f: dict) -> list[str]:
             "fp8": ["--bf16", "--fp8-format hybrid", "--fp8-recipe delayed"]}[f["precision"]]
     if f["recompute"] == "selective":
         out.append("--recompute-granularity selective")
+        mods = getattr(scenario.runtime, "recompute_modules", None)
+        if mods is not None:  # Megatron-Core >= 0.12 (default: core_attn)
+            out.append("--recompute-modules " + " ".join(mods) if mods else "--recompute-modules")
     elif f["recompute"] == "full":
         out += ["--recompute-granularity full", "--recompute-method uniform", "--recompute-num-layers 1"]
     steps = common.train_steps(scenario, f)

@@ -194,6 +194,25 @@ class Runtime(Strict):
         False, description="Megatron fp8 only: keep the GEMM weights in FP8 (--fp8-param-gather, Megatron-Bridge "
         "fp8_param_gather; off by default, set by NeMo / Megatron-Bridge FP8 performance recipes): no 16-bit "
         "copy of them, and FP8 parameter all-gathers")
+    cross_entropy_impl: Literal["auto", "native", "te"] = Field(
+        "auto", description="Megatron's loss kernel (--cross-entropy-fusion-impl with --cross-entropy-loss-fusion). "
+        "native: Megatron-Core's vocab-parallel cross entropy, an fp32 copy of the logits beside the bf16 ones; "
+        "te: Transformer Engine's parallel_cross_entropy (Triton), which writes the gradient into the bf16 "
+        "logits in forward and keeps only them (Megatron-Bridge performance recipes set it). auto: native")
+    recompute_modules: list[Literal["core_attn", "moe_act", "layernorm", "mla_up_proj", "mlp", "moe",
+                                    "shared_experts"]] | None = Field(
+        None, description="Megatron with recompute = selective only: the modules recomputed "
+        "(--recompute-modules, Megatron-Core >= 0.12). null: Megatron-Core's default [core_attn]. core_attn: "
+        "attention scores/softmax; moe_act: the experts' activation (its output, the second expert GEMM's "
+        "input); layernorm: norm outputs where the norm is a separate module (MoE layers' pre-MLP norm, MLA's "
+        "input norm); mla_up_proj: MLA's query/key/value up-projections; mlp: the dense MLP; moe: the whole "
+        "MoE block; shared_experts: the shared experts")
+    moe_router_probs: Literal["auto", "activation", "combine"] = Field(
+        "auto", description="where the router probabilities weight the expert outputs, which decides what a MoE "
+        "layer keeps for backward. activation: inside the experts' activation (Megatron-Core >= 0.13, "
+        "weighted_bias_swiglu; the combine step then keeps nothing); combine: at the un-permutation after the "
+        "combine all-to-all, which keeps the combined tokens for the probabilities' gradient (Megatron-Core "
+        "<= 0.12 moe_utils.unpermute(probs=...), NeMo <= 25.04). auto: activation for Megatron, combine otherwise")
 
 
 class Scenario(Strict):
