@@ -71,10 +71,10 @@ def plans_table(plans: list[dict], title: str) -> Table:
     t = Table(title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False,
               padding=(0, 0), show_edge=False)
     for col, just in (("#", "right"), ("framework", "left"), ("prec", "left"), ("layout", "left"),
-                      ("zero", "right"), ("offload", "left"), ("recomp", "left"), ("mbsxga", "right"),
+                      ("zero", "right"), ("offld", "left"), ("recmp", "left"), ("mbsxga", "right"),
                       ("GiB/GPU", "right"), ("step s", "right"), ("MFU", "right"), ("days", "right"),
                       ("cost", "right")):
-        wraps = col in ("layout", "offload")  # the only cells that may fold onto a second line, never cut
+        wraps = col in ("layout", "offld")  # the only cells that may fold onto a second line, never cut
         t.add_column(col, justify=just, no_wrap=not wraps, overflow="fold")
     for i, r in enumerate(plans, 1):
         p, m = r["plan"], r["memory"]
