@@ -45,8 +45,10 @@ class Plan(Strict):
     mbs: PosInt = 1
     ga: PosInt | None = None
 
-    def resolved(self, scenario: "Scenario") -> "Plan":
-        """Fill dp, ga and sp from the scenario, then check the layout; raises InputError."""
+    def resolved(self, scenario: "Scenario", check_build: bool = True) -> "Plan":
+        """Fill dp, ga and sp from the scenario, then check the layout; raises InputError.
+        check_build=False skips only the check that the framework's own model code builds the
+        architecture (for a framework that stands in for another stack's parallelism)."""
         if len(scenario.cluster.node_counts) > 1:
             raise InputError("the scenario lists several node counts; a plan needs one (set cluster.nodes to a "
                              "single count)", key="cluster.nodes")
@@ -59,7 +61,7 @@ class Plan(Strict):
         sp = self.sp if self.sp is not None else (self.tp > 1 and self.framework != "deepspeed")
         etp = self.etp if self.etp is not None else default_etp(self.tp, self.cp, dp, self.ep)
         plan = self.model_copy(update={"dp": dp, "ga": ga, "sp": sp, "etp": etp})
-        problems = plan.problems(scenario)
+        problems = plan.problems(scenario, check_build)
         if problems:
             raise InputError("; ".join(problems), key="plan")
         return plan
@@ -72,12 +74,12 @@ class Plan(Strict):
     def global_batch(self) -> int:
         return (self.dp or 1) * self.mbs * (self.ga or 1)
 
-    def problems(self, scenario: "Scenario") -> list[str]:
+    def problems(self, scenario: "Scenario", check_build: bool = True) -> list[str]:
         """Structural problems of this (resolved) plan for the scenario; empty when it is valid."""
         from planner.frameworks.rules import framework_problems
         from planner.search.space import structural_problems
 
-        return structural_problems(self, scenario) + framework_problems(self, scenario)
+        return structural_problems(self, scenario) + framework_problems(self, scenario if check_build else None)
 
     def as_dict(self) -> dict:
         out = {k: getattr(self, k) for k in FIELDS}
