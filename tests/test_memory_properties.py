@@ -71,7 +71,8 @@ def largest_state_over_ranks(kind, rows):
 
 
 KINDS = st.sampled_from(list(MODELS))
-SETTINGS = settings(max_examples=150, deadline=None)
+# Derandomized: CI runs the same 150 examples every time (a failure reproduces; no flaky runs).
+SETTINGS = settings(max_examples=150, deadline=None, derandomize=True)
 
 
 @SETTINGS
@@ -155,7 +156,7 @@ def test_activations_grow_with_the_micro_batch(kind, p):
         assert acts[1] >= acts[0]
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=25, deadline=None, derandomize=True)
 @given(KINDS, st.lists(plans(), min_size=2, max_size=12))
 def test_a_plan_does_not_depend_on_its_table(kind, rows):
     together = mem_of(kind, rows)
