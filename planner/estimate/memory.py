@@ -86,18 +86,23 @@ def most_loaded_stage(ctx, t, per_layer: dict) -> dict:
     """stage_memory of the most loaded pipeline rank of each plan, with that rank in 'stage'.
 
     Rank 0 is evaluated for every plan, then rank r for the plans with pp > r (numpy over those
-    rows): sum(pp) row evaluations in all. Ties keep the lower rank."""
+    rows): sum(pp) row evaluations in all. Ties keep the lower rank. Only each rank's total is kept
+    while scanning; the full parts of a plan whose peak is rank r > 0 are then taken from one more
+    evaluation of rank r over those plans (row-wise, so the same numbers)."""
     n = len(t["pp"])
     best = {k: np.array(np.broadcast_to(v, (n,))) for k, v in stage_memory(ctx, t, "first", per_layer).items()}
-    best["stage"] = np.zeros(n, dtype=np.int64)
+    total, stage = best["total"].copy(), np.zeros(n, dtype=np.int64)
     for r in range(1, int(t["pp"].max()) if n else 1):
         rows = np.nonzero(t["pp"] > r)[0]
-        sub = {k: v[rows] for k, v in t.items()}
-        cand = stage_memory(ctx, sub, np.full(len(rows), r), _rows(per_layer, rows))
-        pick = cand["total"] > best["total"][rows]
+        cand = stage_memory(ctx, _rows(t, rows), np.full(len(rows), r), _rows(per_layer, rows))["total"]
+        pick = cand > total[rows]
+        total[rows[pick]], stage[rows[pick]] = cand[pick], r
+    for r in np.unique(stage[stage > 0]).tolist():
+        rows = np.nonzero(stage == r)[0]
+        cand = stage_memory(ctx, _rows(t, rows), np.full(len(rows), r), _rows(per_layer, rows))
         for k, v in cand.items():
-            best[k][rows] = np.where(pick, v, best[k][rows])
-        best["stage"][rows] = np.where(pick, r, best["stage"][rows])
+            best[k][rows] = v
+    best["stage"] = stage
     return best
 
 
