@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 from planner.estimate import table as T
-from planner.estimate import compute, memory, pipeline
+from planner.estimate import bands, compute, memory, pipeline
 from planner.estimate.evaluate import Context, evaluate_table, memory_verdict, result_row
 from planner.frameworks.rules import RULES, framework_mask
 from planner.search.rank import TIE, TIGHT_PENALTY, order, pareto_mask
@@ -223,12 +223,18 @@ FIRST_BATCH = 2_048  # plans evaluated first, by best bound, to set the pruning 
 
 
 def _fits_memory(ctx, t: dict) -> np.ndarray:
-    """True where the plan's memory verdict is fits or tight (GPU, host RAM and NVMe), in chunks."""
+    """True where the plan's memory verdict is fits or tight (GPU, host RAM and NVMe), in chunks.
+    A plan whose most loaded rank so far is already out of memory (its optimistic total, the total
+    over 1 + the band's upper error, above the GPU's memory: planner.estimate.evaluate.memory_verdict)
+    stays so whatever its other ranks hold, so they are not evaluated."""
     n = T.size(t)
     out = np.zeros(n, dtype=bool)
+    capacity = ctx.gpu.memory_gib * memory.GIB
     for lo in range(0, n, MEMORY_CHUNK):
         part = {k: v[lo:lo + MEMORY_CHUNK] for k, v in t.items()}
-        out[lo:lo + MEMORY_CHUNK] = memory_verdict(ctx, part, memory.memory(ctx, part))[0] < 2
+        hi = bands.band_arrays("memory", ctx.model.moe is not None, part)[1]
+        oom = lambda total, rows: total / (1 + hi[rows]) > capacity  # noqa: E731
+        out[lo:lo + MEMORY_CHUNK] = memory_verdict(ctx, part, memory.memory(ctx, part, oom))[0] < 2
     return out
 
 
