@@ -22,6 +22,7 @@ benchmarks/purchase_speed.py).
 from __future__ import annotations
 
 import multiprocessing
+import os
 import re
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
