@@ -40,8 +40,28 @@ importing OR-Tools (and pandas) at start-up (0.3 s). What replaced it:
   bound on a step-time lower bound, computed once per distinct compute input);
 - OR-Tools is imported when a search first needs it; purchase searches skip the memory counts.
 
-What remains, below: the memory verdict of every runnable plan (it gives the exact `feasible` count
-of the contract) is now the largest term; it lives in planner/estimate/memory*.py.
+Then memory became every pipeline rank's (sum(pp) stage evaluations per plan, not two), and the
+memory verdict of every runnable plan (the exact `feasible` count of the contract) took 70-85% of
+the search (DeepSeek-V3 on 2,048 H100: 12.8 s CPU whole process; most_loaded_stage alone 18 of 21.5 s
+under the profiler). Measured, and what changed:
+
+- evaluating memory once per distinct value of the columns it reads (as the step-time bound does)
+  gains nothing for a fixed batch: the plan table holds no two plans equal in those 16 columns
+  (1,519,488 distinct of 1,519,488 for DeepSeek-V3 / 2,048 H100), since ga follows from dp and mbs;
+  per term (model states, activations) the grouping costs more (np.unique per rank) than it saves;
+- middle ranks of equal layer composition differ by their micro-batches in flight, which the
+  accumulation never caps in these questions (989,739 distinct of 989,739 rank evaluations): no
+  rank can be skipped as a duplicate;
+- a plan whose most loaded rank so far is already out of memory (optimistic total above the GPU)
+  stays so: its other ranks are skipped in the verdict pass (same fits / feasible counts);
+- the rank scan keeps only each rank's total, and the parts of each plan's peak rank come from one
+  more evaluation of that rank (no per-key update per rank);
+- with several batches, plans that differ only in an accumulation count beyond the micro-batches in
+  flight share one memory verdict (9,197,049 -> 5,113,179 evaluations for the 131,072-GPU range).
+
+What remains, below: the every-rank memory of the plans that fit (each of their ranks must be
+evaluated for the exact count), and for the 131,072-GPU range the timing of ~1M plans the step-time
+bound (compute only; communication dominates there) cannot rule out.
 """
 
 

@@ -247,3 +247,19 @@ def test_best_plan_without_counts_equals_the_counted_search():
     fast = solve(sc, objective="time", top=3, counts=False)
     full = solve(sc, objective="time", top=3, exhaustive=True)
     assert fast["plans"] == full["plans"] and fast["feasible"] is None and full["feasible"] > 3
+
+
+@pytest.mark.parametrize("kw", [dict(model="llama-3.1-8b", nodes=2, gb={"min": 16, "max": 256}),
+                                dict(model="mixtral-8x7b", node="hgx-h100", nodes=2, gb={"min": 8, "max": 128})])
+def test_memory_verdict_shared_across_batches_equals_every_plan(kw):
+    """With several batches the search evaluates memory once per plan the memory model tells apart
+    (solver._ga_for_memory): the same fits/oom verdict as evaluating every plan."""
+    from planner.estimate.evaluate import Context, evaluate_table
+    from planner.search import solver
+
+    sc = scenario(**kw)
+    t, _ = candidate_table(sc)
+    ctx = Context(sc)
+    first, _ = solver._groups({**t, "ga": solver._ga_for_memory(t)}, solver._read_columns(solver._verdict, ctx))
+    assert len(first) < 0.8 * table.size(t)  # the shared path is the one under test
+    assert np.array_equal(solver._fits_memory(ctx, t), evaluate_table(ctx, t)["verdict"] < 2)

@@ -82,30 +82,43 @@ def _rows(d, rows):
     return {k: _rows(v, rows) if isinstance(v, dict) else (v[rows] if np.ndim(v) else v) for k, v in d.items()}
 
 
-def most_loaded_stage(ctx, t, per_layer: dict) -> dict:
+def most_loaded_stage(ctx, t, per_layer: dict, decided=None) -> dict:
     """stage_memory of the most loaded pipeline rank of each plan, with that rank in 'stage'.
 
     Rank 0 is evaluated for every plan, then rank r for the plans with pp > r (numpy over those
-    rows): sum(pp) row evaluations in all. Ties keep the lower rank."""
+    rows): sum(pp) row evaluations in all. Ties keep the lower rank. Only each rank's total is kept
+    while scanning; the full parts of a plan whose peak is rank r > 0 are then taken from one more
+    evaluation of rank r over those plans (row-wise, so the same numbers).
+
+    `decided(total, rows)` (optional) marks the plans whose verdict a total already settles (e.g. out
+    of memory: the peak can only be larger); their higher ranks are skipped, so their parts are
+    those of the most loaded rank evaluated, a lower bound, good only for that verdict."""
     n = len(t["pp"])
     best = {k: np.array(np.broadcast_to(v, (n,))) for k, v in stage_memory(ctx, t, "first", per_layer).items()}
-    best["stage"] = np.zeros(n, dtype=np.int64)
+    total, stage = best["total"].copy(), np.zeros(n, dtype=np.int64)
+    open_ = np.ones(n, dtype=bool) if decided is None else ~decided(total, np.arange(n))
     for r in range(1, int(t["pp"].max()) if n else 1):
-        rows = np.nonzero(t["pp"] > r)[0]
-        sub = {k: v[rows] for k, v in t.items()}
-        cand = stage_memory(ctx, sub, np.full(len(rows), r), _rows(per_layer, rows))
-        pick = cand["total"] > best["total"][rows]
+        rows = np.nonzero((t["pp"] > r) & open_)[0]
+        cand = stage_memory(ctx, _rows(t, rows), np.full(len(rows), r), _rows(per_layer, rows))["total"]
+        pick = cand > total[rows]
+        total[rows[pick]], stage[rows[pick]] = cand[pick], r
+        if decided is not None:
+            open_[rows[pick]] = ~decided(cand[pick], rows[pick])
+    for r in np.unique(stage[stage > 0]).tolist():
+        rows = np.nonzero(stage == r)[0]
+        cand = stage_memory(ctx, _rows(t, rows), np.full(len(rows), r), _rows(per_layer, rows))
         for k, v in cand.items():
-            best[k][rows] = np.where(pick, v, best[k][rows])
-        best["stage"][rows] = np.where(pick, r, best["stage"][rows])
+            best[k][rows] = v
+    best["stage"] = stage
     return best
 
 
-def memory(ctx, t) -> dict:
+def memory(ctx, t, decided=None) -> dict:
     """Per-GPU memory of the most loaded pipeline rank by part and group, its total, and host RAM /
-    NVMe per node (bytes; arrays over the plan table). 'stage' is that rank (0 = first)."""
+    NVMe per node (bytes; arrays over the plan table). 'stage' is that rank (0 = first).
+    `decided`: see most_loaded_stage (for a verdict only)."""
     per_layer = layer_activation_bytes(ctx, t, flash=flash_attention(ctx))
-    best = most_loaded_stage(ctx, t, per_layer)
+    best = most_loaded_stage(ctx, t, per_layer, decided)
     host = host_parts(ctx, t, best)
     best.update(host)
     best["host_per_node"] = sum(host[k] for k in HOST_PARTS)

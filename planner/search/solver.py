@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 from planner.estimate import table as T
-from planner.estimate import compute, memory, pipeline
+from planner.estimate import bands, compute, memory, pipeline
 from planner.estimate.evaluate import Context, evaluate_table, memory_verdict, result_row
 from planner.frameworks.rules import RULES, framework_mask, unbuildable
 from planner.search.rank import TIE, TIGHT_PENALTY, order, pareto_mask, preferred, ranking_rule
@@ -224,13 +224,48 @@ MEMORY_CHUNK = 262_144  # rows per memory pass: bounds the peak memory of the la
 FIRST_BATCH = 2_048  # plans evaluated first, by best bound, to set the pruning threshold
 
 
+def _verdict(ctx, t: dict) -> np.ndarray:
+    return memory_verdict(ctx, t, memory.memory(ctx, t))[0]
+
+
+def _ga_for_memory(t: dict) -> np.ndarray:
+    """The accumulation steps as the memory model tells them apart: the stored micro-batches in flight
+    are min(chunks, ga x vpp) / vpp on every rank (in_flight_microbatches), at most rank 0's count,
+    so every ga at or above cap = max(2, ceil(rank 0's count with ga unbounded)) gives the same
+    memory except where ga enters otherwise: the `ga > 1` tests (kept by the 2) and torchtitan's
+    receive buffers, one per micro-batch (pipelining_recv_bytes: ga kept as is)."""
+    from planner.estimate.memory_terms_stage import in_flight_microbatches
+
+    unbounded = in_flight_microbatches({"pp": t["pp"], "vpp": t["vpp"], "ga": np.full_like(t["ga"], 2**40)}, "first")
+    cap = np.maximum(np.ceil(unbounded).astype(np.int64), 2)
+    return np.where(t["framework"] == T.FRAMEWORKS.index("torchtitan"), t["ga"], np.minimum(t["ga"], cap))
+
+
 def _fits_memory(ctx, t: dict) -> np.ndarray:
-    """True where the plan's memory verdict is fits or tight (GPU, host RAM and NVMe), in chunks."""
-    n = T.size(t)
+    """True where the plan's memory verdict is fits or tight (GPU, host RAM and NVMe), in chunks.
+    With several global batches, plans that differ only in an accumulation count the memory does
+    not tell apart (_ga_for_memory) share one evaluation (the columns the verdict reads: _read_columns).
+    A plan whose most loaded rank so far is already out of memory (its optimistic total, the total
+    over 1 + the band's upper error, above the GPU's memory: planner.estimate.evaluate.memory_verdict)
+    stays so whatever its other ranks hold, so they are not evaluated."""
+    if len(ctx.scenario.training.batches) > 1 and T.size(t):
+        first, inverse = _groups({**t, "ga": _ga_for_memory(t)}, _read_columns(_verdict, ctx))
+        if len(first) < 0.8 * T.size(t):
+            return _fits_memory_rows(ctx, t, first)[inverse]
+    return _fits_memory_rows(ctx, t, None)
+
+
+def _fits_memory_rows(ctx, t: dict, rows) -> np.ndarray:
+    """_fits_memory of the rows `rows` of t (None: all), taken one chunk at a time."""
+    n = T.size(t) if rows is None else len(rows)
     out = np.zeros(n, dtype=bool)
+    capacity = ctx.gpu.memory_gib * memory.GIB
     for lo in range(0, n, MEMORY_CHUNK):
-        part = {k: v[lo:lo + MEMORY_CHUNK] for k, v in t.items()}
-        out[lo:lo + MEMORY_CHUNK] = memory_verdict(ctx, part, memory.memory(ctx, part))[0] < 2
+        pick = slice(lo, lo + MEMORY_CHUNK) if rows is None else rows[lo:lo + MEMORY_CHUNK]
+        part = {k: v[pick] for k, v in t.items()}
+        hi = bands.band_arrays("memory", ctx.model.moe is not None, part)[1]
+        oom = lambda total, idx: total / (1 + hi[idx]) > capacity  # noqa: E731
+        out[lo:lo + MEMORY_CHUNK] = memory_verdict(ctx, part, memory.memory(ctx, part, oom))[0] < 2
     return out
 
 
