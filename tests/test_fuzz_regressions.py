@@ -245,12 +245,14 @@ def test_empty_or_control_output_paths(tmp_path, path):
 
 
 def test_purchase_searches_capped(tmp_path):
+    # 100 clusters x 256 counts x 2 workloads = 51,200 searches: above the cap (one workload's sweep is not)
     clusters = "".join(f"  - {{name: c{i}, node: hgx-h100, nodes: {{min: 1, max: 256}}, cloud: {{}}}}\n"
-                       for i in range(10))
-    p = write(tmp_path, "p.yaml", f"clusters:\n{clusters}workloads:\n"
-              "  - {name: w, model: llama-3.1-8b, seq_len: 4096, global_batch: 64, tokens: 1.0e9}\n")
+                       for i in range(100))
+    work = "".join(f"  - {{name: w{i}, model: llama-3.1-8b, seq_len: 4096, global_batch: 64, tokens: 1.0e9}}\n"
+                   for i in range(2))
+    p = write(tmp_path, "p.yaml", f"clusters:\n{clusters}workloads:\n{work}")
     r = run("validate", p)
-    assert r.exit_code == 2 and "plan searches" in r.output and "2560" in r.output
+    assert r.exit_code == 2 and "plan searches" in r.output and "51200" in r.output
 
 
 @pytest.mark.skipif(not __import__("os").path.exists("/dev/zero"), reason="needs /dev/zero")
