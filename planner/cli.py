@@ -328,14 +328,16 @@ def compare(purchases, budget, vary, as_json, csv_path, report_path, force, work
 @click.option("--json", "as_json", is_flag=True, help="print the JSON result")
 @click.option("--top", type=click.IntRange(1, 10000), help="number of plans to show (default: the scenario's top)")
 @click.option("--objective", type=click.Choice(["cost", "latency", "gpus", "throughput"]), help="ranking objective")
-@click.option("--emit", "emit_dir", type=click.Path(file_okay=False),
+@click.option("--emit", "emit_dir", type=click.Path(file_okay=False), callback=_path,
               help="also write the engine launch files of the top plans to DIR/rank1, DIR/rank2, ...")
-@click.option("--report", "report_path", type=click.Path(dir_okay=False), help="also write an HTML report")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False), callback=_path, help="also write an HTML report")
 @click.option("--force", is_flag=True, help="write into a non-empty --emit directory, replace an existing --report")
 def serve(scenario, plan_text, as_json, top, objective, emit_dir, report_path, force):
     """Rank inference deployments of a serving SCENARIO (or estimate one --plan)."""
     from planner.serve.cli_glue import run_serve
 
+    if emit_dir and report_path and Path(report_path).absolute() == Path(emit_dir).absolute():
+        raise InputError("--report and --emit name the same path", file=report_path)
     code = run_serve(scenario, plan_text, as_json, top, objective, emit_dir, report_path, force, out, err)
     if code:
         sys.exit(code)

@@ -7,7 +7,6 @@ import pytest
 from planner.errors import InputError
 from planner.estimate import comm, memory, table
 from planner.estimate.evaluate import Context, estimate, evaluate_table
-from planner.estimate.memory import GIB
 from planner.frameworks import launch, megatron, torchtitan
 from planner.frameworks.rules import framework_problems
 from planner.search.solver import candidate_table

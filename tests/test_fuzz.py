@@ -14,7 +14,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st

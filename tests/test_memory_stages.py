@@ -8,7 +8,7 @@ from planner.estimate import memory, table
 from planner.estimate.evaluate import Context
 from planner.estimate.memory_terms_stage import in_flight_microbatches, stage_layers
 
-from test_memory import raw_table, scenario
+from test_memory import scenario
 
 
 def one_by_one(ctx, plan: dict):

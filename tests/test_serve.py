@@ -1,7 +1,6 @@
 """planner serve: serving spec errors, exact KV / weight bytes, search contract, --plan, infeasible."""
 
 import json
-import time
 
 import numpy as np
 import pytest
@@ -67,9 +66,7 @@ def test_mxfp4_quantises_the_experts_only():
 
 
 def test_search_contract_and_slo():
-    t0 = time.perf_counter()
     r = run("serve", SERVE_70B, "--json")
-    took = time.perf_counter() - t0
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
     assert out["plans"] and out["evaluated"] >= out["feasible"] > 0
@@ -84,7 +81,6 @@ def test_search_contract_and_slo():
         assert p["throughput"]["output_tokens_per_s"] == pytest.approx(40 * 512, rel=1e-6)
     costs = [p["cost"]["usd_per_million_output_tokens"] for p in out["plans"]]
     assert costs == sorted(costs)
-    assert took < 20  # generous on a loaded 2-core machine; benchmarks measure the real time
 
 
 def test_plan_estimate_and_fp8_kv_fits_more():

@@ -58,6 +58,9 @@ def _problems(m, mt: str) -> list[str]:
         out.append(f"{mt} cannot put biases on q/k/v alone")
     if m.sliding_window and mt not in ("mistral", "mixtral"):
         out.append(f"{mt} has no sliding_window here")
+    if m.sliding_window and m.sliding_window_layers is not None and m.sliding_window_layers < m.layers:
+        out.append(f"sliding_window_layers {m.sliding_window_layers} of {m.layers}: {mt}'s config.json puts the "
+                   "window on every layer")
     return out
 
 

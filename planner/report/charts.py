@@ -199,17 +199,6 @@ def _idle_segments(tl: dict) -> list[list[tuple[float, float]]]:
     return out
 
 
-def _busy_spans(tl: dict, stage: int) -> list[tuple[float, float]]:
-    """(start, length) of the stretches in which `stage` runs tasks back to back."""
-    spans: list[list[float]] = []
-    for a, b in _stage_spans(tl)[stage]:
-        if spans and a - spans[-1][1] <= 1e-12 * tl["makespan_s"]:
-            spans[-1][1] = max(spans[-1][1], b)
-        else:
-            spans.append([a, b])
-    return [(a, b - a) for a, b in spans]
-
-
 # A window with more tasks than this is drawn as busy stretches and idle gaps, not task by task
 # (deep pipelines: 32 stages x 64 micro-batches would be thousands of bars and numbers).
 DETAIL_TASKS = 600

@@ -47,7 +47,7 @@ def explain_serving(sc, t: dict, ev: dict) -> dict:
                 fixes.append({"change": f"allow search.weights {lighter[0]}",
                               "why": "fewer bytes per weight"})
         return {"reasons": reasons, "fixes": fixes}
-    ok_mem = fits & (ev["batch"] >= 1 - 1e-9)
+    ok_mem = fits & (ev["batch_cap"] >= 1 - 1e-9)
     stable = ok_mem & ev["stable"]
     if s.mode == "rate" and not stable.any():
         per_gpu = np.where(ok_mem, ev["capacity_tok_s"] / ev["gpus"], 0).max()

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from planner.arch import attention_params, mlp_params, model_stats, norm_params
+from planner.arch import attention_params, model_stats
 from planner.serve import engines as E
 
 # Memory the engines keep outside weights, activations and KV. Assumed, not measured here:

@@ -33,6 +33,8 @@ def parse_serve_plan(text: str, sc) -> dict:
             near = difflib.get_close_matches(k, FIELDS, n=1)
             hint = f"; did you mean '{near[0]}'?" if near else ""
             raise InputError(f"unknown plan key '{k}' (expected one of {', '.join(FIELDS)}){hint}", key="--plan")
+        if k in given:
+            raise InputError(f"plan key '{k}' given twice", key="--plan")
         given[k] = v
     row: dict = {}
     row["engine"] = _choice("engine", given.get("engine", sc.search.engines[0]), E.ENGINE_NAMES)

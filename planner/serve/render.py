@@ -68,6 +68,6 @@ def render_one(r: dict, console) -> None:
     console.print(f"memory per GPU: weights {m['weights_gib']:.1f} GiB, KV cache {m['kv_cache_gib']:.1f} GiB, "
                   f"workspace {m['workspace_gib']:.1f} GiB, graphs+context {m['other_gib']:.1f} GiB "
                   f"of {m['capacity_gib']:.1f} GiB ({m['verdict']})", soft_wrap=True)
-    console.print(f"TTFT p50 {lat['ttft_ms']['p50']} ms, TPOT p50 {lat['tpot_ms']['p50']} ms; "
+    console.print(f"TTFT p50 {_num(lat['ttft_ms']['p50'], ',.0f')} ms, TPOT p50 {_num(lat['tpot_ms']['p50'], '.1f')} ms; "
                   f"output {r['throughput']['output_tokens_per_s']:,.0f} tokens/s; "
                   f"{'meets' if r['feasible'] else 'does not meet'} the scenario's targets", soft_wrap=True)

@@ -77,7 +77,7 @@ def batch_sweep(scenario, plans: list[dict]) -> list[dict]:
     t = {k: np.array([row[k] for row in rows]) for k in rows[0]}
     ev = evaluate(offline, t)
     owner = np.array(owner)
-    ok = (ev["mem"]["verdict"] < 2) & (ev["batch"] >= 1 - 1e-9)
+    ok = (ev["mem"]["verdict"] < 2) & (ev["batch_cap"] >= 1 - 1e-9)
     per_gpu = ev["out_tok_s"] / ev["gpus"]
     tpot = ev["tpot"]["p50"] * 1e3
     return [{"batch": t["max_batch"][(owner == i) & ok], "tok_s_gpu": per_gpu[(owner == i) & ok],

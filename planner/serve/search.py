@@ -138,7 +138,7 @@ def _order(ev, out_mean: float, objective: str) -> np.ndarray:
 
 
 def feasible_mask(sc, ev) -> np.ndarray:
-    ok = (ev["mem"]["verdict"] < 2) & ev["stable"] & ev["meets_slo"] & (ev["batch"] >= 1 - 1e-9)
+    ok = (ev["mem"]["verdict"] < 2) & ev["stable"] & ev["meets_slo"] & (ev["batch_cap"] >= 1 - 1e-9)
     if sc.budget.max_usd_per_hour is not None:
         ok &= ~(ev["usd_per_hour"] > sc.budget.max_usd_per_hour)
     return ok

@@ -8,7 +8,7 @@ A scenario file holds either a `training:` block (planner.spec.scenario) or a `s
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
@@ -22,8 +22,6 @@ WeightScheme = Literal["bf16", "fp16", "fp8", "int8", "nvfp4", "mxfp4", "int4-aw
 KVScheme = Literal["bf16", "fp16", "fp8"]
 ServeObjective = Literal["cost", "latency", "gpus", "throughput"]
 ENGINES = ("vllm", "sglang", "trtllm")
-WEIGHTS = ("bf16", "fp16", "fp8", "int8", "nvfp4", "mxfp4", "int4-awq", "int4-gptq")
-KV = ("bf16", "fp16", "fp8")
 SERVE_PLAN_FIELDS = ("engine", "weights", "kv_cache", "tp", "pp", "ep", "replicas", "max_batch",
                      "max_batched_tokens")
 
@@ -39,7 +37,10 @@ class TokenMoments(Strict):
         return self
 
 
-TokenCount = PosInt | TokenMoments | list[tuple[PosInt, PosFloat]]
+# A share is a relative weight (normalised by the sum); bounded so that sums stay finite.
+TokenCount = (Annotated[PosInt, Field(le=2**24)] | TokenMoments
+              | Annotated[list[tuple[Annotated[PosInt, Field(le=2**24)], Annotated[PosFloat, Field(le=1e6)]]],
+                          Field(min_length=1, max_length=10_000)])
 
 
 def token_stats(value) -> tuple[float, float]:
@@ -125,10 +126,6 @@ class ServingScenario(Strict):
         if not isinstance(self.cluster.nodes, int):
             raise ValueError("cluster.nodes: a serving scenario takes one node count (the GPUs available)")
         return self
-
-
-def is_serving(data) -> bool:
-    return isinstance(data, dict) and "serving" in data
 
 
 def load_serving_scenario(path: str | Path) -> ServingScenario:
