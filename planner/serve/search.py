@@ -66,9 +66,10 @@ def layouts(sc) -> np.ndarray:
     cb = _Collector([tp, pp, ep, reps])
     solver.Solve(model, cb)
     rows = np.array(sorted(set(cb.rows)), dtype=np.int64).reshape(-1, 4)
-    if sc.serving.mode != "rate":  # without a rate, only the largest replica count matters for cost
-        keep = rows[:, 3] == g // (rows[:, 0] * rows[:, 1])
-        rows = rows[keep]
+    if sc.serving.mode == "offline":  # maximum throughput: only the largest replica count matters for cost
+        rows = rows[rows[:, 3] == g // (rows[:, 0] * rows[:, 1])]
+    elif sc.serving.mode == "concurrency":  # replicas beyond the concurrent requests would stand idle
+        rows = rows[rows[:, 3] <= sc.serving.concurrency]
     return rows
 
 
