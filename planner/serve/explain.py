@@ -39,8 +39,12 @@ def explain_serving(sc, t: dict, ev: dict) -> dict:
                            f"({need[best] / E.GIB:.0f} GiB), and {g} GPU(s) are available"
                            if n > g else f"no layout leaves room for the KV cache of one sequence "
                            f"of {s.input_tokens} + {s.output_tokens} tokens")
-            fixes.append({"change": f"use at least {max(n * 2, 2)} GPUs (cluster.nodes or budget.max_gpus)",
-                          "why": "weights split over more GPUs leave room for the KV cache"})
+            if n > g or max(n * 2, 2) > g:
+                fixes.append({"change": f"use at least {max(n * 2, 2)} GPUs (cluster.nodes or budget.max_gpus)",
+                              "why": "weights split over more GPUs leave room for the KV cache"})
+            else:  # enough GPUs: the sequence itself is too long for what is left
+                fixes.append({"change": "shorten input_tokens + output_tokens, or allow search.kv_cache fp8",
+                              "why": "the KV cache of one sequence does not fit beside the weights"})
             lighter = [x for x in ("fp8", "nvfp4", "int4-awq") if x not in sc.search.weights
                        and E.compute_precision(x, gpu)]
             if lighter:

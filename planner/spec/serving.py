@@ -125,7 +125,22 @@ class ServingScenario(Strict):
     def _check(self):
         if not isinstance(self.cluster.nodes, int):
             raise ValueError("cluster.nodes: a serving scenario takes one node count (the GPUs available)")
+        from planner.spec.load import position_problem
+
+        longest = _longest(self.serving.input_tokens) + _longest(self.serving.output_tokens)
+        problem = position_problem(self.model, int(longest))
+        if problem:
+            raise ValueError(f"serving: input + output tokens ({longest:g}): {problem}")
         return self
+
+
+def _longest(value) -> float:
+    """The longest token count a TokenCount names (its p90 for {mean, p90})."""
+    if isinstance(value, int):
+        return float(value)
+    if isinstance(value, TokenMoments):
+        return value.p90
+    return float(max(t for t, _ in value))
 
 
 def load_serving_scenario(path: str | Path) -> ServingScenario:
