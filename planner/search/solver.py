@@ -19,6 +19,7 @@ from planner.estimate import bands, compute, memory, pipeline
 from planner.estimate.evaluate import Context, evaluate_table, memory_verdict, result_row
 from planner.frameworks.rules import RULES, framework_mask, unbuildable
 from planner.search.rank import TIE, TIGHT_PENALTY, order, pareto_mask, preferred, ranking_rule
+from planner.search.cpsat import all_solutions
 from planner.search.space import all_layouts, domains, with_etp
 
 INT_FIELDS = ("tp", "pp", "cp", "ep", "vpp", "dp", "mbs", "ga")
@@ -89,22 +90,12 @@ def _device_grid(dom: dict, n: int, batches: tuple[int, ...]) -> np.ndarray:
         used = sum(b * _prime_exponents(v).get(p, 0) for k in MODEL_FIELDS for v, b in pick[k].items())
         model.Add(used <= ne.get(p, 0))
         model.Add(used >= ne.get(p, 0) - max(be.get(p, 0) for be in batch_exp))
-    solver = cp_model.CpSolver()
-    solver.parameters.enumerate_all_solutions = True
-    solver.parameters.num_workers = 1
     bits = [b for k in MODEL_FIELDS for b in pick[k].values()]
     values = np.array([v for k in MODEL_FIELDS for v in pick[k]], dtype=np.int64)
-    rows: list[list[bool]] = []
-
-    class Collector(cp_model.CpSolverSolutionCallback):
-        def on_solution_callback(self):
-            rows.append([self.BooleanValue(b) for b in bits])
-
-    solver.Solve(model, Collector())
-    if not rows:
+    chosen = all_solutions(model, bits).astype(bool)  # one true bit per field in every row, fields in order
+    if not len(chosen):
         return np.zeros((0, len(GRID_FIELDS)), dtype=np.int64)
-    chosen = np.array(rows, dtype=bool)  # one true bit per field in every row, fields in order
-    grid = np.broadcast_to(values, chosen.shape)[chosen].reshape(len(rows), len(MODEL_FIELDS))
+    grid = np.broadcast_to(values, chosen.shape)[chosen].reshape(len(chosen), len(MODEL_FIELDS))
     dp = n // grid.prod(axis=1)
     grid = np.column_stack([grid, dp])[np.isin(dp, dom["dp"])]
     return np.unique(grid, axis=0)

@@ -60,11 +60,6 @@ class ModelFacts:
     attn_dim_decode: float   # MLA decodes in the absorbed form: H x (2 kv_lora_rank + rope)
     ffn_per_token: float  # MLP width one token passes through (top_k experts + shared, or dense)
 
-    @property
-    def active_per_layer(self) -> float:
-        frac = self.top_k / self.experts if self.experts else 0.0
-        return self.attn + self.dense_mlp + self.shared + self.routed * frac
-
 
 def model_facts(m) -> ModelFacts:
     st = model_stats(m)

@@ -12,19 +12,10 @@ import numpy as np
 from ortools.sat.python import cp_model
 
 from planner.serve import engines as E
+from planner.search.cpsat import all_solutions
 from planner.serve.evaluate import evaluate, result_row
 
 POW2 = (1, 2, 4, 8, 16, 32, 64)
-
-
-class _Collector(cp_model.CpSolverSolutionCallback):
-    def __init__(self, variables):
-        super().__init__()
-        self._vars = variables
-        self.rows: list[tuple[int, ...]] = []
-
-    def on_solution_callback(self):
-        self.rows.append(tuple(self.Value(v) for v in self._vars))
 
 
 def _domains(sc) -> dict[str, list[int]]:
@@ -60,12 +51,7 @@ def layouts(sc) -> np.ndarray:
     # ep divides tp: tp = ep x moe_tp
     moe_tp = model.NewIntVar(1, max(d["tp"]), "moe_tp")
     model.AddMultiplicationEquality(tp, [ep, moe_tp])
-    solver = cp_model.CpSolver()
-    solver.parameters.enumerate_all_solutions = True
-    solver.parameters.num_workers = 1
-    cb = _Collector([tp, pp, ep, reps])
-    solver.Solve(model, cb)
-    rows = np.array(sorted(set(cb.rows)), dtype=np.int64).reshape(-1, 4)
+    rows = np.unique(all_solutions(model, [tp, pp, ep, reps]), axis=0)
     if sc.serving.mode == "offline":  # maximum throughput: only the largest replica count matters for cost
         rows = rows[rows[:, 3] == g // (rows[:, 0] * rows[:, 1])]
     elif sc.serving.mode == "concurrency":  # replicas beyond the concurrent requests would stand idle
