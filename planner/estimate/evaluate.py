@@ -108,7 +108,7 @@ def evaluate_table(ctx: Context, t: dict) -> dict:
         c = compute.stage_compute(t, unit, dense, moe, stage)
         cm = comm.stage_comm(unit_comm, dense, moe)
         cm["pp_comm"] = cm["pp_comm"] * pipeline.interleave_p2p_factor(t)
-        cm["tp_comm"] = comm.tp_exposed_s(ctx, t, cm["tp_comm"], c["layer_matmul_fwd"])
+        cm["tp_comm"] = comm.tp_exposed_s(ctx, t, cm["tp_comm"], c["layer_matmul_fwd"], cm["tp_fwd"])
         busy = c["forward"] + c["backward"] + c["recompute"]
         cm["ep_comm"] = comm.ep_exposed_s(ctx, t, cm["ep_comm"], busy)
         stage_s = busy + cm["tp_comm"] + cm["cp_comm"] + cm["ep_comm"] + cm["pp_comm"]
