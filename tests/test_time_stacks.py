@@ -26,15 +26,18 @@ def test_async_tp_hides_forward_collectives_only():
 
 
 def test_forward_share_of_tp_collectives():
-    """Forward-pass TP collectives per layer: 2 all-reduce equivalents (attention and MLP), 2 more
-    when the forward is recomputed (Shoeybi et al. 2019 Sec. 3); backward has 2 as well, plus the two
-    sequence-parallel re-gathers (Korthikanti et al. 2022 Sec. 4.2.2)."""
+    """TP collectives per layer in all-reduce equivalents: 2 in forward (attention and MLP), 2 more
+    when the forward is recomputed, 2 in backward (Shoeybi et al. 2019 Sec. 3). Megatron's sequence
+    parallelism adds two re-gathers in backward (Korthikanti et al. 2022 Sec. 4.2.2: only the sharded
+    input is saved); torchtitan's DTensor sequence parallelism saves the gathered input: none."""
     sc = scenario(nodes=1, seq=4096)
     ctx = Context(sc)
-    for rc, fwd_units in (("full", 4), ("none", 2)):
-        t = raw_table(framework="torchtitan", zero=3, tp=8, sp=True, recompute=rc)
-        unit = comm.layer_comm(ctx, t, np.zeros(1))
-        act = 2.0 * 4096 * sc.model.hidden
-        ar = comm.all_reduce_s(sc.cluster.node, act, 8, 1)
-        assert float(unit["tp_fwd_layer"][0]) == pytest.approx(fwd_units * float(ar))
-        assert float(unit["tp_layer"][0]) > float(unit["tp_fwd_layer"][0])
+    act = 2.0 * 4096 * sc.model.hidden
+    ar = float(comm.all_reduce_s(sc.cluster.node, act, 8, 1))
+    ag = float(comm.gather_s(sc.cluster.node, act, 8, 1))
+    for fw, zero, regather in (("torchtitan", 3, 0.0), ("megatron", 1, 2 * ag)):
+        for rc, fwd_units, all_units in (("full", 4, 6), ("none", 2, 4)):
+            t = raw_table(framework=fw, zero=zero, tp=8, sp=True, recompute=rc)
+            unit = comm.layer_comm(ctx, t, np.zeros(1))
+            assert float(unit["tp_fwd_layer"][0]) == pytest.approx(fwd_units * ar)
+            assert float(unit["tp_layer"][0]) == pytest.approx(all_units * ar + regather)

@@ -103,8 +103,12 @@ def layer_comm(ctx, t, attn_layer_fwd_s) -> dict:
     per_layer = all_reduce_s(node, act_bytes, tp, 1)
     # With SP the backward all-gathers each column-parallel input again for the weight gradient,
     # since only the sequence-sharded input was stored (Korthikanti et al. 2022 Sec. 4.2.2): two more
-    # all-gathers (half an all-reduce each) per layer.
-    regather = np.where(t["sp"], 2 * gather_s(node, act_bytes, tp, 1), 0.0)
+    # all-gathers (half an all-reduce each) per layer. torchtitan's sequence parallelism is DTensor
+    # redistribution (Shard -> Replicate before the column-parallel matmul): autograd saves the
+    # gathered input the matmul consumed, so its backward has no re-gather (and with full activation
+    # checkpointing the recomputed forward gathers again, counted in the 6 above).
+    regather = np.where(t["sp"] & (t["framework"] != T.FRAMEWORKS.index("torchtitan")),
+                        2 * gather_s(node, act_bytes, tp, 1), 0.0)
     tp_layer = per_layer * np.where(full_rc, 6, 4) + regather
     # the forward-pass share (forward and recomputed forward): what torchtitan's async TP can hide
     tp_fwd_layer = per_layer * np.where(full_rc, 4, 2)
@@ -162,12 +166,13 @@ def tp_exposed_s(ctx, t, tp_s, matmul_fwd_s, tp_fwd_s=None):
       * torchtitan async TP: torch.compile's micro-pipeline pass (torch/_inductor/fx_passes/
         micro_pipeline_tp.py) fuses an all-gather into the matmul consuming it along its row
         dimension, and a matmul into the reduce-scatter of its output. The forward pass has
-        exactly those pairs; backward does not: the weight-gradient GEMM contracts over the gathered
-        (sequence) dimension, so its re-gather cannot be split that way. Modelled: the forward and
-        recomputed-forward collectives (`tp_fwd_s`) hide behind the forward GEMMs (twice them with
-        full recompute), the backward ones stay exposed. The authors measured up to 20% faster
-        forward passes but 8% end to end on Llama 3 70B (PyTorch dev-discuss, 'Introducing Async
-        Tensor Parallelism in PyTorch', 2024), which a forward-only overlap explains;
+        exactly those pairs; in backward the row-parallel layer's gathered output gradient also
+        feeds the weight-gradient GEMM, which contracts over the gathered (sequence) dimension.
+        Modelled: the forward and recomputed-forward collectives (`tp_fwd_s`) hide behind the
+        forward GEMMs (twice them with full recompute), the backward ones stay exposed. The authors
+        measured up to 20% faster forward passes but only 8% end to end on Llama 3 70B (PyTorch
+        dev-discuss, 'Introducing Async Tensor Parallelism in PyTorch', 2024): no more than a
+        forward-only overlap gives;
       * DeepSpeed AutoTP: none."""
     if not ctx.scenario.runtime.tp_comm_overlap:
         return tp_s
