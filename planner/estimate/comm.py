@@ -55,10 +55,18 @@ def members_per_domain(node, size, stride):
 
 
 def gather_s(node, nbytes, size, stride):
-    """All-gather or reduce-scatter of a buffer of `nbytes` (the full, gathered size): NCCL runs these
-    as rings, whose bus bandwidth across nodes is the per-GPU NIC rate (nccl-tests multi-node
-    all_gather / reduce_scatter busbw stays near the NIC line rate): (n-1)/n x bytes on the slowest hop."""
-    bw, alpha = link(node, size, stride)
+    """All-gather or reduce-scatter of a buffer of `nbytes` (the full, gathered size) as an NCCL ring:
+    every rank sends (n-1)/n x bytes to its successor. Across scale-up domains the ring's crossing
+    hops carry that traffic, and NCCL spreads its channels so that the crossings leave through
+    different members' NICs (one NIC per GPU, rail-optimised fabric): the k members of a domain
+    share k NICs, bandwidth min(scale-up, k x NIC). One member per domain gives the per-GPU NIC
+    rate; eight give the node's eight NICs, which is why multi-node ring bus bandwidth on 8-GPU
+    nodes is about 8 x the per-NIC rate (e.g. 400-450 GB/s on DGX H100, 8 x NDR 400G: nccl-tests
+    expectations in cluster acceptance guides)."""
+    up, out = _rates(node)
+    k, crosses = topology.profile(node, size, stride)
+    bw = np.where(crosses, np.minimum(up, k * out), up)
+    alpha = np.where(crosses, ALPHA_OUT_S, ALPHA_IN_S)
     return np.where(size > 1, alpha + (size - 1) / size * nbytes / bw, 0.0)
 
 
