@@ -45,10 +45,17 @@ def _ffn_act(text: str) -> str:
     return "relu" if "relu" in t else "gelu"
 
 
+# torchtitan's benchmark H100s (Meta Grand Teton): "96GB HBM2e with 2.4 TB/sec peak memory bandwidth"
+# (pytorch/torchtitan benchmarks/llama3_h100_202412_torchtitan.md, Hardware); the catalog's h100-nvl
+# stand-in has HBM3 at 3.9 TB/s.
+GRAND_TETON_H100_HBM_TB_S = 2.4
+
+
 def node_of(run: dict):
     """(catalog node, note). Torchtitan's H100s are the 96 GB HBM2e, 500 W part (run notes: peak
     between SXM and NVL); the catalog's nearest entry with that memory and power class is h100-nvl,
-    placed in a DGX-H100 node (NVLink4 8-GPU, 400 Gb/s per GPU: the run's stated fabric)."""
+    with the HBM2e bandwidth the source states (GRAND_TETON_H100_HBM_TB_S), placed in a DGX-H100
+    node (NVLink4 8-GPU, 400 Gb/s per GPU: the run's stated fabric)."""
     gpu = run["hardware"]["gpu"]
     if "GB200" in gpu:
         return catalog_node("gb200-nvl72"), "gb200-nvl72"
@@ -57,8 +64,9 @@ def node_of(run: dict):
     if "H100" in gpu and "96GB" in gpu.replace(" ", ""):
         nd = catalog_node("dgx-h100")
         from planner.catalog import gpu as catalog_gpu
-        return nd.model_copy(update={"gpu": catalog_gpu("h100-nvl"), "name": "dgx-h100+h100-nvl"}), \
-            "dgx-h100 with h100-nvl (96 GB 500 W part)"
+        g = catalog_gpu("h100-nvl").model_copy(update={"hbm_tb_s": GRAND_TETON_H100_HBM_TB_S})
+        return nd.model_copy(update={"gpu": g, "name": "dgx-h100+h100-nvl"}), \
+            f"dgx-h100 with h100-nvl (96 GB 500 W part, HBM2e {GRAND_TETON_H100_HBM_TB_S} TB/s)"
     return catalog_node("dgx-h100"), "dgx-h100"
 
 

@@ -39,17 +39,33 @@ FLASH_BWD_FLOPS_RATIO = 2.5  # backward / forward FLOPs of flash attention (5 vs
 
 
 def peaks(gpu, t):
-    """(matmul FLOP/s achievable for linear layers, FLOP/s for attention/bf16 work, HBM bytes/s)."""
+    """(matmul FLOP/s achievable for linear layers, FLOP/s for attention/bf16 work, HBM bytes/s): the
+    burst MAMF rates times the row's `tensor_clock` (sustained_clock, set by
+    evaluate.with_tensor_clock; 1 = burst where the table has none). HBM bandwidth does not follow the
+    SM clock, so the traffic terms keep their rate."""
     def peak(p):
         v = gpu.peak_tflops(p)
         return (v or 0.0) * 1e12
 
     eff16 = gpu.matmul_efficiency.bf16 or DEFAULT_MAMF
     eff8 = gpu.matmul_efficiency.fp8 or gpu.matmul_efficiency.bf16 or DEFAULT_MAMF
+    clock = t["tensor_clock"] if "tensor_clock" in t else 1.0  # power-limited clocks: sustained_clock
     linear = np.array([peak("fp32") * eff16, peak("fp16") * eff16, peak("bf16") * eff16, peak("fp8") * eff8])
     half = np.array([peak("fp32"), peak("fp16"), peak("bf16"), peak("bf16")]) * eff16
     prec = t["precision"]
-    return linear[prec], half[prec], gpu.hbm_tb_s * 1e12 * HBM_EFFICIENCY, eff16
+    return linear[prec] * clock, half[prec] * clock, gpu.hbm_tb_s * 1e12 * HBM_EFFICIENCY, eff16
+
+
+def sustained_clock(sustained_fraction, busy_share):
+    """Tensor-core rate / burst rate of a training step under the board's power limit:
+    1 - (1 - sustained_fraction) x busy_share. The limiter holds the board's power at the limit
+    (NVML clock event reason 'SwPowerCap': clocks lowered so as not to exceed the power limit). A load
+    that computes all the time settles at the measured `sustained_fraction` (an H200 SXM looping a
+    bf16 GEMM: 0.825 of burst, benchmarks/host_device_results.md); time spent waiting on exposed
+    communication or in the pipeline bubble draws little power, so a step that computes only a share
+    `busy_share` of its time needs proportionally less cut (first order: power averaged over the
+    step, linear in the busy share). The uniform cut (busy_share = 1) is the other bound."""
+    return 1.0 - (1.0 - sustained_fraction) * busy_share
 
 
 def gemm_s(m_rows, k, n, flops_per_s, hbm_bytes_s, elem_bytes=2.0):
@@ -208,16 +224,15 @@ ROUTER_BYTES_PER_EXPERT = 16.0
 GEMM_TILE_ROWS = 128
 
 
-# Transformer Engine casts each linear layer's bf16 weight to FP8 on every forward (no weight cache
-# across micro-batches in Megatron's default path) and, because Hopper's FP8 tensor-core GEMMs take
-# only the TN layout, writes a transposed FP8 copy for the backward GEMMs as well (TE docs, "FP8
-# primer": columnwise/transposed FP8 data): read 2 bytes, write 1 + 1 per weight element.
+# Quantising a bf16 weight to FP8 reads 2 bytes and writes the FP8 copy plus, because Hopper's FP8
+# tensor-core GEMMs take only the TN layout, a transposed FP8 copy for the backward GEMMs (TE docs,
+# "FP8 primer": columnwise/transposed FP8 data): 1 + 1 per weight element.
 FP8_WEIGHT_CAST_BYTES = 4.0
 
 
 def fp8_weight_cast_s(ctx, t, moe_layer: bool, hbm):
-    """Seconds per micro-batch and layer to quantise this GPU's weights of one layer to FP8 (zero
-    for other precisions): its local weight elements x FP8_WEIGHT_CAST_BYTES / HBM bandwidth."""
+    """Seconds to quantise this GPU's weights of one layer to FP8 once (zero for other precisions):
+    its local weight elements x FP8_WEIGHT_CAST_BYTES / HBM bandwidth. How often: weight_casts_per_mb."""
     local = 0.0
     for mm in layer_matmuls(ctx.model, moe_layer):
         if mm.name == "router":
@@ -235,6 +250,16 @@ def fp8_weight_cast_s(ctx, t, moe_layer: bool, hbm):
 # FlashAttention-3, arXiv:2407.08608, abstract and Sec. 4.1). Backward keeps Dao 2023's ratio to forward.
 FA2_HOPPER_FWD_OF_PEAK = 0.35
 FA2_HOPPER_BWD_OF_PEAK = FA2_HOPPER_FWD_OF_PEAK * ATTN_BWD_OF_MAMF / ATTN_FWD_OF_MAMF
+
+
+def weight_casts_per_mb(t):
+    """FP8 weight quantisations per micro-batch forward. Megatron-Core's Transformer Engine layers
+    pass `is_first_microbatch` to TE (megatron/core/extensions/transformer_engine.py, TELinear and
+    TEGroupedLinear forward), which casts on the first micro-batch of a step and reuses the cached FP8
+    weight and its transpose for the others (TE Linear docs, `is_first_microbatch`): 1 / ga. With FP8
+    parameters (--fp8-param-gather) there is no cast at all, which this bounds. torchtitan (torchao
+    Float8Linear) and DeepSpeed cast on every forward: 1."""
+    return np.where(t["framework"] == MEG, 1.0 / np.maximum(t["ga"], 1), 1.0)
 
 
 def warpgroup_tensor_cores(gpu) -> bool:
@@ -289,11 +314,13 @@ def layer_costs(ctx, t) -> dict:
     for kind, moe_layer in (("dense", False), ("moe", True)):
         if moe_layer and not ctx.model.moe:
             out[f"{kind}_fwd"] = out[f"{kind}_matmul"] = out[f"{kind}_sac"] = out[f"{kind}_host"] = out[f"{kind}_mrc"] = 0.0
+            out[f"{kind}_wcast"] = 0.0
             continue
         mm, expert_mm = layer_matmul_fwd_s(ctx, t, tokens, moe_layer, linear_fps, hbm)
         ew = tokens * (elementwise_bytes_per_token(ctx, t, moe_layer)
                        + fp8_cast_bytes_per_token(ctx, t, moe_layer)) / hbm
-        ew = ew + fp8_weight_cast_s(ctx, t, moe_layer, hbm)
+        # weight quantisation: forward only (its output serves the backward GEMMs too)
+        out[f"{kind}_wcast"] = fp8_weight_cast_s(ctx, t, moe_layer, hbm) * weight_casts_per_mb(t)
         out[f"{kind}_fwd"], out[f"{kind}_matmul"] = mm + ew, mm
         # torchtitan op-level selective checkpointing: every second non-expert mm and every
         # elementwise op run again in backward; attention is saved.
@@ -331,10 +358,14 @@ def stage_compute(t, unit: dict, dense, moe, stage: str) -> dict:
     megatron = unit.get("core_attn_rc", 1.0) * attn_fwd + dense * unit.get("dense_mrc", 0.0) + moe * unit.get("moe_mrc", 0.0)
     selective = np.where(t["framework"] == TT, dense * unit["dense_sac"] + moe * unit["moe_sac"], megatron)
     # The host must issue every kernel: forward + backward is at least its launch time (host.py).
-    forward, backward = host_floor(fwd + attn_fwd + head, 2 * (fwd + head) + attn_bwd,
+    # FP8 weight quantisation runs in forward only; a recomputed forward casts again where the
+    # framework keeps no cached FP8 weight (weight_casts_per_mb).
+    wcast = dense * unit.get("dense_wcast", 0.0) + moe * unit.get("moe_wcast", 0.0)
+    forward, backward = host_floor(fwd + attn_fwd + head + wcast, 2 * (fwd + head) + attn_bwd,
                                    dense * unit["dense_host"] + moe * unit["moe_host"])
+    full = fwd + attn_fwd + np.where(t["framework"] == MEG, 0.0, wcast)
     return {"forward": forward, "backward": backward,
-            "recompute": np.where(rc == 2, fwd + attn_fwd, np.where(rc == 1, selective, 0.0)),
+            "recompute": np.where(rc == 2, full, np.where(rc == 1, selective, 0.0)),
             "attention_fwd": attn_fwd,
             "layer_matmul_fwd": dense * unit["dense_matmul"] + moe * unit["moe_matmul"]}
 

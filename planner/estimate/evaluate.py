@@ -97,9 +97,28 @@ class Context:
         return matmul_flops_per_token(self.model) + self.attention_fwd_flops_per_token
 
 
+def with_tensor_clock(ctx: Context, t: dict, mem: dict) -> dict:
+    """The plan table with each row's sustained tensor-core clock (column `tensor_clock`, read by
+    compute.peaks) on GPUs with a measured `sustained_tensor_fraction`: the step is timed once at
+    burst clocks, and the share of it the GPU computes gives compute.sustained_clock. Other GPUs: as
+    is (burst rates)."""
+    s = ctx.gpu.sustained_tensor_fraction
+    if not s:
+        return t
+    step, b = step_time(ctx, t, mem)
+    busy = np.clip((b["compute"] + b["recompute"]) / np.maximum(step, 1e-30), 0.0, 1.0)
+    return {**t, "tensor_clock": compute.sustained_clock(s, busy)}
+
+
 def evaluate_table(ctx: Context, t: dict) -> dict:
     """Every estimate for every row of the plan table, as arrays."""
     mem = memory.memory(ctx, t)
+    t = with_tensor_clock(ctx, t, mem)
+    return _evaluated(ctx, t, mem, *step_time(ctx, t, mem))
+
+
+def step_time(ctx: Context, t: dict, mem: dict):
+    """(step seconds, breakdown by term) of every row."""
     unit = compute.layer_costs(ctx, t)  # per layer: the same on every stage
     unit_comm = comm.layer_comm(ctx, t, unit["attn_fwd"])
     stages = {}
@@ -108,7 +127,7 @@ def evaluate_table(ctx: Context, t: dict) -> dict:
         c = compute.stage_compute(t, unit, dense, moe, stage)
         cm = comm.stage_comm(unit_comm, dense, moe)
         cm["pp_comm"] = cm["pp_comm"] * pipeline.interleave_p2p_factor(t)
-        cm["tp_comm"] = comm.tp_exposed_s(ctx, t, cm["tp_comm"], c["layer_matmul_fwd"])
+        cm["tp_comm"] = comm.tp_exposed_s(ctx, t, cm["tp_comm"], c["layer_matmul_fwd"], cm["tp_fwd"])
         busy = c["forward"] + c["backward"] + c["recompute"]
         cm["ep_comm"] = comm.ep_exposed_s(ctx, t, cm["ep_comm"], busy)
         stage_s = busy + cm["tp_comm"] + cm["cp_comm"] + cm["ep_comm"] + cm["pp_comm"]
@@ -136,6 +155,12 @@ def evaluate_table(ctx: Context, t: dict) -> dict:
         "optimizer": opt["optimizer"],
         "offload": opt["offload"],
     }
+    return step, breakdown
+
+
+def _evaluated(ctx: Context, t: dict, mem: dict, step, breakdown) -> dict:
+    """Throughput, FLOP rates, MFU, memory verdict and cost of every row from its step time."""
+    ga = t["ga"]
     gpus = t["dp"] * t["tp"] * t["pp"] * t["cp"]
     tokens_step = t["dp"] * t["mbs"] * ga * ctx.seq_len
     tps = tokens_step / step

@@ -44,6 +44,9 @@ class GPU(Strict):
     hbm_tb_s: PosFloat
     tflops: Peaks
     matmul_efficiency: MatmulEfficiency = MatmulEfficiency()
+    sustained_tensor_fraction: PosFloat | None = Field(
+        None, le=1.0, description="tensor-core rate a long training run sustains under the board power limit / the "
+        "burst rate (MAMF) of `matmul_efficiency`; None = not measured (the burst rate is used)")
     power_w: PosFloat | None = None
     host_link: str | None = None
     price: GPUPrice = GPUPrice()
