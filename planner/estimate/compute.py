@@ -122,8 +122,8 @@ def eager_mask(ctx, t):
 def elementwise_bytes_per_token(ctx, t, moe_layer: bool):
     """HBM bytes read + written per token by one layer's memory-bound operators (forward): 2 norms
     and 2 residual adds on the (sequence-parallel) hidden state, rotary on q and k, the FFN
-    activation; per routed copy for experts plus their permutation (8 h bytes per copy: gathered
-    into expert order before the all-to-all and back after it, read and written), and the router. Unfused
+    activation; per routed copy for experts plus their permutation (permutation_bytes_per_token),
+    and the router. Unfused
     (eager) kernels move more bytes: see the EAGER_* constants. A LayerNorm is one fused kernel in
     PyTorch too (torch.nn.functional.layer_norm)."""
     m = ctx.model
@@ -142,9 +142,24 @@ def elementwise_bytes_per_token(ctx, t, moe_layer: bool):
     act_b = np.where(eager, EAGER_SWIGLU_BYTES, FUSED_SWIGLU_BYTES) if m.ffn_act == "swiglu" else 4.0
     act = act_b * ffn / tp
     if moe_layer and m.moe:
-        act = act * m.moe.top_k + 8 * h * m.moe.top_k + (act_b * m.moe.shared_ffn / tp) \
+        act = act * m.moe.top_k + permutation_bytes_per_token(m, t) + (act_b * m.moe.shared_ffn / tp) \
             + ROUTER_BYTES_PER_EXPERT * m.moe.experts
     return residual + rope + act
+
+
+def permutation_bytes_per_token(m, t):
+    """HBM bytes per token (of the micro-batch, on one GPU) of Megatron-Core's all-to-all token
+    dispatcher in forward (megatron/core/transformer/moe/token_dispatcher.py,
+    MoEAlltoAllTokenDispatcher; fused permute kernels, 16-bit tokens): `permute` gathers each of this
+    rank's tokens/tp tokens into top_k expert-ordered copies (read 2kh, write 2kh bytes), and
+    `unpermute` reads the k returned copies and writes one merged token (2kh + 2h); with more than
+    one local expert, `sort_chunks_by_idxs` regroups the received rows by local expert after the
+    dispatch all-to-all and back before the combine (read + write 2kh each, on the etp x tokens/tp
+    rows the expert-tensor-parallel all-gather delivers):
+        (6kh + 2h + [local experts > 1] 8kh etp) / tp."""
+    k, h = m.moe.top_k, m.hidden
+    local = m.moe.experts / t["ep"]
+    return ((6 * k + 2) * h + np.where(local > 1, 8 * k * h * t["etp"], 0.0)) / t["tp"]
 
 
 def titan_sac_recomputed_share(m, moe_layer: bool) -> float:
@@ -289,12 +304,13 @@ def layer_costs(ctx, t) -> dict:
     for kind, moe_layer in (("dense", False), ("moe", True)):
         if moe_layer and not ctx.model.moe:
             out[f"{kind}_fwd"] = out[f"{kind}_matmul"] = out[f"{kind}_sac"] = out[f"{kind}_host"] = out[f"{kind}_mrc"] = 0.0
+            out[f"{kind}_expert"] = 0.0
             continue
         mm, expert_mm = layer_matmul_fwd_s(ctx, t, tokens, moe_layer, linear_fps, hbm)
         ew = tokens * (elementwise_bytes_per_token(ctx, t, moe_layer)
                        + fp8_cast_bytes_per_token(ctx, t, moe_layer)) / hbm
         ew = ew + fp8_weight_cast_s(ctx, t, moe_layer, hbm)
-        out[f"{kind}_fwd"], out[f"{kind}_matmul"] = mm + ew, mm
+        out[f"{kind}_fwd"], out[f"{kind}_matmul"], out[f"{kind}_expert"] = mm + ew, mm, expert_mm
         # torchtitan op-level selective checkpointing: every second non-expert mm and every
         # elementwise op run again in backward; attention is saved.
         out[f"{kind}_sac"] = titan_sac_recomputed_share(ctx.model, moe_layer) * (mm - expert_mm) + ew
