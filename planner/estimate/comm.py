@@ -214,13 +214,15 @@ def ep_overlap_pair_exposed_s(a2a_s, attn_fwd_s, mlp_fwd_s):
     return phase1 + phase2 + phase3 - (attn_fwd_s + 3 * mlp_fwd_s + attn_bwd)
 
 
-def ep_exposed_s(ctx, t, ep_s, moe_layers=None, a2a_s=None, attn_fwd_s=None, mlp_fwd_s=None):
+def ep_exposed_s(ctx, t, ep_s, moe_layers, a2a_s, attn_fwd_s, mlp_fwd_s):
     """Exposed expert-parallel communication of a micro-batch on a stage: all of it, or with
     `runtime.ep_comm_overlap` (Megatron-Core --overlap-moe-expert-parallel-comm) what the paired
     phases leave exposed (ep_overlap_pair_exposed_s) for the steady-state micro-batches, all of it
     for the warm-up / cool-down share (warmup_fraction) and for the two extra all-to-alls a full
-    recompute adds, plus contention on the hidden part."""
-    if not ctx.scenario.runtime.ep_comm_overlap or moe_layers is None:
+    recompute adds, plus contention on the hidden part. `ep_s`: the stage's EP seconds per
+    micro-batch (moe_layers x layer_comm's ep_moe_layer); `a2a_s`: one dispatch or combine; the
+    forward seconds of a MoE layer's pre-dispatch part and of its expert GEMMs."""
+    if not ctx.scenario.runtime.ep_comm_overlap:
         return ep_s
     paired = 1.0 - warmup_fraction(t)
     four = 4 * a2a_s * moe_layers

@@ -123,9 +123,8 @@ def elementwise_bytes_per_token(ctx, t, moe_layer: bool):
     """HBM bytes read + written per token by one layer's memory-bound operators (forward): 2 norms
     and 2 residual adds on the (sequence-parallel) hidden state, rotary on q and k, the FFN
     activation; per routed copy for experts plus their permutation (permutation_bytes_per_token),
-    and the router. Unfused
-    (eager) kernels move more bytes: see the EAGER_* constants. A LayerNorm is one fused kernel in
-    PyTorch too (torch.nn.functional.layer_norm)."""
+    and the router. Unfused (eager) kernels move more bytes: see the EAGER_* constants. A LayerNorm
+    is one fused kernel in PyTorch too (torch.nn.functional.layer_norm)."""
     m = ctx.model
     h, tp = m.hidden, t["tp"]
     eager = eager_mask(ctx, t)
@@ -156,7 +155,9 @@ def permutation_bytes_per_token(m, t):
     one local expert, `sort_chunks_by_idxs` regroups the received rows by local expert after the
     dispatch all-to-all and back before the combine (read + write 2kh each, on the etp x tokens/tp
     rows the expert-tensor-parallel all-gather delivers):
-        (6kh + 2h + [local experts > 1] 8kh etp) / tp."""
+        (6kh + 2h + [local experts > 1] 8kh etp) / tp.
+    torchtitan's all-to-all MoE moves the same copies (gather into expert order, regroup after the
+    all-to-all, scatter-add back): the same count is used for every framework."""
     k, h = m.moe.top_k, m.hidden
     local = m.moe.experts / t["ep"]
     return ((6 * k + 2) * h + np.where(local > 1, 8 * k * h * t["etp"], 0.0)) / t["tp"]
