@@ -128,3 +128,28 @@ def test_expert_gemms_never_beat_deepgemm_and_lose_more_on_small_groups():
     assert all(0.5 <= r <= 1.05 for r in ratios.values()), ratios
     for n, k in ((4096, 7168), (7168, 2048)):
         assert ratios[(256, n, k)] < ratios[(512, n, k)] < ratios[(4096, n, k)]
+
+
+def test_per_expert_fp8_quantisation_kernels_hand_worked():
+    """Qwen3-30B-A3B, EP8 (16 local experts), 2 grouped expert modules, input + output gradient each:
+    current scaling 2 x 2 x 16 x 3 (amax, scale, cast) = 192 kernels; delayed scaling one fused
+    multi-tensor cast per tensor = 4; bf16 and torchtitan none. The host pays 6.5 us for each."""
+    base = scenario(model="qwen3-30b-a3b", nodes=2, gb=64)
+    plans = ["framework=megatron,precision=fp8,tp=1,pp=1,dp=16,ep=8,recompute=none,mbs=1",
+             "framework=megatron,precision=bf16,tp=1,pp=1,dp=16,ep=8,recompute=none,mbs=1",
+             "framework=torchtitan,precision=fp8,tp=1,pp=1,dp=16,ep=8,zero=3,recompute=none,mbs=1"]
+    got = {}
+    for recipe in ("current", "delayed"):
+        sc = base.model_copy(update={"runtime": base.runtime.model_copy(update={"fp8_recipe": recipe})})
+        t = table.from_plans([parse_plan(p).resolved(sc) for p in plans])
+        got[recipe] = compute.expert_quant_kernels(Context(sc), t)
+    assert list(got["current"]) == [192, 0, 0]
+    assert list(got["delayed"]) == [4, 0, 0]
+    sc = base.model_copy(update={"runtime": base.runtime.model_copy(update={"fp8_recipe": "current"})})
+    t = table.from_plans([parse_plan(plans[0]).resolved(sc)])
+    t_bf16 = table.from_plans([parse_plan(plans[1]).resolved(sc)])
+    ctx = Context(sc)
+    no = np.array([False])
+    fp8_host, bf16_host = host.layer_host_s(ctx, t, True, no)[0], host.layer_host_s(ctx, t_bf16, True, no)[0]
+    # fp8 adds one quantisation op per linear module (3 linears + 2 expert modules) and the 192 launches
+    assert fp8_host - bf16_host == pytest.approx(5 * host.HOST_OP_FWD_BWD_S + 192 * host.HOST_LAUNCH_S)

@@ -215,6 +215,28 @@ def fp8_cast_bytes_per_token(ctx, t, moe_layer: bool):
     return np.where(t["precision"] == 3, FP8_CAST_BYTES[ctx.scenario.runtime.fp8_recipe] * elems, 0.0)
 
 
+# Transformer Engine's GroupedLinear quantises each local expert's input (forward) and output
+# gradient (backward) separately (tex.split_quantize -> multi_tensor_quantize_impl,
+# transformer_engine/pytorch/csrc/extensions/cast.cpp at v2.9): with delayed scaling one fused
+# multi-tensor cast-transpose kernel covers all experts; with current scaling every expert's tensor
+# goes through Float8CurrentScalingQuantizer::quantize_impl (csrc/quantizer.cpp): amax, scale from
+# amax and cast, 3 kernels each.
+FP8_CURRENT_QUANT_KERNELS = 3
+
+
+def expert_quant_kernels(ctx, t):
+    """FP8 quantisation kernels of one MoE layer's grouped expert modules per micro-batch,
+    forward and backward (Megatron, fp8; zero otherwise): per module, input and output gradient,
+    3 per local expert with current scaling, one fused kernel with delayed scaling."""
+    m = ctx.model
+    if not m.moe:
+        return np.zeros(T.size(t))
+    modules = sum(1 for mm in layer_matmuls(m, True) if mm.name.startswith("expert"))
+    local = m.moe.experts / t["ep"]
+    per_tensor = local * FP8_CURRENT_QUANT_KERNELS if ctx.scenario.runtime.fp8_recipe == "current" else 1.0
+    return np.where((t["framework"] == MEG) & (t["precision"] == 3), modules * 2 * per_tensor, 0.0)
+
+
 # Router (Megatron-Core TopKRouter): logits computed and normalised in fp32: logits written (4),
 # read by softmax / sigmoid which writes scores (4 + 4), read by top-k (4) per expert and token.
 ROUTER_BYTES_PER_EXPERT = 16.0
@@ -311,6 +333,10 @@ def layer_costs(ctx, t) -> dict:
         ew = tokens * (elementwise_bytes_per_token(ctx, t, moe_layer)
                        + fp8_cast_bytes_per_token(ctx, t, moe_layer)) / hbm
         ew = ew + fp8_weight_cast_s(ctx, t, moe_layer, hbm)
+        if moe_layer:
+            # each per-expert quantisation kernel costs at least a launch and tail on the GPU; the
+            # forward carries a third of forward + backward (backward = 2 x forward)
+            ew = ew + expert_quant_kernels(ctx, t) * GEMM_LAUNCH_S / 3
         out[f"{kind}_fwd"], out[f"{kind}_matmul"], out[f"{kind}_expert"] = mm + ew, mm, expert_mm
         # torchtitan op-level selective checkpointing: every second non-expert mm and every
         # elementwise op run again in backward; attention is saved.

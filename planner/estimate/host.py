@@ -28,7 +28,8 @@ token_dispatcher.py MoEAlltoAllTokenDispatcher, fused router and permute kernels
   * metadata ops without a backward (MOE_METADATA_OPS = 12, at the bare launch cost): tokens per
     expert, input splits, the all-gather of every rank's counts, the local-expert slice and 3 sums,
     4 device-to-host copies of the splits and the event the host waits on before the all-to-all.
-FP8 adds one quantisation kernel per linear input.
+FP8 adds one quantisation kernel per linear input, and in Megatron's grouped expert modules the
+per-expert quantisation kernels of compute.expert_quant_kernels, launched from C++ (HOST_LAUNCH_S).
 
 This is a floor only: the measured costs are plain PyTorch; Megatron's backward runs in the C++
 autograd engine as well, so real host time is at or below this for the same kernel count.
@@ -63,6 +64,10 @@ def layer_host_s(ctx, t, moe_layer: bool, eager):
     experts_local = ctx.model.moe.experts / t["ep"] if (moe_layer and ctx.model.moe) else 0.0
     ops = np.where(eager, EAGER_LAYER_OPS, FUSED_LAYER_OPS) + (MOE_AUTOGRAD_OPS if moe_layer else 0)
     metadata = MOE_METADATA_OPS * HOST_LAUNCH_S if moe_layer else 0.0
+    if moe_layer:
+        from planner.estimate.compute import expert_quant_kernels
+
+        metadata = metadata + expert_quant_kernels(ctx, t) * HOST_LAUNCH_S
     fp8_quant = np.where(t["precision"] == 3, linears + expert_modules, 0)
     return (linears * HOST_LINEAR_FWD_BWD_S
             + expert_modules * (HOST_LINEAR_FWD_BWD_S + experts_local * 3 * HOST_LAUNCH_S)
