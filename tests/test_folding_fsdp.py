@@ -62,8 +62,7 @@ def test_ep_all_to_all_runs_over_the_ranks_the_group_crosses():
     sc = scenario(model="mixtral-8x7b", nodes=4, gb=64)
     ctx = Context(sc)
     t = table.from_plans([resolved(sc, f"tp=2,dp=16,ep=8,etp={e},recompute=none") for e in (2, 1)])
-    lc = comm.layer_comm(ctx, t, np.zeros(2))
-    unit, one = lc["ep_moe_layer"], lc["ep_a2a"]
+    unit, one = comm.layer_comm(ctx, t, np.zeros(2))["ep_moe_layer"], comm.ep_dispatch_s(ctx, t)
     tokens = 4096
     a2a = 2.0 * tokens * sc.model.moe.top_k * sc.model.hidden / 2
     # etp = 2 adds the dispatcher's all-gather / reduce-scatter of the received tokens over the etp pair

@@ -84,11 +84,12 @@ def test_ep_overlap_exposes_between_contention_and_everything():
     uc = comm.layer_comm(ctx, t, unit["attn_fwd"])
     moe = np.array([7.0])
     ep_s = moe * uc["ep_moe_layer"]
-    exposed = comm.ep_exposed_s(ctx, t, ep_s, moe, uc["ep_a2a"], unit["moe_fwd"] - unit["moe_expert"]
+    one = comm.ep_dispatch_s(ctx, t)
+    exposed = comm.ep_exposed_s(ctx, t, ep_s, moe, one, unit["moe_fwd"] - unit["moe_expert"]
                                 + unit["attn_fwd"], unit["moe_expert"])
     assert comm.TP_OVERLAP_CONTENTION * ep_s[0] < exposed[0] < ep_s[0]
     assert exposed[0] > 0.2 * ep_s[0]
-    off = comm.ep_exposed_s(Context(base), t, ep_s, moe, uc["ep_a2a"], unit["moe_fwd"], unit["moe_expert"])
+    off = comm.ep_exposed_s(Context(base), t, ep_s, moe, one, unit["moe_fwd"], unit["moe_expert"])
     assert off[0] == pytest.approx(ep_s[0])
 
 

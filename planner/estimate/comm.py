@@ -124,18 +124,28 @@ def layer_comm(ctx, t, attn_layer_fwd_s) -> dict:
     # Expert parallel all-to-all: dispatch and combine, forward and backward (4 per MoE layer), over
     # the EP group of Megatron-Core's expert grid (order etp-ep-edp-pp: ep ranks etp apart, so with
     # etp = 1 the group runs over consecutive ranks of tp x cp x dp).
-    ep_layer = ep_one = 0.0
+    ep_layer = 0.0
     if m.moe:
-        # the busiest rank sends and receives moe_load_imbalance times the balanced share
-        a2a_bytes = 2.0 * tokens * m.moe.top_k * m.hidden / tp * ctx.scenario.runtime.moe_load_imbalance
-        ep_one = all_to_all_s(node, a2a_bytes, ep, t["etp"]) + expert_tp_gather_s(node, a2a_bytes, t["etp"])
-        ep_layer = ep_one * np.where(full_rc, 6, 4) + moe_metadata_s(node, ep, t["etp"])
+        ep_layer = ep_dispatch_s(ctx, t) * np.where(full_rc, 6, 4) + moe_metadata_s(node, ep, t["etp"])
 
     # Pipeline send/recv of the boundary activation, forward and backward.
     bw, a = link(node, pp, tp * cp * dp)
     p2p_bytes = 2.0 * tokens * m.hidden / np.where(t["sp"], tp, 1)
     pp_s = np.where(pp > 1, 2 * (a + p2p_bytes / bw), 0.0)
-    return {"tp_layer": tp_layer, "cp_layer": cp_layer, "ep_moe_layer": ep_layer, "ep_a2a": ep_one, "pp_comm": pp_s}
+    return {"tp_layer": tp_layer, "cp_layer": cp_layer, "ep_moe_layer": ep_layer, "pp_comm": pp_s}
+
+
+def ep_dispatch_s(ctx, t):
+    """Seconds of one MoE dispatch (or combine) per micro-batch: the all-to-all of this rank's
+    routed copies (tokens x top_k x hidden / tp, 16-bit; the busiest rank sends and receives
+    moe_load_imbalance times the balanced share) plus, with etp > 1, the expert-tensor-parallel
+    all-gather (or reduce-scatter) of the received tokens. Zero for dense models."""
+    m = ctx.model
+    if not m.moe:
+        return np.zeros(T.size(t))
+    tokens = t["mbs"] * ctx.seq_len / t["cp"]
+    a2a_bytes = 2.0 * tokens * m.moe.top_k * m.hidden / t["tp"] * ctx.scenario.runtime.moe_load_imbalance
+    return all_to_all_s(ctx.node, a2a_bytes, t["ep"], t["etp"]) + expert_tp_gather_s(ctx.node, a2a_bytes, t["etp"])
 
 
 def expert_tp_gather_s(node, a2a_bytes, etp):

@@ -323,21 +323,21 @@ def layer_costs(ctx, t) -> dict:
     counts in `stage_compute`."""
     linear_fps, half_fps, hbm, _ = peaks(ctx.gpu, t)
     tokens = t["mbs"] * ctx.seq_len / t["cp"]
-    out = {}
+    out = {"dense_expert": 0.0, "moe_expert": 0.0}  # expert GEMM forward seconds (EP overlap phases)
     for kind, moe_layer in (("dense", False), ("moe", True)):
         if moe_layer and not ctx.model.moe:
             out[f"{kind}_fwd"] = out[f"{kind}_matmul"] = out[f"{kind}_sac"] = out[f"{kind}_host"] = out[f"{kind}_mrc"] = 0.0
-            out[f"{kind}_expert"] = 0.0
             continue
         mm, expert_mm = layer_matmul_fwd_s(ctx, t, tokens, moe_layer, linear_fps, hbm)
         ew = tokens * (elementwise_bytes_per_token(ctx, t, moe_layer)
                        + fp8_cast_bytes_per_token(ctx, t, moe_layer)) / hbm
         ew = ew + fp8_weight_cast_s(ctx, t, moe_layer, hbm)
+        out[f"{kind}_fwd"], out[f"{kind}_matmul"] = mm + ew, mm
         if moe_layer:
+            out[f"{kind}_expert"] = expert_mm
             # each per-expert quantisation kernel costs at least a launch and tail on the GPU; the
             # forward carries a third of forward + backward (backward = 2 x forward)
-            ew = ew + expert_quant_kernels(ctx, t) * GEMM_LAUNCH_S / 3
-        out[f"{kind}_fwd"], out[f"{kind}_matmul"], out[f"{kind}_expert"] = mm + ew, mm, expert_mm
+            out[f"{kind}_fwd"] = out[f"{kind}_fwd"] + expert_quant_kernels(ctx, t) * GEMM_LAUNCH_S / 3
         # torchtitan op-level selective checkpointing: every second non-expert mm and every
         # elementwise op run again in backward; attention is saved.
         out[f"{kind}_sac"] = titan_sac_recomputed_share(ctx.model, moe_layer) * (mm - expert_mm) + ew

@@ -112,7 +112,7 @@ def evaluate_table(ctx: Context, t: dict) -> dict:
         busy = c["forward"] + c["backward"] + c["recompute"]
         # EP overlap pairs a MoE layer's forward with another micro-batch's backward: the pre-dispatch
         # part (attention, router) and the expert GEMMs hide different all-to-alls (comm.ep_exposed_s)
-        cm["ep_comm"] = comm.ep_exposed_s(ctx, t, cm["ep_comm"], moe, unit_comm["ep_a2a"],
+        cm["ep_comm"] = comm.ep_exposed_s(ctx, t, cm["ep_comm"], moe, comm.ep_dispatch_s(ctx, t),
                                           unit["moe_fwd"] - unit["moe_expert"] + unit["attn_fwd"], unit["moe_expert"])
         stage_s = busy + cm["tp_comm"] + cm["cp_comm"] + cm["ep_comm"] + cm["pp_comm"]
         stages[stage] = (stage_s, c, cm)
