@@ -140,9 +140,7 @@ def layer_comm(ctx, t, attn_layer_fwd_s) -> dict:
     # etp = 1 the group runs over consecutive ranks of tp x cp x dp).
     ep_layer = 0.0
     if m.moe:
-        # the busiest rank sends and receives moe_load_imbalance times the balanced share
-        a2a_bytes = 2.0 * tokens * m.moe.top_k * m.hidden / tp * ctx.scenario.runtime.moe_load_imbalance
-        ep_layer = all_to_all_s(node, a2a_bytes, ep, t["etp"]) * np.where(full_rc, 6, 4)
+        ep_layer = ep_dispatch_s(ctx, t) * np.where(full_rc, 6, 4) + moe_metadata_s(node, ep, t["etp"])
 
     # Pipeline send/recv of the boundary activation, forward and backward.
     bw, a = link(node, pp, tp * cp * dp)
@@ -150,6 +148,41 @@ def layer_comm(ctx, t, attn_layer_fwd_s) -> dict:
     pp_s = np.where(pp > 1, 2 * (a + p2p_bytes / bw), 0.0)
     return {"tp_layer": tp_layer, "tp_fwd_layer": tp_fwd_layer, "cp_layer": cp_layer, "ep_moe_layer": ep_layer,
             "pp_comm": pp_s}
+
+
+def ep_dispatch_s(ctx, t):
+    """Seconds of one MoE dispatch (or combine) per micro-batch: the all-to-all of this rank's
+    routed copies (tokens x top_k x hidden / tp, 16-bit; the busiest rank sends and receives
+    moe_load_imbalance times the balanced share) plus, with etp > 1, the expert-tensor-parallel
+    all-gather (or reduce-scatter) of the received tokens. Zero for dense models."""
+    m = ctx.model
+    if not m.moe:
+        return np.zeros(T.size(t))
+    tokens = t["mbs"] * ctx.seq_len / t["cp"]
+    a2a_bytes = 2.0 * tokens * m.moe.top_k * m.hidden / t["tp"] * ctx.scenario.runtime.moe_load_imbalance
+    return all_to_all_s(ctx.node, a2a_bytes, t["ep"], t["etp"]) + expert_tp_gather_s(ctx.node, a2a_bytes, t["etp"])
+
+
+def expert_tp_gather_s(node, a2a_bytes, etp):
+    """Expert tensor parallelism (etp > 1) in Megatron-Core's all-to-all dispatcher
+    (megatron/core/transformer/moe/token_dispatcher.py, MoEAlltoAllTokenDispatcher workflow): after
+    the EP all-to-all the received tokens are all-gathered over the etp group ("dispatch
+    postprocess: AG(TP)"), and before the combine all-to-all the expert outputs are reduce-scattered
+    over it ("combine preprocess: RS(TP)"). Each rank holds `a2a_bytes` of routed tokens, so the
+    gathered buffer is etp x a2a_bytes; the etp ranks are consecutive (expert grid etp-ep-edp-pp).
+    One AG or RS: the caller counts 4 per layer (dispatch and combine, forward and backward)."""
+    return gather_s(node, etp * a2a_bytes, etp, 1)
+
+
+def moe_metadata_s(node, ep, etp):
+    """Seconds per MoE layer and micro-batch of the dispatcher's metadata exchange: before the
+    token all-to-all each rank all-gathers every rank's per-expert token counts over the tp x ep
+    group (MoEAlltoAllTokenDispatcher.preprocess, gather_from_sequence_parallel_region of
+    num_local_tokens_per_expert) and copies the splits to the host, a latency-bound collective
+    (a few hundred bytes): one alpha of the group's slowest hop, forward only (backward reuses the
+    splits)."""
+    _, alpha = link(node, ep * etp, 1)
+    return np.where(ep * etp > 1, alpha, 0.0)
 
 
 def stage_comm(unit: dict, dense, moe) -> dict:
@@ -193,14 +226,52 @@ def tp_exposed_s(ctx, t, tp_s, matmul_fwd_s, tp_fwd_s=None):
     return tp_s - hidden + TP_OVERLAP_CONTENTION * hidden
 
 
-def ep_exposed_s(ctx, t, ep_s, busy_s):
-    """Exposed expert-parallel all-to-all of a micro-batch: all of it, or with
-    `runtime.ep_comm_overlap` what exceeds the compute of the micro-batch it overlaps with (the
-    schedules pair one micro-batch's forward with another's backward), plus contention."""
+def warmup_fraction(t):
+    """Share of a stage's micro-batch forwards that run before its first backward (warm-up) in
+    Megatron's 1F1B schedules: pp - 1 on the first stage without interleaving, 2(pp - 1) +
+    (vpp - 1) pp model-chunk forwards with it (megatron/core/pipeline_parallel/schedules.py,
+    num_warmup_microbatches on rank 0), out of ga x vpp; one micro-batch without a pipeline (the
+    EP-overlap schedule pairs micro-batch i + 1's forward with micro-batch i's backward)."""
+    vpp = np.maximum(t["vpp"], 1)
+    warm = np.where(t["pp"] == 1, 1, np.where(vpp > 1, 2 * (t["pp"] - 1) + (vpp - 1) * t["pp"], t["pp"] - 1))
+    return np.minimum(1.0, warm / (t["ga"] * vpp))
+
+
+def ep_overlap_pair_exposed_s(a2a_s, attn_fwd_s, mlp_fwd_s):
+    """Exposed all-to-all seconds of one MoE layer when its forward runs beside another
+    micro-batch's backward of the same layer, as Megatron-Core's EP-overlap schedule pairs them
+    (--overlap-moe-expert-parallel-comm; megatron/core/models/common/model_chunk_schedule_plan.py,
+    TransformerLayerSchedulePlan.run): three phases, communication stream | computation stream,
+        combine_bwd               | pre-dispatch forward (attention, router, permute)
+        dispatch_fwd, dispatch_bwd | mlp backward (dgrad, wgrad), mlp forward
+        combine_fwd               | pre-dispatch backward
+    each taking the longer of its two streams; the mlp forward waits for dispatch_fwd and
+    dispatch_bwd for the mlp dgrad. `a2a_s` is one dispatch or combine, backward = 2 x forward
+    compute. Returns the phases' time beyond their compute."""
+    attn_bwd = 2 * attn_fwd_s
+    phase1 = np.maximum(a2a_s, attn_fwd_s)
+    m = mlp_fwd_s
+    phase2 = np.maximum(np.maximum(2 * m, a2a_s) + m, np.maximum(a2a_s, m) + a2a_s)
+    phase3 = np.maximum(a2a_s, attn_bwd)
+    return phase1 + phase2 + phase3 - (attn_fwd_s + 3 * mlp_fwd_s + attn_bwd)
+
+
+def ep_exposed_s(ctx, t, ep_s, moe_layers, a2a_s, attn_fwd_s, mlp_fwd_s):
+    """Exposed expert-parallel communication of a micro-batch on a stage: all of it, or with
+    `runtime.ep_comm_overlap` (Megatron-Core --overlap-moe-expert-parallel-comm) what the paired
+    phases leave exposed (ep_overlap_pair_exposed_s) for the steady-state micro-batches, all of it
+    for the warm-up / cool-down share (warmup_fraction) and for the two extra all-to-alls a full
+    recompute adds, plus contention on the hidden part. `ep_s`: the stage's EP seconds per
+    micro-batch (moe_layers x layer_comm's ep_moe_layer); `a2a_s`: one dispatch or combine; the
+    forward seconds of a MoE layer's pre-dispatch part and of its expert GEMMs."""
     if not ctx.scenario.runtime.ep_comm_overlap:
         return ep_s
-    hidden = np.minimum(ep_s, busy_s)
-    return ep_s - hidden + TP_OVERLAP_CONTENTION * hidden
+    paired = 1.0 - warmup_fraction(t)
+    four = 4 * a2a_s * moe_layers
+    pair = ep_overlap_pair_exposed_s(a2a_s, attn_fwd_s, mlp_fwd_s) * moe_layers
+    exposed = np.minimum(ep_s, ep_s - paired * (four - pair))
+    hidden = ep_s - exposed
+    return exposed + TP_OVERLAP_CONTENTION * hidden
 
 
 def dp_comm(ctx, t, mem, fwd_mb_s, bwd_mb_s) -> dict:

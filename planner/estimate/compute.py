@@ -138,10 +138,9 @@ def eager_mask(ctx, t):
 def elementwise_bytes_per_token(ctx, t, moe_layer: bool):
     """HBM bytes read + written per token by one layer's memory-bound operators (forward): 2 norms
     and 2 residual adds on the (sequence-parallel) hidden state, rotary on q and k, the FFN
-    activation; per routed copy for experts plus their permutation (8 h bytes per copy: gathered
-    into expert order before the all-to-all and back after it, read and written), and the router. Unfused
-    (eager) kernels move more bytes: see the EAGER_* constants. A LayerNorm is one fused kernel in
-    PyTorch too (torch.nn.functional.layer_norm)."""
+    activation; per routed copy for experts plus their permutation (permutation_bytes_per_token),
+    and the router. Unfused (eager) kernels move more bytes: see the EAGER_* constants. A LayerNorm
+    is one fused kernel in PyTorch too (torch.nn.functional.layer_norm)."""
     m = ctx.model
     h, tp = m.hidden, t["tp"]
     eager = eager_mask(ctx, t)
@@ -158,9 +157,26 @@ def elementwise_bytes_per_token(ctx, t, moe_layer: bool):
     act_b = np.where(eager, EAGER_SWIGLU_BYTES, FUSED_SWIGLU_BYTES) if m.ffn_act == "swiglu" else 4.0
     act = act_b * ffn / tp
     if moe_layer and m.moe:
-        act = act * m.moe.top_k + 8 * h * m.moe.top_k + (act_b * m.moe.shared_ffn / tp) \
+        act = act * m.moe.top_k + permutation_bytes_per_token(m, t) + (act_b * m.moe.shared_ffn / tp) \
             + ROUTER_BYTES_PER_EXPERT * m.moe.experts
     return residual + rope + act
+
+
+def permutation_bytes_per_token(m, t):
+    """HBM bytes per token (of the micro-batch, on one GPU) of Megatron-Core's all-to-all token
+    dispatcher in forward (megatron/core/transformer/moe/token_dispatcher.py,
+    MoEAlltoAllTokenDispatcher; fused permute kernels, 16-bit tokens): `permute` gathers each of this
+    rank's tokens/tp tokens into top_k expert-ordered copies (read 2kh, write 2kh bytes), and
+    `unpermute` reads the k returned copies and writes one merged token (2kh + 2h); with more than
+    one local expert, `sort_chunks_by_idxs` regroups the received rows by local expert after the
+    dispatch all-to-all and back before the combine (read + write 2kh each, on the etp x tokens/tp
+    rows the expert-tensor-parallel all-gather delivers):
+        (6kh + 2h + [local experts > 1] 8kh etp) / tp.
+    torchtitan's all-to-all MoE moves the same copies (gather into expert order, regroup after the
+    all-to-all, scatter-add back): the same count is used for every framework."""
+    k, h = m.moe.top_k, m.hidden
+    local = m.moe.experts / t["ep"]
+    return ((6 * k + 2) * h + np.where(local > 1, 8 * k * h * t["etp"], 0.0)) / t["tp"]
 
 
 def titan_sac_recomputed_share(m, moe_layer: bool) -> float:
@@ -213,6 +229,28 @@ def fp8_cast_bytes_per_token(ctx, t, moe_layer: bool):
         ffn, copies = m.moe.expert_ffn_hidden, m.moe.top_k
     elems = m.hidden + copies * m.hidden + m.heads * d_v / tp + copies * ffn / tp
     return np.where(t["precision"] == 3, FP8_CAST_BYTES[ctx.scenario.runtime.fp8_recipe] * elems, 0.0)
+
+
+# Transformer Engine's GroupedLinear quantises each local expert's input (forward) and output
+# gradient (backward) separately (tex.split_quantize -> multi_tensor_quantize_impl,
+# transformer_engine/pytorch/csrc/extensions/cast.cpp at v2.9): with delayed scaling one fused
+# multi-tensor cast-transpose kernel covers all experts; with current scaling every expert's tensor
+# goes through Float8CurrentScalingQuantizer::quantize_impl (csrc/quantizer.cpp): amax, scale from
+# amax and cast, 3 kernels each.
+FP8_CURRENT_QUANT_KERNELS = 3
+
+
+def expert_quant_kernels(ctx, t):
+    """FP8 quantisation kernels of one MoE layer's grouped expert modules per micro-batch,
+    forward and backward (Megatron, fp8; zero otherwise): per module, input and output gradient,
+    3 per local expert with current scaling, one fused kernel with delayed scaling."""
+    m = ctx.model
+    if not m.moe:
+        return np.zeros(T.size(t))
+    modules = sum(1 for mm in layer_matmuls(m, True) if mm.name.startswith("expert"))
+    local = m.moe.experts / t["ep"]
+    per_tensor = local * FP8_CURRENT_QUANT_KERNELS if ctx.scenario.runtime.fp8_recipe == "current" else 1.0
+    return np.where((t["framework"] == MEG) & (t["precision"] == 3), modules * 2 * per_tensor, 0.0)
 
 
 # Router (Megatron-Core TopKRouter): logits computed and normalised in fp32: logits written (4),
@@ -310,7 +348,7 @@ def layer_costs(ctx, t) -> dict:
     counts in `stage_compute`."""
     linear_fps, half_fps, hbm, _ = peaks(ctx.gpu, t)
     tokens = t["mbs"] * ctx.seq_len / t["cp"]
-    out = {}
+    out = {"dense_expert": 0.0, "moe_expert": 0.0}  # expert GEMM forward seconds (EP overlap phases)
     for kind, moe_layer in (("dense", False), ("moe", True)):
         if moe_layer and not ctx.model.moe:
             out[f"{kind}_fwd"] = out[f"{kind}_matmul"] = out[f"{kind}_sac"] = out[f"{kind}_host"] = out[f"{kind}_mrc"] = 0.0
@@ -322,6 +360,11 @@ def layer_costs(ctx, t) -> dict:
         # weight quantisation: forward only (its output serves the backward GEMMs too)
         out[f"{kind}_wcast"] = fp8_weight_cast_s(ctx, t, moe_layer, hbm) * weight_casts_per_mb(t)
         out[f"{kind}_fwd"], out[f"{kind}_matmul"] = mm + ew, mm
+        if moe_layer:
+            out[f"{kind}_expert"] = expert_mm
+            # each per-expert quantisation kernel costs at least a launch and tail on the GPU; the
+            # forward carries a third of forward + backward (backward = 2 x forward)
+            out[f"{kind}_fwd"] = out[f"{kind}_fwd"] + expert_quant_kernels(ctx, t) * GEMM_LAUNCH_S / 3
         # torchtitan op-level selective checkpointing: every second non-expert mm and every
         # elementwise op run again in backward; attention is saved.
         out[f"{kind}_sac"] = titan_sac_recomputed_share(ctx.model, moe_layer) * (mm - expert_mm) + ew

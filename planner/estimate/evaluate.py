@@ -129,7 +129,10 @@ def step_time(ctx: Context, t: dict, mem: dict):
         cm["pp_comm"] = cm["pp_comm"] * pipeline.interleave_p2p_factor(t)
         cm["tp_comm"] = comm.tp_exposed_s(ctx, t, cm["tp_comm"], c["layer_matmul_fwd"], cm["tp_fwd"])
         busy = c["forward"] + c["backward"] + c["recompute"]
-        cm["ep_comm"] = comm.ep_exposed_s(ctx, t, cm["ep_comm"], busy)
+        # EP overlap pairs a MoE layer's forward with another micro-batch's backward: the pre-dispatch
+        # part (attention, router) and the expert GEMMs hide different all-to-alls (comm.ep_exposed_s)
+        cm["ep_comm"] = comm.ep_exposed_s(ctx, t, cm["ep_comm"], moe, comm.ep_dispatch_s(ctx, t),
+                                          unit["moe_fwd"] - unit["moe_expert"] + unit["attn_fwd"], unit["moe_expert"])
         stage_s = busy + cm["tp_comm"] + cm["cp_comm"] + cm["ep_comm"] + cm["pp_comm"]
         stages[stage] = (stage_s, c, cm)
     slow_last = stages["last"][0] > stages["first"][0]
