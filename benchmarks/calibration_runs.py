@@ -52,6 +52,8 @@ def node_of(run: dict):
     gpu = run["hardware"]["gpu"]
     if "GB200" in gpu:
         return catalog_node("gb200-nvl72"), "gb200-nvl72"
+    if "B200" in gpu:
+        return catalog_node("dgx-b200"), "dgx-b200"
     if "A100" in gpu:
         return catalog_node("dgx-a100-80gb"), "dgx-a100-80gb"
     if "H100" in gpu and "96GB" in gpu.replace(" ", ""):
@@ -85,6 +87,8 @@ def model_of(run: dict, assumed: list[str]) -> ModelSpec:
                      "shared_experts": moe.get("shared_experts") or 0,
                      "dense_layers": moe.get("dense_layers") or 0,
                      "router_bias": moe.get("router_score") == "sigmoid"}
+        if moe.get("capacity_factor"):
+            kw["moe"]["capacity_factor"] = moe["capacity_factor"]
     if m.get("mla"):
         kw["mla"] = dict(m["mla"])
         kw["kv_heads"] = kw["head_dim"] = None
@@ -175,6 +179,10 @@ def runtime_of(run: dict, framework: str) -> dict:
         # Megatron-Bridge performance scripts (scripts/performance/utils/overrides.py):
         # cross_entropy_fusion_impl = "te"
         rt["cross_entropy_impl"] = "te"
+    # recipe settings a run file states as structured keys (benchmarks/recipe_runs.yaml header)
+    for key in ("recompute_modules", "activation_offload_layers", "keep_fp8_transpose_cache"):
+        if p.get(key) is not None and key in Runtime.model_fields and framework == "megatron":
+            rt[key] = p[key]
     if framework != "megatron":
         # torch.compile only where the run says so (torchtitan's and Composer's default is off)
         rt["compile"] = "compile" in tech

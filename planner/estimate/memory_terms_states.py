@@ -210,6 +210,12 @@ def model_state_parts(ctx, t, sp, stage) -> dict:
     # the optimizer), and only the transposed FP8 copy is cached beside them
     params = params - np.where(fp8_params, gemm_local_held(t, sp) * (wb - 1.0), 0.0)
     fp8_copies = np.where(te_fp8, gemm_local * np.where(fp8_params, FP8_COPY_BYTES - 1.0, FP8_COPY_BYTES), 0.0)
+    # Megatron-FSDP gathers each unit's weights for its use and frees them, FP8 copies and transposes with
+    # them (megatron_fsdp.py release hooks: fp8_discard_transpose_cache unless keep_fp8_transpose_cache);
+    # what is live is counted with the gathered units (memory_terms_runtime.fsdp_prefetch_bytes). Kept,
+    # the transposes cost 1 byte per parameter (Megatron-FSDP README, keep_fp8_transpose_cache).
+    keep_t = bool(getattr(getattr(ctx.scenario, "runtime", None), "keep_fp8_transpose_cache", False))
+    fp8_copies = np.where(te_fp8 & (zero >= 3), gemm_local * (1.0 if keep_t else 0.0), fp8_copies)
     fp8_scaling = np.where(te_fp8, fp8_gemms(ctx, sp, ep) * FP8_SCALING_BYTES_PER_GEMM, 0.0)
 
     # Offload. DeepSpeed: master, moments and the fp32 gradient partition live in pinned host memory
