@@ -1,0 +1,46 @@
+"""The published NVIDIA recipes of benchmarks/recipe_runs.yaml all ran: none may be predicted out of
+memory or above the GPU's memory (benchmarks/recipe_fits.py), and accuracy.py can include them."""
+
+import json
+import sys
+
+import pytest
+
+from conftest import ROOT
+
+RUNS = ROOT / "benchmarks" / "recipe_runs.yaml"
+
+
+def _module(name):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    return __import__(name)
+
+
+@pytest.fixture(scope="module")
+def rows():
+    fits = _module("recipe_fits")
+    runs = [r for r, _ in _module("accuracy").training_runs([RUNS])]
+    return [fits.fit_row(r) for r in runs]
+
+
+def test_the_run_file_is_wide(rows):
+    """30+ configurations: H100, B200 and GB200; dense and MoE; bf16 and fp8."""
+    assert len(rows) >= 30
+    assert {r["node"] for r in rows} >= {"dgx-h100", "dgx-b200", "gb200-nvl72"}
+    assert any("rc:" in r["plan"] and " bf16 " in r["plan"] for r in rows)
+    assert any("ep" in r["plan"].split()[0] or " ep" in r["plan"] for r in rows)
+
+
+def test_no_published_recipe_is_predicted_out_of_memory(rows):
+    bad = [(r["id"], r["verdict"], r["gib"]) for r in rows if r["gib"] is None or r["verdict"] == "oom"
+           or r["gib"] > r["capacity"]]
+    assert not bad
+
+
+@pytest.mark.skipif(not (ROOT.parent / "shared" / "calibration").exists(), reason="shared/calibration not present")
+def test_accuracy_can_include_the_recipes(tmp_path):
+    out = tmp_path / "wide.md"
+    assert _module("accuracy").main(["--with-recipes", "--out", str(out)]) == 0
+    ids = {r["id"] for r in json.loads(out.with_suffix(".json").read_text())["runs"]}
+    assert "mbridge25.11-b200-fp8cs-llama3-8b-8gpu" in ids and "mbridge25.11-h100-llama3-8b" in ids
+    assert not (tmp_path / "error_bands.yaml").exists()  # bands come from the calibration set only
