@@ -9,6 +9,8 @@ so that the report shows what the planner was told. The older Megatron runs of
 
 from __future__ import annotations
 
+import re
+
 from planner.arch import flops_per_token
 from planner.catalog import model as catalog_model
 from planner.catalog import node as catalog_node
@@ -99,9 +101,8 @@ def model_of(run: dict, assumed: list[str]) -> ModelSpec:
 
 def _recompute(run: dict, framework: str, assumed: list[str]) -> str:
     text = str(run["parallel"].get("recompute") or "").lower()
-    if "recompute_num_layers" in text:
-        assumed.append("recompute=none (partial full recompute of some layers not expressible)")
-        return "none"
+    if recompute_num_layers(run) is not None:
+        return "full"  # Megatron --recompute-method block (runtime.recompute_num_layers)
     if "full" in text:
         return "full"
     if "selective" in text:
@@ -112,6 +113,16 @@ def _recompute(run: dict, framework: str, assumed: list[str]) -> str:
     # leave it unset train without recompute.
     assumed.append("recompute=none")
     return "none"
+
+
+def recompute_num_layers(run: dict) -> int | None:
+    """N of a Megatron block recompute (`recompute_num_layers=N` in the run's recompute text, or the
+    structured key), else None."""
+    p = run["parallel"]
+    if p.get("recompute_num_layers") is not None:
+        return int(p["recompute_num_layers"])
+    m = re.search(r"recompute_num_layers\s*=\s*(\d+)", str(p.get("recompute") or ""))
+    return int(m.group(1)) if m else None
 
 
 def plan_of(run: dict, assumed: list[str]) -> dict:
@@ -179,6 +190,8 @@ def runtime_of(run: dict, framework: str) -> dict:
         # Megatron-Bridge performance scripts (scripts/performance/utils/overrides.py):
         # cross_entropy_fusion_impl = "te"
         rt["cross_entropy_impl"] = "te"
+    if framework == "megatron" and recompute_num_layers(run) is not None and "recompute_num_layers" in Runtime.model_fields:
+        rt["recompute_num_layers"] = recompute_num_layers(run)
     # recipe settings a run file states as structured keys (benchmarks/recipe_runs.yaml header)
     for key in ("recompute_modules", "activation_offload_layers", "keep_fp8_transpose_cache"):
         if p.get(key) is not None and key in Runtime.model_fields and framework == "megatron":

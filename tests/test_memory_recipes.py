@@ -86,3 +86,32 @@ def test_megatron_export_carries_offloading_and_the_transpose_cache():
     assert "--cpu-offloading-num-layers 12" in args and "--keep-fp8-transpose-cache" in args
     piped = parse_plan("framework=megatron,precision=fp8,dp=4,pp=2,zero=1,mbs=1,ga=32,recompute=none").resolved(sc)
     assert not any(a.startswith("--cpu-offloading") for a in megatron.megatron_args(sc, piped))
+
+
+def test_block_recompute_keeps_the_layers_it_does_not_recompute():
+    """--recompute-method block --recompute-num-layers 8 on 32 layers (pp 1): 8 layers keep their input
+    only, 24 keep everything; the recompute time is 8/32 of full recompute's; with pp 2 x vpp 2 the N
+    applies per chunk of 8 layers (all recomputed)."""
+    from planner.estimate.evaluate import estimate
+    from planner.spec import parse_plan
+
+    plan = dict(framework="megatron", precision="bf16", dp=8, zero=1, mbs=1, ga=16)
+    args = dict(model="llama-3.1-8b", nodes=1, seq=8192, gb=128)
+    block = mem(scenario(**args, runtime={"recompute_num_layers": 8}), **plan, recompute="full")
+    full = mem(scenario(**args), **plan, recompute="full")
+    none = mem(scenario(**args), **plan, recompute="none")
+    expected = 8 / 32 * float(full["activations.layers"][0]) + 24 / 32 * float(none["activations.layers"][0])
+    assert float(block["activations.layers"][0]) == pytest.approx(expected, rel=1e-9)
+    chunked = dict(plan, pp=2, vpp=2, dp=4, ga=32)
+    assert float(mem(scenario(**args, runtime={"recompute_num_layers": 8}), **chunked, recompute="full")["total"][0]) \
+        == pytest.approx(float(mem(scenario(**args), **chunked, recompute="full")["total"][0]), rel=1e-12)
+
+    text = "framework=megatron,precision=bf16,dp=8,zero=1,mbs=1,recompute=full"
+    sc_b, sc_f = scenario(**args, runtime={"recompute_num_layers": 8}), scenario(**args)
+    rb = estimate(sc_b, parse_plan(text).resolved(sc_b))["time"]["breakdown_s"]["recompute"]
+    rf = estimate(sc_f, parse_plan(text).resolved(sc_f))["time"]["breakdown_s"]["recompute"]
+    assert rb == pytest.approx(rf * 8 / 32, rel=1e-6)
+
+    from planner.frameworks import megatron
+    args_b = megatron.megatron_args(sc_b, parse_plan(text).resolved(sc_b))
+    assert "--recompute-method block" in args_b and "--recompute-num-layers 8" in args_b

@@ -256,7 +256,8 @@ def activation_parts(ctx, t, stage, per_layer: dict, sp: dict) -> dict:
       layers: stored per-layer activations x the stage's layers x micro-batches in flight
         (in_flight_microbatches) x the share not offloaded to the host (resident_layer_share), MoE
         dispatch/combine buffers excepted;
-      moe_dispatch_combine: those buffers of the stage's MoE layers (not stored under full recompute);
+      moe_dispatch_combine: those buffers of the stage's MoE layers (not stored under full recompute,
+        except in the layers Megatron's block method leaves out: runtime.recompute_num_layers);
       recompute_layer: under full recompute, one layer's full activations while it is recomputed in
         backward (Korthikanti Sec. 5: checkpoints plus one layer); under torchtitan's op-level
         selective checkpointing, the part of one layer its policy did not keep. On the stage that holds the loss only the part above logits_loss counts: the loss's
@@ -273,9 +274,14 @@ def activation_parts(ctx, t, stage, per_layer: dict, sp: dict) -> dict:
     tokens = t["mbs"] * ctx.seq_len / t["cp"]
     in_flight = in_flight_microbatches(t, stage)
 
+    from planner.estimate.recompute import full_recompute_share
+
+    share = full_recompute_share(ctx, t)  # Megatron block recompute: the other layers keep everything
+
     def pick(kind):
         d = per_layer[kind]
-        return np.where(rc == 0, d["none"], np.where(rc == 1, d["selective"], d["full"]))
+        full = share * d["full"] + (1.0 - share) * d["none"]
+        return np.where(rc == 0, d["none"], np.where(rc == 1, d["selective"], full))
 
     resident = resident_layer_share(ctx, t, sp["layers"])
     stored = (sp["dense"] * pick("dense") + sp["moe"] * pick("moe")) * in_flight * resident
@@ -286,8 +292,8 @@ def activation_parts(ctx, t, stage, per_layer: dict, sp: dict) -> dict:
 
     # not kept under full recompute, nor when Megatron's selective recompute checkpoints the MoE block
     moe_block = (rc == 1) & (t["framework"] == MEG) & ("moe" in recompute_modules(ctx))
-    dispatch = np.where((rc == 2) | moe_block, 0.0,
-                        sp["moe"] * moe_dispatch_bytes_per_token(ctx, t) * fold * tokens * in_flight * resident)
+    dispatch = np.where(moe_block, 0.0, np.where(rc == 2, 1.0 - share, 1.0)
+                        * sp["moe"] * moe_dispatch_bytes_per_token(ctx, t) * fold * tokens * in_flight * resident)
     biggest = np.maximum(np.where(sp["dense"] > 0, per_layer["dense"]["none"], 0.0),
                          np.where(sp["moe"] > 0, per_layer["moe"]["none"], 0.0))
     rank = pipeline_rank(t, stage)

@@ -211,7 +211,10 @@ def _training_args(scenario, f: dict) -> list[str]:
         if mods is not None:  # Megatron-Core >= 0.12 (default: core_attn)
             out.append("--recompute-modules " + " ".join(mods) if mods else "--recompute-modules")
     elif f["recompute"] == "full":
-        out += ["--recompute-granularity full", "--recompute-method uniform", "--recompute-num-layers 1"]
+        block = getattr(scenario.runtime, "recompute_num_layers", None)
+        out += ["--recompute-granularity full"] + (["--recompute-method uniform", "--recompute-num-layers 1"]
+                                                   if block is None else
+                                                   ["--recompute-method block", f"--recompute-num-layers {block}"])
     offload = getattr(scenario.runtime, "activation_offload_layers", 0)
     if offload and f["pp"] == 1 and f["recompute"] == "none":  # Megatron-Core refuses it otherwise
         out.append(f"--cpu-offloading-num-layers {min(offload, scenario.model.layers - 1)}")

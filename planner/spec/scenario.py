@@ -207,6 +207,11 @@ class Runtime(Strict):
         "input); layernorm: norm outputs where the norm is a separate module (MoE layers' pre-MLP norm, MLA's "
         "input norm); mla_up_proj: MLA's query/key/value up-projections; mlp: the dense MLP; moe: the whole "
         "MoE block; shared_experts: the shared experts")
+    recompute_num_layers: int | None = Field(
+        None, ge=1, le=100000, description="Megatron with recompute = full only: recompute just the first N layers "
+        "of each pipeline chunk (--recompute-method block --recompute-num-layers N, Megatron-Core recompute.py; "
+        "Megatron-Bridge recipes' recompute_num_layers); the other layers keep all their activations and are not "
+        "recomputed. null: every layer (--recompute-method uniform --recompute-num-layers 1)")
     activation_offload_layers: int = Field(
         0, ge=0, le=100000, description="Megatron only: transformer layers whose activations are offloaded to host "
         "memory (Megatron-Core cpu_offloading_num_layers with cpu_offloading_activations; Megatron-Bridge "
