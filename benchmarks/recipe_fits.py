@@ -7,7 +7,8 @@ for the calibration runs (benchmarks/calibration_runs.py).
 
 Every recipe ran, so a verdict of `oom`, or a predicted peak above the GPU's memory even when the
 error band keeps the verdict `tight`, is a defect of the memory model to explain; the report lists
-them first. Tokens/s per GPU are compared with the published figure (error = predicted/published - 1).
+them first. Tokens/s per GPU are compared with the published figure where the source gives one
+(error = predicted/published - 1); the rows of NeMo's recommended-config tables are memory checks only.
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ NOT_EXPRESSIBLE = [
     "MXFP8 rows are estimated as fp8 (per-tensor scaling); their 1-byte scale per 32 elements is not counted",
     "DeepSeek-V3 with MTP (B200 25.11): the MTP layer is left out; custom pipeline layouts "
     "(pipeline_model_parallel_layout Et|(tt|)*30mL) are not expressible, the uniform split is used",
+    "Pipeline splits that count the embedding and the loss as layers (Megatron account_for_embedding_in_pipeline_split / "
+    "account_for_loss_in_pipeline_split; NeMo's Qwen3-235B recipe: 94 layers on pp 8 x vp 12 = 96 chunks): rejected, "
+    "the planner's chunks hold transformer layers only",
     "CUDA graphs (cuda_graph_impl / scope) are recorded in the run file but not modelled: their static memory "
     "pools are not counted",
     "Nemotron-H / Nemotron 3 (Mamba hybrids): no state-space layers in the model spec",
@@ -47,7 +51,10 @@ NOT_EXPRESSIBLE = [
 def fit_row(run: dict) -> dict:
     """One run: plan, runtime, verdict, predicted and capacity GiB, tokens/s published and predicted."""
     sc, plan, node, assumed = calibration_runs.build(run)
-    published, _ = calibration_runs.published_tokens(run, sc.model)
+    me = run.get("measured") or {}
+    has_tokens = any(me.get(k) for k in ("iteration_time_s", "tflops_per_gpu", "tokens_per_sec_per_gpu",
+                                         "tokens_per_sec_total"))
+    published = calibration_runs.published_tokens(run, sc.model)[0] if has_tokens else None
     default = Runtime()
     runtime = ", ".join(f"{k}={v}" for k, v in sc.runtime.model_dump().items() if getattr(default, k) != v) or "-"
     row = {"id": run["id"], "release": run["source"].get("release", "-"), "node": node, "runtime": runtime,
@@ -64,7 +71,8 @@ def fit_row(run: dict) -> dict:
     text += f" zero{plan.zero} mbs{plan.mbs} ga{plan.ga} {plan.precision} rc:{plan.recompute}"
     predicted = r["throughput"]["tokens_per_s_per_gpu"]
     return {**row, "plan": text, "verdict": m["verdict"], "gib": m["per_gpu_gib"], "capacity": m["capacity_gib"],
-            "stage": m.get("most_loaded_rank"), "predicted": predicted, "error": predicted / published - 1}
+            "stage": m.get("most_loaded_rank"), "predicted": predicted,
+            "error": None if published is None else predicted / published - 1}
 
 
 def over_capacity(r: dict) -> bool:
@@ -75,11 +83,12 @@ def report(rows: list[dict], path: Path) -> str:
     ok = [r for r in rows if r["gib"] is not None]
     oom = [r for r in ok if r["verdict"] == "oom"]
     over = [r for r in ok if over_capacity(r) and r["verdict"] != "oom"]
-    errs = [abs(r["error"]) for r in ok]
-    high = [abs(r["error"]) for r in ok if r["confidence"] == "high"]
+    errs = [abs(r["error"]) for r in ok if r["error"] is not None]
+    high = [abs(r["error"]) for r in ok if r["error"] is not None and r["confidence"] == "high"]
     lines = ["# Published NVIDIA recipes through `planner estimate`", "",
              f"`python benchmarks/recipe_fits.py` on `{path.name}`: {len(rows)} published configurations "
-             f"(every one ran), {len(ok)} estimated.", "",
+             f"(every one ran), {len(ok)} estimated; {len(errs)} with a published throughput, the others "
+             "(NeMo recommended-config tables) are memory checks only.", "",
              f"**Predicted out of memory: {len(oom)}.** Predicted above the GPU's memory but `tight` within the "
              f"memory error band: {len(over)}. Fits: {sum(r['verdict'] == 'fits' for r in ok)}, "
              f"tight: {sum(r['verdict'] == 'tight' for r in ok)}.", "",
@@ -103,7 +112,7 @@ def report(rows: list[dict], path: Path) -> str:
         err = "-" if r["error"] is None else f"{100 * r['error']:+.1f}%"
         lines.append(f"| {r['id']} | {r['release']} | {r['node']} | {r['plan']} | {r['runtime']} | {r['assumed']} "
                      f"| {r['verdict']} | {gib} | {r['stage'] if r['stage'] is not None else '-'} "
-                     f"| {r['published']:,.0f} | {pred} | {err} |")
+                     f"| {'-' if r['published'] is None else format(r['published'], ',.0f')} | {pred} | {err} |")
     return "\n".join(lines) + "\n"
 
 
@@ -113,7 +122,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=HERE / "recipe_fits.md")
     args = ap.parse_args(argv)
     try:
-        runs = [r for r, _ in accuracy.training_runs([args.runs])]
+        runs = [r for r in (yaml.safe_load(args.runs.read_text()) or []) if isinstance(r, dict) and "parallel" in r]
         rows = [fit_row(r) for r in runs]
     except (OSError, yaml.YAMLError, KeyError, ValueError, TypeError) as exc:
         print(f"error: {args.runs}: {exc}", file=sys.stderr)

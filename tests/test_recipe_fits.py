@@ -18,23 +18,27 @@ def _module(name):
 
 @pytest.fixture(scope="module")
 def rows():
+    import yaml
+
     fits = _module("recipe_fits")
-    runs = [r for r, _ in _module("accuracy").training_runs([RUNS])]
-    return [fits.fit_row(r) for r in runs]
+    return [fits.fit_row(r) for r in yaml.safe_load(RUNS.read_text())]
 
 
 def test_the_run_file_is_wide(rows):
-    """30+ configurations: H100, B200 and GB200; dense and MoE; bf16 and fp8."""
-    assert len(rows) >= 30
+    """30+ configurations with a published throughput, more as memory checks: H100, B200 and GB200; dense
+    and MoE; bf16 and fp8."""
+    assert sum(r["published"] is not None for r in rows) >= 30
     assert {r["node"] for r in rows} >= {"dgx-h100", "dgx-b200", "gb200-nvl72"}
     assert any("rc:" in r["plan"] and " bf16 " in r["plan"] for r in rows)
     assert any("ep" in r["plan"].split()[0] or " ep" in r["plan"] for r in rows)
 
 
 def test_no_published_recipe_is_predicted_out_of_memory(rows):
-    bad = [(r["id"], r["verdict"], r["gib"]) for r in rows if r["gib"] is None or r["verdict"] == "oom"
-           or r["gib"] > r["capacity"]]
+    bad = [(r["id"], r["verdict"], r["gib"]) for r in rows if r["gib"] is not None and (r["verdict"] == "oom"
+                                                                                     or r["gib"] > r["capacity"])]
     assert not bad
+    # rejected only where the pipeline split counts embedding and loss as layers (listed as not expressible)
+    assert all("exceeds the" in r["verdict"] for r in rows if r["gib"] is None)
 
 
 @pytest.mark.skipif(not (ROOT.parent / "shared" / "calibration").exists(), reason="shared/calibration not present")
