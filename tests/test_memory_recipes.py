@@ -115,3 +115,26 @@ def test_block_recompute_keeps_the_layers_it_does_not_recompute():
     from planner.frameworks import megatron
     args_b = megatron.megatron_args(sc_b, parse_plan(text).resolved(sc_b))
     assert "--recompute-method block" in args_b and "--recompute-num-layers 8" in args_b
+
+
+@pytest.mark.parametrize("zero", [1, 3])
+def test_blackwell_keeps_no_fp8_weight_transposes(zero):
+    """Transformer Engine creates FP8 transposes only where FP8 GEMMs need the TN layout (compute
+    capability 9.0 here); on 10.0 (B200) the FP8 weight copy costs 1 byte per GEMM weight, nothing with
+    FP8 parameters; under Megatron-FSDP the live units hold 1 FP8 byte per parameter instead of 2."""
+    plan = dict(framework="megatron", precision="fp8", dp=8, zero=zero, mbs=1, ga=16)
+    hopper = mem(scenario(model="llama-3.1-8b", nodes=1, seq=4096, gb=128, runtime={"keep_fp8_transpose_cache": True}),
+                 **plan)
+    blackwell = mem(scenario(model="llama-3.1-8b", node="dgx-b200", nodes=1, seq=4096, gb=128,
+                             runtime={"keep_fp8_transpose_cache": True}), **plan)
+    h, b = float(hopper["weights.fp8_weight_copies"][0]), float(blackwell["weights.fp8_weight_copies"][0])
+    if zero == 1:
+        assert b == pytest.approx(h / 2, rel=1e-9)
+        fp8p = dict(runtime={"fp8_param_gather": True})
+        assert float(mem(scenario(model="llama-3.1-8b", node="dgx-b200", nodes=1, seq=4096, gb=128, **fp8p),
+                         **plan)["weights.fp8_weight_copies"][0]) == 0.0
+    else:
+        assert h > 0 and b == 0.0
+        bf16 = float(mem(scenario(model="llama-3.1-8b", node="dgx-b200", nodes=1, seq=4096, gb=128),
+                         **dict(plan, precision="bf16"))["other.fsdp_prefetch"][0])
+        assert float(blackwell["other.fsdp_prefetch"][0]) == pytest.approx(bf16 * 5 / 4, rel=1e-9)
