@@ -49,7 +49,8 @@ from planner.spec.scenario import Runtime, Scenario
 HERE = Path(__file__).resolve().parent
 DEFAULT_DIR = HERE.parent.parent / "shared" / "calibration"
 LEGACY_FILE = "published_runs.yaml"
-RECIPE_FILE = HERE / "recipe_runs.yaml"  # published NVIDIA recipes (--with-recipes; benchmarks/recipe_fits.py)
+# published NVIDIA recipes and runs with measured peak memory (--with-recipes; benchmarks/recipe_fits.py)
+RECIPE_FILES = (HERE / "recipe_runs.yaml", HERE / "memory_runs.yaml")
 NODES = {"A100": "dgx-a100-80gb", "H100": "dgx-h100"}
 
 
@@ -291,7 +292,7 @@ def main(argv=None) -> int:
     ap.add_argument("--runs", type=Path, action="append",
                     help="a training-run file (repeatable); default: every training file of the shared calibration set")
     ap.add_argument("--with-recipes", action="store_true",
-                    help="also evaluate the published NVIDIA recipes of benchmarks/recipe_runs.yaml (a wider check; "
+                    help="also evaluate benchmarks/recipe_runs.yaml and memory_runs.yaml (a wider check; "
                          "default --out then benchmarks/accuracy_with_recipes.md, and no error bands are written "
                          "unless --bands is given: the bands come from the calibration set only)")
     ap.add_argument("--out", type=Path, default=None, help="default: benchmarks/accuracy_results.md")
@@ -302,7 +303,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     files = args.runs or default_files(DEFAULT_DIR)
     if args.with_recipes:
-        files = [*files, RECIPE_FILE]
+        files = [*files, *RECIPE_FILES]
     args.out = args.out or HERE / ("accuracy_with_recipes.md" if args.with_recipes else "accuracy_results.md")
     try:
         rows = [evaluate(r, f) for r, f in training_runs(files)]

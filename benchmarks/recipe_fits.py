@@ -3,7 +3,10 @@
 estimated with `planner.estimate` on its exact model, catalog node, plan and `runtime:` block, built as
 for the calibration runs (benchmarks/calibration_runs.py).
 
-    python benchmarks/recipe_fits.py [--runs benchmarks/recipe_runs.yaml] [--out benchmarks/recipe_fits.md]
+    python benchmarks/recipe_fits.py [--runs FILE ...] [--out benchmarks/recipe_fits.md]
+
+Default runs: benchmarks/recipe_runs.yaml and benchmarks/memory_runs.yaml (published runs with a measured
+peak memory: torchtitan's H100 benchmarks and a Megatron-Bridge MoE run), whose peaks are compared too.
 
 Every recipe ran, so a verdict of `oom`, or a predicted peak above the GPU's memory even when the
 error band keeps the verdict `tight`, is a defect of the memory model to explain; the report lists
@@ -29,7 +32,7 @@ from planner.estimate.evaluate import estimate
 from planner.spec.scenario import Runtime
 
 HERE = Path(__file__).resolve().parent
-DEFAULT_RUNS = HERE / "recipe_runs.yaml"
+DEFAULT_RUNS = [HERE / "recipe_runs.yaml", HERE / "memory_runs.yaml"]
 
 # Rows of the same tables the planner cannot express, left out of recipe_runs.yaml (see its header).
 NOT_EXPRESSIBLE = [
@@ -58,7 +61,8 @@ def fit_row(run: dict) -> dict:
     default = Runtime()
     runtime = ", ".join(f"{k}={v}" for k, v in sc.runtime.model_dump().items() if getattr(default, k) != v) or "-"
     row = {"id": run["id"], "release": run["source"].get("release", "-"), "node": node, "runtime": runtime,
-           "assumed": ", ".join(assumed) or "-", "published": published, "confidence": run.get("confidence")}
+           "assumed": ", ".join(assumed) or "-", "published": published, "confidence": run.get("confidence"),
+           "peak": me.get("peak_memory_gib")}
     try:
         plan = plan.resolved(sc)
         r = estimate(sc, plan)
@@ -79,14 +83,19 @@ def over_capacity(r: dict) -> bool:
     return r["gib"] is not None and r["gib"] > r["capacity"]
 
 
-def report(rows: list[dict], path: Path) -> str:
+def memory_error(r: dict):
+    return None if r["gib"] is None or r["peak"] is None else r["gib"] / r["peak"] - 1
+
+
+def report(rows: list[dict], paths: list[Path]) -> str:
     ok = [r for r in rows if r["gib"] is not None]
     oom = [r for r in ok if r["verdict"] == "oom"]
     over = [r for r in ok if over_capacity(r) and r["verdict"] != "oom"]
     errs = [abs(r["error"]) for r in ok if r["error"] is not None]
     high = [abs(r["error"]) for r in ok if r["error"] is not None and r["confidence"] == "high"]
     lines = ["# Published NVIDIA recipes through `planner estimate`", "",
-             f"`python benchmarks/recipe_fits.py` on `{path.name}`: {len(rows)} published configurations "
+             f"`python benchmarks/recipe_fits.py` on {', '.join(f'`{p.name}`' for p in paths)}: "
+             f"{len(rows)} published configurations "
              f"(every one ran), {len(ok)} estimated; {len(errs)} with a published throughput, the others "
              "(NeMo recommended-config tables) are memory checks only.", "",
              f"**Predicted out of memory: {len(oom)}.** Predicted above the GPU's memory but `tight` within the "
@@ -95,6 +104,13 @@ def report(rows: list[dict], path: Path) -> str:
              f"Tokens/s per GPU: mean absolute error {100 * statistics.mean(errs):.1f}% over {len(errs)} runs "
              f"(high confidence: {100 * statistics.mean(high):.1f}% over {len(high)}), worst "
              f"{100 * max(errs):.1f}%. Time terms are owned elsewhere; this file is a memory check first.", ""]
+    mem = [(r, memory_error(r)) for r in ok if memory_error(r) is not None]
+    if mem:
+        within = sum(abs(e) <= 0.10 for _, e in mem)
+        lines += [f"Measured peak memory ({len(mem)} runs): within 10% on {within}, mean absolute error "
+                  f"{100 * statistics.mean(abs(e) for _, e in mem):.1f}%, worst "
+                  f"{100 * max((e for _, e in mem), key=abs):+.1f}%; under-predicted by more than 10%: "
+                  f"{', '.join(r['id'] for r, e in mem if e < -0.10) or 'none'}.", ""]
     if oom or over:
         lines += ["## Above capacity", ""] + [f"- {r['id']}: {r['gib']:.1f} GiB of {r['capacity']:.1f} ({r['verdict']})"
                                              for r in oom + over] + [""]
@@ -103,31 +119,40 @@ def report(rows: list[dict], path: Path) -> str:
         lines += ["## Rejected", ""] + [f"- {r['id']}: {r['verdict']}" for r in rejected] + [""]
     lines += ["## Not expressible (left out of the run file)", ""] + [f"- {x}" for x in NOT_EXPRESSIBLE] + [""]
     lines += ["## Per run", "",
-              "| run | release | node | plan | runtime (non-default) | assumed | verdict | GiB / capacity | rank "
-              "| published tok/s/GPU | predicted | error |",
-              "|---|---|---|---|---|---|---|---:|---:|---:|---:|---:|"]
+              "| run | release | node | plan | runtime (non-default) | assumed | verdict | GiB / capacity | measured GiB "
+              "| rank | published tok/s/GPU | predicted | error |",
+              "|---|---|---|---|---|---|---|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         gib = "-" if r["gib"] is None else f"{r['gib']:.1f} / {r['capacity']:.1f}"
         pred = "-" if r["predicted"] is None else f"{r['predicted']:,.0f}"
         err = "-" if r["error"] is None else f"{100 * r['error']:+.1f}%"
         lines.append(f"| {r['id']} | {r['release']} | {r['node']} | {r['plan']} | {r['runtime']} | {r['assumed']} "
-                     f"| {r['verdict']} | {gib} | {r['stage'] if r['stage'] is not None else '-'} "
+                     f"| {r['verdict']} | {gib} | {measured(r)} | {r['stage'] if r['stage'] is not None else '-'} "
                      f"| {'-' if r['published'] is None else format(r['published'], ',.0f')} | {pred} | {err} |")
     return "\n".join(lines) + "\n"
 
 
+def measured(r: dict) -> str:
+    e = memory_error(r)
+    return "-" if r["peak"] is None else f"{r['peak']:.1f}" + ("" if e is None else f" ({100 * e:+.1f}%)")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--runs", type=Path, default=DEFAULT_RUNS)
+    ap.add_argument("--runs", type=Path, action="append", help="a run file (repeatable); default: " +
+                    ", ".join(p.name for p in DEFAULT_RUNS))
     ap.add_argument("--out", type=Path, default=HERE / "recipe_fits.md")
     args = ap.parse_args(argv)
-    try:
-        runs = [r for r in (yaml.safe_load(args.runs.read_text()) or []) if isinstance(r, dict) and "parallel" in r]
-        rows = [fit_row(r) for r in runs]
-    except (OSError, yaml.YAMLError, KeyError, ValueError, TypeError) as exc:
-        print(f"error: {args.runs}: {exc}", file=sys.stderr)
-        return 2
-    text = report(rows, args.runs)
+    paths = args.runs or DEFAULT_RUNS
+    rows = []
+    for path in paths:
+        try:
+            runs = [r for r in (yaml.safe_load(path.read_text()) or []) if isinstance(r, dict) and "parallel" in r]
+            rows += [fit_row(r) for r in runs]
+        except (OSError, yaml.YAMLError, KeyError, ValueError, TypeError) as exc:
+            print(f"error: {path}: {exc}", file=sys.stderr)
+            return 2
+    text = report(rows, paths)
     accuracy.write_atomic(args.out, text)
     print(text)
     return 0

@@ -9,6 +9,7 @@ import pytest
 from conftest import ROOT
 
 RUNS = ROOT / "benchmarks" / "recipe_runs.yaml"
+MEMORY_RUNS = ROOT / "benchmarks" / "memory_runs.yaml"
 
 
 def _module(name):
@@ -21,7 +22,7 @@ def rows():
     import yaml
 
     fits = _module("recipe_fits")
-    return [fits.fit_row(r) for r in yaml.safe_load(RUNS.read_text())]
+    return [fits.fit_row(r) for path in (RUNS, MEMORY_RUNS) for r in yaml.safe_load(path.read_text())]
 
 
 def test_the_run_file_is_wide(rows):
@@ -48,3 +49,13 @@ def test_accuracy_can_include_the_recipes(tmp_path):
     ids = {r["id"] for r in json.loads(out.with_suffix(".json").read_text())["runs"]}
     assert "mbridge25.11-b200-fp8cs-llama3-8b-8gpu" in ids and "mbridge25.11-h100-llama3-8b" in ids
     assert not (tmp_path / "error_bands.yaml").exists()  # bands come from the calibration set only
+
+
+def test_measured_peaks_stay_close(rows):
+    """Runs with a published peak (torchtitan's H100 benchmarks, a Megatron-Bridge MoE run): mean absolute
+    error at most 10% and no run under-predicted by more than 15% (an under-prediction is a wrong 'fits')."""
+    fits = _module("recipe_fits")
+    errors = [fits.memory_error(r) for r in rows if fits.memory_error(r) is not None]
+    assert len(errors) >= 10
+    assert sum(abs(e) for e in errors) / len(errors) <= 0.10
+    assert min(errors) >= -0.15
