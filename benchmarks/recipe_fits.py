@@ -96,7 +96,7 @@ def report(rows: list[dict], paths: list[Path]) -> str:
     lines = ["# Published NVIDIA recipes through `planner estimate`", "",
              f"`python benchmarks/recipe_fits.py` on {', '.join(f'`{p.name}`' for p in paths)}: "
              f"{len(rows)} published configurations "
-             f"(every one ran), {len(ok)} estimated; {len(errs)} with a published throughput, the others "
+             f"(each published as one that runs), {len(ok)} estimated; {len(errs)} with a published throughput, the others "
              "(NeMo recommended-config tables) are memory checks only.", "",
              f"**Predicted out of memory: {len(oom)}.** Predicted above the GPU's memory but `tight` within the "
              f"memory error band: {len(over)}. Fits: {sum(r['verdict'] == 'fits' for r in ok)}, "
