@@ -9,6 +9,8 @@ so that the report shows what the planner was told. The older Megatron runs of
 
 from __future__ import annotations
 
+import re
+
 from planner.arch import flops_per_token
 from planner.catalog import model as catalog_model
 from planner.catalog import node as catalog_node
@@ -59,6 +61,8 @@ def node_of(run: dict):
     gpu = run["hardware"]["gpu"]
     if "GB200" in gpu:
         return catalog_node("gb200-nvl72"), "gb200-nvl72"
+    if "B200" in gpu:
+        return catalog_node("dgx-b200"), "dgx-b200"
     if "A100" in gpu:
         return catalog_node("dgx-a100-80gb"), "dgx-a100-80gb"
     if "H100" in gpu and "96GB" in gpu.replace(" ", ""):
@@ -93,6 +97,8 @@ def model_of(run: dict, assumed: list[str]) -> ModelSpec:
                      "shared_experts": moe.get("shared_experts") or 0,
                      "dense_layers": moe.get("dense_layers") or 0,
                      "router_bias": moe.get("router_score") == "sigmoid"}
+        if moe.get("capacity_factor"):
+            kw["moe"]["capacity_factor"] = moe["capacity_factor"]
     if m.get("mla"):
         kw["mla"] = dict(m["mla"])
         kw["kv_heads"] = kw["head_dim"] = None
@@ -103,9 +109,8 @@ def model_of(run: dict, assumed: list[str]) -> ModelSpec:
 
 def _recompute(run: dict, framework: str, assumed: list[str]) -> str:
     text = str(run["parallel"].get("recompute") or "").lower()
-    if "recompute_num_layers" in text:
-        assumed.append("recompute=none (partial full recompute of some layers not expressible)")
-        return "none"
+    if recompute_num_layers(run) is not None:
+        return "full"  # Megatron --recompute-method block (runtime.recompute_num_layers)
     if "full" in text:
         return "full"
     if "selective" in text:
@@ -116,6 +121,16 @@ def _recompute(run: dict, framework: str, assumed: list[str]) -> str:
     # leave it unset train without recompute.
     assumed.append("recompute=none")
     return "none"
+
+
+def recompute_num_layers(run: dict) -> int | None:
+    """N of a Megatron block recompute (`recompute_num_layers=N` in the run's recompute text, or the
+    structured key), else None."""
+    p = run["parallel"]
+    if p.get("recompute_num_layers") is not None:
+        return int(p["recompute_num_layers"])
+    m = re.search(r"recompute_num_layers\s*=\s*(\d+)", str(p.get("recompute") or ""))
+    return int(m.group(1)) if m else None
 
 
 def plan_of(run: dict, assumed: list[str]) -> dict:
@@ -183,6 +198,13 @@ def runtime_of(run: dict, framework: str) -> dict:
         # Megatron-Bridge performance scripts (scripts/performance/utils/overrides.py):
         # cross_entropy_fusion_impl = "te"
         rt["cross_entropy_impl"] = "te"
+    if framework == "megatron" and recompute_num_layers(run) is not None and "recompute_num_layers" in Runtime.model_fields:
+        rt["recompute_num_layers"] = recompute_num_layers(run)
+    # recipe settings a run file states as structured keys (benchmarks/recipe_runs.yaml header)
+    for key in ("recompute_modules", "activation_offload_layers", "keep_fp8_transpose_cache", "cross_entropy_impl",
+                "expandable_segments"):
+        if p.get(key) is not None and key in Runtime.model_fields and framework == "megatron":
+            rt[key] = p[key]
     if framework != "megatron":
         # torch.compile only where the run says so (torchtitan's and Composer's default is off)
         rt["compile"] = "compile" in tech

@@ -381,6 +381,7 @@ def layer_costs(ctx, t) -> dict:
     else:
         out["attn_fwd"], out["attn_bwd"] = unfused_attention_s(ctx, t, half_fps, hbm)
     out["core_attn_rc"] = 1.0 if "core_attn" in recompute.recompute_modules(ctx) else 0.0
+    out["full_rc_share"] = recompute.full_recompute_share(ctx, t)  # Megatron --recompute-method block
     # LM head and loss (bf16 even in FP8 recipes); the embedding lookup is negligible.
     out["head"] = gemm_s(tokens, ctx.model.hidden, ctx.model.vocab / t["tp"], half_fps, hbm) \
         + tokens * 10.0 * ctx.model.vocab / t["tp"] / hbm  # loss: bf16 logits read, fp32 written and read (2+4+4 B)
@@ -408,7 +409,8 @@ def stage_compute(t, unit: dict, dense, moe, stage: str) -> dict:
                                    dense * unit["dense_host"] + moe * unit["moe_host"])
     full = fwd + attn_fwd + np.where(t["framework"] == MEG, 0.0, wcast)
     return {"forward": forward, "backward": backward,
-            "recompute": np.where(rc == 2, full, np.where(rc == 1, selective, 0.0)),
+            "recompute": np.where(rc == 2, unit.get("full_rc_share", 1.0) * full,
+                                  np.where(rc == 1, selective, 0.0)),
             "attention_fwd": attn_fwd,
             "layer_matmul_fwd": dense * unit["dense_matmul"] + moe * unit["moe_matmul"]}
 

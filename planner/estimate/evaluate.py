@@ -170,7 +170,9 @@ def _evaluated(ctx: Context, t: dict, mem: dict, step, breakdown) -> dict:
     model_tflops = tps * ctx.model_flops_per_token / gpus / 1e12
     selective_flops = np.where(t["framework"] == table.FRAMEWORKS.index("torchtitan"),
                                ctx.titan_sac_flops_per_token, ctx.megatron_selective_flops_per_token)
-    recompute_flops = np.where(t["recompute"] == 2, ctx.forward_flops_per_token,
+    from planner.estimate.recompute import full_recompute_share
+
+    recompute_flops = np.where(t["recompute"] == 2, full_recompute_share(ctx, t) * ctx.forward_flops_per_token,
                                np.where(t["recompute"] == 1, selective_flops, 0.0))
     hw_tflops = tps * (ctx.model_flops_per_token + recompute_flops) / gpus / 1e12
     precision_peak = np.array([ctx.gpu.peak_tflops(p) or np.nan for p in table.PRECISIONS])[t["precision"]]

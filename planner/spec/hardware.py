@@ -49,6 +49,9 @@ class GPU(Strict):
         "burst rate (MAMF) of `matmul_efficiency`; None = not measured (the burst rate is used)")
     power_w: PosFloat | None = None
     host_link: str | None = None
+    compute_capability: PosFloat | None = Field(
+        None, description="CUDA compute capability (NVIDIA), e.g. 9.0 Hopper, 10.0 Blackwell: decides whether "
+        "Transformer Engine keeps transposed FP8 weights (not on 10.x, whose FP8 GEMMs take any layout)")
     price: GPUPrice = GPUPrice()
     source: str | None = None
     notes: str | None = None
