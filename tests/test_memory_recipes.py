@@ -110,7 +110,8 @@ def test_block_recompute_keeps_the_layers_it_does_not_recompute():
     sc_b, sc_f = scenario(**args, runtime={"recompute_num_layers": 8}), scenario(**args)
     rb = estimate(sc_b, parse_plan(text).resolved(sc_b))["time"]["breakdown_s"]["recompute"]
     rf = estimate(sc_f, parse_plan(text).resolved(sc_f))["time"]["breakdown_s"]["recompute"]
-    assert rb == pytest.approx(rf * 8 / 32, rel=1e-6)
+    # not exact: the power-limited tensor clock depends on the share of the step spent computing
+    assert rb == pytest.approx(rf * 8 / 32, rel=1e-3)
 
     from planner.frameworks import megatron
     args_b = megatron.megatron_args(sc_b, parse_plan(text).resolved(sc_b))
