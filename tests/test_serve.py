@@ -219,3 +219,23 @@ def test_search_disaggregated_switch(tmp_path):
     only_dis = write(tmp_path, "b.yaml", base.replace("kv_cache: [bf16, fp8]", "kv_cache: [bf16, fp8]\n  disaggregated: [true]"))
     assert (candidate_table(load_serving_scenario(only_colo))["prefill_replicas"] == 0).all()
     assert (candidate_table(load_serving_scenario(only_dis))["prefill_replicas"] > 0).all()
+
+
+def test_rate_batch_solves_littles_law_on_every_stable_plan():
+    """Under a request rate the running batch B of each stable plan is the fixed point
+    B = rate x output x TPOT(B) of its own time model (bracketed Newton, evaluate._littles_law_batch)."""
+    from planner.serve import evaluate as V
+    from planner.serve.search import candidate_table
+    from planner.spec.serving import load_serving_scenario
+
+    sc = load_serving_scenario(SERVE_70B)
+    t = candidate_table(sc)
+    ev = V.evaluate(sc, t)
+    ok = ev["stable"] & (ev["batch"] < ev["batch_cap"] - 1e-6)
+    assert ok.sum() > 1000
+    sub = {k: v[ok] for k, v in t.items()}
+    ctx = V.Context(sc)
+    ctx.links = V.timing.comm_links(ctx.node, sub)
+    rate = sc.serving.requests_per_s / sub["replicas"] * ctx.out_mean
+    b = ev["batch"][ok]
+    assert np.allclose(rate * V._iter(ctx, sub, b), b, rtol=1e-4)

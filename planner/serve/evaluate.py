@@ -75,19 +75,40 @@ def _iter(ctx, t, b, lk=None):
     return timing.iteration_s(ctx.facts, t, ctx.links if lk is None else lk, ctx.hw, b, n_pf, ctx_dec, ctx_pf)
 
 
-def _littles_law_batch(ctx, t, tok_rate, b, b_cap, rounds: int = 200, tol: float = 1e-6):
-    """Running sequences per replica that solve B = token rate x TPOT(B), capped at b_cap: fixed-point
-    iteration (monotone), each round only on the plans not yet converged (near saturation the
-    iteration is slow, elsewhere it settles in a few rounds)."""
-    b = b.astype(float).copy()
-    idx = np.arange(len(b))
-    for _ in range(rounds):
-        sub = {k: v[idx] for k, v in t.items()}
-        lk = {k: (a0[idx] if np.ndim(a0) else a0, a1[idx] if np.ndim(a1) else a1) for k, (a0, a1) in ctx.links.items()}
-        nb = np.minimum(np.maximum(tok_rate[idx] * _iter(ctx, sub, b[idx], lk), 1e-3), b_cap[idx])
-        moving = np.abs(nb - b[idx]) > tol * np.maximum(b[idx], 1.0)
-        b[idx] = nb
-        idx = idx[moving]
+def _littles_law_batch(ctx, t, tok_rate, b_cap, rounds: int = 60, tol: float = 1e-6):
+    """Running sequences per replica that solve B = token rate x TPOT(B) (Little's law), capped at
+    b_cap: the root of g(B) = rate x T(B) - B in [1e-3, b_cap], by Newton steps kept inside a bracket
+    [lo, hi] with g(lo) >= 0 >= g(hi), a step leaving the bracket replaced by bisection (Press et
+    al., Numerical Recipes, 3rd ed., Sec. 9.4, rtsafe). The first evaluation is at the cap (g >= 0
+    there: the rate fills the cap, the answer is the cap). T is piecewise linear in B (rooflines),
+    so Newton lands on the root in a few rounds where the fixed-point iteration B <- rate x T(B)
+    crawls near saturation. Each round evaluates only the plans not yet converged, T and its slope
+    (a forward difference) in one call."""
+    n = len(b_cap)
+    lo, hi = np.full(n, 1e-3), np.maximum(b_cap.astype(float), 1e-3)
+    b = hi.copy()
+    idx = np.arange(n)
+    for k in range(rounds):
+        x = b[idx]
+        h = np.maximum(1e-4 * x, 1e-4)
+        sub = {key: np.concatenate([v[idx], v[idx]]) for key, v in t.items()}
+        lk = {key: tuple(np.concatenate([a[idx], a[idx]]) if np.ndim(a) else a for a in pair)
+              for key, pair in ctx.links.items()}
+        tt = _iter(ctx, sub, np.concatenate([x, x + h]), lk)
+        m, r = len(idx), tok_rate[idx]
+        g = r * tt[:m] - x
+        pos = g >= 0
+        lo[idx] = np.where(pos, x, lo[idx])
+        hi[idx] = np.where(pos, hi[idx], x)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            nx = x - g / (r * (tt[m:] - tt[:m]) / h - 1.0)
+        nx = np.where(~np.isfinite(nx) | (nx <= lo[idx]) | (nx >= hi[idx]), 0.5 * (lo[idx] + hi[idx]), nx)
+        done = (np.abs(nx - x) <= tol * np.maximum(x, 1.0)) | (hi[idx] - lo[idx] <= tol * np.maximum(lo[idx], 1.0))
+        if k == 0:  # the rate fills the cap
+            done |= pos
+            nx = np.where(pos, x, nx)
+        b[idx] = nx
+        idx = idx[~done]
         if not len(idx):
             break
     return b
@@ -200,8 +221,7 @@ def _evaluate(sc, t: dict) -> dict:
     else:
         lam = s.requests_per_s / reps
         stable = stable & (lam * ctx.out_mean < cap_tok_s)
-        b = _littles_law_batch(ctx, t, lam * ctx.out_mean, np.minimum(np.maximum(lam * ctx.out_mean * t_cap, 1.0), b_cap),
-                               b_cap)
+        b = _littles_law_batch(ctx, t, lam * ctx.out_mean, b_cap)
     b_eval = np.maximum(b, 1e-3)
     t_iter = _iter(ctx, t, b_eval)
     ttft50, pf_rate = _ttft_service(ctx, t, b_eval, ctx.in_mean)
