@@ -239,3 +239,19 @@ def test_rate_batch_solves_littles_law_on_every_stable_plan():
     rate = sc.serving.requests_per_s / sub["replicas"] * ctx.out_mean
     b = ev["batch"][ok]
     assert np.allclose(rate * V._iter(ctx, sub, b), b, rtol=1e-4)
+
+
+def test_a_whole_prompt_at_small_batch_costs_its_prefill(tmp_path):
+    """At concurrency 1 the engine prefills each 5,000-token prompt in one compute-bound step rather
+    than hiding it under the decode's weight reads: the extra time per request of an uncached prompt
+    over a (nearly) cached one is its extra prefill time (out x delta TPOT = delta TTFT)."""
+    def est(hit):
+        p = write(tmp_path, f"s{hit}.yaml", "model: llama-3.1-70b\ncluster: {node: dgx-h100, nodes: 1}\n"
+                  f"serving: {{input_tokens: 5000, output_tokens: 500, concurrency: 1, prefix_cache_hit: {hit}}}\n")
+        return json.loads(run("serve", p, "--plan", "engine=trtllm,weights=fp8,kv_cache=fp8,tp=2", "--json").stdout)
+
+    cold, warm = est(0.0), est(0.99)
+    d_ttft = cold["latency"]["ttft_ms"]["p50"] - warm["latency"]["ttft_ms"]["p50"]
+    d_cycle = 500 * (cold["latency"]["tpot_ms"]["p50"] - warm["latency"]["tpot_ms"]["p50"])
+    assert d_ttft > 200
+    assert d_cycle == pytest.approx(d_ttft, rel=0.05)

@@ -66,47 +66,63 @@ def _disagg(t):
 
 def _iter(ctx, t, b, lk=None):
     """Mean iteration seconds at b decoding sequences per replica with the steady prefill share
-    (none on the decode instances of a disaggregated plan)."""
+    (none on the decode instances of a disaggregated plan).
+
+    A request entering the engine is prefilled as a whole prompt, in chunks of at most the token
+    budget left beside the decodes (max_batched_tokens - b), not spread thinly over every step:
+    vLLM's scheduler puts the running decodes first and fills the rest of max_num_batched_tokens
+    with the waiting prompts (docs, "Chunked prefill"), TensorRT-LLM's likewise with max_num_tokens.
+    So a share f of the iterations carries a prefill step of s tokens and the rest decode only:
+    mean = f x T(b, s) + (1 - f) x T(b, 0), with the steady prefill rate n = b x input / output
+    tokens per iteration, s = min(budget, max(input, n)) and f = n / s. Where many prompts wait
+    (n >= input) every step carries n tokens (f = 1, as spreading them would); at small batch the
+    prompt's compute-bound step is no longer hidden under the decode's weight read."""
     i_eff = ctx.in_mean * (1 - ctx.hit)
-    n_pf = np.minimum(b * i_eff / ctx.out_mean, np.maximum(t["max_batched_tokens"] - b, 0))
+    budget = np.maximum(t["max_batched_tokens"] - b, 1.0)
+    n_pf = np.minimum(b * i_eff / ctx.out_mean, budget)
     n_pf = np.where(_disagg(t), 0.0, n_pf)
+    step = np.minimum(budget, np.maximum(i_eff, n_pf))
+    share = np.clip(n_pf / np.maximum(step, 1e-9), 0.0, 1.0)
     ctx_dec = ctx.in_mean + ctx.out_mean / 2
     ctx_pf = ctx.in_mean * ctx.hit + i_eff / 2
-    return timing.iteration_s(ctx.facts, t, ctx.links if lk is None else lk, ctx.hw, b, n_pf, ctx_dec, ctx_pf)
+    lk = ctx.links if lk is None else lk
+    with_pf = timing.iteration_s(ctx.facts, t, lk, ctx.hw, b, step, ctx_dec, ctx_pf)
+    decode = timing.iteration_s(ctx.facts, t, lk, ctx.hw, b, 0.0, ctx_dec, ctx_pf)
+    return share * with_pf + (1 - share) * decode
 
 
 def _littles_law_batch(ctx, t, tok_rate, b_cap, rounds: int = 60, tol: float = 1e-6):
     """Running sequences per replica that solve B = token rate x TPOT(B) (Little's law), capped at
-    b_cap: the root of g(B) = rate x T(B) - B in [1e-3, b_cap], by Newton steps kept inside a bracket
-    [lo, hi] with g(lo) >= 0 >= g(hi), a step leaving the bracket replaced by bisection (Press et
-    al., Numerical Recipes, 3rd ed., Sec. 9.4, rtsafe). The first evaluation is at the cap (g >= 0
-    there: the rate fills the cap, the answer is the cap). T is piecewise linear in B (rooflines),
-    so Newton lands on the root in a few rounds where the fixed-point iteration B <- rate x T(B)
-    crawls near saturation. Each round evaluates only the plans not yet converged, T and its slope
-    (a forward difference) in one call."""
+    b_cap: the root of g(B) = rate x T(B) - B in [1e-3, b_cap], by secant steps kept inside a
+    bracket [lo, hi] with g(lo) >= 0 >= g(hi), a step leaving the bracket replaced by bisection
+    (safeguarded secant; Press et al., Numerical Recipes, 3rd ed., Sec. 9.2-9.4). The first
+    evaluation is at the cap (g >= 0 there: the rate fills the cap, the answer is the cap), the
+    second at the fixed-point step rate x T(cap). T is piecewise linear in B (rooflines), so the
+    secant lands on the root in a few rounds where the plain iteration B <- rate x T(B) crawls near
+    saturation. Each round evaluates T once, on the plans not yet converged."""
     n = len(b_cap)
     lo, hi = np.full(n, 1e-3), np.maximum(b_cap.astype(float), 1e-3)
-    b = hi.copy()
+    b, prev_x, prev_g = hi.copy(), np.zeros(n), np.zeros(n)
     idx = np.arange(n)
     for k in range(rounds):
         x = b[idx]
-        h = np.maximum(1e-4 * x, 1e-4)
-        sub = {key: np.concatenate([v[idx], v[idx]]) for key, v in t.items()}
-        lk = {key: tuple(np.concatenate([a[idx], a[idx]]) if np.ndim(a) else a for a in pair)
-              for key, pair in ctx.links.items()}
-        tt = _iter(ctx, sub, np.concatenate([x, x + h]), lk)
-        m, r = len(idx), tok_rate[idx]
-        g = r * tt[:m] - x
+        sub = {key: v[idx] for key, v in t.items()}
+        lk = {key: tuple(a[idx] if np.ndim(a) else a for a in pair) for key, pair in ctx.links.items()}
+        g = tok_rate[idx] * _iter(ctx, sub, x, lk) - x
         pos = g >= 0
         lo[idx] = np.where(pos, x, lo[idx])
         hi[idx] = np.where(pos, hi[idx], x)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            nx = x - g / (r * (tt[m:] - tt[:m]) / h - 1.0)
+        if k == 0:  # at the cap: filled (done) or the fixed-point step next
+            nx = np.maximum(x + g, 1e-3)
+        else:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                nx = x - g * (x - prev_x[idx]) / (g - prev_g[idx])
         nx = np.where(~np.isfinite(nx) | (nx <= lo[idx]) | (nx >= hi[idx]), 0.5 * (lo[idx] + hi[idx]), nx)
         done = (np.abs(nx - x) <= tol * np.maximum(x, 1.0)) | (hi[idx] - lo[idx] <= tol * np.maximum(lo[idx], 1.0))
-        if k == 0:  # the rate fills the cap
+        if k == 0:
             done |= pos
             nx = np.where(pos, x, nx)
+        prev_x[idx], prev_g[idx] = x, g
         b[idx] = nx
         idx = idx[~done]
         if not len(idx):
