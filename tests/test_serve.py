@@ -255,3 +255,18 @@ def test_a_whole_prompt_at_small_batch_costs_its_prefill(tmp_path):
     d_cycle = 500 * (cold["latency"]["tpot_ms"]["p50"] - warm["latency"]["tpot_ms"]["p50"])
     assert d_ttft > 200
     assert d_cycle == pytest.approx(d_ttft, rel=0.05)
+
+
+def test_fixed_concurrency_prompts_queue_for_the_prefill(tmp_path):
+    """With 50 users in a closed loop on one engine, finished requests return as new prompts at the
+    completion rate and queue for the prefill (M/M/1, as under a request rate): the TTFT tail grows
+    well above a lone user's, although every request holds a batch slot."""
+    def est(c):
+        p = write(tmp_path, f"c{c}.yaml", "model: llama-3.1-70b\ncluster: {node: dgx-h100, nodes: 1}\n"
+                  f"serving: {{input_tokens: 5000, output_tokens: 500, concurrency: {c}}}\n")
+        return json.loads(run("serve", p, "--plan", "engine=trtllm,weights=fp8,kv_cache=fp8,tp=2", "--json").stdout)
+
+    one, many = est(1), est(50)
+    assert many["throughput"]["running_sequences_per_replica"] == 50
+    assert many["latency"]["ttft_ms"]["p90"] > 1.5 * one["latency"]["ttft_ms"]["p90"]
+    assert many["latency"]["ttft_ms"]["p50"] <= many["latency"]["ttft_ms"]["p90"]

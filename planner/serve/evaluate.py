@@ -130,14 +130,19 @@ def _littles_law_batch(ctx, t, tok_rate, b_cap, rounds: int = 60, tol: float = 1
     return b
 
 
-def _ttft_service(ctx, t, b, in_tokens):
-    """Seconds to prefill in_tokens (after the cached prefix) in chunks beside b decoding sequences."""
+def _ttft_service(ctx, t, b, in_tokens, rate: bool = False):
+    """Seconds to prefill in_tokens (after the cached prefix) in chunks beside b decoding sequences;
+    with rate, also the prefill tokens/s of a busy engine, whose steps fill the whole chunk with
+    waiting prompts (chunk / step time of a full chunk)."""
     chunk = np.maximum(t["max_batched_tokens"] - b, 1.0)
     i_eff = in_tokens * (1 - ctx.hit)
     steps = np.ceil(i_eff / chunk)
-    per_step = timing.iteration_s(ctx.facts, t, ctx.links, ctx.hw, b, np.minimum(chunk, i_eff),
-                                  ctx.in_mean + ctx.out_mean / 2, ctx.in_mean * ctx.hit + i_eff / 2)
-    return steps * per_step, chunk / per_step
+    ctx_dec, ctx_pf = ctx.in_mean + ctx.out_mean / 2, ctx.in_mean * ctx.hit + i_eff / 2
+    per_step = timing.iteration_s(ctx.facts, t, ctx.links, ctx.hw, b, np.minimum(chunk, i_eff), ctx_dec, ctx_pf)
+    if not rate:
+        return steps * per_step, None
+    full = timing.iteration_s(ctx.facts, t, ctx.links, ctx.hw, b, chunk, ctx_dec, ctx_pf)
+    return steps * per_step, chunk / full
 
 
 def _prefill_pool(ctx, t, in_tokens):
@@ -240,7 +245,7 @@ def _evaluate(sc, t: dict) -> dict:
         b = _littles_law_batch(ctx, t, lam * ctx.out_mean, b_cap)
     b_eval = np.maximum(b, 1e-3)
     t_iter = _iter(ctx, t, b_eval)
-    ttft50, pf_rate = _ttft_service(ctx, t, b_eval, ctx.in_mean)
+    ttft50, pf_rate = _ttft_service(ctx, t, b_eval, ctx.in_mean, rate=True)
     ttft90, _ = _ttft_service(ctx, t, b_eval, ctx.in_p90)
     ttft50 = np.where(dis, pf50 + kv_move, ttft50)
     ttft90 = np.where(dis, pf90 + kv_move90, ttft90)
@@ -257,10 +262,12 @@ def _evaluate(sc, t: dict) -> dict:
         out_tok_s = np.where(stable, s.requests_per_s * ctx.out_mean, cap_tok_s * reps)
     else:
         tpot90 = t_iter
+        out_tok_s = np.where(dis, np.minimum(b / t_iter * reps, pool_req_s * ctx.out_mean), b / t_iter * reps)
         if s.mode == "concurrency":
             waiting = np.maximum(s.concurrency / reps - b, 0)
             wait50 = wait90 = waiting / np.maximum(b_eval / t_iter / ctx.out_mean, 1e-30)
-        out_tok_s = np.where(dis, np.minimum(b / t_iter * reps, pool_req_s * ctx.out_mean), b / t_iter * reps)
+            q50, q90 = _closed_loop_prefill_wait(out_tok_s / ctx.out_mean / queue_reps, pf_rate / np.maximum(i_eff, 1.0))
+            wait50, wait90 = wait50 + q50, wait90 + q90
     gpus = t["tp"] * t["pp"] * (reps + pre)
     ttft = {"p50": ttft50 + wait50, "p90": ttft90 + wait90}
     tpot = {"p50": t_iter, "p90": tpot90}
@@ -273,6 +280,16 @@ def _evaluate(sc, t: dict) -> dict:
             "tpot": tpot, "out_tok_s": out_tok_s, "gpus": gpus, "usd_per_hour": usd_h, "usd_per_m": usd_m,
             "stable": stable, "meets_slo": meets, "goodput": out_tok_s * good,
             "capacity_tok_s": cap_tok_s * reps}
+
+
+def _closed_loop_prefill_wait(lam, mu):
+    """(p50, p90) seconds a new prompt waits for the prompts ahead of it at a fixed concurrency: the
+    requests that finish (lam per second per prefill server, the completion rate of the closed
+    loop) come back as new prompts to one prefill server of rate mu, the same M/M/1 queue as under a
+    request rate (timing.mm1_wait_quantile); none where that server would be saturated (the closed
+    loop then waits for a batch slot instead, counted separately)."""
+    q50, q90 = timing.mm1_wait_quantile(lam, mu, 0.5), timing.mm1_wait_quantile(lam, mu, 0.9)
+    return np.where(np.isfinite(q50), q50, 0.0), np.where(np.isfinite(q90), q90, 0.0)
 
 
 def _meets_slo(s, ttft, tpot):
