@@ -270,3 +270,17 @@ def test_fixed_concurrency_prompts_queue_for_the_prefill(tmp_path):
     assert many["throughput"]["running_sequences_per_replica"] == 50
     assert many["latency"]["ttft_ms"]["p90"] > 1.5 * one["latency"]["ttft_ms"]["p90"]
     assert many["latency"]["ttft_ms"]["p50"] <= many["latency"]["ttft_ms"]["p90"]
+
+
+def test_lighter_weights_fix_says_how_many_gpus_it_still_needs(tmp_path):
+    """405B at bf16 on 2 H100: fp8 halves the weights but 2 GPUs still cannot hold ~380 GiB, so the
+    fix names the GPUs that scheme needs (ceil(weights / usable memory per GPU))."""
+    p = write(tmp_path, "s.yaml", "model: llama-3.1-405b\ncluster: {node: dgx-h100, nodes: 1}\n"
+              "budget: {max_gpus: 2}\nserving: {input_tokens: 1000, output_tokens: 200, offline: true}\n"
+              "search: {weights: [bf16]}\n")
+    r = run("serve", p, "--json")
+    assert r.exit_code == 1
+    fixes = [f["change"] for f in json.loads(r.stdout)["infeasible"]["fixes"]]
+    fp8 = next(f for f in fixes if "weights fp8" in f)
+    n = int(fp8.split("at least ")[1].split()[0])
+    assert 5 <= n <= 6  # 405e9 x 1 byte + bf16 embeddings ~ 380 GiB over 0.9 x 79.6 GiB
