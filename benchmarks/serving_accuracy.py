@@ -391,7 +391,26 @@ def report(rows: list[dict]) -> str:
               "sliding-window layers: all equal to config.json). "
               "Not modelled: skewed (trained) routing, per-kernel MoE timings, attention-DP stragglers (ranks "
               "admitting whole prompts unevenly; the DeepSeek runs enable attention_dp_config balance).", ""]
+    lines += dense_notes()
     return "\n".join(lines)
+
+
+def dense_notes() -> list[str]:
+    """What was checked on the dense points (FP4 on Blackwell, small-batch decode)."""
+    return ["Dense FP4 on Blackwell: FP4 GEMMs run at the FP8 MAMF throughput (timing.FP4_AT_FP8_THROUGHPUT). "
+            "MLPerf v4.1 B200 (TensorRT engine of the 2024 preview; batch ~1,400 of ~600-token sequences, so "
+            "compute-bound GEMMs) is -25.8% at that rate and +21.4% at FP4's doubled peak x the FP8 fraction; the "
+            "TensorRT-LLM performance-overview FP4 points (PyTorch backend, 2,000-9,200-token contexts, batch 87-915) "
+            "are -0.5 to -9% at the FP8 rate and +20 to +43% at the doubled one. One GEMM rate cannot fit both: "
+            "the achieved NVFP4 rate would have to differ by software or GEMM shape, and no B200 NVFP4 GEMM "
+            "throughput is published that would say so (searched: kernel benchmarks, Blackwell microbenchmark "
+            "papers; a consumer sm_120 measurement shows FP4 ~2x FP8, not B200 HBM parts), so the rate stays at "
+            "FP8's. Ruled out: the assumed MLPerf input length (the H100 / H200 MLPerf offline points share it and "
+            "are within 1%), KV format (FP8 in both).", "",
+            "Small-batch decode: at 1 and 5 users the NIM points' output rate is predicted 16% / 12% too fast "
+            "(inter-token 16.7 vs 18.6 ms at one user: weight reads at 80% of HBM peak, 160 all-reduces at 10 us, "
+            "1 ms host step). Candidates are per-kernel gaps inside CUDA graphs (~10 kernels per layer) and GEMV "
+            "bandwidth below 80% of peak; neither has a published figure we could cite, so none was added.", ""]
 
 
 def main() -> None:
