@@ -91,13 +91,13 @@ def _iter(ctx, t, b, lk=None):
     return share * with_pf + (1 - share) * decode
 
 
-def _littles_law_batch(ctx, t, tok_rate, b_cap, rounds: int = 60, tol: float = 1e-6):
+def _littles_law_batch(ctx, t, tok_rate, b_cap, t_cap, rounds: int = 60, tol: float = 1e-6):
     """Running sequences per replica that solve B = token rate x TPOT(B) (Little's law), capped at
     b_cap: the root of g(B) = rate x T(B) - B in [1e-3, b_cap], by secant steps kept inside a
     bracket [lo, hi] with g(lo) >= 0 >= g(hi), a step leaving the bracket replaced by bisection
     (safeguarded secant; Press et al., Numerical Recipes, 3rd ed., Sec. 9.2-9.4). The first
-    evaluation is at the cap (g >= 0 there: the rate fills the cap, the answer is the cap), the
-    second at the fixed-point step rate x T(cap). T is piecewise linear in B (rooflines), so the
+    evaluation is at the cap (t_cap = T(cap), already known to the caller; g >= 0 there: the rate
+    fills the cap, the answer is the cap), the second at the fixed-point step rate x T(cap). T is piecewise linear in B (rooflines), so the
     secant lands on the root in a few rounds where the plain iteration B <- rate x T(B) crawls near
     saturation. Each round evaluates T once, on the plans not yet converged."""
     n = len(b_cap)
@@ -106,9 +106,12 @@ def _littles_law_batch(ctx, t, tok_rate, b_cap, rounds: int = 60, tol: float = 1
     idx = np.arange(n)
     for k in range(rounds):
         x = b[idx]
-        sub = {key: v[idx] for key, v in t.items()}
-        lk = {key: tuple(a[idx] if np.ndim(a) else a for a in pair) for key, pair in ctx.links.items()}
-        g = tok_rate[idx] * _iter(ctx, sub, x, lk) - x
+        if k == 0:
+            g = tok_rate * t_cap - x
+        else:
+            sub = {key: v[idx] for key, v in t.items()}
+            lk = {key: tuple(a[idx] if np.ndim(a) else a for a in pair) for key, pair in ctx.links.items()}
+            g = tok_rate[idx] * _iter(ctx, sub, x, lk) - x
         pos = g >= 0
         lo[idx] = np.where(pos, x, lo[idx])
         hi[idx] = np.where(pos, hi[idx], x)
@@ -242,11 +245,11 @@ def _evaluate(sc, t: dict) -> dict:
     else:
         lam = s.requests_per_s / reps
         stable = stable & (lam * ctx.out_mean < cap_tok_s)
-        b = _littles_law_batch(ctx, t, lam * ctx.out_mean, b_cap)
+        b = _littles_law_batch(ctx, t, lam * ctx.out_mean, b_cap, t_cap)
     b_eval = np.maximum(b, 1e-3)
     t_iter = _iter(ctx, t, b_eval)
     ttft50, pf_rate = _ttft_service(ctx, t, b_eval, ctx.in_mean, rate=True)
-    ttft90, _ = _ttft_service(ctx, t, b_eval, ctx.in_p90)
+    ttft90 = ttft50 if ctx.in_p90 == ctx.in_mean else _ttft_service(ctx, t, b_eval, ctx.in_p90)[0]
     ttft50 = np.where(dis, pf50 + kv_move, ttft50)
     ttft90 = np.where(dis, pf90 + kv_move90, ttft90)
     queue_reps = np.where(dis, np.maximum(pre, 1), reps)   # who the prefill queue is shared by
