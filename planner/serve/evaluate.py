@@ -3,14 +3,17 @@ throughput, TTFT / TPOT p50 and p90 under the traffic, goodput under the SLO, $ 
 tokens. One code path for `planner serve --plan` (a table of one) and the search.
 
 Operating point (steady state of continuous batching with chunked prefill):
-* every iteration carries B decoding sequences and, on average, B x input / output prefill tokens
-  (a request enters prefill each time one leaves decode), at most max_batched_tokens in all;
+* every iteration carries B decoding sequences; B x input / output prefill tokens enter per
+  iteration on average (a request enters prefill each time one leaves decode), prefilled as whole
+  prompts in chunks up to the token budget, so the mean iteration mixes prefill steps and
+  decode-only steps (_iter), at most max_batched_tokens in all;
 * offline: B = the most sequences that fit (max_batch, KV pool, token budget); fixed concurrency
   C: B = min(that, C / replicas), the rest wait; a request rate: B solves Little's law
-  B = (rate / replicas) x (TTFT + output x TPOT(B)) (fixed-point iteration), and a replica whose
-  capacity is below the rate is unstable;
+  B = (rate / replicas) x output x TPOT(B) (safeguarded secant), and a replica whose capacity is
+  below the rate is unstable;
 * TTFT = the prefill of the input in chunks of (max_batched_tokens - B) tokens, plus the wait in
-  the prefill queue (M/M/1 with the replica's prefill rate; mm1_wait_quantile);
+  the prefill queue (M/M/1 with the replica's busy prefill rate; mm1_wait_quantile): arrivals at
+  the request rate, or at a fixed concurrency the closed loop's completion rate;
 * TPOT p50 = the mean iteration time; p90 at the batch's 90th percentile: under Poisson arrivals
   the number of requests in service is Poisson distributed (M/G/inf), B + 1.28 sqrt(B).
 
