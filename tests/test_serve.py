@@ -284,3 +284,17 @@ def test_lighter_weights_fix_says_how_many_gpus_it_still_needs(tmp_path):
     fp8 = next(f for f in fixes if "weights fp8" in f)
     n = int(fp8.split("at least ")[1].split()[0])
     assert 5 <= n <= 6  # 405e9 x 1 byte + bf16 embeddings ~ 380 GiB over 0.9 x 79.6 GiB
+
+
+def test_dense_gemms_compute_whole_tiles_of_rows():
+    """Tile quantization of the dense GEMMs' token rows (timing.padded_rows, GEMM_TILE_ROWS = 128):
+    in the compute-bound regime a step of 129 tokens costs what 256 cost, one of 128 less."""
+    from planner.serve import timing as T
+
+    sc_model = catalog.model("llama-3.1-70b")
+    f = model_facts(sc_model)
+    lin, bw, bpe = 1e15, 1e15, 1.0  # bandwidth so high that compute bounds every case
+    one = np.array([1])
+    t = lambda n: float(T.dense_linear_s(f, f.layers, np.array([float(n)]), 0.0, one, one, lin, bw, bpe)[0])  # noqa: E731
+    assert t(129) == pytest.approx(t(256)) and t(128) < t(129)
+    assert t(256) == pytest.approx(2 * t(128))
