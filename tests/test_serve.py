@@ -295,6 +295,9 @@ def test_dense_gemms_compute_whole_tiles_of_rows():
     f = model_facts(sc_model)
     lin, bw, bpe = 1e15, 1e15, 1.0  # bandwidth so high that compute bounds every case
     one = np.array([1])
-    t = lambda n: float(T.dense_linear_s(f, f.layers, np.array([float(n)]), 0.0, one, one, lin, bw, bpe)[0])  # noqa: E731
+
+    def t(n):
+        return float(T.dense_linear_s(f, f.layers, np.array([float(n)]), 0.0, one, one, lin, bw, bpe)[0])
+
     assert t(129) == pytest.approx(t(256)) and t(128) < t(129)
     assert t(256) == pytest.approx(2 * t(128))

@@ -100,9 +100,10 @@ def _littles_law_batch(ctx, t, tok_rate, b_cap, t_cap, rounds: int = 60, tol: fl
     bracket [lo, hi] with g(lo) >= 0 >= g(hi), a step leaving the bracket replaced by bisection
     (safeguarded secant; Press et al., Numerical Recipes, 3rd ed., Sec. 9.2-9.4). The first
     evaluation is at the cap (t_cap = T(cap), already known to the caller; g >= 0 there: the rate
-    fills the cap, the answer is the cap), the second at the fixed-point step rate x T(cap). T is piecewise linear in B (rooflines), so the
-    secant lands on the root in a few rounds where the plain iteration B <- rate x T(B) crawls near
-    saturation. Each round evaluates T once, on the plans not yet converged."""
+    fills the cap, the answer is the cap), the second at the fixed-point step rate x T(cap). T is
+    piecewise linear in B (rooflines), so the secant lands on the root in a few rounds where the
+    plain iteration B <- rate x T(B) crawls near saturation. Each round evaluates T once, on the
+    plans not yet converged."""
     n = len(b_cap)
     lo, hi = np.full(n, 1e-3), np.maximum(b_cap.astype(float), 1e-3)
     b, prev_x, prev_g = hi.copy(), np.zeros(n), np.zeros(n)
@@ -272,7 +273,8 @@ def _evaluate(sc, t: dict) -> dict:
         if s.mode == "concurrency":
             waiting = np.maximum(s.concurrency / reps - b, 0)
             wait50 = wait90 = waiting / np.maximum(b_eval / t_iter / ctx.out_mean, 1e-30)
-            q50, q90 = _closed_loop_prefill_wait(out_tok_s / ctx.out_mean / queue_reps, pf_rate / np.maximum(i_eff, 1.0))
+            q50, q90 = _closed_loop_prefill_wait(out_tok_s / ctx.out_mean / queue_reps,
+                                                 pf_rate / np.maximum(i_eff, 1.0))
             wait50, wait90 = wait50 + q50, wait90 + q90
     gpus = t["tp"] * t["pp"] * (reps + pre)
     ttft = {"p50": ttft50 + wait50, "p90": ttft90 + wait90}
