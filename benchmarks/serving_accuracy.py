@@ -2,8 +2,9 @@
 
 Reads the shared calibration points (../shared/calibration/serving_runs.yaml) and this project's
 own points (benchmarks/serving_runs.yaml), estimates each published deployment exactly as printed
-(engine, weights / KV format, tp / pp / ep, attention DP, instances, lengths), and writes the error
-per point and the mean absolute error to benchmarks/serving_accuracy.md.
+(engine, weights / KV format, tp / pp / ep, attention DP, instances, lengths; a fixed concurrency or
+a request rate where the source ran one), and writes the error per point, the mean absolute error
+and, where the source prints them, measured vs predicted TTFT / TPOT to benchmarks/serving_accuracy.md.
 
     python benchmarks/serving_accuracy.py            # print the table and rewrite the report
     python benchmarks/serving_accuracy.py --check    # print only
