@@ -59,6 +59,8 @@ class ModelFacts:
     attn_dim_prefill: float  # H x (d_qk + d_v): attention FLOPs per token pair / 2
     attn_dim_decode: float   # MLA decodes in the absorbed form: H x (2 kv_lora_rank + rope)
     ffn_per_token: float  # MLP width one token passes through (top_k experts + shared, or dense)
+    expert_ffn: float = 0.0       # width of one routed expert (0 = dense model)
+    expert_up_share: float = 2 / 3  # share of an expert's parameters in its up (gate + up) projection
 
 
 def model_facts(m) -> ModelFacts:
@@ -88,7 +90,9 @@ def model_facts(m) -> ModelFacts:
         dense_mlp=dense_mlp, shared=shared, routed=routed, router_norms=router_norms,
         embed=float(st.embedding), head=float(st.lm_head), experts=st.experts,
         top_k=st.top_k, kv_elems=kv_elems, kv_split_max=kv_split, full_layers=L - sw_layers,
-        window=window, attn_dim_prefill=float(pre), attn_dim_decode=float(dec), ffn_per_token=float(ffn_tok))
+        window=window, attn_dim_prefill=float(pre), attn_dim_decode=float(dec), ffn_per_token=float(ffn_tok),
+        expert_ffn=float(m.moe.expert_ffn_hidden) if m.moe else 0.0,
+        expert_up_share=2 / 3 if m.ffn_act == "swiglu" else 1 / 2)
 
 
 def stage_layers(f: ModelFacts, pp):

@@ -80,6 +80,35 @@ def rates(gpu, wq_names: tuple) -> tuple[np.ndarray, float, float]:
 # Blackwell kernels tile 64-256 rows, 128 the common height (the training model's GEMM_TILE_ROWS).
 GEMM_TILE_ROWS = 128
 
+# Fixed work per GEMM output tile (pipeline fill, epilogue: convert and store the tile), written as the
+# reduction length K0 whose main-loop time equals it: a GEMM of reduction length K then runs at
+# K / (K + K0) of its best rate. Fitted on DeepGEMM's published normal-GEMM table (README at
+# deepseek-ai/DeepGEMM @327ec92, H800 FP8, M = 4096): 775 / 1212 / 1168 / 1410 / 1520 TFLOPS at
+# K = 512 / 1536 / 2048 / 7168 / 16384 follow P K / (K + 524) with P = 1569 TFLOP/s within 7%. The
+# fixed time per tile is the same on a GPU whose matmul rate differs, so K0 scales with the rate
+# (K0 = 524 x rate / 1569 TFLOP/s; the SM counts of Hopper and Blackwell parts, 132-148, are taken as
+# equal). Applied to the routed-expert GEMMs, whose reduction is short (expert widths of 768-2048,
+# split further by expert tensor parallelism): on NVIDIA's measured TensorRT-LLM MoE layer times
+# (AIConfigurator, benchmarks/moe_kernel_check.py) it takes the mean error from 29% to 22%.
+GEMM_K0_ELEMENTS = 524.0
+GEMM_K0_AT_RATE = 1569e12
+
+# Routing work per (token, chosen expert) pair that is neither a GEMM nor bandwidth: top-k selection,
+# the sort that groups rows by expert, the scatter / gather index arithmetic of permute and
+# finalize. Every expert-parallel rank runs it over all the tokens it receives (n x top_k pairs), so it
+# does not shrink with EP. MEASURED: median of NVIDIA's per-layer TensorRT-LLM MoE timings
+# (AIConfigurator data, H100 / H200 / B200 / GB200, FP8 / BF16 / NVFP4 / MXFP4, 4 to 512 experts)
+# after the GEMM and traffic terms; with it the mean error on those timings is 17%
+# (benchmarks/moe_kernel_check.py).
+MOE_PAIR_S = 4.3e-9
+
+
+def tile_k_efficiency(k, rate):
+    """k / (k + K0), K0 = GEMM_K0_ELEMENTS x rate / GEMM_K0_AT_RATE: the share of a GEMM's time that is
+    main loop when every output tile also pays a fixed cost (see GEMM_K0_ELEMENTS)."""
+    k = np.maximum(np.asarray(k, dtype=float), 1.0)
+    return k / (k + GEMM_K0_ELEMENTS * np.asarray(rate) / GEMM_K0_AT_RATE)
+
 
 def dense_linear_s(f, ls, n, n_dec, tp, ta, lin, bw, bpe):
     """Attention projections, dense / shared MLPs and the LM head of n tokens on one GPU: one
@@ -115,15 +144,30 @@ def expert_linear_s(f, ls, n, tp, lin, bw, bpe, ep=1):
     """Routed experts of n tokens on one GPU, one roofline per expert GEMM (not per layer): with
     top-k of E experts, a share 1 - (1 - k/E)^n of them is touched (expected, uniform routing),
     each by r = n k / (E x touched) rows padded to GEMM_TILE_ROWS; an expert is read once and
-    computed on its padded rows: touched x routed / tp x max(2 pad(r) x imbalance / lin, bytes / bw),
-    imbalance = ep_load_imbalance (the busiest of ep expert-parallel ranks sets the time)."""
+    computed on its padded rows: touched x routed / tp x max(2 pad(r) x imbalance x slow / lin, bytes / bw),
+    imbalance = ep_load_imbalance (the busiest of ep expert-parallel ranks sets the time), slow =
+    the up and down projections' share of the expert over their tile_k_efficiency (reduction hidden
+    and expert width / (tp / ep), the expert tensor-parallel split) at the MAMF rate lin / SUSTAINED_FRACTION."""
     if not f.experts:
         return 0.0
     touched = 1.0 - (1.0 - f.top_k / f.experts) ** n
     rows = n * f.top_k / (f.experts * np.maximum(touched, 1e-12))
     padded = np.ceil(rows / GEMM_TILE_ROWS) * GEMM_TILE_ROWS
     imb = np.where(np.asarray(ep) > 1, ep_load_imbalance(f, n, np.maximum(ep, 2)), 1.0)
-    return ls * touched * f.routed / tp * np.maximum(2.0 * padded * imb / lin, bpe / bw)
+    slow = 1.0
+    if f.expert_ffn:
+        rate = np.asarray(lin) / SUSTAINED_FRACTION
+        etp = np.maximum(np.asarray(tp) / np.maximum(ep, 1), 1.0)
+        u = f.expert_up_share
+        slow = u / tile_k_efficiency(f.hidden, rate) + (1 - u) / tile_k_efficiency(f.expert_ffn / etp, rate)
+    return ls * touched * f.routed / tp * np.maximum(2.0 * padded * imb * slow / lin, bpe / bw)
+
+
+def moe_routing_s(f, ls, n):
+    """Routing work of n tokens on one GPU: MoE layers of the stage x n x top_k x MOE_PAIR_S."""
+    if not f.experts:
+        return 0.0
+    return ls * f.moe_layers / f.layers * n * f.top_k * MOE_PAIR_S
 
 
 def activation_bytes_per_token(f, tp, ta):
@@ -166,7 +210,8 @@ def stage_s(f, t, lk, hw, n_dec, n_pf, ctx_dec, ctx_pf):
     ls = stage_layers(f, t["pp"])
     tp, ta = t["tp"], attn_tp(t)
     n = n_dec + n_pf
-    gemm = dense_linear_s(f, ls, n, n_dec, tp, ta, hw["lin_dense"][t["wq"]], bw, hw["bpe_dense"][t["wq"]]) + expert_linear_s(f, ls, n, tp, lin, bw, bpe, t["ep"])
+    gemm = dense_linear_s(f, ls, n, n_dec, tp, ta, hw["lin_dense"][t["wq"]], bw, hw["bpe_dense"][t["wq"]]) \
+        + expert_linear_s(f, ls, n, tp, lin, bw, bpe, t["ep"]) + moe_routing_s(f, ls, n)
     elementwise = n * ls * activation_bytes_per_token(f, tp, ta) / bw
     full, sw = kv_bytes_per_token(f, t, hw["kvb"][t["kv"]])
     group = np.where(t["attn_dp"], tp, 1)
