@@ -60,7 +60,8 @@ def moe_layer_s(row: dict, new: bool = True) -> float:
     gemm = float(np.atleast_1d(timing.expert_linear_s(f, 1, n, tp, lin[0], bw, bpe, np.array([ep])))[0])
     none = dataclasses.replace(f, ffn_per_token=0.0, experts=0, top_k=0)
     ta = np.array([tp])
-    moe_bytes = float((timing.activation_bytes_per_token(f, ta, ta) - timing.activation_bytes_per_token(none, ta, ta))[0])
+    e = np.array([ep])
+    moe_bytes = float((timing.activation_bytes_per_token(f, ta, ta, e) - timing.activation_bytes_per_token(none, ta, ta, e))[0])
     routing = timing.moe_routing_s(f, 1, n) if new else 0.0
     return gemm + routing + n * moe_bytes / bw
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 
 from planner.estimate import comm
-from planner.estimate.compute import ATTN_FWD_OF_MAMF, DEFAULT_MAMF, HBM_EFFICIENCY
+from planner.estimate.compute import ATTN_FWD_OF_MAMF, DEFAULT_MAMF, GEMM_LAUNCH_S, HBM_EFFICIENCY
 from planner.serve import engines as E
 from planner.serve.memory import ACT_BYTES, attn_tp, kv_bytes_per_token, seq_kv_bytes, stage_layers
 
@@ -100,7 +100,26 @@ GEMM_K0_AT_RATE = 1569e12
 # (AIConfigurator data, H100 / H200 / B200 / GB200, FP8 / BF16 / NVFP4 / MXFP4, 4 to 512 experts)
 # after the GEMM and traffic terms; with it the mean error on those timings is 17%
 # (benchmarks/moe_kernel_check.py).
-MOE_PAIR_S = 4.3e-9
+MOE_PAIR_S = 2.25e-9
+
+
+# Kernels of a layer besides its weight GEMMs, as TensorRT-LLM's PyTorch layers (and vLLM's / SGLang's
+# fused ones) run them: two fused residual-add + RMSNorm, the QKV preprocessing (RoPE and the KV-cache
+# write), attention, the MLP activation; an MoE layer adds top-k routing, the permute and the
+# finalize (unpermute + weighted sum). Each kernel also pays a launch-and-tail time; GEMM_LAUNCH_S (4 us)
+# is the value measured on an H200 for mid-size GEMMs (planner.estimate.compute,
+# benchmarks/gemm_device_results.md) and is charged to every kernel and collective of the step.
+LAYER_KERNELS = 5
+MOE_LAYER_KERNELS = 3
+
+
+def kernel_launch_s(f, t, ls):
+    """Launch-and-tail time of a stage's kernels: ls x (weight GEMMs + LAYER_KERNELS + MOE_LAYER_KERNELS
+    for the MoE share + collectives: 2 all-reduces per layer under tensor parallelism, an all-gather and
+    a reduce-scatter per MoE layer under attention data parallelism) x GEMM_LAUNCH_S."""
+    moe = f.moe_layers / f.layers
+    comms = np.where(t["attn_dp"], 2.0 * moe, np.where(t["tp"] > 1, 2.0, 0.0))
+    return ls * (f.gemms_per_layer + LAYER_KERNELS + MOE_LAYER_KERNELS * moe + comms) * GEMM_LAUNCH_S
 
 
 def tile_k_efficiency(k, rate):
@@ -170,16 +189,20 @@ def moe_routing_s(f, ls, n):
     return ls * f.moe_layers / f.layers * n * f.top_k * MOE_PAIR_S
 
 
-def activation_bytes_per_token(f, tp, ta):
+def activation_bytes_per_token(f, tp, ta, ep=None):
     """HBM bytes per token and layer of the tensors between kernels (bf16): every GEMM output is
     written once and read once by the next kernel (q/k/v, attention output, o_proj, gate/up, the
     SwiGLU product, the down projection of each routed copy), MoE dispatch and combine copy the
     hidden vector per routed copy (read + write), and two fused residual-add + RMSNorm kernels read
-    the input and residual and write both (8 x hidden). TP ranks hold the whole residual stream."""
+    the input and residual and write both (8 x hidden). TP ranks hold the whole residual stream.
+    The routed copies are spread over the ep expert-parallel ranks (default: all tp ranks); expert
+    tensor parallelism (tp / ep ways) splits their inner width but every such rank permutes, writes
+    and combines the whole hidden vector of each copy it serves."""
     qkv = f.attn_dim_prefill / 2 + f.kv_elems
     copies = max(f.top_k, 1)
-    gemm_out = qkv / ta + f.hidden + 3.0 * f.ffn_per_token / tp + (copies - 1) * f.hidden / tp
-    dispatch = 2.0 * copies * f.hidden / tp if f.experts else 0.0
+    ep = tp if ep is None else ep
+    gemm_out = qkv / ta + f.hidden + 3.0 * f.ffn_per_token / tp + (copies - 1) * f.hidden / ep
+    dispatch = 2.0 * copies * f.hidden / ep if f.experts else 0.0
     return ACT_BYTES * (2.0 * gemm_out + dispatch + 8.0 * f.hidden / np.where(ta == 1, tp, 1))
 
 
@@ -212,7 +235,7 @@ def stage_s(f, t, lk, hw, n_dec, n_pf, ctx_dec, ctx_pf):
     n = n_dec + n_pf
     gemm = dense_linear_s(f, ls, n, n_dec, tp, ta, hw["lin_dense"][t["wq"]], bw, hw["bpe_dense"][t["wq"]]) \
         + expert_linear_s(f, ls, n, tp, lin, bw, bpe, t["ep"]) + moe_routing_s(f, ls, n)
-    elementwise = n * ls * activation_bytes_per_token(f, tp, ta) / bw
+    elementwise = n * ls * activation_bytes_per_token(f, tp, ta, t["ep"]) / bw
     full, sw = kv_bytes_per_token(f, t, hw["kvb"][t["kv"]])
     group = np.where(t["attn_dp"], tp, 1)
     kv_read = n_dec / group * seq_kv_bytes(f, full, sw, ctx_dec)
@@ -227,7 +250,7 @@ def stage_s(f, t, lk, hw, n_dec, n_pf, ctx_dec, ctx_pf):
     a2a = 2.0 * ls * moe_share * _cost(lk["all_to_all"], act * max(f.top_k, 1) / tp)
     comm_s = np.where(t["attn_dp"], a2a, tp_comm)
     p2p = np.where(t["pp"] > 1, _cost(lk["p2p"], act * 2.0), 0.0)  # send/recv to the next stage
-    return gemm + elementwise + attention + comm_s + p2p
+    return gemm + elementwise + attention + comm_s + p2p + kernel_launch_s(f, t, ls)
 
 
 def iteration_s(f, t, lk, hw, n_dec, n_pf, ctx_dec, ctx_pf):
