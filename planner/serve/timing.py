@@ -88,18 +88,18 @@ GEMM_TILE_ROWS = 128
 # fixed time per tile is the same on a GPU whose matmul rate differs, so K0 scales with the rate
 # (K0 = 524 x rate / 1569 TFLOP/s; the SM counts of Hopper and Blackwell parts, 132-148, are taken as
 # equal). Applied to the routed-expert GEMMs, whose reduction is short (expert widths of 768-2048,
-# split further by expert tensor parallelism): on NVIDIA's measured TensorRT-LLM MoE layer times
-# (AIConfigurator, benchmarks/moe_kernel_check.py) it takes the mean error from 29% to 22%.
+# split further by expert tensor parallelism), and checked on NVIDIA's measured TensorRT-LLM MoE layer
+# times (AIConfigurator, benchmarks/moe_kernel_check.py, with MOE_PAIR_S below).
 GEMM_K0_ELEMENTS = 524.0
 GEMM_K0_AT_RATE = 1569e12
 
 # Routing work per (token, chosen expert) pair that is neither a GEMM nor bandwidth: top-k selection,
 # the sort that groups rows by expert, the scatter / gather index arithmetic of permute and
 # finalize. Every expert-parallel rank runs it over all the tokens it receives (n x top_k pairs), so it
-# does not shrink with EP. MEASURED: median of NVIDIA's per-layer TensorRT-LLM MoE timings
-# (AIConfigurator data, H100 / H200 / B200 / GB200, FP8 / BF16 / NVFP4 / MXFP4, 4 to 512 experts)
-# after the GEMM and traffic terms; with it the mean error on those timings is 17%
-# (benchmarks/moe_kernel_check.py).
+# does not shrink with EP. MEASURED: the value that best fits NVIDIA's per-layer TensorRT-LLM MoE
+# timings (AIConfigurator data, H100 / H200 / B200 / GB200, FP8 / BF16 / NVFP4 / MXFP4, 32 to 512
+# experts, 256 to 16,384 tokens) after the GEMM and traffic terms; mean error on those timings 24.9%
+# without the tile efficiency and this term, 15.2% with both (benchmarks/moe_kernel_check.py).
 MOE_PAIR_S = 2.25e-9
 
 
