@@ -253,3 +253,37 @@ def test_search_disaggregated_switch(tmp_path):
     only_dis = write(tmp_path, "b.yaml", base.replace("kv_cache: [bf16, fp8]", "kv_cache: [bf16, fp8]\n  disaggregated: [true]"))
     assert (candidate_table(load_serving_scenario(only_colo))["prefill_replicas"] == 0).all()
     assert (candidate_table(load_serving_scenario(only_dis))["prefill_replicas"] > 0).all()
+
+
+def test_expert_tensor_parallel_ranks_move_whole_hidden_vectors():
+    """EP splits the routed copies over ranks; expert TP splits only their inner width, so each
+    expert-TP rank permutes, writes and combines the whole hidden vector of every copy."""
+    from planner.serve.timing import activation_bytes_per_token
+
+    f = model_facts(catalog.model("qwen3-235b-a22b"))
+    tp = np.array([8])
+    ep8 = activation_bytes_per_token(f, tp, tp, np.array([8]))
+    etp8 = activation_bytes_per_token(f, tp, tp, np.array([1]))
+    assert etp8[0] > ep8[0]
+    # The difference is the hidden-wide traffic of the routed copies: (k - 1) GEMM outputs written
+    # and read, plus dispatch and combine (read + write each), 2 bytes each, on 1 rank instead of 1/8.
+    k, h = f.top_k, f.hidden
+    assert etp8[0] - ep8[0] == pytest.approx(2.0 * (2 * (k - 1) * h + 2 * k * h) * (1 - 1 / 8))
+    assert activation_bytes_per_token(f, tp, tp)[0] == pytest.approx(ep8[0])  # default: ep = tp
+
+
+def test_every_kernel_pays_a_launch_time():
+    from planner.estimate.compute import GEMM_LAUNCH_S
+    from planner.serve.timing import LAYER_KERNELS, MOE_LAYER_KERNELS, kernel_launch_s
+
+    dense = model_facts(catalog.model("llama-3.1-8b"))
+    one = {"tp": np.array([1]), "attn_dp": np.array([False])}
+    # qkv, o_proj, gate+up, down: 4 weight GEMMs per dense layer.
+    assert dense.gemms_per_layer == 4
+    assert kernel_launch_s(dense, one, 32)[0] == pytest.approx(32 * (4 + LAYER_KERNELS) * GEMM_LAUNCH_S)
+    tp2 = {"tp": np.array([2]), "attn_dp": np.array([False])}
+    assert kernel_launch_s(dense, tp2, 32)[0] == pytest.approx(32 * (4 + LAYER_KERNELS + 2) * GEMM_LAUNCH_S)
+    moe = model_facts(catalog.model("qwen3-30b-a3b"))
+    # qkv, o_proj, router, expert up, expert down; plus routing, permute, finalize.
+    assert moe.gemms_per_layer == 5
+    assert kernel_launch_s(moe, one, 1)[0] == pytest.approx((5 + LAYER_KERNELS + MOE_LAYER_KERNELS) * GEMM_LAUNCH_S)
