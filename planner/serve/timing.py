@@ -98,8 +98,8 @@ GEMM_K0_AT_RATE = 1569e12
 # finalize. Every expert-parallel rank runs it over all the tokens it receives (n x top_k pairs), so it
 # does not shrink with EP. MEASURED: the value that best fits NVIDIA's per-layer TensorRT-LLM MoE
 # timings (AIConfigurator data, H100 / H200 / B200 / GB200, FP8 / BF16 / NVFP4 / MXFP4, 32 to 512
-# experts, 256 to 16,384 tokens) after the GEMM and traffic terms; mean error on those timings 24.9%
-# without the tile efficiency and this term, 15.2% with both (benchmarks/moe_kernel_check.py).
+# experts, 256 to 16,384 tokens) after the GEMM and traffic terms; mean error on those timings 30.6%
+# before the tile efficiency, this term and the expert-TP traffic, 15.2% with them (benchmarks/moe_kernel_check.py).
 MOE_PAIR_S = 2.25e-9
 
 
@@ -120,6 +120,28 @@ def kernel_launch_s(f, t, ls):
     moe = f.moe_layers / f.layers
     comms = np.where(t["attn_dp"], 2.0 * moe, np.where(t["tp"] > 1, 2.0, 0.0))
     return ls * (f.gemms_per_layer + LAYER_KERNELS + MOE_LAYER_KERNELS * moe + comms) * GEMM_LAUNCH_S
+
+
+# Weight-only 4-bit GEMMs on a GPU without 4-bit tensor cores (MXFP4 experts on Hopper, AWQ / GPTQ
+# int4) convert every weight element to bf16 inside the main loop, once per output row tile
+# (GEMM_TILE_ROWS rows), on the CUDA cores rather than the tensor cores: DEQUANT_FP32_OPS_PER_WEIGHT
+# FP32-pipe operations per element (unpack, convert, scale) at the GPU's vector FP32 peak. MEASURED:
+# the value that fits AIConfigurator's TensorRT-LLM W4A16 MXFP4 MoE layer timings on H100 and H200 at
+# 4,096-16,384 tokens (compute-bound; median measured / model 1.02 with it, 80 timings), which without
+# it run 1.2-1.35x the bf16-rate model
+# (benchmarks/moe_kernel_check.py).
+DEQUANT_FP32_OPS_PER_WEIGHT = 12.0
+
+
+def dequant_s_per_weight(gpu, wq_names: tuple) -> np.ndarray:
+    """Seconds to dequantise one weight element once, per weight scheme: DEQUANT_FP32_OPS_PER_WEIGHT /
+    vector FP32 peak for weight-only 4-bit schemes (computed in bf16 / fp16), 0 for the others."""
+    fp32 = (gpu.tflops.fp32 or 0.0) * 1e12
+    out = []
+    for n in wq_names:
+        weight_only = E.compute_precision(n, gpu) in ("bf16", "fp16") and E.weight_bytes_per_element(n) < 1.0
+        out.append(DEQUANT_FP32_OPS_PER_WEIGHT / fp32 if weight_only and fp32 > 0 else 0.0)
+    return np.array(out)
 
 
 def tile_k_efficiency(k, rate):
@@ -159,14 +181,16 @@ def ep_load_imbalance(f, n, ep):
     return 1.0 + expected_max_std_normal(ep) * np.sqrt(mu * (1.0 - 1.0 / ep)) / mu
 
 
-def expert_linear_s(f, ls, n, tp, lin, bw, bpe, ep=1):
+def expert_linear_s(f, ls, n, tp, lin, bw, bpe, ep=1, dequant=0.0):
     """Routed experts of n tokens on one GPU, one roofline per expert GEMM (not per layer): with
     top-k of E experts, a share 1 - (1 - k/E)^n of them is touched (expected, uniform routing),
     each by r = n k / (E x touched) rows padded to GEMM_TILE_ROWS; an expert is read once and
     computed on its padded rows: touched x routed / tp x max(2 pad(r) x imbalance x slow / lin, bytes / bw),
     imbalance = ep_load_imbalance (the busiest of ep expert-parallel ranks sets the time), slow =
     the up and down projections' share of the expert over their tile_k_efficiency (reduction hidden
-    and expert width / (tp / ep), the expert tensor-parallel split) at the MAMF rate lin / SUSTAINED_FRACTION."""
+    and expert width / (tp / ep), the expert tensor-parallel split) at the MAMF rate lin / SUSTAINED_FRACTION;
+    weight-only schemes add dequant (dequant_s_per_weight) per weight element and row tile to the
+    compute side."""
     if not f.experts:
         return 0.0
     touched = 1.0 - (1.0 - f.top_k / f.experts) ** n
@@ -179,7 +203,8 @@ def expert_linear_s(f, ls, n, tp, lin, bw, bpe, ep=1):
         etp = np.maximum(np.asarray(tp) / np.maximum(ep, 1), 1.0)
         u = f.expert_up_share
         slow = u / tile_k_efficiency(f.hidden, rate) + (1 - u) / tile_k_efficiency(f.expert_ffn / etp, rate)
-    return ls * touched * f.routed / tp * np.maximum(2.0 * padded * imb * slow / lin, bpe / bw)
+    convert = dequant * padded * imb / GEMM_TILE_ROWS
+    return ls * touched * f.routed / tp * np.maximum(2.0 * padded * imb * slow / lin + convert, bpe / bw)
 
 
 def moe_routing_s(f, ls, n):
@@ -234,7 +259,8 @@ def stage_s(f, t, lk, hw, n_dec, n_pf, ctx_dec, ctx_pf):
     tp, ta = t["tp"], attn_tp(t)
     n = n_dec + n_pf
     gemm = dense_linear_s(f, ls, n, n_dec, tp, ta, hw["lin_dense"][t["wq"]], bw, hw["bpe_dense"][t["wq"]]) \
-        + expert_linear_s(f, ls, n, tp, lin, bw, bpe, t["ep"]) + moe_routing_s(f, ls, n)
+        + expert_linear_s(f, ls, n, tp, lin, bw, bpe, t["ep"], hw.get("dequant", np.zeros(1))[t["wq"]]) \
+        + moe_routing_s(f, ls, n)
     elementwise = n * ls * activation_bytes_per_token(f, tp, ta, t["ep"]) / bw
     full, sw = kv_bytes_per_token(f, t, hw["kvb"][t["kv"]])
     group = np.where(t["attn_dp"], tp, 1)
