@@ -259,7 +259,7 @@ def stage_s(f, t, lk, hw, n_dec, n_pf, ctx_dec, ctx_pf):
     tp, ta = t["tp"], attn_tp(t)
     n = n_dec + n_pf
     gemm = dense_linear_s(f, ls, n, n_dec, tp, ta, hw["lin_dense"][t["wq"]], bw, hw["bpe_dense"][t["wq"]]) \
-        + expert_linear_s(f, ls, n, tp, lin, bw, bpe, t["ep"], hw.get("dequant", np.zeros(1))[t["wq"]]) \
+        + expert_linear_s(f, ls, n, tp, lin, bw, bpe, t["ep"], hw["dequant"][t["wq"]] if "dequant" in hw else 0.0) \
         + moe_routing_s(f, ls, n)
     elementwise = n * ls * activation_bytes_per_token(f, tp, ta, t["ep"]) / bw
     full, sw = kv_bytes_per_token(f, t, hw["kvb"][t["kv"]])
