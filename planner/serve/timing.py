@@ -122,14 +122,15 @@ def kernel_launch_s(f, t, ls):
     return ls * (f.gemms_per_layer + LAYER_KERNELS + MOE_LAYER_KERNELS * moe + comms) * GEMM_LAUNCH_S
 
 
-# Weight-only 4-bit GEMMs on a GPU without 4-bit tensor cores (MXFP4 experts on Hopper, AWQ / GPTQ
-# int4) convert every weight element to bf16 inside the main loop, once per output row tile
-# (GEMM_TILE_ROWS rows), on the CUDA cores rather than the tensor cores: DEQUANT_FP32_OPS_PER_WEIGHT
-# FP32-pipe operations per element (unpack, convert, scale) at the GPU's vector FP32 peak. MEASURED:
-# the value that fits AIConfigurator's TensorRT-LLM W4A16 MXFP4 MoE layer timings on H100 and H200 at
-# 4,096-16,384 tokens (compute-bound; median measured / model 1.02 with it, 80 timings), which without
-# it run 1.2-1.35x the bf16-rate model
-# (benchmarks/moe_kernel_check.py).
+# Weight-only 4-bit expert GEMMs on a GPU without 4-bit tensor cores (gpt-oss's MXFP4 experts on
+# Hopper, TensorRT-LLM's Triton MoE path) convert every weight element to bf16 inside the main loop,
+# once per output row tile (GEMM_TILE_ROWS rows), on the CUDA cores rather than the tensor cores:
+# DEQUANT_FP32_OPS_PER_WEIGHT FP32-pipe operations per element (unpack, convert, scale) at the GPU's
+# vector FP32 peak. MEASURED: the value that fits AIConfigurator's TensorRT-LLM W4A16 MXFP4 MoE layer
+# timings on H100 and H200 at 4,096-16,384 tokens (compute-bound; median measured / model 1.02 with it,
+# 80 timings), which without it run 1.2-1.35x the bf16-rate model (benchmarks/moe_kernel_check.py).
+# Charged to the routed experts only: that is the kernel measured (dense AWQ / GPTQ GEMMs run Marlin-
+# style kernels that interleave the conversion with the weight loads; no measurement here).
 DEQUANT_FP32_OPS_PER_WEIGHT = 12.0
 
 
