@@ -102,3 +102,10 @@ def test_weight_only_4bit_pays_dequantisation_where_no_4bit_tensor_cores():
     extra = expert_linear_s(f, 1, n, 1, lin, bw, 0.5, 1, hopper[1]) - expert_linear_s(f, 1, n, 1, lin, bw, 0.5, 1, 0.0)
     rows = np.ceil(n * f.top_k / f.experts / GEMM_TILE_ROWS) * GEMM_TILE_ROWS
     assert extra == pytest.approx(f.routed * hopper[1] * rows / GEMM_TILE_ROWS, rel=1e-6)
+
+
+def test_weight_only_experts_use_the_triton_row_tile():
+    """triton_kernels matmul_ogs: block_m = max(16, min(next_power_of_2(tokens_per_expert), 128))."""
+    from planner.serve.timing import weight_only_row_tile
+
+    assert weight_only_row_tile(np.array([1, 7, 16, 17, 100, 128, 500])).tolist() == [16, 16, 16, 32, 128, 128, 128]

@@ -98,7 +98,7 @@ GEMM_K0_AT_RATE = 1569e12
 # finalize. Every expert-parallel rank runs it over all the tokens it receives (n x top_k pairs), so it
 # does not shrink with EP. MEASURED: the value that best fits NVIDIA's per-layer TensorRT-LLM MoE
 # timings (AIConfigurator data, H100 / H200 / B200 / GB200, FP8 / BF16 / NVFP4 / MXFP4, 32 to 512
-# experts, 256 to 16,384 tokens) after the GEMM and traffic terms; mean error on those timings 30.6%
+# experts, 256 to 16,384 tokens) after the GEMM and traffic terms; mean error on those timings 31.2%
 # before the tile efficiency, this term and the expert-TP traffic, 15.2% with them (benchmarks/moe_kernel_check.py).
 MOE_PAIR_S = 2.25e-9
 
@@ -132,6 +132,14 @@ def kernel_launch_s(f, t, ls):
 # Charged to the routed experts only: that is the kernel measured (dense AWQ / GPTQ GEMMs run Marlin-
 # style kernels that interleave the conversion with the weight loads; no measurement here).
 DEQUANT_FP32_OPS_PER_WEIGHT = 12.0
+
+
+def weight_only_row_tile(rows):
+    """Row tile of the weight-only (Triton) MoE kernel: the power of two at or above the rows per
+    expert, within 16..128 (triton_kernels matmul_ogs opt_flags on NVIDIA GPUs:
+    block_m = max(16, min(next_power_of_2(tokens_per_expt), 128)))."""
+    rows = np.maximum(np.asarray(rows, dtype=float), 1.0)
+    return np.clip(2.0 ** np.ceil(np.log2(rows)), 16.0, float(GEMM_TILE_ROWS))
 
 
 def dequant_s_per_weight(gpu, wq_names: tuple) -> np.ndarray:
@@ -185,7 +193,8 @@ def ep_load_imbalance(f, n, ep):
 def expert_linear_s(f, ls, n, tp, lin, bw, bpe, ep=1, dequant=0.0):
     """Routed experts of n tokens on one GPU, one roofline per expert GEMM (not per layer): with
     top-k of E experts, a share 1 - (1 - k/E)^n of them is touched (expected, uniform routing),
-    each by r = n k / (E x touched) rows padded to GEMM_TILE_ROWS; an expert is read once and
+    each by r = n k / (E x touched) rows padded to GEMM_TILE_ROWS (weight-only schemes, run by the
+    Triton MoE kernel: to weight_only_row_tile); an expert is read once and
     computed on its padded rows: touched x routed / tp x max(2 pad(r) x imbalance x slow / lin, bytes / bw),
     imbalance = ep_load_imbalance (the busiest of ep expert-parallel ranks sets the time), slow =
     the up and down projections' share of the expert over their tile_k_efficiency (reduction hidden
@@ -196,7 +205,8 @@ def expert_linear_s(f, ls, n, tp, lin, bw, bpe, ep=1, dequant=0.0):
         return 0.0
     touched = 1.0 - (1.0 - f.top_k / f.experts) ** n
     rows = n * f.top_k / (f.experts * np.maximum(touched, 1e-12))
-    padded = np.ceil(rows / GEMM_TILE_ROWS) * GEMM_TILE_ROWS
+    tile = np.where(np.asarray(dequant) > 0, weight_only_row_tile(rows), GEMM_TILE_ROWS)
+    padded = np.ceil(rows / tile) * tile
     imb = np.where(np.asarray(ep) > 1, ep_load_imbalance(f, n, np.maximum(ep, 2)), 1.0)
     slow = 1.0
     if f.expert_ffn:
@@ -204,7 +214,7 @@ def expert_linear_s(f, ls, n, tp, lin, bw, bpe, ep=1, dequant=0.0):
         etp = np.maximum(np.asarray(tp) / np.maximum(ep, 1), 1.0)
         u = f.expert_up_share
         slow = u / tile_k_efficiency(f.hidden, rate) + (1 - u) / tile_k_efficiency(f.expert_ffn / etp, rate)
-    convert = dequant * padded * imb / GEMM_TILE_ROWS
+    convert = dequant * padded * imb / tile
     return ls * touched * f.routed / tp * np.maximum(2.0 * padded * imb * slow / lin + convert, bpe / bw)
 
 
