@@ -90,7 +90,7 @@ def host_floor(fwd, bwd, host):
 
 def moe_sync_exposed_s(ctx, t, gpu_post_s):
     """Forward seconds per MoE layer and micro-batch that the dispatcher's host synchronisation
-    exposes (Megatron only; zero for dense models and other frameworks).
+    exposes (Megatron; torchtitan with ep > 1; zero for dense models and otherwise).
 
     Megatron-Core's token dispatchers need the token counts on the host (all-to-all split sizes,
     the grouped GEMM's per-expert row counts): MoEAlltoAllTokenDispatcher copies them device-to-host
@@ -107,14 +107,20 @@ def moe_sync_exposed_s(ctx, t, gpu_post_s):
         exposed = max(0, launches x HOST_LAUNCH_S - gpu_post_s) + HOST_SYNC_S.
     NVIDIA's DeepSeek-V3 GB200 guide (Megatron-LM docs/discussions/deepseek-v3-gb200-optimization,
     "Future Work") names this device-host sync as what keeps the routed experts host-bound after
-    CUDA graphs. The backward reuses the host copies of the counts: no sync there."""
+    CUDA graphs. The backward reuses the host copies of the counts: no sync there.
+    torchtitan's expert-parallel dispatch does the same (its ExpertParallel token dispatch copies the
+    all-to-all splits to the host with `non_blocking=False`, commented "this would incur a
+    device-to-host sync"), only with ep > 1; its experts run one torch._grouped_mm per module, so
+    one launch per module instead of one per local expert."""
     m = ctx.model
     if not m.moe:
         return np.zeros_like(t["tp"], dtype=float)
-    from planner.estimate.compute import MEG, expert_quant_kernels
+    from planner.estimate.compute import MEG, TT, expert_quant_kernels
 
     modules = sum(1 for mm in layer_matmuls(m, True) if mm.name.startswith("expert"))
     local = m.moe.experts / t["ep"]
-    launches = MOE_POST_SYNC_OPS + modules * local + expert_quant_kernels(ctx, t) / 2
+    meg, titan = t["framework"] == MEG, (t["framework"] == TT) & (t["ep"] > 1)
+    gemms = np.where(meg, modules * local, modules)
+    launches = MOE_POST_SYNC_OPS + gemms + expert_quant_kernels(ctx, t) / 2
     exposed = np.maximum(0.0, launches * HOST_LAUNCH_S - gpu_post_s) + HOST_SYNC_S
-    return np.where(t["framework"] == MEG, exposed, 0.0)
+    return np.where(meg | titan, exposed, 0.0)
