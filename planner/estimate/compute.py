@@ -22,7 +22,7 @@ import numpy as np
 from planner.arch import attention_dims, layer_matmuls
 from planner.estimate import recompute
 from planner.estimate import table as T
-from planner.estimate.host import host_floor, layer_host_s
+from planner.estimate.host import host_floor, layer_host_s, moe_sync_exposed_s
 from planner.estimate.memory import stage_layers
 
 TT = T.FRAMEWORKS.index("torchtitan")
@@ -369,6 +369,12 @@ def layer_costs(ctx, t) -> dict:
         # elementwise op run again in backward; attention is saved.
         out[f"{kind}_sac"] = titan_sac_recomputed_share(ctx.model, moe_layer) * (mm - expert_mm) + ew
         out[f"{kind}_host"] = layer_host_s(ctx, t, moe_layer, eager_mask(ctx, t))
+        if moe_layer:
+            # the dispatcher's device-to-host sync leaves the dispatch / expert section host-paced
+            from planner.estimate.comm import ep_dispatch_s
+
+            permute = tokens * permutation_bytes_per_token(ctx.model, t) / hbm
+            out["moe_sync"] = moe_sync_exposed_s(ctx, t, expert_mm + permute + 2 * ep_dispatch_s(ctx, t))
         # Megatron selective recompute by module (planner.estimate.recompute): the listed modules' matmuls
         out[f"{kind}_mrc"] = recompute.recomputed_matmul_share(ctx, moe_layer, False) * (mm - expert_mm) \
             + recompute.recomputed_matmul_share(ctx, moe_layer, True) * expert_mm
@@ -393,6 +399,7 @@ def stage_compute(t, unit: dict, dense, moe, stage: str) -> dict:
     `moe` layers (the output layer on the last stage, or on the only one)."""
     fwd = dense * unit["dense_fwd"] + moe * unit["moe_fwd"]
     lps = dense + moe
+    sync = moe * unit.get("moe_sync", 0.0)  # forward only, not recomputed (host.moe_sync_exposed_s)
     attn_fwd, attn_bwd = lps * unit["attn_fwd"], lps * unit["attn_bwd"]
     head = np.where((t["pp"] == 1) | (stage == "last"), unit["head"], 0.0)
     rc = t["recompute"]
@@ -405,7 +412,7 @@ def stage_compute(t, unit: dict, dense, moe, stage: str) -> dict:
     # FP8 weight quantisation runs in forward only; a recomputed forward casts again where the
     # framework keeps no cached FP8 weight (weight_casts_per_mb).
     wcast = dense * unit.get("dense_wcast", 0.0) + moe * unit.get("moe_wcast", 0.0)
-    forward, backward = host_floor(fwd + attn_fwd + head + wcast, 2 * (fwd + head) + attn_bwd,
+    forward, backward = host_floor(fwd + attn_fwd + head + wcast + sync, 2 * (fwd + head) + attn_bwd,
                                    dense * unit["dense_host"] + moe * unit["moe_host"])
     full = fwd + attn_fwd + np.where(t["framework"] == MEG, 0.0, wcast)
     return {"forward": forward, "backward": backward,
