@@ -38,11 +38,16 @@ def test_ring_exposure_hand_worked():
 
 def test_merge_traffic_torch_only():
     """torchtitan cp 4, seq 16k (4096 tokens per rank), 32 heads x 128: 3 non-local steps x
-    4096 x 4096 elements x 18 bytes forward, x 38 backward, over the HBM rate; Megatron: zero."""
+    4096 x 4096 elements x 10 bytes forward, x 30 backward, over the HBM rate, 8 more each with the
+    per-step (p2p) exchange; Megatron: zero."""
     ctx = Context(scenario(seq=16384))
     hbm = 2.0e12
     fwd, bwd = CP.merge_s(ctx, raw_table(framework="torchtitan", zero=3, cp=4), hbm)
     elems = 4096 * 32 * 128
+    assert float(fwd[0]) == pytest.approx(3 * elems * 10 / hbm)
+    assert float(bwd[0]) == pytest.approx(3 * elems * 30 / hbm)
+    fwd, bwd = CP.merge_s(Context(scenario(seq=16384, runtime={"cp_comm": "p2p"})),
+                          raw_table(framework="torchtitan", zero=3, cp=4), hbm)
     assert float(fwd[0]) == pytest.approx(3 * elems * 18 / hbm)
     assert float(bwd[0]) == pytest.approx(3 * elems * 38 / hbm)
     fwd, bwd = CP.merge_s(ctx, raw_table(framework="megatron", cp=4), hbm)

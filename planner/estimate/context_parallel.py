@@ -39,12 +39,15 @@ TT = T.FRAMEWORKS.index("torchtitan")
 # zeros_like(..., dtype=float32)); torchtitan compiles each block with fullgraph=True, so the merge
 # ops run as fused kernels. Bytes per local query element (tokens x local heads x head dim) and per
 # non-local step, read + written:
-#   forward: K/V concatenated for the exchange (torch.cat of key, value: read 2 + write 2, twice = 8),
-#     merge (read the fp32 output 4 and the bf16 step output 2, write 4 = 10): 18;
-#   backward: K/V concatenated again (8), dQ accumulated (read 4 + 2, write 4 = 10), dK and dV
-#     accumulated into the received fp32 buffer and concatenated for the next hop (4 + 2 + 4, twice = 20): 38.
-TORCH_RING_MERGE_FWD_BYTES = 18.0
-TORCH_RING_MERGE_BWD_BYTES = 38.0
+#   forward: merge (read the fp32 output 4 and the bf16 step output 2, write 4): 10;
+#   backward: dQ accumulated (read 4 + 2, write 4 = 10), dK and dV accumulated into the received
+#     fp32 buffer and concatenated for the next hop (4 + 2 + 4, twice = 20): 30;
+#   with per-step exchange (p2p / torch 'alltoall') each step also concatenates K and V for the next
+#     hop (torch.cat of key, value: read 2 + write 2, twice = 8), forward and backward; the
+#     all-gather rotater ignores those copies after the first, so the compiled graph drops them.
+TORCH_RING_MERGE_FWD_BYTES = 10.0
+TORCH_RING_MERGE_BWD_BYTES = 30.0
+TORCH_RING_KV_CAT_BYTES = 8.0
 
 
 def cp_method(ctx, t):
@@ -91,11 +94,13 @@ def ring_exposed_s(cp, hop_s, bwd_hop_s, gather_s, attn_fwd_s, attn_bwd_s, allga
 def merge_s(ctx, t, hbm_bytes_s):
     """(forward, backward) seconds per layer of merging the cp-1 non-local steps' partial results:
     torch's fp32 merger and gradient accumulators (TORCH_RING_MERGE_*_BYTES per local query
-    element and step) for torchtitan; zero for Transformer Engine, whose corrections are fused into
-    its per-step kernels' bf16 outputs (not counted). Zero without context parallelism."""
+    element and step, plus TORCH_RING_KV_CAT_BYTES with per-step exchange) for torchtitan; zero for
+    Transformer Engine, whose output corrections are small fused kernels on bf16 outputs (not
+    counted). Zero without context parallelism."""
     m = ctx.model
     _, d_v = attention_dims(m)
     elems = t["mbs"] * ctx.seq_len / t["cp"] * m.heads / t["tp"] * d_v
     steps = np.where((t["framework"] == TT) & (t["cp"] > 1), t["cp"] - 1, 0)
-    return (steps * elems * TORCH_RING_MERGE_FWD_BYTES / hbm_bytes_s,
-            steps * elems * TORCH_RING_MERGE_BWD_BYTES / hbm_bytes_s)
+    cat = np.where(cp_method(ctx, t), 0.0, TORCH_RING_KV_CAT_BYTES)
+    return (steps * elems * (TORCH_RING_MERGE_FWD_BYTES + cat) / hbm_bytes_s,
+            steps * elems * (TORCH_RING_MERGE_BWD_BYTES + cat) / hbm_bytes_s)
