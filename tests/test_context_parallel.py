@@ -77,3 +77,22 @@ def test_layer_comm_uses_the_backward_time_given():
     kv = float(CP.kv_chunk_bytes(ctx, t)[0])
     bw, a = comm.link(ctx.node, t["cp"], t["tp"])
     assert float(slow_bwd[0]) == pytest.approx(3 * (float(a[0]) + kv / float(bw[0]) - 1e-6 / 4))
+
+
+def test_recomputed_core_attention_runs_the_ring_again():
+    """Megatron's selective recompute re-runs core attention (default recompute_modules [core_attn]),
+    so its forward exchange is paid twice, as with full recompute; torchtitan's op-level selective
+    checkpointing saves SDPA's output: once. With no attention to hide behind, the difference is the
+    forward exposure, (cp - 1) p2p hops for Megatron (cp 4: 3 hops)."""
+    ctx = Context(scenario(model="llama-3.1-70b", nodes=4, seq=65536))
+    tiny, slow = np.array([1e-9]), np.array([1e3])
+    per = {rc: float(comm.layer_comm(ctx, raw_table(framework="megatron", tp=8, cp=4, recompute=rc),
+                                     tiny, slow)["cp_layer"][0]) for rc in ("none", "selective", "full")}
+    t = raw_table(framework="megatron", tp=8, cp=4)
+    bw, a = comm.link(ctx.node, t["cp"], t["tp"])
+    hop = float(a[0]) + float(CP.kv_chunk_bytes(ctx, t)[0]) / float(bw[0])
+    assert per["selective"] - per["none"] == pytest.approx(3 * (hop - 1e-9 / 4), rel=1e-9)
+    assert per["full"] == pytest.approx(per["selective"])
+    titan = {rc: float(comm.layer_comm(ctx, raw_table(framework="torchtitan", zero=3, tp=8, cp=4, recompute=rc),
+                                       tiny, slow)["cp_layer"][0]) for rc in ("none", "selective")}
+    assert titan["selective"] == pytest.approx(titan["none"])

@@ -129,8 +129,14 @@ def layer_comm(ctx, t, attn_layer_fwd_s, attn_layer_bwd_s=None) -> dict:
     kv_bytes = CP.kv_chunk_bytes(ctx, t)
     bw, a = link(node, cp, tp)
     attn_bwd = FLASH_BWD_RATIO_DEFAULT * attn_layer_fwd_s if attn_layer_bwd_s is None else attn_layer_bwd_s
+    # the ring runs again wherever attention's forward is recomputed: full recompute, and Megatron's
+    # selective recompute of core attention (torchtitan's op-level policy saves SDPA's output)
+    from planner.estimate.recompute import recompute_modules
+
+    core_rc = (t["recompute"] == 1) & (t["framework"] != T.FRAMEWORKS.index("torchtitan")) \
+        & ("core_attn" in recompute_modules(ctx))
     cp_layer = CP.ring_exposed_s(cp, a + kv_bytes / bw, a + 2.0 * kv_bytes / bw, gather_s(node, cp * kv_bytes, cp, tp),
-                                 attn_layer_fwd_s, attn_bwd, CP.cp_method(ctx, t), np.where(full_rc, 2, 1))
+                                 attn_layer_fwd_s, attn_bwd, CP.cp_method(ctx, t), np.where(full_rc | core_rc, 2, 1))
 
     # Expert parallel all-to-all: dispatch and combine, forward and backward (4 per MoE layer), over
     # the EP group of Megatron-Core's expert grid (order etp-ep-edp-pp: ep ranks etp apart, so with
