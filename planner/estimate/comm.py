@@ -21,6 +21,7 @@ import numpy as np
 from planner.estimate import memory
 from planner.estimate import table as T
 from planner.estimate import topology
+from planner.estimate.compute import FLASH_BWD_FLOPS_RATIO as FLASH_BWD_RATIO_DEFAULT
 from planner.estimate.compute import HBM_EFFICIENCY
 
 DS = T.FRAMEWORKS.index("deepspeed")
@@ -96,7 +97,7 @@ def all_to_all_s(node, nbytes, size, stride):
     return np.where(size > 1, alpha + np.maximum(intra, inter), 0.0)
 
 
-def layer_comm(ctx, t, attn_layer_fwd_s) -> dict:
+def layer_comm(ctx, t, attn_layer_fwd_s, attn_layer_bwd_s=None) -> dict:
     """Exposed communication seconds of one micro-batch, per layer (TP, CP), per MoE layer (EP) and
     per stage boundary (PP): stage-independent, scaled by each stage's layer counts in evaluate."""
     m, node = ctx.model, ctx.node
@@ -121,19 +122,21 @@ def layer_comm(ctx, t, attn_layer_fwd_s) -> dict:
     # the forward-pass share (forward and recomputed forward): what torchtitan's async TP can hide
     tp_fwd_layer = per_layer * np.where(full_rc, 4, 2)
 
-    # Context parallel ring attention: K and V of the other cp-1 chunks pass around the ring in
-    # forward; K, V and their gradients in backward. Overlapped with attention compute.
-    from planner.arch import attention_dims
+    # Context parallel ring attention (planner.estimate.context_parallel): each stack's exchange of
+    # K/V (and, backward, their gradients) against the attention step it hides behind.
+    from planner.estimate import context_parallel as CP
 
-    d_qk, d_v = attention_dims(m)
-    kv = m.heads if m.mla else m.n_kv_heads
-    kv_bytes = 2.0 * tokens * np.maximum(kv / tp, 1) * (d_qk + d_v)
+    kv_bytes = CP.kv_chunk_bytes(ctx, t)
     bw, a = link(node, cp, tp)
-    ring = np.where(cp > 1, (cp - 1) * (a + kv_bytes / bw), 0.0)
-    from planner.estimate.compute import FLASH_BWD_FLOPS_RATIO
+    attn_bwd = FLASH_BWD_RATIO_DEFAULT * attn_layer_fwd_s if attn_layer_bwd_s is None else attn_layer_bwd_s
+    # the ring runs again wherever attention's forward is recomputed: full recompute, and Megatron's
+    # selective recompute of core attention (torchtitan's op-level policy saves SDPA's output)
+    from planner.estimate.recompute import recompute_modules
 
-    cp_layer = np.maximum(0, ring - attn_layer_fwd_s) \
-        + np.maximum(0, 2 * ring - FLASH_BWD_FLOPS_RATIO * attn_layer_fwd_s)
+    core_rc = (t["recompute"] == 1) & (t["framework"] != T.FRAMEWORKS.index("torchtitan")) \
+        & ("core_attn" in recompute_modules(ctx))
+    cp_layer = CP.ring_exposed_s(cp, a + kv_bytes / bw, a + 2.0 * kv_bytes / bw, gather_s(node, cp * kv_bytes, cp, tp),
+                                 attn_layer_fwd_s, attn_bwd, CP.cp_method(ctx, t), np.where(full_rc | core_rc, 2, 1))
 
     # Expert parallel all-to-all: dispatch and combine, forward and backward (4 per MoE layer), over
     # the EP group of Megatron-Core's expert grid (order etp-ep-edp-pp: ep ranks etp apart, so with

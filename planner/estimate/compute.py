@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from planner.arch import attention_dims, layer_matmuls
-from planner.estimate import recompute
+from planner.estimate import context_parallel, recompute
 from planner.estimate import table as T
 from planner.estimate.host import host_floor, layer_host_s, moe_sync_exposed_s
 from planner.estimate.memory import stage_layers
@@ -382,8 +382,10 @@ def layer_costs(ctx, t) -> dict:
         # half_fps = peak x MAMF fraction.
         flops = attention_fwd_flops(ctx, t, tokens)
         fwd_fps, bwd_fps = attention_rates(ctx, t, half_fps)
-        out["attn_fwd"] = flops / fwd_fps
-        out["attn_bwd"] = FLASH_BWD_FLOPS_RATIO * flops / bwd_fps
+        # context parallelism: merging the ring steps' partial results (context_parallel.merge_s)
+        merge_fwd, merge_bwd = context_parallel.merge_s(ctx, t, hbm)
+        out["attn_fwd"] = flops / fwd_fps + merge_fwd
+        out["attn_bwd"] = FLASH_BWD_FLOPS_RATIO * flops / bwd_fps + merge_bwd
     else:
         out["attn_fwd"], out["attn_bwd"] = unfused_attention_s(ctx, t, half_fps, hbm)
     out["core_attn_rc"] = 1.0 if "core_attn" in recompute.recompute_modules(ctx) else 0.0

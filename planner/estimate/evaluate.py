@@ -120,7 +120,7 @@ def evaluate_table(ctx: Context, t: dict) -> dict:
 def step_time(ctx: Context, t: dict, mem: dict):
     """(step seconds, breakdown by term) of every row."""
     unit = compute.layer_costs(ctx, t)  # per layer: the same on every stage
-    unit_comm = comm.layer_comm(ctx, t, unit["attn_fwd"])
+    unit_comm = comm.layer_comm(ctx, t, unit["attn_fwd"], unit["attn_bwd"])
     stages = {}
     for stage in ("first", "last"):
         _, dense, moe = memory.stage_layers(ctx, t, stage)

@@ -172,6 +172,11 @@ class Runtime(Strict):
         "auto", description="fused attention kernel: 'fa3' Hopper-native (FlashAttention-3, cuDNN / Transformer "
         "Engine fused attention), 'fa2' FlashAttention-2 (PyTorch SDPA's flash backend), slower on Hopper and "
         "Blackwell; 'auto' = the framework's default (Megatron fa3, torchtitan and DeepSpeed fa2)")
+    cp_comm: Literal["auto", "p2p", "allgather"] = Field(
+        "auto", description="context-parallel K/V exchange: 'p2p' passes one K/V chunk per ring step behind that "
+        "step's attention (Transformer Engine cp_comm_type='p2p', torch CP 'alltoall'), 'allgather' gathers all "
+        "K/V once and waits for it after the first step (torch CP 'allgather'); 'auto' = the framework's "
+        "default (torchtitan --experimental.context_parallel_rotate_method 'allgather', Megatron-Core 'p2p')")
     compile: bool = Field(True, description="torch.compile on (torchtitan --compile / training.compile): "
                           "norms, rotary and activations run as fused kernels. Off, torchtitan runs them eagerly, "
                           "one kernel per op (torchtitan's own default is off). Megatron always uses fused "
