@@ -114,3 +114,24 @@ def test_fp8_weight_cast_once_per_step_in_megatron():
     f1 = compute.stage_compute(t1, compute.layer_costs(ctx, t1), layers, 0, "first")["forward"]
     f8 = compute.stage_compute(t8, compute.layer_costs(ctx, t8), layers, 0, "first")["forward"]
     assert float(f1[0] - f8[0]) == pytest.approx(layers * cast * 7 / 8, rel=1e-6)
+
+
+def test_blackwell_sustained_tensor_rate():
+    """B200 at its 1,000 W limit, a tensor-core kernel looped: 1,237 of 1,450 TFLOP/s burst, 0.853
+    (flashinfer PR #2899); applied to B200 and GB200 (same die). A one-node B200 step that only
+    computes (dp 8, no other parallelism) slows by at most 1/0.853 against the burst rate (its
+    memory-bound kernels keep the HBM rate) and by more than half of that."""
+    from planner.catalog import gpu
+    from test_time import est
+
+    for name in ("b200", "gb200"):
+        assert gpu(name).sustained_tensor_fraction == pytest.approx(1237 / 1450, abs=5e-4)
+    sc = scenario(node="dgx-b200", nodes=1, seq=8192, gb=64)
+    plan = "framework=megatron,tp=1,pp=1,mbs=1,zero=1,recompute=none"
+    node = sc.cluster.node
+    burst_gpu = node.gpu.model_copy(update={"sustained_tensor_fraction": None})
+    burst = sc.model_copy(update={"cluster": sc.cluster.model_copy(
+        update={"node": node.model_copy(update={"gpu": burst_gpu})})})
+    slow, fast = est(sc, plan)["time"]["step_s"], est(burst, plan)["time"]["step_s"]
+    s = node.gpu.sustained_tensor_fraction
+    assert fast / s >= slow > fast * (1 + 0.5 * (1 / s - 1))
