@@ -135,3 +135,37 @@ def test_blackwell_sustained_tensor_rate():
     slow, fast = est(sc, plan)["time"]["step_s"], est(burst, plan)["time"]["step_s"]
     s = node.gpu.sustained_tensor_fraction
     assert fast / s >= slow > fast * (1 + 0.5 * (1 / s - 1))
+
+
+def test_fp8_quantisation_bytes_by_gpu_and_recipe():
+    """Bytes per quantised bf16 element, hand-worked from Transformer Engine: read 2, write the FP8
+    copy 1, a transposed copy 1 only where FP8 GEMMs are TN-only (Hopper; not compute capability
+    10.x: nvte_is_non_tn_fp8_gemm_supported), current scaling's amax pass 2 more; MXFP8 2 + 1 + 1
+    plus two 1-byte scales per 32 elements. MXFP8 GEMMs at 6.812 / 7.161 of the FP8 rate (TE GEMM
+    profiling tutorial, B300 pre-quantised)."""
+    from planner.catalog import gpu
+    from planner.estimate import compute
+
+    h100, b200 = gpu("h100-sxm-80gb"), gpu("b200")
+    assert [compute.fp8_cast_bytes(h100, r) for r in ("delayed", "current", "mxfp8")] == \
+        pytest.approx([4.0, 6.0, 4.0625])
+    assert [compute.fp8_cast_bytes(b200, r) for r in ("delayed", "current", "mxfp8")] == \
+        pytest.approx([3.0, 5.0, 4.0625])
+    assert [compute.fp8_weight_cast_bytes(g, "current") for g in (h100, b200)] == pytest.approx([4.0, 3.0])
+    assert not compute.non_tn_fp8_gemm(gpu("a100-sxm-80gb"))
+    t = raw_table(precision="fp8")
+    per_tensor = float(compute.peaks(b200, t, "current")[0][0])
+    mx = float(compute.peaks(b200, t, "mxfp8")[0][0])
+    assert per_tensor == pytest.approx(4500e12 * 0.763)
+    assert mx == pytest.approx(per_tensor * 6.812 / 7.161)
+
+
+def test_megatron_export_names_the_fp8_recipe():
+    """runtime.fp8_recipe reaches Megatron-LM's --fp8-recipe (delayed, tensorwise, mxfp8)."""
+    from planner.frameworks import megatron
+    from planner.spec import parse_plan
+
+    for recipe, flag in (("delayed", "delayed"), ("current", "tensorwise"), ("mxfp8", "mxfp8")):
+        sc = scenario(node="dgx-b200", nodes=1, seq=4096, gb=64, runtime={"fp8_recipe": recipe})
+        args = megatron.megatron_args(sc, parse_plan("framework=megatron,precision=fp8,tp=1,pp=1,mbs=1,zero=1").resolved(sc))
+        assert f"--fp8-recipe {flag}" in args
