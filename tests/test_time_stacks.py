@@ -169,3 +169,13 @@ def test_megatron_export_names_the_fp8_recipe():
         sc = scenario(node="dgx-b200", nodes=1, seq=4096, gb=64, runtime={"fp8_recipe": recipe})
         args = megatron.megatron_args(sc, parse_plan("framework=megatron,precision=fp8,tp=1,pp=1,mbs=1,zero=1").resolved(sc))
         assert f"--fp8-recipe {flag}" in args
+
+
+def test_mxfp8_needs_a_blackwell_gpu():
+    """runtime.fp8_recipe = mxfp8 on a Hopper node is bad input (Transformer Engine's MXFP8 needs compute
+    capability 10.0): a clear message naming the key; accepted on a B200 node."""
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="runtime.fp8_recipe: mxfp8 needs"):
+        scenario(node="dgx-h100", nodes=1, runtime={"fp8_recipe": "mxfp8"})
+    assert scenario(node="dgx-b200", nodes=1, runtime={"fp8_recipe": "mxfp8"}).runtime.fp8_recipe == "mxfp8"

@@ -241,3 +241,14 @@ class Scenario(Strict):
     runtime: Runtime = Runtime()
     objective: Objective = "throughput"
     top: PosInt = Field(10, le=10000)
+
+    @model_validator(mode="after")
+    def _check_mxfp8(self):
+        """MXFP8 runs only on GPUs with block-scaled FP8 tensor cores: NVIDIA compute capability >= 10.0
+        (Transformer Engine MXFP8BlockScaling; Megatron-LM --fp8-recipe mxfp8)."""
+        gpu = self.cluster.node.gpu
+        cc = gpu.compute_capability
+        if self.runtime.fp8_recipe == "mxfp8" and (gpu.vendor != "nvidia" or cc is None or cc < 10.0):
+            raise ValueError(f"runtime.fp8_recipe: mxfp8 needs an NVIDIA GPU of compute capability 10.0 or "
+                             f"newer (Blackwell); '{gpu.name}' has {cc}: use delayed or current")
+        return self
