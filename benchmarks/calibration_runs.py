@@ -198,6 +198,8 @@ def runtime_of(run: dict, framework: str) -> dict:
     prec = str(p.get("precision") or "").lower()
     if "fp8-cs" in prec or "current scaling" in prec or (framework == "torchtitan" and "fp8" in prec):
         rt["fp8_recipe"] = "current"  # FP8-CS recipes; torchao Float8 tensorwise dynamic scaling
+    elif "fp8-mx" in prec or "mxfp8" in prec:
+        rt["fp8_recipe"] = "mxfp8"  # Megatron-Bridge FP8-MX recipes (MXFP8, 32-element block scales)
     fw_text = str(p.get("framework") or "").lower()
     if ("nemo" in fw_text or "bridge" in fw_text) and "grad_reduce_dtype" in Runtime.model_fields:
         rt["grad_reduce_dtype"] = "bf16"  # NeMo / Megatron-Bridge recipes: grad_reduce_in_fp32 = False

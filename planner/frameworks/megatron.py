@@ -191,10 +191,15 @@ def megatron_fsdp_args() -> list[str]:
             "--use-distributed-optimizer", "--ckpt-format fsdp_dtensor"]
 
 
+# runtime.fp8_recipe -> Megatron-LM --fp8-recipe (megatron/training/arguments.py choices: tensorwise,
+# delayed, mxfp8, blockwise)
+FP8_RECIPE_FLAG = {"delayed": "delayed", "current": "tensorwise", "mxfp8": "mxfp8"}
+
+
 def _training_args(scenario, f: dict) -> list[str]:
     """Batch (§4.1: global batch = micro x DP x number of micro-batches), precision (--bf16 / --fp16;
-    FP8 through Transformer Engine on a bf16 model: --fp8-format hybrid with the default delayed
-    recipe), recomputation (full: uniform, one layer per checkpoint; selective with the scenario's
+    FP8 through Transformer Engine on a bf16 model: --fp8-format hybrid with runtime.fp8_recipe's
+    --fp8-recipe), recomputation (full: uniform, one layer per checkpoint; selective with the scenario's
     runtime.recompute_modules; activation offloading and the Megatron-FSDP FP8 transpose cache from
     runtime.activation_offload_layers / keep_fp8_transpose_cache), and the optimizer and schedule
     of planner/frameworks/common.py (Megatron's --lr, --min-lr, --lr-decay-style, --train-iters ...)."""
@@ -204,7 +209,8 @@ def _training_args(scenario, f: dict) -> list[str]:
                          key="training.optimizer")
     out = [f"--micro-batch-size {f['mbs']}", f"--global-batch-size {f['global_batch']}"]
     out += {"bf16": ["--bf16"], "fp16": ["--fp16"], "fp32": [],
-            "fp8": ["--bf16", "--fp8-format hybrid", "--fp8-recipe delayed"]}[f["precision"]]
+            "fp8": ["--bf16", "--fp8-format hybrid",
+                    f"--fp8-recipe {FP8_RECIPE_FLAG[getattr(scenario.runtime, 'fp8_recipe', 'delayed')]}"]}[f["precision"]]
     if f["recompute"] == "selective":
         out.append("--recompute-granularity selective")
         mods = getattr(scenario.runtime, "recompute_modules", None)

@@ -161,10 +161,12 @@ class Runtime(Strict):
     ep_comm_overlap: bool = Field(False, description="expert-parallel all-to-all of one micro-batch overlapped "
                                   "with another's compute (DeepSeek DualPipe, Megatron-Core "
                                   "--overlap-moe-expert-parallel-comm); off by default: not every stack does it")
-    fp8_recipe: Literal["delayed", "current"] = Field(
+    fp8_recipe: Literal["delayed", "current", "mxfp8"] = Field(
         "delayed", description="FP8 scaling: 'delayed' (Transformer Engine DelayedScaling, Megatron --fp8-recipe "
-        "delayed, its default) or 'current' per-tensor scaling (Float8CurrentScaling; NeMo/Megatron-Bridge "
-        "'FP8-CS' recipes, torchao tensorwise), which reads each tensor once more for its amax")
+        "delayed, its default), 'current' per-tensor scaling (Float8CurrentScaling; NeMo/Megatron-Bridge "
+        "'FP8-CS' recipes, torchao tensorwise), which reads each tensor once more for its amax, or 'mxfp8' "
+        "(MXFP8BlockScaling, Megatron --fp8-recipe mxfp8, Megatron-Bridge 'FP8-MX'; Blackwell only): a scale "
+        "per 32 elements, row-wise and column-wise copies, slower GEMM kernels")
     moe_load_imbalance: float = Field(1.0, ge=1.0, le=64.0, description="routed tokens on the busiest expert-parallel "
                                       "rank / the balanced share; 1.0 = balanced (benchmarks with Megatron "
                                       "--moe-router-force-load-balancing). Scales expert GEMMs and the all-to-all")
@@ -244,3 +246,14 @@ class Scenario(Strict):
     runtime: Runtime = Runtime()
     objective: Objective = "throughput"
     top: PosInt = Field(10, le=10000)
+
+    @model_validator(mode="after")
+    def _check_mxfp8(self):
+        """MXFP8 runs only on GPUs with block-scaled FP8 tensor cores: NVIDIA compute capability >= 10.0
+        (Transformer Engine MXFP8BlockScaling; Megatron-LM --fp8-recipe mxfp8)."""
+        gpu = self.cluster.node.gpu
+        cc = gpu.compute_capability
+        if self.runtime.fp8_recipe == "mxfp8" and (gpu.vendor != "nvidia" or cc is None or cc < 10.0):
+            raise ValueError(f"runtime.fp8_recipe: mxfp8 needs an NVIDIA GPU of compute capability 10.0 or "
+                             f"newer (Blackwell); '{gpu.name}' has {cc}: use delayed or current")
+        return self
