@@ -85,13 +85,15 @@ def weights_scheme(p: dict, gpu_text: str) -> tuple[str, str]:
         w = "mxfp4"
     elif "FP4" in label:
         w = "nvfp4"
+    elif "FP8" in label and "BLOCK" in label:
+        w = "fp8-block"  # block-scaled FP8 checkpoints (DeepSeek-V3 / R1: 128 x 128 weight blocks)
     elif "FP8" in label:
         w = "fp8"
     elif "B200" in gpu_text.upper() and not label.strip():
         w = "nvfp4"  # MLPerf v4.1 B200 preview: NVIDIA's first FP4 submission (NVIDIA blog, Aug 2024)
     else:
         w = "bf16"
-    kv_name = "fp8" if ("FP8" in kv or (not kv and w in ("fp8", "nvfp4"))) else "bf16"
+    kv_name = "fp8" if ("FP8" in kv or (not kv and w in ("fp8", "fp8-block", "nvfp4"))) else "bf16"
     return w, kv_name
 
 
@@ -162,7 +164,7 @@ def moe_ep_assumed(r: dict, tp: int) -> int:
 # 2048 / 8192 (get_benchmark_engine_settings). KV fraction: the page's "--kv_cache_free_gpu_mem_fraction
 # 0.95" (perf-overview.md). Device memory = the catalog's driver-reported GiB; the engine size = the
 # planner's weights per GPU (the heuristic's checkpoint size / tp under attention DP).
-TRTLLM_BENCH_TUNED = ("fp8", "nvfp4", "bf16", "fp16")
+TRTLLM_BENCH_TUNED = ("fp8", "fp8-block", "nvfp4", "bf16", "fp16")
 TRTLLM_BENCH_KV_FRACTION = 0.95
 TRTLLM_LLM_API_DEFAULTS = (2048, 8192)  # TorchLlmArgs max_batch_size / max_num_tokens defaults
 
