@@ -64,3 +64,26 @@ def test_block_fp8_launch_flags():
 
     assert L.QUANT["fp8-block"][0] in L.engine_flags("vllm")["options"]["--quantization"]
     assert L.QUANT["fp8-block"][1] is None  # SGLang reads fp8 + weight_block_size from the checkpoint
+
+
+def test_host_time_per_request_bounds_the_overlapped_step():
+    """TensorRT-LLM's overlap scheduler: step = max(GPU step, sampler host time x requests per rank)."""
+    from planner.serve.timing import HOST_S_PER_REQUEST, host_bound_s
+
+    t = {"engine": np.array([E.TRTLLM, E.TRTLLM, E.VLLM]), "attn_dp": np.array([False, True, False]),
+         "tp": np.array([4, 4, 4])}
+    got = host_bound_s(t, 2000.0)
+    assert got.tolist() == pytest.approx([2000 * HOST_S_PER_REQUEST, 500 * HOST_S_PER_REQUEST, 0.0])
+    assert 2000 * HOST_S_PER_REQUEST == pytest.approx(0.0226)  # PR 11983: 11.3 ms at batch 1,000
+
+
+def test_iteration_is_never_shorter_than_its_host_work(monkeypatch):
+    from planner.serve import timing
+
+    monkeypatch.setattr(timing, "stage_s", lambda *a: np.array([1e-3, 1e-3]))
+    t = {"engine": np.array([E.TRTLLM, E.SGLANG]), "attn_dp": np.array([False, False]),
+         "tp": np.array([1, 1]), "pp": np.array([1, 1])}
+    got = timing.iteration_s(None, t, None, None, 4000.0, 0.0, 0.0, 0.0)
+    gpu = 1e-3 + timing.STEP_OVERHEAD_S
+    assert got.tolist() == pytest.approx([4000 * timing.HOST_S_PER_REQUEST, gpu])
+    assert timing.iteration_s(None, t, None, None, 10.0, 0.0, 0.0, 0.0).tolist() == pytest.approx([gpu, gpu])

@@ -330,11 +330,31 @@ def stage_s(f, t, lk, hw, n_dec, n_pf, ctx_dec, ctx_pf):
     return gemm + elementwise + attention + comm_s + p2p + kernel_launch_s(f, t, ls)
 
 
+# Host time of TensorRT-LLM's sampler per running request and iteration. MEASURED by NVIDIA: TorchSampler
+# host overhead 11.3 ms per iteration at batch 1,000 (L40S server, an x86 host; Llama-3.2-1B, logprobs=0;
+# NVIDIA/TensorRT-LLM PR 11983). Only the sampler: the scheduler and request bookkeeping add more (PR 10273
+# reports 45 ms per iteration at 1,536 requests per rank on GB200's Grace host) but no per-request figure
+# of the whole host step is published for an x86 host, so the sampler figure is used as the lower bound
+# for every host. TensorRT-LLM's overlap scheduler (disable_overlap_scheduler false by default) prepares
+# step n+1 on the host while the GPU runs step n, so the step takes max(GPU, host) (host_bound_s).
+HOST_S_PER_REQUEST = 11.3e-6
+
+
+def host_bound_s(t, n_dec):
+    """Host time per iteration the overlapped GPU step cannot go below: HOST_S_PER_REQUEST x running
+    requests per rank (n_dec / tp under attention data parallelism, where each rank schedules and
+    samples its own requests; every rank of a tensor-parallel group handles all of them); TensorRT-LLM
+    only (the measured sampler)."""
+    per_rank = n_dec / np.where(t["attn_dp"], t["tp"], 1)
+    return np.where(t["engine"] == E.TRTLLM, HOST_S_PER_REQUEST * per_rank, 0.0)
+
+
 def iteration_s(f, t, lk, hw, n_dec, n_pf, ctx_dec, ctx_pf):
     """One engine iteration: pp micro-batches through pp stages, plus the engine overhead
-    (lk: comm_links of the table)."""
+    (lk: comm_links of the table), and not shorter than the host work it overlaps (host_bound_s)."""
     pp = t["pp"]
-    return pp * stage_s(f, t, lk, hw, n_dec / pp, n_pf / pp, ctx_dec, ctx_pf) + STEP_OVERHEAD_S
+    gpu = pp * stage_s(f, t, lk, hw, n_dec / pp, n_pf / pp, ctx_dec, ctx_pf) + STEP_OVERHEAD_S
+    return np.maximum(gpu, host_bound_s(t, n_dec)) if "engine" in t else gpu
 
 
 def mm1_wait_quantile(lam, mu, q: float):
