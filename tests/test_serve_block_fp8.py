@@ -87,3 +87,28 @@ def test_iteration_is_never_shorter_than_its_host_work(monkeypatch):
     gpu = 1e-3 + timing.STEP_OVERHEAD_S
     assert got.tolist() == pytest.approx([4000 * timing.HOST_S_PER_REQUEST, gpu])
     assert timing.iteration_s(None, t, None, None, 10.0, 0.0, 0.0, 0.0).tolist() == pytest.approx([gpu, gpu])
+
+
+def test_decode_attention_fixed_cost_per_sequence_and_kv_head():
+    from planner.serve.timing import DECODE_ATTN_SEQ_KVHEAD_S, decode_attention_fixed_s
+
+    f = model_facts(catalog.model("llama-3.1-70b"))  # 8 KV heads
+    assert f.kv_split_max == 8
+    one = decode_attention_fixed_s(f, 80, 100.0, np.array([1, 2, 16]))
+    # tp 2 splits the heads; tp 16 replicates them (one KV head per GPU, still one work unit per sequence)
+    assert one.tolist() == pytest.approx([80 * 100 * 8 * DECODE_ATTN_SEQ_KVHEAD_S, 80 * 100 * 4 * DECODE_ATTN_SEQ_KVHEAD_S,
+                                          80 * 100 * 1 * DECODE_ATTN_SEQ_KVHEAD_S])
+
+
+def test_decode_attention_fixed_cost_matches_the_measured_fp8_kernels():
+    """AIConfigurator's TensorRT-LLM generation attention with an FP8 KV cache: the fitted time per
+    (sequence, KV head) lies within 25% of the model's value on Hopper (three versions) and B200 1.2.0rc5."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import decode_attn_check as D
+    from planner.serve.timing import DECODE_ATTN_SEQ_KVHEAD_S
+
+    fits = {g: per for g, _, per, _ in D.fixed_cost_fits(D.rows())}
+    stable = [g for g in fits if g.endswith("window 0 fp8") and ("h100" in g or "h200" in g or "1.2.0rc5" in g)]
+    assert len(stable) == 6
+    for g in stable:
+        assert fits[g] == pytest.approx(DECODE_ATTN_SEQ_KVHEAD_S, rel=0.25), g

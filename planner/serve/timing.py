@@ -16,13 +16,15 @@ One engine iteration (continuous batching with chunked prefill) carries `n_dec` 
 * attention: decode reads each sequence's KV cache once per step (memory-bound, HBM) or is
   bound by its FLOPs (MLA's absorbed form); prefill attention is compute-bound, 2 x context x
   H x (d_qk + d_v) per token and layer under the causal mask, at the flash-attention fraction of
-  MAMF (planner.estimate.compute.ATTN_FWD_OF_MAMF, Dao 2023).
+  MAMF (planner.estimate.compute.ATTN_FWD_OF_MAMF, Dao 2023); decode attention adds a fixed time per
+  (sequence, KV head) and layer (DECODE_ATTN_SEQ_KVHEAD_S).
 * tensor parallelism: two all-reduces of tokens x hidden bf16 per layer on the real link
   (planner.estimate.comm); attention data parallelism instead exchanges the routed tokens with an
   all-to-all before and after each MoE layer; pipeline stages pass tokens x hidden with send/recv.
 * pipeline parallelism: the batch is cut into pp micro-batches that keep every stage busy, so one
   iteration takes pp x (stage time of one micro-batch).
-* a fixed engine overhead per iteration (scheduling, sampling, launch) named below.
+* a fixed engine overhead per iteration (scheduling, sampling, launch) named below; under TensorRT-LLM's
+  overlap scheduler an iteration is never shorter than its host work per running request (host_bound_s).
 """
 
 from __future__ import annotations
@@ -296,6 +298,24 @@ def comm_links(node, t) -> dict:
             "p2p": affine(comm.gather_s, 2, tp)}
 
 
+# Fixed time of the decode attention kernel per (sequence, KV head) and layer, besides its KV-cache read
+# (one work unit of TensorRT-LLM's XQA / trtllm-gen generation kernels: load the queries, walk the block
+# table, reduce and write the output). MEASURED: NVIDIA's TensorRT-LLM generation-attention timings
+# (AIConfigurator data, benchmarks/decode_attn_check.py: 8 query heads per KV head, batch 64-2,048,
+# contexts 32-16,384) less the KV read at the model's bandwidth, fitted as launch + c x sequences x KV
+# heads: with an FP8 KV cache c = 8.1-8.4 ns on H100 / H200 (TensorRT-LLM 1.2.0rc5, 1.3.0rc10, 1.3.0rc20)
+# and B200 (1.2.0rc5), 6.2-7.8 ns for the 128-token sliding window. One value for every GPU, format and
+# layer: 8 ns. Not separated (kernel- or version-specific): a bf16 KV cache on Hopper measures 28-31 ns
+# in every version; B200 / GB200 with TensorRT-LLM 1.3.0rc10 measure 75-111 ns.
+DECODE_ATTN_SEQ_KVHEAD_S = 8e-9
+
+
+def decode_attention_fixed_s(f, ls, seqs, ta):
+    """ls x decoding sequences on the GPU x KV heads per GPU (kv_split_max / attention tp, at least 1;
+    MLA: one latent head) x DECODE_ATTN_SEQ_KVHEAD_S."""
+    return ls * seqs * np.maximum(f.kv_split_max / ta, 1.0) * DECODE_ATTN_SEQ_KVHEAD_S
+
+
 def _cost(link, nbytes):
     return link[0] + nbytes * link[1]
 
@@ -320,7 +340,8 @@ def stage_s(f, t, lk, hw, n_dec, n_pf, ctx_dec, ctx_pf):
         if f.window else ctx_dec
     dec_flops = 2.0 * n_dec * ctx_d * f.attn_dim_decode * ls / tp
     pf_flops = 2.0 * n_pf * ctx_pf * f.attn_dim_prefill * ls / tp
-    attention = np.maximum(kv_read / bw, dec_flops / attn_fps) + pf_flops / attn_fps
+    attention = np.maximum(kv_read / bw, dec_flops / attn_fps) + pf_flops / attn_fps \
+        + decode_attention_fixed_s(f, ls, n_dec / group, attn_tp(t))
     act = n * f.hidden * ACT_BYTES
     tp_comm = 2.0 * ls * _cost(lk["all_reduce"], act)
     moe_share = f.moe_layers / f.layers
