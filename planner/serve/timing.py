@@ -352,12 +352,14 @@ def stage_s(f, t, lk, hw, n_dec, n_pf, ctx_dec, ctx_pf):
 
 
 # Host time of TensorRT-LLM's sampler per running request and iteration. MEASURED by NVIDIA: TorchSampler
-# host overhead 11.3 ms per iteration at batch 1,000 (L40S server, an x86 host; Llama-3.2-1B, logprobs=0;
-# NVIDIA/TensorRT-LLM PR 11983). Only the sampler: the scheduler and request bookkeeping add more (PR 10273
-# reports 45 ms per iteration at 1,536 requests per rank on GB200's Grace host) but no per-request figure
+# host overhead 11.3 ms per iteration at batch 1,000 (L40S server, ASSUMED an x86 host: the PR names the GPU
+# only; Llama-3.2-1B, logprobs=0; NVIDIA/TensorRT-LLM PR 11983). Only the sampler: the scheduler and request
+# bookkeeping add more (PR 10273: 45 ms per iteration at 1,536 requests per rank on GB200's Grace host, as
+# quoted in the previous round's report, not re-read here) but no per-request figure
 # of the whole host step is published for an x86 host, so the sampler figure is used as the lower bound
-# for every host. TensorRT-LLM's overlap scheduler (disable_overlap_scheduler false by default) prepares
-# step n+1 on the host while the GPU runs step n, so the step takes max(GPU, host) (host_bound_s).
+# for every host. TensorRT-LLM's overlap scheduler (disable_overlap_scheduler False by default,
+# tensorrt_llm/llmapi/llm_args.py) prepares step n+1 on the host while the GPU runs step n, so the step
+# takes max(GPU, host) (host_bound_s).
 HOST_S_PER_REQUEST = 11.3e-6
 
 
