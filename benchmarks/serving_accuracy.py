@@ -412,7 +412,8 @@ def report(rows: list[dict]) -> str:
               + ", ".join(f"{f} {100 * b:+.1f}%" for f, b in bias.items()) + ".", "",
               "MoE terms (per-point movement of this round: benchmarks/serving_moe_changes.md). Checked on NVIDIA's "
               "measured TensorRT-LLM MoE layer timings (AIConfigurator data extract, benchmarks/moe_kernel_check.py: "
-              "31.2% -> 15.2% mean error over 2,992 layer timings on H100/H200/B200/GB200): a fixed time per GEMM output "
+              "31.2% -> 15.2% mean error over 2,992 layer timings on H100/H200/B200/GB200; 33.0% -> 15.8% over 3,562 with "
+              "the fp8_block timings added in round 2): a fixed time per GEMM output "
               "tile (expert GEMMs at K/(K+K0), K0 from DeepGEMM's published GEMM table, scaled by the GPU's rate), "
               "routing work per (token, expert) pair, expert-TP ranks moving the whole hidden vector of each routed copy, "
               "and for weight-only 4-bit experts (gpt-oss MXFP4 on Hopper, TensorRT-LLM's Triton MoE path) the "

@@ -111,3 +111,11 @@ def test_decode_attention_fixed_cost_matches_the_measured_fp8_kernels():
     assert len(stable) == 6
     for g in stable:
         assert fits[g] == pytest.approx(DECODE_ATTN_SEQ_KVHEAD_S, rel=0.25), g
+
+
+def test_published_block_fp8_runs_read_as_fp8_block():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import serving_accuracy as S
+
+    assert S.weights_scheme({"label": "FP8", "weights": "FP8 block-scaled (DeepSeek-R1)"}, "H200") == ("fp8-block", "fp8")
+    assert S.weights_scheme({"label": "FP8", "kv_cache": "BF16"}, "H200") == ("fp8", "bf16")
