@@ -426,7 +426,7 @@ def report(rows: list[dict]) -> str:
               "statistics), trtllm-bench's own batch limits, MXFP4 as an experts-only scheme, the MoE model facts.", "",
               "Block-scaled FP8 (weights=fp8-block; benchmarks/serving_moe_changes.md, round 2): DeepSeek-V3 / R1 "
               "checkpoints (128 x 128 weight blocks with one fp32 scale each, 1 x 128 activation groups) run their dense "
-              "GEMMs at the FP8 rate (AIConfigurator's H200 GEMM table: block within 1.00-1.03x of per-tensor) and, on "
+              "GEMMs at the FP8 rate (AIConfigurator's H200 GEMM table: block within 0.99-1.03x of per-tensor) and, on "
               "tensor cores without block-scaled MMA (Hopper), their expert GEMMs pay the CUDA-core promotion per output "
               "element and K block (timing.BLOCK_FP8_PROMOTE_OPS_PER_WEIGHT, fitted on AIConfigurator's TensorRT-LLM "
               "fp8_block MoE timings: Hopper 28% -> 16% mean error over 492 timings). The two DeepSeek-R1 H200 points use "

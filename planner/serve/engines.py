@@ -20,8 +20,8 @@ Number formats (bytes per weight element, scales included):
 * fp8-block (block-scaled FP8, DeepSeek-V3 / R1 checkpoints: `weight_block_size: [128, 128]` in their
   quantization_config, one fp32 `weight_scale_inv` per 128 x 128 weight block; activations quantised
   per 1 x 128 group when the layer runs): 1 + 4 / 128^2 bytes. Runs on the FP8 tensor cores; the
-  dense GEMMs at the FP8 rate (DeepGEMM README: 1,000-1,550 TFLOPS on H800 for the block-scaled
-  normal GEMMs; AIConfigurator's TensorRT-LLM 1.2.0rc5 H200 GEMM table: fp8_block within 1.00-1.03x of
+  dense GEMMs at the FP8 rate (DeepGEMM README: block-scaled normal GEMMs up to 1,550 TFLOPS on
+  H800, 775-1,520 at M = 4,096 in the @327ec92 table timing.GEMM_K0_ELEMENTS cites; AIConfigurator's TensorRT-LLM 1.2.0rc5 H200 GEMM table: fp8_block within 0.99-1.03x of
   per-tensor fp8 at 1,024-8,192 rows), the grouped expert GEMMs per timing.BLOCK_FP8_PROMOTE_OPS_PER_WEIGHT.
 * int8 (SmoothQuant W8A8, per-output-channel fp32 scale): 1 + 4 / k bytes (k = input width).
 * nvfp4: 4-bit E2M1 + one FP8 E4M3 scale per 16 elements + one fp32 per-tensor scale:

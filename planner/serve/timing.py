@@ -150,7 +150,7 @@ DEQUANT_FP32_OPS_PER_WEIGHT = 12.0
 # (benchmarks/moe_kernel_check.py). Tensor cores with block-scaled
 # MMA (those with FP4: Blackwell tcgen05, whose fp8_block MoE timings on B200 run 0.94-1.07x the
 # per-tensor ones at >= 2,048 tokens) apply the scales in the MMA: no term. Dense block-FP8 GEMMs overlap
-# the promotion with the next block's MMA (DeepGEMM; AIConfigurator's H200 GEMM table: 1.00-1.03x
+# the promotion with the next block's MMA (DeepGEMM; AIConfigurator's H200 GEMM table: 0.99-1.03x
 # per-tensor fp8), so the term is charged to the routed experts only, like DEQUANT_FP32_OPS_PER_WEIGHT.
 BLOCK_FP8_PROMOTE_OPS_PER_WEIGHT = 24.0
 
