@@ -85,13 +85,15 @@ def weights_scheme(p: dict, gpu_text: str) -> tuple[str, str]:
         w = "mxfp4"
     elif "FP4" in label:
         w = "nvfp4"
+    elif "FP8" in label and "BLOCK" in label:
+        w = "fp8-block"  # block-scaled FP8 checkpoints (DeepSeek-V3 / R1: 128 x 128 weight blocks)
     elif "FP8" in label:
         w = "fp8"
     elif "B200" in gpu_text.upper() and not label.strip():
         w = "nvfp4"  # MLPerf v4.1 B200 preview: NVIDIA's first FP4 submission (NVIDIA blog, Aug 2024)
     else:
         w = "bf16"
-    kv_name = "fp8" if ("FP8" in kv or (not kv and w in ("fp8", "nvfp4"))) else "bf16"
+    kv_name = "fp8" if ("FP8" in kv or (not kv and w in ("fp8", "fp8-block", "nvfp4"))) else "bf16"
     return w, kv_name
 
 
@@ -162,7 +164,7 @@ def moe_ep_assumed(r: dict, tp: int) -> int:
 # 2048 / 8192 (get_benchmark_engine_settings). KV fraction: the page's "--kv_cache_free_gpu_mem_fraction
 # 0.95" (perf-overview.md). Device memory = the catalog's driver-reported GiB; the engine size = the
 # planner's weights per GPU (the heuristic's checkpoint size / tp under attention DP).
-TRTLLM_BENCH_TUNED = ("fp8", "nvfp4", "bf16", "fp16")
+TRTLLM_BENCH_TUNED = ("fp8", "fp8-block", "nvfp4", "bf16", "fp16")
 TRTLLM_BENCH_KV_FRACTION = 0.95
 TRTLLM_LLM_API_DEFAULTS = (2048, 8192)  # TorchLlmArgs max_batch_size / max_num_tokens defaults
 
@@ -410,7 +412,8 @@ def report(rows: list[dict]) -> str:
               + ", ".join(f"{f} {100 * b:+.1f}%" for f, b in bias.items()) + ".", "",
               "MoE terms (per-point movement of this round: benchmarks/serving_moe_changes.md). Checked on NVIDIA's "
               "measured TensorRT-LLM MoE layer timings (AIConfigurator data extract, benchmarks/moe_kernel_check.py: "
-              "31.2% -> 15.2% mean error over 2,992 layer timings on H100/H200/B200/GB200): a fixed time per GEMM output "
+              "31.2% -> 15.2% mean error over 2,992 layer timings on H100/H200/B200/GB200; 33.0% -> 15.8% over 3,562 with "
+              "the fp8_block timings added in round 2): a fixed time per GEMM output "
               "tile (expert GEMMs at K/(K+K0), K0 from DeepGEMM's published GEMM table, scaled by the GPU's rate), "
               "routing work per (token, expert) pair, expert-TP ranks moving the whole hidden vector of each routed copy, "
               "and for weight-only 4-bit experts (gpt-oss MXFP4 on Hopper, TensorRT-LLM's Triton MoE path) the "
@@ -421,16 +424,33 @@ def report(rows: list[dict]) -> str:
               "passes --ep; the Qwen3-235B TP8 point is -38% with EP 1 and +22% with attention DP as well). Earlier "
               "checks kept: the finite trtllm-bench run (waves), the busiest expert-parallel rank (binomial order "
               "statistics), trtllm-bench's own batch limits, MXFP4 as an experts-only scheme, the MoE model facts.", "",
-              "Known gap, MoE still predicted too fast. gpt-oss on Hopper (+50..+78%): TensorRT-LLM's decode attention "
-              "costs about 36 ns per (sequence, KV head) on H200 (9 ns on B200) in AIConfigurator's measurements, "
-              "which dominates gpt-oss's 128-token sliding-window layers; not modelled (AIConfigurator's figure changes 5-10x "
-              "between TensorRT-LLM versions). DeepSeek-R1 on H200 "
-              "(+59..+69%) runs the checkpoint's block-scaled FP8, whose MoE layer AIConfigurator measures at 1.5-1.9x "
-              "per-tensor FP8; the planner has no block-scaled FP8 scheme. Blackwell single-GPU MoE at 1,500-2,000 "
-              "running requests (+30..+64%): host time per running request and iteration (TensorRT-LLM PR 10273: 45 ms "
-              "per iteration at 1,536 requests per rank on GB200; PR 11983: 11-14 us per request for the sampler alone "
-              "on an x86 host) can bind these runs, consistent with GB200 (Grace host) trailing B200 on Qwen3-30B-A3B "
-              "in the same tables; not modelled (no per-request figure for the x86 DGX hosts). Checked, not added: "
+              "Block-scaled FP8 (weights=fp8-block; benchmarks/serving_moe_changes.md, round 2): DeepSeek-V3 / R1 "
+              "checkpoints (128 x 128 weight blocks with one fp32 scale each, 1 x 128 activation groups) run their dense "
+              "GEMMs at the FP8 rate (AIConfigurator's H200 GEMM table: block within 0.99-1.03x of per-tensor) and, on "
+              "tensor cores without block-scaled MMA (Hopper), their expert GEMMs pay the CUDA-core promotion per output "
+              "element and K block (timing.BLOCK_FP8_PROMOTE_OPS_PER_WEIGHT, fitted on AIConfigurator's TensorRT-LLM "
+              "fp8_block MoE timings: Hopper 28% -> 16% mean error over 492 timings). The two DeepSeek-R1 H200 points use "
+              "it (the performance overview's FP8 model is deepseek-ai/DeepSeek-R1-0528, the blog's the R1 checkpoint): "
+              "+68.2 / +58.5% -> +27.6 / +37.2%; no other point moves. Host time per running request "
+              "(timing.HOST_S_PER_REQUEST: TensorRT-LLM's sampler, 11.3 ms per iteration at batch 1,000 on an x86 host, "
+              "PR 11983) bounds the overlapped step (max of GPU and host): one point moves (B200 gpt-oss-20b +30.4 -> "
+              "+30.3%). PR 10273's Grace figure (45 ms per iteration at 1,536 requests per rank on GB200, 29 us per "
+              "request for the whole host step) is not used: it is not the same quantity as the x86 sampler figure, and "
+              "applied to every host it turns B200 gpt-oss-20b from +30% to -37% (GB200 gpt-oss-120b +64 -> +26%).", "",
+              "Decode attention per (sequence, KV head): a fixed 8 ns per layer besides the KV read "
+              "(timing.DECODE_ATTN_SEQ_KVHEAD_S, fitted on AIConfigurator's TensorRT-LLM generation-attention timings "
+              "with an FP8 KV cache: 8.1-8.4 ns on H100 / H200 in three versions and on B200 1.2.0rc5, "
+              "benchmarks/decode_attn_check.py). It moved 128 points: all 134 12.6% -> 12.6%, MoE 38.3 -> 34.5% "
+              "(Blackwell gpt-oss +38 / +64 / +30 -> +28 / +48 / +18%), dense FP8/BF16 7.2 -> 7.5% and FP4 11.3 -> "
+              "12.4% (their mean signed error -0.9 -> -2.1% and -9.4 -> -11.0%: the dense FP4 rows were already "
+              "slow under the stated FP4-at-FP8-throughput choice; 8B rows at 128-token prompts move most, e.g. "
+              "H200 128/128 +16.6 -> +9.3%). Not separated: bf16 KV on Hopper (28-31 ns in every version) and "
+              "TensorRT-LLM 1.3.0rc10 on B200 / GB200 (75-111 ns).", "",
+              "Known gap, MoE still predicted too fast. gpt-oss on Hopper (+48..+73%): charging the Hopper bf16-KV "
+              "figure (28-31 ns) to the sliding-window layers moves these rows by only 4-6 points, so decode "
+              "attention does not explain them. Blackwell "
+              "single-GPU MoE at 1,500-2,000 running requests (+18..+48%): the whole host step per request on x86 "
+              "(above). Checked, not added: "
               "sliding-window FLOPs in prefill attention (TensorRT-LLM's measured sliding-window context attention "
               "costs 38-80% of full attention, not the FLOP share; the 32k-prompt gpt-oss rows would go from within "
               "10% to +16..+32%); attention-DP stragglers (Poisson prompt arrivals per rank, TensorRT-LLM tech blog 10): "
