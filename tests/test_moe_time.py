@@ -77,7 +77,7 @@ def test_ep_overlap_exposes_between_contention_and_everything():
     part of them exposed (the old whole-micro-batch hiding hid them all)."""
     base = scenario(model="deepseek-v3", nodes=64, gb=8192)
     on = base.model_copy(update={"runtime": base.runtime.model_copy(update={"ep_comm_overlap": True})})
-    plan = "tp=2,pp=8,dp=32,ep=64,etp=1,recompute=full,mbs=1"
+    plan = "tp=2,pp=8,vpp=2,dp=32,ep=64,etp=1,recompute=selective,mbs=1"
     t = _table(on, plan)
     ctx = Context(on)
     unit = compute.layer_costs(ctx, t)
@@ -88,6 +88,11 @@ def test_ep_overlap_exposes_between_contention_and_everything():
     exposed = comm.ep_exposed_s(ctx, t, ep_s, moe, one, unit["moe_fwd"] - unit["moe_expert"]
                                 + unit["attn_fwd"], unit["moe_expert"])
     assert comm.TP_OVERLAP_CONTENTION * ep_s[0] < exposed[0] < ep_s[0]
+    # Megatron refuses the overlap with full recompute, and with pp > 1 without interleaving
+    for refused in ("tp=2,pp=8,vpp=2,dp=32,ep=64,etp=1,recompute=full,mbs=1",
+                    "tp=2,pp=8,dp=32,ep=64,etp=1,recompute=selective,mbs=1"):
+        assert not comm.ep_overlap_allowed(ctx, _table(on, refused))[0]
+    assert comm.ep_overlap_allowed(ctx, t)[0]
     assert exposed[0] > 0.2 * ep_s[0]
     off = comm.ep_exposed_s(Context(base), t, ep_s, moe, one, unit["moe_fwd"], unit["moe_expert"])
     assert off[0] == pytest.approx(ep_s[0])

@@ -259,17 +259,31 @@ def ep_overlap_pair_exposed_s(a2a_s, attn_fwd_s, mlp_fwd_s):
     return phase1 + phase2 + phase3 - (attn_fwd_s + 3 * mlp_fwd_s + attn_bwd)
 
 
+def ep_overlap_allowed(ctx, t):
+    """Where Megatron-Core runs its EP-overlap schedule (--overlap-moe-expert-parallel-comm): Megatron
+    plans with expert parallelism, an interleaved pipeline when pp > 1, no full recompute and no 'moe'
+    in the recompute modules (megatron/core/transformer/transformer_config.py asserts all of them;
+    the all-to-all dispatcher is what the export writes). Elsewhere the plan runs without it."""
+    from planner.estimate.table import FRAMEWORKS
+
+    mods = getattr(ctx.scenario.runtime, "recompute_modules", None) or ()
+    no_moe_recompute = (t["recompute"] != 1) | ("moe" not in mods)
+    return ((t["framework"] == FRAMEWORKS.index("megatron")) & (t["ep"] > 1) & (t["recompute"] != 2)
+            & ((t["pp"] == 1) | (t["vpp"] > 1)) & no_moe_recompute)
+
+
 def ep_exposed_s(ctx, t, ep_s, moe_layers, a2a_s, attn_fwd_s, mlp_fwd_s):
     """Exposed expert-parallel communication of a micro-batch on a stage: all of it, or with
     `runtime.ep_comm_overlap` (Megatron-Core --overlap-moe-expert-parallel-comm) what the paired
-    phases leave exposed (ep_overlap_pair_exposed_s) for the steady-state micro-batches, all of it
+    phases leave exposed (ep_overlap_pair_exposed_s) for the steady-state micro-batches of the plans
+    Megatron runs it for (ep_overlap_allowed; all of it elsewhere), all of it
     for the warm-up / cool-down share (warmup_fraction) and for the two extra all-to-alls a full
     recompute adds, plus contention on the hidden part. `ep_s`: the stage's EP seconds per
     micro-batch (moe_layers x layer_comm's ep_moe_layer); `a2a_s`: one dispatch or combine; the
     forward seconds of a MoE layer's pre-dispatch part and of its expert GEMMs."""
     if not ctx.scenario.runtime.ep_comm_overlap:
         return ep_s
-    paired = 1.0 - warmup_fraction(t)
+    paired = np.where(ep_overlap_allowed(ctx, t), 1.0 - warmup_fraction(t), 0.0)
     four = 4 * a2a_s * moe_layers
     pair = ep_overlap_pair_exposed_s(a2a_s, attn_fwd_s, mlp_fwd_s) * moe_layers
     exposed = np.minimum(ep_s, ep_s - paired * (four - pair))

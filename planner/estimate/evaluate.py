@@ -144,6 +144,7 @@ def step_time(ctx: Context, t: dict, mem: dict):
     ga = t["ga"]
     dp = comm.dp_comm(ctx, t, mem, c["forward"], c["backward"])
     opt = offload.optimizer_s(ctx, t, mem, c["forward"], c["backward"])
+    opt["offload"] = opt["offload"] + offload.activation_offload_s(ctx, t, mem, c["forward"], c["backward"])
     bubble = pipeline.bubble_s(t, stage_s)
     step = pipeline.pipeline_step_s(t, stage_s) + dp["dp_comm"] + opt["optimizer"] + opt["offload"]
     breakdown = {

@@ -244,11 +244,19 @@ def resident_layer_share(ctx, t, layers):
     layer in flight is reloaded when backward reaches it, after the loss's tensors are freed, so on
     the stage holding the loss only the part of logits_loss above one layer counts (activation_parts).
     Megatron-Core allows it only with pp = 1 and no recompute (transformer_config.py); elsewhere 1."""
+    lps = np.maximum(layers, 1.0)
+    resident = np.minimum(lps, lps - offloaded_layers(ctx, t, layers) + 1)
+    return resident / lps
+
+
+def offloaded_layers(ctx, t, layers):
+    """Layers whose saved activations Megatron's activation offloading copies to the host (all of
+    them are there at the end of the forward pass): min(N, L - 1) where Megatron-Core allows it
+    (pp = 1, no recompute; resident_layer_share), else 0."""
     n = getattr(getattr(ctx.scenario, "runtime", None), "activation_offload_layers", 0) or 0
     on = (t["framework"] == MEG) & (t["pp"] == 1) & (t["recompute"] == 0) & (n > 0)
     lps = np.maximum(layers, 1.0)
-    resident = np.minimum(lps, lps - np.minimum(n, lps - 1) + 1)
-    return np.where(on, resident / lps, 1.0)
+    return np.where(on, np.minimum(n, lps - 1), 0.0)
 
 
 def activation_parts(ctx, t, stage, per_layer: dict, sp: dict) -> dict:
