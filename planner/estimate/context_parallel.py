@@ -104,3 +104,32 @@ def merge_s(ctx, t, hbm_bytes_s):
     cat = np.where(cp_method(ctx, t), 0.0, TORCH_RING_KV_CAT_BYTES)
     return (steps * elems * (TORCH_RING_MERGE_FWD_BYTES + cat) / hbm_bytes_s,
             steps * elems * (TORCH_RING_MERGE_BWD_BYTES + cat) / hbm_bytes_s)
+
+
+def ring_attention_buffer_bytes(ctx, t):
+    """Bytes torch's ring attention (torchtitan's context parallelism) holds beyond the stored
+    activations while one layer's attention runs backward (torch/distributed/tensor/experimental/
+    _attention.py at the 2024-12 benchmark's torch, `_templated_ring_attention_backward`), with
+    C = kv_chunk_bytes (this rank's bf16 K and V) and Q = 2 x tokens/cp x local heads x d_qk:
+      K/V of the other ranks: with the all-gather rotater (`_AllGatherRotater`, torch's default
+        `rotate_method`) the gathered buffer of every rank's K/V, cp x C, kept for the whole loop;
+        with the all-to-all rotater the chunk sent and the one received, 2C;
+      gradients: fp32 accumulators (`accum_dtype = float32`) for grad_query (2Q) and grad_key /
+        grad_value (2C), plus the fp32 dK/dV hop in flight on the all-to-all `dkv_rotater` (2C).
+    The forward's fp32 merger output (2Q) is smaller than the backward's set and is not added.
+    Megatron/Transformer Engine's ring (p2p) is not counted here (not modelled)."""
+    d_qk, _ = attention_dims(ctx.model)
+    chunk = kv_chunk_bytes(ctx, t)
+    q = 2.0 * t["mbs"] * ctx.seq_len / t["cp"] * ctx.model.heads / t["tp"] * d_qk
+    kv_others = np.where(cp_method(ctx, t), t["cp"] * chunk, 2.0 * chunk)
+    grads = 2.0 * q + 2.0 * chunk + 2.0 * chunk
+    return np.where((t["framework"] == TT) & (t["cp"] > 1), kv_others + grads, 0.0)
+
+
+def ring_gathered_kv_bytes(ctx, t):
+    """The largest single tensor of torch's ring attention: the all-gathered K/V (cp x kv_chunk_bytes)
+    with the all-gather rotater, the fp32 dK/dV hop (2 x kv_chunk_bytes) otherwise; 0 without CP or
+    outside torchtitan."""
+    chunk = kv_chunk_bytes(ctx, t)
+    return np.where((t["framework"] == TT) & (t["cp"] > 1),
+                    np.where(cp_method(ctx, t), t["cp"] * chunk, 2.0 * chunk), 0.0)

@@ -5,8 +5,8 @@ source in memory_terms_*.py):
   weights      params, fp8_weight_copies, fp8_scaling_state, fsdp_unsharded_params
   gradients    grads, fp32_grad_copy, fsdp_grad_accumulation
   optimizer    master_weights, states                                      (memory_terms_states)
-  activations  layers, moe_dispatch_combine, recompute_layer, embedding,
-               logits_loss                                            (memory_terms_activations)
+  activations  layers, moe_dispatch_combine, recompute_layer, cp_ring_buffers,
+               embedding, logits_loss                                           (memory_terms_activations)
   other        cuda_context, library_workspaces, nccl_buffers, ds_buckets, zero3_live_params,
                fsdp_prefetch, sp_allgather_buffer, moe_permute_buffer,
                pp_recv_buffers                                               (memory_terms_runtime)
@@ -48,7 +48,8 @@ GROUPS = {
     "weights": ("params", "fp8_weight_copies", "fp8_scaling_state", "fsdp_unsharded_params"),
     "gradients": ("grads", "fp32_grad_copy", "fsdp_grad_accumulation"),
     "optimizer": ("master_weights", "states"),
-    "activations": ("layers", "moe_dispatch_combine", "recompute_layer", "embedding", "logits_loss"),
+    "activations": ("layers", "moe_dispatch_combine", "recompute_layer", "cp_ring_buffers", "embedding",
+                    "logits_loss"),
     "other": ("cuda_context", "library_workspaces", "nccl_buffers", "ds_buckets", "zero3_live_params",
               "fsdp_prefetch", "sp_allgather_buffer", "moe_permute_buffer", "pp_recv_buffers", "optimizer_step_temp",
               "fragmentation"),
