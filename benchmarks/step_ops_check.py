@@ -204,6 +204,13 @@ def run() -> tuple[list[str], dict]:
               f"{alt_tok:,.0f} tokens/s, {100 * (alt_tok / predicted - 1):+.1f}% against 2,048: the step's cost is "
               "per token (MoE compute-bound from ~768 tokens, KV read per sequence), so the running batch "
               "does not explain the gap either."]
+    runs = yaml.safe_load((ROOT / "benchmarks" / "serving_runs.yaml").read_text())
+    b200 = next(x for x in runs if x["id"] == POINT.replace("h200", "b200").replace("-fp8-", "-fp4-"))
+    b200_tok = float(b200["measured"]["output_tokens_per_sec_per_gpu"])
+    lines += ["", f"Host bound: the same table's B200 TP1 column ({b200['id']}, same engine, x86 DGX host, "
+              f"2,048 sequences fit) publishes {b200_tok:,.0f} tokens/s, {b / b200_tok * 1e3:.0f} ms per step, so the "
+              f"whole host step on such a host costs at most {b / b200_tok / b * 1e6:.1f} us per running request; "
+              f"overlapped, that cannot stretch the H200 step to {implied:.0f} ms."]
     return lines, {"model": mp, "aic": ap, "model_step_ms": model_step, "implied_ms": implied, "batch": b}
 
 
