@@ -27,8 +27,9 @@ def test_tables_read_back_at_their_entries(tab):
     for (b, s, _, w), v in tab["generation_attention_bf16kv"].items():
         if b == max(bb for (bb, ss, _, ww) in tab["generation_attention_bf16kv"] if ss == s and ww == w):
             assert S.gen_attn_ms(tab, b, s, w) == pytest.approx(v)
-    for (a, _, _, _), v in tab["moe_w4a16_mxfp4_2880x2880_top4of32"].items():
-        assert S.moe_ms(tab, a) == pytest.approx(v)
+    for e in (32, 128):
+        for (a, _, _, _), v in tab[f"moe_w4a16_mxfp4_2880x2880_top4of{e}"].items():
+            assert S.moe_ms(tab, a, e) == pytest.approx(v)
 
 
 def test_generation_attention_extrapolation_grows_with_batch_and_length(tab):
