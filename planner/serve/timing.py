@@ -99,10 +99,12 @@ GEMM_K0_AT_RATE = 1569e12
 # Routing work per (token, chosen expert) pair that is neither a GEMM nor bandwidth: top-k selection,
 # the sort that groups rows by expert, the scatter / gather index arithmetic of permute and
 # finalize. Every expert-parallel rank runs it over all the tokens it receives (n x top_k pairs), so it
-# does not shrink with EP. MEASURED: the value that best fits NVIDIA's per-layer TensorRT-LLM MoE
+# does not shrink with EP. FITTED (to per-operation measurements, not to the published end-to-end runs):
+# the value that best fits NVIDIA's per-layer TensorRT-LLM MoE
 # timings (AIConfigurator data, H100 / H200 / B200 / GB200, FP8 / BF16 / NVFP4 / MXFP4, 32 to 512
 # experts, 256 to 16,384 tokens) after the GEMM and traffic terms; mean error on those timings 31.2%
-# before the tile efficiency, this term and the expert-TP traffic, 15.2% with them (benchmarks/moe_kernel_check.py).
+# before the tile efficiency, this term and the expert-TP traffic, 15.2% with them, in-sample: the same
+# timings fit it (benchmarks/moe_kernel_check.py).
 MOE_PAIR_S = 2.25e-9
 
 
@@ -129,7 +131,8 @@ def kernel_launch_s(f, t, ls):
 # Hopper, TensorRT-LLM's Triton MoE path) convert every weight element to bf16 inside the main loop,
 # once per output row tile (GEMM_TILE_ROWS rows), on the CUDA cores rather than the tensor cores:
 # DEQUANT_FP32_OPS_PER_WEIGHT FP32-pipe operations per element (unpack, convert, scale) at the GPU's
-# vector FP32 peak. MEASURED: the value that fits AIConfigurator's TensorRT-LLM W4A16 MXFP4 MoE layer
+# vector FP32 peak. FITTED to per-operation measurements: the value that fits AIConfigurator's
+# TensorRT-LLM W4A16 MXFP4 MoE layer
 # timings on H100 and H200 at 4,096-16,384 tokens (compute-bound; median measured / model 1.02 with it,
 # 80 timings), which without it run 1.2-1.35x the bf16-rate model (benchmarks/moe_kernel_check.py).
 # Charged to the routed experts only: that is the kernel measured (dense AWQ / GPTQ GEMMs run Marlin-
@@ -143,7 +146,8 @@ DEQUANT_FP32_OPS_PER_WEIGHT = 12.0
 # once per output element and K block: (rows x N x K) / 128 operations, i.e. per weight element x rows
 # received / 128, at the vector FP32 peak (the rows an expert really receives, not its padded tile:
 # the measured fp8_block / fp8 ratio is 1.00-1.05 at 256 tokens, where experts get a few rows each).
-# MEASURED: the value whose median measured / model is 1 (0.99) on AIConfigurator's TensorRT-LLM
+# FITTED to per-operation measurements: the value whose median measured / model is 1 (0.99) on
+# AIConfigurator's TensorRT-LLM
 # 1.2.0rc5 fp8_block MoE layer timings (CUTLASS MoE backend, the one the DeepSeek-R1 performance-
 # overview runs name) on H100 and H200 at 4,096-16,384 tokens, which run 1.4-2.5x the per-tensor fp8
 # ones there; mean error over all 492 Hopper fp8_block timings 28% without, 16% with
@@ -300,7 +304,8 @@ def comm_links(node, t) -> dict:
 
 # Fixed time of the decode attention kernel per (sequence, KV head) and layer, besides its KV-cache read
 # (one work unit of TensorRT-LLM's XQA / trtllm-gen generation kernels: load the queries, walk the block
-# table, reduce and write the output). MEASURED: NVIDIA's TensorRT-LLM generation-attention timings
+# table, reduce and write the output). FITTED to per-operation measurements: NVIDIA's TensorRT-LLM
+# generation-attention timings
 # (AIConfigurator data, benchmarks/decode_attn_check.py: 8 query heads per KV head, batch 64-2,048,
 # contexts 32-16,384) less the KV read at the model's bandwidth, fitted as launch + c x sequences x KV
 # heads: with an FP8 KV cache c = 8.1-8.4 ns on H100 / H200 (TensorRT-LLM 1.2.0rc5, 1.3.0rc10, 1.3.0rc20)
