@@ -88,9 +88,10 @@ def scenario(option: Option, workload: Workload) -> Scenario:
                     training=workload.training(), search=workload.search, objective="time", top=1)
 
 
-def best_plan(sc: Scenario) -> dict:
-    """The fastest plan of the full search, or plan None with the reason nothing fits."""
-    r = solve(sc, objective="time", top=1, counts=False)  # the best plan only: no counts of the rest
+def best_plan(sc: Scenario, prepared: dict | None = None) -> dict:
+    """The fastest plan of the full search, or plan None with the reason nothing fits. `prepared`:
+    the search's bounded evaluation, done with other node counts (planner.purchase_search)."""
+    r = solve(sc, objective="time", top=1, counts=False, prepared=prepared)  # the best plan only: no counts of the rest
     if r["plans"]:
         return {"plan": r["plans"][0], "reason": None}
     lines = r.get("explanation") or [
@@ -118,10 +119,10 @@ def search_all(tasks: dict, workers: int | None = None, progress: Progress | Non
     workers = min(workers or 1, os.cpu_count() or 1, len(keys))  # in-process by default; never more processes than CPUs
     out: dict = {}
     if workers <= 1 or len(keys) < 4:  # a pool's start-up (~0.5 s) outweighs a few searches
-        for i, k in enumerate(keys, 1):
-            out[k] = best_plan(tasks[k])
+        for k, found in _shared_searches(tasks):
+            out[k] = found
             if progress:
-                progress(i, len(keys))
+                progress(len(out), len(keys))
         return out, 1
     with ProcessPoolExecutor(workers, mp_context=_pool_context()) as ex:
         futures = {ex.submit(best_plan, tasks[k]): k for k in keys}
@@ -130,6 +131,22 @@ def search_all(tasks: dict, workers: int | None = None, progress: Progress | Non
             if progress:
                 progress(i, len(keys))
     return out, workers
+
+
+def _shared_searches(tasks: dict):
+    """(key, best_plan) of every task, the node counts of one node and workload searched together
+    (planner.purchase_search); tasks whose scenarios differ in more than the node count are not
+    grouped."""
+    from planner.purchase_search import search_group
+
+    groups: dict[str, list] = {}
+    for k, sc in tasks.items():
+        same = sc.model_dump_json(exclude={"name": True, "cluster": {"nodes"}})
+        groups.setdefault(same, []).append(k)
+    for keys in groups.values():
+        keys.sort(key=lambda k: tasks[k].cluster.nodes)
+        for j, found in search_group([tasks[k] for k in keys], best_plan):
+            yield keys[j], found
 
 
 def cost_terms(option: Option, days: float, price: float = 1.0, power: float = 1.0) -> dict[str, float]:

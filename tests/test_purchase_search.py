@@ -1,0 +1,64 @@
+"""Purchase searches shared across node counts (planner.purchase_search) give each option the plan
+that its own search finds."""
+
+import json
+
+import pytest
+
+from planner import purchase, purchase_search
+from planner.spec.purchase import load_purchases
+
+from conftest import write
+
+# Two node types (one listed twice at another price: its searches are shared) at 1..12 nodes, a dense
+# and a mixture-of-experts workload, and one that fits nowhere.
+SWEEP = """
+name: sweep
+clusters:
+  - {name: h100-rent, node: hgx-h100, nodes: {min: 1, max: 12}, cloud: {usd_per_gpu_hour: 3.0}}
+  - {name: h100-rent-cheap, node: hgx-h100, nodes: {min: 1, max: 12}, cloud: {usd_per_gpu_hour: 2.0}}
+  - name: b200-buy
+    node: dgx-b200
+    nodes: {min: 1, max: 12}
+    owned: {capex_usd_per_node: 400000, power_kw: 14.0}
+workloads:
+  - {name: dense-8b, model: llama-3.1-8b, seq_len: 4096, global_batch: 256, tokens: 2.0e10}
+  - {name: moe-16b, model: deepseek-v2-lite, seq_len: 4096, global_batch: 128, tokens: 1.0e10,
+     search: {uneven_pipeline: false}}   # 27 layers in equal stages: no layout on 5, 7 or 11 nodes
+  - {name: no-fit-8b, model: llama-3.1-8b, seq_len: 4096, global_batch: 256, tokens: 1.0e10,
+     search: {tp: [1], pp: [1], cp: [1], zero: [0], offload: [none], offload_params: [none]}}  # 16 B/param > 80 GB
+"""
+
+
+@pytest.fixture(scope="module")
+def tasks(tmp_path_factory):
+    pf = load_purchases(write(tmp_path_factory.mktemp("sweep"), "sweep.yaml", SWEEP))
+    return purchase.plan_tasks(pf)
+
+
+def _same(a: dict, b: dict) -> bool:
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
+def test_shared_searches_equal_independent_searches(tasks):
+    shared = dict(purchase._shared_searches(tasks))
+    assert set(shared) == set(tasks)
+    assert sum(f["plan"] is not None for f in shared.values()) >= 10  # most counts have a plan
+    assert any(f["plan"] is None and "structural" in f["reason"] for f in shared.values())
+    assert any(f["plan"] is None and "memory" in f["reason"] for f in shared.values())
+    for key, sc in tasks.items():
+        assert _same(shared[key], purchase.best_plan(sc)), key
+
+
+def test_slices_and_first_chunk_do_not_change_the_plans(tasks, monkeypatch):
+    """One node count per slice, and the bounded evaluation started from one plan per count, find the
+    same plans as the default slices and first chunk."""
+    default = dict(purchase._shared_searches(tasks))
+    monkeypatch.setattr(purchase_search, "FIRST", 1)
+    monkeypatch.setattr(purchase_search, "ROWS_HELD", 1)
+    assert all(_same(found, default[key]) for key, found in purchase._shared_searches(tasks))
+
+
+def test_pieces_bound_the_total():
+    assert list(purchase_search._pieces([3, 4, 10, 1, 1], 6)) == [[0], [1], [2], [3, 4]]
+    assert list(purchase_search._pieces([], 6)) == []
