@@ -62,3 +62,16 @@ def test_slices_and_first_chunk_do_not_change_the_plans(tasks, monkeypatch):
 def test_pieces_bound_the_total():
     assert list(purchase_search._pieces([3, 4, 10, 1, 1], 6)) == [[0], [1], [2], [3, 4]]
     assert list(purchase_search._pieces([], 6)) == []
+
+
+def test_long_json_lists_print_one_entry_per_line(monkeypatch):
+    from planner import cli
+
+    monkeypatch.setattr(cli, "LONG_LIST", 2)
+    obj = {"name": "x", "options": [{"a": 1, "b": [1, 2]}, {"a": 2, "b": []}, {"a": 3, "b": None}], "overall": {"c": 1}}
+    text = cli._json_text(obj)
+    assert json.loads(text) == obj
+    assert '\n    {"a": 2, "b": []},\n' in text  # one compact entry per line
+    assert cli._json_text({"short": [1, 2]}) == json.dumps({"short": [1, 2]}, indent=2)
+    with pytest.raises(ValueError):
+        cli._json_text({"options": [float("nan")] * 3})
