@@ -93,11 +93,12 @@ def best_plan(sc: Scenario, prepared: dict | None = None) -> dict:
     the search's bounded evaluation, done with other node counts (planner.purchase_search)."""
     r = solve(sc, objective="time", top=1, counts=False, prepared=prepared)  # the best plan only: no counts of the rest
     if r["plans"]:
-        return {"plan": r["plans"][0], "reason": None}
+        several = len(sc.training.batches) > 1  # the chosen batch and why, when the workload allows several
+        return {"plan": r["plans"][0], "reason": None, "batch": r.get("batch") if several else None}
     lines = r.get("explanation") or [
         f"none of the {r['considered']:,} plans considered is valid for {sc.model.name} on {r['gpus']} GPUs "
         "(divisibility of heads, layers, experts and batch; framework rules)"]
-    return {"plan": None, "reason": "; ".join(lines)}
+    return {"plan": None, "reason": "; ".join(lines), "batch": None}
 
 
 def _pool_context():
@@ -161,14 +162,15 @@ def cost_terms(option: Option, days: float, price: float = 1.0, power: float = 1
             "energy": n * c.power_kw * o.pue * hours * o.usd_per_kwh * power}
 
 
-def describe(plan: dict) -> str:
-    """One-line plan: framework, precision, layout, ZeRO, offload, recompute, batch split."""
+def describe(plan: dict, batch: bool = False) -> str:
+    """One-line plan: framework, precision, layout, ZeRO, offload, recompute, batch split (and, with
+    `batch`, the global batch: for workloads that allow several)."""
     p = plan["plan"]
     layout = " ".join(f"{k}{p[k]}" for k in ("dp", "tp", "pp", "vpp", "cp", "ep") if k in ("dp", "tp", "pp") or p[k] > 1)
     off = "" if p["offload"] == "none" else f" offload={p['offload']}"
     off += "" if p["offload_params"] == "none" else f" params={p['offload_params']}"
     return (f"{p['framework']} {p['precision']} {layout} zero{p['zero']}{off} "
-            f"recompute={p['recompute']} mbs{p['mbs']} ga{p['ga']}")
+            f"recompute={p['recompute']} mbs{p['mbs']} ga{p['ga']}" + (f" batch{p['global_batch']}" if batch else ""))
 
 
 def row(option: Option, workload: Workload, found: dict) -> dict:
@@ -178,13 +180,14 @@ def row(option: Option, workload: Workload, found: dict) -> dict:
             "workload": workload.name, "weight": workload.weight}
     plan = found["plan"]
     if plan is None:
-        return {**base, "plan": None, "reason": found["reason"], "days": None, "cost_usd": None,
+        return {**base, "plan": None, "reason": found["reason"], "batch": None, "days": None, "cost_usd": None,
                 "cost_breakdown_usd": None, "tokens_per_usd": None, "mfu": None, "tokens_per_s": None,
                 "meets_deadline": None, "pareto": False, "pareto_overall": False}
     days = plan["run"]["days"]
     terms = cost_terms(option, days)
     cost = round(sum(terms.values()), 2)
-    return {**base, "plan": {**plan, "run": {**plan["run"], "cost_usd": cost}}, "reason": None, "days": days,
+    return {**base, "plan": {**plan, "run": {**plan["run"], "cost_usd": cost}}, "reason": None,
+            "batch": found.get("batch"), "days": days,
             "cost_usd": cost, "cost_breakdown_usd": {k: round(v, 2) for k, v in terms.items()},
             "tokens_per_usd": round(workload.tokens / cost, 3) if cost > 0 else None,
             "mfu": plan["throughput"]["mfu"], "tokens_per_s": plan["throughput"]["tokens_per_s"],

@@ -75,3 +75,47 @@ def test_long_json_lists_print_one_entry_per_line(monkeypatch):
     assert cli._json_text({"short": [1, 2]}) == json.dumps({"short": [1, 2]}, indent=2)
     with pytest.raises(ValueError):
         cli._json_text({"options": [float("nan")] * 3})
+
+
+RANGES = """
+name: batch ranges
+clusters:
+  - {name: h100-rent, node: hgx-h100, nodes: [1, 2, 3], cloud: {usd_per_gpu_hour: 3.0}}
+workloads:
+  - {name: range-8b, model: llama-3.1-8b, seq_len: 4096, global_batch: {min: 32, max: 200, step: 32}, tokens: 2.0e10}
+  - {name: list-8b, model: llama-3.1-8b, seq_len: 4096, global_batch: [100, 120], tokens: 2.0e10}
+  - {name: one-8b, model: llama-3.1-8b, seq_len: 4096, global_batch: 128, tokens: 2.0e10}
+"""
+
+
+def test_compare_and_its_report_choose_the_batch_inside_the_range(tmp_path):
+    """compare with batch ranges: each option's batch is allowed, is the one its own solve chooses,
+    and the table, the CSV and the HTML report state it (for workloads allowing several)."""
+    from click.testing import CliRunner
+
+    from planner.cli import main
+    from planner.search.solver import solve
+
+    path = write(tmp_path, "ranges.yaml", RANGES)
+    runner = CliRunner()
+    r = runner.invoke(main, ["compare", str(path), "--json", "--report", str(tmp_path / "c.html"),
+                             "--csv", str(tmp_path / "c.csv")], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.stdout)["options"]
+    html, csv = (tmp_path / "c.html").read_text(), (tmp_path / "c.csv").read_text()
+    pf = load_purchases(path)
+    allowed = {w.name: set(w.batches) for w in pf.workloads}
+    assert allowed["range-8b"] == set(range(32, 201, 32))
+    for row, (option, workload) in zip(rows, ((o, w) for o in purchase.options(pf) for w in pf.workloads)):
+        plan = row["plan"]["plan"]
+        assert plan["global_batch"] in allowed[row["workload"]]
+        assert plan["global_batch"] == plan["dp"] * plan["mbs"] * plan["ga"]
+        alone = solve(purchase.scenario(option, workload), objective="time", top=1)
+        assert plan == alone["plans"][0]["plan"]
+        if len(allowed[row["workload"]]) > 1:
+            assert row["batch"]["chosen"] == plan["global_batch"] and f"{plan['global_batch']:,}" in row["batch"]["why"]
+            assert f"ga{plan['ga']} batch{plan['global_batch']}" in html and f"batch{plan['global_batch']}" in csv
+        else:
+            assert row["batch"] is None
+    table = runner.invoke(main, ["compare", str(path)], catch_exceptions=False, terminal_width=250).stdout
+    assert all(f"batch{r['plan']['plan']['global_batch']}" in table for r in rows if r["batch"])

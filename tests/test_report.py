@@ -269,3 +269,15 @@ def test_point_clouds_and_deep_timelines_keep_the_page_small():
     assert tl["microbatches"] == 64
     svg = charts.timeline_chart(tl, "deep")
     assert len(svg) < 400_000 and svg.count("<image") == 3
+
+
+def test_report_of_a_batch_range_states_the_chosen_batch(tmp_path):
+    """A global_batch range: the report's summary names the batch the search chose, inside the range,
+    the one its top plan runs."""
+    text = PIPELINED.replace("NODES", "2").replace("global_batch: 64", "global_batch: {min: 32, max: 128, step: 32}")
+    sc = load_scenario(write(tmp_path, "range.yaml", text))
+    result = solve(sc, points=True)
+    chosen = result["batch"]["chosen"]
+    assert chosen in (32, 64, 96, 128) and result["plans"][0]["plan"]["global_batch"] == chosen
+    html = write_report(result, sc, tmp_path / "range.html").read_text()
+    assert f"global batch 32 to 128 step 32 sequences (chosen: {chosen:,};" in html

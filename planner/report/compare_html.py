@@ -16,7 +16,7 @@ from planner.report.purchase import write_atomic
 def _describe(row: dict) -> str:
     from planner.purchase import describe
 
-    return describe(row["plan"]) if row["plan"] else f"no plan: {row['reason']}"
+    return describe(row["plan"], bool(row.get("batch"))) if row["plan"] else f"no plan: {row['reason']}"
 
 
 def _points(rows: list[dict], label_key: str, group_key: str) -> list[dict]:
