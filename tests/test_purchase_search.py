@@ -119,3 +119,29 @@ def test_compare_and_its_report_choose_the_batch_inside_the_range(tmp_path):
             assert row["batch"] is None
     table = runner.invoke(main, ["compare", str(path)], catch_exceptions=False, terminal_width=250).stdout
     assert all(f"batch{r['plan']['plan']['global_batch']}" in table for r in rows if r["batch"])
+
+
+def test_compare_report_of_a_large_sweep_stays_small(tasks, tmp_path):
+    """3,000 options of 30 cluster options: the chart's points are one image, only the front is labelled,
+    colours are node types, the table holds the front and the fastest others (days and dollars made up:
+    the report's size is under test, not the plans)."""
+    from planner.report import charts
+    from planner.report.compare_html import compare_report
+    from planner.report.purchase import ROWS_PER_WORKLOAD
+
+    clusters = "".join(f"  - {{name: c{i}, node: {'hgx-h100' if i % 2 else 'dgx-b200'}, nodes: {{min: 1, max: 100}}, "
+                       f"cloud: {{usd_per_gpu_hour: {1 + i / 10}}}}}\n" for i in range(30))
+    pf = load_purchases(write(tmp_path, "big.yaml", "name: big\nclusters:\n" + clusters + "workloads:\n"
+                              "  - {name: w, model: llama-3.1-8b, seq_len: 4096, global_batch: 256, tokens: 2.0e10}\n"))
+    found = purchase.best_plan(next(iter(tasks.values())))
+    rows = []
+    for i, option in enumerate(purchase.options(pf)):
+        row = purchase.row(option, pf.workloads[0], found)
+        rows.append({**row, "days": 1 + (i * 7919 % 3000) / 100, "cost_usd": 1e5 * (1 + (i * 104729 % 3000) / 1000)})
+    purchase.flag_pareto(rows, pf.workloads)
+    text = compare_report({"name": "big", "options": rows, "overall": [], "searches": 1, "workers": 1, "seconds": 1.0})
+    plans_table = text[text.index('class="plans"'):]
+    shown = plans_table[:plans_table.index("</table>")].count("<tr>") - 1  # less the header row
+    assert len(rows) == 3000 > charts.LABELLED_POINTS and len(text) < 1_500_000 and text.count("<image") == 1
+    assert shown <= max(ROWS_PER_WORKLOAD, sum(r["pareto"] for r in rows))
+    assert f"{3000 - shown:,} more options" in text and "Colour: node type" in text
