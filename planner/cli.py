@@ -320,14 +320,14 @@ def catalog_cmd(kind, name, as_json):
 @click.option("--workers", type=click.IntRange(1, 256), help="parallel search processes (default: 1, in this process)")
 def compare(purchases, budget, vary, as_json, csv_path, report_path, force, workers):
     """Evaluate every cluster option x workload of PURCHASES: days, dollars, Pareto front, best mix."""
-    from planner.purchase import compare as run_compare, plan_tasks
+    from planner.purchase import compare as run_compare, search_count
     from planner.report import purchase as show
     from planner.spec.purchase import load_purchases
 
     pf = load_purchases(purchases)
     _check_new_file(csv_path, force)
     _check_new_file(report_path, force)
-    result = _with_progress(lambda progress: run_compare(pf, budget, vary, workers, progress), len(plan_tasks(pf)))
+    result = _with_progress(lambda progress: run_compare(pf, budget, vary, workers, progress), search_count(pf))
     if csv_path:
         show.write_atomic(csv_path, show.csv_text(result), force=force)
     if as_json:

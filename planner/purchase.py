@@ -60,7 +60,16 @@ class Option:
 
 
 def options(pf: PurchaseFile) -> list[Option]:
-    return [Option(c, n) for c in pf.clusters for n in c.node_counts]
+    """Every (cluster option, node count) of the file, in file order (made once per file object: a
+    sweep has tens of thousands and compare asks for them several times)."""
+    key = id(pf)
+    if key not in _OPTIONS or _OPTIONS[key][0] is not pf:
+        _OPTIONS.clear()  # one file at a time
+        _OPTIONS[key] = (pf, tuple(Option(c, n) for c in pf.clusters for n in c.node_counts))
+    return list(_OPTIONS[key][1])
+
+
+_OPTIONS: dict[int, tuple] = {}
 
 
 def hardware_key(option: Option) -> str:
@@ -245,6 +254,11 @@ def plan_tasks(pf: PurchaseFile) -> dict:
             if (hw, w.name) not in tasks:
                 tasks[(hw, w.name)] = scenario(o, w)
     return tasks
+
+
+def search_count(pf: PurchaseFile) -> int:
+    """len(plan_tasks(pf)) without building the scenarios (for a progress bar)."""
+    return len({hardware_key(o) for o in options(pf)}) * len(pf.workloads)
 
 
 def evaluate(pf: PurchaseFile, workers: int | None = None, progress: Progress | None = None) -> dict:

@@ -30,8 +30,11 @@ ROWS_HELD = 4 * solver.MEMORY_CHUNK  # plans of one slice of node counts held at
 
 def _bounded(t: dict, lb: np.ndarray, seq_len: int, keep: int, first: int) -> Iterator[np.ndarray]:
     """solver._evaluate_best(ctx, t, keep) as a generator: yields the rows of `t` to evaluate, is sent
-    their evaluate_table result, and returns (rows, estimates) or None as _evaluate_best does (same
-    chunks, threshold and stopping rule; `lb` = solver.step_lower_bound(ctx, t))."""
+    (estimates, index): the evaluate_table result of a table holding them at `index`; returns
+    (rows, estimates) or None as _evaluate_best does (the same plans: a plan is kept when its tokens/s
+    reaches the final threshold, the keep-th best score / TIE, whatever the chunks; `lb` =
+    solver.step_lower_bound(ctx, t)). The first chunk is `first` plans (_evaluate_best: FIRST_BATCH):
+    here calls are shared, so a small one costs little and sets the threshold early."""
     ub = t["dp"] * t["mbs"] * t["ga"] * seq_len / lb
     by_bound = np.argsort(-ub, kind="stable")
     done, parts, scores = 0, [], np.array([])
@@ -40,22 +43,22 @@ def _bounded(t: dict, lb: np.ndarray, seq_len: int, keep: int, first: int) -> It
     while done < len(by_bound) and ub[by_bound[done]] >= threshold * (1 - 1e-9):
         rows = by_bound[done:done + chunk]
         rows = rows[ub[rows] >= threshold * (1 - 1e-9)]
-        ev = yield rows
-        if np.any(ev["step_s"] < lb[rows] * (1 - 1e-9)):
+        ev, at = yield rows
+        verdict, tps = ev["verdict"][at], ev["tokens_per_s"][at]
+        if np.any(ev["step_s"][at] < lb[rows] * (1 - 1e-9)):
             return None
-        score = np.where(ev["verdict"] < 2, ev["tokens_per_s"] * np.where(ev["verdict"] == 1, TIGHT_PENALTY, 1.0),
-                         -np.inf)
+        score = np.where(verdict < 2, tps * np.where(verdict == 1, TIGHT_PENALTY, 1.0), -np.inf)
         scores = np.concatenate([scores, score[score > -np.inf]])
         if len(scores) >= keep:
             threshold = np.partition(scores, len(scores) - keep)[len(scores) - keep] / TIE
             scores = scores[scores >= threshold * (1 - 1e-9)]
-        fast = np.where(ev["verdict"] < 2, ev["tokens_per_s"], -np.inf)
+        fast = np.where(verdict < 2, tps, -np.inf)
         mine = fast >= threshold * (1 - 1e-9)
-        parts.append((rows[mine], fast[mine], solver._take_ev(ev, mine)))
+        parts.append((rows[mine], fast[mine], ev, at[mine]))  # the estimates are taken at the end
         done += chunk
         chunk = min(4 * chunk, solver.MEMORY_CHUNK)
-    keepers = [(r[s >= threshold * (1 - 1e-9)], solver._take_ev(e, s >= threshold * (1 - 1e-9))) for r, s, e in parts]
-    keepers = [(r, e) for r, e in keepers if len(r)]
+    keepers = [(r[s >= threshold * (1 - 1e-9)], solver._take_ev(e, i[s >= threshold * (1 - 1e-9)]))
+               for r, s, e, i in parts if np.any(s >= threshold * (1 - 1e-9))]
     if not keepers:
         return None
     rows, ev = keepers[0]
@@ -118,7 +121,7 @@ def _drive(ctx: Context, tables: list[dict], searches: dict[int, Iterator]) -> d
             for i in ids:
                 hi = lo + len(asks[i])
                 try:
-                    following[i] = searches[i].send(solver._take_ev(ev, slice(lo, hi)))
+                    following[i] = searches[i].send((ev, np.arange(lo, hi)))
                 except StopIteration as stop:
                     results[i] = stop.value
                 lo = hi
