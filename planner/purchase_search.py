@@ -129,13 +129,25 @@ def _drive(ctx: Context, tables: list[dict], searches: dict[int, Iterator]) -> d
     return results
 
 
+def _candidates(scenario) -> tuple[dict, int]:
+    """solver.candidate_table(scenario); when no layout satisfies the structural constraints (e.g. an
+    odd node count of a model with fewer layers than its prime factor), the empty table directly."""
+    if len(solver.layouts(scenario)["tp"]):
+        return solver.candidate_table(scenario)
+    empty = {k: np.zeros(0, dtype=np.int64) for k in (*solver.COLUMNS, *CATEGORIES)}
+    return {**empty, "sp": np.zeros(0, dtype=bool)}, 0
+
+
+CATEGORIES = ("framework", "precision", "zero", "offload", "offload_params", "recompute")  # candidate_table's
+
+
 def prepare(scenarios: list, keep: int = 1, built: list | None = None) -> list[dict]:
     """For scenarios that differ only in their node count (same node, model, workload, search
     options, runtime): each one's candidate table, its size before the rules, and the bounded
     evaluation for `keep` places, ready for solver.solve(scenario, top=keep, counts=False,
     prepared=...). `built`: their solver.candidate_table results, if already made."""
     ctx = Context(scenarios[0])
-    built = built if built is not None else [solver.candidate_table(sc) for sc in scenarios]
+    built = built if built is not None else [_candidates(sc) for sc in scenarios]
     tables = [t for t, _ in built]
     bounds = _lower_bounds(ctx, tables)
     searches = {i: _bounded(t, bounds[i], ctx.seq_len, keep, FIRST) for i, t in enumerate(tables) if T.size(t)}
@@ -152,7 +164,7 @@ def search_group(scenarios: list, best_plan: Callable, limit: int | None = None)
     while start < len(scenarios):
         built, held = [], 0
         while start + len(built) < len(scenarios) and (not built or held < limit):
-            built.append(solver.candidate_table(scenarios[start + len(built)]))
+            built.append(_candidates(scenarios[start + len(built)]))
             held += T.size(built[-1][0])
         part = scenarios[start:start + len(built)]
         for j, prep in enumerate(prepare(part, built=built), start):

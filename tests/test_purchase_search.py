@@ -59,6 +59,17 @@ def test_slices_and_first_chunk_do_not_change_the_plans(tasks, monkeypatch):
     assert all(_same(found, default[key]) for key, found in purchase._shared_searches(tasks))
 
 
+def test_empty_candidate_tables_match_the_solvers(tasks):
+    from planner.search import solver
+
+    empty = [sc for sc in tasks.values() if not len(solver.layouts(sc)["tp"])]
+    assert empty  # 5, 7 and 11 nodes for the 27-layer model in equal stages
+    for sc in empty:
+        (mine, n), (theirs, m) = purchase_search._candidates(sc), solver.candidate_table(sc)
+        assert n == m == 0 and {k: (v.dtype, v.shape) for k, v in mine.items()} == \
+            {k: (v.dtype, v.shape) for k, v in theirs.items()}
+
+
 def test_pieces_bound_the_total():
     assert list(purchase_search._pieces([3, 4, 10, 1, 1], 6)) == [[0], [1], [2], [3, 4]]
     assert list(purchase_search._pieces([], 6)) == []
