@@ -25,7 +25,8 @@ from planner.search import solver
 from planner.search.rank import TIE, TIGHT_PENALTY
 
 FIRST = 64
-ROWS_HELD = 4 * solver.MEMORY_CHUNK  # plans of one slice of node counts held at once (bounds the memory)
+ROWS_HELD = solver.MEMORY_CHUNK  # plans of one slice of node counts held at once (bounds the memory)
+PASS_ROWS = 65_536  # plans of several counts evaluated in one call: past this, a call's fixed cost is small
 
 
 def _bounded(t: dict, lb: np.ndarray, seq_len: int, keep: int, first: int) -> Iterator[np.ndarray]:
@@ -54,11 +55,11 @@ def _bounded(t: dict, lb: np.ndarray, seq_len: int, keep: int, first: int) -> It
             scores = scores[scores >= threshold * (1 - 1e-9)]
         fast = np.where(verdict < 2, tps, -np.inf)
         mine = fast >= threshold * (1 - 1e-9)
-        parts.append((rows[mine], fast[mine], ev, at[mine]))  # the estimates are taken at the end
+        parts.append((rows[mine], fast[mine], solver._take_ev(ev, at[mine])))  # not the whole call's arrays
         done += chunk
         chunk = min(4 * chunk, solver.MEMORY_CHUNK)
-    keepers = [(r[s >= threshold * (1 - 1e-9)], solver._take_ev(e, i[s >= threshold * (1 - 1e-9)]))
-               for r, s, e, i in parts if np.any(s >= threshold * (1 - 1e-9))]
+    keepers = [(r[s >= threshold * (1 - 1e-9)], solver._take_ev(e, s >= threshold * (1 - 1e-9)))
+               for r, s, e in parts if np.any(s >= threshold * (1 - 1e-9))]
     if not keepers:
         return None
     rows, ev = keepers[0]
@@ -87,10 +88,10 @@ def _concat_tables(tables: list[dict]) -> dict:
 
 def _lower_bounds(ctx: Context, tables: list[dict]) -> list[np.ndarray]:
     """solver.step_lower_bound of every table, computed over all of them together (row-wise: the same
-    numbers), in passes of at most MEMORY_CHUNK plans."""
+    numbers), in passes of at most PASS_ROWS plans (a larger table alone)."""
     out: list[np.ndarray] = [np.zeros(0)] * len(tables)
     sizes = [T.size(t) for t in tables]
-    for group in _pieces(sizes, solver.MEMORY_CHUNK):
+    for group in _pieces(sizes, PASS_ROWS):
         group = [i for i in group if sizes[i]]
         if not group:
             continue
@@ -103,7 +104,8 @@ def _lower_bounds(ctx: Context, tables: list[dict]) -> list[np.ndarray]:
 
 def _drive(ctx: Context, tables: list[dict], searches: dict[int, Iterator]) -> dict[int, tuple | None]:
     """Run the bounded searches together: each round, the rows every open search asks for are
-    evaluated in calls of at most MEMORY_CHUNK plans and sent back; returns each search's result."""
+    evaluated in calls of at most PASS_ROWS plans (one search's larger chunk alone) and sent back;
+    returns each search's result."""
     results: dict[int, tuple | None] = {}
     asks: dict[int, np.ndarray] = {}
     for i, gen in searches.items():
@@ -114,7 +116,7 @@ def _drive(ctx: Context, tables: list[dict], searches: dict[int, Iterator]) -> d
     while asks:
         order = list(asks)
         following: dict[int, np.ndarray] = {}
-        for group in _pieces([len(asks[i]) for i in order], solver.MEMORY_CHUNK):
+        for group in _pieces([len(asks[i]) for i in order], PASS_ROWS):
             ids = [order[j] for j in group]
             ev = evaluate_table(ctx, _concat_tables([T.take(tables[i], asks[i]) for i in ids]))
             lo = 0
