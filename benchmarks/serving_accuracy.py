@@ -2,8 +2,9 @@
 
 Reads the shared calibration points (../shared/calibration/serving_runs.yaml) and this project's
 own points (benchmarks/serving_runs.yaml), estimates each published deployment exactly as printed
-(engine, weights / KV format, tp / pp / ep, attention DP, instances, lengths), and writes the error
-per point and the mean absolute error to benchmarks/serving_accuracy.md.
+(engine, weights / KV format, tp / pp / ep, attention DP, instances, lengths; a fixed concurrency or
+a request rate where the source ran one), and writes the error per point, the mean absolute error
+and, where the source prints them, measured vs predicted TTFT / TPOT to benchmarks/serving_accuracy.md.
 
     python benchmarks/serving_accuracy.py            # print the table and rewrite the report
     python benchmarks/serving_accuracy.py --check    # print only
@@ -84,13 +85,15 @@ def weights_scheme(p: dict, gpu_text: str) -> tuple[str, str]:
         w = "mxfp4"
     elif "FP4" in label:
         w = "nvfp4"
+    elif "FP8" in label and "BLOCK" in label:
+        w = "fp8-block"  # block-scaled FP8 checkpoints (DeepSeek-V3 / R1: 128 x 128 weight blocks)
     elif "FP8" in label:
         w = "fp8"
     elif "B200" in gpu_text.upper() and not label.strip():
         w = "nvfp4"  # MLPerf v4.1 B200 preview: NVIDIA's first FP4 submission (NVIDIA blog, Aug 2024)
     else:
         w = "bf16"
-    kv_name = "fp8" if ("FP8" in kv or (not kv and w in ("fp8", "nvfp4"))) else "bf16"
+    kv_name = "fp8" if ("FP8" in kv or (not kv and w in ("fp8", "fp8-block", "nvfp4"))) else "bf16"
     return w, kv_name
 
 
@@ -127,7 +130,7 @@ def point_scenario(r: dict, rate: float | None = None) -> tuple[ServingScenario,
     sc = validate_model(ServingScenario, data, file=r["id"])
     engine = "vllm" if "vllm" in str(r.get("framework", "")).lower() else "trtllm"
     w, kv = weights_scheme(r["precision"], hw["gpu"])
-    ep = par.get("ep") or 1
+    ep = par.get("ep") or moe_ep_assumed(r, tp)
     attn_dp = bool(par.get("dp") and par["dp"] > 1)
     plan = f"engine={engine},weights={w},kv_cache={kv},tp={tp},pp={pp},ep={ep},replicas={inst},attn_dp={attn_dp}"
     ranks = tp if attn_dp else 1  # TensorRT-LLM limits are per attention-DP rank
@@ -142,6 +145,18 @@ def point_scenario(r: dict, rate: float | None = None) -> tuple[ServingScenario,
     return sc, plan, float(measured)
 
 
+def moe_ep_assumed(r: dict, tp: int) -> int:
+    """Expert parallel size when the point does not print it. ASSUMED: an MoE row of the TensorRT-LLM
+    performance overview ran with EP over its tensor-parallel GPUs, because the page's MoE command
+    passes `--ep $ep_size` (the dense command does not) and its later revision labels the MoE columns
+    with their EP size (DEP4 = attention DP 4 + EP 4); the v1.0-era "TP8" MoE columns are read as
+    attention TP 8 + EP 8. With EP 1 (expert tensor parallelism, TensorRT-LLM's Mapping default) the
+    one such calibration point comes out 38% slow, with attention DP as well 22% fast (report)."""
+    if r["model"].get("type") == "moe" and "perf-overview" in str((r.get("source") or {}).get("path", "")):
+        return tp
+    return 1
+
+
 # trtllm-bench throughput picks max_batch_size / max_num_tokens itself when the run does not set them
 # (the perf overview's llm_options set neither): tensorrt_llm/bench/tuning/heuristics.py
 # (calc_engine_setting, finetune_setting; NVIDIA/TensorRT-LLM @0b42ceaf) for the quantisations it
@@ -149,7 +164,7 @@ def point_scenario(r: dict, rate: float | None = None) -> tuple[ServingScenario,
 # 2048 / 8192 (get_benchmark_engine_settings). KV fraction: the page's "--kv_cache_free_gpu_mem_fraction
 # 0.95" (perf-overview.md). Device memory = the catalog's driver-reported GiB; the engine size = the
 # planner's weights per GPU (the heuristic's checkpoint size / tp under attention DP).
-TRTLLM_BENCH_TUNED = ("fp8", "nvfp4", "bf16", "fp16")
+TRTLLM_BENCH_TUNED = ("fp8", "fp8-block", "nvfp4", "bf16", "fp16")
 TRTLLM_BENCH_KV_FRACTION = 0.95
 TRTLLM_LLM_API_DEFAULTS = (2048, 8192)  # TorchLlmArgs max_batch_size / max_num_tokens defaults
 
@@ -256,6 +271,29 @@ def server_capacity(r: dict) -> float:
     return lo * token_stats(sc.serving.output_tokens)[0]
 
 
+def measured_latency(m: dict, key: str) -> float | None:
+    """A published latency in ms: a number (concurrency points: the source's average) or, for MLPerf
+    Server, the p50 of its {mean, p50, p99} record."""
+    v = m.get(key)
+    return v.get("p50") if isinstance(v, dict) else v
+
+
+def latency_pair(r: dict, est: dict) -> dict | None:
+    """Measured and predicted TTFT / TPOT (ms) of a point that publishes them: concurrency points at
+    their concurrency (predicted p50), MLPerf Server points at the published request rate (predicted
+    p50 vs the summary's p50)."""
+    from planner.serve.plan import parse_serve_plan
+
+    ttft, tpot = measured_latency(r["measured"], "ttft_ms"), measured_latency(r["measured"], "tpot_ms")
+    if ttft is None and tpot is None:
+        return None
+    if "server" in r["workload"]["kind"]:
+        sc, plan, _ = point_scenario(r, r["workload"]["request_rate"])
+        est = estimate_serving(sc, parse_serve_plan(plan, sc))
+    lat = est["latency"]
+    return {"ttft": (ttft, lat["ttft_ms"]["p50"]), "tpot": (tpot, lat["tpot_ms"]["p50"])}
+
+
 def run() -> list[dict]:
     from planner.serve.plan import parse_serve_plan
 
@@ -276,7 +314,9 @@ def run() -> list[dict]:
             fits = est["memory"]["verdict"] != "oom"
             rows.append({"id": r["id"], "kind": r["model"]["type"], "plan": plan, "measured": measured,
                          "predicted": pred, "error": (pred - measured) / measured, "fits": fits,
-                         "source": src.parent.name})
+                         "source": src.parent.name, "latency": latency_pair(r, est),
+                         "kind_text": r["workload"]["kind"], "lengths": (r["workload"].get("input_len"),
+                                                                         r["workload"].get("output_len"))})
     return rows
 
 
@@ -291,16 +331,67 @@ def _mae(rows) -> str:
     return f"{100 * np.mean([abs(r['error']) for r in rows]):.1f}% ({len(rows)})" if rows else "n/a"
 
 
+def regime(r: dict) -> str | None:
+    """Dense fixed-length points by what bounds them: decode-heavy (output >= 4 x input: weight and KV
+    reads at HBM bandwidth), prefill-heavy (input >= 4 x output: compute-bound GEMMs), else mixed."""
+    i, o = r.get("lengths") or (None, None)
+    if r["kind"] == "moe" or not i or not o:
+        return None
+    return "decode-heavy" if o >= 4 * i else "prefill-heavy" if i >= 4 * o else "mixed"
+
+
+def regime_lines(rows: list[dict]) -> list[str]:
+    """Mean absolute and signed error of the dense fixed-length points by regime and format."""
+    out = ["", "Dense fixed-length points by regime (mean absolute / mean signed error, points):", "",
+           "| regime | FP8/BF16 | FP4 |", "|---|---:|---:|"]
+    for g in ("decode-heavy", "mixed", "prefill-heavy"):
+        cells = []
+        for fam in ("dense FP8/BF16", "dense FP4"):
+            sel = [r["error"] for r in rows if regime(r) == g and family(r) == fam]
+            cells.append(f"{100 * np.mean(np.abs(sel)):.1f}% / {100 * np.mean(sel):+.1f}% ({len(sel)})" if sel else "n/a")
+        out.append(f"| {g} | {cells[0]} | {cells[1]} |")
+    return out
+
+
+def _pct(pair) -> str:
+    meas, pred = pair
+    if meas is None or pred is None:
+        return "n/a"
+    return f"{meas:,.1f} / {pred:,.1f} ({100 * (pred - meas) / meas:+.0f}%)"
+
+
+def latency_lines(rows: list[dict]) -> list[str]:
+    """Table of the points that publish latency: measured / predicted TTFT and TPOT (ms)."""
+    lat = [r for r in rows if r.get("latency")]
+    if not lat:
+        return []
+    out = ["", "Latency-bounded points: output tokens/s above; here TTFT and TPOT in ms, measured / predicted "
+           "(concurrency points: the source's averages vs the planner's p50 at that concurrency; MLPerf Server: "
+           "the summary's p50 vs the planner's p50 at the published request rate).", "",
+           "| point | TTFT ms measured / predicted | TPOT ms measured / predicted |", "|---|---:|---:|"]
+    out += [f"| {r['id']} | {_pct(r['latency']['ttft'])} | {_pct(r['latency']['tpot'])} |" for r in lat]
+    conc = [r for r in lat if "server" not in r["kind_text"]]
+    tp = [abs(p - m) / m for m, p in (r["latency"]["tpot"] for r in conc) if m and p is not None]
+    tf = [abs(p - m) / m for m, p in (r["latency"]["ttft"] for r in conc) if m and p is not None]
+    out += ["", f"Concurrency points: mean absolute error of TPOT {100 * np.mean(tp):.1f}%, of TTFT "
+            f"{100 * np.mean(tf):.1f}% ({len(conc)} points); their output tokens/s {_mae(conc)}. MLPerf Server "
+            "rows are shown, not averaged: NVIDIA and AMD run them close to saturation (mean latency x rate = "
+            "hundreds of sequences in flight per instance), where the batch and so the latency are set by how far "
+            "the rate is below capacity; a capacity off by 10% moves them several-fold."]
+    return out
+
+
 def report(rows: list[dict]) -> str:
     errs = np.array([abs(r["error"]) for r in rows])
     lines = ["# Serving accuracy (planner serve --plan vs published output tokens/s)", "",
              "Rerun: `python benchmarks/serving_accuracy.py`. Points: ../shared/calibration/serving_runs.yaml "
-             "(calibration) and benchmarks/serving_runs.yaml (added here, TensorRT-LLM performance overview). "
+             "(calibration) and benchmarks/serving_runs.yaml (added here: TensorRT-LLM performance overview rows of two revisions and blogs; NVIDIA NIM benchmarking tables at fixed concurrency, with TTFT / ITL). "
              "Output tokens/s of the whole published deployment. Offline points: the plan's throughput at the "
              "batch that fits, over the published finite run (trtllm-bench: waves of that batch, the last one partial; "
              "requests per run from the point or the performance overview's dataset table, 1000/1000 taken as 3000). Server points (MLPerf Server): the output rate at the highest request rate the plan "
              "serves stably within the source's TTFT / TPOT bounds (checked at p90; MLPerf states p99), not the "
-             "published rate, which any stable plan meets by construction.", "",
+             "published rate, which any stable plan meets by construction. Concurrency points: the plan's output rate "
+             "with that many requests in flight (closed loop).", "",
              f"MLPerf llama2-70b input length ASSUMED {MLPERF_INPUT_MEAN_ASSUMED} tokens (not printed by the sources).", "",
              "| point | plan | measured | predicted | error | fits |", "|---|---|---:|---:|---:|---|"]
     for r in rows:
@@ -313,31 +404,92 @@ def report(rows: list[dict]) -> str:
     lines += [f"| {f} | {_mae([r for r in rows if family(r) == f])} |" for f in fams]
     lines += [f"| source {src} | {_mae([r for r in rows if r['source'] == src])} |"
               for src in sorted({r["source"] for r in rows})]
+    lines += regime_lines(rows)
+    lines += latency_lines(rows)
     bias = {f: np.mean([r["error"] for r in rows if family(r) == f]) for f in fams
             if any(family(r) == f for r in rows)}
     lines += ["", "Mean signed error by group (positive = predicted too fast): "
               + ", ".join(f"{f} {100 * b:+.1f}%" for f, b in bias.items()) + ".", "",
-              "Known gap: MoE engine steps are still 1.4-2.5x slower than modelled (TP1 MoE on one GPU too, so not "
-              "communication). Checked and in the model: the finite trtllm-bench run (waves; -2 to -25% on MoE "
-              "points near the 2,048 batch cap, <3% on dense), the busiest expert-parallel rank under uniform routing "
-              "(binomial order statistics; <1.4% at these batches), per-collective latency (in the link model), "
-              "host work per iteration (1 ms; TensorRT-LLM issue 13957 measures ~0.6 ms exposed). Checked and not "
-              "added: expected tiles per expert E[ceil(X/T)] (equal to the mean-row padding on average when rows "
-              ">> tile); a K-dependent grouped-GEMM efficiency from DeepGEMM's published table (815-932 TFLOPS at "
-              "256 rows per group vs 1,358 best; time x (1 + K0/K), K0 ~ 900 from that table) would close only 5-10% "
-              "of the MoE gaps (estimated) and move the TP8 Qwen3 point (192-wide expert shards, now within 3%) to about "
-              "-18%; MXFP4 on Hopper (TRITON MoE backend per the "
-              "page) has no published kernel throughput, and Blackwell gpt-oss points are as far off. "
-              "Also in the model: the batch limits trtllm-bench derives itself (bench/tuning/heuristics.py; "
-              "per attention-DP rank; MXFP4 untuned: 2048 / 8192) and MXFP4 as an experts-only scheme "
-              "(attention and other linears bf16; vLLM Mxfp4Config, TensorRT-LLM gpt_oss README; Blackwell gpt-oss "
-              "-10 to -18 points). Checked against the sources, no change: compute precision of MXFP4 (Hopper bf16 "
-              "activations, HGMMA; Blackwell MXFP8 activations, 8-bit-rate MMA: both already so), the MoE model "
-              "facts (active parameters, experts / top-k, shared experts, MLA absorbed decode dims, gpt-oss "
-              "sliding-window layers: all equal to config.json). "
-              "Not modelled: skewed (trained) routing, per-kernel MoE timings, attention-DP stragglers (ranks "
-              "admitting whole prompts unevenly; the DeepSeek runs enable attention_dp_config balance).", ""]
+              "MoE terms (per-point movement of this round: benchmarks/serving_moe_changes.md). Checked on NVIDIA's "
+              "measured TensorRT-LLM MoE layer timings (AIConfigurator data extract, benchmarks/moe_kernel_check.py: "
+              "31.2% -> 15.2% mean error over 2,992 layer timings on H100/H200/B200/GB200; 33.0% -> 15.8% over 3,562 with "
+              "the fp8_block timings added in round 2): a fixed time per GEMM output "
+              "tile (expert GEMMs at K/(K+K0), K0 from DeepGEMM's published GEMM table, scaled by the GPU's rate), "
+              "routing work per (token, expert) pair, expert-TP ranks moving the whole hidden vector of each routed copy, "
+              "and for weight-only 4-bit experts (gpt-oss MXFP4 on Hopper, TensorRT-LLM's Triton MoE path) the "
+              "dequantisation of every weight element per row tile on the CUDA cores (fitted to AIConfigurator's Hopper "
+              "W4A16 timings) and the Triton kernel's own row tile (16-128 rows by rows per expert, not 128). "
+              "Also added: a 4 us launch-and-tail time per kernel and collective (the H200-measured GEMM_LAUNCH_S). "
+              "Performance-overview MoE columns are read as EP = TP (ASSUMED, moe_ep_assumed: the page's MoE command "
+              "passes --ep; the Qwen3-235B TP8 point is -38% with EP 1 and +22% with attention DP as well). Earlier "
+              "checks kept: the finite trtllm-bench run (waves), the busiest expert-parallel rank (binomial order "
+              "statistics), trtllm-bench's own batch limits, MXFP4 as an experts-only scheme, the MoE model facts.", "",
+              "Block-scaled FP8 (weights=fp8-block; benchmarks/serving_moe_changes.md, round 2): DeepSeek-V3 / R1 "
+              "checkpoints (128 x 128 weight blocks with one fp32 scale each, 1 x 128 activation groups) run their dense "
+              "GEMMs at the FP8 rate (AIConfigurator's H200 GEMM table: block within 0.99-1.03x of per-tensor) and, on "
+              "tensor cores without block-scaled MMA (Hopper), their expert GEMMs pay the CUDA-core promotion per output "
+              "element and K block (timing.BLOCK_FP8_PROMOTE_OPS_PER_WEIGHT, fitted on AIConfigurator's TensorRT-LLM "
+              "fp8_block MoE timings: Hopper 28% -> 16% mean error over 492 timings). The two DeepSeek-R1 H200 points use "
+              "it (the performance overview's FP8 model is deepseek-ai/DeepSeek-R1-0528, the blog's the R1 checkpoint): "
+              "+68.2 / +58.5% -> +27.6 / +37.2%; no other point moves. Host time per running request "
+              "(timing.HOST_S_PER_REQUEST: TensorRT-LLM's sampler, 11.3 ms per iteration at batch 1,000 on an x86 host, "
+              "PR 11983) bounds the overlapped step (max of GPU and host): one point moves (B200 gpt-oss-20b +30.4 -> "
+              "+30.3%). PR 10273's Grace figure (45 ms per iteration at 1,536 requests per rank on GB200, 29 us per "
+              "request for the whole host step) is not used: it is not the same quantity as the x86 sampler figure, and "
+              "applied to every host it turns B200 gpt-oss-20b from +30% to -37% (GB200 gpt-oss-120b +64 -> +26%).", "",
+              "Decode attention per (sequence, KV head): a fixed 8 ns per layer besides the KV read "
+              "(timing.DECODE_ATTN_SEQ_KVHEAD_S, fitted on AIConfigurator's TensorRT-LLM generation-attention timings "
+              "with an FP8 KV cache: 8.1-8.4 ns on H100 / H200 in three versions and on B200 1.2.0rc5, "
+              "benchmarks/decode_attn_check.py). It moved 128 points: all 134 12.6% -> 12.6%, MoE 38.3 -> 34.5% "
+              "(Blackwell gpt-oss +38 / +64 / +30 -> +28 / +48 / +18%), dense FP8/BF16 7.2 -> 7.5% and FP4 11.3 -> "
+              "12.4% (their mean signed error -0.9 -> -2.1% and -9.4 -> -11.0%: the dense FP4 rows were already "
+              "slow under the stated FP4-at-FP8-throughput choice; 8B rows at 128-token prompts move most, e.g. "
+              "H200 128/128 +16.6 -> +9.3%). Not separated: bf16 KV on Hopper (28-31 ns in every version) and "
+              "TensorRT-LLM 1.3.0rc10 on B200 / GB200 (75-111 ns).", "",
+              "Known gap, MoE still predicted too fast. gpt-oss on Hopper (+48..+73%): charging the Hopper bf16-KV "
+              "figure (28-31 ns) to the sliding-window layers moves these rows by only 4-6 points, so decode "
+              "attention does not explain them. Blackwell "
+              "single-GPU MoE at 1,500-2,000 running requests (+18..+48%): the whole host step per request on x86 "
+              "(above). Checked, not added: "
+              "sliding-window FLOPs in prefill attention (TensorRT-LLM's measured sliding-window context attention "
+              "costs 38-80% of full attention, not the FLOP share; the 32k-prompt gpt-oss rows would go from within "
+              "10% to +16..+32%); attention-DP stragglers (Poisson prompt arrivals per rank, TensorRT-LLM tech blog 10): "
+              "fixed-length trtllm-bench runs admit prompts on all ranks in step, and the term made the 8k/32k-prompt "
+              "rows of the same tables 18-49% slow.", ""]
+    lines += dense_notes()
     return "\n".join(lines)
+
+
+def dense_notes() -> list[str]:
+    """What was checked on the dense points (FP4 on Blackwell, small-batch decode)."""
+    return ["Dense FP4 on Blackwell: FP4 GEMMs run at the FP8 MAMF throughput (timing.FP4_AT_FP8_THROUGHPUT): "
+            "the 42 dense FP4 points are 11.6% off at that rate (decode-heavy +7%, prefill-heavy -13%; MLPerf v4.1 "
+            "B200, a compute-bound TensorRT engine run of batch ~1,400, -27.6%) and 34.8% off at FP4's doubled peak "
+            "x the FP8 fraction (every regime +21 to +48%; MLPerf B200 +19%). NVIDIA's cuBLAS 12.9 blog (Boosting "
+            "Matrix Multiplication Speed and Flexibility with NVIDIA cuBLAS 12.9) states block-scaled FP4 matmuls "
+            "reach up to 2.3x FP8 on Blackwell, but at the performance-overview B200 70B 1000/1000 step (403 "
+            "sequences + 403 prefill tokens) GEMMs are 40 of 62.5 ms at the FP8 rate (KV reads 15.5, activations "
+            "5.5, host 1), so a doubled rate would need some 20 ms per step of non-GEMM time the model lacks; none "
+            "was found (decode attention FLOPs there are ~1.4 ms). The compute-bound FP4 rows (prefill-heavy, "
+            "128/128, MLPerf) point to an achieved FP4 GEMM rate between 1 and 2x FP8's; without a per-shape NVFP4 "
+            "GEMM measurement on B200 the stated choice stays. Ruled out: the assumed MLPerf input length (the H100 / "
+            "H200 MLPerf offline points share it and are within 5%), KV format (FP8 in both).", "",
+            "Dense regimes (table above; 93 more rows of the v1.0 performance overview added here). In the model: the "
+            "dense GEMMs compute whole 128-row tiles of tokens (timing.padded_rows, the tile quantization the expert "
+            "GEMMs already paid; MAMF is a tile-aligned measurement): decode steps of a few hundred sequences sit at "
+            "the weight-read / compute ridge, where a step of 190 sequences computes 256 rows. It moved the 134 points "
+            "from 19.2 to 17.4% (dense FP8/BF16 10.3 -> 8.4%, FP4 13.6 -> 11.6%, MoE 68.5 -> 67.8%; decode-heavy "
+            "signed +15.8 -> +9.5%); 75 of the performance-overview rows moved, 47 closer, 28 further; MLPerf "
+            "offline H100 / H200 -0.3 / -0.8 -> -4.6 / -5.0%, MI300X -11.3 -> -15.4%, server points closer. Still "
+            "open: decode-heavy rows stay ~9% fast (405B TP8 on H100 at 128/4096 +48%), FP4 prefill-heavy rows 13% "
+            "slow. Checked, not applied (no measurement to cite): an achieved HBM bandwidth of 72% of peak instead "
+            "of the assumed 80% (planner.estimate.compute.HBM_EFFICIENCY) gives 16.5% over the 134 points "
+            "(decode-heavy +4%, prefill-heavy FP8 -4%), but hardware_notes.md records no achievable-HBM figure; FP4 "
+            "at its doubled peak turns FP4 prefill-heavy rows 16-30% fast.", "",
+            "Small-batch decode: at 1 and 5 users the NIM points' output rate is predicted 16% / 12% too fast "
+            "(inter-token 16.7 vs 18.6 ms at one user: weight reads at 80% of HBM peak, 160 all-reduces at 10 us, "
+            "1 ms host step). Candidates are per-kernel gaps inside CUDA graphs (~10 kernels per layer) and GEMV "
+            "bandwidth below 80% of peak; neither has a published figure we could cite, so none was added.", ""]
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from planner import catalog
+from planner import catalog, jsonout
 from planner.errors import InputError
 from planner.report import console as render
 
@@ -30,19 +30,19 @@ LONG_LIST = 1_000  # a top-level list longer than this prints one compact entry 
 
 
 def _json_text(obj) -> str:
-    """Indented JSON, except that the entries of a top-level list longer than LONG_LIST print one per
-    line, compact: json's C encoder does not indent, and indenting a purchase sweep's 25,600 rows in
-    Python took seconds (and half again the bytes)."""
+    """Indented JSON (jsonout.dumps: non-finite floats as null), except that the entries of a top-level
+    list longer than LONG_LIST print one per line, compact: json's C encoder does not indent, and
+    indenting a purchase sweep's 25,600 rows in Python took seconds (and half again the bytes)."""
     def long(v) -> bool:
         return isinstance(v, list) and len(v) > LONG_LIST
 
     def lines(v, pad: str) -> str:
         if not long(v):
-            return json.dumps(v, indent=2, allow_nan=False).replace("\n", "\n" + pad)
-        return "[\n" + ",\n".join(pad + "  " + json.dumps(e, allow_nan=False) for e in v) + "\n" + pad + "]"
+            return jsonout.dumps(v, indent=2).replace("\n", "\n" + pad)
+        return "[\n" + ",\n".join(pad + "  " + jsonout.dumps(e) for e in v) + "\n" + pad + "]"
 
     if isinstance(obj, dict) and any(long(v) for v in obj.values()):
-        body = ",\n".join(f"  {json.dumps(k)}: {lines(v, '  ')}" for k, v in obj.items())
+        body = ",\n".join(f"  {jsonout.dumps(k)}: {lines(v, '  ')}" for k, v in obj.items())
         return "{\n" + body + "\n}"
     return lines(obj, "")
 

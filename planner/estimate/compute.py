@@ -20,9 +20,9 @@ from __future__ import annotations
 import numpy as np
 
 from planner.arch import attention_dims, layer_matmuls
-from planner.estimate import recompute
+from planner.estimate import context_parallel, recompute
 from planner.estimate import table as T
-from planner.estimate.host import host_floor, layer_host_s
+from planner.estimate.host import host_floor, layer_host_s, moe_sync_exposed_s
 from planner.estimate.memory import stage_layers
 
 TT = T.FRAMEWORKS.index("torchtitan")
@@ -38,18 +38,37 @@ ATTN_BWD_OF_MAMF = 0.60
 FLASH_BWD_FLOPS_RATIO = 2.5  # backward / forward FLOPs of flash attention (5 vs 2 matmuls; Dao 2023 Sec. 4.1)
 
 
-def peaks(gpu, t):
-    """(matmul FLOP/s achievable for linear layers, FLOP/s for attention/bf16 work, HBM bytes/s)."""
+def peaks(gpu, t, fp8_recipe: str = "delayed"):
+    """(matmul FLOP/s achievable for linear layers, FLOP/s for attention/bf16 work, HBM bytes/s): the
+    burst MAMF rates times the row's `tensor_clock` (sustained_clock, set by
+    evaluate.with_tensor_clock; 1 = burst where the table has none). HBM bandwidth does not follow the
+    SM clock, so the traffic terms keep their rate. FP8 linear layers under `fp8_recipe` 'mxfp8' run at
+    MXFP8_GEMM_OF_FP8 of the FP8 rate."""
     def peak(p):
         v = gpu.peak_tflops(p)
         return (v or 0.0) * 1e12
 
     eff16 = gpu.matmul_efficiency.bf16 or DEFAULT_MAMF
     eff8 = gpu.matmul_efficiency.fp8 or gpu.matmul_efficiency.bf16 or DEFAULT_MAMF
+    if fp8_recipe == "mxfp8":
+        eff8 = eff8 * MXFP8_GEMM_OF_FP8
+    clock = t["tensor_clock"] if "tensor_clock" in t else 1.0  # power-limited clocks: sustained_clock
     linear = np.array([peak("fp32") * eff16, peak("fp16") * eff16, peak("bf16") * eff16, peak("fp8") * eff8])
     half = np.array([peak("fp32"), peak("fp16"), peak("bf16"), peak("bf16")]) * eff16
     prec = t["precision"]
-    return linear[prec], half[prec], gpu.hbm_tb_s * 1e12 * HBM_EFFICIENCY, eff16
+    return linear[prec] * clock, half[prec] * clock, gpu.hbm_tb_s * 1e12 * HBM_EFFICIENCY, eff16
+
+
+def sustained_clock(sustained_fraction, busy_share):
+    """Tensor-core rate / burst rate of a training step under the board's power limit:
+    1 - (1 - sustained_fraction) x busy_share. The limiter holds the board's power at the limit
+    (NVML clock event reason 'SwPowerCap': clocks lowered so as not to exceed the power limit). A load
+    that computes all the time settles at the measured `sustained_fraction` (an H200 SXM looping a
+    bf16 GEMM: 0.825 of burst, benchmarks/host_device_results.md); time spent waiting on exposed
+    communication or in the pipeline bubble draws little power, so a step that computes only a share
+    `busy_share` of its time needs proportionally less cut (first order: power averaged over the
+    step, linear in the busy share). The uniform cut (busy_share = 1) is the other bound."""
+    return 1.0 - (1.0 - sustained_fraction) * busy_share
 
 
 def gemm_s(m_rows, k, n, flops_per_s, hbm_bytes_s, elem_bytes=2.0):
@@ -122,10 +141,9 @@ def eager_mask(ctx, t):
 def elementwise_bytes_per_token(ctx, t, moe_layer: bool):
     """HBM bytes read + written per token by one layer's memory-bound operators (forward): 2 norms
     and 2 residual adds on the (sequence-parallel) hidden state, rotary on q and k, the FFN
-    activation; per routed copy for experts plus their permutation (8 h bytes per copy: gathered
-    into expert order before the all-to-all and back after it, read and written), and the router. Unfused
-    (eager) kernels move more bytes: see the EAGER_* constants. A LayerNorm is one fused kernel in
-    PyTorch too (torch.nn.functional.layer_norm)."""
+    activation; per routed copy for experts plus their permutation (permutation_bytes_per_token),
+    and the router. Unfused (eager) kernels move more bytes: see the EAGER_* constants. A LayerNorm
+    is one fused kernel in PyTorch too (torch.nn.functional.layer_norm)."""
     m = ctx.model
     h, tp = m.hidden, t["tp"]
     eager = eager_mask(ctx, t)
@@ -142,9 +160,26 @@ def elementwise_bytes_per_token(ctx, t, moe_layer: bool):
     act_b = np.where(eager, EAGER_SWIGLU_BYTES, FUSED_SWIGLU_BYTES) if m.ffn_act == "swiglu" else 4.0
     act = act_b * ffn / tp
     if moe_layer and m.moe:
-        act = act * m.moe.top_k + 8 * h * m.moe.top_k + (act_b * m.moe.shared_ffn / tp) \
+        act = act * m.moe.top_k + permutation_bytes_per_token(m, t) + (act_b * m.moe.shared_ffn / tp) \
             + ROUTER_BYTES_PER_EXPERT * m.moe.experts
     return residual + rope + act
+
+
+def permutation_bytes_per_token(m, t):
+    """HBM bytes per token (of the micro-batch, on one GPU) of Megatron-Core's all-to-all token
+    dispatcher in forward (megatron/core/transformer/moe/token_dispatcher.py,
+    MoEAlltoAllTokenDispatcher; fused permute kernels, 16-bit tokens): `permute` gathers each of this
+    rank's tokens/tp tokens into top_k expert-ordered copies (read 2kh, write 2kh bytes), and
+    `unpermute` reads the k returned copies and writes one merged token (2kh + 2h); with more than
+    one local expert, `sort_chunks_by_idxs` regroups the received rows by local expert after the
+    dispatch all-to-all and back before the combine (read + write 2kh each, on the etp x tokens/tp
+    rows the expert-tensor-parallel all-gather delivers):
+        (6kh + 2h + [local experts > 1] 8kh etp) / tp.
+    torchtitan's all-to-all MoE moves the same copies (gather into expert order, regroup after the
+    all-to-all, scatter-add back): the same count is used for every framework."""
+    k, h = m.moe.top_k, m.hidden
+    local = m.moe.experts / t["ep"]
+    return ((6 * k + 2) * h + np.where(local > 1, 8 * k * h * t["etp"], 0.0)) / t["tp"]
 
 
 def titan_sac_recomputed_share(m, moe_layer: bool) -> float:
@@ -181,12 +216,42 @@ def titan_sac_recomputed_share(m, moe_layer: bool) -> float:
 # new amax into the cast; current (per-tensor) scaling (Float8CurrentScaling, NeMo/Megatron-Bridge
 # "FP8-CS", torchao tensorwise) must read the tensor once more for its amax first (2).
 FP8_CAST_BYTES = {"delayed": 4.0, "current": 6.0}
+# GPUs whose FP8 GEMMs take every layout need no transposed copy: Transformer Engine creates none
+# for per-tensor FP8 there (pytorch/csrc/quantizer.cpp: create_transpose = columnwise_usage &&
+# !nvte_is_non_tn_fp8_gemm_supported()), which is true for compute capability 10.x-11.x and 13.x+
+# (common/transformer_engine.cpp): Blackwell data-centre parts. 1 byte less per quantised element.
+NON_TN_TRANSPOSE_SAVED = 1.0
+# MXFP8 (TE MXFP8BlockScaling, Megatron --fp8-recipe mxfp8, Megatron-Bridge "FP8-MX"; Blackwell only):
+# one kernel reads bf16 (2) and writes a row-wise and a column-wise FP8 copy (1 + 1: the E8M0 scales
+# run along the reduction dimension, which differs between forward and weight-gradient GEMMs), each
+# with a 1-byte scale per 32 elements (2 / 32); the block amax is taken inside the kernel.
+MXFP8_CAST_BYTES = 2.0 + 1.0 + 1.0 + 2.0 / 32
+# MXFP8 GEMM kernels run slower than per-tensor FP8 ones (block scales loaded with the tiles): TE's
+# GEMM profiling tutorial (docs/examples/gemm_profiling/gemm_profiling.rst, B300, pre-quantised
+# operands, a 5B model's 12 GEMM shapes): 6.812 ms per layer with FP8 current scaling, 7.161 with MXFP8.
+MXFP8_GEMM_OF_FP8 = 6.812 / 7.161
+
+
+def non_tn_fp8_gemm(gpu) -> bool:
+    """True where Transformer Engine runs FP8 GEMMs in any layout (no transposed FP8 copies):
+    NVIDIA compute capability 10.x-11.x or >= 13.0 (nvte_is_non_tn_fp8_gemm_supported)."""
+    cc = gpu.compute_capability
+    return gpu.vendor == "nvidia" and cc is not None and (10.0 <= cc < 12.0 or cc >= 13.0)
+
+
+def fp8_cast_bytes(gpu, recipe: str) -> float:
+    """HBM bytes of quantising one bf16 element to FP8 under `recipe` on `gpu`: FP8_CAST_BYTES
+    (Hopper layout), less NON_TN_TRANSPOSE_SAVED where the GPU needs no transposed copy;
+    MXFP8_CAST_BYTES for MXFP8."""
+    if recipe == "mxfp8":
+        return MXFP8_CAST_BYTES
+    return FP8_CAST_BYTES[recipe] - (NON_TN_TRANSPOSE_SAVED if non_tn_fp8_gemm(gpu) else 0.0)
 
 
 def fp8_cast_bytes_per_token(ctx, t, moe_layer: bool):
     """FP8 quantisation traffic per token and layer in forward: every linear layer's input (QKV and
     MLP inputs, h each; the attention output, heads x d_v / tp; the down-projection input, ffn / tp,
-    per routed copy for experts) x FP8_CAST_BYTES of the runtime's recipe. Backward quantises the
+    per routed copy for experts) x fp8_cast_bytes of the runtime's recipe. Backward quantises the
     output gradients the same way: counted by the 2x backward factor. Zero for other precisions."""
     m = ctx.model
     _, d_v = attention_dims(m)
@@ -196,7 +261,32 @@ def fp8_cast_bytes_per_token(ctx, t, moe_layer: bool):
     if moe_layer and m.moe:
         ffn, copies = m.moe.expert_ffn_hidden, m.moe.top_k
     elems = m.hidden + copies * m.hidden + m.heads * d_v / tp + copies * ffn / tp
-    return np.where(t["precision"] == 3, FP8_CAST_BYTES[ctx.scenario.runtime.fp8_recipe] * elems, 0.0)
+    return np.where(t["precision"] == 3, fp8_cast_bytes(ctx.gpu, ctx.scenario.runtime.fp8_recipe) * elems, 0.0)
+
+
+# Transformer Engine's GroupedLinear quantises each local expert's input (forward) and output
+# gradient (backward) separately (tex.split_quantize -> multi_tensor_quantize_impl,
+# transformer_engine/pytorch/csrc/extensions/cast.cpp at v2.9): with delayed scaling one fused
+# multi-tensor cast-transpose kernel covers all experts; with current scaling every expert's tensor
+# goes through Float8CurrentScalingQuantizer::quantize_impl (csrc/quantizer.cpp): amax, scale from
+# amax and cast, 3 kernels each.
+FP8_CURRENT_QUANT_KERNELS = 3
+
+
+def expert_quant_kernels(ctx, t):
+    """FP8 quantisation kernels of one MoE layer's grouped expert modules per micro-batch,
+    forward and backward (Megatron, fp8; zero otherwise): per module, input and output gradient,
+    3 per local expert with current scaling, 1 with MXFP8, one fused kernel with delayed scaling."""
+    m = ctx.model
+    if not m.moe:
+        return np.zeros(T.size(t))
+    modules = sum(1 for mm in layer_matmuls(m, True) if mm.name.startswith("expert"))
+    local = m.moe.experts / t["ep"]
+    recipe = ctx.scenario.runtime.fp8_recipe
+    # the fused multi-tensor kernel exists for delayed scaling only (multi_tensor_quantize_impl: "only
+    # have fused kernel for FP8 delayed scaling"); MXFP8 quantises each expert's tensor in one kernel
+    per_tensor = {"current": local * FP8_CURRENT_QUANT_KERNELS, "mxfp8": local}.get(recipe, 1.0)
+    return np.where((t["framework"] == MEG) & (t["precision"] == 3), modules * 2 * per_tensor, 0.0)
 
 
 # Router (Megatron-Core TopKRouter): logits computed and normalised in fp32: logits written (4),
@@ -208,16 +298,23 @@ ROUTER_BYTES_PER_EXPERT = 16.0
 GEMM_TILE_ROWS = 128
 
 
-# Transformer Engine casts each linear layer's bf16 weight to FP8 on every forward (no weight cache
-# across micro-batches in Megatron's default path) and, because Hopper's FP8 tensor-core GEMMs take
-# only the TN layout, writes a transposed FP8 copy for the backward GEMMs as well (TE docs, "FP8
-# primer": columnwise/transposed FP8 data): read 2 bytes, write 1 + 1 per weight element.
+# Quantising a bf16 weight to FP8 reads 2 bytes and writes the FP8 copy plus, because Hopper's FP8
+# tensor-core GEMMs take only the TN layout, a transposed FP8 copy for the backward GEMMs (TE docs,
+# "FP8 primer": columnwise/transposed FP8 data): 1 + 1 per weight element.
 FP8_WEIGHT_CAST_BYTES = 4.0
 
 
+def fp8_weight_cast_bytes(gpu, recipe: str) -> float:
+    """Bytes per weight element of its FP8 quantisation: FP8_WEIGHT_CAST_BYTES, without the
+    transposed copy on GPUs that need none (non_tn_fp8_gemm); MXFP8_CAST_BYTES under MXFP8."""
+    if recipe == "mxfp8":
+        return MXFP8_CAST_BYTES
+    return FP8_WEIGHT_CAST_BYTES - (NON_TN_TRANSPOSE_SAVED if non_tn_fp8_gemm(gpu) else 0.0)
+
+
 def fp8_weight_cast_s(ctx, t, moe_layer: bool, hbm):
-    """Seconds per micro-batch and layer to quantise this GPU's weights of one layer to FP8 (zero
-    for other precisions): its local weight elements x FP8_WEIGHT_CAST_BYTES / HBM bandwidth."""
+    """Seconds to quantise this GPU's weights of one layer to FP8 once (zero for other precisions):
+    its local weight elements x fp8_weight_cast_bytes / HBM bandwidth. How often: weight_casts_per_mb."""
     local = 0.0
     for mm in layer_matmuls(ctx.model, moe_layer):
         if mm.name == "router":
@@ -226,7 +323,8 @@ def fp8_weight_cast_s(ctx, t, moe_layer: bool, hbm):
             local = local + ctx.model.moe.experts / t["ep"] * mm.k * mm.n / np.where(mm.tp, t["etp"], 1)
         else:
             local = local + mm.k * mm.n / np.where(mm.tp, t["tp"], 1)
-    return np.where(t["precision"] == 3, FP8_WEIGHT_CAST_BYTES * local / hbm, 0.0)
+    per_elem = fp8_weight_cast_bytes(ctx.gpu, ctx.scenario.runtime.fp8_recipe)
+    return np.where(t["precision"] == 3, per_elem * local / hbm, 0.0)
 
 
 # FlashAttention-2 is written for Ampere's mma.sync tensor-core instructions; on Hopper it reaches
@@ -235,6 +333,16 @@ def fp8_weight_cast_s(ctx, t, moe_layer: bool, hbm):
 # FlashAttention-3, arXiv:2407.08608, abstract and Sec. 4.1). Backward keeps Dao 2023's ratio to forward.
 FA2_HOPPER_FWD_OF_PEAK = 0.35
 FA2_HOPPER_BWD_OF_PEAK = FA2_HOPPER_FWD_OF_PEAK * ATTN_BWD_OF_MAMF / ATTN_FWD_OF_MAMF
+
+
+def weight_casts_per_mb(t):
+    """FP8 weight quantisations per micro-batch forward. Megatron-Core's Transformer Engine layers
+    pass `is_first_microbatch` to TE (megatron/core/extensions/transformer_engine.py, TELinear and
+    TEGroupedLinear forward), which casts on the first micro-batch of a step and reuses the cached FP8
+    weight and its transpose for the others (TE Linear docs, `is_first_microbatch`): 1 / ga. With FP8
+    parameters (--fp8-param-gather) there is no cast at all, which this bounds. torchtitan (torchao
+    Float8Linear) and DeepSpeed cast on every forward: 1."""
+    return np.where(t["framework"] == MEG, 1.0 / np.maximum(t["ga"], 1), 1.0)
 
 
 def warpgroup_tensor_cores(gpu) -> bool:
@@ -283,22 +391,35 @@ def layer_costs(ctx, t) -> dict:
     """Seconds of one micro-batch through one layer of each kind (and through the output layer),
     which do not depend on the pipeline stage: computed once, then scaled by each stage's layer
     counts in `stage_compute`."""
-    linear_fps, half_fps, hbm, _ = peaks(ctx.gpu, t)
+    linear_fps, half_fps, hbm, _ = peaks(ctx.gpu, t, ctx.scenario.runtime.fp8_recipe)
     tokens = t["mbs"] * ctx.seq_len / t["cp"]
-    out = {}
+    out = {"dense_expert": 0.0, "moe_expert": 0.0}  # expert GEMM forward seconds (EP overlap phases)
     for kind, moe_layer in (("dense", False), ("moe", True)):
         if moe_layer and not ctx.model.moe:
             out[f"{kind}_fwd"] = out[f"{kind}_matmul"] = out[f"{kind}_sac"] = out[f"{kind}_host"] = out[f"{kind}_mrc"] = 0.0
+            out[f"{kind}_wcast"] = 0.0
             continue
         mm, expert_mm = layer_matmul_fwd_s(ctx, t, tokens, moe_layer, linear_fps, hbm)
         ew = tokens * (elementwise_bytes_per_token(ctx, t, moe_layer)
                        + fp8_cast_bytes_per_token(ctx, t, moe_layer)) / hbm
-        ew = ew + fp8_weight_cast_s(ctx, t, moe_layer, hbm)
+        # weight quantisation: forward only (its output serves the backward GEMMs too)
+        out[f"{kind}_wcast"] = fp8_weight_cast_s(ctx, t, moe_layer, hbm) * weight_casts_per_mb(t)
         out[f"{kind}_fwd"], out[f"{kind}_matmul"] = mm + ew, mm
+        if moe_layer:
+            out[f"{kind}_expert"] = expert_mm
+            # each per-expert quantisation kernel costs at least a launch and tail on the GPU; the
+            # forward carries a third of forward + backward (backward = 2 x forward)
+            out[f"{kind}_fwd"] = out[f"{kind}_fwd"] + expert_quant_kernels(ctx, t) * GEMM_LAUNCH_S / 3
         # torchtitan op-level selective checkpointing: every second non-expert mm and every
         # elementwise op run again in backward; attention is saved.
         out[f"{kind}_sac"] = titan_sac_recomputed_share(ctx.model, moe_layer) * (mm - expert_mm) + ew
         out[f"{kind}_host"] = layer_host_s(ctx, t, moe_layer, eager_mask(ctx, t))
+        if moe_layer:
+            # the dispatcher's device-to-host sync leaves the dispatch / expert section host-paced
+            from planner.estimate.comm import ep_dispatch_s
+
+            permute = tokens * permutation_bytes_per_token(ctx.model, t) / hbm
+            out["moe_sync"] = moe_sync_exposed_s(ctx, t, expert_mm + permute + 2 * ep_dispatch_s(ctx, t))
         # Megatron selective recompute by module (planner.estimate.recompute): the listed modules' matmuls
         out[f"{kind}_mrc"] = recompute.recomputed_matmul_share(ctx, moe_layer, False) * (mm - expert_mm) \
             + recompute.recomputed_matmul_share(ctx, moe_layer, True) * expert_mm
@@ -306,11 +427,14 @@ def layer_costs(ctx, t) -> dict:
         # half_fps = peak x MAMF fraction.
         flops = attention_fwd_flops(ctx, t, tokens)
         fwd_fps, bwd_fps = attention_rates(ctx, t, half_fps)
-        out["attn_fwd"] = flops / fwd_fps
-        out["attn_bwd"] = FLASH_BWD_FLOPS_RATIO * flops / bwd_fps
+        # context parallelism: merging the ring steps' partial results (context_parallel.merge_s)
+        merge_fwd, merge_bwd = context_parallel.merge_s(ctx, t, hbm)
+        out["attn_fwd"] = flops / fwd_fps + merge_fwd
+        out["attn_bwd"] = FLASH_BWD_FLOPS_RATIO * flops / bwd_fps + merge_bwd
     else:
         out["attn_fwd"], out["attn_bwd"] = unfused_attention_s(ctx, t, half_fps, hbm)
     out["core_attn_rc"] = 1.0 if "core_attn" in recompute.recompute_modules(ctx) else 0.0
+    out["full_rc_share"] = recompute.full_recompute_share(ctx, t)  # Megatron --recompute-method block
     # LM head and loss (bf16 even in FP8 recipes); the embedding lookup is negligible.
     out["head"] = gemm_s(tokens, ctx.model.hidden, ctx.model.vocab / t["tp"], half_fps, hbm) \
         + tokens * 10.0 * ctx.model.vocab / t["tp"] / hbm  # loss: bf16 logits read, fp32 written and read (2+4+4 B)
@@ -322,6 +446,7 @@ def stage_compute(t, unit: dict, dense, moe, stage: str) -> dict:
     `moe` layers (the output layer on the last stage, or on the only one)."""
     fwd = dense * unit["dense_fwd"] + moe * unit["moe_fwd"]
     lps = dense + moe
+    sync = moe * unit.get("moe_sync", 0.0)  # forward only, not recomputed (host.moe_sync_exposed_s)
     attn_fwd, attn_bwd = lps * unit["attn_fwd"], lps * unit["attn_bwd"]
     head = np.where((t["pp"] == 1) | (stage == "last"), unit["head"], 0.0)
     rc = t["recompute"]
@@ -331,10 +456,15 @@ def stage_compute(t, unit: dict, dense, moe, stage: str) -> dict:
     megatron = unit.get("core_attn_rc", 1.0) * attn_fwd + dense * unit.get("dense_mrc", 0.0) + moe * unit.get("moe_mrc", 0.0)
     selective = np.where(t["framework"] == TT, dense * unit["dense_sac"] + moe * unit["moe_sac"], megatron)
     # The host must issue every kernel: forward + backward is at least its launch time (host.py).
-    forward, backward = host_floor(fwd + attn_fwd + head, 2 * (fwd + head) + attn_bwd,
+    # FP8 weight quantisation runs in forward only; a recomputed forward casts again where the
+    # framework keeps no cached FP8 weight (weight_casts_per_mb).
+    wcast = dense * unit.get("dense_wcast", 0.0) + moe * unit.get("moe_wcast", 0.0)
+    forward, backward = host_floor(fwd + attn_fwd + head + wcast + sync, 2 * (fwd + head) + attn_bwd,
                                    dense * unit["dense_host"] + moe * unit["moe_host"])
+    full = fwd + attn_fwd + np.where(t["framework"] == MEG, 0.0, wcast)
     return {"forward": forward, "backward": backward,
-            "recompute": np.where(rc == 2, fwd + attn_fwd, np.where(rc == 1, selective, 0.0)),
+            "recompute": np.where(rc == 2, unit.get("full_rc_share", 1.0) * full,
+                                  np.where(rc == 1, selective, 0.0)),
             "attention_fwd": attn_fwd,
             "layer_matmul_fwd": dense * unit["dense_matmul"] + moe * unit["moe_matmul"]}
 

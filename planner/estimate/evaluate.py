@@ -97,20 +97,42 @@ class Context:
         return matmul_flops_per_token(self.model) + self.attention_fwd_flops_per_token
 
 
+def with_tensor_clock(ctx: Context, t: dict, mem: dict) -> dict:
+    """The plan table with each row's sustained tensor-core clock (column `tensor_clock`, read by
+    compute.peaks) on GPUs with a measured `sustained_tensor_fraction`: the step is timed once at
+    burst clocks, and the share of it the GPU computes gives compute.sustained_clock. Other GPUs: as
+    is (burst rates)."""
+    s = ctx.gpu.sustained_tensor_fraction
+    if not s:
+        return t
+    step, b = step_time(ctx, t, mem)
+    busy = np.clip((b["compute"] + b["recompute"]) / np.maximum(step, 1e-30), 0.0, 1.0)
+    return {**t, "tensor_clock": compute.sustained_clock(s, busy)}
+
+
 def evaluate_table(ctx: Context, t: dict) -> dict:
     """Every estimate for every row of the plan table, as arrays."""
     mem = memory.memory(ctx, t)
+    t = with_tensor_clock(ctx, t, mem)
+    return _evaluated(ctx, t, mem, *step_time(ctx, t, mem))
+
+
+def step_time(ctx: Context, t: dict, mem: dict):
+    """(step seconds, breakdown by term) of every row."""
     unit = compute.layer_costs(ctx, t)  # per layer: the same on every stage
-    unit_comm = comm.layer_comm(ctx, t, unit["attn_fwd"])
+    unit_comm = comm.layer_comm(ctx, t, unit["attn_fwd"], unit["attn_bwd"])
     stages = {}
     for stage in ("first", "last"):
         _, dense, moe = memory.stage_layers(ctx, t, stage)
         c = compute.stage_compute(t, unit, dense, moe, stage)
         cm = comm.stage_comm(unit_comm, dense, moe)
         cm["pp_comm"] = cm["pp_comm"] * pipeline.interleave_p2p_factor(t)
-        cm["tp_comm"] = comm.tp_exposed_s(ctx, t, cm["tp_comm"], c["layer_matmul_fwd"])
+        cm["tp_comm"] = comm.tp_exposed_s(ctx, t, cm["tp_comm"], c["layer_matmul_fwd"], cm["tp_fwd"])
         busy = c["forward"] + c["backward"] + c["recompute"]
-        cm["ep_comm"] = comm.ep_exposed_s(ctx, t, cm["ep_comm"], busy)
+        # EP overlap pairs a MoE layer's forward with another micro-batch's backward: the pre-dispatch
+        # part (attention, router) and the expert GEMMs hide different all-to-alls (comm.ep_exposed_s)
+        cm["ep_comm"] = comm.ep_exposed_s(ctx, t, cm["ep_comm"], moe, comm.ep_dispatch_s(ctx, t),
+                                          unit["moe_fwd"] - unit["moe_expert"] + unit["attn_fwd"], unit["moe_expert"])
         stage_s = busy + cm["tp_comm"] + cm["cp_comm"] + cm["ep_comm"] + cm["pp_comm"]
         stages[stage] = (stage_s, c, cm)
     slow_last = stages["last"][0] > stages["first"][0]
@@ -136,13 +158,21 @@ def evaluate_table(ctx: Context, t: dict) -> dict:
         "optimizer": opt["optimizer"],
         "offload": opt["offload"],
     }
+    return step, breakdown
+
+
+def _evaluated(ctx: Context, t: dict, mem: dict, step, breakdown) -> dict:
+    """Throughput, FLOP rates, MFU, memory verdict and cost of every row from its step time."""
+    ga = t["ga"]
     gpus = t["dp"] * t["tp"] * t["pp"] * t["cp"]
     tokens_step = t["dp"] * t["mbs"] * ga * ctx.seq_len
     tps = tokens_step / step
     model_tflops = tps * ctx.model_flops_per_token / gpus / 1e12
     selective_flops = np.where(t["framework"] == table.FRAMEWORKS.index("torchtitan"),
                                ctx.titan_sac_flops_per_token, ctx.megatron_selective_flops_per_token)
-    recompute_flops = np.where(t["recompute"] == 2, ctx.forward_flops_per_token,
+    from planner.estimate.recompute import full_recompute_share
+
+    recompute_flops = np.where(t["recompute"] == 2, full_recompute_share(ctx, t) * ctx.forward_flops_per_token,
                                np.where(t["recompute"] == 1, selective_flops, 0.0))
     hw_tflops = tps * (ctx.model_flops_per_token + recompute_flops) / gpus / 1e12
     precision_peak = np.array([ctx.gpu.peak_tflops(p) or np.nan for p in table.PRECISIONS])[t["precision"]]

@@ -18,9 +18,18 @@ Kernels per layer are counted from the op sequences the frameworks run (the same
 EAGER_*/FUSED_* byte counts in compute.py): fused (Megatron/Transformer Engine, torch.compile):
 2 norms, rotary on q and k, the activation, 2 residual adds, attention = 8 ops; eager torchtitan:
 RMSNorm float/pow/mean/add/rsqrt/mul/type_as/mul = 8 ops x 2, rotary 4 ops x 2 (float, complex
-view, multiply, type_as), SwiGLU 2, residual 2, attention 1 = 29 ops. An MoE layer adds the router
-(softmax, top-k, 2 scatter/normalise ops), permutation and unpermutation (3 ops each) and the two
-all-to-alls: 10 ops. FP8 adds one quantisation kernel per linear input.
+view, multiply, type_as), SwiGLU 2, residual 2, attention 1 = 29 ops. An MoE layer adds, counted
+from Megatron-Core's router and all-to-all dispatcher (megatron/core/transformer/moe/router.py,
+token_dispatcher.py MoEAlltoAllTokenDispatcher, fused router and permute kernels):
+  * ops with a backward (MOE_AUTOGRAD_OPS = 15): router input cast to fp32, fused top-k with score
+    function, aux-loss scores, tokens per expert, fused aux loss, aux-loss scaler; permute (row-id
+    map, permute), token and probability all-to-alls, sort_chunks_by_idxs after dispatch and before
+    combine, probability-weighted activation, combine all-to-all, unpermute;
+  * metadata ops without a backward (MOE_METADATA_OPS = 12, at the bare launch cost): tokens per
+    expert, input splits, the all-gather of every rank's counts, the local-expert slice and 3 sums,
+    4 device-to-host copies of the splits and the event the host waits on before the all-to-all.
+FP8 adds one quantisation kernel per linear input, and in Megatron's grouped expert modules the
+per-expert quantisation kernels of compute.expert_quant_kernels, launched from C++ (HOST_LAUNCH_S).
 
 This is a floor only: the measured costs are plain PyTorch; Megatron's backward runs in the C++
 autograd engine as well, so real host time is at or below this for the same kernel count.
@@ -33,9 +42,16 @@ import numpy as np
 from planner.arch import layer_matmuls
 
 HOST_OP_FWD_BWD_S = 28.6e-6      # measured (module docstring)
+HOST_SYNC_S = 15e-6              # measured: a scalar device-to-host copy the host waits for (host_device_results.md)
+# Kernels Megatron-Core's all-to-all dispatcher issues after its forward sync point, besides the
+# expert GEMMs and their quantisation (a subset of the 15 autograd ops above): permute (row-id map,
+# permute), token and probability all-to-alls, sort_chunks_by_idxs after dispatch and before
+# combine, the probability-weighted activation, the combine all-to-all and unpermute.
+MOE_POST_SYNC_OPS = 9
 HOST_LINEAR_FWD_BWD_S = 126e-6   # measured (module docstring)
 HOST_LAUNCH_S = 6.5e-6           # measured (module docstring)
-FUSED_LAYER_OPS, EAGER_LAYER_OPS, MOE_EXTRA_OPS = 8, 29, 10
+FUSED_LAYER_OPS, EAGER_LAYER_OPS = 8, 29
+MOE_AUTOGRAD_OPS, MOE_METADATA_OPS = 15, 12  # counted in the module docstring
 
 
 def layer_host_s(ctx, t, moe_layer: bool, eager):
@@ -52,11 +68,16 @@ def layer_host_s(ctx, t, moe_layer: bool, eager):
         else:
             linears += 1
     experts_local = ctx.model.moe.experts / t["ep"] if (moe_layer and ctx.model.moe) else 0.0
-    ops = np.where(eager, EAGER_LAYER_OPS, FUSED_LAYER_OPS) + (MOE_EXTRA_OPS if moe_layer else 0)
+    ops = np.where(eager, EAGER_LAYER_OPS, FUSED_LAYER_OPS) + (MOE_AUTOGRAD_OPS if moe_layer else 0)
+    metadata = MOE_METADATA_OPS * HOST_LAUNCH_S if moe_layer else 0.0
+    if moe_layer:
+        from planner.estimate.compute import expert_quant_kernels
+
+        metadata = metadata + expert_quant_kernels(ctx, t) * HOST_LAUNCH_S
     fp8_quant = np.where(t["precision"] == 3, linears + expert_modules, 0)
     return (linears * HOST_LINEAR_FWD_BWD_S
             + expert_modules * (HOST_LINEAR_FWD_BWD_S + experts_local * 3 * HOST_LAUNCH_S)
-            + (ops + fp8_quant) * HOST_OP_FWD_BWD_S)
+            + (ops + fp8_quant) * HOST_OP_FWD_BWD_S + metadata)
 
 
 def host_floor(fwd, bwd, host):
@@ -65,3 +86,41 @@ def host_floor(fwd, bwd, host):
     gpu = fwd + bwd
     f = np.maximum(1.0, host / np.maximum(gpu, 1e-30))
     return fwd * f, bwd * f
+
+
+def moe_sync_exposed_s(ctx, t, gpu_post_s):
+    """Forward seconds per MoE layer and micro-batch that the dispatcher's host synchronisation
+    exposes (Megatron; torchtitan with ep > 1; zero for dense models and otherwise).
+
+    Megatron-Core's token dispatchers need the token counts on the host (all-to-all split sizes,
+    the grouped GEMM's per-expert row counts): MoEAlltoAllTokenDispatcher copies them device-to-host
+    and waits on that copy at its `cuda_sync_point` ("before_ep_alltoall" when dropless,
+    "before_permutation_1" with a capacity factor; megatron/core/transformer/moe/token_dispatcher.py,
+    _maybe_dtoh_and_synchronize), every MoE layer's forward. The wait drains the GPU's queue, so the
+    host's lead is lost: from the sync on, the GPU runs each kernel only once the host has issued it.
+    The kernels of the dispatch / expert / combine section after the sync are issued in
+    (at least) one bare launch each (HOST_LAUNCH_S): MOE_POST_SYNC_OPS dispatcher ops, one GEMM per
+    local expert and expert module, and the forward half of the per-expert FP8 quantisation kernels
+    (compute.expert_quant_kernels). Where issuing them takes longer than the GPU's work in that
+    section (`gpu_post_s`: expert GEMMs, permutation traffic, the dispatch and combine
+    all-to-alls), the GPU waits for the difference; the wait itself costs HOST_SYNC_S:
+        exposed = max(0, launches x HOST_LAUNCH_S - gpu_post_s) + HOST_SYNC_S.
+    NVIDIA's DeepSeek-V3 GB200 guide (Megatron-LM docs/discussions/deepseek-v3-gb200-optimization,
+    "Future Work") names this device-host sync as what keeps the routed experts host-bound after
+    CUDA graphs. The backward reuses the host copies of the counts: no sync there.
+    torchtitan's expert-parallel dispatch does the same (its ExpertParallel token dispatch copies the
+    all-to-all splits to the host with `non_blocking=False`, commented "this would incur a
+    device-to-host sync"), only with ep > 1; its experts run one torch._grouped_mm per module, so
+    one launch per module instead of one per local expert."""
+    m = ctx.model
+    if not m.moe:
+        return np.zeros_like(t["tp"], dtype=float)
+    from planner.estimate.compute import MEG, TT, expert_quant_kernels
+
+    modules = sum(1 for mm in layer_matmuls(m, True) if mm.name.startswith("expert"))
+    local = m.moe.experts / t["ep"]
+    meg, titan = t["framework"] == MEG, (t["framework"] == TT) & (t["ep"] > 1)
+    gemms = np.where(meg, modules * local, modules)
+    launches = MOE_POST_SYNC_OPS + gemms + expert_quant_kernels(ctx, t) / 2
+    exposed = np.maximum(0.0, launches * HOST_LAUNCH_S - gpu_post_s) + HOST_SYNC_S
+    return np.where(meg | titan, exposed, 0.0)

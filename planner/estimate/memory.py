@@ -11,7 +11,8 @@ source in memory_terms_*.py):
                fsdp_prefetch, sp_allgather_buffer, moe_permute_buffer,
                pp_recv_buffers                                               (memory_terms_runtime)
                optimizer_step_temp, fragmentation                                    (below)
-Host RAM per node: offloaded_states, pinned_buffers, process_base; NVMe per node: offloaded_states
+Host RAM per node: offloaded_states, pinned_buffers (incl. offloaded activations), process_base; NVMe
+per node: offloaded_states
 (memory_terms_host).
 
 The peak of a GPU: model states, context, NCCL and buckets stay for the whole run; activations and
@@ -31,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 
 from planner.estimate.memory_terms_activations import (activation_parts, flash_attention, largest_tensor_bytes,
-                                                       layer_activation_bytes)
+                                                       layer_activation_bytes, resident_layer_share)
 from planner.estimate.memory_terms_host import host_parts
 from planner.estimate.memory_terms_runtime import (DS_BUCKET_ELEMENTS, fixed_runtime_parts, fragmentation_bytes,
                                                    pipelining_recv_bytes, transient_runtime_parts)
@@ -72,6 +73,10 @@ def stage_memory(ctx, t, stage, per_layer: dict) -> dict:
         out[g] = sum(parts[f"{g}.{p}"] for p in names)
     out["total"] = sum(out[g] for g in GROUPS)
     out["peak_phase"] = (step_extra > 0).astype(np.int64)  # 0: forward/backward, 1: optimizer step
+    # activations offloaded to pinned host memory (runtime.activation_offload_layers)
+    share = resident_layer_share(ctx, t, sp["layers"])
+    kept = parts["activations.layers"] + parts["activations.moe_dispatch_combine"]
+    out["offloaded_activations"] = kept * (1.0 / share - 1.0)
     for k in ("local_params", "offloaded_opt", "offloaded_params", "partition_params", "host_grad_buffer"):
         out[k] = states[k]
     return out
