@@ -25,7 +25,7 @@ from planner.search import solver
 from planner.search.rank import TIE, TIGHT_PENALTY
 
 FIRST = 64
-ROWS_HELD = 262_144  # plans of one slice of node counts held at once (bounds the memory; fewer: more calls)
+ROWS_HELD = 1_048_576  # plans of one slice of node counts held at once (bounds the memory; fewer: more calls)
 PASS_ROWS = 65_536  # plans of several counts evaluated in one call: past this, a call's fixed cost is small
 
 
