@@ -1,76 +1,51 @@
-"""Speed of `planner compare`: the plan searches of a purchase file, serial and in parallel.
+"""Speed of `planner compare`: the plan searches of a purchase file, shared across node counts or each
+alone, in this process or in a pool.
 
-    python benchmarks/purchase_speed.py [--file scenarios/purchases.yaml] [--runs 1]
+    python benchmarks/purchase_speed.py [--runs 3] [--profile]
 
-Writes benchmarks/purchase_speed_results.md. Modes:
-  serial         - every distinct search in this process (`evaluate(pf, workers=1)`);
-  processes      - a pool of 2 worker processes: the default (forkserver with planner preloaded in the
-                   server), and plain fork or spawn for comparison;
-  threads        - 2 threads (the search holds the GIL: CP-SAT calls back into Python per layout);
-  layouts cache  - EXPERIMENT, serial, with CP-SAT layouts memoised by (domains, GPUs, layers, batch):
-                   what a cache inside planner/search/solver.py would save (the layouts depend only on
-                   those, so node types with the same GPU count and scale-up domain share them).
+Times the shipped scenarios/purchases.yaml and a sweep of 100 clusters x 256 node counts (sweep_file)
+and writes benchmarks/purchase_speed_results.md. Modes:
+  shared         - the default (`evaluate(pf, workers=1)`): the node counts of one node type and
+                   workload searched together (planner/purchase_search.py);
+  each alone     - every distinct search on its own (`best_plan` per task), as before the sharing;
+  2 processes    - `evaluate(pf, workers=2)`: a pool of worker processes, each search alone.
+Median over the runs of the wall time and, in this process, of the CPU time (the machine is shared
+with other work: the CPU time is the less disturbed figure). --profile adds the cProfile summary of
+the shared sweep.
 """
 
 from __future__ import annotations
 
 import argparse
-import multiprocessing
+import cProfile
+import io
 import os
 import platform
+import pstats
 import statistics
+import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from planner import purchase
-from planner.search import solver
-from planner.search.space import domains
 from planner.spec.purchase import load_purchases
 
 HERE = Path(__file__).resolve().parent
 
 
-def _serial(pf):
+def _shared(pf):
     return purchase.evaluate(pf, workers=1)
 
 
-def _default(pf):
+def _alone(pf):
+    return {k: purchase.best_plan(sc) for k, sc in purchase.plan_tasks(pf).items()}
+
+
+def _processes(pf):
     return purchase.evaluate(pf, workers=2)
 
 
-def _processes(method):
-    def run(pf):
-        original = purchase._pool_context
-        purchase._pool_context = lambda: multiprocessing.get_context(method)
-        try:
-            return purchase.evaluate(pf, workers=2)
-        finally:
-            purchase._pool_context = original
-    return run
-
-
-def _threads(pf):
-    tasks = purchase.plan_tasks(pf)
-    with ThreadPoolExecutor(2) as ex:
-        list(ex.map(purchase.best_plan, tasks.values()))
-
-
-def _layouts_cached(pf):
-    original, memo = solver.layouts, {}
-
-    def cached(sc):
-        key = (tuple((k, tuple(v)) for k, v in sorted(domains(sc).items())), sc.cluster.gpus, sc.model.layers,
-               sc.training.global_batch)
-        if key not in memo:
-            memo[key] = original(sc)
-        return memo[key]
-
-    solver.layouts = cached
-    try:
-        return purchase.evaluate(pf, workers=1)
-    finally:
-        solver.layouts = original
+MODES = [("shared (default)", _shared), ("each search alone (before)", _alone), ("2 processes, each search alone", _processes)]
 
 
 def sweep_file(path: Path, clusters: int = 100, counts: int = 256) -> Path:
@@ -94,38 +69,63 @@ def sweep_file(path: Path, clusters: int = 100, counts: int = 256) -> Path:
     return path
 
 
+def _time(fn, pf, runs: int) -> tuple[float, float]:
+    """(median wall s, median CPU s of this process) of fn(pf)."""
+    from planner.search.solver import _LAYOUT_CACHE
+
+    walls, cpus = [], []
+    for _ in range(runs):
+        _LAYOUT_CACHE.clear()  # as in a new process: the CP-SAT layouts are part of the work
+        t0, c0 = time.perf_counter(), time.process_time()
+        fn(pf)
+        walls.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
+    return statistics.median(walls), statistics.median(cpus)
+
+
+def _profile(pf) -> list[str]:
+    """The cProfile summary (cumulative time, planner functions) of the shared searches of `pf`."""
+    prof = cProfile.Profile()
+    prof.runcall(_shared, pf)
+    out = io.StringIO()
+    pstats.Stats(prof, stream=out).sort_stats("cumulative").print_stats(r"planner/", 16)
+    text = out.getvalue()
+    keep = [line.rstrip() for line in text.splitlines() if "planner/" in line or "ncalls" in line]
+    root = str(HERE.parent) + "/"
+    return [line.replace(root, "") for line in keep]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--file", default=str(HERE.parent / "scenarios" / "purchases.yaml"))
-    ap.add_argument("--runs", type=int, default=1)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--profile", action="store_true")
     args = ap.parse_args()
-    pf = load_purchases(args.file)
-    pairs = len(purchase.options(pf)) * len(pf.workloads)
-    searches = len(purchase.plan_tasks(pf))
-    modes = [("serial (default)", _serial), ("2 processes (forkserver, planner preloaded)", _default)]
-    modes += [(f"2 processes/{m}", _processes(m)) for m in ("fork", "spawn") if m in multiprocessing.get_all_start_methods()]
-    modes += [("threads", _threads), ("layouts cache (experiment)", _layouts_cached)]
-    rows = []
-    for name, fn in modes:
-        times = []
-        for _ in range(args.runs):
-            t0 = time.perf_counter()
-            fn(pf)
-            times.append(time.perf_counter() - t0)
-        rows.append((name, statistics.median(times)))
-        print(f"{name:52s} {rows[-1][1]:.2f} s")
-    base = rows[0][1]
+    load = os.getloadavg()
     lines = [
         "# Purchase comparison speed", "",
-        f"`python benchmarks/purchase_speed.py --runs {args.runs}` on {platform.machine()}, {os.cpu_count()} CPUs, "
-        f"Python {platform.python_version()}, {time.strftime('%Y-%m-%d')}; file `{Path(args.file).name}`: "
-        f"{len(purchase.options(pf))} options x {len(pf.workloads)} workloads = {pairs} rows, {searches} distinct "
-        "plan searches (options with the same node hardware share them). Median wall time of the searches "
-        "(the best mix and the sensitivity take milliseconds). The machine is shared, so the numbers move: "
-        f"load average {os.getloadavg()[0]:.1f} at the start.", "",
-        "| mode | seconds | speed-up vs serial |", "|---|---:|---:|",
+        f"`python benchmarks/purchase_speed.py --runs {args.runs}{' --profile' if args.profile else ''}` on "
+        f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+        f"{time.strftime('%Y-%m-%d %H:%M')}; load average {load[0]:.1f}, {load[1]:.1f}, {load[2]:.1f} (1, 5, 15 min) "
+        "at the start: the machine is shared, so the wall times move; the CPU time (this process) is the less "
+        "disturbed figure. Median of the runs; the searches only (the best mix and the output are not timed "
+        "here: benchmarks/speed.py times whole processes).", "",
+        "| file | options x workloads | searches | mode | wall s | CPU s |", "|---|---:|---:|---|---:|---:|",
     ]
-    lines += [f"| {name} | {t:.2f} | {base / t:.2f}x |" for name, t in rows]
+    with tempfile.TemporaryDirectory() as tmp:
+        files = [HERE.parent / "scenarios" / "purchases.yaml", sweep_file(Path(tmp) / "sweep_100x256.yaml")]
+        for path in files:
+            pf = load_purchases(path)
+            pairs, searches = len(purchase.options(pf)) * len(pf.workloads), len(purchase.plan_tasks(pf))
+            _shared(pf)  # warm-up: imports, catalogs, OR-Tools
+            for name, fn in MODES:
+                wall, cpu = _time(fn, pf, args.runs)
+                shown = "-" if fn is _processes else f"{cpu:.2f}"  # the workers' CPU is not this process's
+                lines.append(f"| {path.name} | {pairs:,} | {searches:,} | {name} | {wall:.2f} | {shown} |")
+                print(lines[-1], flush=True)
+        if args.profile:
+            lines += ["", f"## Where the time goes: cProfile of the shared searches of {files[1].name}", "",
+                      "Cumulative seconds under the profiler (which slows Python calls more than numpy), planner "
+                      "functions, largest first:", "", "```", *_profile(load_purchases(files[1])), "```"]
     (HERE / "purchase_speed_results.md").write_text("\n".join(lines) + "\n")
 
 

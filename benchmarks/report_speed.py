@@ -91,7 +91,12 @@ def main() -> None:
         "|---|---:|---:|---:|---:|---:|---:|", *rows, "",
         "Before this change (main at f42dd0a, same machine, CPU time in-process): the 70B report took "
         "18.8 s of CPU (1.10 MB), the Mixtral report 73.2 s (0.76 MB), both re-solving to build one "
-        "result object per feasible plan; issue 14 measured 9 s / 24 s / 99 s and 6.7 MB on an idle machine.",
+        "result object per feasible plan; issue 14 measured 9 s / 24 s / 99 s and 6.7 MB on an idle machine.", "",
+        "Before the timeline changes (one chart per distinct pipeline schedule, no networkx; merged main at "
+        "dced8ac, 2026-11-30 00:01 UTC, load 1.0): report CPU 0.61 / 2.92 / 0.63 s and 0.39 / 0.82 / 0.39 MB "
+        "(70B / DeepSeek-V3 / Mixtral), whole-process CPU 3.19 / 12.25 / 5.71 s. The DeepSeek-V3 report's top "
+        "three plans share one schedule (32 stages, 480 micro-batches): one timeline is drawn, the other two "
+        "plans get their stage times and idle time in words.",
         ""])
     (HERE / "report_speed_results.md").write_text(text)
     print(text)

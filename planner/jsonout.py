@@ -20,5 +20,10 @@ def _finite(obj):
 
 
 def dumps(obj, **kwargs) -> str:
-    """`json.dumps` with non-finite floats written as null (allow_nan=False checks nothing slipped by)."""
-    return json.dumps(_finite(obj), allow_nan=False, **kwargs)
+    """`json.dumps` with non-finite floats written as null (allow_nan=False checks nothing slipped by).
+    The object is copied with nulls only when it holds a non-finite float (the copy walks it in Python:
+    seconds for a purchase sweep's 25,600 rows)."""
+    try:
+        return json.dumps(obj, allow_nan=False, **kwargs)
+    except ValueError:
+        return json.dumps(_finite(obj), allow_nan=False, **kwargs)

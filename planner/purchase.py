@@ -60,7 +60,16 @@ class Option:
 
 
 def options(pf: PurchaseFile) -> list[Option]:
-    return [Option(c, n) for c in pf.clusters for n in c.node_counts]
+    """Every (cluster option, node count) of the file, in file order (made once per file object: a
+    sweep has tens of thousands and compare asks for them several times)."""
+    key = id(pf)
+    if key not in _OPTIONS or _OPTIONS[key][0] is not pf:
+        _OPTIONS.clear()  # one file at a time
+        _OPTIONS[key] = (pf, tuple(Option(c, n) for c in pf.clusters for n in c.node_counts))
+    return list(_OPTIONS[key][1])
+
+
+_OPTIONS: dict[int, tuple] = {}
 
 
 def hardware_key(option: Option) -> str:
@@ -88,15 +97,17 @@ def scenario(option: Option, workload: Workload) -> Scenario:
                     training=workload.training(), search=workload.search, objective="time", top=1)
 
 
-def best_plan(sc: Scenario) -> dict:
-    """The fastest plan of the full search, or plan None with the reason nothing fits."""
-    r = solve(sc, objective="time", top=1, counts=False)  # the best plan only: no counts of the rest
+def best_plan(sc: Scenario, prepared: dict | None = None) -> dict:
+    """The fastest plan of the full search, or plan None with the reason nothing fits. `prepared`:
+    the search's bounded evaluation, done with other node counts (planner.purchase_search)."""
+    r = solve(sc, objective="time", top=1, counts=False, prepared=prepared)  # the best plan only: no counts of the rest
     if r["plans"]:
-        return {"plan": r["plans"][0], "reason": None}
+        several = len(sc.training.batches) > 1  # the chosen batch and why, when the workload allows several
+        return {"plan": r["plans"][0], "reason": None, "batch": r.get("batch") if several else None}
     lines = r.get("explanation") or [
         f"none of the {r['considered']:,} plans considered is valid for {sc.model.name} on {r['gpus']} GPUs "
         "(divisibility of heads, layers, experts and batch; framework rules)"]
-    return {"plan": None, "reason": "; ".join(lines)}
+    return {"plan": None, "reason": "; ".join(lines), "batch": None}
 
 
 def _pool_context():
@@ -118,10 +129,10 @@ def search_all(tasks: dict, workers: int | None = None, progress: Progress | Non
     workers = min(workers or 1, os.cpu_count() or 1, len(keys))  # in-process by default; never more processes than CPUs
     out: dict = {}
     if workers <= 1 or len(keys) < 4:  # a pool's start-up (~0.5 s) outweighs a few searches
-        for i, k in enumerate(keys, 1):
-            out[k] = best_plan(tasks[k])
+        for k, found in _shared_searches(tasks):
+            out[k] = found
             if progress:
-                progress(i, len(keys))
+                progress(len(out), len(keys))
         return out, 1
     with ProcessPoolExecutor(workers, mp_context=_pool_context()) as ex:
         futures = {ex.submit(best_plan, tasks[k]): k for k in keys}
@@ -130,6 +141,22 @@ def search_all(tasks: dict, workers: int | None = None, progress: Progress | Non
             if progress:
                 progress(i, len(keys))
     return out, workers
+
+
+def _shared_searches(tasks: dict):
+    """(key, best_plan) of every task, the node counts of one node and workload searched together
+    (planner.purchase_search); tasks whose scenarios differ in more than the node count are not
+    grouped."""
+    from planner.purchase_search import search_group
+
+    groups: dict[str, list] = {}
+    for k, sc in tasks.items():
+        same = sc.model_dump_json(exclude={"name": True, "cluster": {"nodes"}})
+        groups.setdefault(same, []).append(k)
+    for keys in groups.values():
+        keys.sort(key=lambda k: tasks[k].cluster.nodes)
+        for j, found in search_group([tasks[k] for k in keys], best_plan):
+            yield keys[j], found
 
 
 def cost_terms(option: Option, days: float, price: float = 1.0, power: float = 1.0) -> dict[str, float]:
@@ -144,14 +171,15 @@ def cost_terms(option: Option, days: float, price: float = 1.0, power: float = 1
             "energy": n * c.power_kw * o.pue * hours * o.usd_per_kwh * power}
 
 
-def describe(plan: dict) -> str:
-    """One-line plan: framework, precision, layout, ZeRO, offload, recompute, batch split."""
+def describe(plan: dict, batch: bool = False) -> str:
+    """One-line plan: framework, precision, layout, ZeRO, offload, recompute, batch split (and, with
+    `batch`, the global batch: for workloads that allow several)."""
     p = plan["plan"]
     layout = " ".join(f"{k}{p[k]}" for k in ("dp", "tp", "pp", "vpp", "cp", "ep") if k in ("dp", "tp", "pp") or p[k] > 1)
     off = "" if p["offload"] == "none" else f" offload={p['offload']}"
     off += "" if p["offload_params"] == "none" else f" params={p['offload_params']}"
     return (f"{p['framework']} {p['precision']} {layout} zero{p['zero']}{off} "
-            f"recompute={p['recompute']} mbs{p['mbs']} ga{p['ga']}")
+            f"recompute={p['recompute']} mbs{p['mbs']} ga{p['ga']}" + (f" batch{p['global_batch']}" if batch else ""))
 
 
 def row(option: Option, workload: Workload, found: dict) -> dict:
@@ -161,13 +189,14 @@ def row(option: Option, workload: Workload, found: dict) -> dict:
             "workload": workload.name, "weight": workload.weight}
     plan = found["plan"]
     if plan is None:
-        return {**base, "plan": None, "reason": found["reason"], "days": None, "cost_usd": None,
+        return {**base, "plan": None, "reason": found["reason"], "batch": None, "days": None, "cost_usd": None,
                 "cost_breakdown_usd": None, "tokens_per_usd": None, "mfu": None, "tokens_per_s": None,
                 "meets_deadline": None, "pareto": False, "pareto_overall": False}
     days = plan["run"]["days"]
     terms = cost_terms(option, days)
     cost = round(sum(terms.values()), 2)
-    return {**base, "plan": {**plan, "run": {**plan["run"], "cost_usd": cost}}, "reason": None, "days": days,
+    return {**base, "plan": {**plan, "run": {**plan["run"], "cost_usd": cost}}, "reason": None,
+            "batch": found.get("batch"), "days": days,
             "cost_usd": cost, "cost_breakdown_usd": {k: round(v, 2) for k, v in terms.items()},
             "tokens_per_usd": round(workload.tokens / cost, 3) if cost > 0 else None,
             "mfu": plan["throughput"]["mfu"], "tokens_per_s": plan["throughput"]["tokens_per_s"],
@@ -225,6 +254,11 @@ def plan_tasks(pf: PurchaseFile) -> dict:
             if (hw, w.name) not in tasks:
                 tasks[(hw, w.name)] = scenario(o, w)
     return tasks
+
+
+def search_count(pf: PurchaseFile) -> int:
+    """len(plan_tasks(pf)) without building the scenarios (for a progress bar)."""
+    return len({hardware_key(o) for o in options(pf)}) * len(pf.workloads)
 
 
 def evaluate(pf: PurchaseFile, workers: int | None = None, progress: Progress | None = None) -> dict:

@@ -156,7 +156,7 @@ def _explain(pf, fixed, runs, chosen, bought, budget_usd, status) -> dict:
     """The answer: what was bought, each workload's plan and days, money spent and left."""
     by_label = {o.label: o for o in options(pf)}
     assignments = [{"workload": w, "cluster": lab, "days": runs[(w, lab)][0], "cost_usd": round(runs[(w, lab)][1], 2),
-                    "plan": describe(runs[(w, lab)][2]["plan"]), "mfu": runs[(w, lab)][2]["mfu"]}
+                    "plan": describe(runs[(w, lab)][2]["plan"], bool(runs[(w, lab)][2].get("batch"))), "mfu": runs[(w, lab)][2]["mfu"]}
                    for w, lab in sorted(chosen, key=lambda k: [x.name for x in pf.workloads].index(k[0]))]
     spent = sum(_cents(fixed[lab]) for lab in bought) + sum(_cents(runs[k][1]) for k in chosen)
     items = []

@@ -72,15 +72,31 @@ def test_report_sections_and_one_svg_per_chart(pipelined, tmp_path):
         assert f'<section id="{sid}">' in text
     assert 'id="plan-4"' not in text and 'id="infeasible"' not in text
     kinds = charts_of(text)
-    assert kinds.count("memory") == 3 and kinds.count("time") == 3 and kinds.count("timeline") == 3
+    # one timeline per distinct pipeline schedule of the top three; the others say which one they share
+    schedules = [(p["plan"]["pp"], p["plan"]["vpp"], p["plan"]["ga"]) for p in result["plans"][:3]]
+    assert kinds.count("memory") == 3 and kinds.count("time") == 3
+    assert kinds.count("timeline") == len(set(schedules))
+    assert text.count('class="timeline-same"') == 3 - len(set(schedules))
     assert kinds.count("tradeoff") == 1 and kinds.count("tradeoff-memory") == 1 and "pareto" not in kinds
-    assert text.count("<svg") == len(kinds) == 11
+    assert text.count("<svg") == len(kinds) == 8 + len(set(schedules))
     assert external_references(text) == []
     assert "<!DOCTYPE svg" not in text and "<?xml" not in text
     ids = re.findall(r'\bid="([^"]+)"', text)
     assert len(ids) == len(set(ids)), "element ids must be unique across the inline SVGs"
     # the summary's figures are the scenario's
     assert f"{result['considered']:,} considered" in text and "32,763,876,352 parameters total" in text
+
+
+def test_a_repeated_pipeline_schedule_is_drawn_once(pipelined, tmp_path):
+    sc, result = pipelined
+    first = result["plans"][0]
+    same = {**result, "plans": [first, first, *result["plans"][1:]]}
+    text = write_report(same, sc, tmp_path / "same.html").read_text()
+    assert charts_of(text).count("memory") == 3
+    assert charts_of(text).count("timeline") == len({(p["plan"]["pp"], p["plan"]["vpp"], p["plan"]["ga"])
+                                                      for p in same["plans"][:3]})
+    assert text.count('class="timeline-same"') >= 1
+    assert "the same schedule as plan #1" in text and f"{first['time']['breakdown_s']['pp_bubble']:.4g} s." in text
 
 
 def test_multi_count_report_has_the_node_count_front(tmp_path):
@@ -107,8 +123,9 @@ def test_timeline_idle_equals_model_bubble(pp, m, vpp):
 
 @pytest.mark.parametrize("pp,m,vpp", [(4, 8, 1), (4, 8, 2), (2, 6, 3)])
 def test_schedule_graph_is_a_dag_of_every_task_once(pp, m, vpp):
-    g = schedule_graph(pp, m, vpp)
-    assert nx.is_directed_acyclic_graph(g) and g.number_of_nodes() == 2 * pp * m * vpp
+    preds = schedule_graph(pp, m, vpp)
+    g = nx.DiGraph([(q, t) for t, p in preds.items() for q in p])
+    assert nx.is_directed_acyclic_graph(g) and g.number_of_nodes() == len(preds) == 2 * pp * m * vpp
     for s in range(pp):
         order = stage_order(pp, m, vpp, s)
         assert len(set(order)) == len(order) == 2 * m * vpp and all(t.stage == s for t in order)
@@ -252,3 +269,15 @@ def test_point_clouds_and_deep_timelines_keep_the_page_small():
     assert tl["microbatches"] == 64
     svg = charts.timeline_chart(tl, "deep")
     assert len(svg) < 400_000 and svg.count("<image") == 3
+
+
+def test_report_of_a_batch_range_states_the_chosen_batch(tmp_path):
+    """A global_batch range: the report's summary names the batch the search chose, inside the range,
+    the one its top plan runs."""
+    text = PIPELINED.replace("NODES", "2").replace("global_batch: 64", "global_batch: {min: 32, max: 128, step: 32}")
+    sc = load_scenario(write(tmp_path, "range.yaml", text))
+    result = solve(sc, points=True)
+    chosen = result["batch"]["chosen"]
+    assert chosen in (32, 64, 96, 128) and result["plans"][0]["plan"]["global_batch"] == chosen
+    html = write_report(result, sc, tmp_path / "range.html").read_text()
+    assert f"global batch 32 to 128 step 32 sequences (chosen: {chosen:,};" in html

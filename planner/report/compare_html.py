@@ -16,7 +16,16 @@ from planner.report.purchase import write_atomic
 def _describe(row: dict) -> str:
     from planner.purchase import describe
 
-    return describe(row["plan"]) if row["plan"] else f"no plan: {row['reason']}"
+    return describe(row["plan"], bool(row.get("batch"))) if row["plan"] else f"no plan: {row['reason']}"
+
+
+# More cluster options than this: chart colours are node types, not options (a legend of 100 names
+# leaves no room for the chart).
+COLOURED_OPTIONS = 10
+
+
+def _group_key(rows: list[dict]) -> str:
+    return "option" if len({r["option"] for r in rows}) <= COLOURED_OPTIONS else "node"
 
 
 def _points(rows: list[dict], label_key: str, group_key: str) -> list[dict]:
@@ -41,21 +50,29 @@ def summary_section(result: dict) -> str:
 
 def workload_section(name: str, rows: list[dict], index: int) -> str:
     """Days against dollars of every option for one workload, and the table behind the chart."""
+    from planner.report.purchase import _shown_rows
+
     mine = [r for r in rows if r["workload"] == name]
-    points = _points(mine, "cluster", "option")
+    key = _group_key(mine)
+    points = _points(mine, "cluster", key)
     for p, r in zip(points, (r for r in mine if r["days"] is not None)):
-        p["label"] = f"x{r['nodes']}"
+        p["label"] = f"x{r['nodes']}" if key == "option" else r["cluster"]
+    labels = "node count" if key == "option" else "option and node count"
+    labelled = "" if len(points) <= charts.LABELLED_POINTS else " (labelled)"
     parts = [figure(charts.days_cost_chart(points, f"{name}: days against cost of every cluster option"),
-                    "purchase", "Colour: cluster option; label: node count. Ringed points are on the Pareto "
-                                "front: no other option is both faster and cheaper.")]
+                    "purchase", f"Colour: {'cluster option' if key == 'option' else 'node type'}; label: {labels}. "
+                                f"Ringed points{labelled} are on the Pareto front: no other option is both faster "
+                                "and cheaper.")]
+    shown = _shown_rows(mine, {name: 0})  # the Pareto front and the fastest others, then a count of the rest
     body = [[r["cluster"], f"{r['gpus']:,}", r["pricing"], days(r["days"]), _money(r["cost_usd"]),
              "" if r["tokens_per_usd"] is None else f"{r['tokens_per_usd']:,.0f}",
              "" if r["mfu"] is None else f"{100 * r['mfu']:.1f}%",
              {True: "yes", False: "no", None: ""}[r["meets_deadline"]], "yes" if r["pareto"] else "",
-             _describe(r)] for r in sorted(mine, key=lambda r: (r["days"] is None, r["days"] or 0))]
+             _describe(r)] for r in shown if not isinstance(r, str)]
     parts.append('<div class="wide">' + table(["option", "GPUs", "pricing", "days", "cost", "tokens/$", "MFU",
                                                "deadline", "Pareto", "plan"], body, numeric={1, 3, 4, 5, 6},
                                               cls="plans") + "</div>")
+    parts += [f'<p class="sub">{escape(r)}</p>' for r in shown if isinstance(r, str)]
     return section(f"workload-{index}", f"Workload {name}", parts)
 
 
@@ -63,8 +80,10 @@ def overall_section(result: dict) -> str:
     """Weighted days against weighted dollars of the options that run every workload."""
     overall = [t for t in result["overall"] if t["runs_all"]]
     by_label = {r["cluster"]: r for r in result["options"]}
+    key = _group_key(result["options"])
     points = [{"days": t["weighted_days"], "cost_usd": t["weighted_cost_usd"], "pareto": t["pareto"],
-               "label": f"x{by_label[t['cluster']]['nodes']}", "group": by_label[t["cluster"]]["option"]}
+               "label": f"x{by_label[t['cluster']]['nodes']}" if key == "option" else t["cluster"],
+               "group": by_label[t["cluster"]][key]}
               for t in overall]
     parts = [figure(charts.days_cost_chart(points, "All workloads: weighted days against weighted cost"),
                     "purchase", "Sum over the workloads of weight x days and weight x dollars, for the options "

@@ -155,15 +155,26 @@ def plans_table(rows: list[dict]) -> str:
     return '<div class="wide">' + table(heads, body, numeric=numeric, cls="plans") + "</div>"
 
 
-def timeline_figure(row: dict, scenario, rank: int) -> str:
+def timeline_figure(row: dict, scenario, rank: int, drawn_for: dict | None = None) -> str:
     """The pipeline Gantt chart of a pipelined plan, with the idle time checked against the model.
-    A long step is drawn with fewer micro-batches (timeline.drawn_microbatches), which the title says."""
+    A long step is drawn with fewer micro-batches (timeline.drawn_microbatches), which the title says.
+    `drawn_for` ((pp, vpp, ga) -> rank, filled here): a plan whose schedule an earlier plan's chart
+    already shows gets its numbers in words, not a second chart of the same shape."""
     p = row["plan"]
     drawn = drawn_microbatches(p["pp"], p["ga"])
     if drawn * p["pp"] * p["vpp"] * 2 > MAX_TASKS:
         return f'<p class="note">{drawn * p["pp"] * p["vpp"] * 2:,} pipeline tasks: too many to draw.</p>'
     tl = plan_timeline(scenario, row)
     kind = "1F1B" if p["vpp"] == 1 else f"interleaved 1F1B, {p['vpp']} chunks per stage"
+    schedule = (p["pp"], p["vpp"], p["ga"])
+    if drawn_for is not None and schedule in drawn_for:
+        return (f'<p class="timeline-same">Pipeline: the same schedule as plan #{drawn_for[schedule]} ({kind}, '
+                f'{p["pp"]} stages, {p["ga"]} micro-batches; timeline drawn there), with forward '
+                f'{tl["forward_s"]:.4g} s and backward {tl["backward_s"]:.4g} s per micro-batch (stage time '
+                f'{tl["stage_s"]:.4g} s); idle per stage {max(tl["idle_s"]):.4g} s = the model\'s pipeline bubble '
+                f'{tl["model_bubble_s"]:.4g} s.</p>')
+    if drawn_for is not None:
+        drawn_for[schedule] = rank
     title = (f"#{rank} pipeline timeline of one step: {kind}, {p['pp']} stages, {p['ga']} micro-batches"
              + (f" (drawn with {drawn}: the steady phase repeats)" if drawn < p["ga"] else ""))
     caption = (f"Each stage runs forward {tl['forward_s']:.4g} s and backward {tl['backward_s']:.4g} s per "
@@ -190,14 +201,14 @@ def memory_caption(row: dict) -> str:
     return text + "."
 
 
-def plan_section(row: dict, scenario, rank: int) -> str:
-    """Memory, step time and pipeline timeline of one plan."""
+def plan_section(row: dict, scenario, rank: int, drawn_for: dict | None = None) -> str:
+    """Memory, step time and pipeline timeline of one plan (timeline_figure: `drawn_for`)."""
     parts = [f"<p>{escape(plan_line(row))}</p>",
              figure(charts.memory_chart(row, f"#{rank} memory per GPU by term"), "memory", memory_caption(row)),
              figure(charts.time_chart(row, f"#{rank} step time by term"), "time",
                     f"{row['time']['step_s']:.3f} s per step; communication is what is not overlapped with compute.")]
     if row["plan"]["pp"] > 1:
-        parts.append(timeline_figure(row, scenario, rank))
+        parts.append(timeline_figure(row, scenario, rank, drawn_for))
     return section(f"plan-{rank}", f"Plan #{rank}", parts)
 
 
@@ -286,7 +297,8 @@ def solve_report(result: dict, scenario) -> str:
         notes = "".join(f"<p class=\"sub\">{escape(line.strip())}</p>" for line in preferred_lines(result))
         body.append(section("plans", f"Top {len(result['plans'])} plans by {result['objective']}",
                             [plans_table(result["plans"]) + notes]))
-        body += [plan_section(r, scenario, i) for i, r in enumerate(result["plans"][:DETAILED], 1)]
+        drawn_for: dict = {}  # one timeline chart per distinct pipeline schedule
+        body += [plan_section(r, scenario, i, drawn_for) for i, r in enumerate(result["plans"][:DETAILED], 1)]
         body.append(tradeoff_section(result, scenario))
     else:
         body.append(infeasible_section(result))

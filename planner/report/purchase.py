@@ -45,7 +45,7 @@ def options_table(result: dict) -> Table:
         t.add_row(r["workload"], r["cluster"], str(r["gpus"]), r["pricing"],
                   f"[red]{r['days']:.1f}[/]" if late else f"{r['days']:.1f}", _money(r["cost_usd"]),
                   "-" if r["tokens_per_usd"] is None else f"{r['tokens_per_usd']:,.0f}", f"{100 * r['mfu']:.1f}%",
-                  "[green]*[/]" if r["pareto"] else "", describe(r["plan"]))
+                  "[green]*[/]" if r["pareto"] else "", describe(r["plan"], bool(r.get("batch"))))
     return t
 
 
@@ -139,7 +139,7 @@ def csv_text(result: dict) -> str:
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(CSV_COLUMNS)
     for r in result["options"]:
-        w.writerow(["" if r[c] is None else (describe(r["plan"]) if c == "plan" else r[c]) for c in CSV_COLUMNS])
+        w.writerow(["" if r[c] is None else (describe(r["plan"], bool(r.get("batch"))) if c == "plan" else r[c]) for c in CSV_COLUMNS])
     return buf.getvalue()
 
 

@@ -17,9 +17,7 @@ the performance model's bubble, (pp - 1) / vpp x (forward + backward) (planner.e
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-import networkx as nx
+from typing import NamedTuple
 
 from planner.estimate import compute, table
 from planner.estimate.evaluate import Context, evaluate_table
@@ -39,8 +37,7 @@ def drawn_microbatches(pp: int, m: int) -> int:
     return m if m <= 3 * pp else m - pp * ((m - 2 * pp) // pp)
 
 
-@dataclass(frozen=True)
-class Task:
+class Task(NamedTuple):
     stage: int
     microbatch: int
     chunk: int
@@ -71,24 +68,46 @@ def stage_order(pp: int, m: int, vpp: int, stage: int) -> list[Task]:
     return tasks
 
 
-def schedule_graph(pp: int, m: int, vpp: int = 1) -> nx.DiGraph:
-    """The dependency graph of one step (module docstring): nodes are Tasks."""
-    g = nx.DiGraph()
+def schedule_graph(pp: int, m: int, vpp: int = 1) -> dict[Task, list[Task]]:
+    """The dependency graph of one step (module docstring): every Task -> the Tasks it waits for,
+    tasks in each stage's running order, stage by stage."""
+    preds: dict[Task, list[Task]] = {}
     for s in range(pp):
         order = stage_order(pp, m, vpp, s)
-        g.add_nodes_from(order)
-        g.add_edges_from(zip(order, order[1:]))
+        preds.update((t, [order[i - 1]] if i else []) for i, t in enumerate(order))
     last = pp * vpp - 1
     for mb in range(m):
         for v in range(last + 1):
             s, c = v % pp, v // pp
             if v > 0:
-                g.add_edge(Task((v - 1) % pp, mb, (v - 1) // pp, "F"), Task(s, mb, c, "F"))
+                preds[Task(s, mb, c, "F")].append(Task((v - 1) % pp, mb, (v - 1) // pp, "F"))
             if v < last:
-                g.add_edge(Task((v + 1) % pp, mb, (v + 1) // pp, "B"), Task(s, mb, c, "B"))
+                preds[Task(s, mb, c, "B")].append(Task((v + 1) % pp, mb, (v + 1) // pp, "B"))
             else:
-                g.add_edge(Task(s, mb, c, "F"), Task(s, mb, c, "B"))
-    return g
+                preds[Task(s, mb, c, "B")].append(Task(s, mb, c, "F"))
+    return preds
+
+
+def _topological(preds: dict[Task, list[Task]]) -> list[Task]:
+    """The tasks in an order where each comes after all it waits for (Kahn's algorithm); ValueError
+    on a cycle (a schedule that would deadlock)."""
+    waiting = {t: len(p) for t, p in preds.items()}
+    after: dict[Task, list[Task]] = {t: [] for t in preds}
+    for t, p in preds.items():
+        for q in p:
+            after[q].append(t)
+    ready = [t for t, n in waiting.items() if n == 0]
+    out = []
+    while ready:
+        t = ready.pop()
+        out.append(t)
+        for u in after[t]:
+            waiting[u] -= 1
+            if waiting[u] == 0:
+                ready.append(u)
+    if len(out) != len(preds):
+        raise ValueError("the schedule's dependency graph has a cycle")
+    return out
 
 
 def timeline(pp: int, m: int, vpp: int, forward_s: float, backward_s: float) -> dict:
@@ -97,12 +116,12 @@ def timeline(pp: int, m: int, vpp: int, forward_s: float, backward_s: float) -> 
     `forward_s` and `backward_s` are one micro-batch's times on one stage (all its chunks)."""
     if 2 * pp * m * vpp > MAX_TASKS:
         raise ValueError(f"{2 * pp * m * vpp} tasks: too many to draw")
-    g = schedule_graph(pp, m, vpp)
+    preds = schedule_graph(pp, m, vpp)
     dur = {"F": forward_s / vpp, "B": backward_s / vpp}
     start: dict[Task, float] = {}
-    for node in nx.topological_sort(g):
-        start[node] = max((start[p] + dur[p.phase] for p in g.predecessors(node)), default=0.0)
-    tasks = [(n, start[n], start[n] + dur[n.phase]) for n in g]
+    for node in _topological(preds):
+        start[node] = max((start[p] + dur[p.phase] for p in preds[node]), default=0.0)
+    tasks = [(n, start[n], start[n] + dur[n.phase]) for n in preds]
     makespan = max(end for _, _, end in tasks)
     busy = [0.0] * pp
     for n, s, e in tasks:

@@ -378,14 +378,16 @@ def _take_ev(ev, rows):
 
 
 def _search_one(scenario, exhaustive: bool, objective: str | None = None, keep: int | None = None,
-                counts: bool = True) -> dict:
+                counts: bool = True, prepared: dict | None = None) -> dict:
     """Every valid plan of a single-count scenario, ranked where feasible. With `keep`, only the
     plans that can take one of the first `keep` places are timed (an exact bound, _evaluate_best);
     with `counts`, every plan's memory verdict is evaluated first, for the exact numbers of plans that
     fit (`fits_memory`) and are feasible (`feasible_count`); without, those are None and only the
-    timed plans' memory is evaluated."""
+    timed plans' memory is evaluated. `prepared` (planner.purchase_search: many node counts searched
+    together): this scenario's candidate table, its size before the rules, and _evaluate_best's result
+    on it for `keep` places, computed elsewhere."""
     ctx = Context(scenario)
-    t, considered = candidate_table(scenario, exhaustive)
+    t, considered = candidate_table(scenario, exhaustive) if prepared is None else (prepared["t"], prepared["considered"])
     out = {"ctx": ctx, "t": t, "considered": considered, "valid": T.size(t), "ev": None,
            "ranked": np.array([], dtype=np.int64), "fits_memory": 0, "feasible_count": 0}
     if not T.size(t):
@@ -398,7 +400,10 @@ def _search_one(scenario, exhaustive: bool, objective: str | None = None, keep: 
     n_fit = int(fits.sum())
     pool = T.take(t, fits) if counts and n_fit else t  # the plans to time (all when nothing fits)
     out["t"] = t = None  # only the pool is kept: the largest searches hold one table, not two
-    best = _evaluate_best(ctx, pool, keep) if n_fit and prune else None
+    if n_fit and prune:
+        best = prepared["best"] if prepared is not None and not counts and prepared["keep"] == keep else _evaluate_best(ctx, pool, keep)
+    else:
+        best = None
     if best is not None:
         rows, ev = best
         t = T.take(pool, rows)
@@ -484,7 +489,8 @@ def feasible_points(merged: dict, gpus: np.ndarray) -> dict:
 
 
 def solve(scenario, objective: str | None = None, top: int | None = None, exhaustive: bool = False,
-          progress=None, counts: bool = True, strict: bool = False, points: bool = False) -> dict:
+          progress=None, counts: bool = True, strict: bool = False, points: bool = False,
+          prepared: dict | None = None) -> dict:
     """Search the scenario's plan space (every node count of the cluster) and return the ranked
     feasible plans, the Pareto front of (days, cost) across node counts, and search statistics.
     When nothing is feasible, `closest` and `explanation` say why (planner.search.explain).
@@ -493,7 +499,9 @@ def solve(scenario, objective: str | None = None, top: int | None = None, exhaus
     strict: rank by the objective alone (planner.search.rank); else each plan's `preferred` says
     when the tie band or the tight penalty put it above a plan better by the objective.
     points: also return `points` (feasible_points: the feasible plans the search timed), for the
-    HTML report; remove it before JSON."""
+    HTML report; remove it before JSON.
+    prepared: for a single node count, the search's table and bounded evaluation done elsewhere
+    (_search_one; planner.purchase_search)."""
     from planner.search.explain import bound_by, explain_infeasible
 
     t0 = time.perf_counter()
@@ -503,7 +511,8 @@ def solve(scenario, objective: str | None = None, top: int | None = None, exhaus
     runs = []
     for n in node_counts:
         sc = scenario.model_copy(update={"cluster": scenario.cluster.with_nodes(n)})
-        runs.append((sc, _search_one(sc, exhaustive, objective, None if exhaustive else top, counts)))
+        runs.append((sc, _search_one(sc, exhaustive, objective, None if exhaustive else top, counts,
+                                     prepared if len(node_counts) == 1 else None)))
         if progress:
             progress(len(runs), len(node_counts))
     # Merge the feasible plans of every count and rank them together.

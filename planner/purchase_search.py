@@ -1,0 +1,174 @@
+"""The plan searches of a purchase comparison, node counts of one node type searched together.
+
+A plan's estimates (planner.estimate.evaluate.evaluate_table) depend on the model, the workload,
+the node and the plan's own columns (dp, tp, pp, ... per row), not on how many nodes the cluster has:
+the GPU count of a plan is dp x tp x pp x cp. So the searches of every node count of one node type
+and workload share their work: the step-time lower bounds of all their plans are computed in one
+pass, and the bounded evaluation (planner.search.solver._evaluate_best: plans taken highest bound
+first, in chunks, until no plan left can reach the best found) runs for every count at once, each
+round evaluating the next chunk of every count still open in one call. Each count keeps its own
+chunks, threshold and stopping rule, so its result is the one its own search finds; the rest of the
+search (ranking, the plan, the explanation when nothing fits) is the solver's, given these results
+(solver.solve(..., prepared=...)). What this saves is the fixed cost of each call (a few tens of
+milliseconds each, whatever the number of plans: measured in benchmarks/purchase_speed.py).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterator
+
+import numpy as np
+
+from planner.estimate import table as T
+from planner.estimate.evaluate import Context, evaluate_table
+from planner.search import solver
+from planner.search.rank import TIE, TIGHT_PENALTY
+
+FIRST = 64
+ROWS_HELD = 1_048_576  # plans of one slice of node counts held at once (bounds the memory; fewer: more calls)
+PASS_ROWS = 65_536  # plans of several counts evaluated in one call: past this, a call's fixed cost is small
+
+
+def _bounded(t: dict, lb: np.ndarray, seq_len: int, keep: int, first: int) -> Iterator[np.ndarray]:
+    """solver._evaluate_best(ctx, t, keep) as a generator: yields the rows of `t` to evaluate, is sent
+    (estimates, index): the evaluate_table result of a table holding them at `index`; returns
+    (rows, estimates) or None as _evaluate_best does (the same plans: a plan is kept when its tokens/s
+    reaches the final threshold, the keep-th best score / TIE, whatever the chunks; `lb` =
+    solver.step_lower_bound(ctx, t)). The first chunk is `first` plans (_evaluate_best: FIRST_BATCH):
+    here calls are shared, so a small one costs little and sets the threshold early."""
+    ub = t["dp"] * t["mbs"] * t["ga"] * seq_len / lb
+    by_bound = np.argsort(-ub, kind="stable")
+    done, parts, scores = 0, [], np.array([])
+    chunk = max(first, 4 * keep)
+    threshold = 0.0
+    while done < len(by_bound) and ub[by_bound[done]] >= threshold * (1 - 1e-9):
+        rows = by_bound[done:done + chunk]
+        rows = rows[ub[rows] >= threshold * (1 - 1e-9)]
+        ev, at = yield rows
+        verdict, tps = ev["verdict"][at], ev["tokens_per_s"][at]
+        if np.any(ev["step_s"][at] < lb[rows] * (1 - 1e-9)):
+            return None
+        score = np.where(verdict < 2, tps * np.where(verdict == 1, TIGHT_PENALTY, 1.0), -np.inf)
+        scores = np.concatenate([scores, score[score > -np.inf]])
+        if len(scores) >= keep:
+            threshold = np.partition(scores, len(scores) - keep)[len(scores) - keep] / TIE
+            scores = scores[scores >= threshold * (1 - 1e-9)]
+        fast = np.where(verdict < 2, tps, -np.inf)
+        mine = fast >= threshold * (1 - 1e-9)
+        parts.append((rows[mine], fast[mine], solver._take_ev(ev, at[mine])))  # not the whole call's arrays
+        done += chunk
+        chunk = min(4 * chunk, solver.MEMORY_CHUNK)
+    keepers = [(r[s >= threshold * (1 - 1e-9)], solver._take_ev(e, s >= threshold * (1 - 1e-9)))
+               for r, s, e in parts if np.any(s >= threshold * (1 - 1e-9))]
+    if not keepers:
+        return None
+    rows, ev = keepers[0]
+    for more_rows, more in keepers[1:]:
+        rows, ev = np.concatenate([rows, more_rows]), solver._concat(ev, more)
+    back = np.argsort(rows, kind="stable")
+    return rows[back], solver._take_ev(ev, back)
+
+
+def _pieces(sizes: list[int], limit: int) -> Iterator[list[int]]:
+    """Consecutive indices of `sizes` in groups of at most `limit` in total (a larger one alone)."""
+    group, total = [], 0
+    for i, n in enumerate(sizes):
+        if group and total + n > limit:
+            yield group
+            group, total = [], 0
+        group.append(i)
+        total += n
+    if group:
+        yield group
+
+
+def _concat_tables(tables: list[dict]) -> dict:
+    return {k: np.concatenate([t[k] for t in tables]) for k in tables[0]}
+
+
+def _lower_bounds(ctx: Context, tables: list[dict]) -> list[np.ndarray]:
+    """solver.step_lower_bound of every table, computed over all of them together (row-wise: the same
+    numbers), in passes of at most PASS_ROWS plans (a larger table alone)."""
+    out: list[np.ndarray] = [np.zeros(0)] * len(tables)
+    sizes = [T.size(t) for t in tables]
+    for group in _pieces(sizes, PASS_ROWS):
+        group = [i for i in group if sizes[i]]
+        if not group:
+            continue
+        lb = solver.step_lower_bound(ctx, _concat_tables([tables[i] for i in group]))
+        ends = np.cumsum([sizes[i] for i in group])
+        for i, part in zip(group, np.split(lb, ends[:-1])):
+            out[i] = part
+    return out
+
+
+def _drive(ctx: Context, tables: list[dict], searches: dict[int, Iterator]) -> dict[int, tuple | None]:
+    """Run the bounded searches together: each round, the rows every open search asks for are
+    evaluated in calls of at most PASS_ROWS plans (one search's larger chunk alone) and sent back;
+    returns each search's result."""
+    results: dict[int, tuple | None] = {}
+    asks: dict[int, np.ndarray] = {}
+    for i, gen in searches.items():
+        try:
+            asks[i] = next(gen)
+        except StopIteration as stop:
+            results[i] = stop.value
+    while asks:
+        order = list(asks)
+        following: dict[int, np.ndarray] = {}
+        for group in _pieces([len(asks[i]) for i in order], PASS_ROWS):
+            ids = [order[j] for j in group]
+            ev = evaluate_table(ctx, _concat_tables([T.take(tables[i], asks[i]) for i in ids]))
+            lo = 0
+            for i in ids:
+                hi = lo + len(asks[i])
+                try:
+                    following[i] = searches[i].send((ev, np.arange(lo, hi)))
+                except StopIteration as stop:
+                    results[i] = stop.value
+                lo = hi
+        asks = following
+    return results
+
+
+def _candidates(scenario) -> tuple[dict, int]:
+    """solver.candidate_table(scenario); when no layout satisfies the structural constraints (e.g. an
+    odd node count of a model with fewer layers than its prime factor), the empty table directly."""
+    if len(solver.layouts(scenario)["tp"]):
+        return solver.candidate_table(scenario)
+    empty = {k: np.zeros(0, dtype=np.int64) for k in (*solver.COLUMNS, *CATEGORIES)}
+    return {**empty, "sp": np.zeros(0, dtype=bool)}, 0
+
+
+CATEGORIES = ("framework", "precision", "zero", "offload", "offload_params", "recompute")  # candidate_table's
+
+
+def prepare(scenarios: list, keep: int = 1, built: list | None = None) -> list[dict]:
+    """For scenarios that differ only in their node count (same node, model, workload, search
+    options, runtime): each one's candidate table, its size before the rules, and the bounded
+    evaluation for `keep` places, ready for solver.solve(scenario, top=keep, counts=False,
+    prepared=...). `built`: their solver.candidate_table results, if already made."""
+    ctx = Context(scenarios[0])
+    built = built if built is not None else [_candidates(sc) for sc in scenarios]
+    tables = [t for t, _ in built]
+    bounds = _lower_bounds(ctx, tables)
+    searches = {i: _bounded(t, bounds[i], ctx.seq_len, keep, FIRST) for i, t in enumerate(tables) if T.size(t)}
+    best = _drive(ctx, tables, searches)
+    return [{"t": t, "considered": considered, "keep": keep, "best": best.get(i)}
+            for i, (t, considered) in enumerate(built)]
+
+
+def search_group(scenarios: list, best_plan: Callable, limit: int | None = None) -> Iterator[tuple[int, dict]]:
+    """(index, best_plan(scenario, prepared)) of every scenario of one node type and workload, a slice
+    of node counts at a time (at most about `limit` candidate plans held at once; default ROWS_HELD)."""
+    limit = ROWS_HELD if limit is None else limit
+    start = 0
+    while start < len(scenarios):
+        built, held = [], 0
+        while start + len(built) < len(scenarios) and (not built or held < limit):
+            built.append(_candidates(scenarios[start + len(built)]))
+            held += T.size(built[-1][0])
+        part = scenarios[start:start + len(built)]
+        for j, prep in enumerate(prepare(part, built=built), start):
+            yield j, best_plan(scenarios[j], prep)
+        start += len(built)
