@@ -33,9 +33,11 @@ FITS_FRACTION = 0.80  # Fujii et al. 2024: estimates below 80% of GPU memory nev
 
 @dataclass(frozen=True)
 class Context:
-    """What every term needs from the scenario, computed once."""
+    """What every term needs from the scenario, computed once. `all_ranks`: evaluate the memory of
+    every pipeline rank (the reference for memory_ranks' candidate ranks; `--exhaustive`)."""
 
     scenario: object
+    all_ranks: bool = False
 
     @property
     def model(self):

@@ -82,28 +82,48 @@ def _rows(d, rows):
     return {k: _rows(v, rows) if isinstance(v, dict) else (v[rows] if np.ndim(v) else v) for k, v in d.items()}
 
 
-def most_loaded_stage(ctx, t, per_layer: dict, decided=None) -> dict:
+def most_loaded_stage(ctx, t, per_layer: dict, decided=None, all_ranks: bool = False) -> dict:
     """stage_memory of the most loaded pipeline rank of each plan, with that rank in 'stage'.
 
-    Rank 0 is evaluated for every plan, then rank r for the plans with pp > r (numpy over those
-    rows): sum(pp) row evaluations in all. Ties keep the lower rank. Only each rank's total is kept
-    while scanning; the full parts of a plan whose peak is rank r > 0 are then taken from one more
-    evaluation of rank r over those plans (row-wise, so the same numbers).
+    Rank 0 is evaluated for every plan, then, in ascending order, the ranks that can hold the peak
+    (memory_ranks: the lowest and highest rank of each class of ranks that hold the same; with
+    `all_ranks` or ctx.all_ranks, every rank) for the plans that have them. Ties keep the lower rank.
+    Plans whose peak may lie between a class's lowest and highest rank (memory_ranks.level_beyond)
+    are scanned again rank by rank. Only each rank's total is kept while scanning; the full parts of
+    a plan whose peak is rank r > 0 are then taken from one more evaluation of rank r over those
+    plans (row-wise, so the same numbers).
 
     `decided(total, rows)` (optional) marks the plans whose verdict a total already settles (e.g. out
     of memory: the peak can only be larger); their higher ranks are skipped, so their parts are
     those of the most loaded rank evaluated, a lower bound, good only for that verdict."""
+    from planner.estimate import memory_ranks
+
     n = len(t["pp"])
     best = {k: np.array(np.broadcast_to(v, (n,))) for k, v in stage_memory(ctx, t, "first", per_layer).items()}
     total, stage = best["total"].copy(), np.zeros(n, dtype=np.int64)
     open_ = np.ones(n, dtype=bool) if decided is None else ~decided(total, np.arange(n))
-    for r in range(1, int(t["pp"].max()) if n else 1):
-        rows = np.nonzero((t["pp"] > r) & open_)[0]
-        cand = stage_memory(ctx, _rows(t, rows), np.full(len(rows), r), _rows(per_layer, rows))["total"]
+    every = all_ranks or getattr(ctx, "all_ranks", False)
+    if n:
+        ranks, ends = (memory_ranks.every_rank(t), None) if every else memory_ranks.candidate_ranks(ctx, t)
+    else:
+        ranks, ends = np.zeros((0, 1), dtype=np.int64), None
+    seen = np.full(ranks.shape if ends is not None else (0, 0), np.nan)  # each candidate's total
+    if ends is not None:
+        seen[:, 0] = total
+    for j in range(1, ranks.shape[1]):
+        rows = np.nonzero((ranks[:, j] > 0) & open_)[0]
+        cand = stage_memory(ctx, _rows(t, rows), ranks[rows, j], _rows(per_layer, rows))["total"]
+        if ends is not None:
+            seen[rows, j] = cand
         pick = cand > total[rows]
-        total[rows[pick]], stage[rows[pick]] = cand[pick], r
+        total[rows[pick]], stage[rows[pick]] = cand[pick], ranks[rows[pick], j]
         if decided is not None:
             open_[rows[pick]] = ~decided(cand[pick], rows[pick])
+    if ends is not None:
+        again = np.nonzero(memory_ranks.level_beyond(seen, ends))[0]
+        if len(again):
+            sub = most_loaded_stage(ctx, _rows(t, again), _rows(per_layer, again), None, all_ranks=True)
+            total[again], stage[again] = sub["total"], sub["stage"]
     for r in np.unique(stage[stage > 0]).tolist():
         rows = np.nonzero(stage == r)[0]
         cand = stage_memory(ctx, _rows(t, rows), np.full(len(rows), r), _rows(per_layer, rows))

@@ -384,7 +384,7 @@ def _search_one(scenario, exhaustive: bool, objective: str | None = None, keep: 
     with `counts`, every plan's memory verdict is evaluated first, for the exact numbers of plans that
     fit (`fits_memory`) and are feasible (`feasible_count`); without, those are None and only the
     timed plans' memory is evaluated."""
-    ctx = Context(scenario)
+    ctx = Context(scenario, all_ranks=exhaustive)
     t, considered = candidate_table(scenario, exhaustive)
     out = {"ctx": ctx, "t": t, "considered": considered, "valid": T.size(t), "ev": None,
            "ranked": np.array([], dtype=np.int64), "fits_memory": 0, "feasible_count": 0}
