@@ -74,3 +74,14 @@ def test_rank_classes_group_equal_stages():
     ctx = Context(scenario(model="deepseek-v3", nodes=256))
     assert memory_ranks.rank_classes(ctx, 16, 1) == [(0, 0), (1, 12), (13, 14), (15, 15)]
     assert memory_ranks.rank_classes(ctx, 1, 1) == [(0, 0)]
+
+
+def test_verdict_only_memory_gives_the_same_verdict_figures():
+    """memory(verdict_only=True) keeps, while scanning the ranks, only what the verdict reads: the
+    same total, peak rank, host RAM and NVMe per node as the full evaluation."""
+    ctx = Context(scenario(model="deepseek-v3", nodes=256))
+    t = random_table(np.random.default_rng(3), 3000, ctx.model.layers)
+    slim, full = memory.memory(ctx, t, verdict_only=True), memory.memory(ctx, t)
+    for k in ("total", "stage", "host_per_node", "nvme_per_node"):
+        assert np.array_equal(slim[k], full[k]), k
+    assert (full["host_per_node"] > full["host.process_base"]).any()  # offloaded states counted

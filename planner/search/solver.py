@@ -256,7 +256,7 @@ def _fits_memory_rows(ctx, t: dict, rows) -> np.ndarray:
         part = {k: v[pick] for k, v in t.items()}
         hi = bands.band_arrays("memory", ctx.model.moe is not None, part)[1]
         oom = lambda total, idx: total / (1 + hi[idx]) > capacity  # noqa: E731
-        out[lo:lo + MEMORY_CHUNK] = memory_verdict(ctx, part, memory.memory(ctx, part, oom))[0] < 2
+        out[lo:lo + MEMORY_CHUNK] = memory_verdict(ctx, part, memory.memory(ctx, part, oom, verdict_only=True))[0] < 2
     return out
 
 
