@@ -20,6 +20,7 @@ from planner.estimate.evaluate import Context, evaluate_table, memory_verdict, r
 from planner.frameworks.rules import RULES, framework_mask, unbuildable
 from planner.search.rank import TIE, TIGHT_PENALTY, order, pareto_mask, preferred, ranking_rule
 from planner.search.cpsat import all_solutions
+from planner.search.cpsat import cp_model as cpsat_module
 from planner.search.space import all_layouts, domains, with_etp
 
 INT_FIELDS = ("tp", "pp", "cp", "ep", "vpp", "dp", "mbs", "ga")
@@ -77,7 +78,7 @@ def _device_grid(dom: dict, n: int, batches: tuple[int, ...]) -> np.ndarray:
     p. dp = n / (tp * pp * cp) must divide some allowed batch, so e_p(n) - e_p(tp * pp * cp) <= the
     largest e_p of the batches (a necessary condition; the exact divisibility and the dp domain are
     checked by arithmetic afterwards)."""
-    from ortools.sat.python import cp_model  # imported when a search needs it (start-up time)
+    cp_model = cpsat_module()  # imported when a search needs it (start-up time)
 
     ne = _prime_exponents(n)
     batch_exp = [_prime_exponents(b) for b in batches]
