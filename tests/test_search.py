@@ -262,4 +262,11 @@ def test_memory_verdict_shared_across_batches_equals_every_plan(kw):
     ctx = Context(sc)
     first, _ = solver._groups({**t, "ga": solver._ga_for_memory(t)}, solver._read_columns(solver._verdict, ctx))
     assert len(first) < 0.8 * table.size(t)  # the shared path is the one under test
-    assert np.array_equal(solver._fits_memory(ctx, t), evaluate_table(ctx, t)["verdict"] < 2)
+    fits, peak = solver._fits_memory(ctx, t)
+    ev = evaluate_table(ctx, t)
+    assert np.array_equal(fits, ev["verdict"] < 2)
+    # the peak rank found by the shared verdict pass is each fitting plan's own (evaluate_table reuses it)
+    assert np.array_equal(peak[fits], ev["memory"]["stage"][fits])
+    shared = evaluate_table(ctx, table.take(t, fits), peak[fits])
+    for k, v in ev["memory"].items():
+        assert np.array_equal(shared["memory"][k], np.asarray(v)[fits] if np.ndim(v) else v), k

@@ -99,9 +99,10 @@ class Context:
         return matmul_flops_per_token(self.model) + self.attention_fwd_flops_per_token
 
 
-def evaluate_table(ctx: Context, t: dict) -> dict:
-    """Every estimate for every row of the plan table, as arrays."""
-    mem = memory.memory(ctx, t)
+def evaluate_table(ctx: Context, t: dict, peak=None) -> dict:
+    """Every estimate for every row of the plan table, as arrays. `peak`: each plan's most loaded
+    pipeline rank when an earlier memory scan found it (memory.memory)."""
+    mem = memory.memory(ctx, t, peak=peak)
     unit = compute.layer_costs(ctx, t)  # per layer: the same on every stage
     unit_comm = comm.layer_comm(ctx, t, unit["attn_fwd"])
     stages = {}

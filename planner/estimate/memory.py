@@ -143,13 +143,32 @@ def most_loaded_stage(ctx, t, per_layer: dict, decided=None, all_ranks: bool = F
     return best
 
 
-def memory(ctx, t, decided=None, verdict_only: bool = False) -> dict:
+def stage_memory_at(ctx, t, peak: np.ndarray, per_layer: dict) -> dict:
+    """most_loaded_stage when each plan's most loaded rank `peak` is already known (found by an
+    earlier scan of the same plans): rank 0 for every plan, then rank r over the plans whose peak it
+    is, as most_loaded_stage does (row-wise, so the same numbers)."""
+    n = len(t["pp"])
+    best = {k: np.array(np.broadcast_to(v, (n,))) for k, v in stage_memory(ctx, t, "first", per_layer).items()}
+    rows = np.nonzero(peak > 0)[0]
+    if len(rows):
+        cand = stage_memory(ctx, _rows(t, rows), peak[rows], _rows(per_layer, rows))
+        for k, v in cand.items():
+            best[k][rows] = v
+    best["stage"] = np.asarray(peak, dtype=np.int64)
+    return best
+
+
+def memory(ctx, t, decided=None, verdict_only: bool = False, peak=None) -> dict:
     """Per-GPU memory of the most loaded pipeline rank by part and group, its total, and host RAM /
     NVMe per node (bytes; arrays over the plan table). 'stage' is that rank (0 = first).
     `decided`: see most_loaded_stage (for a verdict only). `verdict_only`: only what the memory
-    verdict reads (total, host and NVMe per node; VERDICT_KEYS), not every part."""
+    verdict reads (total, host and NVMe per node; VERDICT_KEYS), not every part. `peak`: each plan's
+    most loaded rank when known (stage_memory_at: no scan)."""
     per_layer = layer_activation_bytes(ctx, t, flash=flash_attention(ctx))
-    best = most_loaded_stage(ctx, t, per_layer, decided, keep=VERDICT_KEYS if verdict_only else None)
+    if peak is not None:
+        best = stage_memory_at(ctx, t, peak, per_layer)
+    else:
+        best = most_loaded_stage(ctx, t, per_layer, decided, keep=VERDICT_KEYS if verdict_only else None)
     host = host_parts(ctx, t, best)
     best.update(host)
     best["host_per_node"] = sum(host[k] for k in HOST_PARTS)

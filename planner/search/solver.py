@@ -212,7 +212,7 @@ def _sp(t: dict, fixed: dict) -> np.ndarray:
     return np.full_like(sp, bool(fixed["sp"])) if "sp" in fixed else sp
 
 
-MEMORY_CHUNK = 262_144  # rows per memory pass: bounds the peak memory of the largest searches
+MEMORY_CHUNK = 65_536  # rows per memory pass: bounds the peak memory of the largest searches
 FIRST_BATCH = 2_048  # plans evaluated first, by best bound, to set the pruning threshold
 
 
@@ -233,8 +233,10 @@ def _ga_for_memory(t: dict) -> np.ndarray:
     return np.where(t["framework"] == T.FRAMEWORKS.index("torchtitan"), t["ga"], np.minimum(t["ga"], cap))
 
 
-def _fits_memory(ctx, t: dict) -> np.ndarray:
-    """True where the plan's memory verdict is fits or tight (GPU, host RAM and NVMe), in chunks.
+def _fits_memory(ctx, t: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(fits, peak): fits is True where the plan's memory verdict is fits or tight (GPU, host RAM and
+    NVMe), evaluated in chunks; peak is the plan's most loaded pipeline rank where it fits (its ranks
+    were all evaluated; evaluate_table reuses it), a lower rank elsewhere.
     With several global batches, plans that differ only in an accumulation count the memory does
     not tell apart (_ga_for_memory) share one evaluation (the columns the verdict reads: _read_columns).
     A plan whose most loaded rank so far is already out of memory (its optimistic total, the total
@@ -243,22 +245,25 @@ def _fits_memory(ctx, t: dict) -> np.ndarray:
     if len(ctx.scenario.training.batches) > 1 and T.size(t):
         first, inverse = _groups({**t, "ga": _ga_for_memory(t)}, _read_columns(_verdict, ctx))
         if len(first) < 0.8 * T.size(t):
-            return _fits_memory_rows(ctx, t, first)[inverse]
+            fits, peak = _fits_memory_rows(ctx, t, first)
+            return fits[inverse], peak[inverse]
     return _fits_memory_rows(ctx, t, None)
 
 
-def _fits_memory_rows(ctx, t: dict, rows) -> np.ndarray:
+def _fits_memory_rows(ctx, t: dict, rows) -> tuple[np.ndarray, np.ndarray]:
     """_fits_memory of the rows `rows` of t (None: all), taken one chunk at a time."""
     n = T.size(t) if rows is None else len(rows)
-    out = np.zeros(n, dtype=bool)
+    out, peak = np.zeros(n, dtype=bool), np.zeros(n, dtype=np.int16)
     capacity = ctx.gpu.memory_gib * memory.GIB
     for lo in range(0, n, MEMORY_CHUNK):
         pick = slice(lo, lo + MEMORY_CHUNK) if rows is None else rows[lo:lo + MEMORY_CHUNK]
         part = {k: v[pick] for k, v in t.items()}
         hi = bands.band_arrays("memory", ctx.model.moe is not None, part)[1]
         oom = lambda total, idx: total / (1 + hi[idx]) > capacity  # noqa: E731
-        out[lo:lo + MEMORY_CHUNK] = memory_verdict(ctx, part, memory.memory(ctx, part, oom, verdict_only=True))[0] < 2
-    return out
+        mem = memory.memory(ctx, part, oom, verdict_only=True)
+        out[lo:lo + MEMORY_CHUNK] = memory_verdict(ctx, part, mem)[0] < 2
+        peak[lo:lo + MEMORY_CHUNK] = mem["stage"]
+    return out, peak
 
 
 def _read_columns(fn, ctx) -> tuple[str, ...]:
@@ -320,7 +325,7 @@ def _prunable(scenario, objective: str) -> bool:
             and not (objective == "cost" and scenario.cluster.node.usd_per_gpu_hour is None))
 
 
-def _evaluate_best(ctx, t: dict, keep: int) -> tuple[np.ndarray, dict] | None:
+def _evaluate_best(ctx, t: dict, keep: int, peak=None) -> tuple[np.ndarray, dict] | None:
     """(rows, estimates) of every plan of `t` that can take one of the first `keep` places of the
     ranking (planner.search.rank.order), by branch and bound: plans are evaluated in chunks, highest
     bound (tokens per step / step lower bound) first; after each chunk the keep-th best score found
@@ -338,7 +343,7 @@ def _evaluate_best(ctx, t: dict, keep: int) -> tuple[np.ndarray, dict] | None:
     while done < len(by_bound) and ub[by_bound[done]] >= threshold * (1 - 1e-9):
         rows = by_bound[done:done + chunk]
         rows = rows[ub[rows] >= threshold * (1 - 1e-9)]
-        ev = evaluate_table(ctx, T.take(t, rows))
+        ev = evaluate_table(ctx, T.take(t, rows), None if peak is None else peak[rows])
         if np.any(ev["step_s"] < lb[rows] * (1 - 1e-9)):
             return None
         score = np.where(ev["verdict"] < 2, ev["tokens_per_s"] * np.where(ev["verdict"] == 1, TIGHT_PENALTY, 1.0),
@@ -395,17 +400,18 @@ def _search_one(scenario, exhaustive: bool, objective: str | None = None, keep: 
     b = scenario.budget
     prune = keep is not None and _prunable(scenario, objective)
     counts = counts or not prune or b.max_gpus is not None
-    fits = _fits_memory(ctx, t) if counts else np.ones(T.size(t), dtype=bool)
+    fits, peak = _fits_memory(ctx, t) if counts else (np.ones(T.size(t), dtype=bool), None)
     n_fit = int(fits.sum())
     pool = T.take(t, fits) if counts and n_fit else t  # the plans to time (all when nothing fits)
+    peak = peak[fits] if counts and n_fit and not exhaustive else None  # exhaustive: memory evaluated anew
     out["t"] = t = None  # only the pool is kept: the largest searches hold one table, not two
-    best = _evaluate_best(ctx, pool, keep) if n_fit and prune else None
+    best = _evaluate_best(ctx, pool, keep, peak) if n_fit and prune else None
     if best is not None:
         rows, ev = best
         t = T.take(pool, rows)
     else:
         t = pool
-        ev = evaluate_table(ctx, t)
+        ev = evaluate_table(ctx, t, peak)
     ok = ev["verdict"] < 2
     within = ok.copy()
     if b.max_days is not None:
