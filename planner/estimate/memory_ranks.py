@@ -38,30 +38,38 @@ def rank_classes(ctx, pp: int, vpp: int) -> list[tuple[int, int]]:
     return sorted(zip(first.tolist(), last.tolist()))
 
 
+def _pair_candidates(ctx, pp: int, vpp: int) -> tuple[list[int], list[tuple[int, int]]]:
+    """(candidate ranks ascending, (slot of lowest, slot of highest) of each class of several ranks)
+    of a (pp, vpp) pipeline, cached on the context (they depend on its model only)."""
+    cache = ctx.__dict__.setdefault("_rank_candidates", {})
+    if (pp, vpp) not in cache:
+        classes = rank_classes(ctx, pp, vpp)
+        cands = sorted({r for c in classes for r in c})
+        slot = {r: j for j, r in enumerate(cands)}
+        cache[(pp, vpp)] = (cands, [(slot[a], slot[b]) for a, b in classes if b > a])
+    return cache[(pp, vpp)]
+
+
 def candidate_ranks(ctx, t: dict) -> tuple[np.ndarray, np.ndarray]:
     """(ranks, ends) per plan: `ranks` (plans x slots) the lowest and highest rank of every class,
     ascending, -1 past the plan's candidates (slot 0 is rank 0); `ends` (plans x classes x 2) the
     slots of each class's lowest and highest rank (-1 where the class has one rank or none)."""
     pp, vpp = t["pp"].astype(np.int64), t["vpp"].astype(np.int64)
-    key = pp * (int(vpp.max()) + 1) + vpp
-    uniq, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-    per_pair, per_ends = [], []
-    for i in first.tolist():
-        classes = rank_classes(ctx, int(pp[i]), int(vpp[i]))
-        cands = sorted({r for c in classes for r in c})
-        slot = {r: j for j, r in enumerate(cands)}
-        per_pair.append(cands)
-        per_ends.append([(slot[a], slot[b]) for a, b in classes if b > a])
-    width = max(len(c) for c in per_pair)
-    n_ends = max([len(e) for e in per_ends] + [1])
-    ranks = np.full((len(uniq), width), -1, dtype=np.int64)
-    ends = np.full((len(uniq), n_ends, 2), -1, dtype=np.int64)
-    for j, (c, e) in enumerate(zip(per_pair, per_ends)):
+    width_v = int(vpp.max()) + 1
+    key = pp * width_v + vpp
+    present = np.flatnonzero(np.bincount(key))
+    per_pair = [_pair_candidates(ctx, int(k // width_v), int(k % width_v)) for k in present]
+    width = max(len(c) for c, _ in per_pair)
+    n_ends = max([len(e) for _, e in per_pair] + [1])
+    ranks = np.full((len(present), width), -1, dtype=np.int64)
+    ends = np.full((len(present), n_ends, 2), -1, dtype=np.int64)
+    for j, (c, e) in enumerate(per_pair):
         ranks[j, :len(c)] = c
         if e:
             ends[j, :len(e)] = e
-    inverse = inverse.reshape(-1)
-    return ranks[inverse], ends[inverse]
+    at = np.zeros(int(key.max()) + 1, dtype=np.int64)
+    at[present] = np.arange(len(present))
+    return ranks[at[key]], ends[at[key]]
 
 
 def every_rank(t: dict) -> np.ndarray:

@@ -157,7 +157,15 @@ def _rule_columns() -> tuple[str, ...]:
 def candidate_table(scenario, exhaustive: bool = False) -> tuple[dict, int]:
     """Layouts x categorical choices, with sp set as each framework runs it; framework rules and
     fixed fields applied. Returns (table, size of the space before the framework rules).
-    `exhaustive` enumerates the layouts by brute force instead of CP-SAT (same result, slower).
+    `exhaustive` enumerates the layouts by brute force instead of CP-SAT (same result, slower)."""
+    t, considered, _ = _candidate_rows(scenario, exhaustive)
+    return t, considered
+
+
+def _candidate_rows(scenario, exhaustive: bool = False, compact: bool = False) -> tuple[dict, int, np.ndarray]:
+    """candidate_table, plus the layout of each row (rows are layout-major: each layout's rows are
+    contiguous, its categorical choices in one order). `compact`: integer columns stored in the
+    narrowest type that holds them (T.compact; T.take widens the rows it returns).
 
     The rules read only a few layout columns, so they are applied once per distinct projection of
     the layouts on those columns x categorical choice, then expanded to the layouts (same rows, same
@@ -199,11 +207,12 @@ def candidate_table(scenario, exhaustive: bool = False) -> tuple[dict, int]:
         keep = keep & (grid["framework"] != code)
     keep = np.broadcast_to(keep, (len(uniq), n_cat))
     li, ci = np.nonzero(keep[inverse])  # layout-major, as the full product
-    t = {k: lay[k][li] for k in COLUMNS}
+    narrow = T.compact if compact else (lambda v: v)
+    t = {k: narrow(lay[k])[li] for k in COLUMNS}
     for j, key in enumerate(cats):
-        t[key] = combos[ci, j]
+        t[key] = narrow(combos[:, j])[ci]
     t["sp"] = _sp(t, fixed)
-    return t, considered
+    return t, considered, li
 
 
 def _sp(t: dict, fixed: dict) -> np.ndarray:
@@ -228,26 +237,58 @@ def _ga_for_memory(t: dict) -> np.ndarray:
     receive buffers, one per micro-batch (pipelining_recv_bytes: ga kept as is)."""
     from planner.estimate.memory_terms_stage import in_flight_microbatches
 
-    unbounded = in_flight_microbatches({"pp": t["pp"], "vpp": t["vpp"], "ga": np.full_like(t["ga"], 2**40)}, "first")
+    pp, vpp, ga = T.wide(t["pp"]), T.wide(t["vpp"]), T.wide(t["ga"])
+    unbounded = in_flight_microbatches({"pp": pp, "vpp": vpp, "ga": np.full_like(ga, 2**40)}, "first")
     cap = np.maximum(np.ceil(unbounded).astype(np.int64), 2)
-    return np.where(t["framework"] == T.FRAMEWORKS.index("torchtitan"), t["ga"], np.minimum(t["ga"], cap))
+    return np.where(t["framework"] == T.FRAMEWORKS.index("torchtitan"), ga, np.minimum(ga, cap))
 
 
-def _fits_memory(ctx, t: dict) -> tuple[np.ndarray, np.ndarray]:
+def _fits_memory(ctx, t: dict, layout=None) -> tuple[np.ndarray, np.ndarray]:
     """(fits, peak): fits is True where the plan's memory verdict is fits or tight (GPU, host RAM and
     NVMe), evaluated in chunks; peak is the plan's most loaded pipeline rank where it fits (its ranks
     were all evaluated; evaluate_table reuses it), a lower rank elsewhere.
     With several global batches, plans that differ only in an accumulation count the memory does
-    not tell apart (_ga_for_memory) share one evaluation (the columns the verdict reads: _read_columns).
+    not tell apart (_ga_for_memory) share one evaluation (the columns the verdict reads: _read_columns;
+    `layout`, each row's layout in a layout-major table, finds them without sorting: _shared_rows).
     A plan whose most loaded rank so far is already out of memory (its optimistic total, the total
     over 1 + the band's upper error, above the GPU's memory: planner.estimate.evaluate.memory_verdict)
     stays so whatever its other ranks hold, so they are not evaluated."""
     if len(ctx.scenario.training.batches) > 1 and T.size(t):
-        first, inverse = _groups({**t, "ga": _ga_for_memory(t)}, _read_columns(_verdict, ctx))
+        shared = _shared_rows(ctx, t, layout) if layout is not None else None
+        first, inverse = shared or _groups({**t, "ga": _ga_for_memory(t)}, _read_columns(_verdict, ctx))
         if len(first) < 0.8 * T.size(t):
             fits, peak = _fits_memory_rows(ctx, t, first)
             return fits[inverse], peak[inverse]
     return _fits_memory_rows(ctx, t, None)
+
+
+def _shared_rows(ctx, t: dict, layout: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """_groups of the plans by the columns the verdict reads with ga as _ga_for_memory, in linear time:
+    layouts equal but for ga (as the memory tells it apart) are grouped first (few rows), then each
+    plan maps to the plan at the same position among its group's first layout's rows (layouts that
+    differ only in ga have the same categorical choices: the framework rules do not read ga). Every
+    plan is then checked to equal its representative in those columns; None (sort instead) if not."""
+    n = T.size(t)
+    starts = np.flatnonzero(np.r_[True, layout[1:] != layout[:-1]])  # first row of each layout run
+    run = np.cumsum(np.r_[False, layout[1:] != layout[:-1]])  # run of every row
+    heads = {k: v[starts] for k, v in t.items()}
+    heads["ga"] = _ga_for_memory(heads)
+    heads["framework"] = np.zeros(len(starts), dtype=np.int64)  # ga capped alike: torchtitan below
+    lead, grp = _groups(heads, COLUMNS)
+    first_run = lead[grp]  # the group's first layout run, for every run
+    rep = starts[first_run][run] + (np.arange(n) - starts[run])
+    titan = t["framework"] == T.FRAMEWORKS.index("torchtitan")
+    rep = np.where(titan | (rep >= n), np.arange(n), rep)
+    ga = _ga_for_memory(t)
+    same = ga[rep] == ga
+    for k in _read_columns(_verdict, ctx):
+        if k != "ga":
+            same &= t[k][rep] == t[k]
+    if not same.all():
+        return None
+    own = rep == np.arange(n)
+    first = np.flatnonzero(own)
+    return first, (np.cumsum(own) - 1)[rep]
 
 
 def _fits_memory_rows(ctx, t: dict, rows) -> tuple[np.ndarray, np.ndarray]:
@@ -257,7 +298,7 @@ def _fits_memory_rows(ctx, t: dict, rows) -> tuple[np.ndarray, np.ndarray]:
     capacity = ctx.gpu.memory_gib * memory.GIB
     for lo in range(0, n, MEMORY_CHUNK):
         pick = slice(lo, lo + MEMORY_CHUNK) if rows is None else rows[lo:lo + MEMORY_CHUNK]
-        part = {k: v[pick] for k, v in t.items()}
+        part = T.take(t, pick)
         hi = bands.band_arrays("memory", ctx.model.moe is not None, part)[1]
         oom = lambda total, idx: total / (1 + hi[idx]) > capacity  # noqa: E731
         mem = memory.memory(ctx, part, oom, verdict_only=True)
@@ -297,7 +338,8 @@ def step_lower_bound(ctx, t: dict) -> np.ndarray:
     bubble) with the stage time set to the busier stage's compute of one micro-batch; the compute is
     evaluated once per distinct value of the columns it reads (not per plan)."""
     first, inverse = _groups(t, _read_columns(_busy_s, ctx))
-    return pipeline.pipeline_step_s(t, _busy_s(ctx, T.take(t, first))[inverse])
+    return pipeline.pipeline_step_s({k: T.wide(t[k]) for k in ("ga", "pp", "vpp")},
+                                    _busy_s(ctx, T.take(t, first))[inverse])
 
 
 def _groups(t: dict, cols: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
@@ -335,7 +377,7 @@ def _evaluate_best(ctx, t: dict, keep: int, peak=None) -> tuple[np.ndarray, dict
     multiple of that score within one node count), and below the fastest plan (the Pareto front).
     None when an evaluated plan's step time is below its bound (a model change broke the bound)."""
     lb = step_lower_bound(ctx, t)
-    ub = t["dp"] * t["mbs"] * t["ga"] * ctx.seq_len / lb
+    ub = T.wide(t["dp"]) * T.wide(t["mbs"]) * T.wide(t["ga"]) * ctx.seq_len / lb
     by_bound = np.argsort(-ub, kind="stable")
     done, parts, scores = 0, [], np.array([])
     chunk = max(FIRST_BATCH, 4 * keep)
@@ -391,7 +433,7 @@ def _search_one(scenario, exhaustive: bool, objective: str | None = None, keep: 
     fit (`fits_memory`) and are feasible (`feasible_count`); without, those are None and only the
     timed plans' memory is evaluated."""
     ctx = Context(scenario, all_ranks=exhaustive)
-    t, considered = candidate_table(scenario, exhaustive)
+    t, considered, layout = _candidate_rows(scenario, exhaustive, compact=True)
     out = {"ctx": ctx, "t": t, "considered": considered, "valid": T.size(t), "ev": None,
            "ranked": np.array([], dtype=np.int64), "fits_memory": 0, "feasible_count": 0}
     if not T.size(t):
@@ -400,9 +442,11 @@ def _search_one(scenario, exhaustive: bool, objective: str | None = None, keep: 
     b = scenario.budget
     prune = keep is not None and _prunable(scenario, objective)
     counts = counts or not prune or b.max_gpus is not None
-    fits, peak = _fits_memory(ctx, t) if counts else (np.ones(T.size(t), dtype=bool), None)
+    fits, peak = _fits_memory(ctx, t, layout) if counts else (np.ones(T.size(t), dtype=bool), None)
+    layout = None
     n_fit = int(fits.sum())
-    pool = T.take(t, fits) if counts and n_fit else t  # the plans to time (all when nothing fits)
+    # the plans to time (all when nothing fits), still compact
+    pool = {k: v[fits] for k, v in t.items()} if counts and n_fit else t
     peak = peak[fits] if counts and n_fit and not exhaustive else None  # exhaustive: memory evaluated anew
     out["t"] = t = None  # only the pool is kept: the largest searches hold one table, not two
     best = _evaluate_best(ctx, pool, keep, peak) if n_fit and prune else None
@@ -410,7 +454,7 @@ def _search_one(scenario, exhaustive: bool, objective: str | None = None, keep: 
         rows, ev = best
         t = T.take(pool, rows)
     else:
-        t = pool
+        t = T.take(pool, slice(None))
         ev = evaluate_table(ctx, t, peak)
     ok = ev["verdict"] < 2
     within = ok.copy()
