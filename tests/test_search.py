@@ -270,3 +270,12 @@ def test_memory_verdict_shared_across_batches_equals_every_plan(kw):
     shared = evaluate_table(ctx, table.take(t, fits), peak[fits])
     for k, v in ev["memory"].items():
         assert np.array_equal(shared["memory"][k], np.asarray(v)[fits] if np.ndim(v) else v), k
+    # the search's compact table groups the same plans in linear time (solver._shared_rows)
+    small, _, layout = solver._candidate_rows(sc, compact=True)
+    assert all(np.array_equal(small[k], t[k]) for k in t)
+    found = solver._shared_rows(ctx, small, layout)
+    assert found is not None
+    f2, i2 = solver._groups({**t, "ga": solver._ga_for_memory(t)}, solver._read_columns(solver._verdict, ctx))
+    assert np.array_equal(found[0][found[1]], f2[i2])
+    fits2, peak2 = solver._fits_memory(ctx, small, layout)
+    assert np.array_equal(fits2, fits) and np.array_equal(peak2, peak)
