@@ -212,7 +212,7 @@ def _candidate_rows(scenario, exhaustive: bool = False, compact: bool = False) -
     for j, key in enumerate(cats):
         t[key] = narrow(combos[:, j])[ci]
     t["sp"] = _sp(t, fixed)
-    return t, considered, li
+    return t, considered, narrow(li)
 
 
 def _sp(t: dict, fixed: dict) -> np.ndarray:
@@ -269,26 +269,31 @@ def _shared_rows(ctx, t: dict, layout: np.ndarray) -> tuple[np.ndarray, np.ndarr
     differ only in ga have the same categorical choices: the framework rules do not read ga). Every
     plan is then checked to equal its representative in those columns; None (sort instead) if not."""
     n = T.size(t)
-    starts = np.flatnonzero(np.r_[True, layout[1:] != layout[:-1]])  # first row of each layout run
-    run = np.cumsum(np.r_[False, layout[1:] != layout[:-1]])  # run of every row
+    ix = np.int32 if n < 2**31 else np.int64  # row indices (the largest searches: 4 bytes, not 8)
+    change = np.empty(n, dtype=bool)
+    change[0] = True
+    np.not_equal(layout[1:], layout[:-1], out=change[1:])
+    starts = np.flatnonzero(change).astype(ix)  # first row of each layout's run of rows
+    run = np.cumsum(change, dtype=ix) - 1  # the run of every row
+    del change
     heads = {k: v[starts] for k, v in t.items()}
-    heads["ga"] = _ga_for_memory(heads)
     heads["framework"] = np.zeros(len(starts), dtype=np.int64)  # ga capped alike: torchtitan below
+    heads["ga"] = _ga_for_memory(heads)
     lead, grp = _groups(heads, COLUMNS)
-    first_run = lead[grp]  # the group's first layout run, for every run
-    rep = starts[first_run][run] + (np.arange(n) - starts[run])
-    titan = t["framework"] == T.FRAMEWORKS.index("torchtitan")
-    rep = np.where(titan | (rep >= n), np.arange(n), rep)
-    ga = _ga_for_memory(t)
-    same = ga[rep] == ga
+    first_run = lead[grp].astype(ix)  # the group's first layout run, for every run
+    rep = np.arange(n, dtype=ix)
+    rep -= starts[run]
+    rep += starts[first_run][run]
+    keep_own = (t["framework"] == T.FRAMEWORKS.index("torchtitan")) | (rep >= n) | (rep < 0)
+    rep[keep_own] = np.flatnonzero(keep_own).astype(ix)
+    same = keep_own | (run[rep] == first_run[run])  # the representative lies in its group's first run
     for k in _read_columns(_verdict, ctx):
-        if k != "ga":
+        if k != "ga":  # ga: equal as the memory tells it apart, by the layout grouping
             same &= t[k][rep] == t[k]
     if not same.all():
         return None
-    own = rep == np.arange(n)
-    first = np.flatnonzero(own)
-    return first, (np.cumsum(own) - 1)[rep]
+    own = rep == np.arange(n, dtype=ix)
+    return np.flatnonzero(own), (np.cumsum(own, dtype=ix) - 1)[rep]
 
 
 def _fits_memory_rows(ctx, t: dict, rows) -> tuple[np.ndarray, np.ndarray]:
