@@ -99,10 +99,11 @@ class Context:
         return matmul_flops_per_token(self.model) + self.attention_fwd_flops_per_token
 
 
-def evaluate_table(ctx: Context, t: dict, peak=None) -> dict:
-    """Every estimate for every row of the plan table, as arrays. `peak`: each plan's most loaded
-    pipeline rank when an earlier memory scan found it (memory.memory)."""
-    mem = memory.memory(ctx, t, peak=peak)
+def stage_time(ctx: Context, t: dict):
+    """(stage seconds, its compute parts, its communication parts) of one micro-batch on the slower
+    of the first and last pipeline stage: compute plus the exposed TP, CP, EP and pipeline
+    communication. The step is the pipeline's step over this stage time plus DP sync, optimizer and
+    offload (evaluate_table), none of them negative."""
     unit = compute.layer_costs(ctx, t)  # per layer: the same on every stage
     unit_comm = comm.layer_comm(ctx, t, unit["attn_fwd"])
     stages = {}
@@ -121,6 +122,14 @@ def evaluate_table(ctx: Context, t: dict, peak=None) -> dict:
     stage_s = pick(stages["first"][0], stages["last"][0])
     c = {k: pick(stages["first"][1][k], stages["last"][1][k]) for k in stages["first"][1]}
     cm = {k: pick(stages["first"][2][k], stages["last"][2][k]) for k in stages["first"][2]}
+    return stage_s, c, cm
+
+
+def evaluate_table(ctx: Context, t: dict, peak=None) -> dict:
+    """Every estimate for every row of the plan table, as arrays. `peak`: each plan's most loaded
+    pipeline rank when an earlier memory scan found it (memory.memory)."""
+    mem = memory.memory(ctx, t, peak=peak)
+    stage_s, c, cm = stage_time(ctx, t)
 
     ga = t["ga"]
     dp = comm.dp_comm(ctx, t, mem, c["forward"], c["backward"])

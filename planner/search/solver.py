@@ -15,8 +15,8 @@ import time
 import numpy as np
 
 from planner.estimate import table as T
-from planner.estimate import bands, compute, memory, pipeline
-from planner.estimate.evaluate import Context, evaluate_table, memory_verdict, result_row
+from planner.estimate import bands, memory, pipeline
+from planner.estimate.evaluate import Context, evaluate_table, memory_verdict, result_row, stage_time
 from planner.frameworks.rules import RULES, framework_mask, unbuildable
 from planner.search.rank import TIE, TIGHT_PENALTY, order, pareto_mask, preferred, ranking_rule
 from planner.search.cpsat import all_solutions
@@ -326,25 +326,20 @@ def _read_columns(fn, ctx) -> tuple[str, ...]:
     return tuple(sorted(seen))
 
 
-def _busy_s(ctx, t: dict) -> np.ndarray:
-    """Compute seconds of one micro-batch on the busier of the first and last stage (forward,
-    backward, recompute): a stage's time is at least this, since communication adds to it, and the
-    step is the pipeline's step over the slowest stage's time plus DP sync, optimizer and offload
-    (planner.estimate.evaluate)."""
-    out = 0.0
-    for stage in ("first", "last"):
-        c = compute.microbatch_compute(ctx, t, stage)
-        out = np.maximum(out, c["forward"] + c["backward"] + c["recompute"])
-    return out
+def _stage_s(ctx, t: dict) -> np.ndarray:
+    """One micro-batch's time on the slower of the first and last stage, compute and exposed
+    communication (planner.estimate.evaluate.stage_time): the step is the pipeline's step over it
+    plus DP sync, optimizer and offload, none of them negative."""
+    return stage_time(ctx, t)[0]
 
 
 def step_lower_bound(ctx, t: dict) -> np.ndarray:
     """A lower bound of every plan's step time: the pipeline's step (ga micro-batches and the
-    bubble) with the stage time set to the busier stage's compute of one micro-batch; the compute is
-    evaluated once per distinct value of the columns it reads (not per plan)."""
-    first, inverse = _groups(t, _read_columns(_busy_s, ctx))
+    bubble) over the stage time (_stage_s), without the DP sync, optimizer and offload the step adds;
+    the stage time is evaluated once per distinct value of the columns it reads (not per plan)."""
+    first, inverse = _groups(t, _read_columns(_stage_s, ctx))
     return pipeline.pipeline_step_s({k: T.wide(t[k]) for k in ("ga", "pp", "vpp")},
-                                    _busy_s(ctx, T.take(t, first))[inverse])
+                                    _stage_s(ctx, T.take(t, first))[inverse])
 
 
 def _groups(t: dict, cols: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
