@@ -59,9 +59,35 @@ under the profiler). Measured, and what changed:
 - with several batches, plans that differ only in an accumulation count beyond the micro-batches in
   flight share one memory verdict (9,197,049 -> 5,113,179 evaluations for the 131,072-GPU range).
 
-What remains, below: the every-rank memory of the plans that fit (each of their ranks must be
-evaluated for the exact count), and for the 131,072-GPU range the timing of ~1M plans the step-time
-bound (compute only; communication dominates there) cannot rule out.
+Then (issue 14, second pass), each change exact (the same JSON for every shipped and benchmark
+scenario, byte for byte; tests compare each with the reference path it replaces):
+
+- candidate ranks (planner/estimate/memory_ranks.py): ranks holding the same stage parameters
+  differ only by micro-batches in flight, which fall with the rank, so only the lowest and highest
+  rank of each such class can hold the peak; plans where a class's highest rank is the larger are
+  scanned rank by rank. DeepSeek-V3 on 2,048 H100: 4.9M -> 4.5M rank evaluations (pp is small
+  there: most plans have 2-6 candidates either way); `--exhaustive` keeps the every-rank scan;
+- stage layers read from a (pp, vpp, rank) table; the verdict pass keeps only what the verdict
+  reads while scanning; the timing pass reuses each fitting plan's peak rank from the verdict pass
+  (one stage evaluation per plan instead of a scan); memory passes of 65,536 rows (cache-sized:
+  15% faster than 262,144 here);
+- the step-time lower bound is now the pipeline's step over the full stage time (compute and
+  exposed TP/CP/EP/PP communication: evaluate.stage_time), leaving out only DP sync, optimizer and
+  offload: 2,048 plans are timed for DeepSeek-V3 on 2,048 GPUs and 10,240 for the 131,072-GPU range
+  (was ~1M);
+- the plan table is stored in the narrowest integer types (T.take widens the rows it returns), and
+  plans sharing a memory verdict across batches are found in linear time from the layout-major
+  table (each checked against its representative; sorting otherwise): the 131,072-GPU range peaks
+  at 0.66 GB instead of 1.8 GB;
+- OR-Tools' cp_model is imported without pandas (a placeholder with the two names its signatures
+  read): ~0.2-0.35 s less start-up per process.
+
+What remains, below: the memory verdict of every plan that fits, for the exact `feasible` count
+(PRODUCT.md): each candidate rank of each fitting plan is one full stage evaluation (~0.5 us per
+plan-rank here, ~100 numpy passes over each plan), 70-80% of the search; no two plans are equal in
+the 16 columns it reads (fixed batch), and grouping per term (states do not read mbs or recompute,
+activations do not read dp, zero or offload) costs a sort per rank per term. Then the step-time
+bound itself (the stage time of every distinct plan, 481,008 for DeepSeek-V3 / 2,048 H100).
 """
 
 

@@ -322,7 +322,8 @@ def _read_columns(fn, ctx) -> tuple[str, ...]:
             return super().__getitem__(key)
 
     one = {k: np.ones(1, dtype=np.int64) for k in (*COLUMNS, *T.CATEGORICAL, "zero")}
-    fn(ctx, Recorder({**one, "sp": np.zeros(1, dtype=bool)}))
+    with np.errstate(all="ignore"):  # the recording row's numbers mean nothing (e.g. a precision without a peak)
+        fn(ctx, Recorder({**one, "sp": np.zeros(1, dtype=bool)}))
     return tuple(sorted(seen))
 
 
