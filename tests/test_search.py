@@ -283,3 +283,22 @@ def test_memory_verdict_shared_across_batches_equals_every_plan(kw):
     assert np.array_equal(found[0][found[1]], f2[i2])
     fits2, peak2 = solver._fits_memory(ctx, small, layout)
     assert np.array_equal(fits2, fits) and np.array_equal(peak2, peak)
+
+
+def test_memory_verdict_threads_give_the_serial_result(monkeypatch):
+    """The verdict pass shares its chunks between threads: the same verdicts and peak ranks as one
+    thread taking them in order (small chunks, so there are many)."""
+    from planner.estimate.evaluate import Context
+    from planner.search import solver
+
+    sc = scenario(model="mixtral-8x7b", node="hgx-h100", nodes=2, gb=64)
+    t, _, _ = solver._candidate_rows(sc, compact=True)
+    ctx = Context(sc)
+    monkeypatch.setattr(solver, "MEMORY_CHUNK", 997)
+    runs = []
+    for threads in (1, 2, 3):
+        monkeypatch.setattr(solver, "MEMORY_THREADS", threads)
+        runs.append(solver._fits_memory_rows(ctx, t, None))
+    assert table.size(t) > 8 * 997 and runs[0][0].any() and not runs[0][0].all()
+    for fits, peak in runs[1:]:
+        assert np.array_equal(fits, runs[0][0]) and np.array_equal(peak, runs[0][1])

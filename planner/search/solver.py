@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import os
 import time
 
 import numpy as np
@@ -221,6 +222,7 @@ def _sp(t: dict, fixed: dict) -> np.ndarray:
     return np.full_like(sp, bool(fixed["sp"])) if "sp" in fixed else sp
 
 
+MEMORY_THREADS = min(2, os.cpu_count() or 1)  # threads of the memory verdict pass
 MEMORY_CHUNK = 65_536  # rows per memory pass: bounds the peak memory of the largest searches
 FIRST_BATCH = 2_048  # plans evaluated first, by best bound, to set the pruning threshold
 
@@ -297,11 +299,14 @@ def _shared_rows(ctx, t: dict, layout: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 
 def _fits_memory_rows(ctx, t: dict, rows) -> tuple[np.ndarray, np.ndarray]:
-    """_fits_memory of the rows `rows` of t (None: all), taken one chunk at a time."""
+    """_fits_memory of the rows `rows` of t (None: all), taken one chunk at a time, the chunks shared
+    by MEMORY_THREADS threads (numpy releases the interpreter lock in its array loops; each chunk's
+    numbers are its own, so the result does not depend on the threads)."""
     n = T.size(t) if rows is None else len(rows)
     out, peak = np.zeros(n, dtype=bool), np.zeros(n, dtype=np.int16)
     capacity = ctx.gpu.memory_gib * memory.GIB
-    for lo in range(0, n, MEMORY_CHUNK):
+
+    def chunk(lo: int) -> None:
         pick = slice(lo, lo + MEMORY_CHUNK) if rows is None else rows[lo:lo + MEMORY_CHUNK]
         part = T.take(t, pick)
         hi = bands.band_arrays("memory", ctx.model.moe is not None, part)[1]
@@ -309,7 +314,22 @@ def _fits_memory_rows(ctx, t: dict, rows) -> tuple[np.ndarray, np.ndarray]:
         mem = memory.memory(ctx, part, oom, verdict_only=True)
         out[lo:lo + MEMORY_CHUNK] = memory_verdict(ctx, part, mem)[0] < 2
         peak[lo:lo + MEMORY_CHUNK] = mem["stage"]
+
+    _in_chunks(chunk, n)
     return out, peak
+
+
+def _in_chunks(chunk, n: int) -> None:
+    """chunk(lo) for lo = 0, MEMORY_CHUNK, ... below n, shared by MEMORY_THREADS threads."""
+    starts = range(0, n, MEMORY_CHUNK)
+    if MEMORY_THREADS > 1 and len(starts) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(min(MEMORY_THREADS, len(starts))) as pool:
+            list(pool.map(chunk, starts))  # list: re-raises a chunk's error here
+    else:
+        for lo in starts:
+            chunk(lo)
 
 
 def _read_columns(fn, ctx) -> tuple[str, ...]:
@@ -337,10 +357,16 @@ def _stage_s(ctx, t: dict) -> np.ndarray:
 def step_lower_bound(ctx, t: dict) -> np.ndarray:
     """A lower bound of every plan's step time: the pipeline's step (ga micro-batches and the
     bubble) over the stage time (_stage_s), without the DP sync, optimizer and offload the step adds;
-    the stage time is evaluated once per distinct value of the columns it reads (not per plan)."""
+    the stage time is evaluated once per distinct value of the columns it reads (not per plan), in
+    chunks (_in_chunks)."""
     first, inverse = _groups(t, _read_columns(_stage_s, ctx))
-    return pipeline.pipeline_step_s({k: T.wide(t[k]) for k in ("ga", "pp", "vpp")},
-                                    _stage_s(ctx, T.take(t, first))[inverse])
+    stage_s = np.zeros(len(first))
+
+    def chunk(lo: int) -> None:
+        stage_s[lo:lo + MEMORY_CHUNK] = _stage_s(ctx, T.take(t, first[lo:lo + MEMORY_CHUNK]))
+
+    _in_chunks(chunk, len(first))
+    return pipeline.pipeline_step_s({k: T.wide(t[k]) for k in ("ga", "pp", "vpp")}, stage_s[inverse])
 
 
 def _groups(t: dict, cols: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
