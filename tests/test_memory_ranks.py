@@ -85,3 +85,17 @@ def test_verdict_only_memory_gives_the_same_verdict_figures():
     for k in ("total", "stage", "host_per_node", "nvme_per_node"):
         assert np.array_equal(slim[k], full[k]), k
     assert (full["host_per_node"] > full["host.process_base"]).any()  # offloaded states counted
+
+
+def test_stage_layers_table_equals_the_direct_formula():
+    """Long plan tables read stage_layers from a (pp, vpp, rank) table: the same numbers as the
+    formula row by row, for every stage kind."""
+    from planner.estimate import memory_terms_stage as S
+
+    ctx = Context(scenario(model="deepseek-v3", nodes=256))
+    t = random_table(np.random.default_rng(5), 3 * S.LOOKUP_ROWS, ctx.model.layers)
+    ranks = np.random.default_rng(6).integers(0, 40, len(t["pp"]))
+    for stage in ("first", "last", ranks):
+        fast = S.stage_layers(ctx, t, stage)
+        slow = S._stage_layers_rows(ctx, t, S.pipeline_rank(t, stage))
+        assert all(np.array_equal(a, b) for a, b in zip(fast, slow))

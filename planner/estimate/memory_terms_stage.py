@@ -65,14 +65,15 @@ def _layer_table(ctx, top_pp: int, top_vpp: int) -> tuple[np.ndarray, np.ndarray
     flattened in that order (_stage_layers_rows on that grid: what it reads of ctx is in the key)."""
     st = ctx.stats
     key = (ctx.model.layers, st.dense_layers, st.moe_layers, top_pp, top_vpp)
-    if key not in _LAYER_TABLES:
+    found = _LAYER_TABLES.get(key)  # read once: another thread may clear the cache
+    if found is None:
         if len(_LAYER_TABLES) > 64:
             _LAYER_TABLES.clear()
         pp, vpp, rank = (a.ravel() for a in np.meshgrid(np.arange(1, top_pp + 1), np.arange(1, top_vpp + 1),
                                                         np.arange(top_pp), indexing="ij"))
         lps, dense, _ = _stage_layers_rows(ctx, {"pp": pp, "vpp": vpp}, np.minimum(rank, pp - 1))
-        _LAYER_TABLES[key] = (lps, np.array(dense, dtype=float))
-    return _LAYER_TABLES[key]
+        found = _LAYER_TABLES[key] = (lps, np.array(dense, dtype=float))
+    return found
 
 
 def _stage_layers_rows(ctx, t, rank):
