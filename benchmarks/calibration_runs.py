@@ -9,6 +9,8 @@ so that the report shows what the planner was told. The older Megatron runs of
 
 from __future__ import annotations
 
+import re
+
 from planner.arch import flops_per_token
 from planner.catalog import model as catalog_model
 from planner.catalog import node as catalog_node
@@ -45,20 +47,30 @@ def _ffn_act(text: str) -> str:
     return "relu" if "relu" in t else "gelu"
 
 
+# torchtitan's benchmark H100s (Meta Grand Teton): "96GB HBM2e with 2.4 TB/sec peak memory bandwidth"
+# (pytorch/torchtitan benchmarks/llama3_h100_202412_torchtitan.md, Hardware); the catalog's h100-nvl
+# stand-in has HBM3 at 3.9 TB/s.
+GRAND_TETON_H100_HBM_TB_S = 2.4
+
+
 def node_of(run: dict):
     """(catalog node, note). Torchtitan's H100s are the 96 GB HBM2e, 500 W part (run notes: peak
     between SXM and NVL); the catalog's nearest entry with that memory and power class is h100-nvl,
-    placed in a DGX-H100 node (NVLink4 8-GPU, 400 Gb/s per GPU: the run's stated fabric)."""
+    with the HBM2e bandwidth the source states (GRAND_TETON_H100_HBM_TB_S), placed in a DGX-H100
+    node (NVLink4 8-GPU, 400 Gb/s per GPU: the run's stated fabric)."""
     gpu = run["hardware"]["gpu"]
     if "GB200" in gpu:
         return catalog_node("gb200-nvl72"), "gb200-nvl72"
+    if "B200" in gpu:
+        return catalog_node("dgx-b200"), "dgx-b200"
     if "A100" in gpu:
         return catalog_node("dgx-a100-80gb"), "dgx-a100-80gb"
     if "H100" in gpu and "96GB" in gpu.replace(" ", ""):
         nd = catalog_node("dgx-h100")
         from planner.catalog import gpu as catalog_gpu
-        return nd.model_copy(update={"gpu": catalog_gpu("h100-nvl"), "name": "dgx-h100+h100-nvl"}), \
-            "dgx-h100 with h100-nvl (96 GB 500 W part)"
+        g = catalog_gpu("h100-nvl").model_copy(update={"hbm_tb_s": GRAND_TETON_H100_HBM_TB_S})
+        return nd.model_copy(update={"gpu": g, "name": "dgx-h100+h100-nvl"}), \
+            f"dgx-h100 with h100-nvl (96 GB 500 W part, HBM2e {GRAND_TETON_H100_HBM_TB_S} TB/s)"
     return catalog_node("dgx-h100"), "dgx-h100"
 
 
@@ -85,6 +97,8 @@ def model_of(run: dict, assumed: list[str]) -> ModelSpec:
                      "shared_experts": moe.get("shared_experts") or 0,
                      "dense_layers": moe.get("dense_layers") or 0,
                      "router_bias": moe.get("router_score") == "sigmoid"}
+        if moe.get("capacity_factor"):
+            kw["moe"]["capacity_factor"] = moe["capacity_factor"]
     if m.get("mla"):
         kw["mla"] = dict(m["mla"])
         kw["kv_heads"] = kw["head_dim"] = None
@@ -95,9 +109,8 @@ def model_of(run: dict, assumed: list[str]) -> ModelSpec:
 
 def _recompute(run: dict, framework: str, assumed: list[str]) -> str:
     text = str(run["parallel"].get("recompute") or "").lower()
-    if "recompute_num_layers" in text:
-        assumed.append("recompute=none (partial full recompute of some layers not expressible)")
-        return "none"
+    if recompute_num_layers(run) is not None:
+        return "full"  # Megatron --recompute-method block (runtime.recompute_num_layers)
     if "full" in text:
         return "full"
     if "selective" in text:
@@ -108,6 +121,16 @@ def _recompute(run: dict, framework: str, assumed: list[str]) -> str:
     # leave it unset train without recompute.
     assumed.append("recompute=none")
     return "none"
+
+
+def recompute_num_layers(run: dict) -> int | None:
+    """N of a Megatron block recompute (`recompute_num_layers=N` in the run's recompute text, or the
+    structured key), else None."""
+    p = run["parallel"]
+    if p.get("recompute_num_layers") is not None:
+        return int(p["recompute_num_layers"])
+    m = re.search(r"recompute_num_layers\s*=\s*(\d+)", str(p.get("recompute") or ""))
+    return int(m.group(1)) if m else None
 
 
 def plan_of(run: dict, assumed: list[str]) -> dict:
@@ -175,6 +198,13 @@ def runtime_of(run: dict, framework: str) -> dict:
         # Megatron-Bridge performance scripts (scripts/performance/utils/overrides.py):
         # cross_entropy_fusion_impl = "te"
         rt["cross_entropy_impl"] = "te"
+    if framework == "megatron" and recompute_num_layers(run) is not None and "recompute_num_layers" in Runtime.model_fields:
+        rt["recompute_num_layers"] = recompute_num_layers(run)
+    # recipe settings a run file states as structured keys (benchmarks/recipe_runs.yaml header)
+    for key in ("recompute_modules", "activation_offload_layers", "keep_fp8_transpose_cache", "cross_entropy_impl",
+                "expandable_segments"):
+        if p.get(key) is not None and key in Runtime.model_fields and framework == "megatron":
+            rt[key] = p[key]
     if framework != "megatron":
         # torch.compile only where the run says so (torchtitan's and Composer's default is off)
         rt["compile"] = "compile" in tech

@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from planner import catalog
+from planner import catalog, jsonout
 from planner.errors import InputError
 from planner.report import console as render
 
@@ -27,7 +27,7 @@ def _fail_input(exc: InputError) -> None:
 
 
 def _emit_json(obj) -> None:
-    click.echo(json.dumps(obj, indent=2, allow_nan=False))
+    click.echo(jsonout.dumps(obj, indent=2))
 
 
 class _Group(click.Group):

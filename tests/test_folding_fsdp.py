@@ -62,11 +62,13 @@ def test_ep_all_to_all_runs_over_the_ranks_the_group_crosses():
     sc = scenario(model="mixtral-8x7b", nodes=4, gb=64)
     ctx = Context(sc)
     t = table.from_plans([resolved(sc, f"tp=2,dp=16,ep=8,etp={e},recompute=none") for e in (2, 1)])
-    unit = comm.layer_comm(ctx, t, np.zeros(2))["ep_moe_layer"]
+    unit, one = comm.layer_comm(ctx, t, np.zeros(2))["ep_moe_layer"], comm.ep_dispatch_s(ctx, t)
     tokens = 4096
     a2a = 2.0 * tokens * sc.model.moe.top_k * sc.model.hidden / 2
-    assert unit[0] == pytest.approx(4 * comm.all_to_all_s(ctx.node, a2a, 8, 2))
-    assert unit[1] == pytest.approx(4 * comm.all_to_all_s(ctx.node, a2a, 8, 1))
+    # etp = 2 adds the dispatcher's all-gather / reduce-scatter of the received tokens over the etp pair
+    assert one[0] == pytest.approx(comm.all_to_all_s(ctx.node, a2a, 8, 2) + comm.gather_s(ctx.node, 2 * a2a, 2, 1))
+    assert one[1] == pytest.approx(comm.all_to_all_s(ctx.node, a2a, 8, 1))
+    assert unit == pytest.approx(4 * one + comm.moe_metadata_s(ctx.node, np.array([8, 8]), t["etp"]))
     assert unit[1] < unit[0]
 
 

@@ -170,7 +170,9 @@ def test_batch_list_ranks_as_each_batch_merged(kw, batches):
     from planner.search.rank import order
 
     both = solve(scenario(**kw, gb=batches), top=30)
-    alone = [solve(scenario(**kw, gb=b), top=30) for b in batches]
+    # each batch alone to a deeper list: the tie rule (within 1%, simpler first) is not transitive, so
+    # a plan its own batch ranks below 30th can still reach the merged top 30
+    alone = [solve(scenario(**kw, gb=b), top=90) for b in batches]
     plans = [p for r in alone for p in r["plans"]]
     keys = {
         "tokens_per_s": np.array([p["throughput"]["tokens_per_s"] for p in plans]),

@@ -219,3 +219,85 @@ def test_search_disaggregated_switch(tmp_path):
     only_dis = write(tmp_path, "b.yaml", base.replace("kv_cache: [bf16, fp8]", "kv_cache: [bf16, fp8]\n  disaggregated: [true]"))
     assert (candidate_table(load_serving_scenario(only_colo))["prefill_replicas"] == 0).all()
     assert (candidate_table(load_serving_scenario(only_dis))["prefill_replicas"] > 0).all()
+
+
+def test_rate_batch_solves_littles_law_on_every_stable_plan():
+    """Under a request rate the running batch B of each stable plan is the fixed point
+    B = rate x output x TPOT(B) of its own time model (bracketed Newton, evaluate._littles_law_batch)."""
+    from planner.serve import evaluate as V
+    from planner.serve.search import candidate_table
+    from planner.spec.serving import load_serving_scenario
+
+    sc = load_serving_scenario(SERVE_70B)
+    t = candidate_table(sc)
+    ev = V.evaluate(sc, t)
+    ok = ev["stable"] & (ev["batch"] < ev["batch_cap"] - 1e-6)
+    assert ok.sum() > 1000
+    sub = {k: v[ok] for k, v in t.items()}
+    ctx = V.Context(sc)
+    ctx.links = V.timing.comm_links(ctx.node, sub)
+    rate = sc.serving.requests_per_s / sub["replicas"] * ctx.out_mean
+    b = ev["batch"][ok]
+    assert np.allclose(rate * V._iter(ctx, sub, b), b, rtol=1e-4)
+
+
+def test_a_whole_prompt_at_small_batch_costs_its_prefill(tmp_path):
+    """At concurrency 1 the engine prefills each 5,000-token prompt in one compute-bound step rather
+    than hiding it under the decode's weight reads: the extra time per request of an uncached prompt
+    over a (nearly) cached one is its extra prefill time (out x delta TPOT = delta TTFT)."""
+    def est(hit):
+        p = write(tmp_path, f"s{hit}.yaml", "model: llama-3.1-70b\ncluster: {node: dgx-h100, nodes: 1}\n"
+                  f"serving: {{input_tokens: 5000, output_tokens: 500, concurrency: 1, prefix_cache_hit: {hit}}}\n")
+        return json.loads(run("serve", p, "--plan", "engine=trtllm,weights=fp8,kv_cache=fp8,tp=2", "--json").stdout)
+
+    cold, warm = est(0.0), est(0.99)
+    d_ttft = cold["latency"]["ttft_ms"]["p50"] - warm["latency"]["ttft_ms"]["p50"]
+    d_cycle = 500 * (cold["latency"]["tpot_ms"]["p50"] - warm["latency"]["tpot_ms"]["p50"])
+    assert d_ttft > 200
+    assert d_cycle == pytest.approx(d_ttft, rel=0.05)
+
+
+def test_fixed_concurrency_prompts_queue_for_the_prefill(tmp_path):
+    """With 50 users in a closed loop on one engine, finished requests return as new prompts at the
+    completion rate and queue for the prefill (M/M/1, as under a request rate): the TTFT tail grows
+    well above a lone user's, although every request holds a batch slot."""
+    def est(c):
+        p = write(tmp_path, f"c{c}.yaml", "model: llama-3.1-70b\ncluster: {node: dgx-h100, nodes: 1}\n"
+                  f"serving: {{input_tokens: 5000, output_tokens: 500, concurrency: {c}}}\n")
+        return json.loads(run("serve", p, "--plan", "engine=trtllm,weights=fp8,kv_cache=fp8,tp=2", "--json").stdout)
+
+    one, many = est(1), est(50)
+    assert many["throughput"]["running_sequences_per_replica"] == 50
+    assert many["latency"]["ttft_ms"]["p90"] > 1.5 * one["latency"]["ttft_ms"]["p90"]
+    assert many["latency"]["ttft_ms"]["p50"] <= many["latency"]["ttft_ms"]["p90"]
+
+
+def test_lighter_weights_fix_says_how_many_gpus_it_still_needs(tmp_path):
+    """405B at bf16 on 2 H100: fp8 halves the weights but 2 GPUs still cannot hold ~380 GiB, so the
+    fix names the GPUs that scheme needs (ceil(weights / usable memory per GPU))."""
+    p = write(tmp_path, "s.yaml", "model: llama-3.1-405b\ncluster: {node: dgx-h100, nodes: 1}\n"
+              "budget: {max_gpus: 2}\nserving: {input_tokens: 1000, output_tokens: 200, offline: true}\n"
+              "search: {weights: [bf16]}\n")
+    r = run("serve", p, "--json")
+    assert r.exit_code == 1
+    fixes = [f["change"] for f in json.loads(r.stdout)["infeasible"]["fixes"]]
+    fp8 = next(f for f in fixes if "weights fp8" in f)
+    n = int(fp8.split("at least ")[1].split()[0])
+    assert 5 <= n <= 6  # 405e9 x 1 byte + bf16 embeddings ~ 380 GiB over 0.9 x 79.6 GiB
+
+
+def test_dense_gemms_compute_whole_tiles_of_rows():
+    """Tile quantization of the dense GEMMs' token rows (timing.padded_rows, GEMM_TILE_ROWS = 128):
+    in the compute-bound regime a step of 129 tokens costs what 256 cost, one of 128 less."""
+    from planner.serve import timing as T
+
+    sc_model = catalog.model("llama-3.1-70b")
+    f = model_facts(sc_model)
+    lin, bw, bpe = 1e15, 1e15, 1.0  # bandwidth so high that compute bounds every case
+    one = np.array([1])
+
+    def t(n):
+        return float(T.dense_linear_s(f, f.layers, np.array([float(n)]), 0.0, one, one, lin, bw, bpe)[0])
+
+    assert t(129) == pytest.approx(t(256)) and t(128) < t(129)
+    assert t(256) == pytest.approx(2 * t(128))

@@ -69,3 +69,10 @@ def test_serving_only_file_and_errors(tmp_path):
     bad = FILE.replace("hours_per_year: 4000", "hours_per_year: 9000")
     r = runner.invoke(main, ["compare", str(write(tmp_path, "b.yaml", bad))])
     assert r.exit_code == 2 and "hours_per_year" in r.output
+
+
+def test_serving_workload_longer_than_a_learned_position_table_is_refused(tmp_path):
+    long = FILE.replace("model: llama-3.1-8b\n    serving: {input_tokens: 1024",
+                        "model: gpt3-175b\n    serving: {input_tokens: 4096")
+    r = runner.invoke(main, ["compare", str(write(tmp_path, "l.yaml", long))])
+    assert r.exit_code == 2 and "serving_workloads" in r.output and "input + output tokens" in r.output, r.output

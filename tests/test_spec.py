@@ -1,5 +1,7 @@
 """Validated inputs: every bad input names the file, the key and what was expected."""
 
+import json
+
 import pytest
 
 from planner.errors import InputError
@@ -122,3 +124,14 @@ def test_plan_layout_errors_print_the_numbers(scenario_32b):
         parse_plan("tp=16").resolved(scenario_32b)
     with pytest.raises(InputError, match="pipeline parallelism needs ZeRO <= 1"):
         parse_plan("framework=deepspeed,pp=2,zero=2").resolved(scenario_32b)
+
+
+def test_hf_string_boolean_is_refused_not_read_as_true(tmp_path):
+    cfg = json.loads((ROOT / "tests" / "fixtures" / "hf" / "qwen3-30b-a3b.json").read_text())
+    cfg["tie_word_embeddings"] = "false"
+    (tmp_path / "cfg.json").write_text(json.dumps(cfg))
+    e = error_of(tmp_path, GOOD.replace("model: llama-3.1-8b", "model: {hf_config: cfg.json}"))
+    assert "tie_word_embeddings" in (e.key or "") + e.message and "true or false" in e.message
+    cfg["tie_word_embeddings"] = False
+    (tmp_path / "cfg.json").write_text(json.dumps(cfg))
+    assert load_text(tmp_path, GOOD.replace("model: llama-3.1-8b", "model: {hf_config: cfg.json}")).model.tie_embeddings is False

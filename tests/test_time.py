@@ -33,7 +33,10 @@ def test_overlap_options_only_remove_exposed_time():
         off = {"tp_comm_overlap": False, "dp_comm_overlap": False, "ep_comm_overlap": False}
         r = est(_with_runtime(sc, **{**off, key: True}), plan)
         assert r["time"]["breakdown_s"][term] < base["time"]["breakdown_s"][term]
-        assert r["time"]["breakdown_s"]["compute"] == base["time"]["breakdown_s"]["compute"]
+        # compute changes only through the power-limited clock (compute.sustained_clock): a busier
+        # step runs its tensor cores at most down to the sustained fraction of the burst rate
+        c_on, c_off = r["time"]["breakdown_s"]["compute"], base["time"]["breakdown_s"]["compute"]
+        assert c_off <= c_on <= c_off / sc.cluster.node.gpu.sustained_tensor_fraction
         assert r["time"]["step_s"] < base["time"]["step_s"]
 
 
@@ -94,8 +97,8 @@ def test_torchtitan_pipeline_gathers_parameters_once_per_step():
 
 
 def test_fp8_weight_quantisation_costs_time_per_micro_batch():
-    """FP8 recasts every local weight (plus a transposed copy) on each forward: more micro-batches of
-    the same tokens cost more quantisation time, and the cost scales with the local weights."""
+    """One FP8 cast of a layer's local weights (plus a transposed copy) reads 2 and writes 1 + 1 bytes
+    per weight element, and scales with the local (tensor-parallel) weights."""
     from planner.estimate.compute import FP8_WEIGHT_CAST_BYTES, fp8_weight_cast_s
     from planner.estimate.evaluate import Context
     from planner.estimate.table import from_plans

@@ -55,10 +55,18 @@ def members_per_domain(node, size, stride):
 
 
 def gather_s(node, nbytes, size, stride):
-    """All-gather or reduce-scatter of a buffer of `nbytes` (the full, gathered size): NCCL runs these
-    as rings, whose bus bandwidth across nodes is the per-GPU NIC rate (nccl-tests multi-node
-    all_gather / reduce_scatter busbw stays near the NIC line rate): (n-1)/n x bytes on the slowest hop."""
-    bw, alpha = link(node, size, stride)
+    """All-gather or reduce-scatter of a buffer of `nbytes` (the full, gathered size) as an NCCL ring:
+    every rank sends (n-1)/n x bytes to its successor. Across scale-up domains the ring's crossing
+    hops carry that traffic, and NCCL spreads its channels so that the crossings leave through
+    different members' NICs (one NIC per GPU, rail-optimised fabric): the k members of a domain
+    share k NICs, bandwidth min(scale-up, k x NIC). One member per domain gives the per-GPU NIC
+    rate; eight give the node's eight NICs, which is why multi-node ring bus bandwidth on 8-GPU
+    nodes is about 8 x the per-NIC rate (e.g. 400-450 GB/s on DGX H100, 8 x NDR 400G: nccl-tests
+    expectations in cluster acceptance guides)."""
+    up, out = _rates(node)
+    k, crosses = topology.profile(node, size, stride)
+    bw = np.where(crosses, np.minimum(up, k * out), up)
+    alpha = np.where(crosses, ALPHA_OUT_S, ALPHA_IN_S)
     return np.where(size > 1, alpha + (size - 1) / size * nbytes / bw, 0.0)
 
 
@@ -103,9 +111,15 @@ def layer_comm(ctx, t, attn_layer_fwd_s) -> dict:
     per_layer = all_reduce_s(node, act_bytes, tp, 1)
     # With SP the backward all-gathers each column-parallel input again for the weight gradient,
     # since only the sequence-sharded input was stored (Korthikanti et al. 2022 Sec. 4.2.2): two more
-    # all-gathers (half an all-reduce each) per layer.
-    regather = np.where(t["sp"], 2 * gather_s(node, act_bytes, tp, 1), 0.0)
+    # all-gathers (half an all-reduce each) per layer. torchtitan's sequence parallelism is DTensor
+    # redistribution (Shard -> Replicate before the column-parallel matmul): autograd saves the
+    # gathered input the matmul consumed, so its backward has no re-gather (and with full activation
+    # checkpointing the recomputed forward gathers again, counted in the 6 above).
+    regather = np.where(t["sp"] & (t["framework"] != T.FRAMEWORKS.index("torchtitan")),
+                        2 * gather_s(node, act_bytes, tp, 1), 0.0)
     tp_layer = per_layer * np.where(full_rc, 6, 4) + regather
+    # the forward-pass share (forward and recomputed forward): what torchtitan's async TP can hide
+    tp_fwd_layer = per_layer * np.where(full_rc, 4, 2)
 
     # Context parallel ring attention: K and V of the other cp-1 chunks pass around the ring in
     # forward; K, V and their gradients in backward. Overlapped with attention compute.
@@ -126,21 +140,56 @@ def layer_comm(ctx, t, attn_layer_fwd_s) -> dict:
     # etp = 1 the group runs over consecutive ranks of tp x cp x dp).
     ep_layer = 0.0
     if m.moe:
-        # the busiest rank sends and receives moe_load_imbalance times the balanced share
-        a2a_bytes = 2.0 * tokens * m.moe.top_k * m.hidden / tp * ctx.scenario.runtime.moe_load_imbalance
-        ep_layer = all_to_all_s(node, a2a_bytes, ep, t["etp"]) * np.where(full_rc, 6, 4)
+        ep_layer = ep_dispatch_s(ctx, t) * np.where(full_rc, 6, 4) + moe_metadata_s(node, ep, t["etp"])
 
     # Pipeline send/recv of the boundary activation, forward and backward.
     bw, a = link(node, pp, tp * cp * dp)
     p2p_bytes = 2.0 * tokens * m.hidden / np.where(t["sp"], tp, 1)
     pp_s = np.where(pp > 1, 2 * (a + p2p_bytes / bw), 0.0)
-    return {"tp_layer": tp_layer, "cp_layer": cp_layer, "ep_moe_layer": ep_layer, "pp_comm": pp_s}
+    return {"tp_layer": tp_layer, "tp_fwd_layer": tp_fwd_layer, "cp_layer": cp_layer, "ep_moe_layer": ep_layer,
+            "pp_comm": pp_s}
+
+
+def ep_dispatch_s(ctx, t):
+    """Seconds of one MoE dispatch (or combine) per micro-batch: the all-to-all of this rank's
+    routed copies (tokens x top_k x hidden / tp, 16-bit; the busiest rank sends and receives
+    moe_load_imbalance times the balanced share) plus, with etp > 1, the expert-tensor-parallel
+    all-gather (or reduce-scatter) of the received tokens. Zero for dense models."""
+    m = ctx.model
+    if not m.moe:
+        return np.zeros(T.size(t))
+    tokens = t["mbs"] * ctx.seq_len / t["cp"]
+    a2a_bytes = 2.0 * tokens * m.moe.top_k * m.hidden / t["tp"] * ctx.scenario.runtime.moe_load_imbalance
+    return all_to_all_s(ctx.node, a2a_bytes, t["ep"], t["etp"]) + expert_tp_gather_s(ctx.node, a2a_bytes, t["etp"])
+
+
+def expert_tp_gather_s(node, a2a_bytes, etp):
+    """Expert tensor parallelism (etp > 1) in Megatron-Core's all-to-all dispatcher
+    (megatron/core/transformer/moe/token_dispatcher.py, MoEAlltoAllTokenDispatcher workflow): after
+    the EP all-to-all the received tokens are all-gathered over the etp group ("dispatch
+    postprocess: AG(TP)"), and before the combine all-to-all the expert outputs are reduce-scattered
+    over it ("combine preprocess: RS(TP)"). Each rank holds `a2a_bytes` of routed tokens, so the
+    gathered buffer is etp x a2a_bytes; the etp ranks are consecutive (expert grid etp-ep-edp-pp).
+    One AG or RS: the caller counts 4 per layer (dispatch and combine, forward and backward)."""
+    return gather_s(node, etp * a2a_bytes, etp, 1)
+
+
+def moe_metadata_s(node, ep, etp):
+    """Seconds per MoE layer and micro-batch of the dispatcher's metadata exchange: before the
+    token all-to-all each rank all-gathers every rank's per-expert token counts over the tp x ep
+    group (MoEAlltoAllTokenDispatcher.preprocess, gather_from_sequence_parallel_region of
+    num_local_tokens_per_expert) and copies the splits to the host, a latency-bound collective
+    (a few hundred bytes): one alpha of the group's slowest hop, forward only (backward reuses the
+    splits)."""
+    _, alpha = link(node, ep * etp, 1)
+    return np.where(ep * etp > 1, alpha, 0.0)
 
 
 def stage_comm(unit: dict, dense, moe) -> dict:
     """Per micro-batch communication of a stage holding `dense` and `moe` layers."""
     layers = dense + moe
-    return {"tp_comm": layers * unit["tp_layer"], "cp_comm": layers * unit["cp_layer"],
+    return {"tp_comm": layers * unit["tp_layer"], "tp_fwd": layers * unit.get("tp_fwd_layer", 0.0),
+            "cp_comm": layers * unit["cp_layer"],
             "ep_comm": moe * unit["ep_moe_layer"], "pp_comm": unit["pp_comm"]}
 
 
@@ -150,25 +199,79 @@ def stage_comm(unit: dict, dense, moe) -> dict:
 TP_OVERLAP_CONTENTION = 0.10
 
 
-def tp_exposed_s(ctx, t, tp_s, matmul_fwd_s):
-    """Exposed tensor-parallel time of a micro-batch. Without overlap all of it; with overlap
-    (Megatron/TE --tp-comm-overlap, torchtitan async TP; not DeepSpeed AutoTP) only what exceeds
-    the forward + backward GEMM time it overlaps with (3x the forward GEMMs), plus contention."""
+def tp_exposed_s(ctx, t, tp_s, matmul_fwd_s, tp_fwd_s=None):
+    """Exposed tensor-parallel time of a micro-batch. Without overlap all of it; with overlap only
+    what exceeds the GEMM time it overlaps with, plus contention:
+      * Megatron / Transformer Engine (--tp-comm-overlap, userbuffers): every collective, forward and
+        backward, against the forward + backward GEMMs (3x the forward GEMMs);
+      * torchtitan async TP: torch.compile's micro-pipeline pass (torch/_inductor/fx_passes/
+        micro_pipeline_tp.py) fuses an all-gather into the matmul consuming it along its row
+        dimension, and a matmul into the reduce-scatter of its output. The forward pass has
+        exactly those pairs; in backward the row-parallel layer's gathered output gradient also
+        feeds the weight-gradient GEMM, which contracts over the gathered (sequence) dimension.
+        Modelled: the forward and recomputed-forward collectives (`tp_fwd_s`) hide behind the
+        forward GEMMs (twice them with full recompute), the backward ones stay exposed. The authors
+        measured up to 20% faster forward passes but only 8% end to end on Llama 3 70B (PyTorch
+        dev-discuss, 'Introducing Async Tensor Parallelism in PyTorch', 2024): no more than a
+        forward-only overlap gives;
+      * DeepSpeed AutoTP: none."""
     if not ctx.scenario.runtime.tp_comm_overlap:
         return tp_s
-    overlap = np.where(t["framework"] == DS, 0.0, 3.0 * matmul_fwd_s)
-    hidden = np.minimum(tp_s, overlap)
+    titan = t["framework"] == T.FRAMEWORKS.index("torchtitan")
+    if tp_fwd_s is None:
+        tp_fwd_s = tp_s
+    fwd_gemms = matmul_fwd_s * np.where(t["recompute"] == 2, 2.0, 1.0)
+    overlap = np.where(t["framework"] == DS, 0.0, np.where(titan, fwd_gemms, 3.0 * matmul_fwd_s))
+    hidden = np.minimum(np.where(titan, np.minimum(tp_s, tp_fwd_s), tp_s), overlap)
     return tp_s - hidden + TP_OVERLAP_CONTENTION * hidden
 
 
-def ep_exposed_s(ctx, t, ep_s, busy_s):
-    """Exposed expert-parallel all-to-all of a micro-batch: all of it, or with
-    `runtime.ep_comm_overlap` what exceeds the compute of the micro-batch it overlaps with (the
-    schedules pair one micro-batch's forward with another's backward), plus contention."""
+def warmup_fraction(t):
+    """Share of a stage's micro-batch forwards that run before its first backward (warm-up) in
+    Megatron's 1F1B schedules: pp - 1 on the first stage without interleaving, 2(pp - 1) +
+    (vpp - 1) pp model-chunk forwards with it (megatron/core/pipeline_parallel/schedules.py,
+    num_warmup_microbatches on rank 0), out of ga x vpp; one micro-batch without a pipeline (the
+    EP-overlap schedule pairs micro-batch i + 1's forward with micro-batch i's backward)."""
+    vpp = np.maximum(t["vpp"], 1)
+    warm = np.where(t["pp"] == 1, 1, np.where(vpp > 1, 2 * (t["pp"] - 1) + (vpp - 1) * t["pp"], t["pp"] - 1))
+    return np.minimum(1.0, warm / (t["ga"] * vpp))
+
+
+def ep_overlap_pair_exposed_s(a2a_s, attn_fwd_s, mlp_fwd_s):
+    """Exposed all-to-all seconds of one MoE layer when its forward runs beside another
+    micro-batch's backward of the same layer, as Megatron-Core's EP-overlap schedule pairs them
+    (--overlap-moe-expert-parallel-comm; megatron/core/models/common/model_chunk_schedule_plan.py,
+    TransformerLayerSchedulePlan.run): three phases, communication stream | computation stream,
+        combine_bwd               | pre-dispatch forward (attention, router, permute)
+        dispatch_fwd, dispatch_bwd | mlp backward (dgrad, wgrad), mlp forward
+        combine_fwd               | pre-dispatch backward
+    each taking the longer of its two streams; the mlp forward waits for dispatch_fwd and
+    dispatch_bwd for the mlp dgrad. `a2a_s` is one dispatch or combine, backward = 2 x forward
+    compute. Returns the phases' time beyond their compute."""
+    attn_bwd = 2 * attn_fwd_s
+    phase1 = np.maximum(a2a_s, attn_fwd_s)
+    m = mlp_fwd_s
+    phase2 = np.maximum(np.maximum(2 * m, a2a_s) + m, np.maximum(a2a_s, m) + a2a_s)
+    phase3 = np.maximum(a2a_s, attn_bwd)
+    return phase1 + phase2 + phase3 - (attn_fwd_s + 3 * mlp_fwd_s + attn_bwd)
+
+
+def ep_exposed_s(ctx, t, ep_s, moe_layers, a2a_s, attn_fwd_s, mlp_fwd_s):
+    """Exposed expert-parallel communication of a micro-batch on a stage: all of it, or with
+    `runtime.ep_comm_overlap` (Megatron-Core --overlap-moe-expert-parallel-comm) what the paired
+    phases leave exposed (ep_overlap_pair_exposed_s) for the steady-state micro-batches, all of it
+    for the warm-up / cool-down share (warmup_fraction) and for the two extra all-to-alls a full
+    recompute adds, plus contention on the hidden part. `ep_s`: the stage's EP seconds per
+    micro-batch (moe_layers x layer_comm's ep_moe_layer); `a2a_s`: one dispatch or combine; the
+    forward seconds of a MoE layer's pre-dispatch part and of its expert GEMMs."""
     if not ctx.scenario.runtime.ep_comm_overlap:
         return ep_s
-    hidden = np.minimum(ep_s, busy_s)
-    return ep_s - hidden + TP_OVERLAP_CONTENTION * hidden
+    paired = 1.0 - warmup_fraction(t)
+    four = 4 * a2a_s * moe_layers
+    pair = ep_overlap_pair_exposed_s(a2a_s, attn_fwd_s, mlp_fwd_s) * moe_layers
+    exposed = np.minimum(ep_s, ep_s - paired * (four - pair))
+    hidden = ep_s - exposed
+    return exposed + TP_OVERLAP_CONTENTION * hidden
 
 
 def dp_comm(ctx, t, mem, fwd_mb_s, bwd_mb_s) -> dict:

@@ -39,17 +39,33 @@ FLASH_BWD_FLOPS_RATIO = 2.5  # backward / forward FLOPs of flash attention (5 vs
 
 
 def peaks(gpu, t):
-    """(matmul FLOP/s achievable for linear layers, FLOP/s for attention/bf16 work, HBM bytes/s)."""
+    """(matmul FLOP/s achievable for linear layers, FLOP/s for attention/bf16 work, HBM bytes/s): the
+    burst MAMF rates times the row's `tensor_clock` (sustained_clock, set by
+    evaluate.with_tensor_clock; 1 = burst where the table has none). HBM bandwidth does not follow the
+    SM clock, so the traffic terms keep their rate."""
     def peak(p):
         v = gpu.peak_tflops(p)
         return (v or 0.0) * 1e12
 
     eff16 = gpu.matmul_efficiency.bf16 or DEFAULT_MAMF
     eff8 = gpu.matmul_efficiency.fp8 or gpu.matmul_efficiency.bf16 or DEFAULT_MAMF
+    clock = t["tensor_clock"] if "tensor_clock" in t else 1.0  # power-limited clocks: sustained_clock
     linear = np.array([peak("fp32") * eff16, peak("fp16") * eff16, peak("bf16") * eff16, peak("fp8") * eff8])
     half = np.array([peak("fp32"), peak("fp16"), peak("bf16"), peak("bf16")]) * eff16
     prec = t["precision"]
-    return linear[prec], half[prec], gpu.hbm_tb_s * 1e12 * HBM_EFFICIENCY, eff16
+    return linear[prec] * clock, half[prec] * clock, gpu.hbm_tb_s * 1e12 * HBM_EFFICIENCY, eff16
+
+
+def sustained_clock(sustained_fraction, busy_share):
+    """Tensor-core rate / burst rate of a training step under the board's power limit:
+    1 - (1 - sustained_fraction) x busy_share. The limiter holds the board's power at the limit
+    (NVML clock event reason 'SwPowerCap': clocks lowered so as not to exceed the power limit). A load
+    that computes all the time settles at the measured `sustained_fraction` (an H200 SXM looping a
+    bf16 GEMM: 0.825 of burst, benchmarks/host_device_results.md); time spent waiting on exposed
+    communication or in the pipeline bubble draws little power, so a step that computes only a share
+    `busy_share` of its time needs proportionally less cut (first order: power averaged over the
+    step, linear in the busy share). The uniform cut (busy_share = 1) is the other bound."""
+    return 1.0 - (1.0 - sustained_fraction) * busy_share
 
 
 def gemm_s(m_rows, k, n, flops_per_s, hbm_bytes_s, elem_bytes=2.0):
@@ -122,10 +138,9 @@ def eager_mask(ctx, t):
 def elementwise_bytes_per_token(ctx, t, moe_layer: bool):
     """HBM bytes read + written per token by one layer's memory-bound operators (forward): 2 norms
     and 2 residual adds on the (sequence-parallel) hidden state, rotary on q and k, the FFN
-    activation; per routed copy for experts plus their permutation (8 h bytes per copy: gathered
-    into expert order before the all-to-all and back after it, read and written), and the router. Unfused
-    (eager) kernels move more bytes: see the EAGER_* constants. A LayerNorm is one fused kernel in
-    PyTorch too (torch.nn.functional.layer_norm)."""
+    activation; per routed copy for experts plus their permutation (permutation_bytes_per_token),
+    and the router. Unfused (eager) kernels move more bytes: see the EAGER_* constants. A LayerNorm
+    is one fused kernel in PyTorch too (torch.nn.functional.layer_norm)."""
     m = ctx.model
     h, tp = m.hidden, t["tp"]
     eager = eager_mask(ctx, t)
@@ -142,9 +157,26 @@ def elementwise_bytes_per_token(ctx, t, moe_layer: bool):
     act_b = np.where(eager, EAGER_SWIGLU_BYTES, FUSED_SWIGLU_BYTES) if m.ffn_act == "swiglu" else 4.0
     act = act_b * ffn / tp
     if moe_layer and m.moe:
-        act = act * m.moe.top_k + 8 * h * m.moe.top_k + (act_b * m.moe.shared_ffn / tp) \
+        act = act * m.moe.top_k + permutation_bytes_per_token(m, t) + (act_b * m.moe.shared_ffn / tp) \
             + ROUTER_BYTES_PER_EXPERT * m.moe.experts
     return residual + rope + act
+
+
+def permutation_bytes_per_token(m, t):
+    """HBM bytes per token (of the micro-batch, on one GPU) of Megatron-Core's all-to-all token
+    dispatcher in forward (megatron/core/transformer/moe/token_dispatcher.py,
+    MoEAlltoAllTokenDispatcher; fused permute kernels, 16-bit tokens): `permute` gathers each of this
+    rank's tokens/tp tokens into top_k expert-ordered copies (read 2kh, write 2kh bytes), and
+    `unpermute` reads the k returned copies and writes one merged token (2kh + 2h); with more than
+    one local expert, `sort_chunks_by_idxs` regroups the received rows by local expert after the
+    dispatch all-to-all and back before the combine (read + write 2kh each, on the etp x tokens/tp
+    rows the expert-tensor-parallel all-gather delivers):
+        (6kh + 2h + [local experts > 1] 8kh etp) / tp.
+    torchtitan's all-to-all MoE moves the same copies (gather into expert order, regroup after the
+    all-to-all, scatter-add back): the same count is used for every framework."""
+    k, h = m.moe.top_k, m.hidden
+    local = m.moe.experts / t["ep"]
+    return ((6 * k + 2) * h + np.where(local > 1, 8 * k * h * t["etp"], 0.0)) / t["tp"]
 
 
 def titan_sac_recomputed_share(m, moe_layer: bool) -> float:
@@ -199,6 +231,28 @@ def fp8_cast_bytes_per_token(ctx, t, moe_layer: bool):
     return np.where(t["precision"] == 3, FP8_CAST_BYTES[ctx.scenario.runtime.fp8_recipe] * elems, 0.0)
 
 
+# Transformer Engine's GroupedLinear quantises each local expert's input (forward) and output
+# gradient (backward) separately (tex.split_quantize -> multi_tensor_quantize_impl,
+# transformer_engine/pytorch/csrc/extensions/cast.cpp at v2.9): with delayed scaling one fused
+# multi-tensor cast-transpose kernel covers all experts; with current scaling every expert's tensor
+# goes through Float8CurrentScalingQuantizer::quantize_impl (csrc/quantizer.cpp): amax, scale from
+# amax and cast, 3 kernels each.
+FP8_CURRENT_QUANT_KERNELS = 3
+
+
+def expert_quant_kernels(ctx, t):
+    """FP8 quantisation kernels of one MoE layer's grouped expert modules per micro-batch,
+    forward and backward (Megatron, fp8; zero otherwise): per module, input and output gradient,
+    3 per local expert with current scaling, one fused kernel with delayed scaling."""
+    m = ctx.model
+    if not m.moe:
+        return np.zeros(T.size(t))
+    modules = sum(1 for mm in layer_matmuls(m, True) if mm.name.startswith("expert"))
+    local = m.moe.experts / t["ep"]
+    per_tensor = local * FP8_CURRENT_QUANT_KERNELS if ctx.scenario.runtime.fp8_recipe == "current" else 1.0
+    return np.where((t["framework"] == MEG) & (t["precision"] == 3), modules * 2 * per_tensor, 0.0)
+
+
 # Router (Megatron-Core TopKRouter): logits computed and normalised in fp32: logits written (4),
 # read by softmax / sigmoid which writes scores (4 + 4), read by top-k (4) per expert and token.
 ROUTER_BYTES_PER_EXPERT = 16.0
@@ -208,16 +262,15 @@ ROUTER_BYTES_PER_EXPERT = 16.0
 GEMM_TILE_ROWS = 128
 
 
-# Transformer Engine casts each linear layer's bf16 weight to FP8 on every forward (no weight cache
-# across micro-batches in Megatron's default path) and, because Hopper's FP8 tensor-core GEMMs take
-# only the TN layout, writes a transposed FP8 copy for the backward GEMMs as well (TE docs, "FP8
-# primer": columnwise/transposed FP8 data): read 2 bytes, write 1 + 1 per weight element.
+# Quantising a bf16 weight to FP8 reads 2 bytes and writes the FP8 copy plus, because Hopper's FP8
+# tensor-core GEMMs take only the TN layout, a transposed FP8 copy for the backward GEMMs (TE docs,
+# "FP8 primer": columnwise/transposed FP8 data): 1 + 1 per weight element.
 FP8_WEIGHT_CAST_BYTES = 4.0
 
 
 def fp8_weight_cast_s(ctx, t, moe_layer: bool, hbm):
-    """Seconds per micro-batch and layer to quantise this GPU's weights of one layer to FP8 (zero
-    for other precisions): its local weight elements x FP8_WEIGHT_CAST_BYTES / HBM bandwidth."""
+    """Seconds to quantise this GPU's weights of one layer to FP8 once (zero for other precisions):
+    its local weight elements x FP8_WEIGHT_CAST_BYTES / HBM bandwidth. How often: weight_casts_per_mb."""
     local = 0.0
     for mm in layer_matmuls(ctx.model, moe_layer):
         if mm.name == "router":
@@ -235,6 +288,16 @@ def fp8_weight_cast_s(ctx, t, moe_layer: bool, hbm):
 # FlashAttention-3, arXiv:2407.08608, abstract and Sec. 4.1). Backward keeps Dao 2023's ratio to forward.
 FA2_HOPPER_FWD_OF_PEAK = 0.35
 FA2_HOPPER_BWD_OF_PEAK = FA2_HOPPER_FWD_OF_PEAK * ATTN_BWD_OF_MAMF / ATTN_FWD_OF_MAMF
+
+
+def weight_casts_per_mb(t):
+    """FP8 weight quantisations per micro-batch forward. Megatron-Core's Transformer Engine layers
+    pass `is_first_microbatch` to TE (megatron/core/extensions/transformer_engine.py, TELinear and
+    TEGroupedLinear forward), which casts on the first micro-batch of a step and reuses the cached FP8
+    weight and its transpose for the others (TE Linear docs, `is_first_microbatch`): 1 / ga. With FP8
+    parameters (--fp8-param-gather) there is no cast at all, which this bounds. torchtitan (torchao
+    Float8Linear) and DeepSpeed cast on every forward: 1."""
+    return np.where(t["framework"] == MEG, 1.0 / np.maximum(t["ga"], 1), 1.0)
 
 
 def warpgroup_tensor_cores(gpu) -> bool:
@@ -285,16 +348,23 @@ def layer_costs(ctx, t) -> dict:
     counts in `stage_compute`."""
     linear_fps, half_fps, hbm, _ = peaks(ctx.gpu, t)
     tokens = t["mbs"] * ctx.seq_len / t["cp"]
-    out = {}
+    out = {"dense_expert": 0.0, "moe_expert": 0.0}  # expert GEMM forward seconds (EP overlap phases)
     for kind, moe_layer in (("dense", False), ("moe", True)):
         if moe_layer and not ctx.model.moe:
             out[f"{kind}_fwd"] = out[f"{kind}_matmul"] = out[f"{kind}_sac"] = out[f"{kind}_host"] = out[f"{kind}_mrc"] = 0.0
+            out[f"{kind}_wcast"] = 0.0
             continue
         mm, expert_mm = layer_matmul_fwd_s(ctx, t, tokens, moe_layer, linear_fps, hbm)
         ew = tokens * (elementwise_bytes_per_token(ctx, t, moe_layer)
                        + fp8_cast_bytes_per_token(ctx, t, moe_layer)) / hbm
-        ew = ew + fp8_weight_cast_s(ctx, t, moe_layer, hbm)
+        # weight quantisation: forward only (its output serves the backward GEMMs too)
+        out[f"{kind}_wcast"] = fp8_weight_cast_s(ctx, t, moe_layer, hbm) * weight_casts_per_mb(t)
         out[f"{kind}_fwd"], out[f"{kind}_matmul"] = mm + ew, mm
+        if moe_layer:
+            out[f"{kind}_expert"] = expert_mm
+            # each per-expert quantisation kernel costs at least a launch and tail on the GPU; the
+            # forward carries a third of forward + backward (backward = 2 x forward)
+            out[f"{kind}_fwd"] = out[f"{kind}_fwd"] + expert_quant_kernels(ctx, t) * GEMM_LAUNCH_S / 3
         # torchtitan op-level selective checkpointing: every second non-expert mm and every
         # elementwise op run again in backward; attention is saved.
         out[f"{kind}_sac"] = titan_sac_recomputed_share(ctx.model, moe_layer) * (mm - expert_mm) + ew
@@ -311,6 +381,7 @@ def layer_costs(ctx, t) -> dict:
     else:
         out["attn_fwd"], out["attn_bwd"] = unfused_attention_s(ctx, t, half_fps, hbm)
     out["core_attn_rc"] = 1.0 if "core_attn" in recompute.recompute_modules(ctx) else 0.0
+    out["full_rc_share"] = recompute.full_recompute_share(ctx, t)  # Megatron --recompute-method block
     # LM head and loss (bf16 even in FP8 recipes); the embedding lookup is negligible.
     out["head"] = gemm_s(tokens, ctx.model.hidden, ctx.model.vocab / t["tp"], half_fps, hbm) \
         + tokens * 10.0 * ctx.model.vocab / t["tp"] / hbm  # loss: bf16 logits read, fp32 written and read (2+4+4 B)
@@ -331,10 +402,15 @@ def stage_compute(t, unit: dict, dense, moe, stage: str) -> dict:
     megatron = unit.get("core_attn_rc", 1.0) * attn_fwd + dense * unit.get("dense_mrc", 0.0) + moe * unit.get("moe_mrc", 0.0)
     selective = np.where(t["framework"] == TT, dense * unit["dense_sac"] + moe * unit["moe_sac"], megatron)
     # The host must issue every kernel: forward + backward is at least its launch time (host.py).
-    forward, backward = host_floor(fwd + attn_fwd + head, 2 * (fwd + head) + attn_bwd,
+    # FP8 weight quantisation runs in forward only; a recomputed forward casts again where the
+    # framework keeps no cached FP8 weight (weight_casts_per_mb).
+    wcast = dense * unit.get("dense_wcast", 0.0) + moe * unit.get("moe_wcast", 0.0)
+    forward, backward = host_floor(fwd + attn_fwd + head + wcast, 2 * (fwd + head) + attn_bwd,
                                    dense * unit["dense_host"] + moe * unit["moe_host"])
+    full = fwd + attn_fwd + np.where(t["framework"] == MEG, 0.0, wcast)
     return {"forward": forward, "backward": backward,
-            "recompute": np.where(rc == 2, fwd + attn_fwd, np.where(rc == 1, selective, 0.0)),
+            "recompute": np.where(rc == 2, unit.get("full_rc_share", 1.0) * full,
+                                  np.where(rc == 1, selective, 0.0)),
             "attention_fwd": attn_fwd,
             "layer_matmul_fwd": dense * unit["dense_matmul"] + moe * unit["moe_matmul"]}
 

@@ -99,38 +99,31 @@ class Context:
         return matmul_flops_per_token(self.model) + self.attention_fwd_flops_per_token
 
 
-def stage_time(ctx: Context, t: dict):
-    """(stage seconds, its compute parts, its communication parts) of one micro-batch on the slower
-    of the first and last pipeline stage: compute plus the exposed TP, CP, EP and pipeline
-    communication. The step is the pipeline's step over this stage time plus DP sync, optimizer and
-    offload (evaluate_table), none of them negative."""
-    unit = compute.layer_costs(ctx, t)  # per layer: the same on every stage
-    unit_comm = comm.layer_comm(ctx, t, unit["attn_fwd"])
-    stages = {}
-    for stage in ("first", "last"):
-        _, dense, moe = memory.stage_layers(ctx, t, stage)
-        c = compute.stage_compute(t, unit, dense, moe, stage)
-        cm = comm.stage_comm(unit_comm, dense, moe)
-        cm["pp_comm"] = cm["pp_comm"] * pipeline.interleave_p2p_factor(t)
-        cm["tp_comm"] = comm.tp_exposed_s(ctx, t, cm["tp_comm"], c["layer_matmul_fwd"])
-        busy = c["forward"] + c["backward"] + c["recompute"]
-        cm["ep_comm"] = comm.ep_exposed_s(ctx, t, cm["ep_comm"], busy)
-        stage_s = busy + cm["tp_comm"] + cm["cp_comm"] + cm["ep_comm"] + cm["pp_comm"]
-        stages[stage] = (stage_s, c, cm)
-    slow_last = stages["last"][0] > stages["first"][0]
-    pick = lambda a, b: np.where(slow_last, b, a)  # noqa: E731
-    stage_s = pick(stages["first"][0], stages["last"][0])
-    c = {k: pick(stages["first"][1][k], stages["last"][1][k]) for k in stages["first"][1]}
-    cm = {k: pick(stages["first"][2][k], stages["last"][2][k]) for k in stages["first"][2]}
-    return stage_s, c, cm
+def with_tensor_clock(ctx: Context, t: dict, mem: dict) -> dict:
+    """The plan table with each row's sustained tensor-core clock (column `tensor_clock`, read by
+    compute.peaks) on GPUs with a measured `sustained_tensor_fraction`: the step is timed once at
+    burst clocks, and the share of it the GPU computes gives compute.sustained_clock. Other GPUs: as
+    is (burst rates)."""
+    s = ctx.gpu.sustained_tensor_fraction
+    if not s:
+        return t
+    step, b = step_time(ctx, t, mem)
+    busy = np.clip((b["compute"] + b["recompute"]) / np.maximum(step, 1e-30), 0.0, 1.0)
+    return {**t, "tensor_clock": compute.sustained_clock(s, busy)}
 
 
 def evaluate_table(ctx: Context, t: dict, peak=None) -> dict:
     """Every estimate for every row of the plan table, as arrays. `peak`: each plan's most loaded
     pipeline rank when an earlier memory scan found it (memory.memory)."""
     mem = memory.memory(ctx, t, peak=peak)
-    stage_s, c, cm = stage_time(ctx, t)
+    t = with_tensor_clock(ctx, t, mem)
+    return _evaluated(ctx, t, mem, *step_time(ctx, t, mem))
 
+
+def step_time(ctx: Context, t: dict, mem: dict):
+    """(step seconds, breakdown by term) of every row: the pipeline's step over the stage time
+    (stage_time) plus DP sync, optimizer and offload."""
+    stage_s, c, cm = stage_time(ctx, t)
     ga = t["ga"]
     dp = comm.dp_comm(ctx, t, mem, c["forward"], c["backward"])
     opt = offload.optimizer_s(ctx, t, mem, c["forward"], c["backward"])
@@ -148,13 +141,50 @@ def evaluate_table(ctx: Context, t: dict, peak=None) -> dict:
         "optimizer": opt["optimizer"],
         "offload": opt["offload"],
     }
+    return step, breakdown
+
+
+def stage_time(ctx: Context, t: dict):
+    """(stage seconds, its compute parts, its communication parts) of one micro-batch on the slower
+    of the first and last pipeline stage: compute plus the exposed TP, CP, EP and pipeline
+    communication. The step is the pipeline's step over this stage time plus DP sync, optimizer and
+    offload (step_time), none of them negative."""
+    unit = compute.layer_costs(ctx, t)  # per layer: the same on every stage
+    unit_comm = comm.layer_comm(ctx, t, unit["attn_fwd"])
+    stages = {}
+    for stage in ("first", "last"):
+        _, dense, moe = memory.stage_layers(ctx, t, stage)
+        c = compute.stage_compute(t, unit, dense, moe, stage)
+        cm = comm.stage_comm(unit_comm, dense, moe)
+        cm["pp_comm"] = cm["pp_comm"] * pipeline.interleave_p2p_factor(t)
+        cm["tp_comm"] = comm.tp_exposed_s(ctx, t, cm["tp_comm"], c["layer_matmul_fwd"], cm["tp_fwd"])
+        busy = c["forward"] + c["backward"] + c["recompute"]
+        # EP overlap pairs a MoE layer's forward with another micro-batch's backward: the pre-dispatch
+        # part (attention, router) and the expert GEMMs hide different all-to-alls (comm.ep_exposed_s)
+        cm["ep_comm"] = comm.ep_exposed_s(ctx, t, cm["ep_comm"], moe, comm.ep_dispatch_s(ctx, t),
+                                          unit["moe_fwd"] - unit["moe_expert"] + unit["attn_fwd"], unit["moe_expert"])
+        stage_s = busy + cm["tp_comm"] + cm["cp_comm"] + cm["ep_comm"] + cm["pp_comm"]
+        stages[stage] = (stage_s, c, cm)
+    slow_last = stages["last"][0] > stages["first"][0]
+    pick = lambda a, b: np.where(slow_last, b, a)  # noqa: E731
+    stage_s = pick(stages["first"][0], stages["last"][0])
+    c = {k: pick(stages["first"][1][k], stages["last"][1][k]) for k in stages["first"][1]}
+    cm = {k: pick(stages["first"][2][k], stages["last"][2][k]) for k in stages["first"][2]}
+    return stage_s, c, cm
+
+
+def _evaluated(ctx: Context, t: dict, mem: dict, step, breakdown) -> dict:
+    """Throughput, FLOP rates, MFU, memory verdict and cost of every row from its step time."""
+    ga = t["ga"]
     gpus = t["dp"] * t["tp"] * t["pp"] * t["cp"]
     tokens_step = t["dp"] * t["mbs"] * ga * ctx.seq_len
     tps = tokens_step / step
     model_tflops = tps * ctx.model_flops_per_token / gpus / 1e12
     selective_flops = np.where(t["framework"] == table.FRAMEWORKS.index("torchtitan"),
                                ctx.titan_sac_flops_per_token, ctx.megatron_selective_flops_per_token)
-    recompute_flops = np.where(t["recompute"] == 2, ctx.forward_flops_per_token,
+    from planner.estimate.recompute import full_recompute_share
+
+    recompute_flops = np.where(t["recompute"] == 2, full_recompute_share(ctx, t) * ctx.forward_flops_per_token,
                                np.where(t["recompute"] == 1, selective_flops, 0.0))
     hw_tflops = tps * (ctx.model_flops_per_token + recompute_flops) / gpus / 1e12
     precision_peak = np.array([ctx.gpu.peak_tflops(p) or np.nan for p in table.PRECISIONS])[t["precision"]]

@@ -18,9 +18,18 @@ Kernels per layer are counted from the op sequences the frameworks run (the same
 EAGER_*/FUSED_* byte counts in compute.py): fused (Megatron/Transformer Engine, torch.compile):
 2 norms, rotary on q and k, the activation, 2 residual adds, attention = 8 ops; eager torchtitan:
 RMSNorm float/pow/mean/add/rsqrt/mul/type_as/mul = 8 ops x 2, rotary 4 ops x 2 (float, complex
-view, multiply, type_as), SwiGLU 2, residual 2, attention 1 = 29 ops. An MoE layer adds the router
-(softmax, top-k, 2 scatter/normalise ops), permutation and unpermutation (3 ops each) and the two
-all-to-alls: 10 ops. FP8 adds one quantisation kernel per linear input.
+view, multiply, type_as), SwiGLU 2, residual 2, attention 1 = 29 ops. An MoE layer adds, counted
+from Megatron-Core's router and all-to-all dispatcher (megatron/core/transformer/moe/router.py,
+token_dispatcher.py MoEAlltoAllTokenDispatcher, fused router and permute kernels):
+  * ops with a backward (MOE_AUTOGRAD_OPS = 15): router input cast to fp32, fused top-k with score
+    function, aux-loss scores, tokens per expert, fused aux loss, aux-loss scaler; permute (row-id
+    map, permute), token and probability all-to-alls, sort_chunks_by_idxs after dispatch and before
+    combine, probability-weighted activation, combine all-to-all, unpermute;
+  * metadata ops without a backward (MOE_METADATA_OPS = 12, at the bare launch cost): tokens per
+    expert, input splits, the all-gather of every rank's counts, the local-expert slice and 3 sums,
+    4 device-to-host copies of the splits and the event the host waits on before the all-to-all.
+FP8 adds one quantisation kernel per linear input, and in Megatron's grouped expert modules the
+per-expert quantisation kernels of compute.expert_quant_kernels, launched from C++ (HOST_LAUNCH_S).
 
 This is a floor only: the measured costs are plain PyTorch; Megatron's backward runs in the C++
 autograd engine as well, so real host time is at or below this for the same kernel count.
@@ -35,7 +44,8 @@ from planner.arch import layer_matmuls
 HOST_OP_FWD_BWD_S = 28.6e-6      # measured (module docstring)
 HOST_LINEAR_FWD_BWD_S = 126e-6   # measured (module docstring)
 HOST_LAUNCH_S = 6.5e-6           # measured (module docstring)
-FUSED_LAYER_OPS, EAGER_LAYER_OPS, MOE_EXTRA_OPS = 8, 29, 10
+FUSED_LAYER_OPS, EAGER_LAYER_OPS = 8, 29
+MOE_AUTOGRAD_OPS, MOE_METADATA_OPS = 15, 12  # counted in the module docstring
 
 
 def layer_host_s(ctx, t, moe_layer: bool, eager):
@@ -52,11 +62,16 @@ def layer_host_s(ctx, t, moe_layer: bool, eager):
         else:
             linears += 1
     experts_local = ctx.model.moe.experts / t["ep"] if (moe_layer and ctx.model.moe) else 0.0
-    ops = np.where(eager, EAGER_LAYER_OPS, FUSED_LAYER_OPS) + (MOE_EXTRA_OPS if moe_layer else 0)
+    ops = np.where(eager, EAGER_LAYER_OPS, FUSED_LAYER_OPS) + (MOE_AUTOGRAD_OPS if moe_layer else 0)
+    metadata = MOE_METADATA_OPS * HOST_LAUNCH_S if moe_layer else 0.0
+    if moe_layer:
+        from planner.estimate.compute import expert_quant_kernels
+
+        metadata = metadata + expert_quant_kernels(ctx, t) * HOST_LAUNCH_S
     fp8_quant = np.where(t["precision"] == 3, linears + expert_modules, 0)
     return (linears * HOST_LINEAR_FWD_BWD_S
             + expert_modules * (HOST_LINEAR_FWD_BWD_S + experts_local * 3 * HOST_LAUNCH_S)
-            + (ops + fp8_quant) * HOST_OP_FWD_BWD_S)
+            + (ops + fp8_quant) * HOST_OP_FWD_BWD_S + metadata)
 
 
 def host_floor(fwd, bwd, host):

@@ -11,7 +11,8 @@ source in memory_terms_*.py):
                fsdp_prefetch, sp_allgather_buffer, moe_permute_buffer,
                pp_recv_buffers                                               (memory_terms_runtime)
                optimizer_step_temp, fragmentation                                    (below)
-Host RAM per node: offloaded_states, pinned_buffers, process_base; NVMe per node: offloaded_states
+Host RAM per node: offloaded_states, pinned_buffers (incl. offloaded activations), process_base; NVMe
+per node: offloaded_states
 (memory_terms_host).
 
 The peak of a GPU: model states, context, NCCL and buckets stay for the whole run; activations and
@@ -31,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 
 from planner.estimate.memory_terms_activations import (activation_parts, flash_attention, largest_tensor_bytes,
-                                                       layer_activation_bytes)
+                                                       layer_activation_bytes, resident_layer_share)
 from planner.estimate.memory_terms_host import host_parts
 from planner.estimate.memory_terms_runtime import (DS_BUCKET_ELEMENTS, fixed_runtime_parts, fragmentation_bytes,
                                                    pipelining_recv_bytes, transient_runtime_parts)
@@ -72,6 +73,10 @@ def stage_memory(ctx, t, stage, per_layer: dict) -> dict:
         out[g] = sum(parts[f"{g}.{p}"] for p in names)
     out["total"] = sum(out[g] for g in GROUPS)
     out["peak_phase"] = (step_extra > 0).astype(np.int64)  # 0: forward/backward, 1: optimizer step
+    # activations offloaded to pinned host memory (runtime.activation_offload_layers)
+    share = resident_layer_share(ctx, t, sp["layers"])
+    kept = parts["activations.layers"] + parts["activations.moe_dispatch_combine"]
+    out["offloaded_activations"] = kept * (1.0 / share - 1.0)
     for k in ("local_params", "offloaded_opt", "offloaded_params", "partition_params", "host_grad_buffer"):
         out[k] = states[k]
     return out
@@ -82,7 +87,21 @@ def _rows(d, rows):
     return {k: _rows(v, rows) if isinstance(v, dict) else (v[rows] if np.ndim(v) else v) for k, v in d.items()}
 
 
-VERDICT_KEYS = ("total", "offloaded_opt", "offloaded_params", "partition_params", "host_grad_buffer")  # host_parts
+def verdict_keys(ctx, t) -> tuple[str, ...]:
+    """What the memory verdict reads of the most loaded stage: its total and the figures host_parts
+    reads (found by running it on a recording dict: one row of zeros per key asked)."""
+    seen: set[str] = set()
+
+    class Recorder(dict):
+        def __getitem__(self, key):
+            seen.add(key)
+            return np.zeros(1)
+
+        def get(self, key, default=None):
+            return self[key]
+
+    host_parts(ctx, {k: np.asarray(v)[:1] for k, v in t.items()}, Recorder())
+    return ("total", *sorted(seen))
 
 
 def most_loaded_stage(ctx, t, per_layer: dict, decided=None, all_ranks: bool = False, keep=None) -> dict:
@@ -162,13 +181,13 @@ def memory(ctx, t, decided=None, verdict_only: bool = False, peak=None) -> dict:
     """Per-GPU memory of the most loaded pipeline rank by part and group, its total, and host RAM /
     NVMe per node (bytes; arrays over the plan table). 'stage' is that rank (0 = first).
     `decided`: see most_loaded_stage (for a verdict only). `verdict_only`: only what the memory
-    verdict reads (total, host and NVMe per node; VERDICT_KEYS), not every part. `peak`: each plan's
+    verdict reads (total, host and NVMe per node; verdict_keys), not every part. `peak`: each plan's
     most loaded rank when known (stage_memory_at: no scan)."""
     per_layer = layer_activation_bytes(ctx, t, flash=flash_attention(ctx))
     if peak is not None:
         best = stage_memory_at(ctx, t, peak, per_layer)
     else:
-        best = most_loaded_stage(ctx, t, per_layer, decided, keep=VERDICT_KEYS if verdict_only else None)
+        best = most_loaded_stage(ctx, t, per_layer, decided, keep=verdict_keys(ctx, t) if verdict_only else None)
     host = host_parts(ctx, t, best)
     best.update(host)
     best["host_per_node"] = sum(host[k] for k in HOST_PARTS)

@@ -232,11 +232,32 @@ def layer_activation_bytes(ctx, t, flash: bool = True) -> dict:
     return out
 
 
+def resident_layer_share(ctx, t, layers):
+    """Share of a stage's stored layer activations that stay on the GPU under Megatron's activation
+    offloading (scenario `runtime.activation_offload_layers` = N, Megatron-Core cpu_offloading_num_layers).
+    Transformer Engine's AsyncDoubleBufferGroupOffloadHandler (cpu_offload.py, used by Megatron-Core
+    transformer_block.py through get_cpu_offload_context) copies the saved tensors of the first N layers
+    to host memory and frees them on the GPU, one layer at a time within evenly spread windows
+    (`layer_window_map`), and reloads them one window ahead in backward; the TE linears, attention and
+    the fused SwiGLU mark all their saved inputs for it (`activation_offloading`). So the GPU holds the
+    L - N other layers plus one offloaded layer in flight: (L - min(N, L-1) + 1) / L, at most 1. The
+    layer in flight is reloaded when backward reaches it, after the loss's tensors are freed, so on
+    the stage holding the loss only the part of logits_loss above one layer counts (activation_parts).
+    Megatron-Core allows it only with pp = 1 and no recompute (transformer_config.py); elsewhere 1."""
+    n = getattr(getattr(ctx.scenario, "runtime", None), "activation_offload_layers", 0) or 0
+    on = (t["framework"] == MEG) & (t["pp"] == 1) & (t["recompute"] == 0) & (n > 0)
+    lps = np.maximum(layers, 1.0)
+    resident = np.minimum(lps, lps - np.minimum(n, lps - 1) + 1)
+    return np.where(on, resident / lps, 1.0)
+
+
 def activation_parts(ctx, t, stage, per_layer: dict, sp: dict) -> dict:
     """Activation bytes of the stage, by part:
       layers: stored per-layer activations x the stage's layers x micro-batches in flight
-        (in_flight_microbatches), MoE dispatch/combine buffers excepted;
-      moe_dispatch_combine: those buffers of the stage's MoE layers (not stored under full recompute);
+        (in_flight_microbatches) x the share not offloaded to the host (resident_layer_share), MoE
+        dispatch/combine buffers excepted;
+      moe_dispatch_combine: those buffers of the stage's MoE layers (not stored under full recompute,
+        except in the layers Megatron's block method leaves out: runtime.recompute_num_layers);
       recompute_layer: under full recompute, one layer's full activations while it is recomputed in
         backward (Korthikanti Sec. 5: checkpoints plus one layer); under torchtitan's op-level
         selective checkpointing, the part of one layer its policy did not keep. On the stage that holds the loss only the part above logits_loss counts: the loss's
@@ -245,18 +266,25 @@ def activation_parts(ctx, t, stage, per_layer: dict, sp: dict) -> dict:
       embedding: the embedding's dropout mask per micro-batch in flight (Korthikanti Sec. 4.3; its
         output is the first layer's stored input, counted there);
       logits_loss: last stage, one micro-batch: logit_bytes x vocab / tp per token plus the final
-        norm's input and the output layer's input (2h + 2h, split by SP)."""
+        norm's input and the output layer's input (2h + 2h, split by SP); under activation offloading
+        only its part above one layer (resident_layer_share)."""
     m, rc, pp = ctx.model, t["recompute"], t["pp"]
     tp = t["tp"].astype(float)
     sp_div = np.where(t["sp"], tp, 1.0)
     tokens = t["mbs"] * ctx.seq_len / t["cp"]
     in_flight = in_flight_microbatches(t, stage)
 
+    from planner.estimate.recompute import full_recompute_share
+
+    share = full_recompute_share(ctx, t)  # Megatron block recompute: the other layers keep everything
+
     def pick(kind):
         d = per_layer[kind]
-        return np.where(rc == 0, d["none"], np.where(rc == 1, d["selective"], d["full"]))
+        full = share * d["full"] + (1.0 - share) * d["none"]
+        return np.where(rc == 0, d["none"], np.where(rc == 1, d["selective"], full))
 
-    stored = (sp["dense"] * pick("dense") + sp["moe"] * pick("moe")) * in_flight
+    resident = resident_layer_share(ctx, t, sp["layers"])
+    stored = (sp["dense"] * pick("dense") + sp["moe"] * pick("moe")) * in_flight * resident
     # Expert ranks receive tokens * top_k * etp / tp routed copies (the tp ranks' sequence shards,
     # gathered over etp): 1 with the default etp = tp, 1/tp with experts folded over tp (etp = 1).
     fold = t["etp"] / tp
@@ -264,8 +292,8 @@ def activation_parts(ctx, t, stage, per_layer: dict, sp: dict) -> dict:
 
     # not kept under full recompute, nor when Megatron's selective recompute checkpoints the MoE block
     moe_block = (rc == 1) & (t["framework"] == MEG) & ("moe" in recompute_modules(ctx))
-    dispatch = np.where((rc == 2) | moe_block, 0.0,
-                        sp["moe"] * moe_dispatch_bytes_per_token(ctx, t) * fold * tokens * in_flight)
+    dispatch = np.where(moe_block, 0.0, np.where(rc == 2, 1.0 - share, 1.0)
+                        * sp["moe"] * moe_dispatch_bytes_per_token(ctx, t) * fold * tokens * in_flight * resident)
     biggest = np.maximum(np.where(sp["dense"] > 0, per_layer["dense"]["none"], 0.0),
                          np.where(sp["moe"] > 0, per_layer["moe"]["none"], 0.0))
     rank = pipeline_rank(t, stage)
@@ -276,6 +304,10 @@ def activation_parts(ctx, t, stage, per_layer: dict, sp: dict) -> dict:
     recompute = np.where(rc == 2, biggest, np.where((rc == 1) & (t["framework"] == TT), sac_extra, 0.0))
     embedding = (1.0 if m.dropout else 0.0) * m.hidden / sp_div * tokens * in_flight
     logits = tokens * (logit_bytes(ctx, t) * m.vocab / tp + 4 * m.hidden / sp_div)
+    # with activation offloading the one offloaded layer in flight (counted in `layers`) and the loss
+    # do not coexist (resident_layer_share)
+    one_layer = np.where(resident < 1.0, stored / resident / np.maximum(sp["layers"], 1.0), 0.0)
+    logits = np.maximum(0.0, logits - one_layer)
     return {
         "activations.layers": stored - dispatch,
         "activations.moe_dispatch_combine": dispatch,

@@ -36,7 +36,7 @@ DS_PARAM_MAX_IN_CPU = 1e9
 
 
 def host_parts(ctx, t, states: dict) -> dict:
-    """Per-node bytes: host.offloaded_states, host.pinned_buffers (NVMe swap staging),
+    """Per-node bytes: host.offloaded_states, host.pinned_buffers (NVMe swap staging, offloaded activations),
     host.process_base, and nvme.offloaded_states."""
     gpn = ctx.node.gpus_per_node
     opt, par, partition = states["offloaded_opt"], states["offloaded_params"], states["partition_params"]
@@ -48,6 +48,9 @@ def host_parts(ctx, t, states: dict) -> dict:
     par_swap = np.where(off_par == 2, (DS_PARAM_BUFFER_COUNT * DS_PARAM_BUFFER_ELEMENTS
                                        + np.minimum(DS_PARAM_MAX_IN_CPU, partition))
                         * COMPUTE_BYTES[t["precision"]], 0.0)
-    return {"host.offloaded_states": gpn * host, "host.pinned_buffers": gpn * (opt_swap + par_swap),
+    # Megatron activation offloading: Transformer Engine copies them into pinned host tensors
+    # (cpu_offload.py SynchronizedGroupOffloadHandler.offload, pin_memory=True)
+    acts = states.get("offloaded_activations", 0.0)
+    return {"host.offloaded_states": gpn * host, "host.pinned_buffers": gpn * (opt_swap + par_swap + acts),
             "host.process_base": np.full(len(host), gpn * HOST_PROCESS_BYTES_PER_GPU),
             "nvme.offloaded_states": gpn * nvme}

@@ -8,7 +8,8 @@ from __future__ import annotations
 import numpy as np
 
 from planner.arch import attention_dims
-from planner.estimate.memory_terms_states import COMPUTE_BYTES, DS, MEG, TT, grad_buffer_bytes
+from planner.estimate.memory_terms_states import (COMPUTE_BYTES, DS, FP8, MEG, TT, fp8_weight_transposes,
+                                                  grad_buffer_bytes)
 
 MIB, GIB = 2**20, 2**30
 # CUDA context with lazy module loading (CUDA >= 11.7, PyTorch's default): "around 400MB" (PyTorch
@@ -157,7 +158,10 @@ def fsdp_prefetch_bytes(ctx, t):
       Megatron-FSDP (megatron, zero 3): double-buffered, at most two units' parameters (compute
     dtype) and two units' gradients (main grads dtype, the compute dtype by default) allocated at
     once (Megatron-LM docs/user-guide/features/megatron_fsdp.md, "double-buffering"); a unit is a
-    transformer block or the embedding/output layer, the larger after tensor and expert parallelism."""
+    transformer block or the embedding/output layer, the larger after tensor and expert parallelism.
+    With fp8 each live unit also holds its FP8 weights and their transposes (1 + 1 bytes per
+    parameter, 1 on Blackwell: memory_terms_states.fp8_weight_transposes; Transformer Engine builds them from the gathered weights and Megatron-FSDP discards
+    them with the unit, megatron_fsdp.py `release_params_fp8_transpose_cache`)."""
     st, m = ctx.stats, ctx.model
     wb = COMPUTE_BYTES[t["precision"]]
     block = (st.attention_per_layer + st.norms_per_layer + max(
@@ -169,8 +173,9 @@ def fsdp_prefetch_bytes(ctx, t):
     titan = (t["framework"] == TT) & (t["zero"] >= 3) & (t["pp"] == 1)
     mfsdp = (t["framework"] == MEG) & (t["zero"] >= 3)
     unit = np.maximum(block, m.vocab * m.hidden / t["tp"])
+    fp8_live = 2.0 if fp8_weight_transposes(ctx) else 1.0  # FP8 weights (+ transposes on Hopper)
     return np.where(titan, (root + block) * wb + np.maximum(root, block) * gb,
-                    np.where(mfsdp, unit * 2 * (wb + gb), 0.0))
+                    np.where(mfsdp, unit * 2 * (wb + gb + np.where(t["precision"] == FP8, fp8_live, 0.0)), 0.0))
 
 
 def transient_comm_bytes(ctx, t, sp):

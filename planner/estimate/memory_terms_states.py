@@ -52,7 +52,8 @@ COMPUTE_BYTES = np.array([4.0, 2.0, 2.0, 2.0])
 #   adafactor: 4 bytes when it sees flat partitions, else factored (adafactor_state_elements).
 STATE_BYTES = {"adamw": 8.0, "adam": 8.0, "adam8bit": 2.0 + 2 * 4.0 / 2048, "sgd": 4.0, "adafactor": 4.0}
 # Transformer Engine FP8 (Megatron-LM): each GEMM keeps an FP8 copy of its weight and of its
-# transpose across micro-batches (1 + 1 bytes; Hopper's FP8 GEMM needs both layouts), and a delayed-
+# transpose across micro-batches (1 + 1 bytes; Hopper's FP8 GEMM needs both layouts; Blackwell's does
+# not, fp8_weight_transposes), and a delayed-
 # scaling state: amax history (`--fp8-amax-history-len`, Megatron default 1), scale and inverse
 # scale (fp32) for 3 forward and 2 backward tensors.
 FP8_COPY_BYTES = 2.0
@@ -60,6 +61,16 @@ FP8_AMAX_HISTORY = 1
 FP8_SCALING_BYTES_PER_GEMM = 5 * (FP8_AMAX_HISTORY + 2) * 4.0
 DS_SUB_GROUP_SIZE = 1e9  # DeepSpeed zero_optimization.sub_group_size default (ecosystem.md 1.3)
 ROW_PARALLEL = ("o_proj", "mlp_down", "expert_down", "shared_down")  # Megatron RowParallelLinear
+
+
+def fp8_weight_transposes(ctx) -> bool:
+    """Whether Transformer Engine keeps a transposed FP8 copy of each weight (Hopper's FP8 GEMMs take
+    only the TN layout). Not on compute capability 10.x or >= 13 (Blackwell datacenter parts), whose
+    FP8 GEMMs take any layout: TE `nvte_is_non_tn_fp8_gemm_supported` (common/transformer_engine.cpp),
+    and its quantizer creates no columnwise copy then (pytorch/csrc/quantizer.cpp `create_transpose`).
+    A GPU without a stated compute capability keeps them (the larger count)."""
+    cc = getattr(ctx.gpu, "compute_capability", None)
+    return cc is None or not (10.0 <= cc < 12.0 or cc >= 13.0)
 
 
 def grad_buffer_bytes(ctx, t):
@@ -209,7 +220,16 @@ def model_state_parts(ctx, t, sp, stage) -> dict:
     # --fp8-param-gather: the GEMM weights themselves are FP8 (1 byte; their fp32 master copy stays in
     # the optimizer), and only the transposed FP8 copy is cached beside them
     params = params - np.where(fp8_params, gemm_local_held(t, sp) * (wb - 1.0), 0.0)
-    fp8_copies = np.where(te_fp8, gemm_local * np.where(fp8_params, FP8_COPY_BYTES - 1.0, FP8_COPY_BYTES), 0.0)
+    # without transposes (Blackwell) only the FP8 weight copy itself: 1 byte, none with FP8 parameters
+    copy_bytes = FP8_COPY_BYTES if fp8_weight_transposes(ctx) else FP8_COPY_BYTES - 1.0
+    fp8_copies = np.where(te_fp8, gemm_local * np.where(fp8_params, copy_bytes - 1.0, copy_bytes), 0.0)
+    # Megatron-FSDP gathers each unit's weights for its use and frees them, FP8 copies and transposes with
+    # them (megatron_fsdp.py release hooks: fp8_discard_transpose_cache unless keep_fp8_transpose_cache);
+    # what is live is counted with the gathered units (memory_terms_runtime.fsdp_prefetch_bytes). Kept,
+    # the transposes cost 1 byte per parameter (Megatron-FSDP README, keep_fp8_transpose_cache).
+    keep_t = bool(getattr(getattr(ctx.scenario, "runtime", None), "keep_fp8_transpose_cache", False))
+    keep_t = keep_t and fp8_weight_transposes(ctx)
+    fp8_copies = np.where(te_fp8 & (zero >= 3), gemm_local * (1.0 if keep_t else 0.0), fp8_copies)
     fp8_scaling = np.where(te_fp8, fp8_gemms(ctx, sp, ep) * FP8_SCALING_BYTES_PER_GEMM, 0.0)
 
     # Offload. DeepSpeed: master, moments and the fp32 gradient partition live in pinned host memory

@@ -65,3 +65,19 @@ def recomputed_flops_per_token(ctx) -> float:
             total += count * sum(2.0 * x.k * x.n * x.per_token for x in layer_matmuls(ctx.model, moe_layer)
                                  if x.name in names)
     return total
+
+
+def full_recompute_share(ctx, t):
+    """Share of a stage's layers that full recompute checkpoints and recomputes (per plan). Megatron's
+    block method (scenario `runtime.recompute_num_layers` = N; Megatron-Core recompute.py, method
+    'block') checkpoints layers 0..N-1 of each TransformerBlock, i.e. of each pipeline chunk of
+    layers / (pp x vpp) layers: min(N, chunk) / chunk. Unset (the uniform method, one layer per
+    checkpoint, and every other framework's full checkpointing): 1."""
+    import numpy as np
+
+    n = getattr(getattr(ctx.scenario, "runtime", None), "recompute_num_layers", None)
+    ones = np.ones(len(t["pp"]))
+    if n is None:
+        return ones
+    chunk = ctx.model.layers / (t["pp"] * t["vpp"])
+    return np.where(t["framework"] == 1, np.minimum(n, chunk) / chunk, ones)  # 1: megatron (table.FRAMEWORKS)

@@ -195,7 +195,8 @@ def _training_args(scenario, f: dict) -> list[str]:
     """Batch (§4.1: global batch = micro x DP x number of micro-batches), precision (--bf16 / --fp16;
     FP8 through Transformer Engine on a bf16 model: --fp8-format hybrid with the default delayed
     recipe), recomputation (full: uniform, one layer per checkpoint; selective with the scenario's
-    runtime.recompute_modules), and the optimizer and schedule
+    runtime.recompute_modules; activation offloading and the Megatron-FSDP FP8 transpose cache from
+    runtime.activation_offload_layers / keep_fp8_transpose_cache), and the optimizer and schedule
     of planner/frameworks/common.py (Megatron's --lr, --min-lr, --lr-decay-style, --train-iters ...)."""
     opt = OPTIMIZERS.get(scenario.training.optimizer)
     if opt is None:
@@ -210,7 +211,15 @@ def _training_args(scenario, f: dict) -> list[str]:
         if mods is not None:  # Megatron-Core >= 0.12 (default: core_attn)
             out.append("--recompute-modules " + " ".join(mods) if mods else "--recompute-modules")
     elif f["recompute"] == "full":
-        out += ["--recompute-granularity full", "--recompute-method uniform", "--recompute-num-layers 1"]
+        block = getattr(scenario.runtime, "recompute_num_layers", None)
+        out += ["--recompute-granularity full"] + (["--recompute-method uniform", "--recompute-num-layers 1"]
+                                                   if block is None else
+                                                   ["--recompute-method block", f"--recompute-num-layers {block}"])
+    offload = getattr(scenario.runtime, "activation_offload_layers", 0)
+    if offload and f["pp"] == 1 and f["recompute"] == "none":  # Megatron-Core refuses it otherwise
+        out.append(f"--cpu-offloading-num-layers {min(offload, scenario.model.layers - 1)}")
+    if getattr(scenario.runtime, "keep_fp8_transpose_cache", False) and f["zero"] >= 3 and f["precision"] == "fp8":
+        out.append("--keep-fp8-transpose-cache")
     steps = common.train_steps(scenario, f)
     out += [f"--optimizer {opt}", f"--lr {common.LR}", f"--min-lr {common.LR * common.MIN_LR_RATIO:g}",
             "--lr-decay-style cosine", f"--lr-warmup-iters {common.warmup_steps(steps)}", f"--train-iters {steps}",

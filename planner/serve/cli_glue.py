@@ -6,9 +6,9 @@ are optional modules: without them the command says so and exits 2 before any wo
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from planner import jsonout
 from planner.errors import InputError
 
 
@@ -73,14 +73,14 @@ def run_serve(path, plan_text, as_json, top, objective, emit_dir, report_path, f
 
         r = estimate_serving(sc, parse_serve_plan(plan_text, sc))
         if as_json:
-            print(json.dumps(r, indent=2, allow_nan=False))
+            print(jsonout.dumps(r, indent=2))
         else:
             render.render_one(r, out)
         plans, result = [r], {"scenario": sc.name, "plans": [r]}
     else:
         result = solve_serving(sc, objective=objective, top=top)
         if as_json:
-            print(json.dumps(result, indent=2, allow_nan=False))
+            print(jsonout.dumps(result, indent=2))
         elif result["plans"]:
             render.render_serve(result, out)
         else:

@@ -3,14 +3,17 @@ throughput, TTFT / TPOT p50 and p90 under the traffic, goodput under the SLO, $ 
 tokens. One code path for `planner serve --plan` (a table of one) and the search.
 
 Operating point (steady state of continuous batching with chunked prefill):
-* every iteration carries B decoding sequences and, on average, B x input / output prefill tokens
-  (a request enters prefill each time one leaves decode), at most max_batched_tokens in all;
+* every iteration carries B decoding sequences; B x input / output prefill tokens enter per
+  iteration on average (a request enters prefill each time one leaves decode), prefilled as whole
+  prompts in chunks up to the token budget, so the mean iteration mixes prefill steps and
+  decode-only steps (_iter), at most max_batched_tokens in all;
 * offline: B = the most sequences that fit (max_batch, KV pool, token budget); fixed concurrency
   C: B = min(that, C / replicas), the rest wait; a request rate: B solves Little's law
-  B = (rate / replicas) x (TTFT + output x TPOT(B)) (fixed-point iteration), and a replica whose
-  capacity is below the rate is unstable;
+  B = (rate / replicas) x output x TPOT(B) (safeguarded secant), and a replica whose capacity is
+  below the rate is unstable;
 * TTFT = the prefill of the input in chunks of (max_batched_tokens - B) tokens, plus the wait in
-  the prefill queue (M/M/1 with the replica's prefill rate; mm1_wait_quantile);
+  the prefill queue (M/M/1 with the replica's busy prefill rate; mm1_wait_quantile): arrivals at
+  the request rate, or at a fixed concurrency the closed loop's completion rate;
 * TPOT p50 = the mean iteration time; p90 at the batch's 90th percentile: under Poisson arrivals
   the number of requests in service is Poisson distributed (M/G/inf), B + 1.28 sqrt(B).
 
@@ -66,41 +69,87 @@ def _disagg(t):
 
 def _iter(ctx, t, b, lk=None):
     """Mean iteration seconds at b decoding sequences per replica with the steady prefill share
-    (none on the decode instances of a disaggregated plan)."""
+    (none on the decode instances of a disaggregated plan).
+
+    A request entering the engine is prefilled as a whole prompt, in chunks of at most the token
+    budget left beside the decodes (max_batched_tokens - b), not spread thinly over every step:
+    vLLM's scheduler puts the running decodes first and fills the rest of max_num_batched_tokens
+    with the waiting prompts (docs, "Chunked prefill"), TensorRT-LLM's likewise with max_num_tokens.
+    So a share f of the iterations carries a prefill step of s tokens and the rest decode only:
+    mean = f x T(b, s) + (1 - f) x T(b, 0), with the steady prefill rate n = b x input / output
+    tokens per iteration, s = min(budget, max(input, n)) and f = n / s. Where many prompts wait
+    (n >= input) every step carries n tokens (f = 1, as spreading them would); at small batch the
+    prompt's compute-bound step is no longer hidden under the decode's weight read."""
     i_eff = ctx.in_mean * (1 - ctx.hit)
-    n_pf = np.minimum(b * i_eff / ctx.out_mean, np.maximum(t["max_batched_tokens"] - b, 0))
+    budget = np.maximum(t["max_batched_tokens"] - b, 1.0)
+    n_pf = np.minimum(b * i_eff / ctx.out_mean, budget)
     n_pf = np.where(_disagg(t), 0.0, n_pf)
+    step = np.minimum(budget, np.maximum(i_eff, n_pf))
+    share = np.clip(n_pf / np.maximum(step, 1e-9), 0.0, 1.0)
     ctx_dec = ctx.in_mean + ctx.out_mean / 2
     ctx_pf = ctx.in_mean * ctx.hit + i_eff / 2
-    return timing.iteration_s(ctx.facts, t, ctx.links if lk is None else lk, ctx.hw, b, n_pf, ctx_dec, ctx_pf)
+    lk = ctx.links if lk is None else lk
+    with_pf = timing.iteration_s(ctx.facts, t, lk, ctx.hw, b, step, ctx_dec, ctx_pf)
+    decode = timing.iteration_s(ctx.facts, t, lk, ctx.hw, b, 0.0, ctx_dec, ctx_pf)
+    return share * with_pf + (1 - share) * decode
 
 
-def _littles_law_batch(ctx, t, tok_rate, b, b_cap, rounds: int = 200, tol: float = 1e-6):
-    """Running sequences per replica that solve B = token rate x TPOT(B), capped at b_cap: fixed-point
-    iteration (monotone), each round only on the plans not yet converged (near saturation the
-    iteration is slow, elsewhere it settles in a few rounds)."""
-    b = b.astype(float).copy()
-    idx = np.arange(len(b))
-    for _ in range(rounds):
-        sub = {k: v[idx] for k, v in t.items()}
-        lk = {k: (a0[idx] if np.ndim(a0) else a0, a1[idx] if np.ndim(a1) else a1) for k, (a0, a1) in ctx.links.items()}
-        nb = np.minimum(np.maximum(tok_rate[idx] * _iter(ctx, sub, b[idx], lk), 1e-3), b_cap[idx])
-        moving = np.abs(nb - b[idx]) > tol * np.maximum(b[idx], 1.0)
-        b[idx] = nb
-        idx = idx[moving]
+def _littles_law_batch(ctx, t, tok_rate, b_cap, t_cap, rounds: int = 60, tol: float = 1e-6):
+    """Running sequences per replica that solve B = token rate x TPOT(B) (Little's law), capped at
+    b_cap: the root of g(B) = rate x T(B) - B in [1e-3, b_cap], by secant steps kept inside a
+    bracket [lo, hi] with g(lo) >= 0 >= g(hi), a step leaving the bracket replaced by bisection
+    (safeguarded secant; Press et al., Numerical Recipes, 3rd ed., Sec. 9.2-9.4). The first
+    evaluation is at the cap (t_cap = T(cap), already known to the caller; g >= 0 there: the rate
+    fills the cap, the answer is the cap), the second at the fixed-point step rate x T(cap). T is
+    piecewise linear in B (rooflines), so the secant lands on the root in a few rounds where the
+    plain iteration B <- rate x T(B) crawls near saturation. Each round evaluates T once, on the
+    plans not yet converged."""
+    n = len(b_cap)
+    lo, hi = np.full(n, 1e-3), np.maximum(b_cap.astype(float), 1e-3)
+    b, prev_x, prev_g = hi.copy(), np.zeros(n), np.zeros(n)
+    idx = np.arange(n)
+    for k in range(rounds):
+        x = b[idx]
+        if k == 0:
+            g = tok_rate * t_cap - x
+        else:
+            sub = {key: v[idx] for key, v in t.items()}
+            lk = {key: tuple(a[idx] if np.ndim(a) else a for a in pair) for key, pair in ctx.links.items()}
+            g = tok_rate[idx] * _iter(ctx, sub, x, lk) - x
+        pos = g >= 0
+        lo[idx] = np.where(pos, x, lo[idx])
+        hi[idx] = np.where(pos, hi[idx], x)
+        if k == 0:  # at the cap: filled (done) or the fixed-point step next
+            nx = np.maximum(x + g, 1e-3)
+        else:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                nx = x - g * (x - prev_x[idx]) / (g - prev_g[idx])
+        nx = np.where(~np.isfinite(nx) | (nx <= lo[idx]) | (nx >= hi[idx]), 0.5 * (lo[idx] + hi[idx]), nx)
+        done = (np.abs(nx - x) <= tol * np.maximum(x, 1.0)) | (hi[idx] - lo[idx] <= tol * np.maximum(lo[idx], 1.0))
+        if k == 0:
+            done |= pos
+            nx = np.where(pos, x, nx)
+        prev_x[idx], prev_g[idx] = x, g
+        b[idx] = nx
+        idx = idx[~done]
         if not len(idx):
             break
     return b
 
 
-def _ttft_service(ctx, t, b, in_tokens):
-    """Seconds to prefill in_tokens (after the cached prefix) in chunks beside b decoding sequences."""
+def _ttft_service(ctx, t, b, in_tokens, rate: bool = False):
+    """Seconds to prefill in_tokens (after the cached prefix) in chunks beside b decoding sequences;
+    with rate, also the prefill tokens/s of a busy engine, whose steps fill the whole chunk with
+    waiting prompts (chunk / step time of a full chunk)."""
     chunk = np.maximum(t["max_batched_tokens"] - b, 1.0)
     i_eff = in_tokens * (1 - ctx.hit)
     steps = np.ceil(i_eff / chunk)
-    per_step = timing.iteration_s(ctx.facts, t, ctx.links, ctx.hw, b, np.minimum(chunk, i_eff),
-                                  ctx.in_mean + ctx.out_mean / 2, ctx.in_mean * ctx.hit + i_eff / 2)
-    return steps * per_step, chunk / per_step
+    ctx_dec, ctx_pf = ctx.in_mean + ctx.out_mean / 2, ctx.in_mean * ctx.hit + i_eff / 2
+    per_step = timing.iteration_s(ctx.facts, t, ctx.links, ctx.hw, b, np.minimum(chunk, i_eff), ctx_dec, ctx_pf)
+    if not rate:
+        return steps * per_step, None
+    full = timing.iteration_s(ctx.facts, t, ctx.links, ctx.hw, b, chunk, ctx_dec, ctx_pf)
+    return steps * per_step, chunk / full
 
 
 def _prefill_pool(ctx, t, in_tokens):
@@ -200,12 +249,11 @@ def _evaluate(sc, t: dict) -> dict:
     else:
         lam = s.requests_per_s / reps
         stable = stable & (lam * ctx.out_mean < cap_tok_s)
-        b = _littles_law_batch(ctx, t, lam * ctx.out_mean, np.minimum(np.maximum(lam * ctx.out_mean * t_cap, 1.0), b_cap),
-                               b_cap)
+        b = _littles_law_batch(ctx, t, lam * ctx.out_mean, b_cap, t_cap)
     b_eval = np.maximum(b, 1e-3)
     t_iter = _iter(ctx, t, b_eval)
-    ttft50, pf_rate = _ttft_service(ctx, t, b_eval, ctx.in_mean)
-    ttft90, _ = _ttft_service(ctx, t, b_eval, ctx.in_p90)
+    ttft50, pf_rate = _ttft_service(ctx, t, b_eval, ctx.in_mean, rate=True)
+    ttft90 = ttft50 if ctx.in_p90 == ctx.in_mean else _ttft_service(ctx, t, b_eval, ctx.in_p90)[0]
     ttft50 = np.where(dis, pf50 + kv_move, ttft50)
     ttft90 = np.where(dis, pf90 + kv_move90, ttft90)
     queue_reps = np.where(dis, np.maximum(pre, 1), reps)   # who the prefill queue is shared by
@@ -221,10 +269,13 @@ def _evaluate(sc, t: dict) -> dict:
         out_tok_s = np.where(stable, s.requests_per_s * ctx.out_mean, cap_tok_s * reps)
     else:
         tpot90 = t_iter
+        out_tok_s = np.where(dis, np.minimum(b / t_iter * reps, pool_req_s * ctx.out_mean), b / t_iter * reps)
         if s.mode == "concurrency":
             waiting = np.maximum(s.concurrency / reps - b, 0)
             wait50 = wait90 = waiting / np.maximum(b_eval / t_iter / ctx.out_mean, 1e-30)
-        out_tok_s = np.where(dis, np.minimum(b / t_iter * reps, pool_req_s * ctx.out_mean), b / t_iter * reps)
+            q50, q90 = _closed_loop_prefill_wait(out_tok_s / ctx.out_mean / queue_reps,
+                                                 pf_rate / np.maximum(i_eff, 1.0))
+            wait50, wait90 = wait50 + q50, wait90 + q90
     gpus = t["tp"] * t["pp"] * (reps + pre)
     ttft = {"p50": ttft50 + wait50, "p90": ttft90 + wait90}
     tpot = {"p50": t_iter, "p90": tpot90}
@@ -237,6 +288,16 @@ def _evaluate(sc, t: dict) -> dict:
             "tpot": tpot, "out_tok_s": out_tok_s, "gpus": gpus, "usd_per_hour": usd_h, "usd_per_m": usd_m,
             "stable": stable, "meets_slo": meets, "goodput": out_tok_s * good,
             "capacity_tok_s": cap_tok_s * reps}
+
+
+def _closed_loop_prefill_wait(lam, mu):
+    """(p50, p90) seconds a new prompt waits for the prompts ahead of it at a fixed concurrency: the
+    requests that finish (lam per second per prefill server, the completion rate of the closed
+    loop) come back as new prompts to one prefill server of rate mu, the same M/M/1 queue as under a
+    request rate (timing.mm1_wait_quantile); none where that server would be saturated (the closed
+    loop then waits for a batch slot instead, counted separately)."""
+    q50, q90 = timing.mm1_wait_quantile(lam, mu, 0.5), timing.mm1_wait_quantile(lam, mu, 0.9)
+    return np.where(np.isfinite(q50), q50, 0.0), np.where(np.isfinite(q90), q90, 0.0)
 
 
 def _meets_slo(s, ttft, tpot):

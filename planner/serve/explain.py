@@ -48,8 +48,7 @@ def explain_serving(sc, t: dict, ev: dict) -> dict:
             lighter = [x for x in ("fp8", "nvfp4", "int4-awq") if x not in sc.search.weights
                        and E.compute_precision(x, gpu)]
             if lighter:
-                fixes.append({"change": f"allow search.weights {lighter[0]}",
-                              "why": "fewer bytes per weight"})
+                fixes.append(_lighter_weights_fix(sc, lighter[0], cap, g))
         return {"reasons": reasons, "fixes": fixes}
     ok_mem = fits & (ev["batch_cap"] >= 1 - 1e-9)
     stable = ok_mem & ev["stable"]
@@ -83,3 +82,18 @@ def explain_serving(sc, t: dict, ev: dict) -> dict:
         reasons.append("no plan meets every target at once (each is met by some plan alone)")
         fixes.append({"change": "relax the SLO or add GPUs", "why": "targets conflict"})
     return {"reasons": reasons, "fixes": fixes}
+
+
+def _lighter_weights_fix(sc, scheme: str, cap: float, gpus: int) -> dict:
+    """The fix 'allow a lighter weight scheme', with the GPUs its weights alone need (the weights of
+    the whole model at that scheme, memory.weight_bytes of a single-GPU layout, over the usable
+    memory per GPU): 'and use at least n GPUs' where the GPUs available would still not hold them."""
+    from planner.serve.memory import model_facts, weight_bytes
+
+    k = sc.model.hidden
+    one = {"tp": np.array([1]), "pp": np.array([1]), "ep": np.array([1]), "attn_dp": np.array([False])}
+    w = float(weight_bytes(model_facts(sc.model), one, E.weight_bytes_per_element(scheme, k),
+                           E.weight_bytes_per_element(E.dense_scheme(scheme), k))[0])
+    n = max(1, math.ceil(w / cap))
+    change = f"allow search.weights {scheme}" + (f" and use at least {n} GPUs" if n > gpus else "")
+    return {"change": change, "why": f"fewer bytes per weight: {w / E.GIB:.0f} GiB of weights at {scheme}"}

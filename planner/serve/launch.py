@@ -31,6 +31,7 @@ from pathlib import Path
 
 import yaml
 
+from planner import jsonout
 from planner.errors import InputError
 from planner.serve import engines as E
 
@@ -414,7 +415,7 @@ def serving_files(scenario, result: dict) -> dict[str, str]:
             k8s_args = trtllm_args(f"/config/{TRT_YAML}") if cfg is not None else args
             manifests.append(k8s_manifest(scenario, plan, k8s_args, cfg, nodes, per_node, role))
     files["slurm.sbatch"] = slurm_script(scenario, plan, nodes, per_node)
-    files["plan.json"] = json.dumps(result, indent=2, allow_nan=False) + "\n"
+    files["plan.json"] = jsonout.dumps(result, indent=2) + "\n"
     if manifests:
         files["k8s.yaml"] = (f"# {plan_text(plan)}\n# Set MODEL (env) to the checkpoint; images are the engines' "
                              "public repositories: check the tag.\n" + "---\n".join(manifests))

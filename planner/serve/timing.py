@@ -52,9 +52,10 @@ SUSTAINED_FRACTION = 0.90
 # FP4 (NVFP4 / MXFP4 on Blackwell tensor cores): no FP4 MAMF measurement is published (hardware
 # facts list FP8 and BF16 MAMF only). CHOSEN, not measured: FP4 GEMMs are credited with the FP8
 # MAMF *throughput* (the FP8 peak x its measured fraction), i.e. no speed-up over FP8 is claimed.
-# Chosen against the five published dense FP4 points (benchmarks/serving_accuracy.md): crediting
-# FP4 with FP8's fraction of the doubled FP4 peak predicts them 32% too fast on average, this
-# choice 9% (MLPerf v4.1 B200 then comes out 26% slow: the truth lies in between).
+# Chosen against the 42 published dense FP4 points (benchmarks/serving_accuracy.md): crediting
+# FP4 with FP8's fraction of the doubled FP4 peak predicts them 35% off on average (all too fast),
+# this choice 12% (compute-bound rows such as MLPerf v4.1 B200 then come out 13-28% slow: the
+# achieved FP4 rate lies in between; no per-shape NVFP4 GEMM measurement on B200 is published).
 FP4_AT_FP8_THROUGHPUT = True
 
 
@@ -81,10 +82,20 @@ def rates(gpu, wq_names: tuple) -> tuple[np.ndarray, float, float]:
 GEMM_TILE_ROWS = 128
 
 
+def padded_rows(n):
+    """Token rows a GEMM computes: n rounded up to whole output tiles of GEMM_TILE_ROWS."""
+    return np.ceil(np.asarray(n, dtype=float) / GEMM_TILE_ROWS) * GEMM_TILE_ROWS
+
+
 def dense_linear_s(f, ls, n, n_dec, tp, ta, lin, bw, bpe):
     """Attention projections, dense / shared MLPs and the LM head of n tokens on one GPU: one
-    roofline, max(2 x n x params / lin, weight bytes / bw); the LM head only for decode tokens."""
-    flops = 2.0 * n * ls * (f.attn + f.dense_mlp + f.shared) / tp + 2.0 * n_dec * f.vocab * f.hidden / ta
+    roofline, max(2 x rows x params / lin, weight bytes / bw), rows = the step's tokens padded to
+    whole GEMM tiles (padded_rows; the tile quantization the expert GEMMs already pay: MAMF is
+    measured on tile-aligned shapes, and a decode step of 190 sequences computes 256 rows); the LM
+    head only for decode tokens."""
+    dp = tp / ta  # attention data parallelism: each rank's own n / tp tokens (1 under plain tp)
+    rows, rows_dec = padded_rows(n / dp) * dp, padded_rows(n_dec / dp) * dp
+    flops = 2.0 * rows * ls * (f.attn + f.dense_mlp + f.shared) / tp + 2.0 * rows_dec * f.vocab * f.hidden / ta
     w_read = ls * (f.attn + f.dense_mlp + f.shared) * bpe / ta + f.vocab * f.hidden * 2.0 / ta
     return np.maximum(flops / lin, w_read / bw)
 

@@ -44,8 +44,14 @@ class GPU(Strict):
     hbm_tb_s: PosFloat
     tflops: Peaks
     matmul_efficiency: MatmulEfficiency = MatmulEfficiency()
+    sustained_tensor_fraction: PosFloat | None = Field(
+        None, le=1.0, description="tensor-core rate a long training run sustains under the board power limit / the "
+        "burst rate (MAMF) of `matmul_efficiency`; None = not measured (the burst rate is used)")
     power_w: PosFloat | None = None
     host_link: str | None = None
+    compute_capability: PosFloat | None = Field(
+        None, description="CUDA compute capability (NVIDIA), e.g. 9.0 Hopper, 10.0 Blackwell: decides whether "
+        "Transformer Engine keeps transposed FP8 weights (not on 10.x, whose FP8 GEMMs take any layout)")
     price: GPUPrice = GPUPrice()
     source: str | None = None
     notes: str | None = None

@@ -29,6 +29,17 @@ def _get(cfg: dict, *names: str, default: Any = ..., key: str | None = None):
     return default
 
 
+def _flag(cfg: dict, name: str, default: bool) -> bool:
+    """A config.json boolean: JSON true/false (absent or null: the family default). A string such as
+    "false" is refused rather than read as true by Python's truthiness."""
+    v = cfg.get(name)
+    if v is None:
+        return default
+    if not isinstance(v, bool):
+        raise InputError(f"expected true or false, not {v!r}", key=name)
+    return v
+
+
 def _act(cfg: dict) -> str:
     act = str(_get(cfg, "hidden_act", "activation_function", default="silu")).lower()
     if act in ("silu", "swish", "swiglu"):
@@ -65,7 +76,7 @@ def _context(cfg: dict, mt: str) -> dict:
            "rope_scaling": _rope_scaling(cfg),
            "norm_eps": _get(cfg, "rms_norm_eps", "layer_norm_eps", "layer_norm_epsilon",
                             default=NORM_EPS_DEFAULT.get(mt, 1e-6))}
-    if mt in ("mistral", "mixtral") or cfg.get("use_sliding_window"):
+    if mt in ("mistral", "mixtral") or _flag(cfg, "use_sliding_window", False):
         if mt not in ("mistral", "mixtral"):
             raise InputError("use_sliding_window with max_window_layers is not supported yet", key="use_sliding_window")
         out["sliding_window"] = cfg.get("sliding_window")
@@ -78,7 +89,7 @@ def _router(cfg: dict, mt: str) -> dict:
     topk_group with topk_method group_limited_greedy or noaux_tc, router_aux_loss_coef / aux_loss_alpha).
     Mixtral takes the softmax over its top-k logits: renormalised top-k weights."""
     out = {"scoring": str(cfg.get("scoring_func") or "softmax"),
-           "norm_topk": True if mt == "mixtral" else bool(cfg.get("norm_topk_prob", False)),
+           "norm_topk": True if mt == "mixtral" else _flag(cfg, "norm_topk_prob", False),
            "routed_scale": cfg.get("routed_scaling_factor") or 1.0}
     coef = _get(cfg, "router_aux_loss_coef", "aux_loss_alpha", default=None)
     if coef is not None:
@@ -116,7 +127,7 @@ def model_from_hf(cfg: dict, name: str = "hf-model") -> dict:
         "ffn_hidden": _get(cfg, "intermediate_size"),
         "ffn_act": _act(cfg),
         "vocab": _get(cfg, "vocab_size"),
-        "tie_embeddings": bool(cfg.get("tie_word_embeddings", False)),  # every family here defaults to untied
+        "tie_embeddings": _flag(cfg, "tie_word_embeddings", False),  # every family here defaults to untied
         "position": "rope",
         "norm": "rmsnorm",
         **_context(cfg, mt),
@@ -126,8 +137,8 @@ def model_from_hf(cfg: dict, name: str = "hf-model") -> dict:
     if mt == "gpt_neox":
         out.update(norm="layernorm", linear_bias=True, ffn_act=_act(cfg), kv_heads=None)
     if mt in ("qwen2", "qwen2_moe"):
-        out["qkv_bias"] = bool(cfg.get("qkv_bias", True))  # hard-coded in Qwen2 modeling code
-    if mt in ("llama", "mistral", "qwen3", "qwen3_moe", "olmo", "granite") and cfg.get("attention_bias"):
+        out["qkv_bias"] = _flag(cfg, "qkv_bias", True)  # hard-coded in Qwen2 modeling code
+    if mt in ("llama", "mistral", "qwen3", "qwen3_moe", "olmo", "granite") and _flag(cfg, "attention_bias", False):
         out["qkv_bias"] = True
     if mt in ("qwen3", "qwen3_moe"):
         out["qk_norm"] = True

@@ -45,7 +45,7 @@ from planner.spec.base import USD, Name, PosFloat, Strict
 from planner.spec.hardware import Cluster
 from planner.spec.model import ModelSpec
 from planner.spec.scenario import SearchOptions, Training
-from planner.spec.serving import Serving, ServingSearch
+from planner.spec.serving import Serving, ServingSearch, check_positions
 
 # A purchase budget above a quadrillion dollars is a typo; the CP-SAT solver counts money in integers.
 MAX_BUDGET_USD = 1e15
@@ -158,6 +158,11 @@ class ServingWorkload(Strict):
     hours_per_year: PosFloat = Field(HOURS_PER_YEAR, le=HOURS_PER_YEAR)
     weight: PosFloat = Field(1.0, le=1e6)
 
+    @model_validator(mode="after")
+    def _positions(self):
+        check_positions(self.model, self.serving)
+        return self
+
 
 class PurchaseFile(Strict):
     name: Name = "purchases"
@@ -168,9 +173,11 @@ class PurchaseFile(Strict):
 
     @model_validator(mode="after")
     def _bounded(self):
-        searches = sum(len(c.node_counts) for c in self.clusters) * len(self.workloads)
+        counts = sum(len(c.node_counts) for c in self.clusters)
+        searches = counts * (len(self.workloads) + len(self.serving_workloads))
         if searches > MAX_SEARCHES:
-            raise ValueError(f"clusters x node counts x workloads make {searches} plan searches; at most "
+            raise ValueError(f"clusters x node counts x (workloads + serving workloads) make {searches} "
+                             f"plan searches; at most "
                              f"{MAX_SEARCHES} (list fewer node counts or workloads)")
         return self
 

@@ -207,6 +207,20 @@ class Runtime(Strict):
         "input); layernorm: norm outputs where the norm is a separate module (MoE layers' pre-MLP norm, MLA's "
         "input norm); mla_up_proj: MLA's query/key/value up-projections; mlp: the dense MLP; moe: the whole "
         "MoE block; shared_experts: the shared experts")
+    recompute_num_layers: int | None = Field(
+        None, ge=1, le=100000, description="Megatron with recompute = full only: recompute just the first N layers "
+        "of each pipeline chunk (--recompute-method block --recompute-num-layers N, Megatron-Core recompute.py; "
+        "Megatron-Bridge recipes' recompute_num_layers); the other layers keep all their activations and are not "
+        "recomputed. null: every layer (--recompute-method uniform --recompute-num-layers 1)")
+    activation_offload_layers: int = Field(
+        0, ge=0, le=100000, description="Megatron only: transformer layers whose activations are offloaded to host "
+        "memory (Megatron-Core cpu_offloading_num_layers with cpu_offloading_activations; Megatron-Bridge "
+        "performance recipes set it for Megatron-FSDP on GB200). Megatron-Core allows it only without pipeline "
+        "parallelism and without recompute (transformer_config.py), so other plans ignore it. Default 0: off")
+    keep_fp8_transpose_cache: bool = Field(
+        False, description="Megatron-FSDP (megatron, zero 3) with fp8 only: keep each GEMM weight's FP8 transpose "
+        "between forward and backward (DistributedDataParallelConfig.keep_fp8_transpose_cache, default False: "
+        "discarded after each unit's use, 1 byte per parameter when kept, Megatron-FSDP README)")
     moe_router_probs: Literal["auto", "activation", "combine"] = Field(
         "auto", description="where the router probabilities weight the expert outputs, which decides what a MoE "
         "layer keeps for backward. activation: inside the experts' activation (Megatron-Core >= 0.13, "

@@ -125,13 +125,18 @@ class ServingScenario(Strict):
     def _check(self):
         if not isinstance(self.cluster.nodes, int):
             raise ValueError("cluster.nodes: a serving scenario takes one node count (the GPUs available)")
-        from planner.spec.load import position_problem
-
-        longest = _longest(self.serving.input_tokens) + _longest(self.serving.output_tokens)
-        problem = position_problem(self.model, int(longest))
-        if problem:
-            raise ValueError(f"serving: input + output tokens ({longest:g}): {problem}")
+        check_positions(self.model, self.serving)
         return self
+
+
+def check_positions(model: ModelSpec, serving: Serving) -> None:
+    """The longest request (input + output tokens) must fit a learned position table."""
+    from planner.spec.load import position_problem
+
+    longest = _longest(serving.input_tokens) + _longest(serving.output_tokens)
+    problem = position_problem(model, int(longest))
+    if problem:
+        raise ValueError(f"serving: input + output tokens ({longest:g}): {problem}")
 
 
 def _longest(value) -> float:

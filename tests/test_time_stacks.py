@@ -1,0 +1,116 @@
+"""Time terms of today's stacks, checked against hand-worked numbers from their sources."""
+
+import numpy as np
+import pytest
+
+from planner.estimate import comm
+from planner.estimate.evaluate import Context
+
+from test_memory import raw_table, scenario
+
+
+def test_async_tp_hides_forward_collectives_only():
+    """torchtitan async TP (torch.compile micro-pipeline TP) fuses the forward pass's all-gather ->
+    matmul and matmul -> reduce-scatter pairs only; Megatron/TE overlap hides every collective
+    behind 3x the forward GEMMs. Hand-worked, with 10% contention on what is hidden:
+    10 s of TP collectives, 4 s of them in the forward and recomputed forward, 3 s of forward GEMMs.
+      torchtitan, full recompute: window 2 x 3 = 6 s, hidden min(4, 6) = 4 -> 10 - 4 + 0.4 = 6.4 s
+      torchtitan, no recompute:   window 3 s,         hidden min(4, 3) = 3 -> 10 - 3 + 0.3 = 7.3 s
+      megatron:                   window 3 x 3 = 9 s, hidden 9            -> 10 - 9 + 0.9 = 1.9 s"""
+    ctx = Context(scenario())
+    rows = [raw_table(framework="torchtitan", zero=3, recompute="full"),
+            raw_table(framework="torchtitan", zero=3, recompute="none"),
+            raw_table(framework="megatron", recompute="full")]
+    got = [float(comm.tp_exposed_s(ctx, t, np.array([10.0]), np.array([3.0]), np.array([4.0]))[0]) for t in rows]
+    assert got == pytest.approx([6.4, 7.3, 1.9])
+
+
+def test_forward_share_of_tp_collectives():
+    """TP collectives per layer in all-reduce equivalents: 2 in forward (attention and MLP), 2 more
+    when the forward is recomputed, 2 in backward (Shoeybi et al. 2019 Sec. 3). Megatron's sequence
+    parallelism adds two re-gathers in backward (Korthikanti et al. 2022 Sec. 4.2.2: only the sharded
+    input is saved); torchtitan's DTensor sequence parallelism saves the gathered input: none."""
+    sc = scenario(nodes=1, seq=4096)
+    ctx = Context(sc)
+    act = 2.0 * 4096 * sc.model.hidden
+    ar = float(comm.all_reduce_s(sc.cluster.node, act, 8, 1))
+    ag = float(comm.gather_s(sc.cluster.node, act, 8, 1))
+    for fw, zero, regather in (("torchtitan", 3, 0.0), ("megatron", 1, 2 * ag)):
+        for rc, fwd_units, all_units in (("full", 4, 6), ("none", 2, 4)):
+            t = raw_table(framework=fw, zero=zero, tp=8, sp=True, recompute=rc)
+            unit = comm.layer_comm(ctx, t, np.zeros(1))
+            assert float(unit["tp_fwd_layer"][0]) == pytest.approx(fwd_units * ar)
+            assert float(unit["tp_layer"][0]) == pytest.approx(all_units * ar + regather)
+
+
+def test_ring_across_nodes_shares_the_members_nics():
+    """An NCCL ring (all-gather / reduce-scatter) across nodes moves (n-1)/n x bytes per rank; with k
+    members per 8-GPU node its crossings leave through k NICs. DGX H100: NIC 50 GB/s x 0.94 = 47 GB/s,
+    NVLink 450 x 0.82 = 369 GB/s; 8 GiB over 64 ranks:
+      stride 1 (k = 8): min(369, 8 x 47 = 376) = 369 GB/s -> 30 us + 63/64 x 8 GiB / 369 GB/s
+      stride 8 (k = 1): 47 GB/s                            -> 30 us + 63/64 x 8 GiB / 47 GB/s"""
+    node = scenario(nodes=64).cluster.node
+    nbytes = 8 * 2**30
+    k8 = float(comm.gather_s(node, nbytes, 64, 1))
+    k1 = float(comm.gather_s(node, nbytes, 64, 8))
+    assert k8 == pytest.approx(30e-6 + 63 / 64 * nbytes / 369e9, rel=1e-9)
+    assert k1 == pytest.approx(30e-6 + 63 / 64 * nbytes / 47e9, rel=1e-9)
+    inside = float(comm.gather_s(node, nbytes, 8, 1))  # one node: NVLink only
+    assert inside == pytest.approx(10e-6 + 7 / 8 * nbytes / 369e9, rel=1e-9)
+
+
+def test_sustained_tensor_rate_under_the_power_limit():
+    """GH100 SXM boards at 700 W: a GEMM-only load settles at 0.825 of the burst MAMF (H200
+    measurement, benchmarks/host_device_results.md); a step that computes a share u of its time gets
+    1 - 0.175 u. Hand-worked: u = 1 -> 0.825, u = 0.6 -> 0.895. Rates: H100 SXM bf16 burst
+    989.4 x 0.803, times the row's clock for linear layers and attention alike, HBM not scaled."""
+    from planner.catalog import gpu
+    from planner.estimate import compute
+
+    assert compute.sustained_clock(0.825, np.array([1.0, 0.6, 0.0])) == pytest.approx([0.825, 0.895, 1.0])
+    t = raw_table(precision="bf16")
+    linear, half, hbm, _ = compute.peaks(gpu("h100-sxm-80gb"), t)
+    assert float(linear[0]) == pytest.approx(989.4e12 * 0.803)
+    t = {**t, "tensor_clock": np.array([0.895])}
+    linear, half, hbm2, _ = compute.peaks(gpu("h100-sxm-80gb"), t)
+    assert float(linear[0]) == pytest.approx(989.4e12 * 0.803 * 0.895)
+    assert float(half[0]) == pytest.approx(989.4e12 * 0.803 * 0.895)
+    assert hbm2 == hbm == pytest.approx(3.35e12 * compute.HBM_EFFICIENCY)
+
+
+def test_step_clock_from_the_busy_share():
+    """evaluate.with_tensor_clock: time the step at burst clocks, u = (compute + recompute) / step,
+    clock 1 - (1 - 0.825) u on an H100 SXM; a GPU without a measurement (A100) keeps burst rates."""
+    from planner.estimate import evaluate, memory
+
+    sc = scenario(model="llama-3.1-70b", nodes=8, gb=64)
+    ctx = Context(sc)
+    t = raw_table(tp=8, pp=4, dp=2, ga=32, vpp=1, sp=True)
+    mem = memory.memory(ctx, t)
+    step, b = evaluate.step_time(ctx, t, mem)
+    u = (b["compute"] + b["recompute"]) / step
+    assert 0.5 < float(u[0]) < 1.0  # the bubble and exposed communication leave part of the step idle
+    clocked = evaluate.with_tensor_clock(ctx, t, mem)
+    assert float(clocked["tensor_clock"][0]) == pytest.approx(1 - 0.175 * float(u[0]))
+    a100 = Context(scenario(model="llama-3.1-70b", node="dgx-a100-80gb", nodes=8, gb=64))
+    assert "tensor_clock" not in evaluate.with_tensor_clock(a100, t, memory.memory(a100, t))
+
+
+def test_fp8_weight_cast_once_per_step_in_megatron():
+    """Megatron-Core passes is_first_microbatch to Transformer Engine, which casts the FP8 weights on
+    the first micro-batch and reuses them: per micro-batch 1/ga of a cast (ga = 8: 0.125); torchao
+    (torchtitan) casts on every forward: 1. In the micro-batch's forward time: the Megatron plan with
+    ga = 8 spends 7/8 of one cast less than with ga = 1."""
+    from planner.estimate import compute
+
+    rows = [raw_table(framework="megatron", precision="fp8", ga=8),
+            raw_table(framework="torchtitan", precision="fp8", zero=3, ga=8)]
+    assert [float(compute.weight_casts_per_mb(t)[0]) for t in rows] == [0.125, 1.0]
+    ctx = Context(scenario(nodes=1, gb=64))
+    t1, t8 = raw_table(precision="fp8", ga=1), raw_table(precision="fp8", ga=8)
+    hbm = compute.peaks(ctx.gpu, t1)[2]
+    cast = float(compute.fp8_weight_cast_s(ctx, t1, False, hbm)[0])
+    layers = ctx.model.layers
+    f1 = compute.stage_compute(t1, compute.layer_costs(ctx, t1), layers, 0, "first")["forward"]
+    f8 = compute.stage_compute(t8, compute.layer_costs(ctx, t8), layers, 0, "first")["forward"]
+    assert float(f1[0] - f8[0]) == pytest.approx(layers * cast * 7 / 8, rel=1e-6)
