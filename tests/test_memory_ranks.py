@@ -32,12 +32,13 @@ def random_table(rng, n: int, layers: int) -> dict:
     return {k: np.asarray(v, dtype=bool if k == "sp" else np.int64) for k, v in t.items()}
 
 
-CASES = [("deepseek-v3", 256, 4096), ("llama-3.1-8b", 8, 4096), (MOE, 1, 2048), ("mixtral-8x7b", 8, 4096)]
+CASES = [("deepseek-v3", 256, 4096, {}), ("llama-3.1-8b", 8, 4096, {}), (MOE, 1, 2048, {}),
+         ("mixtral-8x7b", 8, 4096, {}), ("llama-3.1-8b", 8, 4096, {"runtime": {"activation_offload_layers": 3}})]
 
 
-@pytest.mark.parametrize("model,nodes,seq", CASES)
-def test_candidate_ranks_give_the_every_rank_peak(model, nodes, seq):
-    ctx = Context(scenario(model=model, nodes=nodes, seq=seq))
+@pytest.mark.parametrize("model,nodes,seq,extra", CASES)
+def test_candidate_ranks_give_the_every_rank_peak(model, nodes, seq, extra):
+    ctx = Context(scenario(model=model, nodes=nodes, seq=seq, **extra))
     t = random_table(np.random.default_rng(7), 3000, ctx.model.layers)
     fast, full = memory.memory(ctx, t), memory.memory(Context(ctx.scenario, all_ranks=True), t)
     assert set(fast) == set(full)
@@ -76,10 +77,12 @@ def test_rank_classes_group_equal_stages():
     assert memory_ranks.rank_classes(ctx, 1, 1) == [(0, 0)]
 
 
-def test_verdict_only_memory_gives_the_same_verdict_figures():
+@pytest.mark.parametrize("extra", [{}, {"runtime": {"activation_offload_layers": 2}}])
+def test_verdict_only_memory_gives_the_same_verdict_figures(extra):
     """memory(verdict_only=True) keeps, while scanning the ranks, only what the verdict reads: the
-    same total, peak rank, host RAM and NVMe per node as the full evaluation."""
-    ctx = Context(scenario(model="deepseek-v3", nodes=256))
+    same total, peak rank, host RAM and NVMe per node as the full evaluation (offloaded activations
+    included)."""
+    ctx = Context(scenario(model="deepseek-v3", nodes=256, **extra))
     t = random_table(np.random.default_rng(3), 3000, ctx.model.layers)
     slim, full = memory.memory(ctx, t, verdict_only=True), memory.memory(ctx, t)
     for k in ("total", "stage", "host_per_node", "nvme_per_node"):
