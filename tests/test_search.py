@@ -240,11 +240,15 @@ def test_step_lower_bound_holds_for_every_plan(kw):
     ev = evaluate_table(ctx, t)
     lb = step_lower_bound(ctx, t)
     assert np.all(lb > 0) and np.all(ev["step_s"] >= lb * (1 - 1e-12))
-    # it is the step less only the DP sync, optimizer and offload: compute and exposed TP/CP/EP/PP
-    # communication and the bubble are all in it (so few plans are timed)
-    rest = ev["breakdown_s"]["dp_comm"] + ev["breakdown_s"]["optimizer"] + ev["breakdown_s"]["offload"]
-    assert np.allclose(lb + rest, ev["step_s"], rtol=1e-9, atol=0)
-    assert (ev["breakdown_s"]["tp_comm"] + ev["breakdown_s"]["ep_comm"] + ev["breakdown_s"]["pp_comm"] > 0).any()
+    # and it counts more than compute: the exposed TP/CP/EP/PP communication too (so few plans are
+    # timed), at least the compute-only bound everywhere and above it where communication shows
+    from planner.estimate import pipeline
+    from planner.estimate.evaluate import first_last_stage_times
+
+    stages = first_last_stage_times(ctx, t)
+    busy = np.maximum(*(c["forward"] + c["backward"] + c["recompute"] for _, c, _ in stages.values()))
+    compute_only = pipeline.pipeline_step_s(t, busy)
+    assert np.all(lb >= compute_only * (1 - 1e-12)) and (lb > compute_only * (1 + 1e-6)).any()
 
 
 def test_best_plan_without_counts_equals_the_counted_search():

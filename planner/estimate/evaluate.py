@@ -149,6 +149,18 @@ def stage_time(ctx: Context, t: dict):
     of the first and last pipeline stage: compute plus the exposed TP, CP, EP and pipeline
     communication. The step is the pipeline's step over this stage time plus DP sync, optimizer and
     offload (step_time), none of them negative."""
+    stages = first_last_stage_times(ctx, t)
+    slow_last = stages["last"][0] > stages["first"][0]
+    pick = lambda a, b: np.where(slow_last, b, a)  # noqa: E731
+    stage_s = pick(stages["first"][0], stages["last"][0])
+    c = {k: pick(stages["first"][1][k], stages["last"][1][k]) for k in stages["first"][1]}
+    cm = {k: pick(stages["first"][2][k], stages["last"][2][k]) for k in stages["first"][2]}
+    return stage_s, c, cm
+
+
+def first_last_stage_times(ctx: Context, t: dict) -> dict:
+    """{'first', 'last'}: (stage seconds, compute parts, communication parts) of one micro-batch on
+    that pipeline stage (stage_time takes the slower)."""
     unit = compute.layer_costs(ctx, t)  # per layer: the same on every stage
     unit_comm = comm.layer_comm(ctx, t, unit["attn_fwd"])
     stages = {}
@@ -165,12 +177,7 @@ def stage_time(ctx: Context, t: dict):
                                           unit["moe_fwd"] - unit["moe_expert"] + unit["attn_fwd"], unit["moe_expert"])
         stage_s = busy + cm["tp_comm"] + cm["cp_comm"] + cm["ep_comm"] + cm["pp_comm"]
         stages[stage] = (stage_s, c, cm)
-    slow_last = stages["last"][0] > stages["first"][0]
-    pick = lambda a, b: np.where(slow_last, b, a)  # noqa: E731
-    stage_s = pick(stages["first"][0], stages["last"][0])
-    c = {k: pick(stages["first"][1][k], stages["last"][1][k]) for k in stages["first"][1]}
-    cm = {k: pick(stages["first"][2][k], stages["last"][2][k]) for k in stages["first"][2]}
-    return stage_s, c, cm
+    return stages
 
 
 def _evaluated(ctx: Context, t: dict, mem: dict, step, breakdown) -> dict:

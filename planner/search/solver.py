@@ -17,7 +17,8 @@ import numpy as np
 
 from planner.estimate import table as T
 from planner.estimate import bands, memory, pipeline
-from planner.estimate.evaluate import Context, evaluate_table, memory_verdict, result_row, stage_time
+from planner.estimate.evaluate import (Context, evaluate_table, first_last_stage_times, memory_verdict,
+                                       result_row, stage_time)
 from planner.frameworks.rules import RULES, framework_mask, unbuildable
 from planner.search.rank import TIE, TIGHT_PENALTY, order, pareto_mask, preferred, ranking_rule
 from planner.search.cpsat import all_solutions
@@ -348,10 +349,20 @@ def _read_columns(fn, ctx) -> tuple[str, ...]:
 
 
 def _stage_s(ctx, t: dict) -> np.ndarray:
-    """One micro-batch's time on the slower of the first and last stage, compute and exposed
-    communication (planner.estimate.evaluate.stage_time): the step is the pipeline's step over it
-    plus DP sync, optimizer and offload, none of them negative."""
-    return stage_time(ctx, t)[0]
+    """A lower bound of one micro-batch's time on the slower of the first and last stage, compute and
+    exposed communication (planner.estimate.evaluate.stage_time); the step is the pipeline's step over
+    that time plus DP sync, optimizer and offload, none of them negative. On a GPU whose tensor clock
+    drops under load (sustained_tensor_fraction: evaluate.with_tensor_clock sets each plan's clock
+    between that fraction and 1), each stage's compute is taken at the burst clock (its fastest) and
+    its exposed communication at the lowest clock (the most compute to hide it behind), so the bound
+    holds at any clock between; elsewhere it is the stage time itself."""
+    s = ctx.gpu.sustained_tensor_fraction
+    if not s:
+        return stage_time(ctx, t)[0]
+    fast = first_last_stage_times(ctx, t)
+    slow = first_last_stage_times(ctx, {**t, "tensor_clock": np.full(T.size(t), s)})
+    busy = lambda c: c["forward"] + c["backward"] + c["recompute"]  # noqa: E731
+    return np.maximum(*(busy(fast[k][1]) + (slow[k][0] - busy(slow[k][1])) for k in ("first", "last")))
 
 
 def step_lower_bound(ctx, t: dict) -> np.ndarray:
