@@ -73,8 +73,12 @@ scenario, byte for byte; tests compare each with the reference path it replaces)
   15% faster than 262,144 here);
 - the step-time lower bound is now the pipeline's step over the full stage time (compute and
   exposed TP/CP/EP/PP communication: evaluate.stage_time), leaving out only DP sync, optimizer and
-  offload: 2,048 plans are timed for DeepSeek-V3 on 2,048 GPUs and 10,240 for the 131,072-GPU range
-  (was ~1M);
+  offload; on GPUs whose tensor clock drops under load each stage's compute is taken at the burst
+  clock and its exposed communication at the lowest clock (the stage time is not monotone in the
+  clock). 2,048 plans are timed for DeepSeek-V3 on 2,048 GPUs and ~10,000 for the 131,072-GPU range
+  (was ~1M); the bound now costs two stage-time evaluations per distinct input;
+- the memory verdict chunks and the bound's stage times are shared by two threads (numpy releases
+  the interpreter lock in its array loops): wall time only, on a quiet machine;
 - the plan table is stored in the narrowest integer types (T.take widens the rows it returns), and
   plans sharing a memory verdict across batches are found in linear time from the layout-major
   table (each checked against its representative; sorting otherwise): the 131,072-GPU range peaks
