@@ -3,8 +3,8 @@
     python benchmarks/speed_profile.py [--lines 25]
 
 Writes benchmarks/speed_profile.md: per scenario, the functions by cumulative time (in-process,
-after a warm-up that imports everything, layouts recomputed), so a change can be aimed at what
-costs the most.
+after a warm-up that imports everything, layouts recomputed, one thread), so a change can be aimed
+at what costs the most.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from planner import load_scenario, solve
+from planner.search import solver
 from planner.search.solver import _LAYOUT_CACHE
 
 HERE = Path(__file__).resolve().parent
@@ -91,11 +92,16 @@ What remains, below: the memory verdict of every plan that fits, for the exact `
 plan-rank here, ~100 numpy passes over each plan), 70-80% of the search; no two plans are equal in
 the 16 columns it reads (fixed batch), and grouping per term (states do not read mbs or recompute,
 activations do not read dp, zero or offload) costs a sort per rank per term. Then the step-time
-bound itself (the stage time of every distinct plan, 481,008 for DeepSeek-V3 / 2,048 H100).
+bound itself (the stage time of every distinct plan, 481,008 for DeepSeek-V3 / 2,048 H100): since
+the time model reads ga in the stage time (FP8 weight casts once per step, the EP-overlap share of
+warm-up micro-batches) plans of different batches no longer share it, and with power-limited clocks
+it is evaluated twice (burst and lowest clock), so for the 131,072-GPU range it went from ~2 s to
+~10 s CPU here.
 """
 
 
 def profile(path: Path, lines: int) -> str:
+    solver.MEMORY_THREADS = 1  # cProfile sees the calling thread only: the search's chunks run in it here
     sc = load_scenario(path)
     solve(sc)
     _LAYOUT_CACHE.clear()
