@@ -11,7 +11,8 @@ where a run measured it. Published TFLOP/s are converted to tokens/s with the so
 convention:
   * Narayanan et al. 2021 Table 1: Eq. 3, 96 B s l h^2 (1 + s/6h + V/16lh) per iteration (4 passes:
     full recompute, non-causal attention);
-  * Megatron-Core r0.8 README and NeMo before 2025-03: model FLOPs with the s^2 attention term not
+  * Megatron-Core r0.8 README, Megatron-LM before 2025-03 and NeMo before 2025-08 (NVIDIA/NeMo#14424,
+    'Discount FLOPs in dot-product att', halves it from then on): model FLOPs with the s^2 attention term not
     halved (our own FLOP count with causal=False);
   * Korthikanti et al. 2022 and the DGX Cloud recipes: seconds per iteration, compared directly.
 Knobs the source leaves null are set to the value printed in the `assumed` column.

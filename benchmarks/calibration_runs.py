@@ -175,6 +175,17 @@ def plan_of(run: dict, assumed: list[str]) -> dict:
     return plan
 
 
+def ep_overlap_of(run: dict) -> bool:
+    """Megatron-Core's EP all-to-all overlap (--overlap-moe-expert-parallel-comm; Megatron-Bridge
+    recipes: moe_a2a_overlap) where the run states it: the structured `parallel.moe_a2a_overlap`
+    key of the run files in benchmarks/, else its notes (modern_runs.yaml writes
+    'moe_a2a_overlap=True'). A run that does not say ran without it (Megatron-Core's default)."""
+    flag = run["parallel"].get("moe_a2a_overlap")
+    if flag is not None:
+        return bool(flag)
+    return "a2a_overlap=true" in str(run.get("notes") or "").lower().replace(" ", "")
+
+
 def runtime_of(run: dict, framework: str) -> dict:
     """What the stack did, from the run's own text. torchtitan overlaps TP only with async TP
     (`techniques` says AsyncTP); Megatron recipes overlap TP and DP (NeMo/Bridge H100 recipes set
@@ -183,10 +194,12 @@ def runtime_of(run: dict, framework: str) -> dict:
     tech = str(p.get("techniques") or "").lower()
     rt: dict = {"flash_attention": True, "dp_comm_overlap": True,
           "tp_comm_overlap": ("asynctp" in tech.replace(" ", "")) if framework == "torchtitan" else True,
-          "ep_comm_overlap": "a2a_overlap=true" in notes.replace(" ", "")}
+          "ep_comm_overlap": ep_overlap_of(run)}
     prec = str(p.get("precision") or "").lower()
     if "fp8-cs" in prec or "current scaling" in prec or (framework == "torchtitan" and "fp8" in prec):
         rt["fp8_recipe"] = "current"  # FP8-CS recipes; torchao Float8 tensorwise dynamic scaling
+    elif "fp8-mx" in prec or "mxfp8" in prec:
+        rt["fp8_recipe"] = "mxfp8"  # Megatron-Bridge FP8-MX recipes (MXFP8, 32-element block scales)
     fw_text = str(p.get("framework") or "").lower()
     if ("nemo" in fw_text or "bridge" in fw_text) and "grad_reduce_dtype" in Runtime.model_fields:
         rt["grad_reduce_dtype"] = "bf16"  # NeMo / Megatron-Bridge recipes: grad_reduce_in_fp32 = False

@@ -50,7 +50,8 @@ def predicted(model: dict, ffn: dict, run: dict, expandable: bool, fsdp: bool = 
     node = catalog_node("hgx-h200").model_copy(update={"gpus_per_node": 1})
     sc = Scenario(name="device-check", model=spec, cluster={"node": node, "nodes": 1},
                   training={"seq_len": run["seq"], "global_batch": run["mbs"], "tokens": 1e9},
-                  runtime={"expandable_segments": expandable})
+                  # memory_device_check.py runs its steps eagerly (no torch.compile)
+                  runtime={"expandable_segments": expandable, "compile": False})
     ctx = Context(sc)
 
     def mem(framework, zero):

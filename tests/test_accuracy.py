@@ -103,3 +103,24 @@ def test_scenarios_are_built_as_published():
     qwen = cr.build(_modern("mbridge25.11-h100-qwen3-30b-a3b"))[0]
     assert qwen.runtime.ep_comm_overlap and qwen.runtime.fp8_recipe == "current"
     assert qwen.model.moe.experts == 128 and qwen.model.moe.top_k == 8
+
+
+def test_ep_overlap_read_from_every_run_file():
+    """EP all-to-all overlap is on exactly where a run states it: the structured moe_a2a_overlap key
+    of the benchmark run files (recipes whose pinned config sets moe_a2a_overlap=True, the EP16
+    skill run 'EP all-to-all overlap on'), the notes of modern_runs.yaml; off where nothing says so."""
+    import yaml
+
+    _accuracy()
+    import calibration_runs as cr
+
+    runs = {r["id"]: r for f in ("recipe_runs.yaml", "memory_runs.yaml")
+            for r in yaml.safe_load((ROOT / "benchmarks" / f).read_text())}
+    for rid in ("mbridge25.11-h100-fp8cs-qwen3-235b-256gpu", "mbridge25.09-h100-fp8-dsv3-1024gpu",
+                "mbridge-skill-h100-bf16-qwen3-30b-16gpu-ep16"):
+        assert cr.build(runs[rid])[0].runtime.ep_comm_overlap, rid
+    for rid in ("mbridge25.09-h100-fp8-qwen3-235b-256gpu", "mbridge25.09-b200-fp8-dsv3-256gpu"):
+        assert not cr.build(runs[rid])[0].runtime.ep_comm_overlap, rid
+    off = {**runs["mbridge25.09-h100-fp8-dsv3-1024gpu"]}
+    off["parallel"] = {**off["parallel"], "moe_a2a_overlap": False}
+    assert not cr.build(off)[0].runtime.ep_comm_overlap

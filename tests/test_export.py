@@ -375,3 +375,24 @@ def test_export_ranked_skips_what_a_framework_cannot_run(tmp_path):
     bad = {**good, "plan": {**good["plan"], "precision": "fp8"}}
     paths, skipped = export_ranked(sc, [good, bad], tmp_path)
     assert {p.parent.name for p in paths} == {"rank1"} and len(skipped) == 1 and "rank 2" in skipped[0]
+
+
+def test_megatron_moe_export_names_the_dispatcher_and_the_ep_overlap_it_was_costed_with(tmp_path):
+    """The time model follows Megatron-Core's all-to-all dispatcher and, with runtime.ep_comm_overlap,
+    its EP-overlap schedule only where Megatron allows it (no full recompute; vpp when pp > 1)."""
+    from planner.frameworks import megatron
+    from planner.spec import load_scenario, parse_plan
+
+    path = tmp_path / "moe.yaml"
+    path.write_text("name: moe\nmodel: mixtral-8x7b\ncluster: {node: dgx-h100, nodes: 2}\n"
+                    "training: {seq_len: 4096, global_batch: 256, tokens: 1.0e10}\n"
+                    "runtime: {ep_comm_overlap: true, cp_comm: allgather}\n")
+    sc = load_scenario(path)
+    args = lambda text: megatron.megatron_args(sc, parse_plan(text).resolved(sc))  # noqa: E731
+    sel = args("framework=megatron,precision=bf16,tp=2,ep=4,cp=2,dp=4,zero=1,mbs=1,recompute=selective")
+    assert "--moe-token-dispatcher-type alltoall" in sel and "--overlap-moe-expert-parallel-comm" in sel
+    assert "--cp-comm-type allgather" in sel
+    full = args("framework=megatron,precision=bf16,tp=2,ep=4,cp=2,dp=4,zero=1,mbs=1,recompute=full")
+    assert "--overlap-moe-expert-parallel-comm" not in full
+    pp = args("framework=megatron,precision=bf16,tp=2,pp=2,ep=4,dp=4,zero=1,mbs=1,recompute=selective")
+    assert "--overlap-moe-expert-parallel-comm" not in pp

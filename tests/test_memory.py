@@ -371,3 +371,40 @@ def test_torchtitan_pipeline_receive_buffers_per_micro_batch():
     assert float(first["other.pp_recv_buffers"][0]) == pytest.approx(3 * 16 * boundary)
     megatron = memory.stage_memory(ctx, raw_table(tp=8, sp=True, pp=4, vpp=2, ga=16), np.array([1]), per_layer)
     assert float(megatron["other.pp_recv_buffers"][0]) == 0.0
+
+
+def test_torchtitan_ring_attention_buffers_hand_worked():
+    """torch's ring attention (all-gather rotater) while one layer's attention runs backward, Llama-3.1-8B
+    (32 heads of 128, torchtitan repeats K/V to 32 heads), seq 32768, cp 4, tp 1, full recompute, pp 2
+    (rank 0 holds no loss): local tokens 8192, so E = 8192 x 32 x 128 elements; this rank's K+V chunk
+    C = 4E bytes; gathered K/V 4C = 16E; fp32 dQ 4E, fp32 dK/dV 8E, fp32 dK/dV hop 8E: 36E bytes."""
+    ctx = Context(scenario(seq=32768, nodes=1, gb=8))
+    t = raw_table(framework="torchtitan", cp=4, dp=2, pp=2, zero=3, recompute="full", ga=4)
+    e = 8192 * 32 * 128
+    first = memory.stage_memory(ctx, t, "first", memory.layer_activation_bytes(ctx, t))
+    assert float(first["activations.cp_ring_buffers"][0]) == pytest.approx(36 * e)
+    # all-to-all rotater: the chunk sent and the one received (2C = 8E) instead of the gathered 16E
+    ctx_a2a = Context(scenario(seq=32768, nodes=1, gb=8, runtime={"cp_comm": "p2p"}))
+    a2a = memory.stage_memory(ctx_a2a, t, "first", memory.layer_activation_bytes(ctx_a2a, t))
+    assert float(a2a["activations.cp_ring_buffers"][0]) == pytest.approx(28 * e)
+    # no CP, or another framework: nothing
+    for fields in (dict(framework="torchtitan", cp=1, dp=8), dict(framework="megatron", cp=4, dp=2)):
+        tt = raw_table(**{**dict(pp=2, zero=3, recompute="full", ga=4), **fields})
+        m = memory.stage_memory(ctx, tt, "first", memory.layer_activation_bytes(ctx, tt))
+        assert float(m["activations.cp_ring_buffers"][0]) == 0.0
+    # on the stage holding the loss the buffers only count above the fp32 logits' 12 bytes per vocab
+    # entry (the attention's backward runs after the loss's): 8192 x 128256 x 12 B >> 36E + one layer
+    last = memory.stage_memory(ctx, t, "last", memory.layer_activation_bytes(ctx, t))
+    assert float(last["activations.cp_ring_buffers"][0]) == 0.0
+
+
+def test_torch_compile_drops_the_saved_residual_only_matmul_output():
+    """torchtitan op-level SAC keeps wq, wv, w1 and w2 outputs (SwiGLU); compiled, the min-cut
+    partitioner does not save w2's output (only the residual add reads it): 2h bytes per token and
+    layer less. Llama-3.1-8B, seq 4096, mbs 1, tp 1: 4096 x 8192 B x 32 layers = 1 GiB."""
+    t = raw_table(framework="torchtitan", dp=8, zero=3, recompute="selective")
+    layers = {}
+    for compiled in (False, True):
+        ctx = Context(scenario(nodes=1, gb=8, runtime={"compile": compiled}))
+        layers[compiled] = float(memory.memory(ctx, t)["activations.layers"][0])
+    assert layers[False] - layers[True] == pytest.approx(4096 * 2 * 4096 * 32)

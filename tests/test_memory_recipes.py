@@ -18,7 +18,7 @@ def mem(sc, **fields):
 
 def test_activation_offloading_keeps_the_other_layers_and_one_in_flight():
     """32 layers, 12 offloaded: 32 - 12 + 1 = 21 layers' activations stay on the GPU; what left the GPU
-    is in the node's pinned host memory (8 GPUs per node)."""
+    is in the node's pinned host memory (8 GPUs per node): all 12 layers at the end of the forward pass."""
     plan = dict(framework="megatron", precision="bf16", dp=8, zero=3, mbs=1, ga=16)
     off = scenario(model="llama-3.1-8b", nodes=1, seq=8192, gb=128, runtime={"activation_offload_layers": 12})
     base = scenario(model="llama-3.1-8b", nodes=1, seq=8192, gb=128)
@@ -26,9 +26,9 @@ def test_activation_offloading_keeps_the_other_layers_and_one_in_flight():
     assert float(a["activations.layers"][0]) == pytest.approx(float(b["activations.layers"][0]) * 21 / 32, rel=1e-9)
     moved = float(b["activations.layers"][0]) - float(a["activations.layers"][0])
     extra_host = float(a["host.pinned_buffers"][0] - b["host.pinned_buffers"][0])
-    assert extra_host == pytest.approx(8 * moved, rel=1e-9)
-    # the loss and the layer in flight do not coexist: only the loss's part above one layer counts
     one_layer = float(b["activations.layers"][0]) / 32
+    assert extra_host == pytest.approx(8 * 12 * one_layer, rel=1e-9) and moved == pytest.approx(11 * one_layer)
+    # the loss and the layer in flight do not coexist: only the loss's part above one layer counts
     assert float(a["activations.logits_loss"][0]) == pytest.approx(
         max(0.0, float(b["activations.logits_loss"][0]) - one_layer), rel=1e-9)
 
@@ -139,3 +139,36 @@ def test_blackwell_keeps_no_fp8_weight_transposes(zero):
         bf16 = float(mem(scenario(model="llama-3.1-8b", node="dgx-b200", nodes=1, seq=4096, gb=128),
                          **dict(plan, precision="bf16"))["other.fsdp_prefetch"][0])
         assert float(blackwell["other.fsdp_prefetch"][0]) == pytest.approx(bf16 * 5 / 4, rel=1e-9)
+
+
+def test_activation_offloading_costs_the_copies_compute_cannot_hide():
+    """Each micro-batch copies the offloaded activations to the host in forward and back in backward
+    over the GPU's host link; what exceeds that micro-batch's forward / backward compute is exposed."""
+    from planner.estimate.evaluate import estimate
+    from planner.spec import parse_plan
+
+    text = "framework=megatron,precision=bf16,dp=8,zero=3,mbs=1,recompute=none"
+    sc = scenario(model="llama-3.1-8b", nodes=1, seq=8192, gb=128, runtime={"activation_offload_layers": 31})
+    r = estimate(sc, parse_plan(text).resolved(sc))
+    plan = dict(framework="megatron", precision="bf16", dp=8, zero=3, mbs=1, ga=16)
+    host_bytes = float(mem(sc, **plan)["host.pinned_buffers"][0] - mem(scenario(model="llama-3.1-8b", nodes=1,
+                       seq=8192, gb=128), **plan)["host.pinned_buffers"][0]) / 8
+    copy = host_bytes / (63e9)  # dgx-h100: PCIe Gen5 x16, 63 GB/s one direction (catalogs/nodes.yaml)
+    fwd = r["time"]["breakdown_s"]["compute"] / 16 / 3  # backward is 2x forward here
+    want = 16 * (max(0.0, copy - fwd) + max(0.0, copy - 2 * fwd))
+    assert want > 0
+    assert r["time"]["breakdown_s"]["offload"] == pytest.approx(want, rel=0.02)
+    base = estimate(scenario(model="llama-3.1-8b", nodes=1, seq=8192, gb=128), parse_plan(text).resolved(sc))
+    assert base["time"]["breakdown_s"]["offload"] == 0.0
+
+
+def test_mxfp8_keeps_row_and_column_wise_copies_with_scales():
+    """Under the MXFP8 recipe TE keeps row-wise and column-wise FP8 data with a scale byte per 32
+    elements (2 + 2/32 bytes per GEMM weight) even on Blackwell, where per-tensor FP8 keeps 1 byte."""
+    plan = dict(framework="megatron", precision="fp8", dp=8, zero=1, mbs=1, ga=16)
+    args = dict(model="llama-3.1-8b", node="dgx-b200", nodes=1, seq=8192, gb=128)
+    mx = mem(scenario(**args, runtime={"fp8_recipe": "mxfp8"}), **plan)
+    cs = mem(scenario(**args, runtime={"fp8_recipe": "current"}), **plan)
+    gemm_weights = float(cs["weights.fp8_weight_copies"][0])  # 1 byte per GEMM weight on Blackwell
+    assert gemm_weights > 0
+    assert float(mx["weights.fp8_weight_copies"][0]) == pytest.approx(gemm_weights * (2 + 2 / 32), rel=1e-9)

@@ -77,7 +77,7 @@ def test_ep_overlap_exposes_between_contention_and_everything():
     part of them exposed (the old whole-micro-batch hiding hid them all)."""
     base = scenario(model="deepseek-v3", nodes=64, gb=8192)
     on = base.model_copy(update={"runtime": base.runtime.model_copy(update={"ep_comm_overlap": True})})
-    plan = "tp=2,pp=8,dp=32,ep=64,etp=1,recompute=full,mbs=1"
+    plan = "tp=2,pp=8,vpp=2,dp=32,ep=64,etp=1,recompute=selective,mbs=1"
     t = _table(on, plan)
     ctx = Context(on)
     unit = compute.layer_costs(ctx, t)
@@ -88,6 +88,11 @@ def test_ep_overlap_exposes_between_contention_and_everything():
     exposed = comm.ep_exposed_s(ctx, t, ep_s, moe, one, unit["moe_fwd"] - unit["moe_expert"]
                                 + unit["attn_fwd"], unit["moe_expert"])
     assert comm.TP_OVERLAP_CONTENTION * ep_s[0] < exposed[0] < ep_s[0]
+    # Megatron refuses the overlap with full recompute, and with pp > 1 without interleaving
+    for refused in ("tp=2,pp=8,vpp=2,dp=32,ep=64,etp=1,recompute=full,mbs=1",
+                    "tp=2,pp=8,dp=32,ep=64,etp=1,recompute=selective,mbs=1"):
+        assert not comm.ep_overlap_allowed(ctx, _table(on, refused))[0]
+    assert comm.ep_overlap_allowed(ctx, t)[0]
     assert exposed[0] > 0.2 * ep_s[0]
     off = comm.ep_exposed_s(Context(base), t, ep_s, moe, one, unit["moe_fwd"], unit["moe_expert"])
     assert off[0] == pytest.approx(ep_s[0])
@@ -154,3 +159,39 @@ def test_per_expert_fp8_quantisation_kernels_hand_worked():
     fp8_host, bf16_host = host.layer_host_s(ctx, t, True, no)[0], host.layer_host_s(ctx, t_bf16, True, no)[0]
     # fp8 adds one quantisation op per linear module (3 linears + 2 expert modules) and the 192 launches
     assert fp8_host - bf16_host == pytest.approx(5 * host.HOST_OP_FWD_BWD_S + 192 * host.HOST_LAUNCH_S)
+
+
+def test_dispatcher_sync_exposes_host_paced_expert_section_hand_worked():
+    """Qwen3-30B-A3B, EP8 (16 local experts), 2 expert modules. FP8 current scaling: after the sync
+    the host issues 9 dispatcher ops + 2 x 16 expert GEMMs + 96 forward quantisation kernels = 137
+    launches x 6.5 us = 890.5 us; against 0.5 ms of GPU work that leaves 390.5 us + the 15 us wait.
+    bf16: 41 launches = 266.5 us, under the GPU's 0.5 ms: only the wait. torchtitan EP8 (one grouped
+    GEMM per module): only the wait; torchtitan without EP (no splits to copy): none."""
+    base = scenario(model="qwen3-30b-a3b", nodes=2, gb=64)
+    sc = base.model_copy(update={"runtime": base.runtime.model_copy(update={"fp8_recipe": "current"})})
+    plans = ["framework=megatron,precision=fp8,tp=1,pp=1,dp=16,ep=8,recompute=none,mbs=1",
+             "framework=megatron,precision=bf16,tp=1,pp=1,dp=16,ep=8,recompute=none,mbs=1",
+             "framework=torchtitan,precision=fp8,tp=1,pp=1,dp=16,ep=8,zero=3,recompute=none,mbs=1",
+             "framework=torchtitan,precision=fp8,tp=1,pp=1,dp=16,ep=1,zero=3,recompute=none,mbs=1"]
+    t = table.from_plans([parse_plan(p).resolved(sc) for p in plans])
+    got = host.moe_sync_exposed_s(Context(sc), t, np.full(4, 0.5e-3))
+    assert got == pytest.approx([390.5e-6 + 15e-6, 15e-6, 15e-6, 0.0])
+    # the GPU's own work in that section hides the launches it outlasts
+    assert host.moe_sync_exposed_s(Context(sc), t, np.full(4, 2e-3))[0] == pytest.approx(15e-6)
+
+
+def test_dispatcher_sync_slows_moe_forward_only_and_leaves_dense_models_alone():
+    """The sync term lengthens a MoE plan's forward by the layer count x the exposed seconds (when the
+    host floor does not bind) and is absent from dense models."""
+    sc = scenario(model="qwen3-30b-a3b", nodes=2, gb=64)
+    t = _table(sc, "framework=megatron,precision=bf16,tp=1,pp=1,dp=16,ep=8,recompute=none,mbs=1")
+    unit = compute.layer_costs(Context(sc), t)
+    assert unit["moe_sync"][0] > 0
+    without = {**unit, "moe_sync": 0.0}
+    with_sync = compute.stage_compute(t, unit, 0, 48, "first")
+    base = compute.stage_compute(t, without, 0, 48, "first")
+    assert with_sync["backward"][0] == pytest.approx(base["backward"][0])
+    assert with_sync["forward"][0] - base["forward"][0] == pytest.approx(48 * unit["moe_sync"][0])
+    dense = scenario(model="llama-3.1-8b", nodes=1)
+    td = _table(dense, "framework=megatron,precision=bf16,tp=1,pp=1,dp=8,recompute=none,mbs=1")
+    assert "moe_sync" not in compute.layer_costs(Context(dense), td)

@@ -136,18 +136,29 @@ def test_solve_and_serve_point_to_each_other():
 
 
 def test_expert_gemm_reads_only_touched_experts_and_pads_rows():
-    from planner.serve.timing import GEMM_TILE_ROWS, expert_linear_s
+    from planner.serve.timing import GEMM_TILE_ROWS, SUSTAINED_FRACTION, expert_linear_s, tile_k_efficiency
 
     f = model_facts(catalog.model("qwen3-235b-a22b"))
     bw, lin = 4e12, 1e15
     # One token touches top_k of E experts: it reads k/E of the routed weights (memory roof).
     one = expert_linear_s(f, 1, 1.0, 1, 10 * lin, bw, 1.0)
     assert one == pytest.approx(f.routed * f.top_k / f.experts / bw, rel=1e-9)
-    # Many tokens: every expert is touched and each computes whole tiles of rows.
+    # Many tokens: every expert is touched and each computes whole tiles of rows, the up projection
+    # (reduction over hidden) and the down projection (reduction over the expert width) each at
+    # its tile efficiency.
     n = 100_000.0
     rows = n * f.top_k / f.experts
     padded = np.ceil(rows / GEMM_TILE_ROWS) * GEMM_TILE_ROWS
-    assert expert_linear_s(f, 1, n, 1, lin, bw, 1.0) == pytest.approx(f.routed * 2 * padded / lin, rel=1e-6)
+    rate = lin / SUSTAINED_FRACTION
+    slow = 2 / 3 / tile_k_efficiency(f.hidden, rate) + 1 / 3 / tile_k_efficiency(f.expert_ffn, rate)
+    assert slow > 1.0
+    assert expert_linear_s(f, 1, n, 1, lin, bw, 1.0) == pytest.approx(f.routed * 2 * padded * slow / lin, rel=1e-6)
+    # Expert tensor parallelism shortens the down projection's reduction: tp 8 without EP is slower
+    # per FLOP than tp 8 with EP 8 (whole experts), before the EP load imbalance.
+    from planner.serve.timing import ep_load_imbalance
+    tp8 = expert_linear_s(f, 1, n, 8, lin, bw, 1.0, ep=1)
+    ep8 = expert_linear_s(f, 1, n, 8, lin, bw, 1.0, ep=8) / ep_load_imbalance(f, n, 8)
+    assert tp8 > ep8
 
 
 def test_busiest_ep_rank_follows_binomial_order_statistics():
@@ -163,7 +174,10 @@ def test_busiest_ep_rank_follows_binomial_order_statistics():
                       for _ in range(300)])
     loads = np.stack([np.bincount(r.ravel(), minlength=ep) for r in ranks])
     assert ep_load_imbalance(f, n, ep) == pytest.approx(loads.max(1).mean() / loads.mean(), rel=0.05)
-    # Compute-bound expert GEMMs under EP wait for the busiest rank; without EP they do not.
+    # Compute-bound expert GEMMs under EP wait for the busiest rank; without EP they do not (expert
+    # width left unknown so that the tile efficiency of the tp-split experts does not enter).
+    import dataclasses
+    f = dataclasses.replace(f, expert_ffn=0.0)
     lin, bw, big = 1e15, 4e12, 100_000.0
     slow = expert_linear_s(f, 1, big, 8, lin, bw, 1.0, ep=8) / expert_linear_s(f, 1, big, 8, lin, bw, 1.0, ep=1)
     assert 1.0 < slow == pytest.approx(ep_load_imbalance(f, big, 8))

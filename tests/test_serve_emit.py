@@ -68,6 +68,9 @@ PLANS = [
     (SERVE_70B, "engine=vllm,weights=fp8,kv_cache=fp8,tp=2,replicas=4,prefill_replicas=2"),
     (SERVE_70B, "engine=sglang,weights=fp8,kv_cache=fp8,tp=2,replicas=4,prefill_replicas=2"),
     (SERVE_70B, "engine=trtllm,weights=fp8,kv_cache=fp8,tp=2,replicas=4,prefill_replicas=2"),
+    (SERVE_70B, "engine=vllm,weights=fp8-block,kv_cache=fp8,tp=2,replicas=4"),
+    (SERVE_70B, "engine=sglang,weights=fp8-block,kv_cache=fp8,tp=2,replicas=4"),
+    (SERVE_70B, "engine=trtllm,weights=fp8-block,kv_cache=fp8,tp=2,replicas=4"),
 ]
 
 

@@ -135,3 +135,10 @@ def test_hf_string_boolean_is_refused_not_read_as_true(tmp_path):
     cfg["tie_word_embeddings"] = False
     (tmp_path / "cfg.json").write_text(json.dumps(cfg))
     assert load_text(tmp_path, GOOD.replace("model: llama-3.1-8b", "model: {hf_config: cfg.json}")).model.tie_embeddings is False
+
+
+@pytest.mark.parametrize("value", ["compile: 'yes'", "keep_fp8_transpose_cache: 1", "recompute_num_layers: true",
+                                   "activation_offload_layers: yes"])
+def test_runtime_switches_and_counts_take_their_own_type(tmp_path, value):
+    e = error_of(tmp_path, GOOD + f"runtime: {{{value}}}\n")
+    assert e.key.startswith("runtime.")

@@ -27,7 +27,7 @@ def _with_runtime(sc, **kw):
 
 def test_overlap_options_only_remove_exposed_time():
     sc = scenario(model="mixtral-8x7b", node="hgx-h100", nodes=4, gb=256)
-    plan = "framework=megatron,tp=2,pp=2,ep=4,mbs=1,zero=1,recompute=selective"
+    plan = "framework=megatron,tp=2,pp=2,vpp=2,ep=4,mbs=1,zero=1,recompute=selective"  # vpp: EP overlap needs it
     base = est(_with_runtime(sc, tp_comm_overlap=False, dp_comm_overlap=False, ep_comm_overlap=False), plan)
     for key, term in (("tp_comm_overlap", "tp_comm"), ("dp_comm_overlap", "dp_comm"), ("ep_comm_overlap", "ep_comm")):
         off = {"tp_comm_overlap": False, "dp_comm_overlap": False, "ep_comm_overlap": False}

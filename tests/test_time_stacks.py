@@ -114,3 +114,68 @@ def test_fp8_weight_cast_once_per_step_in_megatron():
     f1 = compute.stage_compute(t1, compute.layer_costs(ctx, t1), layers, 0, "first")["forward"]
     f8 = compute.stage_compute(t8, compute.layer_costs(ctx, t8), layers, 0, "first")["forward"]
     assert float(f1[0] - f8[0]) == pytest.approx(layers * cast * 7 / 8, rel=1e-6)
+
+
+def test_blackwell_sustained_tensor_rate():
+    """B200 at its 1,000 W limit, a tensor-core kernel looped: 1,237 of 1,450 TFLOP/s burst, 0.853
+    (flashinfer PR #2899); applied to B200 and GB200 (same die). A one-node B200 step that only
+    computes (dp 8, no other parallelism) slows by at most 1/0.853 against the burst rate (its
+    memory-bound kernels keep the HBM rate) and by more than half of that."""
+    from planner.catalog import gpu
+    from test_time import est
+
+    for name in ("b200", "gb200"):
+        assert gpu(name).sustained_tensor_fraction == pytest.approx(1237 / 1450, abs=5e-4)
+    sc = scenario(node="dgx-b200", nodes=1, seq=8192, gb=64)
+    plan = "framework=megatron,tp=1,pp=1,mbs=1,zero=1,recompute=none"
+    node = sc.cluster.node
+    burst_gpu = node.gpu.model_copy(update={"sustained_tensor_fraction": None})
+    burst = sc.model_copy(update={"cluster": sc.cluster.model_copy(
+        update={"node": node.model_copy(update={"gpu": burst_gpu})})})
+    slow, fast = est(sc, plan)["time"]["step_s"], est(burst, plan)["time"]["step_s"]
+    s = node.gpu.sustained_tensor_fraction
+    assert fast / s >= slow > fast * (1 + 0.5 * (1 / s - 1))
+
+
+def test_fp8_quantisation_bytes_by_gpu_and_recipe():
+    """Bytes per quantised bf16 element, hand-worked from Transformer Engine: read 2, write the FP8
+    copy 1, a transposed copy 1 only where FP8 GEMMs are TN-only (Hopper; not compute capability
+    10.x: nvte_is_non_tn_fp8_gemm_supported), current scaling's amax pass 2 more; MXFP8 2 + 1 + 1
+    plus two 1-byte scales per 32 elements. MXFP8 GEMMs at 6.812 / 7.161 of the FP8 rate (TE GEMM
+    profiling tutorial, B300 pre-quantised)."""
+    from planner.catalog import gpu
+    from planner.estimate import compute
+
+    h100, b200 = gpu("h100-sxm-80gb"), gpu("b200")
+    assert [compute.fp8_cast_bytes(h100, r) for r in ("delayed", "current", "mxfp8")] == \
+        pytest.approx([4.0, 6.0, 4.0625])
+    assert [compute.fp8_cast_bytes(b200, r) for r in ("delayed", "current", "mxfp8")] == \
+        pytest.approx([3.0, 5.0, 4.0625])
+    assert [compute.fp8_weight_cast_bytes(g, "current") for g in (h100, b200)] == pytest.approx([4.0, 3.0])
+    assert not compute.non_tn_fp8_gemm(gpu("a100-sxm-80gb"))
+    t = raw_table(precision="fp8")
+    per_tensor = float(compute.peaks(b200, t, "current")[0][0])
+    mx = float(compute.peaks(b200, t, "mxfp8")[0][0])
+    assert per_tensor == pytest.approx(4500e12 * 0.763)
+    assert mx == pytest.approx(per_tensor * 6.812 / 7.161)
+
+
+def test_megatron_export_names_the_fp8_recipe():
+    """runtime.fp8_recipe reaches Megatron-LM's --fp8-recipe (delayed, tensorwise, mxfp8)."""
+    from planner.frameworks import megatron
+    from planner.spec import parse_plan
+
+    for recipe, flag in (("delayed", "delayed"), ("current", "tensorwise"), ("mxfp8", "mxfp8")):
+        sc = scenario(node="dgx-b200", nodes=1, seq=4096, gb=64, runtime={"fp8_recipe": recipe})
+        args = megatron.megatron_args(sc, parse_plan("framework=megatron,precision=fp8,tp=1,pp=1,mbs=1,zero=1").resolved(sc))
+        assert f"--fp8-recipe {flag}" in args
+
+
+def test_mxfp8_needs_a_blackwell_gpu():
+    """runtime.fp8_recipe = mxfp8 on a Hopper node is bad input (Transformer Engine's MXFP8 needs compute
+    capability 10.0): a clear message naming the key; accepted on a B200 node."""
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="runtime.fp8_recipe: mxfp8 needs"):
+        scenario(node="dgx-h100", nodes=1, runtime={"fp8_recipe": "mxfp8"})
+    assert scenario(node="dgx-b200", nodes=1, runtime={"fp8_recipe": "mxfp8"}).runtime.fp8_recipe == "mxfp8"

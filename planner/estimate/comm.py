@@ -21,6 +21,7 @@ import numpy as np
 from planner.estimate import memory
 from planner.estimate import table as T
 from planner.estimate import topology
+from planner.estimate.compute import FLASH_BWD_FLOPS_RATIO as FLASH_BWD_RATIO_DEFAULT
 from planner.estimate.compute import HBM_EFFICIENCY
 
 DS = T.FRAMEWORKS.index("deepspeed")
@@ -96,7 +97,7 @@ def all_to_all_s(node, nbytes, size, stride):
     return np.where(size > 1, alpha + np.maximum(intra, inter), 0.0)
 
 
-def layer_comm(ctx, t, attn_layer_fwd_s) -> dict:
+def layer_comm(ctx, t, attn_layer_fwd_s, attn_layer_bwd_s=None) -> dict:
     """Exposed communication seconds of one micro-batch, per layer (TP, CP), per MoE layer (EP) and
     per stage boundary (PP): stage-independent, scaled by each stage's layer counts in evaluate."""
     m, node = ctx.model, ctx.node
@@ -121,19 +122,21 @@ def layer_comm(ctx, t, attn_layer_fwd_s) -> dict:
     # the forward-pass share (forward and recomputed forward): what torchtitan's async TP can hide
     tp_fwd_layer = per_layer * np.where(full_rc, 4, 2)
 
-    # Context parallel ring attention: K and V of the other cp-1 chunks pass around the ring in
-    # forward; K, V and their gradients in backward. Overlapped with attention compute.
-    from planner.arch import attention_dims
+    # Context parallel ring attention (planner.estimate.context_parallel): each stack's exchange of
+    # K/V (and, backward, their gradients) against the attention step it hides behind.
+    from planner.estimate import context_parallel as CP
 
-    d_qk, d_v = attention_dims(m)
-    kv = m.heads if m.mla else m.n_kv_heads
-    kv_bytes = 2.0 * tokens * np.maximum(kv / tp, 1) * (d_qk + d_v)
+    kv_bytes = CP.kv_chunk_bytes(ctx, t)
     bw, a = link(node, cp, tp)
-    ring = np.where(cp > 1, (cp - 1) * (a + kv_bytes / bw), 0.0)
-    from planner.estimate.compute import FLASH_BWD_FLOPS_RATIO
+    attn_bwd = FLASH_BWD_RATIO_DEFAULT * attn_layer_fwd_s if attn_layer_bwd_s is None else attn_layer_bwd_s
+    # the ring runs again wherever attention's forward is recomputed: full recompute, and Megatron's
+    # selective recompute of core attention (torchtitan's op-level policy saves SDPA's output)
+    from planner.estimate.recompute import recompute_modules
 
-    cp_layer = np.maximum(0, ring - attn_layer_fwd_s) \
-        + np.maximum(0, 2 * ring - FLASH_BWD_FLOPS_RATIO * attn_layer_fwd_s)
+    core_rc = (t["recompute"] == 1) & (t["framework"] != T.FRAMEWORKS.index("torchtitan")) \
+        & ("core_attn" in recompute_modules(ctx))
+    cp_layer = CP.ring_exposed_s(cp, a + kv_bytes / bw, a + 2.0 * kv_bytes / bw, gather_s(node, cp * kv_bytes, cp, tp),
+                                 attn_layer_fwd_s, attn_bwd, CP.cp_method(ctx, t), np.where(full_rc | core_rc, 2, 1))
 
     # Expert parallel all-to-all: dispatch and combine, forward and backward (4 per MoE layer), over
     # the EP group of Megatron-Core's expert grid (order etp-ep-edp-pp: ep ranks etp apart, so with
@@ -256,17 +259,31 @@ def ep_overlap_pair_exposed_s(a2a_s, attn_fwd_s, mlp_fwd_s):
     return phase1 + phase2 + phase3 - (attn_fwd_s + 3 * mlp_fwd_s + attn_bwd)
 
 
+def ep_overlap_allowed(ctx, t):
+    """Where Megatron-Core runs its EP-overlap schedule (--overlap-moe-expert-parallel-comm): Megatron
+    plans with expert parallelism, an interleaved pipeline when pp > 1, no full recompute and no 'moe'
+    in the recompute modules (megatron/core/transformer/transformer_config.py asserts all of them;
+    the all-to-all dispatcher is what the export writes). Elsewhere the plan runs without it."""
+    from planner.estimate.table import FRAMEWORKS
+
+    mods = getattr(ctx.scenario.runtime, "recompute_modules", None) or ()
+    no_moe_recompute = (t["recompute"] != 1) | ("moe" not in mods)
+    return ((t["framework"] == FRAMEWORKS.index("megatron")) & (t["ep"] > 1) & (t["recompute"] != 2)
+            & ((t["pp"] == 1) | (t["vpp"] > 1)) & no_moe_recompute)
+
+
 def ep_exposed_s(ctx, t, ep_s, moe_layers, a2a_s, attn_fwd_s, mlp_fwd_s):
     """Exposed expert-parallel communication of a micro-batch on a stage: all of it, or with
     `runtime.ep_comm_overlap` (Megatron-Core --overlap-moe-expert-parallel-comm) what the paired
-    phases leave exposed (ep_overlap_pair_exposed_s) for the steady-state micro-batches, all of it
+    phases leave exposed (ep_overlap_pair_exposed_s) for the steady-state micro-batches of the plans
+    Megatron runs it for (ep_overlap_allowed; all of it elsewhere), all of it
     for the warm-up / cool-down share (warmup_fraction) and for the two extra all-to-alls a full
     recompute adds, plus contention on the hidden part. `ep_s`: the stage's EP seconds per
     micro-batch (moe_layers x layer_comm's ep_moe_layer); `a2a_s`: one dispatch or combine; the
     forward seconds of a MoE layer's pre-dispatch part and of its expert GEMMs."""
     if not ctx.scenario.runtime.ep_comm_overlap:
         return ep_s
-    paired = 1.0 - warmup_fraction(t)
+    paired = np.where(ep_overlap_allowed(ctx, t), 1.0 - warmup_fraction(t), 0.0)
     four = 4 * a2a_s * moe_layers
     pair = ep_overlap_pair_exposed_s(a2a_s, attn_fwd_s, mlp_fwd_s) * moe_layers
     exposed = np.minimum(ep_s, ep_s - paired * (four - pair))

@@ -20,9 +20,9 @@ from __future__ import annotations
 import numpy as np
 
 from planner.arch import attention_dims, layer_matmuls
-from planner.estimate import recompute
+from planner.estimate import context_parallel, recompute
 from planner.estimate import table as T
-from planner.estimate.host import host_floor, layer_host_s
+from planner.estimate.host import host_floor, layer_host_s, moe_sync_exposed_s
 from planner.estimate.memory import stage_layers
 
 TT = T.FRAMEWORKS.index("torchtitan")
@@ -38,17 +38,20 @@ ATTN_BWD_OF_MAMF = 0.60
 FLASH_BWD_FLOPS_RATIO = 2.5  # backward / forward FLOPs of flash attention (5 vs 2 matmuls; Dao 2023 Sec. 4.1)
 
 
-def peaks(gpu, t):
+def peaks(gpu, t, fp8_recipe: str = "delayed"):
     """(matmul FLOP/s achievable for linear layers, FLOP/s for attention/bf16 work, HBM bytes/s): the
     burst MAMF rates times the row's `tensor_clock` (sustained_clock, set by
     evaluate.with_tensor_clock; 1 = burst where the table has none). HBM bandwidth does not follow the
-    SM clock, so the traffic terms keep their rate."""
+    SM clock, so the traffic terms keep their rate. FP8 linear layers under `fp8_recipe` 'mxfp8' run at
+    MXFP8_GEMM_OF_FP8 of the FP8 rate."""
     def peak(p):
         v = gpu.peak_tflops(p)
         return (v or 0.0) * 1e12
 
     eff16 = gpu.matmul_efficiency.bf16 or DEFAULT_MAMF
     eff8 = gpu.matmul_efficiency.fp8 or gpu.matmul_efficiency.bf16 or DEFAULT_MAMF
+    if fp8_recipe == "mxfp8":
+        eff8 = eff8 * MXFP8_GEMM_OF_FP8
     clock = t["tensor_clock"] if "tensor_clock" in t else 1.0  # power-limited clocks: sustained_clock
     linear = np.array([peak("fp32") * eff16, peak("fp16") * eff16, peak("bf16") * eff16, peak("fp8") * eff8])
     half = np.array([peak("fp32"), peak("fp16"), peak("bf16"), peak("bf16")]) * eff16
@@ -213,12 +216,42 @@ def titan_sac_recomputed_share(m, moe_layer: bool) -> float:
 # new amax into the cast; current (per-tensor) scaling (Float8CurrentScaling, NeMo/Megatron-Bridge
 # "FP8-CS", torchao tensorwise) must read the tensor once more for its amax first (2).
 FP8_CAST_BYTES = {"delayed": 4.0, "current": 6.0}
+# GPUs whose FP8 GEMMs take every layout need no transposed copy: Transformer Engine creates none
+# for per-tensor FP8 there (pytorch/csrc/quantizer.cpp: create_transpose = columnwise_usage &&
+# !nvte_is_non_tn_fp8_gemm_supported()), which is true for compute capability 10.x-11.x and 13.x+
+# (common/transformer_engine.cpp): Blackwell data-centre parts. 1 byte less per quantised element.
+NON_TN_TRANSPOSE_SAVED = 1.0
+# MXFP8 (TE MXFP8BlockScaling, Megatron --fp8-recipe mxfp8, Megatron-Bridge "FP8-MX"; Blackwell only):
+# one kernel reads bf16 (2) and writes a row-wise and a column-wise FP8 copy (1 + 1: the E8M0 scales
+# run along the reduction dimension, which differs between forward and weight-gradient GEMMs), each
+# with a 1-byte scale per 32 elements (2 / 32); the block amax is taken inside the kernel.
+MXFP8_CAST_BYTES = 2.0 + 1.0 + 1.0 + 2.0 / 32
+# MXFP8 GEMM kernels run slower than per-tensor FP8 ones (block scales loaded with the tiles): TE's
+# GEMM profiling tutorial (docs/examples/gemm_profiling/gemm_profiling.rst, B300, pre-quantised
+# operands, a 5B model's 12 GEMM shapes): 6.812 ms per layer with FP8 current scaling, 7.161 with MXFP8.
+MXFP8_GEMM_OF_FP8 = 6.812 / 7.161
+
+
+def non_tn_fp8_gemm(gpu) -> bool:
+    """True where Transformer Engine runs FP8 GEMMs in any layout (no transposed FP8 copies):
+    NVIDIA compute capability 10.x-11.x or >= 13.0 (nvte_is_non_tn_fp8_gemm_supported)."""
+    cc = gpu.compute_capability
+    return gpu.vendor == "nvidia" and cc is not None and (10.0 <= cc < 12.0 or cc >= 13.0)
+
+
+def fp8_cast_bytes(gpu, recipe: str) -> float:
+    """HBM bytes of quantising one bf16 element to FP8 under `recipe` on `gpu`: FP8_CAST_BYTES
+    (Hopper layout), less NON_TN_TRANSPOSE_SAVED where the GPU needs no transposed copy;
+    MXFP8_CAST_BYTES for MXFP8."""
+    if recipe == "mxfp8":
+        return MXFP8_CAST_BYTES
+    return FP8_CAST_BYTES[recipe] - (NON_TN_TRANSPOSE_SAVED if non_tn_fp8_gemm(gpu) else 0.0)
 
 
 def fp8_cast_bytes_per_token(ctx, t, moe_layer: bool):
     """FP8 quantisation traffic per token and layer in forward: every linear layer's input (QKV and
     MLP inputs, h each; the attention output, heads x d_v / tp; the down-projection input, ffn / tp,
-    per routed copy for experts) x FP8_CAST_BYTES of the runtime's recipe. Backward quantises the
+    per routed copy for experts) x fp8_cast_bytes of the runtime's recipe. Backward quantises the
     output gradients the same way: counted by the 2x backward factor. Zero for other precisions."""
     m = ctx.model
     _, d_v = attention_dims(m)
@@ -228,7 +261,7 @@ def fp8_cast_bytes_per_token(ctx, t, moe_layer: bool):
     if moe_layer and m.moe:
         ffn, copies = m.moe.expert_ffn_hidden, m.moe.top_k
     elems = m.hidden + copies * m.hidden + m.heads * d_v / tp + copies * ffn / tp
-    return np.where(t["precision"] == 3, FP8_CAST_BYTES[ctx.scenario.runtime.fp8_recipe] * elems, 0.0)
+    return np.where(t["precision"] == 3, fp8_cast_bytes(ctx.gpu, ctx.scenario.runtime.fp8_recipe) * elems, 0.0)
 
 
 # Transformer Engine's GroupedLinear quantises each local expert's input (forward) and output
@@ -243,13 +276,16 @@ FP8_CURRENT_QUANT_KERNELS = 3
 def expert_quant_kernels(ctx, t):
     """FP8 quantisation kernels of one MoE layer's grouped expert modules per micro-batch,
     forward and backward (Megatron, fp8; zero otherwise): per module, input and output gradient,
-    3 per local expert with current scaling, one fused kernel with delayed scaling."""
+    3 per local expert with current scaling, 1 with MXFP8, one fused kernel with delayed scaling."""
     m = ctx.model
     if not m.moe:
         return np.zeros(T.size(t))
     modules = sum(1 for mm in layer_matmuls(m, True) if mm.name.startswith("expert"))
     local = m.moe.experts / t["ep"]
-    per_tensor = local * FP8_CURRENT_QUANT_KERNELS if ctx.scenario.runtime.fp8_recipe == "current" else 1.0
+    recipe = ctx.scenario.runtime.fp8_recipe
+    # the fused multi-tensor kernel exists for delayed scaling only (multi_tensor_quantize_impl: "only
+    # have fused kernel for FP8 delayed scaling"); MXFP8 quantises each expert's tensor in one kernel
+    per_tensor = {"current": local * FP8_CURRENT_QUANT_KERNELS, "mxfp8": local}.get(recipe, 1.0)
     return np.where((t["framework"] == MEG) & (t["precision"] == 3), modules * 2 * per_tensor, 0.0)
 
 
@@ -268,9 +304,17 @@ GEMM_TILE_ROWS = 128
 FP8_WEIGHT_CAST_BYTES = 4.0
 
 
+def fp8_weight_cast_bytes(gpu, recipe: str) -> float:
+    """Bytes per weight element of its FP8 quantisation: FP8_WEIGHT_CAST_BYTES, without the
+    transposed copy on GPUs that need none (non_tn_fp8_gemm); MXFP8_CAST_BYTES under MXFP8."""
+    if recipe == "mxfp8":
+        return MXFP8_CAST_BYTES
+    return FP8_WEIGHT_CAST_BYTES - (NON_TN_TRANSPOSE_SAVED if non_tn_fp8_gemm(gpu) else 0.0)
+
+
 def fp8_weight_cast_s(ctx, t, moe_layer: bool, hbm):
     """Seconds to quantise this GPU's weights of one layer to FP8 once (zero for other precisions):
-    its local weight elements x FP8_WEIGHT_CAST_BYTES / HBM bandwidth. How often: weight_casts_per_mb."""
+    its local weight elements x fp8_weight_cast_bytes / HBM bandwidth. How often: weight_casts_per_mb."""
     local = 0.0
     for mm in layer_matmuls(ctx.model, moe_layer):
         if mm.name == "router":
@@ -279,7 +323,8 @@ def fp8_weight_cast_s(ctx, t, moe_layer: bool, hbm):
             local = local + ctx.model.moe.experts / t["ep"] * mm.k * mm.n / np.where(mm.tp, t["etp"], 1)
         else:
             local = local + mm.k * mm.n / np.where(mm.tp, t["tp"], 1)
-    return np.where(t["precision"] == 3, FP8_WEIGHT_CAST_BYTES * local / hbm, 0.0)
+    per_elem = fp8_weight_cast_bytes(ctx.gpu, ctx.scenario.runtime.fp8_recipe)
+    return np.where(t["precision"] == 3, per_elem * local / hbm, 0.0)
 
 
 # FlashAttention-2 is written for Ampere's mma.sync tensor-core instructions; on Hopper it reaches
@@ -346,7 +391,7 @@ def layer_costs(ctx, t) -> dict:
     """Seconds of one micro-batch through one layer of each kind (and through the output layer),
     which do not depend on the pipeline stage: computed once, then scaled by each stage's layer
     counts in `stage_compute`."""
-    linear_fps, half_fps, hbm, _ = peaks(ctx.gpu, t)
+    linear_fps, half_fps, hbm, _ = peaks(ctx.gpu, t, ctx.scenario.runtime.fp8_recipe)
     tokens = t["mbs"] * ctx.seq_len / t["cp"]
     out = {"dense_expert": 0.0, "moe_expert": 0.0}  # expert GEMM forward seconds (EP overlap phases)
     for kind, moe_layer in (("dense", False), ("moe", True)):
@@ -369,6 +414,12 @@ def layer_costs(ctx, t) -> dict:
         # elementwise op run again in backward; attention is saved.
         out[f"{kind}_sac"] = titan_sac_recomputed_share(ctx.model, moe_layer) * (mm - expert_mm) + ew
         out[f"{kind}_host"] = layer_host_s(ctx, t, moe_layer, eager_mask(ctx, t))
+        if moe_layer:
+            # the dispatcher's device-to-host sync leaves the dispatch / expert section host-paced
+            from planner.estimate.comm import ep_dispatch_s
+
+            permute = tokens * permutation_bytes_per_token(ctx.model, t) / hbm
+            out["moe_sync"] = moe_sync_exposed_s(ctx, t, expert_mm + permute + 2 * ep_dispatch_s(ctx, t))
         # Megatron selective recompute by module (planner.estimate.recompute): the listed modules' matmuls
         out[f"{kind}_mrc"] = recompute.recomputed_matmul_share(ctx, moe_layer, False) * (mm - expert_mm) \
             + recompute.recomputed_matmul_share(ctx, moe_layer, True) * expert_mm
@@ -376,8 +427,10 @@ def layer_costs(ctx, t) -> dict:
         # half_fps = peak x MAMF fraction.
         flops = attention_fwd_flops(ctx, t, tokens)
         fwd_fps, bwd_fps = attention_rates(ctx, t, half_fps)
-        out["attn_fwd"] = flops / fwd_fps
-        out["attn_bwd"] = FLASH_BWD_FLOPS_RATIO * flops / bwd_fps
+        # context parallelism: merging the ring steps' partial results (context_parallel.merge_s)
+        merge_fwd, merge_bwd = context_parallel.merge_s(ctx, t, hbm)
+        out["attn_fwd"] = flops / fwd_fps + merge_fwd
+        out["attn_bwd"] = FLASH_BWD_FLOPS_RATIO * flops / bwd_fps + merge_bwd
     else:
         out["attn_fwd"], out["attn_bwd"] = unfused_attention_s(ctx, t, half_fps, hbm)
     out["core_attn_rc"] = 1.0 if "core_attn" in recompute.recompute_modules(ctx) else 0.0
@@ -393,6 +446,7 @@ def stage_compute(t, unit: dict, dense, moe, stage: str) -> dict:
     `moe` layers (the output layer on the last stage, or on the only one)."""
     fwd = dense * unit["dense_fwd"] + moe * unit["moe_fwd"]
     lps = dense + moe
+    sync = moe * unit.get("moe_sync", 0.0)  # forward only, not recomputed (host.moe_sync_exposed_s)
     attn_fwd, attn_bwd = lps * unit["attn_fwd"], lps * unit["attn_bwd"]
     head = np.where((t["pp"] == 1) | (stage == "last"), unit["head"], 0.0)
     rc = t["recompute"]
@@ -405,7 +459,7 @@ def stage_compute(t, unit: dict, dense, moe, stage: str) -> dict:
     # FP8 weight quantisation runs in forward only; a recomputed forward casts again where the
     # framework keeps no cached FP8 weight (weight_casts_per_mb).
     wcast = dense * unit.get("dense_wcast", 0.0) + moe * unit.get("moe_wcast", 0.0)
-    forward, backward = host_floor(fwd + attn_fwd + head + wcast, 2 * (fwd + head) + attn_bwd,
+    forward, backward = host_floor(fwd + attn_fwd + head + wcast + sync, 2 * (fwd + head) + attn_bwd,
                                    dense * unit["dense_host"] + moe * unit["moe_host"])
     full = fwd + attn_fwd + np.where(t["framework"] == MEG, 0.0, wcast)
     return {"forward": forward, "backward": backward,

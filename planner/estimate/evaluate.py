@@ -127,6 +127,7 @@ def step_time(ctx: Context, t: dict, mem: dict):
     ga = t["ga"]
     dp = comm.dp_comm(ctx, t, mem, c["forward"], c["backward"])
     opt = offload.optimizer_s(ctx, t, mem, c["forward"], c["backward"])
+    opt["offload"] = opt["offload"] + offload.activation_offload_s(ctx, t, mem, c["forward"], c["backward"])
     bubble = pipeline.bubble_s(t, stage_s)
     step = pipeline.pipeline_step_s(t, stage_s) + dp["dp_comm"] + opt["optimizer"] + opt["offload"]
     breakdown = {
@@ -162,7 +163,7 @@ def first_last_stage_times(ctx: Context, t: dict) -> dict:
     """{'first', 'last'}: (stage seconds, compute parts, communication parts) of one micro-batch on
     that pipeline stage (stage_time takes the slower)."""
     unit = compute.layer_costs(ctx, t)  # per layer: the same on every stage
-    unit_comm = comm.layer_comm(ctx, t, unit["attn_fwd"])
+    unit_comm = comm.layer_comm(ctx, t, unit["attn_fwd"], unit["attn_bwd"])
     stages = {}
     for stage in ("first", "last"):
         _, dense, moe = memory.stage_layers(ctx, t, stage)

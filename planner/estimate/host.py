@@ -42,6 +42,12 @@ import numpy as np
 from planner.arch import layer_matmuls
 
 HOST_OP_FWD_BWD_S = 28.6e-6      # measured (module docstring)
+HOST_SYNC_S = 15e-6              # measured: a scalar device-to-host copy the host waits for (host_device_results.md)
+# Kernels Megatron-Core's all-to-all dispatcher issues after its forward sync point, besides the
+# expert GEMMs and their quantisation (a subset of the 15 autograd ops above): permute (row-id map,
+# permute), token and probability all-to-alls, sort_chunks_by_idxs after dispatch and before
+# combine, the probability-weighted activation, the combine all-to-all and unpermute.
+MOE_POST_SYNC_OPS = 9
 HOST_LINEAR_FWD_BWD_S = 126e-6   # measured (module docstring)
 HOST_LAUNCH_S = 6.5e-6           # measured (module docstring)
 FUSED_LAYER_OPS, EAGER_LAYER_OPS = 8, 29
@@ -80,3 +86,41 @@ def host_floor(fwd, bwd, host):
     gpu = fwd + bwd
     f = np.maximum(1.0, host / np.maximum(gpu, 1e-30))
     return fwd * f, bwd * f
+
+
+def moe_sync_exposed_s(ctx, t, gpu_post_s):
+    """Forward seconds per MoE layer and micro-batch that the dispatcher's host synchronisation
+    exposes (Megatron; torchtitan with ep > 1; zero for dense models and otherwise).
+
+    Megatron-Core's token dispatchers need the token counts on the host (all-to-all split sizes,
+    the grouped GEMM's per-expert row counts): MoEAlltoAllTokenDispatcher copies them device-to-host
+    and waits on that copy at its `cuda_sync_point` ("before_ep_alltoall" when dropless,
+    "before_permutation_1" with a capacity factor; megatron/core/transformer/moe/token_dispatcher.py,
+    _maybe_dtoh_and_synchronize), every MoE layer's forward. The wait drains the GPU's queue, so the
+    host's lead is lost: from the sync on, the GPU runs each kernel only once the host has issued it.
+    The kernels of the dispatch / expert / combine section after the sync are issued in
+    (at least) one bare launch each (HOST_LAUNCH_S): MOE_POST_SYNC_OPS dispatcher ops, one GEMM per
+    local expert and expert module, and the forward half of the per-expert FP8 quantisation kernels
+    (compute.expert_quant_kernels). Where issuing them takes longer than the GPU's work in that
+    section (`gpu_post_s`: expert GEMMs, permutation traffic, the dispatch and combine
+    all-to-alls), the GPU waits for the difference; the wait itself costs HOST_SYNC_S:
+        exposed = max(0, launches x HOST_LAUNCH_S - gpu_post_s) + HOST_SYNC_S.
+    NVIDIA's DeepSeek-V3 GB200 guide (Megatron-LM docs/discussions/deepseek-v3-gb200-optimization,
+    "Future Work") names this device-host sync as what keeps the routed experts host-bound after
+    CUDA graphs. The backward reuses the host copies of the counts: no sync there.
+    torchtitan's expert-parallel dispatch does the same (its ExpertParallel token dispatch copies the
+    all-to-all splits to the host with `non_blocking=False`, commented "this would incur a
+    device-to-host sync"), only with ep > 1; its experts run one torch._grouped_mm per module, so
+    one launch per module instead of one per local expert."""
+    m = ctx.model
+    if not m.moe:
+        return np.zeros_like(t["tp"], dtype=float)
+    from planner.estimate.compute import MEG, TT, expert_quant_kernels
+
+    modules = sum(1 for mm in layer_matmuls(m, True) if mm.name.startswith("expert"))
+    local = m.moe.experts / t["ep"]
+    meg, titan = t["framework"] == MEG, (t["framework"] == TT) & (t["ep"] > 1)
+    gemms = np.where(meg, modules * local, modules)
+    launches = MOE_POST_SYNC_OPS + gemms + expert_quant_kernels(ctx, t) / 2
+    exposed = np.maximum(0.0, launches * HOST_LAUNCH_S - gpu_post_s) + HOST_SYNC_S
+    return np.where(meg | titan, exposed, 0.0)

@@ -5,8 +5,8 @@ source in memory_terms_*.py):
   weights      params, fp8_weight_copies, fp8_scaling_state, fsdp_unsharded_params
   gradients    grads, fp32_grad_copy, fsdp_grad_accumulation
   optimizer    master_weights, states                                      (memory_terms_states)
-  activations  layers, moe_dispatch_combine, recompute_layer, embedding,
-               logits_loss                                            (memory_terms_activations)
+  activations  layers, moe_dispatch_combine, recompute_layer, cp_ring_buffers,
+               embedding, logits_loss                                           (memory_terms_activations)
   other        cuda_context, library_workspaces, nccl_buffers, ds_buckets, zero3_live_params,
                fsdp_prefetch, sp_allgather_buffer, moe_permute_buffer,
                pp_recv_buffers                                               (memory_terms_runtime)
@@ -32,7 +32,8 @@ from __future__ import annotations
 import numpy as np
 
 from planner.estimate.memory_terms_activations import (activation_parts, flash_attention, largest_tensor_bytes,
-                                                       layer_activation_bytes, resident_layer_share)
+                                                       layer_activation_bytes, offloaded_layers,
+                                                       resident_layer_share)
 from planner.estimate.memory_terms_host import host_parts
 from planner.estimate.memory_terms_runtime import (DS_BUCKET_ELEMENTS, fixed_runtime_parts, fragmentation_bytes,
                                                    pipelining_recv_bytes, transient_runtime_parts)
@@ -47,7 +48,8 @@ GROUPS = {
     "weights": ("params", "fp8_weight_copies", "fp8_scaling_state", "fsdp_unsharded_params"),
     "gradients": ("grads", "fp32_grad_copy", "fsdp_grad_accumulation"),
     "optimizer": ("master_weights", "states"),
-    "activations": ("layers", "moe_dispatch_combine", "recompute_layer", "embedding", "logits_loss"),
+    "activations": ("layers", "moe_dispatch_combine", "recompute_layer", "cp_ring_buffers", "embedding",
+                    "logits_loss"),
     "other": ("cuda_context", "library_workspaces", "nccl_buffers", "ds_buckets", "zero3_live_params",
               "fsdp_prefetch", "sp_allgather_buffer", "moe_permute_buffer", "pp_recv_buffers", "optimizer_step_temp",
               "fragmentation"),
@@ -74,9 +76,11 @@ def stage_memory(ctx, t, stage, per_layer: dict) -> dict:
     out["total"] = sum(out[g] for g in GROUPS)
     out["peak_phase"] = (step_extra > 0).astype(np.int64)  # 0: forward/backward, 1: optimizer step
     # activations offloaded to pinned host memory (runtime.activation_offload_layers)
+    # (all N offloaded layers are on the host at the end of the forward pass, the one in flight too)
     share = resident_layer_share(ctx, t, sp["layers"])
     kept = parts["activations.layers"] + parts["activations.moe_dispatch_combine"]
-    out["offloaded_activations"] = kept * (1.0 / share - 1.0)
+    per_layer = kept / (share * np.maximum(sp["layers"], 1.0))
+    out["offloaded_activations"] = per_layer * offloaded_layers(ctx, t, sp["layers"])
     for k in ("local_params", "offloaded_opt", "offloaded_params", "partition_params", "host_grad_buffer"):
         out[k] = states[k]
     return out

@@ -69,7 +69,7 @@ def fused_swiglu(t):
     return t["framework"] == MEG
 
 
-def torchtitan_sac_bytes(m, t, h, d_qk, d_v, heads_local, kv_local, tp, sp_div):
+def torchtitan_sac_bytes(m, t, h, d_qk, d_v, heads_local, kv_local, tp, sp_div, compiled=False):
     """Stored bytes per token of one dense layer under torchtitan's op-level selective activation
     checkpointing (`SelectiveAC`, torchtitan/distributed/activation_checkpoint.py): each block is
     checkpointed (its input kept, 2h, sequence-sharded under SP) and of the ops inside only the
@@ -79,11 +79,17 @@ def torchtitan_sac_bytes(m, t, h, d_qk, d_v, heads_local, kv_local, tp, sp_div):
     wv, w1 and w2 (SwiGLU) or wq, wv, w1 (GeLU). Row-parallel outputs (wo, w2) are kept whole, before
     their reduction. Measured on an H200 (tp = 1, SwiGLU, 32 heads of 128, f = 14,336): 69.7 kB per
     token and layer against 69.8 counted (benchmarks/memory_device_results.md).
+    With torch.compile (`compiled`: runtime.compile, torchtitan compiles each checkpointed block) the
+    save list only tags ops: the min-cut partitioner (torch/_functorch/partitioners.py,
+    min_cut_rematerialization_partition) saves forward values the backward graph reads, so a kept
+    output that only feeds the residual add, whose backward reads no input, is not stored: the
+    row-parallel outputs wo and w2 (of those, w2 is on the save list under SwiGLU).
     Returns (attention part, dense MLP part); MoE layers keep the attention part and are counted as
     without recompute for their experts (their grouped GEMMs are not in the 2024 save list)."""
     outs = [heads_local * d_qk, kv_local * d_qk, kv_local * d_v, h]
     outs += [m.ffn_hidden / tp, m.ffn_hidden / tp, h] if m.ffn_act == "swiglu" else [m.ffn_hidden / tp, h]
-    kept = [2.0 * x if i % 2 == 0 else 0.0 for i, x in enumerate(outs)]
+    residual_only = {3, len(outs) - 1}  # wo, w2: read by no backward op
+    kept = [2.0 * x if i % 2 == 0 and not (compiled and i in residual_only) else 0.0 for i, x in enumerate(outs)]
     attention = 2 * h / sp_div + sum(kept[:4]) + 2 * heads_local * d_v + 4 * heads_local
     return attention, sum(kept[4:])
 
@@ -212,7 +218,8 @@ def layer_activation_bytes(ctx, t, flash: bool = True) -> dict:
     fp8_attn, fp8_mlp = np.where(te_fp8, fp8_attn, 0.0), np.where(te_fp8, fp8_mlp, 0.0)
     base = replicated / sp_div + qkv + fp8_attn
     kept = 2 * heads_local * d_v  # core-attention output: the out-projection needs it either way
-    sac_attn, sac_mlp = torchtitan_sac_bytes(m, t, h, d_qk, d_v, heads_local, kv_local, tp, sp_div)
+    compiled = bool(getattr(getattr(ctx.scenario, "runtime", None), "compile", False))
+    sac_attn, sac_mlp = torchtitan_sac_bytes(m, t, h, d_qk, d_v, heads_local, kv_local, tp, sp_div, compiled)
     titan = t["framework"] == TT
     fp8_moe = 0.0
     if m.moe:  # the experts' FP8 GEMMs save their inputs in FP8 too: received tokens (h) and fc2 inputs
@@ -244,11 +251,19 @@ def resident_layer_share(ctx, t, layers):
     layer in flight is reloaded when backward reaches it, after the loss's tensors are freed, so on
     the stage holding the loss only the part of logits_loss above one layer counts (activation_parts).
     Megatron-Core allows it only with pp = 1 and no recompute (transformer_config.py); elsewhere 1."""
+    lps = np.maximum(layers, 1.0)
+    resident = np.minimum(lps, lps - offloaded_layers(ctx, t, layers) + 1)
+    return resident / lps
+
+
+def offloaded_layers(ctx, t, layers):
+    """Layers whose saved activations Megatron's activation offloading copies to the host (all of
+    them are there at the end of the forward pass): min(N, L - 1) where Megatron-Core allows it
+    (pp = 1, no recompute; resident_layer_share), else 0."""
     n = getattr(getattr(ctx.scenario, "runtime", None), "activation_offload_layers", 0) or 0
     on = (t["framework"] == MEG) & (t["pp"] == 1) & (t["recompute"] == 0) & (n > 0)
     lps = np.maximum(layers, 1.0)
-    resident = np.minimum(lps, lps - np.minimum(n, lps - 1) + 1)
-    return np.where(on, resident / lps, 1.0)
+    return np.where(on, np.minimum(n, lps - 1), 0.0)
 
 
 def activation_parts(ctx, t, stage, per_layer: dict, sp: dict) -> dict:
@@ -263,6 +278,10 @@ def activation_parts(ctx, t, stage, per_layer: dict, sp: dict) -> dict:
         selective checkpointing, the part of one layer its policy did not keep. On the stage that holds the loss only the part above logits_loss counts: the loss's
         tensors are freed before the first layer is recomputed (measured on an H200: the peak of a
         fully recomputed step was the checkpoints plus the loss, benchmarks/memory_device_results.md);
+      cp_ring_buffers: torchtitan with cp > 1, torch's ring-attention buffers while one layer's
+        attention runs backward (context_parallel.ring_attention_buffer_bytes: gathered K/V, fp32
+        gradient accumulators); they coexist with recompute_layer, and on the stage holding the loss
+        only their part above logits_loss counts (the attention's backward runs after the loss's);
       embedding: the embedding's dropout mask per micro-batch in flight (Korthikanti Sec. 4.3; its
         output is the first layer's stored input, counted there);
       logits_loss: last stage, one micro-batch: logit_bytes x vocab / tp per token plus the final
@@ -308,10 +327,18 @@ def activation_parts(ctx, t, stage, per_layer: dict, sp: dict) -> dict:
     # do not coexist (resident_layer_share)
     one_layer = np.where(resident < 1.0, stored / resident / np.maximum(sp["layers"], 1.0), 0.0)
     logits = np.maximum(0.0, logits - one_layer)
+    # torch's ring attention buffers exist while one layer's attention runs backward, beside that
+    # layer's recomputed tensors; on the stage holding the loss, after the loss's tensors are freed
+    from planner.estimate.context_parallel import ring_attention_buffer_bytes
+
+    at_attention = recompute + ring_attention_buffer_bytes(ctx, t)
+    recompute_part = np.where(holds_last, np.maximum(0.0, recompute - logits), recompute)
+    ring = np.where(holds_last, np.maximum(0.0, at_attention - logits), at_attention) - recompute_part
     return {
         "activations.layers": stored - dispatch,
         "activations.moe_dispatch_combine": dispatch,
-        "activations.recompute_layer": np.where(holds_last, np.maximum(0.0, recompute - logits), recompute),
+        "activations.recompute_layer": recompute_part,
+        "activations.cp_ring_buffers": ring,
         "activations.embedding": np.where(holds_first, embedding, 0.0),
         "activations.logits_loss": np.where(holds_last, logits, 0.0),
     }
@@ -339,6 +366,9 @@ def largest_tensor_bytes(ctx, t, stage) -> np.ndarray:
     largest = per_token * tokens
     if not flash_attention(ctx):
         largest = np.maximum(largest, 2.0 * t["mbs"] * m.heads / tp * ctx.seq_len / t["cp"] * ctx.seq_len)
+    from planner.estimate.context_parallel import ring_gathered_kv_bytes
+
+    largest = np.maximum(largest, ring_gathered_kv_bytes(ctx, t))
     rank = pipeline_rank(t, stage)
     logits = np.where(te_cross_entropy(ctx, t), 2.0, 4.0) * tokens * m.vocab / tp  # bf16 / fp32 logits
     return np.where(rank == t["pp"] - 1, np.maximum(largest, logits), largest)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from planner.arch import attention_dims
-from planner.estimate.memory_terms_states import (COMPUTE_BYTES, DS, FP8, MEG, TT, fp8_weight_transposes,
+from planner.estimate.memory_terms_states import (COMPUTE_BYTES, DS, FP8, MEG, TT, fp8_weight_copy_bytes,
                                                   grad_buffer_bytes)
 
 MIB, GIB = 2**20, 2**30
@@ -173,7 +173,7 @@ def fsdp_prefetch_bytes(ctx, t):
     titan = (t["framework"] == TT) & (t["zero"] >= 3) & (t["pp"] == 1)
     mfsdp = (t["framework"] == MEG) & (t["zero"] >= 3)
     unit = np.maximum(block, m.vocab * m.hidden / t["tp"])
-    fp8_live = 2.0 if fp8_weight_transposes(ctx) else 1.0  # FP8 weights (+ transposes on Hopper)
+    fp8_live = fp8_weight_copy_bytes(ctx)  # FP8 weights (+ transposes on Hopper, + column-wise MXFP8)
     return np.where(titan, (root + block) * wb + np.maximum(root, block) * gb,
                     np.where(mfsdp, unit * 2 * (wb + gb + np.where(t["precision"] == FP8, fp8_live, 0.0)), 0.0))
 

@@ -65,12 +65,24 @@ ROW_PARALLEL = ("o_proj", "mlp_down", "expert_down", "shared_down")  # Megatron 
 
 def fp8_weight_transposes(ctx) -> bool:
     """Whether Transformer Engine keeps a transposed FP8 copy of each weight (Hopper's FP8 GEMMs take
-    only the TN layout). Not on compute capability 10.x or >= 13 (Blackwell datacenter parts), whose
+    only the TN layout). Not on compute capability 10.x-11.x or >= 13 (Blackwell datacenter parts), whose
     FP8 GEMMs take any layout: TE `nvte_is_non_tn_fp8_gemm_supported` (common/transformer_engine.cpp),
     and its quantizer creates no columnwise copy then (pytorch/csrc/quantizer.cpp `create_transpose`).
     A GPU without a stated compute capability keeps them (the larger count)."""
     cc = getattr(ctx.gpu, "compute_capability", None)
     return cc is None or not (10.0 <= cc < 12.0 or cc >= 13.0)
+
+
+def fp8_weight_copy_bytes(ctx) -> float:
+    """Bytes per GEMM weight of the FP8 copies Transformer Engine keeps across micro-batches: the FP8
+    weight and, where the GEMMs need it (fp8_weight_transposes), its transpose: 2 on Hopper, 1 on
+    Blackwell. Under the MXFP8 recipe (runtime.fp8_recipe mxfp8) the scales run along one direction,
+    so a transpose cannot be derived from the row-wise copy: TE's MXFP8Tensor keeps row-wise and
+    column-wise data, each with one E8M0 scale byte per 32 elements (TE pytorch/tensor/mxfp8_tensor.py,
+    MXFP8Quantizer): 2 + 2/32."""
+    if getattr(getattr(ctx.scenario, "runtime", None), "fp8_recipe", "delayed") == "mxfp8":
+        return 2.0 + 2.0 / 32
+    return FP8_COPY_BYTES if fp8_weight_transposes(ctx) else FP8_COPY_BYTES - 1.0
 
 
 def grad_buffer_bytes(ctx, t):
@@ -221,15 +233,16 @@ def model_state_parts(ctx, t, sp, stage) -> dict:
     # the optimizer), and only the transposed FP8 copy is cached beside them
     params = params - np.where(fp8_params, gemm_local_held(t, sp) * (wb - 1.0), 0.0)
     # without transposes (Blackwell) only the FP8 weight copy itself: 1 byte, none with FP8 parameters
-    copy_bytes = FP8_COPY_BYTES if fp8_weight_transposes(ctx) else FP8_COPY_BYTES - 1.0
+    copy_bytes = fp8_weight_copy_bytes(ctx)
     fp8_copies = np.where(te_fp8, gemm_local * np.where(fp8_params, copy_bytes - 1.0, copy_bytes), 0.0)
     # Megatron-FSDP gathers each unit's weights for its use and frees them, FP8 copies and transposes with
     # them (megatron_fsdp.py release hooks: fp8_discard_transpose_cache unless keep_fp8_transpose_cache);
     # what is live is counted with the gathered units (memory_terms_runtime.fsdp_prefetch_bytes). Kept,
     # the transposes cost 1 byte per parameter (Megatron-FSDP README, keep_fp8_transpose_cache).
     keep_t = bool(getattr(getattr(ctx.scenario, "runtime", None), "keep_fp8_transpose_cache", False))
-    keep_t = keep_t and fp8_weight_transposes(ctx)
-    fp8_copies = np.where(te_fp8 & (zero >= 3), gemm_local * (1.0 if keep_t else 0.0), fp8_copies)
+    keep_t = keep_t and fp8_weight_copy_bytes(ctx) > 1.5
+    fp8_copies = np.where(te_fp8 & (zero >= 3), gemm_local * (fp8_weight_copy_bytes(ctx) / 2 if keep_t else 0.0),
+                          fp8_copies)
     fp8_scaling = np.where(te_fp8, fp8_gemms(ctx, sp, ep) * FP8_SCALING_BYTES_PER_GEMM, 0.0)
 
     # Offload. DeepSpeed: master, moments and the fp32 gradient partition live in pinned host memory

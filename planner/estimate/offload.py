@@ -51,3 +51,15 @@ def optimizer_s(ctx, t, mem, fwd_mb_s=0.0, bwd_mb_s=0.0):
     par_shown = ga * (np.maximum(0.0, par_fetch - fwd_mb_s) + np.maximum(0.0, par_fetch - bwd_mb_s))
     offload = offload + np.where(t["offload_params"] > 0, par_shown, 0.0)
     return {"optimizer": opt, "offload": offload}
+
+
+def activation_offload_s(ctx, t, mem, fwd_mb_s, bwd_mb_s):
+    """Exposed seconds per step of Megatron's activation offloading (runtime.activation_offload_layers):
+    each micro-batch copies the offloaded layers' saved activations to the host during the forward pass
+    and back during the backward pass (Transformer Engine cpu_offload.py: copies on side streams,
+    overlapped with the compute of the following layers), over this GPU's host link (node
+    host_link_gb_s, one direction). What the micro-batch's forward (backward) compute cannot cover is
+    exposed: ga x (max(0, bytes/link - forward) + max(0, bytes/link - backward))."""
+    host_link = (ctx.node.host_link_gb_s or 25.0) * 1e9  # unknown link: as optimizer_s
+    copy = mem.get("offloaded_activations", 0.0) / host_link
+    return t["ga"] * (np.maximum(0.0, copy - fwd_mb_s) + np.maximum(0.0, copy - bwd_mb_s))

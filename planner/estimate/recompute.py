@@ -80,4 +80,6 @@ def full_recompute_share(ctx, t):
     if n is None:
         return ones
     chunk = ctx.model.layers / (t["pp"] * t["vpp"])
-    return np.where(t["framework"] == 1, np.minimum(n, chunk) / chunk, ones)  # 1: megatron (table.FRAMEWORKS)
+    from planner.estimate.table import FRAMEWORKS
+
+    return np.where(t["framework"] == FRAMEWORKS.index("megatron"), np.minimum(n, chunk) / chunk, ones)

@@ -162,6 +162,12 @@ def _parallel_args(scenario, f: dict) -> list[str]:
            f"--context-parallel-size {f['cp']}", f"--expert-model-parallel-size {f['ep']}"]
     if scenario.model.moe:  # Megatron's default is tp; written out so a folded layout (etp = 1) is explicit
         out.append(f"--expert-tensor-parallel-size {f['etp']}")
+        # the all-to-all dispatcher the time model follows (Megatron's default is allgather)
+        out.append("--moe-token-dispatcher-type alltoall")
+        if rt.ep_comm_overlap and _ep_overlap_runs(scenario, f):
+            out.append("--overlap-moe-expert-parallel-comm")
+    if f["cp"] > 1 and getattr(rt, "cp_comm", "auto") == "allgather":  # p2p is Megatron's default
+        out.append("--cp-comm-type allgather")
     if common.uneven_split(scenario, f):
         out.append(f"--pipeline-model-parallel-layout {pipeline_layout(scenario.model.layers, f['pp'], f['vpp'])}")
     elif f["vpp"] > 1:
@@ -181,6 +187,15 @@ def _parallel_args(scenario, f: dict) -> list[str]:
     return out
 
 
+def _ep_overlap_runs(scenario, f: dict) -> bool:
+    """Megatron-Core's conditions for --overlap-moe-expert-parallel-comm (transformer_config.py):
+    expert parallelism, an interleaved pipeline when pp > 1, no full recompute, no 'moe' recompute
+    module; the same rule as the time model's comm.ep_overlap_allowed."""
+    mods = getattr(scenario.runtime, "recompute_modules", None) or ()
+    return (f["ep"] > 1 and (f["pp"] == 1 or f["vpp"] > 1) and f["recompute"] != "full"
+            and not (f["recompute"] == "selective" and "moe" in mods))
+
+
 def megatron_fsdp_args() -> list[str]:
     """Megatron-FSDP, the planner's zero = 3 on Megatron-LM (megatron/training/arguments.py at
     d98e8a6 and docs/user-guide/features/megatron_fsdp.md): --use-megatron-fsdp with the sharding
@@ -191,10 +206,15 @@ def megatron_fsdp_args() -> list[str]:
             "--use-distributed-optimizer", "--ckpt-format fsdp_dtensor"]
 
 
+# runtime.fp8_recipe -> Megatron-LM --fp8-recipe (megatron/training/arguments.py choices: tensorwise,
+# delayed, mxfp8, blockwise)
+FP8_RECIPE_FLAG = {"delayed": "delayed", "current": "tensorwise", "mxfp8": "mxfp8"}
+
+
 def _training_args(scenario, f: dict) -> list[str]:
     """Batch (§4.1: global batch = micro x DP x number of micro-batches), precision (--bf16 / --fp16;
-    FP8 through Transformer Engine on a bf16 model: --fp8-format hybrid with the default delayed
-    recipe), recomputation (full: uniform, one layer per checkpoint; selective with the scenario's
+    FP8 through Transformer Engine on a bf16 model: --fp8-format hybrid with runtime.fp8_recipe's
+    --fp8-recipe), recomputation (full: uniform, one layer per checkpoint; selective with the scenario's
     runtime.recompute_modules; activation offloading and the Megatron-FSDP FP8 transpose cache from
     runtime.activation_offload_layers / keep_fp8_transpose_cache), and the optimizer and schedule
     of planner/frameworks/common.py (Megatron's --lr, --min-lr, --lr-decay-style, --train-iters ...)."""
@@ -204,7 +224,8 @@ def _training_args(scenario, f: dict) -> list[str]:
                          key="training.optimizer")
     out = [f"--micro-batch-size {f['mbs']}", f"--global-batch-size {f['global_batch']}"]
     out += {"bf16": ["--bf16"], "fp16": ["--fp16"], "fp32": [],
-            "fp8": ["--bf16", "--fp8-format hybrid", "--fp8-recipe delayed"]}[f["precision"]]
+            "fp8": ["--bf16", "--fp8-format hybrid",
+                    f"--fp8-recipe {FP8_RECIPE_FLAG[getattr(scenario.runtime, 'fp8_recipe', 'delayed')]}"]}[f["precision"]]
     if f["recompute"] == "selective":
         out.append("--recompute-granularity selective")
         mods = getattr(scenario.runtime, "recompute_modules", None)

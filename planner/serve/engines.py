@@ -17,6 +17,12 @@ Engines (defaults as the engines' own argument code sets them):
 
 Number formats (bytes per weight element, scales included):
 * fp8 (ModelOpt / compressed-tensors per-tensor): 1 byte + one fp32 scale per matrix (negligible).
+* fp8-block (block-scaled FP8, DeepSeek-V3 / R1 checkpoints: `weight_block_size: [128, 128]` in their
+  quantization_config, one fp32 `weight_scale_inv` per 128 x 128 weight block; activations quantised
+  per 1 x 128 group when the layer runs): 1 + 4 / 128^2 bytes. Runs on the FP8 tensor cores; the
+  dense GEMMs at the FP8 rate (DeepGEMM README: block-scaled normal GEMMs up to 1,550 TFLOPS on
+  H800, 775-1,520 at M = 4,096 in the @327ec92 table timing.GEMM_K0_ELEMENTS cites; AIConfigurator's TensorRT-LLM 1.2.0rc5 H200 GEMM table: fp8_block within 0.99-1.03x of
+  per-tensor fp8 at 1,024-8,192 rows), the grouped expert GEMMs per timing.BLOCK_FP8_PROMOTE_OPS_PER_WEIGHT.
 * int8 (SmoothQuant W8A8, per-output-channel fp32 scale): 1 + 4 / k bytes (k = input width).
 * nvfp4: 4-bit E2M1 + one FP8 E4M3 scale per 16 elements + one fp32 per-tensor scale:
   0.5 + 1/16 bytes (NVIDIA NVFP4, TensorRT Model Optimizer docs).
@@ -39,9 +45,10 @@ import numpy as np
 ENGINE_NAMES = ("vllm", "sglang", "trtllm")
 VLLM, SGLANG, TRTLLM = 0, 1, 2
 
-WEIGHT_NAMES = ("bf16", "fp16", "fp8", "int8", "nvfp4", "mxfp4", "int4-awq", "int4-gptq")
+WEIGHT_NAMES = ("bf16", "fp16", "fp8", "int8", "nvfp4", "mxfp4", "int4-awq", "int4-gptq", "fp8-block")
 KV_NAMES = ("bf16", "fp16", "fp8")
 KV_BYTES = np.array([2.0, 2.0, 1.0])
+FP8_BLOCK = 128  # weight block edge and activation group of fp8-block (DeepSeek-V3 config.json weight_block_size)
 
 GIB = 2.0 ** 30
 LARGE_DEVICE_GIB = 70.0  # vLLM's threshold for its large batch defaults (get_batch_defaults)
@@ -49,7 +56,7 @@ LARGE_DEVICE_GIB = 70.0  # vLLM's threshold for its large batch defaults (get_ba
 
 def weight_bytes_per_element(scheme: str, k: int = 4096) -> float:
     """Bytes per weight element of a linear layer in `scheme`, block scales included (module doc)."""
-    return {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0 + 4.0 / k,
+    return {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0 + 4.0 / k, "fp8-block": 1.0 + 4.0 / FP8_BLOCK ** 2,
             "nvfp4": 0.5 + 1.0 / 16, "mxfp4": 0.5 + 1.0 / 32,
             "int4-awq": 0.5 + 2.5 / 128, "int4-gptq": 0.5 + 2.5 / 128}[scheme]
 
@@ -72,7 +79,7 @@ def compute_precision(scheme: str, gpu) -> str | None:
     peaks = gpu.tflops
     if scheme in ("bf16", "fp16"):
         return "bf16" if peaks.bf16 else ("fp16" if peaks.fp16 else None)
-    if scheme == "fp8":
+    if scheme in ("fp8", "fp8-block"):
         return "fp8" if peaks.fp8 else ("bf16" if peaks.bf16 else None)  # fp8 weight-only (Marlin) on Ampere
     if scheme == "int8":
         return "fp8" if peaks.fp8 else ("int8_ampere" if peaks.bf16 else None)

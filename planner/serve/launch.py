@@ -46,7 +46,8 @@ IMAGES = {"vllm": "vllm/vllm-openai:v0.33.0", "sglang": "lmsysorg/sglang:v0.5.23
           "trtllm": "nvcr.io/nvidia/tensorrt-llm/release:latest"}
 
 # Weight scheme -> (vLLM --quantization, SGLang --quantization, checkpoint the scheme needs).
-# Only fp8 names a method: both engines quantise a BF16 checkpoint to FP8 when they load it. Every
+# Only fp8 (and fp8-block for vLLM, whose online `fp8_per_block` method makes 128 x 128 weight blocks and
+# 1 x 128 activation groups) names a method: the engines quantise a BF16 checkpoint when they load it. Every
 # other scheme needs a checkpoint already in that format, whose quantization_config the engines read
 # (vLLM 0.33 config/model.py refuses a --quantization that differs from the checkpoint's method, and
 # picks the Marlin kernels for AWQ / GPTQ by itself); TensorRT-LLM reads every scheme from the
@@ -56,6 +57,10 @@ QUANT = {
     "fp16": (None, None, "the original checkpoint (run in FP16)"),
     "fp8": ("fp8", "fp8", "the BF16 checkpoint, quantised to FP8 when loaded (vLLM / SGLang; for an FP8 "
                           "checkpoint drop --quantization: the engine reads the method from it)"),
+    "fp8-block": ("fp8_per_block", None, "a block-scaled FP8 checkpoint (128 x 128 weight blocks, e.g. "
+                  "deepseek-ai/DeepSeek-V3 / R1), whose quantization_config SGLang and TensorRT-LLM read; vLLM "
+                  "quantises a BF16 checkpoint so when loaded (--quantization fp8_per_block; for a block-FP8 "
+                  "checkpoint drop it: vLLM reads the method, fp8 with weight_block_size, from it)"),
     "int8": (None, None, "a W8A8 INT8 checkpoint (e.g. llm-compressor / SmoothQuant)"),
     "nvfp4": (None, None, "an NVFP4 checkpoint (NVIDIA TensorRT Model Optimizer)"),
     "mxfp4": (None, None, "an MXFP4 checkpoint (e.g. gpt-oss)"),

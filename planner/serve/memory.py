@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from planner.arch import attention_params, model_stats
+from planner.arch import attention_params, layer_matmuls, model_stats
 from planner.serve import engines as E
 
 # Memory the engines keep outside weights, activations and KV. Assumed, not measured here:
@@ -59,6 +59,9 @@ class ModelFacts:
     attn_dim_prefill: float  # H x (d_qk + d_v): attention FLOPs per token pair / 2
     attn_dim_decode: float   # MLA decodes in the absorbed form: H x (2 kv_lora_rank + rope)
     ffn_per_token: float  # MLP width one token passes through (top_k experts + shared, or dense)
+    expert_ffn: float = 0.0       # width of one routed expert (0 = dense model)
+    expert_up_share: float = 2 / 3  # share of an expert's parameters in its up (gate + up) projection
+    gemms_per_layer: float = 4.0  # weight GEMM launches per layer (grouped expert GEMMs count once), averaged
 
 
 def model_facts(m) -> ModelFacts:
@@ -88,7 +91,10 @@ def model_facts(m) -> ModelFacts:
         dense_mlp=dense_mlp, shared=shared, routed=routed, router_norms=router_norms,
         embed=float(st.embedding), head=float(st.lm_head), experts=st.experts,
         top_k=st.top_k, kv_elems=kv_elems, kv_split_max=kv_split, full_layers=L - sw_layers,
-        window=window, attn_dim_prefill=float(pre), attn_dim_decode=float(dec), ffn_per_token=float(ffn_tok))
+        window=window, attn_dim_prefill=float(pre), attn_dim_decode=float(dec), ffn_per_token=float(ffn_tok),
+        expert_ffn=float(m.moe.expert_ffn_hidden) if m.moe else 0.0,
+        expert_up_share=2 / 3 if m.ffn_act == "swiglu" else 1 / 2,
+        gemms_per_layer=(st.moe_layers * len(layer_matmuls(m, True)) + st.dense_layers * len(layer_matmuls(m, False))) / L)
 
 
 def stage_layers(f: ModelFacts, pp):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, StrictBool, ValidationError, field_validator, model_validator
 
-from planner.spec.base import Name, PosFloat, PosInt, Strict
+from planner.spec.base import Int, Name, PosFloat, PosInt, Strict
 from planner.spec.hardware import Cluster
 from planner.spec.model import ModelSpec
 
@@ -155,16 +155,18 @@ class Runtime(Strict):
     """What the software stack does, where it changes time or memory. Defaults describe a current,
     tuned stack or each framework's own default ('auto'); set them to reproduce a given run."""
 
-    flash_attention: bool = Field(True, description="fused attention (FlashAttention / cuDNN): no s x s tensors")
-    tp_comm_overlap: bool = Field(True, description="TP collectives overlapped with GEMMs (Megatron "
+    flash_attention: StrictBool = Field(True, description="fused attention (FlashAttention / cuDNN): no s x s tensors")
+    tp_comm_overlap: StrictBool = Field(True, description="TP collectives overlapped with GEMMs (Megatron "
                                   "--tp-comm-overlap, torchtitan async TP); DeepSpeed AutoTP never overlaps here")
-    ep_comm_overlap: bool = Field(False, description="expert-parallel all-to-all of one micro-batch overlapped "
+    ep_comm_overlap: StrictBool = Field(False, description="expert-parallel all-to-all of one micro-batch overlapped "
                                   "with another's compute (DeepSeek DualPipe, Megatron-Core "
                                   "--overlap-moe-expert-parallel-comm); off by default: not every stack does it")
-    fp8_recipe: Literal["delayed", "current"] = Field(
+    fp8_recipe: Literal["delayed", "current", "mxfp8"] = Field(
         "delayed", description="FP8 scaling: 'delayed' (Transformer Engine DelayedScaling, Megatron --fp8-recipe "
-        "delayed, its default) or 'current' per-tensor scaling (Float8CurrentScaling; NeMo/Megatron-Bridge "
-        "'FP8-CS' recipes, torchao tensorwise), which reads each tensor once more for its amax")
+        "delayed, its default), 'current' per-tensor scaling (Float8CurrentScaling; NeMo/Megatron-Bridge "
+        "'FP8-CS' recipes, torchao tensorwise), which reads each tensor once more for its amax, or 'mxfp8' "
+        "(MXFP8BlockScaling, Megatron --fp8-recipe mxfp8, Megatron-Bridge 'FP8-MX'; Blackwell only): a scale "
+        "per 32 elements, row-wise and column-wise copies, slower GEMM kernels")
     moe_load_imbalance: float = Field(1.0, ge=1.0, le=64.0, description="routed tokens on the busiest expert-parallel "
                                       "rank / the balanced share; 1.0 = balanced (benchmarks with Megatron "
                                       "--moe-router-force-load-balancing). Scales expert GEMMs and the all-to-all")
@@ -172,11 +174,16 @@ class Runtime(Strict):
         "auto", description="fused attention kernel: 'fa3' Hopper-native (FlashAttention-3, cuDNN / Transformer "
         "Engine fused attention), 'fa2' FlashAttention-2 (PyTorch SDPA's flash backend), slower on Hopper and "
         "Blackwell; 'auto' = the framework's default (Megatron fa3, torchtitan and DeepSpeed fa2)")
-    compile: bool = Field(True, description="torch.compile on (torchtitan --compile / training.compile): "
+    cp_comm: Literal["auto", "p2p", "allgather"] = Field(
+        "auto", description="context-parallel K/V exchange: 'p2p' passes one K/V chunk per ring step behind that "
+        "step's attention (Transformer Engine cp_comm_type='p2p', torch CP 'alltoall'), 'allgather' gathers all "
+        "K/V once and waits for it after the first step (torch CP 'allgather'); 'auto' = the framework's "
+        "default (torchtitan --experimental.context_parallel_rotate_method 'allgather', Megatron-Core 'p2p')")
+    compile: StrictBool = Field(True, description="torch.compile on (torchtitan --compile / training.compile): "
                           "norms, rotary and activations run as fused kernels. Off, torchtitan runs them eagerly, "
                           "one kernel per op (torchtitan's own default is off). Megatron always uses fused "
                           "Transformer Engine kernels")
-    dp_comm_overlap: bool = Field(True, description="gradient reduction overlapped with the last micro-batch's "
+    dp_comm_overlap: StrictBool = Field(True, description="gradient reduction overlapped with the last micro-batch's "
                                   "backward and the parameter all-gather with the first forward (Megatron "
                                   "--overlap-grad-reduce --overlap-param-gather, DeepSpeed overlap_comm, FSDP)")
     grad_reduce_dtype: Literal["auto", "fp32", "bf16"] = Field(
@@ -190,7 +197,7 @@ class Runtime(Strict):
         "auto", description="PyTorch caching allocator with PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True "
         "(less memory held beyond what is allocated). auto: on for torchtitan (its run_train.sh sets it), "
         "off for DeepSpeed and Megatron-LM (PyTorch's default)")
-    fp8_param_gather: bool = Field(
+    fp8_param_gather: StrictBool = Field(
         False, description="Megatron fp8 only: keep the GEMM weights in FP8 (--fp8-param-gather, Megatron-Bridge "
         "fp8_param_gather; off by default, set by NeMo / Megatron-Bridge FP8 performance recipes): no 16-bit "
         "copy of them, and FP8 parameter all-gathers")
@@ -207,17 +214,17 @@ class Runtime(Strict):
         "input); layernorm: norm outputs where the norm is a separate module (MoE layers' pre-MLP norm, MLA's "
         "input norm); mla_up_proj: MLA's query/key/value up-projections; mlp: the dense MLP; moe: the whole "
         "MoE block; shared_experts: the shared experts")
-    recompute_num_layers: int | None = Field(
+    recompute_num_layers: Int | None = Field(
         None, ge=1, le=100000, description="Megatron with recompute = full only: recompute just the first N layers "
         "of each pipeline chunk (--recompute-method block --recompute-num-layers N, Megatron-Core recompute.py; "
         "Megatron-Bridge recipes' recompute_num_layers); the other layers keep all their activations and are not "
         "recomputed. null: every layer (--recompute-method uniform --recompute-num-layers 1)")
-    activation_offload_layers: int = Field(
+    activation_offload_layers: Int = Field(
         0, ge=0, le=100000, description="Megatron only: transformer layers whose activations are offloaded to host "
         "memory (Megatron-Core cpu_offloading_num_layers with cpu_offloading_activations; Megatron-Bridge "
         "performance recipes set it for Megatron-FSDP on GB200). Megatron-Core allows it only without pipeline "
         "parallelism and without recompute (transformer_config.py), so other plans ignore it. Default 0: off")
-    keep_fp8_transpose_cache: bool = Field(
+    keep_fp8_transpose_cache: StrictBool = Field(
         False, description="Megatron-FSDP (megatron, zero 3) with fp8 only: keep each GEMM weight's FP8 transpose "
         "between forward and backward (DistributedDataParallelConfig.keep_fp8_transpose_cache, default False: "
         "discarded after each unit's use, 1 byte per parameter when kept, Megatron-FSDP README)")
@@ -239,3 +246,14 @@ class Scenario(Strict):
     runtime: Runtime = Runtime()
     objective: Objective = "throughput"
     top: PosInt = Field(10, le=10000)
+
+    @model_validator(mode="after")
+    def _check_mxfp8(self):
+        """MXFP8 runs only on GPUs with block-scaled FP8 tensor cores: NVIDIA compute capability >= 10.0
+        (Transformer Engine MXFP8BlockScaling; Megatron-LM --fp8-recipe mxfp8)."""
+        gpu = self.cluster.node.gpu
+        cc = gpu.compute_capability
+        if self.runtime.fp8_recipe == "mxfp8" and (gpu.vendor != "nvidia" or cc is None or cc < 10.0):
+            raise ValueError(f"runtime.fp8_recipe: mxfp8 needs an NVIDIA GPU of compute capability 10.0 or "
+                             f"newer (Blackwell); '{gpu.name}' has {cc}: use delayed or current")
+        return self

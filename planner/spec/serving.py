@@ -18,7 +18,7 @@ from planner.spec.hardware import Cluster
 from planner.spec.model import ModelSpec
 
 Engine = Literal["vllm", "sglang", "trtllm"]
-WeightScheme = Literal["bf16", "fp16", "fp8", "int8", "nvfp4", "mxfp4", "int4-awq", "int4-gptq"]
+WeightScheme = Literal["bf16", "fp16", "fp8", "int8", "nvfp4", "mxfp4", "int4-awq", "int4-gptq", "fp8-block"]
 KVScheme = Literal["bf16", "fp16", "fp8"]
 ServeObjective = Literal["cost", "latency", "gpus", "throughput"]
 ENGINES = ("vllm", "sglang", "trtllm")

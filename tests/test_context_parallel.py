@@ -1,0 +1,98 @@
+"""Context-parallel ring attention: exchanged heads, exposure of each stack's exchange, merge traffic.
+Hand-worked numbers from the stacks' code (planner.estimate.context_parallel docstring)."""
+
+import numpy as np
+import pytest
+
+from planner.estimate import comm, context_parallel as CP
+from planner.estimate.evaluate import Context, estimate
+from planner.spec import Plan
+
+from test_memory import raw_table, scenario
+
+
+def test_torchtitan_ring_carries_repeated_kv_heads():
+    """Llama 3.1 8B: 32 query heads, 8 K/V heads, head dim 128. torchtitan repeats K/V to 32 heads
+    before SDPA; Transformer Engine sends the 8 grouped heads. 32k tokens per rank (seq 64k, cp 2):
+    torchtitan 2 x 32768 x 32 x 256 bytes = 512 MiB, Megatron 8 heads = 128 MiB; with tp 2 both halve."""
+    ctx = Context(scenario(seq=65536))
+    for fw, heads in (("torchtitan", 32), ("megatron", 8)):
+        for tp in (1, 2):
+            t = raw_table(framework=fw, zero=3 if fw == "torchtitan" else 1, cp=2, tp=tp)
+            assert float(CP.kv_chunk_bytes(ctx, t)[0]) == pytest.approx(2.0 * 32768 * heads / tp * 256)
+
+
+def test_ring_exposure_hand_worked():
+    """cp 4, one K/V hop 3 ms, fp32 gradient hop 6 ms, all-gather 10 ms; attention forward 8 ms
+    (2 ms a step), backward 20 ms (5 ms a step); one forward pass.
+      p2p:       forward 3 x (3 - 2) = 3; backward 3 x max(0, 6 - 5) = 3                -> 6 ms
+      allgather: forward 10 - 2 = 8; backward gather 10 - 5 = 5, hops 3 x (6 - 5) = 3, last hop 6 -> 22 ms
+    With the forward recomputed (2 passes) the forward parts count twice: p2p 9, allgather 30.
+    cp 1: nothing to exchange."""
+    args = (np.array([4, 4, 1]), 3e-3, 6e-3, 10e-3, 8e-3, 20e-3)
+    got = CP.ring_exposed_s(*args, np.array([False, True, True]), 1)
+    assert got == pytest.approx([6e-3, 22e-3, 0.0])
+    got = CP.ring_exposed_s(*args, np.array([False, True, True]), 2)
+    assert got == pytest.approx([9e-3, 30e-3, 0.0])
+
+
+def test_merge_traffic_torch_only():
+    """torchtitan cp 4, seq 16k (4096 tokens per rank), 32 heads x 128: 3 non-local steps x
+    4096 x 4096 elements x 10 bytes forward, x 30 backward, over the HBM rate, 8 more each with the
+    per-step (p2p) exchange; Megatron: zero."""
+    ctx = Context(scenario(seq=16384))
+    hbm = 2.0e12
+    fwd, bwd = CP.merge_s(ctx, raw_table(framework="torchtitan", zero=3, cp=4), hbm)
+    elems = 4096 * 32 * 128
+    assert float(fwd[0]) == pytest.approx(3 * elems * 10 / hbm)
+    assert float(bwd[0]) == pytest.approx(3 * elems * 30 / hbm)
+    fwd, bwd = CP.merge_s(Context(scenario(seq=16384, runtime={"cp_comm": "p2p"})),
+                          raw_table(framework="torchtitan", zero=3, cp=4), hbm)
+    assert float(fwd[0]) == pytest.approx(3 * elems * 18 / hbm)
+    assert float(bwd[0]) == pytest.approx(3 * elems * 38 / hbm)
+    fwd, bwd = CP.merge_s(ctx, raw_table(framework="megatron", cp=4), hbm)
+    assert float(fwd[0]) == 0.0 and float(bwd[0]) == 0.0
+
+
+def test_cp_comm_runtime_key_switches_the_exchange():
+    """The same torchtitan CP plan across nodes (tp 8 fills the node, so the cp ring crosses NICs):
+    'allgather' (its default) waits for the whole gather after the first step and is slower than
+    'p2p' hops hidden step by step; 'auto' equals 'allgather'. Without CP the key changes nothing."""
+    def step(runtime, cp):
+        sc = scenario(model="llama-3.1-70b", nodes=4, seq=65536, gb=4, runtime=runtime)
+        plan = Plan.model_validate(dict(framework="torchtitan", dp=4 // cp, tp=8, pp=1, cp=cp, zero=3,
+                                        recompute="full", mbs=1)).resolved(sc)
+        return estimate(sc, plan)["time"]
+    auto, ag, p2p = (step({"cp_comm": k}, 4) for k in ("auto", "allgather", "p2p"))
+    assert auto["step_s"] == ag["step_s"]
+    assert ag["breakdown_s"]["cp_comm"] > p2p["breakdown_s"]["cp_comm"] >= 0.0
+    assert step({"cp_comm": "allgather"}, 1)["step_s"] == step({"cp_comm": "p2p"}, 1)["step_s"]
+
+
+def test_layer_comm_uses_the_backward_time_given():
+    """A backward long enough to hide every hop leaves only the forward exposure (p2p, Megatron)."""
+    ctx = Context(scenario(model="llama-3.1-70b", nodes=4, seq=65536))
+    t = raw_table(framework="megatron", tp=8, cp=4, dp=1)
+    slow_bwd = comm.layer_comm(ctx, t, np.array([1e-6]), np.array([1e3]))["cp_layer"]
+    kv = float(CP.kv_chunk_bytes(ctx, t)[0])
+    bw, a = comm.link(ctx.node, t["cp"], t["tp"])
+    assert float(slow_bwd[0]) == pytest.approx(3 * (float(a[0]) + kv / float(bw[0]) - 1e-6 / 4))
+
+
+def test_recomputed_core_attention_runs_the_ring_again():
+    """Megatron's selective recompute re-runs core attention (default recompute_modules [core_attn]),
+    so its forward exchange is paid twice, as with full recompute; torchtitan's op-level selective
+    checkpointing saves SDPA's output: once. With no attention to hide behind, the difference is the
+    forward exposure, (cp - 1) p2p hops for Megatron (cp 4: 3 hops)."""
+    ctx = Context(scenario(model="llama-3.1-70b", nodes=4, seq=65536))
+    tiny, slow = np.array([1e-9]), np.array([1e3])
+    per = {rc: float(comm.layer_comm(ctx, raw_table(framework="megatron", tp=8, cp=4, recompute=rc),
+                                     tiny, slow)["cp_layer"][0]) for rc in ("none", "selective", "full")}
+    t = raw_table(framework="megatron", tp=8, cp=4)
+    bw, a = comm.link(ctx.node, t["cp"], t["tp"])
+    hop = float(a[0]) + float(CP.kv_chunk_bytes(ctx, t)[0]) / float(bw[0])
+    assert per["selective"] - per["none"] == pytest.approx(3 * (hop - 1e-9 / 4), rel=1e-9)
+    assert per["full"] == pytest.approx(per["selective"])
+    titan = {rc: float(comm.layer_comm(ctx, raw_table(framework="torchtitan", zero=3, tp=8, cp=4, recompute=rc),
+                                       tiny, slow)["cp_layer"][0]) for rc in ("none", "selective")}
+    assert titan["selective"] == pytest.approx(titan["none"])
