@@ -3,8 +3,8 @@
     python benchmarks/speed_profile.py [--lines 25]
 
 Writes benchmarks/speed_profile.md: per scenario, the functions by cumulative time (in-process,
-after a warm-up that imports everything, layouts recomputed), so a change can be aimed at what
-costs the most.
+after a warm-up that imports everything, layouts recomputed, one thread), so a change can be aimed
+at what costs the most.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from planner import load_scenario, solve
+from planner.search import solver
 from planner.search.solver import _LAYOUT_CACHE
 
 HERE = Path(__file__).resolve().parent
@@ -59,13 +60,48 @@ under the profiler). Measured, and what changed:
 - with several batches, plans that differ only in an accumulation count beyond the micro-batches in
   flight share one memory verdict (9,197,049 -> 5,113,179 evaluations for the 131,072-GPU range).
 
-What remains, below: the every-rank memory of the plans that fit (each of their ranks must be
-evaluated for the exact count), and for the 131,072-GPU range the timing of ~1M plans the step-time
-bound (compute only; communication dominates there) cannot rule out.
+Then (issue 14, second pass), each change exact (the same JSON for every shipped and benchmark
+scenario, byte for byte; tests compare each with the reference path it replaces):
+
+- candidate ranks (planner/estimate/memory_ranks.py): ranks holding the same stage parameters
+  differ only by micro-batches in flight, which fall with the rank, so only the lowest and highest
+  rank of each such class can hold the peak; plans where a class's highest rank is the larger are
+  scanned rank by rank. DeepSeek-V3 on 2,048 H100: 4.9M -> 4.5M rank evaluations (pp is small
+  there: most plans have 2-6 candidates either way); `--exhaustive` keeps the every-rank scan;
+- stage layers read from a (pp, vpp, rank) table; the verdict pass keeps only what the verdict
+  reads while scanning; the timing pass reuses each fitting plan's peak rank from the verdict pass
+  (one stage evaluation per plan instead of a scan); memory passes of 65,536 rows (cache-sized:
+  15% faster than 262,144 here);
+- the step-time lower bound is now the pipeline's step over the full stage time (compute and
+  exposed TP/CP/EP/PP communication: evaluate.stage_time), leaving out only DP sync, optimizer and
+  offload; on GPUs whose tensor clock drops under load each stage's compute is taken at the burst
+  clock and its exposed communication at the lowest clock (the stage time is not monotone in the
+  clock). 2,048 plans are timed for DeepSeek-V3 on 2,048 GPUs and ~10,000 for the 131,072-GPU range
+  (was ~1M); the bound now costs two stage-time evaluations per distinct input;
+- the memory verdict chunks and the bound's stage times are shared by two threads (numpy releases
+  the interpreter lock in its array loops): wall time only, on a quiet machine;
+- the plan table is stored in the narrowest integer types (T.take widens the rows it returns), and
+  plans sharing a memory verdict across batches are found in linear time from the layout-major
+  table (each checked against its representative; sorting otherwise): the 131,072-GPU range peaks
+  at 0.66 GB instead of 1.8 GB;
+- OR-Tools' cp_model is imported without pandas (a placeholder with the two names its signatures
+  read): ~0.2-0.35 s less start-up per process.
+
+What remains, below: the memory verdict of every plan that fits, for the exact `feasible` count
+(PRODUCT.md): each candidate rank of each fitting plan is one full stage evaluation (~0.5 us per
+plan-rank here, ~100 numpy passes over each plan), 70-80% of the search; no two plans are equal in
+the 16 columns it reads (fixed batch), and grouping per term (states do not read mbs or recompute,
+activations do not read dp, zero or offload) costs a sort per rank per term. Then the step-time
+bound itself (the stage time of every distinct plan, 481,008 for DeepSeek-V3 / 2,048 H100): since
+the time model reads ga in the stage time (FP8 weight casts once per step, the EP-overlap share of
+warm-up micro-batches) plans of different batches no longer share it, and with power-limited clocks
+it is evaluated twice (burst and lowest clock), so for the 131,072-GPU range it went from ~2 s to
+~10 s CPU here.
 """
 
 
 def profile(path: Path, lines: int) -> str:
+    solver.MEMORY_THREADS = 1  # cProfile sees the calling thread only: the search's chunks run in it here
     sc = load_scenario(path)
     solve(sc)
     _LAYOUT_CACHE.clear()

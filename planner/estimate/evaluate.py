@@ -33,9 +33,11 @@ FITS_FRACTION = 0.80  # Fujii et al. 2024: estimates below 80% of GPU memory nev
 
 @dataclass(frozen=True)
 class Context:
-    """What every term needs from the scenario, computed once."""
+    """What every term needs from the scenario, computed once. `all_ranks`: evaluate the memory of
+    every pipeline rank (the reference for memory_ranks' candidate ranks; `--exhaustive`)."""
 
     scenario: object
+    all_ranks: bool = False
 
     @property
     def model(self):
@@ -110,37 +112,18 @@ def with_tensor_clock(ctx: Context, t: dict, mem: dict) -> dict:
     return {**t, "tensor_clock": compute.sustained_clock(s, busy)}
 
 
-def evaluate_table(ctx: Context, t: dict) -> dict:
-    """Every estimate for every row of the plan table, as arrays."""
-    mem = memory.memory(ctx, t)
+def evaluate_table(ctx: Context, t: dict, peak=None) -> dict:
+    """Every estimate for every row of the plan table, as arrays. `peak`: each plan's most loaded
+    pipeline rank when an earlier memory scan found it (memory.memory)."""
+    mem = memory.memory(ctx, t, peak=peak)
     t = with_tensor_clock(ctx, t, mem)
     return _evaluated(ctx, t, mem, *step_time(ctx, t, mem))
 
 
 def step_time(ctx: Context, t: dict, mem: dict):
-    """(step seconds, breakdown by term) of every row."""
-    unit = compute.layer_costs(ctx, t)  # per layer: the same on every stage
-    unit_comm = comm.layer_comm(ctx, t, unit["attn_fwd"], unit["attn_bwd"])
-    stages = {}
-    for stage in ("first", "last"):
-        _, dense, moe = memory.stage_layers(ctx, t, stage)
-        c = compute.stage_compute(t, unit, dense, moe, stage)
-        cm = comm.stage_comm(unit_comm, dense, moe)
-        cm["pp_comm"] = cm["pp_comm"] * pipeline.interleave_p2p_factor(t)
-        cm["tp_comm"] = comm.tp_exposed_s(ctx, t, cm["tp_comm"], c["layer_matmul_fwd"], cm["tp_fwd"])
-        busy = c["forward"] + c["backward"] + c["recompute"]
-        # EP overlap pairs a MoE layer's forward with another micro-batch's backward: the pre-dispatch
-        # part (attention, router) and the expert GEMMs hide different all-to-alls (comm.ep_exposed_s)
-        cm["ep_comm"] = comm.ep_exposed_s(ctx, t, cm["ep_comm"], moe, comm.ep_dispatch_s(ctx, t),
-                                          unit["moe_fwd"] - unit["moe_expert"] + unit["attn_fwd"], unit["moe_expert"])
-        stage_s = busy + cm["tp_comm"] + cm["cp_comm"] + cm["ep_comm"] + cm["pp_comm"]
-        stages[stage] = (stage_s, c, cm)
-    slow_last = stages["last"][0] > stages["first"][0]
-    pick = lambda a, b: np.where(slow_last, b, a)  # noqa: E731
-    stage_s = pick(stages["first"][0], stages["last"][0])
-    c = {k: pick(stages["first"][1][k], stages["last"][1][k]) for k in stages["first"][1]}
-    cm = {k: pick(stages["first"][2][k], stages["last"][2][k]) for k in stages["first"][2]}
-
+    """(step seconds, breakdown by term) of every row: the pipeline's step over the stage time
+    (stage_time) plus DP sync, optimizer and offload."""
+    stage_s, c, cm = stage_time(ctx, t)
     ga = t["ga"]
     dp = comm.dp_comm(ctx, t, mem, c["forward"], c["backward"])
     opt = offload.optimizer_s(ctx, t, mem, c["forward"], c["backward"])
@@ -160,6 +143,42 @@ def step_time(ctx: Context, t: dict, mem: dict):
         "offload": opt["offload"],
     }
     return step, breakdown
+
+
+def stage_time(ctx: Context, t: dict):
+    """(stage seconds, its compute parts, its communication parts) of one micro-batch on the slower
+    of the first and last pipeline stage: compute plus the exposed TP, CP, EP and pipeline
+    communication. The step is the pipeline's step over this stage time plus DP sync, optimizer and
+    offload (step_time), none of them negative."""
+    stages = first_last_stage_times(ctx, t)
+    slow_last = stages["last"][0] > stages["first"][0]
+    pick = lambda a, b: np.where(slow_last, b, a)  # noqa: E731
+    stage_s = pick(stages["first"][0], stages["last"][0])
+    c = {k: pick(stages["first"][1][k], stages["last"][1][k]) for k in stages["first"][1]}
+    cm = {k: pick(stages["first"][2][k], stages["last"][2][k]) for k in stages["first"][2]}
+    return stage_s, c, cm
+
+
+def first_last_stage_times(ctx: Context, t: dict) -> dict:
+    """{'first', 'last'}: (stage seconds, compute parts, communication parts) of one micro-batch on
+    that pipeline stage (stage_time takes the slower)."""
+    unit = compute.layer_costs(ctx, t)  # per layer: the same on every stage
+    unit_comm = comm.layer_comm(ctx, t, unit["attn_fwd"], unit["attn_bwd"])
+    stages = {}
+    for stage in ("first", "last"):
+        _, dense, moe = memory.stage_layers(ctx, t, stage)
+        c = compute.stage_compute(t, unit, dense, moe, stage)
+        cm = comm.stage_comm(unit_comm, dense, moe)
+        cm["pp_comm"] = cm["pp_comm"] * pipeline.interleave_p2p_factor(t)
+        cm["tp_comm"] = comm.tp_exposed_s(ctx, t, cm["tp_comm"], c["layer_matmul_fwd"], cm["tp_fwd"])
+        busy = c["forward"] + c["backward"] + c["recompute"]
+        # EP overlap pairs a MoE layer's forward with another micro-batch's backward: the pre-dispatch
+        # part (attention, router) and the expert GEMMs hide different all-to-alls (comm.ep_exposed_s)
+        cm["ep_comm"] = comm.ep_exposed_s(ctx, t, cm["ep_comm"], moe, comm.ep_dispatch_s(ctx, t),
+                                          unit["moe_fwd"] - unit["moe_expert"] + unit["attn_fwd"], unit["moe_expert"])
+        stage_s = busy + cm["tp_comm"] + cm["cp_comm"] + cm["ep_comm"] + cm["pp_comm"]
+        stages[stage] = (stage_s, c, cm)
+    return stages
 
 
 def _evaluated(ctx: Context, t: dict, mem: dict, step, breakdown) -> dict:

@@ -91,43 +91,107 @@ def _rows(d, rows):
     return {k: _rows(v, rows) if isinstance(v, dict) else (v[rows] if np.ndim(v) else v) for k, v in d.items()}
 
 
-def most_loaded_stage(ctx, t, per_layer: dict, decided=None) -> dict:
+def verdict_keys(ctx, t) -> tuple[str, ...]:
+    """What the memory verdict reads of the most loaded stage: its total and the figures host_parts
+    reads (found by running it on a recording dict: one row of zeros per key asked)."""
+    seen: set[str] = set()
+
+    class Recorder(dict):
+        def __getitem__(self, key):
+            seen.add(key)
+            return np.zeros(1)
+
+        def get(self, key, default=None):
+            return self[key]
+
+    host_parts(ctx, {k: np.asarray(v)[:1] for k, v in t.items()}, Recorder())
+    return ("total", *sorted(seen))
+
+
+def most_loaded_stage(ctx, t, per_layer: dict, decided=None, all_ranks: bool = False, keep=None) -> dict:
     """stage_memory of the most loaded pipeline rank of each plan, with that rank in 'stage'.
 
-    Rank 0 is evaluated for every plan, then rank r for the plans with pp > r (numpy over those
-    rows): sum(pp) row evaluations in all. Ties keep the lower rank. Only each rank's total is kept
-    while scanning; the full parts of a plan whose peak is rank r > 0 are then taken from one more
-    evaluation of rank r over those plans (row-wise, so the same numbers).
+    Rank 0 is evaluated for every plan, then, in ascending order, the ranks that can hold the peak
+    (memory_ranks: the lowest and highest rank of each class of ranks that hold the same; with
+    `all_ranks` or ctx.all_ranks, every rank) for the plans that have them. Ties keep the lower rank.
+    Plans whose peak may lie between a class's lowest and highest rank (memory_ranks.level_beyond)
+    are scanned again rank by rank. Only each rank's total is kept while scanning (and the `keep`
+    keys, when given: then only those are returned); without `keep`, the full parts of a plan whose
+    peak is rank r > 0 are then taken from one more evaluation of rank r over those plans (row-wise,
+    so the same numbers).
 
     `decided(total, rows)` (optional) marks the plans whose verdict a total already settles (e.g. out
     of memory: the peak can only be larger); their higher ranks are skipped, so their parts are
     those of the most loaded rank evaluated, a lower bound, good only for that verdict."""
+    from planner.estimate import memory_ranks
+
     n = len(t["pp"])
-    best = {k: np.array(np.broadcast_to(v, (n,))) for k, v in stage_memory(ctx, t, "first", per_layer).items()}
+    first = stage_memory(ctx, t, "first", per_layer)
+    best = {k: np.array(np.broadcast_to(first[k], (n,))) for k in (keep or first)}
     total, stage = best["total"].copy(), np.zeros(n, dtype=np.int64)
     open_ = np.ones(n, dtype=bool) if decided is None else ~decided(total, np.arange(n))
-    for r in range(1, int(t["pp"].max()) if n else 1):
-        rows = np.nonzero((t["pp"] > r) & open_)[0]
-        cand = stage_memory(ctx, _rows(t, rows), np.full(len(rows), r), _rows(per_layer, rows))["total"]
+    every = all_ranks or getattr(ctx, "all_ranks", False)
+    if n:
+        ranks, ends = (memory_ranks.every_rank(t), None) if every else memory_ranks.candidate_ranks(ctx, t)
+    else:
+        ranks, ends = np.zeros((0, 1), dtype=np.int64), None
+    seen = np.full(ranks.shape if ends is not None else (0, 0), np.nan)  # each candidate's total
+    if ends is not None:
+        seen[:, 0] = total
+    for j in range(1, ranks.shape[1]):
+        rows = np.nonzero((ranks[:, j] > 0) & open_)[0]
+        full = stage_memory(ctx, _rows(t, rows), ranks[rows, j], _rows(per_layer, rows))
+        cand = full["total"]
+        if ends is not None:
+            seen[rows, j] = cand
         pick = cand > total[rows]
-        total[rows[pick]], stage[rows[pick]] = cand[pick], r
+        total[rows[pick]], stage[rows[pick]] = cand[pick], ranks[rows[pick], j]
+        for k in keep or ():
+            best[k][rows[pick]] = np.broadcast_to(full[k], cand.shape)[pick]
         if decided is not None:
             open_[rows[pick]] = ~decided(cand[pick], rows[pick])
-    for r in np.unique(stage[stage > 0]).tolist():
+    if ends is not None:
+        again = np.nonzero(memory_ranks.level_beyond(seen, ends))[0]
+        if len(again):
+            sub = most_loaded_stage(ctx, _rows(t, again), _rows(per_layer, again), None, all_ranks=True, keep=keep)
+            total[again], stage[again] = sub["total"], sub["stage"]
+            for k in keep or ():
+                best[k][again] = sub[k]
+    for r in np.unique(stage[stage > 0]).tolist() if keep is None else ():
         rows = np.nonzero(stage == r)[0]
         cand = stage_memory(ctx, _rows(t, rows), np.full(len(rows), r), _rows(per_layer, rows))
         for k, v in cand.items():
             best[k][rows] = v
-    best["stage"] = stage
+    best["total"], best["stage"] = total, stage
     return best
 
 
-def memory(ctx, t, decided=None) -> dict:
+def stage_memory_at(ctx, t, peak: np.ndarray, per_layer: dict) -> dict:
+    """most_loaded_stage when each plan's most loaded rank `peak` is already known (found by an
+    earlier scan of the same plans): rank 0 for every plan, then rank r over the plans whose peak it
+    is, as most_loaded_stage does (row-wise, so the same numbers)."""
+    n = len(t["pp"])
+    best = {k: np.array(np.broadcast_to(v, (n,))) for k, v in stage_memory(ctx, t, "first", per_layer).items()}
+    rows = np.nonzero(peak > 0)[0]
+    if len(rows):
+        cand = stage_memory(ctx, _rows(t, rows), peak[rows], _rows(per_layer, rows))
+        for k, v in cand.items():
+            best[k][rows] = v
+    best["stage"] = np.asarray(peak, dtype=np.int64)
+    return best
+
+
+def memory(ctx, t, decided=None, verdict_only: bool = False, peak=None) -> dict:
     """Per-GPU memory of the most loaded pipeline rank by part and group, its total, and host RAM /
     NVMe per node (bytes; arrays over the plan table). 'stage' is that rank (0 = first).
-    `decided`: see most_loaded_stage (for a verdict only)."""
+    `decided`: see most_loaded_stage (for a verdict only). `verdict_only`: only what the memory
+    verdict reads (total, host and NVMe per node; verdict_keys), not every part. `peak`: each plan's
+    most loaded rank when known (stage_memory_at: no scan)."""
     per_layer = layer_activation_bytes(ctx, t, flash=flash_attention(ctx))
-    best = most_loaded_stage(ctx, t, per_layer, decided)
+    if peak is not None:
+        best = stage_memory_at(ctx, t, peak, per_layer)
+    else:
+        best = most_loaded_stage(ctx, t, per_layer, decided, keep=verdict_keys(ctx, t) if verdict_only else None)
     host = host_parts(ctx, t, best)
     best.update(host)
     best["host_per_node"] = sum(host[k] for k in HOST_PARTS)

@@ -45,8 +45,40 @@ def stage_layers(ctx, t, stage):
     number of its chunks below `extra`, clip(ceil((extra - r)/pp), 0, vpp): ceil(extra/pp) on the
     first rank, floor(extra/pp) on the last. With pp = 1 the one stage holds everything. Dense
     layers lead (DeepSeek `first_k_dense_replace`)."""
-    st, pp, vpp = ctx.stats, t["pp"], t["vpp"]
     rank = pipeline_rank(t, stage)
+    pp, vpp = t["pp"], t["vpp"]
+    if np.ndim(pp) == 1 and len(pp) >= LOOKUP_ROWS:
+        top_pp, top_vpp = int(pp.max()), int(vpp.max())
+        lps, dense = _layer_table(ctx, top_pp, top_vpp)
+        at = ((pp - 1) * top_vpp + (vpp - 1)) * top_pp + rank
+        lps, dense = lps[at], dense[at]
+        return lps, dense, lps - dense
+    return _stage_layers_rows(ctx, t, rank)
+
+
+LOOKUP_ROWS = 4096  # longer tables read stage_layers from a table over (pp, vpp, rank) (same numbers)
+_LAYER_TABLES: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+
+
+def _layer_table(ctx, top_pp: int, top_vpp: int) -> tuple[np.ndarray, np.ndarray]:
+    """(layers, dense layers) of every (pp, vpp, rank) with pp <= top_pp, vpp <= top_vpp, rank < top_pp,
+    flattened in that order (_stage_layers_rows on that grid: what it reads of ctx is in the key)."""
+    st = ctx.stats
+    key = (ctx.model.layers, st.dense_layers, st.moe_layers, top_pp, top_vpp)
+    found = _LAYER_TABLES.get(key)  # read once: another thread may clear the cache
+    if found is None:
+        if len(_LAYER_TABLES) > 64:
+            _LAYER_TABLES.clear()
+        pp, vpp, rank = (a.ravel() for a in np.meshgrid(np.arange(1, top_pp + 1), np.arange(1, top_vpp + 1),
+                                                        np.arange(top_pp), indexing="ij"))
+        lps, dense, _ = _stage_layers_rows(ctx, {"pp": pp, "vpp": vpp}, np.minimum(rank, pp - 1))
+        found = _LAYER_TABLES[key] = (lps, np.array(dense, dtype=float))
+    return found
+
+
+def _stage_layers_rows(ctx, t, rank):
+    """stage_layers of the ranks `rank` (one per plan), row by row."""
+    st, pp, vpp = ctx.stats, t["pp"], t["vpp"]
     base, extra = _chunk_layers(ctx, t)
     lps = (vpp * base + np.clip(-((rank - extra) // pp), 0, vpp)).astype(float)
     if not st.moe_layers:

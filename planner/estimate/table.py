@@ -52,4 +52,23 @@ def row(table: dict[str, np.ndarray], i: int) -> dict:
 
 
 def take(table: dict[str, np.ndarray], index) -> dict[str, np.ndarray]:
-    return {k: v[index] for k, v in table.items()}
+    """Rows `index` of every column, integer columns as int64 (the estimates' arithmetic; a compact
+    table stores them narrower: compact)."""
+    return {k: wide(v[index]) for k, v in table.items()}
+
+
+def wide(v: np.ndarray) -> np.ndarray:
+    """An integer column as int64 (others as they are)."""
+    return v.astype(np.int64) if v.dtype.kind in "iu" and v.dtype != np.int64 else v
+
+
+def compact(v: np.ndarray) -> np.ndarray:
+    """An integer column in the narrowest signed type that holds its values (storage only: take()
+    widens the rows it returns)."""
+    if v.dtype.kind not in "iu" or not len(v):
+        return v
+    lo, hi = int(v.min()), int(v.max())
+    for dt in (np.int8, np.int16, np.int32):
+        if np.iinfo(dt).min <= lo and hi <= np.iinfo(dt).max:
+            return v.astype(dt)
+    return v

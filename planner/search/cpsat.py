@@ -2,21 +2,60 @@
 
 from __future__ import annotations
 
+import sys
+import types
+
 import numpy as np
+
+
+class _PandasOnUse(types.ModuleType):
+    """Stands for pandas in OR-Tools' CP-SAT module after its import: the first attribute read imports
+    the real pandas (so its pandas-indexed helpers still work for any other user in this process)."""
+
+    def __getattr__(self, name):
+        import pandas
+
+        return getattr(pandas, name)
+
+
+def cp_model():
+    """OR-Tools' CP-SAT modelling module, imported when a search first needs it. Its module imports
+    pandas (0.2 s of a 0.5 s start-up on 2 cores) only for the pandas-indexed variable helpers
+    (new_int_var_series and the like: their signatures name pd.Index and pd.Series), which the
+    planner does not use; so while it is first imported `pandas` names a placeholder holding those two
+    classes; afterwards the placeholder leaves sys.modules and the module's `pd` imports the real
+    pandas on first use. If the import fails with the placeholder (another OR-Tools release), it is
+    imported again the ordinary way. Already imported: as is."""
+    name = "ortools.sat.python.cp_model"
+    if name not in sys.modules and "pandas" not in sys.modules:
+        stub = types.ModuleType("pandas")
+        stub.Index, stub.Series = type("Index", (), {}), type("Series", (), {})
+        sys.modules["pandas"] = stub
+        try:
+            from ortools.sat.python import cp_model as module
+            module.pd = _PandasOnUse("pandas")
+            return module
+        except Exception:  # noqa: BLE001 - any failure: fall back to the ordinary import below
+            sys.modules.pop(name, None)
+        finally:
+            if sys.modules.get("pandas") is stub:
+                del sys.modules["pandas"]
+    from ortools.sat.python import cp_model as module
+
+    return module
 
 
 def all_solutions(model, variables: list) -> np.ndarray:
     """Values of `variables` (integer or boolean) in every solution of `model`, one row per solution
     (CP-SAT with enumerate_all_solutions on one worker: complete, deterministic)."""
-    from ortools.sat.python import cp_model  # imported when a search needs it (start-up time)
-
+    cp = cp_model()
     rows: list[list[int]] = []
 
-    class Collector(cp_model.CpSolverSolutionCallback):
+    class Collector(cp.CpSolverSolutionCallback):
         def on_solution_callback(self):
             rows.append([self.Value(v) for v in variables])
 
-    solver = cp_model.CpSolver()
+    solver = cp.CpSolver()
     solver.parameters.enumerate_all_solutions = True
     solver.parameters.num_workers = 1
     solver.Solve(model, Collector())

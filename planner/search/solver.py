@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import functools
 import itertools
+import os
 import time
 
 import numpy as np
 
 from planner.estimate import table as T
-from planner.estimate import bands, compute, memory, pipeline
-from planner.estimate.evaluate import Context, evaluate_table, memory_verdict, result_row
+from planner.estimate import bands, memory, pipeline
+from planner.estimate.evaluate import (Context, evaluate_table, first_last_stage_times, memory_verdict,
+                                       result_row, stage_time)
 from planner.frameworks.rules import RULES, framework_mask, unbuildable
 from planner.search.rank import TIE, TIGHT_PENALTY, order, pareto_mask, preferred, ranking_rule
 from planner.search.cpsat import all_solutions
+from planner.search.cpsat import cp_model as cpsat_module
 from planner.search.space import all_layouts, domains, with_etp
 
 INT_FIELDS = ("tp", "pp", "cp", "ep", "vpp", "dp", "mbs", "ga")
@@ -77,7 +80,7 @@ def _device_grid(dom: dict, n: int, batches: tuple[int, ...]) -> np.ndarray:
     p. dp = n / (tp * pp * cp) must divide some allowed batch, so e_p(n) - e_p(tp * pp * cp) <= the
     largest e_p of the batches (a necessary condition; the exact divisibility and the dp domain are
     checked by arithmetic afterwards)."""
-    from ortools.sat.python import cp_model  # imported when a search needs it (start-up time)
+    cp_model = cpsat_module()  # imported when a search needs it (start-up time)
 
     ne = _prime_exponents(n)
     batch_exp = [_prime_exponents(b) for b in batches]
@@ -156,7 +159,15 @@ def _rule_columns() -> tuple[str, ...]:
 def candidate_table(scenario, exhaustive: bool = False) -> tuple[dict, int]:
     """Layouts x categorical choices, with sp set as each framework runs it; framework rules and
     fixed fields applied. Returns (table, size of the space before the framework rules).
-    `exhaustive` enumerates the layouts by brute force instead of CP-SAT (same result, slower).
+    `exhaustive` enumerates the layouts by brute force instead of CP-SAT (same result, slower)."""
+    t, considered, _ = _candidate_rows(scenario, exhaustive)
+    return t, considered
+
+
+def _candidate_rows(scenario, exhaustive: bool = False, compact: bool = False) -> tuple[dict, int, np.ndarray]:
+    """candidate_table, plus the layout of each row (rows are layout-major: each layout's rows are
+    contiguous, its categorical choices in one order). `compact`: integer columns stored in the
+    narrowest type that holds them (T.compact; T.take widens the rows it returns).
 
     The rules read only a few layout columns, so they are applied once per distinct projection of
     the layouts on those columns x categorical choice, then expanded to the layouts (same rows, same
@@ -198,11 +209,12 @@ def candidate_table(scenario, exhaustive: bool = False) -> tuple[dict, int]:
         keep = keep & (grid["framework"] != code)
     keep = np.broadcast_to(keep, (len(uniq), n_cat))
     li, ci = np.nonzero(keep[inverse])  # layout-major, as the full product
-    t = {k: lay[k][li] for k in COLUMNS}
+    narrow = T.compact if compact else (lambda v: v)
+    t = {k: narrow(lay[k])[li] for k in COLUMNS}
     for j, key in enumerate(cats):
-        t[key] = combos[ci, j]
+        t[key] = narrow(combos[:, j])[ci]
     t["sp"] = _sp(t, fixed)
-    return t, considered
+    return t, considered, narrow(li)
 
 
 def _sp(t: dict, fixed: dict) -> np.ndarray:
@@ -211,7 +223,8 @@ def _sp(t: dict, fixed: dict) -> np.ndarray:
     return np.full_like(sp, bool(fixed["sp"])) if "sp" in fixed else sp
 
 
-MEMORY_CHUNK = 262_144  # rows per memory pass: bounds the peak memory of the largest searches
+MEMORY_THREADS = min(2, os.cpu_count() or 1)  # threads of the memory verdict pass
+MEMORY_CHUNK = 65_536  # rows per memory pass: bounds the peak memory of the largest searches
 FIRST_BATCH = 2_048  # plans evaluated first, by best bound, to set the pruning threshold
 
 
@@ -227,37 +240,97 @@ def _ga_for_memory(t: dict) -> np.ndarray:
     receive buffers, one per micro-batch (pipelining_recv_bytes: ga kept as is)."""
     from planner.estimate.memory_terms_stage import in_flight_microbatches
 
-    unbounded = in_flight_microbatches({"pp": t["pp"], "vpp": t["vpp"], "ga": np.full_like(t["ga"], 2**40)}, "first")
+    pp, vpp, ga = T.wide(t["pp"]), T.wide(t["vpp"]), T.wide(t["ga"])
+    unbounded = in_flight_microbatches({"pp": pp, "vpp": vpp, "ga": np.full_like(ga, 2**40)}, "first")
     cap = np.maximum(np.ceil(unbounded).astype(np.int64), 2)
-    return np.where(t["framework"] == T.FRAMEWORKS.index("torchtitan"), t["ga"], np.minimum(t["ga"], cap))
+    return np.where(t["framework"] == T.FRAMEWORKS.index("torchtitan"), ga, np.minimum(ga, cap))
 
 
-def _fits_memory(ctx, t: dict) -> np.ndarray:
-    """True where the plan's memory verdict is fits or tight (GPU, host RAM and NVMe), in chunks.
+def _fits_memory(ctx, t: dict, layout=None) -> tuple[np.ndarray, np.ndarray]:
+    """(fits, peak): fits is True where the plan's memory verdict is fits or tight (GPU, host RAM and
+    NVMe), evaluated in chunks; peak is the plan's most loaded pipeline rank where it fits (its ranks
+    were all evaluated; evaluate_table reuses it), a lower rank elsewhere.
     With several global batches, plans that differ only in an accumulation count the memory does
-    not tell apart (_ga_for_memory) share one evaluation (the columns the verdict reads: _read_columns).
+    not tell apart (_ga_for_memory) share one evaluation (the columns the verdict reads: _read_columns;
+    `layout`, each row's layout in a layout-major table, finds them without sorting: _shared_rows).
     A plan whose most loaded rank so far is already out of memory (its optimistic total, the total
     over 1 + the band's upper error, above the GPU's memory: planner.estimate.evaluate.memory_verdict)
     stays so whatever its other ranks hold, so they are not evaluated."""
     if len(ctx.scenario.training.batches) > 1 and T.size(t):
-        first, inverse = _groups({**t, "ga": _ga_for_memory(t)}, _read_columns(_verdict, ctx))
+        shared = _shared_rows(ctx, t, layout) if layout is not None else None
+        first, inverse = shared or _groups({**t, "ga": _ga_for_memory(t)}, _read_columns(_verdict, ctx))
         if len(first) < 0.8 * T.size(t):
-            return _fits_memory_rows(ctx, t, first)[inverse]
+            fits, peak = _fits_memory_rows(ctx, t, first)
+            return fits[inverse], peak[inverse]
     return _fits_memory_rows(ctx, t, None)
 
 
-def _fits_memory_rows(ctx, t: dict, rows) -> np.ndarray:
-    """_fits_memory of the rows `rows` of t (None: all), taken one chunk at a time."""
+def _shared_rows(ctx, t: dict, layout: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """_groups of the plans by the columns the verdict reads with ga as _ga_for_memory, in linear time:
+    layouts equal but for ga (as the memory tells it apart) are grouped first (few rows), then each
+    plan maps to the plan at the same position among its group's first layout's rows (layouts that
+    differ only in ga have the same categorical choices: the framework rules do not read ga). Every
+    plan is then checked to equal its representative in those columns; None (sort instead) if not."""
+    n = T.size(t)
+    ix = np.int32 if n < 2**31 else np.int64  # row indices (the largest searches: 4 bytes, not 8)
+    change = np.empty(n, dtype=bool)
+    change[0] = True
+    np.not_equal(layout[1:], layout[:-1], out=change[1:])
+    starts = np.flatnonzero(change).astype(ix)  # first row of each layout's run of rows
+    run = np.cumsum(change, dtype=ix) - 1  # the run of every row
+    del change
+    heads = {k: v[starts] for k, v in t.items()}
+    heads["framework"] = np.zeros(len(starts), dtype=np.int64)  # ga capped alike: torchtitan below
+    heads["ga"] = _ga_for_memory(heads)
+    lead, grp = _groups(heads, COLUMNS)
+    first_run = lead[grp].astype(ix)  # the group's first layout run, for every run
+    rep = np.arange(n, dtype=ix)
+    rep -= starts[run]
+    rep += starts[first_run][run]
+    keep_own = (t["framework"] == T.FRAMEWORKS.index("torchtitan")) | (rep >= n) | (rep < 0)
+    rep[keep_own] = np.flatnonzero(keep_own).astype(ix)
+    same = keep_own | (run[rep] == first_run[run])  # the representative lies in its group's first run
+    for k in _read_columns(_verdict, ctx):
+        if k != "ga":  # ga: equal as the memory tells it apart, by the layout grouping
+            same &= t[k][rep] == t[k]
+    if not same.all():
+        return None
+    own = rep == np.arange(n, dtype=ix)
+    return np.flatnonzero(own), (np.cumsum(own, dtype=ix) - 1)[rep]
+
+
+def _fits_memory_rows(ctx, t: dict, rows) -> tuple[np.ndarray, np.ndarray]:
+    """_fits_memory of the rows `rows` of t (None: all), taken one chunk at a time, the chunks shared
+    by MEMORY_THREADS threads (numpy releases the interpreter lock in its array loops; each chunk's
+    numbers are its own, so the result does not depend on the threads)."""
     n = T.size(t) if rows is None else len(rows)
-    out = np.zeros(n, dtype=bool)
+    out, peak = np.zeros(n, dtype=bool), np.zeros(n, dtype=np.int16)
     capacity = ctx.gpu.memory_gib * memory.GIB
-    for lo in range(0, n, MEMORY_CHUNK):
+
+    def chunk(lo: int) -> None:
         pick = slice(lo, lo + MEMORY_CHUNK) if rows is None else rows[lo:lo + MEMORY_CHUNK]
-        part = {k: v[pick] for k, v in t.items()}
+        part = T.take(t, pick)
         hi = bands.band_arrays("memory", ctx.model.moe is not None, part)[1]
         oom = lambda total, idx: total / (1 + hi[idx]) > capacity  # noqa: E731
-        out[lo:lo + MEMORY_CHUNK] = memory_verdict(ctx, part, memory.memory(ctx, part, oom))[0] < 2
-    return out
+        mem = memory.memory(ctx, part, oom, verdict_only=True)
+        out[lo:lo + MEMORY_CHUNK] = memory_verdict(ctx, part, mem)[0] < 2
+        peak[lo:lo + MEMORY_CHUNK] = mem["stage"]
+
+    _in_chunks(chunk, n)
+    return out, peak
+
+
+def _in_chunks(chunk, n: int) -> None:
+    """chunk(lo) for lo = 0, MEMORY_CHUNK, ... below n, shared by MEMORY_THREADS threads."""
+    starts = range(0, n, MEMORY_CHUNK)
+    if MEMORY_THREADS > 1 and len(starts) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(min(MEMORY_THREADS, len(starts))) as pool:
+            list(pool.map(chunk, starts))  # list: re-raises a chunk's error here
+    else:
+        for lo in starts:
+            chunk(lo)
 
 
 def _read_columns(fn, ctx) -> tuple[str, ...]:
@@ -270,28 +343,41 @@ def _read_columns(fn, ctx) -> tuple[str, ...]:
             return super().__getitem__(key)
 
     one = {k: np.ones(1, dtype=np.int64) for k in (*COLUMNS, *T.CATEGORICAL, "zero")}
-    fn(ctx, Recorder({**one, "sp": np.zeros(1, dtype=bool)}))
+    with np.errstate(all="ignore"):  # the recording row's numbers mean nothing (e.g. a precision without a peak)
+        fn(ctx, Recorder({**one, "sp": np.zeros(1, dtype=bool)}))
     return tuple(sorted(seen))
 
 
-def _busy_s(ctx, t: dict) -> np.ndarray:
-    """Compute seconds of one micro-batch on the busier of the first and last stage (forward,
-    backward, recompute): a stage's time is at least this, since communication adds to it, and the
-    step is the pipeline's step over the slowest stage's time plus DP sync, optimizer and offload
-    (planner.estimate.evaluate)."""
-    out = 0.0
-    for stage in ("first", "last"):
-        c = compute.microbatch_compute(ctx, t, stage)
-        out = np.maximum(out, c["forward"] + c["backward"] + c["recompute"])
-    return out
+def _stage_s(ctx, t: dict) -> np.ndarray:
+    """A lower bound of one micro-batch's time on the slower of the first and last stage, compute and
+    exposed communication (planner.estimate.evaluate.stage_time); the step is the pipeline's step over
+    that time plus DP sync, optimizer and offload, none of them negative. On a GPU whose tensor clock
+    drops under load (sustained_tensor_fraction: evaluate.with_tensor_clock sets each plan's clock
+    between that fraction and 1), each stage's compute is taken at the burst clock (its fastest) and
+    its exposed communication at the lowest clock (the most compute to hide it behind), so the bound
+    holds at any clock between; elsewhere it is the stage time itself."""
+    s = ctx.gpu.sustained_tensor_fraction
+    if not s:
+        return stage_time(ctx, t)[0]
+    fast = first_last_stage_times(ctx, t)
+    slow = first_last_stage_times(ctx, {**t, "tensor_clock": np.full(T.size(t), s)})
+    busy = lambda c: c["forward"] + c["backward"] + c["recompute"]  # noqa: E731
+    return np.maximum(*(busy(fast[k][1]) + (slow[k][0] - busy(slow[k][1])) for k in ("first", "last")))
 
 
 def step_lower_bound(ctx, t: dict) -> np.ndarray:
     """A lower bound of every plan's step time: the pipeline's step (ga micro-batches and the
-    bubble) with the stage time set to the busier stage's compute of one micro-batch; the compute is
-    evaluated once per distinct value of the columns it reads (not per plan)."""
-    first, inverse = _groups(t, _read_columns(_busy_s, ctx))
-    return pipeline.pipeline_step_s(t, _busy_s(ctx, T.take(t, first))[inverse])
+    bubble) over the stage time (_stage_s), without the DP sync, optimizer and offload the step adds;
+    the stage time is evaluated once per distinct value of the columns it reads (not per plan), in
+    chunks (_in_chunks)."""
+    first, inverse = _groups(t, _read_columns(_stage_s, ctx))
+    stage_s = np.zeros(len(first))
+
+    def chunk(lo: int) -> None:
+        stage_s[lo:lo + MEMORY_CHUNK] = _stage_s(ctx, T.take(t, first[lo:lo + MEMORY_CHUNK]))
+
+    _in_chunks(chunk, len(first))
+    return pipeline.pipeline_step_s({k: T.wide(t[k]) for k in ("ga", "pp", "vpp")}, stage_s[inverse])
 
 
 def _groups(t: dict, cols: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
@@ -319,7 +405,7 @@ def _prunable(scenario, objective: str) -> bool:
             and not (objective == "cost" and scenario.cluster.node.usd_per_gpu_hour is None))
 
 
-def _evaluate_best(ctx, t: dict, keep: int) -> tuple[np.ndarray, dict] | None:
+def _evaluate_best(ctx, t: dict, keep: int, peak=None) -> tuple[np.ndarray, dict] | None:
     """(rows, estimates) of every plan of `t` that can take one of the first `keep` places of the
     ranking (planner.search.rank.order), by branch and bound: plans are evaluated in chunks, highest
     bound (tokens per step / step lower bound) first; after each chunk the keep-th best score found
@@ -329,7 +415,7 @@ def _evaluate_best(ctx, t: dict, keep: int) -> tuple[np.ndarray, dict] | None:
     multiple of that score within one node count), and below the fastest plan (the Pareto front).
     None when an evaluated plan's step time is below its bound (a model change broke the bound)."""
     lb = step_lower_bound(ctx, t)
-    ub = t["dp"] * t["mbs"] * t["ga"] * ctx.seq_len / lb
+    ub = T.wide(t["dp"]) * T.wide(t["mbs"]) * T.wide(t["ga"]) * ctx.seq_len / lb
     by_bound = np.argsort(-ub, kind="stable")
     done, parts, scores = 0, [], np.array([])
     chunk = max(FIRST_BATCH, 4 * keep)
@@ -337,7 +423,7 @@ def _evaluate_best(ctx, t: dict, keep: int) -> tuple[np.ndarray, dict] | None:
     while done < len(by_bound) and ub[by_bound[done]] >= threshold * (1 - 1e-9):
         rows = by_bound[done:done + chunk]
         rows = rows[ub[rows] >= threshold * (1 - 1e-9)]
-        ev = evaluate_table(ctx, T.take(t, rows))
+        ev = evaluate_table(ctx, T.take(t, rows), None if peak is None else peak[rows])
         if np.any(ev["step_s"] < lb[rows] * (1 - 1e-9)):
             return None
         score = np.where(ev["verdict"] < 2, ev["tokens_per_s"] * np.where(ev["verdict"] == 1, TIGHT_PENALTY, 1.0),
@@ -386,8 +472,11 @@ def _search_one(scenario, exhaustive: bool, objective: str | None = None, keep: 
     timed plans' memory is evaluated. `prepared` (planner.purchase_search: many node counts searched
     together): this scenario's candidate table, its size before the rules, and _evaluate_best's result
     on it for `keep` places, computed elsewhere."""
-    ctx = Context(scenario)
-    t, considered = candidate_table(scenario, exhaustive) if prepared is None else (prepared["t"], prepared["considered"])
+    ctx = Context(scenario, all_ranks=exhaustive)
+    if prepared is None:
+        t, considered, layout = _candidate_rows(scenario, exhaustive, compact=True)
+    else:
+        t, considered, layout = prepared["t"], prepared["considered"], None
     out = {"ctx": ctx, "t": t, "considered": considered, "valid": T.size(t), "ev": None,
            "ranked": np.array([], dtype=np.int64), "fits_memory": 0, "feasible_count": 0}
     if not T.size(t):
@@ -396,20 +485,24 @@ def _search_one(scenario, exhaustive: bool, objective: str | None = None, keep: 
     b = scenario.budget
     prune = keep is not None and _prunable(scenario, objective)
     counts = counts or not prune or b.max_gpus is not None
-    fits = _fits_memory(ctx, t) if counts else np.ones(T.size(t), dtype=bool)
+    fits, peak = _fits_memory(ctx, t, layout) if counts else (np.ones(T.size(t), dtype=bool), None)
+    layout = None
     n_fit = int(fits.sum())
-    pool = T.take(t, fits) if counts and n_fit else t  # the plans to time (all when nothing fits)
+    # the plans to time (all when nothing fits), still compact
+    pool = {k: v[fits] for k, v in t.items()} if counts and n_fit else t
+    peak = peak[fits] if counts and n_fit and not exhaustive else None  # exhaustive: memory evaluated anew
     out["t"] = t = None  # only the pool is kept: the largest searches hold one table, not two
     if n_fit and prune:
-        best = prepared["best"] if prepared is not None and not counts and prepared["keep"] == keep else _evaluate_best(ctx, pool, keep)
+        reuse = prepared is not None and not counts and prepared["keep"] == keep
+        best = prepared["best"] if reuse else _evaluate_best(ctx, pool, keep, peak)
     else:
         best = None
     if best is not None:
         rows, ev = best
         t = T.take(pool, rows)
     else:
-        t = pool
-        ev = evaluate_table(ctx, t)
+        t = T.take(pool, slice(None))
+        ev = evaluate_table(ctx, t, peak)
     ok = ev["verdict"] < 2
     within = ok.copy()
     if b.max_days is not None:
