@@ -142,3 +142,13 @@ def test_hf_string_boolean_is_refused_not_read_as_true(tmp_path):
 def test_runtime_switches_and_counts_take_their_own_type(tmp_path, value):
     e = error_of(tmp_path, GOOD + f"runtime: {{{value}}}\n")
     assert e.key.startswith("runtime.")
+
+
+def test_hf_expert_groups_must_be_a_whole_number(tmp_path):
+    cfg = {"model_type": "deepseek_v3", "num_hidden_layers": 4, "hidden_size": 256, "num_attention_heads": 4,
+           "intermediate_size": 512, "vocab_size": 1000, "n_routed_experts": 8, "num_experts_per_tok": 2,
+           "moe_intermediate_size": 64, "kv_lora_rank": 32, "qk_nope_head_dim": 16, "qk_rope_head_dim": 8,
+           "v_head_dim": 16, "topk_method": "noaux_tc", "n_group": "4", "topk_group": 2}
+    (tmp_path / "cfg.json").write_text(json.dumps(cfg))
+    e = error_of(tmp_path, GOOD.replace("model: llama-3.1-8b", "model: {hf_config: cfg.json}"))
+    assert "n_group" in (e.key or "") + e.message

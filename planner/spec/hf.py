@@ -95,6 +95,8 @@ def _router(cfg: dict, mt: str) -> dict:
     if coef is not None:
         out["aux_loss_coef"] = coef
     groups = cfg.get("n_group") or 1
+    if isinstance(groups, bool) or not isinstance(groups, int):
+        raise InputError(f"expected a whole number of expert groups, not {groups!r}", key="n_group")
     if cfg.get("topk_method") in ("group_limited_greedy", "noaux_tc") and groups > 1:
         out.update(groups=groups, group_topk=_get(cfg, "topk_group"))
     return out
