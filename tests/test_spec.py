@@ -152,3 +152,8 @@ def test_hf_expert_groups_must_be_a_whole_number(tmp_path):
     (tmp_path / "cfg.json").write_text(json.dumps(cfg))
     e = error_of(tmp_path, GOOD.replace("model: llama-3.1-8b", "model: {hf_config: cfg.json}"))
     assert "n_group" in (e.key or "") + e.message
+
+
+def test_path_with_a_nul_character_is_exit_2_not_a_crash(tmp_path):
+    e = error_of(tmp_path, GOOD.replace("model: llama-3.1-8b", 'model: {hf_config: "a\\0b.json"}'))
+    assert e.key == "model.hf_config" and "NUL" in e.message

@@ -52,6 +52,8 @@ MAX_INPUT_BYTES = 16 * 2 ** 20
 def read_input(p: Path, file: str | None = None, key: str | None = None) -> str:
     """The text of an input file: a regular UTF-8 file of at most MAX_INPUT_BYTES."""
     where = {"file": file or str(p), "key": key}
+    if "\0" in str(p):  # the OS takes no NUL in a path (os.stat raises ValueError)
+        raise InputError(f"{str(p)!r} is not a usable path (it holds a NUL character)", **where)
     try:
         st = p.stat()
     except FileNotFoundError:
