@@ -35,10 +35,28 @@ SCENARIOS = [
      "cluster": {"node": NODE, "nodes": [1, 2]}, "training": TRAIN, "budget": {"max_usd": 1.0e6}},
     {"name": "moe", "model": {**TINY, "moe": {"experts": 8, "top_k": 2, "expert_ffn_hidden": 512}},
      "cluster": {"node": "hgx-h100", "nodes": {"min": 1, "max": 2}}, "training": TRAIN,
+     "runtime": {"ep_comm_overlap": True, "cp_comm": "auto", "fp8_recipe": "current", "activation_offload_layers": 2,
+                 "recompute_num_layers": 1, "keep_fp8_transpose_cache": False},
      "search": {"frameworks": ["megatron"], "precision": ["bf16"], "micro_batch": [1, 2]}, "top": 3},
     {"name": "hf", "model": {"hf_config": "config.json"}, "cluster": {"node": "dgx-h100", "nodes": 1},
      "training": {**TRAIN, "seq_len": 1024}, "objective": "cost", "runtime": {"flash_attention": True}},
 ]
+# Serving: a tiny dense and a tiny MoE model on one node (planner serve; the search takes well under a second).
+SERVING = [
+    {"name": "chat", "model": {**TINY, "kv_heads": 2}, "cluster": {"node": "dgx-h100", "nodes": 1},
+     "serving": {"input_tokens": {"mean": 1024, "p90": 3000}, "output_tokens": 256, "requests_per_s": 5,
+                 "slo": {"ttft_ms_p90": 800, "tpot_ms_p90": 40}, "prefix_cache_hit": 0.3},
+     "search": {"engines": ["vllm", "trtllm"], "weights": ["bf16", "fp8"], "kv_cache": ["fp8"]}},
+    {"name": "moe-offline", "model": {**TINY, "moe": {"experts": 8, "top_k": 2, "expert_ffn_hidden": 512}},
+     "cluster": {"node": "dgx-b200", "nodes": 1},
+     "serving": {"input_tokens": [[512, 0.5], [2048, 0.5]], "output_tokens": 128, "offline": True},
+     "search": {"engines": ["sglang"], "weights": ["fp8", "nvfp4", "fp8-block"], "kv_cache": ["bf16"],
+                "max_batch": [64, 256]}, "top": 3},
+]
+SERVE_PLANS = ["engine=vllm,weights=fp8,kv_cache=fp8,tp=1", "engine=trtllm,weights=fp8,kv_cache=fp8,tp=2,replicas=2",
+               "engine=sglang,weights=bf16,tp=8,ep=8,max_batch=64", "engine=vllm,weights=mxfp4,tp=4",
+               "engine=trtllm,weights=fp8-block,kv_cache=bf16,tp=1,max_batch=512", "engine=tgi", "tp=3",
+               "weights=fp3", "replicas=0", "max_batch=-1", "engine=vllm,engine=vllm", "", ","]
 PURCHASE = {"name": "p", "budget_usd": 1.0e6,
             "clusters": [{"name": "rent", "node": "hgx-h100", "nodes": [1, 2], "cloud": {"usd_per_gpu_hour": 2.5}},
                          {"name": "own", "node": NODE, "nodes": 1,
@@ -212,6 +230,19 @@ def _purchase_case(rng: random.Random, workdir: Path) -> tuple[list[str], list[s
     return args, touched
 
 
+def _serving_case(rng: random.Random, workdir: Path) -> tuple[list[str], list[str]]:
+    data, touched = damage(rng, rng.choice(SERVING), rng.choice([0, 0, 1, 1, 2]))
+    (workdir / "v.yaml").write_text(to_yaml(rng, data))
+    if rng.random() < 0.15:
+        return ["validate", str(workdir / "v.yaml")], touched
+    args = ["serve", str(workdir / "v.yaml")]
+    if rng.random() < 0.4:
+        args += ["--plan", rng.choice(SERVE_PLANS)]
+    args += rng.choice([[], [], ["--json"], ["--emit", str(workdir / rng.choice(PATHS))],
+                        ["--report", str(workdir / rng.choice(PATHS))]])
+    return args, touched
+
+
 def _model_case(rng: random.Random, workdir: Path) -> tuple[list[str], list[str]]:
     r = rng.random()
     if r < 0.5:
@@ -230,10 +261,12 @@ def make_case(rng: random.Random, workdir: Path) -> tuple[list[str], list[str]]:
     """Write the files of one generated case into `workdir`; (CLI arguments, damaged key paths)."""
     _prepare(workdir)
     r = rng.random()
-    if r < 0.7:
+    if r < 0.6:
         return _scenario_case(rng, workdir)
-    if r < 0.85:
+    if r < 0.72:
         return _purchase_case(rng, workdir)
+    if r < 0.87:
+        return _serving_case(rng, workdir)
     return _model_case(rng, workdir)
 
 
