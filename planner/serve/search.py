@@ -34,34 +34,41 @@ def max_gpus(sc) -> int:
     return g
 
 
-def layouts(sc) -> np.ndarray:
+# Under a request rate, a candidate table larger than this searches the replica count by bisection
+# (_bisected_table) instead of listing every count: the same plans, in time and memory that do not grow
+# with the cluster.
+BISECT_ROWS = 200_000
+
+
+def layouts(sc, largest_only: bool = False) -> np.ndarray:
     """Every (tp, pp, ep, replicas) with tp, pp, ep from their domains, ep | tp, and
-    tp x pp x replicas <= the GPUs available (CP-SAT, all solutions)."""
+    tp x pp x replicas <= the GPUs available: CP-SAT enumerates the instance layouts (tp, pp, ep), each
+    takes every replica count up to g // (tp x pp); `largest_only`: the largest count only."""
     d = _domains(sc)
     g = max_gpus(sc)
     model = cp_model.CpModel()
     tp = model.NewIntVarFromDomain(cp_model.Domain.FromValues(d["tp"]), "tp")
     pp = model.NewIntVarFromDomain(cp_model.Domain.FromValues(d["pp"]), "pp")
     ep = model.NewIntVarFromDomain(cp_model.Domain.FromValues(d["ep"]), "ep")
-    reps = model.NewIntVar(1, g, "replicas")
-    tpp = model.NewIntVar(1, g, "tp_pp")
+    tpp = model.NewIntVar(1, g, "tp_pp")  # one instance fits: tp x pp <= g
     model.AddMultiplicationEquality(tpp, [tp, pp])
-    total = model.NewIntVar(1, g, "gpus")
-    model.AddMultiplicationEquality(total, [tpp, reps])
     # ep divides tp: tp = ep x moe_tp
     moe_tp = model.NewIntVar(1, max(d["tp"]), "moe_tp")
     model.AddMultiplicationEquality(tp, [ep, moe_tp])
-    rows = np.unique(all_solutions(model, [tp, pp, ep, reps]), axis=0)
-    if sc.serving.mode == "offline":  # maximum throughput: only the largest replica count matters for cost
-        rows = rows[rows[:, 3] == g // (rows[:, 0] * rows[:, 1])]
-    elif sc.serving.mode == "concurrency":  # replicas beyond the concurrent requests would stand idle
+    inst = np.unique(all_solutions(model, [tp, pp, ep]), axis=0)
+    most = g // (inst[:, 0] * inst[:, 1])  # replicas: 1 .. g // (tp x pp)
+    if sc.serving.mode == "offline" or largest_only:  # offline: only the largest replica count matters for cost
+        return np.column_stack([inst, most]).reshape(-1, 4)
+    rep = np.concatenate([np.arange(1, m + 1) for m in most]) if len(inst) else np.zeros(0, dtype=np.int64)
+    rows = np.column_stack([np.repeat(inst, most, axis=0), rep]).reshape(-1, 4)
+    if sc.serving.mode == "concurrency":  # replicas beyond the concurrent requests would stand idle
         rows = rows[rows[:, 3] <= sc.serving.concurrency]
     return rows
 
 
-def candidate_table(sc) -> dict[str, np.ndarray]:
+def candidate_table(sc, largest_only: bool = False) -> dict[str, np.ndarray]:
     gpu, so = sc.cluster.node.gpu, sc.search
-    lay = layouts(sc)
+    lay = layouts(sc, largest_only)
     cats = []
     for eng, w, kv in itertools.product(so.engines, so.weights, so.kv_cache):
         e = E.ENGINE_NAMES.index(eng)
@@ -131,11 +138,81 @@ def feasible_mask(sc, ev) -> np.ndarray:
     return ok
 
 
+def _table_rows(sc) -> int:
+    """Rows candidate_table(sc) would have, from the largest-replica table: a group of decode replica
+    count R (prefill instances fixed) stands for R rows, one per count 1..R."""
+    return int(candidate_table(sc, largest_only=True)["replicas"].sum())
+
+
+def _bisected_table(sc, top: int) -> tuple[dict, int, int]:
+    """(table, rows of the full table, feasible plans of the full table) under a request rate, without
+    listing every replica count. A group is a candidate row with its replica count free (1..R decode
+    instances, the prefill instances fixed). In a group the memory verdict and the batch limits do not
+    depend on the count, while each instance's arrival rate falls with it, so stability, latency and the
+    SLO are met from some count r_lo up, and the hourly budget holds up to some count r_hi; the output
+    rate is the offered rate for every stable plan, so cost and GPUs rise with the count and latency
+    falls. Hence any objective's first `top` plans of a group are among its `top` smallest and `top`
+    largest feasible counts; those are the rows returned, and the ranking is the full table's (test:
+    tests/test_serve_bisect.py). r_lo by bisection on the count (about log2 R evaluations of the
+    groups), r_hi by bisection on the budget alone."""
+    g = candidate_table(sc, largest_only=True)
+    big = g["replicas"].copy()
+    full_rows = int(big.sum())
+
+    def at(r, budget: bool):
+        ev = evaluate(sc, {**g, "replicas": r})
+        ok = (ev["mem"]["verdict"] < 2) & (ev["batch_cap"] >= 1 - 1e-9)
+        if budget:
+            return ok & ~(ev["usd_per_hour"] > sc.budget.max_usd_per_hour)
+        return ok & ev["stable"] & ev["meets_slo"]
+
+    # r_lo: smallest count meeting stability and the SLO (none where even R does not)
+    reach = at(big, budget=False)
+    lo, hi = np.zeros_like(big), big.copy()  # invariant: lo fails (0: none), hi passes
+    while np.any(reach & (hi - lo > 1)):
+        mid = np.where(reach & (hi - lo > 1), (lo + hi) // 2, hi)
+        good = at(np.maximum(mid, 1), budget=False)
+        moving = reach & (hi - lo > 1)
+        hi = np.where(moving & good, mid, hi)
+        lo = np.where(moving & ~good, mid, lo)
+    r_lo = hi
+    # r_hi: largest count within the hourly budget
+    r_hi = big.copy()
+    if sc.budget.max_usd_per_hour is not None:
+        top_ok = at(big, budget=True)
+        bot_ok = at(np.ones_like(big), budget=True)
+        lo2, hi2 = np.ones_like(big), big.copy()  # invariant where searched: lo2 passes, hi2 fails
+        search = bot_ok & ~top_ok
+        while np.any(search & (hi2 - lo2 > 1)):
+            moving = search & (hi2 - lo2 > 1)
+            mid = np.where(moving, (lo2 + hi2) // 2, lo2)
+            good = at(mid, budget=True)
+            lo2 = np.where(moving & good, mid, lo2)
+            hi2 = np.where(moving & ~good, mid, hi2)
+        r_hi = np.where(top_ok, big, np.where(bot_ok, lo2, 0))
+    feasible = reach & (r_lo <= r_hi)
+    count = int(np.where(feasible, r_hi - r_lo + 1, 0).sum())
+    rows, reps = [], []
+    for i in np.flatnonzero(feasible):
+        a, b = int(r_lo[i]), int(r_hi[i])
+        ends = sorted(set(range(a, min(a + top, b + 1))) | set(range(max(b - top + 1, a), b + 1)))
+        rows += [i] * len(ends)
+        reps += ends
+    if not rows:  # nothing feasible: the groups at their largest count explain why
+        return g, full_rows, 0
+    t = {k: v[np.array(rows)] for k, v in g.items()}
+    t["replicas"] = np.array(reps, dtype=g["replicas"].dtype)
+    return t, full_rows, count
+
+
 def solve_serving(sc, objective: str | None = None, top: int | None = None) -> dict:
     """Ranked serving plans of the scenario (the JSON contract), or an explanation when none fits."""
     objective = objective or sc.objective
     top = top or sc.top
-    t = candidate_table(sc)
+    if sc.serving.mode == "rate" and _table_rows(sc) > BISECT_ROWS:
+        t, evaluated, n_feasible = _bisected_table(sc, top)
+    else:
+        t, evaluated, n_feasible = candidate_table(sc), None, None
     ev = evaluate(sc, t)
     ok = feasible_mask(sc, ev)
     idx = np.flatnonzero(ok)
@@ -153,7 +230,8 @@ def solve_serving(sc, objective: str | None = None, top: int | None = None) -> d
         if len(plans) >= top:
             break
     out = {"scenario": sc.name, "mode": sc.serving.mode, "objective": objective, "gpu": sc.cluster.node.gpu.name,
-           "gpus_available": max_gpus(sc), "evaluated": int(len(t["tp"])), "feasible": int(ok.sum()),
+           "gpus_available": max_gpus(sc), "evaluated": evaluated if evaluated is not None else int(len(t["tp"])),
+           "feasible": n_feasible if n_feasible is not None else int(ok.sum()),
            "plans": plans}
     if not plans:
         from planner.serve.explain import explain_serving
