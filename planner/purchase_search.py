@@ -4,7 +4,7 @@ A plan's estimates (planner.estimate.evaluate.evaluate_table) depend on the mode
 the node and the plan's own columns (dp, tp, pp, ... per row), not on how many nodes the cluster has:
 the GPU count of a plan is dp x tp x pp x cp. So the searches of every node count of one node type
 and workload share their work: the step-time lower bounds of all their plans are computed in one
-pass, and the bounded evaluation (planner.search.solver._evaluate_best: plans taken highest bound
+pass, and the bounded evaluation (planner.search.solver.bounded_rows: plans taken highest bound
 first, in chunks, until no plan left can reach the best found) runs for every count at once, each
 round evaluating the next chunk of every count still open in one call. Each count keeps its own
 chunks, threshold and stopping rule, so its result is the one its own search finds; the rest of the
@@ -22,51 +22,10 @@ import numpy as np
 from planner.estimate import table as T
 from planner.estimate.evaluate import Context, evaluate_table
 from planner.search import solver
-from planner.search.rank import TIE, TIGHT_PENALTY
 
-FIRST = 64
+FIRST = 64  # first chunk of each search (solver.bounded_rows): calls are shared, so a small one costs little
 ROWS_HELD = 1_048_576  # plans of one slice of node counts held at once (bounds the memory; fewer: more calls)
 PASS_ROWS = 65_536  # plans of several counts evaluated in one call: past this, a call's fixed cost is small
-
-
-def _bounded(t: dict, lb: np.ndarray, seq_len: int, keep: int, first: int) -> Iterator[np.ndarray]:
-    """solver._evaluate_best(ctx, t, keep) as a generator: yields the rows of `t` to evaluate, is sent
-    (estimates, index): the evaluate_table result of a table holding them at `index`; returns
-    (rows, estimates) or None as _evaluate_best does (the same plans: a plan is kept when its tokens/s
-    reaches the final threshold, the keep-th best score / TIE, whatever the chunks; `lb` =
-    solver.step_lower_bound(ctx, t)). The first chunk is `first` plans (_evaluate_best: FIRST_BATCH):
-    here calls are shared, so a small one costs little and sets the threshold early."""
-    ub = t["dp"] * t["mbs"] * t["ga"] * seq_len / lb
-    by_bound = np.argsort(-ub, kind="stable")
-    done, parts, scores = 0, [], np.array([])
-    chunk = max(first, 4 * keep)
-    threshold = 0.0
-    while done < len(by_bound) and ub[by_bound[done]] >= threshold * (1 - 1e-9):
-        rows = by_bound[done:done + chunk]
-        rows = rows[ub[rows] >= threshold * (1 - 1e-9)]
-        ev, at = yield rows
-        verdict, tps = ev["verdict"][at], ev["tokens_per_s"][at]
-        if np.any(ev["step_s"][at] < lb[rows] * (1 - 1e-9)):
-            return None
-        score = np.where(verdict < 2, tps * np.where(verdict == 1, TIGHT_PENALTY, 1.0), -np.inf)
-        scores = np.concatenate([scores, score[score > -np.inf]])
-        if len(scores) >= keep:
-            threshold = np.partition(scores, len(scores) - keep)[len(scores) - keep] / TIE
-            scores = scores[scores >= threshold * (1 - 1e-9)]
-        fast = np.where(verdict < 2, tps, -np.inf)
-        mine = fast >= threshold * (1 - 1e-9)
-        parts.append((rows[mine], fast[mine], solver._take_ev(ev, at[mine])))  # not the whole call's arrays
-        done += chunk
-        chunk = min(4 * chunk, solver.MEMORY_CHUNK)
-    keepers = [(r[s >= threshold * (1 - 1e-9)], solver._take_ev(e, s >= threshold * (1 - 1e-9)))
-               for r, s, e in parts if np.any(s >= threshold * (1 - 1e-9))]
-    if not keepers:
-        return None
-    rows, ev = keepers[0]
-    for more_rows, more in keepers[1:]:
-        rows, ev = np.concatenate([rows, more_rows]), solver._concat(ev, more)
-    back = np.argsort(rows, kind="stable")
-    return rows[back], solver._take_ev(ev, back)
 
 
 def _pieces(sizes: list[int], limit: int) -> Iterator[list[int]]:
@@ -152,7 +111,7 @@ def prepare(scenarios: list, keep: int = 1, built: list | None = None) -> list[d
     built = built if built is not None else [_candidates(sc) for sc in scenarios]
     tables = [t for t, _ in built]
     bounds = _lower_bounds(ctx, tables)
-    searches = {i: _bounded(t, bounds[i], ctx.seq_len, keep, FIRST) for i, t in enumerate(tables) if T.size(t)}
+    searches = {i: solver.bounded_rows(t, bounds[i], ctx.seq_len, keep, FIRST) for i, t in enumerate(tables) if T.size(t)}
     best = _drive(ctx, tables, searches)
     return [{"t": t, "considered": considered, "keep": keep, "best": best.get(i)}
             for i, (t, considered) in enumerate(built)]

@@ -407,41 +407,58 @@ def _prunable(scenario, objective: str) -> bool:
 
 def _evaluate_best(ctx, t: dict, keep: int, peak=None) -> tuple[np.ndarray, dict] | None:
     """(rows, estimates) of every plan of `t` that can take one of the first `keep` places of the
-    ranking (planner.search.rank.order), by branch and bound: plans are evaluated in chunks, highest
-    bound (tokens per step / step lower bound) first; after each chunk the keep-th best score found
-    among the plans that fit (tight penalty x tokens/s), divided by the tie band TIE, is the
-    threshold, and the search stops when no plan left has a bound that reaches it. A plan left out
-    scores below every tie band of the first `keep` places, under any objective (each is a positive
-    multiple of that score within one node count), and below the fastest plan (the Pareto front).
-    None when an evaluated plan's step time is below its bound (a model change broke the bound)."""
-    lb = step_lower_bound(ctx, t)
-    ub = T.wide(t["dp"]) * T.wide(t["mbs"]) * T.wide(t["ga"]) * ctx.seq_len / lb
+    ranking (planner.search.rank.order), by branch and bound (bounded_rows), each chunk of rows
+    evaluated here; None as bounded_rows returns it."""
+    search = bounded_rows(t, step_lower_bound(ctx, t), ctx.seq_len, keep, FIRST_BATCH)
+    try:
+        rows = next(search)
+        while True:
+            ev = evaluate_table(ctx, T.take(t, rows), None if peak is None else peak[rows])
+            rows = search.send((ev, np.arange(len(rows))))
+    except StopIteration as done:
+        return done.value
+
+
+def bounded_rows(t: dict, lb: np.ndarray, seq_len: int, keep: int, first: int):
+    """The branch and bound of _evaluate_best as a generator, so that a caller may evaluate the chunks
+    of several searches in one call (planner.purchase_search): yields the rows of `t` to evaluate and
+    is sent (estimates, index), the evaluate_table result of a table holding those rows at `index`;
+    returns (rows, estimates) of the plans that can take one of the first `keep` places, or None.
+    Plans are taken highest bound (tokens per step / step lower bound `lb`) first, `first` of them
+    in the first chunk; after each chunk the keep-th best score found among the plans that fit (tight
+    penalty x tokens/s), divided by the tie band TIE, is the threshold, and the search stops when no
+    plan left has a bound that reaches it. A plan left out scores below every tie band of the first
+    `keep` places, under any objective (each is a positive multiple of that score within one node
+    count), and below the fastest plan (the Pareto front); the plans kept do not depend on the chunks.
+    None when an evaluated plan's step time is below its bound (a model change broke the bound), or
+    when nothing fits (the caller evaluates every plan for the explanation)."""
+    ub = T.wide(t["dp"]) * T.wide(t["mbs"]) * T.wide(t["ga"]) * seq_len / lb
     by_bound = np.argsort(-ub, kind="stable")
     done, parts, scores = 0, [], np.array([])
-    chunk = max(FIRST_BATCH, 4 * keep)
+    chunk = max(first, 4 * keep)
     threshold = 0.0
     while done < len(by_bound) and ub[by_bound[done]] >= threshold * (1 - 1e-9):
         rows = by_bound[done:done + chunk]
         rows = rows[ub[rows] >= threshold * (1 - 1e-9)]
-        ev = evaluate_table(ctx, T.take(t, rows), None if peak is None else peak[rows])
-        if np.any(ev["step_s"] < lb[rows] * (1 - 1e-9)):
+        ev, at = yield rows
+        verdict, tps = ev["verdict"][at], ev["tokens_per_s"][at]
+        if np.any(ev["step_s"][at] < lb[rows] * (1 - 1e-9)):
             return None
-        score = np.where(ev["verdict"] < 2, ev["tokens_per_s"] * np.where(ev["verdict"] == 1, TIGHT_PENALTY, 1.0),
-                         -np.inf)
+        score = np.where(verdict < 2, tps * np.where(verdict == 1, TIGHT_PENALTY, 1.0), -np.inf)
         scores = np.concatenate([scores, score[score > -np.inf]])
         if len(scores) >= keep:
             threshold = np.partition(scores, len(scores) - keep)[len(scores) - keep] / TIE
             scores = scores[scores >= threshold * (1 - 1e-9)]  # still holds the keep best
         # Dropped: plans that do not fit, and those whose tokens/s (penalty or not) cannot reach the
         # threshold: the fastest plan (the Pareto front) always stays.
-        fast = np.where(ev["verdict"] < 2, ev["tokens_per_s"], -np.inf)
+        fast = np.where(verdict < 2, tps, -np.inf)
         mine = fast >= threshold * (1 - 1e-9)
-        parts.append((rows[mine], fast[mine], _take_ev(ev, mine)))
+        parts.append((rows[mine], fast[mine], _take_ev(ev, at[mine])))  # not the whole call's arrays
         done += chunk
         chunk = min(4 * chunk, MEMORY_CHUNK)  # bounded: the memory of one evaluation
-    keepers = [(r[s >= threshold * (1 - 1e-9)], _take_ev(e, s >= threshold * (1 - 1e-9))) for r, s, e in parts]
-    keepers = [(r, e) for r, e in keepers if len(r)]
-    if not keepers:  # nothing fits: the caller evaluates every plan for the explanation
+    keepers = [(r[s >= threshold * (1 - 1e-9)], _take_ev(e, s >= threshold * (1 - 1e-9)))
+               for r, s, e in parts if np.any(s >= threshold * (1 - 1e-9))]
+    if not keepers:
         return None
     rows, ev = keepers[0]
     for more_rows, more in keepers[1:]:
