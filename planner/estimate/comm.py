@@ -259,17 +259,21 @@ def ep_overlap_pair_exposed_s(a2a_s, attn_fwd_s, mlp_fwd_s):
     return phase1 + phase2 + phase3 - (attn_fwd_s + 3 * mlp_fwd_s + attn_bwd)
 
 
+def ep_overlap_runs(ep, pp, vpp, full_recompute, moe_recompute):
+    """Where Megatron-Core runs its EP-overlap schedule (--overlap-moe-expert-parallel-comm): expert
+    parallelism, an interleaved pipeline when pp > 1, no full recompute and no 'moe' recompute module
+    (megatron/core/transformer/transformer_config.py asserts all of them; the all-to-all dispatcher is
+    what the export writes). Scalars (the export) or arrays (the table) alike."""
+    return (ep > 1) & ((pp == 1) | (vpp > 1)) & ~full_recompute & ~moe_recompute
+
+
 def ep_overlap_allowed(ctx, t):
-    """Where Megatron-Core runs its EP-overlap schedule (--overlap-moe-expert-parallel-comm): Megatron
-    plans with expert parallelism, an interleaved pipeline when pp > 1, no full recompute and no 'moe'
-    in the recompute modules (megatron/core/transformer/transformer_config.py asserts all of them;
-    the all-to-all dispatcher is what the export writes). Elsewhere the plan runs without it."""
+    """ep_overlap_runs for the Megatron plans of table t; elsewhere the plan runs without the overlap."""
     from planner.estimate.table import FRAMEWORKS
 
     mods = getattr(ctx.scenario.runtime, "recompute_modules", None) or ()
-    no_moe_recompute = (t["recompute"] != 1) | ("moe" not in mods)
-    return ((t["framework"] == FRAMEWORKS.index("megatron")) & (t["ep"] > 1) & (t["recompute"] != 2)
-            & ((t["pp"] == 1) | (t["vpp"] > 1)) & no_moe_recompute)
+    return (t["framework"] == FRAMEWORKS.index("megatron")) & ep_overlap_runs(
+        t["ep"], t["pp"], t["vpp"], t["recompute"] == 2, (t["recompute"] == 1) & ("moe" in mods))
 
 
 def ep_exposed_s(ctx, t, ep_s, moe_layers, a2a_s, attn_fwd_s, mlp_fwd_s):

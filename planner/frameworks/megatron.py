@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from planner.errors import InputError
 from planner.frameworks import common
+from planner.estimate.comm import ep_overlap_runs
 from planner.frameworks.megatron_layout import layout_problems, pipeline_layout
 
 # Megatron's optimizers (`--optimizer`): its Adam applies decoupled weight decay (AdamW).
@@ -164,7 +165,9 @@ def _parallel_args(scenario, f: dict) -> list[str]:
         out.append(f"--expert-tensor-parallel-size {f['etp']}")
         # the all-to-all dispatcher the time model follows (Megatron's default is allgather)
         out.append("--moe-token-dispatcher-type alltoall")
-        if rt.ep_comm_overlap and _ep_overlap_runs(scenario, f):
+        mods = getattr(rt, "recompute_modules", None) or ()
+        if rt.ep_comm_overlap and ep_overlap_runs(f["ep"], f["pp"], f["vpp"], f["recompute"] == "full",
+                                                  f["recompute"] == "selective" and "moe" in mods):
             out.append("--overlap-moe-expert-parallel-comm")
     if f["cp"] > 1 and getattr(rt, "cp_comm", "auto") == "allgather":  # p2p is Megatron's default
         out.append("--cp-comm-type allgather")
@@ -185,15 +188,6 @@ def _parallel_args(scenario, f: dict) -> list[str]:
     if f["offload"] == "cpu":  # arguments.py asserts the precision-aware optimizer with CPU offload
         out += ["--optimizer-cpu-offload", "--optimizer-offload-fraction 1.0", "--use-precision-aware-optimizer"]
     return out
-
-
-def _ep_overlap_runs(scenario, f: dict) -> bool:
-    """Megatron-Core's conditions for --overlap-moe-expert-parallel-comm (transformer_config.py):
-    expert parallelism, an interleaved pipeline when pp > 1, no full recompute, no 'moe' recompute
-    module; the same rule as the time model's comm.ep_overlap_allowed."""
-    mods = getattr(scenario.runtime, "recompute_modules", None) or ()
-    return (f["ep"] > 1 and (f["pp"] == 1 or f["vpp"] > 1) and f["recompute"] != "full"
-            and not (f["recompute"] == "selective" and "moe" in mods))
 
 
 def megatron_fsdp_args() -> list[str]:
