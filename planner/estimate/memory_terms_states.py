@@ -68,9 +68,10 @@ def fp8_weight_transposes(ctx) -> bool:
     only the TN layout). Not on compute capability 10.x-11.x or >= 13 (Blackwell datacenter parts), whose
     FP8 GEMMs take any layout: TE `nvte_is_non_tn_fp8_gemm_supported` (common/transformer_engine.cpp),
     and its quantizer creates no columnwise copy then (pytorch/csrc/quantizer.cpp `create_transpose`).
-    A GPU without a stated compute capability keeps them (the larger count)."""
-    cc = getattr(ctx.gpu, "compute_capability", None)
-    return cc is None or not (10.0 <= cc < 12.0 or cc >= 13.0)
+    A GPU without a stated compute capability keeps them (the larger count): compute.non_tn_fp8_gemm."""
+    from planner.estimate.compute import non_tn_fp8_gemm
+
+    return not non_tn_fp8_gemm(ctx.gpu)
 
 
 def fp8_weight_copy_bytes(ctx) -> float:
