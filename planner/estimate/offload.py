@@ -19,6 +19,12 @@ CPU_ADAM_PARAMS_PER_S_PER_NODE = 2e9
 NVME_BYTES_PER_S_PER_NODE = 12e9
 
 
+def host_link_bytes_s(ctx) -> float:
+    """This GPU's host link, bytes/s one direction (node host_link_gb_s; unknown: PCIe Gen4 x16 at
+    about 80% of its 31 GB/s, assumed)."""
+    return (ctx.node.host_link_gb_s or 25.0) * 1e9
+
+
 def optimizer_s(ctx, t, mem, fwd_mb_s=0.0, bwd_mb_s=0.0):
     """Seconds of the optimizer step, and the exposed host traffic when offloading.
 
@@ -38,7 +44,7 @@ def optimizer_s(ctx, t, mem, fwd_mb_s=0.0, bwd_mb_s=0.0):
     gpn = ctx.node.gpus_per_node
     cpu_s = params * gpn / CPU_ADAM_PARAMS_PER_S_PER_NODE
     nvme_s = params * gpn * 2 * 12.0 / NVME_BYTES_PER_S_PER_NODE
-    host_link = (ctx.node.host_link_gb_s or 25.0) * 1e9  # unknown link: assumed PCIe Gen4 x16 at ~80%
+    host_link = host_link_bytes_s(ctx)
     grads_down = params * 2.0 / host_link
     grads_shown = np.where(zero >= 2, ga * np.maximum(0.0, grads_down - bwd_mb_s),
                            np.maximum(0.0, grads_down - bwd_mb_s))
@@ -60,6 +66,5 @@ def activation_offload_s(ctx, t, mem, fwd_mb_s, bwd_mb_s):
     overlapped with the compute of the following layers), over this GPU's host link (node
     host_link_gb_s, one direction). What the micro-batch's forward (backward) compute cannot cover is
     exposed: ga x (max(0, bytes/link - forward) + max(0, bytes/link - backward))."""
-    host_link = (ctx.node.host_link_gb_s or 25.0) * 1e9  # unknown link: as optimizer_s
-    copy = mem.get("offloaded_activations", 0.0) / host_link
+    copy = mem.get("offloaded_activations", 0.0) / host_link_bytes_s(ctx)
     return t["ga"] * (np.maximum(0.0, copy - fwd_mb_s) + np.maximum(0.0, copy - bwd_mb_s))

@@ -138,13 +138,7 @@ def feasible_mask(sc, ev) -> np.ndarray:
     return ok
 
 
-def _table_rows(sc) -> int:
-    """Rows candidate_table(sc) would have, from the largest-replica table: a group of decode replica
-    count R (prefill instances fixed) stands for R rows, one per count 1..R."""
-    return int(candidate_table(sc, largest_only=True)["replicas"].sum())
-
-
-def _bisected_table(sc, top: int) -> tuple[dict, int, int]:
+def _bisected_table(sc, g: dict, top: int) -> tuple[dict, int, int]:
     """(table, rows of the full table, feasible plans of the full table) under a request rate, without
     listing every replica count. A group is a candidate row with its replica count free (1..R decode
     instances, the prefill instances fixed). In a group the memory verdict and the batch limits do not
@@ -154,8 +148,8 @@ def _bisected_table(sc, top: int) -> tuple[dict, int, int]:
     falls. Hence any objective's first `top` plans of a group are among its `top` smallest and `top`
     largest feasible counts; those are the rows returned, and the ranking is the full table's (test:
     tests/test_serve_bisect.py). r_lo by bisection on the count (about log2 R evaluations of the
-    groups), r_hi by bisection on the budget alone."""
-    g = candidate_table(sc, largest_only=True)
+    groups), r_hi by bisection on the budget alone. `g`: candidate_table(sc, largest_only=True), whose
+    row of decode replica count R (prefill instances fixed) stands for R rows of the full table."""
     big = g["replicas"].copy()
     full_rows = int(big.sum())
 
@@ -209,8 +203,9 @@ def solve_serving(sc, objective: str | None = None, top: int | None = None) -> d
     """Ranked serving plans of the scenario (the JSON contract), or an explanation when none fits."""
     objective = objective or sc.objective
     top = top or sc.top
-    if sc.serving.mode == "rate" and _table_rows(sc) > BISECT_ROWS:
-        t, evaluated, n_feasible = _bisected_table(sc, top)
+    groups = candidate_table(sc, largest_only=True) if sc.serving.mode == "rate" else None
+    if groups is not None and int(groups["replicas"].sum()) > BISECT_ROWS:
+        t, evaluated, n_feasible = _bisected_table(sc, groups, top)
     else:
         t, evaluated, n_feasible = candidate_table(sc), None, None
     ev = evaluate(sc, t)
