@@ -159,9 +159,10 @@ def stage_time(ctx: Context, t: dict):
 
 def heaviest_middle_rank(ctx: Context, t: dict):
     """Per plan, the first pipeline rank other than the first whose first model chunk holds none of
-    the model's leading dense layers (DeepSeek `first_k_dense_replace`): the middle rank with the
-    most MoE layers, since a rank's layer count does not grow with the rank (the first chunks take
-    the remainder: memory_terms_stage.stage_layers). Chunk c starts at layer c*base + min(c, extra),
+    the model's leading dense layers (DeepSeek `first_k_dense_replace`): of the ranks made only of
+    MoE layers it holds the most, since a rank's layer count does not grow with the rank (the first
+    chunks take the remainder: memory_terms_stage.stage_layers); a rank before it holds some dense
+    layers (the test compares with every rank). Chunk c starts at layer c*base + min(c, extra),
     so the rank is the smallest r >= 1 with r*base + min(r, extra) >= dense layers, kept in
     1..pp-2 (rank 0 where pp < 3: no middle rank)."""
     from planner.estimate.memory_terms_stage import _chunk_layers
