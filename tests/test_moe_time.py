@@ -195,3 +195,25 @@ def test_dispatcher_sync_slows_moe_forward_only_and_leaves_dense_models_alone():
     dense = scenario(model="llama-3.1-8b", nodes=1)
     td = _table(dense, "framework=megatron,precision=bf16,tp=1,pp=1,dp=8,recompute=none,mbs=1")
     assert "moe_sync" not in compute.layer_costs(Context(dense), td)
+
+
+@pytest.mark.parametrize("pp,vpp", [(4, 1), (8, 1), (16, 1), (8, 2), (4, 4), (16, 2)])
+def test_stage_time_is_the_slowest_of_every_rank(pp, vpp):
+    """DeepSeek-V3 (3 leading dense layers, 58 MoE, 61 in all): the stage time the step is built on
+    equals the slowest rank's time when every pipeline rank is evaluated one by one (its dense and
+    MoE layers from stage_layers, the output layer on the last rank only). E.g. pp 8: the first rank
+    holds 3 dense + 5 MoE, rank 1 8 MoE, the last 7 MoE + the output layer: rank 1 is the slowest."""
+    from planner.estimate import evaluate
+
+    sc = scenario(model="deepseek-v3", nodes=64)
+    ctx = Context(sc)
+    t = _table(sc, f"framework=megatron,precision=bf16,tp=1,pp={pp},vpp={vpp},ep=8,recompute=none,mbs=1")
+    unit = compute.layer_costs(ctx, t)
+    unit_comm = comm.layer_comm(ctx, t, unit["attn_fwd"], unit["attn_bwd"])
+    every = [float(evaluate.rank_stage_time(ctx, t, unit, unit_comm, np.array([r]),
+                                            "last" if r == pp - 1 else "first" if r == 0 else "middle")[0][0])
+             for r in range(pp)]
+    assert float(evaluate.stage_time(ctx, t)[0][0]) == pytest.approx(max(every), rel=1e-12)
+    if (pp, vpp) == (8, 1):  # the worked case: a middle rank, which first and last alone would miss
+        slowest = every.index(max(every))
+        assert slowest not in (0, pp - 1) and max(every) > max(every[0], every[-1])

@@ -146,39 +146,71 @@ def step_time(ctx: Context, t: dict, mem: dict):
 
 
 def stage_time(ctx: Context, t: dict):
-    """(stage seconds, its compute parts, its communication parts) of one micro-batch on the slower
-    of the first and last pipeline stage: compute plus the exposed TP, CP, EP and pipeline
-    communication. The step is the pipeline's step over this stage time plus DP sync, optimizer and
-    offload (step_time), none of them negative."""
-    stages = first_last_stage_times(ctx, t)
-    slow_last = stages["last"][0] > stages["first"][0]
-    pick = lambda a, b: np.where(slow_last, b, a)  # noqa: E731
-    stage_s = pick(stages["first"][0], stages["last"][0])
-    c = {k: pick(stages["first"][1][k], stages["last"][1][k]) for k in stages["first"][1]}
-    cm = {k: pick(stages["first"][2][k], stages["last"][2][k]) for k in stages["first"][2]}
-    return stage_s, c, cm
+    """(stage seconds, its compute parts, its communication parts) of one micro-batch on the slowest
+    pipeline stage evaluated (first_last_stage_times: the first, the last and, for models whose
+    leading dense layers sit on the first rank, the heaviest middle rank): compute plus the exposed
+    TP, CP, EP and pipeline communication. The step is the pipeline's step over this stage time plus
+    DP sync, optimizer and offload (step_time), none of them negative."""
+    stages = list(first_last_stage_times(ctx, t).values())
+    slowest = np.argmax(np.stack([np.broadcast_to(s[0], np.shape(stages[0][0])) for s in stages]), axis=0)
+    pick = lambda i, key=None: np.choose(slowest, [s[i] if key is None else s[i][key] for s in stages])  # noqa: E731
+    return pick(0), {k: pick(1, k) for k in stages[0][1]}, {k: pick(2, k) for k in stages[0][2]}
+
+
+def heaviest_middle_rank(ctx: Context, t: dict):
+    """Per plan, the first pipeline rank other than the first whose first model chunk holds none of
+    the model's leading dense layers (DeepSeek `first_k_dense_replace`): of the ranks made only of
+    MoE layers it holds the most, since a rank's layer count does not grow with the rank (the first
+    chunks take the remainder: memory_terms_stage.stage_layers); a rank before it holds some dense
+    layers (the test compares with every rank). Chunk c starts at layer c*base + min(c, extra),
+    so the rank is the smallest r >= 1 with r*base + min(r, extra) >= dense layers, kept in
+    1..pp-2 (rank 0 where pp < 3: no middle rank)."""
+    from planner.estimate.memory_terms_stage import _chunk_layers
+
+    d = ctx.stats.dense_layers
+    base, extra = _chunk_layers(ctx, t)
+    full = np.ceil(d / (base + 1.0))  # ranks needed while every chunk holds base + 1 layers
+    r = np.where(full <= extra, full, extra + np.ceil((d - extra * (base + 1.0)) / np.maximum(base, 1)))
+    return np.where(t["pp"] >= 3, np.clip(r, 1, t["pp"] - 2), 0).astype(np.int64)
 
 
 def first_last_stage_times(ctx: Context, t: dict) -> dict:
-    """{'first', 'last'}: (stage seconds, compute parts, communication parts) of one micro-batch on
-    that pipeline stage (stage_time takes the slower)."""
+    """{'first', 'last'[, 'middle']}: (stage seconds, compute parts, communication parts) of one
+    micro-batch on that pipeline stage (stage_time takes the slowest). The pipeline runs at the pace
+    of its slowest stage (Narayanan et al. 2021, Sec. 2.2). Most plans' slowest stage is the first
+    (most layers: the first chunks take the remainder) or the last (the output layer and loss); in a
+    model with leading dense layers (DeepSeek-V3's three) the first rank holds them, and a middle
+    rank made only of MoE layers (heaviest_middle_rank) can be slower than both, e.g. 8 MoE layers
+    against the first rank's 3 dense + 5 MoE and the last rank's 7 MoE + output layer (61 layers on
+    pp = 8). That rank is evaluated as 'middle' for such models (the others keep two stages)."""
     unit = compute.layer_costs(ctx, t)  # per layer: the same on every stage
     unit_comm = comm.layer_comm(ctx, t, unit["attn_fwd"], unit["attn_bwd"])
     stages = {}
-    for stage in ("first", "last"):
-        _, dense, moe = memory.stage_layers(ctx, t, stage)
-        c = compute.stage_compute(t, unit, dense, moe, stage)
-        cm = comm.stage_comm(unit_comm, dense, moe)
-        cm["pp_comm"] = cm["pp_comm"] * pipeline.interleave_p2p_factor(t)
-        cm["tp_comm"] = comm.tp_exposed_s(ctx, t, cm["tp_comm"], c["layer_matmul_fwd"], cm["tp_fwd"])
-        busy = c["forward"] + c["backward"] + c["recompute"]
-        # EP overlap pairs a MoE layer's forward with another micro-batch's backward: the pre-dispatch
-        # part (attention, router) and the expert GEMMs hide different all-to-alls (comm.ep_exposed_s)
-        cm["ep_comm"] = comm.ep_exposed_s(ctx, t, cm["ep_comm"], moe, comm.ep_dispatch_s(ctx, t),
-                                          unit["moe_fwd"] - unit["moe_expert"] + unit["attn_fwd"], unit["moe_expert"])
-        stage_s = busy + cm["tp_comm"] + cm["cp_comm"] + cm["ep_comm"] + cm["pp_comm"]
-        stages[stage] = (stage_s, c, cm)
+    names = ("first", "last")
+    if ctx.stats.dense_layers and ctx.stats.moe_layers:
+        names = names + ("middle",)
+    for stage in names:
+        rank = heaviest_middle_rank(ctx, t) if stage == "middle" else stage
+        stages[stage] = rank_stage_time(ctx, t, unit, unit_comm, rank, stage)
     return stages
+
+
+def rank_stage_time(ctx: Context, t: dict, unit: dict, unit_comm: dict, rank, stage: str):
+    """(stage seconds, compute parts, communication parts) of one micro-batch on pipeline rank `rank`
+    ('first', 'last' or ranks per plan; `stage` says whether it holds the output layer: 'last'), from
+    the per-layer costs `unit` (compute.layer_costs) and `unit_comm` (comm.layer_comm)."""
+    _, dense, moe = memory.stage_layers(ctx, t, rank)
+    c = compute.stage_compute(t, unit, dense, moe, stage)
+    cm = comm.stage_comm(unit_comm, dense, moe)
+    cm["pp_comm"] = cm["pp_comm"] * pipeline.interleave_p2p_factor(t)
+    cm["tp_comm"] = comm.tp_exposed_s(ctx, t, cm["tp_comm"], c["layer_matmul_fwd"], cm["tp_fwd"])
+    busy = c["forward"] + c["backward"] + c["recompute"]
+    # EP overlap pairs a MoE layer's forward with another micro-batch's backward: the pre-dispatch
+    # part (attention, router) and the expert GEMMs hide different all-to-alls (comm.ep_exposed_s)
+    cm["ep_comm"] = comm.ep_exposed_s(ctx, t, cm["ep_comm"], moe, comm.ep_dispatch_s(ctx, t),
+                                      unit["moe_fwd"] - unit["moe_expert"] + unit["attn_fwd"], unit["moe_expert"])
+    stage_s = busy + cm["tp_comm"] + cm["cp_comm"] + cm["ep_comm"] + cm["pp_comm"]
+    return stage_s, c, cm
 
 
 def _evaluated(ctx: Context, t: dict, mem: dict, step, breakdown) -> dict:

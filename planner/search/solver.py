@@ -349,7 +349,8 @@ def _read_columns(fn, ctx) -> tuple[str, ...]:
 
 
 def _stage_s(ctx, t: dict) -> np.ndarray:
-    """A lower bound of one micro-batch's time on the slower of the first and last stage, compute and
+    """A lower bound of one micro-batch's time on the slowest stage evaluated (the first, the last and,
+    for models with leading dense layers, the heaviest middle rank: evaluate.first_last_stage_times), compute and
     exposed communication (planner.estimate.evaluate.stage_time); the step is the pipeline's step over
     that time plus DP sync, optimizer and offload, none of them negative. On a GPU whose tensor clock
     drops under load (sustained_tensor_fraction: evaluate.with_tensor_clock sets each plan's clock
@@ -362,7 +363,7 @@ def _stage_s(ctx, t: dict) -> np.ndarray:
     fast = first_last_stage_times(ctx, t)
     slow = first_last_stage_times(ctx, {**t, "tensor_clock": np.full(T.size(t), s)})
     busy = lambda c: c["forward"] + c["backward"] + c["recompute"]  # noqa: E731
-    return np.maximum(*(busy(fast[k][1]) + (slow[k][0] - busy(slow[k][1])) for k in ("first", "last")))
+    return np.max([busy(fast[k][1]) + (slow[k][0] - busy(slow[k][1])) for k in fast], axis=0)
 
 
 def step_lower_bound(ctx, t: dict) -> np.ndarray:
