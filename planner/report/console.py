@@ -215,7 +215,8 @@ def mfu_text(r: dict) -> str:
     tp = r["throughput"]
     text = f"MFU {100 * tp['mfu']:.1f}% of the dense BF16 peak"
     if tp.get("mfu_precision_peak") is not None and r["plan"]["precision"] != "bf16":
-        text += f" ({100 * tp['mfu_precision_peak']:.1f}% of the dense {r['plan']['precision'].upper()} peak)"
+        basis = tp.get("mfu_precision_basis") or r["plan"]["precision"]
+        text += f" ({100 * tp['mfu_precision_peak']:.1f}% of the dense {basis.upper()} peak)"
     return text
 
 
