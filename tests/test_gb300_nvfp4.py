@@ -179,3 +179,6 @@ def test_planner_estimate_runs_a_gb300_and_an_nvfp4_recipe(tmp_path, rid):
     if "nvfp4" in rid:
         assert out["throughput"]["mfu_precision_basis"] == "fp4"
         assert np.isfinite(out["throughput"]["mfu_precision_peak"])
+        assert out["plan"]["precision"] == "fp8"  # the contract's precision; the table shows nvfp4
+        text = runner.invoke(main, ["estimate", str(path), "--plan", plan_text]).output
+        assert " nvfp4 " in text and "of the dense FP4 peak" in text
