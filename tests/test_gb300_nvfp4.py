@@ -137,6 +137,21 @@ def test_megatron_export_writes_the_fp4_flags():
     assert any("--fp4-format and --fp8-format" in p for p in megatron.args_problems(both, 8))
 
 
+def test_quantised_parameter_gather_is_exported_where_megatron_runs_it():
+    """runtime.fp8_param_gather reaches --fp8-param-gather (FP8 recipes); Megatron-LM validate_args accepts
+    it only with the distributed optimizer or an FSDP, so a ZeRO-0 plan with it is refused with the rule."""
+    from planner.errors import InputError
+    from planner.frameworks import megatron
+    from planner.spec import parse_plan
+
+    sc = scenario(node="gb300-nvl72", nodes=2, seq=4096, gb=64,
+                  runtime={"fp8_recipe": "current", "fp8_param_gather": True})
+    args = megatron.megatron_args(sc, parse_plan("framework=megatron,precision=fp8,zero=1,mbs=1").resolved(sc))
+    assert "--fp8-param-gather" in args and "--use-distributed-optimizer" in args
+    with pytest.raises(InputError, match="--fp8-param-gather needs --use-distributed-optimizer"):
+        megatron.megatron_args(sc, parse_plan("framework=megatron,precision=fp8,zero=0,mbs=1").resolved(sc))
+
+
 def test_torchtitan_refuses_to_export_nvfp4():
     from planner.errors import InputError
     from planner.frameworks import torchtitan

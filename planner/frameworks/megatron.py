@@ -214,12 +214,15 @@ NVFP4_ARGS = ["--bf16", "--fp4-format e2m1", "--fp4-recipe nvfp4"]
 
 def _precision_args(scenario, precision: str) -> list[str]:
     """--bf16 / --fp16; fp8 plans: --fp8-format hybrid with runtime.fp8_recipe's --fp8-recipe, or the FP4
-    flags (NVFP4_ARGS, and --fp4-param-gather with runtime.fp8_param_gather) under fp8_recipe nvfp4."""
+    flags (NVFP4_ARGS) under fp8_recipe nvfp4; runtime.fp8_param_gather adds --fp8-param-gather or
+    --fp4-param-gather (the quantised weights the memory model counts)."""
     recipe = getattr(scenario.runtime, "fp8_recipe", "delayed")
+    gather = precision == "fp8" and getattr(scenario.runtime, "fp8_param_gather", False)
     if precision == "fp8" and recipe == "nvfp4":
-        return NVFP4_ARGS + (["--fp4-param-gather"] if getattr(scenario.runtime, "fp8_param_gather", False) else [])
+        return NVFP4_ARGS + (["--fp4-param-gather"] if gather else [])
     return {"bf16": ["--bf16"], "fp16": ["--fp16"], "fp32": [],
-            "fp8": ["--bf16", "--fp8-format hybrid", f"--fp8-recipe {FP8_RECIPE_FLAG[recipe]}"]}[precision]
+            "fp8": ["--bf16", "--fp8-format hybrid", f"--fp8-recipe {FP8_RECIPE_FLAG[recipe]}"]
+            + (["--fp8-param-gather"] if gather else [])}[precision]
 
 
 def _training_args(scenario, f: dict) -> list[str]:
@@ -350,6 +353,10 @@ def _switch_problems(a: dict, tp: int) -> list[str]:
         out.append("--fp4-format needs --bf16 or --fp16")
     if a.get("fp4_param_gather") and not a.get("fp4_format"):
         out.append("--fp4-param-gather needs --fp4-format")
+    if a.get("fp8_param_gather") and not (a.get("use_distributed_optimizer") or a.get("use_megatron_fsdp")):
+        out.append("--fp8-param-gather needs --use-distributed-optimizer or --use-megatron-fsdp")
+    if a.get("fp8_param_gather") and a.get("optimizer_cpu_offload") and a.get("fp8_recipe", "delayed") != "delayed":
+        out.append("--fp8-param-gather with --optimizer-cpu-offload needs --fp8-recipe delayed")
     if a.get("overlap_param_gather") and not ((a.get("use_distributed_optimizer") or a.get("use_megatron_fsdp"))
                                               and a.get("overlap_grad_reduce")):
         out.append("--overlap-param-gather needs --use-distributed-optimizer (or --use-megatron-fsdp) "
