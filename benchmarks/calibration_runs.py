@@ -31,8 +31,10 @@ def framework_of(run: dict) -> str:
 
 
 def precision_of(run: dict) -> str:
+    """fp8 for FP8, MXFP8 and NVFP4 runs (Transformer Engine's quantised GEMMs; NVFP4 is the fp8 plan with
+    runtime fp8_recipe nvfp4, runtime_of), else fp16 or bf16."""
     text = str(run["parallel"].get("precision") or "").lower()
-    if "fp8" in text:
+    if "fp8" in text or "fp4" in text:
         return "fp8"
     if "fp16" in text and "bf16" not in text:
         return "fp16"
@@ -59,8 +61,12 @@ def node_of(run: dict):
     with the HBM2e bandwidth the source states (GRAND_TETON_H100_HBM_TB_S), placed in a DGX-H100
     node (NVLink4 8-GPU, 400 Gb/s per GPU: the run's stated fabric)."""
     gpu = run["hardware"]["gpu"]
+    if "GB300" in gpu:
+        return catalog_node("gb300-nvl72"), "gb300-nvl72"
     if "GB200" in gpu:
         return catalog_node("gb200-nvl72"), "gb200-nvl72"
+    if "B300" in gpu:
+        return catalog_node("hgx-b300"), "hgx-b300"
     if "B200" in gpu:
         return catalog_node("dgx-b200"), "dgx-b200"
     if "A100" in gpu:
@@ -200,6 +206,8 @@ def runtime_of(run: dict, framework: str) -> dict:
         rt["fp8_recipe"] = "current"  # FP8-CS recipes; torchao Float8 tensorwise dynamic scaling
     elif "fp8-mx" in prec or "mxfp8" in prec:
         rt["fp8_recipe"] = "mxfp8"  # Megatron-Bridge FP8-MX recipes (MXFP8, 32-element block scales)
+    elif "nvfp4" in prec:
+        rt["fp8_recipe"] = "nvfp4"  # Megatron-Bridge NVFP4 recipes (bf16_with_nvfp4_mixed: fp4 e2m1, nvfp4)
     fw_text = str(p.get("framework") or "").lower()
     if ("nemo" in fw_text or "bridge" in fw_text) and "grad_reduce_dtype" in Runtime.model_fields:
         rt["grad_reduce_dtype"] = "bf16"  # NeMo / Megatron-Bridge recipes: grad_reduce_in_fp32 = False
@@ -215,7 +223,7 @@ def runtime_of(run: dict, framework: str) -> dict:
         rt["recompute_num_layers"] = recompute_num_layers(run)
     # recipe settings a run file states as structured keys (benchmarks/recipe_runs.yaml header)
     for key in ("recompute_modules", "activation_offload_layers", "keep_fp8_transpose_cache", "cross_entropy_impl",
-                "expandable_segments"):
+                "expandable_segments", "fp8_param_gather"):
         if p.get(key) is not None and key in Runtime.model_fields and framework == "megatron":
             rt[key] = p[key]
     if framework != "megatron":

@@ -43,7 +43,8 @@ def peaks(gpu, t, fp8_recipe: str = "delayed"):
     burst MAMF rates times the row's `tensor_clock` (sustained_clock, set by
     evaluate.with_tensor_clock; 1 = burst where the table has none). HBM bandwidth does not follow the
     SM clock, so the traffic terms keep their rate. FP8 linear layers under `fp8_recipe` 'mxfp8' run at
-    MXFP8_GEMM_OF_FP8 of the FP8 rate."""
+    MXFP8_GEMM_OF_FP8 of the FP8 rate; under 'nvfp4' at NVFP4_GEMM_OF_FP8 of it, at most the dense FP4
+    peak at the same MAMF fraction (nvfp4_linear_flops)."""
     def peak(p):
         v = gpu.peak_tflops(p)
         return (v or 0.0) * 1e12
@@ -53,10 +54,18 @@ def peaks(gpu, t, fp8_recipe: str = "delayed"):
     if fp8_recipe == "mxfp8":
         eff8 = eff8 * MXFP8_GEMM_OF_FP8
     clock = t["tensor_clock"] if "tensor_clock" in t else 1.0  # power-limited clocks: sustained_clock
-    linear = np.array([peak("fp32") * eff16, peak("fp16") * eff16, peak("bf16") * eff16, peak("fp8") * eff8])
+    low = nvfp4_linear_flops(peak("fp8"), peak("fp4"), eff8) if fp8_recipe == "nvfp4" else peak("fp8") * eff8
+    linear = np.array([peak("fp32") * eff16, peak("fp16") * eff16, peak("bf16") * eff16, low])
     half = np.array([peak("fp32"), peak("fp16"), peak("bf16"), peak("bf16")]) * eff16
     prec = t["precision"]
     return linear[prec] * clock, half[prec] * clock, gpu.hbm_tb_s * 1e12 * HBM_EFFICIENCY, eff16
+
+
+def nvfp4_linear_flops(fp8_peak, fp4_peak, eff8):
+    """FLOP/s of NVFP4 linear-layer GEMMs: min(FP8 peak x eff8 x NVFP4_GEMM_OF_FP8, FP4 peak x eff8).
+    The measured NVFP4 / FP8 kernel-time ratio (TE GEMM profiling tutorial, B300, pre-quantised) sets the
+    rate; it cannot exceed the dense FP4 tensor-core peak at the GPU's MAMF fraction."""
+    return min(fp8_peak * eff8 * NVFP4_GEMM_OF_FP8, fp4_peak * eff8)
 
 
 def sustained_clock(sustained_fraction, busy_share):
@@ -86,7 +95,8 @@ def layer_matmul_fwd_s(ctx, t, tokens, moe_layer: bool, linear_fps, hbm):
     """Forward time of the weight matmuls of one layer for `tokens` tokens on one GPU, and the part
     of it spent in expert GEMMs."""
     tp = t["tp"]
-    elem = np.where(t["precision"] == 3, 1.0, np.where(t["precision"] == 0, 4.0, 2.0))  # FP8 operands: 1 byte
+    low = NVFP4_OPERAND_BYTES if ctx.scenario.runtime.fp8_recipe == "nvfp4" else 1.0
+    elem = np.where(t["precision"] == 3, low, np.where(t["precision"] == 0, 4.0, 2.0))  # FP8 operands: 1 byte
     total = experts = 0.0
     for mm in layer_matmuls(ctx.model, moe_layer):
         k, n = mm.k, mm.n
@@ -230,6 +240,22 @@ MXFP8_CAST_BYTES = 2.0 + 1.0 + 1.0 + 2.0 / 32
 # GEMM profiling tutorial (docs/examples/gemm_profiling/gemm_profiling.rst, B300, pre-quantised
 # operands, a 5B model's 12 GEMM shapes): 6.812 ms per layer with FP8 current scaling, 7.161 with MXFP8.
 MXFP8_GEMM_OF_FP8 = 6.812 / 7.161
+# NVFP4 (TE NVFP4BlockScaling; Megatron --fp4-format e2m1 --fp4-recipe nvfp4; Megatron-Bridge "NVFP4").
+# An E2M1 element is half a byte, with one E4M3 scale byte per 16 elements (TE recipe docstring: 16-element
+# blocks, E4M3 scales, plus one FP32 scale per tensor): 0.5 + 1/16 bytes per GEMM operand element.
+NVFP4_OPERAND_BYTES = 0.5 + 1.0 / 16
+# GEMM rate: the same TE tutorial and runs as MXFP8_GEMM_OF_FP8 (B300, pre-quantised operands, fprop +
+# dgrad + wgrad of the 12 GEMM shapes): 6.812 ms per layer with FP8 current scaling, 3.764 with NVFP4.
+NVFP4_GEMM_OF_FP8 = 6.812 / 3.764
+# Quantising one bf16 activation or gradient element (TE pytorch/csrc/quantizer.cpp
+# NVFP4Quantizer::quantize_impl): the per-tensor amax pass reads it (2; with the Hadamard transform the
+# post-RHT column-wise amax is taken in the same pass, nvte_hadamard_transform_amax), then the fused RHT
+# cast reads it again (2) and writes a row-wise and a column-wise NVFP4 copy (both from the bf16 input,
+# recipe docstring), 0.5 + 1/16 bytes each. Weights (2D 16x16 blocks, no RHT) move the same bytes.
+NVFP4_CAST_BYTES = 2.0 + 2.0 + 2 * NVFP4_OPERAND_BYTES
+# Grouped expert modules: TE's split_quantize has a fused NVFP4 path for all experts' tensors (extensions/
+# cast.cpp split_quantize_nvfp4_impl: one grouped amax and one grouped cast kernel).
+NVFP4_SPLIT_QUANT_KERNELS = 2
 
 
 def non_tn_fp8_gemm(gpu) -> bool:
@@ -242,9 +268,11 @@ def non_tn_fp8_gemm(gpu) -> bool:
 def fp8_cast_bytes(gpu, recipe: str) -> float:
     """HBM bytes of quantising one bf16 element to FP8 under `recipe` on `gpu`: FP8_CAST_BYTES
     (Hopper layout), less NON_TN_TRANSPOSE_SAVED where the GPU needs no transposed copy;
-    MXFP8_CAST_BYTES for MXFP8."""
+    MXFP8_CAST_BYTES for MXFP8, NVFP4_CAST_BYTES for NVFP4."""
     if recipe == "mxfp8":
         return MXFP8_CAST_BYTES
+    if recipe == "nvfp4":
+        return NVFP4_CAST_BYTES
     return FP8_CAST_BYTES[recipe] - (NON_TN_TRANSPOSE_SAVED if non_tn_fp8_gemm(gpu) else 0.0)
 
 
@@ -276,7 +304,8 @@ FP8_CURRENT_QUANT_KERNELS = 3
 def expert_quant_kernels(ctx, t):
     """FP8 quantisation kernels of one MoE layer's grouped expert modules per micro-batch,
     forward and backward (Megatron, fp8; zero otherwise): per module, input and output gradient,
-    3 per local expert with current scaling, 1 with MXFP8, one fused kernel with delayed scaling."""
+    3 per local expert with current scaling, 1 with MXFP8, one fused kernel with delayed scaling, the
+    fused NVFP4 pair (NVFP4_SPLIT_QUANT_KERNELS) with NVFP4."""
     m = ctx.model
     if not m.moe:
         return np.zeros(T.size(t))
@@ -285,7 +314,8 @@ def expert_quant_kernels(ctx, t):
     recipe = ctx.scenario.runtime.fp8_recipe
     # the fused multi-tensor kernel exists for delayed scaling only (multi_tensor_quantize_impl: "only
     # have fused kernel for FP8 delayed scaling"); MXFP8 quantises each expert's tensor in one kernel
-    per_tensor = {"current": local * FP8_CURRENT_QUANT_KERNELS, "mxfp8": local}.get(recipe, 1.0)
+    per_tensor = {"current": local * FP8_CURRENT_QUANT_KERNELS, "mxfp8": local,
+                  "nvfp4": NVFP4_SPLIT_QUANT_KERNELS}.get(recipe, 1.0)
     return np.where((t["framework"] == MEG) & (t["precision"] == 3), modules * 2 * per_tensor, 0.0)
 
 
@@ -306,9 +336,12 @@ FP8_WEIGHT_CAST_BYTES = 4.0
 
 def fp8_weight_cast_bytes(gpu, recipe: str) -> float:
     """Bytes per weight element of its FP8 quantisation: FP8_WEIGHT_CAST_BYTES, without the
-    transposed copy on GPUs that need none (non_tn_fp8_gemm); MXFP8_CAST_BYTES under MXFP8."""
+    transposed copy on GPUs that need none (non_tn_fp8_gemm); MXFP8_CAST_BYTES under MXFP8,
+    NVFP4_CAST_BYTES under NVFP4."""
     if recipe == "mxfp8":
         return MXFP8_CAST_BYTES
+    if recipe == "nvfp4":
+        return NVFP4_CAST_BYTES
     return FP8_WEIGHT_CAST_BYTES - (NON_TN_TRANSPOSE_SAVED if non_tn_fp8_gemm(gpu) else 0.0)
 
 

@@ -227,7 +227,7 @@ def _evaluated(ctx: Context, t: dict, mem: dict, step, breakdown) -> dict:
     recompute_flops = np.where(t["recompute"] == 2, full_recompute_share(ctx, t) * ctx.forward_flops_per_token,
                                np.where(t["recompute"] == 1, selective_flops, 0.0))
     hw_tflops = tps * (ctx.model_flops_per_token + recompute_flops) / gpus / 1e12
-    precision_peak = np.array([ctx.gpu.peak_tflops(p) or np.nan for p in table.PRECISIONS])[t["precision"]]
+    precision_peak = np.array([ctx.gpu.peak_tflops(p) or np.nan for p in precision_peak_names(ctx)])[t["precision"]]
     # MFU basis: the dense BF16 peak (FP16 on GPUs without BF16, e.g. V100: their 16-bit tensor peak).
     bf16_peak = ctx.gpu.peak_tflops("bf16") or ctx.gpu.peak_tflops("fp16") or np.nan
 
@@ -237,6 +237,15 @@ def _evaluated(ctx: Context, t: dict, mem: dict, step, breakdown) -> dict:
             "step_s": step, "breakdown_s": breakdown, "tokens_per_s": tps, "gpus": gpus,
             "model_tflops": model_tflops, "hardware_tflops": hw_tflops,
             "mfu": model_tflops / bf16_peak, "mfu_precision_peak": model_tflops / precision_peak, **run}
+
+
+def precision_peak_names(ctx) -> list[str]:
+    """The peak each plan precision's GEMMs run against: table.PRECISIONS, with fp4 for fp8 plans under
+    runtime.fp8_recipe nvfp4 (their linear layers run on the FP4 tensor cores)."""
+    names = list(table.PRECISIONS)
+    if ctx.scenario.runtime.fp8_recipe == "nvfp4":
+        names[names.index("fp8")] = "fp4"
+    return names
 
 
 VERDICTS = ("fits", "tight", "oom")
@@ -312,6 +321,7 @@ def result_row(ctx: Context, t: dict, ev: dict, i: int) -> dict:
             # precision peak as a second figure (an FP8 plan at the same tokens/s has half of it).
             "mfu": _round_or_none(g(ev["mfu"]), 5),
             "mfu_precision_peak": _round_or_none(g(ev["mfu_precision_peak"]), 5),
+            "mfu_precision_basis": precision_peak_names(ctx)[int(g(t["precision"]))],
         },
         "run": {"days": round(g(ev["days"]), 4), "gpu_hours": round(g(ev["gpu_hours"]), 1),
                 "cost_usd": None if np.isnan(cost_usd) else round(cost_usd, 2)},

@@ -123,15 +123,27 @@ def moe_dispatch_bytes_per_token(ctx, t):
     return per_copy * mo.top_k * (mo.capacity_factor or 1.0)
 
 
-def te_fp8_saved_delta(h, heads_local, d_v, ffn_local, sp_div):
+def saved_quantised_bytes(ctx) -> float:
+    """Bytes per element of a linear input that Transformer Engine saves quantised for the weight
+    gradient: 1 (FP8), 0.5 + 1/16 under runtime.fp8_recipe nvfp4 (its column-wise NVFP4 copy, E4M3 scale
+    per 16 elements: compute.NVFP4_OPERAND_BYTES)."""
+    if getattr(getattr(ctx.scenario, "runtime", None), "fp8_recipe", "delayed") == "nvfp4":
+        from planner.estimate.compute import NVFP4_OPERAND_BYTES
+
+        return NVFP4_OPERAND_BYTES
+    return 1.0
+
+
+def te_fp8_saved_delta(h, heads_local, d_v, ffn_local, sp_div, q: float = 1.0):
     """Bytes per token that Transformer Engine's FP8 linears change in what a layer stores (Megatron,
     precision fp8): each FP8 GEMM saves its input for the weight gradient as the FP8 cast it computed
     with (1 byte, TE `Linear`/`LayerNormLinear` forward), so the QKV and first-MLP inputs (the norm
     outputs, 2h each) and the second-MLP input (2f) are halved, while the out-projection keeps an FP8
     copy of the attention output beside the bf16 one that flash attention keeps for its backward
     (+1 x heads x d_v). MoE layers: each routed copy's expert input (the tokens received, h) and
-    second-GEMM input (f_expert/tp) likewise. Returns (attention part, dense MLP part)."""
-    return heads_local * d_v - h / sp_div, -h / sp_div - ffn_local
+    second-GEMM input (f_expert/tp) likewise. `q` is the saved bytes per element (saved_quantised_bytes:
+    1 for FP8). Returns (attention part, dense MLP part)."""
+    return q * heads_local * d_v - (2 - q) * h / sp_div, -(2 - q) * (h / sp_div + ffn_local)
 
 
 def megatron_recompute_savings(ctx, t, x: dict):
@@ -153,7 +165,7 @@ def megatron_recompute_savings(ctx, t, x: dict):
     te_fp8, tp = x["te_fp8"], x["tp"]
     attn = (x["core"] if "core_attn" in mods else 0.0) + (x["qkv"] if (m.mla and "mla_up_proj" in mods) else 0.0)
     if m.mla and "layernorm" in mods:
-        attn = attn + x["norm_out"] * np.where(te_fp8, 0.5, 1.0)
+        attn = attn + x["norm_out"] * np.where(te_fp8, x["q"] / 2, 1.0)
     dense = attn + (x["dense_mlp"] if "mlp" in mods else 0.0)
     moe = attn
     if m.moe:
@@ -163,9 +175,9 @@ def megatron_recompute_savings(ctx, t, x: dict):
             moe = moe + x["moe_mlp"]
         else:
             if "moe_act" in mods:
-                moe = moe + copies * mo.expert_ffn_hidden / tp * np.where(te_fp8, 1.0, 2.0)
+                moe = moe + copies * mo.expert_ffn_hidden / tp * np.where(te_fp8, x["q"], 2.0)
             if "shared_experts" in mods:
-                moe = moe + _mlp_bytes(m, mo.shared_ffn, tp, x["fused"]) - np.where(te_fp8, mo.shared_ffn / tp, 0.0)
+                moe = moe + _mlp_bytes(m, mo.shared_ffn, tp, x["fused"]) - np.where(te_fp8, (2 - x["q"]) * mo.shared_ffn / tp, 0.0)
         if "layernorm" in mods:
             moe = moe + x["norm_out"]
     return dense, moe
@@ -214,7 +226,8 @@ def layer_activation_bytes(ctx, t, flash: bool = True) -> dict:
         moe_mlp = moe_dispatch_bytes_per_token(ctx, t) * t["etp"] / tp \
             + copies * _mlp_bytes(m, mo.expert_ffn_hidden, tp, fused) + 8 * mo.experts + _mlp_bytes(m, mo.shared_ffn, tp, fused)
     te_fp8 = (t["framework"] == MEG) & (t["precision"] == FP8)
-    fp8_attn, fp8_mlp = te_fp8_saved_delta(h, heads_local, d_v, m.ffn_hidden / tp, sp_div)
+    q = saved_quantised_bytes(ctx)
+    fp8_attn, fp8_mlp = te_fp8_saved_delta(h, heads_local, d_v, m.ffn_hidden / tp, sp_div, q)
     fp8_attn, fp8_mlp = np.where(te_fp8, fp8_attn, 0.0), np.where(te_fp8, fp8_mlp, 0.0)
     base = replicated / sp_div + qkv + fp8_attn
     kept = 2 * heads_local * d_v  # core-attention output: the out-projection needs it either way
@@ -223,11 +236,12 @@ def layer_activation_bytes(ctx, t, flash: bool = True) -> dict:
     titan = t["framework"] == TT
     fp8_moe = 0.0
     if m.moe:  # the experts' FP8 GEMMs save their inputs in FP8 too: received tokens (h) and fc2 inputs
-        fp8_moe = np.where(te_fp8, -copies * (h * t["etp"] / tp + m.moe.expert_ffn_hidden / tp) - m.moe.shared_ffn / tp, 0.0)
+        fp8_moe = np.where(te_fp8, -(2 - q) * (copies * (h * t["etp"] / tp + m.moe.expert_ffn_hidden / tp)
+                                               + m.moe.shared_ffn / tp), 0.0)
     none_dense, none_moe = base + core + dense_mlp + fp8_mlp, base + core + moe_mlp + fp8_moe
     save_dense, save_moe = megatron_recompute_savings(
         ctx, t, {"core": core - kept, "qkv": qkv, "norm_out": 2 * h / sp_div, "dense_mlp": dense_mlp + fp8_mlp,
-                 "moe_mlp": moe_mlp + fp8_moe, "te_fp8": te_fp8, "tp": tp, "fused": fused})
+                 "moe_mlp": moe_mlp + fp8_moe, "te_fp8": te_fp8, "tp": tp, "fused": fused, "q": q})
     per_token_dense = {"none": none_dense,
                        "selective": np.where(titan, sac_attn + sac_mlp, none_dense - save_dense)}
     per_token_moe = {"none": none_moe,

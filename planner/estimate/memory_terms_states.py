@@ -80,10 +80,28 @@ def fp8_weight_copy_bytes(ctx) -> float:
     Blackwell. Under the MXFP8 recipe (runtime.fp8_recipe mxfp8) the scales run along one direction,
     so a transpose cannot be derived from the row-wise copy: TE's MXFP8Tensor keeps row-wise and
     column-wise data, each with one E8M0 scale byte per 32 elements (TE pytorch/tensor/mxfp8_tensor.py,
-    MXFP8Quantizer): 2 + 2/32."""
-    if getattr(getattr(ctx.scenario, "runtime", None), "fp8_recipe", "delayed") == "mxfp8":
+    MXFP8Quantizer): 2 + 2/32. Under NVFP4 (runtime.fp8_recipe nvfp4) TE keeps row-wise and column-wise
+    NVFP4 data too (NVFP4BlockScaling docstring: both computed from the high-precision tensor), each 0.5
+    byte per element plus an E4M3 scale per 16: 2 x compute.NVFP4_OPERAND_BYTES."""
+    recipe = getattr(getattr(ctx.scenario, "runtime", None), "fp8_recipe", "delayed")
+    if recipe == "mxfp8":
         return 2.0 + 2.0 / 32
+    if recipe == "nvfp4":
+        from planner.estimate.compute import NVFP4_OPERAND_BYTES
+
+        return 2 * NVFP4_OPERAND_BYTES
     return FP8_COPY_BYTES if fp8_weight_transposes(ctx) else FP8_COPY_BYTES - 1.0
+
+
+def quantised_param_bytes(ctx) -> float:
+    """Bytes per GEMM weight kept as the parameter itself with a quantised parameter gather (Megatron
+    --fp8-param-gather / --fp4-param-gather, runtime.fp8_param_gather): 1 (FP8), 0.5 + 1/16 under NVFP4
+    (compute.NVFP4_OPERAND_BYTES)."""
+    if getattr(getattr(ctx.scenario, "runtime", None), "fp8_recipe", "delayed") == "nvfp4":
+        from planner.estimate.compute import NVFP4_OPERAND_BYTES
+
+        return NVFP4_OPERAND_BYTES
+    return 1.0
 
 
 def grad_buffer_bytes(ctx, t):
@@ -232,10 +250,11 @@ def model_state_parts(ctx, t, sp, stage) -> dict:
     fp8_params = te_fp8 & bool(getattr(getattr(ctx.scenario, "runtime", None), "fp8_param_gather", False))
     # --fp8-param-gather: the GEMM weights themselves are FP8 (1 byte; their fp32 master copy stays in
     # the optimizer), and only the transposed FP8 copy is cached beside them
-    params = params - np.where(fp8_params, gemm_local_held(t, sp) * (wb - 1.0), 0.0)
+    qb = quantised_param_bytes(ctx)
+    params = params - np.where(fp8_params, gemm_local_held(t, sp) * (wb - qb), 0.0)
     # without transposes (Blackwell) only the FP8 weight copy itself: 1 byte, none with FP8 parameters
     copy_bytes = fp8_weight_copy_bytes(ctx)
-    fp8_copies = np.where(te_fp8, gemm_local * np.where(fp8_params, copy_bytes - 1.0, copy_bytes), 0.0)
+    fp8_copies = np.where(te_fp8, gemm_local * np.where(fp8_params, copy_bytes - qb, copy_bytes), 0.0)
     # Megatron-FSDP gathers each unit's weights for its use and frees them, FP8 copies and transposes with
     # them (megatron_fsdp.py release hooks: fp8_discard_transpose_cache unless keep_fp8_transpose_cache);
     # what is live is counted with the gathered units (memory_terms_runtime.fsdp_prefetch_bytes). Kept,

@@ -203,11 +203,31 @@ def megatron_fsdp_args() -> list[str]:
 # runtime.fp8_recipe -> Megatron-LM --fp8-recipe (megatron/training/arguments.py choices: tensorwise,
 # delayed, mxfp8, blockwise)
 FP8_RECIPE_FLAG = {"delayed": "delayed", "current": "tensorwise", "mxfp8": "mxfp8"}
+# runtime.fp8_recipe nvfp4 -> FP4 through Transformer Engine's NVFP4BlockScaling on a bf16 model. Megatron-LM
+# (main @ d98e8a6) builds these flags from TransformerConfig (megatron/core/transformer/transformer_config.py:
+# fp4 -> --fp4-format, choices e2m1; fp4_recipe -> --fp4-recipe, nvfp4 | custom; fp4_param -> --fp4-param-gather,
+# arguments.py _add_transformer_engine_args); --fp4-format and --fp8-format are mutually exclusive
+# (arguments.py validate_args). Megatron-Bridge's bf16_with_nvfp4_mixed sets the same (fp4 "e2m1",
+# fp4_recipe "nvfp4"; training/mixed_precision.py).
+NVFP4_ARGS = ["--bf16", "--fp4-format e2m1", "--fp4-recipe nvfp4"]
+
+
+def _precision_args(scenario, precision: str) -> list[str]:
+    """--bf16 / --fp16; fp8 plans: --fp8-format hybrid with runtime.fp8_recipe's --fp8-recipe, or the FP4
+    flags (NVFP4_ARGS) under fp8_recipe nvfp4; runtime.fp8_param_gather adds --fp8-param-gather or
+    --fp4-param-gather (the quantised weights the memory model counts)."""
+    recipe = getattr(scenario.runtime, "fp8_recipe", "delayed")
+    gather = precision == "fp8" and getattr(scenario.runtime, "fp8_param_gather", False)
+    if precision == "fp8" and recipe == "nvfp4":
+        return NVFP4_ARGS + (["--fp4-param-gather"] if gather else [])
+    return {"bf16": ["--bf16"], "fp16": ["--fp16"], "fp32": [],
+            "fp8": ["--bf16", "--fp8-format hybrid", f"--fp8-recipe {FP8_RECIPE_FLAG[recipe]}"]
+            + (["--fp8-param-gather"] if gather else [])}[precision]
 
 
 def _training_args(scenario, f: dict) -> list[str]:
     """Batch (§4.1: global batch = micro x DP x number of micro-batches), precision (--bf16 / --fp16;
-    FP8 through Transformer Engine on a bf16 model: --fp8-format hybrid with runtime.fp8_recipe's
+    FP8 through Transformer Engine on a bf16 model: _precision_args, with runtime.fp8_recipe's
     --fp8-recipe), recomputation (full: uniform, one layer per checkpoint; selective with the scenario's
     runtime.recompute_modules; activation offloading and the Megatron-FSDP FP8 transpose cache from
     runtime.activation_offload_layers / keep_fp8_transpose_cache), and the optimizer and schedule
@@ -217,9 +237,7 @@ def _training_args(scenario, f: dict) -> list[str]:
         raise InputError(f"Megatron-LM has no {scenario.training.optimizer} optimizer (it offers adam and sgd)",
                          key="training.optimizer")
     out = [f"--micro-batch-size {f['mbs']}", f"--global-batch-size {f['global_batch']}"]
-    out += {"bf16": ["--bf16"], "fp16": ["--fp16"], "fp32": [],
-            "fp8": ["--bf16", "--fp8-format hybrid",
-                    f"--fp8-recipe {FP8_RECIPE_FLAG[getattr(scenario.runtime, 'fp8_recipe', 'delayed')]}"]}[f["precision"]]
+    out += _precision_args(scenario, f["precision"])
     if f["recompute"] == "selective":
         out.append("--recompute-granularity selective")
         mods = getattr(scenario.runtime, "recompute_modules", None)
@@ -329,6 +347,16 @@ def _switch_problems(a: dict, tp: int) -> list[str]:
         out.append("--sequence-parallel needs tp > 1")
     if a.get("fp8_format") and not (a.get("bf16") or a.get("fp16")):
         out.append("--fp8-format needs --bf16 or --fp16")
+    if a.get("fp4_format") and a.get("fp8_format"):
+        out.append("--fp4-format and --fp8-format cannot be used together")
+    if a.get("fp4_format") and not (a.get("bf16") or a.get("fp16")):
+        out.append("--fp4-format needs --bf16 or --fp16")
+    if a.get("fp4_param_gather") and not a.get("fp4_format"):
+        out.append("--fp4-param-gather needs --fp4-format")
+    if a.get("fp8_param_gather") and not (a.get("use_distributed_optimizer") or a.get("use_megatron_fsdp")):
+        out.append("--fp8-param-gather needs --use-distributed-optimizer or --use-megatron-fsdp")
+    if a.get("fp8_param_gather") and a.get("optimizer_cpu_offload") and a.get("fp8_recipe", "delayed") != "delayed":
+        out.append("--fp8-param-gather with --optimizer-cpu-offload needs --fp8-recipe delayed")
     if a.get("overlap_param_gather") and not ((a.get("use_distributed_optimizer") or a.get("use_megatron_fsdp"))
                                               and a.get("overlap_grad_reduce")):
         out.append("--overlap-param-gather needs --use-distributed-optimizer (or --use-megatron-fsdp) "

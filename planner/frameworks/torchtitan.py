@@ -106,10 +106,11 @@ def torchtitan_config(scenario, plan) -> tuple[dict, list[str]]:
     if f["precision"] == "fp8" or cfg["parallelism"]["enable_async_tensor_parallel"]:
         cfg["compile"] = {"enable": True, "components": ["model", "loss"]}  # float8 and async TP need it
     if f["precision"] == "fp8":
-        if getattr(scenario.runtime, "fp8_recipe", "delayed") == "mxfp8":
-            raise InputError("runtime.fp8_recipe mxfp8 is estimated but not exported for torchtitan (its float8 "
-                             "converter writes tensorwise scaling); export a Megatron plan or use fp8_recipe "
-                             "current", key="runtime.fp8_recipe")
+        recipe = getattr(scenario.runtime, "fp8_recipe", "delayed")
+        if recipe in ("mxfp8", "nvfp4"):
+            raise InputError(f"runtime.fp8_recipe {recipe} is estimated but not exported for torchtitan (its "
+                             "float8 converter writes tensorwise scaling); export a Megatron plan or use "
+                             "fp8_recipe current", key="runtime.fp8_recipe")
         fsdp = f["dp"] * f["cp"] > 1
         cfg["quantize"] = {"linear": {"float8": {
             "enable_fsdp_float8_all_gather": fsdp, "precompute_float8_dynamic_scale_for_fsdp": fsdp,

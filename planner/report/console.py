@@ -80,11 +80,18 @@ def plans_table(plans: list[dict], title: str) -> Table:
         p, m = r["plan"], r["memory"]
         style = VERDICT_STYLE[m["verdict"]]
         mark = PREFERRED_MARK if r.get("preferred") else ""
-        t.add_row(f"{i}{mark}", p["framework"], p["precision"], _short_layout(p), str(p["zero"]), _short_offload(p),
+        t.add_row(f"{i}{mark}", p["framework"], precision_label(r), _short_layout(p), str(p["zero"]), _short_offload(p),
                   RECOMPUTE_SHORT.get(p["recompute"], p["recompute"]), f"{p['mbs']}x{p['ga']}",
                   f"[{style}]{m['per_gpu_gib']:.1f} {m['verdict']}[/]", f"{r['time']['step_s']:.2f}",
                   f"{100 * r['throughput']['mfu']:.1f}%", f"{r['run']['days']:.1f}", _short_money(r["run"]["cost_usd"]))
     return t
+
+
+def precision_label(r: dict) -> str:
+    """The plan's precision as shown: 'fp8' plans under runtime.fp8_recipe nvfp4 run their GEMMs on the FP4
+    tensor cores (throughput.mfu_precision_basis 'fp4') and show as 'nvfp4'; the JSON keeps 'fp8'."""
+    basis = r.get("throughput", {}).get("mfu_precision_basis")
+    return "nvfp4" if basis == "fp4" and r["plan"]["precision"] == "fp8" else r["plan"]["precision"]
 
 
 MFU_BASIS = "MFU: model TFLOP/s over the GPU's dense BF16 peak, for every precision"
@@ -215,7 +222,8 @@ def mfu_text(r: dict) -> str:
     tp = r["throughput"]
     text = f"MFU {100 * tp['mfu']:.1f}% of the dense BF16 peak"
     if tp.get("mfu_precision_peak") is not None and r["plan"]["precision"] != "bf16":
-        text += f" ({100 * tp['mfu_precision_peak']:.1f}% of the dense {r['plan']['precision'].upper()} peak)"
+        basis = tp.get("mfu_precision_basis") or r["plan"]["precision"]
+        text += f" ({100 * tp['mfu_precision_peak']:.1f}% of the dense {basis.upper()} peak)"
     return text
 
 

@@ -17,7 +17,7 @@ import numpy as np
 from planner import __version__
 from planner.arch import summary as model_summary
 from planner.report import charts
-from planner.report.console import _layout, _money, _offload, preferred_lines
+from planner.report.console import _layout, _money, _offload, precision_label, preferred_lines
 from planner.report.purchase import write_atomic
 from planner.report.timeline import MAX_TASKS, drawn_microbatches, plan_timeline
 
@@ -141,7 +141,7 @@ def plans_table(rows: list[dict]) -> str:
         p, m, tp = r["plan"], r["memory"], r["throughput"]
         verdict = f'<span class="{m["verdict"]}">{m["per_gpu_gib"]:.1f} {m["verdict"]}</span>'
         b = r.get("bound_by")
-        body.append([f"{i}*" if r.get("preferred") else i, r.get("gpus", ""), p["framework"], p["precision"], _layout(p), p["zero"], _offload(p),
+        body.append([f"{i}*" if r.get("preferred") else i, r.get("gpus", ""), p["framework"], precision_label(r), _layout(p), p["zero"], _offload(p),
                      p["recompute"], f"{p['mbs']} x {p['ga']}", ("raw", verdict), f"{r['time']['step_s']:.2f}",
                      f"{tp['tokens_per_s_per_gpu']:,.0f}", f"{100 * tp['mfu']:.1f}%", days(r["run"]["days"]),
                      _money(r["run"]["cost_usd"]), f"{b['term']} {100 * b['share']:.0f}%" if b else ""])

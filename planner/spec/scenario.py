@@ -161,12 +161,17 @@ class Runtime(Strict):
     ep_comm_overlap: StrictBool = Field(False, description="expert-parallel all-to-all of one micro-batch overlapped "
                                   "with another's compute (DeepSeek DualPipe, Megatron-Core "
                                   "--overlap-moe-expert-parallel-comm); off by default: not every stack does it")
-    fp8_recipe: Literal["delayed", "current", "mxfp8"] = Field(
-        "delayed", description="FP8 scaling: 'delayed' (Transformer Engine DelayedScaling, Megatron --fp8-recipe "
-        "delayed, its default), 'current' per-tensor scaling (Float8CurrentScaling; NeMo/Megatron-Bridge "
-        "'FP8-CS' recipes, torchao tensorwise), which reads each tensor once more for its amax, or 'mxfp8' "
-        "(MXFP8BlockScaling, Megatron --fp8-recipe mxfp8, Megatron-Bridge 'FP8-MX'; Blackwell only): a scale "
-        "per 32 elements, row-wise and column-wise copies, slower GEMM kernels")
+    fp8_recipe: Literal["delayed", "current", "mxfp8", "nvfp4"] = Field(
+        "delayed", description="the Transformer Engine quantisation recipe of fp8 plans: 'delayed' (DelayedScaling, "
+        "Megatron --fp8-recipe delayed, its default), 'current' per-tensor scaling (Float8CurrentScaling; "
+        "NeMo/Megatron-Bridge 'FP8-CS' recipes, torchao tensorwise), which reads each tensor once more for its "
+        "amax, 'mxfp8' (MXFP8BlockScaling, Megatron --fp8-recipe mxfp8, Megatron-Bridge 'FP8-MX'; Blackwell "
+        "only): a scale per 32 elements, row-wise and column-wise copies, slower GEMM kernels; or 'nvfp4' "
+        "(NVFP4BlockScaling, which TE runs through the same fp8_autocast; Megatron --fp4-format e2m1 --fp4-recipe "
+        "nvfp4, Megatron-Bridge 'NVFP4'; GPUs with FP4 tensor cores, compute capability >= 10.0): the linear "
+        "layers' GEMMs in FP4 E2M1 with an E4M3 scale per 16 elements and a per-tensor FP32 scale, random "
+        "Hadamard transforms on the weight-gradient inputs, stochastic rounding of gradients; attention, the "
+        "output layer and the router stay in bf16")
     moe_load_imbalance: float = Field(1.0, ge=1.0, le=64.0, description="routed tokens on the busiest expert-parallel "
                                       "rank / the balanced share; 1.0 = balanced (benchmarks with Megatron "
                                       "--moe-router-force-load-balancing). Scales expert GEMMs and the all-to-all")
@@ -250,10 +255,17 @@ class Scenario(Strict):
     @model_validator(mode="after")
     def _check_mxfp8(self):
         """MXFP8 runs only on GPUs with block-scaled FP8 tensor cores: NVIDIA compute capability >= 10.0
-        (Transformer Engine MXFP8BlockScaling; Megatron-LM --fp8-recipe mxfp8)."""
+        (Transformer Engine MXFP8BlockScaling; Megatron-LM --fp8-recipe mxfp8). NVFP4 needs FP4 tensor cores
+        as well (a dense fp4 peak in the catalog): TE's NVFP4BlockScaling is for Blackwell and newer."""
         gpu = self.cluster.node.gpu
         cc = gpu.compute_capability
-        if self.runtime.fp8_recipe == "mxfp8" and (gpu.vendor != "nvidia" or cc is None or cc < 10.0):
+        recipe = self.runtime.fp8_recipe
+        blackwell = gpu.vendor == "nvidia" and cc is not None and cc >= 10.0
+        if recipe == "mxfp8" and not blackwell:
             raise ValueError(f"runtime.fp8_recipe: mxfp8 needs an NVIDIA GPU of compute capability 10.0 or "
                              f"newer (Blackwell); '{gpu.name}' has {cc}: use delayed or current")
+        if recipe == "nvfp4" and not (blackwell and gpu.peak_tflops("fp4")):
+            raise ValueError(f"runtime.fp8_recipe: nvfp4 needs an NVIDIA GPU with FP4 tensor cores (compute "
+                             f"capability 10.0 or newer and a dense fp4 peak); '{gpu.name}' has compute capability "
+                             f"{cc} and fp4 peak {gpu.peak_tflops('fp4')}: use delayed or current")
         return self
