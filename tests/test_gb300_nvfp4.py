@@ -139,7 +139,8 @@ def test_megatron_export_writes_the_fp4_flags():
 
 def test_quantised_parameter_gather_is_exported_where_megatron_runs_it():
     """runtime.fp8_param_gather reaches --fp8-param-gather (FP8 recipes); Megatron-LM validate_args accepts
-    it only with the distributed optimizer or an FSDP, so a ZeRO-0 plan with it is refused with the rule."""
+    it only with the distributed optimizer or an FSDP, so a ZeRO-0 plan with it is refused (the plan
+    rule, before any estimate or export; the export's own check stays)."""
     from planner.errors import InputError
     from planner.frameworks import megatron
     from planner.spec import parse_plan
@@ -148,18 +149,24 @@ def test_quantised_parameter_gather_is_exported_where_megatron_runs_it():
                   runtime={"fp8_recipe": "current", "fp8_param_gather": True})
     args = megatron.megatron_args(sc, parse_plan("framework=megatron,precision=fp8,zero=1,mbs=1").resolved(sc))
     assert "--fp8-param-gather" in args and "--use-distributed-optimizer" in args
-    with pytest.raises(InputError, match="--fp8-param-gather needs --use-distributed-optimizer"):
-        megatron.megatron_args(sc, parse_plan("framework=megatron,precision=fp8,zero=0,mbs=1").resolved(sc))
+    with pytest.raises(InputError, match=r"runtime.fp8_param_gather \(--fp8-param-gather\) needs the distributed"):
+        parse_plan("framework=megatron,precision=fp8,zero=0,mbs=1").resolved(sc)
+    zero0 = megatron.parse_args([a for a in args if a != "--use-distributed-optimizer"])
+    assert any("--fp8-param-gather needs --use-distributed-optimizer" in p for p in megatron.args_problems(zero0, 8))
 
 
 def test_torchtitan_refuses_to_export_nvfp4():
+    """torchtitan v0.2.2 has no NVFP4 converter: the plan is refused, and the export refuses it too."""
     from planner.errors import InputError
     from planner.frameworks import torchtitan
     from planner.spec import parse_plan
 
     sc = scenario(node="gb300-nvl72", nodes=2, seq=4096, gb=64, runtime={"fp8_recipe": "nvfp4"})
-    with pytest.raises(InputError, match="nvfp4 is estimated but not exported for torchtitan"):
-        torchtitan.torchtitan_config(sc, parse_plan("framework=torchtitan,precision=fp8,zero=3").resolved(sc))
+    plan = parse_plan("framework=torchtitan,precision=fp8,zero=3")
+    with pytest.raises(InputError, match="torchtitan v0.2.2 has no NVFP4 training"):
+        plan.resolved(sc)
+    with pytest.raises(InputError, match="runtime.fp8_recipe nvfp4: torchtitan v0.2.2 has no NVFP4"):
+        torchtitan.torchtitan_config(sc, plan.model_copy(update={"dp": 8, "ga": 8, "sp": False, "etp": 1}))
 
 
 def _recipe_row(rid):

@@ -57,6 +57,40 @@ RULES = [
      lambda t: (t["tp"] > 1) & ~t["sp"]),
 ]
 
+# Rules that also read the scenario's runtime block: (framework or None, message, predicate over
+# (plan table, runtime) -> True where violated). The messages name the runtime key.
+RUNTIME_RULES = [
+    # torchtitan v0.2.2 (commit 73a0e69) registers only the quantize.{linear,grouped_mm}.{float8,mx}
+    # converters (torchtitan/components/quantization/): no FP4 training path
+    (TT, "torchtitan v0.2.2 has no NVFP4 training (its quantisation converters are float8 and mx): "
+         "runtime.fp8_recipe nvfp4 needs framework megatron, or another fp8_recipe",
+     lambda t, rt: (t["precision"] == FP8) & (rt.fp8_recipe == "nvfp4")),
+    # components/quantization/mx.py MXLinearConverter: assert not (model compiled and tp > 1), "TP not yet
+    # supported with torch.compile for mxfp8"; the planner compiles MX models (docs/mxfp8.md: compile is
+    # required for competitive performance)
+    (TT, "torchtitan v0.2.2: runtime.fp8_recipe mxfp8 runs without tensor parallelism (MXLinear refuses tp > 1 "
+         "under torch.compile, which MXFP8 needs): tp must be 1",
+     lambda t, rt: (t["precision"] == FP8) & (rt.fp8_recipe == "mxfp8") & (t["tp"] > 1)),
+    # Megatron-LM main @ d98e8a6 megatron/training/arguments.py validate_args: "--fp8-param-gather only
+    # supported with distributed optimizer, torch fsdp2, megatron fsdp, or inference mode" (the FP4 flag
+    # --fp4-param-gather has no such check)
+    (MEG, "Megatron-LM: runtime.fp8_param_gather (--fp8-param-gather) needs the distributed optimizer or "
+          "Megatron-FSDP: zero must be 1 or 3",
+     lambda t, rt: (t["precision"] == FP8) & rt.fp8_param_gather & (rt.fp8_recipe != "nvfp4") & (t["zero"] == 0)),
+    # same file: "When --fp8-param-gather is enabled, the optimizer cpu offload must be used in
+    # conjunction with --fp8-recipe delayed"
+    (MEG, "Megatron-LM: runtime.fp8_param_gather with optimizer CPU offload needs runtime.fp8_recipe delayed",
+     lambda t, rt: (t["precision"] == FP8) & rt.fp8_param_gather & (t["offload"] == 1)
+     & (rt.fp8_recipe not in ("delayed", "nvfp4"))),
+]
+
+
+def runtime_violations(t: dict, runtime):
+    """[(framework, message, True where violated)] of RUNTIME_RULES under `runtime` (none without one)."""
+    if runtime is None:
+        return []
+    return [(fw, msg, np.asarray(bad(t, runtime))) for fw, msg, bad in RUNTIME_RULES]
+
 
 def unbuildable(model) -> dict[int, str]:
     """{framework code: why} for the frameworks that cannot build `model` as specified (an architecture
@@ -74,12 +108,13 @@ def unbuildable(model) -> dict[int, str]:
     return out
 
 
-def framework_mask(t: dict, model=None) -> np.ndarray:
-    """True where a plan can be run by its framework (and, given the model, the framework builds it)."""
+def framework_mask(t: dict, model=None, runtime=None) -> np.ndarray:
+    """True where a plan can be run by its framework (and, given the model, the framework builds it;
+    given the scenario's runtime block, the runtime rules hold)."""
     ok = np.ones(T.size(t), dtype=bool)
     for code in unbuildable(model) if model is not None else {}:
         ok &= t["framework"] != code
-    for fw, _, bad in RULES:
+    for fw, _, bad in [*RULES, *((f, m, lambda _t, h=h: h) for f, m, h in runtime_violations(t, runtime))]:
         hit = bad(t)
         if fw is not None:
             hit = hit & (t["framework"] == fw)
@@ -87,12 +122,15 @@ def framework_mask(t: dict, model=None) -> np.ndarray:
     return ok
 
 
-def framework_problems(plan, scenario=None) -> list[str]:
-    """Messages of the rules a single (resolved) plan breaks."""
+def framework_problems(plan, scenario=None, runtime=None) -> list[str]:
+    """Messages of the rules a single (resolved) plan breaks: RULES; RUNTIME_RULES under `runtime`
+    (default: the scenario's); the framework's model build, given the scenario."""
     t = T.from_plans([plan])
     out = []
-    for fw, msg, bad in RULES:
-        if (fw is None or t["framework"][0] == fw) and bool(bad(t)[0]):
+    hits = [(fw, msg, bad(t)) for fw, msg, bad in RULES]
+    hits += runtime_violations(t, runtime if runtime is not None else getattr(scenario, "runtime", None))
+    for fw, msg, hit in hits:
+        if (fw is None or t["framework"][0] == fw) and bool(np.broadcast_to(hit, (1,))[0]):
             out.append(msg)
     if scenario is not None:
         why = unbuildable(scenario.model).get(int(t["framework"][0]))

@@ -2,17 +2,25 @@
 
 Target: torchtitan tag v0.2.2 (2026-02-20), the last release configured by TOML files; `main`
 moved to Python config registries (shared/reference/ecosystem.md section 4.2, recommendation 5).
-Keys are those of ecosystem.md 4.2 (torchtitan/config/job_config.py at v0.2.2). FP8 uses the
-`quantize.linear.float8` model converter and its `[quantize.linear.float8]` section, the v0.2
-naming (v0.1 had a top-level `[float8]` section).
+Keys are those of ecosystem.md 4.2 (torchtitan/config/job_config.py at v0.2.2, commit 73a0e69), every
+one listed in torchtitan_keys.json (extracted from that file by benchmarks/torchtitan_keys_extract.py).
+FP8 uses the `quantize.linear.float8` model converter and its `[quantize.linear.float8]` section, the
+v0.2 naming (v0.1 had a top-level `[float8]` section); runtime.fp8_recipe mxfp8 the torchao MX
+converters `quantize.linear.mx` and, for MoE models, `quantize.grouped_mm.mx` (mx_converters).
 """
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 from planner.errors import InputError
 from planner.frameworks import common, launch, torchtitan_model
 
 TORCHTITAN_VERSION = "v0.2.2"
+# JobConfig keys (dotted) with their Literal values, and the model converters, at that tag
+KEYS = json.loads((Path(__file__).resolve().parent / "torchtitan_keys.json").read_text(encoding="utf-8"))
+CONVERTERS = frozenset(KEYS["converters"])
 OPTIMIZERS = {"adamw": "AdamW", "adam": "Adam"}
 
 
@@ -22,10 +30,48 @@ def model_section(scenario, f: dict) -> tuple[dict, list[str]]:
     fam, _ = torchtitan_model.model_args(scenario.model)
     section = {"name": fam, "flavor": torchtitan_model.FLAVOR}
     if f["precision"] == "fp8":
-        section["converters"] = ["quantize.linear.float8"]
+        section["converters"] = list(_quantize(scenario, f)[0])
     notes = [f"model: flavor '{torchtitan_model.FLAVOR}' of {fam} is registered by {torchtitan_model.MODULE}.py "
              "(imported through experimental.custom_import) with the planned model's exact arguments"]
     return section, notes
+
+
+# torchtitan v0.2.2 torchtitan/components/quantization/mx.py and docs/mxfp8.md (commit 73a0e69):
+# MXLinearConverter swaps every nn.Linear whose dimensions are multiples of 16 for torchao's MXLinear
+# except `filter_fqns` (JobConfig default ["output"]: the output layer stays bf16, as the estimate's
+# head GEMM); recipe "mxfp8_cublas" (the JobConfig default, cuBLAS MXFP8 GEMMs); the dim-1 cast kernel
+# "cuda", which the JobConfig docstring recommends for performance. MXGroupedMMConverter runs the routed
+# experts' grouped GEMMs (3-D weights of modules whose name contains "experts", torchtitan's
+# GroupedExperts) in MXFP8 (recipe "mxfp8", the only one); without it they stay bf16 while the
+# estimate runs every expert GEMM at the MXFP8 rate. Both need compute capability >= 10.0; MXLinear
+# asserts that a compiled model runs without tensor parallelism (rules.RUNTIME_RULES). torchao keeps
+# no quantised weight or activation between passes and communicates in bf16 (docs/mxfp8.md
+# "Composability"), as the estimate counts for torchtitan.
+MX_LINEAR = {"recipe_name": "mxfp8_cublas", "mxfp8_dim1_cast_kernel_choice": "cuda", "filter_fqns": ["output"]}
+MX_GROUPED = {"recipe_name": "mxfp8", "fqns": ["experts"]}
+
+
+def _quantize(scenario, f: dict) -> tuple[dict, dict]:
+    """({converter: its section} in model.converters order, [quantize] tree) of an fp8 plan under
+    runtime.fp8_recipe: delayed/current -> the float8 linear converter with tensorwise scaling, output
+    layer excluded; mxfp8 -> the MX converters (MX_LINEAR, and MX_GROUPED for MoE models). NVFP4 has no
+    torchtitan converter at v0.2.2 (rules.RUNTIME_RULES keeps such plans out)."""
+    recipe = getattr(scenario.runtime, "fp8_recipe", "delayed")
+    if recipe == "nvfp4":
+        raise InputError("runtime.fp8_recipe nvfp4: torchtitan v0.2.2 has no NVFP4 training converter (only "
+                         "quantize.*.float8 and quantize.*.mx); export a Megatron plan", key="runtime.fp8_recipe")
+    if recipe == "mxfp8":
+        conv = {"quantize.linear.mx": dict(MX_LINEAR)}
+        if scenario.model.moe:
+            conv["quantize.grouped_mm.mx"] = dict(MX_GROUPED)
+        tree = {"linear": {"mx": conv["quantize.linear.mx"]}}
+        if "quantize.grouped_mm.mx" in conv:
+            tree["grouped_mm"] = {"mx": conv["quantize.grouped_mm.mx"]}
+        return conv, tree
+    fsdp = f["dp"] * f["cp"] > 1
+    section = {"enable_fsdp_float8_all_gather": fsdp, "precompute_float8_dynamic_scale_for_fsdp": fsdp,
+               "recipe_name": "tensorwise", "filter_fqns": ["output"]}
+    return {"quantize.linear.float8": section}, {"linear": {"float8": section}}
 
 
 def _pipeline(scenario, f: dict) -> dict:
@@ -104,17 +150,10 @@ def torchtitan_config(scenario, plan) -> tuple[dict, list[str]]:
     if f["recompute"] == "selective":  # op-level: Korthikanti's selective recomputation
         cfg["activation_checkpoint"]["selective_ac_option"] = "op"
     if f["precision"] == "fp8" or cfg["parallelism"]["enable_async_tensor_parallel"]:
-        cfg["compile"] = {"enable": True, "components": ["model", "loss"]}  # float8 and async TP need it
+        # float8 / MX (their casts fused) and async TP need it
+        cfg["compile"] = {"enable": True, "components": ["model", "loss"]}
     if f["precision"] == "fp8":
-        recipe = getattr(scenario.runtime, "fp8_recipe", "delayed")
-        if recipe in ("mxfp8", "nvfp4"):
-            raise InputError(f"runtime.fp8_recipe {recipe} is estimated but not exported for torchtitan (its "
-                             "float8 converter writes tensorwise scaling); export a Megatron plan or use "
-                             "fp8_recipe current", key="runtime.fp8_recipe")
-        fsdp = f["dp"] * f["cp"] > 1
-        cfg["quantize"] = {"linear": {"float8": {
-            "enable_fsdp_float8_all_gather": fsdp, "precompute_float8_dynamic_scale_for_fsdp": fsdp,
-            "recipe_name": "tensorwise", "filter_fqns": ["output"]}}}
+        cfg["quantize"] = _quantize(scenario, f)[1]
     problems = config_problems(cfg, common.gpus(f))
     if problems:
         raise InputError("torchtitan cannot run this plan: " + "; ".join(problems), key="plan")
@@ -142,8 +181,25 @@ def config_problems(cfg: dict, world: int) -> list[str]:
         out.append(f"global_batch_size {t['global_batch_size']} is not a multiple of local batch x dp")
     if cfg["activation_checkpoint"]["mode"] not in ("none", "selective", "full"):
         out.append("activation_checkpoint.mode must be none, selective or full")
-    if "quantize.linear.float8" in cfg["model"].get("converters", []) and "quantize" not in cfg:
-        out.append("the float8 converter needs its [quantize.linear.float8] section")
+    return out + _converter_problems(cfg)
+
+
+def _converter_problems(cfg: dict) -> list[str]:
+    """torchtitan v0.2.2 model converters (components/quantization/): each named converter is registered
+    and has its [quantize.<kind>.<type>] section; float8 and mx are not mixed (QuantizationConverter.
+    _validate); MXLinear refuses a compiled model with tensor parallelism (mx.py)."""
+    conv, out = cfg["model"].get("converters", []), []
+    for name in conv:
+        _, kind, qtype = (name.split(".") + ["", ""])[:3]
+        if name not in CONVERTERS:
+            out.append(f"model.converters: {name} is not a torchtitan {TORCHTITAN_VERSION} converter")
+        elif qtype not in cfg.get("quantize", {}).get(kind, {}):
+            out.append(f"the {name} converter needs its [{name}] section")
+    if len({n.split(".")[-1] for n in conv if n.startswith("quantize.")}) > 1:
+        out.append("float8 and mx converters cannot be combined")
+    compiled = cfg.get("compile", {}).get("enable") and "model" in cfg.get("compile", {}).get("components", [])
+    if "quantize.linear.mx" in conv and compiled and cfg["parallelism"]["tensor_parallel_degree"] > 1:
+        out.append("MXFP8 linear layers do not run with tensor parallelism under torch.compile")
     return out
 
 

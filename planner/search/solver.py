@@ -19,11 +19,12 @@ from planner.estimate import table as T
 from planner.estimate import bands, memory, pipeline
 from planner.estimate.evaluate import (Context, evaluate_table, first_last_stage_times, memory_verdict,
                                        result_row, stage_time)
-from planner.frameworks.rules import RULES, framework_mask, unbuildable
+from planner.frameworks.rules import RULES, framework_mask, runtime_violations, unbuildable
 from planner.search.rank import TIE, TIGHT_PENALTY, order, pareto_mask, preferred, ranking_rule
 from planner.search.cpsat import all_solutions
 from planner.search.cpsat import cp_model as cpsat_module
 from planner.search.space import all_layouts, domains, with_etp
+from planner.spec.scenario import Runtime
 
 INT_FIELDS = ("tp", "pp", "cp", "ep", "vpp", "dp", "mbs", "ga")
 COLUMNS = INT_FIELDS + ("etp",)  # the layout columns once each layout has its expert tensor-parallel sizes
@@ -152,7 +153,7 @@ def _rule_columns() -> tuple[str, ...]:
             return super().__getitem__(key)
 
     framework_mask(Recorder({k: np.zeros(1, dtype=np.int64) for k in (*COLUMNS, *T.CATEGORICAL, "zero")}
-                            | {"sp": np.zeros(1, dtype=bool)}))
+                            | {"sp": np.zeros(1, dtype=bool)}), runtime=Runtime())
     return tuple(k for k in COLUMNS if k in seen or k == "tp")  # tp: sp and its sequence check
 
 
@@ -205,6 +206,8 @@ def _candidate_rows(scenario, exhaustive: bool = False, compact: bool = False) -
     keep = ~grid["sp"] | (scenario.training.seq_len % grid["tp"] == 0)
     for fw, _, bad in RULES:  # framework_mask, broadcast
         keep = keep & ~(bad(grid) & ((grid["framework"] == fw) if fw is not None else True))
+    for fw, _, hit in runtime_violations(grid, scenario.runtime):  # and its runtime rules
+        keep = keep & ~(hit & ((grid["framework"] == fw) if fw is not None else True))
     for code in unbuildable(scenario.model):  # frameworks that cannot build this model
         keep = keep & (grid["framework"] != code)
     keep = np.broadcast_to(keep, (len(uniq), n_cat))

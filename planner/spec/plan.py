@@ -79,7 +79,8 @@ class Plan(Strict):
         from planner.frameworks.rules import framework_problems
         from planner.search.space import structural_problems
 
-        return structural_problems(self, scenario) + framework_problems(self, scenario if check_build else None)
+        return structural_problems(self, scenario) + framework_problems(self, scenario if check_build else None,
+                                                                     runtime=scenario.runtime)
 
     def as_dict(self) -> dict:
         out = {k: getattr(self, k) for k in FIELDS}
