@@ -196,3 +196,39 @@ def test_fp8_param_gather_only_where_megatron_accepts_it(tmp_path, recipe, offlo
                   search={"frameworks": ["megatron"], "precision": ["fp8"], "zero": [zero], "offload": [offload]})
     t, _ = candidate_table(sc)
     assert (T.size(t) == 0) == refused
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_export_compiles_as_the_estimate_assumes(compiled):
+    """runtime.compile reaches [compile] enable (torchtitan's default is off, the planner's on), for bf16
+    plans too; async TP only with it (torchtitan raises without torch.compile), and the estimate hides no
+    torchtitan TP collective behind GEMMs without it."""
+    from planner.estimate.evaluate import estimate
+
+    sc = scenario(model="llama-3.1-70b", nodes=2, seq=4096, gb=64, runtime={"compile": compiled})
+    text = "framework=torchtitan,precision=bf16,zero=3,tp=8,mbs=1"
+    cfg, _ = torchtitan.torchtitan_config(sc, parse_plan(text).resolved(sc))
+    assert cfg["compile"]["enable"] is compiled
+    assert cfg["parallelism"]["enable_async_tensor_parallel"] is compiled
+    assert_known(cfg)
+    fsdp_only, _ = torchtitan.torchtitan_config(sc, parse_plan("framework=torchtitan,precision=bf16,zero=3,mbs=1")
+                                                .resolved(sc))
+    assert fsdp_only["compile"]["enable"] is compiled
+    steps = {}
+    for overlap in (True, False):
+        s = scenario(model="llama-3.1-70b", nodes=2, seq=4096, gb=64,
+                     runtime={"compile": compiled, "tp_comm_overlap": overlap})
+        steps[overlap] = estimate(s, parse_plan(text).resolved(s))["time"]["step_s"]
+    assert (steps[True] < steps[False]) is compiled
+    if not compiled:
+        assert steps[True] == pytest.approx(steps[False], rel=1e-12)
+
+
+def test_mxfp8_with_tensor_parallelism_runs_eager():
+    """MXLinear refuses tp > 1 only under torch.compile: with runtime.compile false the plan is offered,
+    exported uncompiled, and passes torchtitan's rules."""
+    sc = scenario(node="dgx-b200", nodes=2, seq=4096, gb=64, runtime={"fp8_recipe": "mxfp8", "compile": False})
+    plan = parse_plan("framework=torchtitan,precision=fp8,zero=3,tp=2,mbs=1").resolved(sc)
+    cfg, _ = torchtitan.torchtitan_config(sc, plan)
+    assert not cfg["compile"]["enable"] and cfg["parallelism"]["tensor_parallel_degree"] == 2
+    assert torchtitan.config_problems(cfg, common.gpus(common.plan_fields(plan))) == []

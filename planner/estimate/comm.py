@@ -216,7 +216,8 @@ def tp_exposed_s(ctx, t, tp_s, matmul_fwd_s, tp_fwd_s=None):
         forward GEMMs (twice them with full recompute), the backward ones stay exposed. The authors
         measured up to 20% faster forward passes but only 8% end to end on Llama 3 70B (PyTorch
         dev-discuss, 'Introducing Async Tensor Parallelism in PyTorch', 2024): no more than a
-        forward-only overlap gives;
+        forward-only overlap gives. Only with `runtime.compile` (torchtitan v0.2.2
+        distributed/tensor_parallel.py maybe_enable_async_tp raises without torch.compile);
       * DeepSpeed AutoTP: none."""
     if not ctx.scenario.runtime.tp_comm_overlap:
         return tp_s
@@ -224,7 +225,8 @@ def tp_exposed_s(ctx, t, tp_s, matmul_fwd_s, tp_fwd_s=None):
     if tp_fwd_s is None:
         tp_fwd_s = tp_s
     fwd_gemms = matmul_fwd_s * np.where(t["recompute"] == 2, 2.0, 1.0)
-    overlap = np.where(t["framework"] == DS, 0.0, np.where(titan, fwd_gemms, 3.0 * matmul_fwd_s))
+    titan_overlap = fwd_gemms if ctx.scenario.runtime.compile else 0.0  # eager: no async TP
+    overlap = np.where(t["framework"] == DS, 0.0, np.where(titan, titan_overlap, 3.0 * matmul_fwd_s))
     hidden = np.minimum(np.where(titan, np.minimum(tp_s, tp_fwd_s), tp_s), overlap)
     return tp_s - hidden + TP_OVERLAP_CONTENTION * hidden
 

@@ -66,11 +66,10 @@ RUNTIME_RULES = [
          "runtime.fp8_recipe nvfp4 needs framework megatron, or another fp8_recipe",
      lambda t, rt: (t["precision"] == FP8) & (rt.fp8_recipe == "nvfp4")),
     # components/quantization/mx.py MXLinearConverter: assert not (model compiled and tp > 1), "TP not yet
-    # supported with torch.compile for mxfp8"; the planner compiles MX models (docs/mxfp8.md: compile is
-    # required for competitive performance)
-    (TT, "torchtitan v0.2.2: runtime.fp8_recipe mxfp8 runs without tensor parallelism (MXLinear refuses tp > 1 "
-         "under torch.compile, which MXFP8 needs): tp must be 1",
-     lambda t, rt: (t["precision"] == FP8) & (rt.fp8_recipe == "mxfp8") & (t["tp"] > 1)),
+    # supported with torch.compile for mxfp8" (the export compiles as runtime.compile says)
+    (TT, "torchtitan v0.2.2: runtime.fp8_recipe mxfp8 with runtime.compile runs without tensor parallelism "
+         "(MXLinear refuses tp > 1 under torch.compile): tp must be 1, or runtime.compile false",
+     lambda t, rt: (t["precision"] == FP8) & (rt.fp8_recipe == "mxfp8") & rt.compile & (t["tp"] > 1)),
     # Megatron-LM main @ d98e8a6 megatron/training/arguments.py validate_args: "--fp8-param-gather only
     # supported with distributed optimizer, torch fsdp2, megatron fsdp, or inference mode" (the FP4 flag
     # --fp4-param-gather has no such check)

@@ -103,10 +103,12 @@ def split_notes(scenario, f: dict) -> list[str]:
 
 def _parallelism(scenario, f: dict) -> dict:
     """[parallelism] (§4.2): FSDP2 over dp (x cp inside torchtitan), TP (async with the overlap the
-    time model assumes), PP, CP, EP with the plan's expert TP (etp: tp, or 1 with EP folded over tp)."""
+    time model assumes; async TP needs torch.compile: distributed/tensor_parallel.py maybe_enable_async_tp
+    raises without it), PP, CP, EP with the plan's expert TP (etp: tp, or 1 with EP folded over tp)."""
+    rt = scenario.runtime
     out = {"data_parallel_replicate_degree": 1, "data_parallel_shard_degree": f["dp"],
            "tensor_parallel_degree": f["tp"],
-           "enable_async_tensor_parallel": f["tp"] > 1 and bool(scenario.runtime.tp_comm_overlap),
+           "enable_async_tensor_parallel": f["tp"] > 1 and bool(rt.tp_comm_overlap) and bool(rt.compile),
            **_pipeline(scenario, f), "context_parallel_degree": f["cp"], "expert_parallel_degree": f["ep"]}
     if f["ep"] > 1:
         out["expert_tensor_parallel_degree"] = f["etp"]
@@ -149,9 +151,9 @@ def torchtitan_config(scenario, plan) -> tuple[dict, list[str]]:
            "experimental": {"custom_import": torchtitan_model.MODULE}}
     if f["recompute"] == "selective":  # op-level: Korthikanti's selective recomputation
         cfg["activation_checkpoint"]["selective_ac_option"] = "op"
-    if f["precision"] == "fp8" or cfg["parallelism"]["enable_async_tensor_parallel"]:
-        # float8 / MX (their casts fused) and async TP need it
-        cfg["compile"] = {"enable": True, "components": ["model", "loss"]}
+    # runtime.compile, as the estimate assumes it (torchtitan's own default is off); float8 / MX casts are
+    # fused by it and async TP needs it
+    cfg["compile"] = {"enable": bool(scenario.runtime.compile), "components": ["model", "loss"]}
     if f["precision"] == "fp8":
         cfg["quantize"] = _quantize(scenario, f)[1]
     problems = config_problems(cfg, common.gpus(f))
