@@ -31,7 +31,7 @@ REPORT = ROOT / "benchmarks" / "serving_accuracy.md"
 
 # Catalog node of each GPU named by the sources (the node only adds the link rates).
 NODES = (("GB200", "gb200-nvl72"), ("B200", "dgx-b200"), ("H200", "hgx-h200"), ("H100", "dgx-h100"),
-         ("MI300X", "mi300x-8"))
+         ("MI300X", "mi300x-8"), ("MI325X", "mi325x-8"), ("MI355X", "mi355x-8"))
 # MLPerf llama2-70b (OpenOrca, 24,576 samples): the result summaries print output tokens per
 # sample (derived.mean_output_tokens_per_sample) but not the input length. ASSUMED mean input
 # length (not in the sources read; the dataset caps inputs at 1,024 tokens): the report shows it.
@@ -128,7 +128,7 @@ def point_scenario(r: dict, rate: float | None = None) -> tuple[ServingScenario,
         # (hardware_facts.yaml, MI300X mamf_note), so the catalog's ROCm 6.3 fraction is replaced.
         gpu["matmul_efficiency"] = {"bf16": round(450 / gpu["tflops"]["bf16"], 3), "fp8": None}
     sc = validate_model(ServingScenario, data, file=r["id"])
-    engine = "vllm" if "vllm" in str(r.get("framework", "")).lower() else "trtllm"
+    engine = engine_of(r)
     w, kv = weights_scheme(r["precision"], hw["gpu"])
     ep = par.get("ep") or moe_ep_assumed(r, tp)
     attn_dp = bool(par.get("dp") and par["dp"] > 1)
@@ -143,6 +143,16 @@ def point_scenario(r: dict, rate: float | None = None) -> tuple[ServingScenario,
             plan += f",max_batch={limits[0] * ranks},max_batched_tokens={limits[1] * ranks}"
     measured = r["measured"].get("output_tokens_per_sec_total") or r["derived"]["output_tokens_per_sec_total"]
     return sc, plan, float(measured)
+
+
+def engine_of(r: dict) -> str:
+    """Serving engine of a point: the engine the framework text names first (the text names the serving
+    stack first, a client such as SGLang's bench_serving.py after it); TensorRT-LLM when it names none
+    (NVIDIA NIM and MLPerf harness texts)."""
+    text = str(r.get("framework", "")).lower()
+    found = [(text.find(k), e) for k, e in (("tensorrt-llm", "trtllm"), ("trtllm", "trtllm"), ("vllm", "vllm"),
+                                            ("sglang", "sglang")) if k in text]
+    return min(found)[1] if found else "trtllm"
 
 
 def moe_ep_assumed(r: dict, tp: int) -> int:
@@ -313,6 +323,7 @@ def run() -> list[dict]:
                 pred = finite_run_throughput(r, est)
             fits = est["memory"]["verdict"] != "oom"
             rows.append({"id": r["id"], "kind": r["model"]["type"], "plan": plan, "measured": measured,
+                         "engine": engine_of(r), "vendor": "AMD" if node_name(r["hardware"]["gpu"]).startswith("mi") else "NVIDIA",
                          "predicted": pred, "error": (pred - measured) / measured, "fits": fits,
                          "source": src.parent.name, "latency": latency_pair(r, est),
                          "kind_text": r["workload"]["kind"], "lengths": (r["workload"].get("input_len"),
@@ -404,6 +415,10 @@ def report(rows: list[dict]) -> str:
     lines += [f"| {f} | {_mae([r for r in rows if family(r) == f])} |" for f in fams]
     lines += [f"| source {src} | {_mae([r for r in rows if r['source'] == src])} |"
               for src in sorted({r["source"] for r in rows})]
+    lines += [f"| engine {e} | {_mae([r for r in rows if r['engine'] == e])} |"
+              for e in ("trtllm", "vllm", "sglang") if any(r["engine"] == e for r in rows)]
+    lines += [f"| GPU vendor {v} | {_mae([r for r in rows if r['vendor'] == v])} |"
+              for v in ("NVIDIA", "AMD") if any(r["vendor"] == v for r in rows)]
     lines += regime_lines(rows)
     lines += latency_lines(rows)
     bias = {f: np.mean([r["error"] for r in rows if family(r) == f]) for f in fams
