@@ -18,7 +18,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 def test_fp4_rate_is_fp8_mamf_throughput_times_measured_ratio():
     b200 = catalog.gpu("b200")
-    lin, _, _ = timing.rates(b200, ("fp8", "nvfp4", "mxfp4"))
+    lin, _, _ = timing.rates(b200, ("fp8", "nvfp4", "mxfp4"), dense_gemm=True)
     assert lin[1] == pytest.approx(lin[0] * timing.FP4_OVER_FP8_ACHIEVED)
     assert lin[2] == lin[1]  # MXFP4 runs on the same FP4 tensor cores
     assert lin[1] < b200.tflops.fp4 * 1e12  # below the FP4 peak
@@ -63,3 +63,9 @@ def test_new_points_have_pinned_sources_and_a_known_gpu():
         node_name(p["hardware"]["gpu"])  # raises KeyError for a GPU the script cannot place
     assert {engine_of(p) for p in new} == {"vllm", "sglang", "trtllm"}
     assert any("MI325X" in p["hardware"]["gpu"] for p in new)
+
+
+def test_grouped_expert_gemms_keep_the_fp8_throughput_in_fp4():
+    b200 = catalog.gpu("b200")
+    grouped, _, _ = timing.rates(b200, ("fp8", "nvfp4"))
+    assert grouped[1] == pytest.approx(grouped[0])
