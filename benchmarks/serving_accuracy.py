@@ -49,7 +49,7 @@ PERF_OVERVIEW_REQUESTS = {(1024, 1024): 3000, (1000, 1000): 3000, (8192, 1024): 
 
 
 # Id prefixes of the vLLM / SGLang / AMD points (benchmarks/serve_wide_results.md), reported as their own row.
-WIDE_PREFIXES = ("rocm-vllm", "mlperf50-", "dstack-")
+WIDE_PREFIXES = ("rocm-vllm", "mlperf50-", "dstack-", "inferencex-")
 
 
 def node_name(gpu_text: str) -> str:
@@ -111,8 +111,9 @@ def point_scenario(r: dict, rate: float | None = None) -> tuple[ServingScenario,
     gpus = hw["num_gpus"]
     per_node = catalog.node(node).gpus_per_node
     nodes = max(1, -(-gpus // per_node))
-    out_len = wl.get("output_len") or r.get("derived", {}).get("mean_output_tokens_per_sample")
-    in_len = wl.get("input_len") or MLPERF_INPUT_MEAN_ASSUMED
+    # workload.*_len_mean: the mean of a length distribution the source samples around the printed length
+    out_len = wl.get("output_len_mean") or wl.get("output_len") or r.get("derived", {}).get("mean_output_tokens_per_sample")
+    in_len = wl.get("input_len_mean") or wl.get("input_len") or MLPERF_INPUT_MEAN_ASSUMED
     serving = {"input_tokens": int(round(in_len)), "output_tokens": int(round(out_len))}
     server = "server" in wl["kind"]
     if server and rate:
@@ -402,7 +403,8 @@ def report(rows: list[dict]) -> str:
              "Rerun: `python benchmarks/serving_accuracy.py`. Points: ../shared/calibration/serving_runs.yaml "
              "(calibration) and benchmarks/serving_runs.yaml (added here: TensorRT-LLM performance overview rows of two revisions and blogs; NVIDIA NIM benchmarking tables at fixed concurrency, with TTFT / ITL; "
              "vLLM / SGLang / AMD points: ROCm vLLM 0.10 MI300X throughput and latency tables, MLPerf v5.0 MI325X llama2-70b, dstack's "
-             "DeepSeek-R1 runs of SGLang / vLLM / TensorRT-LLM on 8x H200 and 8x MI300X; benchmarks/serve_wide_results.md). "
+             "DeepSeek-R1 runs of SGLang / vLLM / TensorRT-LLM on 8x H200 and 8x MI300X, SemiAnalysis InferenceX DeepSeek-R1 FP4 rows of "
+             "SGLang 0.5.9 on B200 / MI355X; benchmarks/serve_wide_results.md). "
              "Output tokens/s of the whole published deployment. Offline points: the plan's throughput at the "
              "batch that fits, over the published finite run (trtllm-bench: waves of that batch, the last one partial; "
              "requests per run from the point or the performance overview's dataset table, 1000/1000 taken as 3000). Server points (MLPerf Server): the output rate at the highest request rate the plan "
@@ -510,7 +512,8 @@ def dense_notes() -> list[str]:
             "the same rate fits at TP1; no AMD per-shape GEMM or per-size RCCL table was found to set a term from. "
             "DeepSeek-R1 on the engines of Feb-Mar 2025 (dstack): +95..+390% on every engine and vendor (TPOT at 4 requests "
             "25.7-55.1 ms measured vs 11.8 predicted; a 2x spread between engines on the same GPUs): software of those "
-            "versions, not fitted.", "",
+            "versions, not fitted. The same model on SGLang 0.5.9 (InferenceX, 2026, B200 / MI355X at 4-64 requests) is "
+            "predicted 5-25% too slow (15.0% over 12 points).", "",
             "Dense regimes (table above; 93 more rows of the v1.0 performance overview added here). In the model: the "
             "dense GEMMs compute whole 128-row tiles of tokens (timing.padded_rows, the tile quantization the expert "
             "GEMMs already paid; MAMF is a tile-aligned measurement): decode steps of a few hundred sequences sit at "

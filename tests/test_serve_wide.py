@@ -55,14 +55,25 @@ def test_new_points_have_pinned_sources_and_a_known_gpu():
     from serving_accuracy import engine_of, node_name
 
     pts = yaml.safe_load((ROOT / "benchmarks" / "serving_runs.yaml").read_text())
-    new = [p for p in pts if p["id"].startswith(("rocm-vllm", "mlperf50-", "dstack-"))]
-    assert len(new) >= 30
+    new = [p for p in pts if p["id"].startswith(("rocm-vllm", "mlperf50-", "dstack-", "inferencex-"))]
+    assert len(new) >= 43
     for p in new:
         src = p["source"]
         assert src.get("commit") and len(src["commit"]) == 40 and src.get("location"), p["id"]
         node_name(p["hardware"]["gpu"])  # raises KeyError for a GPU the script cannot place
     assert {engine_of(p) for p in new} == {"vllm", "sglang", "trtllm"}
-    assert any("MI325X" in p["hardware"]["gpu"] for p in new)
+    assert any("MI325X" in p["hardware"]["gpu"] for p in new) and any("MI355X" in p["hardware"]["gpu"] for p in new)
+
+
+def test_length_mean_of_a_sampled_workload_is_what_the_point_runs():
+    from serving_accuracy import point_scenario
+    from planner.spec.serving import token_stats
+
+    pts = yaml.safe_load((ROOT / "benchmarks" / "serving_runs.yaml").read_text())
+    p = next(p for p in pts if p["id"].startswith("inferencex-"))
+    p["precision"]["native_weight_format"] = None
+    sc, _, _ = point_scenario(p)
+    assert token_stats(sc.serving.output_tokens)[0] == p["workload"]["output_len_mean"] < p["workload"]["output_len"]
 
 
 def test_grouped_expert_gemms_keep_the_fp8_throughput_in_fp4():
