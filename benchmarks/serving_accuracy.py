@@ -403,7 +403,7 @@ def report(rows: list[dict]) -> str:
              "Rerun: `python benchmarks/serving_accuracy.py`. Points: ../shared/calibration/serving_runs.yaml "
              "(calibration) and benchmarks/serving_runs.yaml (added here: TensorRT-LLM performance overview rows of two revisions and blogs; NVIDIA NIM benchmarking tables at fixed concurrency, with TTFT / ITL; "
              "vLLM / SGLang / AMD points: ROCm vLLM 0.10 MI300X throughput and latency tables, MLPerf v5.0 MI325X llama2-70b, dstack's "
-             "DeepSeek-R1 runs of SGLang / vLLM / TensorRT-LLM on 8x H200 and 8x MI300X, SemiAnalysis InferenceX DeepSeek-R1 FP4 rows of "
+             "DeepSeek-R1 runs of SGLang / vLLM / TensorRT-LLM on 8x H200 and 8x MI300X, SemiAnalysis InferenceX DeepSeek-R1 FP8 / FP4 rows of "
              "SGLang 0.5.9 on B200 / MI355X; benchmarks/serve_wide_results.md). "
              "Output tokens/s of the whole published deployment. Offline points: the plan's throughput at the "
              "batch that fits, over the published finite run (trtllm-bench: waves of that batch, the last one partial; "
@@ -513,7 +513,7 @@ def dense_notes() -> list[str]:
             "DeepSeek-R1 on the engines of Feb-Mar 2025 (dstack): +95..+390% on every engine and vendor (TPOT at 4 requests "
             "25.7-55.1 ms measured vs 11.8 predicted; a 2x spread between engines on the same GPUs): software of those "
             "versions, not fitted. The same model on SGLang 0.5.9 (InferenceX, 2026, B200 / MI355X at 4-64 requests) is "
-            "predicted 5-25% too slow (15.0% over 12 points).", "",
+            "predicted 5-25% too slow (14.1% over 18 points).", "",
             "Dense regimes (table above; 93 more rows of the v1.0 performance overview added here). In the model: the "
             "dense GEMMs compute whole 128-row tiles of tokens (timing.padded_rows, the tile quantization the expert "
             "GEMMs already paid; MAMF is a tile-aligned measurement): decode steps of a few hundred sequences sit at "

@@ -56,7 +56,7 @@ def test_new_points_have_pinned_sources_and_a_known_gpu():
 
     pts = yaml.safe_load((ROOT / "benchmarks" / "serving_runs.yaml").read_text())
     new = [p for p in pts if p["id"].startswith(("rocm-vllm", "mlperf50-", "dstack-", "inferencex-"))]
-    assert len(new) >= 43
+    assert len(new) >= 49
     for p in new:
         src = p["source"]
         assert src.get("commit") and len(src["commit"]) == 40 and src.get("location"), p["id"]
