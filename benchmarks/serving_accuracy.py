@@ -31,7 +31,7 @@ REPORT = ROOT / "benchmarks" / "serving_accuracy.md"
 
 # Catalog node of each GPU named by the sources (the node only adds the link rates).
 NODES = (("GB200", "gb200-nvl72"), ("B200", "dgx-b200"), ("H200", "hgx-h200"), ("H100", "dgx-h100"),
-         ("MI300X", "mi300x-8"))
+         ("MI300X", "mi300x-8"), ("MI325X", "mi325x-8"), ("MI355X", "mi355x-8"))
 # MLPerf llama2-70b (OpenOrca, 24,576 samples): the result summaries print output tokens per
 # sample (derived.mean_output_tokens_per_sample) but not the input length. ASSUMED mean input
 # length (not in the sources read; the dataset caps inputs at 1,024 tokens): the report shows it.
@@ -46,6 +46,10 @@ MLPERF_INPUT_MEAN_ASSUMED = 300
 # 1000/1000 rows use the 1024/1024 count (the table lists no 1000/1000 row).
 PERF_OVERVIEW_REQUESTS = {(1024, 1024): 3000, (1000, 1000): 3000, (8192, 1024): 1500, (1024, 8192): 1500,
                           (32768, 1024): 1000, (1024, 32768): 1000}
+
+
+# Id prefixes of the vLLM / SGLang / AMD points (benchmarks/serve_wide_results.md), reported as their own row.
+WIDE_PREFIXES = ("rocm-vllm", "mlperf50-", "dstack-", "inferencex-")
 
 
 def node_name(gpu_text: str) -> str:
@@ -107,8 +111,9 @@ def point_scenario(r: dict, rate: float | None = None) -> tuple[ServingScenario,
     gpus = hw["num_gpus"]
     per_node = catalog.node(node).gpus_per_node
     nodes = max(1, -(-gpus // per_node))
-    out_len = wl.get("output_len") or r.get("derived", {}).get("mean_output_tokens_per_sample")
-    in_len = wl.get("input_len") or MLPERF_INPUT_MEAN_ASSUMED
+    # workload.*_len_mean: the mean of a length distribution the source samples around the printed length
+    out_len = wl.get("output_len_mean") or wl.get("output_len") or r.get("derived", {}).get("mean_output_tokens_per_sample")
+    in_len = wl.get("input_len_mean") or wl.get("input_len") or MLPERF_INPUT_MEAN_ASSUMED
     serving = {"input_tokens": int(round(in_len)), "output_tokens": int(round(out_len))}
     server = "server" in wl["kind"]
     if server and rate:
@@ -128,7 +133,7 @@ def point_scenario(r: dict, rate: float | None = None) -> tuple[ServingScenario,
         # (hardware_facts.yaml, MI300X mamf_note), so the catalog's ROCm 6.3 fraction is replaced.
         gpu["matmul_efficiency"] = {"bf16": round(450 / gpu["tflops"]["bf16"], 3), "fp8": None}
     sc = validate_model(ServingScenario, data, file=r["id"])
-    engine = "vllm" if "vllm" in str(r.get("framework", "")).lower() else "trtllm"
+    engine = engine_of(r)
     w, kv = weights_scheme(r["precision"], hw["gpu"])
     ep = par.get("ep") or moe_ep_assumed(r, tp)
     attn_dp = bool(par.get("dp") and par["dp"] > 1)
@@ -143,6 +148,16 @@ def point_scenario(r: dict, rate: float | None = None) -> tuple[ServingScenario,
             plan += f",max_batch={limits[0] * ranks},max_batched_tokens={limits[1] * ranks}"
     measured = r["measured"].get("output_tokens_per_sec_total") or r["derived"]["output_tokens_per_sec_total"]
     return sc, plan, float(measured)
+
+
+def engine_of(r: dict) -> str:
+    """Serving engine of a point: the engine the framework text names first (the text names the serving
+    stack first, a client such as SGLang's bench_serving.py after it); TensorRT-LLM when it names none
+    (NVIDIA NIM and MLPerf harness texts)."""
+    text = str(r.get("framework", "")).lower()
+    found = [(text.find(k), e) for k, e in (("tensorrt-llm", "trtllm"), ("trtllm", "trtllm"), ("vllm", "vllm"),
+                                            ("sglang", "sglang")) if k in text]
+    return min(found)[1] if found else "trtllm"
 
 
 def moe_ep_assumed(r: dict, tp: int) -> int:
@@ -313,6 +328,7 @@ def run() -> list[dict]:
                 pred = finite_run_throughput(r, est)
             fits = est["memory"]["verdict"] != "oom"
             rows.append({"id": r["id"], "kind": r["model"]["type"], "plan": plan, "measured": measured,
+                         "engine": engine_of(r), "vendor": "AMD" if node_name(r["hardware"]["gpu"]).startswith("mi") else "NVIDIA",
                          "predicted": pred, "error": (pred - measured) / measured, "fits": fits,
                          "source": src.parent.name, "latency": latency_pair(r, est),
                          "kind_text": r["workload"]["kind"], "lengths": (r["workload"].get("input_len"),
@@ -385,7 +401,10 @@ def report(rows: list[dict]) -> str:
     errs = np.array([abs(r["error"]) for r in rows])
     lines = ["# Serving accuracy (planner serve --plan vs published output tokens/s)", "",
              "Rerun: `python benchmarks/serving_accuracy.py`. Points: ../shared/calibration/serving_runs.yaml "
-             "(calibration) and benchmarks/serving_runs.yaml (added here: TensorRT-LLM performance overview rows of two revisions and blogs; NVIDIA NIM benchmarking tables at fixed concurrency, with TTFT / ITL). "
+             "(calibration) and benchmarks/serving_runs.yaml (added here: TensorRT-LLM performance overview rows of two revisions and blogs; NVIDIA NIM benchmarking tables at fixed concurrency, with TTFT / ITL; "
+             "vLLM / SGLang / AMD points: ROCm vLLM 0.10 MI300X throughput and latency tables, MLPerf v5.0 MI325X llama2-70b, dstack's "
+             "DeepSeek-R1 runs of SGLang / vLLM / TensorRT-LLM on 8x H200 and 8x MI300X, SemiAnalysis InferenceX DeepSeek-R1 FP8 / FP4 rows of "
+             "SGLang 0.5.9 on B200 / MI355X; benchmarks/serve_wide_results.md). "
              "Output tokens/s of the whole published deployment. Offline points: the plan's throughput at the "
              "batch that fits, over the published finite run (trtllm-bench: waves of that batch, the last one partial; "
              "requests per run from the point or the performance overview's dataset table, 1000/1000 taken as 3000). Server points (MLPerf Server): the output rate at the highest request rate the plan "
@@ -404,6 +423,14 @@ def report(rows: list[dict]) -> str:
     lines += [f"| {f} | {_mae([r for r in rows if family(r) == f])} |" for f in fams]
     lines += [f"| source {src} | {_mae([r for r in rows if r['source'] == src])} |"
               for src in sorted({r["source"] for r in rows})]
+    wide = [r for r in rows if r["id"].startswith(WIDE_PREFIXES)]
+    if wide:
+        lines += [f"| points of earlier rounds | {_mae([r for r in rows if r not in wide])} |",
+                  f"| vLLM / SGLang / AMD points (serve_wide_results.md) | {_mae(wide)} |"]
+    lines += [f"| engine {e} | {_mae([r for r in rows if r['engine'] == e])} |"
+              for e in ("trtllm", "vllm", "sglang") if any(r["engine"] == e for r in rows)]
+    lines += [f"| GPU vendor {v} | {_mae([r for r in rows if r['vendor'] == v])} |"
+              for v in ("NVIDIA", "AMD") if any(r["vendor"] == v for r in rows)]
     lines += regime_lines(rows)
     lines += latency_lines(rows)
     bias = {f: np.mean([r["error"] for r in rows if family(r) == f]) for f in fams
@@ -470,18 +497,23 @@ def report(rows: list[dict]) -> str:
 
 def dense_notes() -> list[str]:
     """What was checked on the dense points (FP4 on Blackwell, small-batch decode)."""
-    return ["Dense FP4 on Blackwell: FP4 GEMMs run at the FP8 MAMF throughput (timing.FP4_AT_FP8_THROUGHPUT): "
-            "the 42 dense FP4 points are 11.6% off at that rate (decode-heavy +7%, prefill-heavy -13%; MLPerf v4.1 "
-            "B200, a compute-bound TensorRT engine run of batch ~1,400, -27.6%) and 34.8% off at FP4's doubled peak "
-            "x the FP8 fraction (every regime +21 to +48%; MLPerf B200 +19%). NVIDIA's cuBLAS 12.9 blog (Boosting "
-            "Matrix Multiplication Speed and Flexibility with NVIDIA cuBLAS 12.9) states block-scaled FP4 matmuls "
-            "reach up to 2.3x FP8 on Blackwell, but at the performance-overview B200 70B 1000/1000 step (403 "
-            "sequences + 403 prefill tokens) GEMMs are 40 of 62.5 ms at the FP8 rate (KV reads 15.5, activations "
-            "5.5, host 1), so a doubled rate would need some 20 ms per step of non-GEMM time the model lacks; none "
-            "was found (decode attention FLOPs there are ~1.4 ms). The compute-bound FP4 rows (prefill-heavy, "
-            "128/128, MLPerf) point to an achieved FP4 GEMM rate between 1 and 2x FP8's; without a per-shape NVFP4 "
-            "GEMM measurement on B200 the stated choice stays. Ruled out: the assumed MLPerf input length (the H100 / "
-            "H200 MLPerf offline points share it and are within 5%), KV format (FP8 in both).", "",
+    return ["Dense FP4 on Blackwell (benchmarks/serve_wide_results.md): dense FP4 GEMMs run at the FP8 MAMF throughput x "
+            "1.45 (timing.FP4_OVER_FP8_ACHIEVED), the ratio of the fastest NVFP4 to the fastest FP8 GEMM in NVIDIA's measured "
+            "TensorRT-LLM GEMM tables (AIConfigurator; B200 1.446 / 1.435, GB200 1.502; benchmarks/fp4_gemm_check.py); "
+            "grouped expert GEMMs keep the FP8 throughput (NVIDIA's NVFP4 MoE layer times show no such gain, "
+            "benchmarks/moe_kernel_check.py unchanged). It replaced FP4-at-FP8-throughput: the 134 earlier points 12.7 -> "
+            "11.4%, dense FP4 12.8 -> 8.5% (prefill-heavy -16.5 -> +0.6% signed, mixed -11.6 -> +7.4%, decode-heavy -4.4 -> "
+            "+13.0%); MLPerf v4.1 B200 -32.1 -> -12.1%, Llama-3.3-70B TP1 NVFP4 128/128 -23.0 / -26.1 -> +1.5 / -2.7% "
+            "(B200 / GB200). Exposed: the 405B TP4 decode-heavy FP4 rows (+16..+31%) join the FP8 405B decode-heavy rows "
+            "(H100 TP8 128/4096 +30%): a large-batch long-context decode cost the model lacks.", "",
+            "vLLM / SGLang / AMD (serve_wide_results.md): MLPerf AMD at TP1 x 8 within 6% (MI325X v5.0 -5.6 / +3.6%). "
+            "vLLM 0.10 on 8x MI300X at TP8 +53..+90% offline and +2% (batch 1) .. +84% (batch 128): less the model's KV, "
+            "all-reduce and launch terms its GEMMs run at an effective 160-550 TFLOP/s against the 1,203 credited, while "
+            "the same rate fits at TP1; no AMD per-shape GEMM or per-size RCCL table was found to set a term from. "
+            "DeepSeek-R1 on the engines of Feb-Mar 2025 (dstack): +95..+390% on every engine and vendor (TPOT at 4 requests "
+            "25.7-55.1 ms measured vs 11.8 predicted; a 2x spread between engines on the same GPUs): software of those "
+            "versions, not fitted. The same model on SGLang 0.5.9 (InferenceX, 2026, B200 / MI355X at 4-64 requests) is "
+            "predicted 5-25% too slow (14.1% over 18 points).", "",
             "Dense regimes (table above; 93 more rows of the v1.0 performance overview added here). In the model: the "
             "dense GEMMs compute whole 128-row tiles of tokens (timing.padded_rows, the tile quantization the expert "
             "GEMMs already paid; MAMF is a tile-aligned measurement): decode steps of a few hundred sequences sit at "

@@ -10,7 +10,7 @@ One engine iteration (continuous batching with chunked prefill) carries `n_dec` 
   GEMM tiles. Achievable FLOP/s (rates(), the one place the serving efficiency is set) = dense peak
   of the plan's tensor-core format x the GPU's measured MAMF fraction (catalogs/gpus.yaml
   `matmul_efficiency`, ml-engineering) x SUSTAINED_FRACTION below;
-  FP4 at the FP8 MAMF throughput (FP4_AT_FP8_THROUGHPUT: a stated choice; no FP4 MAMF is published).
+  FP4 at the FP8 MAMF throughput, x the measured NVFP4 / FP8 GEMM ratio for dense GEMMs (FP4_OVER_FP8_ACHIEVED).
 * activations between kernels: every GEMM output written and read once in bf16, MoE dispatch /
   combine copies, fused residual-add + RMSNorm (activation_bytes_per_token), at HBM bandwidth.
 * attention: decode reads each sequence's KV cache once per step (memory-bound, HBM) or is
@@ -51,27 +51,44 @@ STEP_OVERHEAD_S = 1.0e-3
 SUSTAINED_FRACTION = 0.90
 
 
-# FP4 (NVFP4 / MXFP4 on Blackwell tensor cores): no FP4 MAMF measurement is published (hardware
-# facts list FP8 and BF16 MAMF only). CHOSEN, not measured: FP4 GEMMs are credited with the FP8
-# MAMF *throughput* (the FP8 peak x its measured fraction), i.e. no speed-up over FP8 is claimed.
-# Chosen against the 42 published dense FP4 points (benchmarks/serving_accuracy.md): crediting
-# FP4 with FP8's fraction of the doubled FP4 peak predicts them 35% off on average (all too fast),
-# this choice 12% (compute-bound rows such as MLPerf v4.1 B200 then come out 13-28% slow: the
-# achieved FP4 rate lies in between; no per-shape NVFP4 GEMM measurement on B200 is published).
-FP4_AT_FP8_THROUGHPUT = True
+# FP4 (NVFP4 / MXFP4 on Blackwell tensor cores): no FP4 MAMF is published (hardware facts list FP8 and
+# BF16 MAMF only). Dense GEMMs (attention projections, dense / shared MLPs) get the GPU's FP8 MAMF throughput
+# x FP4_OVER_FP8_ACHIEVED, the ratio of the best NVFP4 to the best FP8 (per-tensor) GEMM rate MEASURED by
+# NVIDIA in one harness on the same GPU: AIConfigurator's collected TensorRT-LLM GEMM tables
+# (github.com/ai-dynamo/aiconfigurator @095f58a5, aic-core/src/aiconfigurator_core/systems/data/<gpu>/gemm/
+# trtllm/<version>/gemm_perf.parquet; the maximum over each table's m x n x k sweep, as MAMF is the maximum
+# over a shape sweep): B200 1.2.0rc5 4,506 / 3,116 TFLOP/s = 1.446, B200 1.3.0rc10 4,563 / 3,181 = 1.435,
+# GB200 1.3.0rc10 5,376 / 3,579 = 1.502; the median 1.45 (benchmarks/fp4_gemm_check.py). Not the 2x of the
+# peaks: block-scale loads and the FP4 epilogue cost tensor-core time (at the Llama-70B shapes the measured
+# ratio is 1.5-1.65 for m >= 512). Grouped expert GEMMs keep the FP8 throughput: NVIDIA's measured NVFP4 MoE
+# layer times (benchmarks/moe_kernel_check.py, TensorRT-LLM's CUTLASS MoE) already run 1.29x (B200) / 1.09x
+# (GB200) the model at the FP8 rate and 1.44x / 1.25x with the dense ratio, so the grouped FP4 kernels show
+# no such gain (their short reductions and few rows per expert are where the dense ratio is lowest).
+FP4_OVER_FP8_ACHIEVED = 1.45
 
 
-def rates(gpu, wq_names: tuple) -> tuple[np.ndarray, float, float]:
+def fp4_rate_tflops(gpu, e8: float, dense_gemm: bool = True) -> float:
+    """Achievable FP4 GEMM TFLOP/s: the FP8 dense peak x its achievable fraction e8, x FP4_OVER_FP8_ACHIEVED
+    for dense GEMMs (capped at the FP4 dense peak x e8), x 1 for grouped expert GEMMs; 0 on a GPU without
+    FP4 tensor cores."""
+    if not gpu.tflops.fp4:
+        return 0.0
+    gain = FP4_OVER_FP8_ACHIEVED if dense_gemm else 1.0
+    return min((gpu.tflops.fp8 or 0.0) * gain, gpu.tflops.fp4) * e8
+
+
+def rates(gpu, wq_names: tuple, dense_gemm: bool = False) -> tuple[np.ndarray, float, float]:
     """(achievable linear FLOP/s per weight scheme, attention FLOP/s, achievable HBM bytes/s): the one
     place the serving model sets GEMM efficiency (peak of the format x measured MAMF fraction x the
-    SUSTAINED_FRACTION; FP4 per FP4_AT_FP8_THROUGHPUT)."""
+    SUSTAINED_FRACTION; FP4 per fp4_rate_tflops: dense_gemm for the non-expert linears, else the grouped
+    expert GEMMs)."""
     eff = gpu.matmul_efficiency
     e16 = (eff.bf16 or DEFAULT_MAMF) * SUSTAINED_FRACTION
     e8 = (eff.fp8 or eff.bf16 or DEFAULT_MAMF) * SUSTAINED_FRACTION
     peak = {"bf16": (gpu.tflops.bf16 or gpu.tflops.fp16 or 0.0) * e16,
             "fp16": (gpu.tflops.fp16 or 0.0) * e16,
             "fp8": (gpu.tflops.fp8 or 0.0) * e8,
-            "fp4": ((gpu.tflops.fp8 if FP4_AT_FP8_THROUGHPUT else gpu.tflops.fp4) or 0.0) * e8,
+            "fp4": fp4_rate_tflops(gpu, e8, dense_gemm),
             "int8_ampere": 2.0 * (gpu.tflops.bf16 or 0.0) * e16}
     lin = np.array([peak.get(E.compute_precision(n, gpu) or "bf16", 0.0) for n in wq_names]) * 1e12
     attn = (gpu.tflops.bf16 or gpu.tflops.fp16 or 0.0) * e16 * ATTN_FWD_OF_MAMF * 1e12
