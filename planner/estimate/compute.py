@@ -22,7 +22,8 @@ import numpy as np
 from planner.arch import attention_dims, layer_matmuls
 from planner.estimate import context_parallel, recompute
 from planner.estimate import table as T
-from planner.estimate.host import host_floor, layer_host_s, moe_sync_exposed_s
+from planner.estimate.host import (HOST_SYNC_S, layer_host_fwd_s, layer_host_s, moe_forward_syncs,
+                                   moe_sync_exposed_s, synced_host_floor)
 from planner.estimate.memory import stage_layers
 
 TT = T.FRAMEWORKS.index("torchtitan")
@@ -430,6 +431,7 @@ def layer_costs(ctx, t) -> dict:
     for kind, moe_layer in (("dense", False), ("moe", True)):
         if moe_layer and not ctx.model.moe:
             out[f"{kind}_fwd"] = out[f"{kind}_matmul"] = out[f"{kind}_sac"] = out[f"{kind}_host"] = out[f"{kind}_mrc"] = 0.0
+            out[f"{kind}_host_fwd"] = 0.0
             out[f"{kind}_wcast"] = 0.0
             continue
         mm, expert_mm = layer_matmul_fwd_s(ctx, t, tokens, moe_layer, linear_fps, hbm)
@@ -447,12 +449,16 @@ def layer_costs(ctx, t) -> dict:
         # elementwise op run again in backward; attention is saved.
         out[f"{kind}_sac"] = titan_sac_recomputed_share(ctx.model, moe_layer) * (mm - expert_mm) + ew
         out[f"{kind}_host"] = layer_host_s(ctx, t, moe_layer, eager_mask(ctx, t))
+        out[f"{kind}_host_fwd"] = layer_host_fwd_s(ctx, t, moe_layer, eager_mask(ctx, t))
         if moe_layer:
             # the dispatcher's device-to-host sync leaves the dispatch / expert section host-paced
             from planner.estimate.comm import ep_dispatch_s
 
             permute = tokens * permutation_bytes_per_token(ctx.model, t) / hbm
             out["moe_sync"] = moe_sync_exposed_s(ctx, t, expert_mm + permute + 2 * ep_dispatch_s(ctx, t))
+            # forward host stretches end at each MoE layer's wait (host.synced_host_floor), which adds its latency
+            out["moe_synced"] = moe_forward_syncs(ctx, t)
+            out["moe_host_fwd"] = out["moe_host_fwd"] + np.where(out["moe_synced"], HOST_SYNC_S, 0.0)
         # Megatron selective recompute by module (planner.estimate.recompute): the listed modules' matmuls
         out[f"{kind}_mrc"] = recompute.recomputed_matmul_share(ctx, moe_layer, False) * (mm - expert_mm) \
             + recompute.recomputed_matmul_share(ctx, moe_layer, True) * expert_mm
@@ -492,8 +498,12 @@ def stage_compute(t, unit: dict, dense, moe, stage: str) -> dict:
     # FP8 weight quantisation runs in forward only; a recomputed forward casts again where the
     # framework keeps no cached FP8 weight (weight_casts_per_mb).
     wcast = dense * unit.get("dense_wcast", 0.0) + moe * unit.get("moe_wcast", 0.0)
-    forward, backward = host_floor(fwd + attn_fwd + head + wcast + sync, 2 * (fwd + head) + attn_bwd,
-                                   dense * unit["dense_host"] + moe * unit["moe_host"])
+    # With a dispatcher wait in every MoE layer's forward, forward and backward meet the host apart.
+    synced = (moe > 0) & unit.get("moe_synced", False)
+    forward, backward = synced_host_floor(fwd + attn_fwd + head + wcast + sync, 2 * (fwd + head) + attn_bwd,
+                                          dense * unit["dense_host"] + moe * unit["moe_host"],
+                                          dense * unit.get("dense_host_fwd", 0.0) + moe * unit.get("moe_host_fwd", 0.0),
+                                          synced)
     full = fwd + attn_fwd + np.where(t["framework"] == MEG, 0.0, wcast)
     return {"forward": forward, "backward": backward,
             "recompute": np.where(rc == 2, unit.get("full_rc_share", 1.0) * full,

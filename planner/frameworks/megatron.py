@@ -163,8 +163,16 @@ def _parallel_args(scenario, f: dict) -> list[str]:
            f"--context-parallel-size {f['cp']}", f"--expert-model-parallel-size {f['ep']}"]
     if scenario.model.moe:  # Megatron's default is tp; written out so a folded layout (etp = 1) is explicit
         out.append(f"--expert-tensor-parallel-size {f['etp']}")
-        # the all-to-all dispatcher the time model follows (Megatron's default is allgather)
-        out.append("--moe-token-dispatcher-type alltoall")
+        # the dispatcher the time model follows (runtime.moe_dispatcher; Megatron's flag default is allgather)
+        disp = getattr(rt, "moe_dispatcher", "alltoall")
+        if disp in ("deepep", "hybridep"):
+            out += ["--moe-token-dispatcher-type flex", f"--moe-flex-dispatcher-backend {disp}"]
+        else:
+            out.append(f"--moe-token-dispatcher-type {disp}")
+        cap = scenario.model.moe.capacity_factor
+        if cap is not None:
+            out.append(f"--moe-expert-capacity-factor {cap!r}")
+            out += ["--moe-pad-expert-input-to-capacity"] if getattr(rt, "moe_pad_to_capacity", False) else []
         mods = getattr(rt, "recompute_modules", None) or ()
         if rt.ep_comm_overlap and ep_overlap_runs(f["ep"], f["pp"], f["vpp"], f["recompute"] == "full",
                                                   f["recompute"] == "selective" and "moe" in mods):
