@@ -35,6 +35,7 @@ from planner.estimate import comm
 from planner.estimate.compute import ATTN_FWD_OF_MAMF, DEFAULT_MAMF, GEMM_LAUNCH_S, HBM_EFFICIENCY
 from planner.serve import engines as E
 from planner.serve.memory import ACT_BYTES, attn_tp, kv_bytes_per_token, seq_kv_bytes, stage_layers
+from planner.serve.routing_skew import ROUTING_SKEW_ALPHA, skew_imbalance
 
 # Host-side work per engine iteration that the GPU waits for (scheduler, sampler, detokeniser
 # hand-off, kernel launches outside CUDA graphs). Assumed: vLLM's V1 blog (Jan 2025) and SGLang's
@@ -233,13 +234,22 @@ def ep_load_imbalance(f, n, ep):
     return 1.0 + expected_max_std_normal(ep) * np.sqrt(mu * (1.0 - 1.0 / ep)) / mu
 
 
-def expert_linear_s(f, ls, n, tp, lin, bw, bpe, ep=1, dequant=0.0, weight_only=None):
+def ep_rank_imbalance(f, n, ep, skew_alpha=ROUTING_SKEW_ALPHA):
+    """Busiest expert-parallel rank's routed copies over the mean rank's: the larger of the uniform
+    router's sampling spread (ep_load_imbalance) and the skewed router's (routing_skew.skew_imbalance,
+    skew_alpha 0: uniform only); 1 without EP."""
+    ep = np.asarray(ep)
+    e2 = np.maximum(ep, 2)
+    return np.where(ep > 1, np.maximum(ep_load_imbalance(f, n, e2), skew_imbalance(f, n, e2, skew_alpha)), 1.0)
+
+
+def expert_linear_s(f, ls, n, tp, lin, bw, bpe, ep=1, dequant=0.0, weight_only=None, skew_alpha=ROUTING_SKEW_ALPHA):
     """Routed experts of n tokens on one GPU, one roofline per expert GEMM (not per layer): with
     top-k of E experts, a share 1 - (1 - k/E)^n of them is touched (expected, uniform routing),
     each by r = n k / (E x touched) rows padded to GEMM_TILE_ROWS (weight-only schemes, run by the
     Triton MoE kernel, weight_only: to weight_only_row_tile; default: where dequant > 0); an expert is read once and
     computed on its padded rows: touched x routed / tp x max(2 pad(r) x imbalance x slow / lin, bytes / bw),
-    imbalance = ep_load_imbalance (the busiest of ep expert-parallel ranks sets the time), slow =
+    imbalance = ep_rank_imbalance (the busiest of ep expert-parallel ranks sets the time), slow =
     the up and down projections' share of the expert over their tile_k_efficiency (reduction hidden
     and expert width / (tp / ep), the expert tensor-parallel split) at the MAMF rate lin / SUSTAINED_FRACTION;
     weight-only and block-scaled FP8 schemes add dequant (dequant_s_per_weight) per weight element and
@@ -251,7 +261,7 @@ def expert_linear_s(f, ls, n, tp, lin, bw, bpe, ep=1, dequant=0.0, weight_only=N
     weight_only = np.asarray(dequant) > 0 if weight_only is None else np.asarray(weight_only)
     tile = np.where(weight_only, weight_only_row_tile(rows), GEMM_TILE_ROWS)
     padded = np.ceil(rows / tile) * tile
-    imb = np.where(np.asarray(ep) > 1, ep_load_imbalance(f, n, np.maximum(ep, 2)), 1.0)
+    imb = ep_rank_imbalance(f, n, ep, skew_alpha)
     slow = 1.0
     if f.expert_ffn:
         rate = np.asarray(lin) / SUSTAINED_FRACTION
