@@ -52,3 +52,40 @@ def test_compute_bound_experts_wait_for_the_busiest_rank_under_skew():
     uniform = expert_linear_s(f, 1, big, 8, lin, bw, 1.0, ep=8, skew_alpha=0.0)
     assert skewed / uniform == pytest.approx(float(ep_rank_imbalance(f, big, 8)) / float(ep_load_imbalance(f, big, 8)))
     assert skewed / uniform > 1.3
+
+
+def test_attention_dp_moe_layers_all_gather_and_reduce_scatter():
+    """TensorRT-LLM without MNNVL and with ep <= top_k gathers every rank's tokens (FP8 / NVFP4 layers
+    quantise them first) and reduce-scatters the bf16 outputs; other engines gather bf16."""
+    from planner.serve import engines as E
+    from planner.serve import timing as T
+
+    f = model_facts(catalog.model("qwen3-235b-a22b"))
+    lk = {"gather": (1e-5, 1e-12)}  # 10 us + 1 ps per byte of the gathered buffer
+    names = E.WEIGHT_NAMES
+    hw = {"gather_bpe": T.moe_gather_bytes(names)}
+    t = {"engine": np.array([E.TRTLLM, E.TRTLLM, E.TRTLLM, E.VLLM]),
+         "wq": np.array([names.index(s) for s in ("fp8", "nvfp4", "fp8-block", "fp8")])}
+    n = 4096.0
+    got = T.attn_dp_moe_comm_s(f, t, lk, hw, n, 1)
+    route = n * T.MOE_GATHER_ROUTE_BYTES * f.top_k
+    expect = [2e-5 + 1e-12 * (n * f.hidden * q + route + n * f.hidden * 2.0) for q in (1.0, 0.5625, 2.0, 2.0)]
+    assert got == pytest.approx(expect, rel=1e-9)
+    assert got[0] < got[2] == pytest.approx(got[3])
+
+
+def test_mnnvl_nodes_keep_the_all_to_all_when_ep_exceeds_top_k():
+    from planner.serve import engines as E
+    from planner.serve import timing as T
+
+    f = model_facts(catalog.model("deepseek-v3"))
+    lk = {"gather": (1e-5, 1e-12), "all_to_all": (1e-5, 3e-12)}
+    names = E.WEIGHT_NAMES
+    t = {"engine": np.array([E.TRTLLM] * 3), "wq": np.array([names.index("nvfp4")] * 3), "tp": np.array([8, 16, 16]),
+         "ep": np.array([8, 16, 16])}
+    n = 8192.0
+    flat = T.attn_dp_moe_comm_s(f, t, lk, {"gather_bpe": T.moe_gather_bytes(names)}, n, 1)
+    nvl = T.attn_dp_moe_comm_s(f, t, lk, {"gather_bpe": T.moe_gather_bytes(names), "mnnvl": True}, n, 1)
+    assert nvl[0] == flat[0]  # ep 8 <= top_k 8: all-gather even on MNNVL
+    a2a = 2 * (1e-5 + 3e-12 * n * f.hidden * 2.0 * f.top_k / 16)
+    assert nvl[1] == pytest.approx(a2a) and flat[1] != pytest.approx(a2a)

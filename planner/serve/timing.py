@@ -309,7 +309,7 @@ def comm_links(node, t) -> dict:
         return a0, (fn(node, big, size, stride) - a0) / big
 
     return {"all_reduce": affine(comm.all_reduce_s, tp, 1), "all_to_all": affine(comm.all_to_all_s, tp, 1),
-            "p2p": affine(comm.gather_s, 2, tp)}
+            "p2p": affine(comm.gather_s, 2, tp), "gather": affine(comm.gather_s, tp, 1)}
 
 
 # Fixed time of the decode attention kernel per (sequence, KV head) and layer, besides its KV-cache read
@@ -333,6 +333,44 @@ def decode_attention_fixed_s(f, ls, seqs, ta):
 
 def _cost(link, nbytes):
     return link[0] + nbytes * link[1]
+
+
+# Activation bytes per element that TensorRT-LLM's MoE all-gather moves under attention data parallelism
+# (CutlassFusedMoE.forward_chunk, NVIDIA/TensorRT-LLM 1.0-1.1, tensorrt_llm/_torch/modules/fused_moe/
+# fused_moe_cutlass.py): per-tensor FP8 and NVFP4 layers quantise the hidden states before the gather
+# (1 byte; 0.5 byte + one fp8 scale per 16 elements), block-scaled FP8 (DeepSeek) and the other schemes
+# gather bf16. vLLM's and SGLang's gathers move bf16 hidden states (ACT_BYTES).
+MOE_GATHER_BYTES = {"fp8": 1.0, "nvfp4": 0.5 + 1.0 / 16}
+# Routing results gathered with them: top-k expert ids (int32) and weights (fp32) per token.
+MOE_GATHER_ROUTE_BYTES = 8.0
+
+
+def moe_gather_bytes(names: tuple) -> np.ndarray:
+    """MOE_GATHER_BYTES per weight scheme (ACT_BYTES where the scheme gathers bf16)."""
+    return np.array([MOE_GATHER_BYTES.get(n, ACT_BYTES) for n in names])
+
+
+def attn_dp_moe_comm_s(f, t, lk, hw, n, ls):
+    """MoE communication of a stage under attention data parallelism: TensorRT-LLM takes its all-to-all
+    only with multi-node NVLink (MNNVL: an NVLink domain larger than the node, e.g. GB200 NVL72) and
+    ep > top_k (select_alltoall_method_type: NotEnabled when moe_ep_size <= top_k; DeepEP only on request);
+    (hw["mnnvl"]: the node's NVLink domain spans more GPUs than the node holds); otherwise it all-gathers
+    every rank's tokens before each
+    MoE layer (hidden states at moe_gather_bytes, plus MOE_GATHER_ROUTE_BYTES x top_k) and
+    reduce-scatters the bf16 layer outputs after it; each is a ring over the tp ranks on the real link
+    (planner.estimate.comm.gather_s: (tp - 1) / tp of the gathered size). vLLM's default all2all backend
+    (allgather_reducescatter) and SGLang's DP attention gather and scatter the same way, in bf16.
+    Per stage: ls x (MoE layers / layers) x (gather + reduce-scatter) of the step's n tokens."""
+    k = max(f.top_k, 1)
+    trt = t["engine"] == E.TRTLLM if "engine" in t else True
+    q = np.where(trt, hw["gather_bpe"][t["wq"]], ACT_BYTES) if "gather_bpe" in hw else ACT_BYTES
+    gather = n * (f.hidden * q + MOE_GATHER_ROUTE_BYTES * k)
+    scatter = n * f.hidden * ACT_BYTES
+    ag_rs = _cost(lk["gather"], gather) + _cost(lk["gather"], scatter)
+    if hw.get("mnnvl"):  # MNNVL all-to-all of the routed copies, there and back
+        a2a = 2.0 * _cost(lk["all_to_all"], n * f.hidden * ACT_BYTES * k / t["tp"])
+        ag_rs = np.where(trt & (t["ep"] > k), a2a, ag_rs)
+    return ls * f.moe_layers / f.layers * ag_rs
 
 
 def stage_s(f, t, lk, hw, n_dec, n_pf, ctx_dec, ctx_pf):
@@ -360,8 +398,7 @@ def stage_s(f, t, lk, hw, n_dec, n_pf, ctx_dec, ctx_pf):
     act = n * f.hidden * ACT_BYTES
     tp_comm = 2.0 * ls * _cost(lk["all_reduce"], act)
     moe_share = f.moe_layers / f.layers
-    a2a = 2.0 * ls * moe_share * _cost(lk["all_to_all"], act * max(f.top_k, 1) / tp)
-    comm_s = np.where(t["attn_dp"], a2a, tp_comm)
+    comm_s = np.where(t["attn_dp"], attn_dp_moe_comm_s(f, t, lk, hw, n, ls), tp_comm)
     p2p = np.where(t["pp"] > 1, _cost(lk["p2p"], act * 2.0), 0.0)  # send/recv to the next stage
     return gemm + elementwise + attention + comm_s + p2p + kernel_launch_s(f, t, ls)
 
