@@ -65,7 +65,9 @@ def moe_layer_s(row: dict, new: bool = True, skew_alpha: float = 0.0) -> float:
     none = dataclasses.replace(f, ffn_per_token=0.0, experts=0, top_k=0)
     ta = np.array([tp])
     e = np.array([ep if new else tp])  # before this round the copies' traffic was split over all tp ranks
-    moe_bytes = float((timing.activation_bytes_per_token(f, ta, ta, e) - timing.activation_bytes_per_token(none, ta, ta, e))[0])
+    imb = timing.ep_rank_imbalance(f, n, e, skew_alpha) if new else 1.0
+    moe_bytes = float((timing.activation_bytes_per_token(f, ta, ta, e, imb)
+                       - timing.activation_bytes_per_token(none, ta, ta, e))[0])
     routing = timing.moe_routing_s(f, 1, n) if new else 0.0
     return gemm + routing + n * moe_bytes / bw
 

@@ -89,3 +89,16 @@ def test_mnnvl_nodes_keep_the_all_to_all_when_ep_exceeds_top_k():
     assert nvl[0] == flat[0]  # ep 8 <= top_k 8: all-gather even on MNNVL
     a2a = 2 * (1e-5 + 3e-12 * n * f.hidden * 2.0 * f.top_k / 16) * f.moe_layers / f.layers
     assert nvl[1] == pytest.approx(a2a) and flat[1] != pytest.approx(a2a)
+
+
+def test_busiest_rank_moves_its_own_routed_copies():
+    from planner.serve.memory import ACT_BYTES
+    from planner.serve.timing import activation_bytes_per_token
+
+    f = model_facts(catalog.model("qwen3-235b-a22b"))
+    tp, ta, ep = np.array([8]), np.array([1]), np.array([8])
+    base = float(activation_bytes_per_token(f, tp, ta, ep)[0])
+    busy = float(activation_bytes_per_token(f, tp, ta, ep, 1.5)[0])
+    # only the per-copy bytes scale: expert GEMM outputs (written + read) and dispatch / combine copies
+    per_copy = 2.0 * (3.0 * f.ffn_per_token / 8 + (f.top_k - 1) * f.hidden / 8) + 2.0 * f.top_k * f.hidden / 8
+    assert busy - base == pytest.approx(0.5 * ACT_BYTES * per_copy, rel=1e-9)

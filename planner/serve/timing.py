@@ -280,7 +280,7 @@ def moe_routing_s(f, ls, n):
     return ls * f.moe_layers / f.layers * n * f.top_k * MOE_PAIR_S
 
 
-def activation_bytes_per_token(f, tp, ta, ep=None):
+def activation_bytes_per_token(f, tp, ta, ep=None, imbalance=1.0):
     """HBM bytes per token and layer of the tensors between kernels (bf16): every GEMM output is
     written once and read once by the next kernel (q/k/v, attention output, o_proj, gate/up, the
     SwiGLU product, the down projection of each routed copy), MoE dispatch and combine copy the
@@ -288,12 +288,13 @@ def activation_bytes_per_token(f, tp, ta, ep=None):
     the input and residual and write both (8 x hidden). TP ranks hold the whole residual stream.
     The routed copies are spread over the ep expert-parallel ranks (default: all tp ranks); expert
     tensor parallelism (tp / ep ways) splits their inner width but every such rank permutes, writes
-    and combines the whole hidden vector of each copy it serves."""
+    and combines the whole hidden vector of each copy it serves. The per-copy terms are those of the
+    busiest EP rank: x imbalance (ep_rank_imbalance, 1 by default).""" 
     qkv = f.attn_dim_prefill / 2 + f.kv_elems
     copies = max(f.top_k, 1)
     ep = tp if ep is None else ep
-    gemm_out = qkv / ta + f.hidden + 3.0 * f.ffn_per_token / tp + (copies - 1) * f.hidden / ep
-    dispatch = 2.0 * copies * f.hidden / ep if f.experts else 0.0
+    gemm_out = qkv / ta + f.hidden + (3.0 * f.ffn_per_token / tp + (copies - 1) * f.hidden / ep) * imbalance
+    dispatch = 2.0 * copies * f.hidden / ep * imbalance if f.experts else 0.0
     return ACT_BYTES * (2.0 * gemm_out + dispatch + 8.0 * f.hidden / np.where(ta == 1, tp, 1))
 
 
@@ -385,7 +386,7 @@ def stage_s(f, t, lk, hw, n_dec, n_pf, ctx_dec, ctx_pf):
         + expert_linear_s(f, ls, n, tp, lin, bw, bpe, t["ep"], hw["dequant"][t["wq"]] if "dequant" in hw else 0.0,
                           hw["weight_only"][t["wq"]] if "weight_only" in hw else None) \
         + moe_routing_s(f, ls, n)
-    elementwise = n * ls * activation_bytes_per_token(f, tp, ta, t["ep"]) / bw
+    elementwise = n * ls * activation_bytes_per_token(f, tp, ta, t["ep"], ep_rank_imbalance(f, n, t["ep"])) / bw
     full, sw = kv_bytes_per_token(f, t, hw["kvb"][t["kv"]])
     group = np.where(t["attn_dp"], tp, 1)
     kv_read = n_dec / group * seq_kv_bytes(f, full, sw, ctx_dec)
