@@ -31,6 +31,18 @@ print(json.dumps({'points': pts, 'rows': rows}))
 """
 
 
+# What each commit of this round changed (shown under the table when the commit is listed).
+LEGEND = {
+    "359a3ca": "before this round",
+    "3060e7f": "the busiest EP rank under a skewed router (routing_skew.py, AIConfigurator's power law, alpha 1.01 "
+               "for every model, ASSUMED): scales the expert GEMMs' compute",
+    "74a3e6d": "attention-DP MoE layers: TensorRT-LLM's all-gather + reduce-scatter (FP8 / NVFP4 gathered quantised) "
+               "instead of an all-to-all (kept on MNNVL with ep > top_k)",
+    "dc561be": "the busiest EP rank also moves its own routed copies (expert GEMM outputs, dispatch / combine) "
+               "x its imbalance",
+}
+
+
 def at_commit(commit: str) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         tree = Path(tmp) / "tree"
@@ -78,6 +90,10 @@ def main(argv: list[str]) -> int:
              "Rerun: `python benchmarks/serve_moe_results.py " + " ".join(argv) + "` (module docstring). Error of "
              "predicted output tokens/s against the published figure (positive = predicted too fast), estimated by "
              "the code at each commit.", "", "## Group means", ""]
+    lines += [f"* {c}: {LEGEND[c]}" for c in argv if c in LEGEND] + [""]
+    lines += ["What was checked and not adopted, and the per-operation checks behind each change: the MoE round 3 "
+              "paragraph of benchmarks/serving_accuracy.md, benchmarks/moe_kernel_results.md (skewed routing), "
+              "benchmarks/collective_results.md (NCCL at serving sizes), benchmarks/mla_decode_results.md.", ""]
     lines += groups(argv, res)
     lines += ["", "## Points of benchmarks/serving_accuracy.md", ""] + table(argv, res, "points")
     lines += ["", "## Other rows of the performance overview's MoE columns (benchmarks/serve_moe_rows.py)", ""]
