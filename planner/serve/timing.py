@@ -386,7 +386,8 @@ def stage_s(f, t, lk, hw, n_dec, n_pf, ctx_dec, ctx_pf):
         + expert_linear_s(f, ls, n, tp, lin, bw, bpe, t["ep"], hw["dequant"][t["wq"]] if "dequant" in hw else 0.0,
                           hw["weight_only"][t["wq"]] if "weight_only" in hw else None) \
         + moe_routing_s(f, ls, n)
-    elementwise = n * ls * activation_bytes_per_token(f, tp, ta, t["ep"], ep_rank_imbalance(f, n, t["ep"])) / bw
+    imb = ep_rank_imbalance(f, n, t["ep"]) if f.experts else 1.0
+    elementwise = n * ls * activation_bytes_per_token(f, tp, ta, t["ep"], imb) / bw
     full, sw = kv_bytes_per_token(f, t, hw["kvb"][t["kv"]])
     group = np.where(t["attn_dp"], tp, 1)
     kv_read = n_dec / group * seq_kv_bytes(f, full, sw, ctx_dec)
@@ -398,8 +399,8 @@ def stage_s(f, t, lk, hw, n_dec, n_pf, ctx_dec, ctx_pf):
         + decode_attention_fixed_s(f, ls, n_dec / group, attn_tp(t))
     act = n * f.hidden * ACT_BYTES
     tp_comm = 2.0 * ls * _cost(lk["all_reduce"], act)
-    moe_share = f.moe_layers / f.layers
-    comm_s = np.where(t["attn_dp"], attn_dp_moe_comm_s(f, t, lk, hw, n, ls), tp_comm)
+    dp_comm = attn_dp_moe_comm_s(f, t, lk, hw, n, ls) if f.moe_layers else 0.0  # dense: no MoE exchange
+    comm_s = np.where(t["attn_dp"], dp_comm, tp_comm)
     p2p = np.where(t["pp"] > 1, _cost(lk["p2p"], act * 2.0), 0.0)  # send/recv to the next stage
     return gemm + elementwise + attention + comm_s + p2p + kernel_launch_s(f, t, ls)
 
