@@ -102,3 +102,10 @@ def test_busiest_rank_moves_its_own_routed_copies():
     # only the per-copy bytes scale: expert GEMM outputs (written + read) and dispatch / combine copies
     per_copy = 2.0 * (3.0 * f.ffn_per_token / 8 + (f.top_k - 1) * f.hidden / 8) + 2.0 * f.top_k * f.hidden / 8
     assert busy - base == pytest.approx(0.5 * ACT_BYTES * per_copy, rel=1e-9)
+
+
+def test_more_ranks_than_experts_stays_finite():
+    f = dataclasses.replace(model_facts(catalog.model("qwen3-235b-a22b")), experts=8, top_k=2)
+    vals = skew_imbalance(f, np.array([1000.0, 1000.0, 1.0]), np.array([8, 16, 16]))
+    assert np.all(np.isfinite(vals)) and np.all(vals >= 1.0)
+    assert vals[1] == pytest.approx(vals[0])  # the 8 extra ranks hold no expert and receive nothing

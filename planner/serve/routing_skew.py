@@ -70,8 +70,9 @@ def _table(experts: int, top_k: int, ep: int, alpha: float) -> np.ndarray:
             continue
         x = _power_law(u, alpha, lo, hi)
         loads = _cap(x / x.sum(axis=1, keepdims=True) * t * top_k, t)
-        ranks = loads @ onehot
-        out.append(float(np.mean(np.max(ranks / share, axis=1))) / (t * top_k))
+        ranks = loads @ onehot                                 # ranks holding no expert (ep > experts) idle
+        ratio = np.divide(ranks, share, out=np.zeros_like(ranks), where=share > 0)
+        out.append(float(np.mean(np.max(ratio, axis=1))) / (t * top_k))
     return np.array(out)
 
 
