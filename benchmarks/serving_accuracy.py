@@ -492,7 +492,34 @@ def report(rows: list[dict]) -> str:
               "fixed-length trtllm-bench runs admit prompts on all ranks in step, and the term made the 8k/32k-prompt "
               "rows of the same tables 18-49% slow.", ""]
     lines += dense_notes()
+    lines += moe_round3_notes()
     return "\n".join(lines)
+
+
+def moe_round3_notes() -> list[str]:
+    """MoE round 3 (router skew, attention-DP collectives): what changed and what was checked
+    (every point and row by commit: benchmarks/serve_moe_results.md)."""
+    return ["MoE round 3 (benchmarks/serve_moe_results.md: every point and 70 other rows of the same MoE columns "
+            "by commit). (1) The busiest EP rank under a skewed router (planner/serve/routing_skew.py): expert loads "
+            "drawn from AIConfigurator's power law (alpha 1.01 for every model, ASSUMED: the smaller of its two "
+            "latency-matched estimates), expected busiest-rank share from a fixed-seed draw; it scales the expert "
+            "GEMMs' compute and the busiest rank's own routed-copy traffic. Checked on AIConfigurator's skewed-routing "
+            "TensorRT-LLM MoE layer timings (benchmarks/moe_kernel_check.py: EP 2-8 rows 19.9% -> 18.2% mean error, "
+            "median skewed / balanced measured 1.10, model 1.08). (2) Attention-DP MoE layers all-gather the tokens "
+            "(TensorRT-LLM quantises FP8 / NVFP4 first) and reduce-scatter the bf16 outputs: TensorRT-LLM's "
+            "all-to-all needs MNNVL and ep > top_k (select_alltoall_method_type), vLLM's default all2all backend "
+            "is allgather_reducescatter. Points: MoE 34.0 -> 27.7 (1) -> 29.7 (2) -> 28.4% (busiest rank's copies); "
+            "other rows of the same columns 20.5 -> 18.5%; dense points do not move. Checked, not adopted: a "
+            "per-expert roofline over the skewed loads (hot experts compute-bound, cold ones read-bound; MoE points "
+            "29.7 -> 31.3%, the layer check 18.2 -> 18.6%); alpha 1.2 (AIConfigurator's other estimate: MoE points "
+            "27.7 -> 25.4% at step 1; not taken, it would be chosen by the points); FlashMLA's compute-bound rate for "
+            "absorbed-MLA decode (benchmarks/mla_decode_check.py: the model's MLA decode is 0.7-0.8x the measured "
+            "TensorRT-LLM kernel at 1k KV and 1.2-1.5x at 8-16k on Hopper, up to 2.3x on B200 FP8 KV; the FlashMLA "
+            "rate fixes long contexts but not short ones and moved every DeepSeek-R1 row 5-27 points faster). "
+            "Known gap: NCCL at serving message sizes (1-128 MB) runs 1.2-2.3x slower than the comm model's "
+            "large-message link rate (benchmarks/collective_check.py against AIConfigurator's measured NCCL "
+            "tables), which the attention-DP all-gather / reduce-scatter pay; not corrected (no mid-size rate in "
+            "the node catalog), so DEP points stay fast (H100 Qwen3-235B DEP8 +30%).", ""]
 
 
 def dense_notes() -> list[str]:

@@ -60,7 +60,9 @@ class Context:
                    "lin_dense": timing.rates(self.gpu, dense_names, dense_gemm=True)[0],
                    "bpe_dense": np.array([E.weight_bytes_per_element(n, k) for n in dense_names]),
                    "dequant": timing.dequant_s_per_weight(self.gpu, E.WEIGHT_NAMES),
-                   "weight_only": np.array([timing.is_weight_only(n, self.gpu) for n in E.WEIGHT_NAMES])}
+                   "weight_only": np.array([timing.is_weight_only(n, self.gpu) for n in E.WEIGHT_NAMES]),
+                   "gather_bpe": timing.moe_gather_bytes(E.WEIGHT_NAMES),
+                   "mnnvl": bool(self.node.scaleup_domain > self.node.gpus_per_node)}
         self.price = self.node.usd_per_gpu_hour
         self.links = None  # collective costs of the plan table (timing.comm_links), set by evaluate
 
