@@ -161,8 +161,63 @@ def elementwise_bytes_per_token(ctx, t, moe_layer: bool):
     act = act_b * ffn / tp
     if moe_layer and m.moe:
         act = act * m.moe.top_k + permutation_bytes_per_token(m, t) + (act_b * m.moe.shared_ffn / tp) \
-            + ROUTER_BYTES_PER_EXPERT * m.moe.experts
+            + ROUTER_BYTES_PER_EXPERT * m.moe.experts + expert_epilogue_bytes_per_token(m, t)
     return residual + rope + act
+
+
+# Megatron-Core's grouped experts (TEGroupedMLP in megatron/core/transformer/moe/experts.py, with
+# fusions/fused_bias_geglu.py, at 92c8482e: the Megatron-LM that Megatron-Bridge 25.11 pins) run two
+# pieces of gpt-oss's expert MLP outside fused kernels, in bf16 (Megatron-Bridge's gpt-oss recipe
+# leaves moe_router_dtype unset, so the routing probabilities are bf16 too):
+# * the clamp of a clamped gated activation (activation_func_clamp_value = swiglu_limit):
+#   weighted_bias_quick_geglu_impl clamps each half of the 2f-wide fc1 output (read 2 + write 2 bytes
+#   per element) and torch.cat's them (2 + 2 per element of both halves) before the fused kernel:
+#   16 bytes per f element forward. Backward: each clamp's masked gradient (gradient and input read,
+#   gradient written: 6 per element of its half, 12 per f) and the gradient cat of the chunk (8): 20.
+CLAMPED_GLU_BYTES_FWD, CLAMPED_GLU_BYTES_BWD = 16.0, 20.0
+# * fc2's bias (add_bias_linear): TEGroupedMLP._apply_bias adds `bias * prob` to each local expert's
+#   rows in a Python loop over the experts and torch.cat's the results: per routed row and hidden
+#   element b*p written (2), the sum read 2 + 2 and written 2, the cat read 2 and written 2 = 12 bytes
+#   forward; backward the product's gradients for the bias and the probabilities (a product written
+#   and reduced, 2 + 2 + 2 each) = 12. Kernels: a product and a sum per local expert forward, two
+#   products and two reductions backward.
+EXPERT_BIAS_BYTES_FWD, EXPERT_BIAS_BYTES_BWD = 12.0, 12.0
+EXPERT_BIAS_KERNELS_PER_EXPERT = 6
+
+
+def expert_epilogue_bytes_per_token(m, t):
+    """Forward-equivalent HBM bytes per token of one MoE layer spent on Megatron's unfused clamp of a
+    clamped gated activation (`swiglu_limit`) and per-expert fc2 bias (`linear_bias`), per routed
+    copy: (forward + backward) / 3, because the time model takes every forward term's backward as
+    twice the forward (layer_costs). Zero for other frameworks (torchtitan's and the serving engines'
+    expert kernels apply the clamp and the bias in their fused activation / GEMM epilogue) and for
+    models without the clamp or the biases."""
+    if not m.moe:
+        return 0.0
+    clamp = (CLAMPED_GLU_BYTES_FWD + CLAMPED_GLU_BYTES_BWD) / 3 * m.moe.expert_ffn_hidden / t["tp"] \
+        if m.swiglu_limit is not None else 0.0
+    bias = (EXPERT_BIAS_BYTES_FWD + EXPERT_BIAS_BYTES_BWD) / 3 * m.hidden if m.linear_bias else 0.0
+    return np.where(t["framework"] == MEG, m.moe.top_k * (clamp + bias), 0.0)
+
+
+def moe_act_recompute_bytes_per_token(m, t):
+    """HBM bytes per token of one MoE layer that Megatron's `moe_act` recompute moves again in
+    backward: the experts' activation forward (TEGroupedMLP checkpoints bias_act_func) per routed
+    copy, the fused gated activation (FUSED_SWIGLU_BYTES per f element) and, for a clamped one, its
+    unfused clamp (CLAMPED_GLU_BYTES_FWD)."""
+    if not m.moe:
+        return 0.0
+    act = FUSED_SWIGLU_BYTES if m.ffn_act == "swiglu" else 4.0
+    clamp = CLAMPED_GLU_BYTES_FWD if m.swiglu_limit is not None else 0.0
+    return m.moe.top_k * (act + clamp) * m.moe.expert_ffn_hidden / t["tp"]
+
+
+def expert_bias_kernels(m, t):
+    """Kernels per MoE layer and micro-batch (forward + backward) of Megatron's per-expert fc2 bias
+    loop (EXPERT_BIAS_KERNELS_PER_EXPERT per local expert); zero without linear biases."""
+    if not (m.moe and m.linear_bias):
+        return np.zeros(T.size(t))
+    return np.where(t["framework"] == MEG, EXPERT_BIAS_KERNELS_PER_EXPERT * m.moe.experts / t["ep"], 0.0)
 
 
 def permutation_bytes_per_token(m, t):
@@ -409,7 +464,8 @@ def layer_costs(ctx, t) -> dict:
             out[f"{kind}_expert"] = expert_mm
             # each per-expert quantisation kernel costs at least a launch and tail on the GPU; the
             # forward carries a third of forward + backward (backward = 2 x forward)
-            out[f"{kind}_fwd"] = out[f"{kind}_fwd"] + expert_quant_kernels(ctx, t) * GEMM_LAUNCH_S / 3
+            out[f"{kind}_fwd"] = out[f"{kind}_fwd"] + (expert_quant_kernels(ctx, t)
+                                                       + expert_bias_kernels(ctx.model, t)) * GEMM_LAUNCH_S / 3
         # torchtitan op-level selective checkpointing: every second non-expert mm and every
         # elementwise op run again in backward; attention is saved.
         out[f"{kind}_sac"] = titan_sac_recomputed_share(ctx.model, moe_layer) * (mm - expert_mm) + ew
@@ -423,6 +479,8 @@ def layer_costs(ctx, t) -> dict:
         # Megatron selective recompute by module (planner.estimate.recompute): the listed modules' matmuls
         out[f"{kind}_mrc"] = recompute.recomputed_matmul_share(ctx, moe_layer, False) * (mm - expert_mm) \
             + recompute.recomputed_matmul_share(ctx, moe_layer, True) * expert_mm
+        if moe_layer and "moe_act" in recompute.recompute_modules(ctx):
+            out[f"{kind}_mrc"] = out[f"{kind}_mrc"] + tokens * moe_act_recompute_bytes_per_token(ctx.model, t) / hbm
     if ctx.scenario.runtime.flash_attention:
         # half_fps = peak x MAMF fraction.
         flops = attention_fwd_flops(ctx, t, tokens)
