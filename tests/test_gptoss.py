@@ -82,3 +82,46 @@ def test_clamped_copy_is_kept_unless_moe_act_is_recomputed():
     assert moe_bytes(gpt.model_dump(), "none") - moe_bytes(plain, "none") == pytest.approx(tokens * copies * 4 * f)
     mods = ["layernorm", "moe_act"]
     assert moe_bytes(gpt.model_dump(), "selective", mods) == pytest.approx(moe_bytes(plain, "selective", mods))
+
+
+def test_exponentials_bind_attention_at_head_dim_64_on_blackwell_only():
+    """Forward attention at d = 64 does 256 FLOPs per score: on B200 (512 BF16 FLOPs per exponential)
+    the exponentials allow 2250 / 512 x 256 = 1125 TFLOP/s, below the tensor cores' MAMF rate
+    (0.776 x 2250 = 1746), so the forward rate is 0.7 x 1125; at d = 128 (512 per score, 2250) and on
+    H100 (256 per exponential: 989 at d = 64, above MAMF) the tensor cores bind as before."""
+    from planner.catalog import gpu as catalog_gpu
+
+    b200, h100 = catalog_gpu("b200"), catalog_gpu("h100-sxm-80gb")
+    assert compute.exp_bound_fps(b200, 256.0) == pytest.approx(1125e12)
+    assert compute.exp_bound_fps(h100, 256.0) == pytest.approx(989e12, rel=0.01)
+    sc = scenario(model="gpt-oss-120b", node="dgx-b200", nodes=8)
+    t = raw_table(ep=8, dp=8)
+    half = 2250e12 * b200.matmul_efficiency.bf16
+    fwd, bwd = compute.attention_rates(Context(sc), t, half)
+    assert fwd[0] == pytest.approx(0.7 * 1125e12)
+    assert bwd[0] == pytest.approx(compute.ATTN_BWD_OF_MAMF * half)  # 640 FLOPs per exponential: tensor cores
+    llama = scenario(model="llama-3.1-8b", node="dgx-b200", nodes=1)
+    assert compute.attention_rates(Context(llama), t, half)[0][0] == pytest.approx(0.7 * half)
+    hopper = scenario(model="gpt-oss-120b", node="dgx-h100", nodes=8)
+    h_half = 989e12 * h100.matmul_efficiency.bf16
+    assert compute.attention_rates(Context(hopper), t, h_half)[0][0] == pytest.approx(0.7 * h_half)
+
+
+def test_yarn_with_a_concentration_factor_runs_megatrons_unfused_rope():
+    """gpt-oss: YaRN factor 32 without mscale keys -> 0.1 ln 32 + 1 = 1.3466, Megatron-Core falls back
+    to its unfused RoPE ((24 + 20) / 3 bytes per q/k element instead of 4); DeepSeek-V3 (mscale =
+    mscale_all_dim) and Llama 3.1 (llama3 scaling) keep the fused kernel."""
+    import math
+
+    assert compute.yarn_concentration(catalog_model("gpt-oss-120b")) == pytest.approx(0.1 * math.log(32) + 1)
+    assert compute.yarn_concentration(catalog_model("deepseek-v3")) == 1.0
+    assert compute.yarn_concentration(catalog_model("llama-3.1-8b")) == 1.0
+    sc = scenario(model="gpt-oss-120b", nodes=8)
+    meg, titan = raw_table(ep=8, dp=8), raw_table(framework="torchtitan", ep=8, dp=8)
+    gpt = Context(sc)
+    plain = Context(scenario(model={**catalog_model("gpt-oss-120b").model_dump(exclude_none=True),
+                                    "rope_scaling": None}, nodes=8))
+    delta = compute.elementwise_bytes_per_token(gpt, meg, False) - compute.elementwise_bytes_per_token(plain, meg, False)
+    assert delta[0] == pytest.approx((44 / 3 - 4) * (64 + 8) * 64)
+    assert compute.elementwise_bytes_per_token(gpt, titan, False)[0] == \
+        pytest.approx(compute.elementwise_bytes_per_token(plain, titan, False)[0])

@@ -60,7 +60,8 @@ class Context:
                    "lin_dense": timing.rates(self.gpu, dense_names)[0],
                    "bpe_dense": np.array([E.weight_bytes_per_element(n, k) for n in dense_names]),
                    "dequant": timing.dequant_s_per_weight(self.gpu, E.WEIGHT_NAMES),
-                   "weight_only": np.array([timing.is_weight_only(n, self.gpu) for n in E.WEIGHT_NAMES])}
+                   "weight_only": np.array([timing.is_weight_only(n, self.gpu) for n in E.WEIGHT_NAMES]),
+                   "exp_per_flop": timing.exp_rate_per_flop(self.gpu)}
         self.price = self.node.usd_per_gpu_hour
         self.links = None  # collective costs of the plan table (timing.comm_links), set by evaluate
 
