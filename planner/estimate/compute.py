@@ -129,6 +129,9 @@ def attention_fwd_flops(ctx, t, tokens):
 #   SwiGLU: silu 2+2, multiply 2+2+2 = 10 per FFN element (fused: 2+2+2 = 6; measured: 9.3).
 EAGER_RMSNORM_BYTES, FUSED_NORM_BYTES = 48.0, 4.0
 EAGER_ROPE_BYTES, FUSED_ROPE_BYTES = 20.0, 4.0
+EAGER_SWIGLU_BYTES, FUSED_SWIGLU_BYTES = 10.0, 6.0
+
+
 # Megatron-Core applies RoPE through Transformer Engine's fused kernel only when the YaRN concentration
 # factor (mscale) is 1; otherwise it falls back to its unfused PyTorch RoPE (rope_utils.py
 # apply_rotary_pos_emb: "mscale=... is not supported by TE's fused RoPE. Using unfused
@@ -164,7 +167,6 @@ def yarn_concentration(m) -> float:
 def megatron_unfused_rope(ctx, t):
     """True on Megatron rows whose model's YaRN concentration is not 1 (MEGATRON_UNFUSED_ROPE_BYTES)."""
     return (t["framework"] == MEG) & (abs(yarn_concentration(ctx.model) - 1.0) > 1e-9) & (ctx.model.position == "rope")
-EAGER_SWIGLU_BYTES, FUSED_SWIGLU_BYTES = 10.0, 6.0
 
 
 def eager_mask(ctx, t):

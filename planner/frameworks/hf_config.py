@@ -5,8 +5,9 @@ shared/reference/ecosystem.md section 5.1 (transformers v4 spelling, which v5 st
 
 The family is the one transformers class that has every feature of the model: DeepSeek-V3 (sigmoid
 router, aux-free bias) or V2 for MLA, Qwen2-MoE for a gated shared expert, Qwen3-MoE for experts
-with q/k norm, gpt-oss for attention sinks and its clamped activation, Mixtral for other experts, GPT-2 for learned positions, GPT-NeoX for LayerNorm with
-biases, Qwen3 for q/k norm, Qwen2 for q/k/v biases only, Mistral for a sliding window, else Llama.
+with q/k norm, gpt-oss for attention sinks and its clamped activation, Mixtral for other experts,
+GPT-2 for learned positions, GPT-NeoX for LayerNorm with biases, Qwen3 for q/k norm, Qwen2 for q/k/v
+biases only, Mistral for a sliding window, else Llama.
 """
 
 from __future__ import annotations
@@ -64,7 +65,8 @@ def _problems(m, mt: str) -> list[str]:
                 and not (m.moe.shared_ffn or m.moe.dense_layers or m.moe.groups) and m.moe.scoring == "softmax"
                 and m.moe.routed_scale == 1):
             out.append("gpt_oss has sinks, the clamped activation, biases and a plain top-k softmax router together")
-        if m.sliding_window and m.sliding_window_layers not in (None, m.layers) and 2 * m.sliding_window_layers != m.layers:
+        swl = m.sliding_window_layers
+        if m.sliding_window and swl not in (None, m.layers) and 2 * swl != m.layers:
             out.append(f"sliding_window_layers {m.sliding_window_layers} of {m.layers}: gpt_oss alternates "
                        "sliding and full layers")
         return out
