@@ -16,7 +16,8 @@ One engine iteration (continuous batching with chunked prefill) carries `n_dec` 
 * attention: decode reads each sequence's KV cache once per step (memory-bound, HBM) or is
   bound by its FLOPs (MLA's absorbed form); prefill attention is compute-bound, 2 x context x
   H x (d_qk + d_v) per token and layer under the causal mask, at the flash-attention fraction of
-  MAMF (planner.estimate.compute.ATTN_FWD_OF_MAMF, Dao 2023); decode attention adds a fixed time per
+  MAMF (planner.estimate.compute.ATTN_FWD_OF_MAMF, Dao 2023), or of the softmax exponentials' rate where
+  that binds (compute.exp_bound_fps: head dimension 64 on B200); decode attention adds a fixed time per
   (sequence, KV head) and layer (DECODE_ATTN_SEQ_KVHEAD_S).
 * tensor parallelism: two all-reduces of tokens x hidden bf16 per layer on the real link
   (planner.estimate.comm); attention data parallelism instead exchanges the routed tokens with an
@@ -32,7 +33,7 @@ from __future__ import annotations
 import numpy as np
 
 from planner.estimate import comm
-from planner.estimate.compute import ATTN_FWD_OF_MAMF, DEFAULT_MAMF, GEMM_LAUNCH_S, HBM_EFFICIENCY
+from planner.estimate.compute import ATTN_FWD_OF_MAMF, DEFAULT_MAMF, GEMM_LAUNCH_S, HBM_EFFICIENCY, exp_bound_fps
 from planner.serve import engines as E
 from planner.serve.memory import ACT_BYTES, attn_tp, kv_bytes_per_token, seq_kv_bytes, stage_layers
 from planner.serve.routing_skew import ROUTING_SKEW_ALPHA, skew_imbalance
@@ -391,6 +392,19 @@ def attn_dp_moe_comm_s(f, t, lk, hw, n, ls):
     return ls * f.moe_layers / f.layers * ag_rs
 
 
+def exp_rate_per_flop(gpu) -> float:
+    """Attention FLOP/s per FLOP-per-score at which the softmax exponentials bind, at the serving
+    clock and flash-attention fraction (planner.estimate.compute.exp_bound_fps, BF16_FLOPS_PER_EXP)."""
+    return exp_bound_fps(gpu, 1.0) * SUSTAINED_FRACTION * ATTN_FWD_OF_MAMF
+
+
+def attention_fps(f, attn_fps, exp_per_flop):
+    """(decode, prefill) attention FLOP/s: the tensor-core rate, or the exponential units' where they
+    bind (2 x attention dimension / heads FLOPs per score and exponential: head dimension 64 on B200)."""
+    return (np.minimum(attn_fps, exp_per_flop * 2.0 * f.attn_dim_decode / f.heads),
+            np.minimum(attn_fps, exp_per_flop * 2.0 * f.attn_dim_prefill / f.heads))
+
+
 def stage_s(f, t, lk, hw, n_dec, n_pf, ctx_dec, ctx_pf):
     """Seconds of one pipeline stage for a micro-batch of n_dec decode sequences (context ctx_dec)
     and n_pf prefill tokens (mean attended context ctx_pf), on one GPU (module doc)."""
@@ -412,7 +426,8 @@ def stage_s(f, t, lk, hw, n_dec, n_pf, ctx_dec, ctx_pf):
         if f.window else ctx_dec
     dec_flops = 2.0 * n_dec * ctx_d * f.attn_dim_decode * ls / tp
     pf_flops = 2.0 * n_pf * ctx_pf * f.attn_dim_prefill * ls / tp
-    attention = np.maximum(kv_read / bw, dec_flops / attn_fps) + pf_flops / attn_fps \
+    dec_fps, pf_fps = attention_fps(f, attn_fps, hw.get("exp_per_flop", float("inf")))
+    attention = np.maximum(kv_read / bw, dec_flops / dec_fps) + pf_flops / pf_fps \
         + decode_attention_fixed_s(f, ls, n_dec / group, attn_tp(t))
     act = n * f.hidden * ACT_BYTES
     tp_comm = 2.0 * ls * _cost(lk["all_reduce"], act)
