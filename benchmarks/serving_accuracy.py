@@ -48,6 +48,19 @@ PERF_OVERVIEW_REQUESTS = {(1024, 1024): 3000, (1000, 1000): 3000, (8192, 1024): 
                           (32768, 1024): 1000, (1024, 32768): 1000}
 
 
+# vLLM's prefix cache hands out whole KV blocks and always recomputes a prompt's last token (V1 KVCacheManager:
+# the longest cache hit is taken over num_tokens - 1 tokens, in whole blocks); block_size 16 is vLLM's default
+# (CacheConfig). Used for points whose benchmark reruns the same prompts (workload.repeated_prompts:
+# benchmark_latency.py draws its dummy prompts once for the warmup and all timed iterations).
+VLLM_BLOCK_SIZE = 16
+
+
+def repeated_prompt_hit(input_len: int, block: int = VLLM_BLOCK_SIZE) -> float:
+    """Share of a rerun prompt served from the prefix cache: block x floor((input - 1) / block) / input
+    (128 tokens -> 112 cached, 0.875; 2048 -> 2032, 0.992)."""
+    return block * ((int(input_len) - 1) // block) / float(input_len)
+
+
 # Id prefixes of the vLLM / SGLang / AMD points (benchmarks/serve_wide_results.md), reported as their own row.
 WIDE_PREFIXES = ("rocm-vllm", "mlperf50-", "dstack-", "inferencex-")
 
@@ -115,6 +128,8 @@ def point_scenario(r: dict, rate: float | None = None) -> tuple[ServingScenario,
     out_len = wl.get("output_len_mean") or wl.get("output_len") or r.get("derived", {}).get("mean_output_tokens_per_sample")
     in_len = wl.get("input_len_mean") or wl.get("input_len") or MLPERF_INPUT_MEAN_ASSUMED
     serving = {"input_tokens": int(round(in_len)), "output_tokens": int(round(out_len))}
+    if wl.get("repeated_prompts"):
+        serving["prefix_cache_hit"] = round(repeated_prompt_hit(serving["input_tokens"]), 4)
     server = "server" in wl["kind"]
     if server and rate:
         serving["requests_per_s"] = rate
