@@ -478,4 +478,5 @@ def mm1_wait_quantile(lam, mu, q: float):
 def mm1_within(lam, mu, t):
     """P(W <= t) in M/M/1."""
     rho = lam / np.maximum(mu, 1e-30)
-    return np.where(rho >= 1, 0.0, np.where(t < 0, 0.0, 1 - rho * np.exp(-mu * (1 - rho) * np.maximum(t, 0))))
+    decay = mu * np.maximum(1 - rho, 0.0) * np.maximum(t, 0)  # unstable queues (rho >= 1) give 0 below
+    return np.where(rho >= 1, 0.0, np.where(t < 0, 0.0, 1 - rho * np.exp(-decay)))
