@@ -41,6 +41,8 @@ from planner.estimate.memory_terms_states import model_state_parts
 CATEGORY_COLUMNS = ("framework", "precision", "zero", "offload", "offload_params", "recompute", "sp")
 LAYOUT_COLUMNS = ("tp", "pp", "cp", "ep", "vpp", "dp", "mbs", "ga", "etp")
 STATE_KEYS = ("offloaded_opt", "offloaded_params", "partition_params", "host_grad_buffer", "offloaded_activations")
+COMBINED = ("states", "step_temp", "ds_buckets", "zero3_live", "fsdp_prefetch", "frag_step", "activations",
+            "transient", "gather", "permute", "recv", "frag_tensor", "fixed")  # what combine reads
 _STATE_GA = 2  # model states read ga only as ga > 1: every ga >= 2 is evaluated as 2 (tests check it)
 
 
@@ -107,6 +109,18 @@ def combine(s: dict, a: dict, f: dict) -> np.ndarray:
     return s["states"] + a["activations"] + other
 
 
+COMBINED_STEPLESS = ("states", "zero3_live", "fsdp_prefetch", "activations", "gather", "permute", "recv",
+                     "frag_tensor", "fixed")
+
+
+def combine_stepless(s: dict, a: dict, f: dict) -> np.ndarray:
+    """combine where the step temporary and DeepSpeed's buckets are 0: the step extra is then 0 and
+    fragmentation is over the largest tensor, and adding those zeros to the non-negative sums changes
+    no bit, so the same total with fewer operations."""
+    other = f["fixed"] + s["zero3_live"] + s["fsdp_prefetch"] + a["gather"] + a["permute"] + a["recv"] + a["frag_tensor"]
+    return s["states"] + a["activations"] + other
+
+
 def _read(ctx, fn, sample: dict) -> tuple[str, ...]:
     """The plan columns fn(ctx, table, stage) reads, on a recording one-row copy of `sample`."""
     seen: set[str] = set()
@@ -135,29 +149,33 @@ def usable(ctx, t: dict) -> bool:
 
 
 def _radix_code(cols: list[np.ndarray], n: int) -> tuple[np.ndarray, int]:
-    """Mixed-radix code of `n` rows of non-negative integer columns (each column's radix its maximum
-    + 1), and the number of codes."""
+    """Mixed-radix code of `n` rows of columns, each column's digit the rank of its value among the
+    column's distinct values (for short tables: the run heads, the category codes), and the number of
+    codes."""
     code, span = np.zeros(n, dtype=np.int64), 1
     for c in cols:
-        radix = int(c.max()) + 1 if len(c) else 1
-        code = code * radix + c
-        span *= radix
+        values, digit = np.unique(c, return_inverse=True)
+        code = code * len(values) + digit.reshape(-1)
+        span *= len(values)
     return code, span
 
 
 def _compact_ids(key: np.ndarray, span: int) -> tuple[np.ndarray, np.ndarray]:
-    """(id of every row's key among the keys present, one row per id): by a presence table when the
-    keys are few, by sorting otherwise."""
+    """(id of every row's key among the keys present (int32), one row per id): by a presence table
+    when the keys are few, by sorting otherwise."""
     if span <= max(4 * len(key), 1 << 16):
         present = np.zeros(span, dtype=bool)
         present[key] = True
-        ids = np.cumsum(present, dtype=np.int64) - 1
-        row = np.empty(int(present.sum()), dtype=np.int64)
-        cell = ids[key]
-        row[cell] = np.arange(len(key))
-        return cell, row
-    _, row, cell = np.unique(key, return_index=True, return_inverse=True)
-    return cell.reshape(-1), row
+        ids = np.cumsum(present, dtype=np.int32)
+        ids -= 1
+        cell = np.take(ids, key)
+        del ids, present
+    else:
+        _, cell = np.unique(key, return_inverse=True)
+        cell = cell.reshape(-1).astype(np.int32)
+    row = np.empty(int(cell.max()) + 1 if len(cell) else 0, dtype=np.int64)
+    row[cell] = np.arange(len(key), dtype=np.int32 if len(key) < 2**31 else np.int64)
+    return cell, row
 
 
 class Plans:
@@ -174,11 +192,17 @@ class Plans:
             change[1:] |= c[1:] != c[:-1]
         self.n = n
         self.heads = np.flatnonzero(change)  # first row of each run
-        self.run = np.cumsum(change, dtype=np.int32) - 1
-        cat = [self.column(k).astype(np.int64) for k in CATEGORY_COLUMNS]
-        self.radix = [int(c.max()) + 1 for c in cat]
-        self.cat, self.n_cat = _radix_code(cat, n)
-        self.cat = self.cat.astype(np.int32)
+        self.run = np.cumsum(change, dtype=np.int32)
+        self.run -= 1
+        del change
+        self.cat, self.radix = np.zeros(n, dtype=np.int32), []  # category code: mixed radix of the values
+        for k in CATEGORY_COLUMNS:
+            c = self.column(k)
+            radix = int(c.max()) + 1 if n else 1
+            self.cat *= radix
+            self.cat += c
+            self.radix.append(radix)
+        self.n_cat = int(np.prod(self.radix))
 
     def column(self, k: str, at=None) -> np.ndarray:
         """Column k of the plans (rows `at` of them)."""
@@ -197,8 +221,8 @@ class Plans:
         return {k: digits[k] for k in CATEGORY_COLUMNS}
 
     def cells(self, cols: tuple[str, ...], coarse: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(cell of every plan, one plan of each cell): plans equal in the columns `cols`, a layout
-        column k taken as coarse[k](values) where given."""
+        """(cell of every plan (int32), one plan of each cell): plans equal in the columns `cols`, a
+        layout column k taken as coarse[k](values) where given."""
         lay = [k for k in LAYOUT_COLUMNS if k in cols]
         heads = [T.wide(self.column(k, self.heads)) for k in lay]
         heads = [(coarse or {}).get(k, lambda v: v)(v) for k, v in zip(lay, heads)]
@@ -207,7 +231,10 @@ class Plans:
         digits = self.decoded()
         cat_id, _ = _compact_ids(*_radix_code([digits[k] for k in CATEGORY_COLUMNS if k in cols], self.n_cat))
         n_c = int(cat_id.max()) + 1
-        key = lay_id[self.run].astype(np.int64) * n_c + cat_id[self.cat]
+        wide = np.int64 if n_lay * n_c >= 2**31 else np.int32
+        key = np.take(lay_id.astype(wide), self.run)
+        key *= n_c
+        key += np.take(cat_id.astype(wide), self.cat)
         return _compact_ids(key, n_lay * n_c)
 
 
@@ -229,8 +256,9 @@ class Terms:
         heads = plans.take(plans.heads)
         self.ranks, self.ends = memory_ranks.candidate_ranks(ctx, heads)  # per run
         self.width = w = self.ranks.shape[1]
+        self.slots = (self.ranks >= 0).sum(axis=1)  # per run
         sample = plans.take(np.arange(1))
-        self.cell, self.table, self.cells = [], [], []
+        self.cell, self.table, self.offset, self.constant = [], [], [], []
         for fn, coarse in TERMS:
             cols = _read(ctx, fn, sample)
             if coarse is not None:
@@ -240,42 +268,70 @@ class Terms:
             for k, f in (coarse or {}).items():
                 tt[k] = f(tt[k])
             if coarse is None:
-                c, j, stage = np.arange(len(rep)), np.zeros(len(rep), dtype=np.int64), None
-            else:
+                c, stage = np.arange(len(rep)), None
+                offset = None
+            else:  # candidate slots are a prefix: a cell's slots are stored together, from offset[cell]
                 ranks, _ = memory_ranks.candidate_ranks(ctx, tt)
                 assert ranks.shape[1] <= w
                 c, j = np.nonzero(ranks >= 0)
                 stage = ranks[c, j]
-            found = {}
+                offset = np.concatenate([[0], np.cumsum((ranks >= 0).sum(axis=1))[:-1]])
+                assert np.array_equal(offset[c] + j, np.arange(len(c)))
+            table: dict[str, np.ndarray] = {}
 
-            def chunk(lo: int, fn=fn, tt=tt, c=c, stage=stage, found=found) -> None:
-                at = c[lo:lo + chunk_rows]
-                found[lo] = fn(ctx, T.take(tt, at), None if stage is None else stage[lo:lo + chunk_rows])
+            def chunk(lo: int, fn=fn, tt=tt, c=c, stage=stage, table=table) -> None:
+                at = slice(lo, lo + chunk_rows)
+                vals = fn(ctx, T.take(tt, c[at]), None if stage is None else stage[at])
+                for k, v in vals.items():
+                    table[k][at] = v
 
-            in_chunks(chunk, len(c))
-            table = {}
-            for lo, vals in found.items():
-                for k, v in vals.items():  # slot-major: the plans of a chunk read nearby cells
-                    if k not in table:
-                        table[k] = np.full(w * len(rep), np.nan)
-                    at = slice(lo, lo + chunk_rows)
-                    table[k][j[at] * len(rep) + c[at]] = v
-            self.cell.append(cell.astype(np.int32))
-            self.cells.append(len(rep))
+            if len(c):  # the first chunk here: it makes the arrays the other chunks fill
+                first = fn(ctx, T.take(tt, c[:1]), None if stage is None else stage[:1])
+                table.update({k: np.empty(len(c)) for k in first})
+                in_chunks(chunk, len(c))
+            self.cell.append(cell)
+            self.offset.append(offset)
             self.table.append(table)
+            # a key equal in every cell is read as that number (the same sums, without a gather)
+            self.constant.append({k: v[0] for k, v in table.items() if len(v) and v[0] == v.min() == v.max()})
+        s, cell_s = self.table[0], self.offset[0]
+        if cell_s is not None and len(s["step_temp"]):  # per state cell: no step temporary, no buckets at any slot
+            busy = (s["step_temp"] != 0) | (s["ds_buckets"] != 0)
+            self.stepless = np.logical_and.reduceat(~busy, cell_s) if len(cell_s) else np.zeros(0, dtype=bool)
+        else:
+            self.stepless = None
 
-    def totals(self, cells: list[np.ndarray], j: int) -> np.ndarray:
-        """stage_memory's total at candidate slot j of plans whose cells (one array per term) are
-        `cells` (all present at that slot)."""
+    def bases(self, lo: int, hi: int) -> list[np.ndarray]:
+        """Where the plans lo:hi read each term: its cell, or for a ranked term the position of its
+        cell's first slot (slot j: + j)."""
+        return [c[lo:hi].astype(np.int64) if o is None else np.take(o, c[lo:hi]) for c, o in zip(self.cell, self.offset)]
+
+    def totals(self, bases: list[np.ndarray], j: int, stepless: np.ndarray | None = None) -> np.ndarray:
+        """stage_memory's total at candidate slot j of plans whose term positions are `bases`
+        (Terms.bases; the plans have slot j); `stepless` (optional): the plans whose model states have
+        no step temporary nor DeepSpeed buckets at any rank (Terms.stepless), summed by combine_stepless."""
+        n = len(bases[0])
+        if stepless is not None and stepless.all():
+            return self._totals(bases, j, COMBINED_STEPLESS, combine_stepless, n)
+        if stepless is None or not stepless.any():
+            return self._totals(bases, j, COMBINED, combine, n)
+        easy = np.flatnonzero(stepless)
+        hard = np.flatnonzero(~stepless)
+        out = np.empty(n)
+        out[easy] = self._totals([b[easy] for b in bases], j, COMBINED_STEPLESS, combine_stepless, len(easy))
+        out[hard] = self._totals([b[hard] for b in bases], j, COMBINED, combine, len(hard))
+        return out
+
+    def _totals(self, bases, j, keys, how, n):
         picked = []
-        for c, table, n_cells, (_, coarse) in zip(cells, self.table, self.cells, TERMS):
-            at = c if coarse is None else c + j * n_cells
-            picked.append({k: np.take(v, at) for k, v in table.items()})
-        return combine(*picked)
+        for at, table, o, same in zip(bases, self.table, self.offset, self.constant):
+            at = at if o is None or j == 0 else at + j
+            picked.append({k: same[k] if k in same else np.take(v, at) for k, v in table.items() if k in keys})
+        return np.broadcast_to(how(*picked), (n,))
 
-    def at(self, term: int, key: str, cells: np.ndarray, slot: np.ndarray) -> np.ndarray:
-        """A ranked term's `key` at each plan's slot (plans of cells `cells`)."""
-        return np.take(self.table[term][key], cells + slot * self.cells[term])
+    def at(self, term: int, key: str, base: np.ndarray, slot: np.ndarray) -> np.ndarray:
+        """A ranked term's `key` at each plan's slot."""
+        return np.take(self.table[term][key], base + slot)
 
 
 def fits_memory(ctx, t: dict, rows, in_chunks, chunk_rows: int) -> tuple[np.ndarray, np.ndarray]:
@@ -298,31 +354,32 @@ def fits_memory(ctx, t: dict, rows, in_chunks, chunk_rows: int) -> tuple[np.ndar
         hi = min(lo + chunk_rows, n)
         m = hi - lo
         run = plans.run[lo:hi]
-        ranks = terms.ranks[run]
-        cells = [c[lo:hi].astype(np.int64) for c in terms.cell]
-        total = terms.totals(cells, 0)
+        slots = np.take(terms.slots, run)
+        bases = terms.bases(lo, hi)
+        stepless = None if terms.stepless is None else np.take(terms.stepless, terms.cell[0][lo:hi])
+        total = np.array(terms.totals(bases, 0, stepless))
         part = {k: plans.column(k, slice(lo, hi)) for k in t}
         over = np.take(over_by_cat, plans.cat[lo:hi])
         open_ = ~(total / over > capacity)  # out of memory at one rank: out of memory (memory_verdict)
         slot = np.zeros(m, dtype=np.int64)
-        seen = np.full((m, w), np.nan)
-        seen[:, 0] = total
+        seen = np.full((w, m), np.nan)
+        seen[0] = total
         for j in range(1, w):
-            r = np.flatnonzero((ranks[:, j] > 0) & open_)
+            r = np.flatnonzero((slots > j) & open_)
             if not len(r):
                 continue
-            cand = terms.totals([c[r] for c in cells], j)
-            seen[r, j] = cand
+            cand = terms.totals([b[r] for b in bases], j, None if stepless is None else stepless[r])
+            seen[j][r] = cand
             pick = cand > total[r]
             r = r[pick]
             total[r], slot[r] = cand[pick], j
             open_[r] = ~(cand[pick] / over[r] > capacity)
-        mem = {"total": total, "host_per_node": terms.at(0, "host_per_node", cells[0], slot),
-               "nvme_per_node": terms.at(0, "nvme_per_node", cells[0], slot)}
+        mem = {"total": total, "host_per_node": terms.at(0, "host_per_node", bases[0], slot),
+               "nvme_per_node": terms.at(0, "nvme_per_node", bases[0], slot)}
         fits[lo:hi] = memory_verdict(ctx, part, mem)[0] < 2
-        peak[lo:hi] = ranks[np.arange(m), slot]
+        peak[lo:hi] = terms.ranks[run, slot]
         live = np.flatnonzero(open_)  # out of memory: so at every rank (the reference skips them too)
-        again = live[memory_ranks.level_beyond(seen[live], terms.ends[run[live]])]
+        again = live[memory_ranks.level_beyond(seen[:, live].T, terms.ends[run[live]])]
         if len(again):
             sub = plans.take(lo + again)
             ref = memory.memory(ctx, sub, verdict_only=True)
