@@ -15,7 +15,10 @@ Each is evaluated once per distinct value of the columns it reads (a "cell") and
 from arithmetic, not sorting: its layout run (the table is layout-major) and a mixed-radix code of
 its categorical columns, each mapped through a small table. Per plan-rank only gathers and the
 additions of stage_memory remain (combine: the same operations in the same order on the same
-numbers, so every total is bit for bit stage_memory's and every verdict and peak rank equal).
+numbers, so every total is bit for bit stage_memory's and every verdict and peak rank equal; where a
+plan has no step temporary nor DeepSpeed bucket, combine_stepless drops the additions of zeros).
+As in the reference, a plan out of memory at one rank is not evaluated at its higher ranks; term
+evaluations and plan chunks are shared by the caller's threads (in_chunks).
 
 Plans whose peak may lie between a class's lowest and highest rank (memory_ranks.level_beyond) are
 left to the reference (memory.memory). The reference is used for the whole table under --exhaustive
@@ -46,7 +49,8 @@ COMBINED = ("states", "step_temp", "ds_buckets", "zero3_live", "fsdp_prefetch", 
 _STATE_GA = 2  # model states read ga only as ga > 1: every ga >= 2 is evaluated as 2 (tests check it)
 
 
-def _group_sum(ctx, parts: dict, group: str):
+def _group_sum(parts: dict, group: str):
+    """stage_memory's sum of one group's parts, in its order."""
     from planner.estimate.memory import GROUPS
 
     return sum(parts[f"{group}.{p}"] for p in GROUPS[group])
@@ -60,7 +64,7 @@ def state_terms(ctx, t: dict, stage) -> dict:
     sp = stage_params(ctx, t, stage)
     states = model_state_parts(ctx, t, sp, stage)
     parts = {k: v for k, v in states.items() if "." in k}
-    out = {"states": sum(_group_sum(ctx, parts, g) for g in ("weights", "gradients", "optimizer")),
+    out = {"states": sum(_group_sum(parts, g) for g in ("weights", "gradients", "optimizer")),
            "step_temp": states["step_temp"],
            "ds_buckets": ds_bucket_bytes(ctx, t, states["local_params"]),
            "zero3_live": zero3_live_bytes(ctx, t, sp), "fsdp_prefetch": fsdp_prefetch_bytes(ctx, t),
@@ -81,7 +85,7 @@ def activation_terms(ctx, t: dict, stage) -> dict:
     acts = activation_parts(ctx, t, stage, per_layer, sp)
     gather, permute = transient_comm_bytes(ctx, t, sp)
     n = T.size(t)
-    return {"activations": _group_sum(ctx, acts, "activations"), "transient": sum(acts.values()),
+    return {"activations": _group_sum(acts, "activations"), "transient": sum(acts.values()),
             "gather": gather + np.zeros(n), "permute": permute + np.zeros(n),
             "recv": pipelining_recv_bytes(ctx, t, stage),
             "frag_tensor": fragmentation_bytes(ctx, t, largest_tensor_bytes(ctx, t, stage))}
@@ -334,6 +338,18 @@ class Terms:
         return np.take(self.table[term][key], base + slot)
 
 
+class _Columns(dict):
+    """The columns of plans `at`, each taken when first read."""
+
+    def __init__(self, plans: Plans, at):
+        super().__init__()
+        self.plans, self.at = plans, at
+
+    def __missing__(self, k):
+        v = self[k] = self.plans.column(k, self.at)
+        return v
+
+
 def fits_memory(ctx, t: dict, rows, in_chunks, chunk_rows: int) -> tuple[np.ndarray, np.ndarray]:
     """(fits, peak) of the plans `rows` of t (None: all) as the reference gives them (solver
     _fits_memory: fits = memory verdict fits or tight; peak = the most loaded rank, ties to the lower,
@@ -344,6 +360,8 @@ def fits_memory(ctx, t: dict, rows, in_chunks, chunk_rows: int) -> tuple[np.ndar
     from planner.estimate.evaluate import memory_verdict
 
     plans = Plans(t, rows)
+    if not plans.n:
+        return np.zeros(0, dtype=bool), np.zeros(0, dtype=np.int16)
     terms = Terms(ctx, plans, in_chunks, chunk_rows)
     n, w = plans.n, terms.width
     fits, peak = np.zeros(n, dtype=bool), np.zeros(n, dtype=np.int16)
@@ -358,7 +376,7 @@ def fits_memory(ctx, t: dict, rows, in_chunks, chunk_rows: int) -> tuple[np.ndar
         bases = terms.bases(lo, hi)
         stepless = None if terms.stepless is None else np.take(terms.stepless, terms.cell[0][lo:hi])
         total = np.array(terms.totals(bases, 0, stepless))
-        part = {k: plans.column(k, slice(lo, hi)) for k in t}
+        part = _Columns(plans, slice(lo, hi))  # what memory_verdict reads, taken when read
         over = np.take(over_by_cat, plans.cat[lo:hi])
         open_ = ~(total / over > capacity)  # out of memory at one rank: out of memory (memory_verdict)
         slot = np.zeros(m, dtype=np.int64)
