@@ -82,7 +82,9 @@ def node_of(run: dict):
 
 def model_of(run: dict, assumed: list[str]) -> ModelSpec:
     """The run's own shape. Llama-style (RMSNorm, RoPE, untied) unless the name says GPT-3 / MPT /
-    Nemotron (LayerNorm); a missing vocabulary comes from the catalog model of the same name."""
+    Nemotron (LayerNorm); a missing vocabulary comes from the catalog model of the same name. The
+    run's model block may state `linear_bias`, `swiglu_limit`, `attention_sinks` and `rope_scaling`
+    (config.json values, e.g. gpt-oss's attention_bias, swiglu_limit, sinks and YaRN scaling)."""
     m = run["model"]
     name = m["name"]
     low = name.lower()
@@ -95,7 +97,9 @@ def model_of(run: dict, assumed: list[str]) -> ModelSpec:
               kv_heads=m.get("kv_heads"), head_dim=m.get("head_dim"), ffn_hidden=m["ffn_hidden_size"],
               ffn_act=_ffn_act(str(m.get("ffn_activation") or "swiglu")), vocab=vocab,
               norm="layernorm" if gpt_like else "rmsnorm", tie_embeddings="mpt" in low,
-              linear_bias="gpt-3" in low or "gpt3" in low)
+              linear_bias=bool(m.get("linear_bias", "gpt-3" in low or "gpt3" in low)),
+              swiglu_limit=m.get("swiglu_limit"), attention_sinks=bool(m.get("attention_sinks", False)),
+              rope_scaling=m.get("rope_scaling"))
     moe = m.get("moe")
     if moe:
         kw["moe"] = {"experts": moe["num_experts"], "top_k": moe["top_k"],
@@ -223,7 +227,7 @@ def runtime_of(run: dict, framework: str) -> dict:
         rt["recompute_num_layers"] = recompute_num_layers(run)
     # recipe settings a run file states as structured keys (benchmarks/recipe_runs.yaml header)
     for key in ("recompute_modules", "activation_offload_layers", "keep_fp8_transpose_cache", "cross_entropy_impl",
-                "expandable_segments", "fp8_param_gather"):
+                "expandable_segments", "fp8_param_gather", "moe_dispatcher", "moe_pad_to_capacity"):
         if p.get(key) is not None and key in Runtime.model_fields and framework == "megatron":
             rt[key] = p[key]
     if framework != "megatron":

@@ -47,8 +47,9 @@ def layer_facts(h: int, i: int, k: int, e: int) -> ModelFacts:
                       attn_dim_decode=0.0, ffn_per_token=float(k * i), expert_ffn=float(i))
 
 
-def moe_layer_s(row: dict, new: bool = True) -> float:
-    """Seconds of one MoE layer on one GPU as planner.serve.timing charges it."""
+def moe_layer_s(row: dict, new: bool = True, skew_alpha: float = 0.0) -> float:
+    """Seconds of one MoE layer on one GPU as planner.serve.timing charges it (skew_alpha: the router skew
+    of planner.serve.routing_skew; 0 for AIConfigurator's balanced rows)."""
     gpu = catalog.gpu(row["gpu"])
     scheme = SCHEME[row["dtype"]]
     lin, _, bw = timing.rates(gpu, (scheme,))
@@ -59,11 +60,14 @@ def moe_layer_s(row: dict, new: bool = True) -> float:
     bpe = E.weight_bytes_per_element(scheme, f.hidden)
     deq = timing.dequant_s_per_weight(gpu, (scheme,))[0] if new else 0.0
     wo = timing.is_weight_only(scheme, gpu) and new
-    gemm = float(np.atleast_1d(timing.expert_linear_s(f, 1, n, tp, lin[0], bw, bpe, np.array([ep]), deq, wo))[0])
+    gemm = float(np.atleast_1d(timing.expert_linear_s(f, 1, n, tp, lin[0], bw, bpe, np.array([ep]), deq, wo,
+                                                          skew_alpha=skew_alpha))[0])
     none = dataclasses.replace(f, ffn_per_token=0.0, experts=0, top_k=0)
     ta = np.array([tp])
     e = np.array([ep if new else tp])  # before this round the copies' traffic was split over all tp ranks
-    moe_bytes = float((timing.activation_bytes_per_token(f, ta, ta, e) - timing.activation_bytes_per_token(none, ta, ta, e))[0])
+    imb = timing.ep_rank_imbalance(f, n, e, skew_alpha) if new else 1.0
+    moe_bytes = float((timing.activation_bytes_per_token(f, ta, ta, e, imb)
+                       - timing.activation_bytes_per_token(none, ta, ta, e))[0])
     routing = timing.moe_routing_s(f, 1, n) if new else 0.0
     return gemm + routing + n * moe_bytes / bw
 
@@ -119,8 +123,50 @@ def report(data: list[dict]) -> str:
     return "\n".join(lines)
 
 
+SKEW_DATA = ROOT / "benchmarks" / "moe_skew_aic.csv"
+
+
+def skew_lines() -> list[str]:
+    """The same layers under AIConfigurator's skewed routing (benchmarks/moe_skew_aic.csv, extracted by
+    benchmarks/moe_skew_extract.py): model with a uniform router vs with planner.serve.routing_skew."""
+    if not SKEW_DATA.exists():
+        return []
+    data = [r for r in csv.DictReader(SKEW_DATA.open()) if in_scope(r)]
+    base = {tuple(r[k] for k in ("gpu", "trtllm", "dtype", "hidden", "expert_ffn", "top_k", "experts", "moe_tp",
+                                 "moe_ep", "tokens")): float(r["latency_ms"]) for r in rows()}
+    lines = ["", "## Skewed routing (router load imbalance, planner/serve/routing_skew.py)", "",
+             "AIConfigurator times the same layers with the experts' loads drawn from a power law "
+             "(distribution power_law_1.01 / power_law_1.2; the EP rank with the most routed copies is timed). "
+             "Model: expert_linear_s with skew_alpha 0 (uniform router: binomial spread only) and with the "
+             "row's alpha; the planner uses alpha = routing_skew.ROUTING_SKEW_ALPHA for every model. "
+             "Mean abs error of model / measured - 1; ratio = measured skewed / measured balanced (same shape) "
+             "against the model's ratio, medians.", "",
+             "| rows | points | uniform router | skew model, row's alpha | skew model, planner's alpha "
+             "| measured ratio | model ratio |", "|---|---:|---:|---:|---:|---:|---:|"]
+    from planner.serve.routing_skew import ROUTING_SKEW_ALPHA
+    for dist in ("power_law_1.01", "power_law_1.2"):
+        alpha = float(dist.rsplit("_", 1)[1])
+        for label, keep in (("EP 1", lambda r: r["moe_ep"] == "1"), ("EP 2-8", lambda r: 1 < int(r["moe_ep"]) <= 8),
+                            ("EP > 8", lambda r: int(r["moe_ep"]) > 8)):
+            sel = [r for r in data if r["distribution"] == dist and keep(r)]
+            if not sel:
+                continue
+            meas = np.array([float(r["latency_ms"]) * 1e-3 for r in sel])
+            uni = np.array([moe_layer_s(r, True, 0.0) for r in sel])
+            own = np.array([moe_layer_s(r, True, alpha) for r in sel])
+            ours = np.array([moe_layer_s(r, True, ROUTING_SKEW_ALPHA) for r in sel])
+            bal = np.array([base.get(tuple(r[k] for k in ("gpu", "trtllm", "dtype", "hidden", "expert_ffn", "top_k",
+                                                          "experts", "moe_tp", "moe_ep", "tokens")), np.nan) * 1e-3
+                            for r in sel])
+            ok = np.isfinite(bal)
+            err = lambda m: 100 * float(np.mean(np.abs(m / meas - 1)))  # noqa: E731
+            lines.append(f"| {dist}, {label} | {len(sel)} | {err(uni):.1f}% | {err(own):.1f}% | {err(ours):.1f}% | "
+                         f"{np.median(meas[ok] / bal[ok]):.2f} | {np.median(own[ok] / uni[ok]):.2f} |")
+    return lines
+
+
 def main() -> None:
-    text = report(rows())
+    text = report(rows()) + "\n".join([""] + skew_lines())
     print(text)
     if "--check" not in sys.argv:
         REPORT.write_text(text + "\n", encoding="utf-8")

@@ -8,7 +8,10 @@ memory_runs.yaml with a throughput figure: the step time implied by the publishe
 the micro-batches per step (ga) and the layers per GPU (layers / pp). Both include everything in the
 step (bubble, communication, optimizer), so they compare like with like; dividing out the micro-batch
 size gives the time per 4,096-token sequence, which shows whether a gap scales with tokens or stays a
-per-layer constant (benchmarks/moe_train_results.md). Nothing is fitted here.
+per-layer constant (benchmarks/moe_train_results.md). `+ all host`: the predicted time plus the whole
+host time of a layer (planner/estimate/host.py, forward + backward, averaged over the model's dense and
+MoE layers) as if none of it overlapped the GPU: an upper bound on any schedule of the measured per-op host
+costs (benchmarks/moe_dispatch_results.md). Nothing is fitted here.
 """
 
 from __future__ import annotations
@@ -17,12 +20,15 @@ import argparse
 import sys
 from pathlib import Path
 
+import numpy as np
+
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]
 import accuracy  # noqa: E402
 import calibration_runs  # noqa: E402
 
-from planner.estimate.evaluate import estimate  # noqa: E402
+from planner.estimate import compute, table  # noqa: E402
+from planner.estimate.evaluate import Context, estimate  # noqa: E402
 
 
 def layer_times(run: dict) -> dict:
@@ -36,8 +42,12 @@ def layer_times(run: dict) -> dict:
     per = plan.ga * sc.model.layers / plan.pp  # (micro-batch, layer) pairs per GPU and step
     measured = tokens_step / (published * gpus) / per * 1e3
     predicted = r["time"]["step_s"] / per * 1e3
+    unit = compute.layer_costs(Context(sc), table.from_plans([plan]))
+    moe_layers = sc.model.moe_layers
+    host = unit["moe_host"] * moe_layers + unit["dense_host"] * (sc.model.layers - moe_layers)
+    host_ms = float(np.ravel(host)[0]) / sc.model.layers * 1e3
     return {"id": run["id"], "node": node, "mbs": plan.mbs, "seq": sc.training.seq_len,
-            "measured_ms": measured, "predicted_ms": predicted,
+            "measured_ms": measured, "predicted_ms": predicted, "bound_ms": predicted + host_ms,
             "error": r["throughput"]["tokens_per_s_per_gpu"] / published - 1,
             "graphs": str(run["parallel"].get("cuda_graphs") or "-"),
             "capacity": (run["model"].get("moe") or {}).get("capacity_factor")}
@@ -48,12 +58,12 @@ def report(rows: list[dict]) -> str:
            "`python benchmarks/moe_layer_times.py` (see its docstring). ms = milliseconds per (layer, micro-batch) "
            "on one GPU, the whole step divided by ga x layers / pp; per sequence = divided by the micro-batch size "
            "as well. `capacity`: the run's token capacity factor (token drop), `-` = dropless.", "",
-           "| run | node | mbs | capacity | CUDA graphs (as recorded) | measured ms | predicted ms | "
+           "| run | node | mbs | capacity | CUDA graphs (as recorded) | measured ms | predicted ms | + all host ms | "
            "measured per sequence | predicted per sequence | tokens/s error |",
-           "|---|---|---:|---|---|---:|---:|---:|---:|---:|"]
+           "|---|---|---:|---|---|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         out.append(f"| {r['id']} | {r['node']} | {r['mbs']} | {r['capacity'] or '-'} | {r['graphs']} | "
-                   f"{r['measured_ms']:.2f} | {r['predicted_ms']:.2f} | {r['measured_ms'] / r['mbs']:.2f} | "
+                   f"{r['measured_ms']:.2f} | {r['predicted_ms']:.2f} | {r['bound_ms']:.2f} | {r['measured_ms'] / r['mbs']:.2f} | "
                    f"{r['predicted_ms'] / r['mbs']:.2f} | {r['error']:+.1%} |")
     return "\n".join(out) + "\n"
 

@@ -31,7 +31,7 @@ REPORT = ROOT / "benchmarks" / "serving_accuracy.md"
 
 # Catalog node of each GPU named by the sources (the node only adds the link rates).
 NODES = (("GB200", "gb200-nvl72"), ("B200", "dgx-b200"), ("H200", "hgx-h200"), ("H100", "dgx-h100"),
-         ("MI300X", "mi300x-8"))
+         ("MI300X", "mi300x-8"), ("MI325X", "mi325x-8"), ("MI355X", "mi355x-8"))
 # MLPerf llama2-70b (OpenOrca, 24,576 samples): the result summaries print output tokens per
 # sample (derived.mean_output_tokens_per_sample) but not the input length. ASSUMED mean input
 # length (not in the sources read; the dataset caps inputs at 1,024 tokens): the report shows it.
@@ -46,6 +46,23 @@ MLPERF_INPUT_MEAN_ASSUMED = 300
 # 1000/1000 rows use the 1024/1024 count (the table lists no 1000/1000 row).
 PERF_OVERVIEW_REQUESTS = {(1024, 1024): 3000, (1000, 1000): 3000, (8192, 1024): 1500, (1024, 8192): 1500,
                           (32768, 1024): 1000, (1024, 32768): 1000}
+
+
+# vLLM's prefix cache hands out whole KV blocks and always recomputes a prompt's last token (V1 KVCacheManager:
+# the longest cache hit is taken over num_tokens - 1 tokens, in whole blocks); block_size 16 is vLLM's default
+# (CacheConfig). Used for points whose benchmark reruns the same prompts (workload.repeated_prompts:
+# benchmark_latency.py draws its dummy prompts once for the warmup and all timed iterations).
+VLLM_BLOCK_SIZE = 16
+
+
+def repeated_prompt_hit(input_len: int, block: int = VLLM_BLOCK_SIZE) -> float:
+    """Share of a rerun prompt served from the prefix cache: block x floor((input - 1) / block) / input
+    (128 tokens -> 112 cached, 0.875; 2048 -> 2032, 0.992)."""
+    return block * ((int(input_len) - 1) // block) / float(input_len)
+
+
+# Id prefixes of the vLLM / SGLang / AMD points (benchmarks/serve_wide_results.md), reported as their own row.
+WIDE_PREFIXES = ("rocm-vllm", "mlperf50-", "dstack-", "inferencex-")
 
 
 def node_name(gpu_text: str) -> str:
@@ -107,9 +124,12 @@ def point_scenario(r: dict, rate: float | None = None) -> tuple[ServingScenario,
     gpus = hw["num_gpus"]
     per_node = catalog.node(node).gpus_per_node
     nodes = max(1, -(-gpus // per_node))
-    out_len = wl.get("output_len") or r.get("derived", {}).get("mean_output_tokens_per_sample")
-    in_len = wl.get("input_len") or MLPERF_INPUT_MEAN_ASSUMED
+    # workload.*_len_mean: the mean of a length distribution the source samples around the printed length
+    out_len = wl.get("output_len_mean") or wl.get("output_len") or r.get("derived", {}).get("mean_output_tokens_per_sample")
+    in_len = wl.get("input_len_mean") or wl.get("input_len") or MLPERF_INPUT_MEAN_ASSUMED
     serving = {"input_tokens": int(round(in_len)), "output_tokens": int(round(out_len))}
+    if wl.get("repeated_prompts"):
+        serving["prefix_cache_hit"] = round(repeated_prompt_hit(serving["input_tokens"]), 4)
     server = "server" in wl["kind"]
     if server and rate:
         serving["requests_per_s"] = rate
@@ -128,7 +148,7 @@ def point_scenario(r: dict, rate: float | None = None) -> tuple[ServingScenario,
         # (hardware_facts.yaml, MI300X mamf_note), so the catalog's ROCm 6.3 fraction is replaced.
         gpu["matmul_efficiency"] = {"bf16": round(450 / gpu["tflops"]["bf16"], 3), "fp8": None}
     sc = validate_model(ServingScenario, data, file=r["id"])
-    engine = "vllm" if "vllm" in str(r.get("framework", "")).lower() else "trtllm"
+    engine = engine_of(r)
     w, kv = weights_scheme(r["precision"], hw["gpu"])
     ep = par.get("ep") or moe_ep_assumed(r, tp)
     attn_dp = bool(par.get("dp") and par["dp"] > 1)
@@ -143,6 +163,16 @@ def point_scenario(r: dict, rate: float | None = None) -> tuple[ServingScenario,
             plan += f",max_batch={limits[0] * ranks},max_batched_tokens={limits[1] * ranks}"
     measured = r["measured"].get("output_tokens_per_sec_total") or r["derived"]["output_tokens_per_sec_total"]
     return sc, plan, float(measured)
+
+
+def engine_of(r: dict) -> str:
+    """Serving engine of a point: the engine the framework text names first (the text names the serving
+    stack first, a client such as SGLang's bench_serving.py after it); TensorRT-LLM when it names none
+    (NVIDIA NIM and MLPerf harness texts)."""
+    text = str(r.get("framework", "")).lower()
+    found = [(text.find(k), e) for k, e in (("tensorrt-llm", "trtllm"), ("trtllm", "trtllm"), ("vllm", "vllm"),
+                                            ("sglang", "sglang")) if k in text]
+    return min(found)[1] if found else "trtllm"
 
 
 def moe_ep_assumed(r: dict, tp: int) -> int:
@@ -313,6 +343,7 @@ def run() -> list[dict]:
                 pred = finite_run_throughput(r, est)
             fits = est["memory"]["verdict"] != "oom"
             rows.append({"id": r["id"], "kind": r["model"]["type"], "plan": plan, "measured": measured,
+                         "engine": engine_of(r), "vendor": "AMD" if node_name(r["hardware"]["gpu"]).startswith("mi") else "NVIDIA",
                          "predicted": pred, "error": (pred - measured) / measured, "fits": fits,
                          "source": src.parent.name, "latency": latency_pair(r, est),
                          "kind_text": r["workload"]["kind"], "lengths": (r["workload"].get("input_len"),
@@ -385,7 +416,10 @@ def report(rows: list[dict]) -> str:
     errs = np.array([abs(r["error"]) for r in rows])
     lines = ["# Serving accuracy (planner serve --plan vs published output tokens/s)", "",
              "Rerun: `python benchmarks/serving_accuracy.py`. Points: ../shared/calibration/serving_runs.yaml "
-             "(calibration) and benchmarks/serving_runs.yaml (added here: TensorRT-LLM performance overview rows of two revisions and blogs; NVIDIA NIM benchmarking tables at fixed concurrency, with TTFT / ITL). "
+             "(calibration) and benchmarks/serving_runs.yaml (added here: TensorRT-LLM performance overview rows of two revisions and blogs; NVIDIA NIM benchmarking tables at fixed concurrency, with TTFT / ITL; "
+             "vLLM / SGLang / AMD points: ROCm vLLM 0.10 MI300X throughput and latency tables, MLPerf v5.0 MI325X llama2-70b, dstack's "
+             "DeepSeek-R1 runs of SGLang / vLLM / TensorRT-LLM on 8x H200 and 8x MI300X, SemiAnalysis InferenceX DeepSeek-R1 FP8 / FP4 rows of "
+             "SGLang 0.5.9 on B200 / MI355X; benchmarks/serve_wide_results.md). "
              "Output tokens/s of the whole published deployment. Offline points: the plan's throughput at the "
              "batch that fits, over the published finite run (trtllm-bench: waves of that batch, the last one partial; "
              "requests per run from the point or the performance overview's dataset table, 1000/1000 taken as 3000). Server points (MLPerf Server): the output rate at the highest request rate the plan "
@@ -404,6 +438,14 @@ def report(rows: list[dict]) -> str:
     lines += [f"| {f} | {_mae([r for r in rows if family(r) == f])} |" for f in fams]
     lines += [f"| source {src} | {_mae([r for r in rows if r['source'] == src])} |"
               for src in sorted({r["source"] for r in rows})]
+    wide = [r for r in rows if r["id"].startswith(WIDE_PREFIXES)]
+    if wide:
+        lines += [f"| points of earlier rounds | {_mae([r for r in rows if r not in wide])} |",
+                  f"| vLLM / SGLang / AMD points (serve_wide_results.md) | {_mae(wide)} |"]
+    lines += [f"| engine {e} | {_mae([r for r in rows if r['engine'] == e])} |"
+              for e in ("trtllm", "vllm", "sglang") if any(r["engine"] == e for r in rows)]
+    lines += [f"| GPU vendor {v} | {_mae([r for r in rows if r['vendor'] == v])} |"
+              for v in ("NVIDIA", "AMD") if any(r["vendor"] == v for r in rows)]
     lines += regime_lines(rows)
     lines += latency_lines(rows)
     bias = {f: np.mean([r["error"] for r in rows if family(r) == f]) for f in fams
@@ -465,23 +507,59 @@ def report(rows: list[dict]) -> str:
               "fixed-length trtllm-bench runs admit prompts on all ranks in step, and the term made the 8k/32k-prompt "
               "rows of the same tables 18-49% slow.", ""]
     lines += dense_notes()
+    lines += moe_round3_notes()
     return "\n".join(lines)
+
+
+def moe_round3_notes() -> list[str]:
+    """MoE round 3 (router skew, attention-DP collectives): what changed and what was checked
+    (every point and row by commit: benchmarks/serve_moe_results.md)."""
+    return ["MoE round 3 (benchmarks/serve_moe_results.md: every point and 70 other rows of the same MoE columns "
+            "by commit). (1) The busiest EP rank under a skewed router (planner/serve/routing_skew.py): expert loads "
+            "drawn from AIConfigurator's power law (alpha 1.01 for every model, ASSUMED: the smaller of its two "
+            "latency-matched estimates), expected busiest-rank share from a fixed-seed draw; it scales the expert "
+            "GEMMs' compute and the busiest rank's own routed-copy traffic. Checked on AIConfigurator's skewed-routing "
+            "TensorRT-LLM MoE layer timings (benchmarks/moe_kernel_check.py: EP 2-8 rows 19.9% -> 18.2% mean error, "
+            "median skewed / balanced measured 1.10, model 1.08). (2) Attention-DP MoE layers all-gather the tokens "
+            "(TensorRT-LLM quantises FP8 / NVFP4 first) and reduce-scatter the bf16 outputs: TensorRT-LLM's "
+            "all-to-all needs MNNVL and ep > top_k (select_alltoall_method_type), vLLM's default all2all backend "
+            "is allgather_reducescatter. Points: MoE 34.0 -> 27.7 (1) -> 29.7 (2) -> 28.4% (busiest rank's copies); "
+            "other rows of the same columns 20.5 -> 18.5%; dense points do not move. Checked, not adopted: a "
+            "per-expert roofline over the skewed loads (hot experts compute-bound, cold ones read-bound; MoE points "
+            "29.7 -> 31.3%, the layer check 18.2 -> 18.6%); alpha 1.2 (AIConfigurator's other estimate: MoE points "
+            "27.7 -> 25.4% at step 1; not taken, it would be chosen by the points); FlashMLA's compute-bound rate for "
+            "absorbed-MLA decode (benchmarks/mla_decode_check.py: the model's MLA decode is 0.7-0.8x the measured "
+            "TensorRT-LLM kernel at 1k KV and 1.2-1.5x at 8-16k on Hopper, up to 2.3x on B200 FP8 KV; the FlashMLA "
+            "rate fixes long contexts but not short ones and moved every DeepSeek-R1 row 5-27 points faster). "
+            "Known gap: NCCL at serving message sizes (1-128 MB) runs 1.2-2.3x slower than the comm model's "
+            "large-message link rate (benchmarks/collective_check.py against AIConfigurator's measured NCCL "
+            "tables), which the attention-DP all-gather / reduce-scatter pay; not corrected (no mid-size rate in "
+            "the node catalog), so DEP points stay fast (H100 Qwen3-235B DEP8 +30%).", ""]
 
 
 def dense_notes() -> list[str]:
     """What was checked on the dense points (FP4 on Blackwell, small-batch decode)."""
-    return ["Dense FP4 on Blackwell: FP4 GEMMs run at the FP8 MAMF throughput (timing.FP4_AT_FP8_THROUGHPUT): "
-            "the 42 dense FP4 points are 11.6% off at that rate (decode-heavy +7%, prefill-heavy -13%; MLPerf v4.1 "
-            "B200, a compute-bound TensorRT engine run of batch ~1,400, -27.6%) and 34.8% off at FP4's doubled peak "
-            "x the FP8 fraction (every regime +21 to +48%; MLPerf B200 +19%). NVIDIA's cuBLAS 12.9 blog (Boosting "
-            "Matrix Multiplication Speed and Flexibility with NVIDIA cuBLAS 12.9) states block-scaled FP4 matmuls "
-            "reach up to 2.3x FP8 on Blackwell, but at the performance-overview B200 70B 1000/1000 step (403 "
-            "sequences + 403 prefill tokens) GEMMs are 40 of 62.5 ms at the FP8 rate (KV reads 15.5, activations "
-            "5.5, host 1), so a doubled rate would need some 20 ms per step of non-GEMM time the model lacks; none "
-            "was found (decode attention FLOPs there are ~1.4 ms). The compute-bound FP4 rows (prefill-heavy, "
-            "128/128, MLPerf) point to an achieved FP4 GEMM rate between 1 and 2x FP8's; without a per-shape NVFP4 "
-            "GEMM measurement on B200 the stated choice stays. Ruled out: the assumed MLPerf input length (the H100 / "
-            "H200 MLPerf offline points share it and are within 5%), KV format (FP8 in both).", "",
+    return ["Dense FP4 on Blackwell (benchmarks/serve_wide_results.md): dense FP4 GEMMs run at the FP8 MAMF throughput x "
+            "1.45 (timing.FP4_OVER_FP8_ACHIEVED), the ratio of the fastest NVFP4 to the fastest FP8 GEMM in NVIDIA's measured "
+            "TensorRT-LLM GEMM tables (AIConfigurator; B200 1.446 / 1.435, GB200 1.502; benchmarks/fp4_gemm_check.py); "
+            "grouped expert GEMMs keep the FP8 throughput (NVIDIA's NVFP4 MoE layer times show no such gain, "
+            "benchmarks/moe_kernel_check.py unchanged). It replaced FP4-at-FP8-throughput: the 134 earlier points 12.7 -> "
+            "11.4%, dense FP4 12.8 -> 8.5% (prefill-heavy -16.5 -> +0.6% signed, mixed -11.6 -> +7.4%, decode-heavy -4.4 -> "
+            "+13.0%); MLPerf v4.1 B200 -32.1 -> -12.1%, Llama-3.3-70B TP1 NVFP4 128/128 -23.0 / -26.1 -> +1.5 / -2.7% "
+            "(B200 / GB200). Exposed: the 405B TP4 decode-heavy FP4 rows (+16..+31%) join the FP8 405B decode-heavy rows "
+            "(H100 TP8 128/4096 +30%): a large-batch long-context decode cost the model lacks.", "",
+            "vLLM / SGLang / AMD (serve_wide_results.md): MLPerf AMD at TP1 x 8 within 6% (MI325X v5.0 -5.6 / +3.6%). "
+            "vLLM 0.10 on 8x MI300X at TP8 +53..+90% offline and +2% (batch 1) .. +86% (batch 128); the latency-table "
+            "rows rerun the same prompts, now modelled as prefix-cached (amd_serve_results.md), which turns the 2048/2048 "
+            "rows from +36 / +15% to +75 / +74%, like the 128/2048 rows at the same batch: the unexplained time per decode "
+            "step grows with the batch (70B 0.2 -> 10.5 ms, 405B 2.6 -> 25.6 ms from 1 to 128 sequences) and not with "
+            "the context; a TP8 cost of skinny FP8 GEMMs and mid-size all-reduces on MI300X that no AMD per-shape "
+            "hipBLASLt or TP8 all-reduce table found here sets; not fitted. Collectives on the switchless xGMI mesh now "
+            "use the k - 1 links of a k-GPU group (only TP < 8 moves: the MI355X TP4 rows by 1-2 points). "
+            "DeepSeek-R1 on the engines of Feb-Mar 2025 (dstack): +95..+390% on every engine and vendor (TPOT at 4 requests "
+            "25.7-55.1 ms measured vs 11.8 predicted; a 2x spread between engines on the same GPUs): software of those "
+            "versions, not fitted. The same model on SGLang 0.5.9 (InferenceX, 2026, B200 / MI355X at 4-64 requests) is "
+            "predicted 5-25% too slow (14.1% over 18 points).", "",
             "Dense regimes (table above; 93 more rows of the v1.0 performance overview added here). In the model: the "
             "dense GEMMs compute whole 128-row tiles of tokens (timing.padded_rows, the tile quantization the expert "
             "GEMMs already paid; MAMF is a tile-aligned measurement): decode steps of a few hundred sequences sit at "
@@ -497,7 +575,15 @@ def dense_notes() -> list[str]:
             "Small-batch decode: at 1 and 5 users the NIM points' output rate is predicted 16% / 12% too fast "
             "(inter-token 16.7 vs 18.6 ms at one user: weight reads at 80% of HBM peak, 160 all-reduces at 10 us, "
             "1 ms host step). Candidates are per-kernel gaps inside CUDA graphs (~10 kernels per layer) and GEMV "
-            "bandwidth below 80% of peak; neither has a published figure we could cite, so none was added.", ""]
+            "bandwidth below 80% of peak; neither has a published figure we could cite, so none was added.", "",
+            "Softmax exponentials (benchmarks/gptoss_results.md): attention runs at the flash-attention fraction of "
+            "the tensor cores' rate or of the special-function units' exponential rate, whichever binds "
+            "(planner.estimate.compute.exp_bound_fps: 16 exponentials per SM and clock, 512 dense BF16 FLOPs per "
+            "exponential on B200 / GB200 against 256 FLOPs per score at head dimension 64). Only gpt-oss on "
+            "Blackwell moves, by under a point (its context attention is a small part of a step): B200 120b "
+            "+26.3 -> +25.7%, GB200 120b +48.4 -> +47.7%, B200 20b +16.0 -> +15.3%. gpt-oss on Hopper is "
+            "unchanged (tensor cores bind at head dimension 64 there) and stays +48..+73%: see the per-op check "
+            "above and benchmarks/gptoss_results.md for what was checked.", ""]
 
 
 def main() -> None:

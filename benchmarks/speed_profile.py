@@ -87,16 +87,36 @@ scenario, byte for byte; tests compare each with the reference path it replaces)
 - OR-Tools' cp_model is imported without pandas (a placeholder with the two names its signatures
   read): ~0.2-0.35 s less start-up per process.
 
-What remains, below: the memory verdict of every plan that fits, for the exact `feasible` count
-(PRODUCT.md): each candidate rank of each fitting plan is one full stage evaluation (~0.5 us per
-plan-rank here, ~100 numpy passes over each plan), 70-80% of the search; no two plans are equal in
-the 16 columns it reads (fixed batch), and grouping per term (states do not read mbs or recompute,
-activations do not read dp, zero or offload) costs a sort per rank per term. Then the step-time
-bound itself (the stage time of every distinct plan, 481,008 for DeepSeek-V3 / 2,048 H100): since
-the time model reads ga in the stage time (FP8 weight casts once per step, the EP-overlap share of
-warm-up micro-batches) plans of different batches no longer share it, and with power-limited clocks
-it is evaluated twice (burst and lowest clock), so for the 131,072-GPU range it went from ~2 s to
-~10 s CPU here.
+Then (issue 14, third pass: planner/estimate/memory_tables.py), the memory verdict no longer
+evaluates memory per plan and rank. A rank's total is stage_memory's sum of pieces that each read
+few columns: model states (with DeepSpeed's buckets, ZeRO-3's live parameters, FSDP's prefetch, the
+step temporary, host RAM and NVMe) read the degrees, ZeRO, offload, precision and framework and ga
+only as ga > 1; transients (activations, SP and MoE buffers, receive buffers, the largest tensor)
+read tp, cp, etp, mbs, ga, vpp, sp, recompute, precision and framework; CUDA, workspaces and NCCL
+read the layout. Each is evaluated once per distinct value of its columns ("cell", found by a
+recording row) and candidate rank; a plan's cell is arithmetic on the layout-major table (its layout
+run and a mixed-radix code of its categorical columns, through small tables; no sort over the
+plans), and per plan-rank only gathers and stage_memory's own additions remain, in its order, so
+every total is the same bit for bit (tests compare totals, verdicts and peak ranks with the
+reference on random tables of six models and on shipped scenarios; the JSON of every shipped and
+benchmark scenario is byte for byte the same). DeepSeek-V3 on 2,048 H100: 1,443,060 plans, 5,682,150
+plan-ranks, but 527,958 state and 244,602 transient cell-ranks and 11,126 layouts evaluated; where
+a plan has no step temporary nor bucket (all but DeepSpeed) a shorter sum gives the same bits. The
+verdict pass, one thread, median of 3 on this shared machine (load 6-7): 3.76 -> 1.22 s CPU (H100),
+3.38 -> 1.03 s (H800), 0.22 -> 0.12 s (405B on 16,384). Whole process, median of 5 alternated with
+the previous commit (load 5-7): DeepSeek-V3 / 2,048 H100 6.88 -> 3.83 s CPU, H800 6.39 -> 3.36 s;
+405B 1.74 -> 1.71 s; the 131,072-GPU batch range (median of 3, load 9.5) 38.9 -> 24.1 s CPU, peak
+memory 892 -> 885 MB (the cell tables are packed per cell, the plan codes int32). Tried and left: deferring pydantic's schema builds (defer_build) moves the cost
+from import to load (0.31-0.41 s import + 0.02 s load before, the same sum after); start-up is
+~0.35 s CPU here (numpy 0.12, pydantic and the scenario schema 0.13, CP-SAT 0.08-0.1).
+
+What remains, below: the step-time bound (the stage time of every distinct plan, 481,008 for
+DeepSeek-V3 / 2,048 H100): since the time model reads ga in the stage time (FP8 weight casts once
+per step, the EP-overlap share of warm-up micro-batches) plans of different batches no longer share
+it, and with power-limited clocks it is evaluated twice (burst and lowest clock), so for the
+131,072-GPU range it went from ~2 s to ~10 s CPU here. Then the memory verdict's per plan-rank sums
+(~13 gathers and ~17 additions per plan-rank) and the term evaluations (model_state_parts over the
+state cells), the plan table and start-up.
 """
 
 

@@ -91,6 +91,8 @@ def attention_params(m: ModelSpec) -> int:
         params += h
     if m.qk_norm:
         params += 2 * d
+    if m.attention_sinks:
+        params += H
     return params
 
 
@@ -118,8 +120,11 @@ def model_stats(m: ModelSpec) -> ModelStats:
     if m.moe:
         mo = m.moe
         dense_layers, moe_layers = mo.dense_layers, m.layers - mo.dense_layers
-        router = mo.experts * h  # DeepSeek-V3's e_score_correction_bias is a buffer, not a parameter
-        routed = mo.experts * mlp_params(m, mo.expert_ffn_hidden, bias=False)
+        # DeepSeek-V3's e_score_correction_bias is a buffer, not a parameter; gpt-oss (linear_bias) has
+        # a trained router bias and biases on every expert's projections (HF GptOssTopKRouter.bias,
+        # GptOssExperts gate_up_proj_bias / down_proj_bias)
+        router = mo.experts * h + (mo.experts if m.linear_bias else 0)
+        routed = mo.experts * mlp_params(m, mo.expert_ffn_hidden)
         shared = (mlp_params(m, mo.shared_ffn, bias=False) if mo.shared_ffn else 0) \
             + (h if mo.shared_expert_gate else 0)
     components = {

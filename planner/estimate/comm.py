@@ -40,13 +40,28 @@ def _rates(node):
     return up, (out if out > 0 else 1e-9)  # no scale-out link: only single-domain clusters are valid
 
 
+def mesh_share(node, k):
+    """Share of the scale-up bandwidth a group with k members in one domain can use: 1 behind a switch
+    (NVSwitch: every GPU reaches every peer at its full rate); on a switchless full mesh of L direct links
+    per GPU (node `scaleup_mesh_links`; AMD's 8-GPU xGMI boards: 7 links, scaleup_gb_s = 7 x one link) only
+    the k - 1 links to the other members carry the group's traffic: min(1, (k - 1) / L). Measured on 8x
+    MI300X: RCCL all-reduce 47.7 GB/s bus bandwidth on 2 GPUs vs 312.9 GB/s on 8 (ml-engineering network
+    notes, catalogs/nodes.yaml mi300x-8; 312.9 x 1/7 = 44.7); vLLM's custom all-reduce on MI300X: 2 GPUs
+    44.1 us per extra 2 MB (47.6 GB/s), 4 GPUs 112 us per extra 8 MB (107 GB/s) (vLLM PR 19744 / ROCm aiter
+    PR 801 kernel tables); vLLM PR 39080 states MI355X peak bus bandwidth as (N - 1) x 76.8 GB/s."""
+    links = getattr(node, "scaleup_mesh_links", None)
+    if not links:
+        return 1.0
+    return np.minimum(1.0, np.maximum(np.asarray(k, dtype=float) - 1.0, 1.0) / links)
+
+
 def link(node, size, stride):
     """(bandwidth bytes/s, latency s) of the slowest hop of a ring of `size` ranks `stride` apart:
     NVLink/xGMI when the whole group sits in one scale-up domain, else the per-GPU NIC (the
     cluster graph of planner.estimate.topology decides)."""
-    _, crosses = topology.profile(node, size, stride)
+    k, crosses = topology.profile(node, size, stride)
     up, out = _rates(node)
-    return np.where(crosses, out, up), np.where(crosses, ALPHA_OUT_S, ALPHA_IN_S)
+    return np.where(crosses, out, up * mesh_share(node, k)), np.where(crosses, ALPHA_OUT_S, ALPHA_IN_S)
 
 
 def members_per_domain(node, size, stride):
@@ -66,6 +81,7 @@ def gather_s(node, nbytes, size, stride):
     expectations in cluster acceptance guides)."""
     up, out = _rates(node)
     k, crosses = topology.profile(node, size, stride)
+    up = up * mesh_share(node, k)
     bw = np.where(crosses, np.minimum(up, k * out), up)
     alpha = np.where(crosses, ALPHA_OUT_S, ALPHA_IN_S)
     return np.where(size > 1, alpha + (size - 1) / size * nbytes / bw, 0.0)
@@ -80,7 +96,7 @@ def all_reduce_s(node, nbytes, size, stride):
     up, out = _rates(node)
     k = members_per_domain(node, size, stride)
     m = size / k
-    intra = 2 * (k - 1) / k * nbytes / up
+    intra = 2 * (k - 1) / k * nbytes / (up * mesh_share(node, k))
     inter = 2 * (m - 1) / m * nbytes / k / out
     alpha = np.where(m > 1, ALPHA_IN_S + ALPHA_OUT_S, ALPHA_IN_S)
     return np.where(size > 1, alpha + intra + inter, 0.0)
@@ -91,7 +107,7 @@ def all_to_all_s(node, nbytes, size, stride):
     (n-k)/n to the others on the NICs, both at once."""
     up, out = _rates(node)
     k = members_per_domain(node, size, stride)
-    intra = (k - 1) / size * nbytes / up
+    intra = (k - 1) / size * nbytes / (up * mesh_share(node, k))
     inter = (size - k) / size * nbytes / out
     alpha = np.where(size > k, ALPHA_OUT_S, ALPHA_IN_S)
     return np.where(size > 1, alpha + np.maximum(intra, inter), 0.0)

@@ -22,7 +22,8 @@ import numpy as np
 from planner.arch import attention_dims, layer_matmuls
 from planner.estimate import context_parallel, recompute
 from planner.estimate import table as T
-from planner.estimate.host import host_floor, layer_host_s, moe_sync_exposed_s
+from planner.estimate.host import (HOST_SYNC_S, layer_host_fwd_s, layer_host_s, moe_forward_syncs,
+                                   moe_sync_exposed_s, synced_host_floor)
 from planner.estimate.memory import stage_layers
 
 TT = T.FRAMEWORKS.index("torchtitan")
@@ -142,6 +143,43 @@ EAGER_ROPE_BYTES, FUSED_ROPE_BYTES = 20.0, 4.0
 EAGER_SWIGLU_BYTES, FUSED_SWIGLU_BYTES = 10.0, 6.0
 
 
+# Megatron-Core applies RoPE through Transformer Engine's fused kernel only when the YaRN concentration
+# factor (mscale) is 1; otherwise it falls back to its unfused PyTorch RoPE (rope_utils.py
+# apply_rotary_pos_emb: "mscale=... is not supported by TE's fused RoPE. Using unfused
+# implementation.", at 92c8482e). _apply_rotary_pos_emb_bshd per q/k element: t * cos (2 + 2),
+# rotate_half's negation of one half and cat (1 + 1, 2 + 2), the product with sin (2 + 2), the sum
+# (4 + 2), the final cat with the (empty) pass-through part (2 + 2) = 24 bytes forward; backward the
+# two products' gradients (4 + 4), the negation's (2), the halves' gradient cat (4) and the sum of the
+# two paths (6) = 20; as forward-equivalent bytes (the time model doubles forward for backward):
+# (24 + 20) / 3. Kernels: 6 forward and 5 backward for each of q and k, 2 of them already counted
+# as the fused kernel's.
+MEGATRON_UNFUSED_ROPE_BYTES = (24.0 + 20.0) / 3
+MEGATRON_UNFUSED_ROPE_EXTRA_KERNELS = 2 * (6 + 5) - 2
+
+
+def yarn_concentration(m) -> float:
+    """YaRN's attention concentration factor (transformers _compute_yarn_parameters, Megatron-Core
+    _yarn_get_concentration_factor): get_mscale(factor, mscale) / get_mscale(factor, mscale_all_dim)
+    when both are given, else get_mscale(factor); get_mscale(s, k) = 0.1 k ln(s) + 1 for s > 1.
+    1 for other rotary scalings (gpt-oss: factor 32 -> 1.347; DeepSeek-V3: mscale = mscale_all_dim -> 1)."""
+    import math
+
+    rs = m.rope_scaling
+    if rs is None or rs.type != "yarn" or rs.factor <= 1:
+        return 1.0
+
+    def get(k):
+        return 0.1 * k * math.log(rs.factor) + 1.0
+    if rs.mscale is not None and rs.mscale_all_dim is not None:
+        return get(rs.mscale) / get(rs.mscale_all_dim)
+    return get(1.0)
+
+
+def megatron_unfused_rope(ctx, t):
+    """True on Megatron rows whose model's YaRN concentration is not 1 (MEGATRON_UNFUSED_ROPE_BYTES)."""
+    return (t["framework"] == MEG) & (abs(yarn_concentration(ctx.model) - 1.0) > 1e-9) & (ctx.model.position == "rope")
+
+
 def eager_mask(ctx, t):
     """True where elementwise ops run unfused: torchtitan without `runtime.compile` (Megatron runs
     Transformer Engine's fused kernels; DeepSpeed is left as fused, not calibrated)."""
@@ -164,15 +202,72 @@ def elementwise_bytes_per_token(ctx, t, moe_layer: bool):
         residual = residual + 2 * 5 * h / sp_div
     d_qk, _ = attention_dims(m)
     kv = m.heads if m.mla else m.n_kv_heads
-    rope_b = np.where(eager, EAGER_ROPE_BYTES, FUSED_ROPE_BYTES) if m.position == "rope" else 0.0
+    rope_b = np.where(eager, EAGER_ROPE_BYTES,
+                      np.where(megatron_unfused_rope(ctx, t), MEGATRON_UNFUSED_ROPE_BYTES, FUSED_ROPE_BYTES)) \
+        if m.position == "rope" else 0.0
     rope = rope_b * (m.heads + kv) * d_qk / tp
     ffn = m.moe.expert_ffn_hidden if (moe_layer and m.moe) else m.ffn_hidden
     act_b = np.where(eager, EAGER_SWIGLU_BYTES, FUSED_SWIGLU_BYTES) if m.ffn_act == "swiglu" else 4.0
     act = act_b * ffn / tp
     if moe_layer and m.moe:
         act = act * m.moe.top_k + permutation_bytes_per_token(m, t) + (act_b * m.moe.shared_ffn / tp) \
-            + ROUTER_BYTES_PER_EXPERT * m.moe.experts
+            + ROUTER_BYTES_PER_EXPERT * m.moe.experts + expert_epilogue_bytes_per_token(m, t)
     return residual + rope + act
+
+
+# Megatron-Core's grouped experts (TEGroupedMLP in megatron/core/transformer/moe/experts.py, with
+# fusions/fused_bias_geglu.py, at 92c8482e: the Megatron-LM that Megatron-Bridge 25.11 pins) run two
+# pieces of gpt-oss's expert MLP outside fused kernels, in bf16 (Megatron-Bridge's gpt-oss recipe
+# leaves moe_router_dtype unset, so the routing probabilities are bf16 too):
+# * the clamp of a clamped gated activation (activation_func_clamp_value = swiglu_limit):
+#   weighted_bias_quick_geglu_impl clamps each half of the 2f-wide fc1 output (read 2 + write 2 bytes
+#   per element) and torch.cat's them (2 + 2 per element of both halves) before the fused kernel:
+#   16 bytes per f element forward. Backward: each clamp's masked gradient (gradient and input read,
+#   gradient written: 6 per element of its half, 12 per f) and the gradient cat of the chunk (8): 20.
+CLAMPED_GLU_BYTES_FWD, CLAMPED_GLU_BYTES_BWD = 16.0, 20.0
+# * fc2's bias (add_bias_linear): TEGroupedMLP._apply_bias adds `bias * prob` to each local expert's
+#   rows in a Python loop over the experts and torch.cat's the results: per routed row and hidden
+#   element b*p written (2), the sum read 2 + 2 and written 2, the cat read 2 and written 2 = 12 bytes
+#   forward; backward the product's gradients for the bias and the probabilities (a product written
+#   and reduced, 2 + 2 + 2 each) = 12. Kernels: a product and a sum per local expert forward, two
+#   products and two reductions backward.
+EXPERT_BIAS_BYTES_FWD, EXPERT_BIAS_BYTES_BWD = 12.0, 12.0
+EXPERT_BIAS_KERNELS_PER_EXPERT = 6
+
+
+def expert_epilogue_bytes_per_token(m, t):
+    """Forward-equivalent HBM bytes per token of one MoE layer spent on Megatron's unfused clamp of a
+    clamped gated activation (`swiglu_limit`) and per-expert fc2 bias (`linear_bias`), per routed
+    copy: (forward + backward) / 3, because the time model takes every forward term's backward as
+    twice the forward (layer_costs). Zero for other frameworks (torchtitan's and the serving engines'
+    expert kernels apply the clamp and the bias in their fused activation / GEMM epilogue) and for
+    models without the clamp or the biases."""
+    if not m.moe:
+        return 0.0
+    clamp = (CLAMPED_GLU_BYTES_FWD + CLAMPED_GLU_BYTES_BWD) / 3 * m.moe.expert_ffn_hidden / t["tp"] \
+        if m.swiglu_limit is not None else 0.0
+    bias = (EXPERT_BIAS_BYTES_FWD + EXPERT_BIAS_BYTES_BWD) / 3 * m.hidden if m.linear_bias else 0.0
+    return np.where(t["framework"] == MEG, m.moe.top_k * (clamp + bias), 0.0)
+
+
+def moe_act_recompute_bytes_per_token(m, t):
+    """HBM bytes per token of one MoE layer that Megatron's `moe_act` recompute moves again in
+    backward: the experts' activation forward (TEGroupedMLP checkpoints bias_act_func) per routed
+    copy, the fused gated activation (FUSED_SWIGLU_BYTES per f element) and, for a clamped one, its
+    unfused clamp (CLAMPED_GLU_BYTES_FWD)."""
+    if not m.moe:
+        return 0.0
+    act = FUSED_SWIGLU_BYTES if m.ffn_act == "swiglu" else 4.0
+    clamp = CLAMPED_GLU_BYTES_FWD if m.swiglu_limit is not None else 0.0
+    return m.moe.top_k * (act + clamp) * m.moe.expert_ffn_hidden / t["tp"]
+
+
+def expert_bias_kernels(m, t):
+    """Kernels per MoE layer and micro-batch (forward + backward) of Megatron's per-expert fc2 bias
+    loop (EXPERT_BIAS_KERNELS_PER_EXPERT per local expert); zero without linear biases."""
+    if not (m.moe and m.linear_bias):
+        return np.zeros(T.size(t))
+    return np.where(t["framework"] == MEG, EXPERT_BIAS_KERNELS_PER_EXPERT * m.moe.experts / t["ep"], 0.0)
 
 
 def permutation_bytes_per_token(m, t):
@@ -384,13 +479,43 @@ def warpgroup_tensor_cores(gpu) -> bool:
     return gpu.vendor == "nvidia" and gpu.peak_tflops("fp8") is not None and gpu.hbm_tb_s >= 2.0
 
 
+# Softmax exponentials run on the SM's special-function units (MUFU.EX2), one per attention score
+# in forward and one in backward (P recomputed), 16 per SM and clock on A100, H100 and B200. As dense
+# BF16 tensor-core FLOPs per exponential: A100 2048 / 16 per SM-clock (312 TFLOPS, 108 SMs, 1.41 GHz);
+# H100 4096 / 16 (FlashAttention-3 paper, Shah et al. 2024, arXiv:2407.08608 Sec. 3.1: "989 TFLOPS
+# of FP16 matmul but only 3.9 TFLOPS of special functions"); B200 8192 / 16 (FlashAttention-4,
+# Zadouri et al.: a 128 x 128 x 128 forward tile takes 1,024 tensor-core and 1,024 exponential cycles
+# per SM, tensor cores doubled, SFUs not); Blackwell Ultra (cc 10.3) doubles the SFU throughput
+# (NVIDIA technical blog "Making Softmax More Efficient with NVIDIA Blackwell Ultra"). Forward
+# attention does 2 (d_qk + d_v) FLOPs per score, so at head dimension 64 the exponentials, not the
+# tensor cores, bind on B200.
+BF16_FLOPS_PER_EXP = {8.0: 128.0, 9.0: 256.0, 10.0: 512.0, 10.3: 256.0}
+
+
+def exp_bound_fps(gpu, flops_per_score: float) -> float:
+    """Attention FLOP/s at which the softmax exponentials bind: dense BF16 peak / BF16_FLOPS_PER_EXP x
+    FLOPs per score (one exponential per score); inf where the GPU's exponential rate is not known."""
+    ratio = BF16_FLOPS_PER_EXP.get(gpu.compute_capability) if gpu.vendor == "nvidia" else None
+    peak = gpu.peak_tflops("bf16")
+    if ratio is None or not peak:
+        return float("inf")
+    return peak * 1e12 / ratio * flops_per_score
+
+
 def attention_rates(ctx, t, half_fps):
     """(forward, backward) FLOP/s of fused attention. The kernel follows `runtime.attention_kernel`;
     'auto' is each framework's default: Megatron runs Transformer Engine's fused attention (cuDNN,
     Hopper-native), torchtitan and DeepSpeed PyTorch SDPA, whose flash backend is FlashAttention-2.
-    Hopper-native kernels get Dao 2023's fractions of the matmul rate; FlashAttention-2 on a Hopper or
-    Blackwell GPU is capped at FA2_HOPPER_*_OF_PEAK of the dense bf16 peak."""
-    fwd, bwd = half_fps * ATTN_FWD_OF_MAMF, half_fps * ATTN_BWD_OF_MAMF
+    Hopper-native kernels get Dao 2023's fractions of the rate of the unit that binds them: the
+    tensor cores (the matmul rate) or the exponential units (exp_bound_fps; forward 2 (d_qk + d_v)
+    FLOPs per score, backward FLASH_BWD_FLOPS_RATIO times that, one exponential each);
+    FlashAttention-2 on a Hopper or Blackwell GPU is capped at FA2_HOPPER_*_OF_PEAK of the dense bf16
+    peak."""
+    d_qk, d_v = attention_dims(ctx.model)
+    clock = t["tensor_clock"] if "tensor_clock" in t else 1.0
+    per_score = 2.0 * (d_qk + d_v)
+    fwd = np.minimum(half_fps, exp_bound_fps(ctx.gpu, per_score) * clock) * ATTN_FWD_OF_MAMF
+    bwd = np.minimum(half_fps, exp_bound_fps(ctx.gpu, FLASH_BWD_FLOPS_RATIO * per_score) * clock) * ATTN_BWD_OF_MAMF
     if not warpgroup_tensor_cores(ctx.gpu):
         return fwd, bwd
     kernel = ctx.scenario.runtime.attention_kernel
@@ -430,6 +555,7 @@ def layer_costs(ctx, t) -> dict:
     for kind, moe_layer in (("dense", False), ("moe", True)):
         if moe_layer and not ctx.model.moe:
             out[f"{kind}_fwd"] = out[f"{kind}_matmul"] = out[f"{kind}_sac"] = out[f"{kind}_host"] = out[f"{kind}_mrc"] = 0.0
+            out[f"{kind}_host_fwd"] = 0.0
             out[f"{kind}_wcast"] = 0.0
             continue
         mm, expert_mm = layer_matmul_fwd_s(ctx, t, tokens, moe_layer, linear_fps, hbm)
@@ -438,24 +564,34 @@ def layer_costs(ctx, t) -> dict:
         # weight quantisation: forward only (its output serves the backward GEMMs too)
         out[f"{kind}_wcast"] = fp8_weight_cast_s(ctx, t, moe_layer, hbm) * weight_casts_per_mb(t)
         out[f"{kind}_fwd"], out[f"{kind}_matmul"] = mm + ew, mm
+        # the unfused RoPE's extra kernels, a launch and tail each (a third of them in forward)
+        out[f"{kind}_fwd"] = out[f"{kind}_fwd"] + np.where(
+            megatron_unfused_rope(ctx, t), MEGATRON_UNFUSED_ROPE_EXTRA_KERNELS * GEMM_LAUNCH_S / 3, 0.0)
         if moe_layer:
             out[f"{kind}_expert"] = expert_mm
             # each per-expert quantisation kernel costs at least a launch and tail on the GPU; the
             # forward carries a third of forward + backward (backward = 2 x forward)
-            out[f"{kind}_fwd"] = out[f"{kind}_fwd"] + expert_quant_kernels(ctx, t) * GEMM_LAUNCH_S / 3
+            out[f"{kind}_fwd"] = out[f"{kind}_fwd"] + (expert_quant_kernels(ctx, t)
+                                                       + expert_bias_kernels(ctx.model, t)) * GEMM_LAUNCH_S / 3
         # torchtitan op-level selective checkpointing: every second non-expert mm and every
         # elementwise op run again in backward; attention is saved.
         out[f"{kind}_sac"] = titan_sac_recomputed_share(ctx.model, moe_layer) * (mm - expert_mm) + ew
         out[f"{kind}_host"] = layer_host_s(ctx, t, moe_layer, eager_mask(ctx, t))
+        out[f"{kind}_host_fwd"] = layer_host_fwd_s(ctx, t, moe_layer, eager_mask(ctx, t))
         if moe_layer:
             # the dispatcher's device-to-host sync leaves the dispatch / expert section host-paced
             from planner.estimate.comm import ep_dispatch_s
 
             permute = tokens * permutation_bytes_per_token(ctx.model, t) / hbm
             out["moe_sync"] = moe_sync_exposed_s(ctx, t, expert_mm + permute + 2 * ep_dispatch_s(ctx, t))
+            # forward host stretches end at each MoE layer's wait (host.synced_host_floor), which adds its latency
+            out["moe_synced"] = moe_forward_syncs(ctx, t)
+            out["moe_host_fwd"] = out["moe_host_fwd"] + np.where(out["moe_synced"], HOST_SYNC_S, 0.0)
         # Megatron selective recompute by module (planner.estimate.recompute): the listed modules' matmuls
         out[f"{kind}_mrc"] = recompute.recomputed_matmul_share(ctx, moe_layer, False) * (mm - expert_mm) \
             + recompute.recomputed_matmul_share(ctx, moe_layer, True) * expert_mm
+        if moe_layer and "moe_act" in recompute.recompute_modules(ctx):
+            out[f"{kind}_mrc"] = out[f"{kind}_mrc"] + tokens * moe_act_recompute_bytes_per_token(ctx.model, t) / hbm
     if ctx.scenario.runtime.flash_attention:
         # half_fps = peak x MAMF fraction.
         flops = attention_fwd_flops(ctx, t, tokens)
@@ -492,8 +628,12 @@ def stage_compute(t, unit: dict, dense, moe, stage: str) -> dict:
     # FP8 weight quantisation runs in forward only; a recomputed forward casts again where the
     # framework keeps no cached FP8 weight (weight_casts_per_mb).
     wcast = dense * unit.get("dense_wcast", 0.0) + moe * unit.get("moe_wcast", 0.0)
-    forward, backward = host_floor(fwd + attn_fwd + head + wcast + sync, 2 * (fwd + head) + attn_bwd,
-                                   dense * unit["dense_host"] + moe * unit["moe_host"])
+    # With a dispatcher wait in every MoE layer's forward, forward and backward meet the host apart.
+    synced = (moe > 0) & unit.get("moe_synced", False)
+    forward, backward = synced_host_floor(fwd + attn_fwd + head + wcast + sync, 2 * (fwd + head) + attn_bwd,
+                                          dense * unit["dense_host"] + moe * unit["moe_host"],
+                                          dense * unit.get("dense_host_fwd", 0.0) + moe * unit.get("moe_host_fwd", 0.0),
+                                          synced)
     full = fwd + attn_fwd + np.where(t["framework"] == MEG, 0.0, wcast)
     return {"forward": forward, "backward": backward,
             "recompute": np.where(rc == 2, unit.get("full_rc_share", 1.0) * full,

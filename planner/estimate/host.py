@@ -43,23 +43,38 @@ from planner.arch import layer_matmuls
 
 HOST_OP_FWD_BWD_S = 28.6e-6      # measured (module docstring)
 HOST_SYNC_S = 15e-6              # measured: a scalar device-to-host copy the host waits for (host_device_results.md)
-# Kernels Megatron-Core's all-to-all dispatcher issues after its forward sync point, besides the
-# expert GEMMs and their quantisation (a subset of the 15 autograd ops above): permute (row-id map,
-# permute), token and probability all-to-alls, sort_chunks_by_idxs after dispatch and before
-# combine, the probability-weighted activation, the combine all-to-all and unpermute.
-MOE_POST_SYNC_OPS = 9
+# Kernels each Megatron-Core dispatcher issues after its last forward wait on the host, besides the
+# expert GEMMs and their quantisation (token_dispatcher.py at 92c8482, the Megatron-LM of
+# Megatron-Bridge 25.11):
+#   alltoall (waits before the EP all-to-all): permute (row-id map, permute), token and probability
+#     all-to-alls, sort_chunks_by_idxs after dispatch and before combine, the probability-weighted
+#     activation, the combine all-to-all and unpermute = 9;
+#   allgather (waits in dispatch_postprocess on .cpu() of its counts): permute (2), the local
+#     probabilities' two transposes and masked_select (3), unpermute, the reduce-scatter = 7;
+#   deepep (last wait: .item() of the received counts before permute): permute (2), the
+#     probability-weighted activation, unpermute, the fused combine = 5;
+#   hybridep (waits inside its fused dispatch + permute): the probability-weighted activation and the
+#     fused unpermute + combine = 2.
+MOE_POST_SYNC_OPS = {"alltoall": 9, "allgather": 7, "deepep": 5, "hybridep": 2}
 HOST_LINEAR_FWD_BWD_S = 126e-6   # measured (module docstring)
 HOST_LAUNCH_S = 6.5e-6           # measured (module docstring)
 FUSED_LAYER_OPS, EAGER_LAYER_OPS = 8, 29
 MOE_AUTOGRAD_OPS, MOE_METADATA_OPS = 15, 12  # counted in the module docstring
 
 
-def layer_host_s(ctx, t, moe_layer: bool, eager):
-    """Host seconds (forward + backward) of one layer per micro-batch, per plan row: linear modules
-    at HOST_LINEAR_FWD_BWD_S, per-expert GEMMs of a grouped expert module at 3 x HOST_LAUNCH_S,
-    elementwise ops (and FP8 quantisations) at HOST_OP_FWD_BWD_S."""
+def _host_parts(ctx, t, moe_layer: bool, eager):
+    """(forward + backward, forward) host seconds of one layer per micro-batch (layer_host_s,
+    layer_host_fwd_s). The forward part counts the kernels each op issues in forward against those
+    of forward + backward: a linear module or a per-expert GEMM 1 of 3 GEMMs (the backward runs the
+    input- and weight-gradient GEMMs), an autograd elementwise op or FP8 quantisation 1 of 2 kernels,
+    the dispatcher's metadata ops (no backward) all of theirs, the per-expert quantisation kernels a
+    third (as compute.layer_costs splits their GPU time). Cross-check: Transformer Engine issue #2053
+    (2025-08) measured one BF16 Linear forward at 13.48 us of host time with torch on a DGX H100
+    (Xeon 8480C) and 99.66 us with TE's Linear vs 37.08 us with torch on GB200 (TE = 2.7 x torch):
+    2.7 x 13.48 = 36 us on the x86 host, near the 126 / 3 = 42 us forward share taken here."""
     if moe_layer and not ctx.model.moe:
-        return np.zeros_like(t["tp"], dtype=float)
+        zero = np.zeros_like(t["tp"], dtype=float)
+        return zero, zero
     linears = 0
     expert_modules = 0
     for mm in layer_matmuls(ctx.model, moe_layer):
@@ -70,14 +85,29 @@ def layer_host_s(ctx, t, moe_layer: bool, eager):
     experts_local = ctx.model.moe.experts / t["ep"] if (moe_layer and ctx.model.moe) else 0.0
     ops = np.where(eager, EAGER_LAYER_OPS, FUSED_LAYER_OPS) + (MOE_AUTOGRAD_OPS if moe_layer else 0)
     metadata = MOE_METADATA_OPS * HOST_LAUNCH_S if moe_layer else 0.0
+    quant = 0.0
     if moe_layer:
         from planner.estimate.compute import expert_quant_kernels
 
-        metadata = metadata + expert_quant_kernels(ctx, t) * HOST_LAUNCH_S
+        quant = expert_quant_kernels(ctx, t) * HOST_LAUNCH_S
     fp8_quant = np.where(t["precision"] == 3, linears + expert_modules, 0)
-    return (linears * HOST_LINEAR_FWD_BWD_S
-            + expert_modules * (HOST_LINEAR_FWD_BWD_S + experts_local * 3 * HOST_LAUNCH_S)
-            + (ops + fp8_quant) * HOST_OP_FWD_BWD_S + metadata)
+    gemms = linears * HOST_LINEAR_FWD_BWD_S + expert_modules * (HOST_LINEAR_FWD_BWD_S + experts_local * 3 * HOST_LAUNCH_S)
+    elementwise = (ops + fp8_quant) * HOST_OP_FWD_BWD_S
+    total = gemms + elementwise + metadata + quant
+    forward = gemms / 3 + elementwise / 2 + metadata + quant / 3
+    return total, forward
+
+
+def layer_host_s(ctx, t, moe_layer: bool, eager):
+    """Host seconds (forward + backward) of one layer per micro-batch, per plan row: linear modules
+    at HOST_LINEAR_FWD_BWD_S, per-expert GEMMs of a grouped expert module at 3 x HOST_LAUNCH_S,
+    elementwise ops (and FP8 quantisations) at HOST_OP_FWD_BWD_S."""
+    return _host_parts(ctx, t, moe_layer, eager)[0]
+
+
+def layer_host_fwd_s(ctx, t, moe_layer: bool, eager):
+    """The forward part of layer_host_s (kernel-count split, _host_parts)."""
+    return _host_parts(ctx, t, moe_layer, eager)[1]
 
 
 def host_floor(fwd, bwd, host):
@@ -88,18 +118,56 @@ def host_floor(fwd, bwd, host):
     return fwd * f, bwd * f
 
 
+def synced_host_floor(fwd, bwd, host, host_fwd, synced):
+    """Forward and backward seconds of one micro-batch with the host floor, where each MoE layer's
+    forward waits on the host for its token counts (`synced`, moe_forward_syncs) and where not.
+
+    Without a sync the host runs ahead of the GPU across the whole micro-batch: forward + backward
+    >= host, pooled (host_floor). With one, the wait empties the GPU's queue in every MoE layer's
+    forward (Megatron-Core token_dispatcher.py `_maybe_dtoh_and_synchronize` blocks the host on the
+    copy's event), so the host's lead cannot carry across it: each forward stretch between two
+    syncs takes at least its own host time, and the forward cannot borrow the backward's GPU time:
+        forward = max(GPU forward, host forward),  backward = max(GPU backward, host backward)
+    (the backward reuses the host copies of the counts: no wait there). Pooled over the stage's
+    layers, which is exact when its stretches are alike and a lower bound otherwise."""
+    pooled_f, pooled_b = host_floor(fwd, bwd, host)
+    return (np.where(synced, np.maximum(fwd, host_fwd), pooled_f),
+            np.where(synced, np.maximum(bwd, host - host_fwd), pooled_b))
+
+
+def moe_forward_syncs(ctx, t):
+    """Per plan row: does every MoE layer's forward wait on a device-to-host copy of the token
+    counts? Megatron: yes unless the experts' inputs are padded to capacity. Megatron-Core
+    (token_dispatcher.py at core_v0.15.0 and 92c8482, the Megatron-LM of Megatron-Bridge 25.11):
+    the all-to-all dispatcher with drop_and_pad (--moe-pad-expert-input-to-capacity) builds its
+    split sizes on the host (torch.full of the capacity) and leaves cuda_sync_point at "no_sync";
+    dropless it waits "before_ep_alltoall" (or "before_finish" without EP), with an unpadded
+    capacity factor "before_permutation_1"; the allgather dispatcher calls .cpu() on its counts;
+    DeepEP returns its received counts as a host list (fused_a2a.py) and HybridEP, unless padded,
+    has no bound on its output size, which "will cause a CPU sync" (_HybridEPManager). torchtitan:
+    with ep > 1 (its all-to-all splits are copied with non_blocking=False)."""
+    from planner.estimate.compute import MEG, TT
+
+    if not ctx.model.moe:
+        return np.zeros_like(t["tp"], dtype=bool)
+    padded = bool(ctx.scenario.runtime.moe_pad_to_capacity) and ctx.model.moe.capacity_factor is not None
+    return ((t["framework"] == MEG) & (not padded)) | ((t["framework"] == TT) & (t["ep"] > 1))
+
+
 def moe_sync_exposed_s(ctx, t, gpu_post_s):
     """Forward seconds per MoE layer and micro-batch that the dispatcher's host synchronisation
-    exposes (Megatron; torchtitan with ep > 1; zero for dense models and otherwise).
+    exposes where there is one (moe_forward_syncs; zero for dense models, padded token drop and
+    torchtitan without EP).
 
     Megatron-Core's token dispatchers need the token counts on the host (all-to-all split sizes,
     the grouped GEMM's per-expert row counts): MoEAlltoAllTokenDispatcher copies them device-to-host
     and waits on that copy at its `cuda_sync_point` ("before_ep_alltoall" when dropless,
-    "before_permutation_1" with a capacity factor; megatron/core/transformer/moe/token_dispatcher.py,
-    _maybe_dtoh_and_synchronize), every MoE layer's forward. The wait drains the GPU's queue, so the
+    "before_permutation_1" with an unpadded capacity factor, none when padded to capacity;
+    megatron/core/transformer/moe/token_dispatcher.py, _maybe_dtoh_and_synchronize), every MoE
+    layer's forward; the other dispatchers wait elsewhere (moe_forward_syncs, MOE_POST_SYNC_OPS). The wait drains the GPU's queue, so the
     host's lead is lost: from the sync on, the GPU runs each kernel only once the host has issued it.
     The kernels of the dispatch / expert / combine section after the sync are issued in
-    (at least) one bare launch each (HOST_LAUNCH_S): MOE_POST_SYNC_OPS dispatcher ops, one GEMM per
+    (at least) one bare launch each (HOST_LAUNCH_S): the dispatcher's MOE_POST_SYNC_OPS, one GEMM per
     local expert and expert module, and the forward half of the per-expert FP8 quantisation kernels
     (compute.expert_quant_kernels). Where issuing them takes longer than the GPU's work in that
     section (`gpu_post_s`: expert GEMMs, permutation traffic, the dispatch and combine
@@ -115,12 +183,13 @@ def moe_sync_exposed_s(ctx, t, gpu_post_s):
     m = ctx.model
     if not m.moe:
         return np.zeros_like(t["tp"], dtype=float)
-    from planner.estimate.compute import MEG, TT, expert_quant_kernels
+    from planner.estimate.compute import MEG, expert_quant_kernels
 
     modules = sum(1 for mm in layer_matmuls(m, True) if mm.name.startswith("expert"))
     local = m.moe.experts / t["ep"]
-    meg, titan = t["framework"] == MEG, (t["framework"] == TT) & (t["ep"] > 1)
+    meg = t["framework"] == MEG
     gemms = np.where(meg, modules * local, modules)
-    launches = MOE_POST_SYNC_OPS + gemms + expert_quant_kernels(ctx, t) / 2
+    ops = np.where(meg, MOE_POST_SYNC_OPS[ctx.scenario.runtime.moe_dispatcher], MOE_POST_SYNC_OPS["alltoall"])
+    launches = ops + gemms + expert_quant_kernels(ctx, t) / 2
     exposed = np.maximum(0.0, launches * HOST_LAUNCH_S - gpu_post_s) + HOST_SYNC_S
-    return np.where(meg | titan, exposed, 0.0)
+    return np.where(moe_forward_syncs(ctx, t), exposed, 0.0)

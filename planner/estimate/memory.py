@@ -58,7 +58,9 @@ HOST_PARTS = ("host.offloaded_states", "host.pinned_buffers", "host.process_base
 def stage_memory(ctx, t, stage, per_layer: dict) -> dict:
     """Every part ('group.part' keys), the five group sums and the total of one pipeline stage, plus
     the figures other terms need (local_params, offloaded_opt, offloaded_params, partition_params,
-    host_grad_buffer)."""
+    host_grad_buffer). The search's memory verdict repeats this sum from term tables
+    (memory_tables.combine; tests/test_memory_tables.py holds the totals equal bit for bit): change
+    both together."""
     sp = stage_params(ctx, t, stage)
     states = model_state_parts(ctx, t, sp, stage)
     transient = activation_parts(ctx, t, stage, per_layer, sp) | transient_runtime_parts(ctx, t, sp)

@@ -63,6 +63,17 @@ def _mlp_bytes(m, ffn, tp, fused=True):
     return np.where(fused, 6.0, 8.0) * ffn / tp
 
 
+def clamped_glu_bytes(m, t, tp):
+    """Per routed copy, the clamped copy of the fc1 output that Megatron's fused clamped gated
+    activation keeps for backward besides fc1's own output (the clamp runs before the fused kernel
+    and torch.cat's the clamped halves: megatron/core/fusions/fused_bias_geglu.py
+    weighted_bias_quick_geglu_impl at 92c8482e): 2 x 2f bytes / tp; zero without `swiglu_limit`
+    and outside Megatron (compute.expert_epilogue_bytes_per_token)."""
+    if m.swiglu_limit is None or not m.moe:
+        return 0.0
+    return np.where(t["framework"] == MEG, 4.0 * m.moe.expert_ffn_hidden / tp, 0.0)
+
+
 def fused_swiglu(t):
     """Megatron fuses the SwiGLU activation; DeepSpeed (Hugging Face modules) and torchtitan run it in
     eager PyTorch."""
@@ -174,8 +185,9 @@ def megatron_recompute_savings(ctx, t, x: dict):
         if "moe" in mods:
             moe = moe + x["moe_mlp"]
         else:
-            if "moe_act" in mods:
-                moe = moe + copies * mo.expert_ffn_hidden / tp * np.where(te_fp8, x["q"], 2.0)
+            if "moe_act" in mods:  # the checkpointed activation's clamped copy goes too
+                moe = moe + copies * (mo.expert_ffn_hidden / tp * np.where(te_fp8, x["q"], 2.0)
+                                      + clamped_glu_bytes(m, x["t"], tp))
             if "shared_experts" in mods:
                 moe = moe + _mlp_bytes(m, mo.shared_ffn, tp, x["fused"]) - np.where(te_fp8, (2 - x["q"]) * mo.shared_ffn / tp, 0.0)
         if "layernorm" in mods:
@@ -224,7 +236,8 @@ def layer_activation_bytes(ctx, t, flash: bool = True) -> dict:
         mo = m.moe
         copies = mo.top_k * (mo.capacity_factor or 1.0)
         moe_mlp = moe_dispatch_bytes_per_token(ctx, t) * t["etp"] / tp \
-            + copies * _mlp_bytes(m, mo.expert_ffn_hidden, tp, fused) + 8 * mo.experts + _mlp_bytes(m, mo.shared_ffn, tp, fused)
+            + copies * (_mlp_bytes(m, mo.expert_ffn_hidden, tp, fused) + clamped_glu_bytes(m, t, tp)) \
+            + 8 * mo.experts + _mlp_bytes(m, mo.shared_ffn, tp, fused)
     te_fp8 = (t["framework"] == MEG) & (t["precision"] == FP8)
     q = saved_quantised_bytes(ctx)
     fp8_attn, fp8_mlp = te_fp8_saved_delta(h, heads_local, d_v, m.ffn_hidden / tp, sp_div, q)
@@ -241,7 +254,7 @@ def layer_activation_bytes(ctx, t, flash: bool = True) -> dict:
     none_dense, none_moe = base + core + dense_mlp + fp8_mlp, base + core + moe_mlp + fp8_moe
     save_dense, save_moe = megatron_recompute_savings(
         ctx, t, {"core": core - kept, "qkv": qkv, "norm_out": 2 * h / sp_div, "dense_mlp": dense_mlp + fp8_mlp,
-                 "moe_mlp": moe_mlp + fp8_moe, "te_fp8": te_fp8, "tp": tp, "fused": fused, "q": q})
+                 "moe_mlp": moe_mlp + fp8_moe, "te_fp8": te_fp8, "tp": tp, "fused": fused, "q": q, "t": t})
     per_token_dense = {"none": none_dense,
                        "selective": np.where(titan, sac_attn + sac_mlp, none_dense - save_dense)}
     per_token_moe = {"none": none_moe,

@@ -5,8 +5,9 @@ shared/reference/ecosystem.md section 5.1 (transformers v4 spelling, which v5 st
 
 The family is the one transformers class that has every feature of the model: DeepSeek-V3 (sigmoid
 router, aux-free bias) or V2 for MLA, Qwen2-MoE for a gated shared expert, Qwen3-MoE for experts
-with q/k norm, Mixtral for other experts, GPT-2 for learned positions, GPT-NeoX for LayerNorm with
-biases, Qwen3 for q/k norm, Qwen2 for q/k/v biases only, Mistral for a sliding window, else Llama.
+with q/k norm, gpt-oss for attention sinks and its clamped activation, Mixtral for other experts,
+GPT-2 for learned positions, GPT-NeoX for LayerNorm with biases, Qwen3 for q/k norm, Qwen2 for q/k/v
+biases only, Mistral for a sliding window, else Llama.
 """
 
 from __future__ import annotations
@@ -16,13 +17,16 @@ from planner.errors import InputError
 ARCHITECTURES = {"llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM", "qwen2": "Qwen2ForCausalLM",
                  "qwen3": "Qwen3ForCausalLM", "mixtral": "MixtralForCausalLM", "qwen2_moe": "Qwen2MoeForCausalLM",
                  "qwen3_moe": "Qwen3MoeForCausalLM", "deepseek_v2": "DeepseekV2ForCausalLM",
-                 "deepseek_v3": "DeepseekV3ForCausalLM", "gpt2": "GPT2LMHeadModel", "gpt_neox": "GPTNeoXForCausalLM"}
+                 "deepseek_v3": "DeepseekV3ForCausalLM", "gpt2": "GPT2LMHeadModel", "gpt_neox": "GPTNeoXForCausalLM",
+                 "gpt_oss": "GptOssForCausalLM"}
 
 
 def family(m) -> str:
     """The transformers model_type that builds this model (module docstring)."""
     if m.mla:
         return "deepseek_v3" if m.moe and (m.moe.router_bias or m.moe.scoring == "sigmoid") else "deepseek_v2"
+    if m.moe and (m.attention_sinks or m.swiglu_limit is not None):
+        return "gpt_oss"  # only transformers' GptOss has attention sinks and the clamped gated activation
     if m.moe:
         if m.moe.shared_expert_gate:
             return "qwen2_moe"
@@ -56,6 +60,18 @@ def _problems(m, mt: str) -> list[str]:
         out.append(f"{mt} has a softmax router without groups or scale, and experts in every layer")
     if m.qkv_bias and not m.linear_bias and mt not in ("qwen2", "qwen2_moe"):
         out.append(f"{mt} cannot put biases on q/k/v alone")
+    if mt == "gpt_oss":
+        if not (m.attention_sinks and m.swiglu_limit is not None and m.linear_bias and m.moe.norm_topk
+                and not (m.moe.shared_ffn or m.moe.dense_layers or m.moe.groups) and m.moe.scoring == "softmax"
+                and m.moe.routed_scale == 1):
+            out.append("gpt_oss has sinks, the clamped activation, biases and a plain top-k softmax router together")
+        swl = m.sliding_window_layers
+        if m.sliding_window and swl not in (None, m.layers) and 2 * swl != m.layers:
+            out.append(f"sliding_window_layers {m.sliding_window_layers} of {m.layers}: gpt_oss alternates "
+                       "sliding and full layers")
+        return out
+    if m.attention_sinks or m.swiglu_limit is not None:
+        out.append(f"{mt} has no attention sinks or clamped activation")
     if m.sliding_window and mt not in ("mistral", "mixtral"):
         out.append(f"{mt} has no sliding_window here")
     if m.sliding_window and m.sliding_window_layers is not None and m.sliding_window_layers < m.layers:
@@ -125,6 +141,16 @@ def hf_config(m) -> dict:
         out["mlp_bias"] = m.linear_bias
     if mt in ("mistral", "mixtral"):
         out["sliding_window"] = m.sliding_window
+    if mt == "gpt_oss":
+        n_sw = m.sliding_window_layers or m.layers if m.sliding_window else 0
+        kinds = ["sliding_attention" if n_sw == m.layers or i % 2 == 0 else "full_attention"
+                 for i in range(m.layers)] if n_sw else ["full_attention"] * m.layers
+        out.update(attention_bias=m.linear_bias, swiglu_limit=m.swiglu_limit, layer_types=kinds,
+                   sliding_window=m.sliding_window or 128, num_local_experts=m.moe.experts,
+                   num_experts_per_tok=m.moe.top_k)
+        if m.moe.aux_loss_coef is not None:
+            out["router_aux_loss_coef"] = m.moe.aux_loss_coef
+        return out
     if m.moe:
         out.update(_moe(m, mt))
     if m.mla:

@@ -36,7 +36,7 @@ def _model_args(scenario) -> list[str]:
         out.append(f"--kv-channels {m.d_head}")
         if m.n_kv_heads < m.heads:
             out += ["--group-query-attention", f"--num-query-groups {m.n_kv_heads}"]
-    out += ["--swiglu"] if m.ffn_act == "swiglu" else []
+    out += ["--swiglu"] if m.ffn_act == "swiglu" and m.swiglu_limit is None else []  # gpt-oss: architecture_args
     out += [] if m.tie_embeddings else ["--untie-embeddings-and-output-weights"]
     out += [] if m.linear_bias else ["--disable-bias-linear"]
     out += ["--add-qkv-bias"] if m.qkv_bias and not m.linear_bias else []
@@ -141,9 +141,17 @@ def architecture_args(m) -> list[str]:
     out.append(f"--norm-epsilon {m.norm_eps!r}")
     if m.sliding_window:
         out.append(f"--window-size {m.sliding_window - 1},0")
-        if m.sliding_window_layers is not None and m.sliding_window_layers < m.layers:
+        if m.sliding_window_layers is not None and 2 * m.sliding_window_layers == m.layers:
+            out.append("--window-attn-skip-freq 2")  # gpt-oss: sliding and full layers alternate
+        elif m.sliding_window_layers is not None and m.sliding_window_layers < m.layers:
             problems.append(f"sliding_window_layers {m.sliding_window_layers} of {m.layers}: the export "
                             "writes one --window-size for every layer")
+    if m.attention_sinks:
+        out.append("--softmax-type learnable")
+    if m.swiglu_limit is not None:
+        # gpt-oss's activation: gate * sigmoid(1.702 gate) * (up + 1), inputs clamped (Megatron-Bridge
+        # GPTOSSProvider: quick_gelu, glu_linear_offset 1.0, activation_func_clamp_value 7.0)
+        out += ["--quick-geglu", "--glu-linear-offset 1.0", f"--activation-func-clamp-value {m.swiglu_limit!r}"]
     if m.moe:
         flags, more = _router_args(m.moe)
         out, problems = out + flags, problems + more
@@ -163,8 +171,16 @@ def _parallel_args(scenario, f: dict) -> list[str]:
            f"--context-parallel-size {f['cp']}", f"--expert-model-parallel-size {f['ep']}"]
     if scenario.model.moe:  # Megatron's default is tp; written out so a folded layout (etp = 1) is explicit
         out.append(f"--expert-tensor-parallel-size {f['etp']}")
-        # the all-to-all dispatcher the time model follows (Megatron's default is allgather)
-        out.append("--moe-token-dispatcher-type alltoall")
+        # the dispatcher the time model follows (runtime.moe_dispatcher; Megatron's flag default is allgather)
+        disp = getattr(rt, "moe_dispatcher", "alltoall")
+        if disp in ("deepep", "hybridep"):
+            out += ["--moe-token-dispatcher-type flex", f"--moe-flex-dispatcher-backend {disp}"]
+        else:
+            out.append(f"--moe-token-dispatcher-type {disp}")
+        cap = scenario.model.moe.capacity_factor
+        if cap is not None:
+            out.append(f"--moe-expert-capacity-factor {cap!r}")
+            out += ["--moe-pad-expert-input-to-capacity"] if getattr(rt, "moe_pad_to_capacity", False) else []
         mods = getattr(rt, "recompute_modules", None) or ()
         if rt.ep_comm_overlap and ep_overlap_runs(f["ep"], f["pp"], f["vpp"], f["recompute"] == "full",
                                                   f["recompute"] == "selective" and "moe" in mods):

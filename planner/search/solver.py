@@ -305,7 +305,12 @@ def _shared_rows(ctx, t: dict, layout: np.ndarray) -> tuple[np.ndarray, np.ndarr
 def _fits_memory_rows(ctx, t: dict, rows) -> tuple[np.ndarray, np.ndarray]:
     """_fits_memory of the rows `rows` of t (None: all), taken one chunk at a time, the chunks shared
     by MEMORY_THREADS threads (numpy releases the interpreter lock in its array loops; each chunk's
-    numbers are its own, so the result does not depend on the threads)."""
+    numbers are its own, so the result does not depend on the threads). The verdicts come from term
+    tables where they can (planner.estimate.memory_tables: the same numbers, fewer evaluations)."""
+    from planner.estimate import memory_tables
+
+    if memory_tables.usable(ctx, t):
+        return memory_tables.fits_memory(ctx, t, rows, _in_chunks, MEMORY_CHUNK)
     n = T.size(t) if rows is None else len(rows)
     out, peak = np.zeros(n, dtype=bool), np.zeros(n, dtype=np.int16)
     capacity = ctx.gpu.memory_gib * memory.GIB

@@ -57,10 +57,13 @@ class Context:
         k = sc.model.hidden
         self.hw = {"lin": lin, "attn": attn, "bw": bw, "kvb": E.KV_BYTES,
                    "bpe": np.array([E.weight_bytes_per_element(n, k) for n in E.WEIGHT_NAMES]),
-                   "lin_dense": timing.rates(self.gpu, dense_names)[0],
+                   "lin_dense": timing.rates(self.gpu, dense_names, dense_gemm=True)[0],
                    "bpe_dense": np.array([E.weight_bytes_per_element(n, k) for n in dense_names]),
                    "dequant": timing.dequant_s_per_weight(self.gpu, E.WEIGHT_NAMES),
-                   "weight_only": np.array([timing.is_weight_only(n, self.gpu) for n in E.WEIGHT_NAMES])}
+                   "weight_only": np.array([timing.is_weight_only(n, self.gpu) for n in E.WEIGHT_NAMES]),
+                   "gather_bpe": timing.moe_gather_bytes(E.WEIGHT_NAMES),
+                   "mnnvl": bool(self.node.scaleup_domain > self.node.gpus_per_node),
+                   "exp_per_flop": timing.exp_rate_per_flop(self.gpu)}
         self.price = self.node.usd_per_gpu_hour
         self.links = None  # collective costs of the plan table (timing.comm_links), set by evaluate
 

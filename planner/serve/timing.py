@@ -10,13 +10,14 @@ One engine iteration (continuous batching with chunked prefill) carries `n_dec` 
   GEMM tiles. Achievable FLOP/s (rates(), the one place the serving efficiency is set) = dense peak
   of the plan's tensor-core format x the GPU's measured MAMF fraction (catalogs/gpus.yaml
   `matmul_efficiency`, ml-engineering) x SUSTAINED_FRACTION below;
-  FP4 at the FP8 MAMF throughput (FP4_AT_FP8_THROUGHPUT: a stated choice; no FP4 MAMF is published).
+  FP4 at the FP8 MAMF throughput, x the measured NVFP4 / FP8 GEMM ratio for dense GEMMs (FP4_OVER_FP8_ACHIEVED).
 * activations between kernels: every GEMM output written and read once in bf16, MoE dispatch /
   combine copies, fused residual-add + RMSNorm (activation_bytes_per_token), at HBM bandwidth.
 * attention: decode reads each sequence's KV cache once per step (memory-bound, HBM) or is
   bound by its FLOPs (MLA's absorbed form); prefill attention is compute-bound, 2 x context x
   H x (d_qk + d_v) per token and layer under the causal mask, at the flash-attention fraction of
-  MAMF (planner.estimate.compute.ATTN_FWD_OF_MAMF, Dao 2023); decode attention adds a fixed time per
+  MAMF (planner.estimate.compute.ATTN_FWD_OF_MAMF, Dao 2023), or of the softmax exponentials' rate where
+  that binds (compute.exp_bound_fps: head dimension 64 on B200); decode attention adds a fixed time per
   (sequence, KV head) and layer (DECODE_ATTN_SEQ_KVHEAD_S).
 * tensor parallelism: two all-reduces of tokens x hidden bf16 per layer on the real link
   (planner.estimate.comm); attention data parallelism instead exchanges the routed tokens with an
@@ -32,9 +33,10 @@ from __future__ import annotations
 import numpy as np
 
 from planner.estimate import comm
-from planner.estimate.compute import ATTN_FWD_OF_MAMF, DEFAULT_MAMF, GEMM_LAUNCH_S, HBM_EFFICIENCY
+from planner.estimate.compute import ATTN_FWD_OF_MAMF, DEFAULT_MAMF, GEMM_LAUNCH_S, HBM_EFFICIENCY, exp_bound_fps
 from planner.serve import engines as E
 from planner.serve.memory import ACT_BYTES, attn_tp, kv_bytes_per_token, seq_kv_bytes, stage_layers
+from planner.serve.routing_skew import ROUTING_SKEW_ALPHA, skew_imbalance
 
 # Host-side work per engine iteration that the GPU waits for (scheduler, sampler, detokeniser
 # hand-off, kernel launches outside CUDA graphs). Assumed: vLLM's V1 blog (Jan 2025) and SGLang's
@@ -51,27 +53,44 @@ STEP_OVERHEAD_S = 1.0e-3
 SUSTAINED_FRACTION = 0.90
 
 
-# FP4 (NVFP4 / MXFP4 on Blackwell tensor cores): no FP4 MAMF measurement is published (hardware
-# facts list FP8 and BF16 MAMF only). CHOSEN, not measured: FP4 GEMMs are credited with the FP8
-# MAMF *throughput* (the FP8 peak x its measured fraction), i.e. no speed-up over FP8 is claimed.
-# Chosen against the 42 published dense FP4 points (benchmarks/serving_accuracy.md): crediting
-# FP4 with FP8's fraction of the doubled FP4 peak predicts them 35% off on average (all too fast),
-# this choice 12% (compute-bound rows such as MLPerf v4.1 B200 then come out 13-28% slow: the
-# achieved FP4 rate lies in between; no per-shape NVFP4 GEMM measurement on B200 is published).
-FP4_AT_FP8_THROUGHPUT = True
+# FP4 (NVFP4 / MXFP4 on Blackwell tensor cores): no FP4 MAMF is published (hardware facts list FP8 and
+# BF16 MAMF only). Dense GEMMs (attention projections, dense / shared MLPs) get the GPU's FP8 MAMF throughput
+# x FP4_OVER_FP8_ACHIEVED, the ratio of the best NVFP4 to the best FP8 (per-tensor) GEMM rate MEASURED by
+# NVIDIA in one harness on the same GPU: AIConfigurator's collected TensorRT-LLM GEMM tables
+# (github.com/ai-dynamo/aiconfigurator @095f58a5, aic-core/src/aiconfigurator_core/systems/data/<gpu>/gemm/
+# trtllm/<version>/gemm_perf.parquet; the maximum over each table's m x n x k sweep, as MAMF is the maximum
+# over a shape sweep): B200 1.2.0rc5 4,506 / 3,116 TFLOP/s = 1.446, B200 1.3.0rc10 4,563 / 3,181 = 1.435,
+# GB200 1.3.0rc10 5,376 / 3,579 = 1.502; the median 1.45 (benchmarks/fp4_gemm_check.py). Not the 2x of the
+# peaks: block-scale loads and the FP4 epilogue cost tensor-core time (at the Llama-70B shapes the measured
+# ratio is 1.5-1.65 for m >= 512). Grouped expert GEMMs keep the FP8 throughput: NVIDIA's measured NVFP4 MoE
+# layer times (benchmarks/moe_kernel_check.py, TensorRT-LLM's CUTLASS MoE) already run 1.29x (B200) / 1.09x
+# (GB200) the model at the FP8 rate and 1.44x / 1.25x with the dense ratio, so the grouped FP4 kernels show
+# no such gain (their short reductions and few rows per expert are where the dense ratio is lowest).
+FP4_OVER_FP8_ACHIEVED = 1.45
 
 
-def rates(gpu, wq_names: tuple) -> tuple[np.ndarray, float, float]:
+def fp4_rate_tflops(gpu, e8: float, dense_gemm: bool = True) -> float:
+    """Achievable FP4 GEMM TFLOP/s: the FP8 dense peak x its achievable fraction e8, x FP4_OVER_FP8_ACHIEVED
+    for dense GEMMs (capped at the FP4 dense peak x e8), x 1 for grouped expert GEMMs; 0 on a GPU without
+    FP4 tensor cores."""
+    if not gpu.tflops.fp4:
+        return 0.0
+    gain = FP4_OVER_FP8_ACHIEVED if dense_gemm else 1.0
+    return min((gpu.tflops.fp8 or 0.0) * gain, gpu.tflops.fp4) * e8
+
+
+def rates(gpu, wq_names: tuple, dense_gemm: bool = False) -> tuple[np.ndarray, float, float]:
     """(achievable linear FLOP/s per weight scheme, attention FLOP/s, achievable HBM bytes/s): the one
     place the serving model sets GEMM efficiency (peak of the format x measured MAMF fraction x the
-    SUSTAINED_FRACTION; FP4 per FP4_AT_FP8_THROUGHPUT)."""
+    SUSTAINED_FRACTION; FP4 per fp4_rate_tflops: dense_gemm for the non-expert linears, else the grouped
+    expert GEMMs)."""
     eff = gpu.matmul_efficiency
     e16 = (eff.bf16 or DEFAULT_MAMF) * SUSTAINED_FRACTION
     e8 = (eff.fp8 or eff.bf16 or DEFAULT_MAMF) * SUSTAINED_FRACTION
     peak = {"bf16": (gpu.tflops.bf16 or gpu.tflops.fp16 or 0.0) * e16,
             "fp16": (gpu.tflops.fp16 or 0.0) * e16,
             "fp8": (gpu.tflops.fp8 or 0.0) * e8,
-            "fp4": ((gpu.tflops.fp8 if FP4_AT_FP8_THROUGHPUT else gpu.tflops.fp4) or 0.0) * e8,
+            "fp4": fp4_rate_tflops(gpu, e8, dense_gemm),
             "int8_ampere": 2.0 * (gpu.tflops.bf16 or 0.0) * e16}
     lin = np.array([peak.get(E.compute_precision(n, gpu) or "bf16", 0.0) for n in wq_names]) * 1e12
     attn = (gpu.tflops.bf16 or gpu.tflops.fp16 or 0.0) * e16 * ATTN_FWD_OF_MAMF * 1e12
@@ -233,13 +252,22 @@ def ep_load_imbalance(f, n, ep):
     return 1.0 + expected_max_std_normal(ep) * np.sqrt(mu * (1.0 - 1.0 / ep)) / mu
 
 
-def expert_linear_s(f, ls, n, tp, lin, bw, bpe, ep=1, dequant=0.0, weight_only=None):
+def ep_rank_imbalance(f, n, ep, skew_alpha=ROUTING_SKEW_ALPHA):
+    """Busiest expert-parallel rank's routed copies over the mean rank's: the larger of the uniform
+    router's sampling spread (ep_load_imbalance) and the skewed router's (routing_skew.skew_imbalance,
+    skew_alpha 0: uniform only); 1 without EP."""
+    ep = np.asarray(ep)
+    e2 = np.maximum(ep, 2)
+    return np.where(ep > 1, np.maximum(ep_load_imbalance(f, n, e2), skew_imbalance(f, n, e2, skew_alpha)), 1.0)
+
+
+def expert_linear_s(f, ls, n, tp, lin, bw, bpe, ep=1, dequant=0.0, weight_only=None, skew_alpha=ROUTING_SKEW_ALPHA):
     """Routed experts of n tokens on one GPU, one roofline per expert GEMM (not per layer): with
     top-k of E experts, a share 1 - (1 - k/E)^n of them is touched (expected, uniform routing),
     each by r = n k / (E x touched) rows padded to GEMM_TILE_ROWS (weight-only schemes, run by the
     Triton MoE kernel, weight_only: to weight_only_row_tile; default: where dequant > 0); an expert is read once and
     computed on its padded rows: touched x routed / tp x max(2 pad(r) x imbalance x slow / lin, bytes / bw),
-    imbalance = ep_load_imbalance (the busiest of ep expert-parallel ranks sets the time), slow =
+    imbalance = ep_rank_imbalance (the busiest of ep expert-parallel ranks sets the time), slow =
     the up and down projections' share of the expert over their tile_k_efficiency (reduction hidden
     and expert width / (tp / ep), the expert tensor-parallel split) at the MAMF rate lin / SUSTAINED_FRACTION;
     weight-only and block-scaled FP8 schemes add dequant (dequant_s_per_weight) per weight element and
@@ -251,7 +279,7 @@ def expert_linear_s(f, ls, n, tp, lin, bw, bpe, ep=1, dequant=0.0, weight_only=N
     weight_only = np.asarray(dequant) > 0 if weight_only is None else np.asarray(weight_only)
     tile = np.where(weight_only, weight_only_row_tile(rows), GEMM_TILE_ROWS)
     padded = np.ceil(rows / tile) * tile
-    imb = np.where(np.asarray(ep) > 1, ep_load_imbalance(f, n, np.maximum(ep, 2)), 1.0)
+    imb = ep_rank_imbalance(f, n, ep, skew_alpha)
     slow = 1.0
     if f.expert_ffn:
         rate = np.asarray(lin) / SUSTAINED_FRACTION
@@ -270,7 +298,7 @@ def moe_routing_s(f, ls, n):
     return ls * f.moe_layers / f.layers * n * f.top_k * MOE_PAIR_S
 
 
-def activation_bytes_per_token(f, tp, ta, ep=None):
+def activation_bytes_per_token(f, tp, ta, ep=None, imbalance=1.0):
     """HBM bytes per token and layer of the tensors between kernels (bf16): every GEMM output is
     written once and read once by the next kernel (q/k/v, attention output, o_proj, gate/up, the
     SwiGLU product, the down projection of each routed copy), MoE dispatch and combine copy the
@@ -278,12 +306,13 @@ def activation_bytes_per_token(f, tp, ta, ep=None):
     the input and residual and write both (8 x hidden). TP ranks hold the whole residual stream.
     The routed copies are spread over the ep expert-parallel ranks (default: all tp ranks); expert
     tensor parallelism (tp / ep ways) splits their inner width but every such rank permutes, writes
-    and combines the whole hidden vector of each copy it serves."""
+    and combines the whole hidden vector of each copy it serves. The per-copy terms are those of the
+    busiest EP rank: x imbalance (ep_rank_imbalance, 1 by default).""" 
     qkv = f.attn_dim_prefill / 2 + f.kv_elems
     copies = max(f.top_k, 1)
     ep = tp if ep is None else ep
-    gemm_out = qkv / ta + f.hidden + 3.0 * f.ffn_per_token / tp + (copies - 1) * f.hidden / ep
-    dispatch = 2.0 * copies * f.hidden / ep if f.experts else 0.0
+    gemm_out = qkv / ta + f.hidden + (3.0 * f.ffn_per_token / tp + (copies - 1) * f.hidden / ep) * imbalance
+    dispatch = 2.0 * copies * f.hidden / ep * imbalance if f.experts else 0.0
     return ACT_BYTES * (2.0 * gemm_out + dispatch + 8.0 * f.hidden / np.where(ta == 1, tp, 1))
 
 
@@ -299,7 +328,7 @@ def comm_links(node, t) -> dict:
         return a0, (fn(node, big, size, stride) - a0) / big
 
     return {"all_reduce": affine(comm.all_reduce_s, tp, 1), "all_to_all": affine(comm.all_to_all_s, tp, 1),
-            "p2p": affine(comm.gather_s, 2, tp)}
+            "p2p": affine(comm.gather_s, 2, tp), "gather": affine(comm.gather_s, tp, 1)}
 
 
 # Fixed time of the decode attention kernel per (sequence, KV head) and layer, besides its KV-cache read
@@ -325,6 +354,57 @@ def _cost(link, nbytes):
     return link[0] + nbytes * link[1]
 
 
+# Activation bytes per element that TensorRT-LLM's MoE all-gather moves under attention data parallelism
+# (CutlassFusedMoE.forward_chunk, NVIDIA/TensorRT-LLM 1.0-1.1, tensorrt_llm/_torch/modules/fused_moe/
+# fused_moe_cutlass.py): per-tensor FP8 and NVFP4 layers quantise the hidden states before the gather
+# (1 byte; 0.5 byte + one fp8 scale per 16 elements), block-scaled FP8 (DeepSeek) and the other schemes
+# gather bf16. vLLM's and SGLang's gathers move bf16 hidden states (ACT_BYTES).
+MOE_GATHER_BYTES = {"fp8": 1.0, "nvfp4": 0.5 + 1.0 / 16}
+# Routing results gathered with them: top-k expert ids (int32) and weights (fp32) per token.
+MOE_GATHER_ROUTE_BYTES = 8.0
+
+
+def moe_gather_bytes(names: tuple) -> np.ndarray:
+    """MOE_GATHER_BYTES per weight scheme (ACT_BYTES where the scheme gathers bf16)."""
+    return np.array([MOE_GATHER_BYTES.get(n, ACT_BYTES) for n in names])
+
+
+def attn_dp_moe_comm_s(f, t, lk, hw, n, ls):
+    """MoE communication of a stage under attention data parallelism: TensorRT-LLM takes its all-to-all
+    only with multi-node NVLink (MNNVL: an NVLink domain larger than the node, e.g. GB200 NVL72) and
+    ep > top_k (select_alltoall_method_type: NotEnabled when moe_ep_size <= top_k; DeepEP only on request);
+    (hw["mnnvl"]: the node's NVLink domain spans more GPUs than the node holds); otherwise it all-gathers
+    every rank's tokens before each
+    MoE layer (hidden states at moe_gather_bytes, plus MOE_GATHER_ROUTE_BYTES x top_k) and
+    reduce-scatters the bf16 layer outputs after it; each is a ring over the tp ranks on the real link
+    (planner.estimate.comm.gather_s: (tp - 1) / tp of the gathered size). vLLM's default all2all backend
+    (allgather_reducescatter) and SGLang's DP attention gather and scatter the same way, in bf16.
+    Per stage: ls x (MoE layers / layers) x (gather + reduce-scatter) of the step's n tokens."""
+    k = max(f.top_k, 1)
+    trt = t["engine"] == E.TRTLLM if "engine" in t else True
+    q = np.where(trt, hw["gather_bpe"][t["wq"]], ACT_BYTES) if "gather_bpe" in hw else ACT_BYTES
+    gather = n * (f.hidden * q + MOE_GATHER_ROUTE_BYTES * k)
+    scatter = n * f.hidden * ACT_BYTES
+    ag_rs = _cost(lk["gather"], gather) + _cost(lk["gather"], scatter)
+    if hw.get("mnnvl"):  # MNNVL all-to-all of the routed copies, there and back
+        a2a = 2.0 * _cost(lk["all_to_all"], n * f.hidden * ACT_BYTES * k / t["tp"])
+        ag_rs = np.where(trt & (t["ep"] > k), a2a, ag_rs)
+    return ls * f.moe_layers / f.layers * ag_rs
+
+
+def exp_rate_per_flop(gpu) -> float:
+    """Attention FLOP/s per FLOP-per-score at which the softmax exponentials bind, at the serving
+    clock and flash-attention fraction (planner.estimate.compute.exp_bound_fps, BF16_FLOPS_PER_EXP)."""
+    return exp_bound_fps(gpu, 1.0) * SUSTAINED_FRACTION * ATTN_FWD_OF_MAMF
+
+
+def attention_fps(f, attn_fps, exp_per_flop):
+    """(decode, prefill) attention FLOP/s: the tensor-core rate, or the exponential units' where they
+    bind (2 x attention dimension / heads FLOPs per score and exponential: head dimension 64 on B200)."""
+    return (np.minimum(attn_fps, exp_per_flop * 2.0 * f.attn_dim_decode / f.heads),
+            np.minimum(attn_fps, exp_per_flop * 2.0 * f.attn_dim_prefill / f.heads))
+
+
 def stage_s(f, t, lk, hw, n_dec, n_pf, ctx_dec, ctx_pf):
     """Seconds of one pipeline stage for a micro-batch of n_dec decode sequences (context ctx_dec)
     and n_pf prefill tokens (mean attended context ctx_pf), on one GPU (module doc)."""
@@ -337,7 +417,8 @@ def stage_s(f, t, lk, hw, n_dec, n_pf, ctx_dec, ctx_pf):
         + expert_linear_s(f, ls, n, tp, lin, bw, bpe, t["ep"], hw["dequant"][t["wq"]] if "dequant" in hw else 0.0,
                           hw["weight_only"][t["wq"]] if "weight_only" in hw else None) \
         + moe_routing_s(f, ls, n)
-    elementwise = n * ls * activation_bytes_per_token(f, tp, ta, t["ep"]) / bw
+    imb = ep_rank_imbalance(f, n, t["ep"]) if f.experts else 1.0
+    elementwise = n * ls * activation_bytes_per_token(f, tp, ta, t["ep"], imb) / bw
     full, sw = kv_bytes_per_token(f, t, hw["kvb"][t["kv"]])
     group = np.where(t["attn_dp"], tp, 1)
     kv_read = n_dec / group * seq_kv_bytes(f, full, sw, ctx_dec)
@@ -345,13 +426,13 @@ def stage_s(f, t, lk, hw, n_dec, n_pf, ctx_dec, ctx_pf):
         if f.window else ctx_dec
     dec_flops = 2.0 * n_dec * ctx_d * f.attn_dim_decode * ls / tp
     pf_flops = 2.0 * n_pf * ctx_pf * f.attn_dim_prefill * ls / tp
-    attention = np.maximum(kv_read / bw, dec_flops / attn_fps) + pf_flops / attn_fps \
+    dec_fps, pf_fps = attention_fps(f, attn_fps, hw.get("exp_per_flop", float("inf")))
+    attention = np.maximum(kv_read / bw, dec_flops / dec_fps) + pf_flops / pf_fps \
         + decode_attention_fixed_s(f, ls, n_dec / group, attn_tp(t))
     act = n * f.hidden * ACT_BYTES
     tp_comm = 2.0 * ls * _cost(lk["all_reduce"], act)
-    moe_share = f.moe_layers / f.layers
-    a2a = 2.0 * ls * moe_share * _cost(lk["all_to_all"], act * max(f.top_k, 1) / tp)
-    comm_s = np.where(t["attn_dp"], a2a, tp_comm)
+    dp_comm = attn_dp_moe_comm_s(f, t, lk, hw, n, ls) if f.moe_layers else 0.0  # dense: no MoE exchange
+    comm_s = np.where(t["attn_dp"], dp_comm, tp_comm)
     p2p = np.where(t["pp"] > 1, _cost(lk["p2p"], act * 2.0), 0.0)  # send/recv to the next stage
     return gemm + elementwise + attention + comm_s + p2p + kernel_launch_s(f, t, ls)
 
@@ -397,4 +478,5 @@ def mm1_wait_quantile(lam, mu, q: float):
 def mm1_within(lam, mu, t):
     """P(W <= t) in M/M/1."""
     rho = lam / np.maximum(mu, 1e-30)
-    return np.where(rho >= 1, 0.0, np.where(t < 0, 0.0, 1 - rho * np.exp(-mu * (1 - rho) * np.maximum(t, 0))))
+    decay = mu * np.maximum(1 - rho, 0.0) * np.maximum(t, 0)  # unstable queues (rho >= 1) give 0 below
+    return np.where(rho >= 1, 0.0, np.where(t < 0, 0.0, 1 - rho * np.exp(-decay)))

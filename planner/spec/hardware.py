@@ -81,6 +81,8 @@ class Node(Strict):
     scaleup_domain: PosInt | None = Field(None, description="GPUs in one NVLink/xGMI domain; default gpus_per_node")
     scaleup_gb_s: PosFloat
     scaleup_efficiency: PosFloat | None = Field(None, le=1.0)
+    scaleup_mesh_links: PosInt | None = Field(None, description="switchless full mesh (AMD xGMI UBB): direct links "
+                                              "per GPU that share scaleup_gb_s; None = a switch (NVSwitch)")
     scaleout_gb_s: PosFloat | None = Field(None, description="None = not in the sources: single-node only")
     scaleout_efficiency: PosFloat | None = Field(None, le=1.0)
     nics_per_node: PosInt | None = None

@@ -1,7 +1,7 @@
 """Hugging Face `config.json` -> inline model mapping (ModelSpec keys).
 
 Families: Llama, Mistral, Qwen2/2.5, Qwen3, Mixtral, Qwen2-MoE, Qwen3-MoE, DeepSeek-V2/V3, GPT-2,
-GPT-NeoX. Field names per family follow `shared/reference/ecosystem.md` section 5.1; both the
+GPT-NeoX, gpt-oss. Field names per family follow `shared/reference/ecosystem.md` section 5.1; both the
 transformers v4 and v5 spellings are read. DeepSeek-V3's multi-token-prediction layer
 (`num_nextn_predict_layers`) is not part of the model Hugging Face instantiates and is not counted.
 """
@@ -17,7 +17,7 @@ NORM_EPS_DEFAULT = {"mixtral": 1e-5, "gpt2": 1e-5, "gpt_neox": 1e-5}  # every ot
 ROPE_THETA_DEFAULT = {"mixtral": 1e6}  # every other family: 10,000
 
 DENSE = {"llama", "mistral", "qwen2", "qwen3", "gemma", "olmo", "granite", "phi3"}
-SUPPORTED = DENSE | {"mixtral", "qwen2_moe", "qwen3_moe", "deepseek_v2", "deepseek_v3", "gpt2", "gpt_neox"}
+SUPPORTED = DENSE | {"mixtral", "qwen2_moe", "qwen3_moe", "deepseek_v2", "deepseek_v3", "gpt2", "gpt_neox", "gpt_oss"}
 
 
 def _get(cfg: dict, *names: str, default: Any = ..., key: str | None = None):
@@ -159,6 +159,8 @@ def model_from_hf(cfg: dict, name: str = "hf-model") -> dict:
         if mt == "qwen2_moe" and shared:
             moe.update(shared_experts=1, shared_expert_ffn_hidden=shared, shared_expert_gate=True)
         out["moe"] = {**moe, **_router(cfg, mt)}
+    if mt == "gpt_oss":
+        out.update(_gpt_oss(cfg, out))
     if mt in ("deepseek_v2", "deepseek_v3"):
         freq = cfg.get("moe_layer_freq", 1) or 1
         if freq != 1:
@@ -176,3 +178,30 @@ def model_from_hf(cfg: dict, name: str = "hf-model") -> dict:
                       "qk_rope_head_dim": _get(cfg, "qk_rope_head_dim"), "v_head_dim": _get(cfg, "v_head_dim")}
         out.pop("head_dim", None)
     return out
+
+
+def _gpt_oss(cfg: dict, out: dict) -> dict:
+    """gpt-oss (transformers GptOssConfig; openai/gpt-oss-20b and -120b config.json): every layer an
+    MoE of `num_local_experts` experts of width `intermediate_size`, top `num_experts_per_tok`
+    (softmax over the top-k logits, HF GptOssTopKRouter: renormalised weights); biases on q/k/v/o,
+    the router and the experts (`attention_bias`, modeling_gpt_oss.py); `layer_types` lists which
+    layers attend within `sliding_window`; the gated activation's inputs are clamped at
+    `swiglu_limit`; each layer has one learned attention-sink logit per head (`sinks`)."""
+    types = cfg.get("layer_types") or []
+    if not isinstance(types, list) or any(not isinstance(x, str) for x in types):
+        raise InputError(f"expected a list of layer type names, not {types!r}", key="layer_types")
+    n_sw = sum(1 for x in types if x == "sliding_attention")
+    extra: dict[str, Any] = {
+        "moe": {"experts": _get(cfg, "num_local_experts"),
+                "top_k": _get(cfg, "num_experts_per_tok", "experts_per_token"),
+                "expert_ffn_hidden": out["ffn_hidden"], "norm_topk": True,
+                **{k: v for k, v in _router(cfg, "gpt_oss").items() if k not in ("norm_topk",)}},
+        "linear_bias": _flag(cfg, "attention_bias", True),
+        "attention_sinks": True,  # GptOssAttention.sinks: one learned logit per head, every layer
+    }
+    if cfg.get("swiglu_limit") is not None:
+        extra["swiglu_limit"] = cfg["swiglu_limit"]
+    if n_sw:
+        extra["sliding_window"] = _get(cfg, "sliding_window")
+        extra["sliding_window_layers"] = n_sw
+    return extra

@@ -3,7 +3,8 @@
 The inline keys are the contract of PRODUCT.md (`name, layers, hidden, heads, kv_heads, head_dim,
 ffn_hidden, ffn_act, vocab, tie_embeddings, position, norm`, optional `moe`, `mla`). The extra
 optional keys (`qkv_bias`, `linear_bias`, `qk_norm`, `max_seq_len`, `dropout`, ...) exist because
-exact parameter counts need them (Qwen2 has q/k/v biases, Qwen3 normalises q and k, GPT-2/3 have
+exact parameter counts need them (`linear_bias` on an MoE model: the experts' and router's biases too,
+as in gpt-oss) (Qwen2 has q/k/v biases, Qwen3 normalises q and k, GPT-2/3 have
 learned positions and biases on every linear layer).
 
 Architecture keys that change no count but that a framework needs to rebuild the same model
@@ -123,6 +124,11 @@ class ModelSpec(Strict):
     rope_scaling: RopeScaling | None = Field(None, description="rotary context extension (HF rope_scaling)")
     norm_eps: PosFloat = Field(1e-5, description="RMSNorm/LayerNorm epsilon (HF rms_norm_eps / layer_norm_eps)")
     dropout: bool = Field(False, description="dropout layers present (GPT-3 era); adds their masks to activations")
+    attention_sinks: bool = Field(False, description=
+        "a learned softmax offset per head (gpt-oss `sinks`; Megatron-Core softmax_type 'learnable')")
+    swiglu_limit: PosFloat | None = Field(None, description=
+        "clamp of the gated activation's inputs (HF gpt_oss swiglu_limit 7.0: gate clamped above, linear "
+        "half to +-limit; Megatron-Core activation_func_clamp_value); None = no clamp")
     sliding_window: PosInt | None = Field(None, description="tokens a sliding-window attention layer attends "
                                           "to (and keeps in its KV cache); None = full attention")
     sliding_window_layers: PosInt | None = Field(None, description="how many layers use the window (gpt-oss: "
@@ -143,6 +149,8 @@ class ModelSpec(Strict):
             raise ValueError(f"moe.dense_layers ({self.moe.dense_layers}) exceeds layers ({self.layers})")
         if self.sliding_window_layers is not None and self.sliding_window_layers > self.layers:
             raise ValueError(f"sliding_window_layers ({self.sliding_window_layers}) exceeds layers ({self.layers})")
+        if self.swiglu_limit is not None and self.ffn_act != "swiglu":
+            raise ValueError("swiglu_limit needs ffn_act: swiglu (it clamps the gated activation)")
         if self.position == "learned" and self.max_seq_len is None:
             raise ValueError("position: learned needs max_seq_len (size of the position table)")
         if self.position == "learned" and self.rope_scaling is not None:

@@ -172,6 +172,17 @@ class Runtime(Strict):
         "layers' GEMMs in FP4 E2M1 with an E4M3 scale per 16 elements and a per-tensor FP32 scale, random "
         "Hadamard transforms on the weight-gradient inputs, stochastic rounding of gradients; attention, the "
         "output layer and the router stay in bf16")
+    moe_dispatcher: Literal["alltoall", "allgather", "deepep", "hybridep"] = Field(
+        "alltoall", description="Megatron's MoE token dispatcher (--moe-token-dispatcher-type alltoall / allgather, "
+        "or flex with --moe-flex-dispatcher-backend deepep / hybridep). alltoall: what the NeMo / Megatron-Bridge "
+        "model providers set and the planner's export writes (Megatron-LM's own flag default is allgather); "
+        "deepep / hybridep: fused permute + all-to-all kernels (DeepEP; HybridEP on GB200/GB300 NVL72). Every one "
+        "copies the token counts to the host in each MoE layer's forward unless padded to capacity "
+        "(moe_pad_to_capacity); they differ in the kernels issued after that wait (planner/estimate/host.py)")
+    moe_pad_to_capacity: StrictBool = Field(
+        False, description="Megatron only, with model moe.capacity_factor set: pad every expert's input to its "
+        "capacity (--moe-pad-expert-input-to-capacity, off by default; Megatron-Bridge 25.09 token-drop recipes "
+        "set it): static split sizes, so the dispatcher never waits for the token counts on the host")
     moe_load_imbalance: float = Field(1.0, ge=1.0, le=64.0, description="routed tokens on the busiest expert-parallel "
                                       "rank / the balanced share; 1.0 = balanced (benchmarks with Megatron "
                                       "--moe-router-force-load-balancing). Scales expert GEMMs and the all-to-all")
@@ -251,6 +262,16 @@ class Scenario(Strict):
     runtime: Runtime = Runtime()
     objective: Objective = "throughput"
     top: PosInt = Field(10, le=10000)
+
+    @model_validator(mode="after")
+    def _check_moe_padding(self):
+        """Megatron-Core asserts a capacity factor when padding to capacity (token_dispatcher.py,
+        MoEAlltoAllTokenDispatcher: drop_and_pad needs moe_expert_capacity_factor)."""
+        if self.runtime.moe_pad_to_capacity and (not self.model.moe or self.model.moe.capacity_factor is None):
+            raise ValueError("runtime.moe_pad_to_capacity: needs model.moe.capacity_factor (padding is to the "
+                             "capacity of each expert; Megatron --moe-pad-expert-input-to-capacity requires "
+                             "--moe-expert-capacity-factor)")
+        return self
 
     @model_validator(mode="after")
     def _check_mxfp8(self):

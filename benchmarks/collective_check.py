@@ -1,0 +1,106 @@
+"""The serving model's NCCL collective times against NVIDIA's measured NCCL tables, at serving message sizes.
+
+Data: benchmarks/collective_aic.csv, an extract (--extract AICONFIGURATOR_CHECKOUT, a git checkout at
+095f58a5) of NVIDIA AIConfigurator's collected NCCL timings (github.com/ai-dynamo/aiconfigurator,
+Apache-2.0; aic-core/src/aiconfigurator_core/systems/data/<gpu>/comm/nccl/<version>/nccl_perf.parquet):
+all_gather, reduce_scatter, all_reduce and alltoall of fp16 buffers on 2 / 4 / 8 GPUs of one DGX / HGX node
+(H100: NCCL 2.27.3, H200: 2.26.2, B200: 2.27.5). Columns: gpu, op, gpus, bytes (the whole buffer: the gathered
+output of all_gather, the input of reduce_scatter and all_reduce, fp16 elements x 2), latency_ms.
+
+Model: planner.estimate.comm (gather_s for all_gather / reduce_scatter, all_reduce_s, all_to_all_s with the
+per-rank buffer = bytes) on the node's NVLink at its catalog efficiency, the costs the serving step charges
+(planner.serve.timing.comm_links / attn_dp_moe_comm_s). Serving messages: one step's tokens x hidden in bf16
+is 2-100 MB (e.g. 3,000 tokens x 4,096 x 2 B = 25 MB); rows from 1 MB to 128 MB are compared.
+
+    python benchmarks/collective_check.py                     # print and rewrite benchmarks/collective_results.md
+    python benchmarks/collective_check.py --extract CHECKOUT  # rebuild the csv first
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from planner import catalog  # noqa: E402
+from planner.estimate import comm  # noqa: E402
+
+DATA = ROOT / "benchmarks" / "collective_aic.csv"
+REPORT = ROOT / "benchmarks" / "collective_results.md"
+COMMIT = "095f58a5"
+SOURCES = {"h100": ("h100_sxm", "2.27.3", "dgx-h100"), "h200": ("h200_sxm", "2.26.2", "hgx-h200"),
+           "b200": ("b200_sxm", "2.27.5", "dgx-b200")}
+LO, HI = 2 ** 20, 2 ** 27
+
+
+def extract(repo: Path) -> None:
+    import pandas as pd
+
+    out = []
+    for gpu, (d, ver, _) in SOURCES.items():
+        path = f"aic-core/src/aiconfigurator_core/systems/data/{d}/comm/nccl/{ver}/nccl_perf.parquet"
+        blob = subprocess.run(["git", "-C", str(repo), "show", f"{COMMIT}:{path}"], capture_output=True, check=True).stdout
+        df = pd.read_parquet(io.BytesIO(blob))
+        df = df[df["nccl_dtype"] == "half"].groupby(["op_name", "num_gpus", "message_size"])["latency"].mean()
+        for (op, g, m), lat in df.items():
+            if LO <= 2 * m <= HI:
+                out.append({"gpu": gpu, "op": op, "gpus": int(g), "bytes": int(2 * m), "latency_ms": f"{lat:.6g}"})
+    with DATA.open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=["gpu", "op", "gpus", "bytes", "latency_ms"])
+        w.writeheader()
+        w.writerows(out)
+
+
+def model_s(node, op: str, g: int, nbytes: float) -> float:
+    if op in ("all_gather", "reduce_scatter"):
+        return float(comm.gather_s(node, nbytes, g, 1))
+    if op == "all_reduce":
+        return float(comm.all_reduce_s(node, nbytes, g, 1))
+    return float(comm.all_to_all_s(node, nbytes, g, 1))
+
+
+def report() -> str:
+    rows = list(csv.DictReader(DATA.open()))
+    lines = ["# NCCL collectives at serving message sizes: model vs NVIDIA's measured tables", "",
+             "Rerun: `python benchmarks/collective_check.py` (module docstring: data and model). Ratio = model / "
+             "measured time; medians over the message sizes in each band.", "",
+             "| GPU (node) | op | GPUs | 1-8 MB | 8-32 MB | 32-128 MB | measured busbw 32-128 MB | model busbw |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for gpu, (_, ver, node_name) in SOURCES.items():
+        node = catalog.node(node_name)
+        for op in ("all_gather", "reduce_scatter", "all_reduce", "alltoall"):
+            for g in (2, 4, 8):
+                sel = [r for r in rows if r["gpu"] == gpu and r["op"] == op and int(r["gpus"]) == g]
+                if not sel:
+                    continue
+                b = np.array([float(r["bytes"]) for r in sel])
+                meas = np.array([float(r["latency_ms"]) * 1e-3 for r in sel])
+                mod = np.array([model_s(node, op, g, x) for x in b])
+                band = lambda lo, hi: f"{np.median((mod / meas)[(b >= lo) & (b < hi)]):.2f}"  # noqa: E731
+                fac = {"all_reduce": 2 * (g - 1) / g}.get(op, (g - 1) / g)
+                big = b >= 2 ** 25
+                busbw = np.median(fac * b[big] / meas[big]) / 1e9
+                mbus = np.median(fac * b[big] / mod[big]) / 1e9
+                lines.append(f"| {gpu} NCCL {ver} ({node_name}) | {op} | {g} | {band(2 ** 20, 2 ** 23)} | "
+                             f"{band(2 ** 23, 2 ** 25)} | {band(2 ** 25, 2 ** 27 + 1)} | {busbw:.0f} GB/s | {mbus:.0f} GB/s |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["--extract"]:
+        extract(Path(argv[1]))
+    text = report()
+    print(text)
+    REPORT.write_text(text, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

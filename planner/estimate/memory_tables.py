@@ -1,0 +1,408 @@
+"""The memory verdict of every plan of a table from term tables, not a stage evaluation per plan-rank.
+
+memory.stage_memory evaluates ~100 numpy passes per plan and candidate rank. Its total is a sum of
+pieces that each read few plan columns:
+  states  (state_terms): weights, gradients and optimizer (model_state_parts), DeepSpeed's buckets,
+          ZeRO-3's gathered parameters, FSDP's prefetched units, the optimizer-step temporary, and the
+          host RAM / NVMe per node; they read the parallel degrees, ZeRO, offload, precision and
+          framework, and the accumulation only as ga > 1 (_STATE_GA), not mbs or recompute;
+  transients (activation_terms): the activation parts, the sequence-parallel and MoE permute
+          buffers, torchtitan's receive buffers and the largest tensor; they read tp, cp, etp, mbs,
+          ga, vpp, sp, recompute, precision and framework, not dp, ZeRO or offload;
+  fixed   (fixed_terms): CUDA context, workspaces and NCCL buffers: the layout only.
+Each is evaluated once per distinct value of the columns it reads (a "cell") and candidate rank
+(memory_ranks), the columns found by running it on a recording row (_read). A plan's cell comes
+from arithmetic, not sorting: its layout run (the table is layout-major) and a mixed-radix code of
+its categorical columns, each mapped through a small table. Per plan-rank only gathers and the
+additions of stage_memory remain (combine: the same operations in the same order on the same
+numbers, so every total is bit for bit stage_memory's and every verdict and peak rank equal; where a
+plan has no step temporary nor DeepSpeed bucket, combine_stepless drops the additions of zeros).
+As in the reference, a plan out of memory at one rank is not evaluated at its higher ranks; term
+evaluations and plan chunks are shared by the caller's threads (in_chunks).
+
+Plans whose peak may lie between a class's lowest and highest rank (memory_ranks.level_beyond) are
+left to the reference (memory.memory). The reference is used for the whole table under --exhaustive
+(every rank), with Megatron's activation offloading (host memory then reads the activations), or
+when the host figures read anything else than the states (verdict_keys).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from planner.estimate import table as T
+from planner.estimate.memory_terms_activations import (activation_parts, flash_attention, largest_tensor_bytes,
+                                                       layer_activation_bytes)
+from planner.estimate.memory_terms_host import host_parts
+from planner.estimate.memory_terms_runtime import (CUBLAS_WORKSPACE_BYTES, CUDA_CONTEXT_BYTES, WORKSPACE_STREAMS,
+                                                   ds_bucket_bytes, fragmentation_bytes, fsdp_prefetch_bytes,
+                                                   nccl_buffer_bytes, pipelining_recv_bytes, transient_comm_bytes,
+                                                   zero3_live_bytes)
+from planner.estimate.memory_terms_stage import stage_params
+from planner.estimate.memory_terms_states import model_state_parts
+
+CATEGORY_COLUMNS = ("framework", "precision", "zero", "offload", "offload_params", "recompute", "sp")
+LAYOUT_COLUMNS = ("tp", "pp", "cp", "ep", "vpp", "dp", "mbs", "ga", "etp")
+STATE_KEYS = ("offloaded_opt", "offloaded_params", "partition_params", "host_grad_buffer", "offloaded_activations")
+COMBINED = ("states", "step_temp", "ds_buckets", "zero3_live", "fsdp_prefetch", "frag_step", "activations",
+            "transient", "gather", "permute", "recv", "frag_tensor", "fixed")  # what combine reads
+_STATE_GA = 2  # model states read ga only as ga > 1: every ga >= 2 is evaluated as 2 (tests check it)
+
+
+def _group_sum(parts: dict, group: str):
+    """stage_memory's sum of one group's parts, in its order."""
+    from planner.estimate.memory import GROUPS
+
+    return sum(parts[f"{group}.{p}"] for p in GROUPS[group])
+
+
+def state_terms(ctx, t: dict, stage) -> dict:
+    """The pieces of stage_memory's total that come from the model states (see the module docstring),
+    with host RAM and NVMe per node (memory.memory without offloaded activations)."""
+    from planner.estimate.memory import HOST_PARTS
+
+    sp = stage_params(ctx, t, stage)
+    states = model_state_parts(ctx, t, sp, stage)
+    parts = {k: v for k, v in states.items() if "." in k}
+    out = {"states": sum(_group_sum(parts, g) for g in ("weights", "gradients", "optimizer")),
+           "step_temp": states["step_temp"],
+           "ds_buckets": ds_bucket_bytes(ctx, t, states["local_params"]),
+           "zero3_live": zero3_live_bytes(ctx, t, sp), "fsdp_prefetch": fsdp_prefetch_bytes(ctx, t),
+           "frag_step": fragmentation_bytes(ctx, t, states["step_temp"])}
+    host = host_parts(ctx, t, {k: states[k] for k in STATE_KEYS[:-1]} | {"offloaded_activations": 0.0})
+    out["host_per_node"] = sum(host[k] for k in HOST_PARTS)
+    out["nvme_per_node"] = host["nvme.offloaded_states"]
+    return out
+
+
+def activation_terms(ctx, t: dict, stage) -> dict:
+    """The pieces of stage_memory's total that come from one micro-batch's transients: the
+    activations group, the activation parts summed in their own order (forward/backward), the
+    sequence-parallel and MoE permute buffers, the receive buffers, and fragmentation over the
+    largest tensor."""
+    per_layer = layer_activation_bytes(ctx, t, flash=flash_attention(ctx))
+    sp = stage_params(ctx, t, stage)
+    acts = activation_parts(ctx, t, stage, per_layer, sp)
+    gather, permute = transient_comm_bytes(ctx, t, sp)
+    n = T.size(t)
+    return {"activations": _group_sum(acts, "activations"), "transient": sum(acts.values()),
+            "gather": gather + np.zeros(n), "permute": permute + np.zeros(n),
+            "recv": pipelining_recv_bytes(ctx, t, stage),
+            "frag_tensor": fragmentation_bytes(ctx, t, largest_tensor_bytes(ctx, t, stage))}
+
+
+def fixed_terms(ctx, t: dict, stage=None) -> dict:
+    """CUDA context, library workspaces and NCCL buffers, summed as stage_memory's `other` group
+    begins."""
+    n = T.size(t)
+    return {"fixed": 0 + np.full(n, CUDA_CONTEXT_BYTES) + np.full(n, CUBLAS_WORKSPACE_BYTES * WORKSPACE_STREAMS)
+            + nccl_buffer_bytes(ctx, t)}
+
+
+def combine(s: dict, a: dict, f: dict) -> np.ndarray:
+    """stage_memory's total from the three term groups, the same operations in the same order:
+    forward/backward = the activation parts, ZeRO-3 live, FSDP prefetch, SP gather, MoE permute;
+    step extra = max(0, step temporary - forward/backward); fragmentation over the step temporary
+    where it leads, else over the largest tensor; other = fixed, buckets, ZeRO-3 live, FSDP, gather,
+    permute, receive buffers, step extra, fragmentation; total = states + activations + other."""
+    fb = a["transient"] + s["zero3_live"] + s["fsdp_prefetch"] + a["gather"] + a["permute"]
+    step_extra = np.maximum(0.0, s["step_temp"] - fb)
+    frag = np.where(step_extra > 0, s["frag_step"], a["frag_tensor"])
+    other = (f["fixed"] + s["ds_buckets"] + s["zero3_live"] + s["fsdp_prefetch"] + a["gather"] + a["permute"]
+             + a["recv"] + step_extra + frag)
+    return s["states"] + a["activations"] + other
+
+
+COMBINED_STEPLESS = ("states", "zero3_live", "fsdp_prefetch", "activations", "gather", "permute", "recv",
+                     "frag_tensor", "fixed")
+
+
+def combine_stepless(s: dict, a: dict, f: dict) -> np.ndarray:
+    """combine where the step temporary and DeepSpeed's buckets are 0: the step extra is then 0 and
+    fragmentation is over the largest tensor, and adding those zeros to the non-negative sums changes
+    no bit, so the same total with fewer operations."""
+    other = f["fixed"] + s["zero3_live"] + s["fsdp_prefetch"] + a["gather"] + a["permute"] + a["recv"] + a["frag_tensor"]
+    return s["states"] + a["activations"] + other
+
+
+def _read(ctx, fn, sample: dict) -> tuple[str, ...]:
+    """The plan columns fn(ctx, table, stage) reads, on a recording one-row copy of `sample`."""
+    seen: set[str] = set()
+
+    class Recorder(dict):
+        def __getitem__(self, key):
+            seen.add(key)
+            return super().__getitem__(key)
+
+        def get(self, key, default=None):
+            seen.add(key)
+            return super().get(key, default)
+
+    with np.errstate(all="ignore"):
+        fn(ctx, Recorder(sample), np.zeros(1, dtype=np.int64))
+    return tuple(k for k in (*LAYOUT_COLUMNS, *CATEGORY_COLUMNS) if k in seen)
+
+
+def usable(ctx, t: dict) -> bool:
+    """Whether the term tables give the verdict (module docstring), else the reference does."""
+    from planner.estimate.memory import verdict_keys
+
+    runtime = getattr(ctx.scenario, "runtime", None)
+    return (not getattr(ctx, "all_ranks", False) and not (getattr(runtime, "activation_offload_layers", 0) or 0)
+            and T.size(t) > 0 and set(verdict_keys(ctx, t)) <= {"total", *STATE_KEYS})
+
+
+def _radix_code(cols: list[np.ndarray], n: int) -> tuple[np.ndarray, int]:
+    """Mixed-radix code of `n` rows of columns, each column's digit the rank of its value among the
+    column's distinct values (for short tables: the run heads, the category codes), and the number of
+    codes."""
+    code, span = np.zeros(n, dtype=np.int64), 1
+    for c in cols:
+        values, digit = np.unique(c, return_inverse=True)
+        code = code * len(values) + digit.reshape(-1)
+        span *= len(values)
+    return code, span
+
+
+def _compact_ids(key: np.ndarray, span: int) -> tuple[np.ndarray, np.ndarray]:
+    """(id of every row's key among the keys present (int32), one row per id): by a presence table
+    when the keys are few, by sorting otherwise."""
+    if span <= max(4 * len(key), 1 << 16):
+        present = np.zeros(span, dtype=bool)
+        present[key] = True
+        ids = np.cumsum(present, dtype=np.int32)
+        ids -= 1
+        cell = np.take(ids, key)
+        del ids, present
+    else:
+        _, cell = np.unique(key, return_inverse=True)
+        cell = cell.reshape(-1).astype(np.int32)
+    row = np.empty(int(cell.max()) + 1 if len(cell) else 0, dtype=np.int64)
+    row[cell] = np.arange(len(key), dtype=np.int32 if len(key) < 2**31 else np.int64)
+    return cell, row
+
+
+class Plans:
+    """The plan table as layout runs x categorical codes (rows with the same layout columns are
+    contiguous in a layout-major table: each run is one layout), for finding each term's cells."""
+
+    def __init__(self, t: dict, rows=None):
+        self.t, self.rows = t, rows
+        n = T.size(t) if rows is None else len(rows)
+        change = np.zeros(n, dtype=bool)
+        change[:1] = True
+        for k in LAYOUT_COLUMNS:
+            c = self.column(k)
+            change[1:] |= c[1:] != c[:-1]
+        self.n = n
+        self.heads = np.flatnonzero(change)  # first row of each run
+        self.run = np.cumsum(change, dtype=np.int32)
+        self.run -= 1
+        del change
+        self.cat, self.radix = np.zeros(n, dtype=np.int32), []  # category code: mixed radix of the values
+        for k in CATEGORY_COLUMNS:
+            c = self.column(k)
+            radix = int(c.max()) + 1 if n else 1
+            self.cat *= radix
+            self.cat += c
+            self.radix.append(radix)
+        self.n_cat = int(np.prod(self.radix))
+
+    def column(self, k: str, at=None) -> np.ndarray:
+        """Column k of the plans (rows `at` of them)."""
+        rows = self.rows if at is None else (at if self.rows is None else self.rows[at])
+        return self.t[k] if rows is None else self.t[k][rows]
+
+    def take(self, at) -> dict:
+        """T.take of the plans `at`."""
+        return T.take(self.t, at if self.rows is None else self.rows[at])
+
+    def decoded(self) -> dict:
+        """The categorical columns of every category code (index: code)."""
+        digits, rest = {}, np.arange(self.n_cat)
+        for k, radix in zip(reversed(CATEGORY_COLUMNS), reversed(self.radix)):
+            digits[k], rest = rest % radix, rest // radix
+        return {k: digits[k] for k in CATEGORY_COLUMNS}
+
+    def cells(self, cols: tuple[str, ...], coarse: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(cell of every plan (int32), one plan of each cell): plans equal in the columns `cols`, a
+        layout column k taken as coarse[k](values) where given."""
+        lay = [k for k in LAYOUT_COLUMNS if k in cols]
+        heads = [T.wide(self.column(k, self.heads)) for k in lay]
+        heads = [(coarse or {}).get(k, lambda v: v)(v) for k, v in zip(lay, heads)]
+        lay_id, _ = _compact_ids(*_radix_code(heads, len(self.heads)))
+        n_lay = int(lay_id.max()) + 1 if len(lay_id) else 1
+        digits = self.decoded()
+        cat_id, _ = _compact_ids(*_radix_code([digits[k] for k in CATEGORY_COLUMNS if k in cols], self.n_cat))
+        n_c = int(cat_id.max()) + 1
+        wide = np.int64 if n_lay * n_c >= 2**31 else np.int32
+        key = np.take(lay_id.astype(wide), self.run)
+        key *= n_c
+        key += np.take(cat_id.astype(wide), self.cat)
+        return _compact_ids(key, n_lay * n_c)
+
+
+def _coarse_ga(v: np.ndarray) -> np.ndarray:
+    return np.minimum(v, _STATE_GA)
+
+
+TERMS = ((state_terms, {"ga": _coarse_ga}), (activation_terms, {}), (fixed_terms, None))  # None: rank-free
+
+
+class Terms:
+    """Every term of TERMS evaluated once per cell (and candidate rank slot) of a plan table, in
+    chunks of `chunk_rows` run by in_chunks(chunk, n)."""
+
+    def __init__(self, ctx, plans: Plans, in_chunks, chunk_rows: int):
+        from planner.estimate import memory_ranks
+
+        self.plans = plans
+        heads = plans.take(plans.heads)
+        self.ranks, self.ends = memory_ranks.candidate_ranks(ctx, heads)  # per run
+        self.width = w = self.ranks.shape[1]
+        self.slots = (self.ranks >= 0).sum(axis=1)  # per run
+        sample = plans.take(np.arange(1))
+        self.cell, self.table, self.offset, self.constant = [], [], [], []
+        for fn, coarse in TERMS:
+            cols = _read(ctx, fn, sample)
+            if coarse is not None:
+                cols = tuple(set(cols) | {"pp", "vpp"})
+            cell, rep = plans.cells(cols, coarse)
+            tt = plans.take(rep)
+            for k, f in (coarse or {}).items():
+                tt[k] = f(tt[k])
+            if coarse is None:
+                c, stage = np.arange(len(rep)), None
+                offset = None
+            else:  # candidate slots are a prefix: a cell's slots are stored together, from offset[cell]
+                ranks, _ = memory_ranks.candidate_ranks(ctx, tt)
+                assert ranks.shape[1] <= w
+                c, j = np.nonzero(ranks >= 0)
+                stage = ranks[c, j]
+                offset = np.concatenate([[0], np.cumsum((ranks >= 0).sum(axis=1))[:-1]])
+                assert np.array_equal(offset[c] + j, np.arange(len(c)))
+            table: dict[str, np.ndarray] = {}
+
+            def chunk(lo: int, fn=fn, tt=tt, c=c, stage=stage, table=table) -> None:
+                at = slice(lo, lo + chunk_rows)
+                vals = fn(ctx, T.take(tt, c[at]), None if stage is None else stage[at])
+                for k, v in vals.items():
+                    table[k][at] = v
+
+            if len(c):  # the first chunk here: it makes the arrays the other chunks fill
+                first = fn(ctx, T.take(tt, c[:1]), None if stage is None else stage[:1])
+                table.update({k: np.empty(len(c)) for k in first})
+                in_chunks(chunk, len(c))
+            self.cell.append(cell)
+            self.offset.append(offset)
+            self.table.append(table)
+            # a key equal in every cell is read as that number (the same sums, without a gather)
+            self.constant.append({k: v[0] for k, v in table.items() if len(v) and v[0] == v.min() == v.max()})
+        s, cell_s = self.table[0], self.offset[0]
+        if cell_s is not None and len(s["step_temp"]):  # per state cell: no step temporary, no buckets at any slot
+            busy = (s["step_temp"] != 0) | (s["ds_buckets"] != 0)
+            self.stepless = np.logical_and.reduceat(~busy, cell_s) if len(cell_s) else np.zeros(0, dtype=bool)
+        else:
+            self.stepless = None
+
+    def bases(self, lo: int, hi: int) -> list[np.ndarray]:
+        """Where the plans lo:hi read each term: its cell, or for a ranked term the position of its
+        cell's first slot (slot j: + j)."""
+        return [c[lo:hi].astype(np.int64) if o is None else np.take(o, c[lo:hi]) for c, o in zip(self.cell, self.offset)]
+
+    def totals(self, bases: list[np.ndarray], j: int, stepless: np.ndarray | None = None) -> np.ndarray:
+        """stage_memory's total at candidate slot j of plans whose term positions are `bases`
+        (Terms.bases; the plans have slot j); `stepless` (optional): the plans whose model states have
+        no step temporary nor DeepSpeed buckets at any rank (Terms.stepless), summed by combine_stepless."""
+        n = len(bases[0])
+        if stepless is not None and stepless.all():
+            return self._totals(bases, j, COMBINED_STEPLESS, combine_stepless, n)
+        if stepless is None or not stepless.any():
+            return self._totals(bases, j, COMBINED, combine, n)
+        easy = np.flatnonzero(stepless)
+        hard = np.flatnonzero(~stepless)
+        out = np.empty(n)
+        out[easy] = self._totals([b[easy] for b in bases], j, COMBINED_STEPLESS, combine_stepless, len(easy))
+        out[hard] = self._totals([b[hard] for b in bases], j, COMBINED, combine, len(hard))
+        return out
+
+    def _totals(self, bases, j, keys, how, n):
+        picked = []
+        for at, table, o, same in zip(bases, self.table, self.offset, self.constant):
+            at = at if o is None or j == 0 else at + j
+            picked.append({k: same[k] if k in same else np.take(v, at) for k, v in table.items() if k in keys})
+        return np.broadcast_to(how(*picked), (n,))
+
+    def at(self, term: int, key: str, base: np.ndarray, slot: np.ndarray) -> np.ndarray:
+        """A ranked term's `key` at each plan's slot."""
+        return np.take(self.table[term][key], base + slot)
+
+
+class _Columns(dict):
+    """The columns of plans `at`, each taken when first read."""
+
+    def __init__(self, plans: Plans, at):
+        super().__init__()
+        self.plans, self.at = plans, at
+
+    def __missing__(self, k):
+        v = self[k] = self.plans.column(k, self.at)
+        return v
+
+
+def fits_memory(ctx, t: dict, rows, in_chunks, chunk_rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """(fits, peak) of the plans `rows` of t (None: all) as the reference gives them (solver
+    _fits_memory: fits = memory verdict fits or tight; peak = the most loaded rank, ties to the lower,
+    where it fits), from the term tables (Terms), in chunks of `chunk_rows` plans run by
+    in_chunks(chunk, n). Plans whose peak may lie inside a class of ranks (level_beyond) take the
+    reference's every-rank scan (memory.memory)."""
+    from planner.estimate import bands, memory, memory_ranks
+    from planner.estimate.evaluate import memory_verdict
+
+    plans = Plans(t, rows)
+    if not plans.n:
+        return np.zeros(0, dtype=bool), np.zeros(0, dtype=np.int16)
+    terms = Terms(ctx, plans, in_chunks, chunk_rows)
+    n, w = plans.n, terms.width
+    fits, peak = np.zeros(n, dtype=bool), np.zeros(n, dtype=np.int16)
+    capacity = ctx.gpu.memory_gib * memory.GIB
+    over_by_cat = 1 + bands.band_arrays("memory", ctx.model.moe is not None, plans.decoded())[1]
+
+    def chunk(lo: int) -> None:
+        hi = min(lo + chunk_rows, n)
+        m = hi - lo
+        run = plans.run[lo:hi]
+        slots = np.take(terms.slots, run)
+        bases = terms.bases(lo, hi)
+        stepless = None if terms.stepless is None else np.take(terms.stepless, terms.cell[0][lo:hi])
+        total = np.array(terms.totals(bases, 0, stepless))
+        part = _Columns(plans, slice(lo, hi))  # what memory_verdict reads, taken when read
+        over = np.take(over_by_cat, plans.cat[lo:hi])
+        open_ = ~(total / over > capacity)  # out of memory at one rank: out of memory (memory_verdict)
+        slot = np.zeros(m, dtype=np.int64)
+        seen = np.full((w, m), np.nan)
+        seen[0] = total
+        for j in range(1, w):
+            r = np.flatnonzero((slots > j) & open_)
+            if not len(r):
+                continue
+            cand = terms.totals([b[r] for b in bases], j, None if stepless is None else stepless[r])
+            seen[j][r] = cand
+            pick = cand > total[r]
+            r = r[pick]
+            total[r], slot[r] = cand[pick], j
+            open_[r] = ~(cand[pick] / over[r] > capacity)
+        mem = {"total": total, "host_per_node": terms.at(0, "host_per_node", bases[0], slot),
+               "nvme_per_node": terms.at(0, "nvme_per_node", bases[0], slot)}
+        fits[lo:hi] = memory_verdict(ctx, part, mem)[0] < 2
+        peak[lo:hi] = terms.ranks[run, slot]
+        live = np.flatnonzero(open_)  # out of memory: so at every rank (the reference skips them too)
+        again = live[memory_ranks.level_beyond(seen[:, live].T, terms.ends[run[live]])]
+        if len(again):
+            sub = plans.take(lo + again)
+            ref = memory.memory(ctx, sub, verdict_only=True)
+            fits[lo + again] = memory_verdict(ctx, sub, ref)[0] < 2
+            peak[lo + again] = ref["stage"]
+
+    in_chunks(chunk, n)
+    return fits, peak

@@ -1,0 +1,117 @@
+"""The memory verdict from term tables (planner.estimate.memory_tables) equals the reference (a stage
+evaluation per plan and candidate rank, memory.memory): every rank's total bit for bit, and the
+verdict and peak rank of every plan, on random plan tables of several models and on the plan tables
+of shipped scenarios."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from planner.estimate import memory, memory_ranks, memory_tables
+from planner.estimate.evaluate import Context
+from planner.search import solver
+
+from test_memory import MOE, scenario
+from test_memory_ranks import random_table
+
+ROOT = Path(__file__).resolve().parent.parent
+CASES = [("deepseek-v3", 256, 4096, {}), ("llama-3.1-8b", 8, 4096, {}), (MOE, 1, 2048, {}),
+         ("mixtral-8x7b", 8, 4096, {}),
+         ("llama-3.1-8b", 8, 4096, {"runtime": {"grad_reduce_dtype": "bf16", "expandable_segments": True}}),
+         ("deepseek-v3", 256, 4096, {"training": {"seq_len": 4096, "global_batch": 512, "tokens": 1e9,
+                                                 "optimizer": "adafactor"}})]
+
+
+def _reference(ctx, t, monkeypatch):
+    monkeypatch.setattr(memory_tables, "usable", lambda *a: False)
+    out = solver._fits_memory_rows(ctx, t, None)
+    monkeypatch.undo()
+    return out
+
+
+def _same(ref, new):
+    (f1, p1), (f2, p2) = ref, new
+    assert np.array_equal(f1, f2)
+    assert np.array_equal(p1[f1], p2[f1])  # the peak rank is kept where the plan fits
+
+
+@pytest.mark.parametrize("model,nodes,seq,extra", CASES)
+def test_term_totals_equal_stage_memory_bit_for_bit(model, nodes, seq, extra):
+    ctx = Context(scenario(model=model, nodes=nodes, seq=seq, **extra))
+    t = random_table(np.random.default_rng(17), 2000, ctx.model.layers)
+    plans = memory_tables.Plans(t)
+    terms = memory_tables.Terms(ctx, plans, lambda f, n: [f(lo) for lo in range(0, n, 500)], 500)
+    ranks = terms.ranks[plans.run]
+    bases = terms.bases(0, plans.n)
+    per_layer = memory.layer_activation_bytes(ctx, t)
+    checked = 0
+    for j in range(terms.width):
+        rows = np.flatnonzero(ranks[:, j] >= 0)
+        ref = memory.stage_memory(ctx, memory._rows(t, rows), ranks[rows, j], memory._rows(per_layer, rows))
+        assert np.array_equal(terms.totals([b[rows] for b in bases], j), ref["total"])
+        stepless = np.take(terms.stepless, terms.cell[0])[rows]  # the shorter sum where it applies
+        assert 0 < stepless.sum() < len(rows)
+        assert np.array_equal(terms.totals([b[rows] for b in bases], j, stepless), ref["total"])
+        checked += len(rows)
+    assert checked > len(rows)
+
+
+@pytest.mark.parametrize("model,nodes,seq,extra", CASES)
+def test_verdict_and_peak_equal_the_reference_on_random_plans(model, nodes, seq, extra, monkeypatch):
+    ctx = Context(scenario(model=model, nodes=nodes, seq=seq, **extra))
+    t = random_table(np.random.default_rng(23), 4000, ctx.model.layers)
+    assert memory_tables.usable(ctx, t)
+    ref = _reference(ctx, t, monkeypatch)
+    assert 0 < ref[0].sum() < len(ref[0]) and (ref[1][ref[0]] > 0).any()  # both verdicts, peaks past rank 0
+    _same(ref, memory_tables.fits_memory(ctx, t, None, lambda f, n: [f(lo) for lo in range(0, n, 700)], 700))
+
+
+@pytest.mark.parametrize("name", ["70b_64gpu.yaml", "qwen3_moe_16gpu.yaml", "long_context_128k.yaml"])
+def test_verdict_and_peak_equal_the_reference_on_scenarios(name, monkeypatch):
+    from planner import load_scenario
+
+    sc = load_scenario(ROOT / "scenarios" / name)
+    ctx = Context(sc)
+    t, _, layout = solver._candidate_rows(sc, compact=True)
+    _same(_reference(ctx, t, monkeypatch), solver._fits_memory_rows(ctx, t, None))
+    rows = np.flatnonzero(np.random.default_rng(1).random(len(layout)) < 0.3)  # a subset, as shared batches
+    ref = _reference(ctx, {k: v[rows] for k, v in t.items()}, monkeypatch)
+    _same(ref, solver._fits_memory_rows(ctx, t, rows))
+
+
+def test_model_states_read_the_accumulation_only_as_more_than_one_step():
+    """memory_tables evaluates the model states with ga capped at 2 (_STATE_GA): every figure is the
+    same as with the plan's own ga."""
+    ctx = Context(scenario(model="deepseek-v3", nodes=256))
+    t = random_table(np.random.default_rng(29), 3000, ctx.model.layers)
+    capped = {**t, "ga": np.minimum(t["ga"], memory_tables._STATE_GA)}
+    ranks = np.random.default_rng(30).integers(0, 64, len(t["pp"]))
+    a, b = memory_tables.state_terms(ctx, t, ranks), memory_tables.state_terms(ctx, capped, ranks)
+    assert (t["ga"] > 2).any()
+    for k in a:
+        assert np.array_equal(a[k], b[k]), k
+
+
+def test_reference_where_the_tables_do_not_apply():
+    """--exhaustive (every rank) and Megatron's activation offloading (host memory reads the
+    activations) take the reference path."""
+    t = random_table(np.random.default_rng(2), 10, 32)
+    assert memory_tables.usable(Context(scenario(model="llama-3.1-8b", nodes=8)), t)
+    assert not memory_tables.usable(Context(scenario(model="llama-3.1-8b", nodes=8), all_ranks=True), t)
+    offload = scenario(model="llama-3.1-8b", nodes=8, runtime={"activation_offload_layers": 3})
+    assert not memory_tables.usable(Context(offload), t)
+
+
+def test_rank_classes_inside_a_term_table_are_scanned_by_the_reference(monkeypatch):
+    """Plans whose peak may lie inside a class of ranks (memory_ranks.level_beyond) take the reference
+    scan; they occur in this table."""
+    ctx = Context(scenario(model="deepseek-v3", nodes=256, seq=4096))
+    t = random_table(np.random.default_rng(11), 20000, ctx.model.layers)
+    seen = []
+    real = memory_ranks.level_beyond
+    monkeypatch.setattr(memory_ranks, "level_beyond", lambda *a: seen.append(real(*a)) or seen[-1])
+    new = memory_tables.fits_memory(ctx, t, None, lambda f, n: [f(lo) for lo in range(0, n, 5000)], 5000)
+    assert any(s.any() for s in seen)
+    monkeypatch.undo()
+    _same(_reference(ctx, t, monkeypatch), new)
