@@ -101,6 +101,7 @@ def _scenario_file(tmp_path, model, runtime_yaml, nodes=8):
     ("  pipeline_layout: 'Et*3|(tt|)*28|L'\n", "tp=8,pp=2", "runtime.pipeline_layout"),   # 59 decoder layers
     ("  pipeline_layout: 'Et|tL|x'\n", "tp=8,pp=3", "runtime.pipeline_layout"),             # unknown symbol
     ("  pipeline_layout: 'tE|t*60L'\n", "tp=8,pp=2", "runtime.pipeline_layout"),            # E not first
+    ("  pipeline_layout: 'Et|(tt|)*30mL'\n", "tp=8,pp=16", "does not model MTP"),         # MTP layer
     ("  pipeline_layout: " + repr(DOC_LAYOUT) + "\n  account_for_loss_in_pipeline_split: true\n", "tp=8,pp=16",
      "runtime.pipeline_layout"),                                                           # clash
     ("  pipeline_layout: " + repr(DOC_LAYOUT) + "\n", "tp=4,pp=8,vpp=2", "runtime.pipeline_layout has 32"),
@@ -130,6 +131,7 @@ def test_estimate_and_search_honour_the_split(tmp_path):
     assert plans
     for p in plans:
         q = p["plan"]
+        assert q["framework"] == "megatron"
         units = 128 // q["pp"]
         assert 128 % q["pp"] == 0 and units % q.get("vpp", 1) == 0
 

@@ -213,6 +213,8 @@ def _candidate_rows(scenario, exhaustive: bool = False, compact: bool = False) -
         keep = keep & ~(bad(grid) & ((grid["framework"] == fw) if fw is not None else True))
     for code in unbuildable(scenario.model):  # frameworks that cannot build this model
         keep = keep & (grid["framework"] != code)
+    if split_key(scenario.runtime) is not None:  # Megatron's own split (runtime keys): Megatron plans only
+        keep = keep & (grid["framework"] == T.FRAMEWORKS.index("megatron"))
     keep = np.broadcast_to(keep, (len(uniq), n_cat))
     li, ci = np.nonzero(keep[inverse])  # layout-major, as the full product
     narrow = T.compact if compact else (lambda v: v)
