@@ -157,3 +157,24 @@ def test_export_writes_the_flags_megatron_knows():
     args = megatron.megatron_args(ds, parse_plan("tp=1,pp=16,vpp=2,ep=8,dp=32,mbs=1,ga=16").resolved(ds))
     assert f"--pipeline-model-parallel-layout {DOC_LAYOUT}" in args
     assert not any("virtual" in a for a in args)
+
+
+@pytest.mark.parametrize("model,runtime,plan,nodes", [
+    ("llama-3.1-405b", BOTH, dict(BASE, pp=16, vpp=8, dp=16, ga=16), 32),
+    ("deepseek-v3", {"pipeline_layout": DOC_LAYOUT}, dict(BASE, pp=16, vpp=2, dp=32, ep=8, ga=16), 64),
+])
+def test_stage_time_is_the_slowest_rank(model, runtime, plan, nodes):
+    """The pipeline's pace (the slowest of the stages evaluated) equals the slowest of every rank's
+    stage time computed one by one (a middle rank can hold the most layers under Megatron's split)."""
+    from planner.estimate import comm, compute
+    from planner.estimate.evaluate import first_last_stage_times, rank_stage_time
+
+    ctx = Context(scenario(model=model, nodes=nodes, runtime=runtime))
+    t = table.from_plans([plan])
+    unit = compute.layer_costs(ctx, t)
+    unit_comm = comm.layer_comm(ctx, t, unit["attn_fwd"], unit["attn_bwd"])
+    every = [float(rank_stage_time(ctx, t, unit, unit_comm, np.array([r]),
+                                   "last" if r == plan["pp"] - 1 else ("first" if r == 0 else "middle"))[0][0])
+             for r in range(plan["pp"])]
+    paced = max(float(s[0][0]) for s in first_last_stage_times(ctx, t).values())
+    assert paced == pytest.approx(max(every), rel=1e-12)
