@@ -3,7 +3,9 @@
 Structural constraints (the same ones Megatron-LM's argument checks enforce, ecosystem.md 4.1):
   dp * tp * pp * cp = GPUs;  heads % tp = 0 and kv_heads % tp = 0 (MLA: heads only);
   tp <= GPUs in the scale-up domain;  layers % (pp * vpp) = 0, or with `search.uneven_pipeline`
-  (default) pp * vpp <= layers, the first layers % (pp * vpp) chunks taking one more layer;
+  (default) pp * vpp <= layers, the first layers % (pp * vpp) chunks taking one more layer; with
+  Megatron's own split (runtime.account_for_*_in_pipeline_split / pipeline_layout) the (pp, vpp) pairs
+  Megatron accepts for it (estimate/pipeline_split.py), on Megatron plans only;
   seq_len % (2 * cp) = 0 (load-balanced causal chunks) and seq_len % tp = 0 with sp;
   experts % ep = 0 and ep * etp divides tp * cp * dp (Megatron-Core parallel_state.py builds the expert
   grid etp x ep x expert-dp x pp over the same ranks as tp x cp x dp x pp, order tp-cp-ep-dp-pp: with
