@@ -40,11 +40,10 @@ NOT_EXPRESSIBLE = [
     "Qwen3 30B/235B): no GB300 in catalogs/gpus.yaml",
     "NVFP4 rows (25.11 parenthesised and later releases): no fp4 training precision in the plan",
     "MXFP8 rows are estimated as fp8 (per-tensor scaling); their 1-byte scale per 32 elements is not counted",
-    "DeepSeek-V3 with MTP (B200 25.11): the MTP layer is left out; custom pipeline layouts "
-    "(pipeline_model_parallel_layout Et|(tt|)*30mL) are not expressible, the uniform split is used",
-    "Pipeline splits that count the embedding and the loss as layers (Megatron account_for_embedding_in_pipeline_split / "
-    "account_for_loss_in_pipeline_split; NeMo's Qwen3-235B recipe: 94 layers on pp 8 x vp 12 = 96 chunks): rejected, "
-    "the planner's chunks hold transformer layers only",
+    "DeepSeek-V3 with MTP (B200 25.11 and the 26.02 tables): the MTP layer is not modelled, so the recipes' layouts "
+    "(pipeline_model_parallel_layout, e.g. Et|(tt|)*30mL, and Megatron-Bridge set_deepseek_v3_pipeline_model_parallel_layout"
+    "'s MTP stage) cannot be given as runtime.pipeline_layout ('m' is refused); the 25.11 DeepSeek-V3 rows use the "
+    "planner's uniform split and no MTP, the 26.02 ones are left out",
     "CUDA graphs (cuda_graph_impl / scope) are recorded in the run file but not modelled: their static memory "
     "pools are not counted",
     "Nemotron-H / Nemotron 3 (Mamba hybrids): no state-space layers in the model spec",

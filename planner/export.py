@@ -153,6 +153,15 @@ SPLIT_NOTES = {"megatron": megatron_layout.readme_notes, "torchtitan": torchtita
 def split_notes(scenario, f: dict) -> list[str]:
     """README lines for an uneven pipeline split (layers % (pp x vpp) != 0): the layers of every
     stage (common.split_lines) and how the framework's files carry them. None for an even split."""
+    from planner.estimate.pipeline_split import chunk_decoders, split_key
+
+    key = split_key(scenario.runtime)
+    if key is not None:  # the scenario's Megatron split, written as given (megatron._parallel_args)
+        counts = chunk_decoders(key, scenario.model.layers, f["pp"], f["vpp"])
+        return ["", "Pipeline split set by the scenario (runtime." + ("pipeline_layout" if key[0] == "layout"
+                else "account_for_*_in_pipeline_split") + "): decoder layers per virtual stage in chunk order "
+                "(stage = vp stage x pp + rank; the embedding on the first, the loss on the last):",
+                "  " + " ".join(map(str, counts or ()))]
     if not common.uneven_split(scenario, f):
         return []
     lines = common.split_lines(scenario.model.layers, f["pp"], f["vpp"])

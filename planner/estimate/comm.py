@@ -325,13 +325,16 @@ def dp_comm(ctx, t, mem, fwd_mb_s, bwd_mb_s) -> dict:
     overlap compute by prefetching, and the post-step parameter all-gather of ZeRO-1/2 overlaps the
     first forward (--overlap-param-gather); without it everything is exposed.
     """
-    from planner.estimate.memory_terms_stage import stage_params
+    from planner.estimate.memory_terms_stage import heaviest_rank, split_key_of, stage_params
 
     node = ctx.node
     tp, cp, dp, ep, zero, ga = t["tp"], t["cp"], t["dp"], t["ep"], t["zero"], t["ga"]
     # Every stage synchronises its own gradients at the same time; the step waits for the stage with
     # the most (the first holds the embedding and any extra layer, the last the output layer).
     first, last = stage_params(ctx, t, "first"), stage_params(ctx, t, "last")
+    if split_key_of(ctx) is not None:  # a Megatron split: a middle rank may hold the most parameters
+        middle = stage_params(ctx, t, heaviest_rank(ctx, t))
+        first = {k: np.maximum(first[k], middle[k]) for k in ("non_expert", "expert")}
     non_expert = np.maximum(first["non_expert"], last["non_expert"])
     expert = np.maximum(first["expert"], last["expert"])
     # This GPU's parameters: non-expert ones sharded over dp x cp, experts over their own group.

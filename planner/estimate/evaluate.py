@@ -165,8 +165,10 @@ def heaviest_middle_rank(ctx: Context, t: dict):
     layers (the test compares with every rank). Chunk c starts at layer c*base + min(c, extra),
     so the rank is the smallest r >= 1 with r*base + min(r, extra) >= dense layers, kept in
     1..pp-2 (rank 0 where pp < 3: no middle rank)."""
-    from planner.estimate.memory_terms_stage import _chunk_layers
+    from planner.estimate.memory_terms_stage import _chunk_layers, heaviest_rank, split_key_of
 
+    if split_key_of(ctx) is not None:  # a Megatron split: the middle rank with the most layers
+        return heaviest_rank(ctx, t)
     d = ctx.stats.dense_layers
     base, extra = _chunk_layers(ctx, t)
     full = np.ceil(d / (base + 1.0))  # ranks needed while every chunk holds base + 1 layers
@@ -182,12 +184,16 @@ def first_last_stage_times(ctx: Context, t: dict) -> dict:
     model with leading dense layers (DeepSeek-V3's three) the first rank holds them, and a middle
     rank made only of MoE layers (heaviest_middle_rank) can be slower than both, e.g. 8 MoE layers
     against the first rank's 3 dense + 5 MoE and the last rank's 7 MoE + output layer (61 layers on
-    pp = 8). That rank is evaluated as 'middle' for such models (the others keep two stages)."""
+    pp = 8). That rank is evaluated as 'middle' for such models and under a Megatron split
+    (runtime.pipeline_layout / account_for_*: the middle ranks can hold the most layers); the others
+    keep two stages."""
     unit = compute.layer_costs(ctx, t)  # per layer: the same on every stage
     unit_comm = comm.layer_comm(ctx, t, unit["attn_fwd"], unit["attn_bwd"])
     stages = {}
     names = ("first", "last")
-    if ctx.stats.dense_layers and ctx.stats.moe_layers:
+    from planner.estimate.memory_terms_stage import split_key_of
+
+    if (ctx.stats.dense_layers and ctx.stats.moe_layers) or split_key_of(ctx) is not None:
         names = names + ("middle",)
     for stage in names:
         rank = heaviest_middle_rank(ctx, t) if stage == "middle" else stage

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from planner.estimate.pipeline_split import rank_layers, split_key
+
 
 def _chunk_layers(ctx, t):
     """(base, extra): the model's layers split into pp*vpp chunks, chunk i holding base + (i < extra)
@@ -47,6 +49,8 @@ def stage_layers(ctx, t, stage):
     layers lead (DeepSeek `first_k_dense_replace`)."""
     rank = pipeline_rank(t, stage)
     pp, vpp = t["pp"], t["vpp"]
+    if split_key_of(ctx) is not None:
+        return _custom_split_layers(ctx, t, rank)
     if np.ndim(pp) == 1 and len(pp) >= LOOKUP_ROWS:
         top_pp, top_vpp = int(pp.max()), int(vpp.max())
         lps, dense = _layer_table(ctx, top_pp, top_vpp)
@@ -54,6 +58,52 @@ def stage_layers(ctx, t, stage):
         lps, dense = lps[at], dense[at]
         return lps, dense, lps - dense
     return _stage_layers_rows(ctx, t, rank)
+
+
+def split_key_of(ctx):
+    """The scenario's Megatron split other than the planner's own (pipeline_split.split_key), or None."""
+    runtime = getattr(getattr(ctx, "scenario", None), "runtime", None)
+    return None if runtime is None else split_key(runtime)
+
+
+def _custom_tables(ctx, pp, vpp):
+    """(layers, dense, at, heavy): per-rank lookup tables of the (pp, vpp) pairs present, flattened
+    as (pair, rank) with rank < the largest pp, the row of each plan's rank 0 in them, and each plan's
+    heaviest middle rank (heaviest_rank), all found once per distinct pair (pipeline_split.rank_layers;
+    NaN for pairs Megatron rejects, which the structural checks refuse)."""
+    key, st = split_key_of(ctx), ctx.stats
+    pp, vpp = np.asarray(pp, dtype=np.int64), np.asarray(vpp, dtype=np.int64)
+    width = int(pp.max()) if pp.size else 1
+    code = pp * (int(vpp.max()) + 1 if vpp.size else 1) + vpp
+    pairs, first, inverse = np.unique(code.ravel(), return_index=True, return_inverse=True)
+    layers, dense = np.full((len(pairs), width), np.nan), np.full((len(pairs), width), np.nan)
+    heavy = np.zeros(len(pairs), dtype=np.int64)
+    for j, i in enumerate(first):
+        a, b = int(pp.ravel()[i]), int(vpp.ravel()[i])
+        lps, dn = rank_layers(key, ctx.model.layers, st.dense_layers if st.moe_layers else 0, a, b)
+        layers[j, :a], dense[j, :a] = lps, dn
+        if a >= 3:  # most layers, then most MoE layers, then the lowest rank
+            score = np.nan_to_num(lps * (ctx.model.layers + 1.0) + (lps - dn), nan=-1.0)[1:a - 1]
+            heavy[j] = 1 + int(np.argmax(score))
+    inverse = inverse.reshape(np.shape(pp))
+    return layers.ravel(), dense.ravel(), inverse * width, heavy[inverse]
+
+
+def _custom_split_layers(ctx, t, rank):
+    """stage_layers under a Megatron split (runtime.pipeline_layout or account_for_*): read from the
+    per-(pp, vpp, rank) tables of _custom_tables. Dense-only models: every layer dense."""
+    layers, dense, at, _ = _custom_tables(ctx, t["pp"], t["vpp"])
+    at = at + np.asarray(rank, dtype=np.int64)
+    lps = layers[at]
+    dn = lps if not ctx.stats.moe_layers else dense[at]
+    return lps, dn, lps - dn
+
+
+def heaviest_rank(ctx, t):
+    """Per plan under a Megatron split: the middle rank (1..pp-2; 0 where pp < 3) holding the most
+    decoder layers, ties to the most MoE layers then the lowest rank (its stage time bounds the
+    pipeline's pace with the first and the last)."""
+    return _custom_tables(ctx, t["pp"], t["vpp"])[3]
 
 
 LOOKUP_ROWS = 4096  # longer tables read stage_layers from a table over (pp, vpp, rank) (same numbers)

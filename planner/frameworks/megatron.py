@@ -165,7 +165,8 @@ def _parallel_args(scenario, f: dict) -> list[str]:
     its CPU offload, and the overlaps the time model assumes (§4.1; --tp-comm-overlap needs
     --sequence-parallel). An even split with interleaving gives --num-layers-per-virtual-pipeline-stage;
     an uneven one (layers % (pp x vpp) != 0) gives the planner's chunks as --pipeline-model-parallel-layout,
-    which also sets the interleaving depth (megatron_layout.py)."""
+    which also sets the interleaving depth (megatron_layout.py). A scenario's runtime.pipeline_layout is
+    written as given; its account_for_* keys as Megatron's flags with --num-virtual-stages-per-pipeline-rank."""
     rt = scenario.runtime
     out = [f"--tensor-model-parallel-size {f['tp']}", f"--pipeline-model-parallel-size {f['pp']}",
            f"--context-parallel-size {f['cp']}", f"--expert-model-parallel-size {f['ep']}"]
@@ -187,7 +188,14 @@ def _parallel_args(scenario, f: dict) -> list[str]:
             out.append("--overlap-moe-expert-parallel-comm")
     if f["cp"] > 1 and getattr(rt, "cp_comm", "auto") == "allgather":  # p2p is Megatron's default
         out.append("--cp-comm-type allgather")
-    if common.uneven_split(scenario, f):
+    if getattr(rt, "pipeline_layout", None) is not None:  # the scenario's own layout, as given
+        out.append(f"--pipeline-model-parallel-layout {rt.pipeline_layout}")
+    elif getattr(rt, "account_for_embedding_in_pipeline_split", False) or \
+            getattr(rt, "account_for_loss_in_pipeline_split", False):
+        out += ["--account-for-embedding-in-pipeline-split"] if rt.account_for_embedding_in_pipeline_split else []
+        out += ["--account-for-loss-in-pipeline-split"] if rt.account_for_loss_in_pipeline_split else []
+        out += [f"--num-virtual-stages-per-pipeline-rank {f['vpp']}"] if f["vpp"] > 1 else []
+    elif common.uneven_split(scenario, f):
         out.append(f"--pipeline-model-parallel-layout {pipeline_layout(scenario.model.layers, f['pp'], f['vpp'])}")
     elif f["vpp"] > 1:
         out.append(f"--num-layers-per-virtual-pipeline-stage {common.layers_per_stage(scenario, f)}")
@@ -329,6 +337,12 @@ def args_problems(a: dict, world: int) -> list[str]:
         out.append(f"num_experts ({a.get('num_experts', 0)}) is not divisible by ep ({ep})")
     if a.get("pipeline_model_parallel_layout") is not None:
         out += layout_problems(a, layers, pp)
+    elif a.get("account_for_embedding_in_pipeline_split") or a.get("account_for_loss_in_pipeline_split"):
+        from planner.estimate.pipeline_split import split_problems
+
+        key = ("account", bool(a.get("account_for_embedding_in_pipeline_split")),
+               bool(a.get("account_for_loss_in_pipeline_split")))
+        out += split_problems(key, layers, pp, a.get("num_virtual_stages_per_pipeline_rank") or 1)
     else:
         if layers % pp:
             out.append(f"num_layers ({layers}) is not divisible by pp ({pp})")

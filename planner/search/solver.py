@@ -17,6 +17,7 @@ import numpy as np
 
 from planner.estimate import table as T
 from planner.estimate import bands, memory, pipeline
+from planner.estimate.pipeline_split import split_key, valid_pairs_mask
 from planner.estimate.evaluate import (Context, evaluate_table, first_last_stage_times, memory_verdict,
                                        result_row, stage_time)
 from planner.frameworks.rules import RULES, framework_mask, runtime_violations, unbuildable
@@ -49,7 +50,8 @@ def _layout_key(scenario) -> tuple:
             m.heads if m.mla else m.n_kv_heads, m.moe.experts if m.moe else 0,
             scenario.training.seq_len, scenario.training.batches,
             tuple(so.micro_batch), *(tuple(getattr(so, k) or ()) for k in ("tp", "pp", "cp", "ep", "vpp")),
-            tuple(sorted((k, str(v)) for k, v in so.fixed.items())), so.uneven_pipeline)
+            tuple(sorted((k, str(v)) for k, v in so.fixed.items())), so.uneven_pipeline,
+            split_key(scenario.runtime))
 
 
 _LAYOUT_CACHE: dict[tuple, dict] = {}
@@ -133,7 +135,11 @@ def _enumerate_layouts(scenario) -> dict[str, np.ndarray]:
     if "ga" in scenario.search.fixed:
         ok &= out["ga"] == int(scenario.search.fixed["ga"])
     pv = out["pp"] * vpp
-    fits_layers = pv <= layers if scenario.search.uneven_pipeline else layers % pv == 0
+    split = split_key(scenario.runtime)
+    if split is not None:  # a Megatron split (runtime.pipeline_layout / account_for_*): the pairs it builds
+        fits_layers = valid_pairs_mask(split, layers, out["pp"], vpp)
+    else:
+        fits_layers = pv <= layers if scenario.search.uneven_pipeline else layers % pv == 0
     ok &= (vpp == 1) | ((out["pp"] > 1) & (out["ga"] % out["pp"] == 0))
     ok &= fits_layers
     out = {k: out[k][ok] for k in INT_FIELDS}
@@ -210,6 +216,8 @@ def _candidate_rows(scenario, exhaustive: bool = False, compact: bool = False) -
         keep = keep & ~(hit & ((grid["framework"] == fw) if fw is not None else True))
     for code in unbuildable(scenario.model):  # frameworks that cannot build this model
         keep = keep & (grid["framework"] != code)
+    if split_key(scenario.runtime) is not None:  # Megatron's own split (runtime keys): Megatron plans only
+        keep = keep & (grid["framework"] == T.FRAMEWORKS.index("megatron"))
     keep = np.broadcast_to(keep, (len(uniq), n_cat))
     li, ci = np.nonzero(keep[inverse])  # layout-major, as the full product
     narrow = T.compact if compact else (lambda v: v)

@@ -3,7 +3,9 @@
 Structural constraints (the same ones Megatron-LM's argument checks enforce, ecosystem.md 4.1):
   dp * tp * pp * cp = GPUs;  heads % tp = 0 and kv_heads % tp = 0 (MLA: heads only);
   tp <= GPUs in the scale-up domain;  layers % (pp * vpp) = 0, or with `search.uneven_pipeline`
-  (default) pp * vpp <= layers, the first layers % (pp * vpp) chunks taking one more layer;
+  (default) pp * vpp <= layers, the first layers % (pp * vpp) chunks taking one more layer; with
+  Megatron's own split (runtime.account_for_*_in_pipeline_split / pipeline_layout) the (pp, vpp) pairs
+  Megatron accepts for it (estimate/pipeline_split.py), on Megatron plans only;
   seq_len % (2 * cp) = 0 (load-balanced causal chunks) and seq_len % tp = 0 with sp;
   experts % ep = 0 and ep * etp divides tp * cp * dp (Megatron-Core parallel_state.py builds the expert
   grid etp x ep x expert-dp x pp over the same ranks as tp x cp x dp x pp, order tp-cp-ep-dp-pp: with
@@ -12,6 +14,8 @@ Structural constraints (the same ones Megatron-LM's argument checks enforce, eco
 """
 
 from __future__ import annotations
+
+from planner.estimate.pipeline_split import layout_stages, split_key, split_problems, valid_pairs_mask
 
 
 def divisors(n: int) -> list[int]:
@@ -31,7 +35,13 @@ def structural_problems(plan, scenario) -> list[str]:
         out.append(f"kv_heads ({m.n_kv_heads}) not divisible by tp ({tp})")
     if tp > cl.node.domain:
         out.append(f"tp ({tp}) exceeds the scale-up domain ({cl.node.domain} GPUs)")
-    if scenario.search.uneven_pipeline:
+    split = split_key(scenario.runtime)
+    if split is not None:
+        out += split_problems(split, m.layers, pp, vpp)
+        if plan.framework != "megatron":
+            out.append(f"runtime.{'pipeline_layout' if split[0] == 'layout' else 'account_for_*_in_pipeline_split'}"
+                       f" is a Megatron split; the plan's framework is {plan.framework}")
+    elif scenario.search.uneven_pipeline:
         if pp * vpp > m.layers:
             out.append(f"pp*vpp = {pp}*{vpp} = {pp * vpp} exceeds the {m.layers} layers")
     elif m.layers % (pp * vpp):
@@ -73,6 +83,11 @@ def domains(scenario, ga: bool = True) -> dict[str, list[int]]:
         "dp": divisors(n),
         "mbs": [b for b in so.micro_batch if any(gb % b == 0 for gb in tr.batches)],
     }
+    split = split_key(scenario.runtime)
+    if split is not None:  # Megatron's split: pp x vpp divides its units (all_layouts keeps the pairs it builds)
+        units = len(layout_stages(split[1])) if split[0] == "layout" else m.layers + split[1] + split[2]
+        dom["pp"] = [d for d in divisors(n) if d <= units]
+        dom["vpp"] = [d for d in divisors(units) if d <= 32 or split[0] == "layout"]
     if ga:
         dom["ga"] = sorted(set().union(*(divisors(gb) for gb in tr.batches)))
     for key in ("tp", "pp", "cp", "ep", "vpp"):
@@ -98,7 +113,10 @@ def all_layouts(scenario, fields: tuple[str, ...]) -> dict:
     n = scenario.cluster.gpus
     ok = (v["dp"] * v["tp"] * v["pp"] * v["cp"] == n)
     ok &= np.isin(v["mbs"] * v["ga"] * v["dp"], scenario.training.batches)
-    if scenario.search.uneven_pipeline:
+    split = split_key(scenario.runtime)
+    if split is not None:
+        ok &= valid_pairs_mask(split, scenario.model.layers, v["pp"], v["vpp"])
+    elif scenario.search.uneven_pipeline:
         ok &= v["pp"] * v["vpp"] <= scenario.model.layers
     else:
         ok &= scenario.model.layers % (v["pp"] * v["vpp"]) == 0

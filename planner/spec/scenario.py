@@ -250,6 +250,19 @@ class Runtime(Strict):
         "weighted_bias_swiglu; the combine step then keeps nothing); combine: at the un-permutation after the "
         "combine all-to-all, which keeps the combined tokens for the probabilities' gradient (Megatron-Core "
         "<= 0.12 moe_utils.unpermute(probs=...), NeMo <= 25.04). auto: activation for Megatron, combine otherwise")
+    account_for_embedding_in_pipeline_split: StrictBool = Field(
+        False, description="Megatron --account-for-embedding-in-pipeline-split: the embedding counts as one layer "
+        "in the pipeline split, so the first virtual stage holds one decoder layer fewer (layers + 1 [+ 1 with the "
+        "loss] must divide by pp, and that per rank by vpp; transformer_block.get_num_layers_to_build). Off: the "
+        "planner's own split (the first chunks take the remainder)")
+    account_for_loss_in_pipeline_split: StrictBool = Field(
+        False, description="Megatron --account-for-loss-in-pipeline-split: the loss (final norm, output layer) "
+        "counts as one layer, the last virtual stage holds one decoder layer fewer")
+    pipeline_layout: str | None = Field(
+        None, description="Megatron --pipeline-model-parallel-layout: the virtual stages in chunk order separated "
+        "by '|', E embedding, t decoder layer, L loss, (...)*n and x*n repeats, e.g. 'Et*3|(tt|)*29t*2L' "
+        "(pipeline_parallel_layer_layout.py); the plan's pp x vpp must be its stage count. Excludes the "
+        "account_for_* keys")
 
 
 class Scenario(Strict):
@@ -271,6 +284,27 @@ class Scenario(Strict):
             raise ValueError("runtime.moe_pad_to_capacity: needs model.moe.capacity_factor (padding is to the "
                              "capacity of each expert; Megatron --moe-pad-expert-input-to-capacity requires "
                              "--moe-expert-capacity-factor)")
+        return self
+
+    @model_validator(mode="after")
+    def _check_pipeline_split(self):
+        """Megatron's checks of a layout that do not depend on pp (megatron_layout.layout_problems:
+        symbols, E first, L last, every decoder layer once) and its clash with the account_for_* flags
+        (TransformerConfig.__post_init__: "pipeline_model_parallel_layout cannot be set with other
+        pipeline layout arguments")."""
+        rt = self.runtime
+        if rt.pipeline_layout is None:
+            return self
+        if rt.account_for_embedding_in_pipeline_split or rt.account_for_loss_in_pipeline_split:
+            raise ValueError("runtime.pipeline_layout: cannot be combined with runtime.account_for_embedding_in_"
+                             "pipeline_split / account_for_loss_in_pipeline_split (Megatron refuses both)")
+        from planner.frameworks.megatron_layout import layout_problems
+
+        problems = layout_problems({"pipeline_model_parallel_layout": rt.pipeline_layout}, self.model.layers, 1)
+        problems = [p for p in problems if "multiple of pp" not in p and "needs pp > 1" not in p]
+        problems = [p + " (the planner does not model MTP layers)" if "MTP" in p else p for p in problems]
+        if problems:
+            raise ValueError(f"runtime.pipeline_layout {rt.pipeline_layout!r}: " + "; ".join(problems))
         return self
 
     @model_validator(mode="after")

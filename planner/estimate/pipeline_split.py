@@ -1,0 +1,114 @@
+"""Megatron's pipeline splits other than the planner's own: the embedding and the loss counted as
+layers, or a custom layout string. Each gives the decoder layers of every virtual stage (chunk).
+
+runtime.account_for_embedding_in_pipeline_split / account_for_loss_in_pipeline_split (Megatron
+--account-for-embedding-in-pipeline-split / --account-for-loss-in-pipeline-split): the layer count
+becomes N = layers + E + L (E, L = 1 when set), N must be divisible by pp and N/pp by vpp; every
+chunk then holds N/(pp*vpp) units, the first chunk (rank 0, vp stage 0) one decoder layer fewer
+for the embedding and the last (rank pp-1, vp stage vpp-1) one fewer for the loss, never below 0
+(Megatron-LM megatron/core/transformer/transformer_block.py `get_num_layers_to_build`,
+TransformerConfig.__post_init__ checks in transformer_config.py; arguments.py validate_args).
+Example: Llama-3.1-405B's 126 layers with both flags on pp 16 x vpp 8: N = 128, one unit per chunk,
+so rank 0's first chunk holds only the embedding and rank 15's last only the loss.
+
+runtime.pipeline_layout (Megatron --pipeline-model-parallel-layout): the chunks as written
+(planner/frameworks/megatron_layout.py parses and checks it); the plan's pp x vpp must be its
+number of stages (Megatron sets vpp = stages / pp).
+
+The embedding stays on the first rank and the loss on the last in every case (Megatron requires E
+first and L last in a layout), so only the decoder layers per rank differ from the planner's split.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+
+def split_key(runtime) -> tuple | None:
+    """What defines the split, hashable: None (the planner's own), ('layout', text) or
+    ('account', embedding, loss)."""
+    if runtime.pipeline_layout is not None:
+        return ("layout", runtime.pipeline_layout)
+    e, lo = runtime.account_for_embedding_in_pipeline_split, runtime.account_for_loss_in_pipeline_split
+    return ("account", bool(e), bool(lo)) if (e or lo) else None
+
+
+def layout_stages(text: str) -> list[str]:
+    from planner.frameworks.megatron_layout import parse_layout
+
+    return parse_layout(text)
+
+
+def split_problems(key, layers: int, pp: int, vpp: int, mtp_layers: int = 0) -> list[str]:
+    """Megatron's rules for the split `key` (split_key) on pp x vpp; [] when it builds."""
+    if key is None:
+        return []
+    if key[0] == "layout":
+        from planner.frameworks.megatron_layout import layout_problems
+
+        out = [f"runtime.pipeline_layout: {p}" for p in
+               layout_problems({"pipeline_model_parallel_layout": key[1], "mtp_num_layers": mtp_layers}, layers, pp)]
+        try:
+            n = len(layout_stages(key[1]))
+        except ValueError:
+            return out
+        if not out and n != pp * vpp:
+            out.append(f"runtime.pipeline_layout has {n} virtual stages, the plan pp*vpp = {pp}*{vpp} = {pp * vpp} "
+                       f"(Megatron sets vpp = stages / pp = {n // pp})")
+        return out
+    _, e, lo = key
+    names = " and ".join(n for n, on in (("embedding", e), ("loss", lo)) if on)
+    n = layers + e + lo
+    if n % pp:
+        return [f"runtime.account_for_{'embedding' if e else 'loss'}_in_pipeline_split: layers + {names} = {n} "
+                f"not divisible by pp ({pp}) (Megatron transformer_block.get_num_layers_to_build)"]
+    if (n // pp) % vpp:
+        return [f"runtime.account_for_{'embedding' if e else 'loss'}_in_pipeline_split: {n // pp} layers per "
+                f"pipeline rank (with the {names}) not divisible by vpp ({vpp})"]
+    if n // (pp * vpp) < 1:
+        return [f"runtime.account_for_*_in_pipeline_split: {n} units on {pp * vpp} virtual stages"]
+    return []
+
+
+@functools.lru_cache(maxsize=256)
+def chunk_decoders(key, layers: int, pp: int, vpp: int) -> tuple[int, ...] | None:
+    """Decoder layers of each of the pp*vpp chunks in chunk order (chunk = vp stage * pp + rank),
+    or None where Megatron rejects the split (split_problems)."""
+    if split_problems(key, layers, pp, vpp):
+        return None
+    if key[0] == "layout":
+        return tuple(s.count("t") for s in layout_stages(key[1]))
+    _, e, lo = key
+    unit = (layers + e + lo) // (pp * vpp)
+    counts = [unit] * (pp * vpp)
+    counts[0] -= e
+    counts[-1] -= lo
+    return tuple(counts) if min(counts) >= 0 else None
+
+
+def valid_pairs_mask(key, layers: int, pp, vpp) -> np.ndarray:
+    """Per plan: does Megatron build the split on its (pp, vpp)? (all True without a custom split;
+    one check per distinct pair)."""
+    pp, vpp = np.asarray(pp, dtype=np.int64), np.asarray(vpp, dtype=np.int64)
+    if key is None or pp.size == 0:
+        return np.ones(pp.shape, dtype=bool)
+    code = pp * (int(vpp.max()) + 1) + vpp
+    pairs, first, inverse = np.unique(code.ravel(), return_index=True, return_inverse=True)
+    good = np.array([chunk_decoders(key, layers, int(pp.ravel()[i]), int(vpp.ravel()[i])) is not None
+                     for i in first])
+    return good[inverse].reshape(pp.shape)
+
+
+def rank_layers(key, layers: int, dense_layers: int, pp: int, vpp: int) -> tuple[np.ndarray, np.ndarray]:
+    """(decoder layers, dense layers) of each rank 0..pp-1: rank r holds chunks r, r+pp, ...
+    (Megatron's layout: stage i = vp stage * pp + rank); the model's first `dense_layers` decoder
+    layers are dense (DeepSeek `first_k_dense_replace`). NaN where the split does not build."""
+    counts = chunk_decoders(key, layers, pp, vpp)
+    if counts is None:
+        return np.full(pp, np.nan), np.full(pp, np.nan)
+    c = np.array(counts, dtype=float)
+    start = np.concatenate([[0.0], np.cumsum(c)[:-1]])
+    dense = np.clip(dense_layers - start, 0, c)
+    return c.reshape(vpp, pp).sum(axis=0), dense.reshape(vpp, pp).sum(axis=0)
