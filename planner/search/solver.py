@@ -16,10 +16,10 @@ import time
 import numpy as np
 
 from planner.estimate import table as T
-from planner.estimate import bands, memory, pipeline
-from planner.estimate.evaluate import (Context, evaluate_table, first_last_stage_times, memory_verdict,
-                                       result_row, stage_time)
+from planner.estimate import bands, memory
+from planner.estimate.evaluate import Context, evaluate_table, memory_verdict, result_row
 from planner.frameworks.rules import RULES, framework_mask, unbuildable
+from planner.search.bound import step_lower_bound
 from planner.search.rank import TIE, TIGHT_PENALTY, order, pareto_mask, preferred, ranking_rule
 from planner.search.cpsat import all_solutions
 from planner.search.cpsat import cp_model as cpsat_module
@@ -346,38 +346,6 @@ def _read_columns(fn, ctx) -> tuple[str, ...]:
     with np.errstate(all="ignore"):  # the recording row's numbers mean nothing (e.g. a precision without a peak)
         fn(ctx, Recorder({**one, "sp": np.zeros(1, dtype=bool)}))
     return tuple(sorted(seen))
-
-
-def _stage_s(ctx, t: dict) -> np.ndarray:
-    """A lower bound of one micro-batch's time on the slower of the first and last stage, compute and
-    exposed communication (planner.estimate.evaluate.stage_time); the step is the pipeline's step over
-    that time plus DP sync, optimizer and offload, none of them negative. On a GPU whose tensor clock
-    drops under load (sustained_tensor_fraction: evaluate.with_tensor_clock sets each plan's clock
-    between that fraction and 1), each stage's compute is taken at the burst clock (its fastest) and
-    its exposed communication at the lowest clock (the most compute to hide it behind), so the bound
-    holds at any clock between; elsewhere it is the stage time itself."""
-    s = ctx.gpu.sustained_tensor_fraction
-    if not s:
-        return stage_time(ctx, t)[0]
-    fast = first_last_stage_times(ctx, t)
-    slow = first_last_stage_times(ctx, {**t, "tensor_clock": np.full(T.size(t), s)})
-    busy = lambda c: c["forward"] + c["backward"] + c["recompute"]  # noqa: E731
-    return np.maximum(*(busy(fast[k][1]) + (slow[k][0] - busy(slow[k][1])) for k in ("first", "last")))
-
-
-def step_lower_bound(ctx, t: dict) -> np.ndarray:
-    """A lower bound of every plan's step time: the pipeline's step (ga micro-batches and the
-    bubble) over the stage time (_stage_s), without the DP sync, optimizer and offload the step adds;
-    the stage time is evaluated once per distinct value of the columns it reads (not per plan), in
-    chunks (_in_chunks)."""
-    first, inverse = _groups(t, _read_columns(_stage_s, ctx))
-    stage_s = np.zeros(len(first))
-
-    def chunk(lo: int) -> None:
-        stage_s[lo:lo + MEMORY_CHUNK] = _stage_s(ctx, T.take(t, first[lo:lo + MEMORY_CHUNK]))
-
-    _in_chunks(chunk, len(first))
-    return pipeline.pipeline_step_s({k: T.wide(t[k]) for k in ("ga", "pp", "vpp")}, stage_s[inverse])
 
 
 def _groups(t: dict, cols: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
