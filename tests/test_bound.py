@@ -39,6 +39,20 @@ def test_step_lower_bound_is_below_every_plans_step(kw):
 
     exact = pipeline.pipeline_step_s(t, own)
     assert np.all(lb <= exact * (1 + 1e-12)) and np.mean(np.isclose(lb, exact, rtol=1e-12)) > 0.2
+    # the search's first bound (one stage evaluation at the lowest clock) is below it, and refine
+    # gives it back row by row
+    first_lb, refine = bound.search_bound(ctx, t)
+    if ctx.gpu.sustained_tensor_fraction:
+        assert np.all(first_lb <= lb * (1 + 1e-12)) and np.any(first_lb < lb * (1 - 1e-6))
+        rows = np.arange(0, T.size(t), 7)
+        assert np.allclose(refine(rows), lb[rows], rtol=1e-12)
+        # compute at the burst clock is at least the sustained fraction x compute at the lowest clock
+        s = ctx.gpu.sustained_tensor_fraction
+        fast, slow = (stage_time(ctx, {**t, "tensor_clock": np.full(T.size(t), c)})[1] for c in (1.0, s))
+        busy = lambda c: c["forward"] + c["backward"] + c["recompute"]  # noqa: E731
+        assert np.all(busy(fast) >= s * busy(slow) * (1 - 1e-12))
+    else:
+        assert refine is None and np.array_equal(first_lb, lb)
 
 
 @pytest.mark.parametrize("kw", CASES[:2])
@@ -67,7 +81,8 @@ def _same_partition(a: np.ndarray, b: np.ndarray) -> bool:
 
 
 @pytest.mark.parametrize("span", [1 << 22, 64])  # 64: renumbered after almost every column
-def test_stage_groups_equal_sorting(monkeypatch, span):
+@pytest.mark.parametrize("layout_major", [False, True])  # True: a and d grouped on their runs first
+def test_stage_groups_equal_sorting(monkeypatch, span, layout_major):
     monkeypatch.setattr(bound, "DENSE_SPAN", span)
     rng = np.random.default_rng(7)
     n = 5000
@@ -75,6 +90,9 @@ def test_stage_groups_equal_sorting(monkeypatch, span):
          "tp": rng.choice([1, 4096, 65536], n).astype(np.int32),  # large values: coded by lookup
          "c": rng.integers(-5, 5, n).astype(np.int16),  # negative values: coded by sorting
          "d": rng.integers(0, 50, n).astype(np.int64)}
+    if layout_major:
+        order = np.lexsort((t["a"], t["d"]))
+        t = {k: v[order] for k, v in t.items()}
     first, inverse = bound.stage_groups(t, tuple(t))
     ref_first, ref_inverse = _groups(t, tuple(t))
     assert len(first) == len(ref_first) and _same_partition(inverse, ref_inverse)

@@ -68,17 +68,45 @@ def _dense_ids(key: np.ndarray, span: int) -> tuple[np.ndarray, int]:
 
 def stage_groups(t: dict, cols: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
     """Rows of `t` that differ in `cols`: (one row index per distinct value, group of every row), as
-    planner.search.solver._groups but without sorting: each column's values are coded through a lookup
-    table and packed into a mixed-radix key, renumbered densely whenever the next column would take
-    its span past DENSE_SPAN (so the key never outgrows distinct values x one column's values)."""
-    n = T.size(t)
+    planner.search.solver._groups but without sorting. A plan table is layout-major (each layout's
+    rows contiguous), so the layout columns change rarely from one row to the next: those columns
+    are grouped on the first row of each run where they stay equal (few rows), and each row then
+    carries its run's group as one column with the others (_dense_groups)."""
+    n = len(next(iter(t.values())))
+    changes = {k: _changes(t[k]) for k in cols} if n > 4096 else {}
+    slow = tuple(k for k in cols if k in changes and changes[k].sum() * 16 < n)
+    if not slow or len(slow) == len(cols):
+        return _dense_groups(t, cols)
+    change = np.logical_or.reduce([changes[k] for k in slow])
+    del changes
+    heads = np.flatnonzero(change)
+    run = np.cumsum(change, dtype=np.int32 if n < 2**31 else np.int64)
+    run -= 1
+    _, head_group = _dense_groups({k: t[k][heads] for k in slow}, slow)
+    fast = tuple(k for k in cols if k not in slow)
+    return _dense_groups({"runs": head_group[run], **{k: t[k] for k in fast}}, ("runs", *fast))
+
+
+def _changes(col: np.ndarray) -> np.ndarray:
+    """True where a row's value differs from the row before (and on the first row)."""
+    out = np.empty(len(col), dtype=bool)
+    out[0] = True
+    np.not_equal(col[1:], col[:-1], out=out[1:])
+    return out
+
+
+def _dense_groups(t: dict, cols: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """stage_groups by one mixed-radix key: each column's values coded through a lookup table, the
+    key renumbered densely whenever the next column would take its span past DENSE_SPAN (so it never
+    outgrows distinct values x one column's values)."""
+    n = len(next(iter(t.values())))
     if not n:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     key, span = np.zeros(n, dtype=np.int64), 1
     for k in cols:
         col = t[k].view(np.int8) if t[k].dtype == bool else t[k]
         lo, hi = (int(col.min()), int(col.max()))
-        if lo >= 0 and hi < 64:  # small codes: the values themselves are the digits
+        if lo >= 0 and (hi < 64 or span * (hi + 1) <= DENSE_SPAN):  # the values themselves are the digits
             digits, m = col, hi + 1
         else:
             digits, values = _codes(col)
@@ -108,23 +136,76 @@ def group_max(inverse: np.ndarray, groups: int, col: np.ndarray) -> np.ndarray:
     return values[m - 1 - np.argmax(seen[:, ::-1], axis=1)]
 
 
+def _groups_at_top_ga(ctx, t: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(a row of each group, group of every row, each group's largest ga): the groups of plans equal in
+    the columns the stage time reads other than ga (the slow-clock evaluation reads the same columns
+    as the burst one: stage_lower_bound reads them all)."""
+    from planner.search.solver import _read_columns
+
+    cols = tuple(k for k in _read_columns(stage_lower_bound, ctx) if k != "ga")
+    first, inverse = stage_groups(t, cols)
+    return first, inverse, group_max(inverse, len(first), T.wide(t["ga"]))
+
+
+def _per_group(ctx, t: dict, fn, first: np.ndarray, ga_top: np.ndarray) -> np.ndarray:
+    """fn(ctx, rows) of each group's row at the group's largest ga, in chunks shared by threads."""
+    from planner.search.solver import MEMORY_CHUNK, _in_chunks
+
+    out = np.zeros(len(first))
+
+    def chunk(lo: int) -> None:
+        rows = first[lo:lo + MEMORY_CHUNK]
+        out[lo:lo + MEMORY_CHUNK] = fn(ctx, {**T.take(t, rows), "ga": ga_top[lo:lo + MEMORY_CHUNK]})
+
+    _in_chunks(chunk, len(first))
+    return out
+
+
+def _pipeline_step(t: dict, rows, stage_s: np.ndarray) -> np.ndarray:
+    return pipeline.pipeline_step_s({k: T.wide(t[k][rows]) for k in ("ga", "pp", "vpp")}, stage_s)
+
+
 def step_lower_bound(ctx, t: dict) -> np.ndarray:
     """A lower bound of every plan's step time: the pipeline's step (ga micro-batches and the bubble)
     over a lower bound of the stage time (stage_lower_bound), without the DP sync, optimizer and
     offload the step adds. The stage time is evaluated once per distinct value of the other columns
     it reads, at the group's largest accumulation (module docstring), in chunks shared by threads
     (solver._in_chunks)."""
-    from planner.search.solver import MEMORY_CHUNK, _in_chunks, _read_columns
+    first, inverse, ga_top = _groups_at_top_ga(ctx, t)
+    return _pipeline_step(t, slice(None), _per_group(ctx, t, stage_lower_bound, first, ga_top)[inverse])
 
-    cols = tuple(k for k in _read_columns(stage_lower_bound, ctx) if k != "ga")
-    first, inverse = stage_groups(t, cols)
-    ga = T.wide(t["ga"])
-    ga_top = group_max(inverse, len(first), ga)
-    stage_s = np.zeros(len(first))
 
-    def chunk(lo: int) -> None:
-        rows = first[lo:lo + MEMORY_CHUNK]
-        stage_s[lo:lo + MEMORY_CHUNK] = stage_lower_bound(ctx, {**T.take(t, rows), "ga": ga_top[lo:lo + MEMORY_CHUNK]})
+def slow_clock_stage_bound(ctx, t: dict) -> np.ndarray:
+    """A lower bound of stage_lower_bound from one stage evaluation, at the lowest tensor clock s: the
+    exposed communication as there, and the compute times s, since no compute time at the burst
+    clock is below s times its time at clock s (compute.peaks scales only the tensor-core rates by
+    the clock: a term is s-fold slower at most, the HBM-bound and host-paced ones not at all)."""
+    s = ctx.gpu.sustained_tensor_fraction
+    slow = first_last_stage_times(ctx, {**t, "tensor_clock": np.full(T.size(t), s)})
+    busy = lambda c: c["forward"] + c["backward"] + c["recompute"]  # noqa: E731
+    return np.maximum(*(s * busy(slow[k][1]) + (slow[k][0] - busy(slow[k][1])) for k in ("first", "last")))
 
-    _in_chunks(chunk, len(first))
-    return pipeline.pipeline_step_s({"ga": ga, "pp": T.wide(t["pp"]), "vpp": T.wide(t["vpp"])}, stage_s[inverse])
+
+def search_bound(ctx, t: dict):
+    """(lower bounds of every plan's step, refine) for solver.bounded_rows. On GPUs without a
+    sustained-clock figure: step_lower_bound, refine None. Elsewhere stage_lower_bound costs two
+    stage evaluations (burst and lowest clock); the search starts from slow_clock_stage_bound (one)
+    and refine(rows) returns step_lower_bound of those rows (each group's two evaluations done once,
+    when a plan of the group is first taken): the plans the search takes (highest bound first, until
+    no plan left reaches the best found) are a few thousand of millions, so most groups never need
+    the second evaluation (DeepSeek-V3 on 2,048 H100: 0.96 s instead of 1.7 s of CPU). Both bounds
+    are valid, so the plans kept are the same (bounded_rows)."""
+    if not ctx.gpu.sustained_tensor_fraction:
+        return step_lower_bound(ctx, t), None
+    first, inverse, ga_top = _groups_at_top_ga(ctx, t)
+    lb = _pipeline_step(t, slice(None), _per_group(ctx, t, slow_clock_stage_bound, first, ga_top)[inverse])
+    exact = np.full(len(first), np.nan)
+
+    def refine(rows: np.ndarray) -> np.ndarray:
+        g = inverse[rows]
+        todo = np.unique(g[np.isnan(exact[g])])
+        if len(todo):
+            exact[todo] = _per_group(ctx, t, stage_lower_bound, first[todo], ga_top[todo])
+        return _pipeline_step(t, rows, exact[g])
+
+    return lb, refine

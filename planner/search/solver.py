@@ -19,7 +19,7 @@ from planner.estimate import table as T
 from planner.estimate import bands, memory
 from planner.estimate.evaluate import Context, evaluate_table, memory_verdict, result_row
 from planner.frameworks.rules import RULES, framework_mask, unbuildable
-from planner.search.bound import step_lower_bound
+from planner.search.bound import search_bound, step_lower_bound  # noqa: F401 (step_lower_bound: purchase_search)
 from planner.search.rank import TIE, TIGHT_PENALTY, order, pareto_mask, preferred, ranking_rule
 from planner.search.cpsat import all_solutions
 from planner.search.cpsat import cp_model as cpsat_module
@@ -377,7 +377,8 @@ def _evaluate_best(ctx, t: dict, keep: int, peak=None) -> tuple[np.ndarray, dict
     """(rows, estimates) of every plan of `t` that can take one of the first `keep` places of the
     ranking (planner.search.rank.order), by branch and bound (bounded_rows), each chunk of rows
     evaluated here; None as bounded_rows returns it."""
-    search = bounded_rows(t, step_lower_bound(ctx, t), ctx.seq_len, keep, FIRST_BATCH)
+    lb, refine = search_bound(ctx, t)
+    search = bounded_rows(t, lb, ctx.seq_len, keep, FIRST_BATCH, refine)
     try:
         rows = next(search)
         while True:
@@ -387,7 +388,7 @@ def _evaluate_best(ctx, t: dict, keep: int, peak=None) -> tuple[np.ndarray, dict
         return done.value
 
 
-def bounded_rows(t: dict, lb: np.ndarray, seq_len: int, keep: int, first: int):
+def bounded_rows(t: dict, lb: np.ndarray, seq_len: int, keep: int, first: int, refine=None):
     """The branch and bound of _evaluate_best as a generator, so that a caller may evaluate the chunks
     of several searches in one call (planner.purchase_search): yields the rows of `t` to evaluate and
     is sent (estimates, index), the evaluate_table result of a table holding those rows at `index`;
@@ -399,14 +400,22 @@ def bounded_rows(t: dict, lb: np.ndarray, seq_len: int, keep: int, first: int):
     `keep` places, under any objective (each is a positive multiple of that score within one node
     count), and below the fastest plan (the Pareto front); the plans kept do not depend on the chunks.
     None when an evaluated plan's step time is below its bound (a model change broke the bound), or
-    when nothing fits (the caller evaluates every plan for the explanation)."""
-    ub = T.wide(t["dp"]) * T.wide(t["mbs"]) * T.wide(t["ga"]) * seq_len / lb
+    when nothing fits (the caller evaluates every plan for the explanation).
+    `refine(rows)`, when given, returns a tighter lower bound of those rows' steps, applied (to `lb`, in
+    place) to each chunk before it is evaluated: plans are taken in the order of the first bound, the
+    stopping rule reads it for the plans not yet taken, and a plan the tighter bound puts below the
+    threshold is skipped; every bound being valid, the plans kept are the same."""
+    tokens = T.wide(t["dp"]) * T.wide(t["mbs"]) * T.wide(t["ga"]) * seq_len
+    ub = tokens / lb
     by_bound = np.argsort(-ub, kind="stable")
     done, parts, scores = 0, [], np.array([])
     chunk = max(first, 4 * keep)
     threshold = 0.0
     while done < len(by_bound) and ub[by_bound[done]] >= threshold * (1 - 1e-9):
         rows = by_bound[done:done + chunk]
+        if refine is not None:  # a tighter bound of the rows taken (the order stays the first bound's)
+            lb[rows] = np.maximum(lb[rows], refine(rows))
+            ub[rows] = tokens[rows] / lb[rows]
         rows = rows[ub[rows] >= threshold * (1 - 1e-9)]
         ev, at = yield rows
         verdict, tps = ev["verdict"][at], ev["tokens_per_s"][at]
