@@ -97,21 +97,22 @@ def _changes(col: np.ndarray) -> np.ndarray:
 
 def _dense_groups(t: dict, cols: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
     """stage_groups by one mixed-radix key: each column's values coded through a lookup table, the
-    key renumbered densely whenever the next column would take its span past DENSE_SPAN (so it never
-    outgrows distinct values x one column's values)."""
+    key renumbered densely whenever the next column would take its span past DENSE_SPAN or 16 x the
+    rows (so it never outgrows distinct values x one column's values, nor a small table's size)."""
     n = len(next(iter(t.values())))
     if not n:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    limit = min(DENSE_SPAN, max(16 * n, 1 << 12))  # small tables: small lookup tables
     key, span = np.zeros(n, dtype=np.int64), 1
     for k in cols:
         col = t[k].view(np.int8) if t[k].dtype == bool else t[k]
         lo, hi = (int(col.min()), int(col.max()))
-        if lo >= 0 and (hi < 64 or span * (hi + 1) <= DENSE_SPAN):  # the values themselves are the digits
+        if lo >= 0 and (hi < 64 or span * (hi + 1) <= limit):  # the values themselves are the digits
             digits, m = col, hi + 1
         else:
             digits, values = _codes(col)
             m = len(values)
-        if span * m > DENSE_SPAN:
+        if span * m > limit:
             key, span = _dense_ids(key, span)
         key *= m
         key += digits
@@ -140,11 +141,18 @@ def _groups_at_top_ga(ctx, t: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     """(a row of each group, group of every row, each group's largest ga): the groups of plans equal in
     the columns the stage time reads other than ga (the slow-clock evaluation reads the same columns
     as the burst one: stage_lower_bound reads them all)."""
-    from planner.search.solver import _read_columns
-
-    cols = tuple(k for k in _read_columns(stage_lower_bound, ctx) if k != "ga")
-    first, inverse = stage_groups(t, cols)
+    first, inverse = stage_groups(t, _ga_free_columns(ctx))
     return first, inverse, group_max(inverse, len(first), T.wide(t["ga"]))
+
+
+def _ga_free_columns(ctx) -> tuple[str, ...]:
+    """The columns stage_lower_bound reads other than ga (found once per context: solver._read_columns
+    runs it on a recording row)."""
+    if "_stage_columns" not in ctx.__dict__:  # as functools.cached_property stores (a frozen dataclass)
+        from planner.search.solver import _read_columns
+
+        ctx.__dict__["_stage_columns"] = tuple(k for k in _read_columns(stage_lower_bound, ctx) if k != "ga")
+    return ctx.__dict__["_stage_columns"]
 
 
 def _per_group(ctx, t: dict, fn, first: np.ndarray, ga_top: np.ndarray) -> np.ndarray:
