@@ -102,3 +102,11 @@ def test_stage_groups_equal_sorting(monkeypatch, span, layout_major):
     for g, v in zip(inverse, t["d"]):
         want[g] = max(want[g], v)
     assert np.array_equal(top, want)
+
+
+def test_empty_table():
+    sc = scenario(model="llama-3.1-8b", node="hgx-h100", nodes=1, gb=8)
+    t, _ = candidate_table(sc)
+    empty = {k: v[:0] for k, v in t.items()}
+    assert bound.step_lower_bound(Context(sc), empty).shape == (0,)
+

@@ -126,6 +126,8 @@ def _dense_groups(t: dict, cols: tuple[str, ...]) -> tuple[np.ndarray, np.ndarra
 def group_max(inverse: np.ndarray, groups: int, col: np.ndarray) -> np.ndarray:
     """The largest value of `col` in each group (`inverse`: the group of every row, 0 .. groups - 1):
     which (group, value) pairs occur, marked in a dense (groups x distinct values) table, linear time."""
+    if not len(col):
+        return np.zeros(groups, dtype=col.dtype)
     codes, values = _codes(col)
     m = len(values)
     if groups * m > DENSE_SPAN:
