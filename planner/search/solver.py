@@ -16,11 +16,11 @@ import time
 import numpy as np
 
 from planner.estimate import table as T
-from planner.estimate import bands, memory, pipeline
+from planner.estimate import bands, memory
 from planner.estimate.pipeline_split import split_key, valid_pairs_mask
-from planner.estimate.evaluate import (Context, evaluate_table, first_last_stage_times, memory_verdict,
-                                       result_row, stage_time)
+from planner.estimate.evaluate import Context, evaluate_table, memory_verdict, result_row
 from planner.frameworks.rules import RULES, framework_mask, runtime_violations, unbuildable
+from planner.search.bound import search_bound, step_lower_bound  # noqa: F401 (step_lower_bound: purchase_search)
 from planner.search.rank import TIE, TIGHT_PENALTY, order, pareto_mask, preferred, ranking_rule
 from planner.search.cpsat import all_solutions
 from planner.search.cpsat import cp_model as cpsat_module
@@ -364,39 +364,6 @@ def _read_columns(fn, ctx) -> tuple[str, ...]:
     return tuple(sorted(seen))
 
 
-def _stage_s(ctx, t: dict) -> np.ndarray:
-    """A lower bound of one micro-batch's time on the slowest stage evaluated (the first, the last and,
-    for models with leading dense layers, the heaviest middle rank: evaluate.first_last_stage_times), compute and
-    exposed communication (planner.estimate.evaluate.stage_time); the step is the pipeline's step over
-    that time plus DP sync, optimizer and offload, none of them negative. On a GPU whose tensor clock
-    drops under load (sustained_tensor_fraction: evaluate.with_tensor_clock sets each plan's clock
-    between that fraction and 1), each stage's compute is taken at the burst clock (its fastest) and
-    its exposed communication at the lowest clock (the most compute to hide it behind), so the bound
-    holds at any clock between; elsewhere it is the stage time itself."""
-    s = ctx.gpu.sustained_tensor_fraction
-    if not s:
-        return stage_time(ctx, t)[0]
-    fast = first_last_stage_times(ctx, t)
-    slow = first_last_stage_times(ctx, {**t, "tensor_clock": np.full(T.size(t), s)})
-    busy = lambda c: c["forward"] + c["backward"] + c["recompute"]  # noqa: E731
-    return np.max([busy(fast[k][1]) + (slow[k][0] - busy(slow[k][1])) for k in fast], axis=0)
-
-
-def step_lower_bound(ctx, t: dict) -> np.ndarray:
-    """A lower bound of every plan's step time: the pipeline's step (ga micro-batches and the
-    bubble) over the stage time (_stage_s), without the DP sync, optimizer and offload the step adds;
-    the stage time is evaluated once per distinct value of the columns it reads (not per plan), in
-    chunks (_in_chunks)."""
-    first, inverse = _groups(t, _read_columns(_stage_s, ctx))
-    stage_s = np.zeros(len(first))
-
-    def chunk(lo: int) -> None:
-        stage_s[lo:lo + MEMORY_CHUNK] = _stage_s(ctx, T.take(t, first[lo:lo + MEMORY_CHUNK]))
-
-    _in_chunks(chunk, len(first))
-    return pipeline.pipeline_step_s({k: T.wide(t[k]) for k in ("ga", "pp", "vpp")}, stage_s[inverse])
-
-
 def _groups(t: dict, cols: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
     """Rows of `t` that differ in `cols`: (one row index per distinct value, group of every row).
     The columns are packed into one integer key (mixed radix of each column's codes)."""
@@ -426,7 +393,8 @@ def _evaluate_best(ctx, t: dict, keep: int, peak=None) -> tuple[np.ndarray, dict
     """(rows, estimates) of every plan of `t` that can take one of the first `keep` places of the
     ranking (planner.search.rank.order), by branch and bound (bounded_rows), each chunk of rows
     evaluated here; None as bounded_rows returns it."""
-    search = bounded_rows(t, step_lower_bound(ctx, t), ctx.seq_len, keep, FIRST_BATCH)
+    lb, refine = search_bound(ctx, t)
+    search = bounded_rows(t, lb, ctx.seq_len, keep, FIRST_BATCH, refine)
     try:
         rows = next(search)
         while True:
@@ -436,7 +404,7 @@ def _evaluate_best(ctx, t: dict, keep: int, peak=None) -> tuple[np.ndarray, dict
         return done.value
 
 
-def bounded_rows(t: dict, lb: np.ndarray, seq_len: int, keep: int, first: int):
+def bounded_rows(t: dict, lb: np.ndarray, seq_len: int, keep: int, first: int, refine=None):
     """The branch and bound of _evaluate_best as a generator, so that a caller may evaluate the chunks
     of several searches in one call (planner.purchase_search): yields the rows of `t` to evaluate and
     is sent (estimates, index), the evaluate_table result of a table holding those rows at `index`;
@@ -448,14 +416,22 @@ def bounded_rows(t: dict, lb: np.ndarray, seq_len: int, keep: int, first: int):
     `keep` places, under any objective (each is a positive multiple of that score within one node
     count), and below the fastest plan (the Pareto front); the plans kept do not depend on the chunks.
     None when an evaluated plan's step time is below its bound (a model change broke the bound), or
-    when nothing fits (the caller evaluates every plan for the explanation)."""
-    ub = T.wide(t["dp"]) * T.wide(t["mbs"]) * T.wide(t["ga"]) * seq_len / lb
+    when nothing fits (the caller evaluates every plan for the explanation).
+    `refine(rows)`, when given, returns a tighter lower bound of those rows' steps, applied (to `lb`, in
+    place) to each chunk before it is evaluated: plans are taken in the order of the first bound, the
+    stopping rule reads it for the plans not yet taken, and a plan the tighter bound puts below the
+    threshold is skipped; every bound being valid, the plans kept are the same."""
+    tokens = T.wide(t["dp"]) * T.wide(t["mbs"]) * T.wide(t["ga"]) * seq_len
+    ub = tokens / lb
     by_bound = np.argsort(-ub, kind="stable")
     done, parts, scores = 0, [], np.array([])
     chunk = max(first, 4 * keep)
     threshold = 0.0
     while done < len(by_bound) and ub[by_bound[done]] >= threshold * (1 - 1e-9):
         rows = by_bound[done:done + chunk]
+        if refine is not None:  # a tighter bound of the rows taken (the order stays the first bound's)
+            lb[rows] = np.maximum(lb[rows], refine(rows))
+            ub[rows] = tokens[rows] / lb[rows]
         rows = rows[ub[rows] >= threshold * (1 - 1e-9)]
         ev, at = yield rows
         verdict, tps = ev["verdict"][at], ev["tokens_per_s"][at]

@@ -1,0 +1,223 @@
+"""The step-time lower bound the search prunes with (planner.search.solver.bounded_rows).
+
+A plan's step is the pipeline's step over its stage time (planner.estimate.evaluate.step_time:
+ga micro-batches plus the (pp - 1) / vpp bubble) plus DP sync, optimizer and offload, none of them
+negative; so (ga + (pp - 1) / vpp) x (a lower bound of the stage time) bounds the step from below.
+
+The stage time is evaluated once per distinct value of the columns it reads other than ga
+(stage_groups), at the largest accumulation any plan of the group has: the stage time does not grow
+with ga (the FP8 weight casts are spread over the ga micro-batches of a step, compute.weight_casts_per_mb;
+the warm-up share of micro-batches whose EP all-to-all cannot be paired falls with ga,
+comm.warmup_fraction), so its value at the group's largest ga is below every member's. For one global
+batch ga follows from dp and mbs and every group holds one ga: the bound is the stage time itself.
+With a range of batches the groups hold several (3.7 x fewer stage evaluations for DeepSeek-V3 on
+131,072 GPUs with 4 batches), and the bound stays within 1% of the per-ga stage time for 99% of
+the plans (benchmarks/speed_profile.md). tests/test_search.py checks both properties on varied plans.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from planner.estimate import pipeline
+from planner.estimate import table as T
+from planner.estimate.evaluate import first_last_stage_times, stage_time
+
+DENSE_SPAN = 1 << 22  # largest key span grouped through a dense table (9 bytes per key at most)
+
+
+def stage_lower_bound(ctx, t: dict) -> np.ndarray:
+    """A lower bound of one micro-batch's time on the slowest stage evaluated (the first, the last and, for
+    models with leading dense layers or a Megatron split, the heaviest middle rank:
+    evaluate.first_last_stage_times), compute and
+    exposed communication (planner.estimate.evaluate.stage_time); the step is the pipeline's step over
+    that time plus DP sync, optimizer and offload, none of them negative. On a GPU whose tensor clock
+    drops under load (sustained_tensor_fraction: evaluate.with_tensor_clock sets each plan's clock
+    between that fraction and 1), each stage's compute is taken at the burst clock (its fastest) and
+    its exposed communication at the lowest clock (the most compute to hide it behind), so the bound
+    holds at any clock between; elsewhere it is the stage time itself."""
+    s = ctx.gpu.sustained_tensor_fraction
+    if not s:
+        return stage_time(ctx, t)[0]
+    fast = first_last_stage_times(ctx, t)
+    slow = first_last_stage_times(ctx, {**t, "tensor_clock": np.full(T.size(t), s)})
+    busy = lambda c: c["forward"] + c["backward"] + c["recompute"]  # noqa: E731
+    return np.max([busy(fast[k][1]) + (slow[k][0] - busy(slow[k][1])) for k in fast], axis=0)
+
+
+def _codes(col: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(code of every value, the distinct values in increasing order): small non-negative integers
+    through a lookup table (linear time), others by sorting."""
+    col = col.view(np.int8) if col.dtype == bool else col
+    lo, hi = (int(col.min()), int(col.max())) if len(col) else (0, 0)
+    if lo >= 0 and hi < DENSE_SPAN:
+        present = np.zeros(hi + 1, dtype=bool)
+        present[col] = True
+        lut = np.cumsum(present, dtype=np.int64) - 1
+        return lut[col], np.flatnonzero(present)
+    values, codes = np.unique(col, return_inverse=True)
+    return codes.reshape(-1).astype(np.int64), values
+
+
+def _dense_ids(key: np.ndarray, span: int) -> tuple[np.ndarray, int]:
+    """Keys in [0, span) renumbered 0 .. distinct - 1 (in key order), in linear time."""
+    present = np.zeros(span, dtype=bool)
+    present[key] = True
+    ids = np.cumsum(present, dtype=np.int64)
+    ids -= 1
+    return ids[key], int(ids[-1]) + 1
+
+
+def stage_groups(t: dict, cols: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of `t` that differ in `cols`: (one row index per distinct value, group of every row), as
+    planner.search.solver._groups but without sorting. A plan table is layout-major (each layout's
+    rows contiguous), so the layout columns change rarely from one row to the next: those columns
+    are grouped on the first row of each run where they stay equal (few rows), and each row then
+    carries its run's group as one column with the others (_dense_groups)."""
+    n = len(next(iter(t.values())))
+    changes = {k: _changes(t[k]) for k in cols} if n > 4096 else {}
+    slow = tuple(k for k in cols if k in changes and changes[k].sum() * 16 < n)
+    if not slow or len(slow) == len(cols):
+        return _dense_groups(t, cols)
+    change = np.logical_or.reduce([changes[k] for k in slow])
+    del changes
+    heads = np.flatnonzero(change)
+    run = np.cumsum(change, dtype=np.int32 if n < 2**31 else np.int64)
+    run -= 1
+    _, head_group = _dense_groups({k: t[k][heads] for k in slow}, slow)
+    fast = tuple(k for k in cols if k not in slow)
+    return _dense_groups({"runs": head_group[run], **{k: t[k] for k in fast}}, ("runs", *fast))
+
+
+def _changes(col: np.ndarray) -> np.ndarray:
+    """True where a row's value differs from the row before (and on the first row)."""
+    out = np.empty(len(col), dtype=bool)
+    out[0] = True
+    np.not_equal(col[1:], col[:-1], out=out[1:])
+    return out
+
+
+def _dense_groups(t: dict, cols: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """stage_groups by one mixed-radix key: each column's values coded through a lookup table, the
+    key renumbered densely whenever the next column would take its span past DENSE_SPAN or 16 x the
+    rows (so it never outgrows distinct values x one column's values, nor a small table's size)."""
+    n = len(next(iter(t.values())))
+    if not n:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    limit = min(DENSE_SPAN, max(16 * n, 1 << 12))  # small tables: small lookup tables
+    key, span = np.zeros(n, dtype=np.int64), 1
+    for k in cols:
+        col = t[k].view(np.int8) if t[k].dtype == bool else t[k]
+        lo, hi = (int(col.min()), int(col.max()))
+        if lo >= 0 and (hi < 64 or span * (hi + 1) <= limit):  # the values themselves are the digits
+            digits, m = col, hi + 1
+        else:
+            digits, values = _codes(col)
+            m = len(values)
+        if span * m > limit:
+            key, span = _dense_ids(key, span)
+        key *= m
+        key += digits
+        span *= m
+    inverse, groups = _dense_ids(key, span)
+    first = np.empty(groups, dtype=np.int64)
+    first[inverse] = np.arange(n)  # a row of each group (all rows of a group are equal in cols)
+    return first, inverse
+
+
+def group_max(inverse: np.ndarray, groups: int, col: np.ndarray) -> np.ndarray:
+    """The largest value of `col` in each group (`inverse`: the group of every row, 0 .. groups - 1):
+    which (group, value) pairs occur, marked in a dense (groups x distinct values) table, linear time."""
+    if not len(col):
+        return np.zeros(groups, dtype=col.dtype)
+    codes, values = _codes(col)
+    m = len(values)
+    if groups * m > DENSE_SPAN:
+        top = np.full(groups, values[0] if m else 0, dtype=values.dtype)
+        np.maximum.at(top, inverse, col)
+        return top
+    seen = np.zeros((groups, m), dtype=bool)
+    seen.reshape(-1)[inverse * m + codes] = True
+    return values[m - 1 - np.argmax(seen[:, ::-1], axis=1)]
+
+
+def _groups_at_top_ga(ctx, t: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(a row of each group, group of every row, each group's largest ga): the groups of plans equal in
+    the columns the stage time reads other than ga (the slow-clock evaluation reads the same columns
+    as the burst one: stage_lower_bound reads them all)."""
+    first, inverse = stage_groups(t, _ga_free_columns(ctx))
+    return first, inverse, group_max(inverse, len(first), T.wide(t["ga"]))
+
+
+def _ga_free_columns(ctx) -> tuple[str, ...]:
+    """The columns stage_lower_bound reads other than ga (found once per context: solver._read_columns
+    runs it on a recording row)."""
+    if "_stage_columns" not in ctx.__dict__:  # as functools.cached_property stores (a frozen dataclass)
+        from planner.search.solver import _read_columns
+
+        ctx.__dict__["_stage_columns"] = tuple(k for k in _read_columns(stage_lower_bound, ctx) if k != "ga")
+    return ctx.__dict__["_stage_columns"]
+
+
+def _per_group(ctx, t: dict, fn, first: np.ndarray, ga_top: np.ndarray) -> np.ndarray:
+    """fn(ctx, rows) of each group's row at the group's largest ga, in chunks shared by threads."""
+    from planner.search.solver import MEMORY_CHUNK, _in_chunks
+
+    out = np.zeros(len(first))
+
+    def chunk(lo: int) -> None:
+        rows = first[lo:lo + MEMORY_CHUNK]
+        out[lo:lo + MEMORY_CHUNK] = fn(ctx, {**T.take(t, rows), "ga": ga_top[lo:lo + MEMORY_CHUNK]})
+
+    _in_chunks(chunk, len(first))
+    return out
+
+
+def _pipeline_step(t: dict, rows, stage_s: np.ndarray) -> np.ndarray:
+    return pipeline.pipeline_step_s({k: T.wide(t[k][rows]) for k in ("ga", "pp", "vpp")}, stage_s)
+
+
+def step_lower_bound(ctx, t: dict) -> np.ndarray:
+    """A lower bound of every plan's step time: the pipeline's step (ga micro-batches and the bubble)
+    over a lower bound of the stage time (stage_lower_bound), without the DP sync, optimizer and
+    offload the step adds. The stage time is evaluated once per distinct value of the other columns
+    it reads, at the group's largest accumulation (module docstring), in chunks shared by threads
+    (solver._in_chunks)."""
+    first, inverse, ga_top = _groups_at_top_ga(ctx, t)
+    return _pipeline_step(t, slice(None), _per_group(ctx, t, stage_lower_bound, first, ga_top)[inverse])
+
+
+def slow_clock_stage_bound(ctx, t: dict) -> np.ndarray:
+    """A lower bound of stage_lower_bound from one stage evaluation, at the lowest tensor clock s: the
+    exposed communication as there, and the compute times s, since no compute time at the burst
+    clock is below s times its time at clock s (compute.peaks scales only the tensor-core rates by
+    the clock: a term is s-fold slower at most, the HBM-bound and host-paced ones not at all)."""
+    s = ctx.gpu.sustained_tensor_fraction
+    slow = first_last_stage_times(ctx, {**t, "tensor_clock": np.full(T.size(t), s)})
+    busy = lambda c: c["forward"] + c["backward"] + c["recompute"]  # noqa: E731
+    return np.max([s * busy(slow[k][1]) + (slow[k][0] - busy(slow[k][1])) for k in slow], axis=0)
+
+
+def search_bound(ctx, t: dict):
+    """(lower bounds of every plan's step, refine) for solver.bounded_rows. On GPUs without a
+    sustained-clock figure: step_lower_bound, refine None. Elsewhere stage_lower_bound costs two
+    stage evaluations (burst and lowest clock); the search starts from slow_clock_stage_bound (one)
+    and refine(rows) returns step_lower_bound of those rows (each group's two evaluations done once,
+    when a plan of the group is first taken): the plans the search takes (highest bound first, until
+    no plan left reaches the best found) are a few thousand of millions, so most groups never need
+    the second evaluation (DeepSeek-V3 on 2,048 H100: 0.96 s instead of 1.7 s of CPU). Both bounds
+    are valid, so the plans kept are the same (bounded_rows)."""
+    if not ctx.gpu.sustained_tensor_fraction:
+        return step_lower_bound(ctx, t), None
+    first, inverse, ga_top = _groups_at_top_ga(ctx, t)
+    lb = _pipeline_step(t, slice(None), _per_group(ctx, t, slow_clock_stage_bound, first, ga_top)[inverse])
+    exact = np.full(len(first), np.nan)
+
+    def refine(rows: np.ndarray) -> np.ndarray:
+        g = inverse[rows]
+        todo = np.unique(g[np.isnan(exact[g])])
+        if len(todo):
+            exact[todo] = _per_group(ctx, t, stage_lower_bound, first[todo], ga_top[todo])
+        return _pipeline_step(t, rows, exact[g])
+
+    return lb, refine

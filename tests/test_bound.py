@@ -1,0 +1,112 @@
+"""The step-time lower bound the search prunes with (planner.search.bound): below every plan's step,
+built on a stage time that does not grow with ga, and grouped exactly as sorting would group."""
+
+import numpy as np
+import pytest
+
+from planner.estimate import table as T
+from planner.estimate.evaluate import Context, evaluate_table, stage_time
+from planner.search import bound
+from planner.search.solver import _groups, _read_columns, candidate_table
+
+from test_memory import scenario
+
+CASES = [
+    # dense, several batches (groups hold several ga), H100: power-limited clocks
+    dict(model="llama-3.1-8b", node="hgx-h100", nodes=2, gb=[32, 64, 128]),
+    # MoE with the EP-overlap schedule (ga in the warm-up share) and FP8 (weight casts once per step)
+    dict(model="mixtral-8x7b", node="hgx-h100", nodes=2, gb={"min": 16, "max": 64, "step": 16},
+         runtime={"ep_comm_overlap": True}),
+    # a GPU without a sustained-clock figure: the bound is the stage time itself
+    dict(model="qwen2.5-32b", nodes=2, gb=[64, 96]),
+]
+
+
+@pytest.mark.parametrize("kw", CASES)
+def test_step_lower_bound_is_below_every_plans_step(kw):
+    sc = scenario(**kw)
+    t, _ = candidate_table(sc)
+    ctx = Context(sc)
+    lb = bound.step_lower_bound(ctx, t)
+    step = evaluate_table(ctx, t)["step_s"]
+    assert np.all(lb > 0) and np.all(step >= lb * (1 - 1e-12))
+    # groups hold several accumulations where several batches are allowed (the ga-free path runs)
+    cols = tuple(k for k in _read_columns(bound.stage_lower_bound, ctx) if k != "ga")
+    assert len(bound.stage_groups(t, cols)[0]) < len(_groups(t, cols + ("ga",))[0])
+    # and it is tight where a group's largest ga is the plan's own: the stage time's pipeline step
+    own = bound.stage_lower_bound(ctx, t)
+    from planner.estimate import pipeline
+
+    exact = pipeline.pipeline_step_s(t, own)
+    assert np.all(lb <= exact * (1 + 1e-12)) and np.mean(np.isclose(lb, exact, rtol=1e-12)) > 0.2
+    # the search's first bound (one stage evaluation at the lowest clock) is below it, and refine
+    # gives it back row by row
+    first_lb, refine = bound.search_bound(ctx, t)
+    if ctx.gpu.sustained_tensor_fraction:
+        assert np.all(first_lb <= lb * (1 + 1e-12)) and np.any(first_lb < lb * (1 - 1e-6))
+        rows = np.arange(0, T.size(t), 7)
+        assert np.allclose(refine(rows), lb[rows], rtol=1e-12)
+        # compute at the burst clock is at least the sustained fraction x compute at the lowest clock
+        s = ctx.gpu.sustained_tensor_fraction
+        fast, slow = (stage_time(ctx, {**t, "tensor_clock": np.full(T.size(t), c)})[1] for c in (1.0, s))
+        busy = lambda c: c["forward"] + c["backward"] + c["recompute"]  # noqa: E731
+        assert np.all(busy(fast) >= s * busy(slow) * (1 - 1e-12))
+    else:
+        assert refine is None and np.array_equal(first_lb, lb)
+
+
+@pytest.mark.parametrize("kw", CASES[:2])
+def test_stage_time_does_not_grow_with_accumulation(kw):
+    """What the bound rests on: the stage time (and the clock-bounded stage time) at a larger ga is
+    never above the one at a smaller ga, for every plan of the table, ga times 2, 3 and 8."""
+    sc = scenario(**kw)
+    t, _ = candidate_table(sc)
+    ctx = Context(sc)
+    megatron = T.wide(t["framework"]) == T.FRAMEWORKS.index("megatron")
+    fp8 = T.wide(t["precision"]) == T.PRECISIONS.index("fp8")
+    assert (megatron & fp8).any()  # FP8 weight casts once per step (and the EP-overlap share) read ga
+    base, base_lb = stage_time(ctx, t)[0], bound.stage_lower_bound(ctx, t)
+    for f in (2, 3, 8):
+        more = {**t, "ga": t["ga"] * f}
+        assert np.all(stage_time(ctx, more)[0] <= base * (1 + 1e-12))
+        assert np.all(bound.stage_lower_bound(ctx, more) <= base_lb * (1 + 1e-12))
+    # ga does change it (the test would see a term that grew)
+    assert np.any(stage_time(ctx, {**t, "ga": t["ga"] * 8})[0] < base * (1 - 1e-9))
+
+
+def _same_partition(a: np.ndarray, b: np.ndarray) -> bool:
+    """Two group labellings of the same rows describe the same partition."""
+    pairs = np.unique(np.stack([a, b], axis=1), axis=0)
+    return len(pairs) == len(np.unique(a)) == len(np.unique(b))
+
+
+@pytest.mark.parametrize("span", [1 << 22, 64])  # 64: renumbered after almost every column
+@pytest.mark.parametrize("layout_major", [False, True])  # True: a and d grouped on their runs first
+def test_stage_groups_equal_sorting(monkeypatch, span, layout_major):
+    monkeypatch.setattr(bound, "DENSE_SPAN", span)
+    rng = np.random.default_rng(7)
+    n = 5000
+    t = {"a": rng.integers(0, 3, n).astype(np.int8), "b": rng.integers(0, 2, n).astype(bool),
+         "tp": rng.choice([1, 4096, 65536], n).astype(np.int32),  # large values: coded by lookup
+         "c": rng.integers(-5, 5, n).astype(np.int16),  # negative values: coded by sorting
+         "d": rng.integers(0, 50, n).astype(np.int64)}
+    if layout_major:
+        order = np.lexsort((t["a"], t["d"]))
+        t = {k: v[order] for k, v in t.items()}
+    first, inverse = bound.stage_groups(t, tuple(t))
+    ref_first, ref_inverse = _groups(t, tuple(t))
+    assert len(first) == len(ref_first) and _same_partition(inverse, ref_inverse)
+    assert np.all(inverse[first] == np.arange(len(first)))  # each group's row lies in the group
+    top = bound.group_max(inverse, len(first), t["d"])
+    want = np.full(len(first), -1)
+    for g, v in zip(inverse, t["d"]):
+        want[g] = max(want[g], v)
+    assert np.array_equal(top, want)
+
+
+def test_empty_table():
+    sc = scenario(model="llama-3.1-8b", node="hgx-h100", nodes=1, gb=8)
+    t, _ = candidate_table(sc)
+    empty = {k: v[:0] for k, v in t.items()}
+    assert bound.step_lower_bound(Context(sc), empty).shape == (0,)
+
