@@ -58,6 +58,18 @@ RULES = [
 ]
 
 
+def runtime_rules(scenario) -> list:
+    """RULES that depend on the scenario's runtime keys. runtime.fp8_recipe nvfp4 is Transformer Engine's
+    NVFP4BlockScaling, which the planner models (compute.NVFP4_*: TE's quantiser kernels) and exports for
+    Megatron-LM only (--fp4-format e2m1 --fp4-recipe nvfp4); torchtitan's float8 converter (torchao) has no
+    NVFP4 training recipe, so its fp8 plans are not offered under it (DeepSpeed has no fp8 at all)."""
+    if getattr(getattr(scenario, "runtime", None), "fp8_recipe", None) != "nvfp4":
+        return []
+    return [(TT, "torchtitan: no NVFP4 training recipe (runtime.fp8_recipe nvfp4 is Transformer Engine's, "
+                 "run by megatron); use precision bf16 or fp8_recipe current",
+             lambda t: t["precision"] == FP8)]
+
+
 def unbuildable(model) -> dict[int, str]:
     """{framework code: why} for the frameworks that cannot build `model` as specified (an architecture
     value they cannot take: megatron.architecture_args, torchtitan_model.model_args). DeepSpeed runs
@@ -91,7 +103,7 @@ def framework_problems(plan, scenario=None) -> list[str]:
     """Messages of the rules a single (resolved) plan breaks."""
     t = T.from_plans([plan])
     out = []
-    for fw, msg, bad in RULES:
+    for fw, msg, bad in RULES + runtime_rules(scenario):
         if (fw is None or t["framework"][0] == fw) and bool(bad(t)[0]):
             out.append(msg)
     if scenario is not None:

@@ -19,7 +19,7 @@ from planner.estimate import table as T
 from planner.estimate import bands, memory, pipeline
 from planner.estimate.evaluate import (Context, evaluate_table, first_last_stage_times, memory_verdict,
                                        result_row, stage_time)
-from planner.frameworks.rules import RULES, framework_mask, unbuildable
+from planner.frameworks.rules import RULES, framework_mask, runtime_rules, unbuildable
 from planner.search.rank import TIE, TIGHT_PENALTY, order, pareto_mask, preferred, ranking_rule
 from planner.search.cpsat import all_solutions
 from planner.search.cpsat import cp_model as cpsat_module
@@ -203,7 +203,7 @@ def _candidate_rows(scenario, exhaustive: bool = False, compact: bool = False) -
         grid[key] = combos[None, :, j]
     grid["sp"] = _sp(grid, fixed)
     keep = ~grid["sp"] | (scenario.training.seq_len % grid["tp"] == 0)
-    for fw, _, bad in RULES:  # framework_mask, broadcast
+    for fw, _, bad in RULES + runtime_rules(scenario):  # framework_mask, broadcast
         keep = keep & ~(bad(grid) & ((grid["framework"] == fw) if fw is not None else True))
     for code in unbuildable(scenario.model):  # frameworks that cannot build this model
         keep = keep & (grid["framework"] != code)
