@@ -157,3 +157,12 @@ def test_config_without_the_defaulted_keys_reads_as_transformers_builds_it():
             if k not in ("layer_types", "sliding_window", "rms_norm_eps", "rope_theta", "rope_scaling", "swiglu_limit")}
     full = ModelSpec.model_validate(model_from_hf(GPT_OSS_120B, name="x"))
     assert ModelSpec.model_validate(model_from_hf(bare, name="x")) == full
+
+
+def test_unknown_layer_type_is_bad_input():
+    """A layer type other than sliding_attention / full_attention is refused (exit 2), not read as full."""
+    from planner.errors import InputError
+
+    with pytest.raises(InputError, match="full_attention") as e:
+        model_from_hf({**GPT_OSS_120B, "layer_types": ["sliding_attention", "foo_attention"] * 18})
+    assert e.value.key == "layer_types"

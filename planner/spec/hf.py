@@ -199,6 +199,10 @@ def _gpt_oss(cfg: dict, out: dict) -> dict:
             if isinstance(out["layers"], int) else []
     if not isinstance(types, list) or any(not isinstance(x, str) for x in types):
         raise InputError(f"expected a list of layer type names, not {types!r}", key="layer_types")
+    odd = sorted({x for x in types if x not in ("sliding_attention", "full_attention")})
+    if odd:  # transformers' layer_type_validation refuses unknown names; gpt-oss has only these two
+        raise InputError(f"expected sliding_attention or full_attention, not {', '.join(map(repr, odd))}",
+                         key="layer_types")
     n_sw = sum(1 for x in types if x == "sliding_attention")
     extra: dict[str, Any] = {
         "moe": {"experts": _get(cfg, "num_local_experts"),
