@@ -204,3 +204,21 @@ def test_planner_estimate_runs_a_gb300_and_an_nvfp4_recipe(tmp_path, rid):
         assert out["plan"]["precision"] == "fp8"  # the contract's precision; the table shows nvfp4
         text = runner.invoke(main, ["estimate", str(path), "--plan", plan_text]).output
         assert " nvfp4 " in text and "of the dense FP4 peak" in text
+
+
+def test_nvfp4_is_not_offered_to_torchtitan(tmp_path):
+    """NVFP4 is Transformer Engine's recipe (run by Megatron-LM): a torchtitan fp8 plan under
+    fp8_recipe nvfp4 is bad input (exit 2, names the rule), and the search offers none."""
+    from planner.frameworks.rules import TT, FP8
+    from planner.search.solver import candidate_table
+
+    path = write(tmp_path, "s.yaml", "model: llama-3.1-8b\ncluster: {node: gb300-nvl72, nodes: 2}\n"
+                 "training: {seq_len: 4096, global_batch: 256, tokens: 1e9}\nruntime: {fp8_recipe: nvfp4}\n")
+    r = runner.invoke(main, ["estimate", str(path), "--plan",
+                             "framework=torchtitan,precision=fp8,tp=1,pp=1,dp=8,zero=3,mbs=1,recompute=none"])
+    assert r.exit_code == 2 and "NVFP4" in r.output and "Traceback" not in r.output
+    from planner.spec import load_scenario
+
+    t = candidate_table(load_scenario(path))[0]
+    assert not np.any((t["framework"] == TT) & (t["precision"] == FP8))
+    assert np.any(t["precision"] == FP8)  # megatron's fp8 (NVFP4) plans stay

@@ -147,3 +147,22 @@ def test_exponential_bound_matches_measured_context_attention():
     assert CA.model_rate("b200", 128)[0] == pytest.approx(CA.measured_rates(data, "b200", 128)[16384], rel=0.10)
     assert CA.model_rate("h200-sxm-141gb", 64)[0] == pytest.approx(
         CA.measured_rates(data, "h200-sxm-141gb", 64)[16384], rel=0.10)
+
+
+def test_config_without_the_defaulted_keys_reads_as_transformers_builds_it():
+    """transformers GptOssConfig fills layer_types (alternating, sliding first), sliding_window 128,
+    rms_norm_eps 1e-5, rope theta 150000 and YaRN factor 32 when config.json omits them, and
+    GptOssExperts clamps at 7.0 whatever the file says: the same model as the full file."""
+    bare = {k: v for k, v in GPT_OSS_120B.items()
+            if k not in ("layer_types", "sliding_window", "rms_norm_eps", "rope_theta", "rope_scaling", "swiglu_limit")}
+    full = ModelSpec.model_validate(model_from_hf(GPT_OSS_120B, name="x"))
+    assert ModelSpec.model_validate(model_from_hf(bare, name="x")) == full
+
+
+def test_unknown_layer_type_is_bad_input():
+    """A layer type other than sliding_attention / full_attention is refused (exit 2), not read as full."""
+    from planner.errors import InputError
+
+    with pytest.raises(InputError, match="full_attention") as e:
+        model_from_hf({**GPT_OSS_120B, "layer_types": ["sliding_attention", "foo_attention"] * 18})
+    assert e.value.key == "layer_types"

@@ -89,3 +89,23 @@ def test_megatron_export_writes_the_dispatcher_and_padding():
     assert "--moe-expert-capacity-factor 1.0" in args and "--moe-pad-expert-input-to-capacity" in args
     args = megatron._parallel_args(base, p.model_dump())
     assert "--moe-token-dispatcher-type alltoall" in args and not any("capacity" in a for a in args)
+
+
+def test_allgather_waits_even_when_padded():
+    """Megatron-Core's allgather dispatcher has no padded mode: dispatch_postprocess calls .cpu() on
+    its token counts every forward, so padding to capacity leaves its wait in place."""
+    base = scenario(model="qwen3-30b-a3b", nodes=2, gb=64)
+    for disp, waits in (("allgather", True), ("alltoall", False), ("hybridep", False)):
+        sc = _with(base, {"capacity_factor": 1.0}, moe_pad_to_capacity=True, moe_dispatcher=disp)
+        t = table.from_plans([parse_plan(PLAN).resolved(sc)])
+        assert bool(host.moe_forward_syncs(Context(sc), t)[0]) is waits
+
+
+def test_padding_with_deepep_is_rejected():
+    """Megatron-Core TransformerConfig refuses moe_pad_expert_input_to_capacity with the deepep backend."""
+    from planner.catalog import model as catalog_model
+
+    moe = catalog_model("qwen3-30b-a3b").moe.model_copy(update={"capacity_factor": 1.0})
+    m = catalog_model("qwen3-30b-a3b").model_copy(update={"moe": moe}).model_dump(exclude={"source", "notes"})
+    with pytest.raises(ValueError, match="deepep"):
+        scenario(model=m, nodes=2, gb=64, runtime={"moe_pad_to_capacity": True, "moe_dispatcher": "deepep"})

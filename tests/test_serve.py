@@ -316,3 +316,12 @@ def test_dense_gemms_compute_whole_tiles_of_rows():
 
     assert t(129) == pytest.approx(t(256)) and t(128) < t(129)
     assert t(256) == pytest.approx(2 * t(128))
+
+
+def test_inline_node_without_scaleup_domain_serves(tmp_path):
+    """scaleup_domain is optional (default gpus_per_node): the MNNVL check must not compare None."""
+    node = "{name: x, gpu: h100-sxm-80gb, gpus_per_node: 8, scaleup_gb_s: 450}"
+    p = write(tmp_path, "s.yaml", f"model: llama-3.1-8b\ncluster: {{node: {node}, nodes: 1}}\n"
+              "serving: {input_tokens: 1000, output_tokens: 1000, offline: true}\n")
+    out = json.loads(run("serve", p, "--plan", "engine=vllm,max_batch=8", "--json").stdout)
+    assert out["throughput"]["output_tokens_per_s"] > 0

@@ -157,3 +157,11 @@ def test_hf_expert_groups_must_be_a_whole_number(tmp_path):
 def test_path_with_a_nul_character_is_exit_2_not_a_crash(tmp_path):
     e = error_of(tmp_path, GOOD.replace("model: llama-3.1-8b", 'model: {hf_config: "a\\0b.json"}'))
     assert e.key == "model.hf_config" and "NUL" in e.message
+
+
+def test_mesh_links_cannot_exceed_the_peers_of_a_domain(tmp_path):
+    """comm.mesh_share takes k - 1 of L links for a group of k: a full mesh of 8 GPUs has at most 7."""
+    node = "{name: m, gpu: mi300x, gpus_per_node: 8, scaleup_gb_s: 448, scaleup_mesh_links: %d}"
+    e = error_of(tmp_path, GOOD.replace("node: dgx-h100", "node: " + node % 8))
+    assert e.key.startswith("cluster.node") and "scaleup_mesh_links (8)" in e.message
+    assert load_text(tmp_path, GOOD.replace("node: dgx-h100", "node: " + node % 7)).cluster.node.scaleup_mesh_links == 7

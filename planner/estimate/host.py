@@ -56,6 +56,9 @@ HOST_SYNC_S = 15e-6              # measured: a scalar device-to-host copy the ho
 #   hybridep (waits inside its fused dispatch + permute): the probability-weighted activation and the
 #     fused unpermute + combine = 2.
 MOE_POST_SYNC_OPS = {"alltoall": 9, "allgather": 7, "deepep": 5, "hybridep": 2}
+# Dispatchers whose padded mode (--moe-pad-expert-input-to-capacity) removes the host wait
+# (moe_forward_syncs): allgather ignores the flag; Megatron-Core rejects it with deepep.
+PADDED_NO_SYNC_DISPATCHERS = ("alltoall", "hybridep")
 HOST_LINEAR_FWD_BWD_S = 126e-6   # measured (module docstring)
 HOST_LAUNCH_S = 6.5e-6           # measured (module docstring)
 FUSED_LAYER_OPS, EAGER_LAYER_OPS = 8, 29
@@ -137,12 +140,15 @@ def synced_host_floor(fwd, bwd, host, host_fwd, synced):
 
 def moe_forward_syncs(ctx, t):
     """Per plan row: does every MoE layer's forward wait on a device-to-host copy of the token
-    counts? Megatron: yes unless the experts' inputs are padded to capacity. Megatron-Core
+    counts? Megatron: yes unless the experts' inputs are padded to capacity by a dispatcher that
+    honours the padding (alltoall, hybridep; PADDED_NO_SYNC_DISPATCHERS). Megatron-Core
     (token_dispatcher.py at core_v0.15.0 and 92c8482, the Megatron-LM of Megatron-Bridge 25.11):
     the all-to-all dispatcher with drop_and_pad (--moe-pad-expert-input-to-capacity) builds its
     split sizes on the host (torch.full of the capacity) and leaves cuda_sync_point at "no_sync";
     dropless it waits "before_ep_alltoall" (or "before_finish" without EP), with an unpadded
-    capacity factor "before_permutation_1"; the allgather dispatcher calls .cpu() on its counts;
+    capacity factor "before_permutation_1"; the allgather dispatcher has no padded mode and calls
+    .cpu() on its counts in every forward (MoEAllGatherTokenDispatcher.dispatch_postprocess, Megatron-LM
+    main @ d98e8a6);
     DeepEP returns its received counts as a host list (fused_a2a.py) and HybridEP, unless padded,
     has no bound on its output size, which "will cause a CPU sync" (_HybridEPManager). torchtitan:
     with ep > 1 (its all-to-all splits are copied with non_blocking=False)."""
@@ -150,7 +156,9 @@ def moe_forward_syncs(ctx, t):
 
     if not ctx.model.moe:
         return np.zeros_like(t["tp"], dtype=bool)
-    padded = bool(ctx.scenario.runtime.moe_pad_to_capacity) and ctx.model.moe.capacity_factor is not None
+    rt = ctx.scenario.runtime
+    padded = (bool(rt.moe_pad_to_capacity) and ctx.model.moe.capacity_factor is not None
+              and rt.moe_dispatcher in PADDED_NO_SYNC_DISPATCHERS)
     return ((t["framework"] == MEG) & (not padded)) | ((t["framework"] == TT) & (t["ep"] > 1))
 
 

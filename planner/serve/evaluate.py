@@ -62,7 +62,7 @@ class Context:
                    "dequant": timing.dequant_s_per_weight(self.gpu, E.WEIGHT_NAMES),
                    "weight_only": np.array([timing.is_weight_only(n, self.gpu) for n in E.WEIGHT_NAMES]),
                    "gather_bpe": timing.moe_gather_bytes(E.WEIGHT_NAMES),
-                   "mnnvl": bool(self.node.scaleup_domain > self.node.gpus_per_node),
+                   "mnnvl": bool(self.node.domain > self.node.gpus_per_node),  # scaleup_domain None = the node
                    "exp_per_flop": timing.exp_rate_per_flop(self.gpu)}
         self.price = self.node.usd_per_gpu_hour
         self.links = None  # collective costs of the plan table (timing.comm_links), set by evaluate

@@ -101,6 +101,10 @@ class Node(Strict):
                 and self.gpus_per_node % self.scaleup_domain:
             raise ValueError(f"gpus_per_node ({self.gpus_per_node}) is not a multiple of "
                              f"scaleup_domain ({self.scaleup_domain})")
+        if self.scaleup_mesh_links is not None and self.scaleup_mesh_links > self.domain - 1:
+            # comm.mesh_share: a group of k uses k - 1 of the links, which needs one link per peer
+            raise ValueError(f"scaleup_mesh_links ({self.scaleup_mesh_links}) exceeds the peers in one scale-up "
+                             f"domain ({self.domain} GPUs: at most {self.domain - 1} direct links per GPU)")
         return self
 
     @property

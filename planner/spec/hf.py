@@ -13,8 +13,13 @@ from typing import Any
 from planner.errors import InputError
 
 # transformers' config-class defaults (configuration_<family>.py, v4.5x) for a file that omits a key.
-NORM_EPS_DEFAULT = {"mixtral": 1e-5, "gpt2": 1e-5, "gpt_neox": 1e-5}  # every other family: 1e-6
-ROPE_THETA_DEFAULT = {"mixtral": 1e6}  # every other family: 10,000
+NORM_EPS_DEFAULT = {"mixtral": 1e-5, "gpt2": 1e-5, "gpt_neox": 1e-5, "gpt_oss": 1e-5}  # every other family: 1e-6
+ROPE_THETA_DEFAULT = {"mixtral": 1e6, "gpt_oss": 150000.0}  # every other family: 10,000
+# transformers GptOssConfig (configuration_gpt_oss.py) when the file omits them: rope_parameters (YaRN),
+# sliding_window, layer_types alternating from a sliding first layer; GptOssExperts clamps at limit = 7.0
+GPT_OSS_ROPE_DEFAULT = {"type": "yarn", "factor": 32.0, "beta_fast": 32.0, "beta_slow": 1.0,
+                        "original_max_position_embeddings": 4096}
+GPT_OSS_WINDOW_DEFAULT, GPT_OSS_SWIGLU_LIMIT_DEFAULT = 128, 7.0
 
 DENSE = {"llama", "mistral", "qwen2", "qwen3", "gemma", "olmo", "granite", "phi3"}
 SUPPORTED = DENSE | {"mixtral", "qwen2_moe", "qwen3_moe", "deepseek_v2", "deepseek_v3", "gpt2", "gpt_neox", "gpt_oss"}
@@ -186,10 +191,18 @@ def _gpt_oss(cfg: dict, out: dict) -> dict:
     (softmax over the top-k logits, HF GptOssTopKRouter: renormalised weights); biases on q/k/v/o,
     the router and the experts (`attention_bias`, modeling_gpt_oss.py); `layer_types` lists which
     layers attend within `sliding_window`; the gated activation's inputs are clamped at
-    `swiglu_limit`; each layer has one learned attention-sink logit per head (`sinks`)."""
-    types = cfg.get("layer_types") or []
+    `swiglu_limit`; each layer has one learned attention-sink logit per head (`sinks`). Keys the file
+    omits take GptOssConfig's defaults (GPT_OSS_*_DEFAULT, NORM_EPS_DEFAULT, ROPE_THETA_DEFAULT)."""
+    types = cfg.get("layer_types")
+    if types is None:  # GptOssConfig: "sliding_attention" on even layers (0, 2, ...), else "full_attention"
+        types = ["sliding_attention" if i % 2 == 0 else "full_attention" for i in range(out["layers"])] \
+            if isinstance(out["layers"], int) else []
     if not isinstance(types, list) or any(not isinstance(x, str) for x in types):
         raise InputError(f"expected a list of layer type names, not {types!r}", key="layer_types")
+    odd = sorted({x for x in types if x not in ("sliding_attention", "full_attention")})
+    if odd:  # transformers' layer_type_validation refuses unknown names; gpt-oss has only these two
+        raise InputError(f"expected sliding_attention or full_attention, not {', '.join(map(repr, odd))}",
+                         key="layer_types")
     n_sw = sum(1 for x in types if x == "sliding_attention")
     extra: dict[str, Any] = {
         "moe": {"experts": _get(cfg, "num_local_experts"),
@@ -199,9 +212,10 @@ def _gpt_oss(cfg: dict, out: dict) -> dict:
         "linear_bias": _flag(cfg, "attention_bias", True),
         "attention_sinks": True,  # GptOssAttention.sinks: one learned logit per head, every layer
     }
-    if cfg.get("swiglu_limit") is not None:
-        extra["swiglu_limit"] = cfg["swiglu_limit"]
+    extra["swiglu_limit"] = _get(cfg, "swiglu_limit", default=GPT_OSS_SWIGLU_LIMIT_DEFAULT)
+    if not (cfg.get("rope_scaling") or cfg.get("rope_parameters")):
+        extra["rope_scaling"] = dict(GPT_OSS_ROPE_DEFAULT)
     if n_sw:
-        extra["sliding_window"] = _get(cfg, "sliding_window")
+        extra["sliding_window"] = _get(cfg, "sliding_window") if "sliding_window" in cfg else GPT_OSS_WINDOW_DEFAULT
         extra["sliding_window_layers"] = n_sw
     return extra

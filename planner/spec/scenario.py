@@ -279,11 +279,16 @@ class Scenario(Strict):
     @model_validator(mode="after")
     def _check_moe_padding(self):
         """Megatron-Core asserts a capacity factor when padding to capacity (token_dispatcher.py,
-        MoEAlltoAllTokenDispatcher: drop_and_pad needs moe_expert_capacity_factor)."""
+        MoEAlltoAllTokenDispatcher: drop_and_pad needs moe_expert_capacity_factor) and refuses padding
+        with the DeepEP flex backend (transformer_config.py __post_init__, main @ d98e8a6)."""
         if self.runtime.moe_pad_to_capacity and (not self.model.moe or self.model.moe.capacity_factor is None):
             raise ValueError("runtime.moe_pad_to_capacity: needs model.moe.capacity_factor (padding is to the "
                              "capacity of each expert; Megatron --moe-pad-expert-input-to-capacity requires "
                              "--moe-expert-capacity-factor)")
+        if self.runtime.moe_pad_to_capacity and self.runtime.moe_dispatcher == "deepep":
+            raise ValueError("runtime.moe_pad_to_capacity: not with moe_dispatcher deepep (Megatron-Core "
+                             "TransformerConfig: 'Flex token dispatcher with deepep backend does not support "
+                             "moe_pad_expert_input_to_capacity'); use alltoall or hybridep")
         return self
 
     @model_validator(mode="after")
