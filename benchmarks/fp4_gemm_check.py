@@ -1,4 +1,5 @@
-"""NVFP4 vs FP8 GEMM rate on Blackwell, as NVIDIA measured it: the source of timing.FP4_OVER_FP8_ACHIEVED.
+"""NVFP4 vs FP8 GEMM rate on Blackwell, as NVIDIA measured it: the source of the B200 / GB200 `fp4_gemm_over_fp8`
+in catalogs/gpus.yaml (planner.estimate.compute.fp4_gemm_over_fp8).
 
 Data: benchmarks/gemm_fp4_fp8_aic.csv, an extract of NVIDIA AIConfigurator's collected TensorRT-LLM GEMM
 tables (github.com/ai-dynamo/aiconfigurator @095f58a5, Apache-2.0;
@@ -7,9 +8,9 @@ the fastest fp8 (per-tensor) and the fastest nvfp4 entry of its whole m x n x k 
 Llama-70B GEMM shapes (n x k = 10240 x 8192, 8192 x 8192, 57344 x 8192, 8192 x 28672, and the TP-split
 7168 x 8192, 8192 x 3584) for m = 128 .. 8192. Columns table, gemm_dtype, m, n, k, latency_ms.
 
-The serving model credits FP4 GEMMs with the FP8 MAMF throughput x FP4_OVER_FP8_ACHIEVED: MAMF is the maximum
+The models credit FP4 GEMMs with the FP8 MAMF throughput x the GPU's fp4_gemm_over_fp8: MAMF is the maximum
 over a shape sweep, so the ratio is taken between the two formats' maxima of one table (same harness, same GPU,
-same version), and the median over the tables is the constant.
+same version); a GPU with two tables takes their median.
 
     python benchmarks/fp4_gemm_check.py
 """
@@ -25,7 +26,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from planner.serve.timing import FP4_OVER_FP8_ACHIEVED  # noqa: E402
+from planner import catalog  # noqa: E402
 
 DATA = ROOT / "benchmarks" / "gemm_fp4_fp8_aic.csv"
 
@@ -50,6 +51,12 @@ def max_ratios(data: dict) -> dict:
     return res
 
 
+def table_gpu(table: str) -> str:
+    """The catalog GPU of a table name (its first path part: b200_sxm / gb200_sxm ...)."""
+    head = table.split("/")[0].lower()
+    return "gb200" if head.startswith("gb200") else "b200" if head.startswith("b200") else head
+
+
 def shape_ratios(data: dict, m_min: int = 512) -> dict:
     """Per table: median nvfp4 / fp8 rate ratio over the shapes present in both formats with m >= m_min."""
     res = {}
@@ -66,8 +73,10 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|")
     for tab, (f8, f4, r) in mx.items():
         print(f"| {tab} | {f8:,.0f} | {f4:,.0f} | {r:.3f} | {sh[tab]:.2f} |")
-    med = float(np.median([r for _, _, r in mx.values()]))
-    print(f"\nMedian ratio of maxima {med:.3f}; timing.FP4_OVER_FP8_ACHIEVED = {FP4_OVER_FP8_ACHIEVED}")
+    for gpu in ("b200", "gb200"):
+        ratios = [r for tab, (_, _, r) in mx.items() if table_gpu(tab) == gpu]
+        print(f"\n{gpu}: median ratio of maxima {float(np.median(ratios)):.3f}; catalog fp4_gemm_over_fp8 = "
+              f"{catalog.gpu(gpu).fp4_gemm_over_fp8}")
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 def test_fp4_rate_is_fp8_mamf_throughput_times_measured_ratio():
     b200 = catalog.gpu("b200")
     lin, _, _ = timing.rates(b200, ("fp8", "nvfp4", "mxfp4"), dense_gemm=True)
-    assert lin[1] == pytest.approx(lin[0] * timing.FP4_OVER_FP8_ACHIEVED)
+    assert lin[1] == pytest.approx(lin[0] * b200.fp4_gemm_over_fp8)
     assert lin[2] == lin[1]  # MXFP4 runs on the same FP4 tensor cores
     assert lin[1] < b200.tflops.fp4 * 1e12  # below the FP4 peak
 
@@ -33,13 +33,16 @@ def test_fp4_rate_zero_without_fp4_tensor_cores_and_capped_at_fp4_peak():
     assert timing.fp4_rate_tflops(capped, 0.5) == pytest.approx(capped.tflops.fp8 * 0.5)
 
 
-def test_fp4_ratio_constant_is_the_median_of_the_measured_tables():
+def test_catalog_fp4_ratio_is_each_gpus_measured_tables():
+    """catalogs/gpus.yaml fp4_gemm_over_fp8 of B200 / GB200: the median of that GPU's measured tables."""
     import fp4_gemm_check as chk
 
-    ratios = [r for _, _, r in chk.max_ratios(chk.load()).values()]
-    assert len(ratios) == 3
-    assert timing.FP4_OVER_FP8_ACHIEVED == pytest.approx(float(np.median(ratios)), abs=0.01)
-    assert all(1.3 < r < 1.6 for r in ratios)  # the measured ratio is well below the 2x of the peaks
+    found = chk.max_ratios(chk.load())
+    assert len(found) == 3
+    for gpu in ("b200", "gb200"):
+        ratios = [r for tab, (_, _, r) in found.items() if chk.table_gpu(tab) == gpu]
+        assert ratios and catalog.gpu(gpu).fp4_gemm_over_fp8 == pytest.approx(float(np.median(ratios)), abs=0.005)
+    assert all(1.3 < r < 1.6 for _, _, r in found.values())  # well below the 2x of the peaks
 
 
 def test_engine_of_reads_the_serving_stack_before_the_client():

@@ -44,8 +44,8 @@ def peaks(gpu, t, fp8_recipe: str = "delayed"):
     burst MAMF rates times the row's `tensor_clock` (sustained_clock, set by
     evaluate.with_tensor_clock; 1 = burst where the table has none). HBM bandwidth does not follow the
     SM clock, so the traffic terms keep their rate. FP8 linear layers under `fp8_recipe` 'mxfp8' run at
-    MXFP8_GEMM_OF_FP8 of the FP8 rate; under 'nvfp4' at NVFP4_GEMM_OF_FP8 of it, at most the dense FP4
-    peak at the same MAMF fraction (nvfp4_linear_flops)."""
+    MXFP8_GEMM_OF_FP8 of the FP8 rate; under 'nvfp4' at the GPU's measured NVFP4 / FP8 GEMM ratio
+    (fp4_gemm_over_fp8) of it, at most the dense FP4 peak at the same MAMF fraction (nvfp4_linear_flops)."""
     def peak(p):
         v = gpu.peak_tflops(p)
         return (v or 0.0) * 1e12
@@ -55,18 +55,26 @@ def peaks(gpu, t, fp8_recipe: str = "delayed"):
     if fp8_recipe == "mxfp8":
         eff8 = eff8 * MXFP8_GEMM_OF_FP8
     clock = t["tensor_clock"] if "tensor_clock" in t else 1.0  # power-limited clocks: sustained_clock
-    low = nvfp4_linear_flops(peak("fp8"), peak("fp4"), eff8) if fp8_recipe == "nvfp4" else peak("fp8") * eff8
+    low = (nvfp4_linear_flops(peak("fp8"), peak("fp4"), eff8, fp4_gemm_over_fp8(gpu)) if fp8_recipe == "nvfp4"
+           else peak("fp8") * eff8)
     linear = np.array([peak("fp32") * eff16, peak("fp16") * eff16, peak("bf16") * eff16, low])
     half = np.array([peak("fp32"), peak("fp16"), peak("bf16"), peak("bf16")]) * eff16
     prec = t["precision"]
     return linear[prec] * clock, half[prec] * clock, gpu.hbm_tb_s * 1e12 * HBM_EFFICIENCY, eff16
 
 
-def nvfp4_linear_flops(fp8_peak, fp4_peak, eff8):
-    """FLOP/s of NVFP4 linear-layer GEMMs: min(FP8 peak x eff8 x NVFP4_GEMM_OF_FP8, FP4 peak x eff8).
-    The measured NVFP4 / FP8 kernel-time ratio (TE GEMM profiling tutorial, B300, pre-quantised) sets the
-    rate; it cannot exceed the dense FP4 tensor-core peak at the GPU's MAMF fraction."""
-    return min(fp8_peak * eff8 * NVFP4_GEMM_OF_FP8, fp4_peak * eff8)
+def nvfp4_linear_flops(fp8_peak, fp4_peak, eff8, ratio):
+    """FLOP/s of NVFP4 linear-layer GEMMs: min(FP8 peak x eff8 x ratio, FP4 peak x eff8), with `ratio` the
+    GPU's measured NVFP4 / FP8 GEMM rate (fp4_gemm_over_fp8); it cannot exceed the dense FP4 tensor-core
+    peak at the GPU's MAMF fraction."""
+    return min(fp8_peak * eff8 * ratio, fp4_peak * eff8)
+
+
+def fp4_gemm_over_fp8(gpu) -> float:
+    """The GPU's measured best NVFP4 / best per-tensor FP8 GEMM rate (catalogs/gpus.yaml `fp4_gemm_over_fp8`,
+    sources in its header), or FP4_GEMM_OVER_FP8_DEFAULT where it was not measured. The one place both the
+    training and the serving model read the FP4 GEMM gain."""
+    return gpu.fp4_gemm_over_fp8 or FP4_GEMM_OVER_FP8_DEFAULT
 
 
 def sustained_clock(sustained_fraction, busy_share):
@@ -339,9 +347,10 @@ MXFP8_GEMM_OF_FP8 = 6.812 / 7.161
 # An E2M1 element is half a byte, with one E4M3 scale byte per 16 elements (TE recipe docstring: 16-element
 # blocks, E4M3 scales, plus one FP32 scale per tensor): 0.5 + 1/16 bytes per GEMM operand element.
 NVFP4_OPERAND_BYTES = 0.5 + 1.0 / 16
-# GEMM rate: the same TE tutorial and runs as MXFP8_GEMM_OF_FP8 (B300, pre-quantised operands, fprop +
-# dgrad + wgrad of the 12 GEMM shapes): 6.812 ms per layer with FP8 current scaling, 3.764 with NVFP4.
-NVFP4_GEMM_OF_FP8 = 6.812 / 3.764
+# GEMM rate: per GPU, measured (catalogs/gpus.yaml `fp4_gemm_over_fp8`: B200 1.44, GB200 1.50 from NVIDIA's
+# TensorRT-LLM GEMM tables; B300 / GB300 1.81 from TE's GEMM profiling tutorial on B300). A GPU with FP4 tensor
+# cores but no measurement borrows the B200's, the first FP4 part measured (ASSUMED, stated in the catalog).
+FP4_GEMM_OVER_FP8_DEFAULT = 1.44
 # Quantising one bf16 activation or gradient element (TE pytorch/csrc/quantizer.cpp
 # NVFP4Quantizer::quantize_impl): the per-tensor amax pass reads it (2; with the Hadamard transform the
 # post-RHT column-wise amax is taken in the same pass, nvte_hadamard_transform_amax), then the fused RHT

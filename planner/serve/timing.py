@@ -10,7 +10,8 @@ One engine iteration (continuous batching with chunked prefill) carries `n_dec` 
   GEMM tiles. Achievable FLOP/s (rates(), the one place the serving efficiency is set) = dense peak
   of the plan's tensor-core format x the GPU's measured MAMF fraction (catalogs/gpus.yaml
   `matmul_efficiency`, ml-engineering) x SUSTAINED_FRACTION below;
-  FP4 at the FP8 MAMF throughput, x the measured NVFP4 / FP8 GEMM ratio for dense GEMMs (FP4_OVER_FP8_ACHIEVED).
+  FP4 at the FP8 MAMF throughput, x the GPU's measured NVFP4 / FP8 GEMM ratio for dense GEMMs
+  (planner.estimate.compute.fp4_gemm_over_fp8).
 * activations between kernels: every GEMM output written and read once in bf16, MoE dispatch /
   combine copies, fused residual-add + RMSNorm (activation_bytes_per_token), at HBM bandwidth.
 * attention: decode reads each sequence's KV cache once per step (memory-bound, HBM) or is
@@ -33,7 +34,8 @@ from __future__ import annotations
 import numpy as np
 
 from planner.estimate import comm
-from planner.estimate.compute import ATTN_FWD_OF_MAMF, DEFAULT_MAMF, GEMM_LAUNCH_S, HBM_EFFICIENCY, exp_bound_fps
+from planner.estimate.compute import (ATTN_FWD_OF_MAMF, DEFAULT_MAMF, GEMM_LAUNCH_S, HBM_EFFICIENCY, exp_bound_fps,
+                                      fp4_gemm_over_fp8)
 from planner.serve import engines as E
 from planner.serve.memory import ACT_BYTES, attn_tp, kv_bytes_per_token, seq_kv_bytes, stage_layers
 from planner.serve.routing_skew import ROUTING_SKEW_ALPHA, skew_imbalance
@@ -55,27 +57,23 @@ SUSTAINED_FRACTION = 0.90
 
 # FP4 (NVFP4 / MXFP4 on Blackwell tensor cores): no FP4 MAMF is published (hardware facts list FP8 and
 # BF16 MAMF only). Dense GEMMs (attention projections, dense / shared MLPs) get the GPU's FP8 MAMF throughput
-# x FP4_OVER_FP8_ACHIEVED, the ratio of the best NVFP4 to the best FP8 (per-tensor) GEMM rate MEASURED by
-# NVIDIA in one harness on the same GPU: AIConfigurator's collected TensorRT-LLM GEMM tables
-# (github.com/ai-dynamo/aiconfigurator @095f58a5, aic-core/src/aiconfigurator_core/systems/data/<gpu>/gemm/
-# trtllm/<version>/gemm_perf.parquet; the maximum over each table's m x n x k sweep, as MAMF is the maximum
-# over a shape sweep): B200 1.2.0rc5 4,506 / 3,116 TFLOP/s = 1.446, B200 1.3.0rc10 4,563 / 3,181 = 1.435,
-# GB200 1.3.0rc10 5,376 / 3,579 = 1.502; the median 1.45 (benchmarks/fp4_gemm_check.py). Not the 2x of the
-# peaks: block-scale loads and the FP4 epilogue cost tensor-core time (at the Llama-70B shapes the measured
-# ratio is 1.5-1.65 for m >= 512). Grouped expert GEMMs keep the FP8 throughput: NVIDIA's measured NVFP4 MoE
-# layer times (benchmarks/moe_kernel_check.py, TensorRT-LLM's CUTLASS MoE) already run 1.29x (B200) / 1.09x
-# (GB200) the model at the FP8 rate and 1.44x / 1.25x with the dense ratio, so the grouped FP4 kernels show
-# no such gain (their short reductions and few rows per expert are where the dense ratio is lowest).
-FP4_OVER_FP8_ACHIEVED = 1.45
+# x the GPU's measured best-NVFP4 / best-FP8 GEMM rate (compute.fp4_gemm_over_fp8: catalogs/gpus.yaml
+# `fp4_gemm_over_fp8`, e.g. B200 1.44 and GB200 1.50 from NVIDIA's TensorRT-LLM GEMM tables,
+# benchmarks/fp4_gemm_check.py). Not the 2x of the peaks: block-scale loads and the FP4 epilogue cost
+# tensor-core time (at the Llama-70B shapes the measured ratio is 1.5-1.65 for m >= 512). Grouped expert GEMMs
+# keep the FP8 throughput: NVIDIA's measured NVFP4 MoE layer times (benchmarks/moe_kernel_check.py,
+# TensorRT-LLM's CUTLASS MoE) already run 1.29x (B200) / 1.09x (GB200) the model at the FP8 rate and
+# 1.44x / 1.25x with the dense ratio, so the grouped FP4 kernels show no such gain (their short reductions
+# and few rows per expert are where the dense ratio is lowest).
 
 
 def fp4_rate_tflops(gpu, e8: float, dense_gemm: bool = True) -> float:
-    """Achievable FP4 GEMM TFLOP/s: the FP8 dense peak x its achievable fraction e8, x FP4_OVER_FP8_ACHIEVED
-    for dense GEMMs (capped at the FP4 dense peak x e8), x 1 for grouped expert GEMMs; 0 on a GPU without
-    FP4 tensor cores."""
+    """Achievable FP4 GEMM TFLOP/s: the FP8 dense peak x its achievable fraction e8, x the GPU's measured
+    NVFP4 / FP8 GEMM ratio (compute.fp4_gemm_over_fp8) for dense GEMMs (capped at the FP4 dense peak x e8),
+    x 1 for grouped expert GEMMs; 0 on a GPU without FP4 tensor cores."""
     if not gpu.tflops.fp4:
         return 0.0
-    gain = FP4_OVER_FP8_ACHIEVED if dense_gemm else 1.0
+    gain = fp4_gemm_over_fp8(gpu) if dense_gemm else 1.0
     return min((gpu.tflops.fp8 or 0.0) * gain, gpu.tflops.fp4) * e8
 
 

@@ -47,6 +47,9 @@ class GPU(Strict):
     sustained_tensor_fraction: PosFloat | None = Field(
         None, le=1.0, description="tensor-core rate a long training run sustains under the board power limit / the "
         "burst rate (MAMF) of `matmul_efficiency`; None = not measured (the burst rate is used)")
+    fp4_gemm_over_fp8: PosFloat | None = Field(
+        None, description="measured best NVFP4 / best per-tensor FP8 GEMM rate on this GPU (one harness, same "
+        "GPU); None = not measured (planner.estimate.compute.FP4_GEMM_OVER_FP8_DEFAULT is used)")
     power_w: PosFloat | None = None
     host_link: str | None = None
     compute_capability: PosFloat | None = Field(
