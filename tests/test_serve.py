@@ -73,7 +73,7 @@ def test_search_contract_and_slo():
     for p in out["plans"]:
         q = p["plan"]
         assert set(q) >= {"engine", "weights", "kv_cache", "tp", "pp", "ep", "replicas", "max_batch"}
-        assert q["tp"] * q["pp"] * q["replicas"] == p["gpus"] <= 64
+        assert q["tp"] * q["pp"] * (q["replicas"] + q.get("prefill_replicas", 0)) == p["gpus"] <= 64
         assert p["memory"]["verdict"] in ("fits", "tight") and p["memory"]["max_concurrent_sequences"] >= 1
         assert p["memory"]["per_gpu_gib"] <= p["memory"]["capacity_gib"]
         assert p["latency"]["ttft_ms"]["p90"] <= 800 and p["latency"]["tpot_ms"]["p90"] <= 40

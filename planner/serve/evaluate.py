@@ -183,8 +183,7 @@ def _prefill_pools(ctx, t, dis):
         return out
     sub = {k: v[dis] for k, v in t.items()}
     full_links = ctx.links
-    ctx.links = {k: (a0[dis] if np.ndim(a0) else a0, a1[dis] if np.ndim(a1) else a1)
-                 for k, (a0, a1) in full_links.items()}
+    ctx.links = {k: tuple(a[dis] if np.ndim(a) else a for a in link) for k, link in full_links.items()}
     try:
         vals = _prefill_pool(ctx, sub, ctx.in_mean) + _prefill_pool(ctx, sub, ctx.in_p90)[::2]
     finally:

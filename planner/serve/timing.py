@@ -35,6 +35,7 @@ import numpy as np
 from planner.estimate import comm
 from planner.estimate.compute import ATTN_FWD_OF_MAMF, DEFAULT_MAMF, GEMM_LAUNCH_S, HBM_EFFICIENCY, exp_bound_fps
 from planner.serve import engines as E
+from planner.serve import nccl_measured as NM
 from planner.serve.memory import ACT_BYTES, attn_tp, kv_bytes_per_token, seq_kv_bytes, stage_layers
 from planner.serve.routing_skew import ROUTING_SKEW_ALPHA, skew_imbalance
 
@@ -319,7 +320,11 @@ def activation_bytes_per_token(f, tp, ta, ep=None, imbalance=1.0):
 def comm_links(node, t) -> dict:
     """(latency s, seconds per byte) of each collective a serving step uses, per plan: the
     planner.estimate.comm costs are affine in the message size (latency + bytes / bandwidth on the
-    slowest hop), so they are evaluated once per plan table instead of once per step size."""
+    slowest hop), so they are evaluated once per plan table instead of once per step size. The TP
+    all-reduce and the attention-DP all-gather / reduce-scatter also carry NVIDIA's measured NCCL times
+    per plan (planner.serve.nccl_measured.measured_table, NaN where none applies) and the message size
+    above which the plan's engine runs them in NCCL (all_reduce_nccl_floor; -inf: always, inf: never),
+    used by _cost."""
     tp = t["tp"]
     big = 1e9
 
@@ -327,8 +332,13 @@ def comm_links(node, t) -> dict:
         a0 = fn(node, 0.0, size, stride)
         return a0, (fn(node, big, size, stride) - a0) / big
 
-    return {"all_reduce": affine(comm.all_reduce_s, tp, 1), "all_to_all": affine(comm.all_to_all_s, tp, 1),
-            "p2p": affine(comm.gather_s, 2, tp), "gather": affine(comm.gather_s, tp, 1)}
+    engine = t["engine"] if "engine" in t else np.full(np.shape(tp), E.TRTLLM)
+    ar_floor = NM.all_reduce_nccl_floor(node, engine, tp)
+    ag_floor = np.where(NM.gather_is_nccl(engine), -np.inf, np.inf)
+    return {"all_reduce": affine(comm.all_reduce_s, tp, 1) + (NM.measured_table(node, "all_reduce", tp), ar_floor),
+            "all_to_all": affine(comm.all_to_all_s, tp, 1), "p2p": affine(comm.gather_s, 2, tp),
+            "gather": affine(comm.gather_s, tp, 1) + (NM.measured_table(node, "all_gather", tp), ag_floor),
+            "reduce_scatter": affine(comm.gather_s, tp, 1) + (NM.measured_table(node, "reduce_scatter", tp), ag_floor)}
 
 
 # Fixed time of the decode attention kernel per (sequence, KV head) and layer, besides its KV-cache read
@@ -351,7 +361,16 @@ def decode_attention_fixed_s(f, ls, seqs, ta):
 
 
 def _cost(link, nbytes):
-    return link[0] + nbytes * link[1]
+    """Seconds of one collective of nbytes: the comm model's latency + bytes x seconds per byte, or, for a
+    link that carries measured NCCL rows and a per-plan NCCL floor (comm_links), the measured time
+    (nccl_measured.interp_s) where the plan's engine runs NCCL at that size and a table applies."""
+    model = link[0] + nbytes * link[1]
+    if len(link) == 2:
+        return model
+    rows, floor = link[2], link[3]
+    meas = NM.interp_s(rows, nbytes)
+    use = (np.asarray(nbytes) > floor) & ~np.isnan(meas)
+    return np.where(use, meas, model)
 
 
 # Activation bytes per element that TensorRT-LLM's MoE all-gather moves under attention data parallelism
@@ -385,7 +404,7 @@ def attn_dp_moe_comm_s(f, t, lk, hw, n, ls):
     q = np.where(trt, hw["gather_bpe"][t["wq"]], ACT_BYTES) if "gather_bpe" in hw else ACT_BYTES
     gather = n * (f.hidden * q + MOE_GATHER_ROUTE_BYTES * k)
     scatter = n * f.hidden * ACT_BYTES
-    ag_rs = _cost(lk["gather"], gather) + _cost(lk["gather"], scatter)
+    ag_rs = _cost(lk["gather"], gather) + _cost(lk.get("reduce_scatter", lk["gather"]), scatter)
     if hw.get("mnnvl"):  # MNNVL all-to-all of the routed copies, there and back
         a2a = 2.0 * _cost(lk["all_to_all"], n * f.hidden * ACT_BYTES * k / t["tp"])
         ag_rs = np.where(trt & (t["ep"] > k), a2a, ag_rs)
