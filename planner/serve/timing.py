@@ -20,7 +20,8 @@ One engine iteration (continuous batching with chunked prefill) carries `n_dec` 
   that binds (compute.exp_bound_fps: head dimension 64 on B200); decode attention adds a fixed time per
   (sequence, KV head) and layer (DECODE_ATTN_SEQ_KVHEAD_S).
 * tensor parallelism: two all-reduces of tokens x hidden bf16 per layer on the real link
-  (planner.estimate.comm); attention data parallelism instead exchanges the routed tokens with an
+  (planner.estimate.comm; NVIDIA's measured NCCL time at the message size where the engine runs NCCL and
+  a table exists: planner.serve.nccl_measured); attention data parallelism instead exchanges the routed tokens with an
   all-to-all before and after each MoE layer; pipeline stages pass tokens x hidden with send/recv.
 * pipeline parallelism: the batch is cut into pp micro-batches that keep every stage busy, so one
   iteration takes pp x (stage time of one micro-batch).
