@@ -36,8 +36,8 @@ BOARD_GPUS = 8  # the tables were measured on 8-GPU NVSwitch boards (DGX / HGX)
 GRID = np.array([2.0 ** k for k in range(20, 28)])  # 1 MiB .. 128 MiB, the sizes of every table
 
 # Where the engines leave their own all-reduce kernels for NCCL (bytes of the bf16 buffer; NCCL above):
-# TensorRT-LLM (AllReduceStrategy.AUTO, cpp/tensorrt_llm/thop/allreduceOp.cpp selectImplementation /
-# ifFallbackToNCCL: NCCL when the message exceeds customAllReduceUtils.h getMaxRequiredWorkspaceSize,
+# TensorRT-LLM (allreduce_strategy default 'AUTO', tensorrt_llm/llmapi/llm_args.py; AUTO in
+# cpp/tensorrt_llm/thop/allreduceOp.cpp selectImplementation / ifFallbackToNCCL: NCCL when the message exceeds customAllReduceUtils.h getMaxRequiredWorkspaceSize,
 # 16,000,000 B for 2 ranks, 8,000,000 B for more, NVIDIA/TensorRT-LLM @005b299b; below it a per-(SM, TP,
 # hidden, tokens) lookup table picks one-shot / two-shot kernels, and at times NCCL, which is not modelled).
 TRTLLM_CUSTOM_AR_MAX = {2: 16e6}
@@ -118,6 +118,8 @@ def all_reduce_nccl_floor(node, engine, tp) -> np.ndarray:
 def gather_is_nccl(engine) -> np.ndarray:
     """Attention-DP MoE all-gather / reduce-scatter in NCCL: TensorRT-LLM (tensorrt_llm/_torch/distributed/
     ops.py allgather / reducescatter, NCCL ops) and vLLM (all2all backend allgather_reducescatter, pynccl
-    all_gatherv / reduce_scatterv); SGLang's DP-attention gather is not checked here and keeps the comm model."""
+    all_gatherv / reduce_scatterv). SGLang's DP-attention gather (sglang/srt/layers/dp_attention.py) runs either an
+    all-reduce of the zero-padded global buffer (SUM_LEN) or a reduce-scatter + all-gather at the longest rank's
+    length (MAX_LEN), sizes this model does not carry: SGLang keeps the comm model there."""
     engine = np.asarray(engine)
     return (engine == E.TRTLLM) | (engine == E.VLLM)
