@@ -29,13 +29,15 @@ REPORT = ROOT / "benchmarks" / "collective_size_results.md"
 
 def floors_table() -> list[str]:
     """The NCCL floor of the TP all-reduce per engine, node and group size (MB; inf: never NCCL here)."""
-    lines = ["| node | TP | TensorRT-LLM | vLLM | SGLang |", "|---|---:|---:|---:|---:|"]
+    lines = ["| node | TP | TensorRT-LLM, hidden 4096 / 8192 / 16384 | vLLM | SGLang |", "|---|---:|---:|---:|---:|"]
     for name in ("dgx-h100", "hgx-h200", "dgx-b200"):
         node = catalog.node(name)
         for g in (2, 4, 8):
-            f = [float(NM.all_reduce_nccl_floor(node, np.array([e]), np.array([g]))[0]) / 1e6
-                 for e in (E.TRTLLM, E.VLLM, E.SGLANG)]
-            lines.append(f"| {name} | {g} | " + " | ".join(f"{x:.1f} MB" for x in f) + " |")
+            trt = [float(NM.all_reduce_nccl_floor(node, np.array([E.TRTLLM]), np.array([g]), h)[0]) / 1e6
+                   for h in (4096, 8192, 16384)]
+            f = [float(NM.all_reduce_nccl_floor(node, np.array([e]), np.array([g]))[0]) / 1e6 for e in (E.VLLM, E.SGLANG)]
+            lines.append(f"| {name} | {g} | " + " / ".join(f"{x:.1f}" for x in trt) + " MB | "
+                         + " | ".join(f"{x:.1f} MB" for x in f) + " |")
     return lines
 
 
@@ -73,7 +75,8 @@ def report() -> str:
              "board, the measured NCCL time at the message size (catalogs/nccl_measured.csv, AIConfigurator's "
              "collected tables), interpolated linearly between the measured sizes. Error = predicted / measured - 1.", "",
              "TP all-reduce: NCCL above these message sizes (below them the engines' own kernels, still the comm "
-             "model):", ""] + floors_table() + [
+             "model); TensorRT-LLM's depends on the hidden size (its AUTO lookup table for the fused all-reduce + "
+             "RMSNorm, planner/serve/nccl_measured.py):", ""] + floors_table() + [
              "", "Attention-DP MoE all-gather / reduce-scatter: NCCL at every size in TensorRT-LLM and vLLM; SGLang's "
              "DP-attention gather not checked (comm model). GPUs without a table (A100, H20, H800, B300, GB200 NVL72, "
              "AMD, ...), groups of 3, 5-7 or more than 8 GPUs, all-to-all and pipeline send / recv: comm model.", "",

@@ -79,3 +79,17 @@ def test_switch_off_is_the_comm_model():
     finally:
         NM.USE_MEASURED = True
     assert np.allclose(T._cost(lk["gather"], 64e6), lk["gather"][0] + 64e6 * lk["gather"][1])
+
+
+def test_trtllm_lookup_table_nccl_cells():
+    h100, b200 = catalog.node("dgx-h100"), catalog.node("dgx-b200")
+    trt = np.array([E.TRTLLM] * 3)
+    tp = np.array([2, 4, 8])
+    # hidden 8192, fused all-reduce + RMSNorm: Hopper TP8 from 64 tokens (1 MB), else the workspace bound
+    f = NM.all_reduce_nccl_floor(h100, trt, tp, 8192)
+    assert f[2] == 64 * 8192 * 2 - 1 and f[0] == 16e6 and f[1] == 8e6
+    assert NM.all_reduce_nccl_floor(b200, trt, tp, 8192).tolist() == [16e6, 8e6, 8e6]
+    # hidden 16384 (Llama-405B) lies outside the table: NCCL at every size
+    assert (NM.all_reduce_nccl_floor(b200, trt, tp, 16384) == 0).all()
+    # other engines ignore the hidden size
+    assert NM.all_reduce_nccl_floor(h100, np.array([E.VLLM]), np.array([8]), 16384)[0] == 64 * 2 ** 20

@@ -39,9 +39,17 @@ GRID = np.array([2.0 ** k for k in range(20, 28)])  # 1 MiB .. 128 MiB, the size
 # TensorRT-LLM (allreduce_strategy default 'AUTO', tensorrt_llm/llmapi/llm_args.py; AUTO in
 # cpp/tensorrt_llm/thop/allreduceOp.cpp selectImplementation / ifFallbackToNCCL: NCCL when the message exceeds customAllReduceUtils.h getMaxRequiredWorkspaceSize,
 # 16,000,000 B for 2 ranks, 8,000,000 B for more, NVIDIA/TensorRT-LLM @005b299b; below it a per-(SM, TP,
-# hidden, tokens) lookup table picks one-shot / two-shot kernels, and at times NCCL, which is not modelled).
+# hidden, tokens) lookup table, selectStrategyLookUpTable, picks one-shot / two-shot kernels or NCCL).
 TRTLLM_CUSTOM_AR_MAX = {2: 16e6}
 TRTLLM_CUSTOM_AR_MAX_DEFAULT = 8e6
+# That lookup table (customAllReduceUtils.h AllReduceBestStrategyTableSM90 / SM100, @005b299b), fusion
+# RESIDUAL_RMS_NORM (the all-reduce + residual + RMSNorm TensorRT-LLM's PyTorch decoder layers call, e.g.
+# modeling_llama.py pre/post feed-forward fusion): log2 of the fewest tokens at which it first selects NCCL,
+# per SM (<= 9.x as 90, >= 10 as 100), TP size and hidden row (128, 256, ..., 8192; row = floor(log2(hidden)) - 7).
+# Hidden sizes above 8192 and 32,768+ tokens fall outside the table, which then returns NCCL_SYMMETRIC.
+TRTLLM_LUT_NCCL_LOG2_TOKENS = {
+    90: {2: (12, 13, 12, 12, 12, 11, 10), 4: (12, 11, 12, 12, 11, 10, 9), 8: (11, 11, 12, 12, 8, 7, 6)},
+    100: {2: (12, 12, 13, 13, 12, 11, 10), 4: (12, 12, 12, 12, 11, 10, 9), 8: (12, 12, 11, 12, 11, 10, 9)}}
 # vLLM: custom all-reduce (vllm/distributed/device_communicators/custom_all_reduce.py, max 8 MiB) and, with
 # PyTorch symmetric memory (VLLM_ALLREDUCE_USE_SYMM_MEM, default 1 in vllm/envs.py), the symm-mem all-reduce
 # up to SYMM_MEM_ALL_REDUCE_MAX_SIZES (vllm/distributed/device_communicators/all_reduce_utils.py), per compute
@@ -102,12 +110,31 @@ def interp_s(rows: np.ndarray, nbytes) -> np.ndarray:
     return np.maximum(t0 + (b - GRID[i]) * slope, 0.0)
 
 
-def all_reduce_nccl_floor(node, engine, tp) -> np.ndarray:
-    """Bytes above which each plan's TP all-reduce runs in NCCL (module constants per engine; the vLLM
+def trtllm_lut_floor(cc: float, tp, hidden) -> np.ndarray:
+    """Bytes (bf16, tokens x hidden x 2) from which TensorRT-LLM's AUTO lookup table selects NCCL:
+    2^TRTLLM_LUT_NCCL_LOG2_TOKENS tokens x hidden x 2 (just under, as the table indexes floor(log2(tokens)));
+    0 (always NCCL) for hidden above the table's 8192; inf for group sizes the table lacks or no hidden."""
+    tp = np.asarray(tp)
+    if not hidden:
+        return np.full(tp.shape, np.inf)
+    row = int(np.floor(np.log2(hidden))) - 7
+    if row > 6:
+        return np.zeros(tp.shape)
+    lut = TRTLLM_LUT_NCCL_LOG2_TOKENS[100 if cc >= 10.0 else 90]
+    out = np.full(tp.shape, np.inf)
+    for g, steps in lut.items():
+        out = np.where(tp == g, 2.0 ** steps[max(row, 0)] * hidden * 2.0 - 1.0, out)
+    return out
+
+
+def all_reduce_nccl_floor(node, engine, tp, hidden=None) -> np.ndarray:
+    """Bytes above which each plan's TP all-reduce runs in NCCL (module constants per engine; TensorRT-LLM:
+    the workspace bound or, lower, its lookup table's NCCL cells at the model's hidden size; the vLLM
     bound by the GPU's compute capability, sm 10.x as 10.0, older than 9.0: its custom 8 MiB)."""
     engine, tp = np.broadcast_arrays(np.asarray(engine), np.asarray(tp))
-    trt = np.where(tp <= 2, TRTLLM_CUSTOM_AR_MAX[2], TRTLLM_CUSTOM_AR_MAX_DEFAULT)
     cc = getattr(node.gpu, "compute_capability", None) or 0.0
+    trt = np.where(tp <= 2, TRTLLM_CUSTOM_AR_MAX[2], TRTLLM_CUSTOM_AR_MAX_DEFAULT)
+    trt = np.minimum(trt, trtllm_lut_floor(cc, tp, hidden))
     sm = 10.0 if cc >= 10.0 else (9.0 if cc >= 9.0 else None)
     vl = np.full(tp.shape, 8 * MIB)
     for g, cap in (VLLM_SYMM_MEM_MAX[sm].items() if sm else ()):

@@ -318,14 +318,14 @@ def activation_bytes_per_token(f, tp, ta, ep=None, imbalance=1.0):
     return ACT_BYTES * (2.0 * gemm_out + dispatch + 8.0 * f.hidden / np.where(ta == 1, tp, 1))
 
 
-def comm_links(node, t) -> dict:
+def comm_links(node, t, hidden=None) -> dict:
     """(latency s, seconds per byte) of each collective a serving step uses, per plan: the
     planner.estimate.comm costs are affine in the message size (latency + bytes / bandwidth on the
     slowest hop), so they are evaluated once per plan table instead of once per step size. The TP
     all-reduce and the attention-DP all-gather / reduce-scatter also carry NVIDIA's measured NCCL times
     per plan (planner.serve.nccl_measured.measured_table, NaN where none applies) and the message size
-    above which the plan's engine runs them in NCCL (all_reduce_nccl_floor; -inf: always, inf: never),
-    used by _cost."""
+    above which the plan's engine runs them in NCCL (all_reduce_nccl_floor at the model's hidden size;
+    -inf: always, inf: never), used by _cost."""
     tp = t["tp"]
     big = 1e9
 
@@ -334,7 +334,7 @@ def comm_links(node, t) -> dict:
         return a0, (fn(node, big, size, stride) - a0) / big
 
     engine = t["engine"] if "engine" in t else np.full(np.shape(tp), E.TRTLLM)
-    ar_floor = NM.all_reduce_nccl_floor(node, engine, tp)
+    ar_floor = NM.all_reduce_nccl_floor(node, engine, tp, hidden)
     ag_floor = np.where(NM.gather_is_nccl(engine), -np.inf, np.inf)
     return {"all_reduce": affine(comm.all_reduce_s, tp, 1) + (NM.measured_table(node, "all_reduce", tp), ar_floor),
             "all_to_all": affine(comm.all_to_all_s, tp, 1), "p2p": affine(comm.gather_s, 2, tp),
