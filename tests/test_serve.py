@@ -250,7 +250,7 @@ def test_rate_batch_solves_littles_law_on_every_stable_plan():
     assert ok.sum() > 1000
     sub = {k: v[ok] for k, v in t.items()}
     ctx = V.Context(sc)
-    ctx.links = V.timing.comm_links(ctx.node, sub)
+    ctx.links = V.timing.comm_links(ctx.node, sub, ctx.facts.hidden)
     rate = sc.serving.requests_per_s / sub["replicas"] * ctx.out_mean
     b = ev["batch"][ok]
     assert np.allclose(rate * V._iter(ctx, sub, b), b, rtol=1e-4)
