@@ -1,6 +1,6 @@
 """The serving model's NCCL collective times against NVIDIA's measured NCCL tables, at serving message sizes.
 
-Data: benchmarks/collective_aic.csv, an extract (--extract AICONFIGURATOR_CHECKOUT, a git checkout at
+Data: catalogs/nccl_measured.csv, an extract (--extract AICONFIGURATOR_CHECKOUT, a git checkout at
 095f58a5) of NVIDIA AIConfigurator's collected NCCL timings (github.com/ai-dynamo/aiconfigurator,
 Apache-2.0; aic-core/src/aiconfigurator_core/systems/data/<gpu>/comm/nccl/<version>/nccl_perf.parquet):
 all_gather, reduce_scatter, all_reduce and alltoall of fp16 buffers on 2 / 4 / 8 GPUs of one DGX / HGX node
@@ -10,7 +10,9 @@ output of all_gather, the input of reduce_scatter and all_reduce, fp16 elements 
 Model: planner.estimate.comm (gather_s for all_gather / reduce_scatter, all_reduce_s, all_to_all_s with the
 per-rank buffer = bytes) on the node's NVLink at its catalog efficiency, the costs the serving step charges
 (planner.serve.timing.comm_links / attn_dp_moe_comm_s). Serving messages: one step's tokens x hidden in bf16
-is 2-100 MB (e.g. 3,000 tokens x 4,096 x 2 B = 25 MB); rows from 1 MB to 128 MB are compared.
+is 2-100 MB (e.g. 3,000 tokens x 4,096 x 2 B = 25 MB); rows from 1 MB to 128 MB are compared. This checks the
+comm model (still used by training and wherever no table or no NCCL applies); the serving step now takes these
+tables where the engine runs NCCL (planner.serve.nccl_measured; benchmarks/collective_size_results.md).
 
     python benchmarks/collective_check.py                     # print and rewrite benchmarks/collective_results.md
     python benchmarks/collective_check.py --extract CHECKOUT  # rebuild the csv first
@@ -32,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 from planner import catalog  # noqa: E402
 from planner.estimate import comm  # noqa: E402
 
-DATA = ROOT / "benchmarks" / "collective_aic.csv"
+DATA = ROOT / "catalogs" / "nccl_measured.csv"
 REPORT = ROOT / "benchmarks" / "collective_results.md"
 COMMIT = "095f58a5"
 SOURCES = {"h100": ("h100_sxm", "2.27.3", "dgx-h100"), "h200": ("h200_sxm", "2.26.2", "hgx-h200"),

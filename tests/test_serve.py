@@ -73,7 +73,7 @@ def test_search_contract_and_slo():
     for p in out["plans"]:
         q = p["plan"]
         assert set(q) >= {"engine", "weights", "kv_cache", "tp", "pp", "ep", "replicas", "max_batch"}
-        assert q["tp"] * q["pp"] * q["replicas"] == p["gpus"] <= 64
+        assert q["tp"] * q["pp"] * (q["replicas"] + q.get("prefill_replicas", 0)) == p["gpus"] <= 64
         assert p["memory"]["verdict"] in ("fits", "tight") and p["memory"]["max_concurrent_sequences"] >= 1
         assert p["memory"]["per_gpu_gib"] <= p["memory"]["capacity_gib"]
         assert p["latency"]["ttft_ms"]["p90"] <= 800 and p["latency"]["tpot_ms"]["p90"] <= 40
@@ -250,7 +250,7 @@ def test_rate_batch_solves_littles_law_on_every_stable_plan():
     assert ok.sum() > 1000
     sub = {k: v[ok] for k, v in t.items()}
     ctx = V.Context(sc)
-    ctx.links = V.timing.comm_links(ctx.node, sub)
+    ctx.links = V.timing.comm_links(ctx.node, sub, ctx.facts.hidden)
     rate = sc.serving.requests_per_s / sub["replicas"] * ctx.out_mean
     b = ev["batch"][ok]
     assert np.allclose(rate * V._iter(ctx, sub, b), b, rtol=1e-4)

@@ -43,7 +43,7 @@ def test_breakdown_sums_to_the_model_step(n_pf):
     _, sc, plan, _ = S.point()
     t = parse_serve_plan(plan, sc)
     ctx = EV.Context(sc)
-    ctx.links = T.comm_links(ctx.node, t)
+    ctx.links = T.comm_links(ctx.node, t, ctx.facts.hidden)
     parts = S.model_parts(ctx, t, 2048.0, n_pf, 1500.0, 500.0)
     step = T.iteration_s(ctx.facts, {k: v for k, v in t.items() if k != "engine"}, ctx.links, ctx.hw,
                          np.array([2048.0]), np.array([n_pf]), 1500.0, 500.0)

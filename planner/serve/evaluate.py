@@ -183,8 +183,7 @@ def _prefill_pools(ctx, t, dis):
         return out
     sub = {k: v[dis] for k, v in t.items()}
     full_links = ctx.links
-    ctx.links = {k: (a0[dis] if np.ndim(a0) else a0, a1[dis] if np.ndim(a1) else a1)
-                 for k, (a0, a1) in full_links.items()}
+    ctx.links = {k: tuple(a[dis] if np.ndim(a) else a for a in link) for k, link in full_links.items()}
     try:
         vals = _prefill_pool(ctx, sub, ctx.in_mean) + _prefill_pool(ctx, sub, ctx.in_p90)[::2]
     finally:
@@ -230,7 +229,7 @@ def evaluate(sc, t: dict) -> dict:
 
 def _evaluate(sc, t: dict) -> dict:
     ctx = Context(sc)
-    ctx.links = timing.comm_links(ctx.node, t)
+    ctx.links = timing.comm_links(ctx.node, t, ctx.facts.hidden)
     s = sc.serving
     mem = memory_table(ctx.facts, t, ctx.cap_bytes, ctx.hw["bpe"][t["wq"]], E.KV_BYTES[t["kv"]],
                        ctx.in_mean, ctx.out_mean, ctx.in_p90, ctx.out_p90, ctx.hw["bpe_dense"][t["wq"]])

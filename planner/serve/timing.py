@@ -21,7 +21,8 @@ One engine iteration (continuous batching with chunked prefill) carries `n_dec` 
   that binds (compute.exp_bound_fps: head dimension 64 on B200); decode attention adds a fixed time per
   (sequence, KV head) and layer (DECODE_ATTN_SEQ_KVHEAD_S).
 * tensor parallelism: two all-reduces of tokens x hidden bf16 per layer on the real link
-  (planner.estimate.comm); attention data parallelism instead exchanges the routed tokens with an
+  (planner.estimate.comm; NVIDIA's measured NCCL time at the message size where the engine runs NCCL and
+  a table exists: planner.serve.nccl_measured); attention data parallelism instead exchanges the routed tokens with an
   all-to-all before and after each MoE layer; pipeline stages pass tokens x hidden with send/recv.
 * pipeline parallelism: the batch is cut into pp micro-batches that keep every stage busy, so one
   iteration takes pp x (stage time of one micro-batch).
@@ -37,6 +38,7 @@ from planner.estimate import comm
 from planner.estimate.compute import (ATTN_FWD_OF_MAMF, DEFAULT_MAMF, GEMM_LAUNCH_S, HBM_EFFICIENCY, exp_bound_fps,
                                       fp4_gemm_over_fp8)
 from planner.serve import engines as E
+from planner.serve import nccl_measured as NM
 from planner.serve.memory import ACT_BYTES, attn_tp, kv_bytes_per_token, seq_kv_bytes, stage_layers
 from planner.serve.routing_skew import ROUTING_SKEW_ALPHA, skew_imbalance
 
@@ -314,10 +316,14 @@ def activation_bytes_per_token(f, tp, ta, ep=None, imbalance=1.0):
     return ACT_BYTES * (2.0 * gemm_out + dispatch + 8.0 * f.hidden / np.where(ta == 1, tp, 1))
 
 
-def comm_links(node, t) -> dict:
+def comm_links(node, t, hidden=None) -> dict:
     """(latency s, seconds per byte) of each collective a serving step uses, per plan: the
     planner.estimate.comm costs are affine in the message size (latency + bytes / bandwidth on the
-    slowest hop), so they are evaluated once per plan table instead of once per step size."""
+    slowest hop), so they are evaluated once per plan table instead of once per step size. The TP
+    all-reduce and the attention-DP all-gather / reduce-scatter also carry NVIDIA's measured NCCL times
+    per plan (planner.serve.nccl_measured.measured_table, NaN where none applies) and the message size
+    above which the plan's engine runs them in NCCL (all_reduce_nccl_floor at the model's hidden size;
+    -inf: always, inf: never), used by _cost."""
     tp = t["tp"]
     big = 1e9
 
@@ -325,8 +331,13 @@ def comm_links(node, t) -> dict:
         a0 = fn(node, 0.0, size, stride)
         return a0, (fn(node, big, size, stride) - a0) / big
 
-    return {"all_reduce": affine(comm.all_reduce_s, tp, 1), "all_to_all": affine(comm.all_to_all_s, tp, 1),
-            "p2p": affine(comm.gather_s, 2, tp), "gather": affine(comm.gather_s, tp, 1)}
+    engine = t["engine"] if "engine" in t else np.full(np.shape(tp), E.TRTLLM)
+    ar_floor = NM.all_reduce_nccl_floor(node, engine, tp, hidden)
+    ag_floor = np.where(NM.gather_is_nccl(engine), -np.inf, np.inf)
+    return {"all_reduce": affine(comm.all_reduce_s, tp, 1) + (NM.measured_table(node, "all_reduce", tp), ar_floor),
+            "all_to_all": affine(comm.all_to_all_s, tp, 1), "p2p": affine(comm.gather_s, 2, tp),
+            "gather": affine(comm.gather_s, tp, 1) + (NM.measured_table(node, "all_gather", tp), ag_floor),
+            "reduce_scatter": affine(comm.gather_s, tp, 1) + (NM.measured_table(node, "reduce_scatter", tp), ag_floor)}
 
 
 # Fixed time of the decode attention kernel per (sequence, KV head) and layer, besides its KV-cache read
@@ -349,7 +360,16 @@ def decode_attention_fixed_s(f, ls, seqs, ta):
 
 
 def _cost(link, nbytes):
-    return link[0] + nbytes * link[1]
+    """Seconds of one collective of nbytes: the comm model's latency + bytes x seconds per byte, or, for a
+    link that carries measured NCCL rows and a per-plan NCCL floor (comm_links), the measured time
+    (nccl_measured.interp_s) where the plan's engine runs NCCL at that size and a table applies."""
+    model = link[0] + nbytes * link[1]
+    if len(link) == 2:
+        return model
+    rows, floor = link[2], link[3]
+    meas = NM.interp_s(rows, nbytes)
+    use = (np.asarray(nbytes) > floor) & ~np.isnan(meas)
+    return np.where(use, meas, model)
 
 
 # Activation bytes per element that TensorRT-LLM's MoE all-gather moves under attention data parallelism
@@ -383,7 +403,7 @@ def attn_dp_moe_comm_s(f, t, lk, hw, n, ls):
     q = np.where(trt, hw["gather_bpe"][t["wq"]], ACT_BYTES) if "gather_bpe" in hw else ACT_BYTES
     gather = n * (f.hidden * q + MOE_GATHER_ROUTE_BYTES * k)
     scatter = n * f.hidden * ACT_BYTES
-    ag_rs = _cost(lk["gather"], gather) + _cost(lk["gather"], scatter)
+    ag_rs = _cost(lk["gather"], gather) + _cost(lk.get("reduce_scatter", lk["gather"]), scatter)
     if hw.get("mnnvl"):  # MNNVL all-to-all of the routed copies, there and back
         a2a = 2.0 * _cost(lk["all_to_all"], n * f.hidden * ACT_BYTES * k / t["tp"])
         ag_rs = np.where(trt & (t["ep"] > k), a2a, ag_rs)

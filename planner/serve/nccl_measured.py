@@ -1,0 +1,152 @@
+"""Measured NCCL collective times vs message size, and where each serving engine runs NCCL.
+
+Data: catalogs/nccl_measured.csv, NVIDIA's measured NCCL tables as collected for AIConfigurator
+(github.com/ai-dynamo/aiconfigurator @095f58a5, Apache-2.0; aic-core/src/aiconfigurator_core/systems/data/
+<gpu>/comm/nccl/<version>/nccl_perf.parquet, fp16; extracted by benchmarks/collective_check.py --extract):
+all_gather, reduce_scatter, all_reduce and alltoall on 2 / 4 / 8 GPUs of one 8-GPU NVSwitch board, buffers of
+1 MiB to 128 MiB (the whole buffer: gathered output, reduce-scatter / all-reduce input). Systems: H100 SXM
+(DGX H100, NCCL 2.27.3), H200 SXM (HGX H200, 2.26.2), B200 (DGX B200, 2.27.5).
+
+Model: the collective's time at b bytes is the measured time interpolated linearly in b between the two
+table sizes around it (each segment is latency + size / bandwidth read off the table; outside the table
+the end segment is extended, floored at 0). Nothing is fitted. It replaces planner.estimate.comm's
+latency + size / (spec x efficiency) only where NCCL runs (nccl_floor_bytes) on a node whose GPU has a
+table and whose group sits on one 8-GPU NVSwitch board (measured_table); elsewhere the comm model stands.
+The training estimator (planner.estimate) does not use this module.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from planner.serve import engines as E
+
+# Switch for the before / after comparison (benchmarks/collective_size_check.py): False = the comm model only.
+USE_MEASURED = True
+
+# GPU catalog name -> system key of the measured table
+SYSTEMS = {"h100-sxm-80gb": "h100", "h200-sxm-141gb": "h200", "b200": "b200"}
+BOARD_GPUS = 8  # the tables were measured on 8-GPU NVSwitch boards (DGX / HGX)
+GRID = np.array([2.0 ** k for k in range(20, 28)])  # 1 MiB .. 128 MiB, the sizes of every table
+
+# Where the engines leave their own all-reduce kernels for NCCL (bytes of the bf16 buffer; NCCL above):
+# TensorRT-LLM (allreduce_strategy default 'AUTO', tensorrt_llm/llmapi/llm_args.py; AUTO in
+# cpp/tensorrt_llm/thop/allreduceOp.cpp selectImplementation / ifFallbackToNCCL: NCCL when the message exceeds customAllReduceUtils.h getMaxRequiredWorkspaceSize,
+# 16,000,000 B for 2 ranks, 8,000,000 B for more, NVIDIA/TensorRT-LLM @005b299b; below it a per-(SM, TP,
+# hidden, tokens) lookup table, selectStrategyLookUpTable, picks one-shot / two-shot kernels or NCCL).
+TRTLLM_CUSTOM_AR_MAX = {2: 16e6}
+TRTLLM_CUSTOM_AR_MAX_DEFAULT = 8e6
+# That lookup table (customAllReduceUtils.h AllReduceBestStrategyTableSM90 / SM100, @005b299b), fusion
+# RESIDUAL_RMS_NORM (the all-reduce + residual + RMSNorm TensorRT-LLM's PyTorch decoder layers call, e.g.
+# modeling_llama.py pre/post feed-forward fusion): log2 of the fewest tokens at which it first selects NCCL,
+# per SM (<= 9.x as 90, >= 10 as 100), TP size and hidden row (128, 256, ..., 8192; row = floor(log2(hidden)) - 7).
+# Hidden sizes above 8192 and 32,768+ tokens fall outside the table, which then returns NCCL_SYMMETRIC.
+TRTLLM_LUT_NCCL_LOG2_TOKENS = {
+    90: {2: (12, 13, 12, 12, 12, 11, 10), 4: (12, 11, 12, 12, 11, 10, 9), 8: (11, 11, 12, 12, 8, 7, 6)},
+    100: {2: (12, 12, 13, 13, 12, 11, 10), 4: (12, 12, 12, 12, 11, 10, 9), 8: (12, 12, 11, 12, 11, 10, 9)}}
+# vLLM: custom all-reduce (vllm/distributed/device_communicators/custom_all_reduce.py, max 8 MiB) and, with
+# PyTorch symmetric memory (VLLM_ALLREDUCE_USE_SYMM_MEM, default 1 in vllm/envs.py), the symm-mem all-reduce
+# up to SYMM_MEM_ALL_REDUCE_MAX_SIZES (vllm/distributed/device_communicators/all_reduce_utils.py), per compute
+# capability and world size; NCCL (pynccl) above.
+MIB = 2.0 ** 20
+VLLM_SYMM_MEM_MAX = {9.0: {2: 64 * MIB, 4: 32 * MIB, 6: 64 * MIB, 8: 64 * MIB},
+                     10.0: {2: 8 * MIB, 4: 32 * MIB, 6: 128 * MIB, 8: 128 * MIB}}
+# SGLang: custom all-reduce up to _MAX_CAR_SIZE = 8 MiB on CUDA (sglang/srt/distributed/device_communicators/
+# custom_all_reduce.py), NCCL above (symmetric memory only with --enable-symm-mem, off by default).
+SGLANG_CUSTOM_AR_MAX = 8 * MIB
+
+
+def _csv_text() -> str:
+    try:
+        return resources.files("planner.catalogs").joinpath("nccl_measured.csv").read_text(encoding="utf-8")
+    except (ModuleNotFoundError, FileNotFoundError):  # source tree without install
+        return (Path(__file__).resolve().parent.parent.parent / "catalogs" / "nccl_measured.csv").read_text(
+            encoding="utf-8")
+
+
+@lru_cache(maxsize=None)
+def tables() -> dict:
+    """{(system, op, gpus): seconds at each GRID size} from catalogs/nccl_measured.csv."""
+    out: dict = {}
+    for r in csv.DictReader(io.StringIO(_csv_text())):
+        out.setdefault((r["gpu"], r["op"], int(r["gpus"])), {})[int(r["bytes"])] = float(r["latency_ms"]) * 1e-3
+    return {k: np.array([v[int(b)] for b in GRID]) for k, v in out.items() if len(v) == len(GRID)}
+
+
+def measured_table(node, op: str, group) -> np.ndarray:
+    """Measured seconds at the GRID sizes for each group size in `group` (array, one row per entry), NaN
+    where no table applies: the node's GPU has no table, the node is not an 8-GPU NVSwitch board, or the
+    group size was not measured (1, 3, 5-7, or more than one board)."""
+    group = np.atleast_1d(np.asarray(group))
+    out = np.full((len(group), len(GRID)), np.nan)
+    if not USE_MEASURED:
+        return out
+    system = SYSTEMS.get(getattr(node.gpu, "name", None))
+    board = node.gpus_per_node == BOARD_GPUS and node.scaleup_domain == BOARD_GPUS \
+        and not getattr(node, "scaleup_mesh_links", None)
+    if system is None or not board:
+        return out
+    for g in np.unique(group):
+        row = tables().get((system, op, int(g)))
+        if row is not None:
+            out[group == g] = row
+    return out
+
+
+def interp_s(rows: np.ndarray, nbytes) -> np.ndarray:
+    """Per row (plan): its measured times at GRID interpolated linearly in bytes at nbytes (one value per
+    row, or broadcast), the end segments extended beyond the table, floored at 0; NaN rows stay NaN."""
+    b = np.broadcast_to(np.asarray(nbytes, dtype=float), (rows.shape[0],))
+    i = np.clip(np.searchsorted(GRID, b) - 1, 0, len(GRID) - 2)
+    r = np.arange(rows.shape[0])
+    t0, t1 = rows[r, i], rows[r, i + 1]
+    slope = (t1 - t0) / (GRID[i + 1] - GRID[i])
+    return np.maximum(t0 + (b - GRID[i]) * slope, 0.0)
+
+
+def trtllm_lut_floor(cc: float, tp, hidden) -> np.ndarray:
+    """Bytes (bf16, tokens x hidden x 2) from which TensorRT-LLM's AUTO lookup table selects NCCL:
+    2^TRTLLM_LUT_NCCL_LOG2_TOKENS tokens x hidden x 2 (just under, as the table indexes floor(log2(tokens)));
+    0 (always NCCL) for hidden above the table's 8192; inf for group sizes the table lacks or no hidden."""
+    tp = np.asarray(tp)
+    if not hidden:
+        return np.full(tp.shape, np.inf)
+    row = int(np.floor(np.log2(hidden))) - 7
+    if row > 6:
+        return np.zeros(tp.shape)
+    lut = TRTLLM_LUT_NCCL_LOG2_TOKENS[100 if cc >= 10.0 else 90]
+    out = np.full(tp.shape, np.inf)
+    for g, steps in lut.items():
+        out = np.where(tp == g, 2.0 ** steps[max(row, 0)] * hidden * 2.0 - 1.0, out)
+    return out
+
+
+def all_reduce_nccl_floor(node, engine, tp, hidden=None) -> np.ndarray:
+    """Bytes above which each plan's TP all-reduce runs in NCCL (module constants per engine; TensorRT-LLM:
+    the workspace bound or, lower, its lookup table's NCCL cells at the model's hidden size; the vLLM
+    bound by the GPU's compute capability, sm 10.x as 10.0, older than 9.0: its custom 8 MiB)."""
+    engine, tp = np.broadcast_arrays(np.asarray(engine), np.asarray(tp))
+    cc = getattr(node.gpu, "compute_capability", None) or 0.0
+    trt = np.where(tp <= 2, TRTLLM_CUSTOM_AR_MAX[2], TRTLLM_CUSTOM_AR_MAX_DEFAULT)
+    trt = np.minimum(trt, trtllm_lut_floor(cc, tp, hidden))
+    sm = 10.0 if cc >= 10.0 else (9.0 if cc >= 9.0 else None)
+    vl = np.full(tp.shape, 8 * MIB)
+    for g, cap in (VLLM_SYMM_MEM_MAX[sm].items() if sm else ()):
+        vl = np.where(tp == g, cap, vl)
+    return np.where(engine == E.TRTLLM, trt, np.where(engine == E.VLLM, vl, SGLANG_CUSTOM_AR_MAX))
+
+
+def gather_is_nccl(engine) -> np.ndarray:
+    """Attention-DP MoE all-gather / reduce-scatter in NCCL: TensorRT-LLM (tensorrt_llm/_torch/distributed/
+    ops.py allgather / reducescatter, NCCL ops) and vLLM (all2all backend allgather_reducescatter, pynccl
+    all_gatherv / reduce_scatterv). SGLang's DP-attention gather (sglang/srt/layers/dp_attention.py) runs either an
+    all-reduce of the zero-padded global buffer (SUM_LEN) or a reduce-scatter + all-gather at the longest rank's
+    length (MAX_LEN), sizes this model does not carry: SGLang keeps the comm model there."""
+    engine = np.asarray(engine)
+    return (engine == E.TRTLLM) | (engine == E.VLLM)

@@ -1,0 +1,95 @@
+"""Serving collectives: NVIDIA's measured NCCL times at the message size, where each engine runs NCCL."""
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from planner import catalog
+from planner.serve import engines as E
+from planner.serve import nccl_measured as NM
+from planner.serve import timing as T
+
+CSV = Path(__file__).resolve().parent.parent / "catalogs" / "nccl_measured.csv"
+
+
+def _row(gpu, op, g):
+    rows = [r for r in csv.DictReader(CSV.open()) if (r["gpu"], r["op"], int(r["gpus"])) == (gpu, op, g)]
+    return {int(r["bytes"]): float(r["latency_ms"]) * 1e-3 for r in rows}
+
+
+def test_time_at_a_size_is_the_table():
+    node = catalog.node("dgx-h100")
+    meas = _row("h100", "all_gather", 8)
+    rows = NM.measured_table(node, "all_gather", [8])
+    for b, s in meas.items():
+        assert abs(NM.interp_s(rows, b)[0] - s) <= 1e-12
+    # between two measured sizes: between their times; bus bandwidth at 64 MiB as the table gives it
+    mid = NM.interp_s(rows, 48 * NM.MIB)[0]
+    assert meas[2 ** 25] < mid < meas[2 ** 26]
+    busbw = 7 / 8 * 2 ** 26 / NM.interp_s(rows, 2 ** 26)[0]
+    assert abs(busbw - 7 / 8 * 2 ** 26 / meas[2 ** 26]) < 1.0
+
+
+def test_no_table_keeps_the_comm_model():
+    for name, g in (("dgx-a100-80gb", 8), ("mi300x-8", 8), ("dgx-h100", 3), ("gb200-nvl72", 4)):
+        assert np.isnan(NM.measured_table(catalog.node(name), "all_reduce", [g])).all(), name
+    node = catalog.node("dgx-a100-80gb")
+    t = {"tp": np.array([8]), "engine": np.array([E.TRTLLM])}
+    lk = T.comm_links(node, t)
+    b = 64e6
+    assert abs(T._cost(lk["all_reduce"], b)[0] - (lk["all_reduce"][0] + b * lk["all_reduce"][1])[0]) < 1e-15
+
+
+def test_engine_nccl_floors():
+    h100, b200 = catalog.node("dgx-h100"), catalog.node("dgx-b200")
+    eng = np.array([E.TRTLLM, E.TRTLLM, E.VLLM, E.VLLM, E.SGLANG])
+    tp = np.array([2, 8, 8, 2, 8])
+    # TensorRT-LLM workspace bound 16 MB (2 ranks) / 8 MB; vLLM symm-mem bound (Hopper 64 MiB at 8 ranks,
+    # Blackwell 8 MiB at 2 ranks); SGLang custom all-reduce 8 MiB
+    assert NM.all_reduce_nccl_floor(h100, eng, tp).tolist() == [16e6, 8e6, 64 * 2 ** 20, 64 * 2 ** 20, 8 * 2 ** 20]
+    assert NM.all_reduce_nccl_floor(b200, eng, tp).tolist() == [16e6, 8e6, 128 * 2 ** 20, 8 * 2 ** 20, 8 * 2 ** 20]
+    assert NM.gather_is_nccl(np.array([E.TRTLLM, E.VLLM, E.SGLANG])).tolist() == [True, True, False]
+
+
+def test_cost_switches_to_the_table_above_the_floor():
+    node = catalog.node("dgx-h100")
+    t = {"tp": np.array([2, 2]), "engine": np.array([E.TRTLLM, E.SGLANG])}
+    lk = T.comm_links(node, t)
+    ar, ag = lk["all_reduce"], lk["gather"]
+    model = lambda link, b: link[0] + b * link[1]  # noqa: E731
+    below, above = 15e6, 32 * 2 ** 20
+    c = T._cost(ar, below)  # TensorRT-LLM's own kernels below 16 MB; SGLang is in NCCL above 8 MiB
+    assert abs(c[0] - model(ar, below)[0]) < 1e-15 and abs(c[1] - NM.interp_s(ar[2][1:], below)[0]) < 1e-15
+    meas = _row("h100", "all_reduce", 2)[2 ** 25]
+    assert np.allclose(T._cost(ar, above), meas)
+    # the all-gather: measured for TensorRT-LLM at any size, the comm model for SGLang
+    g = T._cost(ag, np.array([above, above]))
+    assert abs(g[0] - _row("h100", "all_gather", 2)[2 ** 25]) < 1e-12 and abs(g[1] - model(ag, above)[1]) < 1e-15
+    # NCCL at 32 MiB on 2 H100 is slower than the comm model's large-message rate (benchmarks/collective_results.md)
+    assert g[0] > 1.3 * g[1]
+
+
+def test_switch_off_is_the_comm_model():
+    node = catalog.node("dgx-b200")
+    t = {"tp": np.array([4]), "engine": np.array([E.TRTLLM])}
+    NM.USE_MEASURED = False
+    try:
+        lk = T.comm_links(node, t)
+    finally:
+        NM.USE_MEASURED = True
+    assert np.allclose(T._cost(lk["gather"], 64e6), lk["gather"][0] + 64e6 * lk["gather"][1])
+
+
+def test_trtllm_lookup_table_nccl_cells():
+    h100, b200 = catalog.node("dgx-h100"), catalog.node("dgx-b200")
+    trt = np.array([E.TRTLLM] * 3)
+    tp = np.array([2, 4, 8])
+    # hidden 8192, fused all-reduce + RMSNorm: Hopper TP8 from 64 tokens (1 MB), else the workspace bound
+    f = NM.all_reduce_nccl_floor(h100, trt, tp, 8192)
+    assert f[2] == 64 * 8192 * 2 - 1 and f[0] == 16e6 and f[1] == 8e6
+    assert NM.all_reduce_nccl_floor(b200, trt, tp, 8192).tolist() == [16e6, 8e6, 8e6]
+    # hidden 16384 (Llama-405B) lies outside the table: NCCL at every size
+    assert (NM.all_reduce_nccl_floor(b200, trt, tp, 16384) == 0).all()
+    # other engines ignore the hidden size
+    assert NM.all_reduce_nccl_floor(h100, np.array([E.VLLM]), np.array([8]), 16384)[0] == 64 * 2 ** 20
