@@ -13,6 +13,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from planner.atomic import write_atomic  # noqa: F401 (planner.serve.cli_glue imports it from here)
 from planner.errors import InputError
 from planner.frameworks import accelerate, common, hf_config, launch, megatron, megatron_layout, torchtitan
 from planner.frameworks import torchtitan_model
@@ -195,22 +196,6 @@ def check_output_file(path, force: bool) -> None:
         raise InputError("is a directory; give a file name", file=str(p))
     if p.exists() and not force:
         raise InputError("file exists; use --force to overwrite it", file=str(p))
-
-
-def write_atomic(path: Path, text: str, executable: bool = False) -> None:
-    """Write `text` to a temporary file next to `path`, flush it to disk, then rename it over `path`."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o755 if executable else 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _check_replaceable(out_dir: Path, files: dict[str, str]) -> None:

@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from planner import __version__
+from planner.atomic import write_file
 from planner.arch import summary as model_summary
 from planner.report import charts
 from planner.report.console import _layout, _money, _offload, precision_label, preferred_lines
-from planner.report.purchase import write_atomic
 from planner.report.timeline import MAX_TASKS, drawn_microbatches, plan_timeline
 
 DETAILED = 3  # plans that get their own charts
@@ -309,5 +309,5 @@ def solve_report(result: dict, scenario) -> str:
 
 def write_report(result: dict, scenario, path, force: bool = False) -> Path:
     """Write the solve report of `result` (planner.search.solver.solve on `scenario`) to `path`."""
-    write_atomic(path, solve_report(result, scenario), force=force)
+    write_file(path, solve_report(result, scenario), force=force)
     return Path(path)

@@ -10,6 +10,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from planner.atomic import write_file as write_atomic  # noqa: F401 (planner.cli, serve and compare reports)
 from planner.errors import InputError
 from planner.purchase import describe
 from planner.report.console import _money as money
@@ -141,16 +142,3 @@ def csv_text(result: dict) -> str:
     for r in result["options"]:
         w.writerow(["" if r[c] is None else (describe(r["plan"], bool(r.get("batch"))) if c == "plan" else r[c]) for c in CSV_COLUMNS])
     return buf.getvalue()
-
-
-def write_atomic(path: str | Path, text: str, force: bool = False) -> None:
-    """Write `text` to `path` atomically (planner.export.write_atomic); an existing file is replaced only
-    with `force`."""
-    from planner.export import write_atomic as replace_atomically
-
-    p = Path(path)
-    if p.exists() and not force:
-        raise InputError("file exists; use --force to overwrite it", file=str(p))
-    if not p.parent.is_dir():
-        raise InputError("the folder does not exist", file=str(p))
-    replace_atomically(p, text)
