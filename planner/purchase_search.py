@@ -45,20 +45,40 @@ def _concat_tables(tables: list[dict]) -> dict:
     return {k: np.concatenate([t[k] for t in tables]) for k in tables[0]}
 
 
-def _lower_bounds(ctx: Context, tables: list[dict]) -> list[np.ndarray]:
-    """solver.step_lower_bound of every table, computed over all of them together (row-wise: the same
-    numbers), in passes of at most PASS_ROWS plans (a larger table alone)."""
-    out: list[np.ndarray] = [np.zeros(0)] * len(tables)
+def _lower_bounds(ctx: Context, tables: list[dict], first: int) -> list[tuple[np.ndarray, Callable | None]]:
+    """solver.search_bound of every table, computed over all of them together (row-wise: the same
+    numbers), in passes of at most PASS_ROWS plans (a larger table alone): each table's part of the
+    cheap bound and a refine of its own rows (the pass's refine at the table's offset), for
+    solver.bounded_rows. The exact bound of the `first` plans of highest cheap bound of each table (the
+    plans its search takes first: prepare passes its first two chunks) is computed for the whole pass
+    in one call, so that most searches, which stop within them, make no call of their own (a call's
+    fixed cost is what sharing saves); the bounds are the same, only computed earlier."""
+    out: list[tuple[np.ndarray, Callable | None]] = [(np.zeros(0), None)] * len(tables)
     sizes = [T.size(t) for t in tables]
     for group in _pieces(sizes, PASS_ROWS):
         group = [i for i in group if sizes[i]]
         if not group:
             continue
-        lb = solver.step_lower_bound(ctx, _concat_tables([tables[i] for i in group]))
+        lb, refine = solver.search_bound(ctx, _concat_tables([tables[i] for i in group]))
         ends = np.cumsum([sizes[i] for i in group])
-        for i, part in zip(group, np.split(lb, ends[:-1])):
-            out[i] = part
+        parts = list(zip(group, np.split(lb, ends[:-1]), [0, *ends[:-1]]))
+        for i, part, start in parts:
+            out[i] = (part, None if refine is None else _shifted(refine, int(start)))
+        if refine is not None:
+            refine(np.concatenate([_first_rows(tables[i], part, ctx.seq_len, first) + start for i, part, start in parts]))
     return out
+
+
+def _first_rows(t: dict, lb: np.ndarray, seq_len: int, n: int) -> np.ndarray:
+    """The `n` rows of highest bound (tokens per step / `lb`), in the order solver.bounded_rows takes
+    them (a guess only decides which groups are computed early, never a bound)."""
+    ub = T.wide(t["dp"]) * T.wide(t["mbs"]) * T.wide(t["ga"]) * seq_len / lb
+    return np.argsort(-ub, kind="stable")[:n]
+
+
+def _shifted(refine: Callable, start: int) -> Callable:
+    """refine of a pass's table for the rows of one table starting at row `start` of it."""
+    return lambda rows: refine(rows + start)
 
 
 def _drive(ctx: Context, tables: list[dict], searches: dict[int, Iterator]) -> dict[int, tuple | None]:
@@ -110,8 +130,9 @@ def prepare(scenarios: list, keep: int = 1, built: list | None = None) -> list[d
     ctx = Context(scenarios[0])
     built = built if built is not None else [_candidates(sc) for sc in scenarios]
     tables = [t for t, _ in built]
-    bounds = _lower_bounds(ctx, tables)
-    searches = {i: solver.bounded_rows(t, bounds[i], ctx.seq_len, keep, FIRST) for i, t in enumerate(tables) if T.size(t)}
+    bounds = _lower_bounds(ctx, tables, 5 * max(FIRST, 4 * keep))  # bounded_rows' first two chunks: c, then 4c
+    searches = {i: solver.bounded_rows(t, lb, ctx.seq_len, keep, FIRST, refine)
+                for i, (t, (lb, refine)) in enumerate(zip(tables, bounds)) if T.size(t)}
     best = _drive(ctx, tables, searches)
     return [{"t": t, "considered": considered, "keep": keep, "best": best.get(i)}
             for i, (t, considered) in enumerate(built)]

@@ -3,6 +3,8 @@ that its own search finds."""
 
 import json
 
+import numpy as np
+
 import pytest
 
 from planner import purchase, purchase_search
@@ -155,3 +157,52 @@ def test_compare_report_of_a_large_sweep_stays_small(tasks, tmp_path):
     assert len(rows) == 3000 > charts.LABELLED_POINTS and len(text) < 1_500_000 and text.count("<image") == 1
     assert shown <= max(ROWS_PER_WORKLOAD, sum(r["pareto"] for r in rows))
     assert f"{3000 - shown:,} more options" in text and "Colour: node type" in text
+
+
+def test_refined_bound_chooses_the_plans_of_the_exact_bound(tasks, monkeypatch):
+    """The shared searches start from the cheap one-clock bound and refine the groups they take
+    (bound.search_bound): the chosen plans are those found with the exact two-clock bound everywhere."""
+    from planner.search import bound, solver
+
+    refined = []
+
+    def counted(ctx, t):
+        lb, refine = bound.search_bound(ctx, t)
+        if refine is None:
+            return lb, None
+        refined.append(0)
+        return lb, lambda rows: (refined.append(len(rows)), refine(rows))[1]
+
+    monkeypatch.setattr(solver, "search_bound", counted)
+    cheap = dict(purchase._shared_searches(tasks))
+    assert sum(refined) > 0  # H100 and B200 have a sustained clock: the refine ran
+    monkeypatch.setattr(solver, "search_bound", lambda ctx, t: (bound.step_lower_bound(ctx, t), None))
+    exact = dict(purchase._shared_searches(tasks))
+    assert sum(f["plan"] is not None for f in exact.values()) >= 10
+    assert set(cheap) == set(exact)
+    assert all(_same(cheap[key], exact[key]) for key in exact)
+
+
+def test_shared_refine_gives_each_tables_exact_bound(tasks, monkeypatch):
+    """The bounds of the node counts searched together: the cheap one below the exact two-clock bound
+    of each table alone, and each table's refine (the pass's, at its offset) equal to it, row for row;
+    no search falls back to evaluating every plan where the exact bound does not."""
+    from planner.estimate.evaluate import Context
+    from planner.search import bound, solver
+
+    scenarios = [sc for (_, w), sc in tasks.items() if w == "dense-8b" and Context(sc).gpu.name == "h100-sxm-80gb"]
+    assert Context(scenarios[0]).gpu.sustained_tensor_fraction  # a two-clock bound: the refine is used
+    assert len(scenarios) >= 10
+    ctx = Context(scenarios[0])
+    tables = [purchase_search._candidates(sc)[0] for sc in scenarios]
+    for t, (lb, refine) in zip(tables, purchase_search._lower_bounds(ctx, tables, 64)):
+        if not len(lb):
+            continue
+        exact = bound.step_lower_bound(ctx, t)
+        assert np.all(lb <= exact * (1 + 1e-12))
+        rows = np.arange(len(lb))[::-1]
+        np.testing.assert_allclose(refine(rows), exact[rows], rtol=1e-12)
+    found = [p["best"] is None for p in purchase_search.prepare(scenarios)]
+    monkeypatch.setattr(solver, "search_bound", lambda c, t: (bound.step_lower_bound(c, t), None))
+    assert found == [p["best"] is None for p in purchase_search.prepare(scenarios)]
+    assert not all(found)
