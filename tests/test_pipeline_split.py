@@ -101,6 +101,8 @@ def _scenario_file(tmp_path, model, runtime_yaml, nodes=8):
     ("  pipeline_layout: 'Et*3|(tt|)*28|L'\n", "tp=8,pp=2", "runtime.pipeline_layout"),   # 59 decoder layers
     ("  pipeline_layout: 'Et|tL|x'\n", "tp=8,pp=3", "runtime.pipeline_layout"),             # unknown symbol
     ("  pipeline_layout: 'tE|t*60L'\n", "tp=8,pp=2", "runtime.pipeline_layout"),            # E not first
+    ("  pipeline_layout: 'Et*99999999999|L'\n", "tp=8,pp=2", "unrolls to"),               # runaway repeat
+    ("  pipeline_layout: 'E(t|)*99999999999L'\n", "tp=8,pp=2", "unrolls to"),
     ("  pipeline_layout: 'Et|(tt|)*30mL'\n", "tp=8,pp=16", "does not model MTP"),         # MTP layer
     ("  pipeline_layout: " + repr(DOC_LAYOUT) + "\n  account_for_loss_in_pipeline_split: true\n", "tp=8,pp=16",
      "runtime.pipeline_layout"),                                                           # clash

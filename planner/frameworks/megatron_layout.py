@@ -29,6 +29,9 @@ SYMBOLS = {"E": "embedding", "t": "decoder", "m": "mtp", "L": "loss"}
 # Megatron's two unrolling patterns, applied in this order (parse_str_to_list).
 _GROUP = re.compile(r"\(([^)]+)\)\*(\d+)")
 _REPEAT = re.compile(r"(.)\*(\d+)")
+# Input guard, not a physical figure: an unrolled layout longer than this many symbols is refused
+# before it is built (a mistyped '*99999999999' would otherwise exhaust memory).
+MAX_UNROLLED = 1_000_000
 # Arguments Megatron refuses together with a layout (arguments.py and TransformerConfig.__post_init__).
 CLASHES = ("num_layers_per_virtual_pipeline_stage", "num_virtual_stages_per_pipeline_rank",
            "decoder_first_pipeline_num_layers", "decoder_last_pipeline_num_layers",
@@ -64,9 +67,15 @@ def pipeline_layout(layers: int, pp: int, vpp: int = 1) -> str:
 
 def parse_layout(text: str) -> list[str]:
     """The virtual stages of a layout string, each as its symbols ('Ettt', 'tt', 'ttL', ...), the way
-    Megatron's parse_str_to_list unrolls it. Raises ValueError for a symbol Megatron does not know."""
+    Megatron's parse_str_to_list unrolls it. Raises ValueError for a symbol Megatron does not know
+    or a layout that unrolls past MAX_UNROLLED symbols."""
     s = text.replace(",", "")
     for pattern in (_GROUP, _REPEAT):
+        matches = list(pattern.finditer(s))
+        size = len(s) + sum(len(m.group(1)) * int(m.group(2)) - len(m.group(0)) for m in matches)
+        if size > MAX_UNROLLED:
+            raise ValueError(f"pipeline layout {text!r} unrolls to {size:,} symbols (more than "
+                             f"{MAX_UNROLLED:,}; check the '*n' repeat counts)")
         s = pattern.sub(lambda m: m.group(1) * int(m.group(2)), s)
     stages = s.split("|")
     unknown = sorted(set("".join(stages)) - set(SYMBOLS))
