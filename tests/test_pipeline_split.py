@@ -180,3 +180,11 @@ def test_stage_time_is_the_slowest_rank(model, runtime, plan, nodes):
              for r in range(plan["pp"])]
     paced = max(float(s[0][0]) for s in first_last_stage_times(ctx, t).values())
     assert paced == pytest.approx(max(every), rel=1e-12)
+
+
+def test_no_plan_names_the_scenarios_split(tmp_path):
+    """A layout of 3 virtual stages leaves no plan on 128 GPUs (pp x vpp = 3 divides no layout of them): the
+    explanation names the runtime key, not only the generic structural constraints."""
+    path = _scenario_file(tmp_path, "llama-3.1-70b", "  pipeline_layout: 'Et*40|t*20|t*20L'\n", nodes=16)
+    r = CliRunner().invoke(main, ["solve", str(path)], catch_exceptions=False)
+    assert "No plan fits" in r.output and "runtime.pipeline_layout has 3 virtual stages" in r.output, r.output

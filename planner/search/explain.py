@@ -93,6 +93,22 @@ def nearest_fixes(scenario, objective: str, limit: int = 6) -> list[dict]:
     return fixes[:limit]
 
 
+def _split_line(scenario) -> list[str]:
+    """The scenario's own Megatron pipeline split, which alone can leave no plan: only Megatron plans
+    whose pp x vpp Megatron divides it on are searched (planner.estimate.pipeline_split)."""
+    from planner.estimate.pipeline_split import layout_stages, split_key
+
+    key = split_key(scenario.runtime)
+    if key is None:
+        return []
+    if key[0] == "layout":
+        return [f"runtime.pipeline_layout has {len(layout_stages(key[1]))} virtual stages: only Megatron plans "
+                "with pp x vpp equal to that are searched"]
+    return [f"runtime.account_for_*_in_pipeline_split: only Megatron plans whose pp divides layers + the "
+            f"accounted embedding / loss ({scenario.model.layers + key[1] + key[2]}), and vpp the layers per "
+            "rank, are searched"]
+
+
 def explain_infeasible(scenario, runs, objective: str):
     """(closest plan, explanation lines) when no plan is feasible."""
     with_fit = [(sc, run) for sc, run in runs if run["ev"] is not None and run["fits_memory"]]
@@ -114,7 +130,7 @@ def explain_infeasible(scenario, runs, objective: str):
         return None, ["no plan satisfies the structural constraints (divisibility of heads, layers, experts, "
                       "sequence and batch by the parallel degrees, TP inside the scale-up domain), the "
                       "frameworks' rules (some follow runtime settings: fp8_recipe, fp8_param_gather) and the "
-                      "search restrictions; widen the search lists or change the GPU count"]
+                      "search restrictions; widen the search lists or change the GPU count"] + _split_line(scenario)
     sc, run = min(evaluated, key=lambda x: _overflow_ratio(x[0], x[1]["ev"]).min())
     ev = run["ev"]
     i = int(np.argmin(_overflow_ratio(sc, ev)))
