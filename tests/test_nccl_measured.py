@@ -93,3 +93,11 @@ def test_trtllm_lookup_table_nccl_cells():
     assert (NM.all_reduce_nccl_floor(b200, trt, tp, 16384) == 0).all()
     # other engines ignore the hidden size
     assert NM.all_reduce_nccl_floor(h100, np.array([E.VLLM]), np.array([8]), 16384)[0] == 64 * 2 ** 20
+
+
+def test_below_the_table_the_link_model_stays():
+    """Under the smallest measured size the measured line is not extended toward 0 bytes (the time
+    flattens to the collective's latency there): interp_s gives NaN, so the caller keeps the link model."""
+    rows = NM.measured_table(catalog.node("dgx-h100"), "all_reduce", [2])
+    assert np.isnan(NM.interp_s(rows, NM.GRID[0] / 16)[0])
+    assert np.isfinite(NM.interp_s(rows, NM.GRID[0])[0])

@@ -101,13 +101,15 @@ def measured_table(node, op: str, group) -> np.ndarray:
 
 def interp_s(rows: np.ndarray, nbytes) -> np.ndarray:
     """Per row (plan): its measured times at GRID interpolated linearly in bytes at nbytes (one value per
-    row, or broadcast), the end segments extended beyond the table, floored at 0; NaN rows stay NaN."""
+    row, or broadcast), the last segment extended above the table; NaN rows stay NaN, and so do sizes below
+    the smallest measured one: there a collective's time flattens to its latency, which a line through the
+    two smallest sizes does not follow (it runs to ~0 at 0 bytes), so the caller keeps the link model."""
     b = np.broadcast_to(np.asarray(nbytes, dtype=float), (rows.shape[0],))
     i = np.clip(np.searchsorted(GRID, b) - 1, 0, len(GRID) - 2)
     r = np.arange(rows.shape[0])
     t0, t1 = rows[r, i], rows[r, i + 1]
     slope = (t1 - t0) / (GRID[i + 1] - GRID[i])
-    return np.maximum(t0 + (b - GRID[i]) * slope, 0.0)
+    return np.where(b < GRID[0], np.nan, np.maximum(t0 + (b - GRID[i]) * slope, 0.0))
 
 
 def trtllm_lut_floor(cc: float, tp, hidden) -> np.ndarray:
