@@ -219,3 +219,10 @@ def test_odd_layer_count_alternates_as_megatron_skip_freq_2(layers):
     floor = m.model_copy(update={"sliding_window_layers": layers // 2})
     with pytest.raises(InputError):
         megatron.architecture_args(floor)
+
+
+def test_layer_types_in_another_order_are_refused_not_counted():
+    """Full attention first puts Megatron's skip-freq-2 window on the wrong layers: refused, not exported."""
+    with pytest.raises(InputError) as e:
+        model_from_hf({**GPT_OSS_120B, "layer_types": ["full_attention", "sliding_attention"] * 18})
+    assert e.value.key == "layer_types"

@@ -215,6 +215,10 @@ def _gpt_oss(cfg: dict, out: dict) -> dict:
         raise InputError(f"expected sliding_attention or full_attention, not {', '.join(map(repr, odd))}",
                          key="layer_types")
     n_sw = sum(1 for x in types if x == "sliding_attention")
+    alternating = ["sliding_attention" if i % 2 == 0 else "full_attention" for i in range(len(types))]
+    if 0 < n_sw < len(types) and types != alternating:  # the spec keeps a count; exports write skip freq 2
+        raise InputError("expected layer_types alternating from sliding_attention on layer 0 (or one kind "
+                         "throughout); another pattern is not supported yet", key="layer_types")
     extra: dict[str, Any] = {
         "moe": {"experts": _get(cfg, "num_local_experts"),
                 "top_k": _get(cfg, "num_experts_per_tok", "experts_per_token"),
