@@ -8,7 +8,8 @@ from planner.catalog import model as catalog_model
 from planner.estimate import compute
 from planner.estimate.evaluate import Context
 from planner.estimate.memory_terms_activations import layer_activation_bytes
-from planner.frameworks import megatron
+from planner.errors import InputError
+from planner.frameworks import hf_config, megatron
 from planner.spec.hf import model_from_hf
 from planner.spec.model import ModelSpec
 
@@ -19,7 +20,8 @@ GPT_OSS_120B = {  # openai/gpt-oss-120b config.json (architecture keys)
     "intermediate_size": 2880, "layer_types": ["sliding_attention", "full_attention"] * 18,
     "num_attention_heads": 64, "num_key_value_heads": 8, "num_hidden_layers": 36, "num_local_experts": 128,
     "num_experts_per_tok": 4, "rms_norm_eps": 1e-5, "rope_theta": 150000, "sliding_window": 128,
-    "swiglu_limit": 7.0, "tie_word_embeddings": False, "vocab_size": 201088,
+    "swiglu_limit": 7.0, "tie_word_embeddings": False, "vocab_size": 201088, "output_router_logits": False,
+    "router_aux_loss_coef": 0.9,
     "rope_scaling": {"beta_fast": 32.0, "beta_slow": 1.0, "factor": 32.0, "original_max_position_embeddings": 4096,
                      "rope_type": "yarn", "truncate": False},
 }
@@ -165,4 +167,62 @@ def test_unknown_layer_type_is_bad_input():
 
     with pytest.raises(InputError, match="full_attention") as e:
         model_from_hf({**GPT_OSS_120B, "layer_types": ["sliding_attention", "foo_attention"] * 18})
+    assert e.value.key == "layer_types"
+
+
+def test_router_aux_loss_coef_counts_only_with_output_router_logits():
+    """transformers adds router_aux_loss_coef x the balancing loss only when output_router_logits is true
+    (false in the released gpt-oss file); Megatron-Bridge GPTOSSProvider trains with
+    moe_router_load_balancing_type "none". The same rule for every family with the two keys."""
+    m = ModelSpec.model_validate(model_from_hf(GPT_OSS_120B, name="x"))
+    assert m.moe.aux_loss_coef is None
+    assert not any(a.startswith("--moe-aux-loss-coeff") for a in megatron.architecture_args(m))
+    on = ModelSpec.model_validate(model_from_hf({**GPT_OSS_120B, "output_router_logits": True}, name="x"))
+    assert on.moe.aux_loss_coef == 0.9 and "--moe-aux-loss-coeff 0.9" in megatron.architecture_args(on)
+    mixtral = {"model_type": "mixtral", "hidden_size": 256, "intermediate_size": 512, "num_hidden_layers": 2,
+               "num_attention_heads": 4, "vocab_size": 1000, "num_local_experts": 4, "num_experts_per_tok": 2,
+               "router_aux_loss_coef": 0.02}
+    assert ModelSpec.model_validate(model_from_hf(mixtral, name="x")).moe.aux_loss_coef is None
+    mixtral["output_router_logits"] = True
+    assert ModelSpec.model_validate(model_from_hf(mixtral, name="x")).moe.aux_loss_coef == 0.02
+
+
+def test_a_clamped_silu_swiglu_is_not_exported_as_gpt_oss_activation():
+    """swiglu_limit alone does not name gpt-oss's gate (DeepSeek-V4 / GLM clamp a SiLU SwiGLU with the
+    same key); only ffn_gate gpt_oss gives --quick-geglu --glu-linear-offset 1.0, and a clamped SiLU gate
+    is refused rather than relabelled."""
+    m = ModelSpec.model_validate(model_from_hf(GPT_OSS_120B, name="x"))
+    assert m.ffn_gate == "gpt_oss"
+    silu = m.model_copy(update={"ffn_gate": "silu"})
+    with pytest.raises(InputError, match="swiglu_limit"):
+        megatron.architecture_args(silu)
+    from planner.frameworks import rules
+    clamped = ModelSpec(layers=2, hidden=256, heads=4, ffn_hidden=512, vocab=1000, swiglu_limit=7.0,
+                        moe={"experts": 4, "top_k": 2, "expert_ffn_hidden": 512})
+    assert set(rules.unbuildable(clamped)) == {rules.MEG, rules.TT}  # neither relabels it as a plain SwiGLU
+    plain = silu.model_copy(update={"swiglu_limit": None})
+    args = megatron.architecture_args(plain)
+    assert "--quick-geglu" not in args and "--glu-linear-offset 1.0" not in args
+
+
+@pytest.mark.parametrize("layers", [5, 7])
+def test_odd_layer_count_alternates_as_megatron_skip_freq_2(layers):
+    """Megatron-Core is_layer_window_attention: 1-based layer n windowed iff n % 2 != 0, i.e. 0-based
+    0, 2, ..., ceil(L/2) layers; transformers' default gpt-oss layer_types are the same list."""
+    cfg = {k: v for k, v in GPT_OSS_120B.items() if k != "layer_types"}
+    cfg["num_hidden_layers"] = layers
+    m = ModelSpec.model_validate(model_from_hf(cfg, name="x"))
+    assert m.sliding_window_layers == (layers + 1) // 2
+    assert "--window-attn-skip-freq 2" in megatron.architecture_args(m)
+    out = hf_config.hf_config(m)
+    assert out["layer_types"] == ["sliding_attention" if i % 2 == 0 else "full_attention" for i in range(layers)]
+    floor = m.model_copy(update={"sliding_window_layers": layers // 2})
+    with pytest.raises(InputError):
+        megatron.architecture_args(floor)
+
+
+def test_layer_types_in_another_order_are_refused_not_counted():
+    """Full attention first puts Megatron's skip-freq-2 window on the wrong layers: refused, not exported."""
+    with pytest.raises(InputError) as e:
+        model_from_hf({**GPT_OSS_120B, "layer_types": ["full_attention", "sliding_attention"] * 18})
     assert e.value.key == "layer_types"

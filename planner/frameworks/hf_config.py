@@ -13,6 +13,7 @@ biases only, Mistral for a sliding window, else Llama.
 from __future__ import annotations
 
 from planner.errors import InputError
+from planner.spec.model import alternating_window_layers
 
 ARCHITECTURES = {"llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM", "qwen2": "Qwen2ForCausalLM",
                  "qwen3": "Qwen3ForCausalLM", "mixtral": "MixtralForCausalLM", "qwen2_moe": "Qwen2MoeForCausalLM",
@@ -25,8 +26,8 @@ def family(m) -> str:
     """The transformers model_type that builds this model (module docstring)."""
     if m.mla:
         return "deepseek_v3" if m.moe and (m.moe.router_bias or m.moe.scoring == "sigmoid") else "deepseek_v2"
-    if m.moe and (m.attention_sinks or m.swiglu_limit is not None):
-        return "gpt_oss"  # only transformers' GptOss has attention sinks and the clamped gated activation
+    if m.moe and (m.attention_sinks or m.ffn_gate == "gpt_oss"):
+        return "gpt_oss"  # only transformers' GptOss has attention sinks and its gated activation
     if m.moe:
         if m.moe.shared_expert_gate:
             return "qwen2_moe"
@@ -61,17 +62,18 @@ def _problems(m, mt: str) -> list[str]:
     if m.qkv_bias and not m.linear_bias and mt not in ("qwen2", "qwen2_moe"):
         out.append(f"{mt} cannot put biases on q/k/v alone")
     if mt == "gpt_oss":
-        if not (m.attention_sinks and m.swiglu_limit is not None and m.linear_bias and m.moe.norm_topk
+        if not (m.attention_sinks and m.ffn_gate == "gpt_oss" and m.swiglu_limit is not None and m.linear_bias
+                and m.moe.norm_topk
                 and not (m.moe.shared_ffn or m.moe.dense_layers or m.moe.groups) and m.moe.scoring == "softmax"
                 and m.moe.routed_scale == 1):
             out.append("gpt_oss has sinks, the clamped activation, biases and a plain top-k softmax router together")
         swl = m.sliding_window_layers
-        if m.sliding_window and swl not in (None, m.layers) and 2 * swl != m.layers:
+        if m.sliding_window and swl not in (None, m.layers, alternating_window_layers(m.layers)):
             out.append(f"sliding_window_layers {m.sliding_window_layers} of {m.layers}: gpt_oss alternates "
                        "sliding and full layers")
         return out
-    if m.attention_sinks or m.swiglu_limit is not None:
-        out.append(f"{mt} has no attention sinks or clamped activation")
+    if m.attention_sinks or m.swiglu_limit is not None or m.ffn_gate != "silu":
+        out.append(f"{mt} has no attention sinks, clamped activation or {m.ffn_gate} gate")
     if m.sliding_window and mt not in ("mistral", "mixtral"):
         out.append(f"{mt} has no sliding_window here")
     if m.sliding_window and m.sliding_window_layers is not None and m.sliding_window_layers < m.layers:
@@ -89,11 +91,21 @@ def _rope(m) -> dict:
     return out
 
 
+def _aux_loss(e) -> dict:
+    """router_aux_loss_coef counts only with output_router_logits true (transformers *ForCausalLM.forward;
+    planner/spec/hf.py _aux_loss_coef): both written, or output_router_logits false for none."""
+    if e.aux_loss_coef is None:
+        return {"output_router_logits": False}
+    return {"output_router_logits": True, "router_aux_loss_coef": e.aux_loss_coef}
+
+
 def _moe(m, mt: str) -> dict:
     e = m.moe
     out = {"num_experts_per_tok": e.top_k, "norm_topk_prob": e.norm_topk}
-    if e.aux_loss_coef is not None:
-        out["aux_loss_alpha" if mt == "deepseek_v2" else "router_aux_loss_coef"] = e.aux_loss_coef
+    if mt.startswith("deepseek"):
+        out.update({} if e.aux_loss_coef is None else {"aux_loss_alpha": e.aux_loss_coef})
+    else:
+        out.update(_aux_loss(e))
     if mt == "mixtral":
         out["num_local_experts"] = e.experts
         del out["norm_topk_prob"]
@@ -148,8 +160,7 @@ def hf_config(m) -> dict:
         out.update(attention_bias=m.linear_bias, swiglu_limit=m.swiglu_limit, layer_types=kinds,
                    sliding_window=m.sliding_window or 128, num_local_experts=m.moe.experts,
                    num_experts_per_tok=m.moe.top_k)
-        if m.moe.aux_loss_coef is not None:
-            out["router_aux_loss_coef"] = m.moe.aux_loss_coef
+        out.update(_aux_loss(m.moe))
         return out
     if m.moe:
         out.update(_moe(m, mt))

@@ -12,6 +12,7 @@ from planner.errors import InputError
 from planner.frameworks import common
 from planner.estimate.comm import ep_overlap_runs
 from planner.frameworks.megatron_layout import layout_problems, pipeline_layout
+from planner.spec.model import alternating_window_layers
 
 # Megatron's optimizers (`--optimizer`): its Adam applies decoupled weight decay (AdamW).
 OPTIMIZERS = {"adamw": "adam", "adam": "adam", "sgd": "sgd"}
@@ -36,7 +37,7 @@ def _model_args(scenario) -> list[str]:
         out.append(f"--kv-channels {m.d_head}")
         if m.n_kv_heads < m.heads:
             out += ["--group-query-attention", f"--num-query-groups {m.n_kv_heads}"]
-    out += ["--swiglu"] if m.ffn_act == "swiglu" and m.swiglu_limit is None else []  # gpt-oss: architecture_args
+    out += ["--swiglu"] if m.ffn_act == "swiglu" and m.ffn_gate == "silu" else []  # gpt-oss: architecture_args
     out += [] if m.tie_embeddings else ["--untie-embeddings-and-output-weights"]
     out += [] if m.linear_bias else ["--disable-bias-linear"]
     out += ["--add-qkv-bias"] if m.qkv_bias and not m.linear_bias else []
@@ -141,17 +142,22 @@ def architecture_args(m) -> list[str]:
     out.append(f"--norm-epsilon {m.norm_eps!r}")
     if m.sliding_window:
         out.append(f"--window-size {m.sliding_window - 1},0")
-        if m.sliding_window_layers is not None and 2 * m.sliding_window_layers == m.layers:
+        if m.sliding_window_layers is not None and m.sliding_window_layers < m.layers and \
+                m.sliding_window_layers == alternating_window_layers(m.layers):
             out.append("--window-attn-skip-freq 2")  # gpt-oss: sliding and full layers alternate
         elif m.sliding_window_layers is not None and m.sliding_window_layers < m.layers:
             problems.append(f"sliding_window_layers {m.sliding_window_layers} of {m.layers}: the export "
                             "writes one --window-size for every layer")
     if m.attention_sinks:
         out.append("--softmax-type learnable")
-    if m.swiglu_limit is not None:
+    if m.ffn_gate == "gpt_oss":
         # gpt-oss's activation: gate * sigmoid(1.702 gate) * (up + 1), inputs clamped (Megatron-Bridge
         # GPTOSSProvider: quick_gelu, glu_linear_offset 1.0, activation_func_clamp_value 7.0)
-        out += ["--quick-geglu", "--glu-linear-offset 1.0", f"--activation-func-clamp-value {m.swiglu_limit!r}"]
+        out += ["--quick-geglu", "--glu-linear-offset 1.0"]
+        out += [] if m.swiglu_limit is None else [f"--activation-func-clamp-value {m.swiglu_limit!r}"]
+    elif m.swiglu_limit is not None:
+        problems.append(f"swiglu_limit {m.swiglu_limit!r} on a SiLU gate: the export writes the clamp only "
+                        "with gpt-oss's gate (ffn_gate: gpt_oss, --quick-geglu)")
     if m.moe:
         flags, more = _router_args(m.moe)
         out, problems = out + flags, problems + more

@@ -46,6 +46,8 @@ def _problems(m, fam: str) -> list[str]:
         out.append("torchtitan's models use SwiGLU, RMSNorm and RoPE")
     if m.qkv_bias or m.linear_bias:
         out.append("torchtitan's attention has no biases")
+    if m.ffn_gate != "silu" or m.swiglu_limit is not None or m.attention_sinks:
+        out.append("torchtitan's SwiGLU has no other gate, clamp or attention sinks")
     if m.sliding_window:
         out.append("no sliding-window attention")
     if m.tie_embeddings and fam != "qwen3":

@@ -88,6 +88,17 @@ def _context(cfg: dict, mt: str) -> dict:
     return out
 
 
+def _aux_loss_coef(cfg: dict):
+    """The load-balancing coefficient the model trains with. `router_aux_loss_coef` (Mixtral, Qwen2/3-MoE,
+    gpt-oss) counts only when `output_router_logits` is true: transformers' *ForCausalLM.forward adds
+    router_aux_loss_coef x load_balancing_loss_func(...) to the loss only then (modeling_mixtral.py,
+    modeling_qwen3_moe.py, modeling_gpt_oss.py); false (every released file here, and the default) trains
+    without it. DeepSeek's `aux_loss_alpha` applies in MoEGate whenever it is > 0 (modeling_deepseek.py)."""
+    if cfg.get("router_aux_loss_coef") is not None and _flag(cfg, "output_router_logits", False):
+        return cfg["router_aux_loss_coef"]
+    return _get(cfg, "aux_loss_alpha", default=None)
+
+
 def _router(cfg: dict, mt: str) -> dict:
     """MoE router keys: score function, top-k renormalisation, routed scale, group-limited routing,
     load-balancing coefficient (HF scoring_func, norm_topk_prob, routed_scaling_factor, n_group /
@@ -96,7 +107,7 @@ def _router(cfg: dict, mt: str) -> dict:
     out = {"scoring": str(cfg.get("scoring_func") or "softmax"),
            "norm_topk": True if mt == "mixtral" else _flag(cfg, "norm_topk_prob", False),
            "routed_scale": cfg.get("routed_scaling_factor") or 1.0}
-    coef = _get(cfg, "router_aux_loss_coef", "aux_loss_alpha", default=None)
+    coef = _aux_loss_coef(cfg)
     if coef is not None:
         out["aux_loss_coef"] = coef
     groups = cfg.get("n_group") or 1
@@ -204,6 +215,10 @@ def _gpt_oss(cfg: dict, out: dict) -> dict:
         raise InputError(f"expected sliding_attention or full_attention, not {', '.join(map(repr, odd))}",
                          key="layer_types")
     n_sw = sum(1 for x in types if x == "sliding_attention")
+    alternating = ["sliding_attention" if i % 2 == 0 else "full_attention" for i in range(len(types))]
+    if 0 < n_sw < len(types) and types != alternating:  # the spec keeps a count; exports write skip freq 2
+        raise InputError("expected layer_types alternating from sliding_attention on layer 0 (or one kind "
+                         "throughout); another pattern is not supported yet", key="layer_types")
     extra: dict[str, Any] = {
         "moe": {"experts": _get(cfg, "num_local_experts"),
                 "top_k": _get(cfg, "num_experts_per_tok", "experts_per_token"),
@@ -212,6 +227,8 @@ def _gpt_oss(cfg: dict, out: dict) -> dict:
         "linear_bias": _flag(cfg, "attention_bias", True),
         "attention_sinks": True,  # GptOssAttention.sinks: one learned logit per head, every layer
     }
+    # GptOssExperts' activation whatever hidden_act says: gate * sigmoid(1.702 gate) * (up + 1)
+    extra["ffn_gate"] = "gpt_oss"
     extra["swiglu_limit"] = _get(cfg, "swiglu_limit", default=GPT_OSS_SWIGLU_LIMIT_DEFAULT)
     if not (cfg.get("rope_scaling") or cfg.get("rope_parameters")):
         extra["rope_scaling"] = dict(GPT_OSS_ROPE_DEFAULT)

@@ -103,6 +103,14 @@ class MLA(Strict):
     v_head_dim: PosInt
 
 
+def alternating_window_layers(layers: int) -> int:
+    """Sliding-window layers when sliding and full attention alternate from a sliding first layer:
+    ceil(layers / 2). Megatron-Core is_layer_window_attention (megatron/core/transformer/utils.py):
+    1-based layer n is windowed iff n % window_attn_skip_freq != 0, so freq 2 windows layers 1, 3, 5, ...;
+    transformers GptOssConfig's default layer_types put sliding_attention on 0-based even layers: the same."""
+    return layers - layers // 2
+
+
 class ModelSpec(Strict):
     name: Name = "custom"
     layers: PosInt
@@ -126,6 +134,10 @@ class ModelSpec(Strict):
     dropout: bool = Field(False, description="dropout layers present (GPT-3 era); adds their masks to activations")
     attention_sinks: bool = Field(False, description=
         "a learned softmax offset per head (gpt-oss `sinks`; Megatron-Core softmax_type 'learnable')")
+    ffn_gate: Literal["silu", "gpt_oss"] = Field("silu", description=
+        "gate of a gated (swiglu) MLP: silu = SwiGLU silu(gate) * up; gpt_oss = gate * sigmoid(1.702 gate) * "
+        "(up + 1) (transformers GptOssExperts, alpha 1.702 and the +1 written in the modeling code, not in "
+        "config.json; Megatron-Core quick_gelu with glu_linear_offset 1.0)")
     swiglu_limit: PosFloat | None = Field(None, description=
         "clamp of the gated activation's inputs (HF gpt_oss swiglu_limit 7.0: gate clamped above, linear "
         "half to +-limit; Megatron-Core activation_func_clamp_value); None = no clamp")
@@ -151,6 +163,8 @@ class ModelSpec(Strict):
             raise ValueError(f"sliding_window_layers ({self.sliding_window_layers}) exceeds layers ({self.layers})")
         if self.swiglu_limit is not None and self.ffn_act != "swiglu":
             raise ValueError("swiglu_limit needs ffn_act: swiglu (it clamps the gated activation)")
+        if self.ffn_gate != "silu" and self.ffn_act != "swiglu":
+            raise ValueError(f"ffn_gate {self.ffn_gate} needs ffn_act: swiglu (a gated MLP)")
         if self.position == "learned" and self.max_seq_len is None:
             raise ValueError("position: learned needs max_seq_len (size of the position table)")
         if self.position == "learned" and self.rope_scaling is not None:
