@@ -170,21 +170,23 @@ def test_unknown_layer_type_is_bad_input():
     assert e.value.key == "layer_types"
 
 
-def test_router_aux_loss_coef_counts_only_with_output_router_logits():
-    """transformers adds router_aux_loss_coef x the balancing loss only when output_router_logits is true
-    (false in the released gpt-oss file); Megatron-Bridge GPTOSSProvider trains with
-    moe_router_load_balancing_type "none". The same rule for every family with the two keys."""
+def test_router_aux_loss_coef_is_read_as_stated():
+    """The stated coefficient is kept whatever output_router_logits says (a Megatron pretraining run
+    balances experts only with a coefficient; hf.py _aux_loss_coef), and the HF export writes it back with
+    output_router_logits false, as the released files have it."""
+    from planner.frameworks import hf_config, megatron
+    from planner.spec.hf import model_from_hf
+    from planner.spec.model import ModelSpec
+
     m = ModelSpec.model_validate(model_from_hf(GPT_OSS_120B, name="x"))
-    assert m.moe.aux_loss_coef is None
-    assert not any(a.startswith("--moe-aux-loss-coeff") for a in megatron.architecture_args(m))
-    on = ModelSpec.model_validate(model_from_hf({**GPT_OSS_120B, "output_router_logits": True}, name="x"))
-    assert on.moe.aux_loss_coef == 0.9 and "--moe-aux-loss-coeff 0.9" in megatron.architecture_args(on)
+    assert m.moe.aux_loss_coef == 0.9 and "--moe-aux-loss-coeff 0.9" in megatron.architecture_args(m)
     mixtral = {"model_type": "mixtral", "hidden_size": 256, "intermediate_size": 512, "num_hidden_layers": 2,
-               "num_attention_heads": 4, "vocab_size": 1000, "num_local_experts": 4, "num_experts_per_tok": 2,
-               "router_aux_loss_coef": 0.02}
-    assert ModelSpec.model_validate(model_from_hf(mixtral, name="x")).moe.aux_loss_coef is None
-    mixtral["output_router_logits"] = True
-    assert ModelSpec.model_validate(model_from_hf(mixtral, name="x")).moe.aux_loss_coef == 0.02
+               "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 1000, "num_local_experts": 8,
+               "num_experts_per_tok": 2, "router_aux_loss_coef": 0.02, "output_router_logits": False}
+    mx = ModelSpec.model_validate(model_from_hf(mixtral, name="x"))
+    assert mx.moe.aux_loss_coef == 0.02
+    back = hf_config._aux_loss(mx.moe)
+    assert back == {"output_router_logits": False, "router_aux_loss_coef": 0.02}
 
 
 def test_a_clamped_silu_swiglu_is_not_exported_as_gpt_oss_activation():

@@ -92,11 +92,11 @@ def _rope(m) -> dict:
 
 
 def _aux_loss(e) -> dict:
-    """router_aux_loss_coef counts only with output_router_logits true (transformers *ForCausalLM.forward;
-    planner/spec/hf.py _aux_loss_coef): both written, or output_router_logits false for none."""
+    """router_aux_loss_coef as the model states it (planner/spec/hf.py _aux_loss_coef reads it back), with
+    output_router_logits false as in the released files (transformers' fine-tuning switch)."""
     if e.aux_loss_coef is None:
         return {"output_router_logits": False}
-    return {"output_router_logits": True, "router_aux_loss_coef": e.aux_loss_coef}
+    return {"output_router_logits": False, "router_aux_loss_coef": e.aux_loss_coef}
 
 
 def _moe(m, mt: str) -> dict:

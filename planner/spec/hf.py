@@ -89,14 +89,14 @@ def _context(cfg: dict, mt: str) -> dict:
 
 
 def _aux_loss_coef(cfg: dict):
-    """The load-balancing coefficient the model trains with. `router_aux_loss_coef` (Mixtral, Qwen2/3-MoE,
-    gpt-oss) counts only when `output_router_logits` is true: transformers' *ForCausalLM.forward adds
-    router_aux_loss_coef x load_balancing_loss_func(...) to the loss only then (modeling_mixtral.py,
-    modeling_qwen3_moe.py, modeling_gpt_oss.py); false (every released file here, and the default) trains
-    without it. DeepSeek's `aux_loss_alpha` applies in MoEGate whenever it is > 0 (modeling_deepseek.py)."""
-    if cfg.get("router_aux_loss_coef") is not None and _flag(cfg, "output_router_logits", False):
-        return cfg["router_aux_loss_coef"]
-    return _get(cfg, "aux_loss_alpha", default=None)
+    """The load-balancing coefficient the model's authors state (`router_aux_loss_coef`: Mixtral, Qwen2/3-MoE,
+    gpt-oss; DeepSeek's `aux_loss_alpha`), as the file states it. transformers applies router_aux_loss_coef
+    only when `output_router_logits` is set (a fine-tuning switch, false in the released files); a
+    Megatron pretraining run balances its experts only if given a coefficient (--moe-aux-loss-coeff defaults
+    to 0), and Megatron-Bridge's Mixtral / Qwen3-MoE providers train with one, so the stated value is kept
+    whatever output_router_logits says. (Megatron-Bridge's GPTOSSProvider trains gpt-oss without it: set
+    the model's moe.aux_loss_coef to null in a scenario to export the same.)"""
+    return _get(cfg, "router_aux_loss_coef", "aux_loss_alpha", default=None)
 
 
 def _router(cfg: dict, mt: str) -> dict:
