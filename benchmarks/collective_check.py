@@ -21,8 +21,6 @@ tables where the engine runs NCCL (planner.serve.nccl_measured; benchmarks/colle
 from __future__ import annotations
 
 import csv
-import io
-import subprocess
 import sys
 from pathlib import Path
 
@@ -31,33 +29,26 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import aic_data  # noqa: E402  (benchmarks/aic_data.py)
 from planner import catalog  # noqa: E402
 from planner.estimate import comm  # noqa: E402
 
 DATA = ROOT / "catalogs" / "nccl_measured.csv"
 REPORT = ROOT / "benchmarks" / "collective_results.md"
-COMMIT = "095f58a5"
 SOURCES = {"h100": ("h100_sxm", "2.27.3", "dgx-h100"), "h200": ("h200_sxm", "2.26.2", "hgx-h200"),
            "b200": ("b200_sxm", "2.27.5", "dgx-b200")}
 LO, HI = 2 ** 20, 2 ** 27
 
 
 def extract(repo: Path) -> None:
-    import pandas as pd
-
     out = []
     for gpu, (d, ver, _) in SOURCES.items():
-        path = f"aic-core/src/aiconfigurator_core/systems/data/{d}/comm/nccl/{ver}/nccl_perf.parquet"
-        blob = subprocess.run(["git", "-C", str(repo), "show", f"{COMMIT}:{path}"], capture_output=True, check=True).stdout
-        df = pd.read_parquet(io.BytesIO(blob))
+        df = aic_data.table(repo, f"{d}/comm/nccl/{ver}/nccl_perf.parquet")
         df = df[df["nccl_dtype"] == "half"].groupby(["op_name", "num_gpus", "message_size"])["latency"].mean()
         for (op, g, m), lat in df.items():
             if LO <= 2 * m <= HI:
                 out.append({"gpu": gpu, "op": op, "gpus": int(g), "bytes": int(2 * m), "latency_ms": f"{lat:.6g}"})
-    with DATA.open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=["gpu", "op", "gpus", "bytes", "latency_ms"])
-        w.writeheader()
-        w.writerows(out)
+    aic_data.write_csv(DATA, ["gpu", "op", "gpus", "bytes", "latency_ms"], out)
 
 
 def model_s(node, op: str, g: int, nbytes: float) -> float:
@@ -100,7 +91,7 @@ def main(argv: list[str]) -> int:
         extract(Path(argv[1]))
     text = report()
     print(text)
-    REPORT.write_text(text, encoding="utf-8")
+    aic_data.write_atomic(REPORT, text)
     return 0
 
 

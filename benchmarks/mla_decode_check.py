@@ -20,8 +20,6 @@ Blackwell (the measured B200 FP8-KV rate exceeds the bf16 peak).
 from __future__ import annotations
 
 import csv
-import io
-import subprocess
 import sys
 from pathlib import Path
 
@@ -30,33 +28,26 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import aic_data  # noqa: E402  (benchmarks/aic_data.py)
 from planner import catalog  # noqa: E402
 from planner.serve import timing as T  # noqa: E402
 from planner.serve.memory import model_facts  # noqa: E402
 
 DATA = ROOT / "benchmarks" / "mla_decode_aic.csv"
 REPORT = ROOT / "benchmarks" / "mla_decode_results.md"
-COMMIT = "095f58a5"
 GPUS = {"h100": ("h100_sxm", "h100-sxm-80gb"), "h200": ("h200_sxm", "h200-sxm-141gb"), "b200": ("b200_sxm", "b200")}
 FLASHMLA_OF_PEAK = 660.0 / 989.4
 
 
 def extract(repo: Path) -> None:
-    import pandas as pd
-
     out = []
     for gpu, (d, _) in GPUS.items():
-        path = f"aic-core/src/aiconfigurator_core/systems/data/{d}/mla/trtllm/1.2.0rc5/generation_mla_perf.parquet"
-        blob = subprocess.run(["git", "-C", str(repo), "show", f"{COMMIT}:{path}"], capture_output=True, check=True).stdout
-        df = pd.read_parquet(io.BytesIO(blob))
+        df = aic_data.table(repo, f"{d}/mla/trtllm/1.2.0rc5/generation_mla_perf.parquet")
         df = df[(df["num_heads"] == 128) & df["batch_size"].isin([64, 256, 1024]) & (df["step"] >= 1023)]
         for (kv, b, s), lat in df.groupby(["kv_cache_dtype", "batch_size", "step"])["latency"].mean().items():
             out.append({"gpu": gpu, "kv": "fp8" if kv == "fp8" else "bf16", "batch": int(b), "kv_len": int(s) + 1,
                         "latency_ms": f"{lat:.6g}"})
-    with DATA.open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=["gpu", "kv", "batch", "kv_len", "latency_ms"])
-        w.writeheader()
-        w.writerows(out)
+    aic_data.write_csv(DATA, ["gpu", "kv", "batch", "kv_len", "latency_ms"], out)
 
 
 def model_ms(gpu, f, kv: str, b: float, s: float, flashmla: bool = False) -> float:
@@ -99,7 +90,7 @@ def main(argv: list[str]) -> int:
         extract(Path(argv[1]))
     text = report()
     print(text)
-    REPORT.write_text(text, encoding="utf-8")
+    aic_data.write_atomic(REPORT, text)
     return 0
 
 

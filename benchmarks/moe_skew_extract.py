@@ -12,23 +12,20 @@ skew, planner/serve/routing_skew.py). Writes benchmarks/moe_skew_aic.csv: the mo
 from __future__ import annotations
 
 import csv
-import io
-import subprocess
 import sys
 from pathlib import Path
+
+import aic_data  # benchmarks/aic_data.py
 
 ROOT = Path(__file__).resolve().parent.parent
 SRC = ROOT / "benchmarks" / "moe_kernel_aic.csv"
 OUT = ROOT / "benchmarks" / "moe_skew_aic.csv"
-COMMIT = "095f58a5"
 DIRS = {"b200": "b200_sxm", "gb200": "gb200", "h100-sxm-80gb": "h100_sxm", "h200-sxm-141gb": "h200_sxm"}
 KEYS = ("hidden", "expert_ffn", "top_k", "experts", "moe_tp", "moe_ep", "tokens")
 COLS = ("hidden_size", "inter_size", "topk", "num_experts", "moe_tp_size", "moe_ep_size", "num_tokens")
 
 
 def main(argv: list[str]) -> int:
-    import pandas as pd
-
     if len(argv) != 1:
         print(__doc__)
         return 2
@@ -36,9 +33,7 @@ def main(argv: list[str]) -> int:
     want = list(csv.DictReader(SRC.open()))
     out = []
     for (gpu, ver), _ in {(r["gpu"], r["trtllm"]): 0 for r in want}.items():
-        path = f"aic-core/src/aiconfigurator_core/systems/data/{DIRS[gpu]}/moe/trtllm/{ver}/moe_perf.parquet"
-        blob = subprocess.run(["git", "-C", str(repo), "show", f"{COMMIT}:{path}"], capture_output=True, check=True).stdout
-        df = pd.read_parquet(io.BytesIO(blob))
+        df = aic_data.table(repo, f"{DIRS[gpu]}/moe/trtllm/{ver}/moe_perf.parquet")
         df = df[df["distribution"].str.startswith("power_law")]
         index = {}
         for rec in df.itertuples(index=False):
@@ -52,10 +47,7 @@ def main(argv: list[str]) -> int:
                 if lat:
                     out.append({**{k: r[k] for k in ("gpu", "trtllm", "dtype", *KEYS)}, "distribution": dist,
                                 "latency_ms": f"{sum(lat) / len(lat):.6g}"})
-    with OUT.open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=["gpu", "trtllm", "dtype", *KEYS, "distribution", "latency_ms"])
-        w.writeheader()
-        w.writerows(out)
+    aic_data.write_csv(OUT, ["gpu", "trtllm", "dtype", *KEYS, "distribution", "latency_ms"], out)
     print(f"{len(out)} rows -> {OUT.relative_to(ROOT)}")
     return 0
 
