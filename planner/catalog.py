@@ -20,13 +20,18 @@ from planner.spec.load import SAFE_LOADER
 KINDS = ("gpus", "nodes", "models")
 
 
-def _catalog_text(kind: str) -> tuple[str, str]:
+def catalog_file_text(filename: str) -> tuple[str, str]:
+    """(text, where) of a file shipped in planner.catalogs (the source tree's catalogs/ without install)."""
     try:
-        ref = resources.files("planner.catalogs").joinpath(f"{kind}.yaml")
+        ref = resources.files("planner.catalogs").joinpath(filename)
         return ref.read_text(encoding="utf-8"), str(ref)
     except (ModuleNotFoundError, FileNotFoundError):  # running from a source tree without install
-        p = Path(__file__).resolve().parent.parent / "catalogs" / f"{kind}.yaml"
+        p = Path(__file__).resolve().parent.parent / "catalogs" / filename
         return p.read_text(encoding="utf-8"), str(p)
+
+
+def _catalog_text(kind: str) -> tuple[str, str]:
+    return catalog_file_text(f"{kind}.yaml")
 
 
 @lru_cache(maxsize=None)

@@ -20,11 +20,10 @@ from __future__ import annotations
 import csv
 import io
 from functools import lru_cache
-from importlib import resources
-from pathlib import Path
 
 import numpy as np
 
+from planner.catalog import catalog_file_text
 from planner.serve import engines as E
 
 # Switch for the before / after comparison (benchmarks/collective_size_check.py): False = the comm model only.
@@ -62,19 +61,11 @@ VLLM_SYMM_MEM_MAX = {9.0: {2: 64 * MIB, 4: 32 * MIB, 6: 64 * MIB, 8: 64 * MIB},
 SGLANG_CUSTOM_AR_MAX = 8 * MIB
 
 
-def _csv_text() -> str:
-    try:
-        return resources.files("planner.catalogs").joinpath("nccl_measured.csv").read_text(encoding="utf-8")
-    except (ModuleNotFoundError, FileNotFoundError):  # source tree without install
-        return (Path(__file__).resolve().parent.parent.parent / "catalogs" / "nccl_measured.csv").read_text(
-            encoding="utf-8")
-
-
 @lru_cache(maxsize=None)
 def tables() -> dict:
     """{(system, op, gpus): seconds at each GRID size} from catalogs/nccl_measured.csv."""
     out: dict = {}
-    for r in csv.DictReader(io.StringIO(_csv_text())):
+    for r in csv.DictReader(io.StringIO(catalog_file_text("nccl_measured.csv")[0])):
         out.setdefault((r["gpu"], r["op"], int(r["gpus"])), {})[int(r["bytes"])] = float(r["latency_ms"]) * 1e-3
     return {k: np.array([v[int(b)] for b in GRID]) for k, v in out.items() if len(v) == len(GRID)}
 

@@ -261,13 +261,15 @@ def ep_rank_imbalance(f, n, ep, skew_alpha=ROUTING_SKEW_ALPHA):
     return np.where(ep > 1, np.maximum(ep_load_imbalance(f, n, e2), skew_imbalance(f, n, e2, skew_alpha)), 1.0)
 
 
-def expert_linear_s(f, ls, n, tp, lin, bw, bpe, ep=1, dequant=0.0, weight_only=None, skew_alpha=ROUTING_SKEW_ALPHA):
+def expert_linear_s(f, ls, n, tp, lin, bw, bpe, ep=1, dequant=0.0, weight_only=None, skew_alpha=ROUTING_SKEW_ALPHA,
+                    imbalance=None):
     """Routed experts of n tokens on one GPU, one roofline per expert GEMM (not per layer): with
     top-k of E experts, a share 1 - (1 - k/E)^n of them is touched (expected, uniform routing),
     each by r = n k / (E x touched) rows padded to GEMM_TILE_ROWS (weight-only schemes, run by the
     Triton MoE kernel, weight_only: to weight_only_row_tile; default: where dequant > 0); an expert is read once and
     computed on its padded rows: touched x routed / tp x max(2 pad(r) x imbalance x slow / lin, bytes / bw),
-    imbalance = ep_rank_imbalance (the busiest of ep expert-parallel ranks sets the time), slow =
+    imbalance = ep_rank_imbalance (the busiest of ep expert-parallel ranks sets the time; a caller that
+    already has it passes imbalance), slow =
     the up and down projections' share of the expert over their tile_k_efficiency (reduction hidden
     and expert width / (tp / ep), the expert tensor-parallel split) at the MAMF rate lin / SUSTAINED_FRACTION;
     weight-only and block-scaled FP8 schemes add dequant (dequant_s_per_weight) per weight element and
@@ -279,7 +281,7 @@ def expert_linear_s(f, ls, n, tp, lin, bw, bpe, ep=1, dequant=0.0, weight_only=N
     weight_only = np.asarray(dequant) > 0 if weight_only is None else np.asarray(weight_only)
     tile = np.where(weight_only, weight_only_row_tile(rows), GEMM_TILE_ROWS)
     padded = np.ceil(rows / tile) * tile
-    imb = ep_rank_imbalance(f, n, ep, skew_alpha)
+    imb = ep_rank_imbalance(f, n, ep, skew_alpha) if imbalance is None else imbalance
     slow = 1.0
     if f.expert_ffn:
         rate = np.asarray(lin) / SUSTAINED_FRACTION
@@ -431,11 +433,11 @@ def stage_s(f, t, lk, hw, n_dec, n_pf, ctx_dec, ctx_pf):
     ls = stage_layers(f, t["pp"])
     tp, ta = t["tp"], attn_tp(t)
     n = n_dec + n_pf
+    imb = ep_rank_imbalance(f, n, t["ep"]) if f.experts else 1.0
     gemm = dense_linear_s(f, ls, n, n_dec, tp, ta, hw["lin_dense"][t["wq"]], bw, hw["bpe_dense"][t["wq"]]) \
         + expert_linear_s(f, ls, n, tp, lin, bw, bpe, t["ep"], hw["dequant"][t["wq"]] if "dequant" in hw else 0.0,
-                          hw["weight_only"][t["wq"]] if "weight_only" in hw else None) \
+                          hw["weight_only"][t["wq"]] if "weight_only" in hw else None, imbalance=imb) \
         + moe_routing_s(f, ls, n)
-    imb = ep_rank_imbalance(f, n, t["ep"]) if f.experts else 1.0
     elementwise = n * ls * activation_bytes_per_token(f, tp, ta, t["ep"], imb) / bw
     full, sw = kv_bytes_per_token(f, t, hw["kvb"][t["kv"]])
     group = np.where(t["attn_dp"], tp, 1)
