@@ -33,13 +33,11 @@ def _variants():
 
 
 @pytest.mark.parametrize("objective,data", _variants())
-def test_bisected_replicas_rank_as_the_full_table(tmp_path, monkeypatch, objective, data):
+def test_bisected_replicas_rank_as_the_full_table(tmp_path, objective, data):
     path = tmp_path / "s.yaml"
     path.write_text(yaml.safe_dump(data))
     sc = load_serving_scenario(path)
-    monkeypatch.setattr(search, "BISECT_ROWS", 10 ** 12)
-    full = search.solve_serving(sc, objective=objective)
-    monkeypatch.setattr(search, "BISECT_ROWS", 0)
+    full = search.solve_serving(sc, objective=objective, bisect=False)
     bisected = search.solve_serving(sc, objective=objective)
     assert json.dumps(bisected, sort_keys=True, default=str) == json.dumps(full, sort_keys=True, default=str)
     assert full["evaluated"] > 100  # every replica count up to 32 GPUs was listed by the full search

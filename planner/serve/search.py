@@ -32,15 +32,6 @@ def max_gpus(sc) -> int:
     return g
 
 
-# Under a request rate, a candidate table larger than this searches the replica count by bisection
-# (_bisected_table) instead of listing every count: the same plans, in time and memory that do not grow
-# with the cluster. Measured faster at every size tried (CPU s of the search, listing vs bisection:
-# Llama-3.1-70B at 40 requests/s on 1 / 2 / 8 DGX H100: 7,728 rows 0.030 vs 0.025, 21,804 rows 0.12 vs
-# 0.08, 144,762 rows 1.0 vs 0.3), so every rate search bisects; listing stays as the reference the
-# tests compare it with (tests/test_serve_bisect.py).
-BISECT_ROWS = 0
-
-
 def layouts(sc, largest_only: bool = False) -> np.ndarray:
     """Every (tp, pp, ep, replicas) with tp, pp, ep from their domains, ep | tp, and
     tp x pp x replicas <= the GPUs available: CP-SAT enumerates the instance layouts (tp, pp, ep), each
@@ -209,12 +200,18 @@ def _bisected_table(sc, g: dict, top: int) -> tuple[dict, int, int]:
     return t, full_rows, count
 
 
-def solve_serving(sc, objective: str | None = None, top: int | None = None) -> dict:
-    """Ranked serving plans of the scenario (the JSON contract), or an explanation when none fits."""
+def solve_serving(sc, objective: str | None = None, top: int | None = None, bisect: bool = True) -> dict:
+    """Ranked serving plans of the scenario (the JSON contract), or an explanation when none fits.
+
+    Under a request rate the replica count is found by bisection (_bisected_table) instead of listing
+    every count: the same plans, in time and memory that do not grow with the cluster, and faster at every
+    size measured (CPU s of the search, listing vs bisection, Llama-3.1-70B at 40 requests/s on 1 / 2 / 8
+    DGX H100: 7,728 rows 0.030 vs 0.025, 21,804 rows 0.12 vs 0.08, 144,762 rows 1.0 vs 0.3). `bisect=False`
+    lists every count: the reference tests/test_serve_bisect.py compares it with."""
     objective = objective or sc.objective
     top = top or sc.top
     groups = candidate_table(sc, largest_only=True) if sc.serving.mode == "rate" else None
-    if groups is not None and int(groups["replicas"].sum()) > BISECT_ROWS:
+    if groups is not None and bisect and int(groups["replicas"].sum()) > 0:
         t, evaluated, n_feasible = _bisected_table(sc, groups, top)
     else:
         t, evaluated, n_feasible = candidate_table(sc), None, None
