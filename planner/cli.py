@@ -321,6 +321,7 @@ def catalog_cmd(kind, name, as_json):
 def compare(purchases, budget, vary, as_json, csv_path, report_path, force, workers):
     """Evaluate every cluster option x workload of PURCHASES: days, dollars, Pareto front, best mix."""
     from planner.purchase import compare as run_compare, search_count
+    from planner.atomic import write_file
     from planner.report import purchase as show
     from planner.spec.purchase import load_purchases
 
@@ -329,7 +330,7 @@ def compare(purchases, budget, vary, as_json, csv_path, report_path, force, work
     _check_new_file(report_path, force)
     result = _with_progress(lambda progress: run_compare(pf, budget, vary, workers, progress), search_count(pf))
     if csv_path:
-        show.write_atomic(csv_path, show.csv_text(result), force=force)
+        write_file(csv_path, show.csv_text(result), force=force)
     if as_json:
         _emit_json(result)
     else:

@@ -13,7 +13,6 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from planner.atomic import write_atomic  # noqa: F401 (planner.serve.cli_glue imports it from here)
 from planner.errors import InputError
 from planner.frameworks import accelerate, common, hf_config, launch, megatron, megatron_layout, torchtitan
 from planner.frameworks import torchtitan_model

@@ -24,7 +24,7 @@ from planner.estimate import topology
 from planner.estimate.compute import FLASH_BWD_FLOPS_RATIO as FLASH_BWD_RATIO_DEFAULT
 from planner.estimate.compute import HBM_EFFICIENCY
 
-DS = T.FRAMEWORKS.index("deepspeed")
+DS, MEG, TT = (T.FRAMEWORKS.index(n) for n in ("deepspeed", "megatron", "torchtitan"))
 
 DEFAULT_SCALEUP_EFF = 0.80
 DEFAULT_SCALEOUT_EFF = 0.85  # assumed where the node has none: lower end of 85-94% measured (NDR, HDR)
@@ -132,7 +132,7 @@ def layer_comm(ctx, t, attn_layer_fwd_s, attn_layer_bwd_s=None) -> dict:
     # redistribution (Shard -> Replicate before the column-parallel matmul): autograd saves the
     # gathered input the matmul consumed, so its backward has no re-gather (and with full activation
     # checkpointing the recomputed forward gathers again, counted in the 6 above).
-    regather = np.where(t["sp"] & (t["framework"] != T.FRAMEWORKS.index("torchtitan")),
+    regather = np.where(t["sp"] & (t["framework"] != TT),
                         2 * gather_s(node, act_bytes, tp, 1), 0.0)
     tp_layer = per_layer * np.where(full_rc, 6, 4) + regather
     # the forward-pass share (forward and recomputed forward): what torchtitan's async TP can hide
@@ -149,7 +149,7 @@ def layer_comm(ctx, t, attn_layer_fwd_s, attn_layer_bwd_s=None) -> dict:
     # selective recompute of core attention (torchtitan's op-level policy saves SDPA's output)
     from planner.estimate.recompute import recompute_modules
 
-    core_rc = (t["recompute"] == 1) & (t["framework"] != T.FRAMEWORKS.index("torchtitan")) \
+    core_rc = (t["recompute"] == 1) & (t["framework"] != TT) \
         & ("core_attn" in recompute_modules(ctx))
     cp_layer = CP.ring_exposed_s(cp, a + kv_bytes / bw, a + 2.0 * kv_bytes / bw, gather_s(node, cp * kv_bytes, cp, tp),
                                  attn_layer_fwd_s, attn_bwd, CP.cp_method(ctx, t), np.where(full_rc | core_rc, 2, 1))
@@ -237,7 +237,7 @@ def tp_exposed_s(ctx, t, tp_s, matmul_fwd_s, tp_fwd_s=None):
       * DeepSpeed AutoTP: none."""
     if not ctx.scenario.runtime.tp_comm_overlap:
         return tp_s
-    titan = t["framework"] == T.FRAMEWORKS.index("torchtitan")
+    titan = t["framework"] == TT
     if tp_fwd_s is None:
         tp_fwd_s = tp_s
     fwd_gemms = matmul_fwd_s * np.where(t["recompute"] == 2, 2.0, 1.0)
@@ -287,10 +287,8 @@ def ep_overlap_runs(ep, pp, vpp, full_recompute, moe_recompute):
 
 def ep_overlap_allowed(ctx, t):
     """ep_overlap_runs for the Megatron plans of table t; elsewhere the plan runs without the overlap."""
-    from planner.estimate.table import FRAMEWORKS
-
     mods = getattr(ctx.scenario.runtime, "recompute_modules", None) or ()
-    return (t["framework"] == FRAMEWORKS.index("megatron")) & ep_overlap_runs(
+    return (t["framework"] == MEG) & ep_overlap_runs(
         t["ep"], t["pp"], t["vpp"], t["recompute"] == 2, (t["recompute"] == 1) & ("moe" in mods))
 
 
@@ -346,7 +344,7 @@ def dp_comm(ctx, t, mem, fwd_mb_s, bwd_mb_s) -> dict:
     # Gradients are reduced in fp32 by Megatron and torchtitan (bf16 params: main_grad / reduce_dtype)
     # and by everyone training in fp32; DeepSpeed and Megatron-FSDP (main grads in the compute dtype
     # by default, --megatron-fsdp-grad-comm-dtype auto) reduce 16-bit gradients.
-    mfsdp = (t["framework"] == T.FRAMEWORKS.index("megatron")) & (zero >= 3)
+    mfsdp = (t["framework"] == MEG) & (zero >= 3)
     grad_bytes = np.where((t["precision"] == T.PRECISIONS.index("fp32"))
                           | ((t["framework"] != DS) & ~mfsdp), 4.0, 2.0)
     # runtime.grad_reduce_dtype (the memory model's gradient buffer) overrides the framework default
@@ -358,7 +356,7 @@ def dp_comm(ctx, t, mem, fwd_mb_s, bwd_mb_s) -> dict:
     # (reshard_after_forward "default" policy: False when PP is on, torchtitan fsdp.py) and the
     # pipeline stage reduce-scatters gradients only after the last micro-batch's backward
     # (torch.distributed.pipelining: set_requires_gradient_sync on the last backward only).
-    titan_pp = (t["framework"] == T.FRAMEWORKS.index("torchtitan")) & (t["pp"] > 1) & (zero >= 3)
+    titan_pp = (t["framework"] == TT) & (t["pp"] > 1) & (zero >= 3)
     step_sync = post = per_mb = 0.0  # both groups share the NICs: their times add up
     for params, size, stride in groups:
         g = gather_s(node, params * grad_bytes, size, stride)
@@ -393,6 +391,6 @@ FSDP2_COPY_BYTES_PER_PARAM = 2 * (2 + 2) + (2 + 4)  # forward and backward all-g
 def fsdp2_copy_s(ctx, t, params_local):
     """Seconds per micro-batch of FSDP2's copy-in / copy-out kernels on the GPU (torchtitan, ZeRO-3,
     parameters resharded after forward), over the stage's tensor-parallel-local parameters."""
-    titan = (t["framework"] == T.FRAMEWORKS.index("torchtitan")) & (t["zero"] >= 3) & (t["pp"] == 1)
+    titan = (t["framework"] == TT) & (t["zero"] >= 3) & (t["pp"] == 1)
     hbm = ctx.gpu.hbm_tb_s * 1e12 * HBM_EFFICIENCY
     return np.where(titan, FSDP2_COPY_BYTES_PER_PARAM * params_local / hbm, 0.0)

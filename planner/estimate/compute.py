@@ -373,11 +373,18 @@ def fp8_cast_bytes(gpu, recipe: str) -> float:
     """HBM bytes of quantising one bf16 element to FP8 under `recipe` on `gpu`: FP8_CAST_BYTES
     (Hopper layout), less NON_TN_TRANSPOSE_SAVED where the GPU needs no transposed copy;
     MXFP8_CAST_BYTES for MXFP8, NVFP4_CAST_BYTES for NVFP4."""
+    return _cast_bytes(gpu, recipe, FP8_CAST_BYTES.get(recipe))
+
+
+def _cast_bytes(gpu, recipe: str, per_tensor_bytes) -> float:
+    """Bytes per quantised element: MXFP8_CAST_BYTES / NVFP4_CAST_BYTES for the block-scaled recipes,
+    else `per_tensor_bytes` (Hopper layout) less NON_TN_TRANSPOSE_SAVED where the GPU needs no
+    transposed copy (non_tn_fp8_gemm)."""
     if recipe == "mxfp8":
         return MXFP8_CAST_BYTES
     if recipe == "nvfp4":
         return NVFP4_CAST_BYTES
-    return FP8_CAST_BYTES[recipe] - (NON_TN_TRANSPOSE_SAVED if non_tn_fp8_gemm(gpu) else 0.0)
+    return per_tensor_bytes - (NON_TN_TRANSPOSE_SAVED if non_tn_fp8_gemm(gpu) else 0.0)
 
 
 def fp8_cast_bytes_per_token(ctx, t, moe_layer: bool):
@@ -442,11 +449,7 @@ def fp8_weight_cast_bytes(gpu, recipe: str) -> float:
     """Bytes per weight element of its FP8 quantisation: FP8_WEIGHT_CAST_BYTES, without the
     transposed copy on GPUs that need none (non_tn_fp8_gemm); MXFP8_CAST_BYTES under MXFP8,
     NVFP4_CAST_BYTES under NVFP4."""
-    if recipe == "mxfp8":
-        return MXFP8_CAST_BYTES
-    if recipe == "nvfp4":
-        return NVFP4_CAST_BYTES
-    return FP8_WEIGHT_CAST_BYTES - (NON_TN_TRANSPOSE_SAVED if non_tn_fp8_gemm(gpu) else 0.0)
+    return _cast_bytes(gpu, recipe, FP8_WEIGHT_CAST_BYTES)
 
 
 def fp8_weight_cast_s(ctx, t, moe_layer: bool, hbm):

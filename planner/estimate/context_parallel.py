@@ -59,6 +59,11 @@ def cp_method(ctx, t):
     return np.full(T.size(t), method == "allgather")
 
 
+def _torch_ring(t):
+    """True where the row runs torch's ring attention: torchtitan with cp > 1."""
+    return (t["framework"] == TT) & (t["cp"] > 1)
+
+
 def kv_heads_exchanged(ctx, t):
     """K/V heads per GPU that the ring carries: query heads for torchtitan (repeat_kv before SDPA)
     and for MLA, the model's K/V heads otherwise; split over tp."""
@@ -100,7 +105,7 @@ def merge_s(ctx, t, hbm_bytes_s):
     m = ctx.model
     _, d_v = attention_dims(m)
     elems = t["mbs"] * ctx.seq_len / t["cp"] * m.heads / t["tp"] * d_v
-    steps = np.where((t["framework"] == TT) & (t["cp"] > 1), t["cp"] - 1, 0)
+    steps = np.where(_torch_ring(t), t["cp"] - 1, 0)
     cat = np.where(cp_method(ctx, t), 0.0, TORCH_RING_KV_CAT_BYTES)
     return (steps * elems * (TORCH_RING_MERGE_FWD_BYTES + cat) / hbm_bytes_s,
             steps * elems * (TORCH_RING_MERGE_BWD_BYTES + cat) / hbm_bytes_s)
@@ -121,9 +126,8 @@ def ring_attention_buffer_bytes(ctx, t):
     d_qk, _ = attention_dims(ctx.model)
     chunk = kv_chunk_bytes(ctx, t)
     q = 2.0 * t["mbs"] * ctx.seq_len / t["cp"] * ctx.model.heads / t["tp"] * d_qk
-    kv_others = np.where(cp_method(ctx, t), t["cp"] * chunk, 2.0 * chunk)
     grads = 2.0 * q + 2.0 * chunk + 2.0 * chunk
-    return np.where((t["framework"] == TT) & (t["cp"] > 1), kv_others + grads, 0.0)
+    return ring_gathered_kv_bytes(ctx, t) + np.where(_torch_ring(t), grads, 0.0)
 
 
 def ring_gathered_kv_bytes(ctx, t):
@@ -131,5 +135,4 @@ def ring_gathered_kv_bytes(ctx, t):
     with the all-gather rotater, the fp32 dK/dV hop (2 x kv_chunk_bytes) otherwise; 0 without CP or
     outside torchtitan."""
     chunk = kv_chunk_bytes(ctx, t)
-    return np.where((t["framework"] == TT) & (t["cp"] > 1),
-                    np.where(cp_method(ctx, t), t["cp"] * chunk, 2.0 * chunk), 0.0)
+    return np.where(_torch_ring(t), np.where(cp_method(ctx, t), t["cp"] * chunk, 2.0 * chunk), 0.0)

@@ -59,12 +59,14 @@ RULES = [
 
 # Rules that also read the scenario's runtime block: (framework or None, message, predicate over
 # (plan table, runtime) -> True where violated). The messages name the runtime key.
+# torchtitan v0.2.2 (commit 73a0e69) registers only the quantize.{linear,grouped_mm}.{float8,mx}
+# converters (torchtitan/components/quantization/): no FP4 training path. Also raised by the torchtitan
+# export (torchtitan._quantize) for a result estimated under another runtime.
+TT_NO_NVFP4 = ("torchtitan v0.2.2 has no NVFP4 training (its quantisation converters are float8 and mx): "
+               "runtime.fp8_recipe nvfp4 needs framework megatron, or another fp8_recipe")
+
 RUNTIME_RULES = [
-    # torchtitan v0.2.2 (commit 73a0e69) registers only the quantize.{linear,grouped_mm}.{float8,mx}
-    # converters (torchtitan/components/quantization/): no FP4 training path
-    (TT, "torchtitan v0.2.2 has no NVFP4 training (its quantisation converters are float8 and mx): "
-         "runtime.fp8_recipe nvfp4 needs framework megatron, or another fp8_recipe",
-     lambda t, rt: (t["precision"] == FP8) & (rt.fp8_recipe == "nvfp4")),
+    (TT, TT_NO_NVFP4, lambda t, rt: (t["precision"] == FP8) & (rt.fp8_recipe == "nvfp4")),
     # components/quantization/mx.py MXLinearConverter: assert not (model compiled and tp > 1), "TP not yet
     # supported with torch.compile for mxfp8" (the export compiles as runtime.compile says)
     (TT, "torchtitan v0.2.2: runtime.fp8_recipe mxfp8 with runtime.compile runs without tensor parallelism "

@@ -55,11 +55,13 @@ def _quantize(scenario, f: dict) -> tuple[dict, dict]:
     """({converter: its section} in model.converters order, [quantize] tree) of an fp8 plan under
     runtime.fp8_recipe: delayed/current -> the float8 linear converter with tensorwise scaling, output
     layer excluded; mxfp8 -> the MX converters (MX_LINEAR, and MX_GROUPED for MoE models). NVFP4 has no
-    torchtitan converter at v0.2.2 (rules.RUNTIME_RULES keeps such plans out)."""
+    torchtitan converter at v0.2.2 (rules.RUNTIME_RULES keeps such plans out of the search; this refuses
+    a result estimated under another runtime)."""
+    from planner.frameworks.rules import TT_NO_NVFP4
+
     recipe = getattr(scenario.runtime, "fp8_recipe", "delayed")
     if recipe == "nvfp4":
-        raise InputError("runtime.fp8_recipe nvfp4: torchtitan v0.2.2 has no NVFP4 training converter (only "
-                         "quantize.*.float8 and quantize.*.mx); export a Megatron plan", key="runtime.fp8_recipe")
+        raise InputError(f"runtime.fp8_recipe nvfp4: {TT_NO_NVFP4}", key="runtime.fp8_recipe")
     if recipe == "mxfp8":
         conv = {"quantize.linear.mx": dict(MX_LINEAR)}
         if scenario.model.moe:

@@ -7,10 +7,10 @@ from __future__ import annotations
 from html import escape
 from pathlib import Path
 
+from planner.atomic import write_file
 from planner.report import charts
 from planner.report.console import _money
 from planner.report.html import days, figure, kv_table, page, section, table
-from planner.report.purchase import write_atomic
 
 
 def _describe(row: dict) -> str:
@@ -134,5 +134,5 @@ def compare_report(result: dict) -> str:
 
 def write_compare_report(result: dict, path, force: bool = False) -> Path:
     """Write the report of `result` (planner.purchase.compare) to `path`."""
-    write_atomic(path, compare_report(result), force=force)
+    write_file(path, compare_report(result), force=force)
     return Path(path)

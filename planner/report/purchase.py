@@ -1,5 +1,5 @@
 """`planner compare` output: rich tables (options per workload, weighted totals, best mix, sensitivity)
-and the CSV file, written atomically."""
+and the CSV text (planner.cli writes it atomically with planner.atomic.write_file)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from planner.atomic import write_file as write_atomic  # noqa: F401 (planner.cli, serve and compare reports)
 from planner.errors import InputError
 from planner.purchase import describe
 from planner.report.console import _money as money

@@ -29,8 +29,9 @@ def _report_writer():
 
 
 def emit_plans(sc, plans: list[dict], out_dir: str, force: bool) -> list[Path]:
-    """Write each plan's launch files to out_dir/rank<k> atomically (planner.export.write_atomic)."""
-    from planner.export import check_target, write_atomic
+    """Write each plan's launch files to out_dir/rank<k> atomically (planner.atomic.write_atomic)."""
+    from planner.atomic import write_atomic
+    from planner.export import check_target
 
     build = _launch_builder()
     root = Path(out_dir)

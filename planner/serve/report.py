@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 from matplotlib.ticker import FuncFormatter
 
+from planner.atomic import write_file
 from planner.report import charts
 from planner.report.html import figure, kv_table, page, section, table
-from planner.report.purchase import write_atomic
 from planner.serve import engines as E
 from planner.serve.launch import plan_text
 
@@ -177,5 +177,5 @@ def serving_report(result: dict, scenario) -> str:
 
 def write_serving_report(result: dict, scenario, path, force: bool = False) -> Path:
     """Write the serving report of `result` (planner serve's JSON object) to `path`."""
-    write_atomic(path, serving_report(result, scenario), force=force)
+    write_file(path, serving_report(result, scenario), force=force)
     return Path(path)
