@@ -21,7 +21,7 @@ import numpy as np
 from planner.estimate import memory
 from planner.estimate import table as T
 from planner.estimate import topology
-from planner.estimate.compute import FLASH_BWD_FLOPS_RATIO as FLASH_BWD_RATIO_DEFAULT
+from planner.estimate.compute import FLASH_BWD_FLOPS_RATIO
 from planner.estimate.compute import HBM_EFFICIENCY
 
 DS, MEG, TT = (T.FRAMEWORKS.index(n) for n in ("deepspeed", "megatron", "torchtitan"))
@@ -144,7 +144,7 @@ def layer_comm(ctx, t, attn_layer_fwd_s, attn_layer_bwd_s=None) -> dict:
 
     kv_bytes = CP.kv_chunk_bytes(ctx, t)
     bw, a = link(node, cp, tp)
-    attn_bwd = FLASH_BWD_RATIO_DEFAULT * attn_layer_fwd_s if attn_layer_bwd_s is None else attn_layer_bwd_s
+    attn_bwd = FLASH_BWD_FLOPS_RATIO * attn_layer_fwd_s if attn_layer_bwd_s is None else attn_layer_bwd_s
     # the ring runs again wherever attention's forward is recomputed: full recompute, and Megatron's
     # selective recompute of core attention (torchtitan's op-level policy saves SDPA's output)
     from planner.estimate.recompute import recompute_modules

@@ -13,6 +13,7 @@ biases only, Mistral for a sliding window, else Llama.
 from __future__ import annotations
 
 from planner.errors import InputError
+from planner.spec.hf import GPT_OSS_WINDOW_DEFAULT
 from planner.spec.model import alternating_window_layers
 
 ARCHITECTURES = {"llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM", "qwen2": "Qwen2ForCausalLM",
@@ -158,7 +159,7 @@ def hf_config(m) -> dict:
         kinds = ["sliding_attention" if n_sw == m.layers or i % 2 == 0 else "full_attention"
                  for i in range(m.layers)] if n_sw else ["full_attention"] * m.layers
         out.update(attention_bias=m.linear_bias, swiglu_limit=m.swiglu_limit, layer_types=kinds,
-                   sliding_window=m.sliding_window or 128, num_local_experts=m.moe.experts,
+                   sliding_window=m.sliding_window or GPT_OSS_WINDOW_DEFAULT, num_local_experts=m.moe.experts,
                    num_experts_per_tok=m.moe.top_k)
         out.update(_aux_loss(m.moe))
         return out
