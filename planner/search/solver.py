@@ -20,7 +20,7 @@ from planner.estimate import bands, memory
 from planner.estimate.pipeline_split import split_key, valid_pairs_mask
 from planner.estimate.evaluate import Context, evaluate_table, memory_verdict, result_row
 from planner.frameworks.rules import RULES, framework_mask, runtime_violations, unbuildable
-from planner.search.bound import search_bound, step_lower_bound  # noqa: F401 (step_lower_bound: tests/test_search.py)
+from planner.search.bound import search_bound
 from planner.search.rank import TIE, TIGHT_PENALTY, order, pareto_mask, preferred, ranking_rule
 from planner.search.cpsat import all_solutions
 from planner.search.cpsat import cp_model as cpsat_module
