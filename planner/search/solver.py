@@ -350,7 +350,17 @@ def _in_chunks(chunk, n: int) -> None:
 
 
 def _read_columns(fn, ctx) -> tuple[str, ...]:
-    """The plan columns `fn(ctx, table)` reads (found by running it on a one-row recording table)."""
+    """The plan columns `fn(ctx, table)` reads (found by running it on a one-row recording table),
+    found once per context and function (kept in ctx.__dict__, as functools.cached_property stores
+    on a frozen dataclass)."""
+    found = ctx.__dict__.setdefault("_read_columns", {})
+    if fn not in found:
+        found[fn] = _record_columns(fn, ctx)
+    return found[fn]
+
+
+def _record_columns(fn, ctx) -> tuple[str, ...]:
+    """_read_columns, uncached."""
     seen: set[str] = set()
 
     class Recorder(dict):
