@@ -361,17 +361,8 @@ def _read_columns(fn, ctx) -> tuple[str, ...]:
 
 def _record_columns(fn, ctx) -> tuple[str, ...]:
     """_read_columns, uncached."""
-    seen: set[str] = set()
-
-    class Recorder(dict):
-        def __getitem__(self, key):
-            seen.add(key)
-            return super().__getitem__(key)
-
     one = {k: np.ones(1, dtype=np.int64) for k in (*COLUMNS, *T.CATEGORICAL, "zero")}
-    with np.errstate(all="ignore"):  # the recording row's numbers mean nothing (e.g. a precision without a peak)
-        fn(ctx, Recorder({**one, "sp": np.zeros(1, dtype=bool)}))
-    return tuple(sorted(seen))
+    return tuple(sorted(T.read_keys(lambda r: fn(ctx, r), {**one, "sp": np.zeros(1, dtype=bool)})))
 
 
 def _groups(t: dict, cols: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
