@@ -422,9 +422,7 @@ def bounded_rows(t: dict, lb: np.ndarray, seq_len: int, keep: int, first: int, r
     place) to each chunk before it is evaluated: plans are taken in the order of the first bound, the
     stopping rule reads it for the plans not yet taken, and a plan the tighter bound puts below the
     threshold is skipped; every bound being valid, the plans kept are the same."""
-    tokens = T.wide(t["dp"]) * T.wide(t["mbs"]) * T.wide(t["ga"]) * seq_len
-    ub = tokens / lb
-    by_bound = np.argsort(-ub, kind="stable")
+    tokens, ub, by_bound = bound_order(t, lb, seq_len)
     done, parts, scores = 0, [], np.array([])
     chunk = max(first, 4 * keep)
     threshold = 0.0
@@ -459,6 +457,14 @@ def bounded_rows(t: dict, lb: np.ndarray, seq_len: int, keep: int, first: int, r
         rows, ev = np.concatenate([rows, more_rows]), _concat(ev, more)
     back = np.argsort(rows, kind="stable")  # table order: ties rank as in the full table
     return rows[back], _take_ev(ev, back)
+
+
+def bound_order(t: dict, lb: np.ndarray, seq_len: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(tokens per step, their upper bound of tokens/s: tokens / step lower bound `lb`, the rows
+    highest bound first, ties in table order), the order bounded_rows takes the plans in."""
+    tokens = T.wide(t["dp"]) * T.wide(t["mbs"]) * T.wide(t["ga"]) * seq_len
+    ub = tokens / lb
+    return tokens, ub, np.argsort(-ub, kind="stable")
 
 
 def _concat(a, b):
