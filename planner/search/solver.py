@@ -20,7 +20,7 @@ from planner.estimate import bands, memory
 from planner.estimate.pipeline_split import split_key, valid_pairs_mask
 from planner.estimate.evaluate import Context, evaluate_table, memory_verdict, result_row
 from planner.frameworks.rules import RULES, framework_mask, runtime_violations, unbuildable
-from planner.search.bound import search_bound
+from planner.search.bound import _changes, search_bound
 from planner.search.rank import TIE, TIGHT_PENALTY, order, pareto_mask, preferred, ranking_rule
 from planner.search.cpsat import all_solutions
 from planner.search.cpsat import cp_model as cpsat_module
@@ -284,9 +284,7 @@ def _shared_rows(ctx, t: dict, layout: np.ndarray) -> tuple[np.ndarray, np.ndarr
     plan is then checked to equal its representative in those columns; None (sort instead) if not."""
     n = T.size(t)
     ix = np.int32 if n < 2**31 else np.int64  # row indices (the largest searches: 4 bytes, not 8)
-    change = np.empty(n, dtype=bool)
-    change[0] = True
-    np.not_equal(layout[1:], layout[:-1], out=change[1:])
+    change = _changes(layout)
     starts = np.flatnonzero(change).astype(ix)  # first row of each layout's run of rows
     run = np.cumsum(change, dtype=ix) - 1  # the run of every row
     del change
