@@ -72,8 +72,7 @@ def _lower_bounds(ctx: Context, tables: list[dict], first: int) -> list[tuple[np
 def _first_rows(t: dict, lb: np.ndarray, seq_len: int, n: int) -> np.ndarray:
     """The `n` rows of highest bound (tokens per step / `lb`), in the order solver.bounded_rows takes
     them (a guess only decides which groups are computed early, never a bound)."""
-    ub = T.wide(t["dp"]) * T.wide(t["mbs"]) * T.wide(t["ga"]) * seq_len / lb
-    return np.argsort(-ub, kind="stable")[:n]
+    return solver.bound_order(t, lb, seq_len)[2][:n]
 
 
 def _shifted(refine: Callable, start: int) -> Callable:

@@ -232,7 +232,7 @@ def test_pruned_search_ranks_as_evaluating_every_plan(kw):
 def test_step_lower_bound_holds_for_every_plan(kw):
     """The bound the search prunes with is below the estimated step time of every valid plan."""
     from planner.estimate.evaluate import Context, evaluate_table
-    from planner.search.solver import step_lower_bound
+    from planner.search.bound import step_lower_bound
 
     sc = scenario(**kw)
     t, _ = candidate_table(sc)

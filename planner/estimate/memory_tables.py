@@ -127,19 +127,7 @@ def combine_stepless(s: dict, a: dict, f: dict) -> np.ndarray:
 
 def _read(ctx, fn, sample: dict) -> tuple[str, ...]:
     """The plan columns fn(ctx, table, stage) reads, on a recording one-row copy of `sample`."""
-    seen: set[str] = set()
-
-    class Recorder(dict):
-        def __getitem__(self, key):
-            seen.add(key)
-            return super().__getitem__(key)
-
-        def get(self, key, default=None):
-            seen.add(key)
-            return super().get(key, default)
-
-    with np.errstate(all="ignore"):
-        fn(ctx, Recorder(sample), np.zeros(1, dtype=np.int64))
+    seen = T.read_keys(lambda r: fn(ctx, r, np.zeros(1, dtype=np.int64)), sample)
     return tuple(k for k in (*LAYOUT_COLUMNS, *CATEGORY_COLUMNS) if k in seen)
 
 

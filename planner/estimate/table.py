@@ -72,3 +72,22 @@ def compact(v: np.ndarray) -> np.ndarray:
         if np.iinfo(dt).min <= lo and hi <= np.iinfo(dt).max:
             return v.astype(dt)
     return v
+
+
+def read_keys(call, sample: dict) -> set[str]:
+    """The columns of `sample` that call(table) reads (by [] or .get), found by running it on a
+    recording copy of `sample` (its numbers mean nothing: numpy's warnings silenced)."""
+    seen: set[str] = set()
+
+    class Recorder(dict):
+        def __getitem__(self, key):
+            seen.add(key)
+            return super().__getitem__(key)
+
+        def get(self, key, default=None):
+            seen.add(key)
+            return super().get(key, default)
+
+    with np.errstate(all="ignore"):
+        call(Recorder(sample))
+    return seen & set(sample)

@@ -152,11 +152,9 @@ def _groups_at_top_ga(ctx, t: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]
 def _ga_free_columns(ctx) -> tuple[str, ...]:
     """The columns stage_lower_bound reads other than ga (found once per context: solver._read_columns
     runs it on a recording row)."""
-    if "_stage_columns" not in ctx.__dict__:  # as functools.cached_property stores (a frozen dataclass)
-        from planner.search.solver import _read_columns
+    from planner.search.solver import _read_columns
 
-        ctx.__dict__["_stage_columns"] = tuple(k for k in _read_columns(stage_lower_bound, ctx) if k != "ga")
-    return ctx.__dict__["_stage_columns"]
+    return tuple(k for k in _read_columns(stage_lower_bound, ctx) if k != "ga")
 
 
 def _per_group(ctx, t: dict, fn, first: np.ndarray, ga_top: np.ndarray) -> np.ndarray:

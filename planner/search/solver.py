@@ -20,7 +20,7 @@ from planner.estimate import bands, memory
 from planner.estimate.pipeline_split import split_key, valid_pairs_mask
 from planner.estimate.evaluate import Context, evaluate_table, memory_verdict, result_row
 from planner.frameworks.rules import RULES, framework_mask, runtime_violations, unbuildable
-from planner.search.bound import search_bound, step_lower_bound  # noqa: F401 (step_lower_bound: tests/test_search.py)
+from planner.search.bound import _changes, search_bound
 from planner.search.rank import TIE, TIGHT_PENALTY, order, pareto_mask, preferred, ranking_rule
 from planner.search.cpsat import all_solutions
 from planner.search.cpsat import cp_model as cpsat_module
@@ -284,9 +284,7 @@ def _shared_rows(ctx, t: dict, layout: np.ndarray) -> tuple[np.ndarray, np.ndarr
     plan is then checked to equal its representative in those columns; None (sort instead) if not."""
     n = T.size(t)
     ix = np.int32 if n < 2**31 else np.int64  # row indices (the largest searches: 4 bytes, not 8)
-    change = np.empty(n, dtype=bool)
-    change[0] = True
-    np.not_equal(layout[1:], layout[:-1], out=change[1:])
+    change = _changes(layout)
     starts = np.flatnonzero(change).astype(ix)  # first row of each layout's run of rows
     run = np.cumsum(change, dtype=ix) - 1  # the run of every row
     del change
@@ -350,18 +348,19 @@ def _in_chunks(chunk, n: int) -> None:
 
 
 def _read_columns(fn, ctx) -> tuple[str, ...]:
-    """The plan columns `fn(ctx, table)` reads (found by running it on a one-row recording table)."""
-    seen: set[str] = set()
+    """The plan columns `fn(ctx, table)` reads (found by running it on a one-row recording table),
+    found once per context and function (kept in ctx.__dict__, as functools.cached_property stores
+    on a frozen dataclass)."""
+    found = ctx.__dict__.setdefault("_read_columns", {})
+    if fn not in found:
+        found[fn] = _record_columns(fn, ctx)
+    return found[fn]
 
-    class Recorder(dict):
-        def __getitem__(self, key):
-            seen.add(key)
-            return super().__getitem__(key)
 
+def _record_columns(fn, ctx) -> tuple[str, ...]:
+    """_read_columns, uncached."""
     one = {k: np.ones(1, dtype=np.int64) for k in (*COLUMNS, *T.CATEGORICAL, "zero")}
-    with np.errstate(all="ignore"):  # the recording row's numbers mean nothing (e.g. a precision without a peak)
-        fn(ctx, Recorder({**one, "sp": np.zeros(1, dtype=bool)}))
-    return tuple(sorted(seen))
+    return tuple(sorted(T.read_keys(lambda r: fn(ctx, r), {**one, "sp": np.zeros(1, dtype=bool)})))
 
 
 def _groups(t: dict, cols: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
@@ -421,9 +420,7 @@ def bounded_rows(t: dict, lb: np.ndarray, seq_len: int, keep: int, first: int, r
     place) to each chunk before it is evaluated: plans are taken in the order of the first bound, the
     stopping rule reads it for the plans not yet taken, and a plan the tighter bound puts below the
     threshold is skipped; every bound being valid, the plans kept are the same."""
-    tokens = T.wide(t["dp"]) * T.wide(t["mbs"]) * T.wide(t["ga"]) * seq_len
-    ub = tokens / lb
-    by_bound = np.argsort(-ub, kind="stable")
+    tokens, ub, by_bound = bound_order(t, lb, seq_len)
     done, parts, scores = 0, [], np.array([])
     chunk = max(first, 4 * keep)
     threshold = 0.0
@@ -458,6 +455,14 @@ def bounded_rows(t: dict, lb: np.ndarray, seq_len: int, keep: int, first: int, r
         rows, ev = np.concatenate([rows, more_rows]), _concat(ev, more)
     back = np.argsort(rows, kind="stable")  # table order: ties rank as in the full table
     return rows[back], _take_ev(ev, back)
+
+
+def bound_order(t: dict, lb: np.ndarray, seq_len: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(tokens per step, their upper bound of tokens/s: tokens / step lower bound `lb`, the rows
+    highest bound first, ties in table order), the order bounded_rows takes the plans in."""
+    tokens = T.wide(t["dp"]) * T.wide(t["mbs"]) * T.wide(t["ga"]) * seq_len
+    ub = tokens / lb
+    return tokens, ub, np.argsort(-ub, kind="stable")
 
 
 def _concat(a, b):
