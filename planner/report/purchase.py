@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import csv
 import io
-from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
-from planner.errors import InputError
 from planner.purchase import describe
 from planner.report.console import _money as money
 
