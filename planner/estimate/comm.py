@@ -287,7 +287,7 @@ def ep_overlap_runs(ep, pp, vpp, full_recompute, moe_recompute):
 
 def ep_overlap_allowed(ctx, t):
     """ep_overlap_runs for the Megatron plans of table t; elsewhere the plan runs without the overlap."""
-    mods = getattr(ctx.scenario.runtime, "recompute_modules", None) or ()
+    mods = ctx.scenario.runtime.recompute_modules or ()
     return (t["framework"] == MEG) & ep_overlap_runs(
         t["ep"], t["pp"], t["vpp"], t["recompute"] == 2, (t["recompute"] == 1) & ("moe" in mods))
 
@@ -348,7 +348,7 @@ def dp_comm(ctx, t, mem, fwd_mb_s, bwd_mb_s) -> dict:
     grad_bytes = np.where((t["precision"] == T.PRECISIONS.index("fp32"))
                           | ((t["framework"] != DS) & ~mfsdp), 4.0, 2.0)
     # runtime.grad_reduce_dtype (the memory model's gradient buffer) overrides the framework default
-    reduce = getattr(ctx.scenario.runtime, "grad_reduce_dtype", "auto")
+    reduce = ctx.scenario.runtime.grad_reduce_dtype
     if reduce != "auto":
         grad_bytes = np.where(t["precision"] == T.PRECISIONS.index("fp32"), 4.0, {"fp32": 4.0, "bf16": 2.0}[reduce])
     param_bytes = np.where(t["precision"] == 0, 4.0, 2.0)

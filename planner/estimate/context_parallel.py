@@ -53,7 +53,7 @@ TORCH_RING_KV_CAT_BYTES = 8.0
 def cp_method(ctx, t):
     """True where the row's ring exchange is an all-gather (runtime.cp_comm, 'auto' = the
     framework's default: torchtitan 'allgather', Megatron-Core and DeepSpeed 'p2p')."""
-    method = getattr(ctx.scenario.runtime, "cp_comm", "auto")
+    method = ctx.scenario.runtime.cp_comm
     if method == "auto":
         return t["framework"] == TT
     return np.full(T.size(t), method == "allgather")

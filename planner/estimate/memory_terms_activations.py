@@ -37,7 +37,7 @@ TE_LOGIT_BYTES = 2.0
 def te_cross_entropy(ctx, t):
     """Whether Megatron runs Transformer Engine's cross entropy (scenario `runtime.cross_entropy_impl`
     'te'; Megatron-Core's default cross_entropy_fusion_impl is 'native')."""
-    name = getattr(getattr(ctx.scenario, "runtime", None), "cross_entropy_impl", "auto")
+    name = ctx.scenario.runtime.cross_entropy_impl
     return (t["framework"] == MEG) & (name == "te")
 
 
@@ -49,7 +49,7 @@ def logit_bytes(ctx, t):
 
 def flash_attention(ctx) -> bool:
     """Whether the stack runs fused attention (scenario `runtime.flash_attention`, default true)."""
-    return bool(getattr(getattr(ctx.scenario, "runtime", None), "flash_attention", True))
+    return ctx.scenario.runtime.flash_attention
 
 
 def _mlp_bytes(m, ffn, tp, fused=True):
@@ -110,7 +110,7 @@ def moe_probs_in_activation(ctx, t):
     `runtime.moe_router_probs`; 'auto': Megatron, whose Megatron-Core >= 0.13 passes the permuted
     probabilities to the experts, experts.py `bias_act_func`, and un-permutes without them,
     token_dispatcher.py `combine_postprocess`), rather than at the combine step."""
-    name = getattr(getattr(ctx.scenario, "runtime", None), "moe_router_probs", "auto")
+    name = ctx.scenario.runtime.moe_router_probs
     if name == "auto":
         return t["framework"] == MEG
     return np.full(len(t["tp"]), name == "activation")
@@ -138,7 +138,7 @@ def saved_quantised_bytes(ctx) -> float:
     """Bytes per element of a linear input that Transformer Engine saves quantised for the weight
     gradient: 1 (FP8), 0.5 + 1/16 under runtime.fp8_recipe nvfp4 (its column-wise NVFP4 copy, E4M3 scale
     per 16 elements: compute.NVFP4_OPERAND_BYTES)."""
-    if getattr(getattr(ctx.scenario, "runtime", None), "fp8_recipe", "delayed") == "nvfp4":
+    if ctx.scenario.runtime.fp8_recipe == "nvfp4":
         from planner.estimate.compute import NVFP4_OPERAND_BYTES
 
         return NVFP4_OPERAND_BYTES
@@ -244,7 +244,7 @@ def layer_activation_bytes(ctx, t, flash: bool = True) -> dict:
     fp8_attn, fp8_mlp = np.where(te_fp8, fp8_attn, 0.0), np.where(te_fp8, fp8_mlp, 0.0)
     base = replicated / sp_div + qkv + fp8_attn
     kept = 2 * heads_local * d_v  # core-attention output: the out-projection needs it either way
-    compiled = bool(getattr(getattr(ctx.scenario, "runtime", None), "compile", False))
+    compiled = ctx.scenario.runtime.compile
     sac_attn, sac_mlp = torchtitan_sac_bytes(m, t, h, d_qk, d_v, heads_local, kv_local, tp, sp_div, compiled)
     titan = t["framework"] == TT
     fp8_moe = 0.0
@@ -287,7 +287,7 @@ def offloaded_layers(ctx, t, layers):
     """Layers whose saved activations Megatron's activation offloading copies to the host (all of
     them are there at the end of the forward pass): min(N, L - 1) where Megatron-Core allows it
     (pp = 1, no recompute; resident_layer_share), else 0."""
-    n = getattr(getattr(ctx.scenario, "runtime", None), "activation_offload_layers", 0) or 0
+    n = ctx.scenario.runtime.activation_offload_layers
     on = (t["framework"] == MEG) & (t["pp"] == 1) & (t["recompute"] == 0) & (n > 0)
     lps = np.maximum(layers, 1.0)
     return np.where(on, np.minimum(n, lps - 1), 0.0)

@@ -59,7 +59,7 @@ def expandable_segments(ctx, t):
     """Whether the run uses expandable segments (scenario `runtime.expandable_segments`; 'auto':
     torchtitan's run_train.sh sets PYTORCH_ALLOC_CONF=expandable_segments:True, the PyTorch default
     that DeepSpeed and Megatron-LM keep is off)."""
-    name = getattr(getattr(ctx.scenario, "runtime", None), "expandable_segments", "auto")
+    name = ctx.scenario.runtime.expandable_segments
     if name == "auto":
         return t["framework"] == TT
     return np.full(len(t["tp"]), bool(name))
@@ -102,7 +102,7 @@ def ds_bucket_bytes(ctx, t, local):
     contiguous reduce bucket; ZeRO-0: the all-reduce bucket. No bucket exceeds the GPU's parameters."""
     wb = COMPUTE_BYTES[t["precision"]]
     zero = t["zero"]
-    overlap = bool(getattr(getattr(ctx.scenario, "runtime", None), "dp_comm_overlap", True))
+    overlap = ctx.scenario.runtime.dp_comm_overlap
     bucket = np.minimum(DS_BUCKET_ELEMENTS, local) * wb
     zero12 = 2 * bucket * (DS_OVERLAP_BUCKET_FACTOR if overlap else 1.0)
     zero0 = np.minimum(DS_ALLREDUCE_BUCKET_ELEMENTS, local) * wb

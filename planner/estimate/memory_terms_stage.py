@@ -62,8 +62,7 @@ def stage_layers(ctx, t, stage):
 
 def split_key_of(ctx):
     """The scenario's Megatron split other than the planner's own (pipeline_split.split_key), or None."""
-    runtime = getattr(getattr(ctx, "scenario", None), "runtime", None)
-    return None if runtime is None else split_key(runtime)
+    return split_key(ctx.scenario.runtime)
 
 
 def _custom_tables(ctx, pp, vpp):

@@ -84,7 +84,7 @@ def fp8_weight_copy_bytes(ctx) -> float:
     MXFP8Quantizer): 2 + 2/32. Under NVFP4 (runtime.fp8_recipe nvfp4) TE keeps row-wise and column-wise
     NVFP4 data too (NVFP4BlockScaling docstring: both computed from the high-precision tensor), each 0.5
     byte per element plus an E4M3 scale per 16: 2 x compute.NVFP4_OPERAND_BYTES."""
-    recipe = getattr(getattr(ctx.scenario, "runtime", None), "fp8_recipe", "delayed")
+    recipe = ctx.scenario.runtime.fp8_recipe
     if recipe == "mxfp8":
         return 2.0 + 2.0 / 32
     if recipe == "nvfp4":
@@ -98,7 +98,7 @@ def quantised_param_bytes(ctx) -> float:
     """Bytes per GEMM weight kept as the parameter itself with a quantised parameter gather (Megatron
     --fp8-param-gather / --fp4-param-gather, runtime.fp8_param_gather): 1 (FP8), 0.5 + 1/16 under NVFP4
     (compute.NVFP4_OPERAND_BYTES)."""
-    if getattr(getattr(ctx.scenario, "runtime", None), "fp8_recipe", "delayed") == "nvfp4":
+    if ctx.scenario.runtime.fp8_recipe == "nvfp4":
         from planner.estimate.compute import NVFP4_OPERAND_BYTES
 
         return NVFP4_OPERAND_BYTES
@@ -113,7 +113,7 @@ def grad_buffer_bytes(ctx, t):
     when set (NeMo / Megatron-Bridge performance recipes: grad_reduce_in_fp32 = False); torchtitan the
     FSDP2 reduce dtype, fp32 by default (mixed_precision_reduce); DeepSpeed the model dtype unless
     data_types.grad_accum_dtype says fp32; Megatron-FSDP the compute dtype. fp32 plans keep fp32 gradients whatever is set."""
-    name = getattr(getattr(ctx.scenario, "runtime", None), "grad_reduce_dtype", "auto")
+    name = ctx.scenario.runtime.grad_reduce_dtype
     wb = COMPUTE_BYTES[t["precision"]]
     if name == "fp32":
         return np.full(len(wb), 4.0)
@@ -248,7 +248,7 @@ def model_state_parts(ctx, t, sp, stage) -> dict:
     grad_accum = np.where(tt & pipelined & (t["ga"] > 1), local * gb, 0.0)
     te_fp8 = meg & (prec == FP8)
     gemm_local = sp["gemm"] / tp + sp["expert"] / (ep * t["etp"])
-    fp8_params = te_fp8 & bool(getattr(getattr(ctx.scenario, "runtime", None), "fp8_param_gather", False))
+    fp8_params = te_fp8 & ctx.scenario.runtime.fp8_param_gather
     # --fp8-param-gather: the GEMM weights themselves are FP8 (1 byte; their fp32 master copy stays in
     # the optimizer), and only the transposed FP8 copy is cached beside them
     qb = quantised_param_bytes(ctx)
@@ -260,7 +260,7 @@ def model_state_parts(ctx, t, sp, stage) -> dict:
     # them (megatron_fsdp.py release hooks: fp8_discard_transpose_cache unless keep_fp8_transpose_cache);
     # what is live is counted with the gathered units (memory_terms_runtime.fsdp_prefetch_bytes). Kept,
     # the transposes cost 1 byte per parameter (Megatron-FSDP README, keep_fp8_transpose_cache).
-    keep_t = bool(getattr(getattr(ctx.scenario, "runtime", None), "keep_fp8_transpose_cache", False))
+    keep_t = ctx.scenario.runtime.keep_fp8_transpose_cache
     keep_t = keep_t and fp8_weight_copy_bytes(ctx) > 1.5
     fp8_copies = np.where(te_fp8 & (zero >= 3), gemm_local * (fp8_weight_copy_bytes(ctx) / 2 if keep_t else 0.0),
                           fp8_copies)

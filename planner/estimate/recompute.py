@@ -24,7 +24,7 @@ MODULE_MATMULS = {
 def recompute_modules(ctx) -> frozenset:
     """The modules Megatron's selective recompute covers (scenario `runtime.recompute_modules`;
     default ["core_attn"], Megatron-Core TransformerConfig.__post_init__)."""
-    mods = getattr(getattr(ctx.scenario, "runtime", None), "recompute_modules", None)
+    mods = ctx.scenario.runtime.recompute_modules
     return frozenset(DEFAULT_MODULES if mods is None else mods)
 
 
@@ -75,7 +75,7 @@ def full_recompute_share(ctx, t):
     checkpoint, and every other framework's full checkpointing): 1."""
     import numpy as np
 
-    n = getattr(getattr(ctx.scenario, "runtime", None), "recompute_num_layers", None)
+    n = ctx.scenario.runtime.recompute_num_layers
     ones = np.ones(len(t["pp"]))
     if n is None:
         return ones

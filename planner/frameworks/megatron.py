@@ -179,7 +179,7 @@ def _parallel_args(scenario, f: dict) -> list[str]:
     if scenario.model.moe:  # Megatron's default is tp; written out so a folded layout (etp = 1) is explicit
         out.append(f"--expert-tensor-parallel-size {f['etp']}")
         # the dispatcher the time model follows (runtime.moe_dispatcher; Megatron's flag default is allgather)
-        disp = getattr(rt, "moe_dispatcher", "alltoall")
+        disp = rt.moe_dispatcher
         if disp in ("deepep", "hybridep"):
             out += ["--moe-token-dispatcher-type flex", f"--moe-flex-dispatcher-backend {disp}"]
         else:
@@ -187,17 +187,16 @@ def _parallel_args(scenario, f: dict) -> list[str]:
         cap = scenario.model.moe.capacity_factor
         if cap is not None:
             out.append(f"--moe-expert-capacity-factor {cap!r}")
-            out += ["--moe-pad-expert-input-to-capacity"] if getattr(rt, "moe_pad_to_capacity", False) else []
-        mods = getattr(rt, "recompute_modules", None) or ()
+            out += ["--moe-pad-expert-input-to-capacity"] if rt.moe_pad_to_capacity else []
+        mods = rt.recompute_modules or ()
         if rt.ep_comm_overlap and ep_overlap_runs(f["ep"], f["pp"], f["vpp"], f["recompute"] == "full",
                                                   f["recompute"] == "selective" and "moe" in mods):
             out.append("--overlap-moe-expert-parallel-comm")
-    if f["cp"] > 1 and getattr(rt, "cp_comm", "auto") == "allgather":  # p2p is Megatron's default
+    if f["cp"] > 1 and rt.cp_comm == "allgather":  # p2p is Megatron's default
         out.append("--cp-comm-type allgather")
-    if getattr(rt, "pipeline_layout", None) is not None:  # the scenario's own layout, as given
+    if rt.pipeline_layout is not None:  # the scenario's own layout, as given
         out.append(f"--pipeline-model-parallel-layout {rt.pipeline_layout}")
-    elif getattr(rt, "account_for_embedding_in_pipeline_split", False) or \
-            getattr(rt, "account_for_loss_in_pipeline_split", False):
+    elif rt.account_for_embedding_in_pipeline_split or rt.account_for_loss_in_pipeline_split:
         out += ["--account-for-embedding-in-pipeline-split"] if rt.account_for_embedding_in_pipeline_split else []
         out += ["--account-for-loss-in-pipeline-split"] if rt.account_for_loss_in_pipeline_split else []
         out += [f"--num-virtual-stages-per-pipeline-rank {f['vpp']}"] if f["vpp"] > 1 else []
@@ -246,8 +245,8 @@ def _precision_args(scenario, precision: str) -> list[str]:
     """--bf16 / --fp16; fp8 plans: --fp8-format hybrid with runtime.fp8_recipe's --fp8-recipe, or the FP4
     flags (NVFP4_ARGS) under fp8_recipe nvfp4; runtime.fp8_param_gather adds --fp8-param-gather or
     --fp4-param-gather (the quantised weights the memory model counts)."""
-    recipe = getattr(scenario.runtime, "fp8_recipe", "delayed")
-    gather = precision == "fp8" and getattr(scenario.runtime, "fp8_param_gather", False)
+    recipe = scenario.runtime.fp8_recipe
+    gather = precision == "fp8" and scenario.runtime.fp8_param_gather
     if precision == "fp8" and recipe == "nvfp4":
         return NVFP4_ARGS + (["--fp4-param-gather"] if gather else [])
     return {"bf16": ["--bf16"], "fp16": ["--fp16"], "fp32": [],
@@ -270,18 +269,18 @@ def _training_args(scenario, f: dict) -> list[str]:
     out += _precision_args(scenario, f["precision"])
     if f["recompute"] == "selective":
         out.append("--recompute-granularity selective")
-        mods = getattr(scenario.runtime, "recompute_modules", None)
+        mods = scenario.runtime.recompute_modules
         if mods is not None:  # Megatron-Core >= 0.12 (default: core_attn)
             out.append("--recompute-modules " + " ".join(mods) if mods else "--recompute-modules")
     elif f["recompute"] == "full":
-        block = getattr(scenario.runtime, "recompute_num_layers", None)
+        block = scenario.runtime.recompute_num_layers
         out += ["--recompute-granularity full"] + (["--recompute-method uniform", "--recompute-num-layers 1"]
                                                    if block is None else
                                                    ["--recompute-method block", f"--recompute-num-layers {block}"])
-    offload = getattr(scenario.runtime, "activation_offload_layers", 0)
+    offload = scenario.runtime.activation_offload_layers
     if offload and f["pp"] == 1 and f["recompute"] == "none":  # Megatron-Core refuses it otherwise
         out.append(f"--cpu-offloading-num-layers {min(offload, scenario.model.layers - 1)}")
-    if getattr(scenario.runtime, "keep_fp8_transpose_cache", False) and f["zero"] >= 3 and f["precision"] == "fp8":
+    if scenario.runtime.keep_fp8_transpose_cache and f["zero"] >= 3 and f["precision"] == "fp8":
         out.append("--keep-fp8-transpose-cache")
     steps = common.train_steps(scenario, f)
     out += [f"--optimizer {opt}", f"--lr {common.LR}", f"--min-lr {common.LR * common.MIN_LR_RATIO:g}",

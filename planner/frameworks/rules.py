@@ -129,7 +129,7 @@ def framework_problems(plan, scenario=None, runtime=None) -> list[str]:
     t = T.from_plans([plan])
     out = []
     hits = [(fw, msg, bad(t)) for fw, msg, bad in RULES]
-    hits += runtime_violations(t, runtime if runtime is not None else getattr(scenario, "runtime", None))
+    hits += runtime_violations(t, runtime if runtime is not None or scenario is None else scenario.runtime)
     for fw, msg, hit in hits:
         if (fw is None or t["framework"][0] == fw) and bool(np.broadcast_to(hit, (1,))[0]):
             out.append(msg)

@@ -59,7 +59,7 @@ def _quantize(scenario, f: dict) -> tuple[dict, dict]:
     a result estimated under another runtime)."""
     from planner.frameworks.rules import TT_NO_NVFP4
 
-    recipe = getattr(scenario.runtime, "fp8_recipe", "delayed")
+    recipe = scenario.runtime.fp8_recipe
     if recipe == "nvfp4":
         raise InputError(f"runtime.fp8_recipe nvfp4: {TT_NO_NVFP4}", key="runtime.fp8_recipe")
     if recipe == "mxfp8":
