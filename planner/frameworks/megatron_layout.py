@@ -90,11 +90,12 @@ def layout_counts(text: str) -> list[int]:
     return [stage.count("t") for stage in parse_layout(text)]
 
 
-def layout_problems(a: dict, layers: int, pp: int) -> list[str]:
+def layout_problems(a: dict, layers: int, pp: int | None) -> list[str]:
     """Megatron's rules on parsed arguments that carry pipeline_model_parallel_layout: the stages are
-    a multiple of pp (interleaving, more than one per rank, needs pp > 1), one embedding first, one
-    loss last, every one of the num_layers transformer layers exactly once, MTP layers as
-    --mtp-num-layers says, and none of the pipeline-split arguments the layout replaces."""
+    a multiple of pp (interleaving, more than one per rank, needs pp > 1; not checked for pp None,
+    a layout given before any plan), one embedding first, one loss last, every one of the num_layers
+    transformer layers exactly once, MTP layers as --mtp-num-layers says, and none of the
+    pipeline-split arguments the layout replaces."""
     text = str(a["pipeline_model_parallel_layout"])
     out = [f"--{name.replace('_', '-')} cannot be combined with --pipeline-model-parallel-layout"
            for name in CLASHES if a.get(name) not in (None, False)]
@@ -102,7 +103,7 @@ def layout_problems(a: dict, layers: int, pp: int) -> list[str]:
         stages = parse_layout(text)
     except ValueError as exc:
         return out + [str(exc)]
-    if len(stages) % pp:
+    if pp is not None and len(stages) % pp:
         out.append(f"the layout's {len(stages)} virtual stages are not a multiple of pp ({pp})")
     elif pp == 1 and len(stages) > 1:
         out.append("a layout of several virtual stages (interleaving) needs pp > 1")

@@ -305,8 +305,7 @@ class Scenario(Strict):
                              "pipeline_split / account_for_loss_in_pipeline_split (Megatron refuses both)")
         from planner.frameworks.megatron_layout import layout_problems
 
-        problems = layout_problems({"pipeline_model_parallel_layout": rt.pipeline_layout}, self.model.layers, 1)
-        problems = [p for p in problems if "multiple of pp" not in p and "needs pp > 1" not in p]
+        problems = layout_problems({"pipeline_model_parallel_layout": rt.pipeline_layout}, self.model.layers, None)
         problems = [p + " (the planner does not model MTP layers)" if "MTP" in p else p for p in problems]
         if problems:
             raise ValueError(f"runtime.pipeline_layout {rt.pipeline_layout!r}: " + "; ".join(problems))
