@@ -107,7 +107,7 @@ def _moe(m, mt: str) -> dict:
         out.update({} if e.aux_loss_coef is None else {"aux_loss_alpha": e.aux_loss_coef})
     else:
         out.update(_aux_loss(e))
-    if mt == "mixtral":
+    if mt in ("mixtral", "gpt_oss"):  # both renormalise the top-k weights always (no norm_topk_prob key)
         out["num_local_experts"] = e.experts
         del out["norm_topk_prob"]
     elif mt in ("qwen2_moe", "qwen3_moe"):
@@ -148,7 +148,7 @@ def hf_config(m) -> dict:
         out["rms_norm_eps"] = m.norm_eps
     if not m.mla:
         out["head_dim"] = m.d_head
-    if mt in ("llama", "mistral", "qwen3", "qwen3_moe", "mixtral"):
+    if mt in ("llama", "mistral", "qwen3", "qwen3_moe", "mixtral", "gpt_oss"):
         out["attention_bias"] = m.linear_bias
     if mt == "llama":
         out["mlp_bias"] = m.linear_bias
@@ -158,11 +158,8 @@ def hf_config(m) -> dict:
         n_sw = m.sliding_window_layers or m.layers if m.sliding_window else 0
         kinds = ["sliding_attention" if n_sw == m.layers or i % 2 == 0 else "full_attention"
                  for i in range(m.layers)] if n_sw else ["full_attention"] * m.layers
-        out.update(attention_bias=m.linear_bias, swiglu_limit=m.swiglu_limit, layer_types=kinds,
-                   sliding_window=m.sliding_window or GPT_OSS_WINDOW_DEFAULT, num_local_experts=m.moe.experts,
-                   num_experts_per_tok=m.moe.top_k)
-        out.update(_aux_loss(m.moe))
-        return out
+        out.update(swiglu_limit=m.swiglu_limit, layer_types=kinds,
+                   sliding_window=m.sliding_window or GPT_OSS_WINDOW_DEFAULT)
     if m.moe:
         out.update(_moe(m, mt))
     if m.mla:

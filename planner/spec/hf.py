@@ -103,9 +103,10 @@ def _router(cfg: dict, mt: str) -> dict:
     """MoE router keys: score function, top-k renormalisation, routed scale, group-limited routing,
     load-balancing coefficient (HF scoring_func, norm_topk_prob, routed_scaling_factor, n_group /
     topk_group with topk_method group_limited_greedy or noaux_tc, router_aux_loss_coef / aux_loss_alpha).
-    Mixtral takes the softmax over its top-k logits: renormalised top-k weights."""
+    Mixtral and gpt-oss take the softmax over their top-k logits (HF GptOssTopKRouter): renormalised
+    top-k weights."""
     out = {"scoring": str(cfg.get("scoring_func") or "softmax"),
-           "norm_topk": True if mt == "mixtral" else _flag(cfg, "norm_topk_prob", False),
+           "norm_topk": True if mt in ("mixtral", "gpt_oss") else _flag(cfg, "norm_topk_prob", False),
            "routed_scale": cfg.get("routed_scaling_factor") or 1.0}
     coef = _aux_loss_coef(cfg)
     if coef is not None:
@@ -222,8 +223,7 @@ def _gpt_oss(cfg: dict, out: dict) -> dict:
     extra: dict[str, Any] = {
         "moe": {"experts": _get(cfg, "num_local_experts"),
                 "top_k": _get(cfg, "num_experts_per_tok", "experts_per_token"),
-                "expert_ffn_hidden": out["ffn_hidden"], "norm_topk": True,
-                **{k: v for k, v in _router(cfg, "gpt_oss").items() if k not in ("norm_topk",)}},
+                "expert_ffn_hidden": out["ffn_hidden"], **_router(cfg, "gpt_oss")},
         "linear_bias": _flag(cfg, "attention_bias", True),
         "attention_sinks": True,  # GptOssAttention.sinks: one learned logit per head, every layer
     }
