@@ -1,6 +1,6 @@
 """Every serving point before / after the measured NCCL collective times (planner.serve.nccl_measured).
 
-Before: the comm model everywhere (nccl_measured.USE_MEASURED = False). After: the TP all-reduce above each
+Before: the comm model everywhere (timing.comm_links(..., measured=False)). After: the TP all-reduce above each
 engine's NCCL floor and the attention-DP all-gather / reduce-scatter (TensorRT-LLM, vLLM) take NVIDIA's measured
 NCCL time at their message size on H100 / H200 / B200 8-GPU boards. Points: those of benchmarks/serving_accuracy.py.
 
@@ -10,7 +10,9 @@ NCCL time at their message size on H100 / H200 / B200 8-GPU boards. Points: thos
 from __future__ import annotations
 
 import sys
+from functools import partial
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 
@@ -23,6 +25,7 @@ import serving_accuracy as SA  # noqa: E402
 from planner import catalog  # noqa: E402
 from planner.serve import engines as E  # noqa: E402
 from planner.serve import nccl_measured as NM  # noqa: E402
+from planner.serve import timing  # noqa: E402
 
 REPORT = ROOT / "benchmarks" / "collective_size_results.md"
 
@@ -64,9 +67,9 @@ def mae(rows, sel=lambda r: True) -> str:
 
 
 def report() -> str:
-    NM.USE_MEASURED = False
-    before = SA.run()
-    NM.USE_MEASURED = True
+    # the evaluator builds its links with timing.comm_links: this run only, without the measured rows
+    with mock.patch.object(timing, "comm_links", partial(timing.comm_links, measured=False)):
+        before = SA.run()
     after = SA.run()
     lines = ["# Serving points before / after NVIDIA's measured NCCL times at the message size", "",
              "Rerun: `python benchmarks/collective_size_check.py` (docstrings: benchmarks/collective_size_check.py, "

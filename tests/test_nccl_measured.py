@@ -73,11 +73,8 @@ def test_cost_switches_to_the_table_above_the_floor():
 def test_switch_off_is_the_comm_model():
     node = catalog.node("dgx-b200")
     t = {"tp": np.array([4]), "engine": np.array([E.TRTLLM])}
-    NM.USE_MEASURED = False
-    try:
-        lk = T.comm_links(node, t)
-    finally:
-        NM.USE_MEASURED = True
+    lk = T.comm_links(node, t, measured=False)
+    assert np.isnan(lk["gather"][2]).all() and not np.isnan(T.comm_links(node, t)["gather"][2]).all()
     assert np.allclose(T._cost(lk["gather"], 64e6), lk["gather"][0] + 64e6 * lk["gather"][1])
 
 

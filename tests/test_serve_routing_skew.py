@@ -61,9 +61,9 @@ def test_attention_dp_moe_layers_all_gather_and_reduce_scatter():
     from planner.serve import timing as T
 
     f = model_facts(catalog.model("qwen3-235b-a22b"))
-    lk = {"gather": (1e-5, 1e-12)}  # 10 us + 1 ps per byte of the gathered buffer
+    lk = {"gather": (1e-5, 1e-12), "reduce_scatter": (1e-5, 1e-12)}  # 10 us + 1 ps per byte of the buffer
     names = E.WEIGHT_NAMES
-    hw = {"gather_bpe": T.moe_gather_bytes(names)}
+    hw = {"gather_bpe": T.moe_gather_bytes(names), "mnnvl": False}
     t = {"engine": np.array([E.TRTLLM, E.TRTLLM, E.TRTLLM, E.VLLM]),
          "wq": np.array([names.index(s) for s in ("fp8", "nvfp4", "fp8-block", "fp8")])}
     n = 4096.0
@@ -79,12 +79,12 @@ def test_mnnvl_nodes_keep_the_all_to_all_when_ep_exceeds_top_k():
     from planner.serve import timing as T
 
     f = model_facts(catalog.model("deepseek-v3"))
-    lk = {"gather": (1e-5, 1e-12), "all_to_all": (1e-5, 3e-12)}
+    lk = {"gather": (1e-5, 1e-12), "reduce_scatter": (1e-5, 1e-12), "all_to_all": (1e-5, 3e-12)}
     names = E.WEIGHT_NAMES
     t = {"engine": np.array([E.TRTLLM] * 3), "wq": np.array([names.index("nvfp4")] * 3), "tp": np.array([8, 16, 16]),
          "ep": np.array([8, 16, 16])}
     n = 8192.0
-    flat = T.attn_dp_moe_comm_s(f, t, lk, {"gather_bpe": T.moe_gather_bytes(names)}, n, 1)
+    flat = T.attn_dp_moe_comm_s(f, t, lk, {"gather_bpe": T.moe_gather_bytes(names), "mnnvl": False}, n, 1)
     nvl = T.attn_dp_moe_comm_s(f, t, lk, {"gather_bpe": T.moe_gather_bytes(names), "mnnvl": True}, n, 1)
     assert nvl[0] == flat[0]  # ep 8 <= top_k 8: all-gather even on MNNVL
     a2a = 2 * (1e-5 + 3e-12 * n * f.hidden * 2.0 * f.top_k / 16) * f.moe_layers / f.layers

@@ -26,9 +26,6 @@ import numpy as np
 from planner.catalog import catalog_file_text
 from planner.serve import engines as E
 
-# Switch for the before / after comparison (benchmarks/collective_size_check.py): False = the comm model only.
-USE_MEASURED = True
-
 # GPU catalog name -> system key of the measured table
 SYSTEMS = {"h100-sxm-80gb": "h100", "h200-sxm-141gb": "h200", "b200": "b200"}
 BOARD_GPUS = 8  # the tables were measured on 8-GPU NVSwitch boards (DGX / HGX)
@@ -70,13 +67,14 @@ def tables() -> dict:
     return {k: np.array([v[int(b)] for b in GRID]) for k, v in out.items() if len(v) == len(GRID)}
 
 
-def measured_table(node, op: str, group) -> np.ndarray:
+def measured_table(node, op: str, group, measured: bool = True) -> np.ndarray:
     """Measured seconds at the GRID sizes for each group size in `group` (array, one row per entry), NaN
     where no table applies: the node's GPU has no table, the node is not an 8-GPU NVSwitch board, or the
-    group size was not measured (1, 3, 5-7, or more than one board)."""
+    group size was not measured (1, 3, 5-7, or more than one board). measured False: NaN throughout, the
+    comm model everywhere (the 'before' of benchmarks/collective_size_check.py)."""
     group = np.atleast_1d(np.asarray(group))
     out = np.full((len(group), len(GRID)), np.nan)
-    if not USE_MEASURED:
+    if not measured:
         return out
     system = SYSTEMS.get(getattr(node.gpu, "name", None))
     board = node.gpus_per_node == BOARD_GPUS and node.scaleup_domain == BOARD_GPUS \

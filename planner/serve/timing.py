@@ -318,14 +318,14 @@ def activation_bytes_per_token(f, tp, ta, ep=None, imbalance=1.0):
     return ACT_BYTES * (2.0 * gemm_out + dispatch + 8.0 * f.hidden / np.where(ta == 1, tp, 1))
 
 
-def comm_links(node, t, hidden=None) -> dict:
+def comm_links(node, t, hidden=None, measured: bool = True) -> dict:
     """(latency s, seconds per byte) of each collective a serving step uses, per plan: the
     planner.estimate.comm costs are affine in the message size (latency + bytes / bandwidth on the
     slowest hop), so they are evaluated once per plan table instead of once per step size. The TP
     all-reduce and the attention-DP all-gather / reduce-scatter also carry NVIDIA's measured NCCL times
     per plan (planner.serve.nccl_measured.measured_table, NaN where none applies) and the message size
     above which the plan's engine runs them in NCCL (all_reduce_nccl_floor at the model's hidden size;
-    -inf: always, inf: never), used by _cost."""
+    -inf: always, inf: never), used by _cost. measured False: no measured rows (the comm model only)."""
     tp = t["tp"]
     big = 1e9
 
@@ -333,13 +333,13 @@ def comm_links(node, t, hidden=None) -> dict:
         a0 = fn(node, 0.0, size, stride)
         return a0, (fn(node, big, size, stride) - a0) / big
 
-    engine = t["engine"] if "engine" in t else np.full(np.shape(tp), E.TRTLLM)
+    engine = t["engine"]
     ar_floor = NM.all_reduce_nccl_floor(node, engine, tp, hidden)
     ag_floor = np.where(NM.gather_is_nccl(engine), -np.inf, np.inf)
-    return {"all_reduce": affine(comm.all_reduce_s, tp, 1) + (NM.measured_table(node, "all_reduce", tp), ar_floor),
+    return {"all_reduce": affine(comm.all_reduce_s, tp, 1) + (NM.measured_table(node, "all_reduce", tp, measured), ar_floor),
             "all_to_all": affine(comm.all_to_all_s, tp, 1), "p2p": affine(comm.gather_s, 2, tp),
-            "gather": affine(comm.gather_s, tp, 1) + (NM.measured_table(node, "all_gather", tp), ag_floor),
-            "reduce_scatter": affine(comm.gather_s, tp, 1) + (NM.measured_table(node, "reduce_scatter", tp), ag_floor)}
+            "gather": affine(comm.gather_s, tp, 1) + (NM.measured_table(node, "all_gather", tp, measured), ag_floor),
+            "reduce_scatter": affine(comm.gather_s, tp, 1) + (NM.measured_table(node, "reduce_scatter", tp, measured), ag_floor)}
 
 
 # Fixed time of the decode attention kernel per (sequence, KV head) and layer, besides its KV-cache read
@@ -401,12 +401,12 @@ def attn_dp_moe_comm_s(f, t, lk, hw, n, ls):
     (allgather_reducescatter) and SGLang's DP attention gather and scatter the same way, in bf16.
     Per stage: ls x (MoE layers / layers) x (gather + reduce-scatter) of the step's n tokens."""
     k = max(f.top_k, 1)
-    trt = t["engine"] == E.TRTLLM if "engine" in t else True
-    q = np.where(trt, hw["gather_bpe"][t["wq"]], ACT_BYTES) if "gather_bpe" in hw else ACT_BYTES
+    trt = t["engine"] == E.TRTLLM
+    q = np.where(trt, hw["gather_bpe"][t["wq"]], ACT_BYTES)
     gather = n * (f.hidden * q + MOE_GATHER_ROUTE_BYTES * k)
     scatter = n * f.hidden * ACT_BYTES
-    ag_rs = _cost(lk["gather"], gather) + _cost(lk.get("reduce_scatter", lk["gather"]), scatter)
-    if hw.get("mnnvl"):  # MNNVL all-to-all of the routed copies, there and back
+    ag_rs = _cost(lk["gather"], gather) + _cost(lk["reduce_scatter"], scatter)
+    if hw["mnnvl"]:  # MNNVL all-to-all of the routed copies, there and back
         a2a = 2.0 * _cost(lk["all_to_all"], n * f.hidden * ACT_BYTES * k / t["tp"])
         ag_rs = np.where(trt & (t["ep"] > k), a2a, ag_rs)
     return ls * f.moe_layers / f.layers * ag_rs
@@ -435,8 +435,8 @@ def stage_s(f, t, lk, hw, n_dec, n_pf, ctx_dec, ctx_pf):
     n = n_dec + n_pf
     imb = ep_rank_imbalance(f, n, t["ep"]) if f.experts else 1.0
     gemm = dense_linear_s(f, ls, n, n_dec, tp, ta, hw["lin_dense"][t["wq"]], bw, hw["bpe_dense"][t["wq"]]) \
-        + expert_linear_s(f, ls, n, tp, lin, bw, bpe, t["ep"], hw["dequant"][t["wq"]] if "dequant" in hw else 0.0,
-                          hw["weight_only"][t["wq"]] if "weight_only" in hw else None, imbalance=imb) \
+        + expert_linear_s(f, ls, n, tp, lin, bw, bpe, t["ep"], hw["dequant"][t["wq"]], hw["weight_only"][t["wq"]],
+                          imbalance=imb) \
         + moe_routing_s(f, ls, n)
     elementwise = n * ls * activation_bytes_per_token(f, tp, ta, t["ep"], imb) / bw
     full, sw = kv_bytes_per_token(f, t, hw["kvb"][t["kv"]])
@@ -446,7 +446,7 @@ def stage_s(f, t, lk, hw, n_dec, n_pf, ctx_dec, ctx_pf):
         if f.window else ctx_dec
     dec_flops = 2.0 * n_dec * ctx_d * f.attn_dim_decode * ls / tp
     pf_flops = 2.0 * n_pf * ctx_pf * f.attn_dim_prefill * ls / tp
-    dec_fps, pf_fps = attention_fps(f, attn_fps, hw.get("exp_per_flop", float("inf")))
+    dec_fps, pf_fps = attention_fps(f, attn_fps, hw["exp_per_flop"])
     attention = np.maximum(kv_read / bw, dec_flops / dec_fps) + pf_flops / pf_fps \
         + decode_attention_fixed_s(f, ls, n_dec / group, attn_tp(t))
     act = n * f.hidden * ACT_BYTES
