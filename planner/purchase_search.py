@@ -111,14 +111,11 @@ def _drive(ctx: Context, tables: list[dict], searches: dict[int, Iterator]) -> d
 
 def _candidates(scenario) -> tuple[dict, int]:
     """solver.candidate_table(scenario); when no layout satisfies the structural constraints (e.g. an
-    odd node count of a model with fewer layers than its prime factor), the empty table directly."""
+    odd node count of a model with fewer layers than its prime factor), the empty table (every
+    column of planner.estimate.table, no row) directly."""
     if len(solver.layouts(scenario)["tp"]):
         return solver.candidate_table(scenario)
-    empty = {k: np.zeros(0, dtype=np.int64) for k in (*solver.COLUMNS, *CATEGORIES)}
-    return {**empty, "sp": np.zeros(0, dtype=bool)}, 0
-
-
-CATEGORIES = ("framework", "precision", "zero", "offload", "offload_params", "recompute")  # candidate_table's
+    return T.from_plans([]), 0
 
 
 def prepare(scenarios: list, keep: int = 1, built: list | None = None) -> list[dict]:
