@@ -269,7 +269,7 @@ def report(rows: list[dict], files: list[Path]) -> str:
         peak = "-" if r["peak_gib"] is None else f"{r['peak_gib']:.1f} ({100 * r['mem_error']:+.1f}%)" \
             if r["mem_error"] is not None else f"{r['peak_gib']:.1f}"
         lines.append(f"| {r['id']} | {r['node']} | {r['published']:,.1f} | {pred} | {err} | {r['kind']} "
-                     f"| {r['assumed']} | {r['runtime']} | {gib} | {peak} | {r['bound']} |")
+                     f"| {r['assumed']} | {md_cell(r['runtime'])} | {gib} | {peak} | {r['bound']} |")
     return "\n".join(lines) + "\n"
 
 
@@ -323,6 +323,11 @@ def main(argv=None) -> int:
     error_bands.write_bands(json_path, bands)
     print(f"error bands: {bands}")
     return 0
+
+
+def md_cell(text: str) -> str:
+    """Text for a markdown table cell: '|' escaped (a pipeline layout holds it)."""
+    return text.replace("|", "\\|")
 
 
 def write_atomic(path: Path, text: str) -> None:

@@ -85,7 +85,8 @@ def model_of(run: dict, assumed: list[str]) -> ModelSpec:
     Nemotron (LayerNorm); a missing vocabulary comes from the catalog model of the same name. The
     run's model block may state `linear_bias`, `swiglu_limit`, `attention_sinks`, `rope_scaling` and
     `ffn_gate` (config.json values, e.g. gpt-oss's attention_bias, swiglu_limit, sinks and YaRN scaling;
-    a swiglu_limit without ffn_gate is read as gpt-oss's gate and listed among the assumptions)."""
+    a swiglu_limit without ffn_gate is read as gpt-oss's gate and listed among the assumptions), and
+    `mtp_layers` (the MTP modules the run trained, Megatron mtp_num_layers)."""
     m = run["model"]
     name = m["name"]
     low = name.lower()
@@ -118,6 +119,10 @@ def model_of(run: dict, assumed: list[str]) -> ModelSpec:
         kw["kv_heads"] = kw["head_dim"] = None
     if "qwen3" in low:
         kw["qk_norm"] = True
+    if m.get("mtp_layers"):
+        # the MTP modules the run trained (Megatron mtp_num_layers), where its source states them; a
+        # spec's `mtp_depth` (the architecture's, modern_runs.yaml) says nothing about the run's use of it
+        kw["mtp_layers"] = int(m["mtp_layers"])
     return ModelSpec.model_validate(kw)
 
 

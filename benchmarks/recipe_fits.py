@@ -40,10 +40,10 @@ NOT_EXPRESSIBLE = [
     "Qwen3 30B/235B): no GB300 in catalogs/gpus.yaml",
     "NVFP4 rows (25.11 parenthesised and later releases): no fp4 training precision in the plan",
     "MXFP8 rows are estimated as fp8 (per-tensor scaling); their 1-byte scale per 32 elements is not counted",
-    "DeepSeek-V3 with MTP (B200 25.11 and the 26.02 tables): the MTP layer is not modelled, so the recipes' layouts "
-    "(pipeline_model_parallel_layout, e.g. Et|(tt|)*30mL, and Megatron-Bridge set_deepseek_v3_pipeline_model_parallel_layout"
-    "'s MTP stage) cannot be given as runtime.pipeline_layout ('m' is refused); the 25.11 DeepSeek-V3 rows use the "
-    "planner's uniform split and no MTP, the 26.02 ones are left out",
+    "DeepSeek-V3 MTP: the rows whose source states it (25.11 B200 'w/ MTP', the 25.09 H100 layout Et|(tt|)*30mL, "
+    "the 26.02 recipes) train one MTP module (model.mtp_layers 1, the recipe layout with 'm'); the 25.09 GB200/B200 "
+    "rows do not state it (their Model TFLOP per token, 260, is that of the MTP rows) and keep the uniform split "
+    "without MTP (benchmarks/mtp_results.md)",
     "CUDA graphs (cuda_graph_impl / scope) are recorded in the run file but not modelled: their static memory "
     "pools are not counted",
     "Nemotron-H / Nemotron 3 (Mamba hybrids): no state-space layers in the model spec",
@@ -125,7 +125,7 @@ def report(rows: list[dict], paths: list[Path]) -> str:
         gib = "-" if r["gib"] is None else f"{r['gib']:.1f} / {r['capacity']:.1f}"
         pred = "-" if r["predicted"] is None else f"{r['predicted']:,.0f}"
         err = "-" if r["error"] is None else f"{100 * r['error']:+.1f}%"
-        lines.append(f"| {r['id']} | {r['release']} | {r['node']} | {r['plan']} | {r['runtime']} | {r['assumed']} "
+        lines.append(f"| {r['id']} | {r['release']} | {r['node']} | {r['plan']} | {accuracy.md_cell(r['runtime'])} | {r['assumed']} "
                      f"| {r['verdict']} | {gib} | {measured(r)} | {r['stage'] if r['stage'] is not None else '-'} "
                      f"| {'-' if r['published'] is None else format(r['published'], ',.0f')} | {pred} | {err} |")
     return "\n".join(lines) + "\n"

@@ -49,6 +49,9 @@ class ModelStats:
     top_k: int = 0
     experts: int = 0
     components: dict = field(default_factory=dict)
+    mtp_layers: int = 0
+    mtp_moe: bool = False
+    mtp_extra_per_layer: int = 0
 
     @property
     def params_total(self) -> int:
@@ -56,7 +59,13 @@ class ModelStats:
 
     @property
     def routed_total(self) -> int:
-        return self.routed_experts_per_moe_layer * self.moe_layers
+        """Routed-expert parameters of the decoder's MoE layers and of the MTP modules' MoE layers."""
+        return self.routed_experts_per_moe_layer * (self.moe_layers + self.mtp_layers * self.mtp_moe)
+
+    @property
+    def mtp_per_layer(self) -> int:
+        """Parameters of one MTP module of its own (mtp_params)."""
+        return self.components.get("mtp", 0) // self.mtp_layers if self.mtp_layers else 0
 
     @property
     def params_active(self) -> int:
@@ -108,6 +117,23 @@ def mlp_params(m: ModelSpec, ffn: int, bias: bool | None = None) -> int:
     return p
 
 
+def mtp_extra_params(m: ModelSpec) -> int:
+    """What one MTP module holds besides its transformer layer: enorm and hnorm (the embedding's and
+    the hidden state's norms), eh_proj (2h -> h, no bias) and its own final norm before the shared
+    output head: 3 norms + 2h^2 (Megatron-Core MultiTokenPredictionLayer.__init__; DeepSeek-V3
+    README_WEIGHTS.md: enorm, hnorm, eh_proj, shared_head.norm)."""
+    return 3 * norm_params(m) + 2 * m.hidden * m.hidden
+
+
+def mtp_checkpoint_params(m: ModelSpec) -> int:
+    """Parameters the released checkpoint stores for the MTP modules: each module's own (model_stats
+    component 'mtp') plus a copy of the word embedding (embed_tokens) and of the output head
+    (shared_head.head) per module. Trained, they are the model's: Megatron-Core and DeepSeek share them
+    (README_WEIGHTS.md: "11.5B unique parameters (excluding the shared 0.9B Embedding and 0.9B output
+    Head)"); the Hugging Face total of 685B counts the copies."""
+    return model_stats(m).components.get("mtp", 0) + m.mtp_layers * (m.vocab * m.hidden * 2)
+
+
 def model_stats(m: ModelSpec) -> ModelStats:
     h = m.hidden
     emb = m.vocab * h + (m.max_seq_len * h if m.position == "learned" else 0)
@@ -137,12 +163,18 @@ def model_stats(m: ModelSpec) -> ModelStats:
         "shared_experts": shared * moe_layers,
         "lm_head": head,
     }
+    mtp_moe = m.mtp_moe
+    if m.mtp_layers:
+        # one transformer layer of the decoder's last kind per module, plus its norms and eh_proj
+        layer = attn + norms + (router + routed + shared if mtp_moe else dense_mlp)
+        components["mtp"] = m.mtp_layers * (layer + mtp_extra_params(m))
     return ModelStats(
         name=m.name, embedding=emb, lm_head=head, final_norm=norm_params(m), attention_per_layer=attn,
         norms_per_layer=norms, dense_mlp_per_layer=dense_mlp, router_per_moe_layer=router,
         routed_experts_per_moe_layer=routed, shared_experts_per_moe_layer=shared,
         dense_layers=dense_layers, moe_layers=moe_layers,
         top_k=m.moe.top_k if m.moe else 0, experts=m.moe.experts if m.moe else 0, components=components,
+        mtp_layers=m.mtp_layers, mtp_moe=mtp_moe, mtp_extra_per_layer=mtp_extra_params(m) if m.mtp_layers else 0,
     )
 
 
@@ -184,20 +216,32 @@ def attention_dims(m: ModelSpec) -> tuple[int, int]:
 
 
 def attention_flops_per_token(m: ModelSpec, seq_len: int, causal: bool = True) -> float:
-    """Forward FLOPs of scores (QK^T) and context (AV) per token, summed over layers:
-    2 * s * H * (d_qk + d_v) per layer, halved under a causal mask."""
+    """Forward FLOPs of scores (QK^T) and context (AV) per token, summed over layers (the MTP
+    modules' layers included): 2 * s * H * (d_qk + d_v) per layer, halved under a causal mask."""
     d_qk, d_v = attention_dims(m)
-    full = 2.0 * seq_len * m.heads * (d_qk + d_v) * m.layers
+    full = 2.0 * seq_len * m.heads * (d_qk + d_v) * (m.layers + m.mtp_layers)
     return full / 2 if causal else full
 
 
+def mtp_matmul_flops_per_token(m: ModelSpec) -> float:
+    """Forward FLOPs per token of the MTP modules' weight matmuls: per module its transformer layer
+    (the decoder's last kind), eh_proj (2 x 2h x h) and one more pass through the shared output
+    head (2 x vocab x h). Megatron-LM training.py num_floating_point_operations counts the same:
+    the MTP layers as decoder layers, `2 * hidden * hidden` for eh_proj and the logits x (mtp + 1)."""
+    if not m.mtp_layers:
+        return 0.0
+    layer = sum(2.0 * x.k * x.n * x.per_token for x in layer_matmuls(m, m.mtp_moe))
+    return m.mtp_layers * (layer + 2.0 * 2 * m.hidden * m.hidden + 2.0 * m.vocab * m.hidden)
+
+
 def matmul_flops_per_token(m: ModelSpec) -> float:
-    """Forward FLOPs of the weight matmuls per token (2 per active weight, LM head included)."""
+    """Forward FLOPs of the weight matmuls per token (2 per active weight, LM head included; the
+    MTP modules' too, mtp_matmul_flops_per_token)."""
     total = 0.0
     for moe_layer, count in ((False, model_stats(m).dense_layers), (True, model_stats(m).moe_layers)):
         if count:
             total += count * sum(2.0 * x.k * x.n * x.per_token for x in layer_matmuls(m, moe_layer))
-    return total + 2.0 * m.vocab * m.hidden
+    return total + 2.0 * m.vocab * m.hidden + mtp_matmul_flops_per_token(m)
 
 
 def flops_per_token(m: ModelSpec, seq_len: int, causal: bool = True) -> dict:

@@ -161,7 +161,9 @@ def split_notes(scenario, f: dict) -> list[str]:
         return ["", "Pipeline split set by the scenario (runtime." + ("pipeline_layout" if key[0] == "layout"
                 else "account_for_*_in_pipeline_split") + "): decoder layers per virtual stage in chunk order "
                 "(stage = vp stage x pp + rank; the embedding on the first, the loss on the last):",
-                "  " + " ".join(map(str, counts or ()))]
+                "  " + " ".join(map(str, counts or ()))] + (
+                    [f"  plus {scenario.model.mtp_layers} MTP layer(s) where the layout writes 'm' (or on the last "
+                     "stage)"] if scenario.model.mtp_layers else [])
     if not common.uneven_split(scenario, f):
         return []
     lines = common.split_lines(scenario.model.layers, f["pp"], f["vpp"])

@@ -43,9 +43,15 @@ def test_catalog_counts_match_model_cards(name, spec):
 
 @pytest.mark.parametrize("path", sorted(HF.glob("*.json")), ids=lambda p: p.stem)
 def test_hf_config_gives_the_published_count(path):
-    spec = ModelSpec.model_validate(model_from_hf(json.loads(path.read_text()), name=path.stem))
-    assert model_stats(spec).params_total == PUBLISHED[path.stem]
-    assert spec == catalog.model(path.stem).model_copy(update={"name": path.stem, "source": None, "notes": None})
+    """The main model's count (the MTP modules a config.json declares, num_nextn_predict_layers, are
+    counted apart: test_mtp.py); the catalog entry is the main model."""
+    cfg = json.loads(path.read_text())
+    spec = ModelSpec.model_validate(model_from_hf(cfg, name=path.stem))
+    st = model_stats(spec)
+    assert spec.mtp_layers == cfg.get("num_nextn_predict_layers", 0)
+    assert st.params_total - st.components.get("mtp", 0) == PUBLISHED[path.stem]
+    assert spec.model_copy(update={"mtp_layers": 0}) == \
+        catalog.model(path.stem).model_copy(update={"name": path.stem, "source": None, "notes": None})
 
 
 def test_active_parameters_of_moe_models():

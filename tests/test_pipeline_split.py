@@ -103,7 +103,7 @@ def _scenario_file(tmp_path, model, runtime_yaml, nodes=8):
     ("  pipeline_layout: 'tE|t*60L'\n", "tp=8,pp=2", "runtime.pipeline_layout"),            # E not first
     ("  pipeline_layout: 'Et*99999999999|L'\n", "tp=8,pp=2", "unrolls to"),               # runaway repeat
     ("  pipeline_layout: 'E(t|)*99999999999L'\n", "tp=8,pp=2", "unrolls to"),
-    ("  pipeline_layout: 'Et|(tt|)*30mL'\n", "tp=8,pp=16", "does not model MTP"),         # MTP layer
+    ("  pipeline_layout: 'Et|(tt|)*30mL'\n", "tp=8,pp=16", "model.mtp_layers is 0"),      # MTP layer, none in the model
     ("  pipeline_layout: " + repr(DOC_LAYOUT) + "\n  account_for_loss_in_pipeline_split: true\n", "tp=8,pp=16",
      "runtime.pipeline_layout"),                                                           # clash
     ("  pipeline_layout: " + repr(DOC_LAYOUT) + "\n", "tp=4,pp=8,vpp=2", "runtime.pipeline_layout has 32"),

@@ -616,16 +616,40 @@ def layer_costs(ctx, t) -> dict:
         out["attn_fwd"], out["attn_bwd"] = unfused_attention_s(ctx, t, half_fps, hbm)
     out["core_attn_rc"] = 1.0 if "core_attn" in recompute.recompute_modules(ctx) else 0.0
     out["full_rc_share"] = recompute.full_recompute_share(ctx, t)  # Megatron --recompute-method block
-    # LM head and loss (bf16 even in FP8 recipes); the embedding lookup is negligible.
-    out["head"] = gemm_s(tokens, ctx.model.hidden, ctx.model.vocab / t["tp"], half_fps, hbm) \
-        + tokens * 10.0 * ctx.model.vocab / t["tp"] / hbm  # loss: bf16 logits read, fp32 written and read (2+4+4 B)
+    # LM head and loss (bf16 even in FP8 recipes); the embedding lookup is negligible. Each MTP module
+    # runs the shared output layer and the loss once more on the stage that holds the loss
+    # (Megatron-Core process_mtp_loss, called in GPTModel._postprocess where post_process is set).
+    out["head"] = (1 + ctx.model.mtp_layers) * (
+        gemm_s(tokens, ctx.model.hidden, ctx.model.vocab / t["tp"], half_fps, hbm)
+        + tokens * 10.0 * ctx.model.vocab / t["tp"] / hbm)  # loss: bf16 logits read, fp32 written and read (2+4+4 B)
+    out["mtp_extra"] = mtp_extra_fwd_s(ctx, t, tokens, linear_fps, hbm) if ctx.model.mtp_layers else 0.0
     return out
 
 
-def stage_compute(t, unit: dict, dense, moe, stage: str) -> dict:
+# Elementwise bytes per token and hidden unit of one MTP module outside its transformer layer, forward:
+# enorm and hnorm each read h and write h (bf16), the concatenation reads 2h and writes 2h, and its own
+# final norm reads h and writes h: 2*2 + 2*2 + 2*2 = 12 bytes (Megatron-Core
+# MultiTokenPredictionLayer._concat_embeddings and _postprocess).
+MTP_ELEMENTWISE_BYTES_PER_HIDDEN = 12.0
+
+
+def mtp_extra_fwd_s(ctx, t, tokens, linear_fps, hbm):
+    """Forward seconds of one MTP module outside its transformer layer on the stage that holds it:
+    eh_proj, a column-parallel (tokens x 2h) @ (2h x h/tp) GEMM run in the FP8 context, and the norms
+    and concatenation (MTP_ELEMENTWISE_BYTES_PER_HIDDEN). Backward is twice the forward as for the
+    layers (stage_compute)."""
+    h = ctx.model.hidden
+    low = NVFP4_OPERAND_BYTES if ctx.scenario.runtime.fp8_recipe == "nvfp4" else 1.0
+    elem = np.where(t["precision"] == 3, low, np.where(t["precision"] == 0, 4.0, 2.0))
+    return gemm_s(tokens, 2 * h, h / t["tp"], linear_fps, hbm, elem) \
+        + tokens * MTP_ELEMENTWISE_BYTES_PER_HIDDEN * h / hbm
+
+
+def stage_compute(t, unit: dict, dense, moe, stage: str, mtp=0.0) -> dict:
     """Forward, backward and recompute seconds of one micro-batch on a stage holding `dense` and
-    `moe` layers (the output layer on the last stage, or on the only one)."""
-    fwd = dense * unit["dense_fwd"] + moe * unit["moe_fwd"]
+    `moe` layers (the output layer on the last stage, or on the only one) and `mtp` MTP modules
+    (their transformer layers among `dense` / `moe`; eh_proj and norms here: unit['mtp_extra'])."""
+    fwd = dense * unit["dense_fwd"] + moe * unit["moe_fwd"] + mtp * unit.get("mtp_extra", 0.0)
     lps = dense + moe
     sync = moe * unit.get("moe_sync", 0.0)  # forward only, not recomputed (host.moe_sync_exposed_s)
     attn_fwd, attn_bwd = lps * unit["attn_fwd"], lps * unit["attn_bwd"]
@@ -656,5 +680,7 @@ def stage_compute(t, unit: dict, dense, moe, stage: str) -> dict:
 
 def microbatch_compute(ctx, t, stage: str) -> dict:
     """Forward, backward and recompute seconds of one micro-batch on the 'first' or 'last' stage."""
+    from planner.estimate.memory_terms_stage import stage_mtp
+
     _, dense, moe = stage_layers(ctx, t, stage)
-    return stage_compute(t, layer_costs(ctx, t), dense, moe, stage)
+    return stage_compute(t, layer_costs(ctx, t), dense, moe, stage, stage_mtp(ctx, t, stage))

@@ -205,8 +205,10 @@ def rank_stage_time(ctx: Context, t: dict, unit: dict, unit_comm: dict, rank, st
     """(stage seconds, compute parts, communication parts) of one micro-batch on pipeline rank `rank`
     ('first', 'last' or ranks per plan; `stage` says whether it holds the output layer: 'last'), from
     the per-layer costs `unit` (compute.layer_costs) and `unit_comm` (comm.layer_comm)."""
+    from planner.estimate.memory_terms_stage import stage_mtp
+
     _, dense, moe = memory.stage_layers(ctx, t, rank)
-    c = compute.stage_compute(t, unit, dense, moe, stage)
+    c = compute.stage_compute(t, unit, dense, moe, stage, stage_mtp(ctx, t, rank))
     cm = comm.stage_comm(unit_comm, dense, moe)
     cm["pp_comm"] = cm["pp_comm"] * pipeline.interleave_p2p_factor(t)
     cm["tp_comm"] = comm.tp_exposed_s(ctx, t, cm["tp_comm"], c["layer_matmul_fwd"], cm["tp_fwd"])

@@ -293,6 +293,12 @@ def offloaded_layers(ctx, t, layers):
     return np.where(on, np.minimum(n, lps - 1), 0.0)
 
 
+# Hidden-size tensors one MTP module keeps per token besides its transformer layer: enorm's input (the
+# embedding output), hnorm's input (the decoder output) and eh_proj's input (their concatenation, 2h)
+# (Megatron-Core multi_token_prediction.py MultiTokenPredictionLayer._concat_embeddings).
+MTP_SAVED_HIDDEN = 4
+
+
 def activation_parts(ctx, t, stage, per_layer: dict, sp: dict) -> dict:
     """Activation bytes of the stage, by part:
       layers: stored per-layer activations x the stage's layers x micro-batches in flight
@@ -312,8 +318,13 @@ def activation_parts(ctx, t, stage, per_layer: dict, sp: dict) -> dict:
       embedding: the embedding's dropout mask per micro-batch in flight (Korthikanti Sec. 4.3; its
         output is the first layer's stored input, counted there);
       logits_loss: last stage, one micro-batch: logit_bytes x vocab / tp per token plus the final
-        norm's input and the output layer's input (2h + 2h, split by SP); under activation offloading
-        only its part above one layer (resident_layer_share)."""
+        norm's input and the output layer's input (2h + 2h, split by SP), once for the model and once
+        per MTP module (Megatron-Core process_mtp_loss runs the shared output layer and the loss on
+        each MTP output; all are kept for the backward); under activation offloading only its part
+        above one layer (resident_layer_share).
+    MTP modules (sp["mtp"]): their transformer layers are among the stage's layers; each also keeps
+      the inputs of enorm and hnorm and of eh_proj (h + h + 2h bf16 per token, split by SP:
+      MultiTokenPredictionLayer._concat_embeddings) per micro-batch in flight, counted in `layers`."""
     m, rc, pp = ctx.model, t["recompute"], t["pp"]
     tp = t["tp"].astype(float)
     sp_div = np.where(t["sp"], tp, 1.0)
@@ -331,6 +342,7 @@ def activation_parts(ctx, t, stage, per_layer: dict, sp: dict) -> dict:
 
     resident = resident_layer_share(ctx, t, sp["layers"])
     stored = (sp["dense"] * pick("dense") + sp["moe"] * pick("moe")) * in_flight * resident
+    mtp_inputs = sp.get("mtp", 0.0) * MTP_SAVED_HIDDEN * 2.0 * m.hidden / sp_div * tokens * in_flight
     # Expert ranks receive tokens * top_k * etp / tp routed copies (the tp ranks' sequence shards,
     # gathered over etp): 1 with the default etp = tp, 1/tp with experts folded over tp (etp = 1).
     fold = t["etp"] / tp
@@ -349,7 +361,7 @@ def activation_parts(ctx, t, stage, per_layer: dict, sp: dict) -> dict:
                            np.where(sp["moe"] > 0, per_layer["moe"]["none"] - per_layer["moe"]["selective"], 0.0))
     recompute = np.where(rc == 2, biggest, np.where((rc == 1) & (t["framework"] == TT), sac_extra, 0.0))
     embedding = (1.0 if m.dropout else 0.0) * m.hidden / sp_div * tokens * in_flight
-    logits = tokens * (logit_bytes(ctx, t) * m.vocab / tp + 4 * m.hidden / sp_div)
+    logits = (1 + m.mtp_layers) * tokens * (logit_bytes(ctx, t) * m.vocab / tp + 4 * m.hidden / sp_div)
     # with activation offloading the one offloaded layer in flight (counted in `layers`) and the loss
     # do not coexist (resident_layer_share)
     one_layer = np.where(resident < 1.0, stored / resident / np.maximum(sp["layers"], 1.0), 0.0)
@@ -362,7 +374,7 @@ def activation_parts(ctx, t, stage, per_layer: dict, sp: dict) -> dict:
     recompute_part = np.where(holds_last, np.maximum(0.0, recompute - logits), recompute)
     ring = np.where(holds_last, np.maximum(0.0, at_attention - logits), at_attention) - recompute_part
     return {
-        "activations.layers": stored - dispatch,
+        "activations.layers": stored - dispatch + mtp_inputs,
         "activations.moe_dispatch_combine": dispatch,
         "activations.recompute_layer": recompute_part,
         "activations.cp_ring_buffers": ring,

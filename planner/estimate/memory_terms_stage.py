@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from planner.estimate.pipeline_split import rank_layers, split_key
+from planner.estimate.pipeline_split import rank_layers, rank_mtp, split_key
 
 
 def _chunk_layers(ctx, t):
@@ -40,7 +40,8 @@ def pipeline_rank(t, stage):
 
 
 def stage_layers(ctx, t, stage):
-    """(layers, dense layers, MoE layers) of a pipeline rank ('first', 'last' or ranks).
+    """(layers, dense layers, MoE layers) of a pipeline rank ('first', 'last' or ranks), the transformer
+    layers of the MTP modules it holds included (stage_mtp; each of the decoder's last layer kind).
 
     Rank r holds virtual chunks r, r+pp, ..., r+(vpp-1)pp (Narayanan et al. 2021, Sec. 2.2.2); with an
     uneven split the first `extra` chunks take one more layer, so rank r holds vpp*base plus the
@@ -50,14 +51,43 @@ def stage_layers(ctx, t, stage):
     rank = pipeline_rank(t, stage)
     pp, vpp = t["pp"], t["vpp"]
     if split_key_of(ctx) is not None:
-        return _custom_split_layers(ctx, t, rank)
-    if np.ndim(pp) == 1 and len(pp) >= LOOKUP_ROWS:
+        lps, dense, moe = _custom_split_layers(ctx, t, rank)
+    elif np.ndim(pp) == 1 and len(pp) >= LOOKUP_ROWS:
         top_pp, top_vpp = int(pp.max()), int(vpp.max())
         lps, dense = _layer_table(ctx, top_pp, top_vpp)
         at = ((pp - 1) * top_vpp + (vpp - 1)) * top_pp + rank
         lps, dense = lps[at], dense[at]
-        return lps, dense, lps - dense
-    return _stage_layers_rows(ctx, t, rank)
+        lps, dense, moe = lps, dense, lps - dense
+    else:
+        lps, dense, moe = _stage_layers_rows(ctx, t, rank)
+    if not ctx.model.mtp_layers:
+        return lps, dense, moe
+    mtp = stage_mtp(ctx, t, rank)
+    return lps + mtp, dense + (0.0 if ctx.model.mtp_moe else mtp), moe + (mtp if ctx.model.mtp_moe else 0.0)
+
+
+def stage_mtp(ctx, t, stage):
+    """MTP modules (model.mtp_layers) on a pipeline rank per plan: where runtime.pipeline_layout puts
+    its 'm' symbols, else all on the last rank (pipeline_split.rank_mtp; Megatron-Core
+    mtp_on_this_rank)."""
+    rank = pipeline_rank(t, stage)
+    n = ctx.model.mtp_layers
+    if not n:
+        return np.zeros(np.shape(t["pp"]))
+    key = split_key_of(ctx)
+    if key is None or key[0] != "layout":
+        return np.where(rank == t["pp"] - 1, float(n), 0.0)
+    # one per-rank table per distinct (pp, vpp) pair, read by each plan's row and rank
+    pp, vpp = np.asarray(t["pp"], dtype=np.int64), np.asarray(t["vpp"], dtype=np.int64)
+    width = int(pp.max()) if pp.size else 1
+    code = pp * (int(vpp.max()) + 1 if vpp.size else 1) + vpp
+    _, first, inverse = np.unique(code.ravel(), return_index=True, return_inverse=True)
+    tables = np.zeros((len(first), width))
+    for j, i in enumerate(first):
+        a = int(pp.ravel()[i])
+        tables[j, :a] = rank_mtp(key, n, a, int(vpp.ravel()[i]))
+    at = np.broadcast_to(np.asarray(rank, dtype=np.int64), np.shape(pp)).ravel()
+    return tables[inverse.ravel(), np.clip(at, 0, width - 1)].reshape(np.shape(pp))
 
 
 def split_key_of(ctx):
@@ -81,8 +111,9 @@ def _custom_tables(ctx, pp, vpp):
         a, b = int(pp.ravel()[i]), int(vpp.ravel()[i])
         lps, dn = rank_layers(key, ctx.model.layers, st.dense_layers if st.moe_layers else 0, a, b)
         layers[j, :a], dense[j, :a] = lps, dn
-        if a >= 3:  # most layers, then most MoE layers, then the lowest rank
-            score = np.nan_to_num(lps * (ctx.model.layers + 1.0) + (lps - dn), nan=-1.0)[1:a - 1]
+        if a >= 3:  # most layers (a layout's MTP layers too), then most MoE layers, then the lowest rank
+            held = lps + (rank_mtp(key, ctx.model.mtp_layers, a, b) if np.all(np.isfinite(lps)) else 0.0)
+            score = np.nan_to_num(held * (ctx.model.layers + 1.0) + (lps - dn), nan=-1.0)[1:a - 1]
             heavy[j] = 1 + int(np.argmax(score))
     inverse = inverse.reshape(np.shape(pp))
     return layers.ravel(), dense.ravel(), inverse * width, heavy[inverse]
@@ -150,7 +181,13 @@ def stage_params(ctx, t, stage) -> dict:
     expert: the routed experts of its MoE layers.
     gemm: the weights of its layers' matrix multiplications, which Transformer Engine runs in FP8
       (attention and MLP projections, shared and routed experts; not norms, routers or the embedding).
-    norms: its norm weights (vectors)."""
+    norms: its norm weights (vectors).
+    MTP modules on the stage (stage_mtp): their transformer layers are among its layers; each adds
+      eh_proj (a GEMM weight, run in the FP8 context: MultiTokenPredictionLayer._proj_and_transformer_layer)
+      and three norms, and a rank other than the first builds its own copy of the embedding for them
+      (GPTModel: `if self.pre_process or self.mtp_process`), its gradient all-reduced with the first
+      rank's like a tied output weight (finalize_model_grads._allreduce_word_embedding_grads); on the last
+      rank of a tied model the one copy serves as both (GPTModel.shared_embedding_or_output_weight)."""
     st, pp, m = ctx.stats, t["pp"], ctx.model
     lps, dense, moe = stage_layers(ctx, t, stage)
     layer = lps * (st.attention_per_layer + st.norms_per_layer) + dense * st.dense_mlp_per_layer \
@@ -158,12 +195,16 @@ def stage_params(ctx, t, stage) -> dict:
     tied_copy = m.vocab * m.hidden if m.tie_embeddings else 0
     rank = pipeline_rank(t, stage)
     first, last = rank == 0, rank == pp - 1
+    mtp = stage_mtp(ctx, t, rank)
     ends = np.where(first, st.embedding, 0.0) + np.where(last, st.lm_head + st.final_norm, 0.0) \
-        + np.where(last & (pp > 1), tied_copy, 0.0)
-    gemm = lps * st.attention_per_layer + dense * st.dense_mlp_per_layer + moe * st.shared_experts_per_moe_layer
-    norms = lps * st.norms_per_layer
-    return {"non_expert": layer + ends, "expert": moe * st.routed_experts_per_moe_layer,
-            "gemm": gemm, "norms": norms, "layers": lps, "dense": dense, "moe": moe}
+        + np.where(last & (pp > 1), tied_copy, 0.0) \
+        + np.where((mtp > 0) & ~first & ~(last & (tied_copy > 0)), st.embedding, 0.0)  # a tied copy serves both
+    eh_proj = 2 * m.hidden * m.hidden
+    gemm = lps * st.attention_per_layer + dense * st.dense_mlp_per_layer + moe * st.shared_experts_per_moe_layer \
+        + mtp * eh_proj
+    norms = lps * st.norms_per_layer + mtp * (st.mtp_extra_per_layer - eh_proj)
+    return {"non_expert": layer + ends + mtp * st.mtp_extra_per_layer, "expert": moe * st.routed_experts_per_moe_layer,
+            "gemm": gemm, "norms": norms, "layers": lps, "dense": dense, "moe": moe, "mtp": mtp}
 
 
 def in_flight_microbatches(t, stage):

@@ -17,6 +17,10 @@ number of stages (Megatron sets vpp = stages / pp).
 
 The embedding stays on the first rank and the loss on the last in every case (Megatron requires E
 first and L last in a layout), so only the decoder layers per rank differ from the planner's split.
+
+Multi-token-prediction modules (model.mtp_layers, Megatron --mtp-num-layers) sit on the last virtual
+stage of the last rank unless a layout places them ('m'): Megatron-Core multi_token_prediction.py
+`mtp_on_this_rank` / `get_mtp_num_layers_to_build` (rank_mtp).
 """
 
 from __future__ import annotations
@@ -41,13 +45,19 @@ def layout_stages(text: str) -> list[str]:
     return parse_layout(text)
 
 
-def split_problems(key, layers: int, pp: int, vpp: int, mtp_layers: int = 0) -> list[str]:
-    """Megatron's rules for the split `key` (split_key) on pp x vpp; [] when it builds."""
+def split_problems(key, layers: int, pp: int, vpp: int, mtp_layers: int | None = None) -> list[str]:
+    """Megatron's rules for the split `key` (split_key) on pp x vpp; [] when it builds. `mtp_layers`
+    None: the layout's MTP count is not checked here (Scenario validation checks it against the model)."""
     if key is None:
         return []
     if key[0] == "layout":
         from planner.frameworks.megatron_layout import layout_problems
 
+        if mtp_layers is None:
+            try:
+                mtp_layers = "".join(layout_stages(key[1])).count("m")
+            except ValueError:
+                mtp_layers = 0
         out = [f"runtime.pipeline_layout: {p}" for p in
                layout_problems({"pipeline_model_parallel_layout": key[1], "mtp_num_layers": mtp_layers}, layers, pp)]
         try:
@@ -99,6 +109,19 @@ def valid_pairs_mask(key, layers: int, pp, vpp) -> np.ndarray:
     good = np.array([chunk_decoders(key, layers, int(pp.ravel()[i]), int(vpp.ravel()[i])) is not None
                      for i in first])
     return good[inverse].reshape(pp.shape)
+
+
+def rank_mtp(key, mtp_layers: int, pp: int, vpp: int) -> np.ndarray:
+    """MTP modules on each rank 0..pp-1: those a layout places ('m' in chunk c sits on rank c % pp),
+    otherwise all of them on the last rank (Megatron-Core mtp_on_this_rank without a layout: the last
+    pipeline stage)."""
+    out = np.zeros(pp)
+    if key is not None and key[0] == "layout":
+        for c, stage in enumerate(layout_stages(key[1])):
+            out[c % pp] += stage.count("m")
+    else:
+        out[pp - 1] = mtp_layers
+    return out
 
 
 def rank_layers(key, layers: int, dense_layers: int, pp: int, vpp: int) -> tuple[np.ndarray, np.ndarray]:

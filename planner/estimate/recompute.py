@@ -54,12 +54,14 @@ def recomputed_matmul_share(ctx, moe_layer: bool, expert: bool) -> float:
 
 def recomputed_flops_per_token(ctx) -> float:
     """Forward FLOPs per token that Megatron's selective recompute adds: core attention when
-    'core_attn' is listed, plus the recomputed modules' matmuls of every layer."""
+    'core_attn' is listed, plus the recomputed modules' matmuls of every layer (the MTP modules' layers
+    included: they are transformer layers of the same config)."""
     from planner.arch import attention_flops_per_token, layer_matmuls
 
     st = ctx.stats
     total = attention_flops_per_token(ctx.model, ctx.seq_len) if "core_attn" in recompute_modules(ctx) else 0.0
-    for moe_layer, count in ((False, st.dense_layers), (True, st.moe_layers)):
+    mtp_dense, mtp_moe = (0, st.mtp_layers) if st.mtp_moe else (st.mtp_layers, 0)
+    for moe_layer, count in ((False, st.dense_layers + mtp_dense), (True, st.moe_layers + mtp_moe)):
         if count:
             names = recomputed_matmul_names(ctx, moe_layer)
             total += count * sum(2.0 * x.k * x.n * x.per_token for x in layer_matmuls(ctx.model, moe_layer)

@@ -121,7 +121,8 @@ def _moe(m, mt: str) -> dict:
                    n_shared_experts=e.shared_experts, first_k_dense_replace=e.dense_layers, moe_layer_freq=1,
                    scoring_func=e.scoring, routed_scaling_factor=e.routed_scale, n_group=e.groups or 1,
                    topk_group=e.group_topk or 1,
-                   topk_method="noaux_tc" if e.router_bias else "group_limited_greedy" if grouped else "greedy")
+                   topk_method="noaux_tc" if e.router_bias else "group_limited_greedy" if grouped else "greedy",
+                   num_nextn_predict_layers=m.mtp_layers)
     return out
 
 

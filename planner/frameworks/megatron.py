@@ -161,6 +161,12 @@ def architecture_args(m) -> list[str]:
     if m.moe:
         flags, more = _router_args(m.moe)
         out, problems = out + flags, problems + more
+    if m.mtp_layers:
+        # Megatron-Core MTP (multi_token_prediction.py); the loss weight stays at Megatron's and
+        # Megatron-Bridge's DeepSeek-V3 recipe value, --mtp-loss-scaling-factor 0.1 (it costs nothing)
+        out.append(f"--mtp-num-layers {m.mtp_layers}")
+        if m.position != "rope":  # arguments.py validate_args: MTP supports rope and none only
+            problems.append("MTP (mtp_layers) needs rotary position embeddings (Megatron validate_args)")
     if problems:
         raise InputError(f"Megatron-LM cannot rebuild {m.name}: " + "; ".join(problems), key="model")
     return out
@@ -201,7 +207,8 @@ def _parallel_args(scenario, f: dict) -> list[str]:
         out += ["--account-for-loss-in-pipeline-split"] if rt.account_for_loss_in_pipeline_split else []
         out += [f"--num-virtual-stages-per-pipeline-rank {f['vpp']}"] if f["vpp"] > 1 else []
     elif common.uneven_split(scenario, f):
-        out.append(f"--pipeline-model-parallel-layout {pipeline_layout(scenario.model.layers, f['pp'], f['vpp'])}")
+        out.append(f"--pipeline-model-parallel-layout "
+                   f"{pipeline_layout(scenario.model.layers, f['pp'], f['vpp'], scenario.model.mtp_layers)}")
     elif f["vpp"] > 1:
         out.append(f"--num-layers-per-virtual-pipeline-stage {common.layers_per_stage(scenario, f)}")
     if f["sp"]:

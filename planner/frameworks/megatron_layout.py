@@ -42,13 +42,14 @@ def _decoders(n: int) -> str:
     return "" if n == 0 else "t" if n == 1 else f"t*{n}"
 
 
-def pipeline_layout(layers: int, pp: int, vpp: int = 1) -> str:
+def pipeline_layout(layers: int, pp: int, vpp: int = 1, mtp_layers: int = 0) -> str:
     """The layout string of the planner's split (common.chunk_layer_counts): the embedding on the
-    first virtual stage, the loss on the last, runs of equal stages written as '(...|)*n'.
+    first virtual stage, the MTP layers and the loss on the last (where Megatron puts MTP without a
+    layout), runs of equal stages written as '(...|)*n'.
     Example: 126 layers on pp 16 -> 'Et*8|(t*8|)*13t*7|t*7L'."""
     tokens = [_decoders(n) for n in common.chunk_layer_counts(layers, pp, vpp)]
     tokens[0] = "E" + tokens[0]
-    tokens[-1] += "L"
+    tokens[-1] += "m" * mtp_layers + "L"
     out, i = [], 0
     while i < len(tokens):
         j = i
@@ -117,13 +118,33 @@ def layout_problems(a: dict, layers: int, pp: int | None) -> list[str]:
     if flat.count("m") != (a.get("mtp_num_layers") or 0):
         out.append(f"the layout places {flat.count('m')} MTP layers, --mtp-num-layers is "
                    f"{a.get('mtp_num_layers') or 0}")
+    return out + _mtp_problems(stages, pp)
+
+
+def _mtp_problems(stages: list[str], pp: int | None) -> list[str]:
+    """Megatron's placement rules for 'm' (PipelineParallelLayerLayout.validate_layer_layout): no
+    decoder layer after an MTP layer, all MTP layers in one virtual stage, and that stage the last
+    virtual stage of its rank (checked when pp > 1 divides the stages; not for pp None)."""
+    flat = "".join(stages)
+    if "m" not in flat:
+        return []
+    out = []
+    if "t" in flat[flat.index("m"):]:
+        out.append("decoder layers (t) must all come before the MTP layers (m)")
+    holding = [i for i, s in enumerate(stages) if "m" in s]
+    if len(holding) > 1:
+        out.append("all MTP layers (m) must be in one virtual stage")
+    elif pp is not None and pp > 1 and len(stages) % pp == 0 and holding[0] < len(stages) - pp:
+        out.append(f"the MTP layers (m) must be in the last virtual stage of their rank (stage {holding[0]} of "
+                   f"{len(stages)} with pp {pp} is not)")
     return out
 
 
 def readme_notes(scenario, fields: dict) -> list[str]:
     """README lines for a Megatron plan with an uneven split: the flag, its syntax and the version."""
-    layout = pipeline_layout(scenario.model.layers, fields["pp"], fields["vpp"])
+    layout = pipeline_layout(scenario.model.layers, fields["pp"], fields["vpp"], scenario.model.mtp_layers)
     return [f"  megatron_args.txt sets this split as --pipeline-model-parallel-layout {layout}",
-            "  (virtual stages in chunk order separated by '|'; E embedding, t transformer layer, L loss;",
+            "  (virtual stages in chunk order separated by '|'; E embedding, t transformer layer, m MTP layer,",
+            "  L loss;",
             "  (...)*n repeats). It needs Megatron-Core >= " + MIN_MCORE_VERSION + " (Megatron-LM with",
             "  megatron/core/transformer/pipeline_parallel_layer_layout.py); older releases reject the flag."]

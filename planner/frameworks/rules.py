@@ -96,11 +96,15 @@ def runtime_violations(t: dict, runtime):
 def unbuildable(model) -> dict[int, str]:
     """{framework code: why} for the frameworks that cannot build `model` as specified (an architecture
     value they cannot take: megatron.architecture_args, torchtitan_model.model_args). DeepSpeed runs
-    the user's training script, so any model."""
+    the user's training script on a transformers model, so any model except one with MTP modules:
+    transformers builds none (DeepseekV3ForCausalLM ignores the checkpoint's layer 61, the MTP module)."""
     from planner.errors import InputError
     from planner.frameworks import megatron, torchtitan_model
 
     out = {}
+    if model.mtp_layers:
+        out[DS] = ("DeepSpeed trains a transformers model, which builds no multi-token-prediction modules "
+                   "(mtp_layers): use framework megatron, or mtp_layers 0")
     for code, build in ((MEG, megatron.architecture_args), (TT, torchtitan_model.model_args)):
         try:
             build(model)

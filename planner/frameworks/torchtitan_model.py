@@ -50,6 +50,8 @@ def _problems(m, fam: str) -> list[str]:
         out.append("torchtitan's SwiGLU has no other gate, clamp or attention sinks")
     if m.sliding_window:
         out.append("no sliding-window attention")
+    if m.mtp_layers:  # DeepSeekV3ModelArgs (models/deepseek_v3/model/args.py) has no MTP module
+        out.append("no multi-token-prediction modules (mtp_layers)")
     if m.tie_embeddings and fam != "qwen3":
         out.append(f"{fam} has no tied embeddings")
     rs = m.rope_scaling

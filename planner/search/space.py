@@ -37,7 +37,7 @@ def structural_problems(plan, scenario) -> list[str]:
         out.append(f"tp ({tp}) exceeds the scale-up domain ({cl.node.domain} GPUs)")
     split = split_key(scenario.runtime)
     if split is not None:
-        out += split_problems(split, m.layers, pp, vpp)
+        out += split_problems(split, m.layers, pp, vpp, m.mtp_layers)
         if plan.framework != "megatron":
             out.append(f"runtime.{'pipeline_layout' if split[0] == 'layout' else 'account_for_*_in_pipeline_split'}"
                        f" is a Megatron split; the plan's framework is {plan.framework}")

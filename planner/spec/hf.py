@@ -2,8 +2,10 @@
 
 Families: Llama, Mistral, Qwen2/2.5, Qwen3, Mixtral, Qwen2-MoE, Qwen3-MoE, DeepSeek-V2/V3, GPT-2,
 GPT-NeoX, gpt-oss. Field names per family follow `shared/reference/ecosystem.md` section 5.1; both the
-transformers v4 and v5 spellings are read. DeepSeek-V3's multi-token-prediction layer
-(`num_nextn_predict_layers`) is not part of the model Hugging Face instantiates and is not counted.
+transformers v4 and v5 spellings are read. DeepSeek-V3's multi-token-prediction modules
+(`num_nextn_predict_layers`, 1 in the released file) become `mtp_layers`: transformers does not
+instantiate them, but DeepSeek trained with them and Megatron-Bridge's DeepSeek-V3 recipes train them
+(mtp_num_layers = 1); `{hf_config: ..., mtp_layers: 0}` in a scenario plans without them.
 """
 
 from __future__ import annotations
@@ -194,7 +196,18 @@ def model_from_hf(cfg: dict, name: str = "hf-model") -> dict:
                       "qk_nope_head_dim": _get(cfg, "qk_nope_head_dim"),
                       "qk_rope_head_dim": _get(cfg, "qk_rope_head_dim"), "v_head_dim": _get(cfg, "v_head_dim")}
         out.pop("head_dim", None)
+        out["mtp_layers"] = _nonneg_int(cfg, "num_nextn_predict_layers")
     return out
+
+
+def _nonneg_int(cfg: dict, name: str) -> int:
+    """A config.json count that may be absent (0) but, when given, is a whole number >= 0."""
+    v = cfg.get(name)
+    if v is None:
+        return 0
+    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+        raise InputError(f"expected a whole number >= 0, not {v!r}", key=name)
+    return v
 
 
 def _gpt_oss(cfg: dict, out: dict) -> dict:

@@ -188,17 +188,23 @@ def read_hf_config(path: Path, file: str | None = None) -> dict:
 
 
 def resolve_model(value: Any, base_dir: Path, file: str | None = None) -> Any:
-    """Model: catalog name, {hf_config: path}, or inline mapping (returned as a plain dict)."""
+    """Model: catalog name, {hf_config: path[, mtp_layers: n]}, or inline mapping (returned as a plain
+    dict). `mtp_layers` next to hf_config replaces the file's num_nextn_predict_layers (e.g. 0 to plan
+    DeepSeek-V3 without its MTP module, as transformers instantiates it)."""
     from planner import catalog
 
     if isinstance(value, str):
         return catalog.model_entry(value, key="model", file=file)
     if isinstance(value, dict) and "hf_config" in value:
-        if set(value) != {"hf_config"}:
-            extra = sorted(set(value) - {"hf_config"})
-            raise InputError(f"unexpected keys next to hf_config: {extra}", file=file, key="model")
+        extra = sorted(set(value) - {"hf_config", "mtp_layers"})
+        if extra:
+            raise InputError(f"unexpected keys next to hf_config: {extra} (allowed: mtp_layers)", file=file,
+                             key="model")
         p = Path(str(value["hf_config"]))
-        return read_hf_config(p if p.is_absolute() else base_dir / p, file=file)
+        out = read_hf_config(p if p.is_absolute() else base_dir / p, file=file)
+        if "mtp_layers" in value:
+            out = {**out, "mtp_layers": value["mtp_layers"]}  # validated with the rest of the model
+        return out
     return value
 
 

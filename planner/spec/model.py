@@ -145,6 +145,11 @@ class ModelSpec(Strict):
                                           "to (and keeps in its KV cache); None = full attention")
     sliding_window_layers: PosInt | None = Field(None, description="how many layers use the window (gpt-oss: "
                                                  "every other layer); default all layers when a window is given")
+    mtp_layers: NonNegInt = Field(0, description=
+        "multi-token-prediction modules trained with the model (DeepSeek-V3: 1; HF num_nextn_predict_layers; "
+        "Megatron --mtp-num-layers). Each: two RMSNorms, a 2h -> h projection, one transformer layer of the "
+        "decoder's last kind and its own final norm; embedding and output head shared with the model "
+        "(Megatron-Core multi_token_prediction.py). 0 = none")
     moe: MoE | None = None
     mla: MLA | None = None
     source: str | None = None
@@ -186,3 +191,10 @@ class ModelSpec(Strict):
     @property
     def moe_layers(self) -> int:
         return self.layers - self.moe.dense_layers if self.moe else 0
+
+    @property
+    def mtp_moe(self) -> bool:
+        """The MTP modules' transformer layer is the decoder's last layer kind: MoE when the last decoder
+        layer is (Megatron-Core get_gpt_mtp_block_spec takes the last layer spec; training.py
+        num_floating_point_operations counts MTP layers as MoE when `last_layer_is_moe`)."""
+        return self.moe is not None and self.moe.dense_layers < self.layers

@@ -294,7 +294,7 @@ class Scenario(Strict):
     @model_validator(mode="after")
     def _check_pipeline_split(self):
         """Megatron's checks of a layout that do not depend on pp (megatron_layout.layout_problems:
-        symbols, E first, L last, every decoder layer once) and its clash with the account_for_* flags
+        symbols, E first, L last, every decoder layer once, as many 'm' as model.mtp_layers) and its clash with the account_for_* flags
         (TransformerConfig.__post_init__: "pipeline_model_parallel_layout cannot be set with other
         pipeline layout arguments")."""
         rt = self.runtime
@@ -305,8 +305,9 @@ class Scenario(Strict):
                              "pipeline_split / account_for_loss_in_pipeline_split (Megatron refuses both)")
         from planner.frameworks.megatron_layout import layout_problems
 
-        problems = layout_problems({"pipeline_model_parallel_layout": rt.pipeline_layout}, self.model.layers, None)
-        problems = [p + " (the planner does not model MTP layers)" if "MTP" in p else p for p in problems]
+        problems = layout_problems({"pipeline_model_parallel_layout": rt.pipeline_layout,
+                                    "mtp_num_layers": self.model.mtp_layers}, self.model.layers, None)
+        problems = [p.replace("--mtp-num-layers is", "model.mtp_layers is") for p in problems]
         if problems:
             raise ValueError(f"runtime.pipeline_layout {rt.pipeline_layout!r}: " + "; ".join(problems))
         return self
