@@ -83,8 +83,9 @@ def node_of(run: dict):
 def model_of(run: dict, assumed: list[str]) -> ModelSpec:
     """The run's own shape. Llama-style (RMSNorm, RoPE, untied) unless the name says GPT-3 / MPT /
     Nemotron (LayerNorm); a missing vocabulary comes from the catalog model of the same name. The
-    run's model block may state `linear_bias`, `swiglu_limit`, `attention_sinks`, `rope_scaling` and
-    `ffn_gate` (config.json values, e.g. gpt-oss's attention_bias, swiglu_limit, sinks and YaRN scaling;
+    run's model block may state `linear_bias`, `swiglu_limit`, `attention_sinks`, `rope_scaling`,
+    `ffn_gate`, `sliding_window` and `sliding_window_layers` (config.json values, e.g. gpt-oss's
+    attention_bias, swiglu_limit, sinks, YaRN scaling and layer_types;
     a swiglu_limit without ffn_gate is read as gpt-oss's gate and listed among the assumptions)."""
     m = run["model"]
     name = m["name"]
@@ -100,7 +101,8 @@ def model_of(run: dict, assumed: list[str]) -> ModelSpec:
               norm="layernorm" if gpt_like else "rmsnorm", tie_embeddings="mpt" in low,
               linear_bias=bool(m.get("linear_bias", "gpt-3" in low or "gpt3" in low)),
               swiglu_limit=m.get("swiglu_limit"), attention_sinks=bool(m.get("attention_sinks", False)),
-              rope_scaling=m.get("rope_scaling"), ffn_gate=m.get("ffn_gate", "silu"))
+              rope_scaling=m.get("rope_scaling"), ffn_gate=m.get("ffn_gate", "silu"),
+              sliding_window=m.get("sliding_window"), sliding_window_layers=m.get("sliding_window_layers"))
     if "ffn_gate" not in m and m.get("swiglu_limit") is not None:
         kw["ffn_gate"] = "gpt_oss"  # this format's swiglu_limit is gpt-oss's config.json key; said, not hidden
         assumed.append("ffn_gate=gpt_oss (swiglu_limit given)")

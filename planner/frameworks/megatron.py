@@ -192,8 +192,11 @@ def _parallel_args(scenario, f: dict) -> list[str]:
         if rt.ep_comm_overlap and ep_overlap_runs(f["ep"], f["pp"], f["vpp"], f["recompute"] == "full",
                                                   f["recompute"] == "selective" and "moe" in mods):
             out.append("--overlap-moe-expert-parallel-comm")
-    if f["cp"] > 1 and getattr(rt, "cp_comm", "auto") == "allgather":  # p2p is Megatron's default
-        out.append("--cp-comm-type allgather")
+    # p2p is Megatron's default; Transformer Engine's all-gather exchange is named "all_gather" (its
+    # attn_forward_func_with_cp raises on "allgather"), and it is the one TE runs windowed layers with
+    if f["cp"] > 1 and (getattr(rt, "cp_comm", "auto") == "allgather"
+                        or (getattr(rt, "cp_comm", "auto") == "auto" and scenario.model.sliding_window)):
+        out.append("--cp-comm-type all_gather")
     if getattr(rt, "pipeline_layout", None) is not None:  # the scenario's own layout, as given
         out.append(f"--pipeline-model-parallel-layout {rt.pipeline_layout}")
     elif getattr(rt, "account_for_embedding_in_pipeline_split", False) or \
