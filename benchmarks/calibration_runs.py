@@ -202,6 +202,20 @@ def ep_overlap_of(run: dict) -> bool:
     return "a2a_overlap=true" in str(run.get("notes") or "").lower().replace(" ", "")
 
 
+def cuda_graphs_of(text) -> dict:
+    """runtime.cuda_graph_impl / cuda_graph_scope from a run file's `cuda_graphs` text: 'local
+    full_iteration', 'transformer_engine [moe_router, moe_preprocess]' (Megatron-Bridge recipes'
+    cuda_graph_impl and scope), or 'cuda_graphs' (the NeMo 25.09 recommended-config column: NeMo
+    scripts/performance/helpers.py set_cuda_graph_configs sets enable_cuda_graph, Megatron-Core's local
+    implementation over whole layers)."""
+    words = str(text or "").replace("[", " ").replace("]", " ").replace(",", " ").split()
+    if not words:
+        return {}
+    if words[0] in ("local", "transformer_engine"):
+        return {"cuda_graph_impl": words[0], "cuda_graph_scope": words[1:]}
+    return {"cuda_graph_impl": "local", "cuda_graph_scope": []}
+
+
 def runtime_of(run: dict, framework: str) -> dict:
     """What the stack did, from the run's own text. torchtitan overlaps TP only with async TP
     (`techniques` says AsyncTP); Megatron recipes overlap TP and DP (NeMo/Bridge H100 recipes set
@@ -237,6 +251,8 @@ def runtime_of(run: dict, framework: str) -> dict:
                 "account_for_embedding_in_pipeline_split", "account_for_loss_in_pipeline_split", "pipeline_layout"):
         if p.get(key) is not None and key in Runtime.model_fields and framework == "megatron":
             rt[key] = p[key]
+    if framework == "megatron" and "cuda_graph_impl" in Runtime.model_fields:
+        rt.update(cuda_graphs_of(p.get("cuda_graphs")))
     if framework != "megatron":
         # torch.compile only where the run says so (torchtitan's and Composer's default is off)
         rt["compile"] = "compile" in tech

@@ -44,8 +44,8 @@ NOT_EXPRESSIBLE = [
     "(pipeline_model_parallel_layout, e.g. Et|(tt|)*30mL, and Megatron-Bridge set_deepseek_v3_pipeline_model_parallel_layout"
     "'s MTP stage) cannot be given as runtime.pipeline_layout ('m' is refused); the 25.11 DeepSeek-V3 rows use the "
     "planner's uniform split and no MTP, the 26.02 ones are left out",
-    "CUDA graphs (cuda_graph_impl / scope) are recorded in the run file but not modelled: their static memory "
-    "pools are not counted",
+    "CUDA graphs (cuda_graph_impl / scope) are read as runtime keys; only their static buffers are counted "
+    "(other.cuda_graph_buffers), not the graph pools' own slack (one private pool per micro-batch in flight)",
     "Nemotron-H / Nemotron 3 (Mamba hybrids): no state-space layers in the model spec",
 ]
 

@@ -286,6 +286,7 @@ def _training_args(scenario, f: dict) -> list[str]:
         out.append(f"--cpu-offloading-num-layers {min(offload, scenario.model.layers - 1)}")
     if getattr(scenario.runtime, "keep_fp8_transpose_cache", False) and f["zero"] >= 3 and f["precision"] == "fp8":
         out.append("--keep-fp8-transpose-cache")
+    out += cuda_graph_args(scenario.runtime)
     steps = common.train_steps(scenario, f)
     out += [f"--optimizer {opt}", f"--lr {common.LR}", f"--min-lr {common.LR * common.MIN_LR_RATIO:g}",
             "--lr-decay-style cosine", f"--lr-warmup-iters {common.warmup_steps(steps)}", f"--train-iters {steps}",
@@ -294,6 +295,21 @@ def _training_args(scenario, f: dict) -> list[str]:
         out += [f"--adam-beta1 {common.BETAS[0]}", f"--adam-beta2 {common.BETAS[1]}", f"--adam-eps {common.EPS}"]
     if not scenario.model.dropout:
         out += ["--attention-dropout 0.0", "--hidden-dropout 0.0"]
+    return out
+
+
+def cuda_graph_args(rt) -> list[str]:
+    """runtime.cuda_graph_impl / cuda_graph_scope as Megatron-LM flags (arguments.py at 92c8482e):
+    --cuda-graph-impl, --cuda-graph-scope; --te-rng-tracker, which validate_args turns on for graphs
+    anyway (written so the script says it); full_iteration asserts --no-check-for-nan-in-loss-and-grad."""
+    impl = getattr(rt, "cuda_graph_impl", "none")
+    if impl == "none":
+        return []
+    scope = list(getattr(rt, "cuda_graph_scope", []) or [])
+    out = [f"--cuda-graph-impl {impl}"] + (["--cuda-graph-scope " + " ".join(scope)] if scope else [])
+    out.append("--te-rng-tracker")
+    if "full_iteration" in scope:
+        out.append("--no-check-for-nan-in-loss-and-grad")
     return out
 
 
