@@ -75,3 +75,53 @@ def test_megatron_cp_with_a_window_runs_all_gather_and_refuses_p2p():
     llama = scenario(model="llama-3.1-8b", node="dgx-h100", nodes=1, runtime={"cp_comm": "p2p"})
     dense = "framework=megatron,precision=bf16,tp=1,cp=2,dp=4,zero=1,mbs=1,recompute=selective"
     assert MEG_SWA_CP_P2P not in framework_problems(parse_plan(dense).resolved(llama), llama)
+
+
+def test_qwen2_window_from_max_window_layers_and_a_five_to_one_interleave():
+    """Qwen2Config: with use_sliding_window, layers i >= max_window_layers attend within the window;
+    a 5:1 interleave (full every sixth layer) exports as Megatron's integer skip frequency 6."""
+    import json
+    from pathlib import Path
+
+    from planner.spec.hf import model_from_hf
+    from planner.spec.model import ModelSpec, window_pattern
+
+    cfg = json.loads((Path(__file__).parent / "fixtures/hf/qwen2.5-32b.json").read_text())
+    cfg.update(use_sliding_window=True, sliding_window=4096, max_window_layers=60)
+    m = ModelSpec.model_validate(model_from_hf(cfg, name="q"))
+    assert window_pattern(m) == [i >= 60 for i in range(64)] and m.sliding_window_layers == 4
+    assert "--window-attn-skip-freq [" + ",".join(["0"] * 60 + ["1"] * 4) + "]" in megatron.architecture_args(m)
+    off = ModelSpec.model_validate(model_from_hf({**cfg, "use_sliding_window": False}, name="q"))
+    assert off.sliding_window is None
+    five = m.model_copy(update={"sliding_window_pattern": [(i + 1) % 6 != 0 for i in range(64)],
+                                "sliding_window_layers": 64 - 10})
+    assert "--window-attn-skip-freq 6" in megatron.architecture_args(five)
+
+
+def test_a_pattern_that_disagrees_with_its_count_is_bad_input():
+    from planner.spec.model import ModelSpec
+
+    base = catalog_model("gpt-oss-20b").model_dump()
+    with pytest.raises(ValueError, match="not the pattern's count"):
+        ModelSpec.model_validate(base | {"sliding_window_pattern": [True] * 24, "sliding_window_layers": 12})
+    with pytest.raises(ValueError, match="one per layer"):
+        ModelSpec.model_validate(base | {"sliding_window_pattern": [True] * 3, "sliding_window_layers": None})
+
+
+def test_each_pipeline_stage_pays_for_its_own_windowed_layers():
+    """gpt-oss-120b on pp 4: rank 0 holds layers 0-8 (5 windowed, 4 full), the last rank 27-35 (4
+    windowed, 5 full); with vpp 3 rank 0 holds 0-2, 12-14, 24-26 (6 windowed of 9)."""
+    from planner.estimate.evaluate import rank_stage_time
+    from planner.estimate import comm
+    from planner.estimate.memory_terms_stage import stage_window_layers
+
+    sc = scenario(model="gpt-oss-120b", node="dgx-h100", nodes=8)
+    ctx = Context(sc)
+    t = raw_table(pp=4, ep=8, dp=2)
+    assert (stage_window_layers(ctx, t, "first")[0], stage_window_layers(ctx, t, "last")[0]) == (5, 4)
+    assert stage_window_layers(ctx, raw_table(pp=4, vpp=3, ep=8, dp=2), "first")[0] == 6
+    unit = compute.layer_costs(ctx, t)
+    (full_f, _), (sw_f, _) = unit["attn_full"], unit["attn_window"]
+    assert sw_f[0] == pytest.approx(63 / 528 * full_f[0])
+    c = rank_stage_time(ctx, t, unit, comm.layer_comm(ctx, t, unit["attn_fwd"], unit["attn_bwd"]), "first", "first")[1]
+    assert c["attention_fwd"][0] == pytest.approx(4 * full_f[0] + 5 * sw_f[0])

@@ -157,19 +157,31 @@ def window_work_ratio(m, seq_len: int) -> float:
     1 for the others. A 128-key window at s = 4,096 computes 63 of 528 tiles (twice its useful
     scores: the diagonal tile and the one before it are both partly masked)."""
     n_sw = window_layers(m)
-    if not n_sw or m.sliding_window >= seq_len:
+    if not n_sw:
         return 1.0
-    share = attention_tiles(seq_len, m.sliding_window) / attention_tiles(seq_len)
-    return (m.layers - n_sw + n_sw * share) / m.layers
+    return (m.layers - n_sw + n_sw * window_tile_share(m, seq_len)) / m.layers
+
+
+def window_tile_share(m, seq_len: int) -> float:
+    """A sliding-window layer's kernel work relative to a full causal layer's:
+    attention_tiles(s, w) / attention_tiles(s) (1 when the window covers the sequence)."""
+    if not m.sliding_window or m.sliding_window >= seq_len:
+        return 1.0
+    return attention_tiles(seq_len, m.sliding_window) / attention_tiles(seq_len)
 
 
 def attention_fwd_flops(ctx, t, tokens):
     """Flash-attention FLOPs on one GPU for `tokens` query tokens of full-length context: causal
     (half the scores) times window_work_ratio for sliding-window layers. Per layer, the mean over the
-    model's layers (a pipeline stage of an alternating model holds half windowed layers, to one layer)."""
+    model's layers; stage_compute counts each stage's own windowed layers (stage_window_layers)."""
+    return full_attention_fwd_flops(ctx, t, tokens) * window_work_ratio(ctx.model, ctx.seq_len)
+
+
+def full_attention_fwd_flops(ctx, t, tokens):
+    """Causal flash-attention FLOPs of one full-attention layer on one GPU for `tokens` query tokens."""
     d_qk, d_v = attention_dims(ctx.model)
     heads_local = ctx.model.heads / t["tp"]
-    return tokens * 2.0 * ctx.seq_len * heads_local * (d_qk + d_v) / 2 * window_work_ratio(ctx.model, ctx.seq_len)
+    return tokens * 2.0 * ctx.seq_len * heads_local * (d_qk + d_v) / 2
 
 
 # Eager PyTorch (torchtitan without torch.compile) runs each elementwise op as its own kernel, each
@@ -646,6 +658,11 @@ def layer_costs(ctx, t) -> dict:
         merge_fwd, merge_bwd = context_parallel.merge_s(ctx, t, hbm)
         out["attn_fwd"] = flops / fwd_fps + merge_fwd
         out["attn_bwd"] = FLASH_BWD_FLOPS_RATIO * flops / bwd_fps + merge_bwd
+        # a full and a windowed layer apart, for the stages' own counts (stage_compute)
+        full = full_attention_fwd_flops(ctx, t, tokens)
+        share = window_tile_share(ctx.model, ctx.seq_len)
+        out["attn_full"] = (full / fwd_fps + merge_fwd, FLASH_BWD_FLOPS_RATIO * full / bwd_fps + merge_bwd)
+        out["attn_window"] = (share * full / fwd_fps + merge_fwd, FLASH_BWD_FLOPS_RATIO * share * full / bwd_fps + merge_bwd)
     else:
         out["attn_fwd"], out["attn_bwd"] = unfused_attention_s(ctx, t, half_fps, hbm)
     out["core_attn_rc"] = 1.0 if "core_attn" in recompute.recompute_modules(ctx) else 0.0
@@ -656,13 +673,19 @@ def layer_costs(ctx, t) -> dict:
     return out
 
 
-def stage_compute(t, unit: dict, dense, moe, stage: str) -> dict:
+def stage_compute(t, unit: dict, dense, moe, stage: str, windowed=None) -> dict:
     """Forward, backward and recompute seconds of one micro-batch on a stage holding `dense` and
-    `moe` layers (the output layer on the last stage, or on the only one)."""
+    `moe` layers (the output layer on the last stage, or on the only one), `windowed` of them
+    sliding-window layers (None: each layer at the model's mean attention cost)."""
     fwd = dense * unit["dense_fwd"] + moe * unit["moe_fwd"]
     lps = dense + moe
     sync = moe * unit.get("moe_sync", 0.0)  # forward only, not recomputed (host.moe_sync_exposed_s)
-    attn_fwd, attn_bwd = lps * unit["attn_fwd"], lps * unit["attn_bwd"]
+    if windowed is None or "attn_full" not in unit:
+        attn_fwd, attn_bwd = lps * unit["attn_fwd"], lps * unit["attn_bwd"]
+    else:
+        (full_f, full_b), (sw_f, sw_b) = unit["attn_full"], unit["attn_window"]
+        attn_fwd = (lps - windowed) * full_f + windowed * sw_f
+        attn_bwd = (lps - windowed) * full_b + windowed * sw_b
     head = np.where((t["pp"] == 1) | (stage == "last"), unit["head"], 0.0)
     rc = t["recompute"]
     # Selective: Megatron recomputes core attention (Korthikanti et al. 2022) and the other modules of

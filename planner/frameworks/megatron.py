@@ -12,7 +12,7 @@ from planner.errors import InputError
 from planner.frameworks import common
 from planner.estimate.comm import ep_overlap_runs
 from planner.frameworks.megatron_layout import layout_problems, pipeline_layout
-from planner.spec.model import alternating_window_layers
+from planner.spec.model import window_pattern
 
 # Megatron's optimizers (`--optimizer`): its Adam applies decoupled weight decay (AdamW).
 OPTIMIZERS = {"adamw": "adam", "adam": "adam", "sgd": "sgd"}
@@ -133,6 +133,19 @@ def _router_args(e) -> tuple[list[str], list[str]]:
     return out, problems
 
 
+def window_skip_freq(pattern: list[bool]) -> str:
+    """Megatron --window-attn-skip-freq for a per-layer window pattern (Megatron-Core
+    is_layer_window_attention, transformer/utils.py): an integer N windows 1-based layer n iff
+    n % N != 0 (gpt-oss: 2; a 5:1 interleave: 6); any other pattern as the Python list expression
+    arguments.py moe_freq_type evaluates (1 = sliding window), one entry per layer, without spaces
+    (megatron_args.txt is split on whitespace, globbing off)."""
+    n_layers = len(pattern)
+    for freq in range(2, n_layers + 1):
+        if all(pattern[i] == ((i + 1) % freq != 0) for i in range(n_layers)):
+            return str(freq)
+    return "[" + ",".join("1" if x else "0" for x in pattern) + "]"
+
+
 def architecture_args(m) -> list[str]:
     """Arguments that change no shape but make Megatron build the same model as the spec: rotary
     base and scaling, --norm-epsilon, --window-size (HF's sliding window of W tokens, the current
@@ -142,12 +155,12 @@ def architecture_args(m) -> list[str]:
     out.append(f"--norm-epsilon {m.norm_eps!r}")
     if m.sliding_window:
         out.append(f"--window-size {m.sliding_window - 1},0")
-        if m.sliding_window_layers is not None and m.sliding_window_layers < m.layers and \
-                m.sliding_window_layers == alternating_window_layers(m.layers):
-            out.append("--window-attn-skip-freq 2")  # gpt-oss: sliding and full layers alternate
-        elif m.sliding_window_layers is not None and m.sliding_window_layers < m.layers:
-            problems.append(f"sliding_window_layers {m.sliding_window_layers} of {m.layers}: the export "
-                            "writes one --window-size for every layer")
+        pattern = window_pattern(m)
+        if pattern is None:
+            problems.append(f"sliding_window_layers {m.sliding_window_layers} of {m.layers} without a "
+                            "sliding_window_pattern: which layers are windowed is not stated")
+        elif not all(pattern):
+            out.append(f"--window-attn-skip-freq {window_skip_freq(pattern)}")
     if m.attention_sinks:
         out.append("--softmax-type learnable")
     if m.ffn_gate == "gpt_oss":
