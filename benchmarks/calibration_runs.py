@@ -83,8 +83,9 @@ def node_of(run: dict):
 def model_of(run: dict, assumed: list[str]) -> ModelSpec:
     """The run's own shape. Llama-style (RMSNorm, RoPE, untied) unless the name says GPT-3 / MPT /
     Nemotron (LayerNorm); a missing vocabulary comes from the catalog model of the same name. The
-    run's model block may state `linear_bias`, `swiglu_limit`, `attention_sinks`, `rope_scaling` and
-    `ffn_gate` (config.json values, e.g. gpt-oss's attention_bias, swiglu_limit, sinks and YaRN scaling;
+    run's model block may state `linear_bias`, `swiglu_limit`, `attention_sinks`, `rope_scaling`,
+    `ffn_gate`, `sliding_window` and `sliding_window_layers` (config.json values, e.g. gpt-oss's
+    attention_bias, swiglu_limit, sinks, YaRN scaling and layer_types;
     a swiglu_limit without ffn_gate is read as gpt-oss's gate and listed among the assumptions), and
     `mtp_layers` (the MTP modules the run trained, Megatron mtp_num_layers)."""
     m = run["model"]
@@ -101,7 +102,8 @@ def model_of(run: dict, assumed: list[str]) -> ModelSpec:
               norm="layernorm" if gpt_like else "rmsnorm", tie_embeddings="mpt" in low,
               linear_bias=bool(m.get("linear_bias", "gpt-3" in low or "gpt3" in low)),
               swiglu_limit=m.get("swiglu_limit"), attention_sinks=bool(m.get("attention_sinks", False)),
-              rope_scaling=m.get("rope_scaling"), ffn_gate=m.get("ffn_gate", "silu"))
+              rope_scaling=m.get("rope_scaling"), ffn_gate=m.get("ffn_gate", "silu"),
+              sliding_window=m.get("sliding_window"), sliding_window_layers=m.get("sliding_window_layers"))
     if "ffn_gate" not in m and m.get("swiglu_limit") is not None:
         kw["ffn_gate"] = "gpt_oss"  # this format's swiglu_limit is gpt-oss's config.json key; said, not hidden
         assumed.append("ffn_gate=gpt_oss (swiglu_limit given)")
@@ -205,6 +207,20 @@ def ep_overlap_of(run: dict) -> bool:
     return "a2a_overlap=true" in str(run.get("notes") or "").lower().replace(" ", "")
 
 
+def cuda_graphs_of(text) -> dict:
+    """runtime.cuda_graph_impl / cuda_graph_scope from a run file's `cuda_graphs` text: 'local
+    full_iteration', 'transformer_engine [moe_router, moe_preprocess]' (Megatron-Bridge recipes'
+    cuda_graph_impl and scope), or 'cuda_graphs' (the NeMo 25.09 recommended-config column: NeMo
+    scripts/performance/helpers.py set_cuda_graph_configs sets enable_cuda_graph, Megatron-Core's local
+    implementation over whole layers)."""
+    words = str(text or "").replace("[", " ").replace("]", " ").replace(",", " ").split()
+    if not words:
+        return {}
+    if words[0] in ("local", "transformer_engine"):
+        return {"cuda_graph_impl": words[0], "cuda_graph_scope": words[1:]}
+    return {"cuda_graph_impl": "local", "cuda_graph_scope": []}
+
+
 def runtime_of(run: dict, framework: str) -> dict:
     """What the stack did, from the run's own text. torchtitan overlaps TP only with async TP
     (`techniques` says AsyncTP); Megatron recipes overlap TP and DP (NeMo/Bridge H100 recipes set
@@ -240,6 +256,8 @@ def runtime_of(run: dict, framework: str) -> dict:
                 "account_for_embedding_in_pipeline_split", "account_for_loss_in_pipeline_split", "pipeline_layout"):
         if p.get(key) is not None and key in Runtime.model_fields and framework == "megatron":
             rt[key] = p[key]
+    if framework == "megatron" and "cuda_graph_impl" in Runtime.model_fields:
+        rt.update(cuda_graphs_of(p.get("cuda_graphs")))
     if framework != "megatron":
         # torch.compile only where the run says so (torchtitan's and Composer's default is off)
         rt["compile"] = "compile" in tech

@@ -44,8 +44,8 @@ NOT_EXPRESSIBLE = [
     "the 26.02 recipes) train one MTP module (model.mtp_layers 1, the recipe layout with 'm'); the 25.09 GB200/B200 "
     "rows do not state it (their Model TFLOP per token, 260, is that of the MTP rows) and keep the uniform split "
     "without MTP (benchmarks/mtp_results.md)",
-    "CUDA graphs (cuda_graph_impl / scope) are recorded in the run file but not modelled: their static memory "
-    "pools are not counted",
+    "CUDA graphs (cuda_graph_impl / scope) are read as runtime keys; only their static buffers are counted "
+    "(other.cuda_graph_buffers), not the graph pools' own slack (one private pool per micro-batch in flight)",
     "Nemotron-H / Nemotron 3 (Mamba hybrids): no state-space layers in the model spec",
 ]
 

@@ -8,7 +8,8 @@ FLOPs convention: a matmul of (m x k) by (k x n) costs 2mkn. Per token, the forw
 2 x (active matmul parameters, including the output projection and excluding the embedding
 lookup) plus attention scores and context: 2 * s * heads * (d_qk + d_v) for full attention. With
 `causal=True` (our default: it is the work flash-attention really does) that attention term is
-halved. Training = 3 x forward (backward = 2 x forward, Kaplan et al. 2020; Narayanan et al. 2021).
+halved; a sliding-window layer attends min(position, w) keys (window_context). Training = 3 x
+forward (backward = 2 x forward, Kaplan et al. 2020; Narayanan et al. 2021).
 """
 
 from __future__ import annotations
@@ -215,12 +216,38 @@ def attention_dims(m: ModelSpec) -> tuple[int, int]:
     return m.d_head, m.d_head
 
 
-def attention_flops_per_token(m: ModelSpec, seq_len: int, causal: bool = True) -> float:
+def window_layers(m: ModelSpec) -> int:
+    """Layers that attend within `sliding_window` (all of them when the spec gives a window and no
+    count; none without a window)."""
+    if not m.sliding_window:
+        return 0
+    return m.layers if m.sliding_window_layers is None else m.sliding_window_layers
+
+
+def window_context(seq_len: int, window: int) -> float:
+    """Keys a query attends on average in a causal sliding-window layer of `window` keys (the current
+    token included, HF `sliding_window`): query i (0-based) sees min(i + 1, w), whose mean over s
+    queries is w - w (w - 1) / (2 s) for w < s (Megatron-Bridge flop_utils.py calculate_swa_context,
+    since 2026-03); s / 2 for w >= s, the full causal convention of attention_flops_per_token."""
+    if window >= seq_len:
+        return seq_len / 2
+    return window - window * (window - 1) / (2.0 * seq_len)
+
+
+def attention_flops_per_token(m: ModelSpec, seq_len: int, causal: bool = True, windowed: bool = True) -> float:
     """Forward FLOPs of scores (QK^T) and context (AV) per token, summed over layers (the MTP
-    modules' layers included): 2 * s * H * (d_qk + d_v) per layer, halved under a causal mask."""
+    modules' layers included, full attention): 2 * s * H * (d_qk + d_v) per layer, halved under a
+    causal mask; a sliding-window layer (causal)
+    attends window_context(s, w) keys instead of s / 2. `windowed=False` counts every layer as full
+    attention (how Megatron-LM's num_floating_point_operations and Megatron-Bridge before 2026-03
+    count a windowed model's published model TFLOP/s)."""
     d_qk, d_v = attention_dims(m)
-    full = 2.0 * seq_len * m.heads * (d_qk + d_v) * (m.layers + m.mtp_layers)
-    return full / 2 if causal else full
+    per_key = 2.0 * m.heads * (d_qk + d_v)
+    if not causal:
+        return per_key * seq_len * (m.layers + m.mtp_layers)
+    n_sw = window_layers(m) if windowed else 0
+    ctx_sw = window_context(seq_len, m.sliding_window) if n_sw else 0.0
+    return per_key * (seq_len / 2 * (m.layers + m.mtp_layers - n_sw) + ctx_sw * n_sw)
 
 
 def mtp_matmul_flops_per_token(m: ModelSpec) -> float:
@@ -244,10 +271,10 @@ def matmul_flops_per_token(m: ModelSpec) -> float:
     return total + 2.0 * m.vocab * m.hidden + mtp_matmul_flops_per_token(m)
 
 
-def flops_per_token(m: ModelSpec, seq_len: int, causal: bool = True) -> dict:
-    fwd = matmul_flops_per_token(m) + attention_flops_per_token(m, seq_len, causal)
-    return {"forward": fwd, "training": 3 * fwd,
-            "attention_forward": attention_flops_per_token(m, seq_len, causal), "causal": causal}
+def flops_per_token(m: ModelSpec, seq_len: int, causal: bool = True, windowed: bool = True) -> dict:
+    attn = attention_flops_per_token(m, seq_len, causal, windowed)
+    fwd = matmul_flops_per_token(m) + attn
+    return {"forward": fwd, "training": 3 * fwd, "attention_forward": attn, "causal": causal}
 
 
 def summary(m: ModelSpec, seq_len: int = 4096) -> dict:

@@ -69,7 +69,7 @@ def _deepspeed_files(scenario, f: dict, nodes: int, per_node: int, head: list[st
 
 def _torchrun_files(scenario, f: dict, nodes: int, per_node: int, head: list[str], program: str,
                     setup: list[str] | None = None) -> dict:
-    env = launch.environment(f)
+    env = launch.environment(f, scenario.runtime)
     where = "Run on this node." if nodes == 1 else "Run on every node with MASTER_ADDR = the first node."
     return {"launch.sh": launch.launch_script(head + [where], env, launch.torchrun_command(nodes, per_node, program),
                                               setup),

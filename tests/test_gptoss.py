@@ -223,8 +223,15 @@ def test_odd_layer_count_alternates_as_megatron_skip_freq_2(layers):
         megatron.architecture_args(floor)
 
 
-def test_layer_types_in_another_order_are_refused_not_counted():
-    """Full attention first puts Megatron's skip-freq-2 window on the wrong layers: refused, not exported."""
+def test_layer_types_in_another_order_keep_their_exact_pattern():
+    """Full attention first is not what the count implies (alternating from a windowed layer 0): the
+    spec keeps the pattern, and Megatron gets it as a per-layer list, not skip freq 2."""
+    types = ["full_attention", "sliding_attention"] * 18
+    m = ModelSpec.model_validate(model_from_hf({**GPT_OSS_120B, "layer_types": types}))
+    assert m.sliding_window_layers == 18
+    assert m.sliding_window_pattern == [i % 2 == 1 for i in range(36)]
+    assert "--window-attn-skip-freq [" + ",".join(["0", "1"] * 18) + "]" in megatron.architecture_args(m)
+    assert hf_config.hf_config(m)["layer_types"] == types
     with pytest.raises(InputError) as e:
-        model_from_hf({**GPT_OSS_120B, "layer_types": ["full_attention", "sliding_attention"] * 18})
+        model_from_hf({**GPT_OSS_120B, "layer_types": ["full_attention"] * 35})
     assert e.value.key == "layer_types"

@@ -7,7 +7,8 @@
   fully hide, so small hidden sizes and small experts run well below the dense rate. Measured on an
   H200 (benchmarks/gemm_device_results.md): within 10% on transformer-sized GEMMs.
 * Attention core (flash attention): FLOPs 2*s*H*(d_qk+d_v) per token and layer, halved for the
-  causal mask, at a fraction of peak: FlashAttention-2 reaches 50-73% of A100 peak in forward and
+  causal mask (a sliding-window layer: the score tiles the kernel visits, `window_work_ratio`), at a
+  fraction of peak: FlashAttention-2 reaches 50-73% of A100 peak in forward and
   up to 63% in backward (Dao 2023, arXiv:2307.08691, Sec. 4.1); we take 0.70 and 0.60 of the GPU's
   MAMF fraction (A100: 0.61 / 0.52 of peak).
 * Memory-bound operators (norms, residual adds, activation functions, rotary, dropout, MoE
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from planner.arch import attention_dims, layer_matmuls
+from planner.arch import attention_dims, layer_matmuls, window_layers
 from planner.estimate import context_parallel, recompute
 from planner.estimate import table as T
 from planner.estimate.host import (HOST_SYNC_S, layer_host_fwd_s, layer_host_s, moe_forward_syncs,
@@ -131,8 +132,53 @@ def layer_matmul_fwd_s(ctx, t, tokens, moe_layer: bool, linear_fps, hbm):
     return total, experts
 
 
+# Flash-attention kernels compute scores in tiles of ATTN_TILE_Q queries x ATTN_TILE_K keys and skip
+# only tiles the mask leaves wholly empty (causal and local masks alike): FlashAttention-2 forward at
+# head dim 64, 128 x 128 (csrc/flash_attn/src/flash_fwd_launch_template.h run_mha_fwd_hdim64);
+# FlashAttention-3 (Hopper) forward with a local mask at head dim 128, 128 x 128, and backward at
+# head dim 64, 128 x 128 (hopper/tile_size.h tile_size_fwd_sm90, hopper/flash_bwd_launch_template.h
+# run_mha_bwd_hdim64). cuDNN's fused attention (Transformer Engine's default) is closed: assumed the same.
+ATTN_TILE_Q = ATTN_TILE_K = 128
+
+
+def attention_tiles(seq_len: int, window: int | None = None) -> int:
+    """Score tiles a flash-attention kernel computes for one causal (head, sequence): query tile i
+    (rows i Bq .. min((i+1) Bq, s) - 1) visits key tiles from the one holding its first visible key
+    (0, or i Bq - w + 1 with a window of w keys) to the one holding its last row."""
+    rows = np.arange(0, seq_len, ATTN_TILE_Q)
+    last = np.minimum(rows + ATTN_TILE_Q, seq_len) - 1
+    first = np.zeros_like(rows) if window is None else np.maximum(rows - window + 1, 0)
+    return int(np.sum(last // ATTN_TILE_K - first // ATTN_TILE_K + 1))
+
+
+def window_work_ratio(m, seq_len: int) -> float:
+    """Kernel work of the model's attention layers relative to all of them full causal: the mean over
+    layers of attention_tiles(s, w) / attention_tiles(s) for the windowed layers (arch.window_layers),
+    1 for the others. A 128-key window at s = 4,096 computes 63 of 528 tiles (twice its useful
+    scores: the diagonal tile and the one before it are both partly masked)."""
+    n_sw = window_layers(m)
+    if not n_sw:
+        return 1.0
+    return (m.layers - n_sw + n_sw * window_tile_share(m, seq_len)) / m.layers
+
+
+def window_tile_share(m, seq_len: int) -> float:
+    """A sliding-window layer's kernel work relative to a full causal layer's:
+    attention_tiles(s, w) / attention_tiles(s) (1 when the window covers the sequence)."""
+    if not m.sliding_window or m.sliding_window >= seq_len:
+        return 1.0
+    return attention_tiles(seq_len, m.sliding_window) / attention_tiles(seq_len)
+
+
 def attention_fwd_flops(ctx, t, tokens):
-    """Causal flash-attention FLOPs on one GPU for `tokens` query tokens of full-length context."""
+    """Flash-attention FLOPs on one GPU for `tokens` query tokens of full-length context: causal
+    (half the scores) times window_work_ratio for sliding-window layers. Per layer, the mean over the
+    model's layers; stage_compute counts each stage's own windowed layers (stage_window_layers)."""
+    return full_attention_fwd_flops(ctx, t, tokens) * window_work_ratio(ctx.model, ctx.seq_len)
+
+
+def full_attention_fwd_flops(ctx, t, tokens):
+    """Causal flash-attention FLOPs of one full-attention layer on one GPU for `tokens` query tokens."""
     d_qk, d_v = attention_dims(ctx.model)
     heads_local = ctx.model.heads / t["tp"]
     return tokens * 2.0 * ctx.seq_len * heads_local * (d_qk + d_v) / 2
@@ -612,6 +658,11 @@ def layer_costs(ctx, t) -> dict:
         merge_fwd, merge_bwd = context_parallel.merge_s(ctx, t, hbm)
         out["attn_fwd"] = flops / fwd_fps + merge_fwd
         out["attn_bwd"] = FLASH_BWD_FLOPS_RATIO * flops / bwd_fps + merge_bwd
+        # a full and a windowed layer apart, for the stages' own counts (stage_compute)
+        full = full_attention_fwd_flops(ctx, t, tokens)
+        share = window_tile_share(ctx.model, ctx.seq_len)
+        out["attn_full"] = (full / fwd_fps + merge_fwd, FLASH_BWD_FLOPS_RATIO * full / bwd_fps + merge_bwd)
+        out["attn_window"] = (share * full / fwd_fps + merge_fwd, FLASH_BWD_FLOPS_RATIO * share * full / bwd_fps + merge_bwd)
     else:
         out["attn_fwd"], out["attn_bwd"] = unfused_attention_s(ctx, t, half_fps, hbm)
     out["core_attn_rc"] = 1.0 if "core_attn" in recompute.recompute_modules(ctx) else 0.0
@@ -645,14 +696,20 @@ def mtp_extra_fwd_s(ctx, t, tokens, linear_fps, hbm):
         + tokens * MTP_ELEMENTWISE_BYTES_PER_HIDDEN * h / hbm
 
 
-def stage_compute(t, unit: dict, dense, moe, stage: str, mtp=0.0) -> dict:
+def stage_compute(t, unit: dict, dense, moe, stage: str, mtp=0.0, windowed=None) -> dict:
     """Forward, backward and recompute seconds of one micro-batch on a stage holding `dense` and
-    `moe` layers (the output layer on the last stage, or on the only one) and `mtp` MTP modules
-    (their transformer layers among `dense` / `moe`; eh_proj and norms here: unit['mtp_extra'])."""
+    `moe` layers (the output layer on the last stage, or on the only one), `mtp` MTP modules
+    (their transformer layers among `dense` / `moe`; eh_proj and norms here: unit['mtp_extra']) and
+    `windowed` of the layers sliding-window ones (None: each layer at the model's mean attention cost)."""
     fwd = dense * unit["dense_fwd"] + moe * unit["moe_fwd"] + mtp * unit.get("mtp_extra", 0.0)
     lps = dense + moe
     sync = moe * unit.get("moe_sync", 0.0)  # forward only, not recomputed (host.moe_sync_exposed_s)
-    attn_fwd, attn_bwd = lps * unit["attn_fwd"], lps * unit["attn_bwd"]
+    if windowed is None or "attn_full" not in unit:
+        attn_fwd, attn_bwd = lps * unit["attn_fwd"], lps * unit["attn_bwd"]
+    else:
+        (full_f, full_b), (sw_f, sw_b) = unit["attn_full"], unit["attn_window"]
+        attn_fwd = (lps - windowed) * full_f + windowed * sw_f
+        attn_bwd = (lps - windowed) * full_b + windowed * sw_b
     head = np.where((t["pp"] == 1) | (stage == "last"), unit["head"], 0.0)
     rc = t["recompute"]
     # Selective: Megatron recomputes core attention (Korthikanti et al. 2022) and the other modules of

@@ -33,6 +33,7 @@ from planner.arch import attention_dims
 from planner.estimate import table as T
 
 TT = T.FRAMEWORKS.index("torchtitan")
+MEG = T.FRAMEWORKS.index("megatron")
 
 # torch's ring attention merges each step's output into an fp32 running output and log-sum-exp
 # (_SDPAMerger with convert_to_f32=True) and accumulates the gradients in fp32 (grad_query/key/value
@@ -52,10 +53,12 @@ TORCH_RING_KV_CAT_BYTES = 8.0
 
 def cp_method(ctx, t):
     """True where the row's ring exchange is an all-gather (runtime.cp_comm, 'auto' = the
-    framework's default: torchtitan 'allgather', Megatron-Core and DeepSpeed 'p2p')."""
+    framework's default: torchtitan 'allgather', Megatron-Core and DeepSpeed 'p2p'; Megatron-Core
+    with sliding-window attention 'all_gather', the exchange Transformer Engine runs windows with
+    (frameworks.rules.MEG_SWA_CP_P2P))."""
     method = ctx.scenario.runtime.cp_comm
     if method == "auto":
-        return t["framework"] == TT
+        return (t["framework"] == TT) | ((t["framework"] == MEG) & bool(ctx.model.sliding_window))
     return np.full(T.size(t), method == "allgather")
 
 

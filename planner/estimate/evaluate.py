@@ -27,6 +27,7 @@ import numpy as np
 from planner.arch import ModelStats, attention_flops_per_token, matmul_flops_per_token, model_stats
 from planner.estimate import bands, comm, compute, cost, memory, offload, pipeline, table
 from planner.estimate.memory import GIB
+from planner.estimate.memory_terms_stage import stage_window_layers
 
 FITS_FRACTION = 0.80  # Fujii et al. 2024: estimates below 80% of GPU memory never ran out of memory
 
@@ -208,7 +209,8 @@ def rank_stage_time(ctx: Context, t: dict, unit: dict, unit_comm: dict, rank, st
     from planner.estimate.memory_terms_stage import stage_mtp
 
     _, dense, moe = memory.stage_layers(ctx, t, rank)
-    c = compute.stage_compute(t, unit, dense, moe, stage, stage_mtp(ctx, t, rank))
+    windowed = stage_window_layers(ctx, t, rank) if ctx.model.sliding_window else None
+    c = compute.stage_compute(t, unit, dense, moe, stage, stage_mtp(ctx, t, rank), windowed)
     cm = comm.stage_comm(unit_comm, dense, moe)
     cm["pp_comm"] = cm["pp_comm"] * pipeline.interleave_p2p_factor(t)
     cm["tp_comm"] = comm.tp_exposed_s(ctx, t, cm["tp_comm"], c["layer_matmul_fwd"], cm["tp_fwd"])

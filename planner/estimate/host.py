@@ -40,6 +40,9 @@ from __future__ import annotations
 import numpy as np
 
 from planner.arch import layer_matmuls
+from planner.estimate import table as T
+
+MEG = T.FRAMEWORKS.index("megatron")
 
 HOST_OP_FWD_BWD_S = 28.6e-6      # measured (module docstring)
 HOST_SYNC_S = 15e-6              # measured: a scalar device-to-host copy the host waits for (host_device_results.md)
@@ -101,16 +104,28 @@ def _host_parts(ctx, t, moe_layer: bool, eager):
     return total, forward
 
 
+def graph_launched(ctx, t, moe_layer: bool):
+    """Rows whose layer of this kind runs as CUDA graphs whose replay issues all its kernels
+    (runtime.cuda_graph_impl): Megatron dense layers under the local implementation (whole layers or
+    full_iteration) or Transformer Engine's without a scope (whole layers). MoE layers and partial
+    scopes keep their eager launches here (the router / preprocess graphs are not counted)."""
+    rt = getattr(ctx.scenario, "runtime", None)
+    impl = getattr(rt, "cuda_graph_impl", "none")
+    whole = impl == "local" or (impl == "transformer_engine" and not getattr(rt, "cuda_graph_scope", []))
+    return (t["framework"] == MEG) & (whole and not moe_layer)
+
+
 def layer_host_s(ctx, t, moe_layer: bool, eager):
     """Host seconds (forward + backward) of one layer per micro-batch, per plan row: linear modules
     at HOST_LINEAR_FWD_BWD_S, per-expert GEMMs of a grouped expert module at 3 x HOST_LAUNCH_S,
-    elementwise ops (and FP8 quantisations) at HOST_OP_FWD_BWD_S."""
-    return _host_parts(ctx, t, moe_layer, eager)[0]
+    elementwise ops (and FP8 quantisations) at HOST_OP_FWD_BWD_S. A graph-launched layer
+    (graph_launched) costs one launch forward and one backward, at HOST_LAUNCH_S each."""
+    return np.where(graph_launched(ctx, t, moe_layer), 2 * HOST_LAUNCH_S, _host_parts(ctx, t, moe_layer, eager)[0])
 
 
 def layer_host_fwd_s(ctx, t, moe_layer: bool, eager):
     """The forward part of layer_host_s (kernel-count split, _host_parts)."""
-    return _host_parts(ctx, t, moe_layer, eager)[1]
+    return np.where(graph_launched(ctx, t, moe_layer), HOST_LAUNCH_S, _host_parts(ctx, t, moe_layer, eager)[1])
 
 
 def host_floor(fwd, bwd, host):

@@ -11,6 +11,7 @@ source in memory_terms_*.py):
                fsdp_prefetch, sp_allgather_buffer, moe_permute_buffer,
                pp_recv_buffers                                               (memory_terms_runtime)
                optimizer_step_temp, fragmentation                                    (below)
+               cuda_graph_buffers (runtime.cuda_graph_impl)                  (memory_terms_runtime)
 Host RAM per node: offloaded_states, pinned_buffers (incl. offloaded activations), process_base; NVMe
 per node: offloaded_states
 (memory_terms_host).
@@ -35,7 +36,8 @@ from planner.estimate.memory_terms_activations import (activation_parts, flash_a
                                                        layer_activation_bytes, offloaded_layers,
                                                        resident_layer_share)
 from planner.estimate.memory_terms_host import host_parts
-from planner.estimate.memory_terms_runtime import (DS_BUCKET_ELEMENTS, fixed_runtime_parts, fragmentation_bytes,
+from planner.estimate.memory_terms_runtime import (DS_BUCKET_ELEMENTS, cuda_graph_bytes, fixed_runtime_parts,
+                                                   fragmentation_bytes,
                                                    pipelining_recv_bytes, transient_runtime_parts)
 from planner.estimate.memory_terms_stage import stage_layers, stage_params
 from planner.estimate.memory_terms_states import model_state_parts
@@ -52,7 +54,7 @@ GROUPS = {
                     "logits_loss"),
     "other": ("cuda_context", "library_workspaces", "nccl_buffers", "ds_buckets", "zero3_live_params",
               "fsdp_prefetch", "sp_allgather_buffer", "moe_permute_buffer", "pp_recv_buffers", "optimizer_step_temp",
-              "fragmentation"),
+              "fragmentation", "cuda_graph_buffers"),
 }
 HOST_PARTS = ("host.offloaded_states", "host.pinned_buffers", "host.process_base")
 def stage_memory(ctx, t, stage, per_layer: dict) -> dict:
@@ -72,6 +74,8 @@ def stage_memory(ctx, t, stage, per_layer: dict) -> dict:
     parts["other.optimizer_step_temp"] = step_extra
     largest = np.where(step_extra > 0, states["step_temp"], largest_tensor_bytes(ctx, t, stage))
     parts["other.fragmentation"] = fragmentation_bytes(ctx, t, largest)
+    # static for the whole run (graph pools): beside both the forward/backward and the step peaks
+    parts["other.cuda_graph_buffers"] = cuda_graph_bytes(ctx, t, stage)
     out = {f"{g}.{p}": parts[f"{g}.{p}"] for g, names in GROUPS.items() for p in names}
     for g, names in GROUPS.items():
         out[g] = sum(parts[f"{g}.{p}"] for p in names)

@@ -137,6 +137,7 @@ def usable(ctx, t: dict) -> bool:
 
     runtime = getattr(ctx.scenario, "runtime", None)
     return (not getattr(ctx, "all_ranks", False) and not (getattr(runtime, "activation_offload_layers", 0) or 0)
+            and getattr(runtime, "cuda_graph_impl", "none") == "none"
             and T.size(t) > 0 and set(verdict_keys(ctx, t)) <= {"total", *STATE_KEYS})
 
 

@@ -227,3 +227,58 @@ def transient_runtime_parts(ctx, t, sp) -> dict:
             "other.fsdp_prefetch": fsdp_prefetch_bytes(ctx, t),
             "other.sp_allgather_buffer": gather + np.zeros(len(t["tp"])),
             "other.moe_permute_buffer": permute + np.zeros(len(t["tp"]))}
+
+
+# Megatron-Core full-iteration graphs (full_cuda_graph.py StaticBufferLoader) copy every micro-batch's
+# batch into static buffers kept for the run: tokens, labels and position ids (int64, 8 B each) and the
+# loss mask (fp32, 4 B) per token.
+FULL_ITERATION_BATCH_BYTES_PER_TOKEN = 3 * 8 + 4
+
+
+def graphed_layers(ctx, t, stage):
+    """Layers of the stage that Transformer Engine graphs (Megatron-Core cuda_graphs.py
+    _layer_is_graphable): every layer with no scope or with attn; the MoE layers with moe, moe_router or
+    moe_preprocess; the dense layers with mlp."""
+    from planner.estimate.memory_terms_stage import stage_layers
+
+    layers, dense, moe = stage_layers(ctx, t, stage)
+    scope = set(ctx.scenario.runtime.cuda_graph_scope)
+    if not scope or "attn" in scope:
+        return layers
+    moe_scoped = bool(scope & {"moe", "moe_router", "moe_preprocess"})
+    return np.where(moe_scoped, moe, 0) + np.where("mlp" in scope, dense, 0)
+
+
+def cuda_graph_bytes(ctx, t, stage):
+    """Static memory CUDA graphs keep for the whole run beyond what the eager step allocates
+    (runtime.cuda_graph_impl; Megatron only, Megatron-Core at 92c8482e, the Megatron-Bridge 25.11 pin):
+      transformer_engine: make_graphed_callables (TE graph.py) keeps each graph's sample input as a
+        static buffer the replay copies into; Megatron-Core (TECudaGraphHelper) builds one per graphed
+        layer and micro-batch and passes _reuse_graph_input_output_buffers (TE >= 2.7), which reuses a
+        micro-batch's buffers once its backward has run: one hidden-state buffer (tokens x hidden x 2 B in 16-bit,
+        tokens = mbs x s / cp, / tp with sequence parallelism) per graphed layer (graphed_layers) per
+        micro-batch in flight. Outputs are the tensors the eager code holds anyway (not counted);
+      local, per layer: CudaGraphManager chains each layer's static output into the next layer's input
+        (create_cudagraphs, optimize_transformer_layer_graph_buffers), so only the first layer of each
+        model chunk keeps its own input: one hidden-state buffer per chunk-forward in flight;
+      local, full_iteration: FULL_ITERATION_BATCH_BYTES_PER_TOKEN for every token of the step's ga
+        micro-batches (StaticBufferLoader). The graphed forward and backward allocate from a private pool
+        the optimizer step cannot reuse; Megatron's step temporaries are not modelled (0), so that adds
+        nothing here."""
+    from planner.estimate.memory_terms_stage import in_flight_microbatches
+
+    rt = ctx.scenario.runtime
+    impl = getattr(rt, "cuda_graph_impl", "none")
+    n = len(t["tp"])
+    if impl == "none":
+        return np.zeros(n)
+    tokens = t["mbs"] * ctx.seq_len / t["cp"]
+    hidden_buf = tokens / np.where(t["sp"], t["tp"], 1) * ctx.model.hidden * COMPUTE_BYTES[t["precision"]]
+    in_flight = in_flight_microbatches(t, stage)
+    if impl == "transformer_engine":
+        out = graphed_layers(ctx, t, stage) * in_flight * hidden_buf
+    elif "full_iteration" in rt.cuda_graph_scope:
+        out = t["ga"] * t["mbs"] * ctx.seq_len * FULL_ITERATION_BATCH_BYTES_PER_TOKEN  # whole sequences, as loaded
+    else:
+        out = in_flight * t["vpp"] * hidden_buf
+    return np.where(t["framework"] == MEG, out, 0.0) + np.zeros(n)

@@ -170,6 +170,34 @@ def _stage_layers_rows(ctx, t, rank):
     return lps, dense, lps - dense
 
 
+def stage_window_layers(ctx, t, stage):
+    """Sliding-window layers on a pipeline rank ('first', 'last' or ranks), from the model's per-layer
+    pattern (spec.model.window_pattern) over the rank's chunks as stage_layers splits them (chunk c
+    holds layers c*base + min(c, extra) onward, base + (c < extra) of them). Under a Megatron split
+    (runtime.pipeline_layout / account_for_*) or a count without a pattern: the rank's layers times
+    the model's windowed share."""
+    from planner.arch import window_layers
+    from planner.spec.model import window_pattern
+
+    m = ctx.model
+    n_sw = window_layers(m)
+    lps, _, _ = stage_layers(ctx, t, stage)
+    pattern = window_pattern(m) if n_sw else None
+    if not n_sw or n_sw == m.layers or pattern is None or split_key_of(ctx) is not None:
+        return lps * (n_sw / m.layers)
+    rank = pipeline_rank(t, stage)
+    pp, vpp = t["pp"], t["vpp"]
+    base, extra = _chunk_layers(ctx, t)
+    cum = np.concatenate([[0], np.cumsum(pattern)])
+    out = np.zeros(np.shape(pp))
+    for v in range(int(np.max(vpp)) if np.size(vpp) else 0):
+        c = rank + v * pp
+        start = np.minimum(c * base + np.minimum(c, extra), m.layers)
+        end = np.minimum(start + base + (c < extra), m.layers)
+        out = out + np.where(v < vpp, cum[end] - cum[start], 0)
+    return out
+
+
 def stage_params(ctx, t, stage) -> dict:
     """Parameters of the stage's model replica before tensor/expert sharding.
 

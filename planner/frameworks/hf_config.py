@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from planner.errors import InputError
 from planner.spec.hf import GPT_OSS_WINDOW_DEFAULT
-from planner.spec.model import alternating_window_layers
+from planner.spec.model import window_pattern
 
 ARCHITECTURES = {"llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM", "qwen2": "Qwen2ForCausalLM",
                  "qwen3": "Qwen3ForCausalLM", "mixtral": "MixtralForCausalLM", "qwen2_moe": "Qwen2MoeForCausalLM",
@@ -68,16 +68,15 @@ def _problems(m, mt: str) -> list[str]:
                 and not (m.moe.shared_ffn or m.moe.dense_layers or m.moe.groups) and m.moe.scoring == "softmax"
                 and m.moe.routed_scale == 1):
             out.append("gpt_oss has sinks, the clamped activation, biases and a plain top-k softmax router together")
-        swl = m.sliding_window_layers
-        if m.sliding_window and swl not in (None, m.layers, alternating_window_layers(m.layers)):
-            out.append(f"sliding_window_layers {m.sliding_window_layers} of {m.layers}: gpt_oss alternates "
-                       "sliding and full layers")
+        if window_pattern(m) is None:
+            out.append(f"sliding_window_layers {m.sliding_window_layers} of {m.layers} without a "
+                       "sliding_window_pattern: which layers are windowed is not stated")
         return out
     if m.attention_sinks or m.swiglu_limit is not None or m.ffn_gate != "silu":
         out.append(f"{mt} has no attention sinks, clamped activation or {m.ffn_gate} gate")
     if m.sliding_window and mt not in ("mistral", "mixtral"):
         out.append(f"{mt} has no sliding_window here")
-    if m.sliding_window and m.sliding_window_layers is not None and m.sliding_window_layers < m.layers:
+    if m.sliding_window and not all(window_pattern(m) or [False]):
         out.append(f"sliding_window_layers {m.sliding_window_layers} of {m.layers}: {mt}'s config.json puts the "
                    "window on every layer")
     return out
@@ -156,9 +155,7 @@ def hf_config(m) -> dict:
     if mt in ("mistral", "mixtral"):
         out["sliding_window"] = m.sliding_window
     if mt == "gpt_oss":
-        n_sw = m.sliding_window_layers or m.layers if m.sliding_window else 0
-        kinds = ["sliding_attention" if n_sw == m.layers or i % 2 == 0 else "full_attention"
-                 for i in range(m.layers)] if n_sw else ["full_attention"] * m.layers
+        kinds = ["sliding_attention" if x else "full_attention" for x in window_pattern(m) or [False] * m.layers]
         out.update(swiglu_limit=m.swiglu_limit, layer_types=kinds,
                    sliding_window=m.sliding_window or GPT_OSS_WINDOW_DEFAULT)
     if m.moe:

@@ -43,15 +43,19 @@ def hostfile(nodes: int, per_node: int) -> str:
     return "".join(f"{h} slots={per_node}\n" for h in hosts)
 
 
-def environment(fields: dict) -> dict[str, str]:
+def environment(fields: dict, runtime=None) -> dict[str, str]:
     """Environment variables the plan needs on every rank.
     PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True: fewer allocator fragments (the memory model
     allows 5%, planner/estimate/memory.py). Megatron-LM with tensor/context parallelism needs
     CUDA_DEVICE_MAX_CONNECTIONS=1 so communication kernels are issued in order with the GEMMs they
     overlap (Megatron-LM README; ecosystem.md 2.3 runs its parser with it), except under Megatron-FSDP,
     whose validate_args asserts CUDA_DEVICE_MAX_CONNECTIONS != 1 (it only warns about TP/CP). torchtitan with TP:
-    TORCH_NCCL_AVOID_RECORD_STREAMS=1 (torchtitan troubleshooting notes)."""
+    TORCH_NCCL_AVOID_RECORD_STREAMS=1 (torchtitan troubleshooting notes). Megatron-LM with CUDA graphs
+    (runtime.cuda_graph_impl) and expandable segments asserts NCCL_GRAPH_REGISTER=0 (arguments.py,
+    "to avoid illegal memory access")."""
     env = {"PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True"}
+    if fields["framework"] == "megatron" and getattr(runtime, "cuda_graph_impl", "none") != "none":
+        env["NCCL_GRAPH_REGISTER"] = "0"
     if fields["framework"] == "megatron" and (fields["tp"] > 1 or fields["cp"] > 1) and fields["zero"] != 3:
         env["CUDA_DEVICE_MAX_CONNECTIONS"] = "1"  # Megatron-FSDP (zero 3) asserts it is not 1
     if fields["framework"] == "torchtitan" and fields["tp"] > 1:

@@ -12,7 +12,7 @@ from planner.errors import InputError
 from planner.frameworks import common
 from planner.estimate.comm import ep_overlap_runs
 from planner.frameworks.megatron_layout import layout_problems, pipeline_layout
-from planner.spec.model import alternating_window_layers
+from planner.spec.model import window_pattern
 
 # Megatron's optimizers (`--optimizer`): its Adam applies decoupled weight decay (AdamW).
 OPTIMIZERS = {"adamw": "adam", "adam": "adam", "sgd": "sgd"}
@@ -133,6 +133,19 @@ def _router_args(e) -> tuple[list[str], list[str]]:
     return out, problems
 
 
+def window_skip_freq(pattern: list[bool]) -> str:
+    """Megatron --window-attn-skip-freq for a per-layer window pattern (Megatron-Core
+    is_layer_window_attention, transformer/utils.py): an integer N windows 1-based layer n iff
+    n % N != 0 (gpt-oss: 2; a 5:1 interleave: 6); any other pattern as the Python list expression
+    arguments.py moe_freq_type evaluates (1 = sliding window), one entry per layer, without spaces
+    (megatron_args.txt is split on whitespace, globbing off)."""
+    n_layers = len(pattern)
+    for freq in range(2, n_layers + 1):
+        if all(pattern[i] == ((i + 1) % freq != 0) for i in range(n_layers)):
+            return str(freq)
+    return "[" + ",".join("1" if x else "0" for x in pattern) + "]"
+
+
 def architecture_args(m) -> list[str]:
     """Arguments that change no shape but make Megatron build the same model as the spec: rotary
     base and scaling, --norm-epsilon, --window-size (HF's sliding window of W tokens, the current
@@ -142,12 +155,12 @@ def architecture_args(m) -> list[str]:
     out.append(f"--norm-epsilon {m.norm_eps!r}")
     if m.sliding_window:
         out.append(f"--window-size {m.sliding_window - 1},0")
-        if m.sliding_window_layers is not None and m.sliding_window_layers < m.layers and \
-                m.sliding_window_layers == alternating_window_layers(m.layers):
-            out.append("--window-attn-skip-freq 2")  # gpt-oss: sliding and full layers alternate
-        elif m.sliding_window_layers is not None and m.sliding_window_layers < m.layers:
-            problems.append(f"sliding_window_layers {m.sliding_window_layers} of {m.layers}: the export "
-                            "writes one --window-size for every layer")
+        pattern = window_pattern(m)
+        if pattern is None:
+            problems.append(f"sliding_window_layers {m.sliding_window_layers} of {m.layers} without a "
+                            "sliding_window_pattern: which layers are windowed is not stated")
+        elif not all(pattern):
+            out.append(f"--window-attn-skip-freq {window_skip_freq(pattern)}")
     if m.attention_sinks:
         out.append("--softmax-type learnable")
     if m.ffn_gate == "gpt_oss":
@@ -198,8 +211,10 @@ def _parallel_args(scenario, f: dict) -> list[str]:
         if rt.ep_comm_overlap and ep_overlap_runs(f["ep"], f["pp"], f["vpp"], f["recompute"] == "full",
                                                   f["recompute"] == "selective" and "moe" in mods):
             out.append("--overlap-moe-expert-parallel-comm")
-    if f["cp"] > 1 and rt.cp_comm == "allgather":  # p2p is Megatron's default
-        out.append("--cp-comm-type allgather")
+    # p2p is Megatron's default; Transformer Engine's all-gather exchange is named "all_gather" (its
+    # attn_forward_func_with_cp raises on "allgather"), and it is the one TE runs windowed layers with
+    if f["cp"] > 1 and (rt.cp_comm == "allgather" or (rt.cp_comm == "auto" and scenario.model.sliding_window)):
+        out.append("--cp-comm-type all_gather")
     if rt.pipeline_layout is not None:  # the scenario's own layout, as given
         out.append(f"--pipeline-model-parallel-layout {rt.pipeline_layout}")
     elif rt.account_for_embedding_in_pipeline_split or rt.account_for_loss_in_pipeline_split:
@@ -289,6 +304,7 @@ def _training_args(scenario, f: dict) -> list[str]:
         out.append(f"--cpu-offloading-num-layers {min(offload, scenario.model.layers - 1)}")
     if scenario.runtime.keep_fp8_transpose_cache and f["zero"] >= 3 and f["precision"] == "fp8":
         out.append("--keep-fp8-transpose-cache")
+    out += cuda_graph_args(scenario.runtime)
     steps = common.train_steps(scenario, f)
     out += [f"--optimizer {opt}", f"--lr {common.LR}", f"--min-lr {common.LR * common.MIN_LR_RATIO:g}",
             "--lr-decay-style cosine", f"--lr-warmup-iters {common.warmup_steps(steps)}", f"--train-iters {steps}",
@@ -297,6 +313,21 @@ def _training_args(scenario, f: dict) -> list[str]:
         out += [f"--adam-beta1 {common.BETAS[0]}", f"--adam-beta2 {common.BETAS[1]}", f"--adam-eps {common.EPS}"]
     if not scenario.model.dropout:
         out += ["--attention-dropout 0.0", "--hidden-dropout 0.0"]
+    return out
+
+
+def cuda_graph_args(rt) -> list[str]:
+    """runtime.cuda_graph_impl / cuda_graph_scope as Megatron-LM flags (arguments.py at 92c8482e):
+    --cuda-graph-impl, --cuda-graph-scope; --te-rng-tracker, which validate_args turns on for graphs
+    anyway (written so the script says it); full_iteration asserts --no-check-for-nan-in-loss-and-grad."""
+    impl = getattr(rt, "cuda_graph_impl", "none")
+    if impl == "none":
+        return []
+    scope = list(getattr(rt, "cuda_graph_scope", []) or [])
+    out = [f"--cuda-graph-impl {impl}"] + (["--cuda-graph-scope " + " ".join(scope)] if scope else [])
+    out.append("--te-rng-tracker")
+    if "full_iteration" in scope:
+        out.append("--no-check-for-nan-in-loss-and-grad")
     return out
 
 

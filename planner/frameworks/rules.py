@@ -86,11 +86,23 @@ RUNTIME_RULES = [
 ]
 
 
-def runtime_violations(t: dict, runtime):
-    """[(framework, message, True where violated)] of RUNTIME_RULES under `runtime` (none without one)."""
+# Transformer Engine runs sliding-window attention under context parallelism only with cp_comm_type
+# "a2a" or "all_gather" (transformer_engine/pytorch/attention/dot_product_attention/context_parallel.py
+# attn_forward_func_with_cp: "Context parallelism does not support sliding window attention with
+# cp_comm_type=..."); Megatron-Core passes --cp-comm-type through to it.
+MEG_SWA_CP_P2P = ("Megatron-LM: sliding-window attention with context parallelism needs --cp-comm-type "
+                  "all_gather or a2a (Transformer Engine refuses p2p): runtime.cp_comm must be auto or allgather")
+
+
+def runtime_violations(t: dict, runtime, model=None):
+    """[(framework, message, True where violated)] of RUNTIME_RULES under `runtime` (none without one),
+    and, given the model, the rule on a windowed model's context-parallel exchange (MEG_SWA_CP_P2P)."""
     if runtime is None:
         return []
-    return [(fw, msg, np.asarray(bad(t, runtime))) for fw, msg, bad in RUNTIME_RULES]
+    out = [(fw, msg, np.asarray(bad(t, runtime))) for fw, msg, bad in RUNTIME_RULES]
+    if model is not None and getattr(model, "sliding_window", None) and getattr(runtime, "cp_comm", "auto") == "p2p":
+        out.append((MEG, MEG_SWA_CP_P2P, np.asarray(t["cp"] > 1)))
+    return out
 
 
 def unbuildable(model) -> dict[int, str]:
@@ -119,7 +131,7 @@ def framework_mask(t: dict, model=None, runtime=None) -> np.ndarray:
     ok = np.ones(T.size(t), dtype=bool)
     for code in unbuildable(model) if model is not None else {}:
         ok &= t["framework"] != code
-    for fw, _, bad in [*RULES, *((f, m, lambda _t, h=h: h) for f, m, h in runtime_violations(t, runtime))]:
+    for fw, _, bad in [*RULES, *((f, m, lambda _t, h=h: h) for f, m, h in runtime_violations(t, runtime, model))]:
         hit = bad(t)
         if fw is not None:
             hit = hit & (t["framework"] == fw)
@@ -133,7 +145,8 @@ def framework_problems(plan, scenario=None, runtime=None) -> list[str]:
     t = T.from_plans([plan])
     out = []
     hits = [(fw, msg, bad(t)) for fw, msg, bad in RULES]
-    hits += runtime_violations(t, runtime if runtime is not None or scenario is None else scenario.runtime)
+    hits += runtime_violations(t, runtime if runtime is not None or scenario is None else scenario.runtime,
+                               getattr(scenario, "model", None))
     for fw, msg, hit in hits:
         if (fw is None or t["framework"][0] == fw) and bool(np.broadcast_to(hit, (1,))[0]):
             out.append(msg)

@@ -212,7 +212,7 @@ def _candidate_rows(scenario, exhaustive: bool = False, compact: bool = False) -
     keep = ~grid["sp"] | (scenario.training.seq_len % grid["tp"] == 0)
     for fw, _, bad in RULES:  # framework_mask, broadcast
         keep = keep & ~(bad(grid) & ((grid["framework"] == fw) if fw is not None else True))
-    for fw, _, hit in runtime_violations(grid, scenario.runtime):  # and its runtime rules
+    for fw, _, hit in runtime_violations(grid, scenario.runtime, scenario.model):  # and its runtime rules
         keep = keep & ~(hit & ((grid["framework"] == fw) if fw is not None else True))
     for code in unbuildable(scenario.model):  # frameworks that cannot build this model
         keep = keep & (grid["framework"] != code)

@@ -83,10 +83,41 @@ def _context(cfg: dict, mt: str) -> dict:
            "rope_scaling": _rope_scaling(cfg),
            "norm_eps": _get(cfg, "rms_norm_eps", "layer_norm_eps", "layer_norm_epsilon",
                             default=NORM_EPS_DEFAULT.get(mt, 1e-6))}
-    if mt in ("mistral", "mixtral") or _flag(cfg, "use_sliding_window", False):
-        if mt not in ("mistral", "mixtral"):
-            raise InputError("use_sliding_window with max_window_layers is not supported yet", key="use_sliding_window")
+    if mt in ("mistral", "mixtral"):
         out["sliding_window"] = cfg.get("sliding_window")
+    elif _flag(cfg, "use_sliding_window", False) and cfg.get("sliding_window") is not None:
+        # Qwen2/Qwen3 (configuration_qwen2.py): without layer_types, layers from max_window_layers on
+        # attend within the window; modeling_qwen2 applies it per layer_types
+        layers = _get(cfg, "num_hidden_layers", "n_layer", "num_layers")
+        first = _get(cfg, "max_window_layers")
+        types = cfg.get("layer_types")
+        if types is None and isinstance(layers, int) and isinstance(first, int):
+            types = ["sliding_attention" if i >= first else "full_attention" for i in range(layers)]
+        window = _window_keys(types, layers)
+        if window:
+            out["sliding_window"] = _get(cfg, "sliding_window")
+            out.update(window)
+    return out
+
+
+def _window_keys(types, layers) -> dict:
+    """sliding_window_layers (the count of 'sliding_attention' entries of HF layer_types) and, where the
+    layers are not all windowed nor alternating from a windowed layer 0 (what the count implies:
+    spec.model.window_pattern), sliding_window_pattern; {} without a windowed layer."""
+    if not isinstance(types, list) or any(not isinstance(x, str) for x in types):
+        raise InputError(f"expected a list of layer type names, not {types!r}", key="layer_types")
+    odd = sorted({x for x in types if x not in ("sliding_attention", "full_attention")})
+    if odd:  # transformers' layer_type_validation refuses unknown names
+        raise InputError(f"expected sliding_attention or full_attention, not {', '.join(map(repr, odd))}",
+                         key="layer_types")
+    if isinstance(layers, int) and len(types) != layers:
+        raise InputError(f"layer_types has {len(types)} entries for {layers} layers", key="layer_types")
+    pattern = [x == "sliding_attention" for x in types]
+    if not any(pattern):
+        return {}
+    out: dict[str, Any] = {"sliding_window_layers": sum(pattern)}
+    if not all(pattern) and pattern != [i % 2 == 0 for i in range(len(pattern))]:
+        out["sliding_window_pattern"] = pattern
     return out
 
 
@@ -222,17 +253,7 @@ def _gpt_oss(cfg: dict, out: dict) -> dict:
     if types is None:  # GptOssConfig: "sliding_attention" on even layers (0, 2, ...), else "full_attention"
         types = ["sliding_attention" if i % 2 == 0 else "full_attention" for i in range(out["layers"])] \
             if isinstance(out["layers"], int) else []
-    if not isinstance(types, list) or any(not isinstance(x, str) for x in types):
-        raise InputError(f"expected a list of layer type names, not {types!r}", key="layer_types")
-    odd = sorted({x for x in types if x not in ("sliding_attention", "full_attention")})
-    if odd:  # transformers' layer_type_validation refuses unknown names; gpt-oss has only these two
-        raise InputError(f"expected sliding_attention or full_attention, not {', '.join(map(repr, odd))}",
-                         key="layer_types")
-    n_sw = sum(1 for x in types if x == "sliding_attention")
-    alternating = ["sliding_attention" if i % 2 == 0 else "full_attention" for i in range(len(types))]
-    if 0 < n_sw < len(types) and types != alternating:  # the spec keeps a count; exports write skip freq 2
-        raise InputError("expected layer_types alternating from sliding_attention on layer 0 (or one kind "
-                         "throughout); another pattern is not supported yet", key="layer_types")
+    window = _window_keys(types, out["layers"])
     extra: dict[str, Any] = {
         "moe": {"experts": _get(cfg, "num_local_experts"),
                 "top_k": _get(cfg, "num_experts_per_tok", "experts_per_token"),
@@ -245,7 +266,7 @@ def _gpt_oss(cfg: dict, out: dict) -> dict:
     extra["swiglu_limit"] = _get(cfg, "swiglu_limit", default=GPT_OSS_SWIGLU_LIMIT_DEFAULT)
     if not (cfg.get("rope_scaling") or cfg.get("rope_parameters")):
         extra["rope_scaling"] = dict(GPT_OSS_ROPE_DEFAULT)
-    if n_sw:
+    if window:
         extra["sliding_window"] = _get(cfg, "sliding_window") if "sliding_window" in cfg else GPT_OSS_WINDOW_DEFAULT
-        extra["sliding_window_layers"] = n_sw
+        extra.update(window)
     return extra

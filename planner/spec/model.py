@@ -111,6 +111,23 @@ def alternating_window_layers(layers: int) -> int:
     return layers - layers // 2
 
 
+def window_pattern(m) -> list[bool] | None:
+    """Per layer (0-based), whether it attends within the sliding window: the spec's
+    sliding_window_pattern; else every layer for a window without a count (or a count of all layers),
+    alternating from layer 0 for ceil(layers / 2) (alternating_window_layers); no layer without a
+    window. None where a count leaves the layers unnamed."""
+    if not m.sliding_window:
+        return [False] * m.layers
+    if m.sliding_window_pattern is not None:
+        return list(m.sliding_window_pattern)
+    n = m.sliding_window_layers
+    if n is None or n == m.layers:
+        return [True] * m.layers
+    if n == alternating_window_layers(m.layers):
+        return [i % 2 == 0 for i in range(m.layers)]
+    return None
+
+
 class ModelSpec(Strict):
     name: Name = "custom"
     layers: PosInt
@@ -150,10 +167,23 @@ class ModelSpec(Strict):
         "Megatron --mtp-num-layers). Each: two RMSNorms, a 2h -> h projection, one transformer layer of the "
         "decoder's last kind and its own final norm; embedding and output head shared with the model "
         "(Megatron-Core multi_token_prediction.py). 0 = none")
+    sliding_window_pattern: list[bool] | None = Field(None, description=
+        "per layer, true where it attends within sliding_window (HF config.json layer_types: "
+        "'sliding_attention'); default: implied by sliding_window_layers (all layers, or alternating from a "
+        "sliding layer 0 when ceil(layers / 2)); sliding_window_layers is then its count")
     moe: MoE | None = None
     mla: MLA | None = None
     source: str | None = None
     notes: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _count_pattern(cls, data):
+        """sliding_window_layers defaults to the pattern's count of windowed layers."""
+        if isinstance(data, dict) and isinstance(data.get("sliding_window_pattern"), list) \
+                and data.get("sliding_window_layers") is None and any(x is True for x in data["sliding_window_pattern"]):
+            data = {**data, "sliding_window_layers": sum(1 for x in data["sliding_window_pattern"] if x is True)}
+        return data
 
     @model_validator(mode="after")
     def _check(self):
@@ -166,6 +196,15 @@ class ModelSpec(Strict):
             raise ValueError(f"moe.dense_layers ({self.moe.dense_layers}) exceeds layers ({self.layers})")
         if self.sliding_window_layers is not None and self.sliding_window_layers > self.layers:
             raise ValueError(f"sliding_window_layers ({self.sliding_window_layers}) exceeds layers ({self.layers})")
+        pat = self.sliding_window_pattern
+        if pat is not None:
+            if len(pat) != self.layers:
+                raise ValueError(f"sliding_window_pattern has {len(pat)} entries, expected one per layer ({self.layers})")
+            if any(pat) and not self.sliding_window:
+                raise ValueError("sliding_window_pattern marks windowed layers: give sliding_window (tokens)")
+            if any(pat) and self.sliding_window_layers != sum(pat):
+                raise ValueError(f"sliding_window_layers ({self.sliding_window_layers}) is not the pattern's count "
+                                 f"of windowed layers ({sum(pat)})")
         if self.swiglu_limit is not None and self.ffn_act != "swiglu":
             raise ValueError("swiglu_limit needs ffn_act: swiglu (it clamps the gated activation)")
         if self.ffn_gate != "silu" and self.ffn_act != "swiglu":

@@ -263,6 +263,30 @@ class Runtime(Strict):
         "by '|', E embedding, t decoder layer, L loss, (...)*n and x*n repeats, e.g. 'Et*3|(tt|)*29t*2L' "
         "(pipeline_parallel_layer_layout.py); the plan's pp x vpp must be its stage count. Excludes the "
         "account_for_* keys")
+    cuda_graph_impl: Literal["none", "local", "transformer_engine"] = Field(
+        "none", description="Megatron only: CUDA graph capture (--cuda-graph-impl; Megatron-Bridge recipes' "
+        "cuda_graph_impl). local: Megatron-Core's CudaGraphManager (cuda_graphs.py), per transformer layer or the "
+        "whole iteration (cuda_graph_scope full_iteration); transformer_engine: Transformer Engine's "
+        "make_graphed_callables per layer and micro-batch, whole layers or the parts cuda_graph_scope names. "
+        "Counted in memory as other.cuda_graph_buffers. Default none: no graphs")
+    cuda_graph_scope: list[Literal["full_iteration", "attn", "mlp", "moe", "moe_router", "moe_preprocess"]] = Field(
+        [], description="Megatron --cuda-graph-scope: empty = whole transformer layers; full_iteration (local only) "
+        "the forward and backward of every micro-batch; attn, mlp (dense layers), moe, moe_router, moe_preprocess "
+        "(MoE layers; transformer_engine only)")
+
+    @model_validator(mode="after")
+    def _check_cuda_graphs(self):
+        """Megatron-LM arguments.py --cuda-graph-scope: full_iteration only with the local implementation,
+        the partial scopes only with transformer_engine; a scope needs an implementation."""
+        scope = set(self.cuda_graph_scope)
+        if scope and self.cuda_graph_impl == "none":
+            raise ValueError("runtime.cuda_graph_scope: needs runtime.cuda_graph_impl local or transformer_engine")
+        if "full_iteration" in scope and self.cuda_graph_impl != "local":
+            raise ValueError("runtime.cuda_graph_scope: full_iteration needs runtime.cuda_graph_impl local")
+        if scope - {"full_iteration"} and self.cuda_graph_impl != "transformer_engine":
+            raise ValueError("runtime.cuda_graph_scope: attn, mlp, moe, moe_router and moe_preprocess need "
+                             "runtime.cuda_graph_impl transformer_engine")
+        return self
 
 
 class Scenario(Strict):
