@@ -67,8 +67,13 @@ def test_ep_all_to_all_runs_over_the_ranks_the_group_crosses():
     a2a = 2.0 * tokens * sc.model.moe.top_k * sc.model.hidden / 2
     # etp = 2 adds the dispatcher's all-gather / reduce-scatter of the received tokens over the etp pair
     assert one[0] == pytest.approx(comm.all_to_all_s(ctx.node, a2a, 8, 2) + comm.gather_s(ctx.node, 2 * a2a, 2, 1))
-    assert one[1] == pytest.approx(comm.all_to_all_s(ctx.node, a2a, 8, 1))
-    assert unit == pytest.approx(4 * one + comm.moe_metadata_s(ctx.node, np.array([8, 8]), t["etp"]))
+    # folded, the group is one 8-GPU board: NCCL's measured all-to-all there (comm.ep_all_to_all_s)
+    from planner.serve import nccl_measured
+
+    board = nccl_measured.interp_s(nccl_measured.measured_table(ctx.node, "alltoall", [8]), a2a)[0]
+    assert one[1] == pytest.approx(board)
+    assert unit == pytest.approx(4 * one + comm.moe_metadata_s(ctx.node, np.array([8, 8]), t["etp"])
+                                 + 2 * comm.probs_all_to_all_s(ctx, t))
     assert unit[1] < unit[0]
 
 

@@ -123,7 +123,10 @@ def test_moe_imbalance_and_current_scaling_only_slow_down():
     plan = "framework=megatron,precision=fp8,tp=2,pp=2,ep=4,mbs=1,zero=1,recompute=selective"
     base = est(moe, plan)
     skew = est(_with_runtime(moe, moe_load_imbalance=1.5), plan)
-    assert skew["time"]["breakdown_s"]["ep_comm"] == pytest.approx(1.5 * base["time"]["breakdown_s"]["ep_comm"], rel=0.05)
+    # 1.5x the bytes per all-to-all: more time, at most 1.5x (NCCL's measured all-to-all on this board has
+    # a latency part that does not grow with the bytes: comm.ep_all_to_all_s)
+    ep0, ep1 = base["time"]["breakdown_s"]["ep_comm"], skew["time"]["breakdown_s"]["ep_comm"]
+    assert 1.2 * ep0 < ep1 <= 1.5 * ep0 * 1.001
     assert skew["time"]["breakdown_s"]["compute"] > base["time"]["breakdown_s"]["compute"]
     assert est(_with_runtime(moe, fp8_recipe="current"), plan)["time"]["step_s"] > base["time"]["step_s"]
     dense = scenario(model="llama-3.1-8b", nodes=1, gb=64)

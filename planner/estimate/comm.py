@@ -159,7 +159,8 @@ def layer_comm(ctx, t, attn_layer_fwd_s, attn_layer_bwd_s=None) -> dict:
     # etp = 1 the group runs over consecutive ranks of tp x cp x dp).
     ep_layer = 0.0
     if m.moe:
-        ep_layer = ep_dispatch_s(ctx, t) * np.where(full_rc, 6, 4) + moe_metadata_s(node, ep, t["etp"])
+        ep_layer = ep_dispatch_s(ctx, t) * np.where(full_rc, 6, 4) + moe_metadata_s(node, ep, t["etp"]) \
+            + probs_all_to_all_s(ctx, t) * np.where(full_rc, 3, 2)
 
     # Pipeline send/recv of the boundary activation, forward and backward.
     bw, a = link(node, pp, tp * cp * dp)
@@ -179,7 +180,49 @@ def ep_dispatch_s(ctx, t):
         return np.zeros(T.size(t))
     tokens = t["mbs"] * ctx.seq_len / t["cp"]
     a2a_bytes = 2.0 * tokens * m.moe.top_k * m.hidden / t["tp"] * ctx.scenario.runtime.moe_load_imbalance
-    return all_to_all_s(ctx.node, a2a_bytes, t["ep"], t["etp"]) + expert_tp_gather_s(ctx.node, a2a_bytes, t["etp"])
+    return ep_all_to_all_s(ctx, t, a2a_bytes) + expert_tp_gather_s(ctx.node, a2a_bytes, t["etp"])
+
+
+# Routing probabilities travel in their own all-to-all beside the tokens (Megatron-Core
+# MoEAlltoAllTokenDispatcher.token_dispatch: all_to_all of permutated_local_input_tokens, then of
+# permuted_probs, at 92c8482e), one probability per routed copy in the router's dtype: the input's
+# (bf16, 2 bytes) unless moe_router_dtype says fp32. Its gradient returns the same way in backward.
+PROB_BYTES = 2.0
+
+
+def probs_all_to_all_s(ctx, t):
+    """Seconds of one all-to-all of the routing probabilities (tokens x top_k / tp x PROB_BYTES per
+    rank; a few hundred kB, so latency-bound): forward dispatch and backward, again in a recomputed
+    forward (layer_comm counts 2, or 3 with full recompute). Megatron's all-to-all dispatcher only:
+    DeepEP and HybridEP carry the probabilities inside their fused dispatch kernels, and torchtitan
+    weights the tokens by their scores on the sending side. Zero for dense models."""
+    m = ctx.model
+    if not m.moe or ctx.scenario.runtime.moe_dispatcher != "alltoall":
+        return np.zeros(T.size(t))
+    tokens = t["mbs"] * ctx.seq_len / t["cp"]
+    return np.where(t["framework"] == MEG, ep_all_to_all_s(ctx, t, PROB_BYTES * tokens * m.moe.top_k / t["tp"]), 0.0)
+
+
+def ep_all_to_all_s(ctx, t, a2a_bytes):
+    """One expert-parallel all-to-all of `a2a_bytes` per rank. The all-to-all token dispatcher
+    (runtime.moe_dispatcher 'alltoall': Megatron-Core MoEAlltoAllTokenDispatcher, torchtitan's
+    all_to_all_single) runs NCCL's all-to-all; where its EP group lies on one 8-GPU NVSwitch board of
+    a GPU with NVIDIA's measured NCCL table (planner.serve.nccl_measured: H100, H200, B200; group of
+    2, 4 or 8, ep x etp <= 8 so that the group, etp ranks apart, stays on the board), the measured time
+    at that size is used: NCCL's all-to-all reaches 0.45-0.8 of the link model's rate there
+    (benchmarks/collective_results.md; e.g. B200, 8 GPUs, 128 MiB per rank: 0.250 ms measured, 415 GB/s
+    bus bandwidth against the model's 611). Elsewhere, and for the DeepEP / HybridEP kernels, the link
+    model (all_to_all_s)."""
+    from planner.serve import nccl_measured
+
+    model = all_to_all_s(ctx.node, a2a_bytes, t["ep"], t["etp"])
+    if ctx.scenario.runtime.moe_dispatcher != "alltoall":
+        return model
+    ep = np.broadcast_to(np.asarray(t["ep"]), np.shape(model) or (1,))
+    on_board = (ep * t["etp"] <= nccl_measured.BOARD_GPUS) & (ep > 1)
+    rows = nccl_measured.measured_table(ctx.node, "alltoall", np.where(on_board, ep, 0))
+    measured = nccl_measured.interp_s(rows, a2a_bytes)
+    return np.where(on_board & ~np.isnan(measured), np.nan_to_num(measured), model)
 
 
 def expert_tp_gather_s(node, a2a_bytes, etp):

@@ -244,7 +244,7 @@ def elementwise_bytes_per_token(ctx, t, moe_layer: bool):
     """HBM bytes read + written per token by one layer's memory-bound operators (forward): 2 norms
     and 2 residual adds on the (sequence-parallel) hidden state, rotary on q and k, the FFN
     activation; per routed copy for experts plus their permutation (permutation_bytes_per_token),
-    and the router. Unfused (eager) kernels move more bytes: see the EAGER_* constants. A LayerNorm
+    Megatron's FP8 quantisation padding copies (quant_padding_bytes_per_token), and the router. Unfused (eager) kernels move more bytes: see the EAGER_* constants. A LayerNorm
     is one fused kernel in PyTorch too (torch.nn.functional.layer_norm)."""
     m = ctx.model
     h, tp = m.hidden, t["tp"]
@@ -265,7 +265,8 @@ def elementwise_bytes_per_token(ctx, t, moe_layer: bool):
     act = act_b * ffn / tp
     if moe_layer and m.moe:
         act = act * m.moe.top_k + permutation_bytes_per_token(m, t) + (act_b * m.moe.shared_ffn / tp) \
-            + ROUTER_BYTES_PER_EXPERT * m.moe.experts + expert_epilogue_bytes_per_token(m, t)
+            + ROUTER_BYTES_PER_EXPERT * m.moe.experts + expert_epilogue_bytes_per_token(m, t) \
+            + quant_padding_bytes_per_token(ctx, t)
     return residual + rope + act
 
 
@@ -447,6 +448,55 @@ def fp8_cast_bytes_per_token(ctx, t, moe_layer: bool):
         ffn, copies = m.moe.expert_ffn_hidden, m.moe.top_k
     elems = m.hidden + copies * m.hidden + m.heads * d_v / tp + copies * ffn / tp
     return np.where(t["precision"] == 3, fp8_cast_bytes(ctx.gpu, ctx.scenario.runtime.fp8_recipe) * elems, 0.0)
+
+
+# Megatron-Core's grouped experts under FP8 / FP4 (TEGroupedMLP.forward in
+# megatron/core/transformer/moe/experts.py at 92c8482e) pass the permuted tokens through Transformer
+# Engine's Fp8Padding and the fc2 output through Fp8Unpadding, so that every local expert's row count
+# is a multiple of the quantisation block (transformer_engine/pytorch/module/fp8_padding.py at v2.9:
+# 32 rows under MXFP8, 16 otherwise). Where a count is not aligned the module copies the whole tensor
+# (tex.fused_multi_row_padding into a new buffer: read 2 + write 2 bytes per element), and its
+# backward copies the gradient back (fused_multi_row_unpadding, 2 + 2); the unpadding of the fc2
+# output likewise (2 + 2 forward, 2 + 2 backward). Per routed row and hidden element: 8 bytes forward,
+# 8 backward. Megatron-Bridge's recipes leave moe_router_padding_for_quantization off (the router
+# would then pad the routing map itself), so dropless routing hands the experts unaligned counts.
+QUANT_PAD_BYTES_FWD, QUANT_PAD_BYTES_BWD = 8.0, 8.0
+
+
+def quant_padding_copies(ctx, t):
+    """True per plan row where Megatron's grouped experts copy their tokens into and out of a padded
+    buffer (QUANT_PAD_BYTES_*): Megatron, FP8 / FP4 precision, and per-expert row counts that are not
+    multiples of the quantisation block. Dropless routing gives data-dependent counts (taken as
+    unaligned); padding to capacity (runtime.moe_pad_to_capacity with model.moe.capacity_factor) gives
+    each local expert capacity x etp x ep rows, capacity = ceil(local tokens x top_k / experts x
+    capacity factor) (Megatron-Core get_capacity, MoEAlltoAllTokenDispatcher.preprocess), aligned or not
+    as that number is."""
+    import math
+
+    m = ctx.model
+    if not m.moe:
+        return np.zeros(T.size(t), dtype=bool)
+    rt = ctx.scenario.runtime
+    quantised = (t["framework"] == MEG) & (t["precision"] == 3)
+    if not (rt.moe_pad_to_capacity and m.moe.capacity_factor is not None):
+        return quantised
+    align = 32 if rt.fp8_recipe == "mxfp8" else 16
+    local_tokens = t["mbs"] * ctx.seq_len / t["cp"] / t["tp"]
+    capacity = np.ceil(local_tokens * m.moe.top_k / m.moe.experts * m.moe.capacity_factor)
+    rows = capacity * t["etp"] * t["ep"]
+    return quantised & (np.mod(rows, align) != 0)
+
+
+def quant_padding_bytes_per_token(ctx, t):
+    """Forward-equivalent HBM bytes per token of one MoE layer spent on Megatron's quantisation padding
+    copies (QUANT_PAD_BYTES_*; the time model takes every forward term's backward as twice the forward,
+    so (forward + backward) / 3), on the routed copies this GPU's experts receive (top_k x hidden x
+    etp / tp per token, as permutation_bytes_per_token). Zero where quant_padding_copies is false."""
+    m = ctx.model
+    if not m.moe:
+        return 0.0
+    per_elem = (QUANT_PAD_BYTES_FWD + QUANT_PAD_BYTES_BWD) / 3
+    return np.where(quant_padding_copies(ctx, t), per_elem * m.moe.top_k * m.hidden * t["etp"] / t["tp"], 0.0)
 
 
 # Transformer Engine's GroupedLinear quantises each local expert's input (forward) and output

@@ -12,7 +12,8 @@ table sizes around it (each segment is latency + size / bandwidth read off the t
 the end segment is extended, floored at 0). Nothing is fitted. It replaces planner.estimate.comm's
 latency + size / (spec x efficiency) only where NCCL runs (nccl_floor_bytes) on a node whose GPU has a
 table and whose group sits on one 8-GPU NVSwitch board (measured_table); elsewhere the comm model stands.
-The training estimator (planner.estimate) does not use this module.
+The training estimator uses it for one collective: the expert-parallel all-to-all of the all-to-all token
+dispatcher (planner.estimate.comm.ep_all_to_all_s); its other collectives keep the comm model.
 """
 
 from __future__ import annotations

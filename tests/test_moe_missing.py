@@ -1,0 +1,75 @@
+"""MoE layer costs found missing in Megatron-Core's runs (benchmarks/moe_missing_results.md): the
+quantisation padding copies of the grouped experts under FP8, and NCCL's all-to-all at its measured
+rate on one 8-GPU NVSwitch board."""
+
+import numpy as np
+import pytest
+
+from planner.estimate import comm, compute
+from planner.estimate.evaluate import Context
+from planner.serve import nccl_measured
+
+from test_memory import raw_table, scenario
+
+
+def _moe(**runtime):
+    return scenario(model="qwen3-30b-a3b", node="dgx-b200", nodes=2, runtime=runtime)
+
+
+def test_quant_padding_copies_only_for_unaligned_fp8_expert_rows():
+    """Dropless FP8 Megatron: copies (counts are data-dependent). BF16: none. Padded to capacity with
+    4,096 tokens, top-8 of 128 experts at capacity factor 1: capacity 256, ep 8 -> 2,048 rows per
+    expert, a multiple of 16: no copy. 4,000 tokens, ep 1: 250 rows, not a multiple of 16: copy."""
+    sc = _moe()
+    t = raw_table(precision="fp8", ep=8, dp=16)
+    assert bool(compute.quant_padding_copies(Context(sc), t)[0])
+    assert not bool(compute.quant_padding_copies(Context(sc), raw_table(precision="bf16", ep=8, dp=16))[0])
+    from planner.spec.scenario import Scenario
+
+    data = sc.model_dump()
+    data["model"]["moe"]["capacity_factor"] = 1.0
+    data["runtime"]["moe_pad_to_capacity"] = True
+    aligned = Scenario.model_validate(data)
+    assert not bool(compute.quant_padding_copies(Context(aligned), t)[0])
+    data["training"]["seq_len"] = 4000
+    unaligned = Scenario.model_validate(data)
+    assert bool(compute.quant_padding_copies(Context(unaligned), raw_table(precision="fp8", ep=1, dp=16))[0])
+
+
+def test_quant_padding_bytes_hand_worked():
+    """(8 + 8) / 3 bytes per routed row and hidden element, k = 8, h = 2048, etp / tp = 1:
+    16 / 3 x 8 x 2048 = 43,690.67 bytes per token, added to the MoE layer's elementwise traffic."""
+    sc = _moe()
+    ctx = Context(sc)
+    fp8 = raw_table(precision="fp8", ep=8, dp=16)
+    assert float(compute.quant_padding_bytes_per_token(ctx, fp8)[0]) == pytest.approx(16 / 3 * 8 * 2048)
+    with_pad = compute.elementwise_bytes_per_token(ctx, fp8, True)
+    bf16 = raw_table(precision="bf16", ep=8, dp=16)
+    assert float(compute.quant_padding_bytes_per_token(ctx, bf16)[0]) == 0.0
+    assert float(with_pad[0]) - float(compute.elementwise_bytes_per_token(ctx, bf16, True)[0]) \
+        == pytest.approx(16 / 3 * 8 * 2048)
+
+
+def test_ep_all_to_all_takes_the_measured_nccl_table_on_one_board():
+    """EP 8 on a DGX B200 with the all-to-all dispatcher: NVIDIA's measured NCCL time at the size
+    (128 MiB per rank: the table's own 0.24991 ms), slower than the link model there; EP 16 spans two
+    boards and DeepEP is not NCCL: the link model."""
+    sc = _moe()
+    ctx = Context(sc)
+    t = raw_table(precision="bf16", ep=8, dp=16)
+    nbytes = 2.0 ** 27
+    got = float(np.ravel(comm.ep_all_to_all_s(ctx, t, nbytes))[0])
+    assert got == pytest.approx(0.24991e-3, rel=1e-6)
+    assert got > float(comm.all_to_all_s(sc.cluster.node, nbytes, t["ep"], t["etp"])[0])
+    wide = raw_table(precision="bf16", ep=16, dp=16)
+    assert float(np.ravel(comm.ep_all_to_all_s(ctx, wide, nbytes))[0]) == pytest.approx(
+        float(comm.all_to_all_s(sc.cluster.node, nbytes, wide["ep"], wide["etp"])[0]))
+    deepep = Context(_moe(moe_dispatcher="deepep"))
+    assert float(np.ravel(comm.ep_all_to_all_s(deepep, t, nbytes))[0]) == pytest.approx(
+        float(comm.all_to_all_s(sc.cluster.node, nbytes, t["ep"], t["etp"])[0]))
+    nccl_measured.USE_MEASURED = False
+    try:
+        assert float(np.ravel(comm.ep_all_to_all_s(ctx, t, nbytes))[0]) == pytest.approx(
+            float(comm.all_to_all_s(sc.cluster.node, nbytes, t["ep"], t["etp"])[0]))
+    finally:
+        nccl_measured.USE_MEASURED = True
