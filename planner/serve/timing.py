@@ -26,8 +26,9 @@ One engine iteration (continuous batching with chunked prefill) carries `n_dec` 
   all-to-all before and after each MoE layer; pipeline stages pass tokens x hidden with send/recv.
 * pipeline parallelism: the batch is cut into pp micro-batches that keep every stage busy, so one
   iteration takes pp x (stage time of one micro-batch).
-* a fixed engine overhead per iteration (scheduling, sampling, launch) named below; under TensorRT-LLM's
-  overlap scheduler an iteration is never shorter than its host work per running request (host_bound_s).
+* a fixed host step per iteration (scheduling, sampling) named below, added to the GPU step (vLLM) or
+  overlapped with it (SGLang's and TensorRT-LLM's overlap schedulers: max of the two, overlaps_host_step);
+  under TensorRT-LLM's an iteration is never shorter than its host work per running request (host_bound_s).
 """
 
 from __future__ import annotations
@@ -42,10 +43,16 @@ from planner.serve import nccl_measured as NM
 from planner.serve.memory import ACT_BYTES, attn_tp, kv_bytes_per_token, seq_kv_bytes, stage_layers
 from planner.serve.routing_skew import ROUTING_SKEW_ALPHA, skew_imbalance
 
-# Host-side work per engine iteration that the GPU waits for (scheduler, sampler, detokeniser
-# hand-off, kernel launches outside CUDA graphs). Assumed: vLLM's V1 blog (Jan 2025) and SGLang's
-# overlap scheduler both describe reducing it to about a millisecond or less by overlapping the CPU
-# with the previous GPU step; we take 1 ms for every engine.
+# Host-side work per engine iteration (scheduler, input preparation, sampler hand-off, detokeniser). Assumed
+# 1 ms for every engine (vLLM's V1 blog, Jan 2025, describes cutting it to about a millisecond). Whether the
+# GPU waits for it is the engine's code path (overlaps_host_step): SGLang's overlap scheduler
+# (disable_overlap_schedule False by default in sglang/srt/server_args.py since 0.4; "zero-overhead batch
+# scheduler", SGLang v0.4 blog, Dec 2024) and TensorRT-LLM's (disable_overlap_scheduler False,
+# tensorrt_llm/llmapi/llm_args.py) prepare step n+1 on the host while the GPU runs step n, so a step takes
+# max(GPU, host); vLLM's engine core runs schedule -> execute -> update in turn (vllm/v1/engine/core.py step)
+# unless --async-scheduling, which is off or absent in the vLLM releases of every published vLLM point here
+# (0.7 - 0.10), so the GPU step and the host step add. vLLM 0.33 (the launch files' pin) turns async
+# scheduling on by default (vllm/config/vllm.py: None -> True): for it the planner is about 1 ms per step slow.
 STEP_OVERHEAD_S = 1.0e-3
 
 # The fraction of the best-shape MAMF that serving GEMMs sustain in this roofline. FITTED, not
@@ -491,12 +498,23 @@ def host_bound_s(t, n_dec):
     return np.where(t["engine"] == E.TRTLLM, HOST_S_PER_REQUEST * per_rank, 0.0)
 
 
+def overlaps_host_step(engine) -> np.ndarray:
+    """Engines whose scheduler prepares the next step while the GPU runs this one (STEP_OVERHEAD_S):
+    SGLang and TensorRT-LLM; not vLLM (as run in the published vLLM points)."""
+    engine = np.asarray(engine)
+    return (engine == E.TRTLLM) | (engine == E.SGLANG)
+
+
 def iteration_s(f, t, lk, hw, n_dec, n_pf, ctx_dec, ctx_pf):
-    """One engine iteration: pp micro-batches through pp stages, plus the engine overhead
-    (lk: comm_links of the table), and not shorter than the host work it overlaps (host_bound_s)."""
+    """One engine iteration: pp micro-batches through pp stages (lk: comm_links of the table) and the host
+    step: max(GPU, STEP_OVERHEAD_S, host_bound_s) where the engine overlaps them (overlaps_host_step), else
+    GPU + STEP_OVERHEAD_S (also without an engine column)."""
     pp = t["pp"]
-    gpu = pp * stage_s(f, t, lk, hw, n_dec / pp, n_pf / pp, ctx_dec, ctx_pf) + STEP_OVERHEAD_S
-    return np.maximum(gpu, host_bound_s(t, n_dec)) if "engine" in t else gpu
+    gpu = pp * stage_s(f, t, lk, hw, n_dec / pp, n_pf / pp, ctx_dec, ctx_pf)
+    if "engine" not in t:
+        return gpu + STEP_OVERHEAD_S
+    host = np.maximum(STEP_OVERHEAD_S, host_bound_s(t, n_dec))
+    return np.where(overlaps_host_step(t["engine"]), np.maximum(gpu, host), gpu + STEP_OVERHEAD_S)
 
 
 def mm1_wait_quantile(lam, mu, q: float):
