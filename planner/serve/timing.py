@@ -22,7 +22,8 @@ One engine iteration (continuous batching with chunked prefill) carries `n_dec` 
   (sequence, KV head) and layer (DECODE_ATTN_SEQ_KVHEAD_S).
 * tensor parallelism: two all-reduces of tokens x hidden bf16 per layer on the real link
   (planner.estimate.comm; NVIDIA's measured NCCL time at the message size where the engine runs NCCL and
-  a table exists: planner.serve.nccl_measured); attention data parallelism instead exchanges the routed tokens with an
+  a table exists, and the measured time of the engine's own all-reduce kernel below that size:
+  planner.serve.nccl_measured); attention data parallelism instead exchanges the routed tokens with an
   all-to-all before and after each MoE layer; pipeline stages pass tokens x hidden with send/recv.
 * pipeline parallelism: the batch is cut into pp micro-batches that keep every stage busy, so one
   iteration takes pp x (stage time of one micro-batch).
@@ -334,14 +335,16 @@ def activation_bytes_per_token(f, tp, ta, ep=None, imbalance=1.0):
     return ACT_BYTES * (2.0 * gemm_out + dispatch + 8.0 * f.hidden / np.where(ta == 1, tp, 1))
 
 
-def comm_links(node, t, hidden=None) -> dict:
+def comm_links(node, t, hidden=None, moe: bool = False) -> dict:
     """(latency s, seconds per byte) of each collective a serving step uses, per plan: the
     planner.estimate.comm costs are affine in the message size (latency + bytes / bandwidth on the
     slowest hop), so they are evaluated once per plan table instead of once per step size. The TP
     all-reduce and the attention-DP all-gather / reduce-scatter also carry NVIDIA's measured NCCL times
     per plan (planner.serve.nccl_measured.measured_table, NaN where none applies) and the message size
     above which the plan's engine runs them in NCCL (all_reduce_nccl_floor at the model's hidden size;
-    -inf: always, inf: never), used by _cost."""
+    -inf: always, inf: never), used by _cost; the all-reduce also carries the engine's own kernel's measured
+    times below that size (nccl_measured.custom_table; moe: the model has routed experts, which switches
+    SGLang to FlashInfer's TensorRT-LLM kernel)."""
     tp = t["tp"]
     big = 1e9
 
@@ -352,7 +355,8 @@ def comm_links(node, t, hidden=None) -> dict:
     engine = t["engine"] if "engine" in t else np.full(np.shape(tp), E.TRTLLM)
     ar_floor = NM.all_reduce_nccl_floor(node, engine, tp, hidden)
     ag_floor = np.where(NM.gather_is_nccl(engine), -np.inf, np.inf)
-    return {"all_reduce": affine(comm.all_reduce_s, tp, 1) + (NM.measured_table(node, "all_reduce", tp), ar_floor),
+    return {"all_reduce": affine(comm.all_reduce_s, tp, 1) + (NM.measured_table(node, "all_reduce", tp), ar_floor,
+                                                               NM.custom_table(node, engine, tp, moe)),
             "all_to_all": affine(comm.all_to_all_s, tp, 1), "p2p": affine(comm.gather_s, 2, tp),
             "gather": affine(comm.gather_s, tp, 1) + (NM.measured_table(node, "all_gather", tp), ag_floor),
             "reduce_scatter": affine(comm.gather_s, tp, 1) + (NM.measured_table(node, "reduce_scatter", tp), ag_floor)}
@@ -384,14 +388,20 @@ def decode_attention_fixed_s(f, ls, seqs, ta):
 def _cost(link, nbytes):
     """Seconds of one collective of nbytes: the comm model's latency + bytes x seconds per byte, or, for a
     link that carries measured NCCL rows and a per-plan NCCL floor (comm_links), the measured time
-    (nccl_measured.interp_s) where the plan's engine runs NCCL at that size and a table applies."""
+    (nccl_measured.interp_s) where the plan's engine runs NCCL at that size and a table applies, and, for a
+    link that also carries the engine's own all-reduce kernel's measured rows, their time at or below the
+    floor (nccl_measured.interp_custom_s)."""
     model = link[0] + nbytes * link[1]
     if len(link) == 2:
         return model
     rows, floor = link[2], link[3]
     meas = NM.interp_s(rows, nbytes)
-    use = (np.asarray(nbytes) > floor) & ~np.isnan(meas)
-    return np.where(use, meas, model)
+    nccl = np.asarray(nbytes) > floor
+    out = np.where(nccl & ~np.isnan(meas), meas, model)
+    if len(link) == 5:  # the engine's own all-reduce kernel, measured, at or below the NCCL floor
+        own = NM.interp_custom_s(link[4], nbytes)
+        out = np.where(~nccl & ~np.isnan(own), own, out)
+    return out
 
 
 # Activation bytes per element that TensorRT-LLM's MoE all-gather moves under attention data parallelism
