@@ -132,7 +132,7 @@ GEMM_K0_AT_RATE = 1569e12
 # experts, 256 to 16,384 tokens) after the GEMM and traffic terms; mean error on those timings 31.2%
 # before the tile efficiency, this term and the expert-TP traffic, 15.2% with them, in-sample: the same
 # timings fit it (benchmarks/moe_kernel_check.py). Held out (benchmarks/fitted_holdout.md): fitted on any one
-# GPU, TensorRT-LLM version or half of the layer shapes (2.0-3.2 ns) it scores the rest within 0.5 point of
+# GPU, TensorRT-LLM version or half of the layer shapes (2.0-3.2 ns) it scores the rest within 0.7 point of
 # their own best value.
 MOE_PAIR_S = 2.25e-9
 
