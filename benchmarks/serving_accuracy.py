@@ -601,8 +601,9 @@ def collective_size_notes() -> list[str]:
             "(H100 405B 128/4096 +30.1 -> +14.9%; 8-GPU NCCL all-reduce beats the model at 32-128 MiB, so prefill-heavy "
             "rows get faster), SGLang TP4 / TP8 -0.1..-1.5; vLLM rows do not move. Version caveat: TensorRT-LLM's AUTO "
             "rule changed (v1.0, PR 5432: NCCL above 128 tokens; then the lookup table; later an autotuner); the 1.0 rule, "
-            "checked, gives 27.9% (the H100 70B TP2 rows 2-5 points slower). Not modelled: the engines' own all-reduce "
-            "kernels (comm model below the bounds), NCCL_SYMMETRIC vs plain NCCL, SGLang's DP-attention gather, GPUs and "
+            "checked, gives 27.9% (the H100 70B TP2 rows 2-5 points slower). The engines' own all-reduce kernels below "
+            "the bounds (comm model in that round) are measured tables since the engine code paths round below. Not "
+            "modelled: NCCL_SYMMETRIC vs plain NCCL, SGLang's DP-attention gather, GPUs and "
             "group sizes without a table. Training (planner.estimate) is unchanged.", ""]
 
 
