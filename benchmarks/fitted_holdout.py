@@ -137,7 +137,8 @@ def splits(c: Constant, by: list[str]) -> list[str]:
     j = c.fit(everything)
     lines = [f"### {c.name} (committed {c.committed * c.scale:.3g} {c.unit})", "",
              f"All {len(c.data)} rows, in-sample: fitted {c.grid[j] * c.scale:.3g} {c.unit}, mean abs error "
-             f"{100 * c.score(everything, j):.1f}% (committed value: {100 * c.score(everything, c.at_committed):.1f}%).",
+             f"{100 * c.score(everything, j):.1f}% (committed value: "
+             f"{100 * c.score(everything, c.at_committed):.1f}%).",
              "", f"| fit on -> score on | rows fit / scored | fitted ({c.unit}) | in-sample error | held-out error | "
              "scored part's own best: its error | committed value's error on scored part |",
              "|---|---:|---:|---:|---:|---:|---:|"]
@@ -231,7 +232,8 @@ CONCLUSIONS = [
     "within 0.7 point of the scored part's own best); again one chip. Applied to CDNA3 (MI300X: FP8 MFMA without "
     "block scales) it is an extrapolation by the FP32 peak.",
     "* DECODE_ATTN_SEQ_KVHEAD_S carries across GPUs (H100, H200, B200) and shapes for the FP8-KV kernels of "
-    "TensorRT-LLM 1.2.0rc5 / 1.3.0rc20 (fitted 5.7-9.1 ns per GPU; held-out within 4.2 points of the scored part's own best). It "
+    "TensorRT-LLM 1.2.0rc5 / 1.3.0rc20 (fitted 5.7-9.1 ns per GPU; held-out within 4.2 points of the scored "
+    "part's own best). It "
     "does not carry to a bf16 KV cache (Hopper's bf16 kernel costs about 30 ns per unit in every version: the "
     "FP8-fitted value scores the bf16 rows at 57.7% against their own 44.7%) nor to the Blackwell kernels of "
     "1.3.0rc10 (75-111 ns). Those are other kernels, not a per-GPU quantity (the same chip gives 8 and 80 ns "
