@@ -7,7 +7,7 @@ Columns: none of them (the model before this work), + the FP8 quantisation paddi
 (compute.quant_padding_bytes_per_token), + NCCL's measured all-to-all on one 8-GPU board
 (comm.ep_all_to_all_s through planner.serve.nccl_measured), + the routing probabilities' own
 all-to-all (comm.probs_all_to_all_s). A term is switched off by replacing it with zero (the padding
-and the probabilities) or by the measured-table switch (nccl_measured.USE_MEASURED) for this
+and the probabilities) or by the measured table's switch (nccl_measured.measured_table(..., measured=False)) for this
 process only; nothing is fitted. Runs: the Megatron MoE runs of ../shared/calibration and of
 benchmarks/recipe_runs.yaml / memory_runs.yaml, as benchmarks/accuracy.py --with-recipes evaluates
 them.
@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -36,11 +37,12 @@ STEPS = ("before", "+ quantisation padding", "+ measured NCCL all-to-all", "+ pr
 def _switch(step: int) -> None:
     """Switch the terms of STEPS[1:step + 1] on and the later ones off."""
     compute.quant_padding_bytes_per_token = _ORIG["pad"] if step >= 1 else (lambda ctx, t: 0.0)
-    nccl_measured.USE_MEASURED = step >= 2
+    nccl_measured.measured_table = _ORIG["table"] if step >= 2 else partial(_ORIG["table"], measured=False)
     comm.probs_all_to_all_s = _ORIG["probs"] if step >= 3 else (lambda ctx, t: np.zeros(len(t["tp"])))
 
 
-_ORIG = {"pad": compute.quant_padding_bytes_per_token, "probs": comm.probs_all_to_all_s}
+_ORIG = {"pad": compute.quant_padding_bytes_per_token, "probs": comm.probs_all_to_all_s,
+         "table": nccl_measured.measured_table}
 
 
 def errors() -> list[dict]:

@@ -494,9 +494,9 @@ def report(rows: list[dict]) -> str:
               "benchmarks/step_ops_results.md): one step of the H200 gpt-oss-20b 1000/1000 point at 2,048 sequences "
               "against NVIDIA's measured TensorRT-LLM 1.2.0rc5 H200 per-op tables (AIConfigurator): bf16 GEMMs incl. "
               "LM head 10.6 vs 10.4 ms, MoE layers 45.7 vs 48.8, generation attention 24.5 vs 24.4 (extrapolated to "
-              "batch 2,048), context attention 0.8 vs 2.5; 81.6 vs 86.0 ms where a table exists, 90 ms in all, "
+              "batch 2,048), context attention 0.8 vs 2.5; 81.6 vs 86.0 ms where a table exists, 89 ms in all (90 before the host step was overlapped), "
               "against the 148 ms the published rate needs (H200 gpt-oss-120b TP1 at 932 sequences: 68.9 vs 60.3 ms "
-              "where a table exists, the model's MoE 14% slower than measured, 75 ms in all against 136 ms). A smaller running batch (1,268 if the sliding-window "
+              "where a table exists, the model's MoE 14% slower than measured, 74 ms in all against 136 ms). A smaller running batch (1,268 if the sliding-window "
               "layers kept whole sequences) changes the prediction by -11% only: the step costs per token. The "
               "missing ~55 ms is outside the measured kernels (host or scheduling, not found). Blackwell "
               "single-GPU MoE at 1,500-2,000 running requests (+18..+48%): the whole host step per request on x86 "
@@ -509,7 +509,52 @@ def report(rows: list[dict]) -> str:
     lines += dense_notes()
     lines += moe_round3_notes()
     lines += collective_size_notes()
+    lines += engine_path_notes()
     return "\n".join(lines)
+
+
+def engine_path_notes() -> list[str]:
+    """Engine code paths round (every point by commit: benchmarks/serve_engine_paths.md) and the held-out check
+    of the fitted per-operation constants (benchmarks/fitted_holdout.md)."""
+    return ["", "Engine code paths (benchmarks/serve_engine_paths.md: every point at each commit). (1) Host step: "
+            "SGLang's overlap scheduler (disable_overlap_schedule False by default) and TensorRT-LLM's "
+            "(disable_overlap_scheduler False) prepare the next step on the host while the GPU runs this one, so a "
+            "step takes max(GPU, host), not GPU + 1 ms; vLLM adds the host step (no async scheduling in 0.7-0.10, "
+            "the releases of every vLLM point; vLLM 0.33, the launch files' pin, turns it on, for which the planner "
+            "is ~1 ms per step slow). (2) TP all-reduce below the NCCL floor: the engine's own kernel at the message "
+            "size, NVIDIA's measured AIConfigurator custom_allreduce tables (catalogs/custom_allreduce_measured.csv: "
+            "SGLang 0.5.9 and vLLM 0.14 / 0.19 custom all-reduce in CUDA graphs, TensorRT-LLM 1.2.0rc5's allreduce op; "
+            "H100 / H200 / B200 boards; 4-8 us at decode sizes against the comm model's 10 us latency); SGLang on an "
+            "MoE model runs FlashInfer's all-reduce fusion (TensorRT-LLM's kernel; SGLang enables it by itself for "
+            "DeepSeek-V3 / Qwen3-MoE / gpt-oss / GLM-MoE on sm 9.x / 10.x, and the InferenceX launches pass "
+            "--enable-flashinfer-allreduce-fusion), whose table it takes; SGLang's own custom all-reduce on B200 "
+            "at 8 GPUs is 2.5x slower at 256 KB-2 MB. (3) Point definitions: the InferenceX B200 FP8 and MI355X "
+            "DeepSeek-R1 rows ran an FP8 KV cache (--kv-cache-dtype fp8_e4m3 in the launch scripts at the run dates), "
+            "not the bf16 taken before. The measured all-reduce curves are used as their lower non-decreasing envelope "
+            "(they dip where a kernel choice switches, e.g. TensorRT-LLM on 2 H100: 9.9 us at 16 KB, 3.4 us at 32 KB; "
+            "this moves the NIM 1- and 5-user rows +0.6 -> +6.4% and +0.9 -> +3.4%). Group means (mean abs error) "
+            "before -> after: all 27.8 -> 28.3%; earlier rounds' 134 points 9.5 -> 9.7%; dense FP8/BF16 13.8 -> "
+            "13.2%, dense FP4 7.1 -> 8.1% (B200 / GB200 TensorRT-LLM rows that were already fast lose their 1 ms "
+            "host step), MoE 69.5 -> 71.6%; MoE without the dstack rows 20.8 -> 18.1%; InferenceX SGLang "
+            "DeepSeek-R1 14.7 -> 7.4% (mean signed -14.7 -> -5.8%); dstack DeepSeek-R1 186.5 -> 200.0% (these "
+            "early-2025 engines were already 2-5x slower than the model; hiding the host step moves them further); "
+            "ROCm vLLM 0.10 MI300X TP8 52.6% unchanged (no AMD table; vLLM serial as before); all but the dstack "
+            "rows 13.6 -> 13.0%; 161 of 183 points moved, 75 closer.",
+            "", "Checked, not adopted: the TensorRT-LLM-gen MoE row tile (power of two of the rows per expert, "
+            "8-64/128, flashinfer calculate_tile_tokens_dim) for SGLang's flashinfer_trtllm MoE on Blackwell: every "
+            "InferenceX row turned 7-21% fast, and NVIDIA's CUTLASS MoE timings at 256 tokens already run slower than "
+            "the model with 128-row tiles (moe_kernel_check: B200 -17% signed at <= 16 rows per expert). vLLM "
+            "overlapped as well: the ROCm vLLM 0.10 batch-1 rows go from +2 / +12% to +16 / +18% (vLLM 0.10 ran "
+            "serially). Not modelled: the MI355X rows' ROCM_QUICK_REDUCE_QUANTIZATION=INT4 (all-reduce payload "
+            "quantised to 4 bits) and --num-continuous-decode-steps 4, run-specific settings without a plan key; "
+            "the MI355X rows stay 8-23% slow at 8-64 requests.",
+            "", "Fitted per-operation constants held out (benchmarks/fitted_holdout.md): MOE_PAIR_S fitted on one GPU, "
+            "version or half of the shapes scores the rest within 0.7 point of their own best; "
+            "BLOCK_FP8_PROMOTE_OPS_PER_WEIGHT and DEQUANT_FP32_OPS_PER_WEIGHT carry between H100 and H200 (one chip) "
+            "and between shape halves, and DEQUANT does not carry to Blackwell (GB200's W4A16 timings need ~49 ops "
+            "against 12); DECODE_ATTN_SEQ_KVHEAD_S carries across H100 / H200 / B200 and shapes for the FP8-KV "
+            "kernels but not to a bf16 KV cache (30 ns) or TensorRT-LLM 1.3.0rc10 on Blackwell (75-111 ns): stated "
+            "limits in timing.py, no catalog quantity replaces them."]
 
 
 def moe_round3_notes() -> list[str]:
@@ -556,8 +601,9 @@ def collective_size_notes() -> list[str]:
             "(H100 405B 128/4096 +30.1 -> +14.9%; 8-GPU NCCL all-reduce beats the model at 32-128 MiB, so prefill-heavy "
             "rows get faster), SGLang TP4 / TP8 -0.1..-1.5; vLLM rows do not move. Version caveat: TensorRT-LLM's AUTO "
             "rule changed (v1.0, PR 5432: NCCL above 128 tokens; then the lookup table; later an autotuner); the 1.0 rule, "
-            "checked, gives 27.9% (the H100 70B TP2 rows 2-5 points slower). Not modelled: the engines' own all-reduce "
-            "kernels (comm model below the bounds), NCCL_SYMMETRIC vs plain NCCL, SGLang's DP-attention gather, GPUs and "
+            "checked, gives 27.9% (the H100 70B TP2 rows 2-5 points slower). The engines' own all-reduce kernels below "
+            "the bounds (comm model in that round) are measured tables since the engine code paths round below. Not "
+            "modelled: NCCL_SYMMETRIC vs plain NCCL, SGLang's DP-attention gather, GPUs and "
             "group sizes without a table. Training (planner.estimate) is unchanged.", ""]
 
 

@@ -133,7 +133,9 @@ def model_parts(ctx, t, n_dec: float, n_pf: float, ctx_dec: float, ctx_pf: float
         "context attention": 2.0 * n_pf * ctx_pf * f.attn_dim_prefill * ls / tp / attn_fps,
         "norms, residual, GEMM outputs (HBM traffic)": n * ls * (act - moe_act) / bw,
         "kernel launch-and-tail": T.kernel_launch_s(f, t, ls),
-        "engine step overhead": T.STEP_OVERHEAD_S,
+        # the host step adds only where the engine does not overlap it (TensorRT-LLM does: timing.overlaps_host_step)
+        "engine host step (added where not overlapped)":
+            np.where(T.overlaps_host_step(t["engine"]), 0.0, T.STEP_OVERHEAD_S) if "engine" in t else T.STEP_OVERHEAD_S,
     }
     return {k: 1e3 * float(np.ravel(v)[0]) for k, v in parts.items()}
 

@@ -2,6 +2,8 @@
 quantisation padding copies of the grouped experts under FP8, and NCCL's all-to-all at its measured
 rate on one 8-GPU NVSwitch board."""
 
+from functools import partial
+
 import numpy as np
 import pytest
 
@@ -50,7 +52,7 @@ def test_quant_padding_bytes_hand_worked():
         == pytest.approx(16 / 3 * 8 * 2048)
 
 
-def test_ep_all_to_all_takes_the_measured_nccl_table_on_one_board():
+def test_ep_all_to_all_takes_the_measured_nccl_table_on_one_board(monkeypatch):
     """EP 8 on a DGX B200 with the all-to-all dispatcher: NVIDIA's measured NCCL time at the size
     (128 MiB per rank: the table's own 0.24991 ms), slower than the link model there; EP 16 spans two
     boards and DeepEP is not NCCL: the link model."""
@@ -67,9 +69,6 @@ def test_ep_all_to_all_takes_the_measured_nccl_table_on_one_board():
     deepep = Context(_moe(moe_dispatcher="deepep"))
     assert float(np.ravel(comm.ep_all_to_all_s(deepep, t, nbytes))[0]) == pytest.approx(
         float(comm.all_to_all_s(sc.cluster.node, nbytes, t["ep"], t["etp"])[0]))
-    nccl_measured.USE_MEASURED = False
-    try:
-        assert float(np.ravel(comm.ep_all_to_all_s(ctx, t, nbytes))[0]) == pytest.approx(
-            float(comm.all_to_all_s(sc.cluster.node, nbytes, t["ep"], t["etp"])[0]))
-    finally:
-        nccl_measured.USE_MEASURED = True
+    monkeypatch.setattr(nccl_measured, "measured_table", partial(nccl_measured.measured_table, measured=False))
+    assert float(np.ravel(comm.ep_all_to_all_s(ctx, t, nbytes))[0]) == pytest.approx(
+        float(comm.all_to_all_s(sc.cluster.node, nbytes, t["ep"], t["etp"])[0]))

@@ -18,6 +18,33 @@ def _row(gpu, op, g):
     return {int(r["bytes"]): float(r["latency_ms"]) * 1e-3 for r in rows}
 
 
+CUSTOM = Path(__file__).resolve().parent.parent / "catalogs" / "custom_allreduce_measured.csv"
+
+
+def _custom(gpu, engine, g):
+    rows = [r for r in csv.DictReader(CUSTOM.open()) if (r["gpu"], r["engine"], int(r["gpus"])) == (gpu, engine, g)]
+    return {int(r["bytes"]): float(r["latency_ms"]) * 1e-3 for r in rows}
+
+
+def test_engines_own_all_reduce_below_the_floor():
+    """Below its NCCL floor each engine's TP all-reduce takes its own kernel's measured time (vLLM / SGLang custom
+    all-reduce, TensorRT-LLM's allreduce op); SGLang on an MoE model takes TensorRT-LLM's kernel (FlashInfer's
+    all-reduce fusion); no table (MI300X board): the comm model."""
+    node = catalog.node("hgx-h200")
+    t = {"tp": np.array([8, 8, 8]), "engine": np.array([E.VLLM, E.SGLANG, E.TRTLLM])}
+    b = 2 ** 18  # 256 KiB: a decode step's all-reduce, below every floor
+    for moe, sg in ((False, "sglang"), (True, "trtllm")):
+        c = T._cost(T.comm_links(node, t, 8192, moe)["all_reduce"], b)
+        want = [_custom("h200", e, 8)[b] for e in ("vllm", sg, "trtllm")]
+        assert np.allclose(c, want, rtol=0, atol=1e-12), (moe, c, want)
+    # a small message costs less than the comm model's 10 us latency on H200 (one-shot kernels)
+    lk = T.comm_links(node, t, 8192)
+    assert (T._cost(lk["all_reduce"], 4096.0) < lk["all_reduce"][0]).all()
+    mi = catalog.node("mi300x-8")
+    lk = T.comm_links(mi, t, 8192)
+    assert np.allclose(T._cost(lk["all_reduce"], b), lk["all_reduce"][0] + b * lk["all_reduce"][1])
+
+
 def test_time_at_a_size_is_the_table():
     node = catalog.node("dgx-h100")
     meas = _row("h100", "all_gather", 8)
@@ -59,8 +86,11 @@ def test_cost_switches_to_the_table_above_the_floor():
     ar, ag = lk["all_reduce"], lk["gather"]
     model = lambda link, b: link[0] + b * link[1]  # noqa: E731
     below, above = 15e6, 32 * 2 ** 20
-    c = T._cost(ar, below)  # TensorRT-LLM's own kernels below 16 MB; SGLang is in NCCL above 8 MiB
-    assert abs(c[0] - model(ar, below)[0]) < 1e-15 and abs(c[1] - NM.interp_s(ar[2][1:], below)[0]) < 1e-15
+    c = T._cost(ar, below)  # TensorRT-LLM's own kernels below 16 MB (measured); SGLang is in NCCL above 8 MiB
+    own = _custom("h100", "trtllm", 2)
+    lo, hi = 2 ** 23, 2 ** 24
+    assert abs(c[0] - (own[lo] + (below - lo) * (own[hi] - own[lo]) / (hi - lo))) < 1e-12
+    assert abs(c[1] - NM.interp_s(ar[2][1:], below)[0]) < 1e-15
     meas = _row("h100", "all_reduce", 2)[2 ** 25]
     assert np.allclose(T._cost(ar, above), meas)
     # the all-gather: measured for TensorRT-LLM at any size, the comm model for SGLang

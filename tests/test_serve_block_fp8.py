@@ -78,15 +78,20 @@ def test_host_time_per_request_bounds_the_overlapped_step():
 
 
 def test_iteration_is_never_shorter_than_its_host_work(monkeypatch):
+    """Overlapping engines (TensorRT-LLM, SGLang) take max(GPU step, host step); vLLM adds the host step."""
     from planner.serve import timing
 
-    monkeypatch.setattr(timing, "stage_s", lambda *a: np.array([1e-3, 1e-3]))
-    t = {"engine": np.array([E.TRTLLM, E.SGLANG]), "attn_dp": np.array([False, False]),
-         "tp": np.array([1, 1]), "pp": np.array([1, 1])}
+    monkeypatch.setattr(timing, "stage_s", lambda *a: np.array([3e-3, 3e-3, 3e-3]))
+    t = {"engine": np.array([E.TRTLLM, E.SGLANG, E.VLLM]), "attn_dp": np.array([False, False, False]),
+         "tp": np.array([1, 1, 1]), "pp": np.array([1, 1, 1])}
     got = timing.iteration_s(None, t, None, None, 4000.0, 0.0, 0.0, 0.0)
-    gpu = 1e-3 + timing.STEP_OVERHEAD_S
-    assert got.tolist() == pytest.approx([4000 * timing.HOST_S_PER_REQUEST, gpu])
-    assert timing.iteration_s(None, t, None, None, 10.0, 0.0, 0.0, 0.0).tolist() == pytest.approx([gpu, gpu])
+    assert got.tolist() == pytest.approx([4000 * timing.HOST_S_PER_REQUEST, 3e-3, 3e-3 + timing.STEP_OVERHEAD_S])
+    assert timing.iteration_s(None, t, None, None, 10.0, 0.0, 0.0, 0.0).tolist() == pytest.approx(
+        [3e-3, 3e-3, 3e-3 + timing.STEP_OVERHEAD_S])
+    # a GPU step shorter than the host step: the overlapped engines wait for the host
+    monkeypatch.setattr(timing, "stage_s", lambda *a: np.array([2e-4, 2e-4, 2e-4]))
+    assert timing.iteration_s(None, t, None, None, 10.0, 0.0, 0.0, 0.0).tolist() == pytest.approx(
+        [timing.STEP_OVERHEAD_S, timing.STEP_OVERHEAD_S, 2e-4 + timing.STEP_OVERHEAD_S])
 
 
 def test_decode_attention_fixed_cost_per_sequence_and_kv_head():

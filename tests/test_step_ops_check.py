@@ -45,6 +45,8 @@ def test_breakdown_sums_to_the_model_step(n_pf):
     ctx = EV.Context(sc)
     ctx.links = T.comm_links(ctx.node, t, ctx.facts.hidden)
     parts = S.model_parts(ctx, t, 2048.0, n_pf, 1500.0, 500.0)
-    assert t["pp"].tolist() == [1]  # one stage: the GPU step is stage_s, plus the engine step overhead
-    gpu = T.stage_s(ctx.facts, t, ctx.links, ctx.hw, np.array([2048.0]), np.array([n_pf]), 1500.0, 500.0)
-    assert sum(parts.values()) == pytest.approx(1e3 * (float(gpu[0]) + T.STEP_OVERHEAD_S), rel=1e-9)
+    # TensorRT-LLM overlaps the host step (timing.overlaps_host_step) and its sampler bound (~23 ms) is below
+    # this GPU step, so the engine's iteration is the GPU step the parts add up to
+    step = T.iteration_s(ctx.facts, t, ctx.links, ctx.hw, np.array([2048.0]), np.array([n_pf]), 1500.0, 500.0)
+    assert float(T.host_bound_s(t, np.array([2048.0]))[0]) < float(step[0])
+    assert sum(parts.values()) == pytest.approx(1e3 * float(step[0]), rel=1e-9)

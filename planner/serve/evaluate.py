@@ -229,7 +229,7 @@ def evaluate(sc, t: dict) -> dict:
 
 def _evaluate(sc, t: dict) -> dict:
     ctx = Context(sc)
-    ctx.links = timing.comm_links(ctx.node, t, ctx.facts.hidden)
+    ctx.links = timing.comm_links(ctx.node, t, ctx.facts.hidden, bool(ctx.facts.experts))
     s = sc.serving
     mem = memory_table(ctx.facts, t, ctx.cap_bytes, ctx.hw["bpe"][t["wq"]], E.KV_BYTES[t["kv"]],
                        ctx.in_mean, ctx.out_mean, ctx.in_p90, ctx.out_p90, ctx.hw["bpe_dense"][t["wq"]])

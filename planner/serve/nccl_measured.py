@@ -1,4 +1,5 @@
-"""Measured NCCL collective times vs message size, and where each serving engine runs NCCL.
+"""Measured NCCL collective times vs message size, where each serving engine runs NCCL, and the measured
+times of each engine's own all-reduce kernel below that size (custom_table, catalogs/custom_allreduce_measured.csv).
 
 Data: catalogs/nccl_measured.csv, NVIDIA's measured NCCL tables as collected for AIConfigurator
 (github.com/ai-dynamo/aiconfigurator @095f58a5, Apache-2.0; aic-core/src/aiconfigurator_core/systems/data/
@@ -78,9 +79,7 @@ def measured_table(node, op: str, group, measured: bool = True) -> np.ndarray:
     if not measured:
         return out
     system = SYSTEMS.get(getattr(node.gpu, "name", None))
-    board = node.gpus_per_node == BOARD_GPUS and node.scaleup_domain == BOARD_GPUS \
-        and not getattr(node, "scaleup_mesh_links", None)
-    if system is None or not board:
+    if system is None or not _on_board(node):
         return out
     for g in np.unique(group):
         row = tables().get((system, op, int(g)))
@@ -100,6 +99,77 @@ def interp_s(rows: np.ndarray, nbytes) -> np.ndarray:
     t0, t1 = rows[r, i], rows[r, i + 1]
     slope = (t1 - t0) / (GRID[i + 1] - GRID[i])
     return np.where(b < GRID[0], np.nan, np.maximum(t0 + (b - GRID[i]) * slope, 0.0))
+
+
+# The engines' own all-reduce kernels below the NCCL floor (all_reduce_nccl_floor), measured by NVIDIA for
+# AIConfigurator: catalogs/custom_allreduce_measured.csv (benchmarks/custom_allreduce_extract.py: SGLang 0.5.9
+# custom all-reduce, TensorRT-LLM 1.2.0rc5 allreduce op, vLLM 0.14.0 / 0.19.0 custom all-reduce; bf16, inside
+# CUDA graphs where the data has both; 2 / 4 / 8 GPUs of one 8-GPU NVSwitch board; 256 B to 1 GiB).
+CUSTOM_GRID = np.array([2.0 ** k for k in range(8, 31)])
+ENGINE_KEYS = {E.VLLM: "vllm", E.SGLANG: "sglang", E.TRTLLM: "trtllm"}
+
+
+@lru_cache(maxsize=None)
+def custom_tables() -> dict:
+    """{(system, engine key, gpus): seconds at each CUSTOM_GRID size} from catalogs/custom_allreduce_measured.csv,
+    as the lower non-decreasing envelope of the measured times (each size takes the least time measured at it
+    or any larger size): the tables dip in places (e.g. TensorRT-LLM on 2 H100, 9.9 us at 32 KB, 3.4 us at
+    64 KB, where its kernel choice switches), and a smaller message never needs more than a larger one's
+    kernel; without it a step could get shorter as the batch grows."""
+    out: dict = {}
+    for r in csv.DictReader(io.StringIO(catalog_file_text("custom_allreduce_measured.csv")[0])):
+        out.setdefault((r["gpu"], r["engine"], int(r["gpus"])), {})[int(r["bytes"])] = float(r["latency_ms"]) * 1e-3
+    return {k: np.minimum.accumulate(np.array([v[int(b)] for b in CUSTOM_GRID])[::-1])[::-1]
+            for k, v in out.items() if len(v) == len(CUSTOM_GRID)}
+
+
+def custom_table(node, engine, group, moe: bool = False, measured: bool = True) -> np.ndarray:
+    """The engine's measured own all-reduce times at the CUSTOM_GRID sizes, one row per plan (engine and
+    group size per entry), NaN where none applies (as measured_table: GPU without data, not an 8-GPU
+    NVSwitch board, group size not measured). SGLang serving an MoE model on sm 9.x / 10.x runs FlashInfer's
+    fused all-reduce (TensorRT-LLM's kernel) instead of its custom all-reduce (sglang_uses_trtllm_allreduce):
+    those plans get the TensorRT-LLM table. measured False: NaN throughout (as measured_table)."""
+    engine, group = np.broadcast_arrays(np.atleast_1d(np.asarray(engine)), np.atleast_1d(np.asarray(group)))
+    out = np.full((len(group), len(CUSTOM_GRID)), np.nan)
+    if not measured or not _on_board(node):
+        return out
+    system = SYSTEMS.get(getattr(node.gpu, "name", None))
+    keys = dict(ENGINE_KEYS)
+    if sglang_uses_trtllm_allreduce(node, moe):
+        keys[E.SGLANG] = "trtllm"
+    for e, key in keys.items():
+        for g in np.unique(group):
+            row = custom_tables().get((system, key, int(g)))
+            if row is not None:
+                out[(engine == e) & (group == g)] = row
+    return out
+
+
+def sglang_uses_trtllm_allreduce(node, moe: bool) -> bool:
+    """SGLang turns on FlashInfer's all-reduce fusion (flashinfer.comm's port of TensorRT-LLM's one- / two-shot
+    all-reduce + residual + RMSNorm kernel) by itself for the MoE families DeepseekV3, GptOss, Glm4Moe,
+    Qwen3Moe, KimiK25 on sm 9.x / 10.x with TP > 1 on one node and no DP attention
+    (sglang/srt/server_args.py _handle_model_specific_adjustments, 0.5.x; InferenceX's SGLang 0.5.9
+    DeepSeek-R1 launches also pass --enable-flashinfer-allreduce-fusion). Taken here for every MoE model
+    (the list is those families; other MoE families keep the custom all-reduce there, not separated)."""
+    cc = getattr(node.gpu, "compute_capability", None) or 0.0
+    return bool(moe) and 9.0 <= cc < 11.0 and node.gpus_per_node > 1
+
+
+def interp_custom_s(rows: np.ndarray, nbytes) -> np.ndarray:
+    """Per row: the measured own-kernel time at nbytes, linear in bytes between CUSTOM_GRID sizes (below the
+    smallest size, 256 B, its time: a latency floor); NaN rows stay NaN."""
+    b = np.maximum(np.broadcast_to(np.asarray(nbytes, dtype=float), (rows.shape[0],)), CUSTOM_GRID[0])
+    i = np.clip(np.searchsorted(CUSTOM_GRID, b) - 1, 0, len(CUSTOM_GRID) - 2)
+    r = np.arange(rows.shape[0])
+    t0, t1 = rows[r, i], rows[r, i + 1]
+    return t0 + (b - CUSTOM_GRID[i]) * (t1 - t0) / (CUSTOM_GRID[i + 1] - CUSTOM_GRID[i])
+
+
+def _on_board(node) -> bool:
+    """The node is an 8-GPU NVSwitch board (the systems the tables were measured on)."""
+    return node.gpus_per_node == BOARD_GPUS and node.scaleup_domain == BOARD_GPUS \
+        and not getattr(node, "scaleup_mesh_links", None)
 
 
 def trtllm_lut_floor(cc: float, tp, hidden) -> np.ndarray:
