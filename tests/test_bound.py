@@ -55,6 +55,21 @@ def test_step_lower_bound_is_below_every_plans_step(kw):
         assert refine is None and np.array_equal(first_lb, lb)
 
 
+@pytest.mark.parametrize("kw", CASES)
+def test_shared_layer_units_equal_per_row_ones(kw):
+    """The bound's stage times from layer units evaluated once per distinct value of the columns they
+    read (bound._shared_units) equal those evaluated row by row (the same numbers, not close ones)."""
+    sc = scenario(**kw)
+    t, _ = candidate_table(sc)
+    ctx = Context(sc)
+    first, inverse, ga_top = bound._groups_at_top_ga(ctx, t)
+    assert len(bound.stage_groups(t, bound._unit_columns(ctx))[0]) < len(first)  # the units are shared
+    s = ctx.gpu.sustained_tensor_fraction
+    fn = bound.slow_clock_stage_bound if s else bound.stage_lower_bound
+    shared = bound._per_group(ctx, t, fn, first, ga_top, shared=True, clock=s or None)
+    assert np.array_equal(shared, bound._per_group(ctx, t, fn, first, ga_top))
+
+
 @pytest.mark.parametrize("kw", CASES[:2])
 def test_stage_time_does_not_grow_with_accumulation(kw):
     """What the bound rests on: the stage time (and the clock-bounded stage time) at a larger ga is
