@@ -71,6 +71,44 @@ def test_every_candidate_obeys_the_framework_rules(scenario_32b):
         assert framework_problems(row) == [], row
 
 
+@pytest.mark.parametrize("kw", [
+    dict(model="mixtral-8x7b", node="hgx-h100", nodes=2, gb=[32, 64]),
+    dict(model="llama-3.1-8b", nodes=2, gb=64, runtime={"fp8_param_gather": True, "fp8_recipe": "current"}, node="hgx-h100",
+         search={"fixed": {"offload": "cpu"}, "zero": [0, 1, 3]}),
+])
+def test_candidate_rows_equal_the_rules_on_the_full_product(kw):
+    """_candidate_rows applies the rules to distinct layout projections x the choices they read and
+    expands: the same rows, in the same order, as filtering the full product layouts x choices."""
+    import itertools
+
+    from planner.frameworks.rules import framework_mask
+    from planner.search import solver
+    from planner.search.space import with_etp
+
+    sc = scenario(**kw)
+    t, considered, layout = solver._candidate_rows(sc)
+    lay = with_etp(sc, layouts(sc))
+    so = sc.search
+    cats = {"framework": [table.FRAMEWORKS.index(f) for f in so.frameworks],
+            "precision": [table.PRECISIONS.index(p) for p in so.precision],
+            "zero": list(so.zero), "offload": [table.OFFLOADS.index(o) for o in so.offload],
+            "offload_params": [table.OFFLOADS.index(o) for o in so.offload_params],
+            "recompute": [table.RECOMPUTES.index(r) for r in so.recompute]}
+    for key, want in so.fixed.items():
+        if key in cats:
+            code = table.CATEGORICAL[key].index(want) if key in table.CATEGORICAL else int(want)
+            cats[key] = [code]
+    combos = np.array(list(itertools.product(*cats.values())))
+    li, ci = (a.ravel() for a in np.meshgrid(np.arange(len(lay["tp"])), np.arange(len(combos)), indexing="ij"))
+    full = {k: lay[k][li] for k in solver.COLUMNS} | {k: combos[ci, j] for j, k in enumerate(cats)}
+    full["sp"] = solver._sp(full, so.fixed)
+    ok = framework_mask(full, sc.model, sc.runtime) & (~full["sp"] | (sc.training.seq_len % full["tp"] == 0))
+    assert considered == len(li) and 0 < ok.sum() < len(li)
+    for k in full:
+        assert np.array_equal(t[k], full[k][ok]), k
+    assert np.array_equal(layout, li[ok])
+
+
 def test_fixed_fields_and_search_lists_restrict_the_space(tmp_path):
     sc = scenario(nodes=2, gb=64, search={"fixed": {"tp": 4, "framework": "megatron"}, "precision": ["bf16"]})
     r = solve(sc, top=50)

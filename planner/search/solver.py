@@ -149,8 +149,8 @@ def _enumerate_layouts(scenario) -> dict[str, np.ndarray]:
 
 
 @functools.cache
-def _rule_columns() -> tuple[str, ...]:
-    """The integer layout columns the framework rules read (found by running them on a recording table)."""
+def _rule_reads() -> frozenset[str]:
+    """The plan columns the framework rules read (found by running them on a recording table)."""
     seen: set[str] = set()
 
     class Recorder(dict):
@@ -160,7 +160,12 @@ def _rule_columns() -> tuple[str, ...]:
 
     framework_mask(Recorder({k: np.zeros(1, dtype=np.int64) for k in (*COLUMNS, *T.CATEGORICAL, "zero")}
                             | {"sp": np.zeros(1, dtype=bool)}), runtime=Runtime())
-    return tuple(k for k in COLUMNS if k in seen or k == "tp")  # tp: sp and its sequence check
+    return frozenset(seen | {"tp", "framework"})  # tp, framework: sp and its sequence check
+
+
+def _rule_columns() -> tuple[str, ...]:
+    """The integer layout columns the framework rules read."""
+    return tuple(k for k in COLUMNS if k in _rule_reads())
 
 
 def candidate_table(scenario, exhaustive: bool = False) -> tuple[dict, int]:
@@ -202,12 +207,17 @@ def _candidate_rows(scenario, exhaustive: bool = False, compact: bool = False) -
     cols = _rule_columns()
     first, inverse = _groups(lay, cols)
     uniq = np.stack([lay[k][first] for k in cols], axis=1)
-    # The rules on (distinct projection) x (categorical choice), by broadcasting a column of
-    # projections against a row of choices.
+    # The rules on (distinct projection) x (categorical choice of the keys they read), by broadcasting
+    # a column of projections against a row of choices; each full choice then takes its projection's.
+    ruled = [key for key in cats if key in _rule_reads()]
+    sub = np.array(list(itertools.product(*(cats[k] for k in ruled))), dtype=np.int64).reshape(-1, len(ruled))
+    at = {key: {c: i for i, c in reversed(list(enumerate(cats[key])))} for key in ruled}  # first place of a code
+    proj = np.ravel_multi_index([[at[key][c] for c in combos[:, list(cats).index(key)].tolist()] for key in ruled],
+                                [len(cats[k]) for k in ruled]) if n_cat else np.zeros(0, dtype=np.int64)
     grid = {k: uniq[:, j:j + 1] for j, k in enumerate(cols)}
     grid.update({k: np.ones((1, 1), dtype=np.int64) for k in COLUMNS if k not in cols})
-    for j, key in enumerate(cats):
-        grid[key] = combos[None, :, j]
+    for j, key in enumerate(ruled):
+        grid[key] = sub[None, :, j]
     grid["sp"] = _sp(grid, fixed)
     keep = ~grid["sp"] | (scenario.training.seq_len % grid["tp"] == 0)
     for fw, _, bad in RULES:  # framework_mask, broadcast
@@ -218,14 +228,29 @@ def _candidate_rows(scenario, exhaustive: bool = False, compact: bool = False) -
         keep = keep & (grid["framework"] != code)
     if split_key(scenario.runtime) is not None:  # Megatron's own split (runtime keys): Megatron plans only
         keep = keep & (grid["framework"] == T.FRAMEWORKS.index("megatron"))
-    keep = np.broadcast_to(keep, (len(uniq), n_cat))
-    li, ci = np.nonzero(keep[inverse])  # layout-major, as the full product
+    keep = np.broadcast_to(keep, (len(uniq), len(sub)))[:, proj]
+    li, ci, count = _expand(keep, inverse)  # layout-major, as the full product
     narrow = T.compact if compact else (lambda v: v)
-    t = {k: narrow(lay[k])[li] for k in COLUMNS}
+    t = {k: np.repeat(narrow(lay[k]), count) for k in COLUMNS}
     for j, key in enumerate(cats):
         t[key] = narrow(combos[:, j])[ci]
     t["sp"] = _sp(t, fixed)
     return t, considered, narrow(li)
+
+
+def _expand(keep: np.ndarray, inverse: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """np.nonzero(keep[inverse]) (row of `inverse`, column of `keep`, in row-major order) and the
+    number of such pairs of each row, without building keep[inverse] (layouts x choices): each row
+    takes the kept columns of its row of keep, in order."""
+    kept_row, kept_col = np.nonzero(keep)
+    per = np.bincount(kept_row, minlength=len(keep))  # kept columns of each row of keep
+    offset = np.cumsum(per) - per  # where each row of keep starts among kept_col
+    count = per[inverse]
+    n = int(count.sum())
+    li = np.repeat(np.arange(len(inverse), dtype=np.int64), count)
+    pos = np.arange(n, dtype=np.int64)
+    pos -= np.repeat(np.cumsum(count) - count - offset[inverse], count)  # offset + position within the row
+    return li, kept_col[pos], count
 
 
 def _sp(t: dict, fixed: dict) -> np.ndarray:
