@@ -346,3 +346,23 @@ def test_memory_verdict_threads_give_the_serial_result(monkeypatch):
     assert table.size(t) > 8 * 997 and runs[0][0].any() and not runs[0][0].all()
     for fits, peak in runs[1:]:
         assert np.array_equal(fits, runs[0][0]) and np.array_equal(peak, runs[0][1])
+
+
+@pytest.mark.parametrize("kind", ["distinct", "ties", "nan"])
+def test_bound_order_sorted_by_blocks_equals_the_stable_sort(kind, monkeypatch):
+    """solver.ByBound (sorted a block at a time as the search reads it) gives the rows in the order of
+    np.argsort(-ub, kind='stable'), ties in table order and NaN last, whatever the block size."""
+    from planner.search.solver import ByBound
+
+    rng = np.random.default_rng(3)
+    ub = rng.random(5000)
+    if kind == "ties":
+        ub = np.round(ub * 20) / 20
+    if kind == "nan":
+        ub[rng.random(5000) < 0.3], ub[0] = np.nan, np.inf
+    ref = np.argsort(-ub, kind="stable")
+    for block in (1, 7, 1000, 65536):
+        monkeypatch.setattr(ByBound, "BLOCK", block)
+        order = ByBound(ub)
+        assert np.array_equal(np.concatenate([order[:3], order[3:50], order[50:]]), ref)
+        assert ByBound(ub)[4999] == ref[-1] and len(order) == 5000
