@@ -20,7 +20,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DIRS = [ROOT / "scenarios", ROOT / "benchmarks" / "scenarios", ROOT / "benchmarks" / "report_scenarios"]
-SECONDS = re.compile(rb'"seconds": *-?[0-9.eE+-]+|searches, [0-9.]+ s')  # JSON; compare's table header
+SECONDS = re.compile(rb'"seconds": *-?[0-9.eE+-]+|searches, [0-9.]+ s[^\n]*')  # JSON; compare's table header
 
 
 def command(path: Path) -> str:
