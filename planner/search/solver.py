@@ -306,31 +306,50 @@ def _shared_rows(ctx, t: dict, layout: np.ndarray) -> tuple[np.ndarray, np.ndarr
     layouts equal but for ga (as the memory tells it apart) are grouped first (few rows), then each
     plan maps to the plan at the same position among its group's first layout's rows (layouts that
     differ only in ga have the same categorical choices: the framework rules do not read ga). Every
-    plan is then checked to equal its representative in those columns; None (sort instead) if not."""
+    plan is then checked to equal its representative in those columns (the layout columns are equal by
+    the grouping; the choices are compared as one mixed-radix code); None (sort instead) if not."""
     n = T.size(t)
     ix = np.int32 if n < 2**31 else np.int64  # row indices (the largest searches: 4 bytes, not 8)
     change = _changes(layout)
     starts = np.flatnonzero(change).astype(ix)  # first row of each layout's run of rows
     run = np.cumsum(change, dtype=ix) - 1  # the run of every row
     del change
+    length = np.diff(np.append(starts, n)).astype(ix)
     heads = {k: v[starts] for k, v in t.items()}
     heads["framework"] = np.zeros(len(starts), dtype=np.int64)  # ga capped alike: torchtitan below
     heads["ga"] = _ga_for_memory(heads)
     lead, grp = _groups(heads, COLUMNS)
     first_run = lead[grp].astype(ix)  # the group's first layout run, for every run
-    rep = np.arange(n, dtype=ix)
-    rep -= starts[run]
-    rep += starts[first_run][run]
-    keep_own = (t["framework"] == T.FRAMEWORKS.index("torchtitan")) | (rep >= n) | (rep < 0)
-    rep[keep_own] = np.flatnonzero(keep_own).astype(ix)
-    same = keep_own | (run[rep] == first_run[run])  # the representative lies in its group's first run
-    for k in _read_columns(_verdict, ctx):
-        if k != "ga":  # ga: equal as the memory tells it apart, by the layout grouping
-            same &= t[k][rep] == t[k]
+    offset = np.arange(n, dtype=ix)
+    offset -= starts[run]  # position of every row in its run
+    titan = t["framework"] == T.FRAMEWORKS.index("torchtitan")  # own representatives (_ga_for_memory)
+    # the representative lies in its group's first run (at the same position): where that run is as long
+    same = titan | (offset < length[first_run][run])
+    rep = offset + starts[first_run][run]
+    np.copyto(rep, np.arange(n, dtype=ix), where=titan | ~same)
+    code = _choice_code(t, [k for k in _read_columns(_verdict, ctx) if k not in COLUMNS])
+    if code is None:
+        return None
+    same &= code[rep] == code
     if not same.all():
         return None
     own = rep == np.arange(n, dtype=ix)
     return np.flatnonzero(own), (np.cumsum(own, dtype=ix) - 1)[rep]
+
+
+def _choice_code(t: dict, cols: list[str]) -> np.ndarray | None:
+    """The columns `cols` (small non-negative codes: the categorical choices) as one mixed-radix code
+    per row, equal where the rows are equal in all of them; None where they do not fit one int32."""
+    code, span = np.zeros(T.size(t), dtype=np.int32), 1
+    for k in cols:
+        col = t[k].view(np.int8) if t[k].dtype == bool else t[k]
+        hi = int(col.max()) + 1 if len(col) else 1
+        if int(col.min(initial=0)) < 0 or span * hi >= 2**31:
+            return None
+        code *= hi
+        code += col
+        span *= hi
+    return code
 
 
 def _fits_memory_rows(ctx, t: dict, rows) -> tuple[np.ndarray, np.ndarray]:
