@@ -247,9 +247,10 @@ def _expand(keep: np.ndarray, inverse: np.ndarray) -> tuple[np.ndarray, np.ndarr
     offset = np.cumsum(per) - per  # where each row of keep starts among kept_col
     count = per[inverse]
     n = int(count.sum())
-    li = np.repeat(np.arange(len(inverse), dtype=np.int64), count)
-    pos = np.arange(n, dtype=np.int64)
-    pos -= np.repeat(np.cumsum(count) - count - offset[inverse], count)  # offset + position within the row
+    ix = np.int32 if n < 2**31 else np.int64  # the largest searches: 4 bytes per row, not 8
+    li = np.repeat(np.arange(len(inverse), dtype=ix), count)
+    pos = np.arange(n, dtype=ix)
+    pos -= np.repeat((np.cumsum(count) - count - offset[inverse]).astype(ix), count)  # offset + place in the row
     return li, kept_col[pos], count
 
 
