@@ -366,3 +366,14 @@ def test_bound_order_sorted_by_blocks_equals_the_stable_sort(kind, monkeypatch):
         order = ByBound(ub)
         assert np.array_equal(np.concatenate([order[:3], order[3:50], order[50:]]), ref)
         assert ByBound(ub)[4999] == ref[-1] and len(order) == 5000
+
+
+@pytest.mark.parametrize("proj", [np.arange(12) // 3, np.arange(12) % 4, np.array([0, 0, 1, 1, 2, 2, 3, 3, 0, 1, 2, 3])])
+def test_kept_choices_equal_the_wide_table(proj):
+    """solver._kept: the rules' table taken to every choice without the wide table (keys the rules do
+    not read last: blocks; otherwise the wide table), as np.nonzero(keep[:, proj])."""
+    from planner.search import solver
+
+    keep = np.random.default_rng(5).random((7, 4)) < 0.5
+    for got, want in zip(solver._kept(keep, proj), np.nonzero(keep[:, proj])):
+        assert np.array_equal(got, want)

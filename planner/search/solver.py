@@ -228,8 +228,8 @@ def _candidate_rows(scenario, exhaustive: bool = False, compact: bool = False) -
         keep = keep & (grid["framework"] != code)
     if split_key(scenario.runtime) is not None:  # Megatron's own split (runtime keys): Megatron plans only
         keep = keep & (grid["framework"] == T.FRAMEWORKS.index("megatron"))
-    keep = np.broadcast_to(keep, (len(uniq), len(sub)))[:, proj]
-    li, ci, count = _expand(keep, inverse)  # layout-major, as the full product
+    keep = np.broadcast_to(keep, (len(uniq), len(sub)))
+    li, ci, count = _expand(*_kept(keep, proj), len(uniq), inverse)  # layout-major, as the full product
     narrow = T.compact if compact else (lambda v: v)
     t = {k: np.repeat(narrow(lay[k]), count) for k in COLUMNS}
     for j, key in enumerate(cats):
@@ -238,12 +238,25 @@ def _candidate_rows(scenario, exhaustive: bool = False, compact: bool = False) -
     return t, considered, narrow(li)
 
 
-def _expand(keep: np.ndarray, inverse: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _kept(keep: np.ndarray, proj: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """np.nonzero(keep[:, proj]): the rules' table (projections x choices of the keys they read)
+    taken to every choice. Where the keys the rules do not read come last in the product of choices
+    (recompute), choice c takes sub-choice c // m, so each kept sub-choice s gives the choices
+    s*m .. s*m + m - 1 in order, without the wide table."""
+    m = len(proj) // max(keep.shape[1], 1)
+    if m > 1 and np.array_equal(proj, np.arange(len(proj)) // m):
+        kept_row, kept_sub = np.nonzero(keep)
+        return np.repeat(kept_row, m), (kept_sub[:, None] * m + np.arange(m)).reshape(-1)
+    return np.nonzero(keep[:, proj])
+
+
+def _expand(kept_row: np.ndarray, kept_col: np.ndarray, rows: int,
+            inverse: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """np.nonzero(keep[inverse]) (row of `inverse`, column of `keep`, in row-major order) and the
-    number of such pairs of each row, without building keep[inverse] (layouts x choices): each row
-    takes the kept columns of its row of keep, in order."""
-    kept_row, kept_col = np.nonzero(keep)
-    per = np.bincount(kept_row, minlength=len(keep))  # kept columns of each row of keep
+    number of such pairs of each row, from np.nonzero(keep) (`kept_row`, `kept_col`; `rows` rows),
+    without building keep[inverse] (layouts x choices): each row takes the kept columns of its row
+    of keep, in order."""
+    per = np.bincount(kept_row, minlength=rows)  # kept columns of each row of keep
     offset = np.cumsum(per) - per  # where each row of keep starts among kept_col
     count = per[inverse]
     n = int(count.sum())
