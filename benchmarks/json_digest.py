@@ -37,8 +37,9 @@ def digest(path: Path, as_json: bool) -> tuple[str, int]:
     args = [sys.executable, "-m", "planner", command(path), str(path)] + (["--json"] if as_json else [])
     proc = subprocess.run(args, cwd=ROOT, capture_output=True)
     out = SECONDS.sub(b'"seconds": 0', proc.stdout)
-    if not as_json and b"\n  # " in out:  # solve's header ends with the seconds and wraps with their width
-        out = out[out.index(b"\n  # "):]
+    table = None if as_json else re.search(rb"\n *# ", out)
+    if table:  # solve's header, above the table's column names, ends with the seconds (and wraps with them)
+        out = out[table.start():]
     return hashlib.md5(out).hexdigest(), proc.returncode
 
 
