@@ -526,7 +526,7 @@ def bound_order(t: dict, lb: np.ndarray, seq_len: int) -> tuple[np.ndarray, np.n
 class ByBound:
     """np.argsort(-ub, kind="stable") (highest first, ties and NaN as the stable sort puts them), sorted
     one block at a time as it is read: the search reads a few thousand of millions of rows. Each block
-    is every row not yet sorted whose value reaches the BLOCK-th largest of them (found by
+    is every row not yet sorted whose value reaches the b-th largest of them (found by
     partitioning, linear time), sorted stably in table order: the same rows in the same order as the
     whole sort's prefix. Indexing and slicing as the array it stands for (its first rows); `ub` must
     not change for rows not yet sorted."""
@@ -547,7 +547,9 @@ class ByBound:
 
     def _sort_to(self, m: int) -> None:
         while len(self.head) < m and len(self.rest):
-            want = max(m - len(self.head), self.BLOCK)
+            # at least BLOCK rows (an eighth of a small table: purchase searches read few rows), and as
+            # many as sorted so far (the search's chunks grow 4-fold)
+            want = max(m - len(self.head), len(self.head), min(self.BLOCK, len(self) // 8))
             values = self.ub[self.rest]
             if want < len(self.rest):
                 cut = -np.partition(-values, want - 1)[want - 1]
