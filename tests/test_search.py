@@ -350,9 +350,9 @@ def test_memory_verdict_threads_give_the_serial_result(monkeypatch):
 
 @pytest.mark.parametrize("kind", ["distinct", "ties", "nan"])
 def test_bound_order_sorted_by_blocks_equals_the_stable_sort(kind, monkeypatch):
-    """solver.ByBound (sorted a block at a time as the search reads it) gives the rows in the order of
+    """order.ByBound (sorted a block at a time as the search reads it) gives the rows in the order of
     np.argsort(-ub, kind='stable'), ties in table order and NaN last, whatever the block size."""
-    from planner.search.solver import ByBound
+    from planner.search.order import ByBound
 
     rng = np.random.default_rng(3)
     ub = rng.random(5000)
