@@ -130,6 +130,47 @@ JSON for all 19 shipped, benchmark and report scenarios, byte for byte apart fro
   H100, every runnable plan: bound 1.81 s -> 1.05 s CPU, search 0.29 s -> 0.44 s (10,504 plans timed
   instead of 10,240); the 131,072-GPU range: 5.4 s -> 4.8 s.
 
+Then (issue 14, fifth pass: the search's other parts and start-up, exact again: the same JSON and
+tables for all 19 shipped, benchmark and report scenarios, byte for byte apart from `seconds`:
+benchmarks/json_digest.py):
+
+- the stage-time bound takes its per-layer units (compute.layer_costs, comm.layer_comm and one EP
+  dispatch: evaluate.layer_units) evaluated once per distinct value of the columns they read (all
+  the bound's but vpp: 330,549 groups share 86,478 units for DeepSeek-V3 / 2,048 H100), and each
+  stage reuses the EP dispatch computed with the units instead of computing it again (also in
+  evaluate_table); only the per-stage sums remain per group. search_bound 0.85 -> 0.3 s CPU (H100), 0.77 -> 0.46 s
+  (H800, loaded machine); tests/test_bound.py compares the shared units with per-row ones (equal);
+- the framework rules run on (distinct layout projection) x (choices of the categorical keys they
+  read: recompute is not one, 648 -> 216 choices), and the kept rows are expanded from that table
+  (solver._expand; by blocks where the keys the rules do not read come last: solver._kept) instead
+  of np.nonzero over layouts x choices (26M cells for DeepSeek-V3 / 2,048): _candidate_rows 0.25 ->
+  0.06-0.11 s CPU (layouts cached); tests compare with the full product;
+- bounded_rows reads the rows in bound order a block at a time (planner/search/order.py ByBound:
+  partition, then a stable sort of the block; the same order as the whole stable argsort): 0.06-0.1
+  -> 0.01 s (2,048 GPUs), 0.88 -> 0.08 s (the 131,072-GPU range, 5.7M plans);
+- _shared_rows (the 131,072-GPU range) checks only the categorical choices against each plan's
+  representative, as one mixed-radix code (the layout columns are equal by the grouping of the
+  layout runs): 1.23 -> 0.6-0.8 s CPU, the same groups;
+- start-up: rich is imported only when a table is printed, the catalog module imports YAML and the
+  spec readers on first use, one catalog entry is parsed from its own text (the whole file where
+  its layout might tie entries together: anchors, document markers, duplicate names), the error
+  bands are read with libyaml's parser (28 -> 3 ms): `--help` 0.35 -> 0.08 s CPU.
+
+Whole process, the previous commit and this one alternated, best of n (CPU = user + system of the
+least-CPU run; a shared 2-core machine, load 4-7): `--help` 0.35 -> 0.08 s CPU (wall 0.70 -> 0.16);
+405B / 16,384 0.87 -> 0.79 (wall 1.76 -> 1.58, n=5); DeepSeek-V3 / 2,048 H100 2.64 -> 2.05 (wall
+5.30 -> 3.72), H800 2.49 -> 2.04 (wall 3.14 -> 2.28); the 131,072-GPU range 9.99 -> 6.30 (wall
+11.41 -> 7.11, peak 871 -> 862 MiB, n=2); `compare scenarios/purchases.yaml --json` 7.11 -> 6.03
+(n=2). Again at the last commit (load 2-5, rising): `--help` 0.34 -> 0.07 s CPU (wall 0.46 -> 0.09);
+405B 0.89 -> 0.84 (wall 1.44 -> 1.19); DeepSeek-V3 / 2,048 H100 2.57 -> 2.04 (wall 5.16 -> 4.11), H800
+3.11 -> 2.50; the range 10.41 -> 8.88 (peak 871 -> 861 MiB); purchases 9.30 -> 6.53. Of DeepSeek-V3 /
+2,048 H100's ~2.0 s CPU, the memory verdict is ~1.05, imports ~0.3 (numpy
+0.11, pydantic 0.09, the spec schema 0.08), CP-SAT's import and layouts ~0.14, the plan table ~0.1,
+the bound 0.3. Tried and left: one gather of the choices as rows of a small table instead of six
+column gathers (2 x slower); int32 gather indices (numpy casts them to intp on every gather). The
+environment here sets PYTHONDONTWRITEBYTECODE (no .pyc is written): no difference measured within
+the noise against compiled modules.
+
 What remains, below: the memory verdict's per plan-rank sums (~13 gathers and ~17 additions
 per plan-rank) and its term evaluations (model_state_parts over the state cells), then the
 step-time bound (one stage evaluation per group: 481,008 for DeepSeek-V3 / 2,048 H100, 795,144 for

@@ -7,15 +7,13 @@ scenario can embed a catalog entry before validation (its errors then name the s
 from __future__ import annotations
 
 import difflib
+import re
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
 
-import yaml
-
 from planner.errors import InputError
-from planner.spec.load import SAFE_LOADER
 
 KINDS = ("gpus", "nodes", "models")
 
@@ -34,13 +32,21 @@ def _catalog_text(kind: str) -> tuple[str, str]:
     return catalog_file_text(f"{kind}.yaml")
 
 
+def _load(text: str):
+    import yaml
+
+    from planner.spec.load import SAFE_LOADER
+
+    return yaml.load(text, Loader=SAFE_LOADER)  # noqa: S506 - a safe loader
+
+
 @lru_cache(maxsize=None)
 def raw(kind: str) -> tuple[MappingProxyType, ...]:
     """The catalog's entries as read-only mappings, in file order."""
     if kind not in KINDS:
         raise InputError(f"unknown catalog '{kind}' (expected one of {', '.join(KINDS)})")
     text, where = _catalog_text(kind)
-    entries = yaml.load(text, Loader=SAFE_LOADER) or []  # noqa: S506 - a safe loader
+    entries = _load(text) or []
     names = [e["name"] for e in entries]
     dupes = {n for n in names if names.count(n) > 1}
     if dupes:
@@ -52,7 +58,53 @@ def names(kind: str) -> list[str]:
     return [e["name"] for e in raw(kind)]
 
 
+_ITEM = re.compile(r"^- ", re.M)  # a top-level list item (a catalog entry) starts at column 0
+_NAME = re.compile(r'- name: *(?:"([^"\\\n]*)"|([A-Za-z0-9][A-Za-z0-9._+-]*)) *(?:#[^\n]*)?\n')
+_BLANK = re.compile(r"(?:[ \t]*(?:#[^\n]*)?\n)*")
+# what may tie an entry's text to the rest of the file: a document marker, or an anchor or alias
+# (& or * before a name outside quotes and comments; a false alarm only parses the whole file)
+_UNSPLITTABLE = re.compile(r"^(?:---|\.\.\.)|^[^#\"'\n]*[&*][A-Za-z0-9_]", re.M)
+
+
+@lru_cache(maxsize=None)
+def _items(kind: str) -> dict[str, str] | None:
+    """{name: the text of its entry} of a catalog file laid out as the shipped ones are: comments, then
+    top-level list items each starting `- name: NAME` (a plain or double-quoted name), names unique;
+    None for any other layout (then the whole file is parsed). Looking up one entry then parses only
+    its text (a scenario names one node, one GPU and one model of ~75 entries: start-up time)."""
+    if kind not in KINDS:
+        return None
+    text, _ = _catalog_text(kind)
+    starts = [m.start() for m in _ITEM.finditer(text)]
+    if not starts or not _BLANK.fullmatch(text, 0, starts[0]) or _UNSPLITTABLE.search(text):
+        return None
+    items = {}
+    for lo, hi in zip(starts, starts[1:] + [len(text)]):
+        m = _NAME.match(text, lo)
+        if m is None:
+            return None
+        name = m.group(1) if m.group(1) is not None else m.group(2)
+        if name in items:
+            return None  # the whole parse names the duplicates
+        items[name] = text[lo:hi]
+    return items
+
+
+def _one(kind: str, name: str) -> dict | None:
+    """The entry `name` parsed from its own text (_items), or None (not found, or another layout)."""
+    items = _items(kind)
+    if not items or name not in items:
+        return None
+    found = _load(items[name])
+    if isinstance(found, list) and len(found) == 1 and isinstance(found[0], dict) and found[0].get("name") == name:
+        return found[0]
+    return None
+
+
 def _entry(kind: str, name: str, key: str, file: str | None) -> dict:
+    one = _one(kind, name)
+    if one is not None:
+        return one  # a fresh parse: mutable, shared with no one
     for e in raw(kind):
         if e["name"] == name:
             return _thaw(e)

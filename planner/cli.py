@@ -10,15 +10,44 @@ import sys
 from pathlib import Path
 
 import click
-from rich.console import Console
 
 from planner import catalog, jsonout
 from planner.errors import InputError
-from planner.report import console as render
 
-# Piped output gets a wide console so the plan table is not squeezed to 80 columns.
-out = Console(highlight=False, width=None if sys.stdout.isatty() else 170)
-err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 170)
+
+class _Console:
+    """A rich Console made on first use: `--json` output and `--help` need no rich (its import is
+    start-up time). Piped output gets a wide console so the plan table is not squeezed to 80 columns."""
+
+    def __init__(self, stderr: bool):
+        self._stderr, self._console = stderr, None
+
+    @property
+    def real(self):
+        if self._console is None:
+            from rich.console import Console
+
+            stream = sys.stderr if self._stderr else sys.stdout
+            self._console = Console(stderr=self._stderr, highlight=False, width=None if stream.isatty() else 170)
+        return self._console
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+
+out, err = _Console(stderr=False), _Console(stderr=True)
+
+
+class _Render:
+    """planner.report.console, imported on first use (it imports rich)."""
+
+    def __getattr__(self, name):
+        from planner.report import console
+
+        return getattr(console, name)
+
+
+render = _Render()
 
 
 def _fail_input(exc: InputError) -> None:
@@ -106,7 +135,7 @@ def _with_progress(work, steps: int):
             return work(None)
     from rich.progress import Progress
 
-    with Progress(console=err, transient=True) as bar:
+    with Progress(console=err.real, transient=True) as bar:
         task = bar.add_task("searching node counts", total=steps)
         return work(lambda done, total: bar.update(task, completed=done))
 

@@ -93,6 +93,21 @@ def test_one_batch_bound_is_the_stage_bounds_pipeline_step(kw):
         np.testing.assert_array_equal(bound.stage_lower_bound(ctx, t), stage_time(ctx, t)[0])
 
 
+@pytest.mark.parametrize("kw", CASES)
+def test_shared_layer_units_equal_per_row_ones(kw):
+    """The bound's stage times from layer units evaluated once per distinct value of the columns they
+    read (bound._shared_units) equal those evaluated row by row (the same numbers, not close ones)."""
+    sc = scenario(**kw)
+    t, _ = candidate_table(sc)
+    ctx = Context(sc)
+    first, inverse, ga_top = bound._groups_at_top_ga(ctx, t)
+    assert len(bound.stage_groups(t, bound._unit_columns(ctx))[0]) < len(first)  # the units are shared
+    s = ctx.gpu.sustained_tensor_fraction
+    fn = bound.slow_clock_stage_bound if s else bound.stage_lower_bound
+    shared = bound._per_group(ctx, t, fn, first, ga_top, shared=True, clock=s or None)
+    assert np.array_equal(shared, bound._per_group(ctx, t, fn, first, ga_top))
+
+
 @pytest.mark.parametrize("kw", CASES[:2])
 def test_stage_time_does_not_grow_with_accumulation(kw):
     """What the bound rests on: the stage time (and the clock-bounded stage time) at a larger ga is

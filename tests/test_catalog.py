@@ -3,6 +3,7 @@
 import pytest
 
 from planner import catalog
+from planner.errors import InputError
 
 REQUIRED = {
     "gpus": ["a100-sxm-80gb", "h100-sxm-80gb", "h800-sxm-80gb", "h200-sxm-141gb", "b200", "gb200", "mi300x", "l40s"],
@@ -40,3 +41,35 @@ def test_catalog_objects_are_immutable():
     e = catalog.entry("gpus", "h100-sxm-80gb")
     e["memory_gib"] = 1  # a copy: the catalog is unchanged
     assert catalog.gpu("h100-sxm-80gb").memory_gib != 1
+
+
+@pytest.mark.parametrize("kind", catalog.KINDS)
+def test_one_entry_parsed_alone_equals_the_whole_file(kind):
+    """An entry looked up by name is parsed from its own text (catalog._items: start-up time); it
+    equals the entry of the whole file's parse, for every shipped entry."""
+    assert catalog._items(kind) is not None  # the shipped files take the fast path
+    for e in catalog.raw(kind):
+        assert catalog._one(kind, e["name"]) == catalog._thaw(e)
+        assert catalog.entry(kind, e["name"]) == catalog._thaw(e)
+
+
+@pytest.mark.parametrize("text", [
+    "- name: a\n  x: &v 1\n- name: b\n  y: *v\n",  # an alias into another entry
+    "- name: a\n  x: 1\n- name: a\n  x: 2\n",  # duplicate names: the whole parse reports them
+    "---\n- name: a\n  x: 1\n",  # a document marker
+    "- x: 1\n  name: a\n",  # the name is not the first key
+])
+def test_other_layouts_parse_the_whole_file(monkeypatch, text):
+    monkeypatch.setattr(catalog, "_catalog_text", lambda kind: (text, "test.yaml"))
+    catalog._items.cache_clear()
+    catalog.raw.cache_clear()
+    try:
+        assert catalog._items("gpus") is None
+        if text.count("name: a") == 2:
+            with pytest.raises(InputError, match="duplicate"):
+                catalog.entry("gpus", "a")
+        else:
+            assert catalog.entry("gpus", "a")["x"] == 1
+    finally:
+        catalog._items.cache_clear()
+        catalog.raw.cache_clear()

@@ -71,6 +71,44 @@ def test_every_candidate_obeys_the_framework_rules(scenario_32b):
         assert framework_problems(row) == [], row
 
 
+@pytest.mark.parametrize("kw", [
+    dict(model="mixtral-8x7b", node="hgx-h100", nodes=2, gb=[32, 64]),
+    dict(model="llama-3.1-8b", nodes=2, gb=64, runtime={"fp8_param_gather": True, "fp8_recipe": "current"}, node="hgx-h100",
+         search={"fixed": {"offload": "cpu"}, "zero": [0, 1, 3]}),
+])
+def test_candidate_rows_equal_the_rules_on_the_full_product(kw):
+    """_candidate_rows applies the rules to distinct layout projections x the choices they read and
+    expands: the same rows, in the same order, as filtering the full product layouts x choices."""
+    import itertools
+
+    from planner.frameworks.rules import framework_mask
+    from planner.search import solver
+    from planner.search.space import with_etp
+
+    sc = scenario(**kw)
+    t, considered, layout = solver._candidate_rows(sc)
+    lay = with_etp(sc, layouts(sc))
+    so = sc.search
+    cats = {"framework": [table.FRAMEWORKS.index(f) for f in so.frameworks],
+            "precision": [table.PRECISIONS.index(p) for p in so.precision],
+            "zero": list(so.zero), "offload": [table.OFFLOADS.index(o) for o in so.offload],
+            "offload_params": [table.OFFLOADS.index(o) for o in so.offload_params],
+            "recompute": [table.RECOMPUTES.index(r) for r in so.recompute]}
+    for key, want in so.fixed.items():
+        if key in cats:
+            code = table.CATEGORICAL[key].index(want) if key in table.CATEGORICAL else int(want)
+            cats[key] = [code]
+    combos = np.array(list(itertools.product(*cats.values())))
+    li, ci = (a.ravel() for a in np.meshgrid(np.arange(len(lay["tp"])), np.arange(len(combos)), indexing="ij"))
+    full = {k: lay[k][li] for k in solver.COLUMNS} | {k: combos[ci, j] for j, k in enumerate(cats)}
+    full["sp"] = solver._sp(full, so.fixed)
+    ok = framework_mask(full, sc.model, sc.runtime) & (~full["sp"] | (sc.training.seq_len % full["tp"] == 0))
+    assert considered == len(li) and 0 < ok.sum() < len(li)
+    for k in full:
+        assert np.array_equal(t[k], full[k][ok]), k
+    assert np.array_equal(layout, li[ok])
+
+
 def test_fixed_fields_and_search_lists_restrict_the_space(tmp_path):
     sc = scenario(nodes=2, gb=64, search={"fixed": {"tp": 4, "framework": "megatron"}, "precision": ["bf16"]})
     r = solve(sc, top=50)
@@ -308,3 +346,34 @@ def test_memory_verdict_threads_give_the_serial_result(monkeypatch):
     assert table.size(t) > 8 * 997 and runs[0][0].any() and not runs[0][0].all()
     for fits, peak in runs[1:]:
         assert np.array_equal(fits, runs[0][0]) and np.array_equal(peak, runs[0][1])
+
+
+@pytest.mark.parametrize("kind", ["distinct", "ties", "nan"])
+def test_bound_order_sorted_by_blocks_equals_the_stable_sort(kind, monkeypatch):
+    """order.ByBound (sorted a block at a time as the search reads it) gives the rows in the order of
+    np.argsort(-ub, kind='stable'), ties in table order and NaN last, whatever the block size."""
+    from planner.search.order import ByBound
+
+    rng = np.random.default_rng(3)
+    ub = rng.random(5000)
+    if kind == "ties":
+        ub = np.round(ub * 20) / 20
+    if kind == "nan":
+        ub[rng.random(5000) < 0.3], ub[0] = np.nan, np.inf
+    ref = np.argsort(-ub, kind="stable")
+    for block in (1, 7, 1000, 65536):
+        monkeypatch.setattr(ByBound, "BLOCK", block)
+        order = ByBound(ub)
+        assert np.array_equal(np.concatenate([order[:3], order[3:50], order[50:]]), ref)
+        assert ByBound(ub)[4999] == ref[-1] and len(order) == 5000
+
+
+@pytest.mark.parametrize("proj", [np.arange(12) // 3, np.arange(12) % 4, np.array([0, 0, 1, 1, 2, 2, 3, 3, 0, 1, 2, 3])])
+def test_kept_choices_equal_the_wide_table(proj):
+    """solver._kept: the rules' table taken to every choice without the wide table (keys the rules do
+    not read last: blocks; otherwise the wide table), as np.nonzero(keep[:, proj])."""
+    from planner.search import solver
+
+    keep = np.random.default_rng(5).random((7, 4)) < 0.5
+    for got, want in zip(solver._kept(keep, proj), np.nonzero(keep[:, proj])):
+        assert np.array_equal(got, want)

@@ -121,7 +121,7 @@ def test_each_pipeline_stage_pays_for_its_own_windowed_layers():
     assert (stage_window_layers(ctx, t, "first")[0], stage_window_layers(ctx, t, "last")[0]) == (5, 4)
     assert stage_window_layers(ctx, raw_table(pp=4, vpp=3, ep=8, dp=2), "first")[0] == 6
     unit = compute.layer_costs(ctx, t)
-    (full_f, _), (sw_f, _) = unit["attn_full"], unit["attn_window"]
+    full_f, sw_f = unit["attn_full_fwd"], unit["attn_window_fwd"]
     assert sw_f[0] == pytest.approx(63 / 528 * full_f[0])
     c = rank_stage_time(ctx, t, unit, comm.layer_comm(ctx, t, unit["attn_fwd"], unit["attn_bwd"]), "first", "first")[1]
     assert c["attention_fwd"][0] == pytest.approx(4 * full_f[0] + 5 * sw_f[0])

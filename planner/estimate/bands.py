@@ -32,7 +32,8 @@ def families() -> dict:
         text, _ = _catalog_text("error_bands")
     except FileNotFoundError:
         return {}
-    return (yaml.safe_load(text) or {}).get("families", {})
+    # libyaml's parser where available (10 x faster here), PyYAML's safe constructor either way
+    return (yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}).get("families", {})  # noqa: S506
 
 
 def band(metric: str, framework: str, moe: bool, precision: str) -> dict:

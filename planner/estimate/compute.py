@@ -711,8 +711,10 @@ def layer_costs(ctx, t) -> dict:
         # a full and a windowed layer apart, for the stages' own counts (stage_compute)
         full = full_attention_fwd_flops(ctx, t, tokens)
         share = window_tile_share(ctx.model, ctx.seq_len)
-        out["attn_full"] = (full / fwd_fps + merge_fwd, FLASH_BWD_FLOPS_RATIO * full / bwd_fps + merge_bwd)
-        out["attn_window"] = (share * full / fwd_fps + merge_fwd, FLASH_BWD_FLOPS_RATIO * share * full / bwd_fps + merge_bwd)
+        out["attn_full_fwd"] = full / fwd_fps + merge_fwd
+        out["attn_full_bwd"] = FLASH_BWD_FLOPS_RATIO * full / bwd_fps + merge_bwd
+        out["attn_window_fwd"] = share * full / fwd_fps + merge_fwd
+        out["attn_window_bwd"] = FLASH_BWD_FLOPS_RATIO * share * full / bwd_fps + merge_bwd
     else:
         out["attn_fwd"], out["attn_bwd"] = unfused_attention_s(ctx, t, half_fps, hbm)
     out["core_attn_rc"] = 1.0 if "core_attn" in recompute.recompute_modules(ctx) else 0.0
@@ -754,12 +756,11 @@ def stage_compute(t, unit: dict, dense, moe, stage: str, mtp=0.0, windowed=None)
     fwd = dense * unit["dense_fwd"] + moe * unit["moe_fwd"] + mtp * unit.get("mtp_extra", 0.0)
     lps = dense + moe
     sync = moe * unit.get("moe_sync", 0.0)  # forward only, not recomputed (host.moe_sync_exposed_s)
-    if windowed is None or "attn_full" not in unit:
+    if windowed is None or "attn_full_fwd" not in unit:
         attn_fwd, attn_bwd = lps * unit["attn_fwd"], lps * unit["attn_bwd"]
     else:
-        (full_f, full_b), (sw_f, sw_b) = unit["attn_full"], unit["attn_window"]
-        attn_fwd = (lps - windowed) * full_f + windowed * sw_f
-        attn_bwd = (lps - windowed) * full_b + windowed * sw_b
+        attn_fwd = (lps - windowed) * unit["attn_full_fwd"] + windowed * unit["attn_window_fwd"]
+        attn_bwd = (lps - windowed) * unit["attn_full_bwd"] + windowed * unit["attn_window_bwd"]
     head = np.where((t["pp"] == 1) | (stage == "last"), unit["head"], 0.0)
     rc = t["recompute"]
     # Selective: Megatron recomputes core attention (Korthikanti et al. 2022) and the other modules of

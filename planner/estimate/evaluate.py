@@ -146,13 +146,14 @@ def step_time(ctx: Context, t: dict, mem: dict):
     return step, breakdown
 
 
-def stage_time(ctx: Context, t: dict):
+def stage_time(ctx: Context, t: dict, units=None):
     """(stage seconds, its compute parts, its communication parts) of one micro-batch on the slowest
     pipeline stage evaluated (first_last_stage_times: the first, the last and, for models whose
     leading dense layers sit on the first rank, the heaviest middle rank): compute plus the exposed
     TP, CP, EP and pipeline communication. The step is the pipeline's step over this stage time plus
-    DP sync, optimizer and offload (step_time), none of them negative."""
-    stages = list(first_last_stage_times(ctx, t).values())
+    DP sync, optimizer and offload (step_time), none of them negative. `units`: layer_units of t
+    when computed elsewhere."""
+    stages = list(first_last_stage_times(ctx, t, units).values())
     slowest = np.argmax(np.stack([np.broadcast_to(s[0], np.shape(stages[0][0])) for s in stages]), axis=0)
     pick = lambda i, key=None: np.choose(slowest, [s[i] if key is None else s[i][key] for s in stages])  # noqa: E731
     return pick(0), {k: pick(1, k) for k in stages[0][1]}, {k: pick(2, k) for k in stages[0][2]}
@@ -177,7 +178,17 @@ def heaviest_middle_rank(ctx: Context, t: dict):
     return np.where(t["pp"] >= 3, np.clip(r, 1, t["pp"] - 2), 0).astype(np.int64)
 
 
-def first_last_stage_times(ctx: Context, t: dict) -> dict:
+def layer_units(ctx: Context, t: dict) -> tuple[dict, dict]:
+    """(per-layer compute seconds: compute.layer_costs, per-layer communication: comm.layer_comm, with
+    one EP dispatch as 'ep_dispatch'), the same on every pipeline stage: each stage scales them by
+    its layer counts (rank_stage_time)."""
+    unit = compute.layer_costs(ctx, t)
+    unit_comm = comm.layer_comm(ctx, t, unit["attn_fwd"], unit["attn_bwd"])
+    unit_comm["ep_dispatch"] = comm.ep_dispatch_s(ctx, t)
+    return unit, unit_comm
+
+
+def first_last_stage_times(ctx: Context, t: dict, units=None) -> dict:
     """{'first', 'last'[, 'middle']}: (stage seconds, compute parts, communication parts) of one
     micro-batch on that pipeline stage (stage_time takes the slowest). The pipeline runs at the pace
     of its slowest stage (Narayanan et al. 2021, Sec. 2.2). Most plans' slowest stage is the first
@@ -187,9 +198,9 @@ def first_last_stage_times(ctx: Context, t: dict) -> dict:
     against the first rank's 3 dense + 5 MoE and the last rank's 7 MoE + output layer (61 layers on
     pp = 8). That rank is evaluated as 'middle' for such models and under a Megatron split
     (runtime.pipeline_layout / account_for_*: the middle ranks can hold the most layers); the others
-    keep two stages."""
-    unit = compute.layer_costs(ctx, t)  # per layer: the same on every stage
-    unit_comm = comm.layer_comm(ctx, t, unit["attn_fwd"], unit["attn_bwd"])
+    keep two stages. `units`: layer_units of t when computed elsewhere (e.g. once per distinct
+    value of the columns they read: planner.search.bound)."""
+    unit, unit_comm = layer_units(ctx, t) if units is None else units  # per layer: the same on every stage
     stages = {}
     names = ("first", "last")
     from planner.estimate.memory_terms_stage import split_key_of
@@ -217,7 +228,8 @@ def rank_stage_time(ctx: Context, t: dict, unit: dict, unit_comm: dict, rank, st
     busy = c["forward"] + c["backward"] + c["recompute"]
     # EP overlap pairs a MoE layer's forward with another micro-batch's backward: the pre-dispatch
     # part (attention, router) and the expert GEMMs hide different all-to-alls (comm.ep_exposed_s)
-    cm["ep_comm"] = comm.ep_exposed_s(ctx, t, cm["ep_comm"], moe, comm.ep_dispatch_s(ctx, t),
+    dispatch = unit_comm["ep_dispatch"] if "ep_dispatch" in unit_comm else comm.ep_dispatch_s(ctx, t)
+    cm["ep_comm"] = comm.ep_exposed_s(ctx, t, cm["ep_comm"], moe, dispatch,
                                       unit["moe_fwd"] - unit["moe_expert"] + unit["attn_fwd"], unit["moe_expert"])
     stage_s = busy + cm["tp_comm"] + cm["cp_comm"] + cm["ep_comm"] + cm["pp_comm"]
     return stage_s, c, cm

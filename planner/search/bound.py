@@ -21,12 +21,12 @@ import numpy as np
 
 from planner.estimate import pipeline
 from planner.estimate import table as T
-from planner.estimate.evaluate import first_last_stage_times, stage_time
+from planner.estimate.evaluate import first_last_stage_times, layer_units, stage_time
 
 DENSE_SPAN = 1 << 22  # largest key span grouped through a dense table (9 bytes per key at most)
 
 
-def stage_lower_bound(ctx, t: dict) -> np.ndarray:
+def stage_lower_bound(ctx, t: dict, units=None) -> np.ndarray:
     """A lower bound of one micro-batch's time on the slowest stage evaluated (the first, the last and, for
     models with leading dense layers or a Megatron split, the heaviest middle rank:
     evaluate.first_last_stage_times), compute and
@@ -35,10 +35,11 @@ def stage_lower_bound(ctx, t: dict) -> np.ndarray:
     drops under load (sustained_tensor_fraction: evaluate.with_tensor_clock sets each plan's clock
     between that fraction and 1), each stage's compute is taken at the burst clock (its fastest) and
     its exposed communication at the lowest clock (the most compute to hide it behind), so the bound
-    holds at any clock between; elsewhere it is the stage time itself."""
+    holds at any clock between; elsewhere it is the stage time itself. `units`: the layer_units of t
+    (burst clock) when computed elsewhere (_per_group); the two-clock bound computes its own."""
     s = ctx.gpu.sustained_tensor_fraction
     if not s:
-        return stage_time(ctx, t)[0]
+        return stage_time(ctx, t, units)[0]
     fast = first_last_stage_times(ctx, t)
     slow = first_last_stage_times(ctx, {**t, "tensor_clock": np.full(T.size(t), s)})
     busy = lambda c: c["forward"] + c["backward"] + c["recompute"]  # noqa: E731
@@ -157,18 +158,71 @@ def _ga_free_columns(ctx) -> tuple[str, ...]:
     return tuple(k for k in _read_columns(stage_lower_bound, ctx) if k != "ga")
 
 
-def _per_group(ctx, t: dict, fn, first: np.ndarray, ga_top: np.ndarray) -> np.ndarray:
-    """fn(ctx, rows) of each group's row at the group's largest ga, in chunks shared by threads."""
+def _per_group(ctx, t: dict, fn, first: np.ndarray, ga_top: np.ndarray, shared: bool = False,
+               clock: float | None = None) -> np.ndarray:
+    """fn(ctx, rows) of each group's row at the group's largest ga, in chunks shared by threads.
+    `shared`: fn(ctx, rows, units) also takes the rows' layer_units at tensor clock `clock` (None:
+    burst), which read fewer columns than the stage time (not vpp): they are evaluated once per
+    distinct value of those columns (_shared_units)."""
     from planner.search.solver import MEMORY_CHUNK, _in_chunks
 
     out = np.zeros(len(first))
+    if not len(first):
+        return out
+    groups = {**{k: v[first] for k, v in t.items()}, "ga": T.compact(ga_top)}
+    index, units = _shared_units(ctx, groups, clock) if shared else (None, None)
 
     def chunk(lo: int) -> None:
-        rows = first[lo:lo + MEMORY_CHUNK]
-        out[lo:lo + MEMORY_CHUNK] = fn(ctx, {**T.take(t, rows), "ga": ga_top[lo:lo + MEMORY_CHUNK]})
+        part = T.take(groups, slice(lo, lo + MEMORY_CHUNK))
+        if units is None:
+            out[lo:lo + MEMORY_CHUNK] = fn(ctx, part)
+        else:
+            pick = index[lo:lo + MEMORY_CHUNK]
+            out[lo:lo + MEMORY_CHUNK] = fn(ctx, part, tuple(_rows_of(u, pick) for u in units))
 
     _in_chunks(chunk, len(first))
     return out
+
+
+def _unit_columns(ctx) -> tuple[str, ...]:
+    """The columns layer_units reads (found once per context: solver._read_columns)."""
+    from planner.search.solver import _read_columns
+
+    return _read_columns(layer_units, ctx)
+
+
+def _shared_units(ctx, t: dict, clock: float | None) -> tuple[np.ndarray, tuple[dict, dict]]:
+    """(index of every row of t into the units, layer_units of each distinct value of the columns they
+    read, at tensor clock `clock` (None: burst)), evaluated in chunks shared by threads. The same
+    numbers as layer_units of every row: each is computed row by row from those columns alone
+    (tests/test_bound.py compares)."""
+    from planner.search.solver import MEMORY_CHUNK, _in_chunks
+
+    first, inverse = stage_groups(t, _unit_columns(ctx))
+    starts = range(0, len(first), MEMORY_CHUNK)
+    parts: list = [None] * len(starts)
+
+    def chunk(lo: int) -> None:
+        part = T.take(t, first[lo:lo + MEMORY_CHUNK])
+        if clock is not None:
+            part["tensor_clock"] = np.full(len(part["tp"]), clock)
+        parts[lo // MEMORY_CHUNK] = layer_units(ctx, part)
+
+    _in_chunks(chunk, len(first))
+    sizes = [min(MEMORY_CHUNK, len(first) - lo) for lo in starts]
+    return inverse, tuple({k: _joined([p[i][k] for p in parts], sizes) for k in parts[0][i]} for i in (0, 1))
+
+
+def _joined(values: list, sizes: list[int]):
+    """The chunks of one layer_units entry as one array (an entry may be a scalar: kept as one where
+    every chunk has the same)."""
+    if all(np.ndim(v) == 0 for v in values) and all(np.array_equal(v, values[0]) for v in values):
+        return values[0]
+    return np.concatenate([np.broadcast_to(v, (m,)) if np.ndim(v) == 0 else v for v, m in zip(values, sizes)])
+
+
+def _rows_of(units: dict, pick: np.ndarray) -> dict:
+    return {k: v[pick] if np.ndim(v) else v for k, v in units.items()}
 
 
 def _pipeline_step(t: dict, rows, stage_s: np.ndarray) -> np.ndarray:
@@ -182,16 +236,16 @@ def step_lower_bound(ctx, t: dict) -> np.ndarray:
     it reads, at the group's largest accumulation (module docstring), in chunks shared by threads
     (solver._in_chunks)."""
     first, inverse, ga_top = _groups_at_top_ga(ctx, t)
-    return _pipeline_step(t, slice(None), _per_group(ctx, t, stage_lower_bound, first, ga_top)[inverse])
+    return _pipeline_step(t, slice(None), _per_group(ctx, t, stage_lower_bound, first, ga_top, shared=True)[inverse])
 
 
-def slow_clock_stage_bound(ctx, t: dict) -> np.ndarray:
+def slow_clock_stage_bound(ctx, t: dict, units=None) -> np.ndarray:
     """A lower bound of stage_lower_bound from one stage evaluation, at the lowest tensor clock s: the
     exposed communication as there, and the compute times s, since no compute time at the burst
     clock is below s times its time at clock s (compute.peaks scales only the tensor-core rates by
     the clock: a term is s-fold slower at most, the HBM-bound and host-paced ones not at all)."""
     s = ctx.gpu.sustained_tensor_fraction
-    slow = first_last_stage_times(ctx, {**t, "tensor_clock": np.full(T.size(t), s)})
+    slow = first_last_stage_times(ctx, {**t, "tensor_clock": np.full(T.size(t), s)}, units)
     busy = lambda c: c["forward"] + c["backward"] + c["recompute"]  # noqa: E731
     return np.max([s * busy(slow[k][1]) + (slow[k][0] - busy(slow[k][1])) for k in slow], axis=0)
 
@@ -208,7 +262,8 @@ def search_bound(ctx, t: dict):
     if not ctx.gpu.sustained_tensor_fraction:
         return step_lower_bound(ctx, t), None
     first, inverse, ga_top = _groups_at_top_ga(ctx, t)
-    lb = _pipeline_step(t, slice(None), _per_group(ctx, t, slow_clock_stage_bound, first, ga_top)[inverse])
+    lb = _pipeline_step(t, slice(None), _per_group(ctx, t, slow_clock_stage_bound, first, ga_top, shared=True,
+                                                   clock=ctx.gpu.sustained_tensor_fraction)[inverse])
     exact = np.full(len(first), np.nan)
 
     def refine(rows: np.ndarray) -> np.ndarray:

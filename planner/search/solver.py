@@ -23,6 +23,7 @@ from planner.frameworks.rules import RULES, framework_mask, runtime_violations, 
 from planner.search.bound import _changes, search_bound
 from planner.search.rank import TIE, TIGHT_PENALTY, order, pareto_mask, preferred, ranking_rule
 from planner.search.cpsat import all_solutions
+from planner.search.order import ByBound
 from planner.search.cpsat import cp_model as cpsat_module
 from planner.search.space import all_layouts, domains, with_etp
 from planner.spec.scenario import Runtime
@@ -149,8 +150,8 @@ def _enumerate_layouts(scenario) -> dict[str, np.ndarray]:
 
 
 @functools.cache
-def _rule_columns() -> tuple[str, ...]:
-    """The integer layout columns the framework rules read (found by running them on a recording table)."""
+def _rule_reads() -> frozenset[str]:
+    """The plan columns the framework rules read (found by running them on a recording table)."""
     seen: set[str] = set()
 
     class Recorder(dict):
@@ -160,7 +161,12 @@ def _rule_columns() -> tuple[str, ...]:
 
     framework_mask(Recorder({k: np.zeros(1, dtype=np.int64) for k in (*COLUMNS, *T.CATEGORICAL, "zero")}
                             | {"sp": np.zeros(1, dtype=bool)}), runtime=Runtime())
-    return tuple(k for k in COLUMNS if k in seen or k == "tp")  # tp: sp and its sequence check
+    return frozenset(seen | {"tp", "framework"})  # tp, framework: sp and its sequence check
+
+
+def _rule_columns() -> tuple[str, ...]:
+    """The integer layout columns the framework rules read."""
+    return tuple(k for k in COLUMNS if k in _rule_reads())
 
 
 def candidate_table(scenario, exhaustive: bool = False) -> tuple[dict, int]:
@@ -202,12 +208,17 @@ def _candidate_rows(scenario, exhaustive: bool = False, compact: bool = False) -
     cols = _rule_columns()
     first, inverse = _groups(lay, cols)
     uniq = np.stack([lay[k][first] for k in cols], axis=1)
-    # The rules on (distinct projection) x (categorical choice), by broadcasting a column of
-    # projections against a row of choices.
+    # The rules on (distinct projection) x (categorical choice of the keys they read), by broadcasting
+    # a column of projections against a row of choices; each full choice then takes its projection's.
+    ruled = [key for key in cats if key in _rule_reads()]
+    sub = np.array(list(itertools.product(*(cats[k] for k in ruled))), dtype=np.int64).reshape(-1, len(ruled))
+    at = {key: {c: i for i, c in reversed(list(enumerate(cats[key])))} for key in ruled}  # first place of a code
+    proj = np.ravel_multi_index([[at[key][c] for c in combos[:, list(cats).index(key)].tolist()] for key in ruled],
+                                [len(cats[k]) for k in ruled]) if n_cat else np.zeros(0, dtype=np.int64)
     grid = {k: uniq[:, j:j + 1] for j, k in enumerate(cols)}
     grid.update({k: np.ones((1, 1), dtype=np.int64) for k in COLUMNS if k not in cols})
-    for j, key in enumerate(cats):
-        grid[key] = combos[None, :, j]
+    for j, key in enumerate(ruled):
+        grid[key] = sub[None, :, j]
     grid["sp"] = _sp(grid, fixed)
     keep = ~grid["sp"] | (scenario.training.seq_len % grid["tp"] == 0)
     for fw, _, bad in RULES:  # framework_mask, broadcast
@@ -218,14 +229,43 @@ def _candidate_rows(scenario, exhaustive: bool = False, compact: bool = False) -
         keep = keep & (grid["framework"] != code)
     if split_key(scenario.runtime) is not None:  # Megatron's own split (runtime keys): Megatron plans only
         keep = keep & (grid["framework"] == T.FRAMEWORKS.index("megatron"))
-    keep = np.broadcast_to(keep, (len(uniq), n_cat))
-    li, ci = np.nonzero(keep[inverse])  # layout-major, as the full product
+    keep = np.broadcast_to(keep, (len(uniq), len(sub)))
+    li, ci, count = _expand(*_kept(keep, proj), len(uniq), inverse)  # layout-major, as the full product
     narrow = T.compact if compact else (lambda v: v)
-    t = {k: narrow(lay[k])[li] for k in COLUMNS}
+    t = {k: np.repeat(narrow(lay[k]), count) for k in COLUMNS}
     for j, key in enumerate(cats):
         t[key] = narrow(combos[:, j])[ci]
     t["sp"] = _sp(t, fixed)
     return t, considered, narrow(li)
+
+
+def _kept(keep: np.ndarray, proj: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """np.nonzero(keep[:, proj]): the rules' table (projections x choices of the keys they read)
+    taken to every choice. Where the keys the rules do not read come last in the product of choices
+    (recompute), choice c takes sub-choice c // m, so each kept sub-choice s gives the choices
+    s*m .. s*m + m - 1 in order, without the wide table."""
+    m = len(proj) // max(keep.shape[1], 1)
+    if m > 1 and np.array_equal(proj, np.arange(len(proj)) // m):
+        kept_row, kept_sub = np.nonzero(keep)
+        return np.repeat(kept_row, m), (kept_sub[:, None] * m + np.arange(m)).reshape(-1)
+    return np.nonzero(keep[:, proj])
+
+
+def _expand(kept_row: np.ndarray, kept_col: np.ndarray, rows: int,
+            inverse: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """np.nonzero(keep[inverse]) (row of `inverse`, column of `keep`, in row-major order) and the
+    number of such pairs of each row, from np.nonzero(keep) (`kept_row`, `kept_col`; `rows` rows),
+    without building keep[inverse] (layouts x choices): each row takes the kept columns of its row
+    of keep, in order."""
+    per = np.bincount(kept_row, minlength=rows)  # kept columns of each row of keep
+    offset = np.cumsum(per) - per  # where each row of keep starts among kept_col
+    count = per[inverse]
+    n = int(count.sum())
+    ix = np.int32 if n < 2**31 else np.int64  # the largest searches: 4 bytes per row, not 8
+    li = np.repeat(np.arange(len(inverse), dtype=ix), count)
+    pos = np.arange(n, dtype=ix)
+    pos -= np.repeat((np.cumsum(count) - count - offset[inverse]).astype(ix), count)  # offset + place in the row
+    return li, kept_col[pos], count
 
 
 def _sp(t: dict, fixed: dict) -> np.ndarray:
@@ -281,31 +321,50 @@ def _shared_rows(ctx, t: dict, layout: np.ndarray) -> tuple[np.ndarray, np.ndarr
     layouts equal but for ga (as the memory tells it apart) are grouped first (few rows), then each
     plan maps to the plan at the same position among its group's first layout's rows (layouts that
     differ only in ga have the same categorical choices: the framework rules do not read ga). Every
-    plan is then checked to equal its representative in those columns; None (sort instead) if not."""
+    plan is then checked to equal its representative in those columns (the layout columns are equal by
+    the grouping; the choices are compared as one mixed-radix code); None (sort instead) if not."""
     n = T.size(t)
     ix = np.int32 if n < 2**31 else np.int64  # row indices (the largest searches: 4 bytes, not 8)
     change = _changes(layout)
     starts = np.flatnonzero(change).astype(ix)  # first row of each layout's run of rows
     run = np.cumsum(change, dtype=ix) - 1  # the run of every row
     del change
+    length = np.diff(np.append(starts, n)).astype(ix)
     heads = {k: v[starts] for k, v in t.items()}
     heads["framework"] = np.zeros(len(starts), dtype=np.int64)  # ga capped alike: torchtitan below
     heads["ga"] = _ga_for_memory(heads)
     lead, grp = _groups(heads, COLUMNS)
     first_run = lead[grp].astype(ix)  # the group's first layout run, for every run
-    rep = np.arange(n, dtype=ix)
-    rep -= starts[run]
-    rep += starts[first_run][run]
-    keep_own = (t["framework"] == T.FRAMEWORKS.index("torchtitan")) | (rep >= n) | (rep < 0)
-    rep[keep_own] = np.flatnonzero(keep_own).astype(ix)
-    same = keep_own | (run[rep] == first_run[run])  # the representative lies in its group's first run
-    for k in _read_columns(_verdict, ctx):
-        if k != "ga":  # ga: equal as the memory tells it apart, by the layout grouping
-            same &= t[k][rep] == t[k]
+    offset = np.arange(n, dtype=ix)
+    offset -= starts[run]  # position of every row in its run
+    titan = t["framework"] == T.FRAMEWORKS.index("torchtitan")  # own representatives (_ga_for_memory)
+    # the representative lies in its group's first run (at the same position): where that run is as long
+    same = titan | (offset < length[first_run][run])
+    rep = offset + starts[first_run][run]
+    np.copyto(rep, np.arange(n, dtype=ix), where=titan | ~same)
+    code = _choice_code(t, [k for k in _read_columns(_verdict, ctx) if k not in COLUMNS])
+    if code is None:
+        return None
+    same &= code[rep] == code
     if not same.all():
         return None
     own = rep == np.arange(n, dtype=ix)
     return np.flatnonzero(own), (np.cumsum(own, dtype=ix) - 1)[rep]
+
+
+def _choice_code(t: dict, cols: list[str]) -> np.ndarray | None:
+    """The columns `cols` (small non-negative codes: the categorical choices) as one mixed-radix code
+    per row, equal where the rows are equal in all of them; None where they do not fit one int32."""
+    code, span = np.zeros(T.size(t), dtype=np.int32), 1
+    for k in cols:
+        col = t[k].view(np.int8) if t[k].dtype == bool else t[k]
+        hi = int(col.max()) + 1 if len(col) else 1
+        if int(col.min(initial=0)) < 0 or span * hi >= 2**31:
+            return None
+        code *= hi
+        code += col
+        span *= hi
+    return code
 
 
 def _fits_memory_rows(ctx, t: dict, rows) -> tuple[np.ndarray, np.ndarray]:
@@ -462,7 +521,7 @@ def bound_order(t: dict, lb: np.ndarray, seq_len: int) -> tuple[np.ndarray, np.n
     highest bound first, ties in table order), the order bounded_rows takes the plans in."""
     tokens = T.wide(t["dp"]) * T.wide(t["mbs"]) * T.wide(t["ga"]) * seq_len
     ub = tokens / lb
-    return tokens, ub, np.argsort(-ub, kind="stable")
+    return tokens, ub, ByBound(ub)
 
 
 def _concat(a, b):

@@ -1,0 +1,44 @@
+"""The order the branch and bound takes plans in (planner.search.solver.bounded_rows): highest upper
+bound of tokens/s first, ties in table order, sorted only as far as the search reads."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class ByBound:
+    """np.argsort(-ub, kind="stable") (highest first, ties and NaN as the stable sort puts them), sorted
+    one block at a time as it is read: the search reads a few thousand of millions of rows. Each block
+    is every row not yet sorted whose value reaches the b-th largest of them (found by
+    partitioning, linear time), sorted stably in table order: the same rows in the same order as the
+    whole sort's prefix. Indexing and slicing as the array it stands for (its first rows); `ub` must
+    not change for rows not yet sorted."""
+
+    BLOCK = 65_536
+
+    def __init__(self, ub: np.ndarray):
+        self.ub, self.head = ub, np.zeros(0, dtype=np.int64)
+        self.rest = np.arange(len(ub), dtype=np.int64)  # rows not yet sorted, in table order
+
+    def __len__(self) -> int:
+        return len(self.ub)
+
+    def __getitem__(self, key):
+        stop = key.stop if isinstance(key, slice) else int(key) + 1 if int(key) >= 0 else len(self)
+        self._sort_to(len(self) if stop is None or stop < 0 else stop)
+        return self.head[key]
+
+    def _sort_to(self, m: int) -> None:
+        while len(self.head) < m and len(self.rest):
+            # at least BLOCK rows (an eighth of a small table: purchase searches read few rows), and as
+            # many as sorted so far (the search's chunks grow 4-fold)
+            want = max(m - len(self.head), len(self.head), min(self.BLOCK, len(self) // 8))
+            values = self.ub[self.rest]
+            if want < len(self.rest):
+                cut = -np.partition(-values, want - 1)[want - 1]
+                take = values >= cut  # False for NaN: those stay for the last block, as the sort puts them
+            if want >= len(self.rest) or np.isnan(cut):
+                take = np.ones(len(values), dtype=bool)
+            block = self.rest[take]
+            self.head = np.concatenate([self.head, block[np.argsort(-values[take], kind="stable")]])
+            self.rest = self.rest[~take]
