@@ -43,7 +43,7 @@ def test_term_totals_equal_stage_memory_bit_for_bit(model, nodes, seq, extra):
     plans = memory_tables.Plans(t)
     terms = memory_tables.Terms(ctx, plans, lambda f, n: [f(lo) for lo in range(0, n, 500)], 500)
     ranks = terms.ranks[plans.run]
-    bases = terms.bases(0, plans.n)
+    bases = terms.bases(slice(0, plans.n))
     per_layer = memory.layer_activation_bytes(ctx, t)
     checked = 0
     for j in range(terms.width):
@@ -115,3 +115,61 @@ def test_rank_classes_inside_a_term_table_are_scanned_by_the_reference(monkeypat
     assert any(s.any() for s in seen)
     monkeypatch.undo()
     _same(_reference(ctx, t, monkeypatch), new)
+
+
+def _serial(rows):
+    return lambda f, n: [f(lo) for lo in range(0, n, rows)]
+
+
+@pytest.mark.parametrize("model,nodes,seq,extra", CASES)
+def test_upper_bound_is_at_least_every_candidate_rank(model, nodes, seq, extra):
+    """Terms.upper_totals (each term at its largest over the plan's slots) is at least the total of
+    every candidate slot, bit for bit, for the plans it bounds (no step temporary, no buckets), and
+    equals the peak for some of them (single-slot plans at least)."""
+    ctx = Context(scenario(model=model, nodes=nodes, seq=seq, **extra))
+    t = random_table(np.random.default_rng(31), 3000, ctx.model.layers)
+    plans = memory_tables.Plans(t)
+    terms = memory_tables.Terms(ctx, plans, _serial(500), 500)
+    ranks = terms.ranks[plans.run]
+    bases = terms.bases(slice(0, plans.n))
+    stepless = np.take(terms.stepless, terms.cell[0])
+    upper = terms.upper_totals([c for c in terms.cell], plans.n)
+    peak = np.full(plans.n, -np.inf)
+    for j in range(terms.width):
+        rows = np.flatnonzero(ranks[:, j] >= 0)
+        peak[rows] = np.maximum(peak[rows], terms.totals([b[rows] for b in bases], j))
+    assert stepless.sum() > 100
+    assert (upper[stepless] >= peak[stepless]).all()
+    assert (upper[stepless] == peak[stepless]).any() and (upper[stepless] > peak[stepless]).any()
+
+
+@pytest.mark.parametrize("model,nodes,seq,extra", CASES)
+def test_bounded_verdict_equals_the_reference_on_random_plans(model, nodes, seq, extra, monkeypatch):
+    """Without peaks, fits_memory settles most plans by the bounds (fits under the upper bound, out of
+    memory at rank 0) and scans the rest: the same verdict as the reference for every plan, and the
+    bounds leave some plans to the scan (the three ways are all taken)."""
+    ctx = Context(scenario(model=model, nodes=nodes, seq=seq, **extra))
+    t = random_table(np.random.default_rng(43), 4000, ctx.model.layers)
+    ref, _ = _reference(ctx, t, monkeypatch)
+    scanned = []
+    real = memory_tables._scan
+    monkeypatch.setattr(memory_tables, "_scan", lambda *a: scanned.append(a[3]) or real(*a))
+    fits, peak = memory_tables.fits_memory(ctx, t, None, _serial(700), 700, peaks=False)
+    assert peak is None
+    assert np.array_equal(ref, fits)
+    scanned = np.concatenate(scanned)
+    assert 0 < fits[scanned].sum() < fits.sum()  # fits by the upper bound, and by the scan
+    assert not fits[scanned].all()  # out of memory: at rank 0 or by the scan
+
+
+@pytest.mark.parametrize("name", ["70b_64gpu.yaml", "qwen3_moe_16gpu.yaml", "long_context_128k.yaml",
+                                  "mixtral_64gpu.yaml", "70b_offload_1node.yaml"])
+def test_bounded_verdict_equals_the_reference_on_scenarios(name, monkeypatch):
+    from planner import load_scenario
+
+    sc = load_scenario(ROOT / "scenarios" / name)
+    ctx = Context(sc)
+    t, _, layout = solver._candidate_rows(sc, compact=True)
+    ref, _ = _reference(ctx, t, monkeypatch)
+    fits, _ = solver._fits_memory_rows(ctx, t, None, peaks=False)
+    assert np.array_equal(ref, fits)

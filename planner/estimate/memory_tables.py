@@ -292,11 +292,41 @@ class Terms:
             self.stepless = np.logical_and.reduceat(~busy, cell_s) if len(cell_s) else np.zeros(0, dtype=bool)
         else:
             self.stepless = None
+        self.upper = [self._cell_max(i, (*COMBINED_STEPLESS, "host_per_node", "nvme_per_node"))
+                      for i in range(len(TERMS))]
 
-    def bases(self, lo: int, hi: int) -> list[np.ndarray]:
-        """Where the plans lo:hi read each term: its cell, or for a ranked term the position of its
-        cell's first slot (slot j: + j)."""
-        return [c[lo:hi].astype(np.int64) if o is None else np.take(o, c[lo:hi]) for c, o in zip(self.cell, self.offset)]
+    def _cell_max(self, term: int, keys) -> dict:
+        """Per cell of a term, each key's largest value over the cell's candidate slots (a rank-free
+        term: its table); constants stay numbers."""
+        table, o, same = self.table[term], self.offset[term], self.constant[term]
+        out = {}
+        for k in keys:
+            if k in same:
+                out[k] = same[k]
+            elif k in table:
+                out[k] = table[k] if o is None else np.maximum.reduceat(table[k], o)
+        return out
+
+    def upper_totals(self, cells: list[np.ndarray], n: int) -> np.ndarray:
+        """An upper bound of the most loaded candidate rank's total of plans whose model states have no
+        step temporary nor DeepSpeed buckets (Terms.stepless), whose term cells are `cells`:
+        combine_stepless over each term's largest value over its cell's slots. combine_stepless only
+        adds, and rounding is monotone (a <= a', b <= b' gives fl(a + b) <= fl(a' + b')), so the bound
+        is at least the total of every candidate slot as totals computes it, bit for bit."""
+        picked = [{k: v if np.ndim(v) == 0 else np.take(v, at) for k, v in up.items() if k in COMBINED_STEPLESS}
+                  for at, up in zip(cells, self.upper)]
+        return np.broadcast_to(combine_stepless(*picked), (n,))
+
+    def upper_host(self, cells: list[np.ndarray], n: int) -> dict:
+        """host_per_node and nvme_per_node, each its largest over the plans' state cell slots."""
+        up = self.upper[0]
+        return {k: np.broadcast_to(up[k] if np.ndim(up[k]) == 0 else np.take(up[k], cells[0]), (n,))
+                for k in ("host_per_node", "nvme_per_node")}
+
+    def bases(self, at) -> list[np.ndarray]:
+        """Where the plans `at` (a slice or indices) read each term: its cell, or for a ranked term the
+        position of its cell's first slot (slot j: + j)."""
+        return [c[at].astype(np.int64) if o is None else np.take(o, c[at]) for c, o in zip(self.cell, self.offset)]
 
     def totals(self, bases: list[np.ndarray], j: int, stepless: np.ndarray | None = None) -> np.ndarray:
         """stage_memory's total at candidate slot j of plans whose term positions are `bases`
@@ -338,59 +368,99 @@ class _Columns(dict):
         return v
 
 
-def fits_memory(ctx, t: dict, rows, in_chunks, chunk_rows: int) -> tuple[np.ndarray, np.ndarray]:
+def fits_memory(ctx, t: dict, rows, in_chunks, chunk_rows: int, peaks: bool = True):
     """(fits, peak) of the plans `rows` of t (None: all) as the reference gives them (solver
     _fits_memory: fits = memory verdict fits or tight; peak = the most loaded rank, ties to the lower,
     where it fits), from the term tables (Terms), in chunks of `chunk_rows` plans run by
     in_chunks(chunk, n). Plans whose peak may lie inside a class of ranks (level_beyond) take the
-    reference's every-rank scan (memory.memory)."""
-    from planner.estimate import bands, memory, memory_ranks
-    from planner.estimate.evaluate import memory_verdict
+    reference's every-rank scan (memory.memory).
+
+    Without `peaks` (peak None: the caller finds the peak of the plans it times), a plan is first
+    judged between two bounds: it fits if it does with each term at its largest over the plan's
+    candidate slots (Terms.upper_totals, and the largest host RAM / NVMe per node), and it does not
+    if its rank 0 alone is out of memory; only the plans in between are scanned rank by rank."""
+    from planner.estimate import bands, memory
 
     plans = Plans(t, rows)
     if not plans.n:
-        return np.zeros(0, dtype=bool), np.zeros(0, dtype=np.int16)
+        return np.zeros(0, dtype=bool), (np.zeros(0, dtype=np.int16) if peaks else None)
     terms = Terms(ctx, plans, in_chunks, chunk_rows)
-    n, w = plans.n, terms.width
-    fits, peak = np.zeros(n, dtype=bool), np.zeros(n, dtype=np.int16)
-    capacity = ctx.gpu.memory_gib * memory.GIB
+    n = plans.n
+    fits = np.zeros(n, dtype=bool)
+    peak = np.zeros(n, dtype=np.int16) if peaks else None
     over_by_cat = 1 + bands.band_arrays("memory", ctx.model.moe is not None, plans.decoded())[1]
+    capacity = ctx.gpu.memory_gib * memory.GIB
 
     def chunk(lo: int) -> None:
         hi = min(lo + chunk_rows, n)
-        m = hi - lo
-        run = plans.run[lo:hi]
-        slots = np.take(terms.slots, run)
-        bases = terms.bases(lo, hi)
-        stepless = None if terms.stepless is None else np.take(terms.stepless, terms.cell[0][lo:hi])
-        total = np.array(terms.totals(bases, 0, stepless))
-        part = _Columns(plans, slice(lo, hi))  # what memory_verdict reads, taken when read
-        over = np.take(over_by_cat, plans.cat[lo:hi])
-        open_ = ~(total / over > capacity)  # out of memory at one rank: out of memory (memory_verdict)
-        slot = np.zeros(m, dtype=np.int64)
-        seen = np.full((w, m), np.nan)
-        seen[0] = total
-        for j in range(1, w):
-            r = np.flatnonzero((slots > j) & open_)
-            if not len(r):
-                continue
-            cand = terms.totals([b[r] for b in bases], j, None if stepless is None else stepless[r])
-            seen[j][r] = cand
-            pick = cand > total[r]
-            r = r[pick]
-            total[r], slot[r] = cand[pick], j
-            open_[r] = ~(cand[pick] / over[r] > capacity)
-        mem = {"total": total, "host_per_node": terms.at(0, "host_per_node", bases[0], slot),
-               "nvme_per_node": terms.at(0, "nvme_per_node", bases[0], slot)}
-        fits[lo:hi] = memory_verdict(ctx, part, mem)[0] < 2
-        peak[lo:hi] = terms.ranks[run, slot]
-        live = np.flatnonzero(open_)  # out of memory: so at every rank (the reference skips them too)
-        again = live[memory_ranks.level_beyond(seen[:, live].T, terms.ends[run[live]])]
-        if len(again):
-            sub = plans.take(lo + again)
-            ref = memory.memory(ctx, sub, verdict_only=True)
-            fits[lo + again] = memory_verdict(ctx, sub, ref)[0] < 2
-            peak[lo + again] = ref["stage"]
+        if peaks:
+            _scan(ctx, plans, terms, np.arange(lo, hi), over_by_cat, capacity, fits, peak)
+            return
+        cells = [c[lo:hi] for c in terms.cell]
+        stepless = np.ones(hi - lo, dtype=bool) if terms.stepless is None else np.take(terms.stepless, cells[0])
+        ub = np.where(stepless, terms.upper_totals(cells, hi - lo), np.inf)
+        sure = _verdict(ctx, _Columns(plans, slice(lo, hi)), {"total": ub, **terms.upper_host(cells, hi - lo)}) < 2
+        fits[lo:hi] = sure
+        rest = np.flatnonzero(~sure)
+        if len(rest):
+            _scan(ctx, plans, terms, lo + rest, over_by_cat, capacity, fits, None)
 
     in_chunks(chunk, n)
     return fits, peak
+
+
+def _verdict(ctx, part, mem: dict) -> np.ndarray:
+    """evaluate.memory_verdict's codes."""
+    from planner.estimate.evaluate import memory_verdict
+
+    return memory_verdict(ctx, part, mem)[0]
+
+
+def _scan(ctx, plans: Plans, terms: Terms, at: np.ndarray, over_by_cat, capacity: float, fits, peak) -> None:
+    """fits[at] (and peak[at], given an array) by the candidate-rank scan: slot 0, then each higher
+    slot of the plans not yet out of memory at one rank (out of memory: so at every rank, as the
+    reference skips them too); plans where a class's highest rank leads its lowest
+    (memory_ranks.level_beyond) take the reference (memory.memory). Without `peak`, plans out of
+    memory at rank 0 are settled there (fits False) and only the others are scanned."""
+    from planner.estimate import memory, memory_ranks
+
+    bases = terms.bases(at)
+    stepless = None if terms.stepless is None else np.take(terms.stepless, terms.cell[0][at])
+    total = np.array(terms.totals(bases, 0, stepless))
+    over = np.take(over_by_cat, plans.cat[at])
+    open_ = ~(total / over > capacity)  # out of memory at one rank: out of memory (memory_verdict)
+    if peak is None and not open_.all():
+        fits[at[~open_]] = False
+        keep = np.flatnonzero(open_)
+        at, total, over, open_ = at[keep], total[keep], over[keep], open_[keep]
+        bases = [b[keep] for b in bases]
+        stepless = None if stepless is None else stepless[keep]
+    m, w = len(at), terms.width
+    run = np.take(plans.run, at)
+    slots = np.take(terms.slots, run)
+    slot = np.zeros(m, dtype=np.int64)
+    seen = np.full((w, m), np.nan)
+    seen[0] = total
+    for j in range(1, w):
+        r = np.flatnonzero((slots > j) & open_)
+        if not len(r):
+            continue
+        cand = terms.totals([b[r] for b in bases], j, None if stepless is None else stepless[r])
+        seen[j][r] = cand
+        pick = cand > total[r]
+        r = r[pick]
+        total[r], slot[r] = cand[pick], j
+        open_[r] = ~(cand[pick] / over[r] > capacity)
+    mem = {"total": total, "host_per_node": terms.at(0, "host_per_node", bases[0], slot),
+           "nvme_per_node": terms.at(0, "nvme_per_node", bases[0], slot)}
+    fits[at] = _verdict(ctx, _Columns(plans, at), mem) < 2
+    if peak is not None:
+        peak[at] = terms.ranks[run, slot]
+    live = np.flatnonzero(open_)
+    again = live[memory_ranks.level_beyond(seen[:, live].T, terms.ends[run[live]])]
+    if len(again):
+        sub = plans.take(at[again])
+        ref = memory.memory(ctx, sub, verdict_only=True)
+        fits[at[again]] = _verdict(ctx, sub, ref) < 2
+        if peak is not None:
+            peak[at[again]] = ref["stage"]

@@ -257,10 +257,12 @@ def _ga_for_memory(t: dict) -> np.ndarray:
     return np.where(t["framework"] == T.FRAMEWORKS.index("torchtitan"), ga, np.minimum(ga, cap))
 
 
-def _fits_memory(ctx, t: dict, layout=None) -> tuple[np.ndarray, np.ndarray]:
+def _fits_memory(ctx, t: dict, layout=None, peaks: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
     """(fits, peak): fits is True where the plan's memory verdict is fits or tight (GPU, host RAM and
     NVMe), evaluated in chunks; peak is the plan's most loaded pipeline rank where it fits (its ranks
-    were all evaluated; evaluate_table reuses it), a lower rank elsewhere.
+    were all evaluated; evaluate_table reuses it), a lower rank elsewhere; None without `peaks` (the
+    verdict may then come from bounds, memory_tables.fits_memory, and evaluate_table finds the peak
+    of the plans it times).
     With several global batches, plans that differ only in an accumulation count the memory does
     not tell apart (_ga_for_memory) share one evaluation (the columns the verdict reads: _read_columns;
     `layout`, each row's layout in a layout-major table, finds them without sorting: _shared_rows).
@@ -271,9 +273,9 @@ def _fits_memory(ctx, t: dict, layout=None) -> tuple[np.ndarray, np.ndarray]:
         shared = _shared_rows(ctx, t, layout) if layout is not None else None
         first, inverse = shared or _groups({**t, "ga": _ga_for_memory(t)}, _read_columns(_verdict, ctx))
         if len(first) < 0.8 * T.size(t):
-            fits, peak = _fits_memory_rows(ctx, t, first)
-            return fits[inverse], peak[inverse]
-    return _fits_memory_rows(ctx, t, None)
+            fits, peak = _fits_memory_rows(ctx, t, first, peaks)
+            return fits[inverse], None if peak is None else peak[inverse]
+    return _fits_memory_rows(ctx, t, None, peaks)
 
 
 def _shared_rows(ctx, t: dict, layout: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
@@ -308,7 +310,7 @@ def _shared_rows(ctx, t: dict, layout: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return np.flatnonzero(own), (np.cumsum(own, dtype=ix) - 1)[rep]
 
 
-def _fits_memory_rows(ctx, t: dict, rows) -> tuple[np.ndarray, np.ndarray]:
+def _fits_memory_rows(ctx, t: dict, rows, peaks: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
     """_fits_memory of the rows `rows` of t (None: all), taken one chunk at a time, the chunks shared
     by MEMORY_THREADS threads (numpy releases the interpreter lock in its array loops; each chunk's
     numbers are its own, so the result does not depend on the threads). The verdicts come from term
@@ -316,7 +318,7 @@ def _fits_memory_rows(ctx, t: dict, rows) -> tuple[np.ndarray, np.ndarray]:
     from planner.estimate import memory_tables
 
     if memory_tables.usable(ctx, t):
-        return memory_tables.fits_memory(ctx, t, rows, _in_chunks, MEMORY_CHUNK)
+        return memory_tables.fits_memory(ctx, t, rows, _in_chunks, MEMORY_CHUNK, peaks)
     n = T.size(t) if rows is None else len(rows)
     out, peak = np.zeros(n, dtype=bool), np.zeros(n, dtype=np.int16)
     capacity = ctx.gpu.memory_gib * memory.GIB
@@ -500,12 +502,13 @@ def _search_one(scenario, exhaustive: bool, objective: str | None = None, keep: 
     b = scenario.budget
     prune = keep is not None and _prunable(scenario, objective)
     counts = counts or not prune or b.max_gpus is not None
-    fits, peak = _fits_memory(ctx, t, layout) if counts else (np.ones(T.size(t), dtype=bool), None)
+    # the peak rank of every fitting plan only when every fitting plan is timed (no bound prunes)
+    fits, peak = _fits_memory(ctx, t, layout, not prune) if counts else (np.ones(T.size(t), dtype=bool), None)
     layout = None
     n_fit = int(fits.sum())
     # the plans to time (all when nothing fits), still compact
     pool = {k: v[fits] for k, v in t.items()} if counts and n_fit else t
-    peak = peak[fits] if counts and n_fit and not exhaustive else None  # exhaustive: memory evaluated anew
+    peak = peak[fits] if peak is not None and n_fit and not exhaustive else None  # exhaustive: memory evaluated anew
     out["t"] = t = None  # only the pool is kept: the largest searches hold one table, not two
     if n_fit and prune:
         reuse = prepared is not None and not counts and prepared["keep"] == keep
