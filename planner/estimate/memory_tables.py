@@ -212,22 +212,53 @@ class Plans:
             digits[k], rest = rest % radix, rest // radix
         return {k: digits[k] for k in CATEGORY_COLUMNS}
 
-    def cells(self, cols: tuple[str, ...], coarse: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(cell of every plan (int32), one plan of each cell): plans equal in the columns `cols`, a
-        layout column k taken as coarse[k](values) where given."""
+    def present(self) -> np.ndarray:
+        """The category codes some plan has, ascending (computed once)."""
+        if getattr(self, "_present", None) is None:
+            self._present = np.flatnonzero(np.bincount(self.cat, minlength=self.n_cat))
+        return self._present
+
+    def cells(self, cols: tuple[str, ...], coarse: dict | None = None) -> tuple[np.ndarray, dict]:
+        """(cell of every plan (int32), a table of one row per cell): plans equal in the columns
+        `cols`, a layout column k taken as coarse[k](values) where given. A cell is a pair (layout id,
+        category id), each numbered among the values present (the run heads, the category codes the
+        plans have); its row holds the layout columns of a run of its layout and the categorical
+        columns of a category code of its categories, so it equals each of its plans in `cols`."""
         lay = [k for k in LAYOUT_COLUMNS if k in cols]
         heads = [T.wide(self.column(k, self.heads)) for k in lay]
         heads = [(coarse or {}).get(k, lambda v: v)(v) for k, v in zip(lay, heads)]
-        lay_id, _ = _compact_ids(*_radix_code(heads, len(self.heads)))
-        n_lay = int(lay_id.max()) + 1 if len(lay_id) else 1
-        digits = self.decoded()
-        cat_id, _ = _compact_ids(*_radix_code([digits[k] for k in CATEGORY_COLUMNS if k in cols], self.n_cat))
-        n_c = int(cat_id.max()) + 1
+        lay_id, lay_run = _compact_ids(*_radix_code(heads, len(self.heads)))
+        n_lay = len(lay_run)
+        digits, present = self.decoded(), self.present()
+        cid, c_code = _compact_ids(*_radix_code([digits[k][present] for k in CATEGORY_COLUMNS if k in cols],
+                                                len(present)))
+        n_c = len(c_code)
         wide = np.int64 if n_lay * n_c >= 2**31 else np.int32
         key = np.take(lay_id.astype(wide), self.run)
-        key *= n_c
-        key += np.take(cat_id.astype(wide), self.cat)
-        return _compact_ids(key, n_lay * n_c)
+        if n_c > 1:
+            cat_id = np.zeros(self.n_cat, dtype=wide)
+            cat_id[present] = cid
+            key *= n_c
+            key += np.take(cat_id, self.cat)
+        span = n_lay * n_c
+        if span <= max(4 * self.n, 1 << 16):  # a presence table
+            seen = np.zeros(span, dtype=bool)
+            seen[key] = True
+            keys = np.flatnonzero(seen)
+            if len(keys) == span:
+                cell = key.astype(np.int32, copy=False)
+            else:
+                ids = np.zeros(span, dtype=np.int32)
+                ids[keys] = np.arange(len(keys), dtype=np.int32)
+                cell = np.take(ids, key)
+        else:
+            keys, cell = np.unique(key, return_inverse=True)
+            cell = cell.reshape(-1).astype(np.int32)
+        rows = self.take(np.take(self.heads, np.take(lay_run, keys // n_c)))
+        code = np.take(present, np.take(c_code, keys % n_c))
+        for k in CATEGORY_COLUMNS:
+            rows[k] = np.take(digits[k], code).astype(rows[k].dtype)
+        return cell, rows
 
 
 def _coarse_ga(v: np.ndarray) -> np.ndarray:
@@ -255,12 +286,11 @@ class Terms:
             cols = _read(ctx, fn, sample)
             if coarse is not None:
                 cols = tuple(set(cols) | {"pp", "vpp"})
-            cell, rep = plans.cells(cols, coarse)
-            tt = plans.take(rep)
+            cell, tt = plans.cells(cols, coarse)
             for k, f in (coarse or {}).items():
                 tt[k] = f(tt[k])
             if coarse is None:
-                c, stage = np.arange(len(rep)), None
+                c, stage = np.arange(T.size(tt)), None
                 offset = None
             else:  # candidate slots are a prefix: a cell's slots are stored together, from offset[cell]
                 ranks, _ = memory_ranks.candidate_ranks(ctx, tt)
