@@ -265,7 +265,18 @@ def _coarse_ga(v: np.ndarray) -> np.ndarray:
     return np.minimum(v, _STATE_GA)
 
 
-TERMS = ((state_terms, {"ga": _coarse_ga}), (activation_terms, {}), (fixed_terms, None))  # None: rank-free
+# (term, coarse columns (None: rank-free), whether the term reads the rank only as its class does)
+TERMS = ((state_terms, {"ga": _coarse_ga}, True), (activation_terms, {}, False), (fixed_terms, None, False))
+
+
+def _class_source(ends: np.ndarray, offset: np.ndarray, n: int) -> np.ndarray:
+    """For each slot entry of a ranked term table (cell c's slot j at offset[c] + j), the entry of
+    its class's lowest rank: itself, or for the highest rank of a class of several ranks
+    (memory_ranks.candidate_ranks `ends`) the entry of the class's lowest rank."""
+    source = np.arange(n)
+    cell, k = np.nonzero(ends[..., 1] >= 0)
+    source[offset[cell] + ends[cell, k, 1]] = offset[cell] + ends[cell, k, 0]
+    return source
 
 
 class Terms:
@@ -282,7 +293,7 @@ class Terms:
         self.slots = (self.ranks >= 0).sum(axis=1)  # per run
         sample = plans.take(np.arange(1))
         self.cell, self.table, self.offset, self.constant = [], [], [], []
-        for fn, coarse in TERMS:
+        for fn, coarse, by_class in TERMS:
             cols = _read(ctx, fn, sample)
             if coarse is not None:
                 cols = tuple(set(cols) | {"pp", "vpp"})
@@ -293,13 +304,17 @@ class Terms:
                 c, stage = np.arange(T.size(tt)), None
                 offset = None
             else:  # candidate slots are a prefix: a cell's slots are stored together, from offset[cell]
-                ranks, _ = memory_ranks.candidate_ranks(ctx, tt)
+                ranks, ends = memory_ranks.candidate_ranks(ctx, tt)
                 assert ranks.shape[1] <= w
                 c, j = np.nonzero(ranks >= 0)
                 stage = ranks[c, j]
                 offset = np.concatenate([[0], np.cumsum((ranks >= 0).sum(axis=1))[:-1]])
                 assert np.array_equal(offset[c] + j, np.arange(len(c)))
             table: dict[str, np.ndarray] = {}
+            source = _class_source(ends, offset, len(c)) if by_class and coarse is not None else None
+            if source is not None:  # evaluated at each class's lowest rank, copied to its highest
+                own = np.flatnonzero(source == np.arange(len(c)))
+                c, stage = c[own], stage[own]
 
             def chunk(lo: int, fn=fn, tt=tt, c=c, stage=stage, table=table) -> None:
                 at = slice(lo, lo + chunk_rows)
@@ -311,6 +326,11 @@ class Terms:
                 first = fn(ctx, T.take(tt, c[:1]), None if stage is None else stage[:1])
                 table.update({k: np.empty(len(c)) for k in first})
                 in_chunks(chunk, len(c))
+            if source is not None:
+                at = np.cumsum(source == np.arange(len(source))) - 1
+                at = np.take(at, source)
+                for k, v in table.items():
+                    table[k] = np.take(v, at)
             self.cell.append(cell)
             self.offset.append(offset)
             self.table.append(table)
@@ -322,20 +342,17 @@ class Terms:
             self.stepless = np.logical_and.reduceat(~busy, cell_s) if len(cell_s) else np.zeros(0, dtype=bool)
         else:
             self.stepless = None
-        self.upper = [self._cell_max(i, (*COMBINED_STEPLESS, "host_per_node", "nvme_per_node"))
+        self.slot = [{k: same.get(k, v) for k, v in table.items()} for table, same in zip(self.table, self.constant)]
+        self.first = [self._per_cell(i, COMBINED, lambda v, o: np.take(v, o)) for i in range(len(TERMS))]
+        self.upper = [self._per_cell(i, (*COMBINED_STEPLESS, "host_per_node", "nvme_per_node"), np.maximum.reduceat)
                       for i in range(len(TERMS))]
 
-    def _cell_max(self, term: int, keys) -> dict:
-        """Per cell of a term, each key's largest value over the cell's candidate slots (a rank-free
+    def _per_cell(self, term: int, keys, how) -> dict:
+        """Per cell of a term, each key of `keys` it has as how(slot values, offsets) (a rank-free
         term: its table); constants stay numbers."""
         table, o, same = self.table[term], self.offset[term], self.constant[term]
-        out = {}
-        for k in keys:
-            if k in same:
-                out[k] = same[k]
-            elif k in table:
-                out[k] = table[k] if o is None else np.maximum.reduceat(table[k], o)
-        return out
+        return {k: same[k] if k in same else (table[k] if o is None else how(table[k], o))
+                for k in keys if k in table}
 
     def upper_totals(self, cells: list[np.ndarray], n: int) -> np.ndarray:
         """An upper bound of the most loaded candidate rank's total of plans whose model states have no
@@ -343,15 +360,12 @@ class Terms:
         combine_stepless over each term's largest value over its cell's slots. combine_stepless only
         adds, and rounding is monotone (a <= a', b <= b' gives fl(a + b) <= fl(a' + b')), so the bound
         is at least the total of every candidate slot as totals computes it, bit for bit."""
-        picked = [{k: v if np.ndim(v) == 0 else np.take(v, at) for k, v in up.items() if k in COMBINED_STEPLESS}
-                  for at, up in zip(cells, self.upper)]
-        return np.broadcast_to(combine_stepless(*picked), (n,))
+        return _sum(self.upper, cells, COMBINED_STEPLESS, combine_stepless, n)
 
-    def upper_host(self, cells: list[np.ndarray], n: int) -> dict:
-        """host_per_node and nvme_per_node, each its largest over the plans' state cell slots."""
-        up = self.upper[0]
-        return {k: np.broadcast_to(up[k] if np.ndim(up[k]) == 0 else np.take(up[k], cells[0]), (n,))
-                for k in ("host_per_node", "nvme_per_node")}
+    def first_totals(self, cells: list[np.ndarray], stepless: np.ndarray | None = None) -> np.ndarray:
+        """totals at slot 0 (rank 0) of plans whose term cells are `cells`, from per-cell copies of
+        slot 0 (the same numbers)."""
+        return self._split(self.first, cells, stepless)
 
     def bases(self, at) -> list[np.ndarray]:
         """Where the plans `at` (a slice or indices) read each term: its cell, or for a ranked term the
@@ -362,28 +376,34 @@ class Terms:
         """stage_memory's total at candidate slot j of plans whose term positions are `bases`
         (Terms.bases; the plans have slot j); `stepless` (optional): the plans whose model states have
         no step temporary nor DeepSpeed buckets at any rank (Terms.stepless), summed by combine_stepless."""
-        n = len(bases[0])
+        at = [b if o is None or j == 0 else b + j for b, o in zip(bases, self.offset)]
+        return self._split(self.slot, at, stepless)
+
+    @staticmethod
+    def _split(tables: list[dict], at: list[np.ndarray], stepless: np.ndarray | None) -> np.ndarray:
+        """combine over the rows `at` of `tables`, combine_stepless where `stepless`."""
+        n = len(at[0])
         if stepless is not None and stepless.all():
-            return self._totals(bases, j, COMBINED_STEPLESS, combine_stepless, n)
+            return _sum(tables, at, COMBINED_STEPLESS, combine_stepless, n)
         if stepless is None or not stepless.any():
-            return self._totals(bases, j, COMBINED, combine, n)
+            return _sum(tables, at, COMBINED, combine, n)
         easy = np.flatnonzero(stepless)
         hard = np.flatnonzero(~stepless)
         out = np.empty(n)
-        out[easy] = self._totals([b[easy] for b in bases], j, COMBINED_STEPLESS, combine_stepless, len(easy))
-        out[hard] = self._totals([b[hard] for b in bases], j, COMBINED, combine, len(hard))
+        out[easy] = _sum(tables, [a[easy] for a in at], COMBINED_STEPLESS, combine_stepless, len(easy))
+        out[hard] = _sum(tables, [a[hard] for a in at], COMBINED, combine, len(hard))
         return out
-
-    def _totals(self, bases, j, keys, how, n):
-        picked = []
-        for at, table, o, same in zip(bases, self.table, self.offset, self.constant):
-            at = at if o is None or j == 0 else at + j
-            picked.append({k: same[k] if k in same else np.take(v, at) for k, v in table.items() if k in keys})
-        return np.broadcast_to(how(*picked), (n,))
 
     def at(self, term: int, key: str, base: np.ndarray, slot: np.ndarray) -> np.ndarray:
         """A ranked term's `key` at each plan's slot."""
         return np.take(self.table[term][key], base + slot)
+
+
+def _sum(tables: list[dict], at: list[np.ndarray], keys, how, n: int) -> np.ndarray:
+    """how(...) over each term's `keys` at rows `at` of its table (numbers stay numbers)."""
+    picked = [{k: v if np.ndim(v) == 0 else np.take(v, a) for k, v in tb.items() if k in keys}
+              for a, tb in zip(at, tables)]
+    return np.broadcast_to(how(*picked), (n,))
 
 
 class _Columns(dict):
@@ -407,8 +427,8 @@ def fits_memory(ctx, t: dict, rows, in_chunks, chunk_rows: int, peaks: bool = Tr
 
     Without `peaks` (peak None: the caller finds the peak of the plans it times), a plan is first
     judged between two bounds: it fits if it does with each term at its largest over the plan's
-    candidate slots (Terms.upper_totals, and the largest host RAM / NVMe per node), and it does not
-    if its rank 0 alone is out of memory; only the plans in between are scanned rank by rank."""
+    candidate slots (Terms.upper_totals, and the largest host RAM / NVMe per node: _surely_fits), and
+    it does not if its rank 0 alone is out of memory; only the plans in between are scanned."""
     from planner.estimate import bands, memory
 
     plans = Plans(t, rows)
@@ -420,6 +440,7 @@ def fits_memory(ctx, t: dict, rows, in_chunks, chunk_rows: int, peaks: bool = Tr
     peak = np.zeros(n, dtype=np.int16) if peaks else None
     over_by_cat = 1 + bands.band_arrays("memory", ctx.model.moe is not None, plans.decoded())[1]
     capacity = ctx.gpu.memory_gib * memory.GIB
+    host_ok = None if peaks else _host_ok(ctx, plans, terms)
 
     def chunk(lo: int) -> None:
         hi = min(lo + chunk_rows, n)
@@ -427,16 +448,38 @@ def fits_memory(ctx, t: dict, rows, in_chunks, chunk_rows: int, peaks: bool = Tr
             _scan(ctx, plans, terms, np.arange(lo, hi), over_by_cat, capacity, fits, peak)
             return
         cells = [c[lo:hi] for c in terms.cell]
-        stepless = np.ones(hi - lo, dtype=bool) if terms.stepless is None else np.take(terms.stepless, cells[0])
-        ub = np.where(stepless, terms.upper_totals(cells, hi - lo), np.inf)
-        sure = _verdict(ctx, _Columns(plans, slice(lo, hi)), {"total": ub, **terms.upper_host(cells, hi - lo)}) < 2
+        stepless = None if terms.stepless is None else np.take(terms.stepless, cells[0])
+        over = np.take(over_by_cat, plans.cat[lo:hi])
+        ub = terms.upper_totals(cells, hi - lo)
+        if stepless is not None and not stepless.all():
+            ub = np.where(stepless, ub, np.inf)  # combine is not monotone in the step temporary
+        sure = ~(ub / over > capacity)  # as memory_verdict: optimistic total above the GPU: out of memory
+        sure &= np.take(host_ok[0], cells[0]) if host_ok[1] == "cell" else np.take(host_ok[0], plans.cat[lo:hi])
         fits[lo:hi] = sure
         rest = np.flatnonzero(~sure)
-        if len(rest):
-            _scan(ctx, plans, terms, lo + rest, over_by_cat, capacity, fits, None)
+        lb = terms.first_totals([c[rest] for c in cells], None if stepless is None else stepless[rest])
+        live = ~(lb / over[rest] > capacity)  # out of memory at rank 0: out of memory
+        if live.any():
+            _scan(ctx, plans, terms, lo + rest[live], over_by_cat, capacity, fits, None)
 
     in_chunks(chunk, n)
     return fits, peak
+
+
+def _host_ok(ctx, plans: Plans, terms: Terms) -> tuple[np.ndarray, str]:
+    """memory_verdict's host_ok at the largest host RAM and NVMe per node over each state cell's
+    slots (by state cell: 'cell'), or, where the node's host memory is unknown, by category code
+    ('cat': no offload)."""
+    from planner.estimate.memory import GIB
+
+    if ctx.node.host_memory_gib is None:
+        d = plans.decoded()
+        return (d["offload"] == 0) & (d["offload_params"] == 0), "cat"
+    up = terms.upper[0]
+    n_cells = len(terms.offset[0]) if terms.offset[0] is not None else len(terms.table[0]["states"])
+    ok = ((up["host_per_node"] <= ctx.node.host_memory_gib * GIB)
+          & (up["nvme_per_node"] <= (ctx.node.nvme_tb or 0.0) * 1e12))
+    return np.broadcast_to(ok, (n_cells,)), "cell"
 
 
 def _verdict(ctx, part, mem: dict) -> np.ndarray:
@@ -450,8 +493,7 @@ def _scan(ctx, plans: Plans, terms: Terms, at: np.ndarray, over_by_cat, capacity
     """fits[at] (and peak[at], given an array) by the candidate-rank scan: slot 0, then each higher
     slot of the plans not yet out of memory at one rank (out of memory: so at every rank, as the
     reference skips them too); plans where a class's highest rank leads its lowest
-    (memory_ranks.level_beyond) take the reference (memory.memory). Without `peak`, plans out of
-    memory at rank 0 are settled there (fits False) and only the others are scanned."""
+    (memory_ranks.level_beyond) take the reference (memory.memory)."""
     from planner.estimate import memory, memory_ranks
 
     bases = terms.bases(at)
@@ -459,12 +501,6 @@ def _scan(ctx, plans: Plans, terms: Terms, at: np.ndarray, over_by_cat, capacity
     total = np.array(terms.totals(bases, 0, stepless))
     over = np.take(over_by_cat, plans.cat[at])
     open_ = ~(total / over > capacity)  # out of memory at one rank: out of memory (memory_verdict)
-    if peak is None and not open_.all():
-        fits[at[~open_]] = False
-        keep = np.flatnonzero(open_)
-        at, total, over, open_ = at[keep], total[keep], over[keep], open_[keep]
-        bases = [b[keep] for b in bases]
-        stepless = None if stepless is None else stepless[keep]
     m, w = len(at), terms.width
     run = np.take(plans.run, at)
     slots = np.take(terms.slots, run)
