@@ -9,7 +9,7 @@ pieces that each read few plan columns:
   transients (activation_terms): the activation parts, the sequence-parallel and MoE permute
           buffers, torchtitan's receive buffers and the largest tensor; they read tp, cp, etp, mbs,
           ga, vpp, sp, recompute, precision and framework, not dp, ZeRO or offload;
-  fixed   (fixed_terms): CUDA context, workspaces and NCCL buffers: the layout only.
+  and with the states the CUDA context, workspaces and NCCL buffers (fixed_bytes: the layout only).
 Each is evaluated once per distinct value of the columns it reads (a "cell") and candidate rank
 (memory_ranks), the columns found by running it on a recording row (_read). A plan's cell comes
 from arithmetic, not sorting: its layout run (the table is layout-major) and a mixed-radix code of
@@ -44,8 +44,8 @@ from planner.estimate.memory_terms_states import model_state_parts
 CATEGORY_COLUMNS = ("framework", "precision", "zero", "offload", "offload_params", "recompute", "sp")
 LAYOUT_COLUMNS = ("tp", "pp", "cp", "ep", "vpp", "dp", "mbs", "ga", "etp")
 STATE_KEYS = ("offloaded_opt", "offloaded_params", "partition_params", "host_grad_buffer", "offloaded_activations")
-COMBINED = ("states", "step_temp", "ds_buckets", "zero3_live", "fsdp_prefetch", "frag_step", "activations",
-            "transient", "gather", "permute", "recv", "frag_tensor", "fixed")  # what combine reads
+COMBINED = ("states", "step_temp", "zero3_live", "fsdp_prefetch", "frag_step", "lead", "activations",
+            "transient", "gather", "permute", "recv", "frag_tensor")  # what combine reads
 _STATE_GA = 2  # model states read ga only as ga > 1: every ga >= 2 is evaluated as 2 (tests check it)
 
 
@@ -72,6 +72,10 @@ def state_terms(ctx, t: dict, stage) -> dict:
     host = host_parts(ctx, t, {k: states[k] for k in STATE_KEYS[:-1]} | {"offloaded_activations": 0.0})
     out["host_per_node"] = sum(host[k] for k in HOST_PARTS)
     out["nvme_per_node"] = host["nvme.offloaded_states"]
+    # stage_memory's `other` group begins with these, in this order (combine, combine_stepless)
+    fixed = fixed_bytes(ctx, t)
+    out["lead"] = fixed + out["ds_buckets"] + out["zero3_live"] + out["fsdp_prefetch"]
+    out["lead_stepless"] = fixed + out["zero3_live"] + out["fsdp_prefetch"]
     return out
 
 
@@ -91,37 +95,36 @@ def activation_terms(ctx, t: dict, stage) -> dict:
             "frag_tensor": fragmentation_bytes(ctx, t, largest_tensor_bytes(ctx, t, stage))}
 
 
-def fixed_terms(ctx, t: dict, stage=None) -> dict:
+def fixed_bytes(ctx, t: dict) -> np.ndarray:
     """CUDA context, library workspaces and NCCL buffers, summed as stage_memory's `other` group
-    begins."""
+    begins (the layout only: held with the model states, whose cells determine it)."""
     n = T.size(t)
-    return {"fixed": 0 + np.full(n, CUDA_CONTEXT_BYTES) + np.full(n, CUBLAS_WORKSPACE_BYTES * WORKSPACE_STREAMS)
-            + nccl_buffer_bytes(ctx, t)}
+    return (0 + np.full(n, CUDA_CONTEXT_BYTES) + np.full(n, CUBLAS_WORKSPACE_BYTES * WORKSPACE_STREAMS)
+            + nccl_buffer_bytes(ctx, t))
 
 
-def combine(s: dict, a: dict, f: dict) -> np.ndarray:
-    """stage_memory's total from the three term groups, the same operations in the same order:
+def combine(s: dict, a: dict) -> np.ndarray:
+    """stage_memory's total from the two term groups, the same operations in the same order:
     forward/backward = the activation parts, ZeRO-3 live, FSDP prefetch, SP gather, MoE permute;
     step extra = max(0, step temporary - forward/backward); fragmentation over the step temporary
-    where it leads, else over the largest tensor; other = fixed, buckets, ZeRO-3 live, FSDP, gather,
-    permute, receive buffers, step extra, fragmentation; total = states + activations + other."""
+    where it leads, else over the largest tensor; other = fixed, buckets, ZeRO-3 live, FSDP (the
+    states' `lead`, summed in that order per state cell), gather, permute, receive buffers, step extra,
+    fragmentation; total = states + activations + other."""
     fb = a["transient"] + s["zero3_live"] + s["fsdp_prefetch"] + a["gather"] + a["permute"]
     step_extra = np.maximum(0.0, s["step_temp"] - fb)
     frag = np.where(step_extra > 0, s["frag_step"], a["frag_tensor"])
-    other = (f["fixed"] + s["ds_buckets"] + s["zero3_live"] + s["fsdp_prefetch"] + a["gather"] + a["permute"]
-             + a["recv"] + step_extra + frag)
+    other = s["lead"] + a["gather"] + a["permute"] + a["recv"] + step_extra + frag
     return s["states"] + a["activations"] + other
 
 
-COMBINED_STEPLESS = ("states", "zero3_live", "fsdp_prefetch", "activations", "gather", "permute", "recv",
-                     "frag_tensor", "fixed")
+COMBINED_STEPLESS = ("states", "lead_stepless", "activations", "gather", "permute", "recv", "frag_tensor")
 
 
-def combine_stepless(s: dict, a: dict, f: dict) -> np.ndarray:
+def combine_stepless(s: dict, a: dict) -> np.ndarray:
     """combine where the step temporary and DeepSpeed's buckets are 0: the step extra is then 0 and
     fragmentation is over the largest tensor, and adding those zeros to the non-negative sums changes
     no bit, so the same total with fewer operations."""
-    other = f["fixed"] + s["zero3_live"] + s["fsdp_prefetch"] + a["gather"] + a["permute"] + a["recv"] + a["frag_tensor"]
+    other = s["lead_stepless"] + a["gather"] + a["permute"] + a["recv"] + a["frag_tensor"]
     return s["states"] + a["activations"] + other
 
 
@@ -218,26 +221,36 @@ class Plans:
             self._present = np.flatnonzero(np.bincount(self.cat, minlength=self.n_cat))
         return self._present
 
-    def cells(self, cols: tuple[str, ...], coarse: dict | None = None) -> tuple[np.ndarray, dict]:
+    def cells(self, cols: tuple[str, ...], coarse: dict | None = None, exact=None) -> tuple[np.ndarray, dict]:
         """(cell of every plan (int32), a table of one row per cell): plans equal in the columns
-        `cols`, a layout column k taken as coarse[k](values) where given. A cell is a pair (layout id,
-        category id), each numbered among the values present (the run heads, the category codes the
-        plans have); its row holds the layout columns of a run of its layout and the categorical
-        columns of a category code of its categories, so it equals each of its plans in `cols`."""
+        `cols`, a layout column k taken as coarse[k](layout columns) where given, except for the plans
+        whose category code is `exact` (a mask over the codes; None: none), which keep their own. A
+        cell is a pair (layout id, category id), each numbered among the values present (the run heads,
+        the category codes the plans have); its row holds the (coarse) layout columns of a run of its
+        layout and the categorical columns of a category code of its categories, so it equals each of
+        its plans in `cols`."""
         lay = [k for k in LAYOUT_COLUMNS if k in cols]
-        heads = [T.wide(self.column(k, self.heads)) for k in lay]
-        heads = [(coarse or {}).get(k, lambda v: v)(v) for k, v in zip(lay, heads)]
-        lay_id, lay_run = _compact_ids(*_radix_code(heads, len(self.heads)))
-        n_lay = len(lay_run)
+        heads = _Wide(self, self.heads)
+        own = [heads[k] for k in lay]
+        rough = [coarse[k](heads) if k in (coarse or {}) else heads[k] for k in lay]
         digits, present = self.decoded(), self.present()
         cid, c_code = _compact_ids(*_radix_code([digits[k][present] for k in CATEGORY_COLUMNS if k in cols],
                                                 len(present)))
         n_c = len(c_code)
+        split = exact is not None and coarse and bool(exact[present].any())
+        ids = [_compact_ids(*_radix_code(v, len(self.heads))) for v in ([rough, own] if split else [rough])]
+        n_lay = sum(len(r) for _, r in ids)
         wide = np.int64 if n_lay * n_c >= 2**31 else np.int32
-        key = np.take(lay_id.astype(wide), self.run)
+        cat_id = np.zeros(self.n_cat, dtype=wide)
+        cat_id[present] = cid
+        if split:  # layout ids of the exact plans follow the coarse ones
+            lay_id = np.concatenate([ids[0][0], ids[1][0] + len(ids[0][1])]).astype(wide)
+            at = np.take(exact.astype(wide) * len(self.heads), self.cat)
+            at += self.run
+            key = np.take(lay_id, at)
+        else:
+            key = np.take(ids[0][0].astype(wide), self.run)
         if n_c > 1:
-            cat_id = np.zeros(self.n_cat, dtype=wide)
-            cat_id[present] = cid
             key *= n_c
             key += np.take(cat_id, self.cat)
         span = n_lay * n_c
@@ -248,25 +261,63 @@ class Plans:
             if len(keys) == span:
                 cell = key.astype(np.int32, copy=False)
             else:
-                ids = np.zeros(span, dtype=np.int32)
-                ids[keys] = np.arange(len(keys), dtype=np.int32)
-                cell = np.take(ids, key)
+                ids_ = np.zeros(span, dtype=np.int32)
+                ids_[keys] = np.arange(len(keys), dtype=np.int32)
+                cell = np.take(ids_, key)
         else:
             keys, cell = np.unique(key, return_inverse=True)
             cell = cell.reshape(-1).astype(np.int32)
-        rows = self.take(np.take(self.heads, np.take(lay_run, keys // n_c)))
+        lay_of = keys // n_c
+        runs = np.concatenate([r for _, r in ids])
+        rows = self.take(np.take(self.heads, np.take(runs, lay_of)))
         code = np.take(present, np.take(c_code, keys % n_c))
         for k in CATEGORY_COLUMNS:
             rows[k] = np.take(digits[k], code).astype(rows[k].dtype)
+        if coarse:
+            rough_cell = lay_of < len(ids[0][1])
+            for k, f in coarse.items():
+                rows[k] = np.where(rough_cell, f(rows), rows[k])
         return cell, rows
 
 
-def _coarse_ga(v: np.ndarray) -> np.ndarray:
-    return np.minimum(v, _STATE_GA)
+class _Wide(dict):
+    """The layout columns of plans `at` as int64, each taken when first read."""
+
+    def __init__(self, plans, at):
+        super().__init__()
+        self.plans, self.at = plans, at
+
+    def __missing__(self, k):
+        v = self[k] = T.wide(self.plans.column(k, self.at))
+        return v
 
 
-# (term, coarse columns (None: rank-free), whether the term reads the rank only as its class does)
-TERMS = ((state_terms, {"ga": _coarse_ga}, True), (activation_terms, {}, False), (fixed_terms, None, False))
+def _state_ga(t) -> np.ndarray:
+    """ga as the model states tell it apart: only ga > 1 (_STATE_GA)."""
+    return np.minimum(t["ga"], _STATE_GA)
+
+
+def in_flight_ga(t) -> np.ndarray:
+    """ga as the stored micro-batches in flight tell it apart: they are min(chunks, ga x vpp) / vpp on
+    every rank (memory_terms_stage.in_flight_microbatches), at most rank 0's count, so every ga at or
+    above cap = max(2, ceil(rank 0's count with ga unbounded)) gives the same memory except where ga
+    enters otherwise: the `ga > 1` tests (kept by the 2) and torchtitan's receive buffers, one per
+    micro-batch (pipelining_recv_bytes: those plans keep their ga, _titan)."""
+    from planner.estimate.memory_terms_stage import in_flight_microbatches
+
+    pp, vpp, ga = T.wide(t["pp"]), T.wide(t["vpp"]), T.wide(t["ga"])
+    unbounded = in_flight_microbatches({"pp": pp, "vpp": vpp, "ga": np.full_like(ga, 2**40)}, "first")
+    return np.minimum(ga, np.maximum(np.ceil(unbounded).astype(np.int64), 2))
+
+
+def _titan(digits: dict) -> np.ndarray:
+    """The category codes of torchtitan (its receive buffers read ga: in_flight_ga)."""
+    return digits["framework"] == T.FRAMEWORKS.index("torchtitan")
+
+
+# (term, coarse columns (None: rank-free), the category codes that keep their own columns, whether the
+# term reads the rank only as its class does)
+TERMS = ((state_terms, {"ga": _state_ga}, None, True), (activation_terms, {"ga": in_flight_ga}, _titan, False))
 
 
 def _class_source(ends: np.ndarray, offset: np.ndarray, n: int) -> np.ndarray:
@@ -293,13 +344,11 @@ class Terms:
         self.slots = (self.ranks >= 0).sum(axis=1)  # per run
         sample = plans.take(np.arange(1))
         self.cell, self.table, self.offset, self.constant = [], [], [], []
-        for fn, coarse, by_class in TERMS:
+        for fn, coarse, exact, by_class in TERMS:
             cols = _read(ctx, fn, sample)
             if coarse is not None:
                 cols = tuple(set(cols) | {"pp", "vpp"})
-            cell, tt = plans.cells(cols, coarse)
-            for k, f in (coarse or {}).items():
-                tt[k] = f(tt[k])
+            cell, tt = plans.cells(cols, coarse, None if exact is None else exact(plans.decoded()))
             if coarse is None:
                 c, stage = np.arange(T.size(tt)), None
                 offset = None
@@ -343,7 +392,8 @@ class Terms:
         else:
             self.stepless = None
         self.slot = [{k: same.get(k, v) for k, v in table.items()} for table, same in zip(self.table, self.constant)]
-        self.first = [self._per_cell(i, COMBINED, lambda v, o: np.take(v, o)) for i in range(len(TERMS))]
+        self.first = [self._per_cell(i, (*COMBINED, "lead_stepless"), lambda v, o: np.take(v, o))
+                      for i in range(len(TERMS))]
         self.upper = [self._per_cell(i, (*COMBINED_STEPLESS, "host_per_node", "nvme_per_node"), np.maximum.reduceat)
                       for i in range(len(TERMS))]
 

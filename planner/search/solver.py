@@ -244,17 +244,11 @@ def _verdict(ctx, t: dict) -> np.ndarray:
 
 
 def _ga_for_memory(t: dict) -> np.ndarray:
-    """The accumulation steps as the memory model tells them apart: the stored micro-batches in flight
-    are min(chunks, ga x vpp) / vpp on every rank (in_flight_microbatches), at most rank 0's count,
-    so every ga at or above cap = max(2, ceil(rank 0's count with ga unbounded)) gives the same
-    memory except where ga enters otherwise: the `ga > 1` tests (kept by the 2) and torchtitan's
-    receive buffers, one per micro-batch (pipelining_recv_bytes: ga kept as is)."""
-    from planner.estimate.memory_terms_stage import in_flight_microbatches
+    """The accumulation steps as the memory model tells them apart (memory_tables.in_flight_ga; the
+    plans of torchtitan, whose receive buffers read ga, keep theirs)."""
+    from planner.estimate.memory_tables import in_flight_ga
 
-    pp, vpp, ga = T.wide(t["pp"]), T.wide(t["vpp"]), T.wide(t["ga"])
-    unbounded = in_flight_microbatches({"pp": pp, "vpp": vpp, "ga": np.full_like(ga, 2**40)}, "first")
-    cap = np.maximum(np.ceil(unbounded).astype(np.int64), 2)
-    return np.where(t["framework"] == T.FRAMEWORKS.index("torchtitan"), ga, np.minimum(ga, cap))
+    return np.where(t["framework"] == T.FRAMEWORKS.index("torchtitan"), T.wide(t["ga"]), in_flight_ga(t))
 
 
 def _fits_memory(ctx, t: dict, layout=None, peaks: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
@@ -269,7 +263,10 @@ def _fits_memory(ctx, t: dict, layout=None, peaks: bool = True) -> tuple[np.ndar
     A plan whose most loaded rank so far is already out of memory (its optimistic total, the total
     over 1 + the band's upper error, above the GPU's memory: planner.estimate.evaluate.memory_verdict)
     stays so whatever its other ranks hold, so they are not evaluated."""
-    if len(ctx.scenario.training.batches) > 1 and T.size(t):
+    from planner.estimate import memory_tables
+
+    # the term tables share those evaluations themselves (their cells: memory_tables.in_flight_ga)
+    if len(ctx.scenario.training.batches) > 1 and T.size(t) and not memory_tables.usable(ctx, t):
         shared = _shared_rows(ctx, t, layout) if layout is not None else None
         first, inverse = shared or _groups({**t, "ga": _ga_for_memory(t)}, _read_columns(_verdict, ctx))
         if len(first) < 0.8 * T.size(t):
