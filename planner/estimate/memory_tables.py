@@ -3,13 +3,15 @@
 memory.stage_memory evaluates ~100 numpy passes per plan and candidate rank. Its total is a sum of
 pieces that each read few plan columns:
   states  (state_terms): weights, gradients and optimizer (model_state_parts), DeepSpeed's buckets,
-          ZeRO-3's gathered parameters, FSDP's prefetched units, the optimizer-step temporary, and the
-          host RAM / NVMe per node; they read the parallel degrees, ZeRO, offload, precision and
-          framework, and the accumulation only as ga > 1 (_STATE_GA), not mbs or recompute;
+          ZeRO-3's gathered parameters, FSDP's prefetched units, the optimizer-step temporary, the
+          CUDA context, workspaces and NCCL buffers (fixed_bytes), and the host RAM / NVMe per node;
+          they read the parallel degrees, ZeRO, offload, precision and framework, the accumulation
+          only as ga > 1 (_STATE_GA), not mbs or recompute, and the rank only through its class
+          (memory_ranks: evaluated at each class's lowest rank);
   transients (activation_terms): the activation parts, the sequence-parallel and MoE permute
           buffers, torchtitan's receive buffers and the largest tensor; they read tp, cp, etp, mbs,
-          ga, vpp, sp, recompute, precision and framework, not dp, ZeRO or offload;
-  and with the states the CUDA context, workspaces and NCCL buffers (fixed_bytes: the layout only).
+          vpp, sp, recompute, precision and framework, not dp, ZeRO or offload, and ga only as far as
+          the micro-batches in flight tell it apart (in_flight_ga; torchtitan's plans keep theirs).
 Each is evaluated once per distinct value of the columns it reads (a "cell") and candidate rank
 (memory_ranks), the columns found by running it on a recording row (_read). A plan's cell comes
 from arithmetic, not sorting: its layout run (the table is layout-major) and a mixed-radix code of
@@ -17,8 +19,15 @@ its categorical columns, each mapped through a small table. Per plan-rank only g
 additions of stage_memory remain (combine: the same operations in the same order on the same
 numbers, so every total is bit for bit stage_memory's and every verdict and peak rank equal; where a
 plan has no step temporary nor DeepSpeed bucket, combine_stepless drops the additions of zeros).
-As in the reference, a plan out of memory at one rank is not evaluated at its higher ranks; term
-evaluations and plan chunks are shared by the caller's threads (in_chunks).
+With several global batches, plans that differ only in a ga the memory does not tell apart share
+their cells, so no grouping of the plans is needed first.
+
+When the caller does not need each plan's peak rank (fits_memory `peaks`), most verdicts come from
+two bounds: a plan whose terms at their largest over its candidate slots fit (upper_totals: rounding
+is monotone, so the bound is at least every slot's total bit for bit) fits; one out of memory at
+rank 0 is out of memory; only the plans between are scanned rank by rank. Otherwise, as in the
+reference, a plan out of memory at one rank is not evaluated at its higher ranks. Term evaluations
+and plan chunks are shared by the caller's threads (in_chunks).
 
 Plans whose peak may lie between a class's lowest and highest rank (memory_ranks.level_beyond) are
 left to the reference (memory.memory). The reference is used for the whole table under --exhaustive
@@ -79,12 +88,17 @@ def state_terms(ctx, t: dict, stage) -> dict:
     return out
 
 
-def activation_terms(ctx, t: dict, stage) -> dict:
+def layer_bytes(ctx, t: dict) -> dict:
+    """activation_terms' stored bytes per layer (the rank does not enter: once per cell)."""
+    return layer_activation_bytes(ctx, t, flash=flash_attention(ctx))
+
+
+def activation_terms(ctx, t: dict, stage, per_layer: dict | None = None) -> dict:
     """The pieces of stage_memory's total that come from one micro-batch's transients: the
     activations group, the activation parts summed in their own order (forward/backward), the
     sequence-parallel and MoE permute buffers, the receive buffers, and fragmentation over the
-    largest tensor."""
-    per_layer = layer_activation_bytes(ctx, t, flash=flash_attention(ctx))
+    largest tensor. `per_layer`: layer_bytes of the rows, when computed elsewhere."""
+    per_layer = layer_bytes(ctx, t) if per_layer is None else per_layer
     sp = stage_params(ctx, t, stage)
     acts = activation_parts(ctx, t, stage, per_layer, sp)
     gather, permute = transient_comm_bytes(ctx, t, sp)
@@ -315,9 +329,10 @@ def _titan(digits: dict) -> np.ndarray:
     return digits["framework"] == T.FRAMEWORKS.index("torchtitan")
 
 
-# (term, coarse columns (None: rank-free), the category codes that keep their own columns, whether the
-# term reads the rank only as its class does)
-TERMS = ((state_terms, {"ga": _state_ga}, None, True), (activation_terms, {"ga": in_flight_ga}, _titan, False))
+# (term, coarse layout columns, the category codes that keep their own columns, whether the term
+# reads the rank only as its class does, rank-free inputs it takes computed once per cell)
+TERMS = ((state_terms, {"ga": _state_ga}, None, True, {}),
+         (activation_terms, {"ga": in_flight_ga}, _titan, False, {"per_layer": layer_bytes}))
 
 
 def _class_source(ends: np.ndarray, offset: np.ndarray, n: int) -> np.ndarray:
@@ -344,35 +359,37 @@ class Terms:
         self.slots = (self.ranks >= 0).sum(axis=1)  # per run
         sample = plans.take(np.arange(1))
         self.cell, self.table, self.offset, self.constant = [], [], [], []
-        for fn, coarse, exact, by_class in TERMS:
-            cols = _read(ctx, fn, sample)
-            if coarse is not None:
-                cols = tuple(set(cols) | {"pp", "vpp"})
+        for fn, coarse, exact, by_class, per_cell in TERMS:
+            cols = tuple(set(_read(ctx, fn, sample)) | {"pp", "vpp"})
             cell, tt = plans.cells(cols, coarse, None if exact is None else exact(plans.decoded()))
-            if coarse is None:
-                c, stage = np.arange(T.size(tt)), None
-                offset = None
-            else:  # candidate slots are a prefix: a cell's slots are stored together, from offset[cell]
-                ranks, ends = memory_ranks.candidate_ranks(ctx, tt)
-                assert ranks.shape[1] <= w
-                c, j = np.nonzero(ranks >= 0)
-                stage = ranks[c, j]
-                offset = np.concatenate([[0], np.cumsum((ranks >= 0).sum(axis=1))[:-1]])
-                assert np.array_equal(offset[c] + j, np.arange(len(c)))
+            # candidate slots are a prefix: a cell's slots are stored together, from offset[cell]
+            ranks, ends = memory_ranks.candidate_ranks(ctx, tt)
+            assert ranks.shape[1] <= w
+            c, j = np.nonzero(ranks >= 0)
+            stage = ranks[c, j]
+            offset = np.concatenate([[0], np.cumsum((ranks >= 0).sum(axis=1))[:-1]])
+            assert np.array_equal(offset[c] + j, np.arange(len(c)))
             table: dict[str, np.ndarray] = {}
-            source = _class_source(ends, offset, len(c)) if by_class and coarse is not None else None
+            source = _class_source(ends, offset, len(c)) if by_class else None
             if source is not None:  # evaluated at each class's lowest rank, copied to its highest
                 own = np.flatnonzero(source == np.arange(len(c)))
                 c, stage = c[own], stage[own]
 
-            def chunk(lo: int, fn=fn, tt=tt, c=c, stage=stage, table=table) -> None:
+            def chunk(lo: int, fn=fn, tt=tt, c=c, stage=stage, table=table, per_cell=per_cell) -> None:
                 at = slice(lo, lo + chunk_rows)
-                vals = fn(ctx, T.take(tt, c[at]), None if stage is None else stage[at])
+                cc = c[at]
+                extra = {}
+                if per_cell:  # rank-free inputs once per cell of the chunk (c ascends), then per slot
+                    from planner.estimate.memory import _rows
+
+                    cells = T.take(tt, slice(cc[0], cc[-1] + 1))
+                    extra = {k: _rows(f(ctx, cells), cc - cc[0]) for k, f in per_cell.items()}
+                vals = fn(ctx, T.take(tt, cc), stage[at], **extra)
                 for k, v in vals.items():
                     table[k][at] = v
 
             if len(c):  # the first chunk here: it makes the arrays the other chunks fill
-                first = fn(ctx, T.take(tt, c[:1]), None if stage is None else stage[:1])
+                first = fn(ctx, T.take(tt, c[:1]), stage[:1])
                 table.update({k: np.empty(len(c)) for k in first})
                 in_chunks(chunk, len(c))
             if source is not None:
@@ -386,9 +403,9 @@ class Terms:
             # a key equal in every cell is read as that number (the same sums, without a gather)
             self.constant.append({k: v[0] for k, v in table.items() if len(v) and v[0] == v.min() == v.max()})
         s, cell_s = self.table[0], self.offset[0]
-        if cell_s is not None and len(s["step_temp"]):  # per state cell: no step temporary, no buckets at any slot
+        if len(s.get("step_temp", ())):  # per state cell: no step temporary, no buckets at any slot
             busy = (s["step_temp"] != 0) | (s["ds_buckets"] != 0)
-            self.stepless = np.logical_and.reduceat(~busy, cell_s) if len(cell_s) else np.zeros(0, dtype=bool)
+            self.stepless = np.logical_and.reduceat(~busy, cell_s)
         else:
             self.stepless = None
         self.slot = [{k: same.get(k, v) for k, v in table.items()} for table, same in zip(self.table, self.constant)]
@@ -398,11 +415,10 @@ class Terms:
                       for i in range(len(TERMS))]
 
     def _per_cell(self, term: int, keys, how) -> dict:
-        """Per cell of a term, each key of `keys` it has as how(slot values, offsets) (a rank-free
-        term: its table); constants stay numbers."""
+        """Per cell of a term, each key of `keys` it has as how(slot values, offsets); constants stay
+        numbers."""
         table, o, same = self.table[term], self.offset[term], self.constant[term]
-        return {k: same[k] if k in same else (table[k] if o is None else how(table[k], o))
-                for k in keys if k in table}
+        return {k: same[k] if k in same else how(table[k], o) for k in keys if k in table}
 
     def upper_totals(self, cells: list[np.ndarray], n: int) -> np.ndarray:
         """An upper bound of the most loaded candidate rank's total of plans whose model states have no
@@ -418,15 +434,15 @@ class Terms:
         return self._split(self.first, cells, stepless)
 
     def bases(self, at) -> list[np.ndarray]:
-        """Where the plans `at` (a slice or indices) read each term: its cell, or for a ranked term the
-        position of its cell's first slot (slot j: + j)."""
-        return [c[at].astype(np.int64) if o is None else np.take(o, c[at]) for c, o in zip(self.cell, self.offset)]
+        """Where the plans `at` (a slice or indices) read each term: the position of its cell's first
+        slot (slot j: + j)."""
+        return [np.take(o, c[at]) for c, o in zip(self.cell, self.offset)]
 
     def totals(self, bases: list[np.ndarray], j: int, stepless: np.ndarray | None = None) -> np.ndarray:
         """stage_memory's total at candidate slot j of plans whose term positions are `bases`
         (Terms.bases; the plans have slot j); `stepless` (optional): the plans whose model states have
         no step temporary nor DeepSpeed buckets at any rank (Terms.stepless), summed by combine_stepless."""
-        at = [b if o is None or j == 0 else b + j for b, o in zip(bases, self.offset)]
+        at = [b + j if j else b for b in bases]
         return self._split(self.slot, at, stepless)
 
     @staticmethod
@@ -526,7 +542,7 @@ def _host_ok(ctx, plans: Plans, terms: Terms) -> tuple[np.ndarray, str]:
         d = plans.decoded()
         return (d["offload"] == 0) & (d["offload_params"] == 0), "cat"
     up = terms.upper[0]
-    n_cells = len(terms.offset[0]) if terms.offset[0] is not None else len(terms.table[0]["states"])
+    n_cells = len(terms.offset[0])
     ok = ((up["host_per_node"] <= ctx.node.host_memory_gib * GIB)
           & (up["nvme_per_node"] <= (ctx.node.nvme_tb or 0.0) * 1e12))
     return np.broadcast_to(ok, (n_cells,)), "cell"
