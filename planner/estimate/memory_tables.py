@@ -55,6 +55,7 @@ LAYOUT_COLUMNS = ("tp", "pp", "cp", "ep", "vpp", "dp", "mbs", "ga", "etp")
 STATE_KEYS = ("offloaded_opt", "offloaded_params", "partition_params", "host_grad_buffer", "offloaded_activations")
 COMBINED = ("states", "step_temp", "zero3_live", "fsdp_prefetch", "frag_step", "lead", "activations",
             "transient", "gather", "permute", "recv", "frag_tensor")  # what combine reads
+BLOCK = 1 << 20  # rows per block where Plans.cells walks the whole table
 _STATE_GA = 2  # model states read ga only as ga > 1: every ga >= 2 is evaluated as 2 (tests check it)
 
 
@@ -204,14 +205,13 @@ class Plans:
         self.run = np.cumsum(change, dtype=np.int32)
         self.run -= 1
         del change
-        self.cat, self.radix = np.zeros(n, dtype=np.int32), []  # category code: mixed radix of the values
-        for k in CATEGORY_COLUMNS:
-            c = self.column(k)
-            radix = int(c.max()) + 1 if n else 1
-            self.cat *= radix
-            self.cat += c
-            self.radix.append(radix)
+        # category code: mixed radix of the values (int16 where they fit: the largest tables)
+        self.radix = [int(self.column(k).max()) + 1 if n else 1 for k in CATEGORY_COLUMNS]
         self.n_cat = int(np.prod(self.radix))
+        self.cat = np.zeros(n, dtype=np.int16 if self.n_cat < 2**15 else np.int32)
+        for k, radix in zip(CATEGORY_COLUMNS, self.radix):
+            self.cat *= radix
+            self.cat += self.column(k)
 
     def column(self, k: str, at=None) -> np.ndarray:
         """Column k of the plans (rows `at` of them)."""
@@ -257,16 +257,17 @@ class Plans:
         wide = np.int64 if n_lay * n_c >= 2**31 else np.int32
         cat_id = np.zeros(self.n_cat, dtype=wide)
         cat_id[present] = cid
-        if split:  # layout ids of the exact plans follow the coarse ones
-            lay_id = np.concatenate([ids[0][0], ids[1][0] + len(ids[0][1])]).astype(wide)
-            at = np.take(exact.astype(wide) * len(self.heads), self.cat)
-            at += self.run
-            key = np.take(lay_id, at)
-        else:
-            key = np.take(ids[0][0].astype(wide), self.run)
-        if n_c > 1:
-            key *= n_c
-            key += np.take(cat_id, self.cat)
+        # layout ids of the exact plans follow the coarse ones (at run + shift of their category code)
+        lay_id = np.concatenate([i for i, _ in ids[:1]] + [i + len(ids[0][1]) for i, _ in ids[1:]]).astype(wide)
+        shift = exact.astype(wide) * len(self.heads) if split else None
+        key = np.empty(self.n, dtype=wide)
+        for lo in range(0, self.n, BLOCK):  # in blocks: no temporaries of the table's length
+            run, cat = self.run[lo:lo + BLOCK], self.cat[lo:lo + BLOCK]
+            k = np.take(lay_id, run if shift is None else run + np.take(shift, cat))
+            if n_c > 1:
+                k *= n_c
+                k += np.take(cat_id, cat)
+            key[lo:lo + BLOCK] = k
         span = n_lay * n_c
         if span <= max(4 * self.n, 1 << 16):  # a presence table
             seen = np.zeros(span, dtype=bool)
@@ -277,7 +278,9 @@ class Plans:
             else:
                 ids_ = np.zeros(span, dtype=np.int32)
                 ids_[keys] = np.arange(len(keys), dtype=np.int32)
-                cell = np.take(ids_, key)
+                cell = key.astype(np.int32, copy=False)
+                for lo in range(0, self.n, BLOCK):
+                    cell[lo:lo + BLOCK] = np.take(ids_, key[lo:lo + BLOCK])
         else:
             keys, cell = np.unique(key, return_inverse=True)
             cell = cell.reshape(-1).astype(np.int32)
