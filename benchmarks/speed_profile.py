@@ -157,8 +157,10 @@ The verdict pass, one thread, median of 3 on this shared machine (load ~4): Deep
 H100 0.79 -> 0.57 s CPU, H800 0.88 -> 0.73 s, 405B on 16,384 0.20 -> 0.11 s, the 131,072-GPU range
 5.07 -> 2.35 s. Measured and left: evaluating the other slots only for cells of plans not out of
 memory at rank 0 (a first pass over the plans) saves 16% of the term evaluations here and costs as
-much in the extra pass (131,072-GPU range: 2.8 -> 3.3 s); a dense (layout x category) table in
-place of compacted cells would evaluate twice the cells.
+much in the extra pass (131,072-GPU range: 2.8 -> 3.3 s). Whole process, best of 5 alternated with
+the previous commit (load ~4.3): DeepSeek-V3 / 2,048 H100 3.17 -> 2.86 s CPU, H800 3.31 -> 2.92 s,
+405B 1.11 -> 1.14 s (its verdict is 0.1 s: noise); the 131,072-GPU range (best of 3) 8.40 -> 7.59 s
+CPU, peak memory 887 -> 859 MB (solve in-process, warm: 8.4 -> 5.6 s CPU).
 
 What remains in the verdict: per plan ~10 gathers and as many additions (bounds and cells) and
 per cell-slot the term evaluations (model_state_parts, activation_parts: ~0.4 us each), then the
