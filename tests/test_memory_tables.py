@@ -205,3 +205,16 @@ def test_batch_range_verdict_equals_the_reference(monkeypatch):
     monkeypatch.undo()
     fits, _ = solver._fits_memory(ctx, t, layout, peaks=False)
     assert np.array_equal(ref, fits) and 0 < fits.sum() < len(fits)
+
+
+def test_rank_is_uniques_inverse():
+    """memory_cells._rank (a presence table over short integer ranges) numbers values as np.unique's
+    inverse does, for integers, booleans, wide ranges and floats."""
+    from planner.estimate import memory_cells
+
+    rng = np.random.default_rng(3)
+    for c in (rng.integers(-5, 40, 500), rng.random(300) < 0.5, rng.integers(0, 2**40, 200),
+              rng.choice([0.5, 1.5, 3.0], 100), np.array([7, 7, 7])):
+        values, inverse = np.unique(c, return_inverse=True)
+        digit, count = memory_cells._rank(c)
+        assert count == len(values) and np.array_equal(digit, inverse.reshape(-1))

@@ -20,10 +20,26 @@ def _radix_code(cols: list[np.ndarray], n: int) -> tuple[np.ndarray, int]:
     codes."""
     code, span = np.zeros(n, dtype=np.int64), 1
     for c in cols:
-        values, digit = np.unique(c, return_inverse=True)
-        code = code * len(values) + digit.reshape(-1)
-        span *= len(values)
+        digit, count = _rank(c)
+        code = code * count + digit
+        span *= count
     return code, span
+
+
+def _rank(c: np.ndarray) -> tuple[np.ndarray, int]:
+    """(rank of each value among the column's distinct values, their number), as np.unique's inverse:
+    by a presence table over the values' range where it is short (integers), by sorting otherwise."""
+    c = np.asarray(c)
+    if c.dtype.kind in "biu" and len(c):
+        v = c.astype(np.int64)
+        lo, hi = int(v.min()), int(v.max())
+        if hi - lo <= max(4 * len(v), 1 << 16):
+            seen = np.zeros(hi - lo + 1, dtype=bool)
+            seen[v - lo] = True
+            rank = np.cumsum(seen) - 1
+            return rank[v - lo], int(rank[-1]) + 1
+    values, digit = np.unique(c, return_inverse=True)
+    return digit.reshape(-1), len(values)
 
 
 def _compact_ids(key: np.ndarray, span: int) -> tuple[np.ndarray, np.ndarray]:
