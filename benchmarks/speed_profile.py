@@ -171,10 +171,43 @@ column gathers (2 x slower); int32 gather indices (numpy casts them to intp on e
 environment here sets PYTHONDONTWRITEBYTECODE (no .pyc is written): no difference measured within
 the noise against compiled modules.
 
-What remains, below: the memory verdict's per plan-rank sums (~13 gathers and ~17 additions
-per plan-rank) and its term evaluations (model_state_parts over the state cells), then the
+Then (issue 14, sixth pass: the memory verdict, planner/estimate/memory_tables.py, memory_cells.py),
+exact again (the same JSON for all 19 shipped, benchmark and report scenarios, byte for byte apart
+from `seconds`; tests compare each path with the reference on random tables of six models, with
+uneven pipelines and DeepSeek-V3's dense first layers, and on shipped scenarios):
+
+- the verdict between two bounds: a plan fits if it does with each term at its largest over its
+  candidate slots (per-cell maxima; combine_stepless only adds and rounding is monotone, so the bound
+  is at least every slot's total bit for bit; host RAM / NVMe at their largest too), and is out of
+  memory if its rank 0 is; only plans between are scanned rank by rank (DeepSeek-V3 / 2,048 H100:
+  48,098 of 1,443,060; H800: 279,010; 405B: 239 of 108,969; the 131,072-GPU range: 243,376 of
+  8,749,353). The plans a search prunes no longer get a peak rank here: evaluate_table scans the
+  ~10,000 it times (searches that time every plan still take it from the verdict pass);
+- with a batch range the cells share the verdicts themselves: activation cells read ga as the
+  micro-batches in flight tell it apart (torchtitan's plans keep theirs), states as ga > 1, so the
+  plans are no longer grouped first (solver._shared_rows: 1.3-1.4 s CPU on the 131,072-GPU range);
+- model states evaluated once per class of ranks (equal at its lowest and highest rank: 411,423 of
+  527,958 state slots for DeepSeek-V3 / 2,048), CUDA / workspace / NCCL buffers held with them (one
+  cell table less), the per-layer activation bytes once per cell instead of per slot, the level
+  re-scan of memory_ranks.level_beyond's plans in one stage_memory call over every (plan, rank)
+  pair (memory.every_rank_stage: 4 plans of pp 16-32 took 0.07 s rank by rank);
+- cells numbered among the category codes present (87 of 1,152 here), their rows built from a run
+  head and a code (no scatter over the plans), computed in blocks of 2^20 plans, category codes in
+  int16: the 131,072-GPU range's verdict peaks at 0.81 GB instead of 0.86 GB; the layout columns of
+  the runs ranked by presence tables instead of np.unique (its 242,930 runs: 2.35 -> 2.03 s).
+The verdict pass, one thread, median of 3 on this shared machine (load ~4): DeepSeek-V3 / 2,048
+H100 0.79 -> 0.57 s CPU, H800 0.88 -> 0.73 s, 405B on 16,384 0.20 -> 0.11 s, the 131,072-GPU range
+5.07 -> 2.03 s. Measured and left: evaluating the other slots only for cells of plans not out of
+memory at rank 0 (a first pass over the plans) saves 16% of the term evaluations here and costs as
+much in the extra pass (131,072-GPU range: 2.8 -> 3.3 s). Whole process, best of 5 alternated with
+the previous commit (load ~4.3): DeepSeek-V3 / 2,048 H100 3.17 -> 2.86 s CPU, H800 3.31 -> 2.92 s,
+405B 1.11 -> 1.14 s (its verdict is 0.1 s: noise); the 131,072-GPU range (best of 3) 8.40 -> 7.59 s
+CPU, peak memory 887 -> 859 MB (solve in-process, warm: 8.4 -> 5.6 s CPU).
+
+What remains in the verdict: per plan ~10 gathers and as many additions (bounds and cells) and
+per cell-slot the term evaluations (model_state_parts, activation_parts: ~0.4 us each), then the
 step-time bound (one stage evaluation per group: 481,008 for DeepSeek-V3 / 2,048 H100, 795,144 for
-the 131,072-GPU range, ~2 us each), the plan table and start-up (~0.35 s CPU).
+the 131,072-GPU range, ~2 us each), the plan table and start-up.
 """
 
 

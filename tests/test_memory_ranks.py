@@ -102,3 +102,22 @@ def test_stage_layers_table_equals_the_direct_formula():
         fast = S.stage_layers(ctx, t, stage)
         slow = S._stage_layers_rows(ctx, t, S.pipeline_rank(t, stage))
         assert all(np.array_equal(a, b) for a, b in zip(fast, slow))
+
+
+@pytest.mark.parametrize("model,nodes,seq,extra", CASES[:3])
+@pytest.mark.parametrize("pairs", [1 << 16, 64])
+def test_every_rank_stage_equals_the_rank_by_rank_scan(model, nodes, seq, extra, pairs, monkeypatch):
+    """memory.every_rank_stage (every (plan, rank) pair in one evaluation, in halves past FLAT_PAIRS
+    pairs) gives the rank-by-rank scan's total, rank and parts, ties to the lower rank."""
+    monkeypatch.setattr(memory, "FLAT_PAIRS", pairs)
+    ctx = Context(scenario(model=model, nodes=nodes, seq=seq, **extra))
+    t = random_table(np.random.default_rng(5), 600, ctx.model.layers)
+    per_layer = memory.layer_activation_bytes(ctx, t)
+    keep = ("total", "other.fragmentation", "local_params")
+    for k in (keep, None):
+        full = memory.most_loaded_stage(ctx, t, per_layer, all_ranks=True, keep=k)
+        flat = memory.every_rank_stage(ctx, t, per_layer, keep=k)
+        assert set(flat) >= set(k or ()) | {"total", "stage"}
+        for key in k or full:
+            assert np.array_equal(np.broadcast_to(flat[key], (600,)), np.broadcast_to(full[key], (600,))), key
+    assert (full["stage"] > 0).any() and (full["stage"] < t["pp"] - 1).any()

@@ -43,7 +43,7 @@ def test_term_totals_equal_stage_memory_bit_for_bit(model, nodes, seq, extra):
     plans = memory_tables.Plans(t)
     terms = memory_tables.Terms(ctx, plans, lambda f, n: [f(lo) for lo in range(0, n, 500)], 500)
     ranks = terms.ranks[plans.run]
-    bases = terms.bases(0, plans.n)
+    bases = terms.bases(slice(0, plans.n))
     per_layer = memory.layer_activation_bytes(ctx, t)
     checked = 0
     for j in range(terms.width):
@@ -115,3 +115,106 @@ def test_rank_classes_inside_a_term_table_are_scanned_by_the_reference(monkeypat
     assert any(s.any() for s in seen)
     monkeypatch.undo()
     _same(_reference(ctx, t, monkeypatch), new)
+
+
+def _serial(rows):
+    return lambda f, n: [f(lo) for lo in range(0, n, rows)]
+
+
+@pytest.mark.parametrize("model,nodes,seq,extra", CASES)
+def test_upper_bound_is_at_least_every_candidate_rank(model, nodes, seq, extra):
+    """Terms.upper_totals (each term at its largest over the plan's slots) is at least the total of
+    every candidate slot, bit for bit, for the plans it bounds (no step temporary, no buckets), and
+    equals the peak for some of them (single-slot plans at least)."""
+    ctx = Context(scenario(model=model, nodes=nodes, seq=seq, **extra))
+    t = random_table(np.random.default_rng(31), 3000, ctx.model.layers)
+    plans = memory_tables.Plans(t)
+    terms = memory_tables.Terms(ctx, plans, _serial(500), 500)
+    ranks = terms.ranks[plans.run]
+    bases = terms.bases(slice(0, plans.n))
+    stepless = np.take(terms.stepless, terms.cell[0])
+    upper = terms.upper_totals(terms.cell, plans.n)
+    peak = np.full(plans.n, -np.inf)
+    for j in range(terms.width):
+        rows = np.flatnonzero(ranks[:, j] >= 0)
+        peak[rows] = np.maximum(peak[rows], terms.totals([b[rows] for b in bases], j))
+    assert stepless.sum() > 100
+    assert (upper[stepless] >= peak[stepless]).all()
+    assert (upper[stepless] == peak[stepless]).any() and (upper[stepless] > peak[stepless]).any()
+
+
+@pytest.mark.parametrize("model,nodes,seq,extra", CASES)
+def test_bounded_verdict_equals_the_reference_on_random_plans(model, nodes, seq, extra, monkeypatch):
+    """Without peaks, fits_memory settles most plans by the bounds (fits under the upper bound, out of
+    memory at rank 0) and scans the rest: the same verdict as the reference for every plan, and the
+    bounds leave some plans to the scan (the three ways are all taken)."""
+    ctx = Context(scenario(model=model, nodes=nodes, seq=seq, **extra))
+    t = random_table(np.random.default_rng(43), 4000, ctx.model.layers)
+    ref, _ = _reference(ctx, t, monkeypatch)
+    scanned = []
+    real = memory_tables._scan
+    monkeypatch.setattr(memory_tables, "_scan", lambda *a: scanned.append(a[3]) or real(*a))
+    fits, peak = memory_tables.fits_memory(ctx, t, None, _serial(700), 700, peaks=False)
+    assert peak is None
+    assert np.array_equal(ref, fits)
+    in_scan = np.zeros(len(fits), dtype=bool)
+    in_scan[np.concatenate(scanned)] = True
+    assert (fits & ~in_scan).any()  # fits by the upper bound
+    assert (~fits & ~in_scan).any()  # out of memory at rank 0
+    assert in_scan.any() and fits[in_scan].any()  # scanned
+
+
+@pytest.mark.parametrize("name", ["70b_64gpu.yaml", "qwen3_moe_16gpu.yaml", "long_context_128k.yaml",
+                                  "70b_offload_1node.yaml"])
+def test_bounded_verdict_equals_the_reference_on_scenarios(name, monkeypatch):
+    from planner import load_scenario
+
+    sc = load_scenario(ROOT / "scenarios" / name)
+    ctx = Context(sc)
+    t, _, layout = solver._candidate_rows(sc, compact=True)
+    ref, _ = _reference(ctx, t, monkeypatch)
+    fits, _ = solver._fits_memory_rows(ctx, t, None, peaks=False)
+    assert np.array_equal(ref, fits)
+
+
+def test_activations_read_the_accumulation_as_the_micro_batches_in_flight():
+    """The activation terms with ga as in_flight_ga gives it (capped where the micro-batches in flight
+    no longer grow) are the same as with the plan's own ga, but for torchtitan (receive buffers per
+    micro-batch), whose plans keep theirs."""
+    ctx = Context(scenario(model="deepseek-v3", nodes=256))
+    t = random_table(np.random.default_rng(37), 3000, ctx.model.layers)
+    capped = {**t, "ga": memory_tables.in_flight_ga(t)}
+    ranks = np.minimum(np.random.default_rng(38).integers(0, 64, len(t["pp"])), t["pp"] - 1)
+    a, b = memory_tables.activation_terms(ctx, t, ranks), memory_tables.activation_terms(ctx, capped, ranks)
+    other = ~memory_tables._titan(t)
+    assert (capped["ga"] < t["ga"])[other].any()
+    for k in a:
+        assert np.array_equal(np.broadcast_to(a[k], other.shape)[other], np.broadcast_to(b[k], other.shape)[other]), k
+    assert not np.array_equal(a["recv"], b["recv"])  # torchtitan's differ: they keep their own ga
+
+
+def test_batch_range_verdict_equals_the_reference(monkeypatch):
+    """Several global batches: the term tables' verdict of every plan (cells sharing ga as in_flight_ga
+    gives it) equals the reference's (plans grouped by that ga first, solver._shared_rows)."""
+    sc = scenario(model="mixtral-8x7b", nodes=2, seq=4096, gb=[64, 128, 256, 512])
+    assert len(sc.training.batches) == 4
+    ctx = Context(sc)
+    t, _, layout = solver._candidate_rows(sc, compact=True)
+    monkeypatch.setattr(memory_tables, "usable", lambda *a: False)
+    ref, _ = solver._fits_memory(ctx, t, layout, peaks=False)
+    monkeypatch.undo()
+    fits, _ = solver._fits_memory(ctx, t, layout, peaks=False)
+    assert np.array_equal(ref, fits) and 0 < fits.sum() < len(fits)
+
+
+def test_rank_is_uniques_inverse():
+    """memory_cells._rank (a presence table over short integer ranges) numbers values as np.unique's
+    inverse does, for integers, booleans, wide ranges and floats."""
+    from planner.estimate import memory_cells
+
+    rng = np.random.default_rng(3)
+    for c in (rng.integers(-5, 40, 500), rng.random(300) < 0.5, rng.integers(0, 2**40, 200),
+              rng.choice([0.5, 1.5, 3.0], 100), np.array([7, 7, 7])):
+        values, inverse = np.unique(c, return_inverse=True)
+        digit, count = memory_cells._rank(c)
+        assert count == len(values) and np.array_equal(digit, inverse.reshape(-1))

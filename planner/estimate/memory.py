@@ -159,7 +159,7 @@ def most_loaded_stage(ctx, t, per_layer: dict, decided=None, all_ranks: bool = F
     if ends is not None:
         again = np.nonzero(memory_ranks.level_beyond(seen, ends))[0]
         if len(again):
-            sub = most_loaded_stage(ctx, _rows(t, again), _rows(per_layer, again), None, all_ranks=True, keep=keep)
+            sub = every_rank_stage(ctx, _rows(t, again), _rows(per_layer, again), keep=keep)
             total[again], stage[again] = sub["total"], sub["stage"]
             for k in keep or ():
                 best[k][again] = sub[k]
@@ -169,6 +169,34 @@ def most_loaded_stage(ctx, t, per_layer: dict, decided=None, all_ranks: bool = F
         for k, v in cand.items():
             best[k][rows] = v
     best["total"], best["stage"] = total, stage
+    return best
+
+
+FLAT_PAIRS = 1 << 16  # (plan, rank) pairs evaluated together by every_rank_stage
+
+
+def every_rank_stage(ctx, t, per_layer: dict, keep=None) -> dict:
+    """most_loaded_stage over every rank (all_ranks), its `total`, `stage` and `keep` keys (every key
+    without), with every (plan, rank) pair of up to FLAT_PAIRS plans' ranks evaluated in one
+    stage_memory call instead of one call per rank (row-wise, so the same numbers; the first
+    largest total per plan, ties to the lower rank as the rank scan keeps them). n >= 1 plans."""
+    n = len(t["pp"])
+    pp = np.asarray(t["pp"], dtype=np.int64)
+    if n > 1 and int(pp.sum()) > FLAT_PAIRS:  # in halves: the pairs' table stays small
+        half = n // 2
+        a = every_rank_stage(ctx, _rows(t, slice(0, half)), _rows(per_layer, slice(0, half)), keep)
+        b = every_rank_stage(ctx, _rows(t, slice(half, n)), _rows(per_layer, slice(half, n)), keep)
+        return {k: np.concatenate([np.broadcast_to(a[k], (half,)), np.broadcast_to(b[k], (n - half,))]) for k in a}
+    starts = np.concatenate([[0], np.cumsum(pp)[:-1]])
+    plan = np.repeat(np.arange(n), pp)
+    rank = np.arange(len(plan)) - np.repeat(starts, pp)
+    full = stage_memory(ctx, _rows(t, plan), rank, _rows(per_layer, plan))
+    total = np.broadcast_to(full["total"], plan.shape)
+    top = np.maximum.reduceat(total, starts)
+    first = np.where(total == np.repeat(top, pp), np.arange(len(plan)), len(plan))
+    at = np.minimum.reduceat(first, starts)
+    best = {k: np.broadcast_to(full[k], plan.shape)[at] for k in (keep or full)}
+    best["total"], best["stage"] = total[at], rank[at]
     return best
 
 

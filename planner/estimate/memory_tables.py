@@ -3,22 +3,31 @@
 memory.stage_memory evaluates ~100 numpy passes per plan and candidate rank. Its total is a sum of
 pieces that each read few plan columns:
   states  (state_terms): weights, gradients and optimizer (model_state_parts), DeepSpeed's buckets,
-          ZeRO-3's gathered parameters, FSDP's prefetched units, the optimizer-step temporary, and the
-          host RAM / NVMe per node; they read the parallel degrees, ZeRO, offload, precision and
-          framework, and the accumulation only as ga > 1 (_STATE_GA), not mbs or recompute;
+          ZeRO-3's gathered parameters, FSDP's prefetched units, the optimizer-step temporary, the
+          CUDA context, workspaces and NCCL buffers (fixed_bytes), and the host RAM / NVMe per node;
+          they read the parallel degrees, ZeRO, offload, precision and framework, the accumulation
+          only as ga > 1 (_STATE_GA), not mbs or recompute, and the rank only through its class
+          (memory_ranks: evaluated at each class's lowest rank);
   transients (activation_terms): the activation parts, the sequence-parallel and MoE permute
           buffers, torchtitan's receive buffers and the largest tensor; they read tp, cp, etp, mbs,
-          ga, vpp, sp, recompute, precision and framework, not dp, ZeRO or offload;
-  fixed   (fixed_terms): CUDA context, workspaces and NCCL buffers: the layout only.
+          vpp, sp, recompute, precision and framework, not dp, ZeRO or offload, and ga only as far as
+          the micro-batches in flight tell it apart (in_flight_ga; torchtitan's plans keep theirs).
 Each is evaluated once per distinct value of the columns it reads (a "cell") and candidate rank
 (memory_ranks), the columns found by running it on a recording row (_read). A plan's cell comes
-from arithmetic, not sorting: its layout run (the table is layout-major) and a mixed-radix code of
-its categorical columns, each mapped through a small table. Per plan-rank only gathers and the
+from arithmetic, not sorting (memory_cells.Plans): its layout run (the table is layout-major) and a
+mixed-radix code of its categorical columns, each mapped through a small table. Per plan-rank only gathers and the
 additions of stage_memory remain (combine: the same operations in the same order on the same
 numbers, so every total is bit for bit stage_memory's and every verdict and peak rank equal; where a
 plan has no step temporary nor DeepSpeed bucket, combine_stepless drops the additions of zeros).
-As in the reference, a plan out of memory at one rank is not evaluated at its higher ranks; term
-evaluations and plan chunks are shared by the caller's threads (in_chunks).
+With several global batches, plans that differ only in a ga the memory does not tell apart share
+their cells, so no grouping of the plans is needed first.
+
+When the caller does not need each plan's peak rank (fits_memory `peaks`), most verdicts come from
+two bounds: a plan whose terms at their largest over its candidate slots fit (upper_totals: rounding
+is monotone, so the bound is at least every slot's total bit for bit) fits; one out of memory at
+rank 0 is out of memory; only the plans between are scanned rank by rank. Otherwise, as in the
+reference, a plan out of memory at one rank is not evaluated at its higher ranks. Term evaluations
+and plan chunks are shared by the caller's threads (in_chunks).
 
 Plans whose peak may lie between a class's lowest and highest rank (memory_ranks.level_beyond) are
 left to the reference (memory.memory). The reference is used for the whole table under --exhaustive
@@ -31,6 +40,7 @@ from __future__ import annotations
 import numpy as np
 
 from planner.estimate import table as T
+from planner.estimate.memory_cells import CATEGORY_COLUMNS, LAYOUT_COLUMNS, Plans
 from planner.estimate.memory_terms_activations import (activation_parts, flash_attention, largest_tensor_bytes,
                                                        layer_activation_bytes)
 from planner.estimate.memory_terms_host import host_parts
@@ -41,11 +51,9 @@ from planner.estimate.memory_terms_runtime import (CUBLAS_WORKSPACE_BYTES, CUDA_
 from planner.estimate.memory_terms_stage import stage_params
 from planner.estimate.memory_terms_states import model_state_parts
 
-CATEGORY_COLUMNS = ("framework", "precision", "zero", "offload", "offload_params", "recompute", "sp")
-LAYOUT_COLUMNS = ("tp", "pp", "cp", "ep", "vpp", "dp", "mbs", "ga", "etp")
 STATE_KEYS = ("offloaded_opt", "offloaded_params", "partition_params", "host_grad_buffer", "offloaded_activations")
-COMBINED = ("states", "step_temp", "ds_buckets", "zero3_live", "fsdp_prefetch", "frag_step", "activations",
-            "transient", "gather", "permute", "recv", "frag_tensor", "fixed")  # what combine reads
+COMBINED = ("states", "step_temp", "zero3_live", "fsdp_prefetch", "frag_step", "lead", "activations",
+            "transient", "gather", "permute", "recv", "frag_tensor")  # what combine reads
 _STATE_GA = 2  # model states read ga only as ga > 1: every ga >= 2 is evaluated as 2 (tests check it)
 
 
@@ -72,15 +80,24 @@ def state_terms(ctx, t: dict, stage) -> dict:
     host = host_parts(ctx, t, {k: states[k] for k in STATE_KEYS[:-1]} | {"offloaded_activations": 0.0})
     out["host_per_node"] = sum(host[k] for k in HOST_PARTS)
     out["nvme_per_node"] = host["nvme.offloaded_states"]
+    # stage_memory's `other` group begins with these, in this order (combine, combine_stepless)
+    fixed = fixed_bytes(ctx, t)
+    out["lead"] = fixed + out["ds_buckets"] + out["zero3_live"] + out["fsdp_prefetch"]
+    out["lead_stepless"] = fixed + out["zero3_live"] + out["fsdp_prefetch"]
     return out
 
 
-def activation_terms(ctx, t: dict, stage) -> dict:
+def layer_bytes(ctx, t: dict) -> dict:
+    """activation_terms' stored bytes per layer (the rank does not enter: once per cell)."""
+    return layer_activation_bytes(ctx, t, flash=flash_attention(ctx))
+
+
+def activation_terms(ctx, t: dict, stage, per_layer: dict | None = None) -> dict:
     """The pieces of stage_memory's total that come from one micro-batch's transients: the
     activations group, the activation parts summed in their own order (forward/backward), the
     sequence-parallel and MoE permute buffers, the receive buffers, and fragmentation over the
-    largest tensor."""
-    per_layer = layer_activation_bytes(ctx, t, flash=flash_attention(ctx))
+    largest tensor. `per_layer`: layer_bytes of the rows, when computed elsewhere."""
+    per_layer = layer_bytes(ctx, t) if per_layer is None else per_layer
     sp = stage_params(ctx, t, stage)
     acts = activation_parts(ctx, t, stage, per_layer, sp)
     gather, permute = transient_comm_bytes(ctx, t, sp)
@@ -91,37 +108,36 @@ def activation_terms(ctx, t: dict, stage) -> dict:
             "frag_tensor": fragmentation_bytes(ctx, t, largest_tensor_bytes(ctx, t, stage))}
 
 
-def fixed_terms(ctx, t: dict, stage=None) -> dict:
+def fixed_bytes(ctx, t: dict) -> np.ndarray:
     """CUDA context, library workspaces and NCCL buffers, summed as stage_memory's `other` group
-    begins."""
+    begins (the layout only: held with the model states, whose cells determine it)."""
     n = T.size(t)
-    return {"fixed": 0 + np.full(n, CUDA_CONTEXT_BYTES) + np.full(n, CUBLAS_WORKSPACE_BYTES * WORKSPACE_STREAMS)
-            + nccl_buffer_bytes(ctx, t)}
+    return (0 + np.full(n, CUDA_CONTEXT_BYTES) + np.full(n, CUBLAS_WORKSPACE_BYTES * WORKSPACE_STREAMS)
+            + nccl_buffer_bytes(ctx, t))
 
 
-def combine(s: dict, a: dict, f: dict) -> np.ndarray:
-    """stage_memory's total from the three term groups, the same operations in the same order:
+def combine(s: dict, a: dict) -> np.ndarray:
+    """stage_memory's total from the two term groups, the same operations in the same order:
     forward/backward = the activation parts, ZeRO-3 live, FSDP prefetch, SP gather, MoE permute;
     step extra = max(0, step temporary - forward/backward); fragmentation over the step temporary
-    where it leads, else over the largest tensor; other = fixed, buckets, ZeRO-3 live, FSDP, gather,
-    permute, receive buffers, step extra, fragmentation; total = states + activations + other."""
+    where it leads, else over the largest tensor; other = fixed, buckets, ZeRO-3 live, FSDP (the
+    states' `lead`, summed in that order per state cell), gather, permute, receive buffers, step extra,
+    fragmentation; total = states + activations + other."""
     fb = a["transient"] + s["zero3_live"] + s["fsdp_prefetch"] + a["gather"] + a["permute"]
     step_extra = np.maximum(0.0, s["step_temp"] - fb)
     frag = np.where(step_extra > 0, s["frag_step"], a["frag_tensor"])
-    other = (f["fixed"] + s["ds_buckets"] + s["zero3_live"] + s["fsdp_prefetch"] + a["gather"] + a["permute"]
-             + a["recv"] + step_extra + frag)
+    other = s["lead"] + a["gather"] + a["permute"] + a["recv"] + step_extra + frag
     return s["states"] + a["activations"] + other
 
 
-COMBINED_STEPLESS = ("states", "zero3_live", "fsdp_prefetch", "activations", "gather", "permute", "recv",
-                     "frag_tensor", "fixed")
+COMBINED_STEPLESS = ("states", "lead_stepless", "activations", "gather", "permute", "recv", "frag_tensor")
 
 
-def combine_stepless(s: dict, a: dict, f: dict) -> np.ndarray:
+def combine_stepless(s: dict, a: dict) -> np.ndarray:
     """combine where the step temporary and DeepSpeed's buckets are 0: the step extra is then 0 and
     fragmentation is over the largest tensor, and adding those zeros to the non-negative sums changes
     no bit, so the same total with fewer operations."""
-    other = f["fixed"] + s["zero3_live"] + s["fsdp_prefetch"] + a["gather"] + a["permute"] + a["recv"] + a["frag_tensor"]
+    other = s["lead_stepless"] + a["gather"] + a["permute"] + a["recv"] + a["frag_tensor"]
     return s["states"] + a["activations"] + other
 
 
@@ -141,101 +157,43 @@ def usable(ctx, t: dict) -> bool:
             and T.size(t) > 0 and set(verdict_keys(ctx, t)) <= {"total", *STATE_KEYS})
 
 
-def _radix_code(cols: list[np.ndarray], n: int) -> tuple[np.ndarray, int]:
-    """Mixed-radix code of `n` rows of columns, each column's digit the rank of its value among the
-    column's distinct values (for short tables: the run heads, the category codes), and the number of
-    codes."""
-    code, span = np.zeros(n, dtype=np.int64), 1
-    for c in cols:
-        values, digit = np.unique(c, return_inverse=True)
-        code = code * len(values) + digit.reshape(-1)
-        span *= len(values)
-    return code, span
+def _state_ga(t) -> np.ndarray:
+    """ga as the model states tell it apart: only ga > 1 (_STATE_GA)."""
+    return np.minimum(t["ga"], _STATE_GA)
 
 
-def _compact_ids(key: np.ndarray, span: int) -> tuple[np.ndarray, np.ndarray]:
-    """(id of every row's key among the keys present (int32), one row per id): by a presence table
-    when the keys are few, by sorting otherwise."""
-    if span <= max(4 * len(key), 1 << 16):
-        present = np.zeros(span, dtype=bool)
-        present[key] = True
-        ids = np.cumsum(present, dtype=np.int32)
-        ids -= 1
-        cell = np.take(ids, key)
-        del ids, present
-    else:
-        _, cell = np.unique(key, return_inverse=True)
-        cell = cell.reshape(-1).astype(np.int32)
-    row = np.empty(int(cell.max()) + 1 if len(cell) else 0, dtype=np.int64)
-    row[cell] = np.arange(len(key), dtype=np.int32 if len(key) < 2**31 else np.int64)
-    return cell, row
+def in_flight_ga(t) -> np.ndarray:
+    """ga as the stored micro-batches in flight tell it apart: they are min(chunks, ga x vpp) / vpp on
+    every rank (memory_terms_stage.in_flight_microbatches), at most rank 0's count, so every ga at or
+    above cap = max(2, ceil(rank 0's count with ga unbounded)) gives the same memory except where ga
+    enters otherwise: the `ga > 1` tests (kept by the 2) and torchtitan's receive buffers, one per
+    micro-batch (pipelining_recv_bytes: those plans keep their ga, _titan)."""
+    from planner.estimate.memory_terms_stage import in_flight_microbatches
+
+    pp, vpp, ga = T.wide(t["pp"]), T.wide(t["vpp"]), T.wide(t["ga"])
+    unbounded = in_flight_microbatches({"pp": pp, "vpp": vpp, "ga": np.full_like(ga, 2**40)}, "first")
+    return np.minimum(ga, np.maximum(np.ceil(unbounded).astype(np.int64), 2))
 
 
-class Plans:
-    """The plan table as layout runs x categorical codes (rows with the same layout columns are
-    contiguous in a layout-major table: each run is one layout), for finding each term's cells."""
-
-    def __init__(self, t: dict, rows=None):
-        self.t, self.rows = t, rows
-        n = T.size(t) if rows is None else len(rows)
-        change = np.zeros(n, dtype=bool)
-        change[:1] = True
-        for k in LAYOUT_COLUMNS:
-            c = self.column(k)
-            change[1:] |= c[1:] != c[:-1]
-        self.n = n
-        self.heads = np.flatnonzero(change)  # first row of each run
-        self.run = np.cumsum(change, dtype=np.int32)
-        self.run -= 1
-        del change
-        self.cat, self.radix = np.zeros(n, dtype=np.int32), []  # category code: mixed radix of the values
-        for k in CATEGORY_COLUMNS:
-            c = self.column(k)
-            radix = int(c.max()) + 1 if n else 1
-            self.cat *= radix
-            self.cat += c
-            self.radix.append(radix)
-        self.n_cat = int(np.prod(self.radix))
-
-    def column(self, k: str, at=None) -> np.ndarray:
-        """Column k of the plans (rows `at` of them)."""
-        rows = self.rows if at is None else (at if self.rows is None else self.rows[at])
-        return self.t[k] if rows is None else self.t[k][rows]
-
-    def take(self, at) -> dict:
-        """T.take of the plans `at`."""
-        return T.take(self.t, at if self.rows is None else self.rows[at])
-
-    def decoded(self) -> dict:
-        """The categorical columns of every category code (index: code)."""
-        digits, rest = {}, np.arange(self.n_cat)
-        for k, radix in zip(reversed(CATEGORY_COLUMNS), reversed(self.radix)):
-            digits[k], rest = rest % radix, rest // radix
-        return {k: digits[k] for k in CATEGORY_COLUMNS}
-
-    def cells(self, cols: tuple[str, ...], coarse: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(cell of every plan (int32), one plan of each cell): plans equal in the columns `cols`, a
-        layout column k taken as coarse[k](values) where given."""
-        lay = [k for k in LAYOUT_COLUMNS if k in cols]
-        heads = [T.wide(self.column(k, self.heads)) for k in lay]
-        heads = [(coarse or {}).get(k, lambda v: v)(v) for k, v in zip(lay, heads)]
-        lay_id, _ = _compact_ids(*_radix_code(heads, len(self.heads)))
-        n_lay = int(lay_id.max()) + 1 if len(lay_id) else 1
-        digits = self.decoded()
-        cat_id, _ = _compact_ids(*_radix_code([digits[k] for k in CATEGORY_COLUMNS if k in cols], self.n_cat))
-        n_c = int(cat_id.max()) + 1
-        wide = np.int64 if n_lay * n_c >= 2**31 else np.int32
-        key = np.take(lay_id.astype(wide), self.run)
-        key *= n_c
-        key += np.take(cat_id.astype(wide), self.cat)
-        return _compact_ids(key, n_lay * n_c)
+def _titan(digits: dict) -> np.ndarray:
+    """The category codes of torchtitan (its receive buffers read ga: in_flight_ga)."""
+    return digits["framework"] == T.FRAMEWORKS.index("torchtitan")
 
 
-def _coarse_ga(v: np.ndarray) -> np.ndarray:
-    return np.minimum(v, _STATE_GA)
+# (term, coarse layout columns, the category codes that keep their own columns, whether the term
+# reads the rank only as its class does, rank-free inputs it takes computed once per cell)
+TERMS = ((state_terms, {"ga": _state_ga}, None, True, {}),
+         (activation_terms, {"ga": in_flight_ga}, _titan, False, {"per_layer": layer_bytes}))
 
 
-TERMS = ((state_terms, {"ga": _coarse_ga}), (activation_terms, {}), (fixed_terms, None))  # None: rank-free
+def _class_source(ends: np.ndarray, offset: np.ndarray, n: int) -> np.ndarray:
+    """For each slot entry of a ranked term table (cell c's slot j at offset[c] + j), the entry of
+    its class's lowest rank: itself, or for the highest rank of a class of several ranks
+    (memory_ranks.candidate_ranks `ends`) the entry of the class's lowest rank."""
+    source = np.arange(n)
+    cell, k = np.nonzero(ends[..., 1] >= 0)
+    source[offset[cell] + ends[cell, k, 1]] = offset[cell] + ends[cell, k, 0]
+    return source
 
 
 class Terms:
@@ -252,79 +210,124 @@ class Terms:
         self.slots = (self.ranks >= 0).sum(axis=1)  # per run
         sample = plans.take(np.arange(1))
         self.cell, self.table, self.offset, self.constant = [], [], [], []
-        for fn, coarse in TERMS:
-            cols = _read(ctx, fn, sample)
-            if coarse is not None:
-                cols = tuple(set(cols) | {"pp", "vpp"})
-            cell, rep = plans.cells(cols, coarse)
-            tt = plans.take(rep)
-            for k, f in (coarse or {}).items():
-                tt[k] = f(tt[k])
-            if coarse is None:
-                c, stage = np.arange(len(rep)), None
-                offset = None
-            else:  # candidate slots are a prefix: a cell's slots are stored together, from offset[cell]
-                ranks, _ = memory_ranks.candidate_ranks(ctx, tt)
-                assert ranks.shape[1] <= w
-                c, j = np.nonzero(ranks >= 0)
-                stage = ranks[c, j]
-                offset = np.concatenate([[0], np.cumsum((ranks >= 0).sum(axis=1))[:-1]])
-                assert np.array_equal(offset[c] + j, np.arange(len(c)))
-            table: dict[str, np.ndarray] = {}
+        plans.present()  # computed once, before the threads
+        found = [None] * len(TERMS)
 
-            def chunk(lo: int, fn=fn, tt=tt, c=c, stage=stage, table=table) -> None:
+        def cells(lo: int) -> None:  # each term's cells, the terms shared by in_chunks' threads
+            fn, coarse, exact = TERMS[lo // chunk_rows][:3]
+            cols = tuple(set(_read(ctx, fn, sample)) | {"pp", "vpp"})
+            found[lo // chunk_rows] = plans.cells(cols, coarse, None if exact is None else exact(plans.decoded()))
+
+        in_chunks(cells, len(TERMS) * chunk_rows)
+        for (fn, coarse, exact, by_class, per_cell), (cell, tt) in zip(TERMS, found):
+            # candidate slots are a prefix: a cell's slots are stored together, from offset[cell]
+            ranks, ends = memory_ranks.candidate_ranks(ctx, tt)
+            assert ranks.shape[1] <= w
+            c, j = np.nonzero(ranks >= 0)
+            stage = ranks[c, j]
+            offset = np.concatenate([[0], np.cumsum((ranks >= 0).sum(axis=1))[:-1]])
+            assert np.array_equal(offset[c] + j, np.arange(len(c)))
+            table: dict[str, np.ndarray] = {}
+            source = _class_source(ends, offset, len(c)) if by_class else None
+            if source is not None:  # evaluated at each class's lowest rank, copied to its highest
+                own = np.flatnonzero(source == np.arange(len(c)))
+                c, stage = c[own], stage[own]
+
+            def chunk(lo: int, fn=fn, tt=tt, c=c, stage=stage, table=table, per_cell=per_cell) -> None:
                 at = slice(lo, lo + chunk_rows)
-                vals = fn(ctx, T.take(tt, c[at]), None if stage is None else stage[at])
+                cc = c[at]
+                extra = {}
+                if per_cell:  # rank-free inputs once per cell of the chunk (c ascends), then per slot
+                    from planner.estimate.memory import _rows
+
+                    cells = T.take(tt, slice(cc[0], cc[-1] + 1))
+                    extra = {k: _rows(f(ctx, cells), cc - cc[0]) for k, f in per_cell.items()}
+                vals = fn(ctx, T.take(tt, cc), stage[at], **extra)
                 for k, v in vals.items():
                     table[k][at] = v
 
             if len(c):  # the first chunk here: it makes the arrays the other chunks fill
-                first = fn(ctx, T.take(tt, c[:1]), None if stage is None else stage[:1])
+                first = fn(ctx, T.take(tt, c[:1]), stage[:1])
                 table.update({k: np.empty(len(c)) for k in first})
                 in_chunks(chunk, len(c))
+            if source is not None:
+                at = np.cumsum(source == np.arange(len(source))) - 1
+                at = np.take(at, source)
+                for k, v in table.items():
+                    table[k] = np.take(v, at)
             self.cell.append(cell)
             self.offset.append(offset)
             self.table.append(table)
             # a key equal in every cell is read as that number (the same sums, without a gather)
             self.constant.append({k: v[0] for k, v in table.items() if len(v) and v[0] == v.min() == v.max()})
         s, cell_s = self.table[0], self.offset[0]
-        if cell_s is not None and len(s["step_temp"]):  # per state cell: no step temporary, no buckets at any slot
+        if len(s.get("step_temp", ())):  # per state cell: no step temporary, no buckets at any slot
             busy = (s["step_temp"] != 0) | (s["ds_buckets"] != 0)
-            self.stepless = np.logical_and.reduceat(~busy, cell_s) if len(cell_s) else np.zeros(0, dtype=bool)
+            self.stepless = np.logical_and.reduceat(~busy, cell_s)
         else:
             self.stepless = None
+        self.slot = [{k: same.get(k, v) for k, v in table.items()} for table, same in zip(self.table, self.constant)]
+        self.first = [self._per_cell(i, (*COMBINED, "lead_stepless"), lambda v, o: np.take(v, o))
+                      for i in range(len(TERMS))]
+        self.upper = [self._per_cell(i, (*COMBINED_STEPLESS, "host_per_node", "nvme_per_node"), np.maximum.reduceat)
+                      for i in range(len(TERMS))]
 
-    def bases(self, lo: int, hi: int) -> list[np.ndarray]:
-        """Where the plans lo:hi read each term: its cell, or for a ranked term the position of its
-        cell's first slot (slot j: + j)."""
-        return [c[lo:hi].astype(np.int64) if o is None else np.take(o, c[lo:hi]) for c, o in zip(self.cell, self.offset)]
+    def _per_cell(self, term: int, keys, how) -> dict:
+        """Per cell of a term, each key of `keys` it has as how(slot values, offsets); constants stay
+        numbers."""
+        table, o, same = self.table[term], self.offset[term], self.constant[term]
+        return {k: same[k] if k in same else how(table[k], o) for k in keys if k in table}
+
+    def upper_totals(self, cells: list[np.ndarray], n: int) -> np.ndarray:
+        """An upper bound of the most loaded candidate rank's total of plans whose model states have no
+        step temporary nor DeepSpeed buckets (Terms.stepless), whose term cells are `cells`:
+        combine_stepless over each term's largest value over its cell's slots. combine_stepless only
+        adds, and rounding is monotone (a <= a', b <= b' gives fl(a + b) <= fl(a' + b')), so the bound
+        is at least the total of every candidate slot as totals computes it, bit for bit."""
+        return _sum(self.upper, cells, COMBINED_STEPLESS, combine_stepless, n)
+
+    def first_totals(self, cells: list[np.ndarray], stepless: np.ndarray | None = None) -> np.ndarray:
+        """totals at slot 0 (rank 0) of plans whose term cells are `cells`, from per-cell copies of
+        slot 0 (the same numbers)."""
+        return self._split(self.first, cells, stepless)
+
+    def bases(self, at) -> list[np.ndarray]:
+        """Where the plans `at` (a slice or indices) read each term: the position of its cell's first
+        slot (slot j: + j)."""
+        return [np.take(o, c[at]) for c, o in zip(self.cell, self.offset)]
 
     def totals(self, bases: list[np.ndarray], j: int, stepless: np.ndarray | None = None) -> np.ndarray:
         """stage_memory's total at candidate slot j of plans whose term positions are `bases`
         (Terms.bases; the plans have slot j); `stepless` (optional): the plans whose model states have
         no step temporary nor DeepSpeed buckets at any rank (Terms.stepless), summed by combine_stepless."""
-        n = len(bases[0])
+        at = [b + j if j else b for b in bases]
+        return self._split(self.slot, at, stepless)
+
+    @staticmethod
+    def _split(tables: list[dict], at: list[np.ndarray], stepless: np.ndarray | None) -> np.ndarray:
+        """combine over the rows `at` of `tables`, combine_stepless where `stepless`."""
+        n = len(at[0])
         if stepless is not None and stepless.all():
-            return self._totals(bases, j, COMBINED_STEPLESS, combine_stepless, n)
+            return _sum(tables, at, COMBINED_STEPLESS, combine_stepless, n)
         if stepless is None or not stepless.any():
-            return self._totals(bases, j, COMBINED, combine, n)
+            return _sum(tables, at, COMBINED, combine, n)
         easy = np.flatnonzero(stepless)
         hard = np.flatnonzero(~stepless)
         out = np.empty(n)
-        out[easy] = self._totals([b[easy] for b in bases], j, COMBINED_STEPLESS, combine_stepless, len(easy))
-        out[hard] = self._totals([b[hard] for b in bases], j, COMBINED, combine, len(hard))
+        out[easy] = _sum(tables, [a[easy] for a in at], COMBINED_STEPLESS, combine_stepless, len(easy))
+        out[hard] = _sum(tables, [a[hard] for a in at], COMBINED, combine, len(hard))
         return out
-
-    def _totals(self, bases, j, keys, how, n):
-        picked = []
-        for at, table, o, same in zip(bases, self.table, self.offset, self.constant):
-            at = at if o is None or j == 0 else at + j
-            picked.append({k: same[k] if k in same else np.take(v, at) for k, v in table.items() if k in keys})
-        return np.broadcast_to(how(*picked), (n,))
 
     def at(self, term: int, key: str, base: np.ndarray, slot: np.ndarray) -> np.ndarray:
         """A ranked term's `key` at each plan's slot."""
         return np.take(self.table[term][key], base + slot)
+
+
+def _sum(tables: list[dict], at: list[np.ndarray], keys, how, n: int) -> np.ndarray:
+    """how(...) over each term's `keys` at rows `at` of its table (numbers stay numbers)."""
+    picked = [{k: v if np.ndim(v) == 0 else np.take(v, a) for k, v in tb.items() if k in keys}
+              for a, tb in zip(at, tables)]
+    return np.broadcast_to(how(*picked), (n,))
 
 
 class _Columns(dict):
@@ -339,59 +342,115 @@ class _Columns(dict):
         return v
 
 
-def fits_memory(ctx, t: dict, rows, in_chunks, chunk_rows: int) -> tuple[np.ndarray, np.ndarray]:
+def fits_memory(ctx, t: dict, rows, in_chunks, chunk_rows: int, peaks: bool = True):
     """(fits, peak) of the plans `rows` of t (None: all) as the reference gives them (solver
     _fits_memory: fits = memory verdict fits or tight; peak = the most loaded rank, ties to the lower,
     where it fits), from the term tables (Terms), in chunks of `chunk_rows` plans run by
     in_chunks(chunk, n). Plans whose peak may lie inside a class of ranks (level_beyond) take the
-    reference's every-rank scan (memory.memory)."""
-    from planner.estimate import bands, memory, memory_ranks
-    from planner.estimate.evaluate import memory_verdict
+    reference's every-rank scan (memory.memory).
+
+    Without `peaks` (peak None: the caller finds the peak of the plans it times), a plan is first
+    judged between two bounds: it fits if it does with each term at its largest over the plan's
+    candidate slots (Terms.upper_totals, and the largest host RAM / NVMe per node: _surely_fits), and
+    it does not if its rank 0 alone is out of memory; only the plans in between are scanned."""
+    from planner.estimate import bands, memory
 
     plans = Plans(t, rows)
     if not plans.n:
-        return np.zeros(0, dtype=bool), np.zeros(0, dtype=np.int16)
+        return np.zeros(0, dtype=bool), (np.zeros(0, dtype=np.int16) if peaks else None)
     terms = Terms(ctx, plans, in_chunks, chunk_rows)
-    n, w = plans.n, terms.width
-    fits, peak = np.zeros(n, dtype=bool), np.zeros(n, dtype=np.int16)
-    capacity = ctx.gpu.memory_gib * memory.GIB
+    n = plans.n
+    fits = np.zeros(n, dtype=bool)
+    peak = np.zeros(n, dtype=np.int16) if peaks else None
     over_by_cat = 1 + bands.band_arrays("memory", ctx.model.moe is not None, plans.decoded())[1]
+    capacity = ctx.gpu.memory_gib * memory.GIB
+    host_ok = None if peaks else _host_ok(ctx, plans, terms)
 
     def chunk(lo: int) -> None:
         hi = min(lo + chunk_rows, n)
-        m = hi - lo
-        run = plans.run[lo:hi]
-        slots = np.take(terms.slots, run)
-        bases = terms.bases(lo, hi)
-        stepless = None if terms.stepless is None else np.take(terms.stepless, terms.cell[0][lo:hi])
-        total = np.array(terms.totals(bases, 0, stepless))
-        part = _Columns(plans, slice(lo, hi))  # what memory_verdict reads, taken when read
+        if peaks:
+            _scan(ctx, plans, terms, np.arange(lo, hi), over_by_cat, capacity, fits, peak)
+            return
+        cells = [c[lo:hi] for c in terms.cell]
+        stepless = None if terms.stepless is None else np.take(terms.stepless, cells[0])
         over = np.take(over_by_cat, plans.cat[lo:hi])
-        open_ = ~(total / over > capacity)  # out of memory at one rank: out of memory (memory_verdict)
-        slot = np.zeros(m, dtype=np.int64)
-        seen = np.full((w, m), np.nan)
-        seen[0] = total
-        for j in range(1, w):
-            r = np.flatnonzero((slots > j) & open_)
-            if not len(r):
-                continue
-            cand = terms.totals([b[r] for b in bases], j, None if stepless is None else stepless[r])
-            seen[j][r] = cand
-            pick = cand > total[r]
-            r = r[pick]
-            total[r], slot[r] = cand[pick], j
-            open_[r] = ~(cand[pick] / over[r] > capacity)
-        mem = {"total": total, "host_per_node": terms.at(0, "host_per_node", bases[0], slot),
-               "nvme_per_node": terms.at(0, "nvme_per_node", bases[0], slot)}
-        fits[lo:hi] = memory_verdict(ctx, part, mem)[0] < 2
-        peak[lo:hi] = terms.ranks[run, slot]
-        live = np.flatnonzero(open_)  # out of memory: so at every rank (the reference skips them too)
-        again = live[memory_ranks.level_beyond(seen[:, live].T, terms.ends[run[live]])]
-        if len(again):
-            sub = plans.take(lo + again)
-            ref = memory.memory(ctx, sub, verdict_only=True)
-            fits[lo + again] = memory_verdict(ctx, sub, ref)[0] < 2
-            peak[lo + again] = ref["stage"]
+        ub = terms.upper_totals(cells, hi - lo)
+        if stepless is not None and not stepless.all():
+            ub = np.where(stepless, ub, np.inf)  # combine is not monotone in the step temporary
+        sure = ~(ub / over > capacity)  # as memory_verdict: optimistic total above the GPU: out of memory
+        sure &= np.take(host_ok[0], cells[0]) if host_ok[1] == "cell" else np.take(host_ok[0], plans.cat[lo:hi])
+        fits[lo:hi] = sure
+        rest = np.flatnonzero(~sure)
+        lb = terms.first_totals([c[rest] for c in cells], None if stepless is None else stepless[rest])
+        live = ~(lb / over[rest] > capacity)  # out of memory at rank 0: out of memory
+        if live.any():
+            _scan(ctx, plans, terms, lo + rest[live], over_by_cat, capacity, fits, None)
 
     in_chunks(chunk, n)
     return fits, peak
+
+
+def _host_ok(ctx, plans: Plans, terms: Terms) -> tuple[np.ndarray, str]:
+    """memory_verdict's host_ok at the largest host RAM and NVMe per node over each state cell's
+    slots (by state cell: 'cell'), or, where the node's host memory is unknown, by category code
+    ('cat': no offload)."""
+    from planner.estimate.memory import GIB
+
+    if ctx.node.host_memory_gib is None:
+        d = plans.decoded()
+        return (d["offload"] == 0) & (d["offload_params"] == 0), "cat"
+    up = terms.upper[0]
+    n_cells = len(terms.offset[0])
+    ok = ((up["host_per_node"] <= ctx.node.host_memory_gib * GIB)
+          & (up["nvme_per_node"] <= (ctx.node.nvme_tb or 0.0) * 1e12))
+    return np.broadcast_to(ok, (n_cells,)), "cell"
+
+
+def _verdict(ctx, part, mem: dict) -> np.ndarray:
+    """evaluate.memory_verdict's codes."""
+    from planner.estimate.evaluate import memory_verdict
+
+    return memory_verdict(ctx, part, mem)[0]
+
+
+def _scan(ctx, plans: Plans, terms: Terms, at: np.ndarray, over_by_cat, capacity: float, fits, peak) -> None:
+    """fits[at] (and peak[at], given an array) by the candidate-rank scan: slot 0, then each higher
+    slot of the plans not yet out of memory at one rank (out of memory: so at every rank, as the
+    reference skips them too); plans where a class's highest rank leads its lowest
+    (memory_ranks.level_beyond) take the reference (memory.memory)."""
+    from planner.estimate import memory, memory_ranks
+
+    bases = terms.bases(at)
+    stepless = None if terms.stepless is None else np.take(terms.stepless, terms.cell[0][at])
+    total = np.array(terms.totals(bases, 0, stepless))
+    over = np.take(over_by_cat, plans.cat[at])
+    open_ = ~(total / over > capacity)  # out of memory at one rank: out of memory (memory_verdict)
+    m, w = len(at), terms.width
+    run = np.take(plans.run, at)
+    slots = np.take(terms.slots, run)
+    slot = np.zeros(m, dtype=np.int64)
+    seen = np.full((w, m), np.nan)
+    seen[0] = total
+    for j in range(1, w):
+        r = np.flatnonzero((slots > j) & open_)
+        if not len(r):
+            continue
+        cand = terms.totals([b[r] for b in bases], j, None if stepless is None else stepless[r])
+        seen[j][r] = cand
+        pick = cand > total[r]
+        r = r[pick]
+        total[r], slot[r] = cand[pick], j
+        open_[r] = ~(cand[pick] / over[r] > capacity)
+    mem = {"total": total, "host_per_node": terms.at(0, "host_per_node", bases[0], slot),
+           "nvme_per_node": terms.at(0, "nvme_per_node", bases[0], slot)}
+    fits[at] = _verdict(ctx, _Columns(plans, at), mem) < 2
+    if peak is not None:
+        peak[at] = terms.ranks[run, slot]
+    live = np.flatnonzero(open_)
+    again = live[memory_ranks.level_beyond(seen[:, live].T, terms.ends[run[live]])]
+    if len(again):
+        sub = plans.take(at[again])
+        ref = memory.memory(ctx, sub, verdict_only=True)
+        fits[at[again]] = _verdict(ctx, sub, ref) < 2
+        if peak is not None:
+            peak[at[again]] = ref["stage"]

@@ -284,36 +284,35 @@ def _verdict(ctx, t: dict) -> np.ndarray:
 
 
 def _ga_for_memory(t: dict) -> np.ndarray:
-    """The accumulation steps as the memory model tells them apart: the stored micro-batches in flight
-    are min(chunks, ga x vpp) / vpp on every rank (in_flight_microbatches), at most rank 0's count,
-    so every ga at or above cap = max(2, ceil(rank 0's count with ga unbounded)) gives the same
-    memory except where ga enters otherwise: the `ga > 1` tests (kept by the 2) and torchtitan's
-    receive buffers, one per micro-batch (pipelining_recv_bytes: ga kept as is)."""
-    from planner.estimate.memory_terms_stage import in_flight_microbatches
+    """The accumulation steps as the memory model tells them apart (memory_tables.in_flight_ga; the
+    plans of torchtitan, whose receive buffers read ga, keep theirs)."""
+    from planner.estimate.memory_tables import in_flight_ga
 
-    pp, vpp, ga = T.wide(t["pp"]), T.wide(t["vpp"]), T.wide(t["ga"])
-    unbounded = in_flight_microbatches({"pp": pp, "vpp": vpp, "ga": np.full_like(ga, 2**40)}, "first")
-    cap = np.maximum(np.ceil(unbounded).astype(np.int64), 2)
-    return np.where(t["framework"] == T.FRAMEWORKS.index("torchtitan"), ga, np.minimum(ga, cap))
+    return np.where(t["framework"] == T.FRAMEWORKS.index("torchtitan"), T.wide(t["ga"]), in_flight_ga(t))
 
 
-def _fits_memory(ctx, t: dict, layout=None) -> tuple[np.ndarray, np.ndarray]:
+def _fits_memory(ctx, t: dict, layout=None, peaks: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
     """(fits, peak): fits is True where the plan's memory verdict is fits or tight (GPU, host RAM and
     NVMe), evaluated in chunks; peak is the plan's most loaded pipeline rank where it fits (its ranks
-    were all evaluated; evaluate_table reuses it), a lower rank elsewhere.
+    were all evaluated; evaluate_table reuses it), a lower rank elsewhere; None without `peaks` (the
+    verdict may then come from bounds, memory_tables.fits_memory, and evaluate_table finds the peak
+    of the plans it times).
     With several global batches, plans that differ only in an accumulation count the memory does
     not tell apart (_ga_for_memory) share one evaluation (the columns the verdict reads: _read_columns;
     `layout`, each row's layout in a layout-major table, finds them without sorting: _shared_rows).
     A plan whose most loaded rank so far is already out of memory (its optimistic total, the total
     over 1 + the band's upper error, above the GPU's memory: planner.estimate.evaluate.memory_verdict)
     stays so whatever its other ranks hold, so they are not evaluated."""
-    if len(ctx.scenario.training.batches) > 1 and T.size(t):
+    from planner.estimate import memory_tables
+
+    # the term tables share those evaluations themselves (their cells: memory_tables.in_flight_ga)
+    if len(ctx.scenario.training.batches) > 1 and T.size(t) and not memory_tables.usable(ctx, t):
         shared = _shared_rows(ctx, t, layout) if layout is not None else None
         first, inverse = shared or _groups({**t, "ga": _ga_for_memory(t)}, _read_columns(_verdict, ctx))
         if len(first) < 0.8 * T.size(t):
-            fits, peak = _fits_memory_rows(ctx, t, first)
-            return fits[inverse], peak[inverse]
-    return _fits_memory_rows(ctx, t, None)
+            fits, peak = _fits_memory_rows(ctx, t, first, peaks)
+            return fits[inverse], None if peak is None else peak[inverse]
+    return _fits_memory_rows(ctx, t, None, peaks)
 
 
 def _shared_rows(ctx, t: dict, layout: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
@@ -367,7 +366,7 @@ def _choice_code(t: dict, cols: list[str]) -> np.ndarray | None:
     return code
 
 
-def _fits_memory_rows(ctx, t: dict, rows) -> tuple[np.ndarray, np.ndarray]:
+def _fits_memory_rows(ctx, t: dict, rows, peaks: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
     """_fits_memory of the rows `rows` of t (None: all), taken one chunk at a time, the chunks shared
     by MEMORY_THREADS threads (numpy releases the interpreter lock in its array loops; each chunk's
     numbers are its own, so the result does not depend on the threads). The verdicts come from term
@@ -375,7 +374,7 @@ def _fits_memory_rows(ctx, t: dict, rows) -> tuple[np.ndarray, np.ndarray]:
     from planner.estimate import memory_tables
 
     if memory_tables.usable(ctx, t):
-        return memory_tables.fits_memory(ctx, t, rows, _in_chunks, MEMORY_CHUNK)
+        return memory_tables.fits_memory(ctx, t, rows, _in_chunks, MEMORY_CHUNK, peaks)
     n = T.size(t) if rows is None else len(rows)
     out, peak = np.zeros(n, dtype=bool), np.zeros(n, dtype=np.int16)
     capacity = ctx.gpu.memory_gib * memory.GIB
@@ -559,12 +558,13 @@ def _search_one(scenario, exhaustive: bool, objective: str | None = None, keep: 
     b = scenario.budget
     prune = keep is not None and _prunable(scenario, objective)
     counts = counts or not prune or b.max_gpus is not None
-    fits, peak = _fits_memory(ctx, t, layout) if counts else (np.ones(T.size(t), dtype=bool), None)
+    # the peak rank of every fitting plan only when every fitting plan is timed (no bound prunes)
+    fits, peak = _fits_memory(ctx, t, layout, not prune) if counts else (np.ones(T.size(t), dtype=bool), None)
     layout = None
     n_fit = int(fits.sum())
     # the plans to time (all when nothing fits), still compact
     pool = {k: v[fits] for k, v in t.items()} if counts and n_fit else t
-    peak = peak[fits] if counts and n_fit and not exhaustive else None  # exhaustive: memory evaluated anew
+    peak = peak[fits] if peak is not None and n_fit and not exhaustive else None  # exhaustive: memory evaluated anew
     out["t"] = t = None  # only the pool is kept: the largest searches hold one table, not two
     if n_fit and prune:
         reuse = prepared is not None and not counts and prepared["keep"] == keep

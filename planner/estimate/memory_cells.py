@@ -1,0 +1,181 @@
+"""A plan table as layout runs x category codes, and its "cells": plans equal in the columns a memory
+term reads (planner.estimate.memory_tables), found by arithmetic on the layout-major table, not by
+sorting the plans: a plan's cell is its layout run's id and its category code's id, each numbered
+among the values present through small tables."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from planner.estimate import table as T
+
+CATEGORY_COLUMNS = ("framework", "precision", "zero", "offload", "offload_params", "recompute", "sp")
+LAYOUT_COLUMNS = ("tp", "pp", "cp", "ep", "vpp", "dp", "mbs", "ga", "etp")
+BLOCK = 1 << 20  # rows per block where Plans.cells walks the whole table
+
+
+def _radix_code(cols: list[np.ndarray], n: int) -> tuple[np.ndarray, int]:
+    """Mixed-radix code of `n` rows of columns, each column's digit the rank of its value among the
+    column's distinct values (for short tables: the run heads, the category codes), and the number of
+    codes."""
+    code, span = np.zeros(n, dtype=np.int64), 1
+    for c in cols:
+        digit, count = _rank(c)
+        code = code * count + digit
+        span *= count
+    return code, span
+
+
+def _rank(c: np.ndarray) -> tuple[np.ndarray, int]:
+    """(rank of each value among the column's distinct values, their number), as np.unique's inverse:
+    by a presence table over the values' range where it is short (integers), by sorting otherwise."""
+    c = np.asarray(c)
+    if c.dtype.kind in "biu" and len(c):
+        v = c.astype(np.int64)
+        lo, hi = int(v.min()), int(v.max())
+        if hi - lo <= max(4 * len(v), 1 << 16):
+            seen = np.zeros(hi - lo + 1, dtype=bool)
+            seen[v - lo] = True
+            rank = np.cumsum(seen) - 1
+            return rank[v - lo], int(rank[-1]) + 1
+    values, digit = np.unique(c, return_inverse=True)
+    return digit.reshape(-1), len(values)
+
+
+def _compact_ids(key: np.ndarray, span: int) -> tuple[np.ndarray, np.ndarray]:
+    """(id of every row's key among the keys present (int32), one row per id): by a presence table
+    when the keys are few, by sorting otherwise."""
+    if span <= max(4 * len(key), 1 << 16):
+        present = np.zeros(span, dtype=bool)
+        present[key] = True
+        ids = np.cumsum(present, dtype=np.int32)
+        ids -= 1
+        cell = np.take(ids, key)
+        del ids, present
+    else:
+        _, cell = np.unique(key, return_inverse=True)
+        cell = cell.reshape(-1).astype(np.int32)
+    row = np.empty(int(cell.max()) + 1 if len(cell) else 0, dtype=np.int64)
+    row[cell] = np.arange(len(key), dtype=np.int32 if len(key) < 2**31 else np.int64)
+    return cell, row
+
+
+class Plans:
+    """The plan table as layout runs x categorical codes (rows with the same layout columns are
+    contiguous in a layout-major table: each run is one layout), for finding each term's cells."""
+
+    def __init__(self, t: dict, rows=None):
+        self.t, self.rows = t, rows
+        n = T.size(t) if rows is None else len(rows)
+        change = np.zeros(n, dtype=bool)
+        change[:1] = True
+        for k in LAYOUT_COLUMNS:
+            c = self.column(k)
+            change[1:] |= c[1:] != c[:-1]
+        self.n = n
+        self.heads = np.flatnonzero(change)  # first row of each run
+        self.run = np.cumsum(change, dtype=np.int32)
+        self.run -= 1
+        del change
+        # category code: mixed radix of the values (int16 where they fit: the largest tables)
+        self.radix = [int(self.column(k).max()) + 1 if n else 1 for k in CATEGORY_COLUMNS]
+        self.n_cat = int(np.prod(self.radix))
+        self.cat = np.zeros(n, dtype=np.int16 if self.n_cat < 2**15 else np.int32)
+        for k, radix in zip(CATEGORY_COLUMNS, self.radix):
+            self.cat *= radix
+            self.cat += self.column(k)
+
+    def column(self, k: str, at=None) -> np.ndarray:
+        """Column k of the plans (rows `at` of them)."""
+        rows = self.rows if at is None else (at if self.rows is None else self.rows[at])
+        return self.t[k] if rows is None else self.t[k][rows]
+
+    def take(self, at) -> dict:
+        """T.take of the plans `at`."""
+        return T.take(self.t, at if self.rows is None else self.rows[at])
+
+    def decoded(self) -> dict:
+        """The categorical columns of every category code (index: code)."""
+        digits, rest = {}, np.arange(self.n_cat)
+        for k, radix in zip(reversed(CATEGORY_COLUMNS), reversed(self.radix)):
+            digits[k], rest = rest % radix, rest // radix
+        return {k: digits[k] for k in CATEGORY_COLUMNS}
+
+    def present(self) -> np.ndarray:
+        """The category codes some plan has, ascending (computed once)."""
+        if getattr(self, "_present", None) is None:
+            self._present = np.flatnonzero(np.bincount(self.cat, minlength=self.n_cat))
+        return self._present
+
+    def cells(self, cols: tuple[str, ...], coarse: dict | None = None, exact=None) -> tuple[np.ndarray, dict]:
+        """(cell of every plan (int32), a table of one row per cell): plans equal in the columns
+        `cols`, a layout column k taken as coarse[k](layout columns) where given, except for the plans
+        whose category code is `exact` (a mask over the codes; None: none), which keep their own. A
+        cell is a pair (layout id, category id), each numbered among the values present (the run heads,
+        the category codes the plans have); its row holds the (coarse) layout columns of a run of its
+        layout and the categorical columns of a category code of its categories, so it equals each of
+        its plans in `cols`."""
+        lay = [k for k in LAYOUT_COLUMNS if k in cols]
+        heads = _Wide(self, self.heads)
+        own = [heads[k] for k in lay]
+        rough = [coarse[k](heads) if k in (coarse or {}) else heads[k] for k in lay]
+        digits, present = self.decoded(), self.present()
+        cid, c_code = _compact_ids(*_radix_code([digits[k][present] for k in CATEGORY_COLUMNS if k in cols],
+                                                len(present)))
+        n_c = len(c_code)
+        split = exact is not None and coarse and bool(exact[present].any())
+        ids = [_compact_ids(*_radix_code(v, len(self.heads))) for v in ([rough, own] if split else [rough])]
+        n_lay = sum(len(r) for _, r in ids)
+        wide = np.int64 if n_lay * n_c >= 2**31 else np.int32
+        cat_id = np.zeros(self.n_cat, dtype=wide)
+        cat_id[present] = cid
+        # layout ids of the exact plans follow the coarse ones (at run + shift of their category code)
+        lay_id = np.concatenate([i for i, _ in ids[:1]] + [i + len(ids[0][1]) for i, _ in ids[1:]]).astype(wide)
+        shift = exact.astype(wide) * len(self.heads) if split else None
+        key = np.empty(self.n, dtype=wide)
+        for lo in range(0, self.n, BLOCK):  # in blocks: no temporaries of the table's length
+            run, cat = self.run[lo:lo + BLOCK], self.cat[lo:lo + BLOCK]
+            k = np.take(lay_id, run if shift is None else run + np.take(shift, cat))
+            if n_c > 1:
+                k *= n_c
+                k += np.take(cat_id, cat)
+            key[lo:lo + BLOCK] = k
+        span = n_lay * n_c
+        if span <= max(4 * self.n, 1 << 16):  # a presence table
+            seen = np.zeros(span, dtype=bool)
+            seen[key] = True
+            keys = np.flatnonzero(seen)
+            if len(keys) == span:
+                cell = key.astype(np.int32, copy=False)
+            else:
+                ids_ = np.zeros(span, dtype=np.int32)
+                ids_[keys] = np.arange(len(keys), dtype=np.int32)
+                cell = key.astype(np.int32, copy=False)
+                for lo in range(0, self.n, BLOCK):
+                    cell[lo:lo + BLOCK] = np.take(ids_, key[lo:lo + BLOCK])
+        else:
+            keys, cell = np.unique(key, return_inverse=True)
+            cell = cell.reshape(-1).astype(np.int32)
+        lay_of = keys // n_c
+        runs = np.concatenate([r for _, r in ids])
+        rows = self.take(np.take(self.heads, np.take(runs, lay_of)))
+        code = np.take(present, np.take(c_code, keys % n_c))
+        for k in CATEGORY_COLUMNS:
+            rows[k] = np.take(digits[k], code).astype(rows[k].dtype)
+        if coarse:
+            rough_cell = lay_of < len(ids[0][1])
+            for k, f in coarse.items():
+                rows[k] = np.where(rough_cell, f(rows), rows[k])
+        return cell, rows
+
+
+class _Wide(dict):
+    """The layout columns of plans `at` as int64, each taken when first read."""
+
+    def __init__(self, plans, at):
+        super().__init__()
+        self.plans, self.at = plans, at
+
+    def __missing__(self, k):
+        v = self[k] = T.wide(self.plans.column(k, self.at))
+        return v
