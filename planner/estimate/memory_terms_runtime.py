@@ -66,6 +66,8 @@ def expandable_segments_on(setting, framework: str) -> bool:
 def expandable_segments(ctx, t):
     """Whether each plan's run uses expandable segments: expandable_segments_on per framework code."""
     setting = ctx.scenario.runtime.expandable_segments
+    if setting != "auto":  # the same for every framework: the framework column is not read
+        return np.full(len(t["tp"]), bool(setting))
     return np.array([expandable_segments_on(setting, name) for name in T.FRAMEWORKS])[t["framework"]]
 
 
