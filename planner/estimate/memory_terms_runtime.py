@@ -274,7 +274,7 @@ def cuda_graph_bytes(ctx, t, stage):
     from planner.estimate.memory_terms_stage import in_flight_microbatches
 
     rt = ctx.scenario.runtime
-    impl = getattr(rt, "cuda_graph_impl", "none")
+    impl = rt.cuda_graph_impl
     n = len(t["tp"])
     if impl == "none":
         return np.zeros(n)
