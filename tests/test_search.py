@@ -308,3 +308,18 @@ def test_memory_verdict_threads_give_the_serial_result(monkeypatch):
     assert table.size(t) > 8 * 997 and runs[0][0].any() and not runs[0][0].all()
     for fits, peak in runs[1:]:
         assert np.array_equal(fits, runs[0][0]) and np.array_equal(peak, runs[0][1])
+
+
+def test_no_plan_because_no_searched_framework_builds_the_model_says_why():
+    """DeepSeek-V3 with its MTP module (mtp_layers 1, as config.json declares it): neither torchtitan nor
+    DeepSpeed builds it (rules.unbuildable); the explanation names each searched framework's reason
+    rather than only the generic structural message."""
+    from planner import catalog
+
+    model = catalog.model("deepseek-v3").model_copy(update={"mtp_layers": 1}).model_dump(exclude_none=True)
+    sc = scenario(model=model, node="dgx-b200", nodes=32, gb=2048, search={"frameworks": ["torchtitan", "deepspeed"]})
+    r = solve(sc)
+    assert r["plans"] == []
+    text = " ".join(r["explanation"])
+    assert "torchtitan cannot build" in text and "deepspeed cannot build" in text
+    assert "multi-token-prediction" in text
