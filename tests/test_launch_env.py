@@ -28,3 +28,22 @@ def test_launch_files_set_expandable_segments_as_the_memory_model_assumed(framew
     files = build_files(sc, plan_result(sc, plan))
     for name in ("launch.sh", "slurm.sbatch"):
         assert ("expandable_segments:True" in files[name]) == assumed, name
+
+
+@pytest.mark.parametrize("setting", ["auto", True])
+def test_deepspeed_env_file_reads_back_as_deepspeeds_runner_reads_it(tmp_path, setting):
+    """launch.sh writes .deepspeed_env, which DeepSpeed's runner reads line by line as KEY=VALUE
+    (launcher/runner.py: `key, val = var.split('=', maxsplit=1)` on every line, so a blank line raises).
+    With no variable to forward ('auto': DeepSpeed runs without expandable segments) the file is empty."""
+    import subprocess
+
+    from planner.frameworks import launch
+
+    sc = scenario(model="llama-3.1-8b", nodes=1, seq=4096, gb=64, runtime={"expandable_segments": setting})
+    plan = parse_plan(PLANS["deepspeed"]).resolved(sc)
+    env = launch.environment(plan.as_dict(), sc.runtime)
+    (tmp_path / ".deepspeed_env").write_text("STALE=1\n")  # an earlier plan's file is replaced
+    subprocess.run(["bash", "-c", "\n".join(launch.deepspeed_setup(env))], cwd=tmp_path, check=True)
+    lines = (tmp_path / ".deepspeed_env").read_text().splitlines(keepends=True)
+    read = dict(line.rstrip("\n").split("=", maxsplit=1) for line in lines)
+    assert read == env

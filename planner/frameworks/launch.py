@@ -96,7 +96,11 @@ def launch_script(comment: list[str], env: dict[str, str], command: str, setup: 
 
 def deepspeed_setup(env: dict[str, str]) -> list[str]:
     """The deepspeed launcher forwards to the other nodes only the variables listed in
-    .deepspeed_env in the working directory (DeepSpeed 0.19.8 launcher/runner.py)."""
+    .deepspeed_env in the working directory (DeepSpeed 0.19.8 launcher/runner.py), one KEY=VALUE per
+    line; its runner splits every line on '=', so with nothing to forward the file is emptied (printf
+    without arguments would write a blank line, which it cannot read), not left from an earlier plan."""
+    if not env:
+        return [": > .deepspeed_env"]
     entries = " ".join(shlex.quote(f"{k}={v}") for k, v in env.items())
     return [f"printf '%s\\n' {entries} > .deepspeed_env"]
 
