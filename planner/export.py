@@ -47,7 +47,7 @@ def plan_result(scenario, plan) -> dict:
 
 def _deepspeed_files(scenario, f: dict, nodes: int, per_node: int, head: list[str], nvme_path: str) -> dict:
     cfg = ds.ds_config(scenario, f, nvme_path=nvme_path)
-    env = launch.environment(f)
+    env = launch.environment(f, scenario.runtime)
     acc = accelerate.accelerate_config(f, nodes, per_node)
     try:  # the model for a Hugging Face training script (DeepSpeed or Accelerate): AutoConfig.from_pretrained(".")
         model = {"config.json": json.dumps(hf_config.hf_config(scenario.model), indent=2) + "\n"}

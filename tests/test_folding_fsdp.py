@@ -132,8 +132,8 @@ def test_megatron_exports_fsdp_and_expert_tp(dsv3_512):
     for flag in ("--use-megatron-fsdp", "--data-parallel-sharding-strategy optim_grads_params",
                  "--ckpt-format fsdp_dtensor", "--use-distributed-optimizer"):
         assert flag in args
-    assert "CUDA_DEVICE_MAX_CONNECTIONS" not in launch.environment(plan.as_dict())
-    assert launch.environment(resolved(sc, "framework=megatron,tp=2,dp=4,zero=1").as_dict())[
+    assert "CUDA_DEVICE_MAX_CONNECTIONS" not in launch.environment(plan.as_dict(), sc.runtime)
+    assert launch.environment(resolved(sc, "framework=megatron,tp=2,dp=4,zero=1").as_dict(), sc.runtime)[
         "CUDA_DEVICE_MAX_CONNECTIONS"] == "1"
     parsed = megatron.parse_args([a for a in args if not a.startswith("--ckpt-format")])
     assert any("fsdp_dtensor" in p for p in megatron.args_problems(parsed, 8))

@@ -377,3 +377,18 @@ def test_kept_choices_equal_the_wide_table(proj):
     keep = np.random.default_rng(5).random((7, 4)) < 0.5
     for got, want in zip(solver._kept(keep, proj), np.nonzero(keep[:, proj])):
         assert np.array_equal(got, want)
+
+
+def test_no_plan_because_no_searched_framework_builds_the_model_says_why():
+    """DeepSeek-V3 with its MTP module (mtp_layers 1, as config.json declares it): neither torchtitan nor
+    DeepSpeed builds it (rules.unbuildable); the explanation names each searched framework's reason
+    rather than only the generic structural message."""
+    from planner import catalog
+
+    model = catalog.model("deepseek-v3").model_copy(update={"mtp_layers": 1}).model_dump(exclude_none=True)
+    sc = scenario(model=model, node="dgx-b200", nodes=32, gb=2048, search={"frameworks": ["torchtitan", "deepspeed"]})
+    r = solve(sc)
+    assert r["plans"] == []
+    text = " ".join(r["explanation"])
+    assert "torchtitan cannot build" in text and "deepspeed cannot build" in text
+    assert "multi-token-prediction" in text

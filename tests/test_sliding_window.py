@@ -125,3 +125,16 @@ def test_each_pipeline_stage_pays_for_its_own_windowed_layers():
     assert sw_f[0] == pytest.approx(63 / 528 * full_f[0])
     c = rank_stage_time(ctx, t, unit, comm.layer_comm(ctx, t, unit["attn_fwd"], unit["attn_bwd"]), "first", "first")[1]
     assert c["attention_fwd"][0] == pytest.approx(4 * full_f[0] + 5 * sw_f[0])
+
+
+def test_a_window_whose_pattern_marks_no_layer_is_bad_input():
+    """sliding_window with a sliding_window_pattern of no windowed layer: the count would default to every
+    layer (arch.window_layers) while the pattern and the exports say none; refused, not estimated both ways."""
+    from planner.spec.model import ModelSpec
+
+    base = catalog_model("gpt-oss-20b").model_dump()
+    with pytest.raises(ValueError, match="marks no windowed layer"):
+        ModelSpec.model_validate(base | {"sliding_window_pattern": [False] * 24, "sliding_window_layers": None})
+    off = ModelSpec.model_validate(base | {"sliding_window": None, "sliding_window_layers": None,
+                                           "sliding_window_pattern": [False] * 24})
+    assert off.sliding_window is None

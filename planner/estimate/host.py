@@ -109,9 +109,9 @@ def graph_launched(ctx, t, moe_layer: bool):
     (runtime.cuda_graph_impl): Megatron dense layers under the local implementation (whole layers or
     full_iteration) or Transformer Engine's without a scope (whole layers). MoE layers and partial
     scopes keep their eager launches here (the router / preprocess graphs are not counted)."""
-    rt = getattr(ctx.scenario, "runtime", None)
-    impl = getattr(rt, "cuda_graph_impl", "none")
-    whole = impl == "local" or (impl == "transformer_engine" and not getattr(rt, "cuda_graph_scope", []))
+    rt = ctx.scenario.runtime
+    impl = rt.cuda_graph_impl
+    whole = impl == "local" or (impl == "transformer_engine" and not rt.cuda_graph_scope)
     return (t["framework"] == MEG) & (whole and not moe_layer)
 
 

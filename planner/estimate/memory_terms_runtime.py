@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from planner.arch import attention_dims
+from planner.estimate import table as T
 from planner.estimate.memory_terms_states import (COMPUTE_BYTES, DS, FP8, MEG, TT, fp8_weight_copy_bytes,
                                                   grad_buffer_bytes)
 
@@ -55,14 +56,19 @@ ALLOCATOR_SLACK_DEFAULT = 1.0
 ALLOCATOR_SLACK_EXPANDABLE = 0.65
 
 
+def expandable_segments_on(setting, framework: str) -> bool:
+    """runtime.expandable_segments resolved for one framework by name ('auto': torchtitan's
+    run_train.sh sets PYTORCH_ALLOC_CONF=expandable_segments:True, the PyTorch default that DeepSpeed
+    and Megatron-LM keep is off). The exporters' launch environment reads the same rule."""
+    return framework == "torchtitan" if setting == "auto" else bool(setting)
+
+
 def expandable_segments(ctx, t):
-    """Whether the run uses expandable segments (scenario `runtime.expandable_segments`; 'auto':
-    torchtitan's run_train.sh sets PYTORCH_ALLOC_CONF=expandable_segments:True, the PyTorch default
-    that DeepSpeed and Megatron-LM keep is off)."""
-    name = ctx.scenario.runtime.expandable_segments
-    if name == "auto":
-        return t["framework"] == TT
-    return np.full(len(t["tp"]), bool(name))
+    """Whether each plan's run uses expandable segments: expandable_segments_on per framework code."""
+    setting = ctx.scenario.runtime.expandable_segments
+    if setting != "auto":  # the same for every framework: the framework column is not read
+        return np.full(len(t["tp"]), bool(setting))
+    return np.array([expandable_segments_on(setting, name) for name in T.FRAMEWORKS])[t["framework"]]
 
 
 def fragmentation_bytes(ctx, t, largest):
@@ -268,7 +274,7 @@ def cuda_graph_bytes(ctx, t, stage):
     from planner.estimate.memory_terms_stage import in_flight_microbatches
 
     rt = ctx.scenario.runtime
-    impl = getattr(rt, "cuda_graph_impl", "none")
+    impl = rt.cuda_graph_impl
     n = len(t["tp"])
     if impl == "none":
         return np.zeros(n)

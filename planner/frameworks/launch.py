@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shlex
 
+from planner.estimate.memory_terms_runtime import expandable_segments_on
 from planner.frameworks.common import MASTER_PORT
 
 SHEBANG = "#!/usr/bin/env bash"
@@ -43,18 +44,22 @@ def hostfile(nodes: int, per_node: int) -> str:
     return "".join(f"{h} slots={per_node}\n" for h in hosts)
 
 
-def environment(fields: dict, runtime=None) -> dict[str, str]:
-    """Environment variables the plan needs on every rank.
-    PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True: fewer allocator fragments (the memory model
-    allows 5%, planner/estimate/memory.py). Megatron-LM with tensor/context parallelism needs
+def environment(fields: dict, runtime) -> dict[str, str]:
+    """Environment variables the plan needs on every rank (`runtime`: the scenario's runtime section).
+    PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True exactly where runtime.expandable_segments resolves
+    to on for the plan's framework (memory_terms_runtime.expandable_segments_on, the rule the memory
+    model's allocator slack reads), so the run holds what was estimated. Megatron-LM with tensor/context parallelism needs
     CUDA_DEVICE_MAX_CONNECTIONS=1 so communication kernels are issued in order with the GEMMs they
     overlap (Megatron-LM README; ecosystem.md 2.3 runs its parser with it), except under Megatron-FSDP,
     whose validate_args asserts CUDA_DEVICE_MAX_CONNECTIONS != 1 (it only warns about TP/CP). torchtitan with TP:
     TORCH_NCCL_AVOID_RECORD_STREAMS=1 (torchtitan troubleshooting notes). Megatron-LM with CUDA graphs
     (runtime.cuda_graph_impl) and expandable segments asserts NCCL_GRAPH_REGISTER=0 (arguments.py,
-    "to avoid illegal memory access")."""
-    env = {"PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True"}
-    if fields["framework"] == "megatron" and getattr(runtime, "cuda_graph_impl", "none") != "none":
+    "to avoid illegal memory access"); it is set with CUDA graphs either way, as the Megatron-Bridge
+    CUDA-graph recipes do."""
+    env = {}
+    if expandable_segments_on(runtime.expandable_segments, fields["framework"]):
+        env["PYTORCH_CUDA_ALLOC_CONF"] = "expandable_segments:True"
+    if fields["framework"] == "megatron" and runtime.cuda_graph_impl != "none":
         env["NCCL_GRAPH_REGISTER"] = "0"
     if fields["framework"] == "megatron" and (fields["tp"] > 1 or fields["cp"] > 1) and fields["zero"] != 3:
         env["CUDA_DEVICE_MAX_CONNECTIONS"] = "1"  # Megatron-FSDP (zero 3) asserts it is not 1
@@ -91,7 +96,11 @@ def launch_script(comment: list[str], env: dict[str, str], command: str, setup: 
 
 def deepspeed_setup(env: dict[str, str]) -> list[str]:
     """The deepspeed launcher forwards to the other nodes only the variables listed in
-    .deepspeed_env in the working directory (DeepSpeed 0.19.8 launcher/runner.py)."""
+    .deepspeed_env in the working directory (DeepSpeed 0.19.8 launcher/runner.py), one KEY=VALUE per
+    line; its runner splits every line on '=', so with nothing to forward the file is emptied (printf
+    without arguments would write a blank line, which it cannot read), not left from an earlier plan."""
+    if not env:
+        return [": > .deepspeed_env"]
     entries = " ".join(shlex.quote(f"{k}={v}") for k, v in env.items())
     return [f"printf '%s\\n' {entries} > .deepspeed_env"]
 

@@ -320,10 +320,10 @@ def cuda_graph_args(rt) -> list[str]:
     """runtime.cuda_graph_impl / cuda_graph_scope as Megatron-LM flags (arguments.py at 92c8482e):
     --cuda-graph-impl, --cuda-graph-scope; --te-rng-tracker, which validate_args turns on for graphs
     anyway (written so the script says it); full_iteration asserts --no-check-for-nan-in-loss-and-grad."""
-    impl = getattr(rt, "cuda_graph_impl", "none")
+    impl = rt.cuda_graph_impl
     if impl == "none":
         return []
-    scope = list(getattr(rt, "cuda_graph_scope", []) or [])
+    scope = list(rt.cuda_graph_scope)
     out = [f"--cuda-graph-impl {impl}"] + (["--cuda-graph-scope " + " ".join(scope)] if scope else [])
     out.append("--te-rng-tracker")
     if "full_iteration" in scope:

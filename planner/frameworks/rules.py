@@ -100,7 +100,7 @@ def runtime_violations(t: dict, runtime, model=None):
     if runtime is None:
         return []
     out = [(fw, msg, np.asarray(bad(t, runtime))) for fw, msg, bad in RUNTIME_RULES]
-    if model is not None and getattr(model, "sliding_window", None) and getattr(runtime, "cp_comm", "auto") == "p2p":
+    if model is not None and model.sliding_window and runtime.cp_comm == "p2p":
         out.append((MEG, MEG_SWA_CP_P2P, np.asarray(t["cp"] > 1)))
     return out
 

@@ -109,6 +109,17 @@ def _split_line(scenario) -> list[str]:
             "rank, are searched"]
 
 
+def _unbuildable_lines(scenario) -> list[str]:
+    """Each searched framework that cannot build the scenario's model, with its reason
+    (frameworks.rules.unbuildable), which alone removes all of that framework's plans."""
+    from planner.estimate import table as T
+    from planner.frameworks.rules import unbuildable
+
+    why = unbuildable(scenario.model)
+    return [f"{name} cannot build the model: {why[T.FRAMEWORKS.index(name)]}"
+            for name in scenario.search.frameworks if T.FRAMEWORKS.index(name) in why]
+
+
 def explain_infeasible(scenario, runs, objective: str):
     """(closest plan, explanation lines) when no plan is feasible."""
     with_fit = [(sc, run) for sc, run in runs if run["ev"] is not None and run["fits_memory"]]
@@ -130,7 +141,8 @@ def explain_infeasible(scenario, runs, objective: str):
         return None, ["no plan satisfies the structural constraints (divisibility of heads, layers, experts, "
                       "sequence and batch by the parallel degrees, TP inside the scale-up domain), the "
                       "frameworks' rules (some follow runtime settings: fp8_recipe, fp8_param_gather) and the "
-                      "search restrictions; widen the search lists or change the GPU count"] + _split_line(scenario)
+                      "search restrictions; widen the search lists or change the GPU count"] + _split_line(scenario) \
+            + _unbuildable_lines(scenario)
     sc, run = min(evaluated, key=lambda x: _overflow_ratio(x[0], x[1]["ev"]).min())
     ev = run["ev"]
     i = int(np.argmin(_overflow_ratio(sc, ev)))

@@ -202,6 +202,8 @@ class ModelSpec(Strict):
                 raise ValueError(f"sliding_window_pattern has {len(pat)} entries, expected one per layer ({self.layers})")
             if any(pat) and not self.sliding_window:
                 raise ValueError("sliding_window_pattern marks windowed layers: give sliding_window (tokens)")
+            if self.sliding_window and not any(pat):
+                raise ValueError("sliding_window_pattern marks no windowed layer: mark them, or drop sliding_window")
             if any(pat) and self.sliding_window_layers != sum(pat):
                 raise ValueError(f"sliding_window_layers ({self.sliding_window_layers}) is not the pattern's count "
                                  f"of windowed layers ({sum(pat)})")
