@@ -19,6 +19,8 @@ CASES = [
          runtime={"ep_comm_overlap": True}),
     # a GPU without a sustained-clock figure (A100): the bound is the stage time itself
     dict(model="qwen2.5-32b", node="dgx-a100-80gb", nodes=2, gb=[64, 96]),
+    # sliding-window layers (full and windowed attention apart per stage)
+    dict(model="gpt-oss-20b", node="hgx-h100", nodes=2, gb=[32, 64]),
 ]
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from planner import catalog
 from planner.estimate import memory, memory_ranks, memory_tables
 from planner.estimate.evaluate import Context
 from planner.search import solver
@@ -20,7 +21,10 @@ CASES = [("deepseek-v3", 256, 4096, {}), ("llama-3.1-8b", 8, 4096, {}), (MOE, 1,
          ("mixtral-8x7b", 8, 4096, {}),
          ("llama-3.1-8b", 8, 4096, {"runtime": {"grad_reduce_dtype": "bf16", "expandable_segments": True}}),
          ("deepseek-v3", 256, 4096, {"training": {"seq_len": 4096, "global_batch": 512, "tokens": 1e9,
-                                                 "optimizer": "adafactor"}})]
+                                                 "optimizer": "adafactor"}}),
+         # an MTP module on the last rank; sliding-window layers
+         (catalog.model("deepseek-v3").model_copy(update={"mtp_layers": 1}).model_dump(exclude_none=True), 256, 4096, {}),
+         ("gpt-oss-120b", 8, 4096, {})]
 
 
 def _reference(ctx, t, monkeypatch):
@@ -94,13 +98,15 @@ def test_model_states_read_the_accumulation_only_as_more_than_one_step():
 
 
 def test_reference_where_the_tables_do_not_apply():
-    """--exhaustive (every rank) and Megatron's activation offloading (host memory reads the
-    activations) take the reference path."""
+    """--exhaustive (every rank), Megatron's activation offloading (host memory reads the
+    activations) and CUDA graphs (their buffers are not among the term tables) take the reference path."""
     t = random_table(np.random.default_rng(2), 10, 32)
     assert memory_tables.usable(Context(scenario(model="llama-3.1-8b", nodes=8)), t)
     assert not memory_tables.usable(Context(scenario(model="llama-3.1-8b", nodes=8), all_ranks=True), t)
     offload = scenario(model="llama-3.1-8b", nodes=8, runtime={"activation_offload_layers": 3})
     assert not memory_tables.usable(Context(offload), t)
+    graphs = scenario(model="llama-3.1-8b", nodes=8, runtime={"cuda_graph_impl": "transformer_engine"})
+    assert not memory_tables.usable(Context(graphs), t)
 
 
 def test_rank_classes_inside_a_term_table_are_scanned_by_the_reference(monkeypatch):
