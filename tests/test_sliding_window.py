@@ -137,3 +137,20 @@ def test_a_window_whose_pattern_marks_no_layer_is_bad_input():
     off = ModelSpec.model_validate(base | {"sliding_window": None, "sliding_window_layers": None,
                                            "sliding_window_pattern": [False] * 24})
     assert off.sliding_window is None
+
+
+def test_mtp_layers_attend_in_full_on_the_stage_as_in_the_model_flops():
+    """A windowed model with MTP modules: attention_flops_per_token counts the MTP layers as full
+    attention, so the last stage (which holds them) counts only its decoder layers as windowed."""
+    from planner.estimate.memory_terms_stage import stage_window_layers
+
+    spec = catalog_model("mistral-7b").model_dump() | {"mtp_layers": 1}
+    sc = scenario(model=spec, node="dgx-h100", nodes=1, seq=8192)
+    ctx = Context(sc)
+    m = ctx.model
+    assert stage_window_layers(ctx, raw_table(pp=1, dp=8), "last")[0] == m.layers
+    assert stage_window_layers(ctx, raw_table(pp=2, dp=4), "last")[0] == m.layers / 2
+    assert stage_window_layers(ctx, raw_table(pp=2, dp=4), "first")[0] == m.layers / 2
+    per_key = 2.0 * m.heads * 2 * m.hidden / m.heads
+    assert attention_flops_per_token(m, 8192) == pytest.approx(
+        per_key * (m.layers * window_context(8192, m.sliding_window) + 1 * 8192 / 2))
