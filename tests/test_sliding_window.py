@@ -92,6 +92,10 @@ def test_qwen2_window_from_max_window_layers_and_a_five_to_one_interleave():
     assert "--window-attn-skip-freq [" + ",".join(["0"] * 60 + ["1"] * 4) + "]" in megatron.architecture_args(m)
     off = ModelSpec.model_validate(model_from_hf({**cfg, "use_sliding_window": False}, name="q"))
     assert off.sliding_window is None
+    # without max_window_layers transformers' default applies: windowed from layer 28 on
+    cfg.pop("max_window_layers")
+    dflt = ModelSpec.model_validate(model_from_hf(cfg, name="q"))
+    assert window_pattern(dflt) == [i >= 28 for i in range(64)] and dflt.sliding_window_layers == 36
     five = m.model_copy(update={"sliding_window_pattern": [(i + 1) % 6 != 0 for i in range(64)],
                                 "sliding_window_layers": 64 - 10})
     assert "--window-attn-skip-freq 6" in megatron.architecture_args(five)
