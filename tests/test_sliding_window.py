@@ -158,3 +158,28 @@ def test_mtp_layers_attend_in_full_on_the_stage_as_in_the_model_flops():
     per_key = 2.0 * m.heads * 2 * m.hidden / m.heads
     assert attention_flops_per_token(m, 8192) == pytest.approx(
         per_key * (m.layers * window_context(8192, m.sliding_window) + 1 * 8192 / 2))
+
+
+def test_qwen_window_on_the_last_layers_exports_and_reads_back():
+    """Qwen2/Qwen3 config.json windows the layers i >= max_window_layers (use_sliding_window): a model
+    windowed from layer 60 on exports those keys and reads back the same; another pattern is refused."""
+    import json
+    from pathlib import Path
+
+    from planner.frameworks.hf_config import hf_config
+    from planner.spec.hf import model_from_hf
+    from planner.spec.model import ModelSpec, window_pattern
+
+    cfg = json.loads((Path(__file__).parent / "fixtures/hf/qwen2.5-32b.json").read_text())
+    cfg.update(use_sliding_window=True, sliding_window=4096, max_window_layers=60)
+    m = ModelSpec.model_validate(model_from_hf(cfg, name="q"))
+    out = hf_config(m)
+    assert (out["model_type"], out["use_sliding_window"], out["sliding_window"], out["max_window_layers"]) == \
+        ("qwen2", True, 4096, 60)
+    back = ModelSpec.model_validate(model_from_hf(json.loads(json.dumps(out)), name="q"))
+    assert window_pattern(back) == window_pattern(m) and back.sliding_window == 4096
+    every = m.model_copy(update={"sliding_window_pattern": None, "sliding_window_layers": None})
+    assert hf_config(every)["max_window_layers"] == 0
+    odd = m.model_copy(update={"sliding_window_pattern": [i < 4 for i in range(64)]})
+    with pytest.raises(InputError, match="from max_window_layers on"):
+        hf_config(odd)
