@@ -164,7 +164,6 @@ def run(pid: str = POINT) -> tuple[list[str], dict]:
     t = parse_serve_plan(plan, sc)
     ev = EV._evaluate(sc, t)
     ctx = ev["ctx"]
-    ctx.links = T.comm_links(ctx.node, t, ctx.facts.hidden)
     f = ctx.facts
     b = float(ev["batch"][0])
     i_eff, out = ctx.in_mean, ctx.out_mean

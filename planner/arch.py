@@ -64,11 +64,6 @@ class ModelStats:
         return self.routed_experts_per_moe_layer * (self.moe_layers + self.mtp_layers * self.mtp_moe)
 
     @property
-    def mtp_per_layer(self) -> int:
-        """Parameters of one MTP module of its own (mtp_params)."""
-        return self.components.get("mtp", 0) // self.mtp_layers if self.mtp_layers else 0
-
-    @property
     def params_active(self) -> int:
         """Total minus the routed experts a token does not use: total - routed + routed * k / E."""
         if not self.experts:
@@ -234,18 +229,16 @@ def window_context(seq_len: int, window: int) -> float:
     return window - window * (window - 1) / (2.0 * seq_len)
 
 
-def attention_flops_per_token(m: ModelSpec, seq_len: int, causal: bool = True, windowed: bool = True) -> float:
+def attention_flops_per_token(m: ModelSpec, seq_len: int, causal: bool = True) -> float:
     """Forward FLOPs of scores (QK^T) and context (AV) per token, summed over layers (the MTP
     modules' layers included, full attention): 2 * s * H * (d_qk + d_v) per layer, halved under a
     causal mask; a sliding-window layer (causal)
-    attends window_context(s, w) keys instead of s / 2. `windowed=False` counts every layer as full
-    attention (how Megatron-LM's num_floating_point_operations and Megatron-Bridge before 2026-03
-    count a windowed model's published model TFLOP/s)."""
+    attends window_context(s, w) keys instead of s / 2."""
     d_qk, d_v = attention_dims(m)
     per_key = 2.0 * m.heads * (d_qk + d_v)
     if not causal:
         return per_key * seq_len * (m.layers + m.mtp_layers)
-    n_sw = window_layers(m) if windowed else 0
+    n_sw = window_layers(m)
     ctx_sw = window_context(seq_len, m.sliding_window) if n_sw else 0.0
     return per_key * (seq_len / 2 * (m.layers + m.mtp_layers - n_sw) + ctx_sw * n_sw)
 
@@ -271,8 +264,8 @@ def matmul_flops_per_token(m: ModelSpec) -> float:
     return total + 2.0 * m.vocab * m.hidden + mtp_matmul_flops_per_token(m)
 
 
-def flops_per_token(m: ModelSpec, seq_len: int, causal: bool = True, windowed: bool = True) -> dict:
-    attn = attention_flops_per_token(m, seq_len, causal, windowed)
+def flops_per_token(m: ModelSpec, seq_len: int, causal: bool = True) -> dict:
+    attn = attention_flops_per_token(m, seq_len, causal)
     fwd = matmul_flops_per_token(m) + attn
     return {"forward": fwd, "training": 3 * fwd, "attention_forward": attn, "causal": causal}
 

@@ -106,3 +106,24 @@ def test_graph_launched_dense_layers_cost_the_host_one_launch_each_way():
     t = plan_table(sc, framework="megatron", precision="bf16", dp=8, zero=1, mbs=1, recompute="none")
     assert host.layer_host_s(Context(sc), t, False, False)[0] == pytest.approx(2 * host.HOST_LAUNCH_S)
     assert host.layer_host_s(Context(eager), t, False, False)[0] > 10 * host.HOST_LAUNCH_S
+
+
+def test_full_iteration_graphs_moe_layers_only_without_a_host_wait():
+    """Megatron's dropless (or unpadded) MoE dispatchers wait on the host for the token counts every
+    forward, which a full-iteration capture cannot hold: bad input. Padded to capacity (alltoall) the
+    whole step is one graph and a MoE layer costs the host one launch each way, as a dense one."""
+    from planner.estimate import host
+    from planner.catalog import model as catalog_model
+
+    graphs = {"cuda_graph_impl": "local", "cuda_graph_scope": ["full_iteration"]}
+    with pytest.raises((InputError, ValueError), match="full_iteration cannot capture"):
+        scenario(model="mixtral-8x7b", nodes=1, runtime=graphs)
+    spec = catalog_model("mixtral-8x7b").model_dump()
+    spec["moe"]["capacity_factor"] = 1.0
+    with pytest.raises((InputError, ValueError), match="full_iteration cannot capture"):
+        scenario(model=spec, nodes=1, runtime=graphs)  # a capacity factor without padding still waits
+    sc = scenario(model=spec, nodes=1, runtime=graphs | {"moe_pad_to_capacity": True})
+    layer = scenario(model=spec, nodes=1, runtime={"cuda_graph_impl": "local", "moe_pad_to_capacity": True})
+    t = plan_table(sc, framework="megatron", precision="bf16", dp=8, ep=8, zero=1, mbs=1, recompute="none")
+    assert host.layer_host_s(Context(sc), t, True, False)[0] == pytest.approx(2 * host.HOST_LAUNCH_S)
+    assert host.layer_host_s(Context(layer), t, True, False)[0] > 10 * host.HOST_LAUNCH_S

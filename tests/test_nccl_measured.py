@@ -4,6 +4,7 @@ import csv
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from planner import catalog
 from planner.serve import engines as E
@@ -128,3 +129,26 @@ def test_below_the_table_the_link_model_stays():
     rows = NM.measured_table(catalog.node("dgx-h100"), "all_reduce", [2])
     assert np.isnan(NM.interp_s(rows, NM.GRID[0] / 16)[0])
     assert np.isfinite(NM.interp_s(rows, NM.GRID[0])[0])
+
+
+def test_custom_tables_take_the_lower_non_decreasing_envelope():
+    """TensorRT-LLM's all-reduce on 2 H100 measures 9.9 us at 16 KB and 3.4 us at 32 KB (its kernel choice
+    switches): the table gives 16 KB the 32 KB time, each size the least time measured at it or above."""
+    import csv
+    import io
+
+    from planner.catalog import catalog_file_text
+    from planner.serve.nccl_measured import CUSTOM_GRID, custom_tables
+
+    raw: dict = {}
+    for r in csv.DictReader(io.StringIO(catalog_file_text("custom_allreduce_measured.csv")[0])):
+        raw.setdefault((r["gpu"], r["engine"], int(r["gpus"])), {})[int(r["bytes"])] = float(r["latency_ms"]) * 1e-3
+    tabs = custom_tables()
+    row, measured = tabs[("h100", "trtllm", 2)], raw[("h100", "trtllm", 2)]
+    at = list(CUSTOM_GRID).index(16384)
+    assert measured[16384] > 2.5 * measured[32768]  # the dip is in the data
+    assert row[at] == pytest.approx(measured[32768]) and row[at + 1] == pytest.approx(measured[32768])
+    for key, row in tabs.items():
+        times = np.array([raw[key][int(b)] for b in CUSTOM_GRID])
+        assert np.all(np.diff(row) >= 0) and np.all(row <= times)
+        assert row.tolist() == pytest.approx([times[i:].min() for i in range(len(times))])

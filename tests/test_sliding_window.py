@@ -51,7 +51,6 @@ def test_gpt_oss_attention_time_and_model_flops_shrink_with_the_window():
     m = sc.model
     per_key = 2.0 * 64 * 128
     assert attention_flops_per_token(m, 4096) == pytest.approx(per_key * (18 * 2048 + 18 * (128 - 128 * 127 / 8192)))
-    assert attention_flops_per_token(m, 4096, windowed=False) == pytest.approx(per_key * 36 * 2048)
     assert Context(sc).model_flops_per_token < Context(full).model_flops_per_token
 
 
@@ -93,6 +92,10 @@ def test_qwen2_window_from_max_window_layers_and_a_five_to_one_interleave():
     assert "--window-attn-skip-freq [" + ",".join(["0"] * 60 + ["1"] * 4) + "]" in megatron.architecture_args(m)
     off = ModelSpec.model_validate(model_from_hf({**cfg, "use_sliding_window": False}, name="q"))
     assert off.sliding_window is None
+    # without max_window_layers transformers' default applies: windowed from layer 28 on
+    cfg.pop("max_window_layers")
+    dflt = ModelSpec.model_validate(model_from_hf(cfg, name="q"))
+    assert window_pattern(dflt) == [i >= 28 for i in range(64)] and dflt.sliding_window_layers == 36
     five = m.model_copy(update={"sliding_window_pattern": [(i + 1) % 6 != 0 for i in range(64)],
                                 "sliding_window_layers": 64 - 10})
     assert "--window-attn-skip-freq 6" in megatron.architecture_args(five)
@@ -138,3 +141,45 @@ def test_a_window_whose_pattern_marks_no_layer_is_bad_input():
     off = ModelSpec.model_validate(base | {"sliding_window": None, "sliding_window_layers": None,
                                            "sliding_window_pattern": [False] * 24})
     assert off.sliding_window is None
+
+
+def test_mtp_layers_attend_in_full_on_the_stage_as_in_the_model_flops():
+    """A windowed model with MTP modules: attention_flops_per_token counts the MTP layers as full
+    attention, so the last stage (which holds them) counts only its decoder layers as windowed."""
+    from planner.estimate.memory_terms_stage import stage_window_layers
+
+    spec = catalog_model("mistral-7b").model_dump() | {"mtp_layers": 1}
+    sc = scenario(model=spec, node="dgx-h100", nodes=1, seq=8192)
+    ctx = Context(sc)
+    m = ctx.model
+    assert stage_window_layers(ctx, raw_table(pp=1, dp=8), "last")[0] == m.layers
+    assert stage_window_layers(ctx, raw_table(pp=2, dp=4), "last")[0] == m.layers / 2
+    assert stage_window_layers(ctx, raw_table(pp=2, dp=4), "first")[0] == m.layers / 2
+    per_key = 2.0 * m.heads * 2 * m.hidden / m.heads
+    assert attention_flops_per_token(m, 8192) == pytest.approx(
+        per_key * (m.layers * window_context(8192, m.sliding_window) + 1 * 8192 / 2))
+
+
+def test_qwen_window_on_the_last_layers_exports_and_reads_back():
+    """Qwen2/Qwen3 config.json windows the layers i >= max_window_layers (use_sliding_window): a model
+    windowed from layer 60 on exports those keys and reads back the same; another pattern is refused."""
+    import json
+    from pathlib import Path
+
+    from planner.frameworks.hf_config import hf_config
+    from planner.spec.hf import model_from_hf
+    from planner.spec.model import ModelSpec, window_pattern
+
+    cfg = json.loads((Path(__file__).parent / "fixtures/hf/qwen2.5-32b.json").read_text())
+    cfg.update(use_sliding_window=True, sliding_window=4096, max_window_layers=60)
+    m = ModelSpec.model_validate(model_from_hf(cfg, name="q"))
+    out = hf_config(m)
+    assert (out["model_type"], out["use_sliding_window"], out["sliding_window"], out["max_window_layers"]) == \
+        ("qwen2", True, 4096, 60)
+    back = ModelSpec.model_validate(model_from_hf(json.loads(json.dumps(out)), name="q"))
+    assert window_pattern(back) == window_pattern(m) and back.sliding_window == 4096
+    every = m.model_copy(update={"sliding_window_pattern": None, "sliding_window_layers": None})
+    assert hf_config(every)["max_window_layers"] == 0
+    odd = m.model_copy(update={"sliding_window_pattern": [i < 4 for i in range(64)]})
+    with pytest.raises(InputError, match="from max_window_layers on"):
+        hf_config(odd)

@@ -43,7 +43,7 @@ def test_breakdown_sums_to_the_model_step(n_pf):
     _, sc, plan, _ = S.point()
     t = parse_serve_plan(plan, sc)
     ctx = EV.Context(sc)
-    ctx.links = T.comm_links(ctx.node, t, ctx.facts.hidden)
+    ctx.links = T.comm_links(ctx.node, t, ctx.facts.hidden, bool(ctx.facts.experts))  # as the evaluator builds them
     parts = S.model_parts(ctx, t, 2048.0, n_pf, 1500.0, 500.0)
     # TensorRT-LLM overlaps the host step (timing.overlaps_host_step) and its sampler bound (~23 ms) is below
     # this GPU step, so the engine's iteration is the GPU step the parts add up to

@@ -107,12 +107,15 @@ def _host_parts(ctx, t, moe_layer: bool, eager):
 def graph_launched(ctx, t, moe_layer: bool):
     """Rows whose layer of this kind runs as CUDA graphs whose replay issues all its kernels
     (runtime.cuda_graph_impl): Megatron dense layers under the local implementation (whole layers or
-    full_iteration) or Transformer Engine's without a scope (whole layers). MoE layers and partial
-    scopes keep their eager launches here (the router / preprocess graphs are not counted)."""
+    full_iteration) or Transformer Engine's without a scope (whole layers), and MoE layers too under
+    full_iteration, which graphs the whole step (full_cuda_graph.py; the scenario allows it only with a
+    dispatcher that does not wait on the host: Scenario._check_full_iteration_moe). Other MoE layers and
+    partial scopes keep their eager launches here (the router / preprocess graphs are not counted)."""
     rt = ctx.scenario.runtime
     impl = rt.cuda_graph_impl
     whole = impl == "local" or (impl == "transformer_engine" and not rt.cuda_graph_scope)
-    return (t["framework"] == MEG) & (whole and not moe_layer)
+    full_iteration = impl == "local" and "full_iteration" in rt.cuda_graph_scope
+    return (t["framework"] == MEG) & (whole and (not moe_layer or full_iteration))
 
 
 def layer_host_s(ctx, t, moe_layer: bool, eager):

@@ -175,16 +175,18 @@ def stage_window_layers(ctx, t, stage):
     pattern (spec.model.window_pattern) over the rank's chunks as stage_layers splits them (chunk c
     holds layers c*base + min(c, extra) onward, base + (c < extra) of them). Under a Megatron split
     (runtime.pipeline_layout / account_for_*) or a count without a pattern: the rank's layers times
-    the model's windowed share."""
+    the model's windowed share. The MTP modules' layers attend in full (as attention_flops_per_token
+    counts them): only the rank's decoder layers take the windowed share."""
     from planner.arch import window_layers
     from planner.spec.model import window_pattern
 
     m = ctx.model
     n_sw = window_layers(m)
-    lps, _, _ = stage_layers(ctx, t, stage)
     pattern = window_pattern(m) if n_sw else None
     if not n_sw or n_sw == m.layers or pattern is None or split_key_of(ctx) is not None:
-        return lps * (n_sw / m.layers)
+        lps, _, _ = stage_layers(ctx, t, stage)
+        decoder = lps - stage_mtp(ctx, t, stage) if m.mtp_layers else lps
+        return decoder * (n_sw / m.layers)
     rank = pipeline_rank(t, stage)
     pp, vpp = t["pp"], t["vpp"]
     base, extra = _chunk_layers(ctx, t)

@@ -7,7 +7,8 @@ The family is the one transformers class that has every feature of the model: De
 router, aux-free bias) or V2 for MLA, Qwen2-MoE for a gated shared expert, Qwen3-MoE for experts
 with q/k norm, gpt-oss for attention sinks and its clamped activation, Mixtral for other experts,
 GPT-2 for learned positions, GPT-NeoX for LayerNorm with biases, Qwen3 for q/k norm, Qwen2 for q/k/v
-biases only, Mistral for a sliding window, else Llama.
+biases only (both with a window on their last layers: max_window_layers), Mistral for a sliding window
+on every layer, else Llama.
 """
 
 from __future__ import annotations
@@ -74,12 +75,30 @@ def _problems(m, mt: str) -> list[str]:
         return out
     if m.attention_sinks or m.swiglu_limit is not None or m.ffn_gate != "silu":
         out.append(f"{mt} has no attention sinks, clamped activation or {m.ffn_gate} gate")
-    if m.sliding_window and mt not in ("mistral", "mixtral"):
+    if m.sliding_window and mt not in ("mistral", "mixtral", *WINDOW_FROM_FAMILIES):
         out.append(f"{mt} has no sliding_window here")
-    if m.sliding_window and not all(window_pattern(m) or [False]):
+    if m.sliding_window and mt in ("mistral", "mixtral") and not all(window_pattern(m) or [False]):
         out.append(f"sliding_window_layers {m.sliding_window_layers} of {m.layers}: {mt}'s config.json puts the "
                    "window on every layer")
+    if m.sliding_window and mt in WINDOW_FROM_FAMILIES and _first_window_layer(m) is None:
+        out.append(f"sliding_window_layers {m.sliding_window_layers} of {m.layers}: {mt}'s config.json windows "
+                   "every layer from max_window_layers on, and these windowed layers are not such a tail")
     return out
+
+
+# Families whose config.json windows the layers i >= max_window_layers under use_sliding_window
+# (transformers configuration_qwen2.py / configuration_qwen3.py; planner/spec/hf.py reads it back).
+WINDOW_FROM_FAMILIES = ("qwen2", "qwen3")
+
+
+def _first_window_layer(m) -> int | None:
+    """k where the model's windowed layers are exactly layers k..layers-1 (k = layers - windowed count),
+    else None."""
+    pattern = window_pattern(m)
+    if pattern is None:
+        return None
+    k = m.layers - sum(pattern)
+    return k if pattern == [i >= k for i in range(m.layers)] else None
 
 
 def _rope(m) -> dict:
@@ -154,6 +173,8 @@ def hf_config(m) -> dict:
         out["mlp_bias"] = m.linear_bias
     if mt in ("mistral", "mixtral"):
         out["sliding_window"] = m.sliding_window
+    if mt in WINDOW_FROM_FAMILIES and m.sliding_window:
+        out.update(use_sliding_window=True, sliding_window=m.sliding_window, max_window_layers=_first_window_layer(m))
     if mt == "gpt_oss":
         kinds = ["sliding_attention" if x else "full_attention" for x in window_pattern(m) or [False] * m.layers]
         out.update(swiglu_limit=m.swiglu_limit, layer_types=kinds,

@@ -113,8 +113,8 @@ ENGINE_KEYS = {E.VLLM: "vllm", E.SGLANG: "sglang", E.TRTLLM: "trtllm"}
 def custom_tables() -> dict:
     """{(system, engine key, gpus): seconds at each CUSTOM_GRID size} from catalogs/custom_allreduce_measured.csv,
     as the lower non-decreasing envelope of the measured times (each size takes the least time measured at it
-    or any larger size): the tables dip in places (e.g. TensorRT-LLM on 2 H100, 9.9 us at 32 KB, 3.4 us at
-    64 KB, where its kernel choice switches), and a smaller message never needs more than a larger one's
+    or any larger size): the tables dip in places (e.g. TensorRT-LLM on 2 H100, 9.9 us at 16 KB, 3.4 us at
+    32 KB, where its kernel choice switches), and a smaller message never needs more than a larger one's
     kernel; without it a step could get shorter as the batch grows."""
     out: dict = {}
     for r in csv.DictReader(io.StringIO(catalog_file_text("custom_allreduce_measured.csv")[0])):

@@ -519,11 +519,9 @@ def overlaps_host_step(engine) -> np.ndarray:
 def iteration_s(f, t, lk, hw, n_dec, n_pf, ctx_dec, ctx_pf):
     """One engine iteration: pp micro-batches through pp stages (lk: comm_links of the table) and the host
     step: max(GPU, STEP_OVERHEAD_S, host_bound_s) where the engine overlaps them (overlaps_host_step), else
-    GPU + STEP_OVERHEAD_S (also without an engine column)."""
+    GPU + STEP_OVERHEAD_S."""
     pp = t["pp"]
     gpu = pp * stage_s(f, t, lk, hw, n_dec / pp, n_pf / pp, ctx_dec, ctx_pf)
-    if "engine" not in t:
-        return gpu + STEP_OVERHEAD_S
     host = np.maximum(STEP_OVERHEAD_S, host_bound_s(t, n_dec))
     return np.where(overlaps_host_step(t["engine"]), np.maximum(gpu, host), gpu + STEP_OVERHEAD_S)
 

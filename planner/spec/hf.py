@@ -17,6 +17,9 @@ from planner.errors import InputError
 # transformers' config-class defaults (configuration_<family>.py, v4.5x) for a file that omits a key.
 NORM_EPS_DEFAULT = {"mixtral": 1e-5, "gpt2": 1e-5, "gpt_neox": 1e-5, "gpt_oss": 1e-5}  # every other family: 1e-6
 ROPE_THETA_DEFAULT = {"mixtral": 1e6, "gpt_oss": 150000.0}  # every other family: 10,000
+# Qwen2Config / Qwen3Config max_window_layers (configuration_qwen2.py, configuration_qwen3.py): the first
+# windowed layer when use_sliding_window is on and the file gives neither max_window_layers nor layer_types
+MAX_WINDOW_LAYERS_DEFAULT = 28
 # transformers GptOssConfig (configuration_gpt_oss.py) when the file omits them: rope_parameters (YaRN),
 # sliding_window, layer_types alternating from a sliding first layer; GptOssExperts clamps at limit = 7.0
 GPT_OSS_ROPE_DEFAULT = {"type": "yarn", "factor": 32.0, "beta_fast": 32.0, "beta_slow": 1.0,
@@ -89,7 +92,7 @@ def _context(cfg: dict, mt: str) -> dict:
         # Qwen2/Qwen3 (configuration_qwen2.py): without layer_types, layers from max_window_layers on
         # attend within the window; modeling_qwen2 applies it per layer_types
         layers = _get(cfg, "num_hidden_layers", "n_layer", "num_layers")
-        first = _get(cfg, "max_window_layers")
+        first = _get(cfg, "max_window_layers", default=MAX_WINDOW_LAYERS_DEFAULT)
         types = cfg.get("layer_types")
         if types is None and isinstance(layers, int) and isinstance(first, int):
             types = ["sliding_attention" if i >= first else "full_attention" for i in range(layers)]

@@ -316,6 +316,27 @@ class Scenario(Strict):
         return self
 
     @model_validator(mode="after")
+    def _check_full_iteration_moe(self):
+        """A full-iteration CUDA graph (Megatron-Core full_cuda_graph.py, torch.cuda.graph capture of the whole
+        step) cannot hold a MoE dispatcher that waits on the host for its token counts: dropless or unpadded,
+        MoEAlltoAllTokenDispatcher copies them device-to-host and synchronises every forward
+        (token_dispatcher.py _maybe_dtoh_and_synchronize at 92c8482e; the allgather, DeepEP and unpadded
+        HybridEP dispatchers likewise: host.moe_forward_syncs), which stream capture does not allow, and a
+        replay would reuse the captured split sizes. Megatron's argument checks do not catch it; the capture
+        fails. Only padding to capacity with the alltoall or hybridep dispatcher removes the wait."""
+        from planner.estimate.host import PADDED_NO_SYNC_DISPATCHERS
+
+        rt, moe = self.runtime, self.model.moe
+        if "full_iteration" not in rt.cuda_graph_scope or not moe:
+            return self
+        if rt.moe_pad_to_capacity and moe.capacity_factor is not None and rt.moe_dispatcher in PADDED_NO_SYNC_DISPATCHERS:
+            return self
+        raise ValueError("runtime.cuda_graph_scope: full_iteration cannot capture this MoE model's step: its token "
+                         "dispatcher waits on the host for the token counts in every MoE layer (dropless or "
+                         "unpadded); set model.moe.capacity_factor with runtime.moe_pad_to_capacity and "
+                         "runtime.moe_dispatcher alltoall or hybridep, or use a per-layer scope")
+
+    @model_validator(mode="after")
     def _check_pipeline_split(self):
         """Megatron's checks of a layout that do not depend on pp (megatron_layout.layout_problems:
         symbols, E first, L last, every decoder layer once, as many 'm' as model.mtp_layers) and its clash with the account_for_* flags
