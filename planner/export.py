@@ -166,7 +166,8 @@ def split_notes(scenario, f: dict) -> list[str]:
                      "stage)"] if scenario.model.mtp_layers else [])
     if not common.uneven_split(scenario, f):
         return []
-    lines = common.split_lines(scenario.model.layers, f["pp"], f["vpp"])
+    own = common.own_chunk_counts(scenario, f["pp"], f["vpp"]) if scenario.model.mtp_layers else None
+    lines = common.split_lines(scenario.model.layers, f["pp"], f["vpp"], own)
     return ["", *lines, *SPLIT_NOTES[f["framework"]](scenario, f)]
 
 

@@ -13,7 +13,8 @@ from planner.errors import InputError
 from planner.estimate import compute, memory, table
 from planner.estimate.evaluate import Context, estimate, first_last_stage_times
 from planner.estimate.memory_terms_stage import stage_mtp, stage_params
-from planner.frameworks import megatron, rules
+from planner.estimate import pipeline_split
+from planner.frameworks import common, megatron, rules
 from planner.frameworks.megatron_layout import layout_problems, pipeline_layout
 from planner.spec import Plan
 from planner.spec.hf import model_from_hf
@@ -29,8 +30,11 @@ DSV3_MTP = DSV3.model_copy(update={"mtp_layers": 1})
 RECIPE_LAYOUT = "Et*4|(t*4|)*14tmL"
 
 
-def mtp_scenario(model=DSV3_MTP, nodes=32, **runtime):
+def mtp_scenario(model=DSV3_MTP, nodes=32, plain_split=False, **runtime):
+    """`plain_split`: search.uneven_pipeline false, so the planner keeps the plain split (the module's
+    own terms alone) instead of setting the module against the last stage's layers."""
     extra = {"runtime": runtime} if runtime else {}
+    extra.update({"search": {"uneven_pipeline": False}} if plain_split else {})
     return scenario(model=model.model_dump(exclude_none=True), node="dgx-b200", nodes=nodes, gb=2048, **extra)
 
 
@@ -63,8 +67,9 @@ def test_mtp_flops_match_megatron_bridge_model_flops():
 
 def test_module_and_embedding_copy_sit_on_the_last_rank():
     """Without a layout Megatron builds the MTP module on the last pipeline stage (mtp_on_this_rank),
-    with its own embedding copy there (GPTModel: pre_process or mtp_process); other ranks unchanged."""
-    ctx0, ctx1 = Context(mtp_scenario(model=DSV3)), Context(mtp_scenario())
+    with its own embedding copy there (GPTModel: pre_process or mtp_process); other ranks unchanged
+    (under the plain split: the planner's own moves decoder layers off the module's rank)."""
+    ctx0, ctx1 = Context(mtp_scenario(model=DSV3)), Context(mtp_scenario(plain_split=True))
     t = table.from_plans([Plan(framework="megatron", precision="bf16", dp=16, tp=1, pp=16, ep=8, mbs=1, ga=8,
                                zero=1)])
     st = ctx1.stats
@@ -102,10 +107,11 @@ def test_scenario_layout_must_hold_the_models_mtp_layers():
 
 def test_last_stage_runs_one_more_layer_eh_proj_and_head():
     """The last stage's forward gains one MoE layer (attention and its dispatcher wait included), eh_proj
-    with the norms, and one more output layer + loss; the first stage's time does not change."""
+    with the norms, and one more output layer + loss; the first stage's time does not change (the same
+    split: plain_split)."""
     plan = Plan(framework="megatron", precision="bf16", dp=16, tp=1, pp=16, ep=8, mbs=1, ga=128, zero=1)
     t = table.from_plans([plan])
-    ctx0, ctx1 = Context(mtp_scenario(model=DSV3)), Context(mtp_scenario())
+    ctx0, ctx1 = Context(mtp_scenario(model=DSV3)), Context(mtp_scenario(plain_split=True))
     s0, s1 = first_last_stage_times(ctx0, t), first_last_stage_times(ctx1, t)
     assert float(s1["first"][0][0]) == pytest.approx(float(s0["first"][0][0]), rel=1e-12)
     u0, u1 = compute.layer_costs(ctx0, t), compute.layer_costs(ctx1, t)
@@ -168,3 +174,44 @@ def test_reported_peak_is_the_maximum_over_ranks_with_a_standalone_mtp_stage():
     totals = one_by_one(ctx, plan)
     mem = memory.memory(ctx, table.from_plans([plan]))
     assert float(mem["total"][0]) == pytest.approx(max(totals), rel=1e-12)
+
+
+def _heaviest(counts, units):
+    """The heaviest chunk in decoder-layer equivalents, the MTP units on the last."""
+    return max(max(counts[:-1], default=0), counts[-1] + units)
+
+
+@pytest.mark.parametrize("layers", [27, 61, 64, 94])
+@pytest.mark.parametrize("units", [0.4, 1.0, 2.758818, 5.0])
+def test_own_split_moves_layers_off_the_mtp_chunk_only_when_that_lowers_the_heaviest(layers, units):
+    """common.chunk_layer_counts with the MTP units on the last chunk: every layer placed once; fewer
+    decoder layers on the last chunk than the plain split only where that lowers the heaviest chunk,
+    otherwise the plain split itself."""
+    for pp, vpp in ((2, 1), (4, 1), (4, 2), (8, 1), (16, 1), (4, 4)):
+        if pp * vpp > layers:
+            continue
+        plain = common.chunk_layer_counts(layers, pp, vpp)
+        own = common.chunk_layer_counts(layers, pp, vpp, units)
+        assert sum(own) == layers and len(own) == pp * vpp and min(own) >= 0
+        assert _heaviest(own, units) <= _heaviest(plain, units)
+        if own[-1] < plain[-1]:
+            assert _heaviest(own, units) < _heaviest(plain, units)
+        else:
+            assert own == plain
+
+
+def test_own_split_of_deepseek_v3_with_mtp_is_the_recipe_layout_and_lowers_the_slowest_stage():
+    """DeepSeek-V3 + one MTP module (about 2.76 MoE-layer equivalents: layer, eh_proj, one more output
+    head) on pp 16: the planner's split leaves one decoder layer with the module, the Megatron-Bridge
+    recipes' layout (set_deepseek_v3_pipeline_model_parallel_layout); its slowest stage is faster than
+    under the plain split (3 layers + module), and the export writes that layout."""
+    assert pipeline_split.mtp_layer_units(DSV3_MTP) == pytest.approx(2.76, abs=0.01)
+    plan = Plan(framework="megatron", precision="bf16", dp=16, tp=1, pp=16, ep=8, mbs=1, ga=128, zero=1)
+    t = table.from_plans([plan])
+    own, plain = Context(mtp_scenario()), Context(mtp_scenario(plain_split=True))
+    assert [float(memory.stage_layers(own, t, np.array([r]))[0][0]) for r in (0, 14, 15)] == [4, 4, 2]
+    assert float(memory.stage_layers(plain, t, "last")[0][0]) == 4
+    slowest = [max(float(v[0][0]) for v in first_last_stage_times(c, t).values()) for c in (own, plain)]
+    assert slowest[0] < slowest[1]
+    args = megatron.megatron_args(mtp_scenario(), plan.resolved(mtp_scenario()))
+    assert f"--pipeline-model-parallel-layout {RECIPE_LAYOUT}" in args

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from planner.estimate.pipeline_split import rank_layers, rank_mtp, split_key
+from planner.estimate.pipeline_split import own_mtp_key, rank_layers, rank_mtp, split_key
 
 
 def _chunk_layers(ctx, t):
@@ -91,8 +91,9 @@ def stage_mtp(ctx, t, stage):
 
 
 def split_key_of(ctx):
-    """The scenario's Megatron split other than the planner's own (pipeline_split.split_key), or None."""
-    return split_key(ctx.scenario.runtime)
+    """The scenario's Megatron split (pipeline_split.split_key), or the planner's own with the MTP
+    modules set against the last chunk (pipeline_split.own_mtp_key), or None (the plain split)."""
+    return split_key(ctx.scenario.runtime) or own_mtp_key(ctx.scenario)
 
 
 def _custom_tables(ctx, pp, vpp):

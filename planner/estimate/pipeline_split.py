@@ -32,11 +32,37 @@ import numpy as np
 
 def split_key(runtime) -> tuple | None:
     """What defines the split, hashable: None (the planner's own), ('layout', text) or
-    ('account', embedding, loss)."""
+    ('account', embedding, loss); ('own', units) is the planner's own with MTP (own_mtp_key)."""
     if runtime.pipeline_layout is not None:
         return ("layout", runtime.pipeline_layout)
     e, lo = runtime.account_for_embedding_in_pipeline_split, runtime.account_for_loss_in_pipeline_split
     return ("account", bool(e), bool(lo)) if (e or lo) else None
+
+
+def mtp_layer_units(m) -> float:
+    """What the MTP modules add to the rank that holds them, in decoder layers of their kind: their
+    weight-matmul FLOPs per token (planner.arch.mtp_matmul_flops_per_token: the module's transformer
+    layer, eh_proj and one more pass through the output head; Megatron-LM training.py
+    num_floating_point_operations counts the same) over one such layer's (planner.arch.layer_matmuls).
+    DeepSeek-V3 (one MoE module): about 2.5 layers, the recipes' 'tmL' last stage against 't*4'."""
+    from planner.arch import layer_matmuls, mtp_matmul_flops_per_token
+
+    if not m.mtp_layers:
+        return 0.0
+    layer = sum(2.0 * x.k * x.n * x.per_token for x in layer_matmuls(m, m.mtp_moe))
+    return round(mtp_matmul_flops_per_token(m) / layer, 6)
+
+
+def own_mtp_key(scenario) -> tuple | None:
+    """The planner's own split of a model with MTP modules as a split key ('own', units): the
+    modules counted as mtp_layer_units decoder layers on the last chunk (common.chunk_layer_counts);
+    None without MTP, with a Megatron split set, or where the search splits only evenly."""
+    from planner.frameworks.common import own_split_units
+
+    if split_key(scenario.runtime) is not None:
+        return None
+    units = own_split_units(scenario)
+    return ("own", units) if units else None
 
 
 def layout_stages(text: str) -> list[str]:
@@ -48,7 +74,7 @@ def layout_stages(text: str) -> list[str]:
 def split_problems(key, layers: int, pp: int, vpp: int, mtp_layers: int | None = None) -> list[str]:
     """Megatron's rules for the split `key` (split_key) on pp x vpp; [] when it builds. `mtp_layers`
     None: the layout's MTP count is not checked here (Scenario validation checks it against the model)."""
-    if key is None:
+    if key is None or key[0] == "own":
         return []
     if key[0] == "layout":
         from planner.frameworks.megatron_layout import layout_problems
@@ -90,6 +116,10 @@ def chunk_decoders(key, layers: int, pp: int, vpp: int) -> tuple[int, ...] | Non
         return None
     if key[0] == "layout":
         return tuple(s.count("t") for s in layout_stages(key[1]))
+    if key[0] == "own":
+        from planner.frameworks.common import chunk_layer_counts
+
+        return tuple(chunk_layer_counts(layers, pp, vpp, key[1]))
     _, e, lo = key
     unit = (layers + e + lo) // (pp * vpp)
     counts = [unit] * (pp * vpp)

@@ -76,15 +76,40 @@ def warmup_steps(total_steps: int) -> int:
     return max(1, min(WARMUP_STEPS, int(total_steps * WARMUP_MAX_FRACTION)))
 
 
-def chunk_layer_counts(layers: int, pp: int, vpp: int = 1) -> list[int]:
+def chunk_layer_counts(layers: int, pp: int, vpp: int = 1, last_units: float = 0.0) -> list[int]:
     """Transformer layers of each of the pp x vpp model chunks, in model order: chunk c holds
     base + (1 if c < extra else 0) layers, base = layers // (pp*vpp), extra = layers % (pp*vpp) (the
     first chunks take the remainder). This is the split the memory model evaluates
-    (planner/estimate/memory_terms_stage.py `_chunk_layers`, `stage_layers`) and every exporter writes."""
+    (planner/estimate/memory_terms_stage.py `_chunk_layers`, `stage_layers`) and every exporter writes.
+
+    `last_units` > 0 (the MTP modules on the last chunk, in decoder-layer equivalents:
+    pipeline_split.mtp_layer_units): the last chunk keeps k decoder layers, the others split the
+    remaining layers - k as above, with k in 0..base minimising the heaviest chunk
+    max(k + last_units, ceil((layers - k) / (chunks - 1))), ties to the largest k."""
     if pp < 1 or vpp < 1:
         raise ValueError(f"pp ({pp}) and vpp ({vpp}) must be at least 1")
-    base, extra = divmod(layers, pp * vpp)
-    return [base + (1 if c < extra else 0) for c in range(pp * vpp)]
+    chunks = pp * vpp
+    base, extra = divmod(layers, chunks)
+    if last_units <= 0 or chunks == 1:
+        return [base + (1 if c < extra else 0) for c in range(chunks)]
+    k = min(range(base, -1, -1), key=lambda n: max(n + last_units, -(-(layers - n) // (chunks - 1))))
+    return chunk_layer_counts(layers - k, chunks - 1) + [k]
+
+
+def own_split_units(scenario) -> float:
+    """The decoder-layer equivalents the planner's own split sets against the last chunk: those of
+    the model's MTP modules (pipeline_split.mtp_layer_units) where the search may split unevenly
+    (search.uneven_pipeline), else 0 (the plain split)."""
+    from planner.estimate.pipeline_split import mtp_layer_units
+
+    if not scenario.model.mtp_layers or not scenario.search.uneven_pipeline:
+        return 0.0
+    return mtp_layer_units(scenario.model)
+
+
+def own_chunk_counts(scenario, pp: int, vpp: int = 1) -> list[int]:
+    """chunk_layer_counts of the planner's own split for the scenario's model (own_split_units)."""
+    return chunk_layer_counts(scenario.model.layers, pp, vpp, own_split_units(scenario))
 
 
 def rank_chunks(rank: int, pp: int, vpp: int) -> list[int]:
@@ -100,7 +125,9 @@ def rank_layer_counts(layers: int, pp: int, vpp: int = 1) -> list[int]:
 
 
 def uneven_split(scenario, fields: dict) -> bool:
-    """True when the model's layers do not divide into pp x vpp equal chunks."""
+    """True when the planner's own split (own_chunk_counts) does not give pp x vpp equal chunks."""
+    if scenario.model.mtp_layers:
+        return len(set(own_chunk_counts(scenario, fields["pp"], fields["vpp"]))) > 1
     return scenario.model.layers % (fields["pp"] * fields["vpp"]) != 0
 
 
@@ -129,14 +156,16 @@ def _span(noun: str, first: int, last: int) -> str:
     return f"{noun} {first}" if first == last else f"{noun}s {first}-{last}"
 
 
-def split_lines(layers: int, pp: int, vpp: int = 1) -> list[str]:
+def split_lines(layers: int, pp: int, vpp: int = 1, counts: list[int] | None = None) -> list[str]:
     """README lines stating an uneven split: the layers of every chunk (with the model layers it
-    holds) and, with interleaving, of every pipeline rank."""
-    counts = chunk_layer_counts(layers, pp, vpp)
+    holds) and, with interleaving, of every pipeline rank. `counts`: the chunks' layers when not
+    chunk_layer_counts' plain split (the MTP modules set against the last chunk)."""
     chunks, extra = pp * vpp, layers % (pp * vpp)
     unit = "stage" if vpp == 1 else "chunk"
     lines = [f"Pipeline split (uneven): {layers} layers over {chunks} {unit}s (pp {pp} x vpp {vpp}); "
-             f"the first {extra} {unit}s hold one layer more"]
+             + (f"the first {extra} {unit}s hold one layer more" if counts is None else
+                f"the last {unit} holds the MTP module(s) and fewer layers")]
+    counts = chunk_layer_counts(layers, pp, vpp) if counts is None else counts
     start = 0
     for first, last, n in _runs(counts):
         size = n * (last - first + 1)

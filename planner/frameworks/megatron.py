@@ -222,8 +222,9 @@ def _parallel_args(scenario, f: dict) -> list[str]:
         out += ["--account-for-loss-in-pipeline-split"] if rt.account_for_loss_in_pipeline_split else []
         out += [f"--num-virtual-stages-per-pipeline-rank {f['vpp']}"] if f["vpp"] > 1 else []
     elif common.uneven_split(scenario, f):
-        out.append(f"--pipeline-model-parallel-layout "
-                   f"{pipeline_layout(scenario.model.layers, f['pp'], f['vpp'], scenario.model.mtp_layers)}")
+        layout = pipeline_layout(scenario.model.layers, f["pp"], f["vpp"], scenario.model.mtp_layers,
+                                 common.own_split_units(scenario))
+        out.append(f"--pipeline-model-parallel-layout {layout}")
     elif f["vpp"] > 1:
         out.append(f"--num-layers-per-virtual-pipeline-stage {common.layers_per_stage(scenario, f)}")
     if f["sp"]:

@@ -42,12 +42,13 @@ def _decoders(n: int) -> str:
     return "" if n == 0 else "t" if n == 1 else f"t*{n}"
 
 
-def pipeline_layout(layers: int, pp: int, vpp: int = 1, mtp_layers: int = 0) -> str:
-    """The layout string of the planner's split (common.chunk_layer_counts): the embedding on the
-    first virtual stage, the MTP layers and the loss on the last (where Megatron puts MTP without a
-    layout), runs of equal stages written as '(...|)*n'.
+def pipeline_layout(layers: int, pp: int, vpp: int = 1, mtp_layers: int = 0, mtp_units: float = 0.0) -> str:
+    """The layout string of the planner's split (common.chunk_layer_counts, the MTP modules counted
+    as `mtp_units` decoder layers on the last chunk): the embedding on the first virtual stage, the
+    MTP layers and the loss on the last (where Megatron puts MTP without a layout: 'm' after every
+    't', in the last stage of its rank), runs of equal stages written as '(...|)*n'.
     Example: 126 layers on pp 16 -> 'Et*8|(t*8|)*13t*7|t*7L'."""
-    tokens = [_decoders(n) for n in common.chunk_layer_counts(layers, pp, vpp)]
+    tokens = [_decoders(n) for n in common.chunk_layer_counts(layers, pp, vpp, mtp_units if mtp_layers else 0.0)]
     tokens[0] = "E" + tokens[0]
     tokens[-1] += "m" * mtp_layers + "L"
     out, i = [], 0
@@ -142,7 +143,8 @@ def _mtp_problems(stages: list[str], pp: int | None) -> list[str]:
 
 def readme_notes(scenario, fields: dict) -> list[str]:
     """README lines for a Megatron plan with an uneven split: the flag, its syntax and the version."""
-    layout = pipeline_layout(scenario.model.layers, fields["pp"], fields["vpp"], scenario.model.mtp_layers)
+    layout = pipeline_layout(scenario.model.layers, fields["pp"], fields["vpp"], scenario.model.mtp_layers,
+                             common.own_split_units(scenario))
     return [f"  megatron_args.txt sets this split as --pipeline-model-parallel-layout {layout}",
             "  (virtual stages in chunk order separated by '|'; E embedding, t transformer layer, m MTP layer,",
             "  L loss;",
