@@ -40,7 +40,7 @@ class _Console:
 out, err = _Console(stderr=False), _Console(stderr=True)
 
 # At exit the interpreter's last garbage collections traverse every object still alive (pydantic's
-# schemas, numpy's and OR-Tools' modules): 0.08-0.12 s of a 2 s solve on 2 cores, all after the output
+# schemas, numpy's and OR-Tools' modules): 0.1-0.2 s of a 2 s solve on 2 cores, all after the output
 # is written. Freezing them first (gc.freeze: moved out of the collector's reach) skips that walk;
 # the objects are still released by reference counting as the modules are torn down.
 atexit.register(gc.freeze)
