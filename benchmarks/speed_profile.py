@@ -208,6 +208,27 @@ What remains in the verdict: per plan ~10 gathers and as many additions (bounds 
 per cell-slot the term evaluations (model_state_parts, activation_parts: ~0.4 us each), then the
 step-time bound (one stage evaluation per group: 481,008 for DeepSeek-V3 / 2,048 H100, 795,144 for
 the 131,072-GPU range, ~2 us each), the plan table and start-up.
+
+Then (issue 14, around the search: what a whole process costs beyond planner.solve), exact (the same
+JSON for all shipped, benchmark and report scenarios apart from `seconds`; the same tables for three).
+Measured on DeepSeek-V3 / 2,048 H100 (load 2-3): importing the CLI and the solver 0.41-0.45 s (the
+spec 0.28: pydantic 0.08, its model builds, Plan 5 ms, Scenario 7 ms; numpy 0.08; click 0.03),
+CP-SAT's import 0.13 s (its compiled helper 0.11), loading the scenario 0.01 s, the shown plans'
+rows, closest / explanation and the JSON text 0.01 s (the rows are read from the search's evaluation), and the
+interpreter's exit 0.10-0.22 s: its last garbage collections walk every object still alive
+(pydantic's schemas, numpy's and OR-Tools' modules), after the output is written. The CLI now
+freezes the collector at exit (gc.freeze, atexit: those objects are still released by reference
+counting) and around the search (the modules' and scenario's objects are not walked by the
+search's collections, unfrozen after it): exit 0.10-0.22 -> 0.01-0.03 s, collections during the
+search 0.06-0.075 -> 0.024-0.048 s. Whole process, the previous commit and this one alternated, best
+of 5 (load 2.2-2.7): DeepSeek-V3 / 2,048 H100 wall 2.27 -> 1.88 s, CPU 2.58 -> 2.43; 405B / 16,384
+wall 0.96 -> 0.81, CPU 1.13 -> 0.99; scenarios/32b_16gpu.yaml wall 0.90 -> 0.73, CPU 1.02 -> 0.86.
+Tried and left: importing CP-SAT in a thread while the spec is imported (dlopen and its module
+set-up hold the interpreter lock: the same wall, n=5); disabling or raising the collector's
+thresholds during imports (2 ms of collections there); pydantic's plugin scan (4 ms); deferring
+Plan's schema (5 ms, and scenarios with `search.fixed` validate it anyway); freezing around
+`compare` (its collections are 0.08 of 6.5 s). Not the project's: this machine's interpreter runs a
+certifi .pth at start-up (0.07 s of `site`), which a clean install does not.
 """
 
 
