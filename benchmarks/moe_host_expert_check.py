@@ -70,9 +70,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(HERE / "moe_host_expert_table.md"))
     args = ap.parse_args(argv)
-    files = accuracy.default_files(accuracy.DEFAULT_DIR) + list(accuracy.RECIPE_FILES)
-    rows = [row(run) for run, _ in accuracy.training_runs(files)
-            if run["model"].get("moe") and calibration_runs.framework_of(run) == "megatron"]
+    rows = [row(run) for run in moe_layer_times.megatron_moe_runs()]
     accuracy.write_atomic(Path(args.out), report(rows))
     print(f"wrote {args.out} ({len(rows)} runs)")
     return 0

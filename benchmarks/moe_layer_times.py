@@ -68,13 +68,18 @@ def report(rows: list[dict]) -> str:
     return "\n".join(out) + "\n"
 
 
+def megatron_moe_runs() -> list[dict]:
+    """The Megatron MoE runs of the calibration files and the recipe / memory run files."""
+    files = accuracy.default_files(accuracy.DEFAULT_DIR) + list(accuracy.RECIPE_FILES)
+    return [run for run, _ in accuracy.training_runs(files)
+            if run["model"].get("moe") and calibration_runs.framework_of(run) == "megatron"]
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(HERE / "moe_layer_times.md"))
     args = ap.parse_args(argv)
-    files = accuracy.default_files(accuracy.DEFAULT_DIR) + list(accuracy.RECIPE_FILES)
-    rows = [layer_times(run) for run, _ in accuracy.training_runs(files)
-            if run["model"].get("moe") and calibration_runs.framework_of(run) == "megatron"]
+    rows = [layer_times(run) for run in megatron_moe_runs()]
     accuracy.write_atomic(Path(args.out), report(rows))
     print(f"wrote {args.out} ({len(rows)} runs)")
     return 0
