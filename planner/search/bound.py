@@ -229,6 +229,17 @@ def _pipeline_step(t: dict, rows, stage_s: np.ndarray) -> np.ndarray:
     return pipeline.pipeline_step_s({k: T.wide(t[k][rows]) for k in ("ga", "pp", "vpp")}, stage_s)
 
 
+def _grouped_step(ctx, t: dict, first: np.ndarray, inverse: np.ndarray, stage_s: np.ndarray) -> np.ndarray:
+    """_pipeline_step of every row from its group's stage time (`first`, `inverse`: _groups_at_top_ga):
+    ga x stage + bubble, the bubble ((pp - 1) / vpp x stage, pipeline.bubble_s) computed once per
+    group where pp and vpp are group columns (the same numbers: every row of a group has its pp, vpp
+    and stage time), ga x stage per row (ga as float64, as numpy converts the int64 column: exact)."""
+    if not {"pp", "vpp"} <= set(_ga_free_columns(ctx)):
+        return _pipeline_step(t, slice(None), stage_s[inverse])
+    bubble = pipeline.bubble_s({k: T.wide(t[k][first]) for k in ("pp", "vpp")}, stage_s)
+    return t["ga"] * np.take(stage_s, inverse) + np.take(bubble, inverse)
+
+
 def step_lower_bound(ctx, t: dict) -> np.ndarray:
     """A lower bound of every plan's step time: the pipeline's step (ga micro-batches and the bubble)
     over a lower bound of the stage time (stage_lower_bound), without the DP sync, optimizer and
@@ -236,7 +247,7 @@ def step_lower_bound(ctx, t: dict) -> np.ndarray:
     it reads, at the group's largest accumulation (module docstring), in chunks shared by threads
     (solver._in_chunks)."""
     first, inverse, ga_top = _groups_at_top_ga(ctx, t)
-    return _pipeline_step(t, slice(None), _per_group(ctx, t, stage_lower_bound, first, ga_top, shared=True)[inverse])
+    return _grouped_step(ctx, t, first, inverse, _per_group(ctx, t, stage_lower_bound, first, ga_top, shared=True))
 
 
 def slow_clock_stage_bound(ctx, t: dict, units=None) -> np.ndarray:
@@ -262,8 +273,8 @@ def search_bound(ctx, t: dict):
     if not ctx.gpu.sustained_tensor_fraction:
         return step_lower_bound(ctx, t), None
     first, inverse, ga_top = _groups_at_top_ga(ctx, t)
-    lb = _pipeline_step(t, slice(None), _per_group(ctx, t, slow_clock_stage_bound, first, ga_top, shared=True,
-                                                   clock=ctx.gpu.sustained_tensor_fraction)[inverse])
+    lb = _grouped_step(ctx, t, first, inverse, _per_group(ctx, t, slow_clock_stage_bound, first, ga_top, shared=True,
+                                                          clock=ctx.gpu.sustained_tensor_fraction))
     exact = np.full(len(first), np.nan)
 
     def refine(rows: np.ndarray) -> np.ndarray:
