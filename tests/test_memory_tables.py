@@ -214,13 +214,13 @@ def test_batch_range_verdict_equals_the_reference(monkeypatch):
 
 
 def test_rank_is_uniques_inverse():
-    """memory_cells._rank (a presence table over short integer ranges) numbers values as np.unique's
-    inverse does, for integers, booleans, wide ranges and floats."""
-    from planner.estimate import memory_cells
+    """table.value_ranks (a presence table over short integer ranges) numbers values as np.unique's
+    inverse does and returns its values, for integers, booleans, wide ranges and floats."""
+    from planner.estimate import table
 
     rng = np.random.default_rng(3)
     for c in (rng.integers(-5, 40, 500), rng.random(300) < 0.5, rng.integers(0, 2**40, 200),
               rng.choice([0.5, 1.5, 3.0], 100), np.array([7, 7, 7])):
         values, inverse = np.unique(c, return_inverse=True)
-        digit, count = memory_cells._rank(c)
-        assert count == len(values) and np.array_equal(digit, inverse.reshape(-1))
+        digit, got = table.value_ranks(c)
+        assert np.array_equal(got, values.astype(got.dtype)) and np.array_equal(digit, inverse.reshape(-1))

@@ -14,34 +14,6 @@ LAYOUT_COLUMNS = ("tp", "pp", "cp", "ep", "vpp", "dp", "mbs", "ga", "etp")
 BLOCK = 1 << 20  # rows per block where Plans.cells walks the whole table
 
 
-def _radix_code(cols: list[np.ndarray], n: int) -> tuple[np.ndarray, int]:
-    """Mixed-radix code of `n` rows of columns, each column's digit the rank of its value among the
-    column's distinct values (for short tables: the run heads, the category codes), and the number of
-    codes."""
-    code, span = np.zeros(n, dtype=np.int64), 1
-    for c in cols:
-        digit, count = _rank(c)
-        code = code * count + digit
-        span *= count
-    return code, span
-
-
-def _rank(c: np.ndarray) -> tuple[np.ndarray, int]:
-    """(rank of each value among the column's distinct values, their number), as np.unique's inverse:
-    by a presence table over the values' range where it is short (integers), by sorting otherwise."""
-    c = np.asarray(c)
-    if c.dtype.kind in "biu" and len(c):
-        v = c.astype(np.int64)
-        lo, hi = int(v.min()), int(v.max())
-        if hi - lo <= max(4 * len(v), 1 << 16):
-            seen = np.zeros(hi - lo + 1, dtype=bool)
-            seen[v - lo] = True
-            rank = np.cumsum(seen) - 1
-            return rank[v - lo], int(rank[-1]) + 1
-    values, digit = np.unique(c, return_inverse=True)
-    return digit.reshape(-1), len(values)
-
-
 def _compact_ids(key: np.ndarray, span: int) -> tuple[np.ndarray, np.ndarray]:
     """(id of every row's key among the keys present (int32), one row per id): by a presence table
     when the keys are few, by sorting otherwise."""
@@ -120,11 +92,11 @@ class Plans:
         own = [heads[k] for k in lay]
         rough = [coarse[k](heads) if k in (coarse or {}) else heads[k] for k in lay]
         digits, present = self.decoded(), self.present()
-        cid, c_code = _compact_ids(*_radix_code([digits[k][present] for k in CATEGORY_COLUMNS if k in cols],
+        cid, c_code = _compact_ids(*T.radix_code([digits[k][present] for k in CATEGORY_COLUMNS if k in cols],
                                                 len(present)))
         n_c = len(c_code)
         split = exact is not None and coarse and bool(exact[present].any())
-        ids = [_compact_ids(*_radix_code(v, len(self.heads))) for v in ([rough, own] if split else [rough])]
+        ids = [_compact_ids(*T.radix_code(v, len(self.heads))) for v in ([rough, own] if split else [rough])]
         n_lay = sum(len(r) for _, r in ids)
         wide = np.int64 if n_lay * n_c >= 2**31 else np.int32
         cat_id = np.zeros(self.n_cat, dtype=wide)

@@ -62,6 +62,36 @@ def wide(v: np.ndarray) -> np.ndarray:
     return v.astype(np.int64) if v.dtype.kind in "iu" and v.dtype != np.int64 else v
 
 
+def value_ranks(col: np.ndarray, dense_span: int = 1 << 22) -> tuple[np.ndarray, np.ndarray]:
+    """(rank of each value among the column's distinct values, as int64; the distinct values in
+    increasing order): np.unique's inverse and values, through a presence table over the values' range
+    where it is short (integer or bool columns: linear time), by sorting otherwise."""
+    col = np.asarray(col)
+    col = col.view(np.int8) if col.dtype == bool else col
+    if col.dtype.kind in "iu" and len(col):
+        lo, hi = int(col.min()), int(col.max())
+        if hi - lo < max(dense_span, 4 * len(col)):
+            v = col - lo if lo else col
+            present = np.zeros(hi - lo + 1, dtype=bool)
+            present[v] = True
+            lut = np.cumsum(present, dtype=np.int64)
+            lut -= 1
+            return lut[v], np.flatnonzero(present) + lo
+    values, ranks = np.unique(col, return_inverse=True)
+    return ranks.reshape(-1).astype(np.int64), values
+
+
+def radix_code(cols: list[np.ndarray], n: int) -> tuple[np.ndarray, int]:
+    """One int64 code per row of `n` rows, equal exactly where the rows are equal in every column of
+    `cols` (mixed radix, each column's digit its value's rank: value_ranks), and the number of codes."""
+    code, span = np.zeros(n, dtype=np.int64), 1
+    for c in cols:
+        digit, values = value_ranks(c)
+        code = code * len(values) + digit
+        span *= len(values)
+    return code, span
+
+
 def compact(v: np.ndarray) -> np.ndarray:
     """An integer column in the narrowest signed type that holds its values (storage only: take()
     widens the rows it returns)."""

@@ -46,20 +46,6 @@ def stage_lower_bound(ctx, t: dict, units=None) -> np.ndarray:
     return np.max([busy(fast[k][1]) + (slow[k][0] - busy(slow[k][1])) for k in fast], axis=0)
 
 
-def _codes(col: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(code of every value, the distinct values in increasing order): small non-negative integers
-    through a lookup table (linear time), others by sorting."""
-    col = col.view(np.int8) if col.dtype == bool else col
-    lo, hi = (int(col.min()), int(col.max())) if len(col) else (0, 0)
-    if lo >= 0 and hi < DENSE_SPAN:
-        present = np.zeros(hi + 1, dtype=bool)
-        present[col] = True
-        lut = np.cumsum(present, dtype=np.int64) - 1
-        return lut[col], np.flatnonzero(present)
-    values, codes = np.unique(col, return_inverse=True)
-    return codes.reshape(-1).astype(np.int64), values
-
-
 def _dense_ids(key: np.ndarray, span: int) -> tuple[np.ndarray, int]:
     """Keys in [0, span) renumbered 0 .. distinct - 1 (in key order), in linear time."""
     present = np.zeros(span, dtype=bool)
@@ -113,7 +99,7 @@ def _dense_groups(t: dict, cols: tuple[str, ...]) -> tuple[np.ndarray, np.ndarra
         if lo >= 0 and (hi < 64 or span * (hi + 1) <= limit):  # the values themselves are the digits
             digits, m = col, hi + 1
         else:
-            digits, values = _codes(col)
+            digits, values = T.value_ranks(col, DENSE_SPAN)
             m = len(values)
         if span * m > limit:
             key, span = _dense_ids(key, span)
@@ -131,7 +117,7 @@ def group_max(inverse: np.ndarray, groups: int, col: np.ndarray) -> np.ndarray:
     which (group, value) pairs occur, marked in a dense (groups x distinct values) table, linear time."""
     if not len(col):
         return np.zeros(groups, dtype=col.dtype)
-    codes, values = _codes(col)
+    codes, values = T.value_ranks(col, DENSE_SPAN)
     m = len(values)
     if groups * m > DENSE_SPAN:
         top = np.full(groups, values[0] if m else 0, dtype=values.dtype)

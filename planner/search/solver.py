@@ -341,29 +341,12 @@ def _shared_rows(ctx, t: dict, layout: np.ndarray) -> tuple[np.ndarray, np.ndarr
     same = titan | (offset < length[first_run][run])
     rep = offset + starts[first_run][run]
     np.copyto(rep, np.arange(n, dtype=ix), where=titan | ~same)
-    code = _choice_code(t, [k for k in _read_columns(_verdict, ctx) if k not in COLUMNS])
-    if code is None:
-        return None
+    code, _ = T.radix_code([t[k] for k in _read_columns(_verdict, ctx) if k not in COLUMNS], n)
     same &= code[rep] == code
     if not same.all():
         return None
     own = rep == np.arange(n, dtype=ix)
     return np.flatnonzero(own), (np.cumsum(own, dtype=ix) - 1)[rep]
-
-
-def _choice_code(t: dict, cols: list[str]) -> np.ndarray | None:
-    """The columns `cols` (small non-negative codes: the categorical choices) as one mixed-radix code
-    per row, equal where the rows are equal in all of them; None where they do not fit one int32."""
-    code, span = np.zeros(T.size(t), dtype=np.int32), 1
-    for k in cols:
-        col = t[k].view(np.int8) if t[k].dtype == bool else t[k]
-        hi = int(col.max()) + 1 if len(col) else 1
-        if int(col.min(initial=0)) < 0 or span * hi >= 2**31:
-            return None
-        code *= hi
-        code += col
-        span *= hi
-    return code
 
 
 def _fits_memory_rows(ctx, t: dict, rows, peaks: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
