@@ -151,9 +151,8 @@ def usable(ctx, t: dict) -> bool:
     """Whether the term tables give the verdict (module docstring), else the reference does."""
     from planner.estimate.memory import verdict_keys
 
-    runtime = getattr(ctx.scenario, "runtime", None)
-    return (not getattr(ctx, "all_ranks", False) and not (getattr(runtime, "activation_offload_layers", 0) or 0)
-            and getattr(runtime, "cuda_graph_impl", "none") == "none"
+    runtime = ctx.scenario.runtime
+    return (not ctx.all_ranks and not runtime.activation_offload_layers and runtime.cuda_graph_impl == "none"
             and T.size(t) > 0 and set(verdict_keys(ctx, t)) <= {"total", *STATE_KEYS})
 
 
