@@ -121,6 +121,12 @@ regressions of that release, not as what the hardware does:
   file now) +21.5%, +24.2% for the 26.02 row; as printed (EP 8) +101%. Its bottleneck is then the inter-node
   EP all-to-all.
 
+Run files changed with this check (benchmarks/recipe_runs.yaml, the two DGX-B200 rows above, each note citing
+its sources): `accuracy.py --with-recipes` moves only those two runs, GPT-OSS 120B +101.4% -> +21.5% and
+Qwen3-235B-A22B +42.1% -> +66.7%; megatron MoE bf16 24.0% -> 17.3%, MoE fp8 22.1% -> 23.1%, all 135 runs
+11.5% -> 11.1%; `published_runs.yaml` (5.2%, worst 17.5%), the calibration report, the error bands and every
+peak-memory figure unchanged; recipe_fits: no row out of memory (GPT-OSS at EP 64: 110 GiB, fits).
+
 What the model would need to reproduce the regressed rows, and why it is not added: the planner already
 makes every MoE layer's forward wait on the token-count copy (host.synced_host_floor, moe_sync_exposed_s)
 and floors each micro-batch at its host launch time (HOST_* costs measured on an x86 host, cross-checked
