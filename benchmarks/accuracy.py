@@ -52,6 +52,7 @@ DEFAULT_DIR = HERE.parent.parent / "shared" / "calibration"
 LEGACY_FILE = "published_runs.yaml"
 # published NVIDIA recipes and runs with measured peak memory (--with-recipes; benchmarks/recipe_fits.py)
 RECIPE_FILES = (HERE / "recipe_runs.yaml", HERE / "memory_runs.yaml")
+KNOWN_REGRESSIONS = HERE / "known_regressions.yaml"
 NODES = {"A100": "dgx-a100-80gb", "H100": "dgx-h100"}
 
 
@@ -232,7 +233,12 @@ def family_name(r: dict) -> str:
     return f"{f['framework']} {'MoE' if f['moe'] else 'dense'} {f['precision']}"
 
 
-def report(rows: list[dict], files: list[Path]) -> str:
+def known_regressions(path: Path = KNOWN_REGRESSIONS) -> dict[str, dict]:
+    """Runs the framework's maintainers record as a regression of their release: id -> {record, says}."""
+    return {r["id"]: r for r in (yaml.safe_load(path.read_text()) or [])} if path.exists() else {}
+
+
+def report(rows: list[dict], files: list[Path], regressions: dict[str, dict] | None = None) -> str:
     ok = [r for r in rows if r["error"] is not None]
     mean, worst = _stats([r["error"] for r in ok])
     legacy = [r for r in ok if r["file"] == LEGACY_FILE]
@@ -257,6 +263,13 @@ def report(rows: list[dict], files: list[Path]) -> str:
         lines += [f"- {r['id']}: {r['verdict']}" for r in rejected] + [""]
     lines += ["## Per file", ""] + group_table(rows, lambda r: r["file"], "file")
     lines += ["", "## Per family (framework x dense/MoE x precision)", ""] + group_table(rows, family_name, "family")
+    listed = [r for r in rows if r["id"] in (regressions or {})]
+    if listed:
+        lines += ["", "Without the runs their framework's maintainers record as a performance regression of that "
+                  "release (`benchmarks/known_regressions.yaml`; the tables above include them):", ""]
+        lines += [f"- {r['id']}: {regressions[r['id']]['record']}" + (
+            "" if r["error"] is None else f" (error {100 * r['error']:+.1f}%)") for r in listed] + [""]
+        lines += group_table([r for r in rows if r not in listed], family_name, "family")
     lines += ["", "## Per source", ""] + group_table(rows, lambda r: r["source"], "source")
     lines += ["", "## Per run", "",
               "| run | node | published tok/s/GPU | predicted | error | published as | assumed | runtime (non-default) "
@@ -311,7 +324,7 @@ def main(argv=None) -> int:
     except (RunFileError, OSError, yaml.YAMLError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    text = report(rows, files)
+    text = report(rows, files, known_regressions())
     write_atomic(args.out, text)
     json_path = args.json or args.out.with_suffix(".json")
     write_atomic(json_path, json.dumps(as_json(rows), indent=1) + "\n")

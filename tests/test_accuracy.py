@@ -124,3 +124,21 @@ def test_ep_overlap_read_from_every_run_file():
     off = {**runs["mbridge25.09-h100-fp8-dsv3-1024gpu"]}
     off["parallel"] = {**off["parallel"], "moe_a2a_overlap": False}
     assert not cr.build(off)[0].runtime.ep_comm_overlap
+
+
+def test_known_regressions_name_real_runs_with_a_record(report):
+    """Every listed regression names a run of the run files and the maintainers' record of it; the report's
+    extra family table leaves exactly those runs out."""
+    acc = _accuracy()
+    listed = acc.known_regressions()
+    files = [*acc.default_files(acc.DEFAULT_DIR), *acc.RECIPE_FILES]
+    ids = {r["id"] for r, _ in acc.training_runs(files)}
+    assert listed and set(listed) <= ids
+    assert all(r["record"].startswith("https://github.com/") and r["says"] for r in listed.values())
+    fam = {"framework": "megatron", "moe": True, "precision": "fp8"}
+    rows = [{"id": i, "file": "f.yaml", "source": "s", "family": fam, "error": e, "mem_error": None}
+            for i, e in ((next(iter(listed)), 1.0), ("other", 0.1))]
+    text, _ = report
+    assert "mbridge25.11-h100-qwen3-30b-a3b: https://github.com/NVIDIA-NeMo/Megatron-Bridge/issues/1998" in text
+    table = acc.group_table([r for r in rows if r["id"] not in listed], acc.family_name, "family")
+    assert "| megatron MoE fp8 | 1 of 1 | 10.0% |" in "\n".join(table)
