@@ -12,6 +12,7 @@ and, where the source prints them, measured vs predicted TTFT / TPOT to benchmar
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -153,6 +154,9 @@ def point_scenario(r: dict, rate: float | None = None) -> tuple[ServingScenario,
     ep = par.get("ep") or moe_ep_assumed(r, tp)
     attn_dp = bool(par.get("dp") and par["dp"] > 1)
     plan = f"engine={engine},weights={w},kv_cache={kv},tp={tp},pp={pp},ep={ep},replicas={inst},attn_dp={attn_dp}"
+    version = engine_version_of(r, engine)
+    if version:
+        plan += f",engine_version={version}"
     ranks = tp if attn_dp else 1  # TensorRT-LLM limits are per attention-DP rank
     for key, name in (("max_batch_size_per_rank", "max_batch"), ("max_num_tokens_per_rank", "max_batched_tokens")):
         if par.get(key):
@@ -173,6 +177,17 @@ def engine_of(r: dict) -> str:
     found = [(text.find(k), e) for k, e in (("tensorrt-llm", "trtllm"), ("trtllm", "trtllm"), ("vllm", "vllm"),
                                             ("sglang", "sglang")) if k in text]
     return min(found)[1] if found else "trtllm"
+
+
+ENGINE_TEXT = {"vllm": "vllm", "sglang": "sglang", "trtllm": "tensorrt-llm"}
+
+
+def engine_version_of(r: dict, engine: str) -> str | None:
+    """The engine release the framework text names right after the engine (e.g. 'vLLM v0.10.0',
+    'vLLM 0.7.4.dev181', 'SGLang 0.5.9'), as major.minor.patch; None when it names none (the TensorRT-LLM
+    performance overview, NIM and MLPerf texts: plans run the pinned release)."""
+    m = re.search(re.escape(ENGINE_TEXT[engine]) + r"\s+v?(\d+\.\d+(?:\.\d+)?)", str(r.get("framework", "")).lower())
+    return m.group(1) if m else None
 
 
 def moe_ep_assumed(r: dict, tp: int) -> int:
@@ -520,8 +535,9 @@ def engine_path_notes() -> list[str]:
             "SGLang's overlap scheduler (disable_overlap_schedule False by default) and TensorRT-LLM's "
             "(disable_overlap_scheduler False) prepare the next step on the host while the GPU runs this one, so a "
             "step takes max(GPU, host), not GPU + 1 ms; vLLM adds the host step (no async scheduling in 0.7-0.10, "
-            "the releases of every vLLM point; vLLM 0.33, the launch files' pin, turns it on, for which the planner "
-            "is ~1 ms per step slow). (2) TP all-reduce below the NCCL floor: the engine's own kernel at the message "
+            "the releases of every vLLM point; vLLM turns it on by default from 0.14, so plans at the launch files' pin "
+            "(0.33) overlap it too: the plan key engine_version, from the point's framework text, keeps the published "
+            "vLLM rows at their own releases, engines.vllm_async_scheduling; no point moves). (2) TP all-reduce below the NCCL floor: the engine's own kernel at the message "
             "size, NVIDIA's measured AIConfigurator custom_allreduce tables (catalogs/custom_allreduce_measured.csv: "
             "SGLang 0.5.9 and vLLM 0.14 / 0.19 custom all-reduce in CUDA graphs, TensorRT-LLM 1.2.0rc5's allreduce op; "
             "H100 / H200 / B200 boards; 4-8 us at decode sizes against the comm model's 10 us latency); SGLang on an "

@@ -40,6 +40,9 @@ LinearBase and the MXFP4 method for FusedMoE; TensorRT-LLM examples/models/core/
 
 from __future__ import annotations
 
+import re
+from functools import lru_cache
+
 import numpy as np
 
 ENGINE_NAMES = ("vllm", "sglang", "trtllm")
@@ -111,6 +114,73 @@ def default_max_batched_tokens(engine: np.ndarray, gpu_gib: float, offline: bool
     else:
         vllm = 8192 if offline else 2048
     return np.where(engine == VLLM, vllm, 8192)
+
+
+# Engine releases. A plan runs the release its launch files pin (planner/serve/engine_flags/*.json: vLLM
+# 0.33.0, SGLang 0.5.23, TensorRT-LLM at a source commit) unless it names an older one with the plan key
+# `engine_version` (published measurements of older releases). Versions are compared as numbers
+# (version_code); the pinned release is PINNED_VERSION, newer than any release named.
+PINNED_VERSION = np.inf
+
+# vLLM's async scheduling (the engine core schedules step n+1 while the GPU runs step n) is on by default
+# from vLLM 0.14.0 (release notes: "Async scheduling is now enabled by default", PR 27614; SchedulerConfig
+# async_scheduling None -> True in VllmConfig.__post_init__ unless an incompatible option is set), except
+# with pipeline parallelism at 0.14 (same notes: "Excludes ... pipeline parallel"); async scheduling with
+# pipeline parallelism came in PR 32359 (January 2026, after 0.14.0), ASSUMED default-on from 0.15.0 (the
+# later vllm/config/vllm.py default resolution has no pipeline-parallel exclusion). Before 0.14 it was
+# off unless --async-scheduling was passed (vllm/config/scheduler.py: async_scheduling False).
+VLLM_ASYNC_DEFAULT_FROM = (0, 14, 0)
+VLLM_ASYNC_PP_DEFAULT_FROM = (0, 15, 0)
+
+
+def version_code(text: str) -> float:
+    """A release as one comparable number: the leading 'major.minor.patch' digits of e.g. 'v0.10.0',
+    '0.7.4.dev181' or '0.4.3+rocm614' as major x 1e6 + minor x 1e3 + patch; ValueError when none."""
+    m = re.match(r"\s*v?(\d+)(?:\.(\d+))?(?:\.(\d+))?", str(text))
+    if not m:
+        raise ValueError(f"'{text}' is not a release number such as 0.10.0")
+    major, minor, patch = (int(g or 0) for g in m.groups())
+    return major * 1e6 + minor * 1e3 + patch
+
+
+def _code(v: tuple) -> float:
+    return v[0] * 1e6 + v[1] * 1e3 + v[2]
+
+
+def vllm_async_scheduling(version, pp) -> np.ndarray:
+    """Whether vLLM at this release (version_code; PINNED_VERSION for the pinned one) schedules
+    asynchronously by default: from VLLM_ASYNC_DEFAULT_FROM with pp = 1, from VLLM_ASYNC_PP_DEFAULT_FROM
+    with pipeline parallelism (constants above)."""
+    version, pp = np.asarray(version, dtype=float), np.asarray(pp)
+    return np.where(pp > 1, version >= _code(VLLM_ASYNC_PP_DEFAULT_FROM), version >= _code(VLLM_ASYNC_DEFAULT_FROM))
+
+
+def version_text(engine: int, code: float) -> str:
+    """A release code as text: 'major.minor.patch', or the pinned release's own label
+    (planner/serve/engine_flags/<engine>.json `version`)."""
+    if np.isfinite(code):
+        c = int(code)
+        return f"{c // 1000000}.{c // 1000 % 1000}.{c % 1000}"
+    return _pinned_label(ENGINE_NAMES[engine])
+
+
+@lru_cache(maxsize=None)
+def _pinned_label(engine: str) -> str:
+    from planner.serve.launch import engine_flags  # launch imports this module
+    return str(engine_flags(engine)["version"])
+
+
+def version_of_text(engine: int, text: str | None) -> float:
+    """Inverse of version_text: PINNED_VERSION for None or the pinned release's label, else version_code."""
+    if text is None or text == _pinned_label(ENGINE_NAMES[engine]):
+        return PINNED_VERSION
+    return version_code(text)
+
+
+def plan_engine_version(t: dict) -> np.ndarray:
+    """The plan table's engine release codes (column `engine_version`; PINNED_VERSION where the table
+    has none: search tables and plans that name no release)."""
+    return t["engine_version"] if "engine_version" in t else np.full(np.shape(t["engine"]), PINNED_VERSION)
 
 
 def sglang_mem_fraction(tp: np.ndarray) -> np.ndarray:

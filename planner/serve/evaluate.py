@@ -334,7 +334,8 @@ def result_row(ev: dict, t: dict, i: int) -> dict:
             "kv_cache": E.KV_NAMES[int(t["kv"][i])], "tp": int(t["tp"][i]), "pp": int(t["pp"][i]),
             "ep": int(t["ep"][i]), "attn_dp": bool(t["attn_dp"][i]), "replicas": int(t["replicas"][i]),
             "max_batch": int(t["max_batch"][i]), "max_batched_tokens": int(t["max_batched_tokens"][i]),
-            "prefill_replicas": int(t["prefill_replicas"][i]) if "prefill_replicas" in t else 0}
+            "prefill_replicas": int(t["prefill_replicas"][i]) if "prefill_replicas" in t else 0,
+            "engine_version": E.version_text(int(t["engine"][i]), float(E.plan_engine_version(t)[i]))}
     plan["disaggregated"] = plan["prefill_replicas"] > 0
     usd_m = ev["usd_per_m"][i]
     return {
