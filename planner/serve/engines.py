@@ -183,6 +183,43 @@ def plan_engine_version(t: dict) -> np.ndarray:
     return t["engine_version"] if "engine_version" in t else np.full(np.shape(t["engine"]), PINNED_VERSION)
 
 
+# TensorRT-LLM's CUDA graphs (PyTorch backend): a step with no prompt tokens replays a captured graph;
+# with cuda_graph_config.enable_padding (default False, tensorrt_llm/llmapi/llm_args.py CudaGraphConfig: "batches
+# are rounded up to the nearest cuda_graph_batch_size") the batch is padded with dummy generation requests
+# (one KV token each) to the smallest captured size at or above it (CUDAGraphRunner.pad_batch /
+# _round_up_batch_size, tensorrt_llm/_torch/pyexecutor); a batch above the largest size runs without a graph.
+# Steps that carry prompt tokens never run a graph (ScheduledRequests.can_run_cuda_graph: no context
+# requests). The captured sizes are those of the performance overview's llm_options (both revisions,
+# docs perf-overview.md @00f37686 and @03e27c7d), written to the plan's config when it pads (launch.py).
+TRTLLM_GRAPH_BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 384, 512, 1024, 2048, 4096, 8192)
+
+
+def graph_batch_sizes(max_batch_per_rank: int) -> list[int]:
+    """The captured sizes a padding plan's config lists: TRTLLM_GRAPH_BATCH_SIZES up to the rank's
+    max_batch_size, and that size itself (ASSUMED: no graph is captured above the engine's batch limit)."""
+    sizes = [s for s in TRTLLM_GRAPH_BATCH_SIZES if s < max_batch_per_rank]
+    return sizes + [int(max_batch_per_rank)]
+
+
+def graph_padded_batch(b, ranks, padding, max_batch) -> np.ndarray:
+    """Sequences a generation-only step computes: b, or where the plan pads its CUDA graphs (padding), each
+    of the ranks' b / ranks rounded up to the next of its graph_batch_sizes (TRTLLM_GRAPH_BATCH_SIZES, at
+    most the rank's max_batch / ranks) x ranks (attention data parallelism: every rank pads its own batch)."""
+    b = np.asarray(b, dtype=float)
+    per = b / ranks
+    cap = np.maximum(np.asarray(max_batch, dtype=float) / ranks, per)
+    sizes = np.array(TRTLLM_GRAPH_BATCH_SIZES, dtype=float)
+    idx = np.searchsorted(sizes, per - 1e-9)
+    up = np.minimum(np.where(idx < len(sizes), sizes[np.minimum(idx, len(sizes) - 1)], per), cap)
+    return np.where(padding, np.maximum(up, per) * ranks, b)
+
+
+def plan_graph_padding(t: dict) -> np.ndarray:
+    """The plan table's `graph_padding` column (False where the table has none: search tables and plans
+    that leave it out, TensorRT-LLM's default)."""
+    return t["graph_padding"] if "graph_padding" in t else np.zeros(np.shape(t["engine"]), dtype=bool)
+
+
 def sglang_mem_fraction(tp: np.ndarray) -> np.ndarray:
     """SGLang's default mem_fraction_static by tensor-parallel size (module doc)."""
     return np.select([tp >= 16, tp >= 8, tp >= 4, tp >= 2], [0.79, 0.81, 0.85, 0.87], 0.88)

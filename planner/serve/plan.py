@@ -10,7 +10,7 @@ from planner.errors import InputError
 from planner.serve import engines as E
 from planner.spec.serving import SERVE_PLAN_FIELDS
 
-FIELDS = SERVE_PLAN_FIELDS + ("attn_dp", "prefill_replicas", "engine_version")
+FIELDS = SERVE_PLAN_FIELDS + ("attn_dp", "prefill_replicas", "engine_version", "graph_padding")
 INT_FIELDS = ("tp", "pp", "ep", "replicas", "max_batch", "max_batched_tokens", "prefill_replicas")
 
 
@@ -54,6 +54,13 @@ def parse_serve_plan(text: str, sc) -> dict:
         raise InputError(f"attn_dp must be true or false, got '{flag}'", key="--plan attn_dp")
     row["attn_dp"] = flag in ("true", "1")
     row["engine_version"] = _engine_version(given.get("engine_version"))
+    pad = given.get("graph_padding", "false").lower()
+    if pad not in ("true", "false", "1", "0"):
+        raise InputError(f"graph_padding must be true or false, got '{pad}'", key="--plan graph_padding")
+    row["graph_padding"] = pad in ("true", "1")
+    if row["graph_padding"] and row["engine"] != E.TRTLLM:
+        raise InputError("graph_padding (CUDA graphs padded to captured batch sizes) is a TensorRT-LLM setting; "
+                         f"the plan's engine is {E.ENGINE_NAMES[row['engine']]}", key="--plan graph_padding")
     gib = sc.cluster.node.gpu.memory_gib
     eng = np.array([row["engine"]])
     row.setdefault("tp", 1)
