@@ -27,8 +27,9 @@ One engine iteration (continuous batching with chunked prefill) carries `n_dec` 
   all-to-all before and after each MoE layer; pipeline stages pass tokens x hidden with send/recv.
 * pipeline parallelism: the batch is cut into pp micro-batches that keep every stage busy, so one
   iteration takes pp x (stage time of one micro-batch).
-* a fixed host step per iteration (scheduling, sampling) named below, added to the GPU step (vLLM) or
-  overlapped with it (SGLang's and TensorRT-LLM's overlap schedulers: max of the two, overlaps_host_step);
+* a fixed host step per iteration (scheduling, sampling) named below, added to the GPU step (vLLM before
+  0.14) or overlapped with it (SGLang's and TensorRT-LLM's overlap schedulers, vLLM's async scheduling:
+  max of the two, overlaps_host_step);
   under TensorRT-LLM's an iteration is never shorter than its host work per running request (host_bound_s).
 """
 
@@ -51,9 +52,9 @@ from planner.serve.routing_skew import ROUTING_SKEW_ALPHA, skew_imbalance
 # scheduler", SGLang v0.4 blog, Dec 2024) and TensorRT-LLM's (disable_overlap_scheduler False,
 # tensorrt_llm/llmapi/llm_args.py) prepare step n+1 on the host while the GPU runs step n, so a step takes
 # max(GPU, host); vLLM's engine core runs schedule -> execute -> update in turn (vllm/v1/engine/core.py step)
-# unless --async-scheduling, which is off or absent in the vLLM releases of every published vLLM point here
-# (0.7 - 0.10), so the GPU step and the host step add. vLLM 0.33 (the launch files' pin) turns async
-# scheduling on by default (vllm/config/vllm.py: None -> True): for it the planner is about 1 ms per step slow.
+# unless async scheduling is on: off by default in the vLLM releases of every published vLLM point here
+# (0.4 - 0.10), so the GPU step and the host step add; on by default from vLLM 0.14 (the launch files' pin,
+# 0.33, included), so plans at those releases overlap it too (engines.vllm_async_scheduling).
 STEP_OVERHEAD_S = 1.0e-3
 
 # The fraction of the best-shape MAMF that serving GEMMs sustain in this roofline. FITTED, not
@@ -509,11 +510,13 @@ def host_bound_s(t, n_dec):
     return np.where(t["engine"] == E.TRTLLM, HOST_S_PER_REQUEST * per_rank, 0.0)
 
 
-def overlaps_host_step(engine) -> np.ndarray:
+def overlaps_host_step(engine, version=E.PINNED_VERSION, pp=1) -> np.ndarray:
     """Engines whose scheduler prepares the next step while the GPU runs this one (STEP_OVERHEAD_S):
-    SGLang and TensorRT-LLM; not vLLM (as run in the published vLLM points)."""
+    SGLang and TensorRT-LLM; vLLM at releases that schedule asynchronously by default
+    (engines.vllm_async_scheduling: from 0.14, the pinned 0.33 included; not the 0.4-0.10 releases of
+    the published vLLM points)."""
     engine = np.asarray(engine)
-    return (engine == E.TRTLLM) | (engine == E.SGLANG)
+    return (engine == E.TRTLLM) | (engine == E.SGLANG) | ((engine == E.VLLM) & E.vllm_async_scheduling(version, pp))
 
 
 def iteration_s(f, t, lk, hw, n_dec, n_pf, ctx_dec, ctx_pf):
@@ -523,7 +526,8 @@ def iteration_s(f, t, lk, hw, n_dec, n_pf, ctx_dec, ctx_pf):
     pp = t["pp"]
     gpu = pp * stage_s(f, t, lk, hw, n_dec / pp, n_pf / pp, ctx_dec, ctx_pf)
     host = np.maximum(STEP_OVERHEAD_S, host_bound_s(t, n_dec))
-    return np.where(overlaps_host_step(t["engine"]), np.maximum(gpu, host), gpu + STEP_OVERHEAD_S)
+    overlap = overlaps_host_step(t["engine"], E.plan_engine_version(t), pp)
+    return np.where(overlap, np.maximum(gpu, host), gpu + STEP_OVERHEAD_S)
 
 
 def mm1_wait_quantile(lam, mu, q: float):
