@@ -667,7 +667,10 @@ def dense_notes() -> list[str]:
             "engine and vendor (TPOT at 4 requests 25.7-55.1 ms measured vs 9.9-14.3 predicted, flat from 4 to 8 "
             "requests: a fixed per-step cost of those releases' kernels or host, not fitted); the SGLang 0.4.3 H200 "
             "rows now run as launched, attention data parallel 8 with tensor-parallel MoE (--enable-dp-attention, dp = "
-            "tp before SGLang PR 4390): +378 / +151 / +158% -> +240 / +143 / +190%, no other point moves. The same model on SGLang 0.5.9 (InferenceX, 2026, B200 / MI355X at 4-64 requests) is "
+            "tp before SGLang PR 4390): +378 / +151 / +158% -> +240 / +143 / +190%; TensorRT-LLM's PyTorch backend "
+            "adds its host step before 0.20 and issues kernels eagerly before 1.0 (engines.trtllm_overlap_scheduler, "
+            "decode_graphs; release notes 0.20.0, PR 5480): the 0.17 dstack rows +470 / +153 / +172% -> +418 / +144 / "
+            "+166%; no other point moves. The same model on SGLang 0.5.9 (InferenceX, 2026, B200 / MI355X at 4-64 requests) is "
             "predicted 5-25% too slow (14.1% over 18 points).", "",
             "Dense regimes (table above; 93 more rows of the v1.0 performance overview added here). In the model: the "
             "dense GEMMs compute whole 128-row tiles of tokens (timing.padded_rows, the tile quantization the expert "
