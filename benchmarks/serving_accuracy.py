@@ -12,6 +12,7 @@ and, where the source prints them, measured vs predicted TTFT / TPOT to benchmar
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -153,6 +154,11 @@ def point_scenario(r: dict, rate: float | None = None) -> tuple[ServingScenario,
     ep = par.get("ep") or moe_ep_assumed(r, tp)
     attn_dp = bool(par.get("dp") and par["dp"] > 1)
     plan = f"engine={engine},weights={w},kv_cache={kv},tp={tp},pp={pp},ep={ep},replicas={inst},attn_dp={attn_dp}"
+    version = engine_version_of(r, engine)
+    if version:
+        plan += f",engine_version={version}"
+    if engine == "trtllm" and "cuda graphs with padding" in str(r.get("framework", "")).lower():
+        plan += ",graph_padding=true"  # the page's llm_options: cuda_graph_config enable_padding (engines.py)
     ranks = tp if attn_dp else 1  # TensorRT-LLM limits are per attention-DP rank
     for key, name in (("max_batch_size_per_rank", "max_batch"), ("max_num_tokens_per_rank", "max_batched_tokens")):
         if par.get(key):
@@ -173,6 +179,17 @@ def engine_of(r: dict) -> str:
     found = [(text.find(k), e) for k, e in (("tensorrt-llm", "trtllm"), ("trtllm", "trtllm"), ("vllm", "vllm"),
                                             ("sglang", "sglang")) if k in text]
     return min(found)[1] if found else "trtllm"
+
+
+ENGINE_TEXT = {"vllm": "vllm", "sglang": "sglang", "trtllm": "tensorrt-llm"}
+
+
+def engine_version_of(r: dict, engine: str) -> str | None:
+    """The engine release the framework text names right after the engine (e.g. 'vLLM v0.10.0',
+    'vLLM 0.7.4.dev181', 'SGLang 0.5.9'), as major.minor.patch; None when it names none (the TensorRT-LLM
+    performance overview, NIM and MLPerf texts: plans run the pinned release)."""
+    m = re.search(re.escape(ENGINE_TEXT[engine]) + r"\s+v?(\d+\.\d+(?:\.\d+)?)", str(r.get("framework", "")).lower())
+    return m.group(1) if m else None
 
 
 def moe_ep_assumed(r: dict, tp: int) -> int:
@@ -510,7 +527,26 @@ def report(rows: list[dict]) -> str:
     lines += moe_round3_notes()
     lines += collective_size_notes()
     lines += engine_path_notes()
+    lines += graph_padding_notes()
     return "\n".join(lines)
+
+
+def graph_padding_notes() -> list[str]:
+    """CUDA-graph padding round (serveb): what moved, by group and point."""
+    return ["", "CUDA-graph padding (TensorRT-LLM, plan key graph_padding; engines.graph_padded_batch): a step "
+            "without prompt tokens replays a captured CUDA graph, and with cuda_graph_config.enable_padding (the "
+            "performance overview's llm_options in both revisions, captured sizes 1, 2, 4, ..., 256, 384, 512, 1024, "
+            "2048, 4096, 8192) TensorRT-LLM pads it with one-token dummy requests to the next captured size "
+            "(CUDAGraphRunner.pad_batch); steps that carry prompt tokens run without a graph "
+            "(ScheduledRequests.can_run_cuda_graph). Applied to the points whose framework text names padding (the "
+            "perf-overview rows, 119); NIM, MLPerf, the DeepSeek blog and every vLLM / SGLang point keep "
+            "unpadded steps. All points 28.3 -> 27.7%; earlier rounds' 134 points 9.7 -> 8.9%; calibration "
+            "12.4 -> 12.3%; dense FP8/BF16 13.2 -> 12.8% (decode-heavy signed +19.3 -> +17.6%), dense FP4 8.1 -> 6.4% "
+            "(decode-heavy +13.3 -> +9.1%); MoE 71.6 -> 71.4%. 88 points move, 54 closer, 34 further: most "
+            "H200 Llama-3.1-405B TP8 1000/2000 +13.5 -> +2.0%, GB200 405B TP4 500/2000 +31.7 -> +23.1%, B200 405B "
+            "TP4 1000/2000 +19.2 -> +10.8%; least H100 Llama-3.3-70B TP2 1000/1000 -5.5 -> -9.1%, GB200 70B TP1 "
+            "128/2048 -0.7 -> -4.1%, H200 8B 1000/2000 and 128/2048 -0.0 -> -3.2 / -3.1%. gpt-oss on Hopper moves "
+            "0.1-3.8 points (its 1000/1000 steps nearly all carry a prompt, so they run without graphs).", ""]
 
 
 def engine_path_notes() -> list[str]:
@@ -520,8 +556,9 @@ def engine_path_notes() -> list[str]:
             "SGLang's overlap scheduler (disable_overlap_schedule False by default) and TensorRT-LLM's "
             "(disable_overlap_scheduler False) prepare the next step on the host while the GPU runs this one, so a "
             "step takes max(GPU, host), not GPU + 1 ms; vLLM adds the host step (no async scheduling in 0.7-0.10, "
-            "the releases of every vLLM point; vLLM 0.33, the launch files' pin, turns it on, for which the planner "
-            "is ~1 ms per step slow). (2) TP all-reduce below the NCCL floor: the engine's own kernel at the message "
+            "the releases of every vLLM point; vLLM turns it on by default from 0.14, so plans at the launch files' pin "
+            "(0.33) overlap it too: the plan key engine_version, from the point's framework text, keeps the published "
+            "vLLM rows at their own releases, engines.vllm_async_scheduling; no point moves). (2) TP all-reduce below the NCCL floor: the engine's own kernel at the message "
             "size, NVIDIA's measured AIConfigurator custom_allreduce tables (catalogs/custom_allreduce_measured.csv: "
             "SGLang 0.5.9 and vLLM 0.14 / 0.19 custom all-reduce in CUDA graphs, TensorRT-LLM 1.2.0rc5's allreduce op; "
             "H100 / H200 / B200 boards; 4-8 us at decode sizes against the comm model's 10 us latency); SGLang on an "
@@ -626,9 +663,14 @@ def dense_notes() -> list[str]:
             "the context; a TP8 cost of skinny FP8 GEMMs and mid-size all-reduces on MI300X that no AMD per-shape "
             "hipBLASLt or TP8 all-reduce table found here sets; not fitted. Collectives on the switchless xGMI mesh now "
             "use the k - 1 links of a k-GPU group (only TP < 8 moves: the MI355X TP4 rows by 1-2 points). "
-            "DeepSeek-R1 on the engines of Feb-Mar 2025 (dstack): +95..+390% on every engine and vendor (TPOT at 4 requests "
-            "25.7-55.1 ms measured vs 11.8 predicted; a 2x spread between engines on the same GPUs): software of those "
-            "versions, not fitted. The same model on SGLang 0.5.9 (InferenceX, 2026, B200 / MI355X at 4-64 requests) is "
+            "DeepSeek-R1 on the engines of Feb-Mar 2025 (dstack, benchmarks/dstack_results.md): +89..+470% on every "
+            "engine and vendor (TPOT at 4 requests 25.7-55.1 ms measured vs 9.9-14.3 predicted, flat from 4 to 8 "
+            "requests: a fixed per-step cost of those releases' kernels or host, not fitted); the SGLang 0.4.3 H200 "
+            "rows now run as launched, attention data parallel 8 with tensor-parallel MoE (--enable-dp-attention, dp = "
+            "tp before SGLang PR 4390): +378 / +151 / +158% -> +240 / +143 / +190%; TensorRT-LLM's PyTorch backend "
+            "adds its host step before 0.20 and issues kernels eagerly before 1.0 (engines.trtllm_overlap_scheduler, "
+            "decode_graphs; release notes 0.20.0, PR 5480): the 0.17 dstack rows +470 / +153 / +172% -> +418 / +144 / "
+            "+166%; no other point moves. The same model on SGLang 0.5.9 (InferenceX, 2026, B200 / MI355X at 4-64 requests) is "
             "predicted 5-25% too slow (14.1% over 18 points).", "",
             "Dense regimes (table above; 93 more rows of the v1.0 performance overview added here). In the model: the "
             "dense GEMMs compute whole 128-row tiles of tokens (timing.padded_rows, the tile quantization the expert "

@@ -78,12 +78,13 @@ def test_host_time_per_request_bounds_the_overlapped_step():
 
 
 def test_iteration_is_never_shorter_than_its_host_work(monkeypatch):
-    """Overlapping engines (TensorRT-LLM, SGLang) take max(GPU step, host step); vLLM adds the host step."""
+    """Overlapping engines (TensorRT-LLM, SGLang) take max(GPU step, host step); vLLM 0.10 adds the host step."""
     from planner.serve import timing
 
     monkeypatch.setattr(timing, "stage_s", lambda *a: np.array([3e-3, 3e-3, 3e-3]))
     t = {"engine": np.array([E.TRTLLM, E.SGLANG, E.VLLM]), "attn_dp": np.array([False, False, False]),
-         "tp": np.array([1, 1, 1]), "pp": np.array([1, 1, 1])}
+         "tp": np.array([1, 1, 1]), "pp": np.array([1, 1, 1]),
+         "engine_version": np.array([E.PINNED_VERSION, E.PINNED_VERSION, E.version_code("0.10.0")])}
     got = timing.iteration_s(None, t, None, None, 4000.0, 0.0, 0.0, 0.0)
     assert got.tolist() == pytest.approx([4000 * timing.HOST_S_PER_REQUEST, 3e-3, 3e-3 + timing.STEP_OVERHEAD_S])
     assert timing.iteration_s(None, t, None, None, 10.0, 0.0, 0.0, 0.0).tolist() == pytest.approx(
@@ -124,3 +125,32 @@ def test_published_block_fp8_runs_read_as_fp8_block():
 
     assert S.weights_scheme({"label": "FP8", "weights": "FP8 block-scaled (DeepSeek-R1)"}, "H200") == ("fp8-block", "fp8")
     assert S.weights_scheme({"label": "FP8", "kv_cache": "BF16"}, "H200") == ("fp8", "bf16")
+
+
+def test_vllm_overlaps_the_host_step_from_014_and_with_pp_from_015(monkeypatch):
+    """vLLM's async scheduling: default-on from 0.14 (pp = 1), with pipeline parallelism from 0.15; the
+    pinned release (no engine_version) overlaps; 0.13 and 0.10 add the host step."""
+    from planner.serve import timing
+
+    monkeypatch.setattr(timing, "stage_s", lambda *a: np.full(6, 3e-3))
+    v = E.version_code
+    t = {"engine": np.full(6, E.VLLM), "attn_dp": np.zeros(6, bool), "tp": np.ones(6, int),
+         "pp": np.array([1, 1, 1, 2, 2, 1]),
+         "engine_version": np.array([v("0.10.0"), v("0.13.0"), v("0.14.0"), v("0.14.1"), v("0.15.0"),
+                                     E.PINNED_VERSION])}
+    got = timing.iteration_s(None, t, None, None, 10.0, 0.0, 0.0, 0.0)
+    host = timing.STEP_OVERHEAD_S * np.array([1, 1, 0, 1, 0, 0])
+    assert got.tolist() == pytest.approx((t["pp"] * 3e-3 + host).tolist())
+    assert timing.overlaps_host_step(t["engine"], t["engine_version"], t["pp"]).tolist() == [
+        False, False, True, False, True, True]
+    del t["engine_version"]  # a search table: the pinned release
+    assert timing.overlaps_host_step(t["engine"], E.plan_engine_version(t), t["pp"]).all()
+
+
+def test_engine_version_codes_and_plan_key():
+    assert E.version_code("v0.10.0") < E.version_code("0.14") < E.version_code("0.14.1") < E.PINNED_VERSION
+    assert E.version_code("0.7.4.dev181") == E.version_code("0.7.4")
+    assert E.version_text(E.VLLM, E.version_code("0.10.0")) == "0.10.0"
+    assert E.version_of_text(E.VLLM, E.version_text(E.VLLM, E.PINNED_VERSION)) == E.PINNED_VERSION
+    with pytest.raises(ValueError):
+        E.version_code("latest")

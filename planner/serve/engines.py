@@ -40,6 +40,9 @@ LinearBase and the MXFP4 method for FusedMoE; TensorRT-LLM examples/models/core/
 
 from __future__ import annotations
 
+import re
+from functools import lru_cache
+
 import numpy as np
 
 ENGINE_NAMES = ("vllm", "sglang", "trtllm")
@@ -111,6 +114,138 @@ def default_max_batched_tokens(engine: np.ndarray, gpu_gib: float, offline: bool
     else:
         vllm = 8192 if offline else 2048
     return np.where(engine == VLLM, vllm, 8192)
+
+
+# Engine releases. A plan runs the release its launch files pin (planner/serve/engine_flags/*.json: vLLM
+# 0.33.0, SGLang 0.5.23, TensorRT-LLM at a source commit) unless it names an older one with the plan key
+# `engine_version` (published measurements of older releases). Versions are compared as numbers
+# (version_code); the pinned release is PINNED_VERSION, newer than any release named.
+PINNED_VERSION = np.inf
+
+# vLLM's async scheduling (the engine core schedules step n+1 while the GPU runs step n) is on by default
+# from vLLM 0.14.0 (release notes: "Async scheduling is now enabled by default", PR 27614; SchedulerConfig
+# async_scheduling None -> True in VllmConfig.__post_init__ unless an incompatible option is set), except
+# with pipeline parallelism at 0.14 (same notes: "Excludes ... pipeline parallel"); async scheduling with
+# pipeline parallelism came in PR 32359 (January 2026, after 0.14.0), ASSUMED default-on from 0.15.0 (the
+# later vllm/config/vllm.py default resolution has no pipeline-parallel exclusion). Before 0.14 it was
+# off unless --async-scheduling was passed (vllm/config/scheduler.py: async_scheduling False).
+VLLM_ASYNC_DEFAULT_FROM = (0, 14, 0)
+VLLM_ASYNC_PP_DEFAULT_FROM = (0, 15, 0)
+
+
+def version_code(text: str) -> float:
+    """A release as one comparable number: the leading 'major.minor.patch' digits of e.g. 'v0.10.0',
+    '0.7.4.dev181' or '0.4.3+rocm614' as major x 1e6 + minor x 1e3 + patch; ValueError when none."""
+    m = re.match(r"\s*v?(\d+)(?:\.(\d+))?(?:\.(\d+))?", str(text))
+    if not m:
+        raise ValueError(f"'{text}' is not a release number such as 0.10.0")
+    major, minor, patch = (int(g or 0) for g in m.groups())
+    return major * 1e6 + minor * 1e3 + patch
+
+
+def _code(v: tuple) -> float:
+    return v[0] * 1e6 + v[1] * 1e3 + v[2]
+
+
+def vllm_async_scheduling(version, pp) -> np.ndarray:
+    """Whether vLLM at this release (version_code; PINNED_VERSION for the pinned one) schedules
+    asynchronously by default: from VLLM_ASYNC_DEFAULT_FROM with pp = 1, from VLLM_ASYNC_PP_DEFAULT_FROM
+    with pipeline parallelism (constants above)."""
+    version, pp = np.asarray(version, dtype=float), np.asarray(pp)
+    return np.where(pp > 1, version >= _code(VLLM_ASYNC_PP_DEFAULT_FROM), version >= _code(VLLM_ASYNC_DEFAULT_FROM))
+
+
+# TensorRT-LLM's PyTorch backend (0.17 on; every published TensorRT-LLM row that names a release):
+# * overlap scheduler: off by default through 0.19 (PyTorchConfig `enable_overlap_scheduler: bool = False`,
+#   tensorrt_llm/_torch/pyexecutor/config.py of 0.17-0.19; the 0.18.2 PyTorch quick start's
+#   `--enable_overlap_scheduler` defaults to False), on by default from 0.20.0 (docs/source/release-notes.md,
+#   Release 0.20.0, API changes: "[Breaking Change]: Enable scheduling overlap by default", PR 4174, which
+#   renamed the field to `disable_overlap_scheduler`);
+# * CUDA graphs for generation-only steps: off by default before 1.0 (PyTorchConfig `use_cuda_graph: bool =
+#   False`), on from 1.0 (PR 5480 "Enable cuda graph by default", merged 2025-07-14, after the 0.21.0 release:
+#   the first release with it is ASSUMED to be 1.0.0 from that date). Without graphs the Python host issues
+#   every kernel of the step (timing.eager_issue_s).
+TRTLLM_OVERLAP_DEFAULT_FROM = (0, 20, 0)
+TRTLLM_CUDA_GRAPH_DEFAULT_FROM = (1, 0, 0)
+
+
+def trtllm_overlap_scheduler(version) -> np.ndarray:
+    """Whether TensorRT-LLM at this release (version_code; PINNED_VERSION for the pinned one) overlaps its
+    host step with the GPU step by default: from TRTLLM_OVERLAP_DEFAULT_FROM (constants above)."""
+    return np.asarray(version, dtype=float) >= _code(TRTLLM_OVERLAP_DEFAULT_FROM)
+
+
+def decode_graphs(engine, version) -> np.ndarray:
+    """Whether generation-only steps replay CUDA graphs by default: vLLM and SGLang in every release here
+    (vLLM enforce_eager False, SGLang disable_cuda_graph False); TensorRT-LLM from
+    TRTLLM_CUDA_GRAPH_DEFAULT_FROM (constants above)."""
+    engine, version = np.asarray(engine), np.asarray(version, dtype=float)
+    return (engine != TRTLLM) | (version >= _code(TRTLLM_CUDA_GRAPH_DEFAULT_FROM))
+
+
+def version_text(engine: int, code: float) -> str:
+    """A release code as text: 'major.minor.patch', or the pinned release's own label
+    (planner/serve/engine_flags/<engine>.json `version`)."""
+    if np.isfinite(code):
+        c = int(code)
+        return f"{c // 1000000}.{c // 1000 % 1000}.{c % 1000}"
+    return _pinned_label(ENGINE_NAMES[engine])
+
+
+@lru_cache(maxsize=None)
+def _pinned_label(engine: str) -> str:
+    from planner.serve.launch import engine_flags  # launch imports this module
+    return str(engine_flags(engine)["version"])
+
+
+def version_of_text(engine: int, text: str | None) -> float:
+    """Inverse of version_text: PINNED_VERSION for None or the pinned release's label, else version_code."""
+    if text is None or text == _pinned_label(ENGINE_NAMES[engine]):
+        return PINNED_VERSION
+    return version_code(text)
+
+
+def plan_engine_version(t: dict) -> np.ndarray:
+    """The plan table's engine release codes (column `engine_version`; PINNED_VERSION where the table
+    has none: search tables and plans that name no release)."""
+    return t["engine_version"] if "engine_version" in t else np.full(np.shape(t["engine"]), PINNED_VERSION)
+
+
+# TensorRT-LLM's CUDA graphs (PyTorch backend): a step with no prompt tokens replays a captured graph;
+# with cuda_graph_config.enable_padding (default False, tensorrt_llm/llmapi/llm_args.py CudaGraphConfig: "batches
+# are rounded up to the nearest cuda_graph_batch_size") the batch is padded with dummy generation requests
+# (one KV token each) to the smallest captured size at or above it (CUDAGraphRunner.pad_batch /
+# _round_up_batch_size, tensorrt_llm/_torch/pyexecutor); a batch above the largest size runs without a graph.
+# Steps that carry prompt tokens never run a graph (ScheduledRequests.can_run_cuda_graph: no context
+# requests). The captured sizes are those of the performance overview's llm_options (both revisions,
+# docs perf-overview.md @00f37686 and @03e27c7d), written to the plan's config when it pads (launch.py).
+TRTLLM_GRAPH_BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 384, 512, 1024, 2048, 4096, 8192)
+
+
+def graph_batch_sizes(max_batch_per_rank: int) -> list[int]:
+    """The captured sizes a padding plan's config lists: TRTLLM_GRAPH_BATCH_SIZES up to the rank's
+    max_batch_size, and that size itself (ASSUMED: no graph is captured above the engine's batch limit)."""
+    sizes = [s for s in TRTLLM_GRAPH_BATCH_SIZES if s < max_batch_per_rank]
+    return sizes + [int(max_batch_per_rank)]
+
+
+def graph_padded_batch(b, ranks, padding, max_batch) -> np.ndarray:
+    """Sequences a generation-only step computes: b, or where the plan pads its CUDA graphs (padding), each
+    of the ranks' b / ranks rounded up to the next of its graph_batch_sizes (TRTLLM_GRAPH_BATCH_SIZES, at
+    most the rank's max_batch / ranks) x ranks (attention data parallelism: every rank pads its own batch)."""
+    b = np.asarray(b, dtype=float)
+    per = b / ranks
+    cap = np.maximum(np.asarray(max_batch, dtype=float) / ranks, per)
+    sizes = np.array(TRTLLM_GRAPH_BATCH_SIZES, dtype=float)
+    idx = np.searchsorted(sizes, per - 1e-9)
+    up = np.minimum(np.where(idx < len(sizes), sizes[np.minimum(idx, len(sizes) - 1)], per), cap)
+    return np.where(padding, np.maximum(up, per) * ranks, b)
+
+
+def plan_graph_padding(t: dict) -> np.ndarray:
+    """The plan table's `graph_padding` column (False where the table has none: search tables and plans
+    that leave it out, TensorRT-LLM's default)."""
+    return t["graph_padding"] if "graph_padding" in t else np.zeros(np.shape(t["engine"]), dtype=bool)
 
 
 def sglang_mem_fraction(tp: np.ndarray) -> np.ndarray:

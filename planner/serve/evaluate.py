@@ -95,8 +95,18 @@ def _iter(ctx, t, b, lk=None):
     ctx_pf = ctx.in_mean * ctx.hit + i_eff / 2
     lk = ctx.links if lk is None else lk
     with_pf = timing.iteration_s(ctx.facts, t, lk, ctx.hw, b, step, ctx_dec, ctx_pf)
-    decode = timing.iteration_s(ctx.facts, t, lk, ctx.hw, b, 0.0, ctx_dec, ctx_pf)
+    decode = _graph_decode_s(ctx, t, lk, b, ctx_dec, ctx_pf)
     return share * with_pf + (1 - share) * decode
+
+
+def _graph_decode_s(ctx, t, lk, b, ctx_dec, ctx_pf):
+    """A generation-only step. Where the plan pads its CUDA graphs (engines.graph_padded_batch) the step
+    computes the padded batch p >= b; the dummy requests hold one KV token, so the real sequences' KV is
+    kept by reading p sequences of mean context ctx_dec x b / p (the same bytes and attention FLOPs; the
+    per-sequence attention work and the host bound count the dummies too)."""
+    ranks = np.where(t["attn_dp"], t["tp"], 1)
+    p = np.maximum(E.graph_padded_batch(b, ranks, E.plan_graph_padding(t), t["max_batch"]), np.asarray(b, dtype=float))
+    return timing.iteration_s(ctx.facts, t, lk, ctx.hw, p, 0.0, ctx_dec * b / np.maximum(p, 1e-9), ctx_pf)
 
 
 def _littles_law_batch(ctx, t, tok_rate, b_cap, t_cap, rounds: int = 60, tol: float = 1e-6):
@@ -334,7 +344,9 @@ def result_row(ev: dict, t: dict, i: int) -> dict:
             "kv_cache": E.KV_NAMES[int(t["kv"][i])], "tp": int(t["tp"][i]), "pp": int(t["pp"][i]),
             "ep": int(t["ep"][i]), "attn_dp": bool(t["attn_dp"][i]), "replicas": int(t["replicas"][i]),
             "max_batch": int(t["max_batch"][i]), "max_batched_tokens": int(t["max_batched_tokens"][i]),
-            "prefill_replicas": int(t["prefill_replicas"][i]) if "prefill_replicas" in t else 0}
+            "prefill_replicas": int(t["prefill_replicas"][i]) if "prefill_replicas" in t else 0,
+            "engine_version": E.version_text(int(t["engine"][i]), float(E.plan_engine_version(t)[i])),
+            "graph_padding": bool(E.plan_graph_padding(t)[i])}
     plan["disaggregated"] = plan["prefill_replicas"] > 0
     usd_m = ev["usd_per_m"][i]
     return {

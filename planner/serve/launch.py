@@ -202,6 +202,8 @@ def trtllm_config(scenario, plan: dict) -> dict:
     cfg["kv_cache_config"] = {"free_gpu_memory_fraction": E.TRTLLM_FREE_GPU_MEMORY_FRACTION,
                               "dtype": KV_DTYPE["trtllm"][plan["kv_cache"]],
                               "enable_block_reuse": scenario.serving.prefix_cache_hit > 0}
+    if plan.get("graph_padding"):  # the captured sizes the estimate pads to (engines.graph_batch_sizes)
+        cfg["cuda_graph_config"] = {"enable_padding": True, "batch_sizes": E.graph_batch_sizes(_per_rank(plan))}
     return cfg
 
 

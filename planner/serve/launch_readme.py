@@ -48,6 +48,9 @@ MEANING = {
                                                 "that the KV cache takes",
     "kv_cache_config.dtype": "number format of the KV cache",
     "kv_cache_config.enable_block_reuse": "reuse KV blocks of shared prompt prefixes",
+    "cuda_graph_config.enable_padding": "pad a generation-only batch with dummy requests to the next captured "
+                                        "CUDA-graph size",
+    "cuda_graph_config.batch_sizes": "batch sizes whose CUDA graphs are captured",
     "cache_transceiver_config.backend": "library that moves the KV cache between context and generation "
                                         "instances (disaggregated plan)",
 }

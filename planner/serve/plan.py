@@ -10,7 +10,7 @@ from planner.errors import InputError
 from planner.serve import engines as E
 from planner.spec.serving import SERVE_PLAN_FIELDS
 
-FIELDS = SERVE_PLAN_FIELDS + ("attn_dp", "prefill_replicas")
+FIELDS = SERVE_PLAN_FIELDS + ("attn_dp", "prefill_replicas", "engine_version", "graph_padding")
 INT_FIELDS = ("tp", "pp", "ep", "replicas", "max_batch", "max_batched_tokens", "prefill_replicas")
 
 
@@ -53,6 +53,14 @@ def parse_serve_plan(text: str, sc) -> dict:
     if flag not in ("true", "false", "1", "0"):
         raise InputError(f"attn_dp must be true or false, got '{flag}'", key="--plan attn_dp")
     row["attn_dp"] = flag in ("true", "1")
+    row["engine_version"] = _engine_version(given.get("engine_version"))
+    pad = given.get("graph_padding", "false").lower()
+    if pad not in ("true", "false", "1", "0"):
+        raise InputError(f"graph_padding must be true or false, got '{pad}'", key="--plan graph_padding")
+    row["graph_padding"] = pad in ("true", "1")
+    if row["graph_padding"] and row["engine"] != E.TRTLLM:
+        raise InputError("graph_padding (CUDA graphs padded to captured batch sizes) is a TensorRT-LLM setting; "
+                         f"the plan's engine is {E.ENGINE_NAMES[row['engine']]}", key="--plan graph_padding")
     gib = sc.cluster.node.gpu.memory_gib
     eng = np.array([row["engine"]])
     row.setdefault("tp", 1)
@@ -64,6 +72,18 @@ def parse_serve_plan(text: str, sc) -> dict:
     row.setdefault("max_batched_tokens", int(E.default_max_batched_tokens(eng, gib, sc.serving.offline)[0]))
     check_plan(row, sc)
     return {k: np.array([v]) for k, v in row.items()}
+
+
+def _engine_version(text: str | None) -> float:
+    """engines.version_code of the plan's `engine_version` (a release such as 0.10.0); the pinned
+    release (engines.PINNED_VERSION) when left out."""
+    if text is None or text.strip().lower() in ("", "pinned"):
+        return E.PINNED_VERSION
+    try:
+        return E.version_code(text)
+    except ValueError:
+        raise InputError(f"engine_version must be a release number such as 0.10.0, got '{text}'",
+                         key="--plan engine_version") from None
 
 
 def check_plan(row: dict, sc) -> None:

@@ -56,7 +56,9 @@ def _row_indices(plan: dict) -> dict:
             "kv": E.KV_NAMES.index(plan["kv_cache"]), "tp": plan["tp"], "pp": plan["pp"], "ep": plan["ep"],
             "attn_dp": bool(plan.get("attn_dp")), "replicas": plan["replicas"],
             "max_batch": plan["max_batch"], "max_batched_tokens": plan["max_batched_tokens"],
-            "prefill_replicas": plan.get("prefill_replicas", 0)}
+            "prefill_replicas": plan.get("prefill_replicas", 0),
+            "engine_version": E.version_of_text(E.ENGINE_NAMES.index(plan["engine"]), plan.get("engine_version")),
+            "graph_padding": bool(plan.get("graph_padding"))}
 
 
 def batch_sweep(scenario, plans: list[dict]) -> list[dict]:

@@ -1,0 +1,61 @@
+"""TensorRT-LLM CUDA-graph padding (plan key graph_padding): generation-only steps compute the batch rounded up
+to the captured size; the key reaches the emitted YAML; it is refused for other engines."""
+
+import json
+
+import numpy as np
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from planner.cli import main
+from planner.serve import engines as E
+from planner.serve import launch as L
+from planner.serve.plan import parse_serve_plan
+from planner.serve.search import estimate_serving
+from planner.spec.serving import load_serving_scenario
+
+from conftest import ROOT
+
+runner = CliRunner()
+SERVE_70B = ROOT / "scenarios" / "serve_70b.yaml"
+
+
+def test_padded_batch_rounds_up_to_the_captured_size():
+    b = np.array([300.0, 384.0, 520.0, 520.0, 2000.0, 9000.0])
+    got = E.graph_padded_batch(b, np.ones(6), np.array([True, True, True, False, True, True]),
+                               np.array([2048, 2048, 700, 2048, 2048, 9000]))
+    # 520 under a 700-sequence limit pads to the limit, not to 1024; above 8192 no graph (unchanged)
+    assert got.tolist() == [384.0, 384.0, 700.0, 520.0, 2048.0, 9000.0]
+    # attention data parallelism: each of 4 ranks pads its own 130 sequences to 256
+    assert E.graph_padded_batch(520.0, 4, True, 4096).tolist() == 1024.0
+    assert E.graph_batch_sizes(700) == [1, 2, 4, 8, 16, 32, 64, 128, 256, 384, 512, 700]
+
+
+def _est(plan):
+    sc = load_serving_scenario(SERVE_70B)
+    return estimate_serving(sc, parse_serve_plan(plan, sc))
+
+
+def test_padding_slows_generation_steps_between_captured_sizes():
+    base = "engine=trtllm,weights=fp8,kv_cache=fp8,tp=2,replicas=1,max_batch=300"
+    plain, padded = _est(base), _est(base + ",graph_padding=true")
+    assert padded["plan"]["graph_padding"] and not plain["plan"]["graph_padding"]
+    assert padded["latency"]["tpot_ms"]["p50"] > plain["latency"]["tpot_ms"]["p50"]
+    # on a captured size there is nothing to pad
+    on = "engine=trtllm,weights=fp8,kv_cache=fp8,tp=2,replicas=1,max_batch=256"
+    assert _est(on + ",graph_padding=true")["throughput"]["output_tokens_per_s"] == pytest.approx(
+        _est(on)["throughput"]["output_tokens_per_s"], rel=0.02)
+
+
+def test_graph_padding_reaches_the_trtllm_yaml_and_is_refused_elsewhere():
+    sc = load_serving_scenario(SERVE_70B)
+    r = _est("engine=trtllm,weights=fp8,kv_cache=fp8,tp=2,replicas=1,max_batch=700,graph_padding=true")
+    cfg = yaml.safe_load(L.serving_files(sc, r)[L.TRT_YAML].split("\n", 1)[1])
+    assert cfg["cuda_graph_config"] == {"enable_padding": True, "batch_sizes": E.graph_batch_sizes(700)}
+    L.check_trtllm_config(cfg)  # the key exists in the pinned flag list
+    out = runner.invoke(main, ["serve", str(SERVE_70B), "--plan", "engine=vllm,graph_padding=true"])
+    assert out.exit_code == 2 and "TensorRT-LLM setting" in out.output
+    plain = json.loads(runner.invoke(main, ["serve", str(SERVE_70B), "--plan", "engine=trtllm,tp=2",
+                                            "--json"]).stdout)
+    assert plain["plan"]["graph_padding"] is False
