@@ -155,6 +155,34 @@ def vllm_async_scheduling(version, pp) -> np.ndarray:
     return np.where(pp > 1, version >= _code(VLLM_ASYNC_PP_DEFAULT_FROM), version >= _code(VLLM_ASYNC_DEFAULT_FROM))
 
 
+# TensorRT-LLM's PyTorch backend (0.17 on; every published TensorRT-LLM row that names a release):
+# * overlap scheduler: off by default through 0.19 (PyTorchConfig `enable_overlap_scheduler: bool = False`,
+#   tensorrt_llm/_torch/pyexecutor/config.py of 0.17-0.19; the 0.18.2 PyTorch quick start's
+#   `--enable_overlap_scheduler` defaults to False), on by default from 0.20.0 (docs/source/release-notes.md,
+#   Release 0.20.0, API changes: "[Breaking Change]: Enable scheduling overlap by default", PR 4174, which
+#   renamed the field to `disable_overlap_scheduler`);
+# * CUDA graphs for generation-only steps: off by default before 1.0 (PyTorchConfig `use_cuda_graph: bool =
+#   False`), on from 1.0 (PR 5480 "Enable cuda graph by default", merged 2025-07-14, after the 0.21.0 release:
+#   the first release with it is ASSUMED to be 1.0.0 from that date). Without graphs the Python host issues
+#   every kernel of the step (timing.eager_issue_s).
+TRTLLM_OVERLAP_DEFAULT_FROM = (0, 20, 0)
+TRTLLM_CUDA_GRAPH_DEFAULT_FROM = (1, 0, 0)
+
+
+def trtllm_overlap_scheduler(version) -> np.ndarray:
+    """Whether TensorRT-LLM at this release (version_code; PINNED_VERSION for the pinned one) overlaps its
+    host step with the GPU step by default: from TRTLLM_OVERLAP_DEFAULT_FROM (constants above)."""
+    return np.asarray(version, dtype=float) >= _code(TRTLLM_OVERLAP_DEFAULT_FROM)
+
+
+def decode_graphs(engine, version) -> np.ndarray:
+    """Whether generation-only steps replay CUDA graphs by default: vLLM and SGLang in every release here
+    (vLLM enforce_eager False, SGLang disable_cuda_graph False); TensorRT-LLM from
+    TRTLLM_CUDA_GRAPH_DEFAULT_FROM (constants above)."""
+    engine, version = np.asarray(engine), np.asarray(version, dtype=float)
+    return (engine != TRTLLM) | (version >= _code(TRTLLM_CUDA_GRAPH_DEFAULT_FROM))
+
+
 def version_text(engine: int, code: float) -> str:
     """A release code as text: 'major.minor.patch', or the pinned release's own label
     (planner/serve/engine_flags/<engine>.json `version`)."""

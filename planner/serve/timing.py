@@ -28,9 +28,11 @@ One engine iteration (continuous batching with chunked prefill) carries `n_dec` 
 * pipeline parallelism: the batch is cut into pp micro-batches that keep every stage busy, so one
   iteration takes pp x (stage time of one micro-batch).
 * a fixed host step per iteration (scheduling, sampling) named below, added to the GPU step (vLLM before
-  0.14) or overlapped with it (SGLang's and TensorRT-LLM's overlap schedulers, vLLM's async scheduling:
-  max of the two, overlaps_host_step);
-  under TensorRT-LLM's an iteration is never shorter than its host work per running request (host_bound_s).
+  0.14, TensorRT-LLM before 0.20) or overlapped with it (SGLang's and TensorRT-LLM's overlap schedulers,
+  vLLM's async scheduling: max of the two, overlaps_host_step);
+  under TensorRT-LLM's an iteration is never shorter than its host work per running request (host_bound_s);
+  a release that runs its steps without CUDA graphs (TensorRT-LLM before 1.0) is never faster than its
+  host can issue the kernels (eager_issue_s).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from __future__ import annotations
 import numpy as np
 
 from planner.estimate import comm
+from planner.estimate.host import HOST_LAUNCH_S
 from planner.estimate.compute import (ATTN_FWD_OF_MAMF, DEFAULT_MAMF, GEMM_LAUNCH_S, HBM_EFFICIENCY, exp_bound_fps,
                                       fp4_gemm_over_fp8)
 from planner.estimate.table import value_ranks
@@ -51,8 +54,9 @@ from planner.serve.routing_skew import ROUTING_SKEW_ALPHA, skew_imbalance
 # GPU waits for it is the engine's code path (overlaps_host_step): SGLang's overlap scheduler
 # (disable_overlap_schedule False by default in sglang/srt/server_args.py since 0.4; "zero-overhead batch
 # scheduler", SGLang v0.4 blog, Dec 2024) and TensorRT-LLM's (disable_overlap_scheduler False,
-# tensorrt_llm/llmapi/llm_args.py) prepare step n+1 on the host while the GPU runs step n, so a step takes
-# max(GPU, host); vLLM's engine core runs schedule -> execute -> update in turn (vllm/v1/engine/core.py step)
+# tensorrt_llm/llmapi/llm_args.py; from 0.20, engines.trtllm_overlap_scheduler) prepare step n+1 on the
+# host while the GPU runs step n, so a step takes max(GPU, host); vLLM's engine core runs schedule ->
+# execute -> update in turn (vllm/v1/engine/core.py step)
 # unless async scheduling is on: off by default in the vLLM releases of every published vLLM point here
 # (0.4 - 0.10), so the GPU step and the host step add; on by default from vLLM 0.14 (the launch files' pin,
 # 0.33, included), so plans at those releases overlap it too (engines.vllm_async_scheduling).
@@ -149,13 +153,26 @@ LAYER_KERNELS = 5
 MOE_LAYER_KERNELS = 3
 
 
-def kernel_launch_s(f, t, ls):
-    """Launch-and-tail time of a stage's kernels: ls x (weight GEMMs + LAYER_KERNELS + MOE_LAYER_KERNELS
-    for the MoE share + collectives: 2 all-reduces per layer under tensor parallelism, an all-gather and
-    a reduce-scatter per MoE layer under attention data parallelism) x GEMM_LAUNCH_S."""
+def stage_kernels(f, t, ls):
+    """Kernels and collectives a stage launches per step: ls x (weight GEMMs + LAYER_KERNELS +
+    MOE_LAYER_KERNELS for the MoE share + collectives: 2 all-reduces per layer under tensor parallelism, an
+    all-gather and a reduce-scatter per MoE layer under attention data parallelism)."""
     moe = f.moe_layers / f.layers
     comms = np.where(t["attn_dp"], 2.0 * moe, np.where(t["tp"] > 1, 2.0, 0.0))
-    return ls * (f.gemms_per_layer + LAYER_KERNELS + MOE_LAYER_KERNELS * moe + comms) * GEMM_LAUNCH_S
+    return ls * (f.gemms_per_layer + LAYER_KERNELS + MOE_LAYER_KERNELS * moe + comms)
+
+
+def kernel_launch_s(f, t, ls):
+    """Launch-and-tail time of a stage's kernels: stage_kernels x GEMM_LAUNCH_S."""
+    return stage_kernels(f, t, ls) * GEMM_LAUNCH_S
+
+
+def eager_issue_s(f, t, ls):
+    """Host time to issue a stage's kernels one at a time when the step runs without a CUDA graph:
+    stage_kernels x HOST_LAUNCH_S (6.5 us, the measured eager dispatch + launch of one op on an H200 host,
+    planner.estimate.host, benchmarks/host_device_results.md). The GPU cannot finish the step sooner; a floor,
+    as the kernel count is the fused one (an eager model issuing more ops per layer waits longer)."""
+    return stage_kernels(f, t, ls) * HOST_LAUNCH_S
 
 
 # Weight-only 4-bit expert GEMMs on a GPU without 4-bit tensor cores (gpt-oss's MXFP4 experts on
@@ -513,22 +530,28 @@ def host_bound_s(t, n_dec):
 
 def overlaps_host_step(engine, version=E.PINNED_VERSION, pp=1) -> np.ndarray:
     """Engines whose scheduler prepares the next step while the GPU runs this one (STEP_OVERHEAD_S):
-    SGLang and TensorRT-LLM; vLLM at releases that schedule asynchronously by default
-    (engines.vllm_async_scheduling: from 0.14, the pinned 0.33 included; not the 0.4-0.10 releases of
-    the published vLLM points)."""
+    SGLang; TensorRT-LLM from 0.20 (engines.trtllm_overlap_scheduler: not the 0.17 PyTorch backend of the
+    dstack rows); vLLM at releases that schedule asynchronously by default (engines.vllm_async_scheduling:
+    from 0.14, the pinned 0.33 included; not the 0.4-0.10 releases of the published vLLM points)."""
     engine = np.asarray(engine)
-    return (engine == E.TRTLLM) | (engine == E.SGLANG) | ((engine == E.VLLM) & E.vllm_async_scheduling(version, pp))
+    return (((engine == E.TRTLLM) & E.trtllm_overlap_scheduler(version)) | (engine == E.SGLANG)
+            | ((engine == E.VLLM) & E.vllm_async_scheduling(version, pp)))
 
 
 def iteration_s(f, t, lk, hw, n_dec, n_pf, ctx_dec, ctx_pf):
-    """One engine iteration: pp micro-batches through pp stages (lk: comm_links of the table) and the host
-    step: max(GPU, STEP_OVERHEAD_S, host_bound_s) where the engine overlaps them (overlaps_host_step), else
-    GPU + STEP_OVERHEAD_S."""
+    """One engine iteration: pp micro-batches through pp stages (lk: comm_links of the table; a stage no
+    shorter than eager_issue_s where the release runs its steps without CUDA graphs, engines.decode_graphs)
+    and the host step max(STEP_OVERHEAD_S, host_bound_s): max(GPU, host) where the engine overlaps them
+    (overlaps_host_step), else GPU + host."""
     pp = t["pp"]
-    gpu = pp * stage_s(f, t, lk, hw, n_dec / pp, n_pf / pp, ctx_dec, ctx_pf)
+    version = E.plan_engine_version(t)
+    stage = stage_s(f, t, lk, hw, n_dec / pp, n_pf / pp, ctx_dec, ctx_pf)
+    graphs = E.decode_graphs(t["engine"], version)
+    eager = 0.0 if graphs.all() else np.where(graphs, 0.0, eager_issue_s(f, t, stage_layers(f, pp)))
+    gpu = pp * np.maximum(stage, eager)
     host = np.maximum(STEP_OVERHEAD_S, host_bound_s(t, n_dec))
-    overlap = overlaps_host_step(t["engine"], E.plan_engine_version(t), pp)
-    return np.where(overlap, np.maximum(gpu, host), gpu + STEP_OVERHEAD_S)
+    overlap = overlaps_host_step(t["engine"], version, pp)
+    return np.where(overlap, np.maximum(gpu, host), gpu + host)
 
 
 def mm1_wait_quantile(lam, mu, q: float):
