@@ -26,8 +26,6 @@ from functools import lru_cache
 
 import numpy as np
 
-from planner.estimate.table import value_ranks
-
 ROUTING_SKEW_ALPHA = 1.01
 SKEW_DRAWS = 256
 _GRID_LOG2 = np.arange(0, 21, dtype=float)
@@ -88,7 +86,7 @@ def skew_imbalance(f, n, ep, alpha: float = ROUTING_SKEW_ALPHA):
         return out
     n_b, ep_b = np.broadcast_arrays(n, ep)
     x = np.clip(np.log2(np.maximum(n_b, 1.0)), _GRID_LOG2[0], _GRID_LOG2[-1])
-    for e in value_ranks(np.asarray(ep_b, dtype=np.int64).ravel())[1]:  # not np.unique: numpy.ma import
+    for e in np.unique(ep_b):
         if e <= 1:
             continue
         sel = ep_b == e

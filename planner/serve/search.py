@@ -9,8 +9,6 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
-
-from planner.estimate.table import radix_code, value_ranks
 from planner.serve import engines as E
 from planner.search.cpsat import all_solutions, cp_model as cpsat_module
 from planner.serve.evaluate import evaluate, result_row
@@ -50,7 +48,7 @@ def layouts(sc, largest_only: bool = False) -> np.ndarray:
     # ep divides tp: tp = ep x moe_tp
     moe_tp = model.NewIntVar(1, max(d["tp"]), "moe_tp")
     model.AddMultiplicationEquality(tp, [ep, moe_tp])
-    inst = _distinct_rows(np.asarray(all_solutions(model, [tp, pp, ep]), dtype=np.int64).reshape(-1, 3))
+    inst = np.unique(all_solutions(model, [tp, pp, ep]), axis=0)
     most = g // (inst[:, 0] * inst[:, 1])  # replicas: 1 .. g // (tp x pp)
     if sc.serving.mode == "offline" or largest_only:  # offline: only the largest replica count matters for cost
         return np.column_stack([inst, most]).reshape(-1, 4)
@@ -59,16 +57,6 @@ def layouts(sc, largest_only: bool = False) -> np.ndarray:
     if sc.serving.mode == "concurrency":  # replicas beyond the concurrent requests would stand idle
         rows = rows[rows[:, 3] <= sc.serving.concurrency]
     return rows
-
-
-def _distinct_rows(rows: np.ndarray) -> np.ndarray:
-    """np.unique(rows, axis=0) (distinct rows in lexicographic order) through table.radix_code /
-    value_ranks: np.unique imports numpy.ma on its first call (about 0.2 s of a 1 s answer)."""
-    code, _ = radix_code([rows[:, j] for j in range(rows.shape[1])], len(rows))
-    ranks, values = value_ranks(code)
-    first = np.empty(len(values), dtype=np.int64)
-    first[ranks[::-1]] = np.arange(len(rows))[::-1]
-    return rows[first]
 
 
 def candidate_table(sc, largest_only: bool = False) -> dict[str, np.ndarray]:

@@ -43,7 +43,6 @@ from planner.estimate import comm
 from planner.estimate.host import HOST_LAUNCH_S
 from planner.estimate.compute import (ATTN_FWD_OF_MAMF, DEFAULT_MAMF, GEMM_LAUNCH_S, HBM_EFFICIENCY, exp_bound_fps,
                                       fp4_gemm_over_fp8)
-from planner.estimate.table import value_ranks
 from planner.serve import engines as E
 from planner.serve import nccl_measured as NM
 from planner.serve.memory import ACT_BYTES, attn_tp, kv_bytes_per_token, seq_kv_bytes, stage_layers
@@ -272,7 +271,7 @@ def expected_max_std_normal(m):
     from statistics import NormalDist
 
     m = np.asarray(m, dtype=float)
-    uniq = value_ranks(np.rint(m).astype(np.int64).ravel())[1].astype(float)  # ep values (np.unique imports numpy.ma)
+    uniq = np.unique(m)  # a handful of ep values per plan table: one inverse CDF each
     vals = np.array([NormalDist().inv_cdf((v - 0.375) / (v + 0.25)) if v > 1 else 0.0 for v in uniq])
     return vals[np.searchsorted(uniq, m)]
 
