@@ -59,3 +59,25 @@ def test_graph_padding_reaches_the_trtllm_yaml_and_is_refused_elsewhere():
     plain = json.loads(runner.invoke(main, ["serve", str(SERVE_70B), "--plan", "engine=trtllm,tp=2",
                                             "--json"]).stdout)
     assert plain["plan"]["graph_padding"] is False
+
+
+def test_published_points_carry_their_engine_release_and_graph_padding():
+    """serving_accuracy.point_scenario: the perf-overview rows pad their CUDA graphs (their llm_options), the
+    ROCm vLLM 0.10 rows name their release (serial host step), NIM rows neither."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import serving_accuracy as S
+
+    rows = {r["id"]: r for r in yaml.safe_load((ROOT / "benchmarks" / "serving_runs.yaml").read_text())}
+    plans = {}
+    for key in ("trtllm10po-h200-llama31-405b-tp8-fp8-128-4096", "rocm-vllm010-mi300x-llama31-70b-tp8-fp8-128-2048",
+                "nim18-h100x2-llama33-70b-tp2-fp8-5000-500-c1"):
+        r = rows[key]
+        r["precision"]["native_weight_format"] = r["model"].get("native_weight_format")
+        plans[key] = S.point_scenario(r)[1]
+    assert "graph_padding=true" in plans["trtllm10po-h200-llama31-405b-tp8-fp8-128-4096"]
+    vllm = plans["rocm-vllm010-mi300x-llama31-70b-tp8-fp8-128-2048"]
+    assert "engine_version=0.10.0" in vllm and "graph_padding" not in vllm
+    nim = plans["nim18-h100x2-llama33-70b-tp2-fp8-5000-500-c1"]
+    assert "graph_padding" not in nim and "engine_version" not in nim
