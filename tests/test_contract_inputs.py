@@ -1,0 +1,73 @@
+"""Hand-made hostile inputs for the newer keys (serving search lists, sliding_window_pattern) and the
+contract's file-writing rules: each gives exit 1 with the reason (valid but nothing to plan) or exit 2
+naming the file and key, never a traceback or a plan that an engine would refuse."""
+
+import json
+
+import yaml
+from click.testing import CliRunner
+
+from planner.cli import main
+
+runner = CliRunner()
+TINY = {"name": "tiny", "layers": 4, "hidden": 512, "heads": 8, "kv_heads": 2, "ffn_hidden": 1536, "vocab": 32000}
+SERVE = {"name": "s", "model": TINY, "cluster": {"node": "dgx-h100", "nodes": 1},
+         "serving": {"input_tokens": 1024, "output_tokens": 256, "requests_per_s": 5},
+         "search": {"engines": ["vllm"], "weights": ["bf16"], "kv_cache": ["fp8"]}}
+TRAIN = {"name": "t", "model": TINY, "cluster": {"node": "dgx-h100", "nodes": 1},
+         "training": {"seq_len": 2048, "global_batch": 32, "tokens": 1.0e9}}
+
+
+def _file(tmp_path, data, name="s.yaml"):
+    p = tmp_path / name
+    p.write_text(yaml.safe_dump(data, sort_keys=False))
+    return p
+
+
+def _serve(tmp_path, **search):
+    p = _file(tmp_path, {**SERVE, "search": {**SERVE["search"], **search}})
+    return runner.invoke(main, ["serve", str(p), "--json"])
+
+
+def test_serve_search_tp_must_divide_the_heads(tmp_path):
+    # vLLM, SGLang and TensorRT-LLM refuse a tensor-parallel size that does not divide the attention
+    # heads, and so does `serve --plan tp=3`; a search list is restricted by the same rule.
+    r = _serve(tmp_path, tp=[2, 3])
+    assert r.exit_code == 0, r.output
+    assert {p["plan"]["tp"] for p in json.loads(r.stdout)["plans"]} == {2}
+    r = _serve(tmp_path, tp=[3])
+    assert r.exit_code == 1 and r.exception is None or isinstance(r.exception, SystemExit), r.output
+    why = json.loads(r.stdout)["infeasible"]["reasons"]
+    assert any("search.tp" in x and "8 attention heads" in x for x in why), why
+
+
+def test_serve_empty_domains_are_explained(tmp_path):
+    # pp above the layers, and a weight scheme the GPU cannot run: the reason names the key at fault
+    # (it used to blame search.disaggregated for every empty table).
+    r = _serve(tmp_path, pp=[8])
+    assert r.exit_code == 1, r.output
+    assert any("search.pp" in x for x in json.loads(r.stdout)["infeasible"]["reasons"])
+    r = _serve(tmp_path, weights=["nvfp4"])  # no FP4 tensor cores on the H100
+    assert r.exit_code == 1, r.output
+    assert any("search.weights" in x for x in json.loads(r.stdout)["infeasible"]["reasons"])
+
+
+def test_serve_dense_model_has_no_expert_parallel_plans(tmp_path):
+    r = _serve(tmp_path, ep=[2])
+    assert r.exit_code == 0, r.output
+    assert {p["plan"]["ep"] for p in json.loads(r.stdout)["plans"]} == {1}
+
+
+def _train_model(tmp_path, **model):
+    p = _file(tmp_path, {**TRAIN, "model": {**TINY, **model}}, "t.yaml")
+    return p, runner.invoke(main, ["validate", str(p)])
+
+
+def test_sliding_window_pattern_errors_name_the_pattern(tmp_path):
+    p, r = _train_model(tmp_path, sliding_window=128, sliding_window_pattern=[True] * 5)
+    assert r.exit_code == 2 and str(p) in r.output and "sliding_window_pattern has 5 entries" in r.output, r.output
+    # 1/0 are not booleans: the pattern is true/false per layer (HF layer_types read as such)
+    p, r = _train_model(tmp_path, sliding_window=128, sliding_window_pattern=[1, 0, 1, 0])
+    assert r.exit_code == 2 and "sliding_window_pattern" in r.output and "boolean" in r.output, r.output
+    p, r = _train_model(tmp_path, sliding_window=128, sliding_window_pattern=[True, False, True, False])
+    assert r.exit_code == 0, r.output
