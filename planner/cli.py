@@ -187,8 +187,7 @@ def solve(scenario, top, objective, exhaustive, strict, as_json, emit_dir, repor
 
         check_target(Path(emit_dir), force)  # refuse before searching
     _check_new_file(report_path, force)
-    if emit_dir and report_path and Path(report_path).absolute() == Path(emit_dir).absolute():
-        raise InputError("--report and --emit name the same path", file=report_path)
+    _check_report_beside_emit(report_path, emit_dir, force)
     sc = _scenario(scenario)
     gc.freeze()  # the modules' and the scenario's objects: the search's collections need not walk them
     try:
@@ -222,6 +221,19 @@ def solve(scenario, top, objective, exhaustive, strict, as_json, emit_dir, repor
         if len(plans) > MAX_EMIT:
             skipped.append(f"ranks {MAX_EMIT + 1}-{len(plans)}: --emit writes at most the top {MAX_EMIT} plans")
         _report_export(emit_dir, paths, skipped, err if as_json else out)
+
+
+def _check_report_beside_emit(report_path, emit_dir, force: bool) -> None:
+    """--report may not be the --emit directory, nor (without --force) inside it: the report is written
+    first, and the export would then refuse the directory as not empty, leaving the report behind."""
+    if not (emit_dir and report_path):
+        return
+    report, emit = Path(report_path).absolute(), Path(emit_dir).absolute()
+    if report == emit:
+        raise InputError("--report and --emit name the same path", file=report_path)
+    if emit in report.parents and not force:
+        raise InputError("--report is inside the --emit directory, which must be empty; pass --force or write "
+                         "the report elsewhere", file=report_path)
 
 
 def _check_new_file(path, force: bool) -> None:
@@ -399,8 +411,7 @@ def serve(scenario, plan_text, as_json, top, objective, emit_dir, report_path, f
     """Rank inference deployments of a serving SCENARIO (or estimate one --plan)."""
     from planner.serve.cli_glue import run_serve
 
-    if emit_dir and report_path and Path(report_path).absolute() == Path(emit_dir).absolute():
-        raise InputError("--report and --emit name the same path", file=report_path)
+    _check_report_beside_emit(report_path, emit_dir, force)
     code = run_serve(scenario, plan_text, as_json, top, objective, emit_dir, report_path, force, out, err)
     if code:
         sys.exit(code)

@@ -71,3 +71,53 @@ def test_sliding_window_pattern_errors_name_the_pattern(tmp_path):
     assert r.exit_code == 2 and "sliding_window_pattern" in r.output and "boolean" in r.output, r.output
     p, r = _train_model(tmp_path, sliding_window=128, sliding_window_pattern=[True, False, True, False])
     assert r.exit_code == 0, r.output
+
+
+PURCHASE = """
+name: train and serve
+clusters:
+  - {name: cloud, node: dgx-h100, nodes: [1], cloud: {usd_per_gpu_hour: 2.5}}
+workloads:
+  - {name: train-8b, model: llama-3.1-8b, seq_len: 4096, global_batch: {min: 128, max: 256}, tokens: 1.0e10}
+serving_workloads:
+  - name: chat-8b
+    model: llama-3.1-8b
+    serving: {input_tokens: 1024, output_tokens: 256, requests_per_s: 20}
+    search: {engines: [vllm], weights: [fp8], kv_cache: [fp8]}
+    hours_per_year: 4000
+"""
+
+
+def test_compare_csv_and_report_carry_serving_workloads(tmp_path):
+    # PRODUCT.md: a compare file may hold serving workloads next to training ones; `--csv` writes one
+    # line per option x workload and the report shows them (both used to drop the serving rows).
+    p = tmp_path / "p.yaml"
+    p.write_text(PURCHASE)
+    csv_path, html = tmp_path / "rows.csv", tmp_path / "r.html"
+    r = runner.invoke(main, ["compare", str(p), "--csv", str(csv_path), "--report", str(html), "--json"])
+    assert r.exit_code == 0, r.output
+    import csv
+
+    rows = list(csv.DictReader(csv_path.open()))
+    assert [(x["workload"], x["kind"]) for x in rows] == [("train-8b", "training"), ("chat-8b", "serving")]
+    serving = json.loads(r.stdout)["serving"][0]
+    assert float(rows[1]["usd_per_million_output_tokens"]) == serving["usd_per_million_output_tokens"]
+    assert rows[1]["plan"].startswith("vllm fp8/fp8")
+    assert 128 <= int(rows[0]["plan"].rsplit("batch", 1)[1]) <= 256  # the chosen batch, within the range
+    text = html.read_text()
+    assert "chat-8b" in text and "Serving workloads" in text and "train-8b" in text
+
+
+def test_report_inside_emit_directory_is_refused_before_any_write(tmp_path):
+    # solve/serve write the report first; the export then found the directory not empty and exited 2,
+    # leaving the report behind. Refused up front now (with --force both are written).
+    out = tmp_path / "out"
+    out.mkdir()
+    sc = _file(tmp_path, {**TRAIN, "search": {"frameworks": ["megatron"], "precision": ["bf16"]}}, "t.yaml")
+    for cmd, path in (("solve", sc), ("serve", _file(tmp_path, SERVE))):
+        r = runner.invoke(main, [cmd, str(path), "--top", "1", "--emit", str(out), "--report", str(out / "r.html")])
+        assert r.exit_code == 2 and "--report is inside the --emit directory" in r.output, r.output
+        assert list(out.iterdir()) == []
+    r = runner.invoke(main, ["solve", str(sc), "--top", "1", "--emit", str(out), "--report", str(out / "r.html"),
+                             "--force"])
+    assert r.exit_code == 0 and (out / "r.html").is_file() and (out / "rank1").is_dir(), r.output
