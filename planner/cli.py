@@ -312,7 +312,7 @@ def estimate(scenario, plan_text, as_json):
 
 @main.command()
 @click.argument("target")
-@click.option("--seq-len", type=click.IntRange(1, 2**24), help="sequence length for FLOPs (default: scenario's or 4096)")
+@click.option("--seq-len", type=click.IntRange(1, 2**24), help="sequence length for FLOPs (default: a training scenario's seq_len, a serving scenario's mean input + output tokens, else 4096)")
 @click.option("--json", "as_json", is_flag=True, help="print the JSON result")
 def model(target, seq_len, as_json):
     """Parameter counts and FLOPs of a catalog model NAME, a SCENARIO file or a HF config.json."""
@@ -326,7 +326,13 @@ def model(target, seq_len, as_json):
         spec = validate_model(ModelSpec, read_hf_config(p, file=target), file=target)
     elif p.suffix in (".yaml", ".yml"):
         data = load_yaml(p)
-        if isinstance(data, dict) and "model" in data:
+        if isinstance(data, dict) and "serving" in data and "training" not in data:
+            from planner.spec.serving import load_serving_scenario, token_stats
+
+            sc = load_serving_scenario(target)  # FLOPs at the mean context a request reaches
+            spec = sc.model
+            seq = seq_len or round(token_stats(sc.serving.input_tokens)[0] + token_stats(sc.serving.output_tokens)[0])
+        elif isinstance(data, dict) and "model" in data:
             sc = _scenario(target)
             spec, seq = sc.model, seq_len or sc.training.seq_len
         else:

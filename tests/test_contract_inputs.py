@@ -121,3 +121,15 @@ def test_report_inside_emit_directory_is_refused_before_any_write(tmp_path):
     r = runner.invoke(main, ["solve", str(sc), "--top", "1", "--emit", str(out), "--report", str(out / "r.html"),
                              "--force"])
     assert r.exit_code == 0 and (out / "r.html").is_file() and (out / "rank1").is_dir(), r.output
+
+
+def test_model_command_reads_a_serving_scenario(tmp_path):
+    # PRODUCT.md: `planner model (NAME | SCENARIO | config.json)`; a serving scenario is a scenario
+    # (it used to exit 2, "plan it with planner serve").
+    p = _file(tmp_path, SERVE)
+    r = runner.invoke(main, ["model", str(p), "--json"])
+    assert r.exit_code == 0, r.output
+    same = runner.invoke(main, ["model", str(_file(tmp_path, TRAIN, "t.yaml")), "--json", "--seq-len", "1280"])
+    a, b = json.loads(r.stdout), json.loads(same.stdout)
+    assert a["params_total"] == b["params_total"] and isinstance(a["params_total"], int)
+    assert a["flops_per_token"] == b["flops_per_token"]  # 1024 input + 256 output tokens: the mean context
