@@ -201,7 +201,8 @@ def _candidate_rows(scenario, exhaustive: bool = False, compact: bool = False) -
         if key in fixed:
             want = fixed[key]
             code = T.CATEGORICAL[key].index(want) if key in T.CATEGORICAL else int(want)
-            cats[key] = [c for c in values if c == code] or ([code] if key != "precision" else [])
+            runs = key != "precision" or scenario.cluster.node.gpu.peak_tflops(want) is not None
+            cats[key] = [c for c in values if c == code] or ([code] if runs else [])
     combos = np.array(list(itertools.product(*cats.values())), dtype=np.int64).reshape(-1, len(cats))
     n_lay, n_cat = len(lay["tp"]), len(combos)
     considered = n_lay * n_cat
