@@ -133,3 +133,28 @@ def test_model_command_reads_a_serving_scenario(tmp_path):
     a, b = json.loads(r.stdout), json.loads(same.stdout)
     assert a["params_total"] == b["params_total"] and isinstance(a["params_total"], int)
     assert a["flops_per_token"] == b["flops_per_token"]  # 1024 input + 256 output tokens: the mean context
+
+
+def _search_fixed(tmp_path, fixed, training=None):
+    data = {**TRAIN, "training": {**TRAIN["training"], **(training or {})},
+            "search": {"frameworks": ["megatron"], "fixed": fixed}}
+    p = _file(tmp_path, data, "f.yaml")
+    return p, runner.invoke(main, ["solve", str(p), "--json", "--top", "50"])
+
+
+def test_search_fixed_pins_global_batch_among_the_allowed(tmp_path):
+    # PRODUCT.md: `fixed` pins any plan field; global_batch is one (plans[].plan.global_batch).
+    _, r = _search_fixed(tmp_path, {"global_batch": 64}, {"global_batch": {"min": 32, "max": 128}})
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    assert {p["plan"]["global_batch"] for p in d["plans"]} == {64} and d["batch"]["allowed"] == [64]
+    p, r = _search_fixed(tmp_path, {"global_batch": 48}, {"global_batch": {"min": 32, "max": 128}})
+    assert r.exit_code == 2 and str(p) in r.output and "search.fixed.global_batch" in r.output, r.output
+
+
+def test_search_fixed_precision_outside_the_default_list(tmp_path):
+    # Other pinned fields may lie outside their search list (the pin wins); precision did not: fp16
+    # (not in the default [bf16, fp8]) gave "no plan satisfies the structural constraints" on an H100.
+    _, r = _search_fixed(tmp_path, {"precision": "fp16"})
+    assert r.exit_code == 0, r.output
+    assert {p["plan"]["precision"] for p in json.loads(r.stdout)["plans"]} == {"fp16"}
