@@ -701,6 +701,7 @@ def solve(scenario, objective: str | None = None, top: int | None = None, exhaus
     if points and len(pool_row):
         result["points"] = feasible_points(merged, np.array([sc.cluster.gpus for sc, _ in runs])[pool_run])
     if not plans:
-        result["closest"], result["explanation"] = explain_infeasible(scenario, runs, objective)
+        result["closest"], result["reasons"], fix_lines = explain_infeasible(scenario, runs, objective)
+        result["explanation"] = result["reasons"] + fix_lines  # the console's lines: reasons, then the fixes
     result["seconds"] = time.perf_counter() - t0
     return result
