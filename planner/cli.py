@@ -189,6 +189,10 @@ def solve(scenario, top, objective, exhaustive, strict, as_json, emit_dir, repor
     _check_new_file(report_path, force)
     _check_report_beside_emit(report_path, emit_dir, force)
     sc = _scenario(scenario)
+    if objective:
+        from planner.spec.load import check_cost_objective
+
+        check_cost_objective(sc, objective, None, "--objective")
     gc.freeze()  # the modules' and the scenario's objects: the search's collections need not walk them
     try:
         result = _with_progress(lambda progress: run_solve(sc, objective=objective, top=top, exhaustive=exhaustive,

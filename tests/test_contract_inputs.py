@@ -158,3 +158,23 @@ def test_search_fixed_precision_outside_the_default_list(tmp_path):
     _, r = _search_fixed(tmp_path, {"precision": "fp16"})
     assert r.exit_code == 0, r.output
     assert {p["plan"]["precision"] for p in json.loads(r.stdout)["plans"]} == {"fp16"}
+
+
+def test_cost_objective_needs_a_price(tmp_path):
+    # Without a price every cost is unknown and the ranking was the tie rule's alone (simplest first):
+    # a full-recompute plan at 18% MFU ranked first "by cost". Now exit 2 naming the key, as budget.max_usd.
+    gpu = {"name": "g80", "memory_gib": 80, "hbm_tb_s": 3.35, "tflops": {"bf16": 989, "fp8": 1979}}  # no price
+    node = {"gpu": gpu, "gpus_per_node": 8, "scaleup_gb_s": 450, "scaleout_gb_s": 50}
+    data = {**TRAIN, "cluster": {"node": node, "nodes": 1}, "search": {"frameworks": ["megatron"]}}
+    p = _file(tmp_path, {**data, "objective": "cost"}, "c.yaml")
+    r = runner.invoke(main, ["solve", str(p)])
+    assert r.exit_code == 2 and str(p) in r.output and "objective" in r.output and "price" in r.output, r.output
+    p = _file(tmp_path, data, "t.yaml")
+    r = runner.invoke(main, ["solve", str(p), "--objective", "cost"])
+    assert r.exit_code == 2 and "--objective" in r.output, r.output
+    priced = {**node, "price": {"cloud_usd_per_node_hour": 20}}
+    p = _file(tmp_path, {**data, "cluster": {"node": priced, "nodes": 1}, "objective": "cost"}, "p.yaml")
+    r = runner.invoke(main, ["solve", str(p), "--json", "--top", "3"])
+    assert r.exit_code == 0, r.output
+    costs = [x["run"]["cost_usd"] for x in json.loads(r.stdout)["plans"]]
+    assert all(c > 0 for c in costs)
