@@ -2,8 +2,10 @@
 contract's file-writing rules: each gives exit 1 with the reason (valid but nothing to plan) or exit 2
 naming the file and key, never a traceback or a plan that an engine would refuse."""
 
+import copy
 import json
 
+import pytest
 import yaml
 from click.testing import CliRunner
 
@@ -178,3 +180,68 @@ def test_cost_objective_needs_a_price(tmp_path):
     assert r.exit_code == 0, r.output
     costs = [x["run"]["cost_usd"] for x in json.loads(r.stdout)["plans"]]
     assert all(c > 0 for c in costs)
+
+
+def _set(data, path, value):
+    d = data
+    keys = path.split(".")
+    for k in keys[:-1]:
+        d = d.setdefault(k, {})
+    d[keys[-1]] = value
+    return data
+
+
+WINDOWED = {**TRAIN, "model": {**TINY, "sliding_window": 128}}
+_BAD = [(SERVE, "serving.input_tokens", v, "input_tokens") for v in
+        [0, -1, "x", True, 1e30, float("nan"), [], {"mean": 10}, {"mean": 10, "p90": 5}, [[0, 1]], [[10, -1]],
+         [[10, 0]], [["a", 1]], [[10]], {"mean": 10, "p90": 20, "p50": 3}, [[10, 1, 2]]]]
+_BAD += [(SERVE, "serving.output_tokens", v, "output_tokens") for v in [0, -1, "x", 1e30, float("inf")]]
+_BAD += [(SERVE, "serving.requests_per_s", v, "requests_per_s") for v in [0, -5, float("nan"), "fast", 1e30, True]]
+_BAD += [(SERVE, "serving.prefix_cache_hit", v, "prefix_cache_hit") for v in [1.0, -0.1, 2, "x", True, float("nan")]]
+_BAD += [(SERVE, "serving.slo", v, "slo") for v in
+         [{"ttft_ms_p90": 0}, {"ttft_ms_p90": -1}, {"tpot_ms": 40}, {"tpot_ms_p90": float("inf")}, {"ttft_ms_p90": "x"},
+          "fast", [1]]]
+_BAD += [(SERVE, "serving.offline", "yes", "serving"), (SERVE, "serving.concurrency", 8, "serving"),
+         (SERVE, "serving.concurrency", 0, "concurrency"), (SERVE, "search.engines", ["tgi"], "engines"),
+         (SERVE, "search.engines", [], "engines"), (SERVE, "search.weights", ["fp3"], "weights"),
+         (SERVE, "search.kv_cache", ["int4"], "kv_cache"), (SERVE, "search.tp", [0], "tp"),
+         (SERVE, "search.tp", [2 ** 41], "tp"), (SERVE, "search.max_batch", [0], "max_batch"),
+         (SERVE, "search.disaggregated", ["maybe"], "disaggregated"),
+         (SERVE, "training", TRAIN["training"], "training"), (SERVE, "budget.max_gpus", 0, "max_gpus"),
+         (SERVE, "budget.max_usd_per_hour", -1, "max_usd_per_hour"), (SERVE, "runtime", {"compile": False}, "runtime")]
+_BAD += [(TRAIN, "training.global_batch", v, "global_batch") for v in
+         [{"min": 0, "max": 10}, {"min": 64, "max": 32}, {"min": 32, "max": 64, "step": 0}, {"min": 32, "max": 64, "step": -1},
+          {"min": 32, "max": 2 ** 40}, {"min": 1, "max": 10 ** 7, "step": 1}, {"min": 32}, {"max": 64},
+          {"min": 32, "max": 64, "stride": 2}, [], [0], [32, -1], ["x"], [True], "32-64", {"min": 32.5, "max": 64},
+          {"min": "a", "max": 64}]]
+_BAD += [(TRAIN, "training.tokens_per_step", v, "tokens_per_step") for v in [{"min": 0, "max": 10}, {"min": 1, "max": 100},
+                                                                              65536]]
+_BAD += [(TRAIN, "runtime.cuda_graph_scope", v, "cuda_graph_scope") for v in
+         ["full_iteration", ["nonsense"], [1], ["attn", "attn"], None, ["full_iteration", "attn"]]]
+_BAD += [(TRAIN, "runtime.cuda_graph_impl", "cupy", "cuda_graph_impl"),
+         (TRAIN, "runtime", {"cuda_graph_impl": "local", "cuda_graph_scope": ["attn"]}, "cuda_graph_scope"),
+         (TRAIN, "runtime", {"cuda_graph_impl": "transformer_engine", "cuda_graph_scope": ["full_iteration"]},
+          "cuda_graph_scope"),
+         (TRAIN, "runtime", {"cuda_graph_impl": "none", "cuda_graph_scope": ["attn"]}, "cuda_graph_scope")]
+_BAD += [(TRAIN, "runtime.pipeline_layout", v, "pipeline_layout") for v in
+         ["ttt", "Et*4|L(", "Et*99|L", "Et*4m|L", "E|t*2|t*2|L|x", "$(touch x)", "", "Et*-1|L", "Et*999999999999|L",
+          "Et*4|Lm|m"]]
+_BAD += [(TRAIN, "model.mtp_layers", v, "mtp_layers") for v in [-1, 1.5, "x", True]]
+_BAD += [(WINDOWED, "model.sliding_window_pattern", v, "sliding_window_pattern") for v in
+         [[True], [True] * 3, ["x"] * 4, [1, 0, 1, 0], "alternate", [True, False, True, None], [True] * 5]]
+_BAD += [(TRAIN, "model.sliding_window_pattern", [True, False, True, False], "sliding_window_pattern")]
+_BAD += [(TRAIN, "model.sliding_window", v, "sliding_window") for v in [0, -1, "x", 2 ** 50]]
+_BAD += [(WINDOWED, "model.sliding_window_layers", v, "sliding_window_layers") for v in [9, 0]]
+_BAD += [(TRAIN, "runtime." + k, v, k) for k, v in
+         [("recompute_modules", ["everything"]), ("recompute_num_layers", 0), ("activation_offload_layers", -1),
+          ("moe_load_imbalance", 0.5), ("moe_load_imbalance", float("inf")), ("expandable_segments", "yes please"),
+          ("grad_reduce_dtype", "fp16"), ("fp8_recipe", "fp4"), ("attention_kernel", "fa4"), ("moe_dispatcher", "nccl"),
+          ("flash_attention", "yes"), ("account_for_loss_in_pipeline_split", 2)]]
+
+
+@pytest.mark.parametrize("base,path,value,key", _BAD, ids=[f"{p}={v!r:.30}" for _, p, v, _ in _BAD])
+def test_hostile_values_of_the_newer_keys_exit_2_naming_file_and_key(tmp_path, base, path, value, key):
+    p = _file(tmp_path, _set(copy.deepcopy(base), path, value), "hostile.yaml")
+    r = runner.invoke(main, ["validate", str(p)])
+    assert r.exit_code == 2 and isinstance(r.exception, SystemExit), r.output
+    assert "Traceback" not in r.output and str(p) in r.output and key in r.output, r.output
