@@ -245,3 +245,17 @@ def test_hostile_values_of_the_newer_keys_exit_2_naming_file_and_key(tmp_path, b
     r = runner.invoke(main, ["validate", str(p)])
     assert r.exit_code == 2 and isinstance(r.exception, SystemExit), r.output
     assert "Traceback" not in r.output and str(p) in r.output and key in r.output, r.output
+
+
+def test_compare_budget_with_serving_workloads_only(tmp_path):
+    # A purchase file of serving workloads only, with a budget: the best mix (which places training
+    # workloads) raised ValueError (max() of no bought option) with a traceback.
+    only = PURCHASE.split("workloads:\n  - {name: train-8b")[0] + "serving_workloads:" + PURCHASE.split(
+        "serving_workloads:")[1]
+    p = tmp_path / "s.yaml"
+    p.write_text("budget_usd: 1.0e6\n" + only)
+    r = runner.invoke(main, ["compare", str(p), "--json"])
+    assert r.exit_code == 0 and r.exception is None, r.output
+    d = json.loads(r.stdout)
+    assert d["best_mix"]["status"] == "no training workloads" and d["best_mix"]["bought"] == []
+    assert len(d["serving"]) == 1 and d["serving"][0]["plan"] is not None
