@@ -316,7 +316,9 @@ def estimate(scenario, plan_text, as_json):
 
 @main.command()
 @click.argument("target")
-@click.option("--seq-len", type=click.IntRange(1, 2**24), help="sequence length for FLOPs (default: a training scenario's seq_len, a serving scenario's mean input + output tokens, else 4096)")
+@click.option("--seq-len", type=click.IntRange(1, 2**24),
+              help="sequence length for FLOPs (default: a training scenario's seq_len, a serving scenario's mean "
+                   "input + output tokens, else 4096)")
 @click.option("--json", "as_json", is_flag=True, help="print the JSON result")
 def model(target, seq_len, as_json):
     """Parameter counts and FLOPs of a catalog model NAME, a SCENARIO file or a HF config.json."""
