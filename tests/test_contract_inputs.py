@@ -11,6 +11,8 @@ from click.testing import CliRunner
 
 from planner.cli import main
 
+from conftest import ROOT
+
 runner = CliRunner()
 TINY = {"name": "tiny", "layers": 4, "hidden": 512, "heads": 8, "kv_heads": 2, "ffn_hidden": 1536, "vocab": 32000}
 SERVE = {"name": "s", "model": TINY, "cluster": {"node": "dgx-h100", "nodes": 1},
@@ -259,3 +261,28 @@ def test_compare_budget_with_serving_workloads_only(tmp_path):
     d = json.loads(r.stdout)
     assert d["best_mix"]["status"] == "no training workloads" and d["best_mix"]["bought"] == []
     assert len(d["serving"]) == 1 and d["serving"][0]["plan"] is not None
+
+
+def _readme_blocks():
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    return [b.split("```", 1)[0] for b in text.split("```yaml")[1:]]
+
+
+def test_readme_yaml_examples_are_valid_inputs(tmp_path):
+    # The README's scenario, purchase and serving examples are what users copy: each must validate as
+    # written (the serving and serving_workloads fragments inside a minimal file).
+    blocks = _readme_blocks()
+    assert len(blocks) >= 4
+    head = "name: s\nmodel: llama-3.1-8b\ncluster: {node: dgx-h100, nodes: 1}\n"
+    purchase = "name: p\nclusters: [{name: c, node: dgx-h100, nodes: 1, cloud: {usd_per_gpu_hour: 2}}]\n"
+    for i, block in enumerate(blocks):
+        data = yaml.safe_load(block)
+        text = block
+        if "serving" in data and "model" not in data:
+            text = head + block
+        elif "serving_workloads" in data and "clusters" not in data:
+            text = purchase + block
+        p = tmp_path / f"b{i}.yaml"
+        p.write_text(text)
+        r = runner.invoke(main, ["validate", str(p)])
+        assert r.exit_code == 0, (i, r.output)
