@@ -154,6 +154,19 @@ def test_search_fixed_pins_global_batch_among_the_allowed(tmp_path):
     assert {p["plan"]["global_batch"] for p in d["plans"]} == {64} and d["batch"]["allowed"] == [64]
     p, r = _search_fixed(tmp_path, {"global_batch": 48}, {"global_batch": {"min": 32, "max": 128}})
     assert r.exit_code == 2 and str(p) in r.output and "search.fixed.global_batch" in r.output, r.output
+    # a purchase workload's search.fixed too (it was a traceback: the pin was checked only when compare
+    # built each option's scenario)
+    w = {"name": "w", "model": TINY, "seq_len": 2048, "global_batch": {"min": 32, "max": 128}, "tokens": 1.0e9,
+         "search": {"frameworks": ["megatron"], "fixed": {"global_batch": 48}}}
+    pf = _file(tmp_path, {"name": "p", "clusters": [{"name": "c", "node": "dgx-h100", "nodes": 1,
+                                                     "cloud": {"usd_per_gpu_hour": 2}}], "workloads": [w]}, "p.yaml")
+    r = runner.invoke(main, ["compare", str(pf)])
+    assert r.exit_code == 2 and str(pf) in r.output and "workloads.0" in r.output and "global_batch" in r.output, r.output
+    w["search"]["fixed"]["global_batch"] = 64
+    pf = _file(tmp_path, {"name": "p", "clusters": [{"name": "c", "node": "dgx-h100", "nodes": 1,
+                                                     "cloud": {"usd_per_gpu_hour": 2}}], "workloads": [w]}, "p.yaml")
+    r = runner.invoke(main, ["compare", str(pf), "--json"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["options"][0]["plan"]["plan"]["global_batch"] == 64, r.output
 
 
 def test_search_fixed_precision_outside_the_default_list(tmp_path):

@@ -294,6 +294,15 @@ class Runtime(Strict):
         return self
 
 
+def pinned_batch_problem(training: Training, search: SearchOptions) -> str | None:
+    """search.fixed.global_batch must be one of the batches training allows (a scenario, a purchase workload)."""
+    gb = search.fixed.get("global_batch")
+    if gb is not None and gb not in training.batches:
+        return (f"search.fixed.global_batch: {gb:,} is not one of the batches training allows "
+                f"({training.batch_text})")
+    return None
+
+
 class Scenario(Strict):
     name: Name = "scenario"
     model: ModelSpec
@@ -311,9 +320,9 @@ class Scenario(Strict):
         gb = self.search.fixed.get("global_batch")
         if gb is None:
             return self
-        if gb not in self.training.batches:
-            raise ValueError(f"search.fixed.global_batch: {gb:,} is not one of the batches training allows "
-                             f"({self.training.batch_text})")
+        problem = pinned_batch_problem(self.training, self.search)
+        if problem:
+            raise ValueError(problem)
         pinned = self.training.model_copy(update={"global_batch": gb, "tokens_per_step": None})
         object.__setattr__(self, "training", pinned)  # frozen model: set once, while validating
         return self
