@@ -299,3 +299,13 @@ def test_readme_yaml_examples_are_valid_inputs(tmp_path):
         p.write_text(text)
         r = runner.invoke(main, ["validate", str(p)])
         assert r.exit_code == 0, (i, r.output)
+
+
+def test_serving_hourly_budget_needs_a_price(tmp_path):
+    # On hardware without a price every plan's hourly cost is unknown and the budget was silently
+    # ignored; exit 2 naming the key, as training's budget.max_usd.
+    p = _file(tmp_path, {**SERVE, "cluster": {"node": "hgx-h20", "nodes": 1}, "budget": {"max_usd_per_hour": 100}})
+    r = runner.invoke(main, ["serve", str(p)])
+    assert r.exit_code == 2 and str(p) in r.output and "budget.max_usd_per_hour" in r.output, r.output
+    p = _file(tmp_path, {**SERVE, "budget": {"max_usd_per_hour": 100}})  # dgx-h100 has a price
+    assert runner.invoke(main, ["serve", str(p), "--json"]).exit_code == 0
