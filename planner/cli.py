@@ -187,9 +187,12 @@ def solve(scenario, top, objective, exhaustive, strict, as_json, emit_dir, repor
 
         check_target(Path(emit_dir), force)  # refuse before searching
     _check_new_file(report_path, force)
-    if emit_dir and report_path and Path(report_path).absolute() == Path(emit_dir).absolute():
-        raise InputError("--report and --emit name the same path", file=report_path)
+    _check_report_beside_emit(report_path, emit_dir, force)
     sc = _scenario(scenario)
+    if objective:
+        from planner.spec.load import check_cost_objective
+
+        check_cost_objective(sc, objective, None, "--objective")
     gc.freeze()  # the modules' and the scenario's objects: the search's collections need not walk them
     try:
         result = _with_progress(lambda progress: run_solve(sc, objective=objective, top=top, exhaustive=exhaustive,
@@ -222,6 +225,19 @@ def solve(scenario, top, objective, exhaustive, strict, as_json, emit_dir, repor
         if len(plans) > MAX_EMIT:
             skipped.append(f"ranks {MAX_EMIT + 1}-{len(plans)}: --emit writes at most the top {MAX_EMIT} plans")
         _report_export(emit_dir, paths, skipped, err if as_json else out)
+
+
+def _check_report_beside_emit(report_path, emit_dir, force: bool) -> None:
+    """--report may not be the --emit directory, nor (without --force) inside it: the report is written
+    first, and the export would then refuse the directory as not empty, leaving the report behind."""
+    if not (emit_dir and report_path):
+        return
+    report, emit = Path(report_path).absolute(), Path(emit_dir).absolute()
+    if report == emit:
+        raise InputError("--report and --emit name the same path", file=report_path)
+    if emit in report.parents and not force:
+        raise InputError("--report is inside the --emit directory, which must be empty; pass --force or write "
+                         "the report elsewhere", file=report_path)
 
 
 def _check_new_file(path, force: bool) -> None:
@@ -300,7 +316,9 @@ def estimate(scenario, plan_text, as_json):
 
 @main.command()
 @click.argument("target")
-@click.option("--seq-len", type=click.IntRange(1, 2**24), help="sequence length for FLOPs (default: scenario's or 4096)")
+@click.option("--seq-len", type=click.IntRange(1, 2**24),
+              help="sequence length for FLOPs (default: a training scenario's seq_len, a serving scenario's mean "
+                   "input + output tokens, else 4096)")
 @click.option("--json", "as_json", is_flag=True, help="print the JSON result")
 def model(target, seq_len, as_json):
     """Parameter counts and FLOPs of a catalog model NAME, a SCENARIO file or a HF config.json."""
@@ -314,7 +332,13 @@ def model(target, seq_len, as_json):
         spec = validate_model(ModelSpec, read_hf_config(p, file=target), file=target)
     elif p.suffix in (".yaml", ".yml"):
         data = load_yaml(p)
-        if isinstance(data, dict) and "model" in data:
+        if isinstance(data, dict) and "serving" in data and "training" not in data:
+            from planner.spec.serving import load_serving_scenario, token_stats
+
+            sc = load_serving_scenario(target)  # FLOPs at the mean context a request reaches
+            spec = sc.model
+            seq = seq_len or round(token_stats(sc.serving.input_tokens)[0] + token_stats(sc.serving.output_tokens)[0])
+        elif isinstance(data, dict) and "model" in data:
             sc = _scenario(target)
             spec, seq = sc.model, seq_len or sc.training.seq_len
         else:
@@ -399,8 +423,7 @@ def serve(scenario, plan_text, as_json, top, objective, emit_dir, report_path, f
     """Rank inference deployments of a serving SCENARIO (or estimate one --plan)."""
     from planner.serve.cli_glue import run_serve
 
-    if emit_dir and report_path and Path(report_path).absolute() == Path(emit_dir).absolute():
-        raise InputError("--report and --emit name the same path", file=report_path)
+    _check_report_beside_emit(report_path, emit_dir, force)
     code = run_serve(scenario, plan_text, as_json, top, objective, emit_dir, report_path, force, out, err)
     if code:
         sys.exit(code)

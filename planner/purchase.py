@@ -369,8 +369,14 @@ def compare(pf: PurchaseFile, budget_usd: float | None = None, vary: list[str] |
     varies = parse_vary(vary)  # a bad --vary fails before the searches
     result = evaluate(pf, workers, progress)
     budget = budget_usd if budget_usd is not None else pf.budget_usd
-    if budget is not None:
+    if budget is not None and pf.workloads:
         result["best_mix"] = best_mix(pf, result["options"], budget)
+    elif budget is not None:  # the mix places training workloads; serving ones are priced per option below
+        why = ("no training workloads: the best mix places training workloads on bought options; each option's "
+               "cost of the serving workloads is in the serving table")
+        result["best_mix"] = {"status": "no training workloads", "reason": why, "budget_usd": budget, "cost_usd": 0.0,
+                              "budget_left_usd": budget, "nodes": {c.name: 0 for c in pf.clusters}, "bought": [],
+                              "assignments": [], "explanation": [why]}
     if varies:
         result["sensitivity"] = sensitivity(pf, result["options"], varies)
     if pf.serving_workloads:  # serving traffic on the same options: planner/serve/purchase.py

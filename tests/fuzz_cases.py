@@ -62,6 +62,12 @@ PURCHASE = {"name": "p", "budget_usd": 1.0e6,
                          {"name": "own", "node": NODE, "nodes": 1,
                           "owned": {"capex_usd_per_node": 3.0e5, "power_kw": 10}}],
             "workloads": [{"name": "w", "model": TINY, **TRAIN, "deadline_days": 30}]}
+# A purchase file may also hold serving workloads, next to the training ones or alone (issue 12).
+SERVING_WORKLOAD = {"name": "chat", "model": {**TINY, "kv_heads": 2}, "hours_per_year": 2000,
+                    "serving": {"input_tokens": 512, "output_tokens": 128, "requests_per_s": 5},
+                    "search": {"engines": ["vllm"], "weights": ["bf16", "fp8"], "kv_cache": ["fp8"]}}
+PURCHASES = [PURCHASE, {**PURCHASE, "serving_workloads": [SERVING_WORKLOAD]},
+             {**{k: v for k, v in PURCHASE.items() if k != "workloads"}, "serving_workloads": [SERVING_WORKLOAD]}]
 HF_FILES = sorted(p.name for p in HF.glob("*.json"))
 
 # Values that have broken parsers before: YAML 1.1 booleans, numbers out of range, non-finite floats,
@@ -215,7 +221,7 @@ def _scenario_case(rng: random.Random, workdir: Path) -> tuple[list[str], list[s
 
 
 def _purchase_case(rng: random.Random, workdir: Path) -> tuple[list[str], list[str]]:
-    data, touched = damage(rng, PURCHASE, rng.choice([0, 0, 1, 1, 2]))
+    data, touched = damage(rng, rng.choice(PURCHASES), rng.choice([0, 0, 1, 1, 2]))
     (workdir / "p.yaml").write_text(to_yaml(rng, data))
     if rng.random() < 0.2:
         return ["validate", str(workdir / "p.yaml")], touched

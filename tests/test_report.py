@@ -281,3 +281,17 @@ def test_report_of_a_batch_range_states_the_chosen_batch(tmp_path):
     assert chosen in (32, 64, 96, 128) and result["plans"][0]["plan"]["global_batch"] == chosen
     html = write_report(result, sc, tmp_path / "range.html").read_text()
     assert f"global batch 32 to 128 step 32 sequences (chosen: {chosen:,};" in html
+
+
+def test_infeasible_report_lists_the_reasons_from_data_not_by_line_text(tmp_path):
+    # The reasons come as their own list (the fixes as closest["fixes"]); the console's explanation is
+    # the reasons then the fix lines. The report used to pick the reasons out of the explanation by
+    # their text (lines not starting "  - " nor ending "that fit:").
+    sc = load_scenario(write(tmp_path, "inf.yaml", INFEASIBLE))
+    result = solve(sc)
+    reasons, fixes = result["reasons"], result["closest"]["fixes"]
+    assert reasons and result["explanation"][:len(reasons)] == reasons
+    assert len(result["explanation"]) == len(reasons) + (len(fixes) + 1 if fixes else 0)
+    text = write_report(result, sc, tmp_path / "inf.html").read_text().replace("&#x27;", "'")
+    box = text[text.index('<div class="bad">'):text.index("</ul></div>")]
+    assert box.count("<li>") == len(reasons) and all(line in box for line in reasons)

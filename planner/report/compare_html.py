@@ -1,6 +1,7 @@
 """The self-contained HTML report of `planner compare` (planner.purchase.compare): per workload, days
 against dollars of every cluster option with the Pareto front; the weighted totals; the best mix
-within the budget and the sensitivity of the ranking, when the result has them."""
+within the budget and the sensitivity of the ranking, when the result has them; the serving
+workloads' cheapest plan per option."""
 
 from __future__ import annotations
 
@@ -117,19 +118,38 @@ def sensitivity_section(entries: list[dict]) -> str:
     return section("sensitivity", "Sensitivity", [table(["vary", "by", "option", "what changes"], body)])
 
 
+def serving_section(rows: list[dict]) -> str:
+    """The serving workloads: each option's cheapest plan for a year of traffic (as compare's console table)."""
+    from planner.serve.purchase import describe_serving
+
+    body = [[r["workload"], r["cluster"], describe_serving(r["plan"]) if r["plan"] else f"no plan: {r['reason']}",
+             "" if r["plan"] is None else f"{r['gpus_needed']:,}",
+             "" if r["plan"] is None else _money(r["cost_per_year_usd"]),
+             "" if r.get("usd_per_million_output_tokens") is None else f"${r['usd_per_million_output_tokens']:,.4f}",
+             "yes" if r["pareto"] else ""] for r in rows]
+    return section("serving", "Serving workloads: cheapest plan of each option for a year of traffic",
+                   ['<div class="wide">' + table(["workload", "option", "plan", "GPUs", "$ / year", "$ / M output tokens",
+                                                  "Pareto"], body, numeric={3, 4, 5}, cls="plans") + "</div>"])
+
+
 def compare_report(result: dict) -> str:
     """The report of a purchase comparison as one HTML document."""
     workloads = list(dict.fromkeys(r["workload"] for r in result["options"]))
-    body = [summary_section(result)]
+    body = [summary_section(result)] if result["options"] else []  # a file of serving workloads only: none
     body += [workload_section(w, result["options"], i) for i, w in enumerate(workloads, 1)]
     if len(workloads) > 1 and any(t["runs_all"] for t in result["overall"]):
         body.append(overall_section(result))
+    if result.get("serving"):
+        body.append(serving_section(result["serving"]))
     if result.get("best_mix"):
         body.append(best_mix_section(result["best_mix"]))
     if result.get("sensitivity"):
         body.append(sensitivity_section(result["sensitivity"]))
-    return page(f"Cluster purchase comparison: {result['name']}",
-                f"{len(workloads)} workloads on {len({r['cluster'] for r in result['options']})} cluster options", body)
+    serving = result.get("serving", [])
+    options = {r["cluster"] for r in result["options"] + serving}
+    counts = f"{len(workloads)} training" + (f" and {len({r['workload'] for r in serving})} serving" if serving else "")
+    return page(f"Cluster purchase comparison: {result['name']}", f"{counts} workloads on {len(options)} cluster options",
+                body)
 
 
 def write_compare_report(result: dict, path, force: bool = False) -> Path:

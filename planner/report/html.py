@@ -271,8 +271,7 @@ def infeasible_section(result: dict) -> str:
     c = result.get("closest")
     parts = [f'<div class="bad"><p><strong>No plan fits.</strong> {result["considered"]:,} considered, '
              f'{result.get("fits_memory", 0):,} fit in memory, {result["feasible"]} within the budget.</p><ul>'
-             + "".join(f"<li>{escape(line.strip())}</li>" for line in result.get("explanation", [])
-                       if not line.startswith("  - ") and not line.endswith("that fit:"))
+             + "".join(f"<li>{escape(line)}</li>" for line in result.get("reasons", []))
              + "</ul></div>"]
     if c:
         m = c["memory"]

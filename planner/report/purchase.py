@@ -129,13 +129,27 @@ def render_compare(result: dict, console: Console) -> None:
 
 CSV_COLUMNS = ("cluster", "option", "node", "nodes", "gpus", "pricing", "workload", "weight", "days", "cost_usd",
                "tokens_per_usd", "mfu", "tokens_per_s", "meets_deadline", "pareto", "pareto_overall", "plan", "reason")
+# Appended for a purchase file's serving_workloads (blank on training rows; days etc. blank on serving rows).
+CSV_SERVING_COLUMNS = ("kind", "hours_per_year", "gpus_needed", "cost_per_year_usd", "usd_per_million_output_tokens",
+                       "output_tokens_per_s")
 
 
 def csv_text(result: dict) -> str:
-    """One CSV line per option x workload; `plan` is the one-line description."""
+    """One CSV line per option x workload, training rows first, then serving rows (kind: serving);
+    `plan` is the one-line description."""
+    from planner.serve.purchase import describe_serving
+
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(CSV_COLUMNS)
+    w.writerow(CSV_COLUMNS + CSV_SERVING_COLUMNS)
+
+    def cell(r, c, plan_text):
+        v = r.get(c)
+        return "" if v is None else (plan_text(r["plan"]) if c == "plan" else v)
+
     for r in result["options"]:
-        w.writerow(["" if r[c] is None else (describe(r["plan"], bool(r.get("batch"))) if c == "plan" else r[c]) for c in CSV_COLUMNS])
+        w.writerow([cell(r, c, lambda p: describe(p, bool(r.get("batch")))) for c in CSV_COLUMNS]
+                   + ["training"] + [""] * (len(CSV_SERVING_COLUMNS) - 1))
+    for r in result.get("serving", []):
+        w.writerow([cell(r, c, describe_serving) for c in CSV_COLUMNS + CSV_SERVING_COLUMNS])
     return buf.getvalue()

@@ -121,7 +121,8 @@ def _unbuildable_lines(scenario) -> list[str]:
 
 
 def explain_infeasible(scenario, runs, objective: str):
-    """(closest plan, explanation lines) when no plan is feasible."""
+    """(closest plan, reason lines, fix lines) when no plan is feasible: the reasons say why nothing is
+    feasible, the fix lines list the nearest changes that fit (also in closest["fixes"], as data)."""
     with_fit = [(sc, run) for sc, run in runs if run["ev"] is not None and run["fits_memory"]]
     if with_fit:  # plans fit in memory, the budget rules them out: show the fastest
         sc, run = max(with_fit, key=lambda x: x[1]["ev"]["tokens_per_s"][x[1]["ok"]].max())
@@ -135,23 +136,22 @@ def explain_infeasible(scenario, runs, objective: str):
             lines.append(f"it costs ${row['run']['cost_usd']:,.0f} > max_usd {b.max_usd:,.0f}")
         if b.max_gpus is not None and sc.cluster.gpus > b.max_gpus:
             lines.append(f"it uses {sc.cluster.gpus} GPUs > max_gpus {b.max_gpus}")
-        return row, lines
+        return row, lines, []
     evaluated = [(sc, run) for sc, run in runs if run["ev"] is not None]
     if not evaluated:
         return None, ["no plan satisfies the structural constraints (divisibility of heads, layers, experts, "
                       "sequence and batch by the parallel degrees, TP inside the scale-up domain), the "
-                      "frameworks' rules (some follow runtime settings: fp8_recipe, fp8_param_gather) and the "
-                      "search restrictions; widen the search lists or change the GPU count"] + _split_line(scenario) \
-            + _unbuildable_lines(scenario)
+                      "frameworks' rules (some follow runtime settings: fp8_recipe, fp8_param_gather, cp_comm, "
+                      "compile) and the search restrictions; widen the search lists or change the GPU count"] \
+            + _split_line(scenario) + _unbuildable_lines(scenario), []
     sc, run = min(evaluated, key=lambda x: _overflow_ratio(x[0], x[1]["ev"]).min())
     ev = run["ev"]
     i = int(np.argmin(_overflow_ratio(sc, ev)))
     row = result_row(run["ctx"], run["t"], ev, i)
-    lines = explain_memory(row)
+    lines, fix_lines = explain_memory(row), []
     fixes = nearest_fixes(scenario, objective)
     if fixes:
-        lines.append("nearest changes that fit:")
-        lines += [f"  - {f['change']}: {f['summary']}" for f in fixes]
+        fix_lines = ["nearest changes that fit:"] + [f"  - {f['change']}: {f['summary']}" for f in fixes]
     else:
         lines.append("no single change tried (more GPUs, a GPU with more memory, ZeRO-3, offload, full "
                      "recompute, micro-batch 1, half the sequence) makes it fit")
@@ -160,7 +160,7 @@ def explain_infeasible(scenario, runs, objective: str):
                      "tokens_per_s": f["best_plan"]["throughput"]["tokens_per_s"],
                      "days": f["best_plan"]["run"]["days"], "cost_usd": f["best_plan"]["run"]["cost_usd"]}
                     for f in fixes]
-    return row, lines
+    return row, lines, fix_lines
 
 
 def _overflow_ratio(scenario, ev):

@@ -201,7 +201,8 @@ def _candidate_rows(scenario, exhaustive: bool = False, compact: bool = False) -
         if key in fixed:
             want = fixed[key]
             code = T.CATEGORICAL[key].index(want) if key in T.CATEGORICAL else int(want)
-            cats[key] = [c for c in values if c == code] or ([code] if key != "precision" else [])
+            runs = key != "precision" or scenario.cluster.node.gpu.peak_tflops(want) is not None
+            cats[key] = [c for c in values if c == code] or ([code] if runs else [])
     combos = np.array(list(itertools.product(*cats.values())), dtype=np.int64).reshape(-1, len(cats))
     n_lay, n_cat = len(lay["tp"]), len(combos)
     considered = n_lay * n_cat
@@ -700,6 +701,7 @@ def solve(scenario, objective: str | None = None, top: int | None = None, exhaus
     if points and len(pool_row):
         result["points"] = feasible_points(merged, np.array([sc.cluster.gpus for sc, _ in runs])[pool_run])
     if not plans:
-        result["closest"], result["explanation"] = explain_infeasible(scenario, runs, objective)
+        result["closest"], result["reasons"], fix_lines = explain_infeasible(scenario, runs, objective)
+        result["explanation"] = result["reasons"] + fix_lines  # the console's lines: reasons, then the fixes
     result["seconds"] = time.perf_counter() - t0
     return result

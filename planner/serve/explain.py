@@ -19,11 +19,7 @@ def explain_serving(sc, t: dict, ev: dict) -> dict:
 
     g = max_gpus(sc)
     if not len(t["tp"]):
-        reasons.append(f"no layout to evaluate: search.disaggregated set to true only needs at least two instances "
-                       f"(one prefill, one decode) and {g} GPU(s) are available")
-        fixes.append({"change": "allow colocated plans (add false to search.disaggregated) or more GPUs",
-                      "why": "a single instance cannot be split into prefill and decode pools"})
-        return {"reasons": reasons, "fixes": fixes}
+        return _no_layout(sc, g)
     if not fits.any():
         cap = gpu.memory_gib * E.GIB * E.VLLM_GPU_MEMORY_UTILIZATION
         need = {}
@@ -97,3 +93,36 @@ def _lighter_weights_fix(sc, scheme: str, cap: float, gpus: int) -> dict:
     n = max(1, math.ceil(w / cap))
     change = f"allow search.weights {scheme}" + (f" and use at least {n} GPUs" if n > gpus else "")
     return {"change": change, "why": f"fewer bytes per weight: {w / E.GIB:.0f} GiB of weights at {scheme}"}
+
+
+def _no_layout(sc, g: int) -> dict:
+    """Why the candidate table is empty: a search list with no legal value (tp must divide the
+    attention heads, pp be at most the layers, ep divide the experts), no engine x weight scheme the GPU
+    runs, no instance (tp x pp) within the GPUs, or only disaggregated plans on too few GPUs."""
+    from planner.serve.search import _domains
+
+    m, so, gpu = sc.model, sc.search, sc.cluster.node.gpu
+    d = _domains(sc)
+    rules = {"tp": f"divides the {m.heads} attention heads", "pp": f"is at most the {m.layers} layers",
+             "ep": f"divides the {m.moe.experts} experts" if m.moe else "is 1 (a dense model)"}
+    empty = [k for k in ("tp", "pp", "ep") if not d[k]]
+    if empty:
+        reasons = [f"no value of search.{k} {rules[k]}" for k in empty]
+        return {"reasons": reasons, "fixes": [{"change": f"widen or drop search.{k}", "why": f"{k} must be one that "
+                                               f"{rules[k]}"} for k in empty]}
+    runnable = [(e, w) for e in so.engines for w in so.weights
+                if E.engine_supported(E.ENGINE_NAMES.index(e), gpu) and E.compute_precision(w, gpu)]
+    if not runnable:
+        return {"reasons": [f"the {gpu.name} runs none of search.engines {list(so.engines)} with search.weights "
+                            f"{list(so.weights)}"],
+                "fixes": [{"change": "allow another engine or weight scheme (search.engines, search.weights)",
+                           "why": "TensorRT-LLM runs on NVIDIA GPUs only; nvfp4 needs FP4 tensor cores"}]}
+    if min(d["tp"]) * min(d["pp"]) > g:
+        return {"reasons": [f"the smallest instance, tp {min(d['tp'])} x pp {min(d['pp'])}, needs more than the "
+                            f"{g} GPU(s) available"],
+                "fixes": [{"change": "allow smaller search.tp / search.pp, or more GPUs", "why": "one instance "
+                           "must fit in the cluster"}]}
+    return {"reasons": [f"no layout to evaluate: search.disaggregated set to true only needs at least two instances "
+                        f"(one prefill, one decode) and {g} GPU(s) are available"],
+            "fixes": [{"change": "allow colocated plans (add false to search.disaggregated) or more GPUs",
+                       "why": "a single instance cannot be split into prefill and decode pools"}]}

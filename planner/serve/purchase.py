@@ -88,6 +88,12 @@ def serving_options(pf: PurchaseFile) -> list[dict]:
     return rows
 
 
+def describe_serving(plan: dict) -> str:
+    """One line for a serving plan (compare's table and CSV): engine weights/kv tp pp x replicas."""
+    p = plan["plan"]
+    return f"{p['engine']} {p['weights']}/{p['kv_cache']} tp{p['tp']} pp{p['pp']} x{p['replicas']}"
+
+
 def serving_table(rows: list[dict]):
     """Console table of the serving rows (planner compare)."""
     from rich.table import Table
@@ -99,8 +105,7 @@ def serving_table(rows: list[dict]):
         if r["plan"] is None:
             t.add_row(r["workload"], r["cluster"], f"none: {r['reason']}", "", "", "", "")
             continue
-        p = r["plan"]["plan"]
-        text = f"{p['engine']} {p['weights']}/{p['kv_cache']} tp{p['tp']} pp{p['pp']} x{p['replicas']}"
+        text = describe_serving(r["plan"])
         usd_m = r["usd_per_million_output_tokens"]
         t.add_row(r["workload"], r["cluster"], text, str(r["gpus_needed"]), f"${r['cost_per_year_usd']:,.0f}",
                   "" if usd_m is None else f"${usd_m:,.4f}", "yes" if r["pareto"] else "")

@@ -19,10 +19,13 @@ POW2 = (1, 2, 4, 8, 16, 32, 64)
 def _domains(sc) -> dict[str, list[int]]:
     m, node, so = sc.model, sc.cluster.node, sc.search
     gpus = max_gpus(sc)
-    tp = so.tp or [x for x in POW2 if x <= min(node.domain, gpus) and (m.heads % x == 0)]
-    pp = so.pp or [x for x in POW2 if x <= min(m.layers, 16, gpus)]
-    ep = so.ep or ([x for x in POW2 if m.moe and m.moe.experts % x == 0 and x <= max(tp)] if m.moe else [1])
-    return {"tp": sorted(set(tp)), "pp": sorted(set(pp)), "ep": sorted(set(ep) | ({1} if not m.moe else set()))}
+    # search lists restrict the domains; the structural rules (tp divides the attention heads, as
+    # `--plan` requires; pp at most the layers; ep divides the experts, 1 on a dense model) apply to them too
+    tp = [x for x in so.tp or [x for x in POW2 if x <= min(node.domain, gpus)] if m.heads % x == 0]
+    pp = [x for x in so.pp or [x for x in POW2 if x <= min(16, gpus)] if x <= m.layers]
+    ep = ([x for x in so.ep or [x for x in POW2 if x <= max(tp, default=1)] if m.moe.experts % x == 0]
+          if m.moe else [1])
+    return {"tp": sorted(set(tp)), "pp": sorted(set(pp)), "ep": sorted(set(ep))}
 
 
 def max_gpus(sc) -> int:
@@ -38,6 +41,8 @@ def layouts(sc, largest_only: bool = False) -> np.ndarray:
     takes every replica count up to g // (tp x pp); `largest_only`: the largest count only."""
     d = _domains(sc)
     g = max_gpus(sc)
+    if not all(d.values()):  # a search list with no legal value (planner.serve.explain says which)
+        return np.zeros((0, 4), dtype=np.int64)
     cp_model = cpsat_module()  # OR-Tools without pandas at start-up (planner.search.cpsat)
     model = cp_model.CpModel()
     tp = model.NewIntVarFromDomain(cp_model.Domain.FromValues(d["tp"]), "tp")

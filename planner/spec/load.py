@@ -240,12 +240,22 @@ def position_problem(model, seq_len: int) -> str | None:
     return None
 
 
+def check_cost_objective(sc, objective: str | None, file: str | None, key: str) -> None:
+    """Ranking by cost needs a price: without one every plan's cost is unknown and the order would be
+    the tie rule's alone (simplest layout first), not the cheapest."""
+    if objective == "cost" and sc.cluster.node.usd_per_gpu_hour is None:
+        raise InputError(f"ranking by cost needs the price of node '{sc.cluster.node.name}', which is unknown; give "
+                         f"it in an inline node as {PRICE_KEYS[0]} or {PRICE_KEYS[1]}, or rank by time (the same order "
+                         "as cost on one GPU count at any price)", file=file, key=key)
+
+
 def check_scenario(sc, file: str | None = None):
     """Checks across sections that a lone section cannot make: sequence vs position table, and a
     money budget on hardware without a price (every plan would be 'over budget' at any budget)."""
     problem = position_problem(sc.model, sc.training.seq_len)
     if problem:
         raise InputError(problem, file=file, key="training.seq_len")
+    check_cost_objective(sc, sc.objective, file, "objective")
     if sc.budget.max_usd is not None and sc.cluster.node.usd_per_gpu_hour is None:
         raise InputError(f"the price of node '{sc.cluster.node.name}' is unknown, so no plan's cost can be "
                          f"compared with the budget; give it in an inline node as {PRICE_KEYS[0]} or "

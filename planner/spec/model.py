@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, StrictBool, model_validator
 
 from planner.spec.base import Name, NonNegFloat, NonNegInt, PosFloat, PosInt, Strict
 
@@ -167,7 +167,7 @@ class ModelSpec(Strict):
         "Megatron --mtp-num-layers). Each: two RMSNorms, a 2h -> h projection, one transformer layer of the "
         "decoder's last kind and its own final norm; embedding and output head shared with the model "
         "(Megatron-Core multi_token_prediction.py). 0 = none")
-    sliding_window_pattern: list[bool] | None = Field(None, description=
+    sliding_window_pattern: list[StrictBool] | None = Field(None, description=
         "per layer, true where it attends within sliding_window (HF config.json layer_types: "
         "'sliding_attention'); default: implied by sliding_window_layers (all layers, or alternating from a "
         "sliding layer 0 when ceil(layers / 2)); sliding_window_layers is then its count")
@@ -194,12 +194,12 @@ class ModelSpec(Strict):
             raise ValueError(f"hidden ({self.hidden}) is not divisible by heads ({self.heads}); give head_dim")
         if self.moe and self.moe.dense_layers > self.layers:
             raise ValueError(f"moe.dense_layers ({self.moe.dense_layers}) exceeds layers ({self.layers})")
+        pat = self.sliding_window_pattern
+        if pat is not None and len(pat) != self.layers:  # first: the count below is derived from it
+            raise ValueError(f"sliding_window_pattern has {len(pat)} entries, expected one per layer ({self.layers})")
         if self.sliding_window_layers is not None and self.sliding_window_layers > self.layers:
             raise ValueError(f"sliding_window_layers ({self.sliding_window_layers}) exceeds layers ({self.layers})")
-        pat = self.sliding_window_pattern
         if pat is not None:
-            if len(pat) != self.layers:
-                raise ValueError(f"sliding_window_pattern has {len(pat)} entries, expected one per layer ({self.layers})")
             if any(pat) and not self.sliding_window:
                 raise ValueError("sliding_window_pattern marks windowed layers: give sliding_window (tokens)")
             if self.sliding_window and not any(pat):

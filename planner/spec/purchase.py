@@ -44,7 +44,7 @@ from planner.errors import InputError
 from planner.spec.base import USD, Name, PosFloat, Strict
 from planner.spec.hardware import Cluster
 from planner.spec.model import ModelSpec
-from planner.spec.scenario import SearchOptions, Training
+from planner.spec.scenario import SearchOptions, Training, pinned_batch_problem
 from planner.spec.serving import Serving, ServingSearch, check_positions
 
 # A purchase budget above a quadrillion dollars is a typo; the CP-SAT solver counts money in integers.
@@ -135,7 +135,7 @@ class Workload(Training):
     def _check_positions(self):
         from planner.spec.load import position_problem
 
-        problem = position_problem(self.model, self.seq_len)
+        problem = position_problem(self.model, self.seq_len) or pinned_batch_problem(self, self.search)
         if problem:
             raise ValueError(problem)
         return self

@@ -19,6 +19,8 @@ Objective = Literal["throughput", "time", "cost"]
 
 PLAN_FIELDS = ("framework", "precision", "dp", "tp", "pp", "cp", "ep", "etp", "vpp", "sp", "zero",
                "offload", "offload_params", "recompute", "mbs", "ga")
+# search.fixed pins any field of the JSON plan object, its global_batch too (one of training's batches)
+FIXED_FIELDS = PLAN_FIELDS + ("global_batch",)
 
 
 MAX_BATCHES = 4096  # batch sizes one search may try (each multiplies the plan table)
@@ -138,13 +140,16 @@ class SearchOptions(Strict):
         from planner.spec.plan import Plan  # the plan's own validation names bad values
 
         for key in self.fixed:
-            if key not in PLAN_FIELDS:
+            if key not in FIXED_FIELDS:
                 import difflib
-                near = difflib.get_close_matches(key, PLAN_FIELDS, n=1)
+                near = difflib.get_close_matches(key, FIXED_FIELDS, n=1)
                 hint = f"; did you mean '{near[0]}'?" if near else ""
-                raise ValueError(f"unknown plan field '{key}' in fixed (expected one of {', '.join(PLAN_FIELDS)}){hint}")
-        try:
-            Plan.model_validate({**self.fixed})  # type-check the pinned values
+                raise ValueError(f"unknown plan field '{key}' in fixed (expected one of {', '.join(FIXED_FIELDS)}){hint}")
+        gb = self.fixed.get("global_batch")
+        if "global_batch" in self.fixed and (isinstance(gb, bool) or not isinstance(gb, int) or not 1 <= gb <= 2**30):
+            raise ValueError(f"fixed.global_batch: expected a positive whole number of sequences, got {gb!r}")
+        try:  # type-check the pinned values
+            Plan.model_validate({k: v for k, v in self.fixed.items() if k != "global_batch"})
         except ValidationError as exc:  # name the pinned key: search.fixed.tp, not search.tp
             e = exc.errors()[0]
             raise ValueError(f"fixed.{'.'.join(map(str, e['loc']))}: {e['msg']}") from None
@@ -289,6 +294,15 @@ class Runtime(Strict):
         return self
 
 
+def pinned_batch_problem(training: Training, search: SearchOptions) -> str | None:
+    """search.fixed.global_batch must be one of the batches training allows (a scenario, a purchase workload)."""
+    gb = search.fixed.get("global_batch")
+    if gb is not None and gb not in training.batches:
+        return (f"search.fixed.global_batch: {gb:,} is not one of the batches training allows "
+                f"({training.batch_text})")
+    return None
+
+
 class Scenario(Strict):
     name: Name = "scenario"
     model: ModelSpec
@@ -299,6 +313,19 @@ class Scenario(Strict):
     runtime: Runtime = Runtime()
     objective: Objective = "throughput"
     top: PosInt = Field(10, le=10000)
+
+    @model_validator(mode="after")
+    def _pin_global_batch(self):
+        """search.fixed.global_batch: one of the batches training allows, which becomes the only one."""
+        gb = self.search.fixed.get("global_batch")
+        if gb is None:
+            return self
+        problem = pinned_batch_problem(self.training, self.search)
+        if problem:
+            raise ValueError(problem)
+        pinned = self.training.model_copy(update={"global_batch": gb, "tokens_per_step": None})
+        object.__setattr__(self, "training", pinned)  # frozen model: set once, while validating
+        return self
 
     @model_validator(mode="after")
     def _check_moe_padding(self):

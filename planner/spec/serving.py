@@ -162,4 +162,11 @@ def load_serving_scenario(path: str | Path) -> ServingScenario:
             raise InputError("required key is missing (planner serve needs a serving: block"
                              + ("; this file is a training scenario: use planner solve)" if "training" in data
                                 else ")"), file=str(path), key="serving")
-    return validate_model(ServingScenario, resolve_scenario_dict(data, p.parent, str(path)), file=str(path))
+    sc = validate_model(ServingScenario, resolve_scenario_dict(data, p.parent, str(path)), file=str(path))
+    if sc.budget.max_usd_per_hour is not None and sc.cluster.node.usd_per_gpu_hour is None:
+        from planner.spec.load import PRICE_KEYS
+
+        raise InputError(f"the price of node '{sc.cluster.node.name}' is unknown, so no plan's hourly cost can be "
+                         f"compared with the budget; give it in an inline node as {PRICE_KEYS[0]} or {PRICE_KEYS[1]}, "
+                         "or remove budget.max_usd_per_hour", file=str(path), key="budget.max_usd_per_hour")
+    return sc
