@@ -27,8 +27,7 @@ from planner.estimate.host import (HOST_SYNC_S, layer_host_fwd_s, layer_host_s, 
                                    moe_sync_exposed_s, synced_host_floor)
 from planner.estimate.memory import stage_layers
 
-TT = T.FRAMEWORKS.index("torchtitan")
-MEG = T.FRAMEWORKS.index("megatron")
+from planner.estimate.table import MEG, TT
 
 DEFAULT_MAMF = 0.70      # when a GPU has no measured MAMF (assumed)
 # Kernel launch and tail of one GEMM: 4 us fits the measured H200 timings of mid-size GEMMs best

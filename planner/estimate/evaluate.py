@@ -242,7 +242,7 @@ def _evaluated(ctx: Context, t: dict, mem: dict, step, breakdown) -> dict:
     tokens_step = t["dp"] * t["mbs"] * ga * ctx.seq_len
     tps = tokens_step / step
     model_tflops = tps * ctx.model_flops_per_token / gpus / 1e12
-    selective_flops = np.where(t["framework"] == table.FRAMEWORKS.index("torchtitan"),
+    selective_flops = np.where(t["framework"] == table.TT,
                                ctx.titan_sac_flops_per_token, ctx.megatron_selective_flops_per_token)
     from planner.estimate.recompute import full_recompute_share
 

@@ -40,9 +40,7 @@ from __future__ import annotations
 import numpy as np
 
 from planner.arch import layer_matmuls
-from planner.estimate import table as T
-
-MEG = T.FRAMEWORKS.index("megatron")
+from planner.estimate.table import MEG
 
 HOST_OP_FWD_BWD_S = 28.6e-6      # measured (module docstring)
 HOST_SYNC_S = 15e-6              # measured: a scalar device-to-host copy the host waits for (host_device_results.md)

@@ -37,10 +37,9 @@ from __future__ import annotations
 import numpy as np
 
 from planner.arch import layer_matmuls
-from planner.estimate import table as T
+from planner.estimate.table import DS, MEG, TT
 from planner.estimate.memory_terms_stage import pipeline_rank
 
-DS, MEG, TT = (T.FRAMEWORKS.index(n) for n in ("deepspeed", "megatron", "torchtitan"))
 FP32, FP16, BF16, FP8 = 0, 1, 2, 3  # planner.estimate.table.PRECISIONS
 
 # Bytes per element of the weights the framework computes with (bf16 weights under FP8, see below).
