@@ -21,6 +21,7 @@ sys.path.insert(0, str(HERE.parent))
 
 from planner.catalog import gpu as catalog_gpu  # noqa: E402
 from planner.estimate import compute  # noqa: E402
+from planner.estimate import compute_quant  # noqa: E402
 
 RESULTS = HERE / "gemm_device" / "h200.json"
 
@@ -72,7 +73,7 @@ def main(argv=None) -> int:
               "charged / HBM efficiency |", "|---|---:|---:|"]
     for key, model in (("rms_eager", compute.EAGER_RMSNORM_BYTES), ("rms_F", compute.FUSED_NORM_BYTES),
                        ("rms_compiled", compute.FUSED_NORM_BYTES), ("silu_mul", compute.EAGER_SWIGLU_BYTES),
-                       ("copy", 4.0), ("q_compiled", compute.FP8_CAST_BYTES["current"] - 1.0)):
+                       ("copy", 4.0), ("q_compiled", compute_quant.FP8_CAST_BYTES["current"] - 1.0)):
         lines.append(f"| {key} | {measured[key + '_B_per_elem_at_hbm_peak']:.1f} | "
                      f"{model / compute.HBM_EFFICIENCY:.1f} |")
     lines += ["", "SiLU x mul is the eager SwiGLU (`F.silu(a) * b`, here with a = b). The model divides the bytes "

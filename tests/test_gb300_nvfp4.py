@@ -56,11 +56,12 @@ def test_nvfp4_bytes_and_gemm_rate():
     B300 pre-quantised), never above the dense FP4 peak at the same MAMF fraction."""
     from planner.catalog import gpu
     from planner.estimate import compute
+    from planner.estimate import compute_quant
 
     g = gpu("gb300")
-    assert compute.NVFP4_OPERAND_BYTES == pytest.approx(0.5625)
-    assert compute.fp8_cast_bytes(g, "nvfp4") == pytest.approx(5.125)
-    assert compute.fp8_weight_cast_bytes(g, "nvfp4") == pytest.approx(5.125)
+    assert compute_quant.NVFP4_OPERAND_BYTES == pytest.approx(0.5625)
+    assert compute_quant.fp8_cast_bytes(g, "nvfp4") == pytest.approx(5.125)
+    assert compute_quant.fp8_weight_cast_bytes(g, "nvfp4") == pytest.approx(5.125)
     t = raw_table(precision="fp8")
     eff8 = g.matmul_efficiency.fp8
     rate = float(compute.peaks(g, t, "nvfp4")[0][0])
@@ -230,6 +231,7 @@ def test_training_and_serving_read_one_measured_fp4_ratio_per_gpu():
     NVIDIA's GEMM tables, not the B300 tutorial's 1.81), and the default only where none was measured."""
     from planner.catalog import gpu
     from planner.estimate import compute
+    from planner.estimate import compute_quant
     from planner.serve import timing
 
     g = gpu("gb200")
@@ -239,4 +241,4 @@ def test_training_and_serving_read_one_measured_fp4_ratio_per_gpu():
     assert train == pytest.approx(g.fp4_gemm_over_fp8) and serve == pytest.approx(g.fp4_gemm_over_fp8)
     assert g.fp4_gemm_over_fp8 != gpu("gb300").fp4_gemm_over_fp8
     unmeasured = g.model_copy(update={"fp4_gemm_over_fp8": None})
-    assert compute.fp4_gemm_over_fp8(unmeasured) == compute.FP4_GEMM_OVER_FP8_DEFAULT
+    assert compute.fp4_gemm_over_fp8(unmeasured) == compute_quant.FP4_GEMM_OVER_FP8_DEFAULT

@@ -99,7 +99,7 @@ def test_torchtitan_pipeline_gathers_parameters_once_per_step():
 def test_fp8_weight_quantisation_costs_time_per_micro_batch():
     """One FP8 cast of a layer's local weights (plus a transposed copy) reads 2 and writes 1 + 1 bytes
     per weight element, and scales with the local (tensor-parallel) weights."""
-    from planner.estimate.compute import FP8_WEIGHT_CAST_BYTES, fp8_weight_cast_s
+    from planner.estimate.compute_quant import FP8_WEIGHT_CAST_BYTES, fp8_weight_cast_s
     from planner.estimate.evaluate import Context
     from planner.estimate.table import from_plans
 

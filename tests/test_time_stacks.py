@@ -102,14 +102,15 @@ def test_fp8_weight_cast_once_per_step_in_megatron():
     (torchtitan) casts on every forward: 1. In the micro-batch's forward time: the Megatron plan with
     ga = 8 spends 7/8 of one cast less than with ga = 1."""
     from planner.estimate import compute
+    from planner.estimate import compute_quant
 
     rows = [raw_table(framework="megatron", precision="fp8", ga=8),
             raw_table(framework="torchtitan", precision="fp8", zero=3, ga=8)]
-    assert [float(compute.weight_casts_per_mb(t)[0]) for t in rows] == [0.125, 1.0]
+    assert [float(compute_quant.weight_casts_per_mb(t)[0]) for t in rows] == [0.125, 1.0]
     ctx = Context(scenario(nodes=1, gb=64))
     t1, t8 = raw_table(precision="fp8", ga=1), raw_table(precision="fp8", ga=8)
     hbm = compute.peaks(ctx.gpu, t1)[2]
-    cast = float(compute.fp8_weight_cast_s(ctx, t1, False, hbm)[0])
+    cast = float(compute_quant.fp8_weight_cast_s(ctx, t1, False, hbm)[0])
     layers = ctx.model.layers
     f1 = compute.stage_compute(t1, compute.layer_costs(ctx, t1), layers, 0, "first")["forward"]
     f8 = compute.stage_compute(t8, compute.layer_costs(ctx, t8), layers, 0, "first")["forward"]
@@ -145,14 +146,15 @@ def test_fp8_quantisation_bytes_by_gpu_and_recipe():
     profiling tutorial, B300 pre-quantised)."""
     from planner.catalog import gpu
     from planner.estimate import compute
+    from planner.estimate import compute_quant
 
     h100, b200 = gpu("h100-sxm-80gb"), gpu("b200")
-    assert [compute.fp8_cast_bytes(h100, r) for r in ("delayed", "current", "mxfp8")] == \
+    assert [compute_quant.fp8_cast_bytes(h100, r) for r in ("delayed", "current", "mxfp8")] == \
         pytest.approx([4.0, 6.0, 4.0625])
-    assert [compute.fp8_cast_bytes(b200, r) for r in ("delayed", "current", "mxfp8")] == \
+    assert [compute_quant.fp8_cast_bytes(b200, r) for r in ("delayed", "current", "mxfp8")] == \
         pytest.approx([3.0, 5.0, 4.0625])
-    assert [compute.fp8_weight_cast_bytes(g, "current") for g in (h100, b200)] == pytest.approx([4.0, 3.0])
-    assert not compute.non_tn_fp8_gemm(gpu("a100-sxm-80gb"))
+    assert [compute_quant.fp8_weight_cast_bytes(g, "current") for g in (h100, b200)] == pytest.approx([4.0, 3.0])
+    assert not compute_quant.non_tn_fp8_gemm(gpu("a100-sxm-80gb"))
     t = raw_table(precision="fp8")
     per_tensor = float(compute.peaks(b200, t, "current")[0][0])
     mx = float(compute.peaks(b200, t, "mxfp8")[0][0])

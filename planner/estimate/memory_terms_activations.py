@@ -137,9 +137,9 @@ def moe_dispatch_bytes_per_token(ctx, t):
 def saved_quantised_bytes(ctx) -> float:
     """Bytes per element of a linear input that Transformer Engine saves quantised for the weight
     gradient: 1 (FP8), 0.5 + 1/16 under runtime.fp8_recipe nvfp4 (its column-wise NVFP4 copy, E4M3 scale
-    per 16 elements: compute.NVFP4_OPERAND_BYTES)."""
+    per 16 elements: compute_quant.NVFP4_OPERAND_BYTES)."""
     if ctx.scenario.runtime.fp8_recipe == "nvfp4":
-        from planner.estimate.compute import NVFP4_OPERAND_BYTES
+        from planner.estimate.compute_quant import NVFP4_OPERAND_BYTES
 
         return NVFP4_OPERAND_BYTES
     return 1.0
