@@ -6,6 +6,7 @@ import pytest
 from planner.arch import model_stats
 from planner.catalog import model as catalog_model
 from planner.estimate import compute
+from planner.estimate import compute_attention
 from planner.estimate.evaluate import Context
 from planner.estimate.memory_terms_activations import layer_activation_bytes
 from planner.errors import InputError
@@ -94,19 +95,19 @@ def test_exponentials_bind_attention_at_head_dim_64_on_blackwell_only():
     from planner.catalog import gpu as catalog_gpu
 
     b200, h100 = catalog_gpu("b200"), catalog_gpu("h100-sxm-80gb")
-    assert compute.exp_bound_fps(b200, 256.0) == pytest.approx(1125e12)
-    assert compute.exp_bound_fps(h100, 256.0) == pytest.approx(989e12, rel=0.01)
+    assert compute_attention.exp_bound_fps(b200, 256.0) == pytest.approx(1125e12)
+    assert compute_attention.exp_bound_fps(h100, 256.0) == pytest.approx(989e12, rel=0.01)
     sc = scenario(model="gpt-oss-120b", node="dgx-b200", nodes=8)
     t = raw_table(ep=8, dp=8)
     half = 2250e12 * b200.matmul_efficiency.bf16
-    fwd, bwd = compute.attention_rates(Context(sc), t, half)
+    fwd, bwd = compute_attention.attention_rates(Context(sc), t, half)
     assert fwd[0] == pytest.approx(0.7 * 1125e12)
-    assert bwd[0] == pytest.approx(compute.ATTN_BWD_OF_MAMF * half)  # 640 FLOPs per exponential: tensor cores
+    assert bwd[0] == pytest.approx(compute_attention.ATTN_BWD_OF_MAMF * half)  # 640 FLOPs per exponential: tensor cores
     llama = scenario(model="llama-3.1-8b", node="dgx-b200", nodes=1)
-    assert compute.attention_rates(Context(llama), t, half)[0][0] == pytest.approx(0.7 * half)
+    assert compute_attention.attention_rates(Context(llama), t, half)[0][0] == pytest.approx(0.7 * half)
     hopper = scenario(model="gpt-oss-120b", node="dgx-h100", nodes=8)
     h_half = 989e12 * h100.matmul_efficiency.bf16
-    assert compute.attention_rates(Context(hopper), t, h_half)[0][0] == pytest.approx(0.7 * h_half)
+    assert compute_attention.attention_rates(Context(hopper), t, h_half)[0][0] == pytest.approx(0.7 * h_half)
 
 
 def test_yarn_with_a_concentration_factor_runs_megatrons_unfused_rope():

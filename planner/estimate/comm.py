@@ -22,8 +22,8 @@ from planner.estimate import memory
 from planner.estimate import table as T
 from planner.estimate.table import DS, MEG, TT
 from planner.estimate import topology
-from planner.estimate.compute import FLASH_BWD_FLOPS_RATIO
-from planner.estimate.compute import HBM_EFFICIENCY
+from planner.estimate.compute_attention import FLASH_BWD_FLOPS_RATIO
+from planner.estimate.compute_gemm import HBM_EFFICIENCY
 
 
 DEFAULT_SCALEUP_EFF = 0.80

@@ -20,87 +20,22 @@ from __future__ import annotations
 
 import numpy as np
 
-from planner.arch import attention_dims, layer_matmuls, window_layers
+from planner.arch import attention_dims, layer_matmuls
 from planner.estimate import context_parallel, recompute
 from planner.estimate import table as T
+from planner.estimate.table import MEG, TT
 from planner.estimate.host import (HOST_SYNC_S, layer_host_fwd_s, layer_host_s, moe_forward_syncs,
                                    moe_sync_exposed_s, synced_host_floor)
-from planner.estimate.compute_quant import (FP4_GEMM_OVER_FP8_DEFAULT, MXFP8_GEMM_OF_FP8, NVFP4_OPERAND_BYTES,
-                                            NVFP4_SPLIT_QUANT_KERNELS, fp8_cast_bytes_per_token, fp8_weight_cast_s,
-                                            weight_casts_per_mb)
+# ATTN_FWD_OF_MAMF and exp_bound_fps are imported from here by planner.serve.timing
+from planner.estimate.compute_attention import (ATTN_FWD_OF_MAMF, FLASH_BWD_FLOPS_RATIO,  # noqa: F401
+                                                attention_fwd_flops, attention_rates, exp_bound_fps,
+                                                full_attention_fwd_flops, unfused_attention_s, window_tile_share)
+# DEFAULT_MAMF, HBM_EFFICIENCY and fp4_gemm_over_fp8 are imported from here by planner.serve.timing
+from planner.estimate.compute_gemm import (DEFAULT_MAMF, GEMM_LAUNCH_S, HBM_EFFICIENCY, fp4_gemm_over_fp8,  # noqa: F401
+                                           gemm_s, peaks)
+from planner.estimate.compute_quant import (NVFP4_OPERAND_BYTES, NVFP4_SPLIT_QUANT_KERNELS, fp8_cast_bytes_per_token,
+                                            fp8_weight_cast_s, weight_casts_per_mb)
 from planner.estimate.memory import stage_layers
-
-from planner.estimate.table import MEG, TT
-
-DEFAULT_MAMF = 0.70      # when a GPU has no measured MAMF (assumed)
-# Kernel launch and tail of one GEMM: 4 us fits the measured H200 timings of mid-size GEMMs best
-# (benchmarks/gemm_device_results.md); CUDA kernel launch latencies are a few microseconds.
-GEMM_LAUNCH_S = 4e-6
-HBM_EFFICIENCY = 0.80    # streaming kernels reach about 80-90% of HBM peak (assumed lower end)
-ATTN_FWD_OF_MAMF = 0.70  # Dao 2023 (FlashAttention-2), see module docstring
-ATTN_BWD_OF_MAMF = 0.60
-FLASH_BWD_FLOPS_RATIO = 2.5  # backward / forward FLOPs of flash attention (5 vs 2 matmuls; Dao 2023 Sec. 4.1)
-
-
-def peaks(gpu, t, fp8_recipe: str = "delayed"):
-    """(matmul FLOP/s achievable for linear layers, FLOP/s for attention/bf16 work, HBM bytes/s): the
-    burst MAMF rates times the row's `tensor_clock` (sustained_clock, set by
-    evaluate.with_tensor_clock; 1 = burst where the table has none). HBM bandwidth does not follow the
-    SM clock, so the traffic terms keep their rate. FP8 linear layers under `fp8_recipe` 'mxfp8' run at
-    MXFP8_GEMM_OF_FP8 of the FP8 rate; under 'nvfp4' at the GPU's measured NVFP4 / FP8 GEMM ratio
-    (fp4_gemm_over_fp8) of it, at most the dense FP4 peak at the same MAMF fraction (nvfp4_linear_flops)."""
-    def peak(p):
-        v = gpu.peak_tflops(p)
-        return (v or 0.0) * 1e12
-
-    eff16 = gpu.matmul_efficiency.bf16 or DEFAULT_MAMF
-    eff8 = gpu.matmul_efficiency.fp8 or gpu.matmul_efficiency.bf16 or DEFAULT_MAMF
-    if fp8_recipe == "mxfp8":
-        eff8 = eff8 * MXFP8_GEMM_OF_FP8
-    clock = t["tensor_clock"] if "tensor_clock" in t else 1.0  # power-limited clocks: sustained_clock
-    low = (nvfp4_linear_flops(peak("fp8"), peak("fp4"), eff8, fp4_gemm_over_fp8(gpu)) if fp8_recipe == "nvfp4"
-           else peak("fp8") * eff8)
-    linear = np.array([peak("fp32") * eff16, peak("fp16") * eff16, peak("bf16") * eff16, low])
-    half = np.array([peak("fp32"), peak("fp16"), peak("bf16"), peak("bf16")]) * eff16
-    prec = t["precision"]
-    return linear[prec] * clock, half[prec] * clock, gpu.hbm_tb_s * 1e12 * HBM_EFFICIENCY, eff16
-
-
-def nvfp4_linear_flops(fp8_peak, fp4_peak, eff8, ratio):
-    """FLOP/s of NVFP4 linear-layer GEMMs: min(FP8 peak x eff8 x ratio, FP4 peak x eff8), with `ratio` the
-    GPU's measured NVFP4 / FP8 GEMM rate (fp4_gemm_over_fp8); it cannot exceed the dense FP4 tensor-core
-    peak at the GPU's MAMF fraction."""
-    return min(fp8_peak * eff8 * ratio, fp4_peak * eff8)
-
-
-def fp4_gemm_over_fp8(gpu) -> float:
-    """The GPU's measured best NVFP4 / best per-tensor FP8 GEMM rate (catalogs/gpus.yaml `fp4_gemm_over_fp8`,
-    sources in its header), or FP4_GEMM_OVER_FP8_DEFAULT where it was not measured. The one place both the
-    training and the serving model read the FP4 GEMM gain."""
-    return gpu.fp4_gemm_over_fp8 or FP4_GEMM_OVER_FP8_DEFAULT
-
-
-def sustained_clock(sustained_fraction, busy_share):
-    """Tensor-core rate / burst rate of a training step under the board's power limit:
-    1 - (1 - sustained_fraction) x busy_share. The limiter holds the board's power at the limit
-    (NVML clock event reason 'SwPowerCap': clocks lowered so as not to exceed the power limit). A load
-    that computes all the time settles at the measured `sustained_fraction` (an H200 SXM looping a
-    bf16 GEMM: 0.825 of burst, benchmarks/host_device_results.md); time spent waiting on exposed
-    communication or in the pipeline bubble draws little power, so a step that computes only a share
-    `busy_share` of its time needs proportionally less cut (first order: power averaged over the
-    step, linear in the busy share). The uniform cut (busy_share = 1) is the other bound."""
-    return 1.0 - (1.0 - sustained_fraction) * busy_share
-
-
-def gemm_s(m_rows, k, n, flops_per_s, hbm_bytes_s, elem_bytes=2.0):
-    """Time of an (m x k) @ (k x n) matmul: 2mkn / F + (elem_bytes (mk + kn) + 2 mn) / B + launch,
-    F the MAMF rate, B the streaming HBM rate, the output written in 16 bits. The traffic term adds
-    to, rather than hides behind, the arithmetic: on an H200 this reproduces the measured GEMM times
-    of transformer shapes within 10% where max(compute, traffic) is 5-62% too fast
-    (benchmarks/gemm_device_results.md)."""
-    flops = 2.0 * m_rows * k * n
-    moved = elem_bytes * (m_rows * k + k * n) + 2.0 * m_rows * n
-    return flops / np.maximum(flops_per_s, 1.0) + moved / hbm_bytes_s + GEMM_LAUNCH_S
 
 
 def layer_matmul_fwd_s(ctx, t, tokens, moe_layer: bool, linear_fps, hbm):
@@ -132,58 +67,6 @@ def layer_matmul_fwd_s(ctx, t, tokens, moe_layer: bool, linear_fps, hbm):
         else:
             total = total + gemm_s(tokens * mm.per_token, k, n, linear_fps, hbm, elem)
     return total, experts
-
-
-# Flash-attention kernels compute scores in tiles of ATTN_TILE_Q queries x ATTN_TILE_K keys and skip
-# only tiles the mask leaves wholly empty (causal and local masks alike): FlashAttention-2 forward at
-# head dim 64, 128 x 128 (csrc/flash_attn/src/flash_fwd_launch_template.h run_mha_fwd_hdim64);
-# FlashAttention-3 (Hopper) forward with a local mask at head dim 128, 128 x 128, and backward at
-# head dim 64, 128 x 128 (hopper/tile_size.h tile_size_fwd_sm90, hopper/flash_bwd_launch_template.h
-# run_mha_bwd_hdim64). cuDNN's fused attention (Transformer Engine's default) is closed: assumed the same.
-ATTN_TILE_Q = ATTN_TILE_K = 128
-
-
-def attention_tiles(seq_len: int, window: int | None = None) -> int:
-    """Score tiles a flash-attention kernel computes for one causal (head, sequence): query tile i
-    (rows i Bq .. min((i+1) Bq, s) - 1) visits key tiles from the one holding its first visible key
-    (0, or i Bq - w + 1 with a window of w keys) to the one holding its last row."""
-    rows = np.arange(0, seq_len, ATTN_TILE_Q)
-    last = np.minimum(rows + ATTN_TILE_Q, seq_len) - 1
-    first = np.zeros_like(rows) if window is None else np.maximum(rows - window + 1, 0)
-    return int(np.sum(last // ATTN_TILE_K - first // ATTN_TILE_K + 1))
-
-
-def window_work_ratio(m, seq_len: int) -> float:
-    """Kernel work of the model's attention layers relative to all of them full causal: the mean over
-    layers of attention_tiles(s, w) / attention_tiles(s) for the windowed layers (arch.window_layers),
-    1 for the others. A 128-key window at s = 4,096 computes 63 of 528 tiles (twice its useful
-    scores: the diagonal tile and the one before it are both partly masked)."""
-    n_sw = window_layers(m)
-    if not n_sw:
-        return 1.0
-    return (m.layers - n_sw + n_sw * window_tile_share(m, seq_len)) / m.layers
-
-
-def window_tile_share(m, seq_len: int) -> float:
-    """A sliding-window layer's kernel work relative to a full causal layer's:
-    attention_tiles(s, w) / attention_tiles(s) (1 when the window covers the sequence)."""
-    if not m.sliding_window or m.sliding_window >= seq_len:
-        return 1.0
-    return attention_tiles(seq_len, m.sliding_window) / attention_tiles(seq_len)
-
-
-def attention_fwd_flops(ctx, t, tokens):
-    """Flash-attention FLOPs on one GPU for `tokens` query tokens of full-length context: causal
-    (half the scores) times window_work_ratio for sliding-window layers. Per layer, the mean over the
-    model's layers; stage_compute counts each stage's own windowed layers (stage_window_layers)."""
-    return full_attention_fwd_flops(ctx, t, tokens) * window_work_ratio(ctx.model, ctx.seq_len)
-
-
-def full_attention_fwd_flops(ctx, t, tokens):
-    """Causal flash-attention FLOPs of one full-attention layer on one GPU for `tokens` query tokens."""
-    d_qk, d_v = attention_dims(ctx.model)
-    heads_local = ctx.model.heads / t["tp"]
-    return tokens * 2.0 * ctx.seq_len * heads_local * (d_qk + d_v) / 2
 
 
 # Eager PyTorch (torchtitan without torch.compile) runs each elementwise op as its own kernel, each
@@ -454,86 +337,6 @@ ROUTER_BYTES_PER_EXPERT = 16.0
 # a grouped expert GEMM pads each expert's rows to whole tiles ("tile quantization", NVIDIA Deep
 # Learning Performance guide, Matrix Multiplication Background). 128 is the common tile height.
 GEMM_TILE_ROWS = 128
-
-
-# FlashAttention-2 is written for Ampere's mma.sync tensor-core instructions; on Hopper it reaches
-# about 35% of the dense peak, where kernels built on Hopper's warpgroup MMA and TMA (FlashAttention-3,
-# cuDNN fused attention) reach 75% forward and are 1.5-1.75x faster backward (Shah et al. 2024,
-# FlashAttention-3, arXiv:2407.08608, abstract and Sec. 4.1). Backward keeps Dao 2023's ratio to forward.
-FA2_HOPPER_FWD_OF_PEAK = 0.35
-FA2_HOPPER_BWD_OF_PEAK = FA2_HOPPER_FWD_OF_PEAK * ATTN_BWD_OF_MAMF / ATTN_FWD_OF_MAMF
-
-
-def warpgroup_tensor_cores(gpu) -> bool:
-    """True for NVIDIA Hopper and Blackwell data-centre GPUs (FP8 tensor cores with HBM of at least
-    2 TB/s; Ada parts have FP8 but GDDR), whose tensor cores FlashAttention-2 under-uses."""
-    return gpu.vendor == "nvidia" and gpu.peak_tflops("fp8") is not None and gpu.hbm_tb_s >= 2.0
-
-
-# Softmax exponentials run on the SM's special-function units (MUFU.EX2), one per attention score
-# in forward and one in backward (P recomputed), 16 per SM and clock on A100, H100 and B200. As dense
-# BF16 tensor-core FLOPs per exponential: A100 2048 / 16 per SM-clock (312 TFLOPS, 108 SMs, 1.41 GHz);
-# H100 4096 / 16 (FlashAttention-3 paper, Shah et al. 2024, arXiv:2407.08608 Sec. 3.1: "989 TFLOPS
-# of FP16 matmul but only 3.9 TFLOPS of special functions"); B200 8192 / 16 (FlashAttention-4,
-# Zadouri et al.: a 128 x 128 x 128 forward tile takes 1,024 tensor-core and 1,024 exponential cycles
-# per SM, tensor cores doubled, SFUs not); Blackwell Ultra (cc 10.3) doubles the SFU throughput
-# (NVIDIA technical blog "Making Softmax More Efficient with NVIDIA Blackwell Ultra"). Forward
-# attention does 2 (d_qk + d_v) FLOPs per score, so at head dimension 64 the exponentials, not the
-# tensor cores, bind on B200.
-BF16_FLOPS_PER_EXP = {8.0: 128.0, 9.0: 256.0, 10.0: 512.0, 10.3: 256.0}
-
-
-def exp_bound_fps(gpu, flops_per_score: float) -> float:
-    """Attention FLOP/s at which the softmax exponentials bind: dense BF16 peak / BF16_FLOPS_PER_EXP x
-    FLOPs per score (one exponential per score); inf where the GPU's exponential rate is not known."""
-    ratio = BF16_FLOPS_PER_EXP.get(gpu.compute_capability) if gpu.vendor == "nvidia" else None
-    peak = gpu.peak_tflops("bf16")
-    if ratio is None or not peak:
-        return float("inf")
-    return peak * 1e12 / ratio * flops_per_score
-
-
-def attention_rates(ctx, t, half_fps):
-    """(forward, backward) FLOP/s of fused attention. The kernel follows `runtime.attention_kernel`;
-    'auto' is each framework's default: Megatron runs Transformer Engine's fused attention (cuDNN,
-    Hopper-native), torchtitan and DeepSpeed PyTorch SDPA, whose flash backend is FlashAttention-2.
-    Hopper-native kernels get Dao 2023's fractions of the rate of the unit that binds them: the
-    tensor cores (the matmul rate) or the exponential units (exp_bound_fps; forward 2 (d_qk + d_v)
-    FLOPs per score, backward FLASH_BWD_FLOPS_RATIO times that, one exponential each);
-    FlashAttention-2 on a Hopper or Blackwell GPU is capped at FA2_HOPPER_*_OF_PEAK of the dense bf16
-    peak."""
-    d_qk, d_v = attention_dims(ctx.model)
-    clock = t["tensor_clock"] if "tensor_clock" in t else 1.0
-    per_score = 2.0 * (d_qk + d_v)
-    fwd = np.minimum(half_fps, exp_bound_fps(ctx.gpu, per_score) * clock) * ATTN_FWD_OF_MAMF
-    bwd = np.minimum(half_fps, exp_bound_fps(ctx.gpu, FLASH_BWD_FLOPS_RATIO * per_score) * clock) * ATTN_BWD_OF_MAMF
-    if not warpgroup_tensor_cores(ctx.gpu):
-        return fwd, bwd
-    kernel = ctx.scenario.runtime.attention_kernel
-    fa2 = (t["framework"] != MEG) if kernel == "auto" else np.full(T.size(t), kernel == "fa2")
-    peak = (ctx.gpu.peak_tflops("bf16") or 0.0) * 1e12
-    return (np.where(fa2, np.minimum(fwd, FA2_HOPPER_FWD_OF_PEAK * peak), fwd),
-            np.where(fa2, np.minimum(bwd, FA2_HOPPER_BWD_OF_PEAK * peak), bwd))
-
-
-def unfused_attention_s(ctx, t, half_fps, hbm):
-    """Forward and backward seconds of one layer's attention without a fused kernel (Megatron before
-    FlashAttention): QK^T and AV as batched GEMMs over the full s x s scores (no causal skipping),
-    plus the memory-bound scale-mask-softmax (read + write, 2 bytes each) and, with dropout, its
-    mask and output (5 bytes) per score; backward: 4 GEMMs and softmax/dropout gradients (6 + 5
-    bytes per score)."""
-    m = ctx.model
-    d_qk, d_v = attention_dims(m)
-    s_q = ctx.seq_len / t["cp"]
-    s_kv = ctx.seq_len
-    batches = t["mbs"] * m.heads / t["tp"]  # independent (sequence, head) pairs on this GPU
-    qk = gemm_s(s_q, d_qk, s_kv, half_fps, hbm)
-    av = gemm_s(s_q, s_kv, d_v, half_fps, hbm)
-    scores = batches * s_q * s_kv
-    drop = 5.0 if m.dropout else 0.0
-    fwd = batches * (qk + av) + scores * (4.0 + drop) / hbm
-    bwd = 2 * batches * (qk + av) + scores * (6.0 + drop) / hbm
-    return fwd, bwd
 
 
 def layer_costs(ctx, t) -> dict:
