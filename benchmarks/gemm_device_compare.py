@@ -20,7 +20,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from planner.catalog import gpu as catalog_gpu  # noqa: E402
-from planner.estimate import compute  # noqa: E402
+from planner.estimate import compute_elementwise  # noqa: E402
 from planner.estimate import compute_attention  # noqa: E402
 from planner.estimate import compute_gemm  # noqa: E402
 from planner.estimate import compute_quant  # noqa: E402
@@ -73,8 +73,8 @@ def main(argv=None) -> int:
                          f"| {rate[0]:.0f} | {rate[1]:.0f} |")
     lines += ["", "| elementwise op (16384 x 4096 bf16) | measured: time x peak HBM rate / elements | model: bytes "
               "charged / HBM efficiency |", "|---|---:|---:|"]
-    for key, model in (("rms_eager", compute.EAGER_RMSNORM_BYTES), ("rms_F", compute.FUSED_NORM_BYTES),
-                       ("rms_compiled", compute.FUSED_NORM_BYTES), ("silu_mul", compute.EAGER_SWIGLU_BYTES),
+    for key, model in (("rms_eager", compute_elementwise.EAGER_RMSNORM_BYTES), ("rms_F", compute_elementwise.FUSED_NORM_BYTES),
+                       ("rms_compiled", compute_elementwise.FUSED_NORM_BYTES), ("silu_mul", compute_elementwise.EAGER_SWIGLU_BYTES),
                        ("copy", 4.0), ("q_compiled", compute_quant.FP8_CAST_BYTES["current"] - 1.0)):
         lines.append(f"| {key} | {measured[key + '_B_per_elem_at_hbm_peak']:.1f} | "
                      f"{model / compute_gemm.HBM_EFFICIENCY:.1f} |")
