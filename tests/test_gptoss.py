@@ -6,6 +6,7 @@ import pytest
 from planner.arch import model_stats
 from planner.catalog import model as catalog_model
 from planner.estimate import compute
+from planner.estimate import compute_moe
 from planner.estimate import compute_elementwise
 from planner.estimate import compute_attention
 from planner.estimate.evaluate import Context
@@ -62,13 +63,13 @@ def test_expert_epilogue_bytes_hand_worked():
     4 x 20 x 2880 = 230,400. torchtitan (fused epilogue): 0. Without clamp and biases: 0."""
     m = catalog_model("gpt-oss-120b")
     t = raw_table(framework="megatron", ep=8, dp=8)
-    assert compute.expert_epilogue_bytes_per_token(m, t)[0] == pytest.approx(230_400)
-    assert compute.expert_epilogue_bytes_per_token(m, raw_table(framework="torchtitan", ep=8, dp=8))[0] == 0
+    assert compute_moe.expert_epilogue_bytes_per_token(m, t)[0] == pytest.approx(230_400)
+    assert compute_moe.expert_epilogue_bytes_per_token(m, raw_table(framework="torchtitan", ep=8, dp=8))[0] == 0
     plain = m.model_copy(update={"swiglu_limit": None, "linear_bias": False})
-    assert compute.expert_epilogue_bytes_per_token(plain, t)[0] == 0
+    assert compute_moe.expert_epilogue_bytes_per_token(plain, t)[0] == 0
     # the per-expert bias loop: 6 kernels per local expert (16 at EP8), none without biases
-    assert compute.expert_bias_kernels(m, t)[0] == 96
-    assert compute.expert_bias_kernels(plain, t)[0] == 0
+    assert compute_moe.expert_bias_kernels(m, t)[0] == 96
+    assert compute_moe.expert_bias_kernels(plain, t)[0] == 0
 
 
 def test_clamped_copy_is_kept_unless_moe_act_is_recomputed():

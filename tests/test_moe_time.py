@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from planner.catalog import gpu as catalog_gpu
-from planner.estimate import comm, compute, compute_gemm, host, table
+from planner.estimate import comm, compute, compute_gemm, compute_moe, host, table
 from planner.estimate.evaluate import Context
 from planner.spec import parse_plan
 
@@ -29,7 +29,7 @@ def test_permutation_bytes_follow_the_dispatcher_steps():
                            "ep": ep, "etp": 1, "vpp": 1, "sp": tp > 1, "zero": 1, "offload": "none",
                            "offload_params": "none", "recompute": "none", "mbs": 1, "ga": 1}
                           for tp, ep in ((1, 8), (1, 128), (2, 8))])
-    got = compute.permutation_bytes_per_token(m, t)
+    got = compute_moe.permutation_bytes_per_token(m, t)
     assert got == pytest.approx([233_472, 102_400, 116_736])
 
 
@@ -148,7 +148,7 @@ def test_per_expert_fp8_quantisation_kernels_hand_worked():
     for recipe in ("current", "delayed"):
         sc = base.model_copy(update={"runtime": base.runtime.model_copy(update={"fp8_recipe": recipe})})
         t = table.from_plans([parse_plan(p).resolved(sc) for p in plans])
-        got[recipe] = compute.expert_quant_kernels(Context(sc), t)
+        got[recipe] = compute_moe.expert_quant_kernels(Context(sc), t)
     assert list(got["current"]) == [192, 0, 0]
     assert list(got["delayed"]) == [4, 0, 0]
     sc = base.model_copy(update={"runtime": base.runtime.model_copy(update={"fp8_recipe": "current"})})

@@ -139,6 +139,7 @@ def test_small_expert_groups_pay_for_whole_tiles():
     """Expert rows are padded to whole GEMM tiles: with fewer routed rows per expert than a tile the
     expert GEMMs cost what a full tile costs."""
     from planner.estimate import compute
+    from planner.estimate import compute_moe
     from planner.estimate import compute_gemm
     from planner.estimate.evaluate import Context
     from planner.estimate.table import from_plans
@@ -149,8 +150,8 @@ def test_small_expert_groups_pay_for_whole_tiles():
     fps, _, hbm, _ = compute_gemm.peaks(ctx.gpu, t)
     _, experts = compute.layer_matmul_fwd_s(ctx, t, 256, True, fps, hbm)
     m = ctx.model.moe
-    assert 256 * m.top_k / m.experts < compute.GEMM_TILE_ROWS  # 16 rows per expert
-    tile = compute.GEMM_TILE_ROWS
+    assert 256 * m.top_k / m.experts < compute_moe.GEMM_TILE_ROWS  # 16 rows per expert
+    tile = compute_moe.GEMM_TILE_ROWS
     want = m.experts * (compute_gemm.gemm_s(tile, ctx.model.hidden, 2 * m.expert_ffn_hidden, fps, hbm)
                         + compute_gemm.gemm_s(tile, m.expert_ffn_hidden, ctx.model.hidden, fps, hbm))
     assert experts[0] == pytest.approx(float(want[0]), rel=1e-9)

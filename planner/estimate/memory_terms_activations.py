@@ -68,7 +68,7 @@ def clamped_glu_bytes(m, t, tp):
     activation keeps for backward besides fc1's own output (the clamp runs before the fused kernel
     and torch.cat's the clamped halves: megatron/core/fusions/fused_bias_geglu.py
     weighted_bias_quick_geglu_impl at 92c8482e): 2 x 2f bytes / tp; zero without `swiglu_limit`
-    and outside Megatron (compute.expert_epilogue_bytes_per_token)."""
+    and outside Megatron (compute_moe.expert_epilogue_bytes_per_token)."""
     if m.swiglu_limit is None or not m.moe:
         return 0.0
     return np.where(t["framework"] == MEG, 4.0 * m.moe.expert_ffn_hidden / tp, 0.0)
