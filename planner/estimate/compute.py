@@ -39,7 +39,7 @@ from planner.estimate.compute_gemm import (DEFAULT_MAMF, GEMM_LAUNCH_S, HBM_EFFI
 from planner.estimate.compute_moe import (ROUTER_BYTES_PER_EXPERT, expert_bias_kernels, expert_epilogue_bytes_per_token,
                                           expert_quant_kernels, grouped_expert_gemm_s, moe_act_recompute_bytes_per_token,
                                           permutation_bytes_per_token, quant_padding_bytes_per_token)
-from planner.estimate.compute_quant import (NVFP4_OPERAND_BYTES, fp8_cast_bytes_per_token, fp8_weight_cast_s,
+from planner.estimate.compute_quant import (fp8_cast_bytes_per_token, fp8_weight_cast_s, gemm_operand_bytes,
                                             weight_casts_per_mb)
 from planner.estimate.memory import stage_layers
 
@@ -48,8 +48,7 @@ def layer_matmul_fwd_s(ctx, t, tokens, moe_layer: bool, linear_fps, hbm):
     """Forward time of the weight matmuls of one layer for `tokens` tokens on one GPU, and the part
     of it spent in expert GEMMs."""
     tp = t["tp"]
-    low = NVFP4_OPERAND_BYTES if ctx.scenario.runtime.fp8_recipe == "nvfp4" else 1.0
-    elem = np.where(t["precision"] == 3, low, np.where(t["precision"] == 0, 4.0, 2.0))  # FP8 operands: 1 byte
+    elem = gemm_operand_bytes(ctx, t)
     total = experts = 0.0
     for mm in layer_matmuls(ctx.model, moe_layer):
         k, n = mm.k, mm.n
@@ -213,8 +212,7 @@ def mtp_extra_fwd_s(ctx, t, tokens, linear_fps, hbm):
     and concatenation (MTP_ELEMENTWISE_BYTES_PER_HIDDEN). Backward is twice the forward as for the
     layers (stage_compute)."""
     h = ctx.model.hidden
-    low = NVFP4_OPERAND_BYTES if ctx.scenario.runtime.fp8_recipe == "nvfp4" else 1.0
-    elem = np.where(t["precision"] == 3, low, np.where(t["precision"] == 0, 4.0, 2.0))
+    elem = gemm_operand_bytes(ctx, t)
     return gemm_s(tokens, 2 * h, h / t["tp"], linear_fps, hbm, elem) \
         + tokens * MTP_ELEMENTWISE_BYTES_PER_HIDDEN * h / hbm
 

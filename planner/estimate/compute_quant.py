@@ -49,6 +49,13 @@ NVFP4_CAST_BYTES = 2.0 + 2.0 + 2 * NVFP4_OPERAND_BYTES
 NVFP4_SPLIT_QUANT_KERNELS = 2
 
 
+def gemm_operand_bytes(ctx, t):
+    """Bytes per GEMM operand element of each plan row: 4 under fp32, 2 under fp16 / bf16, 1 under FP8,
+    NVFP4_OPERAND_BYTES where the FP8 precision runs runtime.fp8_recipe nvfp4."""
+    low = NVFP4_OPERAND_BYTES if ctx.scenario.runtime.fp8_recipe == "nvfp4" else 1.0
+    return np.where(t["precision"] == 3, low, np.where(t["precision"] == 0, 4.0, 2.0))
+
+
 def non_tn_fp8_gemm(gpu) -> bool:
     """True where Transformer Engine runs FP8 GEMMs in any layout (no transposed FP8 copies):
     NVIDIA compute capability 10.x-11.x or >= 13.0 (nvte_is_non_tn_fp8_gemm_supported)."""
