@@ -39,6 +39,7 @@ from planner.estimate.compute_gemm import (DEFAULT_MAMF, GEMM_LAUNCH_S, HBM_EFFI
 from planner.estimate.compute_moe import (ROUTER_BYTES_PER_EXPERT, expert_bias_kernels, expert_epilogue_bytes_per_token,
                                           expert_quant_kernels, grouped_expert_gemm_s, moe_act_recompute_bytes_per_token,
                                           permutation_bytes_per_token, quant_padding_bytes_per_token)
+from planner.estimate.compute_mtp import mtp_extra_fwd_s, output_layer_fwd_s
 from planner.estimate.compute_quant import (fp8_cast_bytes_per_token, fp8_weight_cast_s, gemm_operand_bytes,
                                             weight_casts_per_mb)
 from planner.estimate.memory import stage_layers
@@ -189,32 +190,9 @@ def layer_costs(ctx, t) -> dict:
         out["attn_fwd"], out["attn_bwd"] = unfused_attention_s(ctx, t, half_fps, hbm)
     out["core_attn_rc"] = 1.0 if "core_attn" in recompute.recompute_modules(ctx) else 0.0
     out["full_rc_share"] = recompute.full_recompute_share(ctx, t)  # Megatron --recompute-method block
-    # LM head and loss (bf16 even in FP8 recipes); the embedding lookup is negligible. Each MTP module
-    # runs the shared output layer and the loss once more on the stage that holds the loss
-    # (Megatron-Core process_mtp_loss, called in GPTModel._postprocess where post_process is set).
-    out["head"] = (1 + ctx.model.mtp_layers) * (
-        gemm_s(tokens, ctx.model.hidden, ctx.model.vocab / t["tp"], half_fps, hbm)
-        + tokens * 10.0 * ctx.model.vocab / t["tp"] / hbm)  # loss: bf16 logits read, fp32 written and read (2+4+4 B)
+    out["head"] = output_layer_fwd_s(ctx, t, tokens, half_fps, hbm)
     out["mtp_extra"] = mtp_extra_fwd_s(ctx, t, tokens, linear_fps, hbm) if ctx.model.mtp_layers else 0.0
     return out
-
-
-# Elementwise bytes per token and hidden unit of one MTP module outside its transformer layer, forward:
-# enorm and hnorm each read h and write h (bf16), the concatenation reads 2h and writes 2h, and its own
-# final norm reads h and writes h: 2*2 + 2*2 + 2*2 = 12 bytes (Megatron-Core
-# MultiTokenPredictionLayer._concat_embeddings and _postprocess).
-MTP_ELEMENTWISE_BYTES_PER_HIDDEN = 12.0
-
-
-def mtp_extra_fwd_s(ctx, t, tokens, linear_fps, hbm):
-    """Forward seconds of one MTP module outside its transformer layer on the stage that holds it:
-    eh_proj, a column-parallel (tokens x 2h) @ (2h x h/tp) GEMM run in the FP8 context, and the norms
-    and concatenation (MTP_ELEMENTWISE_BYTES_PER_HIDDEN). Backward is twice the forward as for the
-    layers (stage_compute)."""
-    h = ctx.model.hidden
-    elem = gemm_operand_bytes(ctx, t)
-    return gemm_s(tokens, 2 * h, h / t["tp"], linear_fps, hbm, elem) \
-        + tokens * MTP_ELEMENTWISE_BYTES_PER_HIDDEN * h / hbm
 
 
 def stage_compute(t, unit: dict, dense, moe, stage: str, mtp=0.0, windowed=None) -> dict:
