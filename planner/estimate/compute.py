@@ -1,19 +1,17 @@
 """Compute time of one micro-batch on one pipeline stage (vectorised over a plan table).
 
 * Weight matmuls, per GEMM after the tensor-parallel split: 2MKN / (peak x MAMF) + bytes moved /
-  (HBM bandwidth x 0.8) + a launch latency (`gemm_s`). MAMF is the GPU's measured maximum achievable
-  matmul throughput at its best shape (ml-engineering, catalogs/gpus.yaml `matmul_efficiency`);
-  real transformer shapes lose to it by their operand and output traffic, which the kernels do not
-  fully hide, so small hidden sizes and small experts run well below the dense rate. Measured on an
-  H200 (benchmarks/gemm_device_results.md): within 10% on transformer-sized GEMMs.
-* Attention core (flash attention): FLOPs 2*s*H*(d_qk+d_v) per token and layer, halved for the
-  causal mask (a sliding-window layer: the score tiles the kernel visits, `window_work_ratio`), at a
-  fraction of peak: FlashAttention-2 reaches 50-73% of A100 peak in forward and
-  up to 63% in backward (Dao 2023, arXiv:2307.08691, Sec. 4.1); we take 0.70 and 0.60 of the GPU's
-  MAMF fraction (A100: 0.61 / 0.52 of peak).
+  (HBM bandwidth x 0.8) + a launch latency (compute_gemm.gemm_s); expert matmuls as grouped GEMMs
+  padded to whole tiles (compute_moe.grouped_expert_gemm_s).
+* Attention core: flash attention at a fraction of the MAMF rate, sliding-window layers by the score
+  tiles the kernel visits, or the unfused path (compute_attention).
 * Memory-bound operators (norms, residual adds, activation functions, rotary, dropout, MoE
-  permutation, loss): bytes read and written per token / (HBM bandwidth x 0.8).
+  permutation, router, FP8 casts): bytes read and written per token / (HBM bandwidth x 0.8)
+  (compute_elementwise, compute_moe, compute_quant); the LM head and loss, and the MTP modules'
+  extra work on the stage that holds them (compute_mtp).
 * Backward = 2 x forward for matmuls (input and weight gradients).
+
+This module assembles them per layer (`layer_costs`) and per stage (`stage_compute`).
 """
 
 from __future__ import annotations
@@ -21,28 +19,27 @@ from __future__ import annotations
 import numpy as np
 
 from planner.arch import attention_dims, layer_matmuls
-from planner.estimate import context_parallel, recompute
-from planner.estimate.table import MEG, TT
-from planner.estimate.host import (HOST_SYNC_S, layer_host_fwd_s, layer_host_s, moe_forward_syncs,
-                                   moe_sync_exposed_s, synced_host_floor)
-# ATTN_FWD_OF_MAMF and exp_bound_fps are imported from here by planner.serve.timing
-from planner.estimate.compute_attention import (ATTN_FWD_OF_MAMF, FLASH_BWD_FLOPS_RATIO,  # noqa: F401
-                                                attention_fwd_flops, attention_rates, exp_bound_fps,
-                                                full_attention_fwd_flops, unfused_attention_s, window_tile_share)
-# DEFAULT_MAMF, HBM_EFFICIENCY and fp4_gemm_over_fp8 are imported from here by planner.serve.timing
+from planner.estimate import recompute
+# planner.serve.timing imports ATTN_FWD_OF_MAMF, exp_bound_fps, DEFAULT_MAMF, HBM_EFFICIENCY and
+# fp4_gemm_over_fp8 from here
+from planner.estimate.compute_attention import ATTN_FWD_OF_MAMF, attention_costs, exp_bound_fps  # noqa: F401
 from planner.estimate.compute_elementwise import (EAGER_RMSNORM_BYTES, EAGER_ROPE_BYTES, EAGER_SWIGLU_BYTES,
                                                   FUSED_NORM_BYTES, FUSED_ROPE_BYTES, FUSED_SWIGLU_BYTES,
                                                   MEGATRON_UNFUSED_ROPE_BYTES, MEGATRON_UNFUSED_ROPE_EXTRA_KERNELS,
                                                   eager_mask, megatron_unfused_rope)
 from planner.estimate.compute_gemm import (DEFAULT_MAMF, GEMM_LAUNCH_S, HBM_EFFICIENCY, fp4_gemm_over_fp8,  # noqa: F401
                                            gemm_s, peaks)
-from planner.estimate.compute_moe import (ROUTER_BYTES_PER_EXPERT, expert_bias_kernels, expert_epilogue_bytes_per_token,
-                                          expert_quant_kernels, grouped_expert_gemm_s, moe_act_recompute_bytes_per_token,
-                                          permutation_bytes_per_token, quant_padding_bytes_per_token)
+from planner.estimate.compute_moe import (ROUTER_BYTES_PER_EXPERT, expert_bias_kernels,
+                                          expert_epilogue_bytes_per_token, expert_quant_kernels, grouped_expert_gemm_s,
+                                          moe_act_recompute_bytes_per_token, permutation_bytes_per_token,
+                                          quant_padding_bytes_per_token)
 from planner.estimate.compute_mtp import mtp_extra_fwd_s, output_layer_fwd_s
 from planner.estimate.compute_quant import (fp8_cast_bytes_per_token, fp8_weight_cast_s, gemm_operand_bytes,
                                             weight_casts_per_mb)
+from planner.estimate.host import (HOST_SYNC_S, layer_host_fwd_s, layer_host_s, moe_forward_syncs,
+                                   moe_sync_exposed_s, synced_host_floor)
 from planner.estimate.memory import stage_layers
+from planner.estimate.table import MEG, TT
 
 
 def layer_matmul_fwd_s(ctx, t, tokens, moe_layer: bool, linear_fps, hbm):
@@ -171,23 +168,7 @@ def layer_costs(ctx, t) -> dict:
             + recompute.recomputed_matmul_share(ctx, moe_layer, True) * expert_mm
         if moe_layer and "moe_act" in recompute.recompute_modules(ctx):
             out[f"{kind}_mrc"] = out[f"{kind}_mrc"] + tokens * moe_act_recompute_bytes_per_token(ctx.model, t) / hbm
-    if ctx.scenario.runtime.flash_attention:
-        # half_fps = peak x MAMF fraction.
-        flops = attention_fwd_flops(ctx, t, tokens)
-        fwd_fps, bwd_fps = attention_rates(ctx, t, half_fps)
-        # context parallelism: merging the ring steps' partial results (context_parallel.merge_s)
-        merge_fwd, merge_bwd = context_parallel.merge_s(ctx, t, hbm)
-        out["attn_fwd"] = flops / fwd_fps + merge_fwd
-        out["attn_bwd"] = FLASH_BWD_FLOPS_RATIO * flops / bwd_fps + merge_bwd
-        # a full and a windowed layer apart, for the stages' own counts (stage_compute)
-        full = full_attention_fwd_flops(ctx, t, tokens)
-        share = window_tile_share(ctx.model, ctx.seq_len)
-        out["attn_full_fwd"] = full / fwd_fps + merge_fwd
-        out["attn_full_bwd"] = FLASH_BWD_FLOPS_RATIO * full / bwd_fps + merge_bwd
-        out["attn_window_fwd"] = share * full / fwd_fps + merge_fwd
-        out["attn_window_bwd"] = FLASH_BWD_FLOPS_RATIO * share * full / bwd_fps + merge_bwd
-    else:
-        out["attn_fwd"], out["attn_bwd"] = unfused_attention_s(ctx, t, half_fps, hbm)
+    out.update(attention_costs(ctx, t, tokens, half_fps, hbm))
     out["core_attn_rc"] = 1.0 if "core_attn" in recompute.recompute_modules(ctx) else 0.0
     out["full_rc_share"] = recompute.full_recompute_share(ctx, t)  # Megatron --recompute-method block
     out["head"] = output_layer_fwd_s(ctx, t, tokens, half_fps, hbm)

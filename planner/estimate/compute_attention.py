@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from planner.arch import attention_dims, window_layers
+from planner.estimate import context_parallel
 from planner.estimate import table as T
 from planner.estimate.compute_gemm import gemm_s
 from planner.estimate.table import MEG
@@ -158,3 +159,29 @@ def unfused_attention_s(ctx, t, half_fps, hbm):
     bwd = 2 * batches * (qk + av) + scores * (6.0 + drop) / hbm
     return fwd, bwd
 
+
+
+def attention_costs(ctx, t, tokens, half_fps, hbm) -> dict:
+    """Forward and backward seconds of one layer's attention core for `tokens` query tokens on one GPU
+    ('attn_fwd', 'attn_bwd': a layer at the model's mean cost). Flash attention: FLOPs /
+    attention_rates, backward FLASH_BWD_FLOPS_RATIO times the forward FLOPs, plus the merge of the
+    context-parallel ring steps' partial results (context_parallel.merge_s); a full and a windowed
+    layer apart as well ('attn_full_*', 'attn_window_*'), for the stages' own counts
+    (compute.stage_compute). Without flash attention: unfused_attention_s (half_fps = peak x MAMF
+    fraction)."""
+    if not ctx.scenario.runtime.flash_attention:
+        fwd, bwd = unfused_attention_s(ctx, t, half_fps, hbm)
+        return {"attn_fwd": fwd, "attn_bwd": bwd}
+    out = {}
+    flops = attention_fwd_flops(ctx, t, tokens)
+    fwd_fps, bwd_fps = attention_rates(ctx, t, half_fps)
+    merge_fwd, merge_bwd = context_parallel.merge_s(ctx, t, hbm)
+    out["attn_fwd"] = flops / fwd_fps + merge_fwd
+    out["attn_bwd"] = FLASH_BWD_FLOPS_RATIO * flops / bwd_fps + merge_bwd
+    full = full_attention_fwd_flops(ctx, t, tokens)
+    share = window_tile_share(ctx.model, ctx.seq_len)
+    out["attn_full_fwd"] = full / fwd_fps + merge_fwd
+    out["attn_full_bwd"] = FLASH_BWD_FLOPS_RATIO * full / bwd_fps + merge_bwd
+    out["attn_window_fwd"] = share * full / fwd_fps + merge_fwd
+    out["attn_window_bwd"] = FLASH_BWD_FLOPS_RATIO * share * full / bwd_fps + merge_bwd
+    return out
