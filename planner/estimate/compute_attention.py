@@ -25,7 +25,6 @@ ATTN_BWD_OF_MAMF = 0.60
 FLASH_BWD_FLOPS_RATIO = 2.5  # backward / forward FLOPs of flash attention (5 vs 2 matmuls; Dao 2023 Sec. 4.1)
 
 
-
 # Flash-attention kernels compute scores in tiles of ATTN_TILE_Q queries x ATTN_TILE_K keys and skip
 # only tiles the mask leaves wholly empty (causal and local masks alike): FlashAttention-2 forward at
 # head dim 64, 128 x 128 (csrc/flash_attn/src/flash_fwd_launch_template.h run_mha_fwd_hdim64);
@@ -78,14 +77,12 @@ def full_attention_fwd_flops(ctx, t, tokens):
     return tokens * 2.0 * ctx.seq_len * heads_local * (d_qk + d_v) / 2
 
 
-
 # FlashAttention-2 is written for Ampere's mma.sync tensor-core instructions; on Hopper it reaches
 # about 35% of the dense peak, where kernels built on Hopper's warpgroup MMA and TMA (FlashAttention-3,
 # cuDNN fused attention) reach 75% forward and are 1.5-1.75x faster backward (Shah et al. 2024,
 # FlashAttention-3, arXiv:2407.08608, abstract and Sec. 4.1). Backward keeps Dao 2023's ratio to forward.
 FA2_HOPPER_FWD_OF_PEAK = 0.35
 FA2_HOPPER_BWD_OF_PEAK = FA2_HOPPER_FWD_OF_PEAK * ATTN_BWD_OF_MAMF / ATTN_FWD_OF_MAMF
-
 
 
 def warpgroup_tensor_cores(gpu) -> bool:
@@ -158,7 +155,6 @@ def unfused_attention_s(ctx, t, half_fps, hbm):
     fwd = batches * (qk + av) + scores * (4.0 + drop) / hbm
     bwd = 2 * batches * (qk + av) + scores * (6.0 + drop) / hbm
     return fwd, bwd
-
 
 
 def attention_costs(ctx, t, tokens, half_fps, hbm) -> dict:

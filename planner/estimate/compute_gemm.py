@@ -22,7 +22,6 @@ GEMM_LAUNCH_S = 4e-6
 HBM_EFFICIENCY = 0.80    # streaming kernels reach about 80-90% of HBM peak (assumed lower end)
 
 
-
 def peaks(gpu, t, fp8_recipe: str = "delayed"):
     """(matmul FLOP/s achievable for linear layers, FLOP/s for attention/bf16 work, HBM bytes/s): the
     burst MAMF rates times the row's `tensor_clock` (sustained_clock, set by

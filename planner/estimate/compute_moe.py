@@ -86,7 +86,6 @@ def permutation_bytes_per_token(m, t):
     return ((6 * k + 2) * h + np.where(local > 1, 8 * k * h * t["etp"], 0.0)) / t["tp"]
 
 
-
 # Megatron-Core's grouped experts under FP8 / FP4 (TEGroupedMLP.forward in
 # megatron/core/transformer/moe/experts.py at 92c8482e) pass the permuted tokens through Transformer
 # Engine's Fp8Padding and the fc2 output through Fp8Unpadding, so that every local expert's row count
@@ -168,7 +167,6 @@ ROUTER_BYTES_PER_EXPERT = 16.0
 # a grouped expert GEMM pads each expert's rows to whole tiles ("tile quantization", NVIDIA Deep
 # Learning Performance guide, Matrix Multiplication Background). 128 is the common tile height.
 GEMM_TILE_ROWS = 128
-
 
 
 def grouped_expert_gemm_s(ctx, t, tokens, per_token, k, n, linear_fps, hbm, elem):

@@ -97,7 +97,6 @@ def fp8_cast_bytes_per_token(ctx, t, moe_layer: bool):
     return np.where(t["precision"] == 3, fp8_cast_bytes(ctx.gpu, ctx.scenario.runtime.fp8_recipe) * elems, 0.0)
 
 
-
 # Quantising a bf16 weight to FP8 reads 2 bytes and writes the FP8 copy plus, because Hopper's FP8
 # tensor-core GEMMs take only the TN layout, a transposed FP8 copy for the backward GEMMs (TE docs,
 # "FP8 primer": columnwise/transposed FP8 data): 1 + 1 per weight element.
@@ -124,7 +123,6 @@ def fp8_weight_cast_s(ctx, t, moe_layer: bool, hbm):
             local = local + mm.k * mm.n / np.where(mm.tp, t["tp"], 1)
     per_elem = fp8_weight_cast_bytes(ctx.gpu, ctx.scenario.runtime.fp8_recipe)
     return np.where(t["precision"] == 3, per_elem * local / hbm, 0.0)
-
 
 
 def weight_casts_per_mb(t):
