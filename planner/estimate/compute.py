@@ -121,53 +121,65 @@ def titan_sac_recomputed_share(m, moe_layer: bool) -> float:
     return sum(seq[1::2]) / sum(seq)
 
 
+def layer_kind_costs(ctx, t, tokens, moe_layer: bool, linear_fps, hbm) -> dict:
+    """Seconds of one micro-batch through one dense or MoE layer, its attention core apart: 'fwd'
+    (weight matmuls, elementwise and FP8 cast traffic, the launches of the kernels counted by number),
+    'matmul' (its weight matmuls), 'expert' (their expert GEMMs, MoE only), 'wcast' (FP8 weight
+    quantisation), 'sac' (what torchtitan's selective checkpointing runs again), 'mrc' (what Megatron's
+    recompute by module runs again), 'host' / 'host_fwd' (the host's time to issue the kernels), and
+    for MoE layers 'sync' / 'synced' (the dispatcher's device-to-host wait, host.py)."""
+    out = {}
+    mm, expert_mm = layer_matmul_fwd_s(ctx, t, tokens, moe_layer, linear_fps, hbm)
+    ew = tokens * (elementwise_bytes_per_token(ctx, t, moe_layer)
+                   + fp8_cast_bytes_per_token(ctx, t, moe_layer)) / hbm
+    # weight quantisation: forward only (its output serves the backward GEMMs too)
+    out["wcast"] = fp8_weight_cast_s(ctx, t, moe_layer, hbm) * weight_casts_per_mb(t)
+    out["fwd"], out["matmul"] = mm + ew, mm
+    # the unfused RoPE's extra kernels, a launch and tail each (a third of them in forward)
+    out["fwd"] = out["fwd"] + np.where(
+        megatron_unfused_rope(ctx, t), MEGATRON_UNFUSED_ROPE_EXTRA_KERNELS * GEMM_LAUNCH_S / 3, 0.0)
+    if moe_layer:
+        out["expert"] = expert_mm
+        # each per-expert quantisation kernel costs at least a launch and tail on the GPU; the
+        # forward carries a third of forward + backward (backward = 2 x forward)
+        out["fwd"] = out["fwd"] + (expert_quant_kernels(ctx, t) + expert_bias_kernels(ctx.model, t)) * GEMM_LAUNCH_S / 3
+    # torchtitan op-level selective checkpointing: every second non-expert mm and every
+    # elementwise op run again in backward; attention is saved.
+    out["sac"] = titan_sac_recomputed_share(ctx.model, moe_layer) * (mm - expert_mm) + ew
+    out["host"] = layer_host_s(ctx, t, moe_layer, eager_mask(ctx, t))
+    out["host_fwd"] = layer_host_fwd_s(ctx, t, moe_layer, eager_mask(ctx, t))
+    if moe_layer:
+        # the dispatcher's device-to-host sync leaves the dispatch / expert section host-paced
+        from planner.estimate.comm import ep_dispatch_s
+
+        permute = tokens * permutation_bytes_per_token(ctx.model, t) / hbm
+        out["sync"] = moe_sync_exposed_s(ctx, t, expert_mm + permute + 2 * ep_dispatch_s(ctx, t))
+        # forward host stretches end at each MoE layer's wait (host.synced_host_floor), which adds its latency
+        out["synced"] = moe_forward_syncs(ctx, t)
+        out["host_fwd"] = out["host_fwd"] + np.where(out["synced"], HOST_SYNC_S, 0.0)
+    # Megatron selective recompute by module (planner.estimate.recompute): the listed modules' matmuls
+    out["mrc"] = recompute.recomputed_matmul_share(ctx, moe_layer, False) * (mm - expert_mm) \
+        + recompute.recomputed_matmul_share(ctx, moe_layer, True) * expert_mm
+    if moe_layer and "moe_act" in recompute.recompute_modules(ctx):
+        out["mrc"] = out["mrc"] + tokens * moe_act_recompute_bytes_per_token(ctx.model, t) / hbm
+    return out
+
+
 def layer_costs(ctx, t) -> dict:
     """Seconds of one micro-batch through one layer of each kind (and through the output layer),
     which do not depend on the pipeline stage: computed once, then scaled by each stage's layer
-    counts in `stage_compute`."""
+    counts in `stage_compute`. Keys: layer_kind_costs's with a 'dense_' / 'moe_' prefix (zero for
+    MoE layers of a dense model), attention_costs's, the recompute shares and the output layer."""
     linear_fps, half_fps, hbm, _ = peaks(ctx.gpu, t, ctx.scenario.runtime.fp8_recipe)
     tokens = t["mbs"] * ctx.seq_len / t["cp"]
     out = {"dense_expert": 0.0, "moe_expert": 0.0}  # expert GEMM forward seconds (EP overlap phases)
     for kind, moe_layer in (("dense", False), ("moe", True)):
         if moe_layer and not ctx.model.moe:
-            out[f"{kind}_fwd"] = out[f"{kind}_matmul"] = out[f"{kind}_sac"] = out[f"{kind}_host"] = out[f"{kind}_mrc"] = 0.0
-            out[f"{kind}_host_fwd"] = 0.0
-            out[f"{kind}_wcast"] = 0.0
+            out.update(dict.fromkeys(("moe_fwd", "moe_matmul", "moe_sac", "moe_host", "moe_mrc", "moe_host_fwd",
+                                      "moe_wcast"), 0.0))
             continue
-        mm, expert_mm = layer_matmul_fwd_s(ctx, t, tokens, moe_layer, linear_fps, hbm)
-        ew = tokens * (elementwise_bytes_per_token(ctx, t, moe_layer)
-                       + fp8_cast_bytes_per_token(ctx, t, moe_layer)) / hbm
-        # weight quantisation: forward only (its output serves the backward GEMMs too)
-        out[f"{kind}_wcast"] = fp8_weight_cast_s(ctx, t, moe_layer, hbm) * weight_casts_per_mb(t)
-        out[f"{kind}_fwd"], out[f"{kind}_matmul"] = mm + ew, mm
-        # the unfused RoPE's extra kernels, a launch and tail each (a third of them in forward)
-        out[f"{kind}_fwd"] = out[f"{kind}_fwd"] + np.where(
-            megatron_unfused_rope(ctx, t), MEGATRON_UNFUSED_ROPE_EXTRA_KERNELS * GEMM_LAUNCH_S / 3, 0.0)
-        if moe_layer:
-            out[f"{kind}_expert"] = expert_mm
-            # each per-expert quantisation kernel costs at least a launch and tail on the GPU; the
-            # forward carries a third of forward + backward (backward = 2 x forward)
-            out[f"{kind}_fwd"] = out[f"{kind}_fwd"] + (expert_quant_kernels(ctx, t)
-                                                       + expert_bias_kernels(ctx.model, t)) * GEMM_LAUNCH_S / 3
-        # torchtitan op-level selective checkpointing: every second non-expert mm and every
-        # elementwise op run again in backward; attention is saved.
-        out[f"{kind}_sac"] = titan_sac_recomputed_share(ctx.model, moe_layer) * (mm - expert_mm) + ew
-        out[f"{kind}_host"] = layer_host_s(ctx, t, moe_layer, eager_mask(ctx, t))
-        out[f"{kind}_host_fwd"] = layer_host_fwd_s(ctx, t, moe_layer, eager_mask(ctx, t))
-        if moe_layer:
-            # the dispatcher's device-to-host sync leaves the dispatch / expert section host-paced
-            from planner.estimate.comm import ep_dispatch_s
-
-            permute = tokens * permutation_bytes_per_token(ctx.model, t) / hbm
-            out["moe_sync"] = moe_sync_exposed_s(ctx, t, expert_mm + permute + 2 * ep_dispatch_s(ctx, t))
-            # forward host stretches end at each MoE layer's wait (host.synced_host_floor), which adds its latency
-            out["moe_synced"] = moe_forward_syncs(ctx, t)
-            out["moe_host_fwd"] = out["moe_host_fwd"] + np.where(out["moe_synced"], HOST_SYNC_S, 0.0)
-        # Megatron selective recompute by module (planner.estimate.recompute): the listed modules' matmuls
-        out[f"{kind}_mrc"] = recompute.recomputed_matmul_share(ctx, moe_layer, False) * (mm - expert_mm) \
-            + recompute.recomputed_matmul_share(ctx, moe_layer, True) * expert_mm
-        if moe_layer and "moe_act" in recompute.recompute_modules(ctx):
-            out[f"{kind}_mrc"] = out[f"{kind}_mrc"] + tokens * moe_act_recompute_bytes_per_token(ctx.model, t) / hbm
+        costs = layer_kind_costs(ctx, t, tokens, moe_layer, linear_fps, hbm)
+        out.update({f"{kind}_{key}": v for key, v in costs.items()})
     out.update(attention_costs(ctx, t, tokens, half_fps, hbm))
     out["core_attn_rc"] = 1.0 if "core_attn" in recompute.recompute_modules(ctx) else 0.0
     out["full_rc_share"] = recompute.full_recompute_share(ctx, t)  # Megatron --recompute-method block
