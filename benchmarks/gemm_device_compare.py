@@ -20,10 +20,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from planner.catalog import gpu as catalog_gpu  # noqa: E402
-from planner.estimate import compute_elementwise  # noqa: E402
-from planner.estimate import compute_attention  # noqa: E402
-from planner.estimate import compute_gemm  # noqa: E402
-from planner.estimate import compute_quant  # noqa: E402
+from planner.estimate import compute_attention, compute_elementwise, compute_gemm, compute_quant  # noqa: E402
 
 RESULTS = HERE / "gemm_device" / "h200.json"
 
@@ -65,7 +62,8 @@ def main(argv=None) -> int:
     peak = gpu.peak_tflops("bf16")
     mamf = peak * gpu.matmul_efficiency.bf16
     fused = (mamf * compute_attention.ATTN_FWD_OF_MAMF, mamf * compute_attention.ATTN_BWD_OF_MAMF)
-    fa2 = (min(fused[0], peak * compute_attention.FA2_HOPPER_FWD_OF_PEAK), min(fused[1], peak * compute_attention.FA2_HOPPER_BWD_OF_PEAK))
+    fa2 = (min(fused[0], peak * compute_attention.FA2_HOPPER_FWD_OF_PEAK),
+           min(fused[1], peak * compute_attention.FA2_HOPPER_BWD_OF_PEAK))
     lines += ["", "| causal attention, 32 x 128 heads | measured fwd | bwd | model fwd | bwd |", "|---|---:|---:|---:|---:|"]
     for name, label, rate in (("cudnn", "cuDNN (fused, 'fa3')", fused), ("fa", "FlashAttention-2 ('fa2')", fa2)):
         for s in (2048, 8192):
@@ -73,8 +71,9 @@ def main(argv=None) -> int:
                          f"| {rate[0]:.0f} | {rate[1]:.0f} |")
     lines += ["", "| elementwise op (16384 x 4096 bf16) | measured: time x peak HBM rate / elements | model: bytes "
               "charged / HBM efficiency |", "|---|---:|---:|"]
-    for key, model in (("rms_eager", compute_elementwise.EAGER_RMSNORM_BYTES), ("rms_F", compute_elementwise.FUSED_NORM_BYTES),
-                       ("rms_compiled", compute_elementwise.FUSED_NORM_BYTES), ("silu_mul", compute_elementwise.EAGER_SWIGLU_BYTES),
+    ew = compute_elementwise
+    for key, model in (("rms_eager", ew.EAGER_RMSNORM_BYTES), ("rms_F", ew.FUSED_NORM_BYTES),
+                       ("rms_compiled", ew.FUSED_NORM_BYTES), ("silu_mul", ew.EAGER_SWIGLU_BYTES),
                        ("copy", 4.0), ("q_compiled", compute_quant.FP8_CAST_BYTES["current"] - 1.0)):
         lines.append(f"| {key} | {measured[key + '_B_per_elem_at_hbm_peak']:.1f} | "
                      f"{model / compute_gemm.HBM_EFFICIENCY:.1f} |")

@@ -55,8 +55,7 @@ def test_nvfp4_bytes_and_gemm_rate():
     NVFP4 (2 x 0.5625) = 5.125 bytes. GEMMs at 6.812 / 3.764 of the FP8 rate (TE GEMM profiling tutorial,
     B300 pre-quantised), never above the dense FP4 peak at the same MAMF fraction."""
     from planner.catalog import gpu
-    from planner.estimate import compute_gemm
-    from planner.estimate import compute_quant
+    from planner.estimate import compute_gemm, compute_quant
 
     g = gpu("gb300")
     assert compute_quant.NVFP4_OPERAND_BYTES == pytest.approx(0.5625)
@@ -230,8 +229,7 @@ def test_training_and_serving_read_one_measured_fp4_ratio_per_gpu():
     """The NVFP4 / FP8 GEMM gain is the GPU's measured catalog value in both models (GB200 1.50 from
     NVIDIA's GEMM tables, not the B300 tutorial's 1.81), and the default only where none was measured."""
     from planner.catalog import gpu
-    from planner.estimate import compute_gemm
-    from planner.estimate import compute_quant
+    from planner.estimate import compute_gemm, compute_quant
     from planner.serve import timing
 
     g = gpu("gb200")

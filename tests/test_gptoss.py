@@ -5,10 +5,7 @@ import pytest
 
 from planner.arch import model_stats
 from planner.catalog import model as catalog_model
-from planner.estimate import compute
-from planner.estimate import compute_moe
-from planner.estimate import compute_elementwise
-from planner.estimate import compute_attention
+from planner.estimate import compute, compute_attention, compute_elementwise, compute_moe
 from planner.estimate.evaluate import Context
 from planner.estimate.memory_terms_activations import layer_activation_bytes
 from planner.errors import InputError
@@ -118,9 +115,10 @@ def test_yarn_with_a_concentration_factor_runs_megatrons_unfused_rope():
     mscale_all_dim) and Llama 3.1 (llama3 scaling) keep the fused kernel."""
     import math
 
-    assert compute_elementwise.yarn_concentration(catalog_model("gpt-oss-120b")) == pytest.approx(0.1 * math.log(32) + 1)
-    assert compute_elementwise.yarn_concentration(catalog_model("deepseek-v3")) == 1.0
-    assert compute_elementwise.yarn_concentration(catalog_model("llama-3.1-8b")) == 1.0
+    yarn = compute_elementwise.yarn_concentration
+    assert yarn(catalog_model("gpt-oss-120b")) == pytest.approx(0.1 * math.log(32) + 1)
+    assert yarn(catalog_model("deepseek-v3")) == 1.0
+    assert yarn(catalog_model("llama-3.1-8b")) == 1.0
     sc = scenario(model="gpt-oss-120b", nodes=8)
     meg, titan = raw_table(ep=8, dp=8), raw_table(framework="torchtitan", ep=8, dp=8)
     gpt = Context(sc)

@@ -6,8 +6,7 @@ import pytest
 
 from planner.arch import attention_flops_per_token, window_context
 from planner.catalog import model as catalog_model
-from planner.estimate import compute
-from planner.estimate import compute_attention
+from planner.estimate import compute, compute_attention
 from planner.estimate.evaluate import Context
 from planner.errors import InputError
 from planner.frameworks import megatron

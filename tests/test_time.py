@@ -138,9 +138,7 @@ def test_moe_imbalance_and_current_scaling_only_slow_down():
 def test_small_expert_groups_pay_for_whole_tiles():
     """Expert rows are padded to whole GEMM tiles: with fewer routed rows per expert than a tile the
     expert GEMMs cost what a full tile costs."""
-    from planner.estimate import compute
-    from planner.estimate import compute_moe
-    from planner.estimate import compute_gemm
+    from planner.estimate import compute, compute_gemm, compute_moe
     from planner.estimate.evaluate import Context
     from planner.estimate.table import from_plans
 

@@ -101,9 +101,7 @@ def test_fp8_weight_cast_once_per_step_in_megatron():
     the first micro-batch and reuses them: per micro-batch 1/ga of a cast (ga = 8: 0.125); torchao
     (torchtitan) casts on every forward: 1. In the micro-batch's forward time: the Megatron plan with
     ga = 8 spends 7/8 of one cast less than with ga = 1."""
-    from planner.estimate import compute
-    from planner.estimate import compute_gemm
-    from planner.estimate import compute_quant
+    from planner.estimate import compute, compute_gemm, compute_quant
 
     rows = [raw_table(framework="megatron", precision="fp8", ga=8),
             raw_table(framework="torchtitan", precision="fp8", zero=3, ga=8)]
@@ -146,8 +144,7 @@ def test_fp8_quantisation_bytes_by_gpu_and_recipe():
     plus two 1-byte scales per 32 elements. MXFP8 GEMMs at 6.812 / 7.161 of the FP8 rate (TE GEMM
     profiling tutorial, B300 pre-quantised)."""
     from planner.catalog import gpu
-    from planner.estimate import compute_gemm
-    from planner.estimate import compute_quant
+    from planner.estimate import compute_gemm, compute_quant
 
     h100, b200 = gpu("h100-sxm-80gb"), gpu("b200")
     assert [compute_quant.fp8_cast_bytes(h100, r) for r in ("delayed", "current", "mxfp8")] == \
