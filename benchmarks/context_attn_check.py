@@ -11,7 +11,7 @@ heads, batch, prompt length, measured milliseconds.
 
 Rate: causal attention FLOPs (batch x 2 x isl^2 / 2 x heads x 2 x head size) / measured time, best over the
 batches of a prompt length. The model's rate: planner.serve.timing's attention FLOP/s, or the exponential
-bound (planner.estimate.compute.exp_bound_fps via timing.attention_fps) where that is lower.
+bound (planner.estimate.compute_attention.exp_bound_fps via timing.attention_fps) where that is lower.
 Sliding window: measured nanoseconds per (prompt token, query head), best over batches.
 
     python benchmarks/context_attn_check.py            # print and rewrite benchmarks/context_attn_results.md

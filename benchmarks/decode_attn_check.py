@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from planner import catalog  # noqa: E402
-from planner.estimate.compute import HBM_EFFICIENCY  # noqa: E402
+from planner.estimate.compute_gemm import HBM_EFFICIENCY  # noqa: E402
 from planner.serve import timing  # noqa: E402
 
 DATA = ROOT / "benchmarks" / "decode_attn_aic.csv"

@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import moe_kernel_check as MK  # noqa: E402
 from planner import catalog  # noqa: E402
 from planner.atomic import write_atomic  # noqa: E402
-from planner.estimate.compute import GEMM_LAUNCH_S, HBM_EFFICIENCY  # noqa: E402
+from planner.estimate.compute_gemm import GEMM_LAUNCH_S, HBM_EFFICIENCY  # noqa: E402
 from planner.serve import engines as E  # noqa: E402
 from planner.serve import timing  # noqa: E402
 

@@ -1,5 +1,5 @@
 """NVFP4 vs FP8 GEMM rate on Blackwell, as NVIDIA measured it: the source of the B200 / GB200 `fp4_gemm_over_fp8`
-in catalogs/gpus.yaml (planner.estimate.compute.fp4_gemm_over_fp8).
+in catalogs/gpus.yaml (planner.estimate.compute_gemm.fp4_gemm_over_fp8).
 
 Data: benchmarks/gemm_fp4_fp8_aic.csv, an extract of NVIDIA AIConfigurator's collected TensorRT-LLM GEMM
 tables (github.com/ai-dynamo/aiconfigurator @095f58a5, Apache-2.0;

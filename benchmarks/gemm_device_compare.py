@@ -3,9 +3,9 @@ benchmarks/gemm_device_check.py (benchmarks/gemm_device/h200.json: one H200, tor
 
     python benchmarks/gemm_device_compare.py [--out benchmarks/gemm_device_results.md]
 
-GEMM: planner.estimate.compute.gemm_s on the H200 catalog entry (bf16 MAMF, HBM x 0.8), next to the
+GEMM: planner.estimate.compute_gemm.gemm_s on the H200 catalog entry (bf16 MAMF, HBM x 0.8), next to the
 plain roofline max(compute, traffic) it replaced. Attention: the fused-kernel and FlashAttention-2
-rates of compute.attention_rates. Elementwise: the bytes per element the model charges.
+rates of compute_attention.attention_rates. Elementwise: the bytes per element the model charges.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from planner.catalog import gpu as catalog_gpu  # noqa: E402
-from planner.estimate import compute  # noqa: E402
+from planner.estimate import compute_attention, compute_elementwise, compute_gemm, compute_quant  # noqa: E402
 
 RESULTS = HERE / "gemm_device" / "h200.json"
 
@@ -31,7 +31,7 @@ def gemm_rows(measured: dict, gpu, prefix: str = "mm") -> list[tuple]:
     fp8 = prefix == "f8mm"
     fps = gpu.peak_tflops("fp8" if fp8 else "bf16") * 1e12 * (gpu.matmul_efficiency.fp8 if fp8
                                                                else gpu.matmul_efficiency.bf16)
-    hbm = gpu.hbm_tb_s * 1e12 * compute.HBM_EFFICIENCY
+    hbm = gpu.hbm_tb_s * 1e12 * compute_gemm.HBM_EFFICIENCY
     elem = 1.0 if fp8 else 2.0
     rows = []
     for key, tflops in measured.items():
@@ -39,7 +39,7 @@ def gemm_rows(measured: dict, gpu, prefix: str = "mm") -> list[tuple]:
             continue
         m, k, n = (int(v) for v in key[len(prefix):].split("x"))
         flops = 2.0 * m * k * n
-        model = flops / float(compute.gemm_s(m, k, n, fps, hbm, elem)) / 1e12
+        model = flops / float(compute_gemm.gemm_s(m, k, n, fps, hbm, elem)) / 1e12
         plain = flops / max(flops / fps, (elem * (m * k + k * n) + 2.0 * m * n) / hbm) / 1e12
         rows.append((f"{m} x {k} x {n}", tflops, model, plain))
     return rows
@@ -61,8 +61,9 @@ def main(argv=None) -> int:
                          f"| {plain:.0f} | {100 * (plain / meas - 1):+.0f}% |")
     peak = gpu.peak_tflops("bf16")
     mamf = peak * gpu.matmul_efficiency.bf16
-    fused = (mamf * compute.ATTN_FWD_OF_MAMF, mamf * compute.ATTN_BWD_OF_MAMF)
-    fa2 = (min(fused[0], peak * compute.FA2_HOPPER_FWD_OF_PEAK), min(fused[1], peak * compute.FA2_HOPPER_BWD_OF_PEAK))
+    fused = (mamf * compute_attention.ATTN_FWD_OF_MAMF, mamf * compute_attention.ATTN_BWD_OF_MAMF)
+    fa2 = (min(fused[0], peak * compute_attention.FA2_HOPPER_FWD_OF_PEAK),
+           min(fused[1], peak * compute_attention.FA2_HOPPER_BWD_OF_PEAK))
     lines += ["", "| causal attention, 32 x 128 heads | measured fwd | bwd | model fwd | bwd |", "|---|---:|---:|---:|---:|"]
     for name, label, rate in (("cudnn", "cuDNN (fused, 'fa3')", fused), ("fa", "FlashAttention-2 ('fa2')", fa2)):
         for s in (2048, 8192):
@@ -70,11 +71,12 @@ def main(argv=None) -> int:
                          f"| {rate[0]:.0f} | {rate[1]:.0f} |")
     lines += ["", "| elementwise op (16384 x 4096 bf16) | measured: time x peak HBM rate / elements | model: bytes "
               "charged / HBM efficiency |", "|---|---:|---:|"]
-    for key, model in (("rms_eager", compute.EAGER_RMSNORM_BYTES), ("rms_F", compute.FUSED_NORM_BYTES),
-                       ("rms_compiled", compute.FUSED_NORM_BYTES), ("silu_mul", compute.EAGER_SWIGLU_BYTES),
-                       ("copy", 4.0), ("q_compiled", compute.FP8_CAST_BYTES["current"] - 1.0)):
+    ew = compute_elementwise
+    for key, model in (("rms_eager", ew.EAGER_RMSNORM_BYTES), ("rms_F", ew.FUSED_NORM_BYTES),
+                       ("rms_compiled", ew.FUSED_NORM_BYTES), ("silu_mul", ew.EAGER_SWIGLU_BYTES),
+                       ("copy", 4.0), ("q_compiled", compute_quant.FP8_CAST_BYTES["current"] - 1.0)):
         lines.append(f"| {key} | {measured[key + '_B_per_elem_at_hbm_peak']:.1f} | "
-                     f"{model / compute.HBM_EFFICIENCY:.1f} |")
+                     f"{model / compute_gemm.HBM_EFFICIENCY:.1f} |")
     lines += ["", "SiLU x mul is the eager SwiGLU (`F.silu(a) * b`, here with a = b). The model divides the bytes "
               "it charges by the HBM efficiency (0.8), so both columns are in bytes at the peak rate. q_compiled: "
               "per-tensor current-scaling FP8 quantisation (amax, scale, cast) under torch.compile, without the "

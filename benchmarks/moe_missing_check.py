@@ -4,7 +4,7 @@ switched on one after another.
     python benchmarks/moe_missing_check.py [--out benchmarks/moe_missing_table.md]
 
 Columns: none of them (the model before this work), + the FP8 quantisation padding copies
-(compute.quant_padding_bytes_per_token), + NCCL's measured all-to-all on one 8-GPU board
+(compute_moe.quant_padding_bytes_per_token), + NCCL's measured all-to-all on one 8-GPU board
 (comm.ep_all_to_all_s through planner.serve.nccl_measured), + the routing probabilities' own
 all-to-all (comm.probs_all_to_all_s). A term is switched off by replacing it with zero (the padding
 and the probabilities) or by the measured table's switch (nccl_measured.measured_table(..., measured=False)) for this
@@ -36,6 +36,7 @@ STEPS = ("before", "+ quantisation padding", "+ measured NCCL all-to-all", "+ pr
 
 def _switch(step: int) -> None:
     """Switch the terms of STEPS[1:step + 1] on and the later ones off."""
+    # the name compute.elementwise_bytes_per_token calls (defined in compute_moe, imported into compute)
     compute.quant_padding_bytes_per_token = _ORIG["pad"] if step >= 1 else (lambda ctx, t: 0.0)
     nccl_measured.measured_table = _ORIG["table"] if step >= 2 else partial(_ORIG["table"], measured=False)
     comm.probs_all_to_all_s = _ORIG["probs"] if step >= 3 else (lambda ctx, t: np.zeros(len(t["tp"])))

@@ -55,21 +55,21 @@ def test_nvfp4_bytes_and_gemm_rate():
     NVFP4 (2 x 0.5625) = 5.125 bytes. GEMMs at 6.812 / 3.764 of the FP8 rate (TE GEMM profiling tutorial,
     B300 pre-quantised), never above the dense FP4 peak at the same MAMF fraction."""
     from planner.catalog import gpu
-    from planner.estimate import compute
+    from planner.estimate import compute_gemm, compute_quant
 
     g = gpu("gb300")
-    assert compute.NVFP4_OPERAND_BYTES == pytest.approx(0.5625)
-    assert compute.fp8_cast_bytes(g, "nvfp4") == pytest.approx(5.125)
-    assert compute.fp8_weight_cast_bytes(g, "nvfp4") == pytest.approx(5.125)
+    assert compute_quant.NVFP4_OPERAND_BYTES == pytest.approx(0.5625)
+    assert compute_quant.fp8_cast_bytes(g, "nvfp4") == pytest.approx(5.125)
+    assert compute_quant.fp8_weight_cast_bytes(g, "nvfp4") == pytest.approx(5.125)
     t = raw_table(precision="fp8")
     eff8 = g.matmul_efficiency.fp8
-    rate = float(compute.peaks(g, t, "nvfp4")[0][0])
+    rate = float(compute_gemm.peaks(g, t, "nvfp4")[0][0])
     assert g.fp4_gemm_over_fp8 == pytest.approx(6.812 / 3.764, rel=1e-3)  # the catalog's B300 measurement
     assert rate == pytest.approx(5000e12 * eff8 * g.fp4_gemm_over_fp8)
-    assert rate / float(compute.peaks(g, t, "current")[0][0]) == pytest.approx(g.fp4_gemm_over_fp8)
+    assert rate / float(compute_gemm.peaks(g, t, "current")[0][0]) == pytest.approx(g.fp4_gemm_over_fp8)
     # a GPU whose FP4 peak equals its FP8 peak gains nothing beyond that peak
     flat = g.model_copy(update={"tflops": g.tflops.model_copy(update={"fp4": 5000.0})})
-    assert float(compute.peaks(flat, t, "nvfp4")[0][0]) == pytest.approx(5000e12 * eff8)
+    assert float(compute_gemm.peaks(flat, t, "nvfp4")[0][0]) == pytest.approx(5000e12 * eff8)
 
 
 def _estimate(sc, plan):
@@ -229,14 +229,14 @@ def test_training_and_serving_read_one_measured_fp4_ratio_per_gpu():
     """The NVFP4 / FP8 GEMM gain is the GPU's measured catalog value in both models (GB200 1.50 from
     NVIDIA's GEMM tables, not the B300 tutorial's 1.81), and the default only where none was measured."""
     from planner.catalog import gpu
-    from planner.estimate import compute
+    from planner.estimate import compute_gemm, compute_quant
     from planner.serve import timing
 
     g = gpu("gb200")
     t = raw_table(precision="fp8")
-    train = float(compute.peaks(g, t, "nvfp4")[0][0]) / float(compute.peaks(g, t, "current")[0][0])
+    train = float(compute_gemm.peaks(g, t, "nvfp4")[0][0]) / float(compute_gemm.peaks(g, t, "current")[0][0])
     serve = timing.fp4_rate_tflops(g, 0.7) / (g.tflops.fp8 * 0.7)
     assert train == pytest.approx(g.fp4_gemm_over_fp8) and serve == pytest.approx(g.fp4_gemm_over_fp8)
     assert g.fp4_gemm_over_fp8 != gpu("gb300").fp4_gemm_over_fp8
     unmeasured = g.model_copy(update={"fp4_gemm_over_fp8": None})
-    assert compute.fp4_gemm_over_fp8(unmeasured) == compute.FP4_GEMM_OVER_FP8_DEFAULT
+    assert compute_gemm.fp4_gemm_over_fp8(unmeasured) == compute_quant.FP4_GEMM_OVER_FP8_DEFAULT

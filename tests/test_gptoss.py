@@ -5,7 +5,7 @@ import pytest
 
 from planner.arch import model_stats
 from planner.catalog import model as catalog_model
-from planner.estimate import compute
+from planner.estimate import compute, compute_attention, compute_elementwise, compute_moe
 from planner.estimate.evaluate import Context
 from planner.estimate.memory_terms_activations import layer_activation_bytes
 from planner.errors import InputError
@@ -60,13 +60,13 @@ def test_expert_epilogue_bytes_hand_worked():
     4 x 20 x 2880 = 230,400. torchtitan (fused epilogue): 0. Without clamp and biases: 0."""
     m = catalog_model("gpt-oss-120b")
     t = raw_table(framework="megatron", ep=8, dp=8)
-    assert compute.expert_epilogue_bytes_per_token(m, t)[0] == pytest.approx(230_400)
-    assert compute.expert_epilogue_bytes_per_token(m, raw_table(framework="torchtitan", ep=8, dp=8))[0] == 0
+    assert compute_moe.expert_epilogue_bytes_per_token(m, t)[0] == pytest.approx(230_400)
+    assert compute_moe.expert_epilogue_bytes_per_token(m, raw_table(framework="torchtitan", ep=8, dp=8))[0] == 0
     plain = m.model_copy(update={"swiglu_limit": None, "linear_bias": False})
-    assert compute.expert_epilogue_bytes_per_token(plain, t)[0] == 0
+    assert compute_moe.expert_epilogue_bytes_per_token(plain, t)[0] == 0
     # the per-expert bias loop: 6 kernels per local expert (16 at EP8), none without biases
-    assert compute.expert_bias_kernels(m, t)[0] == 96
-    assert compute.expert_bias_kernels(plain, t)[0] == 0
+    assert compute_moe.expert_bias_kernels(m, t)[0] == 96
+    assert compute_moe.expert_bias_kernels(plain, t)[0] == 0
 
 
 def test_clamped_copy_is_kept_unless_moe_act_is_recomputed():
@@ -94,19 +94,19 @@ def test_exponentials_bind_attention_at_head_dim_64_on_blackwell_only():
     from planner.catalog import gpu as catalog_gpu
 
     b200, h100 = catalog_gpu("b200"), catalog_gpu("h100-sxm-80gb")
-    assert compute.exp_bound_fps(b200, 256.0) == pytest.approx(1125e12)
-    assert compute.exp_bound_fps(h100, 256.0) == pytest.approx(989e12, rel=0.01)
+    assert compute_attention.exp_bound_fps(b200, 256.0) == pytest.approx(1125e12)
+    assert compute_attention.exp_bound_fps(h100, 256.0) == pytest.approx(989e12, rel=0.01)
     sc = scenario(model="gpt-oss-120b", node="dgx-b200", nodes=8)
     t = raw_table(ep=8, dp=8)
     half = 2250e12 * b200.matmul_efficiency.bf16
-    fwd, bwd = compute.attention_rates(Context(sc), t, half)
+    fwd, bwd = compute_attention.attention_rates(Context(sc), t, half)
     assert fwd[0] == pytest.approx(0.7 * 1125e12)
-    assert bwd[0] == pytest.approx(compute.ATTN_BWD_OF_MAMF * half)  # 640 FLOPs per exponential: tensor cores
+    assert bwd[0] == pytest.approx(compute_attention.ATTN_BWD_OF_MAMF * half)  # 640 FLOPs per exponential: tensor cores
     llama = scenario(model="llama-3.1-8b", node="dgx-b200", nodes=1)
-    assert compute.attention_rates(Context(llama), t, half)[0][0] == pytest.approx(0.7 * half)
+    assert compute_attention.attention_rates(Context(llama), t, half)[0][0] == pytest.approx(0.7 * half)
     hopper = scenario(model="gpt-oss-120b", node="dgx-h100", nodes=8)
     h_half = 989e12 * h100.matmul_efficiency.bf16
-    assert compute.attention_rates(Context(hopper), t, h_half)[0][0] == pytest.approx(0.7 * h_half)
+    assert compute_attention.attention_rates(Context(hopper), t, h_half)[0][0] == pytest.approx(0.7 * h_half)
 
 
 def test_yarn_with_a_concentration_factor_runs_megatrons_unfused_rope():
@@ -115,9 +115,10 @@ def test_yarn_with_a_concentration_factor_runs_megatrons_unfused_rope():
     mscale_all_dim) and Llama 3.1 (llama3 scaling) keep the fused kernel."""
     import math
 
-    assert compute.yarn_concentration(catalog_model("gpt-oss-120b")) == pytest.approx(0.1 * math.log(32) + 1)
-    assert compute.yarn_concentration(catalog_model("deepseek-v3")) == 1.0
-    assert compute.yarn_concentration(catalog_model("llama-3.1-8b")) == 1.0
+    yarn = compute_elementwise.yarn_concentration
+    assert yarn(catalog_model("gpt-oss-120b")) == pytest.approx(0.1 * math.log(32) + 1)
+    assert yarn(catalog_model("deepseek-v3")) == 1.0
+    assert yarn(catalog_model("llama-3.1-8b")) == 1.0
     sc = scenario(model="gpt-oss-120b", nodes=8)
     meg, titan = raw_table(ep=8, dp=8), raw_table(framework="torchtitan", ep=8, dp=8)
     gpt = Context(sc)

@@ -7,7 +7,7 @@ from functools import partial
 import numpy as np
 import pytest
 
-from planner.estimate import comm, compute
+from planner.estimate import comm, compute, compute_moe
 from planner.estimate.evaluate import Context
 from planner.serve import nccl_measured
 
@@ -24,18 +24,18 @@ def test_quant_padding_copies_only_for_unaligned_fp8_expert_rows():
     expert, a multiple of 16: no copy. 4,000 tokens, ep 1: 250 rows, not a multiple of 16: copy."""
     sc = _moe()
     t = raw_table(precision="fp8", ep=8, dp=16)
-    assert bool(compute.quant_padding_copies(Context(sc), t)[0])
-    assert not bool(compute.quant_padding_copies(Context(sc), raw_table(precision="bf16", ep=8, dp=16))[0])
+    assert bool(compute_moe.quant_padding_copies(Context(sc), t)[0])
+    assert not bool(compute_moe.quant_padding_copies(Context(sc), raw_table(precision="bf16", ep=8, dp=16))[0])
     from planner.spec.scenario import Scenario
 
     data = sc.model_dump()
     data["model"]["moe"]["capacity_factor"] = 1.0
     data["runtime"]["moe_pad_to_capacity"] = True
     aligned = Scenario.model_validate(data)
-    assert not bool(compute.quant_padding_copies(Context(aligned), t)[0])
+    assert not bool(compute_moe.quant_padding_copies(Context(aligned), t)[0])
     data["training"]["seq_len"] = 4000
     unaligned = Scenario.model_validate(data)
-    assert bool(compute.quant_padding_copies(Context(unaligned), raw_table(precision="fp8", ep=1, dp=16))[0])
+    assert bool(compute_moe.quant_padding_copies(Context(unaligned), raw_table(precision="fp8", ep=1, dp=16))[0])
 
 
 def test_quant_padding_bytes_hand_worked():
@@ -44,10 +44,10 @@ def test_quant_padding_bytes_hand_worked():
     sc = _moe()
     ctx = Context(sc)
     fp8 = raw_table(precision="fp8", ep=8, dp=16)
-    assert float(compute.quant_padding_bytes_per_token(ctx, fp8)[0]) == pytest.approx(16 / 3 * 8 * 2048)
+    assert float(compute_moe.quant_padding_bytes_per_token(ctx, fp8)[0]) == pytest.approx(16 / 3 * 8 * 2048)
     with_pad = compute.elementwise_bytes_per_token(ctx, fp8, True)
     bf16 = raw_table(precision="bf16", ep=8, dp=16)
-    assert float(compute.quant_padding_bytes_per_token(ctx, bf16)[0]) == 0.0
+    assert float(compute_moe.quant_padding_bytes_per_token(ctx, bf16)[0]) == 0.0
     assert float(with_pad[0]) - float(compute.elementwise_bytes_per_token(ctx, bf16, True)[0]) \
         == pytest.approx(16 / 3 * 8 * 2048)
 

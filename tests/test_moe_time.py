@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from planner.catalog import gpu as catalog_gpu
-from planner.estimate import comm, compute, host, table
+from planner.estimate import comm, compute, compute_gemm, compute_moe, host, table
 from planner.estimate.evaluate import Context
 from planner.spec import parse_plan
 
@@ -29,7 +29,7 @@ def test_permutation_bytes_follow_the_dispatcher_steps():
                            "ep": ep, "etp": 1, "vpp": 1, "sp": tp > 1, "zero": 1, "offload": "none",
                            "offload_params": "none", "recompute": "none", "mbs": 1, "ga": 1}
                           for tp, ep in ((1, 8), (1, 128), (2, 8))])
-    got = compute.permutation_bytes_per_token(m, t)
+    got = compute_moe.permutation_bytes_per_token(m, t)
     assert got == pytest.approx([233_472, 102_400, 116_736])
 
 
@@ -120,16 +120,16 @@ DEEPGEMM_GROUPED = [(4, 8192, 4096, 7168, 1297), (4, 8192, 7168, 2048, 1099), (8
 
 
 def test_expert_gemms_never_beat_deepgemm_and_lose_more_on_small_groups():
-    """The per-expert GEMM model (compute.gemm_s: MAMF rate + operand traffic + launch, one GEMM per
+    """The per-expert GEMM model (compute_gemm.gemm_s: MAMF rate + operand traffic + launch, one GEMM per
     expert as Transformer Engine's GroupedLinear issues them) on an H100 at FP8: at most DeepGEMM's
     measured grouped-GEMM rate (the fastest published kernel, 1.0-1.2x CUTLASS), at least half of it,
     and further below it at 256-512 rows per expert than at 4096-8192 (per-expert traffic and launch)."""
     g = catalog_gpu("h100-sxm-80gb")
     rate = g.peak_tflops("fp8") * 1e12 * g.matmul_efficiency.fp8
-    hbm = g.hbm_tb_s * 1e12 * compute.HBM_EFFICIENCY
+    hbm = g.hbm_tb_s * 1e12 * compute_gemm.HBM_EFFICIENCY
     ratios = {}
     for groups, m, n, k, measured in DEEPGEMM_GROUPED:
-        s = groups * compute.gemm_s(m, k, n, rate, hbm, 1.0)
+        s = groups * compute_gemm.gemm_s(m, k, n, rate, hbm, 1.0)
         ratios[(m, n, k)] = 2 * groups * m * n * k / s / 1e12 / measured
     assert all(0.5 <= r <= 1.05 for r in ratios.values()), ratios
     for n, k in ((4096, 7168), (7168, 2048)):
@@ -148,7 +148,7 @@ def test_per_expert_fp8_quantisation_kernels_hand_worked():
     for recipe in ("current", "delayed"):
         sc = base.model_copy(update={"runtime": base.runtime.model_copy(update={"fp8_recipe": recipe})})
         t = table.from_plans([parse_plan(p).resolved(sc) for p in plans])
-        got[recipe] = compute.expert_quant_kernels(Context(sc), t)
+        got[recipe] = compute_moe.expert_quant_kernels(Context(sc), t)
     assert list(got["current"]) == [192, 0, 0]
     assert list(got["delayed"]) == [4, 0, 0]
     sc = base.model_copy(update={"runtime": base.runtime.model_copy(update={"fp8_recipe": "current"})})

@@ -51,7 +51,7 @@ def test_expert_tensor_parallel_ranks_move_whole_hidden_vectors():
 
 
 def test_every_kernel_pays_a_launch_time():
-    from planner.estimate.compute import GEMM_LAUNCH_S
+    from planner.estimate.compute_gemm import GEMM_LAUNCH_S
     from planner.serve.timing import LAYER_KERNELS, MOE_LAYER_KERNELS, kernel_launch_s
 
     dense = model_facts(catalog.model("llama-3.1-8b"))

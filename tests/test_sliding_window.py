@@ -6,7 +6,7 @@ import pytest
 
 from planner.arch import attention_flops_per_token, window_context
 from planner.catalog import model as catalog_model
-from planner.estimate import compute
+from planner.estimate import compute, compute_attention
 from planner.estimate.evaluate import Context
 from planner.errors import InputError
 from planner.frameworks import megatron
@@ -28,11 +28,11 @@ def test_attention_tiles_count_the_tiles_a_masked_cell_falls_in(s, w):
     """Every (query tile, key tile) pair holding at least one unmasked score, counted cell by cell."""
     q, k = np.arange(s)[:, None], np.arange(s)[None, :]
     visible = (k <= q) & (k > q - w)
-    bq, bk = compute.ATTN_TILE_Q, compute.ATTN_TILE_K
+    bq, bk = compute_attention.ATTN_TILE_Q, compute_attention.ATTN_TILE_K
     pairs = {(i // bq, j // bk) for i, j in zip(*np.nonzero(visible))}
-    assert compute.attention_tiles(s, w) == len(pairs)
+    assert compute_attention.attention_tiles(s, w) == len(pairs)
     full = {(i // bq, j // bk) for i, j in zip(*np.nonzero(k <= q))}
-    assert compute.attention_tiles(s) == len(full)
+    assert compute_attention.attention_tiles(s) == len(full)
 
 
 def test_gpt_oss_attention_time_and_model_flops_shrink_with_the_window():
@@ -57,8 +57,8 @@ def test_gpt_oss_attention_time_and_model_flops_shrink_with_the_window():
 def test_window_as_long_as_the_sequence_changes_nothing():
     """Mistral-7B v0.1's 4,096-token window at s = 4,096 masks nothing beyond the causal mask."""
     sc = scenario(model="mistral-7b", nodes=1)
-    assert compute.window_work_ratio(sc.model, 4096) == 1.0
-    assert compute.window_work_ratio(sc.model, 16384) < 0.5
+    assert compute_attention.window_work_ratio(sc.model, 4096) == 1.0
+    assert compute_attention.window_work_ratio(sc.model, 16384) < 0.5
 
 
 def test_megatron_cp_with_a_window_runs_all_gather_and_refuses_p2p():

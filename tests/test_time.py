@@ -33,7 +33,7 @@ def test_overlap_options_only_remove_exposed_time():
         off = {"tp_comm_overlap": False, "dp_comm_overlap": False, "ep_comm_overlap": False}
         r = est(_with_runtime(sc, **{**off, key: True}), plan)
         assert r["time"]["breakdown_s"][term] < base["time"]["breakdown_s"][term]
-        # compute changes only through the power-limited clock (compute.sustained_clock): a busier
+        # compute changes only through the power-limited clock (compute_gemm.sustained_clock): a busier
         # step runs its tensor cores at most down to the sustained fraction of the burst rate
         c_on, c_off = r["time"]["breakdown_s"]["compute"], base["time"]["breakdown_s"]["compute"]
         assert c_off <= c_on <= c_off / sc.cluster.node.gpu.sustained_tensor_fraction
@@ -99,7 +99,7 @@ def test_torchtitan_pipeline_gathers_parameters_once_per_step():
 def test_fp8_weight_quantisation_costs_time_per_micro_batch():
     """One FP8 cast of a layer's local weights (plus a transposed copy) reads 2 and writes 1 + 1 bytes
     per weight element, and scales with the local (tensor-parallel) weights."""
-    from planner.estimate.compute import FP8_WEIGHT_CAST_BYTES, fp8_weight_cast_s
+    from planner.estimate.compute_quant import FP8_WEIGHT_CAST_BYTES, fp8_weight_cast_s
     from planner.estimate.evaluate import Context
     from planner.estimate.table import from_plans
 
@@ -138,20 +138,20 @@ def test_moe_imbalance_and_current_scaling_only_slow_down():
 def test_small_expert_groups_pay_for_whole_tiles():
     """Expert rows are padded to whole GEMM tiles: with fewer routed rows per expert than a tile the
     expert GEMMs cost what a full tile costs."""
-    from planner.estimate import compute
+    from planner.estimate import compute, compute_gemm, compute_moe
     from planner.estimate.evaluate import Context
     from planner.estimate.table import from_plans
 
     sc = scenario(model="qwen3-30b-a3b", node="hgx-h100", nodes=1, seq=256, gb=8)
     ctx = Context(sc)
     t = from_plans([parse_plan("framework=megatron,tp=1,ep=1,mbs=1,zero=1,recompute=none").resolved(sc)])
-    fps, _, hbm, _ = compute.peaks(ctx.gpu, t)
+    fps, _, hbm, _ = compute_gemm.peaks(ctx.gpu, t)
     _, experts = compute.layer_matmul_fwd_s(ctx, t, 256, True, fps, hbm)
     m = ctx.model.moe
-    assert 256 * m.top_k / m.experts < compute.GEMM_TILE_ROWS  # 16 rows per expert
-    tile = compute.GEMM_TILE_ROWS
-    want = m.experts * (compute.gemm_s(tile, ctx.model.hidden, 2 * m.expert_ffn_hidden, fps, hbm)
-                        + compute.gemm_s(tile, m.expert_ffn_hidden, ctx.model.hidden, fps, hbm))
+    assert 256 * m.top_k / m.experts < compute_moe.GEMM_TILE_ROWS  # 16 rows per expert
+    tile = compute_moe.GEMM_TILE_ROWS
+    want = m.experts * (compute_gemm.gemm_s(tile, ctx.model.hidden, 2 * m.expert_ffn_hidden, fps, hbm)
+                        + compute_gemm.gemm_s(tile, m.expert_ffn_hidden, ctx.model.hidden, fps, hbm))
     assert experts[0] == pytest.approx(float(want[0]), rel=1e-9)
 
 
@@ -198,11 +198,11 @@ def test_gemm_time_matches_measured_h200_transformer_shapes():
 
     from conftest import ROOT
     from planner.catalog import gpu
-    from planner.estimate import compute
+    from planner.estimate import compute_gemm
 
     measured = json.loads((ROOT / "benchmarks" / "gemm_device" / "h200.json").read_text())
     g = gpu("h200-sxm-141gb")
-    hbm = g.hbm_tb_s * 1e12 * compute.HBM_EFFICIENCY
+    hbm = g.hbm_tb_s * 1e12 * compute_gemm.HBM_EFFICIENCY
     for prefix, prec, elem, bound in (("mm", "bf16", 2.0, 0.12), ("f8mm", "fp8", 1.0, 0.27)):
         fps = g.peak_tflops(prec) * 1e12 * getattr(g.matmul_efficiency, prec)
         errors, plain = [], []
@@ -213,7 +213,7 @@ def test_gemm_time_matches_measured_h200_transformer_shapes():
             if m < 4096 or (m, k, n) == (8192, 8192, 8192):
                 continue
             flops = 2.0 * m * k * n
-            errors.append(flops / float(compute.gemm_s(m, k, n, fps, hbm, elem)) / 1e12 / tflops - 1)
+            errors.append(flops / float(compute_gemm.gemm_s(m, k, n, fps, hbm, elem)) / 1e12 / tflops - 1)
             plain.append(flops / max(flops / fps, (elem * (m * k + k * n) + 2.0 * m * n) / hbm) / 1e12 / tflops - 1)
         assert len(errors) >= 9
         assert max(abs(e) for e in errors) < bound

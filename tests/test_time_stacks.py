@@ -65,17 +65,17 @@ def test_sustained_tensor_rate_under_the_power_limit():
     1 - 0.175 u. Hand-worked: u = 1 -> 0.825, u = 0.6 -> 0.895. Rates: H100 SXM bf16 burst
     989.4 x 0.803, times the row's clock for linear layers and attention alike, HBM not scaled."""
     from planner.catalog import gpu
-    from planner.estimate import compute
+    from planner.estimate import compute_gemm
 
-    assert compute.sustained_clock(0.825, np.array([1.0, 0.6, 0.0])) == pytest.approx([0.825, 0.895, 1.0])
+    assert compute_gemm.sustained_clock(0.825, np.array([1.0, 0.6, 0.0])) == pytest.approx([0.825, 0.895, 1.0])
     t = raw_table(precision="bf16")
-    linear, half, hbm, _ = compute.peaks(gpu("h100-sxm-80gb"), t)
+    linear, half, hbm, _ = compute_gemm.peaks(gpu("h100-sxm-80gb"), t)
     assert float(linear[0]) == pytest.approx(989.4e12 * 0.803)
     t = {**t, "tensor_clock": np.array([0.895])}
-    linear, half, hbm2, _ = compute.peaks(gpu("h100-sxm-80gb"), t)
+    linear, half, hbm2, _ = compute_gemm.peaks(gpu("h100-sxm-80gb"), t)
     assert float(linear[0]) == pytest.approx(989.4e12 * 0.803 * 0.895)
     assert float(half[0]) == pytest.approx(989.4e12 * 0.803 * 0.895)
-    assert hbm2 == hbm == pytest.approx(3.35e12 * compute.HBM_EFFICIENCY)
+    assert hbm2 == hbm == pytest.approx(3.35e12 * compute_gemm.HBM_EFFICIENCY)
 
 
 def test_step_clock_from_the_busy_share():
@@ -101,15 +101,15 @@ def test_fp8_weight_cast_once_per_step_in_megatron():
     the first micro-batch and reuses them: per micro-batch 1/ga of a cast (ga = 8: 0.125); torchao
     (torchtitan) casts on every forward: 1. In the micro-batch's forward time: the Megatron plan with
     ga = 8 spends 7/8 of one cast less than with ga = 1."""
-    from planner.estimate import compute
+    from planner.estimate import compute, compute_gemm, compute_quant
 
     rows = [raw_table(framework="megatron", precision="fp8", ga=8),
             raw_table(framework="torchtitan", precision="fp8", zero=3, ga=8)]
-    assert [float(compute.weight_casts_per_mb(t)[0]) for t in rows] == [0.125, 1.0]
+    assert [float(compute_quant.weight_casts_per_mb(t)[0]) for t in rows] == [0.125, 1.0]
     ctx = Context(scenario(nodes=1, gb=64))
     t1, t8 = raw_table(precision="fp8", ga=1), raw_table(precision="fp8", ga=8)
-    hbm = compute.peaks(ctx.gpu, t1)[2]
-    cast = float(compute.fp8_weight_cast_s(ctx, t1, False, hbm)[0])
+    hbm = compute_gemm.peaks(ctx.gpu, t1)[2]
+    cast = float(compute_quant.fp8_weight_cast_s(ctx, t1, False, hbm)[0])
     layers = ctx.model.layers
     f1 = compute.stage_compute(t1, compute.layer_costs(ctx, t1), layers, 0, "first")["forward"]
     f8 = compute.stage_compute(t8, compute.layer_costs(ctx, t8), layers, 0, "first")["forward"]
@@ -144,18 +144,18 @@ def test_fp8_quantisation_bytes_by_gpu_and_recipe():
     plus two 1-byte scales per 32 elements. MXFP8 GEMMs at 6.812 / 7.161 of the FP8 rate (TE GEMM
     profiling tutorial, B300 pre-quantised)."""
     from planner.catalog import gpu
-    from planner.estimate import compute
+    from planner.estimate import compute_gemm, compute_quant
 
     h100, b200 = gpu("h100-sxm-80gb"), gpu("b200")
-    assert [compute.fp8_cast_bytes(h100, r) for r in ("delayed", "current", "mxfp8")] == \
+    assert [compute_quant.fp8_cast_bytes(h100, r) for r in ("delayed", "current", "mxfp8")] == \
         pytest.approx([4.0, 6.0, 4.0625])
-    assert [compute.fp8_cast_bytes(b200, r) for r in ("delayed", "current", "mxfp8")] == \
+    assert [compute_quant.fp8_cast_bytes(b200, r) for r in ("delayed", "current", "mxfp8")] == \
         pytest.approx([3.0, 5.0, 4.0625])
-    assert [compute.fp8_weight_cast_bytes(g, "current") for g in (h100, b200)] == pytest.approx([4.0, 3.0])
-    assert not compute.non_tn_fp8_gemm(gpu("a100-sxm-80gb"))
+    assert [compute_quant.fp8_weight_cast_bytes(g, "current") for g in (h100, b200)] == pytest.approx([4.0, 3.0])
+    assert not compute_quant.non_tn_fp8_gemm(gpu("a100-sxm-80gb"))
     t = raw_table(precision="fp8")
-    per_tensor = float(compute.peaks(b200, t, "current")[0][0])
-    mx = float(compute.peaks(b200, t, "mxfp8")[0][0])
+    per_tensor = float(compute_gemm.peaks(b200, t, "current")[0][0])
+    mx = float(compute_gemm.peaks(b200, t, "mxfp8")[0][0])
     assert per_tensor == pytest.approx(4500e12 * 0.763)
     assert mx == pytest.approx(per_tensor * 6.812 / 7.161)
 

@@ -20,11 +20,11 @@ import numpy as np
 
 from planner.estimate import memory
 from planner.estimate import table as T
+from planner.estimate.table import DS, MEG, TT
 from planner.estimate import topology
-from planner.estimate.compute import FLASH_BWD_FLOPS_RATIO
-from planner.estimate.compute import HBM_EFFICIENCY
+from planner.estimate.compute_attention import FLASH_BWD_FLOPS_RATIO
+from planner.estimate.compute_gemm import HBM_EFFICIENCY
 
-DS, MEG, TT = (T.FRAMEWORKS.index(n) for n in ("deepspeed", "megatron", "torchtitan"))
 
 DEFAULT_SCALEUP_EFF = 0.80
 DEFAULT_SCALEOUT_EFF = 0.85  # assumed where the node has none: lower end of 85-94% measured (NDR, HDR)

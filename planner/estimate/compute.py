@@ -1,112 +1,52 @@
 """Compute time of one micro-batch on one pipeline stage (vectorised over a plan table).
 
 * Weight matmuls, per GEMM after the tensor-parallel split: 2MKN / (peak x MAMF) + bytes moved /
-  (HBM bandwidth x 0.8) + a launch latency (`gemm_s`). MAMF is the GPU's measured maximum achievable
-  matmul throughput at its best shape (ml-engineering, catalogs/gpus.yaml `matmul_efficiency`);
-  real transformer shapes lose to it by their operand and output traffic, which the kernels do not
-  fully hide, so small hidden sizes and small experts run well below the dense rate. Measured on an
-  H200 (benchmarks/gemm_device_results.md): within 10% on transformer-sized GEMMs.
-* Attention core (flash attention): FLOPs 2*s*H*(d_qk+d_v) per token and layer, halved for the
-  causal mask (a sliding-window layer: the score tiles the kernel visits, `window_work_ratio`), at a
-  fraction of peak: FlashAttention-2 reaches 50-73% of A100 peak in forward and
-  up to 63% in backward (Dao 2023, arXiv:2307.08691, Sec. 4.1); we take 0.70 and 0.60 of the GPU's
-  MAMF fraction (A100: 0.61 / 0.52 of peak).
+  (HBM bandwidth x 0.8) + a launch latency (compute_gemm.gemm_s); expert matmuls as grouped GEMMs
+  padded to whole tiles (compute_moe.grouped_expert_gemm_s).
+* Attention core: flash attention at a fraction of the MAMF rate, sliding-window layers by the score
+  tiles the kernel visits, or the unfused path (compute_attention).
 * Memory-bound operators (norms, residual adds, activation functions, rotary, dropout, MoE
-  permutation, loss): bytes read and written per token / (HBM bandwidth x 0.8).
+  permutation, router, FP8 casts): bytes read and written per token / (HBM bandwidth x 0.8)
+  (compute_elementwise, compute_moe, compute_quant); the LM head and loss, and the MTP modules'
+  extra work on the stage that holds them (compute_mtp).
 * Backward = 2 x forward for matmuls (input and weight gradients).
+
+This module assembles them per layer (`layer_costs`) and per stage (`stage_compute`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from planner.arch import attention_dims, layer_matmuls, window_layers
-from planner.estimate import context_parallel, recompute
-from planner.estimate import table as T
+from planner.arch import attention_dims, layer_matmuls
+from planner.estimate import recompute
+# planner.serve.timing imports ATTN_FWD_OF_MAMF, exp_bound_fps, DEFAULT_MAMF, HBM_EFFICIENCY and
+# fp4_gemm_over_fp8 from here
+from planner.estimate.compute_attention import ATTN_FWD_OF_MAMF, attention_costs, exp_bound_fps  # noqa: F401
+from planner.estimate.compute_elementwise import (EAGER_RMSNORM_BYTES, EAGER_ROPE_BYTES, EAGER_SWIGLU_BYTES,
+                                                  FUSED_NORM_BYTES, FUSED_ROPE_BYTES, FUSED_SWIGLU_BYTES,
+                                                  MEGATRON_UNFUSED_ROPE_BYTES, MEGATRON_UNFUSED_ROPE_EXTRA_KERNELS,
+                                                  eager_mask, megatron_unfused_rope)
+from planner.estimate.compute_gemm import (DEFAULT_MAMF, GEMM_LAUNCH_S, HBM_EFFICIENCY, fp4_gemm_over_fp8,  # noqa: F401
+                                           gemm_s, peaks)
+from planner.estimate.compute_moe import (ROUTER_BYTES_PER_EXPERT, expert_bias_kernels,
+                                          expert_epilogue_bytes_per_token, expert_quant_kernels, grouped_expert_gemm_s,
+                                          moe_act_recompute_bytes_per_token, permutation_bytes_per_token,
+                                          quant_padding_bytes_per_token)
+from planner.estimate.compute_mtp import mtp_extra_fwd_s, output_layer_fwd_s
+from planner.estimate.compute_quant import (fp8_cast_bytes_per_token, fp8_weight_cast_s, gemm_operand_bytes,
+                                            weight_casts_per_mb)
 from planner.estimate.host import (HOST_SYNC_S, layer_host_fwd_s, layer_host_s, moe_forward_syncs,
                                    moe_sync_exposed_s, synced_host_floor)
 from planner.estimate.memory import stage_layers
-
-TT = T.FRAMEWORKS.index("torchtitan")
-MEG = T.FRAMEWORKS.index("megatron")
-
-DEFAULT_MAMF = 0.70      # when a GPU has no measured MAMF (assumed)
-# Kernel launch and tail of one GEMM: 4 us fits the measured H200 timings of mid-size GEMMs best
-# (benchmarks/gemm_device_results.md); CUDA kernel launch latencies are a few microseconds.
-GEMM_LAUNCH_S = 4e-6
-HBM_EFFICIENCY = 0.80    # streaming kernels reach about 80-90% of HBM peak (assumed lower end)
-ATTN_FWD_OF_MAMF = 0.70  # Dao 2023 (FlashAttention-2), see module docstring
-ATTN_BWD_OF_MAMF = 0.60
-FLASH_BWD_FLOPS_RATIO = 2.5  # backward / forward FLOPs of flash attention (5 vs 2 matmuls; Dao 2023 Sec. 4.1)
-
-
-def peaks(gpu, t, fp8_recipe: str = "delayed"):
-    """(matmul FLOP/s achievable for linear layers, FLOP/s for attention/bf16 work, HBM bytes/s): the
-    burst MAMF rates times the row's `tensor_clock` (sustained_clock, set by
-    evaluate.with_tensor_clock; 1 = burst where the table has none). HBM bandwidth does not follow the
-    SM clock, so the traffic terms keep their rate. FP8 linear layers under `fp8_recipe` 'mxfp8' run at
-    MXFP8_GEMM_OF_FP8 of the FP8 rate; under 'nvfp4' at the GPU's measured NVFP4 / FP8 GEMM ratio
-    (fp4_gemm_over_fp8) of it, at most the dense FP4 peak at the same MAMF fraction (nvfp4_linear_flops)."""
-    def peak(p):
-        v = gpu.peak_tflops(p)
-        return (v or 0.0) * 1e12
-
-    eff16 = gpu.matmul_efficiency.bf16 or DEFAULT_MAMF
-    eff8 = gpu.matmul_efficiency.fp8 or gpu.matmul_efficiency.bf16 or DEFAULT_MAMF
-    if fp8_recipe == "mxfp8":
-        eff8 = eff8 * MXFP8_GEMM_OF_FP8
-    clock = t["tensor_clock"] if "tensor_clock" in t else 1.0  # power-limited clocks: sustained_clock
-    low = (nvfp4_linear_flops(peak("fp8"), peak("fp4"), eff8, fp4_gemm_over_fp8(gpu)) if fp8_recipe == "nvfp4"
-           else peak("fp8") * eff8)
-    linear = np.array([peak("fp32") * eff16, peak("fp16") * eff16, peak("bf16") * eff16, low])
-    half = np.array([peak("fp32"), peak("fp16"), peak("bf16"), peak("bf16")]) * eff16
-    prec = t["precision"]
-    return linear[prec] * clock, half[prec] * clock, gpu.hbm_tb_s * 1e12 * HBM_EFFICIENCY, eff16
-
-
-def nvfp4_linear_flops(fp8_peak, fp4_peak, eff8, ratio):
-    """FLOP/s of NVFP4 linear-layer GEMMs: min(FP8 peak x eff8 x ratio, FP4 peak x eff8), with `ratio` the
-    GPU's measured NVFP4 / FP8 GEMM rate (fp4_gemm_over_fp8); it cannot exceed the dense FP4 tensor-core
-    peak at the GPU's MAMF fraction."""
-    return min(fp8_peak * eff8 * ratio, fp4_peak * eff8)
-
-
-def fp4_gemm_over_fp8(gpu) -> float:
-    """The GPU's measured best NVFP4 / best per-tensor FP8 GEMM rate (catalogs/gpus.yaml `fp4_gemm_over_fp8`,
-    sources in its header), or FP4_GEMM_OVER_FP8_DEFAULT where it was not measured. The one place both the
-    training and the serving model read the FP4 GEMM gain."""
-    return gpu.fp4_gemm_over_fp8 or FP4_GEMM_OVER_FP8_DEFAULT
-
-
-def sustained_clock(sustained_fraction, busy_share):
-    """Tensor-core rate / burst rate of a training step under the board's power limit:
-    1 - (1 - sustained_fraction) x busy_share. The limiter holds the board's power at the limit
-    (NVML clock event reason 'SwPowerCap': clocks lowered so as not to exceed the power limit). A load
-    that computes all the time settles at the measured `sustained_fraction` (an H200 SXM looping a
-    bf16 GEMM: 0.825 of burst, benchmarks/host_device_results.md); time spent waiting on exposed
-    communication or in the pipeline bubble draws little power, so a step that computes only a share
-    `busy_share` of its time needs proportionally less cut (first order: power averaged over the
-    step, linear in the busy share). The uniform cut (busy_share = 1) is the other bound."""
-    return 1.0 - (1.0 - sustained_fraction) * busy_share
-
-
-def gemm_s(m_rows, k, n, flops_per_s, hbm_bytes_s, elem_bytes=2.0):
-    """Time of an (m x k) @ (k x n) matmul: 2mkn / F + (elem_bytes (mk + kn) + 2 mn) / B + launch,
-    F the MAMF rate, B the streaming HBM rate, the output written in 16 bits. The traffic term adds
-    to, rather than hides behind, the arithmetic: on an H200 this reproduces the measured GEMM times
-    of transformer shapes within 10% where max(compute, traffic) is 5-62% too fast
-    (benchmarks/gemm_device_results.md)."""
-    flops = 2.0 * m_rows * k * n
-    moved = elem_bytes * (m_rows * k + k * n) + 2.0 * m_rows * n
-    return flops / np.maximum(flops_per_s, 1.0) + moved / hbm_bytes_s + GEMM_LAUNCH_S
+from planner.estimate.table import MEG, TT
 
 
 def layer_matmul_fwd_s(ctx, t, tokens, moe_layer: bool, linear_fps, hbm):
     """Forward time of the weight matmuls of one layer for `tokens` tokens on one GPU, and the part
     of it spent in expert GEMMs."""
     tp = t["tp"]
-    low = NVFP4_OPERAND_BYTES if ctx.scenario.runtime.fp8_recipe == "nvfp4" else 1.0
-    elem = np.where(t["precision"] == 3, low, np.where(t["precision"] == 0, 4.0, 2.0))  # FP8 operands: 1 byte
+    elem = gemm_operand_bytes(ctx, t)
     total = experts = 0.0
     for mm in layer_matmuls(ctx.model, moe_layer):
         k, n = mm.k, mm.n
@@ -117,127 +57,11 @@ def layer_matmul_fwd_s(ctx, t, tokens, moe_layer: bool, linear_fps, hbm):
         else:
             n = n / split
         if expert:
-            # Each GPU runs experts/ep local experts, split over etp ranks (expert tensor parallelism).
-            # Balanced routing: the tokens * top_k routed rows of the tp ranks' tokens spread over the
-            # ep x etp expert ranks, so every GPU sees tokens * top_k * etp / tp rows in all (the
-            # busiest rank runtime.moe_load_imbalance times that), each expert's rows padded to whole
-            # GEMM tiles.
-            experts_local = ctx.model.moe.experts / t["ep"]
-            rows = tokens * mm.per_token * t["etp"] / tp * ctx.scenario.runtime.moe_load_imbalance / experts_local
-            rows = np.ceil(rows / GEMM_TILE_ROWS) * GEMM_TILE_ROWS
-            e = experts_local * gemm_s(rows, k, n, linear_fps, hbm, elem)
+            e = grouped_expert_gemm_s(ctx, t, tokens, mm.per_token, k, n, linear_fps, hbm, elem)
             total, experts = total + e, experts + e
         else:
             total = total + gemm_s(tokens * mm.per_token, k, n, linear_fps, hbm, elem)
     return total, experts
-
-
-# Flash-attention kernels compute scores in tiles of ATTN_TILE_Q queries x ATTN_TILE_K keys and skip
-# only tiles the mask leaves wholly empty (causal and local masks alike): FlashAttention-2 forward at
-# head dim 64, 128 x 128 (csrc/flash_attn/src/flash_fwd_launch_template.h run_mha_fwd_hdim64);
-# FlashAttention-3 (Hopper) forward with a local mask at head dim 128, 128 x 128, and backward at
-# head dim 64, 128 x 128 (hopper/tile_size.h tile_size_fwd_sm90, hopper/flash_bwd_launch_template.h
-# run_mha_bwd_hdim64). cuDNN's fused attention (Transformer Engine's default) is closed: assumed the same.
-ATTN_TILE_Q = ATTN_TILE_K = 128
-
-
-def attention_tiles(seq_len: int, window: int | None = None) -> int:
-    """Score tiles a flash-attention kernel computes for one causal (head, sequence): query tile i
-    (rows i Bq .. min((i+1) Bq, s) - 1) visits key tiles from the one holding its first visible key
-    (0, or i Bq - w + 1 with a window of w keys) to the one holding its last row."""
-    rows = np.arange(0, seq_len, ATTN_TILE_Q)
-    last = np.minimum(rows + ATTN_TILE_Q, seq_len) - 1
-    first = np.zeros_like(rows) if window is None else np.maximum(rows - window + 1, 0)
-    return int(np.sum(last // ATTN_TILE_K - first // ATTN_TILE_K + 1))
-
-
-def window_work_ratio(m, seq_len: int) -> float:
-    """Kernel work of the model's attention layers relative to all of them full causal: the mean over
-    layers of attention_tiles(s, w) / attention_tiles(s) for the windowed layers (arch.window_layers),
-    1 for the others. A 128-key window at s = 4,096 computes 63 of 528 tiles (twice its useful
-    scores: the diagonal tile and the one before it are both partly masked)."""
-    n_sw = window_layers(m)
-    if not n_sw:
-        return 1.0
-    return (m.layers - n_sw + n_sw * window_tile_share(m, seq_len)) / m.layers
-
-
-def window_tile_share(m, seq_len: int) -> float:
-    """A sliding-window layer's kernel work relative to a full causal layer's:
-    attention_tiles(s, w) / attention_tiles(s) (1 when the window covers the sequence)."""
-    if not m.sliding_window or m.sliding_window >= seq_len:
-        return 1.0
-    return attention_tiles(seq_len, m.sliding_window) / attention_tiles(seq_len)
-
-
-def attention_fwd_flops(ctx, t, tokens):
-    """Flash-attention FLOPs on one GPU for `tokens` query tokens of full-length context: causal
-    (half the scores) times window_work_ratio for sliding-window layers. Per layer, the mean over the
-    model's layers; stage_compute counts each stage's own windowed layers (stage_window_layers)."""
-    return full_attention_fwd_flops(ctx, t, tokens) * window_work_ratio(ctx.model, ctx.seq_len)
-
-
-def full_attention_fwd_flops(ctx, t, tokens):
-    """Causal flash-attention FLOPs of one full-attention layer on one GPU for `tokens` query tokens."""
-    d_qk, d_v = attention_dims(ctx.model)
-    heads_local = ctx.model.heads / t["tp"]
-    return tokens * 2.0 * ctx.seq_len * heads_local * (d_qk + d_v) / 2
-
-
-# Eager PyTorch (torchtitan without torch.compile) runs each elementwise op as its own kernel, each
-# reading and writing the whole tensor. Bytes per element, from the op sequence in torchtitan's
-# Llama model (torchtitan/models/llama/model.py, norms.py at 9dec370):
-#   RMSNorm: x.float() 2+4, pow 4+4, mean 4, x*rsqrt 4+4, type_as 4+2, *weight 2+2 = 36 (fused: 2+2);
-#     measured on an H200 it takes as long as 48 bytes at the model's HBM rate (its fp32 reduction
-#     kernel runs below streaming speed: benchmarks/gemm_device_results.md), the value used;
-#   rotary: float() 2+4, complex multiply 4+4, type_as 4+2 = 20 per q/k element (fused: 2+2);
-#   SwiGLU: silu 2+2, multiply 2+2+2 = 10 per FFN element (fused: 2+2+2 = 6; measured: 9.3).
-EAGER_RMSNORM_BYTES, FUSED_NORM_BYTES = 48.0, 4.0
-EAGER_ROPE_BYTES, FUSED_ROPE_BYTES = 20.0, 4.0
-EAGER_SWIGLU_BYTES, FUSED_SWIGLU_BYTES = 10.0, 6.0
-
-
-# Megatron-Core applies RoPE through Transformer Engine's fused kernel only when the YaRN concentration
-# factor (mscale) is 1; otherwise it falls back to its unfused PyTorch RoPE (rope_utils.py
-# apply_rotary_pos_emb: "mscale=... is not supported by TE's fused RoPE. Using unfused
-# implementation.", at 92c8482e). _apply_rotary_pos_emb_bshd per q/k element: t * cos (2 + 2),
-# rotate_half's negation of one half and cat (1 + 1, 2 + 2), the product with sin (2 + 2), the sum
-# (4 + 2), the final cat with the (empty) pass-through part (2 + 2) = 24 bytes forward; backward the
-# two products' gradients (4 + 4), the negation's (2), the halves' gradient cat (4) and the sum of the
-# two paths (6) = 20; as forward-equivalent bytes (the time model doubles forward for backward):
-# (24 + 20) / 3. Kernels: 6 forward and 5 backward for each of q and k, 2 of them already counted
-# as the fused kernel's.
-MEGATRON_UNFUSED_ROPE_BYTES = (24.0 + 20.0) / 3
-MEGATRON_UNFUSED_ROPE_EXTRA_KERNELS = 2 * (6 + 5) - 2
-
-
-def yarn_concentration(m) -> float:
-    """YaRN's attention concentration factor (transformers _compute_yarn_parameters, Megatron-Core
-    _yarn_get_concentration_factor): get_mscale(factor, mscale) / get_mscale(factor, mscale_all_dim)
-    when both are given, else get_mscale(factor); get_mscale(s, k) = 0.1 k ln(s) + 1 for s > 1.
-    1 for other rotary scalings (gpt-oss: factor 32 -> 1.347; DeepSeek-V3: mscale = mscale_all_dim -> 1)."""
-    import math
-
-    rs = m.rope_scaling
-    if rs is None or rs.type != "yarn" or rs.factor <= 1:
-        return 1.0
-
-    def get(k):
-        return 0.1 * k * math.log(rs.factor) + 1.0
-    if rs.mscale is not None and rs.mscale_all_dim is not None:
-        return get(rs.mscale) / get(rs.mscale_all_dim)
-    return get(1.0)
-
-
-def megatron_unfused_rope(ctx, t):
-    """True on Megatron rows whose model's YaRN concentration is not 1 (MEGATRON_UNFUSED_ROPE_BYTES)."""
-    return (t["framework"] == MEG) & (abs(yarn_concentration(ctx.model) - 1.0) > 1e-9) & (ctx.model.position == "rope")
-
-
-def eager_mask(ctx, t):
-    """True where elementwise ops run unfused: torchtitan without `runtime.compile` (Megatron runs
-    Transformer Engine's fused kernels; DeepSpeed is left as fused, not calibrated)."""
-    return (t["framework"] == TT) & (not ctx.scenario.runtime.compile)
 
 
 def elementwise_bytes_per_token(ctx, t, moe_layer: bool):
@@ -270,78 +94,6 @@ def elementwise_bytes_per_token(ctx, t, moe_layer: bool):
     return residual + rope + act
 
 
-# Megatron-Core's grouped experts (TEGroupedMLP in megatron/core/transformer/moe/experts.py, with
-# fusions/fused_bias_geglu.py, at 92c8482e: the Megatron-LM that Megatron-Bridge 25.11 pins) run two
-# pieces of gpt-oss's expert MLP outside fused kernels, in bf16 (Megatron-Bridge's gpt-oss recipe
-# leaves moe_router_dtype unset, so the routing probabilities are bf16 too):
-# * the clamp of a clamped gated activation (activation_func_clamp_value = swiglu_limit):
-#   weighted_bias_quick_geglu_impl clamps each half of the 2f-wide fc1 output (read 2 + write 2 bytes
-#   per element) and torch.cat's them (2 + 2 per element of both halves) before the fused kernel:
-#   16 bytes per f element forward. Backward: each clamp's masked gradient (gradient and input read,
-#   gradient written: 6 per element of its half, 12 per f) and the gradient cat of the chunk (8): 20.
-CLAMPED_GLU_BYTES_FWD, CLAMPED_GLU_BYTES_BWD = 16.0, 20.0
-# * fc2's bias (add_bias_linear): TEGroupedMLP._apply_bias adds `bias * prob` to each local expert's
-#   rows in a Python loop over the experts and torch.cat's the results: per routed row and hidden
-#   element b*p written (2), the sum read 2 + 2 and written 2, the cat read 2 and written 2 = 12 bytes
-#   forward; backward the product's gradients for the bias and the probabilities (a product written
-#   and reduced, 2 + 2 + 2 each) = 12. Kernels: a product and a sum per local expert forward, two
-#   products and two reductions backward.
-EXPERT_BIAS_BYTES_FWD, EXPERT_BIAS_BYTES_BWD = 12.0, 12.0
-EXPERT_BIAS_KERNELS_PER_EXPERT = 6
-
-
-def expert_epilogue_bytes_per_token(m, t):
-    """Forward-equivalent HBM bytes per token of one MoE layer spent on Megatron's unfused clamp of a
-    clamped gated activation (`swiglu_limit`) and per-expert fc2 bias (`linear_bias`), per routed
-    copy: (forward + backward) / 3, because the time model takes every forward term's backward as
-    twice the forward (layer_costs). Zero for other frameworks (torchtitan's and the serving engines'
-    expert kernels apply the clamp and the bias in their fused activation / GEMM epilogue) and for
-    models without the clamp or the biases."""
-    if not m.moe:
-        return 0.0
-    clamp = (CLAMPED_GLU_BYTES_FWD + CLAMPED_GLU_BYTES_BWD) / 3 * m.moe.expert_ffn_hidden / t["tp"] \
-        if m.swiglu_limit is not None else 0.0
-    bias = (EXPERT_BIAS_BYTES_FWD + EXPERT_BIAS_BYTES_BWD) / 3 * m.hidden if m.linear_bias else 0.0
-    return np.where(t["framework"] == MEG, m.moe.top_k * (clamp + bias), 0.0)
-
-
-def moe_act_recompute_bytes_per_token(m, t):
-    """HBM bytes per token of one MoE layer that Megatron's `moe_act` recompute moves again in
-    backward: the experts' activation forward (TEGroupedMLP checkpoints bias_act_func) per routed
-    copy, the fused gated activation (FUSED_SWIGLU_BYTES per f element) and, for a clamped one, its
-    unfused clamp (CLAMPED_GLU_BYTES_FWD)."""
-    if not m.moe:
-        return 0.0
-    act = FUSED_SWIGLU_BYTES if m.ffn_act == "swiglu" else 4.0
-    clamp = CLAMPED_GLU_BYTES_FWD if m.swiglu_limit is not None else 0.0
-    return m.moe.top_k * (act + clamp) * m.moe.expert_ffn_hidden / t["tp"]
-
-
-def expert_bias_kernels(m, t):
-    """Kernels per MoE layer and micro-batch (forward + backward) of Megatron's per-expert fc2 bias
-    loop (EXPERT_BIAS_KERNELS_PER_EXPERT per local expert); zero without linear biases."""
-    if not (m.moe and m.linear_bias):
-        return np.zeros(T.size(t))
-    return np.where(t["framework"] == MEG, EXPERT_BIAS_KERNELS_PER_EXPERT * m.moe.experts / t["ep"], 0.0)
-
-
-def permutation_bytes_per_token(m, t):
-    """HBM bytes per token (of the micro-batch, on one GPU) of Megatron-Core's all-to-all token
-    dispatcher in forward (megatron/core/transformer/moe/token_dispatcher.py,
-    MoEAlltoAllTokenDispatcher; fused permute kernels, 16-bit tokens): `permute` gathers each of this
-    rank's tokens/tp tokens into top_k expert-ordered copies (read 2kh, write 2kh bytes), and
-    `unpermute` reads the k returned copies and writes one merged token (2kh + 2h); with more than
-    one local expert, `sort_chunks_by_idxs` regroups the received rows by local expert after the
-    dispatch all-to-all and back before the combine (read + write 2kh each, on the etp x tokens/tp
-    rows the expert-tensor-parallel all-gather delivers):
-        (6kh + 2h + [local experts > 1] 8kh etp) / tp.
-    torchtitan's all-to-all MoE moves the same copies (gather into expert order, regroup after the
-    all-to-all, scatter-add back): the same count is used for every framework."""
-    k, h = m.moe.top_k, m.hidden
-    local = m.moe.experts / t["ep"]
-    return ((6 * k + 2) * h + np.where(local > 1, 8 * k * h * t["etp"], 0.0)) / t["tp"]
-
-
 def titan_sac_recomputed_share(m, moe_layer: bool) -> float:
     """Share of a layer's non-expert weight-matmul FLOPs that torchtitan's op-level selective
     checkpointing recomputes: it saves the output of every compute op 'except every second mm'
@@ -369,383 +121,71 @@ def titan_sac_recomputed_share(m, moe_layer: bool) -> float:
     return sum(seq[1::2]) / sum(seq)
 
 
-# FP8 quantisation of one activation element (Transformer Engine): read bf16 (2), write the FP8
-# row-wise copy (1) and the column-wise / transposed copy the weight-gradient GEMM needs (1; Hopper
-# FP8 tensor cores take only the TN layout: TE "FP8 primer"). Delayed scaling (TE's DelayedScaling,
-# Megatron --fp8-recipe delayed, the default) takes the scale from the amax history and fuses the
-# new amax into the cast; current (per-tensor) scaling (Float8CurrentScaling, NeMo/Megatron-Bridge
-# "FP8-CS", torchao tensorwise) must read the tensor once more for its amax first (2).
-FP8_CAST_BYTES = {"delayed": 4.0, "current": 6.0}
-# GPUs whose FP8 GEMMs take every layout need no transposed copy: Transformer Engine creates none
-# for per-tensor FP8 there (pytorch/csrc/quantizer.cpp: create_transpose = columnwise_usage &&
-# !nvte_is_non_tn_fp8_gemm_supported()), which is true for compute capability 10.x-11.x and 13.x+
-# (common/transformer_engine.cpp): Blackwell data-centre parts. 1 byte less per quantised element.
-NON_TN_TRANSPOSE_SAVED = 1.0
-# MXFP8 (TE MXFP8BlockScaling, Megatron --fp8-recipe mxfp8, Megatron-Bridge "FP8-MX"; Blackwell only):
-# one kernel reads bf16 (2) and writes a row-wise and a column-wise FP8 copy (1 + 1: the E8M0 scales
-# run along the reduction dimension, which differs between forward and weight-gradient GEMMs), each
-# with a 1-byte scale per 32 elements (2 / 32); the block amax is taken inside the kernel.
-MXFP8_CAST_BYTES = 2.0 + 1.0 + 1.0 + 2.0 / 32
-# MXFP8 GEMM kernels run slower than per-tensor FP8 ones (block scales loaded with the tiles): TE's
-# GEMM profiling tutorial (docs/examples/gemm_profiling/gemm_profiling.rst, B300, pre-quantised
-# operands, a 5B model's 12 GEMM shapes): 6.812 ms per layer with FP8 current scaling, 7.161 with MXFP8.
-MXFP8_GEMM_OF_FP8 = 6.812 / 7.161
-# NVFP4 (TE NVFP4BlockScaling; Megatron --fp4-format e2m1 --fp4-recipe nvfp4; Megatron-Bridge "NVFP4").
-# An E2M1 element is half a byte, with one E4M3 scale byte per 16 elements (TE recipe docstring: 16-element
-# blocks, E4M3 scales, plus one FP32 scale per tensor): 0.5 + 1/16 bytes per GEMM operand element.
-NVFP4_OPERAND_BYTES = 0.5 + 1.0 / 16
-# GEMM rate: per GPU, measured (catalogs/gpus.yaml `fp4_gemm_over_fp8`: B200 1.44, GB200 1.50 from NVIDIA's
-# TensorRT-LLM GEMM tables; B300 / GB300 1.81 from TE's GEMM profiling tutorial on B300). A GPU with FP4 tensor
-# cores but no measurement borrows the B200's, the first FP4 part measured (ASSUMED, stated in the catalog).
-FP4_GEMM_OVER_FP8_DEFAULT = 1.44
-# Quantising one bf16 activation or gradient element (TE pytorch/csrc/quantizer.cpp
-# NVFP4Quantizer::quantize_impl): the per-tensor amax pass reads it (2; with the Hadamard transform the
-# post-RHT column-wise amax is taken in the same pass, nvte_hadamard_transform_amax), then the fused RHT
-# cast reads it again (2) and writes a row-wise and a column-wise NVFP4 copy (both from the bf16 input,
-# recipe docstring), 0.5 + 1/16 bytes each. Weights (2D 16x16 blocks, no RHT) move the same bytes.
-NVFP4_CAST_BYTES = 2.0 + 2.0 + 2 * NVFP4_OPERAND_BYTES
-# Grouped expert modules: TE's split_quantize has a fused NVFP4 path for all experts' tensors (extensions/
-# cast.cpp split_quantize_nvfp4_impl: one grouped amax and one grouped cast kernel).
-NVFP4_SPLIT_QUANT_KERNELS = 2
+def layer_kind_costs(ctx, t, tokens, moe_layer: bool, linear_fps, hbm) -> dict:
+    """Seconds of one micro-batch through one dense or MoE layer, its attention core apart: 'fwd'
+    (weight matmuls, elementwise and FP8 cast traffic, the launches of the kernels counted by number),
+    'matmul' (its weight matmuls), 'expert' (their expert GEMMs, MoE only), 'wcast' (FP8 weight
+    quantisation), 'sac' (what torchtitan's selective checkpointing runs again), 'mrc' (what Megatron's
+    recompute by module runs again), 'host' / 'host_fwd' (the host's time to issue the kernels), and
+    for MoE layers 'sync' / 'synced' (the dispatcher's device-to-host wait, host.py)."""
+    out = {}
+    mm, expert_mm = layer_matmul_fwd_s(ctx, t, tokens, moe_layer, linear_fps, hbm)
+    ew = tokens * (elementwise_bytes_per_token(ctx, t, moe_layer)
+                   + fp8_cast_bytes_per_token(ctx, t, moe_layer)) / hbm
+    # weight quantisation: forward only (its output serves the backward GEMMs too)
+    out["wcast"] = fp8_weight_cast_s(ctx, t, moe_layer, hbm) * weight_casts_per_mb(t)
+    out["fwd"], out["matmul"] = mm + ew, mm
+    # the unfused RoPE's extra kernels, a launch and tail each (a third of them in forward)
+    out["fwd"] = out["fwd"] + np.where(
+        megatron_unfused_rope(ctx, t), MEGATRON_UNFUSED_ROPE_EXTRA_KERNELS * GEMM_LAUNCH_S / 3, 0.0)
+    if moe_layer:
+        out["expert"] = expert_mm
+        # each per-expert quantisation kernel costs at least a launch and tail on the GPU; the
+        # forward carries a third of forward + backward (backward = 2 x forward)
+        out["fwd"] = out["fwd"] + (expert_quant_kernels(ctx, t) + expert_bias_kernels(ctx.model, t)) * GEMM_LAUNCH_S / 3
+    # torchtitan op-level selective checkpointing: every second non-expert mm and every
+    # elementwise op run again in backward; attention is saved.
+    out["sac"] = titan_sac_recomputed_share(ctx.model, moe_layer) * (mm - expert_mm) + ew
+    out["host"] = layer_host_s(ctx, t, moe_layer, eager_mask(ctx, t))
+    out["host_fwd"] = layer_host_fwd_s(ctx, t, moe_layer, eager_mask(ctx, t))
+    if moe_layer:
+        # the dispatcher's device-to-host sync leaves the dispatch / expert section host-paced
+        from planner.estimate.comm import ep_dispatch_s
 
-
-def non_tn_fp8_gemm(gpu) -> bool:
-    """True where Transformer Engine runs FP8 GEMMs in any layout (no transposed FP8 copies):
-    NVIDIA compute capability 10.x-11.x or >= 13.0 (nvte_is_non_tn_fp8_gemm_supported)."""
-    cc = gpu.compute_capability
-    return gpu.vendor == "nvidia" and cc is not None and (10.0 <= cc < 12.0 or cc >= 13.0)
-
-
-def fp8_cast_bytes(gpu, recipe: str) -> float:
-    """HBM bytes of quantising one bf16 element to FP8 under `recipe` on `gpu`: FP8_CAST_BYTES
-    (Hopper layout), less NON_TN_TRANSPOSE_SAVED where the GPU needs no transposed copy;
-    MXFP8_CAST_BYTES for MXFP8, NVFP4_CAST_BYTES for NVFP4."""
-    return _cast_bytes(gpu, recipe, FP8_CAST_BYTES.get(recipe))
-
-
-def _cast_bytes(gpu, recipe: str, per_tensor_bytes) -> float:
-    """Bytes per quantised element: MXFP8_CAST_BYTES / NVFP4_CAST_BYTES for the block-scaled recipes,
-    else `per_tensor_bytes` (Hopper layout) less NON_TN_TRANSPOSE_SAVED where the GPU needs no
-    transposed copy (non_tn_fp8_gemm)."""
-    if recipe == "mxfp8":
-        return MXFP8_CAST_BYTES
-    if recipe == "nvfp4":
-        return NVFP4_CAST_BYTES
-    return per_tensor_bytes - (NON_TN_TRANSPOSE_SAVED if non_tn_fp8_gemm(gpu) else 0.0)
-
-
-def fp8_cast_bytes_per_token(ctx, t, moe_layer: bool):
-    """FP8 quantisation traffic per token and layer in forward: every linear layer's input (QKV and
-    MLP inputs, h each; the attention output, heads x d_v / tp; the down-projection input, ffn / tp,
-    per routed copy for experts) x fp8_cast_bytes of the runtime's recipe. Backward quantises the
-    output gradients the same way: counted by the 2x backward factor. Zero for other precisions."""
-    m = ctx.model
-    _, d_v = attention_dims(m)
-    tp = t["tp"]
-    ffn = m.ffn_hidden
-    copies = 1
-    if moe_layer and m.moe:
-        ffn, copies = m.moe.expert_ffn_hidden, m.moe.top_k
-    elems = m.hidden + copies * m.hidden + m.heads * d_v / tp + copies * ffn / tp
-    return np.where(t["precision"] == 3, fp8_cast_bytes(ctx.gpu, ctx.scenario.runtime.fp8_recipe) * elems, 0.0)
-
-
-# Megatron-Core's grouped experts under FP8 / FP4 (TEGroupedMLP.forward in
-# megatron/core/transformer/moe/experts.py at 92c8482e) pass the permuted tokens through Transformer
-# Engine's Fp8Padding and the fc2 output through Fp8Unpadding, so that every local expert's row count
-# is a multiple of the quantisation block (transformer_engine/pytorch/module/fp8_padding.py at v2.9:
-# 32 rows under MXFP8, 16 otherwise). Where a count is not aligned the module copies the whole tensor
-# (tex.fused_multi_row_padding into a new buffer: read 2 + write 2 bytes per element), and its
-# backward copies the gradient back (fused_multi_row_unpadding, 2 + 2); the unpadding of the fc2
-# output likewise (2 + 2 forward, 2 + 2 backward). Per routed row and hidden element: 8 bytes forward,
-# 8 backward. Megatron-Bridge's recipes leave moe_router_padding_for_quantization off (the router
-# would then pad the routing map itself), so dropless routing hands the experts unaligned counts.
-QUANT_PAD_BYTES_FWD, QUANT_PAD_BYTES_BWD = 8.0, 8.0
-
-
-def quant_padding_copies(ctx, t):
-    """True per plan row where Megatron's grouped experts copy their tokens into and out of a padded
-    buffer (QUANT_PAD_BYTES_*): Megatron, FP8 / FP4 precision, and per-expert row counts that are not
-    multiples of the quantisation block. Dropless routing gives data-dependent counts (taken as
-    unaligned); padding to capacity (runtime.moe_pad_to_capacity with model.moe.capacity_factor) gives
-    each local expert capacity x etp x ep rows, capacity = ceil(local tokens x top_k / experts x
-    capacity factor) (Megatron-Core get_capacity, MoEAlltoAllTokenDispatcher.preprocess), aligned or not
-    as that number is."""
-    import math
-
-    m = ctx.model
-    if not m.moe:
-        return np.zeros(T.size(t), dtype=bool)
-    rt = ctx.scenario.runtime
-    quantised = (t["framework"] == MEG) & (t["precision"] == 3)
-    if not (rt.moe_pad_to_capacity and m.moe.capacity_factor is not None):
-        return quantised
-    align = 32 if rt.fp8_recipe == "mxfp8" else 16
-    local_tokens = t["mbs"] * ctx.seq_len / t["cp"] / t["tp"]
-    capacity = np.ceil(local_tokens * m.moe.top_k / m.moe.experts * m.moe.capacity_factor)
-    rows = capacity * t["etp"] * t["ep"]
-    return quantised & (np.mod(rows, align) != 0)
-
-
-def quant_padding_bytes_per_token(ctx, t):
-    """Forward-equivalent HBM bytes per token of one MoE layer spent on Megatron's quantisation padding
-    copies (QUANT_PAD_BYTES_*; the time model takes every forward term's backward as twice the forward,
-    so (forward + backward) / 3), on the routed copies this GPU's experts receive (top_k x hidden x
-    etp / tp per token, as permutation_bytes_per_token). Zero where quant_padding_copies is false."""
-    m = ctx.model
-    if not m.moe:
-        return 0.0
-    per_elem = (QUANT_PAD_BYTES_FWD + QUANT_PAD_BYTES_BWD) / 3
-    return np.where(quant_padding_copies(ctx, t), per_elem * m.moe.top_k * m.hidden * t["etp"] / t["tp"], 0.0)
-
-
-# Transformer Engine's GroupedLinear quantises each local expert's input (forward) and output
-# gradient (backward) separately (tex.split_quantize -> multi_tensor_quantize_impl,
-# transformer_engine/pytorch/csrc/extensions/cast.cpp at v2.9): with delayed scaling one fused
-# multi-tensor cast-transpose kernel covers all experts; with current scaling every expert's tensor
-# goes through Float8CurrentScalingQuantizer::quantize_impl (csrc/quantizer.cpp): amax, scale from
-# amax and cast, 3 kernels each.
-FP8_CURRENT_QUANT_KERNELS = 3
-
-
-def expert_quant_kernels(ctx, t):
-    """FP8 quantisation kernels of one MoE layer's grouped expert modules per micro-batch,
-    forward and backward (Megatron, fp8; zero otherwise): per module, input and output gradient,
-    3 per local expert with current scaling, 1 with MXFP8, one fused kernel with delayed scaling, the
-    fused NVFP4 pair (NVFP4_SPLIT_QUANT_KERNELS) with NVFP4."""
-    m = ctx.model
-    if not m.moe:
-        return np.zeros(T.size(t))
-    modules = sum(1 for mm in layer_matmuls(m, True) if mm.name.startswith("expert"))
-    local = m.moe.experts / t["ep"]
-    recipe = ctx.scenario.runtime.fp8_recipe
-    # the fused multi-tensor kernel exists for delayed scaling only (multi_tensor_quantize_impl: "only
-    # have fused kernel for FP8 delayed scaling"); MXFP8 quantises each expert's tensor in one kernel
-    per_tensor = {"current": local * FP8_CURRENT_QUANT_KERNELS, "mxfp8": local,
-                  "nvfp4": NVFP4_SPLIT_QUANT_KERNELS}.get(recipe, 1.0)
-    return np.where((t["framework"] == MEG) & (t["precision"] == 3), modules * 2 * per_tensor, 0.0)
-
-
-# Router (Megatron-Core TopKRouter): logits computed and normalised in fp32: logits written (4),
-# read by softmax / sigmoid which writes scores (4 + 4), read by top-k (4) per expert and token.
-ROUTER_BYTES_PER_EXPERT = 16.0
-# GEMM tile rows: cuBLAS / CUTLASS Hopper and Ampere kernels tile the output in 64-256 row blocks;
-# a grouped expert GEMM pads each expert's rows to whole tiles ("tile quantization", NVIDIA Deep
-# Learning Performance guide, Matrix Multiplication Background). 128 is the common tile height.
-GEMM_TILE_ROWS = 128
-
-
-# Quantising a bf16 weight to FP8 reads 2 bytes and writes the FP8 copy plus, because Hopper's FP8
-# tensor-core GEMMs take only the TN layout, a transposed FP8 copy for the backward GEMMs (TE docs,
-# "FP8 primer": columnwise/transposed FP8 data): 1 + 1 per weight element.
-FP8_WEIGHT_CAST_BYTES = 4.0
-
-
-def fp8_weight_cast_bytes(gpu, recipe: str) -> float:
-    """Bytes per weight element of its FP8 quantisation: FP8_WEIGHT_CAST_BYTES, without the
-    transposed copy on GPUs that need none (non_tn_fp8_gemm); MXFP8_CAST_BYTES under MXFP8,
-    NVFP4_CAST_BYTES under NVFP4."""
-    return _cast_bytes(gpu, recipe, FP8_WEIGHT_CAST_BYTES)
-
-
-def fp8_weight_cast_s(ctx, t, moe_layer: bool, hbm):
-    """Seconds to quantise this GPU's weights of one layer to FP8 once (zero for other precisions):
-    its local weight elements x fp8_weight_cast_bytes / HBM bandwidth. How often: weight_casts_per_mb."""
-    local = 0.0
-    for mm in layer_matmuls(ctx.model, moe_layer):
-        if mm.name == "router":
-            continue  # the router stays in higher precision
-        if mm.name.startswith("expert"):  # experts are split over etp (expert tensor parallelism)
-            local = local + ctx.model.moe.experts / t["ep"] * mm.k * mm.n / np.where(mm.tp, t["etp"], 1)
-        else:
-            local = local + mm.k * mm.n / np.where(mm.tp, t["tp"], 1)
-    per_elem = fp8_weight_cast_bytes(ctx.gpu, ctx.scenario.runtime.fp8_recipe)
-    return np.where(t["precision"] == 3, per_elem * local / hbm, 0.0)
-
-
-# FlashAttention-2 is written for Ampere's mma.sync tensor-core instructions; on Hopper it reaches
-# about 35% of the dense peak, where kernels built on Hopper's warpgroup MMA and TMA (FlashAttention-3,
-# cuDNN fused attention) reach 75% forward and are 1.5-1.75x faster backward (Shah et al. 2024,
-# FlashAttention-3, arXiv:2407.08608, abstract and Sec. 4.1). Backward keeps Dao 2023's ratio to forward.
-FA2_HOPPER_FWD_OF_PEAK = 0.35
-FA2_HOPPER_BWD_OF_PEAK = FA2_HOPPER_FWD_OF_PEAK * ATTN_BWD_OF_MAMF / ATTN_FWD_OF_MAMF
-
-
-def weight_casts_per_mb(t):
-    """FP8 weight quantisations per micro-batch forward. Megatron-Core's Transformer Engine layers
-    pass `is_first_microbatch` to TE (megatron/core/extensions/transformer_engine.py, TELinear and
-    TEGroupedLinear forward), which casts on the first micro-batch of a step and reuses the cached FP8
-    weight and its transpose for the others (TE Linear docs, `is_first_microbatch`): 1 / ga. With FP8
-    parameters (--fp8-param-gather) there is no cast at all, which this bounds. torchtitan (torchao
-    Float8Linear) and DeepSpeed cast on every forward: 1."""
-    return np.where(t["framework"] == MEG, 1.0 / np.maximum(t["ga"], 1), 1.0)
-
-
-def warpgroup_tensor_cores(gpu) -> bool:
-    """True for NVIDIA Hopper and Blackwell data-centre GPUs (FP8 tensor cores with HBM of at least
-    2 TB/s; Ada parts have FP8 but GDDR), whose tensor cores FlashAttention-2 under-uses."""
-    return gpu.vendor == "nvidia" and gpu.peak_tflops("fp8") is not None and gpu.hbm_tb_s >= 2.0
-
-
-# Softmax exponentials run on the SM's special-function units (MUFU.EX2), one per attention score
-# in forward and one in backward (P recomputed), 16 per SM and clock on A100, H100 and B200. As dense
-# BF16 tensor-core FLOPs per exponential: A100 2048 / 16 per SM-clock (312 TFLOPS, 108 SMs, 1.41 GHz);
-# H100 4096 / 16 (FlashAttention-3 paper, Shah et al. 2024, arXiv:2407.08608 Sec. 3.1: "989 TFLOPS
-# of FP16 matmul but only 3.9 TFLOPS of special functions"); B200 8192 / 16 (FlashAttention-4,
-# Zadouri et al.: a 128 x 128 x 128 forward tile takes 1,024 tensor-core and 1,024 exponential cycles
-# per SM, tensor cores doubled, SFUs not); Blackwell Ultra (cc 10.3) doubles the SFU throughput
-# (NVIDIA technical blog "Making Softmax More Efficient with NVIDIA Blackwell Ultra"). Forward
-# attention does 2 (d_qk + d_v) FLOPs per score, so at head dimension 64 the exponentials, not the
-# tensor cores, bind on B200.
-BF16_FLOPS_PER_EXP = {8.0: 128.0, 9.0: 256.0, 10.0: 512.0, 10.3: 256.0}
-
-
-def exp_bound_fps(gpu, flops_per_score: float) -> float:
-    """Attention FLOP/s at which the softmax exponentials bind: dense BF16 peak / BF16_FLOPS_PER_EXP x
-    FLOPs per score (one exponential per score); inf where the GPU's exponential rate is not known."""
-    ratio = BF16_FLOPS_PER_EXP.get(gpu.compute_capability) if gpu.vendor == "nvidia" else None
-    peak = gpu.peak_tflops("bf16")
-    if ratio is None or not peak:
-        return float("inf")
-    return peak * 1e12 / ratio * flops_per_score
-
-
-def attention_rates(ctx, t, half_fps):
-    """(forward, backward) FLOP/s of fused attention. The kernel follows `runtime.attention_kernel`;
-    'auto' is each framework's default: Megatron runs Transformer Engine's fused attention (cuDNN,
-    Hopper-native), torchtitan and DeepSpeed PyTorch SDPA, whose flash backend is FlashAttention-2.
-    Hopper-native kernels get Dao 2023's fractions of the rate of the unit that binds them: the
-    tensor cores (the matmul rate) or the exponential units (exp_bound_fps; forward 2 (d_qk + d_v)
-    FLOPs per score, backward FLASH_BWD_FLOPS_RATIO times that, one exponential each);
-    FlashAttention-2 on a Hopper or Blackwell GPU is capped at FA2_HOPPER_*_OF_PEAK of the dense bf16
-    peak."""
-    d_qk, d_v = attention_dims(ctx.model)
-    clock = t["tensor_clock"] if "tensor_clock" in t else 1.0
-    per_score = 2.0 * (d_qk + d_v)
-    fwd = np.minimum(half_fps, exp_bound_fps(ctx.gpu, per_score) * clock) * ATTN_FWD_OF_MAMF
-    bwd = np.minimum(half_fps, exp_bound_fps(ctx.gpu, FLASH_BWD_FLOPS_RATIO * per_score) * clock) * ATTN_BWD_OF_MAMF
-    if not warpgroup_tensor_cores(ctx.gpu):
-        return fwd, bwd
-    kernel = ctx.scenario.runtime.attention_kernel
-    fa2 = (t["framework"] != MEG) if kernel == "auto" else np.full(T.size(t), kernel == "fa2")
-    peak = (ctx.gpu.peak_tflops("bf16") or 0.0) * 1e12
-    return (np.where(fa2, np.minimum(fwd, FA2_HOPPER_FWD_OF_PEAK * peak), fwd),
-            np.where(fa2, np.minimum(bwd, FA2_HOPPER_BWD_OF_PEAK * peak), bwd))
-
-
-def unfused_attention_s(ctx, t, half_fps, hbm):
-    """Forward and backward seconds of one layer's attention without a fused kernel (Megatron before
-    FlashAttention): QK^T and AV as batched GEMMs over the full s x s scores (no causal skipping),
-    plus the memory-bound scale-mask-softmax (read + write, 2 bytes each) and, with dropout, its
-    mask and output (5 bytes) per score; backward: 4 GEMMs and softmax/dropout gradients (6 + 5
-    bytes per score)."""
-    m = ctx.model
-    d_qk, d_v = attention_dims(m)
-    s_q = ctx.seq_len / t["cp"]
-    s_kv = ctx.seq_len
-    batches = t["mbs"] * m.heads / t["tp"]  # independent (sequence, head) pairs on this GPU
-    qk = gemm_s(s_q, d_qk, s_kv, half_fps, hbm)
-    av = gemm_s(s_q, s_kv, d_v, half_fps, hbm)
-    scores = batches * s_q * s_kv
-    drop = 5.0 if m.dropout else 0.0
-    fwd = batches * (qk + av) + scores * (4.0 + drop) / hbm
-    bwd = 2 * batches * (qk + av) + scores * (6.0 + drop) / hbm
-    return fwd, bwd
+        permute = tokens * permutation_bytes_per_token(ctx.model, t) / hbm
+        out["sync"] = moe_sync_exposed_s(ctx, t, expert_mm + permute + 2 * ep_dispatch_s(ctx, t))
+        # forward host stretches end at each MoE layer's wait (host.synced_host_floor), which adds its latency
+        out["synced"] = moe_forward_syncs(ctx, t)
+        out["host_fwd"] = out["host_fwd"] + np.where(out["synced"], HOST_SYNC_S, 0.0)
+    # Megatron selective recompute by module (planner.estimate.recompute): the listed modules' matmuls
+    out["mrc"] = recompute.recomputed_matmul_share(ctx, moe_layer, False) * (mm - expert_mm) \
+        + recompute.recomputed_matmul_share(ctx, moe_layer, True) * expert_mm
+    if moe_layer and "moe_act" in recompute.recompute_modules(ctx):
+        out["mrc"] = out["mrc"] + tokens * moe_act_recompute_bytes_per_token(ctx.model, t) / hbm
+    return out
 
 
 def layer_costs(ctx, t) -> dict:
     """Seconds of one micro-batch through one layer of each kind (and through the output layer),
     which do not depend on the pipeline stage: computed once, then scaled by each stage's layer
-    counts in `stage_compute`."""
+    counts in `stage_compute`. Keys: layer_kind_costs's with a 'dense_' / 'moe_' prefix (zero for
+    MoE layers of a dense model), attention_costs's, the recompute shares and the output layer."""
     linear_fps, half_fps, hbm, _ = peaks(ctx.gpu, t, ctx.scenario.runtime.fp8_recipe)
     tokens = t["mbs"] * ctx.seq_len / t["cp"]
     out = {"dense_expert": 0.0, "moe_expert": 0.0}  # expert GEMM forward seconds (EP overlap phases)
     for kind, moe_layer in (("dense", False), ("moe", True)):
         if moe_layer and not ctx.model.moe:
-            out[f"{kind}_fwd"] = out[f"{kind}_matmul"] = out[f"{kind}_sac"] = out[f"{kind}_host"] = out[f"{kind}_mrc"] = 0.0
-            out[f"{kind}_host_fwd"] = 0.0
-            out[f"{kind}_wcast"] = 0.0
+            out.update(dict.fromkeys(("moe_fwd", "moe_matmul", "moe_sac", "moe_host", "moe_mrc", "moe_host_fwd",
+                                      "moe_wcast"), 0.0))
             continue
-        mm, expert_mm = layer_matmul_fwd_s(ctx, t, tokens, moe_layer, linear_fps, hbm)
-        ew = tokens * (elementwise_bytes_per_token(ctx, t, moe_layer)
-                       + fp8_cast_bytes_per_token(ctx, t, moe_layer)) / hbm
-        # weight quantisation: forward only (its output serves the backward GEMMs too)
-        out[f"{kind}_wcast"] = fp8_weight_cast_s(ctx, t, moe_layer, hbm) * weight_casts_per_mb(t)
-        out[f"{kind}_fwd"], out[f"{kind}_matmul"] = mm + ew, mm
-        # the unfused RoPE's extra kernels, a launch and tail each (a third of them in forward)
-        out[f"{kind}_fwd"] = out[f"{kind}_fwd"] + np.where(
-            megatron_unfused_rope(ctx, t), MEGATRON_UNFUSED_ROPE_EXTRA_KERNELS * GEMM_LAUNCH_S / 3, 0.0)
-        if moe_layer:
-            out[f"{kind}_expert"] = expert_mm
-            # each per-expert quantisation kernel costs at least a launch and tail on the GPU; the
-            # forward carries a third of forward + backward (backward = 2 x forward)
-            out[f"{kind}_fwd"] = out[f"{kind}_fwd"] + (expert_quant_kernels(ctx, t)
-                                                       + expert_bias_kernels(ctx.model, t)) * GEMM_LAUNCH_S / 3
-        # torchtitan op-level selective checkpointing: every second non-expert mm and every
-        # elementwise op run again in backward; attention is saved.
-        out[f"{kind}_sac"] = titan_sac_recomputed_share(ctx.model, moe_layer) * (mm - expert_mm) + ew
-        out[f"{kind}_host"] = layer_host_s(ctx, t, moe_layer, eager_mask(ctx, t))
-        out[f"{kind}_host_fwd"] = layer_host_fwd_s(ctx, t, moe_layer, eager_mask(ctx, t))
-        if moe_layer:
-            # the dispatcher's device-to-host sync leaves the dispatch / expert section host-paced
-            from planner.estimate.comm import ep_dispatch_s
-
-            permute = tokens * permutation_bytes_per_token(ctx.model, t) / hbm
-            out["moe_sync"] = moe_sync_exposed_s(ctx, t, expert_mm + permute + 2 * ep_dispatch_s(ctx, t))
-            # forward host stretches end at each MoE layer's wait (host.synced_host_floor), which adds its latency
-            out["moe_synced"] = moe_forward_syncs(ctx, t)
-            out["moe_host_fwd"] = out["moe_host_fwd"] + np.where(out["moe_synced"], HOST_SYNC_S, 0.0)
-        # Megatron selective recompute by module (planner.estimate.recompute): the listed modules' matmuls
-        out[f"{kind}_mrc"] = recompute.recomputed_matmul_share(ctx, moe_layer, False) * (mm - expert_mm) \
-            + recompute.recomputed_matmul_share(ctx, moe_layer, True) * expert_mm
-        if moe_layer and "moe_act" in recompute.recompute_modules(ctx):
-            out[f"{kind}_mrc"] = out[f"{kind}_mrc"] + tokens * moe_act_recompute_bytes_per_token(ctx.model, t) / hbm
-    if ctx.scenario.runtime.flash_attention:
-        # half_fps = peak x MAMF fraction.
-        flops = attention_fwd_flops(ctx, t, tokens)
-        fwd_fps, bwd_fps = attention_rates(ctx, t, half_fps)
-        # context parallelism: merging the ring steps' partial results (context_parallel.merge_s)
-        merge_fwd, merge_bwd = context_parallel.merge_s(ctx, t, hbm)
-        out["attn_fwd"] = flops / fwd_fps + merge_fwd
-        out["attn_bwd"] = FLASH_BWD_FLOPS_RATIO * flops / bwd_fps + merge_bwd
-        # a full and a windowed layer apart, for the stages' own counts (stage_compute)
-        full = full_attention_fwd_flops(ctx, t, tokens)
-        share = window_tile_share(ctx.model, ctx.seq_len)
-        out["attn_full_fwd"] = full / fwd_fps + merge_fwd
-        out["attn_full_bwd"] = FLASH_BWD_FLOPS_RATIO * full / bwd_fps + merge_bwd
-        out["attn_window_fwd"] = share * full / fwd_fps + merge_fwd
-        out["attn_window_bwd"] = FLASH_BWD_FLOPS_RATIO * share * full / bwd_fps + merge_bwd
-    else:
-        out["attn_fwd"], out["attn_bwd"] = unfused_attention_s(ctx, t, half_fps, hbm)
+        costs = layer_kind_costs(ctx, t, tokens, moe_layer, linear_fps, hbm)
+        out.update({f"{kind}_{key}": v for key, v in costs.items()})
+    out.update(attention_costs(ctx, t, tokens, half_fps, hbm))
     out["core_attn_rc"] = 1.0 if "core_attn" in recompute.recompute_modules(ctx) else 0.0
     out["full_rc_share"] = recompute.full_recompute_share(ctx, t)  # Megatron --recompute-method block
-    # LM head and loss (bf16 even in FP8 recipes); the embedding lookup is negligible. Each MTP module
-    # runs the shared output layer and the loss once more on the stage that holds the loss
-    # (Megatron-Core process_mtp_loss, called in GPTModel._postprocess where post_process is set).
-    out["head"] = (1 + ctx.model.mtp_layers) * (
-        gemm_s(tokens, ctx.model.hidden, ctx.model.vocab / t["tp"], half_fps, hbm)
-        + tokens * 10.0 * ctx.model.vocab / t["tp"] / hbm)  # loss: bf16 logits read, fp32 written and read (2+4+4 B)
+    out["head"] = output_layer_fwd_s(ctx, t, tokens, half_fps, hbm)
     out["mtp_extra"] = mtp_extra_fwd_s(ctx, t, tokens, linear_fps, hbm) if ctx.model.mtp_layers else 0.0
     return out
-
-
-# Elementwise bytes per token and hidden unit of one MTP module outside its transformer layer, forward:
-# enorm and hnorm each read h and write h (bf16), the concatenation reads 2h and writes 2h, and its own
-# final norm reads h and writes h: 2*2 + 2*2 + 2*2 = 12 bytes (Megatron-Core
-# MultiTokenPredictionLayer._concat_embeddings and _postprocess).
-MTP_ELEMENTWISE_BYTES_PER_HIDDEN = 12.0
-
-
-def mtp_extra_fwd_s(ctx, t, tokens, linear_fps, hbm):
-    """Forward seconds of one MTP module outside its transformer layer on the stage that holds it:
-    eh_proj, a column-parallel (tokens x 2h) @ (2h x h/tp) GEMM run in the FP8 context, and the norms
-    and concatenation (MTP_ELEMENTWISE_BYTES_PER_HIDDEN). Backward is twice the forward as for the
-    layers (stage_compute)."""
-    h = ctx.model.hidden
-    low = NVFP4_OPERAND_BYTES if ctx.scenario.runtime.fp8_recipe == "nvfp4" else 1.0
-    elem = np.where(t["precision"] == 3, low, np.where(t["precision"] == 0, 4.0, 2.0))
-    return gemm_s(tokens, 2 * h, h / t["tp"], linear_fps, hbm, elem) \
-        + tokens * MTP_ELEMENTWISE_BYTES_PER_HIDDEN * h / hbm
 
 
 def stage_compute(t, unit: dict, dense, moe, stage: str, mtp=0.0, windowed=None) -> dict:

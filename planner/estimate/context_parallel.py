@@ -31,9 +31,7 @@ import numpy as np
 
 from planner.arch import attention_dims
 from planner.estimate import table as T
-
-TT = T.FRAMEWORKS.index("torchtitan")
-MEG = T.FRAMEWORKS.index("megatron")
+from planner.estimate.table import MEG, TT
 
 # torch's ring attention merges each step's output into an fp32 running output and log-sum-exp
 # (_SDPAMerger with convert_to_f32=True) and accumulates the gradients in fp32 (grad_query/key/value

@@ -25,7 +25,7 @@ from functools import cached_property
 import numpy as np
 
 from planner.arch import ModelStats, attention_flops_per_token, matmul_flops_per_token, model_stats
-from planner.estimate import bands, comm, compute, cost, memory, offload, pipeline, table
+from planner.estimate import bands, comm, compute, compute_gemm, cost, memory, offload, pipeline, table
 from planner.estimate.memory import GIB
 from planner.estimate.memory_terms_stage import stage_window_layers
 
@@ -102,15 +102,15 @@ class Context:
 
 def with_tensor_clock(ctx: Context, t: dict, mem: dict) -> dict:
     """The plan table with each row's sustained tensor-core clock (column `tensor_clock`, read by
-    compute.peaks) on GPUs with a measured `sustained_tensor_fraction`: the step is timed once at
-    burst clocks, and the share of it the GPU computes gives compute.sustained_clock. Other GPUs: as
+    compute_gemm.peaks) on GPUs with a measured `sustained_tensor_fraction`: the step is timed once at
+    burst clocks, and the share of it the GPU computes gives compute_gemm.sustained_clock. Other GPUs: as
     is (burst rates)."""
     s = ctx.gpu.sustained_tensor_fraction
     if not s:
         return t
     step, b = step_time(ctx, t, mem)
     busy = np.clip((b["compute"] + b["recompute"]) / np.maximum(step, 1e-30), 0.0, 1.0)
-    return {**t, "tensor_clock": compute.sustained_clock(s, busy)}
+    return {**t, "tensor_clock": compute_gemm.sustained_clock(s, busy)}
 
 
 def evaluate_table(ctx: Context, t: dict, peak=None) -> dict:
@@ -242,7 +242,7 @@ def _evaluated(ctx: Context, t: dict, mem: dict, step, breakdown) -> dict:
     tokens_step = t["dp"] * t["mbs"] * ga * ctx.seq_len
     tps = tokens_step / step
     model_tflops = tps * ctx.model_flops_per_token / gpus / 1e12
-    selective_flops = np.where(t["framework"] == table.FRAMEWORKS.index("torchtitan"),
+    selective_flops = np.where(t["framework"] == table.TT,
                                ctx.titan_sac_flops_per_token, ctx.megatron_selective_flops_per_token)
     from planner.estimate.recompute import full_recompute_share
 

@@ -29,7 +29,7 @@ token_dispatcher.py MoEAlltoAllTokenDispatcher, fused router and permute kernels
     expert, input splits, the all-gather of every rank's counts, the local-expert slice and 3 sums,
     4 device-to-host copies of the splits and the event the host waits on before the all-to-all.
 FP8 adds one quantisation kernel per linear input, and in Megatron's grouped expert modules the
-per-expert quantisation kernels of compute.expert_quant_kernels, launched from C++ (HOST_LAUNCH_S).
+per-expert quantisation kernels of compute_moe.expert_quant_kernels, launched from C++ (HOST_LAUNCH_S).
 
 This is a floor only: the measured costs are plain PyTorch; Megatron's backward runs in the C++
 autograd engine as well, so real host time is at or below this for the same kernel count.
@@ -40,9 +40,7 @@ from __future__ import annotations
 import numpy as np
 
 from planner.arch import layer_matmuls
-from planner.estimate import table as T
-
-MEG = T.FRAMEWORKS.index("megatron")
+from planner.estimate.table import MEG
 
 HOST_OP_FWD_BWD_S = 28.6e-6      # measured (module docstring)
 HOST_SYNC_S = 15e-6              # measured: a scalar device-to-host copy the host waits for (host_device_results.md)
@@ -93,7 +91,7 @@ def _host_parts(ctx, t, moe_layer: bool, eager):
     metadata = MOE_METADATA_OPS * HOST_LAUNCH_S if moe_layer else 0.0
     quant = 0.0
     if moe_layer:
-        from planner.estimate.compute import expert_quant_kernels
+        from planner.estimate.compute_moe import expert_quant_kernels
 
         quant = expert_quant_kernels(ctx, t) * HOST_LAUNCH_S
     fp8_quant = np.where(t["precision"] == 3, linears + expert_modules, 0)
@@ -195,7 +193,7 @@ def moe_sync_exposed_s(ctx, t, gpu_post_s):
     The kernels of the dispatch / expert / combine section after the sync are issued in
     (at least) one bare launch each (HOST_LAUNCH_S): the dispatcher's MOE_POST_SYNC_OPS, one GEMM per
     local expert and expert module, and the forward half of the per-expert FP8 quantisation kernels
-    (compute.expert_quant_kernels). Where issuing them takes longer than the GPU's work in that
+    (compute_moe.expert_quant_kernels). Where issuing them takes longer than the GPU's work in that
     section (`gpu_post_s`: expert GEMMs, permutation traffic, the dispatch and combine
     all-to-alls), the GPU waits for the difference; the wait itself costs HOST_SYNC_S:
         exposed = max(0, launches x HOST_LAUNCH_S - gpu_post_s) + HOST_SYNC_S.
@@ -209,7 +207,8 @@ def moe_sync_exposed_s(ctx, t, gpu_post_s):
     m = ctx.model
     if not m.moe:
         return np.zeros_like(t["tp"], dtype=float)
-    from planner.estimate.compute import MEG, expert_quant_kernels
+    from planner.estimate.compute import MEG
+    from planner.estimate.compute_moe import expert_quant_kernels
 
     modules = sum(1 for mm in layer_matmuls(m, True) if mm.name.startswith("expert"))
     local = m.moe.experts / t["ep"]

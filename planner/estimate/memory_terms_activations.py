@@ -68,7 +68,7 @@ def clamped_glu_bytes(m, t, tp):
     activation keeps for backward besides fc1's own output (the clamp runs before the fused kernel
     and torch.cat's the clamped halves: megatron/core/fusions/fused_bias_geglu.py
     weighted_bias_quick_geglu_impl at 92c8482e): 2 x 2f bytes / tp; zero without `swiglu_limit`
-    and outside Megatron (compute.expert_epilogue_bytes_per_token)."""
+    and outside Megatron (compute_moe.expert_epilogue_bytes_per_token)."""
     if m.swiglu_limit is None or not m.moe:
         return 0.0
     return np.where(t["framework"] == MEG, 4.0 * m.moe.expert_ffn_hidden / tp, 0.0)
@@ -137,9 +137,9 @@ def moe_dispatch_bytes_per_token(ctx, t):
 def saved_quantised_bytes(ctx) -> float:
     """Bytes per element of a linear input that Transformer Engine saves quantised for the weight
     gradient: 1 (FP8), 0.5 + 1/16 under runtime.fp8_recipe nvfp4 (its column-wise NVFP4 copy, E4M3 scale
-    per 16 elements: compute.NVFP4_OPERAND_BYTES)."""
+    per 16 elements: compute_quant.NVFP4_OPERAND_BYTES)."""
     if ctx.scenario.runtime.fp8_recipe == "nvfp4":
-        from planner.estimate.compute import NVFP4_OPERAND_BYTES
+        from planner.estimate.compute_quant import NVFP4_OPERAND_BYTES
 
         return NVFP4_OPERAND_BYTES
     return 1.0

@@ -37,10 +37,9 @@ from __future__ import annotations
 import numpy as np
 
 from planner.arch import layer_matmuls
-from planner.estimate import table as T
+from planner.estimate.table import DS, MEG, TT
 from planner.estimate.memory_terms_stage import pipeline_rank
 
-DS, MEG, TT = (T.FRAMEWORKS.index(n) for n in ("deepspeed", "megatron", "torchtitan"))
 FP32, FP16, BF16, FP8 = 0, 1, 2, 3  # planner.estimate.table.PRECISIONS
 
 # Bytes per element of the weights the framework computes with (bf16 weights under FP8, see below).
@@ -69,8 +68,8 @@ def fp8_weight_transposes(ctx) -> bool:
     only the TN layout). Not on compute capability 10.x-11.x or >= 13 (Blackwell datacenter parts), whose
     FP8 GEMMs take any layout: TE `nvte_is_non_tn_fp8_gemm_supported` (common/transformer_engine.cpp),
     and its quantizer creates no columnwise copy then (pytorch/csrc/quantizer.cpp `create_transpose`).
-    A GPU without a stated compute capability keeps them (the larger count): compute.non_tn_fp8_gemm."""
-    from planner.estimate.compute import non_tn_fp8_gemm
+    A GPU without a stated compute capability keeps them (the larger count): compute_quant.non_tn_fp8_gemm."""
+    from planner.estimate.compute_quant import non_tn_fp8_gemm
 
     return not non_tn_fp8_gemm(ctx.gpu)
 
@@ -83,12 +82,12 @@ def fp8_weight_copy_bytes(ctx) -> float:
     column-wise data, each with one E8M0 scale byte per 32 elements (TE pytorch/tensor/mxfp8_tensor.py,
     MXFP8Quantizer): 2 + 2/32. Under NVFP4 (runtime.fp8_recipe nvfp4) TE keeps row-wise and column-wise
     NVFP4 data too (NVFP4BlockScaling docstring: both computed from the high-precision tensor), each 0.5
-    byte per element plus an E4M3 scale per 16: 2 x compute.NVFP4_OPERAND_BYTES."""
+    byte per element plus an E4M3 scale per 16: 2 x compute_quant.NVFP4_OPERAND_BYTES."""
     recipe = ctx.scenario.runtime.fp8_recipe
     if recipe == "mxfp8":
         return 2.0 + 2.0 / 32
     if recipe == "nvfp4":
-        from planner.estimate.compute import NVFP4_OPERAND_BYTES
+        from planner.estimate.compute_quant import NVFP4_OPERAND_BYTES
 
         return 2 * NVFP4_OPERAND_BYTES
     return FP8_COPY_BYTES if fp8_weight_transposes(ctx) else FP8_COPY_BYTES - 1.0
@@ -97,9 +96,9 @@ def fp8_weight_copy_bytes(ctx) -> float:
 def quantised_param_bytes(ctx) -> float:
     """Bytes per GEMM weight kept as the parameter itself with a quantised parameter gather (Megatron
     --fp8-param-gather / --fp4-param-gather, runtime.fp8_param_gather): 1 (FP8), 0.5 + 1/16 under NVFP4
-    (compute.NVFP4_OPERAND_BYTES)."""
+    (compute_quant.NVFP4_OPERAND_BYTES)."""
     if ctx.scenario.runtime.fp8_recipe == "nvfp4":
-        from planner.estimate.compute import NVFP4_OPERAND_BYTES
+        from planner.estimate.compute_quant import NVFP4_OPERAND_BYTES
 
         return NVFP4_OPERAND_BYTES
     return 1.0

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from planner.estimate.compute import HBM_EFFICIENCY
+from planner.estimate.compute_gemm import HBM_EFFICIENCY
 
 # Adam step bytes per parameter on the GPU: read fp32 master, m, v and the gradient (4 each), write
 # master, m, v (4 each) and the bf16 weight (2): a memory-bound kernel.

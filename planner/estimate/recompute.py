@@ -82,6 +82,6 @@ def full_recompute_share(ctx, t):
     if n is None:
         return ones
     chunk = ctx.model.layers / (t["pp"] * t["vpp"])
-    from planner.estimate.table import FRAMEWORKS
+    from planner.estimate.table import MEG
 
-    return np.where(t["framework"] == FRAMEWORKS.index("megatron"), np.minimum(n, chunk) / chunk, ones)
+    return np.where(t["framework"] == MEG, np.minimum(n, chunk) / chunk, ones)

@@ -10,9 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from planner.estimate import table as T
+from planner.estimate.table import DS, FP8, MEG, TT
 
-DS, MEG, TT = (T.FRAMEWORKS.index(n) for n in ("deepspeed", "megatron", "torchtitan"))
-FP8 = T.PRECISIONS.index("fp8")
 
 # (framework or None for all, message, predicate over a plan table -> True where violated)
 RULES = [

@@ -49,7 +49,7 @@ class GPU(Strict):
         "burst rate (MAMF) of `matmul_efficiency`; None = not measured (the burst rate is used)")
     fp4_gemm_over_fp8: PosFloat | None = Field(
         None, description="measured best NVFP4 / best per-tensor FP8 GEMM rate on this GPU (one harness, same "
-        "GPU); None = not measured (planner.estimate.compute.FP4_GEMM_OVER_FP8_DEFAULT is used)")
+        "GPU); None = not measured (planner.estimate.compute_quant.FP4_GEMM_OVER_FP8_DEFAULT is used)")
     power_w: PosFloat | None = None
     host_link: str | None = None
     compute_capability: PosFloat | None = Field(

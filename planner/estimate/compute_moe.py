@@ -1,0 +1,183 @@
+"""MoE terms of the compute model (vectorised over a plan table): the grouped expert GEMMs with
+their tile padding, the token permutation of the all-to-all dispatcher, the router, Megatron's FP8 /
+FP4 quantisation padding copies and per-expert quantisation kernels, and its unfused expert
+epilogues (clamped activation, fc2 bias). Sources beside each constant and in each docstring."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from planner.arch import layer_matmuls
+from planner.estimate import table as T
+from planner.estimate.compute_elementwise import FUSED_SWIGLU_BYTES
+from planner.estimate.compute_gemm import gemm_s
+from planner.estimate.compute_quant import NVFP4_SPLIT_QUANT_KERNELS
+from planner.estimate.table import MEG
+
+# Megatron-Core's grouped experts (TEGroupedMLP in megatron/core/transformer/moe/experts.py, with
+# fusions/fused_bias_geglu.py, at 92c8482e: the Megatron-LM that Megatron-Bridge 25.11 pins) run two
+# pieces of gpt-oss's expert MLP outside fused kernels, in bf16 (Megatron-Bridge's gpt-oss recipe
+# leaves moe_router_dtype unset, so the routing probabilities are bf16 too):
+# * the clamp of a clamped gated activation (activation_func_clamp_value = swiglu_limit):
+#   weighted_bias_quick_geglu_impl clamps each half of the 2f-wide fc1 output (read 2 + write 2 bytes
+#   per element) and torch.cat's them (2 + 2 per element of both halves) before the fused kernel:
+#   16 bytes per f element forward. Backward: each clamp's masked gradient (gradient and input read,
+#   gradient written: 6 per element of its half, 12 per f) and the gradient cat of the chunk (8): 20.
+CLAMPED_GLU_BYTES_FWD, CLAMPED_GLU_BYTES_BWD = 16.0, 20.0
+# * fc2's bias (add_bias_linear): TEGroupedMLP._apply_bias adds `bias * prob` to each local expert's
+#   rows in a Python loop over the experts and torch.cat's the results: per routed row and hidden
+#   element b*p written (2), the sum read 2 + 2 and written 2, the cat read 2 and written 2 = 12 bytes
+#   forward; backward the product's gradients for the bias and the probabilities (a product written
+#   and reduced, 2 + 2 + 2 each) = 12. Kernels: a product and a sum per local expert forward, two
+#   products and two reductions backward.
+EXPERT_BIAS_BYTES_FWD, EXPERT_BIAS_BYTES_BWD = 12.0, 12.0
+EXPERT_BIAS_KERNELS_PER_EXPERT = 6
+
+
+def expert_epilogue_bytes_per_token(m, t):
+    """Forward-equivalent HBM bytes per token of one MoE layer spent on Megatron's unfused clamp of a
+    clamped gated activation (`swiglu_limit`) and per-expert fc2 bias (`linear_bias`), per routed
+    copy: (forward + backward) / 3, because the time model takes every forward term's backward as
+    twice the forward (layer_costs). Zero for other frameworks (torchtitan's and the serving engines'
+    expert kernels apply the clamp and the bias in their fused activation / GEMM epilogue) and for
+    models without the clamp or the biases."""
+    if not m.moe:
+        return 0.0
+    clamp = (CLAMPED_GLU_BYTES_FWD + CLAMPED_GLU_BYTES_BWD) / 3 * m.moe.expert_ffn_hidden / t["tp"] \
+        if m.swiglu_limit is not None else 0.0
+    bias = (EXPERT_BIAS_BYTES_FWD + EXPERT_BIAS_BYTES_BWD) / 3 * m.hidden if m.linear_bias else 0.0
+    return np.where(t["framework"] == MEG, m.moe.top_k * (clamp + bias), 0.0)
+
+
+def moe_act_recompute_bytes_per_token(m, t):
+    """HBM bytes per token of one MoE layer that Megatron's `moe_act` recompute moves again in
+    backward: the experts' activation forward (TEGroupedMLP checkpoints bias_act_func) per routed
+    copy, the fused gated activation (FUSED_SWIGLU_BYTES per f element) and, for a clamped one, its
+    unfused clamp (CLAMPED_GLU_BYTES_FWD)."""
+    if not m.moe:
+        return 0.0
+    act = FUSED_SWIGLU_BYTES if m.ffn_act == "swiglu" else 4.0
+    clamp = CLAMPED_GLU_BYTES_FWD if m.swiglu_limit is not None else 0.0
+    return m.moe.top_k * (act + clamp) * m.moe.expert_ffn_hidden / t["tp"]
+
+
+def expert_bias_kernels(m, t):
+    """Kernels per MoE layer and micro-batch (forward + backward) of Megatron's per-expert fc2 bias
+    loop (EXPERT_BIAS_KERNELS_PER_EXPERT per local expert); zero without linear biases."""
+    if not (m.moe and m.linear_bias):
+        return np.zeros(T.size(t))
+    return np.where(t["framework"] == MEG, EXPERT_BIAS_KERNELS_PER_EXPERT * m.moe.experts / t["ep"], 0.0)
+
+
+def permutation_bytes_per_token(m, t):
+    """HBM bytes per token (of the micro-batch, on one GPU) of Megatron-Core's all-to-all token
+    dispatcher in forward (megatron/core/transformer/moe/token_dispatcher.py,
+    MoEAlltoAllTokenDispatcher; fused permute kernels, 16-bit tokens): `permute` gathers each of this
+    rank's tokens/tp tokens into top_k expert-ordered copies (read 2kh, write 2kh bytes), and
+    `unpermute` reads the k returned copies and writes one merged token (2kh + 2h); with more than
+    one local expert, `sort_chunks_by_idxs` regroups the received rows by local expert after the
+    dispatch all-to-all and back before the combine (read + write 2kh each, on the etp x tokens/tp
+    rows the expert-tensor-parallel all-gather delivers):
+        (6kh + 2h + [local experts > 1] 8kh etp) / tp.
+    torchtitan's all-to-all MoE moves the same copies (gather into expert order, regroup after the
+    all-to-all, scatter-add back): the same count is used for every framework."""
+    k, h = m.moe.top_k, m.hidden
+    local = m.moe.experts / t["ep"]
+    return ((6 * k + 2) * h + np.where(local > 1, 8 * k * h * t["etp"], 0.0)) / t["tp"]
+
+
+# Megatron-Core's grouped experts under FP8 / FP4 (TEGroupedMLP.forward in
+# megatron/core/transformer/moe/experts.py at 92c8482e) pass the permuted tokens through Transformer
+# Engine's Fp8Padding and the fc2 output through Fp8Unpadding, so that every local expert's row count
+# is a multiple of the quantisation block (transformer_engine/pytorch/module/fp8_padding.py at v2.9:
+# 32 rows under MXFP8, 16 otherwise). Where a count is not aligned the module copies the whole tensor
+# (tex.fused_multi_row_padding into a new buffer: read 2 + write 2 bytes per element), and its
+# backward copies the gradient back (fused_multi_row_unpadding, 2 + 2); the unpadding of the fc2
+# output likewise (2 + 2 forward, 2 + 2 backward). Per routed row and hidden element: 8 bytes forward,
+# 8 backward. Megatron-Bridge's recipes leave moe_router_padding_for_quantization off (the router
+# would then pad the routing map itself), so dropless routing hands the experts unaligned counts.
+QUANT_PAD_BYTES_FWD, QUANT_PAD_BYTES_BWD = 8.0, 8.0
+
+
+def quant_padding_copies(ctx, t):
+    """True per plan row where Megatron's grouped experts copy their tokens into and out of a padded
+    buffer (QUANT_PAD_BYTES_*): Megatron, FP8 / FP4 precision, and per-expert row counts that are not
+    multiples of the quantisation block. Dropless routing gives data-dependent counts (taken as
+    unaligned); padding to capacity (runtime.moe_pad_to_capacity with model.moe.capacity_factor) gives
+    each local expert capacity x etp x ep rows, capacity = ceil(local tokens x top_k / experts x
+    capacity factor) (Megatron-Core get_capacity, MoEAlltoAllTokenDispatcher.preprocess), aligned or not
+    as that number is."""
+    m = ctx.model
+    if not m.moe:
+        return np.zeros(T.size(t), dtype=bool)
+    rt = ctx.scenario.runtime
+    quantised = (t["framework"] == MEG) & (t["precision"] == 3)
+    if not (rt.moe_pad_to_capacity and m.moe.capacity_factor is not None):
+        return quantised
+    align = 32 if rt.fp8_recipe == "mxfp8" else 16
+    local_tokens = t["mbs"] * ctx.seq_len / t["cp"] / t["tp"]
+    capacity = np.ceil(local_tokens * m.moe.top_k / m.moe.experts * m.moe.capacity_factor)
+    rows = capacity * t["etp"] * t["ep"]
+    return quantised & (np.mod(rows, align) != 0)
+
+
+def quant_padding_bytes_per_token(ctx, t):
+    """Forward-equivalent HBM bytes per token of one MoE layer spent on Megatron's quantisation padding
+    copies (QUANT_PAD_BYTES_*; the time model takes every forward term's backward as twice the forward,
+    so (forward + backward) / 3), on the routed copies this GPU's experts receive (top_k x hidden x
+    etp / tp per token, as permutation_bytes_per_token). Zero where quant_padding_copies is false."""
+    m = ctx.model
+    if not m.moe:
+        return 0.0
+    per_elem = (QUANT_PAD_BYTES_FWD + QUANT_PAD_BYTES_BWD) / 3
+    return np.where(quant_padding_copies(ctx, t), per_elem * m.moe.top_k * m.hidden * t["etp"] / t["tp"], 0.0)
+
+
+# Transformer Engine's GroupedLinear quantises each local expert's input (forward) and output
+# gradient (backward) separately (tex.split_quantize -> multi_tensor_quantize_impl,
+# transformer_engine/pytorch/csrc/extensions/cast.cpp at v2.9): with delayed scaling one fused
+# multi-tensor cast-transpose kernel covers all experts; with current scaling every expert's tensor
+# goes through Float8CurrentScalingQuantizer::quantize_impl (csrc/quantizer.cpp): amax, scale from
+# amax and cast, 3 kernels each.
+FP8_CURRENT_QUANT_KERNELS = 3
+
+
+def expert_quant_kernels(ctx, t):
+    """FP8 quantisation kernels of one MoE layer's grouped expert modules per micro-batch,
+    forward and backward (Megatron, fp8; zero otherwise): per module, input and output gradient,
+    3 per local expert with current scaling, 1 with MXFP8, one fused kernel with delayed scaling, the
+    fused NVFP4 pair (NVFP4_SPLIT_QUANT_KERNELS) with NVFP4."""
+    m = ctx.model
+    if not m.moe:
+        return np.zeros(T.size(t))
+    modules = sum(1 for mm in layer_matmuls(m, True) if mm.name.startswith("expert"))
+    local = m.moe.experts / t["ep"]
+    recipe = ctx.scenario.runtime.fp8_recipe
+    # the fused multi-tensor kernel exists for delayed scaling only (multi_tensor_quantize_impl: "only
+    # have fused kernel for FP8 delayed scaling"); MXFP8 quantises each expert's tensor in one kernel
+    per_tensor = {"current": local * FP8_CURRENT_QUANT_KERNELS, "mxfp8": local,
+                  "nvfp4": NVFP4_SPLIT_QUANT_KERNELS}.get(recipe, 1.0)
+    return np.where((t["framework"] == MEG) & (t["precision"] == 3), modules * 2 * per_tensor, 0.0)
+
+
+# Router (Megatron-Core TopKRouter): logits computed and normalised in fp32: logits written (4),
+# read by softmax / sigmoid which writes scores (4 + 4), read by top-k (4) per expert and token.
+ROUTER_BYTES_PER_EXPERT = 16.0
+# GEMM tile rows: cuBLAS / CUTLASS Hopper and Ampere kernels tile the output in 64-256 row blocks;
+# a grouped expert GEMM pads each expert's rows to whole tiles ("tile quantization", NVIDIA Deep
+# Learning Performance guide, Matrix Multiplication Background). 128 is the common tile height.
+GEMM_TILE_ROWS = 128
+
+
+def grouped_expert_gemm_s(ctx, t, tokens, per_token, k, n, linear_fps, hbm, elem):
+    """Forward seconds of one expert matmul of a MoE layer (k x n after the expert-tensor-parallel
+    split) on one GPU, run as a grouped GEMM over its local experts. Each GPU runs experts / ep local
+    experts, split over etp ranks (expert tensor parallelism). Balanced routing: the tokens x top_k
+    routed rows (`per_token` per token) of the tp ranks' tokens spread over the ep x etp expert ranks,
+    so every GPU sees tokens x top_k x etp / tp rows in all (the busiest rank runtime.moe_load_imbalance
+    times that), each expert's rows padded to whole GEMM tiles (GEMM_TILE_ROWS):
+        experts_local x gemm_s(ceil(rows per expert / tile) x tile, k, n)."""
+    experts_local = ctx.model.moe.experts / t["ep"]
+    rows = tokens * per_token * t["etp"] / t["tp"] * ctx.scenario.runtime.moe_load_imbalance / experts_local
+    rows = np.ceil(rows / GEMM_TILE_ROWS) * GEMM_TILE_ROWS
+    return experts_local * gemm_s(rows, k, n, linear_fps, hbm, elem)

@@ -1,0 +1,136 @@
+"""FP8 / FP4 quantisation in the compute model: bytes moved by casting activations and weights
+(Transformer Engine's per-tensor, MXFP8 and NVFP4 recipes), the FP8 / FP4 operand sizes and GEMM-rate
+ratios, and how often the weights are cast per micro-batch. Constants carry their sources."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from planner.arch import attention_dims, layer_matmuls
+from planner.estimate.table import MEG
+
+# FP8 quantisation of one activation element (Transformer Engine): read bf16 (2), write the FP8
+# row-wise copy (1) and the column-wise / transposed copy the weight-gradient GEMM needs (1; Hopper
+# FP8 tensor cores take only the TN layout: TE "FP8 primer"). Delayed scaling (TE's DelayedScaling,
+# Megatron --fp8-recipe delayed, the default) takes the scale from the amax history and fuses the
+# new amax into the cast; current (per-tensor) scaling (Float8CurrentScaling, NeMo/Megatron-Bridge
+# "FP8-CS", torchao tensorwise) must read the tensor once more for its amax first (2).
+FP8_CAST_BYTES = {"delayed": 4.0, "current": 6.0}
+# GPUs whose FP8 GEMMs take every layout need no transposed copy: Transformer Engine creates none
+# for per-tensor FP8 there (pytorch/csrc/quantizer.cpp: create_transpose = columnwise_usage &&
+# !nvte_is_non_tn_fp8_gemm_supported()), which is true for compute capability 10.x-11.x and 13.x+
+# (common/transformer_engine.cpp): Blackwell data-centre parts. 1 byte less per quantised element.
+NON_TN_TRANSPOSE_SAVED = 1.0
+# MXFP8 (TE MXFP8BlockScaling, Megatron --fp8-recipe mxfp8, Megatron-Bridge "FP8-MX"; Blackwell only):
+# one kernel reads bf16 (2) and writes a row-wise and a column-wise FP8 copy (1 + 1: the E8M0 scales
+# run along the reduction dimension, which differs between forward and weight-gradient GEMMs), each
+# with a 1-byte scale per 32 elements (2 / 32); the block amax is taken inside the kernel.
+MXFP8_CAST_BYTES = 2.0 + 1.0 + 1.0 + 2.0 / 32
+# MXFP8 GEMM kernels run slower than per-tensor FP8 ones (block scales loaded with the tiles): TE's
+# GEMM profiling tutorial (docs/examples/gemm_profiling/gemm_profiling.rst, B300, pre-quantised
+# operands, a 5B model's 12 GEMM shapes): 6.812 ms per layer with FP8 current scaling, 7.161 with MXFP8.
+MXFP8_GEMM_OF_FP8 = 6.812 / 7.161
+# NVFP4 (TE NVFP4BlockScaling; Megatron --fp4-format e2m1 --fp4-recipe nvfp4; Megatron-Bridge "NVFP4").
+# An E2M1 element is half a byte, with one E4M3 scale byte per 16 elements (TE recipe docstring: 16-element
+# blocks, E4M3 scales, plus one FP32 scale per tensor): 0.5 + 1/16 bytes per GEMM operand element.
+NVFP4_OPERAND_BYTES = 0.5 + 1.0 / 16
+# GEMM rate: per GPU, measured (catalogs/gpus.yaml `fp4_gemm_over_fp8`: B200 1.44, GB200 1.50 from NVIDIA's
+# TensorRT-LLM GEMM tables; B300 / GB300 1.81 from TE's GEMM profiling tutorial on B300). A GPU with FP4 tensor
+# cores but no measurement borrows the B200's, the first FP4 part measured (ASSUMED, stated in the catalog).
+FP4_GEMM_OVER_FP8_DEFAULT = 1.44
+# Quantising one bf16 activation or gradient element (TE pytorch/csrc/quantizer.cpp
+# NVFP4Quantizer::quantize_impl): the per-tensor amax pass reads it (2; with the Hadamard transform the
+# post-RHT column-wise amax is taken in the same pass, nvte_hadamard_transform_amax), then the fused RHT
+# cast reads it again (2) and writes a row-wise and a column-wise NVFP4 copy (both from the bf16 input,
+# recipe docstring), 0.5 + 1/16 bytes each. Weights (2D 16x16 blocks, no RHT) move the same bytes.
+NVFP4_CAST_BYTES = 2.0 + 2.0 + 2 * NVFP4_OPERAND_BYTES
+# Grouped expert modules: TE's split_quantize has a fused NVFP4 path for all experts' tensors (extensions/
+# cast.cpp split_quantize_nvfp4_impl: one grouped amax and one grouped cast kernel).
+NVFP4_SPLIT_QUANT_KERNELS = 2
+
+
+def gemm_operand_bytes(ctx, t):
+    """Bytes per GEMM operand element of each plan row: 4 under fp32, 2 under fp16 / bf16, 1 under FP8,
+    NVFP4_OPERAND_BYTES where the FP8 precision runs runtime.fp8_recipe nvfp4."""
+    low = NVFP4_OPERAND_BYTES if ctx.scenario.runtime.fp8_recipe == "nvfp4" else 1.0
+    return np.where(t["precision"] == 3, low, np.where(t["precision"] == 0, 4.0, 2.0))
+
+
+def non_tn_fp8_gemm(gpu) -> bool:
+    """True where Transformer Engine runs FP8 GEMMs in any layout (no transposed FP8 copies):
+    NVIDIA compute capability 10.x-11.x or >= 13.0 (nvte_is_non_tn_fp8_gemm_supported)."""
+    cc = gpu.compute_capability
+    return gpu.vendor == "nvidia" and cc is not None and (10.0 <= cc < 12.0 or cc >= 13.0)
+
+
+def fp8_cast_bytes(gpu, recipe: str) -> float:
+    """HBM bytes of quantising one bf16 element to FP8 under `recipe` on `gpu`: FP8_CAST_BYTES
+    (Hopper layout), less NON_TN_TRANSPOSE_SAVED where the GPU needs no transposed copy;
+    MXFP8_CAST_BYTES for MXFP8, NVFP4_CAST_BYTES for NVFP4."""
+    return _cast_bytes(gpu, recipe, FP8_CAST_BYTES.get(recipe))
+
+
+def _cast_bytes(gpu, recipe: str, per_tensor_bytes) -> float:
+    """Bytes per quantised element: MXFP8_CAST_BYTES / NVFP4_CAST_BYTES for the block-scaled recipes,
+    else `per_tensor_bytes` (Hopper layout) less NON_TN_TRANSPOSE_SAVED where the GPU needs no
+    transposed copy (non_tn_fp8_gemm)."""
+    if recipe == "mxfp8":
+        return MXFP8_CAST_BYTES
+    if recipe == "nvfp4":
+        return NVFP4_CAST_BYTES
+    return per_tensor_bytes - (NON_TN_TRANSPOSE_SAVED if non_tn_fp8_gemm(gpu) else 0.0)
+
+
+def fp8_cast_bytes_per_token(ctx, t, moe_layer: bool):
+    """FP8 quantisation traffic per token and layer in forward: every linear layer's input (QKV and
+    MLP inputs, h each; the attention output, heads x d_v / tp; the down-projection input, ffn / tp,
+    per routed copy for experts) x fp8_cast_bytes of the runtime's recipe. Backward quantises the
+    output gradients the same way: counted by the 2x backward factor. Zero for other precisions."""
+    m = ctx.model
+    _, d_v = attention_dims(m)
+    tp = t["tp"]
+    ffn = m.ffn_hidden
+    copies = 1
+    if moe_layer and m.moe:
+        ffn, copies = m.moe.expert_ffn_hidden, m.moe.top_k
+    elems = m.hidden + copies * m.hidden + m.heads * d_v / tp + copies * ffn / tp
+    return np.where(t["precision"] == 3, fp8_cast_bytes(ctx.gpu, ctx.scenario.runtime.fp8_recipe) * elems, 0.0)
+
+
+# Quantising a bf16 weight to FP8 reads 2 bytes and writes the FP8 copy plus, because Hopper's FP8
+# tensor-core GEMMs take only the TN layout, a transposed FP8 copy for the backward GEMMs (TE docs,
+# "FP8 primer": columnwise/transposed FP8 data): 1 + 1 per weight element.
+FP8_WEIGHT_CAST_BYTES = 4.0
+
+
+def fp8_weight_cast_bytes(gpu, recipe: str) -> float:
+    """Bytes per weight element of its FP8 quantisation: FP8_WEIGHT_CAST_BYTES, without the
+    transposed copy on GPUs that need none (non_tn_fp8_gemm); MXFP8_CAST_BYTES under MXFP8,
+    NVFP4_CAST_BYTES under NVFP4."""
+    return _cast_bytes(gpu, recipe, FP8_WEIGHT_CAST_BYTES)
+
+
+def fp8_weight_cast_s(ctx, t, moe_layer: bool, hbm):
+    """Seconds to quantise this GPU's weights of one layer to FP8 once (zero for other precisions):
+    its local weight elements x fp8_weight_cast_bytes / HBM bandwidth. How often: weight_casts_per_mb."""
+    local = 0.0
+    for mm in layer_matmuls(ctx.model, moe_layer):
+        if mm.name == "router":
+            continue  # the router stays in higher precision
+        if mm.name.startswith("expert"):  # experts are split over etp (expert tensor parallelism)
+            local = local + ctx.model.moe.experts / t["ep"] * mm.k * mm.n / np.where(mm.tp, t["etp"], 1)
+        else:
+            local = local + mm.k * mm.n / np.where(mm.tp, t["tp"], 1)
+    per_elem = fp8_weight_cast_bytes(ctx.gpu, ctx.scenario.runtime.fp8_recipe)
+    return np.where(t["precision"] == 3, per_elem * local / hbm, 0.0)
+
+
+def weight_casts_per_mb(t):
+    """FP8 weight quantisations per micro-batch forward. Megatron-Core's Transformer Engine layers
+    pass `is_first_microbatch` to TE (megatron/core/extensions/transformer_engine.py, TELinear and
+    TEGroupedLinear forward), which casts on the first micro-batch of a step and reuses the cached FP8
+    weight and its transpose for the others (TE Linear docs, `is_first_microbatch`): 1 / ga. With FP8
+    parameters (--fp8-param-gather) there is no cast at all, which this bounds. torchtitan (torchao
+    Float8Linear) and DeepSpeed cast on every forward: 1."""
+    return np.where(t["framework"] == MEG, 1.0 / np.maximum(t["ga"], 1), 1.0)
+
