@@ -224,3 +224,24 @@ def test_rank_is_uniques_inverse():
         values, inverse = np.unique(c, return_inverse=True)
         digit, got = table.value_ranks(c)
         assert np.array_equal(got, values.astype(got.dtype)) and np.array_equal(digit, inverse.reshape(-1))
+
+
+@pytest.mark.parametrize("peaks", [True, False])
+def test_unknown_host_memory_leaves_offload_plans_unevaluated(peaks, monkeypatch):
+    """A node of unknown host memory: every plan that offloads is out of memory (memory_verdict), so the
+    term tables evaluate only the others, and the verdict (and the peak where a plan fits) equals the
+    reference's."""
+    ctx = Context(scenario(model="deepseek-v3", node="hgx-h800", nodes=256))
+    assert ctx.node.host_memory_gib is None
+    t = random_table(np.random.default_rng(47), 3000, ctx.model.layers)
+    offload = (t["offload"] > 0) | (t["offload_params"] > 0)
+    ref = _reference(ctx, t, monkeypatch)
+    assert 0 < ref[0].sum() and offload.any() and not ref[0][offload].any()
+    seen = []
+    real = memory_tables.Plans
+    monkeypatch.setattr(memory_tables, "Plans", lambda t, rows=None: seen.append(real(t, rows)) or seen[-1])
+    fits, peak = memory_tables.fits_memory(ctx, t, None, _serial(700), 700, peaks=peaks)
+    assert [p.n for p in seen] == [int((~offload).sum())]
+    assert np.array_equal(ref[0], fits)
+    if peaks:
+        _same(ref, (fits, peak))

@@ -64,9 +64,11 @@ def _group_sum(parts: dict, group: str):
     return sum(parts[f"{group}.{p}"] for p in GROUPS[group])
 
 
-def state_terms(ctx, t: dict, stage) -> dict:
+def state_terms(ctx, t: dict, stage, fixed=None, fsdp=None) -> dict:
     """The pieces of stage_memory's total that come from the model states (see the module docstring),
-    with host RAM and NVMe per node (memory.memory without offloaded activations)."""
+    with host RAM and NVMe per node (memory.memory without offloaded activations). `fixed`, `fsdp`:
+    fixed_bytes and fsdp_prefetch_bytes of the rows (they do not read the rank), when computed
+    elsewhere."""
     from planner.estimate.memory import HOST_PARTS
 
     sp = stage_params(ctx, t, stage)
@@ -75,13 +77,14 @@ def state_terms(ctx, t: dict, stage) -> dict:
     out = {"states": sum(_group_sum(parts, g) for g in ("weights", "gradients", "optimizer")),
            "step_temp": states["step_temp"],
            "ds_buckets": ds_bucket_bytes(ctx, t, states["local_params"]),
-           "zero3_live": zero3_live_bytes(ctx, t, sp), "fsdp_prefetch": fsdp_prefetch_bytes(ctx, t),
+           "zero3_live": zero3_live_bytes(ctx, t, sp),
+           "fsdp_prefetch": fsdp_prefetch_bytes(ctx, t) if fsdp is None else fsdp,
            "frag_step": fragmentation_bytes(ctx, t, states["step_temp"])}
     host = host_parts(ctx, t, {k: states[k] for k in STATE_KEYS[:-1]} | {"offloaded_activations": 0.0})
     out["host_per_node"] = sum(host[k] for k in HOST_PARTS)
     out["nvme_per_node"] = host["nvme.offloaded_states"]
     # stage_memory's `other` group begins with these, in this order (combine, combine_stepless)
-    fixed = fixed_bytes(ctx, t)
+    fixed = fixed_bytes(ctx, t) if fixed is None else fixed
     out["lead"] = fixed + out["ds_buckets"] + out["zero3_live"] + out["fsdp_prefetch"]
     out["lead_stepless"] = fixed + out["zero3_live"] + out["fsdp_prefetch"]
     return out
@@ -181,7 +184,7 @@ def _titan(digits: dict) -> np.ndarray:
 
 # (term, coarse layout columns, the category codes that keep their own columns, whether the term
 # reads the rank only as its class does, rank-free inputs it takes computed once per cell)
-TERMS = ((state_terms, {"ga": _state_ga}, None, True, {}),
+TERMS = ((state_terms, {"ga": _state_ga}, None, True, {"fixed": fixed_bytes, "fsdp": fsdp_prefetch_bytes}),
          (activation_terms, {"ga": in_flight_ga}, _titan, False, {"per_layer": layer_bytes}))
 
 
@@ -208,7 +211,7 @@ class Terms:
         self.width = w = self.ranks.shape[1]
         self.slots = (self.ranks >= 0).sum(axis=1)  # per run
         sample = plans.take(np.arange(1))
-        self.cell, self.table, self.offset, self.constant = [], [], [], []
+        self.cell, self.table, self.offset, self.count, self.constant = [], [], [], [], []
         plans.present()  # computed once, before the threads
         found = [None] * len(TERMS)
 
@@ -222,10 +225,12 @@ class Terms:
             # candidate slots are a prefix: a cell's slots are stored together, from offset[cell]
             ranks, ends = memory_ranks.candidate_ranks(ctx, tt)
             assert ranks.shape[1] <= w
-            c, j = np.nonzero(ranks >= 0)
+            has = ranks >= 0
+            assert not (has[:, 1:] & ~has[:, :-1]).any()  # a prefix: slot j of cell c is at offset[c] + j
+            c, j = np.nonzero(has)
             stage = ranks[c, j]
-            offset = np.concatenate([[0], np.cumsum((ranks >= 0).sum(axis=1))[:-1]])
-            assert np.array_equal(offset[c] + j, np.arange(len(c)))
+            offset = np.concatenate([[0], np.cumsum(has.sum(axis=1))[:-1]])
+            count = has.sum(axis=1)
             table: dict[str, np.ndarray] = {}
             source = _class_source(ends, offset, len(c)) if by_class else None
             if source is not None:  # evaluated at each class's lowest rank, copied to its highest
@@ -240,7 +245,7 @@ class Terms:
                     from planner.estimate.memory import _rows
 
                     cells = T.take(tt, slice(cc[0], cc[-1] + 1))
-                    extra = {k: _rows(f(ctx, cells), cc - cc[0]) for k, f in per_cell.items()}
+                    extra = {k: _rows({k: f(ctx, cells)}, cc - cc[0])[k] for k, f in per_cell.items()}
                 vals = fn(ctx, T.take(tt, cc), stage[at], **extra)
                 for k, v in vals.items():
                     table[k][at] = v
@@ -249,16 +254,18 @@ class Terms:
                 first = fn(ctx, T.take(tt, c[:1]), stage[:1])
                 table.update({k: np.empty(len(c)) for k in first})
                 in_chunks(chunk, len(c))
+            # a key equal in every cell is read as that number (the same sums, without a gather)
+            same = {k: v[0] for k, v in table.items() if len(v) and v[0] == v.min() == v.max()}
             if source is not None:
                 at = np.cumsum(source == np.arange(len(source))) - 1
                 at = np.take(at, source)
                 for k, v in table.items():
-                    table[k] = np.take(v, at)
+                    table[k] = np.broadcast_to(v[:1], at.shape) if k in same else np.take(v, at)
             self.cell.append(cell)
             self.offset.append(offset)
+            self.count.append(count)
             self.table.append(table)
-            # a key equal in every cell is read as that number (the same sums, without a gather)
-            self.constant.append({k: v[0] for k, v in table.items() if len(v) and v[0] == v.min() == v.max()})
+            self.constant.append(same)
         s, cell_s = self.table[0], self.offset[0]
         if len(s.get("step_temp", ())):  # per state cell: no step temporary, no buckets at any slot
             busy = (s["step_temp"] != 0) | (s["ds_buckets"] != 0)
@@ -268,8 +275,21 @@ class Terms:
         self.slot = [{k: same.get(k, v) for k, v in table.items()} for table, same in zip(self.table, self.constant)]
         self.first = [self._per_cell(i, (*COMBINED, "lead_stepless"), lambda v, o: np.take(v, o))
                       for i in range(len(TERMS))]
-        self.upper = [self._per_cell(i, (*COMBINED_STEPLESS, "host_per_node", "nvme_per_node"), np.maximum.reduceat)
+        self.upper = [self._per_cell(i, (*COMBINED_STEPLESS, "host_per_node", "nvme_per_node"), self._slot_max(i))
                       for i in range(len(TERMS))]
+
+    def _slot_max(self, term: int):
+        """how(values, offsets) for _per_cell: each cell's largest value over its slots (as
+        np.maximum.reduceat, one gather per slot column instead: faster)."""
+        o, count = self.offset[term], self.count[term]
+        at = [o + np.minimum(j, count - 1) for j in range(int(count.max()) if len(count) else 0)]
+
+        def how(v, _):
+            out = np.take(v, at[0])
+            for a in at[1:]:
+                np.maximum(out, np.take(v, a), out=out)
+            return out
+        return how
 
     def _per_cell(self, term: int, keys, how) -> dict:
         """Per cell of a term, each key of `keys` it has as how(slot values, offsets); constants stay
@@ -354,6 +374,16 @@ def fits_memory(ctx, t: dict, rows, in_chunks, chunk_rows: int, peaks: bool = Tr
     it does not if its rank 0 alone is out of memory; only the plans in between are scanned."""
     from planner.estimate import bands, memory
 
+    held = _offload_unknown(ctx, t, rows)
+    if held is not None:  # only the plans without offload can fit: the others are not evaluated
+        n = T.size(t) if rows is None else len(rows)
+        fits = np.zeros(n, dtype=bool)
+        peak = np.zeros(n, dtype=np.int16) if peaks else None
+        sub = {k: v[held] for k, v in (t.items() if rows is None else T.take(t, rows).items())}
+        fits[held], got = fits_memory(ctx, sub, None, in_chunks, chunk_rows, peaks)
+        if peaks:
+            peak[held] = got
+        return fits, peak
     plans = Plans(t, rows)
     if not plans.n:
         return np.zeros(0, dtype=bool), (np.zeros(0, dtype=np.int16) if peaks else None)
@@ -383,10 +413,21 @@ def fits_memory(ctx, t: dict, rows, in_chunks, chunk_rows: int, peaks: bool = Tr
         lb = terms.first_totals([c[rest] for c in cells], None if stepless is None else stepless[rest])
         live = ~(lb / over[rest] > capacity)  # out of memory at rank 0: out of memory
         if live.any():
-            _scan(ctx, plans, terms, lo + rest[live], over_by_cat, capacity, fits, None)
+            _scan(ctx, plans, terms, lo + rest[live], over_by_cat, capacity, fits, None, lb[live])
 
     in_chunks(chunk, n)
     return fits, peak
+
+
+def _offload_unknown(ctx, t: dict, rows) -> np.ndarray | None:
+    """Where the node's host memory is unknown, memory_verdict finds every plan with optimizer or
+    parameter offload out of memory whatever its GPU memory: the mask of the others among the plans
+    `rows` of t (None: all), when some plan offloads; else None."""
+    if ctx.node.host_memory_gib is not None:
+        return None
+    pick = slice(None) if rows is None else rows
+    held = (t["offload"][pick] == 0) & (t["offload_params"][pick] == 0)
+    return None if held.all() else held
 
 
 def _host_ok(ctx, plans: Plans, terms: Terms) -> tuple[np.ndarray, str]:
@@ -412,16 +453,18 @@ def _verdict(ctx, part, mem: dict) -> np.ndarray:
     return memory_verdict(ctx, part, mem)[0]
 
 
-def _scan(ctx, plans: Plans, terms: Terms, at: np.ndarray, over_by_cat, capacity: float, fits, peak) -> None:
+def _scan(ctx, plans: Plans, terms: Terms, at: np.ndarray, over_by_cat, capacity: float, fits, peak,
+          first=None) -> None:
     """fits[at] (and peak[at], given an array) by the candidate-rank scan: slot 0, then each higher
     slot of the plans not yet out of memory at one rank (out of memory: so at every rank, as the
     reference skips them too); plans where a class's highest rank leads its lowest
-    (memory_ranks.level_beyond) take the reference (memory.memory)."""
+    (memory_ranks.level_beyond) take the reference (memory.memory). `first`: the totals at slot 0,
+    when known (Terms.first_totals)."""
     from planner.estimate import memory, memory_ranks
 
     bases = terms.bases(at)
     stepless = None if terms.stepless is None else np.take(terms.stepless, terms.cell[0][at])
-    total = np.array(terms.totals(bases, 0, stepless))
+    total = np.array(terms.totals(bases, 0, stepless) if first is None else first)
     over = np.take(over_by_cat, plans.cat[at])
     open_ = ~(total / over > capacity)  # out of memory at one rank: out of memory (memory_verdict)
     m, w = len(at), terms.width
