@@ -150,6 +150,34 @@ def test_upper_bound_is_at_least_every_candidate_rank(model, nodes, seq, extra):
 
 
 @pytest.mark.parametrize("model,nodes,seq,extra", CASES)
+def test_bound_sums_enclose_every_candidate_rank(model, nodes, seq, extra):
+    """The bounds fits_memory decides most plans by (the terms' per-cell sums in another order, widened
+    or narrowed by SUM_MARGIN: _bound_sums) hold the total of every candidate slot at or below the
+    upper one, and rank 0's at or above the lower one, bit for bit, and are that close to them."""
+    ctx = Context(scenario(model=model, nodes=nodes, seq=seq, **extra))
+    t = random_table(np.random.default_rng(53), 3000, ctx.model.layers)
+    plans = memory_tables.Plans(t)
+    terms = memory_tables.Terms(ctx, plans, _serial(500), 500)
+    sums = memory_tables._bound_sums(ctx, plans, terms)
+    over = np.ones(plans.n)
+    upper, first = (memory_tables._bounded(sums[k], terms.cell, over) for k in ("upper", "first"))
+    ranks = terms.ranks[plans.run]
+    bases = terms.bases(slice(0, plans.n))
+    stepless = np.take(terms.stepless, terms.cell[0])
+    peak = np.full(plans.n, -np.inf)
+    for j in range(terms.width):
+        rows = np.flatnonzero(ranks[:, j] >= 0)
+        peak[rows] = np.maximum(peak[rows], terms.totals([b[rows] for b in bases], j))
+    rank0 = terms.totals(bases, 0)
+    bounded = np.isfinite(upper)
+    assert bounded.sum() > 100 and not bounded[~stepless].any()
+    assert (upper[bounded] >= peak[bounded]).all()
+    assert (first[stepless] <= rank0[stepless]).all()
+    assert np.allclose(first[stepless], rank0[stepless], rtol=1e-11, atol=0)
+    assert (upper[bounded] == peak[bounded]).sum() < bounded.sum()  # the margin is there
+
+
+@pytest.mark.parametrize("model,nodes,seq,extra", CASES)
 def test_bounded_verdict_equals_the_reference_on_random_plans(model, nodes, seq, extra, monkeypatch):
     """Without peaks, fits_memory settles most plans by the bounds (fits under the upper bound, out of
     memory at rank 0) and scans the rest: the same verdict as the reference for every plan, and the

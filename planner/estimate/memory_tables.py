@@ -24,8 +24,9 @@ their cells, so no grouping of the plans is needed first.
 
 When the caller does not need each plan's peak rank (fits_memory `peaks`), most verdicts come from
 two bounds: a plan whose terms at their largest over its candidate slots fit (upper_totals: rounding
-is monotone, so the bound is at least every slot's total bit for bit) fits; one out of memory at
-rank 0 is out of memory; only the plans between are scanned rank by rank. Otherwise, as in the
+is monotone, so the bound is at least every slot's total bit for bit; per plan the bound is read as
+two per-cell sums widened by a margin of rounding: _bound_sums) fits; one out of memory at rank 0 is
+out of memory; only the plans between are scanned rank by rank. Otherwise, as in the
 reference, a plan out of memory at one rank is not evaluated at its higher ranks. Term evaluations
 and plan chunks are shared by the caller's threads (in_chunks).
 
@@ -310,6 +311,20 @@ class Terms:
         slot 0 (the same numbers)."""
         return self._split(self.first, cells, stepless)
 
+    def cell_sums(self, tables: list[dict]) -> list[np.ndarray] | None:
+        """Per cell of each term, the sum of its keys that combine_stepless adds (from `tables`: per-cell
+        values, self.upper or self.first), in any order: a plan's stepless total is within a relative
+        SUM_MARGIN of the sum of its two terms' sums (bounded_sums). None where a value is negative
+        (the rounding bound below holds for sums of non-negative numbers)."""
+        out = []
+        for term, table in enumerate(tables):
+            n = len(self.offset[term])
+            parts = [np.broadcast_to(v, (n,)) for k, v in table.items() if k in COMBINED_STEPLESS]
+            if any(len(p) and p.min() < 0 for p in parts):
+                return None
+            out.append(np.sum(parts, axis=0) if parts else np.zeros(n))
+        return out
+
     def bases(self, at) -> list[np.ndarray]:
         """Where the plans `at` (a slice or indices) read each term: the position of its cell's first
         slot (slot j: + j)."""
@@ -370,8 +385,9 @@ def fits_memory(ctx, t: dict, rows, in_chunks, chunk_rows: int, peaks: bool = Tr
 
     Without `peaks` (peak None: the caller finds the peak of the plans it times), a plan is first
     judged between two bounds: it fits if it does with each term at its largest over the plan's
-    candidate slots (Terms.upper_totals, and the largest host RAM / NVMe per node: _surely_fits), and
-    it does not if its rank 0 alone is out of memory; only the plans in between are scanned."""
+    candidate slots (and the largest host RAM / NVMe per node), and it does not if its rank 0 alone is
+    out of memory, each sum taken in another order and widened by a margin of rounding (_bound_sums:
+    two gathers and an addition per plan); only the plans in between are scanned."""
     from planner.estimate import bands, memory
 
     held = _offload_unknown(ctx, t, rows)
@@ -393,30 +409,58 @@ def fits_memory(ctx, t: dict, rows, in_chunks, chunk_rows: int, peaks: bool = Tr
     peak = np.zeros(n, dtype=np.int16) if peaks else None
     over_by_cat = 1 + bands.band_arrays("memory", ctx.model.moe is not None, plans.decoded())[1]
     capacity = ctx.gpu.memory_gib * memory.GIB
-    host_ok = None if peaks else _host_ok(ctx, plans, terms)
+    sums = None if peaks else _bound_sums(ctx, plans, terms)
 
     def chunk(lo: int) -> None:
         hi = min(lo + chunk_rows, n)
-        if peaks:
+        if peaks or sums is None:
             _scan(ctx, plans, terms, np.arange(lo, hi), over_by_cat, capacity, fits, peak)
             return
-        cells = [c[lo:hi] for c in terms.cell]
-        stepless = None if terms.stepless is None else np.take(terms.stepless, cells[0])
         over = np.take(over_by_cat, plans.cat[lo:hi])
-        ub = terms.upper_totals(cells, hi - lo)
-        if stepless is not None and not stepless.all():
-            ub = np.where(stepless, ub, np.inf)  # combine is not monotone in the step temporary
-        sure = ~(ub / over > capacity)  # as memory_verdict: optimistic total above the GPU: out of memory
-        sure &= np.take(host_ok[0], cells[0]) if host_ok[1] == "cell" else np.take(host_ok[0], plans.cat[lo:hi])
+        sure, out = (_bounded(sums[k], [c[lo:hi] for c in terms.cell], over) > capacity for k in ("upper", "first"))
+        sure = ~sure  # as memory_verdict: optimistic total above the GPU: out of memory
+        if terms.stepless is not None:  # rank 0's sum is not a lower bound with a step temporary
+            out &= np.take(terms.stepless, terms.cell[0][lo:hi])
         fits[lo:hi] = sure
-        rest = np.flatnonzero(~sure)
-        lb = terms.first_totals([c[rest] for c in cells], None if stepless is None else stepless[rest])
-        live = ~(lb / over[rest] > capacity)  # out of memory at rank 0: out of memory
-        if live.any():
-            _scan(ctx, plans, terms, lo + rest[live], over_by_cat, capacity, fits, None, lb[live])
+        rest = np.flatnonzero(~(sure | out))
+        if len(rest):
+            _scan(ctx, plans, terms, lo + rest, over_by_cat, capacity, fits, None)
 
     in_chunks(chunk, n)
     return fits, peak
+
+
+SUM_MARGIN = 1e-12  # relative: far above the rounding of a dozen additions of non-negative numbers (2^-53 each)
+
+
+def _bound_sums(ctx, plans: Plans, terms: Terms) -> dict | None:
+    """The per-cell sums (Terms.cell_sums) of the two bounds: "upper", each term at its largest over
+    the cell's slots (inf for state cells with a step temporary or buckets, for which combine is not
+    monotone, or whose largest host RAM / NVMe does not fit: _host_ok), widened by SUM_MARGIN; "first",
+    rank 0's, narrowed by it. None where a sum is not a bound (Terms.cell_sums)."""
+    upper, first = terms.cell_sums(terms.upper), terms.cell_sums(terms.first)
+    if upper is None or first is None:
+        return None
+    ok = _host_ok(ctx, plans, terms)
+    ok = ok[0] if ok[1] == "cell" else np.ones(len(terms.offset[0]), dtype=bool)  # "cat": no offload here
+    if terms.stepless is not None:
+        ok = ok & terms.stepless
+    upper[0] = np.where(ok, upper[0], np.inf)
+    return {"upper": (upper, 1 + SUM_MARGIN), "first": (first, 1 - SUM_MARGIN)}
+
+
+def _bounded(sums: tuple, cells: list[np.ndarray], over: np.ndarray) -> np.ndarray:
+    """The optimistic total of plans whose term cells are `cells` as a bound (_bound_sums): (the sum of
+    their terms' sums x the margin factor) / over. The plan's own total (combine_stepless: the same
+    numbers added in another order) differs from the plain sum by less than the margin, so the upper
+    bound's quotient is at least every candidate rank's, and rank 0's at most its own (division and
+    multiplication by a positive number are monotone under rounding)."""
+    (s, a), factor = sums
+    out = np.take(s, cells[0])
+    out += np.take(a, cells[1])
+    out *= factor
+    out /= over
+    return out
 
 
 def _offload_unknown(ctx, t: dict, rows) -> np.ndarray | None:
