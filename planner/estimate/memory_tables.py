@@ -23,10 +23,10 @@ With several global batches, plans that differ only in a ga the memory does not 
 their cells, so no grouping of the plans is needed first.
 
 When the caller does not need each plan's peak rank (fits_memory `peaks`), most verdicts come from
-two bounds: a plan whose terms at their largest over its candidate slots fit (upper_totals: rounding
-is monotone, so the bound is at least every slot's total bit for bit; per plan the bound is read as
-two per-cell sums widened by a margin of rounding: _bound_sums) fits; one out of memory at rank 0 is
-out of memory; only the plans between are scanned rank by rank. Otherwise, as in the
+two bounds: a plan whose terms at their largest over its candidate slots fit (each term's keys summed
+per slot, the largest sum over the cell's slots; the two terms' sums added, widened by a margin of
+rounding: _bound_sums) fits; one out of memory at rank 0 (its sums narrowed by the margin) is out of
+memory; only the plans between are scanned rank by rank. Otherwise, as in the
 reference, a plan out of memory at one rank is not evaluated at its higher ranks. Term evaluations
 and plan chunks are shared by the caller's threads (in_chunks).
 
@@ -247,7 +247,7 @@ class Terms:
 
                     cells = T.take(tt, slice(cc[0], cc[-1] + 1))
                     extra = {k: _rows({k: f(ctx, cells)}, cc - cc[0])[k] for k, f in per_cell.items()}
-                vals = fn(ctx, T.take(tt, cc), stage[at], **extra)
+                vals = fn(ctx, {k: np.take(v, cc) for k, v in tt.items()}, stage[at], **extra)  # tt: int64 (cells)
                 for k, v in vals.items():
                     table[k][at] = v
 
@@ -274,10 +274,8 @@ class Terms:
         else:
             self.stepless = None
         self.slot = [{k: same.get(k, v) for k, v in table.items()} for table, same in zip(self.table, self.constant)]
-        self.first = [self._per_cell(i, (*COMBINED, "lead_stepless"), lambda v, o: np.take(v, o))
-                      for i in range(len(TERMS))]
-        self.upper = [self._per_cell(i, (*COMBINED_STEPLESS, "host_per_node", "nvme_per_node"), self._slot_max(i))
-                      for i in range(len(TERMS))]
+        self.host_upper = self._per_cell(0, ("host_per_node", "nvme_per_node"), self._slot_max(0))
+        self.sums = self._slot_sums()
 
     def _slot_max(self, term: int):
         """how(values, offsets) for _per_cell: each cell's largest value over its slots (as
@@ -298,31 +296,22 @@ class Terms:
         table, o, same = self.table[term], self.offset[term], self.constant[term]
         return {k: same[k] if k in same else how(table[k], o) for k in keys if k in table}
 
-    def upper_totals(self, cells: list[np.ndarray], n: int) -> np.ndarray:
-        """An upper bound of the most loaded candidate rank's total of plans whose model states have no
-        step temporary nor DeepSpeed buckets (Terms.stepless), whose term cells are `cells`:
-        combine_stepless over each term's largest value over its cell's slots. combine_stepless only
-        adds, and rounding is monotone (a <= a', b <= b' gives fl(a + b) <= fl(a' + b')), so the bound
-        is at least the total of every candidate slot as totals computes it, bit for bit."""
-        return _sum(self.upper, cells, COMBINED_STEPLESS, combine_stepless, n)
-
-    def first_totals(self, cells: list[np.ndarray], stepless: np.ndarray | None = None) -> np.ndarray:
-        """totals at slot 0 (rank 0) of plans whose term cells are `cells`, from per-cell copies of
-        slot 0 (the same numbers)."""
-        return self._split(self.first, cells, stepless)
-
-    def cell_sums(self, tables: list[dict]) -> list[np.ndarray] | None:
-        """Per cell of each term, the sum of its keys that combine_stepless adds (from `tables`: per-cell
-        values, self.upper or self.first), in any order: a plan's stepless total is within a relative
-        SUM_MARGIN of the sum of its two terms' sums (bounded_sums). None where a value is negative
-        (the rounding bound below holds for sums of non-negative numbers)."""
-        out = []
-        for term, table in enumerate(tables):
-            n = len(self.offset[term])
+    def _slot_sums(self) -> dict | None:
+        """Per cell of each term, from the sum at each slot of the term's keys that combine_stepless
+        adds (in any order: a plan's stepless total at a slot is within a relative SUM_MARGIN of the
+        sum of its two terms' sums there): "slot", those sums, "upper", the largest over the cell's
+        slots, and "first", slot 0's (rank 0). None where a value is negative (the rounding bound holds for sums of
+        non-negative numbers)."""
+        out = {"upper": [], "first": [], "slot": []}
+        for term, table in enumerate(self.slot):
+            n = int(self.count[term].sum())
             parts = [np.broadcast_to(v, (n,)) for k, v in table.items() if k in COMBINED_STEPLESS]
             if any(len(p) and p.min() < 0 for p in parts):
                 return None
-            out.append(np.sum(parts, axis=0) if parts else np.zeros(n))
+            total = np.sum(parts, axis=0) if parts else np.zeros(n)
+            out["slot"].append(total)
+            out["upper"].append(self._slot_max(term)(total, None))
+            out["first"].append(np.take(total, self.offset[term]))
         return out
 
     def bases(self, at) -> list[np.ndarray]:
@@ -354,6 +343,9 @@ class Terms:
 
     def at(self, term: int, key: str, base: np.ndarray, slot: np.ndarray) -> np.ndarray:
         """A ranked term's `key` at each plan's slot."""
+        same = self.constant[term]
+        if key in same:  # a number (its table may be a broadcast view, which np.take would copy whole)
+            return np.full(len(base), same[key])
         return np.take(self.table[term][key], base + slot)
 
 
@@ -422,9 +414,11 @@ def fits_memory(ctx, t: dict, rows, in_chunks, chunk_rows: int, peaks: bool = Tr
         if terms.stepless is not None:  # rank 0's sum is not a lower bound with a step temporary
             out &= np.take(terms.stepless, terms.cell[0][lo:hi])
         fits[lo:hi] = sure
-        rest = np.flatnonzero(~(sure | out))
+        rest = lo + np.flatnonzero(~(sure | out))
+        if len(rest):  # the plans' own largest sum over their slots, where the upper sum is finite
+            rest = _slot_bounds(plans, terms, sums, rest, over_by_cat, capacity, fits)
         if len(rest):
-            _scan(ctx, plans, terms, lo + rest, over_by_cat, capacity, fits, None)
+            _scan(ctx, plans, terms, rest, over_by_cat, capacity, fits, None)
 
     in_chunks(chunk, n)
     return fits, peak
@@ -434,13 +428,13 @@ SUM_MARGIN = 1e-12  # relative: far above the rounding of a dozen additions of n
 
 
 def _bound_sums(ctx, plans: Plans, terms: Terms) -> dict | None:
-    """The per-cell sums (Terms.cell_sums) of the two bounds: "upper", each term at its largest over
-    the cell's slots (inf for state cells with a step temporary or buckets, for which combine is not
+    """The per-cell sums (Terms.sums) of the two bounds: "upper", each term at its largest over the
+    cell's slots (inf for state cells with a step temporary or buckets, for which combine is not
     monotone, or whose largest host RAM / NVMe does not fit: _host_ok), widened by SUM_MARGIN; "first",
-    rank 0's, narrowed by it. None where a sum is not a bound (Terms.cell_sums)."""
-    upper, first = terms.cell_sums(terms.upper), terms.cell_sums(terms.first)
-    if upper is None or first is None:
+    rank 0's, narrowed by it. None where a sum is not a bound (Terms.sums)."""
+    if terms.sums is None:
         return None
+    upper, first = list(terms.sums["upper"]), terms.sums["first"]
     ok = _host_ok(ctx, plans, terms)
     ok = ok[0] if ok[1] == "cell" else np.ones(len(terms.offset[0]), dtype=bool)  # "cat": no offload here
     if terms.stepless is not None:
@@ -463,6 +457,34 @@ def _bounded(sums: tuple, cells: list[np.ndarray], over: np.ndarray) -> np.ndarr
     return out
 
 
+def _slot_bounds(plans: Plans, terms: Terms, sums: dict, at: np.ndarray, over_by_cat, capacity: float,
+                 fits) -> np.ndarray:
+    """fits[at] for the plans `at` whose state cell has a finite upper sum (no step temporary nor
+    buckets, host RAM and NVMe fit: _bound_sums) and whose largest sum over their own candidate slots
+    (Terms.sums "slot": the two terms' sums at each slot, added) decides it within SUM_MARGIN, as
+    _bounded: fits if widened it is not above the GPU, out of memory if narrowed it is (the total of
+    that slot is then above the GPU). The plans left (ascending) are returned for the scan."""
+    (s_up, _), _ = sums["upper"]
+    cells = [np.take(c, at) for c in terms.cell]
+    ok = np.isfinite(np.take(s_up, cells[0]))
+    own, cells = at[ok], [c[ok] for c in cells]
+    s, a = terms.sums["slot"]
+    bases = [np.take(o, c) for c, o in zip(cells, terms.offset)]
+    slots = np.take(terms.slots, np.take(plans.run, own))
+    peak = np.take(s, bases[0]) + np.take(a, bases[1])
+    for j in range(1, terms.width):
+        r = np.flatnonzero(slots > j)
+        if len(r):
+            peak[r] = np.maximum(peak[r], np.take(s, bases[0][r] + j) + np.take(a, bases[1][r] + j))
+    over = np.take(over_by_cat, np.take(plans.cat, own))
+    below = ~(peak * (1 + SUM_MARGIN) / over > capacity)
+    above = peak * (1 - SUM_MARGIN) / over > capacity
+    fits[own[below]] = True
+    left = ~ok
+    left[np.flatnonzero(ok)[~(below | above)]] = True
+    return at[left]
+
+
 def _offload_unknown(ctx, t: dict, rows) -> np.ndarray | None:
     """Where the node's host memory is unknown, memory_verdict finds every plan with optimizer or
     parameter offload out of memory whatever its GPU memory: the mask of the others among the plans
@@ -483,7 +505,7 @@ def _host_ok(ctx, plans: Plans, terms: Terms) -> tuple[np.ndarray, str]:
     if ctx.node.host_memory_gib is None:
         d = plans.decoded()
         return (d["offload"] == 0) & (d["offload_params"] == 0), "cat"
-    up = terms.upper[0]
+    up = terms.host_upper
     n_cells = len(terms.offset[0])
     ok = ((up["host_per_node"] <= ctx.node.host_memory_gib * GIB)
           & (up["nvme_per_node"] <= (ctx.node.nvme_tb or 0.0) * 1e12))
@@ -497,18 +519,16 @@ def _verdict(ctx, part, mem: dict) -> np.ndarray:
     return memory_verdict(ctx, part, mem)[0]
 
 
-def _scan(ctx, plans: Plans, terms: Terms, at: np.ndarray, over_by_cat, capacity: float, fits, peak,
-          first=None) -> None:
+def _scan(ctx, plans: Plans, terms: Terms, at: np.ndarray, over_by_cat, capacity: float, fits, peak) -> None:
     """fits[at] (and peak[at], given an array) by the candidate-rank scan: slot 0, then each higher
     slot of the plans not yet out of memory at one rank (out of memory: so at every rank, as the
     reference skips them too); plans where a class's highest rank leads its lowest
-    (memory_ranks.level_beyond) take the reference (memory.memory). `first`: the totals at slot 0,
-    when known (Terms.first_totals)."""
+    (memory_ranks.level_beyond) take the reference (memory.memory)."""
     from planner.estimate import memory, memory_ranks
 
     bases = terms.bases(at)
     stepless = None if terms.stepless is None else np.take(terms.stepless, terms.cell[0][at])
-    total = np.array(terms.totals(bases, 0, stepless) if first is None else first)
+    total = np.array(terms.totals(bases, 0, stepless))
     over = np.take(over_by_cat, plans.cat[at])
     open_ = ~(total / over > capacity)  # out of memory at one rank: out of memory (memory_verdict)
     m, w = len(at), terms.width
