@@ -272,3 +272,21 @@ def test_unknown_host_memory_leaves_offload_plans_unevaluated(peaks, monkeypatch
     assert np.array_equal(ref[0], fits)
     if peaks:
         _same(ref, (fits, peak))
+
+
+@pytest.mark.parametrize("model,nodes,seq,extra", [CASES[0], CASES[6]])
+def test_stage_params_read_only_the_pipeline_shape(model, nodes, seq, extra):
+    """The term tables evaluate stage_params once per (pp, vpp) pair and slot (_stage_params_by_slot):
+    it reads no other plan column, and the table gives each slot the numbers of its own evaluation."""
+    from planner.estimate import table as T
+    from planner.estimate.memory_terms_stage import stage_params
+
+    ctx = Context(scenario(model=model, nodes=nodes, seq=seq, **extra))
+    t = random_table(np.random.default_rng(61), 500, ctx.model.layers)
+    assert T.read_keys(lambda r: stage_params(ctx, r, np.zeros(1, dtype=np.int64)), t) == {"pp", "vpp"}
+    ranks, _ = memory_ranks.candidate_ranks(ctx, t)
+    c, j = np.nonzero(ranks >= 0)
+    grid, at = memory_tables._stage_params_by_slot(ctx, t, ranks, c, j)
+    own = stage_params(ctx, {k: v[c] for k, v in t.items()}, ranks[c, j])
+    for k, v in own.items():
+        assert np.array_equal(np.take(grid[k], at), v), k

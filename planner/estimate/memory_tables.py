@@ -65,14 +65,14 @@ def _group_sum(parts: dict, group: str):
     return sum(parts[f"{group}.{p}"] for p in GROUPS[group])
 
 
-def state_terms(ctx, t: dict, stage, fixed=None, fsdp=None) -> dict:
+def state_terms(ctx, t: dict, stage, fixed=None, fsdp=None, sp=None) -> dict:
     """The pieces of stage_memory's total that come from the model states (see the module docstring),
     with host RAM and NVMe per node (memory.memory without offloaded activations). `fixed`, `fsdp`:
-    fixed_bytes and fsdp_prefetch_bytes of the rows (they do not read the rank), when computed
-    elsewhere."""
+    fixed_bytes and fsdp_prefetch_bytes of the rows (they do not read the rank), `sp` their
+    stage_params, when computed elsewhere."""
     from planner.estimate.memory import HOST_PARTS
 
-    sp = stage_params(ctx, t, stage)
+    sp = stage_params(ctx, t, stage) if sp is None else sp
     states = model_state_parts(ctx, t, sp, stage)
     parts = {k: v for k, v in states.items() if "." in k}
     out = {"states": sum(_group_sum(parts, g) for g in ("weights", "gradients", "optimizer")),
@@ -96,13 +96,14 @@ def layer_bytes(ctx, t: dict) -> dict:
     return layer_activation_bytes(ctx, t, flash=flash_attention(ctx))
 
 
-def activation_terms(ctx, t: dict, stage, per_layer: dict | None = None) -> dict:
+def activation_terms(ctx, t: dict, stage, per_layer: dict | None = None, sp: dict | None = None) -> dict:
     """The pieces of stage_memory's total that come from one micro-batch's transients: the
     activations group, the activation parts summed in their own order (forward/backward), the
     sequence-parallel and MoE permute buffers, the receive buffers, and fragmentation over the
-    largest tensor. `per_layer`: layer_bytes of the rows, when computed elsewhere."""
+    largest tensor. `per_layer`: layer_bytes of the rows, `sp` their stage_params, when computed
+    elsewhere."""
     per_layer = layer_bytes(ctx, t) if per_layer is None else per_layer
-    sp = stage_params(ctx, t, stage)
+    sp = stage_params(ctx, t, stage) if sp is None else sp
     acts = activation_parts(ctx, t, stage, per_layer, sp)
     gather, permute = transient_comm_bytes(ctx, t, sp)
     n = T.size(t)
@@ -189,6 +190,18 @@ TERMS = ((state_terms, {"ga": _state_ga}, None, True, {"fixed": fixed_bytes, "fs
          (activation_terms, {"ga": in_flight_ga}, _titan, False, {"per_layer": layer_bytes}))
 
 
+def _stage_params_by_slot(ctx, tt: dict, ranks: np.ndarray, c: np.ndarray, j: np.ndarray) -> tuple[dict, np.ndarray]:
+    """(stage_params of every (pp, vpp) pair of the cells `tt` at each of its candidate slots, the row
+    of that table of each slot j of cell c): stage_params reads only pp, vpp and the rank (tests check
+    it), so it is evaluated once per pair and slot, not per cell."""
+    pp, vpp = tt["pp"], tt["vpp"]
+    _, first, pair = np.unique(pp * (int(vpp.max()) + 1) + vpp, return_index=True, return_inverse=True)
+    w = ranks.shape[1]
+    grid = {"pp": np.repeat(pp[first], w), "vpp": np.repeat(vpp[first], w)}
+    sp = stage_params(ctx, grid, np.maximum(ranks[first], 0).reshape(-1))  # rank 0 past a pair's slots
+    return sp, np.take(pair.reshape(-1), c) * w + j
+
+
 def _class_source(ends: np.ndarray, offset: np.ndarray, n: int) -> np.ndarray:
     """For each slot entry of a ranked term table (cell c's slot j at offset[c] + j), the entry of
     its class's lowest rank: itself, or for the highest rank of a class of several ranks
@@ -236,17 +249,20 @@ class Terms:
             source = _class_source(ends, offset, len(c)) if by_class else None
             if source is not None:  # evaluated at each class's lowest rank, copied to its highest
                 own = np.flatnonzero(source == np.arange(len(c)))
-                c, stage = c[own], stage[own]
+                c, j, stage = c[own], j[own], stage[own]
+            sp_grid, sp_at = _stage_params_by_slot(ctx, tt, ranks, c, j)
 
-            def chunk(lo: int, fn=fn, tt=tt, c=c, stage=stage, table=table, per_cell=per_cell) -> None:
+            def chunk(lo: int, fn=fn, tt=tt, c=c, stage=stage, table=table, per_cell=per_cell, sp_grid=sp_grid,
+                      sp_at=sp_at) -> None:
                 at = slice(lo, lo + chunk_rows)
                 cc = c[at]
-                extra = {}
+                pick = sp_at[at]
+                extra = {"sp": {k: np.take(v, pick) if np.ndim(v) else v for k, v in sp_grid.items()}}
                 if per_cell:  # rank-free inputs once per cell of the chunk (c ascends), then per slot
                     from planner.estimate.memory import _rows
 
                     cells = T.take(tt, slice(cc[0], cc[-1] + 1))
-                    extra = {k: _rows({k: f(ctx, cells)}, cc - cc[0])[k] for k, f in per_cell.items()}
+                    extra.update({k: _rows({k: f(ctx, cells)}, cc - cc[0])[k] for k, f in per_cell.items()})
                 vals = fn(ctx, {k: np.take(v, cc) for k, v in tt.items()}, stage[at], **extra)  # tt: int64 (cells)
                 for k, v in vals.items():
                     table[k][at] = v
