@@ -180,10 +180,10 @@ def test_bounded_verdict_equals_the_reference_on_random_plans(model, nodes, seq,
 
 
 @pytest.mark.parametrize("model,nodes,seq,extra", [CASES[0], CASES[1], CASES[3], CASES[5]])
-def test_slot_sums_decide_most_plans_between_the_bounds(model, nodes, seq, extra, monkeypatch):
-    """Plans between the two bounds are judged by their largest slot sum (_slot_bounds) where it is
-    clear of the GPU's memory by the margin: some fit, some are out of memory, as the reference says,
-    and only the rest is scanned."""
+def test_largest_slot_total_decides_plans_between_the_bounds(model, nodes, seq, extra, monkeypatch):
+    """Plans between the two bounds without a step temporary (host RAM fitting) are judged by their
+    largest total over their candidate slots (_slot_bounds): some fit, some are out of memory, as the
+    reference says, and only the rest is scanned."""
     ctx = Context(scenario(model=model, nodes=nodes, seq=seq, **extra))
     t = random_table(np.random.default_rng(59), 4000, ctx.model.layers)
     ref, _ = _reference(ctx, t, monkeypatch)
@@ -286,7 +286,8 @@ def test_stage_params_read_only_the_pipeline_shape(model, nodes, seq, extra):
     assert T.read_keys(lambda r: stage_params(ctx, r, np.zeros(1, dtype=np.int64)), t) == {"pp", "vpp"}
     ranks, _ = memory_ranks.candidate_ranks(ctx, t)
     c, j = np.nonzero(ranks >= 0)
-    grid, at = memory_tables._stage_params_by_slot(ctx, t, ranks, c, j)
+    grid, at = memory_tables._stage_params_by_slot(ctx, t, ranks)
+    at = at[c] + j
     own = stage_params(ctx, {k: v[c] for k, v in t.items()}, ranks[c, j])
     for k, v in own.items():
         assert np.array_equal(np.take(grid[k], at), v), k

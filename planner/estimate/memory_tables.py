@@ -190,16 +190,16 @@ TERMS = ((state_terms, {"ga": _state_ga}, None, True, {"fixed": fixed_bytes, "fs
          (activation_terms, {"ga": in_flight_ga}, _titan, False, {"per_layer": layer_bytes}))
 
 
-def _stage_params_by_slot(ctx, tt: dict, ranks: np.ndarray, c: np.ndarray, j: np.ndarray) -> tuple[dict, np.ndarray]:
+def _stage_params_by_slot(ctx, tt: dict, ranks: np.ndarray) -> tuple[dict, np.ndarray]:
     """(stage_params of every (pp, vpp) pair of the cells `tt` at each of its candidate slots, the row
-    of that table of each slot j of cell c): stage_params reads only pp, vpp and the rank (tests check
-    it), so it is evaluated once per pair and slot, not per cell."""
+    of each cell's slot 0 in that table: slot j of cell c is row at[c] + j): stage_params reads only
+    pp, vpp and the rank (tests check it), so it is evaluated once per pair and slot, not per cell."""
     pp, vpp = tt["pp"], tt["vpp"]
     _, first, pair = np.unique(pp * (int(vpp.max()) + 1) + vpp, return_index=True, return_inverse=True)
     w = ranks.shape[1]
     grid = {"pp": np.repeat(pp[first], w), "vpp": np.repeat(vpp[first], w)}
     sp = stage_params(ctx, grid, np.maximum(ranks[first], 0).reshape(-1))  # rank 0 past a pair's slots
-    return sp, np.take(pair.reshape(-1), c) * w + j
+    return sp, pair.reshape(-1) * w
 
 
 def _class_source(ends: np.ndarray, offset: np.ndarray, n: int) -> np.ndarray:
@@ -250,13 +250,13 @@ class Terms:
             if source is not None:  # evaluated at each class's lowest rank, copied to its highest
                 own = np.flatnonzero(source == np.arange(len(c)))
                 c, j, stage = c[own], j[own], stage[own]
-            sp_grid, sp_at = _stage_params_by_slot(ctx, tt, ranks, c, j)
+            sp_grid, sp_at = _stage_params_by_slot(ctx, tt, ranks)
 
-            def chunk(lo: int, fn=fn, tt=tt, c=c, stage=stage, table=table, per_cell=per_cell, sp_grid=sp_grid,
+            def chunk(lo: int, fn=fn, tt=tt, c=c, j=j, stage=stage, table=table, per_cell=per_cell, sp_grid=sp_grid,
                       sp_at=sp_at) -> None:
                 at = slice(lo, lo + chunk_rows)
                 cc = c[at]
-                pick = sp_at[at]
+                pick = np.take(sp_at, cc) + j[at]
                 extra = {"sp": {k: np.take(v, pick) if np.ndim(v) else v for k, v in sp_grid.items()}}
                 if per_cell:  # rank-free inputs once per cell of the chunk (c ascends), then per slot
                     from planner.estimate.memory import _rows
@@ -315,17 +315,18 @@ class Terms:
     def _slot_sums(self) -> dict | None:
         """Per cell of each term, from the sum at each slot of the term's keys that combine_stepless
         adds (in any order: a plan's stepless total at a slot is within a relative SUM_MARGIN of the
-        sum of its two terms' sums there): "slot", those sums, "upper", the largest over the cell's
-        slots, and "first", slot 0's (rank 0). None where a value is negative (the rounding bound holds for sums of
+        sum of its two terms' sums there): "upper", the largest over the cell's slots, and "first",
+        slot 0's (rank 0). None where a value is negative (the rounding bound holds for sums of
         non-negative numbers)."""
-        out = {"upper": [], "first": [], "slot": []}
+        out = {"upper": [], "first": []}
         for term, table in enumerate(self.slot):
             n = int(self.count[term].sum())
             parts = [np.broadcast_to(v, (n,)) for k, v in table.items() if k in COMBINED_STEPLESS]
             if any(len(p) and p.min() < 0 for p in parts):
                 return None
-            total = np.sum(parts, axis=0) if parts else np.zeros(n)
-            out["slot"].append(total)
+            total = np.zeros(n)
+            for part in parts:  # in place: no (keys x slots) temporary
+                total += part
             out["upper"].append(self._slot_max(term)(total, None))
             out["first"].append(np.take(total, self.offset[term]))
         return out
@@ -476,29 +477,26 @@ def _bounded(sums: tuple, cells: list[np.ndarray], over: np.ndarray) -> np.ndarr
 def _slot_bounds(plans: Plans, terms: Terms, sums: dict, at: np.ndarray, over_by_cat, capacity: float,
                  fits) -> np.ndarray:
     """fits[at] for the plans `at` whose state cell has a finite upper sum (no step temporary nor
-    buckets, host RAM and NVMe fit: _bound_sums) and whose largest sum over their own candidate slots
-    (Terms.sums "slot": the two terms' sums at each slot, added) decides it within SUM_MARGIN, as
-    _bounded: fits if widened it is not above the GPU, out of memory if narrowed it is (the total of
-    that slot is then above the GPU). The plans left (ascending) are returned for the scan."""
+    buckets, host RAM and NVMe fit at every slot: _bound_sums), from their largest total over their
+    candidate slots (combine_stepless, bit for bit the scan's): the class of ranks holding the peak
+    has it at its lowest or highest rank (memory_ranks), and the host fits wherever the peak is, so
+    that total decides the verdict as memory_verdict does. The other plans (ascending) are returned
+    for the scan."""
     (s_up, _), _ = sums["upper"]
     cells = [np.take(c, at) for c in terms.cell]
     ok = np.isfinite(np.take(s_up, cells[0]))
-    own, cells = at[ok], [c[ok] for c in cells]
-    s, a = terms.sums["slot"]
-    bases = [np.take(o, c) for c, o in zip(cells, terms.offset)]
+    own = at[ok]
+    bases = [np.take(o, c[ok]) for c, o in zip(cells, terms.offset)]
     slots = np.take(terms.slots, np.take(plans.run, own))
-    peak = np.take(s, bases[0]) + np.take(a, bases[1])
+    stepless = np.ones(len(own), dtype=bool)
+    peak = np.array(terms.totals(bases, 0, stepless))
     for j in range(1, terms.width):
         r = np.flatnonzero(slots > j)
         if len(r):
-            peak[r] = np.maximum(peak[r], np.take(s, bases[0][r] + j) + np.take(a, bases[1][r] + j))
+            peak[r] = np.maximum(peak[r], terms.totals([b[r] for b in bases], j, stepless[r]))
     over = np.take(over_by_cat, np.take(plans.cat, own))
-    below = ~(peak * (1 + SUM_MARGIN) / over > capacity)
-    above = peak * (1 - SUM_MARGIN) / over > capacity
-    fits[own[below]] = True
-    left = ~ok
-    left[np.flatnonzero(ok)[~(below | above)]] = True
-    return at[left]
+    fits[own] = ~(peak / over > capacity)  # memory_verdict: optimistic total above the GPU: out of memory
+    return at[~ok]
 
 
 def _offload_unknown(ctx, t: dict, rows) -> np.ndarray | None:
