@@ -284,10 +284,10 @@ def test_stage_params_read_only_the_pipeline_shape(model, nodes, seq, extra):
     ctx = Context(scenario(model=model, nodes=nodes, seq=seq, **extra))
     t = random_table(np.random.default_rng(61), 500, ctx.model.layers)
     assert T.read_keys(lambda r: stage_params(ctx, r, np.zeros(1, dtype=np.int64)), t) == {"pp", "vpp"}
-    ranks, _ = memory_ranks.candidate_ranks(ctx, t)
-    c, j = np.nonzero(ranks >= 0)
-    grid, at = memory_tables._stage_params_by_slot(ctx, t, ranks)
-    at = at[c] + j
-    own = stage_params(ctx, {k: v[c] for k, v in t.items()}, ranks[c, j])
+    pair, pp, vpp, ranks, _ = memory_ranks.candidate_table(ctx, t)
+    c, j = np.nonzero(ranks[pair] >= 0)
+    grid = memory_tables._stage_params_by_slot(ctx, pp, vpp, ranks)
+    at = pair[c] * ranks.shape[1] + j
+    own = stage_params(ctx, {k: v[c] for k, v in t.items()}, ranks[pair][c, j])
     for k, v in own.items():
         assert np.array_equal(np.take(grid[k], at), v), k

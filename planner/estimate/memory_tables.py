@@ -190,26 +190,32 @@ TERMS = ((state_terms, {"ga": _state_ga}, None, True, {"fixed": fixed_bytes, "fs
          (activation_terms, {"ga": in_flight_ga}, _titan, False, {"per_layer": layer_bytes}))
 
 
-def _stage_params_by_slot(ctx, tt: dict, ranks: np.ndarray) -> tuple[dict, np.ndarray]:
-    """(stage_params of every (pp, vpp) pair of the cells `tt` at each of its candidate slots, the row
-    of each cell's slot 0 in that table: slot j of cell c is row at[c] + j): stage_params reads only
-    pp, vpp and the rank (tests check it), so it is evaluated once per pair and slot, not per cell."""
-    pp, vpp = tt["pp"], tt["vpp"]
-    _, first, pair = np.unique(pp * (int(vpp.max()) + 1) + vpp, return_index=True, return_inverse=True)
+def _stage_params_by_slot(ctx, pp: np.ndarray, vpp: np.ndarray, ranks: np.ndarray) -> dict:
+    """stage_params of (pp, vpp) pairs at each of their candidate slots (`ranks`: pairs x slots,
+    memory_ranks.candidate_table), flattened (pair p's slot j at row p x slots + j): stage_params reads
+    only pp, vpp and the rank (tests check it), so it is evaluated once per pair and slot, not per cell."""
     w = ranks.shape[1]
-    grid = {"pp": np.repeat(pp[first], w), "vpp": np.repeat(vpp[first], w)}
-    sp = stage_params(ctx, grid, np.maximum(ranks[first], 0).reshape(-1))  # rank 0 past a pair's slots
-    return sp, pair.reshape(-1) * w
+    grid = {"pp": np.repeat(pp, w), "vpp": np.repeat(vpp, w)}
+    return stage_params(ctx, grid, np.maximum(ranks, 0).reshape(-1))  # rank 0 past a pair's slots
 
 
-def _class_source(ends: np.ndarray, offset: np.ndarray, n: int) -> np.ndarray:
-    """For each slot entry of a ranked term table (cell c's slot j at offset[c] + j), the entry of
-    its class's lowest rank: itself, or for the highest rank of a class of several ranks
-    (memory_ranks.candidate_ranks `ends`) the entry of the class's lowest rank."""
-    source = np.arange(n)
-    cell, k = np.nonzero(ends[..., 1] >= 0)
-    source[offset[cell] + ends[cell, k, 1]] = offset[cell] + ends[cell, k, 0]
-    return source
+def _slot_layout(pair: np.ndarray, ranks: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The candidate slots of cells whose (pp, vpp) pairs are `pair`, from each pair's ranks and class
+    ends (memory_ranks.candidate_table): per cell (offset of its first slot, its slot count; its slots
+    are stored together: slot j at offset + j), per slot (cell, j, rank, the j of its class's lowest
+    rank: its own, or for the highest rank of a class of several ranks the class's lowest)."""
+    has = ranks >= 0
+    assert not (has[:, 1:] & ~has[:, :-1]).any()  # candidate slots are a prefix
+    w = ranks.shape[1]
+    count = np.take(has.sum(axis=1), pair)
+    offset = np.cumsum(count) - count
+    c = np.repeat(np.arange(len(pair)), count)
+    j = np.arange(len(c)) - np.take(offset, c)
+    flat = np.take(pair, c) * w + j
+    low = np.tile(np.arange(w), (len(ranks), 1))
+    p, k = np.nonzero(ends[..., 1] >= 0)
+    low[p, ends[p, k, 1]] = ends[p, k, 0]
+    return offset, count, c, j, np.take(ranks.reshape(-1), flat), np.take(low.reshape(-1), flat)
 
 
 class Terms:
@@ -236,21 +242,21 @@ class Terms:
 
         in_chunks(cells, len(TERMS) * chunk_rows)
         for (fn, coarse, exact, by_class, per_cell), (cell, tt) in zip(TERMS, found):
-            # candidate slots are a prefix: a cell's slots are stored together, from offset[cell]
-            ranks, ends = memory_ranks.candidate_ranks(ctx, tt)
+            pair, pair_pp, pair_vpp, ranks, ends = memory_ranks.candidate_table(ctx, tt)
             assert ranks.shape[1] <= w
-            has = ranks >= 0
-            assert not (has[:, 1:] & ~has[:, :-1]).any()  # a prefix: slot j of cell c is at offset[c] + j
-            c, j = np.nonzero(has)
-            stage = ranks[c, j]
-            offset = np.concatenate([[0], np.cumsum(has.sum(axis=1))[:-1]])
-            count = has.sum(axis=1)
+            offset, count, c, j, stage, low = _slot_layout(pair, ranks, ends)
             table: dict[str, np.ndarray] = {}
-            source = _class_source(ends, offset, len(c)) if by_class else None
-            if source is not None:  # evaluated at each class's lowest rank, copied to its highest
-                own = np.flatnonzero(source == np.arange(len(c)))
+            source = None
+            if by_class:  # evaluated at each class's lowest rank, copied to its highest
+                own = low == j
+                source = np.cumsum(own) - 1
+                source = np.take(source, np.take(offset, c) + low)  # the evaluated entry of every slot
+                if own.all():
+                    source = None
                 c, j, stage = c[own], j[own], stage[own]
-            sp_grid, sp_at = _stage_params_by_slot(ctx, tt, ranks)
+            del low
+            sp_grid = _stage_params_by_slot(ctx, pair_pp, pair_vpp, ranks)
+            sp_at = pair * ranks.shape[1]  # each cell's slot 0 in sp_grid
 
             def chunk(lo: int, fn=fn, tt=tt, c=c, j=j, stage=stage, table=table, per_cell=per_cell, sp_grid=sp_grid,
                       sp_at=sp_at) -> None:
@@ -274,10 +280,8 @@ class Terms:
             # a key equal in every cell is read as that number (the same sums, without a gather)
             same = {k: v[0] for k, v in table.items() if len(v) and v[0] == v.min() == v.max()}
             if source is not None:
-                at = np.cumsum(source == np.arange(len(source))) - 1
-                at = np.take(at, source)
                 for k, v in table.items():
-                    table[k] = np.broadcast_to(v[:1], at.shape) if k in same else np.take(v, at)
+                    table[k] = np.broadcast_to(v[:1], source.shape) if k in same else np.take(v, source)
             self.cell.append(cell)
             self.offset.append(offset)
             self.count.append(count)
