@@ -26,9 +26,12 @@ When the caller does not need each plan's peak rank (fits_memory `peaks`), most 
 two bounds: a plan whose terms at their largest over its candidate slots fit (each term's keys summed
 per slot, the largest sum over the cell's slots; the two terms' sums added, widened by a margin of
 rounding: _bound_sums) fits; one out of memory at rank 0 (its sums narrowed by the margin) is out of
-memory; only the plans between are scanned rank by rank. Otherwise, as in the
-reference, a plan out of memory at one rank is not evaluated at its higher ranks. Term evaluations
-and plan chunks are shared by the caller's threads (in_chunks).
+memory; of the plans between, those without a step temporary whose host RAM fits are judged by
+their exact largest total over their slots (_slot_bounds), and only the rest is scanned rank by
+rank. Otherwise, as in the reference, a plan out of memory at one rank is not evaluated at its
+higher ranks. Where the node's host memory is unknown, plans that offload are out of memory and not
+evaluated (_offload_unknown). Term evaluations and plan chunks are shared by the caller's threads
+(in_chunks).
 
 Plans whose peak may lie between a class's lowest and highest rank (memory_ranks.level_beyond) are
 left to the reference (memory.memory). The reference is used for the whole table under --exhaustive
