@@ -134,12 +134,13 @@ class Plans:
             cell = cell.reshape(-1).astype(np.int32)
         lay_of = keys // n_c
         runs = np.concatenate([r for _, r in ids])
-        rows = T.take({k: v for k, v in self.t.items() if k in cols},  # the columns the cells tell apart
-                      self._rows(np.take(self.heads, np.take(runs, lay_of))))
+        # the columns the cells tell apart, as T.take gives them: layout columns from the run heads'
+        run = np.take(runs, lay_of)
+        rows = {k: np.take(heads[k], run) for k in lay}
         code = np.take(present, np.take(c_code, keys % n_c))
         for k in CATEGORY_COLUMNS:
-            if k in rows:
-                rows[k] = np.take(digits[k], code).astype(rows[k].dtype)
+            if k in cols:
+                rows[k] = np.take(digits[k], code).astype(T.wide(self.t[k][:0]).dtype)
         if coarse:
             rough_cell = lay_of < len(ids[0][1])
             for k, f in coarse.items():
