@@ -209,6 +209,40 @@ per cell-slot the term evaluations (model_state_parts, activation_parts: ~0.4 us
 step-time bound (one stage evaluation per group: 481,008 for DeepSeek-V3 / 2,048 H100, 795,144 for
 the 131,072-GPU range, ~2 us each), the plan table and start-up.
 
+Then (issue 14, seventh pass: the memory verdict again, planner/estimate/memory_tables.py,
+memory_cells.py, memory_ranks.py), exact (the same JSON for all shipped, benchmark and report
+scenarios apart from `seconds`; tests compare each path with the reference on random tables):
+
+- a node of unknown host memory (hgx-h800): memory_verdict finds every plan that offloads out of
+  memory whatever its GPU memory, so those plans are not evaluated (480,882 of DeepSeek-V3 / 2,048
+  H800's 1,443,060; they were most of its 279,010 plans between the bounds);
+- the bounds per plan: each term's bound keys are summed once per slot, the cell keeps the largest
+  sum over its slots and rank 0's, and a plan adds its two terms' sums (two gathers and one
+  addition instead of seven gathers and combine's additions); the sums are in another order than
+  stage_memory's, so the upper one is widened and the lower one narrowed by a relative 1e-12 (a
+  dozen additions of non-negative numbers round by less than 2^-53 each); host RAM / NVMe and the
+  step temporary folded into the state cells' upper sum;
+- plans between the bounds without a step temporary (host RAM fitting at every slot) are judged by
+  their exact largest total over their candidate slots (combine_stepless, bit for bit the scan's):
+  the class holding the peak has it at its lowest or highest rank, so that total is the peak; only
+  the rest takes the rank scan: DeepSeek-V3 / 2,048 H100 48,098 -> 1,548 plans scanned, H800
+  279,010 -> 1,170, 405B on 16,384 239 -> 105;
+- stage_params (it reads only pp, vpp and the rank) once per (pp, vpp) pair and slot, gathered per
+  slot; the candidate slots laid out from one table per pair (memory_ranks.candidate_table: no
+  cells x slots rank matrix, no nonzero over it); fixed and FSDP bytes once per state cell; cell
+  tables hold only the columns their term reads; per-cell slot maxima by a gather per slot column
+  (np.maximum.reduceat took twice as long); sums added in place (no keys x slots temporary).
+The verdict pass, one thread, in process, the previous state (7d97e50) and this one alternated, 4 x 3
+runs on this shared machine (load 4-6): DeepSeek-V3 / 2,048 H100 0.80 -> 0.53 s CPU (least; median
+0.96 -> 0.65), H800 0.71 -> 0.44 (median 0.84 -> 0.53), 405B on 16,384 0.17 -> 0.20 (median 0.24 ->
+0.24: its verdict is small, noise). Whole process, alternated, least CPU of 5 (load 4.3-4.6): H100
+3.19 -> 2.88 s, H800 2.41 -> 2.03 s, 405B 0.95 -> 0.92 s; the 131,072-GPU range (of 2) 6.66 -> 6.25 s,
+peak memory 837 -> 796 MiB. What remains in the verdict (DeepSeek-V3 / 2,048 H100, shares under
+the profiler): the term formulas (state_terms, activation_terms) ~34%, gathering their rows, stage
+parameters and per-cell inputs per slot ~12%, the plans' cells (memory_cells.Plans.cells: per-plan
+key, presence and compaction passes) ~15%, the pass over the plans ~14% (the exact largest total of
+the plans between the bounds ~6%, the scan ~3%), the rank classes of each (pp, vpp) pair ~3%.
+
 Then (issue 14, around the search: what a whole process costs beyond planner.solve), exact (the same
 JSON for all shipped, benchmark and report scenarios apart from `seconds`; the same tables for three).
 Measured on DeepSeek-V3 / 2,048 H100 (load 2-3): importing the CLI and the solver 0.41-0.45 s (the

@@ -128,25 +128,34 @@ def _serial(rows):
 
 
 @pytest.mark.parametrize("model,nodes,seq,extra", CASES)
-def test_upper_bound_is_at_least_every_candidate_rank(model, nodes, seq, extra):
-    """Terms.upper_totals (each term at its largest over the plan's slots) is at least the total of
-    every candidate slot, bit for bit, for the plans it bounds (no step temporary, no buckets), and
-    equals the peak for some of them (single-slot plans at least)."""
+def test_bound_sums_enclose_every_candidate_rank(model, nodes, seq, extra):
+    """The bounds fits_memory decides most plans by (each term's keys summed per slot in another order,
+    the largest sum over a cell's slots and rank 0's, widened or narrowed by SUM_MARGIN: _bound_sums)
+    hold the total of every candidate slot at or below the upper one, and rank 0's at or above the
+    lower one, bit for bit, and are that close to them; the upper one equals the peak (but for the
+    margin) for some plans."""
     ctx = Context(scenario(model=model, nodes=nodes, seq=seq, **extra))
-    t = random_table(np.random.default_rng(31), 3000, ctx.model.layers)
+    t = random_table(np.random.default_rng(53), 3000, ctx.model.layers)
     plans = memory_tables.Plans(t)
     terms = memory_tables.Terms(ctx, plans, _serial(500), 500)
+    sums = memory_tables._bound_sums(ctx, plans, terms)
+    over = np.ones(plans.n)
+    upper, first = (memory_tables._bounded(sums[k], terms.cell, over) for k in ("upper", "first"))
     ranks = terms.ranks[plans.run]
     bases = terms.bases(slice(0, plans.n))
     stepless = np.take(terms.stepless, terms.cell[0])
-    upper = terms.upper_totals(terms.cell, plans.n)
     peak = np.full(plans.n, -np.inf)
     for j in range(terms.width):
         rows = np.flatnonzero(ranks[:, j] >= 0)
         peak[rows] = np.maximum(peak[rows], terms.totals([b[rows] for b in bases], j))
-    assert stepless.sum() > 100
-    assert (upper[stepless] >= peak[stepless]).all()
-    assert (upper[stepless] == peak[stepless]).any() and (upper[stepless] > peak[stepless]).any()
+    rank0 = terms.totals(bases, 0)
+    bounded = np.isfinite(upper)
+    assert bounded.sum() > 100 and not bounded[~stepless].any()
+    assert (upper[bounded] >= peak[bounded]).all()
+    assert (first[stepless] <= rank0[stepless]).all()
+    assert np.allclose(first[stepless], rank0[stepless], rtol=1e-11, atol=0)
+    assert (upper[bounded] == peak[bounded]).sum() < bounded.sum()  # the margin is there
+    assert np.isclose(upper[bounded], peak[bounded], rtol=1e-11, atol=0).any()
 
 
 @pytest.mark.parametrize("model,nodes,seq,extra", CASES)
@@ -168,6 +177,24 @@ def test_bounded_verdict_equals_the_reference_on_random_plans(model, nodes, seq,
     assert (fits & ~in_scan).any()  # fits by the upper bound
     assert (~fits & ~in_scan).any()  # out of memory at rank 0
     assert in_scan.any() and fits[in_scan].any()  # scanned
+
+
+@pytest.mark.parametrize("model,nodes,seq,extra", [CASES[0], CASES[1], CASES[3], CASES[5]])
+def test_largest_slot_total_decides_plans_between_the_bounds(model, nodes, seq, extra, monkeypatch):
+    """Plans between the two bounds without a step temporary (host RAM fitting) are judged by their
+    largest total over their candidate slots (_slot_bounds): some fit, some are out of memory, as the
+    reference says, and only the rest is scanned."""
+    ctx = Context(scenario(model=model, nodes=nodes, seq=seq, **extra))
+    t = random_table(np.random.default_rng(59), 4000, ctx.model.layers)
+    ref, _ = _reference(ctx, t, monkeypatch)
+    decided = []
+    real = memory_tables._slot_bounds
+    monkeypatch.setattr(memory_tables, "_slot_bounds",
+                        lambda *a: decided.append((a[3], left := real(*a))) or left)
+    fits, _ = memory_tables.fits_memory(ctx, t, None, _serial(700), 700, peaks=False)
+    assert np.array_equal(ref, fits)
+    judged = np.concatenate([np.setdiff1d(at, left) for at, left in decided])
+    assert fits[judged].any() and not fits[judged].all()
 
 
 @pytest.mark.parametrize("name", ["70b_64gpu.yaml", "qwen3_moe_16gpu.yaml", "long_context_128k.yaml",
@@ -224,3 +251,43 @@ def test_rank_is_uniques_inverse():
         values, inverse = np.unique(c, return_inverse=True)
         digit, got = table.value_ranks(c)
         assert np.array_equal(got, values.astype(got.dtype)) and np.array_equal(digit, inverse.reshape(-1))
+
+
+@pytest.mark.parametrize("peaks", [True, False])
+def test_unknown_host_memory_leaves_offload_plans_unevaluated(peaks, monkeypatch):
+    """A node of unknown host memory: every plan that offloads is out of memory (memory_verdict), so the
+    term tables evaluate only the others, and the verdict (and the peak where a plan fits) equals the
+    reference's."""
+    ctx = Context(scenario(model="deepseek-v3", node="hgx-h800", nodes=256))
+    assert ctx.node.host_memory_gib is None
+    t = random_table(np.random.default_rng(47), 3000, ctx.model.layers)
+    offload = (t["offload"] > 0) | (t["offload_params"] > 0)
+    ref = _reference(ctx, t, monkeypatch)
+    assert 0 < ref[0].sum() and offload.any() and not ref[0][offload].any()
+    seen = []
+    real = memory_tables.Plans
+    monkeypatch.setattr(memory_tables, "Plans", lambda t, rows=None: seen.append(real(t, rows)) or seen[-1])
+    fits, peak = memory_tables.fits_memory(ctx, t, None, _serial(700), 700, peaks=peaks)
+    assert [p.n for p in seen] == [int((~offload).sum())]
+    assert np.array_equal(ref[0], fits)
+    if peaks:
+        _same(ref, (fits, peak))
+
+
+@pytest.mark.parametrize("model,nodes,seq,extra", [CASES[0], CASES[6]])
+def test_stage_params_read_only_the_pipeline_shape(model, nodes, seq, extra):
+    """The term tables evaluate stage_params once per (pp, vpp) pair and slot (_stage_params_by_slot):
+    it reads no other plan column, and the table gives each slot the numbers of its own evaluation."""
+    from planner.estimate import table as T
+    from planner.estimate.memory_terms_stage import stage_params
+
+    ctx = Context(scenario(model=model, nodes=nodes, seq=seq, **extra))
+    t = random_table(np.random.default_rng(61), 500, ctx.model.layers)
+    assert T.read_keys(lambda r: stage_params(ctx, r, np.zeros(1, dtype=np.int64)), t) == {"pp", "vpp"}
+    pair, pp, vpp, ranks, _ = memory_ranks.candidate_table(ctx, t)
+    c, j = np.nonzero(ranks[pair] >= 0)
+    grid = memory_tables._stage_params_by_slot(ctx, pp, vpp, ranks)
+    at = pair[c] * ranks.shape[1] + j
+    own = stage_params(ctx, {k: v[c] for k, v in t.items()}, ranks[pair][c, j])
+    for k, v in own.items():
+        assert np.array_equal(np.take(grid[k], at), v), k

@@ -64,7 +64,11 @@ class Plans:
 
     def take(self, at) -> dict:
         """T.take of the plans `at`."""
-        return T.take(self.t, at if self.rows is None else self.rows[at])
+        return T.take(self.t, self._rows(at))
+
+    def _rows(self, at):
+        """The rows of t of the plans `at`."""
+        return at if self.rows is None else self.rows[at]
 
     def decoded(self) -> dict:
         """The categorical columns of every category code (index: code)."""
@@ -86,7 +90,7 @@ class Plans:
         cell is a pair (layout id, category id), each numbered among the values present (the run heads,
         the category codes the plans have); its row holds the (coarse) layout columns of a run of its
         layout and the categorical columns of a category code of its categories, so it equals each of
-        its plans in `cols`."""
+        its plans in `cols` (the columns it holds: a term reading another fails loudly)."""
         lay = [k for k in LAYOUT_COLUMNS if k in cols]
         heads = _Wide(self, self.heads)
         own = [heads[k] for k in lay]
@@ -130,10 +134,13 @@ class Plans:
             cell = cell.reshape(-1).astype(np.int32)
         lay_of = keys // n_c
         runs = np.concatenate([r for _, r in ids])
-        rows = self.take(np.take(self.heads, np.take(runs, lay_of)))
+        # the columns the cells tell apart, as T.take gives them: layout columns from the run heads'
+        run = np.take(runs, lay_of)
+        rows = {k: np.take(heads[k], run) for k in lay}
         code = np.take(present, np.take(c_code, keys % n_c))
         for k in CATEGORY_COLUMNS:
-            rows[k] = np.take(digits[k], code).astype(rows[k].dtype)
+            if k in cols:
+                rows[k] = np.take(digits[k], code).astype(T.wide(self.t[k][:0]).dtype)
         if coarse:
             rough_cell = lay_of < len(ids[0][1])
             for k, f in coarse.items():

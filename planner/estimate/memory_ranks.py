@@ -54,6 +54,13 @@ def candidate_ranks(ctx, t: dict) -> tuple[np.ndarray, np.ndarray]:
     """(ranks, ends) per plan: `ranks` (plans x slots) the lowest and highest rank of every class,
     ascending, -1 past the plan's candidates (slot 0 is rank 0); `ends` (plans x classes x 2) the
     slots of each class's lowest and highest rank (-1 where the class has one rank or none)."""
+    pair, pp, vpp, ranks, ends = candidate_table(ctx, t)
+    return ranks[pair], ends[pair]
+
+
+def candidate_table(ctx, t: dict) -> tuple[np.ndarray, ...]:
+    """candidate_ranks once per distinct (pp, vpp) pair of the plans: (the pair of every plan, each
+    pair's pp and vpp, its ranks (pairs x slots), its ends (pairs x classes x 2))."""
     pp, vpp = t["pp"].astype(np.int64), t["vpp"].astype(np.int64)
     width_v = int(vpp.max()) + 1
     key = pp * width_v + vpp
@@ -69,7 +76,7 @@ def candidate_ranks(ctx, t: dict) -> tuple[np.ndarray, np.ndarray]:
             ends[j, :len(e)] = e
     at = np.zeros(int(key.max()) + 1, dtype=np.int64)
     at[present] = np.arange(len(present))
-    return ranks[at[key]], ends[at[key]]
+    return np.take(at, key), present // width_v, present % width_v, ranks, ends
 
 
 def every_rank(t: dict) -> np.ndarray:

@@ -23,11 +23,15 @@ With several global batches, plans that differ only in a ga the memory does not 
 their cells, so no grouping of the plans is needed first.
 
 When the caller does not need each plan's peak rank (fits_memory `peaks`), most verdicts come from
-two bounds: a plan whose terms at their largest over its candidate slots fit (upper_totals: rounding
-is monotone, so the bound is at least every slot's total bit for bit) fits; one out of memory at
-rank 0 is out of memory; only the plans between are scanned rank by rank. Otherwise, as in the
-reference, a plan out of memory at one rank is not evaluated at its higher ranks. Term evaluations
-and plan chunks are shared by the caller's threads (in_chunks).
+two bounds: a plan whose terms at their largest over its candidate slots fit (each term's keys summed
+per slot, the largest sum over the cell's slots; the two terms' sums added, widened by a margin of
+rounding: _bound_sums) fits; one out of memory at rank 0 (its sums narrowed by the margin) is out of
+memory; of the plans between, those without a step temporary whose host RAM fits are judged by
+their exact largest total over their slots (_slot_bounds), and only the rest is scanned rank by
+rank. Otherwise, as in the reference, a plan out of memory at one rank is not evaluated at its
+higher ranks. Where the node's host memory is unknown, plans that offload are out of memory and not
+evaluated (_offload_unknown). Term evaluations and plan chunks are shared by the caller's threads
+(in_chunks).
 
 Plans whose peak may lie between a class's lowest and highest rank (memory_ranks.level_beyond) are
 left to the reference (memory.memory). The reference is used for the whole table under --exhaustive
@@ -64,24 +68,27 @@ def _group_sum(parts: dict, group: str):
     return sum(parts[f"{group}.{p}"] for p in GROUPS[group])
 
 
-def state_terms(ctx, t: dict, stage) -> dict:
+def state_terms(ctx, t: dict, stage, fixed=None, fsdp=None, sp=None) -> dict:
     """The pieces of stage_memory's total that come from the model states (see the module docstring),
-    with host RAM and NVMe per node (memory.memory without offloaded activations)."""
+    with host RAM and NVMe per node (memory.memory without offloaded activations). `fixed`, `fsdp`:
+    fixed_bytes and fsdp_prefetch_bytes of the rows (they do not read the rank), `sp` their
+    stage_params, when computed elsewhere."""
     from planner.estimate.memory import HOST_PARTS
 
-    sp = stage_params(ctx, t, stage)
+    sp = stage_params(ctx, t, stage) if sp is None else sp
     states = model_state_parts(ctx, t, sp, stage)
     parts = {k: v for k, v in states.items() if "." in k}
     out = {"states": sum(_group_sum(parts, g) for g in ("weights", "gradients", "optimizer")),
            "step_temp": states["step_temp"],
            "ds_buckets": ds_bucket_bytes(ctx, t, states["local_params"]),
-           "zero3_live": zero3_live_bytes(ctx, t, sp), "fsdp_prefetch": fsdp_prefetch_bytes(ctx, t),
+           "zero3_live": zero3_live_bytes(ctx, t, sp),
+           "fsdp_prefetch": fsdp_prefetch_bytes(ctx, t) if fsdp is None else fsdp,
            "frag_step": fragmentation_bytes(ctx, t, states["step_temp"])}
     host = host_parts(ctx, t, {k: states[k] for k in STATE_KEYS[:-1]} | {"offloaded_activations": 0.0})
     out["host_per_node"] = sum(host[k] for k in HOST_PARTS)
     out["nvme_per_node"] = host["nvme.offloaded_states"]
     # stage_memory's `other` group begins with these, in this order (combine, combine_stepless)
-    fixed = fixed_bytes(ctx, t)
+    fixed = fixed_bytes(ctx, t) if fixed is None else fixed
     out["lead"] = fixed + out["ds_buckets"] + out["zero3_live"] + out["fsdp_prefetch"]
     out["lead_stepless"] = fixed + out["zero3_live"] + out["fsdp_prefetch"]
     return out
@@ -92,13 +99,14 @@ def layer_bytes(ctx, t: dict) -> dict:
     return layer_activation_bytes(ctx, t, flash=flash_attention(ctx))
 
 
-def activation_terms(ctx, t: dict, stage, per_layer: dict | None = None) -> dict:
+def activation_terms(ctx, t: dict, stage, per_layer: dict | None = None, sp: dict | None = None) -> dict:
     """The pieces of stage_memory's total that come from one micro-batch's transients: the
     activations group, the activation parts summed in their own order (forward/backward), the
     sequence-parallel and MoE permute buffers, the receive buffers, and fragmentation over the
-    largest tensor. `per_layer`: layer_bytes of the rows, when computed elsewhere."""
+    largest tensor. `per_layer`: layer_bytes of the rows, `sp` their stage_params, when computed
+    elsewhere."""
     per_layer = layer_bytes(ctx, t) if per_layer is None else per_layer
-    sp = stage_params(ctx, t, stage)
+    sp = stage_params(ctx, t, stage) if sp is None else sp
     acts = activation_parts(ctx, t, stage, per_layer, sp)
     gather, permute = transient_comm_bytes(ctx, t, sp)
     n = T.size(t)
@@ -181,18 +189,36 @@ def _titan(digits: dict) -> np.ndarray:
 
 # (term, coarse layout columns, the category codes that keep their own columns, whether the term
 # reads the rank only as its class does, rank-free inputs it takes computed once per cell)
-TERMS = ((state_terms, {"ga": _state_ga}, None, True, {}),
+TERMS = ((state_terms, {"ga": _state_ga}, None, True, {"fixed": fixed_bytes, "fsdp": fsdp_prefetch_bytes}),
          (activation_terms, {"ga": in_flight_ga}, _titan, False, {"per_layer": layer_bytes}))
 
 
-def _class_source(ends: np.ndarray, offset: np.ndarray, n: int) -> np.ndarray:
-    """For each slot entry of a ranked term table (cell c's slot j at offset[c] + j), the entry of
-    its class's lowest rank: itself, or for the highest rank of a class of several ranks
-    (memory_ranks.candidate_ranks `ends`) the entry of the class's lowest rank."""
-    source = np.arange(n)
-    cell, k = np.nonzero(ends[..., 1] >= 0)
-    source[offset[cell] + ends[cell, k, 1]] = offset[cell] + ends[cell, k, 0]
-    return source
+def _stage_params_by_slot(ctx, pp: np.ndarray, vpp: np.ndarray, ranks: np.ndarray) -> dict:
+    """stage_params of (pp, vpp) pairs at each of their candidate slots (`ranks`: pairs x slots,
+    memory_ranks.candidate_table), flattened (pair p's slot j at row p x slots + j): stage_params reads
+    only pp, vpp and the rank (tests check it), so it is evaluated once per pair and slot, not per cell."""
+    w = ranks.shape[1]
+    grid = {"pp": np.repeat(pp, w), "vpp": np.repeat(vpp, w)}
+    return stage_params(ctx, grid, np.maximum(ranks, 0).reshape(-1))  # rank 0 past a pair's slots
+
+
+def _slot_layout(pair: np.ndarray, ranks: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The candidate slots of cells whose (pp, vpp) pairs are `pair`, from each pair's ranks and class
+    ends (memory_ranks.candidate_table): per cell (offset of its first slot, its slot count; its slots
+    are stored together: slot j at offset + j), per slot (cell, j, rank, the j of its class's lowest
+    rank: its own, or for the highest rank of a class of several ranks the class's lowest)."""
+    has = ranks >= 0
+    assert not (has[:, 1:] & ~has[:, :-1]).any()  # candidate slots are a prefix
+    w = ranks.shape[1]
+    count = np.take(has.sum(axis=1), pair)
+    offset = np.cumsum(count) - count
+    c = np.repeat(np.arange(len(pair)), count)
+    j = np.arange(len(c)) - np.take(offset, c)
+    flat = np.take(pair, c) * w + j
+    low = np.tile(np.arange(w), (len(ranks), 1))
+    p, k = np.nonzero(ends[..., 1] >= 0)
+    low[p, ends[p, k, 1]] = ends[p, k, 0]
+    return offset, count, c, j, np.take(ranks.reshape(-1), flat), np.take(low.reshape(-1), flat)
 
 
 class Terms:
@@ -208,7 +234,7 @@ class Terms:
         self.width = w = self.ranks.shape[1]
         self.slots = (self.ranks >= 0).sum(axis=1)  # per run
         sample = plans.take(np.arange(1))
-        self.cell, self.table, self.offset, self.constant = [], [], [], []
+        self.cell, self.table, self.offset, self.count, self.constant = [], [], [], [], []
         plans.present()  # computed once, before the threads
         found = [None] * len(TERMS)
 
@@ -219,29 +245,34 @@ class Terms:
 
         in_chunks(cells, len(TERMS) * chunk_rows)
         for (fn, coarse, exact, by_class, per_cell), (cell, tt) in zip(TERMS, found):
-            # candidate slots are a prefix: a cell's slots are stored together, from offset[cell]
-            ranks, ends = memory_ranks.candidate_ranks(ctx, tt)
+            pair, pair_pp, pair_vpp, ranks, ends = memory_ranks.candidate_table(ctx, tt)
             assert ranks.shape[1] <= w
-            c, j = np.nonzero(ranks >= 0)
-            stage = ranks[c, j]
-            offset = np.concatenate([[0], np.cumsum((ranks >= 0).sum(axis=1))[:-1]])
-            assert np.array_equal(offset[c] + j, np.arange(len(c)))
+            offset, count, c, j, stage, low = _slot_layout(pair, ranks, ends)
             table: dict[str, np.ndarray] = {}
-            source = _class_source(ends, offset, len(c)) if by_class else None
-            if source is not None:  # evaluated at each class's lowest rank, copied to its highest
-                own = np.flatnonzero(source == np.arange(len(c)))
-                c, stage = c[own], stage[own]
+            source = None
+            if by_class:  # evaluated at each class's lowest rank, copied to its highest
+                own = low == j
+                source = np.cumsum(own) - 1
+                source = np.take(source, np.take(offset, c) + low)  # the evaluated entry of every slot
+                if own.all():
+                    source = None
+                c, j, stage = c[own], j[own], stage[own]
+            del low
+            sp_grid = _stage_params_by_slot(ctx, pair_pp, pair_vpp, ranks)
+            sp_at = pair * ranks.shape[1]  # each cell's slot 0 in sp_grid
 
-            def chunk(lo: int, fn=fn, tt=tt, c=c, stage=stage, table=table, per_cell=per_cell) -> None:
+            def chunk(lo: int, fn=fn, tt=tt, c=c, j=j, stage=stage, table=table, per_cell=per_cell, sp_grid=sp_grid,
+                      sp_at=sp_at) -> None:
                 at = slice(lo, lo + chunk_rows)
                 cc = c[at]
-                extra = {}
+                pick = np.take(sp_at, cc) + j[at]
+                extra = {"sp": {k: np.take(v, pick) if np.ndim(v) else v for k, v in sp_grid.items()}}
                 if per_cell:  # rank-free inputs once per cell of the chunk (c ascends), then per slot
                     from planner.estimate.memory import _rows
 
                     cells = T.take(tt, slice(cc[0], cc[-1] + 1))
-                    extra = {k: _rows(f(ctx, cells), cc - cc[0]) for k, f in per_cell.items()}
-                vals = fn(ctx, T.take(tt, cc), stage[at], **extra)
+                    extra.update({k: _rows({k: f(ctx, cells)}, cc - cc[0])[k] for k, f in per_cell.items()})
+                vals = fn(ctx, {k: np.take(v, cc) for k, v in tt.items()}, stage[at], **extra)  # tt: int64 (cells)
                 for k, v in vals.items():
                     table[k][at] = v
 
@@ -249,16 +280,16 @@ class Terms:
                 first = fn(ctx, T.take(tt, c[:1]), stage[:1])
                 table.update({k: np.empty(len(c)) for k in first})
                 in_chunks(chunk, len(c))
+            # a key equal in every cell is read as that number (the same sums, without a gather)
+            same = {k: v[0] for k, v in table.items() if len(v) and v[0] == v.min() == v.max()}
             if source is not None:
-                at = np.cumsum(source == np.arange(len(source))) - 1
-                at = np.take(at, source)
                 for k, v in table.items():
-                    table[k] = np.take(v, at)
+                    table[k] = np.broadcast_to(v[:1], source.shape) if k in same else np.take(v, source)
             self.cell.append(cell)
             self.offset.append(offset)
+            self.count.append(count)
             self.table.append(table)
-            # a key equal in every cell is read as that number (the same sums, without a gather)
-            self.constant.append({k: v[0] for k, v in table.items() if len(v) and v[0] == v.min() == v.max()})
+            self.constant.append(same)
         s, cell_s = self.table[0], self.offset[0]
         if len(s.get("step_temp", ())):  # per state cell: no step temporary, no buckets at any slot
             busy = (s["step_temp"] != 0) | (s["ds_buckets"] != 0)
@@ -266,10 +297,21 @@ class Terms:
         else:
             self.stepless = None
         self.slot = [{k: same.get(k, v) for k, v in table.items()} for table, same in zip(self.table, self.constant)]
-        self.first = [self._per_cell(i, (*COMBINED, "lead_stepless"), lambda v, o: np.take(v, o))
-                      for i in range(len(TERMS))]
-        self.upper = [self._per_cell(i, (*COMBINED_STEPLESS, "host_per_node", "nvme_per_node"), np.maximum.reduceat)
-                      for i in range(len(TERMS))]
+        self.host_upper = self._per_cell(0, ("host_per_node", "nvme_per_node"), self._slot_max(0))
+        self.sums = self._slot_sums()
+
+    def _slot_max(self, term: int):
+        """how(values, offsets) for _per_cell: each cell's largest value over its slots (as
+        np.maximum.reduceat, one gather per slot column instead: faster)."""
+        o, count = self.offset[term], self.count[term]
+        at = [o + np.minimum(j, count - 1) for j in range(int(count.max()) if len(count) else 0)]
+
+        def how(v, _):
+            out = np.take(v, at[0])
+            for a in at[1:]:
+                np.maximum(out, np.take(v, a), out=out)
+            return out
+        return how
 
     def _per_cell(self, term: int, keys, how) -> dict:
         """Per cell of a term, each key of `keys` it has as how(slot values, offsets); constants stay
@@ -277,18 +319,24 @@ class Terms:
         table, o, same = self.table[term], self.offset[term], self.constant[term]
         return {k: same[k] if k in same else how(table[k], o) for k in keys if k in table}
 
-    def upper_totals(self, cells: list[np.ndarray], n: int) -> np.ndarray:
-        """An upper bound of the most loaded candidate rank's total of plans whose model states have no
-        step temporary nor DeepSpeed buckets (Terms.stepless), whose term cells are `cells`:
-        combine_stepless over each term's largest value over its cell's slots. combine_stepless only
-        adds, and rounding is monotone (a <= a', b <= b' gives fl(a + b) <= fl(a' + b')), so the bound
-        is at least the total of every candidate slot as totals computes it, bit for bit."""
-        return _sum(self.upper, cells, COMBINED_STEPLESS, combine_stepless, n)
-
-    def first_totals(self, cells: list[np.ndarray], stepless: np.ndarray | None = None) -> np.ndarray:
-        """totals at slot 0 (rank 0) of plans whose term cells are `cells`, from per-cell copies of
-        slot 0 (the same numbers)."""
-        return self._split(self.first, cells, stepless)
+    def _slot_sums(self) -> dict | None:
+        """Per cell of each term, from the sum at each slot of the term's keys that combine_stepless
+        adds (in any order: a plan's stepless total at a slot is within a relative SUM_MARGIN of the
+        sum of its two terms' sums there): "upper", the largest over the cell's slots, and "first",
+        slot 0's (rank 0). None where a value is negative (the rounding bound holds for sums of
+        non-negative numbers)."""
+        out = {"upper": [], "first": []}
+        for term, table in enumerate(self.slot):
+            n = int(self.count[term].sum())
+            parts = [np.broadcast_to(v, (n,)) for k, v in table.items() if k in COMBINED_STEPLESS]
+            if any(len(p) and p.min() < 0 for p in parts):
+                return None
+            total = np.zeros(n)
+            for part in parts:  # in place: no (keys x slots) temporary
+                total += part
+            out["upper"].append(self._slot_max(term)(total, None))
+            out["first"].append(np.take(total, self.offset[term]))
+        return out
 
     def bases(self, at) -> list[np.ndarray]:
         """Where the plans `at` (a slice or indices) read each term: the position of its cell's first
@@ -319,6 +367,9 @@ class Terms:
 
     def at(self, term: int, key: str, base: np.ndarray, slot: np.ndarray) -> np.ndarray:
         """A ranked term's `key` at each plan's slot."""
+        same = self.constant[term]
+        if key in same:  # a number (its table may be a broadcast view, which np.take would copy whole)
+            return np.full(len(base), same[key])
         return np.take(self.table[term][key], base + slot)
 
 
@@ -350,10 +401,21 @@ def fits_memory(ctx, t: dict, rows, in_chunks, chunk_rows: int, peaks: bool = Tr
 
     Without `peaks` (peak None: the caller finds the peak of the plans it times), a plan is first
     judged between two bounds: it fits if it does with each term at its largest over the plan's
-    candidate slots (Terms.upper_totals, and the largest host RAM / NVMe per node: _surely_fits), and
-    it does not if its rank 0 alone is out of memory; only the plans in between are scanned."""
+    candidate slots (and the largest host RAM / NVMe per node), and it does not if its rank 0 alone is
+    out of memory, each sum taken in another order and widened by a margin of rounding (_bound_sums:
+    two gathers and an addition per plan); only the plans in between are scanned."""
     from planner.estimate import bands, memory
 
+    held = _offload_unknown(ctx, t, rows)
+    if held is not None:  # only the plans without offload can fit: the others are not evaluated
+        n = T.size(t) if rows is None else len(rows)
+        fits = np.zeros(n, dtype=bool)
+        peak = np.zeros(n, dtype=np.int16) if peaks else None
+        sub = {k: v[held] for k, v in (t.items() if rows is None else T.take(t, rows).items())}
+        fits[held], got = fits_memory(ctx, sub, None, in_chunks, chunk_rows, peaks)
+        if peaks:
+            peak[held] = got
+        return fits, peak
     plans = Plans(t, rows)
     if not plans.n:
         return np.zeros(0, dtype=bool), (np.zeros(0, dtype=np.int16) if peaks else None)
@@ -363,30 +425,96 @@ def fits_memory(ctx, t: dict, rows, in_chunks, chunk_rows: int, peaks: bool = Tr
     peak = np.zeros(n, dtype=np.int16) if peaks else None
     over_by_cat = 1 + bands.band_arrays("memory", ctx.model.moe is not None, plans.decoded())[1]
     capacity = ctx.gpu.memory_gib * memory.GIB
-    host_ok = None if peaks else _host_ok(ctx, plans, terms)
+    sums = None if peaks else _bound_sums(ctx, plans, terms)
 
     def chunk(lo: int) -> None:
         hi = min(lo + chunk_rows, n)
-        if peaks:
+        if peaks or sums is None:
             _scan(ctx, plans, terms, np.arange(lo, hi), over_by_cat, capacity, fits, peak)
             return
-        cells = [c[lo:hi] for c in terms.cell]
-        stepless = None if terms.stepless is None else np.take(terms.stepless, cells[0])
         over = np.take(over_by_cat, plans.cat[lo:hi])
-        ub = terms.upper_totals(cells, hi - lo)
-        if stepless is not None and not stepless.all():
-            ub = np.where(stepless, ub, np.inf)  # combine is not monotone in the step temporary
-        sure = ~(ub / over > capacity)  # as memory_verdict: optimistic total above the GPU: out of memory
-        sure &= np.take(host_ok[0], cells[0]) if host_ok[1] == "cell" else np.take(host_ok[0], plans.cat[lo:hi])
+        sure, out = (_bounded(sums[k], [c[lo:hi] for c in terms.cell], over) > capacity for k in ("upper", "first"))
+        sure = ~sure  # as memory_verdict: optimistic total above the GPU: out of memory
+        if terms.stepless is not None:  # rank 0's sum is not a lower bound with a step temporary
+            out &= np.take(terms.stepless, terms.cell[0][lo:hi])
         fits[lo:hi] = sure
-        rest = np.flatnonzero(~sure)
-        lb = terms.first_totals([c[rest] for c in cells], None if stepless is None else stepless[rest])
-        live = ~(lb / over[rest] > capacity)  # out of memory at rank 0: out of memory
-        if live.any():
-            _scan(ctx, plans, terms, lo + rest[live], over_by_cat, capacity, fits, None)
+        rest = lo + np.flatnonzero(~(sure | out))
+        if len(rest):  # the plans' own largest sum over their slots, where the upper sum is finite
+            rest = _slot_bounds(plans, terms, sums, rest, over_by_cat, capacity, fits)
+        if len(rest):
+            _scan(ctx, plans, terms, rest, over_by_cat, capacity, fits, None)
 
     in_chunks(chunk, n)
     return fits, peak
+
+
+SUM_MARGIN = 1e-12  # relative: far above the rounding of a dozen additions of non-negative numbers (2^-53 each)
+
+
+def _bound_sums(ctx, plans: Plans, terms: Terms) -> dict | None:
+    """The per-cell sums (Terms.sums) of the two bounds: "upper", each term at its largest over the
+    cell's slots (inf for state cells with a step temporary or buckets, for which combine is not
+    monotone, or whose largest host RAM / NVMe does not fit: _host_ok), widened by SUM_MARGIN; "first",
+    rank 0's, narrowed by it. None where a sum is not a bound (Terms.sums)."""
+    if terms.sums is None:
+        return None
+    upper, first = list(terms.sums["upper"]), terms.sums["first"]
+    ok = _host_ok(ctx, plans, terms)
+    ok = ok[0] if ok[1] == "cell" else np.ones(len(terms.offset[0]), dtype=bool)  # "cat": no offload here
+    if terms.stepless is not None:
+        ok = ok & terms.stepless
+    upper[0] = np.where(ok, upper[0], np.inf)
+    return {"upper": (upper, 1 + SUM_MARGIN), "first": (first, 1 - SUM_MARGIN)}
+
+
+def _bounded(sums: tuple, cells: list[np.ndarray], over: np.ndarray) -> np.ndarray:
+    """The optimistic total of plans whose term cells are `cells` as a bound (_bound_sums): (the sum of
+    their terms' sums x the margin factor) / over. The plan's own total (combine_stepless: the same
+    numbers added in another order) differs from the plain sum by less than the margin, so the upper
+    bound's quotient is at least every candidate rank's, and rank 0's at most its own (division and
+    multiplication by a positive number are monotone under rounding)."""
+    (s, a), factor = sums
+    out = np.take(s, cells[0])
+    out += np.take(a, cells[1])
+    out *= factor
+    out /= over
+    return out
+
+
+def _slot_bounds(plans: Plans, terms: Terms, sums: dict, at: np.ndarray, over_by_cat, capacity: float,
+                 fits) -> np.ndarray:
+    """fits[at] for the plans `at` whose state cell has a finite upper sum (no step temporary nor
+    buckets, host RAM and NVMe fit at every slot: _bound_sums), from their largest total over their
+    candidate slots (combine_stepless, bit for bit the scan's): the class of ranks holding the peak
+    has it at its lowest or highest rank (memory_ranks), and the host fits wherever the peak is, so
+    that total decides the verdict as memory_verdict does. The other plans (ascending) are returned
+    for the scan."""
+    (s_up, _), _ = sums["upper"]
+    cells = [np.take(c, at) for c in terms.cell]
+    ok = np.isfinite(np.take(s_up, cells[0]))
+    own = at[ok]
+    bases = [np.take(o, c[ok]) for c, o in zip(cells, terms.offset)]
+    slots = np.take(terms.slots, np.take(plans.run, own))
+    stepless = np.ones(len(own), dtype=bool)
+    peak = np.array(terms.totals(bases, 0, stepless))
+    for j in range(1, terms.width):
+        r = np.flatnonzero(slots > j)
+        if len(r):
+            peak[r] = np.maximum(peak[r], terms.totals([b[r] for b in bases], j, stepless[r]))
+    over = np.take(over_by_cat, np.take(plans.cat, own))
+    fits[own] = ~(peak / over > capacity)  # memory_verdict: optimistic total above the GPU: out of memory
+    return at[~ok]
+
+
+def _offload_unknown(ctx, t: dict, rows) -> np.ndarray | None:
+    """Where the node's host memory is unknown, memory_verdict finds every plan with optimizer or
+    parameter offload out of memory whatever its GPU memory: the mask of the others among the plans
+    `rows` of t (None: all), when some plan offloads; else None."""
+    if ctx.node.host_memory_gib is not None:
+        return None
+    pick = slice(None) if rows is None else rows
+    held = (t["offload"][pick] == 0) & (t["offload_params"][pick] == 0)
+    return None if held.all() else held
 
 
 def _host_ok(ctx, plans: Plans, terms: Terms) -> tuple[np.ndarray, str]:
@@ -398,7 +526,7 @@ def _host_ok(ctx, plans: Plans, terms: Terms) -> tuple[np.ndarray, str]:
     if ctx.node.host_memory_gib is None:
         d = plans.decoded()
         return (d["offload"] == 0) & (d["offload_params"] == 0), "cat"
-    up = terms.upper[0]
+    up = terms.host_upper
     n_cells = len(terms.offset[0])
     ok = ((up["host_per_node"] <= ctx.node.host_memory_gib * GIB)
           & (up["nvme_per_node"] <= (ctx.node.nvme_tb or 0.0) * 1e12))
