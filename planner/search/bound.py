@@ -285,7 +285,7 @@ def search_bound(ctx, t: dict):
 
     def refine(rows: np.ndarray) -> np.ndarray:
         g = inverse[rows]
-        todo = np.unique(g[np.isnan(exact[g])])
+        todo = T.distinct(g[np.isnan(exact[g])])
         if len(todo):
             exact[todo] = _per_group(ctx, t, stage_lower_bound, first[todo], ga_top[todo])
         return _pipeline_step(t, rows, exact[g])

@@ -105,7 +105,7 @@ def _device_grid(dom: dict, n: int, batches: tuple[int, ...]) -> np.ndarray:
     grid = np.broadcast_to(values, chosen.shape)[chosen].reshape(len(chosen), len(MODEL_FIELDS))
     dp = n // grid.prod(axis=1)
     grid = np.column_stack([grid, dp])[np.isin(dp, dom["dp"])]
-    return np.unique(grid, axis=0)
+    return T.distinct(grid, axis=0)
 
 
 def _enumerate_layouts(scenario) -> dict[str, np.ndarray]:
