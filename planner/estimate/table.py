@@ -100,7 +100,7 @@ def compact(v: np.ndarray) -> np.ndarray:
     lo, hi = int(v.min()), int(v.max())
     for dt in (np.int8, np.int16, np.int32):
         if np.iinfo(dt).min <= lo and hi <= np.iinfo(dt).max:
-            return v.astype(dt)
+            return v.astype(dt, copy=False)  # already that narrow: as it is
     return v
 
 
