@@ -47,9 +47,16 @@ def stage_lower_bound(ctx, t: dict, units=None) -> np.ndarray:
 
 
 def _dense_ids(key: np.ndarray, span: int) -> tuple[np.ndarray, int]:
-    """Keys in [0, span) renumbered 0 .. distinct - 1 (in key order), in linear time."""
+    """Keys in [0, span) renumbered 0 .. distinct - 1 (in key order), in linear time. Where the span is
+    far beyond the keys, only the keys present are numbered (an unfilled table: the pages of keys
+    absent are never written) instead of a running count over the whole span."""
     present = np.zeros(span, dtype=bool)
     present[key] = True
+    if span > 4 * len(key):
+        keys = np.flatnonzero(present)
+        ids = np.empty(span, dtype=np.int64)
+        ids[keys] = np.arange(len(keys))
+        return ids[key], len(keys)
     ids = np.cumsum(present, dtype=np.int64)
     ids -= 1
     return ids[key], int(ids[-1]) + 1
