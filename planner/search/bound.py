@@ -73,7 +73,9 @@ def stage_groups(t: dict, cols: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray
     slow = tuple(k for k in cols if k in changes and np.count_nonzero(changes[k]) * 16 < n)
     if not slow or len(slow) == len(cols):
         return _dense_groups(t, cols)
-    change = np.logical_or.reduce([changes[k] for k in slow])
+    change = changes[slow[0]]
+    for k in slow[1:]:  # in place (np.logical_or.reduce would stack the columns first)
+        change |= changes[k]
     heads = np.flatnonzero(change)
     del change, changes
     length = np.diff(heads, append=n)  # rows of each run
