@@ -66,8 +66,9 @@ def stage_groups(t: dict, cols: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray
     """Rows of `t` that differ in `cols`: (one row index per distinct value, group of every row), as
     planner.search.solver._groups but without sorting. A plan table is layout-major (each layout's
     rows contiguous), so the layout columns change rarely from one row to the next: those columns
-    are grouped on the first row of each run where they stay equal (few rows), and each row then
-    carries its run's group as one column with the others (_dense_groups)."""
+    are grouped on the first row of each run where they stay equal (few rows), and each row's key is
+    then its run's group and a code of the other columns (_small_code; _dense_groups where those take
+    values outside [0, 64))."""
     n = len(next(iter(t.values())))
     changes = {k: _changes(t[k]) for k in cols} if n > 4096 else {}
     slow = tuple(k for k in cols if k in changes and np.count_nonzero(changes[k]) * 16 < n)
@@ -148,8 +149,8 @@ def _dense_groups(t: dict, cols: tuple[str, ...]) -> tuple[np.ndarray, np.ndarra
 
 
 def group_max(inverse: np.ndarray, groups: int, col: np.ndarray) -> np.ndarray:
-    """The largest value of `col` in each group (`inverse`: the group of every row, 0 .. groups - 1;
-    every group has a row), in col's type: np.maximum.at, linear time (numpy >= 1.25 runs it without
+    """The largest value of `col` (integers or floats) in each group (`inverse`: the group of every row,
+    0 .. groups - 1; every group has a row), in col's type: np.maximum.at, linear time (numpy >= 1.25 runs it without
     buffering: 4 x faster here than marking (group, value) pairs in a dense table)."""
     low = np.iinfo(col.dtype).min if col.dtype.kind in "iu" else -np.inf
     top = np.full(groups, low, dtype=col.dtype)
