@@ -266,6 +266,49 @@ certifi .pth at start-up (0.07 s of `site`), which a clean install does not.
 """
 
 
+LATER = """Then (issue 14: the batch range's bound and plan table, and start-up imports), exact (the same JSON
+for all shipped, benchmark and report scenarios apart from `seconds`; tests compare each path with
+the one it replaces). In-process on the 131,072-GPU range's 5,739,111 fitting plans, CPU medians of
+5-7 alternated runs on this shared machine (load 5-8):
+
+- bound.stage_groups: each row's key is its run's group (np.repeat over the runs, not a cumsum and an
+  int32 gather, which numpy converts to intp on every call) plus one int16 code of the columns that
+  change within runs (their values as digits, as _dense_groups numbers them: the same groups);
+  changes of the run columns OR-ed in place; _dense_ids numbers only the keys present where the span
+  is over 4 x the keys (the 365,300 run heads' groups 0.063 -> 0.031 s): 0.52 -> 0.27 s;
+- bound.group_max by np.maximum.at (numpy >= 1.25 runs it unbuffered): 0.09 -> 0.02 s;
+- order.ByBound's first block reads the bounds in place (no gather of every row through an index of
+  all rows) and partitions one negated copy in place: 5.7M rows read to 108k: 0.24 -> 0.16 s;
+- the plan table (solver._candidate_rows): where the keys the rules do not read come last
+  (recompute, m = 3 choices), rows are expanded per block of m (one sub-choice per block: _expand and
+  the categorical gathers on a third of the rows, then np.repeat / np.tile), _expand indexes with
+  intp, T.compact keeps an array already that narrow: 0.29 -> 0.22 s (layouts cached);
+  bound_order's tokens in int64 without widened copies: 0.094 -> 0.064 s.
+Start-up: numpy 2's plain np.unique imports numpy.ma (to check for a masked array: 10-40 ms of every
+solve); table.distinct asks with return_index (the same values) and a solve no longer imports it;
+`planner compare` imported OR-Tools' cp_model directly (purchase_mix) and with it pandas: it now
+goes through planner.search.cpsat (tests/test_cpsat_import.py checks both). planner.solve
+in-process (one thread, layouts recomputed, runs of 3 in separate processes, the branch's start
+7d97e50 and its end alternated twice, load ~3): the 131,072-GPU range 5.38-6.05 -> 4.85-6.04 s CPU
+(median of 6: 5.89 -> 5.20), DeepSeek-V3 / 2,048 H100 1.74-2.12 -> 1.41-1.87 (2.00 -> 1.77), 405B /
+16,384 0.35-0.49 -> 0.24-0.48 (0.40 -> 0.34). Whole process, alternated (CPU = user + system,
+median (least) of n; a shared machine, load 2.5-3): the range 7.25 (6.81) -> 6.67 (6.56) s, best wall
+7.26 -> 6.76, n=3; DeepSeek-V3 / 2,048 H100 3.24 (3.11) -> 3.05 (2.72), wall 3.16 -> 2.75, n=3; 405B
+1.43 (1.35) -> 1.30 (1.18), wall 1.37 -> 1.19, n=5; scenarios/32b_8gpu.yaml 1.08 (0.87) -> 0.81
+(0.73), wall 1.47 -> 1.17, n=5; `compare scenarios/purchases.yaml --json` 8.40 (7.74) -> 7.67 (7.31),
+n=3, peak memory 443 -> 372 MB. Imports of a solve with compiled modules, the least of 7 runs per module
+(-X importtime): 0.365 s: OR-Tools 0.061, numpy 0.060, the spec 0.057 (pydantic model builds:
+hardware 0.025, scenario 0.023), pydantic and its helpers 0.05, asyncio, ssl and email pulled in by
+pydantic (typing_extensions' deprecated, importlib.metadata) ~0.025, yaml 0.013, click 0.007, the
+planner's other modules 0.017. This environment sets PYTHONDONTWRITEBYTECODE: the planner's 51
+modules are compiled at every start (0.16 s under the profiler); an install writes their .pyc.
+Measured and left: glibc mallopt (M_MMAP_THRESHOLD 32 MiB, M_TRIM_THRESHOLD 1 GiB) cuts the range's
+system time 0.73 -> 0.44 s but its user time rose 4.35 -> 4.58 s (n=3, noise of the same size): no
+gain shown; the bound's per-group stage evaluations (slow_clock_stage_bound, layer_units: ~60% of
+search_bound) are the model's own arithmetic and were left as they are.
+"""
+
+
 def profile(path: Path, lines: int) -> str:
     solver.MEMORY_THREADS = 1  # cProfile sees the calling thread only: the search's chunks run in it here
     sc = load_scenario(path)
@@ -292,7 +335,7 @@ def main() -> None:
     parts = ["# Search profile", "",
              f"`python benchmarks/speed_profile.py --lines {args.lines}` on {platform.machine()}, {os.cpu_count()} CPUs, "
              f"Python {platform.python_version()}, {time.strftime('%Y-%m-%d %H:%M')}, load average "
-             f"{os.getloadavg()[0]:.1f} (a shared machine: the shares matter, not the seconds).", "", FINDINGS]
+             f"{os.getloadavg()[0]:.1f} (a shared machine: the shares matter, not the seconds).", "", FINDINGS, LATER]
     parts += [profile(p, args.lines) for p in SCENARIOS]
     (HERE / "speed_profile.md").write_text("\n".join(parts))
 

@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import math
 
-from ortools.sat.python import cp_model
-
 from planner.purchase import Option, describe, options, cost_terms
+from planner.search.cpsat import cp_model as _cp_model
 from planner.spec.purchase import PurchaseFile
+
+cp_model = _cp_model()  # OR-Tools' CP-SAT module without importing pandas (planner.search.cpsat)
 
 DAY_SCALE = 10_000  # weighted days are optimised in units of 1e-4 day (8.6 s)
 SOLVE_SECONDS = 20.0

@@ -137,7 +137,8 @@ def _same_partition(a: np.ndarray, b: np.ndarray) -> bool:
 
 @pytest.mark.parametrize("span", [1 << 22, 64])  # 64: renumbered after almost every column
 @pytest.mark.parametrize("layout_major", [False, True])  # True: a and d grouped on their runs first
-def test_stage_groups_equal_sorting(monkeypatch, span, layout_major):
+@pytest.mark.parametrize("small", [False, True])  # True: b, tp, f coded in one int16 pass (_small_code)
+def test_stage_groups_equal_sorting(monkeypatch, span, layout_major, small):
     monkeypatch.setattr(bound, "DENSE_SPAN", span)
     rng = np.random.default_rng(7)
     n = 5000
@@ -145,6 +146,9 @@ def test_stage_groups_equal_sorting(monkeypatch, span, layout_major):
          "tp": rng.choice([1, 4096, 65536], n).astype(np.int32),  # large values: coded by lookup
          "c": rng.integers(-5, 5, n).astype(np.int16),  # negative values: coded by sorting
          "d": rng.integers(0, 50, n).astype(np.int64)}
+    if small:  # the columns that change often are all in [0, 64)
+        t = {"a": t["a"], "b": t["b"], "tp": rng.integers(0, 64, n).astype(np.int8),
+             "f": rng.integers(2, 4, n).astype(np.int32), "d": t["d"]}
     if layout_major:
         order = np.lexsort((t["a"], t["d"]))
         t = {k: v[order] for k, v in t.items()}

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from planner.estimate import table as T
 from planner.estimate.memory_terms_activations import (activation_parts, flash_attention, largest_tensor_bytes,
                                                        layer_activation_bytes, offloaded_layers,
                                                        resident_layer_share)
@@ -163,7 +164,7 @@ def most_loaded_stage(ctx, t, per_layer: dict, decided=None, all_ranks: bool = F
             total[again], stage[again] = sub["total"], sub["stage"]
             for k in keep or ():
                 best[k][again] = sub[k]
-    for r in np.unique(stage[stage > 0]).tolist() if keep is None else ():
+    for r in T.distinct(stage[stage > 0]).tolist() if keep is None else ():
         rows = np.nonzero(stage == r)[0]
         cand = stage_memory(ctx, _rows(t, rows), np.full(len(rows), r), _rows(per_layer, rows))
         for k, v in cand.items():

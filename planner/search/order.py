@@ -18,7 +18,7 @@ class ByBound:
 
     def __init__(self, ub: np.ndarray):
         self.ub, self.head = ub, np.zeros(0, dtype=np.int64)
-        self.rest = np.arange(len(ub), dtype=np.int64)  # rows not yet sorted, in table order
+        self.rest = None  # rows not yet sorted, in table order (None: every row, not yet listed)
 
     def __len__(self) -> int:
         return len(self.ub)
@@ -29,16 +29,26 @@ class ByBound:
         return self.head[key]
 
     def _sort_to(self, m: int) -> None:
-        while len(self.head) < m and len(self.rest):
+        while len(self.head) < m and (self.rest is None or len(self.rest)):
+            left = len(self.ub) if self.rest is None else len(self.rest)
             # at least BLOCK rows (an eighth of a small table: purchase searches read few rows), and as
             # many as sorted so far (the search's chunks grow 4-fold)
             want = max(m - len(self.head), len(self.head), min(self.BLOCK, len(self) // 8))
-            values = self.ub[self.rest]
-            if want < len(self.rest):
-                cut = -np.partition(-values, want - 1)[want - 1]
-                take = values >= cut  # False for NaN: those stay for the last block, as the sort puts them
-            if want >= len(self.rest) or np.isnan(cut):
-                take = np.ones(len(values), dtype=bool)
-            block = self.rest[take]
-            self.head = np.concatenate([self.head, block[np.argsort(-values[take], kind="stable")]])
-            self.rest = self.rest[~take]
+            values = self.ub if self.rest is None else self.ub[self.rest]
+            take = None  # every row left
+            if want < left:
+                neg = np.negative(values)
+                neg.partition(want - 1)
+                cut = -neg[want - 1]
+                del neg
+                if not np.isnan(cut):
+                    take = values >= cut  # False for NaN: those stay for the last block, as the sort puts them
+            if take is None:
+                block, self.rest = (np.arange(left) if self.rest is None else self.rest), np.zeros(0, dtype=np.int64)
+                order = np.argsort(-values, kind="stable")
+            else:
+                block = np.flatnonzero(take) if self.rest is None else self.rest[take]
+                order = np.argsort(-values[take], kind="stable")
+                np.logical_not(take, out=take)
+                self.rest = np.flatnonzero(take) if self.rest is None else self.rest[take]
+            self.head = np.concatenate([self.head, block[order]])

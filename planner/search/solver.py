@@ -105,7 +105,7 @@ def _device_grid(dom: dict, n: int, batches: tuple[int, ...]) -> np.ndarray:
     grid = np.broadcast_to(values, chosen.shape)[chosen].reshape(len(chosen), len(MODEL_FIELDS))
     dp = n // grid.prod(axis=1)
     grid = np.column_stack([grid, dp])[np.isin(dp, dom["dp"])]
-    return np.unique(grid, axis=0)
+    return T.distinct(grid, axis=0)
 
 
 def _enumerate_layouts(scenario) -> dict[str, np.ndarray]:
@@ -231,13 +231,40 @@ def _candidate_rows(scenario, exhaustive: bool = False, compact: bool = False) -
     if split_key(scenario.runtime) is not None:  # Megatron's own split (runtime keys): Megatron plans only
         keep = keep & (grid["framework"] == T.FRAMEWORKS.index("megatron"))
     keep = np.broadcast_to(keep, (len(uniq), len(sub)))
-    li, ci, count = _expand(*_kept(keep, proj), len(uniq), inverse)  # layout-major, as the full product
+    m = _block(proj, len(sub))
+    # layout-major, as the full product: the choice of every row, or (m > 1) the sub-choice of every
+    # block of m rows, whose choices are s*m .. s*m + m - 1 (_kept)
+    chosen, count = _expand(*(np.nonzero(keep) if m > 1 else _kept(keep, proj)), len(uniq), inverse)
+    count *= m
     narrow = T.compact if compact else (lambda v: v)
     t = {k: np.repeat(narrow(lay[k]), count) for k in COLUMNS}
     for j, key in enumerate(cats):
-        t[key] = narrow(combos[:, j])[ci]
+        t[key] = _choice_column(narrow(combos[:, j]), m, chosen)
     t["sp"] = _sp(t, fixed)
+    li = np.repeat(np.arange(n_lay, dtype=np.int32 if n_lay < 2**31 else np.int64), count)
     return t, considered, narrow(li)
+
+
+def _block(proj: np.ndarray, subs: int) -> int:
+    """m where choice c reads the rules' sub-choice c // m (the keys the rules do not read come last in
+    the product of choices, m choices of theirs: _kept), else 1."""
+    m = len(proj) // max(subs, 1)
+    return m if m > 1 and np.array_equal(proj, np.arange(len(proj)) // m) else 1
+
+
+def _choice_column(values: np.ndarray, m: int, chosen: np.ndarray) -> np.ndarray:
+    """values[c] for the choice c of every row. With m > 1, `chosen` holds the sub-choice s of every
+    block of m rows (choices s*m .. s*m + m - 1): a column that depends on s alone is taken once per
+    block and repeated, one that depends on the place in the block alone is tiled (the keys the rules
+    do not read), any other is taken row by row."""
+    if m == 1:
+        return values[chosen]
+    per_block, per_place = values[::m], values[:m]
+    if np.array_equal(values, np.repeat(per_block, m)):
+        return np.repeat(per_block[chosen], m)
+    if np.array_equal(values, np.tile(per_place, len(values) // m)):
+        return np.tile(per_place, len(chosen))
+    return values[(chosen[:, None] * m + np.arange(m)).reshape(-1)]
 
 
 def _kept(keep: np.ndarray, proj: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -253,20 +280,16 @@ def _kept(keep: np.ndarray, proj: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _expand(kept_row: np.ndarray, kept_col: np.ndarray, rows: int,
-            inverse: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """np.nonzero(keep[inverse]) (row of `inverse`, column of `keep`, in row-major order) and the
-    number of such pairs of each row, from np.nonzero(keep) (`kept_row`, `kept_col`; `rows` rows),
-    without building keep[inverse] (layouts x choices): each row takes the kept columns of its row
-    of keep, in order."""
+            inverse: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """np.nonzero(keep[inverse])'s columns (of `keep`, in row-major order) and the number of them in each
+    row of `inverse`, from np.nonzero(keep) (`kept_row`, `kept_col`; `rows` rows), without building
+    keep[inverse] (layouts x choices): each row takes the kept columns of its row of keep, in order."""
     per = np.bincount(kept_row, minlength=rows)  # kept columns of each row of keep
     offset = np.cumsum(per) - per  # where each row of keep starts among kept_col
     count = per[inverse]
-    n = int(count.sum())
-    ix = np.int32 if n < 2**31 else np.int64  # the largest searches: 4 bytes per row, not 8
-    li = np.repeat(np.arange(len(inverse), dtype=ix), count)
-    pos = np.arange(n, dtype=ix)
-    pos -= np.repeat((np.cumsum(count) - count - offset[inverse]).astype(ix), count)  # offset + place in the row
-    return li, kept_col[pos], count
+    pos = np.arange(int(count.sum()), dtype=np.intp)  # intp: kept_col[pos] takes it as it is
+    pos -= np.repeat(np.cumsum(count) - count - offset[inverse], count)  # offset + place in the row
+    return kept_col[pos], count
 
 
 def _sp(t: dict, fixed: dict) -> np.ndarray:
@@ -502,7 +525,9 @@ def bounded_rows(t: dict, lb: np.ndarray, seq_len: int, keep: int, first: int, r
 def bound_order(t: dict, lb: np.ndarray, seq_len: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(tokens per step, their upper bound of tokens/s: tokens / step lower bound `lb`, the rows
     highest bound first, ties in table order), the order bounded_rows takes the plans in."""
-    tokens = T.wide(t["dp"]) * T.wide(t["mbs"]) * T.wide(t["ga"]) * seq_len
+    tokens = np.multiply(t["dp"], t["mbs"], dtype=np.int64)  # int64 arithmetic, no widened copies
+    tokens *= t["ga"]
+    tokens *= seq_len
     ub = tokens / lb
     return tokens, ub, ByBound(ub)
 

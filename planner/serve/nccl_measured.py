@@ -26,6 +26,7 @@ from functools import lru_cache
 import numpy as np
 
 from planner.catalog import catalog_file_text
+from planner.estimate import table as T
 from planner.serve import engines as E
 
 # GPU catalog name -> system key of the measured table
@@ -81,7 +82,7 @@ def measured_table(node, op: str, group, measured: bool = True) -> np.ndarray:
     system = SYSTEMS.get(getattr(node.gpu, "name", None))
     if system is None or not _on_board(node):
         return out
-    for g in np.unique(group):
+    for g in T.distinct(group):
         row = tables().get((system, op, int(g)))
         if row is not None:
             out[group == g] = row
@@ -138,7 +139,7 @@ def custom_table(node, engine, group, moe: bool = False, measured: bool = True) 
     if sglang_uses_trtllm_allreduce(node, moe):
         keys[E.SGLANG] = "trtllm"
     for e, key in keys.items():
-        for g in np.unique(group):
+        for g in T.distinct(group):
             row = custom_tables().get((system, key, int(g)))
             if row is not None:
                 out[(engine == e) & (group == g)] = row
