@@ -1,0 +1,177 @@
+"""Serving search at a fixed concurrency without listing the full table (planner.serve.search).
+
+The full listing has one row per (instance layout, engine / weights / KV / max_batch / attention DP:
+a *group*) x replica count r' (1 .. min(GPUs / instance, C)) x prefill split p (0, or a power of two
+p < r' prefill instances beside r' - p decode instances): groups x C x log C rows. In
+planner.serve.evaluate the quantities of a row factor exactly:
+* memory, batch limits, NVLink/network costs and the prefill pool (TTFT, rate, KV move of a
+  disaggregated plan): per group (none of them reads the replica counts);
+* the operating batch b = min(b_cap, C / r) and everything timed at it (iteration time, chunked
+  prefill TTFT): per group and decode count r, the same for every split p;
+* the rest (waiting, closed-loop queue, output rate, GPUs, $): elementwise formulas of the above.
+So the time model runs once per (group, r) instead of once per row, only on groups whose memory
+verdict and KV pool admit a sequence (evaluate runs no time model on the others either, and they are
+never feasible), in blocks of groups so that memory stays bounded, and every split is combined
+elementwise. The ranking needs only each block's best rows: any key's best row ranks within its
+block's first top x (rows per key) rows. The same numpy expressions on the same inputs give the same
+bits, so the plans, their order and the counts equal the full listing's (tests/test_serve_concurrency.py).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from planner.serve import evaluate as V
+from planner.serve import timing
+from planner.serve.memory import memory_table
+
+BLOCK_ROWS = 200_000  # (group, r) rows timed at once: bounds the temporaries of the time model
+
+
+def count_rows(m: np.ndarray, splits: list[int], colocated: bool) -> int:
+    """Rows of the full listing: per group of m replica counts, m colocated rows and m - p for each split p."""
+    n = int(m.sum()) if colocated else 0
+    return n + sum(int(np.maximum(m - p, 0).sum()) for p in splits)
+
+
+def _sub_links(links: dict, idx: np.ndarray) -> dict:
+    return {k: tuple(a[idx] if np.ndim(a) else a for a in pair) for k, pair in links.items()}
+
+
+def _expand(m: np.ndarray, first: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """(group index, count) for every count first .. m[g] of each group g."""
+    n = np.maximum(m - first + 1, 0)
+    gi = np.repeat(np.arange(len(m)), n)
+    start = np.cumsum(n) - n
+    r = np.arange(int(n.sum())) - np.repeat(start, n) + first
+    return gi, r
+
+
+def _timed(ctx, t, b_cap, t_cap, gi, r, conc):
+    """Per (group, decode count) rows: b, b_eval, iteration time and the links of the rows. Where the
+    batch is full (b = b_cap >= 1) the iteration is the group's t_cap (the same call at the same batch)."""
+    sub = {k: v[gi] for k, v in t.items()}
+    b = np.minimum(b_cap[gi], conc / r)
+    b_eval = np.maximum(b, 1e-3)
+    lk = _sub_links(ctx.links, gi)
+    full = b_eval == np.maximum(b_cap[gi], 1)
+    t_iter = t_cap[gi].copy()
+    part = ~full
+    if part.any():
+        t_iter[part] = V._iter(ctx, {k: v[part] for k, v in sub.items()}, b_eval[part], _sub_links(lk, part))
+    return sub, lk, b, b_eval, t_iter
+
+
+def search(sc, g: dict, objective: str, top: int, order, feasible_mask) -> tuple[dict, int, int]:
+    """(table of the candidate rows in listing order, rows of the full listing, feasible rows of it).
+    `g`: planner.serve.search group table (replicas = the largest count of the instance, prefill 0,
+    `inst` and `pos`: the instance and the group's place among the instance's groups)."""
+    s, so = sc.serving, sc.search
+    conc = s.concurrency
+    m = np.minimum(g["replicas"], conc).astype(np.int64)
+    colocated = False in so.disaggregated
+    splits = [p for p in (1, 2, 4, 8, 16, 32, 64) if p < m.max()] if (True in so.disaggregated and len(m)) else []
+    evaluated = count_rows(m, splits, colocated)
+    keys = [k for k in g if k not in ("inst", "pos")]
+    t = {k: g[k] for k in keys}
+    ctx = V.Context(sc)
+    mem = memory_table(ctx.facts, t, ctx.cap_bytes, ctx.hw["bpe"][t["wq"]], V.E.KV_BYTES[t["kv"]],
+                       ctx.in_mean, ctx.out_mean, ctx.in_p90, ctx.out_p90, ctx.hw["bpe_dense"][t["wq"]])
+    alive = (mem["verdict"] < 2) & (np.minimum(t["max_batch"], mem["seqs_running"]) >= 1)
+    rows_per_key = max(int(np.unique(np.column_stack([t["engine"], t["wq"], t["kv"], t["max_batch"]]), axis=0)
+                           .shape[0]), 1)
+    keep_n = top * rows_per_key
+    ai = np.flatnonzero(alive)
+    cands, feasible = [], 0
+    start = 0
+    while start < len(ai):  # blocks of alive groups, about BLOCK_ROWS (group, r) rows each
+        stop = start + 1 + int(np.searchsorted(np.cumsum(m[ai[start:]]), BLOCK_ROWS, side="right"))
+        blk = ai[start:min(stop, len(ai))]
+        start = min(stop, len(ai))
+        n_f, c = _block(sc, ctx, {k: v[blk] for k, v in t.items()}, {k: v[blk] for k, v in mem.items()},
+                        m[blk], g["inst"][blk], g["pos"][blk], conc, colocated, splits, objective, keep_n,
+                        order, feasible_mask)
+        feasible += n_f
+        cands += c
+    if not cands:
+        return None, evaluated, 0
+    cat = {k: np.concatenate([c[k] for c in cands]) for k in cands[0]}
+    o = np.lexsort((cat["pos"], cat["rr"], cat["inst"], cat["part"]))  # the full listing's order
+    table = {k: cat[k][o] for k in keys}
+    table["replicas"] = cat["replicas"][o]
+    table["prefill_replicas"] = cat["prefill_replicas"][o]
+    return table, evaluated, feasible
+
+
+def _block(sc, ctx, t, mem, m, inst, pos, conc, colocated, splits, objective, keep_n, order, feasible_mask):
+    """(feasible rows, candidate rows) of one block of alive groups, every split."""
+    s = sc.serving
+    ctx.links = timing.comm_links(ctx.node, t, ctx.facts.hidden, bool(ctx.facts.experts))
+    i_eff = ctx.in_mean * (1 - ctx.hit)
+    n_g = len(t["tp"])
+    cands, feasible = [], 0
+    parts = ([0] if colocated else []) + splits
+    for part, p in enumerate(parts):
+        if p == 0:
+            tg = {**t, "prefill_replicas": np.zeros(n_g, dtype=np.int64)}
+            token_cap = tg["max_batched_tokens"] / (1 + i_eff / ctx.out_mean)
+        else:
+            tg = {**t, "prefill_replicas": np.full(n_g, p, dtype=np.int64)}
+            token_cap = tg["max_batched_tokens"]
+        dis = p > 0
+        if part == 0 or (dis and p == splits[0]):  # timing per (group, r): once per flavour
+            b_cap = np.maximum(np.minimum(np.minimum(tg["max_batch"], mem["seqs_running"]), np.floor(token_cap)), 0)
+            t_cap = V._iter(ctx, tg, np.maximum(b_cap, 1))
+            gi, r = _expand(m if not dis else m - 1)
+            sub, lk, b, b_eval, t_iter = _timed(ctx, tg, b_cap, t_cap, gi, r, conc)
+            if not dis:
+                saved = ctx.links
+                ctx.links = lk
+                try:
+                    ttft50, pf_rate = V._ttft_service(ctx, sub, b_eval, ctx.in_mean, rate=True)
+                    ttft90 = ttft50 if ctx.in_p90 == ctx.in_mean else V._ttft_service(ctx, sub, b_eval, ctx.in_p90)[0]
+                finally:
+                    ctx.links = saved
+            else:
+                pools = V._prefill_pools(ctx, tg, np.ones(n_g, dtype=bool))
+        if dis:
+            sel = r <= (m[gi] - p)
+            gs, rs, bs, bes, ti = gi[sel], r[sel], b[sel], b_eval[sel], t_iter[sel]
+            pf50, pf_tok_s, kv_move, pf90, kv_move90 = (x[gs] for x in pools)
+            pre = np.full(len(gs), p, dtype=np.int64)
+            pool_req_s = pre * pf_tok_s / np.maximum(i_eff, 1.0)
+            t50, t90 = pf50 + kv_move, pf90 + kv_move90
+            queue_reps = np.maximum(pre, 1)
+            rate = pf_tok_s
+            out_tok_s = np.minimum(bs / ti * rs, pool_req_s * ctx.out_mean)
+        else:
+            gs, rs, bs, bes, ti, t50, t90, rate = gi, r, b, b_eval, t_iter, ttft50, ttft90, pf_rate
+            pre = np.zeros(len(gs), dtype=np.int64)
+            queue_reps = rs
+            out_tok_s = bs / ti * rs
+        waiting = np.maximum(s.concurrency / rs - bs, 0)
+        wait50 = wait90 = waiting / np.maximum(bes / ti / ctx.out_mean, 1e-30)
+        q50, q90 = V._closed_loop_prefill_wait(out_tok_s / ctx.out_mean / queue_reps, rate / np.maximum(i_eff, 1.0))
+        wait50, wait90 = wait50 + q50, wait90 + q90
+        gpus = t["tp"][gs] * t["pp"][gs] * (rs + pre)
+        ttft = {"p50": t50 + wait50, "p90": t90 + wait90}
+        tpot = {"p50": ti, "p90": ti}
+        usd_h = gpus * ctx.price if ctx.price is not None else np.full(gpus.shape, np.nan)
+        usd_m = usd_h / 3600.0 / np.maximum(out_tok_s, 1e-30) * 1e6
+        ev = {"mem": {"verdict": mem["verdict"][gs]}, "stable": b_cap[gs] >= 1, "batch_cap": b_cap[gs],
+              "meets_slo": V._meets_slo(s, ttft, tpot), "usd_per_hour": usd_h}
+        ok = np.flatnonzero(feasible_mask(sc, ev))
+        feasible += len(ok)
+        if not len(ok):
+            continue
+        rank = {"usd_per_m": usd_m[ok], "ttft": {"p90": ttft["p90"][ok]}, "tpot": {"p90": ti[ok]},
+                "gpus": gpus[ok], "out_tok_s": out_tok_s[ok]}
+        rr = rs[ok] + pre[ok]
+        gk = gs[ok]
+        best = order(rank, ctx.out_mean, objective, (pos[gk], rr, inst[gk]))[:keep_n]
+        keep = ok[best]
+        c = {k: v[gs[keep]] for k, v in t.items()}
+        c.update(replicas=rs[keep], prefill_replicas=pre[keep], inst=inst[gs[keep]], pos=pos[gs[keep]],
+                 rr=rs[keep] + pre[keep], part=np.full(len(keep), part))
+        cands.append(c)
+    return feasible, cands
