@@ -47,19 +47,39 @@ def _expand(m: np.ndarray, first: int = 1) -> tuple[np.ndarray, np.ndarray]:
     return gi, r
 
 
-def _timed(ctx, t, b_cap, t_cap, gi, r, conc):
-    """Per (group, decode count) rows: b, b_eval, iteration time and the links of the rows. Where the
-    batch is full (b = b_cap >= 1) the iteration is the group's t_cap (the same call at the same batch)."""
-    sub = {k: v[gi] for k, v in t.items()}
+def _at_batch(ctx, t, b, links, dis: bool) -> tuple:
+    """(iteration s, TTFT p50 service s, busy prefill tokens/s, TTFT p90 service s) of the rows of t at
+    b decoding sequences (evaluate._evaluate's calls; no TTFT on the decode instances of a disaggregated
+    plan: theirs is the prefill pool's)."""
+    saved, ctx.links = ctx.links, links
+    try:
+        t_iter = V._iter(ctx, t, b)
+        if dis:
+            return t_iter, None, None, None
+        ttft50, pf_rate = V._ttft_service(ctx, t, b, ctx.in_mean, rate=True)
+        ttft90 = ttft50 if ctx.in_p90 == ctx.in_mean else V._ttft_service(ctx, t, b, ctx.in_p90)[0]
+        return t_iter, ttft50, pf_rate, ttft90
+    finally:
+        ctx.links = saved
+
+
+def _timed(ctx, t, b_cap, gi, r, conc, dis: bool):
+    """Per (group, decode count) rows: b = min(b_cap, C / r), b_eval and _at_batch at b_eval. Where the
+    batch is full (b_eval = max(b_cap, 1): the same inputs for every such count of a group) the values
+    are the group's, computed once; the time model runs per row only below the cap."""
     b = np.minimum(b_cap[gi], conc / r)
     b_eval = np.maximum(b, 1e-3)
-    lk = _sub_links(ctx.links, gi)
-    full = b_eval == np.maximum(b_cap[gi], 1)
-    t_iter = t_cap[gi].copy()
-    part = ~full
-    if part.any():
-        t_iter[part] = V._iter(ctx, {k: v[part] for k, v in sub.items()}, b_eval[part], _sub_links(lk, part))
-    return sub, lk, b, b_eval, t_iter
+    cap = np.maximum(b_cap, 1)
+    at_cap = _at_batch(ctx, t, cap, ctx.links, dis)
+    out = [None if x is None else x[gi] for x in at_cap]
+    part = np.flatnonzero(b_eval != cap[gi])
+    if len(part):
+        gp = gi[part]
+        vals = _at_batch(ctx, {k: v[gp] for k, v in t.items()}, b_eval[part], _sub_links(ctx.links, gp), dis)
+        for o, v in zip(out, vals):
+            if o is not None:
+                o[part] = v
+    return b, b_eval, out
 
 
 def search(sc, g: dict, objective: str, top: int, order, feasible_mask) -> tuple[dict, int, int]:
@@ -121,18 +141,9 @@ def _block(sc, ctx, t, mem, m, inst, pos, conc, colocated, splits, objective, ke
         dis = p > 0
         if part == 0 or (dis and p == splits[0]):  # timing per (group, r): once per flavour
             b_cap = np.maximum(np.minimum(np.minimum(tg["max_batch"], mem["seqs_running"]), np.floor(token_cap)), 0)
-            t_cap = V._iter(ctx, tg, np.maximum(b_cap, 1))
             gi, r = _expand(m if not dis else m - 1)
-            sub, lk, b, b_eval, t_iter = _timed(ctx, tg, b_cap, t_cap, gi, r, conc)
-            if not dis:
-                saved = ctx.links
-                ctx.links = lk
-                try:
-                    ttft50, pf_rate = V._ttft_service(ctx, sub, b_eval, ctx.in_mean, rate=True)
-                    ttft90 = ttft50 if ctx.in_p90 == ctx.in_mean else V._ttft_service(ctx, sub, b_eval, ctx.in_p90)[0]
-                finally:
-                    ctx.links = saved
-            else:
+            b, b_eval, (t_iter, ttft50, pf_rate, ttft90) = _timed(ctx, tg, b_cap, gi, r, conc, dis)
+            if dis:
                 pools = V._prefill_pools(ctx, tg, np.ones(n_g, dtype=bool))
         if dis:
             sel = r <= (m[gi] - p)
@@ -168,7 +179,7 @@ def _block(sc, ctx, t, mem, m, inst, pos, conc, colocated, splits, objective, ke
                 "gpus": gpus[ok], "out_tok_s": out_tok_s[ok]}
         rr = rs[ok] + pre[ok]
         gk = gs[ok]
-        best = order(rank, ctx.out_mean, objective, (pos[gk], rr, inst[gk]))[:keep_n]
+        best = order(rank, ctx.out_mean, objective, (pos[gk], rr, inst[gk]), first=keep_n)
         keep = ok[best]
         c = {k: v[gs[keep]] for k, v in t.items()}
         c.update(replicas=rs[keep], prefill_replicas=pre[keep], inst=inst[gs[keep]], pos=pos[gs[keep]],

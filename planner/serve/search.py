@@ -134,10 +134,11 @@ def _with_disaggregated(t: dict) -> dict:
     return {k: np.concatenate([x[k] for x in parts]) for k in t}
 
 
-def _order(ev, out_mean: float, objective: str, tiebreak: tuple = ()) -> np.ndarray:
+def _order(ev, out_mean: float, objective: str, tiebreak: tuple = (), first: int | None = None) -> np.ndarray:
     """Plan indices best first: cost ($ per million output tokens), latency (p90 TTFT + output x
     p90 TPOT), gpus (fewest) or throughput (output tokens/s); ties broken by cost, then by `tiebreak`
-    (np.lexsort keys, least significant first; none: the table's order)."""
+    (np.lexsort keys, least significant first; none: the table's order). `first`: only the first that
+    many (the same ones: every plan among them has a primary key at most the first-th smallest)."""
     cost = np.nan_to_num(ev["usd_per_m"], nan=np.inf)
     if objective == "latency":
         primary = ev["ttft"]["p90"] + out_mean * ev["tpot"]["p90"]
@@ -147,7 +148,13 @@ def _order(ev, out_mean: float, objective: str, tiebreak: tuple = ()) -> np.ndar
         primary = -ev["out_tok_s"]
     else:
         primary, cost = cost, -ev["out_tok_s"] / ev["gpus"]
-    return np.lexsort((*tiebreak, cost, primary))
+    if first is not None and len(primary) > first:
+        bound = np.partition(primary, first - 1)[first - 1]
+        if not np.isnan(bound):
+            sel = np.flatnonzero(primary <= bound)
+            o = np.lexsort((*(k[sel] for k in tiebreak), cost[sel], primary[sel]))
+            return sel[o][:first]
+    return np.lexsort((*tiebreak, cost, primary))[slice(first)]
 
 
 def feasible_mask(sc, ev) -> np.ndarray:
