@@ -141,8 +141,14 @@ def _block(sc, ctx, t, mem, m, inst, pos, conc, colocated, splits, objective, ke
         dis = p > 0
         if part == 0 or (dis and p == splits[0]):  # timing per (group, r): once per flavour
             b_cap = np.maximum(np.minimum(np.minimum(tg["max_batch"], mem["seqs_running"]), np.floor(token_cap)), 0)
-            gi, r = _expand(m if not dis else m - 1)
-            b, b_eval, (t_iter, ttft50, pf_rate, ttft90) = _timed(ctx, tg, b_cap, gi, r, conc, dis)
+            # rows no split can make feasible: the group's memory or batch fails, or TPOT misses its target
+            gi, r = _expand(np.where((mem["verdict"] < 2) & (b_cap >= 1), m - dis, 0))
+            b, b_eval, timed = _timed(ctx, tg, b_cap, gi, r, conc, dis)
+            if s.slo.tpot_ms_p90 is not None:
+                fast = np.flatnonzero(timed[0] * 1e3 <= s.slo.tpot_ms_p90)  # evaluate._meets_slo's test
+                gi, r, b, b_eval = gi[fast], r[fast], b[fast], b_eval[fast]
+                timed = [None if x is None else x[fast] for x in timed]
+            t_iter, ttft50, pf_rate, ttft90 = timed
             if dis:
                 pools = V._prefill_pools(ctx, tg, np.ones(n_g, dtype=bool))
         if dis:
