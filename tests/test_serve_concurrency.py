@@ -42,7 +42,8 @@ def _variants():
 
 @pytest.mark.parametrize("objective,data", _variants())
 def test_factored_concurrency_search_ranks_as_the_full_table(tmp_path, objective, data, monkeypatch):
-    monkeypatch.setattr(concurrency, "BLOCK_ROWS", 40)  # several blocks of groups
+    monkeypatch.setattr(concurrency, "BLOCK_ROWS", 40)  # several blocks of groups, on two threads
+    monkeypatch.setattr(concurrency, "THREADS", 2)
     path = tmp_path / "s.yaml"
     path.write_text(yaml.safe_dump(data))
     sc = load_serving_scenario(path)

@@ -19,6 +19,9 @@ bits, so the plans, their order and the counts equal the full listing's (tests/t
 
 from __future__ import annotations
 
+import copy
+import os
+
 import numpy as np
 
 from planner.serve import evaluate as V
@@ -26,6 +29,7 @@ from planner.serve import timing
 from planner.serve.memory import memory_table
 
 BLOCK_ROWS = 200_000  # (group, r) rows timed at once: bounds the temporaries of the time model
+THREADS = min(2, os.cpu_count() or 1)  # blocks evaluated at once (each block's numbers are its own)
 
 
 def count_rows(m: np.ndarray, splits: list[int], colocated: bool) -> int:
@@ -102,17 +106,26 @@ def search(sc, g: dict, objective: str, top: int, order, feasible_mask) -> tuple
                            .shape[0]), 1)
     keep_n = top * rows_per_key
     ai = np.flatnonzero(alive)
-    cands, feasible = [], 0
-    start = 0
+    blocks, start = [], 0
     while start < len(ai):  # blocks of alive groups, about BLOCK_ROWS (group, r) rows each
         stop = start + 1 + int(np.searchsorted(np.cumsum(m[ai[start:]]), BLOCK_ROWS, side="right"))
-        blk = ai[start:min(stop, len(ai))]
+        blocks.append(ai[start:min(stop, len(ai))])
         start = min(stop, len(ai))
-        n_f, c = _block(sc, ctx, {k: v[blk] for k, v in t.items()}, {k: v[blk] for k, v in mem.items()},
-                        m[blk], g["inst"][blk], g["pos"][blk], conc, colocated, splits, objective, keep_n,
-                        order, feasible_mask)
-        feasible += n_f
-        cands += c
+
+    def run(blk):
+        return _block(sc, copy.copy(ctx), {k: v[blk] for k, v in t.items()}, {k: v[blk] for k, v in mem.items()},
+                      m[blk], g["inst"][blk], g["pos"][blk], conc, colocated, splits, objective, keep_n,
+                      order, feasible_mask)
+
+    if THREADS > 1 and len(blocks) > 1:  # numpy releases the interpreter lock in its array loops
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(min(THREADS, len(blocks))) as pool:
+            done = list(pool.map(run, blocks))
+    else:
+        done = [run(blk) for blk in blocks]
+    feasible = sum(n_f for n_f, _ in done)
+    cands = [c for _, cs in done for c in cs]
     if not cands:
         return None, evaluated, 0
     cat = {k: np.concatenate([c[k] for c in cands]) for k in cands[0]}
