@@ -232,6 +232,47 @@ certifi .pth at start-up (0.07 s of `site`), which a clean install does not.
 """
 
 
+SERVING = """## Serving search at a fixed concurrency
+
+Before: `planner serve` under `concurrency: C` listed every row of layout x engine / weights / KV /
+max_batch / attention DP (a group) x replica count r' (1 .. min(GPUs / instance, C)) x prefill split
+(colocated, or p = 1, 2, 4 .. 64 prefill instances beside r' - p decode ones) and ran the whole time
+model on each: groups x C x log C rows. Llama-3.1-70B at concurrency 5,000 on 64 DGX H100
+(`benchmarks/scenarios/serve_70b_conc5000.yaml`): 1,785,720 rows, 14.3 s CPU / 23.3 s wall, 2.46 GB
+peak, whole process; under cProfile 16.3 s in `evaluate`, of which `timing.iteration_s` 11.4 s (11
+calls over the rows), the disaggregated prefill pool 5.3 s (the same for every replica count), and
+`comm_links` 1.9 s (the same for every count and split).
+
+What replaced it (planner/serve/concurrency.py; exact: the same numpy expressions on the same
+inputs): memory, links, batch limits and the prefill pool once per group; the time model once per
+(group, decode count), shared by every split, and once per group for all counts whose batch is full
+(b = min(b_cap, C / r) = b_cap); groups whose memory or batch fails and (group, count) rows missing
+the TPOT target drop out before the splits are combined elementwise; blocks of about 200,000
+(group, count) rows on two threads bound memory; each block keeps its first top x (max_batch
+values) rows by the exact ranking (a key's best row always ranks there), preselected by
+np.partition on the primary key. Plans, order, `evaluated` and `feasible` equal the full listing's
+(tests/test_serve_concurrency.py compares 14 small scenarios; the JSON of both concurrency
+scenarios below and of `scenarios/serve_70b.yaml` is unchanged).
+
+Whole process, this shared 2-core machine (before: one run of the starting commit; after: best of
+`benchmarks/speed.py --match serve:`):
+
+| question | rows | before CPU s / peak | after CPU s / wall s / peak |
+|---|---:|---:|---:|
+| 70B, concurrency 5,000, 512 H100 | 1,785,720 | 14.3 / 2.46 GB | 1.92 / 2.12 / 0.22 GB |
+| 1B, concurrency 100,000, 1,024 H100 | 825,960 | 7.9 / 1.29 GB | 1.6 / - / 0.14 GB (one run) |
+| 1B, concurrency 100,000, 32,768 H100 | 28,493,400 | not run (about 35 x the row above) | 17.2 / 21.1 / 0.58 GB |
+
+What remains (the 32,768-GPU case): the time model on 3.6M (group, count) rows per flavour (about
+two thirds) and the elementwise combination of 28.5M rows (about a quarter). Each row's TPOT and
+TTFT are needed for the exact `feasible` count; a bisection on the count would need the iteration
+time to be monotone in the batch, which chunked-prefill shares and CUDA-graph padding do not
+guarantee, so it is not used.
+Notes: the 32,768-GPU row ran at load ~2.5 (best of 2); a quieter run took 10.5 s wall (two threads).
+The 70B search itself is 0.78 s CPU in process (warm); the rest of its whole-process time is start-up.
+"""
+
+
 def profile(path: Path, lines: int) -> str:
     solver.MEMORY_THREADS = 1  # cProfile sees the calling thread only: the search's chunks run in it here
     sc = load_scenario(path)
@@ -258,7 +299,7 @@ def main() -> None:
     parts = ["# Search profile", "",
              f"`python benchmarks/speed_profile.py --lines {args.lines}` on {platform.machine()}, {os.cpu_count()} CPUs, "
              f"Python {platform.python_version()}, {time.strftime('%Y-%m-%d %H:%M')}, load average "
-             f"{os.getloadavg()[0]:.1f} (a shared machine: the shares matter, not the seconds).", "", FINDINGS]
+             f"{os.getloadavg()[0]:.1f} (a shared machine: the shares matter, not the seconds).", "", FINDINGS, SERVING]
     parts += [profile(p, args.lines) for p in SCENARIOS]
     (HERE / "speed_profile.md").write_text("\n".join(parts))
 
