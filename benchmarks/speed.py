@@ -29,7 +29,7 @@ BENCH = HERE / "scenarios"
 SCENARIOS = [p for p in sorted(SCEN.glob("*.yaml")) + sorted(BENCH.glob("*.yaml"))
              if not p.name.startswith("serve")]  # serving scenarios: planner serve
 
-HEAVY = ("131,072", "100 clusters", "100,000")  # questions run --heavy-runs times (each takes minutes on a busy machine)
+HEAVY = ("131,072", "100 clusters", "100,000")  # questions run --heavy-runs times (minutes each on a busy machine)
 
 
 def questions(sweep: Path) -> list[tuple[str, list[str], float | None]]:

@@ -35,13 +35,22 @@ def _variants():
     only_dis["search"]["disaggregated"] = [True]
     none = copy.deepcopy(BASE)
     none["serving"]["slo"] = {"ttft_ms_p90": 0.001}
-    return [("cost", BASE), ("latency", BASE), ("gpus", BASE), ("throughput", BASE), ("cost", budget),
-            ("latency", budget), ("cost", moe), ("latency", moe), ("cost", no_slo), ("throughput", no_slo),
-            ("cost", few), ("latency", coloc), ("cost", only_dis), ("cost", none)]
+    tight = copy.deepcopy(BASE)  # no plan meets TPOT: the explanation's minima come from the factored rows
+    tight["serving"]["slo"] = {"ttft_ms_p90": 300, "tpot_ms_p90": 0.01}
+    broke = copy.deepcopy(BASE)
+    broke["budget"] = {"max_usd_per_hour": 1}
+    huge = copy.deepcopy(BASE)  # no layout holds the weights
+    huge["model"] = {**TINY, "layers": 400, "hidden": 16384, "heads": 128, "kv_heads": 8, "ffn_hidden": 65536}
+    huge["cluster"]["nodes"] = 1
+    feasible = [("cost", BASE), ("latency", BASE), ("gpus", BASE), ("throughput", BASE), ("cost", budget),
+                ("latency", budget), ("cost", moe), ("latency", moe), ("cost", no_slo), ("throughput", no_slo),
+                ("cost", few), ("latency", coloc), ("cost", only_dis)]
+    infeasible = [("cost", none), ("cost", tight), ("cost", broke), ("cost", huge)]
+    return [(o, d, True) for o, d in feasible] + [(o, d, False) for o, d in infeasible]
 
 
-@pytest.mark.parametrize("objective,data", _variants())
-def test_factored_concurrency_search_ranks_as_the_full_table(tmp_path, objective, data, monkeypatch):
+@pytest.mark.parametrize("objective,data,any_plan", _variants())
+def test_factored_concurrency_search_ranks_as_the_full_table(tmp_path, objective, data, any_plan, monkeypatch):
     monkeypatch.setattr(concurrency, "BLOCK_ROWS", 40)  # several blocks of groups, on two threads
     monkeypatch.setattr(concurrency, "THREADS", 2)
     path = tmp_path / "s.yaml"
@@ -50,7 +59,8 @@ def test_factored_concurrency_search_ranks_as_the_full_table(tmp_path, objective
     full = search.solve_serving(sc, objective=objective, bisect=False)
     fast = search.solve_serving(sc, objective=objective)
     assert json.dumps(fast, sort_keys=True, default=str) == json.dumps(full, sort_keys=True, default=str)
-    assert full["evaluated"] > 1000  # every replica count and prefill split of 32 GPUs was listed
+    assert full["evaluated"] > (1000 if data["cluster"]["nodes"] > 1 else 100)  # every count and split was listed
+    assert bool(fast["plans"]) == any_plan  # where none: the explanation was compared above
 
 
 def test_row_count_formula():

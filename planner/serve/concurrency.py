@@ -112,22 +112,30 @@ def search(sc, g: dict, objective: str, top: int, order, feasible_mask) -> tuple
         blocks.append(ai[start:min(stop, len(ai))])
         start = min(stop, len(ai))
 
-    def run(blk):
+    def run(blk, explain=False):
         return _block(sc, copy.copy(ctx), {k: v[blk] for k, v in t.items()}, {k: v[blk] for k, v in mem.items()},
                       m[blk], g["inst"][blk], g["pos"][blk], conc, colocated, splits, objective, keep_n,
-                      order, feasible_mask)
+                      order, feasible_mask, explain)
 
-    if THREADS > 1 and len(blocks) > 1:  # numpy releases the interpreter lock in its array loops
-        from concurrent.futures import ThreadPoolExecutor
+    def run_all(explain=False):
+        if THREADS > 1 and len(blocks) > 1:  # numpy releases the interpreter lock in its array loops
+            from concurrent.futures import ThreadPoolExecutor
 
-        with ThreadPoolExecutor(min(THREADS, len(blocks))) as pool:
-            done = list(pool.map(run, blocks))
-    else:
-        done = [run(blk) for blk in blocks]
+            with ThreadPoolExecutor(min(THREADS, len(blocks))) as pool:
+                return list(pool.map(lambda b: run(b, explain), blocks))
+        return [run(blk, explain) for blk in blocks]
+
+    done = run_all()
     feasible = sum(n_f for n_f, _ in done)
     cands = [c for _, cs in done for c in cs]
-    if not cands:
-        return None, evaluated, 0
+    if not cands:  # nothing feasible: the rows planner.serve.explain reads (its minima), and one row per group
+        cands = [c for _, cs in run_all(explain=True) for c in cs]
+        first = np.flatnonzero(m >= (1 if colocated else 2)) if (colocated or splits) else np.zeros(0, dtype=np.int64)
+        one = {k: v[first] for k, v in t.items()}
+        one.update(replicas=np.ones(len(first), dtype=np.int64), inst=g["inst"][first], pos=g["pos"][first],
+                   prefill_replicas=np.full(len(first), 0 if colocated else 1, dtype=np.int64),
+                   rr=np.full(len(first), 1 if colocated else 2), part=np.zeros(len(first), dtype=np.int64))
+        cands.append(one)
     cat = {k: np.concatenate([c[k] for c in cands]) for k in cands[0]}
     o = np.lexsort((cat["pos"], cat["rr"], cat["inst"], cat["part"]))  # the full listing's order
     table = {k: cat[k][o] for k in keys}
@@ -136,8 +144,12 @@ def search(sc, g: dict, objective: str, top: int, order, feasible_mask) -> tuple
     return table, evaluated, feasible
 
 
-def _block(sc, ctx, t, mem, m, inst, pos, conc, colocated, splits, objective, keep_n, order, feasible_mask):
-    """(feasible rows, candidate rows) of one block of alive groups, every split."""
+def _block(sc, ctx, t, mem, m, inst, pos, conc, colocated, splits, objective, keep_n, order, feasible_mask,
+           explain: bool = False):
+    """(feasible rows, candidate rows) of one block of alive groups, every split. `explain`: the candidates
+    are instead the rows of least TPOT p90 and least TTFT p90 among those whose memory and batch fit, and
+    of least $/h among those that also meet the SLO (what planner.serve.explain reports when none is
+    feasible), with every row timed."""
     s = sc.serving
     ctx.links = timing.comm_links(ctx.node, t, ctx.facts.hidden, bool(ctx.facts.experts))
     i_eff = ctx.in_mean * (1 - ctx.hit)
@@ -157,7 +169,7 @@ def _block(sc, ctx, t, mem, m, inst, pos, conc, colocated, splits, objective, ke
             # rows no split can make feasible: the group's memory or batch fails, or TPOT misses its target
             gi, r = _expand(np.where((mem["verdict"] < 2) & (b_cap >= 1), m - dis, 0))
             b, b_eval, timed = _timed(ctx, tg, b_cap, gi, r, conc, dis)
-            if s.slo.tpot_ms_p90 is not None:
+            if s.slo.tpot_ms_p90 is not None and not explain:
                 fast = np.flatnonzero(timed[0] * 1e3 <= s.slo.tpot_ms_p90)  # evaluate._meets_slo's test
                 gi, r, b, b_eval = gi[fast], r[fast], b[fast], b_eval[fast]
                 timed = [None if x is None else x[fast] for x in timed]
@@ -190,8 +202,14 @@ def _block(sc, ctx, t, mem, m, inst, pos, conc, colocated, splits, objective, ke
         usd_m = usd_h / 3600.0 / np.maximum(out_tok_s, 1e-30) * 1e6
         ev = {"mem": {"verdict": mem["verdict"][gs]}, "stable": b_cap[gs] >= 1, "batch_cap": b_cap[gs],
               "meets_slo": V._meets_slo(s, ttft, tpot), "usd_per_hour": usd_h}
-        ok = np.flatnonzero(feasible_mask(sc, ev))
-        feasible += len(ok)
+        if explain:
+            fit = (ev["mem"]["verdict"] < 2) & (ev["batch_cap"] >= 1 - 1e-9)
+            picks = [np.where(sel, x, np.inf).argmin() for x, sel in
+                     ((ti, fit), (ttft["p90"], fit), (usd_h, fit & ev["meets_slo"])) if sel.any()]
+            ok = np.unique(np.array(picks, dtype=np.int64))
+        else:
+            ok = np.flatnonzero(feasible_mask(sc, ev))
+            feasible += len(ok)
         if not len(ok):
             continue
         rank = {"usd_per_m": usd_m[ok], "ttft": {"p90": ttft["p90"][ok]}, "tpot": {"p90": ti[ok]},
