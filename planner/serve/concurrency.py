@@ -13,8 +13,10 @@ So the time model runs once per (group, r) instead of once per row, only on grou
 verdict and KV pool admit a sequence (evaluate runs no time model on the others either, and they are
 never feasible), in blocks of groups so that memory stays bounded, and every split is combined
 elementwise. The ranking needs only each block's best rows: any key's best row ranks within its
-block's first top x (rows per key) rows. The same numpy expressions on the same inputs give the same
-bits, so the plans, their order and the counts equal the full listing's (tests/test_serve_concurrency.py).
+block's first top x (rows per key) rows; where no row is feasible, the explanation (planner.serve.explain:
+minima over the rows) reads the rows that attain them. The same numpy expressions on the same inputs give
+the same bits, so the plans, their order, the counts and the explanation equal the full listing's
+(tests/test_serve_concurrency.py).
 """
 
 from __future__ import annotations
@@ -204,8 +206,8 @@ def _block(sc, ctx, t, mem, m, inst, pos, conc, colocated, splits, objective, ke
               "meets_slo": V._meets_slo(s, ttft, tpot), "usd_per_hour": usd_h}
         if explain:
             fit = (ev["mem"]["verdict"] < 2) & (ev["batch_cap"] >= 1 - 1e-9)
-            picks = [np.where(sel, x, np.inf).argmin() for x, sel in
-                     ((ti, fit), (ttft["p90"], fit), (usd_h, fit & ev["meets_slo"])) if sel.any()]
+            picks = [np.where(mask, x, np.inf).argmin() for x, mask in
+                     ((ti, fit), (ttft["p90"], fit), (usd_h, fit & ev["meets_slo"])) if mask.any()]
             ok = np.unique(np.array(picks, dtype=np.int64))
         else:
             ok = np.flatnonzero(feasible_mask(sc, ev))
