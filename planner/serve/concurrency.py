@@ -176,30 +176,31 @@ def _block(sc, ctx, t, mem, m, inst, pos, conc, colocated, splits, objective, ke
                 gi, r, b, b_eval = gi[fast], r[fast], b[fast], b_eval[fast]
                 timed = [None if x is None else x[fast] for x in timed]
             t_iter, ttft50, pf_rate, ttft90 = timed
+            # per (group, count), the same for every split: decode output rate and the wait for a batch slot
+            dec_out = b / t_iter * r
+            wait = np.maximum(s.concurrency / r - b, 0) / np.maximum(b_eval / t_iter / ctx.out_mean, 1e-30)
             if dis:
                 pools = V._prefill_pools(ctx, tg, np.ones(n_g, dtype=bool))
+        # evaluate._evaluate's concurrency formulas (only the p90s: the SLO and the ranking read those)
         if dis:
             sel = r <= (m[gi] - p)
-            gs, rs, bs, bes, ti = gi[sel], r[sel], b[sel], b_eval[sel], t_iter[sel]
-            pf50, pf_tok_s, kv_move, pf90, kv_move90 = (x[gs] for x in pools)
+            gs, rs, ti, wt = gi[sel], r[sel], t_iter[sel], wait[sel]
+            _, pf_tok_s, _, pf90, kv_move90 = (x[gs] for x in pools)
             pre = np.full(len(gs), p, dtype=np.int64)
             pool_req_s = pre * pf_tok_s / np.maximum(i_eff, 1.0)
-            t50, t90 = pf50 + kv_move, pf90 + kv_move90
+            t90 = pf90 + kv_move90
             queue_reps = np.maximum(pre, 1)
             rate = pf_tok_s
-            out_tok_s = np.minimum(bs / ti * rs, pool_req_s * ctx.out_mean)
+            out_tok_s = np.minimum(dec_out[sel], pool_req_s * ctx.out_mean)
         else:
-            gs, rs, bs, bes, ti, t50, t90, rate = gi, r, b, b_eval, t_iter, ttft50, ttft90, pf_rate
+            gs, rs, ti, wt, t90, rate = gi, r, t_iter, wait, ttft90, pf_rate
             pre = np.zeros(len(gs), dtype=np.int64)
             queue_reps = rs
-            out_tok_s = bs / ti * rs
-        waiting = np.maximum(s.concurrency / rs - bs, 0)
-        wait50 = wait90 = waiting / np.maximum(bes / ti / ctx.out_mean, 1e-30)
-        q50, q90 = V._closed_loop_prefill_wait(out_tok_s / ctx.out_mean / queue_reps, rate / np.maximum(i_eff, 1.0))
-        wait50, wait90 = wait50 + q50, wait90 + q90
+            out_tok_s = dec_out
+        q90 = V.closed_loop_wait_quantile(out_tok_s / ctx.out_mean / queue_reps, rate / np.maximum(i_eff, 1.0), 0.9)
         gpus = t["tp"][gs] * t["pp"][gs] * (rs + pre)
-        ttft = {"p50": t50 + wait50, "p90": t90 + wait90}
-        tpot = {"p50": ti, "p90": ti}
+        ttft = {"p90": t90 + (wt + q90)}
+        tpot = {"p50": ti, "p90": ti}  # _meets_slo reads p50 for the shape only
         usd_h = gpus * ctx.price if ctx.price is not None else np.full(gpus.shape, np.nan)
         usd_m = usd_h / 3600.0 / np.maximum(out_tok_s, 1e-30) * 1e6
         ev = {"mem": {"verdict": mem["verdict"][gs]}, "stable": b_cap[gs] >= 1, "batch_cap": b_cap[gs],
