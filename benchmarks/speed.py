@@ -50,7 +50,7 @@ def questions(sweep: Path) -> list[tuple[str, list[str], float | None]]:
          2.0),
         ("serve: Llama-3.1-70B, concurrency 5,000, 512 H100", ["serve", str(BENCH / "serve_70b_conc5000.yaml"),
                                                                "--json"], 2.0),
-        ("serve: 1B model, concurrency 100,000, 32,768 H100", ["serve", str(BENCH / "serve_tiny_conc100k.yaml"),
+        ("serve: 1.5B model, concurrency 100,000, 32,768 H100", ["serve", str(BENCH / "serve_tiny_conc100k.yaml"),
                                                                "--json"], None),
     ]
 

@@ -251,25 +251,28 @@ the TPOT target drop out before the splits are combined elementwise; blocks of a
 (group, count) rows on two threads bound memory; each block keeps its first top x (max_batch
 values) rows by the exact ranking (a key's best row always ranks there), preselected by
 np.partition on the primary key. Plans, order, `evaluated` and `feasible` equal the full listing's
-(tests/test_serve_concurrency.py compares 14 small scenarios; the JSON of both concurrency
+(tests/test_serve_concurrency.py compares 17 small scenarios, 4 of them with no feasible plan; the JSON of both concurrency
 scenarios below and of `scenarios/serve_70b.yaml` is unchanged).
 
-Whole process, this shared 2-core machine (before: one run of the starting commit; after: best of
-`benchmarks/speed.py --match serve:`):
+Whole process on this shared 2-core machine, load ~2 (before: the starting commit, one run; after:
+`benchmarks/speed.py --match serve:`, best of 5, 3 for the last row; CPU = user + system):
 
-| question | rows | before CPU s / peak | after CPU s / wall s / peak |
+| question | rows | before CPU s / wall s / peak | after CPU s / wall s / peak |
 |---|---:|---:|---:|
-| 70B, concurrency 5,000, 512 H100 | 1,785,720 | 14.3 / 2.46 GB | 1.92 / 2.12 / 0.22 GB |
-| 1B, concurrency 100,000, 1,024 H100 | 825,960 | 7.9 / 1.29 GB | 1.6 / - / 0.14 GB (one run) |
-| 1B, concurrency 100,000, 32,768 H100 | 28,493,400 | not run (about 35 x the row above) | 17.2 / 21.1 / 0.58 GB |
+| 70B, concurrency 5,000, 512 H100 | 1,785,720 | 13.2 / 13.1 / 2.46 GB | 1.37 / 1.37 / 0.21 GB |
+| 1.5B, concurrency 100,000, 1,024 H100 (serve_tiny_conc100k.yaml at 128 nodes) | 825,960 | 6.7 / 6.8 / 1.29 GB | 1.29 / 1.31 / 0.13 GB (one run) |
+| 1.5B, concurrency 100,000, 32,768 H100 | 28,493,400 | not run (about 35 x the row above) | 13.1 / 13.0 / 0.57 GB |
+| 70B, 40 requests/s, 64 H100 (rate: unchanged path) | - | - | 0.98 / 0.98 / 0.10 GB |
+
+Where nothing is feasible the explanation (minima over the rows) reads only the rows that attain
+them: the 1.5B question on 4,096 H100 with an unmeetable TPOT target, 3,495,960 rows, 3.1 s CPU / 0.31 GB.
 
 What remains (the 32,768-GPU case): the time model on 3.6M (group, count) rows per flavour (about
-two thirds) and the elementwise combination of 28.5M rows (about a quarter). Each row's TPOT and
+two thirds) and the elementwise combination of 28.5M rows (most of the rest). Each row's TPOT and
 TTFT are needed for the exact `feasible` count; a bisection on the count would need the iteration
 time to be monotone in the batch, which chunked-prefill shares and CUDA-graph padding do not
 guarantee, so it is not used.
-Notes: the 32,768-GPU row ran at load ~2.5 (best of 2); a quieter run took 10.5 s wall (two threads).
-The 70B search itself is 0.78 s CPU in process (warm); the rest of its whole-process time is start-up.
+The 70B concurrency search itself is about 0.6 s CPU in process (warm); the rest is start-up.
 """
 
 
