@@ -240,7 +240,9 @@ def solve_serving(sc, objective: str | None = None, top: int | None = None, bise
     every count: the same plans, in time and memory that do not grow with the cluster, and faster at every
     size measured (CPU s of the search, listing vs bisection, Llama-3.1-70B at 40 requests/s on 1 / 2 / 8
     DGX H100: 7,728 rows 0.030 vs 0.025, 21,804 rows 0.12 vs 0.08, 144,762 rows 1.0 vs 0.3). `bisect=False`
-    lists every count: the reference tests/test_serve_bisect.py compares it with."""
+    lists every count: the reference tests/test_serve_bisect.py compares it with. At a fixed concurrency
+    the table is factored instead (planner.serve.concurrency: exact, no assumption on the model); `bisect=False`
+    lists it, the reference of tests/test_serve_concurrency.py."""
     objective = objective or sc.objective
     top = top or sc.top
     groups = candidate_table(sc, largest_only=True) if sc.serving.mode == "rate" else None
@@ -251,7 +253,7 @@ def solve_serving(sc, objective: str | None = None, top: int | None = None, bise
         g = group_table(sc)
         if len(g["tp"]):
             t, evaluated, n_feasible = concurrency.search(sc, g, objective, top, _order, feasible_mask)
-    if t is None:  # the full listing (also where nothing is feasible: the explanation reads every row)
+    if t is None:  # the full listing (offline; no layout; bisect=False)
         t, evaluated, n_feasible = candidate_table(sc), None, None
     ev = evaluate(sc, t)
     ok = feasible_mask(sc, ev)
