@@ -29,7 +29,7 @@ BENCH = HERE / "scenarios"
 SCENARIOS = [p for p in sorted(SCEN.glob("*.yaml")) + sorted(BENCH.glob("*.yaml"))
              if not p.name.startswith("serve")]  # serving scenarios: planner serve
 
-HEAVY = ("131,072", "100 clusters")  # questions run --heavy-runs times (each takes minutes on a busy machine)
+HEAVY = ("131,072", "100 clusters", "100,000")  # questions run --heavy-runs times (minutes each on a busy machine)
 
 
 def questions(sweep: Path) -> list[tuple[str, list[str], float | None]]:
@@ -44,6 +44,14 @@ def questions(sweep: Path) -> list[tuple[str, list[str], float | None]]:
         ("`planner compare scenarios/purchases.yaml --json`", ["compare", str(SCEN / "purchases.yaml"), "--json"], 8.0),
         ("purchases: 100 clusters x 256 node counts, table", ["compare", str(sweep)], 10.0),
         ("purchases: 100 clusters x 256 node counts, --json", ["compare", str(sweep), "--json"], 10.0),
+        # serving (issue 12: 70B on up to 64 GPUs in under 2 s): a request rate, and fixed concurrencies whose
+        # full listing grows as replica counts x prefill splits (planner.serve.concurrency)
+        ("serve: Llama-3.1-70B, 40 req/s, 64 H100 (serve_70b.yaml)", ["serve", str(SCEN / "serve_70b.yaml"), "--json"],
+         2.0),
+        ("serve: Llama-3.1-70B, concurrency 5,000, 512 H100", ["serve", str(BENCH / "serve_70b_conc5000.yaml"),
+                                                               "--json"], 2.0),
+        ("serve: 1.5B model, concurrency 100,000, 32,768 H100", ["serve", str(BENCH / "serve_tiny_conc100k.yaml"),
+                                                               "--json"], None),
     ]
 
 
@@ -58,9 +66,11 @@ def run_once(args: list[str]) -> tuple[float, float, float, int]:
     return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, proc.returncode
 
 
-def whole_process(runs: int, heavy_runs: int, sweep: Path) -> list[tuple]:
+def whole_process(runs: int, heavy_runs: int, sweep: Path, match: str | None = None) -> list[tuple]:
     rows = []
     for name, args, target in questions(sweep):
+        if match and match not in name:
+            continue
         n = heavy_runs if any(h in name for h in HEAVY) else runs
         results = [run_once(args) for _ in range(n)]
         wall, cpu, rss, rc = min(results)
@@ -108,6 +118,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--heavy-runs", type=int, default=2, help="runs of the 131,072-GPU and 100 x 256 questions")
     ap.add_argument("--quick", action="store_true", help="the whole-process table only")
+    ap.add_argument("--match", help="only the questions whose name contains this text; prints, writes no file")
     args = ap.parse_args()
     sys.path.insert(0, str(HERE))
     from purchase_speed import sweep_file
@@ -115,7 +126,9 @@ def main() -> None:
     where = machine()
     with tempfile.TemporaryDirectory() as tmp:
         sweep = sweep_file(Path(tmp) / "sweep_100x256.yaml")
-        whole = whole_process(args.runs, args.heavy_runs, sweep)
+        whole = whole_process(args.runs, args.heavy_runs, sweep, args.match)
+    if args.match:
+        return
     lines = [
         "# Search speed", "",
         f"`python benchmarks/speed.py --runs {args.runs}` on {where}, {time.strftime('%Y-%m-%d %H:%M')}.", "",

@@ -310,8 +310,13 @@ def _closed_loop_prefill_wait(lam, mu):
     loop) come back as new prompts to one prefill server of rate mu, the same M/M/1 queue as under a
     request rate (timing.mm1_wait_quantile); none where that server would be saturated (the closed
     loop then waits for a batch slot instead, counted separately)."""
-    q50, q90 = timing.mm1_wait_quantile(lam, mu, 0.5), timing.mm1_wait_quantile(lam, mu, 0.9)
-    return np.where(np.isfinite(q50), q50, 0.0), np.where(np.isfinite(q90), q90, 0.0)
+    return closed_loop_wait_quantile(lam, mu, 0.5), closed_loop_wait_quantile(lam, mu, 0.9)
+
+
+def closed_loop_wait_quantile(lam, mu, q: float):
+    """One quantile of _closed_loop_prefill_wait (0 where the prefill server would be saturated)."""
+    w = timing.mm1_wait_quantile(lam, mu, q)
+    return np.where(np.isfinite(w), w, 0.0)
 
 
 def _meets_slo(s, ttft, tpot):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+from planner.serve import concurrency
 from planner.serve import engines as E
 from planner.search.cpsat import all_solutions, cp_model as cpsat_module
 from planner.serve.evaluate import evaluate, result_row
@@ -65,8 +66,28 @@ def layouts(sc, largest_only: bool = False) -> np.ndarray:
 
 
 def candidate_table(sc, largest_only: bool = False) -> dict[str, np.ndarray]:
+    so = sc.search
+    t = _expanded(sc, layouts(sc, largest_only))
+    both = _with_disaggregated(t) if True in so.disaggregated else t
+    if False not in so.disaggregated:
+        both = {k: v[both["prefill_replicas"] > 0] for k, v in both.items()}
+    return both
+
+
+def group_table(sc) -> dict[str, np.ndarray]:
+    """The colocated candidate rows at each instance layout's largest replica count (one row per group:
+    layout x engine x weights x KV x max_batch x attention DP), in the full listing's order, with `inst`
+    (the layout's index) and `pos` (the row's index: the order of the groups of one layout)."""
+    lay = layouts(sc, largest_only=True)
+    t = _expanded(sc, np.column_stack([lay, np.arange(len(lay))]))
+    t["pos"] = np.arange(len(t["tp"]))
+    return t
+
+
+def _expanded(sc, lay: np.ndarray) -> dict[str, np.ndarray]:
+    """Every layout row (tp, pp, ep, replicas[, inst]) x engine x weights x KV x max_batch x attention DP,
+    layout-major, without the disaggregated variants."""
     gpu, so = sc.cluster.node.gpu, sc.search
-    lay = layouts(sc, largest_only)
     cats = []
     for eng, w, kv in itertools.product(so.engines, so.weights, so.kv_cache):
         e = E.ENGINE_NAMES.index(eng)
@@ -91,10 +112,9 @@ def candidate_table(sc, largest_only: bool = False) -> dict[str, np.ndarray]:
     t = {k: v[keep] for k, v in t.items()}
     t["max_batched_tokens"] = E.default_max_batched_tokens(t["engine"], gpu.memory_gib, sc.serving.offline)
     t["prefill_replicas"] = np.zeros_like(t["tp"])
-    both = _with_disaggregated(t) if True in so.disaggregated else t
-    if False not in so.disaggregated:
-        both = {k: v[both["prefill_replicas"] > 0] for k, v in both.items()}
-    return both
+    if lay.shape[1] > 4:
+        t["inst"] = lay[li, 4][keep]
+    return t
 
 
 def _with_disaggregated(t: dict) -> dict:
@@ -114,9 +134,11 @@ def _with_disaggregated(t: dict) -> dict:
     return {k: np.concatenate([x[k] for x in parts]) for k in t}
 
 
-def _order(ev, out_mean: float, objective: str) -> np.ndarray:
+def _order(ev, out_mean: float, objective: str, tiebreak: tuple = (), first: int | None = None) -> np.ndarray:
     """Plan indices best first: cost ($ per million output tokens), latency (p90 TTFT + output x
-    p90 TPOT), gpus (fewest) or throughput (output tokens/s); ties broken by cost."""
+    p90 TPOT), gpus (fewest) or throughput (output tokens/s); ties broken by cost, then by `tiebreak`
+    (np.lexsort keys, least significant first; none: the table's order). `first`: only the first that
+    many (the same ones: every plan among them has a primary key at most the first-th smallest)."""
     cost = np.nan_to_num(ev["usd_per_m"], nan=np.inf)
     if objective == "latency":
         primary = ev["ttft"]["p90"] + out_mean * ev["tpot"]["p90"]
@@ -126,7 +148,13 @@ def _order(ev, out_mean: float, objective: str) -> np.ndarray:
         primary = -ev["out_tok_s"]
     else:
         primary, cost = cost, -ev["out_tok_s"] / ev["gpus"]
-    return np.lexsort((cost, primary))
+    if first is not None and len(primary) > first:
+        bound = np.partition(primary, first - 1)[first - 1]
+        if not np.isnan(bound):
+            sel = np.flatnonzero(primary <= bound)
+            o = np.lexsort((*(k[sel] for k in tiebreak), cost[sel], primary[sel]))
+            return sel[o][:first]
+    return np.lexsort((*tiebreak, cost, primary))[slice(first)]
 
 
 def feasible_mask(sc, ev) -> np.ndarray:
@@ -212,13 +240,20 @@ def solve_serving(sc, objective: str | None = None, top: int | None = None, bise
     every count: the same plans, in time and memory that do not grow with the cluster, and faster at every
     size measured (CPU s of the search, listing vs bisection, Llama-3.1-70B at 40 requests/s on 1 / 2 / 8
     DGX H100: 7,728 rows 0.030 vs 0.025, 21,804 rows 0.12 vs 0.08, 144,762 rows 1.0 vs 0.3). `bisect=False`
-    lists every count: the reference tests/test_serve_bisect.py compares it with."""
+    lists every count: the reference tests/test_serve_bisect.py compares it with. At a fixed concurrency
+    the table is factored instead (planner.serve.concurrency: exact, no assumption on the model); `bisect=False`
+    lists it, the reference of tests/test_serve_concurrency.py."""
     objective = objective or sc.objective
     top = top or sc.top
     groups = candidate_table(sc, largest_only=True) if sc.serving.mode == "rate" else None
+    t = None
     if groups is not None and bisect and int(groups["replicas"].sum()) > 0:
         t, evaluated, n_feasible = _bisected_table(sc, groups, top)
-    else:
+    elif sc.serving.mode == "concurrency" and bisect:
+        g = group_table(sc)
+        if len(g["tp"]):
+            t, evaluated, n_feasible = concurrency.search(sc, g, objective, top, _order, feasible_mask)
+    if t is None:  # the full listing (offline; no layout; bisect=False)
         t, evaluated, n_feasible = candidate_table(sc), None, None
     ev = evaluate(sc, t)
     ok = feasible_mask(sc, ev)

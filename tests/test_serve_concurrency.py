@@ -1,0 +1,71 @@
+"""At a fixed concurrency the serving search factors the table (planner.serve.concurrency) instead of
+listing every replica count x prefill split; the ranked plans, their order and the counts must equal
+those of the full listing."""
+
+import copy
+import json
+
+import pytest
+import yaml
+
+from planner.serve import concurrency, search
+from planner.spec.serving import load_serving_scenario
+
+TINY = {"name": "tiny", "layers": 4, "hidden": 512, "heads": 8, "ffn_hidden": 1536, "vocab": 32000, "kv_heads": 2}
+BASE = {"name": "chat", "model": TINY, "cluster": {"node": "dgx-h100", "nodes": 4},
+        "serving": {"input_tokens": {"mean": 1024, "p90": 3000}, "output_tokens": 256, "concurrency": 300,
+                    "slo": {"ttft_ms_p90": 300, "tpot_ms_p90": 10}},
+        "search": {"engines": ["vllm", "trtllm"], "weights": ["bf16", "fp8"], "kv_cache": ["fp8"]}}
+
+
+def _variants():
+    budget = copy.deepcopy(BASE)
+    budget["budget"] = {"max_usd_per_hour": 300}
+    moe = copy.deepcopy(BASE)
+    moe["model"] = {**TINY, "moe": {"experts": 8, "top_k": 2, "expert_ffn_hidden": 512}}
+    moe["serving"]["concurrency"] = 2000
+    no_slo = copy.deepcopy(BASE)
+    del no_slo["serving"]["slo"]
+    few = copy.deepcopy(BASE)  # fewer requests than GPUs: the replica count is capped by the concurrency
+    few["serving"]["concurrency"] = 12
+    few["serving"]["input_tokens"] = 512
+    coloc = copy.deepcopy(BASE)
+    coloc["search"]["disaggregated"] = [False]
+    only_dis = copy.deepcopy(BASE)
+    only_dis["search"]["disaggregated"] = [True]
+    none = copy.deepcopy(BASE)
+    none["serving"]["slo"] = {"ttft_ms_p90": 0.001}
+    tight = copy.deepcopy(BASE)  # no plan meets TPOT: the explanation's minima come from the factored rows
+    tight["serving"]["slo"] = {"ttft_ms_p90": 300, "tpot_ms_p90": 0.01}
+    broke = copy.deepcopy(BASE)
+    broke["budget"] = {"max_usd_per_hour": 1}
+    huge = copy.deepcopy(BASE)  # no layout holds the weights
+    huge["model"] = {**TINY, "layers": 400, "hidden": 16384, "heads": 128, "kv_heads": 8, "ffn_hidden": 65536}
+    huge["cluster"]["nodes"] = 1
+    feasible = [("cost", BASE), ("latency", BASE), ("gpus", BASE), ("throughput", BASE), ("cost", budget),
+                ("latency", budget), ("cost", moe), ("latency", moe), ("cost", no_slo), ("throughput", no_slo),
+                ("cost", few), ("latency", coloc), ("cost", only_dis)]
+    infeasible = [("cost", none), ("cost", tight), ("cost", broke), ("cost", huge)]
+    return [(o, d, True) for o, d in feasible] + [(o, d, False) for o, d in infeasible]
+
+
+@pytest.mark.parametrize("objective,data,any_plan", _variants())
+def test_factored_concurrency_search_ranks_as_the_full_table(tmp_path, objective, data, any_plan, monkeypatch):
+    monkeypatch.setattr(concurrency, "BLOCK_ROWS", 40)  # several blocks of groups, on two threads
+    monkeypatch.setattr(concurrency, "THREADS", 2)
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(data))
+    sc = load_serving_scenario(path)
+    full = search.solve_serving(sc, objective=objective, bisect=False)
+    fast = search.solve_serving(sc, objective=objective)
+    assert json.dumps(fast, sort_keys=True, default=str) == json.dumps(full, sort_keys=True, default=str)
+    assert full["evaluated"] > (1000 if data["cluster"]["nodes"] > 1 else 100)  # every count and split was listed
+    assert bool(fast["plans"]) == any_plan  # where none: the explanation was compared above
+
+
+def test_row_count_formula():
+    import numpy as np
+
+    m = np.array([1, 3, 8])
+    assert concurrency.count_rows(m, [1, 2, 4], True) == 12 + (0 + 2 + 7) + (0 + 1 + 6) + (0 + 0 + 4)
+    assert concurrency.count_rows(m, [1], False) == 9
