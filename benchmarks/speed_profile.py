@@ -309,6 +309,36 @@ search_bound) are the model's own arithmetic and were left as they are.
 """
 
 
+EIGHTH = """Then (issue 14, eighth pass: what is left outside the bound and the plan table), the whole process
+first, one thread, CPU (process_time per phase, DeepSeek-V3 / 2,048 H100, two runs, load ~2.5):
+imports 0.56-0.67 s; plan table 0.33 s (of which CP-SAT's layouts 0.15 s, most of it importing
+OR-Tools); memory verdict 0.70 s (term tables 0.58 s: plan cells 0.11, state formulas 0.12,
+activation formulas 0.09, gathers, rank classes and slot layout the rest; bounds and scans 0.05-0.09);
+step-time bound 0.58 s; timing the ~2,048 plans the bound keeps 0.07 s; ranking, explanations and
+JSON under 0.02 s (H800 alike: 1.65 s after imports). Cuts, each exact (the same JSON for all 19
+shipped, benchmark and report scenarios apart from `seconds`; memory and search tests pass):
+
+- the plans that fit are gathered by their row indices, found once, instead of a boolean mask per
+  column (16 columns, 733,922 of 1,443,060 rows: 39 -> 22 ms, median of 7);
+- model states: the tensor/expert-parallel quotients (non-expert / tp, expert / (ep x etp)) once
+  for both the local and the sharded parameter counts (the same operations, so the same bits), and
+  the FP8-parameter GEMM correction skipped where no plan gathers FP8 parameters (the default:
+  subtracting 0 changes no bit);
+- activation cells: torch's ring-attention buffers and the largest tensor's two candidates (a
+  layer's largest tensor and the loss's logits; only the choice between them reads the rank) are
+  evaluated once per cell (60,204) instead of at every candidate slot (244,602), like the per-layer
+  bytes already were.
+The term tables (memory_tables.Terms, one thread, in process, the integ state b1167cc and this one
+alternated, 3 x 15 builds, load 2.1-2.4): 0.50 / 0.56 / 0.54 -> 0.47 / 0.50 / 0.54 s CPU (medians),
+least 0.49 / 0.50 / 0.53 -> 0.38 / 0.46 / 0.49 s: about 0.04 s, ~7% of the tables. Whole process
+(alternated, median of 9, user + sys): H100 2.68 -> 2.41 s, H800 2.10 -> 2.15 s; the spread of
+single runs on this shared machine (0.9-1.6 s for the same warm solve) is far larger than the
+~0.06 s removed, so those two figures are noise, not a measurement of the cuts. Left: the term
+formulas themselves (~0.4 us per cell-slot: ~30 numpy passes over each chunk, each needed), and
+CP-SAT, which the product contract names for the layout enumeration.
+"""
+
+
 SERVING = """## Serving search at a fixed concurrency
 
 Before: `planner serve` under `concurrency: C` listed every row of layout x engine / weights / KV /
@@ -379,7 +409,7 @@ def main() -> None:
     parts = ["# Search profile", "",
              f"`python benchmarks/speed_profile.py --lines {args.lines}` on {platform.machine()}, {os.cpu_count()} CPUs, "
              f"Python {platform.python_version()}, {time.strftime('%Y-%m-%d %H:%M')}, load average "
-             f"{os.getloadavg()[0]:.1f} (a shared machine: the shares matter, not the seconds).", "", FINDINGS, LATER, SERVING]
+             f"{os.getloadavg()[0]:.1f} (a shared machine: the shares matter, not the seconds).", "", FINDINGS, LATER, EIGHTH, SERVING]
     parts += [profile(p, args.lines) for p in SCENARIOS]
     (HERE / "speed_profile.md").write_text("\n".join(parts))
 

@@ -46,7 +46,7 @@ import numpy as np
 from planner.estimate import table as T
 from planner.estimate.memory_cells import CATEGORY_COLUMNS, LAYOUT_COLUMNS, Plans
 from planner.estimate.memory_terms_activations import (activation_parts, flash_attention, largest_tensor_bytes,
-                                                       layer_activation_bytes)
+                                                       largest_tensor_candidates, layer_activation_bytes)
 from planner.estimate.memory_terms_host import host_parts
 from planner.estimate.memory_terms_runtime import (CUBLAS_WORKSPACE_BYTES, CUDA_CONTEXT_BYTES, WORKSPACE_STREAMS,
                                                    ds_bucket_bytes, fragmentation_bytes, fsdp_prefetch_bytes,
@@ -99,21 +99,32 @@ def layer_bytes(ctx, t: dict) -> dict:
     return layer_activation_bytes(ctx, t, flash=flash_attention(ctx))
 
 
-def activation_terms(ctx, t: dict, stage, per_layer: dict | None = None, sp: dict | None = None) -> dict:
+def rank_free_bytes(ctx, t: dict) -> dict:
+    """activation_terms' inputs that do not read the rank (once per cell): torch's ring-attention
+    buffers (context_parallel.ring_attention_buffer_bytes) and the candidates of the largest tensor
+    (largest_tensor_candidates)."""
+    from planner.estimate.context_parallel import ring_attention_buffer_bytes
+
+    return {"ring": ring_attention_buffer_bytes(ctx, t), "largest": largest_tensor_candidates(ctx, t)}
+
+
+def activation_terms(ctx, t: dict, stage, per_layer: dict | None = None, sp: dict | None = None,
+                     rank_free: dict | None = None) -> dict:
     """The pieces of stage_memory's total that come from one micro-batch's transients: the
     activations group, the activation parts summed in their own order (forward/backward), the
     sequence-parallel and MoE permute buffers, the receive buffers, and fragmentation over the
-    largest tensor. `per_layer`: layer_bytes of the rows, `sp` their stage_params, when computed
-    elsewhere."""
+    largest tensor. `per_layer`: layer_bytes of the rows, `sp` their stage_params, `rank_free` their
+    rank_free_bytes, when computed elsewhere."""
     per_layer = layer_bytes(ctx, t) if per_layer is None else per_layer
     sp = stage_params(ctx, t, stage) if sp is None else sp
-    acts = activation_parts(ctx, t, stage, per_layer, sp)
+    rank_free = rank_free_bytes(ctx, t) if rank_free is None else rank_free
+    acts = activation_parts(ctx, t, stage, per_layer, sp, rank_free["ring"])
     gather, permute = transient_comm_bytes(ctx, t, sp)
     n = T.size(t)
     return {"activations": _group_sum(acts, "activations"), "transient": sum(acts.values()),
             "gather": gather + np.zeros(n), "permute": permute + np.zeros(n),
             "recv": pipelining_recv_bytes(ctx, t, stage),
-            "frag_tensor": fragmentation_bytes(ctx, t, largest_tensor_bytes(ctx, t, stage))}
+            "frag_tensor": fragmentation_bytes(ctx, t, largest_tensor_bytes(ctx, t, stage, rank_free["largest"]))}
 
 
 def fixed_bytes(ctx, t: dict) -> np.ndarray:
@@ -190,7 +201,8 @@ def _titan(digits: dict) -> np.ndarray:
 # (term, coarse layout columns, the category codes that keep their own columns, whether the term
 # reads the rank only as its class does, rank-free inputs it takes computed once per cell)
 TERMS = ((state_terms, {"ga": _state_ga}, None, True, {"fixed": fixed_bytes, "fsdp": fsdp_prefetch_bytes}),
-         (activation_terms, {"ga": in_flight_ga}, _titan, False, {"per_layer": layer_bytes}))
+         (activation_terms, {"ga": in_flight_ga}, _titan, False,
+          {"per_layer": layer_bytes, "rank_free": rank_free_bytes}))
 
 
 def _stage_params_by_slot(ctx, pp: np.ndarray, vpp: np.ndarray, ranks: np.ndarray) -> dict:

@@ -299,7 +299,7 @@ def offloaded_layers(ctx, t, layers):
 MTP_SAVED_HIDDEN = 4
 
 
-def activation_parts(ctx, t, stage, per_layer: dict, sp: dict) -> dict:
+def activation_parts(ctx, t, stage, per_layer: dict, sp: dict, ring=None) -> dict:
     """Activation bytes of the stage, by part:
       layers: stored per-layer activations x the stage's layers x micro-batches in flight
         (in_flight_microbatches) x the share not offloaded to the host (resident_layer_share), MoE
@@ -324,7 +324,8 @@ def activation_parts(ctx, t, stage, per_layer: dict, sp: dict) -> dict:
         above one layer (resident_layer_share).
     MTP modules (sp["mtp"]): their transformer layers are among the stage's layers; each also keeps
       the inputs of enorm and hnorm and of eh_proj (h + h + 2h bf16 per token, split by SP:
-      MultiTokenPredictionLayer._concat_embeddings) per micro-batch in flight, counted in `layers`."""
+      MultiTokenPredictionLayer._concat_embeddings) per micro-batch in flight, counted in `layers`.
+    `ring`: ring_attention_buffer_bytes of the rows (it does not read the rank), when computed elsewhere."""
     m, rc, pp = ctx.model, t["recompute"], t["pp"]
     tp = t["tp"].astype(float)
     sp_div = np.where(t["sp"], tp, 1.0)
@@ -368,9 +369,11 @@ def activation_parts(ctx, t, stage, per_layer: dict, sp: dict) -> dict:
     logits = np.maximum(0.0, logits - one_layer)
     # torch's ring attention buffers exist while one layer's attention runs backward, beside that
     # layer's recomputed tensors; on the stage holding the loss, after the loss's tensors are freed
-    from planner.estimate.context_parallel import ring_attention_buffer_bytes
+    if ring is None:
+        from planner.estimate.context_parallel import ring_attention_buffer_bytes
 
-    at_attention = recompute + ring_attention_buffer_bytes(ctx, t)
+        ring = ring_attention_buffer_bytes(ctx, t)
+    at_attention = recompute + ring
     recompute_part = np.where(holds_last, np.maximum(0.0, recompute - logits), recompute)
     ring = np.where(holds_last, np.maximum(0.0, at_attention - logits), at_attention) - recompute_part
     return {
@@ -383,13 +386,22 @@ def activation_parts(ctx, t, stage, per_layer: dict, sp: dict) -> dict:
     }
 
 
-def largest_tensor_bytes(ctx, t, stage) -> np.ndarray:
+def largest_tensor_bytes(ctx, t, stage, rank_free: dict | None = None) -> np.ndarray:
     """The largest single tensor a forward/backward pass of one micro-batch allocates on the stage:
     the logits [tokens, vocab/tp] on the stage that holds the loss (fp32; bf16 with TE's cross
     entropy); per layer the MLP's first output [tokens, up x f/tp] (up = 2 for SwiGLU), the QKV
     output, the sequence-parallel all-gather [tokens, h], the MoE tokens received and their expert
     outputs [tokens x top_k x capacity x etp/tp, h and up x f_expert/etp], and without flash attention
-    the scores [heads/tp, s/cp, s] (2 bytes each)."""
+    the scores [heads/tp, s/cp, s] (2 bytes each). `rank_free`: largest_tensor_candidates of the rows,
+    when computed elsewhere (only the stage holding the loss reads the rank)."""
+    c = largest_tensor_candidates(ctx, t) if rank_free is None else rank_free
+    rank = pipeline_rank(t, stage)
+    return np.where(rank == t["pp"] - 1, np.maximum(c["layer"], c["logits"]), c["layer"])
+
+
+def largest_tensor_candidates(ctx, t) -> dict:
+    """largest_tensor_bytes' two candidates, which do not read the rank: "layer", the largest tensor
+    of a layer (or ring attention's gathered K/V), and "logits", the loss's logits."""
     m = ctx.model
     tp = t["tp"].astype(float)
     tokens = t["mbs"] * ctx.seq_len / t["cp"]
@@ -408,6 +420,5 @@ def largest_tensor_bytes(ctx, t, stage) -> np.ndarray:
     from planner.estimate.context_parallel import ring_gathered_kv_bytes
 
     largest = np.maximum(largest, ring_gathered_kv_bytes(ctx, t))
-    rank = pipeline_rank(t, stage)
     logits = np.where(te_cross_entropy(ctx, t), 2.0, 4.0) * tokens * m.vocab / tp  # bf16 / fp32 logits
-    return np.where(rank == t["pp"] - 1, np.maximum(largest, logits), largest)
+    return {"layer": largest, "logits": logits}

@@ -135,9 +135,8 @@ def local_and_shard(t, sp):
     """Parameters on this GPU after tensor/expert parallelism (local) and after sharding (shard)."""
     tp, ep = t["tp"], t["ep"]
     s, se = shard_groups(t)
-    local = sp["non_expert"] / tp + sp["expert"] / (ep * t["etp"])
-    shard = sp["non_expert"] / tp / s + sp["expert"] / (ep * t["etp"]) / se
-    return local, shard
+    dense, expert = sp["non_expert"] / tp, sp["expert"] / (ep * t["etp"])  # each quotient once, for both
+    return dense + expert, dense / s + expert / se
 
 
 def _matrix_dims(m, moe_layer: bool) -> np.ndarray:
@@ -251,7 +250,8 @@ def model_state_parts(ctx, t, sp, stage) -> dict:
     # --fp8-param-gather: the GEMM weights themselves are FP8 (1 byte; their fp32 master copy stays in
     # the optimizer), and only the transposed FP8 copy is cached beside them
     qb = quantised_param_bytes(ctx)
-    params = params - np.where(fp8_params, gemm_local_held(t, sp) * (wb - qb), 0.0)
+    if fp8_params.any():  # else x - 0 = x: nothing to subtract
+        params = params - np.where(fp8_params, gemm_local_held(t, sp) * (wb - qb), 0.0)
     # without transposes (Blackwell) only the FP8 weight copy itself: 1 byte, none with FP8 parameters
     copy_bytes = fp8_weight_copy_bytes(ctx)
     fp8_copies = np.where(te_fp8, gemm_local * np.where(fp8_params, copy_bytes - qb, copy_bytes), 0.0)

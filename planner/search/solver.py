@@ -571,9 +571,12 @@ def _search_one(scenario, exhaustive: bool, objective: str | None = None, keep: 
     fits, peak = _fits_memory(ctx, t, layout, not prune) if counts else (np.ones(T.size(t), dtype=bool), None)
     layout = None
     n_fit = int(fits.sum())
-    # the plans to time (all when nothing fits), still compact
-    pool = {k: v[fits] for k, v in t.items()} if counts and n_fit else t
+    # the plans to time (all when nothing fits), still compact; the rows found once, then gathered per
+    # column (a boolean mask would be scanned again for every column)
+    keep_rows = np.flatnonzero(fits) if counts and n_fit else None
+    pool = {k: v.take(keep_rows) for k, v in t.items()} if keep_rows is not None else t
     peak = peak[fits] if peak is not None and n_fit and not exhaustive else None  # exhaustive: memory evaluated anew
+    del keep_rows
     out["t"] = t = None  # only the pool is kept: the largest searches hold one table, not two
     if n_fit and prune:
         reuse = prepared is not None and not counts and prepared["keep"] == keep
