@@ -81,3 +81,13 @@ def test_published_points_carry_their_engine_release_and_graph_padding():
     assert "engine_version=0.10.0" in vllm and "graph_padding" not in vllm
     nim = plans["nim18-h100x2-llama33-70b-tp2-fp8-5000-500-c1"]
     assert "graph_padding" not in nim and "engine_version" not in nim
+
+
+def test_padding_cap_is_the_launch_files_per_rank_limit():
+    """Under attention data parallelism the launch file sets each rank's max_batch_size to ceil(max_batch / tp)
+    (launch._per_rank) and captures graph_batch_sizes of it; a rank's batch pads to the smallest of those sizes."""
+    plan = {"max_batch": 100, "tp": 8, "attn_dp": True}
+    sizes = E.graph_batch_sizes(L._per_rank(plan))  # [1, 2, 4, 8, 13]
+    per = 9.0
+    want = min(s for s in sizes if s >= per) * 8
+    assert E.graph_padded_batch(per * 8, 8, True, plan["max_batch"]).tolist() == want
