@@ -91,3 +91,15 @@ def test_padding_cap_is_the_launch_files_per_rank_limit():
     per = 9.0
     want = min(s for s in sizes if s >= per) * 8
     assert E.graph_padded_batch(per * 8, 8, True, plan["max_batch"]).tolist() == want
+
+
+@pytest.mark.parametrize("engine", ["trtllm", "vllm"])
+def test_engine_version_of_a_plans_json_reads_back(engine):
+    """The engine_version a plan's JSON prints (the pinned release's label: TensorRT-LLM's is a source commit)
+    is accepted by --plan and gives the same estimate."""
+    plan = f"engine={engine},weights=fp8,kv_cache=fp8,tp=2,replicas=1"
+    first = json.loads(runner.invoke(main, ["serve", str(SERVE_70B), "--plan", plan, "--json"]).stdout)
+    again = runner.invoke(main, ["serve", str(SERVE_70B), "--plan",
+                                 plan + f",engine_version={first['plan']['engine_version']}", "--json"])
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.stdout) == first
