@@ -11,11 +11,12 @@ import yaml
 from planner.serve import concurrency, search
 from planner.spec.serving import load_serving_scenario
 
-TINY = {"name": "tiny", "layers": 4, "hidden": 512, "heads": 8, "ffn_hidden": 1536, "vocab": 32000, "kv_heads": 2}
-BASE = {"name": "chat", "model": TINY, "cluster": {"node": "dgx-h100", "nodes": 4},
-        "serving": {"input_tokens": {"mean": 1024, "p90": 3000}, "output_tokens": 256, "concurrency": 300,
-                    "slo": {"ttft_ms_p90": 300, "tpot_ms_p90": 10}},
-        "search": {"engines": ["vllm", "trtllm"], "weights": ["bf16", "fp8"], "kv_cache": ["fp8"]}}
+from test_serve_bisect import BASE as RATE_BASE, TINY
+
+# the bisection test's scenario with a fixed concurrency instead of a request rate
+BASE = copy.deepcopy(RATE_BASE)
+del BASE["serving"]["requests_per_s"]
+BASE["serving"]["concurrency"] = 300
 
 
 def _variants():
