@@ -70,3 +70,17 @@ def test_row_count_formula():
     m = np.array([1, 3, 8])
     assert concurrency.count_rows(m, [1, 2, 4], True) == 12 + (0 + 2 + 7) + (0 + 1 + 6) + (0 + 0 + 4)
     assert concurrency.count_rows(m, [1], False) == 9
+
+
+def test_disaggregated_only_at_concurrency_one_names_the_concurrency(tmp_path):
+    """At concurrency 1 a plan has one instance, so no plan is disaggregated, on any number of GPUs; the
+    explanation names the concurrency, not the GPU count (32 GPUs hold two instances)."""
+    data = copy.deepcopy(BASE)
+    data["serving"]["concurrency"] = 1
+    data["search"]["disaggregated"] = [True]
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(data))
+    out = search.solve_serving(load_serving_scenario(path))
+    assert not out["plans"] and out["evaluated"] == 0
+    assert "concurrency 1" in out["infeasible"]["reasons"][0]
+    assert "add false to search.disaggregated" in out["infeasible"]["fixes"][0]["change"]
