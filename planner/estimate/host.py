@@ -40,7 +40,7 @@ from __future__ import annotations
 import numpy as np
 
 from planner.arch import layer_matmuls
-from planner.estimate.table import MEG
+from planner.estimate.table import FP8, MEG
 
 HOST_OP_FWD_BWD_S = 28.6e-6      # measured (module docstring)
 HOST_SYNC_S = 15e-6              # measured: a scalar device-to-host copy the host waits for (host_device_results.md)
@@ -94,7 +94,7 @@ def _host_parts(ctx, t, moe_layer: bool, eager):
         from planner.estimate.compute_moe import expert_quant_kernels
 
         quant = expert_quant_kernels(ctx, t) * HOST_LAUNCH_S
-    fp8_quant = np.where(t["precision"] == 3, linears + expert_modules, 0)
+    fp8_quant = np.where(t["precision"] == FP8, linears + expert_modules, 0)
     gemms = linears * HOST_LINEAR_FWD_BWD_S + expert_modules * (HOST_LINEAR_FWD_BWD_S + experts_local * 3 * HOST_LAUNCH_S)
     elementwise = (ops + fp8_quant) * HOST_OP_FWD_BWD_S
     total = gemms + elementwise + metadata + quant
@@ -207,7 +207,6 @@ def moe_sync_exposed_s(ctx, t, gpu_post_s):
     m = ctx.model
     if not m.moe:
         return np.zeros_like(t["tp"], dtype=float)
-    from planner.estimate.compute import MEG
     from planner.estimate.compute_moe import expert_quant_kernels
 
     modules = sum(1 for mm in layer_matmuls(m, True) if mm.name.startswith("expert"))
