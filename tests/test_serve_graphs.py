@@ -103,3 +103,18 @@ def test_engine_version_of_a_plans_json_reads_back(engine):
                                  plan + f",engine_version={first['plan']['engine_version']}", "--json"])
     assert again.exit_code == 0, again.output
     assert json.loads(again.stdout) == first
+
+
+def test_padded_graphs_at_a_release_before_graphs_by_default_skip_the_eager_floor(tmp_path):
+    """TensorRT-LLM before 1.0 runs without CUDA graphs by default (a step no faster than its kernels issued one
+    by one); a plan that configures padded graphs (graph_padding, the launch file's cuda_graph_config) replays
+    them, so its generation steps are not held to that floor and are faster than the same plan without padding
+    where the floor binds (an 8B model on 8 GPUs at batch 1, where padding adds nothing: 1 is a captured size)."""
+    data = yaml.safe_load(SERVE_70B.read_text())
+    data["model"] = "llama-3.1-8b"
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(data))
+    sc = load_serving_scenario(path)
+    base = "engine=trtllm,weights=fp8,kv_cache=fp8,tp=8,replicas=1,max_batch=1,engine_version=0.19.0"
+    eager, graphs = (estimate_serving(sc, parse_serve_plan(p, sc)) for p in (base, base + ",graph_padding=true"))
+    assert graphs["latency"]["tpot_ms"]["p50"] < eager["latency"]["tpot_ms"]["p50"]

@@ -175,12 +175,13 @@ def trtllm_overlap_scheduler(version) -> np.ndarray:
     return np.asarray(version, dtype=float) >= _code(TRTLLM_OVERLAP_DEFAULT_FROM)
 
 
-def decode_graphs(engine, version) -> np.ndarray:
-    """Whether generation-only steps replay CUDA graphs by default: vLLM and SGLang in every release here
-    (vLLM enforce_eager False, SGLang disable_cuda_graph False); TensorRT-LLM from
-    TRTLLM_CUDA_GRAPH_DEFAULT_FROM (constants above)."""
+def decode_graphs(engine, version, padding=False) -> np.ndarray:
+    """Whether generation-only steps replay CUDA graphs: vLLM and SGLang in every release here
+    (vLLM enforce_eager False, SGLang disable_cuda_graph False); TensorRT-LLM by default from
+    TRTLLM_CUDA_GRAPH_DEFAULT_FROM (constants above), and at any release where the plan configures padded
+    graphs (`padding`: plan_graph_padding; its cuda_graph_config captures them)."""
     engine, version = np.asarray(engine), np.asarray(version, dtype=float)
-    return (engine != TRTLLM) | (version >= _code(TRTLLM_CUDA_GRAPH_DEFAULT_FROM))
+    return (engine != TRTLLM) | (version >= _code(TRTLLM_CUDA_GRAPH_DEFAULT_FROM)) | np.asarray(padding, dtype=bool)
 
 
 def version_text(engine: int, code: float) -> str:
