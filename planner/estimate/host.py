@@ -15,7 +15,7 @@ with the costs measured on the H200 machine's host (torch 2.11, benchmarks/host_
     issues one cuBLAS call per local expert): the bare eager launch, 6.5 us, times 3 GEMMs
     (forward, input and weight gradient) per expert (HOST_LAUNCH_S).
 Kernels per layer are counted from the op sequences the frameworks run (the same sequences as the
-EAGER_*/FUSED_* byte counts in compute.py): fused (Megatron/Transformer Engine, torch.compile):
+EAGER_*/FUSED_* byte counts in compute_elementwise.py): fused (Megatron/Transformer Engine, torch.compile):
 2 norms, rotary on q and k, the activation, 2 residual adds, attention = 8 ops; eager torchtitan:
 RMSNorm float/pow/mean/add/rsqrt/mul/type_as/mul = 8 ops x 2, rotary 4 ops x 2 (float, complex
 view, multiply, type_as), SwiGLU 2, residual 2, attention 1 = 29 ops. An MoE layer adds, counted
