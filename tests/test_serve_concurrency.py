@@ -58,7 +58,11 @@ def test_factored_concurrency_search_ranks_as_the_full_table(tmp_path, objective
     path.write_text(yaml.safe_dump(data))
     sc = load_serving_scenario(path)
     full = search.solve_serving(sc, objective=objective, bisect=False)
+    calls = []
+    factored = concurrency.search
+    monkeypatch.setattr(concurrency, "search", lambda *a, **k: calls.append(1) or factored(*a, **k))
     fast = search.solve_serving(sc, objective=objective)
+    assert calls  # the factored search ran (else both sides would be the full listing)
     assert json.dumps(fast, sort_keys=True, default=str) == json.dumps(full, sort_keys=True, default=str)
     assert full["evaluated"] > (1000 if data["cluster"]["nodes"] > 1 else 100)  # every count and split was listed
     assert bool(fast["plans"]) == any_plan  # where none: the explanation was compared above
