@@ -25,7 +25,7 @@ def test_padded_batch_rounds_up_to_the_captured_size():
     b = np.array([300.0, 384.0, 520.0, 520.0, 2000.0, 9000.0])
     got = E.graph_padded_batch(b, np.ones(6), np.array([True, True, True, False, True, True]),
                                np.array([2048, 2048, 700, 2048, 2048, 9000]))
-    # 520 under a 700-sequence limit pads to the limit, not to 1024; above 8192 no graph (unchanged)
+    # 520 under a 700-sequence limit pads to the limit, not to 1024; 9000 at its limit is a captured size itself
     assert got.tolist() == [384.0, 384.0, 700.0, 520.0, 2048.0, 9000.0]
     # attention data parallelism: each of 4 ranks pads its own 130 sequences to 256
     assert E.graph_padded_batch(520.0, 4, True, 4096).tolist() == 1024.0
@@ -86,11 +86,12 @@ def test_published_points_carry_their_engine_release_and_graph_padding():
 def test_padding_cap_is_the_launch_files_per_rank_limit():
     """Under attention data parallelism the launch file sets each rank's max_batch_size to ceil(max_batch / tp)
     (launch._per_rank) and captures graph_batch_sizes of it; a rank's batch pads to the smallest of those sizes."""
-    plan = {"max_batch": 100, "tp": 8, "attn_dp": True}
-    sizes = E.graph_batch_sizes(L._per_rank(plan))  # [1, 2, 4, 8, 13]
-    per = 9.0
-    want = min(s for s in sizes if s >= per) * 8
-    assert E.graph_padded_batch(per * 8, 8, True, plan["max_batch"]).tolist() == want
+    for plan, per in (({"max_batch": 100, "tp": 8, "attn_dp": True}, 9.0),  # sizes [1, 2, 4, 8, 13]
+                      ({"max_batch": 9000, "tp": 1, "attn_dp": False}, 8500.0)):  # [..., 8192, 9000]
+        ranks = plan["tp"] if plan["attn_dp"] else 1
+        sizes = E.graph_batch_sizes(L._per_rank(plan))
+        want = min(s for s in sizes if s >= per) * ranks
+        assert E.graph_padded_batch(per * ranks, ranks, True, plan["max_batch"]).tolist() == want
 
 
 @pytest.mark.parametrize("engine", ["trtllm", "vllm"])

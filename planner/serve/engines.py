@@ -233,14 +233,15 @@ def graph_batch_sizes(max_batch_per_rank: int) -> list[int]:
 def graph_padded_batch(b, ranks, padding, max_batch) -> np.ndarray:
     """Sequences a generation-only step computes: b, or where the plan pads its CUDA graphs (padding), each
     of the ranks' b / ranks rounded up to the next of its graph_batch_sizes (TRTLLM_GRAPH_BATCH_SIZES, at
-    most the rank's max_batch_size ceil(max_batch / ranks), as launch._per_rank writes it) x ranks (attention
-    data parallelism: every rank pads its own batch)."""
+    most the rank's max_batch_size ceil(max_batch / ranks), as launch._per_rank writes it; a batch above the
+    table's largest size pads to that max_batch_size, which graph_batch_sizes captures too) x ranks
+    (attention data parallelism: every rank pads its own batch)."""
     b = np.asarray(b, dtype=float)
     per = b / ranks
     cap = np.maximum(np.ceil(np.asarray(max_batch, dtype=float) / ranks), per)
     sizes = np.array(TRTLLM_GRAPH_BATCH_SIZES, dtype=float)
     idx = np.searchsorted(sizes, per - 1e-9)
-    up = np.minimum(np.where(idx < len(sizes), sizes[np.minimum(idx, len(sizes) - 1)], per), cap)
+    up = np.minimum(np.where(idx < len(sizes), sizes[np.minimum(idx, len(sizes) - 1)], cap), cap)
     return np.where(padding, np.maximum(up, per) * ranks, b)
 
 
