@@ -119,3 +119,12 @@ def test_padded_graphs_at_a_release_before_graphs_by_default_skip_the_eager_floo
     base = "engine=trtllm,weights=fp8,kv_cache=fp8,tp=8,replicas=1,max_batch=1,engine_version=0.19.0"
     eager, graphs = (estimate_serving(sc, parse_serve_plan(p, sc)) for p in (base, base + ",graph_padding=true"))
     assert graphs["latency"]["tpot_ms"]["p50"] < eager["latency"]["tpot_ms"]["p50"]
+
+
+def test_release_text_forms():
+    """engines.version_code reads a release as the engines and their release pages print it."""
+    want = E.version_code("0.10.0")
+    assert [E.version_code(x) for x in ("v0.10.0", "V0.10.0", " 0.10.0", "0.10.0rc1", "0.10.0+rocm614")] == [want] * 5
+    assert E.version_code("0.10") == want and E.version_code("0.9.2") < want < E.version_code("1.0.0")
+    with pytest.raises(ValueError):
+        E.version_code("latest")

@@ -135,8 +135,8 @@ VLLM_ASYNC_PP_DEFAULT_FROM = (0, 15, 0)
 
 def version_code(text: str) -> float:
     """A release as one comparable number: the leading 'major.minor.patch' digits of e.g. 'v0.10.0',
-    '0.7.4.dev181' or '0.4.3+rocm614' as major x 1e6 + minor x 1e3 + patch; ValueError when none."""
-    m = re.match(r"\s*v?(\d+)(?:\.(\d+))?(?:\.(\d+))?", str(text))
+    'V0.10.0', '0.7.4.dev181' or '0.4.3+rocm614' as major x 1e6 + minor x 1e3 + patch; ValueError when none."""
+    m = re.match(r"\s*v?(\d+)(?:\.(\d+))?(?:\.(\d+))?", str(text), re.IGNORECASE)
     if not m:
         raise ValueError(f"'{text}' is not a release number such as 0.10.0")
     major, minor, patch = (int(g or 0) for g in m.groups())
