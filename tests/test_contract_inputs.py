@@ -309,3 +309,13 @@ def test_serving_hourly_budget_needs_a_price(tmp_path):
     assert r.exit_code == 2 and str(p) in r.output and "budget.max_usd_per_hour" in r.output, r.output
     p = _file(tmp_path, {**SERVE, "budget": {"max_usd_per_hour": 100}})  # dgx-h100 has a price
     assert runner.invoke(main, ["serve", str(p), "--json"]).exit_code == 0
+
+
+def test_serving_plan_line_counts_the_prefill_instances():
+    # compare's table, CSV and report describe a serving plan in one line; a disaggregated plan's
+    # prefill instances hold GPUs too (gpus_needed counts them), so the line names them.
+    from planner.serve.purchase import describe_serving
+
+    plan = {"engine": "vllm", "weights": "fp8", "kv_cache": "fp8", "tp": 2, "pp": 1, "replicas": 3}
+    assert describe_serving({"plan": {**plan, "prefill_replicas": 0}}).endswith("x3")
+    assert describe_serving({"plan": {**plan, "prefill_replicas": 2}}).endswith("x3 + 2 prefill")

@@ -11,11 +11,12 @@ import yaml
 from planner.serve import concurrency, search
 from planner.spec.serving import load_serving_scenario
 
-TINY = {"name": "tiny", "layers": 4, "hidden": 512, "heads": 8, "ffn_hidden": 1536, "vocab": 32000, "kv_heads": 2}
-BASE = {"name": "chat", "model": TINY, "cluster": {"node": "dgx-h100", "nodes": 4},
-        "serving": {"input_tokens": {"mean": 1024, "p90": 3000}, "output_tokens": 256, "concurrency": 300,
-                    "slo": {"ttft_ms_p90": 300, "tpot_ms_p90": 10}},
-        "search": {"engines": ["vllm", "trtllm"], "weights": ["bf16", "fp8"], "kv_cache": ["fp8"]}}
+from test_serve_bisect import BASE as RATE_BASE, TINY
+
+# the bisection test's scenario with a fixed concurrency instead of a request rate
+BASE = copy.deepcopy(RATE_BASE)
+del BASE["serving"]["requests_per_s"]
+BASE["serving"]["concurrency"] = 300
 
 
 def _variants():
@@ -57,7 +58,11 @@ def test_factored_concurrency_search_ranks_as_the_full_table(tmp_path, objective
     path.write_text(yaml.safe_dump(data))
     sc = load_serving_scenario(path)
     full = search.solve_serving(sc, objective=objective, bisect=False)
+    calls = []
+    factored = concurrency.search
+    monkeypatch.setattr(concurrency, "search", lambda *a, **k: calls.append(1) or factored(*a, **k))
     fast = search.solve_serving(sc, objective=objective)
+    assert calls  # the factored search ran (else both sides would be the full listing)
     assert json.dumps(fast, sort_keys=True, default=str) == json.dumps(full, sort_keys=True, default=str)
     assert full["evaluated"] > (1000 if data["cluster"]["nodes"] > 1 else 100)  # every count and split was listed
     assert bool(fast["plans"]) == any_plan  # where none: the explanation was compared above
@@ -69,3 +74,17 @@ def test_row_count_formula():
     m = np.array([1, 3, 8])
     assert concurrency.count_rows(m, [1, 2, 4], True) == 12 + (0 + 2 + 7) + (0 + 1 + 6) + (0 + 0 + 4)
     assert concurrency.count_rows(m, [1], False) == 9
+
+
+def test_disaggregated_only_at_concurrency_one_names_the_concurrency(tmp_path):
+    """At concurrency 1 a plan has one instance, so no plan is disaggregated, on any number of GPUs; the
+    explanation names the concurrency, not the GPU count (32 GPUs hold two instances)."""
+    data = copy.deepcopy(BASE)
+    data["serving"]["concurrency"] = 1
+    data["search"]["disaggregated"] = [True]
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(data))
+    out = search.solve_serving(load_serving_scenario(path))
+    assert not out["plans"] and out["evaluated"] == 0
+    assert "concurrency 1" in out["infeasible"]["reasons"][0]
+    assert "add false to search.disaggregated" in out["infeasible"]["fixes"][0]["change"]

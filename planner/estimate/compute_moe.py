@@ -12,7 +12,7 @@ from planner.estimate import table as T
 from planner.estimate.compute_elementwise import FUSED_SWIGLU_BYTES
 from planner.estimate.compute_gemm import gemm_s
 from planner.estimate.compute_quant import NVFP4_SPLIT_QUANT_KERNELS
-from planner.estimate.table import MEG
+from planner.estimate.table import FP8, MEG
 
 # Megatron-Core's grouped experts (TEGroupedMLP in megatron/core/transformer/moe/experts.py, with
 # fusions/fused_bias_geglu.py, at 92c8482e: the Megatron-LM that Megatron-Bridge 25.11 pins) run two
@@ -111,7 +111,7 @@ def quant_padding_copies(ctx, t):
     if not m.moe:
         return np.zeros(T.size(t), dtype=bool)
     rt = ctx.scenario.runtime
-    quantised = (t["framework"] == MEG) & (t["precision"] == 3)
+    quantised = (t["framework"] == MEG) & (t["precision"] == FP8)
     if not (rt.moe_pad_to_capacity and m.moe.capacity_factor is not None):
         return quantised
     align = 32 if rt.fp8_recipe == "mxfp8" else 16
@@ -157,7 +157,7 @@ def expert_quant_kernels(ctx, t):
     # have fused kernel for FP8 delayed scaling"); MXFP8 quantises each expert's tensor in one kernel
     per_tensor = {"current": local * FP8_CURRENT_QUANT_KERNELS, "mxfp8": local,
                   "nvfp4": NVFP4_SPLIT_QUANT_KERNELS}.get(recipe, 1.0)
-    return np.where((t["framework"] == MEG) & (t["precision"] == 3), modules * 2 * per_tensor, 0.0)
+    return np.where((t["framework"] == MEG) & (t["precision"] == FP8), modules * 2 * per_tensor, 0.0)
 
 
 # Router (Megatron-Core TopKRouter): logits computed and normalised in fp32: logits written (4),

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from planner.arch import attention_dims, layer_matmuls
-from planner.estimate.table import MEG
+from planner.estimate.table import FP8, MEG
 
 # FP8 quantisation of one activation element (Transformer Engine): read bf16 (2), write the FP8
 # row-wise copy (1) and the column-wise / transposed copy the weight-gradient GEMM needs (1; Hopper
@@ -53,7 +53,7 @@ def gemm_operand_bytes(ctx, t):
     """Bytes per GEMM operand element of each plan row: 4 under fp32, 2 under fp16 / bf16, 1 under FP8,
     NVFP4_OPERAND_BYTES where the FP8 precision runs runtime.fp8_recipe nvfp4."""
     low = NVFP4_OPERAND_BYTES if ctx.scenario.runtime.fp8_recipe == "nvfp4" else 1.0
-    return np.where(t["precision"] == 3, low, np.where(t["precision"] == 0, 4.0, 2.0))
+    return np.where(t["precision"] == FP8, low, np.where(t["precision"] == 0, 4.0, 2.0))
 
 
 def non_tn_fp8_gemm(gpu) -> bool:
@@ -94,7 +94,7 @@ def fp8_cast_bytes_per_token(ctx, t, moe_layer: bool):
     if moe_layer and m.moe:
         ffn, copies = m.moe.expert_ffn_hidden, m.moe.top_k
     elems = m.hidden + copies * m.hidden + m.heads * d_v / tp + copies * ffn / tp
-    return np.where(t["precision"] == 3, fp8_cast_bytes(ctx.gpu, ctx.scenario.runtime.fp8_recipe) * elems, 0.0)
+    return np.where(t["precision"] == FP8, fp8_cast_bytes(ctx.gpu, ctx.scenario.runtime.fp8_recipe) * elems, 0.0)
 
 
 # Quantising a bf16 weight to FP8 reads 2 bytes and writes the FP8 copy plus, because Hopper's FP8
@@ -122,7 +122,7 @@ def fp8_weight_cast_s(ctx, t, moe_layer: bool, hbm):
         else:
             local = local + mm.k * mm.n / np.where(mm.tp, t["tp"], 1)
     per_elem = fp8_weight_cast_bytes(ctx.gpu, ctx.scenario.runtime.fp8_recipe)
-    return np.where(t["precision"] == 3, per_elem * local / hbm, 0.0)
+    return np.where(t["precision"] == FP8, per_elem * local / hbm, 0.0)
 
 
 def weight_casts_per_mb(t):

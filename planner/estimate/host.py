@@ -15,7 +15,7 @@ with the costs measured on the H200 machine's host (torch 2.11, benchmarks/host_
     issues one cuBLAS call per local expert): the bare eager launch, 6.5 us, times 3 GEMMs
     (forward, input and weight gradient) per expert (HOST_LAUNCH_S).
 Kernels per layer are counted from the op sequences the frameworks run (the same sequences as the
-EAGER_*/FUSED_* byte counts in compute.py): fused (Megatron/Transformer Engine, torch.compile):
+EAGER_*/FUSED_* byte counts in compute_elementwise.py): fused (Megatron/Transformer Engine, torch.compile):
 2 norms, rotary on q and k, the activation, 2 residual adds, attention = 8 ops; eager torchtitan:
 RMSNorm float/pow/mean/add/rsqrt/mul/type_as/mul = 8 ops x 2, rotary 4 ops x 2 (float, complex
 view, multiply, type_as), SwiGLU 2, residual 2, attention 1 = 29 ops. An MoE layer adds, counted
@@ -40,7 +40,7 @@ from __future__ import annotations
 import numpy as np
 
 from planner.arch import layer_matmuls
-from planner.estimate.table import MEG
+from planner.estimate.table import FP8, MEG
 
 HOST_OP_FWD_BWD_S = 28.6e-6      # measured (module docstring)
 HOST_SYNC_S = 15e-6              # measured: a scalar device-to-host copy the host waits for (host_device_results.md)
@@ -94,7 +94,7 @@ def _host_parts(ctx, t, moe_layer: bool, eager):
         from planner.estimate.compute_moe import expert_quant_kernels
 
         quant = expert_quant_kernels(ctx, t) * HOST_LAUNCH_S
-    fp8_quant = np.where(t["precision"] == 3, linears + expert_modules, 0)
+    fp8_quant = np.where(t["precision"] == FP8, linears + expert_modules, 0)
     gemms = linears * HOST_LINEAR_FWD_BWD_S + expert_modules * (HOST_LINEAR_FWD_BWD_S + experts_local * 3 * HOST_LAUNCH_S)
     elementwise = (ops + fp8_quant) * HOST_OP_FWD_BWD_S
     total = gemms + elementwise + metadata + quant
@@ -207,7 +207,6 @@ def moe_sync_exposed_s(ctx, t, gpu_post_s):
     m = ctx.model
     if not m.moe:
         return np.zeros_like(t["tp"], dtype=float)
-    from planner.estimate.compute import MEG
     from planner.estimate.compute_moe import expert_quant_kernels
 
     modules = sum(1 for mm in layer_matmuls(m, True) if mm.name.startswith("expert"))

@@ -135,8 +135,8 @@ VLLM_ASYNC_PP_DEFAULT_FROM = (0, 15, 0)
 
 def version_code(text: str) -> float:
     """A release as one comparable number: the leading 'major.minor.patch' digits of e.g. 'v0.10.0',
-    '0.7.4.dev181' or '0.4.3+rocm614' as major x 1e6 + minor x 1e3 + patch; ValueError when none."""
-    m = re.match(r"\s*v?(\d+)(?:\.(\d+))?(?:\.(\d+))?", str(text))
+    'V0.10.0', '0.7.4.dev181' or '0.4.3+rocm614' as major x 1e6 + minor x 1e3 + patch; ValueError when none."""
+    m = re.match(r"\s*v?(\d+)(?:\.(\d+))?(?:\.(\d+))?", str(text), re.IGNORECASE)
     if not m:
         raise ValueError(f"'{text}' is not a release number such as 0.10.0")
     major, minor, patch = (int(g or 0) for g in m.groups())
@@ -175,12 +175,13 @@ def trtllm_overlap_scheduler(version) -> np.ndarray:
     return np.asarray(version, dtype=float) >= _code(TRTLLM_OVERLAP_DEFAULT_FROM)
 
 
-def decode_graphs(engine, version) -> np.ndarray:
-    """Whether generation-only steps replay CUDA graphs by default: vLLM and SGLang in every release here
-    (vLLM enforce_eager False, SGLang disable_cuda_graph False); TensorRT-LLM from
-    TRTLLM_CUDA_GRAPH_DEFAULT_FROM (constants above)."""
+def decode_graphs(engine, version, padding=False) -> np.ndarray:
+    """Whether generation-only steps replay CUDA graphs: vLLM and SGLang in every release here
+    (vLLM enforce_eager False, SGLang disable_cuda_graph False); TensorRT-LLM by default from
+    TRTLLM_CUDA_GRAPH_DEFAULT_FROM (constants above), and at any release where the plan configures padded
+    graphs (`padding`: plan_graph_padding; its cuda_graph_config captures them)."""
     engine, version = np.asarray(engine), np.asarray(version, dtype=float)
-    return (engine != TRTLLM) | (version >= _code(TRTLLM_CUDA_GRAPH_DEFAULT_FROM))
+    return (engine != TRTLLM) | (version >= _code(TRTLLM_CUDA_GRAPH_DEFAULT_FROM)) | np.asarray(padding, dtype=bool)
 
 
 def version_text(engine: int, code: float) -> str:
@@ -232,13 +233,15 @@ def graph_batch_sizes(max_batch_per_rank: int) -> list[int]:
 def graph_padded_batch(b, ranks, padding, max_batch) -> np.ndarray:
     """Sequences a generation-only step computes: b, or where the plan pads its CUDA graphs (padding), each
     of the ranks' b / ranks rounded up to the next of its graph_batch_sizes (TRTLLM_GRAPH_BATCH_SIZES, at
-    most the rank's max_batch / ranks) x ranks (attention data parallelism: every rank pads its own batch)."""
+    most the rank's max_batch_size ceil(max_batch / ranks), as launch._per_rank writes it; a batch above the
+    table's largest size pads to that max_batch_size, which graph_batch_sizes captures too) x ranks
+    (attention data parallelism: every rank pads its own batch)."""
     b = np.asarray(b, dtype=float)
     per = b / ranks
-    cap = np.maximum(np.asarray(max_batch, dtype=float) / ranks, per)
+    cap = np.maximum(np.ceil(np.asarray(max_batch, dtype=float) / ranks), per)
     sizes = np.array(TRTLLM_GRAPH_BATCH_SIZES, dtype=float)
     idx = np.searchsorted(sizes, per - 1e-9)
-    up = np.minimum(np.where(idx < len(sizes), sizes[np.minimum(idx, len(sizes) - 1)], per), cap)
+    up = np.minimum(np.where(idx < len(sizes), sizes[np.minimum(idx, len(sizes) - 1)], cap), cap)
     return np.where(padding, np.maximum(up, per) * ranks, b)
 
 

@@ -98,7 +98,8 @@ def _lighter_weights_fix(sc, scheme: str, cap: float, gpus: int) -> dict:
 def _no_layout(sc, g: int) -> dict:
     """Why the candidate table is empty: a search list with no legal value (tp must divide the
     attention heads, pp be at most the layers, ep divide the experts), no engine x weight scheme the GPU
-    runs, no instance (tp x pp) within the GPUs, or only disaggregated plans on too few GPUs."""
+    runs, no instance (tp x pp) within the GPUs, or only disaggregated plans on too few GPUs or at a
+    concurrency of one (the replica count is at most the concurrency)."""
     from planner.serve.search import _domains
 
     m, so, gpu = sc.model, sc.search, sc.cluster.node.gpu
@@ -122,6 +123,13 @@ def _no_layout(sc, g: int) -> dict:
                             f"{g} GPU(s) available"],
                 "fixes": [{"change": "allow smaller search.tp / search.pp, or more GPUs", "why": "one instance "
                            "must fit in the cluster"}]}
+    conc = sc.serving.concurrency if sc.serving.mode == "concurrency" else None
+    if conc is not None and conc < 2 and 2 * min(d["tp"]) * min(d["pp"]) <= g:
+        return {"reasons": [f"no layout to evaluate: search.disaggregated set to true only needs at least two instances "
+                            f"(one prefill, one decode), and at concurrency {conc} a plan has at most {conc} instance "
+                            "(the replica count is capped by the concurrency)"],
+                "fixes": [{"change": "allow colocated plans (add false to search.disaggregated)",
+                           "why": "a single request keeps one instance busy; nothing to split"}]}
     return {"reasons": [f"no layout to evaluate: search.disaggregated set to true only needs at least two instances "
                         f"(one prefill, one decode) and {g} GPU(s) are available"],
             "fixes": [{"change": "allow colocated plans (add false to search.disaggregated) or more GPUs",

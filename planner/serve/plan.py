@@ -53,7 +53,7 @@ def parse_serve_plan(text: str, sc) -> dict:
     if flag not in ("true", "false", "1", "0"):
         raise InputError(f"attn_dp must be true or false, got '{flag}'", key="--plan attn_dp")
     row["attn_dp"] = flag in ("true", "1")
-    row["engine_version"] = _engine_version(given.get("engine_version"))
+    row["engine_version"] = _engine_version(given.get("engine_version"), row["engine"])
     pad = given.get("graph_padding", "false").lower()
     if pad not in ("true", "false", "1", "0"):
         raise InputError(f"graph_padding must be true or false, got '{pad}'", key="--plan graph_padding")
@@ -74,13 +74,14 @@ def parse_serve_plan(text: str, sc) -> dict:
     return {k: np.array([v]) for k, v in row.items()}
 
 
-def _engine_version(text: str | None) -> float:
+def _engine_version(text: str | None, engine: int) -> float:
     """engines.version_code of the plan's `engine_version` (a release such as 0.10.0); the pinned
-    release (engines.PINNED_VERSION) when left out."""
+    release (engines.PINNED_VERSION) when left out, 'pinned', or the pinned release's own label as a
+    plan's JSON prints it (engines.version_of_text: TensorRT-LLM's is a source commit)."""
     if text is None or text.strip().lower() in ("", "pinned"):
         return E.PINNED_VERSION
     try:
-        return E.version_code(text)
+        return E.version_of_text(engine, text.strip())
     except ValueError:
         raise InputError(f"engine_version must be a release number such as 0.10.0, got '{text}'",
                          key="--plan engine_version") from None

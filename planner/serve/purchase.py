@@ -89,9 +89,12 @@ def serving_options(pf: PurchaseFile) -> list[dict]:
 
 
 def describe_serving(plan: dict) -> str:
-    """One line for a serving plan (compare's table and CSV): engine weights/kv tp pp x replicas."""
+    """One line for a serving plan (compare's table and CSV): engine weights/kv tp pp x replicas, and
+    '+ N prefill' instances of the same layout where the plan is disaggregated."""
     p = plan["plan"]
-    return f"{p['engine']} {p['weights']}/{p['kv_cache']} tp{p['tp']} pp{p['pp']} x{p['replicas']}"
+    pre = p.get("prefill_replicas") or 0
+    return (f"{p['engine']} {p['weights']}/{p['kv_cache']} tp{p['tp']} pp{p['pp']} x{p['replicas']}"
+            + (f" + {pre} prefill" if pre else ""))
 
 
 def serving_table(rows: list[dict]):

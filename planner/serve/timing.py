@@ -545,7 +545,7 @@ def iteration_s(f, t, lk, hw, n_dec, n_pf, ctx_dec, ctx_pf):
     pp = t["pp"]
     version = E.plan_engine_version(t)
     stage = stage_s(f, t, lk, hw, n_dec / pp, n_pf / pp, ctx_dec, ctx_pf)
-    graphs = E.decode_graphs(t["engine"], version)
+    graphs = E.decode_graphs(t["engine"], version, E.plan_graph_padding(t))
     eager = 0.0 if graphs.all() else np.where(graphs, 0.0, eager_issue_s(f, t, stage_layers(f, pp)))
     gpu = pp * np.maximum(stage, eager)
     host = np.maximum(STEP_OVERHEAD_S, host_bound_s(t, n_dec))
