@@ -23,10 +23,10 @@ def output_layer_fwd_s(ctx, t, tokens, half_fps, hbm):
 
 
 # Elementwise bytes per token and hidden unit of one MTP module outside its transformer layer, forward:
-# enorm and hnorm each read h and write h (bf16), the concatenation reads 2h and writes 2h, and its own
-# final norm reads h and writes h: 2*2 + 2*2 + 2*2 = 12 bytes (Megatron-Core
+# enorm and hnorm each read h and write h (bf16: 2 + 2 bytes each), the concatenation reads 2h and writes 2h
+# (4 + 4), and its own final norm reads h and writes h (2 + 2): 4 + 4 + 8 + 4 = 20 bytes (Megatron-Core
 # MultiTokenPredictionLayer._concat_embeddings and _postprocess).
-MTP_ELEMENTWISE_BYTES_PER_HIDDEN = 12.0
+MTP_ELEMENTWISE_BYTES_PER_HIDDEN = 20.0
 
 
 def mtp_extra_fwd_s(ctx, t, tokens, linear_fps, hbm):
