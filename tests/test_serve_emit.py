@@ -278,3 +278,20 @@ def test_serving_report_is_self_contained_small_and_quick(tmp_path):
     assert out.read_text().startswith("<!DOCTYPE html>")
     r = runner.invoke(main, ["serve", str(SERVE_70B), "--report", str(out)])
     assert r.exit_code == 2 and "--force" in r.output
+
+
+def test_serving_report_when_no_plan_qualifies_holds_the_reasons_and_fixes(tmp_path):
+    """An infeasible serving scenario exits 1 and still writes its report, with the reasons and the nearest
+    fixes the terminal prints (as `solve --report` does)."""
+    data = yaml.safe_load(SERVE_70B.read_text())
+    data["serving"]["slo"] = {"ttft_ms_p90": 0.001}
+    sc_path = write(tmp_path, "none.yaml", yaml.safe_dump(data))
+    out = tmp_path / "none.html"
+    r = runner.invoke(main, ["serve", str(sc_path), "--report", str(out), "--json"])
+    assert r.exit_code == 1
+    res = json.loads(r.output[r.output.index("{"):r.output.rindex("}") + 1])
+    html = out.read_text()
+    assert res["plans"] == [] and res["infeasible"]["reasons"]
+    assert "No plan meets the scenario" in html
+    from html import escape
+    assert all(escape(reason) in html for reason in res["infeasible"]["reasons"])

@@ -86,11 +86,11 @@ def run_serve(path, plan_text, as_json, top, objective, emit_dir, report_path, f
             render.render_serve(result, out)
         else:
             render.render_infeasible(result, out)
-        if not result["plans"]:
-            return 1
         plans = result["plans"]
-    if report_path:
+    if report_path:  # written when no plan qualifies too: it holds the reasons and the nearest fixes
         console.print(f"wrote {_report_writer()(result, sc, report_path, force=force)}", soft_wrap=True)
+    if not plans:
+        return 1
     if emit_dir:
         paths = emit_plans(sc, plans, emit_dir, force)
         console.print(f"wrote {len(paths)} files to {emit_dir}", soft_wrap=True)

@@ -4,7 +4,8 @@ written atomically (planner.report.html page helpers, planner.report.charts SVG 
 Sections: the traffic and the plans table; memory per GPU of each plan (weights / KV cache /
 workspace / other against the GPU's capacity); latency against throughput of each plan's layout as
 its batch limit grows (TPOT p50 against output tokens/s per GPU with the engine saturated, the
-standard throughput-latency curve of a serving engine); cost per million output tokens.
+standard throughput-latency curve of a serving engine); cost per million output tokens. When no plan
+qualifies: the reasons and the nearest fixes (the same lists as the terminal and `--json`).
 """
 
 from __future__ import annotations
@@ -156,9 +157,14 @@ def serving_report(result: dict, scenario) -> str:
     body = [section("scenario", "Traffic", [summary])]
     plans = result.get("plans") or []
     if not plans:
-        body.append(section("none", "No plan meets the scenario",
-                            ['<p class="bad">No serving plan fits and meets the targets; run planner serve in the '
-                             "terminal for the explanation and the nearest fixes.</p>"]))
+        why = result.get("infeasible") or {}
+        parts = ['<p class="bad">No serving plan fits and meets the targets '
+                 f'({result.get("evaluated", 0):,} plans evaluated).</p>']
+        if why.get("reasons"):
+            parts.append(table(["why"], [[r] for r in why["reasons"]]))
+        if why.get("fixes"):
+            parts.append(table(["nearest fix", "because"], [[f["change"], f["why"]] for f in why["fixes"]]))
+        body.append(section("none", "No plan meets the scenario", parts))
         return page(f"Serving plans: {scenario.name}", "no feasible plan", body)
     shown = plans[:SHOWN]
     body.append(section("plans", f"{len(plans)} plan(s)", [plans_table(plans)]))
