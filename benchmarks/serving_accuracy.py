@@ -681,7 +681,7 @@ def dense_notes() -> list[str]:
             "offline H100 / H200 -0.3 / -0.8 -> -4.6 / -5.0%, MI300X -11.3 -> -15.4%, server points closer. Still "
             "open: decode-heavy rows stay ~9% fast (405B TP8 on H100 at 128/4096 +48%), FP4 prefill-heavy rows 13% "
             "slow. Checked, not applied (no measurement to cite): an achieved HBM bandwidth of 72% of peak instead "
-            "of the assumed 80% (planner.estimate.compute.HBM_EFFICIENCY) gives 16.5% over the 134 points "
+            "of the assumed 80% (planner.estimate.compute_gemm.HBM_EFFICIENCY) gives 16.5% over the 134 points "
             "(decode-heavy +4%, prefill-heavy FP8 -4%), but hardware_notes.md records no achievable-HBM figure; FP4 "
             "at its doubled peak turns FP4 prefill-heavy rows 16-30% fast.", "",
             "Small-batch decode: at 1 and 5 users the NIM points' output rate is predicted 16% / 12% too fast "
@@ -690,7 +690,7 @@ def dense_notes() -> list[str]:
             "bandwidth below 80% of peak; neither has a published figure we could cite, so none was added.", "",
             "Softmax exponentials (benchmarks/gptoss_results.md): attention runs at the flash-attention fraction of "
             "the tensor cores' rate or of the special-function units' exponential rate, whichever binds "
-            "(planner.estimate.compute.exp_bound_fps: 16 exponentials per SM and clock, 512 dense BF16 FLOPs per "
+            "(planner.estimate.compute_attention.exp_bound_fps: 16 exponentials per SM and clock, 512 dense BF16 FLOPs per "
             "exponential on B200 / GB200 against 256 FLOPs per score at head dimension 64). Only gpt-oss on "
             "Blackwell moves, by under a point (its context attention is a small part of a step): B200 120b "
             "+26.3 -> +25.7%, GB200 120b +48.4 -> +47.7%, B200 20b +16.0 -> +15.3%. gpt-oss on Hopper is "

@@ -20,15 +20,12 @@ import numpy as np
 
 from planner.arch import attention_dims, layer_matmuls
 from planner.estimate import recompute
-# planner.serve.timing imports ATTN_FWD_OF_MAMF, exp_bound_fps, DEFAULT_MAMF, HBM_EFFICIENCY and
-# fp4_gemm_over_fp8 from here
-from planner.estimate.compute_attention import ATTN_FWD_OF_MAMF, attention_costs, exp_bound_fps  # noqa: F401
+from planner.estimate.compute_attention import attention_costs
 from planner.estimate.compute_elementwise import (EAGER_RMSNORM_BYTES, EAGER_ROPE_BYTES, EAGER_SWIGLU_BYTES,
                                                   FUSED_NORM_BYTES, FUSED_ROPE_BYTES, FUSED_SWIGLU_BYTES,
                                                   MEGATRON_UNFUSED_ROPE_BYTES, MEGATRON_UNFUSED_ROPE_EXTRA_KERNELS,
                                                   eager_mask, megatron_unfused_rope)
-from planner.estimate.compute_gemm import (DEFAULT_MAMF, GEMM_LAUNCH_S, HBM_EFFICIENCY, fp4_gemm_over_fp8,  # noqa: F401
-                                           gemm_s, peaks)
+from planner.estimate.compute_gemm import GEMM_LAUNCH_S, gemm_s, peaks
 from planner.estimate.compute_moe import (ROUTER_BYTES_PER_EXPERT, expert_bias_kernels,
                                           expert_epilogue_bytes_per_token, expert_quant_kernels, grouped_expert_gemm_s,
                                           moe_act_recompute_bytes_per_token, permutation_bytes_per_token,

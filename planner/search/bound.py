@@ -272,7 +272,7 @@ def step_lower_bound(ctx, t: dict) -> np.ndarray:
 def slow_clock_stage_bound(ctx, t: dict, units=None) -> np.ndarray:
     """A lower bound of stage_lower_bound from one stage evaluation, at the lowest tensor clock s: the
     exposed communication as there, and the compute times s, since no compute time at the burst
-    clock is below s times its time at clock s (compute.peaks scales only the tensor-core rates by
+    clock is below s times its time at clock s (compute_gemm.peaks scales only the tensor-core rates by
     the clock: a term is s-fold slower at most, the HBM-bound and host-paced ones not at all)."""
     s = ctx.gpu.sustained_tensor_fraction
     slow = first_last_stage_times(ctx, {**t, "tensor_clock": np.full(T.size(t), s)}, units)

@@ -11,14 +11,14 @@ One engine iteration (continuous batching with chunked prefill) carries `n_dec` 
   of the plan's tensor-core format x the GPU's measured MAMF fraction (catalogs/gpus.yaml
   `matmul_efficiency`, ml-engineering) x SUSTAINED_FRACTION below;
   FP4 at the FP8 MAMF throughput, x the GPU's measured NVFP4 / FP8 GEMM ratio for dense GEMMs
-  (planner.estimate.compute.fp4_gemm_over_fp8).
+  (planner.estimate.compute_gemm.fp4_gemm_over_fp8).
 * activations between kernels: every GEMM output written and read once in bf16, MoE dispatch /
   combine copies, fused residual-add + RMSNorm (activation_bytes_per_token), at HBM bandwidth.
 * attention: decode reads each sequence's KV cache once per step (memory-bound, HBM) or is
   bound by its FLOPs (MLA's absorbed form); prefill attention is compute-bound, 2 x context x
   H x (d_qk + d_v) per token and layer under the causal mask, at the flash-attention fraction of
-  MAMF (planner.estimate.compute.ATTN_FWD_OF_MAMF, Dao 2023), or of the softmax exponentials' rate where
-  that binds (compute.exp_bound_fps: head dimension 64 on B200); decode attention adds a fixed time per
+  MAMF (planner.estimate.compute_attention.ATTN_FWD_OF_MAMF, Dao 2023), or of the softmax exponentials' rate where
+  that binds (compute_attention.exp_bound_fps: head dimension 64 on B200); decode attention adds a fixed time per
   (sequence, KV head) and layer (DECODE_ATTN_SEQ_KVHEAD_S).
 * tensor parallelism: two all-reduces of tokens x hidden bf16 per layer on the real link
   (planner.estimate.comm; NVIDIA's measured NCCL time at the message size where the engine runs NCCL and
@@ -40,9 +40,10 @@ from __future__ import annotations
 import numpy as np
 
 from planner.estimate import comm
+from planner.estimate.compute_moe import GEMM_TILE_ROWS
 from planner.estimate.host import HOST_LAUNCH_S
-from planner.estimate.compute import (ATTN_FWD_OF_MAMF, DEFAULT_MAMF, GEMM_LAUNCH_S, HBM_EFFICIENCY, exp_bound_fps,
-                                      fp4_gemm_over_fp8)
+from planner.estimate.compute_attention import ATTN_FWD_OF_MAMF, exp_bound_fps
+from planner.estimate.compute_gemm import DEFAULT_MAMF, GEMM_LAUNCH_S, HBM_EFFICIENCY, fp4_gemm_over_fp8
 from planner.serve import engines as E
 from planner.serve import nccl_measured as NM
 from planner.serve.memory import ACT_BYTES, attn_tp, kv_bytes_per_token, seq_kv_bytes, stage_layers
@@ -72,7 +73,7 @@ SUSTAINED_FRACTION = 0.90
 
 # FP4 (NVFP4 / MXFP4 on Blackwell tensor cores): no FP4 MAMF is published (hardware facts list FP8 and
 # BF16 MAMF only). Dense GEMMs (attention projections, dense / shared MLPs) get the GPU's FP8 MAMF throughput
-# x the GPU's measured best-NVFP4 / best-FP8 GEMM rate (compute.fp4_gemm_over_fp8: catalogs/gpus.yaml
+# x the GPU's measured best-NVFP4 / best-FP8 GEMM rate (compute_gemm.fp4_gemm_over_fp8: catalogs/gpus.yaml
 # `fp4_gemm_over_fp8`, e.g. B200 1.44 and GB200 1.50 from NVIDIA's TensorRT-LLM GEMM tables,
 # benchmarks/fp4_gemm_check.py). Not the 2x of the peaks: block-scale loads and the FP4 epilogue cost
 # tensor-core time (at the Llama-70B shapes the measured ratio is 1.5-1.65 for m >= 512). Grouped expert GEMMs
@@ -84,7 +85,7 @@ SUSTAINED_FRACTION = 0.90
 
 def fp4_rate_tflops(gpu, e8: float, dense_gemm: bool = True) -> float:
     """Achievable FP4 GEMM TFLOP/s: the FP8 dense peak x its achievable fraction e8, x the GPU's measured
-    NVFP4 / FP8 GEMM ratio (compute.fp4_gemm_over_fp8) for dense GEMMs (capped at the FP4 dense peak x e8),
+    NVFP4 / FP8 GEMM ratio (compute_gemm.fp4_gemm_over_fp8) for dense GEMMs (capped at the FP4 dense peak x e8),
     x 1 for grouped expert GEMMs; 0 on a GPU without FP4 tensor cores."""
     if not gpu.tflops.fp4:
         return 0.0
@@ -110,10 +111,9 @@ def rates(gpu, wq_names: tuple, dense_gemm: bool = False) -> tuple[np.ndarray, f
     return lin, attn, gpu.hbm_tb_s * 1e12 * HBM_EFFICIENCY
 
 
-# Grouped expert GEMMs pad each expert's rows to whole output tiles ("tile quantization", NVIDIA
-# Deep Learning Performance guide, Matrix Multiplication Background); CUTLASS / cuBLAS Hopper and
-# Blackwell kernels tile 64-256 rows, 128 the common height (the training model's GEMM_TILE_ROWS).
-GEMM_TILE_ROWS = 128
+# Grouped expert GEMMs pad each expert's rows to whole output tiles of GEMM_TILE_ROWS (the training
+# model's, planner.estimate.compute_moe: CUTLASS / cuBLAS Hopper and Blackwell kernels tile 64-256 rows,
+# 128 the common height).
 
 # Fixed work per GEMM output tile (pipeline fill, epilogue: convert and store the tile), written as the
 # reduction length K0 whose main-loop time equals it: a GEMM of reduction length K then runs at
@@ -463,7 +463,7 @@ def attn_dp_moe_comm_s(f, t, lk, hw, n, ls):
 
 def exp_rate_per_flop(gpu) -> float:
     """Attention FLOP/s per FLOP-per-score at which the softmax exponentials bind, at the serving
-    clock and flash-attention fraction (planner.estimate.compute.exp_bound_fps, BF16_FLOPS_PER_EXP)."""
+    clock and flash-attention fraction (planner.estimate.compute_attention.exp_bound_fps, BF16_FLOPS_PER_EXP)."""
     return exp_bound_fps(gpu, 1.0) * SUSTAINED_FRACTION * ATTN_FWD_OF_MAMF
 
 
