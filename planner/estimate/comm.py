@@ -388,12 +388,12 @@ def dp_comm(ctx, t, mem, fwd_mb_s, bwd_mb_s) -> dict:
     # and by everyone training in fp32; DeepSpeed and Megatron-FSDP (main grads in the compute dtype
     # by default, --megatron-fsdp-grad-comm-dtype auto) reduce 16-bit gradients.
     mfsdp = (t["framework"] == MEG) & (zero >= 3)
-    grad_bytes = np.where((t["precision"] == T.PRECISIONS.index("fp32"))
+    grad_bytes = np.where((t["precision"] == T.FP32)
                           | ((t["framework"] != DS) & ~mfsdp), 4.0, 2.0)
     # runtime.grad_reduce_dtype (the memory model's gradient buffer) overrides the framework default
     reduce = ctx.scenario.runtime.grad_reduce_dtype
     if reduce != "auto":
-        grad_bytes = np.where(t["precision"] == T.PRECISIONS.index("fp32"), 4.0, {"fp32": 4.0, "bf16": 2.0}[reduce])
+        grad_bytes = np.where(t["precision"] == T.FP32, 4.0, {"fp32": 4.0, "bf16": 2.0}[reduce])
     param_bytes = np.where(t["precision"] == 0, 4.0, 2.0)
     # torchtitan with pipeline parallelism keeps FSDP2 parameters gathered across micro-batches
     # (reshard_after_forward "default" policy: False when PP is on, torchtitan fsdp.py) and the

@@ -168,7 +168,7 @@ def moe_forward_syncs(ctx, t):
     DeepEP returns its received counts as a host list (fused_a2a.py) and HybridEP, unless padded,
     has no bound on its output size, which "will cause a CPU sync" (_HybridEPManager). torchtitan:
     with ep > 1 (its all-to-all splits are copied with non_blocking=False)."""
-    from planner.estimate.compute import MEG, TT
+    from planner.estimate.table import MEG, TT
 
     if not ctx.model.moe:
         return np.zeros_like(t["tp"], dtype=bool)

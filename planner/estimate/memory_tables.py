@@ -195,7 +195,7 @@ def in_flight_ga(t) -> np.ndarray:
 
 def _titan(digits: dict) -> np.ndarray:
     """The category codes of torchtitan (its receive buffers read ga: in_flight_ga)."""
-    return digits["framework"] == T.FRAMEWORKS.index("torchtitan")
+    return digits["framework"] == T.TT
 
 
 # (term, coarse layout columns, the category codes that keep their own columns, whether the term

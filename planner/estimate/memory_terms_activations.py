@@ -9,7 +9,7 @@ import numpy as np
 
 from planner.arch import attention_dims
 from planner.estimate.memory_terms_stage import in_flight_microbatches, pipeline_rank
-from planner.estimate.memory_terms_states import FP8, MEG, TT
+from planner.estimate.table import FP8, MEG, TT
 
 # Output layer and loss at their peak, bytes per token and vocabulary entry (vocab-parallel over
 # tp), for the one micro-batch the last stage holds. Megatron: bf16 logits plus the fp32 copy that

@@ -9,8 +9,8 @@ import numpy as np
 
 from planner.arch import attention_dims
 from planner.estimate import table as T
-from planner.estimate.memory_terms_states import (COMPUTE_BYTES, DS, FP8, MEG, TT, fp8_weight_copy_bytes,
-                                                  grad_buffer_bytes)
+from planner.estimate.memory_terms_states import COMPUTE_BYTES, fp8_weight_copy_bytes, grad_buffer_bytes
+from planner.estimate.table import DS, FP8, MEG, TT
 
 MIB, GIB = 2**20, 2**30
 # CUDA context with lazy module loading (CUDA >= 11.7, PyTorch's default): "around 400MB" (PyTorch

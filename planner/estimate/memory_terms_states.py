@@ -37,10 +37,8 @@ from __future__ import annotations
 import numpy as np
 
 from planner.arch import layer_matmuls
-from planner.estimate.table import DS, MEG, PRECISIONS, TT
+from planner.estimate.table import DS, FP8, FP16, FP32, MEG, TT
 from planner.estimate.memory_terms_stage import pipeline_rank
-
-FP32, FP16, BF16, FP8 = (PRECISIONS.index(n) for n in ("fp32", "fp16", "bf16", "fp8"))
 
 # Bytes per element of the weights the framework computes with (bf16 weights under FP8, see below).
 COMPUTE_BYTES = np.array([4.0, 2.0, 2.0, 2.0])

@@ -11,7 +11,7 @@ FRAMEWORKS = ("deepspeed", "megatron", "torchtitan")
 PRECISIONS = ("fp32", "fp16", "bf16", "fp8")
 # the codes of the framework and precision columns that the estimate tests
 DS, MEG, TT = (FRAMEWORKS.index(n) for n in ("deepspeed", "megatron", "torchtitan"))
-FP8 = PRECISIONS.index("fp8")
+FP32, FP16, BF16, FP8 = (PRECISIONS.index(n) for n in ("fp32", "fp16", "bf16", "fp8"))
 OFFLOADS = ("none", "cpu", "nvme")
 RECOMPUTES = ("none", "selective", "full")
 CATEGORICAL = {"framework": FRAMEWORKS, "precision": PRECISIONS, "offload": OFFLOADS,

@@ -229,7 +229,7 @@ def _candidate_rows(scenario, exhaustive: bool = False, compact: bool = False) -
     for code in unbuildable(scenario.model):  # frameworks that cannot build this model
         keep = keep & (grid["framework"] != code)
     if split_key(scenario.runtime) is not None:  # Megatron's own split (runtime keys): Megatron plans only
-        keep = keep & (grid["framework"] == T.FRAMEWORKS.index("megatron"))
+        keep = keep & (grid["framework"] == T.MEG)
     keep = np.broadcast_to(keep, (len(uniq), len(sub)))
     m = _block(proj, len(sub))
     # layout-major, as the full product: the choice of every row, or (m > 1) the sub-choice of every
@@ -294,7 +294,7 @@ def _expand(kept_row: np.ndarray, kept_col: np.ndarray, rows: int,
 
 def _sp(t: dict, fixed: dict) -> np.ndarray:
     """Sequence parallelism as each framework runs it: with tp > 1, except DeepSpeed (or as fixed)."""
-    sp = (t["tp"] > 1) & (t["framework"] != T.FRAMEWORKS.index("deepspeed"))
+    sp = (t["tp"] > 1) & (t["framework"] != T.DS)
     return np.full_like(sp, bool(fixed["sp"])) if "sp" in fixed else sp
 
 
@@ -312,7 +312,7 @@ def _ga_for_memory(t: dict) -> np.ndarray:
     plans of torchtitan, whose receive buffers read ga, keep theirs)."""
     from planner.estimate.memory_tables import in_flight_ga
 
-    return np.where(t["framework"] == T.FRAMEWORKS.index("torchtitan"), T.wide(t["ga"]), in_flight_ga(t))
+    return np.where(t["framework"] == T.TT, T.wide(t["ga"]), in_flight_ga(t))
 
 
 def _fits_memory(ctx, t: dict, layout=None, peaks: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
@@ -360,7 +360,7 @@ def _shared_rows(ctx, t: dict, layout: np.ndarray) -> tuple[np.ndarray, np.ndarr
     first_run = lead[grp].astype(ix)  # the group's first layout run, for every run
     offset = np.arange(n, dtype=ix)
     offset -= starts[run]  # position of every row in its run
-    titan = t["framework"] == T.FRAMEWORKS.index("torchtitan")  # own representatives (_ga_for_memory)
+    titan = t["framework"] == T.TT  # own representatives (_ga_for_memory)
     # the representative lies in its group's first run (at the same position): where that run is as long
     same = titan | (offset < length[first_run][run])
     rep = offset + starts[first_run][run]
