@@ -18,18 +18,25 @@ BASE = {"name": "chat", "model": TINY, "cluster": {"node": "dgx-h100", "nodes": 
         "search": {"engines": ["vllm", "trtllm"], "weights": ["bf16", "fp8"], "kv_cache": ["fp8"]}}
 
 
-def _variants():
-    budget = copy.deepcopy(BASE)
+def shared_variants(base: dict, load_key: str, moe_load: float) -> list[tuple[str, dict]]:
+    """(objective, scenario) pairs both serving-search equivalence tests run (this one and
+    test_serve_concurrency): the base under every objective, a budget, an MoE model at a heavier load
+    (serving.<load_key> = moe_load) and no SLO (last)."""
+    budget = copy.deepcopy(base)
     budget["budget"] = {"max_usd_per_hour": 300}
-    moe = copy.deepcopy(BASE)
+    moe = copy.deepcopy(base)
     moe["model"] = {**TINY, "moe": {"experts": 8, "top_k": 2, "expert_ffn_hidden": 512}}
-    moe["serving"]["requests_per_s"] = 2000
-    no_slo = copy.deepcopy(BASE)
+    moe["serving"][load_key] = moe_load
+    no_slo = copy.deepcopy(base)
     del no_slo["serving"]["slo"]
+    return [("cost", base), ("latency", base), ("gpus", base), ("throughput", base), ("cost", budget),
+            ("latency", budget), ("cost", moe), ("latency", moe), ("cost", no_slo)]
+
+
+def _variants():
     too_much = copy.deepcopy(BASE)
     too_much["serving"]["requests_per_s"] = 1e6
-    return [("cost", BASE), ("latency", BASE), ("gpus", BASE), ("throughput", BASE), ("cost", budget),
-            ("latency", budget), ("cost", moe), ("latency", moe), ("cost", no_slo), ("cost", too_much)]
+    return shared_variants(BASE, "requests_per_s", 2000) + [("cost", too_much)]
 
 
 @pytest.mark.parametrize("objective,data", _variants())

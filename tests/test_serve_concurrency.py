@@ -11,7 +11,7 @@ import yaml
 from planner.serve import concurrency, search
 from planner.spec.serving import load_serving_scenario
 
-from test_serve_bisect import BASE as RATE_BASE, TINY
+from test_serve_bisect import BASE as RATE_BASE, TINY, shared_variants
 
 # the bisection test's scenario with a fixed concurrency instead of a request rate
 BASE = copy.deepcopy(RATE_BASE)
@@ -20,13 +20,8 @@ BASE["serving"]["concurrency"] = 300
 
 
 def _variants():
-    budget = copy.deepcopy(BASE)
-    budget["budget"] = {"max_usd_per_hour": 300}
-    moe = copy.deepcopy(BASE)
-    moe["model"] = {**TINY, "moe": {"experts": 8, "top_k": 2, "expert_ffn_hidden": 512}}
-    moe["serving"]["concurrency"] = 2000
-    no_slo = copy.deepcopy(BASE)
-    del no_slo["serving"]["slo"]
+    shared = shared_variants(BASE, "concurrency", 2000)
+    no_slo = shared[-1][1]
     few = copy.deepcopy(BASE)  # fewer requests than GPUs: the replica count is capped by the concurrency
     few["serving"]["concurrency"] = 12
     few["serving"]["input_tokens"] = 512
@@ -43,9 +38,7 @@ def _variants():
     huge = copy.deepcopy(BASE)  # no layout holds the weights
     huge["model"] = {**TINY, "layers": 400, "hidden": 16384, "heads": 128, "kv_heads": 8, "ffn_hidden": 65536}
     huge["cluster"]["nodes"] = 1
-    feasible = [("cost", BASE), ("latency", BASE), ("gpus", BASE), ("throughput", BASE), ("cost", budget),
-                ("latency", budget), ("cost", moe), ("latency", moe), ("cost", no_slo), ("throughput", no_slo),
-                ("cost", few), ("latency", coloc), ("cost", only_dis)]
+    feasible = shared + [("throughput", no_slo), ("cost", few), ("latency", coloc), ("cost", only_dis)]
     infeasible = [("cost", none), ("cost", tight), ("cost", broke), ("cost", huge)]
     return [(o, d, True) for o, d in feasible] + [(o, d, False) for o, d in infeasible]
 
