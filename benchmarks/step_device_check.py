@@ -320,6 +320,24 @@ def prefill_fn(c, layers, head, kc, vc, s, attn):
     return step
 
 
+def kernel_census(fn, cuda: bool) -> dict:
+    """{kernel name: launches} of one call of fn under torch.profiler (GPU kernels; on the CPU, smoke: ops)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    fn()
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with profile(activities=acts) as prof:
+        fn()
+        if cuda:
+            torch.cuda.synchronize()
+    want = torch.autograd.DeviceType.CUDA if cuda else torch.autograd.DeviceType.CPU
+    counts = {}
+    for e in prof.events():
+        if e.device_type == want:
+            counts[e.name[:100]] = counts.get(e.name[:100], 0) + 1
+    return counts
+
+
 def graph_time_s(fn, clock: Clock) -> float:
     """Median replay seconds of fn captured in a CUDA graph (side-stream warm-up, then capture); on the
     CPU (smoke) fn itself."""
@@ -384,18 +402,22 @@ def serve_section(out: dict, run, dev: str, clock: Clock, c: dict, batches, ctx,
         r = {"kind": "prefill", "part": "step_sdpa", "tokens": s, "weights": "bf16", "graph": False}
         run(out["runs"], r, lambda: r.update(
             time_s=clock.median_call_s(prefill_fn(c, layers, head, kc, vc, s, sdpa_flash), 1, 3)))
-    if not hasattr(torch, "_scaled_mm"):
+    if hasattr(torch, "_scaled_mm"):
+        fp8_layers = [dict(L, **{k: L[k].to(torch.float8_e4m3fn) for k in ("qkv", "o", "w13", "w2")}) for L in layers]
+        f8 = make_linear(True, dev)
+        for b in fp8_batches:
+            for name, kw in (("no_attn", dict(attn=sdpa_flash, with_attn=False)), ("step_sdpa", dict(attn=sdpa_flash))):
+                r = {"kind": "decode", "part": name, "batch": b, "ctx": ctx, "weights": "fp8", "graph": clock.cuda}
+                run(out["runs"], r, lambda: r.update(
+                    time_s=graph_time_s(decode_fn(c, fp8_layers, head, kc, vc, b, ctx, lin=f8, **kw), clock)))
+        del fp8_layers
+    else:
         out["fp8_error"] = "torch._scaled_mm missing"
-        return
-    fp8_layers = [dict(L, **{k: L[k].to(torch.float8_e4m3fn) for k in ("qkv", "o", "w13", "w2")}) for L in layers]
-    del layers
-    free_memory()
-    f8 = make_linear(True, dev)
-    for b in fp8_batches:
-        for name, kw in (("no_attn", dict(attn=sdpa_flash, with_attn=False)), ("step_sdpa", dict(attn=sdpa_flash))):
-            r = {"kind": "decode", "part": name, "batch": b, "ctx": ctx, "weights": "fp8", "graph": clock.cuda}
-            run(out["runs"], r, lambda: r.update(
-                time_s=graph_time_s(decode_fn(c, fp8_layers, head, kc, vc, b, ctx, lin=f8, **kw), clock)))
+    # last (the profiler is the least tried path here): which kernels one decode step launches
+    for b in (min(batches), bmax):  # which kernels one decode step launches (how many per layer)
+        r = {"kind": "census", "part": "step_sdpa", "batch": b, "ctx": ctx, "weights": "bf16"}
+        run(out["runs"], r, lambda: r.update(kernels=kernel_census(
+            decode_fn(c, layers, head, kc, vc, b, ctx, attn=sdpa_flash, lin=bf16), clock.cuda)))
 
 
 # ---------------------------------------------------------------- main
