@@ -7,7 +7,9 @@ Reads the JSON the device script wrote on one H200 and evaluates, on a one-GPU H
 train  the same 8-layer model, micro-batch, sequence and recompute mode as a torchtitan plan without
        compile (planner.estimate.evaluate: the clock-adjusted table of evaluate_table; forward,
        backward + recompute, optimizer and step, and the forward's parts: weight matmuls, attention,
-       elementwise (+ launches), output layer).
+       elementwise (+ launches), output layer); the same at burst tensor clocks (no power-limit
+       derating); and the peak allocated memory against benchmarks/memory_device_compare.py's states +
+       transient.
 moe    compute_moe.grouped_expert_gemm_s (the training model: local experts x gemm_s(rows padded to
        GEMM_TILE_ROWS, k, n), balanced routing: runtime.moe_load_imbalance 1) per up / down matmul at the
        burst bf16 / FP8 rates; and the serving model's serve.timing.expert_linear_s for up + down of one
@@ -31,6 +33,7 @@ from types import SimpleNamespace
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
 
 import numpy as np  # noqa: E402
 
@@ -51,7 +54,7 @@ def f0(x) -> float:
 
 
 def err(model, meas) -> str:
-    return f"{100 * (model / meas - 1):+.0f}%" if meas and model == model else "n/a"
+    return f"{100 * (model / meas - 1):+.0f}%" if meas and meas == meas and model == model else "n/a"
 
 
 # ---------------------------------------------------------------- train
@@ -70,12 +73,16 @@ def train_predicted(model: dict, ffn: int, run: dict) -> dict:
     t = table.from_plans([dict(framework="torchtitan", precision="bf16", dp=1, tp=1, pp=1, cp=1, ep=1, vpp=1,
                                sp=False, zero=0, offload="none", offload_params="none",
                                recompute=RECOMPUTE[run["recompute"]], mbs=run["mbs"], ga=1)])
-    t = with_tensor_clock(ctx, t, memory.memory(ctx, t))
-    step, b = step_time(ctx, t, memory.memory(ctx, t))
+    mem = memory.memory(ctx, t)
+    burst_step, _ = step_time(ctx, t, mem)  # tensor cores at burst clocks (no power-limit derating)
+    _, c_burst, _ = stage_time(ctx, t)
+    t = with_tensor_clock(ctx, t, mem)
+    step, b = step_time(ctx, t, mem)
     _, c, _ = stage_time(ctx, t)
     unit, _ = layer_units(ctx, t)
     L = model["layers"]
-    return {"forward": f0(c["forward"]), "backward": f0(c["backward"]) + f0(c["recompute"]),
+    return {"burst_step": f0(burst_step), "burst_forward": f0(c_burst["forward"]),
+            "burst_backward": f0(c_burst["backward"]) + f0(c_burst["recompute"]),"forward": f0(c["forward"]), "backward": f0(c["backward"]) + f0(c["recompute"]),
             "recompute": f0(c["recompute"]), "optimizer": f0(b["optimizer"]), "step": f0(step),
             "fwd_matmul": L * f0(unit["dense_matmul"]), "fwd_attention": f0(c["attention_fwd"]),
             "fwd_elementwise": L * (f0(unit["dense_fwd"]) - f0(unit["dense_matmul"])), "fwd_head": f0(unit["head"]),
@@ -86,8 +93,11 @@ def train_predicted(model: dict, ffn: int, run: dict) -> dict:
 def train_report(sec: dict) -> list[str]:
     if "runs" not in sec:
         return [f"Section failed on the device: {sec.get('error', 'no data')}"]
-    lines = ["| recompute | mbs x seq | measured fwd / bwd / opt / step (ms) | model fwd / bwd / opt / step (ms) | "
-             "err fwd | err bwd | err opt | err step | measured TFLOP/s (model FLOPs) |", "|---|---|---|---|---:|---:|---:|---:|---:|"]
+    lines = ["Measured recompute: torch.utils.checkpoint(use_reentrant=False) with PyTorch's default early stop "
+             "(recomputation ends once the last tensor backward needs is rebuilt); torchtitan passes early_stop=False.", "",
+             "| recompute | mbs x seq | measured fwd / bwd / opt / step (ms) | model fwd / bwd / opt / step (ms) | "
+             "err fwd | err bwd | err opt | err step | measured TFLOP/s (model FLOPs) | model at burst clock: fwd / bwd / "
+             "step (ms) | err fwd | err bwd | err step |", "|---|---|---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|"]
     parts = ["", "Model's forward by term (ms): weight matmuls, attention, elementwise + launches, output layer "
              "(+ loss); tensor clock = the sustained-clock factor applied to the tensor-core rates.", "",
              "| recompute | mbs x seq | matmul | attention | elementwise | output layer | sum | measured fwd | "
@@ -102,14 +112,36 @@ def train_report(sec: dict) -> list[str]:
         ms = lambda d: " / ".join(f"{1e3 * d[k]:.1f}" for k in ("forward", "backward", "optimizer", "step"))  # noqa: E731
         lines.append(f"| {r['recompute']} | {r['mbs']} x {r['seq']} | {ms(m)} | {ms(p)} | "
                      + " | ".join(err(p[k], m[k]) for k in ("forward", "backward", "optimizer", "step"))
-                     + f" | {p['model_flops'] / r['step_s'] / 1e12:.0f} |")
+                     + f" | {p['model_flops'] / r['step_s'] / 1e12:.0f} | {1e3 * p['burst_forward']:.1f} / "
+                     f"{1e3 * p['burst_backward']:.1f} / {1e3 * p['burst_step']:.1f} | {err(p['burst_forward'], m['forward'])} | "
+                     f"{err(p['burst_backward'], m['backward'])} | {err(p['burst_step'], m['step'])} |")
         if r["recompute"] == "none":
             s = p["fwd_matmul"] + p["fwd_attention"] + p["fwd_elementwise"] + p["fwd_head"]
             parts.append(f"| {r['recompute']} | {r['mbs']} x {r['seq']} | {1e3 * p['fwd_matmul']:.1f} | "
                          f"{1e3 * p['fwd_attention']:.1f} | {1e3 * p['fwd_elementwise']:.1f} | "
                          f"{1e3 * p['fwd_head']:.1f} | {1e3 * s:.1f} | {1e3 * r['forward_s']:.1f} | "
                          f"{p['tensor_clock']:.3f} |")
-    return lines + parts
+    return lines + parts + memory_lines(sec)
+
+
+def memory_predicted(sec: dict, run: dict) -> float:
+    """memory_device_compare's states + transient (GiB) for one training configuration of this run."""
+    import memory_device_compare as mdc_cmp
+
+    p = mdc_cmp.predicted(sec["model"], {"swiglu": sec["ffn"]}, dict(run, act="swiglu"), expandable=False)
+    return p["states"] + p["transient"]
+
+
+def memory_lines(sec: dict) -> list[str]:
+    """Peak allocated memory of the timed steps against the memory model (benchmarks/memory_device_compare.py)."""
+    lines = ["", "Peak allocated memory over the timed steps (GiB) against the memory model's states + transient "
+             "(benchmarks/memory_device_compare.py; none and tt_sac at 2 x 8192 were not in the memory check):", "",
+             "| recompute | mbs x seq | measured | model | err |", "|---|---|---:|---:|---:|"]
+    for r in sec["runs"]:
+        if "peak_allocated" in r:
+            meas, pred = r["peak_allocated"] / 2**30, memory_predicted(sec, r)
+            lines.append(f"| {r['recompute']} | {r['mbs']} x {r['seq']} | {meas:.2f} | {pred:.2f} | {100 * (pred / meas - 1):+.1f}% |")
+    return lines
 
 
 # ---------------------------------------------------------------- moe
@@ -126,6 +158,19 @@ def moe_train_predicted(r: dict, experts: int, fp8: bool = False) -> float:
     top_k = r["rows_per_expert"] * experts / (r["tokens"] * r["ep"])  # rows per expert = T top_k ep / E
     return f0(compute_moe.grouped_expert_gemm_s(ctx, t, r["tokens"], top_k, r["k"], r["n"], linear_fps, hbm,
                                                 1.0 if fp8 else 2.0))
+
+
+def moe_train_terms(r: dict, experts: int) -> dict:
+    """grouped_expert_gemm_s's three parts summed over the local experts (bf16): tensor-core time
+    (flops / MAMF rate), operand and output traffic (/ HBM x 0.8) and one GEMM_LAUNCH_S per expert."""
+    gpu = catalog.gpu(GPU)
+    t = {"precision": np.array([table.PRECISIONS.index("bf16")])}
+    fps, _, hbm, _ = compute_gemm.peaks(gpu, t)
+    g, k, n = r["local_experts"], r["k"], r["n"]
+    rows = math.ceil(r["rows_per_expert"] / compute_moe.GEMM_TILE_ROWS) * compute_moe.GEMM_TILE_ROWS
+    one = f0(compute_gemm.gemm_s(g * rows, k, n, fps, hbm)) + (g - 1) * 2.0 * k * n / hbm
+    return {"compute": g * 2.0 * rows * k * n / f0(fps), "traffic": g * (2.0 * (rows * k + k * n) + 2.0 * rows * n) / hbm,
+            "launch": g * compute_gemm.GEMM_LAUNCH_S, "one_gemm": one}
 
 
 def moe_serve_predicted(name: str, tokens: int, ep: int) -> float:
@@ -165,6 +210,19 @@ def moe_report(sec: dict) -> list[str]:
                      f"{us(g8)} | {us(p8)} | {err(p8, g8)} |")
         key = (r["model"], r["ep"], r["tokens"])
         pairs.setdefault(key, []).append(g)
+    lines += ["", "The training model's grouped GEMM by part (bf16, us, summed over the local experts) against the "
+              "measured grouped kernel; 'one-GEMM variant' (not the model, a what-if): gemm_s of all the local rows at once "
+              "(one launch, one additive traffic term) plus the other local experts' weight reads:", "", "| model | EP | tokens/GPU | matmul | compute (flops / MAMF) | traffic | "
+              "launches | sum | measured grouped | measured / compute | one-GEMM variant | err |",
+              "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in sec["runs"]:
+        if r.get("grouped_s") is None:
+            continue
+        q = moe_train_terms(r, r["local_experts"] * r["ep"])
+        lines.append(f"| {r['model']} | {r['ep']} | {r['tokens']} | {r['matmul']} | {1e6 * q['compute']:.0f} | "
+                     f"{1e6 * q['traffic']:.0f} | {1e6 * q['launch']:.0f} | {1e6 * sum(q.values()):.0f} | "
+                     f"{1e6 * r['grouped_s']:.0f} | {r['grouped_s'] / q['compute']:.2f} | {1e6 * q['one_gemm']:.0f} | "
+                     f"{err(q['one_gemm'], r['grouped_s'])} |")
     lines += ["", "Serving model (serve.timing.expert_linear_s, up + down of one layer, balanced) against the "
               "measured grouped up + down:", "",
               "| model | EP | tokens/GPU | measured up + down (us) | expert_linear_s (us) | err |", "|---|---:|---:|---:|---:|---:|"]
