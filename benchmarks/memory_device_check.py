@@ -115,15 +115,13 @@ class Model(nn.Module):
         return F.cross_entropy(logits.float().view(-1, logits.shape[-1]), targets.view(-1))
 
 
-def run_config(name, act, recompute, mbs, seq):
-    torch.manual_seed(0)
-    torch.set_default_dtype(torch.bfloat16)
-    with torch.device("cuda"):
-        model = Model(act, recompute)
-    torch.set_default_dtype(torch.float32)
+def megatron_states(model):
+    """Megatron-LM's mixed-precision layout on the model's device: a full fp32 `main_grad` buffer per
+    parameter (filled by post-accumulate-grad hooks, as its DDP does), fp32 master weights and fused
+    AdamW over them. Returns (bf16 parameters, fp32 masters, optimizer)."""
     params = list(model.parameters())
     for p in params:  # Megatron-LM DDP: gradients accumulate into a full fp32 main_grad buffer
-        p.main_grad = torch.zeros(p.shape, dtype=torch.float32, device="cuda")
+        p.main_grad = torch.zeros(p.shape, dtype=torch.float32, device=p.device)
 
         def hook(p):
             p.main_grad.add_(p.grad)
@@ -133,6 +131,16 @@ def run_config(name, act, recompute, mbs, seq):
     for m, p in zip(master, params):
         m.grad = p.main_grad
     opt = torch.optim.AdamW(master, lr=1e-5, fused=True)
+    return params, master, opt
+
+
+def run_config(name, act, recompute, mbs, seq):
+    torch.manual_seed(0)
+    torch.set_default_dtype(torch.bfloat16)
+    with torch.device("cuda"):
+        model = Model(act, recompute)
+    torch.set_default_dtype(torch.float32)
+    params, master, opt = megatron_states(model)
     n_params = sum(p.numel() for p in params)
     tokens = torch.randint(0, MODEL["vocab"], (mbs, seq), device="cuda")
     targets = torch.randint(0, MODEL["vocab"], (mbs, seq), device="cuda")
