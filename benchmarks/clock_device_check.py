@@ -12,6 +12,9 @@ NVML every SAMPLE_S in a thread: SM clock, power draw, and the clock-event reaso
               eager, recompute none) at (mbs 1, s 4096) and (mbs 2, s 8192), looped
 Per load: the time of every unit (CUDA events), and the samples. The comparison takes the first units (cool, burst
 clock) against the settled ones (the last third of the run).
+  shapes      (--sections shapes) every GEMM shape of benchmarks/gemm_device_check.py, bf16 and FP8: after
+              IDLE_S of idle, the median of the first calls (cold: burst clock), then after HEAT_S of the same
+              shape looped, the median of SHAPE_CALLS calls (sustained), with the SM clock at both moments
 --smoke: tiny sizes on the CPU, no NVML (exercises the code paths).
 """
 
@@ -31,6 +34,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import memory_device_check as mdc  # noqa: E402
 
 SAMPLE_S = 0.05
+IDLE_S, HEAT_S, SHAPE_CALLS = 1.5, 2.0, 20
 RUN_S = {"gemm": 20.0, "step-mbs1-s4096": 25.0, "step-mbs2-s8192": 30.0}
 SMOKE_RUN_S = 1.0
 
@@ -99,6 +103,67 @@ def loop(fn, seconds: float, cuda: bool):
     return times
 
 
+def timed_calls(fn, n: int, cuda: bool) -> list:
+    """Seconds of each of n back-to-back calls (one CUDA event between calls)."""
+    if not cuda:
+        out = []
+        for _ in range(n):
+            t = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - t)
+        return out
+    ev = [torch.cuda.Event(enable_timing=True) for _ in range(n + 1)]
+    ev[0].record()
+    for i in range(n):
+        fn()
+        ev[i + 1].record()
+    torch.cuda.synchronize()
+    return [a.elapsed_time(b) / 1e3 for a, b in zip(ev, ev[1:])]
+
+
+def shapes_section(res: dict, sampler, cuda: bool, smoke: bool):
+    """Cold and sustained rate of each gemm_device_check shape, bf16 and FP8 (torch._scaled_mm, bf16 out)."""
+    import gemm_device_check as gdc
+    dev, bf, f8 = ("cuda" if cuda else "cpu"), torch.bfloat16, torch.float8_e4m3fn
+    rows = res.setdefault("shapes", [])
+    med = lambda v: sorted(v)[len(v) // 2]  # noqa: E731
+    for prec in ("bf16", "fp8"):
+        for m, k, n in gdc.SHAPES:
+            if smoke:
+                m, k, n = max(m // 64, 16), max(k // 64, 16), max(n // 64, 16)
+            r = {"prec": prec, "m": m, "k": k, "n": n}
+            try:
+                if prec == "bf16":
+                    x, w = torch.randn(m, k, device=dev, dtype=bf), torch.randn(k, n, device=dev, dtype=bf)
+                    fn = lambda: x @ w  # noqa: E731
+                else:
+                    if smoke:
+                        continue
+                    one = torch.ones((), device=dev)
+                    x, w = torch.randn(m, k, device=dev).to(f8), torch.randn(n, k, device=dev).to(f8)
+                    fn = lambda: torch._scaled_mm(x, w.t(), one, one, out_dtype=bf)  # noqa: E731
+                fn()
+                if cuda:
+                    torch.cuda.synchronize()
+                time.sleep(0 if smoke else IDLE_S)
+                r["cold_mhz"] = sampler.samples[-1][1] if sampler.samples else None
+                cold = timed_calls(fn, 8, cuda)
+                end = time.perf_counter() + (0.05 if smoke else HEAT_S)
+                while time.perf_counter() < end:
+                    for _ in range(10):
+                        fn()
+                    if cuda:
+                        torch.cuda.synchronize()
+                r["hot_mhz"] = sampler.samples[-1][1] if sampler.samples else None
+                hot = timed_calls(fn, SHAPE_CALLS, cuda)
+                flops = 2.0 * m * k * n
+                r.update(cold_s=cold, cold_tflops=flops / med(cold[:5]) / 1e12, hot_tflops=flops / med(hot) / 1e12)
+            except Exception as e:  # noqa: BLE001  keep the other shapes
+                r["error"] = f"{type(e).__name__}: {e}"[:300]
+            rows.append(r)
+            print(json.dumps({k: v for k, v in r.items() if k != "cold_s"}), flush=True)
+
+
 def summary(times, samples):
     n = len(times)
     third = times[2 * n // 3:] or times
@@ -116,6 +181,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
     ap.add_argument("--smoke", action="store_true")
+    ap.add_argument("--sections", default="loads", help="loads, shapes or loads,shapes")
     args = ap.parse_args(argv)
     cuda = torch.cuda.is_available() and not args.smoke
     dev = "cuda" if cuda else "cpu"
@@ -143,6 +209,15 @@ def main(argv=None) -> int:
         os.replace(args.out + ".tmp", args.out)
         time.sleep(0 if args.smoke else 3.0)  # let the board cool a little between loads
 
+    if "shapes" in args.sections.split(","):
+        shapes_section(res, sampler, cuda, args.smoke)
+        with open(args.out + ".tmp", "w") as f:
+            json.dump(res, f)
+        os.replace(args.out + ".tmp", args.out)
+    if "loads" not in args.sections.split(","):
+        sampler.stop.set()
+        print("done", flush=True)
+        return 0
     size = 256 if args.smoke else 8192
     a = torch.randn(size, size, device=dev, dtype=torch.bfloat16)
     b = torch.randn(size, size, device=dev, dtype=torch.bfloat16)
