@@ -36,9 +36,11 @@ DEFAULT_RUNS = [HERE / "recipe_runs.yaml", HERE / "memory_runs.yaml"]
 
 # Rows of the same tables the planner cannot express, left out of recipe_runs.yaml (see its header).
 NOT_EXPRESSIBLE = [
-    "DGX-GB300 rows (Megatron-Bridge 25.11: Llama3 8B/70B, Llama3.1 405B, DeepSeek-V3 BF16/MXFP8, GPT-OSS 120B, "
-    "Qwen3 30B/235B): no GB300 in catalogs/gpus.yaml",
-    "NVFP4 rows (25.11 parenthesised and later releases): no fp4 training precision in the plan",
+    "Kimi-K2 (Muon optimizer); the MoE rows of 26.06 and later (v0.5.0 presets: FP8 attention, fused CuTe-DSL "
+    "grouped MLP); the 26.02.01 MoE rows (layouts its v0.3.1 presets do not have); the 26.04 / 26.04.01 NVFP4 rows "
+    "(FP4 parameter gather ambiguous); two 26.02.01 GB300 Llama 3 70B rows printed with layouts that cannot have run "
+    "(recipe_runs.yaml header)",
+    "NVFP4 rows are estimated as fp8 with runtime fp8_recipe nvfp4 (benchmarks/gb300_fp4_results.md)",
     "MXFP8 rows are estimated as fp8 (per-tensor scaling); their 1-byte scale per 32 elements is not counted",
     "DeepSeek-V3 MTP: the rows whose source states it (25.11 B200 'w/ MTP', the 25.09 H100 layout Et|(tt|)*30mL, "
     "the 26.02 recipes) train one MTP module (model.mtp_layers 1, the recipe layout with 'm'); the 25.09 GB200/B200 "
