@@ -161,7 +161,8 @@ Older rows (H100): the EP-overlapped Qwen3 rows ran slower than the paired-phase
 token once per destination node and GPU, at the READMEs' measured rates: planner/estimate/ep_dedup.py,
 benchmarks/ep_dedup_results.md) the EP16 HybridEP row is +3.9% (was -22.6% with every routed copy on the
 NICs) and the DeepSeek-V3 DeepEP row, given its dispatcher and node-limited routing here, +22.4% (was -1.4% as
-an all-to-all row; the same run as recipe_runs.yaml describes it, with the recipe's pipeline layout: +6.6%);
+an all-to-all row; the same run as recipe_runs.yaml describes it, with the recipe's MTP module, pipeline
+layout, sequence parallelism and Megatron-Bridge settings: +6.6%);
 the DGX Cloud DeepSeek-V3 run stays too fast (not explained here)."""
 
 def predict(base: dict, overlap: bool, over: dict) -> float:
