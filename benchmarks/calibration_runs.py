@@ -114,6 +114,8 @@ def model_of(run: dict, assumed: list[str]) -> ModelSpec:
                      "shared_experts": moe.get("shared_experts") or 0,
                      "dense_layers": moe.get("dense_layers") or 0,
                      "router_bias": moe.get("router_score") == "sigmoid"}
+        if moe.get("router_groups"):  # group-limited routing (Megatron --moe-router-num-groups / -group-topk)
+            kw["moe"].update(groups=moe["router_groups"], group_topk=moe.get("router_group_topk"))
         if moe.get("capacity_factor"):
             kw["moe"]["capacity_factor"] = moe["capacity_factor"]
     if m.get("mla"):

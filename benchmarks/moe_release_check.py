@@ -12,9 +12,9 @@ settings, its recipe file of that release (scripts/performance/configs/*, script
 The DGX-B200 rows named by a pull request take the step time or model TFLOP/s its description states
 (Megatron-Bridge PR #1760: Qwen3-235B-A22B step times before / after; PR #2499: Qwen3-30B-A3B model
 TFLOP/s, turned into tokens/s with the FLOP per token of the 25.11 table's own row, 214 / 9,299). The
-planner has no dispatcher backend (NCCL all-to-all vs DeepEP / HybridEP), token dropping or CUDA
-graph setting beyond the runtime keys the run files carry (moe_dispatcher, moe_pad_to_capacity, cuda_graphs):
-rows that differ only in other settings get the same estimate. Not used to fit anything.
+planner knows no dispatcher, token-dropping or CUDA graph setting beyond the runtime keys the run files
+carry (moe_dispatcher, moe_pad_to_capacity, cuda_graphs): rows that differ only in other settings get the
+same estimate. Not used to fit anything.
 """
 
 from __future__ import annotations
@@ -71,7 +71,8 @@ ROWS = [
     (DSV3, "25.09 DGX-H100", "FP8-CS 1024 GPUs tp2 pp8 vp4 ep64 gbs8192, DeepEP, EP overlap, recompute "
      "mla_up_proj + mlp (recipe DEEPSEEK_V3 H100 at 5776a6d90)", 1297, True,
      dict(precision="FP8-CS", tp=2, pp=8, virtual_pipeline_stages=4, ep=64, dp=64, global_batch_size=8192,
-          recompute="selective", recompute_modules=["mla_up_proj", "mlp"])),
+          recompute="selective", recompute_modules=["mla_up_proj", "mlp"], moe_dispatcher="deepep",
+          routing_groups=(8, 4))),
     (DSV3, "DGX Cloud 25.04 (the calibration run)", "BF16 512 GPUs tp2 pp8 ep64 gbs4096", 669.4, False, {}),
     (B_Q30, "25.11 DGX-B200", "MXFP8 ep8 mbs1 gbs512, dropless, all-to-all, CUDA graphs router + preprocess "
      "(the recipe row)", 9299, False, {}),
@@ -107,8 +108,8 @@ regressions of that release, not as what the hardware does:
   performance-release): "2X slower performance in QWEN3 30B on H100 and B200 with the dropless schedule compared
   to the token-drop schedule ... the perf in 25.11 is 2X slower than 25.09". The 26.02 table prints the same
   recipes at the same speed (B200 9,691, H100 5,113). The configurations that replaced them are predicted
-  within 6-14%: PR #2499 (B200: HybridEP, mbs 4, attention added to the CUDA-graph scope, ~555 / 546 model
-  TFLOP/s MXFP8 / BF16) +6.2% / +7.3%; 26.02.01 on H100 with DeepEP +14.1%; and the 25.09 token-drop rows
+  within 7-15%: PR #2499 (B200: HybridEP, mbs 4, attention added to the CUDA-graph scope, ~555 / 546 model
+  TFLOP/s MXFP8 / BF16) +7.1% / +8.2%; 26.02.01 on H100 with DeepEP +14.5%; and the 25.09 token-drop rows
   +3.4% (B200) and -8.0% (H100).
 * **Qwen3-235B-A22B, DGX-B200.** Issue #1705 ("QWEN3 235B B200 MXFP8 performance regression"), fixed by PR #1760
   (2025-12-17): "Disable moe_a2a_overlap due to CPU overhead for BF16 and MXFP8. Disable VP for mxfp8",
@@ -156,9 +157,13 @@ GB200 Qwen3 rows (scripts/performance/configs/qwen3/*.yaml at fa0315ae2 -> enabl
 move.
 
 Older rows (H100): the EP-overlapped Qwen3 rows ran slower than the paired-phase model
-(comm.ep_overlap_pair_exposed_s) predicts, while the DeepSeek-V3 DeepEP row matches it; the EP16 HybridEP
-row (a node-deduplicating dispatcher the planner does not model) is predicted too slow; the DGX Cloud
-DeepSeek-V3 run stays too fast (not explained here)."""
+(comm.ep_overlap_pair_exposed_s) predicts. With the DeepEP / HybridEP kernels modelled as they send (each
+token once per destination node and GPU, at the READMEs' measured rates: planner/estimate/ep_dedup.py,
+benchmarks/ep_dedup_results.md) the EP16 HybridEP row is +3.9% (was -22.6% with every routed copy on the
+NICs) and the DeepSeek-V3 DeepEP row, given its dispatcher and node-limited routing here, +22.4% (was -1.4% as
+an all-to-all row; the same run as recipe_runs.yaml describes it, with the recipe's MTP module, pipeline
+layout, sequence parallelism and Megatron-Bridge settings: +6.6%);
+the DGX Cloud DeepSeek-V3 run stays too fast (not explained here)."""
 
 def predict(base: dict, overlap: bool, over: dict) -> float:
     run = copy.deepcopy(base)
@@ -166,6 +171,9 @@ def predict(base: dict, overlap: bool, over: dict) -> float:
     if "gpu" in over:
         run["hardware"]["gpu"] = over.pop("gpu")
     modules = over.pop("recompute_modules", None)
+    if "routing_groups" in over:  # DeepSeek-V3's node-limited routing (recipe_runs.yaml router_groups)
+        groups, group_topk = over.pop("routing_groups")
+        run["model"]["moe"] = dict(run["model"]["moe"], router_groups=groups, router_group_topk=group_topk)
     if "capacity_factor" in over:
         run["model"]["moe"] = dict(run["model"]["moe"], capacity_factor=over.pop("capacity_factor"))
     run["parallel"].update(over)

@@ -22,6 +22,7 @@ from planner.estimate import memory
 from planner.estimate import table as T
 from planner.estimate.table import DS, MEG, TT
 from planner.estimate import topology
+from planner.estimate import ep_dedup
 from planner.estimate.compute_attention import FLASH_BWD_FLOPS_RATIO
 from planner.estimate.compute_gemm import HBM_EFFICIENCY
 
@@ -32,6 +33,8 @@ DEFAULT_SCALEOUT_EFF = 0.85  # assumed where the node has none: lower end of 85-
 # a few tens of us across nodes (nccl-tests, 8-byte all-reduce).
 ALPHA_IN_S = 10e-6
 ALPHA_OUT_S = 30e-6
+# token dispatchers whose kernels send a token once per destination node / GPU (planner.estimate.ep_dedup)
+DEDUP_DISPATCHERS = ("deepep", "hybridep")
 
 
 def _rates(node):
@@ -173,14 +176,19 @@ def layer_comm(ctx, t, attn_layer_fwd_s, attn_layer_bwd_s=None) -> dict:
 def ep_dispatch_s(ctx, t):
     """Seconds of one MoE dispatch (or combine) per micro-batch: the all-to-all of this rank's
     routed copies (tokens x top_k x hidden / tp, 16-bit; the busiest rank sends and receives
-    moe_load_imbalance times the balanced share) plus, with etp > 1, the expert-tensor-parallel
+    moe_load_imbalance times the balanced share), or with the DeepEP / HybridEP kernels each token once
+    per destination node and GPU (planner.estimate.ep_dedup), plus, with etp > 1, the expert-tensor-parallel
     all-gather (or reduce-scatter) of the received tokens. Zero for dense models."""
     m = ctx.model
     if not m.moe:
         return np.zeros(T.size(t))
     tokens = t["mbs"] * ctx.seq_len / t["cp"]
-    a2a_bytes = 2.0 * tokens * m.moe.top_k * m.hidden / t["tp"] * ctx.scenario.runtime.moe_load_imbalance
-    return ep_all_to_all_s(ctx, t, a2a_bytes) + expert_tp_gather_s(ctx.node, a2a_bytes, t["etp"])
+    token_bytes = 2.0 * m.hidden / t["tp"] * ctx.scenario.runtime.moe_load_imbalance
+    a2a_bytes = tokens * m.moe.top_k * token_bytes
+    send = ep_all_to_all_s(ctx, t, a2a_bytes)
+    if ctx.scenario.runtime.moe_dispatcher in DEDUP_DISPATCHERS:  # Megatron's flex dispatcher
+        send = np.where(t["framework"] == MEG, ep_dedup.dedup_dispatch_s(ctx, t, tokens, token_bytes), send)
+    return send + expert_tp_gather_s(ctx.node, a2a_bytes, t["etp"])
 
 
 # Routing probabilities travel in their own all-to-all beside the tokens (Megatron-Core
@@ -211,7 +219,7 @@ def ep_all_to_all_s(ctx, t, a2a_bytes):
     2, 4 or 8, ep x etp <= 8 so that the group, etp ranks apart, stays on the board), the measured time
     at that size is used: NCCL's all-to-all reaches 0.45-0.8 of the link model's rate there
     (benchmarks/collective_results.md; e.g. B200, 8 GPUs, 128 MiB per rank: 0.250 ms measured, 415 GB/s
-    bus bandwidth against the model's 611). Elsewhere, and for the DeepEP / HybridEP kernels, the link
+    bus bandwidth against the model's 611). Elsewhere the link
     model (all_to_all_s)."""
     from planner.serve import nccl_measured
 

@@ -181,7 +181,9 @@ class Runtime(Strict):
         "alltoall", description="Megatron's MoE token dispatcher (--moe-token-dispatcher-type alltoall / allgather, "
         "or flex with --moe-flex-dispatcher-backend deepep / hybridep). alltoall: what the NeMo / Megatron-Bridge "
         "model providers set and the planner's export writes (Megatron-LM's own flag default is allgather); "
-        "deepep / hybridep: fused permute + all-to-all kernels (DeepEP; HybridEP on GB200/GB300 NVL72). Every one "
+        "deepep / hybridep: fused permute + all-to-all kernels (DeepEP; HybridEP on GB200/GB300 NVL72) that send each "
+        "token once per destination node (RDMA) and GPU (NVLink), timed at the kernels' measured rates "
+        "(planner/estimate/ep_dedup.py). Every one "
         "copies the token counts to the host in each MoE layer's forward unless padded to capacity "
         "(moe_pad_to_capacity); they differ in the kernels issued after that wait (planner/estimate/host.py)")
     moe_pad_to_capacity: StrictBool = Field(
