@@ -18,6 +18,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
 
 from planner.catalog import gpu as catalog_gpu  # noqa: E402
 from planner.estimate import compute_attention, compute_elementwise, compute_gemm, compute_quant  # noqa: E402
@@ -54,10 +55,21 @@ def main(argv=None) -> int:
     lines = ["# GEMM, attention and elementwise terms against an H200", "",
              f"Measured with `benchmarks/gemm_device_check.py` (torch {measured['torch']}); compared by "
              "`benchmarks/gemm_device_compare.py`. TFLOP/s; error = model / measured - 1.", "",
-             "| GEMM m x k x n | measured | model | error | plain roofline | error |", "|---|---:|---:|---:|---:|---:|"]
+             "The check ran every shape right after the previous one (3 warm-up + 20 timed calls each, no idle), and "
+             "the SW power cap engages about 50 ms into a load (benchmarks/clock_device_results.md): its 'measured' "
+             "rates were taken at clocks between burst and power-limited. 'cold' and 'hot' are the same shapes from "
+             "benchmarks/clock_device/h200_shapes.json (after 1.5 s idle at 1,980 MHz; after 2 s of the same shape), "
+             "as benchmarks/clock_device_compare.py reads them: the model column sits near 'hot', not 'cold'.", "",
+             "| GEMM m x k x n | cold | hot | measured | model | error | plain roofline | error |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    import clock_device_compare as cdc
+    clock = {(r["prec"], r["m"], r["k"], r["n"]): r for r in cdc.load_shapes()}
     for prefix, label in (("mm", "bf16"), ("f8mm", "FP8")):
         for shape, meas, model, plain in gemm_rows(measured, gpu, prefix):
-            lines.append(f"| {label} {shape} | {meas:.0f} | {model:.0f} | {100 * (model / meas - 1):+.0f}% "
+            m, k, n = (int(v) for v in shape.split(" x "))
+            c = clock.get(("fp8" if prefix == "f8mm" else "bf16", m, k, n))
+            ch = f"{c['flops'] / c['cold'] / 1e12:.0f} | {c['hot_tflops']:.0f}" if c else "- | -"
+            lines.append(f"| {label} {shape} | {ch} | {meas:.0f} | {model:.0f} | {100 * (model / meas - 1):+.0f}% "
                          f"| {plain:.0f} | {100 * (plain / meas - 1):+.0f}% |")
     peak = gpu.peak_tflops("bf16")
     mamf = peak * gpu.matmul_efficiency.bf16

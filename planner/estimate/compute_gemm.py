@@ -5,7 +5,11 @@
   matmul throughput at its best shape (ml-engineering, catalogs/gpus.yaml `matmul_efficiency`);
   real transformer shapes lose to it by their operand and output traffic, which the kernels do not
   fully hide, so small hidden sizes and small experts run well below the dense rate. Measured on an
-  H200 (benchmarks/gemm_device_results.md): within 10% on transformer-sized GEMMs.
+  H200 (benchmarks/gemm_device_results.md): within 10% on transformer-sized GEMMs. Those timings were
+  mostly taken under the board's power cap: this form reproduces the power-limited rates (5-6.5% off),
+  not the burst ones (13-14% below; benchmarks/clock_device_results.md), so `sustained_clock` on top
+  counts the power limit twice on one GPU. Kept because the multi-GPU runs need about that slowdown
+  (the what-if in that file); its cause there is not modelled yet.
 * The tensor-core rates follow the power-limited clock (`sustained_clock`); HBM bandwidth does not.
 """
 
