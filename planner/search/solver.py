@@ -233,17 +233,18 @@ def _candidate_rows(scenario, exhaustive: bool = False, compact: bool = False) -
     # the layout of every row, its type narrowed before the repeat (the same values, no pass over the rows)
     order = narrow(np.arange(n_lay, dtype=np.int32 if n_lay < 2**31 else np.int64))
     jobs["layout"] = functools.partial(np.repeat, order, count)
-    t = _in_threads(jobs)
+    t = _in_threads(jobs, int(count.sum()))
     li = t.pop("layout")
     t["sp"] = _sp(t, fixed)
     return t, considered, li
 
 
-def _in_threads(jobs: dict) -> dict:
-    """{key: job()} for independent numpy jobs (each a column of the plan table), shared by
-    MEMORY_THREADS threads: numpy's repeats and gathers release the interpreter lock, so this is wall
-    time only (the same arrays)."""
-    if MEMORY_THREADS < 2 or len(jobs) < 2:
+def _in_threads(jobs: dict, rows: int) -> dict:
+    """{key: job()} for independent numpy jobs (each a column of `rows` rows of the plan table), shared
+    by MEMORY_THREADS threads when the columns are long (MEMORY_CHUNK rows or more: on shorter ones
+    starting the threads costs more than they save): numpy's repeats and gathers release the
+    interpreter lock, so this is wall time only (the same arrays)."""
+    if MEMORY_THREADS < 2 or len(jobs) < 2 or rows < MEMORY_CHUNK:
         return {k: job() for k, job in jobs.items()}
     from concurrent.futures import ThreadPoolExecutor
 
@@ -619,7 +620,8 @@ def _search_one(scenario, exhaustive: bool, objective: str | None = None, keep: 
     # the plans to time (all when nothing fits), still compact; the rows found once, then gathered per
     # column (a boolean mask would be scanned again for every column)
     keep_rows = np.flatnonzero(fits) if counts and n_fit else None
-    pool = t if keep_rows is None else _in_threads({k: functools.partial(v.take, keep_rows) for k, v in t.items()})
+    pool = t if keep_rows is None else _in_threads({k: functools.partial(v.take, keep_rows) for k, v in t.items()},
+                                                   len(keep_rows))
     peak = peak[fits] if peak is not None and n_fit and not exhaustive else None  # exhaustive: memory evaluated anew
     del keep_rows
     out["t"] = t = None  # only the pool is kept: the largest searches hold one table, not two
