@@ -89,14 +89,22 @@ def _device_grid(dom: dict, n: int, batches: tuple[int, ...]) -> np.ndarray:
     ne = _prime_exponents(n)
     batch_exp = [_prime_exponents(b) for b in batches]
     model = cp_model.CpModel()
-    pick = {k: {v: model.NewBoolVar(f"{k}={v}") for v in dom[k]} for k in MODEL_FIELDS}
+    pick = {k: {v: model.new_bool_var(f"{k}={v}") for v in dom[k]} for k in MODEL_FIELDS}
     for k in MODEL_FIELDS:
-        model.AddExactlyOne(pick[k].values())
-    primes = sorted({p for k in MODEL_FIELDS for v in dom[k] for p in _prime_exponents(v)} | set(ne))
-    for p in primes:
-        used = sum(b * _prime_exponents(v).get(p, 0) for k in MODEL_FIELDS for v, b in pick[k].items())
-        model.Add(used <= ne.get(p, 0))
-        model.Add(used >= ne.get(p, 0) - max(be.get(p, 0) for be in batch_exp))
+        model.add_exactly_one(pick[k].values())
+    exps = {v: _prime_exponents(v) for k in MODEL_FIELDS for v in dom[k]}  # each value's once
+    for p in sorted({p for e in exps.values() for p in e} | set(ne)):
+        # e_p(tp * pp * cp) as a weighted sum of the bits whose value holds p (a purchase sweep builds
+        # one model per node count: Python's sum of products took a fifth of each)
+        terms = [(b, exps[v][p]) for k in MODEL_FIELDS for v, b in pick[k].items() if p in exps[v]]
+        least = ne.get(p, 0) - max(be.get(p, 0) for be in batch_exp)
+        if not terms:  # e_p(tp * pp * cp) = 0: at most e_p(n) always holds, at least `least` never if > 0
+            if least > 0:
+                return np.zeros((0, len(GRID_FIELDS)), dtype=np.int64)
+            continue
+        used = cp_model.LinearExpr.weighted_sum([b for b, _ in terms], [e for _, e in terms])
+        model.add(used <= ne.get(p, 0))
+        model.add(used >= least)
     bits = [b for k in MODEL_FIELDS for b in pick[k].values()]
     values = np.array([v for k in MODEL_FIELDS for v in pick[k]], dtype=np.int64)
     chosen = all_solutions(model, bits).astype(bool)  # one true bit per field in every row, fields in order
