@@ -339,6 +339,61 @@ CP-SAT, which the product contract names for the layout enumeration.
 """
 
 
+STARTUP = """Then (issue 14: start-up, the plan table and CP-SAT, outside the memory verdict and the bound), each
+exact (the same JSON for all shipped, benchmark and report scenarios apart from `seconds`; the same
+plan tables, column types and order for 17 scenarios). Measured with compiled modules (a clean
+install writes them; this environment sets PYTHONDONTWRITEBYTECODE), CPU = user + system, on this
+shared 2-core machine at load 3-6 (other helpers running: the wall times are not meaningful):
+
+- the command line sets OPENBLAS_NUM_THREADS=1 unless the user set it: numpy's OpenBLAS otherwise
+  starts a worker thread per core at import, and the planner does no BLAS work (no matmul, dot or
+  linalg): numpy's import 0.13-0.17 -> 0.10-0.15 s CPU (n=8);
+- the command line sets glibc's malloc to keep freed blocks up to 32 MiB (M_MMAP_THRESHOLD) and not
+  to trim below 1 GiB free (M_TRIM_THRESHOLD): by default every block over the (moving) mmap
+  threshold is unmapped when freed and faulted in page by page when the next one is allocated, and a
+  search allocates and frees arrays of 0.1-30 MB by the hundred. System time, alternated, median of
+  6: DeepSeek-V3 / 2,048 H100 0.35 -> 0.24 s (CPU 2.35 -> 2.12), H800 0.44 -> 0.23 s (the same settings through GLIBC_TUNABLES); the
+  131,072-GPU range 1.1 -> 0.6 s (n=2, peak 817 MiB both); `compare scenarios/purchases.yaml --json`
+  CPU 6.7 -> 5.6 s (n=2, peak 378 -> 400 MiB); serve at concurrency 5,000 1.70 -> 1.42 s (n=2);
+  405B / 16,384 unchanged. tests/test_startup.py checks both settings (each test fails without);
+- the plan table (solver._candidate_rows): the framework rules OR-ed into one table in place (one
+  full-size pass per rule instead of three: 17 -> 12 ms on DeepSeek-V3 / 2,048's 11,126 layout
+  projections x 216 choices), the projection codes by lookup table, the layout column narrowed
+  before its repeat (no pass over 1.4M rows to narrow it), the columns and the fitting plans' gather
+  shared by two threads where they hold 65,536 rows or more (wall only): in process, DeepSeek-V3 /
+  2,048 H100 median 100 -> 84 ms CPU (first call 142 -> 126 ms), the 131,072-GPU range least
+  325 -> 270 ms;
+- CP-SAT's enumeration without symmetry detection (it may remove no solution when all are
+  enumerated; tests compare with brute force): the device grid 11.4 -> 8-9.5 ms;
+- difflib imported only for the "did you mean" messages.
+Whole process, main (82758a0) and this branch alternated, n=5 (load ~5): DeepSeek-V3 / 2,048 H100
+CPU median 2.45 -> 2.30 s (least 2.43 -> 2.15), H800 2.42 -> 2.20 (2.10 -> 1.93), 405B / 16,384 1.07 ->
+1.02 (0.90 -> 0.81); an earlier n=7 at load ~5: 2.25 -> 2.09, 2.24 -> 1.88, 1.06 -> 1.00; the
+131,072-GPU range (n=2) 5.62 -> 5.47 (least 5.53 -> 5.00), peak 799 -> 798 MiB. Peak memory of
+DeepSeek-V3 / 2,048 is 294-360 MiB (was 280-300): freed blocks now stay in the threads' heaps.
+What remains of the start-up, in process, CPU (DeepSeek-V3 / 2,048 H100, least of 3, load ~4): the command
+line 0.03 s; the spec 0.22 s (numpy is imported with the solver: pydantic ~0.1 s, of which asyncio,
+ssl and sockets 0.045 s, pulled in by typing_extensions' `deprecated`, which pydantic_core's schema
+module applies at import on Python 3.11; importlib.metadata for pydantic's plugin scan 0.017 s;
+pydantic's builds of our 20 models ~0.08 s, about a fifth of it under the profiler its isinstance
+checks against annotated_types' runtime Protocol, slow on 3.11; yaml 0.02 s); the solver's modules with numpy 0.10 s
+(numpy ~0.08); OR-Tools' import 0.07 s (its compiled helper and the libraries it loads: libortools,
+SCIP, HiGHS, CBC); CP-SAT's layouts 0.03 s; the plan table 0.08 s; JSON 0.003 s. None of these
+third-party costs could be cut from here without patching those packages. Measured and left: the
+degrees as CP-SAT integer variables read once per solution (3 values instead of 22 bits: the
+enumeration took 30 ms instead of 11), LinearExpr sums read per solution (no gain), CP-SAT with
+presolve off (slower), OR-Tools' shared libraries loaded by ctypes in a thread while pydantic is
+imported (dlopen holds the interpreter lock: no overlap), skipping pydantic's plugin scan
+(PYDANTIC_DISABLE_PLUGINS: 7 ms, but it would disable a user's plugins). Purchase sweeps build one
+CP-SAT model per node count (100 x 256: 256 device grids, 0.8-0.9 s CPU of the sweep): each value's
+prime exponents are found once and each prime's exponent sum is one LinearExpr.weighted_sum of the
+bits holding it (Python's sum of products before), the snake_case methods called directly (the
+camel-case ones are OR-Tools' deprecation wrappers): 256 grids 0.79-0.89 -> 0.60-0.73 s CPU, equal
+grids for 1,224 (scenario, node count) pairs; the whole sweep's 6.1-7.3 s CPU does not show it above
+its noise. 0.6 ms of each model is OR-Tools' CpModel constructor adding its pre-PEP 8 aliases: left.
+"""
+
+
 SERVING = """## Serving search at a fixed concurrency
 
 Before: `planner serve` under `concurrency: C` listed every row of layout x engine / weights / KV /
@@ -409,7 +464,7 @@ def main() -> None:
     parts = ["# Search profile", "",
              f"`python benchmarks/speed_profile.py --lines {args.lines}` on {platform.machine()}, {os.cpu_count()} CPUs, "
              f"Python {platform.python_version()}, {time.strftime('%Y-%m-%d %H:%M')}, load average "
-             f"{os.getloadavg()[0]:.1f} (a shared machine: the shares matter, not the seconds).", "", FINDINGS, LATER, EIGHTH, SERVING]
+             f"{os.getloadavg()[0]:.1f} (a shared machine: the shares matter, not the seconds).", "", FINDINGS, LATER, EIGHTH, STARTUP, SERVING]
     parts += [profile(p, args.lines) for p in SCENARIOS]
     (HERE / "speed_profile.md").write_text("\n".join(parts))
 

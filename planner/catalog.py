@@ -6,7 +6,6 @@ scenario can embed a catalog entry before validation (its errors then name the s
 
 from __future__ import annotations
 
-import difflib
 import re
 from functools import lru_cache
 from importlib import resources
@@ -108,6 +107,8 @@ def _entry(kind: str, name: str, key: str, file: str | None) -> dict:
     for e in raw(kind):
         if e["name"] == name:
             return _thaw(e)
+    import difflib  # only for this message (start-up time)
+
     near = difflib.get_close_matches(name, names(kind), n=3, cutoff=0.4)
     hint = f"; did you mean {', '.join(repr(n) for n in near)}?" if near else ""
     raise InputError(f"unknown {kind[:-1]} '{name}' (see `planner catalog {kind}`){hint}", file=file, key=key)

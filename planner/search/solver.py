@@ -89,14 +89,22 @@ def _device_grid(dom: dict, n: int, batches: tuple[int, ...]) -> np.ndarray:
     ne = _prime_exponents(n)
     batch_exp = [_prime_exponents(b) for b in batches]
     model = cp_model.CpModel()
-    pick = {k: {v: model.NewBoolVar(f"{k}={v}") for v in dom[k]} for k in MODEL_FIELDS}
+    pick = {k: {v: model.new_bool_var(f"{k}={v}") for v in dom[k]} for k in MODEL_FIELDS}
     for k in MODEL_FIELDS:
-        model.AddExactlyOne(pick[k].values())
-    primes = sorted({p for k in MODEL_FIELDS for v in dom[k] for p in _prime_exponents(v)} | set(ne))
-    for p in primes:
-        used = sum(b * _prime_exponents(v).get(p, 0) for k in MODEL_FIELDS for v, b in pick[k].items())
-        model.Add(used <= ne.get(p, 0))
-        model.Add(used >= ne.get(p, 0) - max(be.get(p, 0) for be in batch_exp))
+        model.add_exactly_one(pick[k].values())
+    exps = {v: _prime_exponents(v) for k in MODEL_FIELDS for v in dom[k]}  # each value's once
+    for p in sorted({p for e in exps.values() for p in e} | set(ne)):
+        # e_p(tp * pp * cp) as a weighted sum of the bits whose value holds p (a purchase sweep builds
+        # one model per node count: Python's sum of products took a fifth of each)
+        terms = [(b, exps[v][p]) for k in MODEL_FIELDS for v, b in pick[k].items() if p in exps[v]]
+        least = ne.get(p, 0) - max(be.get(p, 0) for be in batch_exp)
+        if not terms:  # e_p(tp * pp * cp) = 0: at most e_p(n) always holds, at least `least` never if > 0
+            if least > 0:
+                return np.zeros((0, len(GRID_FIELDS)), dtype=np.int64)
+            continue
+        used = cp_model.LinearExpr.weighted_sum([b for b, _ in terms], [e for _, e in terms])
+        model.add(used <= ne.get(p, 0))
+        model.add(used >= least)
     bits = [b for k in MODEL_FIELDS for b in pick[k].values()]
     values = np.array([v for k in MODEL_FIELDS for v in pick[k]], dtype=np.int64)
     chosen = all_solutions(model, bits).astype(bool)  # one true bit per field in every row, fields in order
@@ -213,36 +221,82 @@ def _candidate_rows(scenario, exhaustive: bool = False, compact: bool = False) -
     # a column of projections against a row of choices; each full choice then takes its projection's.
     ruled = [key for key in cats if key in _rule_reads()]
     sub = np.array(list(itertools.product(*(cats[k] for k in ruled))), dtype=np.int64).reshape(-1, len(ruled))
-    at = {key: {c: i for i, c in reversed(list(enumerate(cats[key])))} for key in ruled}  # first place of a code
-    proj = np.ravel_multi_index([[at[key][c] for c in combos[:, list(cats).index(key)].tolist()] for key in ruled],
+    proj = np.ravel_multi_index([_first_place(cats[key])[combos[:, list(cats).index(key)]] for key in ruled],
                                 [len(cats[k]) for k in ruled]) if n_cat else np.zeros(0, dtype=np.int64)
     grid = {k: uniq[:, j:j + 1] for j, k in enumerate(cols)}
     grid.update({k: np.ones((1, 1), dtype=np.int64) for k in COLUMNS if k not in cols})
     for j, key in enumerate(ruled):
         grid[key] = sub[None, :, j]
     grid["sp"] = _sp(grid, fixed)
-    keep = ~grid["sp"] | (scenario.training.seq_len % grid["tp"] == 0)
-    for fw, _, bad in RULES:  # framework_mask, broadcast
-        keep = keep & ~(bad(grid) & ((grid["framework"] == fw) if fw is not None else True))
-    for fw, _, hit in runtime_violations(grid, scenario.runtime, scenario.model):  # and its runtime rules
-        keep = keep & ~(hit & ((grid["framework"] == fw) if fw is not None else True))
-    for code in unbuildable(scenario.model):  # frameworks that cannot build this model
-        keep = keep & (grid["framework"] != code)
-    if split_key(scenario.runtime) is not None:  # Megatron's own split (runtime keys): Megatron plans only
-        keep = keep & (grid["framework"] == T.MEG)
-    keep = np.broadcast_to(keep, (len(uniq), len(sub)))
+    keep = ~_dropped(grid, scenario)
     m = _block(proj, len(sub))
     # layout-major, as the full product: the choice of every row, or (m > 1) the sub-choice of every
     # block of m rows, whose choices are s*m .. s*m + m - 1 (_kept)
     chosen, count = _expand(*(np.nonzero(keep) if m > 1 else _kept(keep, proj)), len(uniq), inverse)
     count *= m
     narrow = T.compact if compact else (lambda v: v)
-    t = {k: np.repeat(narrow(lay[k]), count) for k in COLUMNS}
+    jobs = {k: functools.partial(np.repeat, narrow(lay[k]), count) for k in COLUMNS}
     for j, key in enumerate(cats):
-        t[key] = _choice_column(narrow(combos[:, j]), m, chosen)
+        jobs[key] = functools.partial(_choice_column, narrow(combos[:, j]), m, chosen)
+    # the layout of every row, its type narrowed before the repeat (the same values, no pass over the rows)
+    order = narrow(np.arange(n_lay, dtype=np.int32 if n_lay < 2**31 else np.int64))
+    jobs["layout"] = functools.partial(np.repeat, order, count)
+    t = _in_threads(jobs, int(count.sum()))
+    li = t.pop("layout")
     t["sp"] = _sp(t, fixed)
-    li = np.repeat(np.arange(n_lay, dtype=np.int32 if n_lay < 2**31 else np.int64), count)
-    return t, considered, narrow(li)
+    return t, considered, li
+
+
+def _in_threads(jobs: dict, rows: int) -> dict:
+    """{key: job()} for independent numpy jobs (each a column of `rows` rows of the plan table), shared
+    by MEMORY_THREADS threads when the columns are long (MEMORY_CHUNK rows or more: on shorter ones
+    starting the threads costs more than they save): numpy's repeats and gathers release the
+    interpreter lock, so this is wall time only (the same arrays)."""
+    if MEMORY_THREADS < 2 or len(jobs) < 2 or rows < MEMORY_CHUNK:
+        return {k: job() for k, job in jobs.items()}
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(MEMORY_THREADS) as pool:
+        running = {k: pool.submit(job) for k, job in jobs.items()}
+        return {k: r.result() for k, r in running.items()}
+
+
+def _first_place(codes: list[int]) -> np.ndarray:
+    """place[c]: the first position of code c in `codes` (a lookup table over the codes' range)."""
+    place = np.zeros(max(codes, default=0) + 1, dtype=np.int64)
+    for i, c in reversed(list(enumerate(codes))):  # a few codes; the last write is the first place
+        place[c] = i
+    return place
+
+
+def _dropped(grid: dict, scenario) -> np.ndarray:
+    """True where a row of the rules' table (a column of layout projections against a row of choices)
+    breaks a rule: sequence parallelism where tp does not divide the sequence, framework_mask's rules and
+    the runtime's, a framework that cannot build the model, or not Megatron under Megatron's own
+    pipeline split. Each rule's violations are OR-ed into one table in place (one full-size pass per
+    rule instead of three)."""
+    framework = grid["framework"]
+    shape = np.broadcast_shapes(*(np.shape(v) for v in grid.values()))
+    drop = np.zeros(shape, dtype=bool)
+    np.logical_or(drop, grid["sp"] & (scenario.training.seq_len % grid["tp"] != 0), out=drop)
+    runs = {}  # framework code -> where the row's framework is it
+
+    def add(fw, hit) -> None:
+        if fw is not None:
+            if fw not in runs:
+                runs[fw] = framework == fw
+            hit = hit & runs[fw]
+        np.logical_or(drop, hit, out=drop)
+
+    for fw, _, bad in RULES:  # framework_mask, broadcast
+        add(fw, bad(grid))
+    for fw, _, hit in runtime_violations(grid, scenario.runtime, scenario.model):  # and its runtime rules
+        add(fw, hit)
+    for code in unbuildable(scenario.model):  # frameworks that cannot build this model
+        add(code, True)
+    if split_key(scenario.runtime) is not None:  # Megatron's own split (runtime keys): Megatron plans only
+        np.logical_or(drop, framework != T.MEG, out=drop)
+    return drop
 
 
 def _block(proj: np.ndarray, subs: int) -> int:
@@ -574,7 +628,8 @@ def _search_one(scenario, exhaustive: bool, objective: str | None = None, keep: 
     # the plans to time (all when nothing fits), still compact; the rows found once, then gathered per
     # column (a boolean mask would be scanned again for every column)
     keep_rows = np.flatnonzero(fits) if counts and n_fit else None
-    pool = {k: v.take(keep_rows) for k, v in t.items()} if keep_rows is not None else t
+    pool = t if keep_rows is None else _in_threads({k: functools.partial(v.take, keep_rows) for k, v in t.items()},
+                                                   len(keep_rows))
     peak = peak[fits] if peak is not None and n_fit and not exhaustive else None  # exhaustive: memory evaluated anew
     del keep_rows
     out["t"] = t = None  # only the pool is kept: the largest searches hold one table, not two

@@ -3,7 +3,6 @@ that name the file, the key path and what was expected."""
 
 from __future__ import annotations
 
-import difflib
 import json
 import stat
 from pathlib import Path
@@ -131,6 +130,8 @@ def format_errors(exc: ValidationError, cls: type[BaseModel], prefix: tuple = ()
         kind = err["type"]
         near = []
         if kind == "extra_forbidden":
+            import difflib  # only for this message (start-up time)
+
             valid = _fields_at(cls, loc)
             near = difflib.get_close_matches(str(loc[-1]), valid, n=1, cutoff=0.5)
             hint = f"; did you mean '{near[0]}'?" if near else ""
