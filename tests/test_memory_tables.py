@@ -79,10 +79,18 @@ def test_verdict_and_peak_equal_the_reference_on_scenarios(name, monkeypatch):
     ctx = Context(sc)
     t, _, layout = solver._candidate_rows(sc, compact=True)
     assert memory_tables.usable(ctx, t)  # else both sides would be the reference
-    _same(_reference(ctx, t, monkeypatch), solver._fits_memory_rows(ctx, t, None))
+    full = _reference(ctx, t, monkeypatch)
+    _same(full, solver._fits_memory_rows(ctx, t, None))
+    # layout runs marked by the solver's layout of each row, and by a finer one (runs cut in pieces)
+    finer = layout.astype(np.int64) * 4 + (np.arange(len(layout)) % 7 == 0).cumsum() % 4
+    assert np.array_equal(memory_tables.Plans(t, None, layout).run, memory_tables.Plans(t).run)
+    assert len(memory_tables.Plans(t, None, finer).heads) > len(memory_tables.Plans(t).heads)
+    for lay in (layout, finer):
+        _same(full, solver._fits_memory_rows(ctx, t, None, True, lay))
     rows = np.flatnonzero(np.random.default_rng(1).random(len(layout)) < 0.3)  # a subset, as shared batches
     ref = _reference(ctx, {k: v[rows] for k, v in t.items()}, monkeypatch)
     _same(ref, solver._fits_memory_rows(ctx, t, rows))
+    _same(ref, memory_tables.fits_memory(ctx, t, rows, solver._in_chunks, solver.MEMORY_CHUNK, True, finer))
 
 
 def test_model_states_read_the_accumulation_only_as_more_than_one_step():
@@ -210,6 +218,8 @@ def test_bounded_verdict_equals_the_reference_on_scenarios(name, monkeypatch):
     ref, _ = _reference(ctx, t, monkeypatch)
     fits, _ = solver._fits_memory_rows(ctx, t, None, peaks=False)
     assert np.array_equal(ref, fits)
+    fits, _ = solver._fits_memory_rows(ctx, t, None, peaks=False, layout=layout)  # runs from the layouts
+    assert np.array_equal(ref, fits)
 
 
 def test_activations_read_the_accumulation_as_the_micro_batches_in_flight():
@@ -268,7 +278,7 @@ def test_unknown_host_memory_leaves_offload_plans_unevaluated(peaks, monkeypatch
     assert 0 < ref[0].sum() and offload.any() and not ref[0][offload].any()
     seen = []
     real = memory_tables.Plans
-    monkeypatch.setattr(memory_tables, "Plans", lambda t, rows=None: seen.append(real(t, rows)) or seen[-1])
+    monkeypatch.setattr(memory_tables, "Plans", lambda t, rows=None, layout=None: seen.append(real(t, rows, layout)) or seen[-1])
     fits, peak = memory_tables.fits_memory(ctx, t, None, _serial(700), 700, peaks=peaks)
     assert [p.n for p in seen] == [int((~offload).sum())]
     assert np.array_equal(ref[0], fits)

@@ -36,19 +36,27 @@ class Plans:
     """The plan table as layout runs x categorical codes (rows with the same layout columns are
     contiguous in a layout-major table: each run is one layout), for finding each term's cells."""
 
-    def __init__(self, t: dict, rows=None):
+    def __init__(self, t: dict, rows=None, layout=None):
+        """`layout` (optional): the layout of every row of t (solver._candidate_rows: rows of one
+        layout are contiguous), which marks the runs in one comparison instead of one per layout
+        column (a run may then be one of several equal layouts in a row: their cells are the same)."""
         self.t, self.rows = t, rows
         n = T.size(t) if rows is None else len(rows)
         change = np.zeros(n, dtype=bool)
         change[:1] = True
-        for k in LAYOUT_COLUMNS:
-            c = self.column(k)
-            change[1:] |= c[1:] != c[:-1]
+        if layout is not None:
+            lay = layout if rows is None else layout[rows]
+            np.not_equal(lay[1:], lay[:-1], out=change[1:])
+            del lay
+        else:
+            for k in LAYOUT_COLUMNS:
+                c = self.column(k)
+                change[1:] |= c[1:] != c[:-1]
         self.n = n
         self.heads = np.flatnonzero(change)  # first row of each run
-        self.run = np.cumsum(change, dtype=np.int32)
-        self.run -= 1
         del change
+        # the run of every row (as a cumulative count of the heads, without its n-long int32 sum)
+        self.run = np.repeat(np.arange(len(self.heads), dtype=np.int32), np.diff(self.heads, append=n))
         # category code: mixed radix of the values (int16 where they fit: the largest tables)
         self.radix = [int(self.column(k).max()) + 1 if n else 1 for k in CATEGORY_COLUMNS]
         self.n_cat = int(np.prod(self.radix))
@@ -80,7 +88,9 @@ class Plans:
     def present(self) -> np.ndarray:
         """The category codes some plan has, ascending (computed once)."""
         if getattr(self, "_present", None) is None:
-            self._present = np.flatnonzero(np.bincount(self.cat, minlength=self.n_cat))
+            seen = np.zeros(self.n_cat, dtype=bool)
+            seen[self.cat] = True  # a scatter: no intp copy of the codes (np.bincount makes one)
+            self._present = np.flatnonzero(seen)
         return self._present
 
     def cells(self, cols: tuple[str, ...], coarse: dict | None = None, exact=None) -> tuple[np.ndarray, dict]:
@@ -109,13 +119,19 @@ class Plans:
         lay_id = np.concatenate([i for i, _ in ids[:1]] + [i + len(ids[0][1]) for i, _ in ids[1:]]).astype(wide)
         shift = exact.astype(wide) * len(self.heads) if split else None
         key = np.empty(self.n, dtype=wide)
+        base = lay_id * n_c if n_c > 1 else lay_id  # per run (and category shift)
+        ends = np.append(self.heads[1:], self.n)
         for lo in range(0, self.n, BLOCK):  # in blocks: no temporaries of the table's length
-            run, cat = self.run[lo:lo + BLOCK], self.cat[lo:lo + BLOCK]
-            k = np.take(lay_id, run if shift is None else run + np.take(shift, cat))
+            hi = min(lo + BLOCK, self.n)
+            run, cat = self.run[lo:hi], self.cat[lo:hi]
+            if shift is None:  # each run's base repeated over its rows in the block (a gather by run otherwise)
+                r0, r1 = int(run[0]), int(run[-1]) + 1
+                k = np.repeat(base[r0:r1], np.minimum(ends[r0:r1], hi) - np.maximum(self.heads[r0:r1], lo))
+            else:
+                k = np.take(base, run + np.take(shift, cat))
             if n_c > 1:
-                k *= n_c
                 k += np.take(cat_id, cat)
-            key[lo:lo + BLOCK] = k
+            key[lo:hi] = k
         span = n_lay * n_c
         if span <= max(4 * self.n, 1 << 16):  # a presence table
             seen = np.zeros(span, dtype=bool)

@@ -404,7 +404,7 @@ class _Columns(dict):
         return v
 
 
-def fits_memory(ctx, t: dict, rows, in_chunks, chunk_rows: int, peaks: bool = True):
+def fits_memory(ctx, t: dict, rows, in_chunks, chunk_rows: int, peaks: bool = True, layout=None):
     """(fits, peak) of the plans `rows` of t (None: all) as the reference gives them (solver
     _fits_memory: fits = memory verdict fits or tight; peak = the most loaded rank, ties to the lower,
     where it fits), from the term tables (Terms), in chunks of `chunk_rows` plans run by
@@ -415,7 +415,8 @@ def fits_memory(ctx, t: dict, rows, in_chunks, chunk_rows: int, peaks: bool = Tr
     judged between two bounds: it fits if it does with each term at its largest over the plan's
     candidate slots (and the largest host RAM / NVMe per node), and it does not if its rank 0 alone is
     out of memory, each sum taken in another order and widened by a margin of rounding (_bound_sums:
-    two gathers and an addition per plan); only the plans in between are scanned."""
+    two gathers and an addition per plan); only the plans in between are scanned.
+    `layout` (optional): the layout of every row of t, which marks the layout runs (Plans)."""
     from planner.estimate import bands, memory
 
     held = _offload_unknown(ctx, t, rows)
@@ -424,11 +425,13 @@ def fits_memory(ctx, t: dict, rows, in_chunks, chunk_rows: int, peaks: bool = Tr
         fits = np.zeros(n, dtype=bool)
         peak = np.zeros(n, dtype=np.int16) if peaks else None
         sub = {k: v[held] for k, v in (t.items() if rows is None else T.take(t, rows).items())}
-        fits[held], got = fits_memory(ctx, sub, None, in_chunks, chunk_rows, peaks)
+        if layout is not None:
+            layout = (layout if rows is None else layout[rows])[held]
+        fits[held], got = fits_memory(ctx, sub, None, in_chunks, chunk_rows, peaks, layout)
         if peaks:
             peak[held] = got
         return fits, peak
-    plans = Plans(t, rows)
+    plans = Plans(t, rows, layout)
     if not plans.n:
         return np.zeros(0, dtype=bool), (np.zeros(0, dtype=np.int16) if peaks else None)
     terms = Terms(ctx, plans, in_chunks, chunk_rows)
