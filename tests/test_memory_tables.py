@@ -303,3 +303,40 @@ def test_stage_params_read_only_the_pipeline_shape(model, nodes, seq, extra):
     own = stage_params(ctx, {k: v[c] for k, v in t.items()}, ranks[pair][c, j])
     for k, v in own.items():
         assert np.array_equal(np.take(grid[k], at), v), k
+
+
+def test_cells_from_fine_keys_equal_the_shifted_keys(monkeypatch):
+    """Plans.cells where some plans keep their own ga (torchtitan's, exact): keys taken over each plan's
+    own layout and mapped to the cells (the fine path) give the same cell of every plan and the same
+    cell rows as keys shifted per category code (the path kept where a run's coarse layout does not
+    follow from its own), on the tables of two batch ranges."""
+    fn, coarse, exact = memory_tables.TERMS[1][:3]
+    for sc in (scenario(model="mixtral-8x7b", nodes=2, seq=4096, gb=[64, 128, 256, 512]),
+               scenario(model="llama-3.1-8b", nodes=4, seq=8192, gb=[32, 96, 256])):
+        c = Context(sc)
+        tt, _, lay = solver._candidate_rows(sc, compact=True)
+        plans = memory_tables.Plans(tt, None, lay)
+        cols = tuple(set(memory_tables._read(c, fn, plans.take(np.arange(1)))) | {"pp", "vpp"})
+        mask = exact(plans.decoded())
+        assert mask[plans.present()].any() and not mask[plans.present()].all()
+        calls = []
+        real = memory_tables.Plans._consistent
+        monkeypatch.setattr(memory_tables.Plans, "_consistent", lambda self, ids: calls.append(1) or real(self, ids))
+        fine_cell, fine_rows = plans.cells(cols, coarse, mask)
+        monkeypatch.setattr(memory_tables.Plans, "_consistent", lambda self, ids: False)
+        cell, rows = plans.cells(cols, coarse, mask)
+        monkeypatch.undo()
+        assert calls and real(plans, _ids(plans, cols, coarse))  # the fine path was taken
+        assert np.array_equal(fine_cell, cell) and fine_rows.keys() == rows.keys()
+        assert all(np.array_equal(fine_rows[k], rows[k]) and fine_rows[k].dtype == rows[k].dtype for k in rows)
+        assert len(rows["ga"]) < plans.n
+
+
+def _ids(plans, cols, coarse):
+    """The coarse and own layout ids of the runs, as Plans.cells numbers them."""
+    from planner.estimate import memory_cells, table
+
+    heads = memory_cells._Wide(plans, plans.heads)
+    lay = [k for k in memory_cells.LAYOUT_COLUMNS if k in cols]
+    rough = [coarse[k](heads) if k in coarse else heads[k] for k in lay]
+    return [memory_cells._compact_ids(*table.radix_code(v, len(plans.heads))) for v in (rough, [heads[k] for k in lay])]
