@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from planner.estimate import pipeline
+from planner.estimate import compute, pipeline
 from planner.estimate import table as T
 from planner.estimate.evaluate import first_last_stage_times, layer_units, stage_time
 
@@ -200,6 +200,13 @@ def _per_group(ctx, t: dict, fn, first: np.ndarray, ga_top: np.ndarray, shared: 
     return out
 
 
+def _cost_columns(ctx) -> tuple[str, ...]:
+    """The columns compute.layer_costs reads (found once per context: solver._read_columns)."""
+    from planner.search.solver import _read_columns
+
+    return _read_columns(compute.layer_costs, ctx)
+
+
 def _unit_columns(ctx) -> tuple[str, ...]:
     """The columns layer_units reads (found once per context: solver._read_columns)."""
     from planner.search.solver import _read_columns
@@ -212,21 +219,41 @@ def _shared_units(ctx, t: dict, clock: float | None) -> tuple[np.ndarray, tuple[
     read, at tensor clock `clock` (None: burst)), evaluated in chunks shared by threads. The same
     numbers as layer_units of every row: each is computed row by row from those columns alone
     (tests/test_bound.py compares)."""
-    from planner.search.solver import MEMORY_CHUNK, _in_chunks
+    from planner.search.solver import MEMORY_CHUNK
 
     first, inverse = stage_groups(t, _unit_columns(ctx))
-    starts = range(0, len(first), MEMORY_CHUNK)
+    units = T.take(t, first)
+    # the compute half (compute.layer_costs) reads fewer columns still (not dp nor recompute): once
+    # per distinct value of those, then gathered for each unit (DeepSeek-V3 / 2,048: 33,406 of 86,478)
+    costs_first, costs_of = stage_groups(units, _cost_columns(ctx))
+    costs = _chunked(lambda part: compute.layer_costs(ctx, part), units, costs_first, clock)
+    parts = _chunked(lambda part, lo: layer_units(ctx, part, _rows_of(costs, costs_of[lo:lo + MEMORY_CHUNK])),
+                     units, None, clock, with_start=True)
+    return inverse, parts
+
+
+def _chunked(fn, t: dict, rows, clock: float | None, with_start: bool = False):
+    """fn(rows of t) (its result a dict, or a tuple of dicts, of per-row arrays and scalars) over the
+    rows `rows` (None: all) at tensor clock `clock` (None: burst), in chunks shared by threads
+    (solver._in_chunks), joined (_joined). `with_start`: fn also takes the chunk's first row."""
+    from planner.search.solver import MEMORY_CHUNK, _in_chunks
+
+    n = T.size(t) if rows is None else len(rows)
+    starts = range(0, n, MEMORY_CHUNK)
     parts: list = [None] * len(starts)
 
     def chunk(lo: int) -> None:
-        part = T.take(t, first[lo:lo + MEMORY_CHUNK])
+        pick = slice(lo, lo + MEMORY_CHUNK) if rows is None else rows[lo:lo + MEMORY_CHUNK]
+        part = T.take(t, pick)
         if clock is not None:
             part["tensor_clock"] = np.full(len(part["tp"]), clock)
-        parts[lo // MEMORY_CHUNK] = layer_units(ctx, part)
+        parts[lo // MEMORY_CHUNK] = fn(part, lo) if with_start else fn(part)
 
-    _in_chunks(chunk, len(first))
-    sizes = [min(MEMORY_CHUNK, len(first) - lo) for lo in starts]
-    return inverse, tuple({k: _joined([p[i][k] for p in parts], sizes) for k in parts[0][i]} for i in (0, 1))
+    _in_chunks(chunk, n)
+    sizes = [min(MEMORY_CHUNK, n - lo) for lo in starts]
+    if isinstance(parts[0], dict):
+        return {k: _joined([p[k] for p in parts], sizes) for k in parts[0]}
+    return tuple({k: _joined([p[i][k] for p in parts], sizes) for k in parts[0][i]} for i in range(len(parts[0])))
 
 
 def _joined(values: list, sizes: list[int]):
