@@ -165,6 +165,11 @@ def test_bound_sums_enclose_every_candidate_rank(model, nodes, seq, extra):
     assert np.allclose(first[stepless], rank0[stepless], rtol=1e-11, atol=0)
     assert (upper[bounded] == peak[bounded]).sum() < bounded.sum()  # the margin is there
     assert np.isclose(upper[bounded], peak[bounded], rtol=1e-11, atol=0).any()
+    # the crossed lower bounds (one term at its largest over the slots, the other at its least)
+    for k in ("states_led", "transients_led"):
+        crossed = memory_tables._bounded(sums[k], terms.cell, over)
+        assert (crossed[stepless] <= peak[stepless]).all()
+        assert (crossed[stepless] > first[stepless]).any()  # above rank 0's bound for some plans
 
 
 @pytest.mark.parametrize("model,nodes,seq,extra", CASES)
@@ -186,16 +191,21 @@ def test_bounded_verdict_equals_the_reference_on_random_plans(model, nodes, seq,
     assert (fits & ~in_scan).any()  # fits by the upper bound
     assert (~fits & ~in_scan).any()  # out of memory at rank 0
     assert in_scan.any() and fits[in_scan].any()  # scanned
+    # the same verdicts without the crossed lower bounds (they only spare the plans' own sums)
+    monkeypatch.setattr(memory_tables, "_crossed_out", lambda plans, terms, sums, at, *a: np.zeros(len(at), dtype=bool))
+    assert np.array_equal(ref, memory_tables.fits_memory(ctx, t, None, _serial(700), 700, peaks=False)[0])
 
 
 @pytest.mark.parametrize("model,nodes,seq,extra", [CASES[0], CASES[1], CASES[3], CASES[5]])
 def test_largest_slot_total_decides_plans_between_the_bounds(model, nodes, seq, extra, monkeypatch):
     """Plans between the two bounds without a step temporary (host RAM fitting) are judged by their
     largest total over their candidate slots (_slot_bounds): some fit, some are out of memory, as the
-    reference says, and only the rest is scanned."""
+    reference says, and only the rest is scanned (the crossed lower bounds left out here: they take
+    some of those plans out of memory first, test_bounded_verdict_equals_the_reference_on_random_plans)."""
     ctx = Context(scenario(model=model, nodes=nodes, seq=seq, **extra))
     t = random_table(np.random.default_rng(59), 4000, ctx.model.layers)
     ref, _ = _reference(ctx, t, monkeypatch)
+    monkeypatch.setattr(memory_tables, "_crossed_out", lambda plans, terms, sums, at, *a: np.zeros(len(at), dtype=bool))
     decided = []
     real = memory_tables._slot_bounds
     monkeypatch.setattr(memory_tables, "_slot_bounds",
