@@ -178,11 +178,11 @@ def heaviest_middle_rank(ctx: Context, t: dict):
     return np.where(t["pp"] >= 3, np.clip(r, 1, t["pp"] - 2), 0).astype(np.int64)
 
 
-def layer_units(ctx: Context, t: dict, unit: dict | None = None) -> tuple[dict, dict]:
+def layer_units(ctx: Context, t: dict) -> tuple[dict, dict]:
     """(per-layer compute seconds: compute.layer_costs, per-layer communication: comm.layer_comm, with
     one EP dispatch as 'ep_dispatch'), the same on every pipeline stage: each stage scales them by
-    its layer counts (rank_stage_time). `unit`: the rows' compute.layer_costs when computed elsewhere."""
-    unit = compute.layer_costs(ctx, t) if unit is None else unit
+    its layer counts (rank_stage_time)."""
+    unit = compute.layer_costs(ctx, t)
     unit_comm = comm.layer_comm(ctx, t, unit["attn_fwd"], unit["attn_bwd"])
     unit_comm["ep_dispatch"] = comm.ep_dispatch_s(ctx, t)
     return unit, unit_comm
