@@ -394,6 +394,44 @@ its noise. 0.6 ms of each model is OR-Tools' CpModel constructor adding its pre-
 """
 
 
+NINTH = """Then (issue 14, ninth pass: the per-plan work of the memory verdict and the step-time bound), each
+exact (the same JSON for all 21 shipped, benchmark and report scenarios apart from `seconds`; tests
+compare each path with the one it replaces). In process, one thread, CPU per phase (medians of 5-9,
+the previous state and this one alternated in separate processes; a shared machine, load 3-5):
+
+- layout runs (memory_cells.Plans): marked from the solver's layout of each row (one comparison
+  instead of one per layout column), the run of every row by np.repeat over the runs (not an
+  n-long cumulative sum), the category codes present by a scatter (np.bincount copied the int16
+  codes to intp): 0.19 -> 0.09 s on the 131,072-GPU range (8,749,353 plans);
+- cell keys (Plans.cells): each run's base repeated over its rows (no gather by run), keys marked
+  present block by block as they are made; where torchtitan's plans keep their own ga, every plan's
+  key is taken over its own layout by the same arithmetic and each present key then mapped to its
+  cell (was a gather of the run shifted by the category code per plan): 0.39 -> 0.35 s on the range;
+- two more lower bounds before a plan's own sums are taken (memory_tables._crossed_out): the states'
+  largest sum over the cell's slots with the transients' least, and the reverse (at the slot where
+  one term peaks, the other is at least its least), narrowed by the rounding margin: plans summed
+  slot by slot 242,689 -> 45,579 on the range (0.097 -> 0.031 s), 47,961 -> 14,552 on DeepSeek-V3 /
+  2,048 H100;
+- the bound's layer units: their parts once per distinct value of what each reads, gathered per
+  unit (DeepSeek-V3 / 2,048 H100: 86,478 units, 33,406 compute.layer_costs, 43,783 comm.layer_comm
+  with its attention inputs as columns, 2,457 comm.ep_dispatch_s): per-group stage bounds 0.48 ->
+  0.33 s there, 0.80 -> 0.67 s on the range.
+planner.solve (one thread, 3 processes x 5 solves, 3 x 3 for the range; main at 82758a0 and this
+branch alternated): DeepSeek-V3 / 2,048 H100 1.26 -> 1.09 s CPU (median of 15), H800 1.17 -> 1.09,
+the range 4.20 -> 3.87 (median of 9); peak memory of the range's whole process 800 -> 806 MiB.
+Whole process (user + sys, alternated, medians of 7, load 3-5.5): H100 2.42 -> 2.11 s, H800 2.47 ->
+2.52, 405B / 16,384 1.21 -> 1.20: the spread of single runs (0.5 s) is larger than the change.
+Measured and left: evaluating the verdict once per plan of a batch range that differs from another
+only in an accumulation the memory does not tell apart (4,865,835 distinct of 8,749,353 plans):
+the per-plan passes it would spare (~0.35 s) cost nearly as much to find and check (solver
+_shared_rows as written: 1.4 s); glibc's mallopt again (no mmap, no trim: the same CPU within the
+noise); what remains is the term formulas (~0.5 us per cell-slot), the stage composition per group
+of the bound (330,549 groups on DeepSeek-V3 / 2,048: synced_host_floor alone a third), and the rank
+scan of the plans the search times (evaluate_table: 0.07 s for 2,048 plans, 0.23 s for the range's
+10,236).
+"""
+
+
 SERVING = """## Serving search at a fixed concurrency
 
 Before: `planner serve` under `concurrency: C` listed every row of layout x engine / weights / KV /
@@ -464,7 +502,8 @@ def main() -> None:
     parts = ["# Search profile", "",
              f"`python benchmarks/speed_profile.py --lines {args.lines}` on {platform.machine()}, {os.cpu_count()} CPUs, "
              f"Python {platform.python_version()}, {time.strftime('%Y-%m-%d %H:%M')}, load average "
-             f"{os.getloadavg()[0]:.1f} (a shared machine: the shares matter, not the seconds).", "", FINDINGS, LATER, EIGHTH, STARTUP, SERVING]
+             f"{os.getloadavg()[0]:.1f} (a shared machine: the shares matter, not the seconds).", "", FINDINGS, LATER, EIGHTH, STARTUP, NINTH,
+             SERVING]
     parts += [profile(p, args.lines) for p in SCENARIOS]
     (HERE / "speed_profile.md").write_text("\n".join(parts))
 

@@ -103,7 +103,11 @@ def test_shared_layer_units_equal_per_row_ones(kw):
     t, _ = candidate_table(sc)
     ctx = Context(sc)
     first, inverse, ga_top = bound._groups_at_top_ga(ctx, t)
-    assert len(bound.stage_groups(t, bound._unit_columns(ctx))[0]) < len(first)  # the units are shared
+    units = bound.stage_groups(t, bound._unit_columns(ctx))[0]
+    assert len(units) < len(first)  # the units are shared
+    # and their parts (the compute costs, the communication, one EP dispatch) more widely still
+    for cols in (bound._cost_columns(ctx), bound._read_comm_columns(ctx), bound._dispatch_columns(ctx)):
+        assert len(bound.stage_groups(T.take(t, units), cols)[0]) < len(units)
     s = ctx.gpu.sustained_tensor_fraction
     fn = bound.slow_clock_stage_bound if s else bound.stage_lower_bound
     shared = bound._per_group(ctx, t, fn, first, ga_top, shared=True, clock=s or None)

@@ -79,10 +79,18 @@ def test_verdict_and_peak_equal_the_reference_on_scenarios(name, monkeypatch):
     ctx = Context(sc)
     t, _, layout = solver._candidate_rows(sc, compact=True)
     assert memory_tables.usable(ctx, t)  # else both sides would be the reference
-    _same(_reference(ctx, t, monkeypatch), solver._fits_memory_rows(ctx, t, None))
+    full = _reference(ctx, t, monkeypatch)
+    _same(full, solver._fits_memory_rows(ctx, t, None))
+    # layout runs marked by the solver's layout of each row, and by a finer one (runs cut in pieces)
+    finer = layout.astype(np.int64) * 4 + (np.arange(len(layout)) % 7 == 0).cumsum() % 4
+    assert np.array_equal(memory_tables.Plans(t, None, layout).run, memory_tables.Plans(t).run)
+    assert len(memory_tables.Plans(t, None, finer).heads) > len(memory_tables.Plans(t).heads)
+    for lay in (layout, finer):
+        _same(full, solver._fits_memory_rows(ctx, t, None, True, lay))
     rows = np.flatnonzero(np.random.default_rng(1).random(len(layout)) < 0.3)  # a subset, as shared batches
     ref = _reference(ctx, {k: v[rows] for k, v in t.items()}, monkeypatch)
     _same(ref, solver._fits_memory_rows(ctx, t, rows))
+    _same(ref, memory_tables.fits_memory(ctx, t, rows, solver._in_chunks, solver.MEMORY_CHUNK, True, finer))
 
 
 def test_model_states_read_the_accumulation_only_as_more_than_one_step():
@@ -157,6 +165,11 @@ def test_bound_sums_enclose_every_candidate_rank(model, nodes, seq, extra):
     assert np.allclose(first[stepless], rank0[stepless], rtol=1e-11, atol=0)
     assert (upper[bounded] == peak[bounded]).sum() < bounded.sum()  # the margin is there
     assert np.isclose(upper[bounded], peak[bounded], rtol=1e-11, atol=0).any()
+    # the crossed lower bounds (one term at its largest over the slots, the other at its least)
+    for k in ("states_led", "transients_led"):
+        crossed = memory_tables._bounded(sums[k], terms.cell, over)
+        assert (crossed[stepless] <= peak[stepless]).all()
+        assert (crossed[stepless] > first[stepless]).any()  # above rank 0's bound for some plans
 
 
 @pytest.mark.parametrize("model,nodes,seq,extra", CASES)
@@ -178,16 +191,21 @@ def test_bounded_verdict_equals_the_reference_on_random_plans(model, nodes, seq,
     assert (fits & ~in_scan).any()  # fits by the upper bound
     assert (~fits & ~in_scan).any()  # out of memory at rank 0
     assert in_scan.any() and fits[in_scan].any()  # scanned
+    # the same verdicts without the crossed lower bounds (they only spare the plans' own sums)
+    monkeypatch.setattr(memory_tables, "_crossed_out", lambda plans, terms, sums, at, *a: np.zeros(len(at), dtype=bool))
+    assert np.array_equal(ref, memory_tables.fits_memory(ctx, t, None, _serial(700), 700, peaks=False)[0])
 
 
 @pytest.mark.parametrize("model,nodes,seq,extra", [CASES[0], CASES[1], CASES[3], CASES[5]])
 def test_largest_slot_total_decides_plans_between_the_bounds(model, nodes, seq, extra, monkeypatch):
     """Plans between the two bounds without a step temporary (host RAM fitting) are judged by their
     largest total over their candidate slots (_slot_bounds): some fit, some are out of memory, as the
-    reference says, and only the rest is scanned."""
+    reference says, and only the rest is scanned (the crossed lower bounds left out here: they take
+    some of those plans out of memory first, test_bounded_verdict_equals_the_reference_on_random_plans)."""
     ctx = Context(scenario(model=model, nodes=nodes, seq=seq, **extra))
     t = random_table(np.random.default_rng(59), 4000, ctx.model.layers)
     ref, _ = _reference(ctx, t, monkeypatch)
+    monkeypatch.setattr(memory_tables, "_crossed_out", lambda plans, terms, sums, at, *a: np.zeros(len(at), dtype=bool))
     decided = []
     real = memory_tables._slot_bounds
     monkeypatch.setattr(memory_tables, "_slot_bounds",
@@ -209,6 +227,8 @@ def test_bounded_verdict_equals_the_reference_on_scenarios(name, monkeypatch):
     assert memory_tables.usable(ctx, t)  # else both sides would be the reference
     ref, _ = _reference(ctx, t, monkeypatch)
     fits, _ = solver._fits_memory_rows(ctx, t, None, peaks=False)
+    assert np.array_equal(ref, fits)
+    fits, _ = solver._fits_memory_rows(ctx, t, None, peaks=False, layout=layout)  # runs from the layouts
     assert np.array_equal(ref, fits)
 
 
@@ -268,7 +288,7 @@ def test_unknown_host_memory_leaves_offload_plans_unevaluated(peaks, monkeypatch
     assert 0 < ref[0].sum() and offload.any() and not ref[0][offload].any()
     seen = []
     real = memory_tables.Plans
-    monkeypatch.setattr(memory_tables, "Plans", lambda t, rows=None: seen.append(real(t, rows)) or seen[-1])
+    monkeypatch.setattr(memory_tables, "Plans", lambda t, rows=None, layout=None: seen.append(real(t, rows, layout)) or seen[-1])
     fits, peak = memory_tables.fits_memory(ctx, t, None, _serial(700), 700, peaks=peaks)
     assert [p.n for p in seen] == [int((~offload).sum())]
     assert np.array_equal(ref[0], fits)
@@ -293,3 +313,40 @@ def test_stage_params_read_only_the_pipeline_shape(model, nodes, seq, extra):
     own = stage_params(ctx, {k: v[c] for k, v in t.items()}, ranks[pair][c, j])
     for k, v in own.items():
         assert np.array_equal(np.take(grid[k], at), v), k
+
+
+def test_cells_from_fine_keys_equal_the_shifted_keys(monkeypatch):
+    """Plans.cells where some plans keep their own ga (torchtitan's, exact): keys taken over each plan's
+    own layout and mapped to the cells (the fine path) give the same cell of every plan and the same
+    cell rows as keys shifted per category code (the path kept where a run's coarse layout does not
+    follow from its own), on the tables of two batch ranges."""
+    fn, coarse, exact = memory_tables.TERMS[1][:3]
+    for sc in (scenario(model="mixtral-8x7b", nodes=2, seq=4096, gb=[64, 128, 256, 512]),
+               scenario(model="llama-3.1-8b", nodes=4, seq=8192, gb=[32, 96, 256])):
+        c = Context(sc)
+        tt, _, lay = solver._candidate_rows(sc, compact=True)
+        plans = memory_tables.Plans(tt, None, lay)
+        cols = tuple(set(memory_tables._read(c, fn, plans.take(np.arange(1)))) | {"pp", "vpp"})
+        mask = exact(plans.decoded())
+        assert mask[plans.present()].any() and not mask[plans.present()].all()
+        calls = []
+        real = memory_tables.Plans._consistent
+        monkeypatch.setattr(memory_tables.Plans, "_consistent", lambda self, ids: calls.append(1) or real(self, ids))
+        fine_cell, fine_rows = plans.cells(cols, coarse, mask)
+        monkeypatch.setattr(memory_tables.Plans, "_consistent", lambda self, ids: False)
+        cell, rows = plans.cells(cols, coarse, mask)
+        monkeypatch.undo()
+        assert calls and real(plans, _ids(plans, cols, coarse))  # the fine path was taken
+        assert np.array_equal(fine_cell, cell) and fine_rows.keys() == rows.keys()
+        assert all(np.array_equal(fine_rows[k], rows[k]) and fine_rows[k].dtype == rows[k].dtype for k in rows)
+        assert len(rows["ga"]) < plans.n
+
+
+def _ids(plans, cols, coarse):
+    """The coarse and own layout ids of the runs, as Plans.cells numbers them."""
+    from planner.estimate import memory_cells, table
+
+    heads = memory_cells._Wide(plans, plans.heads)
+    lay = [k for k in memory_cells.LAYOUT_COLUMNS if k in cols]
+    rough = [coarse[k](heads) if k in coarse else heads[k] for k in lay]
+    return [memory_cells._compact_ids(*table.radix_code(v, len(plans.heads))) for v in (rough, [heads[k] for k in lay])]

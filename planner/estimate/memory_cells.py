@@ -36,19 +36,27 @@ class Plans:
     """The plan table as layout runs x categorical codes (rows with the same layout columns are
     contiguous in a layout-major table: each run is one layout), for finding each term's cells."""
 
-    def __init__(self, t: dict, rows=None):
+    def __init__(self, t: dict, rows=None, layout=None):
+        """`layout` (optional): the layout of every row of t (solver._candidate_rows: rows of one
+        layout are contiguous), which marks the runs in one comparison instead of one per layout
+        column (a run may then be one of several equal layouts in a row: their cells are the same)."""
         self.t, self.rows = t, rows
         n = T.size(t) if rows is None else len(rows)
         change = np.zeros(n, dtype=bool)
         change[:1] = True
-        for k in LAYOUT_COLUMNS:
-            c = self.column(k)
-            change[1:] |= c[1:] != c[:-1]
+        if layout is not None:
+            lay = layout if rows is None else layout[rows]
+            np.not_equal(lay[1:], lay[:-1], out=change[1:])
+            del lay
+        else:
+            for k in LAYOUT_COLUMNS:
+                c = self.column(k)
+                change[1:] |= c[1:] != c[:-1]
         self.n = n
         self.heads = np.flatnonzero(change)  # first row of each run
-        self.run = np.cumsum(change, dtype=np.int32)
-        self.run -= 1
         del change
+        # the run of every row (as a cumulative count of the heads, without its n-long int32 sum)
+        self.run = np.repeat(np.arange(len(self.heads), dtype=np.int32), np.diff(self.heads, append=n))
         # category code: mixed radix of the values (int16 where they fit: the largest tables)
         self.radix = [int(self.column(k).max()) + 1 if n else 1 for k in CATEGORY_COLUMNS]
         self.n_cat = int(np.prod(self.radix))
@@ -80,8 +88,41 @@ class Plans:
     def present(self) -> np.ndarray:
         """The category codes some plan has, ascending (computed once)."""
         if getattr(self, "_present", None) is None:
-            self._present = np.flatnonzero(np.bincount(self.cat, minlength=self.n_cat))
+            seen = np.zeros(self.n_cat, dtype=bool)
+            seen[self.cat] = True  # a scatter: no intp copy of the codes (np.bincount makes one)
+            self._present = np.flatnonzero(seen)
         return self._present
+
+    def _consistent(self, ids: list) -> bool:
+        """Whether every run's coarse layout id follows from its own (exact) layout id (ids: the
+        coarse and own layout ids of the runs, _compact_ids): then a cell key is a function of a
+        plan's own layout and category."""
+        rough, own = ids[0][0], ids[1][0]
+        return bool(np.array_equal(np.take(rough, np.take(ids[1][1], own)), rough))
+
+    def _shift(self, exact, split: bool, wide):
+        """Per category code, the shift from a run's coarse layout id to its own (exact codes), or None."""
+        return exact.astype(wide) * len(self.heads) if split else None
+
+    def _keys(self, base: np.ndarray, cat_id: np.ndarray, shift, seen) -> np.ndarray:
+        """Every plan's key: base (per run; with `shift`, per run and then per run + shift[code]) +
+        cat_id[code], in blocks (no temporaries of the table's length), marking each key in `seen`
+        (a presence table) where given."""
+        key = np.empty(self.n, dtype=base.dtype)
+        ends = np.append(self.heads[1:], self.n)
+        for lo in range(0, self.n, BLOCK):
+            hi = min(lo + BLOCK, self.n)
+            run, cat = self.run[lo:hi], self.cat[lo:hi]
+            if shift is None:  # each run's base repeated over its rows in the block (a gather by run otherwise)
+                r0, r1 = int(run[0]), int(run[-1]) + 1
+                k = np.repeat(base[r0:r1], np.minimum(ends[r0:r1], hi) - np.maximum(self.heads[r0:r1], lo))
+            else:
+                k = np.take(base, run + np.take(shift, cat))
+            k += np.take(cat_id, cat)
+            if seen is not None:
+                seen[k] = True
+            key[lo:hi] = k
+        return key
 
     def cells(self, cols: tuple[str, ...], coarse: dict | None = None, exact=None) -> tuple[np.ndarray, dict]:
         """(cell of every plan (int32), a table of one row per cell): plans equal in the columns
@@ -101,37 +142,47 @@ class Plans:
         n_c = len(c_code)
         split = exact is not None and coarse and bool(exact[present].any())
         ids = [_compact_ids(*T.radix_code(v, len(self.heads))) for v in ([rough, own] if split else [rough])]
+        n_rough = len(ids[0][1])
         n_lay = sum(len(r) for _, r in ids)
         wide = np.int64 if n_lay * n_c >= 2**31 else np.int32
         cat_id = np.zeros(self.n_cat, dtype=wide)
         cat_id[present] = cid
-        # layout ids of the exact plans follow the coarse ones (at run + shift of their category code)
-        lay_id = np.concatenate([i for i, _ in ids[:1]] + [i + len(ids[0][1]) for i, _ in ids[1:]]).astype(wide)
-        shift = exact.astype(wide) * len(self.heads) if split else None
-        key = np.empty(self.n, dtype=wide)
-        for lo in range(0, self.n, BLOCK):  # in blocks: no temporaries of the table's length
-            run, cat = self.run[lo:lo + BLOCK], self.cat[lo:lo + BLOCK]
-            k = np.take(lay_id, run if shift is None else run + np.take(shift, cat))
-            if n_c > 1:
-                k *= n_c
-                k += np.take(cat_id, cat)
-            key[lo:lo + BLOCK] = k
         span = n_lay * n_c
-        if span <= max(4 * self.n, 1 << 16):  # a presence table
-            seen = np.zeros(span, dtype=bool)
-            seen[key] = True
-            keys = np.flatnonzero(seen)
-            if len(keys) == span:
+        # A cell's key: its layout id x n_c + its category id, the layout ids of the exact plans after
+        # the coarse ones. Split, each plan's key is first taken over its own layout (a "fine" key: the
+        # same arithmetic for every plan), each present fine key then mapped to its cell's key.
+        # (where each run's coarse layout follows from its own and exactness from the category id, and
+        # the fine keys fit a presence table)
+        dense = max(4 * self.n, 1 << 16)
+        fine = (split and len(ids[1][1]) * n_c <= dense and self._consistent(ids)
+                and np.array_equal(exact[present], exact[present[c_code[cid]]]))
+        lay_id = ids[1][0] if fine else np.concatenate([i for i, _ in ids[:1]] + [i + n_rough for i, _ in ids[1:]])
+        fine_span = len(ids[1][1]) * n_c if fine else span
+        if fine_span <= dense:  # a presence table
+            seen = np.zeros(fine_span, dtype=bool)
+            key = self._keys(lay_id.astype(wide) * n_c, cat_id, None if fine else self._shift(exact, split, wide), seen)
+            keys = present_keys = np.flatnonzero(seen)
+            del seen
+            to_cell = None
+            if fine:  # each present fine key's cell key: its own layout for exact codes, else the coarse one
+                own_lay, c = keys // n_c, keys % n_c
+                exact_key = np.take(exact, np.take(present, np.take(c_code, c)))
+                rough_of_own = np.take(ids[0][0], np.take(ids[1][1], own_lay))
+                keys, to_cell = np.unique(np.where(exact_key, own_lay + n_rough, rough_of_own) * n_c + c,
+                                          return_inverse=True)
+            if to_cell is None and len(keys) == fine_span:
                 cell = key.astype(np.int32, copy=False)
             else:
-                ids_ = np.zeros(span, dtype=np.int32)
-                ids_[keys] = np.arange(len(keys), dtype=np.int32)
+                ids_ = np.zeros(fine_span, dtype=np.int32)
+                ids_[present_keys] = np.arange(len(keys), dtype=np.int32) if to_cell is None else to_cell.reshape(-1)
                 cell = key.astype(np.int32, copy=False)
                 for lo in range(0, self.n, BLOCK):
                     cell[lo:lo + BLOCK] = np.take(ids_, key[lo:lo + BLOCK])
         else:
+            key = self._keys(lay_id.astype(wide) * n_c, cat_id, self._shift(exact, split, wide), None)
             keys, cell = np.unique(key, return_inverse=True)
             cell = cell.reshape(-1).astype(np.int32)
+        del key
         lay_of = keys // n_c
         runs = np.concatenate([r for _, r in ids])
         # the columns the cells tell apart, as T.take gives them: layout columns from the run heads'

@@ -312,16 +312,16 @@ class Terms:
         self.host_upper = self._per_cell(0, ("host_per_node", "nvme_per_node"), self._slot_max(0))
         self.sums = self._slot_sums()
 
-    def _slot_max(self, term: int):
+    def _slot_max(self, term: int, pick=np.maximum):
         """how(values, offsets) for _per_cell: each cell's largest value over its slots (as
-        np.maximum.reduceat, one gather per slot column instead: faster)."""
+        np.maximum.reduceat, one gather per slot column instead: faster); the least with np.minimum."""
         o, count = self.offset[term], self.count[term]
         at = [o + np.minimum(j, count - 1) for j in range(int(count.max()) if len(count) else 0)]
 
         def how(v, _):
             out = np.take(v, at[0])
             for a in at[1:]:
-                np.maximum(out, np.take(v, a), out=out)
+                pick(out, np.take(v, a), out=out)
             return out
         return how
 
@@ -334,10 +334,10 @@ class Terms:
     def _slot_sums(self) -> dict | None:
         """Per cell of each term, from the sum at each slot of the term's keys that combine_stepless
         adds (in any order: a plan's stepless total at a slot is within a relative SUM_MARGIN of the
-        sum of its two terms' sums there): "upper", the largest over the cell's slots, and "first",
-        slot 0's (rank 0). None where a value is negative (the rounding bound holds for sums of
-        non-negative numbers)."""
-        out = {"upper": [], "first": []}
+        sum of its two terms' sums there): "upper", the largest over the cell's slots, "least", the
+        smallest, and "first", slot 0's (rank 0). None where a value is negative (the rounding bound
+        holds for sums of non-negative numbers)."""
+        out = {"upper": [], "least": [], "first": []}
         for term, table in enumerate(self.slot):
             n = int(self.count[term].sum())
             parts = [np.broadcast_to(v, (n,)) for k, v in table.items() if k in COMBINED_STEPLESS]
@@ -347,6 +347,7 @@ class Terms:
             for part in parts:  # in place: no (keys x slots) temporary
                 total += part
             out["upper"].append(self._slot_max(term)(total, None))
+            out["least"].append(self._slot_max(term, np.minimum)(total, None))
             out["first"].append(np.take(total, self.offset[term]))
         return out
 
@@ -404,7 +405,7 @@ class _Columns(dict):
         return v
 
 
-def fits_memory(ctx, t: dict, rows, in_chunks, chunk_rows: int, peaks: bool = True):
+def fits_memory(ctx, t: dict, rows, in_chunks, chunk_rows: int, peaks: bool = True, layout=None):
     """(fits, peak) of the plans `rows` of t (None: all) as the reference gives them (solver
     _fits_memory: fits = memory verdict fits or tight; peak = the most loaded rank, ties to the lower,
     where it fits), from the term tables (Terms), in chunks of `chunk_rows` plans run by
@@ -415,7 +416,8 @@ def fits_memory(ctx, t: dict, rows, in_chunks, chunk_rows: int, peaks: bool = Tr
     judged between two bounds: it fits if it does with each term at its largest over the plan's
     candidate slots (and the largest host RAM / NVMe per node), and it does not if its rank 0 alone is
     out of memory, each sum taken in another order and widened by a margin of rounding (_bound_sums:
-    two gathers and an addition per plan); only the plans in between are scanned."""
+    two gathers and an addition per plan); only the plans in between are scanned.
+    `layout` (optional): the layout of every row of t, which marks the layout runs (Plans)."""
     from planner.estimate import bands, memory
 
     held = _offload_unknown(ctx, t, rows)
@@ -424,11 +426,13 @@ def fits_memory(ctx, t: dict, rows, in_chunks, chunk_rows: int, peaks: bool = Tr
         fits = np.zeros(n, dtype=bool)
         peak = np.zeros(n, dtype=np.int16) if peaks else None
         sub = {k: v[held] for k, v in (t.items() if rows is None else T.take(t, rows).items())}
-        fits[held], got = fits_memory(ctx, sub, None, in_chunks, chunk_rows, peaks)
+        if layout is not None:
+            layout = (layout if rows is None else layout[rows])[held]
+        fits[held], got = fits_memory(ctx, sub, None, in_chunks, chunk_rows, peaks, layout)
         if peaks:
             peak[held] = got
         return fits, peak
-    plans = Plans(t, rows)
+    plans = Plans(t, rows, layout)
     if not plans.n:
         return np.zeros(0, dtype=bool), (np.zeros(0, dtype=np.int16) if peaks else None)
     terms = Terms(ctx, plans, in_chunks, chunk_rows)
@@ -451,6 +455,8 @@ def fits_memory(ctx, t: dict, rows, in_chunks, chunk_rows: int, peaks: bool = Tr
             out &= np.take(terms.stepless, terms.cell[0][lo:hi])
         fits[lo:hi] = sure
         rest = lo + np.flatnonzero(~(sure | out))
+        if len(rest):  # out of memory by the crossed lower bounds (states or transients at their peak)
+            rest = rest[~_crossed_out(plans, terms, sums, rest, over_by_cat, capacity)]
         if len(rest):  # the plans' own largest sum over their slots, where the upper sum is finite
             rest = _slot_bounds(plans, terms, sums, rest, over_by_cat, capacity, fits)
         if len(rest):
@@ -467,16 +473,21 @@ def _bound_sums(ctx, plans: Plans, terms: Terms) -> dict | None:
     """The per-cell sums (Terms.sums) of the two bounds: "upper", each term at its largest over the
     cell's slots (inf for state cells with a step temporary or buckets, for which combine is not
     monotone, or whose largest host RAM / NVMe does not fit: _host_ok), widened by SUM_MARGIN; "first",
-    rank 0's, narrowed by it. None where a sum is not a bound (Terms.sums)."""
+    rank 0's, narrowed by it; "states_led" and "transients_led", lower bounds too (narrowed): the
+    states at their largest over the cell's slots with the transients at their least, and the
+    reverse (at the slot where one term peaks the other is at least its least, so the plan's total
+    there is at least that sum, and its peak too). None where a sum is not a bound (Terms.sums)."""
     if terms.sums is None:
         return None
+    (s_up, a_up), (s_least, a_least) = terms.sums["upper"], terms.sums["least"]
     upper, first = list(terms.sums["upper"]), terms.sums["first"]
     ok = _host_ok(ctx, plans, terms)
     ok = ok[0] if ok[1] == "cell" else np.ones(len(terms.offset[0]), dtype=bool)  # "cat": no offload here
     if terms.stepless is not None:
         ok = ok & terms.stepless
     upper[0] = np.where(ok, upper[0], np.inf)
-    return {"upper": (upper, 1 + SUM_MARGIN), "first": (first, 1 - SUM_MARGIN)}
+    return {"upper": (upper, 1 + SUM_MARGIN), "first": (first, 1 - SUM_MARGIN),
+            "states_led": ([s_up, a_least], 1 - SUM_MARGIN), "transients_led": ([s_least, a_up], 1 - SUM_MARGIN)}
 
 
 def _bounded(sums: tuple, cells: list[np.ndarray], over: np.ndarray) -> np.ndarray:
@@ -490,6 +501,19 @@ def _bounded(sums: tuple, cells: list[np.ndarray], over: np.ndarray) -> np.ndarr
     out += np.take(a, cells[1])
     out *= factor
     out /= over
+    return out
+
+
+def _crossed_out(plans: Plans, terms: Terms, sums: dict, at: np.ndarray, over_by_cat, capacity: float) -> np.ndarray:
+    """Which plans `at` are out of memory by the lower bounds "states_led" or "transients_led"
+    (_bound_sums), as by rank 0's: where their state cell has no step temporary nor buckets (the
+    total is then the sum of the two terms' sums, within the margin)."""
+    cells = [np.take(c, at) for c in terms.cell]
+    over = np.take(over_by_cat, np.take(plans.cat, at))
+    out = _bounded(sums["states_led"], cells, over) > capacity
+    out |= _bounded(sums["transients_led"], cells, over) > capacity
+    if terms.stepless is not None:
+        out &= np.take(terms.stepless, cells[0])
     return out
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from planner.estimate import pipeline
+from planner.estimate import comm, compute, pipeline
 from planner.estimate import table as T
 from planner.estimate.evaluate import first_last_stage_times, layer_units, stage_time
 
@@ -200,6 +200,33 @@ def _per_group(ctx, t: dict, fn, first: np.ndarray, ga_top: np.ndarray, shared: 
     return out
 
 
+def _cost_columns(ctx) -> tuple[str, ...]:
+    """The columns compute.layer_costs reads (found once per context: solver._read_columns)."""
+    from planner.search.solver import _read_columns
+
+    return _read_columns(compute.layer_costs, ctx)
+
+
+def _comm_of_columns(ctx, t: dict) -> dict:
+    """comm.layer_comm of t with attention seconds as inputs (for _read_comm_columns)."""
+    n = T.size(t)
+    return comm.layer_comm(ctx, t, np.ones(n), np.ones(n))
+
+
+def _read_comm_columns(ctx) -> tuple[str, ...]:
+    """The columns comm.layer_comm reads besides its attention inputs (solver._read_columns)."""
+    from planner.search.solver import _read_columns
+
+    return _read_columns(_comm_of_columns, ctx)
+
+
+def _dispatch_columns(ctx) -> tuple[str, ...]:
+    """The columns comm.ep_dispatch_s reads (solver._read_columns)."""
+    from planner.search.solver import _read_columns
+
+    return _read_columns(comm.ep_dispatch_s, ctx)
+
+
 def _unit_columns(ctx) -> tuple[str, ...]:
     """The columns layer_units reads (found once per context: solver._read_columns)."""
     from planner.search.solver import _read_columns
@@ -211,22 +238,44 @@ def _shared_units(ctx, t: dict, clock: float | None) -> tuple[np.ndarray, tuple[
     """(index of every row of t into the units, layer_units of each distinct value of the columns they
     read, at tensor clock `clock` (None: burst)), evaluated in chunks shared by threads. The same
     numbers as layer_units of every row: each is computed row by row from those columns alone
-    (tests/test_bound.py compares)."""
+    (tests/test_bound.py compares). Its parts read fewer columns still, so each is evaluated once per
+    distinct value of its own inputs and gathered for each unit (DeepSeek-V3 / 2,048 H100: 86,478
+    units, 33,406 compute.layer_costs, 43,783 comm.layer_comm, 2,457 comm.ep_dispatch_s): the costs
+    (not dp nor recompute), the communication (not ga nor precision, but the costs' attention
+    seconds, taken as inputs) and one EP dispatch."""
+    first, inverse = stage_groups(t, _unit_columns(ctx))
+    units = T.take(t, first)
+    n = len(first)
+    unit = _per_value(units, _cost_columns(ctx), {}, lambda part, rows: compute.layer_costs(ctx, part), clock)
+    attn = [np.broadcast_to(unit[k], (n,)) for k in ("attn_fwd", "attn_bwd")]  # layer_units passes these
+    ranks = {f"_attn{i}": T.value_ranks(a)[0] for i, a in enumerate(attn)}  # the inputs' values as columns
+    unit_comm = _per_value(units, _read_comm_columns(ctx), ranks,
+                           lambda part, rows: comm.layer_comm(ctx, part, attn[0][rows], attn[1][rows]), clock)
+    unit_comm.update(_per_value(units, _dispatch_columns(ctx), {},
+                                lambda part, rows: {"ep_dispatch": comm.ep_dispatch_s(ctx, part)}, clock))
+    return inverse, (unit, unit_comm)
+
+
+def _per_value(t: dict, cols: tuple[str, ...], extra: dict, fn, clock: float | None) -> dict:
+    """fn(rows of t, those rows) (a dict of per-row arrays and scalars) once per distinct value of the
+    columns `cols` of t and the integer columns `extra`, in chunks shared by threads, at tensor clock
+    `clock` (None: burst), gathered back to every row of t (scalars stay)."""
     from planner.search.solver import MEMORY_CHUNK, _in_chunks
 
-    first, inverse = stage_groups(t, _unit_columns(ctx))
+    first, inverse = stage_groups({**{k: t[k] for k in cols}, **extra}, (*cols, *extra))
     starts = range(0, len(first), MEMORY_CHUNK)
     parts: list = [None] * len(starts)
 
     def chunk(lo: int) -> None:
-        part = T.take(t, first[lo:lo + MEMORY_CHUNK])
+        rows = first[lo:lo + MEMORY_CHUNK]
+        part = T.take(t, rows)
         if clock is not None:
-            part["tensor_clock"] = np.full(len(part["tp"]), clock)
-        parts[lo // MEMORY_CHUNK] = layer_units(ctx, part)
+            part["tensor_clock"] = np.full(len(rows), clock)
+        parts[lo // MEMORY_CHUNK] = fn(part, rows)
 
     _in_chunks(chunk, len(first))
     sizes = [min(MEMORY_CHUNK, len(first) - lo) for lo in starts]
-    return inverse, tuple({k: _joined([p[i][k] for p in parts], sizes) for k in parts[0][i]} for i in (0, 1))
+    return _rows_of({k: _joined([p[k] for p in parts], sizes) for k in parts[0]}, inverse)
 
 
 def _joined(values: list, sizes: list[int]):

@@ -390,7 +390,7 @@ def _fits_memory(ctx, t: dict, layout=None, peaks: bool = True) -> tuple[np.ndar
         if len(first) < 0.8 * T.size(t):
             fits, peak = _fits_memory_rows(ctx, t, first, peaks)
             return fits[inverse], None if peak is None else peak[inverse]
-    return _fits_memory_rows(ctx, t, None, peaks)
+    return _fits_memory_rows(ctx, t, None, peaks, layout)
 
 
 def _shared_rows(ctx, t: dict, layout: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
@@ -427,15 +427,16 @@ def _shared_rows(ctx, t: dict, layout: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return np.flatnonzero(own), (np.cumsum(own, dtype=ix) - 1)[rep]
 
 
-def _fits_memory_rows(ctx, t: dict, rows, peaks: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+def _fits_memory_rows(ctx, t: dict, rows, peaks: bool = True, layout=None) -> tuple[np.ndarray, np.ndarray | None]:
     """_fits_memory of the rows `rows` of t (None: all), taken one chunk at a time, the chunks shared
     by MEMORY_THREADS threads (numpy releases the interpreter lock in its array loops; each chunk's
     numbers are its own, so the result does not depend on the threads). The verdicts come from term
-    tables where they can (planner.estimate.memory_tables: the same numbers, fewer evaluations)."""
+    tables where they can (planner.estimate.memory_tables: the same numbers, fewer evaluations;
+    `layout`, each row's layout, marks their layout runs)."""
     from planner.estimate import memory_tables
 
     if memory_tables.usable(ctx, t):
-        return memory_tables.fits_memory(ctx, t, rows, _in_chunks, MEMORY_CHUNK, peaks)
+        return memory_tables.fits_memory(ctx, t, rows, _in_chunks, MEMORY_CHUNK, peaks, layout)
     n = T.size(t) if rows is None else len(rows)
     out, peak = np.zeros(n, dtype=bool), np.zeros(n, dtype=np.int16)
     capacity = ctx.gpu.memory_gib * memory.GIB
