@@ -90,3 +90,14 @@ def test_unmeasured_link_falls_back_to_the_link_model_on_wire_copies():
                                 recompute="none", mbs=1))
     d = ep_dedup.distinct_destinations(128, 8, 8)
     assert got == pytest.approx(10e-6 + d * 7 / 8 * 4096 * 2048 * 2 / (450e9 * 0.82), rel=1e-9)
+
+
+def test_ep_group_larger_than_a_domain_but_not_a_multiple_spans_every_domain_it_touches():
+    """HybridEP, DeepSeek-V3 on GB200 NVL72, EP128: 72 + 56 ranks in two NVLink domains, so a token reaches
+    ~2 domains over RDMA (own included), at HybridEP's EP64 rate (41.24 / 46.57 GB/s on 400G CX7, the
+    table's last row; GB200's NIC is 50 GB/s per GPU as well). The RDMA stage is the slower one here."""
+    sc = _with(scenario(model="deepseek-v3", node="gb200-nvl72", nodes=512, gb=4096), moe_dispatcher="hybridep")
+    got, _ = _dispatch(sc, dict(DSV3_PLAN, dp=128, ep=128))
+    nodes = ep_dedup.distinct_destinations(256, 8, 2, 8, 4)
+    assert 1.9 < nodes <= 2.0
+    assert got == pytest.approx(30e-6 + 4096 * 7168 * 2 * nodes / (2 / (1 / 41.24 + 1 / 46.57) * 1e9), rel=1e-9)

@@ -140,7 +140,7 @@ def dedup_dispatch_s(ctx, t, tokens, bytes_per_token):
     node, moe, backend = ctx.node, ctx.model.moe, ctx.scenario.runtime.moe_dispatcher
     ep, etp = np.asarray(t["ep"]), np.asarray(t["etp"])
     k, crosses = topology.profile(node, ep, etp)
-    domains = np.maximum(1, ep // np.maximum(k, 1))
+    domains = np.maximum(1, -(-ep // np.maximum(k, 1)))  # ceil: 128 ranks on 72-GPU domains span 2
     d_gpus, d_nodes = _distinct(moe, ep), _distinct(moe, domains)
     up, out = comm._rates(node)
     vol = tokens * bytes_per_token
