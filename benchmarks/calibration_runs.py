@@ -114,8 +114,12 @@ def model_of(run: dict, assumed: list[str]) -> ModelSpec:
                      "shared_experts": moe.get("shared_experts") or 0,
                      "dense_layers": moe.get("dense_layers") or 0,
                      "router_bias": moe.get("router_score") == "sigmoid"}
-        if moe.get("router_groups"):  # group-limited routing (Megatron --moe-router-num-groups / -group-topk)
-            kw["moe"].update(groups=moe["router_groups"], group_topk=moe.get("router_group_topk"))
+        groups, group_topk = moe.get("router_groups"), moe.get("router_group_topk")
+        if groups is not None or group_topk is not None:  # Megatron --moe-router-num-groups / -group-topk
+            if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in (groups, group_topk)):
+                raise ValueError(f"model.moe.router_groups / router_group_topk: expected both, whole numbers >= 1 "
+                                 f"(group-limited routing), got {groups!r} / {group_topk!r}")
+            kw["moe"].update(groups=groups, group_topk=group_topk)
         if moe.get("capacity_factor"):
             kw["moe"]["capacity_factor"] = moe["capacity_factor"]
     if m.get("mla"):

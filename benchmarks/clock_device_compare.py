@@ -30,6 +30,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+from planner.atomic import write_atomic  # noqa: E402
 from planner.catalog import gpu as catalog_gpu  # noqa: E402
 from planner.estimate import compute_gemm  # noqa: E402
 
@@ -163,9 +164,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=HERE / "clock_device_tables.md")
     args = ap.parse_args(argv)
     text = tables()
-    tmp = args.out.with_name(args.out.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(args.out)
+    write_atomic(args.out, text)
     print(text)
     return 0
 

@@ -206,7 +206,9 @@ def main(argv=None) -> int:
             f"{1e3 * steps[v][key][0]:.1f} ({100 * (steps[v][key][0] / meas - 1):+.0f}%)" for v in VARIANTS) + " |")
     text = "\n".join(lines) + "\n"
     if args.out:
-        args.out.write_text(text)
+        from planner.atomic import write_atomic
+
+        write_atomic(args.out, text)
     print(text)
     return 0
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -38,6 +37,7 @@ sys.path.insert(0, str(HERE))
 import numpy as np  # noqa: E402
 
 from planner import catalog  # noqa: E402
+from planner.atomic import write_atomic  # noqa: E402
 from planner.estimate import compute_gemm, compute_moe, memory, table  # noqa: E402
 from planner.estimate.evaluate import Context, layer_units, stage_time, step_time, with_tensor_clock  # noqa: E402
 from planner.spec.model import ModelSpec  # noqa: E402
@@ -354,9 +354,7 @@ def main(argv=None) -> int:
         return 2
     text = report(data)
     if args.out:
-        tmp = args.out.with_name(args.out.name + ".tmp")
-        tmp.write_text(text)
-        os.replace(tmp, args.out)
+        write_atomic(args.out, text)
     print(text)
     return 0
 

@@ -77,6 +77,20 @@ def test_bad_run_file_is_a_clear_error(tmp_path, capsys):
     assert not (tmp_path / "o.md").exists()
 
 
+@pytest.mark.parametrize("groups", ["router_groups: 8", "router_groups: 8, router_group_topk: x",
+                                    "router_group_topk: 4"])
+def test_bad_router_groups_is_a_clear_error(tmp_path, capsys, groups):
+    """The run file's group-limited routing keys come together, as whole numbers: file, run and keys named."""
+    bad = tmp_path / "runs.yaml"
+    bad.write_text("- id: x\n  model: {name: m, layers: 2, hidden_size: 256, attention_heads: 4, ffn_hidden_size: 512,\n"
+                   "          moe: {num_experts: 16, top_k: 2, expert_ffn_hidden_size: 64, " + groups + "}}\n"
+                   "  hardware: {gpu: H100, num_gpus: 8}\n  parallel: {tp: 1, global_batch_size: 8}\n"
+                   "  measured: {tokens_per_sec_per_gpu: 10}\n")
+    assert _accuracy().main(["--runs", str(bad), "--out", str(tmp_path / "o.md")]) == 2
+    err = capsys.readouterr().err
+    assert "runs.yaml" in err and "'x'" in err and "router_groups / router_group_topk" in err
+
+
 def _modern(run_id):
     import yaml
 

@@ -90,3 +90,27 @@ def test_unmeasured_link_falls_back_to_the_link_model_on_wire_copies():
                                 recompute="none", mbs=1))
     d = ep_dedup.distinct_destinations(128, 8, 8)
     assert got == pytest.approx(10e-6 + d * 7 / 8 * 4096 * 2048 * 2 / (450e9 * 0.82), rel=1e-9)
+
+
+def test_ep_group_larger_than_a_domain_but_not_a_multiple_spans_every_domain_it_touches():
+    """HybridEP, DeepSeek-V3 on GB200 NVL72, EP128: 72 + 56 ranks in two NVLink domains, so a token reaches
+    ~2 domains over RDMA (own included), at HybridEP's EP64 rate (41.24 / 46.57 GB/s on 400G CX7, the
+    table's last row; GB200's NIC is 50 GB/s per GPU as well). The RDMA stage is the slower one here."""
+    sc = _with(scenario(model="deepseek-v3", node="gb200-nvl72", nodes=512, gb=4096), moe_dispatcher="hybridep")
+    got, _ = _dispatch(sc, dict(DSV3_PLAN, dp=128, ep=128))
+    nodes = ep_dedup.distinct_destinations(256, 8, 2, 8, 4)
+    assert 1.9 < nodes <= 2.0
+    assert got == pytest.approx(30e-6 + 4096 * 7168 * 2 * nodes / (2 / (1 / 41.24 + 1 / 46.57) * 1e9), rel=1e-9)
+
+
+def test_flex_dispatcher_with_expert_tp_sends_to_every_expert_tp_rank_of_the_tp_ep_group():
+    """Megatron-Core's flex dispatcher runs over the TPxEP group (tp_ep_group) with the routing map widened to
+    each destination's etp ranks, and adds no expert-TP all-gather: Qwen3-30B-A3B, EP4 x ETP2 on one H100
+    node reaches 2 x E[distinct EP ranks of 4] GPUs per token, at DeepEP's intranode rate (153 / 158 GB/s of
+    H800's 200, scaled to H100's 450) + 10 us."""
+    sc = _with(scenario(model="qwen3-30b-a3b", nodes=1, gb=64), moe_dispatcher="deepep")
+    got, _ = _dispatch(sc, dict(framework="megatron", precision="bf16", tp=1, pp=1, dp=8, ep=4, etp=2,
+                                recompute="none", mbs=1))
+    gpus = 2 * ep_dedup.distinct_destinations(128, 8, 4)
+    rate = 2 / (1 / 153 + 1 / 158) / 200 * 450e9
+    assert got == pytest.approx(10e-6 + gpus * 4096 * 2048 * 2 / rate, rel=1e-9)

@@ -165,3 +165,20 @@ def test_mesh_links_cannot_exceed_the_peers_of_a_domain(tmp_path):
     e = error_of(tmp_path, GOOD.replace("node: dgx-h100", "node: " + node % 8))
     assert e.key.startswith("cluster.node") and "scaleup_mesh_links (8)" in e.message
     assert load_text(tmp_path, GOOD.replace("node: dgx-h100", "node: " + node % 7)).cluster.node.scaleup_mesh_links == 7
+
+
+INLINE_MOE = """
+name: t
+model: {name: tiny-moe, layers: 4, hidden: 1024, heads: 16, ffn_hidden: 2816, vocab: 32000,
+        moe: {experts: 16, top_k: 8, expert_ffn_hidden: 512, groups: 8, group_topk: GT}}
+cluster: {node: hgx-h100, nodes: 2}
+training: {seq_len: 2048, global_batch: 64, tokens: 1.0e9}
+"""
+
+
+def test_group_limited_routing_needs_top_k_experts_in_the_kept_groups(tmp_path):
+    """16 experts in 8 groups of 2: keeping 2 groups leaves 4 experts for a top-8 router (Megatron-Core's
+    group_limited_topk would fail); keeping 4 leaves exactly 8."""
+    e = error_of(tmp_path, INLINE_MOE.replace("GT", "2"))
+    assert e.key == "model.moe" and "top_k (8)" in e.message and "group_topk (2)" in e.message
+    assert load_text(tmp_path, INLINE_MOE.replace("GT", "4")).model.moe.group_topk == 4

@@ -177,18 +177,19 @@ def ep_dispatch_s(ctx, t):
     """Seconds of one MoE dispatch (or combine) per micro-batch: the all-to-all of this rank's
     routed copies (tokens x top_k x hidden / tp, 16-bit; the busiest rank sends and receives
     moe_load_imbalance times the balanced share), or with the DeepEP / HybridEP kernels each token once
-    per destination node and GPU (planner.estimate.ep_dedup), plus, with etp > 1, the expert-tensor-parallel
-    all-gather (or reduce-scatter) of the received tokens. Zero for dense models."""
+    per destination node and GPU (planner.estimate.ep_dedup, over the TPxEP group), plus, with etp > 1 and
+    the all-to-all, the expert-tensor-parallel all-gather (or reduce-scatter) of the received tokens. Zero
+    for dense models."""
     m = ctx.model
     if not m.moe:
         return np.zeros(T.size(t))
     tokens = t["mbs"] * ctx.seq_len / t["cp"]
     token_bytes = 2.0 * m.hidden / t["tp"] * ctx.scenario.runtime.moe_load_imbalance
     a2a_bytes = tokens * m.moe.top_k * token_bytes
-    send = ep_all_to_all_s(ctx, t, a2a_bytes)
-    if ctx.scenario.runtime.moe_dispatcher in DEDUP_DISPATCHERS:  # Megatron's flex dispatcher
+    send = ep_all_to_all_s(ctx, t, a2a_bytes) + expert_tp_gather_s(ctx.node, a2a_bytes, t["etp"])
+    if ctx.scenario.runtime.moe_dispatcher in DEDUP_DISPATCHERS:  # Megatron's flex dispatcher (TPxEP group)
         send = np.where(t["framework"] == MEG, ep_dedup.dedup_dispatch_s(ctx, t, tokens, token_bytes), send)
-    return send + expert_tp_gather_s(ctx.node, a2a_bytes, t["etp"])
+    return send
 
 
 # Routing probabilities travel in their own all-to-all beside the tokens (Megatron-Core

@@ -133,22 +133,26 @@ def measured_rate(node, backend: str, link: str, ranks):
 
 def dedup_dispatch_s(ctx, t, tokens, bytes_per_token):
     """Seconds of one DeepEP / HybridEP dispatch (or combine) of `tokens` tokens per rank of
-    `bytes_per_token` bytes over the EP group (ep ranks etp apart): the slower of its RDMA and NVLink
-    stages, which the kernels pipeline (module docstring)."""
+    `bytes_per_token` bytes: the slower of its RDMA and NVLink stages, which the kernels pipeline (module
+    docstring). Megatron-Core's MoEFlexTokenDispatcher runs them over the TPxEP group (tp_ep_group: the
+    ep x etp consecutive ranks of the expert grid) and widens the routing map to every expert-TP rank of
+    each destination (_initialize_metadata), so a token reaches etp x E[distinct EP ranks] GPUs and no
+    separate expert-TP all-gather / reduce-scatter follows (comm.ep_dispatch_s)."""
     from planner.estimate import comm, topology
 
     node, moe, backend = ctx.node, ctx.model.moe, ctx.scenario.runtime.moe_dispatcher
     ep, etp = np.asarray(t["ep"]), np.asarray(t["etp"])
-    k, crosses = topology.profile(node, ep, etp)
-    domains = np.maximum(1, ep // np.maximum(k, 1))
-    d_gpus, d_nodes = _distinct(moe, ep), _distinct(moe, domains)
+    size = ep * etp
+    k, crosses = topology.profile(node, size, 1)
+    domains = np.maximum(1, -(-size // np.maximum(k, 1)))  # ceil: 128 ranks on 72-GPU domains span 2
+    d_gpus, d_nodes = etp * _distinct(moe, ep), _distinct(moe, domains)
     up, out = comm._rates(node)
     vol = tokens * bytes_per_token
-    r_nvl, r_rdma = measured_rate(node, backend, "nvl", k), measured_rate(node, backend, "rdma", ep)
+    r_nvl, r_rdma = measured_rate(node, backend, "nvl", k), measured_rate(node, backend, "rdma", size)
     nvl = np.where(np.isnan(r_nvl), d_gpus * (k - 1) / np.maximum(k, 1) * vol / (up * comm.mesh_share(node, k)),
                    d_gpus * vol / np.nan_to_num(r_nvl, nan=1.0))
     rdma = np.where(np.isnan(r_rdma), d_nodes * (domains - 1) / domains * vol / out,
                     d_nodes * vol / np.nan_to_num(r_rdma, nan=1.0))
     alpha = np.where(crosses, comm.ALPHA_OUT_S, comm.ALPHA_IN_S)
-    return np.where(ep > 1, alpha + np.maximum(nvl, np.where(crosses, rdma, 0.0)), 0.0)
+    return np.where(size > 1, alpha + np.maximum(nvl, np.where(crosses, rdma, 0.0)), 0.0)
 

@@ -84,6 +84,11 @@ class MoE(Strict):
         if self.groups is not None and (self.experts % self.groups or self.group_topk > self.groups):
             raise ValueError(f"groups ({self.groups}) must divide experts ({self.experts}) and be >= group_topk "
                              f"({self.group_topk})")
+        if self.groups is not None and self.top_k > self.group_topk * (self.experts // self.groups):
+            # Megatron-Core group_limited_topk (moe_utils.py) takes top_k experts from the kept groups only
+            raise ValueError(f"top_k ({self.top_k}) exceeds the {self.group_topk * (self.experts // self.groups)} "
+                             f"experts of the group_topk ({self.group_topk}) groups a token may use "
+                             f"(experts / groups = {self.experts // self.groups} each)")
         return self
 
     @property
