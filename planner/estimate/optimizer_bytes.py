@@ -8,11 +8,14 @@ parameters) unless said otherwise:
   * Megatron-LM, DDP buffer (zero 0-2, with or without the distributed optimizer):
       grad cast   16-bit main_grad -> fp32 `.grad` (read 2, write 4) when the gradient buffer is
                   16-bit: Float16OptimizerWithFloat16Params._copy_model_grads_to_main_grads and
-                  DistributedOptimizer._copy_model_grads_to_main_params (`.float()`, a no-op on fp32);
+                  DistributedOptimizer._copy_model_grads_to_main_grads (`.float()`, a no-op on fp32);
       Adam        fused over fp32 master, moments and fp32 grad (optimizer_kernel_bytes);
       copy        fp32 master -> 16-bit model weight (read 4, write 2): _copy_main_params_to_model_params
                   (optimizer.py multi_tensor_copy_this_to_that; distrib_optimizer.py copy into the param
                   buffer shard); with --fp8/--fp4-param-gather a quantising cast instead (quantize_param_shard);
+                  with --use-precision-aware-optimizer (no scenario key: off by default; the exporter sets it
+                  only with CPU offload, whose step runs on the host) the optimizer writes the weight itself
+                  and this pass returns early, not modelled;
       zeroing     DistributedDataParallel.zero_grad_buffer at the start of every iteration
                   (training.py train_step -> _ParamAndGradBuffer.reset: grad_data.zero_()) over the WHOLE
                   local buffer, not only the shard, at the buffer's dtype.
