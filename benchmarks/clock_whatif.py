@@ -15,8 +15,8 @@ own process (the catalogs are cached per process), and prints the error of every
              measured sustained fraction applied as committed (busy share). Other GPUs: the same roofline form with
              their catalog MAMF.
   form-only  the roofline form alone, every GPU at its catalog MAMF, derating as committed.
-  optimizer  the committed model with the optimizer's HBM bytes per framework (optimizer_gpu_bytes below)
-             instead of 30 B per parameter for all.
+(The former 'optimizer' variant, the optimizer's HBM bytes per framework, is the committed model now:
+planner/estimate/optimizer_bytes.py, benchmarks/optimizer_bytes_results.md.)
 
 The variants patch the model in memory only; nothing in planner/ changes.
 """
@@ -34,7 +34,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-VARIANTS = ("now", "burst", "physical", "form-only", "optimizer")
+VARIANTS = ("now", "burst", "physical", "form-only")
 GH100_700W = ("h100-sxm-80gb", "h200-sxm-141gb")  # the entries whose MAMF is the same GH100 die at 700 W
 
 
@@ -48,50 +48,6 @@ def roofline_gemm_s(m_rows, k, n, flops_per_s, hbm_bytes_s, elem_bytes=2.0):
     return np.maximum(flops / np.maximum(flops_per_s, 1.0), moved / hbm_bytes_s) + GEMM_LAUNCH_S
 
 
-# Fused Adam(W) over fp32 masters: read master, m, v, fp32 gradient, write master, m, v (Megatron-Core's TE /
-# apex FusedAdam; torchtitan's default AdamW implementation 'fused', torchtitan/config/job_config.py).
-ADAM_BYTES = 28.0
-# Separate fp32 master -> 16-bit weight pass (read 4, write 2): Megatron-Core
-# Float16OptimizerWithFloat16Params / DistributedOptimizer._copy_main_params_to_model_params
-# (megatron/core/optimizer/optimizer.py, distrib_optimizer.py @d98e8a6); DeepSpeed ZeRO
-# `bit16_partitions[partition_id].data.copy_(fp32_partition.data)` (deepspeed/runtime/zero/stage_1_and_2.py).
-MASTER_COPY_BYTES = 6.0
-
-
-def optimizer_gpu_bytes(ctx, t, mem, params):
-    """HBM bytes of one optimizer step per framework: shard x (ADAM_BYTES + MASTER_COPY_BYTES for Megatron and
-    DeepSpeed 16-bit plans) + Megatron's zero_grad_buffer at the start of every iteration, which zeroes the whole
-    gradient buffer of the GPU's parameters before sharding (megatron/training/training.py train_step ->
-    DistributedDataParallel.zero_grad_buffer -> _ParamAndGradBuffer.reset: grad_data.zero_(), @d98e8a6), written
-    at the buffer's dtype (memory_terms_states.grad_buffer_bytes); Megatron-FSDP (zero 3) on its shard.
-    torchtitan (FSDP2): fp32 sharded parameters, gradients freed by zero_grad: Adam only."""
-    import numpy as np
-
-    from planner.estimate.memory_terms_states import grad_buffer_bytes
-    from planner.estimate.table import DS, FP32, MEG
-    fw = t["framework"]
-    copy = np.where(((fw == MEG) | (fw == DS)) & (t["precision"] != FP32), MASTER_COPY_BYTES, 0.0)
-    zeroed = np.where(t["zero"] >= 3, mem["partition_params"], mem["local_params"])
-    return params * (ADAM_BYTES + copy) + np.where(fw == MEG, zeroed * grad_buffer_bytes(ctx, t), 0.0)
-
-
-def patch_optimizer() -> None:
-    """offload.optimizer_s with optimizer_gpu_bytes in place of ADAM_BYTES_PER_PARAM (on-GPU steps only)."""
-    import numpy as np
-
-    from planner.estimate import evaluate, offload
-    orig = offload.optimizer_s
-
-    def optimizer_s(ctx, t, mem, fwd_mb_s=0.0, bwd_mb_s=0.0):
-        out = orig(ctx, t, mem, fwd_mb_s, bwd_mb_s)
-        params = np.where(t["zero"] >= 1, mem["partition_params"], mem["local_params"])
-        hbm = ctx.gpu.hbm_tb_s * 1e12 * offload.HBM_EFFICIENCY
-        new = optimizer_gpu_bytes(ctx, t, mem, params) / hbm
-        return {**out, "optimizer": np.where(t["offload"] == 0, new, out["optimizer"])}
-    offload.optimizer_s = optimizer_s
-    evaluate.offload = offload
-
-
 def patch(variant: str) -> None:
     """Applies `variant` to the in-memory model (catalog text and gemm_s)."""
     import yaml
@@ -100,8 +56,6 @@ def patch(variant: str) -> None:
     from planner.estimate import compute, compute_attention, compute_gemm, compute_moe, compute_mtp
     if variant == "now":
         return
-    if variant == "optimizer":
-        return patch_optimizer()
     text, where = catalog._catalog_text("gpus")
     gpus = yaml.safe_load(text)
     if variant == "burst":

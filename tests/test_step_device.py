@@ -25,9 +25,12 @@ def test_measurements_are_there():
 
 @pytest.mark.parametrize("run", TRAIN, ids=[f"{r['recompute']}-{r['mbs']}x{r['seq']}" for r in TRAIN])
 def test_training_step_time_and_peak_memory(run):
-    """Whole step within 20% (worst today +17%, full recompute at 2 x 8192); peak allocated memory within 1%."""
+    """Whole step within 20% (worst today +18%, full recompute at 2 x 8192); the optimizer (the Megatron
+    plan's passes, the measured layout) within 15% (today -10..-12%: the per-tensor kernels run below
+    0.8 of HBM peak); peak allocated memory within 1%."""
     p = cmp.train_predicted(DATA["train"]["model"], DATA["train"]["ffn"], run)
     assert p["step"] == pytest.approx(run["step_s"], rel=0.20)
+    assert p["optimizer"] == pytest.approx(run["optimizer_s"], rel=0.15)
     assert cmp.memory_predicted(DATA["train"], run) == pytest.approx(run["peak_allocated"] / 2**30, rel=0.01)
 
 

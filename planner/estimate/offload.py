@@ -7,10 +7,8 @@ from __future__ import annotations
 import numpy as np
 
 from planner.estimate.compute_gemm import HBM_EFFICIENCY
+from planner.estimate.optimizer_bytes import grad_zeroing_bytes, optimizer_hbm_bytes
 
-# Adam step bytes per parameter on the GPU: read fp32 master, m, v and the gradient (4 each), write
-# master, m, v (4 each) and the bf16 weight (2): a memory-bound kernel.
-ADAM_BYTES_PER_PARAM = 30.0
 # DeepSpeed CPU-Adam throughput per node (parameters updated per second). ZeRO-Offload reports
 # CPU-Adam about 6x faster than PyTorch's CPU Adam (Ren et al. 2021, Sec. 5.1); assumed here as
 # 2e9 parameters/s for a dual-socket server: to be measured (issue 4).
@@ -28,11 +26,13 @@ def host_link_bytes_s(ctx) -> float:
 def optimizer_s(ctx, t, mem, fwd_mb_s=0.0, bwd_mb_s=0.0):
     """Seconds of the optimizer step, and the exposed host traffic when offloading.
 
-    * On the GPU: a memory-bound Adam over this GPU's shard (ADAM_BYTES_PER_PARAM).
+    * On the GPU: memory-bound passes over this GPU's shard (and Megatron's whole local gradient
+      buffer), per framework: optimizer_bytes.optimizer_hbm_bytes at HBM_EFFICIENCY of HBM peak.
     * Optimizer offload (ZeRO-Offload): gradients go to the host as backward produces them
       (bf16, 2 bytes; every micro-batch with ZeRO >= 2, once with ZeRO-1) and hide behind the
       backward of that micro-batch; the CPU Adam step is exposed; the updated bf16 parameters come
-      back before the next forward (exposed). NVMe (ZeRO-Infinity) reads and writes the fp32
+      back before the next forward (exposed); Megatron still zeroes its GPU gradient buffer
+      (optimizer_bytes.grad_zeroing_bytes). NVMe (ZeRO-Infinity) reads and writes the fp32
       states (12 bytes) each step, pipelined with the CPU step: the slower of the two shows.
     * Parameter offload (ZeRO-3): each micro-batch fetches the parameter shard for forward and
       again for backward; prefetching hides it behind that micro-batch's compute.
@@ -40,7 +40,8 @@ def optimizer_s(ctx, t, mem, fwd_mb_s=0.0, bwd_mb_s=0.0):
     zero, ga = t["zero"], t["ga"]
     # Parameters this GPU updates: its ZeRO partition (experts sharded over their own group).
     params = np.where(zero >= 1, mem["partition_params"], mem["local_params"])
-    gpu_s = params * ADAM_BYTES_PER_PARAM / (ctx.gpu.hbm_tb_s * 1e12 * HBM_EFFICIENCY)
+    hbm = ctx.gpu.hbm_tb_s * 1e12 * HBM_EFFICIENCY
+    gpu_s = optimizer_hbm_bytes(ctx, t, mem) / hbm
     gpn = ctx.node.gpus_per_node
     cpu_s = params * gpn / CPU_ADAM_PARAMS_PER_S_PER_NODE
     nvme_s = params * gpn * 2 * 12.0 / NVME_BYTES_PER_S_PER_NODE
@@ -50,7 +51,7 @@ def optimizer_s(ctx, t, mem, fwd_mb_s=0.0, bwd_mb_s=0.0):
                            np.maximum(0.0, grads_down - bwd_mb_s))
     params_up = params * 2.0 / host_link
     off = t["offload"]
-    step_cpu = np.where(off == 2, np.maximum(cpu_s, nvme_s), cpu_s)
+    step_cpu = np.where(off == 2, np.maximum(cpu_s, nvme_s), cpu_s) + grad_zeroing_bytes(ctx, t, mem) / hbm
     opt = np.where(off == 0, gpu_s, step_cpu)
     offload = np.where(off == 0, 0.0, grads_shown + params_up)
     par_fetch = mem["partition_params"] * 2.0 / host_link  # this GPU's bf16 shard
