@@ -224,12 +224,7 @@ def main(argv=None) -> int:
     record("gemm", lambda: torch.mm(a, b), SMOKE_RUN_S if args.smoke else RUN_S["gemm"])
     del a, b
 
-    torch.manual_seed(0)
-    torch.set_default_dtype(torch.bfloat16)
-    with torch.device(dev):
-        model = mdc.Model("swiglu", "none")
-    torch.set_default_dtype(torch.float32)
-    params, master, opt = mdc.megatron_states(model)
+    model, params, master, opt = mdc.megatron_model("swiglu", "none", dev)
 
     for mbs, seq in ((1, 64), (2, 32)) if args.smoke else ((1, 4096), (2, 8192)):
         tokens = torch.randint(0, mdc.MODEL["vocab"], (mbs, seq), device=dev)
@@ -238,11 +233,7 @@ def main(argv=None) -> int:
         def step():
             loss = model(tokens, targets)
             loss.backward()
-            opt.step()
-            with torch.no_grad():
-                for m, p in zip(master, params):
-                    p.copy_(m)
-                    p.main_grad.zero_()
+            mdc.optimizer_step(params, master, opt)
 
         name = f"step-mbs{mbs}-s{seq}" if not args.smoke else f"step-mbs{mbs}-s{4096 * mbs}"
         record(name, step, SMOKE_RUN_S if args.smoke else RUN_S[name])

@@ -134,13 +134,29 @@ def megatron_states(model):
     return params, master, opt
 
 
-def run_config(name, act, recompute, mbs, seq):
+def megatron_model(act, recompute, dev):
+    """The seeded bf16 model on `dev` in Megatron's state layout: (model, bf16 parameters, fp32 masters,
+    optimizer) as megatron_states returns them."""
     torch.manual_seed(0)
     torch.set_default_dtype(torch.bfloat16)
-    with torch.device("cuda"):
+    with torch.device(dev):
         model = Model(act, recompute)
     torch.set_default_dtype(torch.float32)
-    params, master, opt = megatron_states(model)
+    return (model, *megatron_states(model))
+
+
+def optimizer_step(params, master, opt):
+    """Megatron's optimizer phase: the fused AdamW step on the fp32 masters, the masters copied into the
+    bf16 weights, the fp32 gradient buffer zeroed."""
+    opt.step()
+    with torch.no_grad():
+        for m, p in zip(master, params):
+            p.copy_(m)
+            p.main_grad.zero_()
+
+
+def run_config(name, act, recompute, mbs, seq):
+    model, params, master, opt = megatron_model(act, recompute, "cuda")
     n_params = sum(p.numel() for p in params)
     tokens = torch.randint(0, MODEL["vocab"], (mbs, seq), device="cuda")
     targets = torch.randint(0, MODEL["vocab"], (mbs, seq), device="cuda")
@@ -152,11 +168,7 @@ def run_config(name, act, recompute, mbs, seq):
             torch.cuda.synchronize()
             out["after_forward"] = torch.cuda.memory_allocated() - out["states"]
         loss.backward()
-        opt.step()
-        with torch.no_grad():
-            for m, p in zip(master, params):
-                p.copy_(m)
-                p.main_grad.zero_()
+        optimizer_step(params, master, opt)
 
     step(False)
     torch.cuda.synchronize()

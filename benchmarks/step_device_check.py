@@ -123,20 +123,11 @@ def err_text(e: BaseException) -> str:
 
 def train_section(out: dict, run, dev: str, clock: Clock, configs):
     """Forward / backward / optimizer seconds of the memory check's model, per recompute mode and shape."""
-    torch.manual_seed(0)
-    torch.set_default_dtype(torch.bfloat16)
-    with torch.device(dev):
-        model = mdc.Model("swiglu", "none")
-    torch.set_default_dtype(torch.float32)
-    params, master, opt = mdc.megatron_states(model)
+    model, params, master, opt = mdc.megatron_model("swiglu", "none", dev)
     out.update(model=mdc.MODEL, ffn=mdc.FFN["swiglu"], params=sum(p.numel() for p in params), runs=[])
 
     def optimizer_step():
-        opt.step()
-        with torch.no_grad():
-            for m, p in zip(master, params):
-                p.copy_(m)
-                p.main_grad.zero_()
+        mdc.optimizer_step(params, master, opt)
 
     for mbs, seq in configs:
         tokens = torch.randint(0, mdc.MODEL["vocab"], (mbs, seq), device=dev)
