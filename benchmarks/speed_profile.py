@@ -432,6 +432,43 @@ scan of the plans the search times (evaluate_table: 0.07 s for 2,048 plans, 0.23
 """
 
 
+TENTH = """Then (issue 14, tenth pass: the fitting plans' table and groups, and the bound's order), each exact
+(the same JSON for the shipped, benchmark and report scenarios apart from `seconds`; tests compare
+each path with the one it replaces):
+
+- the plans that fit (solver._fitting_plans): the layout columns (one value per layout) repeated
+  over the layout runs the kept rows form, from the solver's layout of each row, instead of gathered
+  row by row (the categorical columns are still gathered); the runs' first rows are kept for the bound;
+- bound.stage_groups told those runs compares only the columns that are not layout columns row by
+  row (4 of 12 for DeepSeek-V3), the runs of the rarely changing ones (framework, sp) joined to the
+  layout runs as before: the same groups, numbered alike;
+- order.ByBound lists the rows left after a block only when another block is read (a search may read
+  one block of 65,536 rows or more): 5.7M bounds 67 -> 52 ms, 734k 13.6 -> 12.5 ms (medians of 7, alternated).
+In process, one thread, medians alternated with the integ state 8baf5e1 in one process (load 3-5):
+the 131,072-GPU range's fitting table 0.149 -> 0.142 s and its groups 0.259 -> 0.248 s (n=4; an
+earlier n=3: 0.176 -> 0.150 s for the table); DeepSeek-V3 / 2,048 H100 0.018 -> 0.018 and 0.030 ->
+0.028 s. About 0.04 s of the range's solve, 1%: planner.solve of the range (4 processes x 3 solves,
+alternated) 3.56 -> 3.61 s CPU median (least 2.97 -> 3.12), whole process (n=7, user + sys, compiled
+modules) H100 1.69 -> 1.74 s (least 1.49 -> 1.47), H800 1.68 -> 1.57 (1.35 -> 1.36), the range 3.98 ->
+4.32 (3.51 -> 3.63): the spread of single runs (0.3-0.6 s) hides the change either way.
+Where the time goes now (in process, one thread, medians of 3 at load ~4): DeepSeek-V3 / 2,048 H100
+plan table 0.09-0.11 s, memory verdict 0.54-0.56, fitting table 0.02, bound groups 0.04-0.05, the
+bound's per-group stage composition 0.34-0.37, branch and bound 0.10-0.11 (evaluate_table 0.06,
+refine 0.02); the range 0.38 (0.8 on the first call, with CP-SAT), 1.76-1.91, 0.14-0.20, 0.20-0.26,
+0.57-0.68 and 0.28-0.39 (evaluate_table 0.15, refine 0.05). Start-up with compiled modules: numpy
+and pydantic 0.22 s, the spec's models 0.19-0.23 s, the scenario 0.02-0.05 s; a .pth file of this
+environment's site-packages also imports certifi at every interpreter start (not the planner's). The
+targets of issue 14 (DeepSeek-V3 / 2,048 under 1 s, the range under 3 s, whole process) are not
+reached: start-up and the memory verdict alone take ~1 s for DeepSeek-V3 / 2,048.
+Measured and left: the layout runs as the only slow columns of stage_groups (framework and sp then
+in the row code: a key span twice as large, 0.027 -> 0.040 s on H100, and on the range a span past
+DENSE_SPAN, 0.26 -> 0.40 s); pydantic's defer_build on the spec's models (import 0.21 -> 0.19 s, but
+the first validation builds them: 0.466 -> 0.464 s in all); np.maximum.at on int64 for the groups'
+largest ga (34 -> 51 ms per 5.7M rows); the plan table's choice columns by broadcast copies instead of
+np.repeat / np.tile (8.6 -> 21 ms, 16 -> 24 ms per 8.7M rows: slower); Plans.cat block by block
+(the category code: 25-30 -> 21 ms on the range, inside the noise of the verdict's 1.8 s).
+"""
+
 SERVING = """## Serving search at a fixed concurrency
 
 Before: `planner serve` under `concurrency: C` listed every row of layout x engine / weights / KV /
@@ -502,7 +539,8 @@ def main() -> None:
     parts = ["# Search profile", "",
              f"`python benchmarks/speed_profile.py --lines {args.lines}` on {platform.machine()}, {os.cpu_count()} CPUs, "
              f"Python {platform.python_version()}, {time.strftime('%Y-%m-%d %H:%M')}, load average "
-             f"{os.getloadavg()[0]:.1f} (a shared machine: the shares matter, not the seconds).", "", FINDINGS, LATER, EIGHTH, STARTUP, NINTH,
+             f"{os.getloadavg()[0]:.1f} (a shared machine: the shares matter, not the seconds).", "",
+             FINDINGS, LATER, EIGHTH, STARTUP, NINTH, TENTH,
              SERVING]
     parts += [profile(p, args.lines) for p in SCENARIOS]
     (HERE / "speed_profile.md").write_text("\n".join(parts))

@@ -173,3 +173,25 @@ def test_empty_table():
     empty = {k: v[:0] for k, v in t.items()}
     assert bound.step_lower_bound(Context(sc), empty).shape == (0,)
 
+
+
+@pytest.mark.parametrize("kw", CASES[:2])
+def test_layout_runs_give_the_same_plans_and_groups(kw):
+    """solver._fitting_plans (layout columns repeated over the layout runs the rows keep) gives the
+    arrays of a row-by-row gather, and stage_groups told those runs (`heads`) the groups it finds
+    column by column, numbered alike."""
+    from planner.search.solver import _candidate_rows, _fitting_plans
+
+    sc = scenario(**kw)
+    ctx = Context(sc)
+    t, _, layout = _candidate_rows(sc, compact=True)
+    rows = np.flatnonzero(np.random.default_rng(3).random(len(layout)) < 0.6)  # plans kept, as the memory keeps some
+    pool, heads = _fitting_plans(t, rows, layout)
+    assert set(pool) == set(t)
+    for k, v in t.items():
+        assert pool[k].dtype == v.dtype and np.array_equal(pool[k], v[rows])
+    assert len(rows) > 4096 and 1 < len(heads) < len(rows) / 8  # runs are found from them (stage_groups)
+    cols = bound._ga_free_columns(ctx)
+    got, want = bound.stage_groups(pool, cols, heads), bound.stage_groups(pool, cols)
+    assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+    assert len(want[0]) < len(rows)

@@ -62,23 +62,42 @@ def _dense_ids(key: np.ndarray, span: int) -> tuple[np.ndarray, int]:
     return ids[key], int(ids[-1]) + 1
 
 
-def stage_groups(t: dict, cols: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+def stage_groups(t: dict, cols: tuple[str, ...], heads: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Rows of `t` that differ in `cols`: (one row index per distinct value, group of every row), as
     planner.search.solver._groups but without sorting. A plan table is layout-major (each layout's
     rows contiguous), so the layout columns change rarely from one row to the next: those columns
     are grouped on the first row of each run where they stay equal (few rows), and each row's key is
-    then its run's group and a code of the other columns (_small_code; _dense_groups where those take
-    values outside [0, 64))."""
+    then its run's group and a code of the other columns (_run_groups). `heads` (optional): the first
+    row of each layout run (solver._fitting_plans), on which every layout column (solver.COLUMNS)
+    stays equal: only the other columns are then compared row by row (the same groups)."""
     n = len(next(iter(t.values())))
-    changes = {k: _changes(t[k]) for k in cols} if n > 4096 else {}
-    slow = tuple(k for k in cols if k in changes and np.count_nonzero(changes[k]) * 16 < n)
+    steady: tuple[str, ...] = ()
+    if heads is not None and n > 4096:
+        from planner.search.solver import COLUMNS
+
+        steady = tuple(k for k in cols if k in COLUMNS)
+    changes = {k: _changes(t[k]) for k in cols if k not in steady} if n > 4096 else {}
+    slow = tuple(k for k in cols if k in steady or (k in changes and np.count_nonzero(changes[k]) * 16 < n))
     if not slow or len(slow) == len(cols):
         return _dense_groups(t, cols)
-    change = changes[slow[0]]
-    for k in slow[1:]:  # in place (np.logical_or.reduce would stack the columns first)
-        change |= changes[k]
+    moving = [changes[k] for k in slow if k not in steady]
+    if steady:
+        change = np.zeros(n, dtype=bool)
+        change[heads] = True
+    else:
+        change = moving.pop(0)
+    for c in moving:  # in place (np.logical_or.reduce would stack the columns first)
+        change |= c
     heads = np.flatnonzero(change)
-    del change, changes
+    del change, changes, moving
+    return _run_groups(t, cols, slow, heads, n)
+
+
+def _run_groups(t: dict, cols: tuple[str, ...], slow: tuple[str, ...], heads: np.ndarray,
+                n: int) -> tuple[np.ndarray, np.ndarray]:
+    """stage_groups where the columns `slow` stay equal on each run of rows (`heads`: its first rows):
+    each row's key is its run's group (the slow columns grouped on the heads) and a code of the
+    other columns (_small_code; _dense_groups where those take values outside [0, 64))."""
     length = np.diff(heads, append=n)  # rows of each run
     _, head_group = _dense_groups({k: t[k][heads] for k in slow}, slow)
     fast = tuple(k for k in cols if k not in slow)
@@ -158,11 +177,11 @@ def group_max(inverse: np.ndarray, groups: int, col: np.ndarray) -> np.ndarray:
     return top
 
 
-def _groups_at_top_ga(ctx, t: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _groups_at_top_ga(ctx, t: dict, heads=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(a row of each group, group of every row, each group's largest ga): the groups of plans equal in
     the columns the stage time reads other than ga (the slow-clock evaluation reads the same columns
-    as the burst one: stage_lower_bound reads them all)."""
-    first, inverse = stage_groups(t, _ga_free_columns(ctx))
+    as the burst one: stage_lower_bound reads them all). `heads`: as stage_groups takes it."""
+    first, inverse = stage_groups(t, _ga_free_columns(ctx), heads)
     return first, inverse, T.wide(group_max(inverse, len(first), t["ga"]))
 
 
@@ -308,13 +327,13 @@ def _grouped_step(ctx, t: dict, first: np.ndarray, inverse: np.ndarray, stage_s:
     return out
 
 
-def step_lower_bound(ctx, t: dict) -> np.ndarray:
+def step_lower_bound(ctx, t: dict, heads=None) -> np.ndarray:
     """A lower bound of every plan's step time: the pipeline's step (ga micro-batches and the bubble)
     over a lower bound of the stage time (stage_lower_bound), without the DP sync, optimizer and
     offload the step adds. The stage time is evaluated once per distinct value of the other columns
     it reads, at the group's largest accumulation (module docstring), in chunks shared by threads
-    (solver._in_chunks)."""
-    first, inverse, ga_top = _groups_at_top_ga(ctx, t)
+    (solver._in_chunks). `heads`: the first row of each layout run of t, or None (stage_groups)."""
+    first, inverse, ga_top = _groups_at_top_ga(ctx, t, heads)
     return _grouped_step(ctx, t, first, inverse, _per_group(ctx, t, stage_lower_bound, first, ga_top, shared=True))
 
 
@@ -329,7 +348,7 @@ def slow_clock_stage_bound(ctx, t: dict, units=None) -> np.ndarray:
     return np.max([s * busy(slow[k][1]) + (slow[k][0] - busy(slow[k][1])) for k in slow], axis=0)
 
 
-def search_bound(ctx, t: dict):
+def search_bound(ctx, t: dict, heads=None):
     """(lower bounds of every plan's step, refine) for solver.bounded_rows. On GPUs without a
     sustained-clock figure: step_lower_bound, refine None. Elsewhere stage_lower_bound costs two
     stage evaluations (burst and lowest clock); the search starts from slow_clock_stage_bound (one)
@@ -337,10 +356,11 @@ def search_bound(ctx, t: dict):
     when a plan of the group is first taken): the plans the search takes (highest bound first, until
     no plan left reaches the best found) are a few thousand of millions, so most groups never need
     the second evaluation (DeepSeek-V3 on 2,048 H100: 0.96 s instead of 1.7 s of CPU). Both bounds
-    are valid, so the plans kept are the same (bounded_rows)."""
+    are valid, so the plans kept are the same (bounded_rows). `heads`: the first row of each layout
+    run of t, or None (stage_groups)."""
     if not ctx.gpu.sustained_tensor_fraction:
-        return step_lower_bound(ctx, t), None
-    first, inverse, ga_top = _groups_at_top_ga(ctx, t)
+        return step_lower_bound(ctx, t, heads), None
+    first, inverse, ga_top = _groups_at_top_ga(ctx, t, heads)
     lb = _grouped_step(ctx, t, first, inverse, _per_group(ctx, t, slow_clock_stage_bound, first, ga_top, shared=True,
                                                           clock=ctx.gpu.sustained_tensor_fraction))
     exact = np.full(len(first), np.nan)

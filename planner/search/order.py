@@ -12,13 +12,15 @@ class ByBound:
     is every row not yet sorted whose value reaches the b-th largest of them (found by
     partitioning, linear time), sorted stably in table order: the same rows in the same order as the
     whole sort's prefix. Indexing and slicing as the array it stands for (its first rows); `ub` must
-    not change for rows not yet sorted."""
+    not change for rows not yet sorted. The rows left after a block are listed only when another
+    block is read (a search that reads one block spares a pass over every row)."""
 
     BLOCK = 65_536
 
     def __init__(self, ub: np.ndarray):
         self.ub, self.head = ub, np.zeros(0, dtype=np.int64)
         self.rest = None  # rows not yet sorted, in table order (None: every row, not yet listed)
+        self.taken = None  # (rows before the last block (None: every row), mask of those it took) until listed
 
     def __len__(self) -> int:
         return len(self.ub)
@@ -28,8 +30,18 @@ class ByBound:
         self._sort_to(len(self) if stop is None or stop < 0 else stop)
         return self.head[key]
 
+    def _left(self) -> np.ndarray | None:
+        """The rows not yet sorted, in table order (None: every row)."""
+        if self.taken is not None:
+            rest, take = self.taken
+            np.logical_not(take, out=take)
+            self.rest = np.flatnonzero(take) if rest is None else rest[take]
+            self.taken = None
+        return self.rest
+
     def _sort_to(self, m: int) -> None:
-        while len(self.head) < m and (self.rest is None or len(self.rest)):
+        while len(self.head) < min(m, len(self.ub)):  # the rows not in head are those not yet sorted
+            self._left()
             left = len(self.ub) if self.rest is None else len(self.rest)
             # at least BLOCK rows (an eighth of a small table: purchase searches read few rows), and as
             # many as sorted so far (the search's chunks grow 4-fold)
@@ -49,6 +61,5 @@ class ByBound:
             else:
                 block = np.flatnonzero(take) if self.rest is None else self.rest[take]
                 order = np.argsort(-values[take], kind="stable")
-                np.logical_not(take, out=take)
-                self.rest = np.flatnonzero(take) if self.rest is None else self.rest[take]
+                self.taken = (self.rest, take)
             self.head = np.concatenate([self.head, block[order]])

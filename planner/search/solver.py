@@ -261,6 +261,22 @@ def _in_threads(jobs: dict, rows: int) -> dict:
         return {k: r.result() for k, r in running.items()}
 
 
+def _fitting_plans(t: dict, rows: np.ndarray, layout) -> tuple[dict, np.ndarray | None]:
+    """(the plans `rows` (ascending, not empty) of the compact plan table t, the first of them of each
+    layout run or None). With `layout` (the layout of every row of t: _candidate_rows), the layout
+    columns (COLUMNS: one value per layout) are repeated over the runs of a layout the rows keep, a
+    sequential write, instead of gathered row by row; the other columns are gathered. The same arrays
+    as t[k].take(rows), the columns shared by threads (_in_threads)."""
+    if layout is None:
+        return _in_threads({k: functools.partial(v.take, rows) for k, v in t.items()}, len(rows)), None
+    heads = np.flatnonzero(_changes(layout.take(rows)))
+    length = np.diff(heads, append=len(rows))
+    at = rows[heads]
+    jobs = {k: functools.partial(np.repeat, v[at], length) if k in COLUMNS else functools.partial(v.take, rows)
+            for k, v in t.items()}
+    return _in_threads(jobs, len(rows)), heads
+
+
 def _first_place(codes: list[int]) -> np.ndarray:
     """place[c]: the first position of code c in `codes` (a lookup table over the codes' range)."""
     place = np.zeros(max(codes, default=0) + 1, dtype=np.int64)
@@ -508,11 +524,12 @@ def _prunable(scenario, objective: str) -> bool:
             and not (objective == "cost" and scenario.cluster.node.usd_per_gpu_hour is None))
 
 
-def _evaluate_best(ctx, t: dict, keep: int, peak=None) -> tuple[np.ndarray, dict] | None:
+def _evaluate_best(ctx, t: dict, keep: int, peak=None, heads=None) -> tuple[np.ndarray, dict] | None:
     """(rows, estimates) of every plan of `t` that can take one of the first `keep` places of the
     ranking (planner.search.rank.order), by branch and bound (bounded_rows), each chunk of rows
-    evaluated here; None as bounded_rows returns it."""
-    lb, refine = search_bound(ctx, t)
+    evaluated here; None as bounded_rows returns it. `heads`: the first row of each layout run of t
+    (_fitting_plans), or None."""
+    lb, refine = search_bound(ctx, t) if heads is None else search_bound(ctx, t, heads)
     search = bounded_rows(t, lb, ctx.seq_len, keep, FIRST_BATCH, refine)
     try:
         rows = next(search)
@@ -624,19 +641,18 @@ def _search_one(scenario, exhaustive: bool, objective: str | None = None, keep: 
     counts = counts or not prune or b.max_gpus is not None
     # the peak rank of every fitting plan only when every fitting plan is timed (no bound prunes)
     fits, peak = _fits_memory(ctx, t, layout, not prune) if counts else (np.ones(T.size(t), dtype=bool), None)
-    layout = None
     n_fit = int(fits.sum())
     # the plans to time (all when nothing fits), still compact; the rows found once, then gathered per
     # column (a boolean mask would be scanned again for every column)
     keep_rows = np.flatnonzero(fits) if counts and n_fit else None
-    pool = t if keep_rows is None else _in_threads({k: functools.partial(v.take, keep_rows) for k, v in t.items()},
-                                                   len(keep_rows))
+    pool, heads = (t, None) if keep_rows is None else _fitting_plans(t, keep_rows, layout)
+    layout = None
     peak = peak[fits] if peak is not None and n_fit and not exhaustive else None  # exhaustive: memory evaluated anew
     del keep_rows
     out["t"] = t = None  # only the pool is kept: the largest searches hold one table, not two
     if n_fit and prune:
         reuse = prepared is not None and not counts and prepared["keep"] == keep
-        best = prepared["best"] if reuse else _evaluate_best(ctx, pool, keep, peak)
+        best = prepared["best"] if reuse else _evaluate_best(ctx, pool, keep, peak, heads)
     else:
         best = None
     if best is not None:
