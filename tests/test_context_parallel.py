@@ -36,6 +36,27 @@ def test_ring_exposure_hand_worked():
     assert got == pytest.approx([9e-3, 30e-3, 0.0])
 
 
+def test_ring_exposure_waited_at_issue():
+    """torch's ring under torch.compile: each exchange waited as soon as issued, nothing hidden.
+    Same numbers as above (cp 4, hop 3, dkv hop 6, gather 10 ms), one forward pass:
+      p2p:       forward 3 x 3 = 9; backward K/V 3 x 3 = 9, dK/dV 4 x 6 = 24   -> 42 ms
+      allgather: forward 10; backward gather 10, dK/dV 4 x 6 = 24             -> 44 ms
+    Two forward passes: p2p 51, allgather 54. cp 1: nothing."""
+    args = (np.array([4, 4, 1]), 3e-3, 6e-3, 10e-3, 8e-3, 20e-3, np.array([False, True, True]))
+    assert CP.ring_exposed_s(*args, 1, True) == pytest.approx([42e-3, 44e-3, 0.0])
+    assert CP.ring_exposed_s(*args, 2, True) == pytest.approx([51e-3, 54e-3, 0.0])
+
+
+def test_ring_serial_only_torchtitan_compiled():
+    """The waits-at-issue rule holds for torchtitan with cp > 1 under runtime.compile only:
+    not eager torchtitan, not Megatron (Transformer Engine's ring), not without CP."""
+    on, off = Context(scenario(seq=65536)), Context(scenario(seq=65536, runtime={"compile": False}))
+    tt = raw_table(framework="torchtitan", zero=3, cp=2)
+    assert bool(CP.ring_serial(on, tt)[0]) and not bool(CP.ring_serial(off, tt)[0])
+    assert not bool(CP.ring_serial(on, raw_table(framework="megatron", cp=2))[0])
+    assert not bool(CP.ring_serial(on, raw_table(framework="torchtitan", zero=3, cp=1))[0])
+
+
 def test_merge_traffic_torch_only():
     """torchtitan cp 4, seq 16k (4096 tokens per rank), 32 heads x 128: 3 non-local steps x
     4096 x 4096 elements x 10 bytes forward, x 30 backward, over the HBM rate, 8 more each with the
@@ -57,8 +78,10 @@ def test_merge_traffic_torch_only():
 def test_cp_comm_runtime_key_switches_the_exchange():
     """The same torchtitan CP plan across nodes (tp 8 fills the node, so the cp ring crosses NICs):
     'allgather' (its default) waits for the whole gather after the first step and is slower than
-    'p2p' hops hidden step by step; 'auto' equals 'allgather'. Without CP the key changes nothing."""
+    'p2p' hops hidden step by step; 'auto' equals 'allgather'. Without CP the key changes nothing.
+    Eager (runtime.compile false): compiled, every exchange is waited at issue and exposes more."""
     def step(runtime, cp):
+        runtime = {"compile": False, **runtime}
         sc = scenario(model="llama-3.1-70b", nodes=4, seq=65536, gb=4, runtime=runtime)
         plan = Plan.model_validate(dict(framework="torchtitan", dp=4 // cp, tp=8, pp=1, cp=cp, zero=3,
                                         recompute="full", mbs=1)).resolved(sc)
@@ -67,6 +90,9 @@ def test_cp_comm_runtime_key_switches_the_exchange():
     assert auto["step_s"] == ag["step_s"]
     assert ag["breakdown_s"]["cp_comm"] > p2p["breakdown_s"]["cp_comm"] >= 0.0
     assert step({"cp_comm": "allgather"}, 1)["step_s"] == step({"cp_comm": "p2p"}, 1)["step_s"]
+    for k in ("allgather", "p2p"):
+        compiled = step({"cp_comm": k, "compile": True}, 4)["breakdown_s"]["cp_comm"]
+        assert compiled > step({"cp_comm": k}, 4)["breakdown_s"]["cp_comm"]
 
 
 def test_layer_comm_uses_the_backward_time_given():

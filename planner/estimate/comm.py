@@ -155,7 +155,8 @@ def layer_comm(ctx, t, attn_layer_fwd_s, attn_layer_bwd_s=None) -> dict:
     core_rc = (t["recompute"] == 1) & (t["framework"] != TT) \
         & ("core_attn" in recompute_modules(ctx))
     cp_layer = CP.ring_exposed_s(cp, a + kv_bytes / bw, a + 2.0 * kv_bytes / bw, gather_s(node, cp * kv_bytes, cp, tp),
-                                 attn_layer_fwd_s, attn_bwd, CP.cp_method(ctx, t), np.where(full_rc | core_rc, 2, 1))
+                                 attn_layer_fwd_s, attn_bwd, CP.cp_method(ctx, t), np.where(full_rc | core_rc, 2, 1),
+                                 CP.ring_serial(ctx, t))
 
     # Expert parallel all-to-all: dispatch and combine, forward and backward (4 per MoE layer), over
     # the EP group of Megatron-Core's expert grid (order etp-ep-edp-pp: ep ranks etp apart, so with

@@ -19,6 +19,14 @@ layer's attention time, and communication hides behind it step by step, not in a
   (`dkv_rotater`, `accum_dtype = float32`), one hop per step behind that step's backward, and waits
   for the last hop after the loop with nothing left to hide it.
 
+Under torch.compile (torchtitan compiles every TransformerBlock, fullgraph=True, and the ring
+attention is traced into that graph) the exchange does not overlap at all: a functional collective
+traced by the compiler is followed at once by its wait (torch/distributed/_functional_collectives.py,
+`_maybe_wrap_tensor`: "if _are_we_tracing(): return wait_tensor(self)", leaving the move to the
+compiler), and Inductor moves waits only with `reorder_for_compute_comm_overlap`, off by default
+(torch/_inductor/config.py; torchtitan 9dec370 sets no Inductor option but `_micro_pipeline_tp`).
+Each exchange then runs between two attention steps with nothing beside it (`ring_serial`).
+
 Which heads travel: Transformer Engine takes grouped-query K/V as they are (num_gqa_groups);
 torchtitan's Llama repeats the K/V heads to the query heads before calling SDPA (`repeat_kv` in
 torchtitan/models/llama/model.py at 9dec370, the 2024-12 benchmark commit), so its ring carries
@@ -65,6 +73,12 @@ def _torch_ring(t):
     return (t["framework"] == TT) & (t["cp"] > 1)
 
 
+def ring_serial(ctx, t):
+    """True where each ring exchange is waited for as soon as it is issued: torch's ring attention
+    (torchtitan, cp > 1) traced by torch.compile (runtime.compile), see the module docstring."""
+    return _torch_ring(t) & bool(ctx.scenario.runtime.compile)
+
+
 def kv_heads_exchanged(ctx, t):
     """K/V heads per GPU that the ring carries: query heads for torchtitan (repeat_kv before SDPA)
     and for MLA, the model's K/V heads otherwise; split over tp."""
@@ -80,7 +94,8 @@ def kv_chunk_bytes(ctx, t):
     return 2.0 * tokens * kv_heads_exchanged(ctx, t) * (d_qk + d_v)
 
 
-def ring_exposed_s(cp, hop_s, bwd_hop_s, gather_s, attn_fwd_s, attn_bwd_s, allgather, fwd_passes):
+def ring_exposed_s(cp, hop_s, bwd_hop_s, gather_s, attn_fwd_s, attn_bwd_s, allgather, fwd_passes,
+                   serial=False):
     """Exposed seconds per layer and micro-batch of the ring exchange.
     p2p: forward (cp-1) max(0, hop - F/cp) per forward pass, backward (cp-1) max(0, 2 hop - B/cp)
     (K/V and their gradients travel together).
@@ -88,13 +103,20 @@ def ring_exposed_s(cp, hop_s, bwd_hop_s, gather_s, attn_fwd_s, attn_bwd_s, allga
     K/V gathered again, (cp-1) max(0, dkv - B/cp) for the fp32 gradient hops and one last dkv hop.
     `hop_s` moves one K/V chunk, `bwd_hop_s` one fp32 K/V-gradient chunk, `gather_s` all of them;
     F, B the layer's attention forward / backward seconds; `fwd_passes` 2 when the forward is
-    recomputed (full activation checkpointing runs the ring again)."""
+    recomputed (full activation checkpointing runs the ring again).
+    `serial` (torch's ring under torch.compile, `ring_serial`): every exchange waited at issue, all
+    exposed: p2p fwd_passes (cp-1) hop + (cp-1) hop + cp dkv (torch's backward loop sends K/V at
+    cp-1 steps and dK/dV after each of its cp steps); allgather fwd_passes gather + gather + cp dkv."""
     steps = np.maximum(cp - 1, 0)
     f_step, b_step = attn_fwd_s / np.maximum(cp, 1), attn_bwd_s / np.maximum(cp, 1)
     p2p = fwd_passes * steps * np.maximum(0.0, hop_s - f_step) + steps * np.maximum(0.0, 2 * hop_s - b_step)
     ag = fwd_passes * np.maximum(0.0, gather_s - f_step) + np.maximum(0.0, gather_s - b_step) \
         + steps * np.maximum(0.0, bwd_hop_s - b_step) + bwd_hop_s
-    return np.where(cp > 1, np.where(allgather, ag, p2p), 0.0)
+    cp_f = np.asarray(cp, dtype=float)
+    p2p_serial = (fwd_passes + 1) * steps * hop_s + cp_f * bwd_hop_s
+    ag_serial = (fwd_passes + 1) * gather_s + cp_f * bwd_hop_s
+    exposed = np.where(serial, np.where(allgather, ag_serial, p2p_serial), np.where(allgather, ag, p2p))
+    return np.where(cp > 1, exposed, 0.0)
 
 
 def merge_s(ctx, t, hbm_bytes_s):
