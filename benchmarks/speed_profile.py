@@ -487,8 +487,8 @@ the runs' heads grouped 22 ms), group_max 15 ms, the three _per_value of the bou
   Whole process, 24 pairs alternated (old = NUMPY_MADVISE_HUGEPAGE=1, numpy's default), load ~1:
   the range 3.76 -> 3.58 s wall median, best 3.42 -> 3.05 s, new faster in 16 of 24 pairs; system
   time 0.84 -> 0.64 s median (lower in every pair), user time a little higher (likely more TLB misses);
-  DeepSeek-V3 / 2,048 H100 (5 pairs) 1.67 -> 1.68 s median, best 1.39 -> 1.50: no change beyond
-  the noise. One of the five rounds of five pairs showed no wall gain (3.59 -> 3.62 median).
+  DeepSeek-V3 / 2,048 H100 (5 pairs) 1.67 -> 1.68 s median, best 1.39 -> 1.50; H800 1.66 -> 1.74,
+  best 1.61 -> 1.57; 405B / 16,384 1.16 -> 1.03, best 0.86 -> 0.74: no change beyond the noise. One of the five rounds of five pairs showed no wall gain (3.59 -> 3.62 median).
 Measured and left: importing OR-Tools' CP-SAT in a thread beside the planner's own imports (wall
 0.64-0.98 -> 0.81-1.01 s, 3 runs each: no gain; the shared library's load seems to keep the
 interpreter lock). Not tried: the 20-25 ms single-threaded steps of stage_groups on two threads.
