@@ -469,6 +469,32 @@ np.repeat / np.tile (8.6 -> 21 ms, 16 -> 24 ms per 8.7M rows: slower); Plans.cat
 (the category code: 25-30 -> 21 ms on the range, inside the noise of the verdict's 1.8 s).
 """
 
+ELEVENTH = """Then (issue 14, eleventh pass: wall time, where one core idles). A sampler thread reading the main
+thread's stack every 4 ms (one run of the 131,072-GPU range, ~3.1 s in solve, 2 cores, load ~1):
+memory verdict 1.4 s (both threads busy in 54% of its samples), the bound 0.68 s (28%), the rank
+scan of the timed plans (evaluate_table) 0.17 s and bounded_rows' order 0.13 s on one thread, the
+plan table 0.3 s (on the first call: CP-SAT's layouts 0.09-0.19 s and first-touch page faults; 0.2 s
+when called again in process), the solver's imports 0.42 s. No single-threaded step left is over
+~0.12 s: stage_groups of the 5.7M fitting plans 0.11-0.12 s (_dense_ids 25 ms, _first_rows 22 ms,
+the runs' heads grouped 22 ms), group_max 15 ms, the three _per_value of the bound's units 0.14 s.
+
+- numpy on Linux asks for transparent huge pages (madvise) on every array of 4 MiB or more
+  (numpy/__init__.py hugepage_setup), and this kernel honours madvise (THP enabled=madvise): a huge
+  page is zeroed whole at its first touch, also where a lookup table over a key span is written
+  sparsely. The range faulted in 233 huge pages (/proc/vmstat thp_fault_alloc; no compaction
+  stall). The command line now sets NUMPY_MADVISE_HUGEPAGE=0 unless the user set it (as it does
+  OPENBLAS_NUM_THREADS). Exact (the same JSON for every shipped, benchmark and report scenario).
+  Whole process, 24 pairs alternated (old = NUMPY_MADVISE_HUGEPAGE=1, numpy's default), load ~1:
+  the range 3.76 -> 3.58 s wall median, best 3.42 -> 3.05 s, new faster in 16 of 24 pairs; system
+  time 0.84 -> 0.64 s median (lower in every pair), user time a little higher (likely more TLB misses);
+  DeepSeek-V3 / 2,048 H100 (5 pairs) 1.67 -> 1.68 s median, best 1.39 -> 1.50; H800 1.66 -> 1.74,
+  best 1.61 -> 1.57; 405B / 16,384 1.16 -> 1.03, best 0.86 -> 0.74: no change beyond the noise. One of the five rounds of five pairs showed no wall gain (3.59 -> 3.62 median).
+Measured and left: importing OR-Tools' CP-SAT in a thread beside the planner's own imports (wall
+0.64-0.98 -> 0.81-1.01 s, 3 runs each: no gain; the shared library's load seems to keep the
+interpreter lock). Not tried: the 20-25 ms single-threaded steps of stage_groups on two threads.
+The target (the range under 3 s whole process) is reached only in the best runs.
+"""
+
 SERVING = """## Serving search at a fixed concurrency
 
 Before: `planner serve` under `concurrency: C` listed every row of layout x engine / weights / KV /
@@ -540,7 +566,7 @@ def main() -> None:
              f"`python benchmarks/speed_profile.py --lines {args.lines}` on {platform.machine()}, {os.cpu_count()} CPUs, "
              f"Python {platform.python_version()}, {time.strftime('%Y-%m-%d %H:%M')}, load average "
              f"{os.getloadavg()[0]:.1f} (a shared machine: the shares matter, not the seconds).", "",
-             FINDINGS, LATER, EIGHTH, STARTUP, NINTH, TENTH,
+             FINDINGS, LATER, EIGHTH, STARTUP, NINTH, TENTH, ELEVENTH,
              SERVING]
     parts += [profile(p, args.lines) for p in SCENARIOS]
     (HERE / "speed_profile.md").write_text("\n".join(parts))

@@ -17,6 +17,14 @@ from pathlib import Path
 # asks for one thread: 0.04-0.07 s CPU of every start-up on 2 cores. A value the user set is kept, and
 # a process that imported numpy before this module keeps the threads it has.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+# numpy on Linux asks for transparent huge pages (madvise MADV_HUGEPAGE) on every array of 4 MiB or
+# more (numpy/__init__.py hugepage_setup; NUMPY_MADVISE_HUGEPAGE=0 turns it off). A huge page is
+# zeroed whole (2 MiB) at its first touch, also where an array is written sparsely (the search's
+# lookup tables over key spans leave absent keys unwritten): the 131,072-GPU range faulted in 233 huge
+# pages, 0.2-0.3 s more system time than ordinary pages (a little less user time, likely fewer TLB misses;
+# wall 3.76 -> 3.58 s, median of 24 alternated pairs: benchmarks/speed_profile.md). The command line
+# asks for ordinary pages; a value the user set is kept.
+os.environ.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")
 
 
 def _keep_freed_arrays() -> None:

@@ -68,3 +68,29 @@ def test_freed_blocks_are_reused_not_faulted_in_again():
     r = subprocess.run([sys.executable, "-c", FAULTS], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
     assert int(r.stdout) < 2 * 24 * 2**20 // 4096
+
+
+HUGEPAGES = """
+import planner.cli  # before numpy, as `python -m planner` and the `planner` script import it
+import numpy._core.multiarray as m
+print(int(m._get_madvise_hugepage()) if hasattr(m, "_get_madvise_hugepage") else "unknown")
+"""
+
+
+def _hugepage_flag(env: dict) -> str:
+    r = subprocess.run([sys.executable, "-c", HUGEPAGES], cwd=ROOT, capture_output=True, text=True,
+                       timeout=120, env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return r.stdout.strip()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="numpy asks for huge pages on Linux only")
+def test_cli_asks_numpy_for_ordinary_pages():
+    """numpy's default on Linux is madvise(MADV_HUGEPAGE) on arrays of 4 MiB or more; the command line
+    turns it off (planner.cli), and keeps a value the user set."""
+    env = {k: v for k, v in os.environ.items() if k != "NUMPY_MADVISE_HUGEPAGE"}
+    flag = _hugepage_flag(env)
+    if flag == "unknown":
+        pytest.skip("this numpy does not say whether it asks for huge pages")
+    assert flag == "0"
+    assert _hugepage_flag({**env, "NUMPY_MADVISE_HUGEPAGE": "1"}) == "1"
