@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from planner.estimate.compute_gemm import HBM_EFFICIENCY
-from planner.estimate.optimizer_bytes import grad_zeroing_bytes, optimizer_hbm_bytes
+from planner.estimate.optimizer_bytes import grad_zeroing_bytes, optimizer_hbm_bytes, updated_params
 
 # DeepSpeed CPU-Adam throughput per node (parameters updated per second). ZeRO-Offload reports
 # CPU-Adam about 6x faster than PyTorch's CPU Adam (Ren et al. 2021, Sec. 5.1); assumed here as
@@ -38,8 +38,7 @@ def optimizer_s(ctx, t, mem, fwd_mb_s=0.0, bwd_mb_s=0.0):
       again for backward; prefetching hides it behind that micro-batch's compute.
     """
     zero, ga = t["zero"], t["ga"]
-    # Parameters this GPU updates: its ZeRO partition (experts sharded over their own group).
-    params = np.where(zero >= 1, mem["partition_params"], mem["local_params"])
+    params = updated_params(t, mem)
     hbm = ctx.gpu.hbm_tb_s * 1e12 * HBM_EFFICIENCY
     gpu_s = optimizer_hbm_bytes(ctx, t, mem) / hbm
     gpn = ctx.node.gpus_per_node

@@ -91,12 +91,18 @@ def grad_elem_bytes(ctx, t):
     return np.where(fw == TT, FP32_BYTES, gb)
 
 
+def updated_params(t, mem):
+    """Parameters this GPU's optimizer updates: its ZeRO / distributed-optimizer partition (experts sharded
+    over their own group), else all its local parameters."""
+    return np.where(t["zero"] >= 1, mem["partition_params"], mem["local_params"])
+
+
 def optimizer_hbm_bytes(ctx, t, mem):
     """HBM bytes of one on-GPU optimizer step of each row (module docstring):
     shard x (grad cast + optimizer kernel + weight write [+ DeepSpeed ZeRO-3 flatten])
     + local x gradient bytes for Megatron's zero_grad_buffer (zero < 3)."""
     fw, zero = t["framework"], t["zero"]
-    shard = np.where(zero >= 1, mem["partition_params"], mem["local_params"])
+    shard = updated_params(t, mem)
     g = grad_elem_bytes(ctx, t)
     cast = np.where(g < FP32_BYTES, GRAD_TO_FP32_BYTES, 0.0)
     flatten = np.where((fw == DS) & (zero >= 3), DS_Z3_FLATTEN_BYTES, 0.0)
