@@ -69,6 +69,17 @@ def test_no_table_keeps_the_comm_model():
     assert abs(T._cost(lk["all_reduce"], b)[0] - (lk["all_reduce"][0] + b * lk["all_reduce"][1])[0]) < 1e-15
 
 
+def test_b300_board_takes_b200_nccl_table_only():
+    """HGX B300 (NVLink 5 through NVLink 5 switches, as DGX B200) takes DGX B200's NCCL tables (transfer);
+    GB300 NVL72 (not an 8-GPU board) and the engines' own all-reduce kernels do not."""
+    b300 = NM.measured_table(catalog.node("hgx-b300"), "alltoall", [8])
+    b200 = NM.measured_table(catalog.node("dgx-b200"), "alltoall", [8])
+    assert not np.isnan(b300).any() and np.array_equal(b300, b200)
+    assert np.isnan(NM.measured_table(catalog.node("gb300-nvl72"), "alltoall", [4])).all()
+    assert NM.nccl_system(catalog.node("hgx-b300")) == "b200"
+    assert "b300" not in NM.SYSTEMS  # custom all-reduce tables stay per GPU
+
+
 def test_engine_nccl_floors():
     h100, b200 = catalog.node("dgx-h100"), catalog.node("dgx-b200")
     eng = np.array([E.TRTLLM, E.TRTLLM, E.VLLM, E.VLLM, E.SGLANG])

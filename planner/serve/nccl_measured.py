@@ -6,7 +6,8 @@ Data: catalogs/nccl_measured.csv, NVIDIA's measured NCCL tables as collected for
 <gpu>/comm/nccl/<version>/nccl_perf.parquet, fp16; extracted by benchmarks/collective_check.py --extract):
 all_gather, reduce_scatter, all_reduce and alltoall on 2 / 4 / 8 GPUs of one 8-GPU NVSwitch board, buffers of
 1 MiB to 128 MiB (the whole buffer: gathered output, reduce-scatter / all-reduce input). Systems: H100 SXM
-(DGX H100, NCCL 2.27.3), H200 SXM (HGX H200, 2.26.2), B200 (DGX B200, 2.27.5).
+(DGX H100, NCCL 2.27.3), H200 SXM (HGX H200, 2.26.2), B200 (DGX B200, 2.27.5); HGX B300 boards take
+B200's NCCL tables (same NVLink 5 board: NCCL_BOARD_TRANSFERS).
 
 Model: the collective's time at b bytes is the measured time interpolated linearly in b between the two
 table sizes around it (each segment is latency + size / bandwidth read off the table; outside the table
@@ -31,6 +32,12 @@ from planner.serve import engines as E
 
 # GPU catalog name -> system key of the measured table
 SYSTEMS = {"h100-sxm-80gb": "h100", "h200-sxm-141gb": "h200", "b200": "b200"}
+# GPUs without a table of their own whose 8-GPU boards have the measured board's NVLink generation, link
+# count and NVSwitch fabric, so NCCL's bandwidth-bound collectives there are that board's (TRANSFERRED, not
+# measured): HGX B300 = 18 NVLink 5 links per GPU, 1.8 TB/s bidirectional, through NVLink 5 switches, as
+# DGX B200 (NVIDIA HGX platform specifications; catalogs/nodes.yaml dgx-b200 / hgx-b300, both 900 GB/s per
+# direction). NCCL tables only: the engines' own all-reduce kernels (custom_table) stay per GPU.
+NCCL_BOARD_TRANSFERS = {"b300": "b200"}
 BOARD_GPUS = 8  # the tables were measured on 8-GPU NVSwitch boards (DGX / HGX)
 GRID = np.array([2.0 ** k for k in range(20, 28)])  # 1 MiB .. 128 MiB, the sizes of every table
 
@@ -70,6 +77,13 @@ def tables() -> dict:
     return {k: np.array([v[int(b)] for b in GRID]) for k, v in out.items() if len(v) == len(GRID)}
 
 
+def nccl_system(node):
+    """System key of the NCCL table for the node's GPU: its own (SYSTEMS) or the board it shares NVLink
+    and NVSwitch with (NCCL_BOARD_TRANSFERS); None without either."""
+    name = getattr(node.gpu, "name", None)
+    return SYSTEMS.get(name) or NCCL_BOARD_TRANSFERS.get(name)
+
+
 def measured_table(node, op: str, group, measured: bool = True) -> np.ndarray:
     """Measured seconds at the GRID sizes for each group size in `group` (array, one row per entry), NaN
     where no table applies: the node's GPU has no table, the node is not an 8-GPU NVSwitch board, or the
@@ -79,7 +93,7 @@ def measured_table(node, op: str, group, measured: bool = True) -> np.ndarray:
     out = np.full((len(group), len(GRID)), np.nan)
     if not measured:
         return out
-    system = SYSTEMS.get(getattr(node.gpu, "name", None))
+    system = nccl_system(node)
     if system is None or not _on_board(node):
         return out
     for g in T.distinct(group):
