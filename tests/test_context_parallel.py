@@ -57,10 +57,13 @@ def test_ring_serial_only_torchtitan_compiled():
     assert not bool(CP.ring_serial(on, raw_table(framework="torchtitan", zero=3, cp=1))[0])
 
 
-def test_merge_traffic_torch_only():
+def test_merge_traffic_by_stack():
     """torchtitan cp 4, seq 16k (4096 tokens per rank), 32 heads x 128: 3 non-local steps x
     4096 x 4096 elements x 10 bytes forward, x 30 backward, over the HBM rate, 8 more each with the
-    per-step (p2p) exchange; Megatron: zero."""
+    per-step (p2p) exchange. Megatron (Transformer Engine's p2p ring), E_q = 4096 x 32 x 128 and
+    8 K/V heads, E_kv = 4096 x 8 x 256 = E_q / 2: forward 4 x 6 E_q + (3 x 2 + 4) E_kv = 29 E_q;
+    backward 3 x (9 E_q + 10 E_kv) + 5 E_q + 13 E_kv = 53.5 E_q; with the all-gather exchange, and
+    without CP: zero."""
     ctx = Context(scenario(seq=16384))
     hbm = 2.0e12
     fwd, bwd = CP.merge_s(ctx, raw_table(framework="torchtitan", zero=3, cp=4), hbm)
@@ -72,7 +75,12 @@ def test_merge_traffic_torch_only():
     assert float(fwd[0]) == pytest.approx(3 * elems * 18 / hbm)
     assert float(bwd[0]) == pytest.approx(3 * elems * 38 / hbm)
     fwd, bwd = CP.merge_s(ctx, raw_table(framework="megatron", cp=4), hbm)
-    assert float(fwd[0]) == 0.0 and float(bwd[0]) == 0.0
+    assert float(fwd[0]) == pytest.approx(29 * elems / hbm)
+    assert float(bwd[0]) == pytest.approx(53.5 * elems / hbm)
+    for c, t in ((Context(scenario(seq=16384, runtime={"cp_comm": "allgather"})), raw_table(framework="megatron", cp=4)),
+                 (ctx, raw_table(framework="megatron", cp=1))):
+        fwd, bwd = CP.merge_s(c, t, hbm)
+        assert float(fwd[0]) == 0.0 and float(bwd[0]) == 0.0
 
 
 def test_cp_comm_runtime_key_switches_the_exchange():

@@ -56,6 +56,35 @@ TORCH_RING_MERGE_FWD_BYTES = 10.0
 TORCH_RING_MERGE_BWD_BYTES = 30.0
 TORCH_RING_KV_CAT_BYTES = 8.0
 
+# Transformer Engine's p2p ring (Megatron-Core's CP: `AttnFuncWithCP` in transformer_engine/pytorch/
+# attention.py at v1.4, NeMo 24.03's; the same ops in v2.4's attention/dot_product_attention/
+# context_parallel.py) keeps outputs and gradients in 16 bits and merges them with separate
+# elementwise kernels. Bytes read + written per element of the local queries (E_q: tokens/cp x local
+# heads x d_v) or of this rank's K and V (E_kv, kv_chunk_bytes / 2); at a non-local step the ranks
+# split into those that use the whole local Q against the first half of the received K/V and those
+# that use the second half of Q against all of it, and the ring waits for the slower kind:
+#   forward (the whole-Q ranks, the slower; the last rank is one at every step): out correction
+#     (flash_attn_fwd_out_correction: read out_per_step 2 and out 2, write out 2) over the whole Q at
+#     every step: 6 E_q (the first step's is 8 in v1.4, a zero fill before it, and 4 in v2.4, an init
+#     kernel: counted as 6); a non-local step also copies the half K/V it uses
+#     (`kv[:, :, 0, ...].contiguous()`, 2 + 2 bytes over E_kv / 2): 2 E_kv; once, K and V
+#     concatenated into the first send buffer (torch.cat): 4 E_kv;
+#   backward (the second-half-Q ranks, the slower; rank 0 is one at every non-local step): per
+#     non-local step Q, out and dout second halves made contiguous (3 x 4 bytes over E_q / 2) and dQ
+#     added into its half (6 bytes over E_q / 2): 9 E_q; dK and dV concatenated (4 E_kv) and added into
+#     the received dK/dV (6 E_kv): 10 E_kv; local step: dQ first half copied and second half added
+#     (2 + 3): 5 E_q, dK/dV concatenated and half added, half copied (4 + 3 + 2): 9 E_kv; once, K/V
+#     copied into the first send buffer (`p2p_comm_buffers[0][0].copy_(kv)`): 4 E_kv.
+# The log-sum-exp corrections (fp64, one value per query row and head) move under 0.2 bytes per E_q
+# and are left out.
+TE_RING_FWD_Q_BYTES = 6.0
+TE_RING_FWD_KV_BYTES = 2.0
+TE_RING_BWD_Q_BYTES = 9.0
+TE_RING_BWD_KV_BYTES = 10.0
+TE_RING_BWD_LOCAL_Q_BYTES = 5.0
+TE_RING_BWD_LOCAL_KV_BYTES = 9.0
+TE_RING_KV_BUFFER_BYTES = 4.0
+
 
 def cp_method(ctx, t):
     """True where the row's ring exchange is an all-gather (runtime.cp_comm, 'auto' = the
@@ -119,19 +148,39 @@ def ring_exposed_s(cp, hop_s, bwd_hop_s, gather_s, attn_fwd_s, attn_bwd_s, allga
     return np.where(cp > 1, exposed, 0.0)
 
 
+def _te_p2p_ring(ctx, t):
+    """True where the row runs Transformer Engine's p2p ring (AttnFuncWithCP): Megatron with cp > 1
+    and a per-step exchange (cp_method false; the all-gather variant merges differently and is not
+    counted)."""
+    return (t["framework"] == MEG) & (t["cp"] > 1) & ~cp_method(ctx, t)
+
+
+def te_ring_merge_bytes(cp, e_q, e_kv):
+    """(forward, backward) bytes of HBM traffic per layer of Transformer Engine's ring merges and
+    copies (TE_RING_* above): forward cp x 6 E_q + (cp-1) x 2 E_kv + 4 E_kv; backward
+    (cp-1) x (9 E_q + 10 E_kv) + 5 E_q + 9 E_kv + 4 E_kv."""
+    steps = cp - 1
+    fwd = cp * TE_RING_FWD_Q_BYTES * e_q + (steps * TE_RING_FWD_KV_BYTES + TE_RING_KV_BUFFER_BYTES) * e_kv
+    bwd = steps * (TE_RING_BWD_Q_BYTES * e_q + TE_RING_BWD_KV_BYTES * e_kv) + TE_RING_BWD_LOCAL_Q_BYTES * e_q \
+        + (TE_RING_BWD_LOCAL_KV_BYTES + TE_RING_KV_BUFFER_BYTES) * e_kv
+    return fwd, bwd
+
+
 def merge_s(ctx, t, hbm_bytes_s):
-    """(forward, backward) seconds per layer of merging the cp-1 non-local steps' partial results:
-    torch's fp32 merger and gradient accumulators (TORCH_RING_MERGE_*_BYTES per local query
-    element and step, plus TORCH_RING_KV_CAT_BYTES with per-step exchange) for torchtitan; zero for
-    Transformer Engine, whose output corrections are small fused kernels on bf16 outputs (not
-    counted). Zero without context parallelism."""
+    """(forward, backward) seconds per layer of merging the ring steps' partial results, on HBM:
+    torchtitan: torch's fp32 merger and gradient accumulators over the cp-1 non-local steps
+    (TORCH_RING_MERGE_*_BYTES per local query element and step, plus TORCH_RING_KV_CAT_BYTES with
+    per-step exchange); Megatron's p2p ring: Transformer Engine's 16-bit corrections and copies
+    (te_ring_merge_bytes). Zero without context parallelism."""
     m = ctx.model
     _, d_v = attention_dims(m)
     elems = t["mbs"] * ctx.seq_len / t["cp"] * m.heads / t["tp"] * d_v
     steps = np.where(_torch_ring(t), t["cp"] - 1, 0)
     cat = np.where(cp_method(ctx, t), 0.0, TORCH_RING_KV_CAT_BYTES)
-    return (steps * elems * (TORCH_RING_MERGE_FWD_BYTES + cat) / hbm_bytes_s,
-            steps * elems * (TORCH_RING_MERGE_BWD_BYTES + cat) / hbm_bytes_s)
+    te_fwd, te_bwd = te_ring_merge_bytes(t["cp"], elems, kv_chunk_bytes(ctx, t) / 2.0)
+    te = _te_p2p_ring(ctx, t)
+    return ((steps * elems * (TORCH_RING_MERGE_FWD_BYTES + cat) + np.where(te, te_fwd, 0.0)) / hbm_bytes_s,
+            (steps * elems * (TORCH_RING_MERGE_BWD_BYTES + cat) + np.where(te, te_bwd, 0.0)) / hbm_bytes_s)
 
 
 def ring_attention_buffer_bytes(ctx, t):
