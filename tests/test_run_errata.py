@@ -95,3 +95,16 @@ def test_accuracy_exits_2_on_a_bad_errata_file(tmp_path, monkeypatch, capsys):
     assert accuracy.main(["--runs", str(CALIBRATION / "modern_runs.yaml"), "--out", str(out)]) == 2
     assert "run_errata.yaml" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_dp_comm_overlap_is_read_from_a_run_file():
+    """A run file's parallel.dp_comm_overlap reaches runtime.dp_comm_overlap (the 25.09 DeepSeek-V3 H100
+    run script turns the gradient reduction's overlap off), and an exposed reduction is slower."""
+    run = next(r for r in yaml.safe_load((ROOT / "benchmarks" / "recipe_runs.yaml").read_text())
+               if r["id"] == "mbridge25.09-h100-fp8-dsv3-1024gpu")
+    sc, plan = _built(run)
+    assert sc.runtime.dp_comm_overlap is False
+    on = dict(run, parallel=dict(run["parallel"], dp_comm_overlap=True))
+    sc_on, plan_on = _built(on)
+    assert sc_on.runtime.dp_comm_overlap is True
+    assert estimate(sc, plan)["time"]["breakdown_s"]["dp_comm"] > estimate(sc_on, plan_on)["time"]["breakdown_s"]["dp_comm"]
