@@ -186,11 +186,19 @@ def evaluate(run: dict, file: str) -> dict:
 
 def training_runs(paths: list[Path]) -> list[tuple[dict, str]]:
     """Every training run with a throughput figure in the given files (serving files are skipped:
-    their entries carry a `workload`)."""
+    their entries carry a `workload`), with the corrections of benchmarks/run_errata.yaml applied
+    (calibration_runs.with_errata: the recipe's own settings where a shared run file omits or
+    misprints them)."""
     out = []
+    try:
+        errata = calibration_runs.load_errata()
+    except (calibration_runs.ErrataError, yaml.YAMLError) as exc:
+        raise RunFileError(str(exc))
     for path in paths:
         data = yaml.safe_load(path.read_text()) or []
         for r in data:
+            if isinstance(r, dict):
+                r = calibration_runs.with_errata(r, errata)
             me = r.get("measured") or {}
             if not isinstance(r.get("model"), dict) or "workload" in r or not isinstance(r.get("parallel"), dict):
                 continue
@@ -270,6 +278,10 @@ def report(rows: list[dict], files: list[Path], regressions: dict[str, dict] | N
         lines += [f"- {r['id']}: {regressions[r['id']]['record']}" + (
             "" if r["error"] is None else f" (error {100 * r['error']:+.1f}%)") for r in listed] + [""]
         lines += group_table([r for r in rows if r not in listed], family_name, "family")
+    corrected = [r["id"] for r in rows if r["id"] in calibration_runs.load_errata()]
+    if corrected:
+        lines += ["", "Runs evaluated with the corrections of `benchmarks/run_errata.yaml` (the setting the run's "
+                  "recipe at its release states, with file and line there): " + ", ".join(corrected) + "."]
     lines += ["", "## Per source", ""] + group_table(rows, lambda r: r["source"], "source")
     lines += ["", "## Per run", "",
               "| run | node | published tok/s/GPU | predicted | error | published as | assumed | runtime (non-default) "

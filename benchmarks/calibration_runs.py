@@ -9,7 +9,11 @@ so that the report shows what the planner was told. The older Megatron runs of
 
 from __future__ import annotations
 
+import copy
 import re
+from pathlib import Path
+
+import yaml
 
 from planner.arch import flops_per_token
 from planner.catalog import model as catalog_model
@@ -17,6 +21,53 @@ from planner.catalog import node as catalog_node
 from planner.spec import Plan
 from planner.spec.model import ModelSpec
 from planner.spec.scenario import Runtime, Scenario
+
+ERRATA = Path(__file__).resolve().parent / "run_errata.yaml"
+
+
+class ErrataError(ValueError):
+    """A malformed entry of the errata file (its path, the entry and the key are in the message)."""
+
+
+def load_errata(path: Path | None = None) -> dict[str, dict]:
+    """{run id: entry} of `run_errata.yaml`: corrections to runs of the read-only shared calibration
+    files, each the setting the run's own recipe at its release tag states (file and line in the
+    entry's `source`), where the run file leaves it out or prints another value. Each entry: `id`,
+    `source` (text) and `set`, a mapping of dotted keys of the run (e.g. `parallel.micro_batch_size`,
+    `model.moe.capacity_factor`) to the recipe's values. No file: no errata. Default path: ERRATA."""
+    path = ERRATA if path is None else path
+    if not path.exists():
+        return {}
+    data = yaml.safe_load(path.read_text()) or []
+    if not isinstance(data, list):
+        raise ErrataError(f"{path}: expected a list of entries, got {type(data).__name__}")
+    out = {}
+    for i, e in enumerate(data):
+        if not (isinstance(e, dict) and isinstance(e.get("id"), str) and isinstance(e.get("source"), str)
+                and isinstance(e.get("set"), dict) and e["set"]):
+            raise ErrataError(f"{path}: entry {i}: expected keys id (text), source (text) and set (a non-empty mapping)")
+        bad = [k for k in e["set"] if not (isinstance(k, str) and k.split(".")[0] in ("model", "parallel"))]
+        if bad:
+            raise ErrataError(f"{path}: entry {e['id']}: set key {bad[0]!r}: expected a dotted key under model. or parallel.")
+        out[e["id"]] = e
+    return out
+
+
+def with_errata(run: dict, errata: dict[str, dict]) -> dict:
+    """The run with its errata entry applied (a copy; the run itself if it has none): each dotted key
+    of the entry's `set` replaced, and the note `errata: <source>` added to the run's notes."""
+    entry = errata.get(run.get("id"))
+    if entry is None:
+        return run
+    run = copy.deepcopy(run)
+    for key, value in entry["set"].items():
+        *path, last = key.split(".")
+        node = run
+        for part in path:
+            node = node.setdefault(part, {})
+        node[last] = value
+    run["notes"] = f"{run.get('notes') or ''} errata: {entry['source']}".strip()
+    return run
 
 
 def framework_of(run: dict) -> str:
@@ -259,7 +310,8 @@ def runtime_of(run: dict, framework: str) -> dict:
     # recipe settings a run file states as structured keys (benchmarks/recipe_runs.yaml header)
     for key in ("recompute_modules", "activation_offload_layers", "keep_fp8_transpose_cache", "cross_entropy_impl",
                 "expandable_segments", "fp8_param_gather", "moe_dispatcher", "moe_pad_to_capacity",
-                "account_for_embedding_in_pipeline_split", "account_for_loss_in_pipeline_split", "pipeline_layout"):
+                "account_for_embedding_in_pipeline_split", "account_for_loss_in_pipeline_split", "pipeline_layout",
+                "dp_comm_overlap"):
         if p.get(key) is not None and key in Runtime.model_fields and framework == "megatron":
             rt[key] = p[key]
     if framework == "megatron" and "cuda_graph_impl" in Runtime.model_fields:

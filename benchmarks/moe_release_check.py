@@ -50,13 +50,20 @@ STEP_TOKENS_64 = 1024 * 4096 / 64  # Qwen3-235B-A22B B200 rows: global batch 1,0
 
 # (base run, release section, what the release ran, published tok/s/GPU, overlap, overrides)
 ROWS = [
-    (Q30, "25.11 DGX-H100", "pp2 vp24 ep8 mbs2 gbs512, dropless, all-to-all, EP overlap", 5275, True, {}),
-    (Q30, "25.09 DGX-H100", "same layout, token drop, all-to-all, no EP overlap (v0.1.0rc4 recipe)", 10494, False,
-     TOKEN_DROP),
+    (Q30, "25.11 DGX-H100", "pp2 vp24 ep8 mbs2 gbs512, dropless, all-to-all, EP overlap (as printed)", 5275, True, {}),
+    (Q30, "25.11 DGX-H100 as its recipe sets it", "pp2 vp12 ep8 mbs1 gbs512: QWEN3_30B_A3B_H100_FP8_CS_BASE_CONFIG at "
+     "v0.2.0 sets no micro_batch_size (WorkloadBaseConfig default 1)", 5275, True,
+     dict(virtual_pipeline_stages=12, micro_batch_size=1, grad_accum_steps=64)),
+    (Q30, "25.09 DGX-H100", "pp2 vp12 ep8 mbs2 gbs512, token drop, all-to-all, no EP overlap (v0.1.0rc4 perf_matrix; "
+     "the table prints vp 24)", 10494, False, dict(TOKEN_DROP, virtual_pipeline_stages=12)),
     (Q30, "26.02 DGX-H100", "pp2 vp12 ep8 mbs1 gbs1024, EP overlap", 5113, True,
      dict(virtual_pipeline_stages=12, micro_batch_size=1, global_batch_size=1024)),
-    (Q30, "26.02.01 DGX-H100", "pp2 vp12 ep8 mbs1 gbs1024, DeepEP, EP overlap (v0.3.0 recipe)", 9058, True,
+    (Q30, "26.02.01 DGX-H100 as printed", "pp2 vp12 ep8 mbs1 gbs1024, DeepEP, EP overlap (v0.3.0 recipe)", 9058, True,
      dict(virtual_pipeline_stages=12, micro_batch_size=1, global_batch_size=1024, moe_dispatcher="deepep")),
+    (Q30, "26.02.01 DGX-H100 as the r0.3.0 branch sets it", "pp1 ep16 mbs1 gbs1024, HybridEP, no EP overlap "
+     "(PR #2477, f29a269f8, on r0.3.0 after v0.3.0)", 9058, False,
+     dict(pp=1, virtual_pipeline_stages=None, micro_batch_size=1, global_batch_size=1024, dp=16, ep=16,
+          moe_dispatcher="hybridep")),
     (Q30, "26.04.01 DGX-H100", "pp1 ep16 mbs1 gbs1024, HybridEP, no EP overlap (v0.4.0 recipe)", 8960, False,
      dict(pp=1, virtual_pipeline_stages=None, micro_batch_size=1, global_batch_size=1024, dp=16, ep=16,
           moe_dispatcher="hybridep")),
@@ -74,6 +81,10 @@ ROWS = [
           recompute="selective", recompute_modules=["mla_up_proj", "mlp"], moe_dispatcher="deepep",
           routing_groups=(8, 4))),
     (DSV3, "DGX Cloud 25.04 (the calibration run)", "BF16 512 GPUs tp2 pp8 ep64 gbs4096", 669.4, False, {}),
+    (DSV3, "DGX Cloud 25.04 as its recipe ran", "the same with the recipe's token drop (capacity 1.0, padded), "
+     "MTP 1, recompute mla_up_proj and 7 / 6 layers on the first / last stage (benchmarks/run_errata.yaml)", 669.4,
+     False, dict(recompute="selective", recompute_modules=["mla_up_proj"], pipeline_layout="Et*7|(t*8|)*6t*6mL",
+                 mtp_layers=1, routing_groups=(8, 4), moe_pad_to_capacity=True, capacity_factor=1.0)),
     (B_Q30, "25.11 DGX-B200", "MXFP8 ep8 mbs1 gbs512, dropless, all-to-all, CUDA graphs router + preprocess "
      "(the recipe row)", 9299, False, {}),
     (B_Q30, "26.02 DGX-B200", "same recipe (v0.3.0 QWEN3_30B_A3B_PRETRAIN_CONFIG_B200_FP8_MX_V1)", 9691, False, {}),
@@ -109,8 +120,11 @@ regressions of that release, not as what the hardware does:
   to the token-drop schedule ... the perf in 25.11 is 2X slower than 25.09". The 26.02 table prints the same
   recipes at the same speed (B200 9,691, H100 5,113). The configurations that replaced them are predicted
   within 7-15%: PR #2499 (B200: HybridEP, mbs 4, attention added to the CUDA-graph scope, ~555 / 546 model
-  TFLOP/s MXFP8 / BF16) +7.1% / +8.2%; 26.02.01 on H100 with DeepEP +14.5%; and the 25.09 token-drop rows
-  +3.4% (B200) and -8.0% (H100).
+  TFLOP/s MXFP8 / BF16) +7.1% / +8.2%; 26.02.01 on H100 +2.7% as the r0.3.0 branch ran it (HybridEP, EP16,
+  no VP; +14.5% with the layout the table prints); and the 25.09 token-drop rows +3.4% (B200) and -4.4% (H100,
+  vp 12 as its perf_matrix sets it). Per (layer, micro-batch) the three H100 FP8-CS rows with 16 local experts
+  take 16.3 (25.09, mbs 2), 16.2 (25.11 at its recipe's mbs 1) and 16.7 ms (26.02, mbs 1): the same time per
+  micro-batch at half the tokens (benchmarks/moe_h100_results.md).
 * **Qwen3-235B-A22B, DGX-B200.** Issue #1705 ("QWEN3 235B B200 MXFP8 performance regression"), fixed by PR #1760
   (2025-12-17): "Disable moe_a2a_overlap due to CPU overhead for BF16 and MXFP8. Disable VP for mxfp8",
   MXFP8 step 20.1 s -> 16.9 s, BF16 17.2 s -> 16.0 s. The 25.11 row (3,269 tokens/s/GPU) is the 20.05 s step,
@@ -174,6 +188,8 @@ def predict(base: dict, overlap: bool, over: dict) -> float:
     if "routing_groups" in over:  # DeepSeek-V3's node-limited routing (recipe_runs.yaml router_groups)
         groups, group_topk = over.pop("routing_groups")
         run["model"]["moe"] = dict(run["model"]["moe"], router_groups=groups, router_group_topk=group_topk)
+    if "mtp_layers" in over:  # the MTP modules the run trained (calibration_runs.model_of)
+        run["model"]["mtp_layers"] = over.pop("mtp_layers")
     if "capacity_factor" in over:
         run["model"]["moe"] = dict(run["model"]["moe"], capacity_factor=over.pop("capacity_factor"))
     run["parallel"].update(over)
