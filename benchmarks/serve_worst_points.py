@@ -4,7 +4,8 @@ breakdown at each point's operating batch, grouped by mechanism (engine, GPU, re
 For every point of benchmarks/serving_accuracy.py: the running batch b per replica the plan reaches, the
 mean iteration (planner.serve.evaluate._iter), the decode-only step at b split into the terms of
 planner.serve.timing.stage_terms (x pp) plus the host step as timing.iteration_s adds it, and the time the
-prefill chunks add to the mean iteration (mean - decode-only). Regime: prefill-bound where the prefill chunks
+prefill chunks add to the mean iteration (mean - decode-only), and the mean iteration the published rate implies at
+the same batch (mean x predicted / measured throughput: the time the model would have to add). Regime: prefill-bound where the prefill chunks
 take over half the mean iteration; KV-limited where the KV pool (memory) caps the batch below max_batch and the
 token budget; else decode-bound, split by whether the dense GEMMs are weight-read- or compute-bound at b.
 
@@ -98,9 +99,9 @@ def main() -> None:
     rows = {r["id"]: r for r in S.run()}
     pts = {p["id"]: p for p in points()}
     ranked = sorted((i for i in rows if not i.startswith("dstack-")), key=lambda i: -abs(rows[i]["error"]))
-    print(f"| point | error | engine | GPU | b | regime | mean / decode ms | prefill share | "
+    print(f"| point | error | engine | GPU | b | regime | mean / decode ms | implied ms | prefill share | "
           + " | ".join(SHORT[k] for k in TERMS) + " | host |")
-    print("|---|---:|---|---|---:|---|---:|---:|" + "---:|" * (len(TERMS) + 1))
+    print("|---|---:|---|---|---:|---|---:|---:|---:|" + "---:|" * (len(TERMS) + 1))
     groups = defaultdict(list)
     for i in ranked[:n]:
         r, p = rows[i], pts[i]
@@ -108,7 +109,8 @@ def main() -> None:
         gpu = S.node_name(p["hardware"]["gpu"])
         cells = " | ".join(f"{d['ms'][k]:.2f}" for k in TERMS + ("host",))
         print(f"| {i} | {100 * r['error']:+.1f}% | {r['engine']} | {gpu} | {d['b']:.0f} | {d['regime']} | "
-              f"{d['mean_ms']:.2f} / {d['decode_ms']:.2f} | {100 * d['pf_share']:.0f}% | {cells} |")
+              f"{d['mean_ms']:.2f} / {d['decode_ms']:.2f} | {d['mean_ms'] * r['predicted'] / r['measured']:.2f} | "
+              f"{100 * d['pf_share']:.0f}% | {cells} |")
         for key in (f"engine {r['engine']}", f"GPU {gpu}", f"regime {d['regime']}", f"batch {batch_bucket(d['b'])}",
                     f"model {r['kind']}"):
             groups[key].append(r["error"])
