@@ -474,19 +474,19 @@ def attention_fps(f, attn_fps, exp_per_flop):
             np.minimum(attn_fps, exp_per_flop * 2.0 * f.attn_dim_prefill / f.heads))
 
 
-def stage_s(f, t, lk, hw, n_dec, n_pf, ctx_dec, ctx_pf):
-    """Seconds of one pipeline stage for a micro-batch of n_dec decode sequences (context ctx_dec)
-    and n_pf prefill tokens (mean attended context ctx_pf), on one GPU (module doc)."""
+def stage_terms(f, t, lk, hw, n_dec, n_pf, ctx_dec, ctx_pf) -> dict:
+    """Seconds of each term of one pipeline stage for a micro-batch of n_dec decode sequences (context
+    ctx_dec) and n_pf prefill tokens (mean attended context ctx_pf), on one GPU (module doc); stage_s sums
+    them (benchmarks/serve_worst_points.py prints them)."""
     lin, attn_fps, bw = hw["lin"][t["wq"]], hw["attn"], hw["bw"]
     bpe = hw["bpe"][t["wq"]]
     ls = stage_layers(f, t["pp"])
     tp, ta = t["tp"], attn_tp(t)
     n = n_dec + n_pf
     imb = ep_rank_imbalance(f, n, t["ep"]) if f.experts else 1.0
-    gemm = dense_linear_s(f, ls, n, n_dec, tp, ta, hw["lin_dense"][t["wq"]], bw, hw["bpe_dense"][t["wq"]]) \
-        + expert_linear_s(f, ls, n, tp, lin, bw, bpe, t["ep"], hw["dequant"][t["wq"]], hw["weight_only"][t["wq"]],
-                          imbalance=imb) \
-        + moe_routing_s(f, ls, n)
+    dense = dense_linear_s(f, ls, n, n_dec, tp, ta, hw["lin_dense"][t["wq"]], bw, hw["bpe_dense"][t["wq"]])
+    experts = expert_linear_s(f, ls, n, tp, lin, bw, bpe, t["ep"], hw["dequant"][t["wq"]], hw["weight_only"][t["wq"]],
+                              imbalance=imb)
     elementwise = n * ls * activation_bytes_per_token(f, tp, ta, t["ep"], imb) / bw
     full, sw = kv_bytes_per_token(f, t, hw["kvb"][t["kv"]])
     group = np.where(t["attn_dp"], tp, 1)
@@ -496,14 +496,24 @@ def stage_s(f, t, lk, hw, n_dec, n_pf, ctx_dec, ctx_pf):
     dec_flops = 2.0 * n_dec * ctx_d * f.attn_dim_decode * ls / tp
     pf_flops = 2.0 * n_pf * ctx_pf * f.attn_dim_prefill * ls / tp
     dec_fps, pf_fps = attention_fps(f, attn_fps, hw["exp_per_flop"])
-    attention = np.maximum(kv_read / bw, dec_flops / dec_fps) + pf_flops / pf_fps \
-        + decode_attention_fixed_s(f, ls, n_dec / group, attn_tp(t))
+    decode_attn = np.maximum(kv_read / bw, dec_flops / dec_fps)
     act = n * f.hidden * ACT_BYTES
     tp_comm = 2.0 * ls * _cost(lk["all_reduce"], act)
     dp_comm = attn_dp_moe_comm_s(f, t, lk, hw, n, ls) if f.moe_layers else 0.0  # dense: no MoE exchange
     comm_s = np.where(t["attn_dp"], dp_comm, tp_comm)
     p2p = np.where(t["pp"] > 1, _cost(lk["p2p"], act * 2.0), 0.0)  # send/recv to the next stage
-    return gemm + elementwise + attention + comm_s + p2p + kernel_launch_s(f, t, ls)
+    return {"dense_gemm": dense, "expert_gemm": experts, "moe_routing": moe_routing_s(f, ls, n),
+            "elementwise": elementwise, "decode_attention": decode_attn, "prefill_attention": pf_flops / pf_fps,
+            "decode_attention_fixed": decode_attention_fixed_s(f, ls, n_dec / group, attn_tp(t)),
+            "collectives": comm_s + p2p, "kernel_launch": kernel_launch_s(f, t, ls)}
+
+
+def stage_s(f, t, lk, hw, n_dec, n_pf, ctx_dec, ctx_pf):
+    """Seconds of one pipeline stage (the sum of stage_terms, in their order)."""
+    terms = stage_terms(f, t, lk, hw, n_dec, n_pf, ctx_dec, ctx_pf)
+    return (terms["dense_gemm"] + terms["expert_gemm"] + terms["moe_routing"] + terms["elementwise"]
+            + terms["decode_attention"] + terms["prefill_attention"] + terms["decode_attention_fixed"]
+            + terms["collectives"] + terms["kernel_launch"])
 
 
 # Host time of TensorRT-LLM's sampler per running request and iteration. MEASURED by NVIDIA: TorchSampler

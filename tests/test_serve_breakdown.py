@@ -1,0 +1,35 @@
+"""The per-term time breakdown of a serving step (timing.stage_terms, benchmarks/serve_worst_points.py)
+reproduces the model's own generation-only step, so the terms it prints are the ones the estimate adds."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import serve_worst_points as W  # noqa: E402
+
+POINTS = ("rocm-vllm010-mi300x-llama31-70b-tp8-fp8-128-2048-bs128",   # vLLM, host step added
+          "trtllm-po-h200-llama33-70b-tp2-fp8-1000-1000",             # TensorRT-LLM, padded graphs, overlap
+          "trtllm-po-h200-qwen3-235b-dep4-fp8-1000-1000")             # MoE, attention DP
+
+
+@pytest.fixture(scope="module")
+def points():
+    return {p["id"]: p for p in W.points()}
+
+
+@pytest.mark.parametrize("pid", POINTS)
+def test_terms_sum_to_the_decode_step(points, pid):
+    d = W.breakdown(points[pid])
+    assert sum(d["ms"].values()) == pytest.approx(d["decode_ms"], rel=1e-9)
+    assert d["ms"]["dense_gemm"] > 0 and d["ms"]["decode_attention"] > 0 and d["ms"]["kernel_launch"] > 0
+
+
+def test_moe_and_tp_terms_appear_where_they_apply(points):
+    dense_tp8 = W.breakdown(points[POINTS[0]])["ms"]
+    moe = W.breakdown(points[POINTS[2]])["ms"]
+    assert dense_tp8["expert_gemm"] == 0 and dense_tp8["collectives"] > 0 and dense_tp8["host"] == pytest.approx(1.0)
+    assert moe["expert_gemm"] > 0 and moe["moe_routing"] > 0 and moe["collectives"] > 0
