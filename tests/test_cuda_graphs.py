@@ -123,7 +123,47 @@ def test_full_iteration_graphs_moe_layers_only_without_a_host_wait():
     with pytest.raises((InputError, ValueError), match="full_iteration cannot capture"):
         scenario(model=spec, nodes=1, runtime=graphs)  # a capacity factor without padding still waits
     sc = scenario(model=spec, nodes=1, runtime=graphs | {"moe_pad_to_capacity": True})
-    layer = scenario(model=spec, nodes=1, runtime={"cuda_graph_impl": "local", "moe_pad_to_capacity": True})
     t = plan_table(sc, framework="megatron", precision="bf16", dp=8, ep=8, zero=1, mbs=1, recompute="none")
     assert host.layer_host_s(Context(sc), t, True, False)[0] == pytest.approx(2 * host.HOST_LAUNCH_S)
-    assert host.layer_host_s(Context(layer), t, True, False)[0] > 10 * host.HOST_LAUNCH_S
+
+
+def test_whole_layer_graphs_capture_moe_layers_only_without_a_host_wait():
+    """Whole-layer graphs (Megatron-Core enable_cuda_graph / scope "full") capture an MoE layer with
+    its layer when the dispatcher does not wait on the host (padded to capacity): one launch each way.
+    A dropless MoE layer waits on the token counts every forward, so it stays eager."""
+    from planner.estimate import host
+    from planner.catalog import model as catalog_model
+
+    spec = catalog_model("mixtral-8x7b").model_dump()
+    spec["moe"]["capacity_factor"] = 1.0
+    fields = dict(framework="megatron", precision="bf16", dp=8, ep=8, zero=1, mbs=1, recompute="none")
+    padded = scenario(model=spec, nodes=1, runtime={"cuda_graph_impl": "local", "moe_pad_to_capacity": True})
+    dropless = scenario(model="mixtral-8x7b", nodes=1, runtime={"cuda_graph_impl": "local"})
+    assert host.layer_host_s(Context(padded), plan_table(padded, **fields), True, False)[0] == \
+        pytest.approx(2 * host.HOST_LAUNCH_S)
+    assert host.layer_host_s(Context(dropless), plan_table(dropless, **fields), True, False)[0] > \
+        10 * host.HOST_LAUNCH_S
+
+
+def test_grace_hosts_issue_the_same_work_more_slowly():
+    """A node whose host_cpu is grace takes HOST_CPU_DISPATCH_FACTOR['grace'] = 37.08 / 13.48 (TE issue
+    #2053) times the x86 host time for the same layer, eager or graph-launched; the same node declared
+    x86 takes the measured x86 time."""
+    from planner import catalog
+    from planner.estimate import host
+
+    grace = catalog.node_entry("gb200-nvl72")
+    assert grace["host_cpu"] == "grace"
+    x86 = {**grace, "name": "gb200-x86-host", "host_cpu": "x86"}
+    fields = dict(framework="megatron", precision="bf16", dp=4, ep=4, zero=1, mbs=1, recompute="none")
+    for runtime in ({}, {"cuda_graph_impl": "local"}):
+        on_grace = scenario(model="mixtral-8x7b", node="gb200-nvl72", nodes=1, runtime=runtime)
+        on_x86 = scenario(model="mixtral-8x7b", node=x86, nodes=1, runtime=runtime)
+        t = plan_table(on_grace, **fields)
+        for moe_layer in (False, True):
+            slow = host.layer_host_s(Context(on_grace), t, moe_layer, False)[0]
+            fast = host.layer_host_s(Context(on_x86), t, moe_layer, False)[0]
+            assert slow == pytest.approx(37.08 / 13.48 * fast)
+            assert host.layer_host_fwd_s(Context(on_grace), t, moe_layer, False)[0] == \
+                pytest.approx(37.08 / 13.48 * host.layer_host_fwd_s(Context(on_x86), t, moe_layer, False)[0])
+    assert Context(scenario(node="dgx-h100")).node.host_cpu == "x86"

@@ -31,6 +31,15 @@ token_dispatcher.py MoEAlltoAllTokenDispatcher, fused router and permute kernels
 FP8 adds one quantisation kernel per linear input, and in Megatron's grouped expert modules the
 per-expert quantisation kernels of compute_moe.expert_quant_kernels, launched from C++ (HOST_LAUNCH_S).
 
+The costs above were measured on an x86 server host. A node whose GPUs are driven by NVIDIA Grace
+(Arm Neoverse V2; catalog `host_cpu: grace`: GB200 / GB300 NVL72) issues the same work more slowly:
+Transformer Engine issue #2053 (2025-08) timed the host side of one BF16 torch Linear forward
+(hidden 2,048, 8,192 tokens) at 37.08 us on GB200 and 33.17 us on GH200 against 13.48 us on a DGX
+H100 (Xeon Platinum 8480C): HOST_CPU_DISPATCH_FACTOR["grace"] = 37.08 / 13.48 = 2.75. Every dispatch
+cost of this module (elementwise ops, linear modules, bare launches, graph launches) is multiplied by
+it; the device-to-host wait HOST_SYNC_S is not (a GPU-to-host round trip, not dispatch work; no
+measurement on Grace).
+
 This is a floor only: the measured costs are plain PyTorch; Megatron's backward runs in the C++
 autograd engine as well, so real host time is at or below this for the same kernel count.
 """
@@ -63,6 +72,9 @@ PADDED_NO_SYNC_DISPATCHERS = ("alltoall", "hybridep")
 HOST_LINEAR_FWD_BWD_S = 126e-6   # measured (module docstring)
 HOST_LAUNCH_S = 6.5e-6           # measured (module docstring)
 FUSED_LAYER_OPS, EAGER_LAYER_OPS = 8, 29
+# host dispatch time relative to the x86 hosts the costs above were measured on (module docstring:
+# TE issue #2053, torch Linear forward host time GB200 37.08 us / DGX H100 13.48 us)
+HOST_CPU_DISPATCH_FACTOR = {"x86": 1.0, "grace": 37.08 / 13.48}
 MOE_AUTOGRAD_OPS, MOE_METADATA_OPS = 15, 12  # counted in the module docstring
 
 
@@ -102,31 +114,49 @@ def _host_parts(ctx, t, moe_layer: bool, eager):
     return total, forward
 
 
+def host_dispatch_factor(ctx) -> float:
+    """How much longer the node's host CPU takes to issue the same work than the x86 hosts the
+    costs of this module were measured on: HOST_CPU_DISPATCH_FACTOR[node.host_cpu] (module docstring)."""
+    return HOST_CPU_DISPATCH_FACTOR[ctx.node.host_cpu]
+
+
 def graph_launched(ctx, t, moe_layer: bool):
     """Rows whose layer of this kind runs as CUDA graphs whose replay issues all its kernels
     (runtime.cuda_graph_impl): Megatron dense layers under the local implementation (whole layers or
     full_iteration) or Transformer Engine's without a scope (whole layers), and MoE layers too under
     full_iteration, which graphs the whole step (full_cuda_graph.py; the scenario allows it only with a
-    dispatcher that does not wait on the host: Scenario._check_full_iteration_moe). Other MoE layers and
-    partial scopes keep their eager launches here (the router / preprocess graphs are not counted)."""
+    dispatcher that does not wait on the host: Scenario._check_full_iteration_moe). Under whole-layer
+    graphs an MoE layer is captured with the rest of its layer when its dispatcher does not wait on the
+    host (moe_forward_syncs: padded token drop): Megatron-Core core_v0.14.0 transformer_layer.py gives
+    every TransformerLayer, MoE ones included, a CudaGraphManager under enable_cuda_graph (the
+    NeMo 25.09 `cuda_graphs: true` recipes, which pad to capacity), and core_v0.15.0
+    transformer_config.py: scope "full" "captures a whole Transformer layer". A dropless MoE layer, whose
+    forward waits on a device-to-host copy, cannot be captured and stays eager, as do partial scopes
+    (the router / preprocess graphs are not counted)."""
     rt = ctx.scenario.runtime
     impl = rt.cuda_graph_impl
     whole = impl == "local" or (impl == "transformer_engine" and not rt.cuda_graph_scope)
     full_iteration = impl == "local" and "full_iteration" in rt.cuda_graph_scope
-    return (t["framework"] == MEG) & (whole and (not moe_layer or full_iteration))
+    meg = t["framework"] == MEG
+    if not moe_layer or full_iteration:
+        return meg & whole
+    return meg & whole & ~moe_forward_syncs(ctx, t)
 
 
 def layer_host_s(ctx, t, moe_layer: bool, eager):
     """Host seconds (forward + backward) of one layer per micro-batch, per plan row: linear modules
     at HOST_LINEAR_FWD_BWD_S, per-expert GEMMs of a grouped expert module at 3 x HOST_LAUNCH_S,
     elementwise ops (and FP8 quantisations) at HOST_OP_FWD_BWD_S. A graph-launched layer
-    (graph_launched) costs one launch forward and one backward, at HOST_LAUNCH_S each."""
-    return np.where(graph_launched(ctx, t, moe_layer), 2 * HOST_LAUNCH_S, _host_parts(ctx, t, moe_layer, eager)[0])
+    (graph_launched) costs one launch forward and one backward, at HOST_LAUNCH_S each. All times the
+    node's host_dispatch_factor."""
+    return host_dispatch_factor(ctx) * np.where(graph_launched(ctx, t, moe_layer), 2 * HOST_LAUNCH_S,
+                                                _host_parts(ctx, t, moe_layer, eager)[0])
 
 
 def layer_host_fwd_s(ctx, t, moe_layer: bool, eager):
     """The forward part of layer_host_s (kernel-count split, _host_parts)."""
-    return np.where(graph_launched(ctx, t, moe_layer), HOST_LAUNCH_S, _host_parts(ctx, t, moe_layer, eager)[1])
+    return host_dispatch_factor(ctx) * np.where(graph_launched(ctx, t, moe_layer), HOST_LAUNCH_S,
+                                                _host_parts(ctx, t, moe_layer, eager)[1])
 
 
 def host_floor(fwd, bwd, host):
@@ -196,7 +226,7 @@ def moe_sync_exposed_s(ctx, t, gpu_post_s):
     (compute_moe.expert_quant_kernels). Where issuing them takes longer than the GPU's work in that
     section (`gpu_post_s`: expert GEMMs, permutation traffic, the dispatch and combine
     all-to-alls), the GPU waits for the difference; the wait itself costs HOST_SYNC_S:
-        exposed = max(0, launches x HOST_LAUNCH_S - gpu_post_s) + HOST_SYNC_S.
+        exposed = max(0, launches x HOST_LAUNCH_S x host_dispatch_factor - gpu_post_s) + HOST_SYNC_S.
     NVIDIA's DeepSeek-V3 GB200 guide (Megatron-LM docs/discussions/deepseek-v3-gb200-optimization,
     "Future Work") names this device-host sync as what keeps the routed experts host-bound after
     CUDA graphs. The backward reuses the host copies of the counts: no sync there.
@@ -215,5 +245,5 @@ def moe_sync_exposed_s(ctx, t, gpu_post_s):
     gemms = np.where(meg, modules * local, modules)
     ops = np.where(meg, MOE_POST_SYNC_OPS[ctx.scenario.runtime.moe_dispatcher], MOE_POST_SYNC_OPS["alltoall"])
     launches = ops + gemms + expert_quant_kernels(ctx, t) / 2
-    exposed = np.maximum(0.0, launches * HOST_LAUNCH_S - gpu_post_s) + HOST_SYNC_S
+    exposed = np.maximum(0.0, launches * HOST_LAUNCH_S * host_dispatch_factor(ctx) - gpu_post_s) + HOST_SYNC_S
     return np.where(moe_forward_syncs(ctx, t), exposed, 0.0)

@@ -92,6 +92,10 @@ class Node(Strict):
     host_memory_gib: PosFloat | None = Field(None, description="None = unknown: no offload plans")
     host_link_gb_s: PosFloat | None = None
     cpu_cores: PosInt | None = None
+    host_cpu: Literal["x86", "grace"] = Field(
+        "x86", description="the host CPU that issues the GPU work: x86 (the servers the host costs of "
+        "planner/estimate/host.py were measured on) or grace (NVIDIA Grace, Arm Neoverse V2: GH200 / GB200 / "
+        "GB300), whose eager dispatch is slower (host.HOST_CPU_DISPATCH_FACTOR)")
     nvme_tb: NonNegFloat | None = None
     power_kw: PosFloat | None = Field(None, le=1e4)
     price: NodePrice = NodePrice()
