@@ -96,7 +96,8 @@ def spread(values: list[float]) -> float:
 
 def report(data: list[dict]) -> str:
     lines = ["| run | node | error | model step s | published step s | missing s | ep | mbs | seq | ga | layers/GPU "
-             "| recompute | ms per layer-mb | ns per token-layer | per attention s | per compute s | MFU model / published |",
+             "| recompute | ms per layer-mb | ns per token-layer | per attention s | per compute s "
+             "| MFU model / published |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|"]
     for d in data:
         lines.append(f"| {d['id']} | {d['node']} | {100 * d['error']:+.1f}% | {d['step']:.2f} | "
@@ -108,7 +109,8 @@ def report(data: list[dict]) -> str:
               "nearly constant):", "", "| rows | " + " | ".join(NORMS) + " |", "|---|" + "---:|" * len(NORMS)]
     gpt = [d for d in data if d["family"] == "gpt-oss-120b"]
     for name, sel in (("all gpt-oss", gpt), ("gpt-oss, Blackwell", [d for d in gpt if "h100" not in d["node"]])):
-        lines.append(f"| {name} ({len(sel)}) | " + " | ".join(f"{spread([d[k] for d in sel]):.2f}" for k in NORMS) + " |")
+        cells = " | ".join(f"{spread([d[k] for d in sel]):.2f}" for k in NORMS)
+        lines.append(f"| {name} ({len(sel)}) | {cells} |")
     lines += ["", "Mean per family and node (ns per token and layer; mean signed error):", "",
               "| family | node | rows | ns per token-layer | per compute s | MFU model / published | mean error |",
               "|---|---|---:|---:|---:|---:|---:|"]
