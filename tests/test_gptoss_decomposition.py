@@ -1,0 +1,41 @@
+"""benchmarks/gptoss_decomposition.py: the published step it derives agrees with the run's own
+global batch and tokens/s, and its normalisations divide the same missing seconds."""
+
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
+sys.path.insert(0, str(BENCH))
+import gptoss_decomposition as gd  # noqa: E402
+
+RUN_ID = "mbridge26.04.01-b200-bf16-gpt-oss-120b-64gpu"
+
+
+@pytest.fixture(scope="module")
+def row():
+    runs = yaml.safe_load((BENCH / "recipe_runs.yaml").read_text())
+    run = next(r for r in runs if r["id"] == RUN_ID)
+    return run, gd.decompose(run)
+
+
+def test_published_step_from_the_runs_own_batch(row):
+    run, d = row
+    p, me = run["parallel"], run["measured"]
+    tokens_per_gpu = p["global_batch_size"] * run["model"]["seq_length"] / run["hardware"]["num_gpus"]
+    assert d["published_step"] == pytest.approx(tokens_per_gpu / me["tokens_per_sec_per_gpu"], rel=1e-4)
+
+
+def test_normalisations_share_the_missing_seconds(row):
+    _, d = row
+    layer_mbs = d["ga"] * d["layers"]
+    assert d["ms_per_layer_mb"] * layer_mbs / 1e3 == pytest.approx(d["missing"])
+    assert d["ns_per_token_layer"] * layer_mbs * d["mbs"] * d["seq"] / 1e9 == pytest.approx(d["missing"])
+    assert d["family"] == "gpt-oss-120b"
+
+
+def test_spread_is_zero_for_constant_and_positive_otherwise():
+    assert gd.spread([2.0, 2.0, 2.0]) == 0.0
+    assert gd.spread([1.0, 3.0]) == pytest.approx(0.5)
