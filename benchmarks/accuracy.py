@@ -190,15 +190,15 @@ def training_runs(paths: list[Path]) -> list[tuple[dict, str]]:
     (calibration_runs.with_errata: the recipe's own settings where a shared run file omits or
     misprints them)."""
     out = []
+    loaded = {path: run_list(path) for path in dict.fromkeys([*paths, *known_run_files()])}
     try:
         errata = calibration_runs.load_errata()
+        calibration_runs.check_errata(errata, [r for runs in loaded.values() for r in runs])
     except (calibration_runs.ErrataError, yaml.YAMLError) as exc:
         raise RunFileError(str(exc))
     for path in paths:
-        data = yaml.safe_load(path.read_text()) or []
-        for r in data:
-            if isinstance(r, dict):
-                r = calibration_runs.with_errata(r, errata)
+        for r in loaded[path]:
+            r = calibration_runs.with_errata(r, errata)
             me = r.get("measured") or {}
             if not isinstance(r.get("model"), dict) or "workload" in r or not isinstance(r.get("parallel"), dict):
                 continue
@@ -206,6 +206,21 @@ def training_runs(paths: list[Path]) -> list[tuple[dict, str]]:
                                        "tokens_per_sec_total")):
                 out.append((r, path.name))
     return out
+
+
+def run_list(path: Path) -> list[dict]:
+    """The runs (mappings) of one run file; RunFileError where the file is not a list."""
+    data = yaml.safe_load(path.read_text()) or []
+    if not isinstance(data, list):
+        raise RunFileError(f"{path}: expected a list of runs, got {type(data).__name__}")
+    return [r for r in data if isinstance(r, dict)]
+
+
+def known_run_files() -> list[Path]:
+    """Every training-run file the errata may name a run of: the shared calibration set (where present)
+    and RECIPE_FILES."""
+    shared = default_files(DEFAULT_DIR) if DEFAULT_DIR.is_dir() else []
+    return [*shared, *(p for p in RECIPE_FILES if p.exists())]
 
 
 def default_files(directory: Path) -> list[Path]:

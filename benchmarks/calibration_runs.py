@@ -53,6 +53,42 @@ def load_errata(path: Path | None = None) -> dict[str, dict]:
     return out
 
 
+def _dotted_keys(node: dict, prefix: str = "") -> set[str]:
+    """Every dotted key of a nested mapping (`parallel.micro_batch_size`, `model.moe.top_k`)."""
+    out = set()
+    for k, v in node.items():
+        out.add(prefix + str(k))
+        if isinstance(v, dict):
+            out |= _dotted_keys(v, f"{prefix}{k}.")
+    return out
+
+
+def check_errata(errata: dict[str, dict], runs: list[dict], path: Path | None = None) -> None:
+    """Raise ErrataError where an entry's id names none of `runs` (every run of the known run files), a
+    key of its `set` is one that no run of them has (a misspelt key would otherwise be set and never
+    read), or the key's section is not a mapping of that run (model.moe of a dense run). Default path
+    in the message: ERRATA."""
+    path = ERRATA if path is None else path
+    by_id = {r.get("id"): r for r in runs}
+    keys = set().union(*(_dotted_keys({k: r[k] for k in ("model", "parallel") if isinstance(r.get(k), dict)})
+                         for r in runs))
+    for rid, entry in errata.items():
+        if rid not in by_id:
+            raise ErrataError(f"{path}: entry {rid}: no run with this id (expected the id of a run of the run files)")
+        unknown = [k for k in entry["set"] if k not in keys]
+        if unknown:
+            raise ErrataError(f"{path}: entry {rid}: set key {unknown[0]!r}: no run file has this key "
+                              "(expected a key the run files use, e.g. parallel.micro_batch_size)")
+        for key in entry["set"]:
+            parent = key.rsplit(".", 1)[0]
+            node = by_id[rid]
+            for part in parent.split("."):
+                node = node.get(part) if isinstance(node, dict) else None
+            if not isinstance(node, dict):
+                raise ErrataError(f"{path}: entry {rid}: set key {key!r}: the run has no mapping {parent} "
+                                  "(expected a key under a section the run has, e.g. model.moe only for an MoE run)")
+
+
 def with_errata(run: dict, errata: dict[str, dict]) -> dict:
     """The run with its errata entry applied (a copy; the run itself if it has none): each dotted key
     of the entry's `set` replaced, and the note `errata: <source>` added to the run's notes."""

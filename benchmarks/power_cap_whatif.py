@@ -62,23 +62,11 @@ def variant_gpu(variant: str):
 
 def fa2_clocked_rates(ctx, t, half_fps):
     """compute_attention.attention_rates with the FlashAttention-2 Hopper cap multiplied by the row's tensor_clock
-    (what-if only; the same formula otherwise)."""
-    import numpy as np
-
+    (what-if only; the same formula otherwise: compute_attention.flash_rates and fa2_capped)."""
     from planner.estimate import compute_attention as A
     clock = t["tensor_clock"] if "tensor_clock" in t else 1.0
-    d_qk, d_v = A.attention_dims(ctx.model)
-    per_score = 2.0 * (d_qk + d_v)
-    fwd = np.minimum(half_fps, A.exp_bound_fps(ctx.gpu, per_score) * clock) * A.ATTN_FWD_OF_MAMF
-    bwd_exp = A.exp_bound_fps(ctx.gpu, A.FLASH_BWD_FLOPS_RATIO * per_score) * clock
-    bwd = np.minimum(half_fps, bwd_exp) * A.ATTN_BWD_OF_MAMF
-    if not A.warpgroup_tensor_cores(ctx.gpu):
-        return fwd, bwd
-    kernel = ctx.scenario.runtime.attention_kernel
-    fa2 = (t["framework"] != A.MEG) if kernel == "auto" else np.full(A.T.size(t), kernel == "fa2")
-    peak = (ctx.gpu.peak_tflops("bf16") or 0.0) * 1e12 * clock
-    return (np.where(fa2, np.minimum(fwd, A.FA2_HOPPER_FWD_OF_PEAK * peak), fwd),
-            np.where(fa2, np.minimum(bwd, A.FA2_HOPPER_BWD_OF_PEAK * peak), bwd))
+    fwd, bwd = A.flash_rates(ctx, t, half_fps)
+    return A.fa2_capped(ctx, t, fwd, bwd, (ctx.gpu.peak_tflops("bf16") or 0.0) * 1e12 * clock)
 
 
 def evaluate_all(runs: list[tuple[dict, str]], variant: str) -> list[dict]:

@@ -108,3 +108,25 @@ def test_dp_comm_overlap_is_read_from_a_run_file():
     sc_on, plan_on = _built(on)
     assert sc_on.runtime.dp_comm_overlap is True
     assert estimate(sc, plan)["time"]["breakdown_s"]["dp_comm"] > estimate(sc_on, plan_on)["time"]["breakdown_s"]["dp_comm"]
+
+
+@pytest.mark.skipif(not CALIBRATION.exists(), reason="shared/calibration is not next to the repository")
+@pytest.mark.parametrize("entry, words", [
+    ("- id: no-such-run\n  source: s\n  set: {parallel.micro_batch_size: 1}\n", ["no-such-run", "no run"]),
+    ("- id: mbridge25.11-h100-qwen3-30b-a3b\n  source: s\n  set: {parallel.micro_batch_sise: 1}\n",
+     ["mbridge25.11-h100-qwen3-30b-a3b", "parallel.micro_batch_sise", "no run file"]),
+    ("- id: dgxc-h100-bf16-llama31-70b-64gpu\n  source: s\n  set: {model.moe.capacity_factor: 1.0}\n",
+     ["dgxc-h100-bf16-llama31-70b-64gpu", "model.moe.capacity_factor", "model.moe"]),
+])
+def test_accuracy_exits_2_on_an_errata_entry_naming_no_run_or_no_run_key(tmp_path, monkeypatch, capsys, entry, words):
+    """An errata id that names no run, or a key no run file has (a typo), is an error, not a silent no-op."""
+    import accuracy
+
+    bad = tmp_path / "run_errata.yaml"
+    bad.write_text(entry)
+    monkeypatch.setattr(calibration_runs, "ERRATA", bad)
+    out = tmp_path / "o.md"
+    assert accuracy.main(["--runs", str(CALIBRATION / "modern_runs.yaml"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert str(bad) in err and all(w in err for w in words)
+    assert not out.exists()

@@ -11,6 +11,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import serve_worst_points as W  # noqa: E402
 
+from planner.serve import timing  # noqa: E402
+
 POINTS = ("rocm-vllm010-mi300x-llama31-70b-tp8-fp8-128-2048-bs128",   # vLLM, host step added
           "trtllm-po-h200-llama33-70b-tp2-fp8-1000-1000",             # TensorRT-LLM, padded graphs, overlap
           "trtllm-po-h200-qwen3-235b-dep4-fp8-1000-1000")             # MoE, attention DP
@@ -31,5 +33,8 @@ def test_terms_sum_to_the_decode_step(points, pid):
 def test_moe_and_tp_terms_appear_where_they_apply(points):
     dense_tp8 = W.breakdown(points[POINTS[0]])["ms"]
     moe = W.breakdown(points[POINTS[2]])["ms"]
-    assert dense_tp8["expert_gemm"] == 0 and dense_tp8["collectives"] > 0 and dense_tp8["host"] == pytest.approx(1.0)
+    # vLLM 0.10 does not overlap its host step: the whole fixed step shows (not a hard-coded 1 ms)
+    assert dense_tp8["expert_gemm"] == 0 and dense_tp8["collectives"] > 0
+    assert not W.breakdown(points[POINTS[0]])["overlap"]
+    assert dense_tp8["host"] == pytest.approx(timing.STEP_OVERHEAD_S * 1e3)
     assert moe["expert_gemm"] > 0 and moe["moe_routing"] > 0 and moe["collectives"] > 0

@@ -118,23 +118,36 @@ def attention_rates(ctx, t, half_fps):
     """(forward, backward) FLOP/s of fused attention. The kernel follows `runtime.attention_kernel`;
     'auto' is each framework's default: Megatron runs Transformer Engine's fused attention (cuDNN,
     Hopper-native), torchtitan and DeepSpeed PyTorch SDPA, whose flash backend is FlashAttention-2.
-    Hopper-native kernels get Dao 2023's fractions of the rate of the unit that binds them: the
-    tensor cores (the matmul rate) or the exponential units (exp_bound_fps; forward 2 (d_qk + d_v)
-    FLOPs per score, backward FLASH_BWD_FLOPS_RATIO times that, one exponential each);
-    FlashAttention-2 on a Hopper or Blackwell GPU is capped at FA2_HOPPER_*_OF_PEAK of the dense bf16
-    peak."""
+    Hopper-native kernels get Dao 2023's fractions of the rate of the unit that binds them
+    (flash_rates); FlashAttention-2 on a Hopper or Blackwell GPU is capped at FA2_HOPPER_*_OF_PEAK of
+    the dense bf16 peak (fa2_capped)."""
+    fwd, bwd = flash_rates(ctx, t, half_fps)
+    return fa2_capped(ctx, t, fwd, bwd, (ctx.gpu.peak_tflops("bf16") or 0.0) * 1e12)
+
+
+def flash_rates(ctx, t, half_fps):
+    """(forward, backward) FLOP/s of a Hopper-native flash kernel: Dao 2023's fractions
+    (ATTN_*_OF_MAMF) of the rate of the unit that binds it, the tensor cores (the matmul rate) or the
+    exponential units (exp_bound_fps at the row's tensor_clock; forward 2 (d_qk + d_v) FLOPs per score,
+    backward FLASH_BWD_FLOPS_RATIO times that, one exponential each)."""
     d_qk, d_v = attention_dims(ctx.model)
     clock = t["tensor_clock"] if "tensor_clock" in t else 1.0
     per_score = 2.0 * (d_qk + d_v)
     fwd = np.minimum(half_fps, exp_bound_fps(ctx.gpu, per_score) * clock) * ATTN_FWD_OF_MAMF
     bwd = np.minimum(half_fps, exp_bound_fps(ctx.gpu, FLASH_BWD_FLOPS_RATIO * per_score) * clock) * ATTN_BWD_OF_MAMF
+    return fwd, bwd
+
+
+def fa2_capped(ctx, t, fwd, bwd, peak_fps):
+    """The rates with the rows that run FlashAttention-2 (runtime.attention_kernel 'fa2', or 'auto' off
+    Megatron) capped at FA2_HOPPER_*_OF_PEAK x peak_fps (the dense bf16 peak, FLOP/s) on a GPU with
+    warpgroup tensor cores (Hopper, Blackwell); unchanged elsewhere."""
     if not warpgroup_tensor_cores(ctx.gpu):
         return fwd, bwd
     kernel = ctx.scenario.runtime.attention_kernel
     fa2 = (t["framework"] != MEG) if kernel == "auto" else np.full(T.size(t), kernel == "fa2")
-    peak = (ctx.gpu.peak_tflops("bf16") or 0.0) * 1e12
-    return (np.where(fa2, np.minimum(fwd, FA2_HOPPER_FWD_OF_PEAK * peak), fwd),
-            np.where(fa2, np.minimum(bwd, FA2_HOPPER_BWD_OF_PEAK * peak), bwd))
+    return (np.where(fa2, np.minimum(fwd, FA2_HOPPER_FWD_OF_PEAK * peak_fps), fwd),
+            np.where(fa2, np.minimum(bwd, FA2_HOPPER_BWD_OF_PEAK * peak_fps), bwd))
 
 
 def unfused_attention_s(ctx, t, half_fps, hbm):
