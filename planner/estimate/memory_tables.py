@@ -425,10 +425,9 @@ def fits_memory(ctx, t: dict, rows, in_chunks, chunk_rows: int, peaks: bool = Tr
         n = T.size(t) if rows is None else len(rows)
         fits = np.zeros(n, dtype=bool)
         peak = np.zeros(n, dtype=np.int16) if peaks else None
-        sub = {k: v[held] for k, v in (t.items() if rows is None else T.take(t, rows).items())}
-        if layout is not None:
-            layout = (layout if rows is None else layout[rows])[held]
-        fits[held], got = fits_memory(ctx, sub, None, in_chunks, chunk_rows, peaks, layout)
+        # the plans held, as rows of t (Plans gathers the columns it reads: no copy of the table)
+        keep = np.flatnonzero(held) if rows is None else rows[held]
+        fits[held], got = fits_memory(ctx, t, keep, in_chunks, chunk_rows, peaks, layout)
         if peaks:
             peak[held] = got
         return fits, peak
