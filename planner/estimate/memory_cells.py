@@ -18,12 +18,7 @@ def _compact_ids(key: np.ndarray, span: int) -> tuple[np.ndarray, np.ndarray]:
     """(id of every row's key among the keys present (int32), one row per id): by a presence table
     when the keys are few, by sorting otherwise."""
     if span <= max(4 * len(key), 1 << 16):
-        present = np.zeros(span, dtype=bool)
-        present[key] = True
-        ids = np.cumsum(present, dtype=np.int32)
-        ids -= 1
-        cell = np.take(ids, key)
-        del ids, present
+        cell = T.present_ranks(key, span, np.int32)[0]
     else:
         _, cell = np.unique(key, return_inverse=True)
         cell = cell.reshape(-1).astype(np.int32)

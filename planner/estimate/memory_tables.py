@@ -233,6 +233,12 @@ def _slot_layout(pair: np.ndarray, ranks: np.ndarray, ends: np.ndarray) -> tuple
     return offset, count, c, j, np.take(ranks.reshape(-1), flat), np.take(low.reshape(-1), flat)
 
 
+def _constant(v: np.ndarray) -> bool:
+    """Whether every value of v equals its first (v[0] == min == max), its first entries compared
+    first: a key that varies is then told without a pass over the whole column."""
+    return bool(len(v) and v[0] == v[-1] and (v[:4096] == v[0]).all() and v[0] == v.min() == v.max())
+
+
 class Terms:
     """Every term of TERMS evaluated once per cell (and candidate rank slot) of a plan table, in
     chunks of `chunk_rows` run by in_chunks(chunk, n)."""
@@ -293,7 +299,7 @@ class Terms:
                 table.update({k: np.empty(len(c)) for k in first})
                 in_chunks(chunk, len(c))
             # a key equal in every cell is read as that number (the same sums, without a gather)
-            same = {k: v[0] for k, v in table.items() if len(v) and v[0] == v.min() == v.max()}
+            same = {k: v[0] for k, v in table.items() if _constant(v)}
             if source is not None:
                 for k, v in table.items():
                     table[k] = np.broadcast_to(v[:1], source.shape) if k in same else np.take(v, source)
