@@ -351,8 +351,12 @@ def slow_clock_stage_bound(ctx, t: dict, units=None) -> np.ndarray:
     the clock: a term is s-fold slower at most, the HBM-bound and host-paced ones not at all)."""
     s = ctx.gpu.sustained_tensor_fraction
     slow = first_last_stage_times(ctx, {**t, "tensor_clock": np.full(T.size(t), s)}, units)
-    busy = lambda c: c["forward"] + c["backward"] + c["recompute"]  # noqa: E731
-    return np.max([s * busy(slow[k][1]) + (slow[k][0] - busy(slow[k][1])) for k in slow], axis=0)
+    out = None
+    for stage_s, c, _ in slow.values():  # the largest over the stages (each busy time summed once)
+        busy = c["forward"] + c["backward"] + c["recompute"]
+        v = s * busy + (stage_s - busy)
+        out = v if out is None else np.maximum(out, v, out=out)
+    return out
 
 
 def search_bound(ctx, t: dict, heads=None):
