@@ -495,6 +495,45 @@ interpreter lock). Not tried: the 20-25 ms single-threaded steps of stage_groups
 The target (the range under 3 s whole process) is reached only in the best runs.
 """
 
+TWELFTH = """Then (issue 14, twelfth pass: what the previous passes left per call, measured in CPU time on a shared
+machine, load 1-6: medians of alternated runs; exact: the same JSON for all 21 golden scenarios):
+
+- a node of unknown host memory (hgx-h800): the plans without offload went on to the verdict as a
+  boolean-masked copy of every column (16 masks over 1.44M rows; numpy's boolean subscript, whole
+  process under callgrind: 310M -> 29M instructions); they now go on as row indices of the plan
+  table, whose columns Plans gathers as it reads them (each category column once). In process, one thread, DeepSeek-V3 / 2,048
+  H800 (n=18, load ~4): verdict 0.534 -> 0.357 s CPU, solve 1.046 -> 0.914 s;
+- keys present numbered by one scatter into an unfilled table (table.present_ranks) instead of a
+  running count over the key span (np.cumsum over 1.3M entries took 2.4 x the scatter's time), in the
+  bound's groups (_dense_ids), table.value_ranks and the verdict's cells (_compact_ids): the same
+  ranks. In process, DeepSeek-V3 / 2,048 H100, the two alternated in one process (n=12, load 5-6): bound 0.591
+  -> 0.470 s, verdict 0.662 -> 0.634 s, solve 1.558 -> 1.378 s;
+- the bound's layer units read through composed indices (each group's row of the costs, the
+  communication and the EP dispatch directly; no table of every unit; the attention inputs ranked
+  among the 33k distinct costs, not the 86k units), its groups gather only the columns the stage time
+  reads, the slow-clock bound takes the largest stage by np.maximum in place; Terms tells a varying
+  key from its first entries;
+- OR-Tools is imported with lazy symbol binding (dlopen RTLD_LAZY around its import: CPython asks
+  RTLD_NOW, and ld.so's do_lookup_x was 2% of the process's instructions): cp_model() and a small
+  solve 0.075 -> 0.059 s CPU (n=10).
+Whole process, the branch's start (028b624) and its end alternated, CPU = user + system, median
+(least): at load 3.5-4.1 (n=10) DeepSeek-V3 / 2,048 H800 1.72 (1.42) -> 1.57 (1.36) s, H100 1.98
+(1.55) -> 1.88 (1.64) s; at load 0.6-1.0 (n=12) H800 1.83 (1.59) -> 1.81 (1.62) s, H100 1.96 (1.72) ->
+2.00 (1.80) s: no change beyond this machine's noise. In process at load ~1 (n=12): H100 solve 1.19 ->
+1.09 s (bound 0.43 -> 0.39, verdict 0.52 -> 0.49); H800 solve 1.07 -> 1.11 s, while the H800 verdict
+with the old and the new path alternated in one process gave 0.480 -> 0.435 s (n=12). Instructions
+retired (callgrind, whole process, deterministic; before the last two items): H800 5.91G -> 5.63G,
+H100 6.13G -> 6.04G. The aim (15% of the whole process per scenario) is not reached: what remains
+is spread thin. Under callgrind (H800): fancy-index gathers 11% of the instructions, np.take 9%,
+np.where 8% (the model's formulas), the interpreter and dict lookups 7%, int64 -> float64 casts 2%, dynamic linking 2% (now partly lazy).
+Measured and left: the verdict's cell indices as intp instead of int32 (numpy casts int32 indices at
+every gather, but converting them once costs as much: 0.618 -> 0.649 s, n=10); np.repeat instead of
+np.take for the per-slot gathers of the cell tables (3 x slower for 65k slots); MEMORY_CHUNK 8,192 -
+65,536 (the same CPU within noise, whole process, n=8); lazy binding for numpy, pydantic_core and
+PyYAML too (7 ms, within noise); avoiding asyncio (typing_extensions' deprecated imports it on Python
+3.11, also in 4.15.0, the version installed here: no legitimate way around it from the planner).
+"""
+
 SERVING = """## Serving search at a fixed concurrency
 
 Before: `planner serve` under `concurrency: C` listed every row of layout x engine / weights / KV /
@@ -566,7 +605,7 @@ def main() -> None:
              f"`python benchmarks/speed_profile.py --lines {args.lines}` on {platform.machine()}, {os.cpu_count()} CPUs, "
              f"Python {platform.python_version()}, {time.strftime('%Y-%m-%d %H:%M')}, load average "
              f"{os.getloadavg()[0]:.1f} (a shared machine: the shares matter, not the seconds).", "",
-             FINDINGS, LATER, EIGHTH, STARTUP, NINTH, TENTH, ELEVENTH,
+             FINDINGS, LATER, EIGHTH, STARTUP, NINTH, TENTH, ELEVENTH, TWELFTH,
              SERVING]
     parts += [profile(p, args.lines) for p in SCENARIOS]
     (HERE / "speed_profile.md").write_text("\n".join(parts))

@@ -18,12 +18,7 @@ def _compact_ids(key: np.ndarray, span: int) -> tuple[np.ndarray, np.ndarray]:
     """(id of every row's key among the keys present (int32), one row per id): by a presence table
     when the keys are few, by sorting otherwise."""
     if span <= max(4 * len(key), 1 << 16):
-        present = np.zeros(span, dtype=bool)
-        present[key] = True
-        ids = np.cumsum(present, dtype=np.int32)
-        ids -= 1
-        cell = np.take(ids, key)
-        del ids, present
+        cell = T.present_ranks(key, span, np.int32)[0]
     else:
         _, cell = np.unique(key, return_inverse=True)
         cell = cell.reshape(-1).astype(np.int32)
@@ -58,12 +53,14 @@ class Plans:
         # the run of every row (as a cumulative count of the heads, without its n-long int32 sum)
         self.run = np.repeat(np.arange(len(self.heads), dtype=np.int32), np.diff(self.heads, append=n))
         # category code: mixed radix of the values (int16 where they fit: the largest tables)
-        self.radix = [int(self.column(k).max()) + 1 if n else 1 for k in CATEGORY_COLUMNS]
+        cats = [self.column(k) for k in CATEGORY_COLUMNS]  # each gathered once (where `rows` picks the plans)
+        self.radix = [int(c.max()) + 1 if n else 1 for c in cats]
         self.n_cat = int(np.prod(self.radix))
         self.cat = np.zeros(n, dtype=np.int16 if self.n_cat < 2**15 else np.int32)
-        for k, radix in zip(CATEGORY_COLUMNS, self.radix):
+        for c, radix in zip(cats, self.radix):
             self.cat *= radix
-            self.cat += self.column(k)
+            self.cat += c
+        del cats
 
     def column(self, k: str, at=None) -> np.ndarray:
         """Column k of the plans (rows `at` of them)."""

@@ -233,6 +233,12 @@ def _slot_layout(pair: np.ndarray, ranks: np.ndarray, ends: np.ndarray) -> tuple
     return offset, count, c, j, np.take(ranks.reshape(-1), flat), np.take(low.reshape(-1), flat)
 
 
+def _constant(v: np.ndarray) -> bool:
+    """Whether every value of v equals its first (v[0] == min == max), its first entries compared
+    first: a key that varies is then told without a pass over the whole column."""
+    return bool(len(v) and v[0] == v[-1] and (v[:4096] == v[0]).all() and v[0] == v.min() == v.max())
+
+
 class Terms:
     """Every term of TERMS evaluated once per cell (and candidate rank slot) of a plan table, in
     chunks of `chunk_rows` run by in_chunks(chunk, n)."""
@@ -293,7 +299,7 @@ class Terms:
                 table.update({k: np.empty(len(c)) for k in first})
                 in_chunks(chunk, len(c))
             # a key equal in every cell is read as that number (the same sums, without a gather)
-            same = {k: v[0] for k, v in table.items() if len(v) and v[0] == v.min() == v.max()}
+            same = {k: v[0] for k, v in table.items() if _constant(v)}
             if source is not None:
                 for k, v in table.items():
                     table[k] = np.broadcast_to(v[:1], source.shape) if k in same else np.take(v, source)
@@ -425,10 +431,9 @@ def fits_memory(ctx, t: dict, rows, in_chunks, chunk_rows: int, peaks: bool = Tr
         n = T.size(t) if rows is None else len(rows)
         fits = np.zeros(n, dtype=bool)
         peak = np.zeros(n, dtype=np.int16) if peaks else None
-        sub = {k: v[held] for k, v in (t.items() if rows is None else T.take(t, rows).items())}
-        if layout is not None:
-            layout = (layout if rows is None else layout[rows])[held]
-        fits[held], got = fits_memory(ctx, sub, None, in_chunks, chunk_rows, peaks, layout)
+        # the plans held, as rows of t (Plans gathers the columns it reads: no copy of the table)
+        keep = np.flatnonzero(held) if rows is None else rows[held]
+        fits[held], got = fits_memory(ctx, t, keep, in_chunks, chunk_rows, peaks, layout)
         if peaks:
             peak[held] = got
         return fits, peak

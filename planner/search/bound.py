@@ -47,19 +47,10 @@ def stage_lower_bound(ctx, t: dict, units=None) -> np.ndarray:
 
 
 def _dense_ids(key: np.ndarray, span: int) -> tuple[np.ndarray, int]:
-    """Keys in [0, span) renumbered 0 .. distinct - 1 (in key order), in linear time. Where the span is
-    far beyond the keys, only the keys present are numbered (an unfilled table: the pages of keys
-    absent are never written) instead of a running count over the whole span."""
-    present = np.zeros(span, dtype=bool)
-    present[key] = True
-    if span > 4 * len(key):
-        keys = np.flatnonzero(present)
-        ids = np.empty(span, dtype=np.int64)
-        ids[keys] = np.arange(len(keys))
-        return ids[key], len(keys)
-    ids = np.cumsum(present, dtype=np.int64)
-    ids -= 1
-    return ids[key], int(ids[-1]) + 1
+    """Keys in [0, span) renumbered 0 .. distinct - 1 (in key order), in linear time (only the keys
+    present are numbered: T.present_ranks)."""
+    ids, keys = T.present_ranks(key, span)
+    return ids, len(keys)
 
 
 def stage_groups(t: dict, cols: tuple[str, ...], heads: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -204,16 +195,18 @@ def _per_group(ctx, t: dict, fn, first: np.ndarray, ga_top: np.ndarray, shared: 
     out = np.zeros(len(first))
     if not len(first):
         return out
-    groups = {**{k: v[first] for k, v in t.items()}, "ga": T.compact(ga_top)}
-    index, units = _shared_units(ctx, groups, clock) if shared else (None, None)
+    # the columns the stage time reads (stage_lower_bound's, as the slow-clock bound's and the units'):
+    # a column fn read beyond them would fail loudly
+    groups = {**{k: t[k][first] for k in _ga_free_columns(ctx)}, "ga": T.compact(ga_top)}
+    units = _shared_units(ctx, groups, clock) if shared else None
 
     def chunk(lo: int) -> None:
         part = T.take(groups, slice(lo, lo + MEMORY_CHUNK))
         if units is None:
             out[lo:lo + MEMORY_CHUNK] = fn(ctx, part)
         else:
-            pick = index[lo:lo + MEMORY_CHUNK]
-            out[lo:lo + MEMORY_CHUNK] = fn(ctx, part, tuple(_rows_of(u, pick) for u in units))
+            at = slice(lo, lo + MEMORY_CHUNK)
+            out[lo:lo + MEMORY_CHUNK] = fn(ctx, part, tuple(_unit_rows(u, at) for u in units))
 
     _in_chunks(chunk, len(first))
     return out
@@ -253,32 +246,46 @@ def _unit_columns(ctx) -> tuple[str, ...]:
     return _read_columns(layer_units, ctx)
 
 
-def _shared_units(ctx, t: dict, clock: float | None) -> tuple[np.ndarray, tuple[dict, dict]]:
-    """(index of every row of t into the units, layer_units of each distinct value of the columns they
-    read, at tensor clock `clock` (None: burst)), evaluated in chunks shared by threads. The same
-    numbers as layer_units of every row: each is computed row by row from those columns alone
-    (tests/test_bound.py compares). Its parts read fewer columns still, so each is evaluated once per
-    distinct value of its own inputs and gathered for each unit (DeepSeek-V3 / 2,048 H100: 86,478
+def _shared_units(ctx, t: dict, clock: float | None) -> tuple[list, list]:
+    """The layer_units of every row of t at tensor clock `clock` (None: burst), as (compute costs,
+    communication) each a list of (table of values, the row of every row of t in it) (_unit_rows),
+    evaluated in chunks shared by threads. The same numbers as layer_units of every row: each is
+    computed row by row from the columns it reads alone (tests/test_bound.py compares). The units are
+    the rows distinct in the columns layer_units reads, and their parts read fewer columns still, so
+    each is evaluated once per distinct value of its own inputs (DeepSeek-V3 / 2,048 H100: 86,478
     units, 33,406 compute.layer_costs, 43,783 comm.layer_comm, 2,457 comm.ep_dispatch_s): the costs
     (not dp nor recompute), the communication (not ga nor precision, but the costs' attention
-    seconds, taken as inputs) and one EP dispatch."""
+    seconds, taken as inputs) and one EP dispatch; each row of t reads its part's value through its
+    unit (the two indices composed: no table of every unit)."""
     first, inverse = stage_groups(t, _unit_columns(ctx))
     units = T.take(t, first)
-    n = len(first)
-    unit = _per_value(units, _cost_columns(ctx), {}, lambda part, rows: compute.layer_costs(ctx, part), clock)
-    attn = [np.broadcast_to(unit[k], (n,)) for k in ("attn_fwd", "attn_bwd")]  # layer_units passes these
-    ranks = {f"_attn{i}": T.value_ranks(a)[0] for i, a in enumerate(attn)}  # the inputs' values as columns
+    cost, at_cost = _per_value(units, _cost_columns(ctx), {}, lambda part, rows: compute.layer_costs(ctx, part), clock)
+    m = int(at_cost.max()) + 1 if len(at_cost) else 0  # distinct cost inputs (each read by some unit)
+    attn = [np.broadcast_to(cost[k], (m,)) for k in ("attn_fwd", "attn_bwd")]  # layer_units passes these
+    # the inputs' values as columns: their ranks among the costs' values, read through each unit's cost
+    ranks = {f"_attn{i}": np.take(T.value_ranks(a)[0], at_cost) for i, a in enumerate(attn)}
     unit_comm = _per_value(units, _read_comm_columns(ctx), ranks,
-                           lambda part, rows: comm.layer_comm(ctx, part, attn[0][rows], attn[1][rows]), clock)
-    unit_comm.update(_per_value(units, _dispatch_columns(ctx), {},
-                                lambda part, rows: {"ep_dispatch": comm.ep_dispatch_s(ctx, part)}, clock))
-    return inverse, (unit, unit_comm)
+                           lambda part, rows: comm.layer_comm(ctx, part, *(np.take(a, np.take(at_cost, rows))
+                                                                            for a in attn)), clock)
+    dispatch = _per_value(units, _dispatch_columns(ctx), {},
+                          lambda part, rows: {"ep_dispatch": comm.ep_dispatch_s(ctx, part)}, clock)
+    through = lambda table, at: (table, np.take(at, inverse))  # noqa: E731  (the row of t, via its unit)
+    return [through(cost, at_cost)], [through(*unit_comm), through(*dispatch)]
 
 
-def _per_value(t: dict, cols: tuple[str, ...], extra: dict, fn, clock: float | None) -> dict:
-    """fn(rows of t, those rows) (a dict of per-row arrays and scalars) once per distinct value of the
-    columns `cols` of t and the integer columns `extra`, in chunks shared by threads, at tensor clock
-    `clock` (None: burst), gathered back to every row of t (scalars stay)."""
+def _unit_rows(parts: list, at) -> dict:
+    """One layer_units dict of the rows `at` of t from its parts (_shared_units: (table, row of every
+    row of t in it)), scalars kept."""
+    out: dict = {}
+    for table, index in parts:
+        out.update(_rows_of(table, index[at]))
+    return out
+
+
+def _per_value(t: dict, cols: tuple[str, ...], extra: dict, fn, clock: float | None) -> tuple[dict, np.ndarray]:
+    """(fn(rows of t, those rows) (a dict of arrays and scalars) once per distinct value of the columns
+    `cols` of t and the integer columns `extra`, in chunks shared by threads, at tensor clock `clock`
+    (None: burst); the distinct value of every row of t)."""
     from planner.search.solver import MEMORY_CHUNK, _in_chunks
 
     first, inverse = stage_groups({**{k: t[k] for k in cols}, **extra}, (*cols, *extra))
@@ -294,7 +301,7 @@ def _per_value(t: dict, cols: tuple[str, ...], extra: dict, fn, clock: float | N
 
     _in_chunks(chunk, len(first))
     sizes = [min(MEMORY_CHUNK, len(first) - lo) for lo in starts]
-    return _rows_of({k: _joined([p[k] for p in parts], sizes) for k in parts[0]}, inverse)
+    return {k: _joined([p[k] for p in parts], sizes) for k in parts[0]}, inverse
 
 
 def _joined(values: list, sizes: list[int]):
@@ -344,8 +351,12 @@ def slow_clock_stage_bound(ctx, t: dict, units=None) -> np.ndarray:
     the clock: a term is s-fold slower at most, the HBM-bound and host-paced ones not at all)."""
     s = ctx.gpu.sustained_tensor_fraction
     slow = first_last_stage_times(ctx, {**t, "tensor_clock": np.full(T.size(t), s)}, units)
-    busy = lambda c: c["forward"] + c["backward"] + c["recompute"]  # noqa: E731
-    return np.max([s * busy(slow[k][1]) + (slow[k][0] - busy(slow[k][1])) for k in slow], axis=0)
+    out = None
+    for stage_s, c, _ in slow.values():  # the largest over the stages (each busy time summed once)
+        busy = c["forward"] + c["backward"] + c["recompute"]
+        v = s * busy + (stage_s - busy)
+        out = v if out is None else np.maximum(out, v, out=out)
+    return out
 
 
 def search_bound(ctx, t: dict, heads=None):
