@@ -509,11 +509,8 @@ def stage_terms(f, t, lk, hw, n_dec, n_pf, ctx_dec, ctx_pf) -> dict:
 
 
 def stage_s(f, t, lk, hw, n_dec, n_pf, ctx_dec, ctx_pf):
-    """Seconds of one pipeline stage (the sum of stage_terms, in their order)."""
-    terms = stage_terms(f, t, lk, hw, n_dec, n_pf, ctx_dec, ctx_pf)
-    return (terms["dense_gemm"] + terms["expert_gemm"] + terms["moe_routing"] + terms["elementwise"]
-            + terms["decode_attention"] + terms["prefill_attention"] + terms["decode_attention_fixed"]
-            + terms["collectives"] + terms["kernel_launch"])
+    """Seconds of one pipeline stage: the sum of stage_terms, left to right in their order."""
+    return sum(stage_terms(f, t, lk, hw, n_dec, n_pf, ctx_dec, ctx_pf).values())
 
 
 # Host time of TensorRT-LLM's sampler per running request and iteration. MEASURED by NVIDIA: TorchSampler
