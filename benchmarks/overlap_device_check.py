@@ -64,6 +64,17 @@ def loop_for(fn, seconds, stream):
     return calls
 
 
+def queued(stream, fn, count):
+    """Queue `count` calls of fn on stream between two timing events; returns (start, stop) events."""
+    start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    with torch.cuda.stream(stream):
+        start.record()
+        for _ in range(count):
+            fn()
+        stop.record()
+    return start, stop
+
+
 def timed_window(gemm, copy, seconds):
     """GEMM and copy issued together from one host thread in rounds: each round queues G GEMMs on stream A and
     K copies on stream B (K chosen so both streams stay busy), then waits for both. Returns (gemm calls, gemm
@@ -74,21 +85,11 @@ def timed_window(gemm, copy, seconds):
     n_g = n_c = 0
     end = time.perf_counter() + seconds
     while time.perf_counter() < end:
-        ea0, ea1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        eb0, eb1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         if gemm:
-            with torch.cuda.stream(sa):
-                ea0.record()
-                for _ in range(gemm[1]):
-                    gemm[0]()
-                ea1.record()
+            ea0, ea1 = queued(sa, *gemm)
             n_g += gemm[1]
         if copy:
-            with torch.cuda.stream(sb):
-                eb0.record()
-                for _ in range(copy[1]):
-                    copy[0]()
-                eb1.record()
+            eb0, eb1 = queued(sb, *copy)
             n_c += copy[1]
         torch.cuda.synchronize()
         if gemm:
