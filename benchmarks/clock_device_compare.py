@@ -58,10 +58,11 @@ def hbm_rate(gpu) -> float:
 
 
 def form_s(form: str, flops, moved, f, hbm):
-    """Seconds of one GEMM under `form` ('additive' or 'roofline') at tensor rate f (FLOP/s)."""
+    """Seconds of one GEMM (or an array of them) under `form` ('additive' or 'roofline') at tensor rate f
+    (FLOP/s): additive = flops / f + moved / hbm + launch, roofline = max(flops / f, moved / hbm) + launch."""
     if form == "additive":
         return flops / f + moved / hbm + compute_gemm.GEMM_LAUNCH_S
-    return max(flops / f, moved / hbm) + compute_gemm.GEMM_LAUNCH_S
+    return np.maximum(flops / f, moved / hbm) + compute_gemm.GEMM_LAUNCH_S
 
 
 def fit_burst(rows: list[dict], gpu=None) -> dict:
