@@ -27,6 +27,9 @@ import time
 
 import torch
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import memory_device_check as mdc  # noqa: E402  write_json
+
 WINDOW_S = 1.0
 SHAPES = [(16384, 4096, 6144), (4096, 8192, 14336), (16384, 14336, 4096), (4096, 2048, 8192)]
 CTAS = (8, 16, 32)
@@ -109,7 +112,7 @@ def main(argv=None) -> int:
            "window_s": WINDOW_S, "copy_bytes": COPY_BYTES, "rows": []}
     if not cuda:
         res["note"] = "smoke: no GPU or no Triton, nothing measured"
-        json.dump(res, open(args.out, "w"))
+        mdc.write_json(args.out, res)
         print("smoke ok", flush=True)
         return 0
     bf = torch.bfloat16
@@ -149,13 +152,9 @@ def main(argv=None) -> int:
                                   "contention": per_round * (g_sh - g_alone) / copy_busy if copy_busy else None})
         res["rows"].append(row)
         print(json.dumps(row), flush=True)
-        with open(args.out + ".tmp", "w") as f:
-            json.dump(res, f)
-        os.replace(args.out + ".tmp", args.out)
+        mdc.write_json(args.out, res)
         del x, w
-    with open(args.out + ".tmp", "w") as f:
-        json.dump(res, f)
-    os.replace(args.out + ".tmp", args.out)
+    mdc.write_json(args.out, res)
     print("done", flush=True)
     return 0
 
