@@ -32,9 +32,21 @@ from planner.serve import timing  # noqa: E402
 import rocm_tp8_batch_check as R  # noqa: E402
 
 TABLE = ROOT / "benchmarks" / "aiter_a8w8_mi300x_tp8.csv"
-# (layers, the four TP8 GEMM shapes (N, K)): Llama-3.1 70B / 405B public configs, TP 8
-SHAPES = {"70b": (80, ((1280, 8192), (8192, 1024), (7168, 8192), (8192, 3584))),
-          "405b": (126, ((2304, 16384), (16384, 2048), (13312, 16384), (16384, 6656)))}
+TP = 8
+MODELS = {"70b": "llama-3.1-70b", "405b": "llama-3.1-405b"}  # rocm_tp8_batch_check's labels -> catalog models
+
+
+def tp_gemm_shapes(name: str, tp: int = TP) -> tuple[int, tuple]:
+    """(layers, the four (N, K) GEMMs of one rank) of a dense SwiGLU catalog model at tensor parallel tp
+    (Megatron's column / row split): QKV N = (heads + 2 kv_heads) x head_dim / tp, K = hidden; attention out
+    N = hidden, K = heads x head_dim / tp; gate + up N = 2 ffn / tp, K = hidden; down N = hidden, K = ffn / tp."""
+    m = catalog.model(name)
+    d = m.head_dim or m.hidden // m.heads
+    return m.layers, (((m.heads + 2 * m.kv_heads) * d // tp, m.hidden), (m.hidden, m.heads * d // tp),
+                      (2 * m.ffn_hidden // tp, m.hidden), (m.hidden, m.ffn_hidden // tp))
+
+
+SHAPES = {label: tp_gemm_shapes(name) for label, name in MODELS.items()}
 
 
 def load() -> dict:

@@ -21,17 +21,16 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from planner.catalog import gpu as catalog_gpu  # noqa: E402
+from planner.catalog import node as catalog_node  # noqa: E402
 from planner.estimate import compute_attention as A  # noqa: E402
-from window_attn_check import measured_rows  # noqa: E402
+from window_attn_check import NODES, measured_rows  # noqa: E402
 
-GPUS = {"h200": "h200-sxm-141gb", "gb200": "gb200", "gb300": "gb300"}
 FITTED = ("h200", "gb200")
 
 
 def bound_fps(name: str, head_dim: int, bwd: bool) -> float:
     """min(bf16 MAMF rate, exponential rate) of the GPU for the pass, as attention_rates takes it."""
-    g = catalog_gpu(GPUS[name])
+    g = catalog_node(NODES[name]).gpu  # the CSV's GPU label -> its node, as window_attn_check reads it
     mamf = g.peak_tflops("bf16") * 1e12 * g.matmul_efficiency.bf16
     per_score = 2.0 * 2 * head_dim * (A.FLASH_BWD_FLOPS_RATIO if bwd else 1.0)
     return min(mamf, A.exp_bound_fps(g, per_score))

@@ -204,16 +204,12 @@ def main(argv=None) -> int:
                               **summary(times, samples)}
         print(name, json.dumps({k: v for k, v in res["loads"][name].items() if k not in ("times_s", "samples")}),
               flush=True)
-        with open(args.out + ".tmp", "w") as f:
-            json.dump(res, f)
-        os.replace(args.out + ".tmp", args.out)
+        mdc.write_json(args.out, res)
         time.sleep(0 if args.smoke else 3.0)  # let the board cool a little between loads
 
     if "shapes" in args.sections.split(","):
         shapes_section(res, sampler, cuda, args.smoke)
-        with open(args.out + ".tmp", "w") as f:
-            json.dump(res, f)
-        os.replace(args.out + ".tmp", args.out)
+        mdc.write_json(args.out, res)
     if "loads" not in args.sections.split(","):
         sampler.stop.set()
         print("done", flush=True)

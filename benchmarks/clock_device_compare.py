@@ -36,7 +36,7 @@ from planner.estimate import compute_gemm  # noqa: E402
 
 LOADS = HERE / "clock_device" / "h200.json"
 SHAPES = HERE / "clock_device" / "h200_shapes.json"
-FIT_MIN_S = 100e-6
+FIT_MIN_S = 100e-6  # shapes fitted: compute_gemm.GEMM_LAUNCH_S (4 us) below 4% of the cold time
 ELEM = {"bf16": 2.0, "fp8": 1.0}
 
 
@@ -58,10 +58,11 @@ def hbm_rate(gpu) -> float:
 
 
 def form_s(form: str, flops, moved, f, hbm):
-    """Seconds of one GEMM under `form` ('additive' or 'roofline') at tensor rate f (FLOP/s)."""
+    """Seconds of one GEMM (or an array of them) under `form` ('additive' or 'roofline') at tensor rate f
+    (FLOP/s): additive = flops / f + moved / hbm + launch, roofline = max(flops / f, moved / hbm) + launch."""
     if form == "additive":
         return flops / f + moved / hbm + compute_gemm.GEMM_LAUNCH_S
-    return max(flops / f, moved / hbm) + compute_gemm.GEMM_LAUNCH_S
+    return np.maximum(flops / f, moved / hbm) + compute_gemm.GEMM_LAUNCH_S
 
 
 def fit_burst(rows: list[dict], gpu=None) -> dict:

@@ -39,13 +39,14 @@ GH100_700W = ("h100-sxm-80gb", "h200-sxm-141gb")  # the entries whose MAMF is th
 
 
 def roofline_gemm_s(m_rows, k, n, flops_per_s, hbm_bytes_s, elem_bytes=2.0):
-    """max(2mkn / F, (elem (mk + kn) + 2 mn) / B) + launch: operand and output traffic hidden behind the arithmetic."""
+    """gemm_s's signature on clock_device_compare.form_s('roofline'): max(2mkn / F, (elem (mk + kn) + 2 mn) / B)
+    + launch, operand and output traffic hidden behind the arithmetic."""
     import numpy as np
 
-    from planner.estimate.compute_gemm import GEMM_LAUNCH_S
+    import clock_device_compare as cdc
     flops = 2.0 * m_rows * k * n
     moved = elem_bytes * (m_rows * k + k * n) + 2.0 * m_rows * n
-    return np.maximum(flops / np.maximum(flops_per_s, 1.0), moved / hbm_bytes_s) + GEMM_LAUNCH_S
+    return cdc.form_s("roofline", flops, moved, np.maximum(flops_per_s, 1.0), hbm_bytes_s)
 
 
 def patch(variant: str) -> None:

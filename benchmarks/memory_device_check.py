@@ -44,6 +44,14 @@ CONFIGS = [  # (name, ffn activation, recompute, micro-batch, sequence length)
 ]
 
 
+def write_json(path: str, data: dict, indent: int | None = None) -> None:
+    """Write `data` as JSON to path through a temporary file and a rename (a partial run leaves a whole file)."""
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=indent)
+    os.replace(tmp, path)
+
+
 class Block(nn.Module):
     def __init__(self, h, heads, d, f, act):
         super().__init__()

@@ -36,7 +36,7 @@ from planner.estimate.table import DS  # noqa: E402
 
 VARIANTS = ("flat30", "now", "+clip")
 FORMER_BYTES_PER_PARAM = 30.0  # the model before optimizer_bytes.py (offload.ADAM_BYTES_PER_PARAM)
-GRAD_SCALE_BYTES = 8.0
+GRAD_SCALE_BYTES = 8.0  # in-place scale of the fp32 gradients: read 4 + write 4 (the docstring's code paths)
 
 
 def _shard(t, mem):

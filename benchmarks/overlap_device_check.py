@@ -27,6 +27,9 @@ import time
 
 import torch
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import memory_device_check as mdc  # noqa: E402  write_json
+
 WINDOW_S = 1.0
 SHAPES = [(16384, 4096, 6144), (4096, 8192, 14336), (16384, 14336, 4096), (4096, 2048, 8192)]
 CTAS = (8, 16, 32)
@@ -64,6 +67,17 @@ def loop_for(fn, seconds, stream):
     return calls
 
 
+def queued(stream, fn, count):
+    """Queue `count` calls of fn on stream between two timing events; returns (start, stop) events."""
+    start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    with torch.cuda.stream(stream):
+        start.record()
+        for _ in range(count):
+            fn()
+        stop.record()
+    return start, stop
+
+
 def timed_window(gemm, copy, seconds):
     """GEMM and copy issued together from one host thread in rounds: each round queues G GEMMs on stream A and
     K copies on stream B (K chosen so both streams stay busy), then waits for both. Returns (gemm calls, gemm
@@ -74,21 +88,11 @@ def timed_window(gemm, copy, seconds):
     n_g = n_c = 0
     end = time.perf_counter() + seconds
     while time.perf_counter() < end:
-        ea0, ea1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        eb0, eb1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         if gemm:
-            with torch.cuda.stream(sa):
-                ea0.record()
-                for _ in range(gemm[1]):
-                    gemm[0]()
-                ea1.record()
+            ea0, ea1 = queued(sa, *gemm)
             n_g += gemm[1]
         if copy:
-            with torch.cuda.stream(sb):
-                eb0.record()
-                for _ in range(copy[1]):
-                    copy[0]()
-                eb1.record()
+            eb0, eb1 = queued(sb, *copy)
             n_c += copy[1]
         torch.cuda.synchronize()
         if gemm:
@@ -108,7 +112,7 @@ def main(argv=None) -> int:
            "window_s": WINDOW_S, "copy_bytes": COPY_BYTES, "rows": []}
     if not cuda:
         res["note"] = "smoke: no GPU or no Triton, nothing measured"
-        json.dump(res, open(args.out, "w"))
+        mdc.write_json(args.out, res)
         print("smoke ok", flush=True)
         return 0
     bf = torch.bfloat16
@@ -148,13 +152,9 @@ def main(argv=None) -> int:
                                   "contention": per_round * (g_sh - g_alone) / copy_busy if copy_busy else None})
         res["rows"].append(row)
         print(json.dumps(row), flush=True)
-        with open(args.out + ".tmp", "w") as f:
-            json.dump(res, f)
-        os.replace(args.out + ".tmp", args.out)
+        mdc.write_json(args.out, res)
         del x, w
-    with open(args.out + ".tmp", "w") as f:
-        json.dump(res, f)
-    os.replace(args.out + ".tmp", args.out)
+    mdc.write_json(args.out, res)
     print("done", flush=True)
     return 0
 

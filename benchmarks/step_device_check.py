@@ -414,13 +414,6 @@ def serve_section(out: dict, run, dev: str, clock: Clock, c: dict, batches, ctx,
 # ---------------------------------------------------------------- main
 
 
-def write_json(path: str, data: dict):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=1)
-    os.replace(tmp, path)
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
@@ -438,7 +431,7 @@ def main(argv=None) -> int:
 
     def flush():
         res["elapsed_s"] = round(time.time() - t0, 1)
-        write_json(args.out, res)
+        mdc.write_json(args.out, res, indent=1)
 
     def run(rows: list, r: dict, item):
         """Runs one item into r (error text instead where it fails; skipped past the budget), appends, flushes."""

@@ -20,6 +20,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+from planner.atomic import write_atomic  # noqa: E402
 from planner.estimate import compute, table  # noqa: E402
 from planner.estimate.evaluate import Context  # noqa: E402
 from planner.spec.scenario import Scenario  # noqa: E402
@@ -100,9 +101,7 @@ def main(argv=None) -> int:
     if args.out is None:
         print(text)
     else:
-        tmp = args.out.with_suffix(args.out.suffix + ".tmp")
-        tmp.write_text(text)
-        tmp.replace(args.out)
+        write_atomic(args.out, text)
     return 0
 
 

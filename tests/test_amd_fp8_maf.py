@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 AMD_MAF_FP8_TF = {"mi300x": 1273.0, "mi325x": 1519.0}  # Table 1 of the AMD post
+MI300X_MAMF_BF16_TF = 668.4  # ml-engineering's MAMF (torch 2.5.1 + ROCm 6.3, tunableop; catalogs/gpus.yaml notes)
 
 
 @pytest.mark.parametrize("name", sorted(AMD_MAF_FP8_TF))
@@ -25,9 +26,10 @@ def test_fp8_fraction_reproduces_amds_maf(name):
 def test_serving_fp8_rate_uses_the_fp8_fraction_and_bf16_keeps_its_own():
     gpu = catalog.gpu("mi300x")
     lin, _, _ = timing.rates(gpu, ("fp8", "bf16"))
-    assert lin[0] == pytest.approx(gpu.tflops.fp8 * gpu.matmul_efficiency.fp8 * timing.SUSTAINED_FRACTION * 1e12)
-    assert lin[1] == pytest.approx(gpu.tflops.bf16 * gpu.matmul_efficiency.bf16 * timing.SUSTAINED_FRACTION * 1e12)
-    assert lin[0] < 2.0 * lin[1]  # FP8 sustains a lower share of its peak than BF16 on MI300X (1273 vs 2 x 708 TF)
+    # the published rates times the one sustained fraction the serving model applies to every GEMM
+    assert lin[0] == pytest.approx(AMD_MAF_FP8_TF["mi300x"] * timing.SUSTAINED_FRACTION * 1e12, rel=2e-3)
+    assert lin[1] == pytest.approx(MI300X_MAMF_BF16_TF * timing.SUSTAINED_FRACTION * 1e12, rel=2e-3)
+    assert lin[0] < 2.0 * lin[1]  # FP8 sustains a lower share of its peak than BF16 on MI300X (1273 vs 2 x 668 TF)
 
 
 def test_aiter_table_covers_both_models_and_runs_above_the_roofline_at_64_rows():

@@ -28,11 +28,17 @@ def test_published_step_from_the_runs_own_batch(row):
     assert d["published_step"] == pytest.approx(tokens_per_gpu / me["tokens_per_sec_per_gpu"], rel=1e-4)
 
 
-def test_normalisations_share_the_missing_seconds(row):
-    _, d = row
-    layer_mbs = d["ga"] * d["layers"]
-    assert d["ms_per_layer_mb"] * layer_mbs / 1e3 == pytest.approx(d["missing"])
-    assert d["ns_per_token_layer"] * layer_mbs * d["mbs"] * d["seq"] / 1e9 == pytest.approx(d["missing"])
+def test_normalisations_divide_the_missing_seconds_by_the_runs_own_layout(row):
+    """The counts come from the run file, not from the script's own fields: global batch / (dp x mbs)
+    micro-batches (the run's grad_accum_steps), layers / pp per GPU, mbs x seq / cp tokens each."""
+    run, d = row
+    p, seq = run["parallel"], run["model"]["seq_length"]
+    ga = p["global_batch_size"] / (p["dp"] * p["micro_batch_size"])
+    layers = run["model"]["layers"] / p["pp"]
+    assert ga == p["grad_accum_steps"]
+    missing = d["published_step"] - d["step"]
+    assert d["ms_per_layer_mb"] * ga * layers / 1e3 == pytest.approx(missing)
+    assert d["ns_per_token_layer"] * ga * p["micro_batch_size"] * seq / p["cp"] * layers / 1e9 == pytest.approx(missing)
     assert d["family"] == "gpt-oss-120b"
 
 
