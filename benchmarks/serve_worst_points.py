@@ -94,8 +94,12 @@ def batch_bucket(b: float) -> str:
     return "b<=8" if b <= 8 else "b 9-64" if b <= 64 else "b 65-512" if b <= 512 else "b>512"
 
 
-def main() -> None:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 20
+def main(argv=None) -> None:
+    import argparse
+
+    ap = argparse.ArgumentParser(description="the worst non-dstack serving points with their step terms")
+    ap.add_argument("n", nargs="?", type=int, default=20, help="how many points (default 20)")
+    n = ap.parse_args(argv).n
     rows = {r["id"]: r for r in S.run()}
     pts = {p["id"]: p for p in points()}
     ranked = sorted((i for i in rows if not i.startswith("dstack-")), key=lambda i: -abs(rows[i]["error"]))
