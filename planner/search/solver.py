@@ -529,7 +529,7 @@ def _evaluate_best(ctx, t: dict, keep: int, peak=None, heads=None) -> tuple[np.n
     ranking (planner.search.rank.order), by branch and bound (bounded_rows), each chunk of rows
     evaluated here; None as bounded_rows returns it. `heads`: the first row of each layout run of t
     (_fitting_plans), or None."""
-    lb, refine = search_bound(ctx, t) if heads is None else search_bound(ctx, t, heads)
+    lb, refine = search_bound(ctx, t, heads)
     search = bounded_rows(t, lb, ctx.seq_len, keep, FIRST_BATCH, refine)
     try:
         rows = next(search)
