@@ -485,13 +485,12 @@ def _bound_sums(ctx, plans: Plans, terms: Terms) -> dict | None:
     if terms.sums is None:
         return None
     (s_up, a_up), (s_least, a_least) = terms.sums["upper"], terms.sums["least"]
-    upper, first = list(terms.sums["upper"]), terms.sums["first"]
     ok = _host_ok(ctx, plans, terms)
     ok = ok[0] if ok[1] == "cell" else np.ones(len(terms.offset[0]), dtype=bool)  # "cat": no offload here
     if terms.stepless is not None:
         ok = ok & terms.stepless
-    upper[0] = np.where(ok, upper[0], np.inf)
-    return {"upper": (upper, 1 + SUM_MARGIN), "first": (first, 1 - SUM_MARGIN),
+    return {"upper": ([np.where(ok, s_up, np.inf), a_up], 1 + SUM_MARGIN),
+            "first": (terms.sums["first"], 1 - SUM_MARGIN),
             "states_led": ([s_up, a_least], 1 - SUM_MARGIN), "transients_led": ([s_least, a_up], 1 - SUM_MARGIN)}
 
 
