@@ -62,13 +62,15 @@ def stage_groups(t: dict, cols: tuple[str, ...], heads: np.ndarray | None = None
     row of each layout run (solver._fitting_plans), on which every layout column (solver.COLUMNS)
     stays equal: only the other columns are then compared row by row (the same groups)."""
     n = len(next(iter(t.values())))
+    if n <= 4096:  # a small table: one key
+        return _dense_groups(t, cols)
     steady: tuple[str, ...] = ()
-    if heads is not None and n > 4096:
+    if heads is not None:
         from planner.search.solver import COLUMNS
 
         steady = tuple(k for k in cols if k in COLUMNS)
-    changes = {k: _changes(t[k]) for k in cols if k not in steady} if n > 4096 else {}
-    slow = tuple(k for k in cols if k in steady or (k in changes and np.count_nonzero(changes[k]) * 16 < n))
+    changes = {k: _changes(t[k]) for k in cols if k not in steady}
+    slow = tuple(k for k in cols if k in steady or np.count_nonzero(changes[k]) * 16 < n)
     if not slow or len(slow) == len(cols):
         return _dense_groups(t, cols)
     moving = [changes[k] for k in slow if k not in steady]
