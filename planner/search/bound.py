@@ -201,12 +201,9 @@ def _per_group(ctx, t: dict, fn, first: np.ndarray, ga_top: np.ndarray, shared: 
     units = _shared_units(ctx, groups, clock) if shared else None
 
     def chunk(lo: int) -> None:
-        part = T.take(groups, slice(lo, lo + MEMORY_CHUNK))
-        if units is None:
-            out[lo:lo + MEMORY_CHUNK] = fn(ctx, part)
-        else:
-            at = slice(lo, lo + MEMORY_CHUNK)
-            out[lo:lo + MEMORY_CHUNK] = fn(ctx, part, tuple(_unit_rows(u, at) for u in units))
+        at = slice(lo, lo + MEMORY_CHUNK)
+        part = T.take(groups, at)
+        out[at] = fn(ctx, part) if units is None else fn(ctx, part, tuple(_unit_rows(u, at) for u in units))
 
     _in_chunks(chunk, len(first))
     return out
