@@ -37,16 +37,12 @@ class Plans:
         column (a run may then be one of several equal layouts in a row: their cells are the same)."""
         self.t, self.rows = t, rows
         n = T.size(t) if rows is None else len(rows)
-        change = np.zeros(n, dtype=bool)
-        change[:1] = True
         if layout is not None:
-            lay = layout if rows is None else layout[rows]
-            np.not_equal(lay[1:], lay[:-1], out=change[1:])
-            del lay
+            change = T.changes(layout if rows is None else layout[rows])
         else:
-            for k in LAYOUT_COLUMNS:
-                c = self.column(k)
-                change[1:] |= c[1:] != c[:-1]
+            change = T.changes(self.column(LAYOUT_COLUMNS[0]))
+            for k in LAYOUT_COLUMNS[1:]:
+                change |= T.changes(self.column(k))
         self.n = n
         self.heads = np.flatnonzero(change)  # first row of each run
         del change

@@ -69,7 +69,7 @@ def stage_groups(t: dict, cols: tuple[str, ...], heads: np.ndarray | None = None
         from planner.search.solver import COLUMNS
 
         steady = tuple(k for k in cols if k in COLUMNS)
-    changes = {k: _changes(t[k]) for k in cols if k not in steady}
+    changes = {k: T.changes(t[k]) for k in cols if k not in steady}
     slow = tuple(k for k in cols if k in steady or np.count_nonzero(changes[k]) * 16 < n)
     if not slow or len(slow) == len(cols):
         return _dense_groups(t, cols)
@@ -125,14 +125,6 @@ def _first_rows(inverse: np.ndarray, groups: int) -> tuple[np.ndarray, np.ndarra
     first = np.empty(groups, dtype=np.int64)
     first[inverse] = np.arange(len(inverse))  # a row of each group (all rows of a group are equal in cols)
     return first, inverse
-
-
-def _changes(col: np.ndarray) -> np.ndarray:
-    """True where a row's value differs from the row before (and on the first row)."""
-    out = np.empty(len(col), dtype=bool)
-    out[0] = True
-    np.not_equal(col[1:], col[:-1], out=out[1:])
-    return out
 
 
 def _dense_groups(t: dict, cols: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
