@@ -166,8 +166,8 @@ def test_refined_bound_chooses_the_plans_of_the_exact_bound(tasks, monkeypatch):
 
     refined = []
 
-    def counted(ctx, t):
-        lb, refine = bound.search_bound(ctx, t)
+    def counted(ctx, t, heads=None):
+        lb, refine = bound.search_bound(ctx, t, heads)
         if refine is None:
             return lb, None
         refined.append(0)
@@ -176,7 +176,7 @@ def test_refined_bound_chooses_the_plans_of_the_exact_bound(tasks, monkeypatch):
     monkeypatch.setattr(solver, "search_bound", counted)
     cheap = dict(purchase._shared_searches(tasks))
     assert sum(refined) > 0  # H100 and B200 have a sustained clock: the refine ran
-    monkeypatch.setattr(solver, "search_bound", lambda ctx, t: (bound.step_lower_bound(ctx, t), None))
+    monkeypatch.setattr(solver, "search_bound", lambda c, t, heads=None: (bound.step_lower_bound(c, t, heads), None))
     exact = dict(purchase._shared_searches(tasks))
     assert sum(f["plan"] is not None for f in exact.values()) >= 10
     assert set(cheap) == set(exact)
@@ -203,6 +203,6 @@ def test_shared_refine_gives_each_tables_exact_bound(tasks, monkeypatch):
         rows = np.arange(len(lb))[::-1]
         np.testing.assert_allclose(refine(rows), exact[rows], rtol=1e-12)
     found = [p["best"] is None for p in purchase_search.prepare(scenarios)]
-    monkeypatch.setattr(solver, "search_bound", lambda c, t: (bound.step_lower_bound(c, t), None))
+    monkeypatch.setattr(solver, "search_bound", lambda c, t, heads=None: (bound.step_lower_bound(c, t, heads), None))
     assert found == [p["best"] is None for p in purchase_search.prepare(scenarios)]
     assert not all(found)

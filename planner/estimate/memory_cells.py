@@ -37,16 +37,12 @@ class Plans:
         column (a run may then be one of several equal layouts in a row: their cells are the same)."""
         self.t, self.rows = t, rows
         n = T.size(t) if rows is None else len(rows)
-        change = np.zeros(n, dtype=bool)
-        change[:1] = True
         if layout is not None:
-            lay = layout if rows is None else layout[rows]
-            np.not_equal(lay[1:], lay[:-1], out=change[1:])
-            del lay
+            change = T.changes(layout if rows is None else layout[rows])
         else:
-            for k in LAYOUT_COLUMNS:
-                c = self.column(k)
-                change[1:] |= c[1:] != c[:-1]
+            change = T.changes(self.column(LAYOUT_COLUMNS[0]))
+            for k in LAYOUT_COLUMNS[1:]:
+                change |= T.changes(self.column(k))
         self.n = n
         self.heads = np.flatnonzero(change)  # first row of each run
         del change
@@ -64,7 +60,7 @@ class Plans:
 
     def column(self, k: str, at=None) -> np.ndarray:
         """Column k of the plans (rows `at` of them)."""
-        rows = self.rows if at is None else (at if self.rows is None else self.rows[at])
+        rows = self.rows if at is None else self._rows(at)
         return self.t[k] if rows is None else self.t[k][rows]
 
     def take(self, at) -> dict:
@@ -96,10 +92,6 @@ class Plans:
         plan's own layout and category."""
         rough, own = ids[0][0], ids[1][0]
         return bool(np.array_equal(np.take(rough, np.take(ids[1][1], own)), rough))
-
-    def _shift(self, exact, split: bool, wide):
-        """Per category code, the shift from a run's coarse layout id to its own (exact codes), or None."""
-        return exact.astype(wide) * len(self.heads) if split else None
 
     def _keys(self, base: np.ndarray, cat_id: np.ndarray, shift, seen) -> np.ndarray:
         """Every plan's key: base (per run; with `shift`, per run and then per run + shift[code]) +
@@ -144,6 +136,8 @@ class Plans:
         wide = np.int64 if n_lay * n_c >= 2**31 else np.int32
         cat_id = np.zeros(self.n_cat, dtype=wide)
         cat_id[present] = cid
+        # per category code, the shift from a run's coarse layout id to its own (exact codes)
+        shift = exact.astype(wide) * len(self.heads) if split else None
         span = n_lay * n_c
         # A cell's key: its layout id x n_c + its category id, the layout ids of the exact plans after
         # the coarse ones. Split, each plan's key is first taken over its own layout (a "fine" key: the
@@ -155,9 +149,10 @@ class Plans:
                 and np.array_equal(exact[present], exact[present[c_code[cid]]]))
         lay_id = ids[1][0] if fine else np.concatenate([i for i, _ in ids[:1]] + [i + n_rough for i, _ in ids[1:]])
         fine_span = len(ids[1][1]) * n_c if fine else span
+        base = lay_id.astype(wide) * n_c
         if fine_span <= dense:  # a presence table
             seen = np.zeros(fine_span, dtype=bool)
-            key = self._keys(lay_id.astype(wide) * n_c, cat_id, None if fine else self._shift(exact, split, wide), seen)
+            key = self._keys(base, cat_id, None if fine else shift, seen)
             keys = present_keys = np.flatnonzero(seen)
             del seen
             to_cell = None
@@ -167,16 +162,14 @@ class Plans:
                 rough_of_own = np.take(ids[0][0], np.take(ids[1][1], own_lay))
                 keys, to_cell = np.unique(np.where(exact_key, own_lay + n_rough, rough_of_own) * n_c + c,
                                           return_inverse=True)
-            if to_cell is None and len(keys) == fine_span:
-                cell = key.astype(np.int32, copy=False)
-            else:
+            cell = key.astype(np.int32, copy=False)
+            if to_cell is not None or len(keys) < fine_span:  # the keys renumbered
                 ids_ = np.zeros(fine_span, dtype=np.int32)
                 ids_[present_keys] = np.arange(len(keys), dtype=np.int32) if to_cell is None else to_cell.reshape(-1)
-                cell = key.astype(np.int32, copy=False)
                 for lo in range(0, self.n, BLOCK):
                     cell[lo:lo + BLOCK] = np.take(ids_, key[lo:lo + BLOCK])
         else:
-            key = self._keys(lay_id.astype(wide) * n_c, cat_id, self._shift(exact, split, wide), None)
+            key = self._keys(base, cat_id, shift, None)
             keys, cell = np.unique(key, return_inverse=True)
             cell = cell.reshape(-1).astype(np.int32)
         del key
@@ -190,7 +183,7 @@ class Plans:
             if k in cols:
                 rows[k] = np.take(digits[k], code).astype(T.wide(self.t[k][:0]).dtype)
         if coarse:
-            rough_cell = lay_of < len(ids[0][1])
+            rough_cell = lay_of < n_rough
             for k, f in coarse.items():
                 rows[k] = np.where(rough_cell, f(rows), rows[k])
         return cell, rows

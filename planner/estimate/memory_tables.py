@@ -233,6 +233,20 @@ def _slot_layout(pair: np.ndarray, ranks: np.ndarray, ends: np.ndarray) -> tuple
     return offset, count, c, j, np.take(ranks.reshape(-1), flat), np.take(low.reshape(-1), flat)
 
 
+def _extremes(at: list[np.ndarray], v: np.ndarray, least: bool = True) -> tuple:
+    """(each cell's largest value of v over its slots, its least or None; at: Terms._slot_columns), as
+    np.maximum.reduceat and np.minimum.reduceat but by one gather per slot column (faster), shared by
+    the two."""
+    top = np.take(v, at[0])
+    low = top.copy() if least else None
+    for a in at[1:]:
+        col = np.take(v, a)
+        np.maximum(top, col, out=top)
+        if least:
+            np.minimum(low, col, out=low)
+    return top, low
+
+
 def _constant(v: np.ndarray) -> bool:
     """Whether every value of v equals its first (v[0] == min == max), its first entries compared
     first: a key that varies is then told without a pass over the whole column."""
@@ -318,18 +332,15 @@ class Terms:
         self.host_upper = self._per_cell(0, ("host_per_node", "nvme_per_node"), self._slot_max(0))
         self.sums = self._slot_sums()
 
-    def _slot_max(self, term: int, pick=np.maximum):
-        """how(values, offsets) for _per_cell: each cell's largest value over its slots (as
-        np.maximum.reduceat, one gather per slot column instead: faster); the least with np.minimum."""
-        o, count = self.offset[term], self.count[term]
-        at = [o + np.minimum(j, count - 1) for j in range(int(count.max()) if len(count) else 0)]
+    def _slot_max(self, term: int):
+        """how(values, offsets) for _per_cell: each cell's largest value over its slots (_extremes)."""
+        at = self._slot_columns(term)
+        return lambda v, _: _extremes(at, v, least=False)[0]
 
-        def how(v, _):
-            out = np.take(v, at[0])
-            for a in at[1:]:
-                pick(out, np.take(v, a), out=out)
-            return out
-        return how
+    def _slot_columns(self, term: int) -> list[np.ndarray]:
+        """Per slot j, the position of each cell's slot j of the term (its last for cells with fewer)."""
+        o, count = self.offset[term], self.count[term]
+        return [o + np.minimum(j, count - 1) for j in range(int(count.max()) if len(count) else 0)]
 
     def _per_cell(self, term: int, keys, how) -> dict:
         """Per cell of a term, each key of `keys` it has as how(slot values, offsets); constants stay
@@ -352,8 +363,9 @@ class Terms:
             total = np.zeros(n)
             for part in parts:  # in place: no (keys x slots) temporary
                 total += part
-            out["upper"].append(self._slot_max(term)(total, None))
-            out["least"].append(self._slot_max(term, np.minimum)(total, None))
+            top, low = _extremes(self._slot_columns(term), total)
+            out["upper"].append(top)
+            out["least"].append(low)
             out["first"].append(np.take(total, self.offset[term]))
         return out
 
@@ -485,13 +497,12 @@ def _bound_sums(ctx, plans: Plans, terms: Terms) -> dict | None:
     if terms.sums is None:
         return None
     (s_up, a_up), (s_least, a_least) = terms.sums["upper"], terms.sums["least"]
-    upper, first = list(terms.sums["upper"]), terms.sums["first"]
     ok = _host_ok(ctx, plans, terms)
     ok = ok[0] if ok[1] == "cell" else np.ones(len(terms.offset[0]), dtype=bool)  # "cat": no offload here
     if terms.stepless is not None:
         ok = ok & terms.stepless
-    upper[0] = np.where(ok, upper[0], np.inf)
-    return {"upper": (upper, 1 + SUM_MARGIN), "first": (first, 1 - SUM_MARGIN),
+    return {"upper": ([np.where(ok, s_up, np.inf), a_up], 1 + SUM_MARGIN),
+            "first": (terms.sums["first"], 1 - SUM_MARGIN),
             "states_led": ([s_up, a_least], 1 - SUM_MARGIN), "transients_led": ([s_least, a_up], 1 - SUM_MARGIN)}
 
 

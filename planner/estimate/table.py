@@ -94,6 +94,14 @@ def present_ranks(key: np.ndarray, span: int, dtype=np.int64) -> tuple[np.ndarra
     return ids[key], keys
 
 
+def changes(col: np.ndarray) -> np.ndarray:
+    """True where a row's value differs from the row before (and on the first row)."""
+    out = np.empty(len(col), dtype=bool)
+    out[:1] = True
+    np.not_equal(col[1:], col[:-1], out=out[1:])
+    return out
+
+
 def radix_code(cols: list[np.ndarray], n: int) -> tuple[np.ndarray, int]:
     """One int64 code per row of `n` rows, equal exactly where the rows are equal in every column of
     `cols` (mixed radix, each column's digit its value's rank: value_ranks), and the number of codes."""

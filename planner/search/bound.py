@@ -62,13 +62,15 @@ def stage_groups(t: dict, cols: tuple[str, ...], heads: np.ndarray | None = None
     row of each layout run (solver._fitting_plans), on which every layout column (solver.COLUMNS)
     stays equal: only the other columns are then compared row by row (the same groups)."""
     n = len(next(iter(t.values())))
+    if n <= 4096:  # a small table: one key
+        return _dense_groups(t, cols)
     steady: tuple[str, ...] = ()
-    if heads is not None and n > 4096:
+    if heads is not None:
         from planner.search.solver import COLUMNS
 
         steady = tuple(k for k in cols if k in COLUMNS)
-    changes = {k: _changes(t[k]) for k in cols if k not in steady} if n > 4096 else {}
-    slow = tuple(k for k in cols if k in steady or (k in changes and np.count_nonzero(changes[k]) * 16 < n))
+    changes = {k: T.changes(t[k]) for k in cols if k not in steady}
+    slow = tuple(k for k in cols if k in steady or np.count_nonzero(changes[k]) * 16 < n)
     if not slow or len(slow) == len(cols):
         return _dense_groups(t, cols)
     moving = [changes[k] for k in slow if k not in steady]
@@ -125,14 +127,6 @@ def _first_rows(inverse: np.ndarray, groups: int) -> tuple[np.ndarray, np.ndarra
     return first, inverse
 
 
-def _changes(col: np.ndarray) -> np.ndarray:
-    """True where a row's value differs from the row before (and on the first row)."""
-    out = np.empty(len(col), dtype=bool)
-    out[0] = True
-    np.not_equal(col[1:], col[:-1], out=out[1:])
-    return out
-
-
 def _dense_groups(t: dict, cols: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
     """stage_groups by one mixed-radix key: each column's values coded through a lookup table, the
     key renumbered densely whenever the next column would take its span past DENSE_SPAN or 16 x the
@@ -177,11 +171,9 @@ def _groups_at_top_ga(ctx, t: dict, heads=None) -> tuple[np.ndarray, np.ndarray,
 
 
 def _ga_free_columns(ctx) -> tuple[str, ...]:
-    """The columns stage_lower_bound reads other than ga (found once per context: solver._read_columns
-    runs it on a recording row)."""
-    from planner.search.solver import _read_columns
-
-    return tuple(k for k in _read_columns(stage_lower_bound, ctx) if k != "ga")
+    """The columns stage_lower_bound reads other than ga (_reads: solver._read_columns runs it on a
+    recording row)."""
+    return tuple(k for k in _reads(stage_lower_bound, ctx) if k != "ga")
 
 
 def _per_group(ctx, t: dict, fn, first: np.ndarray, ga_top: np.ndarray, shared: bool = False,
@@ -201,49 +193,25 @@ def _per_group(ctx, t: dict, fn, first: np.ndarray, ga_top: np.ndarray, shared: 
     units = _shared_units(ctx, groups, clock) if shared else None
 
     def chunk(lo: int) -> None:
-        part = T.take(groups, slice(lo, lo + MEMORY_CHUNK))
-        if units is None:
-            out[lo:lo + MEMORY_CHUNK] = fn(ctx, part)
-        else:
-            at = slice(lo, lo + MEMORY_CHUNK)
-            out[lo:lo + MEMORY_CHUNK] = fn(ctx, part, tuple(_unit_rows(u, at) for u in units))
+        at = slice(lo, lo + MEMORY_CHUNK)
+        part = T.take(groups, at)
+        out[at] = fn(ctx, part) if units is None else fn(ctx, part, tuple(_unit_rows(u, at) for u in units))
 
     _in_chunks(chunk, len(first))
     return out
 
 
-def _cost_columns(ctx) -> tuple[str, ...]:
-    """The columns compute.layer_costs reads (found once per context: solver._read_columns)."""
-    from planner.search.solver import _read_columns
-
-    return _read_columns(compute.layer_costs, ctx)
-
-
 def _comm_of_columns(ctx, t: dict) -> dict:
-    """comm.layer_comm of t with attention seconds as inputs (for _read_comm_columns)."""
+    """comm.layer_comm of t with attention seconds as inputs (its columns for _reads)."""
     n = T.size(t)
     return comm.layer_comm(ctx, t, np.ones(n), np.ones(n))
 
 
-def _read_comm_columns(ctx) -> tuple[str, ...]:
-    """The columns comm.layer_comm reads besides its attention inputs (solver._read_columns)."""
+def _reads(fn, ctx) -> tuple[str, ...]:
+    """The columns fn(ctx, table) reads (found once per context: solver._read_columns)."""
     from planner.search.solver import _read_columns
 
-    return _read_columns(_comm_of_columns, ctx)
-
-
-def _dispatch_columns(ctx) -> tuple[str, ...]:
-    """The columns comm.ep_dispatch_s reads (solver._read_columns)."""
-    from planner.search.solver import _read_columns
-
-    return _read_columns(comm.ep_dispatch_s, ctx)
-
-
-def _unit_columns(ctx) -> tuple[str, ...]:
-    """The columns layer_units reads (found once per context: solver._read_columns)."""
-    from planner.search.solver import _read_columns
-
-    return _read_columns(layer_units, ctx)
+    return _read_columns(fn, ctx)
 
 
 def _shared_units(ctx, t: dict, clock: float | None) -> tuple[list, list]:
@@ -257,17 +225,18 @@ def _shared_units(ctx, t: dict, clock: float | None) -> tuple[list, list]:
     (not dp nor recompute), the communication (not ga nor precision, but the costs' attention
     seconds, taken as inputs) and one EP dispatch; each row of t reads its part's value through its
     unit (the two indices composed: no table of every unit)."""
-    first, inverse = stage_groups(t, _unit_columns(ctx))
+    first, inverse = stage_groups(t, _reads(layer_units, ctx))
     units = T.take(t, first)
-    cost, at_cost = _per_value(units, _cost_columns(ctx), {}, lambda part, rows: compute.layer_costs(ctx, part), clock)
+    cost, at_cost = _per_value(units, _reads(compute.layer_costs, ctx), {},
+                               lambda part, rows: compute.layer_costs(ctx, part), clock)
     m = int(at_cost.max()) + 1 if len(at_cost) else 0  # distinct cost inputs (each read by some unit)
     attn = [np.broadcast_to(cost[k], (m,)) for k in ("attn_fwd", "attn_bwd")]  # layer_units passes these
     # the inputs' values as columns: their ranks among the costs' values, read through each unit's cost
     ranks = {f"_attn{i}": np.take(T.value_ranks(a)[0], at_cost) for i, a in enumerate(attn)}
-    unit_comm = _per_value(units, _read_comm_columns(ctx), ranks,
+    unit_comm = _per_value(units, _reads(_comm_of_columns, ctx), ranks,
                            lambda part, rows: comm.layer_comm(ctx, part, *(np.take(a, np.take(at_cost, rows))
                                                                             for a in attn)), clock)
-    dispatch = _per_value(units, _dispatch_columns(ctx), {},
+    dispatch = _per_value(units, _reads(comm.ep_dispatch_s, ctx), {},
                           lambda part, rows: {"ep_dispatch": comm.ep_dispatch_s(ctx, part)}, clock)
     through = lambda table, at: (table, np.take(at, inverse))  # noqa: E731  (the row of t, via its unit)
     return [through(cost, at_cost)], [through(*unit_comm), through(*dispatch)]

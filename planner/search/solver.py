@@ -20,7 +20,7 @@ from planner.estimate import bands, memory
 from planner.estimate.pipeline_split import split_key, valid_pairs_mask
 from planner.estimate.evaluate import Context, evaluate_table, memory_verdict, result_row
 from planner.frameworks.rules import RULES, framework_mask, runtime_violations, unbuildable
-from planner.search.bound import _changes, search_bound
+from planner.search.bound import search_bound
 from planner.search.rank import TIE, TIGHT_PENALTY, order, pareto_mask, preferred, ranking_rule
 from planner.search.cpsat import all_solutions
 from planner.search.order import ByBound
@@ -269,7 +269,7 @@ def _fitting_plans(t: dict, rows: np.ndarray, layout) -> tuple[dict, np.ndarray 
     as t[k].take(rows), the columns shared by threads (_in_threads)."""
     if layout is None:
         return _in_threads({k: functools.partial(v.take, rows) for k, v in t.items()}, len(rows)), None
-    heads = np.flatnonzero(_changes(layout.take(rows)))
+    heads = np.flatnonzero(T.changes(layout.take(rows)))
     length = np.diff(heads, append=len(rows))
     at = rows[heads]
     jobs = {k: functools.partial(np.repeat, v[at], length) if k in COLUMNS else functools.partial(v.take, rows)
@@ -418,7 +418,7 @@ def _shared_rows(ctx, t: dict, layout: np.ndarray) -> tuple[np.ndarray, np.ndarr
     the grouping; the choices are compared as one mixed-radix code); None (sort instead) if not."""
     n = T.size(t)
     ix = np.int32 if n < 2**31 else np.int64  # row indices (the largest searches: 4 bytes, not 8)
-    change = _changes(layout)
+    change = T.changes(layout)
     starts = np.flatnonzero(change).astype(ix)  # first row of each layout's run of rows
     run = np.cumsum(change, dtype=ix) - 1  # the run of every row
     del change
@@ -529,7 +529,7 @@ def _evaluate_best(ctx, t: dict, keep: int, peak=None, heads=None) -> tuple[np.n
     ranking (planner.search.rank.order), by branch and bound (bounded_rows), each chunk of rows
     evaluated here; None as bounded_rows returns it. `heads`: the first row of each layout run of t
     (_fitting_plans), or None."""
-    lb, refine = search_bound(ctx, t) if heads is None else search_bound(ctx, t, heads)
+    lb, refine = search_bound(ctx, t, heads)
     search = bounded_rows(t, lb, ctx.seq_len, keep, FIRST_BATCH, refine)
     try:
         rows = next(search)
