@@ -30,18 +30,17 @@ class ByBound:
         self._sort_to(len(self) if stop is None or stop < 0 else stop)
         return self.head[key]
 
-    def _left(self) -> np.ndarray | None:
-        """The rows not yet sorted, in table order (None: every row)."""
+    def _list_rest(self) -> None:
+        """Set `rest` to the rows not yet sorted, in table order, from the last block's mask."""
         if self.taken is not None:
             rest, take = self.taken
             np.logical_not(take, out=take)
             self.rest = np.flatnonzero(take) if rest is None else rest[take]
             self.taken = None
-        return self.rest
 
     def _sort_to(self, m: int) -> None:
         while len(self.head) < min(m, len(self.ub)):  # the rows not in head are those not yet sorted
-            self._left()
+            self._list_rest()
             left = len(self.ub) if self.rest is None else len(self.rest)
             # at least BLOCK rows (an eighth of a small table: purchase searches read few rows), and as
             # many as sorted so far (the search's chunks grow 4-fold)
