@@ -528,7 +528,20 @@ def report(rows: list[dict]) -> str:
     lines += collective_size_notes()
     lines += engine_path_notes()
     lines += graph_padding_notes()
+    lines += rccl_notes()
     return "\n".join(lines)
+
+
+def rccl_notes() -> list[str]:
+    """AMD's measured RCCL all-reduce on 8 x MI300X (benchmarks/amd_serve_results.md, mi300ar round)."""
+    return ["RCCL on 8 x MI300X (benchmarks/amd_serve_results.md, `python benchmarks/rocm_tp8_allreduce_check.py`): where "
+            "an engine leaves its custom all-reduce for RCCL on an 8-GPU MI300X board (vLLM above 8 MiB; SGLang above "
+            "16 MiB on ROCm) the TP all-reduce takes AMD's measured rccl-tests time at the message size "
+            "(catalogs/rccl_measured.csv: ROCm blog 'Understanding RCCL Bandwidth and xGMI Performance on AMD Instinct "
+            "MI300X', RCCL 2.22.3, 1-128 MiB; MI325X boards take it, same xGMI mesh). RCCL there runs at 0.58-0.95x the "
+            "link model's rate (1-128 MiB). 10 points move, all MI300X, all closer: the four ROCm vLLM 0.10 offline rows "
+            "(25-52 MB decode messages) 6-16 points, dstack's six DeepSeek-R1 rows 1-4 points. The latency rows "
+            "(2-4 MiB messages, vLLM's custom all-reduce, no 8-GPU table) do not move.", ""]
 
 
 def graph_padding_notes() -> list[str]:

@@ -60,7 +60,7 @@ def test_time_at_a_size_is_the_table():
 
 
 def test_no_table_keeps_the_comm_model():
-    for name, g in (("dgx-a100-80gb", 8), ("mi300x-8", 8), ("dgx-h100", 3), ("gb200-nvl72", 4)):
+    for name, g in (("dgx-a100-80gb", 8), ("mi300x-8", 4), ("mi355x-8", 8), ("dgx-h100", 3), ("gb200-nvl72", 4)):
         assert np.isnan(NM.measured_table(catalog.node(name), "all_reduce", [g])).all(), name
     node = catalog.node("dgx-a100-80gb")
     t = {"tp": np.array([8]), "engine": np.array([E.TRTLLM])}

@@ -8,12 +8,21 @@ all_gather, reduce_scatter, all_reduce and alltoall on 2 / 4 / 8 GPUs of one 8-G
 1 MiB to 128 MiB (the whole buffer: gathered output, reduce-scatter / all-reduce input). Systems: H100 SXM
 (DGX H100, NCCL 2.27.3), H200 SXM (HGX H200, 2.26.2), B200 (DGX B200, 2.27.5); HGX B300 boards take
 B200's NCCL tables (same NVLink 5 board: NCCL_BOARD_TRANSFERS).
+AMD: catalogs/rccl_measured.csv (same columns; kept apart so that collective_check.py --extract, which rewrites
+nccl_measured.csv, leaves it alone): RCCL all-reduce on all 8 MI300X of one xGMI-mesh board, rccl-tests
+all_reduce_perf -b 8 -e 16G -f 2 -g 1, one process per GPU, float sum, out-of-place time of the default run
+(no graph), RCCL 2.22.3, ROCm 6.3.0 (AMD ROCm blog "Understanding RCCL Bandwidth and xGMI Performance on AMD
+Instinct MI300X", 2025-03-02, ROCm/rocm-blogs blogs/software-tools-optimization/mi300x-rccl-xgmi/README.md
+@0e81c2ca). The same post's graph run (-G 1) agrees within 1% from 2 MiB up (1 MiB: 19.4 against 27.4 us).
+MI325X boards (same UBB platform, 7 xGMI links x 64 GB/s per GPU: catalogs/nodes.yaml) take it
+(NCCL_BOARD_TRANSFERS); MI355X (7 x 76.5 GB/s links) does not.
 
 Model: the collective's time at b bytes is the measured time interpolated linearly in b between the two
 table sizes around it (each segment is latency + size / bandwidth read off the table; outside the table
 the end segment is extended, floored at 0). Nothing is fitted. It replaces planner.estimate.comm's
 latency + size / (spec x efficiency) only where NCCL runs (nccl_floor_bytes) on a node whose GPU has a
-table and whose group sits on one 8-GPU NVSwitch board (measured_table); elsewhere the comm model stands.
+table and whose group sits on one 8-GPU board of the kind the table was measured on (measured_table: NVSwitch
+for NVIDIA, the 7-link xGMI mesh for MI300X); elsewhere the comm model stands.
 The training estimator uses it for one collective: the expert-parallel all-to-all of the all-to-all token
 dispatcher (planner.estimate.comm.ep_all_to_all_s); its other collectives keep the comm model.
 """
@@ -31,14 +40,19 @@ from planner.estimate import table as T
 from planner.serve import engines as E
 
 # GPU catalog name -> system key of the measured table
-SYSTEMS = {"h100-sxm-80gb": "h100", "h200-sxm-141gb": "h200", "b200": "b200"}
+SYSTEMS = {"h100-sxm-80gb": "h100", "h200-sxm-141gb": "h200", "b200": "b200", "mi300x": "mi300x"}
+# Links per GPU of the switchless mesh board each system's table was measured on (xGMI: every GPU wired to
+# each of its 7 peers, catalogs/nodes.yaml scaleup_mesh_links); systems not listed: NVSwitch boards.
+BOARD_MESH_LINKS = {"mi300x": 7}
 # GPUs without a table of their own whose 8-GPU boards have the measured board's NVLink generation, link
 # count and NVSwitch fabric, so NCCL's bandwidth-bound collectives there are that board's (TRANSFERRED, not
 # measured): HGX B300 = 18 NVLink 5 links per GPU, 1.8 TB/s bidirectional, through NVLink 5 switches, as
 # DGX B200 (NVIDIA HGX platform specifications; catalogs/nodes.yaml dgx-b200 / hgx-b300, both 900 GB/s per
-# direction). NCCL tables only: the engines' own all-reduce kernels (custom_table) stay per GPU.
-NCCL_BOARD_TRANSFERS = {"b300": "b200"}
-BOARD_GPUS = 8  # the tables were measured on 8-GPU NVSwitch boards (DGX / HGX)
+# direction). NCCL tables only: the engines' own all-reduce kernels (custom_table) stay per GPU. MI325X boards
+# take MI300X's RCCL table: the same UBB platform and xGMI mesh, 7 links x 64 GB/s per GPU (catalogs/nodes.yaml
+# mi300x-8 / mi325x-8, whose RCCL efficiency is already transferred the same way); TRANSFERRED, not measured.
+NCCL_BOARD_TRANSFERS = {"b300": "b200", "mi325x": "mi300x"}
+BOARD_GPUS = 8  # the tables were measured on 8-GPU boards (DGX / HGX NVSwitch; AMD UBB xGMI mesh)
 GRID = np.array([2.0 ** k for k in range(20, 28)])  # 1 MiB .. 128 MiB, the sizes of every table
 
 # Where the engines leave their own all-reduce kernels for NCCL (bytes of the bf16 buffer; NCCL above):
@@ -63,17 +77,25 @@ TRTLLM_LUT_NCCL_LOG2_TOKENS = {
 MIB = 2.0 ** 20
 VLLM_SYMM_MEM_MAX = {9.0: {2: 64 * MIB, 4: 32 * MIB, 6: 64 * MIB, 8: 64 * MIB},
                      10.0: {2: 8 * MIB, 4: 32 * MIB, 6: 128 * MIB, 8: 128 * MIB}}
-# SGLang: custom all-reduce up to _MAX_CAR_SIZE = 8 MiB on CUDA (sglang/srt/distributed/device_communicators/
-# custom_all_reduce.py), NCCL above (symmetric memory only with --enable-symm-mem, off by default).
+# vLLM on ROCm (0.10, the ROCm dev-docker rows): the same custom all-reduce up to its 8 MiB max_size (the MI300X
+# xGMI mesh counts as fully connected), inside the HIP graphs of the decode steps; QuickReduce is off by default
+# (vllm/envs.py VLLM_ROCM_QUICK_REDUCE_QUANTIZATION = "NONE"); the symmetric-memory path is CUDA only
+# (cuda_communicator.py); RCCL (pynccl) above 8 MiB. A ROCm GPU has no compute capability here: 8 MiB.
+# SGLang: custom all-reduce up to _MAX_CAR_SIZE = 8 MiB on CUDA, 16 MiB on ROCm ("crossover is at 16MB
+# buffer size for ROCm", _MAX_CAR_SIZE = 2 * 8192 * 1024 under is_hip; sglang/srt/distributed/
+# device_communicators/custom_all_reduce.py), NCCL / RCCL above (symmetric memory only with --enable-symm-mem,
+# off by default).
 SGLANG_CUSTOM_AR_MAX = 8 * MIB
+SGLANG_CUSTOM_AR_MAX_ROCM = 16 * MIB
 
 
 @lru_cache(maxsize=None)
 def tables() -> dict:
-    """{(system, op, gpus): seconds at each GRID size} from catalogs/nccl_measured.csv."""
+    """{(system, op, gpus): seconds at each GRID size} from catalogs/nccl_measured.csv and rccl_measured.csv."""
     out: dict = {}
-    for r in csv.DictReader(io.StringIO(catalog_file_text("nccl_measured.csv")[0])):
-        out.setdefault((r["gpu"], r["op"], int(r["gpus"])), {})[int(r["bytes"])] = float(r["latency_ms"]) * 1e-3
+    for name in ("nccl_measured.csv", "rccl_measured.csv"):
+        for r in csv.DictReader(io.StringIO(catalog_file_text(name)[0])):
+            out.setdefault((r["gpu"], r["op"], int(r["gpus"])), {})[int(r["bytes"])] = float(r["latency_ms"]) * 1e-3
     return {k: np.array([v[int(b)] for b in GRID]) for k, v in out.items() if len(v) == len(GRID)}
 
 
@@ -86,15 +108,16 @@ def nccl_system(node):
 
 def measured_table(node, op: str, group, measured: bool = True) -> np.ndarray:
     """Measured seconds at the GRID sizes for each group size in `group` (array, one row per entry), NaN
-    where no table applies: the node's GPU has no table, the node is not an 8-GPU NVSwitch board, or the
-    group size was not measured (1, 3, 5-7, or more than one board). measured False: NaN throughout, the
-    comm model everywhere (the 'before' of benchmarks/collective_size_check.py)."""
+    where no table applies: the node's GPU has no table, the node is not the 8-GPU board the table was
+    measured on (_on_board), or the group size was not measured (1, 3, 5-7, or more than one board; the MI300X
+    table: 8 only). measured False: NaN throughout, the comm model everywhere (the 'before' of
+    benchmarks/collective_size_check.py)."""
     group = np.atleast_1d(np.asarray(group))
     out = np.full((len(group), len(GRID)), np.nan)
     if not measured:
         return out
     system = nccl_system(node)
-    if system is None or not _on_board(node):
+    if system is None or not _on_board(node, system):
         return out
     for g in T.distinct(group):
         row = tables().get((system, op, int(g)))
@@ -146,9 +169,9 @@ def custom_table(node, engine, group, moe: bool = False, measured: bool = True) 
     those plans get the TensorRT-LLM table. measured False: NaN throughout (as measured_table)."""
     engine, group = np.broadcast_arrays(np.atleast_1d(np.asarray(engine)), np.atleast_1d(np.asarray(group)))
     out = np.full((len(group), len(CUSTOM_GRID)), np.nan)
-    if not measured or not _on_board(node):
-        return out
     system = SYSTEMS.get(getattr(node.gpu, "name", None))
+    if not measured or not _on_board(node, system):
+        return out
     keys = dict(ENGINE_KEYS)
     if sglang_uses_trtllm_allreduce(node, moe):
         keys[E.SGLANG] = "trtllm"
@@ -181,10 +204,11 @@ def interp_custom_s(rows: np.ndarray, nbytes) -> np.ndarray:
     return t0 + (b - CUSTOM_GRID[i]) * (t1 - t0) / (CUSTOM_GRID[i + 1] - CUSTOM_GRID[i])
 
 
-def _on_board(node) -> bool:
-    """The node is an 8-GPU NVSwitch board (the systems the tables were measured on)."""
+def _on_board(node, system) -> bool:
+    """The node is the kind of 8-GPU board the system's tables were measured on: NVSwitch (no mesh links)
+    for the NVIDIA systems, the mesh of BOARD_MESH_LINKS links per GPU for the AMD one."""
     return node.gpus_per_node == BOARD_GPUS and node.scaleup_domain == BOARD_GPUS \
-        and not getattr(node, "scaleup_mesh_links", None)
+        and (getattr(node, "scaleup_mesh_links", None) or None) == BOARD_MESH_LINKS.get(system)
 
 
 def trtllm_lut_floor(cc: float, tp, hidden) -> np.ndarray:
@@ -207,7 +231,8 @@ def trtllm_lut_floor(cc: float, tp, hidden) -> np.ndarray:
 def all_reduce_nccl_floor(node, engine, tp, hidden=None) -> np.ndarray:
     """Bytes above which each plan's TP all-reduce runs in NCCL (module constants per engine; TensorRT-LLM:
     the workspace bound or, lower, its lookup table's NCCL cells at the model's hidden size; the vLLM
-    bound by the GPU's compute capability, sm 10.x as 10.0, older than 9.0: its custom 8 MiB)."""
+    bound by the GPU's compute capability, sm 10.x as 10.0, older than 9.0 or ROCm: its custom 8 MiB; SGLang
+    8 MiB, on an AMD GPU 16 MiB)."""
     engine, tp = np.broadcast_arrays(np.asarray(engine), np.asarray(tp))
     cc = getattr(node.gpu, "compute_capability", None) or 0.0
     trt = np.where(tp <= 2, TRTLLM_CUSTOM_AR_MAX[2], TRTLLM_CUSTOM_AR_MAX_DEFAULT)
@@ -216,7 +241,8 @@ def all_reduce_nccl_floor(node, engine, tp, hidden=None) -> np.ndarray:
     vl = np.full(tp.shape, 8 * MIB)
     for g, cap in (VLLM_SYMM_MEM_MAX[sm].items() if sm else ()):
         vl = np.where(tp == g, cap, vl)
-    return np.where(engine == E.TRTLLM, trt, np.where(engine == E.VLLM, vl, SGLANG_CUSTOM_AR_MAX))
+    sg = SGLANG_CUSTOM_AR_MAX_ROCM if getattr(node.gpu, "vendor", None) == "amd" else SGLANG_CUSTOM_AR_MAX
+    return np.where(engine == E.TRTLLM, trt, np.where(engine == E.VLLM, vl, sg))
 
 
 def gather_is_nccl(engine) -> np.ndarray:
