@@ -7,13 +7,15 @@ Data: catalogs/nccl_measured.csv, NVIDIA's measured NCCL tables as collected for
 all_gather, reduce_scatter, all_reduce and alltoall on 2 / 4 / 8 GPUs of one 8-GPU NVSwitch board, buffers of
 1 MiB to 128 MiB (the whole buffer: gathered output, reduce-scatter / all-reduce input). Systems: H100 SXM
 (DGX H100, NCCL 2.27.3), H200 SXM (HGX H200, 2.26.2), B200 (DGX B200, 2.27.5); HGX B300 boards take
-B200's NCCL tables (same NVLink 5 board: NCCL_BOARD_TRANSFERS).
+B200's NCCL tables (same NVLink 5 board: NCCL_BOARD_TRANSFERS). GB200 and GB300 (NCCL 2.29.2, 'collected'
+provenance): 2 and 4 GPUs of an NVL72 rack (one compute tray's GPUs, linked through the rack's NVLink 5
+switches), so those tables apply to NVL72 nodes (MEASURED_DOMAIN) and groups of 2 or 4.
 
 Model: the collective's time at b bytes is the measured time interpolated linearly in b between the two
 table sizes around it (each segment is latency + size / bandwidth read off the table; outside the table
 the end segment is extended, floored at 0). Nothing is fitted. It replaces planner.estimate.comm's
 latency + size / (spec x efficiency) only where NCCL runs (nccl_floor_bytes) on a node whose GPU has a
-table and whose group sits on one 8-GPU NVSwitch board (measured_table); elsewhere the comm model stands.
+table and whose group sits on the NVSwitch fabric it was measured on (measured_table); elsewhere the comm model stands.
 The training estimator uses it for one collective: the expert-parallel all-to-all of the all-to-all token
 dispatcher (planner.estimate.comm.ep_all_to_all_s); its other collectives keep the comm model.
 """
@@ -31,14 +33,18 @@ from planner.estimate import table as T
 from planner.serve import engines as E
 
 # GPU catalog name -> system key of the measured table
-SYSTEMS = {"h100-sxm-80gb": "h100", "h200-sxm-141gb": "h200", "b200": "b200"}
+SYSTEMS = {"h100-sxm-80gb": "h100", "h200-sxm-141gb": "h200", "b200": "b200", "gb200": "gb200", "gb300": "gb300"}
+# NVLink domain (GPUs behind one NVSwitch fabric) of the system each table was measured on: the 8-GPU DGX / HGX
+# boards, the 72-GPU GB200 / GB300 NVL72 racks (AIConfigurator systems/data/<gpu>/comm/nccl; device 'NVIDIA
+# GB200' / 'NVIDIA GB300'). A table applies on a node with that domain size and a switched fabric (_on_board).
+MEASURED_DOMAIN = {"h100": 8, "h200": 8, "b200": 8, "gb200": 72, "gb300": 72}
 # GPUs without a table of their own whose 8-GPU boards have the measured board's NVLink generation, link
 # count and NVSwitch fabric, so NCCL's bandwidth-bound collectives there are that board's (TRANSFERRED, not
 # measured): HGX B300 = 18 NVLink 5 links per GPU, 1.8 TB/s bidirectional, through NVLink 5 switches, as
 # DGX B200 (NVIDIA HGX platform specifications; catalogs/nodes.yaml dgx-b200 / hgx-b300, both 900 GB/s per
 # direction). NCCL tables only: the engines' own all-reduce kernels (custom_table) stay per GPU.
 NCCL_BOARD_TRANSFERS = {"b300": "b200"}
-BOARD_GPUS = 8  # the tables were measured on 8-GPU NVSwitch boards (DGX / HGX)
+BOARD_GPUS = 8  # the DGX / HGX tables were measured on 8-GPU NVSwitch boards
 GRID = np.array([2.0 ** k for k in range(20, 28)])  # 1 MiB .. 128 MiB, the sizes of every table
 
 # Where the engines leave their own all-reduce kernels for NCCL (bytes of the bf16 buffer; NCCL above):
@@ -86,15 +92,15 @@ def nccl_system(node):
 
 def measured_table(node, op: str, group, measured: bool = True) -> np.ndarray:
     """Measured seconds at the GRID sizes for each group size in `group` (array, one row per entry), NaN
-    where no table applies: the node's GPU has no table, the node is not an 8-GPU NVSwitch board, or the
-    group size was not measured (1, 3, 5-7, or more than one board). measured False: NaN throughout, the
+    where no table applies: the node's GPU has no table, the node is not the fabric it was measured on
+    (_on_board), or the group size was not measured (1, 3, 5-7, or more than one board). measured False: NaN throughout, the
     comm model everywhere (the 'before' of benchmarks/collective_size_check.py)."""
     group = np.atleast_1d(np.asarray(group))
     out = np.full((len(group), len(GRID)), np.nan)
     if not measured:
         return out
     system = nccl_system(node)
-    if system is None or not _on_board(node):
+    if system is None or not _on_board(node, system):
         return out
     for g in T.distinct(group):
         row = tables().get((system, op, int(g)))
@@ -140,15 +146,15 @@ def custom_tables() -> dict:
 
 def custom_table(node, engine, group, moe: bool = False, measured: bool = True) -> np.ndarray:
     """The engine's measured own all-reduce times at the CUSTOM_GRID sizes, one row per plan (engine and
-    group size per entry), NaN where none applies (as measured_table: GPU without data, not an 8-GPU
+    group size per entry), NaN where none applies (as measured_table: GPU without data, not the measured
     NVSwitch board, group size not measured). SGLang serving an MoE model on sm 9.x / 10.x runs FlashInfer's
     fused all-reduce (TensorRT-LLM's kernel) instead of its custom all-reduce (sglang_uses_trtllm_allreduce):
     those plans get the TensorRT-LLM table. measured False: NaN throughout (as measured_table)."""
     engine, group = np.broadcast_arrays(np.atleast_1d(np.asarray(engine)), np.atleast_1d(np.asarray(group)))
     out = np.full((len(group), len(CUSTOM_GRID)), np.nan)
-    if not measured or not _on_board(node):
-        return out
     system = SYSTEMS.get(getattr(node.gpu, "name", None))
+    if not measured or not _on_board(node, system):
+        return out
     keys = dict(ENGINE_KEYS)
     if sglang_uses_trtllm_allreduce(node, moe):
         keys[E.SGLANG] = "trtllm"
@@ -181,10 +187,11 @@ def interp_custom_s(rows: np.ndarray, nbytes) -> np.ndarray:
     return t0 + (b - CUSTOM_GRID[i]) * (t1 - t0) / (CUSTOM_GRID[i + 1] - CUSTOM_GRID[i])
 
 
-def _on_board(node) -> bool:
-    """The node is an 8-GPU NVSwitch board (the systems the tables were measured on)."""
-    return node.gpus_per_node == BOARD_GPUS and node.scaleup_domain == BOARD_GPUS \
-        and not getattr(node, "scaleup_mesh_links", None)
+def _on_board(node, system) -> bool:
+    """The node's NVLink fabric is the one the system's table was measured on: a switched (not mesh) domain
+    of MEASURED_DOMAIN GPUs (an 8-GPU NVSwitch board, or an NVL72 rack for GB200 / GB300)."""
+    domain = MEASURED_DOMAIN.get(system, BOARD_GPUS)
+    return node.scaleup_domain == domain and not getattr(node, "scaleup_mesh_links", None)
 
 
 def trtllm_lut_floor(cc: float, tp, hidden) -> np.ndarray:
