@@ -31,6 +31,7 @@ from __future__ import annotations
 import csv
 import sys
 from collections import defaultdict
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -87,12 +88,19 @@ def attention_ratios(min_batch: int = 256) -> dict:
     return out
 
 
+@lru_cache(maxsize=None)
+def _gemm_rates(gpu_name: str, scheme: str) -> tuple[float, float]:
+    """(achievable dense GEMM FLOP/s, achievable HBM bytes/s) of the scheme on the GPU (timing.rates)."""
+    lin, _, bw = timing.rates(catalog.gpu(gpu_name), (scheme,), dense_gemm=True)
+    return float(lin[0]), float(bw)
+
+
 def gemm_model_s(gpu, dtype: str, m, n, k):
     """One dense GEMM as the serving model charges it (timing.dense_linear_s for a single GEMM)."""
     scheme = GEMM_DTYPES[dtype]
-    lin, _, bw = timing.rates(gpu, (scheme,), dense_gemm=True)
+    lin, bw = _gemm_rates(gpu.name, scheme)
     bpe = E.weight_bytes_per_element(scheme)
-    return np.maximum(2.0 * timing.padded_rows(m) * n * k / lin[0], n * k * bpe / bw) + GEMM_LAUNCH_S
+    return np.maximum(2.0 * timing.padded_rows(m) * n * k / lin, n * k * bpe / bw) + GEMM_LAUNCH_S
 
 
 def gemm_ratios() -> dict:
