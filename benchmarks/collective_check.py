@@ -4,7 +4,10 @@ Data: catalogs/nccl_measured.csv, an extract (--extract AICONFIGURATOR_CHECKOUT,
 095f58a5) of NVIDIA AIConfigurator's collected NCCL timings (github.com/ai-dynamo/aiconfigurator,
 Apache-2.0; aic-core/src/aiconfigurator_core/systems/data/<gpu>/comm/nccl/<version>/nccl_perf.parquet):
 all_gather, reduce_scatter, all_reduce and alltoall of fp16 buffers on 2 / 4 / 8 GPUs of one DGX / HGX node
-(H100: NCCL 2.27.3, H200: 2.26.2, B200: 2.27.5). Columns: gpu, op, gpus, bytes (the whole buffer: the gathered
+(H100: NCCL 2.27.3, H200: 2.26.2, B200: 2.27.5), and 2 / 4 GPUs of a GB200 / GB300 NVL72 rack (2.29.2, the
+'collected' version; GB200's legacy 2.23 table is within 4% of it at every op, group and size from 1 MiB,
+except 2 MiB all-reduce on 4 GPUs, 14%; NCCL's choice between versions does matter on B200: at 8-16 MiB on
+4 GPUs 2.27.5 / 2.28.9 take 48 / 77 us, 2.27.3 / 2.29.2 85 / 96 us). Columns: gpu, op, gpus, bytes (the whole buffer: the gathered
 output of all_gather, the input of reduce_scatter and all_reduce, fp16 elements x 2), latency_ms.
 
 Model: planner.estimate.comm (gather_s for all_gather / reduce_scatter, all_reduce_s, all_to_all_s with the
@@ -36,7 +39,8 @@ from planner.estimate import comm  # noqa: E402
 DATA = ROOT / "catalogs" / "nccl_measured.csv"
 REPORT = ROOT / "benchmarks" / "collective_results.md"
 SOURCES = {"h100": ("h100_sxm", "2.27.3", "dgx-h100"), "h200": ("h200_sxm", "2.26.2", "hgx-h200"),
-           "b200": ("b200_sxm", "2.27.5", "dgx-b200")}
+           "b200": ("b200_sxm", "2.27.5", "dgx-b200"), "gb200": ("gb200", "2.29.2", "gb200-nvl72"),
+           "gb300": ("gb300", "2.29.2", "gb300-nvl72")}
 LO, HI = 2 ** 20, 2 ** 27
 
 

@@ -60,7 +60,7 @@ def test_time_at_a_size_is_the_table():
 
 
 def test_no_table_keeps_the_comm_model():
-    for name, g in (("dgx-a100-80gb", 8), ("mi300x-8", 4), ("mi355x-8", 8), ("dgx-h100", 3), ("gb200-nvl72", 4)):
+    for name, g in (("dgx-a100-80gb", 8), ("mi300x-8", 4), ("mi355x-8", 8), ("dgx-h100", 3), ("gb200-nvl72", 8)):
         assert np.isnan(NM.measured_table(catalog.node(name), "all_reduce", [g])).all(), name
     node = catalog.node("dgx-a100-80gb")
     t = {"tp": np.array([8]), "engine": np.array([E.TRTLLM])}
@@ -71,11 +71,13 @@ def test_no_table_keeps_the_comm_model():
 
 def test_b300_board_takes_b200_nccl_table_only():
     """HGX B300 (NVLink 5 through NVLink 5 switches, as DGX B200) takes DGX B200's NCCL tables (transfer);
-    GB300 NVL72 (not an 8-GPU board) and the engines' own all-reduce kernels do not."""
+    GB300 NVL72 takes its own (measured on an NVL72 rack), and the engines' own all-reduce kernels do not
+    transfer."""
     b300 = NM.measured_table(catalog.node("hgx-b300"), "alltoall", [8])
     b200 = NM.measured_table(catalog.node("dgx-b200"), "alltoall", [8])
     assert not np.isnan(b300).any() and np.array_equal(b300, b200)
-    assert np.isnan(NM.measured_table(catalog.node("gb300-nvl72"), "alltoall", [4])).all()
+    gb300 = NM.measured_table(catalog.node("gb300-nvl72"), "alltoall", [4])[0]
+    assert np.allclose(gb300, [_row("gb300", "alltoall", 4)[int(b)] for b in NM.GRID], rtol=0, atol=1e-12)
     assert NM.nccl_system(catalog.node("hgx-b300")) == "b200"
     assert "b300" not in NM.SYSTEMS  # custom all-reduce tables stay per GPU
 
@@ -163,3 +165,24 @@ def test_custom_tables_take_the_lower_non_decreasing_envelope():
         times = np.array([raw[key][int(b)] for b in CUSTOM_GRID])
         assert np.all(np.diff(row) >= 0) and np.all(row <= times)
         assert row.tolist() == pytest.approx([times[i:].min() for i in range(len(times))])
+
+
+def test_nvl72_racks_take_their_own_measured_tables():
+    """GB200 NVL72: NVIDIA measured NCCL on 2 and 4 GPUs of the rack, so a TP4 all-reduce takes that time
+    (TensorRT-LLM runs NCCL at every size for hidden 16,384, Llama-3.1-405B); 8 GPUs (not measured) and a
+    GB200 GPU on another fabric keep the comm model."""
+    node = catalog.node("gb200-nvl72")
+    meas = _row("gb200", "all_reduce", 4)
+    t = {"tp": np.array([4, 8]), "engine": np.array([E.TRTLLM, E.TRTLLM])}
+    lk = T.comm_links(node, t, 16384)
+    b = 2.0 ** 25
+    cost = T._cost(lk["all_reduce"], b)
+    assert abs(cost[0] - meas[int(b)]) < 1e-12
+    model8 = lk["all_reduce"][0][1] + b * lk["all_reduce"][1][1]
+    assert abs(cost[1] - model8) < 1e-15
+    # the measured 32 MiB all-reduce on 4 GB200s is slower than the link model's (NVLink 5 spec x efficiency)
+    model4 = lk["all_reduce"][0][0] + b * lk["all_reduce"][1][0]
+    assert cost[0] > 1.2 * model4
+    assert NM.nccl_system(node) == "gb200" and NM.MEASURED_DOMAIN["gb200"] == node.scaleup_domain
+    board = type("Node", (), {"gpu": node.gpu, "gpus_per_node": 8, "scaleup_domain": 8})()
+    assert np.isnan(NM.measured_table(board, "all_reduce", [4])).all()

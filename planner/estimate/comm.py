@@ -219,7 +219,8 @@ def ep_all_to_all_s(ctx, t, a2a_bytes):
     all_to_all_single) runs NCCL's all-to-all; where its EP group lies on one 8-GPU NVSwitch board of
     a GPU with NVIDIA's measured NCCL table (planner.serve.nccl_measured: H100, H200, B200, and B300 boards
     through B200's; group of
-    2, 4 or 8, ep x etp <= 8 so that the group, etp ranks apart, stays on the board), the measured time
+    2, 4 or 8, ep x etp <= 8 so that the group, etp ranks apart, stays on the board; GB200 / GB300 NVL72
+    racks: groups of 2 or 4, as measured there), the measured time
     at that size is used: NCCL's all-to-all reaches 0.45-0.8 of the link model's rate there
     (benchmarks/collective_results.md; e.g. B200, 8 GPUs, 128 MiB per rank: 0.250 ms measured, 415 GB/s
     bus bandwidth against the model's 611). Elsewhere the link

@@ -7,7 +7,9 @@ Data: catalogs/nccl_measured.csv, NVIDIA's measured NCCL tables as collected for
 all_gather, reduce_scatter, all_reduce and alltoall on 2 / 4 / 8 GPUs of one 8-GPU NVSwitch board, buffers of
 1 MiB to 128 MiB (the whole buffer: gathered output, reduce-scatter / all-reduce input). Systems: H100 SXM
 (DGX H100, NCCL 2.27.3), H200 SXM (HGX H200, 2.26.2), B200 (DGX B200, 2.27.5); HGX B300 boards take
-B200's NCCL tables (same NVLink 5 board: NCCL_BOARD_TRANSFERS).
+B200's NCCL tables (same NVLink 5 board: NCCL_BOARD_TRANSFERS). GB200 and GB300 (NCCL 2.29.2, 'collected'
+provenance): 2 and 4 GPUs of an NVL72 rack (one compute tray's GPUs, linked through the rack's NVLink 5
+switches), so those tables apply to NVL72 nodes (MEASURED_DOMAIN) and groups of 2 or 4.
 AMD: catalogs/rccl_measured.csv (same columns; kept apart so that collective_check.py --extract, which rewrites
 nccl_measured.csv, leaves it alone): RCCL all-reduce on all 8 MI300X of one xGMI-mesh board, rccl-tests
 all_reduce_perf -b 8 -e 16G -f 2 -g 1, one process per GPU, float sum, out-of-place time of the default run
@@ -21,8 +23,8 @@ Model: the collective's time at b bytes is the measured time interpolated linear
 table sizes around it (each segment is latency + size / bandwidth read off the table; outside the table
 the end segment is extended, floored at 0). Nothing is fitted. It replaces planner.estimate.comm's
 latency + size / (spec x efficiency) only where NCCL runs (nccl_floor_bytes) on a node whose GPU has a
-table and whose group sits on one 8-GPU board of the kind the table was measured on (measured_table: NVSwitch
-for NVIDIA, the 7-link xGMI mesh for MI300X); elsewhere the comm model stands.
+table and whose group sits on the fabric the table was measured on (measured_table: an 8-GPU NVSwitch board
+or an NVL72 rack for NVIDIA, the 7-link xGMI mesh board for MI300X); elsewhere the comm model stands.
 The training estimator uses it for one collective: the expert-parallel all-to-all of the all-to-all token
 dispatcher (planner.estimate.comm.ep_all_to_all_s); its other collectives keep the comm model.
 """
@@ -40,9 +42,15 @@ from planner.estimate import table as T
 from planner.serve import engines as E
 
 # GPU catalog name -> system key of the measured table
-SYSTEMS = {"h100-sxm-80gb": "h100", "h200-sxm-141gb": "h200", "b200": "b200", "mi300x": "mi300x"}
+SYSTEMS = {"h100-sxm-80gb": "h100", "h200-sxm-141gb": "h200", "b200": "b200", "gb200": "gb200", "gb300": "gb300",
+           "mi300x": "mi300x"}
+# NVLink / xGMI domain (GPUs behind one scale-up fabric) of the system each table was measured on: the 8-GPU DGX /
+# HGX boards, the 72-GPU GB200 / GB300 NVL72 racks (AIConfigurator systems/data/<gpu>/comm/nccl; device 'NVIDIA
+# GB200' / 'NVIDIA GB300'), AMD's 8-GPU UBB board. A table applies on a node with that domain size and fabric
+# (_on_board).
+MEASURED_DOMAIN = {"h100": 8, "h200": 8, "b200": 8, "gb200": 72, "gb300": 72, "mi300x": 8}
 # Links per GPU of the switchless mesh board each system's table was measured on (xGMI: every GPU wired to
-# each of its 7 peers, catalogs/nodes.yaml scaleup_mesh_links); systems not listed: NVSwitch boards.
+# each of its 7 peers, catalogs/nodes.yaml scaleup_mesh_links); systems not listed: NVSwitch fabrics.
 BOARD_MESH_LINKS = {"mi300x": 7}
 # GPUs without a table of their own whose 8-GPU boards have the measured board's NVLink generation, link
 # count and NVSwitch fabric, so NCCL's bandwidth-bound collectives there are that board's (TRANSFERRED, not
@@ -108,9 +116,9 @@ def nccl_system(node):
 
 def measured_table(node, op: str, group, measured: bool = True) -> np.ndarray:
     """Measured seconds at the GRID sizes for each group size in `group` (array, one row per entry), NaN
-    where no table applies: the node's GPU has no table, the node is not the 8-GPU board the table was
-    measured on (_on_board), or the group size was not measured (1, 3, 5-7, or more than one board; the MI300X
-    table: 8 only). measured False: NaN throughout, the comm model everywhere (the 'before' of
+    where no table applies: the node's GPU has no table, the node is not the fabric the table was measured on
+    (_on_board), or the group size was not measured (1, 3, 5-7, or more than one board; the MI300X table: 8
+    only). measured False: NaN throughout, the comm model everywhere (the 'before' of
     benchmarks/collective_size_check.py)."""
     group = np.atleast_1d(np.asarray(group))
     out = np.full((len(group), len(GRID)), np.nan)
@@ -163,7 +171,7 @@ def custom_tables() -> dict:
 
 def custom_table(node, engine, group, moe: bool = False, measured: bool = True) -> np.ndarray:
     """The engine's measured own all-reduce times at the CUSTOM_GRID sizes, one row per plan (engine and
-    group size per entry), NaN where none applies (as measured_table: GPU without data, not an 8-GPU
+    group size per entry), NaN where none applies (as measured_table: GPU without data, not the measured
     NVSwitch board, group size not measured). SGLang serving an MoE model on sm 9.x / 10.x runs FlashInfer's
     fused all-reduce (TensorRT-LLM's kernel) instead of its custom all-reduce (sglang_uses_trtllm_allreduce):
     those plans get the TensorRT-LLM table. measured False: NaN throughout (as measured_table)."""
@@ -205,9 +213,11 @@ def interp_custom_s(rows: np.ndarray, nbytes) -> np.ndarray:
 
 
 def _on_board(node, system) -> bool:
-    """The node is the kind of 8-GPU board the system's tables were measured on: NVSwitch (no mesh links)
-    for the NVIDIA systems, the mesh of BOARD_MESH_LINKS links per GPU for the AMD one."""
-    return node.gpus_per_node == BOARD_GPUS and node.scaleup_domain == BOARD_GPUS \
+    """The node's scale-up fabric is the one the system's table was measured on: a domain of MEASURED_DOMAIN
+    GPUs (an 8-GPU board, or an NVL72 rack for GB200 / GB300), switched (no mesh links) for the NVIDIA systems,
+    the mesh of BOARD_MESH_LINKS links per GPU for the AMD one."""
+    domain = MEASURED_DOMAIN.get(system, BOARD_GPUS)
+    return node.scaleup_domain == domain \
         and (getattr(node, "scaleup_mesh_links", None) or None) == BOARD_MESH_LINKS.get(system)
 
 
