@@ -350,6 +350,11 @@ def runtime_of(run: dict, framework: str) -> dict:
                 "dp_comm_overlap"):
         if p.get(key) is not None and key in Runtime.model_fields and framework == "megatron":
             rt[key] = p[key]
+    if framework == "megatron" and "bridge" in fw_text and rt.get("moe_dispatcher") == "hybridep" \
+            and "moe_hybridep_num_sms" in Runtime.model_fields:
+        # Megatron-Bridge performance scripts (scripts/performance/utils/overrides.py at 5776a6d90, v0.3.0 and
+        # v0.4.0): moe_hybridep_num_sms = 32 for every HybridEP recipe
+        rt["moe_hybridep_num_sms"] = 32
     if framework == "megatron" and "cuda_graph_impl" in Runtime.model_fields:
         rt.update(cuda_graphs_of(p.get("cuda_graphs")))
     if framework != "megatron":

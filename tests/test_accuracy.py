@@ -141,6 +141,24 @@ def test_ep_overlap_read_from_every_run_file():
     assert not cr.build(off)[0].runtime.ep_comm_overlap
 
 
+def test_hybridep_sm_count_of_the_megatron_bridge_recipes():
+    """Megatron-Bridge's performance scripts give every HybridEP recipe 32 SMs (utils/overrides.py,
+    moe_hybridep_num_sms = 32): the builder says so for the Bridge HybridEP rows, and leaves Megatron-Core's
+    default (16) everywhere else."""
+    import yaml
+
+    _accuracy()
+    import calibration_runs as cr
+
+    runs = yaml.safe_load((ROOT / "benchmarks" / "recipe_runs.yaml").read_text())
+    hybrid = [r for r in runs if r["parallel"].get("moe_dispatcher") == "hybridep"]
+    assert len(hybrid) >= 10
+    for run in hybrid:
+        assert cr.build(run)[0].runtime.moe_hybridep_num_sms == 32, run["id"]
+    other = next(r for r in runs if r["id"] == "mbridge26.02-b200-fp8mx-qwen3-235b-256gpu")
+    assert cr.build(other)[0].runtime.moe_hybridep_num_sms == 16
+
+
 def test_known_regressions_name_real_runs_with_a_record(report):
     """Every listed regression names a run of the run files and the maintainers' record of it; the report's
     extra family table leaves exactly those runs out."""

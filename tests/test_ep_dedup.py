@@ -94,13 +94,14 @@ def test_unmeasured_link_falls_back_to_the_link_model_on_wire_copies():
 
 def test_ep_group_larger_than_a_domain_but_not_a_multiple_spans_every_domain_it_touches():
     """HybridEP, DeepSeek-V3 on GB200 NVL72, EP128: 72 + 56 ranks in two NVLink domains, so a token reaches
-    ~2 domains over RDMA (own included), at HybridEP's EP64 rate (41.24 / 46.57 GB/s on 400G CX7, the
-    table's last row; GB200's NIC is 50 GB/s per GPU as well). The RDMA stage is the slower one here."""
+    ~2 domains over RDMA (own included), at HybridEP's EP64 kernel rate with 16 SMs (Megatron-Core's default;
+    49.97 / 49.77 GB/s on 400G CX7, the table's last row; GB200's NIC is 50 GB/s per GPU as well). The RDMA
+    stage is the slower one here."""
     sc = _with(scenario(model="deepseek-v3", node="gb200-nvl72", nodes=512, gb=4096), moe_dispatcher="hybridep")
     got, _ = _dispatch(sc, dict(DSV3_PLAN, dp=128, ep=128))
     nodes = ep_dedup.distinct_destinations(256, 8, 2, 8, 4)
     assert 1.9 < nodes <= 2.0
-    assert got == pytest.approx(30e-6 + 4096 * 7168 * 2 * nodes / (2 / (1 / 41.24 + 1 / 46.57) * 1e9), rel=1e-9)
+    assert got == pytest.approx(30e-6 + 4096 * 7168 * 2 * nodes / (2 / (1 / 49.97 + 1 / 49.77) * 1e9), rel=1e-9)
 
 
 def test_flex_dispatcher_with_expert_tp_sends_to_every_expert_tp_rank_of_the_tp_ep_group():
@@ -114,3 +115,21 @@ def test_flex_dispatcher_with_expert_tp_sends_to_every_expert_tp_rank_of_the_tp_
     gpus = 2 * ep_dedup.distinct_destinations(128, 8, 4)
     rate = 2 / (1 / 153 + 1 / 158) / 200 * 450e9
     assert got == pytest.approx(10e-6 + gpus * 4096 * 2048 * 2 / rate, rel=1e-9)
+
+
+def test_hybridep_in_one_nvl72_domain_runs_at_the_kernel_rate_of_its_sm_count():
+    """HybridEP inside one GB200 NVL72 domain (DeepSeek-V3, EP32): Megatron-Core calls dispatch_with_permute,
+    whose permute reads HybridEP's receive buffer (no device-to-device copy: the README's "Kernel Only"
+    columns). 16 SMs (Megatron-Core's default): 629.79 / 547.25 GB/s at 32 ranks; 32 SMs (Megatron-Bridge's
+    recipes): 642.23 / 605.15; 24 SMs take the 16-SM row (the most SMs measured, not above the setting).
+    Volume: 4,096 tokens x 7,168 x 2 bytes x E[distinct GPUs] (own included) + 10 us."""
+    base = _with(scenario(model="deepseek-v3", node="gb200-nvl72", nodes=64, gb=4096), moe_dispatcher="hybridep")
+    plan = dict(DSV3_PLAN, pp=8, dp=32, ep=32)
+    gpus = ep_dedup.distinct_destinations(256, 8, 32, 8, 4)
+    vol = 4096 * 7168 * 2 * gpus
+    for sms, (d, c) in ((16, (629.79, 547.25)), (24, (629.79, 547.25)), (32, (642.23, 605.15))):
+        got, _ = _dispatch(_with(base, moe_hybridep_num_sms=sms), plan)
+        assert got == pytest.approx(10e-6 + vol / (2 / (1 / d + 1 / c) * 1e9), rel=1e-9)
+    # the README's Torch API columns (dispatch kernel + copy out of the buffer), not used: 485.50 / 423.19
+    torch_api = 10e-6 + vol / (2 / (1 / 485.50 + 1 / 423.19) * 1e9)
+    assert _dispatch(base, plan)[0] < 0.8 * torch_api

@@ -44,19 +44,29 @@ DEEPEP_NVL_HOPPER = {"spec_gb_s": 200.0, "rates": {8: (153.0, 158.0)}}
 # "DeepEP Performance Results". Its B200 8-rank row (348 / 302 GB/s) is within 4% of the GB200 8-rank one.
 DEEPEP_NVL_BLACKWELL = {"spec_gb_s": 900.0, "rates": {8: (362.01, 310.21), 16: (328.80, 278.34),
                                                       24: (324.64, 126.53)}}
-# HybridEP, H100 with ConnectX-7 400 Gb/s, Torch API, 16 SMs (Megatron-Core moe_hybridep_num_sms default 16),
-# BF16 dispatch, uniform random top-8 routing over 8 local experts per rank: README_Hybrid-EP.md, "H100 Platform".
-# The "Torch API" columns time the Python call, as DeepEP's own tests do (the README compares the two kernels on
-# them); they include a copy out of the receive buffer and a device sync per call ("dispatch = dispatch_kernel
-# + d2d + misc"), which in Megatron-Core's fused dispatch_with_permute path (fused_a2a.py) is the permutation the
-# planner counts as well (compute_moe.permutation_bytes_per_token); the "Kernel Only" columns are 7-36% higher
-# (what they would change: benchmarks/ep_dedup_results.md).
-HYBRIDEP_RDMA = {"spec_gb_s": 50.0, "rates": {16: (54.47, 53.35), 32: (47.36, 52.53), 64: (41.24, 46.57)}}
-# HybridEP on GB200 NVL72, Torch API, 16 SMs, BF16 dispatch: README_Hybrid-EP.md, "GB200 Platform". Its B200
-# 8-rank row ("B200 Platform": 535.94 / 530.86 GB/s) is within 3% of the GB200 8-rank one.
-HYBRIDEP_NVL_BLACKWELL = {"spec_gb_s": 900.0, "rates": {8: (550.10, 538.44), 16: (472.84, 474.48),
-                                                        24: (441.89, 444.40), 32: (485.50, 423.19),
-                                                        36: (469.96, 418.27)}}
+# HybridEP: the "Kernel Only" columns of docs/README_Hybrid-EP.md (DeepEP branch hybrid-ep, tables added in
+# 7febc6e, 2026-02), keyed by the kernels' SM count (Megatron-Core --moe-hybridep-num-sms, runtime
+# moe_hybridep_num_sms). Megatron-Core calls HybridEP through dispatch_with_permute / combine_with_unpermute
+# (megatron/core/transformer/moe/fused_a2a.py, HybridEPDispatch / HybridEPCombine: "permute + dispatch a2a +
+# permute"): the permute kernel reads the tokens straight out of HybridEP's receive buffer, so no separate
+# device-to-device copy runs (NVIDIA's DeepSeek-V3 GB200 write-up, Megatron-LM docs/discussions/
+# deepseek-v3-gb200-optimization Sec. 2.5: the copy, "about 10%-20% of the communication time", is fused into
+# the permute). The README's "Torch API" columns time the plain dispatch() call ("dispatch = dispatch_kernel +
+# d2d + misc", tests/test_hybrid_ep.py); the permutation and its bytes are counted by the planner on their own
+# (compute_moe.permutation_bytes_per_token), so the kernel time is the communication term here.
+# H100 with ConnectX-7 400 Gb/s, BF16 dispatch, uniform random top-8 routing over 8 local experts per rank:
+# "H100 Platform" (SM counts 4 / 8 / 16).
+HYBRIDEP_RDMA = {"spec_gb_s": 50.0, "sms": {
+    4: {16: (44.40, 52.00), 32: (52.60, 51.00), 64: (48.00, 46.00)},
+    8: {16: (76.80, 68.00), 32: (54.50, 56.40), 64: (50.55, 51.03)},
+    16: {16: (71.71, 62.95), 32: (57.69, 57.46), 64: (49.97, 49.77)}}}
+# GB200 NVL72, BF16 dispatch: "GB200 Platform" (SM counts 16 / 32). Its B200 8-rank row ("B200 Platform",
+# 16 SMs, kernel only: 734.95 / 673.84 GB/s) is within 2% of the GB200 8-rank one.
+HYBRIDEP_NVL_BLACKWELL = {"spec_gb_s": 900.0, "sms": {
+    16: {8: (750.15, 684.27), 16: (661.93, 600.75), 24: (637.80, 565.53), 32: (629.79, 547.25),
+         36: (612.85, 543.27)},
+    32: {8: (764.03, 737.13), 16: (706.95, 666.26), 24: (665.97, 639.80), 32: (642.23, 605.15),
+         36: (632.31, 596.99)}}}
 
 # (backend, link) -> {compute-capability major: table}; RDMA tables are NIC-bound, used for every GPU.
 MEASURED = {("deepep", "rdma"): {None: DEEPEP_RDMA}, ("hybridep", "rdma"): {None: HYBRIDEP_RDMA},
@@ -113,11 +123,21 @@ def _distinct(moe, dests):
     return lookup[dests]
 
 
-def measured_rate(node, backend: str, link: str, ranks):
+def sm_table(table: dict, num_sms: int) -> dict:
+    """{ranks: (dispatch, combine)} of a measured table: tables keyed by SM count ("sms") give the row
+    measured with the most SMs not above `num_sms` (the fewest measured when all are above)."""
+    if "sms" not in table:
+        return table["rates"]
+    counts = sorted(table["sms"])
+    return table["sms"][max([c for c in counts if c <= num_sms] or counts[:1])]
+
+
+def measured_rate(node, backend: str, link: str, ranks, num_sms: int = 16):
     """Bytes/s of one dispatch + one combine (their harmonic mean) on `link` ('rdma' or 'nvl') at `ranks`
     EP ranks, as the measured fraction of the measuring system's spec link times this node's spec (NIC:
     scaleout_gb_s; NVLink: scaleup_gb_s); nearest measured EP size below (the smallest above when none is);
-    NaN where the kernel was not measured on this GPU generation."""
+    with `num_sms` SMs where the table has rows per SM count (sm_table); NaN where the kernel was not
+    measured on this GPU generation."""
     ranks = np.asarray(ranks, dtype=float)
     by_arch = MEASURED.get((backend, link), {})
     cc = getattr(node.gpu, "compute_capability", None) if getattr(node.gpu, "vendor", "nvidia") == "nvidia" else None
@@ -125,8 +145,9 @@ def measured_rate(node, backend: str, link: str, ranks):
     spec = node.scaleout_gb_s if link == "rdma" else node.scaleup_gb_s
     if table is None or not spec:
         return np.full(ranks.shape, np.nan)
-    sizes = np.array(sorted(table["rates"]), dtype=float)
-    rates = np.array([2.0 / (1.0 / table["rates"][int(r)][0] + 1.0 / table["rates"][int(r)][1]) for r in sizes])
+    rows = sm_table(table, num_sms)
+    sizes = np.array(sorted(rows), dtype=float)
+    rates = np.array([2.0 / (1.0 / rows[int(r)][0] + 1.0 / rows[int(r)][1]) for r in sizes])
     i = np.clip(np.searchsorted(sizes, ranks, side="right") - 1, 0, len(sizes) - 1)
     return rates[i] / table["spec_gb_s"] * spec * 1e9
 
@@ -148,7 +169,8 @@ def dedup_dispatch_s(ctx, t, tokens, bytes_per_token):
     d_gpus, d_nodes = etp * _distinct(moe, ep), _distinct(moe, domains)
     up, out = comm._rates(node)
     vol = tokens * bytes_per_token
-    r_nvl, r_rdma = measured_rate(node, backend, "nvl", k), measured_rate(node, backend, "rdma", size)
+    sms = ctx.scenario.runtime.moe_hybridep_num_sms
+    r_nvl, r_rdma = measured_rate(node, backend, "nvl", k, sms), measured_rate(node, backend, "rdma", size, sms)
     nvl = np.where(np.isnan(r_nvl), d_gpus * (k - 1) / np.maximum(k, 1) * vol / (up * comm.mesh_share(node, k)),
                    d_gpus * vol / np.nan_to_num(r_nvl, nan=1.0))
     rdma = np.where(np.isnan(r_rdma), d_nodes * (domains - 1) / domains * vol / out,

@@ -201,6 +201,8 @@ def _parallel_args(scenario, f: dict) -> list[str]:
         disp = rt.moe_dispatcher
         if disp in ("deepep", "hybridep"):
             out += ["--moe-token-dispatcher-type flex", f"--moe-flex-dispatcher-backend {disp}"]
+            # Megatron-LM builds its flags from TransformerConfig fields (arguments.py ArgumentGroupFactory)
+            out += [f"--moe-hybridep-num-sms {rt.moe_hybridep_num_sms}"] if disp == "hybridep" else []
         else:
             out.append(f"--moe-token-dispatcher-type {disp}")
         cap = scenario.model.moe.capacity_factor

@@ -190,6 +190,11 @@ class Runtime(Strict):
         False, description="Megatron only, with model moe.capacity_factor set: pad every expert's input to its "
         "capacity (--moe-pad-expert-input-to-capacity, off by default; Megatron-Bridge 25.09 token-drop recipes "
         "set it): static split sizes, so the dispatcher never waits for the token counts on the host")
+    moe_hybridep_num_sms: int = Field(
+        16, ge=1, le=256, description="SMs the HybridEP dispatch and combine kernels run on (Megatron-Core "
+        "--moe-hybridep-num-sms, TransformerConfig default 16; the Megatron-Bridge performance recipes set 32, "
+        "scripts/performance/utils/overrides.py). Picks the row of HybridEP's measured rates "
+        "(planner/estimate/ep_dedup.py); read only with moe_dispatcher hybridep")
     moe_load_imbalance: float = Field(1.0, ge=1.0, le=64.0, description="routed tokens on the busiest expert-parallel "
                                       "rank / the balanced share; 1.0 = balanced (benchmarks with Megatron "
                                       "--moe-router-force-load-balancing). Scales expert GEMMs and the all-to-all")
