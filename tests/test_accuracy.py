@@ -3,7 +3,6 @@ drift away from the published runs. The targets themselves are tracked in the re
 
 import json
 import re
-import sys
 
 import pytest
 
@@ -15,7 +14,6 @@ pytestmark = pytest.mark.skipif(not LEGACY.exists(), reason="shared/calibration 
 
 
 def _accuracy():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
     import accuracy
 
     return accuracy

@@ -2,7 +2,6 @@
 matmul_efficiency.fp8, ROCm blog 'Measuring Max-Achievable FLOPs - Part 2', Table 1), not at the BF16 MAMF fraction,
 and the aiter CK table check (benchmarks/aiter_gemm_check.py) reads the extracted kernel times."""
 
-import sys
 from pathlib import Path
 
 import pytest
@@ -11,7 +10,6 @@ from planner import catalog
 from planner.serve import timing
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
 AMD_MAF_FP8_TF = {"mi300x": 1273.0, "mi325x": 1519.0}  # Table 1 of the AMD post
 MI300X_MAMF_BF16_TF = 668.4  # ml-engineering's MAMF (torch 2.5.1 + ROCm 6.3, tunableop; catalogs/gpus.yaml notes)

@@ -1,13 +1,11 @@
 """MI300X TP8 serving points (benchmarks/amd_serve_results.md): vLLM's benchmark_latency.py reruns the same prompts,
 so its timed iterations find them in the prefix cache in whole KV blocks."""
 
-import sys
 from pathlib import Path
 
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
 def test_repeated_prompt_hit_counts_whole_blocks_and_recomputes_the_last_token():

@@ -4,13 +4,9 @@ benchmarks/clock_device_results.md: gemm_s represents the power-limited rate, so
 MAMF or the sustained fraction that moves it away from that fails here."""
 
 import statistics
-import sys
 
 import pytest
 
-from conftest import ROOT
-
-sys.path.insert(0, str(ROOT / "benchmarks"))
 import clock_device_compare as cdc  # noqa: E402
 
 ROWS = cdc.load_shapes()

@@ -1,9 +1,6 @@
 """CUDA graphs in Megatron (runtime.cuda_graph_impl / cuda_graph_scope): the static buffers they keep,
 the flags and environment the export writes, and how run files name them."""
 
-import sys
-from pathlib import Path
-
 import pytest
 
 from planner.errors import InputError
@@ -14,7 +11,6 @@ from planner.spec import parse_plan
 
 from test_memory import plan_table, scenario
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 
 def test_te_router_graphs_keep_one_hidden_state_per_moe_layer_and_microbatch_in_flight():

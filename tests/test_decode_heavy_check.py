@@ -1,7 +1,6 @@
 """benchmarks/decode_heavy_check.py: the per-op checks of the dense decode-heavy points compute what they say."""
 
 import csv
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +11,6 @@ from planner.serve import engines as E
 from planner.serve import timing
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import decode_heavy_check as D  # noqa: E402
 

@@ -2,13 +2,11 @@
 --enable-dp-attention is attention data parallel over all tp ranks with tensor-parallel MoE, and the attention-DP
 plan differs from plain TP 8 where the physics says it must."""
 
-import sys
 from pathlib import Path
 
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
 def _points(prefix):

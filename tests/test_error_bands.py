@@ -1,7 +1,6 @@
 """Uncertainty bands: derived from the calibration report (benchmarks/error_bands.py), shipped in
 catalogs/error_bands.yaml, carried by every estimate and used by the memory verdict."""
 
-import sys
 
 import numpy as np
 import pytest
@@ -14,7 +13,6 @@ from planner.spec import parse_plan
 from conftest import ROOT
 from test_memory import scenario
 
-sys.path.insert(0, str(ROOT / "benchmarks"))
 import error_bands  # noqa: E402
 
 SMALL = ROOT / "tests" / "fixtures" / "accuracy_results_small.json"

@@ -1,13 +1,11 @@
 """benchmarks/fitted_holdout.py: the shape split is a partition, and the held-out fits say what timing.py states."""
 
 import csv
-import sys
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import fitted_holdout as H  # noqa: E402
 from planner.serve import timing as T  # noqa: E402

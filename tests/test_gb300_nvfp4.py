@@ -2,7 +2,6 @@
 numbers of their sources (catalogs/gpus.yaml and nodes.yaml `source`, planner/estimate/compute.py)."""
 
 import json
-import sys
 
 import numpy as np
 import pytest
@@ -179,7 +178,6 @@ def _recipe_row(rid):
 def test_planner_estimate_runs_a_gb300_and_an_nvfp4_recipe(tmp_path, rid):
     """The published GB300 / NVFP4 recipe rows through `planner estimate` as a user would write them:
     the run's node, model, batch, runtime and plan; it fits and reports tokens/s."""
-    sys.path.insert(0, str(ROOT / "benchmarks"))
     import calibration_runs
 
     row = _recipe_row(rid)

@@ -135,10 +135,6 @@ def test_exponential_bound_matches_measured_context_attention():
     B200 at head size 64 the 8k-16k rate (682-770 TFLOP/s) is within 10% of the model's exponential
     bound, while the tensor-core rate alone would be over 40% too fast; at head size 128 and on H200
     the tensor-core rate is within 10% of the 16k measurement."""
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
     import context_attn_check as CA
 
     data = CA.rows()

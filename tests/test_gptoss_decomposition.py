@@ -1,14 +1,12 @@
 """benchmarks/gptoss_decomposition.py: the published step it derives agrees with the run's own
 global batch and tokens/s, and its normalisations divide the same missing seconds."""
 
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
-sys.path.insert(0, str(BENCH))
 import gptoss_decomposition as gd  # noqa: E402
 
 RUN_ID = "mbridge26.04.01-b200-bf16-gpt-oss-120b-64gpu"

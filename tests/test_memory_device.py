@@ -4,13 +4,11 @@ describes): model states within 1%, the forward/backward transient peak (stored 
 loss at its backward peak, or the checkpoints plus the loss under full recompute, or torchtitan's
 op-level selective checkpointing) within 3%."""
 
-import sys
 
 import pytest
 
 from conftest import ROOT
 
-sys.path.insert(0, str(ROOT / "benchmarks"))
 import memory_device_compare as cmp  # noqa: E402
 
 ALL = [r for f in sorted((ROOT / "benchmarks" / "memory_device").glob("*.json")) for r in cmp.rows(f)]

@@ -2,7 +2,6 @@
 published step is the step scaled by predicted / published tokens/s, and its per-layer EP term times the MoE
 layers and micro-batches of a stage is the step's EP time (a row without EP overlap)."""
 
-import sys
 
 import pytest
 import yaml
@@ -11,7 +10,6 @@ from conftest import ROOT
 
 
 def _decomposition():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
     import moe_nvl72_decomposition
 
     return moe_nvl72_decomposition

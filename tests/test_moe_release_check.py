@@ -1,13 +1,11 @@
 """benchmarks/moe_release_check.py: every release row builds and is estimated, and the settings a row
 changes reach the estimate (a row that overrides nothing the planner reads would repeat its base)."""
 
-import sys
 from pathlib import Path
 
 import yaml
 
 BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
-sys.path.insert(0, str(BENCH))
 
 import moe_release_check as rc  # noqa: E402
 

@@ -1,13 +1,9 @@
 """benchmarks/power_cap_whatif.py: its copy of the attention rates must equal the committed one at burst clock
 and differ only in the FlashAttention-2 cap under a clock; its GPU variants change only what they say."""
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import power_cap_whatif as W  # noqa: E402
 
 from planner.catalog import gpu as catalog_gpu  # noqa: E402

@@ -2,7 +2,6 @@
 memory or above the GPU's memory (benchmarks/recipe_fits.py), and accuracy.py can include them."""
 
 import json
-import sys
 
 import pytest
 
@@ -13,7 +12,6 @@ MEMORY_RUNS = ROOT / "benchmarks" / "memory_runs.yaml"
 
 
 def _module(name):
-    sys.path.insert(0, str(ROOT / "benchmarks"))
     return __import__(name)
 
 

@@ -2,7 +2,6 @@
 (the setting the run's own recipe states) name real runs, change what those runs say, reach the
 estimate, and a malformed file is a clear error."""
 
-import sys
 
 import pytest
 import yaml
@@ -10,7 +9,6 @@ import yaml
 from conftest import ROOT
 
 CALIBRATION = ROOT.parent / "shared" / "calibration"
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import calibration_runs  # noqa: E402
 

@@ -1,7 +1,6 @@
 """Block-scaled FP8 (fp8-block): memory with its scales, the Hopper promotion term of the expert GEMMs,
 the MoE layer check on NVIDIA's measured fp8_block timings, and the launch flags."""
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +41,6 @@ def test_promotion_only_without_block_scaled_mma_and_only_on_rows_received():
 def test_block_fp8_moe_layer_check_on_hopper():
     """NVIDIA's measured TensorRT-LLM fp8_block MoE layers (AIConfigurator extract): the promotion term
     brings the Hopper timings within 20% on average; without it they are 1.5-2x slower than the model."""
-    sys.path.insert(0, str(ROOT / "benchmarks"))
     import moe_kernel_check as M
     from planner.serve import timing
 
@@ -108,7 +106,6 @@ def test_decode_attention_fixed_cost_per_sequence_and_kv_head():
 def test_decode_attention_fixed_cost_matches_the_measured_fp8_kernels():
     """AIConfigurator's TensorRT-LLM generation attention with an FP8 KV cache: the fitted time per
     (sequence, KV head) lies within 25% of the model's value on Hopper (three versions) and B200 1.2.0rc5."""
-    sys.path.insert(0, str(ROOT / "benchmarks"))
     import decode_attn_check as D
     from planner.serve.timing import DECODE_ATTN_SEQ_KVHEAD_S
 
@@ -120,7 +117,6 @@ def test_decode_attention_fixed_cost_matches_the_measured_fp8_kernels():
 
 
 def test_published_block_fp8_runs_read_as_fp8_block():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
     import serving_accuracy as S
 
     assert S.weights_scheme({"label": "FP8", "weights": "FP8 block-scaled (DeepSeek-R1)"}, "H200") == ("fp8-block", "fp8")

@@ -1,13 +1,11 @@
 """The per-term time breakdown of a serving step (timing.stage_terms, benchmarks/serve_worst_points.py)
 reproduces the model's own generation-only step, so the terms it prints are the ones the estimate adds."""
 
-import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import serve_worst_points as W  # noqa: E402
 

@@ -64,9 +64,6 @@ def test_graph_padding_reaches_the_trtllm_yaml_and_is_refused_elsewhere():
 def test_published_points_carry_their_engine_release_and_graph_padding():
     """serving_accuracy.point_scenario: the perf-overview rows pad their CUDA graphs (their llm_options), the
     ROCm vLLM 0.10 rows name their release (serial host step), NIM rows neither."""
-    import sys
-
-    sys.path.insert(0, str(ROOT / "benchmarks"))
     import serving_accuracy as S
 
     rows = {r["id"]: r for r in yaml.safe_load((ROOT / "benchmarks" / "serving_runs.yaml").read_text())}

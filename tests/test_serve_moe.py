@@ -1,7 +1,6 @@
 """Serving MoE time terms: tile efficiency, routing work, expert-TP traffic, kernel launches, and the
 MoE layer model against NVIDIA's measured TensorRT-LLM MoE layer timings."""
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -71,7 +70,6 @@ def test_moe_layer_model_tracks_nvidia_measured_layer_times():
     """benchmarks/moe_kernel_aic.csv: 2,832 TensorRT-LLM MoE layer timings (AIConfigurator). The model
     stays within 20% mean error and every GPU's median ratio within 0.85-1.2; before this round's terms it
     was 31% off."""
-    sys.path.insert(0, str(ROOT / "benchmarks"))
     import moe_kernel_check as check
 
     rows = [r for r in check.rows() if check.in_scope(r)][::3]

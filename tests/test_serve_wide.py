@@ -1,7 +1,6 @@
 """Serving accuracy set widened to vLLM / SGLang / AMD points, and the FP4 GEMM rate from NVIDIA's measured
 NVFP4 / FP8 GEMM tables (benchmarks/fp4_gemm_check.py)."""
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +12,6 @@ from planner.serve import engines as E
 from planner.serve import timing
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
 def test_fp4_rate_is_fp8_mamf_throughput_times_measured_ratio():

@@ -4,13 +4,11 @@ just above today's worst errors (benchmarks/step_device_results.md), so a change
 from the measurement fails here."""
 
 import json
-import sys
 
 import pytest
 
 from conftest import ROOT
 
-sys.path.insert(0, str(ROOT / "benchmarks"))
 import step_device_compare as cmp  # noqa: E402
 
 DATA = json.loads((ROOT / "benchmarks" / "step_device" / "h200.json").read_text())

@@ -1,14 +1,12 @@
 """benchmarks/step_ops_check.py: the per-op breakdown covers the whole model step, and the measured
 tables are read back exactly at their own entries."""
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import step_ops_check as S  # noqa: E402
 from planner.serve import evaluate as EV  # noqa: E402

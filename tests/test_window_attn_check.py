@@ -1,13 +1,11 @@
 """benchmarks/window_attn_check.py: the training attention model against NVIDIA's measured cuDNN SDPA
 (cudnn-frontend benchmark results, benchmarks/cudnn_sdpa_measured.csv)."""
 
-import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import window_attn_check as W  # noqa: E402
 
