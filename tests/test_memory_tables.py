@@ -45,7 +45,7 @@ def test_term_totals_equal_stage_memory_bit_for_bit(model, nodes, seq, extra):
     ctx = Context(scenario(model=model, nodes=nodes, seq=seq, **extra))
     t = random_table(np.random.default_rng(17), 2000, ctx.model.layers)
     plans = memory_tables.Plans(t)
-    terms = memory_tables.Terms(ctx, plans, lambda f, n, outputs=None: [f(lo) for lo in range(0, n, 500)], 500)
+    terms = memory_tables.Terms(ctx, plans, lambda f, n: [f(lo) for lo in range(0, n, 500)], 500)
     ranks = terms.ranks[plans.run]
     bases = terms.bases(slice(0, plans.n))
     per_layer = memory.layer_activation_bytes(ctx, t)
@@ -68,7 +68,7 @@ def test_verdict_and_peak_equal_the_reference_on_random_plans(model, nodes, seq,
     assert memory_tables.usable(ctx, t)
     ref = _reference(ctx, t, monkeypatch)
     assert 0 < ref[0].sum() < len(ref[0]) and (ref[1][ref[0]] > 0).any()  # both verdicts, peaks past rank 0
-    _same(ref, memory_tables.fits_memory(ctx, t, None, lambda f, n, outputs=None: [f(lo) for lo in range(0, n, 700)], 700))
+    _same(ref, memory_tables.fits_memory(ctx, t, None, lambda f, n: [f(lo) for lo in range(0, n, 700)], 700))
 
 
 @pytest.mark.parametrize("name", ["70b_64gpu.yaml", "qwen3_moe_16gpu.yaml", "long_context_128k.yaml"])
@@ -126,14 +126,14 @@ def test_rank_classes_inside_a_term_table_are_scanned_by_the_reference(monkeypat
     seen = []
     real = memory_ranks.level_beyond
     monkeypatch.setattr(memory_ranks, "level_beyond", lambda *a: seen.append(real(*a)) or seen[-1])
-    new = memory_tables.fits_memory(ctx, t, None, lambda f, n, outputs=None: [f(lo) for lo in range(0, n, 5000)], 5000)
+    new = memory_tables.fits_memory(ctx, t, None, lambda f, n: [f(lo) for lo in range(0, n, 5000)], 5000)
     assert any(s.any() for s in seen)
     monkeypatch.undo()
     _same(_reference(ctx, t, monkeypatch), new)
 
 
 def _serial(rows):
-    return lambda f, n, outputs=None: [f(lo) for lo in range(0, n, rows)]
+    return lambda f, n: [f(lo) for lo in range(0, n, rows)]
 
 
 @pytest.mark.parametrize("model,nodes,seq,extra", CASES)

@@ -31,8 +31,7 @@ their exact largest total over their slots (_slot_bounds), and only the rest is 
 rank. Otherwise, as in the reference, a plan out of memory at one rank is not evaluated at its
 higher ranks. Where the node's host memory is unknown, plans that offload are out of memory and not
 evaluated (_offload_unknown). Term evaluations and plan chunks are shared by the caller's threads
-or forked child (in_chunks(chunk, n, outputs): chunk(lo, rows) of the term tables writes rows lo .. lo
-+ rows - 1 of the arrays of the dict `outputs`, read through it, and nothing else).
+(in_chunks).
 
 Plans whose peak may lie between a class's lowest and highest rank (memory_ranks.level_beyond) are
 left to the reference (memory.memory). The reference is used for the whole table under --exhaustive
@@ -256,8 +255,7 @@ def _constant(v: np.ndarray) -> bool:
 
 class Terms:
     """Every term of TERMS evaluated once per cell (and candidate rank slot) of a plan table, in
-    chunks of `chunk_rows` run by in_chunks(chunk, n) (the term tables' chunks by in_chunks(chunk, n,
-    table), which may run them as chunk(lo, rows) in a forked child: module docstring)."""
+    chunks of `chunk_rows` run by in_chunks(chunk, n)."""
 
     def __init__(self, ctx, plans: Plans, in_chunks, chunk_rows: int):
         from planner.estimate import memory_ranks
@@ -295,9 +293,9 @@ class Terms:
             sp_grid = _stage_params_by_slot(ctx, pair_pp, pair_vpp, ranks)
             sp_at = pair * ranks.shape[1]  # each cell's slot 0 in sp_grid
 
-            def chunk(lo: int, rows: int = chunk_rows, fn=fn, tt=tt, c=c, j=j, stage=stage, table=table,
-                      per_cell=per_cell, sp_grid=sp_grid, sp_at=sp_at) -> None:
-                at = slice(lo, lo + rows)
+            def chunk(lo: int, fn=fn, tt=tt, c=c, j=j, stage=stage, table=table, per_cell=per_cell, sp_grid=sp_grid,
+                      sp_at=sp_at) -> None:
+                at = slice(lo, lo + chunk_rows)
                 cc = c[at]
                 pick = np.take(sp_at, cc) + j[at]
                 extra = {"sp": {k: np.take(v, pick) if np.ndim(v) else v for k, v in sp_grid.items()}}
@@ -313,7 +311,7 @@ class Terms:
             if len(c):  # the first chunk here: it makes the arrays the other chunks fill
                 first = fn(ctx, T.take(tt, c[:1]), stage[:1])
                 table.update({k: np.empty(len(c)) for k in first})
-                in_chunks(chunk, len(c), table)
+                in_chunks(chunk, len(c))
             # a key equal in every cell is read as that number (the same sums, without a gather)
             same = {k: v[0] for k, v in table.items() if _constant(v)}
             if source is not None:

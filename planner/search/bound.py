@@ -178,8 +178,7 @@ def _ga_free_columns(ctx) -> tuple[str, ...]:
 
 def _per_group(ctx, t: dict, fn, first: np.ndarray, ga_top: np.ndarray, shared: bool = False,
                clock: float | None = None) -> np.ndarray:
-    """fn(ctx, rows) of each group's row at the group's largest ga, in chunks shared by threads or a
-    forked child (solver._in_chunks).
+    """fn(ctx, rows) of each group's row at the group's largest ga, in chunks shared by threads.
     `shared`: fn(ctx, rows, units) also takes the rows' layer_units at tensor clock `clock` (None:
     burst), which read fewer columns than the stage time (not vpp): they are evaluated once per
     distinct value of those columns (_shared_units)."""
@@ -193,15 +192,13 @@ def _per_group(ctx, t: dict, fn, first: np.ndarray, ga_top: np.ndarray, shared: 
     groups = {**{k: t[k][first] for k in _ga_free_columns(ctx)}, "ga": T.compact(ga_top)}
     units = _shared_units(ctx, groups, clock) if shared else None
 
-    res = {"out": out}  # the chunks write through it (a forked child's share: solver._in_chunks)
-
-    def chunk(lo: int, rows: int = MEMORY_CHUNK) -> None:
-        at = slice(lo, lo + rows)
+    def chunk(lo: int) -> None:
+        at = slice(lo, lo + MEMORY_CHUNK)
         part = T.take(groups, at)
-        res["out"][at] = fn(ctx, part) if units is None else fn(ctx, part, tuple(_unit_rows(u, at) for u in units))
+        out[at] = fn(ctx, part) if units is None else fn(ctx, part, tuple(_unit_rows(u, at) for u in units))
 
-    _in_chunks(chunk, len(first), res)
-    return res["out"]
+    _in_chunks(chunk, len(first))
+    return out
 
 
 def _comm_of_columns(ctx, t: dict) -> dict:

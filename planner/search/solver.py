@@ -23,7 +23,6 @@ from planner.frameworks.rules import RULES, framework_mask, runtime_violations, 
 from planner.search.bound import search_bound
 from planner.search.rank import TIE, TIGHT_PENALTY, order, pareto_mask, preferred, ranking_rule
 from planner.search.cpsat import all_solutions
-from planner.search import forked
 from planner.search.order import ByBound
 from planner.search.cpsat import cp_model as cpsat_module
 from planner.search.space import all_layouts, domains, with_etp
@@ -371,9 +370,6 @@ def _sp(t: dict, fixed: dict) -> np.ndarray:
 
 MEMORY_THREADS = min(2, os.cpu_count() or 1)  # threads of the memory verdict pass
 MEMORY_CHUNK = 65_536  # rows per memory pass: bounds the peak memory of the largest searches
-# rows per chunk shared with a forked child (_in_chunks): each process faults in (copies) the pages its
-# chunks' temporaries reuse, so smaller chunks fault less; and more of them balance the two halves
-FORK_CHUNK = 16_384
 FIRST_BATCH = 2_048  # plans evaluated first, by best bound, to set the pruning threshold
 
 
@@ -474,15 +470,8 @@ def _fits_memory_rows(ctx, t: dict, rows, peaks: bool = True, layout=None) -> tu
     return out, peak
 
 
-def _in_chunks(chunk, n: int, outputs: dict | None = None) -> None:
-    """chunk(lo) for lo = 0, MEMORY_CHUNK, ... below n, shared by MEMORY_THREADS threads; or, where
-    `outputs` is given and a fork is usable (planner.search.forked), chunk(lo, FORK_CHUNK) for lo = 0,
-    FORK_CHUNK, ... shared with a forked child: chunk(lo, rows) then writes rows lo .. lo + rows - 1 of
-    the arrays of the dict `outputs` (read through it: they are replaced by shared ones) and nothing
-    else the caller reads."""
-    if outputs is not None and forked.usable(-(-n // FORK_CHUNK)):
-        forked.split(lambda lo: chunk(lo, FORK_CHUNK), list(range(0, n, FORK_CHUNK)), outputs)
-        return
+def _in_chunks(chunk, n: int) -> None:
+    """chunk(lo) for lo = 0, MEMORY_CHUNK, ... below n, shared by MEMORY_THREADS threads."""
     starts = range(0, n, MEMORY_CHUNK)
     if MEMORY_THREADS > 1 and len(starts) > 1:
         from concurrent.futures import ThreadPoolExecutor
