@@ -9,8 +9,6 @@ would otherwise take for 1 and 0 (`nodes: yes` silently became one node).
 would end the comment line of an exported script and start a command).
 """
 
-from __future__ import annotations
-
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field

@@ -1,7 +1,5 @@
 """Accelerators, nodes and clusters. Bandwidths are GB/s decimal, one direction, per GPU."""
 
-from __future__ import annotations
-
 from typing import Annotated, Literal
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator

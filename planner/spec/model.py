@@ -16,8 +16,6 @@ norm_eps 1e-5 (Llama 2/3 model cards; Megatron --norm-epsilon default), full att
 Mixtral-style router: softmax over the experts, top-k weights renormalised, scale 1, no groups.
 """
 
-from __future__ import annotations
-
 from typing import Literal
 
 from pydantic import Field, StrictBool, model_validator

@@ -4,8 +4,6 @@
 that do not multiply out.
 """
 
-from __future__ import annotations
-
 from typing import TYPE_CHECKING, Literal
 
 from planner.errors import InputError

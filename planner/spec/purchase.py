@@ -33,8 +33,6 @@ Defaults of the owned-cluster terms, each from a public source:
   capex_usd_per_node, power_kw - the catalog node's `price.purchase_usd` and `power_kw`.
 """
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Any
 

@@ -1,7 +1,5 @@
 """Scenario: model + cluster + training workload + budget + search options (PRODUCT.md contract)."""
 
-from __future__ import annotations
-
 from typing import Literal
 
 from pydantic import Field, StrictBool, ValidationError, field_validator, model_validator

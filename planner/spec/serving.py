@@ -5,8 +5,6 @@ A scenario file holds either a `training:` block (planner.spec.scenario) or a `s
 `[tokens, share]` points.
 """
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated, Literal
 
