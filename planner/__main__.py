@@ -1,5 +1,5 @@
 """`python -m planner ...` runs the command line (same as the `planner` script)."""
 
-from planner.cli import main
+from planner.cli import run
 
-main()
+run()

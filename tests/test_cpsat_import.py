@@ -26,10 +26,10 @@ def test_cp_sat_without_pandas_then_with_it():
 
 
 UNUSED = """
-import runpy, sys
-sys.argv = ["planner", "solve", "scenarios/32b_8gpu.yaml", "--json"]
+import sys
+from planner.cli import main  # what `python -m planner` runs (its run() then ends the process at once)
 try:
-    runpy.run_module("planner", run_name="__main__")
+    main(["solve", "scenarios/32b_8gpu.yaml", "--json"])
 except SystemExit as e:
     assert not e.code, e.code
 import planner.purchase_mix  # the purchase mix's CP-SAT model (planner compare)

@@ -1,0 +1,57 @@
+"""`python -m planner` ends the process at once after its command (planner.cli.run: os._exit, no
+interpreter teardown). Its output must still be complete and its exit code the command's, also where
+stdout is a pipe that Python block-buffers (PYTHONUNBUFFERED unset: output left in the buffer would be lost)."""
+
+import json
+import os
+import subprocess
+import sys
+
+from click.testing import CliRunner
+
+from planner.cli import main
+
+from conftest import ROOT, write
+
+
+def _planner(*args) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    return subprocess.run([sys.executable, "-m", "planner", *map(str, args)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300, env=env)
+
+
+def test_json_output_is_complete():
+    r = _planner("catalog", "gpus", "--json")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert len(r.stdout) > 8192  # more than one buffer: a lost tail would show
+    assert r.stdout == CliRunner().invoke(main, ["catalog", "gpus", "--json"]).output
+    assert [e["name"] for e in json.loads(r.stdout)]
+
+
+def test_printed_json_is_flushed():
+    """`serve --json` prints (no flush of its own): run() flushes stdout before the process ends."""
+    args = ["serve", "scenarios/serve_70b.yaml", "--plan", "engine=trtllm,weights=fp8,kv_cache=fp8,tp=2", "--json"]
+    r = _planner(*args)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout and r.stdout == CliRunner().invoke(main, args).output
+    assert json.loads(r.stdout)["plan"]
+
+
+def test_table_output_is_complete():
+    r = _planner("catalog", "nodes")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "dgx-h100" in r.stdout and r.stdout.endswith("\n")
+
+
+def test_bad_input_still_exits_2_with_its_message(tmp_path):
+    p = write(tmp_path, "s.yaml", "model: llama-3.1-8b\ncluster: {node: dgx-h100, nodes: 0}\n"
+                                   "training: {seq_len: 4096, global_batch: 8, tokens: 1e9}\n")
+    r = _planner("validate", p)
+    assert r.returncode == 2
+    assert "cluster.nodes" in r.stderr and str(p) in r.stderr
+    assert "Traceback" not in r.stderr + r.stdout
+
+
+def test_usage_error_exits_2():
+    r = _planner("solve")
+    assert r.returncode == 2 and "Missing argument" in r.stderr
