@@ -1,6 +1,6 @@
 """benchmarks/moe_nvl72_decomposition.py reads the model consistently: its step terms add up to the step, the
-published step is the row's global batch tokens over its published tokens/s (all GPUs), and its per-layer EP term times the MoE
-layers and micro-batches of a stage is the step's EP time (a row without EP overlap)."""
+published step is the row's global batch tokens over its published tokens/s (all GPUs), and its per-layer EP
+term times the MoE layers and micro-batches of a stage is the step's EP time (a row without EP overlap)."""
 
 
 import pytest
