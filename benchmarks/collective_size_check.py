@@ -2,8 +2,10 @@
 
 Before: the comm model everywhere (timing.comm_links(..., measured=False)). After: the TP all-reduce above each
 engine's NCCL floor and the attention-DP all-gather / reduce-scatter (TensorRT-LLM, vLLM) take NVIDIA's measured
-NCCL time at their message size on H100 / H200 / B200 8-GPU boards and 2 / 4 GPUs of GB200 / GB300 NVL72
-racks. Points: those of benchmarks/serving_accuracy.py.
+NCCL time at their message size on H100 / H200 / B200 8-GPU boards (HGX B300 boards: B200's tables) and 2 / 4
+GPUs of GB200 / GB300 NVL72 racks, and the TP all-reduce on 8 x MI300X / MI325X AMD's measured RCCL time
+(catalogs/rccl_measured.csv); below the NCCL floor the engines' own all-reduce kernels take their measured tables
+(catalogs/custom_allreduce_measured.csv) where one applies. Points: those of benchmarks/serving_accuracy.py.
 
     python benchmarks/collective_size_check.py    # print and rewrite benchmarks/collective_size_results.md
 """
@@ -76,15 +78,16 @@ def report() -> str:
              "Rerun: `python benchmarks/collective_size_check.py` (docstrings: benchmarks/collective_size_check.py, "
              "planner/serve/nccl_measured.py). Before: the comm model (latency + bytes / (NVLink spec x catalog "
              "efficiency)) for every collective. After: where the engine runs NCCL on an H100 / H200 / B200 8-GPU "
-             "board or 2 / 4 GPUs of a GB200 / GB300 NVL72 rack, the measured NCCL time at the message size "
-             "(catalogs/nccl_measured.csv, AIConfigurator's "
-             "collected tables), interpolated linearly between the measured sizes. Error = predicted / measured - 1.", "",
-             "TP all-reduce: NCCL above these message sizes (below them the engines' own kernels, still the comm "
-             "model); TensorRT-LLM's depends on the hidden size (its AUTO lookup table for the fused all-reduce + "
+             "board (HGX B300: B200's tables) or 2 / 4 GPUs of a GB200 / GB300 NVL72 rack, the measured NCCL time at "
+             "the message size (catalogs/nccl_measured.csv, AIConfigurator's collected tables; 8 x MI300X / MI325X "
+             "all-reduce: AMD's RCCL table, catalogs/rccl_measured.csv), interpolated linearly between the measured "
+             "sizes. Error = predicted / measured - 1.", "",
+             "TP all-reduce: NCCL above these message sizes (below them the engines' own kernels, at their measured "
+             "tables where one applies: catalogs/custom_allreduce_measured.csv); TensorRT-LLM's depends on the hidden size (its AUTO lookup table for the fused all-reduce + "
              "RMSNorm, planner/serve/nccl_measured.py):", ""] + floors_table() + [
              "", "Attention-DP MoE all-gather / reduce-scatter: NCCL at every size in TensorRT-LLM and vLLM; SGLang's "
-             "DP-attention gather not checked (comm model). GPUs without a table (A100, H20, H800, B300, "
-             "AMD, ...), 8 GPUs of an NVL72 rack, groups of 3, 5-7 or more than 8 GPUs, all-to-all and pipeline send / recv: comm model.", "",
+             "DP-attention gather not checked (comm model). GPUs without a table (A100, H20, H800, "
+             "MI355X, ...), other collectives and group sizes on AMD boards, 8 GPUs of an NVL72 rack, groups of 3, 5-7 or more than 8 GPUs, all-to-all and pipeline send / recv: comm model.", "",
              "Measured bus bandwidth (GB/s) read from the table vs the comm model:", ""] + busbw_table() + ["",
              "| group | before | after |", "|---|---:|---:|"]
     groups = [("all points", lambda r: True), ("dense", lambda r: r["kind"] != "moe"), ("MoE", lambda r: r["kind"] == "moe"),

@@ -114,3 +114,30 @@ def test_padding_with_deepep_is_rejected():
     m = catalog_model("qwen3-30b-a3b").model_copy(update={"moe": moe}).model_dump(exclude={"source", "notes"})
     with pytest.raises(ValueError, match="deepep"):
         scenario(model=m, nodes=2, gb=64, runtime={"moe_pad_to_capacity": True, "moe_dispatcher": "deepep"})
+
+
+def test_flex_dispatcher_needs_an_expert_group_larger_than_one():
+    """Megatron-Core's MoEFlexTokenDispatcher (deepep / hybridep) asserts "Flex token dispatcher requires
+    TPxEP > 1" (expert-TP x EP, token_dispatcher.py): a Megatron plan with ep x etp = 1 cannot run it, so
+    `estimate` names the rule and the search leaves such plans out; ep or etp > 1, the alltoall dispatcher
+    and dense models are not affected."""
+    from planner.errors import InputError
+    from planner.frameworks.rules import framework_mask, framework_problems
+    from planner.search.solver import candidate_table
+
+    base = scenario(model="qwen3-30b-a3b", nodes=2, gb=64)
+    one = parse_plan("framework=megatron,precision=bf16,tp=1,pp=1,dp=16,ep=1,recompute=none,mbs=1")
+    for disp in ("hybridep", "deepep"):
+        sc = _with(base, moe_dispatcher=disp)
+        with pytest.raises(InputError, match="TPxEP > 1"):
+            one.resolved(sc)
+        for ok in (PLAN, "framework=megatron,precision=bf16,tp=2,pp=1,dp=8,ep=1,recompute=none,mbs=1"):
+            assert not framework_problems(parse_plan(ok).resolved(sc), sc), (disp, ok)
+        t, _ = candidate_table(sc)
+        meg = t["framework"] == table.MEG
+        assert meg.any() and not ((t["ep"] * t["etp"] == 1) & meg).any()
+        assert framework_mask(t, sc.model, sc.runtime).all()
+    assert not framework_problems(one.resolved(base), base)
+    dense = _with(scenario(nodes=2, gb=64), moe_dispatcher="hybridep")
+    plan = parse_plan("framework=megatron,precision=bf16,tp=1,pp=1,dp=16,recompute=none,mbs=1").resolved(dense)
+    assert not framework_problems(plan, dense)

@@ -72,3 +72,32 @@ def test_ep_all_to_all_takes_the_measured_nccl_table_on_one_board(monkeypatch):
     monkeypatch.setattr(nccl_measured, "measured_table", partial(nccl_measured.measured_table, measured=False))
     assert float(np.ravel(comm.ep_all_to_all_s(ctx, t, nbytes))[0]) == pytest.approx(
         float(comm.all_to_all_s(sc.cluster.node, nbytes, t["ep"], t["etp"])[0]))
+
+
+def test_ep_all_to_all_takes_the_table_only_where_every_group_sits_in_one_nvlink_domain():
+    """GB200 NVL72: NCCL's all-to-all was measured on 2 and 4 GPUs of the rack (every GPU reaches every other
+    through the NVLink switches), so an EP 4 group takes that time wherever its ranks sit in one 72-GPU domain:
+    adjacent (etp 1) or 3 apart (etp 3: 12-rank blocks, six per domain). etp 4 (16-rank blocks: 72 / 16 is not
+    whole, one group straddles two domains) and EP 8 (not measured): the link model. On an 8-GPU board an EP 2
+    group 3 ranks apart (6-rank blocks) straddles two boards in the second block: the link model."""
+    nbytes = 2.0 ** 25
+    sc = scenario(model="qwen3-30b-a3b", node="gb200-nvl72", nodes=18)
+    ctx, node = Context(sc), sc.cluster.node
+    meas = float(nccl_measured.interp_s(nccl_measured.measured_table(node, "alltoall", [4]), nbytes)[0])
+
+    def a2a(ep, etp, c=ctx):
+        t = raw_table(precision="bf16", ep=ep, dp=72 // etp, tp=etp, etp=etp)
+        return float(np.ravel(comm.ep_all_to_all_s(c, t, nbytes))[0]), \
+            float(comm.all_to_all_s(c.scenario.cluster.node, nbytes, t["ep"], t["etp"])[0])
+
+    assert a2a(4, 1)[0] == pytest.approx(meas, rel=1e-9)
+    assert a2a(4, 3)[0] == pytest.approx(meas, rel=1e-9)  # 12 ranks: whole groups in the 72-GPU domain
+    got, model = a2a(4, 4)  # 16 ranks: 72 / 16 is not whole
+    assert got == pytest.approx(model, rel=1e-12)
+    got, model = a2a(8, 1)
+    assert got == pytest.approx(model, rel=1e-12)
+    board = Context(scenario(model="qwen3-30b-a3b", node="dgx-b200", nodes=2))
+    got, model = a2a(2, 3, board)  # 6 ranks: the second group (ranks 6-11) spans two boards
+    assert got == pytest.approx(model, rel=1e-12)
+    got, model = a2a(2, 4, board)  # 8 ranks: one board
+    assert got != pytest.approx(model, rel=1e-3)

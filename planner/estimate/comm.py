@@ -219,8 +219,9 @@ def ep_all_to_all_s(ctx, t, a2a_bytes):
     all_to_all_single) runs NCCL's all-to-all; where its EP group lies on one 8-GPU NVSwitch board of
     a GPU with NVIDIA's measured NCCL table (planner.serve.nccl_measured: H100, H200, B200, and B300 boards
     through B200's; group of
-    2, 4 or 8, ep x etp <= 8 so that the group, etp ranks apart, stays on the board; GB200 / GB300 NVL72
-    racks: groups of 2 or 4, as measured there), the measured time
+    2, 4 or 8; GB200 / GB300 NVL72 racks: groups of 2 or 4, as measured there; every group, etp ranks apart,
+    inside one NVLink domain: the ep x etp consecutive ranks of a group tile the node's scaleup_domain, e.g. not
+    ep 2 x etp 3 on an 8-GPU board, whose second group straddles two boards), the measured time
     at that size is used: NCCL's all-to-all reaches 0.45-0.8 of the link model's rate there
     (benchmarks/collective_results.md; e.g. B200, 8 GPUs, 128 MiB per rank: 0.250 ms measured, 415 GB/s
     bus bandwidth against the model's 611). Elsewhere the link
@@ -231,7 +232,7 @@ def ep_all_to_all_s(ctx, t, a2a_bytes):
     if ctx.scenario.runtime.moe_dispatcher != "alltoall":
         return model
     ep = np.broadcast_to(np.asarray(t["ep"]), np.shape(model) or (1,))
-    on_board = (ep * t["etp"] <= nccl_measured.BOARD_GPUS) & (ep > 1)
+    on_board = (ctx.node.scaleup_domain % (ep * t["etp"]) == 0) & (ep > 1)
     rows = nccl_measured.measured_table(ctx.node, "alltoall", np.where(on_board, ep, 0))
     measured = nccl_measured.interp_s(rows, a2a_bytes)
     return np.where(on_board & ~np.isnan(measured), np.nan_to_num(measured), model)

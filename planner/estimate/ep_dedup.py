@@ -16,9 +16,10 @@ count_rdma_send_from_routing_map: "To align with the implementation in the DeepE
 map to zeros"). The time of one dispatch (or combine) is therefore modelled on the same definition:
     t = alpha + max(T x D_nodes x bytes / R_rdma, T x D_gpus x bytes / R_nvl)
 with T the rank's tokens, D the expected distinct destinations per token (own included) and R the measured
-rate at the nearest measured EP size (clamped to the table's ends), as a fraction of the measuring system's
-link spec times this node's spec. Where a kernel has no measured rate on a link (HybridEP on Hopper NVLink, GPUs
-the READMEs did not test) the link model's rate (comm._rates) carries the de-duplicated copies that leave the
+rate at the nearest measured EP size (clamped to the table's ends; HybridEP: in the row of its SM count,
+runtime.moe_hybridep_num_sms, sm_table), as a fraction of the measuring system's link spec times this node's
+spec. Where a kernel has no measured rate on a link (HybridEP on Hopper NVLink, GPUs the READMEs did not test)
+the link model's rate (comm._rates) carries the de-duplicated copies that leave the
 GPU / node: D_gpus x (k - 1) / k on NVLink and D_nodes x (m - 1) / m on the NICs (k GPUs per domain, m domains).
 """
 

@@ -93,14 +93,26 @@ MEG_SWA_CP_P2P = ("Megatron-LM: sliding-window attention with context parallelis
                   "all_gather or a2a (Transformer Engine refuses p2p): runtime.cp_comm must be auto or allgather")
 
 
+# Megatron-Core MoEFlexTokenDispatcher.__init__ (megatron/core/transformer/moe/token_dispatcher.py, core_v0.16.0
+# onwards): assert self.tp_size * self.ep_size > 1, "Flex token dispatcher requires TPxEP > 1", tp_size being the
+# expert tensor-parallel group's size (pg_collection.expt_tp).
+MEG_FLEX_ONE_RANK = ("Megatron-LM: runtime.moe_dispatcher deepep / hybridep (the flex token dispatcher) needs "
+                     "ep x etp > 1 (Megatron-Core asserts 'Flex token dispatcher requires TPxEP > 1'): use ep or "
+                     "etp > 1, or moe_dispatcher alltoall")
+
+
 def runtime_violations(t: dict, runtime, model=None):
     """[(framework, message, True where violated)] of RUNTIME_RULES under `runtime` (none without one),
-    and, given the model, the rule on a windowed model's context-parallel exchange (MEG_SWA_CP_P2P)."""
+    and, given the model, the rules on a windowed model's context-parallel exchange (MEG_SWA_CP_P2P) and
+    on an MoE model's flex dispatcher (MEG_FLEX_ONE_RANK; they read cp, ep and etp, which RULES read too,
+    so the search's projection on the rules' columns keeps them)."""
     if runtime is None:
         return []
     out = [(fw, msg, np.asarray(bad(t, runtime))) for fw, msg, bad in RUNTIME_RULES]
     if model is not None and model.sliding_window and runtime.cp_comm == "p2p":
         out.append((MEG, MEG_SWA_CP_P2P, np.asarray(t["cp"] > 1)))
+    if model is not None and model.moe and runtime.moe_dispatcher in ("deepep", "hybridep"):
+        out.append((MEG, MEG_FLEX_ONE_RANK, np.asarray(t["ep"] * t["etp"] == 1)))
     return out
 
 
