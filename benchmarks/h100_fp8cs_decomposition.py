@@ -7,7 +7,7 @@ For each run (default: the rows of benchmarks/h100_fp8cs_results.md) of benchmar
 ../shared/calibration/modern_runs.yaml: the scenario calibration_runs.build makes, `estimate` on it, the step's terms,
 and one dense layer and micro-batch (forward + backward, at the row's sustained tensor clock) split into weight GEMMs,
 core attention, elementwise traffic and FP8 casts (compute_quant.fp8_cast_bytes_per_token, 3x for forward + backward
-as compute.stage_compute counts it), the current-scaling amax pass within the casts (2 bytes per cast element) and the
+as compute.stage_compute counts it), the current-scaling amax pass within the casts (their bytes over delayed scaling's) and the
 output layer's share of the last pipeline rank. Nothing is fitted here; it only reads the model.
 """
 
@@ -31,7 +31,6 @@ from planner.estimate.evaluate import Context, estimate, layer_units, with_tenso
 RUNS = ("nemo24.07-h100-fp8-llama3-70b-64gpu", "mbridge26.04-h100-fp8cs-llama3-70b-64gpu",
         "mbridge25.09-h100-fp8-llama31-405b-1024gpu", "nemo24.07-h100-fp8-llama3-8b-8gpu",
         "mbridge25.09-h100-fp8-llama3-8b-8gpu", "mbridge25.11-h100-llama3-8b")
-AMAX_READ_BYTES = compute_quant.FP8_CAST_BYTES["current"] - compute_quant.FP8_CAST_BYTES["delayed"]
 
 
 def _f(x) -> float:
@@ -57,10 +56,12 @@ def decompose(run: dict) -> str:
     hbm = peaks(ctx.gpu, t, sc.runtime.fp8_recipe)[2]
     tok = plan.mbs * sc.training.seq_len / plan.cp
     cast_b = _f(compute_quant.fp8_cast_bytes_per_token(ctx, t, False))
-    per_elem = compute_quant.fp8_cast_bytes(ctx.gpu, sc.runtime.fp8_recipe)
     cast = 3e3 * cast_b * tok / hbm
     ew = 3e3 * _f(elementwise_bytes_per_token(ctx, t, False)) * tok / hbm
-    amax = cast * AMAX_READ_BYTES / per_elem if sc.runtime.fp8_recipe == "current" else 0.0
+    delayed = Context(sc.model_copy(update={"runtime": sc.runtime.model_copy(update={"fp8_recipe": "delayed"})}))
+    amax = 0.0
+    if sc.runtime.fp8_recipe == "current":  # the amax pass: what current scaling casts more than delayed
+        amax = cast - 3e3 * _f(compute_quant.fp8_cast_bytes_per_token(delayed, t, False)) * tok / hbm
     gem, att = 3e3 * _f(u["dense_matmul"]), 1e3 * (_f(u["attn_fwd"]) + _f(u["attn_bwd"]))
     tot = 3e3 * _f(u["dense_fwd"]) + att
     layers = _f(memory.stage_layers(ctx, t, "last")[1])
