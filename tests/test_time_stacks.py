@@ -179,3 +179,34 @@ def test_mxfp8_needs_a_blackwell_gpu():
     with pytest.raises(ValidationError, match="runtime.fp8_recipe: mxfp8 needs"):
         scenario(node="dgx-h100", nodes=1, runtime={"fp8_recipe": "mxfp8"})
     assert scenario(node="dgx-b200", nodes=1, runtime={"fp8_recipe": "mxfp8"}).runtime.fp8_recipe == "mxfp8"
+
+
+@pytest.mark.parametrize("recipe", ["delayed", "current"])
+def test_sequence_parallel_fp8_inputs_are_cast_on_the_shard(recipe):
+    """Megatron's TE layers with sequence parallelism quantise the QKV and dense FC1 inputs on the 1/tp
+    sequence shard and all-gather FP8 row-wise data; backward makes the transposed copy of the gathered
+    tensor (TE layernorm_linear.py, v2.7-v2.14). Per token on an H100 (Hopper: TN-only FP8 GEMMs) at tp 4:
+    those 2h elements cost (cast - 1) / 4 + 2 bytes instead of the full cast; the attention-output and FC2
+    inputs keep it. On a B200 (any layout) no transposed copy at all: cast / 4. Without SP, torchtitan, MLA
+    or the routed expert inputs of a MoE layer: unchanged."""
+    from planner.catalog import gpu
+    from planner.estimate import compute_quant
+
+    sc = scenario(nodes=1, seq=4096, gb=64, runtime={"fp8_recipe": recipe})
+    ctx, m = Context(sc), sc.model
+    per = compute_quant.fp8_cast_bytes(gpu("h100-sxm-80gb"), recipe)
+    rest = (m.heads * m.d_head + m.ffn_hidden) / 4 * per
+    cast = lambda **kw: float(compute_quant.fp8_cast_bytes_per_token(  # noqa: E731
+        ctx, raw_table(precision="fp8", tp=4, **kw), False)[0])
+    assert cast(sp=True) == pytest.approx(2 * m.hidden * ((per - 1) / 4 + 2) + rest, rel=1e-12)
+    assert cast(sp=False) == pytest.approx(2 * m.hidden * per + rest, rel=1e-12)
+    assert cast(sp=True, framework="torchtitan") == pytest.approx(cast(sp=False), rel=1e-12)
+    assert cast(sp=True) < cast(sp=False)
+    t = raw_table(precision="fp8", tp=4, sp=True)
+    assert float(compute_quant.sp_gathered_cast_bytes(gpu("b200"), recipe, t)[0]) == \
+        pytest.approx(compute_quant.fp8_cast_bytes(gpu("b200"), recipe) / 4)
+    moe = Context(scenario(model="qwen3-30b-a3b", nodes=1, seq=4096, gb=64, runtime={"fp8_recipe": recipe}))
+    mm = moe.model
+    got = float(compute_quant.fp8_cast_bytes_per_token(moe, raw_table(precision="fp8", tp=4, sp=True), True)[0])
+    routed = mm.moe.top_k * (mm.hidden * per + mm.moe.expert_ffn_hidden / 4 * per)
+    assert got == pytest.approx(mm.hidden * ((per - 1) / 4 + 2) + mm.heads * mm.d_head / 4 * per + routed, rel=1e-12)

@@ -81,11 +81,42 @@ def _cast_bytes(gpu, recipe: str, per_tensor_bytes) -> float:
     return per_tensor_bytes - (NON_TN_TRANSPOSE_SAVED if non_tn_fp8_gemm(gpu) else 0.0)
 
 
+# Sequence parallelism with Megatron's Transformer Engine layers (TELayerNormColumnParallelLinear: the QKV
+# projection and the dense MLP's FC1 take the norm output through TE's own all-gather). TE quantises the norm
+# output on the rank's sequence shard and all-gathers it in FP8, row-wise only for per-tensor FP8
+# (pytorch/module/layernorm_linear.py forward, `with_input_all_gather`; `supports_only_rowwise_all_gather` is
+# True for Float8Quantizer and Float8CurrentScalingQuantizer); backward gathers the shard again and builds the
+# column-wise (transposed) copy of the gathered tensor for the weight-gradient GEMM ("If data is in FP8, we
+# compute FP8 transposes manually": `ln_out_total.update_usage(columnwise_usage=True)`), reading 1 and writing
+# 1 byte per gathered element; no transposed copy where non-TN FP8 GEMMs run (non_tn_fp8_gemm). The same
+# in TE v2.7, v2.9, v2.12 and v2.14 (the Megatron-Bridge 25.09 - 26.04 containers). The row-parallel layers'
+# output gradients are quantised on the shard and gathered the same way (module/base.py
+# grad_output_preprocess: "FP8 with all-gather"), which the 2x backward factor stands for.
+SP_GATHERED_TRANSPOSE_BYTES = 1.0 + 1.0
+
+
+def sp_gathered_cast_bytes(gpu, recipe: str, t):
+    """Bytes per token-element of quantising an input that a Megatron TE column-parallel layer all-gathers
+    under sequence parallelism (tp > 1, per-tensor FP8: recipe 'delayed' or 'current'): the cast on the
+    1/tp sequence shard without its transposed copy, (fp8_cast_bytes - transposed copy) / tp, plus
+    SP_GATHERED_TRANSPOSE_BYTES for the transposed copy of the gathered tensor (none on non-TN GPUs).
+    Other rows, and the block-scaled recipes (not checked): fp8_cast_bytes."""
+    per = fp8_cast_bytes(gpu, recipe)
+    if recipe not in ("delayed", "current"):
+        return np.full(np.shape(t["tp"]), per)
+    transposed = 0.0 if non_tn_fp8_gemm(gpu) else NON_TN_TRANSPOSE_SAVED
+    sharded = (per - transposed) / t["tp"] + (SP_GATHERED_TRANSPOSE_BYTES if transposed else 0.0)
+    gathered = t["sp"] & (t["tp"] > 1) & (t["framework"] == MEG)
+    return np.where(gathered, sharded, per)
+
+
 def fp8_cast_bytes_per_token(ctx, t, moe_layer: bool):
     """FP8 quantisation traffic per token and layer in forward: every linear layer's input (QKV and
     MLP inputs, h each; the attention output, heads x d_v / tp; the down-projection input, ffn / tp,
-    per routed copy for experts) x fp8_cast_bytes of the runtime's recipe. Backward quantises the
-    output gradients the same way: counted by the 2x backward factor. Zero for other precisions."""
+    per routed copy for experts) x fp8_cast_bytes of the runtime's recipe; the inputs a Megatron TE
+    layer all-gathers under sequence parallelism (QKV of non-MLA attention, the dense FC1) x
+    sp_gathered_cast_bytes. Backward quantises the output gradients the same way: counted by the 2x
+    backward factor. Zero for other precisions."""
     m = ctx.model
     _, d_v = attention_dims(m)
     tp = t["tp"]
@@ -93,8 +124,12 @@ def fp8_cast_bytes_per_token(ctx, t, moe_layer: bool):
     copies = 1
     if moe_layer and m.moe:
         ffn, copies = m.moe.expert_ffn_hidden, m.moe.top_k
-    elems = m.hidden + copies * m.hidden + m.heads * d_v / tp + copies * ffn / tp
-    return np.where(t["precision"] == FP8, fp8_cast_bytes(ctx.gpu, ctx.scenario.runtime.fp8_recipe) * elems, 0.0)
+    recipe = ctx.scenario.runtime.fp8_recipe
+    per, gathered = fp8_cast_bytes(ctx.gpu, recipe), sp_gathered_cast_bytes(ctx.gpu, recipe, t)
+    qkv_in = m.hidden * (per if m.mla else gathered)
+    fc1_in = copies * m.hidden * (per if moe_layer and m.moe else gathered)
+    rest = (m.heads * d_v / tp + copies * ffn / tp) * per
+    return np.where(t["precision"] == FP8, qkv_in + fc1_in + rest, 0.0)
 
 
 # Quantising a bf16 weight to FP8 reads 2 bytes and writes the FP8 copy plus, because Hopper's FP8
