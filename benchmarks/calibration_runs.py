@@ -18,6 +18,7 @@ import yaml
 from planner.arch import flops_per_token
 from planner.catalog import model as catalog_model
 from planner.catalog import node as catalog_node
+from planner.estimate.evaluate import estimate
 from planner.spec import Plan
 from planner.spec.model import ModelSpec
 from planner.spec.scenario import Runtime, Scenario
@@ -361,6 +362,15 @@ def runtime_of(run: dict, framework: str) -> dict:
         # torch.compile only where the run says so (torchtitan's and Composer's default is off)
         rt["compile"] = "compile" in tech
     return rt
+
+
+def estimated(run: dict):
+    """(scenario, plan resolved against it, catalog node, `planner.estimate` of the plan, published tokens/s per
+    GPU) of one run: what the per-run decompositions (moe_layer_times, moe_nvl72_decomposition,
+    h100_fp8cs_decomposition) start from."""
+    sc, plan, node, _ = build(run)
+    plan = plan.resolved(sc)
+    return sc, plan, node, estimate(sc, plan), published_tokens(run, sc.model)[0]
 
 
 def published_tokens(run: dict, spec: ModelSpec) -> tuple[float, str]:

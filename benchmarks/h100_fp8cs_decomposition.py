@@ -26,7 +26,7 @@ import calibration_runs  # noqa: E402
 from planner.estimate import compute_quant, memory, table  # noqa: E402
 from planner.estimate.compute import elementwise_bytes_per_token  # noqa: E402
 from planner.estimate.compute_gemm import peaks  # noqa: E402
-from planner.estimate.evaluate import Context, estimate, layer_units, with_tensor_clock  # noqa: E402
+from planner.estimate.evaluate import Context, layer_units, with_tensor_clock  # noqa: E402
 
 RUNS = ("nemo24.07-h100-fp8-llama3-70b-64gpu", "mbridge26.04-h100-fp8cs-llama3-70b-64gpu",
         "mbridge25.09-h100-fp8-llama31-405b-1024gpu", "nemo24.07-h100-fp8-llama3-8b-8gpu",
@@ -45,10 +45,7 @@ def all_runs() -> dict:
 
 def decompose(run: dict) -> str:
     """Text block of one run's step terms and per-layer split (module docstring)."""
-    sc, plan, _, _ = calibration_runs.build(run)
-    plan = plan.resolved(sc)
-    r = estimate(sc, plan)
-    published, _ = calibration_runs.published_tokens(run, sc.model)
+    sc, plan, _, r, published = calibration_runs.estimated(run)
     pred, step = r["throughput"]["tokens_per_s_per_gpu"], r["time"]["step_s"]
     ctx, t = Context(sc), table.from_plans([plan])
     t = with_tensor_clock(ctx, t, memory.memory(ctx, t))

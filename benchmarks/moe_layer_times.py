@@ -28,15 +28,12 @@ import accuracy  # noqa: E402
 import calibration_runs  # noqa: E402
 
 from planner.estimate import compute, table  # noqa: E402
-from planner.estimate.evaluate import Context, estimate  # noqa: E402
+from planner.estimate.evaluate import Context  # noqa: E402
 
 
 def layer_times(run: dict) -> dict:
     """Measured and predicted milliseconds per layer and micro-batch of one run."""
-    sc, plan, node, _ = calibration_runs.build(run)
-    plan = plan.resolved(sc)
-    r = estimate(sc, plan)
-    published, _ = calibration_runs.published_tokens(run, sc.model)
+    sc, plan, node, r, published = calibration_runs.estimated(run)
     gpus = run["hardware"]["num_gpus"]
     tokens_step = plan.dp * plan.mbs * plan.ga * sc.training.seq_len
     per = plan.ga * sc.model.layers / plan.pp  # (micro-batch, layer) pairs per GPU and step

@@ -33,7 +33,7 @@ sys.path[:0] = [str(HERE), str(HERE.parent)]
 import calibration_runs  # noqa: E402
 
 from planner.estimate import table  # noqa: E402
-from planner.estimate.evaluate import Context, estimate, layer_units  # noqa: E402
+from planner.estimate.evaluate import Context, layer_units  # noqa: E402
 
 MODELS = ("qwen3-235b", "dsv3")
 TERMS = ("compute", "recompute", "ep_comm", "pp_comm", "pp_bubble", "dp_comm", "optimizer")
@@ -52,10 +52,7 @@ def _first(x) -> float:
 
 def decompose(run: dict) -> dict:
     """Step terms, published step and the per-layer split of one run (module docstring)."""
-    sc, plan, node, _ = calibration_runs.build(run)
-    plan = plan.resolved(sc)
-    r = estimate(sc, plan)
-    published, _ = calibration_runs.published_tokens(run, sc.model)
+    sc, plan, node, r, published = calibration_runs.estimated(run)
     predicted, step = r["throughput"]["tokens_per_s_per_gpu"], r["time"]["step_s"]
     unit, comm = layer_units(Context(sc), table.from_plans([plan]))
     u = {k: _first(v) * 1e3 for k, v in unit.items() if k.startswith(("moe_", "attn_"))}
