@@ -67,7 +67,7 @@ def decompose(run: dict) -> str:
     pct = lambda x: f"{x:.3f} ({100 * x / tot:.1f}%)"  # noqa: E731
     return "\n".join([
         f"{run['id']}: tp{plan.tp} pp{plan.pp} vpp{plan.vpp} cp{plan.cp} dp{plan.dp} ga{plan.ga} "
-        f"fp8_recipe={sc.runtime.fp8_recipe} tensor_clock={_f(t['tensor_clock']):.3f}",
+        f"fp8_recipe={sc.runtime.fp8_recipe} tensor_clock={_f(t['tensor_clock']) if 'tensor_clock' in t else 1.0:.3f}",
         f"  predicted {pred:,.0f} published {published:,.0f} tok/s/GPU ({100 * (pred / published - 1):+.1f}%); step "
         f"{step:.2f} s, published step {step * pred / published:.2f} s",
         f"  step terms (s): {terms}",
