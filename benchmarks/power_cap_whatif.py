@@ -131,14 +131,10 @@ def fa2clk_alone(files: list[Path]) -> str:
     moved = evaluate_all(runs, "now+fa2clk")
     lines = ["", "## fa2clk alone: every run of accuracy.py --with-recipes, committed GPU mappings", "",
              "| run | node | now | fa2clk |", "|---|---|---:|---:|"]
-    for a, b in zip(now, moved):
-        if a["error"] is not None and abs(b["error"] - a["error"]) > 5e-4:
-            lines.append(f"| {a['id']} | {a['node']} | {a['error']:+.1%} | {b['error']:+.1%} |")
-    if len(lines) == 5:
-        lines.append("| (none) | | | |")
-    moved_ids = [a for a, b in zip(now, moved) if a["error"] is not None and abs(b["error"] - a["error"]) > 5e-4]
-    legacy = sum(1 for a in moved_ids if a["file"] == accuracy.LEGACY_FILE)
-    lines.append(f"\n{len(moved_ids)} of {sum(1 for a in now if a['error'] is not None)} runs move by more than 0.05 "
+    pairs = [(a, b) for a, b in zip(now, moved) if a["error"] is not None and abs(b["error"] - a["error"]) > 5e-4]
+    lines += [f"| {a['id']} | {a['node']} | {a['error']:+.1%} | {b['error']:+.1%} |" for a, b in pairs] or ["| (none) | | | |"]
+    legacy = sum(1 for a, _ in pairs if a["file"] == accuracy.LEGACY_FILE)
+    lines.append(f"\n{len(pairs)} of {sum(1 for a in now if a['error'] is not None)} runs move by more than 0.05 "
                  f"points ({legacy} of them in {accuracy.LEGACY_FILE}).")
     return "\n".join(lines) + "\n"
 
