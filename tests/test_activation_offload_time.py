@@ -58,7 +58,7 @@ def test_exposure_shrinks_with_a_faster_link_and_vanishes_once_hidden(cases):
     slow = run(with_host_link(off, 20.0))[0]["offload"]
     faster = run(with_host_link(off, 40.0))[0]["offload"]
     assert slow > faster > 0
-    breakdown, pinned = run(off)  # catalog NVLink-C2C figure
+    breakdown, pinned = run(off)  # the catalog's host link (gb200-nvl72: measured, 182 GB/s per GPU)
     moved = offloaded_bytes_per_gpu(pinned, pinned_base, gpn)
     forward = breakdown["compute"] / 2 / 3  # ga 2; backward = 2 x forward for the GEMM-bound layers
     assert moved / (off.cluster.node.host_link_gb_s * 1e9) < forward
