@@ -159,6 +159,9 @@ def point_scenario(r: dict, rate: float | None = None) -> tuple[ServingScenario,
         plan += f",engine_version={version}"
     if engine == "trtllm" and "cuda graphs with padding" in str(r.get("framework", "")).lower():
         plan += ",graph_padding=true"  # the page's llm_options: cuda_graph_config enable_padding (engines.py)
+    fw = str(r.get("framework", "")).lower()
+    if (engine == "trtllm" and "moe backend trtllm" in fw) or (engine == "sglang" and "flashinfer_trtllm" in fw):
+        plan += ",moe_backend=trtllm"  # the launch's TRTLLM-gen MoE kernels (moe_config backend TRTLLM / flashinfer_trtllm)
     ranks = tp if attn_dp else 1  # TensorRT-LLM limits are per attention-DP rank
     for key, name in (("max_batch_size_per_rank", "max_batch"), ("max_num_tokens_per_rank", "max_batched_tokens")):
         if par.get(key):
@@ -440,7 +443,8 @@ def report(rows: list[dict]) -> str:
              "(calibration) and benchmarks/serving_runs.yaml (added here: TensorRT-LLM performance overview rows of two revisions and blogs; NVIDIA NIM benchmarking tables at fixed concurrency, with TTFT / ITL; "
              "vLLM / SGLang / AMD points: ROCm vLLM 0.10 MI300X throughput and latency tables, MLPerf v5.0 MI325X llama2-70b, dstack's "
              "DeepSeek-R1 runs of SGLang / vLLM / TensorRT-LLM on 8x H200 and 8x MI300X, SemiAnalysis InferenceX DeepSeek-R1 FP8 / FP4 rows of "
-             "SGLang 0.5.9 on B200 / MI355X; benchmarks/serve_wide_results.md). "
+             "SGLang 0.5.9 on B200 / H200 / MI355X and TensorRT-LLM 1.2.0rc6 on B200; benchmarks/serve_wide_results.md, "
+             "benchmarks/inferencex_results.md). "
              "Output tokens/s of the whole published deployment. Offline points: the plan's throughput at the "
              "batch that fits, over the published finite run (trtllm-bench: waves of that batch, the last one partial; "
              "requests per run from the point or the performance overview's dataset table, 1000/1000 taken as 3000). Server points (MLPerf Server): the output rate at the highest request rate the plan "
@@ -534,7 +538,32 @@ def report(rows: list[dict]) -> str:
     lines += graph_padding_notes()
     lines += rccl_notes()
     lines += decode_heavy_notes()
+    lines += inferencex_notes()
     return "\n".join(lines)
+
+
+def inferencex_notes() -> list[str]:
+    """InferenceX round (benchmarks/inferencex_results.md): 20 more DeepSeek-R1 rows, the TRTLLM-gen MoE kernels."""
+    return ["", "InferenceX round (benchmarks/inferencex_results.md): 20 more DeepSeek-R1-0528 rows of the InferenceX API "
+            "snapshot (the stored fixtures hold DeepSeek-R1 only: no gpt-oss or Llama rows), each with its run URL and "
+            "its launch script's settings at the run date: SGLang 0.5.9 on 8 x H200 (FP8, TP8, bf16 KV), TensorRT-LLM "
+            "1.2.0rc6.post2 on 4 x B200 (NVFP4, TP4 with expert TP, FP8 KV, moe_config backend TRTLLM) and SGLang "
+            "0.5.9 on 8 x MI355X (MXFP4, TP8), 4-64 requests in flight. Added term: the TRTLLM-gen fused MoE kernels "
+            "(plan key moe_backend=trtllm: TensorRT-LLM moe_config.backend TRTLLM, SGLang --moe-runner-backend "
+            "flashinfer_trtllm; Blackwell only) pad each expert's rows to a power-of-two tile of 8-128 rows by the tokens "
+            "per expert (timing.trtllm_gen_row_tile, calculate_tile_tokens_dim in "
+            "tensorrt_llm/_torch/custom_ops/trtllm_gen_custom_ops.py), not to 128-row CUTLASS tiles; checked on "
+            "AIConfigurator's B200 TensorRT-LLM 1.2.0rc5 MoE timings (benchmarks/trtllm_gen_moe_check.py: the layer "
+            "time's growth from 4 to 16 tokens is 1.53x the measured TRTLLM-gen one with 128-row tiles, 0.83x with its "
+            "own tiles; for the CUTLASS backend 0.73x with 128-row tiles). It applies to every point whose launch "
+            "selects those kernels: the 9 TensorRT-LLM B200 rows (18.8% -> 3.4%, signed -18.8 -> -0.7%, TPOT -1..+12% "
+            "off) and the 13 SGLang 0.5.9 B200 rows of the previous round, whose scripts pass --moe-runner-backend "
+            "flashinfer_trtllm (4.9% -> 11.6%, signed -3.2 -> +11.6%: their predicted TPOT from -2..+15% to -13..-2% off; "
+            "the same kernels under SGLang leave about 1 ms per step at 4 requests that the model does not have, "
+            "9.0 vs 7.9 ms measured TPOT against TensorRT-LLM on the same GPU); the 22 B200 rows 10.6% -> 8.2%. No "
+            "other point moves (the performance-overview rows name CUTLASS; Hopper and AMD have no such kernels). The "
+            "SGLang rows on H200 and MI355X stay 1-26% slow at 16-64 requests; TTFT is predicted 63-92% low in every "
+            "InferenceX cell (not in the error above)."]
 
 
 def rccl_notes() -> list[str]:

@@ -245,6 +245,23 @@ def graph_padded_batch(b, ranks, padding, max_batch) -> np.ndarray:
     return np.where(padding, np.maximum(up, per) * ranks, b)
 
 
+# MoE kernels: the plan key moe_backend is `default` (what the engine picks when the launch names none; the
+# serving model times it with CUTLASS-like grouped GEMMs of GEMM_TILE_ROWS-row tiles) or `trtllm`, the TRTLLM-gen
+# fused MoE kernels, which run on Blackwell data-centre GPUs only (SM100; NVIDIA GPUs with FP4 tensor cores in the
+# catalog) and pad each expert's rows to a small power-of-two tile (timing.trtllm_gen_row_tile): TensorRT-LLM's
+# MoeConfig.backend TRTLLM (TRTLLMGenFusedMoE, tensorrt_llm/llmapi/llm_args.py) and SGLang's
+# --moe-runner-backend flashinfer_trtllm (FlashInfer's build of the same kernels).
+MOE_BACKENDS = ("default", "trtllm")
+
+
+def plan_trtllm_gen_moe(t: dict) -> np.ndarray:
+    """Whether the plan table's rows run TensorRT-LLM's TRTLLM-gen MoE kernels (column `moe_backend` =
+    MOE_BACKENDS index 1; False where the table has none: search tables and plans that leave it out)."""
+    if "moe_backend" not in t:
+        return np.zeros(np.shape(t["engine"]), dtype=bool)
+    return np.asarray(t["moe_backend"]) == MOE_BACKENDS.index("trtllm")
+
+
 def plan_graph_padding(t: dict) -> np.ndarray:
     """The plan table's `graph_padding` column (False where the table has none: search tables and plans
     that leave it out, TensorRT-LLM's default)."""

@@ -351,7 +351,8 @@ def result_row(ev: dict, t: dict, i: int) -> dict:
             "max_batch": int(t["max_batch"][i]), "max_batched_tokens": int(t["max_batched_tokens"][i]),
             "prefill_replicas": int(t["prefill_replicas"][i]) if "prefill_replicas" in t else 0,
             "engine_version": E.version_text(int(t["engine"][i]), float(E.plan_engine_version(t)[i])),
-            "graph_padding": bool(E.plan_graph_padding(t)[i])}
+            "graph_padding": bool(E.plan_graph_padding(t)[i]),
+            "moe_backend": E.MOE_BACKENDS[int(E.plan_trtllm_gen_moe(t)[i])]}
     plan["disaggregated"] = plan["prefill_replicas"] > 0
     usd_m = ev["usd_per_m"][i]
     return {

@@ -177,6 +177,8 @@ def sglang_args(scenario, plan: dict, nodes: int) -> list:
           "--kv-cache-dtype", KV_DTYPE["sglang"][plan["kv_cache"]]]
     a += ["--quantization", q] if q else []
     a += ["--dtype", DTYPE[plan["weights"]]] if plan["weights"] in DTYPE else []
+    # the TRTLLM-gen MoE kernels the estimate times (timing.trtllm_gen_row_tile), through FlashInfer
+    a += ["--moe-runner-backend", "flashinfer_trtllm"] if plan.get("moe_backend") == "trtllm" else []
     a += ["--context-length", str(max_len(scenario))] if max_len(scenario) else []
     if nodes > 1:
         a += ["--nnodes", str(nodes), "--node-rank", NODE_RANK,
@@ -204,6 +206,8 @@ def trtllm_config(scenario, plan: dict) -> dict:
                               "enable_block_reuse": scenario.serving.prefix_cache_hit > 0}
     if plan.get("graph_padding"):  # the captured sizes the estimate pads to (engines.graph_batch_sizes)
         cfg["cuda_graph_config"] = {"enable_padding": True, "batch_sizes": E.graph_batch_sizes(_per_rank(plan))}
+    if plan.get("moe_backend") == "trtllm":  # the TRTLLM-gen MoE kernels the estimate times (timing.trtllm_gen_row_tile)
+        cfg["moe_config"] = {"backend": "TRTLLM"}
     return cfg
 
 
@@ -402,6 +406,7 @@ def plan_text(plan: dict) -> str:
     keys = ("engine", "weights", "kv_cache", "tp", "pp", "ep", "replicas", "max_batch", "max_batched_tokens")
     text = ",".join(f"{k}={plan[k]}" for k in keys if k in plan)
     text += ",attn_dp=true" if plan.get("attn_dp") else ""
+    text += ",moe_backend=trtllm" if plan.get("moe_backend") == "trtllm" else ""
     return text + (f",prefill_replicas={plan['prefill_replicas']}" if plan.get("prefill_replicas") else "")
 
 

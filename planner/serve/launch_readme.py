@@ -30,6 +30,7 @@ MEANING = {
     "--mem-fraction-static": "share of GPU memory for weights + KV pool (the rest: activations, CUDA graphs)",
     "--max-running-requests": "most requests running at once (the plan's max_batch)",
     "--chunked-prefill-size": "most prefill tokens per step (chunked prefill)",
+    "--moe-runner-backend": "MoE kernels (flashinfer_trtllm: FlashInfer's TRTLLM-gen fused MoE, Blackwell)",
     "--context-length": "longest request (input + output tokens) accepted",
     "--dist-init-addr": "host:port of the replica's first node",
     "--disaggregation-mode": "this instance only prefills or only decodes (disaggregated plan)",
@@ -51,6 +52,7 @@ MEANING = {
     "cuda_graph_config.enable_padding": "pad a generation-only batch with dummy requests to the next captured "
                                         "CUDA-graph size",
     "cuda_graph_config.batch_sizes": "batch sizes whose CUDA graphs are captured",
+    "moe_config.backend": "MoE kernels: TRTLLM = the TRTLLM-gen fused MoE kernels of Blackwell (small row tiles at decode)",
     "cache_transceiver_config.backend": "library that moves the KV cache between context and generation "
                                         "instances (disaggregated plan)",
 }

@@ -10,7 +10,7 @@ from planner.errors import InputError
 from planner.serve import engines as E
 from planner.spec.serving import SERVE_PLAN_FIELDS
 
-FIELDS = SERVE_PLAN_FIELDS + ("attn_dp", "prefill_replicas", "engine_version", "graph_padding")
+FIELDS = SERVE_PLAN_FIELDS + ("attn_dp", "prefill_replicas", "engine_version", "graph_padding", "moe_backend")
 INT_FIELDS = ("tp", "pp", "ep", "replicas", "max_batch", "max_batched_tokens", "prefill_replicas")
 
 
@@ -61,6 +61,8 @@ def parse_serve_plan(text: str, sc) -> dict:
     if row["graph_padding"] and row["engine"] != E.TRTLLM:
         raise InputError("graph_padding (CUDA graphs padded to captured batch sizes) is a TensorRT-LLM setting; "
                          f"the plan's engine is {E.ENGINE_NAMES[row['engine']]}", key="--plan graph_padding")
+    row["moe_backend"] = _choice("moe_backend", given.get("moe_backend", "default").lower(), E.MOE_BACKENDS)
+    _check_moe_backend(row, sc)
     gib = sc.cluster.node.gpu.memory_gib
     eng = np.array([row["engine"]])
     row.setdefault("tp", 1)
@@ -72,6 +74,23 @@ def parse_serve_plan(text: str, sc) -> dict:
     row.setdefault("max_batched_tokens", int(E.default_max_batched_tokens(eng, gib, sc.serving.offline)[0]))
     check_plan(row, sc)
     return {k: np.array([v]) for k, v in row.items()}
+
+
+def _check_moe_backend(row: dict, sc) -> None:
+    """moe_backend=trtllm (the TRTLLM-gen MoE kernels, engines.MOE_BACKENDS) needs TensorRT-LLM (moe_config backend
+    TRTLLM) or SGLang (--moe-runner-backend flashinfer_trtllm), an MoE model and a Blackwell data-centre GPU (the
+    kernels are built for SM100 only: NVIDIA GPUs with FP4 tensor cores)."""
+    if not row["moe_backend"]:
+        return
+    gpu = sc.cluster.node.gpu
+    if row["engine"] not in (E.TRTLLM, E.SGLANG):
+        raise InputError("moe_backend=trtllm (TRTLLM-gen MoE kernels) is a TensorRT-LLM / SGLang setting; the plan's "
+                         f"engine is {E.ENGINE_NAMES[row['engine']]}", key="--plan moe_backend")
+    if not sc.model.moe:
+        raise InputError("moe_backend=trtllm needs a mixture-of-experts model", key="--plan moe_backend")
+    if (gpu.vendor or "nvidia").lower() != "nvidia" or not gpu.tflops.fp4:
+        raise InputError(f"moe_backend=trtllm (TRTLLM-gen MoE kernels) runs on Blackwell data-centre GPUs only, not "
+                         f"{gpu.name}", key="--plan moe_backend")
 
 
 def _engine_version(text: str | None, engine: int) -> float:

@@ -59,7 +59,8 @@ def _row_indices(plan: dict) -> dict:
             "max_batch": plan["max_batch"], "max_batched_tokens": plan["max_batched_tokens"],
             "prefill_replicas": plan.get("prefill_replicas", 0),
             "engine_version": E.version_of_text(E.ENGINE_NAMES.index(plan["engine"]), plan.get("engine_version")),
-            "graph_padding": bool(plan.get("graph_padding"))}
+            "graph_padding": bool(plan.get("graph_padding")),
+            "moe_backend": E.MOE_BACKENDS.index(plan.get("moe_backend", "default"))}
 
 
 def batch_sweep(scenario, plans: list[dict]) -> list[dict]:

@@ -221,6 +221,18 @@ def weight_only_row_tile(rows):
     return np.clip(2.0 ** np.ceil(np.log2(rows)), 16.0, float(GEMM_TILE_ROWS))
 
 
+def trtllm_gen_row_tile(f, n):
+    """Row tile of TensorRT-LLM's TRTLLM-gen fused MoE kernels (moe_backend trtllm) for n tokens entering the
+    layer: the tokens rounded up to a power of two (at most 4,096), tokens per expert = that x top_k // experts,
+    rounded up to a power of two within 8..GEMM_TILE_ROWS (calculate_tile_tokens_dim,
+    tensorrt_llm/_torch/custom_ops/trtllm_gen_custom_ops.py: tile_tokens_dim clamped to 8..max_tile_tokens_dim,
+    128). A decode step of a few tokens per expert pays 8-row tiles, not the 128-row tiles of the CUTLASS
+    grouped GEMMs (NVIDIA's AIConfigurator B200 TRTLLM-gen MoE timings: benchmarks/inferencex_results.md)."""
+    n2 = np.minimum(2.0 ** np.ceil(np.log2(np.maximum(np.asarray(n, dtype=float), 1.0))), 4096.0)
+    per = np.maximum(np.floor(n2 * max(f.top_k, 1) / max(f.experts, 1)), 1.0)
+    return np.clip(2.0 ** np.ceil(np.log2(per)), 8.0, float(GEMM_TILE_ROWS))
+
+
 def dequant_s_per_weight(gpu, wq_names: tuple) -> np.ndarray:
     """Seconds of CUDA-core work per weight element and row tile of an expert GEMM, per weight scheme:
     DEQUANT_FP32_OPS_PER_WEIGHT / vector FP32 peak for weight-only 4-bit schemes (computed in bf16 /
@@ -297,11 +309,12 @@ def ep_rank_imbalance(f, n, ep, skew_alpha=ROUTING_SKEW_ALPHA):
 
 
 def expert_linear_s(f, ls, n, tp, lin, bw, bpe, ep=1, dequant=0.0, weight_only=None, skew_alpha=ROUTING_SKEW_ALPHA,
-                    imbalance=None):
+                    imbalance=None, trtllm_gen=False):
     """Routed experts of n tokens on one GPU, one roofline per expert GEMM (not per layer): with
     top-k of E experts, a share 1 - (1 - k/E)^n of them is touched (expected, uniform routing),
     each by r = n k / (E x touched) rows padded to GEMM_TILE_ROWS (weight-only schemes, run by the
-    Triton MoE kernel, weight_only: to weight_only_row_tile; default: where dequant > 0); an expert is read once and
+    Triton MoE kernel, weight_only: to weight_only_row_tile; default: where dequant > 0; TensorRT-LLM's TRTLLM-gen
+    kernels, trtllm_gen: to trtllm_gen_row_tile); an expert is read once and
     computed on its padded rows: touched x routed / tp x max(2 pad(r) x imbalance x slow / lin, bytes / bw),
     imbalance = ep_rank_imbalance (the busiest of ep expert-parallel ranks sets the time; a caller that
     already has it passes imbalance), slow =
@@ -314,7 +327,8 @@ def expert_linear_s(f, ls, n, tp, lin, bw, bpe, ep=1, dequant=0.0, weight_only=N
     touched = 1.0 - (1.0 - f.top_k / f.experts) ** n
     rows = n * f.top_k / (f.experts * np.maximum(touched, 1e-12))
     weight_only = np.asarray(dequant) > 0 if weight_only is None else np.asarray(weight_only)
-    tile = np.where(weight_only, weight_only_row_tile(rows), GEMM_TILE_ROWS)
+    tile = np.where(weight_only, weight_only_row_tile(rows),
+                    np.where(trtllm_gen, trtllm_gen_row_tile(f, n), GEMM_TILE_ROWS))
     padded = np.ceil(rows / tile) * tile
     imb = ep_rank_imbalance(f, n, ep, skew_alpha) if imbalance is None else imbalance
     slow = 1.0
@@ -486,7 +500,7 @@ def stage_terms(f, t, lk, hw, n_dec, n_pf, ctx_dec, ctx_pf) -> dict:
     imb = ep_rank_imbalance(f, n, t["ep"]) if f.experts else 1.0
     dense = dense_linear_s(f, ls, n, n_dec, tp, ta, hw["lin_dense"][t["wq"]], bw, hw["bpe_dense"][t["wq"]])
     experts = expert_linear_s(f, ls, n, tp, lin, bw, bpe, t["ep"], hw["dequant"][t["wq"]], hw["weight_only"][t["wq"]],
-                              imbalance=imb)
+                              imbalance=imb, trtllm_gen=E.plan_trtllm_gen_moe(t))
     elementwise = n * ls * activation_bytes_per_token(f, tp, ta, t["ep"], imb) / bw
     full, sw = kv_bytes_per_token(f, t, hw["kvb"][t["kv"]])
     group = np.where(t["attn_dp"], tp, 1)
