@@ -159,9 +159,8 @@ def point_scenario(r: dict, rate: float | None = None) -> tuple[ServingScenario,
         plan += f",engine_version={version}"
     if engine == "trtllm" and "cuda graphs with padding" in str(r.get("framework", "")).lower():
         plan += ",graph_padding=true"  # the page's llm_options: cuda_graph_config enable_padding (engines.py)
-    fw = str(r.get("framework", "")).lower()
-    if (engine == "trtllm" and "moe backend trtllm" in fw) or (engine == "sglang" and "flashinfer_trtllm" in fw):
-        plan += ",moe_backend=trtllm"  # the launch's TRTLLM-gen MoE kernels (moe_config backend TRTLLM / flashinfer_trtllm)
+    if engine == "trtllm" and "moe backend trtllm" in str(r.get("framework", "")).lower():
+        plan += ",moe_backend=trtllm"  # the launch YAML's moe_config backend TRTLLM (TRTLLM-gen MoE kernels)
     ranks = tp if attn_dp else 1  # TensorRT-LLM limits are per attention-DP rank
     for key, name in (("max_batch_size_per_rank", "max_batch"), ("max_num_tokens_per_rank", "max_batched_tokens")):
         if par.get(key):
@@ -543,26 +542,27 @@ def report(rows: list[dict]) -> str:
 
 
 def inferencex_notes() -> list[str]:
-    """InferenceX round (benchmarks/inferencex_results.md): 20 more DeepSeek-R1 rows, the TRTLLM-gen MoE kernels."""
-    return ["", "InferenceX round (benchmarks/inferencex_results.md): 20 more DeepSeek-R1-0528 rows of the InferenceX API "
+    """InferenceX round (benchmarks/inferencex_results.md): 29 more DeepSeek-R1 rows, the TRTLLM-gen MoE kernels."""
+    return ["", "InferenceX round (benchmarks/inferencex_results.md): 29 more DeepSeek-R1-0528 rows of the InferenceX API "
             "snapshot (the stored fixtures hold DeepSeek-R1 only: no gpt-oss or Llama rows), each with its run URL and "
             "its launch script's settings at the run date: SGLang 0.5.9 on 8 x H200 (FP8, TP8, bf16 KV), TensorRT-LLM "
-            "1.2.0rc6.post2 on 4 x B200 (NVFP4, TP4 with expert TP, FP8 KV, moe_config backend TRTLLM) and SGLang "
-            "0.5.9 on 8 x MI355X (MXFP4, TP8), 4-64 requests in flight. Added term: the TRTLLM-gen fused MoE kernels "
-            "(plan key moe_backend=trtllm: TensorRT-LLM moe_config.backend TRTLLM, SGLang --moe-runner-backend "
-            "flashinfer_trtllm; Blackwell only) pad each expert's rows to a power-of-two tile of 8-128 rows by the tokens "
-            "per expert (timing.trtllm_gen_row_tile, calculate_tile_tokens_dim in "
+            "1.2.0rc6.post2 on 4 x B200 (NVFP4, TP4 with expert TP, FP8 KV, moe_config backend TRTLLM), SGLang 0.5.9 "
+            "on 8 x B200 (NVFP4, TP8 EP8) and on 8 x MI355X (MXFP4, TP8), 4-128 requests in flight. Added term: "
+            "TensorRT-LLM's TRTLLM-gen fused MoE kernels (plan key moe_backend=trtllm, YAML moe_config.backend TRTLLM; "
+            "Blackwell only) pad each expert's rows to a power-of-two tile of 8-128 rows by the tokens per expert "
+            "(timing.trtllm_gen_row_tile, calculate_tile_tokens_dim in "
             "tensorrt_llm/_torch/custom_ops/trtllm_gen_custom_ops.py), not to 128-row CUTLASS tiles; checked on "
             "AIConfigurator's B200 TensorRT-LLM 1.2.0rc5 MoE timings (benchmarks/trtllm_gen_moe_check.py: the layer "
             "time's growth from 4 to 16 tokens is 1.53x the measured TRTLLM-gen one with 128-row tiles, 0.83x with its "
-            "own tiles; for the CUTLASS backend 0.73x with 128-row tiles). It applies to every point whose launch "
-            "selects those kernels: the 9 TensorRT-LLM B200 rows (18.8% -> 3.4%, signed -18.8 -> -0.7%, TPOT -1..+12% "
-            "off) and the 13 SGLang 0.5.9 B200 rows of the previous round, whose scripts pass --moe-runner-backend "
-            "flashinfer_trtllm (4.9% -> 11.6%, signed -3.2 -> +11.6%: their predicted TPOT from -2..+15% to -13..-2% off; "
-            "the same kernels under SGLang leave about 1 ms per step at 4 requests that the model does not have, "
-            "9.0 vs 7.9 ms measured TPOT against TensorRT-LLM on the same GPU); the 22 B200 rows 10.6% -> 8.2%. No "
-            "other point moves (the performance-overview rows name CUTLASS; Hopper and AMD have no such kernels). The "
-            "SGLang rows on H200 and MI355X stay 1-26% slow at 16-64 requests; TTFT is predicted 63-92% low in every "
+            "own tiles; for the CUTLASS backend 0.73x with 128-row tiles). Only the 9 TensorRT-LLM B200 rows set that "
+            "backend, so only they move: 18.8% -> 3.4% (signed -18.8 -> -0.7%, TPOT -1..+12% off); no other point "
+            "moves (the performance-overview rows name CUTLASS). Not mapped: SGLang's --moe-runner-backend "
+            "flashinfer_trtllm, which every SGLang B200 row's script passes (FlashInfer's build of the same kernels): "
+            "with the small tile those 22 rows come out 5-23% fast (the 9 TP8 EP8 rows, added after the term and so "
+            "held out, 4.1% -> 17.4%; SGLang's measured step is about 1-1.5 ms longer than the model's at 8-128 "
+            "requests, e.g. TPOT 9.0 vs 7.9 ms against TensorRT-LLM on the same GPU at 4 requests), so they keep the "
+            "128-row timing, which they fit (4.1-5.0% per cell), and the SGLang step cost stays an open gap. The SGLang "
+            "rows on H200 and MI355X stay 1-26% slow at 16-64 requests; TTFT is predicted 63-92% low in every "
             "InferenceX cell (not in the error above)."]
 
 

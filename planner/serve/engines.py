@@ -245,12 +245,14 @@ def graph_padded_batch(b, ranks, padding, max_batch) -> np.ndarray:
     return np.where(padding, np.maximum(up, per) * ranks, b)
 
 
-# MoE kernels: the plan key moe_backend is `default` (what the engine picks when the launch names none; the
-# serving model times it with CUTLASS-like grouped GEMMs of GEMM_TILE_ROWS-row tiles) or `trtllm`, the TRTLLM-gen
-# fused MoE kernels, which run on Blackwell data-centre GPUs only (SM100; NVIDIA GPUs with FP4 tensor cores in the
-# catalog) and pad each expert's rows to a small power-of-two tile (timing.trtllm_gen_row_tile): TensorRT-LLM's
-# MoeConfig.backend TRTLLM (TRTLLMGenFusedMoE, tensorrt_llm/llmapi/llm_args.py) and SGLang's
-# --moe-runner-backend flashinfer_trtllm (FlashInfer's build of the same kernels).
+# TensorRT-LLM's MoE backend (MoeConfig.backend of the PyTorch flow, tensorrt_llm/llmapi/llm_args.py): the plan
+# key moe_backend is `default` (the backend TensorRT-LLM picks when the YAML names none; the serving model times it
+# with CUTLASS-like grouped GEMMs of GEMM_TILE_ROWS-row tiles) or `trtllm`, the TRTLLM-gen fused MoE kernels
+# (TRTLLMGenFusedMoE), which run on Blackwell data-centre GPUs only (SM100; NVIDIA GPUs with FP4 tensor cores in the
+# catalog) and pad each expert's rows to a small power-of-two tile (timing.trtllm_gen_row_tile). NOT mapped:
+# SGLang's --moe-runner-backend flashinfer_trtllm (FlashInfer's build of the same kernels): with the small tile
+# SGLang's B200 DeepSeek-R1 rows come out 5-23% fast (benchmarks/inferencex_results.md), so the SGLang plans keep
+# the 128-row timing, which those rows fit, and the difference stays an open gap.
 MOE_BACKENDS = ("default", "trtllm")
 
 

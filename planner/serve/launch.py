@@ -177,8 +177,6 @@ def sglang_args(scenario, plan: dict, nodes: int) -> list:
           "--kv-cache-dtype", KV_DTYPE["sglang"][plan["kv_cache"]]]
     a += ["--quantization", q] if q else []
     a += ["--dtype", DTYPE[plan["weights"]]] if plan["weights"] in DTYPE else []
-    # the TRTLLM-gen MoE kernels the estimate times (timing.trtllm_gen_row_tile), through FlashInfer
-    a += ["--moe-runner-backend", "flashinfer_trtllm"] if plan.get("moe_backend") == "trtllm" else []
     a += ["--context-length", str(max_len(scenario))] if max_len(scenario) else []
     if nodes > 1:
         a += ["--nnodes", str(nodes), "--node-rank", NODE_RANK,

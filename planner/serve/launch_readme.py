@@ -30,7 +30,6 @@ MEANING = {
     "--mem-fraction-static": "share of GPU memory for weights + KV pool (the rest: activations, CUDA graphs)",
     "--max-running-requests": "most requests running at once (the plan's max_batch)",
     "--chunked-prefill-size": "most prefill tokens per step (chunked prefill)",
-    "--moe-runner-backend": "MoE kernels (flashinfer_trtllm: FlashInfer's TRTLLM-gen fused MoE, Blackwell)",
     "--context-length": "longest request (input + output tokens) accepted",
     "--dist-init-addr": "host:port of the replica's first node",
     "--disaggregation-mode": "this instance only prefills or only decodes (disaggregated plan)",

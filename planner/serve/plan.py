@@ -77,15 +77,14 @@ def parse_serve_plan(text: str, sc) -> dict:
 
 
 def _check_moe_backend(row: dict, sc) -> None:
-    """moe_backend=trtllm (the TRTLLM-gen MoE kernels, engines.MOE_BACKENDS) needs TensorRT-LLM (moe_config backend
-    TRTLLM) or SGLang (--moe-runner-backend flashinfer_trtllm), an MoE model and a Blackwell data-centre GPU (the
-    kernels are built for SM100 only: NVIDIA GPUs with FP4 tensor cores)."""
+    """moe_backend=trtllm (TensorRT-LLM's TRTLLM-gen MoE kernels, engines.MOE_BACKENDS) needs TensorRT-LLM, an MoE
+    model and a Blackwell data-centre GPU (the kernels are built for SM100 only: NVIDIA GPUs with FP4 tensor cores)."""
     if not row["moe_backend"]:
         return
     gpu = sc.cluster.node.gpu
-    if row["engine"] not in (E.TRTLLM, E.SGLANG):
-        raise InputError("moe_backend=trtllm (TRTLLM-gen MoE kernels) is a TensorRT-LLM / SGLang setting; the plan's "
-                         f"engine is {E.ENGINE_NAMES[row['engine']]}", key="--plan moe_backend")
+    if row["engine"] != E.TRTLLM:
+        raise InputError("moe_backend=trtllm (TRTLLM-gen MoE kernels) is a TensorRT-LLM setting; the plan's engine is "
+                         f"{E.ENGINE_NAMES[row['engine']]}", key="--plan moe_backend")
     if not sc.model.moe:
         raise InputError("moe_backend=trtllm needs a mixture-of-experts model", key="--plan moe_backend")
     if (gpu.vendor or "nvidia").lower() != "nvidia" or not gpu.tflops.fp4:
