@@ -542,12 +542,13 @@ def report(rows: list[dict]) -> str:
 
 
 def inferencex_notes() -> list[str]:
-    """InferenceX round (benchmarks/inferencex_results.md): 29 more DeepSeek-R1 rows, the TRTLLM-gen MoE kernels."""
-    return ["", "InferenceX round (benchmarks/inferencex_results.md): 29 more DeepSeek-R1-0528 rows of the InferenceX API "
+    """InferenceX round (benchmarks/inferencex_results.md): 41 more DeepSeek-R1 rows, the TRTLLM-gen MoE kernels."""
+    return ["", "InferenceX round (benchmarks/inferencex_results.md): 41 more DeepSeek-R1-0528 rows of the InferenceX API "
             "snapshot (the stored fixtures hold DeepSeek-R1 only: no gpt-oss or Llama rows), each with its run URL and "
             "its launch script's settings at the run date: SGLang 0.5.9 on 8 x H200 (FP8, TP8, bf16 KV), TensorRT-LLM "
             "1.2.0rc6.post2 on 4 x B200 (NVFP4, TP4 with expert TP, FP8 KV, moe_config backend TRTLLM), SGLang 0.5.9 "
-            "on 8 x B200 (NVFP4, TP8 EP8) and on 8 x MI355X (MXFP4, TP8), 4-128 requests in flight. Added term: "
+            "on 8 x B200 (NVFP4, TP8 EP8; FP8 TP8 at 4-8 requests), on 8 x MI355X (MXFP4, TP8) and on 8 x MI300X (FP8, TP8), "
+            "4-128 requests in flight. Added term: "
             "TensorRT-LLM's TRTLLM-gen fused MoE kernels (plan key moe_backend=trtllm, YAML moe_config.backend TRTLLM; "
             "Blackwell only) pad each expert's rows to a power-of-two tile of 8-128 rows by the tokens per expert "
             "(timing.trtllm_gen_row_tile, calculate_tile_tokens_dim in "
@@ -561,9 +562,11 @@ def inferencex_notes() -> list[str]:
             "with the small tile those 22 rows come out 5-23% fast (the 9 TP8 EP8 rows, added after the term and so "
             "held out, 4.1% -> 17.4%; SGLang's measured step is about 1-1.5 ms longer than the model's at 8-128 "
             "requests, e.g. TPOT 9.0 vs 7.9 ms against TensorRT-LLM on the same GPU at 4 requests), so they keep the "
-            "128-row timing, which they fit (4.1-5.0% per cell), and the SGLang step cost stays an open gap. The SGLang "
-            "rows on H200 and MI355X stay 1-26% slow at 16-64 requests; TTFT is predicted 63-92% low in every "
-            "InferenceX cell (not in the error above)."]
+            "128-row timing, which they fit (4.1-7.1% per cell), and the SGLang step cost stays an open gap. The SGLang "
+            "rows on H200 and MI355X stay 1-26% slow at 16-64 requests; SGLang on 8 x MI300X is 49-166% too fast (a "
+            "fixed 12-17 ms per decode step at 4-64 requests the model lacks; the vLLM 0.10 MI300X TP8 rows miss time too, "
+            "growing with the batch there); TTFT is "
+            "predicted 63-92% low in every InferenceX cell (not in the error above)."]
 
 
 def rccl_notes() -> list[str]:
