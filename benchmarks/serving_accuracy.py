@@ -442,7 +442,7 @@ def report(rows: list[dict]) -> str:
              "(calibration) and benchmarks/serving_runs.yaml (added here: TensorRT-LLM performance overview rows of two revisions and blogs; NVIDIA NIM benchmarking tables at fixed concurrency, with TTFT / ITL; "
              "vLLM / SGLang / AMD points: ROCm vLLM 0.10 MI300X throughput and latency tables, MLPerf v5.0 MI325X llama2-70b, dstack's "
              "DeepSeek-R1 runs of SGLang / vLLM / TensorRT-LLM on 8x H200 and 8x MI300X, SemiAnalysis InferenceX DeepSeek-R1 FP8 / FP4 rows of "
-             "SGLang 0.5.9 on B200 / H200 / MI355X and TensorRT-LLM 1.2.0rc6 on B200; benchmarks/serve_wide_results.md, "
+             "SGLang 0.5.9 on B200 / H200 / MI300X / MI355X and TensorRT-LLM 1.2.0rc6 on B200; benchmarks/serve_wide_results.md, "
              "benchmarks/inferencex_results.md). "
              "Output tokens/s of the whole published deployment. Offline points: the plan's throughput at the "
              "batch that fits, over the published finite run (trtllm-bench: waves of that batch, the last one partial; "
