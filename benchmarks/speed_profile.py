@@ -534,6 +534,67 @@ PyYAML too (7 ms, within noise); avoiding asyncio (typing_extensions' deprecated
 3.11, also in 4.15.0, the version installed here: no legitimate way around it from the planner).
 """
 
+FOURTEENTH = """Then (issue 14, 14th pass: what is still repeated or oversized, exact: the same JSON for all 21 golden
+scenarios; memory, bound and search tests pass). Measured in CPU time on this shared 2-core machine while
+other sessions ran (load 1.5-3; wall times mean little here, see the last item):
+
+- bound_order: dp, mbs and ga are layout columns, equal on every row of a layout run of the fitting
+  plans, so the tokens per step are computed once per run and repeated (one pass over the rows instead
+  of three, the same int64 numbers): the 131,072-GPU range's 5,739,111 rows (239,560 runs) 0.058 -> 0.040 s,
+  DeepSeek-V3 / 2,048 H100 4.0 -> 3.2 ms (medians of 8-10, the old and new code alternated in one process
+  on the arrays of a real solve);
+- table.present_ranks keeps its rank table in int32 where the ranks fit (the ranks returned in the type
+  asked for): a table over a wide, sparsely used span touches half the pages (the units' groups of the
+  bound: 86,478 keys over 6.8M; the range: 175,736 over 14.7M). The 72 calls of a range solve replayed
+  0.193 -> 0.156 s (median of 8), DeepSeek-V3's 73 calls 0.034 -> 0.034 s (no change);
+- the memory cells (memory_cells.Plans.cells): the run heads' layout columns gathered once for both terms
+  (were gathered per term), and presence tables over the keys' own range instead of np.unique where that
+  range is at most 16 x the keys (_compact_ids; the exact plans' cell keys through table.value_ranks): the
+  same ids. Both terms' cells, alternated in one process (n=10-12): the range 0.366 -> 0.327 s median
+  (least 0.301 -> 0.272), DeepSeek-V3 / 2,048 H100 0.068 -> 0.065 s (least 0.053 -> 0.048).
+Whole process, the branch's start (a109056) and its end alternated, compiled modules, CPU = user + system,
+median (least): the range (n=7) 4.10 (3.85) -> 3.91 (3.73) s, wall median 4.90 -> 4.65, best 3.59 -> 3.17;
+DeepSeek-V3 / 2,048 H100 (n=9) 1.59 (1.43) -> 1.73 (1.28), best wall 1.21 -> 1.22; H800 1.43 (1.21) -> 1.50
+(1.19); 405B / 16,384 0.65 (0.59) -> 0.66 (0.55); a second round of the range (n=7, load 2-3.2) 3.32 (3.09)
+-> 3.42 (3.19), best wall 4.78 -> 4.97. The whole process does not resolve these cuts on this machine
+(~0.1 s CPU on the range, a few ms on DeepSeek-V3 / 2,048 and 405B, against a spread of single runs of
+0.2-0.5 s); the in-process figures above are the measurement. The 1 s target for DeepSeek-V3 / 2,048 is
+not reached: start-up is ~0.45 s CPU (interpreter, numpy, pydantic and the spec, OR-Tools) and the solve
+~0.9 s (in process, one thread: plan table 0.07, memory verdict 0.385 of which term tables 0.32 (cells
+0.06, state formulas 0.07, activation formulas 0.045, the rest gathers per cell-slot), step-time bound 0.30
+(groups 0.03, layer units 0.10, per-group stage time at the lowest clock ~0.15), timing 2,048 plans 0.047).
+The range solve (2.94 s, one thread): memory verdict ~1.4 (term tables 1.1: cells 0.37, state formulas
+0.11, activation formulas 0.15, slot layout 0.07), bound ~0.8 (groups of the 5.7M fitting plans 0.19, layer
+units 0.28, per-group stage times ~0.3), timing ~10,000 plans 0.12, the fitting plans' table 0.13.
+Measured and left:
+- memory verdicts by monotonicity (one threshold per group of plans differing in one axis): the verdict of a
+  plan already costs two gathers and an addition per bound (most plans are decided by the bounds); the
+  cost is in the cell tables, which every plan reads. What a cell-level cut could spare, measured on
+  DeepSeek-V3 / 2,048 H100: state cells whose rank-0 states alone are over the GPU even at the widest
+  error band (every plan of them out of memory) are 48,483 of 133,725 cells, 158,378 of 527,958 slots, so up to ~110k of the
+  411,423 state evaluations (~0.02 s); every one of the 60,204 activation cells is read by a plan those do
+  not decide. An earlier pass measured the plan-level form of this cut (the other slots only for cells of plans not
+  out of memory at rank 0) costing as much as it saved; not done;
+- timing with each plan's peak rank known (memory at rank 0 and the peak only, memory.stage_memory_at):
+  evaluate_table 30% less (DeepSeek-V3 0.067 -> 0.046 s, the range 0.17 -> 0.12 s, the same numbers), but the
+  peak would come from the verdict's term tables, kept through the bound phase (each plan's cells, run and
+  category code: 14 bytes a plan, 122 MB on the range); not done;
+- the bound's "middle" stage where pp < 3: heaviest_middle_rank is rank 0 there, so it repeats the first
+  stage's evaluation for 40% of DeepSeek-V3 / 2,048 H100's 330,549 groups (pp 1: 25,024, pp 2: 107,196);
+  evaluating it only for the others needs a gather of their ~45 columns and units, about what it spares
+  (~5 ms); not done;
+- Plans._keys writing its sums in place (no copy per block): 0.297 -> 0.302 s median, reverted; FIRST_BATCH
+  256 - 2,048: timing DeepSeek-V3 / 2,048 is per-call overhead (0.036-0.044 s for 256-2,048 rows, the same
+  JSON); the Terms' class-to-slot copies kept as indices (estimated ~6 ms on DeepSeek-V3), not done;
+- two threads against one, while other sessions run: in process, DeepSeek-V3 / 2,048 H100 (n=7 alternated,
+  load ~1.5): CPU median 1.08 vs 0.87 s, wall median 1.22 vs 1.19 s; two processes each spinning 10^7
+  additions took 1.52 s against 0.91 s for one (the second core gave ~20% more at that moment). The
+  threads pay only on a quiet machine; MEMORY_THREADS is left at 2.
+- a whole process is a first solve: DeepSeek-V3 / 2,048 H100's first solve in a process takes 47k minor page
+  faults (sys 0.10 s), the second 0.5k; the range's first 180k (0.42 s sys), the second 51k (0.09 s: arrays
+  above glibc's 32 MiB mmap ceiling are mapped and faulted in anew each time).
+"""
+
 SERVING = """## Serving search at a fixed concurrency
 
 Before: `planner serve` under `concurrency: C` listed every row of layout x engine / weights / KV /
@@ -605,7 +666,7 @@ def main() -> None:
              f"`python benchmarks/speed_profile.py --lines {args.lines}` on {platform.machine()}, {os.cpu_count()} CPUs, "
              f"Python {platform.python_version()}, {time.strftime('%Y-%m-%d %H:%M')}, load average "
              f"{os.getloadavg()[0]:.1f} (a shared machine: the shares matter, not the seconds).", "",
-             FINDINGS, LATER, EIGHTH, STARTUP, NINTH, TENTH, ELEVENTH, TWELFTH,
+             FINDINGS, LATER, EIGHTH, STARTUP, NINTH, TENTH, ELEVENTH, TWELFTH, FOURTEENTH,
              SERVING]
     parts += [profile(p, args.lines) for p in SCENARIOS]
     (HERE / "speed_profile.md").write_text("\n".join(parts))

@@ -275,6 +275,20 @@ def test_rank_is_uniques_inverse():
         assert np.array_equal(got, values.astype(got.dtype)) and np.array_equal(digit, inverse.reshape(-1))
 
 
+@pytest.mark.parametrize("dtype", [np.int64, np.int32])
+def test_present_ranks_are_uniques_inverse_in_the_type_asked(dtype):
+    """table.present_ranks (its rank table in int32) numbers keys as np.unique's inverse does, in the
+    type asked for, for keys dense in their span, sparse in a wide one, and all equal."""
+    from planner.estimate import table
+
+    rng = np.random.default_rng(11)
+    for key, span in ((rng.integers(0, 50, 2000), 50), (rng.integers(0, 3_000_000, 500), 3_000_000),
+                      (np.full(9, 4), 5)):
+        values, inverse = np.unique(key, return_inverse=True)
+        ranks, keys = table.present_ranks(key, span, dtype)
+        assert ranks.dtype == dtype and np.array_equal(ranks, inverse.reshape(-1)) and np.array_equal(keys, values)
+
+
 @pytest.mark.parametrize("peaks", [True, False])
 def test_unknown_host_memory_leaves_offload_plans_unevaluated(peaks, monkeypatch):
     """A node of unknown host memory: every plan that offloads is out of memory (memory_verdict), so the

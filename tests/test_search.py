@@ -368,6 +368,23 @@ def test_bound_order_sorted_by_blocks_equals_the_stable_sort(kind, monkeypatch):
         assert ByBound(ub)[4999] == ref[-1] and len(order) == 5000
 
 
+def test_bound_order_from_layout_runs_equals_row_by_row():
+    """solver.bound_order with the layout runs of the fitting plans (tokens per step once per run,
+    repeated) gives the tokens, bounds and order it gives row by row, on a batch range (several ga)."""
+    from planner.search import solver
+
+    sc = scenario(model="mixtral-8x7b", node="hgx-h100", nodes=2, gb=[32, 64, 128])
+    t, _, layout = solver._candidate_rows(sc, compact=True)
+    rows = np.flatnonzero(np.random.default_rng(2).random(table.size(t)) < 0.6)
+    pool, heads = solver._fitting_plans(t, rows, layout)
+    assert 1 < len(heads) < len(rows) and len(set(pool["ga"].tolist())) > 2
+    lb = np.random.default_rng(4).random(len(rows)) + 0.5
+    want = solver.bound_order(pool, lb, 4096)
+    got = solver.bound_order(pool, lb, 4096, heads)
+    assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+    assert np.array_equal(got[2][:len(rows)], want[2][:len(rows)])
+
+
 @pytest.mark.parametrize("proj", [np.arange(12) // 3, np.arange(12) % 4, np.array([0, 0, 1, 1, 2, 2, 3, 3, 0, 1, 2, 3])])
 def test_kept_choices_equal_the_wide_table(proj):
     """solver._kept: the rules' table taken to every choice without the wide table (keys the rules do

@@ -16,9 +16,11 @@ BLOCK = 1 << 20  # rows per block where Plans.cells walks the whole table
 
 def _compact_ids(key: np.ndarray, span: int) -> tuple[np.ndarray, np.ndarray]:
     """(id of every row's key among the keys present (int32), one row per id): by a presence table
-    when the keys are few, by sorting otherwise."""
-    if span <= max(4 * len(key), 1 << 16):
-        cell = T.present_ranks(key, span, np.int32)[0]
+    over the keys' range (up to the largest key, not `span`) when it is at most 16 x the keys, by
+    sorting otherwise (np.unique: the same ids)."""
+    top = int(key.max()) + 1 if len(key) else 0
+    if min(top, span) <= max(16 * len(key), 1 << 16):
+        cell = T.present_ranks(key, min(top, span), np.int32)[0]
     else:
         _, cell = np.unique(key, return_inverse=True)
         cell = cell.reshape(-1).astype(np.int32)
@@ -78,6 +80,13 @@ class Plans:
             digits[k], rest = rest % radix, rest // radix
         return {k: digits[k] for k in CATEGORY_COLUMNS}
 
+    def head_columns(self) -> dict:
+        """The layout columns of each run's first plan as int64, each gathered when first read and kept
+        (the terms' cells read mostly the same ones: one gather each, not one per term)."""
+        if getattr(self, "_head_columns", None) is None:
+            self._head_columns = _Wide(self, self.heads)
+        return self._head_columns
+
     def present(self) -> np.ndarray:
         """The category codes some plan has, ascending (computed once)."""
         if getattr(self, "_present", None) is None:
@@ -122,7 +131,7 @@ class Plans:
         layout and the categorical columns of a category code of its categories, so it equals each of
         its plans in `cols` (the columns it holds: a term reading another fails loudly)."""
         lay = [k for k in LAYOUT_COLUMNS if k in cols]
-        heads = _Wide(self, self.heads)
+        heads = self.head_columns()
         own = [heads[k] for k in lay]
         rough = [coarse[k](heads) if k in (coarse or {}) else heads[k] for k in lay]
         digits, present = self.decoded(), self.present()
@@ -160,8 +169,8 @@ class Plans:
                 own_lay, c = keys // n_c, keys % n_c
                 exact_key = np.take(exact, np.take(present, np.take(c_code, c)))
                 rough_of_own = np.take(ids[0][0], np.take(ids[1][1], own_lay))
-                keys, to_cell = np.unique(np.where(exact_key, own_lay + n_rough, rough_of_own) * n_c + c,
-                                          return_inverse=True)
+                # np.unique's values and inverse, by a presence table where the keys' range is short
+                to_cell, keys = T.value_ranks(np.where(exact_key, own_lay + n_rough, rough_of_own) * n_c + c)
             cell = key.astype(np.int32, copy=False)
             if to_cell is not None or len(keys) < fine_span:  # the keys renumbered
                 ids_ = np.zeros(fine_span, dtype=np.int32)

@@ -268,6 +268,7 @@ class Terms:
         sample = plans.take(np.arange(1))
         self.cell, self.table, self.offset, self.count, self.constant = [], [], [], [], []
         plans.present()  # computed once, before the threads
+        plans.head_columns()
         found = [None] * len(TERMS)
 
         def cells(lo: int) -> None:  # each term's cells, the terms shared by in_chunks' threads

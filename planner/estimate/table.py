@@ -89,9 +89,12 @@ def present_ranks(key: np.ndarray, span: int, dtype=np.int64) -> tuple[np.ndarra
     present[key] = True
     keys = np.flatnonzero(present)
     del present
-    ids = np.empty(span, dtype=dtype)
-    ids[keys] = np.arange(len(keys), dtype=dtype)
-    return ids[key], keys
+    # the table in int32 where the ranks fit (half the pages an int64 table touches when the keys are
+    # sparse in a wide span), the ranks returned in `dtype` (the same numbers)
+    small = np.int32 if len(keys) < 2**31 and np.dtype(dtype).itemsize > 4 else dtype
+    ids = np.empty(span, dtype=small)
+    ids[keys] = np.arange(len(keys), dtype=small)
+    return ids[key].astype(dtype, copy=False), keys
 
 
 def changes(col: np.ndarray) -> np.ndarray:
