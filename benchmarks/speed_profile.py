@@ -534,6 +534,75 @@ PyYAML too (7 ms, within noise); avoiding asyncio (typing_extensions' deprecated
 3.11, also in 4.15.0, the version installed here: no legitimate way around it from the planner).
 """
 
+THIRTEENTH = """Then (issue 14, thirteenth pass: two cores through a forked child instead of threads; measured, not
+kept). The chunks of the verdict's term tables (memory_tables.Terms) and of the bound's per-group
+stage times (bound._per_group) were shared between the process and one child forked after their
+inputs were built (one thread at the fork, checked in Python and in /proc; output arrays in a shared
+anonymous mmap made before the fork, the child leaving by os._exit; a failed child's chunks computed
+again by the parent; chunks of 16,384 rows interleaved). Exact (the 21 golden scenarios unchanged;
+tests compared the arrays of both paths and a failing child). It does not pay on this machine: a fork
+write-protects every page of the parent, and the search rewrites its heap (glibc keeps the freed
+arrays for reuse: the process's ~150-650 MB) page by page afterwards. Rewriting 60 MB of recycled heap
+takes 0.011-0.024 s without a fork, 0.055-0.067 s after a fork whose child has exited (15.5k minor
+faults, ~3 us each: this machine is a VM) and 0.16-0.19 s in each process while the child still
+shares the pages (~11 us per fault, with the copy). Whole process, the branch's start and the fork
+alternated, load 3-5, median (best) wall, median CPU = user + system of both processes: DeepSeek-V3 /
+2,048 H100 (n=7) 4.29 (3.37) -> 4.97 (4.08) s wall, 2.28 -> 2.70 s CPU, minor faults 68k -> 144k,
+system time 0.26 -> 0.54 s; H800 3.54 (2.54) -> 3.23 (2.55) s, 1.99 -> 2.06 s CPU, 88k -> 130k faults;
+405B / 16,384 1.28 (0.87) -> 1.31 (1.02) s, 0.73 -> 0.76 s CPU; the 131,072-GPU range (n=3) 9.43
+(8.01) -> 12.34 (9.88) s, 4.85 -> 5.88 s CPU, 273k -> 454k faults; the fork was faster in 1 of 7, 2 of 7, 2 of 7 and 0 of 3
+pairs. The wall times are those of a loaded machine (other sessions' suites ran throughout), but the
+parent's own CPU (its critical path, the child running beside it) shows the same without the load's
+noise: in process, otherwise one thread (n=5, alternated), solve 1.07 s single-threaded, 1.05 s with
+the term tables forked (the parent's faults 0.5k -> 77k: the half of their work it sheds is paid back
+in faults), 1.08 s with the bound forked (the last big pass: 26k faults), 1.12 s with both. Not tried: one
+fork for both term tables (two forks of ~38k faults each now; one would still cost about as much as
+it sheds). The attempt
+stays in the history (commit ab2fd03, reverted) for a machine where a page fault is cheap. Also
+measured and left: sys.setswitchinterval 5 / 1 / 0.2 ms for the threads (in process, n=7: 2.22 /
+2.25 / 2.28 s wall median, within noise); and at load ~4-5 the two threads were slower in wall than
+one thread in process (2.75 vs 2.07 s median, n=7), the second core being taken by other work.
+"""
+
+STARTUP_AGAIN = """Then (issue 14, start-up again: the spec's pydantic builds and the exit; exact: the same JSON for all 21
+golden scenarios, the same table for scenarios/32b_16gpu.yaml apart from its seconds). The cuts are ~1% of a
+DeepSeek-V3 / 2,048 process, below what wall times on this shared machine resolve, so they are counted in
+instructions (callgrind, whole process, compiled modules; repeat runs agree within ~5M):
+
+- the model modules without `from __future__ import annotations`: pydantic no longer compiles and
+  evaluates ~190 annotation strings;
+- `python -m planner` and the `planner` script (planner.cli.run) flush the output and end with os._exit
+  and the command's code, skipping the interpreter's teardown of every module (exit 0.023-0.031 s CPU ->
+  0.012-0.017 s, least of 8-10 runs, measured from the output to the end of the process).
+Measured with a third cut that was not merged: the spec's ~190 number and name fields (PosInt, USD, Name, ...)
+had pydantic build each type's core schema once (TypeAdapter) and give each field a copy, a field's own
+constraints applied on top (importing the spec 1,001M -> 963M instructions, ~2%, a test comparing all 31
+models' schemas); left out: it leans on pydantic's schema-generation handler to save ~10 ms. All three:
+importing the command line and the solver 1,269M -> 1,219M instructions (-3.9%); whole process
+scenarios/32b_8gpu.yaml 1,712M -> 1,642M (-4.0%), DeepSeek-V3 / 2,048 H800 5,518M -> 5,456M (-1.1%):
+~15 ms at this machine's ~4G instructions/s. Wall, alternated pairs (the starting commit 9e5f7fd and this
+branch, load 1.2-2.3): DeepSeek-V3 / 2,048 H800 best 1.23 -> 1.30 s (worse), median 1.66 -> 1.44, H100 best
+1.62 -> 1.42, median 1.91 -> 1.86 (n=10 each), 405B / 16,384 best 0.60 -> 0.56, median 0.75 -> 0.73
+(n=12): paired medians -0.07 to -0.12 s, the new one faster in 6-8 of 10-12 pairs; most of that is
+noise, the instruction counts are the measurement.
+Measured and left: (1) rich (0.04-0.05 s of import) imported in a thread beside the search when a table
+is printed: at real-time priority (chrt, no other process running) scenarios/32b_16gpu.yaml wall median
++31 ms and DeepSeek-V3 / 2,048 H100 +48 ms, CPU +23 / +103 ms (n=12 / 10): the import holds the
+interpreter lock and the search's numpy passes are too short to hide it. (2) OR-Tools' libraries
+dlopen'ed through libc (a ctypes foreign call releases the interpreter lock) in a thread while pydantic
+and the spec are imported: the imports took 0.53-0.61 s instead of 0.36-0.47 (n=3; glibc's loader lock
+also holds back the main thread's own extension loads); loaded first, the dlopen 0.045-0.067 s saves the
+import the same (0.057-0.070 -> 0.016-0.025 s). (3) Optional numbers as `Annotated[float | None, ...]`
+(cheaper to build): not equivalent, pydantic does not apply constraints through a nullable schema.
+(4) The catalogs: already parsed per entry with libyaml (planner.catalog._items), 0.2-0.4 ms a file,
+7 ms for the whole scenario. What remains of the start-up is third-party (least of 3 runs, -X
+importtime, compiled): pydantic and pydantic_core ~0.05 s, asyncio, ssl and socket pulled in by
+typing_extensions' `deprecated` ~0.025 s, importlib.metadata for pydantic's plugin scan ~0.011 s, numpy
+~0.05 s, click ~0.02 s, PyYAML ~0.013 s, OR-Tools ~0.04-0.06 s, this environment's certifi .pth ~0.03 s;
+the spec's model builds are now ~195M instructions (~0.05 s; ~250M before these cuts), mostly pydantic's
+own per-field work (FieldInfo, schema gathering: 0.1-0.16 ms a field).
+"""
+
 FOURTEENTH = """Then (issue 14, 14th pass: what is still repeated or oversized, exact: the same JSON for all 21 golden
 scenarios; memory, bound and search tests pass). Measured in CPU time on this shared 2-core machine while
 other sessions ran (load 1.5-3; wall times mean little here, see the last item):
@@ -666,7 +735,7 @@ def main() -> None:
              f"`python benchmarks/speed_profile.py --lines {args.lines}` on {platform.machine()}, {os.cpu_count()} CPUs, "
              f"Python {platform.python_version()}, {time.strftime('%Y-%m-%d %H:%M')}, load average "
              f"{os.getloadavg()[0]:.1f} (a shared machine: the shares matter, not the seconds).", "",
-             FINDINGS, LATER, EIGHTH, STARTUP, NINTH, TENTH, ELEVENTH, TWELFTH, FOURTEENTH,
+             FINDINGS, LATER, EIGHTH, STARTUP, NINTH, TENTH, ELEVENTH, TWELFTH, THIRTEENTH, STARTUP_AGAIN, FOURTEENTH,
              SERVING]
     parts += [profile(p, args.lines) for p in SCENARIOS]
     (HERE / "speed_profile.md").write_text("\n".join(parts))
