@@ -43,6 +43,13 @@ FP4_GEMM_OVER_FP8_DEFAULT = 1.44
 # post-RHT column-wise amax is taken in the same pass, nvte_hadamard_transform_amax), then the fused RHT
 # cast reads it again (2) and writes a row-wise and a column-wise NVFP4 copy (both from the bf16 input,
 # recipe docstring), 0.5 + 1/16 bytes each. Weights (2D 16x16 blocks, no RHT) move the same bytes.
+# The recipe's switches (NVTE_NVFP4_DISABLE_RHT / _STOCHASTIC_ROUNDING / _2D_QUANTIZATION, recipe/__init__.py
+# NVFP4BlockScaling; MLPerf v5.1 sets all three) change no bytes here: without RHT the amax pass
+# (nvte_compute_amax) and one cast writing both copies (nvte_quantize_v2); with RHT from TE v2.14 one fused
+# kernel writes the row-wise and the Hadamard-transformed column-wise copy (nvte_quantize_with_hadamard_transform);
+# stochastic rounding (gradients) and 2D blocks (weights) are done inside the same casts. Only TE v2.8-v2.13 with
+# RHT on read the input once more (separate row-wise cast and nvte_hadamard_transform_cast_fusion_columnwise:
+# 2 bytes more per element); the planner does not know the TE version and charges the v2.14+ kernels.
 NVFP4_CAST_BYTES = 2.0 + 2.0 + 2 * NVFP4_OPERAND_BYTES
 # Grouped expert modules: TE's split_quantize has a fused NVFP4 path for all experts' tensors (extensions/
 # cast.cpp split_quantize_nvfp4_impl: one grouped amax and one grouped cast kernel).
