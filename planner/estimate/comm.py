@@ -174,8 +174,8 @@ def layer_comm(ctx, t, attn_layer_fwd_s, attn_layer_bwd_s=None) -> dict:
     bw, a = link(node, pp, tp * cp * dp)
     p2p_bytes = 2.0 * tokens * m.hidden / np.where(t["sp"], tp, 1)
     pp_s = np.where(pp > 1, 2 * (a + p2p_bytes / bw), 0.0)
-    return {"tp_layer": tp_layer, "tp_moe_layer": tp_moe_layer, "tp_fwd_layer": tp_fwd_layer, "cp_layer": cp_layer, "ep_moe_layer": ep_layer,
-            "pp_comm": pp_s}
+    return {"tp_layer": tp_layer, "tp_moe_layer": tp_moe_layer, "tp_fwd_layer": tp_fwd_layer, "cp_layer": cp_layer,
+            "ep_moe_layer": ep_layer, "pp_comm": pp_s}
 
 
 def sp_quantised_gather_saving_s(ctx, t, elems, moe_layer: bool):
@@ -293,8 +293,8 @@ def moe_metadata_s(node, ep, etp):
 def stage_comm(unit: dict, dense, moe) -> dict:
     """Per micro-batch communication of a stage holding `dense` and `moe` layers."""
     layers = dense + moe
-    return {"tp_comm": dense * unit["tp_layer"] + moe * unit.get("tp_moe_layer", unit["tp_layer"]), "tp_fwd": layers * unit.get("tp_fwd_layer", 0.0),
-            "cp_comm": layers * unit["cp_layer"],
+    return {"tp_comm": dense * unit["tp_layer"] + moe * unit.get("tp_moe_layer", unit["tp_layer"]),
+            "tp_fwd": layers * unit.get("tp_fwd_layer", 0.0), "cp_comm": layers * unit["cp_layer"],
             "ep_comm": moe * unit["ep_moe_layer"], "pp_comm": unit["pp_comm"]}
 
 
