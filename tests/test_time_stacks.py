@@ -210,3 +210,34 @@ def test_sequence_parallel_fp8_inputs_are_cast_on_the_shard(recipe):
     got = float(compute_quant.fp8_cast_bytes_per_token(moe, raw_table(precision="fp8", tp=4, sp=True), True)[0])
     routed = mm.moe.top_k * (mm.hidden * per + mm.moe.expert_ffn_hidden / 4 * per)
     assert got == pytest.approx(mm.hidden * ((per - 1) / 4 + 2) + mm.heads * mm.d_head / 4 * per + routed, rel=1e-12)
+
+
+@pytest.mark.parametrize("recipe, q_in, q_grad, q_re, amax", [
+    ("delayed", 1.0, 1.0, 1.0, False),
+    ("current", 1.0, 1.0, 1.0, True),
+    ("mxfp8", 1 + 1 / 32, 2 + 2 / 32, 1 + 1 / 32, False),
+    ("nvfp4", 0.5625, 1.125, 0.5625, True)])
+def test_sequence_parallel_gathers_move_quantised_bytes(recipe, q_in, q_grad, q_re, amax):
+    """Transformer Engine all-gathers the quantised shard (distributed.py _all_gather_fp8 / _mxfp8 / _nvfp4): per
+    dense layer the QKV and FC1 inputs forward (q_in bytes per element) and again in backward (q_re: row-wise for
+    per-tensor FP8, column-wise for MXFP8 / NVFP4), the projection and FC2 output gradients (q_grad: both copies
+    for the block-scaled recipes); a bf16 gather moves 2. Current scaling and NVFP4 all-reduce a tensor-wide amax
+    before each forward-input and gradient cast (one latency each). Hand-worked on 8 B200 at tp 4; zero for bf16,
+    without sequence parallelism and for torchtitan."""
+    sc = scenario(node="dgx-b200", nodes=1, seq=4096, gb=64, runtime={"fp8_recipe": recipe})
+    ctx = Context(sc)
+    node, elems = sc.cluster.node, 4096 * sc.model.hidden
+    up = node.scaleup_gb_s * 1e9 * node.scaleup_efficiency
+    per_byte = 3 / 4 * elems / up  # ring all-gather: (n - 1) / n of the buffer at the link rate
+    saved = 2 * (2 - q_in) + 2 * (2 - q_grad) + 2 * (2 - q_re)
+    expect = saved * per_byte - (4 * comm.ALPHA_IN_S if amax else 0.0)
+    got = comm.sp_quantised_gather_saving_s(ctx, raw_table(precision="fp8", tp=4, sp=True), elems, False)
+    assert float(got[0]) == pytest.approx(expect, rel=1e-9)
+    for other in (dict(precision="bf16", tp=4, sp=True), dict(precision="fp8", tp=4, sp=False),
+                  dict(precision="fp8", tp=4, sp=True, framework="torchtitan", zero=3)):
+        assert float(np.asarray(comm.sp_quantised_gather_saving_s(ctx, raw_table(**other), elems, False))) == 0.0
+    # full recompute gathers the forward inputs once more
+    rc = comm.sp_quantised_gather_saving_s(ctx, raw_table(precision="fp8", tp=4, sp=True, recompute="full"),
+                                           elems, False)
+    assert float(rc[0]) - float(got[0]) == pytest.approx(2 * (2 - q_in) * per_byte
+                                                         - (2 * comm.ALPHA_IN_S if amax else 0.0), rel=1e-9)

@@ -25,6 +25,7 @@ from planner.estimate import topology
 from planner.estimate import ep_dedup
 from planner.estimate.compute_attention import FLASH_BWD_FLOPS_RATIO
 from planner.estimate.compute_gemm import HBM_EFFICIENCY
+from planner.estimate import compute_quant as CQ
 
 
 DEFAULT_SCALEUP_EFF = 0.80
@@ -138,6 +139,9 @@ def layer_comm(ctx, t, attn_layer_fwd_s, attn_layer_bwd_s=None) -> dict:
     regather = np.where(t["sp"] & (t["framework"] != TT),
                         2 * gather_s(node, act_bytes, tp, 1), 0.0)
     tp_layer = per_layer * np.where(full_rc, 6, 4) + regather
+    # Megatron's TE layers gather quantised tensors in the FP8 precision (sp_quantised_gather_saving_s)
+    tp_moe_layer = tp_layer - sp_quantised_gather_saving_s(ctx, t, tokens * m.hidden, True)
+    tp_layer = tp_layer - sp_quantised_gather_saving_s(ctx, t, tokens * m.hidden, False)
     # the forward-pass share (forward and recomputed forward): what torchtitan's async TP can hide
     tp_fwd_layer = per_layer * np.where(full_rc, 4, 2)
 
@@ -170,8 +174,34 @@ def layer_comm(ctx, t, attn_layer_fwd_s, attn_layer_bwd_s=None) -> dict:
     bw, a = link(node, pp, tp * cp * dp)
     p2p_bytes = 2.0 * tokens * m.hidden / np.where(t["sp"], tp, 1)
     pp_s = np.where(pp > 1, 2 * (a + p2p_bytes / bw), 0.0)
-    return {"tp_layer": tp_layer, "tp_fwd_layer": tp_fwd_layer, "cp_layer": cp_layer, "ep_moe_layer": ep_layer,
-            "pp_comm": pp_s}
+    return {"tp_layer": tp_layer, "tp_moe_layer": tp_moe_layer, "tp_fwd_layer": tp_fwd_layer, "cp_layer": cp_layer,
+            "ep_moe_layer": ep_layer, "pp_comm": pp_s}
+
+
+def sp_quantised_gather_saving_s(ctx, t, elems, moe_layer: bool):
+    """Seconds one layer's tensor-parallel traffic is shorter because Transformer Engine all-gathers quantised
+    tensors (compute_quant.SP_GATHER_BYTES), for Megatron rows in the FP8 precision with sequence parallelism
+    and tp > 1 (zero elsewhere): per gather of `elems` elements, gather_s(2 x elems) - gather_s(q x elems),
+    less one tp-group latency (link alpha) for each cast with a tensor-wide amax (SP_AMAX_REDUCTION_RECIPES).
+    Gathers per layer: the QKV input (not under MLA, whose down-projections take a bf16 gather) and, in a dense
+    layer, the FC1 input, forward (twice with full recompute) and re-gathered in backward; the output gradients
+    of the attention projection and, in a dense layer, FC2. A MoE layer's expert inputs and gradients go
+    through the token dispatcher in bf16."""
+    q = CQ.sp_gather_bytes(ctx.scenario.runtime.fp8_recipe)
+    quantised = (t["precision"] == T.FP8) & t["sp"] & (t["tp"] > 1) & (t["framework"] == MEG)
+    if q is None or not np.any(quantised):
+        return 0.0
+    node, tp = ctx.node, t["tp"]
+    inputs = (0 if ctx.model.mla else 1) + (0 if moe_layer and ctx.model.moe else 1)
+    grads = 1 + (0 if moe_layer and ctx.model.moe else 1)
+    bf16 = gather_s(node, 2.0 * elems, tp, 1)
+    q_in, q_grad, q_re = (bf16 - gather_s(node, b * elems, tp, 1) for b in q)
+    fwd_gathers = inputs * np.where(t["recompute"] == 2, 2, 1)
+    saving = fwd_gathers * q_in + grads * q_grad + inputs * q_re
+    if ctx.scenario.runtime.fp8_recipe in CQ.SP_AMAX_REDUCTION_RECIPES:
+        _, alpha = link(node, tp, 1)
+        saving = saving - (fwd_gathers + grads) * alpha
+    return np.where(quantised, saving, 0.0)
 
 
 def ep_dispatch_s(ctx, t):
@@ -263,8 +293,8 @@ def moe_metadata_s(node, ep, etp):
 def stage_comm(unit: dict, dense, moe) -> dict:
     """Per micro-batch communication of a stage holding `dense` and `moe` layers."""
     layers = dense + moe
-    return {"tp_comm": layers * unit["tp_layer"], "tp_fwd": layers * unit.get("tp_fwd_layer", 0.0),
-            "cp_comm": layers * unit["cp_layer"],
+    return {"tp_comm": dense * unit["tp_layer"] + moe * unit.get("tp_moe_layer", unit["tp_layer"]),
+            "tp_fwd": layers * unit.get("tp_fwd_layer", 0.0), "cp_comm": layers * unit["cp_layer"],
             "ep_comm": moe * unit["ep_moe_layer"], "pp_comm": unit["pp_comm"]}
 
 

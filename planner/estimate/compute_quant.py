@@ -43,6 +43,13 @@ FP4_GEMM_OVER_FP8_DEFAULT = 1.44
 # post-RHT column-wise amax is taken in the same pass, nvte_hadamard_transform_amax), then the fused RHT
 # cast reads it again (2) and writes a row-wise and a column-wise NVFP4 copy (both from the bf16 input,
 # recipe docstring), 0.5 + 1/16 bytes each. Weights (2D 16x16 blocks, no RHT) move the same bytes.
+# The recipe's switches (NVTE_NVFP4_DISABLE_RHT / _STOCHASTIC_ROUNDING / _2D_QUANTIZATION, recipe/__init__.py
+# NVFP4BlockScaling; MLPerf v5.1 sets all three) change no bytes here: without RHT the amax pass
+# (nvte_compute_amax) and one cast writing both copies (nvte_quantize_v2); with RHT from TE v2.14 one fused
+# kernel writes the row-wise and the Hadamard-transformed column-wise copy (nvte_quantize_with_hadamard_transform);
+# stochastic rounding (gradients) and 2D blocks (weights) are done inside the same casts. Only TE v2.8-v2.13 with
+# RHT on read the input once more (separate row-wise cast and nvte_hadamard_transform_cast_fusion_columnwise:
+# 2 bytes more per element); the planner does not know the TE version and charges the v2.14+ kernels.
 NVFP4_CAST_BYTES = 2.0 + 2.0 + 2 * NVFP4_OPERAND_BYTES
 # Grouped expert modules: TE's split_quantize has a fused NVFP4 path for all experts' tensors (extensions/
 # cast.cpp split_quantize_nvfp4_impl: one grouped amax and one grouped cast kernel).
@@ -97,17 +104,56 @@ SP_GATHERED_TRANSPOSE_BYTES = 1.0 + 1.0
 
 def sp_gathered_cast_bytes(gpu, recipe: str, t):
     """Bytes per token-element of quantising an input that a Megatron TE column-parallel layer all-gathers
-    under sequence parallelism (tp > 1, per-tensor FP8: recipe 'delayed' or 'current'): the cast on the
+    under sequence parallelism (tp > 1). Per-tensor FP8 (recipe 'delayed' or 'current'): the cast on the
     1/tp sequence shard without its transposed copy, (fp8_cast_bytes - transposed copy) / tp, plus
     SP_GATHERED_TRANSPOSE_BYTES for the transposed copy of the gathered tensor (none on non-TN GPUs).
-    Other rows, and the block-scaled recipes (not checked): fp8_cast_bytes."""
+    MXFP8 / NVFP4: the whole cast (row-wise and column-wise copies) on the shard, fp8_cast_bytes / tp (the
+    quantised norm output keeps its column-wise copy for the backward re-gather: layernorm_linear.py).
+    Other rows: fp8_cast_bytes."""
     per = fp8_cast_bytes(gpu, recipe)
-    if recipe not in ("delayed", "current"):
+    if recipe in ("mxfp8", "nvfp4"):
+        sharded = per / t["tp"]
+    elif recipe in ("delayed", "current"):
+        transposed = 0.0 if non_tn_fp8_gemm(gpu) else NON_TN_TRANSPOSE_SAVED
+        sharded = (per - transposed) / t["tp"] + (SP_GATHERED_TRANSPOSE_BYTES if transposed else 0.0)
+    else:
         return np.full(np.shape(t["tp"]), per)
-    transposed = 0.0 if non_tn_fp8_gemm(gpu) else NON_TN_TRANSPOSE_SAVED
-    sharded = (per - transposed) / t["tp"] + (SP_GATHERED_TRANSPOSE_BYTES if transposed else 0.0)
     gathered = t["sp"] & (t["tp"] > 1) & (t["framework"] == MEG)
     return np.where(gathered, sharded, per)
+
+
+# The same TE all-gathers move the quantised tensor, not bf16 (transformer_engine/pytorch/distributed.py
+# gather_along_first_dim: _all_gather_fp8 for Float8Quantizer / Float8CurrentScalingQuantizer, _all_gather_mxfp8,
+# and from v2.8 _all_gather_nvfp4; the shard is quantised first, the data and its scales are gathered; checked in
+# v2.5, v2.7, v2.8, v2.9, v2.12 and v2.14). Bytes per gathered element, by recipe, for the three gathers of a
+# Megatron TE layer pair under sequence parallelism:
+#   * forward input of a column-parallel layer (layernorm_linear.py: the quantizer is set row-wise only
+#     before gather_along_first_dim): one FP8 byte; MXFP8 1 + 1/32 (E8M0 scale per 32); NVFP4 0.5 + 1/16;
+#   * output gradient of a row-parallel layer (module/base.py grad_output_preprocess, "FP8 with all-gather";
+#     linear.py keeps both usages when a weight gradient is needed): per-tensor FP8 gathers the row-wise copy
+#     only and transposes after the gather (_all_gather_fp8), the block-scaled recipes gather the row-wise and
+#     the column-wise copy (_all_gather_mxfp8 / _all_gather_nvfp4: one all_gather_into_tensor per usage);
+#   * backward re-gather of the column-parallel input for the weight gradient (layernorm_linear.py backward,
+#     ln_out_needs_gather): row-wise for per-tensor FP8, column-wise only for MXFP8 / NVFP4.
+# Reduce-scatters stay bf16 (GEMM outputs). A gather in bf16 moves 2 bytes per element.
+SP_GATHER_BYTES = {  # recipe: (forward input, output gradient, backward input re-gather)
+    "delayed": (1.0, 1.0, 1.0),
+    "current": (1.0, 1.0, 1.0),
+    "mxfp8": (1.0 + 1.0 / 32, 2 * (1.0 + 1.0 / 32), 1.0 + 1.0 / 32),
+    "nvfp4": (NVFP4_OPERAND_BYTES, 2 * NVFP4_OPERAND_BYTES, NVFP4_OPERAND_BYTES),
+}
+# Recipes whose quantiser of a gathered tensor takes a tensor-wide amax: TE sets with_amax_reduction on the
+# tp group for the column-parallel input and the row-parallel output gradient under sequence parallelism
+# (layernorm_linear.py / linear.py _customize_quantizers_float8_current_scaling and _customize_quantizers_nvfp4):
+# one scalar all-reduce before each such cast. Delayed scaling takes its scale from the amax history, MXFP8 has
+# only block-local scales.
+SP_AMAX_REDUCTION_RECIPES = ("current", "nvfp4")
+
+
+def sp_gather_bytes(recipe: str):
+    """(forward input, output gradient, input re-gather) bytes per element of the sequence-parallel all-gathers
+    Transformer Engine runs in the FP8 precision under `recipe` (SP_GATHER_BYTES); None for a recipe not listed."""
+    return SP_GATHER_BYTES.get(recipe)
 
 
 def fp8_cast_bytes_per_token(ctx, t, moe_layer: bool):
