@@ -325,3 +325,20 @@ def test_inline_node_without_scaleup_domain_serves(tmp_path):
               "serving: {input_tokens: 1000, output_tokens: 1000, offline: true}\n")
     out = json.loads(run("serve", p, "--plan", "engine=vllm,max_batch=8", "--json").stdout)
     assert out["throughput"]["output_tokens_per_s"] > 0
+
+
+@pytest.mark.parametrize("plan", ["engine=vllm,max_batch=99999999999999999999",
+                                  "engine=vllm,max_batched_tokens=99999999999999999999",
+                                  "engine=trtllm,max_batch=16777217"])
+def test_plan_integers_beyond_any_deployment_exit_2(plan):
+    """A count past int64 once became a numpy object array and a TypeError deep in the latency model."""
+    r = runner.invoke(main, ["serve", str(SERVE_70B), "--plan", plan])
+    assert r.exit_code == 2, r.output
+    assert "--plan max_batch" in r.output and "at most 16,777,216" in r.output
+
+
+def test_plan_json_also_lists_the_plan_under_plans():
+    """`serve --plan --json` reads like `serve --json` (plans[0]) and keeps the plan's keys at the top."""
+    one = json.loads(run("serve", SERVE_70B, "--plan", "engine=trtllm,weights=fp8,tp=2", "--json").stdout)
+    assert one["plans"] == [{k: v for k, v in one.items() if k not in ("plans", "scenario")}]
+    assert one["plans"][0]["plan"]["engine"] == "trtllm" and one["scenario"]

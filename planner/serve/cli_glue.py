@@ -73,8 +73,8 @@ def run_serve(path, plan_text, as_json, top, objective, emit_dir, report_path, f
         from planner.serve.plan import parse_serve_plan
 
         r = estimate_serving(sc, parse_serve_plan(plan_text, sc))
-        if as_json:
-            print(jsonout.dumps(r, indent=2))
+        if as_json:  # the plan's keys at the top (as `estimate`), and under plans[0] (as a search)
+            print(jsonout.dumps({**r, "scenario": sc.name, "plans": [r]}, indent=2))
         else:
             render.render_one(r, out)
         plans, result = [r], {"scenario": sc.name, "plans": [r]}
