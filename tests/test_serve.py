@@ -342,3 +342,15 @@ def test_plan_json_also_lists_the_plan_under_plans():
     one = json.loads(run("serve", SERVE_70B, "--plan", "engine=trtllm,weights=fp8,tp=2", "--json").stdout)
     assert one["plans"] == [{k: v for k, v in one.items() if k not in ("plans", "scenario")}]
     assert one["plans"][0]["plan"]["engine"] == "trtllm" and one["scenario"]
+
+
+def test_solve_of_a_file_with_both_blocks_says_not_both(tmp_path):
+    """solve once said 'serving: unknown key ... did you mean training?' where serve and validate say
+    what is wrong: a file holds one block or the other."""
+    p = write(tmp_path, "s.yaml", "model: llama-3.1-8b\ncluster: {node: dgx-h100, nodes: 1}\n"
+                                   "training: {seq_len: 4096, global_batch: 64, tokens: 1.0e10}\n"
+                                   "serving: {input_tokens: 5, output_tokens: 512, offline: true}\n")
+    for cmd in ("solve", "estimate", "serve", "validate"):
+        args = [cmd, str(p)] + (["--plan", "tp=1"] if cmd == "estimate" else [])
+        r = runner.invoke(main, args)
+        assert r.exit_code == 2 and "not both" in r.output and "unknown key" not in r.output, (cmd, r.output)

@@ -270,6 +270,9 @@ def load_scenario(path: str | Path):
 
     p = Path(path)
     data = load_yaml(p)
+    if isinstance(data, dict) and "serving" in data and "training" in data:
+        raise InputError("a scenario has either a training: or a serving: block, not both",
+                         file=str(path), key="serving")
     if isinstance(data, dict) and "serving" in data and "training" not in data:
         raise InputError("this is a serving scenario (it has a serving: block, not training:); "
                          f"plan it with `planner serve {path}`", file=str(path), key="serving")
