@@ -174,6 +174,9 @@ def split_notes(scenario, f: dict) -> list[str]:
 def check_target(out_dir: Path, force: bool) -> None:
     """Refuse a file in the way (the target or a folder above it), and a non-empty directory unless force."""
     check_parents(out_dir)
+    if out_dir.is_symlink() and not out_dir.exists():
+        raise InputError(f"is a link to '{os.readlink(out_dir)}', which does not exist; give a folder",
+                         file=str(out_dir))
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError("exists and is not a directory", file=str(out_dir))
     if out_dir.is_dir() and any(out_dir.iterdir()) and not force:

@@ -396,3 +396,16 @@ def test_megatron_moe_export_names_the_dispatcher_and_the_ep_overlap_it_was_cost
     assert "--overlap-moe-expert-parallel-comm" not in full
     pp = args("framework=megatron,precision=bf16,tp=2,pp=2,ep=4,dp=4,zero=1,mbs=1,recompute=selective")
     assert "--overlap-moe-expert-parallel-comm" not in pp
+
+
+@pytest.mark.parametrize("cmd", [["solve", "scenarios/70b_offload_1node.yaml", "--top", "1"],
+                                 ["serve", "scenarios/serve_70b.yaml", "--top", "1"]])
+def test_emit_into_a_dangling_link_names_the_link(tmp_path, cmd):
+    """A link to a folder that does not exist was caught only when the staged folder was renamed onto
+    it, with an error naming the temporary folder ('.out.x1y2.tmp: Not a directory')."""
+    link = tmp_path / "out"
+    link.symlink_to(tmp_path / "missing")
+    r = CliRunner().invoke(main, [cmd[0], str(ROOT / cmd[1]), *cmd[2:], "--emit", str(link)])
+    assert r.exit_code == 2, r.output
+    assert f"{link}:" in r.output and "link" in r.output and ".tmp" not in r.output
+    assert not (tmp_path / "missing").exists() and link.is_symlink()
