@@ -13,6 +13,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from planner.atomic import folder_refuses
 from planner.errors import InputError
 from planner.frameworks import accelerate, common, hf_config, launch, megatron, megatron_layout, torchtitan
 from planner.frameworks import torchtitan_model
@@ -279,7 +280,10 @@ def write_tree(out_dir: Path, files: dict[str, str]) -> list[Path]:
     _check_replaceable(out_dir, files)
     made = [p for p in [out_dir.parent, *out_dir.parent.parents] if not p.exists()]
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.", suffix=".tmp"))
+    try:
+        stage = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.", suffix=".tmp"))
+    except OSError as exc:
+        raise folder_refuses(out_dir, exc) from None
     try:
         _stage(stage, files)
         if out_dir.is_dir():

@@ -409,3 +409,22 @@ def test_emit_into_a_dangling_link_names_the_link(tmp_path, cmd):
     assert r.exit_code == 2, r.output
     assert f"{link}:" in r.output and "link" in r.output and ".tmp" not in r.output
     assert not (tmp_path / "missing").exists() and link.is_symlink()
+
+
+@pytest.mark.parametrize("cmd", [["solve", "scenarios/32b_16gpu.yaml", "--top", "1", "--report", "r.html"],
+                                 ["solve", "scenarios/32b_16gpu.yaml", "--top", "1", "--emit", "out"],
+                                 ["export", "scenarios/32b_16gpu.yaml", "--rank", "1", "-o", "out"]])
+def test_a_folder_that_refuses_files_is_named_not_the_temporary_file(tmp_path, monkeypatch, cmd):
+    """An unwritable folder (read-only, /proc) failed with the name of the temporary file the atomic
+    write staged ('.r.html.x1y2.tmp: Permission denied'), a name the user never gave."""
+    import tempfile
+
+    def refuse(*args, dir=None, prefix="", suffix="", **kw):
+        raise PermissionError(13, "Permission denied", os.path.join(dir, prefix + "x1y2" + suffix))
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    monkeypatch.setattr(tempfile, "mkdtemp", refuse)
+    target = tmp_path / cmd[-1]
+    r = CliRunner().invoke(main, [cmd[0], str(ROOT / cmd[1]), *cmd[2:-1], str(target)])
+    assert r.exit_code == 2, r.output
+    assert f"{target}:" in r.output and "Permission denied" in r.output and ".tmp" not in r.output
