@@ -213,7 +213,7 @@ def _resolved_plan(sc, plan_text: str, scenario_path: str):
 @click.option("--top", type=click.IntRange(1, 10000), help="number of plans to show (default: the scenario's top)")
 @click.option("--objective", type=click.Choice(["throughput", "time", "cost"]), help="ranking objective")
 @click.option("--exhaustive", is_flag=True, help="enumerate layouts by brute force instead of CP-SAT (a cross-check)")
-@click.option("--strict", is_flag=True, help="rank by the objective alone (no 1%% tie band, no 3%% penalty for tight plans)")
+@click.option("--strict", is_flag=True, help="rank by the objective alone (no 1% tie band, no 3% penalty for tight plans)")
 @click.option("--json", "as_json", is_flag=True, help="print the JSON result")
 @click.option("--emit", "emit_dir", type=click.Path(file_okay=False), callback=_path,
               help="also write the files that run the top plans to DIR/rank1, DIR/rank2, ...")

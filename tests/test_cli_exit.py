@@ -55,3 +55,10 @@ def test_bad_input_still_exits_2_with_its_message(tmp_path):
 def test_usage_error_exits_2():
     r = _planner("solve")
     assert r.returncode == 2 and "Missing argument" in r.stderr
+
+
+def test_help_texts_print_percent_signs_once():
+    """click does not %-format option help: '1%%' was printed as written."""
+    for cmd in ("solve", "estimate", "serve", "compare", "export"):
+        r = CliRunner().invoke(main, [cmd, "--help"])
+        assert r.exit_code == 0 and "%%" not in r.output, (cmd, r.output)
