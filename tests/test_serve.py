@@ -354,3 +354,12 @@ def test_solve_of_a_file_with_both_blocks_says_not_both(tmp_path):
         args = [cmd, str(p)] + (["--plan", "tp=1"] if cmd == "estimate" else [])
         r = runner.invoke(main, args)
         assert r.exit_code == 2 and "not both" in r.output and "unknown key" not in r.output, (cmd, r.output)
+
+
+def test_an_overloaded_plan_says_why_it_has_no_latency():
+    """One replica under 40 requests/s: no TTFT exists (the queue grows); the table printed 'n/a ms'."""
+    r = run("serve", SERVE_70B, "--plan", "engine=trtllm,weights=fp8,kv_cache=fp8,tp=2,replicas=1")
+    assert r.exit_code == 0 and "n/a ms" not in r.output
+    assert "unstable" in r.output and "output tokens/s" in r.output
+    r = run("serve", SERVE_70B, "--plan", "engine=trtllm,weights=fp8,kv_cache=fp8,tp=2,replicas=12")
+    assert r.exit_code == 0 and "unstable" not in r.output
