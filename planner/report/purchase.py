@@ -134,6 +134,12 @@ CSV_SERVING_COLUMNS = ("kind", "hours_per_year", "gpus_needed", "cost_per_year_u
                        "output_tokens_per_s")
 
 
+def inert(value):
+    """A text cell a spreadsheet would read as a formula (first character = + - @, tab or CR: OWASP
+    'CSV Injection') gets a leading apostrophe; numbers and other text are written as they are."""
+    return "'" + value if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
 def csv_text(result: dict) -> str:
     """One CSV line per option x workload, training rows first, then serving rows (kind: serving);
     `plan` is the one-line description."""
@@ -145,7 +151,7 @@ def csv_text(result: dict) -> str:
 
     def cell(r, c, plan_text):
         v = r.get(c)
-        return "" if v is None else (plan_text(r["plan"]) if c == "plan" else v)
+        return "" if v is None else (plan_text(r["plan"]) if c == "plan" else inert(v))
 
     for r in result["options"]:
         w.writerow([cell(r, c, lambda p: describe(p, bool(r.get("batch")))) for c in CSV_COLUMNS]
