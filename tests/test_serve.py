@@ -363,3 +363,27 @@ def test_an_overloaded_plan_says_why_it_has_no_latency():
     assert "unstable" in r.output and "output tokens/s" in r.output
     r = run("serve", SERVE_70B, "--plan", "engine=trtllm,weights=fp8,kv_cache=fp8,tp=2,replicas=12")
     assert r.exit_code == 0 and "unstable" not in r.output
+
+
+def test_offline_search_fills_an_hourly_budget_not_the_cluster(tmp_path):
+    """Offline, each plan took every GPU of the cluster (the cost per token does not depend on the
+    replica count), so budget.max_usd_per_hour below the whole cluster's price left nothing, and the
+    explanation named the whole cluster's price although one GPU of the same plan fits the budget."""
+    from planner.serve.search import solve_serving
+    from planner.spec.serving import load_serving_scenario
+
+    text = ("model: llama-3.1-8b\ncluster: {node: dgx-h100, nodes: 1}\n"
+            "serving: {input_tokens: 100, output_tokens: 100, offline: true}\n")
+    price = load_serving_scenario(write(tmp_path, "a.yaml", text)).cluster.node.usd_per_gpu_hour
+    whole = solve_serving(load_serving_scenario(write(tmp_path, "b.yaml", text)), top=3)
+    budget = 3.5 * price  # three GPUs' worth
+    r = solve_serving(load_serving_scenario(write(tmp_path, "c.yaml", text + f"budget: {{max_usd_per_hour: {budget}}}\n")),
+                      top=3)
+    assert r["plans"], r.get("infeasible")
+    for p in r["plans"]:
+        assert p["cost"]["usd_per_hour"] <= budget and p["gpus"] == 3 // (p["plan"]["tp"] * p["plan"]["pp"]) * \
+            p["plan"]["tp"] * p["plan"]["pp"]
+    # the cost per token of the best plan is the unbudgeted search's: same plan, fewer replicas
+    best, free = r["plans"][0], whole["plans"][0]
+    assert best["cost"]["usd_per_million_output_tokens"] == pytest.approx(free["cost"]["usd_per_million_output_tokens"],
+                                                                         rel=1e-6)
