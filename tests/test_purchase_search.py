@@ -209,8 +209,8 @@ def test_shared_refine_gives_each_tables_exact_bound(tasks, monkeypatch):
 
 
 def test_compare_report_says_why_the_batch_was_chosen(tmp_path):
-    """Issue 14: the output states the chosen batch and why; the compare report named the batch of each
-    option (plan column) but not the reason. Each workload allowing several batches states the
+    """Issue 14: the output states the chosen batch and why; the compare table and report named the batch
+    of each option (plan column) but not the reason. Each workload allowing several batches states the
     reason for its fastest option, the text of that row's batch.why."""
     from click.testing import CliRunner
 
@@ -224,8 +224,11 @@ def test_compare_report_says_why_the_batch_was_chosen(tmp_path):
 
     html = (tmp_path / "c.html").read_text()
     rows = json.loads(r.stdout)["options"]
+    table = CliRunner().invoke(main, ["compare", str(path)], catch_exceptions=False, terminal_width=250).stdout
     for name in ("range-8b", "list-8b"):
         fastest = min((o for o in rows if o["workload"] == name and o["days"] is not None), key=lambda o: o["days"])
         assert escape(fastest["batch"]["why"]) in html, name
+        line = f"global batch of {name}, fastest option {fastest['cluster']}: {fastest['batch']['why']}"
+        assert line in table.replace("\n", " "), name
     one = [o for o in rows if o["workload"] == "one-8b"]
-    assert all(o["batch"] is None for o in one)
+    assert all(o["batch"] is None for o in one) and "global batch of one-8b" not in table

@@ -112,6 +112,8 @@ def sensitivity_table(entries: list[dict]) -> Table:
 def render_compare(result: dict, console: Console) -> None:
     if result["options"]:
         console.print(options_table(result))
+        for line in batch_lines(result["options"]):
+            console.print(line, soft_wrap=True, markup=False)
         console.print(overall_table(result))
     mix = result.get("best_mix")
     if mix:
@@ -125,6 +127,17 @@ def render_compare(result: dict, console: Console) -> None:
         from planner.serve.purchase import serving_table
 
         console.print(serving_table(result["serving"]))
+
+
+def batch_lines(rows: list[dict]) -> list[str]:
+    """Per workload whose global batch is searched: its fastest option's batch and why (batch.why)."""
+    out = []
+    for name in dict.fromkeys(r["workload"] for r in rows):
+        searched = [r for r in rows if r["workload"] == name and r.get("batch") and r["days"] is not None]
+        if searched:
+            best = min(searched, key=lambda r: r["days"])
+            out.append(f"global batch of {name}, fastest option {best['cluster']}: {best['batch']['why']}")
+    return out
 
 
 CSV_COLUMNS = ("cluster", "option", "node", "nodes", "gpus", "pricing", "workload", "weight", "days", "cost_usd",
