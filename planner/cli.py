@@ -69,9 +69,22 @@ class _Console:
     def real(self):
         if self._console is None:
             from rich.console import Console
+            from rich.errors import MarkupError
+            from rich.text import Text
+
+            class PlainOnBadMarkup(Console):
+                """Text with a name in it that reads as broken rich markup (a scenario named '[/]') is
+                printed as plain text instead of raising MarkupError."""
+
+                def render_str(self, text, **kw):
+                    try:
+                        return super().render_str(text, **kw)
+                    except MarkupError:
+                        return Text(text, style=kw.get("style") or "")
 
             stream = sys.stderr if self._stderr else sys.stdout
-            self._console = Console(stderr=self._stderr, highlight=False, width=None if stream.isatty() else 170)
+            self._console = PlainOnBadMarkup(stderr=self._stderr, highlight=False,
+                                             width=None if stream.isatty() else 170)
         return self._console
 
     def __getattr__(self, name):
