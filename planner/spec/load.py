@@ -120,6 +120,18 @@ def _is_type_error(kind: str) -> bool:
     return kind.endswith(("_type", "_parsing"))
 
 
+def _key_from_message(path: str, msg: str, prefix: tuple, loc: tuple) -> tuple[str, str]:
+    """A check across keys (a model validator) says which key in its message ('search.fixed.global_batch:
+    65 is not ...'); where that key lies at or below the error's own location, it becomes the path."""
+    import re
+
+    m = re.match(r"([A-Za-z_]\w*(?:\.\w+)*): (.+)", msg, re.S)
+    rel = ".".join(str(p) for p in loc)
+    if m and (not rel or m.group(1) == rel or m.group(1).startswith(rel + ".")):
+        return ".".join(str(p) for p in prefix + (m.group(1),)), m.group(2)
+    return path, msg
+
+
 def format_errors(exc: ValidationError, cls: type[BaseModel], prefix: tuple = ()) -> list[tuple[str, str]]:
     """(key path, message) for each pydantic error, with a 'did you mean' for unknown keys."""
     out = []
@@ -142,6 +154,7 @@ def format_errors(exc: ValidationError, cls: type[BaseModel], prefix: tuple = ()
             msg = err["msg"].removeprefix("Value error, ")
             if "input" in err and kind not in ("value_error",) and not isinstance(err["input"], (dict, list)):
                 msg += f" (got {err['input']!r})"
+            path, msg = _key_from_message(path, msg, prefix, loc) if kind == "value_error" else (path, msg)
         out.append((path, msg, kind, near[0] if kind == "extra_forbidden" and near else None))
     # A union (`nodes: 4 | [list] | {range}`) reports one error per member: when one member's own check
     # explains the problem (a value_error), the others' "should be a valid list" add nothing.
