@@ -212,8 +212,16 @@ def _check_replaceable(out_dir: Path, files: dict[str, str]) -> None:
         if target.is_symlink() or (target.exists() and not target.is_file()):
             raise InputError("is in the way of the export (not a regular file); remove it", file=str(target))
         for parent in list(Path(rel).parents)[:-1]:
+            check_not_linked(out_dir / parent)
             if (out_dir / parent).exists() and not (out_dir / parent).is_dir():
                 raise InputError("is in the way of the export (not a folder); remove it", file=str(out_dir / parent))
+
+
+def check_not_linked(folder: Path) -> None:
+    """A folder the export makes inside the folder given (rank1, ...) must not be a link: its files
+    would be written, and with --force replaced, wherever the link points."""
+    if folder.is_symlink():
+        raise InputError("is a link; the export writes only inside the folder given: remove it", file=str(folder))
 
 
 def _stale(out_dir: Path, files: dict[str, str]) -> list[str]:

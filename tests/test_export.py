@@ -428,3 +428,22 @@ def test_a_folder_that_refuses_files_is_named_not_the_temporary_file(tmp_path, m
     r = CliRunner().invoke(main, [cmd[0], str(ROOT / cmd[1]), *cmd[2:-1], str(target)])
     assert r.exit_code == 2, r.output
     assert f"{target}:" in r.output and "Permission denied" in r.output and ".tmp" not in r.output
+
+
+@pytest.mark.parametrize("cmd", [["solve", "scenarios/70b_offload_1node.yaml", "--top", "2"],
+                                 ["serve", "scenarios/serve_70b.yaml", "--top", "2"]])
+def test_emit_force_never_writes_through_a_linked_rank_folder(tmp_path, cmd):
+    """With --force, out/rank1 a link to a folder elsewhere had its files replaced there (a linked file
+    was refused, a linked folder followed)."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    for name in ("launch.sh", "serve.sh", "README.txt"):
+        (elsewhere / name).write_text("precious")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "rank1").symlink_to(elsewhere)
+    r = CliRunner().invoke(main, [cmd[0], str(ROOT / cmd[1]), *cmd[2:], "--emit", str(out), "--force"])
+    assert r.exit_code == 2, r.output
+    assert str(out / "rank1") in r.output and "link" in r.output
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["README.txt", "launch.sh", "serve.sh"]
+    assert all(p.read_text() == "precious" for p in elsewhere.iterdir())

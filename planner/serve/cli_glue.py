@@ -31,11 +31,14 @@ def _report_writer():
 def emit_plans(sc, plans: list[dict], out_dir: str, force: bool) -> list[Path]:
     """Write each plan's launch files to out_dir/rank<k> atomically (planner.atomic.write_atomic)."""
     from planner.atomic import write_atomic
-    from planner.export import check_target
+    from planner.export import check_not_linked, check_target
 
     build = _launch_builder()
     root = Path(out_dir)
     check_target(root, force)
+    if len(plans) > 1:
+        for k in range(1, len(plans) + 1):
+            check_not_linked(root / f"rank{k}")
     built = [(k, build(sc, r)) for k, r in enumerate(plans, 1)]  # build everything before writing
     paths = []
     for k, files in built:
