@@ -445,6 +445,8 @@ def compare(purchases, budget, vary, as_json, csv_path, report_path, force, work
     from planner.spec.purchase import load_purchases
 
     pf = load_purchases(purchases)
+    if csv_path and report_path and Path(csv_path).absolute() == Path(report_path).absolute():
+        raise InputError("--csv and --report name the same path", file=csv_path)
     _check_new_file(csv_path, force)
     _check_new_file(report_path, force)
     result = _with_progress(lambda progress: run_compare(pf, budget, vary, workers, progress), search_count(pf))

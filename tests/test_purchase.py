@@ -313,3 +313,13 @@ def test_csv_names_cannot_become_spreadsheet_formulas(tmp_path):
     assert {r["option"] for r in rows} == {"'=HYPERLINK(\"http://x\",\"y\")", "'-b200"}
     assert {r["workload"] for r in rows} == {"small-8b", "'@SUM(1,2)"}
     assert all(float(r["days"]) > 0 for r in rows if r["days"])
+
+
+def test_csv_and_report_on_one_path_fail_before_any_work(small, tmp_path):
+    """compare --csv X --report X wrote the CSV, then failed on the report ('file exists'), after the
+    whole comparison; with --force the report replaced the CSV."""
+    path, _, _ = small
+    same = tmp_path / "out.txt"
+    for extra in ([], ["--force"]):
+        r = run("compare", path, "--csv", same, "--report", same, *extra)
+        assert r.exit_code == 2 and "same path" in r.stderr and not same.exists(), r.output
