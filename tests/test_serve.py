@@ -387,3 +387,14 @@ def test_offline_search_fills_an_hourly_budget_not_the_cluster(tmp_path):
     best, free = r["plans"][0], whole["plans"][0]
     assert best["cost"]["usd_per_million_output_tokens"] == pytest.approx(free["cost"]["usd_per_million_output_tokens"],
                                                                          rel=1e-6)
+
+
+def test_a_scenario_given_to_compare_and_a_purchase_file_given_to_solve_name_the_right_command(tmp_path):
+    """Each was answered with a page of 'unknown key' lines; serve and solve already point to each other."""
+    r = run("compare", ROOT / "scenarios" / "32b_16gpu.yaml")
+    assert r.exit_code == 2 and "planner solve" in r.output and "unknown key" not in r.output, r.output
+    r = run("compare", SERVE_70B)
+    assert r.exit_code == 2 and "planner serve" in r.output and "unknown key" not in r.output, r.output
+    for cmd in (["solve"], ["serve"], ["estimate", "--plan", "tp=1"]):
+        r = run(cmd[0], ROOT / "scenarios" / "purchases.yaml", *cmd[1:])
+        assert r.exit_code == 2 and "planner compare" in r.output and "unknown key" not in r.output, (cmd, r.output)

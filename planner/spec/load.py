@@ -277,12 +277,22 @@ def check_scenario(sc, file: str | None = None):
     return sc
 
 
+def refuse_purchase_file(data, path) -> None:
+    """A purchase file given where a scenario is expected: say which command reads it."""
+    from planner.spec.purchase import is_purchase
+
+    if is_purchase(data) and not ("training" in data or "serving" in data):
+        raise InputError("this is a purchase file (clusters:, workloads:), not a scenario; evaluate it with "
+                         f"`planner compare {path}`", file=str(path), key="clusters")
+
+
 def load_scenario(path: str | Path):
     """Read and validate a scenario file (catalog names and hf_config resolved)."""
     from planner.spec.scenario import Scenario
 
     p = Path(path)
     data = load_yaml(p)
+    refuse_purchase_file(data, path)
     if isinstance(data, dict) and "serving" in data and "training" in data:
         raise InputError("a scenario has either a training: or a serving: block, not both",
                          file=str(path), key="serving")
