@@ -378,6 +378,7 @@ def model(target, seq_len, as_json):
     """Parameter counts and FLOPs of a catalog model NAME, a SCENARIO file or a HF config.json."""
     from planner.arch import summary
     from planner.spec.load import load_yaml, read_hf_config, resolve_scenario_dict, validate_model
+    from planner.spec.purchase import is_purchase
     from planner.spec.model import ModelSpec
 
     p = Path(target)
@@ -395,6 +396,9 @@ def model(target, seq_len, as_json):
         elif isinstance(data, dict) and "model" in data:
             sc = _scenario(target)
             spec, seq = sc.model, seq_len or sc.training.seq_len
+        elif is_purchase(data):
+            raise InputError("this is a purchase file (clusters:, workloads:); `planner model` reads a model name, "
+                             f"a scenario or a config.json; `planner compare {target}` evaluates it", file=target)
         else:
             spec = validate_model(ModelSpec, resolve_scenario_dict({"model": data}, p.parent, target)["model"],
                                   file=target)

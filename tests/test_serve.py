@@ -395,6 +395,6 @@ def test_a_scenario_given_to_compare_and_a_purchase_file_given_to_solve_name_the
     assert r.exit_code == 2 and "planner solve" in r.output and "unknown key" not in r.output, r.output
     r = run("compare", SERVE_70B)
     assert r.exit_code == 2 and "planner serve" in r.output and "unknown key" not in r.output, r.output
-    for cmd in (["solve"], ["serve"], ["estimate", "--plan", "tp=1"]):
+    for cmd in (["solve"], ["serve"], ["estimate", "--plan", "tp=1"], ["model"]):
         r = run(cmd[0], ROOT / "scenarios" / "purchases.yaml", *cmd[1:])
         assert r.exit_code == 2 and "planner compare" in r.output and "unknown key" not in r.output, (cmd, r.output)
