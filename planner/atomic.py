@@ -11,9 +11,19 @@ from pathlib import Path
 from planner.errors import InputError
 
 
+def folder_refuses(path: Path, exc: OSError) -> InputError:
+    """The error for a folder that takes no new file (read-only, /proc): it names the path the user gave,
+    not the temporary name the atomic write staged there."""
+    return InputError(f"cannot write in '{Path(path).parent}': {exc.strerror or exc.__class__.__name__}",
+                      file=str(path))
+
+
 def write_atomic(path: Path, text: str, executable: bool = False) -> None:
     """Write `text` to a temporary file next to `path`, flush it to disk, then rename it over `path`."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise folder_refuses(path, exc) from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)

@@ -69,9 +69,22 @@ class _Console:
     def real(self):
         if self._console is None:
             from rich.console import Console
+            from rich.errors import MarkupError
+            from rich.text import Text
+
+            class PlainOnBadMarkup(Console):
+                """Text with a name in it that reads as broken rich markup (a scenario named '[/]') is
+                printed as plain text instead of raising MarkupError."""
+
+                def render_str(self, text, **kw):
+                    try:
+                        return super().render_str(text, **kw)
+                    except MarkupError:
+                        return Text(text, style=kw.get("style") or "")
 
             stream = sys.stderr if self._stderr else sys.stdout
-            self._console = Console(stderr=self._stderr, highlight=False, width=None if stream.isatty() else 170)
+            self._console = PlainOnBadMarkup(stderr=self._stderr, highlight=False,
+                                             width=None if stream.isatty() else 170)
         return self._console
 
     def __getattr__(self, name):
@@ -213,7 +226,7 @@ def _resolved_plan(sc, plan_text: str, scenario_path: str):
 @click.option("--top", type=click.IntRange(1, 10000), help="number of plans to show (default: the scenario's top)")
 @click.option("--objective", type=click.Choice(["throughput", "time", "cost"]), help="ranking objective")
 @click.option("--exhaustive", is_flag=True, help="enumerate layouts by brute force instead of CP-SAT (a cross-check)")
-@click.option("--strict", is_flag=True, help="rank by the objective alone (no 1%% tie band, no 3%% penalty for tight plans)")
+@click.option("--strict", is_flag=True, help="rank by the objective alone (no 1% tie band, no 3% penalty for tight plans)")
 @click.option("--json", "as_json", is_flag=True, help="print the JSON result")
 @click.option("--emit", "emit_dir", type=click.Path(file_okay=False), callback=_path,
               help="also write the files that run the top plans to DIR/rank1, DIR/rank2, ...")
@@ -365,6 +378,7 @@ def model(target, seq_len, as_json):
     """Parameter counts and FLOPs of a catalog model NAME, a SCENARIO file or a HF config.json."""
     from planner.arch import summary
     from planner.spec.load import load_yaml, read_hf_config, resolve_scenario_dict, validate_model
+    from planner.spec.purchase import is_purchase
     from planner.spec.model import ModelSpec
 
     p = Path(target)
@@ -382,6 +396,9 @@ def model(target, seq_len, as_json):
         elif isinstance(data, dict) and "model" in data:
             sc = _scenario(target)
             spec, seq = sc.model, seq_len or sc.training.seq_len
+        elif is_purchase(data):
+            raise InputError("this is a purchase file (clusters:, workloads:); `planner model` reads a model name, "
+                             f"a scenario or a config.json; `planner compare {target}` evaluates it", file=target)
         else:
             spec = validate_model(ModelSpec, resolve_scenario_dict({"model": data}, p.parent, target)["model"],
                                   file=target)
@@ -432,6 +449,8 @@ def compare(purchases, budget, vary, as_json, csv_path, report_path, force, work
     from planner.spec.purchase import load_purchases
 
     pf = load_purchases(purchases)
+    if csv_path and report_path and Path(csv_path).absolute() == Path(report_path).absolute():
+        raise InputError("--csv and --report name the same path", file=csv_path)
     _check_new_file(csv_path, force)
     _check_new_file(report_path, force)
     result = _with_progress(lambda progress: run_compare(pf, budget, vary, workers, progress), search_count(pf))

@@ -13,6 +13,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from planner.atomic import folder_refuses
 from planner.errors import InputError
 from planner.frameworks import accelerate, common, hf_config, launch, megatron, megatron_layout, torchtitan
 from planner.frameworks import torchtitan_model
@@ -174,6 +175,9 @@ def split_notes(scenario, f: dict) -> list[str]:
 def check_target(out_dir: Path, force: bool) -> None:
     """Refuse a file in the way (the target or a folder above it), and a non-empty directory unless force."""
     check_parents(out_dir)
+    if out_dir.is_symlink() and not out_dir.exists():
+        raise InputError(f"is a link to '{os.readlink(out_dir)}', which does not exist; give a folder",
+                         file=str(out_dir))
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError("exists and is not a directory", file=str(out_dir))
     if out_dir.is_dir() and any(out_dir.iterdir()) and not force:
@@ -208,8 +212,16 @@ def _check_replaceable(out_dir: Path, files: dict[str, str]) -> None:
         if target.is_symlink() or (target.exists() and not target.is_file()):
             raise InputError("is in the way of the export (not a regular file); remove it", file=str(target))
         for parent in list(Path(rel).parents)[:-1]:
+            check_not_linked(out_dir / parent)
             if (out_dir / parent).exists() and not (out_dir / parent).is_dir():
                 raise InputError("is in the way of the export (not a folder); remove it", file=str(out_dir / parent))
+
+
+def check_not_linked(folder: Path) -> None:
+    """A folder the export makes inside the folder given (rank1, ...) must not be a link: its files
+    would be written, and with --force replaced, wherever the link points."""
+    if folder.is_symlink():
+        raise InputError("is a link; the export writes only inside the folder given: remove it", file=str(folder))
 
 
 def _stale(out_dir: Path, files: dict[str, str]) -> list[str]:
@@ -276,7 +288,10 @@ def write_tree(out_dir: Path, files: dict[str, str]) -> list[Path]:
     _check_replaceable(out_dir, files)
     made = [p for p in [out_dir.parent, *out_dir.parent.parents] if not p.exists()]
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.", suffix=".tmp"))
+    try:
+        stage = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.", suffix=".tmp"))
+    except OSError as exc:
+        raise folder_refuses(out_dir, exc) from None
     try:
         _stage(stage, files)
         if out_dir.is_dir():

@@ -55,3 +55,29 @@ def test_bad_input_still_exits_2_with_its_message(tmp_path):
 def test_usage_error_exits_2():
     r = _planner("solve")
     assert r.returncode == 2 and "Missing argument" in r.stderr
+
+
+def test_help_texts_print_percent_signs_once():
+    """click does not %-format option help: '1%%' was printed as written."""
+    for cmd in ("solve", "estimate", "serve", "compare", "export"):
+        r = CliRunner().invoke(main, [cmd, "--help"])
+        assert r.exit_code == 0 and "%%" not in r.output, (cmd, r.output)
+
+
+def test_names_that_read_as_rich_markup_print_as_text(tmp_path):
+    """A scenario or node named '[/]' or '[/bold]' raised rich's MarkupError (a traceback) in the
+    solve, serve and compare tables and headers."""
+    node = '{name: "[/]", gpu: l40s, gpus_per_node: 8, scaleup_gb_s: 31, scaleup_domain: 8}'
+    train = write(tmp_path, "t.yaml", f'name: "[/bold] x"\nmodel: llama-3.1-8b\ncluster: {{node: {node}, nodes: 1}}\n'
+                                      "training: {seq_len: 4096, global_batch: 64, tokens: 1.0e10}\n")
+    serve = write(tmp_path, "s.yaml", f'name: "[/bold] x"\nmodel: llama-3.1-405b\ncluster: {{node: {node}, nodes: 1}}\n'
+                                      "serving: {input_tokens: 2048, output_tokens: 512, requests_per_s: 10}\n"
+                                      "search: {weights: [bf16]}\n")
+    purchase = write(tmp_path, "p.yaml", 'name: "[/]"\nclusters:\n'
+                                         '  - {name: "[/]", node: hgx-h100, nodes: [1], cloud: {usd_per_gpu_hour: 2}}\n'
+                                         'workloads:\n  - {name: "[/bold]", model: llama-3.1-8b, seq_len: 4096, '
+                                         'global_batch: [64, 128], tokens: 1.0e10}\n')
+    for args, code in ((["solve", train], 0), (["serve", serve], 1), (["compare", purchase], 0)):
+        r = _planner(*args)
+        assert r.returncode == code and "Traceback" not in r.stderr + r.stdout, (args, r.stderr[-1500:])
+        assert "[/bold]" in r.stdout or "[/]" in r.stdout

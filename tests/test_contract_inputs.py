@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from planner.cli import main
 
-from conftest import ROOT
+from conftest import ROOT, write
 
 runner = CliRunner()
 TINY = {"name": "tiny", "layers": 4, "hidden": 512, "heads": 8, "kv_heads": 2, "ffn_hidden": 1536, "vocab": 32000}
@@ -319,3 +319,16 @@ def test_serving_plan_line_counts_the_prefill_instances():
     plan = {"engine": "vllm", "weights": "fp8", "kv_cache": "fp8", "tp": 2, "pp": 1, "replicas": 3}
     assert describe_serving({"plan": {**plan, "prefill_replicas": 0}}).endswith("x3")
     assert describe_serving({"plan": {**plan, "prefill_replicas": 2}}).endswith("x3 + 2 prefill")
+
+
+def test_a_check_across_keys_names_its_key_once(tmp_path):
+    """A check that spans blocks (a model validator) named the key only inside its message:
+    'f.yaml: (top level): search.fixed.global_batch: ...', 'runtime: runtime.cuda_graph_scope: ...'."""
+    base = ("model: llama-3.1-8b\ncluster: {node: dgx-h100, nodes: 1}\n"
+            "training: {seq_len: 4096, global_batch: 64, tokens: 1.0e10}\n")
+    for extra, key in (("search: {fixed: {global_batch: 65}}\n", "search.fixed.global_batch"),
+                       ("runtime: {cuda_graph_scope: [attn]}\n", "runtime.cuda_graph_scope")):
+        p = write(tmp_path, "f.yaml", base + extra)
+        r = runner.invoke(main, ["validate", str(p)])
+        assert r.exit_code == 2 and f"{p}: {key}: " in r.output, r.output
+        assert "(top level)" not in r.output and r.output.count(key) == 1, r.output

@@ -396,3 +396,54 @@ def test_megatron_moe_export_names_the_dispatcher_and_the_ep_overlap_it_was_cost
     assert "--overlap-moe-expert-parallel-comm" not in full
     pp = args("framework=megatron,precision=bf16,tp=2,pp=2,ep=4,dp=4,zero=1,mbs=1,recompute=selective")
     assert "--overlap-moe-expert-parallel-comm" not in pp
+
+
+@pytest.mark.parametrize("cmd", [["solve", "scenarios/70b_offload_1node.yaml", "--top", "1"],
+                                 ["serve", "scenarios/serve_70b.yaml", "--top", "1"]])
+def test_emit_into_a_dangling_link_names_the_link(tmp_path, cmd):
+    """A link to a folder that does not exist was caught only when the staged folder was renamed onto
+    it, with an error naming the temporary folder ('.out.x1y2.tmp: Not a directory')."""
+    link = tmp_path / "out"
+    link.symlink_to(tmp_path / "missing")
+    r = CliRunner().invoke(main, [cmd[0], str(ROOT / cmd[1]), *cmd[2:], "--emit", str(link)])
+    assert r.exit_code == 2, r.output
+    assert f"{link}:" in r.output and "link" in r.output and ".tmp" not in r.output
+    assert not (tmp_path / "missing").exists() and link.is_symlink()
+
+
+@pytest.mark.parametrize("cmd", [["solve", "scenarios/32b_16gpu.yaml", "--top", "1", "--report", "r.html"],
+                                 ["solve", "scenarios/32b_16gpu.yaml", "--top", "1", "--emit", "out"],
+                                 ["export", "scenarios/32b_16gpu.yaml", "--rank", "1", "-o", "out"]])
+def test_a_folder_that_refuses_files_is_named_not_the_temporary_file(tmp_path, monkeypatch, cmd):
+    """An unwritable folder (read-only, /proc) failed with the name of the temporary file the atomic
+    write staged ('.r.html.x1y2.tmp: Permission denied'), a name the user never gave."""
+    import tempfile
+
+    def refuse(*args, dir=None, prefix="", suffix="", **kw):
+        raise PermissionError(13, "Permission denied", os.path.join(dir, prefix + "x1y2" + suffix))
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    monkeypatch.setattr(tempfile, "mkdtemp", refuse)
+    target = tmp_path / cmd[-1]
+    r = CliRunner().invoke(main, [cmd[0], str(ROOT / cmd[1]), *cmd[2:-1], str(target)])
+    assert r.exit_code == 2, r.output
+    assert f"{target}:" in r.output and "Permission denied" in r.output and ".tmp" not in r.output
+
+
+@pytest.mark.parametrize("cmd", [["solve", "scenarios/70b_offload_1node.yaml", "--top", "2"],
+                                 ["serve", "scenarios/serve_70b.yaml", "--top", "2"]])
+def test_emit_force_never_writes_through_a_linked_rank_folder(tmp_path, cmd):
+    """With --force, out/rank1 a link to a folder elsewhere had its files replaced there (a linked file
+    was refused, a linked folder followed)."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    for name in ("launch.sh", "serve.sh", "README.txt"):
+        (elsewhere / name).write_text("precious")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "rank1").symlink_to(elsewhere)
+    r = CliRunner().invoke(main, [cmd[0], str(ROOT / cmd[1]), *cmd[2:], "--emit", str(out), "--force"])
+    assert r.exit_code == 2, r.output
+    assert str(out / "rank1") in r.output and "link" in r.output
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["README.txt", "launch.sh", "serve.sh"]
+    assert all(p.read_text() == "precious" for p in elsewhere.iterdir())

@@ -295,3 +295,31 @@ def test_bad_vary_and_budget_exit_2(small):
     r = run("compare", path, "--vary", "speed=10%")
     assert r.exit_code == 2 and "--vary" in r.stderr
     assert run("compare", path, "--budget", "-5").exit_code == 2
+
+
+def test_csv_names_cannot_become_spreadsheet_formulas(tmp_path):
+    """A name that starts with = + - @ is a formula to a spreadsheet opening the CSV (OWASP 'CSV
+    injection'); such text cells are written with a leading apostrophe, numbers as they are."""
+    import csv
+
+    text = SMALL.replace("name: h100-rent", "name: '=HYPERLINK(\"http://x\",\"y\")'") \
+                .replace("name: small-7b", "name: '@SUM(1,2)'").replace("name: b200-buy", "name: '-b200'")
+    path = write(tmp_path, "p.yaml", text)
+    out = tmp_path / "rows.csv"
+    assert run("compare", path, "--csv", out, "--workers", "1").exit_code == 0
+    rows = list(csv.DictReader(out.open()))
+    cells = [r[c] for r in rows for c in ("cluster", "option", "workload")]
+    assert not [c for c in cells if c[:1] in "=+-@"], cells
+    assert {r["option"] for r in rows} == {"'=HYPERLINK(\"http://x\",\"y\")", "'-b200"}
+    assert {r["workload"] for r in rows} == {"small-8b", "'@SUM(1,2)"}
+    assert all(float(r["days"]) > 0 for r in rows if r["days"])
+
+
+def test_csv_and_report_on_one_path_fail_before_any_work(small, tmp_path):
+    """compare --csv X --report X wrote the CSV, then failed on the report ('file exists'), after the
+    whole comparison; with --force the report replaced the CSV."""
+    path, _, _ = small
+    same = tmp_path / "out.txt"
+    for extra in ([], ["--force"]):
+        r = run("compare", path, "--csv", same, "--report", same, *extra)
+        assert r.exit_code == 2 and "same path" in r.stderr and not same.exists(), r.output

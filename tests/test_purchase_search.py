@@ -206,3 +206,29 @@ def test_shared_refine_gives_each_tables_exact_bound(tasks, monkeypatch):
     monkeypatch.setattr(solver, "search_bound", lambda c, t, heads=None: (bound.step_lower_bound(c, t, heads), None))
     assert found == [p["best"] is None for p in purchase_search.prepare(scenarios)]
     assert not all(found)
+
+
+def test_compare_report_says_why_the_batch_was_chosen(tmp_path):
+    """Issue 14: the output states the chosen batch and why; the compare table and report named the batch
+    of each option (plan column) but not the reason. Each workload allowing several batches states the
+    reason for its fastest option, the text of that row's batch.why."""
+    from click.testing import CliRunner
+
+    from planner.cli import main
+
+    path = write(tmp_path, "ranges.yaml", RANGES)
+    r = CliRunner().invoke(main, ["compare", str(path), "--json", "--report", str(tmp_path / "c.html")],
+                           catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    from html import escape
+
+    html = (tmp_path / "c.html").read_text()
+    rows = json.loads(r.stdout)["options"]
+    table = CliRunner().invoke(main, ["compare", str(path)], catch_exceptions=False, terminal_width=250).stdout
+    for name in ("range-8b", "list-8b"):
+        fastest = min((o for o in rows if o["workload"] == name and o["days"] is not None), key=lambda o: o["days"])
+        assert escape(fastest["batch"]["why"]) in html, name
+        line = f"global batch of {name}, fastest option {fastest['cluster']}: {fastest['batch']['why']}"
+        assert line in table.replace("\n", " "), name
+    one = [o for o in rows if o["workload"] == "one-8b"]
+    assert all(o["batch"] is None for o in one) and "global batch of one-8b" not in table

@@ -325,3 +325,76 @@ def test_inline_node_without_scaleup_domain_serves(tmp_path):
               "serving: {input_tokens: 1000, output_tokens: 1000, offline: true}\n")
     out = json.loads(run("serve", p, "--plan", "engine=vllm,max_batch=8", "--json").stdout)
     assert out["throughput"]["output_tokens_per_s"] > 0
+
+
+@pytest.mark.parametrize("plan", ["engine=vllm,max_batch=99999999999999999999",
+                                  "engine=vllm,max_batched_tokens=99999999999999999999",
+                                  "engine=trtllm,max_batch=16777217"])
+def test_plan_integers_beyond_any_deployment_exit_2(plan):
+    """A count past int64 once became a numpy object array and a TypeError deep in the latency model."""
+    r = runner.invoke(main, ["serve", str(SERVE_70B), "--plan", plan])
+    assert r.exit_code == 2, r.output
+    assert "--plan max_batch" in r.output and "at most 16,777,216" in r.output
+
+
+def test_plan_json_also_lists_the_plan_under_plans():
+    """`serve --plan --json` reads like `serve --json` (plans[0]) and keeps the plan's keys at the top."""
+    one = json.loads(run("serve", SERVE_70B, "--plan", "engine=trtllm,weights=fp8,tp=2", "--json").stdout)
+    assert one["plans"] == [{k: v for k, v in one.items() if k not in ("plans", "scenario")}]
+    assert one["plans"][0]["plan"]["engine"] == "trtllm" and one["scenario"]
+
+
+def test_solve_of_a_file_with_both_blocks_says_not_both(tmp_path):
+    """solve once said 'serving: unknown key ... did you mean training?' where serve and validate say
+    what is wrong: a file holds one block or the other."""
+    p = write(tmp_path, "s.yaml", "model: llama-3.1-8b\ncluster: {node: dgx-h100, nodes: 1}\n"
+                                   "training: {seq_len: 4096, global_batch: 64, tokens: 1.0e10}\n"
+                                   "serving: {input_tokens: 5, output_tokens: 512, offline: true}\n")
+    for cmd in ("solve", "estimate", "serve", "validate"):
+        args = [cmd, str(p)] + (["--plan", "tp=1"] if cmd == "estimate" else [])
+        r = runner.invoke(main, args)
+        assert r.exit_code == 2 and "not both" in r.output and "unknown key" not in r.output, (cmd, r.output)
+
+
+def test_an_overloaded_plan_says_why_it_has_no_latency():
+    """One replica under 40 requests/s: no TTFT exists (the queue grows); the table printed 'n/a ms'."""
+    r = run("serve", SERVE_70B, "--plan", "engine=trtllm,weights=fp8,kv_cache=fp8,tp=2,replicas=1")
+    assert r.exit_code == 0 and "n/a ms" not in r.output
+    assert "unstable" in r.output and "output tokens/s" in r.output
+    r = run("serve", SERVE_70B, "--plan", "engine=trtllm,weights=fp8,kv_cache=fp8,tp=2,replicas=12")
+    assert r.exit_code == 0 and "unstable" not in r.output
+
+
+def test_offline_search_fills_an_hourly_budget_not_the_cluster(tmp_path):
+    """Offline, each plan took every GPU of the cluster (the cost per token does not depend on the
+    replica count), so budget.max_usd_per_hour below the whole cluster's price left nothing, and the
+    explanation named the whole cluster's price although one GPU of the same plan fits the budget."""
+    from planner.serve.search import solve_serving
+    from planner.spec.serving import load_serving_scenario
+
+    text = ("model: llama-3.1-8b\ncluster: {node: dgx-h100, nodes: 1}\n"
+            "serving: {input_tokens: 100, output_tokens: 100, offline: true}\n")
+    price = load_serving_scenario(write(tmp_path, "a.yaml", text)).cluster.node.usd_per_gpu_hour
+    whole = solve_serving(load_serving_scenario(write(tmp_path, "b.yaml", text)), top=3)
+    budget = 3.5 * price  # three GPUs' worth
+    r = solve_serving(load_serving_scenario(write(tmp_path, "c.yaml", text + f"budget: {{max_usd_per_hour: {budget}}}\n")),
+                      top=3)
+    assert r["plans"], r.get("infeasible")
+    for p in r["plans"]:
+        assert p["cost"]["usd_per_hour"] <= budget and p["gpus"] == 3 // (p["plan"]["tp"] * p["plan"]["pp"]) * \
+            p["plan"]["tp"] * p["plan"]["pp"]
+    # the cost per token of the best plan is the unbudgeted search's: same plan, fewer replicas
+    best, free = r["plans"][0], whole["plans"][0]
+    assert best["cost"]["usd_per_million_output_tokens"] == pytest.approx(free["cost"]["usd_per_million_output_tokens"],
+                                                                         rel=1e-6)
+
+
+def test_a_scenario_given_to_compare_and_a_purchase_file_given_to_solve_name_the_right_command(tmp_path):
+    """Each was answered with a page of 'unknown key' lines; serve and solve already point to each other."""
+    r = run("compare", ROOT / "scenarios" / "32b_16gpu.yaml")
+    assert r.exit_code == 2 and "planner solve" in r.output and "unknown key" not in r.output, r.output
+    r = run("compare", SERVE_70B)
+    assert r.exit_code == 2 and "planner serve" in r.output and "unknown key" not in r.output, r.output
+    for cmd in (["solve"], ["serve"], ["estimate", "--plan", "tp=1"], ["model"]):
+        r = run(cmd[0], ROOT / "scenarios" / "purchases.yaml", *cmd[1:])
+        assert r.exit_code == 2 and "planner compare" in r.output and "unknown key" not in r.output, (cmd, r.output)

@@ -74,7 +74,19 @@ def workload_section(name: str, rows: list[dict], index: int) -> str:
                                                "deadline", "Pareto", "plan"], body, numeric={1, 3, 4, 5, 6},
                                               cls="plans") + "</div>")
     parts += [f'<p class="sub">{escape(r)}</p>' for r in shown if isinstance(r, str)]
+    parts += batch_note(mine)
     return section(f"workload-{index}", f"Workload {name}", parts)
+
+
+def batch_note(rows: list[dict]) -> list[str]:
+    """For a workload whose global batch is searched: the batch of its fastest option and why (the
+    search's own statement, planner.search batch.why); each option's batch is in its plan column."""
+    searched = [r for r in rows if r.get("batch") and r["days"] is not None]
+    if not searched:
+        return []
+    best = min(searched, key=lambda r: r["days"])
+    return [f'<p class="sub">Global batch searched; each option\'s batch is in its plan. Fastest option, '
+            f'{escape(best["cluster"])}: {escape(best["batch"]["why"])}.</p>']
 
 
 def overall_section(result: dict) -> str:

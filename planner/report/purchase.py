@@ -112,6 +112,8 @@ def sensitivity_table(entries: list[dict]) -> Table:
 def render_compare(result: dict, console: Console) -> None:
     if result["options"]:
         console.print(options_table(result))
+        for line in batch_lines(result["options"]):
+            console.print(line, soft_wrap=True, markup=False)
         console.print(overall_table(result))
     mix = result.get("best_mix")
     if mix:
@@ -127,11 +129,28 @@ def render_compare(result: dict, console: Console) -> None:
         console.print(serving_table(result["serving"]))
 
 
+def batch_lines(rows: list[dict]) -> list[str]:
+    """Per workload whose global batch is searched: its fastest option's batch and why (batch.why)."""
+    out = []
+    for name in dict.fromkeys(r["workload"] for r in rows):
+        searched = [r for r in rows if r["workload"] == name and r.get("batch") and r["days"] is not None]
+        if searched:
+            best = min(searched, key=lambda r: r["days"])
+            out.append(f"global batch of {name}, fastest option {best['cluster']}: {best['batch']['why']}")
+    return out
+
+
 CSV_COLUMNS = ("cluster", "option", "node", "nodes", "gpus", "pricing", "workload", "weight", "days", "cost_usd",
                "tokens_per_usd", "mfu", "tokens_per_s", "meets_deadline", "pareto", "pareto_overall", "plan", "reason")
 # Appended for a purchase file's serving_workloads (blank on training rows; days etc. blank on serving rows).
 CSV_SERVING_COLUMNS = ("kind", "hours_per_year", "gpus_needed", "cost_per_year_usd", "usd_per_million_output_tokens",
                        "output_tokens_per_s")
+
+
+def inert(value):
+    """A text cell a spreadsheet would read as a formula (first character = + - @, tab or CR: OWASP
+    'CSV Injection') gets a leading apostrophe; numbers and other text are written as they are."""
+    return "'" + value if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
 def csv_text(result: dict) -> str:
@@ -145,7 +164,7 @@ def csv_text(result: dict) -> str:
 
     def cell(r, c, plan_text):
         v = r.get(c)
-        return "" if v is None else (plan_text(r["plan"]) if c == "plan" else v)
+        return "" if v is None else (plan_text(r["plan"]) if c == "plan" else inert(v))
 
     for r in result["options"]:
         w.writerow([cell(r, c, lambda p: describe(p, bool(r.get("batch")))) for c in CSV_COLUMNS]

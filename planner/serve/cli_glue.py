@@ -31,11 +31,14 @@ def _report_writer():
 def emit_plans(sc, plans: list[dict], out_dir: str, force: bool) -> list[Path]:
     """Write each plan's launch files to out_dir/rank<k> atomically (planner.atomic.write_atomic)."""
     from planner.atomic import write_atomic
-    from planner.export import check_target
+    from planner.export import check_not_linked, check_target
 
     build = _launch_builder()
     root = Path(out_dir)
     check_target(root, force)
+    if len(plans) > 1:
+        for k in range(1, len(plans) + 1):
+            check_not_linked(root / f"rank{k}")
     built = [(k, build(sc, r)) for k, r in enumerate(plans, 1)]  # build everything before writing
     paths = []
     for k, files in built:
@@ -73,8 +76,8 @@ def run_serve(path, plan_text, as_json, top, objective, emit_dir, report_path, f
         from planner.serve.plan import parse_serve_plan
 
         r = estimate_serving(sc, parse_serve_plan(plan_text, sc))
-        if as_json:
-            print(jsonout.dumps(r, indent=2))
+        if as_json:  # the plan's keys at the top (as `estimate`), and under plans[0] (as a search)
+            print(jsonout.dumps({**r, "scenario": sc.name, "plans": [r]}, indent=2))
         else:
             render.render_one(r, out)
         plans, result = [r], {"scenario": sc.name, "plans": [r]}

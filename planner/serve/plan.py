@@ -12,6 +12,9 @@ from planner.spec.serving import SERVE_PLAN_FIELDS
 
 FIELDS = SERVE_PLAN_FIELDS + ("attn_dp", "prefill_replicas", "engine_version", "graph_padding", "moe_backend")
 INT_FIELDS = ("tp", "pp", "ep", "replicas", "max_batch", "max_batched_tokens", "prefill_replicas")
+# Largest count a plan may name: the serving spec's cap on token counts (planner.spec.serving, 2**24). A
+# larger one describes no deployment, and past 2**63 numpy would hold it as a Python object.
+PLAN_INT_MAX = 2**24
 
 
 def _choice(key: str, value: str, names: tuple) -> int:
@@ -49,6 +52,8 @@ def parse_serve_plan(text: str, sc) -> dict:
             if row[k] < (0 if k == "prefill_replicas" else 1):
                 raise InputError(f"{k} must be at least {0 if k == 'prefill_replicas' else 1}, got {row[k]}",
                                  key=f"--plan {k}")
+            if row[k] > PLAN_INT_MAX:
+                raise InputError(f"{k} must be at most {PLAN_INT_MAX:,}, got {given[k]}", key=f"--plan {k}")
     flag = given.get("attn_dp", "false").lower()
     if flag not in ("true", "false", "1", "0"):
         raise InputError(f"attn_dp must be true or false, got '{flag}'", key="--plan attn_dp")

@@ -24,6 +24,11 @@ def _num(x, fmt: str, missing: str = "n/a") -> str:
     return missing if x is None else format(x, fmt)
 
 
+def _ms(x, fmt: str) -> str:
+    """Milliseconds, or n/a without a unit (no latency: the queue of an unstable plan grows without end)."""
+    return "n/a" if x is None else format(x, fmt) + " ms"
+
+
 def plans_table(plans: list[dict], title: str) -> Table:
     t = Table(title=title, title_justify="left", header_style="bold", pad_edge=False)
     for col, just in (("#", "right"), ("engine", "left"), ("w/kv", "left"), ("layout", "left"),
@@ -35,7 +40,7 @@ def plans_table(plans: list[dict], title: str) -> Table:
         style = VERDICT_STYLE[m["verdict"]]
         t.add_row(str(i), p["engine"], f"{p['weights']}/{p['kv_cache']}", _layout(p), str(p["max_batch"]),
                   f"[{style}]{m['per_gpu_gib']:.0f}[/]", str(m["max_concurrent_sequences"]),
-                  _num(lat["ttft_ms"]["p90"], ",.0f") + " ms", _num(lat["tpot_ms"]["p90"], ".1f") + " ms",
+                  _ms(lat["ttft_ms"]["p90"], ",.0f"), _ms(lat["tpot_ms"]["p90"], ".1f"),
                   _num(r["throughput"]["output_tokens_per_s_per_gpu"], ",.0f"),
                   _num(r["cost"]["usd_per_million_output_tokens"], ".3f"))
     return t
@@ -68,6 +73,10 @@ def render_one(r: dict, console) -> None:
     console.print(f"memory per GPU: weights {m['weights_gib']:.1f} GiB, KV cache {m['kv_cache_gib']:.1f} GiB, "
                   f"workspace {m['workspace_gib']:.1f} GiB, graphs+context {m['other_gib']:.1f} GiB "
                   f"of {m['capacity_gib']:.1f} GiB ({m['verdict']})", soft_wrap=True)
-    console.print(f"TTFT p50 {_num(lat['ttft_ms']['p50'], ',.0f')} ms, TPOT p50 {_num(lat['tpot_ms']['p50'], '.1f')} ms; "
+    console.print(f"TTFT p50 {_ms(lat['ttft_ms']['p50'], ',.0f')}, TPOT p50 {_ms(lat['tpot_ms']['p50'], '.1f')}; "
                   f"output {r['throughput']['output_tokens_per_s']:,.0f} tokens/s; "
                   f"{'meets' if r['feasible'] else 'does not meet'} the scenario's targets", soft_wrap=True)
+    if not lat.get("stable", True) and r["throughput"].get("capacity_output_tokens_per_s") is not None:
+        console.print(f"unstable: requests arrive faster than this plan serves them (at most "
+                      f"{r['throughput']['capacity_output_tokens_per_s']:,.0f} output tokens/s), so the queue and "
+                      "the time to first token grow without end", soft_wrap=True)

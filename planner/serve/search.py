@@ -36,6 +36,18 @@ def max_gpus(sc) -> int:
     return g
 
 
+def affordable_replicas(sc, gpus_per_instance: np.ndarray, most: np.ndarray) -> np.ndarray:
+    """Most instances whose price stays within budget.max_usd_per_hour: floor(budget / (usd per GPU-hour x
+    GPUs per instance)), at least 1 (a plan over the budget is kept so the explanation can name its
+    price); `most` where the budget or the price is not given. Offline throughput per instance does not
+    depend on the count, so the cost per token is the same at any count and the largest affordable one
+    is the offline plan."""
+    price = sc.cluster.node.usd_per_gpu_hour
+    if sc.budget.max_usd_per_hour is None or not price:
+        return most
+    return np.maximum(np.floor(sc.budget.max_usd_per_hour / (price * gpus_per_instance) + 1e-9).astype(np.int64), 1)
+
+
 def layouts(sc, largest_only: bool = False) -> np.ndarray:
     """Every (tp, pp, ep, replicas) with tp, pp, ep from their domains, ep | tp, and
     tp x pp x replicas <= the GPUs available: CP-SAT enumerates the instance layouts (tp, pp, ep), each
@@ -56,7 +68,9 @@ def layouts(sc, largest_only: bool = False) -> np.ndarray:
     model.AddMultiplicationEquality(tp, [ep, moe_tp])
     inst = np.unique(all_solutions(model, [tp, pp, ep]), axis=0)
     most = g // (inst[:, 0] * inst[:, 1])  # replicas: 1 .. g // (tp x pp)
-    if sc.serving.mode == "offline" or largest_only:  # offline: only the largest replica count matters for cost
+    if sc.serving.mode == "offline":  # offline: only the largest replica count matters for cost ...
+        most = np.minimum(most, affordable_replicas(sc, inst[:, 0] * inst[:, 1], most))  # ... within the budget
+    if sc.serving.mode == "offline" or largest_only:
         return np.column_stack([inst, most]).reshape(-1, 4)
     rep = np.concatenate([np.arange(1, m + 1) for m in most]) if len(inst) else np.zeros(0, dtype=np.int64)
     rows = np.column_stack([np.repeat(inst, most, axis=0), rep]).reshape(-1, 4)

@@ -120,6 +120,18 @@ def _is_type_error(kind: str) -> bool:
     return kind.endswith(("_type", "_parsing"))
 
 
+def _key_from_message(path: str, msg: str, prefix: tuple, loc: tuple) -> tuple[str, str]:
+    """A check across keys (a model validator) says which key in its message ('search.fixed.global_batch:
+    65 is not ...'); where that key lies at or below the error's own location, it becomes the path."""
+    import re
+
+    m = re.match(r"([A-Za-z_]\w*(?:\.\w+)*): (.+)", msg, re.S)
+    rel = ".".join(str(p) for p in loc)
+    if m and (not rel or m.group(1) == rel or m.group(1).startswith(rel + ".")):
+        return ".".join(str(p) for p in prefix + (m.group(1),)), m.group(2)
+    return path, msg
+
+
 def format_errors(exc: ValidationError, cls: type[BaseModel], prefix: tuple = ()) -> list[tuple[str, str]]:
     """(key path, message) for each pydantic error, with a 'did you mean' for unknown keys."""
     out = []
@@ -142,6 +154,7 @@ def format_errors(exc: ValidationError, cls: type[BaseModel], prefix: tuple = ()
             msg = err["msg"].removeprefix("Value error, ")
             if "input" in err and kind not in ("value_error",) and not isinstance(err["input"], (dict, list)):
                 msg += f" (got {err['input']!r})"
+            path, msg = _key_from_message(path, msg, prefix, loc) if kind == "value_error" else (path, msg)
         out.append((path, msg, kind, near[0] if kind == "extra_forbidden" and near else None))
     # A union (`nodes: 4 | [list] | {range}`) reports one error per member: when one member's own check
     # explains the problem (a value_error), the others' "should be a valid list" add nothing.
@@ -264,12 +277,25 @@ def check_scenario(sc, file: str | None = None):
     return sc
 
 
+def refuse_purchase_file(data, path) -> None:
+    """A purchase file given where a scenario is expected: say which command reads it."""
+    from planner.spec.purchase import is_purchase
+
+    if is_purchase(data) and not ("training" in data or "serving" in data):
+        raise InputError("this is a purchase file (clusters:, workloads:), not a scenario; evaluate it with "
+                         f"`planner compare {path}`", file=str(path), key="clusters")
+
+
 def load_scenario(path: str | Path):
     """Read and validate a scenario file (catalog names and hf_config resolved)."""
     from planner.spec.scenario import Scenario
 
     p = Path(path)
     data = load_yaml(p)
+    refuse_purchase_file(data, path)
+    if isinstance(data, dict) and "serving" in data and "training" in data:
+        raise InputError("a scenario has either a training: or a serving: block, not both",
+                         file=str(path), key="serving")
     if isinstance(data, dict) and "serving" in data and "training" not in data:
         raise InputError("this is a serving scenario (it has a serving: block, not training:); "
                          f"plan it with `planner serve {path}`", file=str(path), key="serving")

@@ -240,6 +240,10 @@ def load_purchases(path: str | Path) -> PurchaseFile:
 
     p = Path(path)
     data = load_yaml(p)
+    if isinstance(data, dict) and not is_purchase(data) and ("training" in data or "serving" in data):
+        kind, cmd = ("serving", "serve") if "serving" in data else ("training", "solve")
+        raise InputError(f"this is a {kind} scenario, not a purchase file (clusters:, workloads:); plan it with "
+                         f"`planner {cmd} {path}`", file=str(path), key=kind)
     return validate_model(PurchaseFile, _resolved(data, p.parent, str(path)), file=str(path))
 
 

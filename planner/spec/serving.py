@@ -148,10 +148,11 @@ def _longest(value) -> float:
 
 def load_serving_scenario(path: str | Path) -> ServingScenario:
     """Read and validate a serving scenario (catalog names resolved); exactly one of serving/training."""
-    from planner.spec.load import load_yaml, resolve_scenario_dict, validate_model
+    from planner.spec.load import load_yaml, refuse_purchase_file, resolve_scenario_dict, validate_model
 
     p = Path(path)
     data = load_yaml(p)
+    refuse_purchase_file(data, path)
     if isinstance(data, dict):
         if "serving" in data and "training" in data:
             raise InputError("a scenario has either a training: or a serving: block, not both",
