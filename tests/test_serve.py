@@ -92,6 +92,19 @@ def test_plan_estimate_and_fp8_kv_fits_more():
     assert b["memory"]["kv_cache_gib"] == pytest.approx(a["memory"]["kv_cache_gib"], rel=0.01)
 
 
+def test_kv_cache_left_out_takes_the_engines_auto():
+    # TensorRT-LLM 'auto' = the ModelOpt checkpoint's kv_cache_quant_algo (FP8 for its FP8 / NVFP4 exports);
+    # vLLM / SGLang 'auto' = the model dtype; a stated kv_cache wins.
+    def kv(plan):
+        return json.loads(run("serve", SERVE_70B, "--plan", plan, "--json").stdout)["plan"]["kv_cache"]
+
+    assert kv("engine=trtllm,weights=fp8,tp=2") == "fp8"
+    assert kv("engine=trtllm,weights=bf16,tp=2") == "bf16"
+    assert kv("engine=vllm,weights=fp8,tp=2") == "bf16"
+    assert kv("engine=sglang,weights=fp8,tp=2") == "bf16"
+    assert kv("engine=trtllm,weights=fp8,kv_cache=bf16,tp=2") == "bf16"
+
+
 def test_offline_throughput_grows_with_batch(tmp_path):
     p = write(tmp_path, "s.yaml", "model: llama-3.1-8b\ncluster: {node: hgx-h200, nodes: 1}\n"
               "serving: {input_tokens: 1000, output_tokens: 1000, offline: true}\n")

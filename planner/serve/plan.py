@@ -42,7 +42,7 @@ def parse_serve_plan(text: str, sc) -> dict:
     row: dict = {}
     row["engine"] = _choice("engine", given.get("engine", sc.search.engines[0]), E.ENGINE_NAMES)
     row["wq"] = _choice("weights", given.get("weights", "bf16"), E.WEIGHT_NAMES)
-    row["kv"] = _choice("kv_cache", given.get("kv_cache", "bf16"), E.KV_NAMES)
+    row["kv"] = _choice("kv_cache", given.get("kv_cache", default_kv_cache(row["engine"], row["wq"])), E.KV_NAMES)
     for k in INT_FIELDS:
         if k in given:
             try:
@@ -79,6 +79,17 @@ def parse_serve_plan(text: str, sc) -> dict:
     row.setdefault("max_batched_tokens", int(E.default_max_batched_tokens(eng, gib, sc.serving.offline)[0]))
     check_plan(row, sc)
     return {k: np.array([v]) for k, v in row.items()}
+
+
+def default_kv_cache(engine: int, wq: int) -> str:
+    """The KV-cache format a plan that leaves `kv_cache` out gets: the engine's 'auto'. TensorRT-LLM's
+    KvCacheConfig.dtype 'auto' takes the checkpoint's kv_cache_quant_algo (tensorrt_llm/llmapi/llm_args.py), and the
+    FP8 / NVFP4 checkpoints it serves are NVIDIA ModelOpt exports whose hf_quant_config.json sets
+    kv_cache_quant_algo FP8 (e.g. nvidia/Llama-3.3-70B-Instruct-FP8 and -FP4): fp8 there. vLLM's and SGLang's
+    kv_cache_dtype 'auto' is the model's dtype: bf16 (as for TensorRT-LLM with other weights)."""
+    if engine == E.TRTLLM and E.WEIGHT_NAMES[wq] in ("fp8", "nvfp4"):
+        return "fp8"
+    return "bf16"
 
 
 def _check_moe_backend(row: dict, sc) -> None:
