@@ -39,7 +39,8 @@ def test_bf16_and_torchtitan_plans_are_refused_by_the_rules():
                  "framework=torchtitan,precision=fp8,tp=4,dp=8,mbs=1"):
         with pytest.raises(InputError, match=r"runtime\.fp8_attention .* needs a Megatron plan with precision fp8"):
             parse_plan(text).resolved(sc)
-    assert not framework_problems(parse_plan("framework=megatron,precision=fp8,tp=4,dp=8,mbs=1,zero=1").resolved(sc), sc)
+    ok = parse_plan("framework=megatron,precision=fp8,tp=4,dp=8,mbs=1,zero=1").resolved(sc)
+    assert not framework_problems(ok, sc)
 
 
 def test_cli_names_the_key_and_exits_2(tmp_path):
