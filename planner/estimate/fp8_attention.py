@@ -30,6 +30,16 @@ CUDNN_SDPA_MS = {
            16384: (4.593, 14.593, 2.880, 10.805), 32768: (18.014, 59.024, 11.319, 41.328)},
 }
 
+# The same files' mxfp8 rows (cuDNN MXFP8 attention: E4M3 with a scale per 32 elements; Blackwell only), which
+# Transformer Engine runs under the MXFP8 recipe from v2.16 (PR #2719, "Add MXFP8 attention"):
+# {compute capability: {seq: (mxfp8 fwd, mxfp8 bwd) ms}}, against CUDNN_SDPA_MS's bf16 columns.
+CUDNN_SDPA_MXFP8_MS = {
+    10.0: {2048: (0.103, 0.461), 4096: (0.326, 1.305), 8192: (1.156, 4.272), 16384: (4.400, 15.315),
+           32768: (17.201, 61.716)},
+    10.3: {2048: (0.079, 0.424), 4096: (0.242, 1.203), 8192: (0.856, 3.917), 16384: (3.225, 14.072),
+           32768: (12.632, 55.340)},
+}
+
 # Transformer Engine's FP8 attention in FusedAttnFunc (pytorch/attention/dot_product_attention/backends.py @d0067d0):
 # with fp8_dpa and not fp8_mha (recipe docstring: "LayerNormLinear (BF16 output) -> (cast to FP8) FP8 DPA (cast
 # to BF16) -> Linear") forward quantises Q, K, V (combine_and_quantize) and dequantizes the FP8 output O;
@@ -38,6 +48,11 @@ CUDNN_SDPA_MS = {
 # more for its amax first (2; TE uses Float8CurrentScaling for QKV, O, dO, dQKV under that recipe).
 FP8_DPA_CAST_BYTES = 3.0
 AMAX_READ_BYTES = 2.0
+# MXFP8 attention (TE >= 2.16): in training, combine_and_quantize (attention/dot_product_attention/utils.py) casts
+# Q, K, V once with row-wise and column-wise usage (both copies: forward and backward reduce along different
+# dimensions), as compute_quant.MXFP8_CAST_BYTES counts for a linear input: read 2, write 2 x (1 + 1/32); dO
+# likewise. Those copies are what FusedAttnFunc saves: 2 x (1 + 1/32) bytes per Q, K, V element (per-tensor: 1).
+MXFP8_SAVED_BYTES = 2.0 * (1.0 + 1.0 / 32)
 
 
 def fp8_attention_rows(ctx, t):
@@ -53,29 +68,45 @@ def measured_capability(gpu) -> float | None:
     return cc if cc in CUDNN_SDPA_MS else None
 
 
-def fp8_time_ratios(gpu, q_len):
+def fp8_time_ratios(gpu, q_len, recipe: str = "delayed"):
     """(forward, backward) FP8 / BF16 kernel-time ratios at query length q_len (array): the CUDNN_SDPA_MS
-    ratios of the GPU's compute capability, linear in log2(seq) between the measured lengths, the end values
-    beyond them."""
-    table = CUDNN_SDPA_MS[measured_capability(gpu)]
-    seqs = np.log2(np.array(sorted(table), dtype=float))
-    rows = np.array([table[s] for s in sorted(table)])
+    ratios of the GPU's compute capability (CUDNN_SDPA_MXFP8_MS's for fp8_recipe 'mxfp8'), linear in log2(seq)
+    between the measured lengths, the end values beyond them."""
+    cc = measured_capability(gpu)
+    table, seqs = CUDNN_SDPA_MS[cc], sorted(CUDNN_SDPA_MS[cc])
+    bf16 = np.array([table[s][:2] for s in seqs])
+    fp8 = np.array([CUDNN_SDPA_MXFP8_MS[cc][s] if recipe == "mxfp8" else table[s][2:] for s in seqs])
     x = np.log2(np.maximum(np.asarray(q_len, dtype=float), 1.0))
-    return np.interp(x, seqs, rows[:, 2] / rows[:, 0]), np.interp(x, seqs, rows[:, 3] / rows[:, 1])
+    xs = np.log2(np.array(seqs, dtype=float))
+    return np.interp(x, xs, fp8[:, 0] / bf16[:, 0]), np.interp(x, xs, fp8[:, 1] / bf16[:, 1])
+
+
+def quantise_bytes(recipe: str) -> float:
+    """Bytes per element of quantising a bf16 tensor for FP8 attention: FP8_DPA_CAST_BYTES, plus AMAX_READ_BYTES
+    under per-tensor current scaling; under 'mxfp8' compute_quant.MXFP8_CAST_BYTES (both copies, block scales)."""
+    if recipe == "mxfp8":
+        from planner.estimate.compute_quant import MXFP8_CAST_BYTES
+        return MXFP8_CAST_BYTES
+    return FP8_DPA_CAST_BYTES + (AMAX_READ_BYTES if recipe == "current" else 0.0)
+
+
+def saved_qkv_bytes(recipe: str) -> float:
+    """Bytes per Q, K, V element FusedAttnFunc keeps for its FP8 backward: 1 (per-tensor), MXFP8_SAVED_BYTES."""
+    return MXFP8_SAVED_BYTES if recipe == "mxfp8" else 1.0
 
 
 def cast_bytes(ctx, t, tokens):
     """(forward, backward) bytes of the casts at one layer's FP8 attention on one GPU, `tokens` query tokens:
-    forward Q, K, V to FP8 and O back, backward dO to FP8 and dQ, dK, dV back, FP8_DPA_CAST_BYTES per element
-    (heads split by tp), plus AMAX_READ_BYTES per quantised element under fp8_recipe 'current'."""
+    forward Q, K, V quantised (quantise_bytes per element) and O dequantised (FP8_DPA_CAST_BYTES), backward dO
+    quantised and dQ, dK, dV dequantised; heads split by tp."""
     m = ctx.model
     d_qk, d_v = attention_dims(m)
     kv_heads = m.n_kv_heads if not m.mla else m.heads
     qkv = (m.heads * d_qk + kv_heads * (d_qk + d_v)) / t["tp"]
     out = m.heads * d_v / t["tp"]
-    amax = AMAX_READ_BYTES if ctx.scenario.runtime.fp8_recipe == "current" else 0.0
-    fwd = tokens * ((FP8_DPA_CAST_BYTES + amax) * qkv + FP8_DPA_CAST_BYTES * out)
-    bwd = tokens * ((FP8_DPA_CAST_BYTES + amax) * out + FP8_DPA_CAST_BYTES * qkv)
+    quant = quantise_bytes(ctx.scenario.runtime.fp8_recipe)
+    fwd = tokens * (quant * qkv + FP8_DPA_CAST_BYTES * out)
+    bwd = tokens * (quant * out + FP8_DPA_CAST_BYTES * qkv)
     return fwd, bwd
 
 
@@ -86,7 +117,7 @@ def fp8_attention_scaling(ctx, t, tokens, hbm):
     rows = fp8_attention_rows(ctx, t)
     if not np.any(rows):
         return None
-    r_fwd, r_bwd = fp8_time_ratios(ctx.gpu, ctx.seq_len / t["cp"])
+    r_fwd, r_bwd = fp8_time_ratios(ctx.gpu, ctx.seq_len / t["cp"], ctx.scenario.runtime.fp8_recipe)
     c_fwd, c_bwd = cast_bytes(ctx, t, tokens)
     return (np.where(rows, r_fwd, 1.0), np.where(rows, r_bwd, 1.0),
             np.where(rows, c_fwd / hbm, 0.0), np.where(rows, c_bwd / hbm, 0.0))

@@ -161,14 +161,16 @@ def fp8_attention_saved_delta(ctx, t, qkv):
     """(bytes per token without recompute, the same under selective recompute of core_attn) that FP8 attention
     (runtime.fp8_attention, fp8_attention.fp8_attention_rows) changes in what a layer stores: Transformer
     Engine's FusedAttnFunc saves the FP8 casts of Q, K and V for its FP8 backward (backends.py @d0067d0:
-    fp8_tensors = (q_fp8, k_fp8, v_fp8, ...) under every FP8 sub-recipe) instead of the bf16 tensors, so
-    `qkv` (their bf16 bytes) is halved: -qkv / 2. The output O stays counted in bf16 (saved in FP8 only under
-    delayed scaling without NVTE_DPA_FP8CS_O_in_F16; not modelled). When core_attn is recomputed the
-    checkpoint keeps the bf16 Q, K, V and nothing changes: the second value cancels the first there."""
-    from planner.estimate.fp8_attention import fp8_attention_rows
+    fp8_tensors = (q_fp8, k_fp8, v_fp8, ...) under every FP8 sub-recipe) instead of the bf16 tensors:
+    `qkv` (their bf16 bytes, 2 per element) becomes fp8_attention.saved_qkv_bytes per element (1 per-tensor, so
+    -qkv / 2; MXFP8 keeps both copies and their scales, slightly more than bf16). The output O stays counted in
+    bf16 (saved in FP8 only under delayed scaling; not modelled). When core_attn is recomputed the checkpoint
+    keeps the bf16 Q, K, V and nothing changes: the second value cancels the first there."""
+    from planner.estimate.fp8_attention import fp8_attention_rows, saved_qkv_bytes
     from planner.estimate.recompute import recompute_modules
 
-    delta = np.where(fp8_attention_rows(ctx, t), -qkv / 2, 0.0)
+    per = saved_qkv_bytes(ctx.scenario.runtime.fp8_recipe)
+    delta = np.where(fp8_attention_rows(ctx, t), qkv * (per - 2.0) / 2.0, 0.0)
     return delta, (delta if "core_attn" in recompute_modules(ctx) else 0.0)
 
 

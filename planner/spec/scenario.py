@@ -182,7 +182,7 @@ class Runtime(Strict):
         "fused attention, Hopper and Blackwell only (compute capability 9.0, 10.0, 10.3): the kernel at the "
         "FP8 / BF16 time NVIDIA's cuDNN benchmark measured on that architecture, plus the casts of Q, K, V, O, "
         "dO and dQ, dK, dV (planner/estimate/fp8_attention.py). Combines with every fp8_recipe (NVFP4 linear "
-        "layers with FP8 attention: TE >= 2.8)")
+        "layers with FP8 attention: TE >= 2.8; under mxfp8, cuDNN's MXFP8 attention as TE >= 2.16 runs it)")
     moe_dispatcher: Literal["alltoall", "allgather", "deepep", "hybridep"] = Field(
         "alltoall", description="Megatron's MoE token dispatcher (--moe-token-dispatcher-type alltoall / allgather, "
         "or flex with --moe-flex-dispatcher-backend deepep / hybridep). alltoall: what the NeMo / Megatron-Bridge "
