@@ -144,7 +144,20 @@ def readme(scenario, result: dict, f: dict, nodes: int, per_node: int, names: li
     ]
     if f["framework"] == "deepspeed" and "nvme" in (f["offload"], f["offload_params"]):
         lines.append("  NVMe offload: nvme_path in ds_config.json must be a directory on a local NVMe drive")
-    return "\n".join(lines + split_notes(scenario, f)) + "\n"
+    return "\n".join(lines + split_notes(scenario, f) + fp8_attention_notes(scenario, f)) + "\n"
+
+
+def fp8_attention_notes(scenario, f: dict) -> list[str]:
+    """README lines for a Megatron fp8 plan estimated with runtime.fp8_attention: Megatron-LM (main @ d98e8a6)
+    has no command-line flag for it: megatron/training/arguments.py lists TransformerConfig's
+    fp8_dot_product_attention among the fields with no CLI argument (since 639c08ab, 2026-01; none before),
+    so the launch files cannot turn it on and say how to."""
+    if not (scenario.runtime.fp8_attention and f["framework"] == "megatron" and f["precision"] == "fp8"):
+        return []
+    return ["", "FP8 attention (runtime.fp8_attention) is in the estimates, not in megatron_args.txt: Megatron-LM's "
+            "pretrain_gpt.py has no flag for it. Set TransformerConfig fp8_dot_product_attention=True in your "
+            "entry point (Megatron-Bridge: mixed_precision.fp8_dot_product_attention=True; NeMo MLPerf configs: "
+            "FP8_DPA=True), or expect the step without it (runtime.fp8_attention false)."]
 
 
 SPLIT_NOTES = {"megatron": megatron_layout.readme_notes, "torchtitan": torchtitan.split_notes,

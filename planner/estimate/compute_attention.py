@@ -18,6 +18,7 @@ from planner.arch import attention_dims, window_layers
 from planner.estimate import context_parallel
 from planner.estimate import table as T
 from planner.estimate.compute_gemm import gemm_s
+from planner.estimate.fp8_attention import fp8_attention_scaling
 from planner.estimate.table import MEG
 
 ATTN_FWD_OF_MAMF = 0.70  # Dao 2023 (FlashAttention-2), see module docstring
@@ -174,7 +175,8 @@ def attention_costs(ctx, t, tokens, half_fps, hbm) -> dict:
     """Forward and backward seconds of one layer's attention core for `tokens` query tokens on one GPU
     ('attn_fwd', 'attn_bwd': a layer at the model's mean cost). Flash attention: FLOPs /
     attention_rates, backward FLASH_BWD_FLOPS_RATIO times the forward FLOPs, plus the merge of the
-    context-parallel ring steps' partial results (context_parallel.merge_s); a full and a windowed
+    context-parallel ring steps' partial results (context_parallel.merge_s) and, with runtime.fp8_attention,
+    the kernel at its FP8 time and the casts around it (fp8_attention.fp8_attention_scaling); a full and a windowed
     layer apart as well ('attn_full_*', 'attn_window_*'), for the stages' own counts
     (compute.stage_compute). Without flash attention: unfused_attention_s (half_fps = peak x MAMF
     fraction)."""
@@ -185,6 +187,10 @@ def attention_costs(ctx, t, tokens, half_fps, hbm) -> dict:
     flops = attention_fwd_flops(ctx, t, tokens)
     fwd_fps, bwd_fps = attention_rates(ctx, t, half_fps)
     merge_fwd, merge_bwd = context_parallel.merge_s(ctx, t, hbm)
+    fp8 = fp8_attention_scaling(ctx, t, tokens, hbm)
+    if fp8 is not None:  # runtime.fp8_attention: the kernel at its measured FP8 / BF16 time, plus the casts
+        fwd_fps, bwd_fps = fwd_fps / fp8[0], bwd_fps / fp8[1]
+        merge_fwd, merge_bwd = merge_fwd + fp8[2], merge_bwd + fp8[3]
     out["attn_fwd"] = flops / fwd_fps + merge_fwd
     out["attn_bwd"] = FLASH_BWD_FLOPS_RATIO * flops / bwd_fps + merge_bwd
     full = full_attention_fwd_flops(ctx, t, tokens)

@@ -157,6 +157,23 @@ def te_fp8_saved_delta(h, heads_local, d_v, ffn_local, sp_div, q: float = 1.0):
     return q * heads_local * d_v - (2 - q) * h / sp_div, -(2 - q) * (h / sp_div + ffn_local)
 
 
+def fp8_attention_saved_delta(ctx, t, qkv):
+    """(bytes per token without recompute, the same under selective recompute of core_attn) that FP8 attention
+    (runtime.fp8_attention, fp8_attention.fp8_attention_rows) changes in what a layer stores: Transformer
+    Engine's FusedAttnFunc saves the FP8 casts of Q, K and V for its FP8 backward (backends.py @d0067d0:
+    fp8_tensors = (q_fp8, k_fp8, v_fp8, ...) under every FP8 sub-recipe) instead of the bf16 tensors:
+    `qkv` (their bf16 bytes, 2 per element) becomes fp8_attention.saved_qkv_bytes per element (1 per-tensor, so
+    -qkv / 2; MXFP8 keeps both copies and their scales, slightly more than bf16). The output O stays counted in
+    bf16 (saved in FP8 only under delayed scaling; not modelled). When core_attn is recomputed the checkpoint
+    keeps the bf16 Q, K, V and nothing changes: the second value cancels the first there."""
+    from planner.estimate.fp8_attention import fp8_attention_rows, saved_qkv_bytes
+    from planner.estimate.recompute import recompute_modules
+
+    per = saved_qkv_bytes(ctx.scenario.runtime.fp8_recipe)
+    delta = np.where(fp8_attention_rows(ctx, t), qkv * (per - 2.0) / 2.0, 0.0)
+    return delta, (delta if "core_attn" in recompute_modules(ctx) else 0.0)
+
+
 def megatron_recompute_savings(ctx, t, x: dict):
     """Bytes per token that Megatron's selective recompute does not keep, per dense and MoE layer, for
     the modules of runtime.recompute_modules (planner.estimate.recompute; default core_attn):
@@ -251,10 +268,12 @@ def layer_activation_bytes(ctx, t, flash: bool = True) -> dict:
     if m.moe:  # the experts' FP8 GEMMs save their inputs in FP8 too: received tokens (h) and fc2 inputs
         fp8_moe = np.where(te_fp8, -(2 - q) * (copies * (h * t["etp"] / tp + m.moe.expert_ffn_hidden / tp)
                                                + m.moe.shared_ffn / tp), 0.0)
-    none_dense, none_moe = base + core + dense_mlp + fp8_mlp, base + core + moe_mlp + fp8_moe
+    fp8_qkv, rc_qkv = fp8_attention_saved_delta(ctx, t, qkv)
+    none_dense, none_moe = base + core + dense_mlp + fp8_mlp + fp8_qkv, base + core + moe_mlp + fp8_moe + fp8_qkv
     save_dense, save_moe = megatron_recompute_savings(
         ctx, t, {"core": core - kept, "qkv": qkv, "norm_out": 2 * h / sp_div, "dense_mlp": dense_mlp + fp8_mlp,
                  "moe_mlp": moe_mlp + fp8_moe, "te_fp8": te_fp8, "tp": tp, "fused": fused, "q": q, "t": t})
+    save_dense, save_moe = save_dense + rc_qkv, save_moe + rc_qkv
     per_token_dense = {"none": none_dense,
                        "selective": np.where(titan, sac_attn + sac_mlp, none_dense - save_dense)}
     per_token_moe = {"none": none_moe,

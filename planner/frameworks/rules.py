@@ -64,7 +64,14 @@ RULES = [
 TT_NO_NVFP4 = ("torchtitan v0.2.2 has no NVFP4 training (its quantisation converters are float8 and mx): "
                "runtime.fp8_recipe nvfp4 needs framework megatron, or another fp8_recipe")
 
+# runtime.fp8_attention is Transformer Engine's fp8_dpa: Megatron fp8 plans only. torchtitan v0.2.2's float8 / mx
+# converters quantise linear layers only (components/quantization/); DeepSpeed plans have no fp8.
+FP8_ATTENTION_PLANS = ("runtime.fp8_attention (Transformer Engine FP8 attention) needs a Megatron plan with "
+                       "precision fp8")
+
 RUNTIME_RULES = [
+    (None, FP8_ATTENTION_PLANS,
+     lambda t, rt: rt.fp8_attention & ((t["precision"] != FP8) | (t["framework"] != MEG))),
     (TT, TT_NO_NVFP4, lambda t, rt: (t["precision"] == FP8) & (rt.fp8_recipe == "nvfp4")),
     # components/quantization/mx.py MXLinearConverter: assert not (model compiled and tp > 1), "TP not yet
     # supported with torch.compile for mxfp8" (the export compiles as runtime.compile says)

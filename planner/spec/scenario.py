@@ -175,6 +175,14 @@ class Runtime(Strict):
         "layers' GEMMs in FP4 E2M1 with an E4M3 scale per 16 elements and a per-tensor FP32 scale, random "
         "Hadamard transforms on the weight-gradient inputs, stochastic rounding of gradients; attention, the "
         "output layer and the router stay in bf16")
+    fp8_attention: StrictBool = Field(
+        False, description="Megatron fp8 plans only: dot-product attention in FP8 (Transformer Engine recipe "
+        "fp8_dpa, set from Megatron-Core TransformerConfig.fp8_dot_product_attention; Megatron-Bridge / NeMo "
+        "fp8_dot_product_attention, MLPerf FP8_DPA=1). Off by default, as in TE and Megatron-Core. cuDNN's FP8 "
+        "fused attention, Hopper and Blackwell only (compute capability 9.0, 10.0, 10.3): the kernel at the "
+        "FP8 / BF16 time NVIDIA's cuDNN benchmark measured on that architecture, plus the casts of Q, K, V, O, "
+        "dO and dQ, dK, dV (planner/estimate/fp8_attention.py). Combines with every fp8_recipe (NVFP4 linear "
+        "layers with FP8 attention: TE >= 2.8; under mxfp8, cuDNN's MXFP8 attention as TE >= 2.16 runs it)")
     moe_dispatcher: Literal["alltoall", "allgather", "deepep", "hybridep"] = Field(
         "alltoall", description="Megatron's MoE token dispatcher (--moe-token-dispatcher-type alltoall / allgather, "
         "or flex with --moe-flex-dispatcher-backend deepep / hybridep). alltoall: what the NeMo / Megatron-Bridge "
@@ -387,6 +395,31 @@ class Scenario(Strict):
         problems = [p.replace("--mtp-num-layers is", "model.mtp_layers is") for p in problems]
         if problems:
             raise ValueError(f"runtime.pipeline_layout {rt.pipeline_layout!r}: " + "; ".join(problems))
+        return self
+
+    @model_validator(mode="after")
+    def _check_fp8_attention(self):
+        """runtime.fp8_attention: TE's FP8 attention runs only in its FusedAttention (cuDNN) backend (recipe
+        docstring: "FP8 DPA currently is only supported in the FusedAttention backend"), whose FP8 kernels are
+        for Hopper and Blackwell; the planner times it from cuDNN measurements on compute capability 9.0, 10.0
+        and 10.3 (fp8_attention.CUDNN_SDPA_MS). It needs fp8 plans of Megatron (Transformer Engine) among the
+        searched ones; each other plan is refused by the rules (frameworks/rules.py)."""
+        from planner.estimate.fp8_attention import measured_capability
+
+        rt = self.runtime
+        if not rt.fp8_attention:
+            return self
+        gpu = self.cluster.node.gpu
+        if measured_capability(gpu) is None:
+            raise ValueError(f"runtime.fp8_attention: needs an NVIDIA Hopper or Blackwell data-centre GPU "
+                             f"(compute capability 9.0, 10.0 or 10.3: cuDNN's FP8 fused attention); '{gpu.name}' "
+                             f"has {gpu.compute_capability}")
+        if not rt.flash_attention or rt.attention_kernel == "fa2":
+            raise ValueError("runtime.fp8_attention: needs Transformer Engine's fused attention: "
+                             "runtime.flash_attention true and runtime.attention_kernel auto or fa3")
+        if "fp8" not in self.search.precision or "megatron" not in self.search.frameworks:
+            raise ValueError("runtime.fp8_attention: applies to Megatron fp8 plans only: search.precision must "
+                             "include fp8 and search.frameworks megatron")
         return self
 
     @model_validator(mode="after")
