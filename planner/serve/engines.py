@@ -257,7 +257,9 @@ def graph_padded_batch(b, ranks, padding, max_batch) -> np.ndarray:
 MOE_BACKENDS = ("default", "trtllm")
 # Weight schemes whose MoE layers TensorRT-LLM builds as TRTLLMGenFusedMoE when moe_config.backend is TRTLLM:
 # fp8_block_scales, nvfp4 and the mxfp4 variants (w4a16_mxfp4, w4a8_mxfp4_*); any other scheme logs a warning and
-# runs CutlassFusedMoE instead (get_moe_cls, tensorrt_llm/_torch/modules/fused_moe/create_moe.py).
+# runs CutlassFusedMoE instead (get_moe_cls, tensorrt_llm/_torch/modules/fused_moe/create_moe.py). Later releases
+# add a bf16 path through FlashInfer (NVIDIA/TensorRT-LLM PR 13689, 2026-05), which resolve_moe_cls still
+# downgraded to CUTLASS for unquantised checkpoints (PR 15861, open 2026-07): bf16 is left out here.
 TRTLLM_GEN_MOE_WEIGHTS = ("fp8-block", "nvfp4", "mxfp4")
 
 
