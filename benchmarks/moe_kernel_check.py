@@ -47,9 +47,10 @@ def layer_facts(h: int, i: int, k: int, e: int) -> ModelFacts:
                       attn_dim_decode=0.0, ffn_per_token=float(k * i), expert_ffn=float(i))
 
 
-def moe_layer_s(row: dict, new: bool = True, skew_alpha: float = 0.0) -> float:
+def moe_layer_s(row: dict, new: bool = True, skew_alpha: float = 0.0, trtllm_gen: bool = False) -> float:
     """Seconds of one MoE layer on one GPU as planner.serve.timing charges it (skew_alpha: the router skew
-    of planner.serve.routing_skew; 0 for AIConfigurator's balanced rows)."""
+    of planner.serve.routing_skew; 0 for AIConfigurator's balanced rows; trtllm_gen: TensorRT-LLM's TRTLLM-gen
+    kernels, expert rows padded to timing.trtllm_gen_row_tile)."""
     gpu = catalog.gpu(row["gpu"])
     scheme = SCHEME[row["dtype"]]
     lin, _, bw = timing.rates(gpu, (scheme,))
@@ -61,7 +62,7 @@ def moe_layer_s(row: dict, new: bool = True, skew_alpha: float = 0.0) -> float:
     deq = timing.dequant_s_per_weight(gpu, (scheme,))[0] if new else 0.0
     wo = timing.is_weight_only(scheme, gpu) and new
     gemm = float(np.atleast_1d(timing.expert_linear_s(f, 1, n, tp, lin[0], bw, bpe, np.array([ep]), deq, wo,
-                                                          skew_alpha=skew_alpha))[0])
+                                                          skew_alpha=skew_alpha, trtllm_gen=trtllm_gen))[0])
     none = dataclasses.replace(f, ffn_per_token=0.0, experts=0, top_k=0)
     ta = np.array([tp])
     e = np.array([ep if new else tp])  # before this round the copies' traffic was split over all tp ranks

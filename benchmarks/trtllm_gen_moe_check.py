@@ -53,17 +53,9 @@ def extract(repo: Path) -> None:
 
 
 def layer_s(row: dict, trtllm_gen: bool) -> float:
-    """moe_kernel_check.moe_layer_s with the expert rows padded to 128-row tiles or to TRTLLM-gen's tile."""
-    if not trtllm_gen:
-        return M.moe_layer_s(row)
-    f = M.layer_facts(int(row["hidden"]), int(row["expert_ffn"]), int(row["top_k"]), int(row["experts"]))
-    tile = float(timing.trtllm_gen_row_tile(f, float(row["tokens"])))
-    keep = timing.GEMM_TILE_ROWS
-    timing.GEMM_TILE_ROWS = tile  # expert_linear_s pads to GEMM_TILE_ROWS where no other tile applies
-    try:
-        return M.moe_layer_s(row)
-    finally:
-        timing.GEMM_TILE_ROWS = keep
+    """moe_kernel_check.moe_layer_s with the expert rows padded to 128-row tiles or to TRTLLM-gen's tile (the
+    serving model's own switch, timing.expert_linear_s trtllm_gen)."""
+    return M.moe_layer_s(row, trtllm_gen=trtllm_gen)
 
 
 def table() -> list[str]:

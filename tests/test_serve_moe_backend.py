@@ -69,3 +69,21 @@ def test_backend_reaches_the_yaml_and_is_refused_where_the_kernels_do_not_run():
     plain = json.loads(runner.invoke(main, ["serve", str(SERVE_70B), "--plan", "engine=trtllm,tp=2",
                                             "--json"]).stdout)
     assert plain["plan"]["moe_backend"] == "default"
+
+
+def test_backend_refused_for_weights_the_kernels_do_not_take_and_off_sm100():
+    """TensorRT-LLM builds TRTLLMGenFusedMoE only for fp8-block / nvfp4 / mxfp4 weights (other schemes run CUTLASS:
+    create_moe.py get_moe_cls) and only on the SM100 family (compute capability 10.x): an FP4-capable GPU of another
+    compute capability (an SM120 part) is refused too."""
+    sc, plan, _ = _point()
+    assert "weights=nvfp4" in plan
+    parse_serve_plan(plan, sc)  # accepted as published
+    for w in ("bf16", "fp8", "int4-awq"):
+        with pytest.raises(InputError, match=f"weights={w}"):
+            parse_serve_plan(plan.replace("weights=nvfp4", f"weights={w}"), sc)
+    node = sc.cluster.node
+    gpu = node.gpu.model_copy(update={"compute_capability": 12.0})
+    sm120 = sc.model_copy(update={"cluster": sc.cluster.model_copy(update={"node": node.model_copy(update={"gpu": gpu})})})
+    assert sm120.cluster.node.gpu.tflops.fp4 and sm120.cluster.node.gpu.compute_capability == 12.0
+    with pytest.raises(InputError, match="compute capability 10"):
+        parse_serve_plan(plan, sm120)

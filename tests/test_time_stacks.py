@@ -241,3 +241,21 @@ def test_sequence_parallel_gathers_move_quantised_bytes(recipe, q_in, q_grad, q_
                                            elems, False)
     assert float(rc[0]) - float(got[0]) == pytest.approx(2 * (2 - q_in) * per_byte
                                                          - (2 * comm.ALPHA_IN_S if amax else 0.0), rel=1e-9)
+
+
+def test_moe_layers_take_the_moe_tp_traffic():
+    """A MoE layer's expert inputs and gradients go through the token dispatcher in bf16, so its quantised-gather
+    saving covers the attention gathers only: comm.layer_comm's tp_moe_layer lies above tp_layer by the FC1 / FC2
+    gathers' saving, and stage_comm charges it to the MoE layers (dense layers keep tp_layer)."""
+    sc = scenario(model="qwen3-30b-a3b", node="dgx-b200", nodes=1, seq=4096, gb=64, runtime={"fp8_recipe": "current"})
+    ctx = Context(sc)
+    t = raw_table(precision="fp8", tp=4, sp=True)
+    unit = comm.layer_comm(ctx, t, np.ones(1), np.ones(1))
+    elems = 4096 * sc.model.hidden
+    dense_saving = comm.sp_quantised_gather_saving_s(ctx, t, elems, False)
+    moe_saving = comm.sp_quantised_gather_saving_s(ctx, t, elems, True)
+    assert 0.0 < float(moe_saving[0]) < float(dense_saving[0])
+    assert float(unit["tp_moe_layer"][0] - unit["tp_layer"][0]) == pytest.approx(
+        float(dense_saving[0] - moe_saving[0]), rel=1e-9)
+    tp = comm.stage_comm(unit, 1, 2)["tp_comm"]
+    assert float(tp[0]) == pytest.approx(float(unit["tp_layer"][0] + 2 * unit["tp_moe_layer"][0]), rel=1e-12)

@@ -24,8 +24,9 @@ NON_TN_TRANSPOSE_SAVED = 1.0
 # MXFP8 (TE MXFP8BlockScaling, Megatron --fp8-recipe mxfp8, Megatron-Bridge "FP8-MX"; Blackwell only):
 # one kernel reads bf16 (2) and writes a row-wise and a column-wise FP8 copy (1 + 1: the E8M0 scales
 # run along the reduction dimension, which differs between forward and weight-gradient GEMMs), each
-# with a 1-byte scale per 32 elements (2 / 32); the block amax is taken inside the kernel.
-MXFP8_CAST_BYTES = 2.0 + 1.0 + 1.0 + 2.0 / 32
+# with a 1-byte scale per 32 elements (MXFP8_OPERAND_BYTES each); the block amax is taken inside the kernel.
+MXFP8_OPERAND_BYTES = 1.0 + 1.0 / 32
+MXFP8_CAST_BYTES = 2.0 + 2 * MXFP8_OPERAND_BYTES
 # MXFP8 GEMM kernels run slower than per-tensor FP8 ones (block scales loaded with the tiles): TE's
 # GEMM profiling tutorial (docs/examples/gemm_profiling/gemm_profiling.rst, B300, pre-quantised
 # operands, a 5B model's 12 GEMM shapes): 6.812 ms per layer with FP8 current scaling, 7.161 with MXFP8.
@@ -139,7 +140,7 @@ def sp_gathered_cast_bytes(gpu, recipe: str, t):
 SP_GATHER_BYTES = {  # recipe: (forward input, output gradient, backward input re-gather)
     "delayed": (1.0, 1.0, 1.0),
     "current": (1.0, 1.0, 1.0),
-    "mxfp8": (1.0 + 1.0 / 32, 2 * (1.0 + 1.0 / 32), 1.0 + 1.0 / 32),
+    "mxfp8": (MXFP8_OPERAND_BYTES, 2 * MXFP8_OPERAND_BYTES, MXFP8_OPERAND_BYTES),
     "nvfp4": (NVFP4_OPERAND_BYTES, 2 * NVFP4_OPERAND_BYTES, NVFP4_OPERAND_BYTES),
 }
 # Recipes whose quantiser of a gathered tensor takes a tensor-wide amax: TE sets with_amax_reduction on the

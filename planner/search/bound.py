@@ -222,8 +222,9 @@ def _shared_units(ctx, t: dict, clock: float | None) -> tuple[list, list]:
     the rows distinct in the columns layer_units reads, and their parts read fewer columns still, so
     each is evaluated once per distinct value of its own inputs (DeepSeek-V3 / 2,048 H100: 86,478
     units, 33,406 compute.layer_costs, 43,783 comm.layer_comm, 2,457 comm.ep_dispatch_s): the costs
-    (not dp nor recompute), the communication (not ga nor precision, but the costs' attention
-    seconds, taken as inputs) and one EP dispatch; each row of t reads its part's value through its
+    (not dp nor recompute), the communication (not ga; precision since the FP8 sequence-parallel
+    gathers move quantised bytes, comm.sp_quantised_gather_saving_s; the costs' attention seconds
+    taken as inputs) and one EP dispatch; each row of t reads its part's value through its
     unit (the two indices composed: no table of every unit)."""
     first, inverse = stage_groups(t, _reads(layer_units, ctx))
     units = T.take(t, first)

@@ -248,12 +248,19 @@ def graph_padded_batch(b, ranks, padding, max_batch) -> np.ndarray:
 # TensorRT-LLM's MoE backend (MoeConfig.backend of the PyTorch flow, tensorrt_llm/llmapi/llm_args.py): the plan
 # key moe_backend is `default` (the backend TensorRT-LLM picks when the YAML names none; the serving model times it
 # with CUTLASS-like grouped GEMMs of GEMM_TILE_ROWS-row tiles) or `trtllm`, the TRTLLM-gen fused MoE kernels
-# (TRTLLMGenFusedMoE), which run on Blackwell data-centre GPUs only (SM100; NVIDIA GPUs with FP4 tensor cores in the
-# catalog) and pad each expert's rows to a small power-of-two tile (timing.trtllm_gen_row_tile). NOT mapped:
+# (TRTLLMGenFusedMoE), which run on Blackwell data-centre GPUs only (SM100 family: compute capability 10.x), take
+# only some weight schemes (TRTLLM_GEN_MOE_WEIGHTS) and pad each expert's rows to a small power-of-two tile
+# (timing.trtllm_gen_row_tile). NOT mapped:
 # SGLang's --moe-runner-backend flashinfer_trtllm (FlashInfer's build of the same kernels): with the small tile
 # SGLang's B200 DeepSeek-R1 rows come out 5-23% fast (benchmarks/inferencex_results.md), so the SGLang plans keep
 # the 128-row timing, which those rows fit, and the difference stays an open gap.
 MOE_BACKENDS = ("default", "trtllm")
+# Weight schemes whose MoE layers TensorRT-LLM builds as TRTLLMGenFusedMoE when moe_config.backend is TRTLLM:
+# fp8_block_scales, nvfp4 and the mxfp4 variants (w4a16_mxfp4, w4a8_mxfp4_*); any other scheme logs a warning and
+# runs CutlassFusedMoE instead (get_moe_cls, tensorrt_llm/_torch/modules/fused_moe/create_moe.py). Later releases
+# add a bf16 path through FlashInfer (NVIDIA/TensorRT-LLM PR 13689, 2026-05), which resolve_moe_cls still
+# downgraded to CUTLASS for unquantised checkpoints (PR 15861, open 2026-07): bf16 is left out here.
+TRTLLM_GEN_MOE_WEIGHTS = ("fp8-block", "nvfp4", "mxfp4")
 
 
 def plan_trtllm_gen_moe(t: dict) -> np.ndarray:

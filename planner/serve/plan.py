@@ -94,7 +94,8 @@ def default_kv_cache(engine: int, wq: int) -> str:
 
 def _check_moe_backend(row: dict, sc) -> None:
     """moe_backend=trtllm (TensorRT-LLM's TRTLLM-gen MoE kernels, engines.MOE_BACKENDS) needs TensorRT-LLM, an MoE
-    model and a Blackwell data-centre GPU (the kernels are built for SM100 only: NVIDIA GPUs with FP4 tensor cores)."""
+    model, weights the kernels take (engines.TRTLLM_GEN_MOE_WEIGHTS: TensorRT-LLM runs CUTLASS for the others) and a
+    Blackwell data-centre GPU (SM100 family, compute capability 10.x: TRTLLMGenFusedMoE checks is_sm_100f)."""
     if not row["moe_backend"]:
         return
     gpu = sc.cluster.node.gpu
@@ -103,9 +104,15 @@ def _check_moe_backend(row: dict, sc) -> None:
                          f"{E.ENGINE_NAMES[row['engine']]}", key="--plan moe_backend")
     if not sc.model.moe:
         raise InputError("moe_backend=trtllm needs a mixture-of-experts model", key="--plan moe_backend")
-    if (gpu.vendor or "nvidia").lower() != "nvidia" or not gpu.tflops.fp4:
-        raise InputError(f"moe_backend=trtllm (TRTLLM-gen MoE kernels) runs on Blackwell data-centre GPUs only, not "
-                         f"{gpu.name}", key="--plan moe_backend")
+    weights = E.WEIGHT_NAMES[row["wq"]]
+    if weights not in E.TRTLLM_GEN_MOE_WEIGHTS:
+        raise InputError(f"moe_backend=trtllm (TRTLLM-gen MoE kernels) takes weights "
+                         f"{', '.join(E.TRTLLM_GEN_MOE_WEIGHTS)}; with weights={weights} TensorRT-LLM runs its CUTLASS "
+                         "MoE kernels instead: leave moe_backend out", key="--plan moe_backend")
+    cc = gpu.compute_capability
+    if (gpu.vendor or "nvidia").lower() != "nvidia" or cc is None or not 10.0 <= cc < 11.0:
+        raise InputError(f"moe_backend=trtllm (TRTLLM-gen MoE kernels) runs on Blackwell data-centre GPUs only "
+                         f"(compute capability 10.x), not {gpu.name} ({cc})", key="--plan moe_backend")
 
 
 def _engine_version(text: str | None, engine: int) -> float:

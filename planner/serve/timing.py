@@ -221,16 +221,23 @@ def weight_only_row_tile(rows):
     return np.clip(2.0 ** np.ceil(np.log2(rows)), 16.0, float(GEMM_TILE_ROWS))
 
 
+# TRTLLM-gen MoE tile choice (calculate_tile_tokens_dim, tensorrt_llm/_torch/custom_ops/trtllm_gen_custom_ops.py):
+# the token count is capped at 4,096 after rounding up to a power of two, and the tile is at least 8 rows (at most
+# max_tile_tokens_dim, 128 = GEMM_TILE_ROWS).
+TRTLLM_GEN_MAX_TOKENS = 4096.0
+TRTLLM_GEN_MIN_TILE = 8.0
+
+
 def trtllm_gen_row_tile(f, n):
     """Row tile of TensorRT-LLM's TRTLLM-gen fused MoE kernels (moe_backend trtllm) for n tokens entering the
-    layer: the tokens rounded up to a power of two (at most 4,096), tokens per expert = that x top_k // experts,
-    rounded up to a power of two within 8..GEMM_TILE_ROWS (calculate_tile_tokens_dim,
-    tensorrt_llm/_torch/custom_ops/trtllm_gen_custom_ops.py: tile_tokens_dim clamped to 8..max_tile_tokens_dim,
-    128). A decode step of a few tokens per expert pays 8-row tiles, not the 128-row tiles of the CUTLASS
-    grouped GEMMs (NVIDIA's AIConfigurator B200 TRTLLM-gen MoE timings: benchmarks/inferencex_results.md)."""
-    n2 = np.minimum(2.0 ** np.ceil(np.log2(np.maximum(np.asarray(n, dtype=float), 1.0))), 4096.0)
+    layer: the tokens rounded up to a power of two (at most TRTLLM_GEN_MAX_TOKENS), tokens per expert = that x
+    top_k // experts, rounded up to a power of two within TRTLLM_GEN_MIN_TILE..GEMM_TILE_ROWS
+    (calculate_tile_tokens_dim, tensorrt_llm/_torch/custom_ops/trtllm_gen_custom_ops.py: tile_tokens_dim clamped to
+    8..max_tile_tokens_dim, 128). A decode step of a few tokens per expert pays 8-row tiles, not the 128-row tiles
+    of the CUTLASS grouped GEMMs (NVIDIA's AIConfigurator B200 TRTLLM-gen MoE timings: benchmarks/inferencex_results.md)."""
+    n2 = np.minimum(2.0 ** np.ceil(np.log2(np.maximum(np.asarray(n, dtype=float), 1.0))), TRTLLM_GEN_MAX_TOKENS)
     per = np.maximum(np.floor(n2 * max(f.top_k, 1) / max(f.experts, 1)), 1.0)
-    return np.clip(2.0 ** np.ceil(np.log2(per)), 8.0, float(GEMM_TILE_ROWS))
+    return np.clip(2.0 ** np.ceil(np.log2(per)), TRTLLM_GEN_MIN_TILE, float(GEMM_TILE_ROWS))
 
 
 def dequant_s_per_weight(gpu, wq_names: tuple) -> np.ndarray:
