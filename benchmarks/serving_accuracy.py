@@ -581,12 +581,12 @@ def ttft_notes() -> list[str]:
     """Scheduling wait and the published TTFT statistic (benchmarks/ttft_results.md, ttft round)."""
     return ["", "TTFT round (benchmarks/ttft_results.md: every point before / after): (1) InferenceX rows publish "
             "mean, median and p99 TTFT; the mean carries the benchmark's first wave (10 x C prompts, the first C sent "
-            "at once into an idle server: p99 ~ C prefills), so 41 of the 59 points now carry the same row's median "
+            "at once into an idle server: p99 ~ C prefills), so 43 of the 59 points now carry the same row's median "
             "(measured.ttft_ms_median), compared with the planner's p50. (2) A new request waits for the scheduler: "
             "the engines schedule between steps, and SGLang's --scheduler-recv-interval k / "
             "--num-continuous-decode-steps k (plan key recv_interval; InferenceX's B200 launches 10 / 30, its AMD "
             "ones 4) take new requests only every k decode steps: TTFT p50 / p90 add 0.5 / 0.9 x k steps "
-            "(evaluate.schedule_wait). Concurrency points' TTFT 78.1 -> 48.9% (InferenceX 78.5 -> 39.6%, NIM 20.1 -> "
+            "(evaluate.schedule_wait). Concurrency points' TTFT 78.1 -> 48.0% (InferenceX 78.5 -> 38.4%, NIM 20.1 -> "
             "18.6%); output tokens/s and TPOT do not move. Open: ~80-100 ms at 1k-token prompts of DeepSeek-R1 at "
             "k = 1 (TensorRT-LLM B200, SGLang H200) that 8k prompts do not show."]
 
