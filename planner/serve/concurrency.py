@@ -193,7 +193,8 @@ def _block(sc, ctx, t, mem, m, inst, pos, conc, colocated, splits, objective, ke
             rate = pf_tok_s
             out_tok_s = np.minimum(dec_out[sel], pool_req_s * ctx.out_mean)
         else:
-            gs, rs, ti, wt, t90, rate = gi, r, t_iter, wait, ttft90, pf_rate
+            gs, rs, ti, wt, rate = gi, r, t_iter, wait, pf_rate
+            t90 = ttft90 + V.schedule_wait({"engine": t["engine"][gs]}, ti, 0.9)  # evaluate's TTFT p90 service
             pre = np.zeros(len(gs), dtype=np.int64)
             queue_reps = rs
             out_tok_s = dec_out

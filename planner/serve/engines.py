@@ -277,6 +277,18 @@ def plan_graph_padding(t: dict) -> np.ndarray:
     return t["graph_padding"] if "graph_padding" in t else np.zeros(np.shape(t["engine"]), dtype=bool)
 
 
+def plan_recv_interval(t: dict) -> np.ndarray:
+    """Decode steps between the scheduler's polls for new requests (plan key `recv_interval`; 1, every step,
+    where the table has none: every engine's default). SGLang's --scheduler-recv-interval k
+    (managers/scheduler_recv_skipper.py: a decode step adds 1 to a counter, a prefill step 1000, and the
+    scheduler receives new requests only when the counter reaches k) and --num-continuous-decode-steps k
+    (k decode steps run back to back before the scheduler looks at its queue) both hold a new request for
+    up to k decode steps before its prefill can start."""
+    if "recv_interval" not in t:
+        return np.ones(np.shape(t["engine"]), dtype=np.int64)
+    return np.asarray(t["recv_interval"])
+
+
 def sglang_mem_fraction(tp: np.ndarray) -> np.ndarray:
     """SGLang's default mem_fraction_static by tensor-parallel size (module doc)."""
     return np.select([tp >= 16, tp >= 8, tp >= 4, tp >= 2], [0.79, 0.81, 0.85, 0.87], 0.88)

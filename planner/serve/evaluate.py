@@ -268,8 +268,8 @@ def _evaluate(sc, t: dict) -> dict:
     t_iter = _iter(ctx, t, b_eval)
     ttft50, pf_rate = _ttft_service(ctx, t, b_eval, ctx.in_mean, rate=True)
     ttft90 = ttft50 if ctx.in_p90 == ctx.in_mean else _ttft_service(ctx, t, b_eval, ctx.in_p90)[0]
-    ttft50 = np.where(dis, pf50 + kv_move, ttft50)
-    ttft90 = np.where(dis, pf90 + kv_move90, ttft90)
+    ttft50 = np.where(dis, pf50 + kv_move, ttft50 + schedule_wait(t, t_iter, 0.5))
+    ttft90 = np.where(dis, pf90 + kv_move90, ttft90 + schedule_wait(t, t_iter, 0.9))
     queue_reps = np.where(dis, np.maximum(pre, 1), reps)   # who the prefill queue is shared by
     pf_rate = np.where(dis, pf_tok_s, pf_rate)
     if s.mode == "rate":
@@ -302,6 +302,16 @@ def _evaluate(sc, t: dict) -> dict:
             "tpot": tpot, "out_tok_s": out_tok_s, "gpus": gpus, "usd_per_hour": usd_h, "usd_per_m": usd_m,
             "stable": stable, "meets_slo": meets, "goodput": out_tok_s * good,
             "capacity_tok_s": cap_tok_s * reps}
+
+
+def schedule_wait(t, t_iter, q: float):
+    """Quantile q of the seconds a new request waits before the scheduler takes it into a prefill: the
+    engines schedule between steps, so a request arriving during a decode step waits for that step and,
+    where the scheduler polls its queue only every k decode steps (engines.plan_recv_interval: SGLang
+    --scheduler-recv-interval / --num-continuous-decode-steps), for the steps left until the next poll.
+    The arrival's phase in that cycle of k steps is uniform (closed-loop completions and Poisson arrivals
+    are not tied to it): wait = q x k x step."""
+    return q * E.plan_recv_interval(t) * t_iter
 
 
 def _closed_loop_prefill_wait(lam, mu):
@@ -352,7 +362,8 @@ def result_row(ev: dict, t: dict, i: int) -> dict:
             "prefill_replicas": int(t["prefill_replicas"][i]) if "prefill_replicas" in t else 0,
             "engine_version": E.version_text(int(t["engine"][i]), float(E.plan_engine_version(t)[i])),
             "graph_padding": bool(E.plan_graph_padding(t)[i]),
-            "moe_backend": E.MOE_BACKENDS[int(E.plan_trtllm_gen_moe(t)[i])]}
+            "moe_backend": E.MOE_BACKENDS[int(E.plan_trtllm_gen_moe(t)[i])],
+            "recv_interval": int(E.plan_recv_interval(t)[i])}
     plan["disaggregated"] = plan["prefill_replicas"] > 0
     usd_m = ev["usd_per_m"][i]
     return {

@@ -178,6 +178,7 @@ def sglang_args(scenario, plan: dict, nodes: int) -> list:
     a += ["--quantization", q] if q else []
     a += ["--dtype", DTYPE[plan["weights"]]] if plan["weights"] in DTYPE else []
     a += ["--context-length", str(max_len(scenario))] if max_len(scenario) else []
+    a += ["--scheduler-recv-interval", str(plan["recv_interval"])] if plan.get("recv_interval", 1) > 1 else []
     if nodes > 1:
         a += ["--nnodes", str(nodes), "--node-rank", NODE_RANK,
               "--dist-init-addr", Env("DIST_INIT", f"127.0.0.1:{MASTER_PORT}", k8s="LWS_LEADER_ADDRESS",
@@ -405,6 +406,7 @@ def plan_text(plan: dict) -> str:
     text = ",".join(f"{k}={plan[k]}" for k in keys if k in plan)
     text += ",attn_dp=true" if plan.get("attn_dp") else ""
     text += ",moe_backend=trtllm" if plan.get("moe_backend") == "trtllm" else ""
+    text += f",recv_interval={plan['recv_interval']}" if plan.get("recv_interval", 1) > 1 else ""
     return text + (f",prefill_replicas={plan['prefill_replicas']}" if plan.get("prefill_replicas") else "")
 
 

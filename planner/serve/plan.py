@@ -10,8 +10,9 @@ from planner.errors import InputError
 from planner.serve import engines as E
 from planner.spec.serving import SERVE_PLAN_FIELDS
 
-FIELDS = SERVE_PLAN_FIELDS + ("attn_dp", "prefill_replicas", "engine_version", "graph_padding", "moe_backend")
-INT_FIELDS = ("tp", "pp", "ep", "replicas", "max_batch", "max_batched_tokens", "prefill_replicas")
+FIELDS = SERVE_PLAN_FIELDS + ("attn_dp", "prefill_replicas", "engine_version", "graph_padding", "moe_backend",
+                              "recv_interval")
+INT_FIELDS = ("tp", "pp", "ep", "replicas", "max_batch", "max_batched_tokens", "prefill_replicas", "recv_interval")
 # Largest count a plan may name: the serving spec's cap on token counts (planner.spec.serving, 2**24). A
 # larger one describes no deployment, and past 2**63 numpy would hold it as a Python object.
 PLAN_INT_MAX = 2**24
@@ -66,6 +67,10 @@ def parse_serve_plan(text: str, sc) -> dict:
     if row["graph_padding"] and row["engine"] != E.TRTLLM:
         raise InputError("graph_padding (CUDA graphs padded to captured batch sizes) is a TensorRT-LLM setting; "
                          f"the plan's engine is {E.ENGINE_NAMES[row['engine']]}", key="--plan graph_padding")
+    if row.get("recv_interval", 1) > 1 and row["engine"] != E.SGLANG:
+        raise InputError("recv_interval (decode steps between polls for new requests: --scheduler-recv-interval / "
+                         "--num-continuous-decode-steps) is an SGLang setting; the plan's engine is "
+                         f"{E.ENGINE_NAMES[row['engine']]}", key="--plan recv_interval")
     row["moe_backend"] = _choice("moe_backend", given.get("moe_backend", "default").lower(), E.MOE_BACKENDS)
     _check_moe_backend(row, sc)
     gib = sc.cluster.node.gpu.memory_gib
@@ -75,6 +80,7 @@ def parse_serve_plan(text: str, sc) -> dict:
     row.setdefault("ep", 1)
     row.setdefault("replicas", 1)
     row.setdefault("prefill_replicas", 0)
+    row.setdefault("recv_interval", 1)
     row.setdefault("max_batch", int(E.default_max_batch(eng, gib)[0]))
     row.setdefault("max_batched_tokens", int(E.default_max_batched_tokens(eng, gib, sc.serving.offline)[0]))
     check_plan(row, sc)

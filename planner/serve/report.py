@@ -60,7 +60,8 @@ def _row_indices(plan: dict) -> dict:
             "prefill_replicas": plan.get("prefill_replicas", 0),
             "engine_version": E.version_of_text(E.ENGINE_NAMES.index(plan["engine"]), plan.get("engine_version")),
             "graph_padding": bool(plan.get("graph_padding")),
-            "moe_backend": E.MOE_BACKENDS.index(plan.get("moe_backend", "default"))}
+            "moe_backend": E.MOE_BACKENDS.index(plan.get("moe_backend", "default")),
+            "recv_interval": plan.get("recv_interval", 1)}
 
 
 def batch_sweep(scenario, plans: list[dict]) -> list[dict]:
