@@ -56,6 +56,7 @@ def group_profile(domain: int, up_gb_s: float, out_gb_s: float, size: int, strid
 
 _RECENT = threading.local()  # per thread (the search evaluates chunks in threads): profile's last results
 RECENT_KEPT = 8  # results kept per thread: the groups of one layer_comm call (TP, CP, EP, DP, PP, ...)
+KEPT_ROWS = 1 << 17  # longer arguments are not kept (the memory they would hold after the call)
 
 
 def profile(node, size, stride):
@@ -65,7 +66,10 @@ def profile(node, size, stride):
     checks that both agree. The communication terms of one table ask for the same group many times
     (comm.layer_comm: the TP group, t["tp"] with stride 1, for a dozen all-gathers and all-reduces):
     the last RECENT_KEPT results are kept per thread, each for the same node and the same array
-    objects (or equal scalars), and returned read-only (the same arrays, never changed in place)."""
+    objects (or equal scalars), and returned read-only (the same arrays, never changed in place);
+    arguments of more than KEPT_ROWS rows are computed each time."""
+    if max(np.size(size), np.size(stride)) > KEPT_ROWS:
+        return _profile(node, size, stride)
     key = (id(node), _arg_key(size), _arg_key(stride))
     recent = _RECENT.__dict__.setdefault("results", {})
     hit = recent.get(key)
