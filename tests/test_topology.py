@@ -46,3 +46,12 @@ def test_kept_profiles_are_those_of_their_own_arguments():
         profile(node, sizes + i, 1)
     fresh = profile(node, sizes, 1)
     assert fresh[0] is not k and np.array_equal(fresh[0], k)
+
+
+def test_profile_of_scalar_groups():
+    """A group given as scalars (comm.all_to_all_s(node, nbytes, 8, 2)) is profiled as a one-element array."""
+    node = SimpleNamespace(domain=8, scaleup_gb_s=450.0, scaleout_gb_s=50.0)
+    for size, stride in [(8, 2), (2, 1), (np.int64(16), 1)]:
+        k, crosses = profile(node, size, stride)
+        want = profile(node, np.array([size]), np.array([stride]))
+        assert (int(k), bool(crosses)) == (int(want[0][0]), bool(want[1][0]))

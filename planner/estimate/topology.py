@@ -67,9 +67,9 @@ def profile(node, size, stride):
     (comm.layer_comm: the TP group, t["tp"] with stride 1, for a dozen all-gathers and all-reduces):
     the last RECENT_KEPT results are kept per thread, each for the same node and the same array
     objects (or equal scalars), and returned read-only (the same arrays, never changed in place);
-    arguments of more than KEPT_ROWS rows are computed each time."""
-    if max(np.size(size), np.size(stride)) > KEPT_ROWS:
-        return _profile(node, size, stride)
+    scalar groups and arguments of more than KEPT_ROWS rows are computed each time."""
+    if not 0 < max(np.ndim(size), np.ndim(stride)) or max(np.size(size), np.size(stride)) > KEPT_ROWS:
+        return _profile(node, size, stride)  # scalars (numpy scalars out), or long arrays
     key = (id(node), _arg_key(size), _arg_key(stride))
     recent = _RECENT.__dict__.setdefault("results", {})
     hit = recent.get(key)
@@ -77,7 +77,8 @@ def profile(node, size, stride):
         return hit[3]
     out = _profile(node, size, stride)
     for a in out:
-        a.flags.writeable = False
+        if isinstance(a, np.ndarray):
+            a.flags.writeable = False
     if len(recent) >= RECENT_KEPT:
         del recent[next(iter(recent))]  # the oldest
     recent[key] = (node, size, stride, out)  # the arguments held: their ids stay theirs while kept
