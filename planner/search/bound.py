@@ -178,12 +178,12 @@ def _ga_free_columns(ctx) -> tuple[str, ...]:
 
 
 def _per_group(ctx, t: dict, fn, first: np.ndarray, ga_top: np.ndarray, shared: bool = False,
-               clock: float | None = None, units=None) -> np.ndarray:
+               clock: float | None = None, units=None, groups: dict | None = None) -> np.ndarray:
     """fn(ctx, rows) of each group's row at the group's largest ga, in chunks shared by threads.
     `shared`: fn(ctx, rows, units) also takes the rows' layer_units at tensor clock `clock` (None:
     burst), which read fewer columns than the stage time (not vpp): they are evaluated once per
     distinct value of those columns (_shared_units), or given as `units` (_shared_units of these
-    groups' rows, _group_units)."""
+    groups' rows, _group_units). `groups`: _group_rows of these groups, when already gathered."""
     from planner.search.solver import MEMORY_CHUNK, _in_chunks
 
     out = np.zeros(len(first))
@@ -191,7 +191,7 @@ def _per_group(ctx, t: dict, fn, first: np.ndarray, ga_top: np.ndarray, shared: 
         return out
     # the columns the stage time reads (stage_lower_bound's, as the slow-clock bound's and the units'):
     # a column fn read beyond them would fail loudly
-    groups = _group_rows(ctx, t, first, ga_top)
+    groups = _group_rows(ctx, t, first, ga_top) if groups is None else groups
     if shared and units is None:
         units = _shared_units(ctx, groups, clock)
 
@@ -356,9 +356,11 @@ def search_bound(ctx, t: dict, heads=None):
         return step_lower_bound(ctx, t, heads), None
     first, inverse, ga_top = _groups_at_top_ga(ctx, t, heads)
     s = ctx.gpu.sustained_tensor_fraction
-    slow_units = _shared_units(ctx, _group_rows(ctx, t, first, ga_top), s) if len(first) else None
+    rows = _group_rows(ctx, t, first, ga_top) if len(first) else None
+    slow_units = _shared_units(ctx, rows, s) if len(first) else None
     lb = _grouped_step(ctx, t, first, inverse, _per_group(ctx, t, slow_clock_stage_bound, first, ga_top, shared=True,
-                                                          clock=s, units=slow_units))
+                                                          clock=s, units=slow_units, groups=rows))
+    del rows
     exact = np.full(len(first), np.nan)
     two_clock = lambda c, rows, units: stage_lower_bound(c, rows, slow_units=units)  # noqa: E731
 
