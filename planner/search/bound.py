@@ -26,7 +26,7 @@ from planner.estimate.evaluate import first_last_stage_times, layer_units, stage
 DENSE_SPAN = 1 << 22  # largest key span grouped through a dense table (9 bytes per key at most)
 
 
-def stage_lower_bound(ctx, t: dict, units=None) -> np.ndarray:
+def stage_lower_bound(ctx, t: dict, units=None, slow_units=None) -> np.ndarray:
     """A lower bound of one micro-batch's time on the slowest stage evaluated (the first, the last and, for
     models with leading dense layers or a Megatron split, the heaviest middle rank:
     evaluate.first_last_stage_times), compute and
@@ -36,12 +36,13 @@ def stage_lower_bound(ctx, t: dict, units=None) -> np.ndarray:
     between that fraction and 1), each stage's compute is taken at the burst clock (its fastest) and
     its exposed communication at the lowest clock (the most compute to hide it behind), so the bound
     holds at any clock between; elsewhere it is the stage time itself. `units`: the layer_units of t
-    (burst clock) when computed elsewhere (_per_group); the two-clock bound computes its own."""
+    (burst clock) when computed elsewhere (_per_group); the two-clock bound computes its burst ones, and
+    takes `slow_units` (those at the lowest clock) when given (search_bound: computed for its first bound)."""
     s = ctx.gpu.sustained_tensor_fraction
     if not s:
         return stage_time(ctx, t, units)[0]
     fast = first_last_stage_times(ctx, t)
-    slow = first_last_stage_times(ctx, {**t, "tensor_clock": np.full(T.size(t), s)})
+    slow = first_last_stage_times(ctx, {**t, "tensor_clock": np.full(T.size(t), s)}, slow_units)
     busy = lambda c: c["forward"] + c["backward"] + c["recompute"]  # noqa: E731
     return np.max([busy(fast[k][1]) + (slow[k][0] - busy(slow[k][1])) for k in fast], axis=0)
 
@@ -177,11 +178,12 @@ def _ga_free_columns(ctx) -> tuple[str, ...]:
 
 
 def _per_group(ctx, t: dict, fn, first: np.ndarray, ga_top: np.ndarray, shared: bool = False,
-               clock: float | None = None) -> np.ndarray:
+               clock: float | None = None, units=None, groups: dict | None = None) -> np.ndarray:
     """fn(ctx, rows) of each group's row at the group's largest ga, in chunks shared by threads.
     `shared`: fn(ctx, rows, units) also takes the rows' layer_units at tensor clock `clock` (None:
     burst), which read fewer columns than the stage time (not vpp): they are evaluated once per
-    distinct value of those columns (_shared_units)."""
+    distinct value of those columns (_shared_units), or given as `units` (_shared_units of these
+    groups' rows, _group_units). `groups`: _group_rows of these groups, when already gathered."""
     from planner.search.solver import MEMORY_CHUNK, _in_chunks
 
     out = np.zeros(len(first))
@@ -189,8 +191,9 @@ def _per_group(ctx, t: dict, fn, first: np.ndarray, ga_top: np.ndarray, shared: 
         return out
     # the columns the stage time reads (stage_lower_bound's, as the slow-clock bound's and the units'):
     # a column fn read beyond them would fail loudly
-    groups = {**{k: t[k][first] for k in _ga_free_columns(ctx)}, "ga": T.compact(ga_top)}
-    units = _shared_units(ctx, groups, clock) if shared else None
+    groups = _group_rows(ctx, t, first, ga_top) if groups is None else groups
+    if shared and units is None:
+        units = _shared_units(ctx, groups, clock)
 
     def chunk(lo: int) -> None:
         at = slice(lo, lo + MEMORY_CHUNK)
@@ -199,6 +202,17 @@ def _per_group(ctx, t: dict, fn, first: np.ndarray, ga_top: np.ndarray, shared: 
 
     _in_chunks(chunk, len(first))
     return out
+
+
+def _group_rows(ctx, t: dict, first: np.ndarray, ga_top: np.ndarray) -> dict:
+    """The row of each group at its largest ga: the columns the stage time reads (stage_lower_bound's,
+    as the slow-clock bound's and the units': a column fn read beyond them would fail loudly)."""
+    return {**{k: t[k][first] for k in _ga_free_columns(ctx)}, "ga": T.compact(ga_top)}
+
+
+def _group_units(units: tuple, groups: np.ndarray) -> tuple:
+    """_shared_units of some groups' rows: the parts' tables, indexed for those groups."""
+    return tuple([(table, index[groups]) for table, index in parts] for parts in units)
 
 
 def _comm_of_columns(ctx, t: dict) -> dict:
@@ -342,15 +356,21 @@ def search_bound(ctx, t: dict, heads=None):
     if not ctx.gpu.sustained_tensor_fraction:
         return step_lower_bound(ctx, t, heads), None
     first, inverse, ga_top = _groups_at_top_ga(ctx, t, heads)
+    s = ctx.gpu.sustained_tensor_fraction
+    rows = _group_rows(ctx, t, first, ga_top) if len(first) else None
+    slow_units = _shared_units(ctx, rows, s) if len(first) else None
     lb = _grouped_step(ctx, t, first, inverse, _per_group(ctx, t, slow_clock_stage_bound, first, ga_top, shared=True,
-                                                          clock=ctx.gpu.sustained_tensor_fraction))
+                                                          clock=s, units=slow_units, groups=rows))
+    del rows
     exact = np.full(len(first), np.nan)
+    two_clock = lambda c, rows, units: stage_lower_bound(c, rows, slow_units=units)  # noqa: E731
 
     def refine(rows: np.ndarray) -> np.ndarray:
         g = inverse[rows]
         todo = T.distinct(g[np.isnan(exact[g])])
-        if len(todo):
-            exact[todo] = _per_group(ctx, t, stage_lower_bound, first[todo], ga_top[todo])
+        if len(todo):  # the lowest clock's units are the first bound's (the same numbers: _shared_units)
+            exact[todo] = _per_group(ctx, t, two_clock, first[todo], ga_top[todo], shared=True,
+                                     units=_group_units(slow_units, todo))
         return _pipeline_step(t, rows, exact[g])
 
     return lb, refine
