@@ -295,3 +295,15 @@ def test_serving_report_when_no_plan_qualifies_holds_the_reasons_and_fixes(tmp_p
     assert "No plan meets the scenario" in html
     from html import escape
     assert all(escape(reason) in html for reason in res["infeasible"]["reasons"])
+
+
+@pytest.mark.parametrize("text", ["engine=trtllm,weights=fp8,tp=2,graph_padding=true",
+                                  "engine=vllm,weights=fp8,tp=2,engine_version=0.10.0",
+                                  "engine=sglang,weights=fp8,tp=2,recv_interval=4"])
+def test_plan_text_estimates_the_same_deployment_again(text):
+    # The launch files' and report's plan line, given back to --plan, must name every key the estimate used.
+    sc = load_serving_scenario(SERVE_70B)
+    first = result(sc, text)
+    again = result(sc, L.plan_text(first["plan"]))
+    assert again["plan"] == first["plan"]
+    assert again["throughput"] == first["throughput"] and again["latency"] == first["latency"]

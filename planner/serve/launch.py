@@ -407,6 +407,11 @@ def plan_text(plan: dict) -> str:
     text += ",attn_dp=true" if plan.get("attn_dp") else ""
     text += ",moe_backend=trtllm" if plan.get("moe_backend") == "trtllm" else ""
     text += f",recv_interval={plan['recv_interval']}" if plan.get("recv_interval", 1) > 1 else ""
+    text += ",graph_padding=true" if plan.get("graph_padding") else ""
+    version = plan.get("engine_version")
+    if version and plan.get("engine") in E.ENGINE_NAMES and math.isfinite(
+            E.version_of_text(E.ENGINE_NAMES.index(plan["engine"]), version)):
+        text += f",engine_version={version}"  # a release other than the pinned one the estimate ran
     return text + (f",prefill_replicas={plan['prefill_replicas']}" if plan.get("prefill_replicas") else "")
 
 
