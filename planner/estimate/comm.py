@@ -187,8 +187,8 @@ def sp_quantised_gather_saving_s(ctx, t, elems, moe_layer: bool):
     layer, the FC1 input, forward (twice with full recompute) and re-gathered in backward; the output gradients
     of the attention projection and, in a dense layer, FC2. A MoE layer's expert inputs and gradients go
     through the token dispatcher in bf16."""
-    q = CQ.sp_gather_bytes(ctx.scenario.runtime.fp8_recipe)
-    quantised = (t["precision"] == T.FP8) & t["sp"] & (t["tp"] > 1) & (t["framework"] == MEG)
+    q = CQ.SP_GATHER_BYTES.get(ctx.scenario.runtime.fp8_recipe)
+    quantised = (t["precision"] == T.FP8) & CQ.te_sp_gathered(t)
     if q is None or not np.any(quantised):
         return 0.0
     node, tp = ctx.node, t["tp"]

@@ -119,8 +119,13 @@ def sp_gathered_cast_bytes(gpu, recipe: str, t):
         sharded = (per - transposed) / t["tp"] + (SP_GATHERED_TRANSPOSE_BYTES if transposed else 0.0)
     else:
         return np.full(np.shape(t["tp"]), per)
-    gathered = t["sp"] & (t["tp"] > 1) & (t["framework"] == MEG)
-    return np.where(gathered, sharded, per)
+    return np.where(te_sp_gathered(t), sharded, per)
+
+
+def te_sp_gathered(t):
+    """Rows whose column-parallel inputs Transformer Engine all-gathers itself: Megatron (TE layers) with
+    sequence parallelism and tp > 1 (what sp_gathered_cast_bytes and comm.sp_quantised_gather_saving_s read)."""
+    return t["sp"] & (t["tp"] > 1) & (t["framework"] == MEG)
 
 
 # The same TE all-gathers move the quantised tensor, not bf16 (transformer_engine/pytorch/distributed.py
@@ -149,12 +154,6 @@ SP_GATHER_BYTES = {  # recipe: (forward input, output gradient, backward input r
 # one scalar all-reduce before each such cast. Delayed scaling takes its scale from the amax history, MXFP8 has
 # only block-local scales.
 SP_AMAX_REDUCTION_RECIPES = ("current", "nvfp4")
-
-
-def sp_gather_bytes(recipe: str):
-    """(forward input, output gradient, input re-gather) bytes per element of the sequence-parallel all-gathers
-    Transformer Engine runs in the FP8 precision under `recipe` (SP_GATHER_BYTES); None for a recipe not listed."""
-    return SP_GATHER_BYTES.get(recipe)
 
 
 def fp8_cast_bytes_per_token(ctx, t, moe_layer: bool):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from planner.arch import attention_dims
+from planner.estimate.compute_quant import MXFP8_CAST_BYTES, MXFP8_OPERAND_BYTES
 from planner.estimate.table import FP8, MEG
 
 # NVIDIA/cudnn-frontend @3929da2 (2026-05-08) benchmark/sdpa_benchmark_training/results/: the cuDNN backend's
@@ -52,7 +53,7 @@ AMAX_READ_BYTES = 2.0
 # Q, K, V once with row-wise and column-wise usage (both copies: forward and backward reduce along different
 # dimensions), as compute_quant.MXFP8_CAST_BYTES counts for a linear input: read 2, write 2 x (1 + 1/32); dO
 # likewise. Those copies are what FusedAttnFunc saves: 2 x (1 + 1/32) bytes per Q, K, V element (per-tensor: 1).
-MXFP8_SAVED_BYTES = 2.0 * (1.0 + 1.0 / 32)
+MXFP8_SAVED_BYTES = 2 * MXFP8_OPERAND_BYTES
 
 
 def fp8_attention_rows(ctx, t):
@@ -85,7 +86,6 @@ def quantise_bytes(recipe: str) -> float:
     """Bytes per element of quantising a bf16 tensor for FP8 attention: FP8_DPA_CAST_BYTES, plus AMAX_READ_BYTES
     under per-tensor current scaling; under 'mxfp8' compute_quant.MXFP8_CAST_BYTES (both copies, block scales)."""
     if recipe == "mxfp8":
-        from planner.estimate.compute_quant import MXFP8_CAST_BYTES
         return MXFP8_CAST_BYTES
     return FP8_DPA_CAST_BYTES + (AMAX_READ_BYTES if recipe == "current" else 0.0)
 
