@@ -206,10 +206,16 @@ def version_of_text(engine: int, text: str | None) -> float:
     return version_code(text)
 
 
+def _column(t: dict, key: str, default) -> np.ndarray:
+    """The plan table's column `key`, or `default` on every row where the table has none (search tables and
+    plans that leave the key out)."""
+    return np.asarray(t[key]) if key in t else np.full(np.shape(t["engine"]), default)
+
+
 def plan_engine_version(t: dict) -> np.ndarray:
     """The plan table's engine release codes (column `engine_version`; PINNED_VERSION where the table
     has none: search tables and plans that name no release)."""
-    return t["engine_version"] if "engine_version" in t else np.full(np.shape(t["engine"]), PINNED_VERSION)
+    return _column(t, "engine_version", PINNED_VERSION)
 
 
 # TensorRT-LLM's CUDA graphs (PyTorch backend): a step with no prompt tokens replays a captured graph;
@@ -266,15 +272,13 @@ TRTLLM_GEN_MOE_WEIGHTS = ("fp8-block", "nvfp4", "mxfp4")
 def plan_trtllm_gen_moe(t: dict) -> np.ndarray:
     """Whether the plan table's rows run TensorRT-LLM's TRTLLM-gen MoE kernels (column `moe_backend` =
     MOE_BACKENDS index 1; False where the table has none: search tables and plans that leave it out)."""
-    if "moe_backend" not in t:
-        return np.zeros(np.shape(t["engine"]), dtype=bool)
-    return np.asarray(t["moe_backend"]) == MOE_BACKENDS.index("trtllm")
+    return _column(t, "moe_backend", MOE_BACKENDS.index("default")) == MOE_BACKENDS.index("trtllm")
 
 
 def plan_graph_padding(t: dict) -> np.ndarray:
     """The plan table's `graph_padding` column (False where the table has none: search tables and plans
     that leave it out, TensorRT-LLM's default)."""
-    return t["graph_padding"] if "graph_padding" in t else np.zeros(np.shape(t["engine"]), dtype=bool)
+    return _column(t, "graph_padding", False)
 
 
 def plan_recv_interval(t: dict) -> np.ndarray:
@@ -284,9 +288,7 @@ def plan_recv_interval(t: dict) -> np.ndarray:
     scheduler receives new requests only when the counter reaches k) and --num-continuous-decode-steps k
     (k decode steps run back to back before the scheduler looks at its queue) both hold a new request for
     up to k decode steps before its prefill can start."""
-    if "recv_interval" not in t:
-        return np.ones(np.shape(t["engine"]), dtype=np.int64)
-    return np.asarray(t["recv_interval"])
+    return _column(t, "recv_interval", 1)
 
 
 def sglang_mem_fraction(tp: np.ndarray) -> np.ndarray:

@@ -16,6 +16,7 @@ INT_FIELDS = ("tp", "pp", "ep", "replicas", "max_batch", "max_batched_tokens", "
 # Largest count a plan may name: the serving spec's cap on token counts (planner.spec.serving, 2**24). A
 # larger one describes no deployment, and past 2**63 numpy would hold it as a Python object.
 PLAN_INT_MAX = 2**24
+ENGINE_SETTING = {E.VLLM: "a vLLM", E.SGLANG: "an SGLang", E.TRTLLM: "a TensorRT-LLM"}  # "... setting"
 
 
 def _choice(key: str, value: str, names: tuple) -> int:
@@ -55,22 +56,14 @@ def parse_serve_plan(text: str, sc) -> dict:
                                  key=f"--plan {k}")
             if row[k] > PLAN_INT_MAX:
                 raise InputError(f"{k} must be at most {PLAN_INT_MAX:,}, got {given[k]}", key=f"--plan {k}")
-    flag = given.get("attn_dp", "false").lower()
-    if flag not in ("true", "false", "1", "0"):
-        raise InputError(f"attn_dp must be true or false, got '{flag}'", key="--plan attn_dp")
-    row["attn_dp"] = flag in ("true", "1")
+    row["attn_dp"] = _flag(given, "attn_dp")
     row["engine_version"] = _engine_version(given.get("engine_version"), row["engine"])
-    pad = given.get("graph_padding", "false").lower()
-    if pad not in ("true", "false", "1", "0"):
-        raise InputError(f"graph_padding must be true or false, got '{pad}'", key="--plan graph_padding")
-    row["graph_padding"] = pad in ("true", "1")
-    if row["graph_padding"] and row["engine"] != E.TRTLLM:
-        raise InputError("graph_padding (CUDA graphs padded to captured batch sizes) is a TensorRT-LLM setting; "
-                         f"the plan's engine is {E.ENGINE_NAMES[row['engine']]}", key="--plan graph_padding")
-    if row.get("recv_interval", 1) > 1 and row["engine"] != E.SGLANG:
-        raise InputError("recv_interval (decode steps between polls for new requests: --scheduler-recv-interval / "
-                         "--num-continuous-decode-steps) is an SGLang setting; the plan's engine is "
-                         f"{E.ENGINE_NAMES[row['engine']]}", key="--plan recv_interval")
+    row["graph_padding"] = _flag(given, "graph_padding")
+    if row["graph_padding"]:
+        _engine_only(row, "graph_padding (CUDA graphs padded to captured batch sizes)", E.TRTLLM)
+    if row.get("recv_interval", 1) > 1:
+        _engine_only(row, "recv_interval (decode steps between polls for new requests: --scheduler-recv-interval / "
+                     "--num-continuous-decode-steps)", E.SGLANG)
     row["moe_backend"] = _choice("moe_backend", given.get("moe_backend", "default").lower(), E.MOE_BACKENDS)
     _check_moe_backend(row, sc)
     gib = sc.cluster.node.gpu.memory_gib
@@ -85,6 +78,21 @@ def parse_serve_plan(text: str, sc) -> dict:
     row.setdefault("max_batched_tokens", int(E.default_max_batched_tokens(eng, gib, sc.serving.offline)[0]))
     check_plan(row, sc)
     return {k: np.array([v]) for k, v in row.items()}
+
+
+def _flag(given: dict, key: str) -> bool:
+    """A true / false plan key (true, false, 1 or 0; false when left out)."""
+    value = given.get(key, "false").lower()
+    if value not in ("true", "false", "1", "0"):
+        raise InputError(f"{key} must be true or false, got '{value}'", key=f"--plan {key}")
+    return value in ("true", "1")
+
+
+def _engine_only(row: dict, what: str, engine: int) -> None:
+    """Exit 2 when a setting of one engine (`what`, its plan key first) is given to a plan of another."""
+    if row["engine"] != engine:
+        raise InputError(f"{what} is {ENGINE_SETTING[engine]} setting; the plan's engine is "
+                         f"{E.ENGINE_NAMES[row['engine']]}", key=f"--plan {what.split()[0].split('=')[0]}")
 
 
 def default_kv_cache(engine: int, wq: int) -> str:
@@ -105,9 +113,7 @@ def _check_moe_backend(row: dict, sc) -> None:
     if not row["moe_backend"]:
         return
     gpu = sc.cluster.node.gpu
-    if row["engine"] != E.TRTLLM:
-        raise InputError("moe_backend=trtllm (TRTLLM-gen MoE kernels) is a TensorRT-LLM setting; the plan's engine is "
-                         f"{E.ENGINE_NAMES[row['engine']]}", key="--plan moe_backend")
+    _engine_only(row, "moe_backend=trtllm (TRTLLM-gen MoE kernels)", E.TRTLLM)
     if not sc.model.moe:
         raise InputError("moe_backend=trtllm needs a mixture-of-experts model", key="--plan moe_backend")
     weights = E.WEIGHT_NAMES[row["wq"]]
