@@ -161,7 +161,10 @@ def point_scenario(r: dict, rate: float | None = None) -> tuple[ServingScenario,
         plan += ",graph_padding=true"  # the page's llm_options: cuda_graph_config enable_padding (engines.py)
     if engine == "trtllm" and "moe backend trtllm" in str(r.get("framework", "")).lower():
         plan += ",moe_backend=trtllm"  # the launch YAML's moe_config backend TRTLLM (TRTLLM-gen MoE kernels)
-    if par.get("decode_steps_per_poll"):
+    qr = re.search(r"ROCM_QUICK_REDUCE_QUANTIZATION=(\w+)", str(r.get("framework", "")))
+    if qr and engine in ("vllm", "sglang"):
+        plan += f",quick_reduce={qr.group(1).lower()}"  # the launch's QuickReduce level (engines.QUICK_REDUCE)
+    if (par.get("decode_steps_per_poll") or 1) > 1:
         plan += f",recv_interval={par['decode_steps_per_poll']}"  # the launch's scheduler poll interval (engines.py)
     ranks = tp if attn_dp else 1  # TensorRT-LLM limits are per attention-DP rank
     for key, name in (("max_batch_size_per_rank", "max_batch"), ("max_num_tokens_per_rank", "max_batched_tokens")):
@@ -546,6 +549,7 @@ def report(rows: list[dict]) -> str:
     lines += decode_heavy_notes()
     lines += inferencex_notes()
     lines += ttft_notes()
+    lines += amdlaunch_notes()
     return "\n".join(lines)
 
 
@@ -583,12 +587,30 @@ def ttft_notes() -> list[str]:
             "mean, median and p99 TTFT; the mean carries the benchmark's first wave (10 x C prompts, the first C sent "
             "at once into an idle server: p99 ~ C prefills), so 43 of the 59 points now carry the same row's median "
             "(measured.ttft_ms_median), compared with the planner's p50. (2) A new request waits for the scheduler: "
-            "the engines schedule between steps, and SGLang's --scheduler-recv-interval k / "
-            "--num-continuous-decode-steps k (plan key recv_interval; InferenceX's B200 launches 10 / 30, its AMD "
-            "ones 4) take new requests only every k decode steps: TTFT p50 / p90 add 0.5 / 0.9 x k steps "
-            "(evaluate.schedule_wait). Concurrency points' TTFT 78.1 -> 48.0% (InferenceX 78.5 -> 38.4%, NIM 20.1 -> "
+            "the engines schedule between steps, and SGLang's --scheduler-recv-interval k (plan key recv_interval; "
+            "InferenceX's B200 launches 10 / 30) takes new requests only every k decode steps: TTFT p50 / p90 add "
+            "0.5 / 0.9 x k steps (evaluate.schedule_wait; the AMD launches' --num-continuous-decode-steps 4, counted "
+            "here in that round, is inert in SGLang 0.5.9: amdlaunch round). Concurrency points' TTFT 78.1 -> 48.0% (InferenceX 78.5 -> 38.4%, NIM 20.1 -> "
             "18.6%); output tokens/s and TPOT do not move. Open: ~80-100 ms at 1k-token prompts of DeepSeek-R1 at "
             "k = 1 (TensorRT-LLM B200, SGLang H200) that 8k prompts do not show."]
+
+
+def amdlaunch_notes() -> list[str]:
+    """The InferenceX AMD launch settings (benchmarks/amd_serve_results.md, amdlaunch round)."""
+    return ["", "amdlaunch round (benchmarks/amd_serve_results.md): (1) ROCm QuickReduce, plan key quick_reduce "
+            "(none / fp / int8 / int6 / int4; vLLM VLLM_ROCM_QUICK_REDUCE_QUANTIZATION, SGLang "
+            "ROCM_QUICK_REDUCE_QUANTIZATION; MI300 / MI350 series, TP 2 / 4 / 8): a two-shot all-reduce of coded "
+            "elements (INT4: 1,152 B per 2,048 fp16 values incl. scales, quick_reduce_impl.cuh), from 1-16 MiB by "
+            "level and group size (QuickAllReduce._QR_MIN_SIZE); SGLang tries its custom all-reduce first (to 16 MiB on "
+            "ROCm), so only prefill messages above 16 MiB go coded, timed as the comm model's latency + coded bytes. The "
+            "7 MI355X rows set INT4 (dsr1_fp4_mi355x.sh): one moves, TP8 8k/1k c64 -1.2 -> +6.4% (TPOT +7 -> -1%); the "
+            "1k/1k TP4 rows' decode messages (<= 0.9 MB) never reach it, so their 8-23% slowness stays. (2) "
+            "--num-continuous-decode-steps 4 (every AMD InferenceX launch) is parsed but read by no scheduler loop in "
+            "SGLang 0.5.9 (the multi-step loop left with the overlap scheduler, sgl-project/sglang PR 2095; PR 23131, "
+            "2026-04, proposed restoring it): no per-step cost is divided and no request waits for a poll, so the 16 "
+            "AMD rows lose recv_interval=4; their predicted TTFT p50 drops 16-96 ms (now 32-75% below the published medians), output tokens/s "
+            "and TPOT do not move. (3) Catalog MI300X / MI355X peaks, HBM and xGMI links agree with AMD's figures; "
+            "the MI300X gap stays unexplained."]
 
 
 def rccl_notes() -> list[str]:
@@ -681,9 +703,8 @@ def engine_path_notes() -> list[str]:
             "InferenceX row turned 7-21% fast, and NVIDIA's CUTLASS MoE timings at 256 tokens already run slower than "
             "the model with 128-row tiles (moe_kernel_check: B200 -17% signed at <= 16 rows per expert). vLLM "
             "overlapped as well: the ROCm vLLM 0.10 batch-1 rows go from +2 / +12% to +16 / +18% (vLLM 0.10 ran "
-            "serially). Not modelled: the MI355X rows' ROCM_QUICK_REDUCE_QUANTIZATION=INT4 (all-reduce payload "
-            "quantised to 4 bits) and --num-continuous-decode-steps 4, run-specific settings without a plan key; "
-            "the MI355X rows stay 8-23% slow at 8-64 requests.",
+            "serially). Not modelled in that round: the MI355X rows' ROCM_QUICK_REDUCE_QUANTIZATION=INT4 and "
+            "--num-continuous-decode-steps 4 (both settled in the amdlaunch round below).",
             "", "Fitted per-operation constants held out (benchmarks/fitted_holdout.md): MOE_PAIR_S fitted on one GPU, "
             "version or half of the shapes scores the rest within 0.7 point of their own best; "
             "BLOCK_FP8_PROMOTE_OPS_PER_WEIGHT and DEQUANT_FP32_OPS_PER_WEIGHT carry between H100 and H200 (one chip) "

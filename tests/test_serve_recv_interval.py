@@ -1,5 +1,5 @@
 """Scheduling wait before a new request's prefill (evaluate.schedule_wait): the engines schedule between
-steps, and SGLang's --scheduler-recv-interval / --num-continuous-decode-steps (plan key recv_interval) make the
+steps, and SGLang's --scheduler-recv-interval (plan key recv_interval) makes the
 scheduler look at its queue only every k decode steps, so TTFT p50 / p90 add 0.5 / 0.9 x k x the step."""
 
 import json

@@ -285,10 +285,29 @@ def plan_recv_interval(t: dict) -> np.ndarray:
     """Decode steps between the scheduler's polls for new requests (plan key `recv_interval`; 1, every step,
     where the table has none: every engine's default). SGLang's --scheduler-recv-interval k
     (managers/scheduler_recv_skipper.py: a decode step adds 1 to a counter, a prefill step 1000, and the
-    scheduler receives new requests only when the counter reaches k) and --num-continuous-decode-steps k
-    (k decode steps run back to back before the scheduler looks at its queue) both hold a new request for
-    up to k decode steps before its prefill can start."""
+    scheduler receives new requests only when the counter reaches k) holds a new request for up to k decode
+    steps before its prefill can start. Not --num-continuous-decode-steps: SGLang 0.5.x parses it but no
+    scheduler loop reads it (the loop that ran k decode steps back to back went with the overlap scheduler,
+    sgl-project/sglang PR 2095; PR 23131, 2026-04, proposed restoring it), so it changes nothing."""
     return _column(t, "recv_interval", 1)
+
+
+# Quantised all-reduce of vLLM and SGLang on ROCm ("QuickReduce", plan key quick_reduce): the level named by the
+# engine's environment variable (QUICK_REDUCE_ENV; values FP, INT8, INT6, INT4 or NONE, the default: vllm/envs.py
+# VLLM_ROCM_QUICK_REDUCE_QUANTIZATION, sglang/srt/distributed/device_communicators/quick_all_reduce.py
+# ROCM_QUICK_REDUCE_QUANTIZATION). The kernels run on gfx94x / gfx95x only (qr_rocm_arch_available: MI300 and MI350
+# series: catalog GPU names starting with QUICK_REDUCE_GPUS) and on groups of QUICK_REDUCE_WORLD_SIZES GPUs in one node; which messages take it and
+# how many bytes they move: nccl_measured.quick_reduce_floor / QUICK_REDUCE_WIRE_BYTES.
+QUICK_REDUCE = ("none", "fp", "int8", "int6", "int4")
+QUICK_REDUCE_ENV = {VLLM: "VLLM_ROCM_QUICK_REDUCE_QUANTIZATION", SGLANG: "ROCM_QUICK_REDUCE_QUANTIZATION"}
+QUICK_REDUCE_GPUS = ("mi300", "mi325", "mi350", "mi355")
+QUICK_REDUCE_WORLD_SIZES = (2, 4, 8)
+
+
+def plan_quick_reduce(t: dict) -> np.ndarray:
+    """The plan table's QuickReduce level (column `quick_reduce`, an index into QUICK_REDUCE; 0, none, where the
+    table has none: search tables and plans that leave it out, the engines' default)."""
+    return _column(t, "quick_reduce", 0)
 
 
 def sglang_mem_fraction(tp: np.ndarray) -> np.ndarray:

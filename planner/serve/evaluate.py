@@ -308,7 +308,7 @@ def schedule_wait(t, t_iter, q: float):
     """Quantile q of the seconds a new request waits before the scheduler takes it into a prefill: the
     engines schedule between steps, so a request arriving during a decode step waits for that step and,
     where the scheduler polls its queue only every k decode steps (engines.plan_recv_interval: SGLang
-    --scheduler-recv-interval / --num-continuous-decode-steps), for the steps left until the next poll.
+    --scheduler-recv-interval), for the steps left until the next poll.
     The arrival's phase in that cycle of k steps is uniform (closed-loop completions and Poisson arrivals
     are not tied to it): wait = q x k x step."""
     return q * E.plan_recv_interval(t) * t_iter
@@ -363,7 +363,8 @@ def result_row(ev: dict, t: dict, i: int) -> dict:
             "engine_version": E.version_text(int(t["engine"][i]), float(E.plan_engine_version(t)[i])),
             "graph_padding": bool(E.plan_graph_padding(t)[i]),
             "moe_backend": E.MOE_BACKENDS[int(E.plan_trtllm_gen_moe(t)[i])],
-            "recv_interval": int(E.plan_recv_interval(t)[i])}
+            "recv_interval": int(E.plan_recv_interval(t)[i]),
+            "quick_reduce": E.QUICK_REDUCE[int(E.plan_quick_reduce(t)[i])]}
     plan["disaggregated"] = plan["prefill_replicas"] > 0
     usd_m = ev["usd_per_m"][i]
     return {

@@ -316,6 +316,7 @@ def serve_script(scenario, plan: dict, args: list, nodes: int, role: str | None 
                                          " behind the disaggregation router (README.txt)."),
              "# MODEL: checkpoint path or Hugging Face id (see README.txt for the format it needs).",
              "set -euo pipefail", 'cd "$(dirname "$0")"']
+    lines += [f"export {k}={shlex.quote(v)}" for k, v in engine_env(plan)]
     if plan["engine"] == "trtllm" and nodes > 1:
         lines.append("# Multi-node TensorRT-LLM: run under srun / mpirun with one task per GPU.")
         args = ["trtllm-llmapi-launch", *args]
@@ -351,9 +352,19 @@ def slurm_script(scenario, plan: dict, nodes: int, per_node: int) -> str:
     return "\n".join(lines + [""])
 
 
+def engine_env(plan: dict) -> list[tuple[str, str]]:
+    """Environment variables the engine reads for the plan: the QuickReduce level (engines.QUICK_REDUCE_ENV, the
+    engine's name for it, upper case as the engines' choices are) where the plan sets one."""
+    level = plan.get("quick_reduce", "none")
+    if level == "none":
+        return []
+    return [(E.QUICK_REDUCE_ENV[E.ENGINE_NAMES.index(plan["engine"])], level.upper())]
+
+
 def _container(plan: dict, name: str, args: list, per_node: int, trt: bool) -> dict:
     c = {"name": name, "image": IMAGES[plan["engine"]], "command": k8s_words(args),
-         "env": [{"name": "MODEL", "value": "REPLACE-with-checkpoint-path-or-hf-id"}],
+         "env": [{"name": "MODEL", "value": "REPLACE-with-checkpoint-path-or-hf-id"}]
+                + [{"name": k, "value": v} for k, v in engine_env(plan)],
          "ports": [{"containerPort": PORT}],
          "resources": {"limits": {"nvidia.com/gpu": per_node}},
          "volumeMounts": [{"name": "shm", "mountPath": "/dev/shm"}]}
@@ -407,6 +418,7 @@ def plan_text(plan: dict) -> str:
     text += ",attn_dp=true" if plan.get("attn_dp") else ""
     text += ",moe_backend=trtllm" if plan.get("moe_backend") == "trtllm" else ""
     text += f",recv_interval={plan['recv_interval']}" if plan.get("recv_interval", 1) > 1 else ""
+    text += f",quick_reduce={plan['quick_reduce']}" if plan.get("quick_reduce", "none") != "none" else ""
     text += ",graph_padding=true" if plan.get("graph_padding") else ""
     version = plan.get("engine_version")
     if version and plan.get("engine") in E.ENGINE_NAMES and math.isfinite(

@@ -111,6 +111,8 @@ def readme(scenario, result: dict, args: list, cfg: dict | None, nodes: int, per
                   "TensorRT-LLM: trtllm-serve disaggregated -c <config naming the instances>)."]
     lines += ["", "Keys (the engine's own meaning):"]
     lines += [f"  {k:<42} {MEANING[k]}" for k in _keys(args, cfg)]
+    lines += [f"  {k}={v:<{max(41 - len(k), 0)}} environment (serve.sh, k8s.yaml): ROCm quantised all-reduce level "
+              "(QuickReduce) for all-reduces from its minimum size on" for k, v in L.engine_env(plan)]
     lines += ["", "Every flag and value above exists in the pinned engine version (checked against the flag list "
               "extracted from its argument parser). Memory fractions are the ones the estimate assumed."]
     if nodes > 1:

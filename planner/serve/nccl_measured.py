@@ -255,6 +255,43 @@ def all_reduce_nccl_floor(node, engine, tp, hidden=None) -> np.ndarray:
     return np.where(engine == E.TRTLLM, trt, np.where(engine == E.VLLM, vl, sg))
 
 
+# QuickReduce (engines.QUICK_REDUCE): a two-shot all-reduce (vllm csrc/quickreduce/quick_reduce_impl.cuh
+# AllReduceTwoshot: every rank writes each peer's 1/n segment to it, reduces the n segments it receives, writes the
+# reduced segment back to every peer), so it moves 2 (n - 1) / n of the message per rank as a ring does, but each
+# element coded: per 2,048 fp16 elements (4,096 B) a tile of 1,152 B at INT4 (4-bit values + one fp16 scale per 32),
+# 1,664 B at INT6, 2,176 B at INT8, 4,096 B at FP (CodecQ4 / CodecQ6 / CodecQ8 kRankTileStride, CodecFP): bytes
+# moved per fp16 byte, by QUICK_REDUCE level (bf16 activations are cast to fp16 first: ROCM_QUICK_REDUCE_CAST_BF16_
+# TO_FP16 default 1 in both engines).
+QUICK_REDUCE_WIRE_BYTES = {"fp": 1.0, "int8": 2176 / 4096, "int6": 1664 / 4096, "int4": 1152 / 4096}
+# Smallest message each level takes, fp16 kernels, by group size, in the order FP, INT8, INT6, INT4 (QuickAllReduce.
+# _QR_MIN_SIZE, "based on kernel tests", the same table in vLLM's and SGLang's quick_all_reduce.py); up to qr_max_size
+# (2 GiB by default), which no serving message reaches.
+QUICK_REDUCE_MIN_BYTES = {2: (1 * MIB, 2 * MIB, 2 * MIB, 1 * MIB), 4: (1 * MIB, 16 * MIB, 4 * MIB, 2 * MIB),
+                          8: (16 * MIB, 4 * MIB, 4 * MIB, 2 * MIB)}
+
+
+def quick_reduce_floor(node, engine, tp, level) -> np.ndarray:
+    """Bytes from which each plan's TP all-reduce runs QuickReduce (inf: never). vLLM tries QuickReduce first
+    (CudaCommunicator.all_reduce: quick reduce, then custom all-reduce, then pynccl): from its minimum size
+    (QUICK_REDUCE_MIN_BYTES) on. SGLang tries its custom all-reduce first (GroupCoordinator.all_reduce: "ca" before
+    "qr"): above that kernel's bound (all_reduce_nccl_floor, 16 MiB on ROCm) and from the minimum size. level:
+    engines.QUICK_REDUCE index per plan (0 none: never; a group size QuickReduce does not take: never)."""
+    engine, tp, level = np.broadcast_arrays(np.asarray(engine), np.asarray(tp), np.asarray(level))
+    floor = np.full(tp.shape, np.inf)
+    for g, sizes in QUICK_REDUCE_MIN_BYTES.items():
+        for i, size in enumerate(sizes, start=1):
+            floor = np.where((tp == g) & (level == i), float(size), floor)
+    above_custom = np.nextafter(all_reduce_nccl_floor(node, engine, tp), np.inf)
+    floor = np.where(engine == E.SGLANG, np.maximum(floor, above_custom), floor)
+    return np.where(engine == E.TRTLLM, np.inf, floor)
+
+
+def quick_reduce_wire_ratio(level) -> np.ndarray:
+    """QUICK_REDUCE_WIRE_BYTES of each plan's level (1.0 for none, which quick_reduce_floor never selects)."""
+    names = E.QUICK_REDUCE
+    return np.array([1.0] + [QUICK_REDUCE_WIRE_BYTES[n] for n in names[1:]])[np.asarray(level, dtype=int)]
+
+
 def gather_is_nccl(engine) -> np.ndarray:
     """Attention-DP MoE all-gather / reduce-scatter in NCCL: TensorRT-LLM (tensorrt_llm/_torch/distributed/
     ops.py allgather / reducescatter, NCCL ops) and vLLM (all2all backend allgather_reducescatter, pynccl

@@ -11,7 +11,7 @@ from planner.serve import engines as E
 from planner.spec.serving import SERVE_PLAN_FIELDS
 
 FIELDS = SERVE_PLAN_FIELDS + ("attn_dp", "prefill_replicas", "engine_version", "graph_padding", "moe_backend",
-                              "recv_interval")
+                              "recv_interval", "quick_reduce")
 INT_FIELDS = ("tp", "pp", "ep", "replicas", "max_batch", "max_batched_tokens", "prefill_replicas", "recv_interval")
 # Largest count a plan may name: the serving spec's cap on token counts (planner.spec.serving, 2**24). A
 # larger one describes no deployment, and past 2**63 numpy would hold it as a Python object.
@@ -62,10 +62,10 @@ def parse_serve_plan(text: str, sc) -> dict:
     if row["graph_padding"]:
         _engine_only(row, "graph_padding (CUDA graphs padded to captured batch sizes)", E.TRTLLM)
     if row.get("recv_interval", 1) > 1:
-        _engine_only(row, "recv_interval (decode steps between polls for new requests: --scheduler-recv-interval / "
-                     "--num-continuous-decode-steps)", E.SGLANG)
+        _engine_only(row, "recv_interval (decode steps between polls for new requests: --scheduler-recv-interval)", E.SGLANG)
     row["moe_backend"] = _choice("moe_backend", given.get("moe_backend", "default").lower(), E.MOE_BACKENDS)
     _check_moe_backend(row, sc)
+    row["quick_reduce"] = _choice("quick_reduce", given.get("quick_reduce", "none").lower(), E.QUICK_REDUCE)
     gib = sc.cluster.node.gpu.memory_gib
     eng = np.array([row["engine"]])
     row.setdefault("tp", 1)
@@ -76,6 +76,7 @@ def parse_serve_plan(text: str, sc) -> dict:
     row.setdefault("recv_interval", 1)
     row.setdefault("max_batch", int(E.default_max_batch(eng, gib)[0]))
     row.setdefault("max_batched_tokens", int(E.default_max_batched_tokens(eng, gib, sc.serving.offline)[0]))
+    _check_quick_reduce(row, sc)
     check_plan(row, sc)
     return {k: np.array([v]) for k, v in row.items()}
 
@@ -125,6 +126,25 @@ def _check_moe_backend(row: dict, sc) -> None:
     if (gpu.vendor or "nvidia").lower() != "nvidia" or cc is None or not 10.0 <= cc < 11.0:
         raise InputError(f"moe_backend=trtllm (TRTLLM-gen MoE kernels) runs on Blackwell data-centre GPUs only "
                          f"(compute capability 10.x), not {gpu.name} ({cc})", key="--plan moe_backend")
+
+
+def _check_quick_reduce(row: dict, sc) -> None:
+    """quick_reduce (engines.QUICK_REDUCE, other than none) needs vLLM or SGLang, a GPU whose kernels exist
+    (gfx94x / gfx95x: engines.QUICK_REDUCE_GPUS) and a tensor-parallel group of engines.QUICK_REDUCE_WORLD_SIZES
+    GPUs in one node (QuickAllReduce disables itself otherwise: quick_all_reduce.py)."""
+    if not row["quick_reduce"]:
+        return
+    level = E.QUICK_REDUCE[row["quick_reduce"]]
+    if row["engine"] not in E.QUICK_REDUCE_ENV:
+        raise InputError(f"quick_reduce={level} (ROCm quantised all-reduce) is a vLLM or SGLang setting; the plan's "
+                         f"engine is {E.ENGINE_NAMES[row['engine']]}", key="--plan quick_reduce")
+    gpu = sc.cluster.node.gpu
+    if (gpu.vendor or "").lower() != "amd" or not str(gpu.name).lower().startswith(E.QUICK_REDUCE_GPUS):
+        raise InputError(f"quick_reduce={level} runs on AMD MI300 / MI350-series GPUs only (gfx94x / gfx95x), not "
+                         f"{gpu.name}", key="--plan quick_reduce")
+    if row["tp"] not in E.QUICK_REDUCE_WORLD_SIZES or row["tp"] > sc.cluster.node.gpus_per_node:
+        raise InputError(f"quick_reduce={level} needs tp of {' / '.join(map(str, E.QUICK_REDUCE_WORLD_SIZES))} GPUs "
+                         f"in one node, got tp={row['tp']}", key="--plan quick_reduce")
 
 
 def _engine_version(text: str | None, engine: int) -> float:

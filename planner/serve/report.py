@@ -61,7 +61,8 @@ def _row_indices(plan: dict) -> dict:
             "engine_version": E.version_of_text(E.ENGINE_NAMES.index(plan["engine"]), plan.get("engine_version")),
             "graph_padding": bool(plan.get("graph_padding")),
             "moe_backend": E.MOE_BACKENDS.index(plan.get("moe_backend", "default")),
-            "recv_interval": plan.get("recv_interval", 1)}
+            "recv_interval": plan.get("recv_interval", 1),
+            "quick_reduce": E.QUICK_REDUCE.index(plan.get("quick_reduce", "none"))}
 
 
 def batch_sweep(scenario, plans: list[dict]) -> list[dict]:

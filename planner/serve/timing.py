@@ -383,8 +383,9 @@ def comm_links(node, t, hidden=None, moe: bool = False, measured: bool = True) -
     above which the plan's engine runs them in NCCL (all_reduce_nccl_floor at the model's hidden size;
     -inf: always, inf: never), used by _cost; the all-reduce also carries the engine's own kernel's measured
     times below that size (nccl_measured.custom_table; moe: the model has routed experts, which switches
-    SGLang to FlashInfer's TensorRT-LLM kernel). measured False: no measured rows (the
-    comm model only)."""
+    SGLang to FlashInfer's TensorRT-LLM kernel). "quick_reduce": per plan the message size from which the
+    all-reduce runs QuickReduce and its bytes moved per fp16 byte (tp_all_reduce_s). measured False: no measured
+    rows (the comm model only)."""
     tp = t["tp"]
     big = 1e9
 
@@ -397,6 +398,8 @@ def comm_links(node, t, hidden=None, moe: bool = False, measured: bool = True) -
     ag_floor = np.where(NM.gather_is_nccl(engine), -np.inf, np.inf)
     return {"all_reduce": affine(comm.all_reduce_s, tp, 1) + (NM.measured_table(node, "all_reduce", tp, measured), ar_floor,
                                                                NM.custom_table(node, engine, tp, moe, measured)),
+            "quick_reduce": (NM.quick_reduce_floor(node, engine, tp, E.plan_quick_reduce(t)),
+                             NM.quick_reduce_wire_ratio(E.plan_quick_reduce(t))),
             "all_to_all": affine(comm.all_to_all_s, tp, 1), "p2p": affine(comm.gather_s, 2, tp),
             "gather": affine(comm.gather_s, tp, 1) + (NM.measured_table(node, "all_gather", tp, measured), ag_floor),
             "reduce_scatter": affine(comm.gather_s, tp, 1) + (NM.measured_table(node, "reduce_scatter", tp, measured), ag_floor)}
@@ -423,6 +426,15 @@ def decode_attention_fixed_s(f, ls, seqs, ta):
     """ls x decoding sequences on the GPU x KV heads per GPU (kv_split_max / attention tp, at least 1;
     MLA: one latent head) x DECODE_ATTN_SEQ_KVHEAD_S."""
     return ls * seqs * np.maximum(f.kv_split_max / ta, 1.0) * DECODE_ATTN_SEQ_KVHEAD_S
+
+
+def tp_all_reduce_s(lk, nbytes):
+    """Seconds of one TP all-reduce of nbytes: _cost of the all-reduce link, or where the plan runs QuickReduce at
+    that size (comm_links "quick_reduce": nbytes at or above its floor) the comm model's latency + the coded bytes
+    (nbytes x wire ratio, nccl_measured.QUICK_REDUCE_WIRE_BYTES) x seconds per byte: the two-shot kernel moves the
+    ring's 2 (n - 1) / n share of the message, coded (no measured QuickReduce time on these boards is used)."""
+    link, (floor, ratio) = lk["all_reduce"], lk["quick_reduce"]
+    return np.where(np.asarray(nbytes) >= floor, link[0] + nbytes * ratio * link[1], _cost(link, nbytes))
 
 
 def _cost(link, nbytes):
@@ -519,7 +531,7 @@ def stage_terms(f, t, lk, hw, n_dec, n_pf, ctx_dec, ctx_pf) -> dict:
     dec_fps, pf_fps = attention_fps(f, attn_fps, hw["exp_per_flop"])
     decode_attn = np.maximum(kv_read / bw, dec_flops / dec_fps)
     act = n * f.hidden * ACT_BYTES
-    tp_comm = 2.0 * ls * _cost(lk["all_reduce"], act)
+    tp_comm = 2.0 * ls * tp_all_reduce_s(lk, act)
     dp_comm = attn_dp_moe_comm_s(f, t, lk, hw, n, ls) if f.moe_layers else 0.0  # dense: no MoE exchange
     comm_s = np.where(t["attn_dp"], dp_comm, tp_comm)
     p2p = np.where(t["pp"] > 1, _cost(lk["p2p"], act * 2.0), 0.0)  # send/recv to the next stage
