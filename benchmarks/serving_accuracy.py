@@ -602,13 +602,14 @@ def amdlaunch_notes() -> list[str]:
             "ROCM_QUICK_REDUCE_QUANTIZATION; MI300 / MI350 series, TP 2 / 4 / 8): a two-shot all-reduce of coded "
             "elements (INT4: 1,152 B per 2,048 fp16 values incl. scales, quick_reduce_impl.cuh), from 1-16 MiB by "
             "level and group size (QuickAllReduce._QR_MIN_SIZE); SGLang tries its custom all-reduce first (to 16 MiB on "
-            "ROCm), so only prefill messages above 16 MiB go coded, timed as the comm model's latency + coded bytes. The "
-            "7 MI355X rows set INT4 (dsr1_fp4_mi355x.sh): one moves, TP8 8k/1k c64 -1.2 -> +6.4% (TPOT +7 -> -1%); the "
+            "ROCm), so only prefill messages above 16 MiB go coded, timed as the comm model's latency + coded bytes, "
+            "with no more gain than AMD measured over RCCL on MI355X (4.14 / 3.43 / 1.52x at TP 2 / 4 / 8, 1 GB). The "
+            "7 MI355X rows set INT4 (dsr1_fp4_mi355x.sh): one moves, TP8 8k/1k c64 -1.2 -> +2.3% (TPOT +7 -> +3%); the "
             "1k/1k TP4 rows' decode messages (<= 0.9 MB) never reach it, so their 8-23% slowness stays. (2) "
             "--num-continuous-decode-steps 4 (every AMD InferenceX launch) is parsed but read by no scheduler loop in "
             "SGLang 0.5.9 (the multi-step loop left with the overlap scheduler, sgl-project/sglang PR 2095; PR 23131, "
             "2026-04, proposed restoring it): no per-step cost is divided and no request waits for a poll, so the 16 "
-            "AMD rows lose recv_interval=4; their predicted TTFT p50 drops 16-96 ms (now 32-75% below the published medians), output tokens/s "
+            "AMD rows lose recv_interval=4; their predicted TTFT p50 drops 16-84 ms (now 32-72% below the published medians), output tokens/s "
             "and TPOT do not move. (3) Catalog MI300X / MI355X peaks, HBM and xGMI links agree with AMD's figures; "
             "the MI300X gap stays unexplained."]
 

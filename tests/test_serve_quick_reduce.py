@@ -55,19 +55,23 @@ def test_coded_bytes_above_each_engines_floor():
     sc, _, _ = _point(PREFILL_HEAVY)
     node = sc.cluster.node
     int4, int8 = E.QUICK_REDUCE.index("int4"), E.QUICK_REDUCE.index("int8")
+    # time per unit of the link model's: the coded bytes (INT4: 1,152 B per 4,096 B of fp16), but no more gain than
+    # AMD measured over RCCL at 1 GB on MI355X (4.14x TP2, 3.43x TP4, 1.52x TP8)
+    ratio = {2: 1152 / 4096, 4: 1 / 3.43, 8: 1 / 1.52}
     for engine in (E.SGLANG, E.VLLM):
-        none, q4 = _links(node, engine, 8, 0), _links(node, engine, 8, int4)
-        a0, slope = none["all_reduce"][:2]
-        for nbytes in (1 * MIB, 12 * MIB, 64 * MIB):
-            plain = float(timing.tp_all_reduce_s(none, np.array([nbytes]))[0])
-            coded = float(timing.tp_all_reduce_s(q4, np.array([nbytes]))[0])
-            # vLLM tries QuickReduce first (from 2 MiB at INT4 on 8 GPUs); SGLang its custom all-reduce up to 16 MiB
-            takes = nbytes >= 2 * MIB if engine == E.VLLM else nbytes > 16 * MIB
-            if takes:
-                assert coded == pytest.approx(a0 + nbytes * 1152 / 4096 * slope)
-                assert coded < 0.5 * plain
-            else:
-                assert coded == plain
+        for tp, r in ratio.items():
+            none, q4 = _links(node, engine, tp, 0), _links(node, engine, tp, int4)
+            a0, slope = none["all_reduce"][:2]
+            for nbytes in (1 * MIB, 12 * MIB, 64 * MIB):
+                plain = float(timing.tp_all_reduce_s(none, np.array([nbytes]))[0])
+                coded = float(timing.tp_all_reduce_s(q4, np.array([nbytes]))[0])
+                # vLLM tries QuickReduce first (INT4 from 1 MiB on 2 GPUs, 2 MiB on 4 / 8); SGLang its custom
+                # all-reduce first, to 16 MiB on ROCm
+                takes = nbytes >= (1 if tp == 2 else 2) * MIB if engine == E.VLLM else nbytes > 16 * MIB
+                if takes:
+                    assert coded == pytest.approx(a0 + nbytes * r * slope)
+                else:
+                    assert coded == plain
     # INT8 on 4 GPUs starts at 16 MiB (QuickAllReduce._QR_MIN_SIZE, fp16 kernels)
     floor = NM.quick_reduce_floor(node, np.array([E.VLLM] * 2), np.array([4, 4]), np.array([int8, 0]))
     assert floor[0] == 16 * MIB and np.isinf(floor[1])
@@ -79,7 +83,7 @@ def test_prefill_heavy_row_gains_and_decode_sized_steps_do_not_move():
     none, int4 = (estimate_serving(sc, parse_serve_plan(p, sc)) for p in (base, plan))
     assert none["plan"]["quick_reduce"] == "none" and int4["plan"]["quick_reduce"] == "int4"
     # 7,373-token prompts: 106 MB all-reduces in the prefill steps go coded
-    assert int4["throughput"]["output_tokens_per_s"] > 1.03 * none["throughput"]["output_tokens_per_s"]
+    assert int4["throughput"]["output_tokens_per_s"] > 1.01 * none["throughput"]["output_tokens_per_s"]
     sc4, plan4, _ = _point(TP4)
     a, b = (estimate_serving(sc4, parse_serve_plan(p, sc4)) for p in (plan4.replace(",quick_reduce=int4", ""), plan4))
     assert a["latency"]["tpot_ms"] == b["latency"]["tpot_ms"]  # decode messages (<= 1 MB) stay on the custom kernel

@@ -286,10 +286,26 @@ def quick_reduce_floor(node, engine, tp, level) -> np.ndarray:
     return np.where(engine == E.TRTLLM, np.inf, floor)
 
 
-def quick_reduce_wire_ratio(level) -> np.ndarray:
-    """QUICK_REDUCE_WIRE_BYTES of each plan's level (1.0 for none, which quick_reduce_floor never selects)."""
+# Largest speedup of QuickReduce over RCCL AMD measured, at 1 GB messages with its fastest codec (FP4; INT4 "comparable,
+# FP4 marginally faster"), by group size, on MI355X: 4.14x at TP2, 3.43x at TP4, 1.52x at TP8 (AMD ROCm blog
+# "QuickReduce FP4 Quantization and Benchmarking on MI355", 2026-05-20, ROCm/rocm-blogs blogs/artificial-intelligence/
+# quick-reduce-2/README.md, "Key Observations"). At TP2 / TP4 the coded bytes explain it (INT4 moves 0.28x the bytes);
+# at TP8 the kernel gains far less ("increased coordination overhead with more GPUs"), so no codec is timed faster
+# than 1 / this speedup of the link model's time. TRANSFERRED to MI300X / MI325X (their TP8 ratios not read here).
+QUICK_REDUCE_MAX_SPEEDUP = {2: 4.14, 4: 3.43, 8: 1.52}
+
+
+def quick_reduce_wire_ratio(level, tp) -> np.ndarray:
+    """Time of a QuickReduce all-reduce per unit of the link model's fp16 time, per plan: the level's
+    QUICK_REDUCE_WIRE_BYTES, but no less than 1 / QUICK_REDUCE_MAX_SPEEDUP at the plan's group size (1.0 for none,
+    which quick_reduce_floor never selects)."""
     names = E.QUICK_REDUCE
-    return np.array([1.0] + [QUICK_REDUCE_WIRE_BYTES[n] for n in names[1:]])[np.asarray(level, dtype=int)]
+    level, tp = np.broadcast_arrays(np.asarray(level, dtype=int), np.asarray(tp))
+    wire = np.array([1.0] + [QUICK_REDUCE_WIRE_BYTES[n] for n in names[1:]])[level]
+    floor = np.ones(tp.shape)
+    for g, speedup in QUICK_REDUCE_MAX_SPEEDUP.items():
+        floor = np.where(tp == g, 1.0 / speedup, floor)
+    return np.maximum(wire, floor)
 
 
 def gather_is_nccl(engine) -> np.ndarray:

@@ -399,7 +399,7 @@ def comm_links(node, t, hidden=None, moe: bool = False, measured: bool = True) -
     return {"all_reduce": affine(comm.all_reduce_s, tp, 1) + (NM.measured_table(node, "all_reduce", tp, measured), ar_floor,
                                                                NM.custom_table(node, engine, tp, moe, measured)),
             "quick_reduce": (NM.quick_reduce_floor(node, engine, tp, E.plan_quick_reduce(t)),
-                             NM.quick_reduce_wire_ratio(E.plan_quick_reduce(t))),
+                             NM.quick_reduce_wire_ratio(E.plan_quick_reduce(t), tp)),
             "all_to_all": affine(comm.all_to_all_s, tp, 1), "p2p": affine(comm.gather_s, 2, tp),
             "gather": affine(comm.gather_s, tp, 1) + (NM.measured_table(node, "all_gather", tp, measured), ag_floor),
             "reduce_scatter": affine(comm.gather_s, tp, 1) + (NM.measured_table(node, "reduce_scatter", tp, measured), ag_floor)}
@@ -430,9 +430,9 @@ def decode_attention_fixed_s(f, ls, seqs, ta):
 
 def tp_all_reduce_s(lk, nbytes):
     """Seconds of one TP all-reduce of nbytes: _cost of the all-reduce link, or where the plan runs QuickReduce at
-    that size (comm_links "quick_reduce": nbytes at or above its floor) the comm model's latency + the coded bytes
-    (nbytes x wire ratio, nccl_measured.QUICK_REDUCE_WIRE_BYTES) x seconds per byte: the two-shot kernel moves the
-    ring's 2 (n - 1) / n share of the message, coded (no measured QuickReduce time on these boards is used)."""
+    that size (comm_links "quick_reduce": nbytes at or above its floor) the comm model's latency + nbytes x ratio x
+    seconds per byte: the two-shot kernel moves the ring's 2 (n - 1) / n share of the message, coded
+    (nccl_measured.quick_reduce_wire_ratio: the coded bytes, bounded by AMD's measured speedup at the group size)."""
     link, (floor, ratio) = lk["all_reduce"], lk["quick_reduce"]
     return np.where(np.asarray(nbytes) >= floor, link[0] + nbytes * ratio * link[1], _cost(link, nbytes))
 
