@@ -62,3 +62,13 @@ def test_blocks_give_the_step_where_no_step_is_logged():
                       _rec("block_stop", 41000, first_epoch_num=tokens)])
     assert check.logged_value(text, "global_batch_size") == 4
     assert check.step_times(text, 4, 8) == ([2.0, 1.0], "blocks")
+
+
+def test_gpt3_pairs_name_rows_of_the_same_plan():
+    import mlperf_gpt3_pairs as pairs
+
+    by_id = {r["id"]: r for r in ROWS}
+    for _, a, b in pairs.PAIRS:
+        pa, pb = by_id[a]["parallel"], by_id[b]["parallel"]
+        assert (pa["tp"], pa["pp"]) == (pb["tp"], pb["pp"])
+        assert by_id[a]["model"] == by_id[b]["model"]
