@@ -22,10 +22,10 @@ import mlperf_train_check as check  # noqa: E402
 
 # (label, row id, row id): same tp4 pp8 mbs and ga per GPU; the container and the config's other settings differ
 PAIRS = [
-    ("v3.0 NVIDIA -> v3.1 NVIDIA (NeMo 23.04 -> 23.09; vp12 mbs1 ga128)",
-     "mlperf3.0-nvidia-h100-fp8-gpt3-175b-512gpu", "mlperf3.1-eos-h100-fp8-gpt3-175b-768gpu"),
-    ("v3.0 NVIDIA -> v3.0 CoreWeave (same container and config)",
-     "mlperf3.0-nvidia-h100-fp8-gpt3-175b-512gpu", "mlperf3.0-coreweave-h100-fp8-gpt3-175b-768gpu"),
+    ("v3.0 NVIDIA -> v3.1 NVIDIA (NeMo 23.04 -> 23.09; 768 GPUs, vp12 mbs1 ga128)",
+     "mlperf3.0-nvidia-h100-fp8-gpt3-175b-768gpu", "mlperf3.1-eos-h100-fp8-gpt3-175b-768gpu"),
+    ("v3.0 NVIDIA -> v3.0 CoreWeave (same container and config, 768 GPUs)",
+     "mlperf3.0-nvidia-h100-fp8-gpt3-175b-768gpu", "mlperf3.0-coreweave-h100-fp8-gpt3-175b-768gpu"),
     ("v3.1 NVIDIA -> v4.0 Supermicro (23.09 mbs1 ga128 -> 24.04 mbs2 ga64, FP8 params)",
      "mlperf3.1-eos-h100-fp8-gpt3-175b-768gpu", "mlperf4.0-supermicro-h100-fp8-gpt3-175b-512gpu"),
     ("v4.0 Supermicro -> v4.1 NVIDIA (24.04 vp12 -> 24.09 vp6; mbs2 ga64)",
