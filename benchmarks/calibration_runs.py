@@ -177,7 +177,10 @@ def model_of(run: dict, assumed: list[str]) -> ModelSpec:
     `ffn_gate`, `sliding_window` and `sliding_window_layers` (config.json values, e.g. gpt-oss's
     attention_bias, swiglu_limit, sinks, YaRN scaling and layer_types;
     a swiglu_limit without ffn_gate is read as gpt-oss's gate and listed among the assumptions), and
-    `mtp_layers` (the MTP modules the run trained, Megatron mtp_num_layers)."""
+    `mtp_layers` (the MTP modules the run trained, Megatron mtp_num_layers), `position_embedding` (learned: a
+    learned absolute table of seq_length rows, Megatron --position-embedding-type learned_absolute; absent = rope) and
+    `tie_embeddings` (the output layer shares the input embedding, Megatron/NeMo share_embeddings_and_output_weights;
+    absent = untied, except MPT)."""
     m = run["model"]
     name = m["name"]
     low = name.lower()
@@ -189,11 +192,15 @@ def model_of(run: dict, assumed: list[str]) -> ModelSpec:
     kw = dict(name=name, layers=m["layers"], hidden=m["hidden_size"], heads=m["attention_heads"],
               kv_heads=m.get("kv_heads"), head_dim=m.get("head_dim"), ffn_hidden=m["ffn_hidden_size"],
               ffn_act=_ffn_act(str(m.get("ffn_activation") or "swiglu")), vocab=vocab,
-              norm="layernorm" if gpt_like else "rmsnorm", tie_embeddings="mpt" in low,
+              norm="layernorm" if gpt_like else "rmsnorm", tie_embeddings=bool(m.get("tie_embeddings", "mpt" in low)),
               linear_bias=bool(m.get("linear_bias", "gpt-3" in low or "gpt3" in low)),
               swiglu_limit=m.get("swiglu_limit"), attention_sinks=bool(m.get("attention_sinks", False)),
               rope_scaling=m.get("rope_scaling"), ffn_gate=m.get("ffn_gate", "silu"),
               sliding_window=m.get("sliding_window"), sliding_window_layers=m.get("sliding_window_layers"))
+    if m.get("position_embedding") == "learned":  # Megatron --position-embedding-type learned_absolute
+        kw.update(position="learned", max_seq_len=m["seq_length"])
+    elif m.get("position_embedding") not in (None, "rope"):
+        raise ValueError(f"model.position_embedding: expected learned or rope, got {m['position_embedding']!r}")
     if "ffn_gate" not in m and m.get("swiglu_limit") is not None:
         kw["ffn_gate"] = "gpt_oss"  # this format's swiglu_limit is gpt-oss's config.json key; said, not hidden
         assumed.append("ffn_gate=gpt_oss (swiglu_limit given)")
