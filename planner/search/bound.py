@@ -235,11 +235,11 @@ def _shared_units(ctx, t: dict, clock: float | None) -> tuple[list, list]:
     computed row by row from the columns it reads alone (tests/test_bound.py compares). The units are
     the rows distinct in the columns layer_units reads, and their parts read fewer columns still, so
     each is evaluated once per distinct value of its own inputs (DeepSeek-V3 / 2,048 H100: 86,478
-    units, 33,406 compute.layer_costs, 43,783 comm.layer_comm, 2,457 comm.ep_dispatch_s): the costs
-    (not dp nor recompute), the communication (not ga; precision since the FP8 sequence-parallel
-    gathers move quantised bytes, comm.sp_quantised_gather_saving_s; the costs' attention seconds
-    taken as inputs) and one EP dispatch; each row of t reads its part's value through its
-    unit (the two indices composed: no table of every unit)."""
+    units, 33,406 compute.layer_costs, 43,783 comm.layer_comm): the costs (not dp nor recompute) and
+    the communication with its EP dispatch (not ga; precision since the FP8 sequence-parallel gathers
+    move quantised bytes, comm.sp_quantised_gather_saving_s; the costs' attention seconds taken as
+    inputs); each row of t reads its part's value through its unit (the two indices composed: no
+    table of every unit)."""
     first, inverse = stage_groups(t, _reads(layer_units, ctx))
     units = T.take(t, first)
     cost, at_cost = _per_value(units, _reads(compute.layer_costs, ctx), {},
@@ -251,10 +251,8 @@ def _shared_units(ctx, t: dict, clock: float | None) -> tuple[list, list]:
     unit_comm = _per_value(units, _reads(_comm_of_columns, ctx), ranks,
                            lambda part, rows: comm.layer_comm(ctx, part, *(np.take(a, np.take(at_cost, rows))
                                                                             for a in attn)), clock)
-    dispatch = _per_value(units, _reads(comm.ep_dispatch_s, ctx), {},
-                          lambda part, rows: {"ep_dispatch": comm.ep_dispatch_s(ctx, part)}, clock)
     through = lambda table, at: (table, np.take(at, inverse))  # noqa: E731  (the row of t, via its unit)
-    return [through(cost, at_cost)], [through(*unit_comm), through(*dispatch)]
+    return [through(cost, at_cost)], [through(*unit_comm)]
 
 
 def _unit_rows(parts: list, at) -> dict:

@@ -44,6 +44,7 @@ from planner.estimate.compute_moe import GEMM_TILE_ROWS
 from planner.estimate.host import HOST_LAUNCH_S
 from planner.estimate.compute_attention import ATTN_FWD_OF_MAMF, exp_bound_fps
 from planner.estimate.compute_gemm import DEFAULT_MAMF, GEMM_LAUNCH_S, HBM_EFFICIENCY, fp4_gemm_over_fp8
+from planner.estimate.topology import group
 from planner.serve import engines as E
 from planner.serve import nccl_measured as NM
 from planner.serve.memory import ACT_BYTES, attn_tp, kv_bytes_per_token, seq_kv_bytes, stage_layers
@@ -388,18 +389,19 @@ def comm_links(node, t, hidden=None, moe: bool = False, measured: bool = True) -
     tp = t["tp"]
     big = 1e9
 
-    def affine(fn, size, stride):
-        a0 = fn(node, 0.0, size, stride)
-        return a0, (fn(node, big, size, stride) - a0) / big
+    def affine(fn, g):
+        a0 = fn(node, 0.0, g)
+        return a0, (fn(node, big, g) - a0) / big
 
+    tp_g = group(node, tp, 1)
     engine = t["engine"]
     ar_floor = NM.all_reduce_nccl_floor(node, engine, tp, hidden)
     ag_floor = np.where(NM.gather_is_nccl(engine), -np.inf, np.inf)
-    return {"all_reduce": affine(comm.all_reduce_s, tp, 1) + (NM.measured_table(node, "all_reduce", tp, measured), ar_floor,
-                                                               NM.custom_table(node, engine, tp, moe, measured)),
-            "all_to_all": affine(comm.all_to_all_s, tp, 1), "p2p": affine(comm.gather_s, 2, tp),
-            "gather": affine(comm.gather_s, tp, 1) + (NM.measured_table(node, "all_gather", tp, measured), ag_floor),
-            "reduce_scatter": affine(comm.gather_s, tp, 1) + (NM.measured_table(node, "reduce_scatter", tp, measured), ag_floor)}
+    return {"all_reduce": affine(comm.all_reduce_s, tp_g) + (NM.measured_table(node, "all_reduce", tp, measured), ar_floor,
+                                                              NM.custom_table(node, engine, tp, moe, measured)),
+            "all_to_all": affine(comm.all_to_all_s, tp_g), "p2p": affine(comm.gather_s, group(node, 2, tp)),
+            "gather": affine(comm.gather_s, tp_g) + (NM.measured_table(node, "all_gather", tp, measured), ag_floor),
+            "reduce_scatter": affine(comm.gather_s, tp_g) + (NM.measured_table(node, "reduce_scatter", tp, measured), ag_floor)}
 
 
 # Fixed time of the decode attention kernel per (sequence, KV head) and layer, besides its KV-cache read
