@@ -112,8 +112,9 @@ def test_shared_layer_units_equal_per_row_ones(kw):
         assert len(bound.stage_groups(T.take(t, units), cols)[0]) < len(units)
     s = ctx.gpu.sustained_tensor_fraction
     fn = bound.slow_clock_stage_bound if s else bound.stage_lower_bound
-    shared = bound._per_group(ctx, t, fn, first, ga_top, shared=True, clock=s or None)
-    assert np.array_equal(shared, bound._per_group(ctx, t, fn, first, ga_top))
+    rows = bound._group_rows(ctx, t, first, ga_top)
+    shared = bound._per_group(ctx, fn, rows, bound._shared_units(ctx, rows, bound.units_clock(ctx)))
+    assert np.array_equal(shared, bound._per_group(ctx, fn, rows))
 
 
 @pytest.mark.parametrize("kw", CASES[:2])
@@ -174,6 +175,7 @@ def test_empty_table():
     t, _ = candidate_table(sc)
     empty = {k: v[:0] for k, v in t.items()}
     assert bound.step_lower_bound(Context(sc), empty).shape == (0,)
+    assert bound.search_bound(Context(sc), empty)[0].shape == (0,)
 
 
 
