@@ -389,19 +389,19 @@ def comm_links(node, t, hidden=None, moe: bool = False, measured: bool = True) -
     tp = t["tp"]
     big = 1e9
 
-    def affine(fn, g):
+    def affine(fn, size, stride):
+        g = group(node, size, stride)
         a0 = fn(node, 0.0, g)
         return a0, (fn(node, big, g) - a0) / big
 
-    tp_g = group(node, tp, 1)
     engine = t["engine"]
     ar_floor = NM.all_reduce_nccl_floor(node, engine, tp, hidden)
     ag_floor = np.where(NM.gather_is_nccl(engine), -np.inf, np.inf)
-    return {"all_reduce": affine(comm.all_reduce_s, tp_g) + (NM.measured_table(node, "all_reduce", tp, measured), ar_floor,
-                                                              NM.custom_table(node, engine, tp, moe, measured)),
-            "all_to_all": affine(comm.all_to_all_s, tp_g), "p2p": affine(comm.gather_s, group(node, 2, tp)),
-            "gather": affine(comm.gather_s, tp_g) + (NM.measured_table(node, "all_gather", tp, measured), ag_floor),
-            "reduce_scatter": affine(comm.gather_s, tp_g) + (NM.measured_table(node, "reduce_scatter", tp, measured), ag_floor)}
+    return {"all_reduce": affine(comm.all_reduce_s, tp, 1) + (NM.measured_table(node, "all_reduce", tp, measured), ar_floor,
+                                                               NM.custom_table(node, engine, tp, moe, measured)),
+            "all_to_all": affine(comm.all_to_all_s, tp, 1), "p2p": affine(comm.gather_s, 2, tp),
+            "gather": affine(comm.gather_s, tp, 1) + (NM.measured_table(node, "all_gather", tp, measured), ag_floor),
+            "reduce_scatter": affine(comm.gather_s, tp, 1) + (NM.measured_table(node, "reduce_scatter", tp, measured), ag_floor)}
 
 
 # Fixed time of the decode attention kernel per (sequence, KV head) and layer, besides its KV-cache read
