@@ -40,9 +40,9 @@ FRACTIONS = (1.0, 0.85, 0.64)
 
 def scaled_all_to_all(fraction: float):
     """comm.all_to_all_s with its NIC term at `fraction` of the modelled rate (same formula otherwise)."""
-    def all_to_all_s(node, nbytes, size, stride):
+    def all_to_all_s(node, nbytes, g):
         up, out = comm._rates(node)
-        k = comm.members_per_domain(node, size, stride)
+        size, k = g.size, g.k
         intra = (k - 1) / size * nbytes / (up * comm.mesh_share(node, k))
         inter = (size - k) / size * nbytes / (out * fraction)
         alpha = np.where(size > k, comm.ALPHA_OUT_S, comm.ALPHA_IN_S)
@@ -74,10 +74,11 @@ def main() -> int:
     for run, sc, plan in cross_node_moe_runs():
         node, m = sc.cluster.node, sc.model
         ep, etp = plan.ep, plan.etp or 1
-        k = int(comm.members_per_domain(node, np.array([ep]), np.array([etp]))[0])
+        ep_g = topology.group(node, np.array([ep]), np.array([etp]))
+        k = int(ep_g.k[0])
         tokens = plan.mbs * sc.training.seq_len / plan.cp
         nbytes = tokens * m.moe.top_k * 2.0 * m.hidden / plan.tp * sc.runtime.moe_load_imbalance
-        t = float(original(node, np.array([nbytes]), np.array([ep]), np.array([etp]))[0])
+        t = float(original(node, np.array([nbytes]), ep_g)[0])
         busbw = (ep - 1) / ep * nbytes / t / 1e9
         domains = ep // k
         expected = (ep - 1) / (ep - k) * comm._rates(node)[1] / 1e9

@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 import aic_data  # noqa: E402  (benchmarks/aic_data.py)
 from planner import catalog  # noqa: E402
 from planner.estimate import comm  # noqa: E402
+from planner.estimate.topology import group  # noqa: E402
 
 DATA = ROOT / "catalogs" / "nccl_measured.csv"
 REPORT = ROOT / "benchmarks" / "collective_results.md"
@@ -57,10 +58,10 @@ def extract(repo: Path) -> None:
 
 def model_s(node, op: str, g: int, nbytes: float) -> float:
     if op in ("all_gather", "reduce_scatter"):
-        return float(comm.gather_s(node, nbytes, g, 1))
+        return float(comm.gather_s(node, nbytes, group(node, g, 1)))
     if op == "all_reduce":
-        return float(comm.all_reduce_s(node, nbytes, g, 1))
-    return float(comm.all_to_all_s(node, nbytes, g, 1))
+        return float(comm.all_reduce_s(node, nbytes, group(node, g, 1)))
+    return float(comm.all_to_all_s(node, nbytes, group(node, g, 1)))
 
 
 def report() -> str:

@@ -41,6 +41,7 @@ import aiter_gemm_check as A  # noqa: E402
 import rocm_tp8_batch_check as R  # noqa: E402
 from planner import catalog  # noqa: E402
 from planner.estimate import comm  # noqa: E402
+from planner.estimate.topology import group  # noqa: E402
 from planner.serve import engines as E  # noqa: E402
 from planner.serve import nccl_measured as NM  # noqa: E402
 from planner.serve import timing  # noqa: E402
@@ -87,7 +88,7 @@ def training_rows() -> list[tuple]:
     meas = NM.tables()[("mi300x", "all_reduce", 8)]
     out = []
     for b, t in zip(NM.GRID, meas):
-        mod = float(comm.all_reduce_s(node, b, 8, 1))
+        mod = float(comm.all_reduce_s(node, b, group(node, 8, 1)))
         out.append((b / NM.MIB, t * 1e6, mod * 1e6, mod / t, 2 * 7 / 8 * b / t / 1e9))
     return out
 

@@ -11,13 +11,14 @@ import pytest
 
 from planner import catalog
 from planner.estimate import comm
+from planner.estimate.topology import group
 
 NDR_NCCL_GB_S = (46.0, 49.0)  # per NIC, nccl-tests issues #290 and #267 (NCCL maintainers)
 
 
 def busbw_gb_s(node, nbytes, n):
     """nccl-tests alltoall bus bandwidth of the model: (n - 1) / n x bytes / time (nccl-tests src/alltoall.cu)."""
-    t = float(comm.all_to_all_s(node, np.array([nbytes]), np.array([n]), np.array([1]))[0])
+    t = float(comm.all_to_all_s(node, np.array([nbytes]), group(node, np.array([n]), np.array([1])))[0])
     return (n - 1) / n * nbytes / t / 1e9
 
 
@@ -35,5 +36,5 @@ def test_large_multinode_alltoall_at_the_published_nic_bound_rate(name, nodes):
 def test_alltoall_slows_as_the_remote_share_grows():
     """Going from 2 to 8 nodes moves the remote share from 1/2 to 7/8 of the buffer: about 1.75x the time."""
     node = catalog.node("dgx-h100")
-    t2, t8 = (float(comm.all_to_all_s(node, np.array([256e6]), np.array([8 * m]), np.array([1]))[0]) for m in (2, 8))
+    t2, t8 = (float(comm.all_to_all_s(node, np.array([256e6]), group(node, np.array([8 * m]), np.array([1])))[0]) for m in (2, 8))
     assert t8 / t2 == pytest.approx((7 / 8) / (1 / 2), rel=0.02)

@@ -35,13 +35,14 @@ def test_switchless_mesh_groups_use_only_the_links_to_their_members():
 
     from planner import catalog
     from planner.estimate import comm
+    from planner.estimate.topology import group
 
     mi, h = catalog.node("mi300x-8"), catalog.node("dgx-h100")
     assert mi.scaleup_mesh_links == 7 and h.scaleup_mesh_links is None
     two_mb = 2 ** 21
 
     def busbw(node, k):  # bus bandwidth of the size-dependent part, GB/s
-        t = float(comm.all_reduce_s(node, two_mb, np.array([k]), np.array([1]))[0]) - comm.ALPHA_IN_S
+        t = float(comm.all_reduce_s(node, two_mb, group(node, np.array([k]), np.array([1])))[0]) - comm.ALPHA_IN_S
         return 2 * (k - 1) / k * two_mb / t / 1e9
 
     # 8x MI300X: 312.9 GB/s RCCL on 8 GPUs, 47.7 GB/s on 2 (one of the 7 links); NVSwitch: the same at every size
@@ -49,8 +50,8 @@ def test_switchless_mesh_groups_use_only_the_links_to_their_members():
     assert abs(busbw(h, 2) - busbw(h, 8)) < 1e-6
     # the same share reaches the ring collectives and the point-to-point link
     up = 448e9 * 0.698
-    gather2 = float(comm.gather_s(mi, two_mb, np.array([2]), np.array([1]))[0]) - comm.ALPHA_IN_S
+    gather2 = float(comm.gather_s(mi, two_mb, group(mi, np.array([2]), np.array([1])))[0]) - comm.ALPHA_IN_S
     assert abs(gather2 - 0.5 * two_mb / (up / 7)) < 1e-9
-    bw2, _ = comm.link(mi, np.array([2]), np.array([1]))
-    bw8, _ = comm.link(mi, np.array([8]), np.array([1]))
+    bw2, _ = comm.link(mi, group(mi, np.array([2]), np.array([1])))
+    bw8, _ = comm.link(mi, group(mi, np.array([8]), np.array([1])))
     assert abs(float(bw8[0]) / float(bw2[0]) - 7) < 1e-9

@@ -4,7 +4,7 @@ built on a stage time that does not grow with ga, and grouped exactly as sorting
 import numpy as np
 import pytest
 
-from planner.estimate import comm, compute
+from planner.estimate import compute
 from planner.estimate import table as T
 from planner.estimate.evaluate import Context, evaluate_table, layer_units, stage_time
 from planner.search import bound
@@ -106,14 +106,15 @@ def test_shared_layer_units_equal_per_row_ones(kw):
     first, inverse, ga_top = bound._groups_at_top_ga(ctx, t)
     units = bound.stage_groups(t, bound._reads(layer_units, ctx))[0]
     assert len(units) < len(first)  # the units are shared
-    # and their parts (the compute costs, the communication, one EP dispatch) more widely still
-    for fn in (compute.layer_costs, bound._comm_of_columns, comm.ep_dispatch_s):
+    # and their parts (the compute costs, the communication with its EP dispatch) more widely still
+    for fn in (compute.layer_costs, bound._comm_of_columns):
         cols = bound._reads(fn, ctx)
         assert len(bound.stage_groups(T.take(t, units), cols)[0]) < len(units)
     s = ctx.gpu.sustained_tensor_fraction
     fn = bound.slow_clock_stage_bound if s else bound.stage_lower_bound
-    shared = bound._per_group(ctx, t, fn, first, ga_top, shared=True, clock=s or None)
-    assert np.array_equal(shared, bound._per_group(ctx, t, fn, first, ga_top))
+    rows = bound._group_rows(ctx, t, first, ga_top)
+    shared = bound._per_group(ctx, fn, rows, bound._shared_units(ctx, rows, bound.units_clock(ctx)))
+    assert np.array_equal(shared, bound._per_group(ctx, fn, rows))
 
 
 @pytest.mark.parametrize("kw", CASES[:2])
@@ -174,6 +175,7 @@ def test_empty_table():
     t, _ = candidate_table(sc)
     empty = {k: v[:0] for k, v in t.items()}
     assert bound.step_lower_bound(Context(sc), empty).shape == (0,)
+    assert bound.search_bound(Context(sc), empty)[0].shape == (0,)
 
 
 

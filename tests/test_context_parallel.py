@@ -6,6 +6,7 @@ import pytest
 
 from planner.estimate import comm, context_parallel as CP
 from planner.estimate.evaluate import Context, estimate
+from planner.estimate.topology import group
 from planner.spec import Plan
 
 from test_memory import raw_table, scenario
@@ -109,7 +110,7 @@ def test_layer_comm_uses_the_backward_time_given():
     t = raw_table(framework="megatron", tp=8, cp=4, dp=1)
     slow_bwd = comm.layer_comm(ctx, t, np.array([1e-6]), np.array([1e3]))["cp_layer"]
     kv = float(CP.kv_chunk_bytes(ctx, t)[0])
-    bw, a = comm.link(ctx.node, t["cp"], t["tp"])
+    bw, a = comm.link(ctx.node, group(ctx.node, t["cp"], t["tp"]))
     assert float(slow_bwd[0]) == pytest.approx(3 * (float(a[0]) + kv / float(bw[0]) - 1e-6 / 4))
 
 
@@ -123,7 +124,7 @@ def test_recomputed_core_attention_runs_the_ring_again():
     per = {rc: float(comm.layer_comm(ctx, raw_table(framework="megatron", tp=8, cp=4, recompute=rc),
                                      tiny, slow)["cp_layer"][0]) for rc in ("none", "selective", "full")}
     t = raw_table(framework="megatron", tp=8, cp=4)
-    bw, a = comm.link(ctx.node, t["cp"], t["tp"])
+    bw, a = comm.link(ctx.node, group(ctx.node, t["cp"], t["tp"]))
     hop = float(a[0]) + float(CP.kv_chunk_bytes(ctx, t)[0]) / float(bw[0])
     assert per["selective"] - per["none"] == pytest.approx(3 * (hop - 1e-9 / 4), rel=1e-9)
     assert per["full"] == pytest.approx(per["selective"])

@@ -7,6 +7,7 @@ import pytest
 from planner.errors import InputError
 from planner.estimate import comm, memory, table
 from planner.estimate.evaluate import Context, estimate, evaluate_table
+from planner.estimate.topology import group
 from planner.frameworks import launch, megatron, torchtitan
 from planner.frameworks.rules import framework_problems
 from planner.search.solver import candidate_table
@@ -66,7 +67,7 @@ def test_ep_all_to_all_runs_over_the_ranks_the_group_crosses():
     tokens = 4096
     a2a = 2.0 * tokens * sc.model.moe.top_k * sc.model.hidden / 2
     # etp = 2 adds the dispatcher's all-gather / reduce-scatter of the received tokens over the etp pair
-    assert one[0] == pytest.approx(comm.all_to_all_s(ctx.node, a2a, 8, 2) + comm.gather_s(ctx.node, 2 * a2a, 2, 1))
+    assert one[0] == pytest.approx(comm.all_to_all_s(ctx.node, a2a, group(ctx.node, 8, 2)) + comm.gather_s(ctx.node, 2 * a2a, group(ctx.node, 2, 1)))
     # folded, the group is one 8-GPU board: NCCL's measured all-to-all there (comm.ep_all_to_all_s)
     from planner.serve import nccl_measured
 

@@ -262,17 +262,21 @@ def test_batch_range_verdict_equals_the_reference(monkeypatch):
     assert np.array_equal(ref, fits) and 0 < fits.sum() < len(fits)
 
 
-def test_rank_is_uniques_inverse():
+@pytest.mark.parametrize("dense_span, dtype", [(1 << 22, np.int64), (16, np.int32)])
+def test_rank_is_uniques_inverse(dense_span, dtype):
     """table.value_ranks (a presence table over short integer ranges) numbers values as np.unique's
-    inverse does and returns its values, for integers, booleans, wide ranges and floats."""
+    inverse does, in the type asked for, and returns its values, for integers, booleans, wide ranges
+    (beyond 16 x the values and `dense_span`: sorted), ranges within `dense_span` only, and floats."""
     from planner.estimate import table
 
     rng = np.random.default_rng(3)
     for c in (rng.integers(-5, 40, 500), rng.random(300) < 0.5, rng.integers(0, 2**40, 200),
-              rng.choice([0.5, 1.5, 3.0], 100), np.array([7, 7, 7])):
+              rng.integers(0, 100_000, 50), rng.choice([0.5, 1.5, 3.0], 100), np.array([7, 7, 7]),
+              np.zeros(0, dtype=np.int64)):
         values, inverse = np.unique(c, return_inverse=True)
-        digit, got = table.value_ranks(c)
-        assert np.array_equal(got, values.astype(got.dtype)) and np.array_equal(digit, inverse.reshape(-1))
+        digit, got = table.value_ranks(c, dense_span, dtype)
+        assert digit.dtype == dtype and np.array_equal(got, values.astype(got.dtype))
+        assert np.array_equal(digit, inverse.reshape(-1))
 
 
 @pytest.mark.parametrize("dtype", [np.int64, np.int32])
@@ -363,4 +367,4 @@ def _ids(plans, cols, coarse):
     heads = memory_cells._Wide(plans, plans.heads)
     lay = [k for k in memory_cells.LAYOUT_COLUMNS if k in cols]
     rough = [coarse[k](heads) if k in coarse else heads[k] for k in lay]
-    return [memory_cells._compact_ids(*table.radix_code(v, len(plans.heads))) for v in (rough, [heads[k] for k in lay])]
+    return [memory_cells._compact_ids(table.radix_code(v, len(plans.heads))[0]) for v in (rough, [heads[k] for k in lay])]

@@ -9,6 +9,7 @@ import pytest
 
 from planner.estimate import comm, compute, compute_moe
 from planner.estimate.evaluate import Context
+from planner.estimate.topology import group
 from planner.serve import nccl_measured
 
 from test_memory import raw_table, scenario
@@ -62,16 +63,16 @@ def test_ep_all_to_all_takes_the_measured_nccl_table_on_one_board(monkeypatch):
     nbytes = 2.0 ** 27
     got = float(np.ravel(comm.ep_all_to_all_s(ctx, t, nbytes))[0])
     assert got == pytest.approx(0.24991e-3, rel=1e-6)
-    assert got > float(comm.all_to_all_s(sc.cluster.node, nbytes, t["ep"], t["etp"])[0])
+    assert got > float(comm.all_to_all_s(sc.cluster.node, nbytes, group(sc.cluster.node, t["ep"], t["etp"]))[0])
     wide = raw_table(precision="bf16", ep=16, dp=16)
     assert float(np.ravel(comm.ep_all_to_all_s(ctx, wide, nbytes))[0]) == pytest.approx(
-        float(comm.all_to_all_s(sc.cluster.node, nbytes, wide["ep"], wide["etp"])[0]))
+        float(comm.all_to_all_s(sc.cluster.node, nbytes, group(sc.cluster.node, wide["ep"], wide["etp"]))[0]))
     deepep = Context(_moe(moe_dispatcher="deepep"))
     assert float(np.ravel(comm.ep_all_to_all_s(deepep, t, nbytes))[0]) == pytest.approx(
-        float(comm.all_to_all_s(sc.cluster.node, nbytes, t["ep"], t["etp"])[0]))
+        float(comm.all_to_all_s(sc.cluster.node, nbytes, group(sc.cluster.node, t["ep"], t["etp"]))[0]))
     monkeypatch.setattr(nccl_measured, "measured_table", partial(nccl_measured.measured_table, measured=False))
     assert float(np.ravel(comm.ep_all_to_all_s(ctx, t, nbytes))[0]) == pytest.approx(
-        float(comm.all_to_all_s(sc.cluster.node, nbytes, t["ep"], t["etp"])[0]))
+        float(comm.all_to_all_s(sc.cluster.node, nbytes, group(sc.cluster.node, t["ep"], t["etp"]))[0]))
 
 
 def test_ep_all_to_all_takes_the_table_only_where_every_group_sits_in_one_nvlink_domain():
@@ -88,7 +89,7 @@ def test_ep_all_to_all_takes_the_table_only_where_every_group_sits_in_one_nvlink
     def a2a(ep, etp, c=ctx):
         t = raw_table(precision="bf16", ep=ep, dp=72 // etp, tp=etp, etp=etp)
         return float(np.ravel(comm.ep_all_to_all_s(c, t, nbytes))[0]), \
-            float(comm.all_to_all_s(c.scenario.cluster.node, nbytes, t["ep"], t["etp"])[0])
+            float(comm.all_to_all_s(c.scenario.cluster.node, nbytes, group(c.scenario.cluster.node, t["ep"], t["etp"]))[0])
 
     assert a2a(4, 1)[0] == pytest.approx(meas, rel=1e-9)
     assert a2a(4, 3)[0] == pytest.approx(meas, rel=1e-9)  # 12 ranks: whole groups in the 72-GPU domain

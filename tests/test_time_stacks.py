@@ -5,6 +5,7 @@ import pytest
 
 from planner.estimate import comm
 from planner.estimate.evaluate import Context
+from planner.estimate.topology import group
 
 from test_memory import raw_table, scenario
 
@@ -33,8 +34,8 @@ def test_forward_share_of_tp_collectives():
     sc = scenario(nodes=1, seq=4096)
     ctx = Context(sc)
     act = 2.0 * 4096 * sc.model.hidden
-    ar = float(comm.all_reduce_s(sc.cluster.node, act, 8, 1))
-    ag = float(comm.gather_s(sc.cluster.node, act, 8, 1))
+    ar = float(comm.all_reduce_s(sc.cluster.node, act, group(sc.cluster.node, 8, 1)))
+    ag = float(comm.gather_s(sc.cluster.node, act, group(sc.cluster.node, 8, 1)))
     for fw, zero, regather in (("torchtitan", 3, 0.0), ("megatron", 1, 2 * ag)):
         for rc, fwd_units, all_units in (("full", 4, 6), ("none", 2, 4)):
             t = raw_table(framework=fw, zero=zero, tp=8, sp=True, recompute=rc)
@@ -51,11 +52,11 @@ def test_ring_across_nodes_shares_the_members_nics():
       stride 8 (k = 1): 47 GB/s                            -> 30 us + 63/64 x 8 GiB / 47 GB/s"""
     node = scenario(nodes=64).cluster.node
     nbytes = 8 * 2**30
-    k8 = float(comm.gather_s(node, nbytes, 64, 1))
-    k1 = float(comm.gather_s(node, nbytes, 64, 8))
+    k8 = float(comm.gather_s(node, nbytes, group(node, 64, 1)))
+    k1 = float(comm.gather_s(node, nbytes, group(node, 64, 8)))
     assert k8 == pytest.approx(30e-6 + 63 / 64 * nbytes / 369e9, rel=1e-9)
     assert k1 == pytest.approx(30e-6 + 63 / 64 * nbytes / 47e9, rel=1e-9)
-    inside = float(comm.gather_s(node, nbytes, 8, 1))  # one node: NVLink only
+    inside = float(comm.gather_s(node, nbytes, group(node, 8, 1)))  # one node: NVLink only
     assert inside == pytest.approx(10e-6 + 7 / 8 * nbytes / 369e9, rel=1e-9)
 
 
@@ -231,14 +232,15 @@ def test_sequence_parallel_gathers_move_quantised_bytes(recipe, q_in, q_grad, q_
     per_byte = 3 / 4 * elems / up  # ring all-gather: (n - 1) / n of the buffer at the link rate
     saved = 2 * (2 - q_in) + 2 * (2 - q_grad) + 2 * (2 - q_re)
     expect = saved * per_byte - (4 * comm.ALPHA_IN_S if amax else 0.0)
-    got = comm.sp_quantised_gather_saving_s(ctx, raw_table(precision="fp8", tp=4, sp=True), elems, False)
+    tp4 = group(node, 4, 1)
+    got = comm.sp_quantised_gather_saving_s(ctx, raw_table(precision="fp8", tp=4, sp=True), elems, False, tp4)
     assert float(got[0]) == pytest.approx(expect, rel=1e-9)
     for other in (dict(precision="bf16", tp=4, sp=True), dict(precision="fp8", tp=4, sp=False),
                   dict(precision="fp8", tp=4, sp=True, framework="torchtitan", zero=3)):
-        assert float(np.asarray(comm.sp_quantised_gather_saving_s(ctx, raw_table(**other), elems, False))) == 0.0
+        assert float(np.asarray(comm.sp_quantised_gather_saving_s(ctx, raw_table(**other), elems, False, tp4))) == 0.0
     # full recompute gathers the forward inputs once more
     rc = comm.sp_quantised_gather_saving_s(ctx, raw_table(precision="fp8", tp=4, sp=True, recompute="full"),
-                                           elems, False)
+                                           elems, False, tp4)
     assert float(rc[0]) - float(got[0]) == pytest.approx(2 * (2 - q_in) * per_byte
                                                          - (2 * comm.ALPHA_IN_S if amax else 0.0), rel=1e-9)
 
@@ -252,8 +254,9 @@ def test_moe_layers_take_the_moe_tp_traffic():
     t = raw_table(precision="fp8", tp=4, sp=True)
     unit = comm.layer_comm(ctx, t, np.ones(1), np.ones(1))
     elems = 4096 * sc.model.hidden
-    dense_saving = comm.sp_quantised_gather_saving_s(ctx, t, elems, False)
-    moe_saving = comm.sp_quantised_gather_saving_s(ctx, t, elems, True)
+    tp4 = group(ctx.node, t["tp"], 1)
+    dense_saving = comm.sp_quantised_gather_saving_s(ctx, t, elems, False, tp4)
+    moe_saving = comm.sp_quantised_gather_saving_s(ctx, t, elems, True, tp4)
     assert 0.0 < float(moe_saving[0]) < float(dense_saving[0])
     assert float(unit["tp_moe_layer"][0] - unit["tp_layer"][0]) == pytest.approx(
         float(dense_saving[0] - moe_saving[0]), rel=1e-9)

@@ -26,30 +26,8 @@ def test_irregular_placement_uses_the_graph():
     assert group_profile(72, 900.0, 100.0, 18, 4) == (18, "scaleup")  # NVL72: 18 trays, one domain
 
 
-def test_kept_profiles_are_those_of_their_own_arguments():
-    """profile keeps its last results per node and argument objects: a repeated call returns them
-    (read-only), and other arrays, even equal in shape, other scalars or another node get their own."""
-    from planner.estimate.topology import RECENT_KEPT, _profile
-
-    node = SimpleNamespace(domain=8, scaleup_gb_s=450.0, scaleout_gb_s=50.0)
-    other = SimpleNamespace(domain=4, scaleup_gb_s=450.0, scaleout_gb_s=50.0)
-    sizes = np.array([1, 2, 4, 8, 16, 6])
-    k, crosses = profile(node, sizes, 1)
-    again = profile(node, sizes, 1)
-    assert again[0] is k and again[1] is crosses
-    assert not k.flags.writeable and not crosses.flags.writeable
-    for args in [(node, sizes[::-1].copy(), 1), (node, sizes, 2), (other, sizes, 1), (node, sizes, np.int64(4)),
-                 (node, sizes.astype(np.int8), sizes)]:
-        got, want = profile(*args), _profile(*args)
-        assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1]), args
-    for i in range(RECENT_KEPT + 1):  # the oldest results are dropped, then computed again
-        profile(node, sizes + i, 1)
-    fresh = profile(node, sizes, 1)
-    assert fresh[0] is not k and np.array_equal(fresh[0], k)
-
-
 def test_profile_of_scalar_groups():
-    """A group given as scalars (comm.all_to_all_s(node, nbytes, 8, 2)) is profiled as a one-element array."""
+    """A group given as scalars (topology.group(node, 8, 2)) is profiled as a one-element array."""
     node = SimpleNamespace(domain=8, scaleup_gb_s=450.0, scaleout_gb_s=50.0)
     for size, stride in [(8, 2), (2, 1), (np.int64(16), 1)]:
         k, crosses = profile(node, size, stride)

@@ -21,7 +21,7 @@ import numpy as np
 from planner.estimate import memory
 from planner.estimate import table as T
 from planner.estimate.table import DS, MEG, TT
-from planner.estimate import topology
+from planner.estimate.topology import Group, group
 from planner.estimate import ep_dedup
 from planner.estimate.compute_attention import FLASH_BWD_FLOPS_RATIO
 from planner.estimate.compute_gemm import HBM_EFFICIENCY
@@ -59,22 +59,15 @@ def mesh_share(node, k):
     return np.minimum(1.0, np.maximum(np.asarray(k, dtype=float) - 1.0, 1.0) / links)
 
 
-def link(node, size, stride):
-    """(bandwidth bytes/s, latency s) of the slowest hop of a ring of `size` ranks `stride` apart:
+def link(node, g: Group):
+    """(bandwidth bytes/s, latency s) of the slowest hop of the ring of group `g` (topology.group):
     NVLink/xGMI when the whole group sits in one scale-up domain, else the per-GPU NIC (the
     cluster graph of planner.estimate.topology decides)."""
-    k, crosses = topology.profile(node, size, stride)
     up, out = _rates(node)
-    return np.where(crosses, out, up * mesh_share(node, k)), np.where(crosses, ALPHA_OUT_S, ALPHA_IN_S)
+    return np.where(g.crosses, out, up * mesh_share(node, g.k)), np.where(g.crosses, ALPHA_OUT_S, ALPHA_IN_S)
 
 
-def members_per_domain(node, size, stride):
-    """How many ranks of a group share one scale-up domain (from the cluster graph)."""
-    k, _ = topology.profile(node, size, stride)
-    return k
-
-
-def gather_s(node, nbytes, size, stride):
+def gather_s(node, nbytes, g: Group):
     """All-gather or reduce-scatter of a buffer of `nbytes` (the full, gathered size) as an NCCL ring:
     every rank sends (n-1)/n x bytes to its successor. Across scale-up domains the ring's crossing
     hops carry that traffic, and NCCL spreads its channels so that the crossings leave through
@@ -84,21 +77,21 @@ def gather_s(node, nbytes, size, stride):
     nodes is about 8 x the per-NIC rate (e.g. 400-450 GB/s on DGX H100, 8 x NDR 400G: nccl-tests
     expectations in cluster acceptance guides)."""
     up, out = _rates(node)
-    k, crosses = topology.profile(node, size, stride)
+    size, k = g.size, g.k
     up = up * mesh_share(node, k)
-    bw = np.where(crosses, np.minimum(up, k * out), up)
-    alpha = np.where(crosses, ALPHA_OUT_S, ALPHA_IN_S)
+    bw = np.where(g.crosses, np.minimum(up, k * out), up)
+    alpha = np.where(g.crosses, ALPHA_OUT_S, ALPHA_IN_S)
     return np.where(size > 1, alpha + (size - 1) / size * nbytes / bw, 0.0)
 
 
-def all_reduce_s(node, nbytes, size, stride):
+def all_reduce_s(node, nbytes, g: Group):
     """All-reduce, 2(n-1)/n x bytes, hierarchical across scale-up domains (NCCL tree / NVLS-tree
     algorithms): with k ranks per domain and m domains, the intra-domain part moves 2(k-1)/k of the
     buffer on NVLink and the inter-domain part 2(m-1)/m of a 1/k shard on the NICs, which is why
     multi-node all-reduce bus bandwidth exceeds the NIC rate by about (n-1)/(m-1) (ml-engineering
     network notes: 4 x 8 B200, 381.8 GB/s busbw = 37 GB/s per NIC)."""
     up, out = _rates(node)
-    k = members_per_domain(node, size, stride)
+    size, k = g.size, g.k
     m = size / k
     intra = 2 * (k - 1) / k * nbytes / (up * mesh_share(node, k))
     inter = 2 * (m - 1) / m * nbytes / k / out
@@ -106,11 +99,11 @@ def all_reduce_s(node, nbytes, size, stride):
     return np.where(size > 1, alpha + intra + inter, 0.0)
 
 
-def all_to_all_s(node, nbytes, size, stride):
+def all_to_all_s(node, nbytes, g: Group):
     """All-to-all of `nbytes` per rank: (k-1)/n of it to peers in the same domain on NVLink and
     (n-k)/n to the others on the NICs, both at once."""
     up, out = _rates(node)
-    k = members_per_domain(node, size, stride)
+    size, k = g.size, g.k
     intra = (k - 1) / size * nbytes / (up * mesh_share(node, k))
     inter = (size - k) / size * nbytes / out
     alpha = np.where(size > k, ALPHA_OUT_S, ALPHA_IN_S)
@@ -119,9 +112,11 @@ def all_to_all_s(node, nbytes, size, stride):
 
 def layer_comm(ctx, t, attn_layer_fwd_s, attn_layer_bwd_s=None) -> dict:
     """Exposed communication seconds of one micro-batch, per layer (TP, CP), per MoE layer (EP) and
-    per stage boundary (PP): stage-independent, scaled by each stage's layer counts in evaluate."""
+    per stage boundary (PP): stage-independent, scaled by each stage's layer counts in evaluate; and
+    one EP dispatch (ep_dispatch_s) as 'ep_dispatch'. Each group is profiled once (topology.group)."""
     m, node = ctx.model, ctx.node
     tp, cp, ep, dp, pp = t["tp"], t["cp"], t["ep"], t["dp"], t["pp"]
+    tp_g = group(node, tp, 1)
     tokens = t["mbs"] * ctx.seq_len / cp
     full_rc = t["recompute"] == 2
 
@@ -129,7 +124,7 @@ def layer_comm(ctx, t, attn_layer_fwd_s, attn_layer_bwd_s=None) -> dict:
     # Sec. 4.2.2: all-gather + reduce-scatter, the same volume): 2 per layer forward, 2 backward,
     # 2 more when the forward is recomputed. Overlap with GEMMs: tp_exposed_s.
     act_bytes = 2.0 * tokens * m.hidden
-    per_layer = all_reduce_s(node, act_bytes, tp, 1)
+    per_layer = all_reduce_s(node, act_bytes, tp_g)
     # With SP the backward all-gathers each column-parallel input again for the weight gradient,
     # since only the sequence-sharded input was stored (Korthikanti et al. 2022 Sec. 4.2.2): two more
     # all-gathers (half an all-reduce each) per layer. torchtitan's sequence parallelism is DTensor
@@ -137,11 +132,11 @@ def layer_comm(ctx, t, attn_layer_fwd_s, attn_layer_bwd_s=None) -> dict:
     # gathered input the matmul consumed, so its backward has no re-gather (and with full activation
     # checkpointing the recomputed forward gathers again, counted in the 6 above).
     regather = np.where(t["sp"] & (t["framework"] != TT),
-                        2 * gather_s(node, act_bytes, tp, 1), 0.0)
+                        2 * gather_s(node, act_bytes, tp_g), 0.0)
     tp_layer = per_layer * np.where(full_rc, 6, 4) + regather
     # Megatron's TE layers gather quantised tensors in the FP8 precision (sp_quantised_gather_saving_s)
-    tp_moe_layer = tp_layer - sp_quantised_gather_saving_s(ctx, t, tokens * m.hidden, True)
-    tp_layer = tp_layer - sp_quantised_gather_saving_s(ctx, t, tokens * m.hidden, False)
+    tp_moe_layer = tp_layer - sp_quantised_gather_saving_s(ctx, t, tokens * m.hidden, True, tp_g)
+    tp_layer = tp_layer - sp_quantised_gather_saving_s(ctx, t, tokens * m.hidden, False, tp_g)
     # the forward-pass share (forward and recomputed forward): what torchtitan's async TP can hide
     tp_fwd_layer = per_layer * np.where(full_rc, 4, 2)
 
@@ -150,7 +145,8 @@ def layer_comm(ctx, t, attn_layer_fwd_s, attn_layer_bwd_s=None) -> dict:
     from planner.estimate import context_parallel as CP
 
     kv_bytes = CP.kv_chunk_bytes(ctx, t)
-    bw, a = link(node, cp, tp)
+    cp_g = group(node, cp, tp)
+    bw, a = link(node, cp_g)
     attn_bwd = FLASH_BWD_FLOPS_RATIO * attn_layer_fwd_s if attn_layer_bwd_s is None else attn_layer_bwd_s
     # the ring runs again wherever attention's forward is recomputed: full recompute, and Megatron's
     # selective recompute of core attention (torchtitan's op-level policy saves SDPA's output)
@@ -158,27 +154,27 @@ def layer_comm(ctx, t, attn_layer_fwd_s, attn_layer_bwd_s=None) -> dict:
 
     core_rc = (t["recompute"] == 1) & (t["framework"] != TT) \
         & ("core_attn" in recompute_modules(ctx))
-    cp_layer = CP.ring_exposed_s(cp, a + kv_bytes / bw, a + 2.0 * kv_bytes / bw, gather_s(node, cp * kv_bytes, cp, tp),
+    cp_layer = CP.ring_exposed_s(cp, a + kv_bytes / bw, a + 2.0 * kv_bytes / bw, gather_s(node, cp * kv_bytes, cp_g),
                                  attn_layer_fwd_s, attn_bwd, CP.cp_method(ctx, t), np.where(full_rc | core_rc, 2, 1),
                                  CP.ring_serial(ctx, t))
 
     # Expert parallel all-to-all: dispatch and combine, forward and backward (4 per MoE layer), over
     # the EP group of Megatron-Core's expert grid (order etp-ep-edp-pp: ep ranks etp apart, so with
     # etp = 1 the group runs over consecutive ranks of tp x cp x dp).
-    ep_layer = 0.0
+    ep_layer, dispatch = 0.0, ep_dispatch_s(ctx, t)
     if m.moe:
-        ep_layer = ep_dispatch_s(ctx, t) * np.where(full_rc, 6, 4) + moe_metadata_s(node, ep, t["etp"]) \
+        ep_layer = dispatch * np.where(full_rc, 6, 4) + moe_metadata_s(node, ep, t["etp"]) \
             + probs_all_to_all_s(ctx, t) * np.where(full_rc, 3, 2)
 
     # Pipeline send/recv of the boundary activation, forward and backward.
-    bw, a = link(node, pp, tp * cp * dp)
+    bw, a = link(node, group(node, pp, tp * cp * dp))
     p2p_bytes = 2.0 * tokens * m.hidden / np.where(t["sp"], tp, 1)
     pp_s = np.where(pp > 1, 2 * (a + p2p_bytes / bw), 0.0)
     return {"tp_layer": tp_layer, "tp_moe_layer": tp_moe_layer, "tp_fwd_layer": tp_fwd_layer, "cp_layer": cp_layer,
-            "ep_moe_layer": ep_layer, "pp_comm": pp_s}
+            "ep_moe_layer": ep_layer, "pp_comm": pp_s, "ep_dispatch": dispatch}
 
 
-def sp_quantised_gather_saving_s(ctx, t, elems, moe_layer: bool):
+def sp_quantised_gather_saving_s(ctx, t, elems, moe_layer: bool, tp_g: Group):
     """Seconds one layer's tensor-parallel traffic is shorter because Transformer Engine all-gathers quantised
     tensors (compute_quant.SP_GATHER_BYTES), for Megatron rows in the FP8 precision with sequence parallelism
     and tp > 1 (zero elsewhere): per gather of `elems` elements, gather_s(2 x elems) - gather_s(q x elems),
@@ -186,20 +182,20 @@ def sp_quantised_gather_saving_s(ctx, t, elems, moe_layer: bool):
     Gathers per layer: the QKV input (not under MLA, whose down-projections take a bf16 gather) and, in a dense
     layer, the FC1 input, forward (twice with full recompute) and re-gathered in backward; the output gradients
     of the attention projection and, in a dense layer, FC2. A MoE layer's expert inputs and gradients go
-    through the token dispatcher in bf16."""
+    through the token dispatcher in bf16. `tp_g`: the tensor-parallel group (topology.group of tp, 1)."""
     q = CQ.SP_GATHER_BYTES.get(ctx.scenario.runtime.fp8_recipe)
     quantised = (t["precision"] == T.FP8) & CQ.te_sp_gathered(t)
     if q is None or not np.any(quantised):
         return 0.0
-    node, tp = ctx.node, t["tp"]
+    node = ctx.node
     inputs = (0 if ctx.model.mla else 1) + (0 if moe_layer and ctx.model.moe else 1)
     grads = 1 + (0 if moe_layer and ctx.model.moe else 1)
-    bf16 = gather_s(node, 2.0 * elems, tp, 1)
-    q_in, q_grad, q_re = (bf16 - gather_s(node, b * elems, tp, 1) for b in q)
+    bf16 = gather_s(node, 2.0 * elems, tp_g)
+    q_in, q_grad, q_re = (bf16 - gather_s(node, b * elems, tp_g) for b in q)
     fwd_gathers = inputs * np.where(t["recompute"] == 2, 2, 1)
     saving = fwd_gathers * q_in + grads * q_grad + inputs * q_re
     if ctx.scenario.runtime.fp8_recipe in CQ.SP_AMAX_REDUCTION_RECIPES:
-        _, alpha = link(node, tp, 1)
+        _, alpha = link(node, tp_g)
         saving = saving - (fwd_gathers + grads) * alpha
     return np.where(quantised, saving, 0.0)
 
@@ -258,7 +254,7 @@ def ep_all_to_all_s(ctx, t, a2a_bytes):
     model (all_to_all_s)."""
     from planner.serve import nccl_measured
 
-    model = all_to_all_s(ctx.node, a2a_bytes, t["ep"], t["etp"])
+    model = all_to_all_s(ctx.node, a2a_bytes, group(ctx.node, t["ep"], t["etp"]))
     if ctx.scenario.runtime.moe_dispatcher != "alltoall":
         return model
     ep = np.broadcast_to(np.asarray(t["ep"]), np.shape(model) or (1,))
@@ -276,7 +272,7 @@ def expert_tp_gather_s(node, a2a_bytes, etp):
     over it ("combine preprocess: RS(TP)"). Each rank holds `a2a_bytes` of routed tokens, so the
     gathered buffer is etp x a2a_bytes; the etp ranks are consecutive (expert grid etp-ep-edp-pp).
     One AG or RS: the caller counts 4 per layer (dispatch and combine, forward and backward)."""
-    return gather_s(node, etp * a2a_bytes, etp, 1)
+    return gather_s(node, etp * a2a_bytes, group(node, etp, 1))
 
 
 def moe_metadata_s(node, ep, etp):
@@ -286,7 +282,7 @@ def moe_metadata_s(node, ep, etp):
     num_local_tokens_per_expert) and copies the splits to the host, a latency-bound collective
     (a few hundred bytes): one alpha of the group's slowest hop, forward only (backward reuses the
     splits)."""
-    _, alpha = link(node, ep * etp, 1)
+    _, alpha = link(node, group(node, ep * etp, 1))
     return np.where(ep * etp > 1, alpha, 0.0)
 
 
@@ -445,9 +441,10 @@ def dp_comm(ctx, t, mem, fwd_mb_s, bwd_mb_s) -> dict:
     titan_pp = (t["framework"] == TT) & (t["pp"] > 1) & (zero >= 3)
     step_sync = post = per_mb = 0.0  # both groups share the NICs: their times add up
     for params, size, stride in groups:
-        g = gather_s(node, params * grad_bytes, size, stride)
-        p = gather_s(node, params * param_bytes, size, stride)
-        step_sync = step_sync + np.where(zero == 0, all_reduce_s(node, params * grad_bytes, size, stride),
+        ring = group(node, size, stride)
+        g = gather_s(node, params * grad_bytes, ring)
+        p = gather_s(node, params * param_bytes, ring)
+        step_sync = step_sync + np.where(zero == 0, all_reduce_s(node, params * grad_bytes, ring),
                                          np.where((zero == 1) | titan_pp, g, 0.0))
         post = post + np.where(((zero >= 1) & (zero <= 2)) | titan_pp, p, 0.0)
         per_mb = per_mb + np.where(zero == 2, g, np.where((zero >= 3) & ~titan_pp, 2 * p + g, 0.0))

@@ -184,7 +184,6 @@ def layer_units(ctx: Context, t: dict) -> tuple[dict, dict]:
     its layer counts (rank_stage_time)."""
     unit = compute.layer_costs(ctx, t)
     unit_comm = comm.layer_comm(ctx, t, unit["attn_fwd"], unit["attn_bwd"])
-    unit_comm["ep_dispatch"] = comm.ep_dispatch_s(ctx, t)
     return unit, unit_comm
 
 
@@ -228,8 +227,7 @@ def rank_stage_time(ctx: Context, t: dict, unit: dict, unit_comm: dict, rank, st
     busy = c["forward"] + c["backward"] + c["recompute"]
     # EP overlap pairs a MoE layer's forward with another micro-batch's backward: the pre-dispatch
     # part (attention, router) and the expert GEMMs hide different all-to-alls (comm.ep_exposed_s)
-    dispatch = unit_comm["ep_dispatch"] if "ep_dispatch" in unit_comm else comm.ep_dispatch_s(ctx, t)
-    cm["ep_comm"] = comm.ep_exposed_s(ctx, t, cm["ep_comm"], moe, dispatch,
+    cm["ep_comm"] = comm.ep_exposed_s(ctx, t, cm["ep_comm"], moe, unit_comm["ep_dispatch"],
                                       unit["moe_fwd"] - unit["moe_expert"] + unit["attn_fwd"], unit["moe_expert"])
     stage_s = busy + cm["tp_comm"] + cm["cp_comm"] + cm["ep_comm"] + cm["pp_comm"]
     return stage_s, c, cm

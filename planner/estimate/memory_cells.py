@@ -12,19 +12,13 @@ from planner.estimate import table as T
 CATEGORY_COLUMNS = ("framework", "precision", "zero", "offload", "offload_params", "recompute", "sp")
 LAYOUT_COLUMNS = ("tp", "pp", "cp", "ep", "vpp", "dp", "mbs", "ga", "etp")
 BLOCK = 1 << 20  # rows per block where Plans.cells walks the whole table
+DENSE_KEYS = 1 << 16  # key ranges numbered through a presence table at any count of keys (T.value_ranks)
 
 
-def _compact_ids(key: np.ndarray, span: int) -> tuple[np.ndarray, np.ndarray]:
-    """(id of every row's key among the keys present (int32), one row per id): by a presence table
-    over the keys' range (up to the largest key, not `span`) when it is at most 16 x the keys, by
-    sorting otherwise (np.unique: the same ids)."""
-    top = int(key.max()) + 1 if len(key) else 0
-    if min(top, span) <= max(16 * len(key), 1 << 16):
-        cell = T.present_ranks(key, min(top, span), np.int32)[0]
-    else:
-        _, cell = np.unique(key, return_inverse=True)
-        cell = cell.reshape(-1).astype(np.int32)
-    row = np.empty(int(cell.max()) + 1 if len(cell) else 0, dtype=np.int64)
+def _compact_ids(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(id of every row's key among the keys present (int32: T.value_ranks), one row per id)."""
+    cell, keys = T.value_ranks(key, DENSE_KEYS, np.int32)
+    row = np.empty(len(keys), dtype=np.int64)
     row[cell] = np.arange(len(key), dtype=np.int32 if len(key) < 2**31 else np.int64)
     return cell, row
 
@@ -135,11 +129,11 @@ class Plans:
         own = [heads[k] for k in lay]
         rough = [coarse[k](heads) if k in (coarse or {}) else heads[k] for k in lay]
         digits, present = self.decoded(), self.present()
-        cid, c_code = _compact_ids(*T.radix_code([digits[k][present] for k in CATEGORY_COLUMNS if k in cols],
-                                                len(present)))
+        cid, c_code = _compact_ids(T.radix_code([digits[k][present] for k in CATEGORY_COLUMNS if k in cols],
+                                               len(present))[0])
         n_c = len(c_code)
         split = exact is not None and coarse and bool(exact[present].any())
-        ids = [_compact_ids(*T.radix_code(v, len(self.heads))) for v in ([rough, own] if split else [rough])]
+        ids = [_compact_ids(T.radix_code(v, len(self.heads))[0]) for v in ([rough, own] if split else [rough])]
         n_rough = len(ids[0][1])
         n_lay = sum(len(r) for _, r in ids)
         wide = np.int64 if n_lay * n_c >= 2**31 else np.int32

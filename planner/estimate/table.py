@@ -65,19 +65,20 @@ def wide(v: np.ndarray) -> np.ndarray:
     return v.astype(np.int64) if v.dtype.kind in "iu" and v.dtype != np.int64 else v
 
 
-def value_ranks(col: np.ndarray, dense_span: int = 1 << 22) -> tuple[np.ndarray, np.ndarray]:
-    """(rank of each value among the column's distinct values, as int64; the distinct values in
+def value_ranks(col: np.ndarray, dense_span: int = 1 << 22, dtype=np.int64) -> tuple[np.ndarray, np.ndarray]:
+    """(rank of each value among the column's distinct values, in `dtype`; the distinct values in
     increasing order): np.unique's inverse and values, through a presence table over the values' range
-    where it is short (integer or bool columns: linear time), by sorting otherwise."""
+    where it is short (integer or bool columns whose range is below `dense_span` or 16 x the values:
+    linear time), by sorting otherwise."""
     col = np.asarray(col)
     col = col.view(np.int8) if col.dtype == bool else col
     if col.dtype.kind in "iu" and len(col):
         lo, hi = int(col.min()), int(col.max())
-        if hi - lo < max(dense_span, 4 * len(col)):
-            ranks, values = present_ranks(col - lo if lo else col, hi - lo + 1)
+        if hi - lo < max(dense_span, 16 * len(col)):
+            ranks, values = present_ranks(col - lo if lo else col, hi - lo + 1, dtype)
             return ranks, values + lo
     values, ranks = np.unique(col, return_inverse=True)
-    return ranks.reshape(-1).astype(np.int64), values
+    return ranks.reshape(-1).astype(dtype), values
 
 
 def present_ranks(key: np.ndarray, span: int, dtype=np.int64) -> tuple[np.ndarray, np.ndarray]:

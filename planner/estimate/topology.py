@@ -14,8 +14,8 @@ stays small even at 16,384 GPUs.
 
 from __future__ import annotations
 
-import threading
 from functools import lru_cache
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -54,44 +54,27 @@ def group_profile(domain: int, up_gb_s: float, out_gb_s: float, size: int, strid
     return per_domain, ("scaleout" if crosses else "scaleup")
 
 
-_RECENT = threading.local()  # per thread (the search evaluates chunks in threads): profile's last results
-RECENT_KEPT = 8  # results kept per thread: the groups of one layer_comm call (TP, CP, EP, DP, PP, ...)
-KEPT_ROWS = 1 << 17  # longer arguments are not kept (the memory they would hold after the call)
+class Group(NamedTuple):
+    """A communication group of `size` ranks placed `stride` apart, profiled once (group): `k` members
+    per scale-up domain, `crosses` True where its ring leaves the domain. The collectives of
+    planner.estimate.comm take it, so a group used for several of them is profiled once."""
+
+    size: Any
+    k: Any
+    crosses: Any
+
+
+def group(node, size, stride) -> Group:
+    """The Group of `size` ranks `stride` apart on `node`'s cluster (profile), `size` kept as given."""
+    k, crosses = profile(node, size, stride)
+    return Group(size, k, crosses)
 
 
 def profile(node, size, stride):
     """Vectorised over plan-table arrays: (members per domain, True where the ring leaves its domain).
     A closed form covers regular placements (stride and domain dividing one another: every layout on
     nodes of 8 with power-of-two degrees); the graph (group_profile) the rest. tests/test_topology.py
-    checks that both agree. The communication terms of one table ask for the same group many times
-    (comm.layer_comm: the TP group, t["tp"] with stride 1, for a dozen all-gathers and all-reduces):
-    the last RECENT_KEPT results are kept per thread, each for the same node and the same array
-    objects (or equal scalars), and returned read-only (the same arrays, never changed in place);
-    scalar groups and arguments of more than KEPT_ROWS rows are computed each time."""
-    if not 0 < max(np.ndim(size), np.ndim(stride)) or max(np.size(size), np.size(stride)) > KEPT_ROWS:
-        return _profile(node, size, stride)  # scalars (numpy scalars out), or long arrays
-    key = (id(node), _arg_key(size), _arg_key(stride))
-    recent = _RECENT.__dict__.setdefault("results", {})
-    hit = recent.get(key)
-    if hit is not None and hit[0] is node and hit[1] is size and hit[2] is stride:
-        return hit[3]
-    out = _profile(node, size, stride)
-    for a in out:
-        if isinstance(a, np.ndarray):
-            a.flags.writeable = False
-    if len(recent) >= RECENT_KEPT:
-        del recent[next(iter(recent))]  # the oldest
-    recent[key] = (node, size, stride, out)  # the arguments held: their ids stay theirs while kept
-    return out
-
-
-def _arg_key(x):
-    """An argument's key: its value where it is a Python or numpy scalar, else the object's id."""
-    return ("value", x.item() if isinstance(x, np.generic) else x) if isinstance(x, (int, float, np.generic)) else id(x)
-
-
-def _profile(node, size, stride):
-    """profile, computed."""
+    checks that both agree."""
     size, stride = np.broadcast_arrays(np.asarray(size, dtype=np.int64), np.asarray(stride, dtype=np.int64))
     d = node.domain
     k = np.where(stride >= d, 1, np.minimum(size, d // np.maximum(stride, 1)))

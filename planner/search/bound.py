@@ -26,7 +26,7 @@ from planner.estimate.evaluate import first_last_stage_times, layer_units, stage
 DENSE_SPAN = 1 << 22  # largest key span grouped through a dense table (9 bytes per key at most)
 
 
-def stage_lower_bound(ctx, t: dict, units=None, slow_units=None) -> np.ndarray:
+def stage_lower_bound(ctx, t: dict, units=None) -> np.ndarray:
     """A lower bound of one micro-batch's time on the slowest stage evaluated (the first, the last and, for
     models with leading dense layers or a Megatron split, the heaviest middle rank:
     evaluate.first_last_stage_times), compute and
@@ -35,14 +35,14 @@ def stage_lower_bound(ctx, t: dict, units=None, slow_units=None) -> np.ndarray:
     drops under load (sustained_tensor_fraction: evaluate.with_tensor_clock sets each plan's clock
     between that fraction and 1), each stage's compute is taken at the burst clock (its fastest) and
     its exposed communication at the lowest clock (the most compute to hide it behind), so the bound
-    holds at any clock between; elsewhere it is the stage time itself. `units`: the layer_units of t
-    (burst clock) when computed elsewhere (_per_group); the two-clock bound computes its burst ones, and
-    takes `slow_units` (those at the lowest clock) when given (search_bound: computed for its first bound)."""
+    holds at any clock between; elsewhere it is the stage time itself. `units`: the layer_units of t at
+    the lowest clock (units_clock) when computed elsewhere (_shared_units); the two-clock bound computes
+    its burst ones."""
     s = ctx.gpu.sustained_tensor_fraction
     if not s:
         return stage_time(ctx, t, units)[0]
     fast = first_last_stage_times(ctx, t)
-    slow = first_last_stage_times(ctx, {**t, "tensor_clock": np.full(T.size(t), s)}, slow_units)
+    slow = first_last_stage_times(ctx, {**t, "tensor_clock": np.full(T.size(t), s)}, units)
     busy = lambda c: c["forward"] + c["backward"] + c["recompute"]  # noqa: E731
     return np.max([busy(fast[k][1]) + (slow[k][0] - busy(slow[k][1])) for k in fast], axis=0)
 
@@ -177,30 +177,23 @@ def _ga_free_columns(ctx) -> tuple[str, ...]:
     return tuple(k for k in _reads(stage_lower_bound, ctx) if k != "ga")
 
 
-def _per_group(ctx, t: dict, fn, first: np.ndarray, ga_top: np.ndarray, shared: bool = False,
-               clock: float | None = None, units=None, groups: dict | None = None) -> np.ndarray:
-    """fn(ctx, rows) of each group's row at the group's largest ga, in chunks shared by threads.
-    `shared`: fn(ctx, rows, units) also takes the rows' layer_units at tensor clock `clock` (None:
-    burst), which read fewer columns than the stage time (not vpp): they are evaluated once per
-    distinct value of those columns (_shared_units), or given as `units` (_shared_units of these
-    groups' rows, _group_units). `groups`: _group_rows of these groups, when already gathered."""
+def _per_group(ctx, fn, groups: dict, units=None) -> np.ndarray:
+    """fn(ctx, rows) of the groups' rows `groups` (_group_rows), in chunks shared by threads; with
+    `units` (the layer_units of those rows: _shared_units, or _group_units of some groups' units),
+    fn(ctx, rows, the rows' units): they read fewer columns than the stage time (not vpp), so they were
+    evaluated once per distinct value of those columns."""
     from planner.search.solver import MEMORY_CHUNK, _in_chunks
 
-    out = np.zeros(len(first))
-    if not len(first):
-        return out
-    # the columns the stage time reads (stage_lower_bound's, as the slow-clock bound's and the units'):
-    # a column fn read beyond them would fail loudly
-    groups = _group_rows(ctx, t, first, ga_top) if groups is None else groups
-    if shared and units is None:
-        units = _shared_units(ctx, groups, clock)
+    n = len(groups["ga"])
+    out = np.zeros(n)
 
     def chunk(lo: int) -> None:
         at = slice(lo, lo + MEMORY_CHUNK)
         part = T.take(groups, at)
         out[at] = fn(ctx, part) if units is None else fn(ctx, part, tuple(_unit_rows(u, at) for u in units))
 
-    _in_chunks(chunk, len(first))
+    if n:
+        _in_chunks(chunk, n)
     return out
 
 
@@ -208,6 +201,12 @@ def _group_rows(ctx, t: dict, first: np.ndarray, ga_top: np.ndarray) -> dict:
     """The row of each group at its largest ga: the columns the stage time reads (stage_lower_bound's,
     as the slow-clock bound's and the units': a column fn read beyond them would fail loudly)."""
     return {**{k: t[k][first] for k in _ga_free_columns(ctx)}, "ga": T.compact(ga_top)}
+
+
+def units_clock(ctx) -> float | None:
+    """The tensor clock of the layer units the stage bounds take (stage_lower_bound,
+    slow_clock_stage_bound): the lowest, sustained_tensor_fraction, or None (burst) on GPUs without one."""
+    return ctx.gpu.sustained_tensor_fraction or None
 
 
 def _group_units(units: tuple, groups: np.ndarray) -> tuple:
@@ -235,11 +234,13 @@ def _shared_units(ctx, t: dict, clock: float | None) -> tuple[list, list]:
     computed row by row from the columns it reads alone (tests/test_bound.py compares). The units are
     the rows distinct in the columns layer_units reads, and their parts read fewer columns still, so
     each is evaluated once per distinct value of its own inputs (DeepSeek-V3 / 2,048 H100: 86,478
-    units, 33,406 compute.layer_costs, 43,783 comm.layer_comm, 2,457 comm.ep_dispatch_s): the costs
-    (not dp nor recompute), the communication (not ga; precision since the FP8 sequence-parallel
-    gathers move quantised bytes, comm.sp_quantised_gather_saving_s; the costs' attention seconds
-    taken as inputs) and one EP dispatch; each row of t reads its part's value through its
-    unit (the two indices composed: no table of every unit)."""
+    units, 33,406 compute.layer_costs, 43,783 comm.layer_comm): the costs (not dp nor recompute) and
+    the communication with its EP dispatch (not ga; precision since the FP8 sequence-parallel gathers
+    move quantised bytes, comm.sp_quantised_gather_saving_s; the costs' attention seconds taken as
+    inputs); each row of t reads its part's value through its unit (the two indices composed: no
+    table of every unit; none for an empty t)."""
+    if not T.size(t):
+        return [], []
     first, inverse = stage_groups(t, _reads(layer_units, ctx))
     units = T.take(t, first)
     cost, at_cost = _per_value(units, _reads(compute.layer_costs, ctx), {},
@@ -251,10 +252,8 @@ def _shared_units(ctx, t: dict, clock: float | None) -> tuple[list, list]:
     unit_comm = _per_value(units, _reads(_comm_of_columns, ctx), ranks,
                            lambda part, rows: comm.layer_comm(ctx, part, *(np.take(a, np.take(at_cost, rows))
                                                                             for a in attn)), clock)
-    dispatch = _per_value(units, _reads(comm.ep_dispatch_s, ctx), {},
-                          lambda part, rows: {"ep_dispatch": comm.ep_dispatch_s(ctx, part)}, clock)
     through = lambda table, at: (table, np.take(at, inverse))  # noqa: E731  (the row of t, via its unit)
-    return [through(cost, at_cost)], [through(*unit_comm), through(*dispatch)]
+    return [through(cost, at_cost)], [through(*unit_comm)]
 
 
 def _unit_rows(parts: list, at) -> dict:
@@ -325,7 +324,9 @@ def step_lower_bound(ctx, t: dict, heads=None) -> np.ndarray:
     it reads, at the group's largest accumulation (module docstring), in chunks shared by threads
     (solver._in_chunks). `heads`: the first row of each layout run of t, or None (stage_groups)."""
     first, inverse, ga_top = _groups_at_top_ga(ctx, t, heads)
-    return _grouped_step(ctx, t, first, inverse, _per_group(ctx, t, stage_lower_bound, first, ga_top, shared=True))
+    rows = _group_rows(ctx, t, first, ga_top)
+    units = _shared_units(ctx, rows, units_clock(ctx))
+    return _grouped_step(ctx, t, first, inverse, _per_group(ctx, stage_lower_bound, rows, units))
 
 
 def slow_clock_stage_bound(ctx, t: dict, units=None) -> np.ndarray:
@@ -356,21 +357,18 @@ def search_bound(ctx, t: dict, heads=None):
     if not ctx.gpu.sustained_tensor_fraction:
         return step_lower_bound(ctx, t, heads), None
     first, inverse, ga_top = _groups_at_top_ga(ctx, t, heads)
-    s = ctx.gpu.sustained_tensor_fraction
-    rows = _group_rows(ctx, t, first, ga_top) if len(first) else None
-    slow_units = _shared_units(ctx, rows, s) if len(first) else None
-    lb = _grouped_step(ctx, t, first, inverse, _per_group(ctx, t, slow_clock_stage_bound, first, ga_top, shared=True,
-                                                          clock=s, units=slow_units, groups=rows))
+    rows = _group_rows(ctx, t, first, ga_top)
+    slow_units = _shared_units(ctx, rows, units_clock(ctx))
+    lb = _grouped_step(ctx, t, first, inverse, _per_group(ctx, slow_clock_stage_bound, rows, slow_units))
     del rows
     exact = np.full(len(first), np.nan)
-    two_clock = lambda c, rows, units: stage_lower_bound(c, rows, slow_units=units)  # noqa: E731
 
     def refine(rows: np.ndarray) -> np.ndarray:
         g = inverse[rows]
         todo = T.distinct(g[np.isnan(exact[g])])
         if len(todo):  # the lowest clock's units are the first bound's (the same numbers: _shared_units)
-            exact[todo] = _per_group(ctx, t, two_clock, first[todo], ga_top[todo], shared=True,
-                                     units=_group_units(slow_units, todo))
+            exact[todo] = _per_group(ctx, stage_lower_bound, _group_rows(ctx, t, first[todo], ga_top[todo]),
+                                     _group_units(slow_units, todo))
         return _pipeline_step(t, rows, exact[g])
 
     return lb, refine

@@ -44,6 +44,7 @@ from planner.estimate.compute_moe import GEMM_TILE_ROWS
 from planner.estimate.host import HOST_LAUNCH_S
 from planner.estimate.compute_attention import ATTN_FWD_OF_MAMF, exp_bound_fps
 from planner.estimate.compute_gemm import DEFAULT_MAMF, GEMM_LAUNCH_S, HBM_EFFICIENCY, fp4_gemm_over_fp8
+from planner.estimate.topology import group
 from planner.serve import engines as E
 from planner.serve import nccl_measured as NM
 from planner.serve.memory import ACT_BYTES, attn_tp, kv_bytes_per_token, seq_kv_bytes, stage_layers
@@ -390,8 +391,9 @@ def comm_links(node, t, hidden=None, moe: bool = False, measured: bool = True) -
     big = 1e9
 
     def affine(fn, size, stride):
-        a0 = fn(node, 0.0, size, stride)
-        return a0, (fn(node, big, size, stride) - a0) / big
+        g = group(node, size, stride)
+        a0 = fn(node, 0.0, g)
+        return a0, (fn(node, big, g) - a0) / big
 
     engine = t["engine"]
     ar_floor = NM.all_reduce_nccl_floor(node, engine, tp, hidden)
