@@ -42,3 +42,26 @@ def test_trtllm_search_on_ampere_offers_no_fp8(tmp_path):
     only = _scenario(tmp_path, "dgx-a100-80gb", "{engines: [trtllm], weights: [fp8], kv_cache: [fp8]}")
     r = runner.invoke(main, ["serve", str(only)])
     assert r.exit_code == 1 and "support matrix" in r.output
+
+
+def test_a_purchase_rows_plan_is_priced_like_the_row(tmp_path):
+    """compare's serving row gave the option's $/M tokens but kept the plan's catalog-price `cost` beside it
+    (an owned B200 option: 0.28 at the top, 0.82 in plan.cost)."""
+    from planner.purchase import compare
+    from planner.spec.purchase import load_purchases
+
+    p = write(tmp_path, "p.yaml", """
+clusters:
+  - {name: cloud, node: dgx-h100, nodes: [1], cloud: {usd_per_gpu_hour: 1.25}}
+  - {name: owned, node: dgx-h100, nodes: [1], owned: {capex_usd_per_node: 300000, power_kw: 10}}
+serving_workloads:
+  - name: chat-8b
+    model: llama-3.1-8b
+    serving: {input_tokens: 1024, output_tokens: 256, requests_per_s: 20}
+    search: {engines: [vllm], weights: [fp8], kv_cache: [fp8]}
+    hours_per_year: 4000
+""")
+    for r in compare(load_purchases(p), workers=1)["serving"]:
+        cost = r["plan"]["cost"]
+        assert cost["usd_per_million_output_tokens"] == r["usd_per_million_output_tokens"]
+        assert abs(cost["usd_per_hour"] * 4000 - r["cost_per_year_usd"]) < 0.01 * r["cost_per_year_usd"]
