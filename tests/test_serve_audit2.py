@@ -65,3 +65,14 @@ serving_workloads:
         cost = r["plan"]["cost"]
         assert cost["usd_per_million_output_tokens"] == r["usd_per_million_output_tokens"]
         assert abs(cost["usd_per_hour"] * 4000 - r["cost_per_year_usd"]) < 0.01 * r["cost_per_year_usd"]
+
+
+def test_nvfp4_is_not_offered_on_amd_fp4_units(tmp_path):
+    """MI355X has FP4 matrix cores, but for OCP MX block scales (mxfp4), not NVIDIA's NVFP4 (E4M3 per 16)."""
+    p = _scenario(tmp_path, "mi355x-8", "{engines: [vllm, sglang], weights: [nvfp4, mxfp4, fp8]}\ntop: 10000")
+    plans = json.loads(runner.invoke(main, ["serve", str(p), "--json"]).output)["plans"]
+    assert plans and not any(x["plan"]["weights"] == "nvfp4" for x in plans)
+    r = runner.invoke(main, ["serve", str(p), "--plan", "engine=vllm,weights=nvfp4,tp=1"])
+    assert r.exit_code == 2 and "--plan weights" in r.output and "mxfp4" in r.output
+    b200 = _scenario(tmp_path, "dgx-b200", "{engines: [vllm]}")
+    assert runner.invoke(main, ["serve", str(b200), "--plan", "engine=vllm,weights=nvfp4,tp=1"]).exit_code == 0

@@ -86,8 +86,8 @@ def compute_precision(scheme: str, gpu) -> str | None:
         return "fp8" if peaks.fp8 else ("bf16" if peaks.bf16 else None)  # fp8 weight-only (Marlin) on Ampere
     if scheme == "int8":
         return "fp8" if peaks.fp8 else ("int8_ampere" if peaks.bf16 else None)
-    if scheme == "nvfp4":
-        return "fp4" if peaks.fp4 else None
+    if scheme == "nvfp4":  # NVIDIA's format (E4M3 scale per 16 values): NVIDIA FP4 tensor cores only
+        return "fp4" if peaks.fp4 and is_nvidia(gpu) else None
     if scheme == "mxfp4":
         return "fp4" if peaks.fp4 else ("bf16" if peaks.bf16 else None)
     return "bf16" if peaks.bf16 else None  # int4 weight-only
@@ -107,6 +107,9 @@ def format_problem(engine: int, scheme: str, kv: str, gpu) -> str | None:
     (engine_supported), or TensorRT-LLM's FP8 / MXFP4 on a GPU without FP8 tensor cores
     (TRTLLM_NO_FP8_WEIGHTS / TRTLLM_NO_FP8_KV, its support matrix)."""
     if compute_precision(scheme, gpu) is None:
+        if scheme == "nvfp4" and gpu.tflops.fp4:
+            return (f"{gpu.name} cannot run weights=nvfp4: NVFP4 (an E4M3 scale per 16 values) is NVIDIA's format for "
+                    f"Blackwell tensor cores; this GPU's FP4 units take OCP MX scales (weights=mxfp4)")
         return f"{gpu.name} cannot run weights={scheme} (no tensor-core support in the catalog)"
     if not engine_supported(engine, gpu):
         return f"{ENGINE_NAMES[engine]} does not run on {gpu.name}"
@@ -120,10 +123,14 @@ def format_problem(engine: int, scheme: str, kv: str, gpu) -> str | None:
     return None
 
 
+def is_nvidia(gpu) -> bool:
+    return (gpu.vendor or "nvidia").lower() == "nvidia"
+
+
 def engine_supported(engine: int, gpu) -> bool:
     """TensorRT-LLM runs on NVIDIA GPUs only; vLLM and SGLang also on AMD ROCm."""
     if engine == TRTLLM:
-        return (gpu.vendor or "nvidia").lower() == "nvidia"
+        return is_nvidia(gpu)
     return True
 
 
