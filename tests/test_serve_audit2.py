@@ -35,7 +35,7 @@ def test_trtllm_fp8_on_ampere_is_refused(tmp_path, plan, key):
 def test_trtllm_search_on_ampere_offers_no_fp8(tmp_path):
     p = _scenario(tmp_path, "dgx-a100-80gb",
                   "{engines: [vllm, trtllm], weights: [bf16, fp8, int4-awq], kv_cache: [bf16, fp8]}\ntop: 10000")
-    plans = json.loads(runner.invoke(main, ["serve", str(p), "--json"]).output)["plans"]
+    plans = json.loads(runner.invoke(main, ["serve", str(p), "--json"]).stdout)["plans"]
     trt = [x["plan"] for x in plans if x["plan"]["engine"] == "trtllm"]
     assert trt and all(x["weights"] != "fp8" and x["kv_cache"] == "bf16" for x in trt)
     assert any(x["plan"]["engine"] == "vllm" and x["plan"]["weights"] == "fp8" for x in plans)  # Marlin
@@ -70,9 +70,18 @@ serving_workloads:
 def test_nvfp4_is_not_offered_on_amd_fp4_units(tmp_path):
     """MI355X has FP4 matrix cores, but for OCP MX block scales (mxfp4), not NVIDIA's NVFP4 (E4M3 per 16)."""
     p = _scenario(tmp_path, "mi355x-8", "{engines: [vllm, sglang], weights: [nvfp4, mxfp4, fp8]}\ntop: 10000")
-    plans = json.loads(runner.invoke(main, ["serve", str(p), "--json"]).output)["plans"]
+    plans = json.loads(runner.invoke(main, ["serve", str(p), "--json"]).stdout)["plans"]
     assert plans and not any(x["plan"]["weights"] == "nvfp4" for x in plans)
     r = runner.invoke(main, ["serve", str(p), "--plan", "engine=vllm,weights=nvfp4,tp=1"])
     assert r.exit_code == 2 and "--plan weights" in r.output and "mxfp4" in r.output
     b200 = _scenario(tmp_path, "dgx-b200", "{engines: [vllm]}")
     assert runner.invoke(main, ["serve", str(b200), "--plan", "engine=vllm,weights=nvfp4,tp=1"]).exit_code == 0
+
+
+def test_weight_only_formats_are_explained(tmp_path):
+    """fp8 on A100 (vLLM Marlin) is offered: the output says it runs weight-only at the bf16 GEMM rate."""
+    p = _scenario(tmp_path, "dgx-a100-80gb", "{engines: [vllm], weights: [fp8], kv_cache: [bf16]}")
+    r = runner.invoke(main, ["serve", str(p)])
+    assert r.exit_code == 0 and "weight-only" in r.output and "bf16 GEMM rate" in r.output
+    h100 = _scenario(tmp_path, "dgx-h100", "{engines: [vllm], weights: [fp8], kv_cache: [bf16]}")
+    assert "weight-only" not in runner.invoke(main, ["serve", str(h100)]).output

@@ -123,6 +123,16 @@ def format_problem(engine: int, scheme: str, kv: str, gpu) -> str | None:
     return None
 
 
+def weight_only_note(scheme: str, gpu) -> str | None:
+    """A line that says so where `scheme` (fp8 / fp8-block / mxfp4) runs weight-only on `gpu` (no FP8 / FP4
+    tensor cores: compute_precision falls back to bf16), else None."""
+    native = {"fp8": "FP8", "fp8-block": "FP8", "mxfp4": "FP4"}.get(scheme)
+    if native is None or compute_precision(scheme, gpu) not in ("bf16", "fp16"):
+        return None
+    return (f"{scheme} weights on {gpu.name} (no {native} tensor cores) run weight-only: dequantised to bf16 inside "
+            f"the GEMM (weight-only kernels: Marlin, Triton MoE), so {scheme}'s memory at the bf16 GEMM rate")
+
+
 def is_nvidia(gpu) -> bool:
     return (gpu.vendor or "nvidia").lower() == "nvidia"
 
