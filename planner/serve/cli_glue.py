@@ -90,6 +90,12 @@ def run_serve(path, plan_text, as_json, top, objective, emit_dir, report_path, f
         else:
             render.render_infeasible(result, out)
         plans = result["plans"]
+    from planner.serve import engines as E
+
+    for scheme in dict.fromkeys(r["plan"]["weights"] for r in plans):
+        note = E.weight_only_note(scheme, sc.cluster.node.gpu)
+        if note:
+            console.print(f"note: {note}", soft_wrap=True)
     if report_path:  # written when no plan qualifies too: it holds the reasons and the nearest fixes
         console.print(f"wrote {_report_writer()(result, sc, report_path, force=force)}", soft_wrap=True)
     if not plans:

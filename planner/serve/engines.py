@@ -86,17 +86,61 @@ def compute_precision(scheme: str, gpu) -> str | None:
         return "fp8" if peaks.fp8 else ("bf16" if peaks.bf16 else None)  # fp8 weight-only (Marlin) on Ampere
     if scheme == "int8":
         return "fp8" if peaks.fp8 else ("int8_ampere" if peaks.bf16 else None)
-    if scheme == "nvfp4":
-        return "fp4" if peaks.fp4 else None
+    if scheme == "nvfp4":  # NVIDIA's format (E4M3 scale per 16 values): NVIDIA FP4 tensor cores only
+        return "fp4" if peaks.fp4 and is_nvidia(gpu) else None
     if scheme == "mxfp4":
         return "fp4" if peaks.fp4 else ("bf16" if peaks.bf16 else None)
     return "bf16" if peaks.bf16 else None  # int4 weight-only
 
 
+# TensorRT-LLM's precisions by architecture (TensorRT-LLM support matrix, docs reference/support-matrix, 0.18:
+# "Ampere (SM80, SM86) - FP32, FP16, BF16, INT8, INT4"; FP8 from Ada (SM89) / Hopper (SM90) on, NVFP4 on
+# Blackwell). A GPU without FP8 tensor cores in the catalog (Ampere) is given only these weight schemes and
+# a bf16 / fp16 KV cache; vLLM and SGLang run fp8 weights there weight-only (Marlin, compute_precision).
+TRTLLM_NO_FP8_WEIGHTS = ("bf16", "fp16", "int8", "int4-awq", "int4-gptq")
+TRTLLM_NO_FP8_KV = ("bf16", "fp16")
+
+
+def format_problem(engine: int, scheme: str, kv: str, gpu) -> str | None:
+    """Why `engine` cannot run weights `scheme` with a `kv` KV cache on `gpu` (None when it can):
+    no tensor-core path for the scheme (compute_precision), an engine that does not run on the vendor
+    (engine_supported), or TensorRT-LLM's FP8 / MXFP4 on a GPU without FP8 tensor cores
+    (TRTLLM_NO_FP8_WEIGHTS / TRTLLM_NO_FP8_KV, its support matrix)."""
+    if compute_precision(scheme, gpu) is None:
+        if scheme == "nvfp4" and gpu.tflops.fp4:
+            return (f"{gpu.name} cannot run weights=nvfp4: NVFP4 (an E4M3 scale per 16 values) is NVIDIA's format for "
+                    f"Blackwell tensor cores; this GPU's FP4 units take OCP MX scales (weights=mxfp4)")
+        return f"{gpu.name} cannot run weights={scheme} (no tensor-core support in the catalog)"
+    if not engine_supported(engine, gpu):
+        return f"{ENGINE_NAMES[engine]} does not run on {gpu.name}"
+    if engine == TRTLLM and not gpu.tflops.fp8:
+        if scheme not in TRTLLM_NO_FP8_WEIGHTS:
+            return (f"TensorRT-LLM runs weights={scheme} only on GPUs with FP8 tensor cores (Ada, Hopper, "
+                    f"Blackwell; its support matrix), not on {gpu.name}")
+        if kv not in TRTLLM_NO_FP8_KV:
+            return (f"TensorRT-LLM keeps an {kv} KV cache only on GPUs with FP8 tensor cores (Ada, Hopper, "
+                    f"Blackwell; its support matrix), not on {gpu.name}")
+    return None
+
+
+def weight_only_note(scheme: str, gpu) -> str | None:
+    """A line that says so where `scheme` (fp8 / fp8-block / mxfp4) runs weight-only on `gpu` (no FP8 / FP4
+    tensor cores: compute_precision falls back to bf16), else None."""
+    native = {"fp8": "FP8", "fp8-block": "FP8", "mxfp4": "FP4"}.get(scheme)
+    if native is None or compute_precision(scheme, gpu) not in ("bf16", "fp16"):
+        return None
+    return (f"{scheme} weights on {gpu.name} (no {native} tensor cores) run weight-only: dequantised to bf16 inside "
+            f"the GEMM (weight-only kernels: Marlin, Triton MoE), so {scheme}'s memory at the bf16 GEMM rate")
+
+
+def is_nvidia(gpu) -> bool:
+    return (gpu.vendor or "nvidia").lower() == "nvidia"
+
+
 def engine_supported(engine: int, gpu) -> bool:
     """TensorRT-LLM runs on NVIDIA GPUs only; vLLM and SGLang also on AMD ROCm."""
     if engine == TRTLLM:
-        return (gpu.vendor or "nvidia").lower() == "nvidia"
+        return is_nvidia(gpu)
     return True
 
 

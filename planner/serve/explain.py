@@ -111,13 +111,16 @@ def _no_layout(sc, g: int) -> dict:
         reasons = [f"no value of search.{k} {rules[k]}" for k in empty]
         return {"reasons": reasons, "fixes": [{"change": f"widen or drop search.{k}", "why": f"{k} must be one that "
                                                f"{rules[k]}"} for k in empty]}
-    runnable = [(e, w) for e in so.engines for w in so.weights
-                if E.engine_supported(E.ENGINE_NAMES.index(e), gpu) and E.compute_precision(w, gpu)]
-    if not runnable:
+    problems = [E.format_problem(E.ENGINE_NAMES.index(e), w, kv, gpu)
+                for e in so.engines for w in so.weights for kv in so.kv_cache]
+    if all(problems):
         return {"reasons": [f"the {gpu.name} runs none of search.engines {list(so.engines)} with search.weights "
-                            f"{list(so.weights)}"],
-                "fixes": [{"change": "allow another engine or weight scheme (search.engines, search.weights)",
-                           "why": "TensorRT-LLM runs on NVIDIA GPUs only; nvfp4 needs FP4 tensor cores"}]}
+                            f"{list(so.weights)} and search.kv_cache {list(so.kv_cache)}"]
+                + sorted(set(problems)),
+                "fixes": [{"change": "allow another engine, weight scheme or KV-cache format (search.engines, "
+                                     "search.weights, search.kv_cache)",
+                           "why": "TensorRT-LLM runs on NVIDIA GPUs only, and FP8 there from Ada / Hopper on; "
+                                  "nvfp4 needs FP4 tensor cores"}]}
     if min(d["tp"]) * min(d["pp"]) > g:
         return {"reasons": [f"the smallest instance, tp {min(d['tp'])} x pp {min(d['pp'])}, needs more than the "
                             f"{g} GPU(s) available"],

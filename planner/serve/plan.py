@@ -165,10 +165,13 @@ def check_plan(row: dict, sc) -> None:
     m, gpu = sc.model, sc.cluster.node.gpu
     name = E.WEIGHT_NAMES[row["wq"]]
     if E.compute_precision(name, gpu) is None:
-        raise InputError(f"{gpu.name} cannot run weights={name} (no tensor-core support in the catalog)",
-                         key="--plan weights")
+        raise InputError(E.format_problem(row["engine"], name, "bf16", gpu), key="--plan weights")
     if not E.engine_supported(row["engine"], gpu):
         raise InputError(f"{E.ENGINE_NAMES[row['engine']]} does not run on {gpu.name}", key="--plan engine")
+    if E.format_problem(row["engine"], name, "bf16", gpu):
+        raise InputError(E.format_problem(row["engine"], name, "bf16", gpu), key="--plan weights")
+    if E.format_problem(row["engine"], name, E.KV_NAMES[row["kv"]], gpu):
+        raise InputError(E.format_problem(row["engine"], name, E.KV_NAMES[row["kv"]], gpu), key="--plan kv_cache")
     gpus = row["tp"] * row["pp"] * (row["replicas"] + row.get("prefill_replicas", 0))
     if gpus > sc.cluster.gpus:
         raise InputError(f"tp x pp x (replicas + prefill_replicas) = {gpus} GPUs, the cluster has {sc.cluster.gpus}", key="--plan")

@@ -68,10 +68,14 @@ def serving_row(option, workload: ServingWorkload) -> dict:
     terms = year_cost(option, plan["gpus"], workload.hours_per_year)
     cost = sum(terms.values())
     tokens = plan["throughput"]["output_tokens_per_s"] * 3600.0 * workload.hours_per_year
+    per_m = round(cost / tokens * 1e6, 4) if tokens > 0 else None
+    # the plan as `serve` prints it was priced at the catalog's rental price; restate it at the option's
+    plan = {**plan, "cost": {"usd_per_hour": round(cost / workload.hours_per_year, 2),
+                             "usd_per_million_output_tokens": per_m}}
     return {**base, "plan": plan, "reason": None, "gpus_needed": plan["gpus"],
             "nodes_needed": math.ceil(plan["gpus"] / option.cluster.node.gpus_per_node),
             "cost_per_year_usd": round(cost, 2), "cost_breakdown_usd": {k: round(v, 2) for k, v in terms.items()},
-            "usd_per_million_output_tokens": round(cost / tokens * 1e6, 4) if tokens > 0 else None,
+            "usd_per_million_output_tokens": per_m,
             "output_tokens_per_s": plan["throughput"]["output_tokens_per_s"], "pareto": False}
 
 
