@@ -1,0 +1,114 @@
+"""Defects of the Megatron-LM export found by feeding its arguments to Megatron-LM's own parser
+(benchmarks/megatron_parser_check.py, results in benchmarks/megatron_parser_results.md; Megatron-LM
+d98e8a6). Each test asserts the corrected flag set or the refusal, without torch or Megatron."""
+
+from __future__ import annotations
+
+import pytest
+
+from planner import catalog, load_scenario
+from planner.errors import InputError
+from planner.frameworks import megatron, rules
+from planner.spec import parse_plan
+
+from conftest import ROOT
+
+MIXTRAL = load_scenario(ROOT / "scenarios" / "mixtral_64gpu.yaml")
+DSV3 = load_scenario(ROOT / "benchmarks" / "scenarios" / "dsv3_2048_h100.yaml")
+QWEN_MOE = load_scenario(ROOT / "scenarios" / "qwen3_moe_16gpu.yaml")
+
+
+def _with(sc, model=None, **runtime):
+    upd = {"runtime": sc.runtime.model_copy(update=runtime)} if runtime else {}
+    if model is not None:
+        upd["model"] = catalog.model(model) if isinstance(model, str) else model
+    return sc.model_copy(update=upd)
+
+
+def _plan(sc, text):
+    return parse_plan(text).resolved(sc)
+
+
+def test_moe_with_linear_biases_runs_experts_without_tensor_parallelism():
+    """gpt-oss (experts with biases): Megatron-Core asserts 'Bias in Moe is only supported when ETP==1'."""
+    sc = _with(MIXTRAL, "gpt-oss-120b")
+    text = "framework=megatron,precision=bf16,tp=2,ep=8,dp=32,zero=1,mbs=1,recompute=selective"
+    with pytest.raises(InputError, match="etp must be 1"):
+        _plan(sc, text)
+    split = _plan(MIXTRAL, text)  # the same layout of a bias-free MoE model keeps etp = tp
+    assert split.etp == 2 and "--expert-tensor-parallel-size 2" in megatron.megatron_args(MIXTRAL, split)
+    with pytest.raises(InputError, match="expert-tensor-parallel-size 1"):  # the export refuses it too
+        megatron.megatron_args(sc, split)
+    folded = _plan(sc, text + ",etp=1")
+    args = megatron.megatron_args(sc, folded)
+    assert "--expert-tensor-parallel-size 1" in args and "--disable-bias-linear" not in args
+
+
+@pytest.mark.parametrize("recipe,refused", [("delayed", True), ("current", False), ("mxfp8", False)])
+def test_fp8_delayed_scaling_does_not_recompute_moe_act_or_layernorm(recipe, refused):
+    """TransformerConfig: 'Delayed scaling does not support moe_act and layernorm recompute for fp8'."""
+    sc = _with(QWEN_MOE, fp8_recipe=recipe, recompute_modules=["moe_act", "layernorm"])
+    text = "framework=megatron,precision=fp8,ep=8,dp=16,zero=1,mbs=1,recompute=selective"
+    plan = _plan(QWEN_MOE, text)
+    assert (rules.MEG_FP8_DELAYED_RECOMPUTE in plan.problems(sc)) == refused
+    if refused:
+        with pytest.raises(InputError, match="fp8_recipe other than delayed"):
+            _plan(sc, text)
+        with pytest.raises(InputError, match="delayed cannot recompute"):
+            megatron.megatron_args(sc, plan)
+    else:
+        args = megatron.megatron_args(sc, _plan(sc, text))
+        assert "--recompute-modules moe_act layernorm" in args
+    # core_attn alone is fine under delayed scaling
+    ok = _with(QWEN_MOE, fp8_recipe="delayed", recompute_modules=["core_attn"])
+    assert "--fp8-recipe delayed" in megatron.megatron_args(ok, _plan(ok, "framework=megatron,precision=fp8,ep=8,dp=16,"
+                                                                       "zero=1,mbs=1,recompute=selective"))
+
+
+def test_search_leaves_out_what_megatron_core_refuses():
+    """The search applies the same rule: no gpt-oss plan with etp > 1."""
+    from planner import solve
+
+    sc = _with(MIXTRAL, "gpt-oss-20b")
+    sc = sc.model_copy(update={"search": sc.search.model_copy(update={"frameworks": ["megatron"]})})
+    plans = solve(sc, top=20)["plans"]
+    assert plans and all(p["plan"]["etp"] == 1 for p in plans)
+
+
+def test_expert_bias_needs_sigmoid_scores():
+    """TransformerConfig: 'Expert bias for aux-loss-free routing only supports sigmoid ...'; DeepSeek-V3 has it."""
+    m = catalog.model("deepseek-v3")
+    assert m.moe.router_bias and m.moe.scoring == "sigmoid"
+    args = megatron.architecture_args(m)
+    assert "--moe-router-enable-expert-bias" in args and "--moe-router-score-function sigmoid" in args
+    soft = m.model_copy(update={"moe": m.moe.model_copy(update={"scoring": "softmax"})})
+    with pytest.raises(InputError, match="router_bias with softmax"):
+        megatron.architecture_args(soft)
+
+
+def test_calibration_runs_keep_their_sigmoid_router():
+    """The calibration builder gives a run's sigmoid router (router_score) its scores, not only the bias."""
+    import calibration_runs
+
+    run = {"id": "x", "model": {"name": "DeepSeek-V3", "layers": 4, "hidden_size": 1024, "attention_heads": 8,
+                                "ffn_hidden_size": 2048, "vocab_size": 1000,
+                                "moe": {"num_experts": 8, "top_k": 2, "expert_ffn_hidden_size": 512,
+                                        "router_score": "sigmoid"}}}
+    moe = calibration_runs.model_of(run, []).moe
+    assert moe.router_bias and moe.scoring == "sigmoid"
+    run["model"]["moe"]["router_score"] = "softmax"
+    moe = calibration_runs.model_of(run, []).moe
+    assert not moe.router_bias and moe.scoring == "softmax"
+
+
+def test_flags_use_the_names_of_the_pinned_megatron():
+    """d98e8a6 deprecates --moe-hybridep-num-sms (-> --moe-flex-dispatcher-num-sms) and --cuda-graph-scope
+    (-> --cuda-graph-modules; full_iteration -> --cuda-graph-impl full_iteration)."""
+    sc = _with(QWEN_MOE, moe_dispatcher="hybridep", cuda_graph_impl="transformer_engine",
+               cuda_graph_scope=["moe_router", "moe_preprocess"])
+    args = megatron.megatron_args(sc, _plan(sc, "framework=megatron,precision=bf16,ep=8,dp=16,zero=1,mbs=1,"
+                                                "recompute=selective"))
+    assert "--moe-flex-dispatcher-num-sms 16" in args and "--cuda-graph-modules moe_router moe_preprocess" in args
+    assert not any(a.startswith(("--moe-hybridep-num-sms", "--cuda-graph-scope")) for a in args)
+    whole = megatron.cuda_graph_args(_with(QWEN_MOE, cuda_graph_impl="transformer_engine").runtime)
+    assert whole == ["--cuda-graph-impl transformer_engine", "--te-rng-tracker"]
