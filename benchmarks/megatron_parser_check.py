@@ -7,16 +7,19 @@ whitespace as launch.sh does, appends launch.sh's default DATA_ARGS, sets the en
 exports plus WORLD_SIZE = the plan's GPUs, and calls, as pretrain_gpt.py does,
   megatron.training.arguments.parse_args() -> validate_args(args, {'tokenizer_type': ...})
   -> init_num_microbatches_calculator (set_global_variables) -> gpt_config_from_args
-     (core_transformer_config_from_args: TransformerConfig.__post_init__) -> pretrain_cfg_container_from_args,
+     (core_transformer_config_from_args: TransformerConfig.__post_init__) -> pretrain_cfg_container_from_args
+  -> parallel_state.initialize_model_parallel (as megatron/training/initialize.py, on torch's fake process group),
 then compares what Megatron derived (data-parallel size, virtual stages, expert tensor parallel size,
-sequence parallelism, number of micro-batches) with the plan. Any exception or mismatch is recorded.
+sequence parallelism, number of micro-batches, expert data-parallel size) with the plan. Any exception or
+mismatch is recorded.
 
 It is NOT part of the test suite or CI and ships no third-party code: it needs a Megatron-LM checkout
 and a Python with torch (CPU), triton, einops, numpy, packaging, pyyaml:
   python -m venv VENV && VENV/bin/pip install torch==2.13.0 && VENV/bin/pip install triton einops numpy pyyaml
   python benchmarks/megatron_parser_check.py --megatron MEGATRON_LM_CHECKOUT --python VENV/bin/python
 (the cases are built with this interpreter, which has the planner's dependencies; the worker runs
-under --python with PYTHONPATH=the checkout). Results: benchmarks/megatron_parser_results.md.
+under --python with PYTHONPATH=the checkout). Results: benchmarks/megatron_parser_results.md, section
+"Megatron-LM" (benchmarks/torchtitan_parser_check.py writes the "torchtitan" one).
 
 What cannot run on CPU is replaced, and said in the results file: typing.override (Megatron main needs
 Python 3.12), get_device_arch_version (the plan's GPU compute capability major) and the Transformer Engine
@@ -62,6 +65,7 @@ def _case(name: str, source: str, sc, result: dict) -> dict:
     f = common.plan_fields(result["plan"])
     base = {"name": name, "source": source, "plan": common.plan_text(f), "world": common.gpus(f),
             "dp": f["dp"], "vpp": f["vpp"], "etp": f["etp"], "sp": bool(f["sp"]), "ga": f["ga"],
+            "edp": common.gpus(f) // (f["etp"] * f["ep"] * f["pp"]),
             "arch": _capability(sc.cluster.node.gpu.compute_capability)}
     try:
         files = build_files(sc, result)
@@ -164,15 +168,22 @@ PICKED = [
      "framework=megatron,precision=bf16,ep=8,dp=16,zero=1,mbs=1,recompute=selective"),
     ("moe fp8 megatron-fsdp ep8", "scenarios/qwen3_moe_16gpu.yaml", None, {},
      "framework=megatron,precision=fp8,ep=8,dp=16,zero=3,mbs=1,recompute=none"),
-    ("gpt-oss-120b sliding window + sinks", "scenarios/mixtral_64gpu.yaml", "gpt-oss-120b", {},
-     "framework=megatron,precision=bf16,tp=2,ep=8,dp=32,zero=1,mbs=1,recompute=selective"),
-    ("gpt-oss-20b cp2 (window -> all_gather)", "scenarios/mixtral_64gpu.yaml", "gpt-oss-20b", {},
-     "framework=megatron,precision=bf16,tp=2,cp=2,ep=8,dp=16,zero=1,mbs=1,recompute=selective"),
+    ("gpt-oss-120b sliding window + sinks, etp1", "scenarios/mixtral_64gpu.yaml", "gpt-oss-120b", {},
+     "framework=megatron,precision=bf16,tp=2,ep=8,etp=1,dp=32,zero=1,mbs=1,recompute=selective"),
+    ("gpt-oss-120b etp2 (expert biases: must be refused)", "scenarios/mixtral_64gpu.yaml", "gpt-oss-120b", {},
+     "framework=megatron,precision=bf16,tp=2,ep=8,etp=2,dp=32,zero=1,mbs=1,recompute=selective"),
+    ("gpt-oss-20b cp2 (window -> all_gather), etp1", "scenarios/mixtral_64gpu.yaml", "gpt-oss-20b", {},
+     "framework=megatron,precision=bf16,tp=2,cp=2,ep=8,etp=1,dp=16,zero=1,mbs=1,recompute=selective"),
     ("deepseek-v3 mla mtp pp16 ep8", "benchmarks/scenarios/dsv3_2048_h100.yaml", None, {},
      "framework=megatron,precision=bf16,tp=2,pp=16,ep=64,dp=64,zero=1,mbs=1,recompute=full"),
-    ("deepseek-v3 fp8 mla_up_proj recompute", "benchmarks/scenarios/dsv3_2048_h100.yaml", None,
-     {"recompute_modules": ["mla_up_proj", "moe_act", "layernorm"]},
+    ("deepseek-v3 fp8 tensorwise, mla_up_proj+moe_act+layernorm recompute", "benchmarks/scenarios/dsv3_2048_h100.yaml",
+     None, {"recompute_modules": ["mla_up_proj", "moe_act", "layernorm"], "fp8_recipe": "current"},
      "framework=megatron,precision=fp8,tp=1,pp=16,ep=32,etp=1,dp=128,zero=1,mbs=1,recompute=selective"),
+    ("deepseek-v3 fp8 delayed + moe_act recompute (must be refused)", "benchmarks/scenarios/dsv3_2048_h100.yaml",
+     None, {"recompute_modules": ["mla_up_proj", "moe_act", "layernorm"], "fp8_recipe": "delayed"},
+     "framework=megatron,precision=fp8,tp=1,pp=16,ep=32,etp=1,dp=128,zero=1,mbs=1,recompute=selective"),
+    ("deepseek-v3 folding tp2 ep64 etp1 pp8 (EP across tp x dp)", "benchmarks/scenarios/dsv3_2048_h100.yaml", None, {},
+     "framework=megatron,precision=bf16,tp=2,pp=8,ep=64,etp=1,dp=128,zero=1,mbs=1,recompute=full"),
     ("deepseek-v2-lite mla no q-lora", "scenarios/qwen3_moe_16gpu.yaml", "deepseek-v2-lite", {},
      "framework=megatron,precision=bf16,ep=8,dp=16,zero=1,mbs=1,recompute=selective"),
     ("qwen2.5-7b qkv bias", "scenarios/32b_16gpu.yaml", "qwen2.5-7b", {},
@@ -261,10 +272,12 @@ def _check_one(case: dict, A, AU, nmc, torch) -> dict:
             model_cfg = AU.gpt_config_from_args(args)
             stage = "pretrain_cfg_container_from_args"
             AU.pretrain_cfg_container_from_args(args, model_cfg)
+            stage = "initialize_model_parallel"
+            edp = _model_parallel_groups(args, case["world"])
             stage = "done"
         derived = {"dp": args.data_parallel_size, "vpp": args.virtual_pipeline_model_parallel_size or 1,
                    "etp": args.expert_tensor_parallel_size, "sp": bool(args.sequence_parallel),
-                   "ga": nmc.get_num_microbatches()}
+                   "ga": nmc.get_num_microbatches(), "edp": edp}
         out["mismatch"] = [f"{k}: plan {case[k]}, Megatron {v}" for k, v in derived.items() if case[k] != v]
         out["warnings"] = sorted({str(w.message).strip().splitlines()[0][:200] for w in caught
                                   if not _noise(str(w.message))})
@@ -278,6 +291,44 @@ def _check_one(case: dict, A, AU, nmc, torch) -> dict:
                 os.environ[k] = v
     out["stage"] = stage
     return out
+
+
+def _model_parallel_groups(args, world: int) -> int:
+    """Megatron-Core's process groups for the validated arguments, as megatron/training/initialize.py
+    builds them (parallel_state.initialize_model_parallel, same keywords), on torch's fake process group
+    of `world` ranks seen from rank 0: the rank grids and their divisibility checks (expert grid
+    etp x ep x pp, parallel folding). Gloo groups are not made (the fake backend cannot), nor the NCCL
+    high-priority stream options validate_args asks for on Blackwell with FSDP (a CPU torch has no
+    ProcessGroupNCCL). Returns the expert data-parallel size."""
+    import torch.distributed as dist
+    from torch.testing._internal.distributed.fake_pg import FakeStore
+
+    import megatron.core.parallel_state as ps
+
+    dist.init_process_group("fake", rank=0, world_size=world, store=FakeStore())
+    try:
+        ps.initialize_model_parallel(
+            args.tensor_model_parallel_size, args.pipeline_model_parallel_size,
+            args.virtual_pipeline_model_parallel_size,
+            pipeline_model_parallel_comm_backend=args.pipeline_model_parallel_comm_backend,
+            use_sharp=args.use_sharp, gtp_remat_size=args.gtp_weight_remat_size,
+            expert_gtp_remat_size=args.expert_gtp_weight_remat_size,
+            context_parallel_size=args.context_parallel_size,
+            hierarchical_context_parallel_sizes=args.hierarchical_context_parallel_sizes,
+            hybrid_context_parallel=args.hybrid_context_parallel,
+            expert_model_parallel_size=args.expert_model_parallel_size,
+            num_distributed_optimizer_instances=args.num_distributed_optimizer_instances,
+            expert_tensor_parallel_size=args.expert_tensor_parallel_size,
+            distributed_timeout_minutes=args.distributed_timeout_minutes,
+            nccl_communicator_config_path=args.nccl_communicator_config_path,
+            order="tp-cp-ep-dp-pp" if not args.use_tp_pp_dp_mapping else "tp-cp-ep-pp-dp",
+            create_gloo_process_groups=False,
+            high_priority_stream_groups=[],  # NCCL stream options: the CPU build of torch has no ProcessGroupNCCL
+            sharp_enabled_group=args.sharp_enabled_group)
+        return ps.get_expert_data_parallel_world_size()
+    finally:
+        ps.destroy_model_parallel()
+        dist.destroy_process_group()
 
 
 def _te_stand_in(*_, **__):
@@ -329,10 +380,10 @@ def worker(cases_path: str, out_path: str) -> None:
 
 # ----------------------------------------------------------------------------- report
 
-def _commit(checkout: Path) -> str:
-    """The checkout's commit: a MEGATRON_COMMIT file (for an exported tree, `git archive`), else git's HEAD."""
-    if (checkout / "MEGATRON_COMMIT").exists():
-        return (checkout / "MEGATRON_COMMIT").read_text().strip()
+def _commit(checkout: Path, name: str = "MEGATRON_COMMIT") -> str:
+    """The checkout's commit: a file `name` in it (for a `git archive` tree), else git's HEAD."""
+    if (checkout / name).exists():
+        return (checkout / name).read_text().strip()
     try:
         return subprocess.run(["git", "-C", str(checkout), "rev-parse", "HEAD"], capture_output=True, text=True,
                               check=True).stdout.strip()
@@ -350,36 +401,58 @@ def outcome(case: dict, r: dict) -> str:
     return "pass"
 
 
-def report(cases: list[dict], meta: dict, commit: str) -> str:
-    rs = meta["results"]
-    n = {"pass": 0, "fail": 0, "mismatch": 0, "refused": 0}
-    for c, r in zip(cases, rs):
-        o = outcome(c, r)
-        n["pass" if o == "pass" else "refused" if o.startswith("refused") else
-          "mismatch" if o.startswith("MISMATCH") else "fail"] += 1
-    lines = [
-        "# Emitted Megatron-LM arguments through Megatron-LM's own parser",
-        "",
-        "Written by `benchmarks/megatron_parser_check.py` (a developer cross-check, not part of the tests).",
-        f"Megatron-LM commit `{commit}` (the commit planner/frameworks/megatron.py names), torch "
-        f"{meta['torch']}, Python {meta['python']}; Transformer Engine not installed, its version taken as "
-        f"{meta['te_assumed']}; device arch = the plan's GPU compute capability.",
-        "Per case: parse_args -> validate_args -> init_num_microbatches_calculator -> gpt_config_from_args "
-        "(core_transformer_config_from_args) -> pretrain_cfg_container_from_args, with WORLD_SIZE = the plan's "
-        "GPUs, launch.sh's environment and its default DATA_ARGS; then Megatron's derived dp / vpp / etp / "
-        "sequence parallel / micro-batches compared with the plan.",
-        "",
-        f"**{len(cases)} cases: {n['pass']} pass, {n['fail']} fail, {n['mismatch']} mismatch, "
-        f"{n['refused']} refused by the planner's own export checks.**",
-        "",
-        "| case | source | GPUs | plan | outcome | Megatron warnings |",
-        "|---|---|---|---|---|---|",
-    ]
-    for c, r in zip(cases, rs):
+def _kind(text: str) -> str:
+    return "pass" if text == "pass" else "refused" if text.startswith("refused") else \
+        "mismatch" if text.startswith("MISMATCH") else "fail"
+
+
+def results_section(cases: list[dict], results: list[dict], head: list[str]) -> str:
+    """A results section: the run's description, the tally, one table row per case."""
+    outs = [outcome(c, r) for c, r in zip(cases, results)]
+    n = {k: sum(_kind(o) == k for o in outs) for k in ("pass", "fail", "mismatch", "refused")}
+    lines = head + ["", f"**{len(cases)} cases: {n['pass']} pass, {n['fail']} fail, {n['mismatch']} mismatch, "
+                        f"{n['refused']} refused by the planner's own checks.**", "",
+                    "| case | source | GPUs | plan | outcome | warnings |", "|---|---|---|---|---|---|"]
+    for c, r, o in zip(cases, results, outs):
         warn = "<br>".join(w.replace("|", "/") for w in r.get("warnings", [])[:3])
         lines.append(f"| {c['name']} | {c['source']} | {c.get('world', '')} | `{c['plan']}` | "
-                     f"{outcome(c, r).replace('|', '/')} | {warn} |")
+                     f"{o.replace('|', '/')} | {warn} |")
     return "\n".join(lines) + "\n"
+
+
+TITLE = "# Emitted framework files through the frameworks' own parsers"
+
+
+def write_section(path: Path, title: str, text: str) -> None:
+    """Replace (or append) the `## title` section of the results file, keeping the other sections."""
+    old = path.read_text() if path.exists() else TITLE + "\n\nWritten by benchmarks/megatron_parser_check.py and " \
+        "benchmarks/torchtitan_parser_check.py (developer cross-checks, not part of the tests).\n"
+    marker = f"\n## {title}\n"
+    if marker in old:
+        before, rest = old.split(marker, 1)
+        after = rest[rest.index("\n## "):] if "\n## " in rest else ""
+    else:
+        before, after = old.rstrip("\n") + "\n", ""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(before + marker + "\n" + text + after)
+    os.replace(tmp, path)
+
+
+def section(cases: list[dict], meta: dict, commit: str) -> str:
+    head = [
+        f"Megatron-LM commit `{commit}` (the commit planner/frameworks/megatron.py names), torch "
+        f"{meta['torch']}, Python {meta['python']}; Transformer Engine not installed: its version taken as "
+        f"{meta['te_assumed']} and its fused RoPE replaced by a stand-in; device arch and "
+        "torch.cuda.get_device_capability = the plan's GPU compute capability.",
+        "Per case: parse_args -> validate_args -> init_num_microbatches_calculator -> gpt_config_from_args "
+        "(core_transformer_config_from_args) -> pretrain_cfg_container_from_args -> "
+        "parallel_state.initialize_model_parallel (torch's fake process group; no gloo groups, no NCCL "
+        "high-priority stream options), with WORLD_SIZE = "
+        "the plan's GPUs, launch.sh's environment and its default DATA_ARGS; then Megatron's derived dp / vpp / "
+        "etp / sequence parallel / micro-batches / expert data-parallel size compared with the plan. "
+        "Warnings: Megatron's own, those about this CPU environment left out.",
+    ]
+    return results_section(cases, meta["results"], head)
 
 
 def main() -> int:
@@ -409,9 +482,9 @@ def main() -> int:
         subprocess.run([a.python, str(Path(__file__).resolve()), "--worker", str(cpath), str(opath)],
                        env=env, check=True, cwd=tmp)
         meta = json.loads(opath.read_text())
-    text = report(cases, meta, _commit(a.megatron))
-    a.out.write_text(text)
-    print(text.split("\n\n")[3] if text.count("\n\n") > 3 else text)
+    text = section(cases, meta, _commit(a.megatron))
+    write_section(a.out, "Megatron-LM", text)
+    print(text.splitlines()[3])
     return 0
 
 

@@ -1,6 +1,7 @@
-"""Defects of the Megatron-LM export found by feeding its arguments to Megatron-LM's own parser
-(benchmarks/megatron_parser_check.py, results in benchmarks/megatron_parser_results.md; Megatron-LM
-d98e8a6). Each test asserts the corrected flag set or the refusal, without torch or Megatron."""
+"""Defects of the exports found by feeding them to the frameworks' own parsers: Megatron-LM d98e8a6
+(benchmarks/megatron_parser_check.py) and torchtitan v0.2.2 (benchmarks/torchtitan_parser_check.py);
+results in benchmarks/megatron_parser_results.md. Each test asserts the corrected flag set, config or
+refusal, without torch or the frameworks."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pytest
 
 from planner import catalog, load_scenario
 from planner.errors import InputError
-from planner.frameworks import megatron, rules
+from planner.frameworks import megatron, rules, torchtitan
 from planner.spec import parse_plan
 
 from conftest import ROOT
@@ -112,3 +113,19 @@ def test_flags_use_the_names_of_the_pinned_megatron():
     assert not any(a.startswith(("--moe-hybridep-num-sms", "--cuda-graph-scope")) for a in args)
     whole = megatron.cuda_graph_args(_with(QWEN_MOE, cuda_graph_impl="transformer_engine").runtime)
     assert whole == ["--cuda-graph-impl transformer_engine", "--te-rng-tracker"]
+
+
+@pytest.mark.parametrize("recipe", ["current", "delayed"])
+def test_torchtitan_float8_fsdp_all_gather_goes_without_a_recipe_name(recipe):
+    """torchtitan v0.2.2 Float8LinearConverter asserts 'using enable_fsdp_float8_all_gather together with
+    recipe_name is not supported': tensorwise scaling is the unset recipe_name."""
+    sc = load_scenario(ROOT / "scenarios" / "70b_64gpu.yaml")
+    sc = _with(sc, fp8_recipe=recipe)
+    plan = _plan(sc, "framework=torchtitan,precision=fp8,tp=2,dp=32,zero=3,mbs=1,recompute=selective")
+    cfg, _ = torchtitan.torchtitan_config(sc, plan)
+    section = cfg["quantize"]["linear"]["float8"]
+    assert cfg["model"]["converters"] == ["quantize.linear.float8"]
+    assert section["enable_fsdp_float8_all_gather"] and "recipe_name" not in section
+    assert not torchtitan.config_problems(cfg, 64)
+    section["recipe_name"] = "tensorwise"  # what the export wrote before: the project's own check refuses it now
+    assert any("recipe_name" in m for m in torchtitan.config_problems(cfg, 64))
