@@ -14,8 +14,11 @@ Any exception, or a parameter count / batch degree / gradient-accumulation count
 is recorded in benchmarks/megatron_parser_results.md (section "torchtitan").
 
 Not part of the tests or CI; ships no third-party code. Needs a torchtitan checkout at the tag and a
-Python with torch (CPU), tyro, tokenizers, torchdata, tensorboard, datasets, torchao:
-  python benchmarks/torchtitan_parser_check.py --torchtitan TORCHTITAN_CHECKOUT --python VENV/bin/python
+Python with torch (CPU), tyro, tokenizers, torchdata, tensorboard, datasets and torchao 0.16.0 (0.17 moved
+the MX config torchtitan v0.2.2 imports); torchao 0.16's MoE kernels import under triton 3.6 (not 3.9),
+which can come first on PYTHONPATH (the worker keeps it after the checkout):
+  pip install --target TRITON36 --no-deps triton==3.6.0
+  PYTHONPATH=TRITON36 python benchmarks/torchtitan_parser_check.py --torchtitan CHECKOUT --python VENV/bin/python
 What cannot run on CPU is replaced, and said in the results: has_cuda_capability in the quantisation
 converters answers for the plan's GPU (catalog compute capability).
 """
@@ -286,11 +289,12 @@ def worker(cases_path: str, out_path: str) -> None:
     mods = {"float8": float8, "mx": mx, "ConfigManager": ConfigManager, "ParallelDims": ParallelDims,
             "get_train_spec": get_train_spec, "build_model_converters": build_model_converters, "utils": utils,
             "DTYPES": TORCH_DTYPE_MAP, "get_schedule_class": get_schedule_class}
-    try:
-        import torchao
-        torchao_version = torchao.__version__
-    except ImportError:
-        torchao_version = "not installed"
+    versions = {}
+    for name in ("torchao", "triton"):
+        try:
+            versions[name] = importlib.import_module(name).__version__
+        except ImportError:
+            versions[name] = "not installed"
     cases = json.loads(Path(cases_path).read_text())
     results = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -298,7 +302,7 @@ def worker(cases_path: str, out_path: str) -> None:
             t0 = time.perf_counter()
             r = _check_one({**case, "i": i}, Path(tmp), mods) if "files" in case else {}
             results.append({**r, "seconds": round(time.perf_counter() - t0, 3)})
-    Path(out_path).write_text(json.dumps({"torch": torch.__version__, "torchao": torchao_version,
+    Path(out_path).write_text(json.dumps({"torch": torch.__version__, **versions,
                                           "python": sys.version.split()[0], "results": results}))
 
 
@@ -307,8 +311,9 @@ def worker(cases_path: str, out_path: str) -> None:
 def section(cases: list[dict], meta: dict, commit: str) -> str:
     head = [
         f"torchtitan commit `{commit}` (tag v0.2.2, the version planner/frameworks/torchtitan.py names), torch "
-        f"{meta['torch']}, torchao {meta['torchao']}, Python {meta['python']}; has_cuda_capability of the "
-        "quantisation converters answers for the plan's GPU.",
+        f"{meta['torch']}, torchao {meta['torchao']} (the last release with the MX API v0.2.2 imports), triton "
+        f"{meta['triton']}, Python {meta['python']}; has_cuda_capability of the quantisation converters answers "
+        "for the plan's GPU.",
         "Per case, in a directory holding the emitted torchtitan.toml and torchtitan_flavor.py: "
         "ConfigManager.parse_args -> experimental.custom_import -> ParallelDims(world_size = the plan's GPUs) -> "
         "build_mesh (torch's fake process group) -> model_args.update_from_config -> the model on the meta "
@@ -342,7 +347,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         cpath, opath = Path(tmp, "cases.json"), Path(tmp, "out.json")
         cpath.write_text(json.dumps(cases))
-        env = {**os.environ, "PYTHONPATH": str(a.torchtitan.resolve())}
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(x for x in (str(a.torchtitan.resolve()),
+                                                                        os.environ.get("PYTHONPATH")) if x)}
         subprocess.run([a.python, str(Path(__file__).resolve()), "--worker", str(cpath), str(opath)],
                        env=env, check=True, cwd=tmp)
         meta = json.loads(opath.read_text())
