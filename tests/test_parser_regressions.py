@@ -129,3 +129,22 @@ def test_torchtitan_float8_fsdp_all_gather_goes_without_a_recipe_name(recipe):
     assert not torchtitan.config_problems(cfg, 64)
     section["recipe_name"] = "tensorwise"  # what the export wrote before: the project's own check refuses it now
     assert any("recipe_name" in m for m in torchtitan.config_problems(cfg, 64))
+
+
+def test_mla_without_yarn_turns_rope_fusion_off_and_refuses_other_scalings():
+    """MLATransformerConfig: 'apply_rope_fusion for MLA only works with YARN RoPE' (plain RoPE needs
+    --no-rope-fusion); Megatron-Core's MLA builds plain RoPE or YaRN only (multi_latent_attention.py)."""
+    m = catalog.model("deepseek-v2-lite")
+    args = megatron.architecture_args(m)
+    if m.rope_scaling is None:
+        assert "--rope-type rope" in args and "--no-rope-fusion" in args
+    else:
+        assert "--rope-type yarn" in args and "--no-rope-fusion" not in args
+    plain = m.model_copy(update={"rope_scaling": None})
+    args = megatron.architecture_args(plain)
+    assert "--rope-type rope" in args and "--no-rope-fusion" in args
+    yarn = megatron.architecture_args(catalog.model("deepseek-v3"))
+    assert "--rope-type yarn" in yarn and "--no-rope-fusion" not in yarn
+    llama = catalog.model("llama-3.1-8b").rope_scaling
+    with pytest.raises(InputError, match="with MLA"):
+        megatron.architecture_args(m.model_copy(update={"rope_scaling": llama}))

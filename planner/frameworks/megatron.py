@@ -89,7 +89,9 @@ def _rope_args(m) -> tuple[list[str], list[str]]:
     rs = m.rope_scaling
     if rs is None:  # MLATransformerConfig: "apply_rope_fusion for MLA only works with YARN RoPE" (d98e8a6)
         return out + (["--rope-type rope", "--no-rope-fusion"] if m.mla else []), problems
-    if rs.type == "llama3":
+    if m.mla and rs.type != "yarn":  # multi_latent_attention.py: rope_type rope (no scaling) or yarn only
+        problems.append(f"rope_scaling.type {rs.type} with MLA (Megatron-Core's MLA takes plain RoPE or YaRN)")
+    elif rs.type == "llama3":
         out += ["--use-rope-scaling", f"--rope-scaling-factor {rs.factor!r}"]
         problems += _fixed_problems(rs, LLAMA3_FIXED, "rotary_pos_embedding.py")
     elif rs.type == "linear":
