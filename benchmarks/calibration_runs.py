@@ -210,7 +210,9 @@ def model_of(run: dict, assumed: list[str]) -> ModelSpec:
                      "expert_ffn_hidden": moe["expert_ffn_hidden_size"],
                      "shared_experts": moe.get("shared_experts") or 0,
                      "dense_layers": moe.get("dense_layers") or 0,
-                     "router_bias": moe.get("router_score") == "sigmoid"}
+                     "router_bias": moe.get("router_score") == "sigmoid",
+                     # the run's router score function (HF scoring_func); Megatron builds expert bias with sigmoid only
+                     "scoring": "sigmoid" if moe.get("router_score") == "sigmoid" else "softmax"}
         groups, group_topk = moe.get("router_groups"), moe.get("router_group_topk")
         if groups is not None or group_topk is not None:  # Megatron --moe-router-num-groups / -group-topk
             if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in (groups, group_topk)):

@@ -73,9 +73,10 @@ def test_export_writes_the_graph_flags_and_nccl_graph_register():
                   runtime={"cuda_graph_impl": "local", "cuda_graph_scope": ["full_iteration"]})
     plan = parse_plan("framework=megatron,precision=bf16,dp=8,zero=1,mbs=2,recompute=none").resolved(sc)
     args = megatron.megatron_args(sc, plan)
-    for flag in ("--cuda-graph-impl local", "--cuda-graph-scope full_iteration", "--te-rng-tracker",
-                 "--no-check-for-nan-in-loss-and-grad"):
+    # Megatron-LM d98e8a6: the whole-iteration graph is --cuda-graph-impl full_iteration, without modules
+    for flag in ("--cuda-graph-impl full_iteration", "--te-rng-tracker", "--no-check-for-nan-in-loss-and-grad"):
         assert flag in args
+    assert not any(a.startswith(("--cuda-graph-scope", "--cuda-graph-modules")) for a in args)
     assert launch.environment(plan.as_dict(), sc.runtime)["NCCL_GRAPH_REGISTER"] == "0"
     plain = scenario(model="llama-3.1-8b", nodes=1, seq=8192, gb=128)
     assert not any("cuda-graph" in a for a in megatron.megatron_args(plain, plan))

@@ -87,9 +87,9 @@ def test_megatron_export_writes_the_dispatcher_and_padding():
     args = megatron._parallel_args(sc, p.model_dump())
     assert "--moe-token-dispatcher-type flex" in args and "--moe-flex-dispatcher-backend hybridep" in args
     assert "--moe-expert-capacity-factor 1.0" in args and "--moe-pad-expert-input-to-capacity" in args
-    assert "--moe-hybridep-num-sms 16" in args  # Megatron-Core's default, written out
+    assert "--moe-flex-dispatcher-num-sms 16" in args  # Megatron-Core's default, written out (d98e8a6 name)
     args = megatron._parallel_args(_with(sc, moe_hybridep_num_sms=32), p.model_dump())
-    assert "--moe-hybridep-num-sms 32" in args
+    assert "--moe-flex-dispatcher-num-sms 32" in args
     args = megatron._parallel_args(_with(sc, moe_dispatcher="deepep"), p.model_dump())
     assert not any("hybridep-num-sms" in a for a in args)
     args = megatron._parallel_args(base, p.model_dump())

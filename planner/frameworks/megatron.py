@@ -87,9 +87,11 @@ def _rope_args(m) -> tuple[list[str], list[str]]:
     else:
         problems.append(f"rope_theta {m.rope_theta} (Megatron's --rotary-base takes an integer)")
     rs = m.rope_scaling
-    if rs is None:
-        return out + (["--rope-type rope"] if m.mla else []), problems
-    if rs.type == "llama3":
+    if rs is None:  # MLATransformerConfig: "apply_rope_fusion for MLA only works with YARN RoPE" (d98e8a6)
+        return out + (["--rope-type rope", "--no-rope-fusion"] if m.mla else []), problems
+    if m.mla and rs.type != "yarn":  # multi_latent_attention.py: rope_type rope (no scaling) or yarn only
+        problems.append(f"rope_scaling.type {rs.type} with MLA (Megatron-Core's MLA takes plain RoPE or YaRN)")
+    elif rs.type == "llama3":
         out += ["--use-rope-scaling", f"--rope-scaling-factor {rs.factor!r}"]
         problems += _fixed_problems(rs, LLAMA3_FIXED, "rotary_pos_embedding.py")
     elif rs.type == "linear":
@@ -116,7 +118,9 @@ def _router_args(e) -> tuple[list[str], list[str]]:
     Qwen3-MoE), --moe-router-pre-softmax gives the softmax over all experts (norm_topk false);
     sigmoid scores are always renormalised for top-k > 1; --moe-router-topk-scaling-factor,
     --moe-router-num-groups / --moe-router-group-topk, --moe-router-enable-expert-bias (aux-free
-    balancing, its update rate left at Megatron's 1e-3 as in DeepSeek-V3), --moe-aux-loss-coeff."""
+    balancing, its update rate left at Megatron's 1e-3 as in DeepSeek-V3; sigmoid scores only:
+    TransformerConfig raises "Expert bias for aux-loss-free routing only supports 'sigmoid' ..."),
+    --moe-aux-loss-coeff."""
     out, problems = [f"--moe-router-score-function {e.scoring}"], []
     if e.scoring == "softmax" and not e.norm_topk:
         out.append("--moe-router-pre-softmax")
@@ -128,6 +132,9 @@ def _router_args(e) -> tuple[list[str], list[str]]:
         out += [f"--moe-router-num-groups {e.groups}", f"--moe-router-group-topk {e.group_topk}"]
     if e.router_bias:
         out.append("--moe-router-enable-expert-bias")
+        if e.scoring != "sigmoid":  # TransformerConfig.__post_init__ (transformer_config.py @ d98e8a6)
+            problems.append("moe.router_bias with softmax scores (Megatron-Core supports the aux-loss-free expert "
+                            "bias with sigmoid scores only)")
     if e.aux_loss_coef:
         out.append(f"--moe-aux-loss-coeff {e.aux_loss_coef!r}")
     return out, problems
@@ -201,8 +208,9 @@ def _parallel_args(scenario, f: dict) -> list[str]:
         disp = rt.moe_dispatcher
         if disp in ("deepep", "hybridep"):
             out += ["--moe-token-dispatcher-type flex", f"--moe-flex-dispatcher-backend {disp}"]
-            # Megatron-LM builds its flags from TransformerConfig fields (arguments.py ArgumentGroupFactory)
-            out += [f"--moe-hybridep-num-sms {rt.moe_hybridep_num_sms}"] if disp == "hybridep" else []
+            # Megatron-LM builds its flags from TransformerConfig fields (arguments.py ArgumentGroupFactory); at
+            # d98e8a6 moe_hybridep_num_sms is deprecated for moe_flex_dispatcher_num_sms (transformer_config.py)
+            out += [f"--moe-flex-dispatcher-num-sms {rt.moe_hybridep_num_sms}"] if disp == "hybridep" else []
         else:
             out.append(f"--moe-token-dispatcher-type {disp}")
         cap = scenario.model.moe.capacity_factor
@@ -320,18 +328,20 @@ def _training_args(scenario, f: dict) -> list[str]:
 
 
 def cuda_graph_args(rt) -> list[str]:
-    """runtime.cuda_graph_impl / cuda_graph_scope as Megatron-LM flags (arguments.py at 92c8482e):
-    --cuda-graph-impl, --cuda-graph-scope; --te-rng-tracker, which validate_args turns on for graphs
-    anyway (written so the script says it); full_iteration asserts --no-check-for-nan-in-loss-and-grad."""
+    """runtime.cuda_graph_impl / cuda_graph_scope as Megatron-LM flags (arguments.py at d98e8a6, where
+    --cuda-graph-scope is deprecated for --cuda-graph-modules and the whole-iteration graph is its own
+    implementation): local with scope full_iteration -> --cuda-graph-impl full_iteration (no modules; it
+    asserts --no-check-for-nan-in-loss-and-grad); otherwise --cuda-graph-impl with --cuda-graph-modules
+    naming the scope (none: whole layers). --te-rng-tracker, which validate_args turns on for graphs
+    anyway (written so the script says it)."""
     impl = rt.cuda_graph_impl
     if impl == "none":
         return []
     scope = list(rt.cuda_graph_scope)
-    out = [f"--cuda-graph-impl {impl}"] + (["--cuda-graph-scope " + " ".join(scope)] if scope else [])
-    out.append("--te-rng-tracker")
     if "full_iteration" in scope:
-        out.append("--no-check-for-nan-in-loss-and-grad")
-    return out
+        return ["--cuda-graph-impl full_iteration", "--te-rng-tracker", "--no-check-for-nan-in-loss-and-grad"]
+    return ([f"--cuda-graph-impl {impl}"] + (["--cuda-graph-modules " + " ".join(scope)] if scope else [])
+            + ["--te-rng-tracker"])
 
 
 def megatron_args(scenario, plan) -> list[str]:
@@ -445,4 +455,24 @@ def _switch_problems(a: dict, tp: int) -> list[str]:
         out.append("--optimizer-cpu-offload needs --use-precision-aware-optimizer")
     if a.get("tp_comm_overlap") and not a.get("sequence_parallel"):
         out.append("--tp-comm-overlap needs --sequence-parallel")
+    return out + _core_config_problems(a, tp)
+
+
+def _core_config_problems(a: dict, tp: int) -> list[str]:
+    """Rules of Megatron-Core's TransformerConfig.__post_init__ (megatron/core/transformer/transformer_config.py
+    @ d98e8a6) that Megatron's own parser met on exported plans (benchmarks/megatron_parser_results.md):
+    experts with linear biases need expert tensor parallelism 1 ("Bias in Moe is only supported when
+    ETP==1"); FP8 delayed scaling cannot recompute moe_act or layernorm ("Delayed scaling does not
+    support moe_act and layernorm recompute for fp8"); the expert bias takes sigmoid scores only."""
+    out = []
+    if a.get("num_experts") and not a.get("disable_bias_linear") and a.get("expert_tensor_parallel_size", tp) > 1:
+        out.append("experts with linear biases need --expert-tensor-parallel-size 1 (Megatron-Core: 'Bias in Moe "
+                   "is only supported when ETP==1')")
+    mods = str(a.get("recompute_modules", "core_attn")).split()
+    if (a.get("fp8_format") and a.get("fp8_recipe", "delayed") == "delayed"
+            and a.get("recompute_granularity") == "selective" and {"moe_act", "layernorm"} & set(mods)):
+        out.append("--fp8-recipe delayed cannot recompute moe_act or layernorm (Megatron-Core: 'Delayed scaling "
+                   "does not support moe_act and layernorm recompute for fp8')")
+    if a.get("moe_router_enable_expert_bias") and a.get("moe_router_score_function", "softmax") != "sigmoid":
+        out.append("--moe-router-enable-expert-bias needs --moe-router-score-function sigmoid")
     return out

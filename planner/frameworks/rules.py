@@ -12,6 +12,8 @@ import numpy as np
 from planner.estimate import table as T
 from planner.estimate.table import DS, FP8, MEG, TT
 
+SELECTIVE = T.RECOMPUTES.index("selective")
+
 
 # (framework or None for all, message, predicate over a plan table -> True where violated)
 RULES = [
@@ -69,6 +71,10 @@ TT_NO_NVFP4 = ("torchtitan v0.2.2 has no NVFP4 training (its quantisation conver
 FP8_ATTENTION_PLANS = ("runtime.fp8_attention (Transformer Engine FP8 attention) needs a Megatron plan with "
                        "precision fp8")
 
+MEG_FP8_DELAYED_RECOMPUTE = ("Megatron-LM: runtime.recompute_modules moe_act / layernorm with precision fp8 need an "
+                             "fp8_recipe other than delayed (Megatron-Core: 'Delayed scaling does not support moe_act "
+                             "and layernorm recompute for fp8'): use fp8_recipe current or mxfp8, or other modules")
+
 RUNTIME_RULES = [
     (None, FP8_ATTENTION_PLANS,
      lambda t, rt: rt.fp8_attention & ((t["precision"] != FP8) | (t["framework"] != MEG))),
@@ -89,6 +95,11 @@ RUNTIME_RULES = [
     (MEG, "Megatron-LM: runtime.fp8_param_gather with optimizer CPU offload needs runtime.fp8_recipe delayed",
      lambda t, rt: (t["precision"] == FP8) & rt.fp8_param_gather & (t["offload"] == 1)
      & (rt.fp8_recipe not in ("delayed", "nvfp4"))),
+    # Megatron-Core TransformerConfig.__post_init__ (megatron/core/transformer/transformer_config.py @ d98e8a6):
+    # with fp8 and selective recompute, "Delayed scaling does not support moe_act and layernorm recompute for fp8"
+    (MEG, MEG_FP8_DELAYED_RECOMPUTE,
+     lambda t, rt: (t["precision"] == FP8) & (rt.fp8_recipe == "delayed") & (t["recompute"] == SELECTIVE)
+     & bool({"moe_act", "layernorm"} & set(rt.recompute_modules or ()))),
 ]
 
 
@@ -108,6 +119,12 @@ MEG_FLEX_ONE_RANK = ("Megatron-LM: runtime.moe_dispatcher deepep / hybridep (the
                      "etp > 1, or moe_dispatcher alltoall")
 
 
+# Megatron-Core TransformerConfig.__post_init__ (transformer_config.py @ d98e8a6): num_moe_experts with
+# add_bias_linear asserts "Bias in Moe is only supported when ETP==1" (gpt-oss's experts carry biases).
+MEG_MOE_BIAS_ETP = ("Megatron-LM: an MoE model with linear biases (linear_bias, e.g. gpt-oss) needs expert tensor "
+                    "parallelism 1 (Megatron-Core asserts 'Bias in Moe is only supported when ETP==1'): etp must be 1")
+
+
 def runtime_violations(t: dict, runtime, model=None):
     """[(framework, message, True where violated)] of RUNTIME_RULES under `runtime` (none without one),
     and, given the model, the rules on a windowed model's context-parallel exchange (MEG_SWA_CP_P2P) and
@@ -120,6 +137,8 @@ def runtime_violations(t: dict, runtime, model=None):
         out.append((MEG, MEG_SWA_CP_P2P, np.asarray(t["cp"] > 1)))
     if model is not None and model.moe and runtime.moe_dispatcher in ("deepep", "hybridep"):
         out.append((MEG, MEG_FLEX_ONE_RANK, np.asarray(t["ep"] * t["etp"] == 1)))
+    if model is not None and model.moe and model.linear_bias:
+        out.append((MEG, MEG_MOE_BIAS_ETP, np.asarray(t["etp"] > 1)))
     return out
 
 

@@ -70,9 +70,13 @@ def _quantize(scenario, f: dict) -> tuple[dict, dict]:
         if "quantize.grouped_mm.mx" in conv:
             tree["grouped_mm"] = {"mx": conv["quantize.grouped_mm.mx"]}
         return conv, tree
+    # No recipe_name: unset is torchao's tensorwise scaling (Float8LinearConfig defaults), the only path
+    # that takes the FSDP float8 all-gather; Float8LinearConverter (components/quantization/float8.py at
+    # v0.2.2) asserts "using `float8_config.enable_fsdp_float8_all_gather` together with
+    # `float8_config.recipe_name` is not supported" (found by benchmarks/torchtitan_parser_check.py).
     fsdp = f["dp"] * f["cp"] > 1
     section = {"enable_fsdp_float8_all_gather": fsdp, "precompute_float8_dynamic_scale_for_fsdp": fsdp,
-               "recipe_name": "tensorwise", "filter_fqns": ["output"]}
+               "filter_fqns": ["output"]}
     return {"quantize.linear.float8": section}, {"linear": {"float8": section}}
 
 
@@ -191,7 +195,8 @@ def config_problems(cfg: dict, world: int) -> list[str]:
 def _converter_problems(cfg: dict) -> list[str]:
     """torchtitan v0.2.2 model converters (components/quantization/): each named converter is registered
     and has its [quantize.<kind>.<type>] section; float8 and mx are not mixed (QuantizationConverter.
-    _validate); MXLinear refuses a compiled model with tensor parallelism (mx.py)."""
+    _validate); the float8 FSDP all-gather goes without a recipe_name (float8.py); MXLinear refuses a
+    compiled model with tensor parallelism (mx.py)."""
     conv, out = cfg["model"].get("converters", []), []
     for name in conv:
         _, kind, qtype = (name.split(".") + ["", ""])[:3]
@@ -201,6 +206,10 @@ def _converter_problems(cfg: dict) -> list[str]:
             out.append(f"the {name} converter needs its [{name}] section")
     if len({n.split(".")[-1] for n in conv if n.startswith("quantize.")}) > 1:
         out.append("float8 and mx converters cannot be combined")
+    float8 = cfg.get("quantize", {}).get("linear", {}).get("float8", {})
+    if float8.get("recipe_name") is not None and float8.get("enable_fsdp_float8_all_gather"):
+        out.append("quantize.linear.float8: enable_fsdp_float8_all_gather cannot go with a recipe_name "
+                   "(Float8LinearConverter asserts it; leave recipe_name unset for tensorwise scaling)")
     compiled = cfg.get("compile", {}).get("enable") and "model" in cfg.get("compile", {}).get("components", [])
     if "quantize.linear.mx" in conv and compiled and cfg["parallelism"]["tensor_parallel_degree"] > 1:
         out.append("MXFP8 linear layers do not run with tensor parallelism under torch.compile")
