@@ -11,7 +11,8 @@ Operating point (steady state of continuous batching with chunked prefill):
   C: B = min(that, C / replicas), the rest wait; a request rate: B solves Little's law
   B = (rate / replicas) x output x TPOT(B) (safeguarded secant), and a replica whose capacity is
   below the rate is unstable;
-* TTFT = the prefill of the input in chunks of (max_batched_tokens - B) tokens, plus the wait in
+* TTFT = the prefill of the input alone in chunks of (max_batched_tokens - B / pp) tokens through the
+  pp stages (prompt_prefill_s: chunks overlap across stages, one chunk does not), plus the wait in
   the prefill queue (M/M/1 with the replica's busy prefill rate; mm1_wait_quantile): arrivals at
   the request rate, or at a fixed concurrency the closed loop's completion rate;
 * TPOT p50 = the mean iteration time; p90 at the batch's 90th percentile: under Poisson arrivals
@@ -152,24 +153,53 @@ def _littles_law_batch(ctx, t, tok_rate, b_cap, t_cap, rounds: int = 60, tol: fl
     return b
 
 
+def prompt_prefill_s(ctx, t, n_dec, tokens, chunk, ctx_dec, ctx_pf):
+    """Seconds to prefill one prompt of `tokens` tokens, cut into chunks of `chunk` tokens (the last carries
+    the remainder), each chunk one micro-batch beside n_dec / pp decoding sequences, through pp stages.
+
+    A chunk goes through the stages one after another; consecutive chunks of the same prompt overlap
+    across stages: vLLM V1 advances a request's num_computed_tokens when it schedules a chunk
+    (vllm/v1/core/sched/scheduler.py _update_after_schedule), so the next scheduled micro-batch of its
+    batch queue (vllm/v1/engine/core.py step_with_batch_queue) carries the next chunk; SGLang's pipeline
+    parallelism processes different chunks of one request on different stages at once
+    (docs/advanced_features/pipeline_parallelism.md, "chunked pipeline parallelism"; Mooncake,
+    Qin et al. 2024, Sec. 5.1). Stages of equal time per chunk make a proportionate flow shop, whose
+    makespan is the sum of the chunk times + (pp - 1) x the longest (Pinedo, Scheduling, 5th ed., Sec. 6.1):
+        T = full x s(chunk) + s(rest) + (pp - 1) x s(min(chunk, tokens)),
+    full = floor(tokens / chunk), rest = tokens - full x chunk, s = timing.micro_batch_s (the stage time
+    incl. the send to the next stage, and the host step). One chunk on pp stages takes pp stage times of the
+    whole chunk (no faster than on one stage); pp = 1 gives full steps plus one step of the remainder."""
+    full = np.floor(tokens / chunk)
+    rest = tokens - full * chunk
+    longest = np.minimum(chunk, tokens)
+    pp = t["pp"]
+    s = lambda n_pf: timing.micro_batch_s(ctx.facts, t, ctx.links, ctx.hw, n_dec / pp, n_pf,  # noqa: E731
+                                          ctx_dec, ctx_pf)
+    s_full = s(longest)
+    s_rest = np.where(rest > 0, s(rest), 0.0)
+    return full * s_full + s_rest + (pp - 1) * s_full
+
+
 def _ttft_service(ctx, t, b, in_tokens, rate: bool = False):
-    """Seconds to prefill in_tokens (after the cached prefix) in chunks beside b decoding sequences;
-    with rate, also the prefill tokens/s of a busy engine, whose steps fill the whole chunk with
-    waiting prompts (chunk / step time of a full chunk)."""
-    chunk = np.maximum(t["max_batched_tokens"] - b, 1.0)
+    """Seconds to prefill in_tokens (after the cached prefix) alone beside b decoding sequences
+    (prompt_prefill_s; a micro-batch carries b / pp decodes and a chunk of up to max_batched_tokens - b / pp
+    prompt tokens: the engines' token budget holds per scheduled batch); with rate, also the prefill
+    tokens/s of a busy engine, whose iterations fill the whole chunk with waiting prompts (chunk / iteration
+    time of a full chunk, timing.iteration_s)."""
+    chunk = np.maximum(t["max_batched_tokens"] - b / t["pp"], 1.0)
     i_eff = in_tokens * (1 - ctx.hit)
-    steps = np.ceil(i_eff / chunk)
     ctx_dec, ctx_pf = ctx.in_mean + ctx.out_mean / 2, ctx.in_mean * ctx.hit + i_eff / 2
-    per_step = timing.iteration_s(ctx.facts, t, ctx.links, ctx.hw, b, np.minimum(chunk, i_eff), ctx_dec, ctx_pf)
+    one = prompt_prefill_s(ctx, t, b, i_eff, chunk, ctx_dec, ctx_pf)
     if not rate:
-        return steps * per_step, None
-    full = timing.iteration_s(ctx.facts, t, ctx.links, ctx.hw, b, chunk, ctx_dec, ctx_pf)
-    return steps * per_step, chunk / full
+        return one, None
+    busy_chunk = np.maximum(t["max_batched_tokens"] - b, 1.0)
+    full = timing.iteration_s(ctx.facts, t, ctx.links, ctx.hw, b, busy_chunk, ctx_dec, ctx_pf)
+    return one, busy_chunk / full
 
 
 def _prefill_pool(ctx, t, in_tokens):
-    """Disaggregated prefill instance: (seconds to prefill in_tokens alone, prefill tokens/s at full
-    steps, seconds to move the request's KV cache to a decode instance)."""
+    """Disaggregated prefill instance: (seconds to prefill in_tokens alone (prompt_prefill_s, no decodes),
+    prefill tokens/s at full steps, seconds to move the request's KV cache to a decode instance)."""
     from planner.estimate import comm
     from planner.serve.memory import kv_bytes_per_token, seq_kv_bytes
 
@@ -177,8 +207,7 @@ def _prefill_pool(ctx, t, in_tokens):
     i_eff = in_tokens * (1 - ctx.hit)
     ctx_pf = ctx.in_mean * ctx.hit + i_eff / 2
     full_step = timing.iteration_s(ctx.facts, t, ctx.links, ctx.hw, 0.0, mbt, 0.0, ctx_pf)
-    chunk = np.minimum(mbt, i_eff)
-    one = np.ceil(i_eff / mbt) * timing.iteration_s(ctx.facts, t, ctx.links, ctx.hw, 0.0, chunk, 0.0, ctx_pf)
+    one = prompt_prefill_s(ctx, t, 0.0, i_eff, mbt, 0.0, ctx_pf)
     full, sw = kv_bytes_per_token(ctx.facts, t, ctx.hw["kvb"][t["kv"]])
     shard = seq_kv_bytes(ctx.facts, full, sw, in_tokens)  # bytes each GPU of the instance sends
     _, out_bw = comm._rates(ctx.node)

@@ -595,6 +595,23 @@ def iteration_s(f, t, lk, hw, n_dec, n_pf, ctx_dec, ctx_pf):
     return np.where(overlap, np.maximum(gpu, host), gpu + host)
 
 
+def micro_batch_s(f, t, lk, hw, n_dec, n_pf, ctx_dec, ctx_pf):
+    """Seconds one pipeline stage holds one micro-batch of n_dec decode sequences and n_pf prefill tokens,
+    with the micro-batch's host step (each micro-batch is a batch of its own to the scheduler: vLLM V1
+    schedules one per entry of its batch queue, max_concurrent_batches = pp, vllm/v1/engine/core.py
+    step_with_batch_queue): max(stage, eager_issue_s) combined with max(STEP_OVERHEAD_S, host_bound_s) as in
+    iteration_s. With pp = 1 it equals iteration_s (one micro-batch is the whole iteration)."""
+    pp = t["pp"]
+    version = E.plan_engine_version(t)
+    stage = stage_s(f, t, lk, hw, n_dec, n_pf, ctx_dec, ctx_pf)
+    graphs = E.decode_graphs(t["engine"], version, E.plan_graph_padding(t))
+    eager = 0.0 if graphs.all() else np.where(graphs, 0.0, eager_issue_s(f, t, stage_layers(f, pp)))
+    gpu = np.maximum(stage, eager)
+    host = np.maximum(STEP_OVERHEAD_S, host_bound_s(t, n_dec))
+    overlap = overlaps_host_step(t["engine"], version, pp)
+    return np.where(overlap, np.maximum(gpu, host), gpu + host)
+
+
 def mm1_wait_quantile(lam, mu, q: float):
     """q-quantile of the waiting time in an M/M/1 queue: P(W > t) = rho exp(-mu (1 - rho) t)
     (Kleinrock 1975, Vol. 1, Sec. 3.2); 0 when rho <= 1 - q; inf when unstable."""
