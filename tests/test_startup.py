@@ -94,3 +94,47 @@ def test_cli_asks_numpy_for_ordinary_pages():
         pytest.skip("this numpy does not say whether it asks for huge pages")
     assert flag == "0"
     assert _hugepage_flag({**env, "NUMPY_MADVISE_HUGEPAGE": "1"}) == "1"
+
+
+SOLVE_IMPORTS = """
+import sys
+from planner.cli import main  # what `python -m planner` runs
+try:
+    main(["solve", "scenarios/32b_8gpu.yaml", "--json"])
+except SystemExit as e:
+    assert not e.code, e.code
+print(" ".join(m for m in ("asyncio", "ssl", "planner.spec.purchase", "planner.spec.serving") if m in sys.modules))
+"""
+
+
+def test_solve_imports_no_asyncio_nor_purchase_models():
+    """A `planner solve` imports neither asyncio (typing_extensions' deprecated asks for it under pydantic:
+    planner.spec._startup) nor the purchase and serving input models (telling a purchase file from a
+    scenario needs neither: planner.spec.load.is_purchase)."""
+    r = subprocess.run([sys.executable, "-c", SOLVE_IMPORTS], cwd=ROOT, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.split("\n")[-2] == "", r.stdout[-300:]
+
+
+FALLBACK = """
+import sys
+from planner.spec._startup import import_without_asyncio
+import_without_asyncio("asyncio.events")  # needs the real asyncio: the placeholder fails, then as usual
+import asyncio
+assert asyncio.events is sys.modules["asyncio.events"] and hasattr(asyncio, "get_event_loop")
+assert asyncio.coroutines.iscoroutinefunction is sys.modules["asyncio.coroutines"].iscoroutinefunction
+import typing_extensions
+async def co(): pass
+wrapped = typing_extensions.deprecated("old")(co)
+assert asyncio.iscoroutinefunction(wrapped)
+print("ok")
+"""
+
+
+def test_import_without_asyncio_falls_back_to_the_real_asyncio():
+    """A module that needs more of asyncio than the placeholder holds is imported the ordinary way,
+    and the real asyncio is in place afterwards (for a coroutine function, too)."""
+    r = subprocess.run([sys.executable, "-c", FALLBACK], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.split()[-1] == "ok"
