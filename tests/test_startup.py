@@ -103,14 +103,16 @@ try:
     main(["solve", "scenarios/32b_8gpu.yaml", "--json"])
 except SystemExit as e:
     assert not e.code, e.code
-print(" ".join(m for m in ("asyncio", "ssl", "planner.spec.purchase", "planner.spec.serving") if m in sys.modules))
+print(" ".join(m for m in ("asyncio", "ssl", "importlib.metadata", "planner.spec.purchase", "planner.spec.serving")
+               if m in sys.modules))
 """
 
 
 def test_solve_imports_no_asyncio_nor_purchase_models():
     """A `planner solve` imports neither asyncio (typing_extensions' deprecated asks for it under pydantic:
-    planner.spec._startup) nor the purchase and serving input models (telling a purchase file from a
-    scenario needs neither: planner.spec.load.is_purchase)."""
+    planner.spec._startup), nor importlib.metadata (pydantic's plugin loader, with plugins off), nor the
+    purchase and serving input models (telling a purchase file from a scenario needs neither:
+    planner.spec.load.is_purchase)."""
     r = subprocess.run([sys.executable, "-c", SOLVE_IMPORTS], cwd=ROOT, capture_output=True, text=True,
                        timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
@@ -128,6 +130,8 @@ import typing_extensions
 async def co(): pass
 wrapped = typing_extensions.deprecated("old")(co)
 assert asyncio.iscoroutinefunction(wrapped)
+from pydantic.plugin import _loader  # imported with the importlib.metadata stand-in: it still answers
+assert _loader.importlib_metadata.distributions is sys.modules["importlib.metadata"].distributions
 print("ok")
 """
 

@@ -11,6 +11,12 @@ models, `asyncio.coroutines` names a small module that answers that one question
 it leaves sys.modules, and a later `import asyncio` imports the real one. If anything fails under the
 placeholder (another release reading more of asyncio), every module imported meanwhile is dropped and
 the import is done again the ordinary way. Where asyncio is already imported, nothing changes.
+
+Likewise pydantic's plugin loader (pydantic/plugin/_loader.py) imports importlib.metadata (with email,
+csv, zipfile, socket: 0.01-0.03 s) only to list the installed distributions' entry points when it looks
+for plugins, which the command line turns off (PYDANTIC_DISABLE_PLUGINS: planner.cli): the loader is
+imported with `importlib.metadata` naming a module that imports the real one at its first attribute
+read (a library user who keeps plugins on gets the real module then, as before).
 """
 
 from __future__ import annotations
@@ -35,16 +41,32 @@ def _placeholder() -> tuple[types.ModuleType, types.ModuleType]:
     return package, coroutines
 
 
+class _ImportOnUse(types.ModuleType):
+    """Stands for a module not imported yet: the first attribute read imports the real one."""
+
+    def __getattr__(self, name):
+        import importlib
+
+        return getattr(importlib.import_module(self.__name__), name)
+
+
+def _placeholders() -> dict[str, types.ModuleType]:
+    """{module name: stand-in} for the modules above that are not imported yet."""
+    out: dict[str, types.ModuleType] = {}
+    if "asyncio" not in sys.modules:
+        out["asyncio"], out["asyncio.coroutines"] = _placeholder()
+    if "importlib.metadata" not in sys.modules:
+        out["importlib.metadata"] = _ImportOnUse("importlib.metadata")
+    return out
+
+
 @contextlib.contextmanager
 def without_asyncio():
-    """Run the block (imports) with the asyncio placeholder; on an error the block's imports are undone
-    and the error is raised (import_without_asyncio then imports the ordinary way)."""
-    if "asyncio" in sys.modules:
-        yield
-        return
+    """Run the block (imports) with the placeholders; on an error the block's imports are undone and
+    the error is raised (import_without_asyncio then imports the ordinary way)."""
+    stand_ins = _placeholders()
     before = set(sys.modules)
-    package, coroutines = _placeholder()
-    sys.modules["asyncio"], sys.modules["asyncio.coroutines"] = package, coroutines
+    sys.modules.update(stand_ins)
     try:
         yield
     except BaseException:
@@ -52,10 +74,9 @@ def without_asyncio():
             sys.modules.pop(name, None)
         raise
     finally:
-        if sys.modules.get("asyncio") is package:
-            del sys.modules["asyncio"]
-        if sys.modules.get("asyncio.coroutines") is coroutines:
-            del sys.modules["asyncio.coroutines"]
+        for name, module in stand_ins.items():
+            if sys.modules.get(name) is module:
+                del sys.modules[name]
 
 
 def import_without_asyncio(*names: str) -> None:
