@@ -142,3 +142,36 @@ def test_import_without_asyncio_falls_back_to_the_real_asyncio():
     r = subprocess.run([sys.executable, "-c", FALLBACK], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.split()[-1] == "ok"
+
+
+CATALOG_FILES = """
+import sys
+from planner.catalog import catalog_file_text
+text, where = catalog_file_text("gpus.yaml")
+print("importlib.resources" in sys.modules, where, len(text))
+"""
+
+
+def test_catalog_files_without_importlib_resources(tmp_path):
+    """A catalog file is read from the folder of the installed package planner.catalogs (the file
+    importlib.resources.files names) and, without an install, from the source tree's catalogs/; in
+    neither case is importlib.resources imported (with tempfile and zipfile: start-up time)."""
+    import shutil
+
+    for installed in (False, True):
+        site = tmp_path / ("installed" if installed else "source")
+        shutil.copytree(ROOT / "planner", site / "planner", ignore=shutil.ignore_patterns("__pycache__"))
+        if installed:  # the wheel's layout: catalogs/ as the package planner.catalogs
+            shutil.copytree(ROOT / "catalogs", site / "planner" / "catalogs",
+                            ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copytree(ROOT / "catalogs", site / "catalogs", ignore=shutil.ignore_patterns("__pycache__"))
+        env = {**os.environ, "PYTHONPATH": str(site)}
+        r = subprocess.run([sys.executable, "-S", "-c", CATALOG_FILES], cwd=tmp_path, capture_output=True,
+                           text=True, timeout=120, env=env)
+        assert r.returncode == 0, r.stderr[-2000:]
+        imported, where, size = r.stdout.split()
+        expected = site / "planner" / "catalogs" / "gpus.yaml" if installed else site / "catalogs" / "gpus.yaml"
+        assert imported == "False"
+        assert where == str(expected)
+        assert int(size) == len((ROOT / "catalogs" / "gpus.yaml").read_text(encoding="utf-8"))
