@@ -684,10 +684,15 @@ process, compiled modules; the machine was shared at load 2-6, where wall times 
 - planner.spec.purchase and planner.spec.serving (twelve pydantic models, 26 ms in -X importtime) were
   imported by every solve only to tell a purchase file from a scenario by its top-level keys:
   is_purchase now lives in planner.spec.load; Plan's validator is built at its first validation
-  (defer_build on Plan alone), and search.fixed is validated through Plan only when it pins a field.
+  (defer_build on Plan alone), and search.fixed is validated through Plan only when it pins a field;
+- importlib.resources (with tempfile and zipfile) was imported to read the catalog files: an installed
+  planner.catalogs that is a folder of files is now read from that folder (importlib.util.find_spec:
+  the file importlib.resources.files names), the source tree's catalogs/ directly, importlib.resources
+  only for other layouts (a zip). This environment's certifi .pth imports it anyway, so the gain shows
+  without it (`python -S`, site-packages on the path): scenarios/32b_8gpu.yaml 1,538M -> 1,515M.
 Import and scenario load (the command line, the spec, the solver's modules, DeepSeek-V3 / 2,048 read):
-1,446M -> 1,151M instructions (-20%); whole process, scenarios/32b_8gpu.yaml 1,825M -> 1,551M (-15%),
-DeepSeek-V3 / 2,048 H100 6,256M -> 5,989M (-4.3%), H800 5,808M -> 5,548M (-4.5%). -X importtime, least
+1,446M -> 1,151M instructions (-20%); whole process, scenarios/32b_8gpu.yaml 1,825M -> 1,548M (-15%),
+DeepSeek-V3 / 2,048 H100 6,256M -> 5,978M (-4.4%), H800 5,808M -> 5,534M (-4.7%). -X importtime, least
 of 4: 433 -> 342 ms summed over 455 -> 389 modules.
 Whole process, the branch's start (dd2dd0e) and its end alternated, compiled modules, n=7, load 2-3, CPU =
 user + system, least (median): DeepSeek-V3 / 2,048 H100 1.44 (1.80) -> 1.37 (1.63) s, H800 1.26 (1.43) ->
@@ -697,12 +702,13 @@ hides the wall time.
 Measured and left: defer_build on every model (-26M, 2% of the import and load: the builds move to the
 first validation, where Scenario builds the nested models inline), the cyclic collector off while the
 modules are imported and the scenario read (-9M on scenarios/32b_8gpu.yaml). What the start-up still
-holds (import and load ~1.15G instructions, ~0.25 s CPU here): the interpreter and `site` 140M (110M of
-it this environment's certifi .pth, which a clean install does not have), numpy ~280M, OR-Tools ~200M
-(dlopen and relocation of libortools ~130M, pybind11's class registration; CP-SAT is the contract's
-layout enumerator), pydantic with annotated_types and typing_extensions ~250M, our models' builds
-~200M, PyYAML ~100M (its pure-Python reader compiles a Unicode-range regex at import although libyaml
-parses), click ~70M. The first solve in a process costs 0.1 s CPU more than a repeat (0.9-1.0 vs 0.8 s
+holds (import and load ~1.15G instructions, ~0.25 s CPU here): the interpreter and `site` 140M (this
+environment's certifi .pth ~110M of it, but most of what it imports a solve imports anyway: ~33M net,
+`python -S`), numpy ~280M, OR-Tools ~200M (dlopen and relocation of libortools ~130M, pybind11's class
+registration; CP-SAT is the contract's layout enumerator), pydantic with annotated_types and
+typing_extensions ~250M, our models' builds ~200M, PyYAML ~100M (55M of it compiling its pure-Python
+reader's Unicode-range NON_PRINTABLE regex at import, although libyaml parses: Python 3.11's
+re._compiler on wide ranges), click ~70M. The first solve in a process costs 0.1 s CPU more than a repeat (0.9-1.0 vs 0.8 s
 in process, one thread): first-touch page faults spread over the numpy passes, not a cache to keep.
 """
 
