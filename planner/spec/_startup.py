@@ -3,20 +3,23 @@
 typing_extensions' `deprecated` decorator (typing_extensions.py, `deprecated.__call__` on a function,
 Python < 3.12) runs `import asyncio.coroutines` to ask whether the function it wraps is a coroutine
 function; pydantic_core.core_schema and pydantic.main decorate functions with it when they are imported,
-so the first pydantic import pulls in all of asyncio (ssl, socket, subprocess, its event loops: 0.02-0.04 s
-of a 0.3 s start-up on 2 cores, about a tenth of the instructions a `planner solve` spends before it
-reads the scenario), which the planner never uses. While planner.spec imports pydantic and builds its
-models, `asyncio.coroutines` names a small module that answers that one question as asyncio does
-(asyncio/coroutines.py iscoroutinefunction: inspect's test, or the `_is_coroutine` marker); afterwards
-it leaves sys.modules, and a later `import asyncio` imports the real one. If anything fails under the
-placeholder (another release reading more of asyncio), every module imported meanwhile is dropped and
-the import is done again the ordinary way. Where asyncio is already imported, nothing changes.
+so the first pydantic import pulls in all of asyncio (ssl, socket, subprocess, its event loops:
+0.02-0.04 s of a 0.3 s start-up on 2 cores, about a tenth of the instructions a `planner solve` spends
+before it reads the scenario), which the planner never uses. While planner.spec imports pydantic's modules
+(planner/spec/__init__.py, before the models are defined), `asyncio.coroutines` names a small module that
+answers that one question as asyncio does (asyncio/coroutines.py iscoroutinefunction: inspect's test, or
+the `_is_coroutine` marker); afterwards it leaves sys.modules, and a later `import asyncio` imports the
+real one. If anything fails under the placeholder (another release reading more of asyncio), every module
+imported meanwhile is dropped and the import is done again the ordinary way. Where asyncio is already
+imported, nothing changes. The stand-ins are process-wide for that moment: a program importing asyncio in
+another thread while planner.spec first imports pydantic would get them (the command line runs no other
+thread then).
 
 Likewise pydantic's plugin loader (pydantic/plugin/_loader.py) imports importlib.metadata (with email,
 csv, zipfile, socket: 0.01-0.03 s) only to list the installed distributions' entry points when it looks
 for plugins, which the command line turns off (PYDANTIC_DISABLE_PLUGINS: planner.cli): the loader is
-imported with `importlib.metadata` naming a module that imports the real one at its first attribute
-read (a library user who keeps plugins on gets the real module then, as before).
+imported with `importlib.metadata` naming a module that imports the real one at its first attribute read
+(a library user who keeps plugins on gets the real module then, as before).
 """
 
 from __future__ import annotations
