@@ -664,6 +664,54 @@ Measured and left:
   above glibc's 32 MiB mmap ceiling are mapped and faulted in anew each time).
 """
 
+STARTUP_THIRD = """Then (issue 14, start-up a third time: what a solve imported and never used; exact: the same JSON for all
+21 golden scenarios apart from `seconds`, the full suite green). Counted in instructions (callgrind, whole
+process, compiled modules; the machine was shared at load 2-6, where wall times do not resolve 50 ms):
+
+- asyncio (with ssl, socket, subprocess and its event loops: 144M instructions on its own) was imported by
+  typing_extensions' `deprecated`, which runs `import asyncio.coroutines` for every function it wraps on
+  Python < 3.12, and pydantic_core.core_schema and pydantic.main wrap functions with it at import.
+  planner.spec now imports pydantic's modules while `asyncio.coroutines` names a small module answering
+  that one question as asyncio does (planner/spec/_startup.py; the stand-in leaves sys.modules after, a
+  later `import asyncio` gets the real one; if a module needs more of asyncio the imports are undone and
+  done the ordinary way; tests/test_startup.py checks both);
+- importlib.metadata (email, csv, zipfile: 67M) was imported by pydantic's plugin loader at the first
+  model build, to scan every installed distribution's entry points. The command line now sets
+  PYDANTIC_DISABLE_PLUGINS=__all__ (a value the user set is kept; an empty one turns plugins back on:
+  the earlier pass left this out so as not to disable a user's plugins, but the planner's input models
+  are no place for observability hooks), and the loader is imported with an importlib.metadata that
+  imports the real one on its first attribute read (a library caller with plugins on gets it then);
+- planner.spec.purchase and planner.spec.serving (twelve pydantic models, 26 ms in -X importtime) were
+  imported by every solve only to tell a purchase file from a scenario by its top-level keys:
+  is_purchase now lives in planner.spec.load; Plan's validator is built at its first validation
+  (defer_build on Plan alone), and search.fixed is validated through Plan only when it pins a field;
+- importlib.resources (with tempfile and zipfile) was imported to read the catalog files: an installed
+  planner.catalogs that is a folder of files is now read from that folder (importlib.util.find_spec:
+  the file importlib.resources.files names), the source tree's catalogs/ directly, importlib.resources
+  only for other layouts (a zip). This environment's certifi .pth imports it anyway, so the gain shows
+  without it (`python -S`, site-packages on the path): scenarios/32b_8gpu.yaml 1,538M -> 1,515M.
+Import and scenario load (the command line, the spec, the solver's modules, DeepSeek-V3 / 2,048 read):
+1,446M -> 1,151M instructions (-20%); whole process, scenarios/32b_8gpu.yaml 1,825M -> 1,548M (-15%),
+DeepSeek-V3 / 2,048 H100 6,256M -> 5,978M (-4.4%), H800 5,808M -> 5,534M (-4.7%). -X importtime, least
+of 4: 433 -> 342 ms summed over 455 -> 389 modules.
+Whole process, the branch's start (dd2dd0e) and its end alternated, compiled modules, n=7, load 2-3, CPU =
+user + system, least (median): DeepSeek-V3 / 2,048 H100 1.44 (1.80) -> 1.37 (1.63) s, H800 1.26 (1.43) ->
+1.17 (1.26), 405B / 16,384 0.60 (0.68) -> 0.55 (0.63), scenarios/32b_8gpu.yaml 0.45 (0.47) -> 0.39 (0.41);
+best wall (through pyenv's shell shim) 1.70 -> 1.76, 1.77 -> 1.77, 0.78 -> 0.72, 0.61 -> 0.53: the load
+hides the wall time.
+Measured and left: defer_build on every model (-26M, 2% of the import and load: the builds move to the
+first validation, where Scenario builds the nested models inline), the cyclic collector off while the
+modules are imported and the scenario read (-9M on scenarios/32b_8gpu.yaml). What the start-up still
+holds (import and load ~1.15G instructions, ~0.25 s CPU here): the interpreter and `site` 140M (this
+environment's certifi .pth ~110M of it, but most of what it imports a solve imports anyway: ~33M net,
+`python -S`), numpy ~280M, OR-Tools ~200M (dlopen and relocation of libortools ~130M, pybind11's class
+registration; CP-SAT is the contract's layout enumerator), pydantic with annotated_types and
+typing_extensions ~250M, our models' builds ~200M, PyYAML ~100M (55M of it compiling its pure-Python
+reader's Unicode-range NON_PRINTABLE regex at import, although libyaml parses: Python 3.11's
+re._compiler on wide ranges), click ~70M. The first solve in a process costs 0.1 s CPU more than a repeat (0.9-1.0 vs 0.8 s
+in process, one thread): first-touch page faults spread over the numpy passes, not a cache to keep.
+"""
+
 SERVING = """## Serving search at a fixed concurrency
 
 Before: `planner serve` under `concurrency: C` listed every row of layout x engine / weights / KV /
@@ -736,7 +784,7 @@ def main() -> None:
              f"Python {platform.python_version()}, {time.strftime('%Y-%m-%d %H:%M')}, load average "
              f"{os.getloadavg()[0]:.1f} (a shared machine: the shares matter, not the seconds).", "",
              FINDINGS, LATER, EIGHTH, STARTUP, NINTH, TENTH, ELEVENTH, TWELFTH, THIRTEENTH, STARTUP_AGAIN, FOURTEENTH,
-             SERVING]
+             STARTUP_THIRD, SERVING]
     parts += [profile(p, args.lines) for p in SCENARIOS]
     (HERE / "speed_profile.md").write_text("\n".join(parts))
 

@@ -25,6 +25,12 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 # wall 3.76 -> 3.58 s, median of 24 alternated pairs: benchmarks/speed_profile.md). The command line
 # asks for ordinary pages; a value the user set is kept.
 os.environ.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")
+# pydantic looks for plugins (observability hooks, none of which the planner uses) by reading the entry
+# points of every installed distribution when it builds its first model (pydantic/plugin/_loader.py
+# get_plugins; PYDANTIC_DISABLE_PLUGINS=__all__ skips the scan): 0.01 s CPU of every start-up with ~120
+# packages installed, more with more; importlib.metadata is then never imported (planner.spec._startup).
+# A value the user set is kept (an empty PYDANTIC_DISABLE_PLUGINS turns plugins back on).
+os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
 
 def _keep_freed_arrays() -> None:
@@ -377,8 +383,7 @@ def estimate(scenario, plan_text, as_json):
 def model(target, seq_len, as_json):
     """Parameter counts and FLOPs of a catalog model NAME, a SCENARIO file or a HF config.json."""
     from planner.arch import summary
-    from planner.spec.load import load_yaml, read_hf_config, resolve_scenario_dict, validate_model
-    from planner.spec.purchase import is_purchase
+    from planner.spec.load import is_purchase, load_yaml, read_hf_config, resolve_scenario_dict, validate_model
     from planner.spec.model import ModelSpec
 
     p = Path(target)

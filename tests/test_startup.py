@@ -94,3 +94,84 @@ def test_cli_asks_numpy_for_ordinary_pages():
         pytest.skip("this numpy does not say whether it asks for huge pages")
     assert flag == "0"
     assert _hugepage_flag({**env, "NUMPY_MADVISE_HUGEPAGE": "1"}) == "1"
+
+
+SOLVE_IMPORTS = """
+import sys
+from planner.cli import main  # what `python -m planner` runs
+try:
+    main(["solve", "scenarios/32b_8gpu.yaml", "--json"])
+except SystemExit as e:
+    assert not e.code, e.code
+print(" ".join(m for m in ("asyncio", "ssl", "importlib.metadata", "planner.spec.purchase", "planner.spec.serving")
+               if m in sys.modules))
+"""
+
+
+def test_solve_imports_no_asyncio_nor_purchase_models():
+    """A `planner solve` imports neither asyncio (typing_extensions' deprecated asks for it under pydantic:
+    planner.spec._startup), nor importlib.metadata (pydantic's plugin loader, with plugins off), nor the
+    purchase and serving input models (telling a purchase file from a scenario needs neither:
+    planner.spec.load.is_purchase)."""
+    r = subprocess.run([sys.executable, "-c", SOLVE_IMPORTS], cwd=ROOT, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.split("\n")[-2] == "", r.stdout[-300:]
+
+
+FALLBACK = """
+import sys
+from planner.spec._startup import import_without_asyncio
+import_without_asyncio("asyncio.events")  # needs the real asyncio: the placeholder fails, then as usual
+import asyncio
+assert asyncio.events is sys.modules["asyncio.events"] and hasattr(asyncio, "get_event_loop")
+assert asyncio.coroutines.iscoroutinefunction is sys.modules["asyncio.coroutines"].iscoroutinefunction
+import typing_extensions
+async def co(): pass
+wrapped = typing_extensions.deprecated("old")(co)
+assert asyncio.iscoroutinefunction(wrapped)
+from pydantic.plugin import _loader  # imported with the importlib.metadata stand-in: it still answers
+assert _loader.importlib_metadata.distributions is sys.modules["importlib.metadata"].distributions
+print("ok")
+"""
+
+
+def test_import_without_asyncio_falls_back_to_the_real_asyncio():
+    """A module that needs more of asyncio than the placeholder holds is imported the ordinary way,
+    and the real asyncio is in place afterwards (for a coroutine function, too)."""
+    r = subprocess.run([sys.executable, "-c", FALLBACK], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.split()[-1] == "ok"
+
+
+CATALOG_FILES = """
+import sys
+from planner.catalog import catalog_file_text
+text, where = catalog_file_text("gpus.yaml")
+print("importlib.resources" in sys.modules, where, len(text))
+"""
+
+
+def test_catalog_files_without_importlib_resources(tmp_path):
+    """A catalog file is read from the folder of the installed package planner.catalogs (the file
+    importlib.resources.files names) and, without an install, from the source tree's catalogs/; in
+    neither case is importlib.resources imported (with tempfile and zipfile: start-up time)."""
+    import shutil
+
+    for installed in (False, True):
+        site = tmp_path / ("installed" if installed else "source")
+        shutil.copytree(ROOT / "planner", site / "planner", ignore=shutil.ignore_patterns("__pycache__"))
+        if installed:  # the wheel's layout: catalogs/ as the package planner.catalogs
+            shutil.copytree(ROOT / "catalogs", site / "planner" / "catalogs",
+                            ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copytree(ROOT / "catalogs", site / "catalogs", ignore=shutil.ignore_patterns("__pycache__"))
+        env = {**os.environ, "PYTHONPATH": str(site)}
+        r = subprocess.run([sys.executable, "-S", "-c", CATALOG_FILES], cwd=tmp_path, capture_output=True,
+                           text=True, timeout=120, env=env)
+        assert r.returncode == 0, r.stderr[-2000:]
+        imported, where, size = r.stdout.split()
+        expected = site / "planner" / "catalogs" / "gpus.yaml" if installed else site / "catalogs" / "gpus.yaml"
+        assert imported == "False"
+        assert where == str(expected)
+        assert int(size) == len((ROOT / "catalogs" / "gpus.yaml").read_text(encoding="utf-8"))

@@ -21,6 +21,10 @@ FIELDS = ("framework", "precision", "dp", "tp", "pp", "cp", "ep", "etp", "vpp", 
 
 
 class Plan(Strict):
+    # pydantic builds the validator at the first validation, not at import: a solve or a purchase
+    # comparison validates no plan (start-up time), `planner estimate --plan` and search.fixed do
+    model_config = {**Strict.model_config, "defer_build": True}
+
     framework: Literal["deepspeed", "megatron", "torchtitan"] = "megatron"
     precision: Literal["fp32", "fp16", "bf16", "fp8"] = "bf16"
     dp: PosInt | None = None

@@ -40,6 +40,7 @@ from pydantic import Field, field_validator, model_validator
 
 from planner.errors import InputError
 from planner.spec.base import USD, Name, PosFloat, Strict
+from planner.spec.load import is_purchase
 from planner.spec.hardware import Cluster
 from planner.spec.model import ModelSpec
 from planner.spec.scenario import SearchOptions, Training, pinned_batch_problem
@@ -199,11 +200,6 @@ class PurchaseFile(Strict):
             if dupes:
                 raise ValueError(f"{kind} names must be unique; repeated: {', '.join(dupes)}")
         return self
-
-
-def is_purchase(data: Any) -> bool:
-    """A purchase file is told from a scenario by its top-level keys."""
-    return isinstance(data, dict) and ("clusters" in data or "workloads" in data or "serving_workloads" in data)
 
 
 def _resolved(data: Any, base_dir: Path, file: str) -> Any:

@@ -146,8 +146,10 @@ class SearchOptions(Strict):
         gb = self.fixed.get("global_batch")
         if "global_batch" in self.fixed and (isinstance(gb, bool) or not isinstance(gb, int) or not 1 <= gb <= 2**30):
             raise ValueError(f"fixed.global_batch: expected a positive whole number of sequences, got {gb!r}")
-        try:  # type-check the pinned values
-            Plan.model_validate({k: v for k, v in self.fixed.items() if k != "global_batch"})
+        pinned = {k: v for k, v in self.fixed.items() if k != "global_batch"}
+        try:  # type-check the pinned values (nothing pinned: nothing to check, and Plan's model need not be built)
+            if pinned:
+                Plan.model_validate(pinned)
         except ValidationError as exc:  # name the pinned key: search.fixed.tp, not search.tp
             e = exc.errors()[0]
             raise ValueError(f"fixed.{'.'.join(map(str, e['loc']))}: {e['msg']}") from None
