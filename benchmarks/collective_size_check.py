@@ -49,7 +49,7 @@ def floors_table() -> list[str]:
 
 def busbw_table() -> list[str]:
     """Measured all-reduce / all-gather bus bandwidth at a few sizes (from the table) vs the comm model."""
-    from planner.estimate import comm
+    from planner.estimate import comm, topology
     lines = ["| node | op | GPUs | 2 MiB | 16 MiB | 64 MiB | comm model (64 MiB) |", "|---|---|---:|---:|---:|---:|---:|"]
     for name in ("dgx-h100", "hgx-h200", "dgx-b200"):
         node = catalog.node(name)
@@ -59,7 +59,7 @@ def busbw_table() -> list[str]:
                 row = NM.measured_table(node, op, [g])
                 cells = [fac * b / NM.interp_s(row, b)[0] / 1e9 for b in (2 * NM.MIB, 16 * NM.MIB, 64 * NM.MIB)]
                 fn = comm.all_reduce_s if op == "all_reduce" else comm.gather_s
-                model = fac * 64 * NM.MIB / float(fn(node, 64 * NM.MIB, g, 1)) / 1e9
+                model = fac * 64 * NM.MIB / float(fn(node, 64 * NM.MIB, topology.group(node, g, 1))) / 1e9
                 lines.append(f"| {name} | {op} | {g} | " + " | ".join(f"{c:.0f}" for c in cells) + f" | {model:.0f} |")
     return lines
 
