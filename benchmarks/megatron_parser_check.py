@@ -193,21 +193,25 @@ PICKED = [
 ]
 
 
-def picked_cases() -> list[dict]:
+def picked_cases(picked=None, scenario=None, case=None) -> list[dict]:
+    """The hand-picked plans (PICKED here; torchtitan_parser_check passes its own list, scenario reader
+    and case builder), each built as `planner estimate` builds it, or the refusal's message."""
     from planner import load_scenario
     from planner.errors import InputError
     from planner.export import plan_result
     from planner.spec import parse_plan
 
+    scenario = scenario or (lambda path: load_scenario(ROOT / path))
+    case = case or _case
     out = []
-    for name, path, model, runtime, text in PICKED:
-        sc = _with(load_scenario(ROOT / path), model, **runtime)
+    for name, path, model, runtime, text in picked or PICKED:
+        sc = _with(scenario(path), model, **runtime)
         try:
             result = plan_result(sc, parse_plan(text).resolved(sc))
         except InputError as exc:
             out.append({"name": name, "source": "picked", "plan": text, "refused": exc.message})
             continue
-        out.append(_case(name, "picked", sc, result))
+        out.append(case(name, "picked", sc, result))
     return out
 
 

@@ -129,20 +129,8 @@ def _scenario(path: str):
 
 
 def picked_cases() -> list[dict]:
-    from planner.errors import InputError
-    from planner.export import plan_result
-    from planner.spec import parse_plan
-
-    out = []
-    for name, path, model, runtime, text in PICKED:
-        sc = mpc._with(_scenario(path), model, **runtime)
-        try:
-            result = plan_result(sc, parse_plan(text).resolved(sc))
-        except InputError as exc:
-            out.append({"name": name, "source": "picked", "plan": text, "refused": exc.message})
-            continue
-        out.append(_case(name, "picked", sc, result))
-    return out
+    """The hand-picked torchtitan plans, built as megatron_parser_check builds its own."""
+    return mpc.picked_cases(PICKED, _scenario, _case)
 
 
 def run_cases() -> list[dict]:
