@@ -710,6 +710,12 @@ typing_extensions ~250M, our models' builds ~200M, PyYAML ~100M (55M of it compi
 reader's Unicode-range NON_PRINTABLE regex at import, although libyaml parses: Python 3.11's
 re._compiler on wide ranges), click ~70M. The first solve in a process costs 0.1 s CPU more than a repeat (0.9-1.0 vs 0.8 s
 in process, one thread): first-touch page faults spread over the numpy passes, not a cache to keep.
+Withdrawn at merge: the asyncio and importlib.metadata stand-ins (planner/spec/_startup.py) depended on
+library internals (typing_extensions' `deprecated`, pydantic's plugin loader): under pydantic 2.14.4, which a
+clean install (.ci/run) takes, the loader no longer imports importlib.metadata as the stand-in expected and
+its tests failed, while pydantic 2.13.4 passed. A start-up saving of ~0.2G instructions (~3% of the
+DeepSeek-V3 / 2,048 process) is not worth a dependency on private code of two libraries; the purchase and
+serving models off the solve path, Plan's deferred build, the plugin scan off and the catalog reader stay.
 """
 
 SERVING = """## Serving search at a fixed concurrency

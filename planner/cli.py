@@ -28,7 +28,7 @@ os.environ.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")
 # pydantic looks for plugins (observability hooks, none of which the planner uses) by reading the entry
 # points of every installed distribution when it builds its first model (pydantic/plugin/_loader.py
 # get_plugins; PYDANTIC_DISABLE_PLUGINS=__all__ skips the scan): 0.01 s CPU of every start-up with ~120
-# packages installed, more with more; importlib.metadata is then never imported (planner.spec._startup).
+# packages installed, more with more.
 # A value the user set is kept (an empty PYDANTIC_DISABLE_PLUGINS turns plugins back on).
 os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
