@@ -24,8 +24,8 @@ prefill (steps of max_batched_tokens tokens, no decode), `replicas` instances on
 prefill chunks in their steps, so TPOT is not stretched by prefill). Each request's KV cache moves
 from a prefill to a decode instance over the scale-out link (every GPU sends its own shard at once,
 planner.estimate.comm rates). TTFT = prefill on an idle prefill instance + the wait for one (M/M/1
-under a rate, the finite-source queue at a fixed concurrency) + the KV transfer; the output rate is the smaller of the decode pool's and what the prefill pool
-feeds (its requests/s x output tokens).
+under a rate, the finite-source queue at a fixed concurrency) + the KV transfer; the output rate is
+the smaller of the decode pool's and what the prefill pool feeds (its requests/s x output tokens).
 """
 
 from __future__ import annotations
