@@ -198,7 +198,9 @@ def _block(sc, ctx, t, mem, m, inst, pos, conc, colocated, splits, objective, ke
             pre = np.zeros(len(gs), dtype=np.int64)
             queue_reps = rs
             out_tok_s = dec_out
-        q90 = V.closed_loop_wait_quantile(out_tok_s / ctx.out_mean / queue_reps, rate / np.maximum(i_eff, 1.0), 0.9)
+        sources = (b[sel] if dis else b) * rs / queue_reps  # evaluate's b x replicas / queue_reps
+        q90 = V.closed_loop_wait_quantile(out_tok_s / ctx.out_mean / queue_reps, rate / np.maximum(i_eff, 1.0),
+                                          sources, 0.9)
         gpus = t["tp"][gs] * t["pp"][gs] * (rs + pre)
         ttft = {"p90": t90 + (wt + q90)}
         tpot = {"p50": ti, "p90": ti}  # _meets_slo reads p50 for the shape only

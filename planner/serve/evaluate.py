@@ -23,9 +23,9 @@ vLLM / SGLang / Dynamo "P/D disaggregation"): `prefill_replicas` instances of th
 prefill (steps of max_batched_tokens tokens, no decode), `replicas` instances only decode (no
 prefill chunks in their steps, so TPOT is not stretched by prefill). Each request's KV cache moves
 from a prefill to a decode instance over the scale-out link (every GPU sends its own shard at once,
-planner.estimate.comm rates). TTFT = prefill on an idle prefill instance + the M/M/1 wait for one
-+ the KV transfer; the output rate is the smaller of the decode pool's and what the prefill pool
-feeds (its requests/s x output tokens).
+planner.estimate.comm rates). TTFT = prefill on an idle prefill instance + the wait for one (M/M/1
+under a rate, the finite-source queue at a fixed concurrency) + the KV transfer; the output rate is
+the smaller of the decode pool's and what the prefill pool feeds (its requests/s x output tokens).
 """
 
 from __future__ import annotations
@@ -317,7 +317,7 @@ def _evaluate(sc, t: dict) -> dict:
             waiting = np.maximum(s.concurrency / reps - b, 0)
             wait50 = wait90 = waiting / np.maximum(b_eval / t_iter / ctx.out_mean, 1e-30)
             q50, q90 = _closed_loop_prefill_wait(out_tok_s / ctx.out_mean / queue_reps,
-                                                 pf_rate / np.maximum(i_eff, 1.0))
+                                                 pf_rate / np.maximum(i_eff, 1.0), b * reps / queue_reps)
             wait50, wait90 = wait50 + q50, wait90 + q90
     gpus = t["tp"] * t["pp"] * (reps + pre)
     ttft = {"p50": ttft50 + wait50, "p90": ttft90 + wait90}
@@ -343,19 +343,63 @@ def schedule_wait(t, t_iter, q: float):
     return q * E.plan_recv_interval(t) * t_iter
 
 
-def _closed_loop_prefill_wait(lam, mu):
-    """(p50, p90) seconds a new prompt waits for the prompts ahead of it at a fixed concurrency: the
-    requests that finish (lam per second per prefill server, the completion rate of the closed
-    loop) come back as new prompts to one prefill server of rate mu, the same M/M/1 queue as under a
-    request rate (timing.mm1_wait_quantile); none where that server would be saturated (the closed
-    loop then waits for a batch slot instead, counted separately)."""
-    return closed_loop_wait_quantile(lam, mu, 0.5), closed_loop_wait_quantile(lam, mu, 0.9)
+def _closed_loop_prefill_wait(lam, mu, sources):
+    """(p50, p90) seconds a new prompt waits for the prompts ahead of it at a fixed concurrency
+    (closed_loop_wait_quantile)."""
+    return closed_loop_wait_quantile(lam, mu, sources, 0.5), closed_loop_wait_quantile(lam, mu, sources, 0.9)
 
 
-def closed_loop_wait_quantile(lam, mu, q: float):
-    """One quantile of _closed_loop_prefill_wait (0 where the prefill server would be saturated)."""
-    w = timing.mm1_wait_quantile(lam, mu, q)
-    return np.where(np.isfinite(w), w, 0.0)
+def erlang_b(m, a):
+    """Erlang's loss formula B(m, a) = (a^m / m!) / sum_{j<=m} a^j / j!, written with the regularized upper
+    incomplete gamma function Q (sum_{j<=m} a^j / j! = e^a Q(m + 1, a)), so that it holds for a real m >= 0:
+    B = exp(m ln a - a - ln Gamma(m + 1)) / Q(m + 1, a). Where Q underflows (a >> m, a load far below one),
+    1 / B = sum_n prod_{i<n} (m - i) / a, summed until the terms fall below 1e-17 of the sum (each term is at
+    most m / a of the one before, and Q underflows only where m / a is well below one)."""
+    from scipy.special import gammaincc, gammaln
+
+    m, a = np.broadcast_arrays(np.asarray(m, dtype=float), np.maximum(np.asarray(a, dtype=float), 1e-300))
+    qc = gammaincc(m + 1.0, a)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        b = np.exp(m * np.log(a) - a - gammaln(m + 1.0)) / qc
+    low = np.flatnonzero(~np.isfinite(b) | (qc < 1e-290))
+    if len(low):
+        ml, al = m.flat[low], a.flat[low]
+        term, inv = np.ones(len(low)), np.ones(len(low))
+        for i in range(100_000):
+            term = term * np.maximum(ml - i, 0.0) / al
+            inv = inv + term
+            if i % 16 == 15 and not (term > 1e-17 * inv).any():
+                break
+        b = np.array(b, dtype=float)
+        b.flat[low] = 1.0 / inv
+    return np.clip(b, 0.0, 1.0)
+
+
+def closed_loop_wait_quantile(lam, mu, sources, q: float):
+    """Quantile q of the seconds a new prompt waits for the prompts ahead of it at a fixed concurrency:
+    the finite-source (machine-repairman, M/M/1//K) queue, Kleinrock, Queueing Systems vol. 1 (1975),
+    Sec. 3.9. K = `sources` requests cycle through one prefill server of rate mu (prompts/s): each spends
+    a think time Z away from it (its decode), Z = K / lam with lam the closed loop's completion rate per
+    prefill server (the time model's throughput; K / lam = output tokens x mean iteration on a colocated
+    replica), then queues for its prefill. An arriving prompt sees the stationary state of the same queue
+    with K - 1 sources (arrival theorem of closed networks: Sevcik & Mitrani, JACM 1981; Reiser & Lavenberg,
+    JACM 1980), whose idle probability is Erlang's loss formula p0 = B(K - 1, a), a = mu Z (erlang_b: the
+    repairman / Erlang-loss duality), and whose mean number present is N = (K - 1) - a (1 - p0) (throughput
+    mu (1 - p0) = (K - 1 - N) / Z). Each prompt ahead (the one in service too, exponential) takes 1 / mu, so
+    P(wait > 0) = 1 - p0 and E[wait] = N / mu. The tail is taken exponential with that mean:
+        P(W > t) = (1 - p0) exp(-t (1 - p0) mu / N),  t_q = N / (mu (1 - p0)) ln((1 - p0) / (1 - q)),
+    0 where 1 - p0 <= 1 - q. At K = 1 nobody is ahead (B(0, a) = 1): no wait. As K grows with the total
+    rate lam fixed, B(K - 1, a) -> 1 - lam / mu = 1 - rho and N -> rho / (1 - rho): the open-loop M/M/1
+    wait, P(W > t) = rho exp(-mu (1 - rho) t) (timing.mm1_wait_quantile), exactly. Finite for any load:
+    at most K - 1 prompts are ever ahead."""
+    mu = np.maximum(mu, 1e-30)
+    k = np.maximum(np.asarray(sources, dtype=float), 1.0)
+    a = mu * k / np.maximum(lam, 1e-30)
+    busy = 1.0 - erlang_b(k - 1.0, a)
+    ahead = np.maximum((k - 1.0) - a * busy, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = ahead / (mu * busy) * np.log(busy / (1.0 - q))
+    return np.where(busy > 1.0 - q, np.maximum(t, 0.0), 0.0)
 
 
 def _meets_slo(s, ttft, tpot):
