@@ -35,7 +35,8 @@ def test_moe_with_linear_biases_runs_experts_without_tensor_parallelism():
     sc = _with(MIXTRAL, "gpt-oss-120b")
     text = "framework=megatron,precision=bf16,tp=2,ep=8,dp=32,zero=1,mbs=1,recompute=selective"
     with pytest.raises(InputError, match="etp must be 1"):
-        _plan(sc, text)
+        _plan(sc, text + ",etp=2")
+    assert _plan(sc, text).etp == 1  # left out: the one size Megatron-Core takes for biased experts
     split = _plan(MIXTRAL, text)  # the same layout of a bias-free MoE model keeps etp = tp
     assert split.etp == 2 and "--expert-tensor-parallel-size 2" in megatron.megatron_args(MIXTRAL, split)
     with pytest.raises(InputError, match="expert-tensor-parallel-size 1"):  # the export refuses it too

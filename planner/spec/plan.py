@@ -61,7 +61,8 @@ class Plan(Strict):
         gb = next((b for b in reversed(batches) if b % (self.mbs * dp) == 0), batches[-1])
         ga = self.ga if self.ga is not None else max(1, gb // (self.mbs * dp))
         sp = self.sp if self.sp is not None else (self.tp > 1 and self.framework != "deepspeed")
-        etp = self.etp if self.etp is not None else default_etp(self.tp, self.cp, dp, self.ep)
+        biased_moe = bool(scenario.model.moe and scenario.model.linear_bias)
+        etp = self.etp if self.etp is not None else default_etp(self.tp, self.cp, dp, self.ep, biased_moe)
         plan = self.model_copy(update={"dp": dp, "ga": ga, "sp": sp, "etp": etp})
         problems = plan.problems(scenario, check_build)
         if problems:
@@ -90,9 +91,13 @@ class Plan(Strict):
         return out
 
 
-def default_etp(tp: int, cp: int, dp: int, ep: int) -> int:
+def default_etp(tp: int, cp: int, dp: int, ep: int, biased_moe: bool = False) -> int:
     """Megatron's default expert tensor-parallel size (tp; megatron/training/arguments.py), or 1 when
-    that layout is impossible (ep * tp does not divide tp * cp * dp) but the folded one is."""
+    that layout is impossible (ep * tp does not divide tp * cp * dp) but the folded one is, or when the
+    experts carry linear biases (gpt-oss): Megatron-Core asserts ETP == 1 there (frameworks.rules
+    MEG_MOE_BIAS_ETP), so the only size such a run can have is 1 (the export writes it explicitly)."""
+    if biased_moe:
+        return 1
     return tp if (tp * cp * dp) % (ep * tp) == 0 else 1
 
 
