@@ -192,11 +192,11 @@ class ModelSpec(Strict):
     def _check(self):
         kv = self.kv_heads or self.heads
         if self.heads % kv:
-            raise ValueError(f"heads ({self.heads}) must be a multiple of kv_heads ({kv})")
+            raise ValueError(f"kv_heads: heads ({self.heads}) must be a multiple of kv_heads ({kv})")
         if self.head_dim is None and self.mla is None and self.hidden % self.heads:
-            raise ValueError(f"hidden ({self.hidden}) is not divisible by heads ({self.heads}); give head_dim")
+            raise ValueError(f"heads: hidden ({self.hidden}) is not divisible by heads ({self.heads}); give head_dim")
         if self.moe and self.moe.dense_layers > self.layers:
-            raise ValueError(f"moe.dense_layers ({self.moe.dense_layers}) exceeds layers ({self.layers})")
+            raise ValueError(f"moe.dense_layers: moe.dense_layers ({self.moe.dense_layers}) exceeds layers ({self.layers})")
         pat = self.sliding_window_pattern
         if pat is not None and len(pat) != self.layers:  # first: the count below is derived from it
             raise ValueError(f"sliding_window_pattern has {len(pat)} entries, expected one per layer ({self.layers})")
