@@ -50,3 +50,18 @@ def test_inline_model_cross_key_error_has_a_key_path(tmp_path):
               "training: {seq_len: 4096, global_batch: 64, tokens: 1.0e9}\n")
     r = runner.invoke(main, ["validate", str(s)])
     assert r.exit_code == 2 and "model.kv_heads: heads (8) must be a multiple of kv_heads (3)" in r.output, r.output
+
+
+@pytest.mark.parametrize("field", ["layers", "heads", "hidden", "vocab"])
+def test_a_quoted_model_count_is_refused(tmp_path, field):
+    model = {"name": "m", "layers": 2, "hidden": 256, "heads": 8, "ffn_hidden": 512, "vocab": 1000}
+    text = ", ".join(f'{k}: "{v}"' if k == field else f"{k}: {v}" for k, v in model.items())
+    s = write(tmp_path, "s.yaml", f"model: {{{text}}}\ncluster: {{node: dgx-h100, nodes: 1}}\n"
+              "training: {seq_len: 4096, global_batch: 64, tokens: 1.0e9}\n")
+    r = runner.invoke(main, ["validate", str(s)])
+    assert r.exit_code == 2 and f"model.{field}: expected a whole number, not the text" in r.output, r.output
+
+
+def test_a_string_count_in_a_config_json_is_refused(tmp_path):
+    r = runner.invoke(main, ["model", str(_hf(tmp_path, num_hidden_layers="32"))])
+    assert r.exit_code == 2 and "num_hidden_layers: expected a whole number" in r.output, r.output
