@@ -65,3 +65,18 @@ def test_a_quoted_model_count_is_refused(tmp_path, field):
 def test_a_string_count_in_a_config_json_is_refused(tmp_path):
     r = runner.invoke(main, ["model", str(_hf(tmp_path, num_hidden_layers="32"))])
     assert r.exit_code == 2 and "num_hidden_layers: expected a whole number" in r.output, r.output
+
+
+@pytest.mark.parametrize("tokens,words", [
+    ("[{tokens: 2048, share: 0.5}, {tokens: 512, share: 0.5}]", ["[tokens, share] pairs", "[2048, 0.5]"]),
+    ("[2048, 512]", ["[tokens, share] pairs", "item 0 is 2048"]),
+    ("[[1, 2, 3]]", ["[tokens, share] pairs"]),
+    ("[]", ["[tokens, share] pairs is empty"]),
+])
+def test_token_list_items_that_are_not_pairs_say_what_is_expected(tmp_path, tokens, words):
+    s = write(tmp_path, "s.yaml", "model: llama-3.1-8b\ncluster: {node: dgx-h100, nodes: 1}\n"
+              f"serving: {{input_tokens: {tokens}, output_tokens: 256, requests_per_s: 2}}\n")
+    r = runner.invoke(main, ["validate", str(s)])
+    assert r.exit_code == 2 and "serving.input_tokens: " in r.output, r.output
+    assert all(w in r.output for w in words) and "valid tuple" not in r.output, r.output
+    assert "{mean, p90}" in r.output or "empty" in r.output
