@@ -80,3 +80,17 @@ def test_token_list_items_that_are_not_pairs_say_what_is_expected(tmp_path, toke
     assert r.exit_code == 2 and "serving.input_tokens: " in r.output, r.output
     assert all(w in r.output for w in words) and "valid tuple" not in r.output, r.output
     assert "{mean, p90}" in r.output or "empty" in r.output
+
+
+def test_shipped_hf_scenario_is_self_contained(tmp_path):
+    """scenarios/ copied anywhere still plans hf_config_mixtral.yaml (its config.json lies beside it); the
+    copy stays byte-identical to the test fixture, the single source of the published counts."""
+    import shutil
+
+    from conftest import ROOT
+
+    assert (ROOT / "scenarios/hf/mixtral-8x7b.json").read_bytes() == (HF / "mixtral-8x7b.json").read_bytes()
+    copy = tmp_path / "scenarios"
+    shutil.copytree(ROOT / "scenarios", copy)
+    r = runner.invoke(main, ["validate", str(copy / "hf_config_mixtral.yaml")])
+    assert r.exit_code == 0 and "model mixtral-8x7b" in r.output, r.output
