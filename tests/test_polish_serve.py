@@ -59,3 +59,13 @@ def test_vllm_and_sglang_still_run_on_amd(tmp_path):
     p = _scenario(tmp_path, "llama-3.1-8b", "mi300x-8", "{engines: [vllm, sglang]}")
     plans = json.loads(runner.invoke(main, ["serve", str(p), "--json"]).stdout)["plans"]
     assert {x["plan"]["engine"] for x in plans} == {"vllm", "sglang"}
+
+
+def test_a_gaudi_purchase_option_serves_nothing_and_says_why(tmp_path):
+    p = write(tmp_path, "p.yaml", "name: g\nclusters:\n  - {name: g3, node: gaudi3-8, nodes: [1], cloud: "
+              "{usd_per_gpu_hour: 3.0}}\n  - {name: h100, node: hgx-h100, nodes: [1], cloud: {usd_per_gpu_hour: 2.99}}\n"
+              "serving_workloads:\n  - name: chat\n    model: llama-3.1-8b\n"
+              "    serving: {input_tokens: 1024, output_tokens: 256, requests_per_s: 2}\n    hours_per_year: 4000\n")
+    r = runner.invoke(main, ["compare", str(p), "--json"])
+    rows = {x["option"].split()[0]: x for x in json.loads(r.stdout)["serving"]}
+    assert rows["g3"]["plan"] is None and rows["h100"]["plan"] is not None

@@ -160,9 +160,11 @@ def engine_problem(engine: int, gpu) -> str | None:
     if engine_supported(engine, gpu):
         return None
     name = ENGINE_NAMES[engine]
-    if _vendor(gpu) == "intel" and engine != TRTLLM:
-        return (f"{name} does not run on {gpu.name} as pinned: Intel Gaudi runs vLLM through Intel's own plugin "
-                "(vllm-gaudi) and SGLang only in an early HPU port, not the releases the launch files name")
+    if _vendor(gpu) == "intel" and engine == VLLM:
+        return (f"vllm does not run on {gpu.name} as pinned (Intel Gaudi runs vLLM only through Intel's vllm-gaudi "
+                "plugin, its own releases, not the one the launch files name)")
+    if _vendor(gpu) == "intel" and engine == SGLANG:
+        return f"sglang does not run on {gpu.name} as pinned (SGLang has only an early HPU port for Intel Gaudi)"
     vendors = " and ".join({"nvidia": "NVIDIA", "amd": "AMD"}[v] for v in ENGINE_VENDORS[engine])
     return f"{name} does not run on {gpu.name} (its pinned release runs on {vendors} GPUs)"
 
