@@ -119,7 +119,9 @@ render = _Render()
 
 
 def _fail_input(exc: InputError) -> None:
-    err.print(f"[red]error:[/] {exc}", markup=True, soft_wrap=True)
+    from rich.markup import escape  # the message is text: '[tokens, share]' or a name '[/x]' is not markup
+
+    err.print(f"[red]error:[/] {escape(str(exc))}", markup=True, soft_wrap=True)
     sys.exit(2)
 
 

@@ -8,6 +8,7 @@ from click.testing import CliRunner
 
 from planner import catalog
 from planner.cli import main
+from planner.errors import InputError
 from planner.serve import engines as E
 from planner.serve.memory import kv_bytes_per_token, model_facts, weight_bytes
 
@@ -58,10 +59,13 @@ def test_mxfp4_quantises_the_experts_only():
     from planner.serve.plan import parse_serve_plan
     from planner.spec.serving import load_serving_scenario
 
-    sc = load_serving_scenario(SERVE_70B)  # dense: MXFP4 leaves every linear in bf16
+    sc = load_serving_scenario(SERVE_70B)  # dense: MXFP4 would leave every linear in bf16, so it is refused
+    with pytest.raises(InputError, match="MoE experts only"):
+        parse_serve_plan("engine=vllm,weights=mxfp4,tp=2", sc)
+    sc = sc.model_copy(update={"model": catalog.model("qwen3-30b-a3b")})  # MoE: the experts in MXFP4
     w = {q: estimate_serving(sc, parse_serve_plan(f"engine=vllm,weights={q},tp=2", sc))["memory"]["weights_gib"]
          for q in ("bf16", "mxfp4", "int4-awq")}
-    assert w["mxfp4"] == w["bf16"] and w["int4-awq"] < w["bf16"] / 3
+    assert w["int4-awq"] < w["mxfp4"] < w["bf16"] / 3  # attention stays bf16 under mxfp4, not under int4-awq
     assert E.dense_scheme("mxfp4") == "bf16" and E.dense_scheme("nvfp4") == "nvfp4"
 
 

@@ -12,8 +12,8 @@ from conftest import write
 runner = CliRunner()
 
 
-def _scenario(tmp_path, node, search):
-    return write(tmp_path, "s.yaml", f"model: llama-3.1-8b\ncluster: {{node: {node}, nodes: 1}}\n"
+def _scenario(tmp_path, node, search, model="llama-3.1-8b"):
+    return write(tmp_path, "s.yaml", f"model: {model}\ncluster: {{node: {node}, nodes: 1}}\n"
                  "serving: {input_tokens: 1024, output_tokens: 256, requests_per_s: 2}\n"
                  f"search: {search}\n")
 
@@ -24,10 +24,11 @@ def _scenario(tmp_path, node, search):
                                       ("weights=bf16,kv_cache=fp8", "--plan kv_cache")])
 def test_trtllm_fp8_on_ampere_is_refused(tmp_path, plan, key):
     """TensorRT-LLM's support matrix: Ampere runs FP32 / FP16 / BF16 / INT8 / INT4, FP8 from Ada on."""
-    p = _scenario(tmp_path, "dgx-a100-80gb", "{engines: [trtllm]}")
+    model = "qwen3-30b-a3b" if "mxfp4" in plan else "llama-3.1-8b"  # mxfp4 quantises MoE experts only
+    p = _scenario(tmp_path, "dgx-a100-80gb", "{engines: [trtllm]}", model)
     r = runner.invoke(main, ["serve", str(p), "--plan", f"engine=trtllm,{plan},tp=1"])
     assert r.exit_code == 2 and key in r.output and "support matrix" in r.output
-    ok = runner.invoke(main, ["serve", str(_scenario(tmp_path, "dgx-h100", "{engines: [trtllm]}")),
+    ok = runner.invoke(main, ["serve", str(_scenario(tmp_path, "dgx-h100", "{engines: [trtllm]}", model)),
                               "--plan", f"engine=trtllm,{plan},tp=1"])
     assert ok.exit_code == 0
 

@@ -88,7 +88,7 @@ def test_malformed_yaml_and_missing_file(tmp_path):
 def test_impossible_model_shape(tmp_path):
     text = GOOD.replace("model: llama-3.1-8b", "model: {layers: 2, hidden: 64, heads: 4, kv_heads: 3, ffn_hidden: 128, vocab: 100}")
     e = error_of(tmp_path, text)
-    assert e.key == "model" and "kv_heads" in e.message
+    assert e.key == "model.kv_heads" and "multiple of kv_heads" in e.message
 
 
 def test_hf_config_model(tmp_path):

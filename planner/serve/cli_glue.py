@@ -92,6 +92,10 @@ def run_serve(path, plan_text, as_json, top, objective, emit_dir, report_path, f
         plans = result["plans"]
     from planner.serve import engines as E
 
+    if plan_text is None:  # a searched scheme that means nothing for this model was left out: say why
+        for scheme in sc.search.weights:
+            if E.model_problem(scheme, sc.model):
+                console.print(f"note: weights={scheme} left out: {E.model_problem(scheme, sc.model)}", soft_wrap=True)
     for scheme in dict.fromkeys(r["plan"]["weights"] for r in plans):
         note = E.weight_only_note(scheme, sc.cluster.node.gpu)
         if note:

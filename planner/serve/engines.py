@@ -112,7 +112,7 @@ def format_problem(engine: int, scheme: str, kv: str, gpu) -> str | None:
                     f"Blackwell tensor cores; this GPU's FP4 units take OCP MX scales (weights=mxfp4)")
         return f"{gpu.name} cannot run weights={scheme} (no tensor-core support in the catalog)"
     if not engine_supported(engine, gpu):
-        return f"{ENGINE_NAMES[engine]} does not run on {gpu.name}"
+        return engine_problem(engine, gpu)
     if engine == TRTLLM and not gpu.tflops.fp8:
         if scheme not in TRTLLM_NO_FP8_WEIGHTS:
             return (f"TensorRT-LLM runs weights={scheme} only on GPUs with FP8 tensor cores (Ada, Hopper, "
@@ -137,11 +137,45 @@ def is_nvidia(gpu) -> bool:
     return (gpu.vendor or "nvidia").lower() == "nvidia"
 
 
+# Vendors whose GPUs run each engine's pinned release (the one the launch files name). TensorRT-LLM: NVIDIA only.
+# vLLM and SGLang: CUDA and ROCm builds. Intel Gaudi runs vLLM only through Intel's out-of-tree "vLLM Hardware
+# Plugin for Intel Gaudi" (vllm-project/vllm-gaudi, its own releases and Gaudi software stack; HabanaAI/vllm-fork
+# before it), and SGLang there only as an early HPU device option (sgl-project/sglang PR 2357: the offline example
+# on one or two Gaudi 2; the HPU attention backend and graphs, PR 5252, closed unmerged): neither is the engine
+# and flags the launch files pin, so Gaudi plans are not offered.
+ENGINE_VENDORS = {VLLM: ("nvidia", "amd"), SGLANG: ("nvidia", "amd"), TRTLLM: ("nvidia",)}
+
+
+def _vendor(gpu) -> str:
+    return (gpu.vendor or "nvidia").lower()
+
+
 def engine_supported(engine: int, gpu) -> bool:
-    """TensorRT-LLM runs on NVIDIA GPUs only; vLLM and SGLang also on AMD ROCm."""
-    if engine == TRTLLM:
-        return is_nvidia(gpu)
-    return True
+    """Whether the engine's pinned release runs on the GPU's vendor (ENGINE_VENDORS)."""
+    return _vendor(gpu) in ENGINE_VENDORS[engine]
+
+
+def engine_problem(engine: int, gpu) -> str | None:
+    """Why `engine` is not offered on `gpu` (ENGINE_VENDORS), or None."""
+    if engine_supported(engine, gpu):
+        return None
+    name = ENGINE_NAMES[engine]
+    if _vendor(gpu) == "intel" and engine == VLLM:
+        return (f"vllm does not run on {gpu.name} as pinned (Intel Gaudi runs vLLM only through Intel's vllm-gaudi "
+                "plugin, its own releases, not the one the launch files name)")
+    if _vendor(gpu) == "intel" and engine == SGLANG:
+        return f"sglang does not run on {gpu.name} as pinned (SGLang has only an early HPU port for Intel Gaudi)"
+    vendors = " and ".join({"nvidia": "NVIDIA", "amd": "AMD"}[v] for v in ENGINE_VENDORS[engine])
+    return f"{name} does not run on {gpu.name} (its pinned release runs on {vendors} GPUs)"
+
+
+def model_problem(scheme: str, model) -> str | None:
+    """Why weights `scheme` mean nothing for `model`: an MoE-only scheme (MOE_ONLY_SCHEMES: mxfp4 quantises
+    the routed experts only) on a model without experts would be the bf16 plan under another name."""
+    if scheme in MOE_ONLY_SCHEMES and model.moe is None:
+        return (f"weights={scheme} quantises MoE experts only (attention and dense layers stay bf16); "
+                f"{model.name} has no experts, so it is the bf16 plan: use weights=bf16")
+    return None
 
 
 def default_max_batch(engine: np.ndarray, gpu_gib: float) -> np.ndarray:

@@ -111,8 +111,12 @@ def _no_layout(sc, g: int) -> dict:
         reasons = [f"no value of search.{k} {rules[k]}" for k in empty]
         return {"reasons": reasons, "fixes": [{"change": f"widen or drop search.{k}", "why": f"{k} must be one that "
                                                f"{rules[k]}"} for k in empty]}
-    problems = [E.format_problem(E.ENGINE_NAMES.index(e), w, kv, gpu)
+    problems = [E.format_problem(E.ENGINE_NAMES.index(e), w, kv, gpu) or E.model_problem(w, m)
                 for e in so.engines for w in so.weights for kv in so.kv_cache]
+    if not any(E.engine_supported(i, gpu) for i in range(len(E.ENGINE_NAMES))):
+        return {"reasons": sorted({E.engine_problem(E.ENGINE_NAMES.index(e), gpu) for e in so.engines}),
+                "fixes": [{"change": "plan on an NVIDIA or AMD node (cluster.node)",
+                           "why": f"no engine's pinned release runs on {gpu.name}"}]}
     if all(problems):
         return {"reasons": [f"the {gpu.name} runs none of search.engines {list(so.engines)} with search.weights "
                             f"{list(so.weights)} and search.kv_cache {list(so.kv_cache)}"]
@@ -120,7 +124,8 @@ def _no_layout(sc, g: int) -> dict:
                 "fixes": [{"change": "allow another engine, weight scheme or KV-cache format (search.engines, "
                                      "search.weights, search.kv_cache)",
                            "why": "TensorRT-LLM runs on NVIDIA GPUs only, and FP8 there from Ada / Hopper on; "
-                                  "nvfp4 needs FP4 tensor cores"}]}
+                                  "vLLM and SGLang (as pinned) on NVIDIA and AMD GPUs; nvfp4 needs NVIDIA FP4 "
+                                  "tensor cores; mxfp4 quantises MoE experts only"}]}
     if min(d["tp"]) * min(d["pp"]) > g:
         return {"reasons": [f"the smallest instance, tp {min(d['tp'])} x pp {min(d['pp'])}, needs more than the "
                             f"{g} GPU(s) available"],

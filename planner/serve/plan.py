@@ -167,11 +167,13 @@ def check_plan(row: dict, sc) -> None:
     if E.compute_precision(name, gpu) is None:
         raise InputError(E.format_problem(row["engine"], name, "bf16", gpu), key="--plan weights")
     if not E.engine_supported(row["engine"], gpu):
-        raise InputError(f"{E.ENGINE_NAMES[row['engine']]} does not run on {gpu.name}", key="--plan engine")
+        raise InputError(E.engine_problem(row["engine"], gpu), key="--plan engine")
     if E.format_problem(row["engine"], name, "bf16", gpu):
         raise InputError(E.format_problem(row["engine"], name, "bf16", gpu), key="--plan weights")
     if E.format_problem(row["engine"], name, E.KV_NAMES[row["kv"]], gpu):
         raise InputError(E.format_problem(row["engine"], name, E.KV_NAMES[row["kv"]], gpu), key="--plan kv_cache")
+    if E.model_problem(name, m):
+        raise InputError(E.model_problem(name, m), key="--plan weights")
     gpus = row["tp"] * row["pp"] * (row["replicas"] + row.get("prefill_replicas", 0))
     if gpus > sc.cluster.gpus:
         raise InputError(f"tp x pp x (replicas + prefill_replicas) = {gpus} GPUs, the cluster has {sc.cluster.gpus}", key="--plan")

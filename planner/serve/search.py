@@ -105,7 +105,7 @@ def _expanded(sc, lay: np.ndarray) -> dict[str, np.ndarray]:
     cats = []
     for eng, w, kv in itertools.product(so.engines, so.weights, so.kv_cache):
         e = E.ENGINE_NAMES.index(eng)
-        if E.format_problem(e, w, kv, gpu):
+        if E.format_problem(e, w, kv, gpu) or E.model_problem(w, sc.model):
             continue
         dflt = int(E.default_max_batch(np.array([e]), gpu.memory_gib)[0])
         batches = so.max_batch or sorted({b for b in (16, 32, 64, 128, 256, 512, 1024, 2048) if b <= dflt} | {dflt})

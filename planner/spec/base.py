@@ -34,7 +34,19 @@ def _to_int(value: Any) -> Any:
     return value
 
 
+def _to_count(value: Any) -> Any:
+    """A model's shape count (layers, heads, widths, experts): a number, never text. `layers: "32"` is a
+    quoted number (YAML reads an unquoted 32 as an integer; config.json numbers are JSON numbers), a
+    mistake worth naming rather than reading as 32."""
+    if isinstance(value, str):
+        raise ValueError(f"expected a whole number, not the text {value!r} (a quoted number is text: "
+                         "remove the quotes)")
+    return _to_int(value)
+
+
 Int = Annotated[int, BeforeValidator(_to_int)]
+Count = Annotated[int, BeforeValidator(_to_count), Field(ge=1, le=2**40)]
+NonNegCount = Annotated[int, BeforeValidator(_to_count), Field(ge=0, le=2**40)]
 PosInt = Annotated[int, BeforeValidator(_to_int), Field(ge=1, le=2**40)]
 NonNegInt = Annotated[int, BeforeValidator(_to_int), Field(ge=0, le=2**40)]
 Float = Annotated[float, BeforeValidator(_to_number), Field(allow_inf_nan=False)]

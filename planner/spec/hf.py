@@ -273,3 +273,53 @@ def _gpt_oss(cfg: dict, out: dict) -> dict:
         extra["sliding_window"] = _get(cfg, "sliding_window") if "sliding_window" in cfg else GPT_OSS_WINDOW_DEFAULT
         extra.update(window)
     return extra
+
+
+# ModelSpec key -> the config.json keys it is read from (model_from_hf's _get order), so that an error found
+# when the mapped model is validated names the key the user wrote (ecosystem.md 5.1 field names).
+HF_NAMES = {
+    "layers": ("num_hidden_layers", "n_layer", "num_layers"), "hidden": ("hidden_size", "n_embd"),
+    "heads": ("num_attention_heads", "n_head"), "kv_heads": ("num_key_value_heads",), "head_dim": ("head_dim",),
+    "ffn_hidden": ("intermediate_size", "n_inner"), "vocab": ("vocab_size",),
+    "max_seq_len": ("n_positions", "max_position_embeddings"),
+    "norm_eps": ("rms_norm_eps", "layer_norm_eps", "layer_norm_epsilon"), "rope_theta": ("rope_theta", "rotary_emb_base"),
+    "sliding_window_layers": ("layer_types",), "sliding_window_pattern": ("layer_types",),
+    "mtp_layers": ("num_nextn_predict_layers",),
+    "moe.experts": ("num_local_experts", "num_experts", "n_routed_experts"),
+    "moe.top_k": ("num_experts_per_tok", "experts_per_token"),
+    "moe.expert_ffn_hidden": ("moe_intermediate_size", "intermediate_size"),
+    "moe.shared_experts": ("n_shared_experts",), "moe.shared_expert_ffn_hidden": ("shared_expert_intermediate_size",),
+    "moe.dense_layers": ("first_k_dense_replace",), "moe.groups": ("n_group",), "moe.group_topk": ("topk_group",),
+    "moe.routed_scale": ("routed_scaling_factor",), "moe.aux_loss_coef": ("router_aux_loss_coef", "aux_loss_alpha"),
+    "moe.scoring": ("scoring_func",),
+}
+
+
+def hf_name(key: str, cfg: dict) -> str:
+    """The config.json key a ModelSpec key path was read from: the first of its HF_NAMES present in `cfg`
+    (else the first); `mla.x` is HF's `x`, `rope_scaling.x` stays; unmapped keys are returned unchanged."""
+    if key.startswith("mla."):
+        return key.removeprefix("mla.")
+    head = key
+    while head not in HF_NAMES and "." in head:
+        head = head.rsplit(".", 1)[0]
+    names = HF_NAMES.get(head)
+    if not names:
+        return key
+    found = next((n for n in names if n in cfg), names[0])
+    return found + key[len(head):]
+
+
+def hf_message(text: str, cfg: dict, scope: str = "") -> str:
+    """A validation message with every ModelSpec key it names replaced by its config.json key; a bare
+    name is first read inside `scope` (an error at `moe` names `top_k`: moe.top_k)."""
+    import re
+
+    def swap(m) -> str:
+        word = m.group(0)
+        for key in (f"{scope}.{word}" if scope else None, word):
+            if key and (key in HF_NAMES or key.startswith("mla.")):
+                return hf_name(key, cfg)
+        return word
+
+    return re.sub(r"(?<![\w.])(?:moe\.|mla\.)?[a-z_]+(?![\w.])", swap, text)

@@ -120,15 +120,18 @@ def _is_type_error(kind: str) -> bool:
     return kind.endswith(("_type", "_parsing"))
 
 
-def _key_from_message(path: str, msg: str, prefix: tuple, loc: tuple) -> tuple[str, str]:
+def _key_from_message(path: str, msg: str, prefix: tuple, loc: tuple, cls=None) -> tuple[str, str]:
     """A check across keys (a model validator) says which key in its message ('search.fixed.global_batch:
-    65 is not ...'); where that key lies at or below the error's own location, it becomes the path."""
+    65 is not ...'); where that key lies at or below the error's own location, it becomes the path. A key
+    named relative to the validated section (ModelSpec's 'kv_heads: ...' at `model`) is joined to it."""
     import re
 
     m = re.match(r"([A-Za-z_]\w*(?:\.\w+)*): (.+)", msg, re.S)
     rel = ".".join(str(p) for p in loc)
     if m and (not rel or m.group(1) == rel or m.group(1).startswith(rel + ".")):
         return ".".join(str(p) for p in prefix + (m.group(1),)), m.group(2)
+    if m and rel and cls is not None and m.group(1).split(".")[0] in _fields_at(cls, loc + ("_",)):
+        return ".".join(str(p) for p in prefix + loc + (m.group(1),)), m.group(2)
     return path, msg
 
 
@@ -154,7 +157,7 @@ def format_errors(exc: ValidationError, cls: type[BaseModel], prefix: tuple = ()
             msg = err["msg"].removeprefix("Value error, ")
             if "input" in err and kind not in ("value_error",) and not isinstance(err["input"], (dict, list)):
                 msg += f" (got {err['input']!r})"
-            path, msg = _key_from_message(path, msg, prefix, loc) if kind == "value_error" else (path, msg)
+            path, msg = _key_from_message(path, msg, prefix, loc, cls) if kind == "value_error" else (path, msg)
         out.append((path, msg, kind, near[0] if kind == "extra_forbidden" and near else None))
     # A union (`nodes: 4 | [list] | {range}`) reports one error per member: when one member's own check
     # explains the problem (a value_error), the others' "should be a valid list" add nothing.
@@ -196,9 +199,26 @@ def read_hf_config(path: Path, file: str | None = None) -> dict:
     from planner.spec.hf import model_from_hf
 
     try:
-        return model_from_hf(data, name=path.parent.name if path.name == "config.json" else path.stem)
+        out = model_from_hf(data, name=path.parent.name if path.name == "config.json" else path.stem)
     except InputError as exc:
         raise InputError(exc.message, file=str(path), key=exc.key) from None
+    check_hf_model(out, data, str(path))
+    return out
+
+
+def check_hf_model(model: dict, cfg: dict, file: str) -> None:
+    """Validate the model mapped from a config.json, so that its errors name that file and the config's
+    own keys (num_key_value_heads, not kv_heads: planner.spec.hf.HF_NAMES), as the user wrote them."""
+    from planner.spec.hf import hf_message, hf_name
+    from planner.spec.model import ModelSpec
+
+    try:
+        ModelSpec.model_validate(model)
+    except ValidationError as exc:
+        errors = [(hf_name(k, cfg), hf_message(m, cfg, k.split(".")[0] if k in ("moe", "mla") else ""))
+                  for k, m in format_errors(exc, ModelSpec)]
+        extra = "".join(f"\n  {k}: {m}" for k, m in errors[1:])
+        raise InputError(errors[0][1] + extra, file=file, key=errors[0][0]) from None
 
 
 def resolve_model(value: Any, base_dir: Path, file: str | None = None) -> Any:

@@ -20,7 +20,7 @@ from typing import Literal
 
 from pydantic import Field, StrictBool, model_validator
 
-from planner.spec.base import Name, NonNegFloat, NonNegInt, PosFloat, PosInt, Strict
+from planner.spec.base import Count, Name, NonNegCount, NonNegFloat, PosFloat, Strict
 
 
 class RopeScaling(Strict):
@@ -34,7 +34,7 @@ class RopeScaling(Strict):
 
     type: Literal["llama3", "yarn", "linear"]
     factor: PosFloat
-    original_max_position_embeddings: PosInt | None = None
+    original_max_position_embeddings: Count | None = None
     low_freq_factor: PosFloat | None = None
     high_freq_factor: PosFloat | None = None
     beta_fast: PosFloat | None = None
@@ -53,13 +53,13 @@ class RopeScaling(Strict):
 
 
 class MoE(Strict):
-    experts: PosInt
-    top_k: PosInt
-    expert_ffn_hidden: PosInt
-    shared_experts: NonNegInt = 0
-    shared_expert_ffn_hidden: PosInt | None = Field(
+    experts: Count
+    top_k: Count
+    expert_ffn_hidden: Count
+    shared_experts: NonNegCount = 0
+    shared_expert_ffn_hidden: Count | None = Field(
         None, description="total FFN width of the shared expert(s); default shared_experts * expert_ffn_hidden")
-    dense_layers: NonNegInt = Field(0, description="leading layers with a dense FFN (DeepSeek first_k_dense_replace)")
+    dense_layers: NonNegCount = Field(0, description="leading layers with a dense FFN (DeepSeek first_k_dense_replace)")
     shared_expert_gate: bool = Field(False, description="Qwen2-MoE sigmoid gate on the shared expert (hidden x 1)")
     router_bias: bool = Field(False, description=
         "DeepSeek-V3 e_score_correction_bias (one per expert; a buffer, not a trained parameter)")
@@ -68,8 +68,8 @@ class MoE(Strict):
     norm_topk: bool = Field(True, description=
         "top-k weights renormalised to sum to 1 (HF norm_topk_prob; Mixtral's softmax over the top-k is the same)")
     routed_scale: PosFloat = Field(1.0, description="routed experts' output scale (HF routed_scaling_factor)")
-    groups: PosInt | None = Field(None, description="expert groups for group-limited routing (HF n_group)")
-    group_topk: PosInt | None = Field(None, description="groups a token may use (HF topk_group)")
+    groups: Count | None = Field(None, description="expert groups for group-limited routing (HF n_group)")
+    group_topk: Count | None = Field(None, description="groups a token may use (HF topk_group)")
     aux_loss_coef: NonNegFloat | None = Field(None, description=
         "load-balancing loss coefficient the model was trained with (HF router_aux_loss_coef / aux_loss_alpha)")
 
@@ -99,11 +99,11 @@ class MoE(Strict):
 class MLA(Strict):
     """Multi-head latent attention (DeepSeek-V2/V3). q_lora_rank None = plain q projection."""
 
-    q_lora_rank: PosInt | None = None
-    kv_lora_rank: PosInt
-    qk_nope_head_dim: PosInt
-    qk_rope_head_dim: PosInt
-    v_head_dim: PosInt
+    q_lora_rank: Count | None = None
+    kv_lora_rank: Count
+    qk_nope_head_dim: Count
+    qk_rope_head_dim: Count
+    v_head_dim: Count
 
 
 def alternating_window_layers(layers: int) -> int:
@@ -133,18 +133,18 @@ def window_pattern(m) -> list[bool] | None:
 
 class ModelSpec(Strict):
     name: Name = "custom"
-    layers: PosInt
-    hidden: PosInt
-    heads: PosInt
-    kv_heads: PosInt | None = None
-    head_dim: PosInt | None = None
-    ffn_hidden: PosInt
+    layers: Count
+    hidden: Count
+    heads: Count
+    kv_heads: Count | None = None
+    head_dim: Count | None = None
+    ffn_hidden: Count
     ffn_act: Literal["swiglu", "gelu", "relu"] = "swiglu"
-    vocab: PosInt
+    vocab: Count
     tie_embeddings: bool = False
     position: Literal["rope", "learned"] = "rope"
     norm: Literal["rmsnorm", "layernorm"] = "rmsnorm"
-    max_seq_len: PosInt | None = Field(None, description="learned position table size (position: learned)")
+    max_seq_len: Count | None = Field(None, description="learned position table size (position: learned)")
     qkv_bias: bool = False
     linear_bias: bool = Field(False, description="bias on every linear layer (GPT-2/3, NeoX)")
     qk_norm: bool = Field(False, description="per-head RMSNorm of q and k (Qwen3)")
@@ -161,11 +161,11 @@ class ModelSpec(Strict):
     swiglu_limit: PosFloat | None = Field(None, description=
         "clamp of the gated activation's inputs (HF gpt_oss swiglu_limit 7.0: gate clamped above, linear "
         "half to +-limit; Megatron-Core activation_func_clamp_value); None = no clamp")
-    sliding_window: PosInt | None = Field(None, description="tokens a sliding-window attention layer attends "
+    sliding_window: Count | None = Field(None, description="tokens a sliding-window attention layer attends "
                                           "to (and keeps in its KV cache); None = full attention")
-    sliding_window_layers: PosInt | None = Field(None, description="how many layers use the window (gpt-oss: "
+    sliding_window_layers: Count | None = Field(None, description="how many layers use the window (gpt-oss: "
                                                  "every other layer); default all layers when a window is given")
-    mtp_layers: NonNegInt = Field(0, description=
+    mtp_layers: NonNegCount = Field(0, description=
         "multi-token-prediction modules trained with the model (DeepSeek-V3: 1; HF num_nextn_predict_layers; "
         "Megatron --mtp-num-layers). Each: two RMSNorms, a 2h -> h projection, one transformer layer of the "
         "decoder's last kind and its own final norm; embedding and output head shared with the model "
@@ -192,11 +192,11 @@ class ModelSpec(Strict):
     def _check(self):
         kv = self.kv_heads or self.heads
         if self.heads % kv:
-            raise ValueError(f"heads ({self.heads}) must be a multiple of kv_heads ({kv})")
+            raise ValueError(f"kv_heads: heads ({self.heads}) must be a multiple of kv_heads ({kv})")
         if self.head_dim is None and self.mla is None and self.hidden % self.heads:
-            raise ValueError(f"hidden ({self.hidden}) is not divisible by heads ({self.heads}); give head_dim")
+            raise ValueError(f"heads: hidden ({self.hidden}) is not divisible by heads ({self.heads}); give head_dim")
         if self.moe and self.moe.dense_layers > self.layers:
-            raise ValueError(f"moe.dense_layers ({self.moe.dense_layers}) exceeds layers ({self.layers})")
+            raise ValueError(f"moe.dense_layers: moe.dense_layers ({self.moe.dense_layers}) exceeds layers ({self.layers})")
         pat = self.sliding_window_pattern
         if pat is not None and len(pat) != self.layers:  # first: the count below is derived from it
             raise ValueError(f"sliding_window_pattern has {len(pat)} entries, expected one per layer ({self.layers})")

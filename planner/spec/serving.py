@@ -8,7 +8,7 @@ A scenario file holds either a `training:` block (planner.spec.scenario) or a `s
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 
 from planner.errors import InputError
 from planner.spec.base import Name, PosFloat, PosInt, Strict
@@ -35,10 +35,27 @@ class TokenMoments(Strict):
         return self
 
 
+def _pairs_only(value):
+    """A list of token counts holds [tokens, share] pairs; say so for any other item (a {tokens, share}
+    mapping, a bare number, a triple) instead of pydantic's 'Input should be a valid tuple'."""
+    if isinstance(value, list):
+        if not value:
+            raise ValueError("the list of [tokens, share] pairs is empty")
+        for i, item in enumerate(value):
+            if isinstance(item, (list, tuple)) and len(item) == 2:
+                continue
+            hint = ""
+            if isinstance(item, dict) and set(item) == {"tokens", "share"}:
+                hint = f" (write {{tokens: {item['tokens']}, share: {item['share']}}} as [{item['tokens']}, {item['share']}])"
+            raise ValueError(f"item {i} is {item!r}: a list of token counts takes [tokens, share] pairs, e.g. "
+                             f"[[512, 0.5], [4096, 0.5]]{hint}; or give an integer, or {{mean, p90}}")
+    return value
+
+
 # A share is a relative weight (normalised by the sum); bounded so that sums stay finite.
-TokenCount = (Annotated[PosInt, Field(le=2**24)] | TokenMoments
-              | Annotated[list[tuple[Annotated[PosInt, Field(le=2**24)], Annotated[PosFloat, Field(le=1e6)]]],
-                          Field(min_length=1, max_length=10_000)])
+TokenCount = Annotated[Annotated[PosInt, Field(le=2**24)] | TokenMoments
+                       | Annotated[list[tuple[Annotated[PosInt, Field(le=2**24)], Annotated[PosFloat, Field(le=1e6)]]],
+                                   Field(min_length=1, max_length=10_000)], BeforeValidator(_pairs_only)]
 
 
 def token_stats(value) -> tuple[float, float]:
