@@ -75,6 +75,15 @@ MEG_FP8_DELAYED_RECOMPUTE = ("Megatron-LM: runtime.recompute_modules moe_act / l
                              "fp8_recipe other than delayed (Megatron-Core: 'Delayed scaling does not support moe_act "
                              "and layernorm recompute for fp8'): use fp8_recipe current or mxfp8, or other modules")
 
+def _fp8_delayed_recompute(t, rt):
+    """Where a plan breaks MEG_FP8_DELAYED_RECOMPUTE. The plan columns are read only where the runtime
+    block sets both the delayed recipe and moe_act / layernorm recompute: elsewhere the search's rule
+    table (planner.search.solver._rule_reads) need not carry the recompute column."""
+    if rt.fp8_recipe != "delayed" or not {"moe_act", "layernorm"} & set(rt.recompute_modules or ()):
+        return np.zeros((), dtype=bool)
+    return (t["precision"] == FP8) & (t["recompute"] == SELECTIVE)
+
+
 RUNTIME_RULES = [
     (None, FP8_ATTENTION_PLANS,
      lambda t, rt: rt.fp8_attention & ((t["precision"] != FP8) | (t["framework"] != MEG))),
@@ -97,9 +106,7 @@ RUNTIME_RULES = [
      & (rt.fp8_recipe not in ("delayed", "nvfp4"))),
     # Megatron-Core TransformerConfig.__post_init__ (megatron/core/transformer/transformer_config.py @ d98e8a6):
     # with fp8 and selective recompute, "Delayed scaling does not support moe_act and layernorm recompute for fp8"
-    (MEG, MEG_FP8_DELAYED_RECOMPUTE,
-     lambda t, rt: (t["precision"] == FP8) & (rt.fp8_recipe == "delayed") & (t["recompute"] == SELECTIVE)
-     & bool({"moe_act", "layernorm"} & set(rt.recompute_modules or ()))),
+    (MEG, MEG_FP8_DELAYED_RECOMPUTE, lambda t, rt: _fp8_delayed_recompute(t, rt)),
 ]
 
 

@@ -157,9 +157,15 @@ def _enumerate_layouts(scenario) -> dict[str, np.ndarray]:
     return {k: v[rank] for k, v in out.items()}
 
 
+def _rule_reads(runtime=None) -> frozenset[str]:
+    """The plan columns the framework rules read under the scenario's runtime block (found by running
+    them on a recording table; a runtime rule may read plan columns only where the runtime sets what it
+    is about, so the columns depend on the block; without one, the default block's)."""
+    return _reads_under((runtime if runtime is not None else Runtime()).model_dump_json())
+
+
 @functools.cache
-def _rule_reads() -> frozenset[str]:
-    """The plan columns the framework rules read (found by running them on a recording table)."""
+def _reads_under(runtime_json: str) -> frozenset[str]:
     seen: set[str] = set()
 
     class Recorder(dict):
@@ -168,13 +174,13 @@ def _rule_reads() -> frozenset[str]:
             return super().__getitem__(key)
 
     framework_mask(Recorder({k: np.zeros(1, dtype=np.int64) for k in (*COLUMNS, *T.CATEGORICAL, "zero")}
-                            | {"sp": np.zeros(1, dtype=bool)}), runtime=Runtime())
+                            | {"sp": np.zeros(1, dtype=bool)}), runtime=Runtime.model_validate_json(runtime_json))
     return frozenset(seen | {"tp", "framework"})  # tp, framework: sp and its sequence check
 
 
-def _rule_columns() -> tuple[str, ...]:
+def _rule_columns(runtime=None) -> tuple[str, ...]:
     """The integer layout columns the framework rules read."""
-    return tuple(k for k in COLUMNS if k in _rule_reads())
+    return tuple(k for k in COLUMNS if k in _rule_reads(runtime))
 
 
 def candidate_table(scenario, exhaustive: bool = False) -> tuple[dict, int]:
@@ -214,12 +220,12 @@ def _candidate_rows(scenario, exhaustive: bool = False, compact: bool = False) -
     combos = np.array(list(itertools.product(*cats.values())), dtype=np.int64).reshape(-1, len(cats))
     n_lay, n_cat = len(lay["tp"]), len(combos)
     considered = n_lay * n_cat
-    cols = _rule_columns()
+    cols = _rule_columns(scenario.runtime)
     first, inverse = _groups(lay, cols)
     uniq = np.stack([lay[k][first] for k in cols], axis=1)
     # The rules on (distinct projection) x (categorical choice of the keys they read), by broadcasting
     # a column of projections against a row of choices; each full choice then takes its projection's.
-    ruled = [key for key in cats if key in _rule_reads()]
+    ruled = [key for key in cats if key in _rule_reads(scenario.runtime)]
     sub = np.array(list(itertools.product(*(cats[k] for k in ruled))), dtype=np.int64).reshape(-1, len(ruled))
     proj = np.ravel_multi_index([_first_place(cats[key])[combos[:, list(cats).index(key)]] for key in ruled],
                                 [len(cats[k]) for k in ruled]) if n_cat else np.zeros(0, dtype=np.int64)
