@@ -13,8 +13,9 @@ Operating point (steady state of continuous batching with chunked prefill):
   below the rate is unstable;
 * TTFT = the prefill of the input alone in chunks of (max_batched_tokens - B / pp) tokens through the
   pp stages (prompt_prefill_s: chunks overlap across stages, one chunk does not), plus the wait in
-  the prefill queue (M/M/1 with the replica's busy prefill rate; mm1_wait_quantile): arrivals at
-  the request rate, or at a fixed concurrency the closed loop's completion rate;
+  the prefill queue at the replica's busy prefill rate: under a request rate M/M/1
+  (mm1_wait_quantile), at a fixed concurrency the finite-source queue of the requests in flight
+  (closed_loop_wait_quantile; none with one request);
 * TPOT p50 = the mean iteration time; p90 at the batch's 90th percentile: under Poisson arrivals
   the number of requests in service is Poisson distributed (M/G/inf), B + 1.28 sqrt(B).
 
