@@ -579,37 +579,36 @@ def overlaps_host_step(engine, version=E.PINNED_VERSION, pp=1) -> np.ndarray:
             | ((engine == E.VLLM) & E.vllm_async_scheduling(version, pp)))
 
 
-def iteration_s(f, t, lk, hw, n_dec, n_pf, ctx_dec, ctx_pf):
-    """One engine iteration: pp micro-batches through pp stages (lk: comm_links of the table; a stage no
-    shorter than eager_issue_s where the release runs its steps without CUDA graphs, engines.decode_graphs)
-    and the host step max(STEP_OVERHEAD_S, host_bound_s): max(GPU, host) where the engine overlaps them
-    (overlaps_host_step), else GPU + host."""
+def _step_s(f, t, lk, hw, stage_dec, stage_pf, ctx_dec, ctx_pf, micro_batches, host_dec):
+    """micro_batches x one stage's time for a micro-batch of stage_dec decoding sequences and stage_pf prefill
+    tokens (lk: comm_links of the table; no shorter than eager_issue_s where the release runs its steps
+    without CUDA graphs, engines.decode_graphs), with the host step max(STEP_OVERHEAD_S, host_bound_s of
+    host_dec running requests): max(GPU, host) where the engine overlaps them (overlaps_host_step), else
+    GPU + host."""
     pp = t["pp"]
     version = E.plan_engine_version(t)
-    stage = stage_s(f, t, lk, hw, n_dec / pp, n_pf / pp, ctx_dec, ctx_pf)
+    stage = stage_s(f, t, lk, hw, stage_dec, stage_pf, ctx_dec, ctx_pf)
     graphs = E.decode_graphs(t["engine"], version, E.plan_graph_padding(t))
     eager = 0.0 if graphs.all() else np.where(graphs, 0.0, eager_issue_s(f, t, stage_layers(f, pp)))
-    gpu = pp * np.maximum(stage, eager)
-    host = np.maximum(STEP_OVERHEAD_S, host_bound_s(t, n_dec))
+    gpu = micro_batches * np.maximum(stage, eager)
+    host = np.maximum(STEP_OVERHEAD_S, host_bound_s(t, host_dec))
     overlap = overlaps_host_step(t["engine"], version, pp)
     return np.where(overlap, np.maximum(gpu, host), gpu + host)
+
+
+def iteration_s(f, t, lk, hw, n_dec, n_pf, ctx_dec, ctx_pf):
+    """One engine iteration: pp micro-batches (n_dec / pp decodes and n_pf / pp prefill tokens each)
+    through pp stages, and the iteration's host step (_step_s)."""
+    pp = t["pp"]
+    return _step_s(f, t, lk, hw, n_dec / pp, n_pf / pp, ctx_dec, ctx_pf, pp, n_dec)
 
 
 def micro_batch_s(f, t, lk, hw, n_dec, n_pf, ctx_dec, ctx_pf):
     """Seconds one pipeline stage holds one micro-batch of n_dec decode sequences and n_pf prefill tokens,
-    with the micro-batch's host step (each micro-batch is a batch of its own to the scheduler: vLLM V1
+    with the micro-batch's host step (_step_s; each micro-batch is a batch of its own to the scheduler: vLLM V1
     schedules one per entry of its batch queue, max_concurrent_batches = pp, vllm/v1/engine/core.py
-    step_with_batch_queue): max(stage, eager_issue_s) combined with max(STEP_OVERHEAD_S, host_bound_s) as in
-    iteration_s. With pp = 1 it equals iteration_s (one micro-batch is the whole iteration)."""
-    pp = t["pp"]
-    version = E.plan_engine_version(t)
-    stage = stage_s(f, t, lk, hw, n_dec, n_pf, ctx_dec, ctx_pf)
-    graphs = E.decode_graphs(t["engine"], version, E.plan_graph_padding(t))
-    eager = 0.0 if graphs.all() else np.where(graphs, 0.0, eager_issue_s(f, t, stage_layers(f, pp)))
-    gpu = np.maximum(stage, eager)
-    host = np.maximum(STEP_OVERHEAD_S, host_bound_s(t, n_dec))
-    overlap = overlaps_host_step(t["engine"], version, pp)
-    return np.where(overlap, np.maximum(gpu, host), gpu + host)
+    step_with_batch_queue). With pp = 1 it equals iteration_s (one micro-batch is the whole iteration)."""
+    return _step_s(f, t, lk, hw, n_dec, n_pf, ctx_dec, ctx_pf, 1, n_dec)
 
 
 def mm1_wait_quantile(lam, mu, q: float):
