@@ -134,7 +134,12 @@ def weight_only_note(scheme: str, gpu) -> str | None:
 
 
 def is_nvidia(gpu) -> bool:
-    return (gpu.vendor or "nvidia").lower() == "nvidia"
+    return _vendor(gpu) == "nvidia"
+
+
+def _vendor(gpu) -> str:
+    """The GPU's vendor, lower case (NVIDIA where the catalog leaves it out)."""
+    return (gpu.vendor or "nvidia").lower()
 
 
 # Vendors whose GPUs run each engine's pinned release (the one the launch files name). TensorRT-LLM: NVIDIA only.
@@ -144,10 +149,6 @@ def is_nvidia(gpu) -> bool:
 # on one or two Gaudi 2; the HPU attention backend and graphs, PR 5252, closed unmerged): neither is the engine
 # and flags the launch files pin, so Gaudi plans are not offered.
 ENGINE_VENDORS = {VLLM: ("nvidia", "amd"), SGLANG: ("nvidia", "amd"), TRTLLM: ("nvidia",)}
-
-
-def _vendor(gpu) -> str:
-    return (gpu.vendor or "nvidia").lower()
 
 
 def engine_supported(engine: int, gpu) -> bool:
