@@ -188,7 +188,10 @@ def eager_issue_s(f, t, ls):
 # (benchmarks/fitted_holdout.md): carries between H100 and H200 and between gpt-oss's two expert counts, but
 # those share one chip (GH100) and one expert shape; it does NOT carry to Blackwell (GB200's W4A16 timings
 # need about 4x the ops at its FP32 peak), so on any other GPU without 4-bit MMA (A100, MI300X) the
-# scaling by the FP32 peak is an untested extrapolation.
+# scaling by the FP32 peak is an untested extrapolation. The peak is the unpacked one: the unpacking and
+# conversions have no packed-FP32 form, so where the listed FP32 figure counts packed FP32 (gpu.fp32_packed: AMD
+# CDNA3 / CDNA4, whose 163.4 / 157.3 TFLOP/s are twice the per-lane rate) they run at half of it (the InferenceX
+# gpt-oss rows on MI300X / MI325X: benchmarks/inferencex2_results.md).
 DEQUANT_FP32_OPS_PER_WEIGHT = 12.0
 
 
@@ -243,15 +246,16 @@ def trtllm_gen_row_tile(f, n):
 
 def dequant_s_per_weight(gpu, wq_names: tuple) -> np.ndarray:
     """Seconds of CUDA-core work per weight element and row tile of an expert GEMM, per weight scheme:
-    DEQUANT_FP32_OPS_PER_WEIGHT / vector FP32 peak for weight-only 4-bit schemes (computed in bf16 /
+    DEQUANT_FP32_OPS_PER_WEIGHT / unpacked vector FP32 peak for weight-only 4-bit schemes (computed in bf16 /
     fp16), BLOCK_FP8_PROMOTE_OPS_PER_WEIGHT / FP32 peak for fp8-block without block-scaled MMA, else 0."""
     fp32 = (gpu.tflops.fp32 or 0.0) * 1e12
+    unpacked = fp32 / 2 if gpu.fp32_packed else fp32  # integer unpacking and conversions have no packed form
     out = []
     for n in wq_names:
-        ops = DEQUANT_FP32_OPS_PER_WEIGHT if is_weight_only(n, gpu) else 0.0
+        rate, ops = unpacked, (DEQUANT_FP32_OPS_PER_WEIGHT if is_weight_only(n, gpu) else 0.0)
         if n == "fp8-block" and E.compute_precision(n, gpu) == "fp8" and not gpu.tflops.fp4:
-            ops = BLOCK_FP8_PROMOTE_OPS_PER_WEIGHT
-        out.append(ops / fp32 if fp32 > 0 else 0.0)
+            rate, ops = fp32, BLOCK_FP8_PROMOTE_OPS_PER_WEIGHT  # scale-and-add FMAs: packed FP32 applies
+        out.append(ops / rate if rate > 0 else 0.0)
     return np.array(out)
 
 

@@ -48,6 +48,10 @@ class GPU(Strict):
     fp4_gemm_over_fp8: PosFloat | None = Field(
         None, description="measured best NVFP4 / best per-tensor FP8 GEMM rate on this GPU (one harness, same "
         "GPU); None = not measured (planner.estimate.compute_quant.FP4_GEMM_OVER_FP8_DEFAULT is used)")
+    fp32_packed: bool = Field(
+        False, description="the listed tflops.fp32 counts packed FP32 (two FP32 operations per lane and clock: AMD "
+        "CDNA3 / CDNA4 V_PK_FMA_F32); vector work with no packed form (integer unpacking, conversions) runs at half "
+        "of it (planner.serve.timing.dequant_s_per_weight)")
     power_w: PosFloat | None = None
     host_link: str | None = None
     compute_capability: PosFloat | None = Field(
