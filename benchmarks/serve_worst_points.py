@@ -67,7 +67,7 @@ def breakdown(r: dict) -> dict:
     p = np.maximum(E.graph_padded_batch(b, ranks, E.plan_graph_padding(t), t["max_batch"]), b)
     terms = timing.stage_terms(f, t, ctx.links, ctx.hw, p / pp, 0.0, ctx_dec * b / p, ctx_pf)
     ms = {k: float(np.asarray(pp * terms[k]).ravel()[0]) * 1e3 for k in TERMS}
-    overlap = bool(timing.overlaps_host_step(t["engine"], E.plan_engine_version(t), pp)[0])
+    overlap = bool(timing.overlaps_host_step(t["engine"], E.plan_engine_version(t), pp, E.plan_async_scheduling(t))[0])
     host = float(np.maximum(timing.STEP_OVERHEAD_S, timing.host_bound_s(t, p))[0]) * 1e3
     # overlapped host step: only what it adds beyond the GPU step (max of the two)
     ms["host"] = host if not overlap else max(host - sum(ms.values()), 0.0)

@@ -161,6 +161,8 @@ def point_scenario(r: dict, rate: float | None = None) -> tuple[ServingScenario,
         plan += ",graph_padding=true"  # the page's llm_options: cuda_graph_config enable_padding (engines.py)
     if engine == "trtllm" and "moe backend trtllm" in str(r.get("framework", "")).lower():
         plan += ",moe_backend=trtllm"  # the launch YAML's moe_config backend TRTLLM (TRTLLM-gen MoE kernels)
+    if engine == "vllm" and "--async-scheduling" in str(r.get("framework", "")):
+        plan += ",async_scheduling=true"  # the launch's --async-scheduling (engines.plan_async_scheduling)
     qr = re.search(r"ROCM_QUICK_REDUCE_QUANTIZATION=(\w+)", str(r.get("framework", "")))
     if qr and engine in ("vllm", "sglang"):
         plan += f",quick_reduce={qr.group(1).lower()}"  # the launch's QuickReduce level (engines.QUICK_REDUCE)

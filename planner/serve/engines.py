@@ -226,12 +226,16 @@ def _code(v: tuple) -> float:
     return v[0] * 1e6 + v[1] * 1e3 + v[2]
 
 
-def vllm_async_scheduling(version, pp) -> np.ndarray:
+def vllm_async_scheduling(version, pp, flag=False) -> np.ndarray:
     """Whether vLLM at this release (version_code; PINNED_VERSION for the pinned one) schedules
-    asynchronously by default: from VLLM_ASYNC_DEFAULT_FROM with pp = 1, from VLLM_ASYNC_PP_DEFAULT_FROM
-    with pipeline parallelism (constants above)."""
+    asynchronously: by default from VLLM_ASYNC_DEFAULT_FROM with pp = 1, from VLLM_ASYNC_PP_DEFAULT_FROM
+    with pipeline parallelism (constants above); at an earlier release where the launch passes
+    --async-scheduling (`flag`: plan_async_scheduling), without pipeline parallelism only (the releases
+    before VLLM_ASYNC_PP_DEFAULT_FROM run it with pp = 1 only: the 0.14 notes' exclusion above)."""
     version, pp = np.asarray(version, dtype=float), np.asarray(pp)
-    return np.where(pp > 1, version >= _code(VLLM_ASYNC_PP_DEFAULT_FROM), version >= _code(VLLM_ASYNC_DEFAULT_FROM))
+    flag = np.asarray(flag, dtype=bool)
+    return np.where(pp > 1, version >= _code(VLLM_ASYNC_PP_DEFAULT_FROM),
+                    (version >= _code(VLLM_ASYNC_DEFAULT_FROM)) | flag)
 
 
 # TensorRT-LLM's PyTorch backend (0.17 on; every published TensorRT-LLM row that names a release):
@@ -358,6 +362,16 @@ def plan_graph_padding(t: dict) -> np.ndarray:
     """The plan table's `graph_padding` column (False where the table has none: search tables and plans
     that leave it out, TensorRT-LLM's default)."""
     return _column(t, "graph_padding", False)
+
+
+def plan_async_scheduling(t: dict) -> np.ndarray:
+    """The plan table's `async_scheduling` column: vLLM launched with --async-scheduling (SchedulerConfig
+    async_scheduling; the flag exists from vLLM 0.10, EngineArgs accepts it with the mp / uni /
+    external_launcher executors, i.e. every single-node launch), so the engine core schedules step n+1 while
+    the GPU runs step n at a release where it is not yet the default (vllm_async_scheduling). False where the
+    table has none: search tables and plans that leave it out (the pinned release schedules asynchronously
+    by default anyway)."""
+    return _column(t, "async_scheduling", False)
 
 
 def plan_recv_interval(t: dict) -> np.ndarray:

@@ -438,7 +438,8 @@ def result_row(ev: dict, t: dict, i: int) -> dict:
             "graph_padding": bool(E.plan_graph_padding(t)[i]),
             "moe_backend": E.MOE_BACKENDS[int(E.plan_trtllm_gen_moe(t)[i])],
             "recv_interval": int(E.plan_recv_interval(t)[i]),
-            "quick_reduce": E.QUICK_REDUCE[int(E.plan_quick_reduce(t)[i])]}
+            "quick_reduce": E.QUICK_REDUCE[int(E.plan_quick_reduce(t)[i])],
+            "async_scheduling": bool(E.plan_async_scheduling(t)[i])}
     plan["disaggregated"] = plan["prefill_replicas"] > 0
     usd_m = ev["usd_per_m"][i]
     return {

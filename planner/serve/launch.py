@@ -157,6 +157,7 @@ def vllm_args(scenario, plan: dict, nodes: int) -> list:
     a += ["--dtype", DTYPE[plan["weights"]]] if plan["weights"] in DTYPE else []
     a += ["--max-model-len", str(max_len(scenario))] if max_len(scenario) else []
     a += ["--enable-prefix-caching"] if scenario.serving.prefix_cache_hit > 0 else []
+    a += ["--async-scheduling"] if plan.get("async_scheduling") else []  # the pinned release's default; kept as asked
     if nodes > 1:
         a += ["--nnodes", str(nodes), "--node-rank", NODE_RANK, "--master-addr", HEAD,
               "--master-port", str(MASTER_PORT)]
@@ -420,6 +421,7 @@ def plan_text(plan: dict) -> str:
     text += f",recv_interval={plan['recv_interval']}" if plan.get("recv_interval", 1) > 1 else ""
     text += f",quick_reduce={plan['quick_reduce']}" if plan.get("quick_reduce", "none") != "none" else ""
     text += ",graph_padding=true" if plan.get("graph_padding") else ""
+    text += ",async_scheduling=true" if plan.get("async_scheduling") else ""
     version = plan.get("engine_version")
     if version and plan.get("engine") in E.ENGINE_NAMES and math.isfinite(
             E.version_of_text(E.ENGINE_NAMES.index(plan["engine"]), version)):

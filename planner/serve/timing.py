@@ -573,14 +573,15 @@ def host_bound_s(t, n_dec):
     return np.where(t["engine"] == E.TRTLLM, HOST_S_PER_REQUEST * per_rank, 0.0)
 
 
-def overlaps_host_step(engine, version=E.PINNED_VERSION, pp=1) -> np.ndarray:
+def overlaps_host_step(engine, version=E.PINNED_VERSION, pp=1, async_flag=False) -> np.ndarray:
     """Engines whose scheduler prepares the next step while the GPU runs this one (STEP_OVERHEAD_S):
     SGLang; TensorRT-LLM from 0.20 (engines.trtllm_overlap_scheduler: not the 0.17 PyTorch backend of the
     dstack rows); vLLM at releases that schedule asynchronously by default (engines.vllm_async_scheduling:
-    from 0.14, the pinned 0.33 included; not the 0.4-0.10 releases of the published vLLM points)."""
+    from 0.14, the pinned 0.33 included; not the 0.4-0.10 releases of the published vLLM points), and at an
+    earlier release launched with --async-scheduling (async_flag: engines.plan_async_scheduling)."""
     engine = np.asarray(engine)
     return (((engine == E.TRTLLM) & E.trtllm_overlap_scheduler(version)) | (engine == E.SGLANG)
-            | ((engine == E.VLLM) & E.vllm_async_scheduling(version, pp)))
+            | ((engine == E.VLLM) & E.vllm_async_scheduling(version, pp, async_flag)))
 
 
 def _step_s(f, t, lk, hw, stage_dec, stage_pf, ctx_dec, ctx_pf, micro_batches, host_dec):
@@ -596,7 +597,7 @@ def _step_s(f, t, lk, hw, stage_dec, stage_pf, ctx_dec, ctx_pf, micro_batches, h
     eager = 0.0 if graphs.all() else np.where(graphs, 0.0, eager_issue_s(f, t, stage_layers(f, pp)))
     gpu = micro_batches * np.maximum(stage, eager)
     host = np.maximum(STEP_OVERHEAD_S, host_bound_s(t, host_dec))
-    overlap = overlaps_host_step(t["engine"], version, pp)
+    overlap = overlaps_host_step(t["engine"], version, pp, E.plan_async_scheduling(t))
     return np.where(overlap, np.maximum(gpu, host), gpu + host)
 
 
