@@ -296,7 +296,8 @@ def finite_run_throughput(r: dict, est: dict) -> float:
     full, rest = divmod(per_rep, b)
     secs = full * b * out / (est["throughput"]["output_tokens_per_s"] / reps)
     if rest >= 1:
-        r2 = dict(r, workload=dict(r["workload"], concurrency=rest * reps))
+        # the last wave over all replicas as a whole number of requests (n need not split evenly over them)
+        r2 = dict(r, workload=dict(r["workload"], concurrency=max(1, int(round(rest * reps)))))
         sc2, plan2, _ = point_scenario(r2)
         part = estimate_serving(sc2, parse_serve_plan(plan2, sc2))["throughput"]["output_tokens_per_s"] / reps
         secs += rest * out / part
