@@ -128,7 +128,7 @@ def point_scenario(r: dict, rate: float | None = None) -> tuple[ServingScenario,
     # workload.*_len_mean: the mean of a length distribution the source samples around the printed length
     out_len = wl.get("output_len_mean") or wl.get("output_len") or r.get("derived", {}).get("mean_output_tokens_per_sample")
     in_len = wl.get("input_len_mean") or wl.get("input_len") or MLPERF_INPUT_MEAN_ASSUMED
-    serving = {"input_tokens": int(round(in_len)), "output_tokens": int(round(out_len))}
+    serving = {"input_tokens": int(round(in_len)), "output_tokens": output_tokens(wl, out_len)}
     if wl.get("repeated_prompts"):
         serving["prefix_cache_hit"] = round(repeated_prompt_hit(serving["input_tokens"]), 4)
     server = "server" in wl["kind"]
@@ -176,6 +176,18 @@ def point_scenario(r: dict, rate: float | None = None) -> tuple[ServingScenario,
             plan += f",max_batch={limits[0] * ranks},max_batched_tokens={limits[1] * ranks}"
     measured = r["measured"].get("output_tokens_per_sec_total") or r["derived"]["output_tokens_per_sec_total"]
     return sc, plan, float(measured)
+
+
+def output_tokens(wl: dict, mean: float):
+    """The point's output tokens for the scenario: the mean, or where the point states the shape of its
+    output-length distribution (workload.output_len_bins: the means of equal-count bins of the dataset's
+    lengths) those bins scaled to the run's mean, as equal-share [tokens, share] pairs, so that the planner
+    sees the spread of the lengths (planner.spec.serving.length_biased_mean)."""
+    bins = wl.get("output_len_bins")
+    if not bins:
+        return int(round(mean))
+    scale = mean / (sum(bins) / len(bins))
+    return [[max(1, int(round(b * scale))), 1.0] for b in bins]
 
 
 def engine_of(r: dict) -> str:

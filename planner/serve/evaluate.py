@@ -36,7 +36,7 @@ import numpy as np
 from planner.serve import engines as E
 from planner.serve import timing
 from planner.serve.memory import VERDICTS, memory_table, model_facts
-from planner.spec.serving import token_stats
+from planner.spec.serving import length_biased_mean, token_stats
 
 Z90 = 1.2816  # standard normal 90th percentile
 
@@ -52,6 +52,10 @@ class Context:
         s = sc.serving
         self.in_mean, self.in_p90 = token_stats(s.input_tokens)
         self.out_mean, self.out_p90 = token_stats(s.output_tokens)
+        # A sequence in flight: its output length is length-biased (length_biased_mean), so on average it
+        # holds input + E[o^2] / (2 E[o]) tokens of context; out_mean / 2 where the output count is fixed.
+        self.out_running = length_biased_mean(s.output_tokens)
+        self.ctx_dec = self.in_mean + self.out_running / 2
         self.hit = s.prefix_cache_hit
         self.cap_bytes = self.gpu.memory_gib * E.GIB
         lin, attn, bw = timing.rates(self.gpu, E.WEIGHT_NAMES)
@@ -93,7 +97,7 @@ def _iter(ctx, t, b, lk=None):
     n_pf = np.where(_disagg(t), 0.0, n_pf)
     step = np.minimum(budget, np.maximum(i_eff, n_pf))
     share = np.clip(n_pf / np.maximum(step, 1e-9), 0.0, 1.0)
-    ctx_dec = ctx.in_mean + ctx.out_mean / 2
+    ctx_dec = ctx.ctx_dec
     ctx_pf = ctx.in_mean * ctx.hit + i_eff / 2
     lk = ctx.links if lk is None else lk
     with_pf = timing.iteration_s(ctx.facts, t, lk, ctx.hw, b, step, ctx_dec, ctx_pf)
@@ -189,7 +193,7 @@ def _ttft_service(ctx, t, b, in_tokens, rate: bool = False):
     time of a full chunk, timing.iteration_s)."""
     chunk = np.maximum(t["max_batched_tokens"] - b / t["pp"], 1.0)
     i_eff = in_tokens * (1 - ctx.hit)
-    ctx_dec, ctx_pf = ctx.in_mean + ctx.out_mean / 2, ctx.in_mean * ctx.hit + i_eff / 2
+    ctx_dec, ctx_pf = ctx.ctx_dec, ctx.in_mean * ctx.hit + i_eff / 2
     one = prompt_prefill_s(ctx, t, b, i_eff, chunk, ctx_dec, ctx_pf)
     if not rate:
         return one, None
@@ -243,7 +247,7 @@ def evaluate(sc, t: dict) -> dict:
         return _evaluate(sc, t)
     ctx = Context(sc)
     mem = memory_table(ctx.facts, t, ctx.cap_bytes, ctx.hw["bpe"][t["wq"]], E.KV_BYTES[t["kv"]],
-                       ctx.in_mean, ctx.out_mean, ctx.in_p90, ctx.out_p90, ctx.hw["bpe_dense"][t["wq"]])
+                       ctx.in_mean, ctx.out_running, ctx.in_p90, ctx.out_p90, ctx.hw["bpe_dense"][t["wq"]])
     alive = (mem["verdict"] < 2) & (np.minimum(t["max_batch"], mem["seqs_running"]) >= 1)
     if alive.all():
         return _evaluate(sc, t)
@@ -272,7 +276,7 @@ def _evaluate(sc, t: dict) -> dict:
     ctx.links = timing.comm_links(ctx.node, t, ctx.facts.hidden, bool(ctx.facts.experts))
     s = sc.serving
     mem = memory_table(ctx.facts, t, ctx.cap_bytes, ctx.hw["bpe"][t["wq"]], E.KV_BYTES[t["kv"]],
-                       ctx.in_mean, ctx.out_mean, ctx.in_p90, ctx.out_p90, ctx.hw["bpe_dense"][t["wq"]])
+                       ctx.in_mean, ctx.out_running, ctx.in_p90, ctx.out_p90, ctx.hw["bpe_dense"][t["wq"]])
     i_eff = ctx.in_mean * (1 - ctx.hit)
     dis = _disagg(t)
     pre = t.get("prefill_replicas", np.zeros_like(t["tp"]))
