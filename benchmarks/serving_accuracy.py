@@ -34,9 +34,11 @@ REPORT = ROOT / "benchmarks" / "serving_accuracy.md"
 NODES = (("GB200", "gb200-nvl72"), ("B200", "dgx-b200"), ("H200", "hgx-h200"), ("H100", "dgx-h100"),
          ("MI300X", "mi300x-8"), ("MI325X", "mi325x-8"), ("MI355X", "mi355x-8"))
 # MLPerf llama2-70b (OpenOrca, 24,576 samples): the result summaries print output tokens per
-# sample (derived.mean_output_tokens_per_sample) but not the input length. ASSUMED mean input
-# length (not in the sources read; the dataset caps inputs at 1,024 tokens): the report shows it.
-MLPERF_INPUT_MEAN_ASSUMED = 300
+# sample (derived.mean_output_tokens_per_sample) but not the input length. Mean input length of the
+# dataset file the harnesses feed (open_orca_gpt4_tokenized_llama.sampled_24576.pkl, tok_input_length):
+# 222.3 tokens (max 1,021), per-sample counts in openshift-psap/performance-dashboard @67033bae
+# mlperf-data/summaries/llama2-70b-99.csv; for the points that state no input length (300 was ASSUMED before).
+MLPERF_LLAMA2_INPUT_MEAN = 222.3
 
 # trtllm-bench throughput runs are finite: all requests are queued at once and, with fixed lengths
 # (token-norm-dist, stdev 0), admitted requests finish together, so the run is a sequence of
@@ -127,7 +129,7 @@ def point_scenario(r: dict, rate: float | None = None) -> tuple[ServingScenario,
     nodes = max(1, -(-gpus // per_node))
     # workload.*_len_mean: the mean of a length distribution the source samples around the printed length
     out_len = wl.get("output_len_mean") or wl.get("output_len") or r.get("derived", {}).get("mean_output_tokens_per_sample")
-    in_len = wl.get("input_len_mean") or wl.get("input_len") or MLPERF_INPUT_MEAN_ASSUMED
+    in_len = wl.get("input_len_mean") or wl.get("input_len") or MLPERF_LLAMA2_INPUT_MEAN
     serving = {"input_tokens": int(round(in_len)), "output_tokens": output_tokens(wl, out_len)}
     if wl.get("repeated_prompts"):
         serving["prefix_cache_hit"] = round(repeated_prompt_hit(serving["input_tokens"]), 4)
@@ -473,7 +475,8 @@ def report(rows: list[dict]) -> str:
              "serves stably within the source's TTFT / TPOT bounds (checked at p90; MLPerf states p99), not the "
              "published rate, which any stable plan meets by construction. Concurrency points: the plan's output rate "
              "with that many requests in flight (closed loop).", "",
-             f"MLPerf llama2-70b input length ASSUMED {MLPERF_INPUT_MEAN_ASSUMED} tokens (not printed by the sources).", "",
+             f"MLPerf llama2-70b input length {MLPERF_LLAMA2_INPUT_MEAN} tokens where a point states none (the mean of the "
+             "dataset file's per-sample counts; not printed by the result summaries).", "",
              "| point | plan | measured | predicted | error | fits |", "|---|---|---:|---:|---:|---|"]
     for r in rows:
         lines.append(f"| {r['id']} | `{r['plan']}` | {r['measured']:,.0f} | {r['predicted']:,.0f} | "
