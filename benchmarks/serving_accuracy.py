@@ -39,6 +39,9 @@ NODES = (("GB200", "gb200-nvl72"), ("B200", "dgx-b200"), ("H200", "hgx-h200"), (
 # 222.3 tokens (max 1,021), per-sample counts in openshift-psap/performance-dashboard @67033bae
 # mlperf-data/summaries/llama2-70b-99.csv; for the points that state no input length (300 was ASSUMED before).
 MLPERF_LLAMA2_INPUT_MEAN = 222.3
+# ... and the shape of its output lengths (means of 20 equal-count bins of the reference outputs, tok_output_length,
+# same file and summary), for those points too (output_tokens: scaled to the point's own mean output).
+MLPERF_LLAMA2_OUTPUT_BINS = (8, 22, 39, 58, 75, 92, 112, 134, 158, 179, 200, 220, 242, 265, 290, 318, 359, 414, 501, 692)
 
 # trtllm-bench throughput runs are finite: all requests are queued at once and, with fixed lengths
 # (token-norm-dist, stdev 0), admitted requests finish together, so the run is a sequence of
@@ -130,6 +133,8 @@ def point_scenario(r: dict, rate: float | None = None) -> tuple[ServingScenario,
     # workload.*_len_mean: the mean of a length distribution the source samples around the printed length
     out_len = wl.get("output_len_mean") or wl.get("output_len") or r.get("derived", {}).get("mean_output_tokens_per_sample")
     in_len = wl.get("input_len_mean") or wl.get("input_len") or MLPERF_LLAMA2_INPUT_MEAN
+    if not (wl.get("input_len_mean") or wl.get("input_len")) and not wl.get("output_len_bins"):
+        wl = dict(wl, output_len_bins=MLPERF_LLAMA2_OUTPUT_BINS)  # an MLPerf llama2-70b point (above)
     serving = {"input_tokens": int(round(in_len)), "output_tokens": output_tokens(wl, out_len)}
     if wl.get("repeated_prompts"):
         serving["prefix_cache_hit"] = round(repeated_prompt_hit(serving["input_tokens"]), 4)
