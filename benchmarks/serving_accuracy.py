@@ -168,6 +168,9 @@ def point_scenario(r: dict, rate: float | None = None) -> tuple[ServingScenario,
         plan += ",graph_padding=true"  # the page's llm_options: cuda_graph_config enable_padding (engines.py)
     if engine == "trtllm" and "moe backend trtllm" in str(r.get("framework", "")).lower():
         plan += ",moe_backend=trtllm"  # the launch YAML's moe_config backend TRTLLM (TRTLLM-gen MoE kernels)
+    fw = str(r.get("framework", ""))
+    if engine == "vllm" and "VLLM_USE_V1 0" in fw and "enable_chunked_prefill False" in fw:
+        plan += ",separate_prefill=true"  # vLLM V0's default scheduler: prompt steps and decode steps apart (engines.py)
     qr = re.search(r"ROCM_QUICK_REDUCE_QUANTIZATION=(\w+)", str(r.get("framework", "")))
     if qr and engine in ("vllm", "sglang"):
         plan += f",quick_reduce={qr.group(1).lower()}"  # the launch's QuickReduce level (engines.QUICK_REDUCE)

@@ -102,7 +102,16 @@ def _iter(ctx, t, b, lk=None):
     lk = ctx.links if lk is None else lk
     with_pf = timing.iteration_s(ctx.facts, t, lk, ctx.hw, b, step, ctx_dec, ctx_pf)
     decode = _graph_decode_s(ctx, t, lk, b, ctx_dec, ctx_pf)
-    return share * with_pf + (1 - share) * decode
+    mixed = share * with_pf + (1 - share) * decode
+    sep = E.plan_separate_prefill(t)
+    if not np.any(sep):
+        return mixed
+    # Steps of prompts alone (engines.plan_separate_prefill): every decode step, plus n_pf / s prompt-only
+    # steps of s tokens, with the whole token budget (no decodes beside them).
+    need = np.where(_disagg(t), 0.0, b * i_eff / ctx.out_mean)
+    s_alone = np.minimum(np.maximum(t["max_batched_tokens"], 1.0), np.maximum(i_eff, need))
+    alone = timing.iteration_s(ctx.facts, t, lk, ctx.hw, 0.0, s_alone, 0.0, ctx_pf)
+    return np.where(sep, decode + need / np.maximum(s_alone, 1e-9) * alone, mixed)
 
 
 def _graph_decode_s(ctx, t, lk, b, ctx_dec, ctx_pf):
@@ -280,7 +289,9 @@ def _evaluate(sc, t: dict) -> dict:
     i_eff = ctx.in_mean * (1 - ctx.hit)
     dis = _disagg(t)
     pre = t.get("prefill_replicas", np.zeros_like(t["tp"]))
-    token_cap = np.where(dis, t["max_batched_tokens"], t["max_batched_tokens"] / (1 + i_eff / ctx.out_mean))
+    # a step's token budget holds the decodes and the prompt chunk beside them; alone where prompts get steps of their own
+    token_cap = np.where(dis | E.plan_separate_prefill(t), t["max_batched_tokens"],
+                         t["max_batched_tokens"] / (1 + i_eff / ctx.out_mean))
     b_cap = np.maximum(np.minimum(np.minimum(t["max_batch"], mem["seqs_running"]), np.floor(token_cap)), 0)
     reps = t["replicas"]
     t_cap = _iter(ctx, t, np.maximum(b_cap, 1))
@@ -442,7 +453,8 @@ def result_row(ev: dict, t: dict, i: int) -> dict:
             "graph_padding": bool(E.plan_graph_padding(t)[i]),
             "moe_backend": E.MOE_BACKENDS[int(E.plan_trtllm_gen_moe(t)[i])],
             "recv_interval": int(E.plan_recv_interval(t)[i]),
-            "quick_reduce": E.QUICK_REDUCE[int(E.plan_quick_reduce(t)[i])]}
+            "quick_reduce": E.QUICK_REDUCE[int(E.plan_quick_reduce(t)[i])],
+            "separate_prefill": bool(E.plan_separate_prefill(t)[i])}
     plan["disaggregated"] = plan["prefill_replicas"] > 0
     usd_m = ev["usd_per_m"][i]
     return {

@@ -62,7 +62,8 @@ def _row_indices(plan: dict) -> dict:
             "graph_padding": bool(plan.get("graph_padding")),
             "moe_backend": E.MOE_BACKENDS.index(plan.get("moe_backend", "default")),
             "recv_interval": plan.get("recv_interval", 1),
-            "quick_reduce": E.QUICK_REDUCE.index(plan.get("quick_reduce", "none"))}
+            "quick_reduce": E.QUICK_REDUCE.index(plan.get("quick_reduce", "none")),
+            "separate_prefill": bool(plan.get("separate_prefill"))}
 
 
 def batch_sweep(scenario, plans: list[dict]) -> list[dict]:
