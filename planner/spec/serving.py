@@ -79,9 +79,9 @@ def length_biased_mean(value) -> float:
     """Mean token count of a request picked in proportion to its count, E[t^2] / E[t]: what a
     sequence in flight holds when lengths vary. A decode step samples the running sequences, and a
     request stays in flight for as many steps as it has output tokens, so its output length is
-    length-biased (renewal theory's inspection paradox; Feller, An Introduction to Probability Theory
-    and Its Applications vol. 2, XI.4); the mean for a fixed count or {mean, p90}, which states no
-    spread."""
+    length-biased (length-biased sampling, the inspection or waiting-time paradox of renewal theory;
+    Feller, An Introduction to Probability Theory and Its Applications, vol. 2); the mean for a fixed
+    count or {mean, p90}, which states no spread."""
     if isinstance(value, int):
         return float(value)
     if isinstance(value, TokenMoments):
