@@ -374,6 +374,20 @@ def plan_async_scheduling(t: dict) -> np.ndarray:
     return _column(t, "async_scheduling", False)
 
 
+# vLLM's V0 engine (VLLM_USE_V1=0; removed from vLLM 0.11.0, PR 25033 "[V0 Deprecation] Remove LLMEngine") runs,
+# with chunked prefill off, the default scheduler (vllm/core/scheduler.py Scheduler._schedule_default): "Don't
+# schedule decodes if prefills are scheduled", so a step carries waiting prompts (up to max_num_batched_tokens) or
+# the running decodes, never both. Plan key `separate_prefill` (published runs of those releases: AMD's MLPerf
+# v5.1 harness sets VLLM_USE_V1 0 and enable_chunked_prefill False).
+VLLM_V0_LAST_BEFORE = (0, 11, 0)
+
+
+def plan_separate_prefill(t: dict) -> np.ndarray:
+    """The plan table's `separate_prefill` column (False where the table has none: every engine mixes a step's
+    prompt chunk with its decodes, VLLM_V0_LAST_BEFORE above for the exception)."""
+    return _column(t, "separate_prefill", False)
+
+
 def plan_recv_interval(t: dict) -> np.ndarray:
     """Decode steps between the scheduler's polls for new requests (plan key `recv_interval`; 1, every step,
     where the table has none: every engine's default). SGLang's --scheduler-recv-interval k

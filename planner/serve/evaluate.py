@@ -36,7 +36,7 @@ import numpy as np
 from planner.serve import engines as E
 from planner.serve import timing
 from planner.serve.memory import VERDICTS, memory_table, model_facts
-from planner.spec.serving import token_stats
+from planner.spec.serving import length_biased_mean, token_stats
 
 Z90 = 1.2816  # standard normal 90th percentile
 
@@ -52,6 +52,10 @@ class Context:
         s = sc.serving
         self.in_mean, self.in_p90 = token_stats(s.input_tokens)
         self.out_mean, self.out_p90 = token_stats(s.output_tokens)
+        # A sequence in flight: its output length is length-biased (length_biased_mean), so on average it
+        # holds input + E[o^2] / (2 E[o]) tokens of context; out_mean / 2 where the output count is fixed.
+        self.out_running = length_biased_mean(s.output_tokens)
+        self.ctx_dec = self.in_mean + self.out_running / 2
         self.hit = s.prefix_cache_hit
         self.cap_bytes = self.gpu.memory_gib * E.GIB
         lin, attn, bw = timing.rates(self.gpu, E.WEIGHT_NAMES)
@@ -93,12 +97,21 @@ def _iter(ctx, t, b, lk=None):
     n_pf = np.where(_disagg(t), 0.0, n_pf)
     step = np.minimum(budget, np.maximum(i_eff, n_pf))
     share = np.clip(n_pf / np.maximum(step, 1e-9), 0.0, 1.0)
-    ctx_dec = ctx.in_mean + ctx.out_mean / 2
+    ctx_dec = ctx.ctx_dec
     ctx_pf = ctx.in_mean * ctx.hit + i_eff / 2
     lk = ctx.links if lk is None else lk
     with_pf = timing.iteration_s(ctx.facts, t, lk, ctx.hw, b, step, ctx_dec, ctx_pf)
     decode = _graph_decode_s(ctx, t, lk, b, ctx_dec, ctx_pf)
-    return share * with_pf + (1 - share) * decode
+    mixed = share * with_pf + (1 - share) * decode
+    sep = E.plan_separate_prefill(t)
+    if not np.any(sep):
+        return mixed
+    # Steps of prompts alone (engines.plan_separate_prefill): every decode step, plus n_pf / s prompt-only
+    # steps of s tokens, with the whole token budget (no decodes beside them).
+    need = np.where(_disagg(t), 0.0, b * i_eff / ctx.out_mean)
+    s_alone = np.minimum(np.maximum(t["max_batched_tokens"], 1.0), np.maximum(i_eff, need))
+    alone = timing.iteration_s(ctx.facts, t, lk, ctx.hw, 0.0, s_alone, 0.0, ctx_pf)
+    return np.where(sep, decode + need / np.maximum(s_alone, 1e-9) * alone, mixed)
 
 
 def _graph_decode_s(ctx, t, lk, b, ctx_dec, ctx_pf):
@@ -189,7 +202,7 @@ def _ttft_service(ctx, t, b, in_tokens, rate: bool = False):
     time of a full chunk, timing.iteration_s)."""
     chunk = np.maximum(t["max_batched_tokens"] - b / t["pp"], 1.0)
     i_eff = in_tokens * (1 - ctx.hit)
-    ctx_dec, ctx_pf = ctx.in_mean + ctx.out_mean / 2, ctx.in_mean * ctx.hit + i_eff / 2
+    ctx_dec, ctx_pf = ctx.ctx_dec, ctx.in_mean * ctx.hit + i_eff / 2
     one = prompt_prefill_s(ctx, t, b, i_eff, chunk, ctx_dec, ctx_pf)
     if not rate:
         return one, None
@@ -243,7 +256,7 @@ def evaluate(sc, t: dict) -> dict:
         return _evaluate(sc, t)
     ctx = Context(sc)
     mem = memory_table(ctx.facts, t, ctx.cap_bytes, ctx.hw["bpe"][t["wq"]], E.KV_BYTES[t["kv"]],
-                       ctx.in_mean, ctx.out_mean, ctx.in_p90, ctx.out_p90, ctx.hw["bpe_dense"][t["wq"]])
+                       ctx.in_mean, ctx.out_running, ctx.in_p90, ctx.out_p90, ctx.hw["bpe_dense"][t["wq"]])
     alive = (mem["verdict"] < 2) & (np.minimum(t["max_batch"], mem["seqs_running"]) >= 1)
     if alive.all():
         return _evaluate(sc, t)
@@ -272,11 +285,13 @@ def _evaluate(sc, t: dict) -> dict:
     ctx.links = timing.comm_links(ctx.node, t, ctx.facts.hidden, bool(ctx.facts.experts))
     s = sc.serving
     mem = memory_table(ctx.facts, t, ctx.cap_bytes, ctx.hw["bpe"][t["wq"]], E.KV_BYTES[t["kv"]],
-                       ctx.in_mean, ctx.out_mean, ctx.in_p90, ctx.out_p90, ctx.hw["bpe_dense"][t["wq"]])
+                       ctx.in_mean, ctx.out_running, ctx.in_p90, ctx.out_p90, ctx.hw["bpe_dense"][t["wq"]])
     i_eff = ctx.in_mean * (1 - ctx.hit)
     dis = _disagg(t)
     pre = t.get("prefill_replicas", np.zeros_like(t["tp"]))
-    token_cap = np.where(dis, t["max_batched_tokens"], t["max_batched_tokens"] / (1 + i_eff / ctx.out_mean))
+    # a step's token budget holds the decodes and the prompt chunk beside them; alone where prompts get steps of their own
+    token_cap = np.where(dis | E.plan_separate_prefill(t), t["max_batched_tokens"],
+                         t["max_batched_tokens"] / (1 + i_eff / ctx.out_mean))
     b_cap = np.maximum(np.minimum(np.minimum(t["max_batch"], mem["seqs_running"]), np.floor(token_cap)), 0)
     reps = t["replicas"]
     t_cap = _iter(ctx, t, np.maximum(b_cap, 1))
@@ -439,7 +454,8 @@ def result_row(ev: dict, t: dict, i: int) -> dict:
             "moe_backend": E.MOE_BACKENDS[int(E.plan_trtllm_gen_moe(t)[i])],
             "recv_interval": int(E.plan_recv_interval(t)[i]),
             "quick_reduce": E.QUICK_REDUCE[int(E.plan_quick_reduce(t)[i])],
-            "async_scheduling": bool(E.plan_async_scheduling(t)[i])}
+            "async_scheduling": bool(E.plan_async_scheduling(t)[i]),
+            "separate_prefill": bool(E.plan_separate_prefill(t)[i])}
     plan["disaggregated"] = plan["prefill_replicas"] > 0
     usd_m = ev["usd_per_m"][i]
     return {

@@ -145,6 +145,9 @@ def vllm_args(scenario, plan: dict, nodes: int) -> list:
         raise InputError("a vLLM attention-data-parallel replica over several nodes is not emitted (vLLM's "
                          "multi-node data-parallel launch numbers each node's ranks); keep the replica within "
                          "one node or use SGLang / TensorRT-LLM", key="plan attn_dp")
+    if plan.get("separate_prefill"):
+        raise InputError("separate_prefill is vLLM's V0 scheduler, which the pinned vLLM no longer has (V0 removed in "
+                         "0.11.0); drop it to emit the launch", key="plan separate_prefill")
     tp, dp = (1, plan["tp"]) if plan["attn_dp"] else (plan["tp"], 1)
     a = ["vllm", "serve", MODEL, "--host", "0.0.0.0", "--port", str(PORT),
          "--tensor-parallel-size", str(tp), "--pipeline-parallel-size", str(plan["pp"])]
@@ -422,6 +425,7 @@ def plan_text(plan: dict) -> str:
     text += f",quick_reduce={plan['quick_reduce']}" if plan.get("quick_reduce", "none") != "none" else ""
     text += ",graph_padding=true" if plan.get("graph_padding") else ""
     text += ",async_scheduling=true" if plan.get("async_scheduling") else ""
+    text += ",separate_prefill=true" if plan.get("separate_prefill") else ""
     version = plan.get("engine_version")
     if version and plan.get("engine") in E.ENGINE_NAMES and math.isfinite(
             E.version_of_text(E.ENGINE_NAMES.index(plan["engine"]), version)):

@@ -154,7 +154,8 @@ def kv_pool_bytes(t, cap_bytes: float, weights, work) -> np.ndarray:
 def memory_table(f: ModelFacts, t, cap_bytes: float, bpe, kvb, in_mean, out_mean, in_p90, out_p90,
                  bpe_dense=None) -> dict:
     """Everything memory says about each plan: bytes per component, KV pool, sequences that fit
-    (per replica), and the verdict."""
+    (per replica), and the verdict. out_mean: the output length of a sequence in flight (the caller's
+    length-biased mean, evaluate.Context.out_running)."""
     w = weight_bytes(f, t, bpe, bpe_dense)
     work = workspace_bytes(f, t)
     pool = kv_pool_bytes(t, cap_bytes, w, work)

@@ -11,7 +11,7 @@ from planner.serve import engines as E
 from planner.spec.serving import SERVE_PLAN_FIELDS
 
 FIELDS = SERVE_PLAN_FIELDS + ("attn_dp", "prefill_replicas", "engine_version", "graph_padding", "moe_backend",
-                              "recv_interval", "quick_reduce", "async_scheduling")
+                              "recv_interval", "quick_reduce", "async_scheduling", "separate_prefill")
 INT_FIELDS = ("tp", "pp", "ep", "replicas", "max_batch", "max_batched_tokens", "prefill_replicas", "recv_interval")
 # Largest count a plan may name: the serving spec's cap on token counts (planner.spec.serving, 2**24). A
 # larger one describes no deployment, and past 2**63 numpy would hold it as a Python object.
@@ -64,6 +64,12 @@ def parse_serve_plan(text: str, sc) -> dict:
     row["async_scheduling"] = _flag(given, "async_scheduling")
     if row["async_scheduling"]:
         _engine_only(row, "async_scheduling (vLLM --async-scheduling: the next step scheduled while this one runs)", E.VLLM)
+    row["separate_prefill"] = _flag(given, "separate_prefill")
+    if row["separate_prefill"]:
+        _engine_only(row, "separate_prefill (vLLM V0's scheduler without chunked prefill)", E.VLLM)
+        if not row["engine_version"] < E.version_code(".".join(map(str, E.VLLM_V0_LAST_BEFORE))):
+            raise InputError("separate_prefill is the scheduler of vLLM's V0 engine, removed in vLLM 0.11.0: give "
+                             "the run's release as engine_version (below 0.11.0)", key="--plan separate_prefill")
     if row.get("recv_interval", 1) > 1:
         _engine_only(row, "recv_interval (decode steps between polls for new requests: --scheduler-recv-interval)", E.SGLANG)
     row["moe_backend"] = _choice("moe_backend", given.get("moe_backend", "default").lower(), E.MOE_BACKENDS)

@@ -63,7 +63,8 @@ def _row_indices(plan: dict) -> dict:
             "moe_backend": E.MOE_BACKENDS.index(plan.get("moe_backend", "default")),
             "recv_interval": plan.get("recv_interval", 1),
             "quick_reduce": E.QUICK_REDUCE.index(plan.get("quick_reduce", "none")),
-            "async_scheduling": bool(plan.get("async_scheduling"))}
+            "async_scheduling": bool(plan.get("async_scheduling")),
+            "separate_prefill": bool(plan.get("separate_prefill"))}
 
 
 def batch_sweep(scenario, plans: list[dict]) -> list[dict]:

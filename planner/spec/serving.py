@@ -75,6 +75,21 @@ def token_stats(value) -> tuple[float, float]:
     return mean, float(pts[-1][0])
 
 
+def length_biased_mean(value) -> float:
+    """Mean token count of a request picked in proportion to its count, E[t^2] / E[t]: what a
+    sequence in flight holds when lengths vary. A decode step samples the running sequences, and a
+    request stays in flight for as many steps as it has output tokens, so its output length is
+    length-biased (length-biased sampling, the inspection or waiting-time paradox of renewal theory;
+    Feller, An Introduction to Probability Theory and Its Applications, vol. 2); the mean for a fixed
+    count or {mean, p90}, which states no spread."""
+    if isinstance(value, int):
+        return float(value)
+    if isinstance(value, TokenMoments):
+        return float(value.mean)
+    total = sum(s for _, s in value)
+    return sum(t * t * s for t, s in value) / max(sum(t * s for t, s in value), 1e-30) if total else 0.0
+
+
 class SLO(Strict):
     ttft_ms_p90: PosFloat | None = None
     tpot_ms_p90: PosFloat | None = None
