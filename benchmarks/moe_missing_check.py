@@ -39,7 +39,7 @@ def _switch(step: int) -> None:
     # the name compute.elementwise_bytes_per_token calls (defined in compute_moe, imported into compute)
     compute.quant_padding_bytes_per_token = _ORIG["pad"] if step >= 1 else (lambda ctx, t: 0.0)
     nccl_measured.measured_table = _ORIG["table"] if step >= 2 else partial(_ORIG["table"], measured=False)
-    comm.probs_all_to_all_s = _ORIG["probs"] if step >= 3 else (lambda ctx, t: np.zeros(len(t["tp"])))
+    comm.probs_all_to_all_s = _ORIG["probs"] if step >= 3 else (lambda ctx, t, ep_g=None: np.zeros(len(t["tp"])))
 
 
 _ORIG = {"pad": compute.quant_padding_bytes_per_token, "probs": comm.probs_all_to_all_s,

@@ -87,6 +87,35 @@ def test_search_contract_and_slo():
     assert costs == sorted(costs)
 
 
+def test_formats_with_the_same_numbers_show_once(tmp_path):
+    """bf16 and fp16 store and compute alike: the search shows the first listed of each indistinguishable
+    set of formats and names the others (same_numbers), whose own estimate (--plan) gives the same numbers;
+    a format asked for alone is searched as before."""
+    from planner.serve.launch import plan_text
+
+    base = ("model: llama-3.1-8b\ncluster: {node: dgx-h100, nodes: 1}\n"
+            "serving: {input_tokens: 1000, output_tokens: 200, requests_per_s: 5}\ntop: 3\n")
+    both = write(tmp_path, "both.yaml", base + "search: {engines: [vllm], weights: [bf16, fp16], kv_cache: [bf16, fp16]}\n")
+    out = json.loads(run("serve", both, "--json").stdout)
+    assert len(out["plans"]) == 3
+    layouts = [{k: v for k, v in p["plan"].items() if k not in ("weights", "kv_cache")} for p in out["plans"]]
+    assert all(a != b for i, a in enumerate(layouts) for b in layouts[:i])  # no row repeats another's numbers
+    for p in out["plans"]:
+        assert (p["plan"]["weights"], p["plan"]["kv_cache"]) == ("bf16", "bf16")
+        assert sorted((a["weights"], a["kv_cache"]) for a in p["same_numbers"]) == [
+            ("bf16", "fp16"), ("fp16", "bf16"), ("fp16", "fp16")]
+    first = out["plans"][0]
+    twin = json.loads(run("serve", both, "--plan", plan_text({**first["plan"], "weights": "fp16", "kv_cache": "fp16"}),
+                          "--json").stdout)
+    assert {k: twin[k] for k in ("gpus", "memory", "latency", "throughput", "cost")} == \
+        {k: first[k] for k in ("gpus", "memory", "latency", "throughput", "cost")}
+    assert "same numbers with bf16/fp16, fp16/bf16, fp16/fp16" in run("serve", both).stdout
+    alone = write(tmp_path, "alone.yaml", base + "search: {engines: [vllm], weights: [fp16], kv_cache: [fp16]}\n")
+    out = json.loads(run("serve", alone, "--json").stdout)
+    assert out["plans"] and all((p["plan"]["weights"], p["plan"]["kv_cache"]) == ("fp16", "fp16")
+                                and "same_numbers" not in p for p in out["plans"])
+
+
 def test_plan_estimate_and_fp8_kv_fits_more():
     base = "engine=trtllm,weights=fp8,tp=2,replicas=1,max_batch=512"
     a = json.loads(run("serve", SERVE_70B, "--plan", base + ",kv_cache=bf16", "--json").stdout)

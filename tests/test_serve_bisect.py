@@ -21,16 +21,20 @@ BASE = {"name": "chat", "model": TINY, "cluster": {"node": "dgx-h100", "nodes": 
 def shared_variants(base: dict, load_key: str, moe_load: float) -> list[tuple[str, dict]]:
     """(objective, scenario) pairs both serving-search equivalence tests run (this one and
     test_serve_concurrency): the base under every objective, a budget, an MoE model at a heavier load
-    (serving.<load_key> = moe_load) and no SLO (last)."""
+    (serving.<load_key> = moe_load), number formats of the same numbers (bf16 / fp16: shown once, the
+    others named under same_numbers) and no SLO (last)."""
     budget = copy.deepcopy(base)
     budget["budget"] = {"max_usd_per_hour": 300}
     moe = copy.deepcopy(base)
     moe["model"] = {**TINY, "moe": {"experts": 8, "top_k": 2, "expert_ffn_hidden": 512}}
     moe["serving"][load_key] = moe_load
+    twins = copy.deepcopy(base)
+    twins["search"].update(weights=["bf16", "fp16", "fp8"], kv_cache=["fp8", "bf16", "fp16"])
     no_slo = copy.deepcopy(base)
     del no_slo["serving"]["slo"]
     return [("cost", base), ("latency", base), ("gpus", base), ("throughput", base), ("cost", budget),
-            ("latency", budget), ("cost", moe), ("latency", moe), ("cost", no_slo)]
+            ("latency", budget), ("cost", moe), ("latency", moe), ("cost", twins), ("throughput", twins),
+            ("cost", no_slo)]
 
 
 def _variants():

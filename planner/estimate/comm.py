@@ -161,10 +161,11 @@ def layer_comm(ctx, t, attn_layer_fwd_s, attn_layer_bwd_s=None) -> dict:
     # Expert parallel all-to-all: dispatch and combine, forward and backward (4 per MoE layer), over
     # the EP group of Megatron-Core's expert grid (order etp-ep-edp-pp: ep ranks etp apart, so with
     # etp = 1 the group runs over consecutive ranks of tp x cp x dp).
-    ep_layer, dispatch = 0.0, ep_dispatch_s(ctx, t)
+    ep_g = group(node, ep, t["etp"]) if m.moe else None  # profiled once for the dispatch and the probabilities
+    ep_layer, dispatch = 0.0, ep_dispatch_s(ctx, t, ep_g)
     if m.moe:
         ep_layer = dispatch * np.where(full_rc, 6, 4) + moe_metadata_s(node, ep, t["etp"]) \
-            + probs_all_to_all_s(ctx, t) * np.where(full_rc, 3, 2)
+            + probs_all_to_all_s(ctx, t, ep_g) * np.where(full_rc, 3, 2)
 
     # Pipeline send/recv of the boundary activation, forward and backward.
     bw, a = link(node, group(node, pp, tp * cp * dp))
@@ -200,20 +201,20 @@ def sp_quantised_gather_saving_s(ctx, t, elems, moe_layer: bool, tp_g: Group):
     return np.where(quantised, saving, 0.0)
 
 
-def ep_dispatch_s(ctx, t):
+def ep_dispatch_s(ctx, t, ep_g: Group | None = None):
     """Seconds of one MoE dispatch (or combine) per micro-batch: the all-to-all of this rank's
     routed copies (tokens x top_k x hidden / tp, 16-bit; the busiest rank sends and receives
     moe_load_imbalance times the balanced share), or with the DeepEP / HybridEP kernels each token once
     per destination node and GPU (planner.estimate.ep_dedup, over the TPxEP group), plus, with etp > 1 and
     the all-to-all, the expert-tensor-parallel all-gather (or reduce-scatter) of the received tokens. Zero
-    for dense models."""
+    for dense models. `ep_g`: the EP group (ep_all_to_all_s), where the caller has it."""
     m = ctx.model
     if not m.moe:
         return np.zeros(T.size(t))
     tokens = t["mbs"] * ctx.seq_len / t["cp"]
     token_bytes = 2.0 * m.hidden / t["tp"] * ctx.scenario.runtime.moe_load_imbalance
     a2a_bytes = tokens * m.moe.top_k * token_bytes
-    send = ep_all_to_all_s(ctx, t, a2a_bytes) + expert_tp_gather_s(ctx.node, a2a_bytes, t["etp"])
+    send = ep_all_to_all_s(ctx, t, a2a_bytes, ep_g) + expert_tp_gather_s(ctx.node, a2a_bytes, t["etp"])
     if ctx.scenario.runtime.moe_dispatcher in DEDUP_DISPATCHERS:  # Megatron's flex dispatcher (TPxEP group)
         send = np.where(t["framework"] == MEG, ep_dedup.dedup_dispatch_s(ctx, t, tokens, token_bytes), send)
     return send
@@ -226,20 +227,21 @@ def ep_dispatch_s(ctx, t):
 PROB_BYTES = 2.0
 
 
-def probs_all_to_all_s(ctx, t):
+def probs_all_to_all_s(ctx, t, ep_g: Group | None = None):
     """Seconds of one all-to-all of the routing probabilities (tokens x top_k / tp x PROB_BYTES per
     rank; a few hundred kB, so latency-bound): forward dispatch and backward, again in a recomputed
     forward (layer_comm counts 2, or 3 with full recompute). Megatron's all-to-all dispatcher only:
     DeepEP and HybridEP carry the probabilities inside their fused dispatch kernels, and torchtitan
-    weights the tokens by their scores on the sending side. Zero for dense models."""
+    weights the tokens by their scores on the sending side. Zero for dense models. `ep_g`: as ep_dispatch_s."""
     m = ctx.model
     if not m.moe or ctx.scenario.runtime.moe_dispatcher != "alltoall":
         return np.zeros(T.size(t))
     tokens = t["mbs"] * ctx.seq_len / t["cp"]
-    return np.where(t["framework"] == MEG, ep_all_to_all_s(ctx, t, PROB_BYTES * tokens * m.moe.top_k / t["tp"]), 0.0)
+    return np.where(t["framework"] == MEG, ep_all_to_all_s(ctx, t, PROB_BYTES * tokens * m.moe.top_k / t["tp"], ep_g),
+                    0.0)
 
 
-def ep_all_to_all_s(ctx, t, a2a_bytes):
+def ep_all_to_all_s(ctx, t, a2a_bytes, ep_g: Group | None = None):
     """One expert-parallel all-to-all of `a2a_bytes` per rank. The all-to-all token dispatcher
     (runtime.moe_dispatcher 'alltoall': Megatron-Core MoEAlltoAllTokenDispatcher, torchtitan's
     all_to_all_single) runs NCCL's all-to-all; where its EP group lies on one 8-GPU NVSwitch board of
@@ -251,10 +253,12 @@ def ep_all_to_all_s(ctx, t, a2a_bytes):
     at that size is used: NCCL's all-to-all reaches 0.45-0.8 of the link model's rate there
     (benchmarks/collective_results.md; e.g. B200, 8 GPUs, 128 MiB per rank: 0.250 ms measured, 415 GB/s
     bus bandwidth against the model's 611). Elsewhere the link
-    model (all_to_all_s)."""
+    model (all_to_all_s). `ep_g`: the group of ep ranks etp apart (topology.group), profiled here if not given."""
     from planner.serve import nccl_measured
 
-    model = all_to_all_s(ctx.node, a2a_bytes, group(ctx.node, t["ep"], t["etp"]))
+    if ep_g is None:
+        ep_g = group(ctx.node, t["ep"], t["etp"])
+    model = all_to_all_s(ctx.node, a2a_bytes, ep_g)
     if ctx.scenario.runtime.moe_dispatcher != "alltoall":
         return model
     ep = np.broadcast_to(np.asarray(t["ep"]), np.shape(model) or (1,))

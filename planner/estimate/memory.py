@@ -100,19 +100,9 @@ def _rows(d, rows):
 
 def verdict_keys(ctx, t) -> tuple[str, ...]:
     """What the memory verdict reads of the most loaded stage: its total and the figures host_parts
-    reads (found by running it on a recording dict: one row of zeros per key asked)."""
-    seen: set[str] = set()
-
-    class Recorder(dict):
-        def __getitem__(self, key):
-            seen.add(key)
-            return np.zeros(1)
-
-        def get(self, key, default=None):
-            return self[key]
-
-    host_parts(ctx, {k: np.asarray(v)[:1] for k, v in t.items()}, Recorder())
-    return ("total", *sorted(seen))
+    reads (found by running it on a recording dict: one row of zeros per key asked, table.read_keys)."""
+    one = {k: np.asarray(v)[:1] for k, v in t.items()}
+    return ("total", *sorted(T.read_keys(lambda parts: host_parts(ctx, one, parts), {}, fill=np.zeros(1))))
 
 
 def most_loaded_stage(ctx, t, per_layer: dict, decided=None, all_ranks: bool = False, keep=None) -> dict:

@@ -129,23 +129,24 @@ def compact(v: np.ndarray) -> np.ndarray:
     return v
 
 
-def read_keys(call, sample: dict) -> set[str]:
+def read_keys(call, sample: dict, fill=None) -> set[str]:
     """The columns of `sample` that call(table) reads (by [] or .get), found by running it on a
-    recording copy of `sample` (its numbers mean nothing: numpy's warnings silenced)."""
+    recording copy of `sample` (its numbers mean nothing: numpy's warnings silenced). With `fill`, every
+    key is there: one `sample` lacks reads as `fill` (also by .get) and counts too."""
     seen: set[str] = set()
 
     class Recorder(dict):
         def __getitem__(self, key):
             seen.add(key)
-            return super().__getitem__(key)
+            return fill if fill is not None and key not in self else super().__getitem__(key)
 
         def get(self, key, default=None):
             seen.add(key)
-            return super().get(key, default)
+            return super().get(key, default if fill is None else fill)
 
     with np.errstate(all="ignore"):
         call(Recorder(sample))
-    return seen & set(sample)
+    return seen if fill is not None else seen & set(sample)
 
 
 def distinct(a: np.ndarray, axis=None) -> np.ndarray:

@@ -166,15 +166,10 @@ def _rule_reads(runtime=None) -> frozenset[str]:
 
 @functools.cache
 def _reads_under(runtime_json: str) -> frozenset[str]:
-    seen: set[str] = set()
-
-    class Recorder(dict):
-        def __getitem__(self, key):
-            seen.add(key)
-            return super().__getitem__(key)
-
-    framework_mask(Recorder({k: np.zeros(1, dtype=np.int64) for k in (*COLUMNS, *T.CATEGORICAL, "zero")}
-                            | {"sp": np.zeros(1, dtype=bool)}), runtime=Runtime.model_validate_json(runtime_json))
+    runtime = Runtime.model_validate_json(runtime_json)
+    seen = T.read_keys(lambda r: framework_mask(r, runtime=runtime),
+                       {k: np.zeros(1, dtype=np.int64) for k in (*COLUMNS, *T.CATEGORICAL, "zero")}
+                       | {"sp": np.zeros(1, dtype=bool)})
     return frozenset(seen | {"tp", "framework"})  # tp, framework: sp and its sequence check
 
 

@@ -54,9 +54,9 @@ def _expand(m: np.ndarray, first: int = 1) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _at_batch(ctx, t, b, links, dis: bool) -> tuple:
-    """(iteration s, TTFT p50 service s, busy prefill tokens/s, TTFT p90 service s) of the rows of t at
-    b decoding sequences (evaluate._evaluate's calls; no TTFT on the decode instances of a disaggregated
-    plan: theirs is the prefill pool's)."""
+    """(iteration s, TTFT p50 service s, busy prefill tokens/s, TTFT p90 service s + the p90 scheduling
+    wait) of the rows of t at b decoding sequences (evaluate._evaluate's calls; no TTFT on the decode
+    instances of a disaggregated plan: theirs is the prefill pool's)."""
     saved, ctx.links = ctx.links, links
     try:
         t_iter = V._iter(ctx, t, b)
@@ -64,13 +64,13 @@ def _at_batch(ctx, t, b, links, dis: bool) -> tuple:
             return t_iter, None, None, None
         ttft50, pf_rate = V._ttft_service(ctx, t, b, ctx.in_mean, rate=True)
         ttft90 = ttft50 if ctx.in_p90 == ctx.in_mean else V._ttft_service(ctx, t, b, ctx.in_p90)[0]
-        return t_iter, ttft50, pf_rate, ttft90
+        return t_iter, ttft50, pf_rate, ttft90 + V.schedule_wait(t, t_iter, 0.9)
     finally:
         ctx.links = saved
 
 
 def _timed(ctx, t, b_cap, gi, r, conc, dis: bool):
-    """Per (group, decode count) rows: b = min(b_cap, C / r), b_eval and _at_batch at b_eval. Where the
+    """Per (group, decode count) rows: b = min(b_cap, C / r) and _at_batch at b_eval = max(b, 1e-3). Where the
     batch is full (b_eval = max(b_cap, 1): the same inputs for every such count of a group) the values
     are the group's, computed once; the time model runs per row only below the cap."""
     b = np.minimum(b_cap[gi], conc / r)
@@ -85,7 +85,7 @@ def _timed(ctx, t, b_cap, gi, r, conc, dis: bool):
         for o, v in zip(out, vals):
             if o is not None:
                 o[part] = v
-    return b, b_eval, out
+    return b, out
 
 
 def search(sc, g: dict, objective: str, top: int, order, feasible_mask) -> tuple[dict, int, int]:
@@ -170,21 +170,19 @@ def _block(sc, ctx, t, mem, m, inst, pos, conc, colocated, splits, objective, ke
             b_cap = np.maximum(np.minimum(np.minimum(tg["max_batch"], mem["seqs_running"]), np.floor(token_cap)), 0)
             # rows no split can make feasible: the group's memory or batch fails, or TPOT misses its target
             gi, r = _expand(np.where((mem["verdict"] < 2) & (b_cap >= 1), m - dis, 0))
-            b, b_eval, timed = _timed(ctx, tg, b_cap, gi, r, conc, dis)
+            b, timed = _timed(ctx, tg, b_cap, gi, r, conc, dis)
             if s.slo.tpot_ms_p90 is not None and not explain:
                 fast = np.flatnonzero(timed[0] * 1e3 <= s.slo.tpot_ms_p90)  # evaluate._meets_slo's test
-                gi, r, b, b_eval = gi[fast], r[fast], b[fast], b_eval[fast]
+                gi, r, b = gi[fast], r[fast], b[fast]
                 timed = [None if x is None else x[fast] for x in timed]
             t_iter, ttft50, pf_rate, ttft90 = timed
-            # per (group, count), the same for every split: decode output rate and the wait for a batch slot
-            dec_out = b / t_iter * r
-            wait = np.maximum(s.concurrency / r - b, 0) / np.maximum(b_eval / t_iter / ctx.out_mean, 1e-30)
+            dec_out = b / t_iter * r  # per (group, count), the same for every split: decode output rate
             if dis:
                 pools = V._prefill_pools(ctx, tg, np.ones(n_g, dtype=bool))
         # evaluate._evaluate's concurrency formulas (only the p90s: the SLO and the ranking read those)
         if dis:
             sel = r <= (m[gi] - p)
-            gs, rs, ti, wt = gi[sel], r[sel], t_iter[sel], wait[sel]
+            gs, rs, ti, bs = gi[sel], r[sel], t_iter[sel], b[sel]
             _, pf_tok_s, _, pf90, kv_move90 = (x[gs] for x in pools)
             pre = np.full(len(gs), p, dtype=np.int64)
             pool_req_s = pre * pf_tok_s / np.maximum(i_eff, 1.0)
@@ -193,16 +191,13 @@ def _block(sc, ctx, t, mem, m, inst, pos, conc, colocated, splits, objective, ke
             rate = pf_tok_s
             out_tok_s = np.minimum(dec_out[sel], pool_req_s * ctx.out_mean)
         else:
-            gs, rs, ti, wt, rate = gi, r, t_iter, wait, pf_rate
-            t90 = ttft90 + V.schedule_wait({"engine": t["engine"][gs]}, ti, 0.9)  # evaluate's TTFT p90 service
+            gs, rs, ti, bs, rate = gi, r, t_iter, b, pf_rate
+            t90 = ttft90
             pre = np.zeros(len(gs), dtype=np.int64)
             queue_reps = rs
             out_tok_s = dec_out
-        sources = (b[sel] if dis else b) * rs / queue_reps  # evaluate's b x replicas / queue_reps
-        q90 = V.closed_loop_wait_quantile(out_tok_s / ctx.out_mean / queue_reps, rate / np.maximum(i_eff, 1.0),
-                                          sources, 0.9)
         gpus = t["tp"][gs] * t["pp"][gs] * (rs + pre)
-        ttft = {"p90": t90 + (wt + q90)}
+        ttft = {"p90": t90 + V.concurrency_wait(ctx, conc, rs, bs, ti, out_tok_s, rate, queue_reps, 0.9)}
         tpot = {"p50": ti, "p90": ti}  # _meets_slo reads p50 for the shape only
         usd_h = gpus * ctx.price if ctx.price is not None else np.full(gpus.shape, np.nan)
         usd_m = usd_h / 3600.0 / np.maximum(out_tok_s, 1e-30) * 1e6

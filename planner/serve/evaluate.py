@@ -330,11 +330,8 @@ def _evaluate(sc, t: dict) -> dict:
         tpot90 = t_iter
         out_tok_s = np.where(dis, np.minimum(b / t_iter * reps, pool_req_s * ctx.out_mean), b / t_iter * reps)
         if s.mode == "concurrency":
-            waiting = np.maximum(s.concurrency / reps - b, 0)
-            wait50 = wait90 = waiting / np.maximum(b_eval / t_iter / ctx.out_mean, 1e-30)
-            q50, q90 = _closed_loop_prefill_wait(out_tok_s / ctx.out_mean / queue_reps,
-                                                 pf_rate / np.maximum(i_eff, 1.0), b * reps / queue_reps)
-            wait50, wait90 = wait50 + q50, wait90 + q90
+            wait50 = concurrency_wait(ctx, s.concurrency, reps, b, t_iter, out_tok_s, pf_rate, queue_reps, 0.5)
+            wait90 = concurrency_wait(ctx, s.concurrency, reps, b, t_iter, out_tok_s, pf_rate, queue_reps, 0.9)
     gpus = t["tp"] * t["pp"] * (reps + pre)
     ttft = {"p50": ttft50 + wait50, "p90": ttft90 + wait90}
     tpot = {"p50": t_iter, "p90": tpot90}
@@ -359,10 +356,17 @@ def schedule_wait(t, t_iter, q: float):
     return q * E.plan_recv_interval(t) * t_iter
 
 
-def _closed_loop_prefill_wait(lam, mu, sources):
-    """(p50, p90) seconds a new prompt waits for the prompts ahead of it at a fixed concurrency
-    (closed_loop_wait_quantile)."""
-    return closed_loop_wait_quantile(lam, mu, sources, 0.5), closed_loop_wait_quantile(lam, mu, sources, 0.9)
+def concurrency_wait(ctx, conc, reps, b, t_iter, out_tok_s, pf_rate, queue_reps, q: float):
+    """Quantile q of the seconds a new request waits at a fixed concurrency conc before its prefill starts
+    (beyond the scheduling wait): for a batch slot (the conc / reps - b requests of a replica beyond its b
+    running ones, at its completion rate b / t_iter / output requests/s), then for the prompts ahead of it
+    in the prefill queue that queue_reps servers of pf_rate tokens/s share: the finite-source queue of the
+    b x reps / queue_reps requests running per server, completing out_tok_s / output / queue_reps requests/s
+    (closed_loop_wait_quantile). evaluate and planner.serve.concurrency both call this."""
+    slot = np.maximum(conc / reps - b, 0) / np.maximum(np.maximum(b, 1e-3) / t_iter / ctx.out_mean, 1e-30)
+    i_eff = ctx.in_mean * (1 - ctx.hit)
+    return slot + closed_loop_wait_quantile(out_tok_s / ctx.out_mean / queue_reps, pf_rate / np.maximum(i_eff, 1.0),
+                                            b * reps / queue_reps, q)
 
 
 def erlang_b(m, a):

@@ -29,6 +29,12 @@ def _ms(x, fmt: str) -> str:
     return "n/a" if x is None else format(x, fmt) + " ms"
 
 
+def same_numbers_text(r: dict) -> str:
+    """The other weights / KV-cache formats that give plan r's numbers (planner.serve.search keeps one row)."""
+    alts = r.get("same_numbers") or []
+    return "same numbers with " + ", ".join(f"{a['weights']}/{a['kv_cache']}" for a in alts) if alts else ""
+
+
 def plans_table(plans: list[dict], title: str) -> Table:
     t = Table(title=title, title_justify="left", header_style="bold", pad_edge=False)
     for col, just in (("#", "right"), ("engine", "left"), ("w/kv", "left"), ("layout", "left"),
@@ -51,6 +57,9 @@ def render_serve(result: dict, console) -> None:
              f"({result['evaluated']} evaluated) on up to {result['gpus_available']} x {result['gpu']}, "
              f"ranked by {result['objective']}")
     console.print(plans_table(result["plans"], title))
+    for i, r in enumerate(result["plans"], 1):
+        if same_numbers_text(r):
+            console.print(f"#{i}: {same_numbers_text(r)}", soft_wrap=True)
     best = result["plans"][0]
     console.print(f"best: {best['gpus']} GPUs, {best['throughput']['output_tokens_per_s']:,.0f} output tokens/s, "
                   f"KV cache {best['memory']['kv_cache_gib']:.0f} GiB/GPU", soft_wrap=True)

@@ -20,6 +20,7 @@ from planner.report import charts
 from planner.report.html import figure, kv_table, page, section, table
 from planner.serve import engines as E
 from planner.serve.launch import plan_text
+from planner.serve.render import same_numbers_text
 
 SHOWN = 6  # plans drawn in the charts
 MEMORY_PARTS = (("weights_gib", "weights", "#4e79a7"), ("kv_cache_gib", "KV cache", "#f28e2b"),
@@ -141,7 +142,8 @@ def _num(x, fmt="{:,.1f}"):
 
 
 def plans_table(plans: list[dict]) -> str:
-    rows = [[i, plan_text(r["plan"]), r.get("gpus", ""), _num(r["memory"]["per_gpu_gib"]), r["memory"]["verdict"],
+    rows = [[i, " ".join(filter(None, (plan_text(r["plan"]), same_numbers_text(r) and f"({same_numbers_text(r)})"))),
+             r.get("gpus", ""), _num(r["memory"]["per_gpu_gib"]), r["memory"]["verdict"],
              _num(r["latency"]["ttft_ms"]["p90"]), _num(r["latency"]["tpot_ms"]["p90"], "{:,.2f}"),
              _num(r["throughput"]["output_tokens_per_s"], "{:,.0f}"),
              _num(r["cost"]["usd_per_million_output_tokens"], "${:,.4f}")]

@@ -7,6 +7,7 @@ under the rate, miss the SLO or break the budget, and ranks the rest by the obje
 from __future__ import annotations
 
 import itertools
+import json
 
 import numpy as np
 from planner.serve import concurrency
@@ -275,16 +276,7 @@ def solve_serving(sc, objective: str | None = None, top: int | None = None, bise
     from planner.spec.serving import token_stats
 
     idx = idx[_order(_sub(ev, idx), token_stats(sc.serving.output_tokens)[0], objective)]
-    plans, seen = [], set()
-    for i in idx:
-        row = result_row(ev, t, int(i))
-        key = tuple(v for k, v in row["plan"].items() if k != "max_batch")
-        if key in seen:  # the same deployment with a smaller max_batch ranks lower: show it once
-            continue
-        seen.add(key)
-        plans.append(row)
-        if len(plans) >= top:
-            break
+    plans = _distinct_plans(ev, t, idx, top)
     out = {"scenario": sc.name, "mode": sc.serving.mode, "objective": objective, "gpu": sc.cluster.node.gpu.name,
            "gpus_available": max_gpus(sc), "evaluated": evaluated if evaluated is not None else int(len(t["tp"])),
            "feasible": n_feasible if n_feasible is not None else int(ok.sum()),
@@ -294,6 +286,53 @@ def solve_serving(sc, objective: str | None = None, top: int | None = None, bise
 
         out["infeasible"] = explain_serving(sc, t, ev)
     return out
+
+
+FORMAT_KEYS = ("weights", "kv_cache")  # the plan's number formats (table columns wq, kv)
+
+
+def _distinct_plans(ev, t: dict, idx: np.ndarray, top: int) -> list[dict]:
+    """The JSON rows of the ranked plans idx (best first), at most `top`, each deployment once: of one with
+    several max_batch the first (the largest ranks first); of one in several number formats with the same
+    numbers (_numbers) the first, which names the others under `same_numbers`, those ranked below the
+    top too (the rows that differ from a shown one in wq / kv alone)."""
+    plans, seen, shown, rows = [], set(), {}, []
+
+    def take(i: int, new: bool) -> None:
+        row = result_row(ev, t, i)
+        key = tuple(v for k, v in row["plan"].items() if k != "max_batch")
+        if key in seen:  # the same deployment with a smaller max_batch ranks lower: show it once
+            return
+        seen.add(key)
+        twin = shown.setdefault(_numbers(row), row) if new else shown.get(_numbers(row))
+        if twin is not None and twin is not row:  # another number format of a shown plan, the same numbers
+            twin.setdefault("same_numbers", []).append({k: row["plan"][k] for k in FORMAT_KEYS})
+        elif new:
+            plans.append(row)
+            rows.append(i)
+
+    pos = 0
+    while pos < len(idx) and len(plans) < top:
+        take(int(idx[pos]), True)
+        pos += 1
+    rest = idx[pos:]
+    other = [k for k in t if k not in ("wq", "kv")]
+    formats_only = np.zeros(len(rest), dtype=bool)
+    for j in rows:
+        formats_only |= np.logical_and.reduce([t[k][rest] == t[k][j] for k in other])
+    for i in rest[formats_only]:
+        take(int(i), False)
+    return plans
+
+
+def _numbers(row: dict) -> str:
+    """What tells a result row apart from the same deployment in other number formats (FORMAT_KEYS): its
+    plan without them and every figure (memory, latency, throughput, cost) at the JSON's precision. Two
+    formats of the same storage and kernels (bf16 / fp16; int4-awq / int4-gptq: the same bytes per
+    weight and the same GEMM paths) give the same key: solve_serving shows the first and lists the others
+    under its `same_numbers`."""
+    plan = {k: v for k, v in row["plan"].items() if k not in FORMAT_KEYS}
+    return json.dumps({**row, "plan": plan}, sort_keys=True)
 
 
 def _sub(ev, idx):
