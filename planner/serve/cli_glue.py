@@ -68,8 +68,9 @@ def run_serve(path, plan_text, as_json, top, objective, emit_dir, report_path, f
     if report_path:
         if _report_writer() is None:
             raise InputError("--report is not available for serving in this build (planner.serve.report is missing)")
-        if Path(report_path).exists() and not force:
-            raise InputError("file exists; use --force to overwrite it", file=report_path)
+        from planner.export import check_output_file
+
+        check_output_file(report_path, force)
     sc = load_serving_scenario(path)
     console = err if as_json else out
     if plan_text is not None:

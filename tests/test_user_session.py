@@ -1,0 +1,32 @@
+"""Regressions found by running the acceptance checks of issues 11, 12 and 14 as a new user would
+(docs/acceptance_check.md, third audit): each test fails on the code before its fix."""
+
+import yaml
+from click.testing import CliRunner
+
+from planner.cli import main
+
+runner = CliRunner()
+TINY = {"name": "tiny", "layers": 4, "hidden": 512, "heads": 8, "kv_heads": 2, "ffn_hidden": 1536, "vocab": 32000}
+SERVE = {"name": "s", "model": TINY, "cluster": {"node": "dgx-h100", "nodes": 1},
+         "serving": {"input_tokens": 1024, "output_tokens": 256, "requests_per_s": 5},
+         "search": {"engines": ["vllm"], "weights": ["bf16"], "kv_cache": ["fp8"]}}
+TRAIN = {"name": "t", "model": TINY, "cluster": {"node": "dgx-h100", "nodes": 1},
+         "training": {"seq_len": 2048, "global_batch": 32, "tokens": 1.0e9}}
+
+
+def _file(tmp_path, data, name="s.yaml"):
+    p = tmp_path / name
+    p.write_text(yaml.safe_dump(data, sort_keys=False))
+    return p
+
+
+def test_a_report_into_a_missing_folder_fails_before_the_work(tmp_path):
+    """`solve / serve / compare --report no/such/dir/r.html` ran the whole search, printed its table and
+    only then said 'the folder does not exist' (an existing file was already refused up front)."""
+    missing = tmp_path / "no" / "such" / "r.html"
+    for cmd, data in (("solve", TRAIN), ("serve", SERVE)):
+        r = runner.invoke(main, [cmd, str(_file(tmp_path, data)), "--report", str(missing)])
+        assert r.exit_code == 2 and "the folder does not exist" in r.output, r.output
+        assert "tok/s" not in r.output and "best" not in r.output, r.output  # no table: nothing was run
+    assert not missing.parent.exists()
