@@ -30,3 +30,18 @@ def test_a_report_into_a_missing_folder_fails_before_the_work(tmp_path):
         assert r.exit_code == 2 and "the folder does not exist" in r.output, r.output
         assert "tok/s" not in r.output and "best" not in r.output, r.output  # no table: nothing was run
     assert not missing.parent.exists()
+
+
+def test_a_bound_broken_in_one_union_member_is_the_only_message(tmp_path):
+    """`input_tokens: 0` (an integer, or {mean, p90}, or a list) said 'greater than or equal to 1' and
+    then 'should be a valid dictionary or instance of TokenMoments' and 'should be a valid list';
+    `cluster.nodes: 1000000` likewise. The bound of the member meant is the message."""
+    for block, key, value in (("serving", "input_tokens", 0), ("serving", "output_tokens", float("nan")),
+                              ("cluster", "nodes", 1_000_000)):
+        data = {**SERVE, block: {**SERVE[block], key: value}}
+        r = runner.invoke(main, ["serve", str(_file(tmp_path, data))])
+        assert r.exit_code == 2 and f"{block}.{key}: " in r.output, r.output
+        assert "valid list" not in r.output and "valid dictionary" not in r.output, r.output
+    data = {**SERVE, "cluster": {**SERVE["cluster"], "nodes": "abc"}}  # no member's bound: every type is said
+    r = runner.invoke(main, ["serve", str(_file(tmp_path, data))])
+    assert r.exit_code == 2 and "valid list" in r.output, r.output
