@@ -45,3 +45,13 @@ def test_a_bound_broken_in_one_union_member_is_the_only_message(tmp_path):
     data = {**SERVE, "cluster": {**SERVE["cluster"], "nodes": "abc"}}  # no member's bound: every type is said
     r = runner.invoke(main, ["serve", str(_file(tmp_path, data))])
     assert r.exit_code == 2 and "valid list" in r.output, r.output
+
+
+def test_etp_on_a_dense_model_is_refused_like_ep(tmp_path):
+    """`estimate --plan ...,etp=2` on a dense model was accepted and printed etp 2 in the plan (ep=2 is
+    refused: 'has no experts'); etp = tp, what the search's dense plans carry, still round-trips."""
+    p = _file(tmp_path, {**TRAIN, "cluster": {"node": "dgx-h100", "nodes": 1}})
+    r = runner.invoke(main, ["estimate", str(p), "--plan", "framework=megatron,tp=1,zero=1,etp=2"])
+    assert r.exit_code == 2 and "etp = 2" in r.output and "no experts" in r.output, r.output
+    r = runner.invoke(main, ["estimate", str(p), "--plan", "framework=megatron,tp=2,zero=1,etp=2"])
+    assert r.exit_code == 0, r.output
