@@ -55,3 +55,30 @@ def test_etp_on_a_dense_model_is_refused_like_ep(tmp_path):
     assert r.exit_code == 2 and "etp = 2" in r.output and "no experts" in r.output, r.output
     r = runner.invoke(main, ["estimate", str(p), "--plan", "framework=megatron,tp=2,zero=1,etp=2"])
     assert r.exit_code == 0, r.output
+
+
+def test_nearest_fixes_at_an_unreachable_rate_name_the_tpot_target_and_lead_to_a_plan(tmp_path):
+    """At a rate no plan sustains, the fixes were 'use at least N GPUs' counted at the best output
+    tokens/s per GPU of any plan, whatever its TPOT: a user who added those GPUs found the TPOT target
+    out of reach (70B on 8 H100 at 50 req/s, TPOT 5 ms: 'use at least 18 GPUs'; on 24, 'relax TPOT to
+    25 ms'). Now a TPOT target that no plan meets at the batch the rate fills is named with the nearest
+    one met, and the GPUs are counted at that TPOT: following both fixes gives a plan."""
+    import json
+    import math
+    import re
+
+    data = {"name": "s", "model": "llama-3.1-8b", "cluster": {"node": "dgx-h100", "nodes": 1},
+            "serving": {"input_tokens": 1024, "output_tokens": 256, "requests_per_s": 1000,
+                        "slo": {"tpot_ms_p90": 2}},
+            "search": {"engines": ["vllm"], "weights": ["fp8"], "kv_cache": ["fp8"]}}
+    r = runner.invoke(main, ["serve", str(_file(tmp_path, data)), "--json"])
+    assert r.exit_code == 1, r.output
+    why = json.loads(r.stdout)["infeasible"]
+    assert any("2 ms target" in x for x in why["reasons"]), why
+    changes = [f["change"] for f in why["fixes"]]
+    tpot = int(next(re.search(r"relax slo.tpot_ms_p90 to (\d+)", c).group(1) for c in changes if "tpot" in c))
+    gpus = int(next(re.search(r"use at least (\d+) GPUs", c).group(1) for c in changes if "GPUs" in c))
+    data["serving"]["slo"]["tpot_ms_p90"] = tpot
+    data["cluster"]["nodes"] = math.ceil(gpus / 8)
+    r = runner.invoke(main, ["serve", str(_file(tmp_path, data)), "--json"])
+    assert r.exit_code == 0, r.output
