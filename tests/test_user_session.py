@@ -82,3 +82,14 @@ def test_nearest_fixes_at_an_unreachable_rate_name_the_tpot_target_and_lead_to_a
     data["cluster"]["nodes"] = math.ceil(gpus / 8)
     r = runner.invoke(main, ["serve", str(_file(tmp_path, data)), "--json"])
     assert r.exit_code == 0, r.output
+
+
+def test_vllm_plan_with_fewer_batched_tokens_than_sequences_is_refused(tmp_path):
+    """`serve --plan engine=vllm,max_batched_tokens=1` was estimated (0 output tokens/s) and its launch
+    file would pass --max-num-batched-tokens 1 --max-num-seqs 1024, which vLLM's SchedulerConfig refuses
+    (max_num_batched_tokens must be >= max_num_seqs). SGLang / TensorRT-LLM have no such rule."""
+    p = _file(tmp_path, SERVE)
+    r = runner.invoke(main, ["serve", str(p), "--plan", "engine=vllm,max_batch=64,max_batched_tokens=32"])
+    assert r.exit_code == 2 and "max_batched_tokens" in r.output and "max_num_seqs" in r.output, r.output
+    for plan in ("engine=vllm,max_batch=64,max_batched_tokens=64", "engine=sglang,max_batch=64,max_batched_tokens=32"):
+        assert runner.invoke(main, ["serve", str(p), "--plan", plan]).exit_code == 0, plan
