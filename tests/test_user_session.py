@@ -93,3 +93,26 @@ def test_vllm_plan_with_fewer_batched_tokens_than_sequences_is_refused(tmp_path)
     assert r.exit_code == 2 and "max_batched_tokens" in r.output and "max_num_seqs" in r.output, r.output
     for plan in ("engine=vllm,max_batch=64,max_batched_tokens=64", "engine=sglang,max_batch=64,max_batched_tokens=32"):
         assert runner.invoke(main, ["serve", str(p), "--plan", plan]).exit_code == 0, plan
+
+
+def test_vllm_expert_parallel_is_all_or_nothing(tmp_path):
+    """vLLM's --enable-expert-parallel makes the experts one group over all tp x dp GPUs: the search
+    ranked vLLM plans with 1 < ep < tp (Qwen3-235B on 8 H200: 36 of them) whose --emit then failed
+    ('cannot be expressed'), and `--plan engine=vllm,tp=4,ep=4... attn_dp` with ep 2 was emitted as ep 4.
+    Such plans are now left out of the search and refused by --plan; SGLang keeps them (--ep-size)."""
+    import json
+
+    moe = {"name": "tiny-moe", "layers": 4, "hidden": 1024, "heads": 8, "kv_heads": 8, "ffn_hidden": 2048,
+           "vocab": 32000, "moe": {"experts": 8, "top_k": 2, "expert_ffn_hidden": 512}}
+    data = {**SERVE, "model": moe, "search": {"engines": ["vllm", "sglang"], "weights": ["bf16"],
+                                               "kv_cache": ["bf16"], "tp": [4], "ep": [1, 2, 4]}}
+    p = _file(tmp_path, data)
+    r = runner.invoke(main, ["serve", str(p), "--json", "--top", "10000"])
+    assert r.exit_code == 0, r.output
+    plans = [x["plan"] for x in json.loads(r.stdout)["plans"]]
+    assert not [x for x in plans if x["engine"] == "vllm" and x["ep"] not in (1, x["tp"])], plans
+    assert [x for x in plans if x["engine"] == "sglang" and x["ep"] == 2]
+    for plan in ("engine=vllm,tp=4,ep=2", "engine=vllm,tp=4,ep=2,attn_dp=true"):
+        r = runner.invoke(main, ["serve", str(p), "--plan", plan])
+        assert r.exit_code == 2 and "--plan ep" in r.output, (plan, r.output)
+    assert runner.invoke(main, ["serve", str(p), "--plan", "engine=sglang,tp=4,ep=2"]).exit_code == 0
