@@ -116,3 +116,23 @@ def test_vllm_expert_parallel_is_all_or_nothing(tmp_path):
         r = runner.invoke(main, ["serve", str(p), "--plan", plan])
         assert r.exit_code == 2 and "--plan ep" in r.output, (plan, r.output)
     assert runner.invoke(main, ["serve", str(p), "--plan", "engine=sglang,tp=4,ep=2"]).exit_code == 0
+
+
+def test_serve_emit_skips_a_ranked_plan_it_cannot_launch_and_writes_the_others(tmp_path):
+    """On GB200 (4 GPUs a node) the search ranked vLLM attention-DP replicas of 8 GPUs first, and
+    `serve --emit` failed on them after the search (exit 2, no file), as `solve --emit` does not: it
+    skips such ranks with the reason and writes the rest. A single --plan still exits 2."""
+    moe = {"name": "tiny-moe", "layers": 4, "hidden": 1024, "heads": 8, "kv_heads": 8, "ffn_hidden": 2048,
+           "vocab": 32000, "moe": {"experts": 8, "top_k": 2, "expert_ffn_hidden": 512}}
+    data = {**SERVE, "model": moe, "cluster": {"node": "gb200-nvl72", "nodes": 2},
+            "search": {"engines": ["vllm", "sglang"], "weights": ["bf16"], "kv_cache": ["bf16"], "tp": [8],
+                       "ep": [8]}}
+    p = _file(tmp_path, data)
+    out = tmp_path / "emit"
+    r = runner.invoke(main, ["serve", str(p), "--emit", str(out), "--top", "4"])
+    assert r.exit_code == 0 and "skipped rank" in r.output and "several nodes" in r.output, r.output
+    written = sorted(x.name for x in out.iterdir())
+    assert written and len(written) < 4, written
+    r = runner.invoke(main, ["serve", str(p), "--plan", "engine=vllm,tp=8,ep=8,attn_dp=true",
+                             "--emit", str(tmp_path / "one")])
+    assert r.exit_code == 2 and "several nodes" in r.output, r.output
