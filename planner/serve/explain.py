@@ -66,7 +66,7 @@ def explain_serving(sc, t: dict, ev: dict) -> dict:
         at = "" if target is None else f" with TPOT p90 within {target:g} ms"
         reasons.append(f"{s.requests_per_s:g} requests/s need about {need:.0f} GPUs at the best "
                        f"{per_gpu:,.0f} output tokens/s per GPU{at}; {g} are available")
-        fixes.append({"change": f"use at least {math.ceil(need)} GPUs", "why": "more replicas"})
+        fixes.append({"change": f"use at least {math.ceil(need)} GPUs (cluster.nodes or budget.max_gpus)", "why": "more replicas"})
         best_rate = s.requests_per_s * g / max(need, 1e-9)
         fixes.append({"change": f"lower requests_per_s to {best_rate:.3g}", "why": "what the GPUs sustain"})
         return {"reasons": reasons, "fixes": fixes}
