@@ -136,3 +136,16 @@ def test_serve_emit_skips_a_ranked_plan_it_cannot_launch_and_writes_the_others(t
     r = runner.invoke(main, ["serve", str(p), "--plan", "engine=vllm,tp=8,ep=8,attn_dp=true",
                              "--emit", str(tmp_path / "one")])
     assert r.exit_code == 2 and "several nodes" in r.output, r.output
+
+
+def test_multi_node_readme_names_only_the_launchers_it_wrote(tmp_path):
+    """A TensorRT-LLM replica over two GB200 trays gets no k8s.yaml (README: 'needs an MPI launcher'),
+    yet the README's last line said 'slurm.sbatch and the LeaderWorkerSet do it for you'."""
+    moe = {"name": "tiny-moe", "layers": 4, "hidden": 1024, "heads": 8, "kv_heads": 8, "ffn_hidden": 2048,
+           "vocab": 32000, "moe": {"experts": 8, "top_k": 2, "expert_ffn_hidden": 512}}
+    p = _file(tmp_path, {**SERVE, "model": moe, "cluster": {"node": "gb200-nvl72", "nodes": 2}})
+    out = tmp_path / "emit"
+    r = runner.invoke(main, ["serve", str(p), "--plan", "engine=trtllm,tp=8,ep=8", "--emit", str(out)])
+    assert r.exit_code == 0, r.output
+    readme = (out / "README.txt").read_text()
+    assert not (out / "k8s.yaml").exists() and "LeaderWorkerSet" not in readme, readme
