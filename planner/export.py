@@ -207,14 +207,16 @@ def check_parents(path: Path) -> None:
 
 
 def check_output_file(path, force: bool) -> None:
-    """Fail before the work when an output file cannot be written: below a file, a directory, or an
-    existing file without force."""
+    """Fail before the work when an output file cannot be written: below a file, a directory, an
+    existing file without force, or in a folder that does not exist."""
     p = Path(path)
     check_parents(p)
     if p.is_dir():
         raise InputError("is a directory; give a file name", file=str(p))
     if p.exists() and not force:
         raise InputError("file exists; use --force to overwrite it", file=str(p))
+    if not p.absolute().parent.is_dir():  # as atomic.write_file says after the work
+        raise InputError("the folder does not exist", file=str(p))
 
 
 def _check_replaceable(out_dir: Path, files: dict[str, str]) -> None:

@@ -327,7 +327,8 @@ def test_a_check_across_keys_names_its_key_once(tmp_path):
     base = ("model: llama-3.1-8b\ncluster: {node: dgx-h100, nodes: 1}\n"
             "training: {seq_len: 4096, global_batch: 64, tokens: 1.0e10}\n")
     for extra, key in (("search: {fixed: {global_batch: 65}}\n", "search.fixed.global_batch"),
-                       ("runtime: {cuda_graph_scope: [attn]}\n", "runtime.cuda_graph_scope")):
+                       ("runtime: {cuda_graph_scope: [attn]}\n", "runtime.cuda_graph_scope"),
+                       ("runtime: {pipeline_layout: 'E|t*4|L'}\n", "runtime.pipeline_layout")):
         p = write(tmp_path, "f.yaml", base + extra)
         r = runner.invoke(main, ["validate", str(p)])
         assert r.exit_code == 2 and f"{p}: {key}: " in r.output, r.output

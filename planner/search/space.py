@@ -53,6 +53,8 @@ def structural_problems(plan, scenario) -> list[str]:
         out.append(f"seq_len ({tr.seq_len}) not divisible by tp ({tp}) for sequence parallelism")
     if ep > 1 and not m.moe:
         out.append(f"ep = {ep} but {m.name} has no experts")
+    if plan.etp not in (None, 1, tp) and not m.moe:  # the search's dense plans carry etp = tp
+        out.append(f"etp = {plan.etp} but {m.name} has no experts (leave etp out)")
     if m.moe and m.moe.experts % ep:
         out.append(f"experts ({m.moe.experts}) not divisible by ep ({ep})")
     etp = plan.etp or tp

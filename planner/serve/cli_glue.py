@@ -28,8 +28,10 @@ def _report_writer():
     return write_serving_report
 
 
-def emit_plans(sc, plans: list[dict], out_dir: str, force: bool) -> list[Path]:
-    """Write each plan's launch files to out_dir/rank<k> atomically (planner.atomic.write_atomic)."""
+def emit_plans(sc, plans: list[dict], out_dir: str, force: bool) -> tuple[list[Path], list[str]]:
+    """Write each plan's launch files to out_dir/rank<k> atomically (planner.atomic.write_atomic).
+    Returns (paths written, messages for the ranked plans whose launch is not emitted, which are
+    skipped as `export_ranked` skips training plans); a single plan that cannot be emitted is an error."""
     from planner.atomic import write_atomic
     from planner.export import check_not_linked, check_target
 
@@ -39,7 +41,14 @@ def emit_plans(sc, plans: list[dict], out_dir: str, force: bool) -> list[Path]:
     if len(plans) > 1:
         for k in range(1, len(plans) + 1):
             check_not_linked(root / f"rank{k}")
-    built = [(k, build(sc, r)) for k, r in enumerate(plans, 1)]  # build everything before writing
+    built, skipped = [], []
+    for k, r in enumerate(plans, 1):  # build everything before writing
+        try:
+            built.append((k, build(sc, r)))
+        except InputError as exc:
+            if len(plans) == 1:
+                raise
+            skipped.append(f"rank {k}: {exc}")
     paths = []
     for k, files in built:
         d = root / (f"rank{k}" if len(plans) > 1 else "")
@@ -51,7 +60,7 @@ def emit_plans(sc, plans: list[dict], out_dir: str, force: bool) -> list[Path]:
         for name, text in files.items():
             write_atomic(d / name, text, executable=name.endswith(".sh") or name.endswith(".sbatch"))
             paths.append(d / name)
-    return paths
+    return paths, skipped
 
 
 def run_serve(path, plan_text, as_json, top, objective, emit_dir, report_path, force, out, err) -> int:
@@ -68,8 +77,9 @@ def run_serve(path, plan_text, as_json, top, objective, emit_dir, report_path, f
     if report_path:
         if _report_writer() is None:
             raise InputError("--report is not available for serving in this build (planner.serve.report is missing)")
-        if Path(report_path).exists() and not force:
-            raise InputError("file exists; use --force to overwrite it", file=report_path)
+        from planner.export import check_output_file
+
+        check_output_file(report_path, force)
     sc = load_serving_scenario(path)
     console = err if as_json else out
     if plan_text is not None:
@@ -105,6 +115,8 @@ def run_serve(path, plan_text, as_json, top, objective, emit_dir, report_path, f
     if not plans:
         return 1
     if emit_dir:
-        paths = emit_plans(sc, plans, emit_dir, force)
+        paths, skipped = emit_plans(sc, plans, emit_dir, force)
         console.print(f"wrote {len(paths)} files to {emit_dir}", soft_wrap=True)
+        for msg in skipped:
+            console.print(f"skipped {msg}", soft_wrap=True, markup=False)
     return 0

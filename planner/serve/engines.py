@@ -179,6 +179,14 @@ def model_problem(scheme: str, model) -> str | None:
     return None
 
 
+def vllm_ep_ok(engine, tp, ep) -> np.ndarray:
+    """vLLM's --enable-expert-parallel takes every GPU of the replica's MoE layers as one expert group
+    (vllm/model_executor/layers/fused_moe/config.py FusedMoEParallelConfig: ep_size = tp_size x dp_size),
+    so a vLLM plan has ep 1 or ep = tp (the GPUs of its tensor- or attention-data-parallel group); the
+    other engines set ep on its own (SGLang --ep-size, TensorRT-LLM moe_expert_parallel_size)."""
+    return (np.asarray(engine) != VLLM) | (np.asarray(ep) == 1) | (np.asarray(ep) == np.asarray(tp))
+
+
 def default_max_batch(engine: np.ndarray, gpu_gib: float) -> np.ndarray:
     """Max running sequences by default (module doc): vLLM 1024 / 256, SGLang from the KV pool
     (no cap: we use TensorRT-LLM's 2048 as the search ceiling), TensorRT-LLM 2048."""

@@ -49,11 +49,24 @@ def explain_serving(sc, t: dict, ev: dict) -> dict:
     ok_mem = fits & (ev["batch_cap"] >= 1 - 1e-9)
     stable = ok_mem & ev["stable"]
     if s.mode == "rate" and not stable.any():
-        per_gpu = np.where(ok_mem, ev["capacity_tok_s"] / ev["gpus"], 0).max()
+        # More replicas only help at a TPOT the target allows: each plan here runs its full batch
+        # (the rate fills it), where its TPOT is highest. A target no plan meets even so is named
+        # first, relaxed to the nearest TPOT met, and the GPUs are counted at that TPOT.
+        within, target = ok_mem, s.slo.tpot_ms_p90
+        if target is not None:
+            tpot = np.where(ok_mem, ev["tpot"]["p90"], np.inf) * 1e3
+            if tpot.min() > target:
+                target = math.ceil(tpot.min())
+                reasons.append(f"at {s.requests_per_s:g} requests/s every plan runs its full batch, and no plan then "
+                               f"keeps TPOT p90 within the {s.slo.tpot_ms_p90:g} ms target (lowest {tpot.min():.1f} ms)")
+                fixes.append({"change": f"relax slo.tpot_ms_p90 to {target}", "why": "nearest target met at full batch"})
+            within = ok_mem & (tpot <= target)
+        per_gpu = np.where(within, ev["capacity_tok_s"] / ev["gpus"], 0).max()
         need = s.requests_per_s * ev["ctx"].out_mean / max(per_gpu, 1e-9)
+        at = "" if target is None else f" with TPOT p90 within {target:g} ms"
         reasons.append(f"{s.requests_per_s:g} requests/s need about {need:.0f} GPUs at the best "
-                       f"{per_gpu:,.0f} output tokens/s per GPU; {g} are available")
-        fixes.append({"change": f"use at least {math.ceil(need)} GPUs", "why": "more replicas"})
+                       f"{per_gpu:,.0f} output tokens/s per GPU{at}; {g} are available")
+        fixes.append({"change": f"use at least {math.ceil(need)} GPUs (cluster.nodes or budget.max_gpus)", "why": "more replicas"})
         best_rate = s.requests_per_s * g / max(need, 1e-9)
         fixes.append({"change": f"lower requests_per_s to {best_rate:.3g}", "why": "what the GPUs sustain"})
         return {"reasons": reasons, "fixes": fixes}

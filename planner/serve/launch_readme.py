@@ -117,5 +117,6 @@ def readme(scenario, result: dict, args: list, cfg: dict | None, nodes: int, per
               "extracted from its argument parser). Memory fractions are the ones the estimate assumed."]
     if nodes > 1:
         lines.append("Multi-node replica: set NODE_RANK (0..nodes-1) and HEAD_ADDR (first node) on each node; "
-                     "slurm.sbatch and the LeaderWorkerSet do it for you.")
+                     + ("slurm.sbatch and the LeaderWorkerSet do it for you." if "k8s.yaml" in names
+                        else "slurm.sbatch does it for you."))
     return "\n".join(lines) + "\n"

@@ -124,6 +124,7 @@ def _expanded(sc, lay: np.ndarray) -> dict[str, np.ndarray]:
          "attn_dp": di.astype(bool)}
     # attention data parallel only with tp > 1 and ep = tp (each rank its own experts)
     keep = ~t["attn_dp"] | ((t["tp"] > 1) & (t["ep"] == t["tp"]))
+    keep &= E.vllm_ep_ok(t["engine"], t["tp"], t["ep"])
     t = {k: v[keep] for k, v in t.items()}
     t["max_batched_tokens"] = E.default_max_batched_tokens(t["engine"], gpu.memory_gib, sc.serving.offline)
     t["prefill_replicas"] = np.zeros_like(t["tp"])

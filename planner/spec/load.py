@@ -163,6 +163,9 @@ def format_errors(exc: ValidationError, cls: type[BaseModel], prefix: tuple = ()
     # explains the problem (a value_error), the others' "should be a valid list" add nothing.
     explained = {p for p, _, k, _ in out if k == "value_error"}
     out = [o for o in out if o[2] == "value_error" or o[0] not in explained]
+    # So does a member's own bound (`input_tokens: 0`: "greater than or equal to 1"), for the others' type errors.
+    bounded = {p for p, _, k, _ in out if not _is_type_error(k) and k not in ("missing", "extra_forbidden")}
+    out = [o for o in out if not (_is_type_error(o[2]) and o[0] in bounded)]
     # Likewise a member whose errors lie deeper (`nodes.max` of the range form) is the one meant.
     deeper = {p for p, _, _, _ in out}
     out = [o for o in out if not (_is_type_error(o[2]) and any(d.startswith(o[0] + ".") for d in deeper))]

@@ -396,7 +396,7 @@ class Scenario(Strict):
                                     "mtp_num_layers": self.model.mtp_layers}, self.model.layers, None)
         problems = [p.replace("--mtp-num-layers is", "model.mtp_layers is") for p in problems]
         if problems:
-            raise ValueError(f"runtime.pipeline_layout {rt.pipeline_layout!r}: " + "; ".join(problems))
+            raise ValueError(f"runtime.pipeline_layout: {rt.pipeline_layout!r}: " + "; ".join(problems))
         return self
 
     @model_validator(mode="after")
