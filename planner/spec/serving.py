@@ -84,8 +84,9 @@ def token_moments(value, k: int = 4) -> tuple[float, ...]:
     least p90, not the shape: its moments are those of the least spread distribution with both facts, the
     tenth at p90 itself and the rest at one count a = (mean - p90 / 10) / 0.9 (within the upper and within
     the lower group, any spread around the group's mean adds variance; the upper group's mean is at least
-    p90). So a wait computed from these moments is the least one consistent with the pair (a fixed count
-    where p90 = mean); a list of points states the whole shape."""
+    p90): a contraction of any other, so for a cost convex in the count (a prompt's prefill) it gives the least
+    E[S] and E[S^2], and the least Pollaczek-Khinchine mean wait, that the pair allows; a fixed count where
+    p90 = mean. A list of points states the whole shape."""
     if isinstance(value, int):
         pts = [(float(value), 1.0)]
     elif isinstance(value, TokenMoments):
