@@ -13,9 +13,10 @@ Operating point (steady state of continuous batching with chunked prefill):
   below the rate is unstable;
 * TTFT = the prefill of the input alone in chunks of (max_batched_tokens - B / pp) tokens through the
   pp stages (prompt_prefill_s: chunks overlap across stages, one chunk does not), plus the wait in
-  the prefill queue at the replica's busy prefill rate: under a request rate M/M/1
-  (mm1_wait_quantile), at a fixed concurrency the finite-source queue of the requests in flight
-  (closed_loop_wait_quantile; none with one request);
+  the prefill queue at the replica's busy prefill rate: under a request rate M/G/1 (Poisson arrivals,
+  the service time of each input length: prompt_service_moments, timing.mg1_wait_quantile), at a fixed
+  concurrency the finite-source queue of the requests in flight (closed_loop_wait_quantile; none with
+  one request);
 * TPOT p50 = the mean iteration time; p90 at the batch's 90th percentile: under Poisson arrivals
   the number of requests in service is Poisson distributed (M/G/inf), B + 1.28 sqrt(B).
 
@@ -24,7 +25,7 @@ vLLM / SGLang / Dynamo "P/D disaggregation"): `prefill_replicas` instances of th
 prefill (steps of max_batched_tokens tokens, no decode), `replicas` instances only decode (no
 prefill chunks in their steps, so TPOT is not stretched by prefill). Each request's KV cache moves
 from a prefill to a decode instance over the scale-out link (every GPU sends its own shard at once,
-planner.estimate.comm rates). TTFT = prefill on an idle prefill instance + the wait for one (M/M/1
+planner.estimate.comm rates). TTFT = prefill on an idle prefill instance + the wait for one (M/G/1
 under a rate, the finite-source queue at a fixed concurrency) + the KV transfer; the output rate is
 the smaller of the decode pool's and what the prefill pool feeds (its requests/s x output tokens).
 """
@@ -36,7 +37,7 @@ import numpy as np
 from planner.serve import engines as E
 from planner.serve import timing
 from planner.serve.memory import VERDICTS, memory_table, model_facts
-from planner.spec.serving import length_biased_mean, token_stats
+from planner.spec.serving import length_biased_mean, token_moments, token_stats
 
 Z90 = 1.2816  # standard normal 90th percentile
 
@@ -51,6 +52,7 @@ class Context:
         self.facts = model_facts(sc.model)
         s = sc.serving
         self.in_mean, self.in_p90 = token_stats(s.input_tokens)
+        self.in_moments = token_moments(s.input_tokens)  # E[l] .. E[l^4] of the input (prompt_service_moments)
         self.out_mean, self.out_p90 = token_stats(s.output_tokens)
         # A sequence in flight: its output length is length-biased (length_biased_mean), so on average it
         # holds input + E[o^2] / (2 E[o]) tokens of context; out_mean / 2 where the output count is fixed.
@@ -301,6 +303,7 @@ def _evaluate(sc, t: dict) -> dict:
     cap_tok_s = np.where(dis, np.minimum(cap_tok_s, pool_req_s * ctx.out_mean / np.maximum(reps, 1)), cap_tok_s)
     stable = b_cap >= 1
     wait50 = wait90 = np.zeros_like(t_cap)
+    es = es2 = None  # prompt service moments of the prefill queue under a rate
     if s.mode == "offline":
         b = b_cap
     elif s.mode == "concurrency":
@@ -319,9 +322,9 @@ def _evaluate(sc, t: dict) -> dict:
     pf_rate = np.where(dis, pf_tok_s, pf_rate)
     if s.mode == "rate":
         lam = s.requests_per_s / queue_reps
-        mu = pf_rate / np.maximum(i_eff, 1.0)
-        wait50 = timing.mm1_wait_quantile(lam, mu, 0.5)
-        wait90 = timing.mm1_wait_quantile(lam, mu, 0.9)
+        es, es2 = prompt_service_moments(ctx, t, b_eval, pf_rate)
+        wait50 = timing.mg1_wait_quantile(lam, es, es2, 0.5)
+        wait90 = timing.mg1_wait_quantile(lam, es, es2, 0.9)
         stable = stable & np.isfinite(wait90)
         b90 = np.minimum(b_eval + Z90 * np.sqrt(b_eval), np.maximum(b_cap, 1))
         tpot90 = _iter(ctx, t, b90)
@@ -335,7 +338,7 @@ def _evaluate(sc, t: dict) -> dict:
     gpus = t["tp"] * t["pp"] * (reps + pre)
     ttft = {"p50": ttft50 + wait50, "p90": ttft90 + wait90}
     tpot = {"p50": t_iter, "p90": tpot90}
-    good = _goodput_fraction(ctx, s, ttft50, wait50, pf_rate, i_eff, queue_reps, tpot)
+    good = _goodput_fraction(s, ttft50, es, es2, queue_reps, tpot)
     price = ctx.price
     usd_h = gpus * price if price is not None else np.full(gpus.shape, np.nan)
     usd_m = usd_h / 3600.0 / np.maximum(out_tok_s, 1e-30) * 1e6
@@ -344,6 +347,47 @@ def _evaluate(sc, t: dict) -> dict:
             "tpot": tpot, "out_tok_s": out_tok_s, "gpus": gpus, "usd_per_hour": usd_h, "usd_per_m": usd_m,
             "stable": stable, "meets_slo": meets, "goodput": out_tok_s * good,
             "capacity_tok_s": cap_tok_s * reps}
+
+
+def prompt_service_moments(ctx, t, b, pf_rate):
+    """(E[S], E[S^2]) of the service time S of one prompt in the prefill queue under a request rate, per
+    plan (timing.mg1_wait_quantile).
+
+    The server is the prompt-token budget of the replica's engine steps: each step the scheduler puts the
+    running decodes first and fills the rest of the token budget (max_batched_tokens - b beside b decodes;
+    the whole budget on a prefill instance) with chunks of the waiting prompts in arrival order, the
+    partly prefilled one first (vLLM's chunked prefill, TensorRT-LLM's max_num_tokens). While prompts
+    wait, every step carries a full chunk, so the queue's work drains at the busy engine's step time per
+    chunk of tokens whatever the prompts' boundaries within the chunks: a work-conserving FCFS single server,
+    and an arriving prompt waits for the work ahead of it, the M/G/1 wait (its own prefill, prompt_prefill_s,
+    and the wait for the next step, schedule_wait, are added apart). The service of a prompt of l tokens is
+    the busy-step time its uncached tokens take, S(l) = (1 - hit) l x tau(l), tau the busy step's seconds
+    per chunk token at the prompt's mean attended context ctx(l) = hit l + (1 - hit) l / 2 (its chunks attend
+    to the cached prefix and the chunks before them): prefill attention grows with the context, so S is
+    quadratic in l, not linear. The step time is linear in ctx_pf (timing.stage_terms: prefill attention
+    FLOPs 2 n ctx_pf ...) while the GPU step outweighs the host step, so tau(l) = a + c l is set by two steps:
+    pf_rate (tokens/s of the busy step at the mean input, evaluate) and one at the length-biased input
+    E[l^2] / E[l] (where the service time weighs most; not needed for one length). With the input's moments
+    m_j = E[l^j] (planner.spec.serving.token_moments):
+        E[S] = (1 - hit) (a m1 + c m2),  E[S^2] = (1 - hit)^2 (a^2 m2 + 2 a c m3 + c^2 m4).
+    For a fixed input E[S] = i_eff / pf_rate and E[S^2] = E[S]^2 (deterministic service)."""
+    m1, m2, m3, m4 = ctx.in_moments
+    hit = ctx.hit
+    tau_m = 1.0 / np.maximum(pf_rate, 1e-30)
+    lb = m2 / m1
+    c = np.zeros_like(tau_m)
+    if lb > m1 * (1 + 1e-9):
+        dis = _disagg(t)
+        mbt = t["max_batched_tokens"].astype(float)
+        chunk = np.where(dis, mbt, np.maximum(mbt - b, 1.0))
+        n_dec = np.where(dis, 0.0, b)
+        ctx_dec = np.where(dis, 0.0, ctx.ctx_dec)
+        step = timing.iteration_s(ctx.facts, t, ctx.links, ctx.hw, n_dec, chunk, ctx_dec, lb * (1 + hit) / 2)
+        c = (step / chunk - tau_m) / (lb - m1)
+    a = tau_m - c * m1
+    es = (1 - hit) * (a * m1 + c * m2)
+    es2 = (1 - hit) ** 2 * (a * a * m2 + 2 * a * c * m3 + c * c * m4)
+    return es, es2
 
 
 def schedule_wait(t, t_iter, q: float):
@@ -431,13 +475,13 @@ def _meets_slo(s, ttft, tpot):
     return ok
 
 
-def _goodput_fraction(ctx, s, ttft_svc, wait50, pf_rate, i_eff, reps, tpot):
-    """Share of requests within the SLO: P(TTFT <= slo) from the M/M/1 waiting time, times 1 when
-    TPOT p90 meets its target, 0.5 when only p50 does, else 0 (a coarse two-point TPOT tail)."""
+def _goodput_fraction(s, ttft_svc, es, es2, reps, tpot):
+    """Share of requests within the SLO: P(TTFT <= slo) from the M/G/1 waiting time (timing.mg1_within, the
+    prompt service moments es, es2 of prompt_service_moments), times 1 when TPOT p90 meets its target, 0.5
+    when only p50 does, else 0 (a coarse two-point TPOT tail)."""
     frac = np.ones_like(ttft_svc)
     if s.slo.ttft_ms_p90 is not None and s.mode == "rate":
-        mu = pf_rate / np.maximum(i_eff, 1.0)
-        frac = timing.mm1_within(s.requests_per_s / reps, mu, s.slo.ttft_ms_p90 / 1e3 - ttft_svc)
+        frac = timing.mg1_within(s.requests_per_s / reps, es, es2, s.slo.ttft_ms_p90 / 1e3 - ttft_svc)
     if s.slo.tpot_ms_p90 is not None:
         lim = s.slo.tpot_ms_p90 / 1e3
         frac = frac * np.where(tpot["p90"] <= lim, 1.0, np.where(tpot["p50"] <= lim, 0.5, 0.0))

@@ -625,6 +625,35 @@ def mm1_wait_quantile(lam, mu, q: float):
     return np.where(rho >= 1, np.inf, np.where(rho <= 1 - q, 0.0, t))
 
 
+def mg1_wait_quantile(lam, es, es2, q: float):
+    """q-quantile of the waiting time in an M/G/1 queue (Poisson arrivals lam, FCFS, service S with mean es
+    and second moment es2). The mean is exact, Pollaczek-Khinchine: Wq = lam E[S^2] / (2 (1 - rho)),
+    rho = lam E[S] (Kleinrock 1975, Vol. 1, ch. 5), half of M/M/1's for a fixed service time; so is
+    P(W > 0) = rho (one server, Poisson arrivals see time averages). The distribution is approximated by
+    the exponential tail with that atom and that mean, P(W > t) = rho exp(-(rho / Wq) t): the form
+    P(W > t) ~ alpha exp(-eta t) of Abate, Choudhury & Whitt, "Exponential approximations for tail
+    probabilities in queues, I: waiting times", Oper. Res. 43(5), 1995, with alpha / eta = E[W] as they
+    propose but eta from the exact atom instead of the asymptotic decay rate. It is exact for exponential
+    service (mm1_wait_quantile), and as rho -> 1 its rate rho / Wq -> 2 (1 - rho) E[S] / E[S^2], Kingman's
+    heavy-traffic exponential limit (Kingman 1961). t_q = Wq / rho ln(rho / (1 - q)); 0 when
+    rho <= 1 - q; inf when unstable (rho >= 1)."""
+    lam, es, es2 = (np.asarray(x, dtype=float) for x in (lam, es, es2))
+    rho = lam * es
+    with np.errstate(divide="ignore", invalid="ignore"):
+        wq = lam * es2 / (2.0 * (1.0 - rho))
+        t = wq / np.maximum(rho, 1e-300) * np.log(np.maximum(rho, 1e-30) / (1 - q))
+    return np.where(rho >= 1, np.inf, np.where(rho <= 1 - q, 0.0, t))
+
+
+def mg1_within(lam, es, es2, t):
+    """P(W <= t) in M/G/1 with mg1_wait_quantile's tail, 1 - rho exp(-(rho / Wq) t); 0 when unstable."""
+    lam, es, es2 = (np.asarray(x, dtype=float) for x in (lam, es, es2))
+    rho = lam * es
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        decay = 2.0 * np.maximum(1.0 - rho, 0.0) * es / np.maximum(es2, 1e-300) * np.maximum(t, 0)  # rho / Wq x t
+    return np.where(rho >= 1, 0.0, np.where(t < 0, 0.0, 1 - rho * np.exp(-decay)))
+
+
 def mm1_within(lam, mu, t):
     """P(W <= t) in M/M/1."""
     rho = lam / np.maximum(mu, 1e-30)
