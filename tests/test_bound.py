@@ -199,3 +199,13 @@ def test_layout_runs_give_the_same_plans_and_groups(kw):
     got, want = bound.stage_groups(pool, cols, heads), bound.stage_groups(pool, cols)
     assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
     assert len(want[0]) < len(rows)
+
+
+@pytest.mark.parametrize("n, span", [(3000, 50), (3000, 3000 * bound.SPARSE + (1 << 20)), (0, 1 << 21)])
+def test_dense_ids_number_keys_as_sorting(n, span):
+    """bound._dense_ids numbers the keys present in key order (np.unique's inverse), through a presence
+    table where the span is dense and by sorting where it is wide (the second case)."""
+    key = np.random.default_rng(5).integers(0, span, n)
+    ids, count = bound._dense_ids(key, span)
+    values, inverse = np.unique(key, return_inverse=True)
+    assert count == len(values) and np.array_equal(ids, inverse.reshape(-1))
