@@ -405,8 +405,25 @@ def _fits_memory(ctx, t: dict, layout=None, peaks: bool = True) -> tuple[np.ndar
     stays so whatever its other ranks hold, so they are not evaluated."""
     from planner.estimate import memory_tables
 
-    # the term tables share those evaluations themselves (their cells: memory_tables.in_flight_ga)
-    if len(ctx.scenario.training.batches) > 1 and T.size(t) and not memory_tables.usable(ctx, t):
+    several = len(ctx.scenario.training.batches) > 1 and T.size(t)
+    runs = _shared_runs(ctx, t, layout) if several and layout is not None and memory_tables.usable(ctx, t) else None
+    if runs is not None:  # the term tables: their cells share the terms, this the per-plan passes
+        rows, evaluated, shift = runs
+        got, got_peak = _fits_memory_rows(ctx, t, rows, peaks, layout)
+        other = np.flatnonzero(~evaluated)
+        del evaluated
+        src = other - shift[other]  # the plan at the same place of the run it copies
+        del shift
+        fits = np.empty(T.size(t), dtype=bool)
+        fits[rows] = got
+        fits[other] = fits[src]
+        peak = None
+        if got_peak is not None:
+            peak = np.empty(T.size(t), dtype=got_peak.dtype)
+            peak[rows] = got_peak
+            peak[other] = peak[src]
+        return fits, peak
+    if several and not memory_tables.usable(ctx, t):
         shared = _shared_rows(ctx, t, layout) if layout is not None else None
         first, inverse = shared or _groups({**t, "ga": _ga_for_memory(t)}, _read_columns(_verdict, ctx))
         if len(first) < 0.8 * T.size(t):
@@ -447,6 +464,36 @@ def _shared_rows(ctx, t: dict, layout: np.ndarray) -> tuple[np.ndarray, np.ndarr
         return None
     own = rep == np.arange(n, dtype=ix)
     return np.flatnonzero(own), (np.cumsum(own, dtype=ix) - 1)[rep]
+
+
+def _shared_runs(ctx, t: dict, layout: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The plans of a several-batch table whose memory verdict _fits_memory evaluates, the others
+    copying theirs, found per layout run (few) instead of per plan (_shared_rows): layouts equal but
+    for ga as the memory tells it apart (_ga_for_memory) hold the same categorical choices in the same
+    order when the framework rules do not read ga (_candidate_rows applies them per projection of the
+    layouts on the columns they read), so each plan of such a layout's run has the verdict of the plan
+    at the same place in the group's first run; torchtitan's plans keep their ga (_ga_for_memory) and
+    are evaluated. Returns (rows evaluated, ascending; whether each row is; each row's distance back to
+    the row it copies, 0 where evaluated), or None (the rules read ga, or nothing is shared)."""
+    if "ga" in _rule_columns(ctx.scenario.runtime):
+        return None
+    from planner.estimate.memory_tables import in_flight_ga
+
+    n = T.size(t)
+    starts = np.flatnonzero(T.changes(layout))  # first row of each layout run
+    length = np.diff(starts, append=n)
+    heads = {k: T.wide(t[k][starts]) for k in COLUMNS}
+    heads["ga"] = in_flight_ga(heads)  # as _ga_for_memory for all but torchtitan (evaluated below)
+    lead, grp = _groups(heads, COLUMNS)
+    first = lead[grp]  # the group's first run (np.unique's first index), for every run
+    own = first == np.arange(len(starts))
+    if own.all() or not np.array_equal(length[first], length):
+        return None
+    evaluated = np.repeat(own, length)
+    evaluated |= t["framework"] == T.TT
+    ix = np.int32 if n < 2**31 else np.int64
+    shift = np.repeat((starts - starts[first]).astype(ix), length)
+    return np.flatnonzero(evaluated), evaluated, shift
 
 
 def _fits_memory_rows(ctx, t: dict, rows, peaks: bool = True, layout=None) -> tuple[np.ndarray, np.ndarray | None]:
