@@ -408,12 +408,11 @@ def _fits_memory(ctx, t: dict, layout=None, peaks: bool = True) -> tuple[np.ndar
     several = len(ctx.scenario.training.batches) > 1 and T.size(t)
     runs = _shared_runs(ctx, t, layout) if several and layout is not None and memory_tables.usable(ctx, t) else None
     if runs is not None:  # the term tables: their cells share the terms, this the per-plan passes
-        rows, evaluated, shift = runs
+        rows, evaluated, back = runs
         got, got_peak = _fits_memory_rows(ctx, t, rows, peaks, layout)
         other = np.flatnonzero(~evaluated)
         del evaluated
-        src = other - shift[other]  # the plan at the same place of the run it copies
-        del shift
+        src = other - back()[other]  # the plan at the same place of the run it copies
         fits = np.empty(T.size(t), dtype=bool)
         fits[rows] = got
         fits[other] = fits[src]
@@ -466,7 +465,7 @@ def _shared_rows(ctx, t: dict, layout: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return np.flatnonzero(own), (np.cumsum(own, dtype=ix) - 1)[rep]
 
 
-def _shared_runs(ctx, t: dict, layout: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+def _shared_runs(ctx, t: dict, layout: np.ndarray) -> tuple[np.ndarray, np.ndarray, object] | None:
     """The plans of a several-batch table whose memory verdict _fits_memory evaluates, the others
     copying theirs, found per layout run (few) instead of per plan (_shared_rows): layouts equal but
     for ga as the memory tells it apart (_ga_for_memory) hold the same categorical choices in the same
@@ -474,7 +473,8 @@ def _shared_runs(ctx, t: dict, layout: np.ndarray) -> tuple[np.ndarray, np.ndarr
     layouts on the columns they read), so each plan of such a layout's run has the verdict of the plan
     at the same place in the group's first run; torchtitan's plans keep their ga (_ga_for_memory) and
     are evaluated. Returns (rows evaluated, ascending; whether each row is; each row's distance back to
-    the row it copies, 0 where evaluated), or None (the rules read ga, or nothing is shared)."""
+    the row it copies, 0 where evaluated: made when called, after the verdict, whose peak memory it
+    would add to), or None (the rules read ga, or nothing is shared)."""
     if "ga" in _rule_columns(ctx.scenario.runtime):
         return None
     from planner.estimate.memory_tables import in_flight_ga
@@ -492,8 +492,8 @@ def _shared_runs(ctx, t: dict, layout: np.ndarray) -> tuple[np.ndarray, np.ndarr
     evaluated = np.repeat(own, length)
     evaluated |= t["framework"] == T.TT
     ix = np.int32 if n < 2**31 else np.int64
-    shift = np.repeat((starts - starts[first]).astype(ix), length)
-    return np.flatnonzero(evaluated), evaluated, shift
+    back = (starts - starts[first]).astype(ix)
+    return np.flatnonzero(evaluated), evaluated, functools.partial(np.repeat, back, length)
 
 
 def _fits_memory_rows(ctx, t: dict, rows, peaks: bool = True, layout=None) -> tuple[np.ndarray, np.ndarray | None]:
@@ -648,20 +648,35 @@ def bounded_rows(t: dict, lb: np.ndarray, seq_len: int, keep: int, first: int, r
     return rows[back], _take_ev(ev, back)
 
 
-def bound_order(t: dict, lb: np.ndarray, seq_len: int, heads=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def bound_order(t: dict, lb: np.ndarray, seq_len: int, heads=None) -> tuple:
     """(tokens per step, their upper bound of tokens/s: tokens / step lower bound `lb`, the rows
     highest bound first, ties in table order), the order bounded_rows takes the plans in. `heads`
     (optional): the first row of each layout run of t (solver._fitting_plans); dp, mbs and ga are
-    layout columns, equal on a run's rows, so the tokens are computed once per run and repeated (the
-    same int64 numbers, one pass over the rows instead of three)."""
+    layout columns, equal on a run's rows, so the tokens are computed once per run and read per run
+    (the same int64 numbers; tokens is then indexable by rows, not an array of every row)."""
     at = slice(None) if heads is None else heads
     tokens = np.multiply(t["dp"][at], t["mbs"][at], dtype=np.int64)  # int64 arithmetic, no widened copies
     tokens *= t["ga"][at]
     tokens *= seq_len
-    if heads is not None:
-        tokens = np.repeat(tokens, np.diff(heads, append=len(lb)))
-    ub = tokens / lb
-    return tokens, ub, ByBound(ub)
+    if heads is None:
+        ub = tokens / lb
+        return tokens, ub, ByBound(ub)
+    # per run: no array of every row's tokens beside ub (the 131,072-GPU range: 46 MB at the search's
+    # peak); ub as tokens / lb, the int64 tokens converted to float64 as the division converts them
+    ub = np.repeat(tokens.astype(np.float64), np.diff(heads, append=len(lb)))
+    ub /= lb
+    return _RunValues(tokens, heads), ub, ByBound(ub)
+
+
+class _RunValues:
+    """An array of one value per layout run (`values`; `heads`: each run's first row, ascending) as
+    indexing by rows reads it."""
+
+    def __init__(self, values: np.ndarray, heads: np.ndarray):
+        self.values, self.heads = values, heads
+
+    def __getitem__(self, rows):
+        return self.values[np.searchsorted(self.heads, rows, side="right") - 1]
 
 
 def _concat(a, b):
