@@ -368,6 +368,8 @@ def search_bound(ctx, t: dict, heads=None):
     slow_units = _shared_units(ctx, rows, units_clock(ctx))
     lb = _grouped_step(ctx, t, first, inverse, _per_group(ctx, slow_clock_stage_bound, rows, slow_units))
     del rows
+    if len(first) < 2**31:  # kept for refine while the search runs: half the bytes (the range: 23 MB)
+        inverse = inverse.astype(np.int32)
     exact = np.full(len(first), np.nan)
 
     def refine(rows: np.ndarray) -> np.ndarray:
