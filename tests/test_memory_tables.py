@@ -370,13 +370,14 @@ def _ids(plans, cols, coarse):
     return [memory_cells._compact_ids(table.radix_code(v, len(plans.heads))[0]) for v in (rough, [heads[k] for k in lay])]
 
 
+@pytest.mark.parametrize("node", ["hgx-h100", "hgx-h800"])  # h800: unknown host memory (offload plans held out)
 @pytest.mark.parametrize("peaks", [True, False])
-def test_batch_range_shared_runs_equal_every_plan(peaks):
+def test_batch_range_shared_runs_equal_every_plan(peaks, node):
     """Several global batches: the plans of a layout equal to an earlier one but for an accumulation the
     memory does not tell apart take the verdict (and peak rank) of the plan at the same place of that
     layout's run (solver._shared_runs; torchtitan's plans are evaluated): the same as the term tables'
     verdict of every plan."""
-    sc = scenario(model="mixtral-8x7b", nodes=2, seq=4096, gb=[64, 128, 256, 512])
+    sc = scenario(model="mixtral-8x7b", node=node, nodes=2, seq=4096, gb=[64, 128, 256, 512])
     ctx = Context(sc)
     t, _, layout = solver._candidate_rows(sc, compact=True)
     runs = solver._shared_runs(ctx, t, layout)
