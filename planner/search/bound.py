@@ -189,18 +189,19 @@ def _per_group(ctx, fn, groups: dict, units=None) -> np.ndarray:
     `units` (the layer_units of those rows: _shared_units, or _group_units of some groups' units),
     fn(ctx, rows, the rows' units): they read fewer columns than the stage time (not vpp), so they were
     evaluated once per distinct value of those columns."""
-    from planner.search.solver import MEMORY_CHUNK, _in_chunks
+    from planner.search.solver import _in_chunks, even_chunk
 
     n = len(groups["ga"])
     out = np.zeros(n)
+    size = even_chunk(n)
 
     def chunk(lo: int) -> None:
-        at = slice(lo, lo + MEMORY_CHUNK)
+        at = slice(lo, lo + size)
         part = T.take(groups, at)
         out[at] = fn(ctx, part) if units is None else fn(ctx, part, tuple(_unit_rows(u, at) for u in units))
 
     if n:
-        _in_chunks(chunk, n)
+        _in_chunks(chunk, n, size)
     return out
 
 
@@ -276,21 +277,22 @@ def _per_value(t: dict, cols: tuple[str, ...], extra: dict, fn, clock: float | N
     """(fn(rows of t, those rows) (a dict of arrays and scalars) once per distinct value of the columns
     `cols` of t and the integer columns `extra`, in chunks shared by threads, at tensor clock `clock`
     (None: burst); the distinct value of every row of t)."""
-    from planner.search.solver import MEMORY_CHUNK, _in_chunks
+    from planner.search.solver import _in_chunks, even_chunk
 
     first, inverse = stage_groups({**{k: t[k] for k in cols}, **extra}, (*cols, *extra))
-    starts = range(0, len(first), MEMORY_CHUNK)
+    size = even_chunk(len(first))
+    starts = range(0, len(first), size)
     parts: list = [None] * len(starts)
 
     def chunk(lo: int) -> None:
-        rows = first[lo:lo + MEMORY_CHUNK]
+        rows = first[lo:lo + size]
         part = T.take(t, rows)
         if clock is not None:
             part["tensor_clock"] = np.full(len(rows), clock)
-        parts[lo // MEMORY_CHUNK] = fn(part, rows)
+        parts[lo // size] = fn(part, rows)
 
-    _in_chunks(chunk, len(first))
-    sizes = [min(MEMORY_CHUNK, len(first) - lo) for lo in starts]
+    _in_chunks(chunk, len(first), size)
+    sizes = [min(size, len(first) - lo) for lo in starts]
     return {k: _joined([p[k] for p in parts], sizes) for k in parts[0]}, inverse
 
 
