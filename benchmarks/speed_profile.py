@@ -748,7 +748,13 @@ within ~2%), unlike the wall times of this shared machine:
 - peak memory of the range: bound_order keeps the tokens per step per layout run (read by rows through the
   runs' heads; ub is their float64 repeat divided in place, the same bits as int64 / float64), search_bound
   keeps its groups of the rows in int32 for refine, the shared verdict's rows are int32 (tracemalloc peak
-  701 -> 654 MiB, the verdict's term tables now the peak).
+  701 -> 654 MiB, the verdict's term tables now the peak);
+- the bound's per-value (layer units) and per-group passes split their rows evenly between the two threads
+  where they hold fewer than two chunks of 65,536 (solver.even_chunk): DeepSeek-V3 / 2,048's 84,937 groups ran
+  as chunks of 65,536 and 19,401, its 33,406 layer costs and 43,783 communication inputs as one chunk each
+  (one thread). Wall time only (the same bounds; test): by the passes' one-thread CPU ~0.07 s less wall on a
+  quiet 2-core machine; not resolved here at load ~3 (in process, n=8, the same within noise either way),
+  and not in the table below, which was measured before it.
 Whole process, fbac36b and this pass alternated (CPU = user + system, median (least); load 2.4-3.8, other
 sessions running; wall medians mean little at that load):
 
@@ -784,11 +790,13 @@ scenario ~0.25 s and the interpreter ~0.09 s. The range: plan table 0.26-0.38 (f
 fitting table 0.05-0.07, bound 0.47-0.60 (groups 0.09-0.15, units 0.15, per-group stage times 0.15), timing
 ~10,000 plans 0.07. Page faults left: ~18k of start-up (interpreter and imports) and, in the search, about
 one per 4 KiB of its peak (DeepSeek-V3 / 2,048 ~40k for a ~180 MiB peak): each new high of the heap.
-benchmarks/speed.py --runs 5 after this pass (speed_results.md; load 1.8 at its start and ~3 during it, run at
-nice 10 beside other sessions, so the second core was mostly taken and wall ~ CPU): 405B / 16,384 0.46 s,
-DeepSeek-V3 / 2,048 H800 0.84 s and H100 0.92 s, the range 2.08 s at 763 MiB. The aims of this pass were
-DeepSeek-V3 / 2,048 at ~0.6 s (not reached: ~0.85 s CPU is start-up ~0.35 and the first solve ~0.5) and the
-range at ~2.2 s under 800 MiB (reached in this run).
+benchmarks/speed.py --runs 5 after this pass (speed_results.md; load 1.1 at its start and ~2 during it, run at
+nice 10 beside other sessions; DeepSeek-V3 / 2,048's wall ~ its CPU, so the second core gave little): 405B /
+16,384 0.43 s, DeepSeek-V3 / 2,048 H800 0.79 s and H100 0.84 s, the range 2.01 s at 780 MiB (an earlier run at
+load ~3, before the even chunks: 0.46 / 0.84 / 0.92 / 2.08 s, 763 MiB; the range's peak varies by ~20 MiB with
+the threads' interleaving). The aims of this pass were DeepSeek-V3 / 2,048 at ~0.6 s (not reached: ~0.8 s CPU,
+start-up ~0.35 and the first solve ~0.45-0.5) and the range at ~2.2 s under 800 MiB (reached in these runs, the
+peak with ~20 MiB to spare).
 """
 
 
