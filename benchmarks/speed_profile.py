@@ -719,10 +719,10 @@ serving models off the solve path, Plan's deferred build, the plugin scan off an
 """
 
 FIFTEENTH = """Then (issue 14, 15th pass: page faults, and the batch range's work repeated per batch; exact: the same
-JSON for all 36 golden files, the full suite green). This VM takes ~2.5-3 us per minor page fault: at the pass's
-start (fbac36b) a whole process of DeepSeek-V3 / 2,048 H800 took 95k faults (0.22 s system time of 0.94 s
-CPU) and the range 390k (0.76 of 2.49 s). Faults are counted per child process (getrusage ru_minflt, repeatable
-within ~2%), unlike the wall times of this shared machine:
+JSON for all 18 golden scenarios (every shipped and benchmark one), the full suite green). This VM takes
+~2.5-3 us per minor page fault: at the pass's start (fbac36b) a whole process of DeepSeek-V3 / 2,048 H800
+took 95k faults (0.22 s system time of 0.94 s CPU) and the range 390k (0.76 of 2.49 s). Faults are counted
+per child process (getrusage ru_minflt, repeatable within ~2%), unlike the wall times of this shared machine:
 
 - bound._dense_ids: _dense_groups renumbers a key whose span is the distinct keys so far x the next column's
   values (13.2M for 85k keys on DeepSeek-V3 / 2,048, 29.2M for 176k on the range); the presence and rank tables
