@@ -718,6 +718,88 @@ DeepSeek-V3 / 2,048 process) is not worth a dependency on private code of two li
 serving models off the solve path, Plan's deferred build, the plugin scan off and the catalog reader stay.
 """
 
+FIFTEENTH = """Then (issue 14, 15th pass: page faults, and the batch range's work repeated per batch; exact: the same
+JSON for all 18 golden scenarios (every shipped and benchmark one), the full suite green). This VM takes
+~2.5-3 us per minor page fault: at the pass's start (fbac36b) a whole process of DeepSeek-V3 / 2,048 H800
+took 95k faults (0.22 s system time of 0.94 s CPU) and the range 390k (0.76 of 2.49 s). Faults are counted
+per child process (getrusage ru_minflt, repeatable within ~2%), unlike the wall times of this shared machine:
+
+- bound._dense_ids: _dense_groups renumbers a key whose span is the distinct keys so far x the next column's
+  values (13.2M for 85k keys on DeepSeek-V3 / 2,048, 29.2M for 176k on the range); the presence and rank tables
+  of table.present_ranks over such a span (5 bytes per key of the span, every page touched by the scatter of
+  the keys) took 92-109 ms in a fresh process, first-touch faults. Keys spread over more than 32 x their count
+  (and 1M) are now ranked by sorting (np.unique: the same ranks, 6-23 ms); this replaces, for those calls, the
+  int32 rank table of the 14th pass. DeepSeek-V3 / 2,048 H800 whole process: faults 95k -> 72k, CPU median
+  0.91 -> 0.87 s (n=5);
+- solver._shared_runs: with several global batches and the term tables, a layout equal to an earlier one but
+  for an accumulation the memory does not tell apart (in_flight_ga) holds the same categorical choices in the
+  same order (the framework rules do not read ga; the path is off where they do), so each of its plans takes
+  the verdict (and peak rank) of the plan at the same place in the group's first run; torchtitan's plans keep
+  their own ga and are evaluated. Found per layout run (the range: 242,930 runs in 81,124 groups), not per
+  plan (_shared_rows: 1.4 s, what an earlier pass measured and left): 4,865,835 of the range's 8,749,353
+  plans evaluated. In process, one thread, the verdict 0.93-1.16 -> 0.64-0.71 s, plus ~0.13 s to find the
+  runs and copy the verdicts (~0.27 s in a fresh process: first-touch faults again);
+- malloc (planner/cli.py): blocks beyond glibc's largest mmap threshold (32 MiB; a column of the range's
+  8.7M plans is 35-70 MB) were mapped and faulted in anew at every allocation, and each thread of the
+  search kept its own arena, whose freed blocks the other could not reuse. M_MMAP_MAX 0 takes every block
+  from the heap (glibc still maps where the heap cannot grow) and M_ARENA_MAX 1 gives the threads one arena.
+  tests/test_startup.py checks both (40-64 MiB blocks: 16k faults, 43k without; two threads taking turns on
+  16 MiB blocks: 7 faults, 8-12k without);
+- peak memory of the range: bound_order keeps the tokens per step per layout run (read by rows through the
+  runs' heads; ub is their float64 repeat divided in place, the same bits as int64 / float64), search_bound
+  keeps its groups of the rows in int32 for refine, the shared verdict's rows are int32 (tracemalloc peak
+  701 -> 654 MiB, the verdict's term tables now the peak);
+- the bound's per-value (layer units) and per-group passes split their rows evenly between the two threads
+  where they hold fewer than two chunks of 65,536 (solver.even_chunk): DeepSeek-V3 / 2,048's 84,937 groups ran
+  as chunks of 65,536 and 19,401, its 33,406 layer costs and 43,783 communication inputs as one chunk each
+  (one thread). Wall time only (the same bounds; test): by the passes' one-thread CPU ~0.07 s less wall on a
+  quiet 2-core machine; not resolved here at load ~3 (in process, n=8, the same within noise either way),
+  and not in the table below, which was measured before it.
+Whole process, fbac36b and this pass alternated (CPU = user + system, median (least); load 2.4-3.8, other
+sessions running; wall medians mean little at that load):
+
+| question | n | CPU s | page faults | system s | peak MiB | wall median s |
+|---|---:|---:|---:|---:|---:|---:|
+| DeepSeek-V3 / 2,048 H800 | 6 | 0.936 (0.924) -> 0.857 (0.842) | 95.1k -> 58.6k | 0.22 -> 0.16 | 336 -> 266 | 1.43 -> 1.25 |
+| DeepSeek-V3 / 2,048 H100 | 6 | 0.988 (0.923) -> 0.913 (0.849) | 109.0k -> 62.1k | 0.24 -> 0.16 | 361 -> 280 | 1.45 -> 1.26 |
+| 405B / 16,384 | 6 | 0.455 (0.436) -> 0.446 (0.434) | 32.0k -> 29.7k | 0.08 -> 0.08 | 164 -> 156 | 0.63 -> 0.60 |
+| the 131,072-GPU range | 4 | 2.49 (2.42) -> 2.14 (2.07) | 390k -> 187k | 0.76 -> 0.39 | 911 -> 774 | 3.62 -> 3.23 |
+| serve, 70B at concurrency 5,000 | 3 | 1.05 (1.00) -> 0.99 (0.94) | 60.6k -> 50.0k | 0.18 -> 0.17 | 236 -> 234 | - |
+| serve, 1.5B at concurrency 100,000 | 1 | 9.07 -> 8.44 | 491k -> 144k | 1.37 -> 0.42 | 595 -> 601 | - |
+| compare purchases.yaml --json | 2 | 2.90-3.24 -> 2.78-2.80 | 110-115k -> 90k | 0.23-0.27 -> 0.19-0.27 | 424 -> 374 | - |
+
+User time barely moved (the range 1.73 -> 1.76 s): the cuts are the kernel's page work, and the range's
+shared verdict is paid back in its own per-plan passes (finding the runs, gathering the evaluated rows
+through int32 indices, copying the verdicts). Measured and left:
+- huge pages: glibc's malloc with transparent huge pages (GLIBC_TUNABLES glibc.malloc.hugetlb=1) cut
+  DeepSeek-V3 / 2,048 H800's faults 58k -> 8.4k but raised system time 0.15 -> 0.41 s (a huge page is
+  zeroed and mapped whole: dear on this VM); NUMPY_MADVISE_HUGEPAGE=1 with the new heap settings: no
+  change (faults 58k -> 54k, CPU the same);
+- MEMORY_CHUNK 16,384 and 32,768: faults 58k -> 49k and 52k, peak 265 -> 226 and 239 MiB, CPU the same within
+  the noise (median 0.90 / 0.95 / 0.92 s at load ~5): left at 65,536;
+- the shared verdict's rows in int64: numpy converts int32 indices at every gather (4.9M rows of an int8
+  column: 7.6 ms against 3.2 ms), ~30 ms of the range; int32 kept for the peak (the 800 MiB aim);
+- the cyclic collector during the search: 14 collections, 2 ms in all (the CLI freezes the start-up's
+  objects): nothing left there.
+Where the time goes now, in process, one thread, CPU: DeepSeek-V3 / 2,048 H800 solve 0.55-0.62 s as a
+process's first (plan table 0.13 on the first call: CP-SAT's library load 0.03 s, its enumeration, first
+touches; 0.04 s after), memory verdict 0.27-0.34 (the term formulas per cell-slot and their gathers ~0.26),
+step-time bound 0.25-0.30 (layer units 0.08-0.10, per-group stage times at the lowest clock 0.08-0.15, the
+columns each function reads, recorded on a one-row table, 0.025), timing 2,048 plans 0.025; imports and
+scenario ~0.25 s and the interpreter ~0.09 s. The range: plan table 0.26-0.38 (first call), verdict 0.8-0.95,
+fitting table 0.05-0.07, bound 0.47-0.60 (groups 0.09-0.15, units 0.15, per-group stage times 0.15), timing
+~10,000 plans 0.07. Page faults left: ~18k of start-up (interpreter and imports) and, in the search, about
+one per 4 KiB of its peak (DeepSeek-V3 / 2,048 ~40k for a ~180 MiB peak): each new high of the heap.
+benchmarks/speed.py --runs 5 after this pass (speed_results.md; load 1.1 at its start and ~2 during it, run at
+nice 10 beside other sessions; DeepSeek-V3 / 2,048's wall ~ its CPU, so the second core gave little): 405B /
+16,384 0.43 s, DeepSeek-V3 / 2,048 H800 0.79 s and H100 0.84 s, the range 2.01 s at 780 MiB (an earlier run at
+load ~3, before the even chunks: 0.46 / 0.84 / 0.92 / 2.08 s, 763 MiB; the range's peak varies by ~20 MiB with
+the threads' interleaving). The aims of this pass were DeepSeek-V3 / 2,048 at ~0.6 s (not reached: ~0.8 s CPU,
+start-up ~0.35 and the first solve ~0.45-0.5) and the range at ~2.2 s under 800 MiB (reached in these runs, the
+peak with ~20 MiB to spare).
+"""
+
+
 SERVING = """## Serving search at a fixed concurrency
 
 Before: `planner serve` under `concurrency: C` listed every row of layout x engine / weights / KV /
@@ -790,7 +872,7 @@ def main() -> None:
              f"Python {platform.python_version()}, {time.strftime('%Y-%m-%d %H:%M')}, load average "
              f"{os.getloadavg()[0]:.1f} (a shared machine: the shares matter, not the seconds).", "",
              FINDINGS, LATER, EIGHTH, STARTUP, NINTH, TENTH, ELEVENTH, TWELFTH, THIRTEENTH, STARTUP_AGAIN, FOURTEENTH,
-             STARTUP_THIRD, SERVING]
+             STARTUP_THIRD, FIFTEENTH, SERVING]
     parts += [profile(p, args.lines) for p in SCENARIOS]
     (HERE / "speed_profile.md").write_text("\n".join(parts))
 

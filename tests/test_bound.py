@@ -199,3 +199,31 @@ def test_layout_runs_give_the_same_plans_and_groups(kw):
     got, want = bound.stage_groups(pool, cols, heads), bound.stage_groups(pool, cols)
     assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
     assert len(want[0]) < len(rows)
+
+
+@pytest.mark.parametrize("n, span", [(3000, 50), (3000, 3000 * bound.SPARSE + (1 << 20)), (0, 1 << 21)])
+def test_dense_ids_number_keys_as_sorting(n, span):
+    """bound._dense_ids numbers the keys present in key order (np.unique's inverse), through a presence
+    table where the span is dense and by sorting where it is wide (the second case)."""
+    key = np.random.default_rng(5).integers(0, span, n)
+    ids, count = bound._dense_ids(key, span)
+    values, inverse = np.unique(key, return_inverse=True)
+    assert count == len(values) and np.array_equal(ids, inverse.reshape(-1))
+
+
+def test_even_chunks_give_the_same_bound(monkeypatch):
+    """The bound's per-value and per-group passes split their rows evenly between the threads where they
+    are fewer than two full chunks (solver.even_chunk): the same bounds as with chunks of MEMORY_CHUNK."""
+    from planner.search import solver
+
+    sc = scenario(model="mixtral-8x7b", node="hgx-h100", nodes=2, gb=[32, 64, 128])
+    t, _, _ = solver._candidate_rows(sc, compact=True)
+    monkeypatch.setattr(solver, "MEMORY_THREADS", 2)
+    monkeypatch.setattr(solver, "SPLIT_MIN", 16)
+    sizes = []
+    even = solver.even_chunk
+    monkeypatch.setattr(solver, "even_chunk", lambda n: sizes.append((n, even(n))) or even(n))
+    want = bound.search_bound(Context(sc), t)[0]
+    assert any(n > size for n, size in sizes)  # some pass took two chunks
+    monkeypatch.setattr(solver, "even_chunk", lambda n: solver.MEMORY_CHUNK)
+    assert np.array_equal(bound.search_bound(Context(sc), t)[0], want)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from planner import catalog
-from planner.estimate import memory, memory_ranks, memory_tables
+from planner.estimate import memory, memory_ranks, memory_tables, table
 from planner.estimate.evaluate import Context
 from planner.search import solver
 
@@ -368,3 +368,23 @@ def _ids(plans, cols, coarse):
     lay = [k for k in memory_cells.LAYOUT_COLUMNS if k in cols]
     rough = [coarse[k](heads) if k in coarse else heads[k] for k in lay]
     return [memory_cells._compact_ids(table.radix_code(v, len(plans.heads))[0]) for v in (rough, [heads[k] for k in lay])]
+
+
+@pytest.mark.parametrize("node", ["hgx-h100", "hgx-h800"])  # h800: unknown host memory (offload plans held out)
+@pytest.mark.parametrize("peaks", [True, False])
+def test_batch_range_shared_runs_equal_every_plan(peaks, node):
+    """Several global batches: the plans of a layout equal to an earlier one but for an accumulation the
+    memory does not tell apart take the verdict (and peak rank) of the plan at the same place of that
+    layout's run (solver._shared_runs; torchtitan's plans are evaluated): the same as the term tables'
+    verdict of every plan."""
+    sc = scenario(model="mixtral-8x7b", node=node, nodes=2, seq=4096, gb=[64, 128, 256, 512])
+    ctx = Context(sc)
+    t, _, layout = solver._candidate_rows(sc, compact=True)
+    runs = solver._shared_runs(ctx, t, layout)
+    assert runs is not None and len(runs[0]) < 0.8 * table.size(t)  # the path under test shares plans
+    titan = t["framework"] == table.TT
+    assert titan.any() and runs[1][titan].all()
+    fits, peak = solver._fits_memory(ctx, t, layout, peaks=peaks)
+    ref, ref_peak = solver._fits_memory_rows(ctx, t, None, peaks, layout)
+    assert np.array_equal(ref, fits) and 0 < fits.sum() < len(fits)
+    assert (peak is None) == (not peaks) and (not peaks or np.array_equal(peak, ref_peak))

@@ -70,6 +70,51 @@ def test_freed_blocks_are_reused_not_faulted_in_again():
     assert int(r.stdout) < 2 * 24 * 2**20 // 4096
 
 
+LARGE_FAULTS = """
+import resource, threading
+import planner.cli  # sets malloc's options (glibc)
+faults = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+def touch(mib):
+    block = bytearray(mib * 2**20)
+    block[::4096] = bytes(len(block[::4096]))  # touch every page
+    del block
+before = faults()
+for mib in (40, 64, 64):  # blocks beyond the mmap threshold (32 MiB), each freed before the next
+    touch(mib)
+large = faults() - before
+turn = [threading.Event() for _ in range(6)]
+def worker(mine):  # two threads taking turns: a block freed by one is reused by the other
+    for i in mine:
+        if i:
+            turn[i - 1].wait()
+        touch(16)
+        turn[i].set()
+threads = [threading.Thread(target=worker, args=(range(j, 6, 2),)) for j in (0, 1)]
+before = faults()
+for th in threads:
+    th.start()
+for th in threads:
+    th.join()
+print(large, faults() - before)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
+def test_large_blocks_and_other_threads_reuse_freed_memory():
+    """With the command line's malloc settings, blocks beyond 32 MiB come from the heap too (freed, they
+    stay there: three blocks of 40-64 MiB fault in about the largest one's 16,384 pages, not 43,000 as
+    glibc maps each anew), and threads share one arena (two threads taking turns on 16 MiB blocks fault
+    in about one block's 4,096 pages, not one block per thread)."""
+    import platform
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("glibc's malloc")
+    r = subprocess.run([sys.executable, "-c", LARGE_FAULTS], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    large, threads = map(int, r.stdout.split())
+    assert large < 1.3 * 64 * 2**20 // 4096 and threads < 1.5 * 16 * 2**20 // 4096, (large, threads)
+
+
 HUGEPAGES = """
 import planner.cli  # before numpy, as `python -m planner` and the `planner` script import it
 import numpy._core.multiarray as m

@@ -23,6 +23,7 @@ from planner.estimate import comm, compute, pipeline
 from planner.estimate import table as T
 from planner.estimate.evaluate import first_last_stage_times, layer_units, stage_time
 
+SPARSE = 32  # _dense_ids sorts keys spread wider than this many key values per key
 DENSE_SPAN = 1 << 22  # largest key span grouped through a dense table (9 bytes per key at most)
 
 
@@ -48,8 +49,14 @@ def stage_lower_bound(ctx, t: dict, units=None) -> np.ndarray:
 
 
 def _dense_ids(key: np.ndarray, span: int) -> tuple[np.ndarray, int]:
-    """Keys in [0, span) renumbered 0 .. distinct - 1 (in key order), in linear time (only the keys
-    present are numbered: T.present_ranks)."""
+    """Keys in [0, span) renumbered 0 .. distinct - 1 (in key order): in linear time (only the keys
+    present are numbered: T.present_ranks) where the span is at most SPARSE x the keys, by sorting
+    where it is wider (the same ranks). A presence table costs ~5 bytes per key of the span, written
+    page by page on first touch: _dense_groups renumbers a span of up to distinct keys x a column's
+    values (DeepSeek-V3 / 2,048: 13.2M for 85k keys, 92 ms of page faults in a fresh table, sorting 6 ms)."""
+    if span > max(SPARSE * len(key), 1 << 20):
+        keys, ids = np.unique(key, return_inverse=True)
+        return ids.reshape(-1), len(keys)
     ids, keys = T.present_ranks(key, span)
     return ids, len(keys)
 
@@ -182,18 +189,19 @@ def _per_group(ctx, fn, groups: dict, units=None) -> np.ndarray:
     `units` (the layer_units of those rows: _shared_units, or _group_units of some groups' units),
     fn(ctx, rows, the rows' units): they read fewer columns than the stage time (not vpp), so they were
     evaluated once per distinct value of those columns."""
-    from planner.search.solver import MEMORY_CHUNK, _in_chunks
+    from planner.search.solver import _in_chunks, even_chunk
 
     n = len(groups["ga"])
     out = np.zeros(n)
+    size = even_chunk(n)
 
     def chunk(lo: int) -> None:
-        at = slice(lo, lo + MEMORY_CHUNK)
+        at = slice(lo, lo + size)
         part = T.take(groups, at)
         out[at] = fn(ctx, part) if units is None else fn(ctx, part, tuple(_unit_rows(u, at) for u in units))
 
     if n:
-        _in_chunks(chunk, n)
+        _in_chunks(chunk, n, size)
     return out
 
 
@@ -269,21 +277,22 @@ def _per_value(t: dict, cols: tuple[str, ...], extra: dict, fn, clock: float | N
     """(fn(rows of t, those rows) (a dict of arrays and scalars) once per distinct value of the columns
     `cols` of t and the integer columns `extra`, in chunks shared by threads, at tensor clock `clock`
     (None: burst); the distinct value of every row of t)."""
-    from planner.search.solver import MEMORY_CHUNK, _in_chunks
+    from planner.search.solver import _in_chunks, even_chunk
 
     first, inverse = stage_groups({**{k: t[k] for k in cols}, **extra}, (*cols, *extra))
-    starts = range(0, len(first), MEMORY_CHUNK)
+    size = even_chunk(len(first))
+    starts = range(0, len(first), size)
     parts: list = [None] * len(starts)
 
     def chunk(lo: int) -> None:
-        rows = first[lo:lo + MEMORY_CHUNK]
+        rows = first[lo:lo + size]
         part = T.take(t, rows)
         if clock is not None:
             part["tensor_clock"] = np.full(len(rows), clock)
-        parts[lo // MEMORY_CHUNK] = fn(part, rows)
+        parts[lo // size] = fn(part, rows)
 
-    _in_chunks(chunk, len(first))
-    sizes = [min(MEMORY_CHUNK, len(first) - lo) for lo in starts]
+    _in_chunks(chunk, len(first), size)
+    sizes = [min(size, len(first) - lo) for lo in starts]
     return {k: _joined([p[k] for p in parts], sizes) for k in parts[0]}, inverse
 
 
@@ -361,6 +370,8 @@ def search_bound(ctx, t: dict, heads=None):
     slow_units = _shared_units(ctx, rows, units_clock(ctx))
     lb = _grouped_step(ctx, t, first, inverse, _per_group(ctx, slow_clock_stage_bound, rows, slow_units))
     del rows
+    if len(first) < 2**31:  # kept for refine while the search runs: half the bytes (the range: 23 MB)
+        inverse = inverse.astype(np.int32)
     exact = np.full(len(first), np.nan)
 
     def refine(rows: np.ndarray) -> np.ndarray:

@@ -370,6 +370,7 @@ def _sp(t: dict, fixed: dict) -> np.ndarray:
 
 
 MEMORY_THREADS = min(2, os.cpu_count() or 1)  # threads of the memory verdict pass
+SPLIT_MIN = 8192  # fewest rows in a chunk that even_chunk splits off for a thread
 MEMORY_CHUNK = 65_536  # rows per memory pass: bounds the peak memory of the largest searches
 FIRST_BATCH = 2_048  # plans evaluated first, by best bound, to set the pruning threshold
 
@@ -400,8 +401,24 @@ def _fits_memory(ctx, t: dict, layout=None, peaks: bool = True) -> tuple[np.ndar
     stays so whatever its other ranks hold, so they are not evaluated."""
     from planner.estimate import memory_tables
 
-    # the term tables share those evaluations themselves (their cells: memory_tables.in_flight_ga)
-    if len(ctx.scenario.training.batches) > 1 and T.size(t) and not memory_tables.usable(ctx, t):
+    several = len(ctx.scenario.training.batches) > 1 and T.size(t)
+    runs = _shared_runs(ctx, t, layout) if several and layout is not None and memory_tables.usable(ctx, t) else None
+    if runs is not None:  # the term tables: their cells share the terms, this the per-plan passes
+        rows, evaluated, back = runs
+        got, got_peak = _fits_memory_rows(ctx, t, rows, peaks, layout)
+        other = np.flatnonzero(~evaluated)
+        del evaluated
+        src = other - back()[other]  # the plan at the same place of the run it copies
+        fits = np.empty(T.size(t), dtype=bool)
+        fits[rows] = got
+        fits[other] = fits[src]
+        peak = None
+        if got_peak is not None:
+            peak = np.empty(T.size(t), dtype=got_peak.dtype)
+            peak[rows] = got_peak
+            peak[other] = peak[src]
+        return fits, peak
+    if several and not memory_tables.usable(ctx, t):
         shared = _shared_rows(ctx, t, layout) if layout is not None else None
         first, inverse = shared or _groups({**t, "ga": _ga_for_memory(t)}, _read_columns(_verdict, ctx))
         if len(first) < 0.8 * T.size(t):
@@ -444,6 +461,38 @@ def _shared_rows(ctx, t: dict, layout: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return np.flatnonzero(own), (np.cumsum(own, dtype=ix) - 1)[rep]
 
 
+def _shared_runs(ctx, t: dict, layout: np.ndarray) -> tuple[np.ndarray, np.ndarray, object] | None:
+    """The plans of a several-batch table whose memory verdict _fits_memory evaluates, the others
+    copying theirs, found per layout run (few) instead of per plan (_shared_rows): layouts equal but
+    for ga as the memory tells it apart (_ga_for_memory) hold the same categorical choices in the same
+    order when the framework rules do not read ga (_candidate_rows applies them per projection of the
+    layouts on the columns they read), so each plan of such a layout's run has the verdict of the plan
+    at the same place in the group's first run; torchtitan's plans keep their ga (_ga_for_memory) and
+    are evaluated. Returns (rows evaluated, ascending; whether each row is; each row's distance back to
+    the row it copies, 0 where evaluated: made when called, after the verdict, whose peak memory it
+    would add to), or None (the rules read ga, or nothing is shared)."""
+    if "ga" in _rule_columns(ctx.scenario.runtime):
+        return None
+    from planner.estimate.memory_tables import in_flight_ga
+
+    n = T.size(t)
+    starts = np.flatnonzero(T.changes(layout))  # first row of each layout run
+    length = np.diff(starts, append=n)
+    heads = {k: T.wide(t[k][starts]) for k in COLUMNS}
+    heads["ga"] = in_flight_ga(heads)  # as _ga_for_memory for all but torchtitan (evaluated below)
+    lead, grp = _groups(heads, COLUMNS)
+    first = lead[grp]  # the group's first run (np.unique's first index), for every run
+    own = first == np.arange(len(starts))
+    if own.all() or not np.array_equal(length[first], length):
+        return None
+    evaluated = np.repeat(own, length)
+    evaluated |= t["framework"] == T.TT
+    ix = np.int32 if n < 2**31 else np.int64
+    back = (starts - starts[first]).astype(ix)
+    rows = np.flatnonzero(evaluated).astype(ix)  # held through the verdict: 4 bytes a row where they fit
+    return rows, evaluated, functools.partial(np.repeat, back, length)
+
+
 def _fits_memory_rows(ctx, t: dict, rows, peaks: bool = True, layout=None) -> tuple[np.ndarray, np.ndarray | None]:
     """_fits_memory of the rows `rows` of t (None: all), taken one chunk at a time, the chunks shared
     by MEMORY_THREADS threads (numpy releases the interpreter lock in its array loops; each chunk's
@@ -471,9 +520,10 @@ def _fits_memory_rows(ctx, t: dict, rows, peaks: bool = True, layout=None) -> tu
     return out, peak
 
 
-def _in_chunks(chunk, n: int) -> None:
-    """chunk(lo) for lo = 0, MEMORY_CHUNK, ... below n, shared by MEMORY_THREADS threads."""
-    starts = range(0, n, MEMORY_CHUNK)
+def _in_chunks(chunk, n: int, size: int | None = None) -> None:
+    """chunk(lo) for lo = 0, size, ... below n (size: MEMORY_CHUNK unless given), shared by MEMORY_THREADS
+    threads."""
+    starts = range(0, n, size or MEMORY_CHUNK)
     if MEMORY_THREADS > 1 and len(starts) > 1:
         from concurrent.futures import ThreadPoolExecutor
 
@@ -482,6 +532,17 @@ def _in_chunks(chunk, n: int) -> None:
     else:
         for lo in starts:
             chunk(lo)
+
+
+def even_chunk(n: int) -> int:
+    """Rows per chunk of _in_chunks over n rows whose chunks are independent: MEMORY_CHUNK, or n split
+    evenly between the threads where it is below MEMORY_THREADS x MEMORY_CHUNK (at least SPLIT_MIN rows a
+    chunk): DeepSeek-V3 / 2,048's 84,937 bound groups took a chunk of 65,536 and one of 19,401, one thread
+    busy three times as long as the other, and its 33,406 layer costs one chunk, one thread. Wall time
+    only: each chunk's numbers are its own."""
+    if MEMORY_THREADS < 2 or n >= MEMORY_THREADS * MEMORY_CHUNK:
+        return MEMORY_CHUNK
+    return max(-(-n // MEMORY_THREADS), SPLIT_MIN)
 
 
 def _read_columns(fn, ctx) -> tuple[str, ...]:
@@ -596,20 +657,35 @@ def bounded_rows(t: dict, lb: np.ndarray, seq_len: int, keep: int, first: int, r
     return rows[back], _take_ev(ev, back)
 
 
-def bound_order(t: dict, lb: np.ndarray, seq_len: int, heads=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def bound_order(t: dict, lb: np.ndarray, seq_len: int, heads=None) -> tuple:
     """(tokens per step, their upper bound of tokens/s: tokens / step lower bound `lb`, the rows
     highest bound first, ties in table order), the order bounded_rows takes the plans in. `heads`
     (optional): the first row of each layout run of t (solver._fitting_plans); dp, mbs and ga are
-    layout columns, equal on a run's rows, so the tokens are computed once per run and repeated (the
-    same int64 numbers, one pass over the rows instead of three)."""
+    layout columns, equal on a run's rows, so the tokens are computed once per run and read per run
+    (the same int64 numbers; tokens is then indexable by rows, not an array of every row)."""
     at = slice(None) if heads is None else heads
     tokens = np.multiply(t["dp"][at], t["mbs"][at], dtype=np.int64)  # int64 arithmetic, no widened copies
     tokens *= t["ga"][at]
     tokens *= seq_len
-    if heads is not None:
-        tokens = np.repeat(tokens, np.diff(heads, append=len(lb)))
-    ub = tokens / lb
-    return tokens, ub, ByBound(ub)
+    if heads is None:
+        ub = tokens / lb
+        return tokens, ub, ByBound(ub)
+    # per run: no array of every row's tokens beside ub (the 131,072-GPU range: 46 MB at the search's
+    # peak); ub as tokens / lb, the int64 tokens converted to float64 as the division converts them
+    ub = np.repeat(tokens.astype(np.float64), np.diff(heads, append=len(lb)))
+    ub /= lb
+    return _RunValues(tokens, heads), ub, ByBound(ub)
+
+
+class _RunValues:
+    """An array of one value per layout run (`values`; `heads`: each run's first row, ascending) as
+    indexing by rows reads it."""
+
+    def __init__(self, values: np.ndarray, heads: np.ndarray):
+        self.values, self.heads = values, heads
+
+    def __getitem__(self, rows):
+        return self.values[np.searchsorted(self.heads, rows, side="right") - 1]
 
 
 def _concat(a, b):
