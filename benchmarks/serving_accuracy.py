@@ -42,6 +42,9 @@ MLPERF_LLAMA2_INPUT_MEAN = 222.3
 # ... and the shape of its output lengths (means of 20 equal-count bins of the reference outputs, tok_output_length,
 # same file and summary), for those points too (output_tokens: scaled to the point's own mean output).
 MLPERF_LLAMA2_OUTPUT_BINS = (8, 22, 39, 58, 75, 92, 112, 134, 158, 179, 200, 220, 242, 265, 290, 318, 359, 414, 501, 692)
+# ... and of its inputs (the same 20 equal-count bins of tok_input_length, same summary, input_length column; mean of
+# the bins 222.3): the harness feeds the dataset's own prompts, so these are not scaled.
+MLPERF_LLAMA2_INPUT_BINS = (64, 80, 90, 98, 106, 113, 120, 128, 136, 146, 159, 176, 197, 219, 249, 288, 347, 452, 570, 710)
 
 # trtllm-bench throughput runs are finite: all requests are queued at once and, with fixed lengths
 # (token-norm-dist, stdev 0), admitted requests finish together, so the run is a sequence of
@@ -134,10 +137,11 @@ def point_scenario(r: dict, rate: float | None = None) -> tuple[ServingScenario,
     out_len = wl.get("output_len_mean") or wl.get("output_len") or r.get("derived", {}).get("mean_output_tokens_per_sample")
     in_len = wl.get("input_len_mean") or wl.get("input_len") or MLPERF_LLAMA2_INPUT_MEAN
     if not (wl.get("input_len_mean") or wl.get("input_len")) and not wl.get("output_len_bins"):
-        wl = dict(wl, output_len_bins=MLPERF_LLAMA2_OUTPUT_BINS)  # an MLPerf llama2-70b point (above)
-    serving = {"input_tokens": int(round(in_len)), "output_tokens": output_tokens(wl, out_len)}
+        # an MLPerf llama2-70b point (above)
+        wl = dict(wl, output_len_bins=MLPERF_LLAMA2_OUTPUT_BINS, input_len_bins=MLPERF_LLAMA2_INPUT_BINS)
+    serving = {"input_tokens": input_tokens(wl, in_len), "output_tokens": output_tokens(wl, out_len)}
     if wl.get("repeated_prompts"):
-        serving["prefix_cache_hit"] = round(repeated_prompt_hit(serving["input_tokens"]), 4)
+        serving["prefix_cache_hit"] = round(repeated_prompt_hit(int(round(in_len))), 4)
     server = "server" in wl["kind"]
     if server and rate:
         serving["requests_per_s"] = rate
@@ -200,6 +204,16 @@ def output_tokens(wl: dict, mean: float):
         return int(round(mean))
     scale = mean / (sum(bins) / len(bins))
     return [[max(1, int(round(b * scale))), 1.0] for b in bins]
+
+
+def input_tokens(wl: dict, mean: float):
+    """The point's input tokens for the scenario: the mean, or where the point states the shape of its
+    input-length distribution (workload.input_len_bins: the means of equal-count bins of the dataset's input
+    lengths, the prompts the harness feeds) those bins as equal-share [tokens, share] pairs, unscaled."""
+    bins = wl.get("input_len_bins")
+    if not bins:
+        return int(round(mean))
+    return [[int(b), 1.0] for b in bins]
 
 
 def engine_of(r: dict) -> str:

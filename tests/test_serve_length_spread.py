@@ -29,7 +29,10 @@ def _scenario(tmp_path, output_tokens, name):
 
 def test_length_biased_mean_of_each_form():
     assert length_biased_mean(512) == 512.0
-    assert length_biased_mean(TokenMoments(mean=300, p90=900)) == 300.0  # {mean, p90} states no spread
+    # {mean, p90}: read as token_moments reads it, a tenth at p90 and the rest at a = (mean - p90 / 10) / 0.9
+    a = (300 - 90) / 0.9
+    assert length_biased_mean(TokenMoments(mean=300, p90=900)) == pytest.approx((0.9 * a * a + 0.1 * 900 ** 2) / 300)
+    assert length_biased_mean(TokenMoments(mean=300, p90=300)) == pytest.approx(300.0)  # p90 = mean: no spread
     assert length_biased_mean([(512, 0.3)]) == pytest.approx(512.0)
     # two equally likely lengths 100 and 900: (100^2 + 900^2) / (100 + 900) = 820 against a mean of 500
     assert length_biased_mean([(100, 1.0), (900, 1.0)]) == pytest.approx(820.0)

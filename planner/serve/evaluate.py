@@ -59,6 +59,11 @@ class Context:
         self.out_running = length_biased_mean(s.output_tokens)
         self.ctx_dec = self.in_mean + self.out_running / 2
         self.hit = s.prefix_cache_hit
+        # A prefill token of a busy step: it belongs to a prompt picked in proportion to the prompt's length
+        # (length_biased_mean, E[l^2] / E[l]) and attends to the cached prefix, hit x l, and to half of the
+        # prompt's computed tokens, so its mean context is E[l^2] / E[l] x (1 + hit) / 2 (prefill attention
+        # FLOPs summed over the prompts, timing.stage_terms); in_mean x (1 + hit) / 2 for one input length.
+        self.ctx_pf = prompt_context(length_biased_mean(s.input_tokens), self.hit)
         self.cap_bytes = self.gpu.memory_gib * E.GIB
         lin, attn, bw = timing.rates(self.gpu, E.WEIGHT_NAMES)
         dense_names = tuple(E.dense_scheme(n) for n in E.WEIGHT_NAMES)
@@ -74,6 +79,12 @@ class Context:
                    "exp_per_flop": timing.exp_rate_per_flop(self.gpu)}
         self.price = self.node.usd_per_gpu_hour
         self.links = None  # collective costs of the plan table (timing.comm_links), set by evaluate
+
+
+def prompt_context(tokens, hit):
+    """Mean context a prefill token of a prompt of `tokens` tokens attends to: the cached prefix (hit x tokens)
+    and half of the uncached rest ((1 - hit) x tokens / 2)."""
+    return tokens * (1 + hit) / 2
 
 
 def _disagg(t):
@@ -100,7 +111,7 @@ def _iter(ctx, t, b, lk=None):
     step = np.minimum(budget, np.maximum(i_eff, n_pf))
     share = np.clip(n_pf / np.maximum(step, 1e-9), 0.0, 1.0)
     ctx_dec = ctx.ctx_dec
-    ctx_pf = ctx.in_mean * ctx.hit + i_eff / 2
+    ctx_pf = ctx.ctx_pf
     lk = ctx.links if lk is None else lk
     with_pf = timing.iteration_s(ctx.facts, t, lk, ctx.hw, b, step, ctx_dec, ctx_pf)
     decode = _graph_decode_s(ctx, t, lk, b, ctx_dec, ctx_pf)
@@ -201,15 +212,16 @@ def _ttft_service(ctx, t, b, in_tokens, rate: bool = False):
     (prompt_prefill_s; a micro-batch carries b / pp decodes and a chunk of up to max_batched_tokens - b / pp
     prompt tokens: the engines' token budget holds per scheduled batch); with rate, also the prefill
     tokens/s of a busy engine, whose iterations fill the whole chunk with waiting prompts (chunk / iteration
-    time of a full chunk, timing.iteration_s)."""
+    time of a full chunk, timing.iteration_s, its tokens at the busy steps' mean context Context.ctx_pf). The
+    prompt of in_tokens attends to its own cached prefix and chunks (prompt_context)."""
     chunk = np.maximum(t["max_batched_tokens"] - b / t["pp"], 1.0)
     i_eff = in_tokens * (1 - ctx.hit)
-    ctx_dec, ctx_pf = ctx.ctx_dec, ctx.in_mean * ctx.hit + i_eff / 2
-    one = prompt_prefill_s(ctx, t, b, i_eff, chunk, ctx_dec, ctx_pf)
+    ctx_dec = ctx.ctx_dec
+    one = prompt_prefill_s(ctx, t, b, i_eff, chunk, ctx_dec, prompt_context(in_tokens, ctx.hit))
     if not rate:
         return one, None
     busy_chunk = np.maximum(t["max_batched_tokens"] - b, 1.0)
-    full = timing.iteration_s(ctx.facts, t, ctx.links, ctx.hw, b, busy_chunk, ctx_dec, ctx_pf)
+    full = timing.iteration_s(ctx.facts, t, ctx.links, ctx.hw, b, busy_chunk, ctx_dec, ctx.ctx_pf)
     return one, busy_chunk / full
 
 
@@ -221,9 +233,8 @@ def _prefill_pool(ctx, t, in_tokens):
 
     mbt = t["max_batched_tokens"].astype(float)
     i_eff = in_tokens * (1 - ctx.hit)
-    ctx_pf = ctx.in_mean * ctx.hit + i_eff / 2
-    full_step = timing.iteration_s(ctx.facts, t, ctx.links, ctx.hw, 0.0, mbt, 0.0, ctx_pf)
-    one = prompt_prefill_s(ctx, t, 0.0, i_eff, mbt, 0.0, ctx_pf)
+    full_step = timing.iteration_s(ctx.facts, t, ctx.links, ctx.hw, 0.0, mbt, 0.0, ctx.ctx_pf)
+    one = prompt_prefill_s(ctx, t, 0.0, i_eff, mbt, 0.0, prompt_context(in_tokens, ctx.hit))
     full, sw = kv_bytes_per_token(ctx.facts, t, ctx.hw["kvb"][t["kv"]])
     shard = seq_kv_bytes(ctx.facts, full, sw, in_tokens)  # bytes each GPU of the instance sends
     _, out_bw = comm._rates(ctx.node)
@@ -366,25 +377,25 @@ def prompt_service_moments(ctx, t, b, pf_rate):
     to the cached prefix and the chunks before them): prefill attention grows with the context, so S is
     quadratic in l, not linear. The step time is linear in ctx_pf (timing.stage_terms: prefill attention
     FLOPs 2 n ctx_pf ...) while the GPU step outweighs the host step, so tau(l) = a + c l is set by two steps:
-    pf_rate (tokens/s of the busy step at the mean input, evaluate) and one at the length-biased input
-    E[l^2] / E[l] (where the service time weighs most; not needed for one length). With the input's moments
+    pf_rate (tokens/s of the busy step, evaluate, whose tokens attend at the length-biased input E[l^2] / E[l],
+    Context.ctx_pf) and one at the mean input (not needed for one length). With the input's moments
     m_j = E[l^j] (planner.spec.serving.token_moments):
-        E[S] = (1 - hit) (a m1 + c m2),  E[S^2] = (1 - hit)^2 (a^2 m2 + 2 a c m3 + c^2 m4).
+        E[S] = (1 - hit) (a m1 + c m2) = (1 - hit) m1 / pf_rate,  E[S^2] = (1 - hit)^2 (a^2 m2 + 2 a c m3 + c^2 m4).
     For a fixed input E[S] = i_eff / pf_rate and E[S^2] = E[S]^2 (deterministic service)."""
     m1, m2, m3, m4 = ctx.in_moments
     hit = ctx.hit
-    tau_m = 1.0 / np.maximum(pf_rate, 1e-30)
+    tau_lb = 1.0 / np.maximum(pf_rate, 1e-30)
     lb = m2 / m1
-    c = np.zeros_like(tau_m)
+    c = np.zeros_like(tau_lb)
     if lb > m1 * (1 + 1e-9):
         dis = _disagg(t)
         mbt = t["max_batched_tokens"].astype(float)
         chunk = np.where(dis, mbt, np.maximum(mbt - b, 1.0))
         n_dec = np.where(dis, 0.0, b)
         ctx_dec = np.where(dis, 0.0, ctx.ctx_dec)
-        step = timing.iteration_s(ctx.facts, t, ctx.links, ctx.hw, n_dec, chunk, ctx_dec, lb * (1 + hit) / 2)
-        c = (step / chunk - tau_m) / (lb - m1)
-    a = tau_m - c * m1
+        step = timing.iteration_s(ctx.facts, t, ctx.links, ctx.hw, n_dec, chunk, ctx_dec, prompt_context(m1, hit))
+        c = (tau_lb - step / chunk) / (lb - m1)
+    a = tau_lb - c * lb
     es = (1 - hit) * (a * m1 + c * m2)
     es2 = (1 - hit) ** 2 * (a * a * m2 + 2 * a * c * m3 + c * c * m4)
     return es, es2

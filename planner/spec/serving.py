@@ -102,14 +102,12 @@ def length_biased_mean(value) -> float:
     sequence in flight holds when lengths vary. A decode step samples the running sequences, and a
     request stays in flight for as many steps as it has output tokens, so its output length is
     length-biased (length-biased sampling, the inspection or waiting-time paradox of renewal theory;
-    Feller, An Introduction to Probability Theory and Its Applications, vol. 2); the mean for a fixed
-    count or {mean, p90}, which states no spread."""
-    if isinstance(value, int):
-        return float(value)
-    if isinstance(value, TokenMoments):
-        return float(value.mean)
-    total = sum(s for _, s in value)
-    return sum(t * t * s for t, s in value) / max(sum(t * s for t, s in value), 1e-30) if total else 0.0
+    Feller, An Introduction to Probability Theory and Its Applications, vol. 2); likewise a prefill token
+    picked at random belongs to a prompt in proportion to the prompt's length. The moments are
+    token_moments': the count itself where fixed, and for {mean, p90} its least-spread two-point reading
+    (a pair with p90 above the mean states some spread, and that reading gives the least E[t^2] it allows)."""
+    m1, m2 = token_moments(value, 2)
+    return m2 / m1 if m1 > 0 else 0.0
 
 
 class SLO(Strict):
