@@ -18,8 +18,15 @@ KINDS = ("gpus", "nodes", "models")
 
 @lru_cache(maxsize=None)
 def _installed_folders() -> tuple[str, ...] | None:
-    """The folders of the installed package planner.catalogs, () where it has none on disk (inside a
-    zip archive), None where it is not installed (the source tree)."""
+    """The folders of the catalogs that belong to this copy of the code: the package's own catalogs/ folder
+    (an ordinary install), else the catalogs/ beside the package in a source tree (a checkout, installed
+    editable or not: its code and its catalogs go together, also where another checkout holds the editable
+    install), else the folders of planner.catalogs as the import system finds it (() where it has none on
+    disk, inside a zip archive); None where there is none."""
+    here = Path(__file__).resolve().parent
+    for folder in (here / "catalogs", here.parent / "catalogs"):
+        if (folder / "gpus.yaml").is_file():
+            return (str(folder),)
     from importlib.util import find_spec
 
     try:
@@ -31,9 +38,9 @@ def _installed_folders() -> tuple[str, ...] | None:
 
 def catalog_file_text(filename: str) -> tuple[str, str]:
     """(text, where) of a file shipped in planner.catalogs (the source tree's catalogs/ without install).
-    Where the package is a folder of files (an ordinary install) the file is read from there, as
-    importlib.resources.files would find it, without importing importlib.resources (with tempfile and
-    zipfile: ~60M instructions, 0.01 s of every start-up); importlib.resources reads any other kind."""
+    Where the catalogs are a folder of files the file is read from there, as importlib.resources.files would
+    find it, without importing importlib.resources (with tempfile and zipfile: ~60M instructions, 0.01 s of
+    every start-up); importlib.resources reads any other kind."""
     folders = _installed_folders()
     for folder in folders or ():
         p = Path(folder) / filename
@@ -47,8 +54,7 @@ def catalog_file_text(filename: str) -> tuple[str, str]:
             return ref.read_text(encoding="utf-8"), str(ref)
         except (ModuleNotFoundError, FileNotFoundError):
             pass
-    p = Path(__file__).resolve().parent.parent / "catalogs" / filename  # a source tree without install
-    return p.read_text(encoding="utf-8"), str(p)
+    raise InputError(f"the built-in catalog file {filename} is missing from this installation of planner")
 
 
 def _catalog_text(kind: str) -> tuple[str, str]:
