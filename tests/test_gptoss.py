@@ -21,7 +21,7 @@ GPT_OSS_120B = {  # openai/gpt-oss-120b config.json (architecture keys)
     "num_attention_heads": 64, "num_key_value_heads": 8, "num_hidden_layers": 36, "num_local_experts": 128,
     "num_experts_per_tok": 4, "rms_norm_eps": 1e-5, "rope_theta": 150000, "sliding_window": 128,
     "swiglu_limit": 7.0, "tie_word_embeddings": False, "vocab_size": 201088, "output_router_logits": False,
-    "router_aux_loss_coef": 0.9,
+    "router_aux_loss_coef": 0.9, "max_position_embeddings": 131072,
     "rope_scaling": {"beta_fast": 32.0, "beta_slow": 1.0, "factor": 32.0, "original_max_position_embeddings": 4096,
                      "rope_type": "yarn", "truncate": False},
 }

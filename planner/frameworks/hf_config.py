@@ -14,7 +14,7 @@ on every layer, else Llama.
 from __future__ import annotations
 
 from planner.errors import InputError
-from planner.spec.hf import GPT_OSS_WINDOW_DEFAULT
+from planner.spec.hf import GPT_OSS_WINDOW_DEFAULT, context_factor
 from planner.spec.model import window_pattern
 
 ARCHITECTURES = {"llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM", "qwen2": "Qwen2ForCausalLM",
@@ -104,6 +104,9 @@ def _first_window_layer(m) -> int | None:
 def _rope(m) -> dict:
     out = {"rope_theta": m.rope_theta}
     rs = m.rope_scaling
+    if m.max_seq_len is not None:  # the context, back to the table it stretches (planner.spec.hf.context_factor)
+        f = context_factor(rs.type, rs.factor, rs.original_max_position_embeddings) if rs else 1
+        out["max_position_embeddings"] = round(m.max_seq_len / f)
     if rs is not None:
         out["rope_scaling"] = {("type" if rs.type == "yarn" else "rope_type"): rs.type,
                                **rs.model_dump(exclude={"type"}, exclude_none=True)}

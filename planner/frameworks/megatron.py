@@ -25,6 +25,8 @@ def _model_args(scenario) -> list[str]:
     m, seq = scenario.model, scenario.training.seq_len
     out = [f"--num-layers {m.layers}", f"--hidden-size {m.hidden}", f"--ffn-hidden-size {m.ffn_hidden}",
            f"--num-attention-heads {m.heads}", f"--seq-length {seq}",
+           # the model's context (max_seq_len), or seq_length when training beyond it (context extension):
+           # validate_args (megatron/training/arguments.py) requires max_position_embeddings >= seq_length
            f"--max-position-embeddings {max(seq, m.max_seq_len or 0)}", f"--vocab-size {m.vocab}",
            "--position-embedding-type " + _position_type(m),
            "--normalization " + ("RMSNorm" if m.norm == "rmsnorm" else "LayerNorm")]

@@ -118,7 +118,8 @@ def layout(scenario, plan: dict) -> tuple[int, int, int]:
 def max_len(scenario) -> int | None:
     """Longest request (input + output tokens) when the traffic names a maximum (a fixed count or a
     list of points); None for {mean, p90} (no maximum known: the engine's default, the model's
-    context length, is kept)."""
+    context length, is kept). Never above the model's context: a longer request is refused when the
+    scenario is read (planner.spec.serving.check_positions)."""
     total = 0
     for v in (scenario.serving.input_tokens, scenario.serving.output_tokens):
         if isinstance(v, int):

@@ -79,13 +79,37 @@ def _rope_scaling(cfg: dict) -> dict | None:
     return {"type": kind, **{k: rs[k] for k in keys if rs.get(k) is not None}}
 
 
+def context_factor(kind: str | None, factor, original) -> float:
+    """How many times max_position_embeddings the context is: the rope scaling factor for a scaling that
+    names no original length and is not llama3 (a linear interpolation stretching the stated table), else
+    1 (llama3 and YaRN configs state the extended length itself: Llama 3.1 131072, DeepSeek-V3 163840 =
+    4096 x 40). SGLang get_context_length (python/sglang/srt/utils/hf_transformers_utils.py), the length
+    it refuses --context-length beyond (ModelConfig._derive_context_length)."""
+    if kind in (None, "llama3") or original is not None or isinstance(factor, bool) \
+            or not isinstance(factor, (int, float)):
+        return 1
+    return factor
+
+
+def _max_len(cfg: dict, rs: dict | None):
+    """The model's context (ModelSpec max_seq_len): max_position_embeddings times context_factor; None
+    when the file gives none (no known limit, no check)."""
+    n = _get(cfg, "max_position_embeddings", default=None)
+    f = context_factor(*(rs.get(k) for k in ("type", "factor", "original_max_position_embeddings"))) if rs else 1
+    if f == 1 or isinstance(n, bool) or not isinstance(n, int):
+        return n  # a bad value is refused by ModelSpec, naming max_position_embeddings (HF_NAMES)
+    return int(n * f)
+
+
 def _context(cfg: dict, mt: str) -> dict:
-    """Rotary base and scaling, norm epsilon and sliding window (ecosystem.md 5.1 "context" row)."""
+    """Rotary base and scaling, norm epsilon, context length and sliding window (ecosystem.md 5.1
+    "context" row)."""
     rs = cfg.get("rope_parameters") if isinstance(cfg.get("rope_parameters"), dict) else {}
     out = {"rope_theta": _get(cfg, "rope_theta", "rotary_emb_base", default=rs.get("rope_theta", ROPE_THETA_DEFAULT.get(mt, 10000.0))),
            "rope_scaling": _rope_scaling(cfg),
            "norm_eps": _get(cfg, "rms_norm_eps", "layer_norm_eps", "layer_norm_epsilon",
                             default=NORM_EPS_DEFAULT.get(mt, 1e-6))}
+    out["max_seq_len"] = _max_len(cfg, out["rope_scaling"])
     if mt in ("mistral", "mixtral"):
         out["sliding_window"] = cfg.get("sliding_window")
     elif _flag(cfg, "use_sliding_window", False) and cfg.get("sliding_window") is not None:

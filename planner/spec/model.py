@@ -5,7 +5,8 @@ ffn_hidden, ffn_act, vocab, tie_embeddings, position, norm`, optional `moe`, `ml
 optional keys (`qkv_bias`, `linear_bias`, `qk_norm`, `max_seq_len`, `dropout`, ...) exist because
 exact parameter counts need them (`linear_bias` on an MoE model: the experts' and router's biases too,
 as in gpt-oss) (Qwen2 has q/k/v biases, Qwen3 normalises q and k, GPT-2/3 have
-learned positions and biases on every linear layer).
+learned positions and biases on every linear layer). `max_seq_len` is also the context of a RoPE model
+(config.json max_position_embeddings): no count changes, but serving cannot exceed it.
 
 Architecture keys that change no count but that a framework needs to rebuild the same model
 (`rope_theta`, `rope_scaling`, `norm_eps`, `sliding_window`, the MoE router's `scoring`,
@@ -144,7 +145,12 @@ class ModelSpec(Strict):
     tie_embeddings: bool = False
     position: Literal["rope", "learned"] = "rope"
     norm: Literal["rmsnorm", "layernorm"] = "rmsnorm"
-    max_seq_len: Count | None = Field(None, description="learned position table size (position: learned)")
+    max_seq_len: Count | None = Field(None, description=
+        "the model's maximum context in tokens (HF config.json max_position_embeddings; GPT-2 n_positions): the "
+        "learned position table's size (position: learned, required), or the context a RoPE model was "
+        "published for (through its rope_scaling where that is how it is reached). Serving refuses longer "
+        "requests (planner.spec.serving.check_positions); training may exceed it on RoPE (context extension). "
+        "None = no known limit, no check")
     qkv_bias: bool = False
     linear_bias: bool = Field(False, description="bias on every linear layer (GPT-2/3, NeoX)")
     qk_norm: bool = Field(False, description="per-head RMSNorm of q and k (Qwen3)")

@@ -180,13 +180,28 @@ class ServingScenario(Strict):
 
 
 def check_positions(model: ModelSpec, serving: Serving) -> None:
-    """The longest request (input + output tokens) must fit a learned position table."""
-    from planner.spec.load import position_problem
-
-    longest = _longest(serving.input_tokens) + _longest(serving.output_tokens)
-    problem = position_problem(model, int(longest))
-    if problem:
-        raise ValueError(f"serving: input + output tokens ({longest:g}): {problem}")
+    """The longest request (input + output tokens: the largest count a key names, its p90 for {mean, p90})
+    must fit the model's context, max_seq_len (config.json max_position_embeddings: a learned position
+    table, or the context a RoPE model was published for). The engines refuse a longer limit: vLLM
+    ModelConfig's _get_and_verify_max_len (vllm/config/model.py) raises on a --max-model-len above the
+    derived length unless VLLM_ALLOW_LONG_MAX_MODEL_LEN is set, SGLang ModelConfig._derive_context_length
+    (python/sglang/srt/configs/model_config.py) on a --context-length above it unless
+    SGLANG_ALLOW_OVERWRITE_LONGER_CONTEXT_LEN is set, both warning that longer positions give wrong
+    outputs. A model without a known context (max_seq_len None, as an inline model may leave it) is not
+    checked. The error names serving.output_tokens where the output alone is too long, else input_tokens."""
+    limit = model.max_seq_len
+    if limit is None:
+        return
+    inp, out = _longest(serving.input_tokens), _longest(serving.output_tokens)
+    if inp + out <= limit:
+        return
+    key = "output_tokens" if out >= limit else "input_tokens"
+    what = "learned position table" if model.position == "learned" else "context"
+    raise ValueError(f"serving.{key}: the longest request's input + output tokens, {inp:,.0f} (serving.input_tokens) "
+                     f"+ {out:,.0f} (serving.output_tokens) = {inp + out:,.0f}, exceed the {limit:,}-token {what} of "
+                     f"model '{model.name}' (max_seq_len, config.json max_position_embeddings), the most an engine "
+                     "serves (vLLM --max-model-len, SGLang --context-length); shorten the requests or choose a "
+                     "model with a longer context")
 
 
 def _longest(value) -> float:
