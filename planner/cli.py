@@ -209,13 +209,45 @@ def _with_progress(work, steps: int):
     if not sys.stderr.isatty():
         return work(None)
     if steps <= 1:
-        with err.status("searching the plan space...", spinner="dots"):
-            return work(None)
+        return _with_late_spinner(work)
     from rich.progress import Progress
 
     with Progress(console=err.real, transient=True) as bar:
         task = bar.add_task("searching node counts", total=steps)
         return work(lambda done, total: bar.update(task, completed=done))
+
+
+SPINNER_AFTER_S = 1.0  # a one-count search shows its spinner once it has run this long
+
+
+def _with_late_spinner(work):
+    """work(None) with a "searching" spinner on stderr from SPINNER_AFTER_S on (a timer thread starts
+    it; a search done sooner shows none): the spinner needs rich, whose import took ~30 ms CPU (60 ms
+    wall at load ~3) of every interactive `planner solve --json`, whose output is no rich table, for
+    a search of DeepSeek-V3 / 2,048 GPUs that is over in under a second (benchmarks/speed_profile.md).
+    The spinner, once started, is stopped when the work ends, however it ends."""
+    import threading
+
+    lock, shown, done = threading.Lock(), [], []
+
+    def show() -> None:
+        with lock:  # the work's end waits for a spinner being started, then stops it
+            if not done:
+                spinner = err.status("searching the plan space...", spinner="dots")
+                spinner.start()
+                shown.append(spinner)
+
+    timer = threading.Timer(SPINNER_AFTER_S, show)
+    timer.daemon = True
+    timer.start()
+    try:
+        return work(None)
+    finally:
+        timer.cancel()
+        with lock:
+            done.append(True)
+            for spinner in shown:
+                spinner.stop()
 
 
 def _scenario(path: str):

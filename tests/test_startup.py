@@ -192,3 +192,69 @@ def test_catalog_files_without_importlib_resources(tmp_path):
         assert imported == "False"
         assert where == str(expected)
         assert int(size) == len((ROOT / "catalogs" / "gpus.yaml").read_text(encoding="utf-8"))
+
+
+class _FakeSpinner:
+    def __init__(self, log: list):
+        self.log = log
+
+    def start(self):
+        self.log.append("start")
+
+    def stop(self):
+        self.log.append("stop")
+
+
+class _FakeErr:
+    def __init__(self):
+        self.log: list[str] = []
+
+    def status(self, text, spinner=None):
+        self.log.append(text)
+        return _FakeSpinner(self.log)
+
+
+def test_quick_search_shows_no_spinner(monkeypatch):
+    """A one-count search over before SPINNER_AFTER_S starts no spinner (and so needs no rich)."""
+    from planner import cli
+
+    fake = _FakeErr()
+    monkeypatch.setattr(cli, "err", fake)
+    monkeypatch.setattr(cli, "SPINNER_AFTER_S", 30.0)
+    monkeypatch.setattr(cli.sys.stderr, "isatty", lambda: True, raising=False)
+    assert cli._with_progress(lambda progress: ("done", progress), 1) == ("done", None)
+    assert fake.log == []
+
+
+def test_long_search_spinner_starts_and_stops(monkeypatch):
+    """Past SPINNER_AFTER_S the spinner is shown, and it is stopped when the work ends, by a return
+    or by an error."""
+    import threading
+
+    from planner import cli
+
+    fake = _FakeErr()
+    monkeypatch.setattr(cli, "err", fake)
+    monkeypatch.setattr(cli, "SPINNER_AFTER_S", 0.01)
+    monkeypatch.setattr(cli.sys.stderr, "isatty", lambda: True, raising=False)
+
+    def work(progress):
+        for _ in range(500):  # until the timer thread has started the spinner (at most 5 s)
+            if "start" in fake.log:
+                break
+            threading.Event().wait(0.01)
+        return fake.log.copy()
+
+    seen = cli._with_progress(work, 1)
+    assert seen == ["searching the plan space...", "start"]
+    assert fake.log == ["searching the plan space...", "start", "stop"]
+
+    fake.log.clear()
+
+    def failing(progress):
+        work(progress)
+        raise ValueError("boom")
+
+    with pytest.raises(ValueError, match="boom"):
+        cli._with_progress(failing, 1)
+    assert fake.log == ["searching the plan space...", "start", "stop"]
