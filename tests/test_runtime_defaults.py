@@ -69,3 +69,17 @@ def test_estimate_of_an_oom_plan_names_the_runtime_keys(tmp_path):
     fits = json.loads(CliRunner().invoke(main, ["estimate", str(f), "--plan", OOM_FP8.replace("mbs=2", "mbs=1").replace(
         "zero=1", "zero=3"), "--json"]).output)
     assert fits["memory"]["verdict"] != "oom" and "runtime_fixes" not in fits
+
+
+def test_torchtitan_compile_is_off_by_default_as_in_torchtitan():
+    """torchtitan v0.2.2 config/job_config.py Compile.enable = False (its llama3 8B and 70B configs keep it
+    off): a scenario without runtime.compile gets eager torchtitan, and the export says so."""
+    from planner.frameworks import torchtitan
+
+    assert Runtime().compile is False
+    sc = scenario(model="llama-3.1-8b", nodes=1, gb=64)
+    plan = parse_plan("framework=torchtitan,precision=bf16,zero=3,mbs=2,recompute=none").resolved(sc)
+    cfg, _ = torchtitan.torchtitan_config(sc, plan)
+    assert cfg["compile"]["enable"] is False
+    on = sc.model_copy(update={"runtime": sc.runtime.model_copy(update={"compile": True})})
+    assert torchtitan.torchtitan_config(on, plan)[0]["compile"]["enable"] is True
