@@ -410,6 +410,10 @@ def estimate(scenario, plan_text, as_json):
     sc = _scenario(scenario)
     plan = _resolved_plan(sc, plan_text, scenario)
     r = run_estimate(sc, plan)
+    if r["memory"]["verdict"] == "oom":
+        from planner.search.explain import runtime_fixes
+
+        r["runtime_fixes"] = runtime_fixes(sc, plan)
     if as_json:
         _emit_json(r)
     else:

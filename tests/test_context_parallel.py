@@ -51,7 +51,7 @@ def test_ring_exposure_waited_at_issue():
 def test_ring_serial_only_torchtitan_compiled():
     """The waits-at-issue rule holds for torchtitan with cp > 1 under runtime.compile only:
     not eager torchtitan, not Megatron (Transformer Engine's ring), not without CP."""
-    on, off = Context(scenario(seq=65536)), Context(scenario(seq=65536, runtime={"compile": False}))
+    on, off = Context(scenario(seq=65536, runtime={"compile": True})), Context(scenario(seq=65536, runtime={"compile": False}))
     tt = raw_table(framework="torchtitan", zero=3, cp=2)
     assert bool(CP.ring_serial(on, tt)[0]) and not bool(CP.ring_serial(off, tt)[0])
     assert not bool(CP.ring_serial(on, raw_table(framework="megatron", cp=2))[0])

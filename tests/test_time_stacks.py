@@ -18,7 +18,7 @@ def test_async_tp_hides_forward_collectives_only():
       torchtitan, full recompute: window 2 x 3 = 6 s, hidden min(4, 6) = 4 -> 10 - 4 + 0.4 = 6.4 s
       torchtitan, no recompute:   window 3 s,         hidden min(4, 3) = 3 -> 10 - 3 + 0.3 = 7.3 s
       megatron:                   window 3 x 3 = 9 s, hidden 9            -> 10 - 9 + 0.9 = 1.9 s"""
-    ctx = Context(scenario())
+    ctx = Context(scenario(runtime={"compile": True}))  # async TP needs torch.compile
     rows = [raw_table(framework="torchtitan", zero=3, recompute="full"),
             raw_table(framework="torchtitan", zero=3, recompute="none"),
             raw_table(framework="megatron", recompute="full")]

@@ -109,7 +109,7 @@ def test_mxfp8_converts_what_the_estimate_runs_in_mxfp8():
     from planner.estimate.evaluate import Context
 
     for model, moe in (("llama-3.1-8b", False), ("qwen3-30b-a3b", True)):
-        sc = scenario(model=model, node="dgx-b200", nodes=2, seq=4096, gb=64, runtime={"fp8_recipe": "mxfp8"})
+        sc = scenario(model=model, node="dgx-b200", nodes=2, seq=4096, gb=64, runtime={"fp8_recipe": "mxfp8", "compile": True})
         plan = parse_plan("framework=torchtitan,precision=fp8,zero=3,mbs=1").resolved(sc)
         cfg, _ = torchtitan.torchtitan_config(sc, plan)
         conv = cfg["model"]["converters"]
@@ -128,7 +128,7 @@ def test_mxfp8_converts_what_the_estimate_runs_in_mxfp8():
 
 
 def test_config_problems_catch_torchtitan_converter_rules():
-    sc = scenario(model="qwen3-30b-a3b", node="dgx-b200", nodes=2, seq=4096, gb=64, runtime={"fp8_recipe": "mxfp8"})
+    sc = scenario(model="qwen3-30b-a3b", node="dgx-b200", nodes=2, seq=4096, gb=64, runtime={"fp8_recipe": "mxfp8", "compile": True})
     plan = parse_plan("framework=torchtitan,precision=fp8,zero=3,ep=8,mbs=1").resolved(sc)
     cfg, _ = torchtitan.torchtitan_config(sc, plan)
     world = common.gpus(common.plan_fields(plan))
@@ -160,7 +160,7 @@ def test_search_offers_no_torchtitan_nvfp4_and_no_tp_mxfp8_plans():
     t, _ = candidate_table(nv)
     assert not np.any((t["framework"] == TT) & (t["precision"] == FP8))
     assert np.any(t["framework"] == MEG)  # Megatron runs NVFP4
-    mx = scenario(node="dgx-b200", nodes=2, seq=4096, gb=256, runtime={"fp8_recipe": "mxfp8"}, search=SEARCH)
+    mx = scenario(node="dgx-b200", nodes=2, seq=4096, gb=256, runtime={"fp8_recipe": "mxfp8", "compile": True}, search=SEARCH)
     t, _ = candidate_table(mx)
     titan = t["framework"] == TT
     assert np.any(titan) and not np.any(titan & (t["tp"] > 1))

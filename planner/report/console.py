@@ -215,6 +215,11 @@ def render_estimate(r: dict, console: Console) -> None:
     console.print(f"  model {tp['model_tflops_per_gpu']:.1f} TFLOP/s/GPU, hardware {tp['hardware_tflops_per_gpu']:.1f}, "
                   f"{mfu_text(r)}; {r['run']['days']:.2f} days, {r['run']['gpu_hours']:,.0f} GPU-hours, "
                   f"{_money(r['run']['cost_usd'])}")
+    if r.get("runtime_fixes"):
+        console.print("  runtime settings this scenario leaves at the framework default that lower this plan's memory:")
+        for f in r["runtime_fixes"]:
+            why = f" ({f['why']})" if f["why"] else ""
+            console.print(f"    - {f['change']}: {f['per_gpu_gib']:.1f} GiB, {f['verdict']}{why}")
 
 
 def mfu_text(r: dict) -> str:

@@ -65,6 +65,9 @@ def nearest_fixes(scenario, objective: str, limit: int = 6) -> list[dict]:
     for key, values in relaxed.items():
         if set(getattr(so, key)) != set(values):
             attempt(f"allow {key} {values}", one.model_copy(update={"search": so.model_copy(update={key: values})}))
+    for key, value, why in _runtime_candidates(scenario):
+        attempt(f"runtime.{key}: {_yaml_value(value)} ({why})",
+                one.model_copy(update={"runtime": scenario.runtime.model_copy(update={key: value})}))
     for factor in (2, 4, 8):
         if attempt(f"{n * factor} nodes ({n * factor * cl.node.gpus_per_node} GPUs) of {cl.node.name}",
                    one.model_copy(update={"cluster": cl.with_nodes(n * factor)})):
@@ -91,6 +94,65 @@ def nearest_fixes(scenario, objective: str, limit: int = 6) -> list[dict]:
                     "seq_len": tr.seq_len // 2, "global_batch": doubled if len(doubled) > 1 else doubled[0],
                     "tokens_per_step": None})}))
     return fixes[:limit]
+
+
+# Runtime settings that lower memory and that framework recipes set on purpose (each off in the framework's
+# own default, which is the planner's default): a scenario without a `runtime:` block gets the default, so
+# an out-of-memory plan names them. (key, value, which plans it applies to, who sets it)
+RUNTIME_MEMORY_KEYS = (
+    ("grad_reduce_dtype", "bf16", None,
+     "NeMo / Megatron-Bridge performance recipes: grad_reduce_in_fp32 = False (Megatron-LM --grad-reduce-in-bf16)"),
+    ("fp8_param_gather", True, ("megatron", "fp8"),
+     "NeMo / Megatron-Bridge FP8 recipes: fp8_param_gather = True (Megatron-LM --fp8-param-gather)"),
+    ("cross_entropy_impl", "te", ("megatron", None),
+     "Megatron-Bridge performance recipes: cross_entropy_fusion_impl = te"),
+    ("expandable_segments", True, None,
+     "PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True (Megatron-Bridge performance scripts, torchtitan run_train.sh)"),
+)
+
+
+def _yaml_value(value) -> str:
+    """A runtime value as the scenario file writes it (true / false, bare words)."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _runtime_candidates(scenario, framework: str | None = None, precision: str | None = None):
+    """(key, value, why) of RUNTIME_MEMORY_KEYS that the scenario does not set yet and that apply to the
+    framework / precision (None: any the search allows)."""
+    rt = scenario.runtime
+    frameworks = [framework] if framework else list(scenario.search.frameworks)
+    precisions = [precision] if precision else list(scenario.search.precision)
+    for key, value, scope, why in RUNTIME_MEMORY_KEYS:
+        if getattr(rt, key) == value:
+            continue
+        if scope and (scope[0] not in frameworks or (scope[1] is not None and scope[1] not in precisions)):
+            continue
+        yield key, value, why
+
+
+def runtime_fixes(scenario, plan) -> list[dict]:
+    """For one plan: each runtime setting of RUNTIME_MEMORY_KEYS the scenario leaves at its default that
+    lowers this plan's memory, with the memory and verdict it gives; the last entry all of them together
+    (where more than one). Empty when none lowers it."""
+    from planner.estimate.evaluate import estimate
+
+    base = estimate(scenario, plan)["memory"]["per_gpu_gib"]
+    out, changed = [], {}
+    for key, value, why in _runtime_candidates(scenario, plan.framework, plan.precision):
+        try:
+            sc = scenario.model_copy(update={"runtime": scenario.runtime.model_copy(update={key: value})})
+            m = estimate(sc, plan)["memory"]
+        except Exception:  # noqa: BLE001 - a setting this plan cannot take is not offered
+            continue
+        if m["per_gpu_gib"] < base - 0.1:
+            changed[key] = value
+            out.append({"change": f"runtime.{key}: {_yaml_value(value)}", "why": why,
+                        "per_gpu_gib": m["per_gpu_gib"], "verdict": m["verdict"]})
+    if len(changed) > 1:
+        sc = scenario.model_copy(update={"runtime": scenario.runtime.model_copy(update=changed)})
+        m = estimate(sc, plan)["memory"]
+        out.append({"change": "all of these", "why": "", "per_gpu_gib": m["per_gpu_gib"], "verdict": m["verdict"]})
+    return out
 
 
 def _split_line(scenario) -> list[str]:

@@ -215,10 +215,11 @@ class Runtime(Strict):
         "step's attention (Transformer Engine cp_comm_type='p2p', torch CP 'alltoall'), 'allgather' gathers all "
         "K/V once and waits for it after the first step (torch CP 'allgather'); 'auto' = the framework's "
         "default (torchtitan --experimental.context_parallel_rotate_method 'allgather', Megatron-Core 'p2p')")
-    compile: StrictBool = Field(True, description="torch.compile on (torchtitan --compile / training.compile): "
-                          "norms, rotary and activations run as fused kernels. Off, torchtitan runs them eagerly, "
-                          "one kernel per op (torchtitan's own default is off). Megatron always uses fused "
-                          "Transformer Engine kernels")
+    compile: StrictBool = Field(False, description="torch.compile on (torchtitan [compile] enable): norms, rotary "
+                          "and activations run as fused kernels, and async TP can overlap. Off (torchtitan v0.2.2's "
+                          "default, config/job_config.py Compile.enable = False; its llama3 8B and 70B configs keep "
+                          "it off, 405B turns it on), torchtitan runs them eagerly, one kernel per op. Megatron "
+                          "always uses fused Transformer Engine kernels")
     dp_comm_overlap: StrictBool = Field(True, description="gradient reduction overlapped with the last micro-batch's "
                                   "backward and the parameter all-gather with the first forward (Megatron "
                                   "--overlap-grad-reduce --overlap-param-gather, DeepSpeed overlap_comm, FSDP)")
