@@ -135,7 +135,7 @@ def main() -> None:
          if over else "Every report is under 5 s and under 1.5 MB."), "",
         "What --report adds to a whole process (its CPU s less the CPU s without it) is the report's drawing "
         "(report CPU s) plus importing matplotlib (`python -X importtime`: planner.report.charts 0.28 s, "
-        "2026-12-01) and the first chart's font set-up; no plan is searched or estimated again (the solve "
+        "2026-12-01) and the first chart's font set-up (and for solve, the search's point clouds, `points=True`); no plan is searched or estimated again (the solve "
         "report reads the search's point clouds, the compare report compare's result). The compare of "
         "scenarios/purchases.yaml with its three workloads' global batch searched in ranges "
         "(report_scenarios/purchases_range.yaml) was 7.9 s wall / 5.6 s CPU with --report in issue 14's "
