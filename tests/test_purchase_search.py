@@ -232,3 +232,29 @@ def test_compare_report_says_why_the_batch_was_chosen(tmp_path):
         assert line in table.replace("\n", " "), name
     one = [o for o in rows if o["workload"] == "one-8b"]
     assert all(o["batch"] is None for o in one) and "global batch of one-8b" not in table
+
+
+def test_compare_report_with_batch_ranges_reuses_the_search_result(tmp_path, monkeypatch):
+    """Issue 14, "reuse the search's results instead of re-solving": the compare report of a file with
+    batch ranges is built from compare's result alone (every search entry point refuses to run while it
+    is drawn), and its days, dollars and chosen batches are that result's."""
+    from planner.report.compare_html import compare_report
+    from planner.report.console import _money
+    from planner.report.html import days
+    from planner.search import solver
+
+    result = purchase.compare(load_purchases(write(tmp_path, "ranges.yaml", RANGES)))
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the report searched again")
+
+    for module, name in ((purchase, "evaluate"), (purchase, "search_all"), (purchase_search, "search_group"),
+                         (purchase_search, "prepare"), (solver, "solve")):
+        monkeypatch.setattr(module, name, refuse)
+    html = compare_report(result)
+    fits = [r for r in result["options"] if r["days"] is not None]
+    assert fits and any(r["batch"] for r in fits)
+    for r in fits:
+        assert days(r["days"]) in html and _money(r["cost_usd"]) in html
+        if r["batch"]:  # a searched batch: the chosen one is in the plan column
+            assert f"batch{r['batch']['chosen']}" in html and r["batch"]["chosen"] == r["plan"]["plan"]["global_batch"]
