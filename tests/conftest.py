@@ -19,3 +19,33 @@ def write(tmp_path, name, text):
     p = tmp_path / name
     p.write_text(text)
     return p
+
+
+# A tiny model and the smallest serving / training scenarios around it, for CLI tests that write their own files.
+TINY = {"name": "tiny", "layers": 4, "hidden": 512, "heads": 8, "kv_heads": 2, "ffn_hidden": 1536, "vocab": 32000}
+TINY_SERVE = {"name": "s", "model": TINY, "cluster": {"node": "dgx-h100", "nodes": 1},
+              "serving": {"input_tokens": 1024, "output_tokens": 256, "requests_per_s": 5},
+              "search": {"engines": ["vllm"], "weights": ["bf16"], "kv_cache": ["fp8"]}}
+TINY_TRAIN = {"name": "t", "model": TINY, "cluster": {"node": "dgx-h100", "nodes": 1},
+              "training": {"seq_len": 2048, "global_batch": 32, "tokens": 1.0e9}}
+
+
+def write_yaml(tmp_path, data, name="s.yaml"):
+    import yaml
+
+    p = tmp_path / name
+    p.write_text(yaml.safe_dump(data, sort_keys=False))
+    return p
+
+
+def serve_70b_with(tmp_path, traffic: dict):
+    """(scenario, path) of scenarios/serve_70b.yaml with 1,024 / 1,024 tokens and the given traffic keys."""
+    import yaml
+
+    from planner.spec.serving import load_serving_scenario
+
+    data = yaml.safe_load((ROOT / "scenarios" / "serve_70b.yaml").read_text())
+    data["serving"] = {"input_tokens": 1024, "output_tokens": 1024, **traffic}
+    path = tmp_path / "sc.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return load_serving_scenario(path), path

@@ -11,25 +11,13 @@ from click.testing import CliRunner
 
 from planner.cli import main
 
-from conftest import ROOT, write
+from conftest import ROOT, TINY, TINY_SERVE, TINY_TRAIN, write, write_yaml
 
 runner = CliRunner()
-TINY = {"name": "tiny", "layers": 4, "hidden": 512, "heads": 8, "kv_heads": 2, "ffn_hidden": 1536, "vocab": 32000}
-SERVE = {"name": "s", "model": TINY, "cluster": {"node": "dgx-h100", "nodes": 1},
-         "serving": {"input_tokens": 1024, "output_tokens": 256, "requests_per_s": 5},
-         "search": {"engines": ["vllm"], "weights": ["bf16"], "kv_cache": ["fp8"]}}
-TRAIN = {"name": "t", "model": TINY, "cluster": {"node": "dgx-h100", "nodes": 1},
-         "training": {"seq_len": 2048, "global_batch": 32, "tokens": 1.0e9}}
-
-
-def _file(tmp_path, data, name="s.yaml"):
-    p = tmp_path / name
-    p.write_text(yaml.safe_dump(data, sort_keys=False))
-    return p
 
 
 def _serve(tmp_path, **search):
-    p = _file(tmp_path, {**SERVE, "search": {**SERVE["search"], **search}})
+    p = write_yaml(tmp_path, {**TINY_SERVE, "search": {**TINY_SERVE["search"], **search}})
     return runner.invoke(main, ["serve", str(p), "--json"])
 
 
@@ -63,7 +51,7 @@ def test_serve_dense_model_has_no_expert_parallel_plans(tmp_path):
 
 
 def _train_model(tmp_path, **model):
-    p = _file(tmp_path, {**TRAIN, "model": {**TINY, **model}}, "t.yaml")
+    p = write_yaml(tmp_path, {**TINY_TRAIN, "model": {**TINY, **model}}, "t.yaml")
     return p, runner.invoke(main, ["validate", str(p)])
 
 
@@ -117,8 +105,8 @@ def test_report_inside_emit_directory_is_refused_before_any_write(tmp_path):
     # leaving the report behind. Refused up front now (with --force both are written).
     out = tmp_path / "out"
     out.mkdir()
-    sc = _file(tmp_path, {**TRAIN, "search": {"frameworks": ["megatron"], "precision": ["bf16"]}}, "t.yaml")
-    for cmd, path in (("solve", sc), ("serve", _file(tmp_path, SERVE))):
+    sc = write_yaml(tmp_path, {**TINY_TRAIN, "search": {"frameworks": ["megatron"], "precision": ["bf16"]}}, "t.yaml")
+    for cmd, path in (("solve", sc), ("serve", write_yaml(tmp_path, TINY_SERVE))):
         r = runner.invoke(main, [cmd, str(path), "--top", "1", "--emit", str(out), "--report", str(out / "r.html")])
         assert r.exit_code == 2 and "--report is inside the --emit directory" in r.output, r.output
         assert list(out.iterdir()) == []
@@ -130,19 +118,19 @@ def test_report_inside_emit_directory_is_refused_before_any_write(tmp_path):
 def test_model_command_reads_a_serving_scenario(tmp_path):
     # PRODUCT.md: `planner model (NAME | SCENARIO | config.json)`; a serving scenario is a scenario
     # (it used to exit 2, "plan it with planner serve").
-    p = _file(tmp_path, SERVE)
+    p = write_yaml(tmp_path, TINY_SERVE)
     r = runner.invoke(main, ["model", str(p), "--json"])
     assert r.exit_code == 0, r.output
-    same = runner.invoke(main, ["model", str(_file(tmp_path, TRAIN, "t.yaml")), "--json", "--seq-len", "1280"])
+    same = runner.invoke(main, ["model", str(write_yaml(tmp_path, TINY_TRAIN, "t.yaml")), "--json", "--seq-len", "1280"])
     a, b = json.loads(r.stdout), json.loads(same.stdout)
     assert a["params_total"] == b["params_total"] and isinstance(a["params_total"], int)
     assert a["flops_per_token"] == b["flops_per_token"]  # 1024 input + 256 output tokens: the mean context
 
 
 def _search_fixed(tmp_path, fixed, training=None):
-    data = {**TRAIN, "training": {**TRAIN["training"], **(training or {})},
+    data = {**TINY_TRAIN, "training": {**TINY_TRAIN["training"], **(training or {})},
             "search": {"frameworks": ["megatron"], "fixed": fixed}}
-    p = _file(tmp_path, data, "f.yaml")
+    p = write_yaml(tmp_path, data, "f.yaml")
     return p, runner.invoke(main, ["solve", str(p), "--json", "--top", "50"])
 
 
@@ -158,12 +146,12 @@ def test_search_fixed_pins_global_batch_among_the_allowed(tmp_path):
     # built each option's scenario)
     w = {"name": "w", "model": TINY, "seq_len": 2048, "global_batch": {"min": 32, "max": 128}, "tokens": 1.0e9,
          "search": {"frameworks": ["megatron"], "fixed": {"global_batch": 48}}}
-    pf = _file(tmp_path, {"name": "p", "clusters": [{"name": "c", "node": "dgx-h100", "nodes": 1,
+    pf = write_yaml(tmp_path, {"name": "p", "clusters": [{"name": "c", "node": "dgx-h100", "nodes": 1,
                                                      "cloud": {"usd_per_gpu_hour": 2}}], "workloads": [w]}, "p.yaml")
     r = runner.invoke(main, ["compare", str(pf)])
     assert r.exit_code == 2 and str(pf) in r.output and "workloads.0" in r.output and "global_batch" in r.output, r.output
     w["search"]["fixed"]["global_batch"] = 64
-    pf = _file(tmp_path, {"name": "p", "clusters": [{"name": "c", "node": "dgx-h100", "nodes": 1,
+    pf = write_yaml(tmp_path, {"name": "p", "clusters": [{"name": "c", "node": "dgx-h100", "nodes": 1,
                                                      "cloud": {"usd_per_gpu_hour": 2}}], "workloads": [w]}, "p.yaml")
     r = runner.invoke(main, ["compare", str(pf), "--json"])
     assert r.exit_code == 0 and json.loads(r.stdout)["options"][0]["plan"]["plan"]["global_batch"] == 64, r.output
@@ -182,15 +170,15 @@ def test_cost_objective_needs_a_price(tmp_path):
     # a full-recompute plan at 18% MFU ranked first "by cost". Now exit 2 naming the key, as budget.max_usd.
     gpu = {"name": "g80", "memory_gib": 80, "hbm_tb_s": 3.35, "tflops": {"bf16": 989, "fp8": 1979}}  # no price
     node = {"gpu": gpu, "gpus_per_node": 8, "scaleup_gb_s": 450, "scaleout_gb_s": 50}
-    data = {**TRAIN, "cluster": {"node": node, "nodes": 1}, "search": {"frameworks": ["megatron"]}}
-    p = _file(tmp_path, {**data, "objective": "cost"}, "c.yaml")
+    data = {**TINY_TRAIN, "cluster": {"node": node, "nodes": 1}, "search": {"frameworks": ["megatron"]}}
+    p = write_yaml(tmp_path, {**data, "objective": "cost"}, "c.yaml")
     r = runner.invoke(main, ["solve", str(p)])
     assert r.exit_code == 2 and str(p) in r.output and "objective" in r.output and "price" in r.output, r.output
-    p = _file(tmp_path, data, "t.yaml")
+    p = write_yaml(tmp_path, data, "t.yaml")
     r = runner.invoke(main, ["solve", str(p), "--objective", "cost"])
     assert r.exit_code == 2 and "--objective" in r.output, r.output
     priced = {**node, "price": {"cloud_usd_per_node_hour": 20}}
-    p = _file(tmp_path, {**data, "cluster": {"node": priced, "nodes": 1}, "objective": "cost"}, "p.yaml")
+    p = write_yaml(tmp_path, {**data, "cluster": {"node": priced, "nodes": 1}, "objective": "cost"}, "p.yaml")
     r = runner.invoke(main, ["solve", str(p), "--json", "--top", "3"])
     assert r.exit_code == 0, r.output
     costs = [x["run"]["cost_usd"] for x in json.loads(r.stdout)["plans"]]
@@ -206,48 +194,48 @@ def _set(data, path, value):
     return data
 
 
-WINDOWED = {**TRAIN, "model": {**TINY, "sliding_window": 128}}
-_BAD = [(SERVE, "serving.input_tokens", v, "input_tokens") for v in
+WINDOWED = {**TINY_TRAIN, "model": {**TINY, "sliding_window": 128}}
+_BAD = [(TINY_SERVE, "serving.input_tokens", v, "input_tokens") for v in
         [0, -1, "x", True, 1e30, float("nan"), [], {"mean": 10}, {"mean": 10, "p90": 5}, [[0, 1]], [[10, -1]],
          [[10, 0]], [["a", 1]], [[10]], {"mean": 10, "p90": 20, "p50": 3}, [[10, 1, 2]]]]
-_BAD += [(SERVE, "serving.output_tokens", v, "output_tokens") for v in [0, -1, "x", 1e30, float("inf")]]
-_BAD += [(SERVE, "serving.requests_per_s", v, "requests_per_s") for v in [0, -5, float("nan"), "fast", 1e30, True]]
-_BAD += [(SERVE, "serving.prefix_cache_hit", v, "prefix_cache_hit") for v in [1.0, -0.1, 2, "x", True, float("nan")]]
-_BAD += [(SERVE, "serving.slo", v, "slo") for v in
+_BAD += [(TINY_SERVE, "serving.output_tokens", v, "output_tokens") for v in [0, -1, "x", 1e30, float("inf")]]
+_BAD += [(TINY_SERVE, "serving.requests_per_s", v, "requests_per_s") for v in [0, -5, float("nan"), "fast", 1e30, True]]
+_BAD += [(TINY_SERVE, "serving.prefix_cache_hit", v, "prefix_cache_hit") for v in [1.0, -0.1, 2, "x", True, float("nan")]]
+_BAD += [(TINY_SERVE, "serving.slo", v, "slo") for v in
          [{"ttft_ms_p90": 0}, {"ttft_ms_p90": -1}, {"tpot_ms": 40}, {"tpot_ms_p90": float("inf")}, {"ttft_ms_p90": "x"},
           "fast", [1]]]
-_BAD += [(SERVE, "serving.offline", "yes", "serving"), (SERVE, "serving.concurrency", 8, "serving"),
-         (SERVE, "serving.concurrency", 0, "concurrency"), (SERVE, "search.engines", ["tgi"], "engines"),
-         (SERVE, "search.engines", [], "engines"), (SERVE, "search.weights", ["fp3"], "weights"),
-         (SERVE, "search.kv_cache", ["int4"], "kv_cache"), (SERVE, "search.tp", [0], "tp"),
-         (SERVE, "search.tp", [2 ** 41], "tp"), (SERVE, "search.max_batch", [0], "max_batch"),
-         (SERVE, "search.disaggregated", ["maybe"], "disaggregated"),
-         (SERVE, "training", TRAIN["training"], "training"), (SERVE, "budget.max_gpus", 0, "max_gpus"),
-         (SERVE, "budget.max_usd_per_hour", -1, "max_usd_per_hour"), (SERVE, "runtime", {"compile": False}, "runtime")]
-_BAD += [(TRAIN, "training.global_batch", v, "global_batch") for v in
+_BAD += [(TINY_SERVE, "serving.offline", "yes", "serving"), (TINY_SERVE, "serving.concurrency", 8, "serving"),
+         (TINY_SERVE, "serving.concurrency", 0, "concurrency"), (TINY_SERVE, "search.engines", ["tgi"], "engines"),
+         (TINY_SERVE, "search.engines", [], "engines"), (TINY_SERVE, "search.weights", ["fp3"], "weights"),
+         (TINY_SERVE, "search.kv_cache", ["int4"], "kv_cache"), (TINY_SERVE, "search.tp", [0], "tp"),
+         (TINY_SERVE, "search.tp", [2 ** 41], "tp"), (TINY_SERVE, "search.max_batch", [0], "max_batch"),
+         (TINY_SERVE, "search.disaggregated", ["maybe"], "disaggregated"),
+         (TINY_SERVE, "training", TINY_TRAIN["training"], "training"), (TINY_SERVE, "budget.max_gpus", 0, "max_gpus"),
+         (TINY_SERVE, "budget.max_usd_per_hour", -1, "max_usd_per_hour"), (TINY_SERVE, "runtime", {"compile": False}, "runtime")]
+_BAD += [(TINY_TRAIN, "training.global_batch", v, "global_batch") for v in
          [{"min": 0, "max": 10}, {"min": 64, "max": 32}, {"min": 32, "max": 64, "step": 0}, {"min": 32, "max": 64, "step": -1},
           {"min": 32, "max": 2 ** 40}, {"min": 1, "max": 10 ** 7, "step": 1}, {"min": 32}, {"max": 64},
           {"min": 32, "max": 64, "stride": 2}, [], [0], [32, -1], ["x"], [True], "32-64", {"min": 32.5, "max": 64},
           {"min": "a", "max": 64}]]
-_BAD += [(TRAIN, "training.tokens_per_step", v, "tokens_per_step") for v in [{"min": 0, "max": 10}, {"min": 1, "max": 100},
+_BAD += [(TINY_TRAIN, "training.tokens_per_step", v, "tokens_per_step") for v in [{"min": 0, "max": 10}, {"min": 1, "max": 100},
                                                                               65536]]
-_BAD += [(TRAIN, "runtime.cuda_graph_scope", v, "cuda_graph_scope") for v in
+_BAD += [(TINY_TRAIN, "runtime.cuda_graph_scope", v, "cuda_graph_scope") for v in
          ["full_iteration", ["nonsense"], [1], ["attn", "attn"], None, ["full_iteration", "attn"]]]
-_BAD += [(TRAIN, "runtime.cuda_graph_impl", "cupy", "cuda_graph_impl"),
-         (TRAIN, "runtime", {"cuda_graph_impl": "local", "cuda_graph_scope": ["attn"]}, "cuda_graph_scope"),
-         (TRAIN, "runtime", {"cuda_graph_impl": "transformer_engine", "cuda_graph_scope": ["full_iteration"]},
+_BAD += [(TINY_TRAIN, "runtime.cuda_graph_impl", "cupy", "cuda_graph_impl"),
+         (TINY_TRAIN, "runtime", {"cuda_graph_impl": "local", "cuda_graph_scope": ["attn"]}, "cuda_graph_scope"),
+         (TINY_TRAIN, "runtime", {"cuda_graph_impl": "transformer_engine", "cuda_graph_scope": ["full_iteration"]},
           "cuda_graph_scope"),
-         (TRAIN, "runtime", {"cuda_graph_impl": "none", "cuda_graph_scope": ["attn"]}, "cuda_graph_scope")]
-_BAD += [(TRAIN, "runtime.pipeline_layout", v, "pipeline_layout") for v in
+         (TINY_TRAIN, "runtime", {"cuda_graph_impl": "none", "cuda_graph_scope": ["attn"]}, "cuda_graph_scope")]
+_BAD += [(TINY_TRAIN, "runtime.pipeline_layout", v, "pipeline_layout") for v in
          ["ttt", "Et*4|L(", "Et*99|L", "Et*4m|L", "E|t*2|t*2|L|x", "$(touch x)", "", "Et*-1|L", "Et*999999999999|L",
           "Et*4|Lm|m"]]
-_BAD += [(TRAIN, "model.mtp_layers", v, "mtp_layers") for v in [-1, 1.5, "x", True]]
+_BAD += [(TINY_TRAIN, "model.mtp_layers", v, "mtp_layers") for v in [-1, 1.5, "x", True]]
 _BAD += [(WINDOWED, "model.sliding_window_pattern", v, "sliding_window_pattern") for v in
          [[True], [True] * 3, ["x"] * 4, [1, 0, 1, 0], "alternate", [True, False, True, None], [True] * 5]]
-_BAD += [(TRAIN, "model.sliding_window_pattern", [True, False, True, False], "sliding_window_pattern")]
-_BAD += [(TRAIN, "model.sliding_window", v, "sliding_window") for v in [0, -1, "x", 2 ** 50]]
+_BAD += [(TINY_TRAIN, "model.sliding_window_pattern", [True, False, True, False], "sliding_window_pattern")]
+_BAD += [(TINY_TRAIN, "model.sliding_window", v, "sliding_window") for v in [0, -1, "x", 2 ** 50]]
 _BAD += [(WINDOWED, "model.sliding_window_layers", v, "sliding_window_layers") for v in [9, 0]]
-_BAD += [(TRAIN, "runtime." + k, v, k) for k, v in
+_BAD += [(TINY_TRAIN, "runtime." + k, v, k) for k, v in
          [("recompute_modules", ["everything"]), ("recompute_num_layers", 0), ("activation_offload_layers", -1),
           ("moe_load_imbalance", 0.5), ("moe_load_imbalance", float("inf")), ("expandable_segments", "yes please"),
           ("grad_reduce_dtype", "fp16"), ("fp8_recipe", "fp4"), ("attention_kernel", "fa4"), ("moe_dispatcher", "nccl"),
@@ -256,7 +244,7 @@ _BAD += [(TRAIN, "runtime." + k, v, k) for k, v in
 
 @pytest.mark.parametrize("base,path,value,key", _BAD, ids=[f"{p}={v!r:.30}" for _, p, v, _ in _BAD])
 def test_hostile_values_of_the_newer_keys_exit_2_naming_file_and_key(tmp_path, base, path, value, key):
-    p = _file(tmp_path, _set(copy.deepcopy(base), path, value), "hostile.yaml")
+    p = write_yaml(tmp_path, _set(copy.deepcopy(base), path, value), "hostile.yaml")
     r = runner.invoke(main, ["validate", str(p)])
     assert r.exit_code == 2 and isinstance(r.exception, SystemExit), r.output
     assert "Traceback" not in r.output and str(p) in r.output and key in r.output, r.output
@@ -304,10 +292,10 @@ def test_readme_yaml_examples_are_valid_inputs(tmp_path):
 def test_serving_hourly_budget_needs_a_price(tmp_path):
     # On hardware without a price every plan's hourly cost is unknown and the budget was silently
     # ignored; exit 2 naming the key, as training's budget.max_usd.
-    p = _file(tmp_path, {**SERVE, "cluster": {"node": "hgx-h20", "nodes": 1}, "budget": {"max_usd_per_hour": 100}})
+    p = write_yaml(tmp_path, {**TINY_SERVE, "cluster": {"node": "hgx-h20", "nodes": 1}, "budget": {"max_usd_per_hour": 100}})
     r = runner.invoke(main, ["serve", str(p)])
     assert r.exit_code == 2 and str(p) in r.output and "budget.max_usd_per_hour" in r.output, r.output
-    p = _file(tmp_path, {**SERVE, "budget": {"max_usd_per_hour": 100}})  # dgx-h100 has a price
+    p = write_yaml(tmp_path, {**TINY_SERVE, "budget": {"max_usd_per_hour": 100}})  # dgx-h100 has a price
     assert runner.invoke(main, ["serve", str(p), "--json"]).exit_code == 0
 
 

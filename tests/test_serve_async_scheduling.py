@@ -5,7 +5,6 @@ overlaps the GPU step as at the pinned release (timing.overlaps_host_step)."""
 import json
 
 import pytest
-import yaml
 from click.testing import CliRunner
 
 from planner.cli import main
@@ -14,20 +13,11 @@ from planner.serve import timing
 from planner.serve.plan import parse_serve_plan
 from planner.serve.search import estimate_serving
 
-from conftest import ROOT
+from conftest import ROOT, serve_70b_with
 
 runner = CliRunner()
 SERVE_70B = ROOT / "scenarios" / "serve_70b.yaml"
 
-
-def _scenario(tmp_path, traffic: dict):
-    data = yaml.safe_load(SERVE_70B.read_text())
-    data["serving"] = {"input_tokens": 1024, "output_tokens": 1024, **traffic}
-    path = tmp_path / "sc.yaml"
-    path.write_text(yaml.safe_dump(data))
-    from planner.spec.serving import load_serving_scenario
-
-    return load_serving_scenario(path), path
 
 
 def _tpot(sc, plan: str) -> float:
@@ -35,7 +25,7 @@ def _tpot(sc, plan: str) -> float:
 
 
 def test_async_flag_overlaps_the_host_step_of_an_older_vllm(tmp_path):
-    sc, _ = _scenario(tmp_path, {"concurrency": 4})
+    sc, _ = serve_70b_with(tmp_path, {"concurrency": 4})
     base = "engine=vllm,weights=fp8,kv_cache=fp8,tp=4,replicas=1"
     sync = _tpot(sc, base + ",engine_version=0.11.0")
     flagged = _tpot(sc, base + ",engine_version=0.11.0,async_scheduling=true")
@@ -47,13 +37,13 @@ def test_async_flag_overlaps_the_host_step_of_an_older_vllm(tmp_path):
 
 
 def test_async_flag_does_not_apply_with_pipeline_parallelism_before_the_pp_default(tmp_path):
-    sc, _ = _scenario(tmp_path, {"concurrency": 4})
+    sc, _ = serve_70b_with(tmp_path, {"concurrency": 4})
     base = "engine=vllm,weights=fp8,kv_cache=fp8,tp=2,pp=2,replicas=1,engine_version=0.11.0"
     assert _tpot(sc, base + ",async_scheduling=true") == pytest.approx(_tpot(sc, base), rel=1e-12)
 
 
 def test_async_flag_reaches_the_vllm_launch_and_is_refused_elsewhere(tmp_path):
-    sc, path = _scenario(tmp_path, {"concurrency": 16})
+    sc, path = serve_70b_with(tmp_path, {"concurrency": 16})
     r = estimate_serving(sc, parse_serve_plan("engine=vllm,weights=fp8,tp=4,async_scheduling=true", sc))
     assert r["plan"]["async_scheduling"] is True
     args = L.vllm_args(sc, r["plan"], 1)

@@ -5,7 +5,6 @@ scheduler look at its queue only every k decode steps, so TTFT p50 / p90 add 0.5
 import json
 
 import pytest
-import yaml
 from click.testing import CliRunner
 
 from planner.cli import main
@@ -13,25 +12,16 @@ from planner.serve import launch as L
 from planner.serve.plan import parse_serve_plan
 from planner.serve.search import estimate_serving
 
-from conftest import ROOT
+from conftest import ROOT, serve_70b_with
 
 runner = CliRunner()
 SERVE_70B = ROOT / "scenarios" / "serve_70b.yaml"
 
 
-def _scenario(tmp_path, traffic: dict):
-    data = yaml.safe_load(SERVE_70B.read_text())
-    data["serving"] = {"input_tokens": 1024, "output_tokens": 1024, **traffic}
-    path = tmp_path / "sc.yaml"
-    path.write_text(yaml.safe_dump(data))
-    from planner.spec.serving import load_serving_scenario
-
-    return load_serving_scenario(path), path
-
 
 @pytest.mark.parametrize("traffic", [{"concurrency": 16}, {"requests_per_s": 2.0}])
 def test_ttft_adds_the_wait_for_the_next_poll(tmp_path, traffic):
-    sc, _ = _scenario(tmp_path, traffic)
+    sc, _ = serve_70b_with(tmp_path, traffic)
     base = "engine=sglang,weights=fp8,kv_cache=fp8,tp=4,replicas=1"
     one, ten = (estimate_serving(sc, parse_serve_plan(base + extra, sc)) for extra in ("", ",recv_interval=10"))
     step = one["latency"]["tpot_ms"]["p50"]
@@ -43,7 +33,7 @@ def test_ttft_adds_the_wait_for_the_next_poll(tmp_path, traffic):
 
 
 def test_recv_interval_reaches_the_sglang_launch_and_is_refused_elsewhere(tmp_path):
-    sc, path = _scenario(tmp_path, {"concurrency": 16})
+    sc, path = serve_70b_with(tmp_path, {"concurrency": 16})
     r = estimate_serving(sc, parse_serve_plan("engine=sglang,weights=fp8,tp=4,recv_interval=30", sc))
     args = L.sglang_args(sc, r["plan"], 1)
     assert args[args.index("--scheduler-recv-interval") + 1] == "30"
