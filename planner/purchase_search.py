@@ -42,18 +42,24 @@ def _pieces(sizes: list[int], limit: int) -> Iterator[list[int]]:
 
 
 def _concat_tables(tables: list[dict]) -> dict:
+    """The rows of `tables` in one table; one table is returned as is (not copied: the searches only
+    read it, and a copy of a range's largest, a million plans, cost up to 0.19 s)."""
+    if len(tables) == 1:
+        return tables[0]
     return {k: np.concatenate([t[k] for t in tables]) for k in tables[0]}
 
 
-def _lower_bounds(ctx: Context, tables: list[dict], first: int) -> list[tuple[np.ndarray, Callable | None]]:
+def _lower_bounds(ctx: Context, tables: list[dict], first: int) -> list[tuple[np.ndarray, Callable | None, tuple]]:
     """solver.search_bound of every table, computed over all of them together (row-wise: the same
     numbers), in passes of at most PASS_ROWS plans (a larger table alone): each table's part of the
     cheap bound and a refine of its own rows (the pass's refine at the table's offset), for
     solver.bounded_rows. The exact bound of the `first` plans of highest cheap bound of each table (the
     plans its search takes first: prepare passes its first two chunks) is computed for the whole pass
     in one call, so that most searches, which stop within them, make no call of their own (a call's
-    fixed cost is what sharing saves); the bounds are the same, only computed earlier."""
-    out: list[tuple[np.ndarray, Callable | None]] = [(np.zeros(0), None)] * len(tables)
+    fixed cost is what sharing saves); the bounds are the same, only computed earlier. Each table's
+    bound_order (the order its search takes the plans in) is made once here and handed to its search
+    (solver.bounded_rows(order=...)), which reads on from the rows sorted here."""
+    out: list[tuple[np.ndarray, Callable | None, tuple | None]] = [(np.zeros(0), None, None)] * len(tables)
     sizes = [T.size(t) for t in tables]
     for group in _pieces(sizes, PASS_ROWS):
         group = [i for i in group if sizes[i]]
@@ -63,16 +69,11 @@ def _lower_bounds(ctx: Context, tables: list[dict], first: int) -> list[tuple[np
         ends = np.cumsum([sizes[i] for i in group])
         parts = list(zip(group, np.split(lb, ends[:-1]), [0, *ends[:-1]]))
         for i, part, start in parts:
-            out[i] = (part, None if refine is None else _shifted(refine, int(start)))
-        if refine is not None:
-            refine(np.concatenate([_first_rows(tables[i], part, ctx.seq_len, first) + start for i, part, start in parts]))
+            order = solver.bound_order(tables[i], part, ctx.seq_len)
+            out[i] = (part, None if refine is None else _shifted(refine, int(start)), order)
+        if refine is not None:  # the `first` rows of highest bound, in the order bounded_rows takes them
+            refine(np.concatenate([out[i][2][2][:first] + start for i, _, start in parts]))
     return out
-
-
-def _first_rows(t: dict, lb: np.ndarray, seq_len: int, n: int) -> np.ndarray:
-    """The `n` rows of highest bound (tokens per step / `lb`), in the order solver.bounded_rows takes
-    them (a guess only decides which groups are computed early, never a bound)."""
-    return solver.bound_order(t, lb, seq_len)[2][:n]
 
 
 def _shifted(refine: Callable, start: int) -> Callable:
@@ -127,8 +128,8 @@ def prepare(scenarios: list, keep: int = 1, built: list | None = None) -> list[d
     built = built if built is not None else [_candidates(sc) for sc in scenarios]
     tables = [t for t, _ in built]
     bounds = _lower_bounds(ctx, tables, 5 * max(FIRST, 4 * keep))  # bounded_rows' first two chunks: c, then 4c
-    searches = {i: solver.bounded_rows(t, lb, ctx.seq_len, keep, FIRST, refine)
-                for i, (t, (lb, refine)) in enumerate(zip(tables, bounds)) if T.size(t)}
+    searches = {i: solver.bounded_rows(t, lb, ctx.seq_len, keep, FIRST, refine, order=order)
+                for i, (t, (lb, refine, order)) in enumerate(zip(tables, bounds)) if T.size(t)}
     best = _drive(ctx, tables, searches)
     return [{"t": t, "considered": considered, "keep": keep, "best": best.get(i)}
             for i, (t, considered) in enumerate(built)]

@@ -195,9 +195,11 @@ def test_shared_refine_gives_each_tables_exact_bound(tasks, monkeypatch):
     assert len(scenarios) >= 10
     ctx = Context(scenarios[0])
     tables = [purchase_search._candidates(sc)[0] for sc in scenarios]
-    for t, (lb, refine) in zip(tables, purchase_search._lower_bounds(ctx, tables, 64)):
+    for t, (lb, refine, order) in zip(tables, purchase_search._lower_bounds(ctx, tables, 64)):
         if not len(lb):
             continue
+        # the order handed to the search, partly sorted already, is the one it would make itself
+        np.testing.assert_array_equal(order[2][:len(lb)], np.argsort(-(order[0] / lb), kind="stable"))
         exact = bound.step_lower_bound(ctx, t)
         assert np.all(lb <= exact * (1 + 1e-12))
         rows = np.arange(len(lb))[::-1]
