@@ -113,9 +113,10 @@ def _drive(ctx: Context, tables: list[dict], searches: dict[int, Iterator]) -> d
 def _candidates(scenario) -> tuple[dict, int]:
     """solver.candidate_table(scenario); when no layout satisfies the structural constraints (e.g. an
     odd node count of a model with fewer layers than its prime factor), the empty table (every
-    column of planner.estimate.table, no row) directly."""
+    column of planner.estimate.table, no row) directly. The integer columns are stored compact, as the
+    solver's own search stores them (T.take widens the rows evaluated)."""
     if len(solver.layouts(scenario)["tp"]):
-        return solver.candidate_table(scenario)
+        return solver._candidate_rows(scenario, compact=True)[:2]
     return T.from_plans([]), 0
 
 
