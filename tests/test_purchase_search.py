@@ -67,7 +67,7 @@ def test_empty_candidate_tables_match_the_solvers(tasks):
     empty = [sc for sc in tasks.values() if not len(solver.layouts(sc)["tp"])]
     assert empty  # 5, 7 and 11 nodes for the 27-layer model in equal stages
     for sc in empty:
-        (mine, n), (theirs, m) = purchase_search._candidates(sc), solver.candidate_table(sc)
+        (mine, n, _), (theirs, m) = purchase_search._candidates(sc), solver.candidate_table(sc)
         assert n == m == 0 and {k: (v.dtype, v.shape) for k, v in mine.items()} == \
             {k: (v.dtype, v.shape) for k, v in theirs.items()}
 
@@ -199,7 +199,7 @@ def test_shared_refine_gives_each_tables_exact_bound(tasks, monkeypatch):
         if not len(lb):
             continue
         # the order handed to the search, partly sorted already, is the one it would make itself
-        np.testing.assert_array_equal(order[2][:len(lb)], np.argsort(-(order[0] / lb), kind="stable"))
+        np.testing.assert_array_equal(order[2][:len(lb)], np.argsort(-(order[0][np.arange(len(lb))] / lb), kind="stable"))
         exact = bound.step_lower_bound(ctx, t)
         assert np.all(lb <= exact * (1 + 1e-12))
         rows = np.arange(len(lb))[::-1]
