@@ -260,3 +260,26 @@ def test_compare_report_with_batch_ranges_reuses_the_search_result(tmp_path, mon
         assert days(r["days"]) in html and _money(r["cost_usd"]) in html
         if r["batch"]:  # a searched batch: the chosen one is in the plan column
             assert f"batch{r['batch']['chosen']}" in html and r["batch"]["chosen"] == r["plan"]["plan"]["global_batch"]
+
+
+def test_compare_of_a_range_equals_its_batches_compared_one_by_one(tmp_path):
+    """A workload's batch range in a compare (node counts searched together, planner.purchase_search)
+    against each of its batches as a workload of its own in the same compare: every option's plan in
+    the range is the plan of its chosen batch searched alone, and no batch alone is faster beyond the
+    ranking's tie band (solver.TIE)."""
+    from planner.search import solver
+
+    batches = range(32, 201, 32)
+    one = "  - {{name: {}, model: llama-3.1-8b, seq_len: 4096, global_batch: {}, tokens: 2.0e10}}\n"
+    text = ("name: range against its batches\nclusters:\n"
+            "  - {name: h100-rent, node: hgx-h100, nodes: [1, 2, 3], cloud: {usd_per_gpu_hour: 3.0}}\nworkloads:\n"
+            + one.format("range", "{min: 32, max: 200, step: 32}") + "".join(one.format(f"b{b}", b) for b in batches))
+    rows = purchase.evaluate(load_purchases(write(tmp_path, "r.yaml", text)), 1)["options"]
+    for nodes in (1, 2, 3):
+        mine = {r["workload"]: r for r in rows if r["nodes"] == nodes}
+        ranged = mine.pop("range")
+        chosen = ranged["plan"]["plan"]["global_batch"]
+        assert chosen in batches
+        assert ranged["plan"]["plan"] == mine[f"b{chosen}"]["plan"]["plan"]
+        assert ranged["days"] == mine[f"b{chosen}"]["days"]
+        assert all(ranged["days"] <= r["days"] * solver.TIE for r in mine.values() if r["days"] is not None)
