@@ -42,37 +42,43 @@ def _pieces(sizes: list[int], limit: int) -> Iterator[list[int]]:
 
 
 def _concat_tables(tables: list[dict]) -> dict:
+    """The rows of `tables` in one table; one table is returned as is (not copied: the searches only
+    read it, and a copy of a range's largest, a million plans, cost up to 0.19 s)."""
+    if len(tables) == 1:
+        return tables[0]
     return {k: np.concatenate([t[k] for t in tables]) for k in tables[0]}
 
 
-def _lower_bounds(ctx: Context, tables: list[dict], first: int) -> list[tuple[np.ndarray, Callable | None]]:
+def _lower_bounds(ctx: Context, tables: list[dict], first: int,
+                  heads: list | None = None) -> list[tuple[np.ndarray, Callable | None, tuple]]:
     """solver.search_bound of every table, computed over all of them together (row-wise: the same
     numbers), in passes of at most PASS_ROWS plans (a larger table alone): each table's part of the
     cheap bound and a refine of its own rows (the pass's refine at the table's offset), for
     solver.bounded_rows. The exact bound of the `first` plans of highest cheap bound of each table (the
     plans its search takes first: prepare passes its first two chunks) is computed for the whole pass
     in one call, so that most searches, which stop within them, make no call of their own (a call's
-    fixed cost is what sharing saves); the bounds are the same, only computed earlier."""
-    out: list[tuple[np.ndarray, Callable | None]] = [(np.zeros(0), None)] * len(tables)
+    fixed cost is what sharing saves); the bounds are the same, only computed earlier. Each table's
+    bound_order (the order its search takes the plans in) is made once here and handed to its search
+    (solver.bounded_rows(order=...)), which reads on from the rows sorted here. `heads`: each table's
+    first row of each layout run (_candidates), or None: the bound groups the layout columns on them
+    and the order reads its tokens per run (the same numbers: bound.stage_groups, solver.bound_order)."""
+    out: list[tuple[np.ndarray, Callable | None, tuple | None]] = [(np.zeros(0), None, None)] * len(tables)
     sizes = [T.size(t) for t in tables]
     for group in _pieces(sizes, PASS_ROWS):
         group = [i for i in group if sizes[i]]
         if not group:
             continue
-        lb, refine = solver.search_bound(ctx, _concat_tables([tables[i] for i in group]))
         ends = np.cumsum([sizes[i] for i in group])
+        # a table's first row starts a run (T.changes marks it), so the pass's runs are its tables' runs
+        runs = None if heads is None else np.concatenate([heads[i] + s for i, s in zip(group, [0, *ends[:-1]])])
+        lb, refine = solver.search_bound(ctx, _concat_tables([tables[i] for i in group]), runs)
         parts = list(zip(group, np.split(lb, ends[:-1]), [0, *ends[:-1]]))
         for i, part, start in parts:
-            out[i] = (part, None if refine is None else _shifted(refine, int(start)))
-        if refine is not None:
-            refine(np.concatenate([_first_rows(tables[i], part, ctx.seq_len, first) + start for i, part, start in parts]))
+            order = solver.bound_order(tables[i], part, ctx.seq_len, None if heads is None else heads[i])
+            out[i] = (part, None if refine is None else _shifted(refine, int(start)), order)
+        if refine is not None:  # the `first` rows of highest bound, in the order bounded_rows takes them
+            refine(np.concatenate([out[i][2][2][:first] + start for i, _, start in parts]))
     return out
-
-
-def _first_rows(t: dict, lb: np.ndarray, seq_len: int, n: int) -> np.ndarray:
-    """The `n` rows of highest bound (tokens per step / `lb`), in the order solver.bounded_rows takes
-    them (a guess only decides which groups are computed early, never a bound)."""
-    return solver.bound_order(t, lb, seq_len)[2][:n]
 
 
 def _shifted(refine: Callable, start: int) -> Callable:
@@ -109,29 +115,32 @@ def _drive(ctx: Context, tables: list[dict], searches: dict[int, Iterator]) -> d
     return results
 
 
-def _candidates(scenario) -> tuple[dict, int]:
+def _candidates(scenario) -> tuple[dict, int, np.ndarray]:
     """solver.candidate_table(scenario); when no layout satisfies the structural constraints (e.g. an
     odd node count of a model with fewer layers than its prime factor), the empty table (every
-    column of planner.estimate.table, no row) directly."""
+    column of planner.estimate.table, no row) directly. The integer columns are stored compact, as the
+    solver's own search stores them (T.take widens the rows evaluated); third, the first row of each
+    layout run (the table is layout-major: solver._candidate_rows)."""
     if len(solver.layouts(scenario)["tp"]):
-        return solver.candidate_table(scenario)
-    return T.from_plans([]), 0
+        t, considered, layout = solver._candidate_rows(scenario, compact=True)
+        return t, considered, np.flatnonzero(T.changes(layout))
+    return T.from_plans([]), 0, np.zeros(0, dtype=np.int64)
 
 
 def prepare(scenarios: list, keep: int = 1, built: list | None = None) -> list[dict]:
     """For scenarios that differ only in their node count (same node, model, workload, search
     options, runtime): each one's candidate table, its size before the rules, and the bounded
     evaluation for `keep` places, ready for solver.solve(scenario, top=keep, counts=False,
-    prepared=...). `built`: their solver.candidate_table results, if already made."""
+    prepared=...). `built`: their _candidates results, if already made."""
     ctx = Context(scenarios[0])
     built = built if built is not None else [_candidates(sc) for sc in scenarios]
-    tables = [t for t, _ in built]
-    bounds = _lower_bounds(ctx, tables, 5 * max(FIRST, 4 * keep))  # bounded_rows' first two chunks: c, then 4c
-    searches = {i: solver.bounded_rows(t, lb, ctx.seq_len, keep, FIRST, refine)
-                for i, (t, (lb, refine)) in enumerate(zip(tables, bounds)) if T.size(t)}
+    tables, heads = [b[0] for b in built], [b[2] for b in built]
+    bounds = _lower_bounds(ctx, tables, 5 * max(FIRST, 4 * keep), heads)  # bounded_rows' first two chunks: c, then 4c
+    searches = {i: solver.bounded_rows(t, lb, ctx.seq_len, keep, FIRST, refine, h, order)
+                for i, (t, h, (lb, refine, order)) in enumerate(zip(tables, heads, bounds)) if T.size(t)}
     best = _drive(ctx, tables, searches)
     return [{"t": t, "considered": considered, "keep": keep, "best": best.get(i)}
-            for i, (t, considered) in enumerate(built)]
+            for i, (t, considered, _) in enumerate(built)]
 
 
 def search_group(scenarios: list, best_plan: Callable, limit: int | None = None) -> Iterator[tuple[int, dict]]:

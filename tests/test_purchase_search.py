@@ -67,7 +67,7 @@ def test_empty_candidate_tables_match_the_solvers(tasks):
     empty = [sc for sc in tasks.values() if not len(solver.layouts(sc)["tp"])]
     assert empty  # 5, 7 and 11 nodes for the 27-layer model in equal stages
     for sc in empty:
-        (mine, n), (theirs, m) = purchase_search._candidates(sc), solver.candidate_table(sc)
+        (mine, n, _), (theirs, m) = purchase_search._candidates(sc), solver.candidate_table(sc)
         assert n == m == 0 and {k: (v.dtype, v.shape) for k, v in mine.items()} == \
             {k: (v.dtype, v.shape) for k, v in theirs.items()}
 
@@ -195,9 +195,11 @@ def test_shared_refine_gives_each_tables_exact_bound(tasks, monkeypatch):
     assert len(scenarios) >= 10
     ctx = Context(scenarios[0])
     tables = [purchase_search._candidates(sc)[0] for sc in scenarios]
-    for t, (lb, refine) in zip(tables, purchase_search._lower_bounds(ctx, tables, 64)):
+    for t, (lb, refine, order) in zip(tables, purchase_search._lower_bounds(ctx, tables, 64)):
         if not len(lb):
             continue
+        # the order handed to the search, partly sorted already, is the one it would make itself
+        np.testing.assert_array_equal(order[2][:len(lb)], np.argsort(-(order[0][np.arange(len(lb))] / lb), kind="stable"))
         exact = bound.step_lower_bound(ctx, t)
         assert np.all(lb <= exact * (1 + 1e-12))
         rows = np.arange(len(lb))[::-1]
@@ -258,3 +260,26 @@ def test_compare_report_with_batch_ranges_reuses_the_search_result(tmp_path, mon
         assert days(r["days"]) in html and _money(r["cost_usd"]) in html
         if r["batch"]:  # a searched batch: the chosen one is in the plan column
             assert f"batch{r['batch']['chosen']}" in html and r["batch"]["chosen"] == r["plan"]["plan"]["global_batch"]
+
+
+def test_compare_of_a_range_equals_its_batches_compared_one_by_one(tmp_path):
+    """A workload's batch range in a compare (node counts searched together, planner.purchase_search)
+    against each of its batches as a workload of its own in the same compare: every option's plan in
+    the range is the plan of its chosen batch searched alone, and no batch alone is faster beyond the
+    ranking's tie band (solver.TIE)."""
+    from planner.search import solver
+
+    batches = range(32, 201, 32)
+    one = "  - {{name: {}, model: llama-3.1-8b, seq_len: 4096, global_batch: {}, tokens: 2.0e10}}\n"
+    text = ("name: range against its batches\nclusters:\n"
+            "  - {name: h100-rent, node: hgx-h100, nodes: [1, 2, 3], cloud: {usd_per_gpu_hour: 3.0}}\nworkloads:\n"
+            + one.format("range", "{min: 32, max: 200, step: 32}") + "".join(one.format(f"b{b}", b) for b in batches))
+    rows = purchase.evaluate(load_purchases(write(tmp_path, "r.yaml", text)), 1)["options"]
+    for nodes in (1, 2, 3):
+        mine = {r["workload"]: r for r in rows if r["nodes"] == nodes}
+        ranged = mine.pop("range")
+        chosen = ranged["plan"]["plan"]["global_batch"]
+        assert chosen in batches
+        assert ranged["plan"]["plan"] == mine[f"b{chosen}"]["plan"]["plan"]
+        assert ranged["days"] == mine[f"b{chosen}"]["days"]
+        assert all(ranged["days"] <= r["days"] * solver.TIE for r in mine.values() if r["days"] is not None)

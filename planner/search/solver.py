@@ -602,7 +602,8 @@ def _evaluate_best(ctx, t: dict, keep: int, peak=None, heads=None) -> tuple[np.n
         return done.value
 
 
-def bounded_rows(t: dict, lb: np.ndarray, seq_len: int, keep: int, first: int, refine=None, heads=None):
+def bounded_rows(t: dict, lb: np.ndarray, seq_len: int, keep: int, first: int, refine=None, heads=None,
+                 order=None):
     """The branch and bound of _evaluate_best as a generator, so that a caller may evaluate the chunks
     of several searches in one call (planner.purchase_search): yields the rows of `t` to evaluate and
     is sent (estimates, index), the evaluate_table result of a table holding those rows at `index`;
@@ -619,8 +620,10 @@ def bounded_rows(t: dict, lb: np.ndarray, seq_len: int, keep: int, first: int, r
     place) to each chunk before it is evaluated: plans are taken in the order of the first bound, the
     stopping rule reads it for the plans not yet taken, and a plan the tighter bound puts below the
     threshold is skipped; every bound being valid, the plans kept are the same. `heads` (optional): the
-    first row of each layout run of t (bound_order)."""
-    tokens, ub, by_bound = bound_order(t, lb, seq_len, heads)
+    first row of each layout run of t (bound_order). `order` (optional): bound_order(t, lb, seq_len,
+    heads) already made by the caller (planner.purchase_search reads its first rows beforehand; its
+    sort then goes on from there: the same order)."""
+    tokens, ub, by_bound = order if order is not None else bound_order(t, lb, seq_len, heads)
     done, parts, scores = 0, [], np.array([])
     chunk = max(first, 4 * keep)
     threshold = 0.0
