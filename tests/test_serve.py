@@ -444,3 +444,23 @@ def test_a_scenario_given_to_compare_and_a_purchase_file_given_to_solve_name_the
     for cmd in (["solve"], ["serve"], ["estimate", "--plan", "tp=1"], ["model"]):
         r = run(cmd[0], ROOT / "scenarios" / "purchases.yaml", *cmd[1:])
         assert r.exit_code == 2 and "planner compare" in r.output and "unknown key" not in r.output, (cmd, r.output)
+
+
+def test_search_leaves_out_vllm_plans_that_plan_refuses(tmp_path):
+    """vLLM refuses max_num_seqs above max_num_batched_tokens (SchedulerConfig._verify_args), and `--plan`
+    exits 2 for it: the search must not rank such a plan when the scenario asks for a large max_batch."""
+    from planner.serve.search import candidate_table
+    from planner.spec.serving import load_serving_scenario
+
+    p = write(tmp_path, "s.yaml", SERVE_70B.read_text().replace(
+        "kv_cache: [bf16, fp8]", "kv_cache: [fp8]\n  max_batch: [256, 16384]"))
+    t = candidate_table(load_serving_scenario(p))
+    vllm = t["engine"] == E.VLLM
+    assert (t["max_batch"][vllm] <= t["max_batched_tokens"][vllm]).all() and (t["max_batch"][vllm] == 256).any()
+    assert (t["max_batch"][~vllm] == 16384).any()  # SGLang / TensorRT-LLM have no such check
+    refused = runner.invoke(main, ["serve", str(p), "--plan", "engine=vllm,weights=fp8,kv_cache=fp8,tp=4,max_batch=16384"])
+    assert refused.exit_code == 2 and "max_batched_tokens" in refused.output
+    # what the search ranks, --plan accepts
+    out = json.loads(run("serve", p, "--json").stdout)
+    assert out["plans"] and all(q["plan"]["max_batch"] <= q["plan"]["max_batched_tokens"]
+                                for q in out["plans"] if q["plan"]["engine"] == "vllm")

@@ -187,6 +187,16 @@ def vllm_ep_ok(engine, tp, ep) -> np.ndarray:
     return (np.asarray(engine) != VLLM) | (np.asarray(ep) == 1) | (np.asarray(ep) == np.asarray(tp))
 
 
+def vllm_tokens_ok(engine, max_batch, tp, attn_dp, max_batched_tokens) -> np.ndarray:
+    """vLLM refuses to start when --max-num-batched-tokens is below --max-num-seqs (each running sequence
+    takes at least one token of a step: vllm/config/scheduler.py SchedulerConfig._verify_args, "max_num_batched_tokens
+    must be greater than or equal to max_num_seqs"); max-num-seqs is the rank's share of max_batch
+    (launch._per_rank: ceil(max_batch / tp) with attention data parallel). The other engines: no such check."""
+    mb, tp = np.asarray(max_batch), np.asarray(tp)
+    seqs = np.where(np.asarray(attn_dp, dtype=bool), -(-mb // tp), mb)
+    return (np.asarray(engine) != VLLM) | (np.asarray(max_batched_tokens) >= seqs)
+
+
 def default_max_batch(engine: np.ndarray, gpu_gib: float) -> np.ndarray:
     """Max running sequences by default (module doc): vLLM 1024 / 256, SGLang from the KV pool
     (no cap: we use TensorRT-LLM's 2048 as the search ceiling), TensorRT-LLM 2048."""

@@ -203,9 +203,7 @@ def check_plan(row: dict, sc) -> None:
                                                                   and row["ep"] != row["tp"]):
         raise InputError(f"vLLM's --enable-expert-parallel spreads the experts over all tp x dp GPUs of a replica: "
                          f"ep must be 1 or tp ({row['tp']}), and tp with attn_dp; got ep={row['ep']}", key="--plan ep")
-    seqs = -(-row["max_batch"] // row["tp"]) if row["attn_dp"] else row["max_batch"]  # launch._per_rank
-    if row["engine"] == E.VLLM and row["max_batched_tokens"] < seqs:
-        # vllm/config/scheduler.py SchedulerConfig._verify_args: "max_num_batched_tokens must be greater
-        # than or equal to max_num_seqs" (each running sequence takes at least one token of a step)
+    if not E.vllm_tokens_ok(row["engine"], row["max_batch"], row["tp"], row["attn_dp"], row["max_batched_tokens"]):
+        seqs = -(-row["max_batch"] // row["tp"]) if row["attn_dp"] else row["max_batch"]  # launch._per_rank
         raise InputError(f"vLLM needs max_batched_tokens ({row['max_batched_tokens']}) at least max_num_seqs "
                          f"({seqs}, from max_batch)", key="--plan max_batched_tokens")

@@ -130,7 +130,9 @@ def _expanded(sc, lay: np.ndarray) -> dict[str, np.ndarray]:
     t["prefill_replicas"] = np.zeros_like(t["tp"])
     if lay.shape[1] > 4:
         t["inst"] = lay[li, 4][keep]
-    return t
+    # what `--plan` refuses: a vLLM plan whose max_batch (per rank) exceeds its max_batched_tokens
+    ok = E.vllm_tokens_ok(t["engine"], t["max_batch"], t["tp"], t["attn_dp"], t["max_batched_tokens"])
+    return t if ok.all() else {k: v[ok] for k, v in t.items()}
 
 
 def _with_disaggregated(t: dict) -> dict:
