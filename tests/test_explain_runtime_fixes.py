@@ -36,3 +36,12 @@ def test_runtime_keys_are_offered_as_fixes_with_their_effect():
         assert m["per_gpu_gib"] == f["per_gpu_gib"] < closest and m["verdict"] != "oom"
         # and the scenario with that setting is feasible
         assert solve(sc)["plans"]
+
+
+def test_no_fix_message_lists_the_runtime_keys_tried(monkeypatch):
+    from planner.search import explain
+
+    monkeypatch.setattr(explain, "nearest_fixes", lambda *a, **k: [])  # as if no change fitted
+    text = " ".join(solve(_sc())["explanation"])
+    assert "no single change tried" in text
+    assert "runtime.grad_reduce_dtype" in text and "runtime.fp8_param_gather" in text

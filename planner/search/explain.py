@@ -216,8 +216,9 @@ def explain_infeasible(scenario, runs, objective: str):
     if fixes:
         fix_lines = ["nearest changes that fit:"] + [f"  - {f['change']}: {f['summary']}" for f in fixes]
     else:
+        rt = "".join(f", runtime.{k}" for k, _, _ in _runtime_candidates(scenario))
         lines.append("no single change tried (more GPUs, a GPU with more memory, ZeRO-3, offload, full "
-                     "recompute, micro-batch 1, half the sequence) makes it fit")
+                     f"recompute, micro-batch 1, half the sequence{rt}) makes it fit")
     row["fixes"] = [{"change": f["change"], "plan": f["best_plan"]["plan"],
                      "per_gpu_gib": f["best_plan"]["memory"]["per_gpu_gib"],
                      "tokens_per_s": f["best_plan"]["throughput"]["tokens_per_s"],
