@@ -464,3 +464,13 @@ def test_search_leaves_out_vllm_plans_that_plan_refuses(tmp_path):
     out = json.loads(run("serve", p, "--json").stdout)
     assert out["plans"] and all(q["plan"]["max_batch"] <= q["plan"]["max_batched_tokens"]
                                 for q in out["plans"] if q["plan"]["engine"] == "vllm")
+
+
+def test_only_vllm_plans_above_the_token_budget_are_explained(tmp_path):
+    """A vLLM-only search whose every max_batch exceeds vLLM's token budget has no plan to evaluate: the
+    explanation names that (it said a disaggregated search needed more GPUs) and the fix, exit 1."""
+    p = write(tmp_path, "s.yaml", SERVE_70B.read_text().replace("engines: [vllm, sglang, trtllm]", "engines: [vllm]")
+              .replace("kv_cache: [bf16, fp8]", "kv_cache: [fp8]\n  max_batch: [16384]"))
+    r = runner.invoke(main, ["serve", str(p)])
+    assert r.exit_code == 1, r.output
+    assert "search.max_batch [16384]" in r.output and "8,192" in r.output and "disaggregated" not in r.output

@@ -111,8 +111,9 @@ def _lighter_weights_fix(sc, scheme: str, cap: float, gpus: int) -> dict:
 def _no_layout(sc, g: int) -> dict:
     """Why the candidate table is empty: a search list with no legal value (tp must divide the
     attention heads, pp be at most the layers, ep divide the experts), no engine x weight scheme the GPU
-    runs, no instance (tp x pp) within the GPUs, or only disaggregated plans on too few GPUs or at a
-    concurrency of one (the replica count is at most the concurrency)."""
+    runs, no instance (tp x pp) within the GPUs, only vLLM plans whose max_batch exceeds vLLM's token budget, or
+    only disaggregated plans on too few GPUs or at a concurrency of one (the replica count is at most the
+    concurrency)."""
     from planner.serve.search import _domains
 
     m, so, gpu = sc.model, sc.search, sc.cluster.node.gpu
@@ -144,6 +145,20 @@ def _no_layout(sc, g: int) -> dict:
                             f"{g} GPU(s) available"],
                 "fixes": [{"change": "allow smaller search.tp / search.pp, or more GPUs", "why": "one instance "
                            "must fit in the cluster"}]}
+    engines = [E.ENGINE_NAMES.index(e) for e in so.engines]
+    if so.max_batch and set(engines) == {E.VLLM}:
+        # every candidate is a vLLM plan whose max_batch (per rank: at the widest tp, with attention data parallel on
+        # a MoE model) exceeds vLLM's default token budget: search._expanded leaves them out (engines.vllm_tokens_ok)
+        tp = max(d["tp"])
+        mbt = int(E.default_max_batched_tokens(np.array([E.VLLM]), gpu.memory_gib, sc.serving.offline)[0])
+        b = np.array(so.max_batch)
+        if not E.vllm_tokens_ok(E.VLLM, b, tp, m.moe is not None and tp > 1, mbt).any():
+            return {"reasons": [f"vLLM refuses to start with more running sequences (search.max_batch "
+                                f"{list(so.max_batch)}) than tokens per step ({mbt:,}, its max_num_batched_tokens "
+                                "here): no plan to evaluate"],
+                    "fixes": [{"change": f"allow a search.max_batch of at most {mbt:,}, or another engine "
+                                         "(search.engines)",
+                               "why": "vLLM's SchedulerConfig requires max_num_batched_tokens >= max_num_seqs"}]}
     conc = sc.serving.concurrency if sc.serving.mode == "concurrency" else None
     if conc is not None and conc < 2 and 2 * min(d["tp"]) * min(d["pp"]) <= g:
         return {"reasons": [f"no layout to evaluate: search.disaggregated set to true only needs at least two instances "
