@@ -179,22 +179,29 @@ def model_problem(scheme: str, model) -> str | None:
     return None
 
 
-def vllm_ep_ok(engine, tp, ep) -> np.ndarray:
+def vllm_ep_ok(engine, tp, ep, attn_dp=False) -> np.ndarray:
     """vLLM's --enable-expert-parallel takes every GPU of the replica's MoE layers as one expert group
     (vllm/model_executor/layers/fused_moe/config.py FusedMoEParallelConfig: ep_size = tp_size x dp_size),
-    so a vLLM plan has ep 1 or ep = tp (the GPUs of its tensor- or attention-data-parallel group); the
-    other engines set ep on its own (SGLang --ep-size, TensorRT-LLM moe_expert_parallel_size)."""
-    return (np.asarray(engine) != VLLM) | (np.asarray(ep) == 1) | (np.asarray(ep) == np.asarray(tp))
+    so a vLLM plan has ep 1 or ep = tp (the GPUs of its tensor- or attention-data-parallel group), and ep = tp
+    with attention data parallel; the other engines set ep on its own (SGLang --ep-size, TensorRT-LLM
+    moe_expert_parallel_size)."""
+    ep, tp = np.asarray(ep), np.asarray(tp)
+    return (np.asarray(engine) != VLLM) | (ep == tp) | ((ep == 1) & ~np.asarray(attn_dp, dtype=bool))
+
+
+def seqs_per_rank(max_batch, tp, attn_dp):
+    """Running sequences each rank schedules: max_batch, or its share ceil(max_batch / tp) of an attention-data-
+    parallel replica (vLLM and TensorRT-LLM limit each rank)."""
+    mb = np.asarray(max_batch)
+    return np.where(np.asarray(attn_dp, dtype=bool), -(-mb // np.asarray(tp)), mb)
 
 
 def vllm_tokens_ok(engine, max_batch, tp, attn_dp, max_batched_tokens) -> np.ndarray:
     """vLLM refuses to start when --max-num-batched-tokens is below --max-num-seqs (each running sequence
     takes at least one token of a step: vllm/config/scheduler.py SchedulerConfig._verify_args, "max_num_batched_tokens
     must be greater than or equal to max_num_seqs"); max-num-seqs is the rank's share of max_batch
-    (launch._per_rank: ceil(max_batch / tp) with attention data parallel). The other engines: no such check."""
-    mb, tp = np.asarray(max_batch), np.asarray(tp)
-    seqs = np.where(np.asarray(attn_dp, dtype=bool), -(-mb // tp), mb)
-    return (np.asarray(engine) != VLLM) | (np.asarray(max_batched_tokens) >= seqs)
+    (seqs_per_rank). The other engines: no such check."""
+    return (np.asarray(engine) != VLLM) | (np.asarray(max_batched_tokens) >= seqs_per_rank(max_batch, tp, attn_dp))
 
 
 def default_max_batch(engine: np.ndarray, gpu_gib: float) -> np.ndarray:

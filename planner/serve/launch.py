@@ -133,13 +133,13 @@ def max_len(scenario) -> int | None:
 
 def _per_rank(plan: dict) -> int:
     """Sequences per attention-DP rank: vLLM and TensorRT-LLM limit each rank (max_batch / tp)."""
-    return math.ceil(plan["max_batch"] / plan["tp"]) if plan["attn_dp"] else plan["max_batch"]
+    return int(E.seqs_per_rank(plan["max_batch"], plan["tp"], plan["attn_dp"]))
 
 
 def vllm_args(scenario, plan: dict, nodes: int) -> list:
     """`vllm serve` arguments (vLLM 0.33.0, vllm/engine/arg_utils.py)."""
     q, _, _ = QUANT[plan["weights"]]
-    if plan["ep"] > 1 and not plan["attn_dp"] and plan["ep"] != plan["tp"]:
+    if not E.vllm_ep_ok(E.VLLM, plan["tp"], plan["ep"], plan["attn_dp"]):
         raise InputError(f"vLLM's --enable-expert-parallel spreads experts over all tp x dp GPUs; "
                          f"ep={plan['ep']} with tp={plan['tp']} cannot be expressed", key="plan ep")
     if plan["attn_dp"] and nodes > 1:

@@ -199,11 +199,10 @@ def check_plan(row: dict, sc) -> None:
         raise InputError(f"ep ({row['ep']}) must divide the {m.moe.experts} experts", key="--plan ep")
     if row["attn_dp"] and not m.moe:
         raise InputError("attn_dp (attention data parallel) applies to mixture-of-experts models", key="--plan")
-    if not E.vllm_ep_ok(row["engine"], row["tp"], row["ep"]) or (row["engine"] == E.VLLM and row["attn_dp"]
-                                                                  and row["ep"] != row["tp"]):
+    if not E.vllm_ep_ok(row["engine"], row["tp"], row["ep"], row["attn_dp"]):
         raise InputError(f"vLLM's --enable-expert-parallel spreads the experts over all tp x dp GPUs of a replica: "
                          f"ep must be 1 or tp ({row['tp']}), and tp with attn_dp; got ep={row['ep']}", key="--plan ep")
     if not E.vllm_tokens_ok(row["engine"], row["max_batch"], row["tp"], row["attn_dp"], row["max_batched_tokens"]):
-        seqs = -(-row["max_batch"] // row["tp"]) if row["attn_dp"] else row["max_batch"]  # launch._per_rank
+        seqs = int(E.seqs_per_rank(row["max_batch"], row["tp"], row["attn_dp"]))
         raise InputError(f"vLLM needs max_batched_tokens ({row['max_batched_tokens']}) at least max_num_seqs "
                          f"({seqs}, from max_batch)", key="--plan max_batched_tokens")
