@@ -49,3 +49,24 @@ def serve_70b_with(tmp_path, traffic: dict):
     path = tmp_path / "sc.yaml"
     path.write_text(yaml.safe_dump(data))
     return load_serving_scenario(path), path
+
+
+# Closed forms of the M/M/1 waiting time (Kleinrock 1975, Vol. 1, Sec. 3.2), P(W > t) = rho exp(-mu (1 - rho) t):
+# the reference the planner's queues (timing.mg1_wait_quantile, evaluate.closed_loop_wait_quantile) reduce to.
+def mm1_wait_quantile(lam, mu, q: float):
+    """q-quantile of the M/M/1 waiting time; 0 when rho <= 1 - q, inf when unstable."""
+    import numpy as np
+
+    rho = lam / np.maximum(mu, 1e-30)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.log(np.maximum(rho, 1e-30) / (1 - q)) / (mu * (1 - rho))
+    return np.where(rho >= 1, np.inf, np.where(rho <= 1 - q, 0.0, t))
+
+
+def mm1_within(lam, mu, t):
+    """P(W <= t) in M/M/1; 0 when unstable."""
+    import numpy as np
+
+    rho = lam / np.maximum(mu, 1e-30)
+    decay = mu * np.maximum(1 - rho, 0.0) * np.maximum(t, 0)
+    return np.where(rho >= 1, 0.0, np.where(t < 0, 0.0, 1 - rho * np.exp(-decay)))

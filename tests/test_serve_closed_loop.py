@@ -10,11 +10,10 @@ import pytest
 import yaml
 
 from planner.serve import evaluate as V
-from planner.serve import timing
 from planner.serve.plan import parse_serve_plan
 from planner.serve.search import estimate_serving
 
-from conftest import ROOT
+from conftest import ROOT, mm1_wait_quantile
 
 SERVE_70B = ROOT / "scenarios" / "serve_70b.yaml"
 PLAN = "engine=vllm,weights=fp8,kv_cache=fp8,tp=8,pp=1,replicas=1"
@@ -84,4 +83,4 @@ def test_one_source_never_waits_and_many_sources_give_the_open_loop_wait():
     for q in (0.5, 0.9):
         waits = [float(V.closed_loop_wait_quantile(lam, mu, k, q)) for k in (2, 8, 64, 512, 100_000)]
         assert waits == sorted(waits)
-        assert waits[-1] == pytest.approx(float(timing.mm1_wait_quantile(lam, mu, q)), rel=1e-3)
+        assert waits[-1] == pytest.approx(float(mm1_wait_quantile(lam, mu, q)), rel=1e-3)

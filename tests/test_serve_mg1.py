@@ -13,7 +13,7 @@ from planner.serve import timing
 from planner.serve.plan import parse_serve_plan
 from planner.spec.serving import TokenMoments, load_serving_scenario, token_moments
 
-from conftest import ROOT
+from conftest import ROOT, mm1_wait_quantile, mm1_within
 
 SERVE_70B = ROOT / "scenarios" / "serve_70b.yaml"
 RHOS = (0.05, 0.3, 0.5, 0.7, 0.9, 0.97)
@@ -35,7 +35,7 @@ def test_fixed_service_waits_half_of_mm1(rho):
     assert _mean_wait(lam, es, es * es) == pytest.approx(pk, rel=1e-6)
     for q in (0.5, 0.9, 0.99):
         assert float(timing.mg1_wait_quantile(lam, es, es * es, q)) == pytest.approx(
-            float(timing.mm1_wait_quantile(lam, 1 / es, q)) / 2, rel=1e-12, abs=1e-15)
+            float(mm1_wait_quantile(lam, 1 / es, q)) / 2, rel=1e-12, abs=1e-15)
 
 
 @pytest.mark.parametrize("rho", RHOS)
@@ -44,9 +44,9 @@ def test_exponential_service_is_mm1(rho):
     lam, es, es2 = rho * mu, 1 / mu, 2 / mu ** 2  # exponential: E[S^2] = 2 / mu^2
     for q in (0.5, 0.9, 0.99):
         assert float(timing.mg1_wait_quantile(lam, es, es2, q)) == pytest.approx(
-            float(timing.mm1_wait_quantile(lam, mu, q)), rel=1e-12, abs=1e-15)
+            float(mm1_wait_quantile(lam, mu, q)), rel=1e-12, abs=1e-15)
     for t in (0.0, 0.01, 0.3, 2.0):
-        assert float(timing.mg1_within(lam, es, es2, t)) == pytest.approx(float(timing.mm1_within(lam, mu, t)),
+        assert float(timing.mg1_within(lam, es, es2, t)) == pytest.approx(float(mm1_within(lam, mu, t)),
                                                                            rel=1e-12)
 
 
@@ -135,8 +135,8 @@ def test_fixed_input_waits_half_of_mm1_at_the_busy_prefill_rate(tmp_path, plan_t
     lam = 6.0
     mu = rate / i_eff
     assert 0.4 < float(lam / mu[0]) < 0.97, "the test needs a busy queue"
-    assert w90 == pytest.approx(float(timing.mm1_wait_quantile(lam, mu, 0.9)[0]) / 2, rel=1e-6)
-    assert w50 == pytest.approx(float(timing.mm1_wait_quantile(lam, mu, 0.5)[0]) / 2, rel=1e-6, abs=1e-12)
+    assert w90 == pytest.approx(float(mm1_wait_quantile(lam, mu, 0.9)[0]) / 2, rel=1e-6)
+    assert w50 == pytest.approx(float(mm1_wait_quantile(lam, mu, 0.5)[0]) / 2, rel=1e-6, abs=1e-12)
 
 
 @pytest.mark.parametrize("plan_text", PLANS)

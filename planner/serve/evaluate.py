@@ -465,7 +465,7 @@ def closed_loop_wait_quantile(lam, mu, sources, q: float):
         P(W > t) = (1 - p0) exp(-t (1 - p0) mu / N),  t_q = N / (mu (1 - p0)) ln((1 - p0) / (1 - q)),
     0 where 1 - p0 <= 1 - q. At K = 1 nobody is ahead (B(0, a) = 1): no wait. As K grows with the total
     rate lam fixed, B(K - 1, a) -> 1 - lam / mu = 1 - rho and N -> rho / (1 - rho): the open-loop M/M/1
-    wait, P(W > t) = rho exp(-mu (1 - rho) t) (timing.mm1_wait_quantile), exactly. Finite for any load:
+    wait, P(W > t) = rho exp(-mu (1 - rho) t) (Kleinrock 1975, Vol. 1, Sec. 3.2), exactly. Finite for any load:
     at most K - 1 prompts are ever ahead."""
     mu = np.maximum(mu, 1e-30)
     k = np.maximum(np.asarray(sources, dtype=float), 1.0)

@@ -616,15 +616,6 @@ def micro_batch_s(f, t, lk, hw, n_dec, n_pf, ctx_dec, ctx_pf):
     return _step_s(f, t, lk, hw, n_dec, n_pf, ctx_dec, ctx_pf, 1, n_dec)
 
 
-def mm1_wait_quantile(lam, mu, q: float):
-    """q-quantile of the waiting time in an M/M/1 queue: P(W > t) = rho exp(-mu (1 - rho) t)
-    (Kleinrock 1975, Vol. 1, Sec. 3.2); 0 when rho <= 1 - q; inf when unstable."""
-    rho = lam / np.maximum(mu, 1e-30)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t = np.log(np.maximum(rho, 1e-30) / (1 - q)) / (mu * (1 - rho))
-    return np.where(rho >= 1, np.inf, np.where(rho <= 1 - q, 0.0, t))
-
-
 def mg1_wait_quantile(lam, es, es2, q: float):
     """q-quantile of the waiting time in an M/G/1 queue (Poisson arrivals lam, FCFS, service S with mean es
     and second moment es2). The mean is exact, Pollaczek-Khinchine: Wq = lam E[S^2] / (2 (1 - rho)),
@@ -634,7 +625,7 @@ def mg1_wait_quantile(lam, es, es2, q: float):
     P(W > t) ~ alpha exp(-eta t) of Abate, Choudhury & Whitt, "Exponential approximations for tail
     probabilities in queues, I: waiting times", Oper. Res. 43(5), 1995, with alpha / eta = E[W] as they
     propose but eta from the exact atom instead of the asymptotic decay rate. It is exact for exponential
-    service (mm1_wait_quantile), and as rho -> 1 its rate rho / Wq -> 2 (1 - rho) E[S] / E[S^2], Kingman's
+    service (the M/M/1 tail rho exp(-mu (1 - rho) t), Kleinrock 1975, Vol. 1, Sec. 3.2), and as rho -> 1 its rate rho / Wq -> 2 (1 - rho) E[S] / E[S^2], Kingman's
     heavy-traffic exponential limit (Kingman 1961). t_q = Wq / rho ln(rho / (1 - q)); 0 when
     rho <= 1 - q; inf when unstable (rho >= 1)."""
     lam, es, es2 = (np.asarray(x, dtype=float) for x in (lam, es, es2))
@@ -651,11 +642,4 @@ def mg1_within(lam, es, es2, t):
     rho = lam * es
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         decay = 2.0 * np.maximum(1.0 - rho, 0.0) * es / np.maximum(es2, 1e-300) * np.maximum(t, 0)  # rho / Wq x t
-    return np.where(rho >= 1, 0.0, np.where(t < 0, 0.0, 1 - rho * np.exp(-decay)))
-
-
-def mm1_within(lam, mu, t):
-    """P(W <= t) in M/M/1."""
-    rho = lam / np.maximum(mu, 1e-30)
-    decay = mu * np.maximum(1 - rho, 0.0) * np.maximum(t, 0)  # unstable queues (rho >= 1) give 0 below
     return np.where(rho >= 1, 0.0, np.where(t < 0, 0.0, 1 - rho * np.exp(-decay)))
