@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from planner.errors import InputError
 from planner.estimate.evaluate import result_row
 
 
@@ -52,7 +53,7 @@ def nearest_fixes(scenario, objective: str, limit: int = 6) -> list[dict]:
     def attempt(label: str, sc) -> bool:
         try:
             best = _best_of(sc, objective)
-        except Exception:  # noqa: BLE001 - a candidate change that is itself invalid is skipped
+        except (InputError, ValueError):  # a candidate change that is itself invalid is skipped
             return False
         if best is not None:
             fixes.append({"change": label, "best_plan": best, "summary": _summary(best)})
@@ -142,7 +143,7 @@ def runtime_fixes(scenario, plan) -> list[dict]:
         try:
             sc = scenario.model_copy(update={"runtime": scenario.runtime.model_copy(update={key: value})})
             m = estimate(sc, plan)["memory"]
-        except Exception:  # noqa: BLE001 - a setting this plan cannot take is not offered
+        except (InputError, ValueError):  # a setting this plan cannot take is not offered
             continue
         if m["per_gpu_gib"] < base - 0.1:
             changed[key] = value
