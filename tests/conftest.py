@@ -70,3 +70,13 @@ def mm1_within(lam, mu, t):
     rho = lam / np.maximum(mu, 1e-30)
     decay = mu * np.maximum(1 - rho, 0.0) * np.maximum(t, 0)
     return np.where(rho >= 1, 0.0, np.where(t < 0, 0.0, 1 - rho * np.exp(-decay)))
+
+
+# A purchase file's serving workload (planner compare): Llama-3.1-8B chat at 20 requests/s on vLLM, fp8.
+CHAT_8B_WORKLOADS = """serving_workloads:
+  - name: chat-8b
+    model: llama-3.1-8b
+    serving: {input_tokens: 1024, output_tokens: 256, requests_per_s: 20}
+    search: {engines: [vllm], weights: [fp8], kv_cache: [fp8]}
+    hours_per_year: 4000
+"""

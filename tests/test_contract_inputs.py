@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from planner.cli import main
 
-from conftest import ROOT, TINY, TINY_SERVE, TINY_TRAIN, write, write_yaml
+from conftest import CHAT_8B_WORKLOADS, ROOT, TINY, TINY_SERVE, TINY_TRAIN, write, write_yaml
 
 runner = CliRunner()
 
@@ -71,13 +71,7 @@ clusters:
   - {name: cloud, node: dgx-h100, nodes: [1], cloud: {usd_per_gpu_hour: 2.5}}
 workloads:
   - {name: train-8b, model: llama-3.1-8b, seq_len: 4096, global_batch: {min: 128, max: 256}, tokens: 1.0e10}
-serving_workloads:
-  - name: chat-8b
-    model: llama-3.1-8b
-    serving: {input_tokens: 1024, output_tokens: 256, requests_per_s: 20}
-    search: {engines: [vllm], weights: [fp8], kv_cache: [fp8]}
-    hours_per_year: 4000
-"""
+""" + CHAT_8B_WORKLOADS
 
 
 def test_compare_csv_and_report_carry_serving_workloads(tmp_path):

@@ -7,7 +7,7 @@ from click.testing import CliRunner
 
 from planner.cli import main
 
-from conftest import write
+from conftest import CHAT_8B_WORKLOADS, write
 
 runner = CliRunner()
 
@@ -55,13 +55,7 @@ def test_a_purchase_rows_plan_is_priced_like_the_row(tmp_path):
 clusters:
   - {name: cloud, node: dgx-h100, nodes: [1], cloud: {usd_per_gpu_hour: 1.25}}
   - {name: owned, node: dgx-h100, nodes: [1], owned: {capex_usd_per_node: 300000, power_kw: 10}}
-serving_workloads:
-  - name: chat-8b
-    model: llama-3.1-8b
-    serving: {input_tokens: 1024, output_tokens: 256, requests_per_s: 20}
-    search: {engines: [vllm], weights: [fp8], kv_cache: [fp8]}
-    hours_per_year: 4000
-""")
+""" + CHAT_8B_WORKLOADS)
     for r in compare(load_purchases(p), workers=1)["serving"]:
         cost = r["plan"]["cost"]
         assert cost["usd_per_million_output_tokens"] == r["usd_per_million_output_tokens"]
