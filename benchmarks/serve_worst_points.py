@@ -34,10 +34,10 @@ from planner.serve.plan import parse_serve_plan  # noqa: E402
 from planner.serve.search import estimate_serving  # noqa: E402
 
 TERMS = ("dense_gemm", "expert_gemm", "moe_routing", "elementwise", "decode_attention", "decode_attention_fixed",
-         "collectives", "kernel_launch")
+         "collectives", "kernel_launch", "weight_only_moe")
 SHORT = {"dense_gemm": "dense", "expert_gemm": "experts", "moe_routing": "route", "elementwise": "act",
          "decode_attention": "kv/attn", "decode_attention_fixed": "attn fix", "collectives": "comm",
-         "kernel_launch": "launch"}
+         "kernel_launch": "launch", "weight_only_moe": "w-only MoE"}
 
 
 def points() -> list[dict]:

@@ -127,7 +127,7 @@ def model_parts(ctx, t, n_dec: float, n_pf: float, ctx_dec: float, ctx_pf: float
             T.dense_linear_s(f, ls, n, n_dec, tp, ta, hw["lin_dense"][wq], bw, hw["bpe_dense"][wq]),
         "MoE layer (experts + routing + dispatch/combine copies)":
             T.expert_linear_s(f, ls, n, tp, lin, bw, hw["bpe"][wq], t["ep"], hw["dequant"][wq], hw["weight_only"][wq])
-            + T.moe_routing_s(f, ls, n) + n * ls * moe_act / bw,
+            + T.moe_routing_s(f, ls, n) + n * ls * moe_act / bw + T.weight_only_moe_fixed_s(f, ls, hw["weight_only"][wq]),
         "generation attention (KV read + per sequence/KV head)":
             kv_read + T.decode_attention_fixed_s(f, ls, n_dec, ta),
         "context attention": 2.0 * n_pf * ctx_pf * f.attn_dim_prefill * ls / tp / attn_fps,

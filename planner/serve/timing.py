@@ -20,6 +20,8 @@ One engine iteration (continuous batching with chunked prefill) carries `n_dec` 
   MAMF (planner.estimate.compute_attention.ATTN_FWD_OF_MAMF, Dao 2023), or of the softmax exponentials' rate where
   that binds (compute_attention.exp_bound_fps: head dimension 64 on B200); decode attention adds a fixed time per
   (sequence, KV head) and layer (DECODE_ATTN_SEQ_KVHEAD_S).
+* weight-only 4-bit MoE layers (MXFP4 experts on Hopper) add a measured fixed time per layer
+  (WEIGHT_ONLY_MOE_LAYER_S).
 * tensor parallelism: two all-reduces of tokens x hidden bf16 per layer on the real link
   (planner.estimate.comm; NVIDIA's measured NCCL time at the message size where the engine runs NCCL and
   a table exists, and the measured time of the engine's own all-reduce kernel below that size:
@@ -215,6 +217,28 @@ DEQUANT_FP32_OPS_PER_WEIGHT = 12.0
 # shapes the other half, within 0.7 point of their own best; one chip (GH100) only, so on CDNA3 (MI300X,
 # FP8 MFMA without block scales) the scaling by the FP32 peak is an untested extrapolation.
 BLOCK_FP8_PROMOTE_OPS_PER_WEIGHT = 24.0
+
+
+# Fixed time of a weight-only 4-bit MoE layer (MXFP4 / INT4 experts computed in bf16: the Triton matmul_ogs
+# path that TensorRT-LLM, vLLM and SGLang run for gpt-oss on Hopper) beyond what expert_linear_s, moe_routing_s
+# and the launch-and-tail of its kernels (expert up / down + MOE_LAYER_KERNELS) charge. MEASURED by NVIDIA and
+# fitted to those per-operation timings, not to any serving point: AIConfigurator's MoE-layer tables (@095f58a5,
+# balanced routing) at 1-8 tokens, tp x ep <= 8, for gpt-oss's expert shape (hidden = expert width 2880, top-4,
+# 32 and 128 experts; the only W4A16 shapes collected), measured minus modelled: median 27 us over 504 timings
+# (H100 / H200; TensorRT-LLM 1.2.0rc5 24 / 22 us, vLLM 0.18 71, 0.19 55, 0.24 17 / 16, SGLang 0.5.14 35 / 24),
+# while the per-tensor bf16 and fp8 CUTLASS layers of the same tables sit at the model (0 / 7 us) and Blackwell's
+# W4A8 MXFP4 layers below it (-6..-9 us): a cost of the weight-only path, e.g. H200 TensorRT-LLM, 128 experts,
+# one token: 100 us for 53 MB of weights (tp 32: 24 us). benchmarks/moe_decode_check.py, moe_decode_results.md.
+# Charged per MoE layer wherever the expert scheme is weight-only (timing.is_weight_only: no 4-bit tensor cores),
+# on any GPU; measured on GH100 only, so on CDNA3 (MI300X / MI325X) it is an untested extrapolation.
+WEIGHT_ONLY_MOE_LAYER_S = 27e-6
+
+
+def weight_only_moe_fixed_s(f, ls, weight_only):
+    """WEIGHT_ONLY_MOE_LAYER_S per MoE layer of the stage where the expert scheme is weight-only, else 0."""
+    if not f.experts:
+        return 0.0
+    return np.where(np.asarray(weight_only), WEIGHT_ONLY_MOE_LAYER_S * ls * f.moe_layers / f.layers, 0.0)
 
 
 def weight_only_row_tile(rows):
@@ -544,7 +568,8 @@ def stage_terms(f, t, lk, hw, n_dec, n_pf, ctx_dec, ctx_pf) -> dict:
     return {"dense_gemm": dense, "expert_gemm": experts, "moe_routing": moe_routing_s(f, ls, n),
             "elementwise": elementwise, "decode_attention": decode_attn, "prefill_attention": pf_flops / pf_fps,
             "decode_attention_fixed": decode_attention_fixed_s(f, ls, n_dec / group, attn_tp(t)),
-            "collectives": comm_s + p2p, "kernel_launch": kernel_launch_s(f, t, ls)}
+            "collectives": comm_s + p2p, "kernel_launch": kernel_launch_s(f, t, ls),
+            "weight_only_moe": weight_only_moe_fixed_s(f, ls, hw["weight_only"][t["wq"]])}
 
 
 def stage_s(f, t, lk, hw, n_dec, n_pf, ctx_dec, ctx_pf):
