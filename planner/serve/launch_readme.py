@@ -92,8 +92,8 @@ def readme(scenario, result: dict, args: list, cfg: dict | None, nodes: int, per
         "Estimates (planner's model):",
         f"  memory per GPU   {mem['per_gpu_gib']} GiB ({mem['verdict']}); KV cache {mem['kv_cache_gib']} GiB, "
         f"{mem['max_concurrent_sequences']} sequences fit",
-        f"  TTFT p50/p90     {lat['ttft_ms']['p50']} / {lat['ttft_ms']['p90']} ms",
-        f"  TPOT p50/p90     {lat['tpot_ms']['p50']} / {lat['tpot_ms']['p90']} ms",
+        f"  TTFT p50/p90/p99 {lat['ttft_ms']['p50']} / {lat['ttft_ms']['p90']} / {lat['ttft_ms'].get('p99')} ms",
+        f"  TPOT p50/p90/p99 {lat['tpot_ms']['p50']} / {lat['tpot_ms']['p90']} / {lat['tpot_ms'].get('p99')} ms",
         f"  throughput       {th['output_tokens_per_s']} output tokens/s "
         f"({th['output_tokens_per_s_per_gpu']} per GPU)",
         f"  cost             {'unknown (no price)' if usd is None else f'${usd} per million output tokens'}",

@@ -144,12 +144,13 @@ def _num(x, fmt="{:,.1f}"):
 def plans_table(plans: list[dict]) -> str:
     rows = [[i, " ".join(filter(None, (plan_text(r["plan"]), same_numbers_text(r) and f"({same_numbers_text(r)})"))),
              r.get("gpus", ""), _num(r["memory"]["per_gpu_gib"]), r["memory"]["verdict"],
-             _num(r["latency"]["ttft_ms"]["p90"]), _num(r["latency"]["tpot_ms"]["p90"], "{:,.2f}"),
+             _num(r["latency"]["ttft_ms"]["p90"]), _num(r["latency"]["ttft_ms"].get("p99")),
+             _num(r["latency"]["tpot_ms"]["p90"], "{:,.2f}"), _num(r["latency"]["tpot_ms"].get("p99"), "{:,.2f}"),
              _num(r["throughput"]["output_tokens_per_s"], "{:,.0f}"),
              _num(r["cost"]["usd_per_million_output_tokens"], "${:,.4f}")]
             for i, r in enumerate(plans, 1)]
-    return table(["#", "plan", "GPUs", "GiB/GPU", "memory", "TTFT p90 ms", "TPOT p90 ms", "output tok/s",
-                  "$ / M output tokens"], rows, numeric={2, 3, 5, 6, 7, 8}, cls="plans")
+    return table(["#", "plan", "GPUs", "GiB/GPU", "memory", "TTFT p90 ms", "TTFT p99 ms", "TPOT p90 ms", "TPOT p99 ms",
+                  "output tok/s", "$ / M output tokens"], rows, numeric={2, 3, 5, 6, 7, 8, 9, 10}, cls="plans")
 
 
 def serving_report(result: dict, scenario) -> str:
