@@ -394,9 +394,9 @@ def _evaluate(sc, t: dict) -> dict:
     ttft50, pf_rate = _ttft_service(ctx, t, b_eval, ctx.in_mean, rate=True)
     ttft90 = ttft50 if ctx.in_p90 == ctx.in_mean else _ttft_service(ctx, t, b_eval, ctx.in_p90)[0]
     ttft99 = ttft90 if ctx.in_p99 == ctx.in_p90 else _ttft_service(ctx, t, b_eval, ctx.in_p99)[0]
-    ttft50 = np.where(dis, pf50 + kv_move, ttft50 + schedule_wait(t, t_iter, 0.5))
-    ttft90 = np.where(dis, pf90 + kv_move90, ttft90 + schedule_wait(t, t_iter, 0.9))
-    ttft99 = np.where(dis, pf99 + kv_move99, ttft99 + schedule_wait(t, t_iter, 0.99))
+    ttft50 = np.where(dis, pf50 + kv_move, ttft50 + schedule_wait(t, t_iter, 0.5, b_eval, ctx.out_mean))
+    ttft90 = np.where(dis, pf90 + kv_move90, ttft90 + schedule_wait(t, t_iter, 0.9, b_eval, ctx.out_mean))
+    ttft99 = np.where(dis, pf99 + kv_move99, ttft99 + schedule_wait(t, t_iter, 0.99, b_eval, ctx.out_mean))
     queue_reps = np.where(dis, np.maximum(pre, 1), reps)   # who the prefill queue is shared by
     pf_rate = np.where(dis, pf_tok_s, pf_rate)
     if s.mode == "rate":
@@ -472,14 +472,43 @@ def prompt_service_moments(ctx, t, b, pf_rate):
     return es, es2
 
 
-def schedule_wait(t, t_iter, q: float):
+def schedule_wait(t, t_iter, q: float, b=None, out_mean: float = 1.0):
     """Quantile q of the seconds a new request waits before the scheduler takes it into a prefill: the
     engines schedule between steps, so a request arriving during a decode step waits for that step and,
     where the scheduler polls its queue only every k decode steps (engines.plan_recv_interval: SGLang
-    --scheduler-recv-interval), for the steps left until the next poll.
+    --scheduler-recv-interval), for the steps left until the next poll; where TensorRT-LLM balances attention-DP
+    ranks (engines.plan_adp_balance), for the next release of held prompts, every adp_release_cycle steps at b
+    decoding sequences per replica (b None: the cycle's shortest, every rank always holding a prompt).
     The arrival's phase in that cycle of k steps is uniform (closed-loop completions and Poisson arrivals
     are not tied to it): wait = q x k x step."""
-    return q * E.plan_recv_interval(t) * t_iter
+    k = E.plan_recv_interval(t)
+    on, wait, timeout = E.plan_adp_balance(t)
+    if np.any(on):
+        ranks = np.where(t["attn_dp"], t["tp"], 1)
+        arrivals = np.inf if b is None else np.asarray(b, dtype=float) / max(out_mean, 1e-9) / ranks
+        k = np.where(on, adp_release_cycle(arrivals, ranks, wait, timeout), k)
+    return q * k * t_iter
+
+
+def adp_release_cycle(arrivals, ranks, wait, timeout):
+    """Mean steps between two releases of the prompts TensorRT-LLM's attention-DP balancing holds
+    (engines.plan_adp_balance), with `arrivals` new prompts per rank and step (Little's law at the operating
+    point: b running sequences per replica, each leaving after `out_mean` steps, bring b / out_mean new prompts a
+    step, spread over the ranks) and Poisson arrivals: a rank still lacks a prompt j steps after a release with
+    probability exp(-a j), so every one of n ranks holds one after N steps, P(N > j) = 1 - (1 - exp(-a j))^n.
+    The release comes at N + W steps (W = batching_wait_iters) where N < T (timeout_iters), else at T:
+        E[L] = E[min(N, T)] + W P(N < T),  E[min(N, T)] = sum_{j=0}^{T-1} P(N > j).
+    Busy ranks (a large): W + 1; idle ones (a -> 0): T. Left out: the immediate release when some rank has no
+    running sequence at all (the balancing's other exit; it needs a nearly idle replica)."""
+    a, n, w, T = np.broadcast_arrays(*(np.asarray(x, dtype=float) for x in (arrivals, ranks, wait, timeout)))
+    j = np.arange(int(np.max(T)) if T.size else 0, dtype=float)
+    with np.errstate(over="ignore", invalid="ignore"):
+        miss = 1.0 - (1.0 - np.exp(-a[..., None] * j)) ** n[..., None]  # P(N > j)
+    miss = np.where(np.isnan(miss), 0.0, miss)
+    upto = j < T[..., None]
+    mean_min = np.where(upto, miss, 0.0).sum(axis=-1)
+    last = np.where(j == T[..., None] - 1, miss, 0.0).sum(axis=-1)  # P(N > T - 1) = P(N >= T)
+    return mean_min + w * (1.0 - last)
 
 
 def concurrency_wait(ctx, conc, reps, b, t_iter, out_tok_s, pf_rate, queue_reps, q: float):
@@ -598,6 +627,8 @@ def result_row(ev: dict, t: dict, i: int) -> dict:
             "quick_reduce": E.QUICK_REDUCE[int(E.plan_quick_reduce(t)[i])],
             "async_scheduling": bool(E.plan_async_scheduling(t)[i]),
             "separate_prefill": bool(E.plan_separate_prefill(t)[i])}
+    on, wait, timeout = (x[i] for x in E.plan_adp_balance(t))
+    plan.update(adp_balance=bool(on), adp_wait_iters=int(wait), adp_timeout_iters=int(timeout))
     plan["disaggregated"] = plan["prefill_replicas"] > 0
     usd_m = ev["usd_per_m"][i]
     return {

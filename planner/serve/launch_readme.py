@@ -52,6 +52,10 @@ MEANING = {
                                         "CUDA-graph size",
     "cuda_graph_config.batch_sizes": "batch sizes whose CUDA graphs are captured",
     "moe_config.backend": "MoE kernels: TRTLLM = the TRTLLM-gen fused MoE kernels of Blackwell (small row tiles at decode)",
+    "attention_dp_config.enable_balance": "hold new prompts until every attention-DP rank has one, then release "
+                                          "them together",
+    "attention_dp_config.batching_wait_iters": "steps the prompts are held once every rank has one",
+    "attention_dp_config.timeout_iters": "steps after which held prompts go even if some rank has none",
     "cache_transceiver_config.backend": "library that moves the KV cache between context and generation "
                                         "instances (disaggregated plan)",
 }

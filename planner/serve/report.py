@@ -65,7 +65,10 @@ def _row_indices(plan: dict) -> dict:
             "recv_interval": plan.get("recv_interval", 1),
             "quick_reduce": E.QUICK_REDUCE.index(plan.get("quick_reduce", "none")),
             "async_scheduling": bool(plan.get("async_scheduling")),
-            "separate_prefill": bool(plan.get("separate_prefill"))}
+            "separate_prefill": bool(plan.get("separate_prefill")),
+            "adp_balance": bool(plan.get("adp_balance")),
+            "adp_wait_iters": plan.get("adp_wait_iters", E.TRTLLM_ADP_WAIT_ITERS),
+            "adp_timeout_iters": plan.get("adp_timeout_iters", E.TRTLLM_ADP_TIMEOUT_ITERS)}
 
 
 def batch_sweep(scenario, plans: list[dict]) -> list[dict]:
