@@ -36,6 +36,10 @@ the smaller of the decode pool's and what the prefill pool feeds (its requests/s
 
 from __future__ import annotations
 
+import functools
+import math
+import statistics
+
 import numpy as np
 
 from planner.serve import engines as E
@@ -61,15 +65,23 @@ def chunk_spread_x(output_tokens, q: float) -> float:
     its TPOT has mean m and variance f (1 - f) Delta^2 / g, taken normal (central limit). Over the requests,
     whose g follow the output's points (token_points: shares by request), TPOT exceeds m + x sigma with
     probability sum_i w_i Phi_bar(x sqrt(g_i)); x_q solves that = 1 - q (bisection: the sum falls in x)."""
-    from scipy.special import ndtr, ndtri
-
     pts = token_points(output_tokens)
     g = np.array([max(t - 1.0, 1.0) for t, _ in pts])
     w = np.array([s for _, s in pts])
-    lo, hi = 0.0, float(ndtri(q)) / np.sqrt(g.min())
+    gu, inv = np.unique(g, return_inverse=True)
+    return _chunk_spread_x(tuple(gu), tuple(np.bincount(inv, weights=w)), q)
+
+
+@functools.lru_cache(maxsize=64)
+def _chunk_spread_x(g: tuple, w: tuple, q: float) -> float:
+    """chunk_spread_x's bisection for distinct gap counts g of request shares w (the standard library's normal
+    tail, 0.5 erfc(x / sqrt 2): no scipy import on this path)."""
+    sg = [math.sqrt(x) for x in g]
+    lo, hi = 0.0, statistics.NormalDist().inv_cdf(q) / min(sg)
     for _ in range(60):
         mid = 0.5 * (lo + hi)
-        lo, hi = (mid, hi) if float((w * ndtr(-mid * np.sqrt(g))).sum()) > 1 - q else (lo, mid)
+        tail = sum(wi * 0.5 * math.erfc(mid * si / math.sqrt(2.0)) for wi, si in zip(w, sg))
+        lo, hi = (mid, hi) if tail > 1 - q else (lo, mid)
     return hi
 
 
@@ -315,8 +327,9 @@ def _prefill_pools(ctx, t, dis):
     full_links = ctx.links
     ctx.links = {k: tuple(a[dis] if np.ndim(a) else a for a in link) for k, link in full_links.items()}
     try:
-        vals = (_prefill_pool(ctx, sub, ctx.in_mean) + _prefill_pool(ctx, sub, ctx.in_p90)[::2]
-                + _prefill_pool(ctx, sub, ctx.in_p99)[::2])
+        at90 = _prefill_pool(ctx, sub, ctx.in_p90)[::2]
+        at99 = at90 if ctx.in_p99 == ctx.in_p90 else _prefill_pool(ctx, sub, ctx.in_p99)[::2]
+        vals = _prefill_pool(ctx, sub, ctx.in_mean) + at90 + at99
     finally:
         ctx.links = full_links
     for o, v in zip(out, vals):
