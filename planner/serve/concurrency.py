@@ -55,16 +55,21 @@ def _expand(m: np.ndarray, first: int = 1) -> tuple[np.ndarray, np.ndarray]:
 
 def _at_batch(ctx, t, b, links, dis: bool) -> tuple:
     """(iteration s, TTFT p50 service s, busy prefill tokens/s, TTFT p90 service s + the p90 scheduling
-    wait) of the rows of t at b decoding sequences (evaluate._evaluate's calls; no TTFT on the decode
-    instances of a disaggregated plan: theirs is the prefill pool's)."""
+    wait, TPOT p90, TTFT p99 service s + the p99 scheduling wait, TPOT p99) of the rows of t at b decoding
+    sequences (evaluate._evaluate's calls; no TTFT on the decode instances of a disaggregated plan: theirs is
+    the prefill pool's)."""
     saved, ctx.links = ctx.links, links
     try:
-        t_iter = V._iter(ctx, t, b)
+        parts = V._iter_parts(ctx, t, b)
+        t_iter = parts[0]
+        tpot90, tpot99 = (V.tpot_quantile(ctx, t, b, parts, q) for q in ("p90", "p99"))
         if dis:
-            return t_iter, None, None, None
+            return t_iter, None, None, None, tpot90, None, tpot99
         ttft50, pf_rate = V._ttft_service(ctx, t, b, ctx.in_mean, rate=True)
         ttft90 = ttft50 if ctx.in_p90 == ctx.in_mean else V._ttft_service(ctx, t, b, ctx.in_p90)[0]
-        return t_iter, ttft50, pf_rate, ttft90 + V.schedule_wait(t, t_iter, 0.9)
+        ttft99 = ttft90 if ctx.in_p99 == ctx.in_p90 else V._ttft_service(ctx, t, b, ctx.in_p99)[0]
+        return (t_iter, ttft50, pf_rate, ttft90 + V.schedule_wait(t, t_iter, 0.9, b, ctx.out_mean), tpot90,
+                ttft99 + V.schedule_wait(t, t_iter, 0.99, b, ctx.out_mean), tpot99)
     finally:
         ctx.links = saved
 
@@ -149,7 +154,7 @@ def search(sc, g: dict, objective: str, top: int, order, feasible_mask) -> tuple
 def _block(sc, ctx, t, mem, m, inst, pos, conc, colocated, splits, objective, keep_n, order, feasible_mask,
            explain: bool = False):
     """(feasible rows, candidate rows) of one block of alive groups, every split. `explain`: the candidates
-    are instead the rows of least TPOT p90 and least TTFT p90 among those whose memory and batch fit, and
+    are instead the rows of least TPOT p90 / p99 and least TTFT p90 / p99 among those whose memory and batch fit, and
     of least $/h among those that also meet the SLO (what planner.serve.explain reports when none is
     feasible), with every row timed."""
     s = sc.serving
@@ -171,11 +176,15 @@ def _block(sc, ctx, t, mem, m, inst, pos, conc, colocated, splits, objective, ke
             # rows no split can make feasible: the group's memory or batch fails, or TPOT misses its target
             gi, r = _expand(np.where((mem["verdict"] < 2) & (b_cap >= 1), m - dis, 0))
             b, timed = _timed(ctx, tg, b_cap, gi, r, conc, dis)
-            if s.slo.tpot_ms_p90 is not None and not explain:
-                fast = np.flatnonzero(timed[0] * 1e3 <= s.slo.tpot_ms_p90)  # evaluate._meets_slo's test
+            tpot_targets = [(q, ms) for kind, q, ms in s.slo.targets() if kind == "tpot"]
+            if tpot_targets and not explain:
+                ok_t = np.ones(len(gi), dtype=bool)
+                for q, ms in tpot_targets:  # evaluate._meets_slo's test
+                    ok_t &= timed[4 if q == "p90" else 6] * 1e3 <= ms
+                fast = np.flatnonzero(ok_t)
                 gi, r, b = gi[fast], r[fast], b[fast]
                 timed = [None if x is None else x[fast] for x in timed]
-            t_iter, ttft50, pf_rate, ttft90 = timed
+            t_iter, ttft50, pf_rate, ttft90, tpot90, ttft99, tpot99 = timed
             dec_out = b / t_iter * r  # per (group, count), the same for every split: decode output rate
             if dis:
                 pools = V._prefill_pools(ctx, tg, np.ones(n_g, dtype=bool))
@@ -183,22 +192,25 @@ def _block(sc, ctx, t, mem, m, inst, pos, conc, colocated, splits, objective, ke
         if dis:
             sel = r <= (m[gi] - p)
             gs, rs, ti, bs = gi[sel], r[sel], t_iter[sel], b[sel]
-            _, pf_tok_s, _, pf90, kv_move90 = (x[gs] for x in pools)
+            _, pf_tok_s, _, pf90, kv_move90, pf99, kv_move99 = (x[gs] for x in pools)
             pre = np.full(len(gs), p, dtype=np.int64)
             pool_req_s = pre * pf_tok_s / np.maximum(i_eff, 1.0)
-            t90 = pf90 + kv_move90
+            t90, t99 = pf90 + kv_move90, pf99 + kv_move99
             queue_reps = np.maximum(pre, 1)
             rate = pf_tok_s
             out_tok_s = np.minimum(dec_out[sel], pool_req_s * ctx.out_mean)
+            tp90, tp99 = tpot90[sel], tpot99[sel]
         else:
             gs, rs, ti, bs, rate = gi, r, t_iter, b, pf_rate
-            t90 = ttft90
+            t90, t99, tp90, tp99 = ttft90, ttft99, tpot90, tpot99
             pre = np.zeros(len(gs), dtype=np.int64)
             queue_reps = rs
             out_tok_s = dec_out
         gpus = t["tp"][gs] * t["pp"][gs] * (rs + pre)
         ttft = {"p90": t90 + V.concurrency_wait(ctx, conc, rs, bs, ti, out_tok_s, rate, queue_reps, 0.9)}
-        tpot = {"p50": ti, "p90": ti}  # _meets_slo reads p50 for the shape only
+        if s.slo.ttft_ms_p99 is not None:
+            ttft["p99"] = t99 + V.concurrency_wait(ctx, conc, rs, bs, ti, out_tok_s, rate, queue_reps, 0.99)
+        tpot = {"p50": ti, "p90": tp90, "p99": tp99}  # _meets_slo reads p50 for the shape only
         usd_h = gpus * ctx.price if ctx.price is not None else np.full(gpus.shape, np.nan)
         usd_m = usd_h / 3600.0 / np.maximum(out_tok_s, 1e-30) * 1e6
         ev = {"mem": {"verdict": mem["verdict"][gs]}, "stable": b_cap[gs] >= 1, "batch_cap": b_cap[gs],
@@ -206,14 +218,15 @@ def _block(sc, ctx, t, mem, m, inst, pos, conc, colocated, splits, objective, ke
         if explain:
             fit = (ev["mem"]["verdict"] < 2) & (ev["batch_cap"] >= 1 - 1e-9)
             picks = [np.where(mask, x, np.inf).argmin() for x, mask in
-                     ((ti, fit), (ttft["p90"], fit), (usd_h, fit & ev["meets_slo"])) if mask.any()]
+                     ((tp90, fit), (ttft["p90"], fit), (tp99, fit), (ttft.get("p99", ttft["p90"]), fit),
+                      (usd_h, fit & ev["meets_slo"])) if mask.any()]
             ok = np.unique(np.array(picks, dtype=np.int64))
         else:
             ok = np.flatnonzero(feasible_mask(sc, ev))
             feasible += len(ok)
         if not len(ok):
             continue
-        rank = {"usd_per_m": usd_m[ok], "ttft": {"p90": ttft["p90"][ok]}, "tpot": {"p90": ti[ok]},
+        rank = {"usd_per_m": usd_m[ok], "ttft": {"p90": ttft["p90"][ok]}, "tpot": {"p90": tp90[ok]},
                 "gpus": gpus[ok], "out_tok_s": out_tok_s[ok]}
         rr = rs[ok] + pre[ok]
         gk = gs[ok]

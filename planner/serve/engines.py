@@ -442,6 +442,26 @@ def plan_quick_reduce(t: dict) -> np.ndarray:
     return _column(t, "quick_reduce", 0)
 
 
+# TensorRT-LLM's attention-DP balancing (PyTorch backend, TorchLlmArgs.attention_dp_config: AttentionDpConfig
+# enable_balance False by default, timeout_iters 50, batching_wait_iters 10; tensorrt_llm/llmapi/llm_args.py). With it
+# on, PyExecutor._balance_adp_requests (tensorrt_llm/_torch/pyexecutor/py_executor.py) schedules no new prompt
+# (context request) on any attention-DP rank until every rank has one: each step that some rank lacks one counts
+# towards timeout_iters, after which the waiting prompts go anyway; once every rank has one it holds them
+# batching_wait_iters more steps, then releases them together (so that the ranks' context steps line up). Plan keys
+# adp_balance (true / false), adp_wait_iters, adp_timeout_iters (MLPerf v5.1 NVIDIA DeepSeek-R1 Server: 3 / 9,
+# closed/NVIDIA/configs/B200-SXM-180GBx8/Server/deepseek-r1.py; the harness writes them as attention_dp_config,
+# closed/NVIDIA/code/llmlib/config.py). The wait it adds: evaluate.adp_release_cycle.
+TRTLLM_ADP_WAIT_ITERS = 10
+TRTLLM_ADP_TIMEOUT_ITERS = 50
+
+
+def plan_adp_balance(t: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(balancing on, batching_wait_iters, timeout_iters) of the plan table (off, and TensorRT-LLM's defaults, where
+    the table has no such column: search tables and plans that leave the keys out)."""
+    return (_column(t, "adp_balance", False), _column(t, "adp_wait_iters", TRTLLM_ADP_WAIT_ITERS),
+            _column(t, "adp_timeout_iters", TRTLLM_ADP_TIMEOUT_ITERS))
+
+
 def sglang_mem_fraction(tp: np.ndarray) -> np.ndarray:
     """SGLang's default mem_fraction_static by tensor-parallel size (module doc)."""
     return np.select([tp >= 16, tp >= 8, tp >= 4, tp >= 2], [0.79, 0.81, 0.85, 0.87], 0.88)

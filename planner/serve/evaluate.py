@@ -17,8 +17,12 @@ Operating point (steady state of continuous batching with chunked prefill):
   the service time of each input length: prompt_service_moments, timing.mg1_wait_quantile), at a fixed
   concurrency the finite-source queue of the requests in flight (closed_loop_wait_quantile; none with
   one request);
-* TPOT p50 = the mean iteration time; p90 at the batch's 90th percentile: under Poisson arrivals
-  the number of requests in service is Poisson distributed (M/G/inf), B + 1.28 sqrt(B).
+* TPOT p50 = the mean iteration time; p90 / p99 (tpot_quantile) combine two spreads: under Poisson
+  arrivals the number of requests in service is Poisson distributed (M/G/inf), so the batch's quantile is
+  B + z sqrt(B); and a request's TPOT is the mean of its own inter-token gaps, of which a share f carries a
+  prompt chunk (longer by the chunk's time): a binomial count over its output - 1 gaps (chunk_spread_x).
+* TTFT p90 / p99: the prefill of the input's 90th / 99th percentile length, the scheduling wait and the
+  queue wait at that quantile.
 
 Disaggregated prefill/decode (plan prefill_replicas > 0; DistServe, Zhong et al. OSDI 2024;
 vLLM / SGLang / Dynamo "P/D disaggregation"): `prefill_replicas` instances of the same layout only
@@ -32,14 +36,53 @@ the smaller of the decode pool's and what the prefill pool feeds (its requests/s
 
 from __future__ import annotations
 
+import functools
+import math
+import statistics
+
 import numpy as np
 
 from planner.serve import engines as E
 from planner.serve import timing
 from planner.serve.memory import VERDICTS, memory_table, model_facts
-from planner.spec.serving import length_biased_mean, token_moments, token_stats
+from planner.spec.serving import length_biased_mean, token_moments, token_points, token_quantile, token_stats
 
 Z90 = 1.2816  # standard normal 90th percentile
+Z99 = 2.3263  # standard normal 99th percentile
+QUANTILES = {"p90": (0.9, Z90), "p99": (0.99, Z99)}
+
+
+def chunk_spread_x(output_tokens, q: float) -> float:
+    """x_q such that a share q of the requests has (TPOT - mean) / sigma <= x_q, sigma = sqrt(f (1 - f)) x
+    (gap with a prompt chunk - gap without): the spread of a request's TPOT from the prompt chunks among its
+    steps (tpot_quantile).
+
+    A request's TPOT is the mean of its g = output - 1 inter-token gaps (MLPerf's TPOT: time after the first
+    token over the tokens after it; loadgen's per-sample TPOT). Each gap is one engine step, which carries a
+    prompt chunk with the steady share f of the steps (evaluate._iter) and is then longer by Delta. Taking the
+    steps' chunks as independent draws (the ASSUMPTION: a prompt longer than one chunk fills consecutive
+    steps, which makes the spread larger), the count of chunk steps among a request's g gaps is binomial, so
+    its TPOT has mean m and variance f (1 - f) Delta^2 / g, taken normal (central limit). Over the requests,
+    whose g follow the output's points (token_points: shares by request), TPOT exceeds m + x sigma with
+    probability sum_i w_i Phi_bar(x sqrt(g_i)); x_q solves that = 1 - q (bisection: the sum falls in x)."""
+    pts = token_points(output_tokens)
+    g = np.array([max(t - 1.0, 1.0) for t, _ in pts])
+    w = np.array([s for _, s in pts])
+    gu, inv = np.unique(g, return_inverse=True)
+    return _chunk_spread_x(tuple(gu), tuple(np.bincount(inv, weights=w)), q)
+
+
+@functools.lru_cache(maxsize=64)
+def _chunk_spread_x(g: tuple, w: tuple, q: float) -> float:
+    """chunk_spread_x's bisection for distinct gap counts g of request shares w (the standard library's normal
+    tail, 0.5 erfc(x / sqrt 2): no scipy import on this path)."""
+    sg = [math.sqrt(x) for x in g]
+    lo, hi = 0.0, statistics.NormalDist().inv_cdf(q) / min(sg)
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        tail = sum(wi * 0.5 * math.erfc(mid * si / math.sqrt(2.0)) for wi, si in zip(w, sg))
+        lo, hi = (mid, hi) if tail > 1 - q else (lo, mid)
+    return hi
 
 
 class Context:
@@ -52,6 +95,8 @@ class Context:
         self.facts = model_facts(sc.model)
         s = sc.serving
         self.in_mean, self.in_p90 = token_stats(s.input_tokens)
+        self.in_p99 = token_quantile(s.input_tokens, 0.99)
+        self.tpot_x = {k: chunk_spread_x(s.output_tokens, q) for k, (q, _) in QUANTILES.items()}
         self.in_moments = token_moments(s.input_tokens)  # E[l] .. E[l^4] of the input (prompt_service_moments)
         self.out_mean, self.out_p90 = token_stats(s.output_tokens)
         # A sequence in flight: its output length is length-biased (length_biased_mean), so on average it
@@ -92,7 +137,13 @@ def _disagg(t):
 
 
 def _iter(ctx, t, b, lk=None):
-    """Mean iteration seconds at b decoding sequences per replica with the steady prefill share
+    """Mean iteration seconds at b decoding sequences per replica (_iter_parts)."""
+    return _iter_parts(ctx, t, b, lk)[0]
+
+
+def _iter_parts(ctx, t, b, lk=None):
+    """(mean iteration seconds, share f of a decoding request's gaps that carry prompt work, how much longer
+    such a gap is) at b decoding sequences per replica at b decoding sequences per replica with the steady prefill share
     (none on the decode instances of a disaggregated plan).
 
     A request entering the engine is prefilled as a whole prompt, in chunks of at most the token
@@ -103,7 +154,8 @@ def _iter(ctx, t, b, lk=None):
     mean = f x T(b, s) + (1 - f) x T(b, 0), with the steady prefill rate n = b x input / output
     tokens per iteration, s = min(budget, max(input, n)) and f = n / s. Where many prompts wait
     (n >= input) every step carries n tokens (f = 1, as spreading them would); at small batch the
-    prompt's compute-bound step is no longer hidden under the decode's weight read."""
+    prompt's compute-bound step is no longer hidden under the decode's weight read. Under separate_prefill a
+    decode gap carries n_pf / s prompt-only steps on average: a share min(that, 1) of the gaps carries them."""
     i_eff = ctx.in_mean * (1 - ctx.hit)
     budget = np.maximum(t["max_batched_tokens"] - b, 1.0)
     n_pf = np.minimum(b * i_eff / ctx.out_mean, budget)
@@ -118,13 +170,36 @@ def _iter(ctx, t, b, lk=None):
     mixed = share * with_pf + (1 - share) * decode
     sep = E.plan_separate_prefill(t)
     if not np.any(sep):
-        return mixed
+        return mixed, share, with_pf - decode
     # Steps of prompts alone (engines.plan_separate_prefill): every decode step, plus n_pf / s prompt-only
     # steps of s tokens, with the whole token budget (no decodes beside them).
     need = np.where(_disagg(t), 0.0, b * i_eff / ctx.out_mean)
     s_alone = np.minimum(np.maximum(t["max_batched_tokens"], 1.0), np.maximum(i_eff, need))
     alone = timing.iteration_s(ctx.facts, t, lk, ctx.hw, 0.0, s_alone, 0.0, ctx_pf)
-    return np.where(sep, decode + need / np.maximum(s_alone, 1e-9) * alone, mixed)
+    per_gap = need / np.maximum(s_alone, 1e-9)  # prompt-only steps per decode gap
+    f_sep = np.clip(per_gap, 0.0, 1.0)
+    return (np.where(sep, decode + per_gap * alone, mixed), np.where(sep, f_sep, share),
+            np.where(sep, per_gap / np.maximum(f_sep, 1e-12) * alone, with_pf - decode))
+
+
+def tpot_quantile(ctx, t, b, parts, key: str, b_cap=None):
+    """TPOT at quantile `key` (p90 / p99) of b decoding sequences with mean iteration t_mean: the mean plus the
+    root-sum-square of two independent spreads (each a normal quantile offset; their sum's quantile); parts:
+    _iter_parts at b (its mean is t_mean):
+    * the batch's, under a request rate only (b_cap given): the number in service is Poisson (M/G/inf), so at
+      b_q = min(b + z sqrt(b), b_cap) sequences the mean step is _iter(b_q), z the normal quantile;
+    * the prompt chunks among a request's own steps: chunk_spread_x(q) x sqrt(f (1 - f)) x Delta, f and Delta
+      from _iter_parts at b_q.
+    Without chunks (f = 0 or 1) and without a rate it is the mean itself."""
+    _, z = QUANTILES[key]
+    t_mean = parts[0]
+    if b_cap is None:
+        m_q, f, delta = parts
+    else:
+        m_q, f, delta = _iter_parts(ctx, t, np.minimum(b + z * np.sqrt(b), np.maximum(b_cap, 1)))
+    batch = m_q - t_mean if b_cap is not None else 0.0
+    chunks = ctx.tpot_x[key] * np.sqrt(np.clip(f * (1 - f), 0.0, None)) * np.abs(delta)
+    return t_mean + np.sqrt(batch * batch + chunks * chunks)
 
 
 def _graph_decode_s(ctx, t, lk, b, ctx_dec, ctx_pf):
@@ -242,16 +317,19 @@ def _prefill_pool(ctx, t, in_tokens):
 
 
 def _prefill_pools(ctx, t, dis):
-    """_prefill_pool at the mean and p90 input on the disaggregated plans only (zeros elsewhere)."""
+    """_prefill_pool at the mean, p90 and p99 input on the disaggregated plans only (zeros elsewhere): (prefill
+    s, prefill tokens/s, KV move s at the mean; prefill s, KV move s at p90; the same at p99)."""
     n = len(t["tp"])
-    out = [np.zeros(n) for _ in range(5)]
+    out = [np.zeros(n) for _ in range(7)]
     if not dis.any():
         return out
     sub = {k: v[dis] for k, v in t.items()}
     full_links = ctx.links
     ctx.links = {k: tuple(a[dis] if np.ndim(a) else a for a in link) for k, link in full_links.items()}
     try:
-        vals = _prefill_pool(ctx, sub, ctx.in_mean) + _prefill_pool(ctx, sub, ctx.in_p90)[::2]
+        at90 = _prefill_pool(ctx, sub, ctx.in_p90)[::2]
+        at99 = at90 if ctx.in_p99 == ctx.in_p90 else _prefill_pool(ctx, sub, ctx.in_p99)[::2]
+        vals = _prefill_pool(ctx, sub, ctx.in_mean) + at90 + at99
     finally:
         ctx.links = full_links
     for o, v in zip(out, vals):
@@ -309,11 +387,11 @@ def _evaluate(sc, t: dict) -> dict:
     reps = t["replicas"]
     t_cap = _iter(ctx, t, np.maximum(b_cap, 1))
     cap_tok_s = b_cap / t_cap                     # output tokens/s per replica at full batch
-    pf50, pf_tok_s, kv_move, pf90, kv_move90 = _prefill_pools(ctx, t, dis)
+    pf50, pf_tok_s, kv_move, pf90, kv_move90, pf99, kv_move99 = _prefill_pools(ctx, t, dis)
     pool_req_s = pre * pf_tok_s / np.maximum(i_eff, 1.0)   # requests/s the prefill pool can feed
     cap_tok_s = np.where(dis, np.minimum(cap_tok_s, pool_req_s * ctx.out_mean / np.maximum(reps, 1)), cap_tok_s)
     stable = b_cap >= 1
-    wait50 = wait90 = np.zeros_like(t_cap)
+    wait50 = wait90 = wait99 = np.zeros_like(t_cap)
     es = es2 = None  # prompt service moments of the prefill queue under a rate
     if s.mode == "offline":
         b = b_cap
@@ -324,11 +402,14 @@ def _evaluate(sc, t: dict) -> dict:
         stable = stable & (lam * ctx.out_mean < cap_tok_s)
         b = _littles_law_batch(ctx, t, lam * ctx.out_mean, b_cap, t_cap)
     b_eval = np.maximum(b, 1e-3)
-    t_iter = _iter(ctx, t, b_eval)
+    parts = _iter_parts(ctx, t, b_eval)
+    t_iter = parts[0]
     ttft50, pf_rate = _ttft_service(ctx, t, b_eval, ctx.in_mean, rate=True)
     ttft90 = ttft50 if ctx.in_p90 == ctx.in_mean else _ttft_service(ctx, t, b_eval, ctx.in_p90)[0]
-    ttft50 = np.where(dis, pf50 + kv_move, ttft50 + schedule_wait(t, t_iter, 0.5))
-    ttft90 = np.where(dis, pf90 + kv_move90, ttft90 + schedule_wait(t, t_iter, 0.9))
+    ttft99 = ttft90 if ctx.in_p99 == ctx.in_p90 else _ttft_service(ctx, t, b_eval, ctx.in_p99)[0]
+    ttft50 = np.where(dis, pf50 + kv_move, ttft50 + schedule_wait(t, t_iter, 0.5, b_eval, ctx.out_mean))
+    ttft90 = np.where(dis, pf90 + kv_move90, ttft90 + schedule_wait(t, t_iter, 0.9, b_eval, ctx.out_mean))
+    ttft99 = np.where(dis, pf99 + kv_move99, ttft99 + schedule_wait(t, t_iter, 0.99, b_eval, ctx.out_mean))
     queue_reps = np.where(dis, np.maximum(pre, 1), reps)   # who the prefill queue is shared by
     pf_rate = np.where(dis, pf_tok_s, pf_rate)
     if s.mode == "rate":
@@ -336,19 +417,22 @@ def _evaluate(sc, t: dict) -> dict:
         es, es2 = prompt_service_moments(ctx, t, b_eval, pf_rate)
         wait50 = timing.mg1_wait_quantile(lam, es, es2, 0.5)
         wait90 = timing.mg1_wait_quantile(lam, es, es2, 0.9)
+        wait99 = timing.mg1_wait_quantile(lam, es, es2, 0.99)
         stable = stable & np.isfinite(wait90)
-        b90 = np.minimum(b_eval + Z90 * np.sqrt(b_eval), np.maximum(b_cap, 1))
-        tpot90 = _iter(ctx, t, b90)
+        tpot90 = tpot_quantile(ctx, t, b_eval, parts, "p90", b_cap)
+        tpot99 = tpot_quantile(ctx, t, b_eval, parts, "p99", b_cap)
         out_tok_s = np.where(stable, s.requests_per_s * ctx.out_mean, cap_tok_s * reps)
     else:
-        tpot90 = t_iter
+        tpot90 = tpot_quantile(ctx, t, b_eval, parts, "p90")
+        tpot99 = tpot_quantile(ctx, t, b_eval, parts, "p99")
         out_tok_s = np.where(dis, np.minimum(b / t_iter * reps, pool_req_s * ctx.out_mean), b / t_iter * reps)
         if s.mode == "concurrency":
             wait50 = concurrency_wait(ctx, s.concurrency, reps, b, t_iter, out_tok_s, pf_rate, queue_reps, 0.5)
             wait90 = concurrency_wait(ctx, s.concurrency, reps, b, t_iter, out_tok_s, pf_rate, queue_reps, 0.9)
+            wait99 = concurrency_wait(ctx, s.concurrency, reps, b, t_iter, out_tok_s, pf_rate, queue_reps, 0.99)
     gpus = t["tp"] * t["pp"] * (reps + pre)
-    ttft = {"p50": ttft50 + wait50, "p90": ttft90 + wait90}
-    tpot = {"p50": t_iter, "p90": tpot90}
+    ttft = {"p50": ttft50 + wait50, "p90": ttft90 + wait90, "p99": ttft99 + wait99}
+    tpot = {"p50": t_iter, "p90": tpot90, "p99": tpot99}
     good = _goodput_fraction(s, ttft50, es, es2, queue_reps, tpot)
     price = ctx.price
     usd_h = gpus * price if price is not None else np.full(gpus.shape, np.nan)
@@ -401,14 +485,43 @@ def prompt_service_moments(ctx, t, b, pf_rate):
     return es, es2
 
 
-def schedule_wait(t, t_iter, q: float):
+def schedule_wait(t, t_iter, q: float, b=None, out_mean: float = 1.0):
     """Quantile q of the seconds a new request waits before the scheduler takes it into a prefill: the
     engines schedule between steps, so a request arriving during a decode step waits for that step and,
     where the scheduler polls its queue only every k decode steps (engines.plan_recv_interval: SGLang
-    --scheduler-recv-interval), for the steps left until the next poll.
+    --scheduler-recv-interval), for the steps left until the next poll; where TensorRT-LLM balances attention-DP
+    ranks (engines.plan_adp_balance), for the next release of held prompts, every adp_release_cycle steps at b
+    decoding sequences per replica (b None: the cycle's shortest, every rank always holding a prompt).
     The arrival's phase in that cycle of k steps is uniform (closed-loop completions and Poisson arrivals
     are not tied to it): wait = q x k x step."""
-    return q * E.plan_recv_interval(t) * t_iter
+    k = E.plan_recv_interval(t)
+    on, wait, timeout = E.plan_adp_balance(t)
+    if np.any(on):
+        ranks = np.where(t["attn_dp"], t["tp"], 1)
+        arrivals = np.inf if b is None else np.asarray(b, dtype=float) / max(out_mean, 1e-9) / ranks
+        k = np.where(on, adp_release_cycle(arrivals, ranks, wait, timeout), k)
+    return q * k * t_iter
+
+
+def adp_release_cycle(arrivals, ranks, wait, timeout):
+    """Mean steps between two releases of the prompts TensorRT-LLM's attention-DP balancing holds
+    (engines.plan_adp_balance), with `arrivals` new prompts per rank and step (Little's law at the operating
+    point: b running sequences per replica, each leaving after `out_mean` steps, bring b / out_mean new prompts a
+    step, spread over the ranks) and Poisson arrivals: a rank still lacks a prompt j steps after a release with
+    probability exp(-a j), so every one of n ranks holds one after N steps, P(N > j) = 1 - (1 - exp(-a j))^n.
+    The release comes at N + W steps (W = batching_wait_iters) where N < T (timeout_iters), else at T:
+        E[L] = E[min(N, T)] + W P(N < T),  E[min(N, T)] = sum_{j=0}^{T-1} P(N > j).
+    Busy ranks (a large): W + 1; idle ones (a -> 0): T. Left out: the immediate release when some rank has no
+    running sequence at all (the balancing's other exit; it needs a nearly idle replica)."""
+    a, n, w, T = np.broadcast_arrays(*(np.asarray(x, dtype=float) for x in (arrivals, ranks, wait, timeout)))
+    j = np.arange(int(np.max(T)) if T.size else 0, dtype=float)
+    with np.errstate(over="ignore", invalid="ignore"):
+        miss = 1.0 - (1.0 - np.exp(-a[..., None] * j)) ** n[..., None]  # P(N > j)
+    miss = np.where(np.isnan(miss), 0.0, miss)
+    upto = j < T[..., None]
+    mean_min = np.where(upto, miss, 0.0).sum(axis=-1)
+    last = np.where(j == T[..., None] - 1, miss, 0.0).sum(axis=-1)  # P(N > T - 1) = P(N >= T)
+    return mean_min + w * (1.0 - last)
 
 
 def concurrency_wait(ctx, conc, reps, b, t_iter, out_tok_s, pf_rate, queue_reps, q: float):
@@ -478,24 +591,36 @@ def closed_loop_wait_quantile(lam, mu, sources, q: float):
 
 
 def _meets_slo(s, ttft, tpot):
+    """Every SLO target (slo.targets: TTFT / TPOT at p90 / p99) met; TTFT targets not under offline traffic."""
     ok = np.ones_like(tpot["p50"], dtype=bool)
-    if s.slo.ttft_ms_p90 is not None and s.mode != "offline":
-        ok &= ttft["p90"] * 1e3 <= s.slo.ttft_ms_p90
-    if s.slo.tpot_ms_p90 is not None:
-        ok &= tpot["p90"] * 1e3 <= s.slo.tpot_ms_p90
+    lat = {"ttft": ttft, "tpot": tpot}
+    for kind, q, target in s.slo.targets():
+        if kind == "ttft" and s.mode == "offline":
+            continue
+        ok &= lat[kind][q] * 1e3 <= target
     return ok
 
 
+def slo_bound(slo, kind: str):
+    """(quantile key, ms) of the tightest target of a kind (ttft / tpot): the p90 one where set (a p99 target is
+    at least the p90 one), else the p99 one; None where neither is set."""
+    for kind_, q, target in slo.targets():
+        if kind_ == kind:
+            return q, target
+    return None
+
+
 def _goodput_fraction(s, ttft_svc, es, es2, reps, tpot):
-    """Share of requests within the SLO: P(TTFT <= slo) from the M/G/1 waiting time (timing.mg1_within, the
-    prompt service moments es, es2 of prompt_service_moments), times 1 when TPOT p90 meets its target, 0.5
-    when only p50 does, else 0 (a coarse two-point TPOT tail)."""
+    """Share of requests within the SLO (the tightest target of each kind, slo_bound): P(TTFT <= target) from the
+    M/G/1 waiting time (timing.mg1_within, the prompt service moments es, es2 of prompt_service_moments), times 1
+    when TPOT at the target's quantile meets it, 0.5 when only p50 does, else 0 (a coarse two-point TPOT tail)."""
     frac = np.ones_like(ttft_svc)
-    if s.slo.ttft_ms_p90 is not None and s.mode == "rate":
-        frac = timing.mg1_within(s.requests_per_s / reps, es, es2, s.slo.ttft_ms_p90 / 1e3 - ttft_svc)
-    if s.slo.tpot_ms_p90 is not None:
-        lim = s.slo.tpot_ms_p90 / 1e3
-        frac = frac * np.where(tpot["p90"] <= lim, 1.0, np.where(tpot["p50"] <= lim, 0.5, 0.0))
+    ttft_b, tpot_b = slo_bound(s.slo, "ttft"), slo_bound(s.slo, "tpot")
+    if ttft_b is not None and s.mode == "rate":
+        frac = timing.mg1_within(s.requests_per_s / reps, es, es2, ttft_b[1] / 1e3 - ttft_svc)
+    if tpot_b is not None:
+        lim = tpot_b[1] / 1e3
+        frac = frac * np.where(tpot[tpot_b[0]] <= lim, 1.0, np.where(tpot["p50"] <= lim, 0.5, 0.0))
     return frac
 
 
@@ -515,6 +640,8 @@ def result_row(ev: dict, t: dict, i: int) -> dict:
             "quick_reduce": E.QUICK_REDUCE[int(E.plan_quick_reduce(t)[i])],
             "async_scheduling": bool(E.plan_async_scheduling(t)[i]),
             "separate_prefill": bool(E.plan_separate_prefill(t)[i])}
+    on, wait, timeout = (x[i] for x in E.plan_adp_balance(t))
+    plan.update(adp_balance=bool(on), adp_wait_iters=int(wait), adp_timeout_iters=int(timeout))
     plan["disaggregated"] = plan["prefill_replicas"] > 0
     usd_m = ev["usd_per_m"][i]
     return {
@@ -526,8 +653,8 @@ def result_row(ev: dict, t: dict, i: int) -> dict:
                    "other_gib": r((mem["other"][i] - mem["workspace"][i]) / gib),
                    "max_concurrent_sequences": int(mem["seqs_full"][i]),
                    "verdict": VERDICTS[int(mem["verdict"][i])]},
-        "latency": {"ttft_ms": {"p50": r(ev["ttft"]["p50"][i] * 1e3, 1), "p90": r(ev["ttft"]["p90"][i] * 1e3, 1)},
-                    "tpot_ms": {"p50": r(ev["tpot"]["p50"][i] * 1e3, 2), "p90": r(ev["tpot"]["p90"][i] * 1e3, 2)},
+        "latency": {"ttft_ms": {q: r(ev["ttft"][q][i] * 1e3, 1) for q in ("p50", "p90", "p99")},
+                    "tpot_ms": {q: r(ev["tpot"][q][i] * 1e3, 2) for q in ("p50", "p90", "p99")},
                     "meets_slo": bool(ev["meets_slo"][i]), "stable": bool(ev["stable"][i])},
         "throughput": {"output_tokens_per_s": r(ev["out_tok_s"][i], 1),
                        "output_tokens_per_s_per_gpu": r(ev["out_tok_s"][i] / ev["gpus"][i], 1),

@@ -52,18 +52,19 @@ def explain_serving(sc, t: dict, ev: dict) -> dict:
         # More replicas only help at a TPOT the target allows: each plan here runs its full batch
         # (the rate fills it), where its TPOT is highest. A target no plan meets even so is named
         # first, relaxed to the nearest TPOT met, and the GPUs are counted at that TPOT.
-        within, target = ok_mem, s.slo.tpot_ms_p90
-        if target is not None:
-            tpot = np.where(ok_mem, ev["tpot"]["p90"], np.inf) * 1e3
+        within, met = ok_mem, []
+        for _, q, target in (x for x in s.slo.targets() if x[0] == "tpot"):
+            tpot = np.where(ok_mem, ev["tpot"][q], np.inf) * 1e3
             if tpot.min() > target:
-                target = math.ceil(tpot.min())
                 reasons.append(f"at {s.requests_per_s:g} requests/s every plan runs its full batch, and no plan then "
-                               f"keeps TPOT p90 within the {s.slo.tpot_ms_p90:g} ms target (lowest {tpot.min():.1f} ms)")
-                fixes.append({"change": f"relax slo.tpot_ms_p90 to {target}", "why": "nearest target met at full batch"})
-            within = ok_mem & (tpot <= target)
+                               f"keeps TPOT {q} within the {target:g} ms target (lowest {tpot.min():.1f} ms)")
+                target = math.ceil(tpot.min())
+                fixes.append({"change": f"relax slo.tpot_ms_{q} to {target}", "why": "nearest target met at full batch"})
+            within = within & (tpot <= target)
+            met.append(f"TPOT {q} within {target:g} ms")
         per_gpu = np.where(within, ev["capacity_tok_s"] / ev["gpus"], 0).max()
         need = s.requests_per_s * ev["ctx"].out_mean / max(per_gpu, 1e-9)
-        at = "" if target is None else f" with TPOT p90 within {target:g} ms"
+        at = "" if not met else " with " + " and ".join(met)
         reasons.append(f"{s.requests_per_s:g} requests/s need about {need:.0f} GPUs at the best "
                        f"{per_gpu:,.0f} output tokens/s per GPU{at}; {g} are available")
         fixes.append({"change": f"use at least {math.ceil(need)} GPUs (cluster.nodes or budget.max_gpus)", "why": "more replicas"})
@@ -71,16 +72,14 @@ def explain_serving(sc, t: dict, ev: dict) -> dict:
         fixes.append({"change": f"lower requests_per_s to {best_rate:.3g}", "why": "what the GPUs sustain"})
         return {"reasons": reasons, "fixes": fixes}
     pool = stable if s.mode == "rate" else ok_mem
-    if s.slo.tpot_ms_p90 is not None:
-        best = np.where(pool, ev["tpot"]["p90"], np.inf).min() * 1e3
-        if best > s.slo.tpot_ms_p90:
-            reasons.append(f"the lowest TPOT p90 of any plan is {best:.1f} ms, above the {s.slo.tpot_ms_p90:g} ms target")
-            fixes.append({"change": f"relax slo.tpot_ms_p90 to {math.ceil(best)}", "why": "nearest target met"})
-    if s.slo.ttft_ms_p90 is not None and s.mode != "offline":
-        best = np.where(pool, ev["ttft"]["p90"], np.inf).min() * 1e3
-        if best > s.slo.ttft_ms_p90:
-            reasons.append(f"the lowest TTFT p90 of any plan is {best:.0f} ms, above the {s.slo.ttft_ms_p90:g} ms target")
-            fixes.append({"change": f"relax slo.ttft_ms_p90 to {math.ceil(best)}", "why": "nearest target met"})
+    for kind, q, target in s.slo.targets():
+        if kind == "ttft" and s.mode == "offline":
+            continue
+        best = np.where(pool, ev[kind][q], np.inf).min() * 1e3
+        if best > target:
+            name, fmt = ("TPOT", ".1f") if kind == "tpot" else ("TTFT", ".0f")
+            reasons.append(f"the lowest {name} {q} of any plan is {best:{fmt}} ms, above the {target:g} ms target")
+            fixes.append({"change": f"relax slo.{kind}_ms_{q} to {math.ceil(best)}", "why": "nearest target met"})
     if sc.budget.max_usd_per_hour is not None:
         cheapest = np.where(pool & ev["meets_slo"], ev["usd_per_hour"], np.inf).min()
         if np.isfinite(cheapest) and cheapest > sc.budget.max_usd_per_hour:

@@ -212,6 +212,9 @@ def trtllm_config(scenario, plan: dict) -> dict:
         cfg["cuda_graph_config"] = {"enable_padding": True, "batch_sizes": E.graph_batch_sizes(_per_rank(plan))}
     if plan.get("moe_backend") == "trtllm":  # the TRTLLM-gen MoE kernels the estimate times (timing.trtllm_gen_row_tile)
         cfg["moe_config"] = {"backend": "TRTLLM"}
+    if plan.get("adp_balance"):  # the attention-DP balancing whose prompt hold the estimate adds (evaluate.schedule_wait)
+        cfg["attention_dp_config"] = {"enable_balance": True, "batching_wait_iters": plan["adp_wait_iters"],
+                                      "timeout_iters": plan["adp_timeout_iters"]}
     return cfg
 
 
@@ -427,6 +430,8 @@ def plan_text(plan: dict) -> str:
     text += ",graph_padding=true" if plan.get("graph_padding") else ""
     text += ",async_scheduling=true" if plan.get("async_scheduling") else ""
     text += ",separate_prefill=true" if plan.get("separate_prefill") else ""
+    if plan.get("adp_balance"):
+        text += f",adp_balance=true,adp_wait_iters={plan['adp_wait_iters']},adp_timeout_iters={plan['adp_timeout_iters']}"
     version = plan.get("engine_version")
     if version and plan.get("engine") in E.ENGINE_NAMES and math.isfinite(
             E.version_of_text(E.ENGINE_NAMES.index(plan["engine"]), version)):

@@ -52,6 +52,10 @@ MEANING = {
                                         "CUDA-graph size",
     "cuda_graph_config.batch_sizes": "batch sizes whose CUDA graphs are captured",
     "moe_config.backend": "MoE kernels: TRTLLM = the TRTLLM-gen fused MoE kernels of Blackwell (small row tiles at decode)",
+    "attention_dp_config.enable_balance": "hold new prompts until every attention-DP rank has one, then release "
+                                          "them together",
+    "attention_dp_config.batching_wait_iters": "steps the prompts are held once every rank has one",
+    "attention_dp_config.timeout_iters": "steps after which held prompts go even if some rank has none",
     "cache_transceiver_config.backend": "library that moves the KV cache between context and generation "
                                         "instances (disaggregated plan)",
 }
@@ -92,8 +96,8 @@ def readme(scenario, result: dict, args: list, cfg: dict | None, nodes: int, per
         "Estimates (planner's model):",
         f"  memory per GPU   {mem['per_gpu_gib']} GiB ({mem['verdict']}); KV cache {mem['kv_cache_gib']} GiB, "
         f"{mem['max_concurrent_sequences']} sequences fit",
-        f"  TTFT p50/p90     {lat['ttft_ms']['p50']} / {lat['ttft_ms']['p90']} ms",
-        f"  TPOT p50/p90     {lat['tpot_ms']['p50']} / {lat['tpot_ms']['p90']} ms",
+        f"  TTFT p50/p90/p99 {lat['ttft_ms']['p50']} / {lat['ttft_ms']['p90']} / {lat['ttft_ms'].get('p99')} ms",
+        f"  TPOT p50/p90/p99 {lat['tpot_ms']['p50']} / {lat['tpot_ms']['p90']} / {lat['tpot_ms'].get('p99')} ms",
         f"  throughput       {th['output_tokens_per_s']} output tokens/s "
         f"({th['output_tokens_per_s_per_gpu']} per GPU)",
         f"  cost             {'unknown (no price)' if usd is None else f'${usd} per million output tokens'}",

@@ -11,8 +11,10 @@ from planner.serve import engines as E
 from planner.spec.serving import SERVE_PLAN_FIELDS
 
 FIELDS = SERVE_PLAN_FIELDS + ("attn_dp", "prefill_replicas", "engine_version", "graph_padding", "moe_backend",
-                              "recv_interval", "quick_reduce", "async_scheduling", "separate_prefill")
-INT_FIELDS = ("tp", "pp", "ep", "replicas", "max_batch", "max_batched_tokens", "prefill_replicas", "recv_interval")
+                              "recv_interval", "quick_reduce", "async_scheduling", "separate_prefill", "adp_balance",
+                              "adp_wait_iters", "adp_timeout_iters")
+INT_FIELDS = ("tp", "pp", "ep", "replicas", "max_batch", "max_batched_tokens", "prefill_replicas", "recv_interval",
+              "adp_wait_iters", "adp_timeout_iters")
 # Largest count a plan may name: the serving spec's cap on token counts (planner.spec.serving, 2**24). A
 # larger one describes no deployment, and past 2**63 numpy would hold it as a Python object.
 PLAN_INT_MAX = 2**24
@@ -51,9 +53,9 @@ def parse_serve_plan(text: str, sc) -> dict:
                 row[k] = int(given[k])
             except ValueError:
                 raise InputError(f"{k} must be a whole number, got '{given[k]}'", key=f"--plan {k}") from None
-            if row[k] < (0 if k == "prefill_replicas" else 1):
-                raise InputError(f"{k} must be at least {0 if k == 'prefill_replicas' else 1}, got {row[k]}",
-                                 key=f"--plan {k}")
+            least = 0 if k in ("prefill_replicas", "adp_wait_iters", "adp_timeout_iters") else 1
+            if row[k] < least:
+                raise InputError(f"{k} must be at least {least}, got {row[k]}", key=f"--plan {k}")
             if row[k] > PLAN_INT_MAX:
                 raise InputError(f"{k} must be at most {PLAN_INT_MAX:,}, got {given[k]}", key=f"--plan {k}")
     row["attn_dp"] = _flag(given, "attn_dp")
@@ -70,6 +72,16 @@ def parse_serve_plan(text: str, sc) -> dict:
         if not row["engine_version"] < E.version_code(".".join(map(str, E.VLLM_V0_LAST_BEFORE))):
             raise InputError("separate_prefill is the scheduler of vLLM's V0 engine, removed in vLLM 0.11.0: give "
                              "the run's release as engine_version (below 0.11.0)", key="--plan separate_prefill")
+    row["adp_balance"] = _flag(given, "adp_balance")
+    if row["adp_balance"]:
+        _engine_only(row, "adp_balance (TensorRT-LLM attention_dp_config.enable_balance)", E.TRTLLM)
+        if not row["attn_dp"]:
+            raise InputError("adp_balance balances attention-DP ranks: it needs attn_dp=true", key="--plan adp_balance")
+    elif "adp_wait_iters" in row or "adp_timeout_iters" in row:
+        raise InputError("adp_wait_iters / adp_timeout_iters set TensorRT-LLM's attention-DP balancing: give "
+                         "adp_balance=true with them", key="--plan adp_balance")
+    row.setdefault("adp_wait_iters", E.TRTLLM_ADP_WAIT_ITERS)
+    row.setdefault("adp_timeout_iters", E.TRTLLM_ADP_TIMEOUT_ITERS)
     if row.get("recv_interval", 1) > 1:
         _engine_only(row, "recv_interval (decode steps between polls for new requests: --scheduler-recv-interval)", E.SGLANG)
     row["moe_backend"] = _choice("moe_backend", given.get("moe_backend", "default").lower(), E.MOE_BACKENDS)

@@ -65,7 +65,10 @@ def _row_indices(plan: dict) -> dict:
             "recv_interval": plan.get("recv_interval", 1),
             "quick_reduce": E.QUICK_REDUCE.index(plan.get("quick_reduce", "none")),
             "async_scheduling": bool(plan.get("async_scheduling")),
-            "separate_prefill": bool(plan.get("separate_prefill"))}
+            "separate_prefill": bool(plan.get("separate_prefill")),
+            "adp_balance": bool(plan.get("adp_balance")),
+            "adp_wait_iters": plan.get("adp_wait_iters", E.TRTLLM_ADP_WAIT_ITERS),
+            "adp_timeout_iters": plan.get("adp_timeout_iters", E.TRTLLM_ADP_TIMEOUT_ITERS)}
 
 
 def batch_sweep(scenario, plans: list[dict]) -> list[dict]:
@@ -144,12 +147,13 @@ def _num(x, fmt="{:,.1f}"):
 def plans_table(plans: list[dict]) -> str:
     rows = [[i, " ".join(filter(None, (plan_text(r["plan"]), same_numbers_text(r) and f"({same_numbers_text(r)})"))),
              r.get("gpus", ""), _num(r["memory"]["per_gpu_gib"]), r["memory"]["verdict"],
-             _num(r["latency"]["ttft_ms"]["p90"]), _num(r["latency"]["tpot_ms"]["p90"], "{:,.2f}"),
+             _num(r["latency"]["ttft_ms"]["p90"]), _num(r["latency"]["ttft_ms"].get("p99")),
+             _num(r["latency"]["tpot_ms"]["p90"], "{:,.2f}"), _num(r["latency"]["tpot_ms"].get("p99"), "{:,.2f}"),
              _num(r["throughput"]["output_tokens_per_s"], "{:,.0f}"),
              _num(r["cost"]["usd_per_million_output_tokens"], "${:,.4f}")]
             for i, r in enumerate(plans, 1)]
-    return table(["#", "plan", "GPUs", "GiB/GPU", "memory", "TTFT p90 ms", "TPOT p90 ms", "output tok/s",
-                  "$ / M output tokens"], rows, numeric={2, 3, 5, 6, 7, 8}, cls="plans")
+    return table(["#", "plan", "GPUs", "GiB/GPU", "memory", "TTFT p90 ms", "TTFT p99 ms", "TPOT p90 ms", "TPOT p99 ms",
+                  "output tok/s", "$ / M output tokens"], rows, numeric={2, 3, 5, 6, 7, 8, 9, 10}, cls="plans")
 
 
 def serving_report(result: dict, scenario) -> str:

@@ -69,13 +69,38 @@ def token_stats(value) -> tuple[float, float]:
         return value.mean, value.p90
     pts = sorted(value)
     total = sum(s for _, s in pts)
-    mean = sum(t * s for t, s in pts) / total
+    return sum(t * s for t, s in pts) / total, token_quantile(value, 0.9)
+
+
+def token_quantile(value, q: float) -> float:
+    """The q-quantile of a token count, q >= 0.9: the count itself where fixed; p90 for {mean, p90} (its
+    least-spread reading, token_moments, puts the top tenth at p90 itself, so every quantile from 0.9 up is
+    p90); for a list of (tokens, share) the least count whose cumulative share reaches q."""
+    if isinstance(value, int):
+        return float(value)
+    if isinstance(value, TokenMoments):
+        return value.p90
+    pts = sorted(value)
+    total = sum(s for _, s in pts)
     acc = 0.0
     for t, s in pts:
         acc += s / total
-        if acc >= 0.9 - 1e-12:
-            return mean, float(t)
-    return mean, float(pts[-1][0])
+        if acc >= q - 1e-12:
+            return float(t)
+    return float(pts[-1][0])
+
+
+def token_points(value) -> list[tuple[float, float]]:
+    """(tokens, share) points of a token count, shares summing to 1: the count itself where fixed, the list's
+    points, and for {mean, p90} its least-spread two-point reading (token_moments)."""
+    if isinstance(value, int):
+        pts = [(float(value), 1.0)]
+    elif isinstance(value, TokenMoments):
+        pts = [((value.mean - 0.1 * value.p90) / 0.9, 0.9), (float(value.p90), 0.1)]
+    else:
+        pts = [(float(t), float(s)) for t, s in value]
+    total = sum(s for _, s in pts)
+    return [(t, s / total) for t, s in pts]
 
 
 def token_moments(value, k: int = 4) -> tuple[float, ...]:
@@ -111,8 +136,25 @@ def length_biased_mean(value) -> float:
 
 
 class SLO(Strict):
+    """Latency targets at the 90th and / or the 99th percentile (MLPerf Server states p99 bounds)."""
     ttft_ms_p90: PosFloat | None = None
     tpot_ms_p90: PosFloat | None = None
+    ttft_ms_p99: PosFloat | None = None
+    tpot_ms_p99: PosFloat | None = None
+
+    @model_validator(mode="after")
+    def _check(self):
+        for what in ("ttft", "tpot"):
+            p90, p99 = getattr(self, f"{what}_ms_p90"), getattr(self, f"{what}_ms_p99")
+            if p90 is not None and p99 is not None and p99 < p90:
+                raise ValueError(f"{what}_ms_p99 ({p99:g}) is below {what}_ms_p90 ({p90:g}): the 99th percentile "
+                                 "is never below the 90th")
+        return self
+
+    def targets(self):
+        """(kind, quantile key, target ms) of every target set, TPOT first: kind tpot / ttft, key p90 / p99."""
+        return [(w, q, getattr(self, f"{w}_ms_{q}")) for w in ("tpot", "ttft") for q in ("p90", "p99")
+                if getattr(self, f"{w}_ms_{q}") is not None]
 
 
 class Serving(Strict):
