@@ -1,0 +1,60 @@
+"""How benchmarks/serving_accuracy.py reads the TensorRT-LLM performance overview's MoE columns: attention data
+parallelism + EP over the column's GPUs (the page's MoE llm_options set enable_attention_dp; moe_attn_dp_assumed),
+dense columns and single-GPU MoE columns without it."""
+
+import copy
+
+import yaml
+
+from planner.serve.plan import parse_serve_plan
+from planner.serve.search import estimate_serving
+
+from conftest import ROOT
+
+V10_MOE = "trtllm10-h200-qwen3-235b-tp8-fp8-1k1k"
+
+
+def _records():
+    rows = yaml.safe_load((ROOT.parent / "shared" / "calibration" / "serving_runs.yaml").read_text())
+    rows += yaml.safe_load((ROOT / "benchmarks" / "serving_runs.yaml").read_text())
+    return {r["id"]: r for r in rows}
+
+
+def _plan(r):
+    import serving_accuracy as S
+
+    r = copy.deepcopy(r)
+    r["precision"]["native_weight_format"] = r["model"].get("native_weight_format")
+    sc, plan, _ = S.point_scenario(r)
+    return sc, plan
+
+
+def test_v10_moe_tp8_column_runs_attention_dp_and_ep_over_its_gpus():
+    r = _records()[V10_MOE]
+    assert r["parallel"]["dp"] is None and r["parallel"]["ep"] is None  # the page prints neither
+    _, plan = _plan(r)
+    assert "tp=8" in plan and "ep=8" in plan and "attn_dp=True" in plan
+
+
+def test_dense_and_single_gpu_columns_keep_attention_tp():
+    recs = _records()
+    _, dense = _plan(recs["trtllm10-h200-llama31-405b-tp8-fp8-1k1k"])
+    assert "attn_dp=False" in dense and "ep=1" in dense
+    _, moe_tp1 = _plan(recs["trtllm-po-b200-qwen3-30b-tp1-fp4-1000-1000"])
+    assert "attn_dp=False" in moe_tp1  # one GPU: nothing to split
+
+
+def test_attention_dp_stops_duplicating_the_four_kv_heads_over_eight_ranks():
+    """Qwen3-235B has 4 KV heads: attention TP 8 keeps each head on two ranks, attention DP keeps every head once
+    per rank for that rank's own sequences, so the same 8 GPUs hold more sequences (replicated attention weights
+    take part of the gain back)."""
+    import serving_accuracy as S
+
+    sc, plan = _plan(_records()[V10_MOE])
+    common = "engine=trtllm,weights=fp8,kv_cache=fp8,tp=8,pp=1,ep=8,replicas=1,max_batch=8192,max_batched_tokens=16384"
+    seqs = {}
+    for dp in (True, False):
+        est = estimate_serving(sc, parse_serve_plan(f"{common},attn_dp={dp}", sc))
+        seqs[dp] = est["memory"]["max_concurrent_sequences"]
+    assert seqs[True] > 1.5 * seqs[False]
+    assert S.moe_attn_dp_assumed(_records()[V10_MOE], 8) and not S.moe_attn_dp_assumed(_records()[V10_MOE], 1)
