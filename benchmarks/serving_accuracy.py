@@ -187,7 +187,7 @@ def point_scenario(r: dict, rate: float | None = None) -> tuple[ServingScenario,
         if par.get(key):
             plan += f",{name}={par[key] * ranks}"
     if not any(par.get(k) for k in ("max_batch_size_per_rank", "max_num_tokens_per_rank")):
-        limits = trtllm_bench_limits(r, sc, plan, w, kv, tp, pp, attn_dp)
+        limits = trtllm_bench_limits(r, sc, plan, w, kv, tp, pp)
         if limits:
             plan += f",max_batch={limits[0] * ranks},max_batched_tokens={limits[1] * ranks}"
     measured = r["measured"].get("output_tokens_per_sec_total") or r["derived"]["output_tokens_per_sec_total"]
@@ -262,17 +262,26 @@ def moe_attn_dp_assumed(r: dict, tp: int) -> bool:
     as printed would not load, and the runs must have used the key where it belongs. The tables agree: per GPU
     the v1.0 Qwen3-235B "TP8" 1000/1000 rows (H100 14,898 / 8 = 1,862, H200 23,789 / 8 = 2,974 tokens/s) sit
     with the later DEP columns (H100 DEP8 1,932, H200 DEP4 3,288). Read without attention DP (attention TP 8
-    over 4 KV heads: every KV head twice) the H200 v1.0 row came out 33% slow; benchmarks/qwen3_serve_results.md."""
+    over 4 KV heads: every KV head twice) the H200 v1.0 row came out 33% slow, with it +4%; the page's 27 v1.0
+    Qwen3-235B rows 27.4% vs 11.9% (benchmarks/qwen3_v10_check.py, benchmarks/qwen3_serve_results.md)."""
     return tp > 1 and perf_overview_moe(r)
 
 
 # trtllm-bench throughput picks max_batch_size / max_num_tokens itself when the run does not set them
-# (the perf overview's llm_options set neither): tensorrt_llm/bench/tuning/heuristics.py
-# (calc_engine_setting, finetune_setting; NVIDIA/TensorRT-LLM @0b42ceaf) for the quantisations it
+# (the perf overview's llm_options set neither): calc_engine_setting, finetune_setting (NVIDIA/TensorRT-LLM
+# tensorrt_llm/bench/build/tuning.py, later tensorrt_llm/bench/tuning/heuristics.py @0b42ceaf) for the quantisations it
 # tunes (FP8, FP8 block scales, NVFP4, unquantised); others (MXFP4) keep the LLM API defaults
 # 2048 / 8192 (get_benchmark_engine_settings). KV fraction: the page's "--kv_cache_free_gpu_mem_fraction
 # 0.95" (perf-overview.md). Device memory = the catalog's driver-reported GiB; the engine size = the
-# planner's weights per GPU (the heuristic's checkpoint size / tp under attention DP).
+# planner's weights of the whole model (tp x its weights per GPU without attention DP).
+# Attention DP: the heuristic at the runs' releases takes no attention-DP argument: it sizes the KV cache of all
+# tp x pp GPUs together (KV heads padded to tp) and the engine applies the resulting max_batch_size and
+# max_num_tokens to every attention-DP rank (max_batch_size is a per-rank limit: the PyTorch executor's capacity
+# scheduler takes max_batch_size x pp, each rank runs its own executor, TensorRT-LLM v1.1.0rc5
+# _torch/pyexecutor/_util.py). NVIDIA/TensorRT-LLM PR 13498 (merged 2026-04-27, "attention DP batch size in
+# trtllm-bench") made it one rank's memory and engine / tp (@0b42ceaf); both stored performance-overview revisions
+# predate it (@03e27c7d carries the page text the 1.2 release docs, 2026-03, already reworded). Per rank, a limit
+# sized for the whole group leaves the rank's own KV pool to bind (benchmarks/qwen3_serve_results.md).
 TRTLLM_BENCH_TUNED = ("fp8", "fp8-block", "nvfp4", "bf16", "fp16")
 TRTLLM_BENCH_KV_FRACTION = 0.95
 TRTLLM_LLM_API_DEFAULTS = (2048, 8192)  # TorchLlmArgs max_batch_size / max_num_tokens defaults
@@ -301,11 +310,12 @@ def trtllm_bench_finetune(requests: float, isl: int, osl: int, pp: int) -> tuple
     return bs, tok
 
 
-def trtllm_bench_limits(r, sc, plan, w, kv, tp, pp, attn_dp) -> tuple[int, int] | None:
+def trtllm_bench_limits(r, sc, plan, w, kv, tp, pp) -> tuple[int, int] | None:
     """(max_batch_size, max_num_tokens) per rank that trtllm-bench throughput derives (see above):
     KV requests = (memory x GPUs - engine) x 0.95 / (bytes per token x (isl + osl)), bytes per token
     2 x layers x max(tp, kv_heads) x head_dim x KV bytes (MLA: layers x (kv_lora_rank + rope dim)
-    x KV bytes); attention DP: one rank's memory and engine / tp. None when not a trtllm-bench run."""
+    x KV bytes); with or without attention DP the whole group's memory and engine (see above: the caller applies the
+    result to every attention-DP rank). None when not a trtllm-bench run."""
     from planner.serve.plan import parse_serve_plan
 
     if "trtllm-bench" not in str(r.get("framework", "")) or "concurrency" in str(r["workload"].get("kind")):
@@ -321,9 +331,9 @@ def trtllm_bench_limits(r, sc, plan, w, kv, tp, pp, attn_dp) -> tuple[int, int] 
         hd = m.get("head_dim") or m["hidden_size"] // m["attention_heads"]
         per_tok = 2 * m["layers"] * max(tp, m["kv_heads"]) * hd * kvb
     mem = sc.cluster.node.gpu.memory_gib
-    w_gpu = estimate_serving(sc, parse_serve_plan(plan, sc))["memory"]["weights_gib"]
-    gpus = pp if attn_dp else tp * pp
-    free = gpus * (mem - w_gpu) * TRTLLM_BENCH_KV_FRACTION
+    tp_plan = plan.replace("attn_dp=True", "attn_dp=False")  # the engine: the whole model once, split over tp
+    w_gpu = estimate_serving(sc, parse_serve_plan(tp_plan, sc))["memory"]["weights_gib"]
+    free = tp * pp * (mem - w_gpu) * TRTLLM_BENCH_KV_FRACTION
     return trtllm_bench_finetune(free * 2 ** 30 / (per_tok * (isl + osl)), isl, osl, pp)
 
 
@@ -619,15 +629,21 @@ def report(rows: list[dict]) -> str:
 
 
 def qwen3_notes() -> list[str]:
-    """The v1.0 performance-overview MoE columns read with attention DP (moe_attn_dp_assumed)."""
-    return ["", "Qwen3 MoE round (benchmarks/qwen3_serve_results.md): the v1.0-era performance overview's MoE columns "
-            "(\"TP8\") are read as attention DP + EP over the 8 GPUs (moe_attn_dp_assumed): the page's MoE llm_options "
-            "set enable_attention_dp, printed under cuda_graph_config, where TensorRT-LLM's CudaGraphConfig "
-            "(extra = \"forbid\") would reject it; the later revision prints it at the top level and labels the same "
-            "model's columns DEP. One point moves: H200 Qwen3-235B TP8 1000/1000 -33.2 -> +4.0% (plan attn_dp, "
-            "max_batch 2,560 -> 3,072, max_batched_tokens 5,120 -> 16,384); the 27 rows of the page's Qwen3-235B table "
-            "(benchmarks/qwen3_v10_check.py) 27.4% -> 13.8% mean absolute error (B200 FP4 36.1 -> 10.6%, H200 25.9 -> "
-            "12.5%; H100 17.2 -> 20.1%, the H100 offset the later page's explicit DEP8 column shares, +24%)."]
+    """The performance overview's MoE columns: attention DP (moe_attn_dp_assumed) and trtllm-bench's batch limits at
+    the runs' releases (trtllm_bench_limits)."""
+    return ["", "Qwen3 MoE round (benchmarks/qwen3_serve_results.md), two readings of the TensorRT-LLM performance "
+            "overview. (1) Its v1.0-era MoE columns (\"TP8\") ran attention DP + EP over the 8 GPUs "
+            "(moe_attn_dp_assumed): the page's MoE llm_options set enable_attention_dp, printed under cuda_graph_config, "
+            "where TensorRT-LLM's CudaGraphConfig (extra = \"forbid\") would reject it; the later revision prints it at "
+            "the top level and labels the same model's columns DEP. (2) trtllm-bench's heuristic batch limits at the "
+            "runs' releases ignore attention DP (whole group's memory; applied to every rank): attention-DP sizing came "
+            "with NVIDIA/TensorRT-LLM PR 13498 (2026-04), after both revisions (trtllm_bench_limits). Moved: H200 "
+            "Qwen3-235B TP8 1000/1000 -33.2 -> +4.0%, H100 DEP8 +24.4 -> +6.9%, H200 DEP4 +15.9 -> +1.6%, B200 DEP4 "
+            "+8.8 -> +7.3%, H200 DeepSeek-R1 DEP8 +2.2 -> -11.9% (257 sequences per rank pad to the 384 CUDA graph); all "
+            "points 23.1 -> 23.0%, without dstack 14.4 -> 14.3%; the page's 27 v1.0 Qwen3-235B rows "
+            "(benchmarks/qwen3_v10_check.py) 27.4 -> 11.9%; the later page's 70 other MoE rows 18.4 -> 18.0%. Open: "
+            "Qwen3 on Hopper at 1024/8192 (+25 / +27%, 10-11 ms a step), Qwen3-30B TP1 1000/1000 (+31%; GB200 slower "
+            "than B200 only where every step carries prompt tokens: host-bound eager steps, not modelled)."]
 
 
 def mg1_notes() -> list[str]:

@@ -31,7 +31,6 @@ def _plan(r):
 
 def test_v10_moe_tp8_column_runs_attention_dp_and_ep_over_its_gpus():
     r = _records()[V10_MOE]
-    assert r["parallel"]["dp"] is None and r["parallel"]["ep"] is None  # the page prints neither
     _, plan = _plan(r)
     assert "tp=8" in plan and "ep=8" in plan and "attn_dp=True" in plan
 
@@ -58,3 +57,25 @@ def test_attention_dp_stops_duplicating_the_four_kv_heads_over_eight_ranks():
         seqs[dp] = est["memory"]["max_concurrent_sequences"]
     assert seqs[True] > 1.5 * seqs[False]
     assert S.moe_attn_dp_assumed(_records()[V10_MOE], 8) and not S.moe_attn_dp_assumed(_records()[V10_MOE], 1)
+
+
+def test_trtllm_bench_limits_of_an_attention_dp_run_are_sized_for_the_whole_group():
+    """trtllm-bench at the performance overview's releases sized max_batch_size / max_num_tokens for all tp GPUs
+    together and the engine applied them to every attention-DP rank: the DEP plan's per-rank limits equal the limits
+    of the same run without attention DP, and each rank's own KV pool, not max_batch, sets the running batch."""
+    recs = _records()
+    r = recs["trtllm-po-h100-qwen3-235b-dep8-fp8-1000-1000"]
+    sc, plan = _plan(r)
+    assert "attn_dp=True" in plan
+    fields = dict(kv.split("=") for kv in plan.split(","))
+    tp_only = copy.deepcopy(r)
+    tp_only["parallel"]["dp"] = None
+    tp_only["source"] = dict(tp_only["source"], path="elsewhere")  # not a perf-overview MoE row: no attention DP
+    tp_only["parallel"]["ep"] = 8
+    _, plan_tp = _plan(tp_only)
+    fields_tp = dict(kv.split("=") for kv in plan_tp.split(","))
+    assert fields_tp["attn_dp"] == "False"
+    assert int(fields["max_batch"]) == 8 * int(fields_tp["max_batch"])
+    assert int(fields["max_batched_tokens"]) == 8 * int(fields_tp["max_batched_tokens"])
+    est = estimate_serving(sc, parse_serve_plan(plan, sc))
+    assert est["throughput"]["running_sequences_per_replica"] < int(fields["max_batch"])
