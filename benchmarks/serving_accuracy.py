@@ -273,7 +273,11 @@ def moe_attn_dp_assumed(r: dict, tp: int) -> bool:
 # tunes (FP8, FP8 block scales, NVFP4, unquantised); others (MXFP4) keep the LLM API defaults
 # 2048 / 8192 (get_benchmark_engine_settings). KV fraction: the page's "--kv_cache_free_gpu_mem_fraction
 # 0.95" (perf-overview.md). Device memory = the catalog's driver-reported GiB; the engine size = the
-# planner's weights of the whole model (tp x its weights per GPU without attention DP).
+# planner's weights of the whole model (tp x its weights per GPU without attention DP), as the heuristic counted it
+# at the runs' releases: the checkpoint's safetensors element count x BYTES_PER_ELEM of its quantisation
+# (trtllm_bench_engine_gib), which counts a packed NVFP4 byte (two weights) or an FP8 scale as one element at 0.5
+# byte and every bf16 tensor (embeddings, LM head, norms, router) as one element at the format's width: about half
+# the NVFP4 checkpoint, the "NVFP4 engine size underestimated by ~2x" that PR 13498 fixed along with attention DP.
 # Attention DP: the heuristic at the runs' releases takes no attention-DP argument: it sizes the KV cache of all
 # tp x pp GPUs together (KV heads padded to tp) and the engine applies the resulting max_batch_size and
 # max_num_tokens to every attention-DP rank (max_batch_size is a per-rank limit: the PyTorch executor's capacity
@@ -283,6 +287,7 @@ def moe_attn_dp_assumed(r: dict, tp: int) -> bool:
 # predate it (@03e27c7d carries the page text the 1.2 release docs, 2026-03, already reworded). Per rank, a limit
 # sized for the whole group leaves the rank's own KV pool to bind (benchmarks/qwen3_serve_results.md).
 TRTLLM_BENCH_TUNED = ("fp8", "fp8-block", "nvfp4", "bf16", "fp16")
+TRTLLM_BENCH_BYTES_PER_ELEM = {"fp8": 1.0, "fp8-block": 1.0, "nvfp4": 0.5, "bf16": 2.0, "fp16": 2.0}  # BYTES_PER_ELEM
 TRTLLM_BENCH_KV_FRACTION = 0.95
 TRTLLM_LLM_API_DEFAULTS = (2048, 8192)  # TorchLlmArgs max_batch_size / max_num_tokens defaults
 
@@ -310,6 +315,20 @@ def trtllm_bench_finetune(requests: float, isl: int, osl: int, pp: int) -> tuple
     return bs, tok
 
 
+def trtllm_bench_engine_gib(sc, weights_gib: float, w: str) -> float:
+    """The heuristic's engine size (see above) from the planner's whole-model weights (GiB) at scheme w: the tensors
+    kept in bf16 (embeddings, LM head, norms, router) are one element per two bytes, the quantised linears one element
+    per byte (FP8 weights; NVFP4 packed pairs and their FP8 scales; bf16 / fp16 checkpoints: two bytes), and the
+    element count is weighed at TRTLLM_BENCH_BYTES_PER_ELEM of w."""
+    from planner.serve.memory import model_facts
+
+    f = model_facts(sc.model)
+    bf16_elems = (f.embed + f.head + f.layers * f.router_norms) / 2 ** 30
+    linear_bytes = max(weights_gib - 2.0 * bf16_elems, 0.0)
+    storage = 2.0 if w in ("bf16", "fp16") else 1.0
+    return TRTLLM_BENCH_BYTES_PER_ELEM[w] * (linear_bytes / storage + bf16_elems)
+
+
 def trtllm_bench_limits(r, sc, plan, w, kv, tp, pp) -> tuple[int, int] | None:
     """(max_batch_size, max_num_tokens) per rank that trtllm-bench throughput derives (see above):
     KV requests = (memory x GPUs - engine) x 0.95 / (bytes per token x (isl + osl)), bytes per token
@@ -333,7 +352,8 @@ def trtllm_bench_limits(r, sc, plan, w, kv, tp, pp) -> tuple[int, int] | None:
     mem = sc.cluster.node.gpu.memory_gib
     tp_plan = plan.replace("attn_dp=True", "attn_dp=False")  # the engine: the whole model once, split over tp
     w_gpu = estimate_serving(sc, parse_serve_plan(tp_plan, sc))["memory"]["weights_gib"]
-    free = tp * pp * (mem - w_gpu) * TRTLLM_BENCH_KV_FRACTION
+    engine = trtllm_bench_engine_gib(sc, tp * pp * w_gpu, w)
+    free = (tp * pp * mem - engine) * TRTLLM_BENCH_KV_FRACTION
     return trtllm_bench_finetune(free * 2 ** 30 / (per_tok * (isl + osl)), isl, osl, pp)
 
 
@@ -631,7 +651,7 @@ def report(rows: list[dict]) -> str:
 def qwen3_notes() -> list[str]:
     """The performance overview's MoE columns: attention DP (moe_attn_dp_assumed) and trtllm-bench's batch limits at
     the runs' releases (trtllm_bench_limits)."""
-    return ["", "Qwen3 MoE round (benchmarks/qwen3_serve_results.md), two readings of the TensorRT-LLM performance "
+    return ["", "Qwen3 MoE round (benchmarks/qwen3_serve_results.md), three readings of the TensorRT-LLM performance "
             "overview. (1) Its v1.0-era MoE columns (\"TP8\") ran attention DP + EP over the 8 GPUs "
             "(moe_attn_dp_assumed): the page's MoE llm_options set enable_attention_dp, printed under cuda_graph_config, "
             "where TensorRT-LLM's CudaGraphConfig (extra = \"forbid\") would reject it; the later revision prints it at "
@@ -640,7 +660,10 @@ def qwen3_notes() -> list[str]:
             "with NVIDIA/TensorRT-LLM PR 13498 (2026-04), after both revisions (trtllm_bench_limits). Moved: H200 "
             "Qwen3-235B TP8 1000/1000 -33.2 -> +4.0%, H100 DEP8 +24.4 -> +6.9%, H200 DEP4 +15.9 -> +1.6%, B200 DEP4 "
             "+8.8 -> +7.3%, H200 DeepSeek-R1 DEP8 +2.2 -> -11.9% (257 sequences per rank pad to the 384 CUDA graph); all "
-            "points 23.1 -> 23.0%, without dstack 14.4 -> 14.3%; the page's 27 v1.0 Qwen3-235B rows "
+            "points 23.1 -> 23.0%, without dstack 14.4 -> 14.3%. (3) The heuristic's engine size at those releases: "
+            "safetensors elements x bytes of the quantisation, about half of an NVFP4 checkpoint (trtllm_bench_engine_gib, "
+            "the same PR's other fix): 25 points, dense FP4 6.3 -> 5.7%, all points 23.0 -> 22.9%. The page's 27 v1.0 "
+            "Qwen3-235B rows "
             "(benchmarks/qwen3_v10_check.py) 27.4 -> 11.9%; the later page's 70 other MoE rows 18.4 -> 18.0%. Open: "
             "Qwen3 on Hopper at 1024/8192 (+25 / +27%, 10-11 ms a step), Qwen3-30B TP1 1000/1000 (+31%; GB200 slower "
             "than B200 only where every step carries prompt tokens: host-bound eager steps, not modelled)."]

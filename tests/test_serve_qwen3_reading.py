@@ -79,3 +79,18 @@ def test_trtllm_bench_limits_of_an_attention_dp_run_are_sized_for_the_whole_grou
     assert int(fields["max_batched_tokens"]) == 8 * int(fields_tp["max_batched_tokens"])
     est = estimate_serving(sc, parse_serve_plan(plan, sc))
     assert est["throughput"]["running_sequences_per_replica"] < int(fields["max_batch"])
+
+
+def test_trtllm_bench_engine_counts_checkpoint_elements_at_the_quantisations_width():
+    """The heuristic's engine size at the runs' releases: safetensors elements x BYTES_PER_ELEM. A packed NVFP4 byte
+    holds two weights but counts as one element at 0.5 byte, so the engine comes out at about half of an NVFP4
+    checkpoint (PR 13498: 'underestimated by ~2x'); a bf16 checkpoint is counted at its size."""
+    import serving_accuracy as S
+
+    sc, _ = _plan(_records()["trtllm-po-b200-llama33-70b-tp1-fp4-1000-1000"])
+    checkpoint_gib = 40.0
+    nvfp4 = S.trtllm_bench_engine_gib(sc, checkpoint_gib, "nvfp4")
+    assert 0.4 * checkpoint_gib < nvfp4 < 0.5 * checkpoint_gib
+    assert abs(S.trtllm_bench_engine_gib(sc, 2 * checkpoint_gib, "bf16") - 2 * checkpoint_gib) < 1e-9
+    fp8 = S.trtllm_bench_engine_gib(sc, checkpoint_gib, "fp8")
+    assert 0.9 * checkpoint_gib < fp8 < checkpoint_gib  # bf16 embeddings / LM head counted at one byte
