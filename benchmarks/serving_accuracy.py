@@ -285,7 +285,8 @@ def moe_attn_dp_assumed(r: dict, tp: int) -> bool:
 # _torch/pyexecutor/_util.py). NVIDIA/TensorRT-LLM PR 13498 (merged 2026-04-27, "attention DP batch size in
 # trtllm-bench") made it one rank's memory and engine / tp (@0b42ceaf); both stored performance-overview revisions
 # predate it (@03e27c7d carries the page text the 1.2 release docs, 2026-03, already reworded). Per rank, a limit
-# sized for the whole group leaves the rank's own KV pool to bind (benchmarks/qwen3_serve_results.md).
+# sized for the whole group leaves the rank's own KV pool to bind, so the batch then rests on the workspace the
+# model charges an attention-DP rank (memory.workspace_bytes; caveat in benchmarks/qwen3_serve_results.md).
 TRTLLM_BENCH_TUNED = ("fp8", "fp8-block", "nvfp4", "bf16", "fp16")
 TRTLLM_BENCH_BYTES_PER_ELEM = {"fp8": 1.0, "fp8-block": 1.0, "nvfp4": 0.5, "bf16": 2.0, "fp16": 2.0}  # BYTES_PER_ELEM
 TRTLLM_BENCH_KV_FRACTION = 0.95
@@ -664,7 +665,7 @@ def qwen3_notes() -> list[str]:
             "safetensors elements x bytes of the quantisation, about half of an NVFP4 checkpoint (trtllm_bench_engine_gib, "
             "the same PR's other fix): 25 points, dense FP4 6.3 -> 5.7%, all points 23.0 -> 22.9%. The page's 27 v1.0 "
             "Qwen3-235B rows "
-            "(benchmarks/qwen3_v10_check.py) 27.4 -> 11.9%; the later page's 70 other MoE rows 18.4 -> 18.0%. Open: "
+            "(benchmarks/qwen3_v10_check.py) 27.4 -> 11.9%; the later page's 70 other MoE rows 18.4 -> 18.0%. Caveat: (2)'s gain rests on memory.workspace_bytes charging every attention-DP rank the group's logits and tokens; charged per rank (not committed) it goes (H100 Qwen3 DEP8 +6.9 -> +21.1%). Open: "
             "Qwen3 on Hopper at 1024/8192 (+25 / +27%, 10-11 ms a step), Qwen3-30B TP1 1000/1000 (+31%; GB200 slower "
             "than B200 only where every step carries prompt tokens: host-bound eager steps, not modelled)."]
 
