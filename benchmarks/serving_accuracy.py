@@ -163,7 +163,7 @@ def point_scenario(r: dict, rate: float | None = None) -> tuple[ServingScenario,
     engine = engine_of(r)
     w, kv = weights_scheme(r["precision"], hw["gpu"])
     ep = par.get("ep") or moe_ep_assumed(r, tp)
-    attn_dp = bool(par.get("dp") and par["dp"] > 1)
+    attn_dp = bool(par.get("dp") and par["dp"] > 1) or moe_attn_dp_assumed(r, tp)
     plan = f"engine={engine},weights={w},kv_cache={kv},tp={tp},pp={pp},ep={ep},replicas={inst},attn_dp={attn_dp}"
     version = engine_version_of(r, engine)
     if version:
@@ -190,7 +190,7 @@ def point_scenario(r: dict, rate: float | None = None) -> tuple[ServingScenario,
         if par.get(key):
             plan += f",{name}={par[key] * ranks}"
     if not any(par.get(k) for k in ("max_batch_size_per_rank", "max_num_tokens_per_rank")):
-        limits = trtllm_bench_limits(r, sc, plan, w, kv, tp, pp, attn_dp)
+        limits = trtllm_bench_limits(r, sc, plan, w, kv, tp, pp)
         if limits:
             plan += f",max_batch={limits[0] * ranks},max_batched_tokens={limits[1] * ranks}"
     measured = r["measured"].get("output_tokens_per_sec_total") or r["derived"]["output_tokens_per_sec_total"]
@@ -257,21 +257,53 @@ def moe_ep_assumed(r: dict, tp: int) -> int:
     performance overview ran with EP over its tensor-parallel GPUs, because the page's MoE command
     passes `--ep $ep_size` (the dense command does not) and its later revision labels the MoE columns
     with their EP size (DEP4 = attention DP 4 + EP 4); the v1.0-era "TP8" MoE columns are read as
-    attention TP 8 + EP 8. With EP 1 (expert tensor parallelism, TensorRT-LLM's Mapping default) the
-    one such calibration point comes out 38% slow, with attention DP as well 22% fast (report)."""
-    if r["model"].get("type") == "moe" and "perf-overview" in str((r.get("source") or {}).get("path", "")):
-        return tp
-    return 1
+    attention DP 8 + EP 8 (moe_attn_dp_assumed). With EP 1 (expert tensor parallelism, TensorRT-LLM's Mapping
+    default) the one such calibration point came out 38% slow (report)."""
+    return tp if perf_overview_moe(r) else 1
+
+
+def perf_overview_moe(r: dict) -> bool:
+    """An MoE row of the TensorRT-LLM performance overview (perf-overview.md, either revision)."""
+    return r["model"].get("type") == "moe" and "perf-overview" in str((r.get("source") or {}).get("path", ""))
+
+
+def moe_attn_dp_assumed(r: dict, tp: int) -> bool:
+    """Attention data parallelism when the point does not print it. ASSUMED: an MoE row of the TensorRT-LLM
+    performance overview with tp > 1 ran with attention DP (DEP = attention DP + EP over the tp GPUs), because
+    the page's MoE llm_options set `enable_attention_dp: true` in both stored revisions. @03e27c7d prints it at
+    the top level (Qwen3 MoE / Llama 4 Maverick, DeepSeek-R1, GPT-OSS) and labels those columns DEPn. @00f37686
+    (v1.0 era, columns labelled "TP8") prints it indented under `cuda_graph_config`; TensorRT-LLM's
+    CudaGraphConfig is a pydantic StrictBaseModel (extra = "forbid", tensorrt_llm/llmapi/llm_args.py), so a file
+    as printed would not load, and the runs must have used the key where it belongs. The tables agree: per GPU
+    the v1.0 Qwen3-235B "TP8" 1000/1000 rows (H100 14,898 / 8 = 1,862, H200 23,789 / 8 = 2,974 tokens/s) sit
+    with the later DEP columns (H100 DEP8 1,932, H200 DEP4 3,288). Read without attention DP (attention TP 8
+    over 4 KV heads: every KV head twice) the H200 v1.0 row came out 33% slow, with it +4%; the page's 27 v1.0
+    Qwen3-235B rows 27.4% vs 11.9% (benchmarks/qwen3_v10_check.py, benchmarks/qwen3_serve_results.md)."""
+    return tp > 1 and perf_overview_moe(r)
 
 
 # trtllm-bench throughput picks max_batch_size / max_num_tokens itself when the run does not set them
-# (the perf overview's llm_options set neither): tensorrt_llm/bench/tuning/heuristics.py
-# (calc_engine_setting, finetune_setting; NVIDIA/TensorRT-LLM @0b42ceaf) for the quantisations it
+# (the perf overview's llm_options set neither): calc_engine_setting, finetune_setting (NVIDIA/TensorRT-LLM
+# tensorrt_llm/bench/build/tuning.py, later tensorrt_llm/bench/tuning/heuristics.py @0b42ceaf) for the quantisations it
 # tunes (FP8, FP8 block scales, NVFP4, unquantised); others (MXFP4) keep the LLM API defaults
 # 2048 / 8192 (get_benchmark_engine_settings). KV fraction: the page's "--kv_cache_free_gpu_mem_fraction
 # 0.95" (perf-overview.md). Device memory = the catalog's driver-reported GiB; the engine size = the
-# planner's weights per GPU (the heuristic's checkpoint size / tp under attention DP).
+# planner's weights of the whole model (tp x its weights per GPU without attention DP), as the heuristic counted it
+# at the runs' releases: the checkpoint's safetensors element count x BYTES_PER_ELEM of its quantisation
+# (trtllm_bench_engine_gib), which counts a packed NVFP4 byte (two weights) or an FP8 scale as one element at 0.5
+# byte and every bf16 tensor (embeddings, LM head, norms, router) as one element at the format's width: about half
+# the NVFP4 checkpoint, the "NVFP4 engine size underestimated by ~2x" that PR 13498 fixed along with attention DP.
+# Attention DP: the heuristic at the runs' releases takes no attention-DP argument: it sizes the KV cache of all
+# tp x pp GPUs together (KV heads padded to tp) and the engine applies the resulting max_batch_size and
+# max_num_tokens to every attention-DP rank (max_batch_size is a per-rank limit: the PyTorch executor's capacity
+# scheduler takes max_batch_size x pp, each rank runs its own executor, TensorRT-LLM v1.1.0rc5
+# _torch/pyexecutor/_util.py). NVIDIA/TensorRT-LLM PR 13498 (merged 2026-04-27, "attention DP batch size in
+# trtllm-bench") made it one rank's memory and engine / tp (@0b42ceaf); both stored performance-overview revisions
+# predate it (@03e27c7d carries the page text the 1.2 release docs, 2026-03, already reworded). Per rank, a limit
+# sized for the whole group leaves the rank's own KV pool to bind, so the batch then rests on the workspace the
+# model charges an attention-DP rank (memory.workspace_bytes; caveat in benchmarks/qwen3_serve_results.md).
 TRTLLM_BENCH_TUNED = ("fp8", "fp8-block", "nvfp4", "bf16", "fp16")
+TRTLLM_BENCH_BYTES_PER_ELEM = {"fp8": 1.0, "fp8-block": 1.0, "nvfp4": 0.5, "bf16": 2.0, "fp16": 2.0}  # BYTES_PER_ELEM
 TRTLLM_BENCH_KV_FRACTION = 0.95
 TRTLLM_LLM_API_DEFAULTS = (2048, 8192)  # TorchLlmArgs max_batch_size / max_num_tokens defaults
 
@@ -299,11 +331,26 @@ def trtllm_bench_finetune(requests: float, isl: int, osl: int, pp: int) -> tuple
     return bs, tok
 
 
-def trtllm_bench_limits(r, sc, plan, w, kv, tp, pp, attn_dp) -> tuple[int, int] | None:
+def trtllm_bench_engine_gib(sc, weights_gib: float, w: str) -> float:
+    """The heuristic's engine size (see above) from the planner's whole-model weights (GiB) at scheme w: the tensors
+    kept in bf16 (embeddings, LM head, norms, router) are one element per two bytes, the quantised linears one element
+    per byte (FP8 weights; NVFP4 packed pairs and their FP8 scales; bf16 / fp16 checkpoints: two bytes), and the
+    element count is weighed at TRTLLM_BENCH_BYTES_PER_ELEM of w."""
+    from planner.serve.memory import model_facts
+
+    f = model_facts(sc.model)
+    bf16_elems = (f.embed + f.head + f.layers * f.router_norms) / 2 ** 30
+    linear_bytes = max(weights_gib - 2.0 * bf16_elems, 0.0)
+    storage = 2.0 if w in ("bf16", "fp16") else 1.0
+    return TRTLLM_BENCH_BYTES_PER_ELEM[w] * (linear_bytes / storage + bf16_elems)
+
+
+def trtllm_bench_limits(r, sc, plan, w, kv, tp, pp) -> tuple[int, int] | None:
     """(max_batch_size, max_num_tokens) per rank that trtllm-bench throughput derives (see above):
     KV requests = (memory x GPUs - engine) x 0.95 / (bytes per token x (isl + osl)), bytes per token
     2 x layers x max(tp, kv_heads) x head_dim x KV bytes (MLA: layers x (kv_lora_rank + rope dim)
-    x KV bytes); attention DP: one rank's memory and engine / tp. None when not a trtllm-bench run."""
+    x KV bytes); with or without attention DP the whole group's memory and engine (see above: the caller applies the
+    result to every attention-DP rank). None when not a trtllm-bench run."""
     from planner.serve.plan import parse_serve_plan
 
     if "trtllm-bench" not in str(r.get("framework", "")) or "concurrency" in str(r["workload"].get("kind")):
@@ -319,9 +366,10 @@ def trtllm_bench_limits(r, sc, plan, w, kv, tp, pp, attn_dp) -> tuple[int, int] 
         hd = m.get("head_dim") or m["hidden_size"] // m["attention_heads"]
         per_tok = 2 * m["layers"] * max(tp, m["kv_heads"]) * hd * kvb
     mem = sc.cluster.node.gpu.memory_gib
-    w_gpu = estimate_serving(sc, parse_serve_plan(plan, sc))["memory"]["weights_gib"]
-    gpus = pp if attn_dp else tp * pp
-    free = gpus * (mem - w_gpu) * TRTLLM_BENCH_KV_FRACTION
+    tp_plan = plan.replace("attn_dp=True", "attn_dp=False")  # the engine: the whole model once, split over tp
+    w_gpu = estimate_serving(sc, parse_serve_plan(tp_plan, sc))["memory"]["weights_gib"]
+    engine = trtllm_bench_engine_gib(sc, tp * pp * w_gpu, w)
+    free = (tp * pp * mem - engine) * TRTLLM_BENCH_KV_FRACTION
     return trtllm_bench_finetune(free * 2 ** 30 / (per_tok * (isl + osl)), isl, osl, pp)
 
 
@@ -600,6 +648,7 @@ def report(rows: list[dict]) -> str:
               "fixed-length trtllm-bench runs admit prompts on all ranks in step, and the term made the 8k/32k-prompt "
               "rows of the same tables 18-49% slow.", ""]
     lines += dense_notes()
+    lines += qwen3_notes()
     lines += moe_round3_notes()
     lines += collective_size_notes()
     lines += engine_path_notes()
@@ -613,6 +662,27 @@ def report(rows: list[dict]) -> str:
     lines += mlperf51_notes()
     lines += mg1_notes()
     return "\n".join(lines)
+
+
+def qwen3_notes() -> list[str]:
+    """The performance overview's MoE columns: attention DP (moe_attn_dp_assumed) and trtllm-bench's batch limits at
+    the runs' releases (trtllm_bench_limits)."""
+    return ["", "Qwen3 MoE round (benchmarks/qwen3_serve_results.md), three readings of the TensorRT-LLM performance "
+            "overview. (1) Its v1.0-era MoE columns (\"TP8\") ran attention DP + EP over the 8 GPUs "
+            "(moe_attn_dp_assumed): the page's MoE llm_options set enable_attention_dp, printed under cuda_graph_config, "
+            "where TensorRT-LLM's CudaGraphConfig (extra = \"forbid\") would reject it; the later revision prints it at "
+            "the top level and labels the same model's columns DEP. (2) trtllm-bench's heuristic batch limits at the "
+            "runs' releases ignore attention DP (whole group's memory; applied to every rank): attention-DP sizing came "
+            "with NVIDIA/TensorRT-LLM PR 13498 (2026-04), after both revisions (trtllm_bench_limits). Moved: H200 "
+            "Qwen3-235B TP8 1000/1000 -33.2 -> +4.0%, H100 DEP8 +24.4 -> +6.9%, H200 DEP4 +15.9 -> +1.6%, B200 DEP4 "
+            "+8.8 -> +7.3%, H200 DeepSeek-R1 DEP8 +2.2 -> -11.9% (257 sequences per rank pad to the 384 CUDA graph); all "
+            "points 23.1 -> 23.0%, without dstack 14.4 -> 14.3%. (3) The heuristic's engine size at those releases: "
+            "safetensors elements x bytes of the quantisation, about half of an NVFP4 checkpoint (trtllm_bench_engine_gib, "
+            "the same PR's other fix): 25 points, dense FP4 6.3 -> 5.7%, all points 23.0 -> 22.9%. The page's 27 v1.0 "
+            "Qwen3-235B rows "
+            "(benchmarks/qwen3_v10_check.py) 27.4 -> 11.9%; the later page's 70 other MoE rows 18.4 -> 18.0%. Caveat: (2)'s gain rests on memory.workspace_bytes charging every attention-DP rank the group's logits and tokens; charged per rank (not committed) it goes (H100 Qwen3 DEP8 +6.9 -> +21.1%). Open: "
+            "Qwen3 on Hopper at 1024/8192 (+25 / +27%, 10-11 ms a step), Qwen3-30B TP1 1000/1000 (+31%; GB200 slower "
+            "than B200 only where every step carries prompt tokens: host-bound eager steps, not modelled)."]
 
 
 def mg1_notes() -> list[str]:
