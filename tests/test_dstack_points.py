@@ -73,3 +73,19 @@ def test_trtllm_pytorch_backend_releases_before_020_add_the_host_step_and_before
                                                                                 timing.STEP_OVERHEAD_S])
     assert E.decode_graphs(t["engine"], t["engine_version"]).tolist() == [False, False, False, True]
     assert E.decode_graphs(np.array([E.VLLM, E.SGLANG]), np.array([v("0.7.3"), v("0.4.3")])).all()
+
+
+def test_each_point_runs_the_release_the_launch_readme_names():
+    """engine_version of every dstack point is the release dstackai/benchmarks Deepseek-R1/README.md @209ca6f9 lists
+    for that engine and GPU (sglang 0.4.3.post2 / 0.4.2.post4, vLLM 0.7.4.dev181 / 0.7.3.dev138, TensorRT-LLM
+    0.17.post1.dev), cut to major.minor.patch; the dev builds fall between no two release thresholds of the model."""
+    import serving_accuracy as S
+
+    readme = {"dstack-sglang-h200": "0.4.3", "dstack-sglang-mi300x": "0.4.2", "dstack-vllm-h200": "0.7.4",
+              "dstack-vllm-mi300x": "0.7.3", "dstack-trtllm-h200": "0.17"}
+    for prefix, release in readme.items():
+        pts = _points(prefix)
+        assert len(pts) == 3
+        for r in pts:
+            _, plan, _ = S.point_scenario(r)
+            assert f"engine_version={release}," in plan + ",", (r["id"], plan)
