@@ -70,21 +70,24 @@ def nearest_fixes(scenario, objective: str, limit: int = 6) -> list[dict]:
         attempt(f"runtime.{key}: {_yaml_value(value)} ({why})",
                 one.model_copy(update={"runtime": scenario.runtime.model_copy(update={key: value})}))
     for factor in (2, 4, 8):
+        try:
+            more = cl.with_nodes(n * factor)
+        except ValueError:  # a node without a scale-out link makes no larger cluster
+            break
         if attempt(f"{n * factor} nodes ({n * factor * cl.node.gpus_per_node} GPUs) of {cl.node.name}",
-                   one.model_copy(update={"cluster": cl.with_nodes(n * factor)})):
+                   one.model_copy(update={"cluster": more})):
             break
     bigger = sorted((catalog.node(name) for name in catalog.names("nodes")),
                     key=lambda nd: nd.gpu.memory_gib)
-    tried = 0
+    tried: set = set()  # GPU memory sizes tried, smallest first, up to the first that fits (one node per size)
     for nd in bigger:
         if nd.gpu.memory_gib <= cl.node.gpu.memory_gib or nd.gpus_per_node != cl.node.gpus_per_node:
             continue
-        if nd.scaleout_gb_s is None and n > 1:
+        if nd.scaleout_gb_s is None and n > 1 or nd.gpu.memory_gib in tried:
             continue
-        tried += 1
-        attempt(f"{n} nodes of {nd.name} ({nd.gpu.name}, {nd.gpu.memory_gib:.0f} GiB)",
-                one.model_copy(update={"cluster": one.cluster.model_copy(update={"node": nd})}))
-        if tried >= 3:
+        tried.add(nd.gpu.memory_gib)
+        if attempt(f"{n} nodes of {nd.name} ({nd.gpu.name}, {nd.gpu.memory_gib:.0f} GiB)",
+                   one.model_copy(update={"cluster": one.cluster.model_copy(update={"node": nd})})) or len(tried) >= 6:
             break
     tr = scenario.training
     if tr.seq_len >= 256 and tr.seq_len % 2 == 0:

@@ -36,7 +36,7 @@ def explain_serving(sc, t: dict, ev: dict) -> dict:
                            if n > g else f"no layout leaves room for the KV cache of one sequence "
                            f"of {s.input_tokens} + {s.output_tokens} tokens")
             if n > g or max(n * 2, 2) > g:
-                fixes.append({"change": f"use at least {max(n * 2, 2)} GPUs (cluster.nodes or budget.max_gpus)",
+                fixes.append({"change": f"use at least {max(n * 2, 2)} GPUs ({_where_gpus(sc, max(n * 2, 2))})",
                               "why": "weights split over more GPUs leave room for the KV cache"})
             else:  # enough GPUs: the sequence itself is too long for what is left
                 fixes.append({"change": "shorten input_tokens + output_tokens, or allow search.kv_cache fp8",
@@ -66,7 +66,8 @@ def explain_serving(sc, t: dict, ev: dict) -> dict:
         at = "" if target is None else f" with TPOT p90 within {target:g} ms"
         reasons.append(f"{s.requests_per_s:g} requests/s need about {need:.0f} GPUs at the best "
                        f"{per_gpu:,.0f} output tokens/s per GPU{at}; {g} are available")
-        fixes.append({"change": f"use at least {math.ceil(need)} GPUs (cluster.nodes or budget.max_gpus)", "why": "more replicas"})
+        fixes.append({"change": f"use at least {math.ceil(need)} GPUs ({_where_gpus(sc, math.ceil(need))})",
+                      "why": "more replicas"})
         best_rate = s.requests_per_s * g / max(need, 1e-9)
         fixes.append({"change": f"lower requests_per_s to {best_rate:.3g}", "why": "what the GPUs sustain"})
         return {"reasons": reasons, "fixes": fixes}
@@ -75,22 +76,68 @@ def explain_serving(sc, t: dict, ev: dict) -> dict:
         best = np.where(pool, ev["tpot"]["p90"], np.inf).min() * 1e3
         if best > s.slo.tpot_ms_p90:
             reasons.append(f"the lowest TPOT p90 of any plan is {best:.1f} ms, above the {s.slo.tpot_ms_p90:g} ms target")
-            fixes.append({"change": f"relax slo.tpot_ms_p90 to {math.ceil(best)}", "why": "nearest target met"})
     if s.slo.ttft_ms_p90 is not None and s.mode != "offline":
         best = np.where(pool, ev["ttft"]["p90"], np.inf).min() * 1e3
         if best > s.slo.ttft_ms_p90:
             reasons.append(f"the lowest TTFT p90 of any plan is {best:.0f} ms, above the {s.slo.ttft_ms_p90:g} ms target")
-            fixes.append({"change": f"relax slo.ttft_ms_p90 to {math.ceil(best)}", "why": "nearest target met"})
     if sc.budget.max_usd_per_hour is not None:
         cheapest = np.where(pool & ev["meets_slo"], ev["usd_per_hour"], np.inf).min()
         if np.isfinite(cheapest) and cheapest > sc.budget.max_usd_per_hour:
             reasons.append(f"the cheapest plan that meets the targets costs ${cheapest:,.2f}/h, above "
                            f"budget.max_usd_per_hour {sc.budget.max_usd_per_hour:g}")
-            fixes.append({"change": f"raise budget.max_usd_per_hour to {cheapest:.2f}", "why": "cheapest plan"})
     if not reasons:
         reasons.append("no plan meets every target at once (each is met by some plan alone)")
-        fixes.append({"change": "relax the SLO or add GPUs", "why": "targets conflict"})
-    return {"reasons": reasons, "fixes": fixes}
+    fixes.append(_joint_fix(sc, pool, ev))
+    return {"reasons": reasons, "fixes": [f for f in fixes if f]}
+
+
+def limit_ratio(sc, tpot90_s, ttft90_s, usd_h) -> np.ndarray:
+    """Per plan, how far it is from the scenario's limits: the largest of TPOT p90 / slo.tpot_ms_p90, TTFT p90 /
+    slo.ttft_ms_p90 (not offline) and $/h / budget.max_usd_per_hour (1 or less: all met). The plan of least
+    ratio needs the least relaxation of all of them at once (_joint_fix); planner.serve.concurrency keeps it
+    among the rows an infeasible search explains with."""
+    s, cap = sc.serving, sc.budget.max_usd_per_hour
+    ratio = np.zeros(np.shape(tpot90_s))
+    if s.slo.tpot_ms_p90 is not None:
+        ratio = np.maximum(ratio, tpot90_s * 1e3 / s.slo.tpot_ms_p90)
+    if s.slo.ttft_ms_p90 is not None and s.mode != "offline":
+        ratio = np.maximum(ratio, ttft90_s * 1e3 / s.slo.ttft_ms_p90)
+    if cap is not None:
+        ratio = np.maximum(ratio, usd_h / cap)
+    return np.nan_to_num(ratio, nan=np.inf)
+
+
+def _joint_fix(sc, pool, ev) -> dict | None:
+    """One change that gives a plan: every limit (SLO target, hourly budget) relaxed to what the plan nearest to
+    all of them at once (limit_ratio) needs. Relaxing each target to the best any plan reaches alone is not enough
+    where those are different plans."""
+    s, cap = sc.serving, sc.budget.max_usd_per_hour
+    ratio = np.where(pool, limit_ratio(sc, ev["tpot"]["p90"], ev["ttft"]["p90"], ev["usd_per_hour"]), np.inf)
+    if not np.isfinite(ratio).any():
+        return None
+    i = int(np.argmin(ratio))
+    changes = []
+    if s.slo.tpot_ms_p90 is not None and ev["tpot"]["p90"][i] * 1e3 > s.slo.tpot_ms_p90:
+        changes.append(f"relax slo.tpot_ms_p90 to {math.ceil(ev['tpot']['p90'][i] * 1e3)}")
+    if s.slo.ttft_ms_p90 is not None and s.mode != "offline" and ev["ttft"]["p90"][i] * 1e3 > s.slo.ttft_ms_p90:
+        changes.append(f"relax slo.ttft_ms_p90 to {math.ceil(ev['ttft']['p90'][i] * 1e3)}")
+    if cap is not None and ev["usd_per_hour"][i] > cap:
+        changes.append(f"raise budget.max_usd_per_hour to {math.ceil(ev['usd_per_hour'][i] * 100) / 100:.2f}")
+    if not changes:
+        return None
+    return {"change": " and ".join(changes),
+            "why": "one plan meets all of these at once" if len(changes) > 1
+            else "cheapest plan that meets the targets" if changes[0].startswith("raise budget") else "nearest target met"}
+
+
+def _where_gpus(sc, n: int) -> str:
+    """Which keys give n GPUs: cluster.nodes (or budget.max_gpus where it is the limit), or, where n GPUs span
+    nodes and the node has no scale-out link (the scenario refuses more than one such node), another node."""
+    node = sc.cluster.node
+    if math.ceil(n / node.gpus_per_node) * node.gpus_per_node > node.domain and node.scaleout_gb_s is None:
+        return (f"{node.name} has no scale-out link to a second node: cluster.node with scaleout_gb_s, or a "
+                f"node of more GPUs")
+    return "cluster.nodes or budget.max_gpus"
 
 
 def _lighter_weights_fix(sc, scheme: str, cap: float, gpus: int) -> dict:
@@ -104,7 +151,7 @@ def _lighter_weights_fix(sc, scheme: str, cap: float, gpus: int) -> dict:
     w = float(weight_bytes(model_facts(sc.model), one, E.weight_bytes_per_element(scheme, k),
                            E.weight_bytes_per_element(E.dense_scheme(scheme), k))[0])
     n = max(1, math.ceil(w / cap))
-    change = f"allow search.weights {scheme}" + (f" and use at least {n} GPUs" if n > gpus else "")
+    change = f"allow search.weights {scheme}" + (f" and use at least {n} GPUs ({_where_gpus(sc, n)})" if n > gpus else "")
     return {"change": change, "why": f"fewer bytes per weight: {w / E.GIB:.0f} GiB of weights at {scheme}"}
 
 
