@@ -74,3 +74,16 @@ def test_no_fix_adds_nodes_that_have_no_scale_out_link(tmp_path):
     assert r.exit_code == 1, r.output
     gpus = [f["change"] for f in json.loads(r.stdout)["infeasible"]["fixes"] if "GPUs" in f["change"]]
     assert gpus and all("no scale-out link" in c for c in gpus), gpus
+
+
+def test_a_gpu_that_runs_no_searched_precision_is_named(tmp_path):
+    """On V100 (fp16 / fp32 only in the catalog) the default search.precision [bf16, fp8] leaves no plan, and
+    `solve` said only 'no plan satisfies the structural constraints (divisibility of heads ...)'. It now names
+    the precisions the GPU runs; with them the same scenario has plans."""
+    node = {"name": "dgx1", "gpu": "v100-sxm2-32gb", "gpus_per_node": 8, "scaleup_gb_s": 150, "scaleup_domain": 8}
+    data = {"name": "t", "model": "llama-2-7b", "cluster": {"node": node, "nodes": 1},
+            "training": {"seq_len": 2048, "global_batch": 64, "tokens": 1.0e9}, "search": {"frameworks": ["deepspeed"]}}
+    r = runner.invoke(main, ["solve", str(write_yaml(tmp_path, data))])
+    assert r.exit_code == 1 and "search.precision" in r.output and "fp16" in r.output, r.output
+    data["search"]["precision"] = ["fp16"]
+    assert runner.invoke(main, ["solve", str(write_yaml(tmp_path, data))]).exit_code == 0

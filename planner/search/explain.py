@@ -175,6 +175,17 @@ def _split_line(scenario) -> list[str]:
             "rank, are searched"]
 
 
+def _precision_lines(scenario) -> list[str]:
+    """The GPU's catalog has a peak for none of search.precision (a V100 has no bf16 or fp8, the default list):
+    every plan is refused (search.space: the precision must be supported by the GPU)."""
+    gpu, wanted = scenario.cluster.node.gpu, scenario.search.precision
+    if any(gpu.peak_tflops(p) is not None for p in wanted):
+        return []
+    has = [p for p in ("fp8", "bf16", "fp16", "fp32") if gpu.peak_tflops(p) is not None]
+    return [f"{gpu.name} runs none of search.precision {list(wanted)} (the catalog gives it "
+            f"{', '.join(has) or 'no'} peaks): set search.precision to {has or 'a precision it runs'}"]
+
+
 def _unbuildable_lines(scenario) -> list[str]:
     """Each searched framework that cannot build the scenario's model, with its reason
     (frameworks.rules.unbuildable), which alone removes all of that framework's plans."""
@@ -210,7 +221,7 @@ def explain_infeasible(scenario, runs, objective: str):
                       "frameworks' rules (some follow runtime settings: fp8_recipe, fp8_param_gather, "
                       "fp8_attention, cp_comm, compile) and the search restrictions; widen the search lists "
                       "or change the GPU count"] \
-            + _split_line(scenario) + _unbuildable_lines(scenario), []
+            + _precision_lines(scenario) + _split_line(scenario) + _unbuildable_lines(scenario), []
     sc, run = min(evaluated, key=lambda x: _overflow_ratio(x[0], x[1]["ev"]).min())
     ev = run["ev"]
     i = int(np.argmin(_overflow_ratio(sc, ev)))
