@@ -87,3 +87,32 @@ def test_a_gpu_that_runs_no_searched_precision_is_named(tmp_path):
     assert r.exit_code == 1 and "search.precision" in r.output and "fp16" in r.output, r.output
     data["search"]["precision"] = ["fp16"]
     assert runner.invoke(main, ["solve", str(write_yaml(tmp_path, data))]).exit_code == 0
+
+
+def test_gemma_config_counts_its_gated_gelu_mlp_and_tied_embeddings(tmp_path):
+    """A Gemma config.json (model_type gemma, accepted) was read as a plain two-matrix GELU MLP: google/gemma-7b's
+    file (hidden_act gelu, no tie_word_embeddings key) came to 7,210,183,680 parameters, untied, where transformers'
+    GemmaMLP has gate, up and down projections and GemmaConfig ties the embeddings by default: 8,537,680,896
+    (the count below, written out from the config). Megatron-LM cannot build the GELU gate (refused); the
+    DeepSpeed export's config.json reads back to the same model."""
+    cfg = {"architectures": ["GemmaForCausalLM"], "model_type": "gemma", "hidden_size": 3072,
+           "intermediate_size": 24576, "num_attention_heads": 16, "num_hidden_layers": 28, "num_key_value_heads": 16,
+           "head_dim": 256, "vocab_size": 256000, "hidden_act": "gelu", "max_position_embeddings": 8192,
+           "rms_norm_eps": 1e-06, "rope_theta": 10000.0}
+    h, inter, layers, heads, kv, hd, vocab = 3072, 24576, 28, 16, 16, 256, 256000
+    per_layer = h * heads * hd + 2 * h * kv * hd + heads * hd * h + 3 * h * inter + 2 * h
+    expected = vocab * h + layers * per_layer + h
+    p = tmp_path / "config.json"
+    p.write_text(json.dumps(cfg))
+    r = runner.invoke(main, ["model", str(p), "--json"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["params_total"] == expected, r.output
+    data = {"name": "g", "model": {"hf_config": str(p)}, "cluster": {"node": "dgx-h100", "nodes": 1},
+            "training": {"seq_len": 2048, "global_batch": 64, "tokens": 1.0e9}}
+    scen = write_yaml(tmp_path, data)
+    r = runner.invoke(main, ["estimate", str(scen), "--plan", "framework=megatron,tp=1,zero=1"])
+    assert r.exit_code == 2 and "GeGLU" in r.output, r.output
+    out = tmp_path / "ds"
+    r = runner.invoke(main, ["export", str(scen), "--plan", "framework=deepspeed,zero=3", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(main, ["model", str(out / "config.json"), "--json"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["params_total"] == expected, r.output
