@@ -116,3 +116,32 @@ def test_gemma_config_counts_its_gated_gelu_mlp_and_tied_embeddings(tmp_path):
     assert r.exit_code == 0, r.output
     r = runner.invoke(main, ["model", str(out / "config.json"), "--json"])
     assert r.exit_code == 0 and json.loads(r.stdout)["params_total"] == expected, r.output
+
+
+def test_a_budget_that_rules_out_every_fitting_plan_gets_fixes_that_give_a_plan(tmp_path):
+    """Plans fit in memory but none within the budget: `solve` said why ('it uses 16 GPUs > max_gpus 8', 'the
+    fastest takes 111.9 days > max_days 5') and exited 1 with no nearest fix at all, where serve names one. Now
+    the budget raised to what one plan needs, and for max_gpus below the cluster the node count it allows (when that
+    has a plan); each change applied gives a plan."""
+    base = {"name": "t", "model": "llama-3.1-8b", "cluster": {"node": "dgx-h100", "nodes": 2},
+            "training": {"seq_len": 4096, "global_batch": 64, "tokens": 1.0e11},
+            "search": {"frameworks": ["megatron"], "precision": ["bf16"]}}
+    for budget in ({"max_gpus": 8}, {"max_days": 0.5, "max_usd": 100}):
+        data = {**base, "budget": budget}
+        r = runner.invoke(main, ["solve", str(write_yaml(tmp_path, data)), "--json"])
+        assert r.exit_code == 1, r.output
+        changes = [f["change"] for f in json.loads(r.stdout)["closest"]["fixes"]]
+        assert changes, r.output
+        report = tmp_path / f"r{len(budget)}.html"  # the report's table of fixes takes a change without a plan
+        assert runner.invoke(main, ["solve", str(write_yaml(tmp_path, data)), "--report", str(report)]).exit_code == 1
+        assert "raise budget." in report.read_text()
+        for change in changes:
+            fixed = copy.deepcopy(data)
+            for key, value in re.findall(r"raise budget\.(\w+) to ([\d.]+)", change):
+                fixed["budget"][key] = float(value) if key != "max_gpus" else int(value)
+            nodes = re.search(r"set cluster\.nodes to (\d+)", change)
+            if nodes:
+                fixed["cluster"]["nodes"] = int(nodes.group(1))
+            assert fixed != data, change
+            r = runner.invoke(main, ["solve", str(write_yaml(tmp_path, fixed))])
+            assert r.exit_code == 0, (change, r.output)

@@ -3,6 +3,8 @@ would make it fit (each with its resulting estimate)."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from planner.errors import InputError
@@ -213,7 +215,10 @@ def explain_infeasible(scenario, runs, objective: str):
             lines.append(f"it costs ${row['run']['cost_usd']:,.0f} > max_usd {b.max_usd:,.0f}")
         if b.max_gpus is not None and sc.cluster.gpus > b.max_gpus:
             lines.append(f"it uses {sc.cluster.gpus} GPUs > max_gpus {b.max_gpus}")
-        return row, lines, []
+        fixes = _budget_fixes(scenario, with_fit, objective)
+        row["fixes"] = [_fix_record(f) for f in fixes]
+        return row, lines, (["nearest changes that fit:"] + [f"  - {f['change']}" + (f": {f['summary']}" if "summary" in f
+                                                                                      else "") for f in fixes]) if fixes else []
     evaluated = [(sc, run) for sc, run in runs if run["ev"] is not None]
     if not evaluated:
         return None, ["no plan satisfies the structural constraints (divisibility of heads, layers, experts, "
@@ -234,12 +239,56 @@ def explain_infeasible(scenario, runs, objective: str):
         rt = "".join(f", runtime.{k}" for k, _, _ in _runtime_candidates(scenario))
         lines.append("no single change tried (more GPUs, a GPU with more memory, ZeRO-3, offload, full "
                      f"recompute, micro-batch 1, half the sequence{rt}) makes it fit")
-    row["fixes"] = [{"change": f["change"], "plan": f["best_plan"]["plan"],
-                     "per_gpu_gib": f["best_plan"]["memory"]["per_gpu_gib"],
-                     "tokens_per_s": f["best_plan"]["throughput"]["tokens_per_s"],
-                     "days": f["best_plan"]["run"]["days"], "cost_usd": f["best_plan"]["run"]["cost_usd"]}
-                    for f in fixes]
+    row["fixes"] = [_fix_record(f) for f in fixes]
     return row, lines, fix_lines
+
+
+def _fix_record(f: dict) -> dict:
+    """A nearest fix as data (closest["fixes"]): the change, and the best plan it gives where one was searched."""
+    if "best_plan" not in f:
+        return {"change": f["change"]}
+    p = f["best_plan"]
+    return {"change": f["change"], "plan": p["plan"], "per_gpu_gib": p["memory"]["per_gpu_gib"],
+            "tokens_per_s": p["throughput"]["tokens_per_s"], "days": p["run"]["days"], "cost_usd": p["run"]["cost_usd"]}
+
+
+def _budget_fixes(scenario, with_fit, objective: str) -> list[dict]:
+    """Where plans fit in memory but the budget rules them all out: the budget raised to what the plan nearest to
+    every limit at once needs (the least of the largest ratio days / max_days, cost / max_usd, GPUs / max_gpus:
+    one change that gives that plan), and, where max_gpus is below the cluster, the cluster cut to the nodes it
+    allows when that has a plan within the budget."""
+    b, fixes = scenario.budget, []
+    limits = [(k, getattr(b, k), key) for k, key in (("max_days", "days"), ("max_usd", "cost_usd"), ("max_gpus", "gpus"))
+              if getattr(b, k) is not None]
+    best = None
+    for sc, run in with_fit:
+        ev, ok = run["ev"], run["ok"]
+        ratio = np.zeros(len(ok))
+        for _, cap, key in limits:
+            ratio = np.maximum(ratio, np.nan_to_num(np.asarray(ev[key], dtype=float), nan=np.inf) / cap)
+        ratio = np.where(ok, ratio, np.inf)
+        i = int(np.argmin(ratio))
+        if np.isfinite(ratio[i]) and (best is None or ratio[i] < best[0]):
+            best = (ratio[i], ev, i)
+    if best is not None:
+        _, ev, i = best
+        raise_to = {"max_days": lambda v: f"{math.ceil(v * 100) / 100:g}", "max_usd": lambda v: f"{math.ceil(v)}",
+                    "max_gpus": lambda v: f"{int(v)}"}
+        changes = [f"raise budget.{k} to {raise_to[k](float(ev[key][i]))}" for k, cap, key in limits
+                   if float(ev[key][i]) > cap]
+        if changes:
+            fixes.append({"change": " and ".join(changes)})
+    cl = scenario.cluster
+    if b.max_gpus is not None and max(cl.node_counts) * cl.node.gpus_per_node > b.max_gpus >= cl.node.gpus_per_node:
+        n = b.max_gpus // cl.node.gpus_per_node
+        try:
+            plan = _best_of(scenario.model_copy(update={"cluster": cl.with_nodes(n)}), objective)
+        except (InputError, ValueError):
+            plan = None
+        if plan is not None:
+            fixes.append({"change": f"set cluster.nodes to {n} ({n * cl.node.gpus_per_node} GPUs, within budget.max_gpus)",
+                          "best_plan": plan, "summary": _summary(plan)})
+    return fixes
 
 
 def _overflow_ratio(scenario, ev):
