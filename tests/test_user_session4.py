@@ -145,3 +145,20 @@ def test_a_budget_that_rules_out_every_fitting_plan_gets_fixes_that_give_a_plan(
             assert fixed != data, change
             r = runner.invoke(main, ["solve", str(write_yaml(tmp_path, fixed))])
             assert r.exit_code == 0, (change, r.output)
+
+
+def test_tensorrt_llm_is_not_offered_before_ampere(tmp_path):
+    """TensorRT-LLM runs on Ampere and newer (its supported-hardware page: Blackwell, Hopper, Ada Lovelace, Ampere),
+    yet `serve` on V100 (compute capability 7.0) ranked TensorRT-LLM plans and `--plan engine=trtllm` was estimated
+    and emitted. Now the search leaves them out and --plan exits 2 naming the architecture; vLLM / SGLang stay."""
+    node = {"name": "dgx1", "gpu": "v100-sxm2-32gb", "gpus_per_node": 8, "scaleup_gb_s": 150, "scaleup_domain": 8}
+    data = {"name": "s", "model": "llama-2-7b", "cluster": {"node": node, "nodes": 1},
+            "serving": {"input_tokens": 1024, "output_tokens": 256, "requests_per_s": 2},
+            "search": {"weights": ["bf16"], "kv_cache": ["bf16"]}}
+    p = write_yaml(tmp_path, data)
+    r = runner.invoke(main, ["serve", str(p), "--json", "--top", "1000"])
+    assert r.exit_code == 0, r.output
+    engines = {x["plan"]["engine"] for x in json.loads(r.stdout)["plans"]}
+    assert "trtllm" not in engines and engines, engines
+    r = runner.invoke(main, ["serve", str(p), "--plan", "engine=trtllm"])
+    assert r.exit_code == 2 and "Ampere" in r.output, r.output

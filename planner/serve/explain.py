@@ -184,7 +184,7 @@ def _no_layout(sc, g: int) -> dict:
                 + sorted(set(problems)),
                 "fixes": [{"change": "allow another engine, weight scheme or KV-cache format (search.engines, "
                                      "search.weights, search.kv_cache)",
-                           "why": "TensorRT-LLM runs on NVIDIA GPUs only, and FP8 there from Ada / Hopper on; "
+                           "why": "TensorRT-LLM runs on NVIDIA GPUs from Ampere on, and FP8 there from Ada / Hopper on; "
                                   "vLLM and SGLang (as pinned) on NVIDIA and AMD GPUs; nvfp4 needs NVIDIA FP4 "
                                   "tensor cores; mxfp4 quantises MoE experts only"}]}
     if min(d["tp"]) * min(d["pp"]) > g:
