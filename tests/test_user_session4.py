@@ -162,3 +162,20 @@ def test_tensorrt_llm_is_not_offered_before_ampere(tmp_path):
     assert "trtllm" not in engines and engines, engines
     r = runner.invoke(main, ["serve", str(p), "--plan", "engine=trtllm"])
     assert r.exit_code == 2 and "Ampere" in r.output, r.output
+
+
+def test_the_best_mix_says_it_leaves_serving_workloads_out(tmp_path):
+    """`compare --budget` of a file with training and serving workloads printed 'spent $X of $Y ... no mix beats'
+    as if the budget covered everything; the mix places training workloads only (README), the serving ones cost
+    their own per option. Its explanation now says so, naming them."""
+    from conftest import CHAT_8B_WORKLOADS
+
+    text = ("name: p\nclusters:\n  - name: h100\n    node: dgx-h100\n    nodes: [1]\n    cloud: {usd_per_gpu_hour: 2.0}\n"
+            "workloads:\n  - name: tiny\n    model: llama-3.1-8b\n    seq_len: 2048\n    global_batch: 64\n"
+            "    tokens: 1.0e9\n" + CHAT_8B_WORKLOADS)
+    p = tmp_path / "p.yaml"
+    p.write_text(text)
+    r = runner.invoke(main, ["compare", str(p), "--budget", "1e6", "--json"])
+    assert r.exit_code == 0, r.output
+    lines = json.loads(r.stdout)["best_mix"]["explanation"]
+    assert any("chat-8b" in x and "not in the mix" in x for x in lines), lines
