@@ -87,8 +87,10 @@ def explain_serving(sc, t: dict, ev: dict) -> dict:
                            f"budget.max_usd_per_hour {sc.budget.max_usd_per_hour:g}")
     if not reasons:
         reasons.append("no plan meets every target at once (each is met by some plan alone)")
-    fixes.append(_joint_fix(sc, pool, ev))
-    return {"reasons": reasons, "fixes": [f for f in fixes if f]}
+    fixes = [f for f in fixes + [_joint_fix(sc, pool, ev)] if f]
+    if not fixes:  # every limit is met by some plan, and none qualifies for another reason
+        fixes.append({"change": "relax the SLO or add GPUs", "why": "targets conflict"})
+    return {"reasons": reasons, "fixes": fixes}
 
 
 def limit_ratio(sc, tpot90_s, ttft90_s, usd_h) -> np.ndarray:
