@@ -217,8 +217,8 @@ def explain_infeasible(scenario, runs, objective: str):
             lines.append(f"it uses {sc.cluster.gpus} GPUs > max_gpus {b.max_gpus}")
         fixes = _budget_fixes(scenario, with_fit, objective)
         row["fixes"] = [_fix_record(f) for f in fixes]
-        return row, lines, (["nearest changes that fit:"] + [f"  - {f['change']}" + (f": {f['summary']}" if "summary" in f
-                                                                                      else "") for f in fixes]) if fixes else []
+        fix_lines = [f"  - {f['change']}" + (f": {f['summary']}" if "summary" in f else "") for f in fixes]
+        return row, lines, ["nearest changes that fit:"] + fix_lines if fixes else []
     evaluated = [(sc, run) for sc, run in runs if run["ev"] is not None]
     if not evaluated:
         return None, ["no plan satisfies the structural constraints (divisibility of heads, layers, experts, "
