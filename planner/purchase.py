@@ -371,6 +371,10 @@ def compare(pf: PurchaseFile, budget_usd: float | None = None, vary: list[str] |
     budget = budget_usd if budget_usd is not None else pf.budget_usd
     if budget is not None and pf.workloads:
         result["best_mix"] = best_mix(pf, result["options"], budget)
+        if pf.serving_workloads:  # said where the mix is read, not only in the README
+            result["best_mix"]["explanation"].append(
+                f"serving workloads ({', '.join(w.name for w in pf.serving_workloads)}) are not in the mix or its budget: "
+                "the mix places training workloads; each option's yearly cost of serving is in the serving table")
     elif budget is not None:  # the mix places training workloads; serving ones are priced per option below
         why = ("no training workloads: the best mix places training workloads on bought options; each option's "
                "cost of the serving workloads is in the serving table")

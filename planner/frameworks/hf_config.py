@@ -21,7 +21,7 @@ ARCHITECTURES = {"llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM", "
                  "qwen3": "Qwen3ForCausalLM", "mixtral": "MixtralForCausalLM", "qwen2_moe": "Qwen2MoeForCausalLM",
                  "qwen3_moe": "Qwen3MoeForCausalLM", "deepseek_v2": "DeepseekV2ForCausalLM",
                  "deepseek_v3": "DeepseekV3ForCausalLM", "gpt2": "GPT2LMHeadModel", "gpt_neox": "GPTNeoXForCausalLM",
-                 "gpt_oss": "GptOssForCausalLM"}
+                 "gpt_oss": "GptOssForCausalLM", "gemma": "GemmaForCausalLM"}
 
 
 def family(m) -> str:
@@ -38,6 +38,8 @@ def family(m) -> str:
         return "gpt2"
     if m.norm == "layernorm":
         return "gpt_neox"
+    if m.ffn_gate == "gelu":
+        return "gemma"  # transformers' GemmaMLP: the one dense class here gated with GELU
     if m.qk_norm:
         return "qwen3"
     if m.qkv_bias and not m.linear_bias:
@@ -73,7 +75,9 @@ def _problems(m, mt: str) -> list[str]:
             out.append(f"sliding_window_layers {m.sliding_window_layers} of {m.layers} without a "
                        "sliding_window_pattern: which layers are windowed is not stated")
         return out
-    if m.attention_sinks or m.swiglu_limit is not None or m.ffn_gate != "silu":
+    if mt == "gemma" and (m.qk_norm or m.sliding_window or m.qkv_bias):
+        out.append("gemma has no q/k norm, sliding window or q/k/v-only biases")
+    if m.attention_sinks or m.swiglu_limit is not None or m.ffn_gate != ("gelu" if mt == "gemma" else "silu"):
         out.append(f"{mt} has no attention sinks, clamped activation or {m.ffn_gate} gate")
     if m.sliding_window and mt not in ("mistral", "mixtral", *WINDOW_FROM_FAMILIES):
         out.append(f"{mt} has no sliding_window here")
@@ -162,7 +166,8 @@ def hf_config(m) -> dict:
     out = {"architectures": [ARCHITECTURES[mt]], "model_type": mt, "num_hidden_layers": m.layers,
            "hidden_size": m.hidden, "num_attention_heads": m.heads, "num_key_value_heads": m.n_kv_heads,
            "intermediate_size": m.ffn_hidden, "vocab_size": m.vocab, "tie_word_embeddings": m.tie_embeddings,
-           "hidden_act": "silu" if m.ffn_act == "swiglu" else "gelu", **_rope(m)}
+           "hidden_act": {"silu": "silu", "gelu": "gelu_pytorch_tanh"}.get(m.ffn_gate, "silu") if m.ffn_act == "swiglu"
+           else "gelu", **_rope(m)}
     if mt == "gpt_neox":
         out.update(layer_norm_eps=m.norm_eps, rotary_emb_base=out.pop("rope_theta"), rotary_pct=1.0,
                    use_parallel_residual=False)
@@ -170,7 +175,7 @@ def hf_config(m) -> dict:
         out["rms_norm_eps"] = m.norm_eps
     if not m.mla:
         out["head_dim"] = m.d_head
-    if mt in ("llama", "mistral", "qwen3", "qwen3_moe", "mixtral", "gpt_oss"):
+    if mt in ("llama", "mistral", "qwen3", "qwen3_moe", "mixtral", "gpt_oss", "gemma"):
         out["attention_bias"] = m.linear_bias
     if mt == "llama":
         out["mlp_bias"] = m.linear_bias

@@ -177,6 +177,9 @@ def architecture_args(m) -> list[str]:
         # GPTOSSProvider: quick_gelu, glu_linear_offset 1.0, activation_func_clamp_value 7.0)
         out += ["--quick-geglu", "--glu-linear-offset 1.0"]
         out += [] if m.swiglu_limit is None else [f"--activation-func-clamp-value {m.swiglu_limit!r}"]
+    elif m.ffn_gate == "gelu":
+        problems.append("a GeGLU MLP (ffn_gate: gelu, Gemma): Megatron-LM's arguments gate with SiLU (--swiglu) or "
+                        "quick GELU (--quick-geglu), not GELU")
     elif m.swiglu_limit is not None:
         problems.append(f"swiglu_limit {m.swiglu_limit!r} on a SiLU gate: the export writes the clamp only "
                         "with gpt-oss's gate (ffn_gate: gpt_oss, --quick-geglu)")

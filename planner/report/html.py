@@ -285,7 +285,8 @@ def infeasible_section(result: dict) -> str:
         parts.append("<h3>Nearest changes that fit</h3>")
         parts.append(table(["change", "best plan", "GiB/GPU", "tokens/s", "days", "cost"],
                            [[f["change"], plan_line(f), f"{f['per_gpu_gib']:.1f}", f"{f['tokens_per_s']:,.0f}",
-                             days(f["days"]), _money(f["cost_usd"])] for f in fixes], numeric={2, 3, 4, 5}))
+                             days(f["days"]), _money(f["cost_usd"])] if "plan" in f else [f["change"]] + ["-"] * 5
+                            for f in fixes], numeric={2, 3, 4, 5}))
     return section("infeasible", "Why nothing fits", parts)
 
 

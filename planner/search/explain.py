@@ -3,6 +3,8 @@ would make it fit (each with its resulting estimate)."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from planner.errors import InputError
@@ -70,21 +72,24 @@ def nearest_fixes(scenario, objective: str, limit: int = 6) -> list[dict]:
         attempt(f"runtime.{key}: {_yaml_value(value)} ({why})",
                 one.model_copy(update={"runtime": scenario.runtime.model_copy(update={key: value})}))
     for factor in (2, 4, 8):
+        try:
+            more = cl.with_nodes(n * factor)
+        except ValueError:  # a node without a scale-out link makes no larger cluster
+            break
         if attempt(f"{n * factor} nodes ({n * factor * cl.node.gpus_per_node} GPUs) of {cl.node.name}",
-                   one.model_copy(update={"cluster": cl.with_nodes(n * factor)})):
+                   one.model_copy(update={"cluster": more})):
             break
     bigger = sorted((catalog.node(name) for name in catalog.names("nodes")),
                     key=lambda nd: nd.gpu.memory_gib)
-    tried = 0
+    tried: set = set()  # GPU memory sizes tried, smallest first, up to the first that fits (one node per size)
     for nd in bigger:
         if nd.gpu.memory_gib <= cl.node.gpu.memory_gib or nd.gpus_per_node != cl.node.gpus_per_node:
             continue
-        if nd.scaleout_gb_s is None and n > 1:
+        if nd.scaleout_gb_s is None and n > 1 or nd.gpu.memory_gib in tried:
             continue
-        tried += 1
-        attempt(f"{n} nodes of {nd.name} ({nd.gpu.name}, {nd.gpu.memory_gib:.0f} GiB)",
-                one.model_copy(update={"cluster": one.cluster.model_copy(update={"node": nd})}))
-        if tried >= 3:
+        tried.add(nd.gpu.memory_gib)
+        if attempt(f"{n} nodes of {nd.name} ({nd.gpu.name}, {nd.gpu.memory_gib:.0f} GiB)",
+                   one.model_copy(update={"cluster": one.cluster.model_copy(update={"node": nd})})) or len(tried) >= 6:
             break
     tr = scenario.training
     if tr.seq_len >= 256 and tr.seq_len % 2 == 0:
@@ -172,6 +177,17 @@ def _split_line(scenario) -> list[str]:
             "rank, are searched"]
 
 
+def _precision_lines(scenario) -> list[str]:
+    """The GPU's catalog has a peak for none of search.precision (a V100 has no bf16 or fp8, the default list):
+    every plan is refused (search.space: the precision must be supported by the GPU)."""
+    gpu, wanted = scenario.cluster.node.gpu, scenario.search.precision
+    if any(gpu.peak_tflops(p) is not None for p in wanted):
+        return []
+    has = [p for p in ("fp8", "bf16", "fp16", "fp32") if gpu.peak_tflops(p) is not None]
+    return [f"{gpu.name} runs none of search.precision {list(wanted)} (the catalog gives it "
+            f"{', '.join(has) or 'no'} peaks): set search.precision to {has or 'a precision it runs'}"]
+
+
 def _unbuildable_lines(scenario) -> list[str]:
     """Each searched framework that cannot build the scenario's model, with its reason
     (frameworks.rules.unbuildable), which alone removes all of that framework's plans."""
@@ -199,7 +215,10 @@ def explain_infeasible(scenario, runs, objective: str):
             lines.append(f"it costs ${row['run']['cost_usd']:,.0f} > max_usd {b.max_usd:,.0f}")
         if b.max_gpus is not None and sc.cluster.gpus > b.max_gpus:
             lines.append(f"it uses {sc.cluster.gpus} GPUs > max_gpus {b.max_gpus}")
-        return row, lines, []
+        fixes = _budget_fixes(scenario, with_fit, objective)
+        row["fixes"] = [_fix_record(f) for f in fixes]
+        fix_lines = [f"  - {f['change']}" + (f": {f['summary']}" if "summary" in f else "") for f in fixes]
+        return row, lines, ["nearest changes that fit:"] + fix_lines if fixes else []
     evaluated = [(sc, run) for sc, run in runs if run["ev"] is not None]
     if not evaluated:
         return None, ["no plan satisfies the structural constraints (divisibility of heads, layers, experts, "
@@ -207,7 +226,7 @@ def explain_infeasible(scenario, runs, objective: str):
                       "frameworks' rules (some follow runtime settings: fp8_recipe, fp8_param_gather, "
                       "fp8_attention, cp_comm, compile) and the search restrictions; widen the search lists "
                       "or change the GPU count"] \
-            + _split_line(scenario) + _unbuildable_lines(scenario), []
+            + _precision_lines(scenario) + _split_line(scenario) + _unbuildable_lines(scenario), []
     sc, run = min(evaluated, key=lambda x: _overflow_ratio(x[0], x[1]["ev"]).min())
     ev = run["ev"]
     i = int(np.argmin(_overflow_ratio(sc, ev)))
@@ -220,12 +239,56 @@ def explain_infeasible(scenario, runs, objective: str):
         rt = "".join(f", runtime.{k}" for k, _, _ in _runtime_candidates(scenario))
         lines.append("no single change tried (more GPUs, a GPU with more memory, ZeRO-3, offload, full "
                      f"recompute, micro-batch 1, half the sequence{rt}) makes it fit")
-    row["fixes"] = [{"change": f["change"], "plan": f["best_plan"]["plan"],
-                     "per_gpu_gib": f["best_plan"]["memory"]["per_gpu_gib"],
-                     "tokens_per_s": f["best_plan"]["throughput"]["tokens_per_s"],
-                     "days": f["best_plan"]["run"]["days"], "cost_usd": f["best_plan"]["run"]["cost_usd"]}
-                    for f in fixes]
+    row["fixes"] = [_fix_record(f) for f in fixes]
     return row, lines, fix_lines
+
+
+def _fix_record(f: dict) -> dict:
+    """A nearest fix as data (closest["fixes"]): the change, and the best plan it gives where one was searched."""
+    if "best_plan" not in f:
+        return {"change": f["change"]}
+    p = f["best_plan"]
+    return {"change": f["change"], "plan": p["plan"], "per_gpu_gib": p["memory"]["per_gpu_gib"],
+            "tokens_per_s": p["throughput"]["tokens_per_s"], "days": p["run"]["days"], "cost_usd": p["run"]["cost_usd"]}
+
+
+def _budget_fixes(scenario, with_fit, objective: str) -> list[dict]:
+    """Where plans fit in memory but the budget rules them all out: the budget raised to what the plan nearest to
+    every limit at once needs (the least of the largest ratio days / max_days, cost / max_usd, GPUs / max_gpus:
+    one change that gives that plan), and, where max_gpus is below the cluster, the cluster cut to the nodes it
+    allows when that has a plan within the budget."""
+    b, fixes = scenario.budget, []
+    limits = [(k, getattr(b, k), key) for k, key in (("max_days", "days"), ("max_usd", "cost_usd"), ("max_gpus", "gpus"))
+              if getattr(b, k) is not None]
+    best = None
+    for sc, run in with_fit:
+        ev, ok = run["ev"], run["ok"]
+        ratio = np.zeros(len(ok))
+        for _, cap, key in limits:
+            ratio = np.maximum(ratio, np.nan_to_num(np.asarray(ev[key], dtype=float), nan=np.inf) / cap)
+        ratio = np.where(ok, ratio, np.inf)
+        i = int(np.argmin(ratio))
+        if np.isfinite(ratio[i]) and (best is None or ratio[i] < best[0]):
+            best = (ratio[i], ev, i)
+    if best is not None:
+        _, ev, i = best
+        raise_to = {"max_days": lambda v: f"{math.ceil(v * 100) / 100:g}", "max_usd": lambda v: f"{math.ceil(v)}",
+                    "max_gpus": lambda v: f"{int(v)}"}
+        changes = [f"raise budget.{k} to {raise_to[k](float(ev[key][i]))}" for k, cap, key in limits
+                   if float(ev[key][i]) > cap]
+        if changes:
+            fixes.append({"change": " and ".join(changes)})
+    cl = scenario.cluster
+    if b.max_gpus is not None and max(cl.node_counts) * cl.node.gpus_per_node > b.max_gpus >= cl.node.gpus_per_node:
+        n = b.max_gpus // cl.node.gpus_per_node
+        try:
+            plan = _best_of(scenario.model_copy(update={"cluster": cl.with_nodes(n)}), objective)
+        except (InputError, ValueError):
+            plan = None
+        if plan is not None:
+            fixes.append({"change": f"set cluster.nodes to {n} ({n * cl.node.gpus_per_node} GPUs, within budget.max_gpus)",
+                          "best_plan": plan, "summary": _summary(plan)})
+    return fixes
 
 
 def _overflow_ratio(scenario, ev):

@@ -217,9 +217,12 @@ def _block(sc, ctx, t, mem, m, inst, pos, conc, colocated, splits, objective, ke
               "meets_slo": V._meets_slo(s, ttft, tpot), "usd_per_hour": usd_h}
         if explain:
             fit = (ev["mem"]["verdict"] < 2) & (ev["batch_cap"] >= 1 - 1e-9)
+            from planner.serve.explain import limit_ratio
+
             picks = [np.where(mask, x, np.inf).argmin() for x, mask in
                      ((tp90, fit), (ttft["p90"], fit), (tp99, fit), (ttft.get("p99", ttft["p90"]), fit),
-                      (usd_h, fit & ev["meets_slo"])) if mask.any()]
+                      (usd_h, fit & ev["meets_slo"]), (limit_ratio(sc, {"tpot": tpot, "ttft": ttft}, usd_h), fit))
+                     if mask.any()]
             ok = np.unique(np.array(picks, dtype=np.int64))
         else:
             ok = np.flatnonzero(feasible_mask(sc, ev))

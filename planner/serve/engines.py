@@ -151,9 +151,19 @@ def _vendor(gpu) -> str:
 ENGINE_VENDORS = {VLLM: ("nvidia", "amd"), SGLANG: ("nvidia", "amd"), TRTLLM: ("nvidia",)}
 
 
+# Oldest NVIDIA architecture TensorRT-LLM runs on: Ampere, compute capability 8.0 (its "Supported Hardware" page lists
+# Blackwell, Hopper, Ada Lovelace and Ampere; the 0.18 support matrix Ampere SM80 / SM86 as the oldest). Volta (V100,
+# 7.0) and Turing (7.5) are not offered TensorRT-LLM plans; vLLM and SGLang keep them.
+TRTLLM_MIN_COMPUTE_CAPABILITY = 8.0
+
+
 def engine_supported(engine: int, gpu) -> bool:
-    """Whether the engine's pinned release runs on the GPU's vendor (ENGINE_VENDORS)."""
-    return _vendor(gpu) in ENGINE_VENDORS[engine]
+    """Whether the engine's pinned release runs on the GPU's vendor (ENGINE_VENDORS) and, for TensorRT-LLM, its
+    architecture (TRTLLM_MIN_COMPUTE_CAPABILITY, where the catalog gives the compute capability)."""
+    if _vendor(gpu) not in ENGINE_VENDORS[engine]:
+        return False
+    cc = gpu.compute_capability
+    return not (engine == TRTLLM and cc is not None and cc < TRTLLM_MIN_COMPUTE_CAPABILITY)
 
 
 def engine_problem(engine: int, gpu) -> str | None:
@@ -166,6 +176,9 @@ def engine_problem(engine: int, gpu) -> str | None:
                 "plugin, its own releases, not the one the launch files name)")
     if _vendor(gpu) == "intel" and engine == SGLANG:
         return f"sglang does not run on {gpu.name} as pinned (SGLang has only an early HPU port for Intel Gaudi)"
+    if _vendor(gpu) in ENGINE_VENDORS[engine]:  # the architecture: TensorRT-LLM before Ampere
+        return (f"{name} does not run on {gpu.name} (compute capability {gpu.compute_capability:g}; TensorRT-LLM runs "
+                f"on Ampere and newer, {TRTLLM_MIN_COMPUTE_CAPABILITY:g}+)")
     vendors = " and ".join({"nvidia": "NVIDIA", "amd": "AMD"}[v] for v in ENGINE_VENDORS[engine])
     return f"{name} does not run on {gpu.name} (its pinned release runs on {vendors} GPUs)"
 

@@ -36,7 +36,7 @@ def explain_serving(sc, t: dict, ev: dict) -> dict:
                            if n > g else f"no layout leaves room for the KV cache of one sequence "
                            f"of {s.input_tokens} + {s.output_tokens} tokens")
             if n > g or max(n * 2, 2) > g:
-                fixes.append({"change": f"use at least {max(n * 2, 2)} GPUs (cluster.nodes or budget.max_gpus)",
+                fixes.append({"change": f"use at least {max(n * 2, 2)} GPUs ({_where_gpus(sc, max(n * 2, 2))})",
                               "why": "weights split over more GPUs leave room for the KV cache"})
             else:  # enough GPUs: the sequence itself is too long for what is left
                 fixes.append({"change": "shorten input_tokens + output_tokens, or allow search.kv_cache fp8",
@@ -67,7 +67,8 @@ def explain_serving(sc, t: dict, ev: dict) -> dict:
         at = "" if not met else " with " + " and ".join(met)
         reasons.append(f"{s.requests_per_s:g} requests/s need about {need:.0f} GPUs at the best "
                        f"{per_gpu:,.0f} output tokens/s per GPU{at}; {g} are available")
-        fixes.append({"change": f"use at least {math.ceil(need)} GPUs (cluster.nodes or budget.max_gpus)", "why": "more replicas"})
+        fixes.append({"change": f"use at least {math.ceil(need)} GPUs ({_where_gpus(sc, math.ceil(need))})",
+                      "why": "more replicas"})
         best_rate = s.requests_per_s * g / max(need, 1e-9)
         fixes.append({"change": f"lower requests_per_s to {best_rate:.3g}", "why": "what the GPUs sustain"})
         return {"reasons": reasons, "fixes": fixes}
@@ -79,17 +80,68 @@ def explain_serving(sc, t: dict, ev: dict) -> dict:
         if best > target:
             name, fmt = ("TPOT", ".1f") if kind == "tpot" else ("TTFT", ".0f")
             reasons.append(f"the lowest {name} {q} of any plan is {best:{fmt}} ms, above the {target:g} ms target")
-            fixes.append({"change": f"relax slo.{kind}_ms_{q} to {math.ceil(best)}", "why": "nearest target met"})
     if sc.budget.max_usd_per_hour is not None:
         cheapest = np.where(pool & ev["meets_slo"], ev["usd_per_hour"], np.inf).min()
         if np.isfinite(cheapest) and cheapest > sc.budget.max_usd_per_hour:
             reasons.append(f"the cheapest plan that meets the targets costs ${cheapest:,.2f}/h, above "
                            f"budget.max_usd_per_hour {sc.budget.max_usd_per_hour:g}")
-            fixes.append({"change": f"raise budget.max_usd_per_hour to {cheapest:.2f}", "why": "cheapest plan"})
     if not reasons:
         reasons.append("no plan meets every target at once (each is met by some plan alone)")
+    fixes = [f for f in fixes + [_joint_fix(sc, pool, ev)] if f]
+    if not fixes:  # every limit is met by some plan, and none qualifies for another reason
         fixes.append({"change": "relax the SLO or add GPUs", "why": "targets conflict"})
     return {"reasons": reasons, "fixes": fixes}
+
+
+def _limits(sc):
+    """(kind, quantile key, target ms) of every SLO target that applies (TTFT not offline)."""
+    s = sc.serving
+    return [(k, q, t) for k, q, t in s.slo.targets() if not (k == "ttft" and s.mode == "offline")]
+
+
+def limit_ratio(sc, lat: dict, usd_h) -> np.ndarray:
+    """Per plan, how far it is from the scenario's limits: the largest of each latency quantile over its SLO
+    target (lat: {"tpot": {"p90": s, "p99": s}, "ttft": {...}}, seconds; TTFT not offline) and $/h over
+    budget.max_usd_per_hour (1 or less: all met). The plan of least ratio needs the least relaxation of all of
+    them at once (_joint_fix); planner.serve.concurrency keeps it among the rows an infeasible search explains
+    with."""
+    cap = sc.budget.max_usd_per_hour
+    ratio = np.zeros(np.shape(usd_h))
+    for kind, q, target in _limits(sc):
+        ratio = np.maximum(ratio, lat[kind][q] * 1e3 / target)
+    if cap is not None:
+        ratio = np.maximum(ratio, usd_h / cap)
+    return np.nan_to_num(ratio, nan=np.inf)
+
+
+def _joint_fix(sc, pool, ev) -> dict | None:
+    """One change that gives a plan: every limit (SLO target, hourly budget) relaxed to what the plan nearest to
+    all of them at once (limit_ratio) needs. Relaxing each target to the best any plan reaches alone is not enough
+    where those are different plans."""
+    cap = sc.budget.max_usd_per_hour
+    ratio = np.where(pool, limit_ratio(sc, ev, ev["usd_per_hour"]), np.inf)
+    if not np.isfinite(ratio).any():
+        return None
+    i = int(np.argmin(ratio))
+    changes = [f"relax slo.{kind}_ms_{q} to {math.ceil(ev[kind][q][i] * 1e3)}"
+               for kind, q, target in _limits(sc) if ev[kind][q][i] * 1e3 > target]
+    if cap is not None and ev["usd_per_hour"][i] > cap:
+        changes.append(f"raise budget.max_usd_per_hour to {math.ceil(ev['usd_per_hour'][i] * 100) / 100:.2f}")
+    if not changes:
+        return None
+    return {"change": " and ".join(changes),
+            "why": "one plan meets all of these at once" if len(changes) > 1
+            else "cheapest plan that meets the targets" if changes[0].startswith("raise budget") else "nearest target met"}
+
+
+def _where_gpus(sc, n: int) -> str:
+    """Which keys give n GPUs: cluster.nodes (or budget.max_gpus where it is the limit), or, where n GPUs span
+    nodes and the node has no scale-out link (the scenario refuses more than one such node), another node."""
+    node = sc.cluster.node
+    if math.ceil(n / node.gpus_per_node) * node.gpus_per_node > node.domain and node.scaleout_gb_s is None:
+        return (f"{node.name} has no scale-out link to a second node: cluster.node with scaleout_gb_s, or a "
+                f"node of more GPUs")
+    return "cluster.nodes or budget.max_gpus"
 
 
 def _lighter_weights_fix(sc, scheme: str, cap: float, gpus: int) -> dict:
@@ -103,7 +155,7 @@ def _lighter_weights_fix(sc, scheme: str, cap: float, gpus: int) -> dict:
     w = float(weight_bytes(model_facts(sc.model), one, E.weight_bytes_per_element(scheme, k),
                            E.weight_bytes_per_element(E.dense_scheme(scheme), k))[0])
     n = max(1, math.ceil(w / cap))
-    change = f"allow search.weights {scheme}" + (f" and use at least {n} GPUs" if n > gpus else "")
+    change = f"allow search.weights {scheme}" + (f" and use at least {n} GPUs ({_where_gpus(sc, n)})" if n > gpus else "")
     return {"change": change, "why": f"fewer bytes per weight: {w / E.GIB:.0f} GiB of weights at {scheme}"}
 
 
@@ -136,7 +188,7 @@ def _no_layout(sc, g: int) -> dict:
                 + sorted(set(problems)),
                 "fixes": [{"change": "allow another engine, weight scheme or KV-cache format (search.engines, "
                                      "search.weights, search.kv_cache)",
-                           "why": "TensorRT-LLM runs on NVIDIA GPUs only, and FP8 there from Ada / Hopper on; "
+                           "why": "TensorRT-LLM runs on NVIDIA GPUs from Ampere on, and FP8 there from Ada / Hopper on; "
                                   "vLLM and SGLang (as pinned) on NVIDIA and AMD GPUs; nvfp4 needs NVIDIA FP4 "
                                   "tensor cores; mxfp4 quantises MoE experts only"}]}
     if min(d["tp"]) * min(d["pp"]) > g:

@@ -244,8 +244,9 @@ def _bisected_table(sc, g: dict, top: int) -> tuple[dict, int, int]:
         ends = sorted(set(range(a, min(a + top, b + 1))) | set(range(max(b - top + 1, a), b + 1)))
         rows += [i] * len(ends)
         reps += ends
-    if not rows:  # nothing feasible: the groups at their largest count explain why
-        return g, full_rows, 0
+    if not rows:  # nothing feasible: the groups explain why, at their least count that meets the SLO (the
+        # hourly budget rules them all out: the cheapest is named) or else at their largest (the lowest latency)
+        return {**g, "replicas": r_lo}, full_rows, 0
     t = {k: v[np.array(rows)] for k, v in g.items()}
     t["replicas"] = np.array(reps, dtype=g["replicas"].dtype)
     return t, full_rows, count

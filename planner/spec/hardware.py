@@ -194,7 +194,8 @@ class Cluster(Strict):
         return _counts_text(self.node_counts)
 
     def with_nodes(self, n: int) -> "Cluster":
-        return self.model_copy(update={"nodes": n})
+        """The cluster at n nodes; ValueError where the node cannot make one (no scale-out link: _check)."""
+        return self.model_copy(update={"nodes": n})._check()
 
 
 def _counts_text(counts: list[int]) -> str:

@@ -26,6 +26,12 @@ GPT_OSS_ROPE_DEFAULT = {"type": "yarn", "factor": 32.0, "beta_fast": 32.0, "beta
                         "original_max_position_embeddings": 4096}
 GPT_OSS_WINDOW_DEFAULT, GPT_OSS_SWIGLU_LIMIT_DEFAULT = 128, 7.0
 
+# Families whose config class defaults differ from the others (which default to silu and untied embeddings):
+# transformers GemmaConfig (configuration_gemma.py) hidden_act "gelu_pytorch_tanh", overridden by hidden_activation,
+# and tie_word_embeddings True (google/gemma-7b's config.json leaves the key out).
+GATED_ACT_DEFAULT = {"gemma": "gelu_pytorch_tanh"}
+TIED_DEFAULT = {"gemma"}
+
 DENSE = {"llama", "mistral", "qwen2", "qwen3", "gemma", "olmo", "granite", "phi3"}
 SUPPORTED = DENSE | {"mixtral", "qwen2_moe", "qwen3_moe", "deepseek_v2", "deepseek_v3", "gpt2", "gpt_neox", "gpt_oss"}
 
@@ -197,6 +203,8 @@ def model_from_hf(cfg: dict, name: str = "hf-model") -> dict:
             "linear_bias": True, "dropout": float(cfg.get("resid_pdrop", 0) or 0) > 0,
             "norm_eps": _get(cfg, "layer_norm_epsilon", "layer_norm_eps", default=NORM_EPS_DEFAULT[mt]),
         }
+    act = _act({**cfg, "hidden_act": cfg.get("hidden_activation") or cfg.get("hidden_act")
+                or GATED_ACT_DEFAULT.get(mt, "silu")})
     out: dict[str, Any] = {
         "name": name,
         "layers": _get(cfg, "num_hidden_layers"),
@@ -204,9 +212,9 @@ def model_from_hf(cfg: dict, name: str = "hf-model") -> dict:
         "heads": _get(cfg, "num_attention_heads"),
         "kv_heads": _get(cfg, "num_key_value_heads", default=None),
         "ffn_hidden": _get(cfg, "intermediate_size"),
-        "ffn_act": _act(cfg),
+        "ffn_act": act,
         "vocab": _get(cfg, "vocab_size"),
-        "tie_embeddings": _flag(cfg, "tie_word_embeddings", False),  # every family here defaults to untied
+        "tie_embeddings": _flag(cfg, "tie_word_embeddings", mt in TIED_DEFAULT),
         "position": "rope",
         "norm": "rmsnorm",
         **_context(cfg, mt),
@@ -215,6 +223,11 @@ def model_from_hf(cfg: dict, name: str = "hf-model") -> dict:
         out["head_dim"] = cfg["head_dim"]
     if mt == "gpt_neox":
         out.update(norm="layernorm", linear_bias=True, ffn_act=_act(cfg), kv_heads=None)
+    elif act == "gelu":  # these families' MLPs are gated whatever the activation: gate_proj, up_proj, down_proj
+        out.update(ffn_act="swiglu", ffn_gate="gelu")
+    elif act == "relu":
+        raise InputError(f"a gated ReLU MLP ({mt} with hidden_act relu) is not supported (gated MLPs take silu or "
+                         "gelu)", key="hidden_act")
     if mt in ("qwen2", "qwen2_moe"):
         out["qkv_bias"] = _flag(cfg, "qkv_bias", True)  # hard-coded in Qwen2 modeling code
     if mt in ("llama", "mistral", "qwen3", "qwen3_moe", "olmo", "granite") and _flag(cfg, "attention_bias", False):

@@ -160,8 +160,9 @@ class ModelSpec(Strict):
     dropout: bool = Field(False, description="dropout layers present (GPT-3 era); adds their masks to activations")
     attention_sinks: bool = Field(False, description=
         "a learned softmax offset per head (gpt-oss `sinks`; Megatron-Core softmax_type 'learnable')")
-    ffn_gate: Literal["silu", "gpt_oss"] = Field("silu", description=
-        "gate of a gated (swiglu) MLP: silu = SwiGLU silu(gate) * up; gpt_oss = gate * sigmoid(1.702 gate) * "
+    ffn_gate: Literal["silu", "gelu", "gpt_oss"] = Field("silu", description=
+        "gate of a gated (swiglu) MLP: silu = SwiGLU silu(gate) * up; gelu = GeGLU gelu(gate) * up (Gemma: "
+        "transformers GemmaMLP, gelu_pytorch_tanh); gpt_oss = gate * sigmoid(1.702 gate) * "
         "(up + 1) (transformers GptOssExperts, alpha 1.702 and the +1 written in the modeling code, not in "
         "config.json; Megatron-Core quick_gelu with glu_linear_offset 1.0)")
     swiglu_limit: PosFloat | None = Field(None, description=
