@@ -242,6 +242,10 @@ def test_tokens_per_step_means_batches_of_sequences():
     tr = Training(seq_len=4096, tokens_per_step={"min": 2**21, "max": 2**23}, tokens=1e9)
     assert tr.batches == (512, 1024, 1536, 2048)
     assert Training(seq_len=8, global_batch={"min": 3, "max": 10, "step": 2}, tokens=1).batches == (3, 5, 7, 9)
+    # a token step that is not a multiple of seq_len: the multiples of step // seq_len (122) in the range, as the
+    # key's description says, not min + k x step (123, 245, ..., 855: odd batches few data-parallel sizes divide)
+    tr = Training(seq_len=8192, tokens_per_step={"min": 1_000_000, "max": 8_000_000}, tokens=1e9)
+    assert tr.batches == tuple(range(244, 977, 122))
     with pytest.raises(ValueError):
         Training(seq_len=8, global_batch=8, tokens_per_step={"min": 64, "max": 64}, tokens=1)
     with pytest.raises(ValueError):

@@ -25,8 +25,8 @@ MAX_BATCHES = 4096  # batch sizes one search may try (each multiplies the plan t
 
 
 class BatchRange(Strict):
-    """Every multiple of `step` from `min` to `max` (step defaults to min: {min: 512, max: 4096} tries
-    512, 1024, ..., 4096)."""
+    """`min`, `min + step`, ... up to `max` (step defaults to min: {min: 512, max: 4096} tries 512, 1024, ...,
+    4096)."""
 
     min: PosInt = Field(le=2**30)
     max: PosInt = Field(le=2**30)
@@ -92,8 +92,9 @@ class Training(Strict):
         """Every global batch (sequences per step) the search may choose, ascending."""
         gb, tps = self.global_batch, self.tokens_per_step
         if tps is not None:
-            lo, hi = -(-tps.min // self.seq_len), tps.max // self.seq_len
             step = max(1, (tps.step or tps.min) // self.seq_len)
+            lo = -(-tps.min // self.seq_len)  # the first multiple of step at or above min tokens
+            lo, hi = -(-lo // step) * step, tps.max // self.seq_len
             return tuple(range(lo, hi + 1, step)) if lo <= hi else ()
         if isinstance(gb, int):
             return (gb,)
