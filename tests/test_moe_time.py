@@ -180,6 +180,28 @@ def test_dispatcher_sync_exposes_host_paced_expert_section_hand_worked():
     assert host.moe_sync_exposed_s(Context(sc), t, np.full(4, 2e-3))[0] == pytest.approx(15e-6)
 
 
+def test_per_expert_gemm_host_cost_scales_megatron_expert_launches_only(monkeypatch):
+    """Qwen3-30B-A3B, EP8 (16 local experts), 2 expert modules. Raising the host time of one
+    per-expert GEMM (host.EXPERT_GEMM_HOST_S) by d adds 2 x 16 x 3 x d to the layer's host time
+    (forward, dgrad and wgrad GEMM per expert) and 2 x 16 x d to the launches after the dispatcher's
+    sync for Megatron; torchtitan's one grouped GEMM per module keeps the bare launch."""
+    sc = scenario(model="qwen3-30b-a3b", nodes=2, gb=64)
+    plans = ["framework=megatron,precision=bf16,tp=1,pp=1,dp=16,ep=8,recompute=none,mbs=1",
+             "framework=torchtitan,precision=bf16,tp=1,pp=1,dp=16,ep=8,zero=3,recompute=none,mbs=1"]
+    t = table.from_plans([parse_plan(p).resolved(sc) for p in plans])
+    ctx, no = Context(sc), np.array([False, False])
+    host_before = host.layer_host_s(ctx, t, True, no)
+    sync_before = host.moe_sync_exposed_s(ctx, t, np.zeros(2))
+    d = 10e-6
+    monkeypatch.setattr(host, "EXPERT_GEMM_HOST_S", host.HOST_LAUNCH_S + d)
+    host_after = host.layer_host_s(ctx, t, True, no)
+    assert host_after[0] - host_before[0] == pytest.approx(2 * 16 * 3 * d)
+    assert host_after[1] == pytest.approx(host_before[1])
+    after = host.moe_sync_exposed_s(ctx, t, np.zeros(2))
+    assert after[0] - sync_before[0] == pytest.approx(2 * 16 * d)
+    assert after[1] == pytest.approx(sync_before[1])
+
+
 def test_dispatcher_sync_slows_moe_forward_only_and_leaves_dense_models_alone():
     """The sync term lengthens a MoE plan's forward by the layer count x the exposed seconds (when the
     host floor does not bind) and is absent from dense models."""

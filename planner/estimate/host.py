@@ -71,6 +71,12 @@ MOE_POST_SYNC_OPS = {"alltoall": 9, "allgather": 7, "deepep": 5, "hybridep": 2}
 PADDED_NO_SYNC_DISPATCHERS = ("alltoall", "hybridep")
 HOST_LINEAR_FWD_BWD_S = 126e-6   # measured (module docstring)
 HOST_LAUNCH_S = 6.5e-6           # measured (module docstring)
+# Host seconds of one per-expert GEMM of Transformer Engine's GroupedLinear (one cuBLASLt call per local
+# expert on its compute streams, nvte_multi_tensor_gemm -> multi_stream_cublas_gemm at TE v2.9-v2.13
+# on Blackwell): taken as the bare launch. Transformer Engine's cublas_gemm also builds the matrix
+# layouts, the matmul descriptor and preference and queries cuBLASLt's heuristic on every call; that
+# part is not measured (benchmarks/b200_moe_results.md, section 5, b200_moe_host_gemm.py).
+EXPERT_GEMM_HOST_S = HOST_LAUNCH_S
 FUSED_LAYER_OPS, EAGER_LAYER_OPS = 8, 29
 # host dispatch time relative to the x86 hosts the costs above were measured on (module docstring:
 # TE issue #2053, torch Linear forward host time GB200 37.08 us / DGX H100 13.48 us)
@@ -107,7 +113,8 @@ def _host_parts(ctx, t, moe_layer: bool, eager):
 
         quant = expert_quant_kernels(ctx, t) * HOST_LAUNCH_S
     fp8_quant = np.where(t["precision"] == FP8, linears + expert_modules, 0)
-    gemms = linears * HOST_LINEAR_FWD_BWD_S + expert_modules * (HOST_LINEAR_FWD_BWD_S + experts_local * 3 * HOST_LAUNCH_S)
+    per_expert = np.where(t["framework"] == MEG, EXPERT_GEMM_HOST_S, HOST_LAUNCH_S)  # TE GroupedLinear: Megatron
+    gemms = linears * HOST_LINEAR_FWD_BWD_S + expert_modules * (HOST_LINEAR_FWD_BWD_S + experts_local * 3 * per_expert)
     elementwise = (ops + fp8_quant) * HOST_OP_FWD_BWD_S
     total = gemms + elementwise + metadata + quant
     forward = gemms / 3 + elementwise / 2 + metadata + quant / 3
@@ -244,6 +251,7 @@ def moe_sync_exposed_s(ctx, t, gpu_post_s):
     meg = t["framework"] == MEG
     gemms = np.where(meg, modules * local, modules)
     ops = np.where(meg, MOE_POST_SYNC_OPS[ctx.scenario.runtime.moe_dispatcher], MOE_POST_SYNC_OPS["alltoall"])
-    launches = ops + gemms + expert_quant_kernels(ctx, t) / 2
-    exposed = np.maximum(0.0, launches * HOST_LAUNCH_S * host_dispatch_factor(ctx) - gpu_post_s) + HOST_SYNC_S
+    launches = (ops + expert_quant_kernels(ctx, t) / 2) * HOST_LAUNCH_S \
+        + gemms * np.where(meg, EXPERT_GEMM_HOST_S, HOST_LAUNCH_S)
+    exposed = np.maximum(0.0, launches * host_dispatch_factor(ctx) - gpu_post_s) + HOST_SYNC_S
     return np.where(moe_forward_syncs(ctx, t), exposed, 0.0)

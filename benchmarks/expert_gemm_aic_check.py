@@ -1,0 +1,79 @@
+"""The per-expert GEMM model (planner.estimate.compute_gemm.gemm_s, one GEMM per local expert as Transformer
+Engine's GroupedLinear issues them) against NVIDIA's measured single GEMMs at the expert shapes of the
+Megatron-Bridge MoE recipes, by rows per expert, on Hopper and Blackwell.
+
+Data: NVIDIA AIConfigurator (github.com/ai-dynamo/aiconfigurator @095f58a5, Apache-2.0),
+aic-core/src/aiconfigurator_core/systems/data/<gpu>/gemm/trtllm/<version>/gemm_perf.parquet, gemm_dtype bfloat16
+(TensorRT-LLM's torch flow: cuBLAS; the fp8 rows there include the input's dynamic quantisation, so they are not
+used). Per model (hidden h, expert FFN f, gated: fc1 out 2f) the six GEMMs of one expert and micro-batch with m
+routed rows: fc1 forward (m, n = 2f, k = h), fc1 dgrad (m, h, 2f), fc1 wgrad (2f, h, k = m), fc2 forward
+(m, h, f), fc2 dgrad (m, f, h), fc2 wgrad (h, f, k = m). Printed: measured / model of the six summed, per rows
+per expert; below 1 the model is slower than the kernel. A shape whose m is off the table's grid (7,168) is
+read as its transpose (n, m, k: the same FLOPs and operand bytes). The model runs each GEMM at the burst bf16 MAMF rate
+(no power-limited clock), as the tables are single-kernel microbenchmarks. Reads a local checkout of the
+repository at that commit (needs pandas and pyarrow, like benchmarks/aic_data.py):
+
+    python benchmarks/expert_gemm_aic_check.py AIC_CHECKOUT
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from planner import catalog  # noqa: E402
+from planner.estimate import compute_gemm as G  # noqa: E402
+
+TABLES = (("h100_sxm", "trtllm/1.2.0rc5", "h100-sxm-80gb"), ("b200_sxm", "trtllm/1.2.0rc5", "b200"),
+          ("gb200", "trtllm/1.3.0rc10", "gb200"), ("b300_sxm", "trtllm/1.3.0rc10", "b300"),
+          ("gb300", "trtllm/1.3.0rc10", "gb300"))
+# (name, hidden, expert FFN hidden): the routed experts of the recipes' MoE models (gated, fc1 out 2f)
+MODELS = (("DeepSeek-V3", 7168, 2048), ("Qwen3-235B-A22B", 4096, 1536), ("Qwen3-30B-A3B", 2048, 768))
+ROWS = (1024, 2048, 4096, 8192)
+BF16 = 2  # index of bf16 in compute_gemm.peaks' precision table
+
+
+def expert_gemms(h: int, f: int, m: int) -> list[tuple[int, int, int]]:
+    """(m, n, k) of the six GEMMs of one expert with m rows (module docstring)."""
+    return [(m, 2 * f, h), (m, h, 2 * f), (2 * f, h, m), (m, h, f), (m, f, h), (h, f, m)]
+
+
+def ratios(repo: Path) -> dict[str, dict[tuple[str, int], float]]:
+    import aic_data
+
+    out = {}
+    for folder, version, name in TABLES:
+        df = aic_data.table(repo, f"{folder}/gemm/{version}/gemm_perf.parquet")
+        d = df[df.gemm_dtype == "bfloat16"].groupby(["m", "n", "k"]).latency.median()
+        flops, _, hbm, _ = G.peaks(catalog.gpu(name), {"precision": BF16})
+        row = {}
+        for model, h, f in MODELS:
+            for m in ROWS:
+                shapes = expert_gemms(h, f, m)
+                found = [s if s in d.index else (s[1], s[0], s[2]) for s in shapes]
+                if all(s in d.index for s in found):
+                    measured = sum(float(d[s]) * 1e-3 for s in found)
+                    row[(model, m)] = measured / sum(G.gemm_s(a, k, n, flops, hbm) for a, n, k in shapes)
+        out[name] = row
+    return out
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        print(__doc__)
+        return 2
+    res = ratios(Path(argv[0]))
+    cols = [(model, m) for model, _, _ in MODELS for m in ROWS]
+    print("| GPU | " + " | ".join(f"{model} {m}" for model, m in cols) + " |")
+    print("|---|" + "---:|" * len(cols))
+    for name, row in res.items():
+        print(f"| {name} | " + " | ".join(f"{row[c]:.2f}" if c in row else "-" for c in cols) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
