@@ -143,7 +143,7 @@ def _iter(ctx, t, b, lk=None):
 
 def _iter_parts(ctx, t, b, lk=None):
     """(mean iteration seconds, share f of a decoding request's gaps that carry prompt work, how much longer
-    such a gap is) at b decoding sequences per replica at b decoding sequences per replica with the steady prefill share
+    such a gap is) at b decoding sequences per replica with the steady prefill share
     (none on the decode instances of a disaggregated plan).
 
     A request entering the engine is prefilled as a whole prompt, in chunks of at most the token
