@@ -77,7 +77,7 @@ def breakdown(r: dict) -> dict:
     read = timing.dense_linear_s(f, ls, b, b, t["tp"], ta, np.inf, ctx.hw["bw"], ctx.hw["bpe_dense"][wq])
     comp = timing.dense_linear_s(f, ls, b, b, t["tp"], ta, ctx.hw["lin_dense"][wq], np.inf, ctx.hw["bpe_dense"][wq])
     mem = memory_table(f, t, ctx.cap_bytes, ctx.hw["bpe"][wq], E.KV_BYTES[t["kv"]], ctx.in_mean, ctx.out_mean,
-                       ctx.in_p90, ctx.out_p90, ctx.hw["bpe_dense"][wq])
+                       ctx.in_p90, ctx.out_p90, ctx.hw["bpe_dense"][wq], ctx.hw["bpe_mla"][wq])
     kv_cap = float(mem["seqs_running"][0])
     pf_share = max(mean - dec, 0.0) / mean
     if pf_share > 0.5:

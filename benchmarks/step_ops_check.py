@@ -130,7 +130,8 @@ def model_parts(ctx, t, n_dec: float, n_pf: float, ctx_dec: float, ctx_pf: float
             + T.moe_routing_s(f, ls, n) + n * ls * moe_act / bw + T.weight_only_moe_fixed_s(f, ls, hw["weight_only"][wq]),
         "generation attention (KV read + per sequence/KV head)":
             kv_read + T.decode_attention_fixed_s(f, ls, n_dec, ta),
-        "context attention": 2.0 * n_pf * ctx_pf * f.attn_dim_prefill * ls / tp / attn_fps,
+        "context attention": 2.0 * n_pf * ctx_pf * f.attn_dim_prefill * ls / tp / attn_fps
+            + T.context_attention_fixed_s(f, ls, n_pf, ta),
         "norms, residual, GEMM outputs (HBM traffic)": n * ls * (act - moe_act) / bw,
         "kernel launch-and-tail": T.kernel_launch_s(f, t, ls),
         # the host step adds only where the engine does not overlap it (TensorRT-LLM does: timing.overlaps_host_step)

@@ -107,7 +107,8 @@ def search(sc, g: dict, objective: str, top: int, order, feasible_mask) -> tuple
     t = {k: g[k] for k in keys}
     ctx = V.Context(sc)
     mem = memory_table(ctx.facts, t, ctx.cap_bytes, ctx.hw["bpe"][t["wq"]], V.E.KV_BYTES[t["kv"]],
-                       ctx.in_mean, ctx.out_running, ctx.in_p90, ctx.out_p90, ctx.hw["bpe_dense"][t["wq"]])
+                       ctx.in_mean, ctx.out_running, ctx.in_p90, ctx.out_p90, ctx.hw["bpe_dense"][t["wq"]],
+                       ctx.hw["bpe_mla"][t["wq"]])
     alive = (mem["verdict"] < 2) & (np.minimum(t["max_batch"], mem["seqs_running"]) >= 1)
     rows_per_key = max(int(np.unique(np.column_stack([t["engine"], t["wq"], t["kv"], t["max_batch"]]), axis=0)
                            .shape[0]), 1)

@@ -73,6 +73,23 @@ def dense_scheme(scheme: str) -> str:
     return "bf16" if scheme in MOE_ONLY_SCHEMES else scheme
 
 
+# Schemes whose checkpoints keep MLA's query / latent-KV projections (q_a, q_b, kv_a, kv_b; not o_proj) in bf16.
+# NVFP4 on an MLA model is NVIDIA ModelOpt's DeepSeek recipe (NVIDIA/TensorRT-Model-Optimizer
+# examples/deepseek/ptq.py: quant_cfg "*attn*" disabled unless mla_quant is given, the output projection "wo"
+# only with --enable_wo_quant; quantize_to_nvfp4.py dequantises the FP8 source to bf16 and stores the
+# excluded layers so), the recipe of NVIDIA's published DeepSeek-R1 FP4 checkpoints: the MLPerf Inference v5.1
+# submission's hf_quant_config.json (mlcommons/inference_results_v5.1 @965182b0
+# closed/NVIDIA/code/deepseek-r1/tensorrt/hf_quant_config.json) excludes self_attn.fused_a, q_proj, q_b_proj and
+# kv_b_proj of all 61 layers and quantises o_proj (nvidia/DeepSeek-R1-FP4-v2, README in the same directory).
+MLA_BF16_SCHEMES = ("nvfp4",)
+
+
+def mla_proj_scheme(scheme: str) -> str:
+    """Format of MLA's query / latent-KV projections under `scheme` (MLA_BF16_SCHEMES: bf16), else the
+    non-expert linears' (dense_scheme)."""
+    return "bf16" if scheme in MLA_BF16_SCHEMES else dense_scheme(scheme)
+
+
 def compute_precision(scheme: str, gpu) -> str | None:
     """Tensor-core format the linear layers run in, or None when the GPU cannot run the scheme.
     W8A8 fp8 / int8 run on 8-bit tensor cores (INT8 dense TOPS = FP8 dense TFLOPS on Hopper,

@@ -103,6 +103,7 @@ class Context:
         # holds input + E[o^2] / (2 E[o]) tokens of context; out_mean / 2 where the output count is fixed.
         self.out_running = length_biased_mean(s.output_tokens)
         self.ctx_dec = self.in_mean + self.out_running / 2
+        self.ctx_dec_cv = running_context_cv(s.input_tokens, s.output_tokens)
         self.hit = s.prefix_cache_hit
         # A prefill token of a busy step: it belongs to a prompt picked in proportion to the prompt's length
         # (length_biased_mean, E[l^2] / E[l]) and attends to the cached prefix, hit x l, and to half of the
@@ -112,18 +113,37 @@ class Context:
         self.cap_bytes = self.gpu.memory_gib * E.GIB
         lin, attn, bw = timing.rates(self.gpu, E.WEIGHT_NAMES)
         dense_names = tuple(E.dense_scheme(n) for n in E.WEIGHT_NAMES)
+        mla_names = tuple(E.mla_proj_scheme(n) for n in E.WEIGHT_NAMES)
         k = sc.model.hidden
         self.hw = {"lin": lin, "attn": attn, "bw": bw, "kvb": E.KV_BYTES,
                    "bpe": np.array([E.weight_bytes_per_element(n, k) for n in E.WEIGHT_NAMES]),
                    "lin_dense": timing.rates(self.gpu, dense_names, dense_gemm=True)[0],
                    "bpe_dense": np.array([E.weight_bytes_per_element(n, k) for n in dense_names]),
+                   "lin_mla": timing.rates(self.gpu, mla_names, dense_gemm=True)[0],
+                   "bpe_mla": np.array([E.weight_bytes_per_element(n, k) for n in mla_names]),
                    "dequant": timing.dequant_s_per_weight(self.gpu, E.WEIGHT_NAMES),
                    "weight_only": np.array([timing.is_weight_only(n, self.gpu) for n in E.WEIGHT_NAMES]),
                    "gather_bpe": timing.moe_gather_bytes(E.WEIGHT_NAMES),
                    "mnnvl": bool(self.node.domain > self.node.gpus_per_node),  # scaleup_domain None = the node
-                   "exp_per_flop": timing.exp_rate_per_flop(self.gpu)}
+                   "exp_per_flop": timing.exp_rate_per_flop(self.gpu),
+                   "ctx_cv": self.ctx_dec_cv}
         self.price = self.node.usd_per_gpu_hour
         self.links = None  # collective costs of the plan table (timing.comm_links), set by evaluate
+
+
+def running_context_cv(input_tokens, output_tokens) -> float:
+    """Coefficient of variation of a running sequence's context (its KV length: input + the outputs made so
+    far). A decode step samples its sequences in proportion to their output length o (length_biased_mean) and
+    finds each at an age uniform on [0, o], so E[age] = E[o^2] / (2 E[o]) (the mean Context.ctx_dec uses) and
+    E[age^2] = E[o^3] / (3 E[o]); input and age taken as independent. 0 for fixed lengths with no output."""
+    i1, i2 = token_moments(input_tokens, 2)
+    o1, o2, o3 = token_moments(output_tokens, 3)
+    if o1 <= 0:
+        return 0.0
+    age1, age2 = o2 / (2 * o1), o3 / (3 * o1)
+    var = max(i2 - i1 * i1, 0.0) + max(age2 - age1 * age1, 0.0)
+    mean = i1 + age1
+    return math.sqrt(var) / mean if mean > 0 else 0.0
 
 
 def prompt_context(tokens, hit):
@@ -347,7 +367,8 @@ def evaluate(sc, t: dict) -> dict:
         return _evaluate(sc, t)
     ctx = Context(sc)
     mem = memory_table(ctx.facts, t, ctx.cap_bytes, ctx.hw["bpe"][t["wq"]], E.KV_BYTES[t["kv"]],
-                       ctx.in_mean, ctx.out_running, ctx.in_p90, ctx.out_p90, ctx.hw["bpe_dense"][t["wq"]])
+                       ctx.in_mean, ctx.out_running, ctx.in_p90, ctx.out_p90, ctx.hw["bpe_dense"][t["wq"]],
+                       ctx.hw["bpe_mla"][t["wq"]])
     alive = (mem["verdict"] < 2) & (np.minimum(t["max_batch"], mem["seqs_running"]) >= 1)
     if alive.all():
         return _evaluate(sc, t)
@@ -376,7 +397,8 @@ def _evaluate(sc, t: dict) -> dict:
     ctx.links = timing.comm_links(ctx.node, t, ctx.facts.hidden, bool(ctx.facts.experts))
     s = sc.serving
     mem = memory_table(ctx.facts, t, ctx.cap_bytes, ctx.hw["bpe"][t["wq"]], E.KV_BYTES[t["kv"]],
-                       ctx.in_mean, ctx.out_running, ctx.in_p90, ctx.out_p90, ctx.hw["bpe_dense"][t["wq"]])
+                       ctx.in_mean, ctx.out_running, ctx.in_p90, ctx.out_p90, ctx.hw["bpe_dense"][t["wq"]],
+                       ctx.hw["bpe_mla"][t["wq"]])
     i_eff = ctx.in_mean * (1 - ctx.hit)
     dis = _disagg(t)
     pre = t.get("prefill_replicas", np.zeros_like(t["tp"]))

@@ -153,7 +153,8 @@ def _lighter_weights_fix(sc, scheme: str, cap: float, gpus: int) -> dict:
     k = sc.model.hidden
     one = {"tp": np.array([1]), "pp": np.array([1]), "ep": np.array([1]), "attn_dp": np.array([False])}
     w = float(weight_bytes(model_facts(sc.model), one, E.weight_bytes_per_element(scheme, k),
-                           E.weight_bytes_per_element(E.dense_scheme(scheme), k))[0])
+                           E.weight_bytes_per_element(E.dense_scheme(scheme), k),
+                           E.weight_bytes_per_element(E.mla_proj_scheme(scheme), k))[0])
     n = max(1, math.ceil(w / cap))
     change = f"allow search.weights {scheme}" + (f" and use at least {n} GPUs ({_where_gpus(sc, n)})" if n > gpus else "")
     return {"change": change, "why": f"fewer bytes per weight: {w / E.GIB:.0f} GiB of weights at {scheme}"}

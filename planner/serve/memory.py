@@ -62,6 +62,7 @@ class ModelFacts:
     expert_ffn: float = 0.0       # width of one routed expert (0 = dense model)
     expert_up_share: float = 2 / 3  # share of an expert's parameters in its up (gate + up) projection
     gemms_per_layer: float = 4.0  # weight GEMM launches per layer (grouped expert GEMMs count once), averaged
+    mla_proj: float = 0.0  # MLA's query / latent-KV projections per layer (in attn; o_proj not included)
 
 
 def model_facts(m) -> ModelFacts:
@@ -72,7 +73,10 @@ def model_facts(m) -> ModelFacts:
     routed = st.routed_experts_per_moe_layer * st.moe_layers / L
     shared = st.shared_experts_per_moe_layer * st.moe_layers / L
     router_norms = st.router_per_moe_layer * st.moe_layers / L + st.norms_per_layer
+    mla_proj = 0.0
     if m.mla:
+        # everything attention_params counts but the output projection (heads x v_head_dim x hidden)
+        mla_proj = attn - float(m.heads * m.mla.v_head_dim * m.hidden)
         kv_elems, kv_split = m.mla.kv_lora_rank + m.mla.qk_rope_head_dim, 1
         dec = m.heads * (2 * m.mla.kv_lora_rank + m.mla.qk_rope_head_dim)
         pre = m.heads * (m.mla.qk_nope_head_dim + m.mla.qk_rope_head_dim + m.mla.v_head_dim)
@@ -94,7 +98,8 @@ def model_facts(m) -> ModelFacts:
         window=window, attn_dim_prefill=float(pre), attn_dim_decode=float(dec), ffn_per_token=float(ffn_tok),
         expert_ffn=float(m.moe.expert_ffn_hidden) if m.moe else 0.0,
         expert_up_share=2 / 3 if m.ffn_act == "swiglu" else 1 / 2,
-        gemms_per_layer=(st.moe_layers * len(layer_matmuls(m, True)) + st.dense_layers * len(layer_matmuls(m, False))) / L)
+        gemms_per_layer=(st.moe_layers * len(layer_matmuls(m, True)) + st.dense_layers * len(layer_matmuls(m, False))) / L,
+        mla_proj=mla_proj)
 
 
 def stage_layers(f: ModelFacts, pp):
@@ -106,13 +111,17 @@ def attn_tp(t):
     return np.where(t["attn_dp"], 1, t["tp"])
 
 
-def weight_bytes(f: ModelFacts, t, bpe, bpe_dense=None) -> np.ndarray:
+def weight_bytes(f: ModelFacts, t, bpe, bpe_dense=None, bpe_mla=None) -> np.ndarray:
     """Weights on one GPU of the most loaded stage (module doc); bpe_dense: bytes per element of the
-    non-expert linears when the scheme quantises the experts only (engines.dense_scheme), else bpe."""
+    non-expert linears when the scheme quantises the experts only (engines.dense_scheme), else bpe; bpe_mla:
+    of MLA's query / latent-KV projections (f.mla_proj) where the scheme leaves them unquantised
+    (engines.mla_proj_scheme), else bpe_dense."""
     ls = stage_layers(f, t["pp"])
     ta = attn_tp(t)
     bpe_dense = bpe if bpe_dense is None else bpe_dense
     linear = ls * ((f.attn + f.dense_mlp + f.shared) * bpe_dense / ta + f.routed * bpe / t["tp"])
+    if f.mla_proj and bpe_mla is not None:
+        linear = linear + ls * f.mla_proj * (bpe_mla - bpe_dense) / ta
     bf16 = ls * f.router_norms * 2.0 + (f.embed + f.head) * 2.0 / ta
     return linear + bf16
 
@@ -152,11 +161,11 @@ def kv_pool_bytes(t, cap_bytes: float, weights, work) -> np.ndarray:
 
 
 def memory_table(f: ModelFacts, t, cap_bytes: float, bpe, kvb, in_mean, out_mean, in_p90, out_p90,
-                 bpe_dense=None) -> dict:
+                 bpe_dense=None, bpe_mla=None) -> dict:
     """Everything memory says about each plan: bytes per component, KV pool, sequences that fit
     (per replica), and the verdict. out_mean: the output length of a sequence in flight (the caller's
     length-biased mean, evaluate.Context.out_running)."""
-    w = weight_bytes(f, t, bpe, bpe_dense)
+    w = weight_bytes(f, t, bpe, bpe_dense, bpe_mla)
     work = workspace_bytes(f, t)
     pool = kv_pool_bytes(t, cap_bytes, w, work)
     full, sw = kv_bytes_per_token(f, t, kvb)

@@ -4,7 +4,8 @@ One engine iteration (continuous batching with chunked prefill) carries `n_dec` 
 (one token each) and `n_pf` prefill tokens. Per GPU of a pipeline stage:
 * weight matmuls: dense parts (attention projections, dense / shared MLP, LM head) as one roofline
   (in bf16 under an MoE-only scheme such as MXFP4: engines.dense_scheme),
-  max(2 x tokens x parameters / tp / achievable FLOP/s, weight bytes / achievable HBM bandwidth);
+  max(2 x tokens x parameters / tp / achievable FLOP/s, weight bytes / achievable HBM bandwidth), MLA's
+  query / latent-KV projections in bf16 where the scheme's checkpoints keep them so (engines.mla_proj_scheme);
   routed experts as one roofline per expert GEMM (expert_linear_s): only touched experts are read
   (1 - (1 - k/E)^N of them with N tokens, top-k of E) and each computes its rows padded to whole
   GEMM tiles. Achievable FLOP/s (rates(), the one place the serving efficiency is set) = dense peak
@@ -18,8 +19,10 @@ One engine iteration (continuous batching with chunked prefill) carries `n_dec` 
   bound by its FLOPs (MLA's absorbed form); prefill attention is compute-bound, 2 x context x
   H x (d_qk + d_v) per token and layer under the causal mask, at the flash-attention fraction of
   MAMF (planner.estimate.compute_attention.ATTN_FWD_OF_MAMF, Dao 2023), or of the softmax exponentials' rate where
-  that binds (compute_attention.exp_bound_fps: head dimension 64 on B200); decode attention adds a fixed time per
-  (sequence, KV head) and layer (DECODE_ATTN_SEQ_KVHEAD_S).
+  that binds (compute_attention.exp_bound_fps: head dimension 64 on B200), plus a fixed time per (prompt token,
+  query head) (CONTEXT_ATTN_TOKEN_HEAD_S); decode attention adds a fixed time per
+  (sequence, KV head) and layer (DECODE_ATTN_SEQ_KVHEAD_S); under attention data parallelism the step waits
+  for the rank with the most KV (adp_attention_imbalance).
 * weight-only 4-bit MoE layers (MXFP4 experts on Hopper) add a measured fixed time per layer
   (WEIGHT_ONLY_MOE_LAYER_S).
 * tensor parallelism: two all-reduces of tokens x hidden bf16 per layer on the real link
@@ -300,17 +303,23 @@ def padded_rows(n):
     return np.ceil(np.asarray(n, dtype=float) / GEMM_TILE_ROWS) * GEMM_TILE_ROWS
 
 
-def dense_linear_s(f, ls, n, n_dec, tp, ta, lin, bw, bpe):
+def dense_linear_s(f, ls, n, n_dec, tp, ta, lin, bw, bpe, lin_mla=None, bpe_mla=None):
     """Attention projections, dense / shared MLPs and the LM head of n tokens on one GPU: one
     roofline, max(2 x rows x params / lin, weight bytes / bw), rows = the step's tokens padded to
     whole GEMM tiles (padded_rows; the tile quantization the expert GEMMs already pay: MAMF is
     measured on tile-aligned shapes, and a decode step of 190 sequences computes 256 rows); the LM
-    head only for decode tokens."""
+    head only for decode tokens. MLA's query / latent-KV projections (f.mla_proj) at their own rate and
+    bytes per element (lin_mla, bpe_mla: engines.mla_proj_scheme) where given."""
     dp = tp / ta  # attention data parallelism: each rank's own n / tp tokens (1 under plain tp)
     rows, rows_dec = padded_rows(n / dp) * dp, padded_rows(n_dec / dp) * dp
     flops = 2.0 * rows * ls * (f.attn + f.dense_mlp + f.shared) / tp + 2.0 * rows_dec * f.vocab * f.hidden / ta
     w_read = ls * (f.attn + f.dense_mlp + f.shared) * bpe / ta + f.vocab * f.hidden * 2.0 / ta
-    return np.maximum(flops / lin, w_read / bw)
+    if not f.mla_proj or lin_mla is None:
+        return np.maximum(flops / lin, w_read / bw)
+    mla_flops = 2.0 * rows * ls * f.mla_proj / tp
+    compute = (flops - mla_flops) / lin + mla_flops / lin_mla
+    w_read = w_read + ls * f.mla_proj * (bpe_mla - bpe) / ta
+    return np.maximum(compute, w_read / bw)
 
 
 def expected_max_std_normal(m):
@@ -452,6 +461,26 @@ def comm_links(node, t, hidden=None, moe: bool = False, measured: bool = True) -
 DECODE_ATTN_SEQ_KVHEAD_S = 8e-9
 
 
+# Context (prefill) attention's fixed time per (prompt token, query head) beside its FLOPs: query-tile set-up,
+# softmax bookkeeping and the output write of the flash-attention kernel, which short prompts do not amortise
+# (NVIDIA's TensorRT-LLM context-attention kernel runs 438 TFLOP/s at 1,024-token prompts and 1,116 at 16,384 on
+# B200, head size 128; the flat-rate model alone is 38% off over the rows below). FITTED to per-operation
+# measurements, not to any serving point: the value with the least mean absolute error of the per-token time over
+# AIConfigurator's TensorRT-LLM 1.2.0rc5 context-attention tables (@095f58a5; B200, H100, H200; 3,744 rows:
+# head size 64 / 128, 1-96 query heads, prompts 128-16,384, best over batch): 0.40 ns, 38.2% -> 10.5%; per GPU
+# 0.33 (B200) / 0.43 (H200) / 0.44 ns (H100). Held out (benchmarks/context_attn_fixed_check.py,
+# context_attn_fixed_results.md): fitted on any one GPU it scores the other two within 5 points of their own
+# best. The same cost shows in the sliding-window layers (0.42 ns per token and head on B200,
+# context_attn_results.md). Charged to every engine and GPU (measured on NVIDIA's kernels only: on AMD an
+# untested extrapolation, as DECODE_ATTN_SEQ_KVHEAD_S).
+CONTEXT_ATTN_TOKEN_HEAD_S = 0.40e-9
+
+
+def context_attention_fixed_s(f, ls, n_pf, ta):
+    """ls x prompt tokens of the step x query heads per GPU (heads / attention tp) x CONTEXT_ATTN_TOKEN_HEAD_S."""
+    return ls * n_pf * f.heads / ta * CONTEXT_ATTN_TOKEN_HEAD_S
+
+
 def decode_attention_fixed_s(f, ls, seqs, ta):
     """ls x decoding sequences on the GPU x KV heads per GPU (kv_split_max / attention tp, at least 1;
     MLA: one latent head) x DECODE_ATTN_SEQ_KVHEAD_S."""
@@ -537,6 +566,22 @@ def attention_fps(f, attn_fps, exp_per_flop):
             np.minimum(attn_fps, exp_per_flop * 2.0 * f.attn_dim_prefill / f.heads))
 
 
+def adp_attention_imbalance(t, n_dec, ctx_cv):
+    """Slowest attention-data-parallel rank's decode attention over the mean rank's. Each rank attends over its
+    own sequences, whose KV lengths differ, and every MoE layer exchanges the ranks' tokens (all-gather or
+    all-to-all), so each layer waits for the rank with the most KV to read. The ranks hold equal counts (the
+    engines assign new requests to the least-loaded rank; CUDA-graph padding evens them further), n = n_dec /
+    ranks each, so a rank's summed context has relative spread ctx_cv / sqrt(n) (ctx_cv: one running sequence's,
+    evaluate.running_context_cv), and the busiest of the ranks is expected_max_std_normal(ranks) spreads above
+    the mean (order statistics of the normal approximation, as ep_load_imbalance). 1 without attention DP.
+    APPROXIMATION: n counts the padded batch where the caller pads it (dummies add no spread: slightly low)."""
+    ranks = np.where(t["attn_dp"], t["tp"], 1)
+    if not np.any(ranks > 1) or not ctx_cv:
+        return 1.0
+    per = np.maximum(np.asarray(n_dec, dtype=float) / ranks, 1.0)
+    return np.where(ranks > 1, 1.0 + expected_max_std_normal(ranks) * ctx_cv / np.sqrt(per), 1.0)
+
+
 def stage_terms(f, t, lk, hw, n_dec, n_pf, ctx_dec, ctx_pf) -> dict:
     """Seconds of each term of one pipeline stage for a micro-batch of n_dec decode sequences (context
     ctx_dec) and n_pf prefill tokens (mean attended context ctx_pf), on one GPU (module doc); stage_s sums
@@ -547,7 +592,9 @@ def stage_terms(f, t, lk, hw, n_dec, n_pf, ctx_dec, ctx_pf) -> dict:
     tp, ta = t["tp"], attn_tp(t)
     n = n_dec + n_pf
     imb = ep_rank_imbalance(f, n, t["ep"]) if f.experts else 1.0
-    dense = dense_linear_s(f, ls, n, n_dec, tp, ta, hw["lin_dense"][t["wq"]], bw, hw["bpe_dense"][t["wq"]])
+    dense = dense_linear_s(f, ls, n, n_dec, tp, ta, hw["lin_dense"][t["wq"]], bw, hw["bpe_dense"][t["wq"]],
+                           hw["lin_mla"][t["wq"]] if "lin_mla" in hw else None,
+                           hw["bpe_mla"][t["wq"]] if "bpe_mla" in hw else None)
     experts = expert_linear_s(f, ls, n, tp, lin, bw, bpe, t["ep"], hw["dequant"][t["wq"]], hw["weight_only"][t["wq"]],
                               imbalance=imb, trtllm_gen=E.plan_trtllm_gen_moe(t))
     elementwise = n * ls * activation_bytes_per_token(f, tp, ta, t["ep"], imb) / bw
@@ -560,13 +607,15 @@ def stage_terms(f, t, lk, hw, n_dec, n_pf, ctx_dec, ctx_pf) -> dict:
     pf_flops = 2.0 * n_pf * ctx_pf * f.attn_dim_prefill * ls / tp
     dec_fps, pf_fps = attention_fps(f, attn_fps, hw["exp_per_flop"])
     decode_attn = np.maximum(kv_read / bw, dec_flops / dec_fps)
+    decode_attn = decode_attn * adp_attention_imbalance(t, n_dec, hw.get("ctx_cv", 0.0))
     act = n * f.hidden * ACT_BYTES
     tp_comm = 2.0 * ls * tp_all_reduce_s(lk, act)
     dp_comm = attn_dp_moe_comm_s(f, t, lk, hw, n, ls) if f.moe_layers else 0.0  # dense: no MoE exchange
     comm_s = np.where(t["attn_dp"], dp_comm, tp_comm)
     p2p = np.where(t["pp"] > 1, _cost(lk["p2p"], act * 2.0), 0.0)  # send/recv to the next stage
     return {"dense_gemm": dense, "expert_gemm": experts, "moe_routing": moe_routing_s(f, ls, n),
-            "elementwise": elementwise, "decode_attention": decode_attn, "prefill_attention": pf_flops / pf_fps,
+            "elementwise": elementwise, "decode_attention": decode_attn,
+            "prefill_attention": pf_flops / pf_fps + context_attention_fixed_s(f, ls, n_pf, attn_tp(t)),
             "decode_attention_fixed": decode_attention_fixed_s(f, ls, n_dec / group, attn_tp(t)),
             "collectives": comm_s + p2p, "kernel_launch": kernel_launch_s(f, t, ls),
             "weight_only_moe": weight_only_moe_fixed_s(f, ls, hw["weight_only"][t["wq"]])}
