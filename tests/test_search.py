@@ -372,6 +372,36 @@ def test_bound_order_sorted_by_blocks_equals_the_stable_sort(kind, monkeypatch):
         assert ByBound(ub)[4999] == ref[-1] and len(order) == 5000
 
 
+@pytest.mark.parametrize("kind", ["random", "ties", "nan", "strided", "on the stride", "sorted", "few numbers"])
+def test_kth_largest_equals_the_full_partition(kind):
+    """order.kth_largest (a cut from a strided sample, then a partition of the values above it) is the
+    number the partition of every value gives, NaN not counted, whatever the values' pattern (a sample
+    that misses the top falls back to the full partition)."""
+    from planner.search.order import SAMPLE, kth_largest
+
+    rng = np.random.default_rng(5)
+    n = 40_000
+    v = rng.random(n)
+    if kind == "ties":
+        v = np.round(v * 7) / 7
+    elif kind == "nan":
+        v[rng.random(n) < 0.4], v[:3] = np.nan, np.inf
+    elif kind == "strided":  # the largest values all off the sample's stride
+        v = np.where(np.arange(n) % SAMPLE == 0, 0.0, v)
+    elif kind == "on the stride":  # the sample holds every large value: too few above its cut for large k
+        v = np.where(np.arange(n) % SAMPLE == 0, 1.0 + v, 0.0)
+    elif kind == "sorted":
+        v = np.sort(v)
+    elif kind == "few numbers":
+        v[rng.random(n) < 0.99] = np.nan
+    for k in (1, 2, 100, 999, 5000, 19_999):
+        neg = -v
+        neg.partition(k - 1)
+        want = -neg[k - 1]
+        got = kth_largest(v, k)
+        assert (np.isnan(got) and np.isnan(want)) or got == want
+
+
 def test_bound_order_from_layout_runs_equals_row_by_row():
     """solver.bound_order with the layout runs of the fitting plans (tokens per step once per run, read
     per run) gives the tokens, bounds and order it gives row by row, on a batch range (several ga)."""

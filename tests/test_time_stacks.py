@@ -262,3 +262,40 @@ def test_moe_layers_take_the_moe_tp_traffic():
         float(dense_saving[0] - moe_saving[0]), rel=1e-9)
     tp = comm.stage_comm(unit, 1, 2)["tp_comm"]
     assert float(tp[0]) == pytest.approx(float(unit["tp_layer"][0] + 2 * unit["tp_moe_layer"][0]), rel=1e-12)
+
+
+@pytest.mark.parametrize("path", ["scenarios/long_context_128k.yaml", "benchmarks/scenarios/dsv3_2048_h100.yaml"])
+def test_evaluate_table_shares_the_communication_of_both_clocks(path):
+    """evaluate.evaluate_table times the step at burst clocks and again at the sustained clock, the
+    second time with the layers' communication of the first but for the context-parallel ring
+    (comm.with_attention): every estimate is the same, bit for bit, as with_tensor_clock and a
+    step_time of their own (context parallelism among the plans of the 128K-token scenario)."""
+    from pathlib import Path
+
+    from planner.estimate import evaluate, memory
+    from planner.estimate import table as T
+    from planner.search import solver
+    from planner.spec import load_scenario
+
+    sc = load_scenario(Path(__file__).resolve().parent.parent / path)
+    ctx = Context(sc)
+    assert ctx.gpu.sustained_tensor_fraction
+    t = solver.candidate_table(sc)[0]
+    rows = np.random.default_rng(1).choice(T.size(t), size=min(3000, T.size(t)), replace=False)
+    t = T.take(t, np.sort(rows))
+    if "long_context" in path:
+        assert (t["cp"] > 1).any()
+    got = evaluate.evaluate_table(ctx, t)
+    mem = memory.memory(ctx, t)
+    clocked = evaluate.with_tensor_clock(ctx, t, mem)
+    want = evaluate._evaluated(ctx, clocked, mem, *evaluate.step_time(ctx, clocked, mem))
+
+    def same(a, b):
+        if isinstance(a, dict):
+            assert a.keys() == b.keys()
+            for k in a:
+                same(a[k], b[k])
+        else:
+            assert np.array_equal(a, b, equal_nan=True)
+
+    same(got, want)

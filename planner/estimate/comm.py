@@ -140,23 +140,7 @@ def layer_comm(ctx, t, attn_layer_fwd_s, attn_layer_bwd_s=None) -> dict:
     # the forward-pass share (forward and recomputed forward): what torchtitan's async TP can hide
     tp_fwd_layer = per_layer * np.where(full_rc, 4, 2)
 
-    # Context parallel ring attention (planner.estimate.context_parallel): each stack's exchange of
-    # K/V (and, backward, their gradients) against the attention step it hides behind.
-    from planner.estimate import context_parallel as CP
-
-    kv_bytes = CP.kv_chunk_bytes(ctx, t)
-    cp_g = group(node, cp, tp)
-    bw, a = link(node, cp_g)
-    attn_bwd = FLASH_BWD_FLOPS_RATIO * attn_layer_fwd_s if attn_layer_bwd_s is None else attn_layer_bwd_s
-    # the ring runs again wherever attention's forward is recomputed: full recompute, and Megatron's
-    # selective recompute of core attention (torchtitan's op-level policy saves SDPA's output)
-    from planner.estimate.recompute import recompute_modules
-
-    core_rc = (t["recompute"] == 1) & (t["framework"] != TT) \
-        & ("core_attn" in recompute_modules(ctx))
-    cp_layer = CP.ring_exposed_s(cp, a + kv_bytes / bw, a + 2.0 * kv_bytes / bw, gather_s(node, cp * kv_bytes, cp_g),
-                                 attn_layer_fwd_s, attn_bwd, CP.cp_method(ctx, t), np.where(full_rc | core_rc, 2, 1),
-                                 CP.ring_serial(ctx, t))
+    cp_layer = cp_layer_s(ctx, t, attn_layer_fwd_s, attn_layer_bwd_s)
 
     # Expert parallel all-to-all: dispatch and combine, forward and backward (4 per MoE layer), over
     # the EP group of Megatron-Core's expert grid (order etp-ep-edp-pp: ep ranks etp apart, so with
@@ -173,6 +157,36 @@ def layer_comm(ctx, t, attn_layer_fwd_s, attn_layer_bwd_s=None) -> dict:
     pp_s = np.where(pp > 1, 2 * (a + p2p_bytes / bw), 0.0)
     return {"tp_layer": tp_layer, "tp_moe_layer": tp_moe_layer, "tp_fwd_layer": tp_fwd_layer, "cp_layer": cp_layer,
             "ep_moe_layer": ep_layer, "pp_comm": pp_s, "ep_dispatch": dispatch}
+
+
+def cp_layer_s(ctx, t, attn_layer_fwd_s, attn_layer_bwd_s=None):
+    """Exposed context-parallel seconds of one micro-batch per layer (layer_comm's 'cp_layer'): ring
+    attention (planner.estimate.context_parallel), each stack's exchange of K/V (and, backward, their
+    gradients) against the attention step it hides behind, the only part of layer_comm that reads
+    the attention seconds (with_attention)."""
+    from planner.estimate import context_parallel as CP
+    from planner.estimate.recompute import recompute_modules
+
+    node, cp, tp = ctx.node, t["cp"], t["tp"]
+    full_rc = t["recompute"] == 2
+    kv_bytes = CP.kv_chunk_bytes(ctx, t)
+    cp_g = group(node, cp, tp)
+    bw, a = link(node, cp_g)
+    attn_bwd = FLASH_BWD_FLOPS_RATIO * attn_layer_fwd_s if attn_layer_bwd_s is None else attn_layer_bwd_s
+    # the ring runs again wherever attention's forward is recomputed: full recompute, and Megatron's
+    # selective recompute of core attention (torchtitan's op-level policy saves SDPA's output)
+    core_rc = (t["recompute"] == 1) & (t["framework"] != TT) \
+        & ("core_attn" in recompute_modules(ctx))
+    return CP.ring_exposed_s(cp, a + kv_bytes / bw, a + 2.0 * kv_bytes / bw, gather_s(node, cp * kv_bytes, cp_g),
+                             attn_layer_fwd_s, attn_bwd, CP.cp_method(ctx, t), np.where(full_rc | core_rc, 2, 1),
+                             CP.ring_serial(ctx, t))
+
+
+def with_attention(ctx, t, unit_comm: dict, attn_layer_fwd_s, attn_layer_bwd_s=None) -> dict:
+    """layer_comm of t at other attention seconds, from its result `unit_comm` at some: only 'cp_layer'
+    reads them (cp_layer_s), so the rest is kept (evaluate.evaluate_table: the step at the sustained
+    tensor clock after the one at burst clocks, whose attention is slower)."""
+    return {**unit_comm, "cp_layer": cp_layer_s(ctx, t, attn_layer_fwd_s, attn_layer_bwd_s)}
 
 
 def sp_quantised_gather_saving_s(ctx, t, elems, moe_layer: bool, tp_g: Group):

@@ -100,15 +100,15 @@ class Context:
         return matmul_flops_per_token(self.model) + self.attention_fwd_flops_per_token
 
 
-def with_tensor_clock(ctx: Context, t: dict, mem: dict) -> dict:
+def with_tensor_clock(ctx: Context, t: dict, mem: dict, units=None) -> dict:
     """The plan table with each row's sustained tensor-core clock (column `tensor_clock`, read by
     compute_gemm.peaks) on GPUs with a measured `sustained_tensor_fraction`: the step is timed once at
     burst clocks, and the share of it the GPU computes gives compute_gemm.sustained_clock. Other GPUs: as
-    is (burst rates)."""
+    is (burst rates). `units`: layer_units of t (at burst clocks) when computed elsewhere."""
     s = ctx.gpu.sustained_tensor_fraction
     if not s:
         return t
-    step, b = step_time(ctx, t, mem)
+    step, b = step_time(ctx, t, mem, units)
     busy = np.clip((b["compute"] + b["recompute"]) / np.maximum(step, 1e-30), 0.0, 1.0)
     return {**t, "tensor_clock": compute_gemm.sustained_clock(s, busy)}
 
@@ -117,14 +117,22 @@ def evaluate_table(ctx: Context, t: dict, peak=None) -> dict:
     """Every estimate for every row of the plan table, as arrays. `peak`: each plan's most loaded
     pipeline rank when an earlier memory scan found it (memory.memory)."""
     mem = memory.memory(ctx, t, peak=peak)
-    t = with_tensor_clock(ctx, t, mem)
-    return _evaluated(ctx, t, mem, *step_time(ctx, t, mem))
+    if not ctx.gpu.sustained_tensor_fraction:
+        return _evaluated(ctx, t, mem, *step_time(ctx, t, mem))
+    # timed twice (with_tensor_clock): the layers' communication is the same at both clocks but for
+    # the context-parallel ring, which hides behind attention (comm.with_attention)
+    burst = layer_units(ctx, t)
+    t = with_tensor_clock(ctx, t, mem, burst)
+    unit = compute.layer_costs(ctx, t)
+    units = unit, comm.with_attention(ctx, t, burst[1], unit["attn_fwd"], unit["attn_bwd"])
+    return _evaluated(ctx, t, mem, *step_time(ctx, t, mem, units))
 
 
-def step_time(ctx: Context, t: dict, mem: dict):
+def step_time(ctx: Context, t: dict, mem: dict, units=None):
     """(step seconds, breakdown by term) of every row: the pipeline's step over the stage time
-    (stage_time) plus DP sync, optimizer and offload."""
-    stage_s, c, cm = stage_time(ctx, t)
+    (stage_time) plus DP sync, optimizer and offload. `units`: layer_units of t when computed
+    elsewhere."""
+    stage_s, c, cm = stage_time(ctx, t, units)
     ga = t["ga"]
     dp = comm.dp_comm(ctx, t, mem, c["forward"], c["backward"])
     opt = offload.optimizer_s(ctx, t, mem, c["forward"], c["backward"])

@@ -48,10 +48,7 @@ class ByBound:
             values = self.ub if self.rest is None else self.ub[self.rest]
             take = None  # every row left
             if want < left:
-                neg = np.negative(values)
-                neg.partition(want - 1)
-                cut = -neg[want - 1]
-                del neg
+                cut = kth_largest(values, want)
                 if not np.isnan(cut):
                     take = values >= cut  # False for NaN: those stay for the last block, as the sort puts them
             if take is None:
@@ -62,3 +59,29 @@ class ByBound:
                 order = np.argsort(-values[take], kind="stable")
                 self.taken = (self.rest, take)
             self.head = np.concatenate([self.head, block[order]])
+
+
+SAMPLE = 32  # kth_largest estimates its cut from every SAMPLE-th value
+
+
+def kth_largest(values: np.ndarray, k: int) -> float:
+    """The k-th largest of `values`, NaN not counted (NaN where fewer than k are numbers): the number
+    -np.partition(-values, k - 1)[k - 1] is. A partition of every value cost half of a block of ByBound
+    (a million-plan table: 12 of 23 ms); here a value c of a strided sample, ranked a little below k/SAMPLE
+    in the sample, is first found, and only the values >= c are partitioned: where there are at least k of
+    them they hold the k largest (every other value is below c), so their k-th largest is the same number.
+    Where there are fewer (values sorted in a stride's pattern), or the table is small, every value is
+    partitioned as before."""
+    n = len(values)
+    rank = k // SAMPLE + k // (4 * SAMPLE) + 8  # ~1.25 k / SAMPLE: the values >= c number ~1.25 k
+    if n >= 16 * SAMPLE and rank * SAMPLE * 2 <= n:
+        neg = np.negative(values[::SAMPLE])
+        neg.partition(rank - 1)
+        c = -neg[rank - 1]
+        if not np.isnan(c):
+            top = values[values >= c]  # no NaN
+            if len(top) >= k:
+                values = top
+    neg = np.negative(values)
+    neg.partition(k - 1)
+    return -neg[k - 1]
