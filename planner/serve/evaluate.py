@@ -621,7 +621,7 @@ def disagg_closed_loop(conc, out_mean, reps, pre, b_up, t_up, t1, c0, mu, rounds
         if len(idx):
             f, df, _ = f_df(nu, tuple(a[idx] for a in cst))
     br = f_df(u, cst)[2]
-    b = br / r
+    b = np.minimum(br / r, b_up)  # at b_up to the last bit (b_up r / r can round above it; the step time may jump there)
     tpot = t1 + s * np.maximum(b - 1.0, 0.0)
     return b, u, tpot, S, alpha * u, extra
 
