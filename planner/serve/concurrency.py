@@ -6,9 +6,15 @@ p < r' prefill instances beside r' - p decode instances): groups x C x log C row
 planner.serve.evaluate the quantities of a row factor exactly:
 * memory, batch limits, NVLink/network costs and the prefill pool (TTFT, rate, KV move of a
   disaggregated plan): per group (none of them reads the replica counts);
-* the operating batch b = min(b_cap, C / r) and everything timed at it (iteration time, chunked
-  prefill TTFT): per group and decode count r, the same for every split p;
-* the rest (waiting, closed-loop queue, output rate, GPUs, $): elementwise formulas of the above.
+* the batch bound b = min(b_cap, C / r) and everything timed at it (iteration time, chunked
+  prefill TTFT): per group and decode count r, the same for every split p (a colocated plan runs at it);
+* a disaggregated plan's decode step at one sequence (the other end of its step-time chord): per group;
+* the rest (waiting, closed-loop queue, output rate, GPUs, $; a disaggregated plan's closed loop,
+  evaluate.disagg_closed_loop, whose batch is at most b): elementwise formulas of the above.
+Rows are dropped before the splits only on bounds that hold for every split: memory and batch, and TPOT
+above its target at the least TPOT a row can have (colocated: the one at b; disaggregated: the one-sequence
+step, since its batch falls below b by the requests on the prefill side, and the step time rises with the
+batch).
 So the time model runs once per (group, r) instead of once per row, only on groups whose memory
 verdict and KV pool admit a sequence (evaluate runs no time model on the others either, and they are
 never feasible), in blocks of groups so that memory stays bounded, and every split is combined
@@ -177,40 +183,42 @@ def _block(sc, ctx, t, mem, m, inst, pos, conc, colocated, splits, objective, ke
             # rows no split can make feasible: the group's memory or batch fails, or TPOT misses its target
             gi, r = _expand(np.where((mem["verdict"] < 2) & (b_cap >= 1), m - dis, 0))
             b, timed = _timed(ctx, tg, b_cap, gi, r, conc, dis)
+            if dis:  # the decode step at one sequence: the least TPOT of any split (evaluate.disagg_closed_loop)
+                t1 = V._iter(ctx, tg, np.ones(n_g))
             tpot_targets = [(q, ms) for kind, q, ms in s.slo.targets() if kind == "tpot"]
             if tpot_targets and not explain:
                 ok_t = np.ones(len(gi), dtype=bool)
-                for q, ms in tpot_targets:  # evaluate._meets_slo's test
-                    ok_t &= timed[4 if q == "p90" else 6] * 1e3 <= ms
+                for q, ms in tpot_targets:  # evaluate._meets_slo's test; disaggregated: at its lower bound
+                    ok_t &= (t1[gi] if dis else timed[4 if q == "p90" else 6]) * 1e3 <= ms
                 fast = np.flatnonzero(ok_t)
                 gi, r, b = gi[fast], r[fast], b[fast]
                 timed = [None if x is None else x[fast] for x in timed]
             t_iter, ttft50, pf_rate, ttft90, tpot90, ttft99, tpot99 = timed
-            dec_out = b / t_iter * r  # per (group, count), the same for every split: decode output rate
+            dec_out = b / t_iter * r  # per (group, count), colocated: decode output rate
             if dis:
                 pools = V._prefill_pools(ctx, tg, np.ones(n_g, dtype=bool))
         # evaluate._evaluate's concurrency formulas (only the p90s: the SLO and the ranking read those)
         if dis:
             sel = r <= (m[gi] - p)
             gs, rs, ti, bs = gi[sel], r[sel], t_iter[sel], b[sel]
-            _, pf_tok_s, _, pf90, kv_move90, pf99, kv_move99 = (x[gs] for x in pools)
+            pf50, pf_tok_s, kv_move, pf90, kv_move90, pf99, kv_move99 = (x[gs] for x in pools)
             pre = np.full(len(gs), p, dtype=np.int64)
-            pool_req_s = pre * pf_tok_s / np.maximum(i_eff, 1.0)
-            t90, t99 = pf90 + kv_move90, pf99 + kv_move99
-            queue_reps = np.maximum(pre, 1)
-            rate = pf_tok_s
-            out_tok_s = np.minimum(dec_out[sel], pool_req_s * ctx.out_mean)
-            tp90, tp99 = tpot90[sel], tpot99[sel]
+            bs, req_s, ti, S, y, extra = V.disagg_closed_loop(conc, ctx.out_mean, rs, pre, bs, ti, t1[gs],
+                                                              pf50 + kv_move, pf_tok_s / max(i_eff, 1.0))
+            out_tok_s = req_s * ctx.out_mean
+            tp90 = tp99 = ti
+            ttft = {"p90": pf90 + kv_move90 + V.disagg_wait(S, y, extra, 0.9)}
+            if s.slo.ttft_ms_p99 is not None:
+                ttft["p99"] = pf99 + kv_move99 + V.disagg_wait(S, y, extra, 0.99)
         else:
             gs, rs, ti, bs, rate = gi, r, t_iter, b, pf_rate
-            t90, t99, tp90, tp99 = ttft90, ttft99, tpot90, tpot99
+            tp90, tp99 = tpot90, tpot99
             pre = np.zeros(len(gs), dtype=np.int64)
-            queue_reps = rs
             out_tok_s = dec_out
+            ttft = {"p90": ttft90 + V.concurrency_wait(ctx, conc, rs, bs, ti, out_tok_s, rate, rs, 0.9)}
+            if s.slo.ttft_ms_p99 is not None:
+                ttft["p99"] = ttft99 + V.concurrency_wait(ctx, conc, rs, bs, ti, out_tok_s, rate, rs, 0.99)
         gpus = t["tp"][gs] * t["pp"][gs] * (rs + pre)
-        ttft = {"p90": t90 + V.concurrency_wait(ctx, conc, rs, bs, ti, out_tok_s, rate, queue_reps, 0.9)}
-        if s.slo.ttft_ms_p99 is not None:
-            ttft["p99"] = t99 + V.concurrency_wait(ctx, conc, rs, bs, ti, out_tok_s, rate, queue_reps, 0.99)
         tpot = {"p50": ti, "p90": tp90, "p99": tp99}  # _meets_slo reads p50 for the shape only
         usd_h = gpus * ctx.price if ctx.price is not None else np.full(gpus.shape, np.nan)
         usd_m = usd_h / 3600.0 / np.maximum(out_tok_s, 1e-30) * 1e6

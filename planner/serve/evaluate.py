@@ -30,8 +30,11 @@ prefill (steps of max_batched_tokens tokens, no decode), `replicas` instances on
 prefill chunks in their steps, so TPOT is not stretched by prefill). Each request's KV cache moves
 from a prefill to a decode instance over the scale-out link (every GPU sends its own shard at once,
 planner.estimate.comm rates). TTFT = prefill on an idle prefill instance + the wait for one (M/G/1
-under a rate, the finite-source queue at a fixed concurrency) + the KV transfer; the output rate is
-the smaller of the decode pool's and what the prefill pool feeds (its requests/s x output tokens).
+under a rate) + the KV transfer; offline, the output rate is the smaller of the decode pool's and what
+the prefill pool feeds (its requests/s x output tokens). At a fixed concurrency the C requests are split
+between the prefill side and the decode pool by Little's law on the closed loop (disagg_closed_loop):
+C = requests/s x (TTFT + (output - 1) x TPOT), the decode batch is the decoding share of C, TPOT is timed
+at it and TTFT comes from the prefill queue at the request rate the cycle implies.
 """
 
 from __future__ import annotations
@@ -452,8 +455,26 @@ def _evaluate(sc, t: dict) -> dict:
             wait50 = concurrency_wait(ctx, s.concurrency, reps, b, t_iter, out_tok_s, pf_rate, queue_reps, 0.5)
             wait90 = concurrency_wait(ctx, s.concurrency, reps, b, t_iter, out_tok_s, pf_rate, queue_reps, 0.9)
             wait99 = concurrency_wait(ctx, s.concurrency, reps, b, t_iter, out_tok_s, pf_rate, queue_reps, 0.99)
+            wait_mean = concurrency_wait(ctx, s.concurrency, reps, b, t_iter, out_tok_s, pf_rate, queue_reps, None)
+            if dis.any():  # the closed loop of a disaggregated plan (disagg_closed_loop): its own batch, TPOT and waits
+                d = np.flatnonzero(dis)
+                sub = {k: v[d] for k, v in t.items()}
+                lk = {k: tuple(a[d] if np.ndim(a) else a for a in pair) for k, pair in ctx.links.items()}
+                t1 = _iter(ctx, sub, np.ones(len(d)), lk)
+                bd, req_s, tp, S, y, extra = disagg_closed_loop(
+                    s.concurrency, ctx.out_mean, reps[d], pre[d], b[d], t_iter[d], t1, pf50[d] + kv_move[d],
+                    pf_tok_s[d] / max(i_eff, 1.0))
+                b, t_iter, tpot90, tpot99 = (np.array(x, dtype=float) for x in (b, t_iter, tpot90, tpot99))
+                b[d], t_iter[d], tpot90[d], tpot99[d] = bd, tp, tp, tp
+                out_tok_s = np.array(out_tok_s, dtype=float)
+                out_tok_s[d] = req_s * ctx.out_mean
+                for w, q in ((wait50, 0.5), (wait90, 0.9), (wait99, 0.99)):
+                    w[d] = disagg_wait(S, y, extra, q)
+                wait_mean[d] = disagg_wait(S, y, extra, None)
     gpus = t["tp"] * t["pp"] * (reps + pre)
     ttft = {"p50": ttft50 + wait50, "p90": ttft90 + wait90, "p99": ttft99 + wait99}
+    if s.mode == "concurrency":  # the mean (the scheduling wait's is its median), the closed loop's Little's law reads it
+        ttft["mean"] = ttft50 + wait_mean
     tpot = {"p50": t_iter, "p90": tpot90, "p99": tpot99}
     good = _goodput_fraction(s, ttft50, es, es2, queue_reps, tpot)
     price = ctx.price
@@ -546,13 +567,105 @@ def adp_release_cycle(arrivals, ranks, wait, timeout):
     return mean_min + w * (1.0 - last)
 
 
-def concurrency_wait(ctx, conc, reps, b, t_iter, out_tok_s, pf_rate, queue_reps, q: float):
+LITTLE_TOL = 1e-10  # disagg_closed_loop: Newton stops where a step moves the request rate by less than this share
+
+
+def disagg_closed_loop(conc, out_mean, reps, pre, b_up, t_up, t1, c0, mu, rounds: int = 100):
+    """The closed loop of a disaggregated plan at a fixed concurrency C (each client sends its next request when
+    the previous one completes), solved for its request rate X (requests/s) so that Little's law holds on the
+    whole cycle: C = X x (TTFT + (output - 1) x TPOT), the C requests split between the prefill side (queue,
+    prefill, KV move: X x TTFT of them) and the decode pool (X x (output - 1) x TPOT of them, b per decode
+    instance), which in turn sets TPOT.
+
+    * Decode: `reps` instances; the step time at b sequences is the chord of the time model between one
+      sequence (t1) and b_up = min(batch cap, C / reps) (t_up, the most b can be): t(b) = t1 + s (b - 1), t1
+      below one sequence (a decode step reads the weights once and the KV cache and per-token work grow with
+      b: affine where the step stays on one roofline; the chord over-states t between the ends where the step
+      turns compute-bound). Little's law on the pool, b x reps = X (output - 1) t(b), gives b of X in closed form.
+    * Prefill: `pre` instances, each a server of mu prompts/s (its busy prefill rate); K = C / pre clients
+      cycle through each. The queue of K clients is taken with the Schweitzer-Bard approximation of mean value
+      analysis (an arriving request sees the queue of the other K - 1, (K - 1) / K of the mean; Schweitzer 1979,
+      Bard 1979; Lazowska et al., Quantitative System Performance, 1984, Sec. 6.4.2): with y = (K - 1) / K x
+      X / (pre mu), the mean wait is W = y / (1 - y) / mu, at most (K - 1) / mu (every other client ahead), the
+      open-loop M/M/1 wait as K grows. TTFT = c0 (prefill of the mean input + KV move) + W.
+    f(X) = X (c0 + W(X)) + b(X) reps - C is convex and increasing on [0, X_top], X_top = min(the decode pool's
+    rate at b_up, pre mu): Newton's steps from X_top fall monotonically to the root (stop: a step below
+    LITTLE_TOL of X). Where f(X_top) < 0 the requests left over wait at a full pool: `extra` = -f / X_top
+    seconds more TTFT (a decode slot at the batch cap, or the prefill queue at capacity).
+    Returns (b, X, TPOT t(b), the prefill queue's 1 / mu and y, extra); `disagg_wait` gives the wait's quantiles."""
+    g = max(float(out_mean) - 1.0, 0.0)
+    r, p = np.asarray(reps, dtype=float), np.asarray(pre, dtype=float)
+    t1 = np.asarray(t1, dtype=float)
+    s = np.where(b_up > 1.0, np.maximum(t_up - t1, 0.0) / np.maximum(b_up - 1.0, 1e-9), 0.0)
+    s = np.minimum(s, t1 * (1.0 - 1e-9))  # batching is never slower than serial steps: t(b_up) <= b_up x t1
+    S = 1.0 / np.maximum(mu, 1e-30)
+    alpha = (1.0 - p / conc) / (p / S)  # y = alpha X
+    with np.errstate(divide="ignore"):
+        u_hi = np.where(g > 0, b_up * r / np.maximum(g * t_up, 1e-300), np.inf)
+    u_top = np.minimum(u_hi, p / S)
+    c0 = np.broadcast_to(np.asarray(c0, dtype=float), r.shape)
+    cst = (g * t1, g * s, r * g * (t1 - s), S * alpha, r, alpha, c0)
+
+    def f_df(u, k):
+        gt1, gs, rc, sa, r_, al, c0_ = k
+        n1 = u * gt1
+        lin = n1 <= r_  # b <= 1: t = t1
+        with np.errstate(divide="ignore", invalid="ignore"):  # den > 0 where b > 1 (u <= u_hi, below r / (g s))
+            den = r_ - u * gs
+            br = np.where(lin, n1, rc * u / den)
+            dbr = np.where(lin, gt1, rc * r_ / (den * den))
+        y = al * u
+        inv = 1.0 / (1.0 - y)
+        f = u * c0_ + sa * u * u * inv + br - conc
+        df = c0_ + sa * u * (2.0 - y) * inv * inv + dbr
+        return f, df, br
+
+    # start at the least of two upper bounds of the root: X_top, and the root of X (c0 + W(X) + (output - 1) t1) = C
+    # (TPOT >= t1), a quadratic: (sa - alpha k) X^2 + (k + alpha C) X - C = 0, k = c0 + (output - 1) t1
+    k = c0 + g * t1
+    qa, qb = S * alpha - alpha * k, k + alpha * conc
+    with np.errstate(divide="ignore", invalid="ignore"):
+        root = 2.0 * conc / (qb + np.sqrt(qb * qb + 4.0 * qa * conc))
+    u = np.where(np.isfinite(root) & (root > 0), np.minimum(u_top, root), u_top)
+    f, df, br = f_df(u, cst)
+    sat = f <= 0
+    extra = np.where(sat, -f / np.maximum(u, 1e-300), 0.0)
+    idx = np.flatnonzero(~sat)  # Newton's steps on the rows not yet converged (each row's steps are its own)
+    f, df = f[idx], df[idx]
+    for _ in range(rounds):
+        if not len(idx):
+            break
+        x = u[idx]
+        nu = np.maximum(x - f / df, 0.0)
+        u[idx] = nu
+        keep = (x - nu) > LITTLE_TOL * x
+        idx, nu = idx[keep], nu[keep]
+        if len(idx):
+            f, df, _ = f_df(nu, tuple(a[idx] for a in cst))
+    br = f_df(u, cst)[2]
+    b = np.minimum(br / r, b_up)  # at b_up to the last bit (b_up r / r can round above it; the step time may jump there)
+    tpot = t1 + s * np.maximum(b - 1.0, 0.0)
+    return b, u, tpot, S, alpha * u, extra
+
+
+def disagg_wait(S, y, extra, q: float | None):
+    """Quantile q of the prefill wait of disagg_closed_loop (+ its `extra`): the tail taken exponential with the
+    queue's P(wait) = y and mean y / (1 - y) x S, as M/M/1 at load y: P(W > t) = y exp(-t (1 - y) / S). q None:
+    the mean."""
+    if q is None:
+        return S * y / (1.0 - y) + extra
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = S / (1.0 - y) * np.log(y / (1.0 - q))
+    return np.where(y > 1.0 - q, np.maximum(t, 0.0), 0.0) + extra
+
+
+def concurrency_wait(ctx, conc, reps, b, t_iter, out_tok_s, pf_rate, queue_reps, q: float | None):
     """Quantile q of the seconds a new request waits at a fixed concurrency conc before its prefill starts
     (beyond the scheduling wait): for a batch slot (the conc / reps - b requests of a replica beyond its b
     running ones, at its completion rate b / t_iter / output requests/s), then for the prompts ahead of it
     in the prefill queue that queue_reps servers of pf_rate tokens/s share: the finite-source queue of the
     b x reps / queue_reps requests running per server, completing out_tok_s / output / queue_reps requests/s
-    (closed_loop_wait_quantile). evaluate and planner.serve.concurrency both call this."""
+    (closed_loop_wait_quantile; q None: the mean). evaluate and planner.serve.concurrency both call this."""
     slot = np.maximum(conc / reps - b, 0) / np.maximum(np.maximum(b, 1e-3) / t_iter / ctx.out_mean, 1e-30)
     i_eff = ctx.in_mean * (1 - ctx.hit)
     return slot + closed_loop_wait_quantile(out_tok_s / ctx.out_mean / queue_reps, pf_rate / np.maximum(i_eff, 1.0),
@@ -585,7 +698,7 @@ def erlang_b(m, a):
     return np.clip(b, 0.0, 1.0)
 
 
-def closed_loop_wait_quantile(lam, mu, sources, q: float):
+def closed_loop_wait_quantile(lam, mu, sources, q: float | None):
     """Quantile q of the seconds a new prompt waits for the prompts ahead of it at a fixed concurrency:
     the finite-source (machine-repairman, M/M/1//K) queue, Kleinrock, Queueing Systems vol. 1 (1975),
     Sec. 3.9. K = `sources` requests cycle through one prefill server of rate mu (prompts/s): each spends
@@ -601,12 +714,14 @@ def closed_loop_wait_quantile(lam, mu, sources, q: float):
     0 where 1 - p0 <= 1 - q. At K = 1 nobody is ahead (B(0, a) = 1): no wait. As K grows with the total
     rate lam fixed, B(K - 1, a) -> 1 - lam / mu = 1 - rho and N -> rho / (1 - rho): the open-loop M/M/1
     wait, P(W > t) = rho exp(-mu (1 - rho) t) (Kleinrock 1975, Vol. 1, Sec. 3.2), exactly. Finite for any load:
-    at most K - 1 prompts are ever ahead."""
+    at most K - 1 prompts are ever ahead. q None: the mean wait."""
     mu = np.maximum(mu, 1e-30)
     k = np.maximum(np.asarray(sources, dtype=float), 1.0)
     a = mu * k / np.maximum(lam, 1e-30)
     busy = 1.0 - erlang_b(k - 1.0, a)
     ahead = np.maximum((k - 1.0) - a * busy, 0.0)
+    if q is None:  # the mean, E[wait] = N / mu
+        return ahead / mu
     with np.errstate(divide="ignore", invalid="ignore"):
         t = ahead / (mu * busy) * np.log(busy / (1.0 - q))
     return np.where(busy > 1.0 - q, np.maximum(t, 0.0), 0.0)
