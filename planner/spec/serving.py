@@ -182,6 +182,10 @@ class Serving(Strict):
     def mode(self) -> str:
         return "offline" if self.offline else ("rate" if self.requests_per_s is not None else "concurrency")
 
+    def slo_targets(self):
+        """slo.targets() that this traffic is held to: TTFT targets are not checked under offline traffic."""
+        return [(k, q, t) for k, q, t in self.slo.targets() if not (k == "ttft" and self.mode == "offline")]
+
 
 class ServingBudget(Strict):
     max_gpus: PosInt | None = None
