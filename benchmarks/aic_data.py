@@ -3,7 +3,8 @@
 The tables live in github.com/ai-dynamo/aiconfigurator (Apache-2.0) under
 aic-core/src/aiconfigurator_core/systems/data/<gpu>/<op>/<backend>/<version>/*.parquet; every check pins the
 same commit, COMMIT. `table` reads one parquet file at that commit from a local checkout (git show, no
-work tree needed); `write_csv` writes the rows a check extracts, atomically (planner.atomic); `bf16_gemms`,
+work tree needed); `write_csv` writes the rows a check extracts, atomically (planner.atomic), and `read_csv`
+reads them back; `bf16_gemms`,
 `bf16_gemm_rates` and `ratio_table` serve the GEMM checks (expert_gemm_aic_check.py, gemm_width_check.py)."""
 
 from __future__ import annotations
@@ -40,6 +41,16 @@ def write_csv(path: Path, fields: list[str], rows: list[dict]) -> None:
     w.writeheader()
     w.writerows(rows)
     write_atomic(path, buf.getvalue())
+
+
+def read_csv(path: Path, text: tuple[str, ...] | None = None) -> list[dict]:
+    """The rows of a CSV file (as write_csv writes them): every value a string, or where `text` names the text
+    columns, the others as floats."""
+    with path.open() as fh:
+        rows = list(csv.DictReader(fh))
+    if text is None:
+        return rows
+    return [{k: (v if k in text else float(v)) for k, v in r.items()} for r in rows]
 
 
 def bf16_gemms(repo: Path, folder: str, version: str):
