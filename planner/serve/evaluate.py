@@ -537,9 +537,9 @@ def adp_release_cycle(arrivals, ranks, wait, timeout):
     running sequence at all (the balancing's other exit; it needs a nearly idle replica)."""
     a, n, w, T = np.broadcast_arrays(*(np.asarray(x, dtype=float) for x in (arrivals, ranks, wait, timeout)))
     j = np.arange(int(np.max(T)) if T.size else 0, dtype=float)
-    with np.errstate(over="ignore", invalid="ignore"):
-        miss = 1.0 - (1.0 - np.exp(-a[..., None] * j)) ** n[..., None]  # P(N > j)
-    miss = np.where(np.isnan(miss), 0.0, miss)
+    with np.errstate(over="ignore", invalid="ignore"):  # a = inf (b None): inf x 0 at j = 0, not selected
+        lack = np.exp(-np.where(j > 0, a[..., None] * j, 0.0))  # P(a rank has no prompt j steps on); 1 at j = 0
+    miss = 1.0 - (1.0 - lack) ** n[..., None]  # P(N > j)
     upto = j < T[..., None]
     mean_min = np.where(upto, miss, 0.0).sum(axis=-1)
     last = np.where(j == T[..., None] - 1, miss, 0.0).sum(axis=-1)  # P(N > T - 1) = P(N >= T)
