@@ -74,8 +74,10 @@ def breakdown(r: dict) -> dict:
     # dense GEMMs read- or compute-bound at b: the two sides of dense_linear_s
     ls, ta = stage_layers(f, pp), attn_tp(t)
     wq = t["wq"]
-    read = timing.dense_linear_s(f, ls, b, b, t["tp"], ta, np.inf, ctx.hw["bw"], ctx.hw["bpe_dense"][wq])
-    comp = timing.dense_linear_s(f, ls, b, b, t["tp"], ta, ctx.hw["lin_dense"][wq], np.inf, ctx.hw["bpe_dense"][wq])
+    read = timing.dense_linear_s(f, ls, b, b, t["tp"], ta, np.inf, ctx.hw["bw"], ctx.hw["bpe_dense"][wq], np.inf,
+                                 ctx.hw["bpe_mla"][wq])
+    comp = timing.dense_linear_s(f, ls, b, b, t["tp"], ta, ctx.hw["lin_dense"][wq], np.inf, ctx.hw["bpe_dense"][wq],
+                                 ctx.hw["lin_mla"][wq], ctx.hw["bpe_mla"][wq])
     mem = memory_table(f, t, ctx.cap_bytes, ctx.hw["bpe"][wq], E.KV_BYTES[t["kv"]], ctx.in_mean, ctx.out_mean,
                        ctx.in_p90, ctx.out_p90, ctx.hw["bpe_dense"][wq], ctx.hw["bpe_mla"][wq])
     kv_cap = float(mem["seqs_running"][0])
