@@ -19,7 +19,6 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -41,11 +40,7 @@ SHORT = {"dense_gemm": "dense", "expert_gemm": "experts", "moe_routing": "route"
 
 
 def points() -> list[dict]:
-    out = []
-    for src in S.SOURCES:
-        if src.exists():
-            out += yaml.safe_load(src.read_text()) or []
-    return out
+    return S.points()
 
 
 def breakdown(r: dict) -> dict:
