@@ -203,13 +203,13 @@ def _iter_parts(ctx, t, b, lk=None):
 
 
 def tpot_quantile(ctx, t, b, parts, key: str, b_cap=None):
-    """TPOT at quantile `key` (p90 / p99) of b decoding sequences with mean iteration t_mean: the mean plus the
-    root-sum-square of two independent spreads (each a normal quantile offset; their sum's quantile); parts:
-    _iter_parts at b (its mean is t_mean):
+    """TPOT at quantile `key` (QUANTILES: p90 / p99) of b decoding sequences: the mean iteration (parts[0]; parts =
+    _iter_parts at b) plus the root-sum-square of two independent spreads, each a normal quantile offset:
     * the batch's, under a request rate only (b_cap given): the number in service is Poisson (M/G/inf), so at
-      b_q = min(b + z sqrt(b), b_cap) sequences the mean step is _iter(b_q), z the normal quantile;
-    * the prompt chunks among a request's own steps: chunk_spread_x(q) x sqrt(f (1 - f)) x Delta, f and Delta
-      from _iter_parts at b_q.
+      b_q = min(b + z sqrt(b), b_cap) sequences (z: the key's normal quantile) the mean step is _iter(b_q), an
+      offset of _iter(b_q) - parts[0];
+    * the prompt chunks among a request's own steps: ctx.tpot_x[key] (chunk_spread_x at the key's quantile) x
+      sqrt(f (1 - f)) x Delta, f and Delta from _iter_parts at b_q (at b without a rate).
     Without chunks (f = 0 or 1) and without a rate it is the mean itself."""
     _, z = QUANTILES[key]
     t_mean = parts[0]
