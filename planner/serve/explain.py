@@ -117,13 +117,14 @@ def _joint_fix(sc, pool, ev) -> dict | None:
     i = int(np.argmin(ratio))
     changes = [f"relax slo.{kind}_ms_{q} to {math.ceil(ev[kind][q][i] * 1e3)}"
                for kind, q, target in sc.serving.slo_targets() if ev[kind][q][i] * 1e3 > target]
-    if cap is not None and ev["usd_per_hour"][i] > cap:
+    over_budget = cap is not None and ev["usd_per_hour"][i] > cap
+    if over_budget:
         changes.append(f"raise budget.max_usd_per_hour to {math.ceil(ev['usd_per_hour'][i] * 100) / 100:.2f}")
     if not changes:
         return None
     return {"change": " and ".join(changes),
             "why": "one plan meets all of these at once" if len(changes) > 1
-            else "cheapest plan that meets the targets" if changes[0].startswith("raise budget") else "nearest target met"}
+            else "cheapest plan that meets the targets" if over_budget else "nearest target met"}
 
 
 def _where_gpus(sc, n: int) -> str:
