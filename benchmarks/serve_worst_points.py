@@ -28,7 +28,7 @@ import serving_accuracy as S  # noqa: E402
 from planner.serve import engines as E  # noqa: E402
 from planner.serve import timing  # noqa: E402
 from planner.serve.evaluate import Context, _graph_decode_s, _iter  # noqa: E402
-from planner.serve.memory import attn_tp, memory_table, stage_layers  # noqa: E402
+from planner.serve.memory import attn_tp, stage_layers  # noqa: E402
 from planner.serve.plan import parse_serve_plan  # noqa: E402
 from planner.serve.search import estimate_serving  # noqa: E402
 
@@ -73,8 +73,7 @@ def breakdown(r: dict) -> dict:
                                  ctx.hw["bpe_mla"][wq])
     comp = timing.dense_linear_s(f, ls, b, b, t["tp"], ta, ctx.hw["lin_dense"][wq], np.inf, ctx.hw["bpe_dense"][wq],
                                  ctx.hw["lin_mla"][wq], ctx.hw["bpe_mla"][wq])
-    mem = memory_table(f, t, ctx.cap_bytes, ctx.hw["bpe"][wq], E.KV_BYTES[t["kv"]], ctx.in_mean, ctx.out_mean,
-                       ctx.in_p90, ctx.out_p90, ctx.hw["bpe_dense"][wq], ctx.hw["bpe_mla"][wq])
+    mem = ctx.memory(t)
     kv_cap = float(mem["seqs_running"][0])
     pf_share = max(mean - dec, 0.0) / mean
     if pf_share > 0.5:

@@ -130,6 +130,13 @@ class Context:
         self.price = self.node.usd_per_gpu_hour
         self.links = None  # collective costs of the plan table (timing.comm_links), set by evaluate
 
+    def memory(self, t: dict) -> dict:
+        """memory.memory_table of plan table t under this scenario (bytes per element of the plan's weight scheme,
+        its dense and MLA-projection formats, KV format, the running and p90 lengths)."""
+        wq = t["wq"]
+        return memory_table(self.facts, t, self.cap_bytes, self.hw["bpe"][wq], E.KV_BYTES[t["kv"]], self.in_mean,
+                            self.out_running, self.in_p90, self.out_p90, self.hw["bpe_dense"][wq], self.hw["bpe_mla"][wq])
+
 
 def running_context_cv(input_tokens, output_tokens) -> float:
     """Coefficient of variation of a running sequence's context (its KV length: input + the outputs made so
@@ -366,9 +373,7 @@ def evaluate(sc, t: dict) -> dict:
     if n <= 1:
         return _evaluate(sc, t)
     ctx = Context(sc)
-    mem = memory_table(ctx.facts, t, ctx.cap_bytes, ctx.hw["bpe"][t["wq"]], E.KV_BYTES[t["kv"]],
-                       ctx.in_mean, ctx.out_running, ctx.in_p90, ctx.out_p90, ctx.hw["bpe_dense"][t["wq"]],
-                       ctx.hw["bpe_mla"][t["wq"]])
+    mem = ctx.memory(t)
     alive = (mem["verdict"] < 2) & (np.minimum(t["max_batch"], mem["seqs_running"]) >= 1)
     if alive.all():
         return _evaluate(sc, t)
@@ -396,9 +401,7 @@ def _evaluate(sc, t: dict) -> dict:
     ctx = Context(sc)
     ctx.links = timing.comm_links(ctx.node, t, ctx.facts.hidden, bool(ctx.facts.experts))
     s = sc.serving
-    mem = memory_table(ctx.facts, t, ctx.cap_bytes, ctx.hw["bpe"][t["wq"]], E.KV_BYTES[t["kv"]],
-                       ctx.in_mean, ctx.out_running, ctx.in_p90, ctx.out_p90, ctx.hw["bpe_dense"][t["wq"]],
-                       ctx.hw["bpe_mla"][t["wq"]])
+    mem = ctx.memory(t)
     i_eff = ctx.in_mean * (1 - ctx.hit)
     dis = _disagg(t)
     pre = t.get("prefill_replicas", np.zeros_like(t["tp"]))
