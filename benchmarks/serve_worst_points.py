@@ -52,8 +52,7 @@ def breakdown(r: dict) -> dict:
     ctx = Context(sc)
     ctx.links = timing.comm_links(ctx.node, t, ctx.facts.hidden, bool(ctx.facts.experts))
     b = np.array([max(est["throughput"]["running_sequences_per_replica"] or 1.0, 1e-3)])
-    ctx_dec = ctx.in_mean + ctx.out_mean / 2
-    ctx_pf = ctx.in_mean * ctx.hit + ctx.in_mean * (1 - ctx.hit) / 2
+    ctx_dec, ctx_pf = ctx.ctx_dec, ctx.ctx_pf  # the contexts _iter attends (length-biased where lengths vary)
     mean = float(_iter(ctx, t, b)[0])
     dec = float(_graph_decode_s(ctx, t, ctx.links, b, ctx_dec, ctx_pf)[0])
     f, pp = ctx.facts, t["pp"]
