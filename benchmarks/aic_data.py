@@ -3,7 +3,9 @@
 The tables live in github.com/ai-dynamo/aiconfigurator (Apache-2.0) under
 aic-core/src/aiconfigurator_core/systems/data/<gpu>/<op>/<backend>/<version>/*.parquet; every check pins the
 same commit, COMMIT. `table` reads one parquet file at that commit from a local checkout (git show, no
-work tree needed); `write_csv` writes the rows a check extracts, atomically (planner.atomic)."""
+work tree needed); `write_csv` writes the rows a check extracts, atomically (planner.atomic), and `read_csv`
+reads them back; `bf16_gemms`,
+`bf16_gemm_rates` and `ratio_table` serve the GEMM checks (expert_gemm_aic_check.py, gemm_width_check.py)."""
 
 from __future__ import annotations
 
@@ -39,3 +41,39 @@ def write_csv(path: Path, fields: list[str], rows: list[dict]) -> None:
     w.writeheader()
     w.writerows(rows)
     write_atomic(path, buf.getvalue())
+
+
+def read_csv(path: Path, text: tuple[str, ...] | None = None) -> list[dict]:
+    """The rows of a CSV file (as write_csv writes them): every value a string, or where `text` names the text
+    columns, the others as floats."""
+    with path.open() as fh:
+        rows = list(csv.DictReader(fh))
+    if text is None:
+        return rows
+    return [{k: (v if k in text else float(v)) for k, v in r.items()} for r in rows]
+
+
+def bf16_gemms(repo: Path, folder: str, version: str):
+    """The bf16 rows of <folder>/gemm/<version>/gemm_perf.parquet (TensorRT-LLM's torch flow: cuBLAS; the fp8 rows
+    include the input's dynamic quantisation, so the GEMM checks leave them out)."""
+    df = table(repo, f"{folder}/gemm/{version}/gemm_perf.parquet")
+    return df[df.gemm_dtype == "bfloat16"]
+
+
+def bf16_gemm_rates(gpu_name: str) -> tuple[float, float]:
+    """(matmul FLOP/s, HBM bytes/s) of a bf16 GEMM on the catalog GPU as planner.estimate.compute_gemm.peaks gives
+    them at the burst clock (the tables are single-kernel microbenchmarks: no power-limited clock)."""
+    from planner import catalog
+    from planner.estimate import compute_gemm, table as plan_table
+
+    flops, _, hbm, _ = compute_gemm.peaks(catalog.gpu(gpu_name), {"precision": plan_table.PRECISIONS.index("bf16")})
+    return flops, hbm
+
+
+def ratio_table(res: dict, cols: list, label) -> str:
+    """A markdown table of measured / model ratios: one row per GPU of res ({gpu: {col: ratio}}), one column per
+    entry of cols headed label(col); '-' where a GPU's table lacks the shape."""
+    lines = ["| GPU | " + " | ".join(label(c) for c in cols) + " |", "|---|" + "---:|" * len(cols)]
+    lines += [f"| {name} | " + " | ".join(f"{row[c]:.2f}" if c in row else "-" for c in cols) + " |"
+              for name, row in res.items()]
+    return "\n".join(lines)

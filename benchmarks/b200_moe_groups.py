@@ -33,6 +33,7 @@ import yaml
 
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]
+import accuracy  # noqa: E402
 import calibration_runs  # noqa: E402
 import moe_nvl72_decomposition  # noqa: E402
 
@@ -41,7 +42,6 @@ from planner.estimate.topology import profile  # noqa: E402
 MODELS = {"dsv3": "DeepSeek-V3", "qwen3-235b": "Qwen3-235B-A22B", "qwen3-30b": "Qwen3-30B-A3B",
           "gpt-oss": "gpt-oss-120b"}
 NODES = ("dgx-b200", "hgx-b300", "gb200-nvl72", "gb300-nvl72", "dgx-h100")
-KNOWN_REGRESSIONS = HERE / "known_regressions.yaml"
 
 
 def family(run_id: str) -> str | None:
@@ -93,9 +93,14 @@ def wanted(run: dict) -> bool:
             and bool(me.get("tokens_per_sec_per_gpu") or me.get("tflops_per_gpu")))
 
 
+def runs(path: Path = HERE / "recipe_runs.yaml") -> list[dict]:
+    """The wanted() rows of recipe_runs.yaml as recorded."""
+    return [r for r in yaml.safe_load(path.read_text()) or [] if wanted(r)]
+
+
 def rows(path: Path = HERE / "recipe_runs.yaml") -> list[dict]:
-    out = [analyse(r) for r in yaml.safe_load(path.read_text()) or [] if wanted(r)]
-    return [d for d in out if d["node"] in NODES]
+    """analyse() of each of runs() on the NODES."""
+    return [d for d in map(analyse, runs(path)) if d["node"] in NODES]
 
 
 def _group_text(g: dict) -> str:
@@ -138,12 +143,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, help="write the tables here (default: stdout)")
     args = ap.parse_args(argv)
-    regressions = {r["id"] for r in yaml.safe_load(KNOWN_REGRESSIONS.read_text()) or []}
-    text = render(rows(), regressions)
-    if args.out:
-        args.out.write_text(text)
-    else:
-        sys.stdout.write(text)
+    moe_nvl72_decomposition.emit(render(rows(), set(accuracy.known_regressions())), args.out)
     return 0
 
 

@@ -20,12 +20,12 @@ import statistics
 import sys
 from pathlib import Path
 
-import yaml
-
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]
+import accuracy  # noqa: E402
 import b200_moe_groups  # noqa: E402
 import calibration_runs  # noqa: E402
+import moe_nvl72_decomposition  # noqa: E402
 
 from planner.estimate import compute_moe, host  # noqa: E402
 
@@ -66,8 +66,8 @@ def main(argv=None) -> int:
     ap.add_argument("--gpu", action="store_true", help="sweep a fixed GPU time per expert GEMM instead")
     ap.add_argument("--out", type=Path, help="write the table here (default: stdout)")
     args = ap.parse_args(argv)
-    runs = [r for r in yaml.safe_load((HERE / "recipe_runs.yaml").read_text()) if b200_moe_groups.wanted(r)]
-    regressions = {r["id"] for r in yaml.safe_load(b200_moe_groups.KNOWN_REGRESSIONS.read_text()) or []}
+    runs = b200_moe_groups.runs()
+    regressions = set(accuracy.known_regressions())
     info = {d["id"]: d for d in b200_moe_groups.rows()}
     runs = [r for r in runs if r["id"] in info and r["id"] not in regressions]
     costs = GPU_EXTRA_US if args.gpu else COSTS_US
@@ -86,11 +86,7 @@ def main(argv=None) -> int:
         lines.append(f"| {fam} | {node} | {len(ids)} | {', '.join(shapes)} | {cells} |")
     mae = " | ".join(f"{100 * statistics.fmean(abs(e) for e in table[c].values()):.1f}%" for c in costs)
     lines.append(f"| all | | {len(runs)} | | {mae} (mean absolute) |")
-    text = "\n".join(lines) + "\n"
-    if args.out:
-        args.out.write_text(text)
-    else:
-        sys.stdout.write(text)
+    moe_nvl72_decomposition.emit("\n".join(lines) + "\n", args.out)
     return 0
 
 

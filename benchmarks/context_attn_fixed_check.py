@@ -21,7 +21,6 @@ the other two.
 
 from __future__ import annotations
 
-import csv
 import sys
 from pathlib import Path
 
@@ -29,7 +28,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
+import aic_data  # noqa: E402
 from planner import catalog  # noqa: E402
 from planner.serve import timing  # noqa: E402
 
@@ -38,8 +39,7 @@ REPORT = ROOT / "benchmarks" / "context_attn_fixed_results.md"
 
 
 def rows() -> list[dict]:
-    with DATA.open() as fh:
-        return [{k: (v if k in ("gpu", "trtllm") else float(v)) for k, v in r.items()} for r in csv.DictReader(fh)]
+    return aic_data.read_csv(DATA, text=("gpu", "trtllm"))
 
 
 def flops_s(r: dict) -> float:

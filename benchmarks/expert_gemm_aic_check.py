@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from planner import catalog  # noqa: E402
+import aic_data  # noqa: E402
 from planner.estimate import compute_gemm as G  # noqa: E402
 
 TABLES = (("h100_sxm", "trtllm/1.2.0rc5", "h100-sxm-80gb"), ("b200_sxm", "trtllm/1.2.0rc5", "b200"),
@@ -34,7 +34,6 @@ TABLES = (("h100_sxm", "trtllm/1.2.0rc5", "h100-sxm-80gb"), ("b200_sxm", "trtllm
 # (name, hidden, expert FFN hidden): the routed experts of the recipes' MoE models (gated, fc1 out 2f)
 MODELS = (("DeepSeek-V3", 7168, 2048), ("Qwen3-235B-A22B", 4096, 1536), ("Qwen3-30B-A3B", 2048, 768))
 ROWS = (1024, 2048, 4096, 8192)
-BF16 = 2  # index of bf16 in compute_gemm.peaks' precision table
 
 
 def expert_gemms(h: int, f: int, m: int) -> list[tuple[int, int, int]]:
@@ -43,13 +42,10 @@ def expert_gemms(h: int, f: int, m: int) -> list[tuple[int, int, int]]:
 
 
 def ratios(repo: Path) -> dict[str, dict[tuple[str, int], float]]:
-    import aic_data
-
     out = {}
     for folder, version, name in TABLES:
-        df = aic_data.table(repo, f"{folder}/gemm/{version}/gemm_perf.parquet")
-        d = df[df.gemm_dtype == "bfloat16"].groupby(["m", "n", "k"]).latency.median()
-        flops, _, hbm, _ = G.peaks(catalog.gpu(name), {"precision": BF16})
+        d = aic_data.bf16_gemms(repo, folder, version).groupby(["m", "n", "k"]).latency.median()
+        flops, hbm = aic_data.bf16_gemm_rates(name)
         row = {}
         for model, h, f in MODELS:
             for m in ROWS:
@@ -68,10 +64,7 @@ def main(argv: list[str]) -> int:
         return 2
     res = ratios(Path(argv[0]))
     cols = [(model, m) for model, _, _ in MODELS for m in ROWS]
-    print("| GPU | " + " | ".join(f"{model} {m}" for model, m in cols) + " |")
-    print("|---|" + "---:|" * len(cols))
-    for name, row in res.items():
-        print(f"| {name} | " + " | ".join(f"{row[c]:.2f}" if c in row else "-" for c in cols) + " |")
+    print(aic_data.ratio_table(res, cols, lambda c: f"{c[0]} {c[1]}"))
     return 0
 
 

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from planner import catalog  # noqa: E402
+import aic_data  # noqa: E402
 from planner.estimate import compute_gemm as G  # noqa: E402
 
 TABLES = (("h100_sxm", "trtllm/1.2.0rc5", "h100-sxm-80gb"), ("h200_sxm", "trtllm/1.3.0rc10", "h200-sxm-141gb"),
@@ -30,18 +30,14 @@ TABLES = (("h100_sxm", "trtllm/1.2.0rc5", "h100-sxm-80gb"), ("h200_sxm", "trtllm
           ("b300_sxm", "trtllm/1.3.0rc10", "b300"), ("gb300", "trtllm/1.3.0rc10", "gb300"))
 SHAPES = ((2560, 2560), (3072, 3072), (5120, 3072), (6144, 2560), (6144, 3072), (3072, 6144), (4096, 4096),
           (7168, 7168), (8192, 8192))
-BF16 = 2  # index of bf16 in compute_gemm.peaks' precision table
 
 
 def ratios(repo: Path) -> dict[str, dict[tuple[int, int], float]]:
-    import aic_data
-
     out = {}
     for folder, version, name in TABLES:
-        df = aic_data.table(repo, f"{folder}/gemm/{version}/gemm_perf.parquet")
-        gpu = catalog.gpu(name)
-        flops, _, hbm, _ = G.peaks(gpu, {"precision": BF16})
-        d = df[(df.gemm_dtype == "bfloat16") & df.m.isin([4096, 8192, 16384])]
+        flops, hbm = aic_data.bf16_gemm_rates(name)
+        d = aic_data.bf16_gemms(repo, folder, version)
+        d = d[d.m.isin([4096, 8192, 16384])]
         row = {}
         for n, k in SHAPES:
             s = d[(d.n == n) & (d.k == k)].groupby("m").latency.median()
@@ -56,10 +52,7 @@ def main(argv: list[str]) -> int:
         print(__doc__)
         return 2
     res = ratios(Path(argv[0]))
-    print("| GPU | " + " | ".join(f"{n}x{k}" for n, k in SHAPES) + " |")
-    print("|---|" + "---:|" * len(SHAPES))
-    for name, row in res.items():
-        print(f"| {name} | " + " | ".join(f"{row[s]:.2f}" if s in row else "-" for s in SHAPES) + " |")
+    print(aic_data.ratio_table(res, list(SHAPES), lambda s: f"{s[0]}x{s[1]}"))
     return 0
 
 

@@ -23,7 +23,6 @@ timing.kernel_launch_s charges them); "after" adds timing.weight_only_moe_fixed_
 
 from __future__ import annotations
 
-import csv
 import sys
 from pathlib import Path
 
@@ -33,6 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+import aic_data  # noqa: E402
 import moe_kernel_check as M  # noqa: E402
 from planner import catalog  # noqa: E402
 from planner.estimate.compute_gemm import GEMM_LAUNCH_S  # noqa: E402
@@ -56,8 +56,6 @@ MOE_KERNELS = 2 + timing.MOE_LAYER_KERNELS  # expert up / down GEMMs + routing, 
 
 
 def extract(repo: Path) -> None:
-    import aic_data
-
     rows = []
     for folder, engine, dtype, gptoss_only in TABLES:
         d = aic_data.table(repo, f"{folder}/moe/{engine}/moe_perf.parquet")
@@ -72,8 +70,7 @@ def extract(repo: Path) -> None:
 
 
 def rows() -> list[dict]:
-    with DATA.open() as fh:
-        return list(csv.DictReader(fh))
+    return aic_data.read_csv(DATA)
 
 
 def model_s(r: dict, after: bool) -> float:

@@ -98,12 +98,16 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, help="write the tables here (default: stdout)")
     args = ap.parse_args(argv)
-    text = render(rows())
-    if args.out:
-        args.out.write_text(text)
+    emit(render(rows()), args.out)
+    return 0
+
+
+def emit(text: str, out: Path | None) -> None:
+    """text to the file `out`, or to stdout where none is given (the --out of the MoE decomposition scripts)."""
+    if out:
+        out.write_text(text)
     else:
         sys.stdout.write(text)
-    return 0
 
 
 if __name__ == "__main__":

@@ -19,8 +19,6 @@ import copy
 import sys
 from pathlib import Path
 
-import yaml
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -48,8 +46,8 @@ HARDWARE_FROM = {"b200-tp8-fp4": "trtllm-po-b200-qwen3-235b-dep4-fp4-1000-1000",
 
 
 def records() -> list[dict]:
-    base = {r["id"]: r for r in yaml.safe_load(SA.SOURCES[0].read_text())}[POINT]
-    runs = {r["id"]: r for r in yaml.safe_load(SA.SOURCES[1].read_text())}
+    runs = {r["id"]: r for r in SA.points()}
+    base = runs[POINT]
     out = []
     for col, rows in TABLE.items():
         for (isl, osl), total in rows.items():
@@ -70,9 +68,7 @@ def predict(r: dict) -> float:
     from planner.serve.plan import parse_serve_plan
 
     sc, plan, _ = SA.point_scenario(r)
-    est = SA.estimate_serving(sc, parse_serve_plan(plan, sc))
-    est["_out_mean"] = SA.token_stats(sc.serving.output_tokens)[0]
-    return SA.finite_run_throughput(r, est)
+    return SA.predicted(r, sc, SA.estimate_serving(sc, parse_serve_plan(plan, sc)))
 
 
 def evaluate() -> list[tuple[str, float, float, float]]:

@@ -19,7 +19,6 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -29,7 +28,7 @@ import serving_accuracy as S  # noqa: E402
 from planner.serve import engines as E  # noqa: E402
 from planner.serve import timing  # noqa: E402
 from planner.serve.evaluate import Context, _graph_decode_s, _iter  # noqa: E402
-from planner.serve.memory import attn_tp, memory_table, stage_layers  # noqa: E402
+from planner.serve.memory import attn_tp, stage_layers  # noqa: E402
 from planner.serve.plan import parse_serve_plan  # noqa: E402
 from planner.serve.search import estimate_serving  # noqa: E402
 
@@ -41,11 +40,7 @@ SHORT = {"dense_gemm": "dense", "expert_gemm": "experts", "moe_routing": "route"
 
 
 def points() -> list[dict]:
-    out = []
-    for src in S.SOURCES:
-        if src.exists():
-            out += yaml.safe_load(src.read_text()) or []
-    return out
+    return S.points()
 
 
 def breakdown(r: dict) -> dict:
@@ -57,8 +52,7 @@ def breakdown(r: dict) -> dict:
     ctx = Context(sc)
     ctx.links = timing.comm_links(ctx.node, t, ctx.facts.hidden, bool(ctx.facts.experts))
     b = np.array([max(est["throughput"]["running_sequences_per_replica"] or 1.0, 1e-3)])
-    ctx_dec = ctx.in_mean + ctx.out_mean / 2
-    ctx_pf = ctx.in_mean * ctx.hit + ctx.in_mean * (1 - ctx.hit) / 2
+    ctx_dec, ctx_pf = ctx.ctx_dec, ctx.ctx_pf  # the contexts _iter attends (length-biased where lengths vary)
     mean = float(_iter(ctx, t, b)[0])
     dec = float(_graph_decode_s(ctx, t, ctx.links, b, ctx_dec, ctx_pf)[0])
     f, pp = ctx.facts, t["pp"]
@@ -74,10 +68,11 @@ def breakdown(r: dict) -> dict:
     # dense GEMMs read- or compute-bound at b: the two sides of dense_linear_s
     ls, ta = stage_layers(f, pp), attn_tp(t)
     wq = t["wq"]
-    read = timing.dense_linear_s(f, ls, b, b, t["tp"], ta, np.inf, ctx.hw["bw"], ctx.hw["bpe_dense"][wq])
-    comp = timing.dense_linear_s(f, ls, b, b, t["tp"], ta, ctx.hw["lin_dense"][wq], np.inf, ctx.hw["bpe_dense"][wq])
-    mem = memory_table(f, t, ctx.cap_bytes, ctx.hw["bpe"][wq], E.KV_BYTES[t["kv"]], ctx.in_mean, ctx.out_mean,
-                       ctx.in_p90, ctx.out_p90, ctx.hw["bpe_dense"][wq], ctx.hw["bpe_mla"][wq])
+    read = timing.dense_linear_s(f, ls, b, b, t["tp"], ta, np.inf, ctx.hw["bw"], ctx.hw["bpe_dense"][wq], np.inf,
+                                 ctx.hw["bpe_mla"][wq])
+    comp = timing.dense_linear_s(f, ls, b, b, t["tp"], ta, ctx.hw["lin_dense"][wq], np.inf, ctx.hw["bpe_dense"][wq],
+                                 ctx.hw["lin_mla"][wq], ctx.hw["bpe_mla"][wq])
+    mem = ctx.memory(t)
     kv_cap = float(mem["seqs_running"][0])
     pf_share = max(mean - dec, 0.0) / mean
     if pf_share > 0.5:

@@ -451,6 +451,27 @@ def latency_pair(r: dict, est: dict) -> dict | None:
     return {"ttft": (ttft, lat["ttft_ms"]["p50"]), "tpot": (tpot, lat["tpot_ms"]["p50"])}
 
 
+def points() -> list[dict]:
+    """Every point record of SOURCES (those present), in order, as written."""
+    out = []
+    for src in SOURCES:
+        if src.exists():
+            out += yaml.safe_load(src.read_text()) or []
+    return out
+
+
+def predicted(r: dict, sc, est: dict) -> float:
+    """The output tokens/s point r is compared at (report header): a Server point's capacity within its latency
+    bounds (server_capacity), an offline run's over its finite waves (finite_run_throughput), a concurrency point's
+    rate as estimated (est: estimate_serving of the point's scenario sc and plan)."""
+    if "server" in r["workload"]["kind"]:
+        return server_capacity(r)
+    if not r["workload"].get("concurrency"):
+        est["_out_mean"] = token_stats(sc.serving.output_tokens)[0]
+        return finite_run_throughput(r, est)
+    return est["throughput"]["output_tokens_per_s"]
+
+
 def run() -> list[dict]:
     from planner.serve.plan import parse_serve_plan
 
@@ -462,12 +483,7 @@ def run() -> list[dict]:
             r["precision"]["native_weight_format"] = r["model"].get("native_weight_format")
             sc, plan, measured = point_scenario(r)
             est = estimate_serving(sc, parse_serve_plan(plan, sc))
-            pred = est["throughput"]["output_tokens_per_s"]
-            if "server" in r["workload"]["kind"]:
-                pred = server_capacity(r)
-            elif not r["workload"].get("concurrency"):
-                est["_out_mean"] = token_stats(sc.serving.output_tokens)[0]
-                pred = finite_run_throughput(r, est)
+            pred = predicted(r, sc, est)
             fits = est["memory"]["verdict"] != "oom"
             rows.append({"id": r["id"], "kind": r["model"]["type"], "plan": plan, "measured": measured,
                          "engine": engine_of(r), "vendor": "AMD" if node_name(r["hardware"]["gpu"]).startswith("mi") else "NVIDIA",

@@ -32,7 +32,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -104,8 +103,7 @@ def moe_ms(tab: dict, tokens: float, experts: int = 32) -> float:
 
 
 def point(pid: str = POINT):
-    runs = yaml.safe_load((ROOT / "benchmarks" / "serving_runs.yaml").read_text())
-    r = next(x for x in runs if x["id"] == pid)
+    r = next(x for x in SA.points() if x["id"] == pid)
     r["precision"]["native_weight_format"] = r["model"].get("native_weight_format")
     sc, plan, measured = SA.point_scenario(r)
     return r, sc, plan, measured
@@ -124,12 +122,13 @@ def model_parts(ctx, t, n_dec: float, n_pf: float, ctx_dec: float, ctx_pf: float
     kv_read = n_dec * seq_kv_bytes(f, full, sw, ctx_dec) / bw
     parts = {
         "attention projections + router + LM head (bf16 GEMMs)":
-            T.dense_linear_s(f, ls, n, n_dec, tp, ta, hw["lin_dense"][wq], bw, hw["bpe_dense"][wq]),
+            T.dense_linear_s(f, ls, n, n_dec, tp, ta, hw["lin_dense"][wq], bw, hw["bpe_dense"][wq], hw["lin_mla"][wq],
+                             hw["bpe_mla"][wq]),
         "MoE layer (experts + routing + dispatch/combine copies)":
             T.expert_linear_s(f, ls, n, tp, lin, bw, hw["bpe"][wq], t["ep"], hw["dequant"][wq], hw["weight_only"][wq])
             + T.moe_routing_s(f, ls, n) + n * ls * moe_act / bw + T.weight_only_moe_fixed_s(f, ls, hw["weight_only"][wq]),
         "generation attention (KV read + per sequence/KV head)":
-            kv_read + T.decode_attention_fixed_s(f, ls, n_dec, ta),
+            kv_read * T.adp_attention_imbalance(t, n_dec, hw["ctx_cv"]) + T.decode_attention_fixed_s(f, ls, n_dec, ta),
         "context attention": 2.0 * n_pf * ctx_pf * f.attn_dim_prefill * ls / tp / attn_fps
             + T.context_attention_fixed_s(f, ls, n_pf, ta),
         "norms, residual, GEMM outputs (HBM traffic)": n * ls * (act - moe_act) / bw,
@@ -209,8 +208,7 @@ def run(pid: str = POINT) -> tuple[list[str], dict]:
               f"{alt_tok:,.0f} tokens/s, {100 * (alt_tok / predicted - 1):+.1f}% against 2,048: the step's cost is "
               "per token (MoE compute-bound from ~768 tokens, KV read per sequence), so the running batch "
               "does not explain the gap either."]
-    runs = yaml.safe_load((ROOT / "benchmarks" / "serving_runs.yaml").read_text())
-    b200 = next(x for x in runs if x["id"] == POINT.replace("h200", "b200").replace("-fp8-", "-fp4-"))
+    b200 = next(x for x in SA.points() if x["id"] == POINT.replace("h200", "b200").replace("-fp8-", "-fp4-"))
     b200_tok = float(b200["measured"]["output_tokens_per_sec_per_gpu"])
     lines += ["", f"Host bound: the same table's B200 TP1 column ({b200['id']}, same engine, x86 DGX host, "
               f"2,048 sequences fit) publishes {b200_tok:,.0f} tokens/s, {b / b200_tok * 1e3:.0f} ms per step, so the "

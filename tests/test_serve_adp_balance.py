@@ -60,6 +60,8 @@ def test_release_cycle_limits():
     # idle ranks wait the whole timeout; busy ones release every batching_wait_iters + 1 steps
     assert V.adp_release_cycle(np.array([0.0]), np.array([8]), np.array([10]), np.array([50]))[0] == pytest.approx(50)
     assert V.adp_release_cycle(np.array([1e3]), np.array([8]), np.array([10]), np.array([50]))[0] == pytest.approx(11)
+    # schedule_wait without a batch takes arrivals as unbounded: the same busy-rank limit (it gave 10: P(N > 0) lost)
+    assert V.adp_release_cycle(np.array([np.inf]), np.array([8]), np.array([10]), np.array([50]))[0] == pytest.approx(11)
 
 
 def test_plan_keys_checked(tmp_path):

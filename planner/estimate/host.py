@@ -113,12 +113,18 @@ def _host_parts(ctx, t, moe_layer: bool, eager):
 
         quant = expert_quant_kernels(ctx, t) * HOST_LAUNCH_S
     fp8_quant = np.where(t["precision"] == FP8, linears + expert_modules, 0)
-    per_expert = np.where(t["framework"] == MEG, EXPERT_GEMM_HOST_S, HOST_LAUNCH_S)  # TE GroupedLinear: Megatron
-    gemms = linears * HOST_LINEAR_FWD_BWD_S + expert_modules * (HOST_LINEAR_FWD_BWD_S + experts_local * 3 * per_expert)
+    gemms = linears * HOST_LINEAR_FWD_BWD_S + expert_modules * (HOST_LINEAR_FWD_BWD_S
+                                                                 + experts_local * 3 * expert_gemm_host_s(t))
     elementwise = (ops + fp8_quant) * HOST_OP_FWD_BWD_S
     total = gemms + elementwise + metadata + quant
     forward = gemms / 3 + elementwise / 2 + metadata + quant / 3
     return total, forward
+
+
+def expert_gemm_host_s(t):
+    """Host seconds of one per-expert GEMM launch: EXPERT_GEMM_HOST_S under Megatron (Transformer Engine's
+    GroupedLinear, one cuBLASLt call per local expert), the bare launch (HOST_LAUNCH_S) elsewhere."""
+    return np.where(t["framework"] == MEG, EXPERT_GEMM_HOST_S, HOST_LAUNCH_S)
 
 
 def host_dispatch_factor(ctx) -> float:
@@ -252,6 +258,6 @@ def moe_sync_exposed_s(ctx, t, gpu_post_s):
     gemms = np.where(meg, modules * local, modules)
     ops = np.where(meg, MOE_POST_SYNC_OPS[ctx.scenario.runtime.moe_dispatcher], MOE_POST_SYNC_OPS["alltoall"])
     launches = (ops + expert_quant_kernels(ctx, t) / 2) * HOST_LAUNCH_S \
-        + gemms * np.where(meg, EXPERT_GEMM_HOST_S, HOST_LAUNCH_S)
+        + gemms * expert_gemm_host_s(t)
     exposed = np.maximum(0.0, launches * host_dispatch_factor(ctx) - gpu_post_s) + HOST_SYNC_S
     return np.where(moe_forward_syncs(ctx, t), exposed, 0.0)

@@ -133,6 +133,13 @@ class Context:
         self.price = self.node.usd_per_gpu_hour
         self.links = None  # collective costs of the plan table (timing.comm_links), set by evaluate
 
+    def memory(self, t: dict) -> dict:
+        """memory.memory_table of plan table t under this scenario (bytes per element of the plan's weight scheme,
+        its dense and MLA-projection formats, KV format, the running and p90 lengths)."""
+        wq = t["wq"]
+        return memory_table(self.facts, t, self.cap_bytes, self.hw["bpe"][wq], E.KV_BYTES[t["kv"]], self.in_mean,
+                            self.out_running, self.in_p90, self.out_p90, self.hw["bpe_dense"][wq], self.hw["bpe_mla"][wq])
+
 
 def running_context_cv(input_tokens, output_tokens) -> float:
     """Coefficient of variation of a running sequence's context (its KV length: input + the outputs made so
@@ -206,13 +213,13 @@ def _iter_parts(ctx, t, b, lk=None):
 
 
 def tpot_quantile(ctx, t, b, parts, key: str, b_cap=None):
-    """TPOT at quantile `key` (p90 / p99) of b decoding sequences with mean iteration t_mean: the mean plus the
-    root-sum-square of two independent spreads (each a normal quantile offset; their sum's quantile); parts:
-    _iter_parts at b (its mean is t_mean):
+    """TPOT at quantile `key` (QUANTILES: p90 / p99) of b decoding sequences: the mean iteration (parts[0]; parts =
+    _iter_parts at b) plus the root-sum-square of two independent spreads, each a normal quantile offset:
     * the batch's, under a request rate only (b_cap given): the number in service is Poisson (M/G/inf), so at
-      b_q = min(b + z sqrt(b), b_cap) sequences the mean step is _iter(b_q), z the normal quantile;
-    * the prompt chunks among a request's own steps: chunk_spread_x(q) x sqrt(f (1 - f)) x Delta, f and Delta
-      from _iter_parts at b_q.
+      b_q = min(b + z sqrt(b), b_cap) sequences (z: the key's normal quantile) the mean step is _iter(b_q), an
+      offset of _iter(b_q) - parts[0];
+    * the prompt chunks among a request's own steps: ctx.tpot_x[key] (chunk_spread_x at the key's quantile) x
+      sqrt(f (1 - f)) x Delta, f and Delta from _iter_parts at b_q (at b without a rate).
     Without chunks (f = 0 or 1) and without a rate it is the mean itself."""
     _, z = QUANTILES[key]
     t_mean = parts[0]
@@ -369,9 +376,7 @@ def evaluate(sc, t: dict) -> dict:
     if n <= 1:
         return _evaluate(sc, t)
     ctx = Context(sc)
-    mem = memory_table(ctx.facts, t, ctx.cap_bytes, ctx.hw["bpe"][t["wq"]], E.KV_BYTES[t["kv"]],
-                       ctx.in_mean, ctx.out_running, ctx.in_p90, ctx.out_p90, ctx.hw["bpe_dense"][t["wq"]],
-                       ctx.hw["bpe_mla"][t["wq"]])
+    mem = ctx.memory(t)
     alive = (mem["verdict"] < 2) & (np.minimum(t["max_batch"], mem["seqs_running"]) >= 1)
     if alive.all():
         return _evaluate(sc, t)
@@ -399,9 +404,7 @@ def _evaluate(sc, t: dict) -> dict:
     ctx = Context(sc)
     ctx.links = timing.comm_links(ctx.node, t, ctx.facts.hidden, bool(ctx.facts.experts))
     s = sc.serving
-    mem = memory_table(ctx.facts, t, ctx.cap_bytes, ctx.hw["bpe"][t["wq"]], E.KV_BYTES[t["kv"]],
-                       ctx.in_mean, ctx.out_running, ctx.in_p90, ctx.out_p90, ctx.hw["bpe_dense"][t["wq"]],
-                       ctx.hw["bpe_mla"][t["wq"]])
+    mem = ctx.memory(t)
     i_eff = ctx.in_mean * (1 - ctx.hit)
     dis = _disagg(t)
     pre = t.get("prefill_replicas", np.zeros_like(t["tp"]))
@@ -558,9 +561,9 @@ def adp_release_cycle(arrivals, ranks, wait, timeout):
     running sequence at all (the balancing's other exit; it needs a nearly idle replica)."""
     a, n, w, T = np.broadcast_arrays(*(np.asarray(x, dtype=float) for x in (arrivals, ranks, wait, timeout)))
     j = np.arange(int(np.max(T)) if T.size else 0, dtype=float)
-    with np.errstate(over="ignore", invalid="ignore"):
-        miss = 1.0 - (1.0 - np.exp(-a[..., None] * j)) ** n[..., None]  # P(N > j)
-    miss = np.where(np.isnan(miss), 0.0, miss)
+    with np.errstate(over="ignore", invalid="ignore"):  # a = inf (b None): inf x 0 at j = 0, not selected
+        lack = np.exp(-np.where(j > 0, a[..., None] * j, 0.0))  # P(a rank has no prompt j steps on); 1 at j = 0
+    miss = 1.0 - (1.0 - lack) ** n[..., None]  # P(N > j)
     upto = j < T[..., None]
     mean_min = np.where(upto, miss, 0.0).sum(axis=-1)
     last = np.where(j == T[..., None] - 1, miss, 0.0).sum(axis=-1)  # P(N > T - 1) = P(N >= T)
@@ -728,12 +731,10 @@ def closed_loop_wait_quantile(lam, mu, sources, q: float | None):
 
 
 def _meets_slo(s, ttft, tpot):
-    """Every SLO target (slo.targets: TTFT / TPOT at p90 / p99) met; TTFT targets not under offline traffic."""
+    """Every SLO target the traffic is held to (Serving.slo_targets: TTFT / TPOT at p90 / p99) met."""
     ok = np.ones_like(tpot["p50"], dtype=bool)
     lat = {"ttft": ttft, "tpot": tpot}
-    for kind, q, target in s.slo.targets():
-        if kind == "ttft" and s.mode == "offline":
-            continue
+    for kind, q, target in s.slo_targets():
         ok &= lat[kind][q] * 1e3 <= target
     return ok
 

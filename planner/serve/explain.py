@@ -73,9 +73,7 @@ def explain_serving(sc, t: dict, ev: dict) -> dict:
         fixes.append({"change": f"lower requests_per_s to {best_rate:.3g}", "why": "what the GPUs sustain"})
         return {"reasons": reasons, "fixes": fixes}
     pool = stable if s.mode == "rate" else ok_mem
-    for kind, q, target in s.slo.targets():
-        if kind == "ttft" and s.mode == "offline":
-            continue
+    for kind, q, target in s.slo_targets():
         best = np.where(pool, ev[kind][q], np.inf).min() * 1e3
         if best > target:
             name, fmt = ("TPOT", ".1f") if kind == "tpot" else ("TTFT", ".0f")
@@ -93,12 +91,6 @@ def explain_serving(sc, t: dict, ev: dict) -> dict:
     return {"reasons": reasons, "fixes": fixes}
 
 
-def _limits(sc):
-    """(kind, quantile key, target ms) of every SLO target that applies (TTFT not offline)."""
-    s = sc.serving
-    return [(k, q, t) for k, q, t in s.slo.targets() if not (k == "ttft" and s.mode == "offline")]
-
-
 def limit_ratio(sc, lat: dict, usd_h) -> np.ndarray:
     """Per plan, how far it is from the scenario's limits: the largest of each latency quantile over its SLO
     target (lat: {"tpot": {"p90": s, "p99": s}, "ttft": {...}}, seconds; TTFT not offline) and $/h over
@@ -107,7 +99,7 @@ def limit_ratio(sc, lat: dict, usd_h) -> np.ndarray:
     with."""
     cap = sc.budget.max_usd_per_hour
     ratio = np.zeros(np.shape(usd_h))
-    for kind, q, target in _limits(sc):
+    for kind, q, target in sc.serving.slo_targets():
         ratio = np.maximum(ratio, lat[kind][q] * 1e3 / target)
     if cap is not None:
         ratio = np.maximum(ratio, usd_h / cap)
@@ -124,14 +116,15 @@ def _joint_fix(sc, pool, ev) -> dict | None:
         return None
     i = int(np.argmin(ratio))
     changes = [f"relax slo.{kind}_ms_{q} to {math.ceil(ev[kind][q][i] * 1e3)}"
-               for kind, q, target in _limits(sc) if ev[kind][q][i] * 1e3 > target]
-    if cap is not None and ev["usd_per_hour"][i] > cap:
+               for kind, q, target in sc.serving.slo_targets() if ev[kind][q][i] * 1e3 > target]
+    over_budget = cap is not None and ev["usd_per_hour"][i] > cap
+    if over_budget:
         changes.append(f"raise budget.max_usd_per_hour to {math.ceil(ev['usd_per_hour'][i] * 100) / 100:.2f}")
     if not changes:
         return None
     return {"change": " and ".join(changes),
             "why": "one plan meets all of these at once" if len(changes) > 1
-            else "cheapest plan that meets the targets" if changes[0].startswith("raise budget") else "nearest target met"}
+            else "cheapest plan that meets the targets" if over_budget else "nearest target met"}
 
 
 def _where_gpus(sc, n: int) -> str:

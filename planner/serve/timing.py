@@ -593,8 +593,7 @@ def stage_terms(f, t, lk, hw, n_dec, n_pf, ctx_dec, ctx_pf) -> dict:
     n = n_dec + n_pf
     imb = ep_rank_imbalance(f, n, t["ep"]) if f.experts else 1.0
     dense = dense_linear_s(f, ls, n, n_dec, tp, ta, hw["lin_dense"][t["wq"]], bw, hw["bpe_dense"][t["wq"]],
-                           hw["lin_mla"][t["wq"]] if "lin_mla" in hw else None,
-                           hw["bpe_mla"][t["wq"]] if "bpe_mla" in hw else None)
+                           hw["lin_mla"][t["wq"]], hw["bpe_mla"][t["wq"]])
     experts = expert_linear_s(f, ls, n, tp, lin, bw, bpe, t["ep"], hw["dequant"][t["wq"]], hw["weight_only"][t["wq"]],
                               imbalance=imb, trtllm_gen=E.plan_trtllm_gen_moe(t))
     elementwise = n * ls * activation_bytes_per_token(f, tp, ta, t["ep"], imb) / bw
@@ -607,7 +606,7 @@ def stage_terms(f, t, lk, hw, n_dec, n_pf, ctx_dec, ctx_pf) -> dict:
     pf_flops = 2.0 * n_pf * ctx_pf * f.attn_dim_prefill * ls / tp
     dec_fps, pf_fps = attention_fps(f, attn_fps, hw["exp_per_flop"])
     decode_attn = np.maximum(kv_read / bw, dec_flops / dec_fps)
-    decode_attn = decode_attn * adp_attention_imbalance(t, n_dec, hw.get("ctx_cv", 0.0))
+    decode_attn = decode_attn * adp_attention_imbalance(t, n_dec, hw["ctx_cv"])
     act = n * f.hidden * ACT_BYTES
     tp_comm = 2.0 * ls * tp_all_reduce_s(lk, act)
     dp_comm = attn_dp_moe_comm_s(f, t, lk, hw, n, ls) if f.moe_layers else 0.0  # dense: no MoE exchange

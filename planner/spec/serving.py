@@ -93,14 +93,18 @@ def token_quantile(value, q: float) -> float:
 def token_points(value) -> list[tuple[float, float]]:
     """(tokens, share) points of a token count, shares summing to 1: the count itself where fixed, the list's
     points, and for {mean, p90} its least-spread two-point reading (token_moments)."""
-    if isinstance(value, int):
-        pts = [(float(value), 1.0)]
-    elif isinstance(value, TokenMoments):
-        pts = [((value.mean - 0.1 * value.p90) / 0.9, 0.9), (float(value.p90), 0.1)]
-    else:
-        pts = [(float(t), float(s)) for t, s in value]
+    pts = _points(value)
     total = sum(s for _, s in pts)
     return [(t, s / total) for t, s in pts]
+
+
+def _points(value) -> list[tuple[float, float]]:
+    """(tokens, relative weight) points of a token count, weights not normalised (token_points, token_moments)."""
+    if isinstance(value, int):
+        return [(float(value), 1.0)]
+    if isinstance(value, TokenMoments):
+        return [((value.mean - 0.1 * value.p90) / 0.9, 0.9), (float(value.p90), 0.1)]
+    return [(float(t), float(s)) for t, s in value]
 
 
 def token_moments(value, k: int = 4) -> tuple[float, ...]:
@@ -112,12 +116,7 @@ def token_moments(value, k: int = 4) -> tuple[float, ...]:
     p90): a contraction of any other, so for a cost convex in the count (a prompt's prefill) it gives the least
     E[S] and E[S^2], and the least Pollaczek-Khinchine mean wait, that the pair allows; a fixed count where
     p90 = mean. A list of points states the whole shape."""
-    if isinstance(value, int):
-        pts = [(float(value), 1.0)]
-    elif isinstance(value, TokenMoments):
-        pts = [((value.mean - 0.1 * value.p90) / 0.9, 0.9), (float(value.p90), 0.1)]
-    else:
-        pts = [(float(t), float(s)) for t, s in value]
+    pts = _points(value)
     total = sum(s for _, s in pts)
     return tuple(sum(t ** j * s for t, s in pts) / total for j in range(1, k + 1))
 
@@ -182,6 +181,10 @@ class Serving(Strict):
     @property
     def mode(self) -> str:
         return "offline" if self.offline else ("rate" if self.requests_per_s is not None else "concurrency")
+
+    def slo_targets(self):
+        """slo.targets() that this traffic is held to: TTFT targets are not checked under offline traffic."""
+        return [(k, q, t) for k, q, t in self.slo.targets() if not (k == "ttft" and self.mode == "offline")]
 
 
 class ServingBudget(Strict):
