@@ -184,3 +184,18 @@ def test_the_best_mix_says_it_leaves_serving_workloads_out(tmp_path):
     assert r.exit_code == 0, r.output
     lines = json.loads(r.stdout)["best_mix"]["explanation"]
     assert any("chat-8b" in x and "not in the mix" in x for x in lines), lines
+
+
+def test_an_unsupported_activation_names_the_key_it_came_from(tmp_path):
+    """Gemma 2 / 3 configs give the activation as hidden_activation (overriding hidden_act): a bad value there was
+    reported under hidden_act, a key the file may not even have."""
+    cfg = {"architectures": ["GemmaForCausalLM"], "model_type": "gemma", "hidden_size": 256,
+           "intermediate_size": 1024, "num_attention_heads": 4, "num_hidden_layers": 2, "num_key_value_heads": 4,
+           "head_dim": 64, "vocab_size": 1000, "max_position_embeddings": 2048}
+    for key, value in (("hidden_activation", "mish"), ("hidden_act", "mish"), ("hidden_activation", "relu")):
+        p = tmp_path / "config.json"
+        p.write_text(json.dumps({**cfg, key: value}))
+        r = runner.invoke(main, ["model", str(p)])
+        assert r.exit_code == 2 and key in r.output and "Traceback" not in r.output, (key, r.output)
+        if key == "hidden_activation":
+            assert "hidden_act " not in r.output.replace("hidden_activation", ""), r.output

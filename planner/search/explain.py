@@ -85,7 +85,7 @@ def nearest_fixes(scenario, objective: str, limit: int = 6) -> list[dict]:
     for nd in bigger:
         if nd.gpu.memory_gib <= cl.node.gpu.memory_gib or nd.gpus_per_node != cl.node.gpus_per_node:
             continue
-        if nd.scaleout_gb_s is None and n > 1 or nd.gpu.memory_gib in tried:
+        if (nd.scaleout_gb_s is None and n > 1) or nd.gpu.memory_gib in tried:
             continue
         tried.add(nd.gpu.memory_gib)
         if attempt(f"{n} nodes of {nd.name} ({nd.gpu.name}, {nd.gpu.memory_gib:.0f} GiB)",

@@ -34,7 +34,6 @@ import numpy as np
 
 from planner.serve import evaluate as V
 from planner.serve import timing
-from planner.serve.memory import memory_table
 
 BLOCK_ROWS = 200_000  # (group, r) rows timed at once: bounds the temporaries of the time model
 THREADS = min(2, os.cpu_count() or 1)  # blocks evaluated at once (each block's numbers are its own)
@@ -112,9 +111,7 @@ def search(sc, g: dict, objective: str, top: int, order, feasible_mask) -> tuple
     keys = [k for k in g if k not in ("inst", "pos")]
     t = {k: g[k] for k in keys}
     ctx = V.Context(sc)
-    mem = memory_table(ctx.facts, t, ctx.cap_bytes, ctx.hw["bpe"][t["wq"]], V.E.KV_BYTES[t["kv"]],
-                       ctx.in_mean, ctx.out_running, ctx.in_p90, ctx.out_p90, ctx.hw["bpe_dense"][t["wq"]],
-                       ctx.hw["bpe_mla"][t["wq"]])
+    mem = ctx.memory(t)
     alive = (mem["verdict"] < 2) & (np.minimum(t["max_batch"], mem["seqs_running"]) >= 1)
     rows_per_key = max(int(np.unique(np.column_stack([t["engine"], t["wq"], t["kv"], t["max_batch"]]), axis=0)
                            .shape[0]), 1)

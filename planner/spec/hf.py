@@ -56,7 +56,8 @@ def _flag(cfg: dict, name: str, default: bool) -> bool:
     return v
 
 
-def _act(cfg: dict) -> str:
+def _act(cfg: dict, key: str = "hidden_act") -> str:
+    """The config's activation (`key`, the key named in errors) as swiglu / gelu / relu."""
     act = str(_get(cfg, "hidden_act", "activation_function", default="silu")).lower()
     if act in ("silu", "swish", "swiglu"):
         return "swiglu"
@@ -64,7 +65,7 @@ def _act(cfg: dict) -> str:
         return "gelu"
     if act == "relu":
         return "relu"
-    raise InputError(f"unsupported activation '{act}' (expected silu, gelu or relu)", key="hidden_act")
+    raise InputError(f"unsupported activation '{act}' (expected silu, gelu or relu)", key=key)
 
 
 def _rope_scaling(cfg: dict) -> dict | None:
@@ -203,8 +204,9 @@ def model_from_hf(cfg: dict, name: str = "hf-model") -> dict:
             "linear_bias": True, "dropout": float(cfg.get("resid_pdrop", 0) or 0) > 0,
             "norm_eps": _get(cfg, "layer_norm_epsilon", "layer_norm_eps", default=NORM_EPS_DEFAULT[mt]),
         }
+    act_key = "hidden_activation" if cfg.get("hidden_activation") else "hidden_act"
     act = _act({**cfg, "hidden_act": cfg.get("hidden_activation") or cfg.get("hidden_act")
-                or GATED_ACT_DEFAULT.get(mt, "silu")})
+                or GATED_ACT_DEFAULT.get(mt, "silu")}, act_key)
     out: dict[str, Any] = {
         "name": name,
         "layers": _get(cfg, "num_hidden_layers"),
@@ -226,8 +228,8 @@ def model_from_hf(cfg: dict, name: str = "hf-model") -> dict:
     elif act == "gelu":  # these families' MLPs are gated whatever the activation: gate_proj, up_proj, down_proj
         out.update(ffn_act="swiglu", ffn_gate="gelu")
     elif act == "relu":
-        raise InputError(f"a gated ReLU MLP ({mt} with hidden_act relu) is not supported (gated MLPs take silu or "
-                         "gelu)", key="hidden_act")
+        raise InputError(f"a gated ReLU MLP ({mt} with {act_key} relu) is not supported (gated MLPs take silu or "
+                         "gelu)", key=act_key)
     if mt in ("qwen2", "qwen2_moe"):
         out["qkv_bias"] = _flag(cfg, "qkv_bias", True)  # hard-coded in Qwen2 modeling code
     if mt in ("llama", "mistral", "qwen3", "qwen3_moe", "olmo", "granite") and _flag(cfg, "attention_bias", False):
