@@ -77,3 +77,19 @@ def test_a_relaxed_p90_target_never_passes_the_p99_one(tmp_path):
     for fix in json.loads(r.stdout)["infeasible"]["fixes"]:
         r = runner.invoke(main, ["serve", str(write_yaml(tmp_path, _apply(data, fix["change"]))), "--json"])
         assert r.exit_code == 0, (fix["change"], r.output[-400:])
+
+
+def test_a_bad_serving_workload_is_the_only_error_named(tmp_path):
+    """A purchase file whose only serving workload has a p99 target below its p90 one exited 2 with that error and
+    a second, wrong one: 'workloads: give at least one workload (training), or serving_workloads' (the file gives
+    one). The second is said only where no serving workload is given."""
+    sw = {"name": "chat", "model": "llama-3.1-8b",
+          "serving": {"input_tokens": 1024, "output_tokens": 256, "requests_per_s": 1,
+                      "slo": {"tpot_ms_p90": 40, "tpot_ms_p99": 30}}}
+    data = {"clusters": [{"name": "a", "node": "hgx-h100", "nodes": [1], "cloud": {"usd_per_gpu_hour": 2.99}}],
+            "serving_workloads": [sw]}
+    r = runner.invoke(main, ["validate", str(write_yaml(tmp_path, data))])
+    assert r.exit_code == 2 and "tpot_ms_p99" in r.output, r.output
+    assert "give at least one workload" not in r.output, r.output
+    r = runner.invoke(main, ["validate", str(write_yaml(tmp_path, {**data, "serving_workloads": []}))])
+    assert r.exit_code == 2 and "give at least one workload" in r.output, r.output
