@@ -105,7 +105,7 @@ def explain_serving(sc, t: dict, ev: dict) -> dict:
     return {"reasons": reasons, "fixes": fixes}
 
 
-def _scale_to_qualify(sc, t: dict, rows: np.ndarray, demand: float, rounds: int = 20) -> tuple:
+def _scale_to_qualify(sc, t: dict, rows: np.ndarray, demand: float, rounds: int = 14) -> tuple:
     """Per row of t in `rows`, the least factors (decode, prefill) by which its decode and prefill instance counts
     must grow for it to qualify at the scenario's rate (search.feasible_mask: stable, every target and the hourly
     budget met), inf where none does; a colocated row has no prefill instances (factor 1). A plan's latency and
@@ -119,25 +119,30 @@ def _scale_to_qualify(sc, t: dict, rows: np.ndarray, demand: float, rounds: int 
     from planner.serve.search import feasible_mask
 
     sub = {k: v[rows] for k, v in t.items()}
-    pre = sub.get("prefill_replicas", np.zeros_like(sub["tp"]))
+    sub.setdefault("prefill_replicas", np.zeros_like(sub["tp"]))
+    pre = sub["prefill_replicas"]
     ev = evaluate(sc, sub)
     bottom = [np.log2(np.clip(demand / np.maximum(ev[k], 1e-30), 1e-9, 1e30))
               for k in ("decode_capacity_tok_s", "prefill_capacity_tok_s")]
     top = [b + 12.0 for b in bottom]
 
-    def ok(log_dec, log_pre):
-        return feasible_mask(sc, evaluate(sc, {**sub, "replicas": sub["replicas"] * 2.0 ** log_dec,
-                                                "prefill_replicas": pre * 2.0 ** log_pre}))
+    def ok(log_dec, log_pre, sel):
+        part = {k: v[sel] for k, v in sub.items()}
+        return feasible_mask(sc, evaluate(sc, {**part, "replicas": part["replicas"] * 2.0 ** log_dec,
+                                                "prefill_replicas": part["prefill_replicas"] * 2.0 ** log_pre}))
 
-    reach = ok(*top)
+    reach = ok(*top, np.ones(len(pre), dtype=bool))
     out = []
-    for side in (0, 1):
-        lo, hi = bottom[side].copy(), top[side].copy()
-        for _ in range(rounds):
+    for side in (0, 1):  # the rows that qualify at the top; on the prefill side the disaggregated ones
+        sel = reach & (pre > 0) if side else reach
+        lo, hi = bottom[side][sel], top[side][sel]
+        for _ in range(rounds if sel.any() else 0):
             mid = 0.5 * (lo + hi)
-            good = ok(mid, top[1]) if side == 0 else ok(top[0], mid)
+            good = ok(mid, top[1][sel], sel) if side == 0 else ok(top[0][sel], mid, sel)
             lo, hi = np.where(good, lo, mid), np.where(good, mid, hi)
-        out.append(np.where(reach, 2.0 ** hi, np.inf))
+        f = np.full(len(pre), np.inf)
+        f[sel] = 2.0 ** hi
+        out.append(f)
     out[1] = np.where(pre > 0, out[1], 1.0)
     return out[0], out[1]
 
