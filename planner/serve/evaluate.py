@@ -489,7 +489,7 @@ def _evaluate(sc, t: dict) -> dict:
             "stable": stable, "meets_slo": meets, "goodput": out_tok_s * good,
             "capacity_tok_s": cap_tok_s * reps,
             # the two limits of a disaggregated plan's capacity: its decode instances at full batch and its prefill
-            # pool (none on a colocated plan); explain._gpus_for_rate scales each side by what it lacks
+            # pool (none on a colocated plan); explain._scale_to_qualify grows each side by what it lacks
             "decode_capacity_tok_s": b_cap / t_cap * reps,
             "prefill_capacity_tok_s": np.where(dis, pool_req_s * ctx.out_mean, np.inf)}
 
