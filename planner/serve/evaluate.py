@@ -393,7 +393,7 @@ def evaluate(sc, t: dict) -> dict:
           "usd_per_hour": gpus * price if price is not None else np.full(n, np.nan)}
     for k, fill in (("batch", 0.0), ("batch_cap", 0.0), ("iteration_s", np.inf), ("out_tok_s", 0.0),
                     ("usd_per_m", np.inf), ("stable", False), ("meets_slo", False), ("goodput", 0.0),
-                    ("capacity_tok_s", 0.0)):
+                    ("capacity_tok_s", 0.0), ("decode_capacity_tok_s", 0.0), ("prefill_capacity_tok_s", 0.0)):
         ev[k] = full(sub[k], fill)
     for k in ("ttft", "tpot"):
         ev[k] = {q: full(v, np.inf) for q, v in sub[k].items()}
@@ -487,7 +487,11 @@ def _evaluate(sc, t: dict) -> dict:
     return {"ctx": ctx, "mem": mem, "batch": b, "batch_cap": b_cap, "iteration_s": t_iter, "ttft": ttft,
             "tpot": tpot, "out_tok_s": out_tok_s, "gpus": gpus, "usd_per_hour": usd_h, "usd_per_m": usd_m,
             "stable": stable, "meets_slo": meets, "goodput": out_tok_s * good,
-            "capacity_tok_s": cap_tok_s * reps}
+            "capacity_tok_s": cap_tok_s * reps,
+            # the two limits of a disaggregated plan's capacity: its decode instances at full batch and its prefill
+            # pool (none on a colocated plan); explain._scale_to_qualify grows each side by what it lacks
+            "decode_capacity_tok_s": b_cap / t_cap * reps,
+            "prefill_capacity_tok_s": np.where(dis, pool_req_s * ctx.out_mean, np.inf)}
 
 
 def prompt_service_moments(ctx, t, b, pf_rate):

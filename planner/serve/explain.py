@@ -48,29 +48,43 @@ def explain_serving(sc, t: dict, ev: dict) -> dict:
         return {"reasons": reasons, "fixes": fixes}
     ok_mem = fits & (ev["batch_cap"] >= 1 - 1e-9)
     stable = ok_mem & ev["stable"]
-    if s.mode == "rate" and not stable.any():
+    if s.mode == "rate" and ok_mem.any() and not stable.any():
         # More replicas only help at a TPOT the target allows: each plan here runs its full batch
         # (the rate fills it), where its TPOT is highest. A target no plan meets even so is named
         # first, relaxed to the nearest TPOT met, and the GPUs are counted at that TPOT.
-        within, met = ok_mem, []
+        within, met, relax = ok_mem, [], {}
         for _, q, target in (x for x in s.slo.targets() if x[0] == "tpot"):
-            tpot = np.where(ok_mem, ev["tpot"][q], np.inf) * 1e3
+            tpot = np.where(within, ev["tpot"][q], np.inf) * 1e3  # among those within the targets before it
             if tpot.min() > target:
                 reasons.append(f"at {s.requests_per_s:g} requests/s every plan runs its full batch, and no plan then "
                                f"keeps TPOT {q} within the {target:g} ms target (lowest {tpot.min():.1f} ms)")
-                target = math.ceil(tpot.min())
-                fixes.append({"change": f"relax slo.tpot_ms_{q} to {target}", "why": "nearest target met at full batch"})
+                target = relax[f"tpot_ms_{q}"] = math.ceil(tpot.min())
             within = within & (tpot <= target)
             met.append(f"TPOT {q} within {target:g} ms")
-        per_gpu = np.where(within, ev["capacity_tok_s"] / ev["gpus"], 0).max()
-        need = s.requests_per_s * ev["ctx"].out_mean / max(per_gpu, 1e-9)
+        # a relaxed target goes with each fix: neither more GPUs nor a lower rate gives a plan without it
+        relax = _with_p99_at_least_p90(s.slo, relax)
+        relaxed = "".join(f"relax slo.{k} to {v:g} and " for k, v in relax.items())
+        if relax:
+            sc = sc.model_copy(update={"serving": s.model_copy(update={"slo": s.slo.model_copy(update=relax)})})
+        # per plan of the available GPUs, how far its counts must grow to qualify at this rate (the SLO's
+        # queueing included: at its full-batch capacity a plan is not stable, and its prompt queue misses a TTFT
+        # target well before), and the GPUs that takes; the rate it qualifies at as it is, that rate over the factor
+        demand = s.requests_per_s * ev["ctx"].out_mean
+        rows = np.flatnonzero(ok_mem)  # at a smaller share of the rate a plan runs a smaller batch: any may qualify
+        f_dec, f_pre = _scale_to_qualify(sc, t, rows, demand) if len(rows) else (np.zeros(0), np.zeros(0))
+        need_gpus = _gpus_at_scale(t, rows, f_dec, f_pre)
         at = "" if not met else " with " + " and ".join(met)
-        reasons.append(f"{s.requests_per_s:g} requests/s need about {need:.0f} GPUs at the best "
-                       f"{per_gpu:,.0f} output tokens/s per GPU{at}; {g} are available")
-        fixes.append({"change": f"use at least {math.ceil(need)} GPUs ({_where_gpus(sc, math.ceil(need))})",
-                      "why": "more replicas"})
-        best_rate = s.requests_per_s * g / max(need, 1e-9)
-        fixes.append({"change": f"lower requests_per_s to {best_rate:.3g}", "why": "what the GPUs sustain"})
+        if len(rows) and np.isfinite(need_gpus).any():
+            need = int(need_gpus.min())
+            reasons.append(f"{s.requests_per_s:g} requests/s need {need} GPUs at the best {demand / need:,.0f} "
+                           f"output tokens/s per GPU{at}; {g} are available")
+            fixes.append({"change": f"{relaxed}use at least {need} GPUs ({_where_gpus(sc, need)})", "why": "more replicas"})
+            best_rate = s.requests_per_s / max(np.maximum(f_dec, f_pre).min(), 1.0)  # both shares fall with the rate
+            unit = 10.0 ** (math.floor(math.log10(best_rate)) - 2)  # rounded down: the rate itself is the limit
+            fixes.append({"change": f"{relaxed}lower requests_per_s to {math.floor(best_rate / unit) * unit:.3g}",
+                          "why": "what the GPUs sustain"})
+        else:
+            reasons.append(f"no plan meets the targets at any rate{at}")
         return {"reasons": reasons, "fixes": fixes}
     pool = stable if s.mode == "rate" else ok_mem
     for kind, q, target in s.slo_targets():
@@ -91,6 +105,60 @@ def explain_serving(sc, t: dict, ev: dict) -> dict:
     return {"reasons": reasons, "fixes": fixes}
 
 
+def _scale_to_qualify(sc, t: dict, rows: np.ndarray, demand: float, rounds: int = 14) -> tuple:
+    """Per row of t in `rows`, the least factors (decode, prefill) by which its decode and prefill instance counts
+    must grow for it to qualify at the scenario's rate (search.feasible_mask: stable, every target and the hourly
+    budget met), inf where none does; a colocated row has no prefill instances (factor 1). A plan's latency and
+    stability depend on the counts only through each instance's share of the rate (rate / decode replicas: the
+    batch, TPOT and the colocated prompt queue; rate / prefill replicas: a disaggregated plan's prompt queue), so
+    the row is evaluated at counts times a factor (not whole numbers: a load per instance), each side's found by
+    bisection on its log with the other side's at the top of its range: from the factor at which that side's
+    capacity (evaluate: decode_capacity_tok_s, prefill_capacity_tok_s) meets the demand (an instance at full load
+    is not stable) to 2**12 times that."""
+    from planner.serve.evaluate import evaluate
+    from planner.serve.search import feasible_mask
+
+    sub = {k: v[rows] for k, v in t.items()}
+    sub.setdefault("prefill_replicas", np.zeros_like(sub["tp"]))
+    pre = sub["prefill_replicas"]
+    ev = evaluate(sc, sub)
+    bottom = [np.log2(np.clip(demand / np.maximum(ev[k], 1e-30), 1e-9, 1e30))
+              for k in ("decode_capacity_tok_s", "prefill_capacity_tok_s")]
+    top = [b + 12.0 for b in bottom]
+
+    def ok(log_dec, log_pre, sel):
+        part = {k: v[sel] for k, v in sub.items()}
+        return feasible_mask(sc, evaluate(sc, {**part, "replicas": part["replicas"] * 2.0 ** log_dec,
+                                                "prefill_replicas": part["prefill_replicas"] * 2.0 ** log_pre}))
+
+    reach = ok(*top, np.ones(len(pre), dtype=bool))
+    out = []
+    for side in (0, 1):  # the rows that qualify at the top; on the prefill side the disaggregated ones
+        sel = reach & (pre > 0) if side else reach
+        lo, hi = bottom[side][sel], top[side][sel]
+        for _ in range(rounds if sel.any() else 0):
+            mid = 0.5 * (lo + hi)
+            good = ok(mid, top[1][sel], sel) if side == 0 else ok(top[0][sel], mid, sel)
+            lo, hi = np.where(good, lo, mid), np.where(good, mid, hi)
+        f = np.full(len(pre), np.inf)
+        f[sel] = 2.0 ** hi
+        out.append(f)
+    out[1] = np.where(pre > 0, out[1], 1.0)
+    return out[0], out[1]
+
+
+def _gpus_at_scale(t: dict, rows: np.ndarray, f_dec: np.ndarray, f_pre: np.ndarray) -> np.ndarray:
+    """GPUs of each row with its instance counts grown by the factors of _scale_to_qualify in whole instances
+    (never below the row's own): the decode (colocated: all) replicas to ceil(f_dec x count); the prefill count
+    must stay a power of two (search._with_disaggregated), so it grows by the power of two at least f_pre."""
+    pre = t.get("prefill_replicas", np.zeros_like(t["tp"]))[rows]
+    with np.errstate(invalid="ignore", over="ignore"):
+        dec = np.ceil(t["replicas"][rows] * np.maximum(f_dec, 1.0) - 1e-9)
+        grown = np.where(pre > 0, pre * 2.0 ** np.ceil(np.log2(np.maximum(f_pre, 1.0)) - 1e-9), 0.0)
+        gpus = t["tp"][rows] * t["pp"][rows] * (dec + grown)
+    return np.where(np.isfinite(f_dec) & np.isfinite(f_pre), gpus, np.inf)
+
+
 def limit_ratio(sc, lat: dict, usd_h) -> np.ndarray:
     """Per plan, how far it is from the scenario's limits: the largest of each latency quantile over its SLO
     target (lat: {"tpot": {"p90": s, "p99": s}, "ttft": {...}}, seconds; TTFT not offline) and $/h over
@@ -106,6 +174,18 @@ def limit_ratio(sc, lat: dict, usd_h) -> np.ndarray:
     return np.nan_to_num(ratio, nan=np.inf)
 
 
+def _with_p99_at_least_p90(slo, relax: dict) -> dict:
+    """Targets to relax (key -> ms), with a p99 target raised to its kind's relaxed p90 one where that would pass
+    it: a p99 target below the p90 one is refused (spec.serving.SLO), and relaxing TPOT p90 to a whole 3 ms
+    above a p99 target of 2.5 ms made the fix a file that exits 2."""
+    out = dict(relax)
+    for kind in ("ttft", "tpot"):
+        p90, p99 = out.get(f"{kind}_ms_p90"), out.get(f"{kind}_ms_p99", getattr(slo, f"{kind}_ms_p99"))
+        if p90 is not None and p99 is not None and p99 < p90:
+            out[f"{kind}_ms_p99"] = p90
+    return out
+
+
 def _joint_fix(sc, pool, ev) -> dict | None:
     """One change that gives a plan: every limit (SLO target, hourly budget) relaxed to what the plan nearest to
     all of them at once (limit_ratio) needs. Relaxing each target to the best any plan reaches alone is not enough
@@ -115,8 +195,9 @@ def _joint_fix(sc, pool, ev) -> dict | None:
     if not np.isfinite(ratio).any():
         return None
     i = int(np.argmin(ratio))
-    changes = [f"relax slo.{kind}_ms_{q} to {math.ceil(ev[kind][q][i] * 1e3)}"
-               for kind, q, target in sc.serving.slo_targets() if ev[kind][q][i] * 1e3 > target]
+    relax = _with_p99_at_least_p90(sc.serving.slo, {f"{kind}_ms_{q}": math.ceil(ev[kind][q][i] * 1e3) for kind, q, target
+                                                     in sc.serving.slo_targets() if ev[kind][q][i] * 1e3 > target})
+    changes = [f"relax slo.{k} to {v:g}" for k, v in relax.items()]
     over_budget = cap is not None and ev["usd_per_hour"][i] > cap
     if over_budget:
         changes.append(f"raise budget.max_usd_per_hour to {math.ceil(ev['usd_per_hour'][i] * 100) / 100:.2f}")

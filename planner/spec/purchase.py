@@ -183,7 +183,8 @@ class PurchaseFile(Strict):
     @field_validator("workloads")
     @classmethod
     def _some_work(cls, value, info):
-        if not value and not info.data.get("serving_workloads"):
+        # serving_workloads is missing from info.data where it failed its own checks: that error says enough
+        if not value and "serving_workloads" in info.data and not info.data["serving_workloads"]:
             raise ValueError("give at least one workload (training), or serving_workloads")
         return value
 
