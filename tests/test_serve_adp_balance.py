@@ -74,6 +74,9 @@ def test_plan_keys_checked(tmp_path):
         parse_serve_plan(DP + ",adp_wait_iters=3", sc)
     t = parse_serve_plan(DP + ",adp_balance=true", sc)
     assert int(t["adp_wait_iters"][0]) == 10 and int(t["adp_timeout_iters"][0]) == 50  # AttentionDpConfig defaults
+    # a ranked plan's JSON carries the default counts with adp_balance false: pasted back, it is the same plan
+    pasted = parse_serve_plan(DP + ",adp_balance=false,adp_wait_iters=10,adp_timeout_iters=50", sc)
+    assert all(np.array_equal(pasted[k], v) for k, v in parse_serve_plan(DP, sc).items())
 
 
 def test_balancing_holds_prompts_and_is_emitted(tmp_path):

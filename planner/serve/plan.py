@@ -77,7 +77,9 @@ def parse_serve_plan(text: str, sc) -> dict:
         _engine_only(row, "adp_balance (TensorRT-LLM attention_dp_config.enable_balance)", E.TRTLLM)
         if not row["attn_dp"]:
             raise InputError("adp_balance balances attention-DP ranks: it needs attn_dp=true", key="--plan adp_balance")
-    elif "adp_wait_iters" in row or "adp_timeout_iters" in row:
+    elif (row.get("adp_wait_iters", E.TRTLLM_ADP_WAIT_ITERS) != E.TRTLLM_ADP_WAIT_ITERS
+          or row.get("adp_timeout_iters", E.TRTLLM_ADP_TIMEOUT_ITERS) != E.TRTLLM_ADP_TIMEOUT_ITERS):
+        # the defaults are what a ranked plan's JSON carries with adp_balance false: accepted, so it pastes back
         raise InputError("adp_wait_iters / adp_timeout_iters set TensorRT-LLM's attention-DP balancing: give "
                          "adp_balance=true with them", key="--plan adp_balance")
     row.setdefault("adp_wait_iters", E.TRTLLM_ADP_WAIT_ITERS)
