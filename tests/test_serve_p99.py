@@ -3,6 +3,7 @@ the p90 ones (validation, the SLO test, explain's nearest fixes), the TPOT sprea
 request's own steps (evaluate.chunk_spread_x, tpot_quantile), and serving_accuracy's Server points checked at the
 percentile their source states."""
 
+import json
 import sys
 
 import numpy as np
@@ -113,3 +114,20 @@ def test_server_points_take_the_percentile_their_source_states():
     assert A.latency_percentile({"ttft_ms": 2000}) == "p90"
     with pytest.raises(ValueError, match="percentile"):
         A.latency_percentile({"percentile": 95})
+
+
+def test_console_names_the_p99_latencies(tmp_path):
+    """The plans table shows p90 columns; the best plan's line (serve) and the estimate's latency line (serve --plan)
+    give the p99 figures the JSON carries, so a p99 target can be read off the console too."""
+    from click.testing import CliRunner
+
+    from planner.cli import main
+
+    _, path = serve_70b_with(tmp_path, {"requests_per_s": 15, "slo": {"ttft_ms_p99": 5000}})
+    runner = CliRunner()
+    for args in (["serve", str(path), "--top", "1"], ["serve", str(path), "--plan", PLAN]):
+        r = runner.invoke(main, args)
+        assert r.exit_code == 0 and "TTFT p99 " in r.output and "TPOT p99 " in r.output, r.output
+        got = json.loads(runner.invoke(main, args + ["--json"]).stdout)
+        lat = (got["plans"][0] if "plans" in got else got)["latency"]
+        assert f"TTFT p99 {lat['ttft_ms']['p99']:,.0f} ms" in r.output, r.output

@@ -29,6 +29,14 @@ def _ms(x, fmt: str) -> str:
     return "n/a" if x is None else format(x, fmt) + " ms"
 
 
+def _p99_text(lat: dict) -> str:
+    """', TTFT p99 .. ms, TPOT p99 .. ms' where the latency carries p99 (the table shows p90 only)."""
+    ttft, tpot = lat["ttft_ms"].get("p99"), lat["tpot_ms"].get("p99")
+    if ttft is None and tpot is None:
+        return ""
+    return f", TTFT p99 {_ms(ttft, ',.0f')}, TPOT p99 {_ms(tpot, '.1f')}"
+
+
 def same_numbers_text(r: dict) -> str:
     """The other weights / KV-cache formats that give plan r's numbers (planner.serve.search keeps one row)."""
     alts = r.get("same_numbers") or []
@@ -62,7 +70,7 @@ def render_serve(result: dict, console) -> None:
             console.print(f"#{i}: {same_numbers_text(r)}", soft_wrap=True)
     best = result["plans"][0]
     console.print(f"best: {best['gpus']} GPUs, {best['throughput']['output_tokens_per_s']:,.0f} output tokens/s, "
-                  f"KV cache {best['memory']['kv_cache_gib']:.0f} GiB/GPU", soft_wrap=True)
+                  f"KV cache {best['memory']['kv_cache_gib']:.0f} GiB/GPU{_p99_text(best['latency'])}", soft_wrap=True)
 
 
 def render_infeasible(result: dict, console) -> None:
@@ -82,7 +90,8 @@ def render_one(r: dict, console) -> None:
     console.print(f"memory per GPU: weights {m['weights_gib']:.1f} GiB, KV cache {m['kv_cache_gib']:.1f} GiB, "
                   f"workspace {m['workspace_gib']:.1f} GiB, graphs+context {m['other_gib']:.1f} GiB "
                   f"of {m['capacity_gib']:.1f} GiB ({m['verdict']})", soft_wrap=True)
-    console.print(f"TTFT p50 {_ms(lat['ttft_ms']['p50'], ',.0f')}, TPOT p50 {_ms(lat['tpot_ms']['p50'], '.1f')}; "
+    console.print(f"TTFT p50 {_ms(lat['ttft_ms']['p50'], ',.0f')}, TPOT p50 {_ms(lat['tpot_ms']['p50'], '.1f')}"
+                  f"{_p99_text(lat)}; "
                   f"output {r['throughput']['output_tokens_per_s']:,.0f} tokens/s; "
                   f"{'meets' if r['feasible'] else 'does not meet'} the scenario's targets", soft_wrap=True)
     if not lat.get("stable", True) and r["throughput"].get("capacity_output_tokens_per_s") is not None:
