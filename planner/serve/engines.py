@@ -220,8 +220,12 @@ def vllm_ep_ok(engine, tp, ep, attn_dp=False) -> np.ndarray:
 
 
 def seqs_per_rank(max_batch, tp, attn_dp):
-    """Running sequences each rank schedules: max_batch, or its share ceil(max_batch / tp) of an attention-data-
-    parallel replica (vLLM and TensorRT-LLM limit each rank)."""
+    """A rank's share of a replica's budget: max_batch (running sequences) or max_batched_tokens (tokens a step)
+    are the replica's (evaluate times the replica's step of b sequences within max_batched_tokens), so each rank of
+    an attention-data-parallel replica gets ceil(value / tp), the value itself without attention DP. vLLM (one
+    scheduler per data-parallel rank: --max-num-seqs, --max-num-batched-tokens) and TensorRT-LLM (one executor per
+    rank: max_batch_size, max_num_tokens) are told the share (launch); SGLang is told the replica's value and
+    divides it itself (server_args: chunked_prefill_size // dp_size)."""
     mb = np.asarray(max_batch)
     return np.where(np.asarray(attn_dp, dtype=bool), -(-mb // np.asarray(tp)), mb)
 
@@ -229,9 +233,10 @@ def seqs_per_rank(max_batch, tp, attn_dp):
 def vllm_tokens_ok(engine, max_batch, tp, attn_dp, max_batched_tokens) -> np.ndarray:
     """vLLM refuses to start when --max-num-batched-tokens is below --max-num-seqs (each running sequence
     takes at least one token of a step: vllm/config/scheduler.py SchedulerConfig._verify_args, "max_num_batched_tokens
-    must be greater than or equal to max_num_seqs"); max-num-seqs is the rank's share of max_batch
-    (seqs_per_rank). The other engines: no such check."""
-    return (np.asarray(engine) != VLLM) | (np.asarray(max_batched_tokens) >= seqs_per_rank(max_batch, tp, attn_dp))
+    must be greater than or equal to max_num_seqs"); both are the rank's share (seqs_per_rank). The other
+    engines: no such check."""
+    return (np.asarray(engine) != VLLM) | (seqs_per_rank(max_batched_tokens, tp, attn_dp)
+                                           >= seqs_per_rank(max_batch, tp, attn_dp))
 
 
 def default_max_batch(engine: np.ndarray, gpu_gib: float) -> np.ndarray:

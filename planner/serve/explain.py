@@ -273,8 +273,8 @@ def _no_layout(sc, g: int) -> dict:
                            "must fit in the cluster"}]}
     engines = [E.ENGINE_NAMES.index(e) for e in so.engines]
     if so.max_batch and set(engines) == {E.VLLM}:
-        # every candidate is a vLLM plan whose max_batch (per rank: at the widest tp, with attention data parallel on
-        # a MoE model) exceeds vLLM's default token budget: search._expanded leaves them out (engines.vllm_tokens_ok)
+        # every candidate is a vLLM plan whose max_batch exceeds vLLM's default token budget (each attention-DP
+        # rank's share of both alike): search._expanded leaves them out (engines.vllm_tokens_ok)
         tp = max(d["tp"])
         mbt = int(E.default_max_batched_tokens(np.array([E.VLLM]), gpu.memory_gib, sc.serving.offline)[0])
         b = np.array(so.max_batch)

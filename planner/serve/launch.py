@@ -131,9 +131,10 @@ def max_len(scenario) -> int | None:
     return total
 
 
-def _per_rank(plan: dict) -> int:
-    """Sequences per attention-DP rank: vLLM and TensorRT-LLM limit each rank (max_batch / tp)."""
-    return int(E.seqs_per_rank(plan["max_batch"], plan["tp"], plan["attn_dp"]))
+def _per_rank(plan: dict, key: str = "max_batch") -> int:
+    """An attention-DP rank's share of the replica's max_batch (or max_batched_tokens): vLLM and TensorRT-LLM
+    limit each rank (engines.seqs_per_rank)."""
+    return int(E.seqs_per_rank(plan[key], plan["tp"], plan["attn_dp"]))
 
 
 def vllm_args(scenario, plan: dict, nodes: int) -> list:
@@ -154,7 +155,8 @@ def vllm_args(scenario, plan: dict, nodes: int) -> list:
          "--tensor-parallel-size", str(tp), "--pipeline-parallel-size", str(plan["pp"])]
     a += ["--data-parallel-size", str(dp)] if dp > 1 else []
     a += ["--enable-expert-parallel"] if plan["ep"] > 1 else []
-    a += ["--max-num-seqs", str(_per_rank(plan)), "--max-num-batched-tokens", str(plan["max_batched_tokens"]),
+    a += ["--max-num-seqs", str(_per_rank(plan)), "--max-num-batched-tokens",
+          str(_per_rank(plan, "max_batched_tokens")),
           "--gpu-memory-utilization", str(E.VLLM_GPU_MEMORY_UTILIZATION),
           "--kv-cache-dtype", KV_DTYPE["vllm"][plan["kv_cache"]]]
     a += ["--quantization", q] if q else []
@@ -199,7 +201,7 @@ def trtllm_config(scenario, plan: dict) -> dict:
     if plan["attn_dp"]:
         cfg["enable_attention_dp"] = True
     cfg["max_batch_size"] = _per_rank(plan)
-    cfg["max_num_tokens"] = plan["max_batched_tokens"]
+    cfg["max_num_tokens"] = _per_rank(plan, "max_batched_tokens")
     if max_len(scenario):
         cfg["max_seq_len"] = max_len(scenario)
     cfg["enable_chunked_prefill"] = True

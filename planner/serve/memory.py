@@ -12,6 +12,7 @@ on the first and last stage, both counted, which is exact for pp = 1):
   `window` tokens of a sequence;
 * workspace: activations of the largest step (max_batched_tokens tokens: residual, q/k/v and
   output, MLP gate/up/activation in bf16) plus fp32 logits of max_batch sequences for sampling;
+  under attention DP a rank's share of both (workspace_bytes);
 * CUDA graphs and the CUDA context / NCCL / cuBLAS buffers (named below);
 * the KV pool is what the engine's reserve leaves (engines module doc).
 """
@@ -142,11 +143,16 @@ def seq_kv_bytes(f: ModelFacts, per_full, per_sw, tokens) -> np.ndarray:
 
 
 def workspace_bytes(f: ModelFacts, t) -> np.ndarray:
-    """Activation peak of the largest step plus sampling logits (module doc)."""
+    """Activation peak of the largest step plus sampling logits (module doc), of ONE rank. max_batch and
+    max_batched_tokens are the replica's (evaluate: b and the step's token budget are the replica's;
+    launch._per_rank and SGLang's own division give each attention-DP rank its share): under attention DP a
+    rank samples its own ceil(max_batch / tp) sequences (engines.seqs_per_rank: vLLM --max-num-seqs,
+    TensorRT-LLM max_batch_size, SGLang --max-running-requests / dp) and steps its share ceil(max_batched_tokens
+    / tp) of the tokens (SGLang server_args: chunked_prefill_size // dp_size)."""
     ta = attn_tp(t)
     per_token = ACT_BYTES * (4 * f.hidden + 3 * f.ffn_per_token / ta)
-    logits = 4.0 * t["max_batch"] * f.vocab / ta
-    return t["max_batched_tokens"] * per_token + logits
+    logits = 4.0 * E.seqs_per_rank(t["max_batch"], t["tp"], t["attn_dp"]) * f.vocab / ta
+    return E.seqs_per_rank(t["max_batched_tokens"], t["tp"], t["attn_dp"]) * per_token + logits
 
 
 def kv_pool_bytes(t, cap_bytes: float, weights, work) -> np.ndarray:

@@ -218,5 +218,6 @@ def check_plan(row: dict, sc) -> None:
                          f"ep must be 1 or tp ({row['tp']}), and tp with attn_dp; got ep={row['ep']}", key="--plan ep")
     if not E.vllm_tokens_ok(row["engine"], row["max_batch"], row["tp"], row["attn_dp"], row["max_batched_tokens"]):
         seqs = int(E.seqs_per_rank(row["max_batch"], row["tp"], row["attn_dp"]))
-        raise InputError(f"vLLM needs max_batched_tokens ({row['max_batched_tokens']}) at least max_num_seqs "
+        toks = int(E.seqs_per_rank(row["max_batched_tokens"], row["tp"], row["attn_dp"]))
+        raise InputError(f"vLLM needs max_num_batched_tokens ({toks}, from max_batched_tokens) at least max_num_seqs "
                          f"({seqs}, from max_batch)", key="--plan max_batched_tokens")
