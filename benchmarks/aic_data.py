@@ -25,6 +25,13 @@ COMMIT = "095f58a5"
 DATA_DIR = "aic-core/src/aiconfigurator_core/systems/data"
 
 
+# AIConfigurator's TensorRT-LLM GEMM tables: (data folder, engine / version, catalog GPU), one per GPU collected
+# at COMMIT (benchmarks/gemm_width_check.py, expert_gemm_aic_check.py)
+GEMM_TABLES = (("h100_sxm", "trtllm/1.2.0rc5", "h100-sxm-80gb"), ("h200_sxm", "trtllm/1.3.0rc10", "h200-sxm-141gb"),
+               ("b200_sxm", "trtllm/1.2.0rc5", "b200"), ("gb200", "trtllm/1.3.0rc10", "gb200"),
+               ("b300_sxm", "trtllm/1.3.0rc10", "b300"), ("gb300", "trtllm/1.3.0rc10", "gb300"))
+
+
 def table(repo: Path, rel: str):
     """The pandas DataFrame of DATA_DIR/<rel> at COMMIT in the checkout `repo`."""
     import pandas as pd

@@ -28,9 +28,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import aic_data  # noqa: E402
 from planner.estimate import compute_gemm as G  # noqa: E402
 
-TABLES = (("h100_sxm", "trtllm/1.2.0rc5", "h100-sxm-80gb"), ("b200_sxm", "trtllm/1.2.0rc5", "b200"),
-          ("gb200", "trtllm/1.3.0rc10", "gb200"), ("b300_sxm", "trtllm/1.3.0rc10", "b300"),
-          ("gb300", "trtllm/1.3.0rc10", "gb300"))
+TABLES = aic_data.GEMM_TABLES
 # (name, hidden, expert FFN hidden): the routed experts of the recipes' MoE models (gated, fc1 out 2f)
 MODELS = (("DeepSeek-V3", 7168, 2048), ("Qwen3-235B-A22B", 4096, 1536), ("Qwen3-30B-A3B", 2048, 768))
 ROWS = (1024, 2048, 4096, 8192)

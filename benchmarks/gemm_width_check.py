@@ -25,9 +25,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import aic_data  # noqa: E402
 from planner.estimate import compute_gemm as G  # noqa: E402
 
-TABLES = (("h100_sxm", "trtllm/1.2.0rc5", "h100-sxm-80gb"), ("h200_sxm", "trtllm/1.3.0rc10", "h200-sxm-141gb"),
-          ("b200_sxm", "trtllm/1.2.0rc5", "b200"), ("gb200", "trtllm/1.3.0rc10", "gb200"),
-          ("b300_sxm", "trtllm/1.3.0rc10", "b300"), ("gb300", "trtllm/1.3.0rc10", "gb300"))
+TABLES = aic_data.GEMM_TABLES
 SHAPES = ((2560, 2560), (3072, 3072), (5120, 3072), (6144, 2560), (6144, 3072), (3072, 6144), (4096, 4096),
           (7168, 7168), (8192, 8192))
 
