@@ -25,6 +25,7 @@ import numpy as np
 
 from planner.arch import attention_params, layer_matmuls, model_stats
 from planner.serve import engines as E
+from planner.serve.aiter_triton_gemm import block_gemm_shapes
 
 # Memory the engines keep outside weights, activations and KV. Assumed, not measured here:
 # vLLM's start-up log reports CUDA-graph capture taking about 0.5-1.5 GiB ("Graph capturing
@@ -64,6 +65,7 @@ class ModelFacts:
     expert_up_share: float = 2 / 3  # share of an expert's parameters in its up (gate + up) projection
     gemms_per_layer: float = 4.0  # weight GEMM launches per layer (grouped expert GEMMs count once), averaged
     mla_proj: float = 0.0  # MLA's query / latent-KV projections per layer (in attn; o_proj not included)
+    block_gemms: tuple = ()  # dense GEMMs SGLang runs as block-FP8 linears (aiter_triton_gemm.block_gemm_shapes)
 
 
 def model_facts(m) -> ModelFacts:
@@ -100,7 +102,7 @@ def model_facts(m) -> ModelFacts:
         expert_ffn=float(m.moe.expert_ffn_hidden) if m.moe else 0.0,
         expert_up_share=2 / 3 if m.ffn_act == "swiglu" else 1 / 2,
         gemms_per_layer=(st.moe_layers * len(layer_matmuls(m, True)) + st.dense_layers * len(layer_matmuls(m, False))) / L,
-        mla_proj=mla_proj)
+        mla_proj=mla_proj, block_gemms=block_gemm_shapes(m))
 
 
 def stage_layers(f: ModelFacts, pp):

@@ -25,6 +25,9 @@ One engine iteration (continuous batching with chunked prefill) carries `n_dec` 
   for the rank with the most KV (adp_attention_imbalance).
 * weight-only 4-bit MoE layers (MXFP4 experts on Hopper) add a measured fixed time per layer
   (WEIGHT_ONLY_MOE_LAYER_S).
+* SGLang 0.5.6-0.5.9 on MI300-series GPUs (gfx942) runs block-FP8 dense GEMMs through aiter's Triton kernel with its
+  untuned 128 x 128 tile and no split-K: K / 128 sequential steps per GEMM at AMD's measured time per step, beyond
+  the roofline (planner.serve.aiter_triton_gemm).
 * tensor parallelism: two all-reduces of tokens x hidden bf16 per layer on the real link
   (planner.estimate.comm; NVIDIA's measured NCCL time at the message size where the engine runs NCCL and
   a table exists, and the measured time of the engine's own all-reduce kernel below that size:
@@ -50,6 +53,7 @@ from planner.estimate.host import HOST_LAUNCH_S
 from planner.estimate.compute_attention import ATTN_FWD_OF_MAMF, exp_bound_fps
 from planner.estimate.compute_gemm import DEFAULT_MAMF, GEMM_LAUNCH_S, HBM_EFFICIENCY, fp4_gemm_over_fp8
 from planner.estimate.topology import group
+from planner.serve import aiter_triton_gemm as ATG
 from planner.serve import engines as E
 from planner.serve import nccl_measured as NM
 from planner.serve.memory import ACT_BYTES, attn_tp, kv_bytes_per_token, seq_kv_bytes, stage_layers
@@ -594,6 +598,10 @@ def stage_terms(f, t, lk, hw, n_dec, n_pf, ctx_dec, ctx_pf) -> dict:
     imb = ep_rank_imbalance(f, n, t["ep"]) if f.experts else 1.0
     dense = dense_linear_s(f, ls, n, n_dec, tp, ta, hw["lin_dense"][t["wq"]], bw, hw["bpe_dense"][t["wq"]],
                            hw["lin_mla"][t["wq"]], hw["bpe_mla"][t["wq"]])
+    if hw.get("cus"):  # SGLang's default-tile Triton block-FP8 GEMMs on gfx942 (aiter_triton_gemm)
+        on = ATG.applies(t, hw["gpu_name"], E.WEIGHT_NAMES)
+        dense = dense + ATG.default_tile_excess_s(f, ls, n / (tp / ta), tp, ta, hw["lin_dense"][t["wq"]], bw,
+                                                  hw["bpe_dense"][t["wq"]], hw["cus"], on)
     experts = expert_linear_s(f, ls, n, tp, lin, bw, bpe, t["ep"], hw["dequant"][t["wq"]], hw["weight_only"][t["wq"]],
                               imbalance=imb, trtllm_gen=E.plan_trtllm_gen_moe(t))
     elementwise = n * ls * activation_bytes_per_token(f, tp, ta, t["ep"], imb) / bw
