@@ -5,7 +5,8 @@ aic-core/src/aiconfigurator_core/systems/data/<gpu>/<op>/<backend>/<version>/*.p
 same commit, COMMIT. `table` reads one parquet file at that commit from a local checkout (git show, no
 work tree needed); `write_csv` writes the rows a check extracts, atomically (planner.atomic), and `read_csv`
 reads them back; `bf16_gemms`,
-`bf16_gemm_rates` and `ratio_table` serve the GEMM checks (expert_gemm_aic_check.py, gemm_width_check.py)."""
+`bf16_gemm_rates`, `gemm_ratios` and `ratio_table` serve the GEMM checks (expert_gemm_aic_check.py,
+gemm_width_check.py)."""
 
 from __future__ import annotations
 
@@ -75,6 +76,13 @@ def bf16_gemm_rates(gpu_name: str) -> tuple[float, float]:
 
     flops, _, hbm, _ = compute_gemm.peaks(catalog.gpu(gpu_name), {"precision": plan_table.PRECISIONS.index("bf16")})
     return flops, hbm
+
+
+def gemm_ratios(repo: Path, ratios_of) -> dict:
+    """{catalog GPU: ratios_of(its bf16 GEMM rows, matmul FLOP/s, HBM bytes/s)} over GEMM_TABLES: a GEMM check's
+    measured / model ratios ({column: ratio}) per GPU, as ratio_table prints them."""
+    return {name: ratios_of(bf16_gemms(repo, folder, version), *bf16_gemm_rates(name))
+            for folder, version, name in GEMM_TABLES}
 
 
 def ratio_table(res: dict, cols: list, label) -> str:

@@ -28,7 +28,6 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import aic_data  # noqa: E402
 from planner.estimate import compute_gemm as G  # noqa: E402
 
-TABLES = aic_data.GEMM_TABLES
 # (name, hidden, expert FFN hidden): the routed experts of the recipes' MoE models (gated, fc1 out 2f)
 MODELS = (("DeepSeek-V3", 7168, 2048), ("Qwen3-235B-A22B", 4096, 1536), ("Qwen3-30B-A3B", 2048, 768))
 ROWS = (1024, 2048, 4096, 8192)
@@ -39,28 +38,26 @@ def expert_gemms(h: int, f: int, m: int) -> list[tuple[int, int, int]]:
     return [(m, 2 * f, h), (m, h, 2 * f), (2 * f, h, m), (m, h, f), (m, f, h), (h, f, m)]
 
 
-def ratios(repo: Path) -> dict[str, dict[tuple[str, int], float]]:
-    out = {}
-    for folder, version, name in TABLES:
-        d = aic_data.bf16_gemms(repo, folder, version).groupby(["m", "n", "k"]).latency.median()
-        flops, hbm = aic_data.bf16_gemm_rates(name)
-        row = {}
-        for model, h, f in MODELS:
-            for m in ROWS:
-                shapes = expert_gemms(h, f, m)
-                found = [s if s in d.index else (s[1], s[0], s[2]) for s in shapes]
-                if all(s in d.index for s in found):
-                    measured = sum(float(d[s]) * 1e-3 for s in found)
-                    row[(model, m)] = measured / sum(G.gemm_s(a, k, n, flops, hbm) for a, n, k in shapes)
-        out[name] = row
-    return out
+def ratios(d, flops: float, hbm: float) -> dict[tuple[str, int], float]:
+    """Measured / model of the six GEMMs summed per (model, rows per expert), of one GPU's bf16 GEMM rows d
+    (aic_data.gemm_ratios)."""
+    d = d.groupby(["m", "n", "k"]).latency.median()
+    row = {}
+    for model, h, f in MODELS:
+        for m in ROWS:
+            shapes = expert_gemms(h, f, m)
+            found = [s if s in d.index else (s[1], s[0], s[2]) for s in shapes]
+            if all(s in d.index for s in found):
+                measured = sum(float(d[s]) * 1e-3 for s in found)
+                row[(model, m)] = measured / sum(G.gemm_s(a, k, n, flops, hbm) for a, n, k in shapes)
+    return row
 
 
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print(__doc__)
         return 2
-    res = ratios(Path(argv[0]))
+    res = aic_data.gemm_ratios(Path(argv[0]), ratios)
     cols = [(model, m) for model, _, _ in MODELS for m in ROWS]
     print(aic_data.ratio_table(res, cols, lambda c: f"{c[0]} {c[1]}"))
     return 0

@@ -25,31 +25,26 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import aic_data  # noqa: E402
 from planner.estimate import compute_gemm as G  # noqa: E402
 
-TABLES = aic_data.GEMM_TABLES
 SHAPES = ((2560, 2560), (3072, 3072), (5120, 3072), (6144, 2560), (6144, 3072), (3072, 6144), (4096, 4096),
           (7168, 7168), (8192, 8192))
 
 
-def ratios(repo: Path) -> dict[str, dict[tuple[int, int], float]]:
-    out = {}
-    for folder, version, name in TABLES:
-        flops, hbm = aic_data.bf16_gemm_rates(name)
-        d = aic_data.bf16_gemms(repo, folder, version)
-        d = d[d.m.isin([4096, 8192, 16384])]
-        row = {}
-        for n, k in SHAPES:
-            s = d[(d.n == n) & (d.k == k)].groupby("m").latency.median()
-            if len(s):
-                row[(n, k)] = float(np.median([lat * 1e-3 / G.gemm_s(m, k, n, flops, hbm) for m, lat in s.items()]))
-        out[name] = row
-    return out
+def ratios(d, flops: float, hbm: float) -> dict[tuple[int, int], float]:
+    """Median measured / model over m per (n, k) of SHAPES, of one GPU's bf16 GEMM rows d (aic_data.gemm_ratios)."""
+    d = d[d.m.isin([4096, 8192, 16384])]
+    row = {}
+    for n, k in SHAPES:
+        s = d[(d.n == n) & (d.k == k)].groupby("m").latency.median()
+        if len(s):
+            row[(n, k)] = float(np.median([lat * 1e-3 / G.gemm_s(m, k, n, flops, hbm) for m, lat in s.items()]))
+    return row
 
 
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print(__doc__)
         return 2
-    res = ratios(Path(argv[0]))
+    res = aic_data.gemm_ratios(Path(argv[0]), ratios)
     print(aic_data.ratio_table(res, list(SHAPES), lambda s: f"{s[0]}x{s[1]}"))
     return 0
 

@@ -278,7 +278,8 @@ def moe_attn_dp_assumed(r: dict, tp: int) -> bool:
     the v1.0 Qwen3-235B "TP8" 1000/1000 rows (H100 14,898 / 8 = 1,862, H200 23,789 / 8 = 2,974 tokens/s) sit
     with the later DEP columns (H100 DEP8 1,932, H200 DEP4 3,288). Read without attention DP (attention TP 8
     over 4 KV heads: every KV head twice) the H200 v1.0 row came out 33% slow, with it +4%; the page's 27 v1.0
-    Qwen3-235B rows 27.4% vs 11.9% (benchmarks/qwen3_v10_check.py, benchmarks/qwen3_serve_results.md)."""
+    Qwen3-235B rows 27.4% vs 11.9% (Qwen3 MoE round, benchmarks/qwen3_serve_results.md; today's figures:
+    benchmarks/qwen3_v10_check.py)."""
     return tp > 1 and perf_overview_moe(r)
 
 
@@ -696,7 +697,8 @@ def qwen3_notes() -> list[str]:
             "safetensors elements x bytes of the quantisation, about half of an NVFP4 checkpoint (trtllm_bench_engine_gib, "
             "the same PR's other fix): 25 points, dense FP4 6.3 -> 5.7%, all points 23.0 -> 22.9%. The page's 27 v1.0 "
             "Qwen3-235B rows "
-            "(benchmarks/qwen3_v10_check.py) 27.4 -> 11.9%; the later page's 70 other MoE rows 18.4 -> 18.0%. Caveat: (2)'s gain rests on memory.workspace_bytes charging every attention-DP rank the group's logits and tokens; charged per rank (not committed) it goes (H100 Qwen3 DEP8 +6.9 -> +21.1%). Open: "
+            "read without / with attention DP 27.4 -> 11.9% in this round (benchmarks/qwen3_v10_check.py prints today's "
+            "figures); the later page's 70 other MoE rows 18.4 -> 18.0%. Caveat: (2)'s gain rests on memory.workspace_bytes charging every attention-DP rank the group's logits and tokens; charged per rank (not committed) it goes (H100 Qwen3 DEP8 +6.9 -> +21.1%). Open: "
             "Qwen3 on Hopper at 1024/8192 (+25 / +27%, 10-11 ms a step), Qwen3-30B TP1 1000/1000 (+31%; GB200 slower "
             "than B200 only where every step carries prompt tokens: host-bound eager steps, not modelled)."]
 

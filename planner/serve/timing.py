@@ -707,20 +707,25 @@ def mg1_wait_quantile(lam, es, es2, q: float):
     probabilities in queues, I: waiting times", Oper. Res. 43(5), 1995, with alpha / eta = E[W] as they
     propose but eta from the exact atom instead of the asymptotic decay rate. It is exact for exponential
     service (the M/M/1 tail rho exp(-mu (1 - rho) t), Kleinrock 1975, Vol. 1, Sec. 3.2), and as rho -> 1 its rate rho / Wq -> 2 (1 - rho) E[S] / E[S^2], Kingman's
-    heavy-traffic exponential limit (Kingman 1961). t_q = Wq / rho ln(rho / (1 - q)); 0 when
+    heavy-traffic exponential limit (Kingman 1961). t_q = ln(rho / (1 - q)) / eta (mg1_tail); 0 when
     rho <= 1 - q; inf when unstable (rho >= 1)."""
-    lam, es, es2 = (np.asarray(x, dtype=float) for x in (lam, es, es2))
-    rho = lam * es
+    rho, eta = mg1_tail(lam, es, es2)
     with np.errstate(divide="ignore", invalid="ignore"):
-        wq = lam * es2 / (2.0 * (1.0 - rho))
-        t = wq / np.maximum(rho, 1e-300) * np.log(np.maximum(rho, 1e-30) / (1 - q))
+        t = np.log(np.maximum(rho, 1e-30) / (1 - q)) / eta
     return np.where(rho >= 1, np.inf, np.where(rho <= 1 - q, 0.0, t))
 
 
 def mg1_within(lam, es, es2, t):
-    """P(W <= t) in M/G/1 with mg1_wait_quantile's tail, 1 - rho exp(-(rho / Wq) t); 0 when unstable."""
+    """P(W <= t) in M/G/1 with mg1_wait_quantile's tail, 1 - rho exp(-eta t); 0 when unstable."""
+    rho, eta = mg1_tail(lam, es, es2)
+    with np.errstate(invalid="ignore", over="ignore"):
+        decay = eta * np.maximum(t, 0)
+    return np.where(rho >= 1, 0.0, np.where(t < 0, 0.0, 1 - rho * np.exp(-decay)))
+
+
+def mg1_tail(lam, es, es2):
+    """(rho, eta) of mg1_wait_quantile's tail P(W > t) = rho exp(-eta t): rho = lam E[S] and the decay rate
+    eta = rho / Wq = 2 (1 - rho) E[S] / E[S^2] (0 when unstable)."""
     lam, es, es2 = (np.asarray(x, dtype=float) for x in (lam, es, es2))
     rho = lam * es
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        decay = 2.0 * np.maximum(1.0 - rho, 0.0) * es / np.maximum(es2, 1e-300) * np.maximum(t, 0)  # rho / Wq x t
-    return np.where(rho >= 1, 0.0, np.where(t < 0, 0.0, 1 - rho * np.exp(-decay)))
+    return rho, 2.0 * np.maximum(1.0 - rho, 0.0) * es / np.maximum(es2, 1e-300)
