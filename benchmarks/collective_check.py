@@ -93,6 +93,9 @@ def report() -> str:
 
 def main(argv: list[str]) -> int:
     if argv[:1] == ["--extract"]:
+        if len(argv) != 2:
+            print(f"usage: python {Path(__file__).name} [--extract AICONFIGURATOR_CHECKOUT]", file=sys.stderr)
+            return 2
         extract(Path(argv[1]))
     text = report()
     print(text)
