@@ -421,7 +421,9 @@ def dp_comm(ctx, t, mem, fwd_mb_s, bwd_mb_s) -> dict:
     With `runtime.dp_comm_overlap` (default), gradient reduction overlaps the backward pass of the
     last micro-batch (Megatron --overlap-grad-reduce, DeepSpeed overlap_comm), ZeRO-3 gathers
     overlap compute by prefetching, and the post-step parameter all-gather of ZeRO-1/2 overlaps the
-    first forward (--overlap-param-gather); without it everything is exposed.
+    first forward (--overlap-param-gather); without it everything is exposed. Whatever fits those
+    windows, Megatron's edge bucket group (megatron_edge_bucket_params) is reduced after the backward
+    and gathered before the first layer, so at least its reduce-scatter and all-gather stay exposed.
     """
     from planner.estimate.memory_terms_stage import heaviest_rank, split_key_of, stage_params
 
@@ -466,6 +468,13 @@ def dp_comm(ctx, t, mem, fwd_mb_s, bwd_mb_s) -> dict:
                                          np.where((zero == 1) | titan_pp, g, 0.0))
         post = post + np.where(((zero >= 1) & (zero <= 2)) | titan_pp, p, 0.0)
         per_mb = per_mb + np.where(zero == 2, g, np.where((zero >= 3) & ~titan_pp, 2 * p + g, 0.0))
+    # Megatron's edge buckets (megatron_edge_bucket_params): reduced after the backward, gathered before
+    # the first layer of the forward, over the non-expert data-parallel ring
+    ring = group(node, dp * cp, tp)
+    edge = megatron_edge_bucket_params(ctx, t) / tp
+    edge_sync = np.where(edge > 0, np.where(zero == 0, all_reduce_s(node, edge * grad_bytes, ring),
+                                            gather_s(node, edge * grad_bytes, ring)), 0.0)
+    edge_post = np.where((edge > 0) & (zero == 1), gather_s(node, edge * param_bytes, ring), 0.0)
     total = step_sync + post + ga * per_mb
     copies = ga * fsdp2_copy_s(ctx, t, np.maximum(first["non_expert"] + first["expert"] / ep,
                                                   last["non_expert"] + last["expert"] / ep) / tp)
@@ -476,10 +485,36 @@ def dp_comm(ctx, t, mem, fwd_mb_s, bwd_mb_s) -> dict:
     # runs before the first layer's all-gather of the forward and of the backward, nor after the last
     # layer's reduce-scatter: one layer's share of those stays exposed per micro-batch.
     layers = np.maximum(memory.stage_layers(ctx, t, "first")[0], memory.stage_layers(ctx, t, "last")[0])
-    edge = np.where(per_mb > 0, per_mb / np.maximum(layers, 1), 0.0)
-    exposed = np.maximum(0, step_sync - bwd_mb_s) + np.maximum(0, post - fwd_mb_s) \
-        + ga * (np.maximum(0, per_mb - window) + np.minimum(edge, per_mb)) + copies
+    layer_share = np.where(per_mb > 0, per_mb / np.maximum(layers, 1), 0.0)
+    exposed = np.maximum(edge_sync, step_sync - bwd_mb_s) + np.maximum(edge_post, post - fwd_mb_s) \
+        + ga * (np.maximum(0, per_mb - window) + np.minimum(layer_share, per_mb)) + copies
     return {"dp_total": total, "dp_comm": exposed}
+
+
+def megatron_edge_bucket_params(ctx, t):
+    """Parameters (before tensor-parallel sharding) of the bucket group Megatron-Core's DDP reduces last
+    and gathers first, on the first pipeline stage (the one whose backward ends last); 0 outside
+    Megatron's DDP / distributed optimizer (zero 0 or 1).
+
+    Megatron-Core (megatron/core/distributed/param_and_grad_buffer.py at 25.09-alpha.rc1,
+    _ParamAndGradBuffer.__init__) fills buckets of `bucket_size` elements walking the parameters in
+    reverse order, so the word embedding, the first parameter of the first stage, closes the last
+    bucket; its reduce-scatter (all-reduce without the distributed optimizer) is dispatched only when
+    the embedding's gradient exists, after the whole backward, with nothing left to hide behind.
+    With --overlap-param-gather the next forward waits for that same group's all-gather in its first
+    module's forward pre-hook (distributed_data_parallel.py _make_forward_pre_hook ->
+    finish_param_sync, which dispatches the next group only then), before any layer runs.
+    With FP8 parameters (--fp8-param-gather: the GEMM weights sit in a uint8 buffer, every other
+    parameter in a 16-bit one) partition_buckets merges all non-FP8 buckets into the last FP8
+    bucket group ("Case 3"), so that group holds every 16-bit parameter of the stage: the embedding,
+    norms and, without a pipeline, the output layer. The rest of the last FP8 bucket (less than one
+    bucket) is not counted: the bucket size is not a runtime setting here, so this is a lower bound."""
+    from planner.estimate.memory_terms_stage import stage_params
+
+    first = stage_params(ctx, t, "first")
+    fp8_params = (t["precision"] == T.FP8) & bool(ctx.scenario.runtime.fp8_param_gather)
+    edge = np.where(fp8_params, first["non_expert"] - first["gemm"], float(ctx.stats.embedding))
+    return np.where((t["framework"] == MEG) & (t["zero"] <= 1), edge, 0.0)
 
 
 # FSDP2 (torchtitan) gathers each layer into one flat buffer and copies it out into the parameters'
