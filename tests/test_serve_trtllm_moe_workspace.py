@@ -62,6 +62,12 @@ def test_expert_tensor_parallelism_splits_the_width_not_the_rows(tmp_path):
     assert ep1 <= ep8
     # with hidden >= 2 x width both ways, only the rows count: the same bytes
     assert ep1 == ep8 == M.trtllm_moe_workspace_bytes(f, _table(**{**base, "tp": 1, "ep": 1}))[0]
+    # Mixtral-8x7B's experts (14,336 wide, hidden 4,096) are wider than the hidden size: the split shrinks them
+    _, wide = _facts(tmp_path, MOE.replace("qwen3-30b-a3b", "mixtral-8x7b"))
+    ep1 = M.trtllm_moe_workspace_bytes(wide, _table(ep=1, **base))[0]
+    ep8 = M.trtllm_moe_workspace_bytes(wide, _table(ep=8, **base))[0]
+    rows = 2 * 4096  # top-2 expanded rows
+    assert ep8 - ep1 == rows * (2 * (14336 - 4096) + 2 * (2 * 14336 - 4096))
 
 
 def test_only_tensorrt_llm_cutlass_moe_plans_are_charged(tmp_path):
