@@ -57,3 +57,16 @@ def test_vllm_token_check_compares_the_rank_shares():
     """vLLM checks max_num_batched_tokens >= max_num_seqs per rank: the shares of the replica's budgets."""
     ok = E.vllm_tokens_ok(E.VLLM, np.array([1024, 2048]), 8, True, 1024)
     assert ok.tolist() == [True, False]
+
+
+def test_the_default_token_budget_gives_each_rank_its_engine_default(tmp_path):
+    """vLLM and TensorRT-LLM give every attention-DP rank its own default token budget (one engine core / executor
+    per rank), so a replica of 8 ranks steps 8 x 8,192 tokens; SGLang divides its chunked_prefill_size over the ranks,
+    so its replica keeps 8,192. Without attention DP the default is the replica's."""
+    eng = np.array([E.TRTLLM, E.VLLM, E.SGLANG])
+    assert E.default_max_batched_tokens(eng, 80, False, 8, True).tolist() == [8 * 8192, 8 * 8192, 8192]
+    assert E.default_max_batched_tokens(eng, 80, False, 8, False).tolist() == [8192, 8192, 8192]
+    sc = load_serving_scenario(write(tmp_path, "moe.yaml", MOE))
+    r = estimate_serving(sc, parse_serve_plan("engine=trtllm,weights=bf16,tp=8,ep=8,attn_dp=true,max_batch=512", sc))
+    cfg = yaml.safe_load(L.serving_files(sc, r)[L.TRT_YAML])
+    assert cfg["max_num_tokens"] == 8192  # the engine's own default, as a rank left unset would run

@@ -246,13 +246,20 @@ def default_max_batch(engine: np.ndarray, gpu_gib: float) -> np.ndarray:
     return np.where(engine == VLLM, vllm, 2048)
 
 
-def default_max_batched_tokens(engine: np.ndarray, gpu_gib: float, offline: bool) -> np.ndarray:
-    """Tokens per engine step by default (module doc)."""
+def default_max_batched_tokens(engine: np.ndarray, gpu_gib: float, offline: bool, tp=1, attn_dp=False) -> np.ndarray:
+    """Tokens per step of a replica by default (module doc). Under attention DP, vLLM (one engine core per
+    data-parallel rank, each with its own --max-num-batched-tokens) and TensorRT-LLM (one executor per rank, each
+    with its own max_num_tokens; trtllm-bench likewise gives every rank the limit it derives) give each rank the
+    default, so the replica's budget is tp times it; SGLang divides its chunked_prefill_size over the attention-DP
+    ranks (server_args: chunked_prefill_size // dp_size), so its replica keeps the default."""
+    engine = np.asarray(engine)
     if gpu_gib >= LARGE_DEVICE_GIB:
         vllm = 16384 if offline else 8192
     else:
         vllm = 8192 if offline else 2048
-    return np.where(engine == VLLM, vllm, 8192)
+    per_rank = np.where(engine == VLLM, vllm, 8192)
+    ranks = np.where(np.asarray(attn_dp, dtype=bool) & (engine != SGLANG), tp, 1)
+    return per_rank * ranks
 
 
 # Engine releases. A plan runs the release its launch files pin (planner/serve/engine_flags/*.json: vLLM

@@ -276,9 +276,10 @@ def _no_layout(sc, g: int) -> dict:
         # every candidate is a vLLM plan whose max_batch exceeds vLLM's default token budget (each attention-DP
         # rank's share of both alike): search._expanded leaves them out (engines.vllm_tokens_ok)
         tp = max(d["tp"])
-        mbt = int(E.default_max_batched_tokens(np.array([E.VLLM]), gpu.memory_gib, sc.serving.offline)[0])
+        adp = m.moe is not None and tp > 1
+        mbt = int(E.default_max_batched_tokens(np.array([E.VLLM]), gpu.memory_gib, sc.serving.offline, tp, adp)[0])
         b = np.array(so.max_batch)
-        if not E.vllm_tokens_ok(E.VLLM, b, tp, m.moe is not None and tp > 1, mbt).any():
+        if not E.vllm_tokens_ok(E.VLLM, b, tp, adp, mbt).any():
             return {"reasons": [f"vLLM refuses to start with more running sequences (search.max_batch "
                                 f"{list(so.max_batch)}) than tokens per step ({mbt:,}, its max_num_batched_tokens "
                                 "here): no plan to evaluate"],

@@ -12,7 +12,9 @@ on the first and last stage, both counted, which is exact for pp = 1):
   `window` tokens of a sequence;
 * workspace: activations of the largest step (max_batched_tokens tokens: residual, q/k/v and
   output, MLP gate/up/activation in bf16) plus fp32 logits of max_batch sequences for sampling;
-  under attention DP a rank's share of both (workspace_bytes);
+  under attention DP a rank's share of both (workspace_bytes); on TensorRT-LLM the MLP part is at least
+  the CUTLASS MoE op's buffers for the rows its MoE layer runs, under attention DP all ranks' tokens
+  (trtllm_moe_workspace_bytes);
 * CUDA graphs and the CUDA context / NCCL / cuBLAS buffers (named below);
 * the KV pool is what the engine's reserve leaves (engines module doc).
 """
@@ -152,9 +154,46 @@ def workspace_bytes(f: ModelFacts, t) -> np.ndarray:
     TensorRT-LLM max_batch_size, SGLang --max-running-requests / dp) and steps its share ceil(max_batched_tokens
     / tp) of the tokens (SGLang server_args: chunked_prefill_size // dp_size)."""
     ta = attn_tp(t)
-    per_token = ACT_BYTES * (4 * f.hidden + 3 * f.ffn_per_token / ta)
+    tokens = E.seqs_per_rank(t["max_batched_tokens"], t["tp"], t["attn_dp"])
+    mlp = tokens * ACT_BYTES * 3 * f.ffn_per_token / ta
     logits = 4.0 * E.seqs_per_rank(t["max_batch"], t["tp"], t["attn_dp"]) * f.vocab / ta
-    return E.seqs_per_rank(t["max_batched_tokens"], t["tp"], t["attn_dp"]) * per_token + logits
+    return tokens * ACT_BYTES * 4 * f.hidden + np.maximum(mlp, trtllm_moe_workspace_bytes(f, t)) + logits
+
+
+def trtllm_moe_rows(t) -> np.ndarray:
+    """Token rows one rank's TensorRT-LLM MoE layer runs in the KV-sizing forward: every rank steps its own
+    max_num_tokens (KvCacheCreator._create_dummy_context_requests repeats the dummy requests tp_size times under
+    attention DP, tensorrt_llm/_torch/pyexecutor/_util.py), and under attention DP the MoE gathers all ranks'
+    tokens (CutlassFusedMoE.forward_chunk: allgather of the quantised input, expert ids and scales, num_rows =
+    sum(all_rank_num_tokens); moe_max_num_tokens defaults to max_num_tokens x world size, so no chunking;
+    tensorrt_llm/_torch/modules/fused_moe/fused_moe_cutlass.py)."""
+    own = E.seqs_per_rank(t["max_batched_tokens"], t["tp"], t["attn_dp"])
+    return np.where(t["attn_dp"], own * t["tp"], own)
+
+
+def trtllm_moe_workspace_bytes(f: ModelFacts, t) -> np.ndarray:
+    """Memory TensorRT-LLM's CUTLASS MoE op holds on one rank at the KV-sizing forward's peak (0 for dense models,
+    other engines and the TRTLLM-gen backend). TensorRT-LLM sizes its KV pool from the peak torch allocation of that
+    forward (allocated_bytes.all.peak, KvCacheCreator), and FusedMoeRunner.runMoe (cpp/tensorrt_llm/thop/moeOp.cpp)
+    allocates, per call, a bf16 output of num_rows x hidden and one workspace of
+    CutlassMoeFCRunner::getWorkspaceDeviceBufferSizes (cpp/tensorrt_llm/kernels/cutlass_kernels/moe_gemm/
+    moe_kernels.cu) for E = top_k x num_rows expanded rows, the routed expert width I split by moe_tp = tp / ep:
+    four int32 index maps, fp32 permuted scales and the int32 src_to_dest map (24 B per expanded row); the
+    overlapped GEMM inputs max(permuted input, fc1 result, bf16 fc2 result) = E x 2 x max(hidden, I); the overlapped
+    GEMM outputs max(bf16 gated fc1 output 2I, bf16 fc2 result) = E x 2 x max(2 I, hidden). Beside them the gathered
+    input, expert ids and scales (num_rows x hidden, charged at 2 B: an upper bound for FP8 / NVFP4 inputs) stay
+    alive. The FP8-block-scale path's own GEMM workspace and NVFP4's activation scale factors are not added
+    (a few percent of the term)."""
+    if not f.expert_ffn or "engine" not in t:
+        return np.zeros(np.shape(t["tp"]))
+    rows = trtllm_moe_rows(t).astype(float)
+    ep = np.asarray(t["ep"]) if "ep" in t else np.asarray(t["tp"])
+    inter = f.expert_ffn / np.maximum(np.asarray(t["tp"]) // np.maximum(ep, 1), 1)
+    e = f.top_k * rows
+    ws = e * (24 + ACT_BYTES * np.maximum(f.hidden, inter) + ACT_BYTES * np.maximum(2 * inter, f.hidden))
+    ws = ws + rows * (2 * ACT_BYTES * f.hidden + 8 * f.top_k)
+    on = (np.asarray(t["engine"]) == E.TRTLLM) & ~E.plan_trtllm_gen_moe(t)
+    return np.where(on, ws, 0.0)
 
 
 def kv_pool_bytes(t, cap_bytes: float, weights, work) -> np.ndarray:

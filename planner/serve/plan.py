@@ -98,7 +98,8 @@ def parse_serve_plan(text: str, sc) -> dict:
     row.setdefault("prefill_replicas", 0)
     row.setdefault("recv_interval", 1)
     row.setdefault("max_batch", int(E.default_max_batch(eng, gib)[0]))
-    row.setdefault("max_batched_tokens", int(E.default_max_batched_tokens(eng, gib, sc.serving.offline)[0]))
+    row.setdefault("max_batched_tokens", int(E.default_max_batched_tokens(eng, gib, sc.serving.offline, row["tp"],
+                                                                          row["attn_dp"])[0]))
     _check_quick_reduce(row, sc)
     check_plan(row, sc)
     return {k: np.array([v]) for k, v in row.items()}

@@ -126,7 +126,8 @@ def _expanded(sc, lay: np.ndarray) -> dict[str, np.ndarray]:
     keep = ~t["attn_dp"] | ((t["tp"] > 1) & (t["ep"] == t["tp"]))
     keep &= E.vllm_ep_ok(t["engine"], t["tp"], t["ep"])
     t = {k: v[keep] for k, v in t.items()}
-    t["max_batched_tokens"] = E.default_max_batched_tokens(t["engine"], gpu.memory_gib, sc.serving.offline)
+    t["max_batched_tokens"] = E.default_max_batched_tokens(t["engine"], gpu.memory_gib, sc.serving.offline,
+                                                          t["tp"], t["attn_dp"])
     t["prefill_replicas"] = np.zeros_like(t["tp"])
     if lay.shape[1] > 4:
         t["inst"] = lay[li, 4][keep]
