@@ -1,0 +1,95 @@
+"""Regressions found by the sixth acceptance audit (docs/acceptance_check.md): each test fails on the code
+before its fix. Expected parameter counts are written out from the config's shapes (transformers'
+modeling_<family>.py layers), not taken from the planner."""
+
+import json
+
+from click.testing import CliRunner
+
+from planner.cli import main
+
+from conftest import write_yaml
+
+runner = CliRunner()
+
+# a small config every dense family reads: 4 layers, hidden 1024, 16 heads of 64, 4 KV heads, MLP 2816
+H, LAYERS, HEADS, KV, FFN, VOCAB = 1024, 4, 16, 4, 2816, 32000
+SMALL = {"hidden_size": H, "intermediate_size": FFN, "num_attention_heads": HEADS, "num_hidden_layers": LAYERS,
+         "num_key_value_heads": KV, "vocab_size": VOCAB, "max_position_embeddings": 4096,
+         "tie_word_embeddings": False}
+
+
+def _count(tmp_path, cfg: dict, name: str = "config.json"):
+    p = tmp_path / name
+    p.write_text(json.dumps(cfg))
+    return runner.invoke(main, ["model", str(p), "--json"]), p
+
+
+def _plain(head_dim: int) -> int:
+    """Untied embeddings + per layer q, k, v, o, the gated MLP and two RMSNorms + the final norm."""
+    attn = H * HEADS * head_dim + 2 * H * KV * head_dim + HEADS * head_dim * H
+    return 2 * VOCAB * H + LAYERS * (attn + 3 * H * FFN + 2 * H) + H
+
+
+def test_attention_bias_puts_a_bias_on_o_proj_and_mlp_bias_on_the_mlp(tmp_path):
+    """attention_bias was read as biases on q/k/v only, mlp_bias was ignored, and a Mistral file's
+    attention_bias (which MistralAttention ignores: bias=False) added q/k/v biases. transformers' Llama /
+    Granite / OLMo / Qwen3 / Gemma attention biases q_proj, k_proj, v_proj and o_proj; Llama's and Granite's
+    mlp_bias gate_proj, up_proj and down_proj."""
+    qkv_o = LAYERS * ((HEADS + 2 * KV) * 64 + H)
+    mlp = LAYERS * (2 * FFN + H)
+    for mt in ("llama", "granite"):
+        r, _ = _count(tmp_path, {"model_type": mt, **SMALL, "attention_bias": True})
+        assert r.exit_code == 0 and json.loads(r.stdout)["params_total"] == _plain(64) + qkv_o, (mt, r.output)
+        r, _ = _count(tmp_path, {"model_type": mt, **SMALL, "attention_bias": True, "mlp_bias": True})
+        assert r.exit_code == 0 and json.loads(r.stdout)["params_total"] == _plain(64) + qkv_o + mlp, (mt, r.output)
+        r, _ = _count(tmp_path, {"model_type": mt, **SMALL, "mlp_bias": True})  # not modelled: refused, not dropped
+        assert r.exit_code == 2 and "mlp_bias" in r.output and "Traceback" not in r.output, r.output
+    r, _ = _count(tmp_path, {"model_type": "mistral", **SMALL, "attention_bias": True})
+    assert r.exit_code == 0 and json.loads(r.stdout)["params_total"] == _plain(64), r.output
+
+
+def test_a_config_without_head_dim_takes_its_config_class_default(tmp_path):
+    """Qwen3Config defaults head_dim to 128 and GemmaConfig to 256 (configuration_qwen3.py, configuration_gemma.py);
+    a file without the key was read at hidden / heads (64 here) like Llama's."""
+    r, _ = _count(tmp_path, {"model_type": "qwen3", **SMALL})
+    qk_norm = LAYERS * 2 * 128
+    assert r.exit_code == 0 and json.loads(r.stdout)["params_total"] == _plain(128) + qk_norm, r.output
+    r, _ = _count(tmp_path, {"model_type": "gemma", **SMALL, "hidden_act": "gelu"})
+    assert r.exit_code == 0 and json.loads(r.stdout)["params_total"] == _plain(256), r.output
+    r, _ = _count(tmp_path, {"model_type": "llama", **SMALL})
+    assert r.exit_code == 0 and json.loads(r.stdout)["params_total"] == _plain(64), r.output
+
+
+def test_attention_biases_export_to_a_config_that_reads_back_and_megatron_refuses_them(tmp_path):
+    """The DeepSpeed export's config.json of a model with q/k/v/o biases (HF attention_bias) is a Llama with
+    attention_bias true and mlp_bias false (not a Qwen2, which has no o_proj bias) and reads back to the same
+    count; Megatron-LM, which biases every linear layer or q/k/v alone, is refused naming the reason."""
+    r, cfg = _count(tmp_path, {"model_type": "llama", **SMALL, "attention_bias": True})
+    total = json.loads(r.stdout)["params_total"]
+    scen = write_yaml(tmp_path, {"name": "b", "model": {"hf_config": str(cfg)}, "cluster": {"node": "dgx-h100", "nodes": 1},
+                                 "training": {"seq_len": 1024, "global_batch": 8, "tokens": 1.0e6}})
+    out = tmp_path / "ds"
+    r = runner.invoke(main, ["export", str(scen), "--plan", "framework=deepspeed,zero=1", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    written = json.loads((out / "config.json").read_text())
+    assert (written["model_type"], written["attention_bias"], written["mlp_bias"]) == ("llama", True, False)
+    r = runner.invoke(main, ["model", str(out / "config.json"), "--json"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["params_total"] == total, r.output
+    r = runner.invoke(main, ["estimate", str(scen), "--plan", "framework=megatron,zero=1"])
+    assert r.exit_code == 2 and "attention output projection" in r.output, r.output
+
+
+def test_an_offload_plan_oom_on_the_host_says_why(tmp_path):
+    """An offload plan on a node whose host memory is unknown is oom (no offload can be shown to fit) while its
+    GPU memory fits: `estimate` printed 'memory/GPU: 2.1 of 40.0 GiB (oom, headroom 37.9 ...)' with no reason,
+    and `solve`'s explanation said '... GiB per node of None'."""
+    data = {"name": "h", "model": "llama-2-7b",
+            "cluster": {"node": {"gpu": "a100-sxm-40gb", "gpus_per_node": 1, "scaleup_gb_s": 300}, "nodes": 1},
+            "training": {"seq_len": 1024, "global_batch": 8, "tokens": 1.0e6}}
+    scen = write_yaml(tmp_path, data)
+    r = runner.invoke(main, ["estimate", str(scen), "--plan", "framework=deepspeed,zero=3,offload=cpu,mbs=1"])
+    assert "oom" in r.output and "host memory" in r.output and "unknown" in r.output, r.output
+    data["search"] = {"offload": ["cpu"], "zero": [3]}
+    r = runner.invoke(main, ["solve", str(write_yaml(tmp_path, data))])
+    assert r.exit_code == 1 and "None" not in r.output and "host_memory_gib" in r.output, r.output
