@@ -115,3 +115,13 @@ def test_a_closed_loop_request_does_not_wait_for_its_own_prompt_between_its_toke
         lat, out_s = p["latency"], p["throughput"]["output_tokens_per_s"]
         cycle = lat["ttft_ms"]["p50"] / 1e3 + 255 * lat["tpot_ms"]["p50"] / 1e3
         assert out_s / 256 * cycle == pytest.approx(conc, rel=0.03), (conc, lat, out_s)
+
+
+def test_an_hf_config_that_is_not_a_path_says_so(tmp_path):
+    """`hf_config: [a, b]` said "file not found: ['a', 'b']" (the list's text taken as a path); an empty
+    string looked for config.json in the scenario's own folder."""
+    for bad in (["a", "b"], 12, "", None, {"path": "x"}):
+        data = {"name": "h", "model": {"hf_config": bad}, "cluster": {"node": "dgx-h100", "nodes": 1},
+                "training": {"seq_len": 1024, "global_batch": 8, "tokens": 1.0e6}}
+        r = runner.invoke(main, ["solve", str(write_yaml(tmp_path, data))])
+        assert r.exit_code == 2 and "model.hf_config" in r.output and "as text" in r.output, (bad, r.output)

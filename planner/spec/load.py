@@ -237,7 +237,11 @@ def resolve_model(value: Any, base_dir: Path, file: str | None = None) -> Any:
         if extra:
             raise InputError(f"unexpected keys next to hf_config: {extra} (allowed: mtp_layers)", file=file,
                              key="model")
-        p = Path(str(value["hf_config"]))
+        raw = value["hf_config"]
+        if not isinstance(raw, str) or not raw.strip():
+            raise InputError(f"expected the path of a config.json (or of the folder holding it) as text, not {raw!r}",
+                             file=file, key="model.hf_config")
+        p = Path(raw)
         out = read_hf_config(p if p.is_absolute() else base_dir / p, file=file)
         if "mtp_layers" in value:
             out = {**out, "mtp_layers": value["mtp_layers"]}  # validated with the rest of the model
