@@ -99,8 +99,8 @@ def test_an_offload_plan_oom_on_the_host_says_why(tmp_path):
 def test_a_closed_loop_request_does_not_wait_for_its_own_prompt_between_its_tokens(tmp_path):
     """At a fixed concurrency the mean iteration carries the steady prompt work of every running request's
     successor, and its time was reported as TPOT: at one request in flight its own prompt, already in its
-    TTFT, was charged again between its tokens (Qwen2.5-7B-1M on GB300, 1M-token prompt: TPOT 185 ms for a
-    5 ms decode step), so requests/s x (TTFT + (output - 1) x TPOT) read up to 2 requests in flight for 1.
+    TTFT, was charged again between its tokens (a Qwen2.5-7B-1M shape on one GB300, 1M-token prompt: TPOT 185 ms,
+    now 6.2 ms), so requests/s x (TTFT + (output - 1) x TPOT) read up to 2 requests in flight for 1.
     The gaps now carry the other requests' prompts only (Little's law holds); the throughput is unchanged."""
     def est(conc):
         data = {"name": "c", "model": "llama-3.1-70b", "cluster": {"node": "dgx-h100", "nodes": 1},
