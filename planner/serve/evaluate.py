@@ -437,7 +437,10 @@ def _evaluate(sc, t: dict) -> dict:
     if s.mode == "offline":
         b = b_cap
     elif s.mode == "concurrency":
-        b = np.minimum(b_cap, s.concurrency / reps)
+        # fewer requests than colocated replicas: C replicas run one request each and the rest idle (a replica
+        # does not run a fraction of a request: at b = C / replicas < 1 its prompt work was spread thin)
+        b = np.minimum(b_cap, np.where(dis, s.concurrency / reps,
+                                       np.maximum(s.concurrency / reps, min(1.0, s.concurrency))))
     else:
         lam = s.requests_per_s / reps
         stable = stable & (lam * ctx.out_mean < cap_tok_s)
@@ -468,7 +471,8 @@ def _evaluate(sc, t: dict) -> dict:
         tpot50 = own[0]
         tpot90 = tpot_quantile(ctx, t, b_eval, own, "p90")
         tpot99 = tpot_quantile(ctx, t, b_eval, own, "p99")
-        out_tok_s = np.where(dis, np.minimum(b / t_iter * reps, pool_req_s * ctx.out_mean), b / t_iter * reps)
+        busy = reps if s.mode != "concurrency" else np.minimum(reps, s.concurrency / np.maximum(b, 1e-9))
+        out_tok_s = np.where(dis, np.minimum(b / t_iter * reps, pool_req_s * ctx.out_mean), b / t_iter * busy)
         if s.mode == "concurrency":
             wait50 = concurrency_wait(ctx, s.concurrency, reps, b, t_iter, out_tok_s, pf_rate, queue_reps, 0.5)
             wait90 = concurrency_wait(ctx, s.concurrency, reps, b, t_iter, out_tok_s, pf_rate, queue_reps, 0.9)
