@@ -146,3 +146,21 @@ def test_fewer_requests_than_replicas_leave_replicas_idle(tmp_path):
     lat = four["latency"]
     cycle = lat["ttft_ms"]["p50"] / 1e3 + 255 * lat["tpot_ms"]["p50"] / 1e3
     assert four["throughput"]["output_tokens_per_s"] / 256 * cycle == pytest.approx(1, rel=0.03)
+
+
+def test_a_ranked_serving_plans_json_pastes_back_into_plan(tmp_path):
+    """Every JSON `plan` of `serve` carries `disaggregated` (prefill_replicas > 0), which `--plan` refused as an
+    unknown key, so the plan did not paste back key for key; it is accepted when it agrees, exit 2 otherwise."""
+    data = {"name": "c", "model": "llama-3.1-8b", "cluster": {"node": "dgx-h100", "nodes": 1},
+            "serving": {"input_tokens": 1024, "output_tokens": 256, "concurrency": 8},
+            "search": {"engines": ["vllm"], "weights": ["fp8"], "kv_cache": ["fp8"]}, "top": 2}
+    scen = str(write_yaml(tmp_path, data))
+    r = runner.invoke(main, ["serve", scen, "--json"])
+    assert r.exit_code == 0, r.output
+    for p in json.loads(r.stdout)["plans"]:
+        text = ",".join(f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in p["plan"].items())
+        q = runner.invoke(main, ["serve", scen, "--plan", text, "--json"])
+        assert q.exit_code == 0, q.output
+        assert json.loads(q.stdout)["plans"][0]["throughput"] == p["throughput"]
+    r = runner.invoke(main, ["serve", scen, "--plan", "engine=vllm,weights=fp8,disaggregated=true"])
+    assert r.exit_code == 2 and "prefill_replicas" in r.output, r.output

@@ -12,7 +12,7 @@ from planner.spec.serving import SERVE_PLAN_FIELDS
 
 FIELDS = SERVE_PLAN_FIELDS + ("attn_dp", "prefill_replicas", "engine_version", "graph_padding", "moe_backend",
                               "recv_interval", "quick_reduce", "async_scheduling", "separate_prefill", "adp_balance",
-                              "adp_wait_iters", "adp_timeout_iters")
+                              "adp_wait_iters", "adp_timeout_iters", "disaggregated")
 INT_FIELDS = ("tp", "pp", "ep", "replicas", "max_batch", "max_batched_tokens", "prefill_replicas", "recv_interval",
               "adp_wait_iters", "adp_timeout_iters")
 # Largest count a plan may name: the serving spec's cap on token counts (planner.spec.serving, 2**24). A
@@ -96,6 +96,10 @@ def parse_serve_plan(text: str, sc) -> dict:
     row.setdefault("ep", 1)
     row.setdefault("replicas", 1)
     row.setdefault("prefill_replicas", 0)
+    if "disaggregated" in given and _flag(given, "disaggregated") != (row["prefill_replicas"] > 0):
+        # the flag every JSON plan carries (prefill_replicas > 0): accepted when it agrees, so a plan pastes back
+        raise InputError(f"disaggregated={given['disaggregated']} with prefill_replicas={row['prefill_replicas']}: a "
+                         "plan is disaggregated exactly when it has prefill replicas", key="--plan disaggregated")
     row.setdefault("recv_interval", 1)
     row.setdefault("max_batch", int(E.default_max_batch(eng, gib)[0]))
     row.setdefault("max_batched_tokens", int(E.default_max_batched_tokens(eng, gib, sc.serving.offline)[0]))
