@@ -164,3 +164,17 @@ def test_a_ranked_serving_plans_json_pastes_back_into_plan(tmp_path):
         assert json.loads(q.stdout)["plans"][0]["throughput"] == p["throughput"]
     r = runner.invoke(main, ["serve", scen, "--plan", "engine=vllm,weights=fp8,disaggregated=true"])
     assert r.exit_code == 2 and "prefill_replicas" in r.output, r.output
+
+
+def test_a_config_json_or_deepspeed_config_given_as_a_scenario_says_what_it_is(tmp_path):
+    """`planner solve config.json` (or serve, compare, validate) listed every key of a Hugging Face config.json as
+    an unknown scenario key (21 lines for Phi-4's), and a ds_config.json that `export` wrote likewise."""
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps({"model_type": "llama", **SMALL}))
+    ds = tmp_path / "ds_config.json"
+    ds.write_text(json.dumps({"train_batch_size": 8, "train_micro_batch_size_per_gpu": 1, "zero_optimization": {}}))
+    for cmd in ("solve", "serve", "compare", "validate"):
+        r = runner.invoke(main, [cmd, str(cfg)])
+        assert r.exit_code == 2 and "Hugging Face config.json" in r.output and "unknown key" not in r.output, r.output
+        r = runner.invoke(main, [cmd, str(ds)])
+        assert r.exit_code == 2 and "DeepSpeed config" in r.output and "unknown key" not in r.output, r.output
