@@ -178,3 +178,24 @@ def test_a_config_json_or_deepspeed_config_given_as_a_scenario_says_what_it_is(t
         assert r.exit_code == 2 and "Hugging Face config.json" in r.output and "unknown key" not in r.output, r.output
         r = runner.invoke(main, [cmd, str(ds)])
         assert r.exit_code == 2 and "DeepSpeed config" in r.output and "unknown key" not in r.output, r.output
+
+
+def test_serving_tp_must_split_or_copy_the_kv_heads(tmp_path):
+    """Phi-4 (40 heads, 10 KV heads) was offered and estimated at tp 4 and 8, which vLLM's and SGLang's
+    QKVParallelLinear and TensorRT-LLM's duplicate_kv_weight refuse (10 KV heads neither split 4 or 8 ways nor
+    copied evenly): the search leaves such tp out, `--plan` exits 2 naming tp."""
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps({"model_type": "phi3", "hidden_size": 5120, "intermediate_size": 17920,
+                               "num_attention_heads": 40, "num_hidden_layers": 40, "num_key_value_heads": 10,
+                               "vocab_size": 100352, "max_position_embeddings": 16384, "pad_token_id": 0}))
+    data = {"name": "p", "model": {"hf_config": str(cfg)}, "cluster": {"node": "dgx-h100", "nodes": 1},
+            "serving": {"input_tokens": 1024, "output_tokens": 256, "requests_per_s": 5},
+            "search": {"engines": ["vllm"], "weights": ["bf16"]}, "top": 50}
+    scen = str(write_yaml(tmp_path, data))
+    r = runner.invoke(main, ["serve", scen, "--json"])
+    assert r.exit_code == 0, r.output
+    assert {p["plan"]["tp"] for p in json.loads(r.stdout)["plans"]} <= {1, 2}
+    r = runner.invoke(main, ["serve", scen, "--plan", "engine=vllm,weights=bf16,tp=4"])
+    assert r.exit_code == 2 and "--plan tp" in r.output and "KV heads" in r.output, r.output
+    r = runner.invoke(main, ["serve", scen, "--plan", "engine=vllm,weights=bf16,tp=2"])
+    assert r.exit_code == 0, r.output

@@ -208,6 +208,9 @@ def check_plan(row: dict, sc) -> None:
         raise InputError(f"pp ({row['pp']}) exceeds the model's {m.layers} layers", key="--plan pp")
     if m.heads % row["tp"] and not row["attn_dp"]:
         raise InputError(f"tp ({row['tp']}) must divide the {m.heads} attention heads", key="--plan tp")
+    if not row["attn_dp"] and not E.kv_heads_split(m, row["tp"]):
+        raise InputError(f"tp ({row['tp']}) must divide the {m.n_kv_heads} KV heads or be a multiple of them (the "
+                         "engines split them or copy one per rank)", key="--plan tp")
     if row["ep"] > 1 and not m.moe:
         raise InputError("ep > 1 needs a mixture-of-experts model", key="--plan ep")
     if row["tp"] % row["ep"]:
