@@ -92,7 +92,7 @@ def attention_params(m: ModelSpec) -> int:
     params = h * qkv_out + H * d * h
     if m.qkv_bias or m.linear_bias:
         params += qkv_out
-    if m.linear_bias:
+    if m.linear_bias or m.attn_out_bias:
         params += h
     if m.qk_norm:
         params += 2 * d

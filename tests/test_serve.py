@@ -305,7 +305,10 @@ def test_rate_batch_solves_littles_law_on_every_stable_plan():
 def test_a_whole_prompt_at_small_batch_costs_its_prefill(tmp_path):
     """At concurrency 1 the engine prefills each 5,000-token prompt in one compute-bound step rather
     than hiding it under the decode's weight reads: the extra time per request of an uncached prompt
-    over a (nearly) cached one is its extra prefill time (out x delta TPOT = delta TTFT)."""
+    over a (nearly) cached one is its extra prefill time (the cycle out / throughput grows by delta TTFT),
+    and it lies in the request's TTFT, not again in its TPOT: the only request in flight has no other
+    prompt between its tokens (evaluate.closed_loop_gaps; before, out x delta TPOT = delta TTFT counted it
+    twice, and Little's law read 2 requests in flight)."""
     def est(hit):
         p = write(tmp_path, f"s{hit}.yaml", "model: llama-3.1-70b\ncluster: {node: dgx-h100, nodes: 1}\n"
                   f"serving: {{input_tokens: 5000, output_tokens: 500, concurrency: 1, prefix_cache_hit: {hit}}}\n")
@@ -313,9 +316,10 @@ def test_a_whole_prompt_at_small_batch_costs_its_prefill(tmp_path):
 
     cold, warm = est(0.0), est(0.99)
     d_ttft = cold["latency"]["ttft_ms"]["p50"] - warm["latency"]["ttft_ms"]["p50"]
-    d_cycle = 500 * (cold["latency"]["tpot_ms"]["p50"] - warm["latency"]["tpot_ms"]["p50"])
+    d_cycle = 500e3 * (1 / cold["throughput"]["output_tokens_per_s"] - 1 / warm["throughput"]["output_tokens_per_s"])
     assert d_ttft > 200
     assert d_cycle == pytest.approx(d_ttft, rel=0.05)
+    assert cold["latency"]["tpot_ms"]["p50"] == pytest.approx(warm["latency"]["tpot_ms"]["p50"], rel=0.01)
 
 
 def test_fixed_concurrency_prompts_queue_for_the_prefill(tmp_path):

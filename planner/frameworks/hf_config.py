@@ -42,7 +42,7 @@ def family(m) -> str:
         return "gemma"  # transformers' GemmaMLP: the one dense class here gated with GELU
     if m.qk_norm:
         return "qwen3"
-    if m.qkv_bias and not m.linear_bias:
+    if m.qkv_bias and not (m.linear_bias or m.attn_out_bias):
         return "qwen2"
     return "mistral" if m.sliding_window else "llama"
 
@@ -63,8 +63,10 @@ def _problems(m, mt: str) -> list[str]:
     if m.moe and mt in ("qwen2_moe", "qwen3_moe") and (m.moe.dense_layers or m.moe.scoring != "softmax"
                                                        or m.moe.groups or m.moe.routed_scale != 1):
         out.append(f"{mt} has a softmax router without groups or scale, and experts in every layer")
-    if m.qkv_bias and not m.linear_bias and mt not in ("qwen2", "qwen2_moe"):
+    if m.qkv_bias and not (m.linear_bias or m.attn_out_bias) and mt not in ("qwen2", "qwen2_moe"):
         out.append(f"{mt} cannot put biases on q/k/v alone")
+    if m.attn_out_bias and not m.linear_bias and mt not in ATTENTION_BIAS_FAMILIES:
+        out.append(f"{mt} cannot put biases on the attention projections alone (q, k, v, o)")
     if mt == "gpt_oss":
         if not (m.attention_sinks and m.ffn_gate == "gpt_oss" and m.swiglu_limit is not None and m.linear_bias
                 and m.moe.norm_topk
@@ -75,7 +77,7 @@ def _problems(m, mt: str) -> list[str]:
             out.append(f"sliding_window_layers {m.sliding_window_layers} of {m.layers} without a "
                        "sliding_window_pattern: which layers are windowed is not stated")
         return out
-    if mt == "gemma" and (m.qk_norm or m.sliding_window or m.qkv_bias):
+    if mt == "gemma" and (m.qk_norm or m.sliding_window or (m.qkv_bias and not m.attn_out_bias)):
         out.append("gemma has no q/k norm, sliding window or q/k/v-only biases")
     if m.attention_sinks or m.swiglu_limit is not None or m.ffn_gate != ("gelu" if mt == "gemma" else "silu"):
         out.append(f"{mt} has no attention sinks, clamped activation or {m.ffn_gate} gate")
@@ -89,6 +91,10 @@ def _problems(m, mt: str) -> list[str]:
                    "every layer from max_window_layers on, and these windowed layers are not such a tail")
     return out
 
+
+# Families whose attention_bias puts a bias on q_proj, k_proj, v_proj and o_proj and nowhere else (transformers
+# modeling_llama.py / _qwen3 / _qwen3_moe / _gemma LlamaAttention-style projections; planner/spec/hf.py reads it back)
+ATTENTION_BIAS_FAMILIES = ("llama", "qwen3", "qwen3_moe", "gemma")
 
 # Families whose config.json windows the layers i >= max_window_layers under use_sliding_window
 # (transformers configuration_qwen2.py / configuration_qwen3.py; planner/spec/hf.py reads it back).
@@ -176,7 +182,7 @@ def hf_config(m) -> dict:
     if not m.mla:
         out["head_dim"] = m.d_head
     if mt in ("llama", "mistral", "qwen3", "qwen3_moe", "mixtral", "gpt_oss", "gemma"):
-        out["attention_bias"] = m.linear_bias
+        out["attention_bias"] = m.linear_bias or m.attn_out_bias
     if mt == "llama":
         out["mlp_bias"] = m.linear_bias
     if mt in ("mistral", "mixtral"):

@@ -170,6 +170,10 @@ def architecture_args(m) -> list[str]:
                             "sliding_window_pattern: which layers are windowed is not stated")
         elif not all(pattern):
             out.append(f"--window-attn-skip-freq {window_skip_freq(pattern)}")
+    if m.attn_out_bias and not m.linear_bias:
+        problems.append("a bias on the attention output projection (attn_out_bias, HF attention_bias) without "
+                        "biases on the MLP: Megatron-LM biases every linear layer (--add-bias-linear) or q/k/v "
+                        "alone (--add-qkv-bias)")
     if m.attention_sinks:
         out.append("--softmax-type learnable")
     if m.ffn_gate == "gpt_oss":

@@ -122,6 +122,22 @@ def _named_parts(parts: dict) -> str:
     return ", ".join(f"{k} {v:.1f}" for v, k in shown)
 
 
+def host_shortfall(m: dict) -> str:
+    """Why an offload plan is oom where its GPU memory is not: what the node's host RAM or NVMe cannot hold,
+    or that the node gives no host memory (planner.estimate.evaluate.memory_verdict: unknown host memory
+    shows no offload plan to fit)."""
+    host, cap = m.get("host_per_node_gib") or 0.0, m.get("host_capacity_gib")
+    if cap is None:
+        return (f"the offload needs {host:.1f} GiB of host memory per node and the node's is unknown "
+                "(an inline node with host_memory_gib and, for NVMe, nvme_tb)")
+    out = [f"host memory {host:.1f} GiB per node of {cap:.1f}"] if host > cap else []
+    nvme, ncap = m.get("nvme_per_node_gb") or 0.0, m.get("nvme_capacity_gb")
+    if nvme > (ncap or 0.0):
+        out.append(f"NVMe {nvme:,.0f} GB per node of "
+                   + ("unknown (an inline node with nvme_tb)" if ncap is None else f"{ncap:,.0f}"))
+    return "; ".join(out) or "the node cannot hold the offloaded state"
+
+
 def memory_lines(m: dict) -> list[str]:
     """The memory object as lines: total and verdict, each group with its named parts, host and NVMe."""
     where = ""
@@ -146,6 +162,8 @@ def memory_lines(m: dict) -> list[str]:
     if m.get("nvme_per_node_gb"):
         cap = m.get("nvme_capacity_gb")
         lines.append(f"NVMe/node: {m['nvme_per_node_gb']:,.0f} GB of {f'{cap:,.0f}' if cap is not None else 'unknown'}")
+    if m["verdict"] == "oom" and m["per_gpu_gib"] <= m.get("oom_above_gib", m["capacity_gib"]):
+        lines.append(f"oom on the host side: {host_shortfall(m)}")
     return lines
 
 

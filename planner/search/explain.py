@@ -317,5 +317,6 @@ def explain_memory(row: dict) -> list[str]:
                 f"(capacity {m['capacity_gib']:.1f} and the memory error band): over by "
                 f"{over:.1f} GiB; the largest term is {terms[0][0]} ({terms[0][1]:.1f} GiB), then "
                 + ", ".join(f"{k} {v:.1f}" for k, v in terms[1:4])]
-    return [f"GPU memory fits ({m['per_gpu_gib']:.1f} GiB) but the host does not: {m['host_per_node_gib']:.1f} GiB "
-            f"per node of {m['host_capacity_gib']} (NVMe {m['nvme_per_node_gb']:.0f} GB)"]
+    from planner.report.console import host_shortfall
+
+    return [f"GPU memory fits ({m['per_gpu_gib']:.1f} GiB) but the host does not: {host_shortfall(m)}"]

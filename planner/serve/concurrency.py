@@ -67,7 +67,8 @@ def _at_batch(ctx, t, b, links, dis: bool) -> tuple:
     try:
         parts = V._iter_parts(ctx, t, b)
         t_iter = parts[0]
-        tpot90, tpot99 = (V.tpot_quantile(ctx, t, b, parts, q) for q in ("p90", "p99"))
+        own = V.closed_loop_gaps(parts, b)  # a request's own gaps (evaluate: the closed loop's TPOT)
+        tpot90, tpot99 = (V.tpot_quantile(ctx, t, b, own, q) for q in ("p90", "p99"))
         if dis:
             return t_iter, None, None, None, tpot90, None, tpot99
         ttft50, pf_rate = V._ttft_service(ctx, t, b, ctx.in_mean, rate=True)

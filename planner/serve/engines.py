@@ -511,3 +511,12 @@ def sglang_mem_fraction(tp: np.ndarray) -> np.ndarray:
 
 VLLM_GPU_MEMORY_UTILIZATION = 0.9
 TRTLLM_FREE_GPU_MEMORY_FRACTION = 0.9
+
+
+def kv_heads_split(m, tp: int) -> bool:
+    """Whether tp ranks can hold the model's KV heads: each rank a share (kv_heads divisible by tp) or one head
+    copied tp / kv_heads times (tp divisible by kv_heads): vLLM's and SGLang's QKVParallelLinear (`divide` in
+    its num_kv_heads / num_kv_head_replicas) and TensorRT-LLM's duplicate_kv_weight assert one of the two
+    (Phi-4's 10 KV heads: tp 1, 2, 5 or 10). MLA shares one latent per token: no KV heads to split."""
+    kv = m.n_kv_heads
+    return bool(m.mla) or kv % tp == 0 or tp % kv == 0

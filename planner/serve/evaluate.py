@@ -214,6 +214,19 @@ def _iter_parts(ctx, t, b, lk=None):
             np.where(sep, per_gap / np.maximum(f_sep, 1e-12) * alone, with_pf - decode))
 
 
+def closed_loop_gaps(parts, b):
+    """_iter_parts as a decoding request sees them in a closed population (offline, fixed concurrency): a
+    request's successor enters when it leaves, so the prompts prefilled between its own tokens are those of
+    the other b - 1 requests' successors, a share (b - 1) / b of the steady prompt work (none with one
+    request: its prompt is in its TTFT, not in its TPOT). The mean iteration (parts[0], with every prompt)
+    still times the cycle, hence the throughput: with R = TTFT + (output - 1) x TPOT from these gaps,
+    requests/s x R = b (Little's law). Under a request rate the prompts arriving during a decode are all
+    others' (the parts as they are)."""
+    m, f, delta = parts
+    k = np.clip((b - 1) / np.maximum(b, 1e-9), 0.0, 1.0)
+    return m - (1 - k) * f * delta, k * f, delta
+
+
 def tpot_quantile(ctx, t, b, parts, key: str, b_cap=None):
     """TPOT at quantile `key` (QUANTILES: p90 / p99) of b decoding sequences: the mean iteration (parts[0]; parts =
     _iter_parts at b) plus the root-sum-square of two independent spreads, each a normal quantile offset:
@@ -426,7 +439,10 @@ def _evaluate(sc, t: dict) -> dict:
     if s.mode == "offline":
         b = b_cap
     elif s.mode == "concurrency":
-        b = np.minimum(b_cap, s.concurrency / reps)
+        # fewer requests than colocated replicas: C replicas run one request each and the rest idle (a replica
+        # does not run a fraction of a request: at b = C / replicas < 1 its prompt work was spread thin)
+        b = np.minimum(b_cap, np.where(dis, s.concurrency / reps,
+                                       np.maximum(s.concurrency / reps, min(1.0, s.concurrency))))
     else:
         lam = s.requests_per_s / reps
         stable = stable & (lam * ctx.out_mean < cap_tok_s)
@@ -453,9 +469,12 @@ def _evaluate(sc, t: dict) -> dict:
         tpot99 = tpot_quantile(ctx, t, b_eval, parts, "p99", b_cap)
         out_tok_s = np.where(stable, s.requests_per_s * ctx.out_mean, cap_tok_s * reps)
     else:
-        tpot90 = tpot_quantile(ctx, t, b_eval, parts, "p90")
-        tpot99 = tpot_quantile(ctx, t, b_eval, parts, "p99")
-        out_tok_s = np.where(dis, np.minimum(b / t_iter * reps, pool_req_s * ctx.out_mean), b / t_iter * reps)
+        own = closed_loop_gaps(parts, b_eval)
+        tpot50 = own[0]
+        tpot90 = tpot_quantile(ctx, t, b_eval, own, "p90")
+        tpot99 = tpot_quantile(ctx, t, b_eval, own, "p99")
+        busy = reps if s.mode != "concurrency" else np.minimum(reps, s.concurrency / np.maximum(b, 1e-9))
+        out_tok_s = np.where(dis, np.minimum(b / t_iter * reps, pool_req_s * ctx.out_mean), b / t_iter * busy)
         if s.mode == "concurrency":
             wait50 = concurrency_wait(ctx, s.concurrency, reps, b, t_iter, out_tok_s, pf_rate, queue_reps, 0.5)
             wait90 = concurrency_wait(ctx, s.concurrency, reps, b, t_iter, out_tok_s, pf_rate, queue_reps, 0.9)
@@ -469,8 +488,9 @@ def _evaluate(sc, t: dict) -> dict:
                 bd, req_s, tp, S, y, extra = disagg_closed_loop(
                     s.concurrency, ctx.out_mean, reps[d], pre[d], b[d], t_iter[d], t1, pf50[d] + kv_move[d],
                     pf_tok_s[d] / max(i_eff, 1.0))
-                b, t_iter, tpot90, tpot99 = (np.array(x, dtype=float) for x in (b, t_iter, tpot90, tpot99))
-                b[d], t_iter[d], tpot90[d], tpot99[d] = bd, tp, tp, tp
+                b, t_iter, tpot50, tpot90, tpot99 = (np.array(x, dtype=float)
+                                                     for x in (b, t_iter, tpot50, tpot90, tpot99))
+                b[d], t_iter[d], tpot50[d], tpot90[d], tpot99[d] = bd, tp, tp, tp, tp
                 out_tok_s = np.array(out_tok_s, dtype=float)
                 out_tok_s[d] = req_s * ctx.out_mean
                 for w, q in ((wait50, 0.5), (wait90, 0.9), (wait99, 0.99)):
@@ -480,7 +500,7 @@ def _evaluate(sc, t: dict) -> dict:
     ttft = {"p50": ttft50 + wait50, "p90": ttft90 + wait90, "p99": ttft99 + wait99}
     if s.mode == "concurrency":  # the mean (the scheduling wait's is its median), the closed loop's Little's law reads it
         ttft["mean"] = ttft50 + wait_mean
-    tpot = {"p50": t_iter, "p90": tpot90, "p99": tpot99}
+    tpot = {"p50": tpot50 if s.mode != "rate" else t_iter, "p90": tpot90, "p99": tpot99}
     good = _goodput_fraction(s, ttft50, es, es2, queue_reps, tpot)
     price = ctx.price
     usd_h = gpus * price if price is not None else np.full(gpus.shape, np.nan)

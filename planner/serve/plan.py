@@ -12,7 +12,7 @@ from planner.spec.serving import SERVE_PLAN_FIELDS
 
 FIELDS = SERVE_PLAN_FIELDS + ("attn_dp", "prefill_replicas", "engine_version", "graph_padding", "moe_backend",
                               "recv_interval", "quick_reduce", "async_scheduling", "separate_prefill", "adp_balance",
-                              "adp_wait_iters", "adp_timeout_iters")
+                              "adp_wait_iters", "adp_timeout_iters", "disaggregated")
 INT_FIELDS = ("tp", "pp", "ep", "replicas", "max_batch", "max_batched_tokens", "prefill_replicas", "recv_interval",
               "adp_wait_iters", "adp_timeout_iters")
 # Largest count a plan may name: the serving spec's cap on token counts (planner.spec.serving, 2**24). A
@@ -96,6 +96,10 @@ def parse_serve_plan(text: str, sc) -> dict:
     row.setdefault("ep", 1)
     row.setdefault("replicas", 1)
     row.setdefault("prefill_replicas", 0)
+    if "disaggregated" in given and _flag(given, "disaggregated") != (row["prefill_replicas"] > 0):
+        # the flag every JSON plan carries (prefill_replicas > 0): accepted when it agrees, so a plan pastes back
+        raise InputError(f"disaggregated={given['disaggregated']} with prefill_replicas={row['prefill_replicas']}: a "
+                         "plan is disaggregated exactly when it has prefill replicas", key="--plan disaggregated")
     row.setdefault("recv_interval", 1)
     row.setdefault("max_batch", int(E.default_max_batch(eng, gib)[0]))
     row.setdefault("max_batched_tokens", int(E.default_max_batched_tokens(eng, gib, sc.serving.offline, row["tp"],
@@ -205,6 +209,9 @@ def check_plan(row: dict, sc) -> None:
         raise InputError(f"pp ({row['pp']}) exceeds the model's {m.layers} layers", key="--plan pp")
     if m.heads % row["tp"] and not row["attn_dp"]:
         raise InputError(f"tp ({row['tp']}) must divide the {m.heads} attention heads", key="--plan tp")
+    if not row["attn_dp"] and not E.kv_heads_split(m, row["tp"]):
+        raise InputError(f"tp ({row['tp']}) must divide the {m.n_kv_heads} KV heads or be a multiple of them (the "
+                         "engines split them or copy one per rank)", key="--plan tp")
     if row["ep"] > 1 and not m.moe:
         raise InputError("ep > 1 needs a mixture-of-experts model", key="--plan ep")
     if row["tp"] % row["ep"]:

@@ -23,7 +23,8 @@ def _domains(sc) -> dict[str, list[int]]:
     gpus = max_gpus(sc)
     # search lists restrict the domains; the structural rules (tp divides the attention heads, as
     # `--plan` requires; pp at most the layers; ep divides the experts, 1 on a dense model) apply to them too
-    tp = [x for x in so.tp or [x for x in POW2 if x <= min(node.domain, gpus)] if m.heads % x == 0]
+    tp = [x for x in so.tp or [x for x in POW2 if x <= min(node.domain, gpus)]
+          if m.heads % x == 0 and E.kv_heads_split(m, x)]
     pp = [x for x in so.pp or [x for x in POW2 if x <= min(16, gpus)] if x <= m.layers]
     ep = ([x for x in so.ep or [x for x in POW2 if x <= max(tp, default=1)] if m.moe.experts % x == 0]
           if m.moe else [1])

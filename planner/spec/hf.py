@@ -31,6 +31,13 @@ GPT_OSS_WINDOW_DEFAULT, GPT_OSS_SWIGLU_LIMIT_DEFAULT = 128, 7.0
 # and tie_word_embeddings True (google/gemma-7b's config.json leaves the key out).
 GATED_ACT_DEFAULT = {"gemma": "gelu_pytorch_tanh"}
 TIED_DEFAULT = {"gemma"}
+# head_dim when the file omits it: Qwen3Config head_dim=128, GemmaConfig head_dim=256 (configuration_qwen3.py,
+# configuration_gemma.py, v4.5x and v5); every other family's config class takes hidden_size // num_attention_heads
+HEAD_DIM_DEFAULT = {"qwen3": 128, "gemma": 256}
+# attention_bias puts a bias on q_proj, k_proj, v_proj and o_proj (modeling_<family>.py); mlp_bias on gate_proj,
+# up_proj and down_proj. Mistral's and Mixtral's projections have no bias whatever the file says.
+ATTENTION_BIAS = ("llama", "qwen3", "qwen3_moe", "olmo", "granite", "gemma")
+MLP_BIAS = ("llama", "granite")
 
 DENSE = {"llama", "mistral", "qwen2", "qwen3", "gemma", "olmo", "granite", "phi3"}
 SUPPORTED = DENSE | {"mixtral", "qwen2_moe", "qwen3_moe", "deepseek_v2", "deepseek_v3", "gpt2", "gpt_neox", "gpt_oss"}
@@ -223,6 +230,8 @@ def model_from_hf(cfg: dict, name: str = "hf-model") -> dict:
     }
     if cfg.get("head_dim") is not None:  # 0 or false is an error of the config, not "absent"
         out["head_dim"] = cfg["head_dim"]
+    elif mt in HEAD_DIM_DEFAULT:
+        out["head_dim"] = HEAD_DIM_DEFAULT[mt]
     if mt == "gpt_neox":
         out.update(norm="layernorm", linear_bias=True, ffn_act=_act(cfg), kv_heads=None)
     elif act == "gelu":  # these families' MLPs are gated whatever the activation: gate_proj, up_proj, down_proj
@@ -232,8 +241,7 @@ def model_from_hf(cfg: dict, name: str = "hf-model") -> dict:
                          "gelu)", key=act_key)
     if mt in ("qwen2", "qwen2_moe"):
         out["qkv_bias"] = _flag(cfg, "qkv_bias", True)  # hard-coded in Qwen2 modeling code
-    if mt in ("llama", "mistral", "qwen3", "qwen3_moe", "olmo", "granite") and _flag(cfg, "attention_bias", False):
-        out["qkv_bias"] = True
+    out.update(_biases(cfg, mt))
     if mt in ("qwen3", "qwen3_moe"):
         out["qk_norm"] = True
     if mt == "mixtral":
@@ -271,6 +279,20 @@ def model_from_hf(cfg: dict, name: str = "hf-model") -> dict:
         out.pop("head_dim", None)
         out["mtp_layers"] = _nonneg_int(cfg, "num_nextn_predict_layers")
     return out
+
+
+def _biases(cfg: dict, mt: str) -> dict:
+    """ModelSpec bias keys from attention_bias / mlp_bias (ATTENTION_BIAS, MLP_BIAS): both -> a bias on every
+    linear layer (linear_bias); attention_bias alone -> q, k, v and o (qkv_bias, attn_out_bias). A bias on the
+    MLP alone is not modelled: refused."""
+    attn = mt in ATTENTION_BIAS and _flag(cfg, "attention_bias", False)
+    mlp = mt in MLP_BIAS and _flag(cfg, "mlp_bias", False)
+    if mlp and not attn:
+        raise InputError("mlp_bias without attention_bias (biases on the MLP alone) is not supported: the planner "
+                         "models biases on every linear layer, or on the attention projections", key="mlp_bias")
+    if attn and mlp:
+        return {"linear_bias": True}
+    return {"qkv_bias": True, "attn_out_bias": True} if attn else {}
 
 
 def _nonneg_int(cfg: dict, name: str) -> int:

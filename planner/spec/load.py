@@ -237,7 +237,11 @@ def resolve_model(value: Any, base_dir: Path, file: str | None = None) -> Any:
         if extra:
             raise InputError(f"unexpected keys next to hf_config: {extra} (allowed: mtp_layers)", file=file,
                              key="model")
-        p = Path(str(value["hf_config"]))
+        raw = value["hf_config"]
+        if not isinstance(raw, str) or not raw.strip():
+            raise InputError(f"expected the path of a config.json (or of the folder holding it) as text, not {raw!r}",
+                             file=file, key="model.hf_config")
+        p = Path(raw)
         out = read_hf_config(p if p.is_absolute() else base_dir / p, file=file)
         if "mtp_layers" in value:
             out = {**out, "mtp_layers": value["mtp_layers"]}  # validated with the rest of the model
@@ -306,8 +310,23 @@ def is_purchase(data: Any) -> bool:
     return isinstance(data, dict) and ("clusters" in data or "workloads" in data or "serving_workloads" in data)
 
 
+def refuse_foreign_file(data, path) -> None:
+    """A Hugging Face config.json or a DeepSpeed config (what `planner export` writes) given as a scenario or
+    purchase file: say what it is and what reads it, rather than listing each of its keys as unknown."""
+    if not isinstance(data, dict) or {"name", "model", "cluster", "clusters"} & set(data):
+        return
+    if "model_type" in data:
+        raise InputError(f"this is a Hugging Face config.json (model_type {data['model_type']!r}), not a scenario: "
+                         f"`planner model {path}` counts it, and a scenario reads it as model: {{hf_config: {path}}}",
+                         file=str(path), key="model_type")
+    if {"train_batch_size", "train_micro_batch_size_per_gpu", "zero_optimization"} & set(data):
+        raise InputError("this is a DeepSpeed config (planner export writes one), not a scenario or purchase file",
+                         file=str(path), key="zero_optimization")
+
+
 def refuse_purchase_file(data, path) -> None:
     """A purchase file given where a scenario is expected: say which command reads it."""
+    refuse_foreign_file(data, path)
     if is_purchase(data) and not ("training" in data or "serving" in data):
         raise InputError("this is a purchase file (clusters:, workloads:), not a scenario; evaluate it with "
                          f"`planner compare {path}`", file=str(path), key="clusters")
@@ -335,6 +354,7 @@ def validate(path: str | Path) -> str:
     from planner.spec.purchase import validate_purchases
 
     data = load_yaml(path)
+    refuse_foreign_file(data, path)
     if is_purchase(data):
         return validate_purchases(path)
     if isinstance(data, dict) and "serving" in data:

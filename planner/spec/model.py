@@ -152,6 +152,9 @@ class ModelSpec(Strict):
         "requests (planner.spec.serving.check_positions); training may exceed it on RoPE (context extension). "
         "None = no known limit, no check")
     qkv_bias: bool = False
+    attn_out_bias: bool = Field(False, description=
+        "bias on the attention output projection as well as q/k/v (HF attention_bias of Llama, Qwen3, OLMo, "
+        "Granite, Gemma: q_proj, k_proj, v_proj and o_proj; give qkv_bias too)")
     linear_bias: bool = Field(False, description="bias on every linear layer (GPT-2/3, NeoX)")
     qk_norm: bool = Field(False, description="per-head RMSNorm of q and k (Qwen3)")
     rope_theta: PosFloat = Field(10000.0, description="rotary base (HF rope_theta); default 10,000 (RoFormer)")
@@ -217,6 +220,8 @@ class ModelSpec(Strict):
             if any(pat) and self.sliding_window_layers != sum(pat):
                 raise ValueError(f"sliding_window_layers ({self.sliding_window_layers}) is not the pattern's count "
                                  f"of windowed layers ({sum(pat)})")
+        if self.attn_out_bias and not (self.qkv_bias or self.linear_bias):
+            raise ValueError("attn_out_bias needs qkv_bias (HF attention_bias puts a bias on q, k, v and o)")
         if self.swiglu_limit is not None and self.ffn_act != "swiglu":
             raise ValueError("swiglu_limit needs ffn_act: swiglu (it clamps the gated activation)")
         if self.ffn_gate != "silu" and self.ffn_act != "swiglu":

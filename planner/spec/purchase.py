@@ -233,10 +233,11 @@ def _resolved(data: Any, base_dir: Path, file: str) -> Any:
 
 def load_purchases(path: str | Path) -> PurchaseFile:
     """Read and validate a purchase file; errors name the file and the key."""
-    from planner.spec.load import load_yaml, validate_model
+    from planner.spec.load import load_yaml, refuse_foreign_file, validate_model
 
     p = Path(path)
     data = load_yaml(p)
+    refuse_foreign_file(data, path)
     if isinstance(data, dict) and not is_purchase(data) and ("training" in data or "serving" in data):
         kind, cmd = ("serving", "serve") if "serving" in data else ("training", "solve")
         raise InputError(f"this is a {kind} scenario, not a purchase file (clusters:, workloads:); plan it with "
