@@ -20,7 +20,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from planner.estimate import table as T
-from planner.estimate.evaluate import Context, evaluate_table
+from planner.estimate.evaluate import Context, evaluate_fitting
 from planner.search import solver
 
 FIRST = 64  # first chunk of each search (solver.bounded_rows): calls are shared, so a small one costs little
@@ -88,8 +88,8 @@ def _shifted(refine: Callable, start: int) -> Callable:
 
 def _drive(ctx: Context, tables: list[dict], searches: dict[int, Iterator]) -> dict[int, tuple | None]:
     """Run the bounded searches together: each round, the rows every open search asks for are
-    evaluated in calls of at most PASS_ROWS plans (one search's larger chunk alone) and sent back;
-    returns each search's result."""
+    evaluated in calls of at most PASS_ROWS plans (one search's larger chunk alone; only the plans not
+    out of memory timed: evaluate_fitting) and sent back; returns each search's result."""
     results: dict[int, tuple | None] = {}
     asks: dict[int, np.ndarray] = {}
     for i, gen in searches.items():
@@ -102,12 +102,13 @@ def _drive(ctx: Context, tables: list[dict], searches: dict[int, Iterator]) -> d
         following: dict[int, np.ndarray] = {}
         for group in _pieces([len(asks[i]) for i in order], PASS_ROWS):
             ids = [order[j] for j in group]
-            ev = evaluate_table(ctx, _concat_tables([T.take(tables[i], asks[i]) for i in ids]))
+            ev, fit = evaluate_fitting(ctx, _concat_tables([T.take(tables[i], asks[i]) for i in ids]))
+            at = solver.fitting_rows(fit, sum(len(asks[i]) for i in ids))  # out of memory: -1, not timed
             lo = 0
             for i in ids:
                 hi = lo + len(asks[i])
                 try:
-                    following[i] = searches[i].send((ev, np.arange(lo, hi)))
+                    following[i] = searches[i].send((ev, at[lo:hi]))
                 except StopIteration as stop:
                     results[i] = stop.value
                 lo = hi

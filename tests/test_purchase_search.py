@@ -283,3 +283,14 @@ def test_compare_of_a_range_equals_its_batches_compared_one_by_one(tmp_path):
         assert ranged["plan"]["plan"] == mine[f"b{chosen}"]["plan"]["plan"]
         assert ranged["days"] == mine[f"b{chosen}"]["days"]
         assert all(ranged["days"] <= r["days"] * solver.TIE for r in mine.values() if r["days"] is not None)
+
+
+def test_plans_out_of_memory_left_untimed_change_no_plan(tasks, monkeypatch):
+    """The shared searches time only the plans not out of memory (evaluate_fitting): each option's plan is
+    the one found timing every plan the searches take."""
+    from planner.estimate.evaluate import evaluate_table
+
+    default = dict(purchase._shared_searches(tasks))
+    monkeypatch.setattr(purchase_search, "evaluate_fitting",
+                        lambda ctx, t: (evaluate_table(ctx, t), np.arange(len(t["tp"]))))
+    assert all(_same(found, default[key]) for key, found in purchase._shared_searches(tasks))

@@ -446,3 +446,47 @@ def test_no_plan_because_no_searched_framework_builds_the_model_says_why():
     text = " ".join(r["explanation"])
     assert "torchtitan cannot build" in text and "deepspeed cannot build" in text
     assert "multi-token-prediction" in text
+
+
+@pytest.mark.parametrize("kw", [dict(model="llama-3.1-70b", nodes=4, gb={"min": 128, "max": 512}),
+                                dict(model="mixtral-8x7b", node="hgx-h100", nodes=2, gb=64),
+                                dict(model="llama-3.1-8b", node="dgx-a100-80gb", nodes=2, gb=64)])
+def test_evaluate_fitting_times_only_the_plans_not_out_of_memory(kw):
+    """evaluate_fitting (what the bounded searches evaluate) gives evaluate_table's numbers, every one,
+    for the plans that fit or are tight, and leaves out exactly the plans out of memory; with each plan's
+    peak rank given (the counted search) too."""
+    from planner.estimate.evaluate import Context, evaluate_fitting, evaluate_table
+
+    sc = scenario(**kw)
+    t, _ = candidate_table(sc)
+    ctx = Context(sc)
+    full = evaluate_table(ctx, t)
+    fits = np.flatnonzero(full["verdict"] < 2)
+    assert 0 < len(fits) < table.size(t)  # both kinds of plans
+
+    def same(a, b, rows, path=""):
+        if isinstance(a, dict):
+            assert set(a) == set(b), path
+            for k in a:
+                same(a[k], b[k], rows, f"{path}.{k}")
+        else:
+            assert np.array_equal(np.asarray(a)[rows] if np.ndim(a) else a, b, equal_nan=True), path
+
+    for peak in (None, full["memory"]["stage"]):
+        ev, rows = evaluate_fitting(ctx, t, peak)
+        assert np.array_equal(rows, fits)
+        same(full, ev, fits)
+
+
+def test_bounded_search_skips_plans_left_untimed(monkeypatch):
+    """The search without counts times only the plans not out of memory (evaluate_fitting): the same plans,
+    times and memory as timing every plan it takes."""
+    from planner.estimate.evaluate import evaluate_table
+    from planner.search import solver
+
+    sc = scenario(model="mixtral-8x7b", node="hgx-h100", nodes=2, gb={"min": 32, "max": 128})
+    fitting = solve(sc, objective="time", top=3, counts=False)
+    monkeypatch.setattr(solver, "evaluate_fitting",
+                        lambda ctx, t, peak=None: (evaluate_table(ctx, t, peak), np.arange(table.size(t))))
+    every = solve(sc, objective="time", top=3, counts=False)
+    assert fitting["plans"] and fitting["plans"] == every["plans"]

@@ -116,7 +116,35 @@ def with_tensor_clock(ctx: Context, t: dict, mem: dict, units=None) -> dict:
 def evaluate_table(ctx: Context, t: dict, peak=None) -> dict:
     """Every estimate for every row of the plan table, as arrays. `peak`: each plan's most loaded
     pipeline rank when an earlier memory scan found it (memory.memory)."""
+    return _timed(ctx, t, memory.memory(ctx, t, peak=peak))
+
+
+def evaluate_fitting(ctx: Context, t: dict, peak=None) -> tuple[dict, np.ndarray]:
+    """(evaluate_table of the plans of t not out of memory, their rows in t): every plan's memory is
+    evaluated first and only the plans whose verdict is fits or tight are timed, for a search that drops
+    a plan out of memory whatever its time (planner.search.solver.bounded_rows: two thirds of the plans
+    the compare of report_scenarios/purchases_range.yaml evaluates are out of memory). The same numbers
+    as evaluate_table's for those rows (every estimate is computed row by row). Without `peak`, the
+    verdict comes first from the totals alone (memory.memory(verdict_only)), a plan's ranks past one
+    already out of memory skipped (as solver._fits_memory_rows), and the parts of the plans that fit are
+    then taken at the most loaded rank that scan found (memory.stage_memory_at: the same numbers)."""
+    if peak is None:
+        hi = bands.band_arrays("memory", ctx.model.moe is not None, t)[1]
+        capacity = ctx.gpu.memory_gib * GIB
+        oom = lambda total, idx: total / (1 + hi[idx]) > capacity  # noqa: E731  (memory_verdict's optimistic edge)
+        scan = memory.memory(ctx, t, oom, verdict_only=True)
+        rows = np.flatnonzero(memory_verdict(ctx, t, scan)[0] < 2)
+        sub = memory._rows(t, rows) if len(rows) < table.size(t) else t
+        return _timed(ctx, sub, memory.memory(ctx, sub, peak=scan["stage"][rows])), rows
     mem = memory.memory(ctx, t, peak=peak)
+    rows = np.flatnonzero(memory_verdict(ctx, t, mem)[0] < 2)
+    if len(rows) < table.size(t):
+        t, mem = memory._rows(t, rows), memory._rows(mem, rows)
+    return _timed(ctx, t, mem), rows
+
+
+def _timed(ctx: Context, t: dict, mem: dict) -> dict:
+    """evaluate_table of t given its memory `mem`."""
     if not ctx.gpu.sustained_tensor_fraction:
         return _evaluated(ctx, t, mem, *step_time(ctx, t, mem))
     # timed twice (with_tensor_clock): the layers' communication is the same at both clocks but for
