@@ -237,26 +237,44 @@ def first_last_stage_times(ctx: Context, t: dict, units=None) -> dict:
     value of the columns they read: planner.search.bound)."""
     unit, unit_comm = layer_units(ctx, t) if units is None else units  # per layer: the same on every stage
     stages = {}
-    names = ("first", "last")
-    from planner.estimate.memory_terms_stage import split_key_of
-
-    if (ctx.stats.dense_layers and ctx.stats.moe_layers) or split_key_of(ctx) is not None:
-        names = names + ("middle",)
-    for stage in names:
+    for stage in stage_names(ctx):
         rank = heaviest_middle_rank(ctx, t) if stage == "middle" else stage
         stages[stage] = rank_stage_time(ctx, t, unit, unit_comm, rank, stage)
     return stages
+
+
+def stage_names(ctx: Context) -> tuple[str, ...]:
+    """The stages first_last_stage_times evaluates, in its order: 'first', 'last' and, for models with
+    leading dense layers or under a Megatron split, 'middle'."""
+    from planner.estimate.memory_terms_stage import split_key_of
+
+    if (ctx.stats.dense_layers and ctx.stats.moe_layers) or split_key_of(ctx) is not None:
+        return ("first", "last", "middle")
+    return ("first", "last")
+
+
+def stage_compute_times(ctx: Context, t: dict, unit: dict) -> dict:
+    """{stage: its compute parts of one micro-batch}, the stages of first_last_stage_times and the compute
+    of rank_stage_time alone (no communication), from the per-layer costs `unit` (compute.layer_costs)."""
+    return {stage: _rank_compute(ctx, t, unit, heaviest_middle_rank(ctx, t) if stage == "middle" else stage, stage)[0]
+            for stage in stage_names(ctx)}
+
+
+def _rank_compute(ctx: Context, t: dict, unit: dict, rank, stage: str):
+    """(compute parts of one micro-batch on pipeline rank `rank`, its dense and MoE layers) for
+    rank_stage_time."""
+    from planner.estimate.memory_terms_stage import stage_mtp
+
+    _, dense, moe = memory.stage_layers(ctx, t, rank)
+    windowed = stage_window_layers(ctx, t, rank) if ctx.model.sliding_window else None
+    return compute.stage_compute(t, unit, dense, moe, stage, stage_mtp(ctx, t, rank), windowed), dense, moe
 
 
 def rank_stage_time(ctx: Context, t: dict, unit: dict, unit_comm: dict, rank, stage: str):
     """(stage seconds, compute parts, communication parts) of one micro-batch on pipeline rank `rank`
     ('first', 'last' or ranks per plan; `stage` says whether it holds the output layer: 'last'), from
     the per-layer costs `unit` (compute.layer_costs) and `unit_comm` (comm.layer_comm)."""
-    from planner.estimate.memory_terms_stage import stage_mtp
-
-    _, dense, moe = memory.stage_layers(ctx, t, rank)
-    windowed = stage_window_layers(ctx, t, rank) if ctx.model.sliding_window else None
-    c = compute.stage_compute(t, unit, dense, moe, stage, stage_mtp(ctx, t, rank), windowed)
+    c, dense, moe = _rank_compute(ctx, t, unit, rank, stage)
     cm = comm.stage_comm(unit_comm, dense, moe)
     cm["pp_comm"] = cm["pp_comm"] * pipeline.interleave_p2p_factor(t)
     cm["tp_comm"] = comm.tp_exposed_s(ctx, t, cm["tp_comm"], c["layer_matmul_fwd"], cm["tp_fwd"])
