@@ -124,19 +124,16 @@ def evaluate_fitting(ctx: Context, t: dict, peak=None) -> tuple[dict, np.ndarray
     evaluated first and only the plans whose verdict is fits or tight are timed, for a search that drops
     a plan out of memory whatever its time (planner.search.solver.bounded_rows: two thirds of the plans
     the compare of report_scenarios/purchases_range.yaml evaluates are out of memory). The same numbers
-    as evaluate_table's for those rows (every estimate is computed row by row). Without `peak`, the
-    verdict comes first from the totals alone (memory.memory(verdict_only)), a plan's ranks past one
-    already out of memory skipped (as solver._fits_memory_rows), and the parts of the plans that fit are
-    then taken at the most loaded rank that scan found (memory.stage_memory_at: the same numbers)."""
+    as evaluate_table's for those rows (every estimate is computed row by row). Without `peak`, a plan's
+    ranks past one already out of memory are not evaluated (memory.most_loaded_stage's `decided`, as
+    solver._fits_memory_rows: its verdict stays out of memory; the plans that fit have every candidate
+    rank evaluated, so their parts are the full scan's)."""
+    decided = None
     if peak is None:
         hi = bands.band_arrays("memory", ctx.model.moe is not None, t)[1]
         capacity = ctx.gpu.memory_gib * GIB
-        oom = lambda total, idx: total / (1 + hi[idx]) > capacity  # noqa: E731  (memory_verdict's optimistic edge)
-        scan = memory.memory(ctx, t, oom, verdict_only=True)
-        rows = np.flatnonzero(memory_verdict(ctx, t, scan)[0] < 2)
-        sub = memory._rows(t, rows) if len(rows) < table.size(t) else t
-        return _timed(ctx, sub, memory.memory(ctx, sub, peak=scan["stage"][rows])), rows
-    mem = memory.memory(ctx, t, peak=peak)
+        decided = lambda total, idx: total / (1 + hi[idx]) > capacity  # noqa: E731  (memory_verdict's optimistic edge)
+    mem = memory.memory(ctx, t, decided, peak=peak)
     rows = np.flatnonzero(memory_verdict(ctx, t, mem)[0] < 2)
     if len(rows) < table.size(t):
         t, mem = memory._rows(t, rows), memory._rows(mem, rows)
