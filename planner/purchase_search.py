@@ -20,7 +20,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from planner.estimate import table as T
-from planner.estimate.evaluate import Context, evaluate_table
+from planner.estimate.evaluate import Context, evaluate_fitting
 from planner.search import solver
 
 FIRST = 64  # first chunk of each search (solver.bounded_rows): calls are shared, so a small one costs little
@@ -88,8 +88,8 @@ def _shifted(refine: Callable, start: int) -> Callable:
 
 def _drive(ctx: Context, tables: list[dict], searches: dict[int, Iterator]) -> dict[int, tuple | None]:
     """Run the bounded searches together: each round, the rows every open search asks for are
-    evaluated in calls of at most PASS_ROWS plans (one search's larger chunk alone) and sent back;
-    returns each search's result."""
+    evaluated in calls of at most PASS_ROWS plans (one search's larger chunk alone; only the plans not
+    out of memory timed: evaluate_fitting) and sent back; returns each search's result."""
     results: dict[int, tuple | None] = {}
     asks: dict[int, np.ndarray] = {}
     for i, gen in searches.items():
@@ -102,17 +102,48 @@ def _drive(ctx: Context, tables: list[dict], searches: dict[int, Iterator]) -> d
         following: dict[int, np.ndarray] = {}
         for group in _pieces([len(asks[i]) for i in order], PASS_ROWS):
             ids = [order[j] for j in group]
-            ev = evaluate_table(ctx, _concat_tables([T.take(tables[i], asks[i]) for i in ids]))
+            ev, fit = _evaluate(ctx, _concat_tables([T.take(tables[i], asks[i]) for i in ids]))
+            at = solver.fitting_rows(fit, sum(len(asks[i]) for i in ids))  # out of memory: -1, not timed
             lo = 0
             for i in ids:
                 hi = lo + len(asks[i])
                 try:
-                    following[i] = searches[i].send((ev, np.arange(lo, hi)))
+                    following[i] = searches[i].send((ev, at[lo:hi]))
                 except StopIteration as stop:
                     results[i] = stop.value
                 lo = hi
         asks = following
     return results
+
+
+def _evaluate(ctx: Context, t: dict) -> tuple[dict, np.ndarray]:
+    """evaluate_fitting of t, its rows split evenly between solver.MEMORY_THREADS threads where they number
+    2 x solver.SPLIT_MIN or more (solver.even_chunk; numpy releases the interpreter lock in its array
+    loops): each part's numbers are its own, so the estimates are the same; wall time only."""
+    n = T.size(t)
+    size = solver.even_chunk(n)
+    if size >= n:
+        return evaluate_fitting(ctx, t)
+    parts: dict[int, tuple] = {}
+
+    def chunk(lo: int) -> None:
+        parts[lo] = evaluate_fitting(ctx, {k: v[lo:lo + size] for k, v in t.items()})
+
+    solver._in_chunks(chunk, n, size)
+    starts = sorted(parts)
+    return (_joined([parts[lo][0] for lo in starts], [len(parts[lo][1]) for lo in starts]),
+            np.concatenate([parts[lo][1] + lo for lo in starts]))
+
+
+def _joined(values: list, sizes: list[int]):
+    """Estimates of consecutive parts of a table (nested dicts of per-plan arrays and scalars; `sizes`:
+    each part's plans) as one: arrays joined, a scalar kept where every part has the same one, else
+    repeated over its part's plans."""
+    if isinstance(values[0], dict):
+        return {k: _joined([v[k] for v in values], sizes) for k in values[0]}
+    if all(np.ndim(v) == 0 for v in values) and all(np.array_equal(v, values[0]) for v in values):
+        return values[0]
+    return np.concatenate([np.broadcast_to(v, (m,)) if np.ndim(v) == 0 else v for v, m in zip(values, sizes)])
 
 
 def _candidates(scenario) -> tuple[dict, int, np.ndarray]:

@@ -227,3 +227,26 @@ def test_even_chunks_give_the_same_bound(monkeypatch):
     assert any(n > size for n, size in sizes)  # some pass took two chunks
     monkeypatch.setattr(solver, "even_chunk", lambda n: solver.MEMORY_CHUNK)
     assert np.array_equal(bound.search_bound(Context(sc), t)[0], want)
+
+
+@pytest.mark.parametrize("kw", [CASES[0], CASES[1], CASES[3],
+                                dict(model="llama-3.1-70b", node="hgx-h100", nodes=4, gb=[64, 128],
+                                     search={"cp": [1, 2, 4]})])  # context parallel: the CP ring at burst
+def test_refine_reuses_the_first_bounds_exposed_communication(kw, monkeypatch):
+    """search_bound's refine takes each stage's exposed communication at the lowest clock from the first
+    bound's evaluation (slow_clock_stage_bound) instead of evaluating it again, and the layers'
+    communication at the burst clock from the lowest clock's units (all but the CP ring, which reads the
+    attention seconds: comm.with_attention): the same bounds, bit for bit, as stage_lower_bound evaluating
+    both clocks from the plans' columns alone."""
+    sc = scenario(**kw)
+    t, _ = candidate_table(sc)
+    ctx = Context(sc)
+    rows = np.arange(0, T.size(t), 3)
+    kept = bound.search_bound(ctx, t)[1](rows)
+    calls = []
+    plain = bound.stage_lower_bound
+    monkeypatch.setattr(bound, "stage_lower_bound",
+                        lambda c, r, units=None, exposed=None: (calls.append(exposed is not None), plain(c, r))[1])
+    again = bound.search_bound(ctx, t)[1](rows)
+    assert True in calls  # the cached path was the one replaced (False: the one-row recording of the columns read)
+    np.testing.assert_array_equal(kept, again)

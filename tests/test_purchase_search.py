@@ -283,3 +283,40 @@ def test_compare_of_a_range_equals_its_batches_compared_one_by_one(tmp_path):
         assert ranged["plan"]["plan"] == mine[f"b{chosen}"]["plan"]["plan"]
         assert ranged["days"] == mine[f"b{chosen}"]["days"]
         assert all(ranged["days"] <= r["days"] * solver.TIE for r in mine.values() if r["days"] is not None)
+
+
+def test_plans_out_of_memory_left_untimed_change_no_plan(tasks, monkeypatch):
+    """The shared searches time only the plans not out of memory (evaluate_fitting): each option's plan is
+    the one found timing every plan the searches take."""
+    from planner.estimate.evaluate import evaluate_table
+
+    default = dict(purchase._shared_searches(tasks))
+    monkeypatch.setattr(purchase_search, "evaluate_fitting",
+                        lambda ctx, t: (evaluate_table(ctx, t), np.arange(len(t["tp"]))))
+    assert all(_same(found, default[key]) for key, found in purchase._shared_searches(tasks))
+
+
+def test_evaluation_split_between_threads_gives_the_same_estimates(tasks, monkeypatch):
+    """_drive's evaluations split between two threads (_evaluate): the same plans timed, the same numbers."""
+    from planner.estimate import table as T
+    from planner.estimate.evaluate import Context, evaluate_fitting
+    from planner.search import solver
+
+    monkeypatch.setattr(solver, "MEMORY_THREADS", 2)
+    sc = next(sc for (_, w), sc in tasks.items() if w == "moe-16b" and sc.cluster.nodes == 8)
+    ctx = Context(sc)
+    t = purchase_search._candidates(sc)[0]
+    t = T.take(t, np.arange(0, T.size(t), max(1, T.size(t) // 20_000)))
+    assert T.size(t) >= 2 * solver.SPLIT_MIN
+    (one, rows), (two, rows2) = evaluate_fitting(ctx, t), purchase_search._evaluate(ctx, t)
+    assert np.array_equal(rows, rows2) and 0 < len(rows) < T.size(t)
+
+    def same(a, b, path=""):
+        if isinstance(a, dict):
+            assert set(a) == set(b), path
+            for k in a:
+                same(a[k], b[k], f"{path}.{k}")
+        else:
+            assert np.array_equal(np.broadcast_to(a, (len(rows),)), np.broadcast_to(b, (len(rows),)), equal_nan=True), path
+
+    same(one, two)

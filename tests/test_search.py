@@ -446,3 +446,91 @@ def test_no_plan_because_no_searched_framework_builds_the_model_says_why():
     text = " ".join(r["explanation"])
     assert "torchtitan cannot build" in text and "deepspeed cannot build" in text
     assert "multi-token-prediction" in text
+
+
+@pytest.mark.parametrize("kw", [dict(model="llama-3.1-70b", nodes=4, gb={"min": 128, "max": 512}),
+                                dict(model="mixtral-8x7b", node="hgx-h100", nodes=2, gb=64),
+                                dict(model="llama-3.1-8b", node="dgx-a100-80gb", nodes=2, gb=64)])
+def test_evaluate_fitting_times_only_the_plans_not_out_of_memory(kw):
+    """evaluate_fitting (what the bounded searches evaluate) gives evaluate_table's numbers, every one,
+    for the plans that fit or are tight, and leaves out exactly the plans out of memory; with each plan's
+    peak rank given (the counted search) too."""
+    from planner.estimate.evaluate import Context, evaluate_fitting, evaluate_table
+
+    sc = scenario(**kw)
+    t, _ = candidate_table(sc)
+    ctx = Context(sc)
+    full = evaluate_table(ctx, t)
+    fits = np.flatnonzero(full["verdict"] < 2)
+    assert 0 < len(fits) < table.size(t)  # both kinds of plans
+
+    def same(a, b, rows, path=""):
+        if isinstance(a, dict):
+            assert set(a) == set(b), path
+            for k in a:
+                same(a[k], b[k], rows, f"{path}.{k}")
+        else:
+            assert np.array_equal(np.asarray(a)[rows] if np.ndim(a) else a, b, equal_nan=True), path
+
+    for peak in (None, full["memory"]["stage"]):
+        ev, rows = evaluate_fitting(ctx, t, peak)
+        assert np.array_equal(rows, fits)
+        same(full, ev, fits)
+
+
+def test_bounded_search_skips_plans_left_untimed(monkeypatch):
+    """The search without counts times only the plans not out of memory (evaluate_fitting): the same plans,
+    times and memory as timing every plan it takes."""
+    from planner.estimate.evaluate import evaluate_table
+    from planner.search import solver
+
+    sc = scenario(model="mixtral-8x7b", node="hgx-h100", nodes=2, gb={"min": 32, "max": 128})
+    fitting = solve(sc, objective="time", top=3, counts=False)
+    monkeypatch.setattr(solver, "evaluate_fitting",
+                        lambda ctx, t, peak=None: (evaluate_table(ctx, t, peak), np.arange(table.size(t))))
+    every = solve(sc, objective="time", top=3, counts=False)
+    assert fitting["plans"] and fitting["plans"] == every["plans"]
+
+
+def test_bounded_rows_refines_only_plans_its_first_bound_keeps():
+    """bounded_rows keeps the plans an evaluation of every plan keeps (each plan whose tokens/s reaches the
+    keep-th best score over the tie band), and refines only the plans of a chunk whose first bound reaches
+    the threshold in force (the keep-th best score found so far over the tie band): the rest of the last
+    chunk is not refined."""
+    from planner.search import solver
+    from planner.search.rank import TIE, TIGHT_PENALTY
+
+    rng = np.random.default_rng(7)
+    n, seq = 20_000, 4096
+    t = {"dp": rng.choice([4, 8], n), "mbs": np.ones(n, dtype=np.int64), "ga": np.full(n, 4)}
+    tokens = t["dp"] * t["mbs"] * t["ga"] * seq
+    lb = rng.uniform(1.0, 3.0, n)
+    exact = lb * rng.uniform(1.0, 1.5, n)  # the refined bound: loose enough that the search takes several chunks
+    step = exact * rng.uniform(1.0, 1.1, n)
+    verdict = rng.choice([0, 1, 2], n, p=[0.3, 0.2, 0.5])
+    tps = tokens / step
+    score = np.where(verdict < 2, tps * np.where(verdict == 1, TIGHT_PENALTY, 1.0), -np.inf)
+    state = {"threshold": 0.0, "refined": 0}
+
+    def refine(rows):
+        assert np.all(tokens[rows] / lb[rows] >= state["threshold"] * (1 - 1e-9))
+        state["refined"] += len(rows)
+        return exact[rows]
+
+    for keep in (1, 5):
+        state.update(threshold=0.0, refined=0)
+        search = solver.bounded_rows(t, lb.copy(), seq, keep, 64, refine)
+        rows, seen = next(search), []
+        try:
+            while True:
+                seen.append(rows)
+                found = score[np.concatenate(seen)]
+                if np.count_nonzero(found > -np.inf) >= keep:
+                    state["threshold"] = np.sort(found)[-keep] / TIE
+                ev = {"verdict": verdict[rows], "tokens_per_s": tps[rows], "step_s": step[rows]}
+                rows = search.send((ev, np.arange(len(rows))))
+        except StopIteration as done:
+            found, _ = done.value
+        threshold = np.sort(score)[-keep] / TIE
+        assert np.array_equal(found, np.flatnonzero((verdict < 2) & (tps >= threshold * (1 - 1e-9))))
+        assert len(seen) >= 3 and 0 < len(np.concatenate(seen)) <= state["refined"] < n

@@ -116,7 +116,32 @@ def with_tensor_clock(ctx: Context, t: dict, mem: dict, units=None) -> dict:
 def evaluate_table(ctx: Context, t: dict, peak=None) -> dict:
     """Every estimate for every row of the plan table, as arrays. `peak`: each plan's most loaded
     pipeline rank when an earlier memory scan found it (memory.memory)."""
-    mem = memory.memory(ctx, t, peak=peak)
+    return _timed(ctx, t, memory.memory(ctx, t, peak=peak))
+
+
+def evaluate_fitting(ctx: Context, t: dict, peak=None) -> tuple[dict, np.ndarray]:
+    """(evaluate_table of the plans of t not out of memory, their rows in t): every plan's memory is
+    evaluated first and only the plans whose verdict is fits or tight are timed, for a search that drops
+    a plan out of memory whatever its time (planner.search.solver.bounded_rows: two thirds of the plans
+    the compare of report_scenarios/purchases_range.yaml evaluates are out of memory). The same numbers
+    as evaluate_table's for those rows (every estimate is computed row by row). Without `peak`, a plan's
+    ranks past one already out of memory are not evaluated (memory.most_loaded_stage's `decided`, as
+    solver._fits_memory_rows: its verdict stays out of memory; the plans that fit have every candidate
+    rank evaluated, so their parts are the full scan's)."""
+    decided = None
+    if peak is None:
+        hi = bands.band_arrays("memory", ctx.model.moe is not None, t)[1]
+        capacity = ctx.gpu.memory_gib * GIB
+        decided = lambda total, idx: total / (1 + hi[idx]) > capacity  # noqa: E731  (memory_verdict's optimistic edge)
+    mem = memory.memory(ctx, t, decided, peak=peak)
+    rows = np.flatnonzero(memory_verdict(ctx, t, mem)[0] < 2)
+    if len(rows) < table.size(t):
+        t, mem = memory._rows(t, rows), memory._rows(mem, rows)
+    return _timed(ctx, t, mem), rows
+
+
+def _timed(ctx: Context, t: dict, mem: dict) -> dict:
+    """evaluate_table of t given its memory `mem`."""
     if not ctx.gpu.sustained_tensor_fraction:
         return _evaluated(ctx, t, mem, *step_time(ctx, t, mem))
     # timed twice (with_tensor_clock): the layers' communication is the same at both clocks but for
@@ -209,26 +234,44 @@ def first_last_stage_times(ctx: Context, t: dict, units=None) -> dict:
     value of the columns they read: planner.search.bound)."""
     unit, unit_comm = layer_units(ctx, t) if units is None else units  # per layer: the same on every stage
     stages = {}
-    names = ("first", "last")
-    from planner.estimate.memory_terms_stage import split_key_of
-
-    if (ctx.stats.dense_layers and ctx.stats.moe_layers) or split_key_of(ctx) is not None:
-        names = names + ("middle",)
-    for stage in names:
+    for stage in stage_names(ctx):
         rank = heaviest_middle_rank(ctx, t) if stage == "middle" else stage
         stages[stage] = rank_stage_time(ctx, t, unit, unit_comm, rank, stage)
     return stages
+
+
+def stage_names(ctx: Context) -> tuple[str, ...]:
+    """The stages first_last_stage_times evaluates, in its order: 'first', 'last' and, for models with
+    leading dense layers or under a Megatron split, 'middle'."""
+    from planner.estimate.memory_terms_stage import split_key_of
+
+    if (ctx.stats.dense_layers and ctx.stats.moe_layers) or split_key_of(ctx) is not None:
+        return ("first", "last", "middle")
+    return ("first", "last")
+
+
+def stage_compute_times(ctx: Context, t: dict, unit: dict) -> dict:
+    """{stage: its compute parts of one micro-batch}, the stages of first_last_stage_times and the compute
+    of rank_stage_time alone (no communication), from the per-layer costs `unit` (compute.layer_costs)."""
+    return {stage: _rank_compute(ctx, t, unit, heaviest_middle_rank(ctx, t) if stage == "middle" else stage, stage)[0]
+            for stage in stage_names(ctx)}
+
+
+def _rank_compute(ctx: Context, t: dict, unit: dict, rank, stage: str):
+    """(compute parts of one micro-batch on pipeline rank `rank`, its dense and MoE layers) for
+    rank_stage_time."""
+    from planner.estimate.memory_terms_stage import stage_mtp
+
+    _, dense, moe = memory.stage_layers(ctx, t, rank)
+    windowed = stage_window_layers(ctx, t, rank) if ctx.model.sliding_window else None
+    return compute.stage_compute(t, unit, dense, moe, stage, stage_mtp(ctx, t, rank), windowed), dense, moe
 
 
 def rank_stage_time(ctx: Context, t: dict, unit: dict, unit_comm: dict, rank, stage: str):
     """(stage seconds, compute parts, communication parts) of one micro-batch on pipeline rank `rank`
     ('first', 'last' or ranks per plan; `stage` says whether it holds the output layer: 'last'), from
     the per-layer costs `unit` (compute.layer_costs) and `unit_comm` (comm.layer_comm)."""
-    from planner.estimate.memory_terms_stage import stage_mtp
-
-    _, dense, moe = memory.stage_layers(ctx, t, rank)
-    windowed = stage_window_layers(ctx, t, rank) if ctx.model.sliding_window else None
-    c = compute.stage_compute(t, unit, dense, moe, stage, stage_mtp(ctx, t, rank), windowed)
+    c, dense, moe = _rank_compute(ctx, t, unit, rank, stage)
     cm = comm.stage_comm(unit_comm, dense, moe)
     cm["pp_comm"] = cm["pp_comm"] * pipeline.interleave_p2p_factor(t)
     cm["tp_comm"] = comm.tp_exposed_s(ctx, t, cm["tp_comm"], c["layer_matmul_fwd"], cm["tp_fwd"])

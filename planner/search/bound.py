@@ -21,13 +21,13 @@ import numpy as np
 
 from planner.estimate import comm, compute, pipeline
 from planner.estimate import table as T
-from planner.estimate.evaluate import first_last_stage_times, layer_units, stage_time
+from planner.estimate.evaluate import first_last_stage_times, layer_units, stage_compute_times, stage_names, stage_time
 
 SPARSE = 32  # _dense_ids sorts keys spread wider than this many key values per key
 DENSE_SPAN = 1 << 22  # largest key span grouped through a dense table (9 bytes per key at most)
 
 
-def stage_lower_bound(ctx, t: dict, units=None) -> np.ndarray:
+def stage_lower_bound(ctx, t: dict, units=None, exposed=None) -> np.ndarray:
     """A lower bound of one micro-batch's time on the slowest stage evaluated (the first, the last and, for
     models with leading dense layers or a Megatron split, the heaviest middle rank:
     evaluate.first_last_stage_times), compute and
@@ -38,13 +38,18 @@ def stage_lower_bound(ctx, t: dict, units=None) -> np.ndarray:
     its exposed communication at the lowest clock (the most compute to hide it behind), so the bound
     holds at any clock between; elsewhere it is the stage time itself. `units`: the layer_units of t at
     the lowest clock (units_clock) when computed elsewhere (_shared_units); the two-clock bound computes
-    its burst ones."""
+    its burst ones. `exposed` (optional): each stage's exposed communication at the lowest clock (stage
+    time less its busy time, one row per stage of first_last_stage_times), as slow_clock_stage_bound
+    found it for these rows: not evaluated again (the same numbers)."""
     s = ctx.gpu.sustained_tensor_fraction
     if not s:
         return stage_time(ctx, t, units)[0]
+    busy = lambda c: c["forward"] + c["backward"] + c["recompute"]  # noqa: E731
+    if exposed is not None:  # the burst clock's compute alone: its communication is not read
+        fast = stage_compute_times(ctx, t, compute.layer_costs(ctx, t))
+        return np.max([busy(fast[k]) + rest for k, rest in zip(fast, exposed)], axis=0)
     fast = first_last_stage_times(ctx, t)
     slow = first_last_stage_times(ctx, {**t, "tensor_clock": np.full(T.size(t), s)}, units)
-    busy = lambda c: c["forward"] + c["backward"] + c["recompute"]  # noqa: E731
     return np.max([busy(fast[k][1]) + (slow[k][0] - busy(slow[k][1])) for k in fast], axis=0)
 
 
@@ -184,11 +189,12 @@ def _ga_free_columns(ctx) -> tuple[str, ...]:
     return tuple(k for k in _reads(stage_lower_bound, ctx) if k != "ga")
 
 
-def _per_group(ctx, fn, groups: dict, units=None) -> np.ndarray:
+def _per_group(ctx, fn, groups: dict, units=None, exposed=None) -> np.ndarray:
     """fn(ctx, rows) of the groups' rows `groups` (_group_rows), in chunks shared by threads; with
     `units` (the layer_units of those rows: _shared_units, or _group_units of some groups' units),
     fn(ctx, rows, the rows' units): they read fewer columns than the stage time (not vpp), so they were
-    evaluated once per distinct value of those columns."""
+    evaluated once per distinct value of those columns. `exposed` (optional, with units): an array of
+    (stages, groups) handed to fn by its columns of each chunk (fn(..., exposed=view))."""
     from planner.search.solver import _in_chunks, even_chunk
 
     n = len(groups["ga"])
@@ -198,7 +204,12 @@ def _per_group(ctx, fn, groups: dict, units=None) -> np.ndarray:
     def chunk(lo: int) -> None:
         at = slice(lo, lo + size)
         part = T.take(groups, at)
-        out[at] = fn(ctx, part) if units is None else fn(ctx, part, tuple(_unit_rows(u, at) for u in units))
+        if units is None:
+            out[at] = fn(ctx, part)
+        elif exposed is None:
+            out[at] = fn(ctx, part, tuple(_unit_rows(u, at) for u in units))
+        else:
+            out[at] = fn(ctx, part, tuple(_unit_rows(u, at) for u in units), exposed=exposed[:, at])
 
     if n:
         _in_chunks(chunk, n, size)
@@ -338,17 +349,22 @@ def step_lower_bound(ctx, t: dict, heads=None) -> np.ndarray:
     return _grouped_step(ctx, t, first, inverse, _per_group(ctx, stage_lower_bound, rows, units))
 
 
-def slow_clock_stage_bound(ctx, t: dict, units=None) -> np.ndarray:
+def slow_clock_stage_bound(ctx, t: dict, units=None, exposed=None) -> np.ndarray:
     """A lower bound of stage_lower_bound from one stage evaluation, at the lowest tensor clock s: the
     exposed communication as there, and the compute times s, since no compute time at the burst
     clock is below s times its time at clock s (compute_gemm.peaks scales only the tensor-core rates by
-    the clock: a term is s-fold slower at most, the HBM-bound and host-paced ones not at all)."""
+    the clock: a term is s-fold slower at most, the HBM-bound and host-paced ones not at all).
+    `exposed` (optional): an array of (stages, rows) given each stage's exposed communication at the
+    lowest clock (stage time less busy time), which stage_lower_bound takes back (search_bound's refine)."""
     s = ctx.gpu.sustained_tensor_fraction
     slow = first_last_stage_times(ctx, {**t, "tensor_clock": np.full(T.size(t), s)}, units)
     out = None
-    for stage_s, c, _ in slow.values():  # the largest over the stages (each busy time summed once)
+    for i, (stage_s, c, _) in enumerate(slow.values()):  # the largest over the stages (each busy time summed once)
         busy = c["forward"] + c["backward"] + c["recompute"]
-        v = s * busy + (stage_s - busy)
+        rest = stage_s - busy
+        if exposed is not None:
+            exposed[i] = rest
+        v = s * busy + rest
         out = v if out is None else np.maximum(out, v, out=out)
     return out
 
@@ -368,7 +384,9 @@ def search_bound(ctx, t: dict, heads=None):
     first, inverse, ga_top = _groups_at_top_ga(ctx, t, heads)
     rows = _group_rows(ctx, t, first, ga_top)
     slow_units = _shared_units(ctx, rows, units_clock(ctx))
-    lb = _grouped_step(ctx, t, first, inverse, _per_group(ctx, slow_clock_stage_bound, rows, slow_units))
+    # each group's exposed communication per stage at the lowest clock, kept for refine (not evaluated twice)
+    exposed = np.empty((len(stage_names(ctx)), len(first)))
+    lb = _grouped_step(ctx, t, first, inverse, _per_group(ctx, slow_clock_stage_bound, rows, slow_units, exposed))
     del rows
     if len(first) < 2**31:  # kept for refine while the search runs: half the bytes (the range: 23 MB)
         inverse = inverse.astype(np.int32)
@@ -379,7 +397,7 @@ def search_bound(ctx, t: dict, heads=None):
         todo = T.distinct(g[np.isnan(exact[g])])
         if len(todo):  # the lowest clock's units are the first bound's (the same numbers: _shared_units)
             exact[todo] = _per_group(ctx, stage_lower_bound, _group_rows(ctx, t, first[todo], ga_top[todo]),
-                                     _group_units(slow_units, todo))
+                                     _group_units(slow_units, todo), exposed[:, todo])
         return _pipeline_step(t, rows, exact[g])
 
     return lb, refine
