@@ -70,3 +70,16 @@ def test_the_default_token_budget_gives_each_rank_its_engine_default(tmp_path):
     r = estimate_serving(sc, parse_serve_plan("engine=trtllm,weights=bf16,tp=8,ep=8,attn_dp=true,max_batch=512", sc))
     cfg = yaml.safe_load(L.serving_files(sc, r)[L.TRT_YAML])
     assert cfg["max_num_tokens"] == 8192  # the engine's own default, as a rank left unset would run
+
+
+def test_an_empty_vllm_search_names_the_rank_budget_under_attention_dp(tmp_path):
+    """A vLLM search whose max_batch exceeds even the attention-DP replica's budget (8 ranks x 8,192 tokens) says
+    that budget and each rank's max_num_batched_tokens, not the replica's total as vLLM's flag."""
+    from planner.serve.explain import _no_layout
+    from planner.serve.search import max_gpus
+
+    text = MOE + "search: {engines: [vllm], max_batch: [70000]}\n"
+    sc = load_serving_scenario(write(tmp_path, "moe.yaml", text))
+    out = _no_layout(sc, max_gpus(sc))
+    assert "65,536 a replica: 8 attention-DP ranks x its max_num_batched_tokens 8,192" in out["reasons"][0]
+    assert "at most 65,536" in out["fixes"][0]["change"]

@@ -280,9 +280,11 @@ def _no_layout(sc, g: int) -> dict:
         mbt = int(E.default_max_batched_tokens(np.array([E.VLLM]), gpu.memory_gib, sc.serving.offline, tp, adp)[0])
         b = np.array(so.max_batch)
         if not E.vllm_tokens_ok(E.VLLM, b, tp, adp, mbt).any():
+            # under attention DP the replica's budget is tp ranks' max_num_batched_tokens (default_max_batched_tokens)
+            budget = (f"{mbt:,} a replica: {tp} attention-DP ranks x its max_num_batched_tokens {mbt // tp:,}" if adp
+                      else f"{mbt:,}, its max_num_batched_tokens here")
             return {"reasons": [f"vLLM refuses to start with more running sequences (search.max_batch "
-                                f"{list(so.max_batch)}) than tokens per step ({mbt:,}, its max_num_batched_tokens "
-                                "here): no plan to evaluate"],
+                                f"{list(so.max_batch)}) than tokens per step ({budget}): no plan to evaluate"],
                     "fixes": [{"change": f"allow a search.max_batch of at most {mbt:,}, or another engine "
                                          "(search.engines)",
                                "why": "vLLM's SchedulerConfig requires max_num_batched_tokens >= max_num_seqs"}]}
