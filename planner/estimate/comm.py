@@ -411,6 +411,15 @@ def ep_exposed_s(ctx, t, ep_s, moe_layers, a2a_s, attn_fwd_s, mlp_fwd_s):
     return exposed + TP_OVERLAP_CONTENTION * hidden
 
 
+def nccl_sm_share(ctx) -> float:
+    """Share of the GPU's SMs an NCCL ring collective holds while it runs: runtime.nccl_min_ctas CTAs (one per
+    channel, NCCL src/graph/connect.cc: ring channels copied up to the minimum) of gpu.sm_count SMs. A CTA
+    stays resident for the whole collective, also while it waits on the network, so compute overlapped with it
+    runs on the other SMs. 0 where either is unknown (NCCL then picks the channel count from the topology)."""
+    ctas, sms = ctx.scenario.runtime.nccl_min_ctas, ctx.gpu.sm_count
+    return min(ctas, sms) / sms if ctas and sms else 0.0
+
+
 def dp_comm(ctx, t, mem, fwd_mb_s, bwd_mb_s) -> dict:
     """Data-parallel gradient synchronisation per step and what of it is exposed.
 
@@ -423,7 +432,9 @@ def dp_comm(ctx, t, mem, fwd_mb_s, bwd_mb_s) -> dict:
     overlap compute by prefetching, and the post-step parameter all-gather of ZeRO-1/2 overlaps the
     first forward (--overlap-param-gather); without it everything is exposed. Whatever fits those
     windows, Megatron's edge bucket group (megatron_edge_bucket_params) is reduced after the backward
-    and gathered before the first layer, so at least its reduce-scatter and all-gather stay exposed.
+    and gathered before the first layer, so at least its reduce-scatter and all-gather stay exposed. The
+    hidden part slows the compute it overlaps by the share of SMs NCCL's CTAs hold
+    (nccl_sm_share).
     """
     from planner.estimate.memory_terms_stage import heaviest_rank, split_key_of, stage_params
 
@@ -487,8 +498,10 @@ def dp_comm(ctx, t, mem, fwd_mb_s, bwd_mb_s) -> dict:
     layers = np.maximum(memory.stage_layers(ctx, t, "first")[0], memory.stage_layers(ctx, t, "last")[0])
     layer_share = np.where(per_mb > 0, per_mb / np.maximum(layers, 1), 0.0)
     exposed = np.maximum(edge_sync, step_sync - bwd_mb_s) + np.maximum(edge_post, post - fwd_mb_s) \
-        + ga * (np.maximum(0, per_mb - window) + np.minimum(layer_share, per_mb)) + copies
-    return {"dp_total": total, "dp_comm": exposed}
+        + ga * (np.maximum(0, per_mb - window) + np.minimum(layer_share, per_mb))
+    # the hidden part runs beside compute, whose kernels lose the SMs NCCL's CTAs hold meanwhile
+    contention = np.maximum(0.0, total - exposed) * nccl_sm_share(ctx)
+    return {"dp_total": total, "dp_comm": exposed + contention + copies}
 
 
 def megatron_edge_bucket_params(ctx, t):

@@ -57,6 +57,10 @@ class GPU(Strict):
     compute_capability: PosFloat | None = Field(
         None, description="CUDA compute capability (NVIDIA), e.g. 9.0 Hopper, 10.0 Blackwell: decides whether "
         "Transformer Engine keeps transposed FP8 weights (not on 10.x, whose FP8 GEMMs take any layout)")
+    sm_count: PosInt | None = Field(
+        None, description="streaming multiprocessors of the shipped part (CUDA multiProcessorCount): what a "
+        "collective's CTAs take a share of while it overlaps compute (planner.estimate.comm.nccl_sm_share); None "
+        "= not in the sources")
     price: GPUPrice = GPUPrice()
     source: str | None = None
     notes: str | None = None

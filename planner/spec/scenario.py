@@ -224,6 +224,13 @@ class Runtime(Strict):
     dp_comm_overlap: StrictBool = Field(True, description="gradient reduction overlapped with the last micro-batch's "
                                   "backward and the parameter all-gather with the first forward (Megatron "
                                   "--overlap-grad-reduce --overlap-param-gather, DeepSpeed overlap_comm, FSDP)")
+    nccl_min_ctas: int | None = Field(
+        None, ge=1, le=64, description="the fewest CTAs (channels) an NCCL ring collective runs on: NCCL_MIN_CTAS, "
+        "or NCCL_MIN_NCHANNELS where only that is set (NCCL src/graph/connect.cc copies the ring channels up to "
+        "max(NCCL_MIN_NCHANNELS, config minCTAs); the environment overrides a communicator's own config, "
+        "src/init.cc envConfigOverride). Each CTA holds an SM for the whole collective, so overlapped data-parallel "
+        "traffic slows the compute beside it by this share of the GPU's SMs (planner.estimate.comm.nccl_sm_share). "
+        "None = NCCL picks the count from the topology: not modelled. The MLPerf NeMo configs set 16")
     grad_reduce_dtype: Literal["auto", "fp32", "bf16"] = Field(
         "auto", description="dtype of the gradient buffer that accumulates micro-batches and is reduced. auto: "
         "each framework's default: Megatron-LM fp32 for bf16/fp8 (megatron/training/arguments.py turns on "
