@@ -47,3 +47,15 @@ def test_deepspeed_env_file_reads_back_as_deepspeeds_runner_reads_it(tmp_path, s
     lines = (tmp_path / ".deepspeed_env").read_text().splitlines(keepends=True)
     read = dict(line.rstrip("\n").split("=", maxsplit=1) for line in lines)
     assert read == env
+
+
+@pytest.mark.parametrize("framework", sorted(PLANS))
+def test_launch_files_export_the_nccl_cta_floor_the_estimate_assumed(framework):
+    """runtime.nccl_min_ctas is charged as the SM share of overlapped NCCL collectives (comm.nccl_sm_share):
+    the launch files set the same NCCL_MIN_CTAS, and nothing when the key is unset."""
+    for setting in (None, 16):
+        sc = scenario(model="llama-3.1-8b", nodes=1, seq=4096, gb=64, runtime={"nccl_min_ctas": setting})
+        plan = parse_plan(PLANS[framework]).resolved(sc)
+        files = build_files(sc, plan_result(sc, plan))
+        for name in ("launch.sh", "slurm.sbatch"):
+            assert ("NCCL_MIN_CTAS=16" in files[name]) == (setting == 16), (name, setting)

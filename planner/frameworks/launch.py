@@ -55,7 +55,8 @@ def environment(fields: dict, runtime) -> dict[str, str]:
     TORCH_NCCL_AVOID_RECORD_STREAMS=1 (torchtitan troubleshooting notes). Megatron-LM with CUDA graphs
     (runtime.cuda_graph_impl) and expandable segments asserts NCCL_GRAPH_REGISTER=0 (arguments.py,
     "to avoid illegal memory access"); it is set with CUDA graphs either way, as the Megatron-Bridge
-    CUDA-graph recipes do."""
+    CUDA-graph recipes do. runtime.nccl_min_ctas, where set, is exported as NCCL_MIN_CTAS, the setting whose
+    SM share the data-parallel overlap was charged for (comm.nccl_sm_share)."""
     env = {}
     if expandable_segments_on(runtime.expandable_segments, fields["framework"]):
         env["PYTORCH_CUDA_ALLOC_CONF"] = "expandable_segments:True"
@@ -65,6 +66,8 @@ def environment(fields: dict, runtime) -> dict[str, str]:
         env["CUDA_DEVICE_MAX_CONNECTIONS"] = "1"  # Megatron-FSDP (zero 3) asserts it is not 1
     if fields["framework"] == "torchtitan" and fields["tp"] > 1:
         env["TORCH_NCCL_AVOID_RECORD_STREAMS"] = "1"
+    if runtime.nccl_min_ctas is not None:  # the CTA floor the SM-share term assumed (comm.nccl_sm_share)
+        env["NCCL_MIN_CTAS"] = str(runtime.nccl_min_ctas)
     return env
 
 
