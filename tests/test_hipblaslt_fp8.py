@@ -66,7 +66,8 @@ def test_closer_to_amds_measured_hipblaslt_times_near_the_ridge():
     before = np.median(us[ridge] / model(T.GEMM_TILE_ROWS, None)[ridge])
     after = np.median(us[ridge] / model(HB.ROW_TILE, HB.BLEND_P)[ridge])
     assert before > 1.2 and abs(after - 1.0) < 0.6 * (before - 1.0)
-    assert np.mean(np.abs(model(HB.ROW_TILE, HB.BLEND_P) / us - 1)) < np.mean(np.abs(model(T.GEMM_TILE_ROWS, None) / us - 1))
+    err = lambda t: np.mean(np.abs(t / us - 1))  # noqa: E731
+    assert err(model(HB.ROW_TILE, HB.BLEND_P)) < err(model(T.GEMM_TILE_ROWS, None))
     small = m <= 16  # measured flat to 16 rows, and so is the model
     assert np.ptp(us[small & (n == 8192) & (k == 8192)]) == 0.0
     flat = model(HB.ROW_TILE, HB.BLEND_P)[small & (n == 8192) & (k == 8192)]
@@ -77,7 +78,9 @@ def test_dense_linear_row_tile_and_blend():
     f = model_facts(catalog.model("llama-3.1-70b"))
     one = np.array([8.0])
     lin, bw, bpe = 1.2e15, 4.2e12, 1.0
-    dl = lambda n, **kw: float(T.dense_linear_s(f, f.layers, np.array([n]), n, one, one, lin, bw, bpe, **kw)[0])  # noqa: E731
+    def dl(n, **kw):
+        return float(T.dense_linear_s(f, f.layers, np.array([n]), n, one, one, lin, bw, bpe, **kw)[0])
+
     assert dl(2.0, row_tile=16, blend_p=HB.BLEND_P) == dl(16.0, row_tile=16, blend_p=HB.BLEND_P)
     assert dl(128.0, row_tile=16, blend_p=HB.BLEND_P) > dl(128.0)  # ridge: slower than the max
     math = lambda n, tile: float(T.dense_linear_s(f, f.layers, np.array([n]), n, one, one, lin, 1e30, bpe,  # noqa: E731
@@ -92,7 +95,9 @@ def test_mi300x_vllm_step_pays_it_from_two_rows_not_at_one(monkeypatch):
     for key in (BS128, BS1):
         sc, plan, _ = _point(key)
         tpot[key] = estimate_serving(sc, parse_serve_plan(plan, sc))["latency"]["tpot_ms"]["p50"]
-    off = lambda t, g, w, rows: np.zeros(np.broadcast(np.asarray(t["engine"]), np.asarray(rows)).shape, dtype=bool)  # noqa: E731
+    def off(t, gpu_name, wq_names, rows):
+        return np.zeros(np.broadcast(np.asarray(t["engine"]), np.asarray(rows)).shape, dtype=bool)
+
     monkeypatch.setattr(HB, "applies", off)
     for key, slower in ((BS128, True), (BS1, False)):
         sc, plan, _ = _point(key)
