@@ -25,6 +25,9 @@ One engine iteration (continuous batching with chunked prefill) carries `n_dec` 
   for the rank with the most KV (adp_attention_imbalance).
 * weight-only 4-bit MoE layers (MXFP4 experts on Hopper) add a measured fixed time per layer
   (WEIGHT_ONLY_MOE_LAYER_S).
+* vLLM's per-tensor FP8 dense GEMMs on MI300-series GPUs (gfx942) run hipBLASLt: rows padded to its 16-row tile and
+  (read^p + math^p)^(1/p) in place of the max, p fitted to AMD's measured hipBLASLt FP8 timings
+  (planner.serve.hipblaslt_fp8), for steps of two or more rows.
 * SGLang 0.5.6-0.5.9 on MI300-series GPUs (gfx942) runs block-FP8 dense GEMMs through aiter's Triton kernel with its
   untuned 128 x 128 tile and no split-K: K / 128 sequential steps per GEMM at AMD's measured time per step, beyond
   the roofline (planner.serve.aiter_triton_gemm).
@@ -55,6 +58,7 @@ from planner.estimate.compute_gemm import DEFAULT_MAMF, GEMM_LAUNCH_S, HBM_EFFIC
 from planner.estimate.topology import group
 from planner.serve import aiter_triton_gemm as ATG
 from planner.serve import engines as E
+from planner.serve import hipblaslt_fp8 as HB
 from planner.serve import nccl_measured as NM
 from planner.serve.memory import ACT_BYTES, attn_tp, kv_bytes_per_token, seq_kv_bytes, stage_layers
 from planner.serve.routing_skew import ROUTING_SKEW_ALPHA, skew_imbalance
@@ -302,28 +306,31 @@ def tile_k_efficiency(k, rate):
     return k / (k + GEMM_K0_ELEMENTS * np.asarray(rate) / GEMM_K0_AT_RATE)
 
 
-def padded_rows(n):
-    """Token rows a GEMM computes: n rounded up to whole output tiles of GEMM_TILE_ROWS."""
-    return np.ceil(np.asarray(n, dtype=float) / GEMM_TILE_ROWS) * GEMM_TILE_ROWS
+def padded_rows(n, tile=GEMM_TILE_ROWS):
+    """Token rows a GEMM computes: n rounded up to whole output tiles of `tile` rows (GEMM_TILE_ROWS)."""
+    return np.ceil(np.asarray(n, dtype=float) / tile) * tile
 
 
-def dense_linear_s(f, ls, n, n_dec, tp, ta, lin, bw, bpe, lin_mla=None, bpe_mla=None):
+def dense_linear_s(f, ls, n, n_dec, tp, ta, lin, bw, bpe, lin_mla=None, bpe_mla=None, row_tile=GEMM_TILE_ROWS,
+                   blend_p=None):
     """Attention projections, dense / shared MLPs and the LM head of n tokens on one GPU: one
     roofline, max(2 x rows x params / lin, weight bytes / bw), rows = the step's tokens padded to
     whole GEMM tiles (padded_rows; the tile quantization the expert GEMMs already pay: MAMF is
     measured on tile-aligned shapes, and a decode step of 190 sequences computes 256 rows); the LM
     head only for decode tokens. MLA's query / latent-KV projections (f.mla_proj) at their own rate and
-    bytes per element (lin_mla, bpe_mla: engines.mla_proj_scheme) where given."""
+    bytes per element (lin_mla, bpe_mla: engines.mla_proj_scheme) where given. row_tile / blend_p: the rows' tile
+    and, instead of the max, (read^p + math^p)^(1/p) (hipBLASLt FP8 on gfx942: planner.serve.hipblaslt_fp8)."""
     dp = tp / ta  # attention data parallelism: each rank's own n / tp tokens (1 under plain tp)
-    rows, rows_dec = padded_rows(n / dp) * dp, padded_rows(n_dec / dp) * dp
+    rows, rows_dec = padded_rows(n / dp, row_tile) * dp, padded_rows(n_dec / dp, row_tile) * dp
+    top = np.maximum if blend_p is None else (lambda a, b: HB.blend(a, b, blend_p))
     flops = 2.0 * rows * ls * (f.attn + f.dense_mlp + f.shared) / tp + 2.0 * rows_dec * f.vocab * f.hidden / ta
     w_read = ls * (f.attn + f.dense_mlp + f.shared) * bpe / ta + f.vocab * f.hidden * 2.0 / ta
     if not f.mla_proj or lin_mla is None:
-        return np.maximum(flops / lin, w_read / bw)
+        return top(flops / lin, w_read / bw)
     mla_flops = 2.0 * rows * ls * f.mla_proj / tp
     compute = (flops - mla_flops) / lin + mla_flops / lin_mla
     w_read = w_read + ls * f.mla_proj * (bpe_mla - bpe) / ta
-    return np.maximum(compute, w_read / bw)
+    return top(compute, w_read / bw)
 
 
 def expected_max_std_normal(m):
@@ -598,6 +605,11 @@ def stage_terms(f, t, lk, hw, n_dec, n_pf, ctx_dec, ctx_pf) -> dict:
     imb = ep_rank_imbalance(f, n, t["ep"]) if f.experts else 1.0
     dense = dense_linear_s(f, ls, n, n_dec, tp, ta, hw["lin_dense"][t["wq"]], bw, hw["bpe_dense"][t["wq"]],
                            hw["lin_mla"][t["wq"]], hw["bpe_mla"][t["wq"]])
+    hb = HB.applies(t, hw.get("gpu_name", ""), E.WEIGHT_NAMES, n / (tp / ta))
+    if hb.any():  # vLLM's per-tensor FP8 GEMMs through hipBLASLt on gfx942 (hipblaslt_fp8)
+        dense = np.where(hb, dense_linear_s(f, ls, n, n_dec, tp, ta, hw["lin_dense"][t["wq"]], bw,
+                                            hw["bpe_dense"][t["wq"]], hw["lin_mla"][t["wq"]], hw["bpe_mla"][t["wq"]],
+                                            row_tile=HB.ROW_TILE, blend_p=HB.BLEND_P), dense)
     if hw.get("cus"):  # SGLang's default-tile Triton block-FP8 GEMMs on gfx942 (aiter_triton_gemm)
         on = ATG.applies(t, hw["gpu_name"], E.WEIGHT_NAMES)
         dense = dense + ATG.default_tile_excess_s(f, ls, n / (tp / ta), tp, ta, hw["lin_dense"][t["wq"]], bw,
