@@ -35,10 +35,10 @@ def test_only_vllm_fp8_per_tensor_on_gfx942_with_two_or_more_rows():
     fp8, blk = E.WEIGHT_NAMES.index("fp8"), E.WEIGHT_NAMES.index("fp8-block")
     t = {"engine": np.array([E.VLLM, E.VLLM, E.SGLANG, E.TRTLLM, E.VLLM]), "wq": np.array([fp8, fp8, fp8, fp8, blk])}
     rows = np.array([2.0, 1.0, 64.0, 64.0, 64.0])
-    assert HB.applies(t, "mi300x", E.WEIGHT_NAMES, rows).tolist() == [True, False, False, False, False]
-    assert HB.applies(t, "mi325x", E.WEIGHT_NAMES, rows)[0]
-    assert not HB.applies(t, "h200-sxm-141gb", E.WEIGHT_NAMES, rows).any()
-    assert not HB.applies(t, "mi355x", E.WEIGHT_NAMES, rows).any()
+    assert HB.applies(t, "mi300x", rows).tolist() == [True, False, False, False, False]
+    assert HB.applies(t, "mi325x", rows)[0]
+    assert not HB.applies(t, "h200-sxm-141gb", rows).any()
+    assert not HB.applies(t, "mi355x", rows).any()
 
 
 def test_blend_lies_between_the_max_and_the_sum():
@@ -95,7 +95,7 @@ def test_mi300x_vllm_step_pays_it_from_two_rows_not_at_one(monkeypatch):
     for key in (BS128, BS1):
         sc, plan, _ = _point(key)
         tpot[key] = estimate_serving(sc, parse_serve_plan(plan, sc))["latency"]["tpot_ms"]["p50"]
-    def off(t, gpu_name, wq_names, rows):
+    def off(t, gpu_name, rows):
         return np.zeros(np.broadcast(np.asarray(t["engine"]), np.asarray(rows)).shape, dtype=bool)
 
     monkeypatch.setattr(HB, "applies", off)

@@ -471,8 +471,8 @@ def dp_comm(ctx, t, mem, fwd_mb_s, bwd_mb_s) -> dict:
     # (torch.distributed.pipelining: set_requires_gradient_sync on the last backward only).
     titan_pp = (t["framework"] == TT) & (t["pp"] > 1) & (zero >= 3)
     step_sync = post = per_mb = 0.0  # both groups share the NICs: their times add up
-    for params, size, stride in groups:
-        ring = group(node, size, stride)
+    rings = [group(node, size, stride) for _, size, stride in groups]
+    for (params, _, _), ring in zip(groups, rings):
         g = gather_s(node, params * grad_bytes, ring)
         p = gather_s(node, params * param_bytes, ring)
         step_sync = step_sync + np.where(zero == 0, all_reduce_s(node, params * grad_bytes, ring),
@@ -481,7 +481,7 @@ def dp_comm(ctx, t, mem, fwd_mb_s, bwd_mb_s) -> dict:
         per_mb = per_mb + np.where(zero == 2, g, np.where((zero >= 3) & ~titan_pp, 2 * p + g, 0.0))
     # Megatron's edge buckets (megatron_edge_bucket_params): reduced after the backward, gathered before
     # the first layer of the forward, over the non-expert data-parallel ring
-    ring = group(node, dp * cp, tp)
+    ring = rings[0]
     edge = megatron_edge_bucket_params(ctx, t) / tp
     edge_sync = np.where(edge > 0, np.where(zero == 0, all_reduce_s(node, edge * grad_bytes, ring),
                                             gather_s(node, edge * grad_bytes, ring)), 0.0)

@@ -73,12 +73,12 @@ def block_gemm_shapes(m) -> tuple:
     return tuple(out)
 
 
-def applies(t: dict, gpu_name: str, wq_names: tuple) -> np.ndarray:
+def applies(t: dict, gpu_name: str) -> np.ndarray:
     """Plan rows that run these GEMMs with the default tile: SGLang 0.5.6-0.5.9 on a gfx942 GPU, fp8-block weights."""
     if gpu_name not in GFX942_CUS:
         return np.zeros(np.shape(t["engine"]), dtype=bool)
     version = E.plan_engine_version(t)
-    block = np.array([n == "fp8-block" for n in wq_names])[t["wq"]]
+    block = np.array([n == "fp8-block" for n in E.WEIGHT_NAMES])[t["wq"]]
     return (np.asarray(t["engine"]) == E.SGLANG) & block & (version >= FIRST_RELEASE) & (version <= LAST_RELEASE)
 
 

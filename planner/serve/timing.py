@@ -605,13 +605,13 @@ def stage_terms(f, t, lk, hw, n_dec, n_pf, ctx_dec, ctx_pf) -> dict:
     imb = ep_rank_imbalance(f, n, t["ep"]) if f.experts else 1.0
     dense = dense_linear_s(f, ls, n, n_dec, tp, ta, hw["lin_dense"][t["wq"]], bw, hw["bpe_dense"][t["wq"]],
                            hw["lin_mla"][t["wq"]], hw["bpe_mla"][t["wq"]])
-    hb = HB.applies(t, hw.get("gpu_name", ""), E.WEIGHT_NAMES, n / (tp / ta))
+    hb = HB.applies(t, hw.get("gpu_name", ""), n / (tp / ta))
     if hb.any():  # vLLM's per-tensor FP8 GEMMs through hipBLASLt on gfx942 (hipblaslt_fp8)
         dense = np.where(hb, dense_linear_s(f, ls, n, n_dec, tp, ta, hw["lin_dense"][t["wq"]], bw,
                                             hw["bpe_dense"][t["wq"]], hw["lin_mla"][t["wq"]], hw["bpe_mla"][t["wq"]],
                                             row_tile=HB.ROW_TILE, blend_p=HB.BLEND_P), dense)
     if hw.get("cus"):  # SGLang's default-tile Triton block-FP8 GEMMs on gfx942 (aiter_triton_gemm)
-        on = ATG.applies(t, hw["gpu_name"], E.WEIGHT_NAMES)
+        on = ATG.applies(t, hw["gpu_name"])
         dense = dense + ATG.default_tile_excess_s(f, ls, n / (tp / ta), tp, ta, hw["lin_dense"][t["wq"]], bw,
                                                   hw["bpe_dense"][t["wq"]], hw["cus"], on)
     experts = expert_linear_s(f, ls, n, tp, lin, bw, bpe, t["ep"], hw["dequant"][t["wq"]], hw["weight_only"][t["wq"]],
