@@ -126,6 +126,24 @@ class _Render:
 render = _Render()
 
 
+def _import_behind(name: str) -> None:
+    """Import module `name` in a background thread: the report's charts import matplotlib (0.3 s of
+    interpreter work at start-up) while the search runs its long numpy loops, which release the
+    interpreter lock (the search imports none of the modules matplotlib imports). The report's own
+    import then finds the module loaded, or waits for it; an import that fails here is left for that
+    import to raise."""
+    import importlib
+    import threading
+
+    def load() -> None:
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - raised again, in the main thread, by the report's import
+            pass
+
+    threading.Thread(target=load, name=f"import {name}", daemon=True).start()
+
+
 def _fail_input(exc: InputError) -> None:
     from rich.markup import escape  # the message is text: '[tokens, share]' or a name '[/x]' is not markup
 
@@ -295,6 +313,8 @@ def solve(scenario, top, objective, exhaustive, strict, as_json, emit_dir, repor
         from planner.spec.load import check_cost_objective
 
         check_cost_objective(sc, objective, None, "--objective")
+    if report_path:
+        _import_behind("planner.report.charts")
     gc.freeze()  # the modules' and the scenario's objects: the search's collections need not walk them
     try:
         result = _with_progress(lambda progress: run_solve(sc, objective=objective, top=top, exhaustive=exhaustive,
@@ -504,6 +524,8 @@ def compare(purchases, budget, vary, as_json, csv_path, report_path, force, work
         raise InputError("--csv and --report name the same path", file=csv_path)
     _check_new_file(csv_path, force)
     _check_new_file(report_path, force)
+    if report_path:
+        _import_behind("planner.report.charts")
     result = _with_progress(lambda progress: run_compare(pf, budget, vary, workers, progress), search_count(pf))
     if csv_path:
         write_file(csv_path, show.csv_text(result), force=force)

@@ -81,3 +81,42 @@ def test_names_that_read_as_rich_markup_print_as_text(tmp_path):
         r = _planner(*args)
         assert r.returncode == code and "Traceback" not in r.stderr + r.stdout, (args, r.stderr[-1500:])
         assert "[/bold]" in r.stdout or "[/]" in r.stdout
+
+
+def test_import_behind_loads_the_module_and_leaves_failures_to_the_caller():
+    """cli._import_behind: the module is imported in a background thread (the report's charts while
+    the search runs); an import that fails there raises nothing, and the caller's own import raises it."""
+    import threading
+
+    from planner import cli
+
+    before = set(threading.enumerate())
+    cli._import_behind("planner.report.charts")
+    cli._import_behind("planner_no_such_module")
+    for t in set(threading.enumerate()) - before:
+        t.join(60)
+    assert "planner.report.charts" in sys.modules
+    assert "planner_no_such_module" not in sys.modules
+
+
+def test_report_is_the_same_with_charts_imported_behind(tmp_path):
+    """`compare --report` in a fresh process (matplotlib imported in a thread while the search runs)
+    writes the same HTML as the same command in process (matplotlib already imported)."""
+    import planner.report.charts  # noqa: F401 - in process: no import left to the thread
+
+    purchases = ROOT / "scenarios" / "purchases.yaml"
+    fresh, here = tmp_path / "fresh.html", tmp_path / "here.html"
+    r = _planner("compare", purchases, "--json", "--report", fresh)
+    assert r.returncode in (0, 1), r.stderr[-2000:]
+    assert CliRunner().invoke(main, ["compare", str(purchases), "--json", "--report", str(here)]).exit_code in (0, 1)
+    assert _stable(fresh.read_text()) == _stable(here.read_text())
+
+
+def _stable(html: str) -> str:
+    """The report without what differs between any two runs: the search's seconds and matplotlib's
+    SVG ids (salted at random per chart: rcParams svg.hashsalt None) with the ids' prefixes made of them."""
+    import re
+
+    html = re.sub(r"in \d+(\.\d+)? s\b", "in ? s", html)
+    html = re.sub(r"\bs[0-9a-f]{10}-", "", html)
+    return re.sub(r"\b[a-z][0-9a-f]{10}\b", "?", html)
