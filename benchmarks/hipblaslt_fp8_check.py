@@ -46,12 +46,16 @@ def load(full=None):
     return (np.array(c) for c in zip(*out))
 
 
-def model_us(m, n, k, lin, bw, tile, p):
-    """One GEMM as timing.dense_linear_s charges it, plus the launch time every kernel pays (GEMM_LAUNCH_S)."""
-    read = (n * k + m * k + 2.0 * m * n) / bw
+def model_us(m, n, k, lin, bw, tile, p, split=False):
+    """One GEMM: the max (p None) or blend of its bytes (FP8 weights and inputs, fp16 output) and its math on rows
+    padded to `tile`, plus the launch time every kernel pays (GEMM_LAUNCH_S); BLEND_P was fitted in this form.
+    split: as the planner charges it instead: timing.dense_linear_s blends the weight bytes alone with the math,
+    and the activations' bytes come in its elementwise term, added."""
+    act = (m * k + 2.0 * m * n) / bw
+    read = n * k / bw + (0.0 if split else act)
     math = 2.0 * np.ceil(m / tile) * tile * n * k / lin
     top = np.maximum(read, math) if p is None else HB.blend(read, math, p)
-    return (top + GEMM_LAUNCH_S) * 1e6
+    return (top + (act if split else 0.0) + GEMM_LAUNCH_S) * 1e6
 
 
 def main():
@@ -79,6 +83,11 @@ def main():
     best = min(grid, key=lambda p: err(p, everything))
     print(f"best p on these timings: {best:.2f} ({err(best, everything):.1%}); BLEND_P = {HB.BLEND_P} "
           f"({err(HB.BLEND_P, everything):.1%})")
+    split = {q: np.mean(np.abs(model_us(m, n, k, lin, bw, HB.ROW_TILE, q, split=True) / us - 1)) for q in grid}
+    old = np.mean(np.abs(model_us(m, n, k, lin, bw, GEMM_TILE_ROWS, None, split=True) / us - 1))
+    print(f"as the planner splits it (weights blended, activations added): max with {GEMM_TILE_ROWS}-row tile "
+          f"{old:.1%}, BLEND_P {split[HB.BLEND_P]:.1%}, best p {min(split, key=split.get):.2f} "
+          f"({min(split.values()):.1%})")
     for shape in sorted(set(zip(n, k))):
         test = (n == shape[0]) & (k == shape[1])
         p = min(grid, key=lambda q: err(q, ~test))

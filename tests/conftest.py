@@ -80,3 +80,15 @@ CHAT_8B_WORKLOADS = """serving_workloads:
     search: {engines: [vllm], weights: [fp8], kv_cache: [fp8]}
     hours_per_year: 4000
 """
+
+
+def serving_point(key: str):
+    """(scenario, plan, measured) of benchmarks/serving_runs.yaml's point `key`, read as serving_accuracy.run reads
+    it (the model's native weight format carried into the precision block)."""
+    import serving_accuracy as S
+    import yaml
+
+    rows = {r["id"]: r for r in yaml.safe_load((ROOT / "benchmarks" / "serving_runs.yaml").read_text())}
+    r = rows[key]
+    r["precision"]["native_weight_format"] = r["model"].get("native_weight_format")
+    return S.point_scenario(r)

@@ -3,7 +3,6 @@ the default 128 x 128 tile and no split-K (planner.serve.aiter_triton_gemm): K /
 flat in the batch up to 128 rows, charged beyond the roofline; nowhere else."""
 
 import numpy as np
-import yaml
 
 from planner import catalog
 from planner.serve import aiter_triton_gemm as ATG
@@ -12,19 +11,10 @@ from planner.serve.memory import model_facts
 from planner.serve.plan import parse_serve_plan
 from planner.serve.search import estimate_serving
 
-from conftest import ROOT
+from conftest import serving_point
 
 MI300X_C4 = "inferencex-sglang-mi300x-dsr1-tp8-ep1-fp8-1024-1024-c4"
 H200_C4 = "inferencex-sglang-h200-dsr1-tp8-ep1-fp8-1024-1024-c4"
-
-
-def _point(key):
-    import serving_accuracy as S
-
-    rows = {r["id"]: r for r in yaml.safe_load((ROOT / "benchmarks" / "serving_runs.yaml").read_text())}
-    r = rows[key]
-    r["precision"]["native_weight_format"] = r["model"].get("native_weight_format")
-    return S.point_scenario(r)
 
 
 def test_deepseek_shapes_at_tp8_are_the_ones_aiter_tunes_for_gfx942():
@@ -71,13 +61,13 @@ def test_flat_in_the_batch_to_one_row_tile_then_a_second_wave():
 
 
 def test_mi300x_sglang_059_decode_step_pays_it_and_h200_does_not():
-    sc, plan, _ = _point(MI300X_C4)
+    sc, plan, _ = serving_point(MI300X_C4)
     assert "engine_version=0.5.9" in plan
     old, new = (estimate_serving(sc, parse_serve_plan(p, sc))
                 for p in (plan, plan.replace("engine_version=0.5.9", "engine_version=0.5.10")))
     gap_ms = old["latency"]["tpot_ms"]["p50"] - new["latency"]["tpot_ms"]["p50"]
     assert 9.0 < gap_ms < 11.0  # ~5,350 K-steps x 1.96 us, less the rooflines
-    sc_h, plan_h, _ = _point(H200_C4)
+    sc_h, plan_h, _ = serving_point(H200_C4)
     a, b = (estimate_serving(sc_h, parse_serve_plan(p, sc_h))
             for p in (plan_h, plan_h.replace("engine_version=0.5.9", "engine_version=0.5.10")))
     assert a["latency"]["tpot_ms"]["p50"] == b["latency"]["tpot_ms"]["p50"]

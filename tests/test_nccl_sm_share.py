@@ -54,3 +54,19 @@ def test_the_edge_group_is_not_charged_twice():
     hidden = base["dp_total"][0] - base["dp_comm"][0]
     assert 0.0 < hidden < base["dp_total"][0]
     assert new["dp_comm"][0] - base["dp_comm"][0] == pytest.approx(comm.nccl_sm_share(ctx) * hidden)
+
+
+@pytest.mark.parametrize("key", ["nccl_min_ctas", "moe_hybridep_num_sms"])
+@pytest.mark.parametrize("bad", [True, 0, 16.5, "abc"])
+def test_a_bad_cta_or_sm_count_exits_2_naming_the_key(tmp_path, key, bad):
+    """YAML's true / yes is a boolean, not a count of one (planner.spec.base.Int refuses it); 0, fractions and
+    text are refused too: exit 2 naming the file and the key, no traceback."""
+    from click.testing import CliRunner
+
+    from conftest import TINY_TRAIN, write_yaml
+    from planner.cli import main
+
+    p = write_yaml(tmp_path, {**TINY_TRAIN, "runtime": {key: bad}})
+    r = CliRunner().invoke(main, ["solve", str(p)])
+    assert r.exit_code == 2 and f"runtime.{key}" in r.output and str(p) in r.output, r.output
+    assert "Traceback" not in r.output

@@ -16,31 +16,22 @@ from planner.serve import timing
 from planner.serve.plan import parse_serve_plan
 from planner.serve.search import estimate_serving
 
-from conftest import ROOT
+from conftest import ROOT, serving_point
 
 runner = CliRunner()
 SERVE_70B = ROOT / "scenarios" / "serve_70b.yaml"
 POINT = "inferencex-trtllm-b200-dsr1-tp4-ep1-fp4-1024-1024-c16"
 
 
-def _point(key=POINT):
-    import serving_accuracy as S
-
-    rows = {r["id"]: r for r in yaml.safe_load((ROOT / "benchmarks" / "serving_runs.yaml").read_text())}
-    r = rows[key]
-    r["precision"]["native_weight_format"] = r["model"].get("native_weight_format")
-    return S.point_scenario(r)
-
-
 def test_the_published_trtllm_rows_name_the_backend_their_launch_file_sets():
-    _, plan, _ = _point()
+    _, plan, _ = serving_point(POINT)
     assert "moe_backend=trtllm" in plan
-    _, sglang_plan, _ = _point("inferencex-sglang-b200-dsr1-tp4-ep4-fp4-1024-1024-c16")
+    _, sglang_plan, _ = serving_point("inferencex-sglang-b200-dsr1-tp4-ep4-fp4-1024-1024-c16")
     assert "moe_backend" not in sglang_plan  # SGLang's flashinfer_trtllm runner is not mapped (engines.MOE_BACKENDS)
 
 
 def test_small_tiles_at_decode_and_none_at_large_batches():
-    sc, plan, _ = _point()
+    sc, plan, _ = serving_point(POINT)
     base = plan.replace(",moe_backend=trtllm", "")
     default, gen = (estimate_serving(sc, parse_serve_plan(p, sc)) for p in (base, base + ",moe_backend=trtllm"))
     assert default["plan"]["moe_backend"] == "default" and gen["plan"]["moe_backend"] == "trtllm"
@@ -52,7 +43,7 @@ def test_small_tiles_at_decode_and_none_at_large_batches():
 
 
 def test_backend_reaches_the_yaml_and_is_refused_where_the_kernels_do_not_run():
-    sc, plan, _ = _point()
+    sc, plan, _ = serving_point(POINT)
     r = estimate_serving(sc, parse_serve_plan(plan, sc))
     cfg = yaml.safe_load(L.serving_files(sc, r)[L.TRT_YAML].split("\n", 1)[1])
     assert cfg["moe_config"] == {"backend": "TRTLLM"}
@@ -60,7 +51,7 @@ def test_backend_reaches_the_yaml_and_is_refused_where_the_kernels_do_not_run():
     sglang = plan.replace("engine=trtllm", "engine=sglang").replace(",graph_padding=true", "").split(",engine_version")[0]
     with pytest.raises(InputError, match="TensorRT-LLM setting"):
         parse_serve_plan(sglang + ",moe_backend=trtllm", sc)
-    h200, h200_plan, _ = _point("inferencex-sglang-h200-dsr1-tp8-ep1-fp8-1024-1024-c16")
+    h200, h200_plan, _ = serving_point("inferencex-sglang-h200-dsr1-tp8-ep1-fp8-1024-1024-c16")
     with pytest.raises(InputError, match="Blackwell"):
         parse_serve_plan(h200_plan.replace("engine=sglang", "engine=trtllm").split(",engine_version")[0]
                          + ",moe_backend=trtllm", h200)
@@ -75,7 +66,7 @@ def test_backend_refused_for_weights_the_kernels_do_not_take_and_off_sm100():
     """TensorRT-LLM builds TRTLLMGenFusedMoE only for fp8-block / nvfp4 / mxfp4 weights (other schemes run CUTLASS:
     create_moe.py get_moe_cls) and only on the SM100 family (compute capability 10.x): an FP4-capable GPU of another
     compute capability (an SM120 part) is refused too."""
-    sc, plan, _ = _point()
+    sc, plan, _ = serving_point(POINT)
     assert "weights=nvfp4" in plan
     parse_serve_plan(plan, sc)  # accepted as published
     for w in ("bf16", "fp8", "int4-awq"):

@@ -19,7 +19,7 @@ from planner.serve import timing
 from planner.serve.plan import parse_serve_plan
 from planner.serve.search import estimate_serving
 
-from conftest import ROOT
+from conftest import ROOT, serving_point
 
 runner = CliRunner()
 SERVE_70B = ROOT / "scenarios" / "serve_70b.yaml"
@@ -29,15 +29,6 @@ MI300X = "inferencex-sglang-mi300x-dsr1-tp8-ep1-fp8-1024-1024-c16"
 MIB = 2**20
 
 
-def _point(key):
-    import serving_accuracy as S
-
-    rows = {r["id"]: r for r in yaml.safe_load((ROOT / "benchmarks" / "serving_runs.yaml").read_text())}
-    r = rows[key]
-    r["precision"]["native_weight_format"] = r["model"].get("native_weight_format")
-    return S.point_scenario(r)
-
-
 def _links(node, engine, tp, level):
     t = {"engine": np.array([engine]), "tp": np.array([tp]), "quick_reduce": np.array([level])}
     return timing.comm_links(node, t, 7168, True)
@@ -45,14 +36,14 @@ def _links(node, engine, tp, level):
 
 def test_the_published_rows_name_the_level_their_launch_sets():
     for key in (PREFILL_HEAVY, TP4):  # dsr1_fp4_mi355x.sh exports ROCM_QUICK_REDUCE_QUANTIZATION=INT4
-        assert "quick_reduce=int4" in _point(key)[1]
-    assert "quick_reduce" not in _point(MI300X)[1]  # dsr1_fp8_mi300x.sh sets none
+        assert "quick_reduce=int4" in serving_point(key)[1]
+    assert "quick_reduce" not in serving_point(MI300X)[1]  # dsr1_fp8_mi300x.sh sets none
     # --num-continuous-decode-steps 4 is inert in SGLang 0.5.9: the AMD rows poll every step
-    assert "recv_interval" not in _point(MI300X)[1] and "recv_interval" not in _point(TP4)[1]
+    assert "recv_interval" not in serving_point(MI300X)[1] and "recv_interval" not in serving_point(TP4)[1]
 
 
 def test_coded_bytes_above_each_engines_floor():
-    sc, _, _ = _point(PREFILL_HEAVY)
+    sc, _, _ = serving_point(PREFILL_HEAVY)
     node = sc.cluster.node
     int4, int8 = E.QUICK_REDUCE.index("int4"), E.QUICK_REDUCE.index("int8")
     # time per unit of the link model's: the coded bytes (INT4: 1,152 B per 4,096 B of fp16), but no more gain than
@@ -78,19 +69,19 @@ def test_coded_bytes_above_each_engines_floor():
 
 
 def test_prefill_heavy_row_gains_and_decode_sized_steps_do_not_move():
-    sc, plan, _ = _point(PREFILL_HEAVY)
+    sc, plan, _ = serving_point(PREFILL_HEAVY)
     base = plan.replace(",quick_reduce=int4", "")
     none, int4 = (estimate_serving(sc, parse_serve_plan(p, sc)) for p in (base, plan))
     assert none["plan"]["quick_reduce"] == "none" and int4["plan"]["quick_reduce"] == "int4"
     # 7,373-token prompts: 106 MB all-reduces in the prefill steps go coded
     assert int4["throughput"]["output_tokens_per_s"] > 1.01 * none["throughput"]["output_tokens_per_s"]
-    sc4, plan4, _ = _point(TP4)
+    sc4, plan4, _ = serving_point(TP4)
     a, b = (estimate_serving(sc4, parse_serve_plan(p, sc4)) for p in (plan4.replace(",quick_reduce=int4", ""), plan4))
     assert a["latency"]["tpot_ms"] == b["latency"]["tpot_ms"]  # decode messages (<= 1 MB) stay on the custom kernel
 
 
 def test_launch_files_export_the_engines_variable_quoted_and_the_plan_text_round_trips():
-    sc, plan, _ = _point(PREFILL_HEAVY)
+    sc, plan, _ = serving_point(PREFILL_HEAVY)
     r = estimate_serving(sc, parse_serve_plan(plan, sc))
     files = L.serving_files(sc, r)
     assert "\nexport ROCM_QUICK_REDUCE_QUANTIZATION=INT4\n" in files["serve.sh"]
@@ -109,7 +100,7 @@ def test_launch_files_export_the_engines_variable_quoted_and_the_plan_text_round
 
 
 def test_refused_off_rocm_off_vllm_sglang_and_for_other_group_sizes():
-    sc, plan, _ = _point(PREFILL_HEAVY)
+    sc, plan, _ = serving_point(PREFILL_HEAVY)
     trt = plan.split(",engine_version")[0].replace("engine=sglang", "engine=trtllm") + ",quick_reduce=int4"
     with pytest.raises(InputError, match="vLLM or SGLang"):
         parse_serve_plan(trt, sc)

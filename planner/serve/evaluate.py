@@ -441,8 +441,7 @@ def _evaluate(sc, t: dict) -> dict:
     elif s.mode == "concurrency":
         # fewer requests than colocated replicas: C replicas run one request each and the rest idle (a replica
         # does not run a fraction of a request: at b = C / replicas < 1 its prompt work was spread thin)
-        b = np.minimum(b_cap, np.where(dis, s.concurrency / reps,
-                                       np.maximum(s.concurrency / reps, min(1.0, s.concurrency))))
+        b = np.minimum(b_cap, np.where(dis, s.concurrency / reps, np.maximum(s.concurrency / reps, 1.0)))
     else:
         lam = s.requests_per_s / reps
         stable = stable & (lam * ctx.out_mean < cap_tok_s)

@@ -27,7 +27,9 @@ padded to 16 (ROW_TILE); p = BLEND_P = 1.6, FITTED to the 8,336 timings (mean ab
 128-row max; on the 132-row extract 9.0% against 11.6%, median 1.13 at 65-128 rows); left out one shape at a time
 the other three give p = 1.40-1.70 on the full table (1.30-1.90 on the extract) and 5.1-7.3% on the one left out,
 better than the max on three shapes; the large 57344 x 8192 is modelled worse than by the max (full table 6.4%
-against 5.2%; extract 16.6% against 8.0%). Fitted to AMD's per-operation
+against 5.2%; extract 16.6% against 8.0%). The fit reads the activations' bytes with the weights; the planner
+blends the weight bytes alone and adds the activations in its elementwise term: in that form p = 1.6 gives 6.6%
+against 8.4% for the 128-row max on the full table (best p 1.8, 6.5%). Fitted to AMD's per-operation
 timings, not to any point of benchmarks/serving_accuracy.py. The tuned table bounds the untuned heuristic of the
 vLLM 0.10 image from below, and the TP8 matrices (8-220 MB per GPU) are smaller than any in the table (67-470 MB),
 where the miss grows: on those rows the term is a lower bound. The table is MI325X; MI300X (same 304 CUs and

@@ -603,13 +603,12 @@ def stage_terms(f, t, lk, hw, n_dec, n_pf, ctx_dec, ctx_pf) -> dict:
     tp, ta = t["tp"], attn_tp(t)
     n = n_dec + n_pf
     imb = ep_rank_imbalance(f, n, t["ep"]) if f.experts else 1.0
-    dense = dense_linear_s(f, ls, n, n_dec, tp, ta, hw["lin_dense"][t["wq"]], bw, hw["bpe_dense"][t["wq"]],
-                           hw["lin_mla"][t["wq"]], hw["bpe_mla"][t["wq"]])
-    hb = HB.applies(t, hw.get("gpu_name", ""), n / (tp / ta))
+    linears = (f, ls, n, n_dec, tp, ta, hw["lin_dense"][t["wq"]], bw, hw["bpe_dense"][t["wq"]], hw["lin_mla"][t["wq"]],
+               hw["bpe_mla"][t["wq"]])
+    dense = dense_linear_s(*linears)
+    hb = HB.applies(t, hw["gpu_name"], n / (tp / ta))
     if hb.any():  # vLLM's per-tensor FP8 GEMMs through hipBLASLt on gfx942 (hipblaslt_fp8)
-        dense = np.where(hb, dense_linear_s(f, ls, n, n_dec, tp, ta, hw["lin_dense"][t["wq"]], bw,
-                                            hw["bpe_dense"][t["wq"]], hw["lin_mla"][t["wq"]], hw["bpe_mla"][t["wq"]],
-                                            row_tile=HB.ROW_TILE, blend_p=HB.BLEND_P), dense)
+        dense = np.where(hb, dense_linear_s(*linears, row_tile=HB.ROW_TILE, blend_p=HB.BLEND_P), dense)
     if hw.get("cus"):  # SGLang's default-tile Triton block-FP8 GEMMs on gfx942 (aiter_triton_gemm)
         on = ATG.applies(t, hw["gpu_name"])
         dense = dense + ATG.default_tile_excess_s(f, ls, n / (tp / ta), tp, ta, hw["lin_dense"][t["wq"]], bw,

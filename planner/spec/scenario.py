@@ -199,7 +199,7 @@ class Runtime(Strict):
         False, description="Megatron only, with model moe.capacity_factor set: pad every expert's input to its "
         "capacity (--moe-pad-expert-input-to-capacity, off by default; Megatron-Bridge 25.09 token-drop recipes "
         "set it): static split sizes, so the dispatcher never waits for the token counts on the host")
-    moe_hybridep_num_sms: int = Field(
+    moe_hybridep_num_sms: Int = Field(
         16, ge=1, le=256, description="SMs the HybridEP dispatch and combine kernels run on (Megatron-Core "
         "--moe-hybridep-num-sms, TransformerConfig default 16; the Megatron-Bridge performance recipes set 32, "
         "scripts/performance/utils/overrides.py). Picks the row of HybridEP's measured rates "
@@ -224,7 +224,7 @@ class Runtime(Strict):
     dp_comm_overlap: StrictBool = Field(True, description="gradient reduction overlapped with the last micro-batch's "
                                   "backward and the parameter all-gather with the first forward (Megatron "
                                   "--overlap-grad-reduce --overlap-param-gather, DeepSpeed overlap_comm, FSDP)")
-    nccl_min_ctas: int | None = Field(
+    nccl_min_ctas: Int | None = Field(
         None, ge=1, le=64, description="the fewest CTAs (channels) an NCCL ring collective runs on: NCCL_MIN_CTAS, "
         "or NCCL_MIN_NCHANNELS where only that is set (NCCL src/graph/connect.cc copies the ring channels up to "
         "max(NCCL_MIN_NCHANNELS, config minCTAs); the environment overrides a communicator's own config, "
