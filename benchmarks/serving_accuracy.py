@@ -349,8 +349,7 @@ def trtllm_bench_engine_gib(sc, weights_gib: float, w: str) -> float:
 def trtllm_bench_limits(r, sc, plan, w, kv, tp, pp) -> tuple[int, int] | None:
     """(max_batch_size, max_num_tokens) per rank that trtllm-bench throughput derives (see above):
     KV requests = (memory x GPUs - engine) x 0.95 / (bytes per token x (isl + osl)), bytes per token
-    2 x layers x max(tp, kv_heads) x head_dim x KV bytes (MLA: layers x (kv_lora_rank + rope dim)
-    x KV bytes); with or without attention DP the whole group's memory and engine (see above: the caller applies the
+    2 x layers x max(tp, kv_heads) x head_dim x KV bytes (MLA too: the heuristic then had no MLA branch); with or without attention DP the whole group's memory and engine (see above: the caller applies the
     result to every attention-DP rank). None when not a trtllm-bench run."""
     from planner.serve.plan import parse_serve_plan
 
@@ -361,16 +360,21 @@ def trtllm_bench_limits(r, sc, plan, w, kv, tp, pp) -> tuple[int, int] | None:
     m, wl = r["model"], r["workload"]
     isl, osl = int(wl["input_len"]), int(wl["output_len"])
     kvb = 1.0 if kv == "fp8" else 2.0
-    if m.get("mla"):
-        per_tok = m["layers"] * (m["mla"]["kv_lora_rank"] + m["mla"]["qk_rope_head_dim"]) * kvb
-    else:
-        hd = m.get("head_dim") or m["hidden_size"] // m["attention_heads"]
-        per_tok = 2 * m["layers"] * max(tp, m["kv_heads"]) * hd * kvb
+    # The heuristic at the runs' releases has no MLA branch (tensorrt_llm/bench/build/tuning.py calc_engine_setting,
+    # every stored revision: 2 x num_attention_layers x max(tp, num_key_value_heads) x head_size x KV bytes; the
+    # MLA latent size came only with tensorrt_llm/bench/tuning/heuristics.py, @0b42ceaf). Its ModelConfig
+    # (bench/build/dataclasses.py) takes head_size from the config's head_dim, else hidden_size // num_attention_heads;
+    # a DeepSeek-V3/R1 config.json states no head_dim, so MLA models count 128 KV heads x 56 per layer.
+    hd = m["hidden_size"] // m["attention_heads"] if m.get("mla") else \
+        (m.get("head_dim") or m["hidden_size"] // m["attention_heads"])
+    per_tok = 2 * m["layers"] * max(tp, m["kv_heads"]) * hd * kvb
     mem = sc.cluster.node.gpu.memory_gib
     tp_plan = plan.replace("attn_dp=True", "attn_dp=False")  # the engine: the whole model once, split over tp
     w_gpu = estimate_serving(sc, parse_serve_plan(tp_plan, sc))["memory"]["weights_gib"]
     engine = trtllm_bench_engine_gib(sc, tp * pp * w_gpu, w)
     free = (tp * pp * mem - engine) * TRTLLM_BENCH_KV_FRACTION
+    # Not applied (open, benchmarks/qwen3_serve_results.md section 6): get_settings (bench/benchmark/utils/general.py)
+    # raises max_num_tokens to the dataset's max ISL + max_batch_size when chunked prefill is off.
     return trtllm_bench_finetune(free * 2 ** 30 / (per_tok * (isl + osl)), isl, osl, pp)
 
 
