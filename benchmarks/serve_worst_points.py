@@ -7,7 +7,9 @@ planner.serve.timing.stage_terms (x pp) plus the host step as timing.iteration_s
 prefill chunks add to the mean iteration (mean - decode-only), and the mean iteration the published rate implies at
 the same batch (mean x predicted / measured throughput: the time the model would have to add). Regime: prefill-bound where the prefill chunks
 take over half the mean iteration; KV-limited where the KV pool (memory) caps the batch below max_batch and the
-token budget; else decode-bound, split by whether the dense GEMMs are weight-read- or compute-bound at b.
+token budget; else decode-bound, split by whether the dense GEMMs are weight-read- or compute-bound at b (stage_terms'
+dense term at infinite bandwidth against it at infinite FLOP rates; a tie, where a gfx942 default-tile kernel's K loop
+takes longer than either roofline, counts as compute-bound).
 
     python benchmarks/serve_worst_points.py [N]     # N worst points (default 20), markdown to stdout
 """
@@ -28,7 +30,6 @@ import serving_accuracy as S  # noqa: E402
 from planner.serve import engines as E  # noqa: E402
 from planner.serve import timing  # noqa: E402
 from planner.serve.evaluate import Context, _graph_decode_s, _iter  # noqa: E402
-from planner.serve.memory import attn_tp, stage_layers  # noqa: E402
 from planner.serve.plan import parse_serve_plan  # noqa: E402
 from planner.serve.search import estimate_serving  # noqa: E402
 
@@ -65,13 +66,15 @@ def breakdown(r: dict) -> dict:
     host = float(np.maximum(timing.STEP_OVERHEAD_S, timing.host_bound_s(t, p))[0]) * 1e3
     # overlapped host step: only what it adds beyond the GPU step (max of the two)
     ms["host"] = host if not overlap else max(host - sum(ms.values()), 0.0)
-    # dense GEMMs read- or compute-bound at b: the two sides of dense_linear_s
-    ls, ta = stage_layers(f, pp), attn_tp(t)
-    wq = t["wq"]
-    read = timing.dense_linear_s(f, ls, b, b, t["tp"], ta, np.inf, ctx.hw["bw"], ctx.hw["bpe_dense"][wq], np.inf,
-                                 ctx.hw["bpe_mla"][wq])
-    comp = timing.dense_linear_s(f, ls, b, b, t["tp"], ta, ctx.hw["lin_dense"][wq], np.inf, ctx.hw["bpe_dense"][wq],
-                                 ctx.hw["lin_mla"][wq], ctx.hw["bpe_mla"][wq])
+    # dense GEMMs read- or compute-bound at b: stage_terms' own dense term with one side's rate made infinite at a
+    # time, so the gfx942 tile terms it adds (aiter_triton_gemm, hipblaslt_fp8) count as the model counts them
+
+    def dense_without(*rates):
+        hw = {**ctx.hw, **{k: np.full(np.shape(ctx.hw[k]), np.inf) for k in rates}}
+        dense = timing.stage_terms(f, t, ctx.links, hw, p / pp, 0.0, ctx_dec * b / p, ctx_pf)["dense_gemm"]
+        return float(np.ravel(dense)[0])
+
+    read, comp = dense_without("lin_dense", "lin_mla"), dense_without("bw")
     mem = ctx.memory(t)
     kv_cap = float(mem["seqs_running"][0])
     pf_share = max(mean - dec, 0.0) / mean
@@ -80,7 +83,7 @@ def breakdown(r: dict) -> dict:
     elif not r["workload"].get("concurrency") and kv_cap <= min(float(t["max_batch"][0]), b[0] + 0.5):
         regime = "KV-limited"
     else:
-        regime = "decode, GEMM compute-bound" if float(comp[0]) > float(read[0]) else "decode, weight-read-bound"
+        regime = "decode, GEMM compute-bound" if comp >= read else "decode, weight-read-bound"
     return {"b": float(b[0]), "padded": float(p[0]), "mean_ms": mean * 1e3, "decode_ms": dec * 1e3, "pf_share": pf_share, "ms": ms,
             "regime": regime, "overlap": overlap}
 

@@ -122,8 +122,7 @@ def model_parts(ctx, t, n_dec: float, n_pf: float, ctx_dec: float, ctx_pf: float
     kv_read = n_dec * seq_kv_bytes(f, full, sw, ctx_dec) / bw
     parts = {
         "attention projections + router + LM head (bf16 GEMMs)":
-            T.dense_linear_s(f, ls, n, n_dec, tp, ta, hw["lin_dense"][wq], bw, hw["bpe_dense"][wq], hw["lin_mla"][wq],
-                             hw["bpe_mla"][wq]),
+            T.stage_terms(f, t, ctx.links, hw, n_dec, n_pf, ctx_dec, ctx_pf)["dense_gemm"],
         "MoE layer (experts + routing + dispatch/combine copies)":
             T.expert_linear_s(f, ls, n, tp, lin, bw, hw["bpe"][wq], t["ep"], hw["dequant"][wq], hw["weight_only"][wq])
             + T.moe_routing_s(f, ls, n) + n * ls * moe_act / bw + T.weight_only_moe_fixed_s(f, ls, hw["weight_only"][wq]),

@@ -73,9 +73,14 @@ def block_gemm_shapes(m) -> tuple:
     return tuple(out)
 
 
+def gfx942(gpu_name: str) -> bool:
+    """The GPU is a gfx942 one (GFX942_CUS): the condition of this module's term and of hipblaslt_fp8's."""
+    return gpu_name in GFX942_CUS
+
+
 def applies(t: dict, gpu_name: str) -> np.ndarray:
     """Plan rows that run these GEMMs with the default tile: SGLang 0.5.6-0.5.9 on a gfx942 GPU, fp8-block weights."""
-    if gpu_name not in GFX942_CUS:
+    if not gfx942(gpu_name):
         return np.zeros(np.shape(t["engine"]), dtype=bool)
     version = E.plan_engine_version(t)
     block = np.array([n == "fp8-block" for n in E.WEIGHT_NAMES])[t["wq"]]
@@ -101,9 +106,3 @@ def default_tile_excess_s(f, ls, rows, tp, ta, lin, bw, bpe, cus, on):
         roof = np.maximum(2.0 * rows * n_r * k_r / lin, n_r * k_r * bpe / bw)
         total = total + ls * share[moe_layer] * np.maximum(kernel - roof, 0.0)
     return np.where(on, total, 0.0)
-
-
-def cus_of(gpu_name: str) -> int:
-    """Compute units of a gfx942 GPU (GFX942_CUS), 0 for any other."""
-    return GFX942_CUS.get(gpu_name, 0)
-

@@ -45,7 +45,6 @@ import statistics
 
 import numpy as np
 
-from planner.serve import aiter_triton_gemm as ATG
 from planner.serve import engines as E
 from planner.serve import timing
 from planner.serve.memory import VERDICTS, memory_table, model_facts
@@ -131,7 +130,7 @@ class Context:
                    "mnnvl": bool(self.node.domain > self.node.gpus_per_node),  # scaleup_domain None = the node
                    "exp_per_flop": timing.exp_rate_per_flop(self.gpu),
                    "ctx_cv": self.ctx_dec_cv,
-                   "gpu_name": self.gpu.name, "cus": ATG.cus_of(self.gpu.name)}
+                   "gpu_name": self.gpu.name}
         self.price = self.node.usd_per_gpu_hour
         self.links = None  # collective costs of the plan table (timing.comm_links), set by evaluate
 

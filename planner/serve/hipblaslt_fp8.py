@@ -46,7 +46,7 @@ from __future__ import annotations
 import numpy as np
 
 from planner.serve import engines as E
-from planner.serve.aiter_triton_gemm import GFX942_CUS  # the gfx942 GPUs of the catalog
+from planner.serve.aiter_triton_gemm import gfx942  # the gfx942 GPUs of the catalog
 
 ROW_TILE = 16  # hipBLASLt's smallest FP8 macro-tile height on gfx942: the measured time is flat for 1-16 rows
 BLEND_P = 1.6  # FITTED to AMD's 8,336 hipBLASLt FP8 timings (module doc; benchmarks/hipblaslt_fp8_check.py)
@@ -56,7 +56,7 @@ def applies(t: dict, gpu_name: str, rows) -> np.ndarray:
     """Plan rows whose dense GEMMs run hipBLASLt per-tensor FP8: vLLM on a gfx942 GPU with "fp8" weights and more
     than one token row per GPU in the step (rows)."""
     shape = np.broadcast(np.asarray(t["engine"]), np.asarray(rows)).shape
-    if gpu_name not in GFX942_CUS:
+    if not gfx942(gpu_name):
         return np.zeros(shape, dtype=bool)
     fp8 = np.array([n == "fp8" for n in E.WEIGHT_NAMES])[t["wq"]]
     return np.broadcast_to((np.asarray(t["engine"]) == E.VLLM) & fp8 & (np.asarray(rows) > 1.0), shape)

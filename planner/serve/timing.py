@@ -606,13 +606,13 @@ def stage_terms(f, t, lk, hw, n_dec, n_pf, ctx_dec, ctx_pf) -> dict:
     linears = (f, ls, n, n_dec, tp, ta, hw["lin_dense"][t["wq"]], bw, hw["bpe_dense"][t["wq"]], hw["lin_mla"][t["wq"]],
                hw["bpe_mla"][t["wq"]])
     dense = dense_linear_s(*linears)
-    hb = HB.applies(t, hw["gpu_name"], n / (tp / ta))
-    if hb.any():  # vLLM's per-tensor FP8 GEMMs through hipBLASLt on gfx942 (hipblaslt_fp8)
-        dense = np.where(hb, dense_linear_s(*linears, row_tile=HB.ROW_TILE, blend_p=HB.BLEND_P), dense)
-    if hw.get("cus"):  # SGLang's default-tile Triton block-FP8 GEMMs on gfx942 (aiter_triton_gemm)
-        on = ATG.applies(t, hw["gpu_name"])
+    if ATG.gfx942(hw["gpu_name"]):
+        hb = HB.applies(t, hw["gpu_name"], n / (tp / ta))  # vLLM's per-tensor FP8 GEMMs through hipBLASLt
+        if hb.any():
+            dense = np.where(hb, dense_linear_s(*linears, row_tile=HB.ROW_TILE, blend_p=HB.BLEND_P), dense)
+        on = ATG.applies(t, hw["gpu_name"])  # SGLang's default-tile Triton block-FP8 GEMMs (aiter_triton_gemm)
         dense = dense + ATG.default_tile_excess_s(f, ls, n / (tp / ta), tp, ta, hw["lin_dense"][t["wq"]], bw,
-                                                  hw["bpe_dense"][t["wq"]], hw["cus"], on)
+                                                  hw["bpe_dense"][t["wq"]], ATG.GFX942_CUS[hw["gpu_name"]], on)
     experts = expert_linear_s(f, ls, n, tp, lin, bw, bpe, t["ep"], hw["dequant"][t["wq"]], hw["weight_only"][t["wq"]],
                               imbalance=imb, trtllm_gen=E.plan_trtllm_gen_moe(t))
     elementwise = n * ls * activation_bytes_per_token(f, tp, ta, t["ep"], imb) / bw
