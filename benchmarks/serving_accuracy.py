@@ -350,15 +350,16 @@ def trtllm_bench_limits(r, sc, plan, w, kv, tp, pp) -> tuple[int, int] | None:
     """(max_batch_size, max_num_tokens) per rank that trtllm-bench throughput derives (see above):
     KV requests = (memory x GPUs - engine) x 0.95 / (bytes per token x (isl + osl)), bytes per token
     2 x layers x max(tp, kv_heads) x head_dim x KV bytes (MLA too: the heuristic then had no MLA branch); with or without attention DP the whole group's memory and engine (see above: the caller applies the
-    result to every attention-DP rank). None when not a trtllm-bench run."""
+    result to every attention-DP rank); max_num_tokens then at least ISL + max_batch_size
+    (trtllm_bench_prefill_floor). None when not a trtllm-bench run."""
     from planner.serve.plan import parse_serve_plan
 
     if "trtllm-bench" not in str(r.get("framework", "")) or "concurrency" in str(r["workload"].get("kind")):
         return None
-    if w not in TRTLLM_BENCH_TUNED:
-        return TRTLLM_LLM_API_DEFAULTS  # per rank under attention DP, as the tuned values
     m, wl = r["model"], r["workload"]
     isl, osl = int(wl["input_len"]), int(wl["output_len"])
+    if w not in TRTLLM_BENCH_TUNED:
+        return trtllm_bench_prefill_floor(TRTLLM_LLM_API_DEFAULTS, isl)  # per rank under attention DP, as the tuned
     kvb = 1.0 if kv == "fp8" else 2.0
     # The heuristic at the runs' releases has no MLA branch (tensorrt_llm/bench/build/tuning.py calc_engine_setting,
     # every stored revision: 2 x num_attention_layers x max(tp, num_key_value_heads) x head_size x KV bytes; the
@@ -373,9 +374,16 @@ def trtllm_bench_limits(r, sc, plan, w, kv, tp, pp) -> tuple[int, int] | None:
     w_gpu = estimate_serving(sc, parse_serve_plan(tp_plan, sc))["memory"]["weights_gib"]
     engine = trtllm_bench_engine_gib(sc, tp * pp * w_gpu, w)
     free = (tp * pp * mem - engine) * TRTLLM_BENCH_KV_FRACTION
-    # Not applied (open, benchmarks/qwen3_serve_results.md section 6): get_settings (bench/benchmark/utils/general.py)
-    # raises max_num_tokens to the dataset's max ISL + max_batch_size when chunked prefill is off.
-    return trtllm_bench_finetune(free * 2 ** 30 / (per_tok * (isl + osl)), isl, osl, pp)
+    return trtllm_bench_prefill_floor(trtllm_bench_finetune(free * 2 ** 30 / (per_tok * (isl + osl)), isl, osl, pp), isl)
+
+
+def trtllm_bench_prefill_floor(limits: tuple[int, int], max_isl: int) -> tuple[int, int]:
+    """get_settings (tensorrt_llm/bench/benchmark/utils/general.py, PR 5625, merged 2025-06-30, before both
+    performance-overview revisions): with chunked prefill off (trtllm-bench's --enable_chunked_prefill default False;
+    no page llm_options enables it) max_num_tokens = max(the heuristic's or the LLM API default's value, the
+    dataset's max ISL + max_batch_size), so a whole prompt fits one step (the fixed-length datasets: max ISL = ISL)."""
+    bs, tok = limits
+    return bs, max(tok, max_isl + bs)
 
 
 def run_requests(r: dict) -> int | None:

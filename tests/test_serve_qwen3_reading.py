@@ -94,3 +94,17 @@ def test_trtllm_bench_engine_counts_checkpoint_elements_at_the_quantisations_wid
     assert abs(S.trtllm_bench_engine_gib(sc, 2 * checkpoint_gib, "bf16") - 2 * checkpoint_gib) < 1e-9
     fp8 = S.trtllm_bench_engine_gib(sc, checkpoint_gib, "fp8")
     assert 0.9 * checkpoint_gib < fp8 < checkpoint_gib  # bf16 embeddings / LM head counted at one byte
+
+
+def test_trtllm_bench_without_chunked_prefill_fits_a_whole_prompt_in_one_step():
+    """trtllm-bench's get_settings (chunked prefill off, its default) raises max_num_tokens to the dataset's max ISL +
+    max_batch_size, whether the heuristic (NVFP4 / FP8) or the LLM API defaults (MXFP4) set it: a 32k prompt is one
+    step, not chunks of the heuristic's few thousand tokens; a short-prompt run keeps the heuristic's value."""
+    recs = _records()
+    for rid in ("trtllm-po-b200-qwen3-30b-tp1-fp4-1000-1000", "trtllm-po-b200-gptoss20b-tp1-fp4-1000-1000"):
+        short = dict(kv.split("=") for kv in _plan(recs[rid])[1].split(","))
+        r = copy.deepcopy(recs[rid])
+        r["workload"] = dict(r["workload"], input_len=32768, output_len=1024)
+        fields = dict(kv.split("=") for kv in _plan(r)[1].split(","))
+        assert int(fields["max_batched_tokens"]) == 32768 + int(fields["max_batch"])
+        assert int(short["max_batched_tokens"]) > 1000 + int(short["max_batch"])  # the floor does not bind
