@@ -22,7 +22,8 @@ serving: {input_tokens: 1024, output_tokens: 256, requests_per_s: 10}
 
 
 def _table(**kw):
-    return {k: np.array([v]) for k, v in kw.items()}
+    """A one-row plan table; vLLM (no TensorRT-LLM MoE buffers) and ep 1 unless given."""
+    return {k: np.array([v]) for k, v in {"engine": E.VLLM, "ep": 1, **kw}.items()}
 
 
 def test_an_attention_dp_rank_allocates_the_workspace_of_its_share(tmp_path):

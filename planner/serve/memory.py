@@ -184,11 +184,10 @@ def trtllm_moe_workspace_bytes(f: ModelFacts, t) -> np.ndarray:
     input, expert ids and scales (num_rows x hidden, charged at 2 B: an upper bound for FP8 / NVFP4 inputs) stay
     alive. The FP8-block-scale path's own GEMM workspace and NVFP4's activation scale factors are not added
     (a few percent of the term)."""
-    if not f.expert_ffn or "engine" not in t:
+    if not f.expert_ffn:
         return np.zeros(np.shape(t["tp"]))
     rows = trtllm_moe_rows(t).astype(float)
-    ep = np.asarray(t["ep"]) if "ep" in t else np.asarray(t["tp"])
-    inter = f.expert_ffn / np.maximum(np.asarray(t["tp"]) // np.maximum(ep, 1), 1)
+    inter = f.expert_ffn / np.maximum(np.asarray(t["tp"]) // np.maximum(np.asarray(t["ep"]), 1), 1)
     e = f.top_k * rows
     ws = e * (24 + ACT_BYTES * np.maximum(f.hidden, inter) + ACT_BYTES * np.maximum(2 * inter, f.hidden))
     ws = ws + rows * (2 * ACT_BYTES * f.hidden + 8 * f.top_k)
