@@ -443,6 +443,7 @@ def dp_comm(ctx, t, mem, fwd_mb_s, bwd_mb_s) -> dict:
     # Every stage synchronises its own gradients at the same time; the step waits for the stage with
     # the most (the first holds the embedding and any extra layer, the last the output layer).
     first, last = stage_params(ctx, t, "first"), stage_params(ctx, t, "last")
+    first_stage = first  # the first stage itself (the edge buckets below), before any middle rank's maximum
     if split_key_of(ctx) is not None:  # a Megatron split: a middle rank may hold the most parameters
         middle = stage_params(ctx, t, heaviest_rank(ctx, t))
         first = {k: np.maximum(first[k], middle[k]) for k in ("non_expert", "expert")}
@@ -482,7 +483,7 @@ def dp_comm(ctx, t, mem, fwd_mb_s, bwd_mb_s) -> dict:
     # Megatron's edge buckets (megatron_edge_bucket_params): reduced after the backward, gathered before
     # the first layer of the forward, over the non-expert data-parallel ring
     ring = rings[0]
-    edge = megatron_edge_bucket_params(ctx, t) / tp
+    edge = megatron_edge_bucket_params(ctx, t, first_stage) / tp
     edge_sync = np.where(edge > 0, np.where(zero == 0, all_reduce_s(node, edge * grad_bytes, ring),
                                             gather_s(node, edge * grad_bytes, ring)), 0.0)
     edge_post = np.where((edge > 0) & (zero == 1), gather_s(node, edge * param_bytes, ring), 0.0)
@@ -504,7 +505,7 @@ def dp_comm(ctx, t, mem, fwd_mb_s, bwd_mb_s) -> dict:
     return {"dp_total": total, "dp_comm": exposed + contention + copies}
 
 
-def megatron_edge_bucket_params(ctx, t):
+def megatron_edge_bucket_params(ctx, t, first=None):
     """Parameters (before tensor-parallel sharding) of the bucket group Megatron-Core's DDP reduces last
     and gathers first, on the first pipeline stage (the one whose backward ends last); 0 outside
     Megatron's DDP / distributed optimizer (zero 0 or 1).
@@ -521,10 +522,12 @@ def megatron_edge_bucket_params(ctx, t):
     parameter in a 16-bit one) partition_buckets merges all non-FP8 buckets into the last FP8
     bucket group ("Case 3"), so that group holds every 16-bit parameter of the stage: the embedding,
     norms and, without a pipeline, the output layer. The rest of the last FP8 bucket (less than one
-    bucket) is not counted: the bucket size is not a runtime setting here, so this is a lower bound."""
-    from planner.estimate.memory_terms_stage import stage_params
+    bucket) is not counted: the bucket size is not a runtime setting here, so this is a lower bound.
+    `first`: stage_params(ctx, t, "first") where the caller already has it (dp_comm)."""
+    if first is None:
+        from planner.estimate.memory_terms_stage import stage_params
 
-    first = stage_params(ctx, t, "first")
+        first = stage_params(ctx, t, "first")
     fp8_params = (t["precision"] == T.FP8) & bool(ctx.scenario.runtime.fp8_param_gather)
     edge = np.where(fp8_params, first["non_expert"] - first["gemm"], float(ctx.stats.embedding))
     return np.where((t["framework"] == MEG) & (t["zero"] <= 1), edge, 0.0)
