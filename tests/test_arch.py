@@ -24,6 +24,9 @@ PUBLISHED = {
     "llama-2-7b": 6_738_415_616,
     "llama-2-70b": 68_976_648_192,
     "mistral-7b": 7_241_732_096,
+    # numel over DeepseekV3ForCausalLM built from Kimi-K2-Base's config.json (model_type kimi_k2); the model card
+    # rounds it to 1T; recounted tensor by tensor in test_muon.test_kimi_k2_counts
+    "kimi-k2": 1_026_408_209_408,
 }
 # Model cards give rounded figures: (count, relative tolerance).
 ROUNDED = {"qwen2.5-7b": (7.61e9, 0.001), "qwen2.5-72b": (72.7e9, 0.001), "qwen3-8b": (8.2e9, 0.005),

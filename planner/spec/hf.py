@@ -41,6 +41,10 @@ MLP_BIAS = ("llama", "granite")
 
 DENSE = {"llama", "mistral", "qwen2", "qwen3", "gemma", "olmo", "granite", "phi3"}
 SUPPORTED = DENSE | {"mixtral", "qwen2_moe", "qwen3_moe", "deepseek_v2", "deepseek_v3", "gpt2", "gpt_neox", "gpt_oss"}
+# model_type values whose checkpoints transformers builds with another family's class, as their config.json's
+# `architectures` says: {model_type: (family read as, architecture)}. Moonshot's Kimi-K2 (model_type kimi_k2)
+# ships DeepseekV3ForCausalLM (its config.json auto_map: configuration_deepseek.DeepseekV3Config).
+ALIASES = {"kimi_k2": ("deepseek_v3", "DeepseekV3ForCausalLM")}
 
 
 def _get(cfg: dict, *names: str, default: Any = ..., key: str | None = None):
@@ -198,6 +202,8 @@ def model_from_hf(cfg: dict, name: str = "hf-model") -> dict:
     if not isinstance(cfg, dict):
         raise InputError("config.json must hold a JSON object")
     mt = cfg.get("model_type")
+    if isinstance(mt, str) and mt in ALIASES and ALIASES[mt][1] in (cfg.get("architectures") or []):
+        mt = ALIASES[mt][0]
     if not isinstance(mt, str) or mt not in SUPPORTED:
         raise InputError(f"unsupported model_type {mt!r} (supported: {', '.join(sorted(SUPPORTED))})",
                          key="model_type")
