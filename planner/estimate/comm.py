@@ -434,7 +434,9 @@ def dp_comm(ctx, t, mem, fwd_mb_s, bwd_mb_s) -> dict:
     windows, Megatron's edge bucket group (megatron_edge_bucket_params) is reduced after the backward
     and gathered before the first layer, so at least its reduce-scatter and all-gather stay exposed. The
     hidden part slows the compute it overlaps by the share of SMs NCCL's CTAs hold
-    (nccl_sm_share).
+    (nccl_sm_share). Muon under Megatron's layer-wise distributed optimizer (zero 1, estimate/muon.py)
+    all-reduces the gradients like ZeRO-0 and all-gathers the updated parameters in the step, exposed
+    (LayerWiseDistributedOptimizer.step -> allgather_params).
     """
     from planner.estimate.memory_terms_stage import heaviest_rank, split_key_of, stage_params
 
@@ -471,12 +473,16 @@ def dp_comm(ctx, t, mem, fwd_mb_s, bwd_mb_s) -> dict:
     # pipeline stage reduce-scatters gradients only after the last micro-batch's backward
     # (torch.distributed.pipelining: set_requires_gradient_sync on the last backward only).
     titan_pp = (t["framework"] == TT) & (t["pp"] > 1) & (zero >= 3)
+    # Muon's layer-wise distributed optimizer (Megatron, zero 1; estimate/muon.py): the DDP buffer is
+    # all-reduced whole, and the updated parameters are all-gathered inside the step (no overlap)
+    muon_lw = (t["framework"] == MEG) & (zero == 1) & (ctx.optimizer == "muon")
+    reduce_all = (zero == 0) | muon_lw
     step_sync = post = per_mb = 0.0  # both groups share the NICs: their times add up
     rings = [group(node, size, stride) for _, size, stride in groups]
     for (params, _, _), ring in zip(groups, rings):
         g = gather_s(node, params * grad_bytes, ring)
         p = gather_s(node, params * param_bytes, ring)
-        step_sync = step_sync + np.where(zero == 0, all_reduce_s(node, params * grad_bytes, ring),
+        step_sync = step_sync + np.where(reduce_all, all_reduce_s(node, params * grad_bytes, ring),
                                          np.where((zero == 1) | titan_pp, g, 0.0))
         post = post + np.where(((zero >= 1) & (zero <= 2)) | titan_pp, p, 0.0)
         per_mb = per_mb + np.where(zero == 2, g, np.where((zero >= 3) & ~titan_pp, 2 * p + g, 0.0))
@@ -484,7 +490,7 @@ def dp_comm(ctx, t, mem, fwd_mb_s, bwd_mb_s) -> dict:
     # the first layer of the forward, over the non-expert data-parallel ring
     ring = rings[0]
     edge = megatron_edge_bucket_params(ctx, t, first_stage) / tp
-    edge_sync = np.where(edge > 0, np.where(zero == 0, all_reduce_s(node, edge * grad_bytes, ring),
+    edge_sync = np.where(edge > 0, np.where(reduce_all, all_reduce_s(node, edge * grad_bytes, ring),
                                             gather_s(node, edge * grad_bytes, ring)), 0.0)
     edge_post = np.where((edge > 0) & (zero == 1), gather_s(node, edge * param_bytes, ring), 0.0)
     total = step_sync + post + ga * per_mb
@@ -498,7 +504,8 @@ def dp_comm(ctx, t, mem, fwd_mb_s, bwd_mb_s) -> dict:
     # layer's reduce-scatter: one layer's share of those stays exposed per micro-batch.
     layers = np.maximum(memory.stage_layers(ctx, t, "first")[0], memory.stage_layers(ctx, t, "last")[0])
     layer_share = np.where(per_mb > 0, per_mb / np.maximum(layers, 1), 0.0)
-    exposed = np.maximum(edge_sync, step_sync - bwd_mb_s) + np.maximum(edge_post, post - fwd_mb_s) \
+    exposed = np.maximum(edge_sync, step_sync - bwd_mb_s) \
+        + np.where(muon_lw, post, np.maximum(edge_post, post - fwd_mb_s)) \
         + ga * (np.maximum(0, per_mb - window) + np.minimum(layer_share, per_mb))
     # the hidden part runs beside compute, whose kernels lose the SMs NCCL's CTAs hold meanwhile
     contention = np.maximum(0.0, total - exposed) * nccl_sm_share(ctx)

@@ -47,8 +47,11 @@ COMPUTE_BYTES = np.array([4.0, 2.0, 2.0, 2.0])
 #   adam8bit: uint8 moments plus an fp32 absmax per 2048-element block of each (Dettmers et al. 2022,
 #     "8-bit Optimizers via Block-wise Quantization", block size 2048);
 #   sgd: one fp32 momentum buffer (torch.optim.SGD with momentum > 0);
-#   adafactor: 4 bytes when it sees flat partitions, else factored (adafactor_state_elements).
-STATE_BYTES = {"adamw": 8.0, "adam": 8.0, "adam8bit": 2.0 + 2 * 4.0 / 2048, "sgd": 4.0, "adafactor": 4.0}
+#   adafactor: 4 bytes when it sees flat partitions, else factored (adafactor_state_elements);
+#   muon: 4 (one fp32 momentum) for its matrices, 8 (the Adam fallback) for the rest: estimate/muon.py, which
+#     optimizer_state_bytes asks; the figure here is the Muon parameters' own.
+STATE_BYTES = {"adamw": 8.0, "adam": 8.0, "adam8bit": 2.0 + 2 * 4.0 / 2048, "sgd": 4.0, "adafactor": 4.0,
+               "muon": 4.0}
 # Transformer Engine FP8 (Megatron-LM): each GEMM keeps an FP8 copy of its weight and of its
 # transpose across micro-batches (1 + 1 bytes; Hopper's FP8 GEMM needs both layouts; Blackwell's does
 # not, fp8_weight_transposes), and a delayed-
@@ -186,8 +189,14 @@ def optimizer_state_bytes(ctx, t, sp, stage, held):
     """Optimizer states for the `held` parameters this GPU updates (STATE_BYTES). Adafactor factors
     only where the optimizer sees the parameters' shapes: Megatron without the distributed optimizer
     and torchtitan (DTensor shards). DeepSpeed (every stage flattens into fp32 partition groups) and
-    the Megatron distributed optimizer (shards of a flat buffer) hand it 1-D tensors: 4 bytes each."""
+    the Megatron distributed optimizer (shards of a flat buffer) hand it 1-D tensors: 4 bytes each. Muon keeps
+    one fp32 momentum per matrix parameter and Adam moments for the rest (muon.state_bytes), sharded by the
+    layer-wise distributed optimizer (zero >= 1)."""
     name = ctx.optimizer
+    if name == "muon":
+        from planner.estimate.muon import state_bytes
+
+        return state_bytes(ctx, t, sp, stage, t["zero"] >= 1)[0]
     if name != "adafactor":
         return held * STATE_BYTES[name]
     fw, zero = t["framework"], t["zero"]
@@ -228,6 +237,10 @@ def model_state_parts(ctx, t, sp, stage) -> dict:
     wb = COMPUTE_BYTES[prec]
     w_held = np.where(zero >= 3, shard, local)
     g_held = np.where(zero >= 2, shard, local)
+    if ctx.optimizer == "muon":  # Megatron's layer-wise distributed optimizer deals whole parameters (muon.py)
+        from planner.estimate.muon import layerwise_shares
+
+        shard = layerwise_shares(ctx, t, sp, stage, zero >= 1)[0]
     o_held = np.where(zero >= 1, shard, local)
     fp16 = prec == FP16
 

@@ -27,7 +27,8 @@ def optimizer_s(ctx, t, mem, fwd_mb_s=0.0, bwd_mb_s=0.0):
     """Seconds of the optimizer step, and the exposed host traffic when offloading.
 
     * On the GPU: memory-bound passes over this GPU's shard (and Megatron's whole local gradient
-      buffer), per framework: optimizer_bytes.optimizer_hbm_bytes at HBM_EFFICIENCY of HBM peak.
+      buffer), per framework: optimizer_bytes.optimizer_hbm_bytes at HBM_EFFICIENCY of HBM peak; under
+      Muon plus its Newton-Schulz GEMMs (muon.newton_schulz_s).
     * Optimizer offload (ZeRO-Offload): gradients go to the host as backward produces them
       (bf16, 2 bytes; every micro-batch with ZeRO >= 2, once with ZeRO-1) and hide behind the
       backward of that micro-batch; the CPU Adam step is exposed; the updated bf16 parameters come
@@ -41,6 +42,12 @@ def optimizer_s(ctx, t, mem, fwd_mb_s=0.0, bwd_mb_s=0.0):
     params = updated_params(t, mem)
     hbm = ctx.gpu.hbm_tb_s * 1e12 * HBM_EFFICIENCY
     gpu_s = optimizer_hbm_bytes(ctx, t, mem) / hbm
+    if ctx.optimizer == "muon":  # plus its Newton-Schulz GEMMs (muon.newton_schulz_s), the slower stage's
+        from planner.estimate.memory_terms_stage import stage_params
+        from planner.estimate.muon import newton_schulz_s
+
+        gpu_s = gpu_s + np.maximum(*(newton_schulz_s(ctx, t, stage_params(ctx, t, s), t["zero"] >= 1)
+                                     for s in ("first", "last")))
     gpn = ctx.node.gpus_per_node
     cpu_s = params * gpn / CPU_ADAM_PARAMS_PER_S_PER_NODE
     nvme_s = params * gpn * 2 * 12.0 / NVME_BYTES_PER_S_PER_NODE

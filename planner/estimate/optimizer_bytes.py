@@ -29,6 +29,9 @@ parameters) unless said otherwise:
     (offload.optimizer_s).
   * torchtitan (FSDP2): fp32 sharded parameters updated in place by the fused AdamW (optimizer
     `implementation = "fused"`), gradients fp32 shards: no copy, no zeroing (zero_grad frees the gradients).
+  * Muon (Megatron only, estimate/muon.py): its matrices take muon.MUON_PASS_BYTES of unfused passes instead
+    of the fused kernel (muon_updated_params of them on this GPU); the Adam fallback keeps the fused kernel; the
+    Newton-Schulz GEMMs are timed apart (muon.newton_schulz_s).
 
 Not counted: gradient clipping's passes (a norm read of the gradients and, where the code scales
 unconditionally, an in-place scale: DeepSpeed unscale_and_clip_grads `mul_`, torchtitan through
@@ -107,7 +110,22 @@ def optimizer_hbm_bytes(ctx, t, mem):
     cast = np.where(g < FP32_BYTES, GRAD_TO_FP32_BYTES, 0.0)
     flatten = np.where((fw == DS) & (zero >= 3), DS_Z3_FLATTEN_BYTES, 0.0)
     per_shard = cast + optimizer_kernel_bytes(ctx.optimizer) + param_write_bytes(ctx, t) + flatten
+    if ctx.optimizer == "muon":  # Adam's fused kernel for the fallback, Muon's passes for its matrices
+        from planner.estimate.muon import MUON_PASS_BYTES
+
+        per_shard = cast + optimizer_kernel_bytes("adam") + param_write_bytes(ctx, t) + flatten
+        return shard * per_shard + muon_updated_params(ctx, t) * (MUON_PASS_BYTES - optimizer_kernel_bytes("adam")) \
+            + grad_zeroing_bytes(ctx, t, mem)
     return shard * per_shard + grad_zeroing_bytes(ctx, t, mem)
+
+
+def muon_updated_params(ctx, t):
+    """Muon parameters this GPU updates, the larger of the first and last pipeline stage's (muon.state_bytes:
+    its tensor/expert-parallel share, over the shard groups with the layer-wise distributed optimizer)."""
+    from planner.estimate.memory_terms_stage import stage_params
+    from planner.estimate.muon import state_bytes
+
+    return np.maximum(*(state_bytes(ctx, t, stage_params(ctx, t, s), s, t["zero"] >= 1)[1] for s in ("first", "last")))
 
 
 def grad_zeroing_bytes(ctx, t, mem):

@@ -99,6 +99,10 @@ def _zero(scenario, fields: dict, nvme_path: str) -> dict:
 def _optimizer(scenario, fields: dict) -> dict:
     """§1.7: optimizer and WarmupCosineLR with the recipe of planner/frameworks/common.py. ZeRO with
     an optimizer DeepSpeed does not ship needs zero_allow_untested_optimizer."""
+    if scenario.training.optimizer == "muon":  # rules.MUON_RULES keep such plans out of the search
+        raise InputError("training.optimizer muon: the planner models Megatron-Core's Muon only; DeepSpeed's Muon "
+                         "(MuonWithAuxAdam) is not modelled: use framework megatron, or another optimizer",
+                         key="training.optimizer")
     kind = OPTIMIZER_TYPES[scenario.training.optimizer]
     out: dict = {}
     if kind in ("AdamW", "Adam"):

@@ -15,7 +15,12 @@ from planner.frameworks.megatron_layout import layout_problems, pipeline_layout
 from planner.spec.model import window_pattern
 
 # Megatron's optimizers (`--optimizer`): its Adam applies decoupled weight decay (AdamW).
-OPTIMIZERS = {"adamw": "adam", "adam": "adam", "sgd": "sgd"}
+OPTIMIZERS = {"adamw": "adam", "adam": "adam", "sgd": "sgd", "muon": "muon"}
+# Muon as modelled (planner/estimate/muon.py) and as Megatron-Bridge's distributed_muon_with_cosine_annealing sets
+# it (recipes/utils/optimizer_utils.py at v0.4.0): Megatron-LM d98e8a6 arguments.py flags; with zero 1 the
+# --use-distributed-optimizer flag selects the layer-wise distributed optimizer (validate_args).
+MUON_ARGS = ["--muon-momentum 0.95", "--muon-nesterov", "--muon-scale-mode spectral", "--muon-num-ns-steps 5",
+             "--muon-tp-mode blockwise", "--muon-fp32-matmul-prec medium", "--muon-scalar-optimizer adam"]
 
 
 def _model_args(scenario) -> list[str]:
@@ -255,7 +260,10 @@ def _parallel_args(scenario, f: dict) -> list[str]:
         out += megatron_fsdp_args()
     if rt.dp_comm_overlap:
         out.append("--overlap-grad-reduce")
-        out += ["--overlap-param-gather"] if f["zero"] in (1, 3) else []
+        # Muon's layer-wise optimizer gathers its parameters inside the step: the Kimi-K2 recipes keep
+        # overlap_param_gather off for it ("Muon needs this to be False", recipes/kimi/kimi_k2.py), as modelled
+        muon = scenario.training.optimizer == "muon"
+        out += ["--overlap-param-gather"] if f["zero"] in (1, 3) and not muon else []
     if f["offload"] == "cpu":  # arguments.py asserts the precision-aware optimizer with CPU offload
         out += ["--optimizer-cpu-offload", "--optimizer-offload-fraction 1.0", "--use-precision-aware-optimizer"]
     return out
@@ -305,7 +313,7 @@ def _training_args(scenario, f: dict) -> list[str]:
     of planner/frameworks/common.py (Megatron's --lr, --min-lr, --lr-decay-style, --train-iters ...)."""
     opt = OPTIMIZERS.get(scenario.training.optimizer)
     if opt is None:
-        raise InputError(f"Megatron-LM has no {scenario.training.optimizer} optimizer (it offers adam and sgd)",
+        raise InputError(f"Megatron-LM has no {scenario.training.optimizer} optimizer (it offers adam, sgd and muon)",
                          key="training.optimizer")
     out = [f"--micro-batch-size {f['mbs']}", f"--global-batch-size {f['global_batch']}"]
     out += _precision_args(scenario, f["precision"])
@@ -329,8 +337,10 @@ def _training_args(scenario, f: dict) -> list[str]:
     out += [f"--optimizer {opt}", f"--lr {common.LR}", f"--min-lr {common.LR * common.MIN_LR_RATIO:g}",
             "--lr-decay-style cosine", f"--lr-warmup-iters {common.warmup_steps(steps)}", f"--train-iters {steps}",
             f"--weight-decay {common.WEIGHT_DECAY}", f"--clip-grad {common.GRAD_CLIP}"]
-    if opt == "adam":
+    if opt in ("adam", "muon"):  # muon: for its Adam fallback (embeddings, norms, biases)
         out += [f"--adam-beta1 {common.BETAS[0]}", f"--adam-beta2 {common.BETAS[1]}", f"--adam-eps {common.EPS}"]
+    if opt == "muon":
+        out += MUON_ARGS
     if not scenario.model.dropout:
         out += ["--attention-dropout 0.0", "--hidden-dropout 0.0"]
     return out

@@ -132,14 +132,44 @@ MEG_MOE_BIAS_ETP = ("Megatron-LM: an MoE model with linear biases (linear_bias, 
                     "parallelism 1 (Megatron-Core asserts 'Bias in Moe is only supported when ETP==1'): etp must be 1")
 
 
-def runtime_violations(t: dict, runtime, model=None):
+# training.optimizer muon: Megatron-Core's Muon (estimate/muon.py) is the one modelled. Megatron-LM d98e8a6
+# arguments.py validate_args: "Emerging optimizer does not support Megatron-FSDP for now" (and Torch-FSDP2);
+# optimizer CPU offload needs the distributed optimizer, which Muon turns into the layer-wise one; Megatron-Bridge's
+# Kimi-K2 performance scripts turn fp8_param_gather off for Muon ("MXFP8's fp8_param_gather ... require
+# DistributedOptimizer infrastructure, incompatible with Muon's LayerWiseDistributedOptimizer", kimi_llm_pretrain.py
+# at v0.4.0).
+MUON_RULES = [
+    (DS, "training.optimizer muon: the planner models Megatron-Core's Muon only; DeepSpeed's Muon "
+         "(MuonWithAuxAdam) is not modelled: use framework megatron, or another optimizer",
+     lambda t, rt: np.asarray(True)),
+    (TT, "training.optimizer muon: the planner models Megatron-Core's Muon only; not modelled for torchtitan: "
+         "use framework megatron, or another optimizer",
+     lambda t, rt: np.asarray(True)),
+    (MEG, "Megatron-LM: training.optimizer muon runs with zero 0 or 1 (layer-wise distributed optimizer), not "
+          "Megatron-FSDP ('Emerging optimizer does not support Megatron-FSDP'), and without optimizer offload",
+     lambda t, rt: (t["zero"] >= 2) | (t["offload"] > 0)),
+    (MEG, "Megatron-LM: training.optimizer muon with runtime.fp8_param_gather: the quantised parameter gather needs "
+          "the distributed optimizer, which Muon replaces with its layer-wise one: set fp8_param_gather false",
+     lambda t, rt: (t["precision"] == FP8) & rt.fp8_param_gather),
+]
+
+
+def runtime_violations(t: dict, runtime, model=None, optimizer=None):
     """[(framework, message, True where violated)] of RUNTIME_RULES under `runtime` (none without one),
     and, given the model, the rules on a windowed model's context-parallel exchange (MEG_SWA_CP_P2P) and
     on an MoE model's flex dispatcher (MEG_FLEX_ONE_RANK; they read cp, ep and etp, which RULES read too,
-    so the search's projection on the rules' columns keeps them)."""
+    so the search's projection on the rules' columns keeps them), and, given training.optimizer muon,
+    MUON_RULES (framework, zero, offload, precision: read by RULES too)."""
+    if optimizer == "muon":
+        from planner.spec.scenario import Runtime
+
+        rt = runtime if runtime is not None else Runtime()
+        muon = [(fw, msg, np.asarray(bad(t, rt))) for fw, msg, bad in MUON_RULES]
+    else:
+        muon = []
     if runtime is None:
-        return []
-    out = [(fw, msg, np.asarray(bad(t, runtime))) for fw, msg, bad in RUNTIME_RULES]
+        return muon
+    out = [(fw, msg, np.asarray(bad(t, runtime))) for fw, msg, bad in RUNTIME_RULES] + muon
     if model is not None and model.sliding_window and runtime.cp_comm == "p2p":
         out.append((MEG, MEG_SWA_CP_P2P, np.asarray(t["cp"] > 1)))
     if model is not None and model.moe and runtime.moe_dispatcher in ("deepep", "hybridep"):
@@ -169,13 +199,13 @@ def unbuildable(model) -> dict[int, str]:
     return out
 
 
-def framework_mask(t: dict, model=None, runtime=None) -> np.ndarray:
+def framework_mask(t: dict, model=None, runtime=None, optimizer=None) -> np.ndarray:
     """True where a plan can be run by its framework (and, given the model, the framework builds it;
     given the scenario's runtime block, the runtime rules hold)."""
     ok = np.ones(T.size(t), dtype=bool)
     for code in unbuildable(model) if model is not None else {}:
         ok &= t["framework"] != code
-    for fw, _, bad in [*RULES, *((f, m, lambda _t, h=h: h) for f, m, h in runtime_violations(t, runtime, model))]:
+    for fw, _, bad in [*RULES, *((f, m, lambda _t, h=h: h) for f, m, h in runtime_violations(t, runtime, model, optimizer))]:
         hit = bad(t)
         if fw is not None:
             hit = hit & (t["framework"] == fw)
@@ -183,14 +213,15 @@ def framework_mask(t: dict, model=None, runtime=None) -> np.ndarray:
     return ok
 
 
-def framework_problems(plan, scenario=None, runtime=None) -> list[str]:
+def framework_problems(plan, scenario=None, runtime=None, optimizer=None) -> list[str]:
     """Messages of the rules a single (resolved) plan breaks: RULES; RUNTIME_RULES under `runtime`
     (default: the scenario's); the framework's model build, given the scenario."""
     t = T.from_plans([plan])
     out = []
     hits = [(fw, msg, bad(t)) for fw, msg, bad in RULES]
     hits += runtime_violations(t, runtime if runtime is not None or scenario is None else scenario.runtime,
-                               getattr(scenario, "model", None))
+                               getattr(scenario, "model", None),
+                               optimizer if optimizer is not None or scenario is None else scenario.training.optimizer)
     for fw, msg, hit in hits:
         if (fw is None or t["framework"][0] == fw) and bool(np.broadcast_to(hit, (1,))[0]):
             out.append(msg)

@@ -307,7 +307,7 @@ def _dropped(grid: dict, scenario) -> np.ndarray:
 
     for fw, _, bad in RULES:  # framework_mask, broadcast
         add(fw, bad(grid))
-    for fw, _, hit in runtime_violations(grid, scenario.runtime, scenario.model):  # and its runtime rules
+    for fw, _, hit in runtime_violations(grid, scenario.runtime, scenario.model, scenario.training.optimizer):  # and its runtime rules
         add(fw, hit)
     for code in unbuildable(scenario.model):  # frameworks that cannot build this model
         add(code, True)

@@ -83,7 +83,8 @@ class Plan(Strict):
         from planner.search.space import structural_problems
 
         return structural_problems(self, scenario) + framework_problems(self, scenario if check_build else None,
-                                                                     runtime=scenario.runtime)
+                                                                     runtime=scenario.runtime,
+                                                                     optimizer=scenario.training.optimizer)
 
     def as_dict(self) -> dict:
         out = {k: getattr(self, k) for k in FIELDS}

@@ -12,7 +12,7 @@ Framework = Literal["deepspeed", "megatron", "torchtitan"]
 PrecisionName = Literal["fp32", "fp16", "bf16", "fp8"]
 OffloadTarget = Literal["none", "cpu", "nvme"]
 Recompute = Literal["none", "selective", "full"]
-Optimizer = Literal["adamw", "adam", "adam8bit", "sgd", "adafactor"]
+Optimizer = Literal["adamw", "adam", "adam8bit", "sgd", "adafactor", "muon"]
 Objective = Literal["throughput", "time", "cost"]
 
 PLAN_FIELDS = ("framework", "precision", "dp", "tp", "pp", "cp", "ep", "etp", "vpp", "sp", "zero",
