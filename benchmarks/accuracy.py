@@ -163,7 +163,8 @@ def evaluate(run: dict, file: str) -> dict:
             raise RunFileError(f"{file}: run '{run.get('id')}': cannot build its scenario: {exc}")
         published, kind = calibration_runs.published_tokens(run, sc.model)
     default = Runtime()
-    runtime = ", ".join(f"{k}={v}" for k, v in sc.runtime.model_dump().items() if getattr(default, k) != v) or "-"
+    runtime = ", ".join([f"training.optimizer={sc.training.optimizer}"] * (sc.training.optimizer != "adamw")
+                        + [f"{k}={v}" for k, v in sc.runtime.model_dump().items() if getattr(default, k) != v]) or "-"
     row = {"id": run["id"], "file": file, "source": source_of(run), "family": family_of(run, legacy), "runtime": runtime,
            "published": published, "kind": kind, "assumed": ", ".join(assumed) or "-", "node": node,
            "confidence": run.get("confidence")}

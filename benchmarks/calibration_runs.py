@@ -375,6 +375,14 @@ def runtime_of(run: dict, framework: str) -> dict:
     return rt
 
 
+def optimizer_of(run: dict) -> dict:
+    """{"optimizer": name} where the run states the optimizer its recipe trained with (the structured
+    `parallel.optimizer` key of the run files in benchmarks/: muon for Megatron-Bridge's dist_muon), else {} (the
+    scenario's default, adamw: every other recipe trains with Adam)."""
+    name = run["parallel"].get("optimizer")
+    return {"optimizer": name} if name is not None else {}
+
+
 def estimated(run: dict):
     """(scenario, plan resolved against it, catalog node, `planner.estimate` of the plan, published tokens/s per
     GPU) of one run: what the per-run decompositions (moe_layer_times, moe_nvl72_decomposition,
@@ -410,5 +418,5 @@ def build(run: dict):
         "name": run["id"], "model": spec, "runtime": runtime_of(run, framework_of(run)),
         "cluster": {"node": node, "nodes": max(1, n // node.gpus_per_node)},
         "training": {"seq_len": run["model"]["seq_length"], "global_batch": run["parallel"]["global_batch_size"],
-                     "tokens": 1e9}})
+                     "tokens": 1e9, **optimizer_of(run)}})
     return sc, Plan.model_validate(plan), label, assumed

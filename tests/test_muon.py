@@ -144,6 +144,16 @@ def test_deepspeed_muon_exits_2(tmp_path):
     assert r.exit_code == 2 and "muon" in r.output.lower() and "Traceback" not in r.output
 
 
+def test_kimi_rows_state_muon():
+    runs = [r for r in yaml.safe_load((ROOT / "benchmarks" / "recipe_runs.yaml").read_text()) if "kimi-k2" in r["id"]]
+    assert len(runs) == 4
+    from benchmarks.calibration_runs import build
+    for r in runs:
+        sc, plan, _, _ = build(r)
+        assert sc.training.optimizer == "muon" and not sc.runtime.fp8_param_gather
+        assert plan.zero == 1 and plan.pp == 4 and plan.ep == 64
+
+
 def test_kimi_k2_config_imports_as_deepseek_v3():
     """Kimi-K2's config.json (model_type kimi_k2, architectures DeepseekV3ForCausalLM) reads through the
     deepseek_v3 path into the catalog entry; another model_type with that name but no DeepseekV3 class is refused."""

@@ -224,7 +224,10 @@ def explain_infeasible(scenario, runs, objective: str):
         return None, ["no plan satisfies the structural constraints (divisibility of heads, layers, experts, "
                       "sequence and batch by the parallel degrees, TP inside the scale-up domain), the "
                       "frameworks' rules (some follow runtime settings: fp8_recipe, fp8_param_gather, "
-                      "fp8_attention, cp_comm, compile) and the search restrictions; widen the search lists "
+                      "fp8_attention, cp_comm, compile"
+                      + ("; training.optimizer muon: Megatron only, zero 0 or 1"
+                         if scenario.training.optimizer == "muon" else "")
+                      + ") and the search restrictions; widen the search lists "
                       "or change the GPU count"] \
             + _precision_lines(scenario) + _split_line(scenario) + _unbuildable_lines(scenario), []
     sc, run = min(evaluated, key=lambda x: _overflow_ratio(x[0], x[1]["ev"]).min())
