@@ -31,7 +31,7 @@ SOURCES = [ROOT.parent / "shared" / "calibration" / "serving_runs.yaml", ROOT / 
 REPORT = ROOT / "benchmarks" / "serving_accuracy.md"
 
 # Catalog node of each GPU named by the sources (the node only adds the link rates).
-NODES = (("GB200", "gb200-nvl72"), ("B200", "dgx-b200"), ("H200", "hgx-h200"), ("H100", "dgx-h100"),
+NODES = (("GB300", "gb300-nvl72"), ("GB200", "gb200-nvl72"), ("B200", "dgx-b200"), ("H200", "hgx-h200"), ("H100", "dgx-h100"),
          ("MI300X", "mi300x-8"), ("MI325X", "mi325x-8"), ("MI355X", "mi355x-8"))
 # MLPerf llama2-70b (OpenOrca, 24,576 samples): the result summaries print output tokens per
 # sample (derived.mean_output_tokens_per_sample) but not the input length. Mean input length of the
