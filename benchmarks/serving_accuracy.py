@@ -183,7 +183,11 @@ def point_scenario(r: dict, rate: float | None = None) -> tuple[ServingScenario,
     if par.get("adp_balance") and engine == "trtllm" and attn_dp:  # attention_dp_config (engines.plan_adp_balance)
         plan += (f",adp_balance=true,adp_wait_iters={par['adp_balance']['wait_iters']}"
                  f",adp_timeout_iters={par['adp_balance']['timeout_iters']}")
-    if (par.get("decode_steps_per_poll") or 1) > 1:
+    steps = re.search(r"num_scheduler_steps (\d+)", fw)
+    if engine == "vllm" and "VLLM_USE_V1 0" in fw and steps and int(steps.group(1)) > 1:
+        # AMD's harness_llm on vLLM V0 with multi-step scheduling: new requests wait out the k-step run (engines.py)
+        plan += f",recv_interval={steps.group(1)}"
+    elif (par.get("decode_steps_per_poll") or 1) > 1:
         plan += f",recv_interval={par['decode_steps_per_poll']}"  # the launch's scheduler poll interval (engines.py)
     ranks = tp if attn_dp else 1  # TensorRT-LLM limits are per attention-DP rank
     for key, name in (("max_batch_size_per_rank", "max_batch"), ("max_num_tokens_per_rank", "max_batched_tokens")):
