@@ -31,7 +31,7 @@ SOURCES = [ROOT.parent / "shared" / "calibration" / "serving_runs.yaml", ROOT / 
 REPORT = ROOT / "benchmarks" / "serving_accuracy.md"
 
 # Catalog node of each GPU named by the sources (the node only adds the link rates).
-NODES = (("GB200", "gb200-nvl72"), ("B200", "dgx-b200"), ("H200", "hgx-h200"), ("H100", "dgx-h100"),
+NODES = (("GB300", "gb300-nvl72"), ("GB200", "gb200-nvl72"), ("B200", "dgx-b200"), ("H200", "hgx-h200"), ("H100", "dgx-h100"),
          ("MI300X", "mi300x-8"), ("MI325X", "mi325x-8"), ("MI355X", "mi355x-8"))
 # MLPerf llama2-70b (OpenOrca, 24,576 samples): the result summaries print output tokens per
 # sample (derived.mean_output_tokens_per_sample) but not the input length. Mean input length of the
@@ -183,7 +183,11 @@ def point_scenario(r: dict, rate: float | None = None) -> tuple[ServingScenario,
     if par.get("adp_balance") and engine == "trtllm" and attn_dp:  # attention_dp_config (engines.plan_adp_balance)
         plan += (f",adp_balance=true,adp_wait_iters={par['adp_balance']['wait_iters']}"
                  f",adp_timeout_iters={par['adp_balance']['timeout_iters']}")
-    if (par.get("decode_steps_per_poll") or 1) > 1:
+    steps = re.search(r"num_scheduler_steps (\d+)", fw)
+    if engine == "vllm" and "VLLM_USE_V1 0" in fw and steps and int(steps.group(1)) > 1:
+        # AMD's harness_llm on vLLM V0 with multi-step scheduling: new requests wait out the k-step run (engines.py)
+        plan += f",recv_interval={steps.group(1)}"
+    elif (par.get("decode_steps_per_poll") or 1) > 1:
         plan += f",recv_interval={par['decode_steps_per_poll']}"  # the launch's scheduler poll interval (engines.py)
     ranks = tp if attn_dp else 1  # TensorRT-LLM limits are per attention-DP rank
     for key, name in (("max_batch_size_per_rank", "max_batch"), ("max_num_tokens_per_rank", "max_batched_tokens")):

@@ -158,7 +158,13 @@ def test_two_lengths_match_a_direct_pk_sum(tmp_path, plan_text):
     rho = lam * es
     assert 0.4 < rho < 0.97, "the test needs a busy queue"
     wq = lam * es2 / (2 * (1 - rho))
-    assert w90 == pytest.approx(wq / rho * np.log(rho / 0.1), rel=1e-6)
+    if dis:
+        assert w90 == pytest.approx(wq / rho * np.log(rho / 0.1), rel=1e-6)
+    else:  # p90: the quantile of own prefill + wait over the two lengths (ttft_sum_quantile) at these moments
+        own = np.array([V._ttft_service(ctx, plan, b, n)[0] for n in lengths])
+        x90 = V.ttft_sum_quantile(own, shares, V.schedule_wait(plan, ev["iteration_s"], 0.9), np.array([lam]),
+                                  np.array([es]), np.array([es2]), 0.9)
+        assert float(ev["ttft"]["p90"][0]) == pytest.approx(float(x90[0]), rel=1e-6)
     assert w50 == pytest.approx(max(wq / rho * np.log(rho / 0.5), 0.0), rel=1e-6, abs=1e-12)
     # quadratic attention: the long prompt costs more than 9x the short one per prompt
     assert s[1] / s[0] > 9.0

@@ -47,3 +47,18 @@ def test_recv_interval_reaches_the_sglang_launch_and_is_refused_elsewhere(tmp_pa
     assert out.exit_code == 2 and "recv_interval must be at least 1" in out.output
     js = json.loads(runner.invoke(main, ["serve", str(path), "--plan", "engine=sglang,tp=4", "--json"]).stdout)
     assert js["plan"]["recv_interval"] == 1
+
+
+def test_vllm_v0_multi_step_waits_like_a_poll_interval(tmp_path):
+    """vLLM's V0 engine with --num-scheduler-steps k schedules only when the k-step run is done (LLMEngine.step):
+    recv_interval k on a vLLM plan of a release before 0.11.0; refused on later releases and in the launch."""
+    sc, path = serve_70b_with(tmp_path, {"requests_per_s": 2.0})
+    base = "engine=vllm,weights=fp8,kv_cache=fp8,tp=4,replicas=1,engine_version=0.9.0,separate_prefill=true"
+    one, eight = (estimate_serving(sc, parse_serve_plan(base + extra, sc)) for extra in ("", ",recv_interval=8"))
+    step = one["latency"]["tpot_ms"]["p50"]
+    assert eight["latency"]["tpot_ms"] == one["latency"]["tpot_ms"]
+    assert eight["latency"]["ttft_ms"]["p50"] - one["latency"]["ttft_ms"]["p50"] == pytest.approx(0.5 * 7 * step, rel=0.02)
+    out = runner.invoke(main, ["serve", str(path), "--plan", "engine=vllm,tp=4,recv_interval=8"])
+    assert out.exit_code == 2 and "engine_version" in out.output and "Traceback" not in out.output
+    with pytest.raises(Exception, match="num-scheduler-steps"):
+        L.vllm_args(sc, eight["plan"] | {"separate_prefill": False}, 1)

@@ -462,7 +462,11 @@ def plan_recv_interval(t: dict) -> np.ndarray:
     scheduler receives new requests only when the counter reaches k) holds a new request for up to k decode
     steps before its prefill can start. Not --num-continuous-decode-steps: SGLang 0.5.x parses it but no
     scheduler loop reads it (the loop that ran k decode steps back to back went with the overlap scheduler,
-    sgl-project/sglang PR 2095; PR 23131, 2026-04, proposed restoring it), so it changes nothing."""
+    sgl-project/sglang PR 2095; PR 23131, 2026-04, proposed restoring it), so it changes nothing. vLLM's V0 engine
+    with multi-step scheduling (--num-scheduler-steps k, releases before 0.11.0, plan.py checks engine_version) does
+    the same: LLMEngine.step calls the scheduler only when the running batch has no remaining steps
+    (vllm/engine/llm_engine.py, "Skip the scheduler if there are any remaining steps in the seq groups"), so a new
+    request waits for the rest of the k-step decode run."""
     return _column(t, "recv_interval", 1)
 
 

@@ -84,7 +84,12 @@ def parse_serve_plan(text: str, sc) -> dict:
                          "adp_balance=true with them", key="--plan adp_balance")
     row.setdefault("adp_wait_iters", E.TRTLLM_ADP_WAIT_ITERS)
     row.setdefault("adp_timeout_iters", E.TRTLLM_ADP_TIMEOUT_ITERS)
-    if row.get("recv_interval", 1) > 1:
+    if row.get("recv_interval", 1) > 1 and row["engine"] == E.VLLM:  # vLLM V0's multi-step scheduling
+        if not row["engine_version"] < E.version_code(".".join(map(str, E.VLLM_V0_LAST_BEFORE))):
+            raise InputError("recv_interval on vLLM is the V0 engine's multi-step scheduling (--num-scheduler-steps), "
+                             "removed with V0 in vLLM 0.11.0: give the run's release as engine_version (below 0.11.0)",
+                             key="--plan recv_interval")
+    elif row.get("recv_interval", 1) > 1:
         _engine_only(row, "recv_interval (decode steps between polls for new requests: --scheduler-recv-interval)", E.SGLANG)
     row["moe_backend"] = _choice("moe_backend", given.get("moe_backend", "default").lower(), E.MOE_BACKENDS)
     _check_moe_backend(row, sc)
