@@ -29,9 +29,10 @@ CLAMPED_GLU_BYTES_FWD, CLAMPED_GLU_BYTES_BWD = 16.0, 20.0
 #   rows in a Python loop over the experts and torch.cat's the results: per routed row and hidden
 #   element b*p written (2), the sum read 2 + 2 and written 2, the cat read 2 and written 2 = 12 bytes
 #   forward; backward the product's gradients for the bias and the probabilities (a product written
-#   and reduced, 2 + 2 + 2 each) = 12. Kernels: a product and a sum per local expert forward, two
-#   products and two reductions backward.
-EXPERT_BIAS_BYTES_FWD, EXPERT_BIAS_BYTES_BWD = 12.0, 12.0
+#   and reduced, 2 + 2 + 2 each) and torch.split's backward, which concatenates the per-expert
+#   gradients of the fc2 output into one tensor (read 2 + write 2) = 16. Kernels: a product and a sum
+#   per local expert forward, two products and two reductions backward.
+EXPERT_BIAS_BYTES_FWD, EXPERT_BIAS_BYTES_BWD = 12.0, 16.0
 EXPERT_BIAS_KERNELS_PER_EXPERT = 6
 # Under the DeepEP and HybridEP dispatchers the routing probabilities reach the experts in fp32:
 # MoEFlexTokenDispatcher casts them up before its fused dispatch ("HybridEP only supports float32
@@ -39,9 +40,9 @@ EXPERT_BIAS_KERNELS_PER_EXPERT = 6
 # 92c8482e, the same code at d7288711 and 2edffadb, the Megatron-LM of Megatron-Bridge v0.4.0 / v0.4.2),
 # so `t + b * p` in _apply_bias promotes to fp32: b*p written (4), the sum read 2 + 4 and written 4,
 # the cat read 4 and written 4, the final .to(bf16) read 4 and written 2 = 28 bytes forward; backward
-# the cast of the gradient up (2 + 4) and of t's gradient down (4 + 2), and the two fp32 product
-# gradients written and reduced (4 + 4 + 4 each) = 36.
-EXPERT_BIAS_BYTES_FWD_FP32_PROBS, EXPERT_BIAS_BYTES_BWD_FP32_PROBS = 28.0, 36.0
+# the cast of the gradient up (2 + 4) and of t's gradient down (4 + 2), the two fp32 product
+# gradients written and reduced (4 + 4 + 4 each) and the split's concatenation (2 + 2) = 40.
+EXPERT_BIAS_BYTES_FWD_FP32_PROBS, EXPERT_BIAS_BYTES_BWD_FP32_PROBS = 28.0, 40.0
 FP32_PROB_DISPATCHERS = ("deepep", "hybridep")
 
 
