@@ -56,14 +56,22 @@ def test_megatron_export_rebuilds_the_gpt_oss_block():
 
 def test_expert_epilogue_bytes_hand_worked():
     """Per token of a gpt-oss MoE layer (h = f = 2880, top-4), Megatron: clamp (16 + 20) / 3 = 12 and
-    fc2 bias (12 + 12) / 3 = 8 forward-equivalent bytes per element and routed copy:
-    4 x 20 x 2880 = 230,400. torchtitan (fused epilogue): 0. Without clamp and biases: 0."""
+    fc2 bias (12 + 16) / 3 forward-equivalent bytes per element and routed copy:
+    4 x 2880 x (12 + 28 / 3) = 245,760. torchtitan (fused epilogue): 0. Without clamp and biases: 0."""
     m = catalog_model("gpt-oss-120b")
     t = raw_table(framework="megatron", ep=8, dp=8)
-    assert compute_moe.expert_epilogue_bytes_per_token(m, t)[0] == pytest.approx(230_400)
+    assert compute_moe.expert_epilogue_bytes_per_token(m, t)[0] == pytest.approx(245_760)
     assert compute_moe.expert_epilogue_bytes_per_token(m, raw_table(framework="torchtitan", ep=8, dp=8))[0] == 0
     plain = m.model_copy(update={"swiglu_limit": None, "linear_bias": False})
     assert compute_moe.expert_epilogue_bytes_per_token(plain, t)[0] == 0
+    # DeepEP / HybridEP hand the experts fp32 probabilities: the bias loop promotes to fp32,
+    # (28 + 40) / 3 bytes per element instead of (12 + 16) / 3: 4 x 2880 x (12 + 68 / 3) = 399,360
+    for dispatcher in ("hybridep", "deepep"):
+        assert compute_moe.expert_epilogue_bytes_per_token(m, t, dispatcher)[0] == pytest.approx(399_360)
+    assert compute_moe.expert_epilogue_bytes_per_token(m, t, "alltoall")[0] == pytest.approx(245_760)
+    no_bias = m.model_copy(update={"linear_bias": False})
+    assert compute_moe.expert_epilogue_bytes_per_token(no_bias, t, "hybridep")[0] == \
+        pytest.approx(compute_moe.expert_epilogue_bytes_per_token(no_bias, t)[0])
     # the per-expert bias loop: 6 kernels per local expert (16 at EP8), none without biases
     assert compute_moe.expert_bias_kernels(m, t)[0] == 96
     assert compute_moe.expert_bias_kernels(plain, t)[0] == 0
@@ -232,3 +240,16 @@ def test_layer_types_in_another_order_keep_their_exact_pattern():
     with pytest.raises(InputError) as e:
         model_from_hf({**GPT_OSS_120B, "layer_types": ["full_attention"] * 35})
     assert e.value.key == "layer_types"
+
+
+def test_fp32_probability_dispatchers_run_the_fc2_bias_loop_in_fp32():
+    """A gpt-oss MoE layer under HybridEP (fp32 routing probabilities) moves (28 + 40 - 12 - 16) / 3
+    more bytes per hidden element and routed copy than under the all-to-all dispatcher; a model without
+    linear biases (Qwen3-30B-A3B) moves the same under both."""
+    def moe_bytes(model, dispatcher):
+        sc = scenario(model=model, nodes=8, runtime={"moe_dispatcher": dispatcher})
+        return compute.elementwise_bytes_per_token(Context(sc), raw_table(ep=8, dp=8), True)[0]
+
+    delta = moe_bytes("gpt-oss-120b", "hybridep") - moe_bytes("gpt-oss-120b", "alltoall")
+    assert delta == pytest.approx(40 / 3 * 2880 * 4)
+    assert moe_bytes("qwen3-30b-a3b", "hybridep") == pytest.approx(moe_bytes("qwen3-30b-a3b", "alltoall"))

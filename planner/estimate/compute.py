@@ -86,7 +86,8 @@ def elementwise_bytes_per_token(ctx, t, moe_layer: bool):
     act = act_b * ffn / tp
     if moe_layer and m.moe:
         act = act * m.moe.top_k + permutation_bytes_per_token(m, t) + (act_b * m.moe.shared_ffn / tp) \
-            + ROUTER_BYTES_PER_EXPERT * m.moe.experts + expert_epilogue_bytes_per_token(m, t) \
+            + ROUTER_BYTES_PER_EXPERT * m.moe.experts \
+            + expert_epilogue_bytes_per_token(m, t, ctx.scenario.runtime.moe_dispatcher) \
             + quant_padding_bytes_per_token(ctx, t)
     return residual + rope + act
 

@@ -17,7 +17,8 @@ from planner.estimate.table import FP8, MEG
 # Megatron-Core's grouped experts (TEGroupedMLP in megatron/core/transformer/moe/experts.py, with
 # fusions/fused_bias_geglu.py, at 92c8482e: the Megatron-LM that Megatron-Bridge 25.11 pins) run two
 # pieces of gpt-oss's expert MLP outside fused kernels, in bf16 (Megatron-Bridge's gpt-oss recipe
-# leaves moe_router_dtype unset, so the routing probabilities are bf16 too):
+# leaves moe_router_dtype unset, so the routing probabilities are bf16 too with the all-to-all
+# dispatcher; DeepEP and HybridEP hand over fp32 ones, FP32_PROB_DISPATCHERS below):
 # * the clamp of a clamped gated activation (activation_func_clamp_value = swiglu_limit):
 #   weighted_bias_quick_geglu_impl clamps each half of the 2f-wide fc1 output (read 2 + write 2 bytes
 #   per element) and torch.cat's them (2 + 2 per element of both halves) before the fused kernel:
@@ -28,24 +29,38 @@ CLAMPED_GLU_BYTES_FWD, CLAMPED_GLU_BYTES_BWD = 16.0, 20.0
 #   rows in a Python loop over the experts and torch.cat's the results: per routed row and hidden
 #   element b*p written (2), the sum read 2 + 2 and written 2, the cat read 2 and written 2 = 12 bytes
 #   forward; backward the product's gradients for the bias and the probabilities (a product written
-#   and reduced, 2 + 2 + 2 each) = 12. Kernels: a product and a sum per local expert forward, two
-#   products and two reductions backward.
-EXPERT_BIAS_BYTES_FWD, EXPERT_BIAS_BYTES_BWD = 12.0, 12.0
+#   and reduced, 2 + 2 + 2 each) and torch.split's backward, which concatenates the per-expert
+#   gradients of the fc2 output into one tensor (read 2 + write 2) = 16. Kernels: a product and a sum
+#   per local expert forward, two products and two reductions backward.
+EXPERT_BIAS_BYTES_FWD, EXPERT_BIAS_BYTES_BWD = 12.0, 16.0
 EXPERT_BIAS_KERNELS_PER_EXPERT = 6
+# Under the DeepEP and HybridEP dispatchers the routing probabilities reach the experts in fp32:
+# MoEFlexTokenDispatcher casts them up before its fused dispatch ("HybridEP only supports float32
+# probs", "DeepEP only supports float32 probs": token_dispatcher.py lines 1035-1041 and 1183-1189 at
+# 92c8482e, the same code at d7288711 and 2edffadb, the Megatron-LM of Megatron-Bridge v0.4.0 / v0.4.2),
+# so `t + b * p` in _apply_bias promotes to fp32: b*p written (4), the sum read 2 + 4 and written 4,
+# the cat read 4 and written 4, the final .to(bf16) read 4 and written 2 = 28 bytes forward; backward
+# the cast of the gradient up (2 + 4) and of t's gradient down (4 + 2), the two fp32 product
+# gradients written and reduced (4 + 4 + 4 each) and the split's concatenation (2 + 2) = 40.
+EXPERT_BIAS_BYTES_FWD_FP32_PROBS, EXPERT_BIAS_BYTES_BWD_FP32_PROBS = 28.0, 40.0
+FP32_PROB_DISPATCHERS = ("deepep", "hybridep")
 
 
-def expert_epilogue_bytes_per_token(m, t):
+def expert_epilogue_bytes_per_token(m, t, dispatcher: str = "alltoall"):
     """Forward-equivalent HBM bytes per token of one MoE layer spent on Megatron's unfused clamp of a
     clamped gated activation (`swiglu_limit`) and per-expert fc2 bias (`linear_bias`), per routed
     copy: (forward + backward) / 3, because the time model takes every forward term's backward as
-    twice the forward (layer_costs). Zero for other frameworks (torchtitan's and the serving engines'
-    expert kernels apply the clamp and the bias in their fused activation / GEMM epilogue) and for
-    models without the clamp or the biases."""
+    twice the forward (layer_costs). The bias loop runs in fp32 where `dispatcher`
+    (runtime.moe_dispatcher) hands the experts fp32 probabilities (FP32_PROB_DISPATCHERS). Zero for
+    other frameworks (torchtitan's and the serving engines' expert kernels apply the clamp and the
+    bias in their fused activation / GEMM epilogue) and for models without the clamp or the biases."""
     if not m.moe:
         return 0.0
     clamp = (CLAMPED_GLU_BYTES_FWD + CLAMPED_GLU_BYTES_BWD) / 3 * m.moe.expert_ffn_hidden / t["tp"] \
         if m.swiglu_limit is not None else 0.0
-    bias = (EXPERT_BIAS_BYTES_FWD + EXPERT_BIAS_BYTES_BWD) / 3 * m.hidden if m.linear_bias else 0.0
+    per_elem = EXPERT_BIAS_BYTES_FWD_FP32_PROBS + EXPERT_BIAS_BYTES_BWD_FP32_PROBS \
+        if dispatcher in FP32_PROB_DISPATCHERS else EXPERT_BIAS_BYTES_FWD + EXPERT_BIAS_BYTES_BWD
+    bias = per_elem / 3 * m.hidden if m.linear_bias else 0.0
     return np.where(t["framework"] == MEG, m.moe.top_k * (clamp + bias), 0.0)
 
 
