@@ -68,3 +68,39 @@ def test_layer_time_falls_and_the_clamped_copy_is_not_kept():
     m = off.model
     saved = [layer_activation_bytes(c, t)["moe"]["none"][0] for c in (off, on)]
     assert saved[0] - saved[1] == pytest.approx(4 * 4096 * m.moe.top_k * 4.0 * m.moe.expert_ffn_hidden)
+
+
+def test_fc2_input_cast_and_per_expert_quant_kernels_go():
+    """The fc1 kernel writes fc2's input MXFP8-quantised (and the dGLU kernel fc1's output gradient): the
+    experts' down-projection input cast (top_k x f x MXFP8 cast bytes per token) is not run, and the
+    grouped module quantises with 2 group kernels instead of one per local expert, module and direction."""
+    from planner.estimate.compute_quant import fp8_cast_bytes
+
+    t = raw_table(precision="fp8", ep=64, dp=64)
+    off, on = Context(_sc()), Context(_sc(moe_fused_grouped_mlp=True))
+    m = off.model
+    drop = compute.fp8_cast_bytes_per_token(off, t, True)[0] - compute.fp8_cast_bytes_per_token(on, t, True)[0]
+    assert drop == pytest.approx(m.moe.top_k * m.moe.expert_ffn_hidden * fp8_cast_bytes(off.gpu, "mxfp8"))
+    assert compute_moe.expert_quant_kernels(off, t)[0] == 2 * 2 * 128 / 64
+    assert compute_moe.expert_quant_kernels(on, t)[0] == 2
+
+
+def test_expert_rank_capacity_needs_hybridep_and_the_fused_mlp():
+    with pytest.raises(ValidationError, match=r"runtime\.moe_expert_rank_capacity_factor: needs "
+                                              r"runtime\.moe_fused_grouped_mlp true and runtime\.moe_dispatcher hybridep"):
+        _sc(moe_fused_grouped_mlp=True, moe_expert_rank_capacity_factor=1.5)
+    with pytest.raises(ValidationError, match=r"runtime\.moe_expert_rank_capacity_factor: needs"):
+        _sc(moe_dispatcher="hybridep", moe_expert_rank_capacity_factor=1.5)
+
+
+def test_expert_rank_capacity_removes_the_host_wait_and_allows_a_full_iteration_graph():
+    from planner.estimate.host import moe_forward_syncs
+
+    base = dict(moe_dispatcher="hybridep", moe_fused_grouped_mlp=True)
+    graph = dict(cuda_graph_impl="local", cuda_graph_scope=["full_iteration"])
+    with pytest.raises(ValidationError, match=r"full_iteration cannot capture this MoE model's step"):
+        _sc(**base, **graph)
+    t = raw_table(precision="fp8", ep=64, dp=64)
+    assert moe_forward_syncs(Context(_sc(**base)), t)[0]
+    sc = _sc(**base, **graph, moe_expert_rank_capacity_factor=1.5)
+    assert not moe_forward_syncs(Context(sc), t)[0]

@@ -176,7 +176,11 @@ def expert_quant_kernels(ctx, t):
     # have fused kernel for FP8 delayed scaling"); MXFP8 quantises each expert's tensor in one kernel
     per_tensor = {"current": local * FP8_CURRENT_QUANT_KERNELS, "mxfp8": local,
                   "nvfp4": NVFP4_SPLIT_QUANT_KERNELS}.get(recipe, 1.0)
-    return np.where((t["framework"] == MEG) & (t["precision"] == FP8), modules * 2 * per_tensor, 0.0)
+    # the fused grouped MLP quantises fc1's input and fc2's output gradient with one tex.group_quantize each
+    # and writes the other two quantised from its GEMM epilogues (forward_grouped_mlp.py /
+    # backward_grouped_mlp.py at 4220403e8): 2 kernels
+    n = np.where(fused_grouped_mlp(ctx, t), 2.0, modules * 2 * per_tensor)
+    return np.where((t["framework"] == MEG) & (t["precision"] == FP8), n, 0.0)
 
 
 # Router (Megatron-Core TopKRouter): logits computed and normalised in fp32: logits written (4),
