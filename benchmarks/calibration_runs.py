@@ -359,7 +359,8 @@ def runtime_of(run: dict, framework: str) -> dict:
     for key in ("recompute_modules", "activation_offload_layers", "keep_fp8_transpose_cache", "cross_entropy_impl",
                 "expandable_segments", "fp8_param_gather", "moe_dispatcher", "moe_pad_to_capacity",
                 "account_for_embedding_in_pipeline_split", "account_for_loss_in_pipeline_split", "pipeline_layout",
-                "dp_comm_overlap", "tp_comm_overlap", "fp8_attention", "nccl_min_ctas"):
+                "dp_comm_overlap", "tp_comm_overlap", "fp8_attention", "nccl_min_ctas", "moe_fused_grouped_mlp",
+                "moe_expert_rank_capacity_factor"):
         if p.get(key) is not None and key in Runtime.model_fields and framework == "megatron":
             rt[key] = p[key]
     if framework == "megatron" and "bridge" in fw_text and rt.get("moe_dispatcher") == "hybridep" \

@@ -27,7 +27,8 @@ from planner.estimate.compute_elementwise import (EAGER_RMSNORM_BYTES, EAGER_ROP
                                                   eager_mask, megatron_unfused_rope)
 from planner.estimate.compute_gemm import GEMM_LAUNCH_S, gemm_s, peaks
 from planner.estimate.compute_moe import (ROUTER_BYTES_PER_EXPERT, expert_bias_kernels,
-                                          expert_epilogue_bytes_per_token, expert_quant_kernels, grouped_expert_gemm_s,
+                                          expert_epilogue_bytes_per_token, expert_quant_kernels, fused_grouped_mlp,
+                                          grouped_expert_gemm_s,
                                           moe_act_recompute_bytes_per_token, permutation_bytes_per_token,
                                           quant_padding_bytes_per_token)
 from planner.estimate.compute_mtp import mtp_extra_fwd_s, output_layer_fwd_s
@@ -85,10 +86,13 @@ def elementwise_bytes_per_token(ctx, t, moe_layer: bool):
     act_b = np.where(eager, EAGER_SWIGLU_BYTES, FUSED_SWIGLU_BYTES) if m.ffn_act == "swiglu" else 4.0
     act = act_b * ffn / tp
     if moe_layer and m.moe:
-        act = act * m.moe.top_k + permutation_bytes_per_token(m, t) + (act_b * m.moe.shared_ffn / tp) \
-            + ROUTER_BYTES_PER_EXPERT * m.moe.experts \
-            + expert_epilogue_bytes_per_token(m, t, ctx.scenario.runtime.moe_dispatcher) \
-            + quant_padding_bytes_per_token(ctx, t)
+        # the fused grouped MLP (runtime.moe_fused_grouped_mlp) computes the experts' activation, clamp and
+        # biases in its GEMM epilogues (compute_moe.fused_grouped_mlp)
+        fused_mlp = fused_grouped_mlp(ctx, t)
+        epilogue = expert_epilogue_bytes_per_token(m, t, ctx.scenario.runtime.moe_dispatcher)
+        act = np.where(fused_mlp, 0.0, act * m.moe.top_k + epilogue) \
+            + permutation_bytes_per_token(m, t) + (act_b * m.moe.shared_ffn / tp) \
+            + ROUTER_BYTES_PER_EXPERT * m.moe.experts + quant_padding_bytes_per_token(ctx, t)
     return residual + rope + act
 
 
@@ -140,7 +144,8 @@ def layer_kind_costs(ctx, t, tokens, moe_layer: bool, linear_fps, hbm) -> dict:
         out["expert"] = expert_mm
         # each per-expert quantisation kernel costs at least a launch and tail on the GPU; the
         # forward carries a third of forward + backward (backward = 2 x forward)
-        out["fwd"] = out["fwd"] + (expert_quant_kernels(ctx, t) + expert_bias_kernels(ctx.model, t)) * GEMM_LAUNCH_S / 3
+        out["fwd"] = out["fwd"] + (expert_quant_kernels(ctx, t) + np.where(fused_grouped_mlp(ctx, t), 0.0, expert_bias_kernels(ctx.model, t))) \
+            * GEMM_LAUNCH_S / 3
     # torchtitan op-level selective checkpointing: every second non-expert mm and every
     # elementwise op run again in backward; attention is saved.
     out["sac"] = titan_sac_recomputed_share(ctx.model, moe_layer) * (mm - expert_mm) + ew

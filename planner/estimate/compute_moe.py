@@ -64,6 +64,25 @@ def expert_epilogue_bytes_per_token(m, t, dispatcher: str = "alltoall"):
     return np.where(t["framework"] == MEG, m.moe.top_k * (clamp + bias), 0.0)
 
 
+def fused_grouped_mlp(ctx, t):
+    """True per plan row where the expert MLP runs as Transformer Engine's fused grouped MLP
+    (runtime.moe_fused_grouped_mlp): Megatron, fp8 precision (the validator requires fp8_recipe mxfp8 and
+    compute capability 10.x) and expert tensor parallelism 1 (TEGroupedMLP._is_fused_impl_supported
+    refuses a tensor-parallel expert group: megatron/core/transformer/moe/experts.py at d0b3b7754, the
+    Megatron-LM of Megatron-Bridge v0.5.0). Forward, ForwardGroupedMLP_CuTeGEMMSwiGLU_MXFP8
+    (transformer_engine/pytorch/ops/fused/forward_grouped_mlp.py at 4220403e8, the TE of v0.5.0) calls
+    cuDNN-frontend grouped_gemm_glu_wrapper_sm100 with fc1's bias, the routing probabilities and the
+    activation (swiglu, or geglu for a clamped one) in the GEMM epilogue, and grouped_gemm_quant for fc2
+    with its bias and probabilities; backward, grouped_gemm_dglu fuses the activation's gradient, the
+    probabilities' gradient and fc1's bias gradient into fc2's data-gradient GEMM. So on these rows the
+    experts' own activation pass (act x top_k in compute.elementwise_bytes_per_token), Megatron's unfused
+    clamp and fc2-bias loop (expert_epilogue_bytes_per_token, expert_bias_kernels) and the clamped copy
+    kept for backward (memory_terms_activations.clamped_glu_bytes) are not run."""
+    if not (ctx.model.moe and ctx.scenario.runtime.moe_fused_grouped_mlp):
+        return np.zeros(T.size(t), dtype=bool)
+    return (t["framework"] == MEG) & (t["precision"] == FP8) & (t["etp"] == 1)
+
+
 def moe_act_recompute_bytes_per_token(m, t):
     """HBM bytes per token of one MoE layer that Megatron's `moe_act` recompute moves again in
     backward: the experts' activation forward (TEGroupedMLP checkpoints bias_act_func) per routed
@@ -172,7 +191,11 @@ def expert_quant_kernels(ctx, t):
     # have fused kernel for FP8 delayed scaling"); MXFP8 quantises each expert's tensor in one kernel
     per_tensor = {"current": local * FP8_CURRENT_QUANT_KERNELS, "mxfp8": local,
                   "nvfp4": NVFP4_SPLIT_QUANT_KERNELS}.get(recipe, 1.0)
-    return np.where((t["framework"] == MEG) & (t["precision"] == FP8), modules * 2 * per_tensor, 0.0)
+    # the fused grouped MLP quantises fc1's input and fc2's output gradient with one tex.group_quantize each
+    # and writes the other two quantised from its GEMM epilogues (forward_grouped_mlp.py /
+    # backward_grouped_mlp.py at 4220403e8): 2 kernels
+    n = np.where(fused_grouped_mlp(ctx, t), 2.0, modules * 2 * per_tensor)
+    return np.where((t["framework"] == MEG) & (t["precision"] == FP8), n, 0.0)
 
 
 # Router (Megatron-Core TopKRouter): logits computed and normalised in fp32: logits written (4),

@@ -174,7 +174,15 @@ def fp8_cast_bytes_per_token(ctx, t, moe_layer: bool):
     per, gathered = fp8_cast_bytes(ctx.gpu, recipe), sp_gathered_cast_bytes(ctx.gpu, recipe, t)
     qkv_in = m.hidden * (per if m.mla else gathered)
     fc1_in = copies * m.hidden * (per if moe_layer and m.moe else gathered)
-    rest = (m.heads * d_v / tp + copies * ffn / tp) * per
+    down_in = copies * ffn / tp
+    if moe_layer and m.moe:
+        # the fused grouped MLP's fc1 kernel writes fc2's input already MXFP8-quantised, row- and column-wise
+        # (grouped_gemm_glu d_tensor / d_col_tensor), and its backward dGLU kernel fc1's output gradient
+        # (forward_grouped_mlp.py / backward_grouped_mlp.py at 4220403e8): no separate cast of the experts'
+        # down-projection input (compute_moe.fused_grouped_mlp)
+        from planner.estimate.compute_moe import fused_grouped_mlp
+        down_in = np.where(fused_grouped_mlp(ctx, t), 0.0, down_in)
+    rest = (m.heads * d_v / tp + down_in) * per
     return np.where(t["precision"] == FP8, qkv_in + fc1_in + rest, 0.0)
 
 

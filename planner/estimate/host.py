@@ -218,6 +218,9 @@ def moe_forward_syncs(ctx, t):
     rt = ctx.scenario.runtime
     padded = (bool(rt.moe_pad_to_capacity) and ctx.model.moe.capacity_factor is not None
               and rt.moe_dispatcher in PADDED_NO_SYNC_DISPATCHERS)
+    # HybridEP with a static expert-rank budget (runtime.moe_expert_rank_capacity_factor) sizes its output
+    # without the counts on the host (_HybridEPManager.setup_metadata / dispatch at d0b3b7754)
+    padded = padded or rt.moe_expert_rank_capacity_factor is not None
     return ((t["framework"] == MEG) & (not padded)) | ((t["framework"] == TT) & (t["ep"] > 1))
 
 

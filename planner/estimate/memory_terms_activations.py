@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from planner.arch import attention_dims
+from planner.estimate.compute_moe import fused_grouped_mlp
 from planner.estimate.memory_terms_stage import in_flight_microbatches, pipeline_rank
 from planner.estimate.table import FP8, MEG, TT
 
@@ -63,7 +64,7 @@ def _mlp_bytes(m, ffn, tp, fused=True):
     return np.where(fused, 6.0, 8.0) * ffn / tp
 
 
-def clamped_glu_bytes(m, t, tp):
+def clamped_glu_bytes(m, t, tp, fused_mlp=False):
     """Per routed copy, the clamped copy of the fc1 output that Megatron's fused clamped gated
     activation keeps for backward besides fc1's own output (the clamp runs before the fused kernel
     and torch.cat's the clamped halves: megatron/core/fusions/fused_bias_geglu.py
@@ -71,7 +72,9 @@ def clamped_glu_bytes(m, t, tp):
     and outside Megatron (compute_moe.expert_epilogue_bytes_per_token)."""
     if m.swiglu_limit is None or not m.moe:
         return 0.0
-    return np.where(t["framework"] == MEG, 4.0 * m.moe.expert_ffn_hidden / tp, 0.0)
+    # `fused_mlp` (compute_moe.fused_grouped_mlp): the fused grouped MLP clamps inside its GEMM epilogue and
+    # keeps only fc1's output and the probabilities for backward (forward_grouped_mlp.py at 4220403e8)
+    return np.where((t["framework"] == MEG) & ~np.asarray(fused_mlp, dtype=bool), 4.0 * m.moe.expert_ffn_hidden / tp, 0.0)
 
 
 def fused_swiglu(t):
@@ -204,7 +207,7 @@ def megatron_recompute_savings(ctx, t, x: dict):
         else:
             if "moe_act" in mods:  # the checkpointed activation's clamped copy goes too
                 moe = moe + copies * (mo.expert_ffn_hidden / tp * np.where(te_fp8, x["q"], 2.0)
-                                      + clamped_glu_bytes(m, x["t"], tp))
+                                      + clamped_glu_bytes(m, x["t"], tp, fused_grouped_mlp(ctx, x["t"])))
             if "shared_experts" in mods:
                 moe = moe + _mlp_bytes(m, mo.shared_ffn, tp, x["fused"]) - np.where(te_fp8, (2 - x["q"]) * mo.shared_ffn / tp, 0.0)
         if "layernorm" in mods:
@@ -253,7 +256,8 @@ def layer_activation_bytes(ctx, t, flash: bool = True) -> dict:
         mo = m.moe
         copies = mo.top_k * (mo.capacity_factor or 1.0)
         moe_mlp = moe_dispatch_bytes_per_token(ctx, t) * t["etp"] / tp \
-            + copies * (_mlp_bytes(m, mo.expert_ffn_hidden, tp, fused) + clamped_glu_bytes(m, t, tp)) \
+            + copies * (_mlp_bytes(m, mo.expert_ffn_hidden, tp, fused)
+                        + clamped_glu_bytes(m, t, tp, fused_grouped_mlp(ctx, t))) \
             + 8 * mo.experts + _mlp_bytes(m, mo.shared_ffn, tp, fused)
     te_fp8 = (t["framework"] == MEG) & (t["precision"] == FP8)
     q = saved_quantised_bytes(ctx)

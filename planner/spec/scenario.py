@@ -199,6 +199,25 @@ class Runtime(Strict):
         False, description="Megatron only, with model moe.capacity_factor set: pad every expert's input to its "
         "capacity (--moe-pad-expert-input-to-capacity, off by default; Megatron-Bridge 25.09 token-drop recipes "
         "set it): static split sizes, so the dispatcher never waits for the token counts on the host")
+    moe_fused_grouped_mlp: StrictBool = Field(
+        False, description="Megatron MXFP8 plans on compute capability 10.x only: the expert MLP as one fused "
+        "operation (Megatron-Core use_transformer_engine_op_fuser with moe_mlp_glu_interleave_size 32 and "
+        "NVTE_CUTEDSL_FUSED_GROUPED_MLP=1; Megatron-Bridge cutedsl_fused_grouped_mlp, scripts/performance/utils/"
+        "overrides.py at v0.5.0): Transformer Engine's ForwardGroupedMLP_CuTeGEMMSwiGLU_MXFP8 / "
+        "BackwardGroupedMLP_CuTeGEMMDSwiGLU_MXFP8 run cuDNN-frontend grouped GEMMs whose epilogue applies the "
+        "(clamped) gated activation, the routing probabilities and fc1 / fc2 biases, so the experts' separate "
+        "activation pass, clamp, bias loop and clamped copy are gone (planner/estimate/compute_moe.py "
+        "fused_grouped_mlp). Off by default, as in Megatron-Core; needs expert tensor parallelism 1")
+    moe_expert_rank_capacity_factor: PosFloat | None = Field(
+        None, description="Megatron with moe_dispatcher hybridep and moe_fused_grouped_mlp only: a static bound on "
+        "the tokens each expert-parallel rank receives, tokens x top_k x this factor (Megatron-Core "
+        "moe_expert_rank_capacity_factor, default None; _HybridEPManager.setup_metadata in "
+        "megatron/core/transformer/moe/token_dispatcher.py at d0b3b7754, the Megatron-LM of Megatron-Bridge v0.5.0; "
+        "TransformerConfig requires use_transformer_engine_op_fuser and HybridEP). HybridEP then sizes its "
+        "buffers without copying the counts to the host, and the fused grouped GEMMs read the per-expert offsets "
+        "on the device: no host wait in the MoE forward (host.moe_forward_syncs), so a full_iteration CUDA graph "
+        "can capture a dropless step (Megatron-Bridge v0.5.0+ full-iteration MoE presets set 1.5). Tokens over "
+        "the bound are dropped; with balanced routing none are. Expert GEMMs run on the real rows")
     moe_hybridep_num_sms: Int = Field(
         16, ge=1, le=256, description="SMs the HybridEP dispatch and combine kernels run on (Megatron-Core "
         "--moe-hybridep-num-sms, TransformerConfig default 16; the Megatron-Bridge performance recipes set 32, "
@@ -382,10 +401,27 @@ class Scenario(Strict):
             return self
         if rt.moe_pad_to_capacity and moe.capacity_factor is not None and rt.moe_dispatcher in PADDED_NO_SYNC_DISPATCHERS:
             return self
+        if rt.moe_expert_rank_capacity_factor is not None:  # _check_expert_rank_capacity: hybridep + fused MLP
+            return self
         raise ValueError("runtime.cuda_graph_scope: full_iteration cannot capture this MoE model's step: its token "
                          "dispatcher waits on the host for the token counts in every MoE layer (dropless or "
                          "unpadded); set model.moe.capacity_factor with runtime.moe_pad_to_capacity and "
-                         "runtime.moe_dispatcher alltoall or hybridep, or use a per-layer scope")
+                         "runtime.moe_dispatcher alltoall or hybridep, or runtime.moe_expert_rank_capacity_factor "
+                         "(hybridep with moe_fused_grouped_mlp), or use a per-layer scope")
+
+    @model_validator(mode="after")
+    def _check_expert_rank_capacity(self):
+        """runtime.moe_expert_rank_capacity_factor: Megatron-Core's TransformerConfig.__post_init__ refuses it
+        without use_transformer_engine_op_fuser or with a flex backend other than hybridep
+        (megatron/core/transformer/transformer_config.py at d0b3b7754)."""
+        rt = self.runtime
+        if rt.moe_expert_rank_capacity_factor is None:
+            return self
+        if not rt.moe_fused_grouped_mlp or rt.moe_dispatcher != "hybridep":
+            raise ValueError("runtime.moe_expert_rank_capacity_factor: needs runtime.moe_fused_grouped_mlp true and "
+                             "runtime.moe_dispatcher hybridep (Megatron-Core requires use_transformer_engine_op_fuser "
+                             "and the HybridEP backend)")
+        return self
 
     @model_validator(mode="after")
     def _check_pipeline_split(self):
@@ -431,6 +467,30 @@ class Scenario(Strict):
         if "fp8" not in self.search.precision or "megatron" not in self.search.frameworks:
             raise ValueError("runtime.fp8_attention: applies to Megatron fp8 plans only: search.precision must "
                              "include fp8 and search.frameworks megatron")
+        return self
+
+    @model_validator(mode="after")
+    def _check_fused_grouped_mlp(self):
+        """runtime.moe_fused_grouped_mlp: Transformer Engine registers the fused grouped MLP only on compute
+        capability 10.x (transformer_engine/pytorch/ops/fused/forward_grouped_mlp.py at 4220403e8, is_supported:
+        get_device_compute_capability()[0] != 10 -> False) and only for MXFP8 (the fused op class is
+        ..._MXFP8); Megatron-Core builds it only for MoE experts (megatron/core/transformer/moe/experts.py)."""
+        rt = self.runtime
+        if not rt.moe_fused_grouped_mlp:
+            return self
+        gpu = self.cluster.node.gpu
+        cc = gpu.compute_capability if gpu.vendor == "nvidia" else None
+        if cc is None or int(cc) != 10:
+            raise ValueError(f"runtime.moe_fused_grouped_mlp: needs an NVIDIA GPU of compute capability 10.x "
+                             f"(B200, B300, GB200, GB300); '{gpu.name}' has {gpu.compute_capability}")
+        if not self.model.moe:
+            raise ValueError("runtime.moe_fused_grouped_mlp: needs an MoE model (model.moe)")
+        if rt.fp8_recipe != "mxfp8":
+            raise ValueError(f"runtime.moe_fused_grouped_mlp: needs runtime.fp8_recipe mxfp8 (the fused kernels "
+                             f"are MXFP8 only), not {rt.fp8_recipe!r}")
+        if "fp8" not in self.search.precision or "megatron" not in self.search.frameworks:
+            raise ValueError("runtime.moe_fused_grouped_mlp: applies to Megatron fp8 plans only: search.precision "
+                             "must include fp8 and search.frameworks megatron")
         return self
 
     @model_validator(mode="after")
