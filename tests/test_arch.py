@@ -24,6 +24,10 @@ PUBLISHED = {
     "llama-2-7b": 6_738_415_616,
     "llama-2-70b": 68_976_648_192,
     "mistral-7b": 7_241_732_096,
+    # Llama 4: the text model, i.e. the Hugging Face safetensors total less the vision tower and projector
+    # (tests/test_llama4_params.py derives both from the published totals and the fixtures' vision_config)
+    "llama-4-scout": 108_641_793_536 - 871_932_416,
+    "llama-4-maverick": 401_583_781_376 - 871_932_416,
 }
 # Model cards give rounded figures: (count, relative tolerance).
 ROUNDED = {"qwen2.5-7b": (7.61e9, 0.001), "qwen2.5-72b": (72.7e9, 0.001), "qwen3-8b": (8.2e9, 0.005),
