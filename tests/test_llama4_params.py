@@ -166,11 +166,11 @@ def test_pipeline_ranks_count_the_interleaved_dense_layers():
     from planner.estimate.memory_terms_stage import stage_layers
     from planner.estimate.pipeline_split import rank_layers
     from planner.spec.model import dense_prefix
-
     from test_memory import scenario
 
     ctx = Context(scenario(model="llama-4-maverick", nodes=8))
     pat = moe_pattern(ctx.model)
+    assert dense_prefix(ctx.model) == tuple(sum(not x for x in pat[:n]) for n in range(49))
     base = dict(framework="megatron", precision="bf16", dp=1, tp=1, cp=1, ep=1, sp=False, zero=1, offload="none",
                 offload_params="none", recompute="none", mbs=1, ga=64)
     for pp, vpp in ((5, 1), (4, 2), (3, 1)):
@@ -183,7 +183,7 @@ def test_pipeline_ranks_count_the_interleaved_dense_layers():
             want = sum(sizes[c] - sum(pat[starts[c]:starts[c] + sizes[c]]) for c in mine)
             _, dense, moe = stage_layers(ctx, t, np.array([r]))
             assert float(dense[0]) == want and float(moe[0]) == sum(sizes[c] for c in mine) - want
-    lps, dense = rank_layers(("account", True, True), 48, dense_prefix(ctx.model), 5, 1)
+    lps, dense = rank_layers(("account", True, True), 48, 0, 5, 1, layer_step=2)
     assert list(lps) == [9, 10, 10, 10, 9] and list(dense) == [5, 5, 5, 5, 4]  # layers [0,9) [9,19) ... [39,48)
     t = table.from_plans([dict(base, pp=5, vpp=1), dict(base, pp=3, vpp=1), dict(base, pp=2, vpp=1)])
     assert list(heaviest_middle_rank(ctx, t)) == [1, 1, 0]  # 10, 10, 10, 9, 9 layers: the first middle rank
@@ -211,3 +211,35 @@ def test_serving_points_rebuild_the_catalog_models():
         assert (sc.model.moe.layer_step, sc.model.attention_chunk, sc.model.attention_chunk_layers) == \
             (m.moe.layer_step, m.attention_chunk, m.attention_chunk_layers)
         assert ("attn_dp=True" in plan) == (p["parallel"]["tp"] > 1), p["id"]
+
+
+def test_closed_forms_agree_with_the_pattern():
+    """moe_layers, mtp_moe and dense_before are closed forms of moe_pattern (a 2^40-layer spec validates at once)."""
+    from planner.spec.model import dense_before
+
+    base = dict(name="x", hidden=64, heads=4, ffn_hidden=128, vocab=100)
+    for layers in range(1, 13):
+        for d in range(0, layers + 1):
+            for k in range(1, 5):
+                moe = {"experts": 4, "top_k": 1, "expert_ffn_hidden": 32, "dense_layers": d, "layer_step": k}
+                pat = [i >= d and (i + 1) % k == 0 for i in range(layers)]
+                if k > 1 and not any(pat):
+                    continue
+                m = ModelSpec.model_validate({**base, "layers": layers, "moe": moe})
+                assert moe_pattern(m) == pat and m.moe_layers == sum(pat) and m.mtp_moe == pat[-1]
+                assert [int(dense_before(n, d, k)) for n in range(layers + 1)] == \
+                    [n - sum(pat[:n]) for n in range(layers + 1)]
+    huge = ModelSpec.model_validate({**base, "layers": 2 ** 40, "moe": {"experts": 4, "top_k": 1,
+                                                                         "expert_ffn_hidden": 32, "layer_step": 2}})
+    assert huge.moe_layers == 2 ** 39
+
+
+def test_bad_llama4_keys_are_refused_naming_them():
+    from planner.errors import InputError
+
+    cfg = json.loads((HF / "llama-4-scout.json").read_text())
+    for key, value in (("moe_layers", 5), ("no_rope_layer_interval", 0), ("no_rope_layers", [1, 0])):
+        bad = {**cfg, "text_config": {**cfg["text_config"], key: value}}
+        with pytest.raises(InputError) as e:
+            model_from_hf(bad)
+        assert e.value.key == key

@@ -8,8 +8,6 @@ peak, e.g. one made only of MoE layers when the first holds DeepSeek's leading d
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 
 from planner.estimate.pipeline_split import own_mtp_key, rank_layers, rank_mtp, split_key
@@ -22,34 +20,26 @@ def _chunk_layers(ctx, t):
     return ctx.model.layers // chunks, ctx.model.layers % chunks
 
 
-def dense_prefix_of(ctx) -> np.ndarray:
-    """spec.model.dense_prefix of the model as an array (dense layers among the first n, n = 0 .. layers)."""
-    return np.asarray(_dense_prefix(ctx.model.layers, ctx.model.moe.dense_layers, ctx.model.moe.layer_step)
-                      if ctx.model.moe else range(ctx.model.layers + 1), dtype=float)
+def _dense_before(ctx, n):
+    """Dense-FFN layers among the model's first n decoder layers (spec.model.dense_before; all of them dense
+    without an MoE)."""
+    from planner.spec.model import dense_before
 
-
-@functools.lru_cache(maxsize=64)
-def _dense_prefix(layers: int, dense_layers: int, layer_step: int) -> tuple[int, ...]:
-    from types import SimpleNamespace
-
-    from planner.spec.model import dense_prefix
-
-    moe = SimpleNamespace(dense_layers=dense_layers, layer_step=layer_step)
-    return dense_prefix(SimpleNamespace(layers=layers, moe=moe))
+    m = ctx.model
+    return dense_before(n, m.moe.dense_layers, m.moe.layer_step) if m.moe else np.asarray(n)
 
 
 def _dense_on_rank(ctx, t, rank, base, extra):
     """Dense-FFN layers (spec.model.moe_pattern: the leading `dense_layers`, and the layers between
     MoE layers under moe.layer_step) among rank `rank`'s chunks rank + v*pp: chunk c starts at
     c*base + min(c, extra) and holds base + (c < extra) layers."""
-    prefix, pp, vpp = dense_prefix_of(ctx), t["pp"], t["vpp"]
-    top = len(prefix) - 1
+    pp, vpp, top = t["pp"], t["vpp"], ctx.model.layers
     dense = np.zeros(len(pp))
     for v in range(int(vpp.max()) if len(vpp) else 0):
         c = rank + v * pp
         start = np.minimum(c * base + np.minimum(c, extra), top).astype(np.int64)
         end = np.minimum(start + base + (c < extra), top).astype(np.int64)
-        dense = dense + np.where(v < vpp, prefix[end] - prefix[start], 0)
+        dense = dense + np.where(v < vpp, _dense_before(ctx, end) - _dense_before(ctx, start), 0)
     return dense
 
 
@@ -131,8 +121,8 @@ def _custom_tables(ctx, pp, vpp):
     heavy = np.zeros(len(pairs), dtype=np.int64)
     for j, i in enumerate(first):
         a, b = int(pp.ravel()[i]), int(vpp.ravel()[i])
-        lps, dn = rank_layers(key, ctx.model.layers, dense_prefix_of(ctx) if st.moe_layers
-                              else np.zeros(ctx.model.layers + 1), a, b)
+        lps, dn = rank_layers(key, ctx.model.layers, ctx.model.moe.dense_layers if st.moe_layers else 0, a, b,
+                              ctx.model.moe.layer_step if st.moe_layers else 1)
         layers[j, :a], dense[j, :a] = lps, dn
         if a >= 3:  # most layers (a layout's MTP layers too), then most MoE layers, then the lowest rank
             held = lps + (rank_mtp(key, ctx.model.mtp_layers, a, b) if np.all(np.isfinite(lps)) else 0.0)

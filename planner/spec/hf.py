@@ -307,8 +307,10 @@ def _llama4(cfg: dict, out: dict) -> dict:
     layers = out["layers"]
     explicit = cfg.get("moe_layers")
     step = _get(cfg, "interleave_moe_layer_step", default=LLAMA4_STEP_DEFAULT)
+    if explicit is not None and not isinstance(explicit, list):
+        raise InputError(f"expected a list of layer indices, not {explicit!r}", key="moe_layers")
     if explicit is not None and isinstance(layers, int) and isinstance(step, int) and step > 0 \
-            and list(explicit) != list(range(step - 1, layers, step)):
+            and explicit != list(range(step - 1, layers, step)):
         raise InputError(f"moe_layers {explicit} is not every interleave_moe_layer_step-th layer ({step}); only that "
                          "pattern is supported", key="moe_layers")
     extra: dict[str, Any] = {
@@ -325,6 +327,8 @@ def _llama4(cfg: dict, out: dict) -> dict:
         rope = cfg.get("no_rope_layers")
         if not rope:  # Llama4TextConfig: an absent or empty list takes the interval's default
             every = _get(cfg, "no_rope_layer_interval", default=LLAMA4_NOPE_INTERVAL_DEFAULT)
+            if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+                raise InputError(f"expected a whole number >= 1, not {every!r}", key="no_rope_layer_interval")
             rope = [int((i + 1) % every != 0) for i in range(layers)] if isinstance(layers, int) else []
         if not isinstance(rope, list) or (isinstance(layers, int) and len(rope) != layers):
             raise InputError(f"expected one 0/1 entry per layer ({layers}), not {rope!r}", key="no_rope_layers")

@@ -217,7 +217,7 @@ class ModelSpec(Strict):
             raise ValueError(f"heads: hidden ({self.hidden}) is not divisible by heads ({self.heads}); give head_dim")
         if self.moe and self.moe.dense_layers > self.layers:
             raise ValueError(f"moe.dense_layers: moe.dense_layers ({self.moe.dense_layers}) exceeds layers ({self.layers})")
-        if self.moe and self.moe.layer_step > 1 and not any(moe_pattern(self)):
+        if self.moe and self.moe.layer_step > 1 and not self.moe_layers:
             raise ValueError(f"moe.layer_step: moe.layer_step ({self.moe.layer_step}) leaves no MoE layer among the "
                              f"{self.layers} layers")
         if self.attention_chunk_layers is not None and not self.attention_chunk:
@@ -266,14 +266,16 @@ class ModelSpec(Strict):
 
     @property
     def moe_layers(self) -> int:
-        return sum(moe_pattern(self))
+        return self.layers - int(dense_before(self.layers, self.moe.dense_layers, self.moe.layer_step)) \
+            if self.moe else 0
 
     @property
     def mtp_moe(self) -> bool:
         """The MTP modules' transformer layer is the decoder's last layer kind: MoE when the last decoder
         layer is (Megatron-Core get_gpt_mtp_block_spec takes the last layer spec; training.py
         num_floating_point_operations counts MTP layers as MoE when `last_layer_is_moe`)."""
-        return self.moe is not None and moe_pattern(self)[-1]
+        return self.moe is not None and self.layers > self.moe.dense_layers \
+            and self.layers % self.moe.layer_step == 0
 
 
 def moe_pattern(m) -> list[bool]:
@@ -287,11 +289,20 @@ def moe_pattern(m) -> list[bool]:
     return [i >= d and (i + 1) % k == 0 for i in range(m.layers)]
 
 
+def dense_before(n, dense_layers: int, layer_step: int):
+    """Dense-FFN layers among the first n decoder layers (n an int or an integer array) under moe_pattern:
+    n less the MoE layers i < n, those i >= dense_layers with (i + 1) % layer_step == 0, i.e. the multiples of
+    layer_step in (dense_layers, n]: n // step - dense_layers // step when n > dense_layers. A pipeline chunk of
+    layers [a, b) holds dense_before(b) - dense_before(a) of them."""
+    import numpy as np
+
+    moe = np.maximum(np.asarray(n) // layer_step - dense_layers // layer_step, 0)
+    return np.asarray(n) - moe
+
+
 def dense_prefix(m) -> tuple[int, ...]:
-    """Dense-FFN layers among the first n decoder layers, for n = 0 .. layers (moe_pattern): how many
-    dense layers a pipeline chunk of layers [a, b) holds is dense_prefix[b] - dense_prefix[a]."""
-    out, n = [0], 0
-    for moe in moe_pattern(m):
-        n += not moe
-        out.append(n)
-    return tuple(out)
+    """dense_before for n = 0 .. layers (a spec without MoE: every layer dense)."""
+    import numpy as np
+
+    n = np.arange(m.layers + 1)
+    return tuple(int(x) for x in (dense_before(n, m.moe.dense_layers, m.moe.layer_step) if m.moe else n))
