@@ -7,8 +7,8 @@ serving_runs.yaml perf-overview points cite): output tokens/s per GPU, trtllm-be
 fixed-length synthetic prompts, requests per row as the page's table states. A row here is the same column's
 serving_runs.yaml record with the row's lengths and published value; the GB200 DEP4 / TP1 columns of
 DeepSeek-R1, Qwen3-235B and Qwen3-30B reuse the B200 column's record on the GB200 NVL72 hardware block of the
-GB200 gpt-oss-120b point (same checkpoints and llm_options per the page). Left out: Llama-4 Maverick (not in
-the model catalog, no record to reuse) and the RTX 6000 Pro tables (no such node in the catalog).
+GB200 gpt-oss-120b point (same checkpoints and llm_options per the page); Llama 4 Maverick's three DEP columns have
+their own 1000/1000 records. Left out: the RTX 6000 Pro tables (no such node in the catalog).
 
     python benchmarks/serve_moe_rows.py            # print the table
     python benchmarks/serve_moe_rows.py --json F   # also write {row id: [measured, predicted, error]} to F
@@ -55,6 +55,12 @@ ROWS = {
                                                    (32768, 1024): 915},
     "trtllm-po-h100-gptoss20b-tp1-fp8-1000-1000": {(1024, 1024): 11403, (1024, 8192): 8617, (8192, 1024): 3366,
                                                    (32768, 1024): 785},
+    "trtllm-po-b200-llama4-maverick-dep4-fp4-1000-1000": {(1024, 1024): 11227, (1024, 8192): 5174,
+                                                          (1024, 32768): 2204, (8192, 1024): 3279, (32768, 1024): 859},
+    "trtllm-po-gb200-llama4-maverick-dep4-fp4-1000-1000": {(1024, 1024): 11905, (1024, 8192): 5508,
+                                                           (1024, 32768): 2300, (8192, 1024): 3444, (32768, 1024): 963},
+    "trtllm-po-h200-llama4-maverick-dep8-fp8-1000-1000": {(1024, 1024): 4180, (1024, 8192): 1157, (1024, 32768): 679,
+                                                          (8192, 1024): 1276},
 }
 # GB200 columns built from the B200 column's record: {B200 record: {(isl, osl): tokens/s per GPU}}
 GB200_ROWS = {

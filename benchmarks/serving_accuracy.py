@@ -89,11 +89,13 @@ def model_dict(m: dict) -> dict:
         mo = m["moe"]
         out["moe"] = {"experts": mo["num_experts"], "top_k": mo["top_k"],
                       "expert_ffn_hidden": mo["expert_ffn_hidden_size"], "shared_experts": mo.get("shared_experts") or 0,
-                      "dense_layers": mo.get("dense_layers") or 0}
+                      "dense_layers": mo.get("dense_layers") or 0, "layer_step": mo.get("layer_step") or 1}
     if m.get("mla"):
         a = m["mla"]
         out["mla"] = {k: a[k] for k in ("q_lora_rank", "kv_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim",
                                         "v_head_dim") if k in a}
+    if m.get("attention_chunk"):  # Llama 4's chunked local attention (catalogs/models.yaml llama-4-*)
+        out["attention_chunk"], out["attention_chunk_layers"] = m["attention_chunk"], m.get("attention_chunk_layers")
     if "sliding" in str(m.get("attention_type", "")):
         out["sliding_window"] = int(str(m["attention_type"]).split("(")[1].split(")")[0])
         out["sliding_window_layers"] = m["layers"] // 2  # "alternating sliding-window/full"

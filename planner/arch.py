@@ -141,7 +141,8 @@ def model_stats(m: ModelSpec) -> ModelStats:
     dense_layers, moe_layers = m.layers, 0
     if m.moe:
         mo = m.moe
-        dense_layers, moe_layers = mo.dense_layers, m.layers - mo.dense_layers
+        moe_layers = m.moe_layers  # spec.model.moe_pattern: after the leading dense layers, every layer_step-th
+        dense_layers = m.layers - moe_layers
         # DeepSeek-V3's e_score_correction_bias is a buffer, not a parameter; gpt-oss (linear_bias) has
         # a trained router bias and biases on every expert's projections (HF GptOssTopKRouter.bias,
         # GptOssExperts gate_up_proj_bias / down_proj_bias)
@@ -229,18 +230,37 @@ def window_context(seq_len: int, window: int) -> float:
     return window - window * (window - 1) / (2.0 * seq_len)
 
 
+def chunk_layers(m: ModelSpec) -> int:
+    """Layers that attend within `attention_chunk` (all of them when the spec gives a chunk and no count;
+    none without a chunk)."""
+    if not m.attention_chunk:
+        return 0
+    return m.layers if m.attention_chunk_layers is None else m.attention_chunk_layers
+
+
+def chunk_context(seq_len: int, chunk: int) -> float:
+    """Keys a query attends on average in a causal chunked-attention layer (Llama 4 attention_chunk_size:
+    a query sees the keys of its own chunk up to itself), in the s / 2 convention of
+    attention_flops_per_token: q full chunks and a remainder r (s = q c + r) give
+    (q c^2 + r^2) / (2 s), which is s / 2 for s <= c."""
+    q, r = divmod(seq_len, chunk)
+    return (q * chunk * chunk + r * r) / (2.0 * seq_len)
+
+
 def attention_flops_per_token(m: ModelSpec, seq_len: int, causal: bool = True) -> float:
     """Forward FLOPs of scores (QK^T) and context (AV) per token, summed over layers (the MTP
     modules' layers included, full attention): 2 * s * H * (d_qk + d_v) per layer, halved under a
     causal mask; a sliding-window layer (causal)
-    attends window_context(s, w) keys instead of s / 2."""
+    attends window_context(s, w) keys instead of s / 2, a chunked-attention layer chunk_context(s, c)."""
     d_qk, d_v = attention_dims(m)
     per_key = 2.0 * m.heads * (d_qk + d_v)
     if not causal:
         return per_key * seq_len * (m.layers + m.mtp_layers)
     n_sw = window_layers(m)
     ctx_sw = window_context(seq_len, m.sliding_window) if n_sw else 0.0
-    return per_key * (seq_len / 2 * (m.layers + m.mtp_layers - n_sw) + ctx_sw * n_sw)
+    n_ch = chunk_layers(m)
+    ctx_ch = chunk_context(seq_len, m.attention_chunk) if n_ch else 0.0
+    return per_key * (seq_len / 2 * (m.layers + m.mtp_layers - n_sw - n_ch) + ctx_sw * n_sw + ctx_ch * n_ch)
 
 
 def mtp_matmul_flops_per_token(m: ModelSpec) -> float:

@@ -27,6 +27,10 @@ PUBLISHED = {
     # numel over DeepseekV3ForCausalLM built from Kimi-K2-Base's config.json (model_type kimi_k2); the model card
     # rounds it to 1T; recounted tensor by tensor in test_muon.test_kimi_k2_counts
     "kimi-k2": 1_026_408_209_408,
+    # Llama 4: the text model, i.e. the Hugging Face safetensors total less the vision tower and projector
+    # (tests/test_llama4_params.py derives both from the published totals and the fixtures' vision_config)
+    "llama-4-scout": 108_641_793_536 - 871_932_416,
+    "llama-4-maverick": 401_583_781_376 - 871_932_416,
 }
 # Model cards give rounded figures: (count, relative tolerance).
 ROUNDED = {"qwen2.5-7b": (7.61e9, 0.001), "qwen2.5-72b": (72.7e9, 0.001), "qwen3-8b": (8.2e9, 0.005),

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from planner.arch import attention_dims, window_layers
+from planner.arch import attention_dims, chunk_layers, window_layers
 from planner.estimate import context_parallel
 from planner.estimate import table as T
 from planner.estimate.compute_gemm import gemm_s
@@ -35,13 +35,15 @@ FLASH_BWD_FLOPS_RATIO = 2.5  # backward / forward FLOPs of flash attention (5 vs
 ATTN_TILE_Q = ATTN_TILE_K = 128
 
 
-def attention_tiles(seq_len: int, window: int | None = None) -> int:
+def attention_tiles(seq_len: int, window: int | None = None, chunk: int | None = None) -> int:
     """Score tiles a flash-attention kernel computes for one causal (head, sequence): query tile i
     (rows i Bq .. min((i+1) Bq, s) - 1) visits key tiles from the one holding its first visible key
     (0, or i Bq - w + 1 with a window of w keys) to the one holding its last row."""
     rows = np.arange(0, seq_len, ATTN_TILE_Q)
     last = np.minimum(rows + ATTN_TILE_Q, seq_len) - 1
     first = np.zeros_like(rows) if window is None else np.maximum(rows - window + 1, 0)
+    if chunk is not None:  # chunked attention (Llama 4): from the start of the first row's chunk
+        first = (rows // chunk) * chunk
     return int(np.sum(last // ATTN_TILE_K - first // ATTN_TILE_K + 1))
 
 
@@ -50,10 +52,12 @@ def window_work_ratio(m, seq_len: int) -> float:
     layers of attention_tiles(s, w) / attention_tiles(s) for the windowed layers (arch.window_layers),
     1 for the others. A 128-key window at s = 4,096 computes 63 of 528 tiles (twice its useful
     scores: the diagonal tile and the one before it are both partly masked)."""
-    n_sw = window_layers(m)
-    if not n_sw:
+    n_sw, n_ch = window_layers(m), chunk_layers(m)
+    if not n_sw and not n_ch:
         return 1.0
-    return (m.layers - n_sw + n_sw * window_tile_share(m, seq_len)) / m.layers
+    ch = attention_tiles(seq_len, chunk=m.attention_chunk) / attention_tiles(seq_len) \
+        if n_ch and m.attention_chunk < seq_len else 1.0
+    return (m.layers - n_sw - n_ch + n_sw * window_tile_share(m, seq_len) + n_ch * ch) / m.layers
 
 
 def window_tile_share(m, seq_len: int) -> float:

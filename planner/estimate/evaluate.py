@@ -204,11 +204,30 @@ def heaviest_middle_rank(ctx: Context, t: dict):
 
     if split_key_of(ctx) is not None:  # a Megatron split: the middle rank with the most layers
         return heaviest_rank(ctx, t)
+    if ctx.model.moe and ctx.model.moe.layer_step > 1:  # dense layers between MoE layers: compare the ranks
+        return _most_loaded_middle_rank(ctx, t)
     d = ctx.stats.dense_layers
     base, extra = _chunk_layers(ctx, t)
     full = np.ceil(d / (base + 1.0))  # ranks needed while every chunk holds base + 1 layers
     r = np.where(full <= extra, full, extra + np.ceil((d - extra * (base + 1.0)) / np.maximum(base, 1)))
     return np.where(t["pp"] >= 3, np.clip(r, 1, t["pp"] - 2), 0).astype(np.int64)
+
+
+def _most_loaded_middle_rank(ctx: Context, t: dict):
+    """Per plan, the middle rank (1..pp-2; 0 where pp < 3) holding the most decoder layers, ties to the most
+    MoE layers then the lowest rank (heaviest_rank's order), each rank's layers from stage_layers: for MoE
+    layers on every moe.layer_step-th layer (spec.model.moe_pattern), where no closed form names it."""
+    from planner.estimate.memory_terms_stage import _stage_layers_rows
+
+    pp = np.asarray(t["pp"])
+    best = np.zeros(np.shape(pp), dtype=np.int64)
+    best_score = np.full(np.shape(pp), -1.0)
+    for r in range(1, max(int(pp.max()) - 1, 1) if pp.size else 1):
+        lps, dense, _ = _stage_layers_rows(ctx, t, np.minimum(r, pp - 1))
+        score = np.where(r <= pp - 2, lps * (ctx.model.layers + 1.0) + (lps - dense), -1.0)
+        take = score > best_score
+        best, best_score = np.where(take, r, best), np.where(take, score, best_score)
+    return np.where(pp >= 3, best, 0).astype(np.int64)
 
 
 def layer_units(ctx: Context, t: dict) -> tuple[dict, dict]:

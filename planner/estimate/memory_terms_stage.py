@@ -20,15 +20,26 @@ def _chunk_layers(ctx, t):
     return ctx.model.layers // chunks, ctx.model.layers % chunks
 
 
+def _dense_before(ctx, n):
+    """Dense-FFN layers among the model's first n decoder layers (spec.model.dense_before; all of them dense
+    without an MoE)."""
+    from planner.spec.model import dense_before
+
+    m = ctx.model
+    return dense_before(n, m.moe.dense_layers, m.moe.layer_step) if m.moe else np.asarray(n)
+
+
 def _dense_on_rank(ctx, t, rank, base, extra):
-    """Dense layers (the model's first `dense_layers`) among rank `rank`'s chunks rank + v*pp: chunk c
-    starts at c*base + min(c, extra) and holds base + (c < extra) layers."""
-    d, pp, vpp = ctx.stats.dense_layers, t["pp"], t["vpp"]
+    """Dense-FFN layers (spec.model.moe_pattern: the leading `dense_layers`, and the layers between
+    MoE layers under moe.layer_step) among rank `rank`'s chunks rank + v*pp: chunk c starts at
+    c*base + min(c, extra) and holds base + (c < extra) layers."""
+    pp, vpp, top = t["pp"], t["vpp"], ctx.model.layers
     dense = np.zeros(len(pp))
     for v in range(int(vpp.max()) if len(vpp) else 0):
         c = rank + v * pp
-        start = c * base + np.minimum(c, extra)
-        dense = dense + np.where(v < vpp, np.clip(d - start, 0, base + (c < extra)), 0)
+        start = np.minimum(c * base + np.minimum(c, extra), top).astype(np.int64)
+        end = np.minimum(start + base + (c < extra), top).astype(np.int64)
+        dense = dense + np.where(v < vpp, _dense_before(ctx, end) - _dense_before(ctx, start), 0)
     return dense
 
 
@@ -110,7 +121,8 @@ def _custom_tables(ctx, pp, vpp):
     heavy = np.zeros(len(pairs), dtype=np.int64)
     for j, i in enumerate(first):
         a, b = int(pp.ravel()[i]), int(vpp.ravel()[i])
-        lps, dn = rank_layers(key, ctx.model.layers, st.dense_layers if st.moe_layers else 0, a, b)
+        lps, dn = rank_layers(key, ctx.model.layers, ctx.model.moe.dense_layers if st.moe_layers else 0, a, b,
+                              ctx.model.moe.layer_step if st.moe_layers else 1)
         layers[j, :a], dense[j, :a] = lps, dn
         if a >= 3:  # most layers (a layout's MTP layers too), then most MoE layers, then the lowest rank
             held = lps + (rank_mtp(key, ctx.model.mtp_layers, a, b) if np.all(np.isfinite(lps)) else 0.0)
@@ -145,7 +157,8 @@ def _layer_table(ctx, top_pp: int, top_vpp: int) -> tuple[np.ndarray, np.ndarray
     """(layers, dense layers) of every (pp, vpp, rank) with pp <= top_pp, vpp <= top_vpp, rank < top_pp,
     flattened in that order (_stage_layers_rows on that grid: what it reads of ctx is in the key)."""
     st = ctx.stats
-    key = (ctx.model.layers, st.dense_layers, st.moe_layers, top_pp, top_vpp)
+    step = ctx.model.moe.layer_step if ctx.model.moe else 1
+    key = (ctx.model.layers, st.dense_layers, st.moe_layers, step, top_pp, top_vpp)
     found = _LAYER_TABLES.get(key)  # read once: another thread may clear the cache
     if found is None:
         if len(_LAYER_TABLES) > 64:

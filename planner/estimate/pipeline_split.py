@@ -154,14 +154,19 @@ def rank_mtp(key, mtp_layers: int, pp: int, vpp: int) -> np.ndarray:
     return out
 
 
-def rank_layers(key, layers: int, dense_layers: int, pp: int, vpp: int) -> tuple[np.ndarray, np.ndarray]:
+def rank_layers(key, layers: int, dense_layers: int, pp: int, vpp: int,
+                layer_step: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """(decoder layers, dense layers) of each rank 0..pp-1: rank r holds chunks r, r+pp, ...
-    (Megatron's layout: stage i = vp stage * pp + rank); the model's first `dense_layers` decoder
-    layers are dense (DeepSeek `first_k_dense_replace`). NaN where the split does not build."""
+    (Megatron's layout: stage i = vp stage * pp + rank); the model's first `dense_layers` decoder layers are
+    dense (DeepSeek `first_k_dense_replace`) and, after them, all but every `layer_step`-th (Llama 4
+    Maverick: every other layer; spec.model.dense_before). NaN where the split does not build."""
+    from planner.spec.model import dense_before
+
     counts = chunk_decoders(key, layers, pp, vpp)
     if counts is None:
         return np.full(pp, np.nan), np.full(pp, np.nan)
     c = np.array(counts, dtype=float)
-    start = np.concatenate([[0.0], np.cumsum(c)[:-1]])
-    dense = np.clip(dense_layers - start, 0, c)
+    ends = np.cumsum(np.array(counts, dtype=np.int64))
+    dense = (dense_before(ends, dense_layers, layer_step)
+             - dense_before(ends - np.array(counts, dtype=np.int64), dense_layers, layer_step)).astype(float)
     return c.reshape(vpp, pp).sum(axis=0), dense.reshape(vpp, pp).sum(axis=0)

@@ -50,6 +50,12 @@ def family(m) -> str:
 def _problems(m, mt: str) -> list[str]:
     """Features of the model that the chosen transformers class cannot express."""
     out = []
+    if m.attention_chunk:
+        out.append(f"{mt} has no chunked attention (attention_chunk: Llama 4, whose llama4 config is not written "
+                   "here)")
+    if m.moe and m.moe.layer_step > 1 and (mt not in ("qwen2_moe", "qwen3_moe") or m.moe.dense_layers):
+        out.append(f"{mt} cannot put MoE on every {m.moe.layer_step}th layer (moe.layer_step; Qwen2/3-MoE's "
+                   "decoder_sparse_step can, without leading dense layers)")
     if mt in ("gpt2", "gpt_neox"):
         if m.ffn_act != "gelu":
             out.append(f"{mt} uses a GELU MLP, not {m.ffn_act}")
@@ -142,8 +148,8 @@ def _moe(m, mt: str) -> dict:
         out["num_local_experts"] = e.experts
         del out["norm_topk_prob"]
     elif mt in ("qwen2_moe", "qwen3_moe"):
-        out.update(num_experts=e.experts, moe_intermediate_size=e.expert_ffn_hidden, decoder_sparse_step=1,
-                   mlp_only_layers=[])
+        out.update(num_experts=e.experts, moe_intermediate_size=e.expert_ffn_hidden, decoder_sparse_step=e.layer_step,
+                   mlp_only_layers=[])  # dense layers between MoE layers take intermediate_size (ffn_hidden)
         if mt == "qwen2_moe":
             out["shared_expert_intermediate_size"] = e.shared_ffn
     else:

@@ -12,7 +12,7 @@ from planner.errors import InputError
 from planner.frameworks import common
 from planner.estimate.comm import ep_overlap_runs
 from planner.frameworks.megatron_layout import layout_problems, pipeline_layout
-from planner.spec.model import window_pattern
+from planner.spec.model import moe_pattern, window_pattern
 
 # Megatron's optimizers (`--optimizer`): its Adam applies decoupled weight decay (AdamW).
 OPTIMIZERS = {"adamw": "adam", "adam": "adam", "sgd": "sgd", "muon": "muon"}
@@ -54,10 +54,25 @@ def _model_args(scenario) -> list[str]:
                 f"--moe-ffn-hidden-size {m.moe.expert_ffn_hidden}", "--moe-grouped-gemm"]
         if m.moe.shared_ffn:
             out.append(f"--moe-shared-expert-intermediate-size {m.moe.shared_ffn}")
-        if m.moe.dense_layers:
-            k = m.moe.dense_layers
-            out.append(f"--moe-layer-freq ([0]*{k}+[1]*{m.layers - k})")
-    return out + architecture_args(m)
+        freq = moe_layer_freq(m)
+        if freq:
+            out.append(f"--moe-layer-freq {freq}")
+    return out + architecture_args(m, seq)
+
+
+def moe_layer_freq(m) -> str | None:
+    """Megatron --moe-layer-freq for the model's MoE layers (spec.model.moe_pattern), None when every layer
+    is MoE: leading dense layers as ([0]*k+[1]*(L-k)); any other pattern (Llama 4 Maverick's MoE on odd
+    0-based layers) as the list expression arguments.py moe_freq_type evaluates, 1 = MoE, one entry per
+    layer without spaces. (An integer N would put MoE on 0-based layers 0, N, 2N, ...: is_moe_layer in
+    Megatron-Core's get_moe_layer_freq, not HF's (i + 1) % N == 0.)"""
+    pattern = moe_pattern(m)
+    if all(pattern):
+        return None
+    k = m.moe.dense_layers
+    if m.moe.layer_step == 1:
+        return f"([0]*{k}+[1]*{m.layers - k})"
+    return "[" + ",".join("1" if x else "0" for x in pattern) + "]"
 
 
 def _position_type(m) -> str:
@@ -160,12 +175,28 @@ def window_skip_freq(pattern: list[bool]) -> str:
     return "[" + ",".join("1" if x else "0" for x in pattern) + "]"
 
 
-def architecture_args(m) -> list[str]:
+def architecture_args(m, seq_len: int | None = None) -> list[str]:
     """Arguments that change no shape but make Megatron build the same model as the spec: rotary
     base and scaling, --norm-epsilon, --window-size (HF's sliding window of W tokens, the current
     one included, is W-1 tokens to the left: "W-1,0"), the MoE router. Raises InputError naming the
-    value Megatron cannot take."""
+    value Megatron cannot take. Chunked attention (attention_chunk, Llama 4): Megatron-LM (main @ d98e8a6)
+    has no chunked-attention mask; a training sequence (`seq_len`) no longer than the chunk is one chunk,
+    the same computation as causal attention, so only a longer one (or, with seq_len None, none) is refused."""
     out, problems = _rope_args(m)
+    if m.attention_chunk and (seq_len is None or seq_len > m.attention_chunk):
+        problems.append(f"chunked attention (attention_chunk {m.attention_chunk}) on "
+                        f"{'sequences' if seq_len is None else f'a {seq_len}-token sequence'}: Megatron-LM has no "
+                        "chunked-attention mask (a sequence within one chunk trains the same as causal attention)")
+    if m.attention_chunk:
+        # Llama 4: the chunked layers are its RoPE layers, the others NoPE global layers (transformers
+        # Llama4TextConfig layer_types: chunked_attention iff no_rope_layers[i]); Megatron --no-rope-freq N makes
+        # 1-based layers N, 2N, ... NoPE (TransformerConfig.no_rope_freq: [0]*(N-1)+[1] repeated)
+        nope = m.layers - (m.attention_chunk_layers or m.layers)
+        if nope and m.layers % nope == 0:
+            out.append(f"--no-rope-freq {m.layers // nope}")
+        elif nope:
+            problems.append(f"{nope} NoPE layers of {m.layers} (the layers outside attention_chunk_layers) are not "
+                            "every N-th layer (--no-rope-freq N)")
     out.append(f"--norm-epsilon {m.norm_eps!r}")
     if m.sliding_window:
         out.append(f"--window-size {m.sliding_window - 1},0")

@@ -179,11 +179,19 @@ def runtime_violations(t: dict, runtime, model=None, optimizer=None):
     return out
 
 
-def unbuildable(model) -> dict[int, str]:
+def _seq_len(scenario):
+    """The training sequence length of a scenario (None for one without training)."""
+    tr = getattr(scenario, "training", None)
+    return getattr(tr, "seq_len", None)
+
+
+def unbuildable(model, seq_len: int | None = None) -> dict[int, str]:
     """{framework code: why} for the frameworks that cannot build `model` as specified (an architecture
     value they cannot take: megatron.architecture_args, torchtitan_model.model_args). DeepSpeed runs
     the user's training script on a transformers model, so any model except one with MTP modules:
-    transformers builds none (DeepseekV3ForCausalLM ignores the checkpoint's layer 61, the MTP module)."""
+    transformers builds none (DeepseekV3ForCausalLM ignores the checkpoint's layer 61, the MTP module).
+    `seq_len`: the training sequence, where what a framework can build depends on it (chunked attention:
+    megatron.architecture_args)."""
     from planner.errors import InputError
     from planner.frameworks import megatron, torchtitan_model
 
@@ -191,7 +199,7 @@ def unbuildable(model) -> dict[int, str]:
     if model.mtp_layers:
         out[DS] = ("DeepSpeed trains a transformers model, which builds no multi-token-prediction modules "
                    "(mtp_layers): use framework megatron, or mtp_layers 0")
-    for code, build in ((MEG, megatron.architecture_args), (TT, torchtitan_model.model_args)):
+    for code, build in ((MEG, lambda m: megatron.architecture_args(m, seq_len)), (TT, torchtitan_model.model_args)):
         try:
             build(model)
         except InputError as e:
@@ -226,6 +234,6 @@ def framework_problems(plan, scenario=None, runtime=None, optimizer=None) -> lis
         if (fw is None or t["framework"][0] == fw) and bool(np.broadcast_to(hit, (1,))[0]):
             out.append(msg)
     if scenario is not None:
-        why = unbuildable(scenario.model).get(int(t["framework"][0]))
+        why = unbuildable(scenario.model, _seq_len(scenario)).get(int(t["framework"][0]))
         out += [why] if why else []
     return out

@@ -69,6 +69,11 @@ def _problems(m, fam: str) -> list[str]:
             out.append("shared experts are num_shared_experts x moe_inter_dim, ungated")
         if fam == "qwen3" and e.dense_layers:
             out.append("qwen3 puts experts in every layer")
+        if e.layer_step > 1:
+            out.append(f"MoE on every {e.layer_step}th layer (moe.layer_step): the families put experts in every "
+                       "layer after n_dense_layers")
+    if m.attention_chunk:
+        out.append("no chunked attention (attention_chunk, Llama 4)")
     return out
 
 

@@ -194,7 +194,7 @@ def _unbuildable_lines(scenario) -> list[str]:
     from planner.estimate import table as T
     from planner.frameworks.rules import unbuildable
 
-    why = unbuildable(scenario.model)
+    why = unbuildable(scenario.model, scenario.training.seq_len)
     return [f"{name} cannot build the model: {why[T.FRAMEWORKS.index(name)]}"
             for name in scenario.search.frameworks if T.FRAMEWORKS.index(name) in why]
 

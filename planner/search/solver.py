@@ -309,7 +309,7 @@ def _dropped(grid: dict, scenario) -> np.ndarray:
         add(fw, bad(grid))
     for fw, _, hit in runtime_violations(grid, scenario.runtime, scenario.model, scenario.training.optimizer):  # and its runtime rules
         add(fw, hit)
-    for code in unbuildable(scenario.model):  # frameworks that cannot build this model
+    for code in unbuildable(scenario.model, scenario.training.seq_len):  # frameworks that cannot build this model
         add(code, True)
     if split_key(scenario.runtime) is not None:  # Megatron's own split (runtime keys): Megatron plans only
         np.logical_or(drop, framework != T.MEG, out=drop)

@@ -92,7 +92,7 @@ def model_facts(m) -> ModelFacts:
     sw_layers = (getattr(m, "sliding_window_layers", None) or (L if window else 0)) if window else 0
     if m.moe:
         ffn_tok = m.moe.top_k * m.moe.expert_ffn_hidden + m.moe.shared_ffn
-        ffn_tok = max(ffn_tok, m.ffn_hidden if m.moe.dense_layers else 0)
+        ffn_tok = max(ffn_tok, m.ffn_hidden if st.dense_layers else 0)
     else:
         ffn_tok = m.ffn_hidden
     return ModelFacts(

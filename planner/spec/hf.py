@@ -1,7 +1,7 @@
 """Hugging Face `config.json` -> inline model mapping (ModelSpec keys).
 
 Families: Llama, Mistral, Qwen2/2.5, Qwen3, Mixtral, Qwen2-MoE, Qwen3-MoE, DeepSeek-V2/V3, GPT-2,
-GPT-NeoX, gpt-oss. Field names per family follow `shared/reference/ecosystem.md` section 5.1; both the
+GPT-NeoX, gpt-oss, Llama 4 (`llama4`: the language model of its `text_config`, the vision tower left out). Field names per family follow `shared/reference/ecosystem.md` section 5.1; both the
 transformers v4 and v5 spellings are read. DeepSeek-V3's multi-token-prediction modules
 (`num_nextn_predict_layers`, 1 in the released file) become `mtp_layers`: transformers does not
 instantiate them, but DeepSeek trained with them and Megatron-Bridge's DeepSeek-V3 recipes train them
@@ -15,8 +15,12 @@ from typing import Any
 from planner.errors import InputError
 
 # transformers' config-class defaults (configuration_<family>.py, v4.5x) for a file that omits a key.
-NORM_EPS_DEFAULT = {"mixtral": 1e-5, "gpt2": 1e-5, "gpt_neox": 1e-5, "gpt_oss": 1e-5}  # every other family: 1e-6
-ROPE_THETA_DEFAULT = {"mixtral": 1e6, "gpt_oss": 150000.0}  # every other family: 10,000
+NORM_EPS_DEFAULT = {"mixtral": 1e-5, "gpt2": 1e-5, "gpt_neox": 1e-5, "gpt_oss": 1e-5,
+                    "llama4_text": 1e-5}  # every other family: 1e-6
+ROPE_THETA_DEFAULT = {"mixtral": 1e6, "gpt_oss": 150000.0, "llama4_text": 500000.0}  # every other family: 10,000
+# transformers Llama4TextConfig (configuration_llama4.py) when the file omits them: intermediate_size_mlp (the dense
+# layers' FFN), interleave_moe_layer_step, no_rope_layer_interval (every 4th layer NoPE, the others RoPE + chunked)
+LLAMA4_FFN_MLP_DEFAULT, LLAMA4_STEP_DEFAULT, LLAMA4_NOPE_INTERVAL_DEFAULT = 16384, 1, 4
 # Qwen2Config / Qwen3Config max_window_layers (configuration_qwen2.py, configuration_qwen3.py): the first
 # windowed layer when use_sliding_window is on and the file gives neither max_window_layers nor layer_types
 MAX_WINDOW_LAYERS_DEFAULT = 28
@@ -33,14 +37,15 @@ GATED_ACT_DEFAULT = {"gemma": "gelu_pytorch_tanh"}
 TIED_DEFAULT = {"gemma"}
 # head_dim when the file omits it: Qwen3Config head_dim=128, GemmaConfig head_dim=256 (configuration_qwen3.py,
 # configuration_gemma.py, v4.5x and v5); every other family's config class takes hidden_size // num_attention_heads
-HEAD_DIM_DEFAULT = {"qwen3": 128, "gemma": 256}
+HEAD_DIM_DEFAULT = {"qwen3": 128, "gemma": 256, "llama4_text": 128}
 # attention_bias puts a bias on q_proj, k_proj, v_proj and o_proj (modeling_<family>.py); mlp_bias on gate_proj,
 # up_proj and down_proj. Mistral's and Mixtral's projections have no bias whatever the file says.
-ATTENTION_BIAS = ("llama", "qwen3", "qwen3_moe", "olmo", "granite", "gemma")
+ATTENTION_BIAS = ("llama", "qwen3", "qwen3_moe", "olmo", "granite", "gemma", "llama4_text")
 MLP_BIAS = ("llama", "granite")
 
 DENSE = {"llama", "mistral", "qwen2", "qwen3", "gemma", "olmo", "granite", "phi3"}
-SUPPORTED = DENSE | {"mixtral", "qwen2_moe", "qwen3_moe", "deepseek_v2", "deepseek_v3", "gpt2", "gpt_neox", "gpt_oss"}
+SUPPORTED = DENSE | {"mixtral", "qwen2_moe", "qwen3_moe", "deepseek_v2", "deepseek_v3", "gpt2", "gpt_neox", "gpt_oss",
+                     "llama4", "llama4_text"}
 # model_type values whose checkpoints transformers builds with another family's class, as their config.json's
 # `architectures` says: {model_type: (family read as, architecture)}. Moonshot's Kimi-K2 (model_type kimi_k2)
 # ships DeepseekV3ForCausalLM (its config.json auto_map: configuration_deepseek.DeepseekV3Config).
@@ -207,6 +212,12 @@ def model_from_hf(cfg: dict, name: str = "hf-model") -> dict:
     if not isinstance(mt, str) or mt not in SUPPORTED:
         raise InputError(f"unsupported model_type {mt!r} (supported: {', '.join(sorted(SUPPORTED))})",
                          key="model_type")
+    if mt == "llama4":  # Llama4ForConditionalGeneration: the language model is text_config (module doc)
+        text = cfg.get("text_config")
+        if not isinstance(text, dict):
+            raise InputError("model_type llama4 needs its language model's keys under text_config (a mapping)",
+                             key="text_config")
+        cfg, mt = {**text, "model_type": "llama4_text"}, "llama4_text"
     if mt == "gpt2":
         h = _get(cfg, "n_embd", "hidden_size")
         return {
@@ -254,19 +265,20 @@ def model_from_hf(cfg: dict, name: str = "hf-model") -> dict:
         out["moe"] = {"experts": _get(cfg, "num_local_experts"), "top_k": _get(cfg, "num_experts_per_tok"),
                       "expert_ffn_hidden": out["ffn_hidden"], **_router(cfg, mt)}
     if mt in ("qwen2_moe", "qwen3_moe"):
-        step = cfg.get("decoder_sparse_step", 1) or 1
         only = cfg.get("mlp_only_layers") or []
-        if step != 1 or only:
-            raise InputError("decoder_sparse_step != 1 and mlp_only_layers are not supported yet",
-                             key="decoder_sparse_step" if step != 1 else "mlp_only_layers")
+        if only:
+            raise InputError("mlp_only_layers is not supported yet", key="mlp_only_layers")
         moe = {"experts": _get(cfg, "num_experts", "num_local_experts"), "top_k": _get(cfg, "num_experts_per_tok"),
-               "expert_ffn_hidden": _get(cfg, "moe_intermediate_size")}
+               "expert_ffn_hidden": _get(cfg, "moe_intermediate_size"),
+               "layer_step": cfg.get("decoder_sparse_step", 1) or 1}  # (layer_idx + 1) % step == 0: spec.model
         shared = cfg.get("shared_expert_intermediate_size") or 0
         if mt == "qwen2_moe" and shared:
             moe.update(shared_experts=1, shared_expert_ffn_hidden=shared, shared_expert_gate=True)
         out["moe"] = {**moe, **_router(cfg, mt)}
     if mt == "gpt_oss":
         out.update(_gpt_oss(cfg, out))
+    if mt == "llama4_text":
+        out.update(_llama4(cfg, out))
     if mt in ("deepseek_v2", "deepseek_v3"):
         freq = cfg.get("moe_layer_freq", 1) or 1
         if freq != 1:
@@ -285,6 +297,49 @@ def model_from_hf(cfg: dict, name: str = "hf-model") -> dict:
         out.pop("head_dim", None)
         out["mtp_layers"] = _nonneg_int(cfg, "num_nextn_predict_layers")
     return out
+
+
+def _llama4(cfg: dict, out: dict) -> dict:
+    """Llama 4's language model (transformers Llama4TextConfig / modeling_llama4.py; meta-llama/Llama-4-Scout-17B-16E
+    and Llama-4-Maverick-17B-128E config.json, text_config). MoE on every `interleave_moe_layer_step`-th layer
+    (0-based layer i iff (i + 1) % step == 0; Scout 1, Maverick 2) of `num_local_experts` experts of width
+    `intermediate_size`, top `num_experts_per_tok`, each MoE layer with one shared expert of the same width
+    (Llama4TextMoe.shared_expert) and a bias-free router (hidden x experts) whose top-k logits pass a sigmoid
+    (Llama4Router: no renormalisation); the dense layers' MLP is `intermediate_size_mlp` wide. `use_qk_norm` is an
+    L2 norm without weights (Llama4TextL2Norm): no parameters, so not qk_norm. Layers with RoPE (no_rope_layers 1,
+    by default all but every `no_rope_layer_interval`-th) attend in chunks of `attention_chunk_size` tokens;
+    the NoPE layers attend to everything (attention temperature tuning there changes no count). The vision tower
+    and projector of Llama4ForConditionalGeneration (vision_config) are not modelled: plans are text-only."""
+    layers = out["layers"]
+    explicit = cfg.get("moe_layers")
+    step = _get(cfg, "interleave_moe_layer_step", default=LLAMA4_STEP_DEFAULT)
+    if explicit is not None and not isinstance(explicit, list):
+        raise InputError(f"expected a list of layer indices, not {explicit!r}", key="moe_layers")
+    if explicit is not None and isinstance(layers, int) and isinstance(step, int) and step > 0 \
+            and explicit != list(range(step - 1, layers, step)):
+        raise InputError(f"moe_layers {explicit} is not every interleave_moe_layer_step-th layer ({step}); only that "
+                         "pattern is supported", key="moe_layers")
+    extra: dict[str, Any] = {
+        "ffn_hidden": _get(cfg, "intermediate_size_mlp", default=LLAMA4_FFN_MLP_DEFAULT),
+        "moe": {"experts": _get(cfg, "num_local_experts"), "top_k": _get(cfg, "num_experts_per_tok"),
+                "expert_ffn_hidden": _get(cfg, "intermediate_size"), "shared_experts": 1, "layer_step": step,
+                "scoring": "sigmoid", "norm_topk": False, "routed_scale": 1.0},
+    }
+    coef = _aux_loss_coef(cfg)
+    if coef is not None:
+        extra["moe"]["aux_loss_coef"] = coef
+    chunk = cfg.get("attention_chunk_size")
+    if chunk is not None:
+        rope = cfg.get("no_rope_layers")
+        if not rope:  # Llama4TextConfig: an absent or empty list takes the interval's default
+            every = _get(cfg, "no_rope_layer_interval", default=LLAMA4_NOPE_INTERVAL_DEFAULT)
+            if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+                raise InputError(f"expected a whole number >= 1, not {every!r}", key="no_rope_layer_interval")
+            rope = [int((i + 1) % every != 0) for i in range(layers)] if isinstance(layers, int) else []
+        if not isinstance(rope, list) or (isinstance(layers, int) and len(rope) != layers):
+            raise InputError(f"expected one 0/1 entry per layer ({layers}), not {rope!r}", key="no_rope_layers")
+        extra.update(attention_chunk=chunk, attention_chunk_layers=sum(1 for x in rope if x))
+    return extra
 
 
 def _biases(cfg: dict, mt: str) -> dict:
@@ -347,7 +402,7 @@ def _gpt_oss(cfg: dict, out: dict) -> dict:
 HF_NAMES = {
     "layers": ("num_hidden_layers", "n_layer", "num_layers"), "hidden": ("hidden_size", "n_embd"),
     "heads": ("num_attention_heads", "n_head"), "kv_heads": ("num_key_value_heads",), "head_dim": ("head_dim",),
-    "ffn_hidden": ("intermediate_size", "n_inner"), "vocab": ("vocab_size",),
+    "ffn_hidden": ("intermediate_size_mlp", "intermediate_size", "n_inner"), "vocab": ("vocab_size",),
     "max_seq_len": ("n_positions", "max_position_embeddings"),
     "norm_eps": ("rms_norm_eps", "layer_norm_eps", "layer_norm_epsilon"), "rope_theta": ("rope_theta", "rotary_emb_base"),
     "sliding_window_layers": ("layer_types",), "sliding_window_pattern": ("layer_types",),
@@ -357,6 +412,8 @@ HF_NAMES = {
     "moe.expert_ffn_hidden": ("moe_intermediate_size", "intermediate_size"),
     "moe.shared_experts": ("n_shared_experts",), "moe.shared_expert_ffn_hidden": ("shared_expert_intermediate_size",),
     "moe.dense_layers": ("first_k_dense_replace",), "moe.groups": ("n_group",), "moe.group_topk": ("topk_group",),
+    "moe.layer_step": ("interleave_moe_layer_step", "decoder_sparse_step"),
+    "attention_chunk": ("attention_chunk_size",), "attention_chunk_layers": ("no_rope_layers",),
     "moe.routed_scale": ("routed_scaling_factor",), "moe.aux_loss_coef": ("router_aux_loss_coef", "aux_loss_alpha"),
     "moe.scoring": ("scoring_func",),
 }

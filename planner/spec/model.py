@@ -61,6 +61,10 @@ class MoE(Strict):
     shared_expert_ffn_hidden: Count | None = Field(
         None, description="total FFN width of the shared expert(s); default shared_experts * expert_ffn_hidden")
     dense_layers: NonNegCount = Field(0, description="leading layers with a dense FFN (DeepSeek first_k_dense_replace)")
+    layer_step: Count = Field(1, description=
+        "MoE on every layer_step-th layer, the others dense (FFN width ffn_hidden): 0-based layer i is MoE iff "
+        "i >= dense_layers and (i + 1) % layer_step == 0 (HF Llama 4 interleave_moe_layer_step, Qwen2-MoE "
+        "decoder_sparse_step; Megatron --moe-layer-freq takes the pattern as a list). 1 = every layer")
     shared_expert_gate: bool = Field(False, description="Qwen2-MoE sigmoid gate on the shared expert (hidden x 1)")
     router_bias: bool = Field(False, description=
         "DeepSeek-V3 e_score_correction_bias (one per expert; a buffer, not a trained parameter)")
@@ -184,6 +188,12 @@ class ModelSpec(Strict):
         "per layer, true where it attends within sliding_window (HF config.json layer_types: "
         "'sliding_attention'); default: implied by sliding_window_layers (all layers, or alternating from a "
         "sliding layer 0 when ceil(layers / 2)); sliding_window_layers is then its count")
+    attention_chunk: Count | None = Field(None, description=
+        "chunked local attention (HF Llama 4 attention_chunk_size): a query attends only to the keys of its own "
+        "chunk of this many tokens (positions c*chunk .. (c+1)*chunk - 1). None = full attention")
+    attention_chunk_layers: Count | None = Field(None, description=
+        "how many layers attend in chunks (Llama 4: the layers with RoPE, HF no_rope_layers = 1; every 4th layer "
+        "is a NoPE global layer); default all layers when attention_chunk is given")
     moe: MoE | None = None
     mla: MLA | None = None
     source: str | None = None
@@ -207,6 +217,16 @@ class ModelSpec(Strict):
             raise ValueError(f"heads: hidden ({self.hidden}) is not divisible by heads ({self.heads}); give head_dim")
         if self.moe and self.moe.dense_layers > self.layers:
             raise ValueError(f"moe.dense_layers: moe.dense_layers ({self.moe.dense_layers}) exceeds layers ({self.layers})")
+        if self.moe and self.moe.layer_step > 1 and not self.moe_layers:
+            raise ValueError(f"moe.layer_step: moe.layer_step ({self.moe.layer_step}) leaves no MoE layer among the "
+                             f"{self.layers} layers")
+        if self.attention_chunk_layers is not None and not self.attention_chunk:
+            raise ValueError("attention_chunk_layers needs attention_chunk (tokens per chunk)")
+        if self.attention_chunk_layers is not None and self.attention_chunk_layers > self.layers:
+            raise ValueError(f"attention_chunk_layers ({self.attention_chunk_layers}) exceeds layers ({self.layers})")
+        if self.attention_chunk and self.sliding_window:
+            raise ValueError("attention_chunk and sliding_window together are not supported (one local attention "
+                             "kind per model)")
         pat = self.sliding_window_pattern
         if pat is not None and len(pat) != self.layers:  # first: the count below is derived from it
             raise ValueError(f"sliding_window_pattern has {len(pat)} entries, expected one per layer ({self.layers})")
@@ -246,11 +266,43 @@ class ModelSpec(Strict):
 
     @property
     def moe_layers(self) -> int:
-        return self.layers - self.moe.dense_layers if self.moe else 0
+        return self.layers - int(dense_before(self.layers, self.moe.dense_layers, self.moe.layer_step)) \
+            if self.moe else 0
 
     @property
     def mtp_moe(self) -> bool:
         """The MTP modules' transformer layer is the decoder's last layer kind: MoE when the last decoder
         layer is (Megatron-Core get_gpt_mtp_block_spec takes the last layer spec; training.py
         num_floating_point_operations counts MTP layers as MoE when `last_layer_is_moe`)."""
-        return self.moe is not None and self.moe.dense_layers < self.layers
+        return self.moe is not None and self.layers > self.moe.dense_layers \
+            and self.layers % self.moe.layer_step == 0
+
+
+def moe_pattern(m) -> list[bool]:
+    """Per decoder layer (0-based), whether its FFN is the MoE: layer i is MoE iff i >= moe.dense_layers and
+    (i + 1) % moe.layer_step == 0 (transformers Llama4TextConfig: moe_layers = range(step - 1, layers, step);
+    Qwen2MoeDecoderLayer: (layer_idx + 1) % decoder_sparse_step == 0 outside mlp_only_layers). All False
+    without an MoE."""
+    if m.moe is None:
+        return [False] * m.layers
+    d, k = m.moe.dense_layers, m.moe.layer_step
+    return [i >= d and (i + 1) % k == 0 for i in range(m.layers)]
+
+
+def dense_before(n, dense_layers: int, layer_step: int):
+    """Dense-FFN layers among the first n decoder layers (n an int or an integer array) under moe_pattern:
+    n less the MoE layers i < n, those i >= dense_layers with (i + 1) % layer_step == 0, i.e. the multiples of
+    layer_step in (dense_layers, n]: n // step - dense_layers // step when n > dense_layers. A pipeline chunk of
+    layers [a, b) holds dense_before(b) - dense_before(a) of them."""
+    import numpy as np
+
+    moe = np.maximum(np.asarray(n) // layer_step - dense_layers // layer_step, 0)
+    return np.asarray(n) - moe
+
+
+def dense_prefix(m) -> tuple[int, ...]:
+    """dense_before for n = 0 .. layers (a spec without MoE: every layer dense)."""
+    import numpy as np
+
+    n = np.arange(m.layers + 1)
+    return tuple(int(x) for x in (dense_before(n, m.moe.dense_layers, m.moe.layer_step) if m.moe else n))
