@@ -184,3 +184,18 @@ def test_layer_wise_deals_whole_parameters():
     table = m.vocab * m.hidden / PLAN["tp"] / 2**30
     master = muon["memory"]["parts_gib"]["optimizer"]["master_weights"] - adam["memory"]["parts_gib"]["optimizer"]["master_weights"]
     assert 4 * table * (1 - 2 / PLAN["dp"]) < master < 4 * table * 1.01
+
+
+def test_kimi_k2_muon_no_plan_names_the_frameworks():
+    """Kimi-K2 with Muon: Megatron (the one framework modelled for Muon) cannot rebuild its YaRN beta_fast 1.0;
+    the explanation says that framework by framework instead of the generic 'widen the search' paragraph."""
+    from planner.search.explain import explain_infeasible
+    sc = scenario(model="kimi-k2")
+    closest, lines, fixes = explain_infeasible(sc, [], "throughput")
+    assert closest is None and fixes == []
+    assert lines[0].startswith("no searched framework can run this scenario")
+    text = "\n".join(lines)
+    assert "beta_fast" in text and "megatron:" in text and "structural constraints" not in text
+    # with AdamW DeepSpeed can build the model: the generic explanation stays
+    _, lines, _ = explain_infeasible(scenario("adamw", model="kimi-k2"), [], "throughput")
+    assert "structural constraints" in lines[0]
