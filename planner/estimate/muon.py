@@ -6,19 +6,24 @@ submodule of Megatron-Bridge v0.4.0; the same code at v0.4.2's 2edffadb) and NVI
 * Split (megatron/core/optimizer/muon.py get_megatron_muon_optimizer, lines 283-302): every 2-D parameter that
   is not the embedding or the output layer (`is_embedding_or_output_parameter`) takes Muon: attention and MLP
   projections, shared and routed experts (Transformer Engine's grouped linear keeps one 2-D weight per local
-  expert), the router and MTP's eh_proj. Everything else (norms, biases, the router's expert bias, the
-  embedding and output layer) takes the scalar optimizer, Adam by default (--muon-scalar-optimizer adam;
-  Megatron-Bridge distributed_muon_with_cosine_annealing muon_scalar_optimizer "adam").
+  expert), the router and MTP's eh_proj. Everything else (norms, biases, the embedding and output layer) takes
+  the scalar optimizer, Adam by default (--muon-scalar-optimizer adam; Megatron-Bridge
+  distributed_muon_with_cosine_annealing muon_scalar_optimizer "adam"); the router's expert bias is a buffer
+  (router.py register_buffer), in no optimizer.
 * States: Muon one fp32 momentum buffer (muon_init_state_fn, line 246: zeros_like of the fp32 main parameter
   that Float16OptimizerWithFloat16Params keeps), Adam its two fp32 moments; both beside the fp32 master copy.
-* Sharding: `--optimizer muon --use-distributed-optimizer` (Megatron-Bridge's dist_muon) builds the
-  LayerWiseDistributedOptimizer (layer_wise_optimizer.py): WHOLE parameters, sorted by size, dealt ping-pong
-  over the dp x cp group (experts over the expert data-parallel group), each rank keeping master and states of
-  its own only (shard_params, lines 105-157): our zero 1. Gradients stay in the full DDP buffer and are
-  all-reduced (use_distributed_optimizer is turned off, arguments.py validate_args), and after the step every
-  rank all-gathers the updated 16-bit parameters (allgather_params, lines 195-240), in the step itself unless
-  --overlap-param-gather, which the Kimi-K2 recipes turn off ("Muon needs this to be False",
-  recipes/kimi/kimi_k2.py): comm.dp_comm. Without it (zero 0) every rank updates all its parameters.
+* Sharding: the LayerWiseDistributedOptimizer (layer_wise_optimizer.py; training.py passes
+  layer_wise_distributed_optimizer='dist' in config.optimizer) is `--optimizer dist_muon` at d7288711 / 2edffadb
+  (Megatron-Bridge's dist_muon; there `--optimizer muon` asserts no --use-distributed-optimizer and no
+  --overlap-grad-reduce) and `--optimizer muon --use-distributed-optimizer` at d98e8a6, the export's version
+  (validate_args turns the distributed optimizer off and the layer-wise one on; dist_muon deprecated). It deals
+  WHOLE parameters, sorted by size, ping-pong over the dp x cp group (experts over the expert data-parallel
+  group), each rank keeping master and states of its own only (shard_params, lines 105-157): our zero 1.
+  Gradients stay in the full DDP buffer and are all-reduced (no reduce-scatter: the distributed optimizer is
+  off), and after the step every rank all-gathers the updated 16-bit parameters (allgather_params, lines
+  195-240), in the step itself unless --overlap-param-gather (async_allgather), which the Kimi-K2 recipes turn
+  off ("Muon needs this to be False", recipes/kimi/kimi_k2.py): comm.dp_comm. Without it (zero 0) every rank
+  updates all its parameters.
 * Step: per Muon parameter the unfused passes of OrthogonalizedOptimizer.step (decoupled weight decay
   p.add_(p), momentum lerp_, Nesterov lerp, normalisation, bf16 casts, the two scale multiplications of
   TensorParallelMuon's scaled_orthogonalize_fn, p.add_) over fp32 tensors: MUON_PASS_BYTES; then
