@@ -43,8 +43,13 @@ def test_kimi_k2_counts():
     count = 2 * v * h + h + L * (2 * h + attn) + 3 * h * 18432 + (L - 1) * moe
     st = model_stats(catalog.model("kimi-k2"))
     assert st.params_total == count == 1_026_408_209_408
-    # with the 60 x 384 router biases: the checkpoint's tensors; Hugging Face's page prints 1,026,408,235,864
+    # with the 60 x 384 router biases: the checkpoint's tensors; Kimi-K2-Instruct's Hugging Face page prints
+    # 1,026,408,235,864 (3,416 more, not explained)
     assert abs((count + 60 * E) / 1_026_408_235_864 - 1) < 1e-8
+    # the checkpoint's FP8 (F8_E4M3) tensors, every layer's linear weight (not the router, embedding or output
+    # layer), against the page's per-dtype count: exact, so the 3,416 lie in the BF16 / F32 tensors
+    fp8 = L * (attn - 1536 - 512) + 3 * h * 18432 + (L - 1) * (moe - E * h)
+    assert fp8 == 1_023_893_241_856
     assert round(st.params_total / 1e12) == 1 and round(st.params_active / 1e9) in (32, 33)
 
 
