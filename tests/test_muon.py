@@ -223,7 +223,8 @@ def test_kimi_k2_muon_no_plan_names_the_frameworks():
     assert closest is None and fixes == []
     assert lines[0].startswith("no searched framework can run this scenario")
     text = "\n".join(lines)
-    assert "beta_fast" in text and "megatron:" in text and "structural constraints" not in text
+    assert "megatron cannot build the model" in text and "beta_fast" in text and "structural constraints" not in text
+    assert "deepspeed takes no plan: training.optimizer muon" in text
     # with AdamW DeepSpeed can build the model: the generic explanation stays
     _, lines, _ = explain_infeasible(scenario("adamw", model="kimi-k2"), [], "throughput")
     assert "structural constraints" in lines[0]

@@ -200,18 +200,18 @@ def _unbuildable_lines(scenario) -> list[str]:
 
 
 def _blocked_frameworks(scenario) -> dict[str, str]:
-    """{searched framework: why} for those that take no plan of the scenario whatever the parallel layout: they
-    cannot build the model (frameworks.rules.unbuildable), or training.optimizer muon, which the planner models
-    on Megatron only (the framework-wide MUON_RULES)."""
+    """{searched framework: the line saying why} for those that take no plan of the scenario whatever the parallel
+    layout: they cannot build the model (frameworks.rules.unbuildable), or training.optimizer muon, which the
+    planner models on Megatron only (the framework-wide MUON_RULES)."""
     from planner.estimate import table as T
     from planner.frameworks.rules import MUON_RULES, unbuildable
 
-    why = unbuildable(scenario.model)
+    why = {code: f"cannot build the model: {msg}" for code, msg in unbuildable(scenario.model).items()}
     if scenario.training.optimizer == "muon":
-        for code, msg, bad in MUON_RULES:
-            if code not in why and code != T.MEG:  # deepspeed / torchtitan: every plan (bad is True)
-                why[code] = msg
-    return {name: why[T.FRAMEWORKS.index(name)] for name in scenario.search.frameworks
+        for code, msg, _ in MUON_RULES:
+            if code not in why and code != T.MEG:  # deepspeed / torchtitan: every plan
+                why[code] = f"takes no plan: {msg}"
+    return {name: f"{name} {why[T.FRAMEWORKS.index(name)]}" for name in scenario.search.frameworks
             if T.FRAMEWORKS.index(name) in why}
 
 
@@ -239,7 +239,7 @@ def explain_infeasible(scenario, runs, objective: str):
     blocked = _blocked_frameworks(scenario)
     if not evaluated and len(blocked) == len(scenario.search.frameworks):
         return None, ["no searched framework can run this scenario, whatever the parallel layout or GPU count:"] \
-            + [f"  {name}: {why}" for name, why in blocked.items()], []
+            + [f"  {line}" for line in blocked.values()], []
     if not evaluated:
         return None, ["no plan satisfies the structural constraints (divisibility of heads, layers, experts, "
                       "sequence and batch by the parallel degrees, TP inside the scale-up domain), the "
