@@ -43,8 +43,13 @@ def test_kimi_k2_counts():
     count = 2 * v * h + h + L * (2 * h + attn) + 3 * h * 18432 + (L - 1) * moe
     st = model_stats(catalog.model("kimi-k2"))
     assert st.params_total == count == 1_026_408_209_408
-    # with the 60 x 384 router biases: the checkpoint's tensors; Hugging Face's page prints 1,026,408,235,864
+    # with the 60 x 384 router biases: the checkpoint's tensors; Kimi-K2-Instruct's Hugging Face page prints
+    # 1,026,408,235,864 (3,416 more, not explained)
     assert abs((count + 60 * E) / 1_026_408_235_864 - 1) < 1e-8
+    # the checkpoint's FP8 (F8_E4M3) tensors, every layer's linear weight (not the router, embedding or output
+    # layer), against the page's per-dtype count: exact, so the 3,416 lie in the BF16 / F32 tensors
+    fp8 = L * (attn - 1536 - 512) + 3 * h * 18432 + (L - 1) * (moe - E * h)
+    assert fp8 == 1_023_893_241_856
     assert round(st.params_total / 1e12) == 1 and round(st.params_active / 1e9) in (32, 33)
 
 
@@ -91,6 +96,29 @@ def test_newton_schulz_scales_with_steps(monkeypatch):
     adam = run("adamw")[2]["time"]["breakdown_s"]["optimizer"]
     assert more > base > adam
     assert more - base < base  # the passes over memory stay the same
+
+
+def test_split_qkv_orthogonalises_q_k_and_v_apart(monkeypatch):
+    """--muon-split-qkv (Megatron's default) runs Newton-Schulz on Q, K and V apart: for a GQA model (Llama 3.1
+    70B: Q 8192 x 8192, K and V 1024 x 8192 against one 10240 x 8192 matrix) less work than the fused weight,
+    2 (3 x 8192^3 + 2 x (2 x 1024^2 x 8192 + 1024^3)) against 2 (2 x 8192^2 x 10240 + 8192^3) flops an iteration;
+    for multi-head attention (Llama 2 7B: three 4096 x 4096 against one 12288 x 4096) more, 18 h^3 against 14 h^3."""
+    import planner.estimate.muon as mu
+    plan = {**PLAN, "ep": 1, "zero": 0, "tp": 1, "dp": 16, "ga": 4}  # whole matrices (tp 1), as the flop counts above
+
+    def ns(model):
+        sc = scenario(model=model)
+        p = Plan.model_validate(plan).resolved(sc, check_build=False)
+        t = T.from_plans([p])
+        from planner.estimate.evaluate import Context
+        ctx = Context(sc)
+        return float(np.ravel(mu.newton_schulz_s(ctx, t, stage_params(ctx, t, "first"), np.asarray(False)))[0])
+
+    split = {m: ns(m) for m in ("llama-3.1-70b", "llama-2-7b")}
+    monkeypatch.setattr(mu, "SPLIT_QKV", False)
+    fused = {m: ns(m) for m in ("llama-3.1-70b", "llama-2-7b")}
+    assert split["llama-3.1-70b"] < fused["llama-3.1-70b"]
+    assert split["llama-2-7b"] > fused["llama-2-7b"]
 
 
 def test_layer_wise_shards_states_and_work():
@@ -184,3 +212,19 @@ def test_layer_wise_deals_whole_parameters():
     table = m.vocab * m.hidden / PLAN["tp"] / 2**30
     master = muon["memory"]["parts_gib"]["optimizer"]["master_weights"] - adam["memory"]["parts_gib"]["optimizer"]["master_weights"]
     assert 4 * table * (1 - 2 / PLAN["dp"]) < master < 4 * table * 1.01
+
+
+def test_kimi_k2_muon_no_plan_names_the_frameworks():
+    """Kimi-K2 with Muon: Megatron (the one framework modelled for Muon) cannot rebuild its YaRN beta_fast 1.0;
+    the explanation says that framework by framework instead of the generic 'widen the search' paragraph."""
+    from planner.search.explain import explain_infeasible
+    sc = scenario(model="kimi-k2")
+    closest, lines, fixes = explain_infeasible(sc, [], "throughput")
+    assert closest is None and fixes == []
+    assert lines[0].startswith("no searched framework can run this scenario")
+    text = "\n".join(lines)
+    assert "megatron cannot build the model" in text and "beta_fast" in text and "structural constraints" not in text
+    assert "deepspeed takes no plan: training.optimizer muon" in text
+    # with AdamW DeepSpeed can build the model: the generic explanation stays
+    _, lines, _ = explain_infeasible(scenario("adamw", model="kimi-k2"), [], "throughput")
+    assert "structural constraints" in lines[0]

@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from planner.cli import main
+from planner.errors import InputError
 from planner.serve import launch as L
 from planner.serve.plan import parse_serve_plan
 from planner.serve.search import estimate_serving
@@ -60,5 +61,9 @@ def test_vllm_v0_multi_step_waits_like_a_poll_interval(tmp_path):
     assert eight["latency"]["ttft_ms"]["p50"] - one["latency"]["ttft_ms"]["p50"] == pytest.approx(0.5 * 7 * step, rel=0.02)
     out = runner.invoke(main, ["serve", str(path), "--plan", "engine=vllm,tp=4,recv_interval=8"])
     assert out.exit_code == 2 and "engine_version" in out.output and "Traceback" not in out.output
+    # multi-step went in 0.10.1 (vLLM PR 22138), before V0 itself (0.11.0): a 0.10.1 V0 plan takes no recv_interval
+    with pytest.raises(InputError, match="0.10.1"):
+        parse_serve_plan(base.replace("0.9.0", "0.10.1") + ",recv_interval=8", sc)
+    parse_serve_plan(base.replace("0.9.0", "0.10.0") + ",recv_interval=8", sc)
     with pytest.raises(Exception, match="num-scheduler-steps"):
         L.vllm_args(sc, eight["plan"] | {"separate_prefill": False}, 1)

@@ -68,3 +68,26 @@ def test_closer_to_a_simulated_queue_than_the_sum_of_quantiles():
 def test_unstable_queue_is_infinite():
     lam_, es, es2 = _moments(10.0)
     assert np.isinf(ttft_sum_quantile(OWN[:, None], SHARES, np.array([0.0]), lam_, es, es2, 0.99)[0])
+
+
+def test_root_against_a_grid_of_the_written_out_distribution():
+    """The bisection's x against the first point of a fine grid where the mixture CDF, written out here
+    (sum_i w_i (1 - rho exp(-eta (x - own_i))) over own_i <= x, the atom 1 - rho at x = own_i), reaches q."""
+    for lam in (0.05, 0.5, 0.9):
+        lam_, es, es2 = _moments(lam)
+        rho = lam * float(es[0])
+        eta = 2 * (1 - rho) * float(es[0]) / float(es2[0])
+        grid = np.linspace(0.0, 60.0, 600_001)
+        t = grid[:, None] - OWN[None, :]
+        cdf = (SHARES * np.where(t >= 0, 1 - rho * np.exp(-eta * np.maximum(t, 0)), 0.0)).sum(axis=1)
+        for q in (0.5, 0.9, 0.99):
+            first = grid[np.argmax(cdf >= q)]
+            assert abs(_x(q, lam) - first) <= 1e-4 + 1e-6 * first
+
+
+def test_light_load_gives_the_quantile_of_the_own_prefill():
+    """rho -> 0: no wait, the q-quantile of the own prefill over the bins (inf{x: F(x) >= q}; 18 of 20 equal
+    bins make 0.9 exactly)."""
+    for q, k in ((0.5, 10), (0.9, 18), (0.99, 20)):
+        assert abs(_x(q, 0.0) - OWN[k - 1]) < 1e-9
+        assert abs(_x(q, 1e-12) - OWN[k - 1]) < 1e-9

@@ -6,19 +6,24 @@ submodule of Megatron-Bridge v0.4.0; the same code at v0.4.2's 2edffadb) and NVI
 * Split (megatron/core/optimizer/muon.py get_megatron_muon_optimizer, lines 283-302): every 2-D parameter that
   is not the embedding or the output layer (`is_embedding_or_output_parameter`) takes Muon: attention and MLP
   projections, shared and routed experts (Transformer Engine's grouped linear keeps one 2-D weight per local
-  expert), the router and MTP's eh_proj. Everything else (norms, biases, the router's expert bias, the
-  embedding and output layer) takes the scalar optimizer, Adam by default (--muon-scalar-optimizer adam;
-  Megatron-Bridge distributed_muon_with_cosine_annealing muon_scalar_optimizer "adam").
+  expert), the router and MTP's eh_proj. Everything else (norms, biases, the embedding and output layer) takes
+  the scalar optimizer, Adam by default (--muon-scalar-optimizer adam; Megatron-Bridge
+  distributed_muon_with_cosine_annealing muon_scalar_optimizer "adam"); the router's expert bias is a buffer
+  (router.py register_buffer), in no optimizer.
 * States: Muon one fp32 momentum buffer (muon_init_state_fn, line 246: zeros_like of the fp32 main parameter
   that Float16OptimizerWithFloat16Params keeps), Adam its two fp32 moments; both beside the fp32 master copy.
-* Sharding: `--optimizer muon --use-distributed-optimizer` (Megatron-Bridge's dist_muon) builds the
-  LayerWiseDistributedOptimizer (layer_wise_optimizer.py): WHOLE parameters, sorted by size, dealt ping-pong
-  over the dp x cp group (experts over the expert data-parallel group), each rank keeping master and states of
-  its own only (shard_params, lines 105-157): our zero 1. Gradients stay in the full DDP buffer and are
-  all-reduced (use_distributed_optimizer is turned off, arguments.py validate_args), and after the step every
-  rank all-gathers the updated 16-bit parameters (allgather_params, lines 195-240), in the step itself unless
-  --overlap-param-gather, which the Kimi-K2 recipes turn off ("Muon needs this to be False",
-  recipes/kimi/kimi_k2.py): comm.dp_comm. Without it (zero 0) every rank updates all its parameters.
+* Sharding: the LayerWiseDistributedOptimizer (layer_wise_optimizer.py; training.py passes
+  layer_wise_distributed_optimizer='dist' in config.optimizer) is `--optimizer dist_muon` at d7288711 / 2edffadb
+  (Megatron-Bridge's dist_muon; there `--optimizer muon` asserts no --use-distributed-optimizer and no
+  --overlap-grad-reduce) and `--optimizer muon --use-distributed-optimizer` at d98e8a6, the export's version
+  (validate_args turns the distributed optimizer off and the layer-wise one on; dist_muon deprecated). It deals
+  WHOLE parameters, sorted by size, ping-pong over the dp x cp group (experts over the expert data-parallel
+  group), each rank keeping master and states of its own only (shard_params, lines 105-157): our zero 1.
+  Gradients stay in the full DDP buffer and are all-reduced (no reduce-scatter: the distributed optimizer is
+  off), and after the step every rank all-gathers the updated 16-bit parameters (allgather_params, lines
+  195-240), in the step itself unless --overlap-param-gather (async_allgather), which the Kimi-K2 recipes turn
+  off ("Muon needs this to be False", recipes/kimi/kimi_k2.py): comm.dp_comm. Without it (zero 0) every rank
+  updates all its parameters.
 * Step: per Muon parameter the unfused passes of OrthogonalizedOptimizer.step (decoupled weight decay
   p.add_(p), momentum lerp_, Nesterov lerp, normalisation, bf16 casts, the two scale multiplications of
   TensorParallelMuon's scaled_orthogonalize_fn, p.add_) over fp32 tensors: MUON_PASS_BYTES; then
@@ -27,6 +32,9 @@ submodule of Megatron-Bridge v0.4.0; the same code at v0.4.2's 2edffadb) and NVI
   B = bA + cA A, X = aX + B X, i.e. GEMMs (m, n, m), (m, m, m) and (m, m, n) per iteration. Under tensor
   parallelism the recipes' --muon-tp-mode blockwise orthogonalises each rank's own shard (muon.py line 158:
   no partition_dim, no tensor-parallel collective); a parameter that is not split runs whole on every rank.
+  A fused QKV weight (linear_qkv, not MLA's projections) is orthogonalised as its Q, K and V parts apart
+  (muon.py lines 163-186, --muon-split-qkv on by default, arguments.py; qkv_split_shapes), a parameter all the
+  same for the layer-wise dealing.
 """
 
 from __future__ import annotations
@@ -38,6 +46,9 @@ from planner.estimate.compute_gemm import DEFAULT_MAMF, gemm_s
 
 # --muon-num-ns-steps default 5 (megatron/training/arguments.py); Megatron-Bridge muon_num_ns_steps=5.
 NS_STEPS = 5
+# --muon-split-qkv (default on, megatron/training/arguments.py; the export passes no --muon-no-split-qkv):
+# a fused QKV weight is orthogonalised as its Q, K and V parts apart (muon.py TensorParallelMuon.orthogonalize).
+SPLIT_QKV = True
 # fp32 momentum buffer of a Muon parameter; fp32 first and second moments of an Adam-fallback one.
 MUON_STATE_BYTES = 4.0
 ADAM_STATE_BYTES = 8.0
@@ -50,7 +61,7 @@ MUON_PASS_BYTES = 84.0
 
 
 def _matrices(m, moe_layer: bool, tp, etp):
-    """[(rows, cols, copies, expert)] of one layer's Muon matrices as this GPU holds them: column-parallel
+    """[(rows, cols, copies, expert, name)] of one layer's Muon matrices as this GPU holds them: column-parallel
     weights split their output over tp, row-parallel ones their input, unsplit ones whole; a routed expert over
     etp, `copies` its local count per ep rank being applied by the caller."""
     from planner.estimate.memory_terms_states import ROW_PARALLEL
@@ -65,7 +76,7 @@ def _matrices(m, moe_layer: bool, tp, etp):
             rows, cols = x.n, x.k / split
         else:
             rows, cols = x.n / split, x.k
-        out.append((rows, cols, m.moe.experts if expert else 1, expert))
+        out.append((rows, cols, m.moe.experts if expert else 1, expert, x.name))
     return out
 
 
@@ -93,7 +104,7 @@ def largest_dense_param(ctx, t, sp, stage):
     m = ctx.model
     mats = [0.0]
     for moe_layer, count in ((False, sp["dense"]), (True, sp["moe"])):
-        for rows, cols, _, expert in _matrices(m, moe_layer, t["tp"], t["etp"]):
+        for rows, cols, _, expert, _ in _matrices(m, moe_layer, t["tp"], t["etp"]):
             if not expert:
                 mats.append(np.where(count > 0, rows * cols, 0.0))
     matrix = np.maximum.reduce(np.broadcast_arrays(*mats))
@@ -146,10 +157,18 @@ def newton_schulz_s(ctx, t, sp, sharded):
     tp, etp, ep = t["tp"], t["etp"], t["ep"]
     dense_s = expert_s = largest = 0.0
     m = ctx.model
+
+    def iterations(rows, cols):  # NS_STEPS x the three GEMMs on the (m <= n) matrix
+        a, b = np.minimum(rows, cols), np.maximum(rows, cols)
+        return NS_STEPS * (gemm_s(a, b, a, flops, hbm) + gemm_s(a, a, a, flops, hbm) + gemm_s(a, a, b, flops, hbm))
+
     for moe_layer, count in ((False, sp["dense"]), (True, sp["moe"])):
-        for rows, cols, copies, expert in _matrices(m, moe_layer, tp, etp):
-            a, b = np.minimum(rows, cols), np.maximum(rows, cols)
-            one = NS_STEPS * (gemm_s(a, b, a, flops, hbm) + gemm_s(a, a, a, flops, hbm) + gemm_s(a, a, b, flops, hbm))
+        for rows, cols, copies, expert, name in _matrices(m, moe_layer, tp, etp):
+            if name == "qkv_proj" and SPLIT_QKV:  # linear_qkv: Q, K and V apart
+                kv = rows * m.n_kv_heads / (m.heads + 2 * m.n_kv_heads)
+                one = iterations(rows - 2 * kv, cols) + 2 * iterations(kv, cols)
+            else:
+                one = iterations(rows, cols)
             present = count > 0
             if expert:
                 expert_s = expert_s + count * copies / ep * one
@@ -158,7 +177,7 @@ def newton_schulz_s(ctx, t, sp, sharded):
             largest = np.maximum(largest, np.where(present, one, 0.0))
     if np.any(sp["mtp"] > 0):
         h = m.hidden
-        one = NS_STEPS * (gemm_s(h, 2 * h, h, flops, hbm) + gemm_s(h, h, h, flops, hbm) + gemm_s(h, h, 2 * h, flops, hbm))
+        one = iterations(h, 2 * h)
         dense_s = dense_s + sp["mtp"] * one
         largest = np.maximum(largest, np.where(sp["mtp"] > 0, one, 0.0))
     spread = dense_s / np.where(sharded, s, 1) + expert_s / np.where(sharded, se, 1)

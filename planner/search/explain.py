@@ -199,6 +199,22 @@ def _unbuildable_lines(scenario) -> list[str]:
             for name in scenario.search.frameworks if T.FRAMEWORKS.index(name) in why]
 
 
+def _blocked_frameworks(scenario) -> dict[str, str]:
+    """{searched framework: the line saying why} for those that take no plan of the scenario whatever the parallel
+    layout: they cannot build the model (frameworks.rules.unbuildable), or training.optimizer muon, which the
+    planner models on Megatron only (the framework-wide MUON_RULES)."""
+    from planner.estimate import table as T
+    from planner.frameworks.rules import MUON_RULES, unbuildable
+
+    why = {code: f"cannot build the model: {msg}" for code, msg in unbuildable(scenario.model).items()}
+    if scenario.training.optimizer == "muon":
+        for code, msg, _ in MUON_RULES:
+            if code not in why and code != T.MEG:  # deepspeed / torchtitan: every plan
+                why[code] = f"takes no plan: {msg}"
+    return {name: f"{name} {why[T.FRAMEWORKS.index(name)]}" for name in scenario.search.frameworks
+            if T.FRAMEWORKS.index(name) in why}
+
+
 def explain_infeasible(scenario, runs, objective: str):
     """(closest plan, reason lines, fix lines) when no plan is feasible: the reasons say why nothing is
     feasible, the fix lines list the nearest changes that fit (also in closest["fixes"], as data)."""
@@ -220,6 +236,10 @@ def explain_infeasible(scenario, runs, objective: str):
         fix_lines = [f"  - {f['change']}" + (f": {f['summary']}" if "summary" in f else "") for f in fixes]
         return row, lines, ["nearest changes that fit:"] + fix_lines if fixes else []
     evaluated = [(sc, run) for sc, run in runs if run["ev"] is not None]
+    blocked = _blocked_frameworks(scenario)
+    if not evaluated and len(blocked) == len(scenario.search.frameworks):
+        return None, ["no searched framework can run this scenario, whatever the parallel layout or GPU count:"] \
+            + [f"  {line}" for line in blocked.values()], []
     if not evaluated:
         return None, ["no plan satisfies the structural constraints (divisibility of heads, layers, experts, "
                       "sequence and batch by the parallel degrees, TP inside the scale-up domain), the "

@@ -447,6 +447,10 @@ def plan_async_scheduling(t: dict) -> np.ndarray:
 # the running decodes, never both. Plan key `separate_prefill` (published runs of those releases: AMD's MLPerf
 # v5.1 harness sets VLLM_USE_V1 0 and enable_chunked_prefill False).
 VLLM_V0_LAST_BEFORE = (0, 11, 0)
+# V0's multi-step scheduling (--num-scheduler-steps; plan key recv_interval on vLLM, plan_recv_interval) went before
+# the rest of V0: vllm-project/vllm PR 22138 "[V0 Deprecation] Remove multi-step scheduling" (merged 2025-08,
+# between 0.10.0 and 0.10.1; PR 22779 then dropped its arguments). AMD's MLPerf v5.1 harness runs 0.9.0.2.
+VLLM_MULTI_STEP_LAST_BEFORE = (0, 10, 1)
 
 
 def plan_separate_prefill(t: dict) -> np.ndarray:
@@ -463,7 +467,7 @@ def plan_recv_interval(t: dict) -> np.ndarray:
     steps before its prefill can start. Not --num-continuous-decode-steps: SGLang 0.5.x parses it but no
     scheduler loop reads it (the loop that ran k decode steps back to back went with the overlap scheduler,
     sgl-project/sglang PR 2095; PR 23131, 2026-04, proposed restoring it), so it changes nothing. vLLM's V0 engine
-    with multi-step scheduling (--num-scheduler-steps k, releases before 0.11.0, plan.py checks engine_version) does
+    with multi-step scheduling (--num-scheduler-steps k, releases before 0.10.1, plan.py checks engine_version) does
     the same: LLMEngine.step calls the scheduler only when the running batch has no remaining steps
     (vllm/engine/llm_engine.py, "Skip the scheduler if there are any remaining steps in the seq groups"), so a new
     request waits for the rest of the k-step decode run."""

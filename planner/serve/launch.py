@@ -152,7 +152,7 @@ def vllm_args(scenario, plan: dict, nodes: int) -> list:
                          "0.11.0); drop it to emit the launch", key="plan separate_prefill")
     if plan.get("recv_interval", 1) > 1:
         raise InputError("recv_interval on vLLM is V0's multi-step scheduling (--num-scheduler-steps), which the pinned "
-                         "vLLM no longer has (V0 removed in 0.11.0); drop it to emit the launch", key="plan recv_interval")
+                         "vLLM no longer has (removed in 0.10.1); drop it to emit the launch", key="plan recv_interval")
     tp, dp = (1, plan["tp"]) if plan["attn_dp"] else (plan["tp"], 1)
     a = ["vllm", "serve", MODEL, "--host", "0.0.0.0", "--port", str(PORT),
          "--tensor-parallel-size", str(tp), "--pipeline-parallel-size", str(plan["pp"])]

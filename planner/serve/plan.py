@@ -85,9 +85,9 @@ def parse_serve_plan(text: str, sc) -> dict:
     row.setdefault("adp_wait_iters", E.TRTLLM_ADP_WAIT_ITERS)
     row.setdefault("adp_timeout_iters", E.TRTLLM_ADP_TIMEOUT_ITERS)
     if row.get("recv_interval", 1) > 1 and row["engine"] == E.VLLM:  # vLLM V0's multi-step scheduling
-        if not row["engine_version"] < E.version_code(".".join(map(str, E.VLLM_V0_LAST_BEFORE))):
+        if not row["engine_version"] < E.version_code(".".join(map(str, E.VLLM_MULTI_STEP_LAST_BEFORE))):
             raise InputError("recv_interval on vLLM is the V0 engine's multi-step scheduling (--num-scheduler-steps), "
-                             "removed with V0 in vLLM 0.11.0: give the run's release as engine_version (below 0.11.0)",
+                             "removed in vLLM 0.10.1: give the run's release as engine_version (below 0.10.1)",
                              key="--plan recv_interval")
     elif row.get("recv_interval", 1) > 1:
         _engine_only(row, "recv_interval (decode steps between polls for new requests: --scheduler-recv-interval)", E.SGLANG)
