@@ -39,6 +39,21 @@ def test_quant_padding_copies_only_for_unaligned_fp8_expert_rows():
     assert bool(compute_moe.quant_padding_copies(Context(unaligned), raw_table(precision="fp8", ep=1, dp=16))[0])
 
 
+def test_hybridep_dispatch_pads_so_no_quant_padding_copy():
+    """Dropless FP8 Megatron under HybridEP: the dispatcher's permute already pads every local expert's
+    rows to the quantisation block, so the expert module's padding copy does not run (zero bytes);
+    DeepEP and the all-to-all dispatcher hand the experts unaligned counts: the copy runs."""
+    t = raw_table(precision="fp8", ep=8, dp=16)
+    for disp, copies in (("hybridep", False), ("deepep", True), ("alltoall", True)):
+        ctx = Context(_moe(moe_dispatcher=disp))
+        assert bool(compute_moe.quant_padding_copies(ctx, t)[0]) is copies, disp
+        assert (float(compute_moe.quant_padding_bytes_per_token(ctx, t)[0]) > 0) is copies, disp
+    hybrid, a2a = Context(_moe(moe_dispatcher="hybridep")), Context(_moe(moe_dispatcher="deepep"))
+    # the copy's bytes are the only elementwise difference between HybridEP and DeepEP on this row
+    assert float(compute.elementwise_bytes_per_token(a2a, t, True)[0]) \
+        - float(compute.elementwise_bytes_per_token(hybrid, t, True)[0]) == pytest.approx(16 / 3 * 8 * 2048)
+
+
 def test_quant_padding_bytes_hand_worked():
     """(8 + 8) / 3 bytes per routed row and hidden element, k = 8, h = 2048, etp / tp = 1:
     16 / 3 x 8 x 2048 = 43,690.67 bytes per token, added to the MoE layer's elementwise traffic."""

@@ -131,23 +131,45 @@ def permutation_bytes_per_token(m, t):
 # 8 backward. Megatron-Bridge's recipes leave moe_router_padding_for_quantization off (the router
 # would then pad the routing map itself), so dropless routing hands the experts unaligned counts.
 QUANT_PAD_BYTES_FWD, QUANT_PAD_BYTES_BWD = 8.0, 8.0
+# Dispatchers whose output already reaches the experts padded to the quantisation block, so that no
+# padding copy runs. HybridEP: under fp8 / fp4 _HybridEPManager.dispatch passes pad_multiple =
+# get_align_size_for_quantization (32 under MXFP8, 16 otherwise: fp8_utils.get_fp8_align_size) to
+# dispatch_with_permute (megatron/core/transformer/moe/token_dispatcher.py lines 1042-1043 at 92c8482e,
+# 1035-1036 at b0cc2706 / 55ac7082, 1040-1041 at d7288711 / 2edffadb, 1085-1086 at d0b3b7754 /
+# 458c8d0e, 1122-1123 at cd4afffa: the Megatron-LM of Megatron-Bridge 25.11, v0.3.0, v0.3.1, v0.4.0,
+# v0.4.2, v0.5.0, v0.5.1, v0.6.0), whose permute (DeepEP hybrid-ep csrc/hybrid_ep/extension/permute.cu,
+# permute_processing_kernel pass 4) rounds every local expert's rows up to that multiple, writes zero
+# rows into the gaps and returns the padded tokens_per_expert. Up to v0.4.2 the expert module still
+# calls Fp8Padding / Fp8Unpadding (experts.py lines 860-866 at 92c8482e, 345-351 at d7288711 /
+# 2edffadb), which return their input unchanged when every count is already aligned
+# (transformer_engine/pytorch/module/fp8_padding.py and fp8_unpadding.py 'if m_splits ==
+# padded_m_splits', since TE 4c9626e7e, 2025-04, so in every container's TE); from d0b3b7754 it skips
+# them (moe_utils.skip_routed_expert_padding, experts.py lines 570 / 660). No copy either way. DeepEP
+# and the all-to-all dispatcher pad only with moe_router_padding_for_quantization (off in the recipes).
+# The zero rows HybridEP adds cost no GEMM time here (each expert's rows are already rounded up to
+# GEMM_TILE_ROWS, a multiple of 32) and are not sent over the network (the permute runs after the
+# dispatch); their write is at most align - 1 rows per local expert and micro-batch, not modelled.
+PADDED_DISPATCHERS = ("hybridep",)
 
 
 def quant_padding_copies(ctx, t):
     """True per plan row where Megatron's grouped experts copy their tokens into and out of a padded
     buffer (QUANT_PAD_BYTES_*): Megatron, FP8 / FP4 precision, and per-expert row counts that are not
     multiples of the quantisation block. Dropless routing gives data-dependent counts (taken as
-    unaligned); padding to capacity (runtime.moe_pad_to_capacity with model.moe.capacity_factor) gives
+    unaligned), except under a dispatcher that pads them itself (PADDED_DISPATCHERS: HybridEP, no copy);
+    padding to capacity (runtime.moe_pad_to_capacity with model.moe.capacity_factor) gives
     each local expert capacity x etp x ep rows, capacity = ceil(local tokens x top_k / experts x
-    capacity factor) (Megatron-Core get_capacity, MoEAlltoAllTokenDispatcher.preprocess), aligned or not
-    as that number is."""
+    capacity factor) (Megatron-Core get_capacity, MoEAlltoAllTokenDispatcher.preprocess; HybridEP's
+    setup_metadata sets the same capacity x ep counts), aligned or not as that number is. (From
+    d0b3b7754 the expert module skips the padding under HybridEP with capacity padding too; no published
+    HybridEP run pads to capacity, so that version split is not keyed.)"""
     m = ctx.model
     if not m.moe:
         return np.zeros(T.size(t), dtype=bool)
     rt = ctx.scenario.runtime
     quantised = (t["framework"] == MEG) & (t["precision"] == FP8)
     if not (rt.moe_pad_to_capacity and m.moe.capacity_factor is not None):
-        return quantised
+        return quantised & (rt.moe_dispatcher not in PADDED_DISPATCHERS)
     align = 32 if rt.fp8_recipe == "mxfp8" else 16
     local_tokens = t["mbs"] * ctx.seq_len / t["cp"] / t["tp"]
     capacity = np.ceil(local_tokens * m.moe.top_k / m.moe.experts * m.moe.capacity_factor)
