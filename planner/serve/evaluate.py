@@ -24,7 +24,9 @@ Operating point (steady state of continuous batching with chunked prefill):
 * TTFT p90 / p99: the prefill of the input's 90th / 99th percentile length, the scheduling wait and the
   queue wait at that quantile; under a request rate with a spread of input lengths, the quantile of the sum
   of a prompt's own prefill (over the input's points) and the M/G/1 wait, which are independent
-  (ttft_sum_quantile), plus the scheduling wait at that quantile.
+  (ttft_sum_quantile), plus the scheduling wait at that quantile (schedule_wait: the rest of the running
+  step, the engine's poll or attention-DP hold, and one more step where the engine overlaps scheduling with
+  the GPU step and other requests are running).
 
 Disaggregated prefill/decode (plan prefill_replicas > 0; DistServe, Zhong et al. OSDI 2024;
 vLLM / SGLang / Dynamo "P/D disaggregation"): `prefill_replicas` instances of the same layout only
