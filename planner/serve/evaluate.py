@@ -24,7 +24,9 @@ Operating point (steady state of continuous batching with chunked prefill):
 * TTFT p90 / p99: the prefill of the input's 90th / 99th percentile length, the scheduling wait and the
   queue wait at that quantile; under a request rate with a spread of input lengths, the quantile of the sum
   of a prompt's own prefill (over the input's points) and the M/G/1 wait, which are independent
-  (ttft_sum_quantile), plus the scheduling wait at that quantile.
+  (ttft_sum_quantile), plus the scheduling wait at that quantile (schedule_wait: the rest of the running
+  step, the engine's poll or attention-DP hold, and one more step where the engine overlaps scheduling with
+  the GPU step and other requests are running).
 
 Disaggregated prefill/decode (plan prefill_replicas > 0; DistServe, Zhong et al. OSDI 2024;
 vLLM / SGLang / Dynamo "P/D disaggregation"): `prefill_replicas` instances of the same layout only
@@ -454,9 +456,12 @@ def _evaluate(sc, t: dict) -> dict:
     ttft50, pf_rate = _ttft_service(ctx, t, b_eval, ctx.in_mean, rate=True)
     ttft90 = ttft50 if ctx.in_p90 == ctx.in_mean else _ttft_service(ctx, t, b_eval, ctx.in_p90)[0]
     ttft99 = ttft90 if ctx.in_p99 == ctx.in_p90 else _ttft_service(ctx, t, b_eval, ctx.in_p99)[0]
-    ttft50 = np.where(dis, pf50 + kv_move, ttft50 + schedule_wait(t, t_iter, 0.5, b_eval, ctx.out_mean))
-    ttft90 = np.where(dis, pf90 + kv_move90, ttft90 + schedule_wait(t, t_iter, 0.9, b_eval, ctx.out_mean))
-    ttft99 = np.where(dis, pf99 + kv_move99, ttft99 + schedule_wait(t, t_iter, 0.99, b_eval, ctx.out_mean))
+    # running requests an arrival finds on its replica (schedule_wait): Poisson arrivals see the mean b; a closed
+    # loop's request sees the others
+    others = b_eval if s.mode == "rate" else np.maximum(b_eval - 1.0, 0.0)
+    ttft50 = np.where(dis, pf50 + kv_move, ttft50 + schedule_wait(t, t_iter, 0.5, b_eval, ctx.out_mean, others))
+    ttft90 = np.where(dis, pf90 + kv_move90, ttft90 + schedule_wait(t, t_iter, 0.9, b_eval, ctx.out_mean, others))
+    ttft99 = np.where(dis, pf99 + kv_move99, ttft99 + schedule_wait(t, t_iter, 0.99, b_eval, ctx.out_mean, others))
     queue_reps = np.where(dis, np.maximum(pre, 1), reps)   # who the prefill queue is shared by
     pf_rate = np.where(dis, pf_tok_s, pf_rate)
     if s.mode == "rate":
@@ -505,7 +510,8 @@ def _evaluate(sc, t: dict) -> dict:
         own = np.array([_ttft_service(ctx, t, b_eval, l)[0] * np.ones_like(t_iter) for l, _ in ctx.in_points])
         shares = np.array([w for _, w in ctx.in_points])
         for key, (q, _) in QUANTILES.items():
-            x = ttft_sum_quantile(own, shares, schedule_wait(t, t_iter, q, b_eval, ctx.out_mean), lam, es, es2, q)
+            x = ttft_sum_quantile(own, shares, schedule_wait(t, t_iter, q, b_eval, ctx.out_mean, others), lam, es, es2,
+                                  q)
             ttft[key] = np.where(dis, ttft[key], np.maximum(x, ttft["p50"]))
     if s.mode == "concurrency":  # the mean (the scheduling wait's is its median), the closed loop's Little's law reads it
         ttft["mean"] = ttft50 + wait_mean
@@ -589,7 +595,7 @@ def ttft_sum_quantile(own, shares, base, lam, es, es2, q: float):
     return np.where(np.isfinite(wait_q), hi, np.inf)
 
 
-def schedule_wait(t, t_iter, q: float, b=None, out_mean: float = 1.0):
+def schedule_wait(t, t_iter, q: float, b=None, out_mean: float = 1.0, others=None):
     """Quantile q of the seconds a new request waits before the scheduler takes it into a prefill: the
     engines schedule between steps, so a request arriving during a decode step waits for that step and,
     where the scheduler polls its queue only every k decode steps (engines.plan_recv_interval: SGLang
@@ -597,14 +603,28 @@ def schedule_wait(t, t_iter, q: float, b=None, out_mean: float = 1.0):
     ranks (engines.plan_adp_balance), for the next release of held prompts, every adp_release_cycle steps at b
     decoding sequences per replica (b None: the cycle's shortest, every rank always holding a prompt).
     The arrival's phase in that cycle of k steps is uniform (closed-loop completions and Poisson arrivals
-    are not tied to it): wait = q x k x step."""
+    are not tied to it): wait = q x k x step.
+    Where the engine prepares the next step while the GPU runs this one (timing.overlaps_host_step), that next
+    step is already scheduled when a request arrives: it reaches the scheduler when the running step ends and
+    enters the step after the one launched then, one whole step later than without the overlap. Sources: SGLang
+    Scheduler.event_loop_overlap (python/sglang/srt/managers/scheduler.py: recv_requests, get_next_batch_to_run,
+    run_batch launches batch i, then process_batch_result of batch i - 1 waits for it), TensorRT-LLM
+    PyExecutor._executor_loop_overlap (tensorrt_llm/_torch/pyexecutor/py_executor.py: _prepare_and_schedule_batch
+    and _forward_step of step i, then _update_requests / _process_previous_batch of step i - 1), vLLM's async
+    scheduling (the scheduler's next batch is built before the current batch's output is processed). It applies
+    where the replica is busy: an arrival finds `others` running requests (a request rate: Poisson with mean b,
+    arrivals see time averages; a closed loop: b - 1; default b, and busy when b is None), so the extra step
+    comes with probability 1 - exp(-others): wait = (q x k + overlap x (1 - exp(-others))) x step."""
     k = E.plan_recv_interval(t)
     on, wait, timeout = E.plan_adp_balance(t)
     if np.any(on):
         ranks = np.where(t["attn_dp"], t["tp"], 1)
         arrivals = np.inf if b is None else np.asarray(b, dtype=float) / max(out_mean, 1e-9) / ranks
         k = np.where(on, adp_release_cycle(arrivals, ranks, wait, timeout), k)
-    return q * k * t_iter
+    overlap = timing.overlaps_host_step(t["engine"], E.plan_engine_version(t), t["pp"], E.plan_async_scheduling(t))
+    others = b if others is None else others
+    busy = 1.0 if others is None else -np.expm1(-np.maximum(np.asarray(others, dtype=float), 0.0))
+    return (q * k + np.where(overlap, busy, 0.0)) * t_iter
 
 
 def adp_release_cycle(arrivals, ranks, wait, timeout):
