@@ -194,13 +194,36 @@ def point_scenario(r: dict, rate: float | None = None) -> tuple[ServingScenario,
     ranks = tp if attn_dp else 1  # TensorRT-LLM limits are per attention-DP rank
     for key, name in (("max_batch_size_per_rank", "max_batch"), ("max_num_tokens_per_rank", "max_batched_tokens")):
         if par.get(key):
-            plan += f",{name}={par[key] * ranks}"
+            limit = par[key] * ranks
+            if name == "max_batch" and engine == "vllm":
+                limit = min(limit, mlperf_decode_target(fw))
+            plan += f",{name}={limit}"
     if not any(par.get(k) for k in ("max_batch_size_per_rank", "max_num_tokens_per_rank")):
         limits = trtllm_bench_limits(r, sc, plan, w, kv, tp, pp)
         if limits:
             plan += f",max_batch={limits[0] * ranks},max_batched_tokens={limits[1] * ranks}"
     measured = r["measured"].get("output_tokens_per_sec_total") or r["derived"]["output_tokens_per_sec_total"]
     return sc, plan, float(measured)
+
+
+# AMD's MLPerf vLLM build (closed/AMD/setup/vllm_patches of mlcommons/inference_results_v5.1 @ 965182b0, applied on
+# ROCm/vllm 0610_rc2 for llama2-70b, llama2_patch_files_gfx942.txt): scheduler-change-to-have-prefill-and-decode-reach-go
+# .patch adds to vLLM V0's Scheduler (vllm/core/scheduler.py), when VLLM_LLAMA2_MLPERF_SCHED is 1: _schedule_running
+# stops taking running sequences into the decode batch at _get_target_decode_batch() (MAX_TARGET_DECODE_BATCH once
+# MAX_TARGET or more run; patch lines 27-39, 49-55), and _schedule_default admits no prompt while MAX_TARGET or more
+# run (lines 64-72). So no step decodes more than MAX_TARGET sequences: the planner's max_batch (the most sequences
+# decoding at once) is min(max_num_seqs, MAX_TARGET). Off (env unset) the patch changes nothing; MAX_TARGET unset is
+# its envs.py default, 1536 (lines 97-123).
+MLPERF_DECODE_TARGET_DEFAULT = 1536
+
+
+def mlperf_decode_target(framework: str) -> float:
+    """The decode-batch ceiling of AMD's MLPerf vLLM V0 scheduler patch where the run's framework text sets
+    VLLM_LLAMA2_MLPERF_SCHED 1 on the V0 engine (VLLM_USE_V1 0: the V1 engine never reads it); inf otherwise."""
+    if "VLLM_USE_V1 0" not in framework or "VLLM_LLAMA2_MLPERF_SCHED 1" not in framework:
+        return float("inf")
+    m = re.search(r"VLLM_LLAMA2_MLPERF_MAX_TARGET_DECODE_BATCH (\d+)", framework)
+    return int(m.group(1)) if m else MLPERF_DECODE_TARGET_DEFAULT
 
 
 def latency_percentile(lim: dict) -> str:
