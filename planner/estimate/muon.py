@@ -49,9 +49,6 @@ NS_STEPS = 5
 # --muon-split-qkv (default on, megatron/training/arguments.py; the export passes no --muon-no-split-qkv):
 # a fused QKV weight is orthogonalised as its Q, K and V parts apart (muon.py TensorParallelMuon.orthogonalize).
 SPLIT_QKV = True
-# fp32 momentum buffer of a Muon parameter; fp32 first and second moments of an Adam-fallback one.
-MUON_STATE_BYTES = 4.0
-ADAM_STATE_BYTES = 8.0
 # HBM bytes per Muon parameter of OrthogonalizedOptimizer.step's elementwise passes, all fp32 (4-byte) tensors:
 # weight decay p.add_(p, -wd lr): read 4, write 4 = 8; exp_avg.lerp_(grad): read 8, write 4 = 12; Nesterov
 # grad.lerp(exp_avg): read 8, write 4 = 12; F.normalize (norm pass read 4, divide read 4 write 4) = 12; cast to
@@ -136,10 +133,12 @@ def layerwise_shares(ctx, t, sp, stage, sharded):
 
 
 def state_bytes(ctx, t, sp, stage, sharded):
-    """(bytes of the optimizer states this GPU keeps under Muon, its Muon parameters): MUON_STATE_BYTES per Muon
-    parameter, ADAM_STATE_BYTES per other one, of layerwise_shares."""
+    """(bytes of the optimizer states this GPU keeps under Muon, its Muon parameters): memory_terms_states.STATE_BYTES
+    of muon (one fp32 momentum) per Muon parameter, of adam (two fp32 moments) per other one, of layerwise_shares."""
+    from planner.estimate.memory_terms_states import STATE_BYTES
+
     held, muon = layerwise_shares(ctx, t, sp, stage, sharded)
-    return MUON_STATE_BYTES * muon + ADAM_STATE_BYTES * (held - muon), muon
+    return STATE_BYTES["muon"] * muon + STATE_BYTES["adam"] * (held - muon), muon
 
 
 def newton_schulz_s(ctx, t, sp, sharded):
